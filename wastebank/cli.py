@@ -1,0 +1,229 @@
+"""`wastebank` — one command with a subcommand per process.
+
+Imports of the heavy modules happen inside each command, so `wastebank services up` works before
+anything else is configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wastebank.config import ConfigError
+
+app = typer.Typer(
+    help="wastebank: bank sampah & waste-to-energy monitoring / pemantauan bank sampah",
+    no_args_is_help=True,
+    add_completion=False,
+)
+services_app = typer.Typer(help="Mosquitto + InfluxDB on loopback / layanan lokal", no_args_is_help=True)
+sim_app = typer.Typer(help="simulated devices / perangkat simulasi", no_args_is_help=True)
+deadletter_app = typer.Typer(help="rejected messages / pesan yang ditolak", no_args_is_help=True)
+app.add_typer(services_app, name="services")
+app.add_typer(sim_app, name="sim")
+app.add_typer(deadletter_app, name="deadletter")
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML settings file (or WASTEBANK_CONFIG)")
+]
+
+
+def _logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(code=2)
+
+
+# ---- services ---------------------------------------------------------------------------------
+
+
+@services_app.command("up")
+def services_up(config: ConfigOption = None) -> None:
+    """Install (if missing) and start Mosquitto and InfluxDB on 127.0.0.1."""
+    from wastebank import services
+    from wastebank.config import load_settings
+
+    _logging()
+    try:
+        services.up(load_settings(services.ServicesSettings, config))
+    except (ConfigError, services.ServiceError) as exc:
+        raise _fail(exc) from None
+
+
+@services_app.command("down")
+def services_down(config: ConfigOption = None) -> None:
+    """Stop the services this project started (by their own pid files)."""
+    from wastebank import services
+    from wastebank.config import load_settings
+
+    _logging()
+    try:
+        services.down(load_settings(services.ServicesSettings, config))
+    except (ConfigError, services.ServiceError) as exc:
+        raise _fail(exc) from None
+
+
+@services_app.command("status")
+def services_status(config: ConfigOption = None) -> None:
+    """Show whether each service is running and answering; exit 1 if one is not."""
+    from wastebank import services
+    from wastebank.config import load_settings
+
+    try:
+        states = services.status(load_settings(services.ServicesSettings, config))
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    for state in states:
+        typer.echo(state.describe())
+    if not all(s.healthy for s in states):
+        raise typer.Exit(code=1)
+
+
+# ---- processes --------------------------------------------------------------------------------
+
+
+@app.command()
+def gateway(config: ConfigOption = None, verbose: bool = False) -> None:
+    """Run a waste-bank gateway: serial scale -> outbox -> MQTT."""
+    from gateway.main import GatewaySettings, run
+    from wastebank.config import load_settings
+
+    _logging(verbose)
+    try:
+        settings = load_settings(GatewaySettings, config)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    asyncio.run(run(settings))
+
+
+@app.command()
+def ingest(config: ConfigOption = None, verbose: bool = False) -> None:
+    """Run the ingester: MQTT -> InfluxDB + ledger."""
+    from ingest.main import IngestSettings, run
+    from wastebank.config import load_settings
+
+    _logging(verbose)
+    try:
+        settings = load_settings(IngestSettings, config)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    asyncio.run(run(settings))
+
+
+@app.command()
+def api(config: ConfigOption = None, verbose: bool = False) -> None:
+    """Run the HTTP API and pages."""
+    import uvicorn
+
+    from api.app import ApiSettings, create_app
+    from wastebank.config import load_settings
+
+    _logging(verbose)
+    try:
+        settings = load_settings(ApiSettings, config)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
+def seed(
+    config: ConfigOption = None,
+    ledger_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the ledger")] = None,
+) -> None:
+    """Create the demo city (Ambon, WIT) with two waste banks, members, cards and prices."""
+    from wastebank import seed as seed_mod
+
+    summary = seed_mod.seed_demo(ledger_url)
+    typer.echo(summary)
+
+
+@app.command()
+def demo(config: ConfigOption = None) -> None:
+    """Start services, seed, simulated devices, gateway, ingester and API; Ctrl-C stops all."""
+    from wastebank import demo as demo_mod
+
+    _logging()
+    try:
+        asyncio.run(demo_mod.run())
+    except KeyboardInterrupt:
+        typer.echo("stopped / dihentikan")
+
+
+# ---- simulators -------------------------------------------------------------------------------
+
+
+@sim_app.command("kiosk")
+def sim_kiosk(
+    link: Annotated[Path, typer.Option(help="stable symlink to the pty slave, like /dev/ttyUSB0")],
+    cards: Annotated[str, typer.Option(help="comma-separated member card UIDs")],
+    categories: Annotated[str, typer.Option(help="comma-separated category codes")],
+    interval: Annotated[float, typer.Option(help="seconds between deposits")] = 8.0,
+    seed_value: Annotated[int | None, typer.Option("--seed", help="random seed")] = None,
+) -> None:
+    """Play a kiosk scale over a real pseudo-terminal."""
+    from firmware_sim.kiosk import run_random_kiosk
+
+    _logging()
+    asyncio.run(
+        run_random_kiosk(
+            link=link,
+            cards=[c.strip() for c in cards.split(",") if c.strip()],
+            categories=[c.strip() for c in categories.split(",") if c.strip()],
+            interval_s=interval,
+            seed=seed_value,
+        )
+    )
+
+
+@sim_app.command("tps")
+def sim_tps(
+    config: ConfigOption = None,
+    tps: Annotated[str, typer.Option(help="TPS code")] = "tps-batu-merah",
+    sensor: Annotated[str, typer.Option(help="sensor id")] = "us-01",
+    interval: Annotated[float, typer.Option(help="seconds between readings")] = 5.0,
+) -> None:
+    """Play an ultrasonic TPS fill sensor publishing over MQTT."""
+    from firmware_sim.tps import TpsSimSettings, run_tps_sensor
+    from wastebank.config import load_settings
+
+    _logging()
+    try:
+        settings = load_settings(TpsSimSettings, config)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    asyncio.run(run_tps_sensor(settings, tps_code=tps, sensor_id=sensor, interval_s=interval))
+
+
+# ---- dead letters -----------------------------------------------------------------------------
+
+
+@deadletter_app.command("list")
+def deadletter_list(
+    ledger_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the ledger")] = None,
+) -> None:
+    """List messages the ingester rejected (topic, error, time)."""
+    from wastebank import ledger
+
+    engine = ledger.make_engine(ledger_url)
+    with ledger.Session(engine) as session:
+        rows = ledger.dead_letters(session)
+    for row in rows:
+        typer.echo(f"{row.id}\t{row.received_at.isoformat()}\t{row.topic}\t{row.error}")
+    typer.echo(f"{len(rows)} dead letter(s) / pesan ditolak")
+
+
+if __name__ == "__main__":
+    app()

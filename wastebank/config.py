@@ -1,0 +1,102 @@
+"""Settings shared by every process: one typed class per process, validated at start.
+
+Values come from (highest first): keyword arguments, ``WASTEBANK_*`` environment variables
+(nested fields with ``__``, e.g. ``WASTEBANK_MQTT__PORT=1883``), the TOML file named by
+``WASTEBANK_CONFIG`` (or ``--config``), then the defaults here. The defaults match what
+``wastebank services up`` starts on loopback, so a developer needs no configuration at all.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+RUN_DIR = Path(os.environ.get("WASTEBANK_RUN_DIR", Path.cwd() / ".run"))
+
+DEFAULT_MQTT_PORT = 11883
+DEFAULT_INFLUX_PORT = 18086
+
+
+class MqttSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=DEFAULT_MQTT_PORT, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    topic_prefix: str = Field(
+        default="", pattern=r"^([A-Za-z0-9_-]+/)*$", description="empty in production; tests isolate"
+    )
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+
+
+class InfluxSettings(BaseModel):
+    url: str = f"http://127.0.0.1:{DEFAULT_INFLUX_PORT}"
+    database: str = Field(default="wastebank", pattern=r"^[A-Za-z0-9_]+$")
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+def default_ledger_url() -> str:
+    return f"sqlite:///{RUN_DIR / 'ledger.db'}"
+
+
+class ConfigError(Exception):
+    """Settings failed validation; the message names every bad field."""
+
+
+class WastebankSettings(BaseSettings):
+    """Base for each process's settings class."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WASTEBANK_", env_nested_delimiter="__", extra="forbid"
+    )
+    config_file: ClassVar[Path | None] = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = cls.config_file or _env_config_path()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+S = TypeVar("S", bound=WastebankSettings)
+
+
+def _env_config_path() -> Path | None:
+    value = os.environ.get("WASTEBANK_CONFIG")
+    return Path(value) if value else None
+
+
+def load_settings(cls: type[S], config_file: Path | None = None, **overrides: Any) -> S:
+    """Build ``cls`` from its sources; raise ConfigError with one line per bad field."""
+    path = config_file or _env_config_path()
+    if path is not None and not path.is_file():
+        raise ConfigError(f"configuration file not found: {path}")
+    try:
+        bound = type(cls.__name__, (cls,), {"config_file": path})
+        return bound(**overrides)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        lines = [f"invalid {cls.__name__} settings:"]
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "(root)"
+            env = "WASTEBANK_" + "__".join(str(p) for p in err["loc"]).upper()
+            lines.append(f"  {field} ({env}): {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None

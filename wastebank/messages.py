@@ -1,0 +1,148 @@
+"""The MQTT messages that gateway, ingest and the simulators share: one definition each.
+
+docs/protocol.md is the human contract; this module is the machine one. Every payload is JSON,
+validated with ``Model.model_validate_json`` at the edge. Weights are integer grams, money is
+integer Rupiah, and every timestamp carries a time zone.
+
+Topics (``prefix`` is empty in production; tests use it to isolate themselves)::
+
+    {prefix}wb/v1/{bank}/gateway/{gateway}/deposit     QoS 1, not retained   DepositEvent
+    {prefix}wb/v1/{bank}/gateway/{gateway}/status      QoS 1, retained       GatewayStatus
+    {prefix}wb/v1/{tps}/fill_sensor/{sensor}/fill      QoS 1, not retained   FillReading
+    {prefix}wb/v1/{tps}/fill_sensor/{sensor}/status    QoS 1, retained       GatewayStatus
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+TOPIC_ROOT = "wb/v1"
+
+# Codes used in topics: lower-case letters, digits and dashes, so they never contain `/`, `+`, `#`.
+CODE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+Code = Annotated[str, Field(pattern=CODE_PATTERN)]
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamp must carry a time zone (e.g. 2026-11-23T09:15:00+09:00)")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DepositEvent(_Message):
+    """A weighed deposit, produced by a gateway once card + category + stable weight + confirm."""
+
+    kind: Literal["deposit"] = "deposit"
+    event_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*-\d+$", description="'{gateway_id}-{seq}'")
+    gateway_id: Code
+    seq: int = Field(ge=0, description="per-gateway sequence number, survives restarts")
+    bank_code: Code
+    scale_id: Code
+    card_uid: str = Field(pattern=r"^[0-9A-F]{8,20}$", description="member card UID, upper-case hex")
+    category_code: Code
+    net_g: int = Field(gt=0, le=10_000_000, description="net weight in integer grams")
+    tare_g: int = Field(ge=0, default=0)
+    stable: bool
+    protocol: str = Field(max_length=32, description="scale protocol id, e.g. 'gs_nt'")
+    measured_at: AwareDatetime
+    raw_frames: list[str] = Field(default_factory=list, max_length=16)
+
+    def model_post_init(self, __context: object) -> None:
+        if self.event_id != f"{self.gateway_id}-{self.seq}":
+            raise ValueError("event_id must be '{gateway_id}-{seq}'")
+
+
+class FillReading(_Message):
+    """One (already filtered) reading from a TPS container fill sensor.
+
+    Field names follow FIWARE WasteContainer where one exists: ``fillingLevel`` is a 0..1 ratio.
+    """
+
+    kind: Literal["fill"] = "fill"
+    reading_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*-\d+$", description="'{sensor_id}-{seq}'")
+    sensor_id: Code
+    seq: int = Field(ge=0)
+    tps_code: Code
+    measured_at: AwareDatetime
+    distance_mm: int = Field(ge=0, le=20_000)
+    fillingLevel: float = Field(ge=0.0, le=1.0)  # noqa: N815 - FIWARE name
+    temperature_c: float | None = Field(default=None, ge=-40, le=85)
+    battery_pct: int | None = Field(default=None, ge=0, le=100)
+
+    def model_post_init(self, __context: object) -> None:
+        if self.reading_id != f"{self.sensor_id}-{self.seq}":
+            raise ValueError("reading_id must be '{sensor_id}-{seq}'")
+
+
+class GatewayStatus(_Message):
+    """Retained presence of a gateway or device; the broker publishes the 'offline' will."""
+
+    kind: Literal["status"] = "status"
+    state: Literal["online", "offline"]
+    device_id: Code
+    at: AwareDatetime | None = None
+    version: str | None = None
+
+
+# ---- topics -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Builds and parses topics under an optional prefix (which ends with '/' when set)."""
+
+    prefix: str = ""
+
+    def deposit(self, bank: str, gateway: str) -> str:
+        return f"{self.prefix}{TOPIC_ROOT}/{bank}/gateway/{gateway}/deposit"
+
+    def gateway_status(self, bank: str, gateway: str) -> str:
+        return f"{self.prefix}{TOPIC_ROOT}/{bank}/gateway/{gateway}/status"
+
+    def fill(self, tps: str, sensor: str) -> str:
+        return f"{self.prefix}{TOPIC_ROOT}/{tps}/fill_sensor/{sensor}/fill"
+
+    def sensor_status(self, tps: str, sensor: str) -> str:
+        return f"{self.prefix}{TOPIC_ROOT}/{tps}/fill_sensor/{sensor}/status"
+
+    @property
+    def deposit_filter(self) -> str:
+        return f"{self.prefix}{TOPIC_ROOT}/+/gateway/+/deposit"
+
+    @property
+    def fill_filter(self) -> str:
+        return f"{self.prefix}{TOPIC_ROOT}/+/fill_sensor/+/fill"
+
+    def parse(self, topic: str) -> TopicParts | None:
+        """Split a topic into (site, device_type, device_id, kind), or None if it is not ours."""
+        if not topic.startswith(self.prefix):
+            return None
+        match = _TOPIC_RE.match(topic[len(self.prefix) :])
+        if match is None:
+            return None
+        return TopicParts(*match.groups())
+
+
+@dataclass(frozen=True)
+class TopicParts:
+    site: str
+    device_type: str
+    device_id: str
+    kind: str
+
+
+_TOPIC_RE = re.compile(
+    r"^" + re.escape(TOPIC_ROOT) + r"/([a-z0-9-]+)/(gateway|fill_sensor)/([a-z0-9-]+)/([a-z_]+)$"
+)
