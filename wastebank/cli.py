@@ -21,7 +21,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-services_app = typer.Typer(help="Mosquitto + InfluxDB on loopback / layanan lokal", no_args_is_help=True)
+services_app = typer.Typer(
+    help="Mosquitto + InfluxDB on loopback / layanan lokal", no_args_is_help=True
+)
 sim_app = typer.Typer(help="simulated devices / perangkat simulasi", no_args_is_help=True)
 deadletter_app = typer.Typer(help="rejected messages / pesan yang ditolak", no_args_is_help=True)
 app.add_typer(services_app, name="services")
@@ -197,6 +199,7 @@ def sim_tps(
 ) -> None:
     """Play an ultrasonic TPS fill sensor publishing over MQTT."""
     from firmware_sim.tps import TpsSimSettings, run_tps_sensor
+
     from wastebank.config import load_settings
 
     _logging()

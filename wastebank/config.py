@@ -32,7 +32,9 @@ class MqttSettings(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     topic_prefix: str = Field(
-        default="", pattern=r"^([A-Za-z0-9_-]+/)*$", description="empty in production; tests isolate"
+        default="",
+        pattern=r"^([A-Za-z0-9_-]+/)*$",
+        description="empty in production; tests isolate",
     )
     keepalive_s: int = Field(default=30, ge=5, le=3600)
 

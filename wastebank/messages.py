@@ -50,7 +50,9 @@ class DepositEvent(_Message):
     seq: int = Field(ge=0, description="per-gateway sequence number, survives restarts")
     bank_code: Code
     scale_id: Code
-    card_uid: str = Field(pattern=r"^[0-9A-F]{8,20}$", description="member card UID, upper-case hex")
+    card_uid: str = Field(
+        pattern=r"^[0-9A-F]{8,20}$", description="member card UID, upper-case hex"
+    )
     category_code: Code
     net_g: int = Field(gt=0, le=10_000_000, description="net weight in integer grams")
     tare_g: int = Field(ge=0, default=0)
