@@ -1,0 +1,46 @@
+# Developer and CI entry points. `make test` on a fresh Debian machine installs everything it needs
+# (venv, Python packages, Mosquitto and InfluxDB via apt) and runs the whole suite.
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: venv install services services-down lint test demo clean
+
+venv: $(BIN)/python
+
+# A fresh Debian / Raspberry Pi OS has python3 but not always its venv module (python3-venv).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+$(BIN)/python:
+	$(PY) -m venv $(VENV) || { rm -rf $(VENV) && $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q python3-venv && $(PY) -m venv $(VENV); }
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(STAMP)
+
+# Re-install only when pyproject.toml changed since the last install.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+services: install
+	$(BIN)/wastebank services up
+
+services-down:
+	@if [ -x $(BIN)/wastebank ]; then $(BIN)/wastebank services down; fi
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: install services lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+demo: install services
+	$(BIN)/wastebank demo
+
+clean: services-down
+	rm -rf .run

@@ -1,0 +1,153 @@
+"""Shared test helpers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05
+) -> None:
+    """Poll `predicate` until it is true; fail the test if `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {predicate!r}")
+        time.sleep(interval)  # poll interval, not a fixed wait for an outcome
+
+
+# ---- integration fixtures: the real Mosquitto and InfluxDB started by `wastebank services up` ----
+
+import asyncio  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import AsyncIterator, Awaitable, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from wastebank import services  # noqa: E402
+from wastebank.config import InfluxSettings, MqttSettings, load_settings  # noqa: E402
+from wastebank.influx import Influx  # noqa: E402
+
+
+async def eventually(
+    predicate: Callable[[], Awaitable[bool]], timeout: float = 20.0, interval: float = 0.05
+) -> None:
+    """Await until the async ``predicate`` holds; fail if ``timeout`` passes first."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)  # poll interval, not a fixed wait for an outcome
+
+
+@pytest.fixture(scope="session")
+def running_services() -> services.ServicesSettings:
+    """Start (or find running) the project's Mosquitto and InfluxDB; never skip."""
+    settings = load_settings(services.ServicesSettings)
+    services.up(settings)
+    return settings
+
+
+@pytest.fixture
+def test_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def mqtt_settings(running_services: services.ServicesSettings, test_id: str) -> MqttSettings:
+    return MqttSettings(port=running_services.mqtt_port, topic_prefix=f"test-{test_id}/")
+
+
+@pytest.fixture
+async def influx_settings(
+    running_services: services.ServicesSettings, test_id: str
+) -> AsyncIterator[InfluxSettings]:
+    settings = InfluxSettings(
+        url=f"http://127.0.0.1:{running_services.influx_port}", database=f"test_{test_id}"
+    )
+    yield settings
+    influx = Influx(settings)
+    try:
+        await influx.drop_database()
+    finally:
+        await influx.aclose()
+
+
+@pytest.fixture
+def ledger_url(tmp_path: Path) -> str:
+    from wastebank.seed import seed_demo
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    seed_demo(url)
+    return url
+
+
+class Processes:
+    """Child `wastebank` processes, each with its own env and log file; all stopped at teardown."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (self.log_dir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "wastebank.cli", *args],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self.procs[name] = proc
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.log_dir / f"{name}.log").read_text(errors="replace")
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs[name]
+        proc.send_signal(sig)
+        proc.wait(timeout=15)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    procs = Processes(tmp_path)
+    yield procs
+    procs.stop_all()
+
+
+def settings_env(
+    prefix: str, mqtt: MqttSettings, influx: InfluxSettings | None = None, ledger: str | None = None
+) -> dict[str, str]:
+    """WASTEBANK_* variables that point a child process at this test's broker prefix, DB, ledger."""
+    env = {
+        "WASTEBANK_MQTT__HOST": mqtt.host,
+        "WASTEBANK_MQTT__PORT": str(mqtt.port),
+        "WASTEBANK_MQTT__TOPIC_PREFIX": mqtt.topic_prefix,
+    }
+    if influx is not None:
+        env["WASTEBANK_INFLUX__URL"] = influx.url
+        env["WASTEBANK_INFLUX__DATABASE"] = influx.database
+    if ledger is not None:
+        env["WASTEBANK_LEDGER_URL"] = ledger
+    return env

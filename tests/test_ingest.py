@@ -1,0 +1,176 @@
+"""The ingester against the real Mosquitto and InfluxDB: once-only, dead letters, never stuck."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import aiomqtt
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ingest.main import IngestSettings, run
+from tests.conftest import eventually
+from wastebank import ledger
+from wastebank.config import InfluxSettings, MqttSettings
+from wastebank.influx import Influx
+from wastebank.messages import DepositEvent, FillReading, Topics
+
+pytestmark = pytest.mark.integration
+
+WIT = timezone(timedelta(hours=9))
+
+
+def deposit(seq: int, net_g: int, card: str = "04A1B2C3D4", category: str = "pet") -> DepositEvent:
+    return DepositEvent(
+        event_id=f"gw-01-{seq}",
+        gateway_id="gw-01",
+        seq=seq,
+        bank_code="bs-batu-merah",
+        scale_id="scale-01",
+        card_uid=card,
+        category_code=category,
+        net_g=net_g,
+        stable=True,
+        protocol="gs_nt",
+        measured_at=datetime(2026, 11, 23, 9, 0, tzinfo=WIT) + timedelta(seconds=seq),
+        raw_frames=["ST,GS,+0001.25kg"],
+    )
+
+
+@pytest.fixture
+async def ingester(
+    mqtt_settings: MqttSettings, influx_settings: InfluxSettings, ledger_url: str, test_id: str
+) -> AsyncIterator[IngestSettings]:
+    settings = IngestSettings(
+        mqtt=mqtt_settings,
+        influx=influx_settings,
+        ledger_url=ledger_url,
+        client_id=f"ingest-{test_id}",
+        batch_max_age_s=0.05,
+    )
+    ready = asyncio.Event()
+    task = asyncio.create_task(run(settings, ready=ready))
+    await asyncio.wait_for(ready.wait(), 20)
+    yield settings
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def publish(mqtt: MqttSettings, items: list[tuple[str, bytes]]) -> None:
+    async with aiomqtt.Client(mqtt.host, mqtt.port) as client:
+        for topic, payload in items:
+            await client.publish(topic, payload, qos=1)
+
+
+def ledger_counts(url: str) -> tuple[int, int, int]:
+    engine = ledger.make_engine(url)
+    try:
+        with Session(engine) as s:
+            deposits = s.scalar(select(func.count()).select_from(ledger.Deposit)) or 0
+            dead = s.scalar(select(func.count()).select_from(ledger.DeadLetter)) or 0
+            balance = ledger.member_balance(s, "AMB-0001")
+        return deposits, dead, balance
+    finally:
+        engine.dispose()
+
+
+async def influx_sum(settings: InfluxSettings, q: str) -> list[list[object]]:
+    influx = Influx(settings)
+    try:
+        series = await influx.query(q)
+    finally:
+        await influx.aclose()
+    return [v for s in series for v in s.values]
+
+
+async def test_deposits_applied_once_and_bad_payloads_dead_lettered(
+    ingester: IngestSettings, mqtt_settings: MqttSettings, influx_settings: InfluxSettings
+) -> None:
+    topics = Topics(mqtt_settings.topic_prefix)
+    topic = topics.deposit("bs-batu-merah", "gw-01")
+    first = [deposit(1, 1250), deposit(2, 2500, category="kardus")]
+    await publish(mqtt_settings, [(topic, ev.model_dump_json().encode()) for ev in first])
+
+    # 1,250 g PET @ Rp4,000 = Rp5,000; 2,500 g kardus @ Rp1,500 = Rp3,750.
+    async def two_applied() -> bool:
+        return ledger_counts(ingester.ledger_url)[0] == 2
+
+    await eventually(two_applied)
+    assert ledger_counts(ingester.ledger_url) == (2, 0, 8750)
+
+    # The same messages again, then garbage, a mismatched identity, and one more good deposit.
+    forged = deposit(3, 999).model_copy(update={"bank_code": "bs-nusaniwe"})
+    await publish(
+        mqtt_settings,
+        [
+            *[(topic, ev.model_dump_json().encode()) for ev in first],
+            (topic, b"\xff\x00{not json"),
+            (topic, b'{"kind": "deposit", "net_g": -5}'),
+            (topic, forged.model_dump_json().encode()),
+            (topic, deposit(4, 1000).model_dump_json().encode()),
+        ],
+    )
+
+    async def last_applied() -> bool:
+        return ledger_counts(ingester.ledger_url)[0] == 3
+
+    await eventually(last_applied)
+    deposits, dead, balance = ledger_counts(ingester.ledger_url)
+    assert (deposits, dead, balance) == (3, 3, 8750 + 4000)
+
+    engine = ledger.make_engine(ingester.ledger_url)
+    with Session(engine) as s:
+        rows = ledger.dead_letters(s)
+    engine.dispose()
+    assert rows[0].payload == b"\xff\x00{not json"
+    assert rows[0].topic == topic
+    assert "invalid DepositEvent" in rows[0].error
+    assert "identity mismatch" in rows[2].error
+
+    # InfluxDB holds one point per deposit even though two were delivered twice.
+    async def three_points() -> bool:
+        rows = await influx_sum(influx_settings, 'SELECT count("net_g") FROM "deposit"')
+        return bool(rows) and rows[0][1] == 3
+
+    await eventually(three_points)
+    ((_, total),) = await influx_sum(influx_settings, 'SELECT sum("net_g") FROM "deposit"')
+    assert total == 1250 + 2500 + 1000
+
+
+async def test_fill_readings_reach_influx(
+    ingester: IngestSettings, mqtt_settings: MqttSettings, influx_settings: InfluxSettings
+) -> None:
+    topics = Topics(mqtt_settings.topic_prefix)
+    now = datetime.now(UTC)
+    readings = [
+        FillReading(
+            reading_id=f"us-01-{i}",
+            sensor_id="us-01",
+            seq=i,
+            tps_code="tps-batu-merah",
+            measured_at=now + timedelta(minutes=15 * i),
+            distance_mm=1400 - 100 * i,
+            fillingLevel=round(0.1 * i, 3),
+            battery_pct=90,
+        )
+        for i in range(1, 4)
+    ]
+    await publish(
+        mqtt_settings,
+        [(topics.fill("tps-batu-merah", "us-01"), r.model_dump_json().encode()) for r in readings],
+    )
+
+    async def all_written() -> bool:
+        rows = await influx_sum(influx_settings, 'SELECT count("filling_level") FROM "fill_level"')
+        return bool(rows) and rows[0][1] == 3
+
+    await eventually(all_written)
+    ((_, last),) = await influx_sum(
+        influx_settings, 'SELECT last("filling_level") FROM "fill_level"'
+    )
+    assert last == pytest.approx(0.3)

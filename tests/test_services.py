@@ -1,0 +1,184 @@
+"""`wastebank.services`: the real Mosquitto and InfluxDB (`make test` starts them first)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tomllib
+import uuid
+from pathlib import Path
+
+import aiomqtt
+import httpx
+import pytest
+from conftest import wait_until
+
+from wastebank import services
+from wastebank.config import load_settings
+from wastebank.services import ServicesSettings
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or only a zombie left for its parent to reap."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port(offset_also_free: int = 0) -> int:
+    """A port the kernel just handed out (bind to 0), with `port + offset` free as well."""
+    for _ in range(50):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port + offset_also_free <= 65535 and _bindable(port + offset_also_free):
+            return port
+    raise AssertionError("no free port pair found")
+
+
+def _pids(settings: ServicesSettings) -> dict[str, int | None]:
+    return {s.name: s.pid for s in services.status(settings)}
+
+
+@pytest.fixture(scope="module")
+def main_settings() -> ServicesSettings:
+    """The instance `make services` started (default run_dir and ports)."""
+    return load_settings(ServicesSettings)
+
+
+# ---- the shared instance ----------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_status_reports_both_healthy(main_settings: ServicesSettings) -> None:
+    states = services.status(main_settings)
+
+    assert [s.name for s in states] == ["mosquitto", "influxd"]
+    for state in states:
+        assert state.healthy, f"{state.describe()} — run `make services` first"
+        assert str(state.pid) in state.describe()
+
+
+@pytest.mark.integration
+def test_up_again_keeps_the_same_processes(main_settings: ServicesSettings) -> None:
+    before = _pids(main_settings)
+
+    services.up(main_settings)
+
+    assert _pids(main_settings) == before
+    assert all(pid is not None for pid in before.values())
+
+
+@pytest.mark.integration
+def test_influxdb_answers_ping_as_1x(main_settings: ServicesSettings) -> None:
+    resp = httpx.get(f"http://127.0.0.1:{main_settings.influx_port}/ping", timeout=5)
+
+    assert resp.status_code == 204
+    assert resp.headers["X-Influxdb-Version"].startswith("1.")
+
+
+@pytest.mark.integration
+async def test_mosquitto_qos1_round_trip(main_settings: ServicesSettings) -> None:
+    topic = f"test/services/{uuid.uuid4().hex}"
+    async with aiomqtt.Client(
+        "127.0.0.1", main_settings.mqtt_port, identifier=f"test-{uuid.uuid4().hex[:8]}"
+    ) as client:
+        await client.subscribe(topic, qos=1)
+        await client.publish(topic, b"halo dari Ambon", qos=1)
+        async with asyncio.timeout(10):
+            message = await anext(aiter(client.messages))
+
+    assert message.topic.matches(topic)
+    assert message.payload == b"halo dari Ambon"
+    assert message.qos == 1
+
+
+# ---- a second, private instance -----------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_second_instance_up_status_down(tmp_path: Path, main_settings: ServicesSettings) -> None:
+    settings = load_settings(
+        ServicesSettings,
+        run_dir=tmp_path / "run",
+        mqtt_port=_free_port(),
+        influx_port=_free_port(offset_also_free=services.INFLUX_RPC_OFFSET),
+    )
+    main_pids = _pids(main_settings)
+    assert not any(s.running for s in services.status(settings))
+
+    services.up(settings)
+    try:
+        states = services.status(settings)
+        assert all(s.healthy for s in states), [s.describe() for s in states]
+        pids = {s.name: s.pid for s in states}
+        assert set(pids.values()).isdisjoint(main_pids.values())
+        services.up(settings)
+        assert _pids(settings) == pids
+        conf = (tmp_path / "run/influxdb/influxdb.conf").read_text()
+        assert f"127.0.0.1:{settings.influx_port + services.INFLUX_RPC_OFFSET}" in conf
+    finally:
+        services.down(settings)
+
+    for pid in pids.values():
+        assert pid is not None
+        wait_until(lambda pid=pid: _gone(pid), timeout=15)
+    assert not any(svc.pid_file.exists() for svc in services._services(settings))
+    assert not any(s.running or s.answering for s in services.status(settings))
+    assert _pids(main_settings) == main_pids  # the shared instance was not touched
+    services.down(settings)  # nothing running: still fine
+
+
+# ---- no daemons needed ------------------------------------------------------------------------
+
+
+def test_down_never_signals_a_process_it_did_not_start(tmp_path: Path) -> None:
+    settings = load_settings(ServicesSettings, run_dir=tmp_path)
+    stranger = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        for sub, pid_file in (("mosquitto", "mosquitto.pid"), ("influxdb", "influxd.pid")):
+            (tmp_path / sub).mkdir()
+            (tmp_path / sub / pid_file).write_text(f"{stranger.pid}\n")
+
+        assert not any(s.running for s in services.status(settings))
+        services.down(settings)
+
+        assert stranger.poll() is None
+        assert not (tmp_path / "mosquitto/mosquitto.pid").exists()
+    finally:
+        assert stranger.stdin is not None
+        stranger.stdin.close()
+        stranger.wait(timeout=10)
+
+
+def test_configs_use_our_ports_and_dirs(tmp_path: Path) -> None:
+    settings = load_settings(ServicesSettings, run_dir=tmp_path, mqtt_port=21883, influx_port=28086)
+    mosquitto, influxd = services._services(settings)
+
+    mconf = services.mosquitto_conf(mosquitto, settings)
+    assert "listener 21883 127.0.0.1\n" in mconf
+    assert f"persistence_location {tmp_path}/mosquitto/data/\n" in mconf
+    assert "persistent_client_expiration" not in mconf
+
+    iconf = tomllib.loads(services.influxdb_conf(influxd, settings))
+    assert iconf["bind-address"] == "127.0.0.1:28088"
+    assert iconf["http"]["bind-address"] == "127.0.0.1:28086"
+    assert iconf["http"]["auth-enabled"] is False
+    assert iconf["data"]["wal-dir"] == os.fspath(tmp_path / "influxdb/wal")
+    assert iconf["monitor"]["store-enabled"] is False

@@ -1,0 +1,467 @@
+"""Mosquitto and InfluxDB 1.x for development, tests and CI, started from the project's own files.
+
+`up` installs the Debian packages when they are missing, writes our own configs under
+``run_dir/mosquitto`` and ``run_dir/influxdb``, starts both daemons on ``bind`` with our own ports
+and data dirs, and waits until each one answers. A system mosquitto/influxd that the Debian
+packages may start (ports 1883, 8086, 8088) is never touched: we only stop what our own pid files
+name, and only when that process is the right program running our own config.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from pydantic import Field
+
+from wastebank.config import DEFAULT_INFLUX_PORT, DEFAULT_MQTT_PORT, RUN_DIR, WastebankSettings
+
+log = logging.getLogger(__name__)
+
+MOSQUITTO_BIN = Path("/usr/sbin/mosquitto")
+INFLUXD_BIN = Path("/usr/bin/influxd")
+PACKAGES = {"mosquitto": MOSQUITTO_BIN, "influxdb": INFLUXD_BIN}
+INFLUX_RPC_OFFSET = 2  # influx_port + 2, like 8086/8088, so we never clash with a system influxd
+STOP_TIMEOUT_S = 10.0
+POLL_S = 0.1
+
+# influxd processes this interpreter started; kept so they can be reaped (no zombies, no
+# "still running" ResourceWarning when a Popen object is garbage-collected).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class ServiceError(Exception):
+    """A service could not be installed, started or stopped; the message says why."""
+
+
+class ServicesSettings(WastebankSettings):
+    run_dir: Path = RUN_DIR
+    bind: str = "127.0.0.1"
+    mqtt_port: int = Field(default=DEFAULT_MQTT_PORT, ge=1, le=65535)
+    influx_port: int = Field(default=DEFAULT_INFLUX_PORT, ge=1, le=65535 - INFLUX_RPC_OFFSET)
+    install: bool = True
+    start_timeout_s: float = Field(default=30.0, gt=0)
+
+
+@dataclass(frozen=True)
+class Service:
+    """Where one daemon keeps its files, and how to ask it whether it answers."""
+
+    name: str  # also the process name in /proc/<pid>/comm
+    dir: Path
+    conf: Path
+    pid_file: Path
+    log_file: Path
+    host: str  # address to connect to
+    port: int
+    answers: Callable[[str, int], bool]
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    name: str
+    pid: int | None  # our process, alive; None when not running
+    host: str
+    port: int
+    answering: bool
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+    @property
+    def healthy(self) -> bool:
+        return self.running and self.answering
+
+    def describe(self) -> str:
+        pid = f"pid {self.pid}" if self.pid is not None else "pid -"
+        running = "berjalan / running" if self.running else "tidak berjalan / not running"
+        answering = "menjawab / answering" if self.answering else "tidak menjawab / not answering"
+        return f"{self.name:<9} {pid:<10} {self.host}:{self.port}  {running}, {answering}"
+
+
+# ---- public API -------------------------------------------------------------------------------
+
+
+def up(settings: ServicesSettings) -> None:
+    """Install what is missing; start each daemon unless ours is already running and answering."""
+    _install_missing(settings)
+    mosquitto, influxd = _services(settings)
+    for svc, start in ((mosquitto, _start_mosquitto), (influxd, _start_influxd)):
+        state = _state(svc)
+        if state.pid is not None and not state.answering:  # ours: still starting, or hung
+            try:
+                _wait_until_answering(svc, settings.start_timeout_s)
+            except ServiceError as exc:
+                log.warning("%s dimulai ulang / restarting: %s", svc.name, exc)
+                _stop(svc, state.pid)
+            state = _state(svc)
+        if state.healthy:
+            log.info(
+                "%s sudah berjalan / already running on %s:%s (pid %s)",
+                svc.name,
+                svc.host,
+                svc.port,
+                state.pid,
+            )
+            continue
+        _remove_stale_pid_file(svc)
+        if _port_open(svc.host, svc.port):
+            raise ServiceError(
+                f"port {svc.host}:{svc.port} sudah dipakai proses lain / "
+                f"already in use by another process; pick another {svc.name} port"
+            )
+        svc.dir.mkdir(parents=True, exist_ok=True)
+        child = start(svc, settings)
+        pid = _wait_until_answering(svc, settings.start_timeout_s, child)
+        log.info("%s berjalan / running on %s:%s (pid %s)", svc.name, svc.host, svc.port, pid)
+
+
+def down(settings: ServicesSettings) -> None:
+    """Stop the daemons named by our pid files; leave anything else alone."""
+    for svc in _services(settings):
+        pid = _our_pid(svc)
+        if pid is None:
+            log.info("%s tidak berjalan / not running", svc.name)
+        else:
+            log.info("menghentikan / stopping %s (pid %s)", svc.name, pid)
+            _stop(svc, pid)
+            log.info("%s berhenti / stopped", svc.name)
+        svc.pid_file.unlink(missing_ok=True)
+
+
+def status(settings: ServicesSettings) -> list[ServiceState]:
+    return [_state(svc) for svc in _services(settings)]
+
+
+# ---- layout and configs -----------------------------------------------------------------------
+
+
+def _services(settings: ServicesSettings) -> tuple[Service, Service]:
+    run_dir = settings.run_dir.resolve()
+    host = "127.0.0.1" if settings.bind in ("", "0.0.0.0") else settings.bind  # noqa: S104
+    host = "::1" if host == "::" else host
+    mdir, idir = run_dir / "mosquitto", run_dir / "influxdb"
+    mosquitto = Service(
+        name="mosquitto",
+        dir=mdir,
+        conf=mdir / "mosquitto.conf",
+        pid_file=mdir / "mosquitto.pid",
+        log_file=mdir / "mosquitto.log",
+        host=host,
+        port=settings.mqtt_port,
+        answers=_mqtt_answers,
+    )
+    influxd = Service(
+        name="influxd",
+        dir=idir,
+        conf=idir / "influxdb.conf",
+        pid_file=idir / "influxd.pid",
+        log_file=idir / "influxd.log",
+        host=host,
+        port=settings.influx_port,
+        answers=_influx_answers,
+    )
+    return mosquitto, influxd
+
+
+def mosquitto_conf(svc: Service, settings: ServicesSettings) -> str:
+    # Running as root, mosquitto would drop to user "mosquitto", which cannot write our run_dir;
+    # naming the current user keeps it as whoever ran `up` (no effect when not root).
+    user = _current_user()
+    return f"""\
+# Written by `wastebank services up`; edits are overwritten.
+# Anonymous for now: per-device passwords and ACLs come in a later issue.
+allow_anonymous true
+listener {settings.mqtt_port} {settings.bind}
+user {user}
+pid_file {svc.pid_file}
+persistence true
+persistence_location {svc.dir / "data"}/
+autosave_interval 5
+max_queued_messages 100000
+max_inflight_messages 100
+log_dest file {svc.log_file}
+log_type error
+log_type warning
+log_type notice
+log_type information
+log_timestamp_format %Y-%m-%dT%H:%M:%S
+"""
+
+
+def influxdb_conf(svc: Service, settings: ServicesSettings) -> str:
+    def q(value: object) -> str:  # TOML basic string; JSON escaping is a subset of it
+        return json.dumps(str(value))
+
+    rpc = f"127.0.0.1:{settings.influx_port + INFLUX_RPC_OFFSET}"
+    return f"""\
+# Written by `wastebank services up`; edits are overwritten. InfluxDB 1.6 keys.
+# Upstream 1.6 reads reporting-disabled; Debian's build renamed it to reporting-enabled (default
+# false). Unknown keys are ignored, so both are set.
+reporting-disabled = true
+reporting-enabled = false
+bind-address = {q(rpc)}
+
+[meta]
+  dir = {q(svc.dir / "meta")}
+
+[data]
+  dir = {q(svc.dir / "data")}
+  wal-dir = {q(svc.dir / "wal")}
+  query-log-enabled = false
+
+[monitor]
+  store-enabled = false
+
+[http]
+  enabled = true
+  bind-address = {q(f"{settings.bind}:{settings.influx_port}")}
+  # Auth off for now; users and passwords come with the per-device credentials issue.
+  auth-enabled = false
+  log-enabled = false
+
+[logging]
+  level = "warn"
+  suppress-logo = true
+
+[continuous_queries]
+  enabled = true
+"""
+
+
+# ---- install ----------------------------------------------------------------------------------
+
+
+def _install_missing(settings: ServicesSettings) -> None:
+    missing = [pkg for pkg, binary in PACKAGES.items() if not binary.exists()]
+    if not missing:
+        return
+    names = " ".join(missing)
+    if not settings.install:
+        raise ServiceError(
+            f"{names} belum terpasang / not installed, and install is off "
+            f"(sudo apt-get install {names})"
+        )
+    if shutil.which("apt-get") is None:
+        raise ServiceError(f"{names} not installed and apt-get not found; install them by hand")
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    log.info("memasang / installing %s (apt-get)", names)
+    _run([*sudo, "apt-get", "update"])
+    _run(
+        [
+            *sudo,
+            "env",
+            "DEBIAN_FRONTEND=noninteractive",
+            "apt-get",
+            "install",
+            "-y",
+            "--no-install-recommends",
+            *missing,
+        ]
+    )
+    still_missing = [pkg for pkg in missing if not PACKAGES[pkg].exists()]
+    if still_missing:
+        raise ServiceError(f"apt-get finished but {' '.join(still_missing)} is still missing")
+    log.info("%s terpasang / installed", names)
+
+
+def _run(cmd: list[str]) -> None:
+    try:
+        subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise ServiceError(f"gagal / failed: {' '.join(cmd)}: {exc}") from exc
+
+
+# ---- start, wait, stop ------------------------------------------------------------------------
+
+
+def _start_mosquitto(svc: Service, settings: ServicesSettings) -> subprocess.Popen[bytes] | None:
+    (svc.dir / "data").mkdir(exist_ok=True)
+    svc.conf.write_text(mosquitto_conf(svc, settings))
+    log.info("memulai / starting mosquitto on %s:%s", svc.host, svc.port)
+    # -d: mosquitto forks, the child writes pid_file; errors after the fork go to log_file.
+    result = subprocess.run(
+        [str(MOSQUITTO_BIN), "-c", str(svc.conf), "-d"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ServiceError(
+            f"mosquitto gagal mulai / failed to start (exit {result.returncode}): "
+            f"{(result.stderr or result.stdout).strip()}\n{_log_tail(svc)}"
+        )
+    return None  # daemonized: not our child
+
+
+def _start_influxd(svc: Service, settings: ServicesSettings) -> subprocess.Popen[bytes] | None:
+    for sub in ("meta", "data", "wal"):
+        (svc.dir / sub).mkdir(exist_ok=True)
+    svc.conf.write_text(influxdb_conf(svc, settings))
+    log.info("memulai / starting influxd on %s:%s", svc.host, svc.port)
+    with svc.log_file.open("ab") as log_fh:
+        proc = subprocess.Popen(
+            [str(INFLUXD_BIN), "run", "-config", str(svc.conf), "-pidfile", str(svc.pid_file)],
+            stdin=subprocess.DEVNULL,
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _CHILDREN[proc.pid] = proc
+    return proc
+
+
+def _wait_until_answering(
+    svc: Service, timeout_s: float, child: subprocess.Popen[bytes] | None = None
+) -> int:
+    deadline = time.monotonic() + timeout_s
+    pid: int | None = None
+    while time.monotonic() < deadline:
+        pid = _our_pid(svc)
+        if pid is not None and svc.answers(svc.host, svc.port):
+            return pid
+        if child is not None and child.poll() is not None:
+            _CHILDREN.pop(child.pid, None)
+            raise ServiceError(f"{svc.name} berhenti / exited while starting\n{_log_tail(svc)}")
+        time.sleep(POLL_S)
+    raise ServiceError(
+        f"{svc.name} tidak menjawab / did not answer on {svc.host}:{svc.port} within "
+        f"{timeout_s:.0f} s (pid {pid})\n{_log_tail(svc)}"
+    )
+
+
+def _stop(svc: Service, pid: int) -> None:
+    for sig, wait_s in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, 5.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(POLL_S)
+        if not _alive(pid):
+            break
+        log.warning("%s (pid %s) tidak berhenti / ignored %s", svc.name, pid, sig.name)
+    if _alive(pid):
+        raise ServiceError(f"{svc.name} (pid {pid}) did not stop, even after SIGKILL")
+    _CHILDREN.pop(pid, None)
+
+
+def _remove_stale_pid_file(svc: Service) -> None:
+    if svc.pid_file.exists() and _our_pid(svc) is None:
+        log.info("menghapus / removing stale %s", svc.pid_file)
+        svc.pid_file.unlink(missing_ok=True)
+
+
+# ---- process and health checks ----------------------------------------------------------------
+
+
+def _state(svc: Service) -> ServiceState:
+    pid = _our_pid(svc)
+    answering = pid is not None and svc.answers(svc.host, svc.port)
+    return ServiceState(svc.name, pid, svc.host, svc.port, answering)
+
+
+def _our_pid(svc: Service) -> int | None:
+    """The pid in our pid file, if that process is alive, is `svc.name` and runs our config."""
+    try:
+        pid = int(svc.pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    if not _alive(pid):
+        return None
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:  # exited meanwhile, or not ours to read
+        return None
+    if comm != svc.name or os.fsencode(svc.conf) not in argv:
+        return None
+    return pid
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie (a killed daemon stays a zombie until its parent reaps it)."""
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        return child.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # Format "pid (comm) state ..."; comm may contain spaces or parentheses.
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _mqtt_answers(host: str, port: int, timeout_s: float = 3.0) -> bool:
+    """A real MQTT CONNECT that gets a successful CONNACK."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"wastebank-health-{os.getpid()}")
+    client.connect_timeout = timeout_s
+    try:
+        client.connect(host, port, keepalive=10)
+    except OSError:
+        return False
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not client.is_connected() and time.monotonic() < deadline:
+            if client.loop(timeout=POLL_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return False
+        return client.is_connected()
+    finally:
+        client.disconnect()
+        client.loop(timeout=0.0)
+        sock = client.socket()
+        if sock is not None and isinstance(sock, socket.socket):
+            sock.close()
+
+
+def _influx_answers(host: str, port: int, timeout_s: float = 3.0) -> bool:
+    """GET /ping answers 204 with an X-Influxdb-Version header."""
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        resp = httpx.get(f"http://{netloc}/ping", timeout=timeout_s)
+    except httpx.HTTPError:
+        return False
+    return resp.status_code == 204 and "X-Influxdb-Version" in resp.headers
+
+
+def _log_tail(svc: Service, lines: int = 30) -> str:
+    try:
+        text = svc.log_file.read_text(errors="replace")
+    except FileNotFoundError:
+        return f"(no log at {svc.log_file})"
+    tail = "\n".join(text.splitlines()[-lines:])
+    return f"--- last lines of / baris terakhir {svc.log_file} ---\n{tail}"
+
+
+def _current_user() -> str:
+    return pwd.getpwuid(os.geteuid()).pw_name
