@@ -1,0 +1,181 @@
+"""The API on the real InfluxDB: balances, tonnage by local day, latest TPS fill, health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from sqlalchemy.orm import Session
+
+from api.app import ApiSettings, create_app, kg, local_day_bounds, rupiah
+from wastebank import ledger
+from wastebank.config import InfluxSettings, MqttSettings
+from wastebank.influx import Influx, deposit_line, fill_line
+from wastebank.messages import DepositEvent, FillReading
+
+WIT = timezone(timedelta(hours=9))  # Ambon, the demo city (Asia/Jayapura)
+
+
+def ev(seq: int, at: datetime, net_g: int, category: str = "pet") -> DepositEvent:
+    return DepositEvent(
+        event_id=f"gw-01-{seq}",
+        gateway_id="gw-01",
+        seq=seq,
+        bank_code="bs-batu-merah",
+        scale_id="scale-01",
+        card_uid="04A1B2C3D4",
+        category_code=category,
+        net_g=net_g,
+        stable=True,
+        protocol="gs_nt",
+        measured_at=at,
+    )
+
+
+@pytest.fixture
+async def client(
+    mqtt_settings: MqttSettings, influx_settings: InfluxSettings, ledger_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(ApiSettings(mqtt=mqtt_settings, influx=influx_settings, ledger_url=ledger_url))
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            yield c
+
+
+def test_indonesian_number_formats() -> None:
+    assert rupiah(1234567) == "Rp1.234.567"
+    assert rupiah(-500) == "-Rp500"
+    assert kg(1250) == "1,25 kg"
+
+
+def test_local_day_bounds_follow_the_city_zone() -> None:
+    lo, hi = local_day_bounds(
+        datetime(2026, 11, 1).date(),  # noqa: DTZ001 - a calendar date
+        datetime(2026, 11, 30).date(),  # noqa: DTZ001
+        "Asia/Jayapura",
+    )
+    # 1 November 00:00 WIT is 31 October 15:00 UTC; the range ends at 1 December 00:00 WIT.
+    assert lo.astimezone(UTC) == datetime(2026, 10, 31, 15, 0, tzinfo=UTC)
+    assert hi.astimezone(UTC) == datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
+
+
+@pytest.mark.integration
+async def test_tonnage_buckets_by_local_day_in_wit(
+    client: httpx.AsyncClient, influx_settings: InfluxSettings
+) -> None:
+    events = [
+        ev(1, datetime(2026, 10, 31, 23, 50, tzinfo=WIT), 1000),  # October, local time
+        ev(2, datetime(2026, 11, 1, 0, 30, tzinfo=WIT), 2000),  # 00:30 WIT 1 Nov = 31 Oct UTC
+        ev(3, datetime(2026, 11, 1, 10, 0, tzinfo=WIT), 500, category="kardus"),
+        ev(4, datetime(2026, 11, 2, 8, 0, tzinfo=WIT), 250),
+        ev(5, datetime(2026, 12, 1, 0, 5, tzinfo=WIT), 4000),  # December, local time
+    ]
+    influx = Influx(influx_settings)
+    await influx.ensure_database()
+    await influx.write([deposit_line(e, kecamatan="Sirimau", amount_idr=0) for e in events])
+    await influx.aclose()
+
+    resp = await client.get("/api/tonnage", params={"start": "2026-11-01", "end": "2026-11-30"})
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["timezone"] == "Asia/Jayapura"
+    assert body["total_g"] == 2000 + 500 + 250
+    by_cat = {g["key"]["category"]: (g["net_g"], g["deposits"]) for g in body["groups"]}
+    assert by_cat == {"pet": (2250, 2), "kardus": (500, 1)}
+
+    resp = await client.get(
+        "/api/tonnage",
+        params={"start": "2026-11-01", "end": "2026-11-02", "group_by": "bank", "interval": "day"},
+    )
+    days = [(g["period_start"][:10], g["net_g"]) for g in resp.json()["groups"]]
+    assert days == [("2026-11-01", 2500), ("2026-11-02", 250)]
+    assert resp.json()["groups"][0]["period_start"].endswith("+09:00")
+
+    resp = await client.get("/api/tonnage", params={"start": "2026-11-02", "end": "2026-11-01"})
+    assert resp.status_code == 422
+
+
+@pytest.mark.integration
+async def test_balance_transactions_and_member_page(
+    client: httpx.AsyncClient, ledger_url: str
+) -> None:
+    engine = ledger.make_engine(ledger_url)
+    with Session(engine) as s:
+        ledger.apply_deposit(s, ev(1, datetime(2026, 11, 23, 9, 0, tzinfo=WIT), 1250))
+        ledger.apply_deposit(s, ev(2, datetime(2026, 11, 23, 9, 5, tzinfo=WIT), 2000, "kardus"))
+    engine.dispose()
+
+    bal = (await client.get("/api/members/AMB-0001/balance")).json()
+    assert bal["balance_idr"] == 5000 + 3000  # 1.25 kg x Rp4,000 + 2 kg x Rp1,500
+    assert bal["deposits"] == 2
+    txs = (await client.get("/api/members/AMB-0001/transactions")).json()
+    assert [t["event_id"] for t in txs] == ["gw-01-2", "gw-01-1"]
+    assert txs[0]["measured_at"].endswith("Z") or txs[0]["measured_at"].endswith("+00:00")
+
+    page = await client.get("/nasabah/AMB-0001")
+    assert page.status_code == 200
+    assert "Rp8.000" in page.text
+    assert "Saldo" in page.text
+    assert "23-11-2026 09.05" in page.text  # shown in WIT
+
+    missing = await client.get("/api/members/NOPE/balance")
+    assert missing.status_code == 404
+    assert "tidak ditemukan" in missing.json()["detail"]
+
+
+@pytest.mark.integration
+async def test_latest_fill_per_sensor(
+    client: httpx.AsyncClient, influx_settings: InfluxSettings
+) -> None:
+    base = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+    readings = [
+        FillReading(
+            reading_id=f"{sensor}-{i}",
+            sensor_id=sensor,
+            seq=i,
+            tps_code=tps,
+            measured_at=base + timedelta(minutes=15 * i),
+            distance_mm=1000,
+            fillingLevel=level,
+        )
+        for i, (tps, sensor, level) in enumerate(
+            [("tps-a", "us-01", 0.2), ("tps-a", "us-01", 0.45), ("tps-b", "us-02", 0.9)], start=1
+        )
+    ]
+    influx = Influx(influx_settings)
+    await influx.ensure_database()
+    await influx.write([fill_line(r) for r in readings])
+    await influx.aclose()
+
+    latest = (await client.get("/api/tps/latest")).json()
+    assert [(t["tps_code"], t["filling_level"]) for t in latest] == [
+        ("tps-a", 0.45),
+        ("tps-b", 0.9),
+    ]
+
+
+@pytest.mark.integration
+async def test_health_reports_each_part(client: httpx.AsyncClient, ledger_url: str) -> None:
+    body = (await client.get("/health")).json()
+    assert body["status"] == "ok"
+    assert body["influxdb"]["version"].startswith("1.")
+    assert body["broker"]["ok"] and body["ledger"]["ok"]
+
+    broken = create_app(
+        ApiSettings(
+            mqtt=MqttSettings(port=1),
+            influx=InfluxSettings(url="http://127.0.0.1:1"),
+            ledger_url=ledger_url,
+        )
+    )
+    async with LifespanManager(broken) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            body = (await c.get("/health")).json()
+    assert body["status"] == "degraded"
+    assert not body["broker"]["ok"] and not body["influxdb"]["ok"]
+    assert body["ledger"]["ok"]
