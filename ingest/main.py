@@ -173,6 +173,11 @@ class Ingester:
     async def consume(self, client: aiomqtt.Client, ready: asyncio.Event | None = None) -> None:
         await client.subscribe(self.topics.deposit_filter, qos=1)
         await client.subscribe(self.topics.fill_filter, qos=1)
+        log.info(
+            "berlangganan / subscribed to %s, %s",
+            self.topics.deposit_filter,
+            self.topics.fill_filter,
+        )
         if ready is not None:
             ready.set()
         loop = asyncio.get_running_loop()
