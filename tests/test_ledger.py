@@ -91,7 +91,8 @@ def test_price_in_force_at_measurement_time_and_history_kept(engine: Engine) -> 
     with Session(engine) as s:
         bank = s.scalar(select(ledger.Bank).where(ledger.Bank.code == "bs-batu-merah"))
         pet = s.scalar(select(ledger.Category).where(ledger.Category.code == "pet"))
-        assert bank and pet
+        assert bank
+        assert pet
         s.add(
             ledger.Price(
                 bank_id=bank.id, category_id=pet.id, price_per_kg_idr=4500, effective_from=change
@@ -104,7 +105,8 @@ def test_price_in_force_at_measurement_time_and_history_kept(engine: Engine) -> 
         assert (after.price_per_kg_idr, after.amount_idr) == (4500, 4500)
         # The earlier deposit keeps the price it was made at.
         row = s.scalar(select(ledger.Deposit).where(ledger.Deposit.event_id == "gw-01-1"))
-        assert row is not None and row.amount_idr == 4000
+        assert row is not None
+        assert row.amount_idr == 4000
 
 
 def test_each_bank_prices_with_its_own_list(engine: Engine) -> None:
@@ -151,9 +153,12 @@ def test_naive_datetimes_are_refused(engine: Engine) -> None:
     with Session(engine) as s:
         s.add(
             ledger.Price(
-                bank_id=1, category_id=1, price_per_kg_idr=1, effective_from=datetime(2026, 1, 1)
+                bank_id=1,
+                category_id=1,
+                price_per_kg_idr=1,
+                effective_from=datetime(2026, 1, 1),  # noqa: DTZ001 - the point of the test
             )
-        )  # noqa: DTZ001
+        )
         with pytest.raises(Exception, match="naive datetime"):
             s.commit()
 

@@ -146,20 +146,20 @@ def seed(
     ledger_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the ledger")] = None,
 ) -> None:
     """Create the demo city (Ambon, WIT) with two waste banks, members, cards and prices."""
-    from wastebank import seed as seed_mod
+    from wastebank.seed import seed_demo
 
-    summary = seed_mod.seed_demo(ledger_url)
+    summary = seed_demo(ledger_url)
     typer.echo(summary)
 
 
 @app.command()
 def demo(config: ConfigOption = None) -> None:
     """Start services, seed, simulated devices, gateway, ingester and API; Ctrl-C stops all."""
-    from wastebank import demo as demo_mod
+    from wastebank.demo import run as run_demo
 
     _logging()
     try:
-        asyncio.run(demo_mod.run())
+        asyncio.run(run_demo())
     except KeyboardInterrupt:
         typer.echo("stopped / dihentikan")
 
@@ -199,7 +199,6 @@ def sim_tps(
 ) -> None:
     """Play an ultrasonic TPS fill sensor publishing over MQTT."""
     from firmware_sim.tps import TpsSimSettings, run_tps_sensor
-
     from wastebank.config import load_settings
 
     _logging()
