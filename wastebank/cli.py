@@ -41,6 +41,8 @@ def _logging(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # One line per InfluxDB write or health probe is noise; keep their warnings.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -160,8 +162,8 @@ def demo(config: ConfigOption = None) -> None:
     _logging()
     try:
         asyncio.run(run_demo())
-    except KeyboardInterrupt:
-        typer.echo("stopped / dihentikan")
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        typer.echo("dihentikan / stopped")
 
 
 # ---- simulators -------------------------------------------------------------------------------

@@ -65,6 +65,13 @@ async def _stop(children: list[Child]) -> None:
 
 
 async def run() -> None:
+    # Ctrl-C arrives as SIGINT (asyncio.run cancels us); treat SIGTERM and SIGHUP the same way, so
+    # `kill` or a closed terminal also stops every child instead of orphaning them.
+    loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
+    assert me is not None
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, me.cancel)
     services.up(load_settings(services.ServicesSettings))
     demo_dir = RUN_DIR / "demo"
     logs = demo_dir / "logs"
