@@ -8,10 +8,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import aiomqtt
+import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from api.app import ApiSettings, create_app
+from firmware_sim.tps import TpsSimSettings, run_tps_sensor
 from ingest.main import IngestSettings, run
 from tests.conftest import eventually
 from wastebank import ledger
@@ -174,3 +178,32 @@ async def test_fill_readings_reach_influx(
         influx_settings, 'SELECT last("filling_level") FROM "fill_level"'
     )
     assert last == pytest.approx(0.3)
+
+
+async def test_simulated_tps_sensor_reaches_the_api(
+    ingester: IngestSettings, mqtt_settings: MqttSettings, influx_settings: InfluxSettings
+) -> None:
+    sim = TpsSimSettings(mqtt=mqtt_settings)
+    await asyncio.wait_for(
+        run_tps_sensor(sim, tps_code="tps-benteng", sensor_id="us-02", interval_s=0, count=4), 30
+    )
+
+    async def four_points() -> bool:
+        rows = await influx_sum(influx_settings, 'SELECT count("filling_level") FROM "fill_level"')
+        return bool(rows) and rows[0][1] == 4
+
+    await eventually(four_points)
+    app = create_app(
+        ApiSettings(mqtt=mqtt_settings, influx=influx_settings, ledger_url=ingester.ledger_url)
+    )
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as c,
+    ):
+        (latest,) = (await c.get("/api/tps/latest")).json()
+    ((_, last_level),) = await influx_sum(
+        influx_settings, 'SELECT last("filling_level") FROM "fill_level"'
+    )
+    assert (latest["tps_code"], latest["sensor_id"]) == ("tps-benteng", "us-02")
+    assert latest["filling_level"] == pytest.approx(last_level)
+    assert 0.0 <= latest["filling_level"] <= 1.0
