@@ -1,9 +1,22 @@
-"""Shared test helpers."""
+"""Shared test helpers and the fixtures for integration tests on the real services."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from wastebank import services
+from wastebank.config import InfluxSettings, MqttSettings, load_settings
+from wastebank.influx import Influx
 
 
 def wait_until(
@@ -18,21 +31,6 @@ def wait_until(
 
 
 # ---- integration fixtures: the real Mosquitto and InfluxDB started by `wastebank services up` ----
-
-import asyncio  # noqa: E402
-import os  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import uuid  # noqa: E402
-from collections.abc import AsyncIterator, Awaitable, Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
-from wastebank import services  # noqa: E402
-from wastebank.config import InfluxSettings, MqttSettings, load_settings  # noqa: E402
-from wastebank.influx import Influx  # noqa: E402
 
 
 async def eventually(
