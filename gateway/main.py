@@ -265,12 +265,28 @@ class Gateway:
             self._wake.clear()
             rows = self.outbox.peek(DRAIN_BATCH)
             if not rows:
-                await self._wake.wait()
+                await self._idle(client)
                 continue
             for row in rows:
                 await client.publish(row.topic, row.payload, qos=1)
                 self.outbox.remove(row.id)
                 self.stats.published += 1
+
+    async def _idle(self, client: aiomqtt.Client) -> None:
+        """Wait for new rows; raise MqttError if the connection drops meanwhile.
+
+        We subscribe to nothing, so the message iterator only ever ends, with MqttError, when the
+        connection is lost: watching it notices a dead broker while idle, not at the next deposit.
+        """
+        wake = asyncio.ensure_future(self._wake.wait())
+        lost = asyncio.ensure_future(anext(client.messages))
+        try:
+            await asyncio.wait((wake, lost), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            wake.cancel()
+            lost.cancel()
+        if lost.done() and not lost.cancelled():
+            lost.result()
 
     async def run(self) -> None:
         try:
