@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from wastebank import __version__, ledger
 from wastebank.config import InfluxSettings, MqttSettings, WastebankSettings, default_ledger_url
 from wastebank.influx import DEPOSIT, FILL, Influx, InfluxError, influxql_time
+from wastebank.mqtt import client as mqtt_client
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -339,13 +340,7 @@ async def _query_or_503(influx: Influx, q: str) -> list[Any]:
 async def _broker_health(mqtt: MqttSettings) -> dict[str, Any]:
     try:
         async with asyncio.timeout(3):
-            async with aiomqtt.Client(
-                mqtt.host,
-                mqtt.port,
-                username=mqtt.username,
-                password=mqtt.password.get_secret_value() if mqtt.password else None,
-                timeout=3,
-            ):
+            async with mqtt_client(mqtt, timeout=3):
                 pass
     except (aiomqtt.MqttError, TimeoutError, OSError) as exc:
         return {"ok": False, "address": f"{mqtt.host}:{mqtt.port}", "error": str(exc)}

@@ -33,12 +33,12 @@ from pydantic import Field, field_validator, model_validator
 
 from wastebank.config import MqttSettings, WastebankSettings
 from wastebank.messages import CODE_PATTERN, FillReading, GatewayStatus, Topics
+from wastebank.mqtt import backoff
+from wastebank.mqtt import client as mqtt_client
 
 logger = logging.getLogger(__name__)
 
 SIM_VERSION: Final = "firmware_sim-0.1"
-BACKOFF_BASE_S: Final = 0.5
-BACKOFF_CAP_S: Final = 30.0
 OFFLINE_PUBLISH_TIMEOUT_S: Final = 2.0
 PINGS_PER_READING: Final = 5
 PING_NOISE_MM: Final = 6.0
@@ -238,14 +238,10 @@ def _client(settings: TpsSimSettings, tps_code: str, sensor_id: str) -> aiomqtt.
     mqtt = settings.mqtt
     topic = Topics(mqtt.topic_prefix).sensor_status(tps_code, sensor_id)
     will = GatewayStatus(state="offline", device_id=sensor_id, version=SIM_VERSION)
-    return aiomqtt.Client(
-        mqtt.host,
-        mqtt.port,
-        username=mqtt.username,
-        password=mqtt.password.get_secret_value() if mqtt.password else None,
+    return mqtt_client(
+        mqtt,
         identifier=f"wb-sim-{tps_code}-{sensor_id}",
         will=aiomqtt.Will(topic, will.model_dump_json(exclude_none=True), qos=1, retain=True),
-        keepalive=mqtt.keepalive_s,
         timeout=10,
     )
 
@@ -297,9 +293,8 @@ async def _publish_loop(
                 verb = "terputus / connection lost" if connected_once else "tidak tersedia / down"
                 logger.info("MQTT %s %s: %s", where, verb, exc)
                 lost = True
-            delay = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** min(attempt, 16)))
             attempt += 1
-            await asyncio.sleep(delay)
+            await asyncio.sleep(backoff(attempt))
 
 
 async def _drain(client: aiomqtt.Client, outbox: _Outbox, topic: str) -> None:

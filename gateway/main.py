@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,14 +25,13 @@ from pydantic import Field, ValidationError
 from gateway.kiosk import DepositCandidate, KioskSession
 from gateway.outbox import Outbox
 from gateway.scale_protocol import FrameError, KioskFrame, LineFramer, WeightReading, parse_line
-from wastebank import __version__
+from wastebank import __version__, mqtt
 from wastebank.config import RUN_DIR, MqttSettings, WastebankSettings
 from wastebank.messages import CODE_PATTERN, DepositEvent, GatewayStatus, Topics
+from wastebank.mqtt import backoff
 
 log = logging.getLogger("wastebank.gateway")
 
-BACKOFF_BASE_S = 1.5
-BACKOFF_CAP_S = 30.0
 DRAIN_BATCH = 50
 
 
@@ -60,10 +58,6 @@ class GatewayStats:
     deposits_stored: int = 0
     deposits_invalid: int = 0
     published: int = 0
-
-
-def _backoff(attempt: int) -> float:
-    return min(BACKOFF_CAP_S, random.uniform(0, BACKOFF_BASE_S ** min(10, attempt)))  # noqa: S311
 
 
 class Gateway:
@@ -171,7 +165,7 @@ class Gateway:
                     log.warning("timbangan tidak terhubung / scale not connected: %s", exc)
                 lost = True
                 attempt += 1
-                await asyncio.sleep(_backoff(attempt))
+                await asyncio.sleep(backoff(attempt))
                 continue
             if lost or attempt == 0:
                 log.info("timbangan terhubung / scale connected on %s", self.settings.serial_port)
@@ -220,13 +214,9 @@ class Gateway:
         will_payload = GatewayStatus(state="offline", device_id=s.gateway_id).model_dump_json()
         attempt, lost = 0, False
         while True:
-            client = aiomqtt.Client(
-                s.mqtt.host,
-                s.mqtt.port,
-                username=s.mqtt.username,
-                password=s.mqtt.password.get_secret_value() if s.mqtt.password else None,
+            client = mqtt.client(
+                s.mqtt,
                 identifier=f"gateway-{s.gateway_id}",
-                keepalive=s.mqtt.keepalive_s,
                 will=aiomqtt.Will(status_topic, will_payload, qos=1, retain=True),
             )
             try:
@@ -258,7 +248,7 @@ class Gateway:
                     )
                 lost = True
                 attempt += 1
-                await asyncio.sleep(_backoff(attempt))
+                await asyncio.sleep(backoff(attempt))
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         while True:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -21,7 +20,7 @@ from pydantic import Field, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from wastebank import ledger
+from wastebank import ledger, mqtt
 from wastebank.config import (
     InfluxSettings,
     MqttSettings,
@@ -30,11 +29,9 @@ from wastebank.config import (
 )
 from wastebank.influx import Influx, InfluxError, deposit_line, fill_line
 from wastebank.messages import DepositEvent, FillReading, Topics
+from wastebank.mqtt import backoff
 
 log = logging.getLogger("wastebank.ingest")
-
-RECONNECT_BASE_S = 1.5
-RECONNECT_CAP_S = 30.0
 
 
 class IngestSettings(WastebankSettings):
@@ -166,7 +163,7 @@ class Ingester:
                     log.warning("InfluxDB tidak tersedia / unavailable, retrying: %s", exc)
                 attempt += 1
                 self.stats.write_retries += 1
-                await asyncio.sleep(_backoff(attempt))
+                await asyncio.sleep(backoff(attempt))
 
     # ---- the consumer loop --------------------------------------------------------------------
 
@@ -236,23 +233,6 @@ def _payload_bytes(payload: Any) -> bytes:
     return str(payload).encode()
 
 
-def _backoff(attempt: int) -> float:
-    return min(RECONNECT_CAP_S, random.uniform(0, RECONNECT_BASE_S ** min(10, attempt)))  # noqa: S311
-
-
-def mqtt_client(settings: MqttSettings, identifier: str, *, persistent: bool) -> aiomqtt.Client:
-    client = aiomqtt.Client(
-        settings.host,
-        settings.port,
-        username=settings.username,
-        password=settings.password.get_secret_value() if settings.password else None,
-        identifier=identifier,
-        clean_session=not persistent,
-        keepalive=settings.keepalive_s,
-    )
-    return client
-
-
 async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -> None:
     engine = ledger.make_engine(settings.ledger_url)
     influx = Influx(settings.influx)
@@ -262,7 +242,7 @@ async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -
         attempt = 0
         lost = False
         while True:
-            client = mqtt_client(settings.mqtt, settings.client_id, persistent=True)
+            client = mqtt.client(settings.mqtt, identifier=settings.client_id, persistent=True)
             # Must be set before CONNECT: a persistent session's queued messages arrive at once.
             client._client.manual_ack_set(True)  # noqa: SLF001
             try:
@@ -283,7 +263,7 @@ async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -
                     log.warning("broker terputus / broker connection lost: %s", exc)
                 lost = True
                 attempt += 1
-                await asyncio.sleep(_backoff(attempt))
+                await asyncio.sleep(backoff(attempt))
     finally:
         log.info("ingest berhenti / stopping: %s", ingester.stats.as_dict())
         await influx.aclose()
@@ -302,4 +282,4 @@ async def _ensure_database(influx: Influx) -> None:
             attempt += 1
             if attempt == 1:
                 log.warning("menunggu InfluxDB / waiting for InfluxDB: %s", exc)
-            await asyncio.sleep(_backoff(attempt))
+            await asyncio.sleep(backoff(attempt))

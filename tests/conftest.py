@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,36 @@ import pytest
 from wastebank import services
 from wastebank.config import InfluxSettings, MqttSettings, load_settings
 from wastebank.influx import Influx
+from wastebank.messages import DepositEvent
+
+WIT = timezone(timedelta(hours=9))  # the demo city, Ambon (Asia/Jayapura)
+
+
+def deposit_event(
+    seq: int,
+    *,
+    net_g: int = 1250,
+    card: str = "04A1B2C3D4",  # AMB-0001 at bs-batu-merah in the demo city
+    category: str = "pet",
+    bank: str = "bs-batu-merah",
+    gateway: str = "gw-01",
+    at: datetime | None = None,
+) -> DepositEvent:
+    """A valid deposit; by default measured at 09:00 WIT on 23 November 2026 plus ``seq`` s."""
+    return DepositEvent(
+        event_id=f"{gateway}-{seq}",
+        gateway_id=gateway,
+        seq=seq,
+        bank_code=bank,
+        scale_id="scale-01",
+        card_uid=card,
+        category_code=category,
+        net_g=net_g,
+        stable=True,
+        protocol="gs_nt",
+        measured_at=at or datetime(2026, 11, 23, 9, 0, tzinfo=WIT) + timedelta(seconds=seq),
+        raw_frames=["ST,GS,+0001.25kg"],
+    )
 
 
 def wait_until(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -11,28 +11,11 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy.orm import Session
 
 from api.app import ApiSettings, create_app, kg, local_day_bounds, rupiah
+from tests.conftest import WIT, deposit_event
 from wastebank import ledger
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.influx import Influx, deposit_line, fill_line
-from wastebank.messages import DepositEvent, FillReading
-
-WIT = timezone(timedelta(hours=9))  # Ambon, the demo city (Asia/Jayapura)
-
-
-def ev(seq: int, at: datetime, net_g: int, category: str = "pet") -> DepositEvent:
-    return DepositEvent(
-        event_id=f"gw-01-{seq}",
-        gateway_id="gw-01",
-        seq=seq,
-        bank_code="bs-batu-merah",
-        scale_id="scale-01",
-        card_uid="04A1B2C3D4",
-        category_code=category,
-        net_g=net_g,
-        stable=True,
-        protocol="gs_nt",
-        measured_at=at,
-    )
+from wastebank.messages import FillReading
 
 
 @pytest.fixture
@@ -67,12 +50,15 @@ def test_local_day_bounds_follow_the_city_zone() -> None:
 async def test_tonnage_buckets_by_local_day_in_wit(
     client: httpx.AsyncClient, influx_settings: InfluxSettings
 ) -> None:
+    def at(month: int, day: int, hour: int, minute: int) -> datetime:
+        return datetime(2026, month, day, hour, minute, tzinfo=WIT)
+
     events = [
-        ev(1, datetime(2026, 10, 31, 23, 50, tzinfo=WIT), 1000),  # October, local time
-        ev(2, datetime(2026, 11, 1, 0, 30, tzinfo=WIT), 2000),  # 00:30 WIT 1 Nov = 31 Oct UTC
-        ev(3, datetime(2026, 11, 1, 10, 0, tzinfo=WIT), 500, category="kardus"),
-        ev(4, datetime(2026, 11, 2, 8, 0, tzinfo=WIT), 250),
-        ev(5, datetime(2026, 12, 1, 0, 5, tzinfo=WIT), 4000),  # December, local time
+        deposit_event(1, at=at(10, 31, 23, 50), net_g=1000),  # October, local time
+        deposit_event(2, at=at(11, 1, 0, 30), net_g=2000),  # 00:30 WIT 1 Nov = 31 Oct UTC
+        deposit_event(3, at=at(11, 1, 10, 0), net_g=500, category="kardus"),
+        deposit_event(4, at=at(11, 2, 8, 0), net_g=250),
+        deposit_event(5, at=at(12, 1, 0, 5), net_g=4000),  # December, local time
     ]
     influx = Influx(influx_settings)
     await influx.ensure_database()
@@ -103,10 +89,13 @@ async def test_tonnage_buckets_by_local_day_in_wit(
 async def test_balance_transactions_and_member_page(
     client: httpx.AsyncClient, ledger_url: str
 ) -> None:
+    nine = datetime(2026, 11, 23, 9, 0, tzinfo=WIT)
     engine = ledger.make_engine(ledger_url)
     with Session(engine) as s:
-        ledger.apply_deposit(s, ev(1, datetime(2026, 11, 23, 9, 0, tzinfo=WIT), 1250))
-        ledger.apply_deposit(s, ev(2, datetime(2026, 11, 23, 9, 5, tzinfo=WIT), 2000, "kardus"))
+        ledger.apply_deposit(s, deposit_event(1, at=nine, net_g=1250))
+        ledger.apply_deposit(
+            s, deposit_event(2, at=nine + timedelta(minutes=5), net_g=2000, category="kardus")
+        )
     engine.dispose()
 
     bal = (await client.get("/api/members/AMB-0001/balance")).json()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import aiomqtt
 import httpx
@@ -17,32 +17,13 @@ from sqlalchemy.orm import Session
 from api.app import ApiSettings, create_app
 from firmware_sim.tps import TpsSimSettings, run_tps_sensor
 from ingest.main import IngestSettings, run
-from tests.conftest import eventually
+from tests.conftest import deposit_event, eventually
 from wastebank import ledger
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.influx import Influx
-from wastebank.messages import DepositEvent, FillReading, Topics
+from wastebank.messages import FillReading, Topics
 
 pytestmark = pytest.mark.integration
-
-WIT = timezone(timedelta(hours=9))
-
-
-def deposit(seq: int, net_g: int, card: str = "04A1B2C3D4", category: str = "pet") -> DepositEvent:
-    return DepositEvent(
-        event_id=f"gw-01-{seq}",
-        gateway_id="gw-01",
-        seq=seq,
-        bank_code="bs-batu-merah",
-        scale_id="scale-01",
-        card_uid=card,
-        category_code=category,
-        net_g=net_g,
-        stable=True,
-        protocol="gs_nt",
-        measured_at=datetime(2026, 11, 23, 9, 0, tzinfo=WIT) + timedelta(seconds=seq),
-        raw_frames=["ST,GS,+0001.25kg"],
-    )
 
 
 @pytest.fixture
@@ -97,7 +78,7 @@ async def test_deposits_applied_once_and_bad_payloads_dead_lettered(
 ) -> None:
     topics = Topics(mqtt_settings.topic_prefix)
     topic = topics.deposit("bs-batu-merah", "gw-01")
-    first = [deposit(1, 1250), deposit(2, 2500, category="kardus")]
+    first = [deposit_event(1, net_g=1250), deposit_event(2, net_g=2500, category="kardus")]
     await publish(mqtt_settings, [(topic, ev.model_dump_json().encode()) for ev in first])
 
     # 1,250 g PET @ Rp4,000 = Rp5,000; 2,500 g kardus @ Rp1,500 = Rp3,750.
@@ -108,7 +89,7 @@ async def test_deposits_applied_once_and_bad_payloads_dead_lettered(
     assert ledger_counts(ingester.ledger_url) == (2, 0, 8750)
 
     # The same messages again, then garbage, a mismatched identity, and one more good deposit.
-    forged = deposit(3, 999).model_copy(update={"bank_code": "bs-nusaniwe"})
+    forged = deposit_event(3, net_g=999).model_copy(update={"bank_code": "bs-nusaniwe"})
     await publish(
         mqtt_settings,
         [
@@ -116,7 +97,7 @@ async def test_deposits_applied_once_and_bad_payloads_dead_lettered(
             (topic, b"\xff\x00{not json"),
             (topic, b'{"kind": "deposit", "net_g": -5}'),
             (topic, forged.model_dump_json().encode()),
-            (topic, deposit(4, 1000).model_dump_json().encode()),
+            (topic, deposit_event(4, net_g=1000).model_dump_json().encode()),
         ],
     )
 

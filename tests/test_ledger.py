@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from tests.conftest import WIT, deposit_event
 from wastebank import ledger
-from wastebank.messages import DepositEvent
 from wastebank.seed import load_city, seed
-
-WIT = timezone(timedelta(hours=9))
 
 
 @pytest.fixture
@@ -23,30 +21,6 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     seed(eng, load_city())
     yield eng
     eng.dispose()
-
-
-def deposit(
-    seq: int,
-    *,
-    card: str = "04A1B2C3D4",
-    category: str = "pet",
-    net_g: int = 1250,
-    bank: str = "bs-batu-merah",
-    at: datetime | None = None,
-) -> DepositEvent:
-    return DepositEvent(
-        event_id=f"gw-01-{seq}",
-        gateway_id="gw-01",
-        seq=seq,
-        bank_code=bank,
-        scale_id="scale-01",
-        card_uid=card,
-        category_code=category,
-        net_g=net_g,
-        stable=True,
-        protocol="gs_nt",
-        measured_at=at or datetime(2026, 11, 23, 10, 0, tzinfo=WIT),
-    )
 
 
 def test_amount_is_integer_rupiah_rounded_half_up() -> None:
@@ -61,7 +35,7 @@ def test_amount_is_integer_rupiah_rounded_half_up() -> None:
 
 def test_deposit_credits_member_and_balances_journal(engine: Engine) -> None:
     with Session(engine) as s:
-        out = ledger.apply_deposit(s, deposit(1, net_g=1250))
+        out = ledger.apply_deposit(s, deposit_event(1, net_g=1250))
         assert out.outcome is ledger.Outcome.APPLIED
         assert (out.member_no, out.price_per_kg_idr, out.amount_idr) == ("AMB-0001", 4000, 5000)
         assert ledger.member_balance(s, "AMB-0001") == 5000
@@ -77,8 +51,8 @@ def test_deposit_credits_member_and_balances_journal(engine: Engine) -> None:
 
 def test_same_event_twice_is_applied_once(engine: Engine) -> None:
     with Session(engine) as s:
-        first = ledger.apply_deposit(s, deposit(7, net_g=2000))
-        again = ledger.apply_deposit(s, deposit(7, net_g=2000))
+        first = ledger.apply_deposit(s, deposit_event(7, net_g=2000))
+        again = ledger.apply_deposit(s, deposit_event(7, net_g=2000))
         assert first.outcome is ledger.Outcome.APPLIED
         assert again.outcome is ledger.Outcome.DUPLICATE
         assert again.amount_idr == first.amount_idr == 8000
@@ -99,8 +73,10 @@ def test_price_in_force_at_measurement_time_and_history_kept(engine: Engine) -> 
             )
         )
         s.commit()
-        before = ledger.apply_deposit(s, deposit(1, net_g=1000, at=change - timedelta(minutes=1)))
-        after = ledger.apply_deposit(s, deposit(2, net_g=1000, at=change))
+        before = ledger.apply_deposit(
+            s, deposit_event(1, net_g=1000, at=change - timedelta(minutes=1))
+        )
+        after = ledger.apply_deposit(s, deposit_event(2, net_g=1000, at=change))
         assert (before.price_per_kg_idr, before.amount_idr) == (4000, 4000)
         assert (after.price_per_kg_idr, after.amount_idr) == (4500, 4500)
         # The earlier deposit keeps the price it was made at.
@@ -112,7 +88,8 @@ def test_price_in_force_at_measurement_time_and_history_kept(engine: Engine) -> 
 def test_each_bank_prices_with_its_own_list(engine: Engine) -> None:
     with Session(engine) as s:
         out = ledger.apply_deposit(
-            s, deposit(1, card="04B1B2C3D1", bank="bs-nusaniwe", category="kardus", net_g=3000)
+            s,
+            deposit_event(1, card="04B1B2C3D1", bank="bs-nusaniwe", category="kardus", net_g=3000),
         )
         assert (out.member_no, out.price_per_kg_idr, out.amount_idr) == ("AMB-0101", 1200, 3600)
 
@@ -132,7 +109,7 @@ def test_deposits_that_cannot_be_applied_are_rejected_and_change_nothing(
 ) -> None:
     with Session(engine) as s:
         with pytest.raises(ledger.DepositRejected, match=reason):
-            ledger.apply_deposit(s, deposit(1, **kwargs))  # type: ignore[arg-type]
+            ledger.apply_deposit(s, deposit_event(1, **kwargs))  # type: ignore[arg-type]
         s.rollback()
         assert s.scalar(select(func.count()).select_from(ledger.Deposit)) == 0
         assert s.scalar(select(func.count()).select_from(ledger.JournalEntry)) == 0
@@ -141,7 +118,7 @@ def test_deposits_that_cannot_be_applied_are_rejected_and_change_nothing(
 def test_timestamps_come_back_aware_in_utc(engine: Engine) -> None:
     at = datetime(2026, 11, 1, 0, 30, tzinfo=WIT)  # 00:30 WIT = 15:30 UTC the day before
     with Session(engine) as s:
-        ledger.apply_deposit(s, deposit(1, at=at))
+        ledger.apply_deposit(s, deposit_event(1, at=at))
         row = s.scalar(select(ledger.Deposit))
         assert row is not None
         assert row.measured_at == at

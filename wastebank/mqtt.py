@@ -1,0 +1,39 @@
+"""MQTT connections for every process: one way to build a client, one reconnect backoff."""
+
+from __future__ import annotations
+
+import random
+
+import aiomqtt
+
+from wastebank.config import MqttSettings
+
+BACKOFF_BASE_S = 1.5
+BACKOFF_CAP_S = 30.0
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before reconnect ``attempt`` (1, 2, ...): capped, jittered, exponential."""
+    return min(BACKOFF_CAP_S, random.uniform(0, BACKOFF_BASE_S ** min(10, attempt)))  # noqa: S311
+
+
+def client(
+    settings: MqttSettings,
+    *,
+    identifier: str | None = None,
+    persistent: bool = False,
+    will: aiomqtt.Will | None = None,
+    timeout: float | None = None,
+) -> aiomqtt.Client:
+    """A client for ``settings``; ``persistent`` keeps the session and its queue across connects."""
+    return aiomqtt.Client(
+        settings.host,
+        settings.port,
+        username=settings.username,
+        password=settings.password.get_secret_value() if settings.password else None,
+        identifier=identifier,
+        clean_session=False if persistent else None,
+        keepalive=settings.keepalive_s,
+        will=will,
+        timeout=timeout,
+    )
