@@ -166,7 +166,7 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
 
 
 def settings_env(
-    prefix: str, mqtt: MqttSettings, influx: InfluxSettings | None = None, ledger: str | None = None
+    mqtt: MqttSettings, influx: InfluxSettings | None = None, ledger: str | None = None
 ) -> dict[str, str]:
     """WASTEBANK_* variables that point a child process at this test's broker prefix, DB, ledger."""
     env = {

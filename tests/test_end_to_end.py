@@ -52,7 +52,7 @@ async def test_scale_bytes_become_a_balance(
     test_id: str,
 ) -> None:
     topics = Topics(mqtt_settings.topic_prefix)
-    env = settings_env(mqtt_settings.topic_prefix, mqtt_settings, influx_settings, ledger_url)
+    env = settings_env(mqtt_settings, influx_settings, ledger_url)
     processes.start(
         "ingest",
         ["ingest"],

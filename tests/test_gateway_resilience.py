@@ -74,7 +74,7 @@ def outbox_rows(path: Path) -> int:
 
 def gateway_env(mqtt: MqttSettings, gateway_id: str, link: Path, outbox: Path) -> dict[str, str]:
     return {
-        **settings_env(mqtt.topic_prefix, mqtt),
+        **settings_env(mqtt),
         "WASTEBANK_BANK_CODE": BANK,
         "WASTEBANK_GATEWAY_ID": gateway_id,
         "WASTEBANK_SERIAL_PORT": str(link),
