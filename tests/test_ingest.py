@@ -13,12 +13,14 @@ import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from api.app import ApiSettings, create_app
 from firmware_sim.tps import TpsSimSettings, run_tps_sensor
 from ingest.main import IngestSettings, run
 from tests.conftest import deposit_event, eventually
 from wastebank import ledger
+from wastebank.cli import app
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.influx import Influx
 from wastebank.messages import FillReading, Topics
@@ -116,6 +118,11 @@ async def test_deposits_applied_once_and_bad_payloads_dead_lettered(
     assert rows[0].topic == topic
     assert "invalid DepositEvent" in rows[0].error
     assert "identity mismatch" in rows[2].error
+
+    listed = CliRunner().invoke(app, ["deadletter", "list", "--ledger-url", ingester.ledger_url])
+    assert listed.exit_code == 0
+    assert "3 dead letter(s)" in listed.output
+    assert listed.output.count(topic) == 3
 
     # InfluxDB holds one point per deposit even though two were delivered twice.
     async def three_points() -> bool:
