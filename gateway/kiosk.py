@@ -31,7 +31,7 @@ READING_MAX_AGE_S: Final = 2.0
 class DepositCandidate:
     """A confirmed deposit; the gateway adds ids, sequence and wall-clock time."""
 
-    card_uid: str
+    card_uid: str | None
     category_code: str
     net_g: int
     tare_g: int
@@ -39,6 +39,8 @@ class DepositCandidate:
     protocol: str
     raw_frames: tuple[str, ...]
     """card frame, category frame, the stable weight line, the OK frame (7-bit text)."""
+    member_no: str | None = None
+    """Set instead of ``card_uid`` in the attendant flow."""
 
 
 def _text(raw: bytes) -> str:
@@ -211,3 +213,73 @@ class KioskSession:
                 self.expired_sessions += 1
             self._clear()
             self._last_seq = self._last_frame_at = None
+
+
+class AttendantSession:
+    """The attendant-assisted flow for plain indicators (no card reader, no keys).
+
+    The petugas names the member and the category on the gateway (``arm``); the next stable
+    reading of at least ``min_net_g`` becomes the deposit. Then the scale must settle back inside
+    ``±zero_band_g`` before another deposit can be taken, so one load is never counted twice.
+    An arming that sees no load within ``arm_timeout_s`` expires.
+    """
+
+    def __init__(
+        self, *, min_net_g: int = 50, zero_band_g: int = 20, arm_timeout_s: float = 300.0
+    ) -> None:
+        if min_net_g <= zero_band_g or zero_band_g < 0:
+            raise ValueError("need 0 <= zero_band_g < min_net_g")
+        self.min_net_g = min_net_g
+        self.zero_band_g = zero_band_g
+        self.arm_timeout_s = arm_timeout_s
+        self.deposits = 0
+        self.expired_arms = 0
+        self._member: str | None = None
+        self._category: str | None = None
+        self._armed_at = 0.0
+        self._needs_zero = False
+
+    @property
+    def armed(self) -> tuple[str, str] | None:
+        if self._member is None or self._category is None:
+            return None
+        return self._member, self._category
+
+    @property
+    def waiting_for_zero(self) -> bool:
+        return self._needs_zero
+
+    def arm(self, member_no: str, category_code: str, now: float) -> None:
+        self._member, self._category, self._armed_at = member_no, category_code, now
+
+    def cancel(self) -> None:
+        self._member = self._category = None
+
+    def on_reading(self, reading: WeightReading, now: float) -> DepositCandidate | None:
+        if reading.status != "stable" or reading.grams is None or reading.mode == "tare":
+            return None
+        if abs(reading.grams) <= self.zero_band_g:
+            self._needs_zero = False
+            return None
+        if self._member is None or self._category is None:
+            return None
+        if now - self._armed_at > self.arm_timeout_s:
+            self.expired_arms += 1
+            self.cancel()
+            return None
+        if self._needs_zero or reading.grams < self.min_net_g:
+            return None
+        candidate = DepositCandidate(
+            card_uid=None,
+            member_no=self._member,
+            category_code=self._category,
+            net_g=reading.grams,
+            tare_g=0,
+            stable=True,
+            protocol=reading.protocol,
+            raw_frames=(_text(reading.raw),),
+        )
+        self.cancel()
+        self._needs_zero = True
+        self.deposits += 1
+        return candidate

@@ -1,10 +1,13 @@
-"""The gateway process: serial scale -> deposit events -> SQLite outbox -> MQTT (QoS 1).
+"""The gateway process at a waste bank: scales -> deposit events -> SQLite outbox -> MQTT (QoS 1).
 
-Two tasks in one TaskGroup: the serial side turns bytes into readings and kiosk frames, feeds the
-kiosk session and stores each resulting deposit in the outbox; the MQTT side keeps a connection
-(with a retained "online" status and an "offline" will), drains the outbox oldest first and deletes
-a row only once the broker acknowledged it. Either side reconnects on its own with capped,
-jittered backoff, logging once on loss and once on recovery.
+One TaskGroup holds: a reader per scale (its own port, protocol and line settings; reconnects on its
+own when a USB adapter is unplugged and comes back), the MQTT side (retained "online" status with an
+"offline" will; drains the outbox oldest first at a rate limit, deleting a row only once the broker
+acknowledged it), a health loop (retained telemetry, outbox expiry, alerts raised once and cleared
+once) and a small local HTTP endpoint for the attendant-assisted flow and calibration checks.
+
+The site is described by one TOML file (``wastebank gateway --config site.toml``), validated at
+start with errors that name the field; see docs/deploy-pi.md.
 """
 
 from __future__ import annotations
@@ -12,173 +15,259 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Self
 
 import aiomqtt
 import serial
-from pydantic import Field, ValidationError
+import uvicorn
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gateway.kiosk import DepositCandidate, KioskSession
-from gateway.outbox import Outbox
+from gateway.kiosk import AttendantSession, DepositCandidate, KioskSession
+from gateway.outbox import CalibrationCheck, CalibrationLog, Outbox
 from gateway.scale_protocol import FrameError, KioskFrame, LineFramer, WeightReading, parse_line
 from wastebank import __version__, mqtt
 from wastebank.config import RUN_DIR, MqttSettings, WastebankSettings
-from wastebank.messages import CODE_PATTERN, DepositEvent, GatewayStatus, Topics
+from wastebank.messages import (
+    CODE_PATTERN,
+    DepositEvent,
+    GatewayAlert,
+    GatewayHealth,
+    GatewayStatus,
+    ScaleHealth,
+    Topics,
+)
 from wastebank.mqtt import backoff
 
 log = logging.getLogger("wastebank.gateway")
 
-DRAIN_BATCH = 50
+Code = Annotated[str, Field(pattern=CODE_PATTERN)]
+DRAIN_WINDOW = 64
+"""Publishes in flight at once while draining (each still deleted only after its PUBACK)."""
 
 
-class GatewaySettings(WastebankSettings):
-    mqtt: MqttSettings = MqttSettings()
-    gateway_id: str = Field(default="gw-01", pattern=CODE_PATTERN)
-    bank_code: str = Field(pattern=CODE_PATTERN)
-    scale_id: str = Field(default="scale-01", pattern=CODE_PATTERN)
-    serial_port: Path = Field(description="e.g. /dev/serial/by-id/usb-... or a simulator's link")
+# ---- settings ---------------------------------------------------------------------------------
+
+
+class ScaleSettings(BaseModel):
+    """One scale at the site."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Code
+    port: Path = Field(description="/dev/serial/by-id/usb-... (stable across replugs)")
+    protocol: str = Field(default="gs_nt", description="scale protocol id, or 'auto'")
+    flow: Literal["kiosk", "attendant"] = "kiosk"
     baudrate: int = Field(default=9600, ge=300, le=921_600)
     bytesize: Literal[7, 8] = 8
     parity: Literal["N", "E", "O"] = "N"
     stopbits: Literal[1, 2] = 1
-    outbox_path: Path = RUN_DIR / "gateway" / "outbox.db"
-    outbox_max_rows: int = Field(default=100_000, ge=100)
     min_net_g: int = Field(default=50, ge=1)
+    zero_band_g: int = Field(default=20, ge=0)
+    zero_drift_alert_g: int = Field(default=30, ge=1, description="alert when idle zero drifts")
+    calibration_version: str | None = Field(
+        default=None, max_length=64, description="until a calibration check is recorded here"
+    )
+
+    @model_validator(mode="after")
+    def _bands(self) -> Self:
+        if self.zero_band_g >= self.min_net_g:
+            raise ValueError("zero_band_g must be smaller than min_net_g")
+        return self
+
+
+class OutboxSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path = RUN_DIR / "gateway" / "outbox.db"
+    max_rows: int = Field(default=100_000, ge=100)
+    max_age_days: float = Field(default=30.0, gt=0)
+    drain_rate_per_s: float = Field(default=500.0, gt=0, description="after a reconnect")
+
+
+class GatewaySettings(WastebankSettings):
+    gateway_id: Code = "gw-01"
+    bank_code: Code
+    mqtt: MqttSettings = MqttSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    scales: list[ScaleSettings] = Field(min_length=1)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8081, ge=0, le=65535, description="0: no local endpoint")
+    health_interval_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        ids = [s.id for s in self.scales]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"scale ids must be unique: {ids}")
+        ports = [str(s.port) for s in self.scales]
+        if len(set(ports)) != len(ports):
+            raise ValueError(f"each scale needs its own port: {ports}")
+        return self
+
+
+# ---- one scale --------------------------------------------------------------------------------
 
 
 @dataclass
-class GatewayStats:
+class ScaleStats:
     bytes_read: int = 0
-    lines: int = 0
-    frames_bad: int = 0
-    deposits_stored: int = 0
-    deposits_invalid: int = 0
-    published: int = 0
+    frames_parsed: int = 0
+    frames_rejected: int = 0
+    reconnects: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
 
 
-class Gateway:
-    def __init__(self, settings: GatewaySettings) -> None:
-        self.settings = settings
-        self.topics = Topics(settings.mqtt.topic_prefix)
-        self.outbox = Outbox(settings.outbox_path, max_rows=settings.outbox_max_rows)
-        self.session = KioskSession(min_net_g=settings.min_net_g)
-        self.framer = LineFramer()
-        self.stats = GatewayStats()
-        self.bad_frames: list[tuple[str, bytes]] = []  # the latest bad frames, for inspection
-        self._wake = asyncio.Event()
-        self.connected = asyncio.Event()
+class ScaleReader:
+    """Reads one scale's port and turns its frames into deposit candidates."""
 
-    # ---- serial side --------------------------------------------------------------------------
+    def __init__(self, cfg: ScaleSettings, gateway: Gateway) -> None:
+        self.cfg = cfg
+        self.gateway = gateway
+        self.stats = ScaleStats()
+        self.connected = False
+        self.last: WeightReading | None = None
+        self.zero_drift_g: int | None = None
+        self.bad_frames: list[tuple[str, bytes]] = []  # the latest rejects, for inspection
+        self.session: KioskSession | AttendantSession
+        if cfg.flow == "kiosk":
+            self.session = KioskSession(min_net_g=cfg.min_net_g, zero_band_g=cfg.zero_band_g)
+        else:
+            self.session = AttendantSession(min_net_g=cfg.min_net_g, zero_band_g=cfg.zero_band_g)
+        self._framer = LineFramer()
 
     def feed(self, data: bytes, now: float | None = None) -> list[int]:
-        """Feed raw serial bytes; return the sequence numbers of deposits stored in the outbox."""
+        """Feed raw bytes from the port; return the seqs of deposits stored in the outbox."""
         now = time.monotonic() if now is None else now
         self.stats.bytes_read += len(data)
         stored: list[int] = []
-        for item in self.framer.feed(data):
+        for item in self._decode(data):
             if isinstance(item, FrameError):
-                self._bad(item)
+                self._reject(item)
                 continue
-            self.stats.lines += 1
-            try:
-                parsed = parse_line(item)
-            except FrameError as exc:
-                self._bad(exc)
+            self.stats.frames_parsed += 1
+            candidate: DepositCandidate | None = None
+            if isinstance(item, WeightReading):
+                self.last = item
+                self._track_zero(item)
+                candidate = self.session.on_reading(item, now)
+            elif isinstance(self.session, KioskSession):
+                candidate = self.session.on_frame(item, now)
+            else:  # card/keys frames on a scale configured for the attendant flow
+                self.stats.frames_parsed -= 1
+                self._count_reject("kiosk_frame_on_attendant_scale", item.raw)
                 continue
-            candidate: DepositCandidate | None
-            if isinstance(parsed, WeightReading):
-                candidate = self.session.on_reading(parsed, now)
-            elif isinstance(parsed, KioskFrame):
-                candidate = self.session.on_frame(parsed, now)
             if candidate is not None:
-                seq = self._store(candidate)
+                seq = self.gateway.store_deposit(self, candidate)
                 if seq is not None:
                     stored.append(seq)
-        if stored:
-            self._wake.set()
         return stored
 
-    def _bad(self, exc: FrameError) -> None:
-        self.stats.frames_bad += 1
-        self.bad_frames = [*self.bad_frames[-99:], (exc.reason, exc.raw)]
-        log.debug("bingkai rusak / bad frame (%s): %r", exc.reason, exc.raw)
+    def _decode(self, data: bytes) -> Iterator[WeightReading | KioskFrame | FrameError]:
+        for line in self._framer.feed(data):
+            if isinstance(line, FrameError):
+                yield line
+                continue
+            try:
+                yield parse_line(line)
+            except FrameError as exc:
+                yield exc
 
-    def _store(self, c: DepositCandidate) -> int | None:
-        s = self.settings
-        measured_at = datetime.now(UTC)
+    def _reject(self, exc: FrameError) -> None:
+        self._count_reject(exc.reason, exc.raw)
 
-        def build(seq: int) -> tuple[str, bytes]:
-            ev = DepositEvent(
-                event_id=f"{s.gateway_id}-{seq}",
-                gateway_id=s.gateway_id,
-                seq=seq,
-                bank_code=s.bank_code,
-                scale_id=s.scale_id,
-                card_uid=c.card_uid,
-                category_code=c.category_code,
-                net_g=c.net_g,
-                tare_g=c.tare_g,
-                stable=c.stable,
-                protocol=c.protocol,
-                measured_at=measured_at,
-                raw_frames=list(c.raw_frames),
+    def _count_reject(self, reason: str, raw: bytes) -> None:
+        self.stats.frames_rejected += 1
+        reasons = self.stats.rejected_by_reason
+        reasons[reason] = reasons.get(reason, 0) + 1
+        self.bad_frames = [*self.bad_frames[-99:], (reason, raw)]
+        log.debug("bingkai rusak / bad frame on %s (%s): %r", self.cfg.id, reason, raw)
+
+    def _track_zero(self, r: WeightReading) -> None:
+        """With nothing on it (stable, under the minimum deposit) the scale should read 0."""
+        if r.status != "stable" or r.grams is None or abs(r.grams) >= self.cfg.min_net_g:
+            return
+        self.zero_drift_g = r.grams
+        limit = self.cfg.zero_drift_alert_g
+        subject = self.cfg.id
+        if abs(r.grams) > limit:
+            self.gateway.alert(
+                "zero_drift",
+                subject,
+                True,
+                value=r.grams,
+                threshold=limit,
+                message=f"nol timbangan bergeser / zero drift {r.grams} g on {subject}",
             )
-            return self.topics.deposit(s.bank_code, s.gateway_id), ev.model_dump_json().encode()
+        elif abs(r.grams) <= limit // 2:
+            self.gateway.alert(
+                "zero_drift",
+                subject,
+                False,
+                value=r.grams,
+                threshold=limit,
+                message=f"nol timbangan kembali / zero back to {r.grams} g on {subject}",
+            )
 
-        try:
-            seq = self.outbox.add(build)
-        except ValidationError as exc:
-            # The kiosk sent something our schema refuses (e.g. a malformed category key).
-            self.stats.deposits_invalid += 1
-            log.warning("setoran tidak sah / invalid deposit %s: %s", c, exc.errors()[0]["msg"])
-            return None
-        self.stats.deposits_stored += 1
-        log.info(
-            "setoran / deposit %s-%d: kartu %s, %s, %d g",
-            s.gateway_id,
-            seq,
-            c.card_uid,
-            c.category_code,
-            c.net_g,
-        )
-        return seq
+    def calibration_version(self) -> str | None:
+        latest = self.gateway.calibration.latest(self.cfg.id)
+        return latest.version if latest else self.cfg.calibration_version
 
-    async def serial_loop(self) -> None:
+    async def run(self) -> None:
         loop = asyncio.get_running_loop()
         attempt, lost = 0, False
         while True:
             try:
                 port = serial.Serial(
-                    str(self.settings.serial_port),
-                    baudrate=self.settings.baudrate,
-                    bytesize=self.settings.bytesize,
-                    parity=self.settings.parity,
-                    stopbits=self.settings.stopbits,
+                    str(self.cfg.port),
+                    baudrate=self.cfg.baudrate,
+                    bytesize=self.cfg.bytesize,
+                    parity=self.cfg.parity,
+                    stopbits=self.cfg.stopbits,
                     timeout=0,
                 )
             except (serial.SerialException, OSError) as exc:
                 if not lost:
-                    log.warning("timbangan tidak terhubung / scale not connected: %s", exc)
+                    log.warning(
+                        "timbangan tidak terhubung / scale %s not connected: %s", self.cfg.id, exc
+                    )
+                    self._offline(True, str(exc))
                 lost = True
                 attempt += 1
                 await asyncio.sleep(backoff(attempt))
                 continue
-            if lost or attempt == 0:
-                log.info("timbangan terhubung / scale connected on %s", self.settings.serial_port)
+            log.info("timbangan terhubung / scale %s connected on %s", self.cfg.id, self.cfg.port)
+            if lost:
+                self.stats.reconnects += 1
+            self._offline(False, "connected")
             attempt, lost = 0, False
-            self.framer = LineFramer()  # the first line after opening may be partial
+            self._framer = LineFramer()  # the first line after opening may be partial
+            self.connected = True
             try:
                 await self._read_port(loop, port)
             except (serial.SerialException, OSError) as exc:
-                log.warning("timbangan terputus / scale disconnected: %s", exc)
+                log.warning("timbangan terputus / scale %s disconnected: %s", self.cfg.id, exc)
+                self._offline(True, str(exc))
                 lost = True
             finally:
+                self.connected = False
                 with contextlib.suppress(OSError, serial.SerialException):
                     port.close()
+
+    def _offline(self, offline: bool, detail: str) -> None:
+        state = "terputus / offline" if offline else "terhubung / online"
+        self.gateway.alert(
+            "scale_offline",
+            self.cfg.id,
+            offline,
+            message=f"timbangan {self.cfg.id} {state}: {detail}",
+        )
 
     async def _read_port(self, loop: asyncio.AbstractEventLoop, port: serial.Serial) -> None:
         readable = asyncio.Event()
@@ -190,23 +279,165 @@ class Gateway:
                 readable.clear()
                 data = port.read(4096)
                 if data:
-                    self.feed(data)
+                    stored = self.feed(data)
+                    if stored:
+                        self.gateway.wake()
         finally:
             loop.remove_reader(fd)
+
+    def health(self) -> ScaleHealth:
+        return ScaleHealth(
+            scale_id=self.cfg.id,
+            protocol=self.cfg.protocol,
+            connected=self.connected,
+            frames_parsed=self.stats.frames_parsed,
+            frames_rejected=self.stats.frames_rejected,
+            reconnects=self.stats.reconnects,
+            last_g=self.last.grams if self.last else None,
+            stable=(self.last.status == "stable") if self.last else None,
+            zero_drift_g=self.zero_drift_g,
+        )
+
+
+# ---- the gateway ------------------------------------------------------------------------------
+
+
+@dataclass
+class GatewayStats:
+    deposits_stored: int = 0
+    deposits_invalid: int = 0
+    published: int = 0
+    mqtt_reconnects: int = 0
+    alerts_raised: int = 0
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.topics = Topics(settings.mqtt.topic_prefix)
+        self.outbox = Outbox(
+            settings.outbox.path,
+            max_rows=settings.outbox.max_rows,
+            max_age=timedelta(days=settings.outbox.max_age_days),
+        )
+        self.calibration = CalibrationLog(self.outbox)
+        self.stats = GatewayStats()
+        self.readers = {cfg.id: ScaleReader(cfg, self) for cfg in settings.scales}
+        self.started = time.monotonic()
+        self.connected = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._client: aiomqtt.Client | None = None
+        self._active_alerts: set[tuple[str, str]] = set()
+        self._dropped_reported = self.outbox.dropped
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # ---- events into the outbox ---------------------------------------------------------------
+
+    def store_deposit(self, reader: ScaleReader, c: DepositCandidate) -> int | None:
+        s = self.settings
+        measured_at = datetime.now(UTC)
+        calibration = reader.calibration_version()
+
+        def build(seq: int) -> tuple[str, bytes]:
+            ev = DepositEvent(
+                event_id=f"{s.gateway_id}-{seq}",
+                gateway_id=s.gateway_id,
+                seq=seq,
+                bank_code=s.bank_code,
+                scale_id=reader.cfg.id,
+                flow=reader.cfg.flow,
+                card_uid=c.card_uid,
+                member_no=c.member_no,
+                category_code=c.category_code,
+                net_g=c.net_g,
+                tare_g=c.tare_g,
+                stable=c.stable,
+                protocol=c.protocol,
+                measured_at=measured_at,
+                raw_frames=list(c.raw_frames),
+                calibration_version=calibration,
+            )
+            return self.topics.deposit(s.bank_code, s.gateway_id), ev.model_dump_json().encode()
+
+        try:
+            seq = self.outbox.add(build)
+        except ValidationError as exc:
+            # The scale or attendant sent something our schema refuses (e.g. a bad category key).
+            self.stats.deposits_invalid += 1
+            log.warning("setoran tidak sah / invalid deposit %s: %s", c, exc.errors()[0]["msg"])
+            return None
+        self.stats.deposits_stored += 1
+        who = c.card_uid or c.member_no
+        log.info(
+            "setoran / deposit %s-%d: %s, %s, %d g",
+            s.gateway_id,
+            seq,
+            who,
+            c.category_code,
+            c.net_g,
+        )
+        return seq
+
+    def alert(
+        self,
+        code: Literal["zero_drift", "outbox_dropped", "scale_offline"],
+        subject: str,
+        active: bool,
+        *,
+        message: str,
+        value: float | None = None,
+        threshold: float | None = None,
+    ) -> None:
+        """Raise once when a condition starts, clear once when it ends; through the outbox."""
+        key = (code, subject)
+        if active == (key in self._active_alerts):
+            return
+        if active:
+            self._active_alerts.add(key)
+            self.stats.alerts_raised += 1
+        else:
+            self._active_alerts.discard(key)
+        s = self.settings
+
+        def build(seq: int) -> tuple[str, bytes]:
+            alert = GatewayAlert(
+                alert_id=f"{s.gateway_id}-{seq}",
+                gateway_id=s.gateway_id,
+                seq=seq,
+                bank_code=s.bank_code,
+                code=code,
+                state="raised" if active else "cleared",
+                subject=subject,
+                value=value,
+                threshold=threshold,
+                at=datetime.now(UTC),
+                message=message[:300],
+            )
+            topic = self.topics.gateway_alert(s.bank_code, s.gateway_id)
+            return topic, alert.model_dump_json().encode()
+
+        self.outbox.add(build, sequence="alert")
+        log.log(
+            logging.WARNING if active else logging.INFO,
+            "peringatan / alert %s %s: %s",
+            code,
+            "raised" if active else "cleared",
+            message,
+        )
+        self.wake()
 
     # ---- MQTT side ----------------------------------------------------------------------------
 
     def _status(self, state: Literal["online", "offline"]) -> bytes:
-        return (
-            GatewayStatus(
-                state=state,
-                device_id=self.settings.gateway_id,
-                at=datetime.now(UTC),
-                version=__version__,
-            )
-            .model_dump_json()
-            .encode()
+        status = GatewayStatus(
+            state=state,
+            device_id=self.settings.gateway_id,
+            at=datetime.now(UTC),
+            version=__version__,
         )
+        return status.model_dump_json().encode()
 
     async def mqtt_loop(self) -> None:
         s = self.settings
@@ -222,17 +453,23 @@ class Gateway:
             try:
                 async with client:
                     log.info(
-                        "%s / connected to the broker %s:%d",
+                        "%s / connected to the broker %s:%d (%d in outbox)",
                         "terhubung kembali" if lost else "terhubung",
                         s.mqtt.host,
                         s.mqtt.port,
+                        len(self.outbox),
                     )
+                    if lost:
+                        self.stats.mqtt_reconnects += 1
                     attempt, lost = 0, False
                     await client.publish(status_topic, self._status("online"), qos=1, retain=True)
+                    self._client = client
                     self.connected.set()
                     try:
+                        await self._publish_health(client)
                         await self._drain(client)
                     finally:
+                        self._client = None
                         self.connected.clear()
                         # A clean stop: say offline ourselves (the will only fires on a lost link).
                         with contextlib.suppress(aiomqtt.MqttError):
@@ -251,16 +488,38 @@ class Gateway:
                 await asyncio.sleep(backoff(attempt))
 
     async def _drain(self, client: aiomqtt.Client) -> None:
+        """Publish the outbox oldest first, at most ``drain_rate_per_s``; delete what is acked."""
+        loop = asyncio.get_running_loop()
+        min_gap = 1.0 / self.settings.outbox.drain_rate_per_s
+        next_at = loop.time()
         while True:
             self._wake.clear()
-            rows = self.outbox.peek(DRAIN_BATCH)
+            rows = self.outbox.peek(DRAIN_WINDOW)
             if not rows:
                 await self._idle(client)
                 continue
-            for row in rows:
-                await client.publish(row.topic, row.payload, qos=1)
-                self.outbox.remove(row.id)
-                self.stats.published += 1
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    for row in rows:
+                        delay = next_at - loop.time()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                        next_at = max(next_at, loop.time()) + min_gap
+                        tg.create_task(self._publish_row(client, row.id, row.topic, row.payload))
+            except ExceptionGroup as group:
+                # A lost connection fails every publish in flight: reconnect like any MqttError.
+                mqtt_errors = group.subgroup(aiomqtt.MqttError)
+                if mqtt_errors is None:
+                    raise
+                first = mqtt_errors.exceptions[0]
+                raise aiomqtt.MqttError(str(first)) from group
+
+    async def _publish_row(
+        self, client: aiomqtt.Client, row_id: int, topic: str, payload: bytes
+    ) -> None:
+        await client.publish(topic, payload, qos=1)
+        self.outbox.remove(row_id)
+        self.stats.published += 1
 
     async def _idle(self, client: aiomqtt.Client) -> None:
         """Wait for new rows; raise MqttError if the connection drops meanwhile.
@@ -278,14 +537,207 @@ class Gateway:
         if lost.done() and not lost.cancelled():
             lost.result()
 
+    # ---- health -------------------------------------------------------------------------------
+
+    def health(self) -> GatewayHealth:
+        oldest = self.outbox.oldest_age()
+        return GatewayHealth(
+            gateway_id=self.settings.gateway_id,
+            bank_code=self.settings.bank_code,
+            at=datetime.now(UTC),
+            uptime_s=int(time.monotonic() - self.started),
+            outbox_depth=len(self.outbox),
+            outbox_oldest_age_s=int(oldest.total_seconds()) if oldest else None,
+            outbox_dropped=self.outbox.dropped,
+            mqtt_reconnects=self.stats.mqtt_reconnects,
+            deposits_stored=self.stats.deposits_stored,
+            scales=[r.health() for r in self.readers.values()],
+        )
+
+    async def _publish_health(self, client: aiomqtt.Client) -> None:
+        topic = self.topics.gateway_health(self.settings.bank_code, self.settings.gateway_id)
+        await client.publish(topic, self.health().model_dump_json(), qos=1, retain=True)
+
+    async def health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.health_interval_s)
+            self.check_outbox()
+            client = self._client
+            if client is not None:
+                with contextlib.suppress(aiomqtt.MqttError):
+                    await self._publish_health(client)
+
+    def check_outbox(self) -> None:
+        """Expire old rows; 'outbox dropping' is raised while rows are being dropped (by size or
+        age) and cleared after an interval without new drops. Never silent."""
+        expired = self.outbox.expire()
+        dropped = self.outbox.dropped
+        new = dropped - self._dropped_reported
+        self._dropped_reported = dropped
+        self.alert(
+            "outbox_dropped",
+            "outbox",
+            new > 0,
+            value=dropped,
+            message=f"{new} pesan dibuang / outbox rows dropped ({expired} by age); total {dropped}"
+            if new
+            else f"tidak ada lagi yang dibuang / no more drops; total {dropped}",
+        )
+
+    # ---- attendant and calibration (local HTTP) -------------------------------------------------
+
+    def reader(self, scale_id: str) -> ScaleReader:
+        try:
+            return self.readers[scale_id]
+        except KeyError:
+            raise HTTPException(404, f"timbangan {scale_id} tidak ada / no such scale") from None
+
     async def run(self) -> None:
+        me = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        if me is not None:
+            loop.add_signal_handler(signal.SIGTERM, me.cancel)
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.serial_loop(), name="serial")
+                for reader in self.readers.values():
+                    tg.create_task(reader.run(), name=f"scale-{reader.cfg.id}")
                 tg.create_task(self.mqtt_loop(), name="mqtt")
+                tg.create_task(self.health_loop(), name="health")
+                if self.settings.http_port:
+                    tg.create_task(self._serve_http(), name="http")
         finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGTERM)
             log.info("gateway berhenti / stopping: %s, outbox %d", self.stats, len(self.outbox))
             self.outbox.close()
+
+    async def _serve_http(self) -> None:
+        config = uvicorn.Config(
+            http_app(self),
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_level="warning",
+        )
+        await _QuietServer(config).serve()
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn inside our TaskGroup: the gateway, not uvicorn, owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ArmRequest(BaseModel):
+    member_no: str = Field(pattern=r"^[A-Za-z0-9-]{1,32}$")
+    category_code: str = Field(pattern=CODE_PATTERN)
+
+
+class CalibrationRequest(BaseModel):
+    reference_g: int = Field(gt=0, le=10_000_000)
+    note: str = Field(default="", max_length=200)
+
+
+class ScaleView(BaseModel):
+    scale_id: str
+    flow: str
+    protocol: str
+    connected: bool
+    grams: int | None
+    stable: bool | None
+    armed_member_no: str | None = None
+    armed_category_code: str | None = None
+    waiting_for_zero: bool = False
+    calibration_version: str | None = None
+
+
+class CalibrationView(BaseModel):
+    id: int
+    scale_id: str
+    reference_g: int
+    reading_g: int
+    error_g: int
+    checked_at: datetime
+    version: str
+
+
+def _scale_view(r: ScaleReader) -> ScaleView:
+    armed = r.session.armed if isinstance(r.session, AttendantSession) else None
+    return ScaleView(
+        scale_id=r.cfg.id,
+        flow=r.cfg.flow,
+        protocol=r.cfg.protocol,
+        connected=r.connected,
+        grams=r.last.grams if r.last else None,
+        stable=(r.last.status == "stable") if r.last else None,
+        armed_member_no=armed[0] if armed else None,
+        armed_category_code=armed[1] if armed else None,
+        waiting_for_zero=isinstance(r.session, AttendantSession) and r.session.waiting_for_zero,
+        calibration_version=r.calibration_version(),
+    )
+
+
+def _calibration_view(c: CalibrationCheck) -> CalibrationView:
+    return CalibrationView(
+        id=c.id,
+        scale_id=c.scale_id,
+        reference_g=c.reference_g,
+        reading_g=c.reading_g,
+        error_g=c.error_g,
+        checked_at=c.checked_at,
+        version=c.version,
+    )
+
+
+def http_app(gw: Gateway) -> FastAPI:
+    """The gateway's local endpoint (on the bank's LAN): attendant flow, calibration, health."""
+    app = FastAPI(title=f"wastebank gateway {gw.settings.gateway_id}", version=__version__)
+
+    @app.get("/health")
+    def health() -> GatewayHealth:
+        return gw.health()
+
+    @app.get("/scales")
+    def scales() -> list[ScaleView]:
+        return [_scale_view(r) for r in gw.readers.values()]
+
+    @app.post("/scales/{scale_id}/arm")
+    def arm(scale_id: str, req: ArmRequest) -> ScaleView:
+        r = gw.reader(scale_id)
+        if not isinstance(r.session, AttendantSession):
+            raise HTTPException(409, f"{scale_id} memakai kios / is a kiosk scale (card + keys)")
+        r.session.arm(req.member_no, req.category_code, time.monotonic())
+        log.info("petugas / attendant armed %s: %s %s", scale_id, req.member_no, req.category_code)
+        return _scale_view(r)
+
+    @app.post("/scales/{scale_id}/cancel")
+    def cancel(scale_id: str) -> ScaleView:
+        r = gw.reader(scale_id)
+        if isinstance(r.session, AttendantSession):
+            r.session.cancel()
+        return _scale_view(r)
+
+    @app.post("/scales/{scale_id}/calibration")
+    def calibrate(scale_id: str, req: CalibrationRequest) -> CalibrationView:
+        r = gw.reader(scale_id)
+        if r.last is None or r.last.status != "stable" or r.last.grams is None:
+            raise HTTPException(409, "timbangan belum stabil / the scale is not stable yet")
+        check = gw.calibration.record(scale_id, req.reference_g, r.last.grams, req.note)
+        log.info(
+            "kalibrasi / calibration check %s: ref %d g, read %d g",
+            scale_id,
+            check.reference_g,
+            check.reading_g,
+        )
+        return _calibration_view(check)
+
+    @app.get("/scales/{scale_id}/calibration")
+    def calibrations(scale_id: str) -> list[CalibrationView]:
+        gw.reader(scale_id)
+        return [_calibration_view(c) for c in gw.calibration.checks(scale_id)]
+
+    return app
 
 
 async def run(settings: GatewaySettings) -> None:

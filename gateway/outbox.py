@@ -2,8 +2,10 @@
 
 An event is written here (with its sequence number, in one transaction) before anything is
 published; a row is deleted only after the broker acknowledged its PUBLISH (PUBACK, QoS 1). The
-outbox is bounded: past ``max_rows`` the oldest rows are dropped, and every drop is counted in the
-database itself so it is reported, never silent.
+outbox is bounded by size (past ``max_rows`` the oldest rows go) and by age (rows older than
+``max_age`` go); every drop is counted in the database itself so it is reported, never silent.
+
+The same file keeps the scales' calibration checks (:class:`CalibrationLog`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 _SCHEMA = """
@@ -22,6 +24,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS calibration_check (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    scale_id TEXT NOT NULL,
+    reference_g INTEGER NOT NULL,
+    reading_g INTEGER NOT NULL,
+    checked_at TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT ''
+);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('last_seq', 0), ('dropped', 0);
 """
 
@@ -35,10 +45,13 @@ class OutboxRow:
 
 
 class Outbox:
-    def __init__(self, path: Path, *, max_rows: int = 100_000) -> None:
+    def __init__(
+        self, path: Path, *, max_rows: int = 100_000, max_age: timedelta | None = None
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.max_rows = max_rows
+        self.max_age = max_age
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -47,15 +60,21 @@ class Outbox:
     def close(self) -> None:
         self._db.close()
 
-    def add(self, build: Callable[[int], tuple[str, bytes]]) -> int:
-        """Allocate the next seq, build (topic, payload) from it and store both atomically."""
+    def add(self, build: Callable[[int], tuple[str, bytes]], sequence: str = "deposit") -> int:
+        """Allocate the next number of ``sequence``, build (topic, payload) from it, store both.
+
+        Each kind of event has its own sequence ("deposit", "alert", ...), so deposit numbers
+        have no gaps an auditor would have to explain.
+        """
+        key = _seq_key(sequence)
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            (last,) = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, 0)", (key,))
+            (last,) = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
             seq = int(last) + 1
             topic, payload = build(seq)
-            db.execute("UPDATE meta SET value=? WHERE key='last_seq'", (seq,))
+            db.execute("UPDATE meta SET value=? WHERE key=?", (seq, key))
             db.execute(
                 "INSERT INTO outbox (topic, payload, created_at) VALUES (?, ?, ?)",
                 (topic, payload, datetime.now(UTC).isoformat()),
@@ -66,6 +85,29 @@ class Outbox:
             db.execute("ROLLBACK")
             raise
         return seq
+
+    def expire(self, now: datetime | None = None) -> int:
+        """Drop rows older than ``max_age`` (counted in ``dropped``); return how many."""
+        if self.max_age is None:
+            return 0
+        cutoff = ((now or datetime.now(UTC)) - self.max_age).isoformat()
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            gone = db.execute("DELETE FROM outbox WHERE created_at < ?", (cutoff,)).rowcount
+            if gone:
+                db.execute("UPDATE meta SET value=value+? WHERE key='dropped'", (gone,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return int(gone)
+
+    def oldest_age(self, now: datetime | None = None) -> timedelta | None:
+        row = self._db.execute("SELECT min(created_at) FROM outbox").fetchone()
+        if row is None or row[0] is None:
+            return None
+        return (now or datetime.now(UTC)) - datetime.fromisoformat(row[0])
 
     def _enforce_bound(self) -> None:
         (count,) = self._db.execute("SELECT count(*) FROM outbox").fetchone()
@@ -94,10 +136,74 @@ class Outbox:
 
     @property
     def last_seq(self) -> int:
-        (value,) = self._db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
-        return int(value)
+        """The last deposit sequence number handed out."""
+        return self.last_of("deposit")
+
+    def last_of(self, sequence: str) -> int:
+        row = self._db.execute(
+            "SELECT value FROM meta WHERE key=?", (_seq_key(sequence),)
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     @property
     def dropped(self) -> int:
         (value,) = self._db.execute("SELECT value FROM meta WHERE key='dropped'").fetchone()
         return int(value)
+
+
+def _seq_key(sequence: str) -> str:
+    return "last_seq" if sequence == "deposit" else f"last_seq:{sequence}"
+
+
+@dataclass(frozen=True)
+class CalibrationCheck:
+    id: int
+    scale_id: str
+    reference_g: int
+    reading_g: int
+    checked_at: datetime
+    note: str
+
+    @property
+    def error_g(self) -> int:
+        return self.reading_g - self.reference_g
+
+    @property
+    def version(self) -> str:
+        """What deposits weighed after this check carry as their calibration version."""
+        return f"cal-{self.id}"
+
+
+class CalibrationLog:
+    """Calibration checks per scale: a known reference mass, what the scale read, when."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._db = outbox._db  # noqa: SLF001 - the same gateway file and connection
+
+    def record(
+        self, scale_id: str, reference_g: int, reading_g: int, note: str = ""
+    ) -> CalibrationCheck:
+        at = datetime.now(UTC)
+        cur = self._db.execute(
+            "INSERT INTO calibration_check (scale_id, reference_g, reading_g, checked_at, note)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (scale_id, reference_g, reading_g, at.isoformat(), note),
+        )
+        return CalibrationCheck(int(cur.lastrowid or 0), scale_id, reference_g, reading_g, at, note)
+
+    def checks(self, scale_id: str) -> list[CalibrationCheck]:
+        rows = self._db.execute(
+            "SELECT id, scale_id, reference_g, reading_g, checked_at, note FROM calibration_check"
+            " WHERE scale_id=? ORDER BY id",
+            (scale_id,),
+        ).fetchall()
+        return [
+            CalibrationCheck(
+                int(r[0]), r[1], int(r[2]), int(r[3]), datetime.fromisoformat(r[4]), r[5]
+            )
+            for r in rows
+        ]
+
+    def latest(self, scale_id: str) -> CalibrationCheck | None:
+        checks = self.checks(scale_id)
+        return checks[-1] if checks else None

@@ -27,8 +27,15 @@ from wastebank.config import (
     WastebankSettings,
     default_ledger_url,
 )
-from wastebank.influx import Influx, InfluxError, deposit_line, fill_line
-from wastebank.messages import DepositEvent, FillReading, Topics
+from wastebank.influx import (
+    Influx,
+    InfluxError,
+    alert_line,
+    deposit_line,
+    fill_line,
+    health_lines,
+)
+from wastebank.messages import DepositEvent, FillReading, GatewayAlert, GatewayHealth, Topics
 from wastebank.mqtt import backoff
 
 log = logging.getLogger("wastebank.ingest")
@@ -49,6 +56,8 @@ class Stats:
     deposits_applied: int = 0
     deposits_duplicate: int = 0
     fill_readings: int = 0
+    health_reports: int = 0
+    alerts: int = 0
     dead_lettered: int = 0
     points_written: int = 0
     write_retries: int = 0
@@ -114,6 +123,22 @@ class Ingester:
                 )
             self.stats.fill_readings += 1
             return [fill_line(reading)]
+        if parts.device_type == "gateway" and parts.kind in ("health", "alert"):
+            msg: GatewayHealth | GatewayAlert = (
+                _validate(GatewayHealth, payload)
+                if parts.kind == "health"
+                else _validate(GatewayAlert, payload)
+            )
+            if (msg.bank_code, msg.gateway_id) != (parts.site, parts.device_id):
+                raise _Reject(
+                    f"identity mismatch: topic bank={parts.site} gateway={parts.device_id}, "
+                    f"payload bank={msg.bank_code} gateway={msg.gateway_id}"
+                )
+            if isinstance(msg, GatewayHealth):
+                self.stats.health_reports += 1
+                return health_lines(msg)
+            self.stats.alerts += 1
+            return [alert_line(msg)]
         raise _Reject(f"no handler for {parts.device_type}/{parts.kind}")
 
     def _apply_deposit(self, ev: DepositEvent) -> ledger.AppliedDeposit:
@@ -170,6 +195,8 @@ class Ingester:
     async def consume(self, client: aiomqtt.Client, ready: asyncio.Event | None = None) -> None:
         await client.subscribe(self.topics.deposit_filter, qos=1)
         await client.subscribe(self.topics.fill_filter, qos=1)
+        await client.subscribe(self.topics.health_filter, qos=1)
+        await client.subscribe(self.topics.alert_filter, qos=1)
         log.info(
             "berlangganan / subscribed to %s, %s",
             self.topics.deposit_filter,
@@ -212,7 +239,7 @@ class _Reject(Exception):
     pass
 
 
-M = TypeVar("M", DepositEvent, FillReading)
+M = TypeVar("M", DepositEvent, FillReading, GatewayHealth, GatewayAlert)
 
 
 def _validate(model: type[M], payload: bytes) -> M:

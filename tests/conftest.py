@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import tomli_w
 
 from wastebank import services
 from wastebank.config import InfluxSettings, MqttSettings, load_settings
@@ -180,3 +181,27 @@ def settings_env(
     if ledger is not None:
         env["WASTEBANK_LEDGER_URL"] = ledger
     return env
+
+
+def write_site(
+    path: Path,
+    *,
+    gateway_id: str,
+    link: Path,
+    outbox: Path,
+    bank: str = "bs-batu-merah",
+    flow: str = "kiosk",
+    http_port: int = 0,
+    **extra: object,
+) -> Path:
+    """A gateway site file with one scale on ``link``, as a waste bank would write it."""
+    site = {
+        "gateway_id": gateway_id,
+        "bank_code": bank,
+        "http_port": http_port,
+        "outbox": {"path": str(outbox)},
+        "scales": [{"id": "scale-01", "port": str(link), "flow": flow}],
+        **extra,
+    }
+    path.write_text(tomli_w.dumps(site))
+    return path

@@ -27,19 +27,25 @@ def test_toml_file_is_read_and_env_wins_over_it(
     conf = tmp_path / "gateway.toml"
     conf.write_text(
         'bank_code = "bs-batu-merah"\n'
-        'serial_port = "/dev/ttyUSB0"\n'
-        "baudrate = 2400\n"
+        "health_interval_s = 60\n"
         "[mqtt]\n"
         'host = "broker.example"\n'
+        "[[scales]]\n"
+        'id = "scale-01"\n'
+        'port = "/dev/serial/by-id/usb-FTDI_FT232R-if00-port0"\n'
+        "baudrate = 2400\n"
+        'flow = "attendant"\n'
     )
     settings = load_settings(GatewaySettings, conf)
-    assert (settings.bank_code, settings.baudrate, settings.mqtt.host) == (
+    (scale,) = settings.scales
+    assert (settings.bank_code, scale.baudrate, scale.flow, settings.mqtt.host) == (
         "bs-batu-merah",
         2400,
+        "attendant",
         "broker.example",
     )
-    monkeypatch.setenv("WASTEBANK_BAUDRATE", "9600")
-    assert load_settings(GatewaySettings, conf).baudrate == 9600
+    monkeypatch.setenv("WASTEBANK_HEALTH_INTERVAL_S", "5")
+    assert load_settings(GatewaySettings, conf).health_interval_s == 5
 
 
 def test_bad_values_name_the_field_and_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,7 +56,7 @@ def test_bad_values_name_the_field_and_its_variable(monkeypatch: pytest.MonkeyPa
     text = str(err.value)
     assert "mqtt.port (WASTEBANK_MQTT__PORT)" in text
     assert "bank_code (WASTEBANK_BANK_CODE)" in text
-    assert "serial_port (WASTEBANK_SERIAL_PORT)" in text  # required, missing
+    assert "scales (WASTEBANK_SCALES)" in text  # required, missing
 
 
 def test_unknown_keys_in_a_file_are_refused(tmp_path: Path) -> None:
@@ -66,8 +72,27 @@ def test_missing_file_is_an_error(tmp_path: Path) -> None:
 
 
 def test_process_refuses_to_start_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("WASTEBANK_SERIAL_PORT", raising=False)
+    monkeypatch.delenv("WASTEBANK_SCALES", raising=False)
     monkeypatch.setenv("WASTEBANK_BANK_CODE", "bs-batu-merah")
     result = CliRunner().invoke(app, ["gateway"])
     assert result.exit_code == 2
-    assert "serial_port (WASTEBANK_SERIAL_PORT): Field required" in result.output
+    assert "scales (WASTEBANK_SCALES): Field required" in result.output
+
+
+def test_a_site_file_names_the_bad_scale_field(tmp_path: Path) -> None:
+    conf = tmp_path / "site.toml"
+    conf.write_text(
+        'bank_code = "bs-batu-merah"\n'
+        "[[scales]]\n"
+        'id = "scale-01"\n'
+        'port = "/dev/ttyUSB0"\n'
+        'parity = "X"\n'
+        "[[scales]]\n"
+        'id = "scale-01"\n'
+        'port = "/dev/ttyUSB1"\n'
+    )
+    with pytest.raises(ConfigError, match=r"scales\.0\.parity"):
+        load_settings(GatewaySettings, conf)
+    conf.write_text(conf.read_text().replace('parity = "X"\n', ""))
+    with pytest.raises(ConfigError, match="scale ids must be unique"):
+        load_settings(GatewaySettings, conf)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from api.app import ApiSettings, create_app
 from firmware_sim.kiosk import KioskSimulator, ScriptedDeposit
-from tests.conftest import Processes, eventually, settings_env
+from tests.conftest import Processes, eventually, settings_env, write_site
 from wastebank import ledger
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.messages import DepositEvent, GatewayStatus, Topics
@@ -70,6 +70,9 @@ async def test_scale_bytes_become_a_balance(
         ScriptedDeposit(CARDS["AMB-0001"], "aluminium", 560),
     ]
     link = tmp_path / "kiosk.tty"
+    site = write_site(
+        tmp_path / "site.toml", gateway_id="gw-e2e", link=link, outbox=tmp_path / "outbox.db"
+    )
     seen: list[bytes] = []
     async with (
         aiomqtt.Client(mqtt_settings.host, mqtt_settings.port) as observer,
@@ -79,14 +82,8 @@ async def test_scale_bytes_become_a_balance(
         await observer.subscribe(topics.gateway_status("bs-batu-merah", "gw-e2e"), qos=1)
         processes.start(
             "gateway",
-            ["gateway"],
-            {
-                **env,
-                "WASTEBANK_BANK_CODE": "bs-batu-merah",
-                "WASTEBANK_GATEWAY_ID": "gw-e2e",
-                "WASTEBANK_SERIAL_PORT": str(link),
-                "WASTEBANK_OUTBOX_PATH": str(tmp_path / "outbox.db"),
-            },
+            ["gateway", "--config", str(site)],
+            env,
         )
         messages = aiter(observer.messages)
 

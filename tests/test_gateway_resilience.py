@@ -22,7 +22,7 @@ import aiomqtt
 import pytest
 
 from firmware_sim.kiosk import KioskSimulator, ScriptedDeposit
-from tests.conftest import Processes, eventually, settings_env
+from tests.conftest import Processes, eventually, settings_env, write_site
 from wastebank import services
 from wastebank.config import MqttSettings
 from wastebank.messages import DepositEvent, Topics
@@ -59,12 +59,12 @@ def _holds(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
 
 
 def outbox_rows(path: Path) -> int:
-    """Rows in a gateway's outbox, read-only next to the running gateway (WAL allows readers)."""
+    """Deposit rows in a gateway's outbox, read next to the running gateway (WAL allows it)."""
     if not path.exists():
         return 0
     db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
     try:
-        (count,) = db.execute("SELECT count(*) FROM outbox").fetchone()
+        (count,) = db.execute("SELECT count(*) FROM outbox WHERE topic LIKE '%/deposit'").fetchone()
         return int(count)
     except sqlite3.OperationalError:  # the gateway has not created its schema yet
         return 0
@@ -73,13 +73,15 @@ def outbox_rows(path: Path) -> int:
 
 
 def gateway_env(mqtt: MqttSettings, gateway_id: str, link: Path, outbox: Path) -> dict[str, str]:
-    return {
-        **settings_env(mqtt),
-        "WASTEBANK_BANK_CODE": BANK,
-        "WASTEBANK_GATEWAY_ID": gateway_id,
-        "WASTEBANK_SERIAL_PORT": str(link),
-        "WASTEBANK_OUTBOX_PATH": str(outbox),
-    }
+    """The site file (written next to the outbox) and the broker to use, for a gateway process."""
+    site = write_site(
+        outbox.parent / f"{gateway_id}.toml",
+        gateway_id=gateway_id,
+        link=link,
+        outbox=outbox,
+        bank=BANK,
+    )
+    return {**settings_env(mqtt), "WASTEBANK_CONFIG": str(site)}
 
 
 async def deposits_until_sentinel(

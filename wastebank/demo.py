@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import tomli_w
+
 from wastebank import services
 from wastebank.config import RUN_DIR, load_settings
 from wastebank.seed import seed_demo
@@ -119,18 +121,20 @@ async def run() -> None:
                     logs,
                 )
             )
-            children.append(
-                await _spawn(
-                    f"gateway-{bank}",
-                    ["gateway"],
+            site = demo_dir / f"site-gw-{n:02d}.toml"
+            site.write_text(
+                tomli_w.dumps(
                     {
-                        "WASTEBANK_BANK_CODE": bank,
-                        "WASTEBANK_GATEWAY_ID": f"gw-{n:02d}",
-                        "WASTEBANK_SERIAL_PORT": str(link),
-                        "WASTEBANK_OUTBOX_PATH": str(demo_dir / f"outbox-gw-{n:02d}.db"),
-                    },
-                    logs,
+                        "gateway_id": f"gw-{n:02d}",
+                        "bank_code": bank,
+                        "http_port": 8080 + n,
+                        "outbox": {"path": str(demo_dir / f"outbox-gw-{n:02d}.db")},
+                        "scales": [{"id": "kiosk-01", "port": str(link), "flow": "kiosk"}],
+                    }
                 )
+            )
+            children.append(
+                await _spawn(f"gateway-{bank}", ["gateway", "--config", str(site)], {}, logs)
             )
         for tps, sensor in (("tps-batu-merah", "us-01"), ("tps-benteng", "us-02")):
             children.append(

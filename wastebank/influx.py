@@ -18,12 +18,15 @@ from influxdb_client.client.write.point import Point
 from influxdb_client.domain.write_precision import WritePrecision
 
 from wastebank.config import InfluxSettings
-from wastebank.messages import DepositEvent, FillReading
+from wastebank.messages import DepositEvent, FillReading, GatewayAlert, GatewayHealth
 
 log = logging.getLogger(__name__)
 
 DEPOSIT = "deposit"
 FILL = "fill_level"
+GATEWAY_HEALTH = "gateway_health"
+SCALE_HEALTH = "scale_health"
+ALERT = "gateway_alert"
 
 
 def point_time_ns(at: datetime, seq: int) -> int:
@@ -61,6 +64,72 @@ def fill_line(reading: FillReading) -> str:
         point.field("temperature_c", float(reading.temperature_c))
     if reading.battery_pct is not None:
         point.field("battery_pct", reading.battery_pct)
+    for name, value in (
+        ("rssi_dbm", reading.rssi_dbm),
+        ("snr_db", None if reading.snr_db is None else float(reading.snr_db)),
+        ("source", reading.source),
+        ("level_status", reading.level_status),
+        ("tilt", reading.tilt),
+        ("pings", reading.pings),
+        ("raw", reading.raw),
+    ):
+        if value is not None:
+            point.field(name, value)
+    return str(point.to_line_protocol())
+
+
+def health_lines(h: GatewayHealth) -> list[str]:
+    """One point for the gateway and one per scale, at the report's time (ms precision)."""
+    at = point_time_ns(h.at, 0)
+    gateway = (
+        Point(GATEWAY_HEALTH)
+        .tag("bank", h.bank_code)
+        .tag("gateway", h.gateway_id)
+        .field("uptime_s", h.uptime_s)
+        .field("outbox_depth", h.outbox_depth)
+        .field("outbox_dropped", h.outbox_dropped)
+        .field("mqtt_reconnects", h.mqtt_reconnects)
+        .field("deposits_stored", h.deposits_stored)
+        .time(at, WritePrecision.NS)
+    )
+    if h.outbox_oldest_age_s is not None:
+        gateway.field("outbox_oldest_age_s", h.outbox_oldest_age_s)
+    lines = [str(gateway.to_line_protocol())]
+    for sc in h.scales:
+        point = (
+            Point(SCALE_HEALTH)
+            .tag("bank", h.bank_code)
+            .tag("gateway", h.gateway_id)
+            .tag("scale", sc.scale_id)
+            .field("protocol", sc.protocol)
+            .field("connected", sc.connected)
+            .field("frames_parsed", sc.frames_parsed)
+            .field("frames_rejected", sc.frames_rejected)
+            .field("reconnects", sc.reconnects)
+            .time(at, WritePrecision.NS)
+        )
+        if sc.zero_drift_g is not None:
+            point.field("zero_drift_g", sc.zero_drift_g)
+        lines.append(str(point.to_line_protocol()))
+    return lines
+
+
+def alert_line(a: GatewayAlert) -> str:
+    point = (
+        Point(ALERT)
+        .tag("bank", a.bank_code)
+        .tag("gateway", a.gateway_id)
+        .tag("code", a.code)
+        .field("state", a.state)
+        .field("subject", a.subject)
+        .field("message", a.message)
+        .field("alert_id", a.alert_id)
+        .time(point_time_ns(a.at, a.seq), WritePrecision.NS)
+    )
+    if a.value is not None:
+        point.field("value", float(a.value))
+    if a.threshold is not None:
+        point.field("threshold", float(a.threshold))
     return str(point.to_line_protocol())
 
 

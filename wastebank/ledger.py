@@ -146,6 +146,8 @@ class Deposit(Base):
     protocol: Mapped[str] = mapped_column(String(32))
     stable: Mapped[bool] = mapped_column(Boolean)
     raw_frames: Mapped[str] = mapped_column(Text, default="[]", doc="JSON list: the evidence")
+    flow: Mapped[str] = mapped_column(String(16), default="kiosk")
+    calibration_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     member: Mapped[Member] = relationship()
     category: Mapped[Category] = relationship()
     bank: Mapped[Bank] = relationship()
@@ -261,14 +263,10 @@ def apply_deposit(session: Session, ev: DepositEvent) -> AppliedDeposit:
     bank = session.scalar(select(Bank).where(Bank.code == ev.bank_code))
     if bank is None:
         raise DepositRejected(f"unknown bank {ev.bank_code!r}")
-    card = session.get(Card, ev.card_uid)
-    if card is None:
-        raise DepositRejected(f"unknown card {ev.card_uid!r}")
-    member = card.member
+    member = _depositor(session, ev)
     if member.bank_id != bank.id:
-        raise DepositRejected(
-            f"card {ev.card_uid} belongs to member {member.member_no} of another bank"
-        )
+        who = f"card {ev.card_uid}" if ev.card_uid else f"member {ev.member_no}"
+        raise DepositRejected(f"{who} belongs to member {member.member_no} of another bank")
     category = session.scalar(select(Category).where(Category.code == ev.category_code))
     if category is None:
         raise DepositRejected(f"unknown category {ev.category_code!r}")
@@ -294,6 +292,8 @@ def apply_deposit(session: Session, ev: DepositEvent) -> AppliedDeposit:
         protocol=ev.protocol,
         stable=ev.stable,
         raw_frames=json.dumps(ev.raw_frames),
+        flow=ev.flow,
+        calibration_version=ev.calibration_version,
     )
     txn = f"deposit:{ev.event_id}"
     memo = f"{category.code} {ev.net_g} g @ Rp{price}/kg"
@@ -318,6 +318,18 @@ def apply_deposit(session: Session, ev: DepositEvent) -> AppliedDeposit:
             raise
         return _describe(winner, Outcome.DUPLICATE)
     return _describe(deposit, Outcome.APPLIED)
+
+
+def _depositor(session: Session, ev: DepositEvent) -> Member:
+    if ev.card_uid is not None:
+        card = session.get(Card, ev.card_uid)
+        if card is None:
+            raise DepositRejected(f"unknown card {ev.card_uid!r}")
+        return card.member
+    member = get_member(session, ev.member_no or "")
+    if member is None:
+        raise DepositRejected(f"unknown member {ev.member_no!r}")
+    return member
 
 
 def _describe(deposit: Deposit, outcome: Outcome) -> AppliedDeposit:

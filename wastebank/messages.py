@@ -8,6 +8,8 @@ Topics (``prefix`` is empty in production; tests use it to isolate themselves)::
 
     {prefix}wb/v1/{bank}/gateway/{gateway}/deposit     QoS 1, not retained   DepositEvent
     {prefix}wb/v1/{bank}/gateway/{gateway}/status      QoS 1, retained       GatewayStatus
+    {prefix}wb/v1/{bank}/gateway/{gateway}/health      QoS 1, retained       GatewayHealth
+    {prefix}wb/v1/{bank}/gateway/{gateway}/alert       QoS 1, not retained   GatewayAlert
     {prefix}wb/v1/{tps}/fill_sensor/{sensor}/fill      QoS 1, not retained   FillReading
     {prefix}wb/v1/{tps}/fill_sensor/{sensor}/status    QoS 1, retained       GatewayStatus
 """
@@ -50,8 +52,15 @@ class DepositEvent(_Message):
     seq: int = Field(ge=0, description="per-gateway sequence number, survives restarts")
     bank_code: Code
     scale_id: Code
-    card_uid: str = Field(
-        pattern=r"^[0-9A-F]{8,20}$", description="member card UID, upper-case hex"
+    flow: Literal["kiosk", "attendant"] = Field(
+        default="kiosk",
+        description="kiosk: the member tapped a card; attendant: the petugas named the member",
+    )
+    card_uid: str | None = Field(
+        default=None, pattern=r"^[0-9A-F]{8,20}$", description="member card UID, upper-case hex"
+    )
+    member_no: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9-]{1,32}$", description="member number (attendant flow)"
     )
     category_code: Code
     net_g: int = Field(gt=0, le=10_000_000, description="net weight in integer grams")
@@ -60,10 +69,15 @@ class DepositEvent(_Message):
     protocol: str = Field(max_length=32, description="scale protocol id, e.g. 'gs_nt'")
     measured_at: AwareDatetime
     raw_frames: list[str] = Field(default_factory=list, max_length=16)
+    calibration_version: str | None = Field(
+        default=None, max_length=64, description="the scale's calibration record in force"
+    )
 
     def model_post_init(self, __context: object) -> None:
         if self.event_id != f"{self.gateway_id}-{self.seq}":
             raise ValueError("event_id must be '{gateway_id}-{seq}'")
+        if (self.card_uid is None) == (self.member_no is None):
+            raise ValueError("exactly one of card_uid and member_no identifies the member")
 
 
 class FillReading(_Message):
@@ -82,6 +96,20 @@ class FillReading(_Message):
     fillingLevel: float = Field(ge=0.0, le=1.0)  # noqa: N815 - FIWARE name
     temperature_c: float | None = Field(default=None, ge=-40, le=85)
     battery_pct: int | None = Field(default=None, ge=0, le=100)
+    # Optional, added for real sensors (gateway/fill_sensor.py); absent from older readings.
+    rssi_dbm: int | None = Field(default=None, ge=-200, le=20, description="LoRaWAN: best RSSI")
+    snr_db: float | None = Field(default=None, ge=-40, le=40, description="LoRaWAN: its SNR")
+    source: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9_]{1,32}$",
+        description="decoder: 'jsn_sr04t', 'maxbotix', 'em310_udl', 'json'",
+    )
+    level_status: Literal["ok", "over_full", "below_empty"] | None = Field(
+        default=None, description="distance nearer than full / beyond empty (ratio clamped)"
+    )
+    tilt: bool | None = Field(default=None, description="EM310-UDL position channel: tilted")
+    pings: int | None = Field(default=None, ge=1, le=1000, description="pings in the median")
+    raw: str | None = Field(default=None, max_length=256, description="frames, as evidence")
 
     def model_post_init(self, __context: object) -> None:
         if self.reading_id != f"{self.sensor_id}-{self.seq}":
@@ -96,6 +124,51 @@ class GatewayStatus(_Message):
     device_id: Code
     at: AwareDatetime | None = None
     version: str | None = None
+
+
+class ScaleHealth(_Message):
+    scale_id: Code
+    protocol: str = Field(max_length=32, description="configured or auto-detected protocol")
+    connected: bool
+    frames_parsed: int = Field(ge=0)
+    frames_rejected: int = Field(ge=0)
+    reconnects: int = Field(ge=0)
+    last_g: int | None = None
+    stable: bool | None = None
+    zero_drift_g: int | None = None
+
+
+class GatewayHealth(_Message):
+    """Periodic gateway telemetry (retained): the operator's view of one waste bank's edge."""
+
+    kind: Literal["health"] = "health"
+    gateway_id: Code
+    bank_code: Code
+    at: AwareDatetime
+    uptime_s: int = Field(ge=0)
+    outbox_depth: int = Field(ge=0)
+    outbox_oldest_age_s: int | None = Field(default=None, ge=0)
+    outbox_dropped: int = Field(ge=0, description="rows dropped by the size or age bound, ever")
+    mqtt_reconnects: int = Field(ge=0)
+    deposits_stored: int = Field(ge=0)
+    scales: list[ScaleHealth] = Field(default_factory=list, max_length=64)
+
+
+class GatewayAlert(_Message):
+    """Raised once when a condition starts and cleared once when it ends (e.g. zero drift)."""
+
+    kind: Literal["alert"] = "alert"
+    alert_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*-\d+$", description="'{gateway_id}-{seq}'")
+    gateway_id: Code
+    seq: int = Field(ge=0)
+    bank_code: Code
+    code: Literal["zero_drift", "outbox_dropped", "scale_offline"]
+    state: Literal["raised", "cleared"]
+    subject: str = Field(max_length=64, description="the scale or sensor concerned")
+    value: float | None = None
+    threshold: float | None = None
+    at: AwareDatetime
+    message: str = Field(max_length=300)
 
 
 # ---- topics -----------------------------------------------------------------------------------
@@ -113,6 +186,12 @@ class Topics:
     def gateway_status(self, bank: str, gateway: str) -> str:
         return f"{self.prefix}{TOPIC_ROOT}/{bank}/gateway/{gateway}/status"
 
+    def gateway_health(self, bank: str, gateway: str) -> str:
+        return f"{self.prefix}{TOPIC_ROOT}/{bank}/gateway/{gateway}/health"
+
+    def gateway_alert(self, bank: str, gateway: str) -> str:
+        return f"{self.prefix}{TOPIC_ROOT}/{bank}/gateway/{gateway}/alert"
+
     def fill(self, tps: str, sensor: str) -> str:
         return f"{self.prefix}{TOPIC_ROOT}/{tps}/fill_sensor/{sensor}/fill"
 
@@ -122,6 +201,14 @@ class Topics:
     @property
     def deposit_filter(self) -> str:
         return f"{self.prefix}{TOPIC_ROOT}/+/gateway/+/deposit"
+
+    @property
+    def health_filter(self) -> str:
+        return f"{self.prefix}{TOPIC_ROOT}/+/gateway/+/health"
+
+    @property
+    def alert_filter(self) -> str:
+        return f"{self.prefix}{TOPIC_ROOT}/+/gateway/+/alert"
 
     @property
     def fill_filter(self) -> str:
