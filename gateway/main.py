@@ -693,17 +693,19 @@ def _calibration_view(c: CalibrationCheck) -> CalibrationView:
 def http_app(gw: Gateway) -> FastAPI:
     """The gateway's local endpoint (on the bank's LAN): attendant flow, calibration, health."""
     app = FastAPI(title=f"wastebank gateway {gw.settings.gateway_id}", version=__version__)
+    # Every handler is async: it runs on the gateway's event loop, the one thread that owns the
+    # outbox connection and the scale sessions (a sync handler would run in a worker thread).
 
     @app.get("/health")
-    def health() -> GatewayHealth:
+    async def health() -> GatewayHealth:
         return gw.health()
 
     @app.get("/scales")
-    def scales() -> list[ScaleView]:
+    async def scales() -> list[ScaleView]:
         return [_scale_view(r) for r in gw.readers.values()]
 
     @app.post("/scales/{scale_id}/arm")
-    def arm(scale_id: str, req: ArmRequest) -> ScaleView:
+    async def arm(scale_id: str, req: ArmRequest) -> ScaleView:
         r = gw.reader(scale_id)
         if not isinstance(r.session, AttendantSession):
             raise HTTPException(409, f"{scale_id} memakai kios / is a kiosk scale (card + keys)")
@@ -712,14 +714,14 @@ def http_app(gw: Gateway) -> FastAPI:
         return _scale_view(r)
 
     @app.post("/scales/{scale_id}/cancel")
-    def cancel(scale_id: str) -> ScaleView:
+    async def cancel(scale_id: str) -> ScaleView:
         r = gw.reader(scale_id)
         if isinstance(r.session, AttendantSession):
             r.session.cancel()
         return _scale_view(r)
 
     @app.post("/scales/{scale_id}/calibration")
-    def calibrate(scale_id: str, req: CalibrationRequest) -> CalibrationView:
+    async def calibrate(scale_id: str, req: CalibrationRequest) -> CalibrationView:
         r = gw.reader(scale_id)
         if r.last is None or r.last.status != "stable" or r.last.grams is None:
             raise HTTPException(409, "timbangan belum stabil / the scale is not stable yet")
@@ -733,7 +735,7 @@ def http_app(gw: Gateway) -> FastAPI:
         return _calibration_view(check)
 
     @app.get("/scales/{scale_id}/calibration")
-    def calibrations(scale_id: str) -> list[CalibrationView]:
+    async def calibrations(scale_id: str) -> list[CalibrationView]:
         gw.reader(scale_id)
         return [_calibration_view(c) for c in gw.calibration.checks(scale_id)]
 

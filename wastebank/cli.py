@@ -166,6 +166,75 @@ def demo(config: ConfigOption = None) -> None:
         typer.echo("dihentikan / stopped")
 
 
+# ---- at the waste bank: the attendant's commands against the local gateway ---------------------
+
+GatewayOption = Annotated[
+    str,
+    typer.Option("--gateway", help="the gateway's local endpoint", envvar="WASTEBANK_GATEWAY_URL"),
+]
+
+
+def _gateway_call(method: str, url: str, body: dict[str, object] | None = None) -> object:
+    import httpx
+
+    try:
+        resp = httpx.request(method, url, json=body, timeout=10)
+    except httpx.HTTPError as exc:
+        typer.echo(f"gateway tidak terjangkau / gateway unreachable: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    if resp.status_code >= 400:
+        detail = resp.json().get("detail", resp.text) if resp.content else resp.reason_phrase
+        typer.echo(f"ditolak / refused ({resp.status_code}): {detail}", err=True)
+        raise typer.Exit(code=1)
+    return resp.json()
+
+
+@app.command()
+def attend(
+    scale: Annotated[str, typer.Option(help="scale id at this bank")],
+    member: Annotated[str | None, typer.Option(help="member number (nomor nasabah)")] = None,
+    category: Annotated[str | None, typer.Option(help="waste category code")] = None,
+    cancel: Annotated[bool, typer.Option(help="cancel what is armed")] = False,
+    gateway_url: GatewayOption = "http://127.0.0.1:8081",
+) -> None:
+    """Attendant flow: name the member and category; the next settled load is their deposit."""
+    base = gateway_url.rstrip("/")
+    if cancel:
+        _gateway_call("POST", f"{base}/scales/{scale}/cancel")
+        typer.echo("dibatalkan / cancelled")
+        return
+    if not member or not category:
+        typer.echo("perlu --member dan --category / need --member and --category", err=True)
+        raise typer.Exit(code=2)
+    view = _gateway_call(
+        "POST", f"{base}/scales/{scale}/arm", {"member_no": member, "category_code": category}
+    )
+    assert isinstance(view, dict)
+    typer.echo(
+        f"siap menimbang / ready: {view['armed_member_no']} {view['armed_category_code']} "
+        f"on {scale}; letakkan sampah di timbangan / put the waste on the scale"
+    )
+
+
+@app.command()
+def calibrate(
+    scale: Annotated[str, typer.Option(help="scale id at this bank")],
+    reference_g: Annotated[int, typer.Option(help="the reference mass on the scale, grams")],
+    note: Annotated[str, typer.Option(help="who checked, which weight set")] = "",
+    gateway_url: GatewayOption = "http://127.0.0.1:8081",
+) -> None:
+    """Record a calibration check: put a known mass on the scale, then run this."""
+    base = gateway_url.rstrip("/")
+    check = _gateway_call(
+        "POST", f"{base}/scales/{scale}/calibration", {"reference_g": reference_g, "note": note}
+    )
+    assert isinstance(check, dict)
+    typer.echo(
+        f"kalibrasi / calibration {check['version']}: acuan / reference {check['reference_g']} g, "
+        f"terbaca / read {check['reading_g']} g, selisih / error {check['error_g']:+d} g"
+    )
+
+
 # ---- simulators -------------------------------------------------------------------------------
 
 

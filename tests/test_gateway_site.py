@@ -1,0 +1,162 @@
+"""A waste bank with a plain indicator: the attendant-assisted flow, calibration and health.
+
+Real processes and services: a simulated indicator on a pty, `wastebank gateway` with its site file
+and local endpoint, Mosquitto, `wastebank ingest`, the ledger; the attendant uses the real CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import aiomqtt
+import httpx
+import pytest
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from firmware_sim.kiosk import KioskSimulator
+from tests.conftest import Processes, eventually, settings_env, write_site
+from wastebank import ledger
+from wastebank.cli import app
+from wastebank.config import InfluxSettings, MqttSettings
+from wastebank.messages import DepositEvent, GatewayHealth, Topics
+
+pytestmark = pytest.mark.integration
+
+BANK, GATEWAY = "bs-batu-merah", "gw-site"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+async def test_attendant_flow_with_calibration_and_health(
+    processes: Processes,
+    mqtt_settings: MqttSettings,
+    influx_settings: InfluxSettings,
+    ledger_url: str,
+    tmp_path: Path,
+    test_id: str,
+) -> None:
+    topics = Topics(mqtt_settings.topic_prefix)
+    env = settings_env(mqtt_settings, influx_settings, ledger_url)
+    processes.start("ingest", ["ingest"], {**env, "WASTEBANK_CLIENT_ID": f"ingest-{test_id}"})
+
+    async def ingest_subscribed() -> bool:
+        return "subscribed" in processes.log("ingest")
+
+    await eventually(ingest_subscribed)
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    link = tmp_path / "indicator.tty"
+    site = write_site(
+        tmp_path / "site.toml",
+        gateway_id=GATEWAY,
+        link=link,
+        outbox=tmp_path / "outbox.db",
+        flow="attendant",
+        http_port=port,
+        health_interval_s=0.5,
+    )
+    async with (
+        aiomqtt.Client(mqtt_settings.host, mqtt_settings.port) as observer,
+        KioskSimulator(link, seed=3, speed=4) as scale,
+        httpx.AsyncClient(base_url=base, timeout=5) as gw,
+    ):
+        await observer.subscribe(topics.deposit(BANK, GATEWAY), qos=1)
+        processes.start("gateway", ["gateway", "--config", str(site)], env)
+
+        async def view() -> dict[str, object]:
+            try:
+                (only,) = (await gw.get("/scales")).json()
+            except httpx.HTTPError:
+                return {}
+            assert isinstance(only, dict)
+            return only
+
+        def shows(pred: Callable[[dict[str, object]], bool]) -> Callable[[], object]:
+            async def check() -> bool:
+                return pred(await view())
+
+            return check
+
+        await eventually(shows(lambda v: v.get("connected") is True and v.get("grams") == 0))
+
+        # Calibration check with a 10 kg reference mass (the simulated scale reads true).
+        scale.place_load(10_000)
+        await eventually(shows(lambda v: v["stable"] is True and v["grams"] == 10_000))
+        out = cli("calibrate", "--gateway", base, "--scale", "scale-01", "--reference-g", "10000")
+        assert "cal-1" in out
+        assert "+0 g" in out
+        scale.place_load(0)
+        await eventually(shows(lambda v: v["stable"] is True and v["grams"] == 0))
+
+        # The attendant names the member and category; the next settled load is the deposit.
+        cli("attend", "--gateway", base, "--scale", "scale-01", "--member", "AMB-0002",
+            "--category", "kardus")  # fmt: skip
+        scale.place_load(3450)
+        first = DepositEvent.model_validate_json(await _next_payload(observer))
+        assert (first.member_no, first.card_uid, first.flow) == ("AMB-0002", None, "attendant")
+        assert (first.category_code, first.net_g, first.seq) == ("kardus", 3450, 1)
+        assert first.calibration_version == "cal-1"
+        assert first.stable
+
+        # Armed again while the first load is still on: nothing happens until the scale has
+        # been back at zero, so the same load is never counted twice.
+        cli("attend", "--gateway", base, "--scale", "scale-01", "--member", "AMB-0002",
+            "--category", "pet")  # fmt: skip
+        await eventually(shows(lambda v: v["waiting_for_zero"] is True))
+        scale.place_load(0)
+        await eventually(shows(lambda v: v["waiting_for_zero"] is False and v["grams"] == 0))
+        scale.place_load(1200)
+        second = DepositEvent.model_validate_json(await _next_payload(observer))
+        assert (second.category_code, second.net_g, second.seq) == ("pet", 1200, 2)
+
+        # The endpoint refuses what makes no sense, with a reason.
+        missing = await gw.post("/scales/nope/arm", json={"member_no": "X", "category_code": "pet"})
+        assert missing.status_code == 404
+        bad = await gw.post("/scales/scale-01/arm", json={"member_no": "AMB-0002"})
+        assert bad.status_code == 422
+
+        # Health is retained: a new subscriber gets the latest report at once.
+        await observer.subscribe(topics.gateway_health(BANK, GATEWAY), qos=1)
+        health = GatewayHealth.model_validate_json(await _next_payload(observer))
+        (scale_health,) = health.scales
+        assert health.deposits_stored >= 0
+        assert scale_health.connected
+        assert scale_health.frames_parsed > 0
+
+        async def reports_both() -> bool:
+            h = GatewayHealth.model_validate_json(await _next_payload(observer))
+            return h.deposits_stored == 2 and h.outbox_depth == 0
+
+        await eventually(reports_both)
+
+    async def applied() -> bool:
+        engine = ledger.make_engine(ledger_url)
+        try:
+            with Session(engine) as s:
+                return ledger.member_balance(s, "AMB-0002") == 5175 + 4800
+        finally:
+            engine.dispose()
+
+    # 3,450 g kardus @ Rp1,500 = Rp5,175; 1,200 g PET @ Rp4,000 = Rp4,800.
+    await eventually(applied)
+
+
+async def _next_payload(client: aiomqtt.Client, timeout: float = 30) -> bytes:
+    message = await asyncio.wait_for(anext(aiter(client.messages)), timeout)
+    assert isinstance(message.payload, bytes | bytearray)
+    return bytes(message.payload)
