@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -205,3 +206,42 @@ def write_site(
     }
     path.write_text(tomli_w.dumps(site))
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+class PrivateMosquitto:
+    """A Mosquitto of the test's own (tmp run_dir, free port) that it may stop and restart.
+
+    Started with the project's own `services.up(only=...)`, so config, pid file and persistence
+    are the real ones; `stop` is `services.down` (SIGTERM: Mosquitto saves its persistence file).
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        # influx_port only has to be valid and differ from the shared one: no InfluxDB starts here.
+        self.settings = services.ServicesSettings(
+            run_dir=run_dir, mqtt_port=free_port(), influx_port=min(free_port(), 65000)
+        )
+        self.port = self.settings.mqtt_port
+
+    def start(self) -> None:
+        services.up(self.settings, only=("mosquitto",))
+
+    def stop(self) -> None:
+        services.down(self.settings)
+
+    def running(self) -> bool:
+        return all(s.healthy for s in services.status(self.settings) if s.name == "mosquitto")
+
+
+@pytest.fixture
+def private_mosquitto(tmp_path: Path) -> Iterator[PrivateMosquitto]:
+    broker = PrivateMosquitto(tmp_path / "run")
+    broker.start()
+    yield broker
+    broker.stop()

@@ -12,18 +12,23 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
-import socket
 import sqlite3
 import struct
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiomqtt
 import pytest
 
 from firmware_sim.kiosk import KioskSimulator, ScriptedDeposit
-from tests.conftest import Processes, eventually, settings_env, write_site
-from wastebank import services
+from tests.conftest import (
+    PrivateMosquitto,
+    Processes,
+    eventually,
+    free_port,
+    settings_env,
+    write_site,
+)
 from wastebank.config import MqttSettings
 from wastebank.messages import DepositEvent, Topics
 
@@ -40,13 +45,6 @@ DEPOSITS = [
 
 
 # ---- helpers ----------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def _holds(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
@@ -108,42 +106,6 @@ def assert_deposits(
     assert [(e.card_uid, e.category_code, e.net_g) for e in events] == [
         (d.card_uid, d.category_code, d.displayed_g) for d in played
     ]
-
-
-class PrivateMosquitto:
-    """A second Mosquitto in a tmp run_dir on a free port, that a test may stop and restart.
-
-    `services.up` always starts InfluxDB as well; this starts only Mosquitto through the same
-    (module-private) steps `up` uses, so config, pid file and persistence are the real ones.
-    `services.down` stops it (SIGTERM: Mosquitto writes its persistence file on the way out).
-    """
-
-    def __init__(self, run_dir: Path) -> None:
-        # influx_port only has to be valid and not the shared instance's: no InfluxDB starts here.
-        self.settings = services.ServicesSettings(
-            run_dir=run_dir, mqtt_port=_free_port(), influx_port=min(_free_port(), 65000)
-        )
-        self.svc = services._services(self.settings)[0]
-        self.port = self.settings.mqtt_port
-
-    def start(self) -> None:
-        self.svc.dir.mkdir(parents=True, exist_ok=True)
-        services._start_mosquitto(self.svc, self.settings)
-        services._wait_until_answering(self.svc, self.settings.start_timeout_s)
-
-    def stop(self) -> None:
-        services.down(self.settings)
-
-    def running(self) -> bool:
-        return services._our_pid(self.svc) is not None
-
-
-@pytest.fixture
-def private_mosquitto(tmp_path: Path) -> Iterator[PrivateMosquitto]:
-    broker = PrivateMosquitto(tmp_path / "run")
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 class OpenCounter:
@@ -234,7 +196,7 @@ async def test_sigkill_with_backlog_then_restart(
     gateway_id = f"gw-{test_id}"
     topic = Topics(mqtt_settings.topic_prefix).deposit(BANK, gateway_id)
     outbox, link = tmp_path / "outbox.db", tmp_path / "kiosk.tty"
-    nobody = mqtt_settings.model_copy(update={"port": _free_port()})  # nothing listens there
+    nobody = mqtt_settings.model_copy(update={"port": free_port()})  # nothing listens there
 
     async with (
         aiomqtt.Client(mqtt_settings.host, mqtt_settings.port) as client,

@@ -18,9 +18,10 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -96,11 +97,19 @@ class ServiceState:
 # ---- public API -------------------------------------------------------------------------------
 
 
-def up(settings: ServicesSettings) -> None:
-    """Install what is missing; start each daemon unless ours is already running and answering."""
+ServiceName = Literal["mosquitto", "influxd"]
+
+
+def up(settings: ServicesSettings, only: Collection[ServiceName] = ("mosquitto", "influxd")) -> None:
+    """Install what is missing; start each daemon unless ours is already running and answering.
+
+    ``only`` limits which daemons start (tests start a private Mosquitto on its own).
+    """
     _install_missing(settings)
     mosquitto, influxd = _services(settings)
     for svc, start in ((mosquitto, _start_mosquitto), (influxd, _start_influxd)):
+        if svc.name not in only:
+            continue
         state = _state(svc)
         if state.pid is not None and not state.answering:  # ours: still starting, or hung
             try:
