@@ -96,3 +96,10 @@ def test_a_site_file_names_the_bad_scale_field(tmp_path: Path) -> None:
     conf.write_text(conf.read_text().replace('parity = "X"\n', ""))
     with pytest.raises(ConfigError, match="scale ids must be unique"):
         load_settings(GatewaySettings, conf)
+
+
+def test_the_example_site_file_is_valid() -> None:
+    example = Path(__file__).parent.parent / "deploy" / "site.example.toml"
+    settings = load_settings(GatewaySettings, example)
+    assert [s.flow for s in settings.scales] == ["kiosk", "attendant"]
+    assert settings.outbox.max_age_days == 30
