@@ -12,6 +12,7 @@ start with errors that name the field; see docs/deploy-pi.md.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -29,6 +30,15 @@ import uvicorn
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gateway.fill_sensor import (
+    DistanceSample,
+    FillConfig,
+    FillDecodeError,
+    FillProcessor,
+    MaxBotixDecoder,
+    Mode2Decoder,
+    decode_em310_uplink,
+)
 from gateway.kiosk import AttendantSession, DepositCandidate, KioskSession
 from gateway.outbox import CalibrationCheck, CalibrationLog, Outbox
 from gateway.scale_protocol import FrameError, KioskFrame, LineFramer, WeightReading, parse_line
@@ -41,6 +51,7 @@ from wastebank.messages import (
     GatewayHealth,
     GatewayStatus,
     ScaleHealth,
+    SensorHealth,
     Topics,
 )
 from wastebank.mqtt import backoff
@@ -82,6 +93,55 @@ class ScaleSettings(BaseModel):
         return self
 
 
+class SensorSettings(BaseModel):
+    """One TPS fill sensor served by this gateway (serial, or LoRaWAN through a network server)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Code
+    tps_code: Code
+    kind: Literal["jsn_sr04t", "maxbotix", "em310_udl"]
+    port: Path | None = Field(default=None, description="serial kinds: the adapter's stable path")
+    baudrate: int = Field(default=9600, ge=300, le=921_600)
+    maxbotix_unit: Literal["mm", "cm"] = "mm"
+    dev_eui: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{16}$", description="em310_udl")
+    uplink_topic: str = Field(
+        default="application/+/device/{dev_eui}/event/up",
+        description="where the network server publishes this device's uplinks (ChirpStack v4)",
+    )
+    empty_distance_mm: int = Field(ge=100, le=20_000)
+    full_distance_mm: int = Field(ge=0, le=20_000)
+    window: int | None = Field(default=None, ge=1, le=101, description="pings per reading")
+    spike_mm: int | None = Field(default=150, ge=1)
+    ambient_c: float | None = Field(default=None, description="for sound-speed compensation")
+    calibrated_at_c: float | None = 20.0
+    report_interval_s: float = Field(default=300.0, gt=0, description="serial: one reading per")
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Self:
+        if self.kind == "em310_udl":
+            if self.dev_eui is None:
+                raise ValueError("em310_udl sensors need dev_eui")
+        elif self.port is None:
+            raise ValueError(f"{self.kind} sensors need port")
+        if self.empty_distance_mm - self.full_distance_mm < 50:
+            raise ValueError("empty_distance_mm must exceed full_distance_mm by at least 50 mm")
+        return self
+
+    def fill_config(self) -> FillConfig:
+        lora = self.kind == "em310_udl"  # filters on board; one uplink is one reading
+        return FillConfig(
+            empty_distance_mm=self.empty_distance_mm,
+            full_distance_mm=self.full_distance_mm,
+            window=self.window or (1 if lora else 5),
+            spike_mm=None if lora else self.spike_mm,
+            calibrated_at_c=None if lora else self.calibrated_at_c,
+        )
+
+    def topic(self) -> str:
+        return self.uplink_topic.replace("{dev_eui}", (self.dev_eui or "").lower())
+
+
 class OutboxSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -96,19 +156,23 @@ class GatewaySettings(WastebankSettings):
     bank_code: Code
     mqtt: MqttSettings = MqttSettings()
     outbox: OutboxSettings = OutboxSettings()
-    scales: list[ScaleSettings] = Field(min_length=1)
+    scales: list[ScaleSettings] = Field(default_factory=list)
+    sensors: list[SensorSettings] = Field(default_factory=list)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8081, ge=0, le=65535, description="0: no local endpoint")
     health_interval_s: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _unique(self) -> Self:
-        ids = [s.id for s in self.scales]
+        if not self.scales and not self.sensors:
+            raise ValueError("a site needs at least one entry in scales or sensors")
+        ids = [s.id for s in self.scales] + [s.id for s in self.sensors]
         if len(set(ids)) != len(ids):
             raise ValueError(f"scale ids must be unique: {ids}")
-        ports = [str(s.port) for s in self.scales]
+        devices: list[ScaleSettings | SensorSettings] = [*self.scales, *self.sensors]
+        ports = [str(d.port) for d in devices if d.port is not None]
         if len(set(ports)) != len(ports):
-            raise ValueError(f"each scale needs its own port: {ports}")
+            raise ValueError(f"each scale and sensor needs its own port: {ports}")
         return self
 
 
@@ -120,18 +184,106 @@ class ScaleStats:
     bytes_read: int = 0
     frames_parsed: int = 0
     frames_rejected: int = 0
-    reconnects: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
 
 
-class ScaleReader:
+class SerialDevice(abc.ABC):
+    """A device on a serial port: opens it, reads it on the event loop, and when the adapter goes
+    away keeps reopening the same (by-id) path with backoff; logs once on loss, once on recovery,
+    and raises a ``scale_offline`` alert once / clears it once."""
+
+    kind_id, kind_en = "perangkat", "device"  # for log lines: Bahasa Indonesia, then English
+
+    def __init__(self, device_id: str, port: Path, gateway: Gateway, **line: int | str) -> None:
+        self.device_id = device_id
+        self.port = port
+        self.line = line
+        self.gateway = gateway
+        self.connected = False
+        self.reconnects = 0
+
+    @abc.abstractmethod
+    def feed(self, data: bytes) -> None:
+        """Decode bytes read from the port."""
+
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """Forget any partial frame: the first bytes after (re)opening may be mid-frame."""
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        attempt, lost = 0, False
+        id_, en, name = self.kind_id, self.kind_en, self.device_id
+        while True:
+            try:
+                port = serial.Serial(str(self.port), timeout=0, **self.line)  # type: ignore[arg-type]
+            except (serial.SerialException, OSError, ValueError) as exc:
+                if not lost:
+                    log.warning("%s tidak terhubung / %s not connected: %s: %s", id_, en, name, exc)
+                    self._offline(True, str(exc))
+                lost = True
+                attempt += 1
+                await asyncio.sleep(backoff(attempt))
+                continue
+            log.info("%s terhubung / %s connected: %s on %s", id_, en, name, self.port)
+            if lost:
+                self.reconnects += 1
+            self._offline(False, "connected")
+            attempt, lost = 0, False
+            self.reset()
+            self.connected = True
+            try:
+                await self._read_port(loop, port)
+            except (serial.SerialException, OSError) as exc:
+                log.warning("%s terputus / %s disconnected: %s: %s", id_, en, name, exc)
+                self._offline(True, str(exc))
+                lost = True
+            finally:
+                self.connected = False
+                with contextlib.suppress(OSError, serial.SerialException):
+                    port.close()
+
+    def _offline(self, offline: bool, detail: str) -> None:
+        state = "tidak tersedia / unavailable" if offline else "tersedia lagi / available again"
+        self.gateway.alert(
+            "scale_offline",
+            self.device_id,
+            offline,
+            message=f"{self.kind_id} {self.device_id}: {state} ({detail})",
+        )
+
+    async def _read_port(self, loop: asyncio.AbstractEventLoop, port: serial.Serial) -> None:
+        readable = asyncio.Event()
+        fd = port.fileno()
+        loop.add_reader(fd, readable.set)
+        try:
+            while True:
+                await readable.wait()
+                readable.clear()
+                data = port.read(4096)
+                if data:
+                    self.feed(data)
+        finally:
+            loop.remove_reader(fd)
+
+
+class ScaleReader(SerialDevice):
     """Reads one scale's port and turns its frames into deposit candidates."""
 
+    kind_id, kind_en = "timbangan", "scale"
+
     def __init__(self, cfg: ScaleSettings, gateway: Gateway) -> None:
+        super().__init__(
+            cfg.id,
+            cfg.port,
+            gateway,
+            baudrate=cfg.baudrate,
+            bytesize=cfg.bytesize,
+            parity=cfg.parity,
+            stopbits=cfg.stopbits,
+        )
         self.cfg = cfg
-        self.gateway = gateway
         self.stats = ScaleStats()
-        self.connected = False
         self.last: WeightReading | None = None
         self.zero_drift_g: int | None = None
         self.bad_frames: list[tuple[str, bytes]] = []  # the latest rejects, for inspection
@@ -142,8 +294,15 @@ class ScaleReader:
             self.session = AttendantSession(min_net_g=cfg.min_net_g, zero_band_g=cfg.zero_band_g)
         self._framer = LineFramer()
 
-    def feed(self, data: bytes, now: float | None = None) -> list[int]:
-        """Feed raw bytes from the port; return the seqs of deposits stored in the outbox."""
+    def reset(self) -> None:
+        self._framer = LineFramer()
+
+    def feed(self, data: bytes) -> None:
+        if self.process(data):
+            self.gateway.wake()
+
+    def process(self, data: bytes, now: float | None = None) -> list[int]:
+        """Decode raw bytes from the port; return the seqs of deposits stored in the outbox."""
         now = time.monotonic() if now is None else now
         self.stats.bytes_read += len(data)
         stored: list[int] = []
@@ -219,72 +378,6 @@ class ScaleReader:
         latest = self.gateway.calibration.latest(self.cfg.id)
         return latest.version if latest else self.cfg.calibration_version
 
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        attempt, lost = 0, False
-        while True:
-            try:
-                port = serial.Serial(
-                    str(self.cfg.port),
-                    baudrate=self.cfg.baudrate,
-                    bytesize=self.cfg.bytesize,
-                    parity=self.cfg.parity,
-                    stopbits=self.cfg.stopbits,
-                    timeout=0,
-                )
-            except (serial.SerialException, OSError) as exc:
-                if not lost:
-                    log.warning(
-                        "timbangan tidak terhubung / scale %s not connected: %s", self.cfg.id, exc
-                    )
-                    self._offline(True, str(exc))
-                lost = True
-                attempt += 1
-                await asyncio.sleep(backoff(attempt))
-                continue
-            log.info("timbangan terhubung / scale %s connected on %s", self.cfg.id, self.cfg.port)
-            if lost:
-                self.stats.reconnects += 1
-            self._offline(False, "connected")
-            attempt, lost = 0, False
-            self._framer = LineFramer()  # the first line after opening may be partial
-            self.connected = True
-            try:
-                await self._read_port(loop, port)
-            except (serial.SerialException, OSError) as exc:
-                log.warning("timbangan terputus / scale %s disconnected: %s", self.cfg.id, exc)
-                self._offline(True, str(exc))
-                lost = True
-            finally:
-                self.connected = False
-                with contextlib.suppress(OSError, serial.SerialException):
-                    port.close()
-
-    def _offline(self, offline: bool, detail: str) -> None:
-        state = "terputus / offline" if offline else "terhubung / online"
-        self.gateway.alert(
-            "scale_offline",
-            self.cfg.id,
-            offline,
-            message=f"timbangan {self.cfg.id} {state}: {detail}",
-        )
-
-    async def _read_port(self, loop: asyncio.AbstractEventLoop, port: serial.Serial) -> None:
-        readable = asyncio.Event()
-        fd = port.fileno()
-        loop.add_reader(fd, readable.set)
-        try:
-            while True:
-                await readable.wait()
-                readable.clear()
-                data = port.read(4096)
-                if data:
-                    stored = self.feed(data)
-                    if stored:
-                        self.gateway.wake()
-        finally:
-            loop.remove_reader(fd)
-
     def health(self) -> ScaleHealth:
         return ScaleHealth(
             scale_id=self.cfg.id,
@@ -292,10 +385,75 @@ class ScaleReader:
             connected=self.connected,
             frames_parsed=self.stats.frames_parsed,
             frames_rejected=self.stats.frames_rejected,
-            reconnects=self.stats.reconnects,
+            reconnects=self.reconnects,
             last_g=self.last.grams if self.last else None,
             stable=(self.last.status == "stable") if self.last else None,
             zero_drift_g=self.zero_drift_g,
+        )
+
+
+class FillSensorReader(SerialDevice):
+    """A TPS fill sensor: raw distance samples -> filtered readings -> the outbox.
+
+    Serial sensors (JSN-SR04T mode 2, MaxBotix) are read from their port and publish one reading
+    per ``report_interval_s``; EM310-UDL uplinks come from the network server (see
+    :meth:`Gateway.lns_loop`) and each becomes a reading.
+    """
+
+    kind_id, kind_en = "sensor TPS", "TPS sensor"
+
+    def __init__(self, cfg: SensorSettings, gateway: Gateway) -> None:
+        super().__init__(cfg.id, cfg.port or Path("/dev/null"), gateway, baudrate=cfg.baudrate)
+        self.cfg = cfg
+        self.processor = FillProcessor(cfg.fill_config())
+        self.decoder: Mode2Decoder | MaxBotixDecoder = (
+            Mode2Decoder()
+            if cfg.kind == "jsn_sr04t"
+            else MaxBotixDecoder(four_digit_unit=cfg.maxbotix_unit)
+        )
+        self.readings = 0
+        self._last_report = -float("inf")
+
+    def reset(self) -> None:
+        self.decoder.reset()
+
+    def feed(self, data: bytes) -> None:
+        for sample in self.decoder.feed(data):
+            self.add(sample, throttle=True)
+
+    def add(self, sample: DistanceSample, *, throttle: bool) -> int | None:
+        estimate = self.processor.add(sample, temperature_c=self.cfg.ambient_c)
+        if estimate is None:
+            return None
+        now = time.monotonic()
+        if throttle and now - self._last_report < self.cfg.report_interval_s:
+            return None
+        self._last_report = now
+        measured_at = sample.received_at or datetime.now(UTC)
+        cfg = self.cfg
+
+        def build(seq: int) -> tuple[str, bytes]:
+            reading = estimate.to_reading(
+                sensor_id=cfg.id, tps_code=cfg.tps_code, seq=seq, measured_at=measured_at
+            )
+            topic = self.gateway.topics.fill(cfg.tps_code, cfg.id)
+            return topic, reading.model_dump_json(exclude_none=True).encode()
+
+        seq = self.gateway.outbox.add(build, sequence=f"fill:{cfg.id}")
+        self.readings += 1
+        self.gateway.wake()
+        return seq
+
+    def health(self) -> SensorHealth:
+        return SensorHealth(
+            sensor_id=self.cfg.id,
+            tps_code=self.cfg.tps_code,
+            kind=self.cfg.kind,
+            connected=self.connected if self.cfg.kind != "em310_udl" else None,
+            samples_accepted=self.processor.accepted,
+            samples_rejected=sum(self.processor.rejects.values())
+            + sum(self.decoder.rejects.values()),
+            readings=self.readings,
         )
 
 
@@ -309,6 +467,7 @@ class GatewayStats:
     published: int = 0
     mqtt_reconnects: int = 0
     alerts_raised: int = 0
+    uplinks_rejected: int = 0
 
 
 class Gateway:
@@ -323,6 +482,7 @@ class Gateway:
         self.calibration = CalibrationLog(self.outbox)
         self.stats = GatewayStats()
         self.readers = {cfg.id: ScaleReader(cfg, self) for cfg in settings.scales}
+        self.sensors = {cfg.id: FillSensorReader(cfg, self) for cfg in settings.sensors}
         self.started = time.monotonic()
         self.connected = asyncio.Event()
         self._wake = asyncio.Event()
@@ -537,6 +697,58 @@ class Gateway:
         if lost.done() and not lost.cancelled():
             lost.result()
 
+    # ---- LoRaWAN sensors through the network server's MQTT integration -------------------------
+
+    async def lns_loop(self) -> None:
+        """Subscribe to the network server's uplinks of our EM310-UDL sensors (persistent session,
+        QoS 1) and acknowledge each uplink only after its reading is in the outbox."""
+        s = self.settings
+        by_eui = {
+            (x.cfg.dev_eui or "").lower(): x
+            for x in self.sensors.values()
+            if x.cfg.kind == "em310_udl"
+        }
+        attempt, lost = 0, False
+        while True:
+            client = mqtt.client(s.mqtt, identifier=f"gateway-{s.gateway_id}-lns", persistent=True)
+            client._client.manual_ack_set(True)  # noqa: SLF001 - ack after the outbox commit
+            try:
+                async with client:
+                    for sensor in by_eui.values():
+                        await client.subscribe(s.mqtt.topic_prefix + sensor.cfg.topic(), qos=1)
+                    if lost:
+                        log.info("uplink LoRaWAN tersambung kembali / LNS uplinks reconnected")
+                    attempt, lost = 0, False
+                    async for message in client.messages:
+                        self._uplink(
+                            by_eui,
+                            bytes(message.payload)
+                            if isinstance(message.payload, bytes | bytearray)
+                            else b"",
+                        )
+                        if message.qos > 0:
+                            client._client.ack(message.mid, message.qos)  # noqa: SLF001
+            except aiomqtt.MqttError as exc:
+                if not lost:
+                    log.warning("uplink LoRaWAN terputus / LNS uplinks lost: %s", exc)
+                lost = True
+                attempt += 1
+                await asyncio.sleep(backoff(attempt))
+
+    def _uplink(self, by_eui: dict[str, FillSensorReader], payload: bytes) -> None:
+        try:
+            sample = decode_em310_uplink(payload)
+        except FillDecodeError as exc:
+            log.warning("uplink ditolak / uplink rejected (%s): %r", exc.reason, payload[:200])
+            self.stats.uplinks_rejected += 1
+            return
+        target = by_eui.get((sample.device_eui or "").lower())
+        if target is None:
+            log.warning("uplink perangkat tak dikenal / unknown device %s", sample.device_eui)
+            self.stats.uplinks_rejected += 1
+            return
+        target.add(sample, throttle=False)
+
     # ---- health -------------------------------------------------------------------------------
 
     def health(self) -> GatewayHealth:
@@ -552,6 +764,7 @@ class Gateway:
             mqtt_reconnects=self.stats.mqtt_reconnects,
             deposits_stored=self.stats.deposits_stored,
             scales=[r.health() for r in self.readers.values()],
+            sensors=[r.health() for r in self.sensors.values()],
         )
 
     async def _publish_health(self, client: aiomqtt.Client) -> None:
@@ -601,6 +814,11 @@ class Gateway:
             async with asyncio.TaskGroup() as tg:
                 for reader in self.readers.values():
                     tg.create_task(reader.run(), name=f"scale-{reader.cfg.id}")
+                for sensor in self.sensors.values():
+                    if sensor.cfg.kind != "em310_udl":
+                        tg.create_task(sensor.run(), name=f"sensor-{sensor.cfg.id}")
+                if any(s.cfg.kind == "em310_udl" for s in self.sensors.values()):
+                    tg.create_task(self.lns_loop(), name="lns")
                 tg.create_task(self.mqtt_loop(), name="mqtt")
                 tg.create_task(self.health_loop(), name="health")
                 if self.settings.http_port:

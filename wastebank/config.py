@@ -98,7 +98,10 @@ def load_settings(cls: type[S], config_file: Path | None = None, **overrides: An
     except ValidationError as exc:
         lines = [f"invalid {cls.__name__} settings:"]
         for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"]) or "(root)"
+            if not err["loc"]:
+                lines.append(f"  {err['msg']}")
+                continue
+            field = ".".join(str(p) for p in err["loc"])
             env = "WASTEBANK_" + "__".join(str(p) for p in err["loc"]).upper()
             lines.append(f"  {field} ({env}): {err['msg']}")
         raise ConfigError("\n".join(lines)) from None

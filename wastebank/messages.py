@@ -138,6 +138,16 @@ class ScaleHealth(_Message):
     zero_drift_g: int | None = None
 
 
+class SensorHealth(_Message):
+    sensor_id: Code
+    tps_code: Code
+    kind: str = Field(max_length=32)
+    connected: bool | None = Field(description="serial sensors; None for LoRaWAN ones")
+    samples_accepted: int = Field(ge=0)
+    samples_rejected: int = Field(ge=0, description="bad frames, out of range, spikes")
+    readings: int = Field(ge=0, description="filtered readings stored for publishing")
+
+
 class GatewayHealth(_Message):
     """Periodic gateway telemetry (retained): the operator's view of one waste bank's edge."""
 
@@ -152,6 +162,7 @@ class GatewayHealth(_Message):
     mqtt_reconnects: int = Field(ge=0)
     deposits_stored: int = Field(ge=0)
     scales: list[ScaleHealth] = Field(default_factory=list, max_length=64)
+    sensors: list[SensorHealth] = Field(default_factory=list, max_length=256)
 
 
 class GatewayAlert(_Message):
