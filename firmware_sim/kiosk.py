@@ -1,7 +1,8 @@
 """A simulated kiosk scale on a real pseudo-terminal, spoken to exactly like /dev/ttyUSB0.
 
 The simulator opens a pty, sets the slave raw, and points ``link`` at the slave
-(``/dev/pts/N``), so a gateway opens ``link`` with pyserial. It writes, like the indicator plus
+(``/dev/pts/N``), so a gateway opens ``link`` with pyserial (the pty machinery is shared with the
+other serial simulators: :mod:`firmware_sim.ptydevice`). It writes, like the indicator plus
 kiosk box of docs/protocol.md:
 
 * a continuous weight stream (``ST,GS,+0012.34kg`` CR LF) at ``rate_hz``: zero with ±1 division
@@ -18,24 +19,18 @@ than real time (lines still carry 10 Hz physics), so a test deposit takes about 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import itertools
 import logging
 import math
-import os
 import random
 import re
-import struct
-import termios
-import tty
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
+from firmware_sim.ptydevice import PtyDevice
 from gateway.scale_protocol import (
     DIVISION_G,
     MAX_ENCODED_G,
@@ -124,8 +119,10 @@ class _ScaleModel:
         return shown
 
 
-class KioskSimulator:
+class KioskSimulator(PtyDevice):
     """Kiosk scale on a pty; an async context manager owning the weight-stream task."""
+
+    label = "timbangan kios / kiosk scale"
 
     def __init__(
         self,
@@ -152,19 +149,14 @@ class KioskSimulator:
             repeat_frames: send every kiosk frame twice (a retransmit with the same seq).
             max_backlog: unread bytes allowed in the slave's input queue before flushing it.
         """
-        if rate_hz <= 0 or speed <= 0:
-            raise ValueError("rate_hz and speed must be positive")
-        if garbage_every < 0 or max_backlog < 64:
-            raise ValueError("garbage_every must be >= 0 and max_backlog >= 64")
+        super().__init__(link, rate_hz=rate_hz, speed=speed, max_backlog=max_backlog)
+        if garbage_every < 0:
+            raise ValueError("garbage_every must be >= 0")
         if not 0 < capacity_g <= MAX_ENCODED_G - 9 * division_g:
             raise ValueError("capacity_g does not fit the weight field")
-        self._link = link
-        self.rate_hz = rate_hz
-        self.speed = speed
         self.garbage_every = garbage_every
         self.seven_e1 = seven_e1
         self.repeat_frames = repeat_frames
-        self.max_backlog = max_backlog
         self.division_g = division_g
         self.capacity_g = capacity_g
         self._rng = random.Random(seed)
@@ -172,84 +164,14 @@ class KioskSimulator:
         self._window: deque[int] = deque(maxlen=max(3, round(STABLE_WINDOW_S * rate_hz)))
         self._seq = self._rng.randrange(65536)
 
-        self.bytes_written = 0
-        self.bytes_dropped = 0
         self.frames_sent = 0
         self.lines_sent = 0
         self.garbage_sent = 0
         self.last_status = "stable"
         self.last_grams: int | None = 0
 
-        self._master_fd = -1
-        self._slave_fd = -1
-        self._slave_name = ""
-        self._ticks = 0
-        self._tick_event = asyncio.Event()
-        self._stopped = False
-        self._task: asyncio.Task[None] | None = None
-
-    # -- properties --
-
-    @property
-    def link_path(self) -> Path:
-        return self._link
-
-    @property
-    def slave_name(self) -> str:
-        """The pty slave device, e.g. ``/dev/pts/3`` (empty before entering)."""
-        return self._slave_name
-
-    @property
-    def ticks(self) -> int:
-        """Weight lines produced so far (written or dropped)."""
-        return self._ticks
-
-    @property
-    def sim_time(self) -> float:
-        return self._ticks / self.rate_hz
-
-    # -- lifecycle --
-
-    async def __aenter__(self) -> Self:
-        self._master_fd, self._slave_fd = os.openpty()
-        try:
-            tty.setraw(self._slave_fd)
-            os.set_blocking(self._master_fd, False)
-            self._slave_name = os.ttyname(self._slave_fd)
-            _replace_symlink(self._link, self._slave_name)
-        except BaseException:
-            self._close_fds()
-            raise
+    def _on_start(self) -> None:
         self._window.extend([0] * (self._window.maxlen or 0))
-        self._task = asyncio.create_task(self._stream(), name=f"kiosk-sim[{self._link}].stream")
-        logger.info(
-            "timbangan kios siap di %s -> %s / kiosk scale ready", self._link, self._slave_name
-        )
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if self._task is not None:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-        finally:
-            with contextlib.suppress(OSError):
-                if os.readlink(self._link) == self._slave_name:
-                    self._link.unlink()
-            self._close_fds()
-
-    def _close_fds(self) -> None:
-        for fd in (self._master_fd, self._slave_fd):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._master_fd = self._slave_fd = -1
 
     # -- public actions --
 
@@ -281,9 +203,8 @@ class KioskSimulator:
         self._write_raw(data)
 
     async def wait_lines(self, count: int) -> None:
-        """Wait until ``count`` more weight lines have been produced."""
-        until = self._ticks + count
-        await self._wait_until(lambda: self._ticks >= until, timeout_s=math.inf)
+        """Wait until ``count`` more weight lines have been produced (written or dropped)."""
+        await self._wait_ticks(count)
 
     # -- internals --
 
@@ -294,35 +215,10 @@ class KioskSimulator:
             and abs(self.last_grams) <= self.division_g
         )
 
-    async def _pause(self, seconds: float) -> None:
-        await self.wait_lines(max(1, math.ceil(seconds * self.rate_hz)))
-
     async def _wait_until(
         self, predicate: Callable[[], bool], timeout_s: float = SETTLE_TIMEOUT_S
     ) -> None:
-        deadline = self._ticks + timeout_s * self.rate_hz
-        while not predicate():
-            if self._stopped:
-                raise RuntimeError("kiosk simulator is not running / simulator tidak berjalan")
-            if self._ticks >= deadline:
-                raise TimeoutError("scale did not settle / timbangan tidak stabil")
-            await self._tick_event.wait()
-
-    async def _stream(self) -> None:
-        loop = asyncio.get_running_loop()
-        period = 1.0 / (self.rate_hz * self.speed)
-        next_at = loop.time()
-        try:
-            while True:
-                self._tick()
-                next_at += period
-                delay = next_at - loop.time()
-                if delay < -10 * period:  # fell far behind (suspended?): do not burst
-                    next_at, delay = loop.time(), 0.0
-                await asyncio.sleep(max(0.0, delay))
-        finally:
-            self._stopped = True
-            self._tick_event.set()
+        await super()._wait_until(predicate, timeout_s)
 
     def _tick(self) -> None:
         shown = self._scale.displayed(self.sim_time)
@@ -338,9 +234,6 @@ class KioskSimulator:
             self.last_status, self.last_grams = ("stable" if stable else "unstable"), shown
         self._write_line(line)
         self.lines_sent += 1
-        self._ticks += 1
-        self._tick_event.set()
-        self._tick_event = asyncio.Event()
 
     def _send_frame(self, kind: str, value: str = "") -> None:
         self._seq = (self._seq + 1) % 65536
@@ -363,36 +256,6 @@ class KioskSimulator:
 
     def _write_line(self, line: bytes) -> None:
         self._write_raw(with_even_parity(line) if self.seven_e1 else line)
-
-    def _write_raw(self, data: bytes) -> None:
-        if self._master_fd < 0:
-            raise RuntimeError("kiosk simulator is not open / simulator belum dibuka")
-        backlog = _unread_bytes(self._slave_fd)
-        if backlog > self.max_backlog:
-            termios.tcflush(self._slave_fd, termios.TCIFLUSH)
-            self.bytes_dropped += backlog
-        try:
-            written = os.write(self._master_fd, data)
-        except BlockingIOError:
-            written = 0
-        self.bytes_written += written
-        self.bytes_dropped += len(data) - written
-
-
-def _unread_bytes(fd: int) -> int:
-    result = fcntl.ioctl(fd, termios.FIONREAD, struct.pack("i", 0))
-    return int(struct.unpack("i", result)[0])
-
-
-def _replace_symlink(link: Path, target: str) -> None:
-    if link.exists() and not link.is_symlink():
-        raise FileExistsError(f"{link} exists and is not a symlink; not replacing it")
-    link.parent.mkdir(parents=True, exist_ok=True)
-    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    tmp.symlink_to(target)
-    os.replace(tmp, link)
 
 
 async def run_random_kiosk(

@@ -261,23 +261,101 @@ def sim_kiosk(
     )
 
 
+@sim_app.command("scale")
+def sim_scale(
+    link: Annotated[Path, typer.Option(help="stable symlink to the pty slave, like /dev/ttyUSB0")],
+    model: Annotated[
+        str, typer.Option(help="protocol id: yh_stx, a12e_chk, and_std, gs_nt, cas22, ...")
+    ] = "a12e_chk",
+    scenario: Annotated[
+        str, typer.Option(help="steady, noisy (garbage + corruption), unplug, reboot, overload")
+    ] = "steady",
+    seed_value: Annotated[int | None, typer.Option("--seed", help="random seed")] = None,
+    rate: Annotated[float, typer.Option(help="A/D conversions (frames) per second")] = 10.0,
+    baud: Annotated[int | None, typer.Option(help="line speed (default: the model's)")] = None,
+    interval: Annotated[float, typer.Option(help="seconds between loads")] = 8.0,
+) -> None:
+    """Play a weighing indicator of any supported model over a real pseudo-terminal."""
+    from firmware_sim.scales import MODELS, SCENARIOS, run_scale_scenario
+
+    if model not in MODELS:
+        raise typer.BadParameter(f"must be one of {', '.join(MODELS)}", param_hint="--model")
+    if scenario not in SCENARIOS:
+        raise typer.BadParameter(f"must be one of {', '.join(SCENARIOS)}", param_hint="--scenario")
+    _logging()
+    try:
+        asyncio.run(
+            run_scale_scenario(
+                link=link,
+                model=model,
+                scenario=scenario,  # narrowed by the SCENARIOS check
+                seed=seed_value,
+                rate_hz=rate,
+                baud=baud,
+                interval_s=interval,
+            )
+        )
+    except KeyboardInterrupt:
+        typer.echo("dihentikan / stopped")
+
+
 @sim_app.command("tps")
 def sim_tps(
     config: ConfigOption = None,
     tps: Annotated[str, typer.Option(help="TPS code")] = "tps-batu-merah",
     sensor: Annotated[str, typer.Option(help="sensor id")] = "us-01",
-    interval: Annotated[float, typer.Option(help="seconds between readings")] = 5.0,
+    interval: Annotated[float, typer.Option(help="seconds between readings / uplinks")] = 5.0,
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="mqtt (smart sensor), jsn (JSN-SR04T mode 2 on a pty), "
+            "maxbotix (R####<CR> on a pty), em310 (EM310-UDL via ChirpStack v4 uplinks)"
+        ),
+    ] = "mqtt",
+    link: Annotated[
+        Path | None, typer.Option(help="jsn/maxbotix: stable symlink to the pty slave")
+    ] = None,
+    dev_eui: Annotated[
+        str | None, typer.Option(help="em310: DevEUI (default derived from --sensor)")
+    ] = None,
+    seed_value: Annotated[int | None, typer.Option("--seed", help="random seed")] = None,
 ) -> None:
-    """Play an ultrasonic TPS fill sensor publishing over MQTT."""
-    from firmware_sim.tps import TpsSimSettings, run_tps_sensor
+    """Play a TPS fill sensor: over MQTT, on a serial pty, or as LoRaWAN uplinks."""
+    from firmware_sim.tps import (
+        TpsSimSettings,
+        run_em310_sensor,
+        run_serial_sensor,
+        run_tps_sensor,
+    )
     from wastebank.config import load_settings
 
+    kinds = ("mqtt", "jsn", "maxbotix", "em310")
+    if kind not in kinds:
+        raise typer.BadParameter(f"must be one of {', '.join(kinds)}", param_hint="--kind")
+    if kind in ("jsn", "maxbotix") and link is None:
+        raise typer.BadParameter("required for jsn and maxbotix", param_hint="--link")
     _logging()
     try:
         settings = load_settings(TpsSimSettings, config)
     except ConfigError as exc:
         raise _fail(exc) from None
-    asyncio.run(run_tps_sensor(settings, tps_code=tps, sensor_id=sensor, interval_s=interval))
+    if kind == "jsn" and link is not None:
+        asyncio.run(run_serial_sensor(settings, kind="jsn", link=link, seed=seed_value))
+    elif kind == "maxbotix" and link is not None:
+        asyncio.run(run_serial_sensor(settings, kind="maxbotix", link=link, seed=seed_value))
+    elif kind == "em310":
+        asyncio.run(
+            run_em310_sensor(
+                settings,
+                tps_code=tps,
+                sensor_id=sensor,
+                interval_s=interval,
+                dev_eui=dev_eui,
+                seed=seed_value,
+            )
+        )
+    else:
+        asyncio.run(run_tps_sensor(settings, tps_code=tps, sensor_id=sensor, interval_s=interval))
 
 
 # ---- dead letters -----------------------------------------------------------------------------

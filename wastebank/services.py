@@ -100,7 +100,9 @@ class ServiceState:
 ServiceName = Literal["mosquitto", "influxd"]
 
 
-def up(settings: ServicesSettings, only: Collection[ServiceName] = ("mosquitto", "influxd")) -> None:
+def up(
+    settings: ServicesSettings, only: Collection[ServiceName] = ("mosquitto", "influxd")
+) -> None:
     """Install what is missing; start each daemon unless ours is already running and answering.
 
     ``only`` limits which daemons start (tests start a private Mosquitto on its own).
