@@ -716,8 +716,12 @@ class Gateway:
                 async with client:
                     for sensor in by_eui.values():
                         await client.subscribe(s.mqtt.topic_prefix + sensor.cfg.topic(), qos=1)
-                    if lost:
-                        log.info("uplink LoRaWAN tersambung kembali / LNS uplinks reconnected")
+                    log.info(
+                        "uplink LoRaWAN %s / LNS uplinks %s: %d sensor",
+                        "tersambung kembali" if lost else "berlangganan",
+                        "reconnected" if lost else "subscribed",
+                        len(by_eui),
+                    )
                     attempt, lost = 0, False
                     async for message in client.messages:
                         self._uplink(
