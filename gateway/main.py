@@ -19,7 +19,7 @@ import logging
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -41,7 +41,16 @@ from gateway.fill_sensor import (
 )
 from gateway.kiosk import AttendantSession, DepositCandidate, KioskSession
 from gateway.outbox import CalibrationCheck, CalibrationLog, Outbox
-from gateway.scale_protocol import FrameError, KioskFrame, LineFramer, WeightReading, parse_line
+from gateway.scale_protocol import (
+    PROTOCOLS,
+    AutoDetector,
+    FrameError,
+    ScaleDecoder,
+    ScaleStatus,
+    WeightReading,
+    decoder_for,
+)
+from gateway.weighing import StabilityDetector, WeighState
 from wastebank import __version__, mqtt
 from wastebank.config import RUN_DIR, MqttSettings, WastebankSettings
 from wastebank.messages import (
@@ -73,7 +82,12 @@ class ScaleSettings(BaseModel):
 
     id: Code
     port: Path = Field(description="/dev/serial/by-id/usb-... (stable across replugs)")
-    protocol: str = Field(default="gs_nt", description="scale protocol id, or 'auto'")
+    protocol: str = Field(
+        default="gs_nt", description="scale protocol id (docs/protocol.md §1), 'kiosk' or 'auto'"
+    )
+    unit: Literal["kg", "g", "lb"] = Field(
+        default="kg", description="for formats that do not say (Yaohua, HX711 sketches)"
+    )
     flow: Literal["kiosk", "attendant"] = "kiosk"
     baudrate: int = Field(default=9600, ge=300, le=921_600)
     bytesize: Literal[7, 8] = 8
@@ -82,6 +96,8 @@ class ScaleSettings(BaseModel):
     min_net_g: int = Field(default=50, ge=1)
     zero_band_g: int = Field(default=20, ge=0)
     zero_drift_alert_g: int = Field(default=30, ge=1, description="alert when idle zero drifts")
+    stability_window_s: float = Field(default=1.0, gt=0, description="flagless formats only")
+    stability_tolerance_g: int = Field(default=10, ge=0, description="flagless formats only")
     calibration_version: str | None = Field(
         default=None, max_length=64, description="until a calibration check is recorded here"
     )
@@ -90,6 +106,9 @@ class ScaleSettings(BaseModel):
     def _bands(self) -> Self:
         if self.zero_band_g >= self.min_net_g:
             raise ValueError("zero_band_g must be smaller than min_net_g")
+        known = (*PROTOCOLS, "kiosk", "auto")
+        if self.protocol not in known:
+            raise ValueError(f"protocol {self.protocol!r} is not one of {', '.join(known)}")
         return self
 
 
@@ -285,17 +304,23 @@ class ScaleReader(SerialDevice):
         self.cfg = cfg
         self.stats = ScaleStats()
         self.last: WeightReading | None = None
-        self.zero_drift_g: int | None = None
         self.bad_frames: list[tuple[str, bytes]] = []  # the latest rejects, for inspection
         self.session: KioskSession | AttendantSession
         if cfg.flow == "kiosk":
             self.session = KioskSession(min_net_g=cfg.min_net_g, zero_band_g=cfg.zero_band_g)
         else:
             self.session = AttendantSession(min_net_g=cfg.min_net_g, zero_band_g=cfg.zero_band_g)
-        self._framer = LineFramer()
+        self.decoder: ScaleDecoder | AutoDetector = decoder_for(cfg.protocol, unit=cfg.unit)
+        self.weigh = WeighState(
+            stability=StabilityDetector(
+                window_s=cfg.stability_window_s, tolerance_g=cfg.stability_tolerance_g
+            ),
+            zero_band_g=cfg.zero_band_g,
+        )
+        self.status_events = 0
 
     def reset(self) -> None:
-        self._framer = LineFramer()
+        self.decoder.reset()
 
     def feed(self, data: bytes) -> None:
         if self.process(data):
@@ -306,16 +331,29 @@ class ScaleReader(SerialDevice):
         now = time.monotonic() if now is None else now
         self.stats.bytes_read += len(data)
         stored: list[int] = []
-        for item in self._decode(data):
+        for item in self.decoder.feed(data):
             if isinstance(item, FrameError):
                 self._reject(item)
                 continue
             self.stats.frames_parsed += 1
             candidate: DepositCandidate | None = None
-            if isinstance(item, WeightReading):
-                self.last = item
-                self._track_zero(item)
-                candidate = self.session.on_reading(item, now)
+            if isinstance(item, ScaleStatus):
+                # Overload, underload, a device error: no weight, and the last weight is stale
+                # (a confirm now must not use it).
+                self.status_events += 1
+                marker = WeightReading("overload", "gross", None, item.raw, item.protocol)
+                self.last = marker
+                candidate = self.session.on_reading(marker, now)
+            elif isinstance(item, WeightReading):
+                weighing = self.weigh.update(item, now)
+                if weighing is None:  # a tare frame: it set the tare
+                    continue
+                reading = replace(weighing.reading, grams=weighing.net_g)
+                self.last = reading
+                self._zero_alert()
+                candidate = self.session.on_reading(reading, now)
+                if candidate is not None:
+                    candidate = replace(candidate, tare_g=weighing.tare_g)
             elif isinstance(self.session, KioskSession):
                 candidate = self.session.on_frame(item, now)
             else:  # card/keys frames on a scale configured for the attendant flow
@@ -328,16 +366,6 @@ class ScaleReader(SerialDevice):
                     stored.append(seq)
         return stored
 
-    def _decode(self, data: bytes) -> Iterator[WeightReading | KioskFrame | FrameError]:
-        for line in self._framer.feed(data):
-            if isinstance(line, FrameError):
-                yield line
-                continue
-            try:
-                yield parse_line(line)
-            except FrameError as exc:
-                yield exc
-
     def _reject(self, exc: FrameError) -> None:
         self._count_reject(exc.reason, exc.raw)
 
@@ -348,31 +376,34 @@ class ScaleReader(SerialDevice):
         self.bad_frames = [*self.bad_frames[-99:], (reason, raw)]
         log.debug("bingkai rusak / bad frame on %s (%s): %r", self.cfg.id, reason, raw)
 
-    def _track_zero(self, r: WeightReading) -> None:
-        """With nothing on it (stable, under the minimum deposit) the scale should read 0."""
-        if r.status != "stable" or r.grams is None or abs(r.grams) >= self.cfg.min_net_g:
+    def _zero_alert(self) -> None:
+        """Raise once when the idle zero has drifted past the limit; clear once at half of it."""
+        if self.weigh.zero_g is None:
             return
-        self.zero_drift_g = r.grams
-        limit = self.cfg.zero_drift_alert_g
-        subject = self.cfg.id
-        if abs(r.grams) > limit:
+        drift, limit, subject = self.weigh.drift_g, self.cfg.zero_drift_alert_g, self.cfg.id
+        if abs(drift) > limit:
             self.gateway.alert(
                 "zero_drift",
                 subject,
                 True,
-                value=r.grams,
+                value=drift,
                 threshold=limit,
-                message=f"nol timbangan bergeser / zero drift {r.grams} g on {subject}",
+                message=f"nol timbangan bergeser / zero drift {drift:+d} g on {subject}",
             )
-        elif abs(r.grams) <= limit // 2:
+        elif abs(drift) <= limit // 2:
             self.gateway.alert(
                 "zero_drift",
                 subject,
                 False,
-                value=r.grams,
+                value=drift,
                 threshold=limit,
-                message=f"nol timbangan kembali / zero back to {r.grams} g on {subject}",
+                message=f"nol timbangan kembali / zero back to {drift:+d} g on {subject}",
             )
+
+    @property
+    def protocol(self) -> str:
+        """The protocol in use: the configured one, or what auto-detection decided."""
+        return self.decoder.protocol or self.cfg.protocol
 
     def calibration_version(self) -> str | None:
         latest = self.gateway.calibration.latest(self.cfg.id)
@@ -381,14 +412,14 @@ class ScaleReader(SerialDevice):
     def health(self) -> ScaleHealth:
         return ScaleHealth(
             scale_id=self.cfg.id,
-            protocol=self.cfg.protocol,
+            protocol=self.protocol,
             connected=self.connected,
             frames_parsed=self.stats.frames_parsed,
             frames_rejected=self.stats.frames_rejected,
             reconnects=self.reconnects,
             last_g=self.last.grams if self.last else None,
             stable=(self.last.status == "stable") if self.last else None,
-            zero_drift_g=self.zero_drift_g,
+            zero_drift_g=self.weigh.drift_g if self.weigh.zero_g is not None else None,
         )
 
 
@@ -889,7 +920,7 @@ def _scale_view(r: ScaleReader) -> ScaleView:
     return ScaleView(
         scale_id=r.cfg.id,
         flow=r.cfg.flow,
-        protocol=r.cfg.protocol,
+        protocol=r.protocol,
         connected=r.connected,
         grams=r.last.grams if r.last else None,
         stable=(r.last.status == "stable") if r.last else None,

@@ -1,4 +1,5 @@
-"""gateway.scale_protocol: weight lines, kiosk frames, 7E1 parity, framing."""
+"""gateway.scale_protocol and gateway.weighing: weight lines, kiosk frames, 7E1 parity, framing,
+the decoder interface, stability, tare and zero."""
 
 from __future__ import annotations
 
@@ -9,16 +10,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.scale_protocol import (
+    PROTOCOLS,
     FrameError,
     KioskFrame,
     LineFramer,
+    ScaleStatus,
     WeightReading,
+    decoder_for,
     encode_kiosk,
     encode_weight,
     kiosk_checksum,
     parse_line,
     with_even_parity,
 )
+from gateway.weighing import StabilityDetector, WeighState
 
 # ---- weight lines ------------------------------------------------------------------------------
 
@@ -347,3 +352,205 @@ def _parse_or_error(line: bytes) -> WeightReading | KioskFrame | FrameError:
         return parse_line(line)
     except FrameError as exc:
         return exc
+
+
+# ---- the decoder interface ---------------------------------------------------------------------
+
+
+def test_decoder_for_every_protocol() -> None:
+    for protocol in PROTOCOLS:
+        decoder = decoder_for(protocol)
+        assert decoder.protocol == protocol
+        assert (decoder.parsed, decoder.dropped_bytes, decoder.partial_frames) == (0, 0, 0)
+        assert decoder.rejected == {}
+    assert decoder_for("kiosk").protocol == "gs_nt"
+
+
+def test_kiosk_stream_through_the_decoder_interface() -> None:
+    decoder = decoder_for("kiosk")
+    stream = (
+        b"+0012.3"  # the tail of a line that was on the wire when the port opened
+        + encode_weight(12_340, stable=False)
+        + encode_kiosk(17, "CARD", "04A1B2C3")
+        + encode_kiosk(18, "CAT", "plastik")
+        + with_even_parity(encode_weight(12_340, stable=True))
+        + encode_kiosk(19, "OK")
+        + encode_weight(None, stable=False, overload=True)
+    )
+    out = decoder.feed(stream)
+    assert out == [
+        KioskFrame(17, "CARD", "04A1B2C3", b"#K,17,CARD,04A1B2C3*01"),
+        KioskFrame(18, "CAT", "plastik", b"#K,18,CAT,plastik*40"),
+        WeightReading("stable", "gross", 12_340, b"ST,GS,+0012.34kg", "gs_nt"),
+        KioskFrame(19, "OK", "", b"#K,19,OK*47"),
+        ScaleStatus("overload", b"OL,GS,+       kg", "gs_nt", "OL"),  # never a weight
+    ]
+    assert decoder.partial_frames == 1  # "+0012.3US,GS,+0012.30kg": dropped, not parsed
+    assert decoder.parsed == 5
+    assert decoder.dropped_bytes == len(b"+0012.3US,GS,+0012.30kg\r\n")
+
+
+def test_parse_line_keeps_its_overload_reading() -> None:
+    assert parse_line(b"OL,GS,+       kg") == WeightReading(
+        "overload", "gross", None, b"OL,GS,+       kg"
+    )
+
+
+def test_decoder_reset_drops_the_next_partial_line() -> None:
+    decoder = decoder_for("gs_nt")
+    decoder.feed(b"\nST,GS,+00")
+    assert decoder.buffered == len(b"ST,GS,+00")
+    decoder.reset()
+    assert decoder.buffered == 0
+    assert decoder.feed(b"12.34kg\r\nST,GS,+0012.34kg\r\n") == [
+        WeightReading("stable", "gross", 12_340, b"ST,GS,+0012.34kg", "gs_nt")
+    ]
+    assert decoder.partial_frames == 1
+
+
+def test_decoder_overlong_line() -> None:
+    decoder = decoder_for("gs_nt")
+    out = decoder.feed(b"\n" + b"x" * 300 + b"\r\nST,GS,+0012.34kg\r\n")
+    assert isinstance(out[0], FrameError)
+    assert out[0].reason == "overflow"
+    assert isinstance(out[1], WeightReading)
+    assert decoder.rejected == {"overflow": 1}
+    assert decoder.dropped_bytes == 1 + 301  # the sync LF, then the overlong line up to its LF
+
+
+def test_weight_reading_compatibility() -> None:
+    old = WeightReading("stable", "gross", 12_340, b"ST,GS,+0012.34kg", "gs_nt")
+    assert (old.tare_g, old.at_zero, old.computed_stability) == (None, None, False)
+    assert old.stable is True
+    assert old.device_stable is True
+    flagless = WeightReading("unknown", "gross", 1_000, b"=0001.000", "yh_fwd")
+    assert flagless.stable is False  # never a deposit weight until a detector says so
+    assert flagless.device_stable is None
+
+
+# ---- stability for flagless formats ------------------------------------------------------------
+
+
+def flagless(grams: int, mode: str = "gross") -> WeightReading:
+    return WeightReading("unknown", mode, grams, b"", "yh_fwd")  # type: ignore[arg-type]
+
+
+def play(detector: StabilityDetector, values: list[int], *, step: float = 0.125) -> list[bool]:
+    return [detector.update(flagless(g), i * step).stable for i, g in enumerate(values)]
+
+
+def test_stability_needs_the_whole_window_within_tolerance() -> None:
+    detector = StabilityDetector(window_s=1.0, tolerance_g=10)
+    verdicts = play(detector, [0, 500, 1_200, 1_250, *[1_250, 1_255, 1_250, 1_245] * 3])
+    assert verdicts[:11] == [False] * 11  # within 10 g from t=0.375: stable once t >= 1.375
+    assert verdicts[11:] == [True] * 5
+    assert detector.stable is True
+
+
+def test_stability_resets_on_a_jump_a_gap_a_mode_change() -> None:
+    detector = StabilityDetector(window_s=0.5, tolerance_g=10)
+    assert play(detector, [100] * 8)[-1] is True
+    assert detector.update(flagless(150), 1.0).stable is False  # a jump
+    detector = StabilityDetector(window_s=0.5, tolerance_g=10)
+    play(detector, [100] * 8)
+    assert detector.update(flagless(100), 5.0).stable is False  # silence: start over
+    assert detector.update(flagless(100, "net"), 5.1).stable is False
+    assert detector.update(flagless(100), 4.0).stable is False  # time went backwards
+
+
+def test_stability_trusts_a_device_flag_and_leaves_tare_frames_alone() -> None:
+    detector = StabilityDetector()
+    flagged = WeightReading("unstable", "gross", 100, b"US,GS,+0000.10kg")
+    assert detector.update(flagged, 0.0) is flagged
+    tare = flagless(500, "tare")
+    assert detector.update(tare, 0.0) is tare
+    assert detector.stable is None
+    computed = detector.update(flagless(100), 0.0)
+    assert (computed.status, computed.computed_stability, computed.device_stable) == (
+        "unstable",
+        True,
+        None,
+    )
+
+
+def test_stability_settings() -> None:
+    detector = StabilityDetector(window_s=0.25, tolerance_g=50, min_readings=2)
+    assert play(detector, [1_000, 1_040, 1_010]) == [False, False, True]
+    with pytest.raises(ValueError, match="window_s"):
+        StabilityDetector(window_s=0)
+
+
+# ---- tare and zero -----------------------------------------------------------------------------
+
+
+def test_net_from_a_tare_frame_and_a_gross_reading() -> None:
+    state = WeighState()
+    tare = WeightReading("stable", "tare", 500, b"ST,TR,+0000.50kg")
+    assert state.update(tare, 0.0) is None
+    weighing = state.update(WeightReading("stable", "gross", 2_850, b""), 0.1)
+    assert weighing is not None
+    assert (weighing.gross_g, weighing.tare_g, weighing.net_g) == (2_850, 500, 2_350)
+    net = state.update(WeightReading("stable", "net", 2_350, b""), 0.2)
+    assert net is not None
+    assert (net.gross_g, net.net_g, net.tare_known) == (2_850, 2_350, True)
+    state.clear_tare()
+    cleared = state.update(WeightReading("stable", "gross", 2_850, b""), 0.3)
+    assert cleared is not None
+    assert (cleared.net_g, cleared.tare_known) == (2_850, False)
+
+
+def test_tare_from_the_toledo_tare_field() -> None:
+    state = WeighState()
+    frame = WeightReading("stable", "net", 8_700, b"", "toledo_cont", tare_g=5_000)
+    weighing = state.update(frame, 0.0)
+    assert weighing is not None
+    assert (weighing.gross_g, weighing.tare_g, weighing.net_g) == (13_700, 5_000, 8_700)
+
+
+def test_flagless_readings_get_their_stability_from_the_detector() -> None:
+    state = WeighState(stability=StabilityDetector(window_s=0.375, tolerance_g=10))
+    results = [state.update(flagless(1_000), i * 0.125) for i in range(5)]
+    assert [r.stable for r in results if r is not None] == [False, False, False, True, True]
+
+
+def test_zero_tracks_slow_drift_while_idle_but_not_a_load() -> None:
+    state = WeighState(zero_band_g=20)
+    assert (state.zero_g, state.drift_g) == (None, 0)
+    for i, grams in enumerate([0, 5, 10, 20, 35, 50]):  # creep of 5-15 g between idle readings
+        state.update(WeightReading("stable", "gross", grams, b""), float(i))
+    assert (state.zero_g, state.drift_g, state.zero_at) == (50, 50, 5.0)
+    state.update(WeightReading("stable", "gross", 2_500, b""), 6.0)  # a deposit
+    state.update(WeightReading("unstable", "gross", 60, b""), 7.0)  # moving: not idle
+    assert state.zero_g == 50
+    state.rezero()  # the operator zeroed the indicator
+    assert state.drift_g == 0
+    state.update(WeightReading("stable", "gross", 65, b""), 8.0)
+    assert state.drift_g == 15
+
+
+def test_zero_capture_and_the_device_zero_flag() -> None:
+    state = WeighState(zero_capture_g=100)
+    state.update(WeightReading("stable", "gross", 2_500, b""), 0.0)  # switched on loaded
+    assert state.zero_g is None
+    state.update(WeightReading("stable", "gross", 400, b"", "cas22", at_zero=True), 1.0)
+    assert state.zero_g == 400  # the indicator says centre of zero
+    state = WeighState()
+    state.update(WeightReading("stable", "net", 0, b""), 0.0)  # net, tare unknown: no gross
+    assert state.zero_g is None
+    with pytest.raises(ValueError, match="zero bands"):
+        WeighState(zero_band_g=-1)
+
+
+def test_a_kiosk_frame_first_after_opening_is_kept_a_weight_line_is_not() -> None:
+    from gateway.scale_protocol import decoder_for
+
+    card = encode_kiosk(5, "CARD", "04A1B2C3D4")
+    kept = decoder_for("kiosk").feed(card + b"ST,GS,+0001.25kg\r\n")
+    assert [type(i).__name__ for i in kept] == ["KioskFrame", "WeightReading"]
+    # The tail of a kiosk frame (no leading "#") is dropped as partial, never read as a card.
+    cut = decoder_for("kiosk").feed(card[3:] + card)
+    assert [type(i).__name__ for i in cut] == ["KioskFrame"]
+    # The first weight line may be a tail: it is dropped as partial, not parsed.
+    decoder = decoder_for("kiosk")
+    assert decoder.feed(b"ST,GS,+0001.25kg\r\nST,GS,+0001.30kg\r\n")[0].grams == 1300  # type: ignore[union-attr]
+    assert decoder.partial_frames == 1

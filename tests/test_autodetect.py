@@ -1,0 +1,235 @@
+"""gateway.scale_protocol.AutoDetector: the protocol from the first bytes, then a clean handover."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.scale_protocol import (
+    FRAMES_NEEDED,
+    MAX_BUFFER,
+    PROTOCOLS,
+    AutoDetector,
+    Decoded,
+    FrameError,
+    KioskFrame,
+    WeightReading,
+    decoder_for,
+    encode_kiosk,
+    with_even_parity,
+)
+
+# Four to six frames per format, as the indicator sends them (hand-written from the notes).
+STREAMS: dict[str, bytes] = {
+    "yh_stx": b"\x02+00123421D\x03" * 3 + b"\x02-00010021E\x03" + b"\x02+00123421=\x03" * 2,
+    "yh_rev": b"=000.3000=000.3000=00.1000-=021.3000=021.3000=",
+    "yh_fwd": b"=0003.000=0003.000=-0001.00=0003.120=0003.125=",
+    "a12e_chk": b"WG004.139kg3D\r\n" * 3 + b"         OL23\r\n" + b"WN004.139kg34\r\n" * 2,
+    "a12_ww": b"ww000.000kg\r\nww000.250kg\r\nwt000.150kg\r\nwn000.100kg\r\nww000.250kg\r\n",
+    "and_std": b"US,-00183.69  g\r\nST,+00012.34  g\r\nST,+00012.34  g\r\nOL,+9999999E+19\r\n"
+    b"ST,+00012.34  g\r\nST,+00012.34  g\r\n",
+    "gs_nt": b"US,GS,+0012.30kg\r\n#K,17,CARD,04A1B2C3*01\r\nST,GS,+0012.34kg\r\n"
+    b"ST,GS,+0012.34kg\r\nST,TR,+0000.50kg\r\nST,NT,+0011.84kg\r\n",
+    "cas22": b"ST,GS,1\xc4,00013.50 kg\r\n" * 5,
+    "toledo_cont": b"\x02,0 001234000000\r+" * 3 + b"\x02,1 000870000500\r " * 2,
+    "mtsics": b"S D     100.00 g\r\nS S     100.00 g\r\nS I\r\nS S     100.00 g\r\n"
+    b"S S     100.00 g\r\nES\r\nS S     100.01 g\r\n",
+    "ohaus": b"       0.01 g ?\r\n     192.21 g   \r\n     192.21 g   \r\n     192.21 g   \r\n"
+    b"     192.21 g   \r\n",
+    "diy_hx711": b"Load_cell output val: 0.01\r\nLoad_cell output val: 1.25\r\n"
+    b"Load_cell output val: 1.26\r\nLoad_cell output val: 1.25\r\nLoad_cell output val: 1.25\r\n",
+}
+PARTIAL_START = b"9.12\r\n\x03=0.0"
+"""What a port typically shows first: the tail of a frame that was on the wire at open."""
+
+
+def _summary(out: list[Decoded]) -> list[object]:
+    return [("error", i.reason, i.raw) if isinstance(i, FrameError) else i for i in out]
+
+
+def test_streams_cover_every_protocol() -> None:
+    assert set(STREAMS) == set(PROTOCOLS)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_detects_every_protocol_and_loses_nothing(protocol: str) -> None:
+    stream = PARTIAL_START + STREAMS[protocol]
+    detector = AutoDetector()
+    out = detector.feed(stream)
+    assert detector.protocol == protocol
+    direct = decoder_for(protocol)
+    assert _summary(out) == _summary(direct.feed(stream))  # the handover dropped nothing
+    assert detector.parsed == direct.parsed
+    assert detector.rejected == direct.rejected
+    assert detector.dropped_bytes == direct.dropped_bytes
+    assert detector.partial_frames == direct.partial_frames
+    assert sum(isinstance(i, WeightReading) for i in out) >= FRAMES_NEEDED
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_detects_seven_e1_read_as_8n1(protocol: str) -> None:
+    if protocol == "cas22":  # an 8N1 format with a binary lamp byte
+        return
+    detector = AutoDetector()
+    detector.feed(with_even_parity(STREAMS[protocol]))
+    assert detector.protocol == protocol
+
+
+@given(
+    protocol=st.sampled_from(PROTOCOLS),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=10),
+)
+def test_chunking_changes_neither_decision_nor_output(protocol: str, cuts: list[int]) -> None:
+    stream = PARTIAL_START + STREAMS[protocol] * 2
+    points = sorted({c % (len(stream) + 1) for c in cuts})
+    whole = AutoDetector()
+    expected = _summary(whole.feed(stream))
+    chunked = AutoDetector()
+    out: list[Decoded] = []
+    for a, b in zip([0, *points], [*points, len(stream)], strict=True):
+        out += chunked.feed(stream[a:b])
+        assert chunked.buffered <= MAX_BUFFER
+    assert chunked.protocol == whole.protocol == protocol
+    assert _summary(out) == expected
+
+
+@given(st.binary(max_size=2000))
+def test_garbage_never_decides(noise: bytes) -> None:
+    detector = AutoDetector()
+    assert detector.feed(noise) == []
+    assert detector.protocol is None
+    assert detector.buffered <= MAX_BUFFER
+    assert detector.sampled_bytes == len(noise)
+
+
+def test_text_that_is_no_scale_never_decides() -> None:
+    detector = AutoDetector()
+    noise = b"AT+CSQ\r\nOK\r\nhello world\r\n+CSQ: 21,99\r\n" * 20 + b"ES\r\n" * 20
+    kiosk = b"".join(encode_kiosk(seq, "OK") for seq in range(20))  # neutral: no weights
+    assert detector.feed(noise + kiosk) == []
+    assert detector.protocol is None
+
+
+def test_status_only_streams_wait_for_a_weight() -> None:
+    detector = AutoDetector()
+    assert detector.feed(b"\r\n" + b"S I\r\n" * 10 + b"S +\r\n" * 10) == []
+    assert detector.protocol is None
+    out = detector.feed(b"S S     100.00 g\r\n" * FRAMES_NEEDED)
+    assert detector.protocol == "mtsics"
+    assert len(out) == 20 + FRAMES_NEEDED
+
+
+def test_a_reject_restarts_the_count() -> None:
+    detector = AutoDetector(frames_needed=3)
+    good = b"ST,GS,+0012.34kg\r\n"
+    detector.feed(b"\r\n" + good * 2 + b"ST,GS,+002.34kg\r\n" + good * 2)
+    assert detector.protocol is None
+    detector.feed(good)
+    assert detector.protocol == "gs_nt"
+
+
+# ---- ambiguity rules ---------------------------------------------------------------------------
+
+
+def test_yh_zero_frames_stay_undecided() -> None:
+    detector = AutoDetector()
+    assert detector.feed(b"=0000.000" * 30) == []  # the same bytes either way round
+    assert detector.protocol is None
+
+
+def test_yh_a_frame_only_one_direction_accepts_decides() -> None:
+    detector = AutoDetector()
+    detector.feed(b"=0000.000" * 10 + b"=-0001.00=")
+    assert detector.protocol == "yh_fwd"
+    detector = AutoDetector()
+    detector.feed(b"=0000.000" * 10 + b"=00.1000-=")
+    assert detector.protocol == "yh_rev"
+
+
+@pytest.mark.parametrize(
+    ("frame", "protocol", "grams"),
+    [
+        (b"=0003.120", "yh_fwd", 3_120),  # 10 g division: last digit always 0
+        (b"=021.3000", "yh_rev", 3_120),
+        (b"=00012.50", "yh_fwd", 12_500),
+    ],
+)
+def test_yh_padding_breaks_the_tie(frame: bytes, protocol: str, grams: int) -> None:
+    detector = AutoDetector()
+    out = detector.feed(frame * (FRAMES_NEEDED + 1))
+    assert detector.protocol == protocol
+    assert {i.grams for i in out if isinstance(i, WeightReading)} == {grams}
+
+
+def test_ohaus_wins_a_tie_with_hx711_but_not_a_hx711_stream() -> None:
+    detector = AutoDetector()
+    detector.feed(b"\r\n" + b"     192.21 g   \r\n" * FRAMES_NEEDED)
+    assert detector.protocol == "ohaus"  # hx711 reads these lines too; ohaus is more specific
+    detector = AutoDetector()
+    detector.feed(b"\r\n" + b"     192.21 g   \r\n" * 2 + b"Load_cell output val: 1.25\r\n" * 6)
+    assert detector.protocol == "diy_hx711"
+
+
+def test_gs_nt_and_and_std_never_tie() -> None:
+    for line, protocol in ((b"ST,GS,+0012.34kg", "gs_nt"), (b"ST,+00012.34  g", "and_std")):
+        detector = AutoDetector()
+        detector.feed(b"\r\n" + (line + b"\r\n") * FRAMES_NEEDED)
+        assert detector.protocol == protocol
+
+
+# ---- the interface -----------------------------------------------------------------------------
+
+
+def test_after_the_decision_bytes_pass_straight_through() -> None:
+    detector = decoder_for("auto")
+    assert isinstance(detector, AutoDetector)
+    assert detector.protocol is None
+    assert detector.parsed == 0
+    assert detector.rejected == {}
+    detector.feed(b"\r\n" + b"ST,GS,+0012.34kg\r\n" * FRAMES_NEEDED)
+    assert detector.protocol == "gs_nt"
+    assert detector.decoder is not None
+    out = detector.feed(b"#K,19,OK*47\r\nUS,GS,+0001.00kg\r\n")
+    assert out[0] == KioskFrame(19, "OK", "", b"#K,19,OK*47")
+    assert isinstance(out[1], WeightReading)
+    assert detector.parsed == FRAMES_NEEDED + 2
+
+
+def test_reset_keeps_the_protocol_redetect_forgets_it() -> None:
+    detector = AutoDetector()
+    detector.feed(b"\r\n" + b"ST,GS,+0012.34kg\r\n" * FRAMES_NEEDED)
+    detector.reset()  # port reopened: the same scale, a partial line first
+    assert detector.feed(b"34kg\r\nST,GS,+0012.34kg\r\n") == [
+        WeightReading("stable", "gross", 12_340, b"ST,GS,+0012.34kg", "gs_nt")
+    ]
+    assert detector.partial_frames == 1
+    detector.redetect()
+    assert detector.protocol is None
+    detector.feed(b"=0003.120" * (FRAMES_NEEDED + 1))
+    assert detector.protocol == "yh_fwd"
+
+
+def test_reset_while_undecided_starts_over() -> None:
+    detector = AutoDetector(frames_needed=2)
+    detector.feed(b"\r\nST,GS,+0012.34kg\r\n")
+    detector.reset()
+    detector.feed(b"ST,GS,+0012.34kg\r\n")  # dropped as the partial line after reopening
+    assert detector.protocol is None
+    detector.feed(b"ST,GS,+0012.34kg\r\n" * 2)
+    assert detector.protocol == "gs_nt"
+
+
+def test_candidates_and_settings() -> None:
+    detector = AutoDetector(candidates=("a12_ww", "diy_hx711"), frames_needed=2)
+    detector.feed(b"\r\n" + b"ST,GS,+0012.34kg\r\n" * 5 + b"12.5\r\n" * 2)
+    assert detector.protocol == "diy_hx711"
+    detector = AutoDetector(unit="g")
+    out = detector.feed(b"\r\n" + b"Load_cell output val: 1.25\r\n" * FRAMES_NEEDED)
+    assert {i.grams for i in out if isinstance(i, WeightReading)} == {1}
+    with pytest.raises(ValueError, match="frames_needed"):
+        AutoDetector(frames_needed=0)
+    with pytest.raises(ValueError, match="unknown candidates"):
+        AutoDetector(candidates=("nope",))
+    with pytest.raises(ValueError, match="unknown scale protocol"):
+        decoder_for("nope")
