@@ -34,7 +34,7 @@ from firmware_sim.scales import (
     round_to_division,
     run_scale_scenario,
 )
-from gateway.scale_protocol import ScaleStatus, WeightReading, decoder_for
+from gateway.scale_protocol import AutoDetector, ScaleStatus, WeightReading, decoder_for
 from tests.conftest import eventually
 from wastebank.cli import app
 
@@ -849,3 +849,25 @@ async def test_gateway_decoder_reads_the_simulator(
             isinstance(i, WeightReading) and i.grams is not None and i.grams > sim.capacity_g
             for i in over_items
         )
+
+
+@pytest.mark.parametrize(("model", "options"), VARIANTS, ids=VARIANT_IDS)
+async def test_auto_detect_recognises_each_model(
+    opened: Callable[..., Any], model: str, options: FrameOptions
+) -> None:
+    """`protocol = "auto"`: the attendant need not know the model; the first bytes tell."""
+    sim, wire = await opened(model, seed=21, speed=2 * SPEED, options=options)
+    load = round_to_division(7_530, sim.division_g)
+    await settle(sim, load)
+    mark = len(wire.data)
+    kw = {"toledo_cks": options.toledo_checksum}
+    await wire.until(lambda: len(frames_since(model, wire, mark, **kw).frames) >= 12)
+    data = bytes(wire.data)
+
+    detector = AutoDetector()
+    items = []
+    for start in range(0, len(data), 7):  # in small reads, as a port delivers them
+        items.extend(detector.feed(data[start : start + 7]))
+    assert detector.protocol == model
+    readings = [i for i in items if isinstance(i, WeightReading)]
+    assert Counter(r.grams for r in readings[-8:]).most_common(1)[0][0] == load
