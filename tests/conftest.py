@@ -192,6 +192,7 @@ def write_site(
     outbox: Path,
     bank: str = "bs-batu-merah",
     flow: str = "kiosk",
+    protocol: str = "gs_nt",
     http_port: int = 0,
     **extra: object,
 ) -> Path:
@@ -201,7 +202,7 @@ def write_site(
         "bank_code": bank,
         "http_port": http_port,
         "outbox": {"path": str(outbox)},
-        "scales": [{"id": "scale-01", "port": str(link), "flow": flow}],
+        "scales": [{"id": "scale-01", "port": str(link), "flow": flow, "protocol": protocol}],
         **extra,
     }
     path.write_text(tomli_w.dumps(site))

@@ -7,7 +7,6 @@ and local endpoint, Mosquitto, `wastebank ingest`, the ledger; the attendant use
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,21 +17,16 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from firmware_sim.kiosk import KioskSimulator
-from tests.conftest import Processes, eventually, settings_env, write_site
+from firmware_sim.scales import QUIET, ScaleSimulator
+from tests.conftest import Processes, eventually, free_port, settings_env, write_site
 from wastebank import ledger
 from wastebank.cli import app
 from wastebank.config import InfluxSettings, MqttSettings
-from wastebank.messages import DepositEvent, GatewayHealth, Topics
+from wastebank.messages import DepositEvent, GatewayAlert, GatewayHealth, Topics
 
 pytestmark = pytest.mark.integration
 
 BANK, GATEWAY = "bs-batu-merah", "gw-site"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cli(*args: str) -> str:
@@ -160,3 +154,70 @@ async def _next_payload(client: aiomqtt.Client, timeout: float = 30) -> bytes:
     message = await asyncio.wait_for(anext(aiter(client.messages)), timeout)
     assert isinstance(message.payload, bytes | bytearray)
     return bytes(message.payload)
+
+
+async def test_plain_indicator_on_auto_with_computed_stability_and_zero_drift_alert(
+    processes: Processes, mqtt_settings: MqttSettings, tmp_path: Path
+) -> None:
+    """A Yaohua XK3190 (no stability flag) on `protocol = "auto"`: the gateway recognises it,
+    decides stability from the readings, takes the attendant's deposit, and raises a zero-drift
+    alert once when the empty scale slowly drifts, and clears it once when it comes back."""
+    topics = Topics(mqtt_settings.topic_prefix)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    link = tmp_path / "yaohua.tty"
+    site = write_site(
+        tmp_path / "site.toml",
+        gateway_id=GATEWAY,
+        link=link,
+        outbox=tmp_path / "outbox.db",
+        flow="attendant",
+        protocol="auto",
+        http_port=port,
+    )
+    deposits: list[DepositEvent] = []
+    alerts: list[GatewayAlert] = []
+    async with (
+        aiomqtt.Client(mqtt_settings.host, mqtt_settings.port) as observer,
+        ScaleSimulator(link, "yh_stx", seed=4, speed=5, noise=QUIET) as scale,
+        httpx.AsyncClient(base_url=base, timeout=5) as gw,
+    ):
+        await observer.subscribe(topics.deposit(BANK, GATEWAY), qos=1)
+        await observer.subscribe(topics.gateway_alert(BANK, GATEWAY), qos=1)
+        processes.start("gateway", ["gateway", "--config", str(site)], settings_env(mqtt_settings))
+
+        async def shows(**want: object) -> bool:
+            try:
+                (v,) = (await gw.get("/scales")).json()
+            except httpx.HTTPError:
+                return False
+            return all(v.get(k) == x for k, x in want.items())
+
+        async def idle_at(grams: int) -> None:
+            await scale.place(grams)
+            await eventually(lambda: shows(grams=grams, stable=True))
+
+        await eventually(lambda: shows(protocol="yh_stx", grams=0, stable=True))
+        cli("attend", "--gateway", base, "--scale", "scale-01", "--member", "AMB-0001",
+            "--category", "pet")  # fmt: skip
+        await scale.place(2500)
+        deposits.append(DepositEvent.model_validate_json(await _next_payload(observer)))
+        await idle_at(0)
+
+        # Slow drift: each step is inside the zero band, so the zero follows it (a load would not).
+        for grams in (10, 20, 30, 40, 30, 20, 10):
+            await idle_at(grams)
+        while len(alerts) < 2:
+            alerts.append(GatewayAlert.model_validate_json(await _next_payload(observer)))
+
+    (deposit,) = deposits
+    assert (deposit.protocol, deposit.net_g, deposit.member_no) == ("yh_stx", 2500, "AMB-0001")
+    assert deposit.stable  # decided by the gateway: the format has no flag
+    assert [(a.code, a.state) for a in alerts] == [
+        ("zero_drift", "raised"),
+        ("zero_drift", "cleared"),
+    ]
+    assert alerts[0].value == 40
+    assert alerts[0].threshold == 30
+    assert alerts[1].value is not None
+    assert abs(alerts[1].value) <= 15
