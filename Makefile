@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv install services services-down lint test demo clean
+.PHONY: venv install services services-down lint test demo clean bench
 
 venv: $(BIN)/python
 
@@ -30,6 +30,10 @@ services: install
 
 services-down:
 	@if [ -x $(BIN)/wastebank ]; then $(BIN)/wastebank services down; fi
+
+bench: install services
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/python bench/gateway_footprint.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -18,7 +18,6 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,8 +25,6 @@ from typing import Annotated, Literal, Self
 
 import aiomqtt
 import serial
-import uvicorn
-from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gateway.fill_sensor import (
@@ -40,7 +37,7 @@ from gateway.fill_sensor import (
     decode_em310_uplink,
 )
 from gateway.kiosk import AttendantSession, DepositCandidate, KioskSession
-from gateway.outbox import CalibrationCheck, CalibrationLog, Outbox
+from gateway.outbox import CalibrationLog, Outbox, OutboxRow
 from gateway.scale_protocol import (
     PROTOCOLS,
     AutoDetector,
@@ -68,8 +65,10 @@ from wastebank.mqtt import backoff
 log = logging.getLogger("wastebank.gateway")
 
 Code = Annotated[str, Field(pattern=CODE_PATTERN)]
-DRAIN_WINDOW = 64
+DRAIN_WINDOW = mqtt.IN_FLIGHT
 """Publishes in flight at once while draining (each still deleted only after its PUBACK)."""
+DRAIN_BATCH = 1000
+"""Rows read from the outbox at a time; acknowledged ones are deleted together."""
 
 
 # ---- settings ---------------------------------------------------------------------------------
@@ -679,24 +678,29 @@ class Gateway:
                 await asyncio.sleep(backoff(attempt))
 
     async def _drain(self, client: aiomqtt.Client) -> None:
-        """Publish the outbox oldest first, at most ``drain_rate_per_s``; delete what is acked."""
+        """Publish the outbox oldest first, at most ``drain_rate_per_s``, ``DRAIN_WINDOW`` in
+        flight at any time (a continuous pipeline: waiting for whole windows would stall on each
+        window's last PUBACK); rows the broker acknowledged are deleted once per batch."""
         loop = asyncio.get_running_loop()
         min_gap = 1.0 / self.settings.outbox.drain_rate_per_s
         next_at = loop.time()
+        window = asyncio.Semaphore(DRAIN_WINDOW)
         while True:
             self._wake.clear()
-            rows = self.outbox.peek(DRAIN_WINDOW)
+            rows = self.outbox.peek(DRAIN_BATCH)
             if not rows:
                 await self._idle(client)
                 continue
+            acked: list[int] = []
             try:
                 async with asyncio.TaskGroup() as tg:
                     for row in rows:
+                        await window.acquire()
                         delay = next_at - loop.time()
                         if delay > 0:
                             await asyncio.sleep(delay)
                         next_at = max(next_at, loop.time()) + min_gap
-                        tg.create_task(self._publish_row(client, row.id, row.topic, row.payload))
+                        tg.create_task(self._publish_row(client, row, acked, window))
             except ExceptionGroup as group:
                 # A lost connection fails every publish in flight: reconnect like any MqttError.
                 mqtt_errors = group.subgroup(aiomqtt.MqttError)
@@ -704,13 +708,23 @@ class Gateway:
                     raise
                 first = mqtt_errors.exceptions[0]
                 raise aiomqtt.MqttError(str(first)) from group
+            finally:
+                # Only what the broker acknowledged goes, in one transaction per batch.
+                self.outbox.remove_many(acked)
+                self.stats.published += len(acked)
 
     async def _publish_row(
-        self, client: aiomqtt.Client, row_id: int, topic: str, payload: bytes
+        self,
+        client: aiomqtt.Client,
+        row: OutboxRow,
+        acked: list[int],
+        window: asyncio.Semaphore,
     ) -> None:
-        await client.publish(topic, payload, qos=1)
-        self.outbox.remove(row_id)
-        self.stats.published += 1
+        try:
+            await client.publish(row.topic, row.payload, qos=1)
+            acked.append(row.id)
+        finally:
+            window.release()
 
     async def _idle(self, client: aiomqtt.Client) -> None:
         """Wait for new rows; raise MqttError if the connection drops meanwhile.
@@ -832,14 +846,6 @@ class Gateway:
             else f"tidak ada lagi yang dibuang / no more drops; total {dropped}",
         )
 
-    # ---- attendant and calibration (local HTTP) -------------------------------------------------
-
-    def reader(self, scale_id: str) -> ScaleReader:
-        try:
-            return self.readers[scale_id]
-        except KeyError:
-            raise HTTPException(404, f"timbangan {scale_id} tidak ada / no such scale") from None
-
     async def run(self) -> None:
         me = asyncio.current_task()
         loop = asyncio.get_running_loop()
@@ -865,134 +871,10 @@ class Gateway:
             self.outbox.close()
 
     async def _serve_http(self) -> None:
-        config = uvicorn.Config(
-            http_app(self),
-            host=self.settings.http_host,
-            port=self.settings.http_port,
-            log_level="warning",
-        )
-        await _QuietServer(config).serve()
+        # Imported here: FastAPI and uvicorn cost ~15 MB, and a site may run without the endpoint.
+        from gateway.local_api import serve
 
-
-class _QuietServer(uvicorn.Server):
-    """uvicorn inside our TaskGroup: the gateway, not uvicorn, owns SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-class ArmRequest(BaseModel):
-    member_no: str = Field(pattern=r"^[A-Za-z0-9-]{1,32}$")
-    category_code: str = Field(pattern=CODE_PATTERN)
-
-
-class CalibrationRequest(BaseModel):
-    reference_g: int = Field(gt=0, le=10_000_000)
-    note: str = Field(default="", max_length=200)
-
-
-class ScaleView(BaseModel):
-    scale_id: str
-    flow: str
-    protocol: str
-    connected: bool
-    grams: int | None
-    stable: bool | None
-    armed_member_no: str | None = None
-    armed_category_code: str | None = None
-    waiting_for_zero: bool = False
-    calibration_version: str | None = None
-
-
-class CalibrationView(BaseModel):
-    id: int
-    scale_id: str
-    reference_g: int
-    reading_g: int
-    error_g: int
-    checked_at: datetime
-    version: str
-
-
-def _scale_view(r: ScaleReader) -> ScaleView:
-    armed = r.session.armed if isinstance(r.session, AttendantSession) else None
-    return ScaleView(
-        scale_id=r.cfg.id,
-        flow=r.cfg.flow,
-        protocol=r.protocol,
-        connected=r.connected,
-        grams=r.last.grams if r.last else None,
-        stable=(r.last.status == "stable") if r.last else None,
-        armed_member_no=armed[0] if armed else None,
-        armed_category_code=armed[1] if armed else None,
-        waiting_for_zero=isinstance(r.session, AttendantSession) and r.session.waiting_for_zero,
-        calibration_version=r.calibration_version(),
-    )
-
-
-def _calibration_view(c: CalibrationCheck) -> CalibrationView:
-    return CalibrationView(
-        id=c.id,
-        scale_id=c.scale_id,
-        reference_g=c.reference_g,
-        reading_g=c.reading_g,
-        error_g=c.error_g,
-        checked_at=c.checked_at,
-        version=c.version,
-    )
-
-
-def http_app(gw: Gateway) -> FastAPI:
-    """The gateway's local endpoint (on the bank's LAN): attendant flow, calibration, health."""
-    app = FastAPI(title=f"wastebank gateway {gw.settings.gateway_id}", version=__version__)
-    # Every handler is async: it runs on the gateway's event loop, the one thread that owns the
-    # outbox connection and the scale sessions (a sync handler would run in a worker thread).
-
-    @app.get("/health")
-    async def health() -> GatewayHealth:
-        return gw.health()
-
-    @app.get("/scales")
-    async def scales() -> list[ScaleView]:
-        return [_scale_view(r) for r in gw.readers.values()]
-
-    @app.post("/scales/{scale_id}/arm")
-    async def arm(scale_id: str, req: ArmRequest) -> ScaleView:
-        r = gw.reader(scale_id)
-        if not isinstance(r.session, AttendantSession):
-            raise HTTPException(409, f"{scale_id} memakai kios / is a kiosk scale (card + keys)")
-        r.session.arm(req.member_no, req.category_code, time.monotonic())
-        log.info("petugas / attendant armed %s: %s %s", scale_id, req.member_no, req.category_code)
-        return _scale_view(r)
-
-    @app.post("/scales/{scale_id}/cancel")
-    async def cancel(scale_id: str) -> ScaleView:
-        r = gw.reader(scale_id)
-        if isinstance(r.session, AttendantSession):
-            r.session.cancel()
-        return _scale_view(r)
-
-    @app.post("/scales/{scale_id}/calibration")
-    async def calibrate(scale_id: str, req: CalibrationRequest) -> CalibrationView:
-        r = gw.reader(scale_id)
-        if r.last is None or r.last.status != "stable" or r.last.grams is None:
-            raise HTTPException(409, "timbangan belum stabil / the scale is not stable yet")
-        check = gw.calibration.record(scale_id, req.reference_g, r.last.grams, req.note)
-        log.info(
-            "kalibrasi / calibration check %s: ref %d g, read %d g",
-            scale_id,
-            check.reference_g,
-            check.reading_g,
-        )
-        return _calibration_view(check)
-
-    @app.get("/scales/{scale_id}/calibration")
-    async def calibrations(scale_id: str) -> list[CalibrationView]:
-        gw.reader(scale_id)
-        return [_calibration_view(c) for c in gw.calibration.checks(scale_id)]
-
-    return app
+        await serve(self)
 
 
 async def run(settings: GatewaySettings) -> None:

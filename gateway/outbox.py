@@ -130,6 +130,19 @@ class Outbox:
     def remove(self, row_id: int) -> None:
         self._db.execute("DELETE FROM outbox WHERE id=?", (row_id,))
 
+    def remove_many(self, row_ids: list[int]) -> None:
+        """Delete acknowledged rows in one transaction (one fsync, not one per row)."""
+        if not row_ids:
+            return
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("DELETE FROM outbox WHERE id=?", [(i,) for i in row_ids])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
     def __len__(self) -> int:
         (count,) = self._db.execute("SELECT count(*) FROM outbox").fetchone()
         return int(count)

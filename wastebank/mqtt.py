@@ -10,6 +10,8 @@ from wastebank.config import MqttSettings
 
 BACKOFF_BASE_S = 1.5
 BACKOFF_CAP_S = 30.0
+IN_FLIGHT = 64
+"""QoS 1 publishes a client keeps in flight (gateway outbox drain window)."""
 
 
 def backoff(attempt: int) -> float:
@@ -26,7 +28,7 @@ def client(
     timeout: float | None = None,
 ) -> aiomqtt.Client:
     """A client for ``settings``; ``persistent`` keeps the session and its queue across connects."""
-    return aiomqtt.Client(
+    client = aiomqtt.Client(
         settings.host,
         settings.port,
         username=settings.username,
@@ -36,4 +38,8 @@ def client(
         keepalive=settings.keepalive_s,
         will=will,
         timeout=timeout,
+        max_inflight_messages=IN_FLIGHT,
     )
+    # aiomqtt warns past 10 pending publishes; a windowed drain has up to IN_FLIGHT on purpose.
+    client.pending_calls_threshold = IN_FLIGHT + 10
+    return client

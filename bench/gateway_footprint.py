@@ -1,0 +1,251 @@
+"""Gateway footprint and outbox drain rate, each against a baseline measured in the same run.
+
+1. Footprint: a real `wastebank gateway` process reads a 10 Hz indicator (gs_nt) and 20 JSN-SR04T
+   fill sensors (10 Hz each), all simulated on real pseudo-terminals, for DURATION_S; we sample its
+   RSS and CPU time with psutil. Baseline: a bare pyserial loop reading the same 21 ports and
+   discarding the bytes (what the I/O alone costs). Goals: RSS < 50 MB, CPU < 3 % of a core.
+2. Drain: an outbox pre-filled with N deposit events (as after an outage) is drained by a gateway
+   process to the real Mosquitto, each row deleted after its PUBACK. Baseline: raw aiomqtt
+   publishing the same N payloads at QoS 1 from this process, 64 in flight (the gateway's window).
+   Goal: >= 5,000 msg/s.
+
+Run after `make services`:
+    .venv/bin/python bench/gateway_footprint.py [--duration 30] [--rows 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiomqtt
+import psutil
+import tomli_w
+
+from firmware_sim.kiosk import KioskSimulator
+from firmware_sim.tps import SerialFillSensorSim
+from gateway.outbox import Outbox
+from wastebank.config import MqttSettings
+from wastebank.messages import DepositEvent, Topics
+
+SENSORS = 20
+MB = 1024 * 1024
+
+
+def progress(text: str) -> None:
+    print(f"  … {text}", file=sys.stderr, flush=True)
+
+
+def sample(proc: psutil.Process, duration_s: float) -> tuple[float, float]:
+    """(peak RSS in MB, CPU % of one core) of ``proc`` over ``duration_s`` (after a warm-up)."""
+    time.sleep(3)  # warm-up: imports, port opening, first detection
+    cpu0 = proc.cpu_times()
+    t0 = time.monotonic()
+    peak = 0
+    while time.monotonic() - t0 < duration_s:
+        peak = max(peak, proc.memory_info().rss)
+        time.sleep(0.5)
+    cpu1 = proc.cpu_times()
+    used = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    return peak / MB, 100.0 * used / (time.monotonic() - t0)
+
+
+BASELINE_READER = r"""
+import selectors, sys, serial
+ports = [serial.Serial(p, 9600, timeout=0) for p in sys.argv[1:]]
+sel = selectors.DefaultSelector()
+for p in ports:
+    sel.register(p.fileno(), selectors.EVENT_READ, p)
+while True:
+    for key, _ in sel.select():
+        key.data.read(4096)
+"""
+
+
+@contextlib.contextmanager
+def child(args: list[str], env: dict[str, str] | None = None) -> Iterator[psutil.Process]:
+    proc = subprocess.Popen(
+        args,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield psutil.Process(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def footprint(work: Path, mqtt: MqttSettings, duration_s: float) -> None:
+    scale_link = work / "scale.tty"
+    links = [work / f"jsn-{i:02d}.tty" for i in range(SENSORS)]
+    site = work / "footprint.toml"
+    site.write_text(
+        tomli_w.dumps(
+            {
+                "gateway_id": "gw-bench",
+                "bank_code": "bs-bench",
+                "http_port": 0,
+                "mqtt": {"port": mqtt.port, "topic_prefix": "bench/"},
+                "outbox": {"path": str(work / "footprint-outbox.db")},
+                "scales": [{"id": "scale-01", "port": str(scale_link), "protocol": "gs_nt"}],
+                "sensors": [
+                    {
+                        "id": f"us-{i:02d}",
+                        "tps_code": "tps-bench",
+                        "kind": "jsn_sr04t",
+                        "port": str(link),
+                        "empty_distance_mm": 1400,
+                        "full_distance_mm": 250,
+                        "report_interval_s": 60,
+                    }
+                    for i, link in enumerate(links)
+                ],
+            }
+        )
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(KioskSimulator(scale_link, seed=1))
+        for i, link in enumerate(links):
+            await stack.enter_async_context(
+                SerialFillSensorSim(link, kind="jsn", seed=i, period_s=0.1)
+            )
+        progress(f"baseline: pyserial reading the same {1 + SENSORS} ports for {duration_s:.0f} s")
+        reader = [sys.executable, "-c", BASELINE_READER, str(scale_link), *map(str, links)]
+        with child(reader) as proc:
+            base_rss, base_cpu = await asyncio.to_thread(sample, proc, duration_s)
+        progress(f"gateway: the same ports for {duration_s:.0f} s")
+        gateway = [sys.executable, "-m", "wastebank.cli", "gateway", "--config", str(site)]
+        with child(gateway) as proc:
+            gw_rss, gw_cpu = await asyncio.to_thread(sample, proc, duration_s)
+        progress(f"gateway with its local attendant endpoint for {duration_s:.0f} s")
+        with child(gateway, {"WASTEBANK_HTTP_PORT": "18081"}) as proc:
+            http_rss, http_cpu = await asyncio.to_thread(sample, proc, duration_s)
+
+    print(f"\nFootprint: 1 indicator at 10 Hz + {SENSORS} JSN-SR04T at 10 Hz, {duration_s:.0f} s")
+    print(f"  {'':34} {'RSS MB':>8} {'CPU % core':>11}")
+    print(f"  {'baseline: bare pyserial reader':34} {base_rss:8.1f} {base_cpu:11.2f}")
+    print(f"  {'wastebank gateway':34} {gw_rss:8.1f} {gw_cpu:11.2f}")
+    print(f"  {'  + local attendant endpoint':34} {http_rss:8.1f} {http_cpu:11.2f}")
+    print(
+        f"  ratio gateway / baseline:          {gw_rss / base_rss:8.2f} "
+        f"{gw_cpu / max(base_cpu, 0.01):11.2f}"
+    )
+    print(f"  goals: RSS < 50 MB: {'met' if gw_rss < 50 else 'NOT met'};"
+          f" CPU < 3 %: {'met' if gw_cpu < 3 else 'NOT met'}")  # fmt: skip
+
+
+def payloads(rows: int, topics: Topics) -> list[tuple[str, bytes]]:
+    now = datetime.now(UTC)
+    topic = topics.deposit("bs-bench", "gw-drain")
+    out = []
+    for seq in range(1, rows + 1):
+        ev = DepositEvent(
+            event_id=f"gw-drain-{seq}",
+            gateway_id="gw-drain",
+            seq=seq,
+            bank_code="bs-bench",
+            scale_id="scale-01",
+            card_uid="04A1B2C3D4",
+            category_code="pet",
+            net_g=1250,
+            stable=True,
+            protocol="gs_nt",
+            measured_at=now,
+            raw_frames=["#K,1,CARD,04A1B2C3D4*71", "ST,GS,+0001.25kg", "#K,3,OK*7E"],
+        )
+        out.append((topic, ev.model_dump_json().encode()))
+    return out
+
+
+async def raw_publish_rate(mqtt: MqttSettings, items: list[tuple[str, bytes]]) -> float:
+    window = asyncio.Semaphore(64)
+
+    client = aiomqtt.Client(mqtt.host, mqtt.port, max_inflight_messages=64)
+    client.pending_calls_threshold = 100  # 64 in flight on purpose
+    async with client:
+
+        async def one(topic: str, payload: bytes) -> None:
+            async with window:
+                await client.publish(topic, payload, qos=1)
+
+        t0 = time.perf_counter()
+        async with asyncio.TaskGroup() as tg:
+            for topic, payload in items:
+                tg.create_task(one(topic, payload))
+        return len(items) / (time.perf_counter() - t0)
+
+
+async def drain(work: Path, mqtt: MqttSettings, rows: int) -> None:
+    topics = Topics("bench-drain/")
+    items = payloads(rows, topics)
+    progress(f"baseline: raw aiomqtt, {rows} QoS 1 publishes, 64 in flight")
+    raw = await raw_publish_rate(mqtt, items)
+
+    path = work / "drain-outbox.db"
+    outbox = Outbox(path, max_rows=rows + 1)
+    for topic, payload in items:
+        outbox.add(lambda _seq, t=topic, p=payload: (t, p))
+    outbox.close()
+    site = work / "drain.toml"
+    site.write_text(
+        tomli_w.dumps(
+            {
+                "gateway_id": "gw-drain",
+                "bank_code": "bs-bench",
+                "http_port": 0,
+                "mqtt": {"port": mqtt.port, "topic_prefix": "bench-drain/"},
+                "outbox": {"path": str(path), "max_rows": rows + 1, "drain_rate_per_s": 1e6},
+                "scales": [{"id": "scale-01", "port": str(work / "absent.tty")}],
+            }
+        )
+    )
+    progress(f"gateway: draining {rows} rows")
+    gateway = [sys.executable, "-m", "wastebank.cli", "gateway", "--config", str(site)]
+    reader = Outbox(path)
+    with child(gateway):
+        t0 = time.perf_counter()
+        first = None
+        while (left := len(reader)) > 0:
+            if first is None and left < rows:
+                first = time.perf_counter()  # publishing has begun (start-up excluded)
+            await asyncio.sleep(0.05)
+        done = time.perf_counter()
+    reader.close()
+    gw = rows / (done - (first or t0))
+    print(f"\nOutbox drain after an outage: {rows} deposits, QoS 1, row deleted after PUBACK")
+    print(f"  baseline: raw aiomqtt publish      {raw:10.0f} msg/s")
+    print(f"  wastebank gateway outbox drain     {gw:10.0f} msg/s")
+    print(f"  ratio gateway / baseline:          {gw / raw:10.2f}")
+    print(f"  goal >= 5,000 msg/s: {'met' if gw >= 5000 else 'NOT met'}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--mqtt-port", type=int, default=MqttSettings().port)
+    args = parser.parse_args()
+    mqtt = MqttSettings(port=args.mqtt_port)
+    with tempfile.TemporaryDirectory(prefix="wb-bench-") as tmp:
+        await footprint(Path(tmp), mqtt, args.duration)
+        await drain(Path(tmp), mqtt, args.rows)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
