@@ -102,6 +102,9 @@ class TpsSimSettings(WastebankSettings):
     false_echo_p: float = Field(
         default=FALSE_ECHO_P, ge=0, le=1, description="share of pings that are false/lost echoes"
     )
+    clock_skew_s: float = Field(
+        default=0.0, description="the device clock's error: its readings carry now + this"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -277,7 +280,7 @@ async def _measure_loop(
                 sensor_id=sensor_id,
                 seq=seq,
                 tps_code=tps_code,
-                measured_at=datetime.now(zone),
+                measured_at=datetime.now(zone) + timedelta(seconds=settings.clock_skew_s),
                 distance_mm=distance,
                 fillingLevel=round(
                     fill_ratio(distance, settings.empty_distance_mm, settings.full_distance_mm),

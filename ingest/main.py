@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import aiomqtt
@@ -41,6 +42,11 @@ from wastebank.mqtt import backoff
 log = logging.getLogger("wastebank.ingest")
 
 
+CLOCK_AHEAD_TOLERANCE = timedelta(minutes=2)
+"""A device timestamp further in the future than this is a wrong clock (late ones may be a
+backlog delivered after an outage, so only the future is flagged)."""
+
+
 class IngestSettings(WastebankSettings):
     mqtt: MqttSettings = MqttSettings()
     influx: InfluxSettings = InfluxSettings()
@@ -57,6 +63,7 @@ class Stats:
     deposits_duplicate: int = 0
     fill_readings: int = 0
     health_reports: int = 0
+    clock_ahead: int = 0
     alerts: int = 0
     dead_lettered: int = 0
     points_written: int = 0
@@ -82,6 +89,7 @@ class Ingester:
         self.influx = influx
         self.topics = Topics(settings.mqtt.topic_prefix)
         self.stats = Stats()
+        self._clock_warned: set[str] = set()
 
     # ---- one message --------------------------------------------------------------------------
 
@@ -113,7 +121,15 @@ class Ingester:
                 self.stats.deposits_applied += 1
             else:
                 self.stats.deposits_duplicate += 1
-            return [deposit_line(ev, kecamatan=applied.kecamatan, amount_idr=applied.amount_idr)]
+            ahead = self._clock_ahead(ev.gateway_id, ev.measured_at)
+            return [
+                deposit_line(
+                    ev,
+                    kecamatan=applied.kecamatan,
+                    amount_idr=applied.amount_idr,
+                    clock_ahead_s=ahead,
+                )
+            ]
         if parts.kind == "fill" and parts.device_type == "fill_sensor":
             reading = _validate(FillReading, payload)
             if (reading.tps_code, reading.sensor_id) != (parts.site, parts.device_id):
@@ -122,7 +138,8 @@ class Ingester:
                     f"payload tps={reading.tps_code} sensor={reading.sensor_id}"
                 )
             self.stats.fill_readings += 1
-            return [fill_line(reading)]
+            ahead = self._clock_ahead(reading.sensor_id, reading.measured_at)
+            return [fill_line(reading, clock_ahead_s=ahead)]
         if parts.device_type == "gateway" and parts.kind in ("health", "alert"):
             msg: GatewayHealth | GatewayAlert = (
                 _validate(GatewayHealth, payload)
@@ -140,6 +157,25 @@ class Ingester:
             self.stats.alerts += 1
             return [alert_line(msg)]
         raise _Reject(f"no handler for {parts.device_type}/{parts.kind}")
+
+    def _clock_ahead(self, device: str, measured_at: datetime) -> int | None:
+        """Seconds the device's timestamp is in the future, when that is beyond tolerance.
+
+        The point keeps the device's time (a redelivery must land on the same point), carries
+        this as a field, is counted, and the device is named in the log once.
+        """
+        ahead = measured_at - datetime.now(UTC)
+        if ahead <= CLOCK_AHEAD_TOLERANCE:
+            return None
+        self.stats.clock_ahead += 1
+        if device not in self._clock_warned:
+            self._clock_warned.add(device)
+            log.warning(
+                "jam perangkat terlalu maju / device clock ahead: %s by %d s",
+                device,
+                ahead.total_seconds(),
+            )
+        return int(ahead.total_seconds())
 
     def _apply_deposit(self, ev: DepositEvent) -> ledger.AppliedDeposit:
         with Session(self.engine) as session:

@@ -195,3 +195,36 @@ async def test_simulated_tps_sensor_reaches_the_api(
     assert (latest["tps_code"], latest["sensor_id"]) == ("tps-benteng", "us-02")
     assert latest["filling_level"] == pytest.approx(last_level)
     assert 0.0 <= latest["filling_level"] <= 1.0
+
+
+async def test_a_device_clock_running_ahead_is_flagged_not_dropped(
+    ingester: IngestSettings, mqtt_settings: MqttSettings, influx_settings: InfluxSettings
+) -> None:
+    sim = TpsSimSettings(mqtt=mqtt_settings, clock_skew_s=3600)  # the sensor's clock is 1 h fast
+    await asyncio.wait_for(
+        run_tps_sensor(sim, tps_code="tps-benteng", sensor_id="us-09", interval_s=0, count=2), 30
+    )
+    await asyncio.wait_for(
+        run_tps_sensor(
+            TpsSimSettings(mqtt=mqtt_settings),
+            tps_code="tps-benteng",
+            sensor_id="us-10",
+            interval_s=0,
+            count=2,
+        ),
+        30,
+    )
+
+    async def four_points() -> bool:
+        rows = await influx_sum(influx_settings, 'SELECT count("filling_level") FROM "fill_level"')
+        return bool(rows) and rows[0][1] == 4
+
+    await eventually(four_points)
+    flagged = await influx_sum(
+        influx_settings,
+        'SELECT "clock_ahead_s", "sensor" FROM "fill_level" WHERE "clock_ahead_s" > 0 '
+        "AND time > now() - 1d",
+    )
+    assert len(flagged) == 2  # both readings of the fast sensor, and only those
+    assert {row[2] for row in flagged} == {"us-09"}
+    assert all(3500 <= row[1] <= 3600 for row in flagged)

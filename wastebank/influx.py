@@ -34,7 +34,9 @@ def point_time_ns(at: datetime, seq: int) -> int:
     return ms * 1_000_000 + seq % 1_000_000
 
 
-def deposit_line(ev: DepositEvent, *, kecamatan: str, amount_idr: int) -> str:
+def deposit_line(
+    ev: DepositEvent, *, kecamatan: str, amount_idr: int, clock_ahead_s: int | None = None
+) -> str:
     point = (
         Point(DEPOSIT)
         .tag("bank", ev.bank_code)
@@ -47,10 +49,12 @@ def deposit_line(ev: DepositEvent, *, kecamatan: str, amount_idr: int) -> str:
         .field("gateway", ev.gateway_id)
         .time(point_time_ns(ev.measured_at, ev.seq), WritePrecision.NS)
     )
+    if clock_ahead_s is not None:
+        point.field("clock_ahead_s", clock_ahead_s)
     return str(point.to_line_protocol())
 
 
-def fill_line(reading: FillReading) -> str:
+def fill_line(reading: FillReading, *, clock_ahead_s: int | None = None) -> str:
     point = (
         Point(FILL)
         .tag("tps", reading.tps_code)
@@ -75,6 +79,8 @@ def fill_line(reading: FillReading) -> str:
     ):
         if value is not None:
             point.field(name, value)
+    if clock_ahead_s is not None:
+        point.field("clock_ahead_s", clock_ahead_s)
     return str(point.to_line_protocol())
 
 
