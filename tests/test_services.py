@@ -14,8 +14,8 @@ from pathlib import Path
 import aiomqtt
 import httpx
 import pytest
-from conftest import wait_until
 
+from tests.conftest import wait_until
 from wastebank import services
 from wastebank.config import load_settings
 from wastebank.services import ServicesSettings
@@ -182,3 +182,30 @@ def test_configs_use_our_ports_and_dirs(tmp_path: Path) -> None:
     assert iconf["http"]["auth-enabled"] is False
     assert iconf["data"]["wal-dir"] == os.fspath(tmp_path / "influxdb/wal")
     assert iconf["monitor"]["store-enabled"] is False
+
+
+@pytest.mark.integration
+def test_a_port_served_by_another_checkouts_daemon_is_used_not_fought(
+    running_services: services.ServicesSettings, tmp_path: Path
+) -> None:
+    other = services.ServicesSettings(
+        run_dir=tmp_path / "other-checkout",
+        mqtt_port=running_services.mqtt_port,
+        influx_port=running_services.influx_port,
+    )
+    services.up(other)  # no error: both ports answer as Mosquitto / InfluxDB
+    assert all(state.pid is None for state in services.status(other))  # nothing of its own
+    services.down(other)  # and it stops nothing that is not its own
+    assert all(state.healthy for state in services.status(running_services))
+
+
+def test_a_port_held_by_something_else_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        settings = services.ServicesSettings(
+            run_dir=tmp_path, mqtt_port=port, influx_port=min(port + 1, 65000), start_timeout_s=5
+        )
+        with pytest.raises(services.ServiceError, match="already in use"):
+            services.up(settings, only=("mosquitto",))

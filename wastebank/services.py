@@ -130,6 +130,17 @@ def up(
             )
             continue
         _remove_stale_pid_file(svc)
+        if _port_open(svc.host, svc.port) and svc.answers(svc.host, svc.port):
+            # Another checkout's (or a system) daemon already serves this port: use it rather
+            # than fail; `down` will leave it alone (it is not ours by pid file).
+            log.warning(
+                "%s lain sudah melayani %s:%s, dipakai / another %s already serves it; using it",
+                svc.name,
+                svc.host,
+                svc.port,
+                svc.name,
+            )
+            continue
         if _port_open(svc.host, svc.port):
             raise ServiceError(
                 f"port {svc.host}:{svc.port} sudah dipakai proses lain / "
