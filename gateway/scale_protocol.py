@@ -608,6 +608,11 @@ class _LineDecoder(_Decoder):
     def __init__(self) -> None:
         super().__init__()
         self._framer = LineFramer(MAX_LINE)
+        self._first_byte = True
+
+    def reset(self) -> None:
+        super().reset()
+        self._first_byte = True
 
     @property
     def buffered(self) -> int:
@@ -617,11 +622,14 @@ class _LineDecoder(_Decoder):
         self._framer.reset()
 
     def _split(self, data: bytes) -> list[bytes | FrameError]:
-        if not self._synced and data and data[0] & 0x7F == ord("#"):
-            # A kiosk frame starts with '#' and carries a checksum, so a truncated one can never
-            # pass: keep it. (A card tap right after the port opens must not be lost; a partial
-            # weight line is dropped instead, the next arrives within 100 ms.)
-            self._sync()
+        if not self._synced and data and self._first_byte:
+            # The very first byte after (re)opening: if it is '#', a whole kiosk frame begins
+            # here (it carries a checksum, so a truncated one could never pass): keep it. A card
+            # tap right after the port opens must not be lost; a partial weight line is dropped
+            # instead (the next arrives within 100 ms).
+            self._first_byte = False
+            if data[0] & 0x7F == ord("#"):
+                self._sync()
         if not self._synced:
             newline = data.find(b"\n")
             head = data if newline < 0 else data[: newline + 1]
