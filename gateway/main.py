@@ -35,6 +35,7 @@ from gateway.fill_sensor import (
     MaxBotixDecoder,
     Mode2Decoder,
     decode_em310_uplink,
+    decode_json_reading,
 )
 from gateway.kiosk import AttendantSession, DepositCandidate, KioskSession
 from gateway.outbox import CalibrationLog, Outbox, OutboxRow
@@ -118,14 +119,15 @@ class SensorSettings(BaseModel):
 
     id: Code
     tps_code: Code
-    kind: Literal["jsn_sr04t", "maxbotix", "em310_udl"]
+    kind: Literal["jsn_sr04t", "maxbotix", "em310_udl", "json"]
     port: Path | None = Field(default=None, description="serial kinds: the adapter's stable path")
     baudrate: int = Field(default=9600, ge=300, le=921_600)
     maxbotix_unit: Literal["mm", "cm"] = "mm"
     dev_eui: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{16}$", description="em310_udl")
     uplink_topic: str = Field(
         default="application/+/device/{dev_eui}/event/up",
-        description="where the network server publishes this device's uplinks (ChirpStack v4)",
+        description="em310_udl: the network server's uplink topic (ChirpStack v4 default); "
+        "json: the topic the sensor publishes its own JSON on",
     )
     empty_distance_mm: int = Field(ge=100, le=20_000)
     full_distance_mm: int = Field(ge=0, le=20_000)
@@ -140,14 +142,21 @@ class SensorSettings(BaseModel):
         if self.kind == "em310_udl":
             if self.dev_eui is None:
                 raise ValueError("em310_udl sensors need dev_eui")
+        elif self.kind == "json":
+            if "{dev_eui}" in self.uplink_topic or "+" in self.uplink_topic:
+                raise ValueError("json sensors need their own uplink_topic (no wildcards)")
         elif self.port is None:
             raise ValueError(f"{self.kind} sensors need port")
         if self.empty_distance_mm - self.full_distance_mm < 50:
             raise ValueError("empty_distance_mm must exceed full_distance_mm by at least 50 mm")
         return self
 
+    @property
+    def over_mqtt(self) -> bool:
+        return self.kind in ("em310_udl", "json")
+
     def fill_config(self) -> FillConfig:
-        lora = self.kind == "em310_udl"  # filters on board; one uplink is one reading
+        lora = self.over_mqtt  # filters on board; one message is one reading
         return FillConfig(
             empty_distance_mm=self.empty_distance_mm,
             full_distance_mm=self.full_distance_mm,
@@ -479,7 +488,7 @@ class FillSensorReader(SerialDevice):
             sensor_id=self.cfg.id,
             tps_code=self.cfg.tps_code,
             kind=self.cfg.kind,
-            connected=self.connected if self.cfg.kind != "em310_udl" else None,
+            connected=None if self.cfg.over_mqtt else self.connected,
             samples_accepted=self.processor.accepted,
             samples_rejected=sum(self.processor.rejects.values())
             + sum(self.decoder.rejects.values()),
@@ -745,41 +754,50 @@ class Gateway:
     # ---- LoRaWAN sensors through the network server's MQTT integration -------------------------
 
     async def lns_loop(self) -> None:
-        """Subscribe to the network server's uplinks of our EM310-UDL sensors (persistent session,
-        QoS 1) and acknowledge each uplink only after its reading is in the outbox."""
+        """Sensors that arrive over MQTT: EM310-UDL uplinks from the LoRaWAN network server (the
+        DevEUI in the uplink names the sensor) and sensors publishing their own JSON (the topic
+        names it). Persistent session, QoS 1; each message is acknowledged only after its reading
+        is in the outbox."""
         s = self.settings
-        by_eui = {
+        lora = {
             (x.cfg.dev_eui or "").lower(): x
             for x in self.sensors.values()
             if x.cfg.kind == "em310_udl"
         }
+        by_topic = {
+            s.mqtt.topic_prefix + x.cfg.uplink_topic: x
+            for x in self.sensors.values()
+            if x.cfg.kind == "json"
+        }
+        filters = {s.mqtt.topic_prefix + x.cfg.topic() for x in lora.values()} | set(by_topic)
         attempt, lost = 0, False
         while True:
             client = mqtt.client(s.mqtt, identifier=f"gateway-{s.gateway_id}-lns", persistent=True)
             client._client.manual_ack_set(True)  # noqa: SLF001 - ack after the outbox commit
             try:
                 async with client:
-                    for sensor in by_eui.values():
-                        await client.subscribe(s.mqtt.topic_prefix + sensor.cfg.topic(), qos=1)
+                    for topic_filter in sorted(filters):
+                        await client.subscribe(topic_filter, qos=1)
                     log.info(
-                        "uplink LoRaWAN %s / LNS uplinks %s: %d sensor",
+                        "uplink sensor %s / sensor uplinks %s: %d sensor",
                         "tersambung kembali" if lost else "berlangganan",
                         "reconnected" if lost else "subscribed",
-                        len(by_eui),
+                        len(lora) + len(by_topic),
                     )
                     attempt, lost = 0, False
                     async for message in client.messages:
-                        self._uplink(
-                            by_eui,
-                            bytes(message.payload)
-                            if isinstance(message.payload, bytes | bytearray)
-                            else b"",
-                        )
+                        payload = message.payload
+                        raw = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
+                        json_sensor = by_topic.get(str(message.topic))
+                        if json_sensor is not None:
+                            self._json_message(json_sensor, raw)
+                        else:
+                            self._uplink(lora, raw)
                         if message.qos > 0:
                             client._client.ack(message.mid, message.qos)  # noqa: SLF001
             except aiomqtt.MqttError as exc:
                 if not lost:
-                    log.warning("uplink LoRaWAN terputus / LNS uplinks lost: %s", exc)
+                    log.warning("uplink sensor terputus / sensor uplinks lost: %s", exc)
                 lost = True
                 attempt += 1
                 await asyncio.sleep(backoff(attempt))
@@ -797,6 +815,17 @@ class Gateway:
             self.stats.uplinks_rejected += 1
             return
         target.add(sample, throttle=False)
+
+    def _json_message(self, sensor: FillSensorReader, payload: bytes) -> None:
+        try:
+            sample = decode_json_reading(payload)
+        except FillDecodeError as exc:
+            log.warning(
+                "pesan sensor ditolak / sensor message rejected (%s): %r", exc.reason, payload[:200]
+            )
+            self.stats.uplinks_rejected += 1
+            return
+        sensor.add(sample, throttle=False)
 
     # ---- health -------------------------------------------------------------------------------
 
@@ -856,9 +885,9 @@ class Gateway:
                 for reader in self.readers.values():
                     tg.create_task(reader.run(), name=f"scale-{reader.cfg.id}")
                 for sensor in self.sensors.values():
-                    if sensor.cfg.kind != "em310_udl":
+                    if not sensor.cfg.over_mqtt:
                         tg.create_task(sensor.run(), name=f"sensor-{sensor.cfg.id}")
-                if any(s.cfg.kind == "em310_udl" for s in self.sensors.values()):
+                if any(s.cfg.over_mqtt for s in self.sensors.values()):
                     tg.create_task(self.lns_loop(), name="lns")
                 tg.create_task(self.mqtt_loop(), name="mqtt")
                 tg.create_task(self.health_loop(), name="health")

@@ -1,5 +1,6 @@
-"""TPS fill sensors through a gateway: a JSN-SR04T on a pty and an EM310-UDL through a LoRaWAN
-network server's MQTT integration, each ending as filtered FillReadings on our topics."""
+"""TPS fill sensors through a gateway: a JSN-SR04T on a pty, an EM310-UDL through a LoRaWAN
+network server's MQTT integration and a sensor publishing its own plain JSON over MQTT, each
+ending as filtered FillReadings on our topics."""
 
 from __future__ import annotations
 
@@ -39,21 +40,24 @@ async def test_serial_and_lorawan_sensors_publish_filtered_readings(
                      "port": str(link), "report_interval_s": 0.2, **geometry},
                     {"id": "lora-01", "tps_code": "tps-benteng", "kind": "em310_udl",
                      "dev_eui": EUI, **geometry},
+                    {"id": "wifi-01", "tps_code": "tps-mardika", "kind": "json",
+                     "uplink_topic": "vendor/bins/bin-7/state", **geometry},
                 ],
             }
         )
     )  # fmt: skip
-    readings: dict[str, list[FillReading]] = {"us-01": [], "lora-01": []}
+    readings: dict[str, list[FillReading]] = {"us-01": [], "lora-01": [], "wifi-01": []}
     async with (
         aiomqtt.Client(mqtt_settings.host, mqtt_settings.port) as observer,
         SerialFillSensorSim(link, kind="jsn", seed=5, period_s=0.02) as jsn,
     ):
         await observer.subscribe(topics.fill("tps-batu-merah", "us-01"), qos=1)
         await observer.subscribe(topics.fill("tps-benteng", "lora-01"), qos=1)
+        await observer.subscribe(topics.fill("tps-mardika", "wifi-01"), qos=1)
         processes.start("gateway", ["gateway", "--config", str(site)], settings_env(mqtt_settings))
 
         async def lns_subscribed() -> bool:
-            return "LNS uplinks subscribed" in processes.log("gateway")
+            return "sensor uplinks subscribed" in processes.log("gateway")
 
         await eventually(lns_subscribed)
         await run_em310_sensor(
@@ -65,16 +69,25 @@ async def test_serial_and_lorawan_sensors_publish_filtered_readings(
             dev_eui=EUI,
             seed=9,
         )
+        vendor = mqtt_settings.topic_prefix + "vendor/bins/bin-7/state"
+        for body in (
+            b'{"distance_mm": 825, "temperature": 31.5, "battery_pct": 77}',
+            b"not json at all",
+            b'{"fillingLevel": 0.75}',
+        ):
+            await observer.publish(vendor, body, qos=1)
         async with asyncio.timeout(30):
             async for message in observer.messages:
                 assert isinstance(message.payload, bytes | bytearray)
                 r = FillReading.model_validate_json(message.payload)
                 readings[r.sensor_id].append(r)
-                if len(readings["us-01"]) >= 3 and len(readings["lora-01"]) >= 3:
+                if all(
+                    len(readings[k]) >= n for k, n in (("us-01", 3), ("lora-01", 3), ("wifi-01", 2))
+                ):
                     break
         true_mm = jsn.last_true_mm
 
-    serial, lora = readings["us-01"], readings["lora-01"]
+    serial, lora, wifi = readings["us-01"], readings["lora-01"], readings["wifi-01"]
     assert {r.source for r in serial} == {"jsn_sr04t"}
     assert all(r.pings == 5 for r in serial)  # each reading is the median of a window of pings
     # Filtered and compensated, a reading sits near the true distance despite false echoes.
@@ -83,6 +96,13 @@ async def test_serial_and_lorawan_sensors_publish_filtered_readings(
     assert {r.source for r in lora[:3]} == {"em310_udl"}
     assert all(r.battery_pct is not None and r.rssi_dbm is not None for r in lora[:3])
     assert [r.seq for r in lora[:3]] == [1, 2, 3]
-    for r in serial + lora:
+    # Plain JSON: a distance (with its temperature and battery) and a bare FIWARE fillingLevel;
+    # the garbage between them was rejected and counted, and did not stop the next one.
+    assert [(r.source, r.seq) for r in wifi] == [("json", 1), ("json", 2)]
+    assert wifi[0].distance_mm == 825
+    assert wifi[0].battery_pct == 77
+    assert wifi[1].fillingLevel == pytest.approx(0.75)
+    assert "sensor message rejected (bad_format)" in processes.log("gateway")
+    for r in serial + lora + wifi:
         assert 0.0 <= r.fillingLevel <= 1.0
         assert r.reading_id == f"{r.sensor_id}-{r.seq}"
