@@ -16,6 +16,7 @@ link, like a USB adapter with a ``/dev/serial/by-id`` name.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import fcntl
@@ -33,7 +34,7 @@ from typing import Any, Self
 logger = logging.getLogger(__name__)
 
 
-class PtyDevice:
+class PtyDevice(abc.ABC):
     """A simulated serial device on a pty; an async context manager owning its tasks."""
 
     label = "perangkat simulasi / simulated device"
@@ -113,7 +114,7 @@ class PtyDevice:
         finally:
             self._close_pty()
 
-    def _on_start(self) -> None:
+    def _on_start(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Hook run after the pty is open, before the tasks start."""
 
     def _background(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
@@ -176,9 +177,9 @@ class PtyDevice:
 
     # -- simulated time --
 
+    @abc.abstractmethod
     def _tick(self) -> None:
         """One sample of simulated time; called ``rate_hz`` times per simulated second."""
-        raise NotImplementedError
 
     async def _ticker(self) -> None:
         loop = asyncio.get_running_loop()

@@ -595,6 +595,21 @@ class _Decoder(ABC):
             self._skipped_content = False
 
 
+class _ByteDecoder(_Decoder):
+    """A decoder that frames raw bytes itself (STX…ETX, ``=``, STX…CR) in its own buffer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buf = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def _clear_buffer(self) -> None:
+        self._buf.clear()
+
+
 # ---- CR LF line formats ------------------------------------------------------------------------
 
 
@@ -967,7 +982,7 @@ class Hx711Decoder(_LineDecoder):
 _YH_STX_LEN: Final = 12
 
 
-class YhStxDecoder(_Decoder):
+class YhStxDecoder(_ByteDecoder):
     """Yaohua XK3190 continuous (tF=0): ``STX + 001234 2 1D ETX``, 12 bytes, no CR LF.
 
     Sign, 6 digits, decimal places (0-4), XOR of bytes 2-9 as 2 characters (upper-case hex or
@@ -980,14 +995,6 @@ class YhStxDecoder(_Decoder):
     def __init__(self, unit: Unit = "kg") -> None:
         super().__init__()
         self.unit: Unit = unit
-        self._buf = bytearray()
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
-
-    def _clear_buffer(self) -> None:
-        self._buf.clear()
 
     def _split(self, data: bytes) -> list[bytes | FrameError]:
         out: list[bytes | FrameError] = []
@@ -1037,7 +1044,7 @@ _YH_EQ_LEN: Final = 9
 _YH_EQ_VALUE_RE: Final = re.compile(r" *(?P<num>[0-9]+\.?[0-9]*|\.[0-9]+)")
 
 
-class _YhEqualsDecoder(_Decoder):
+class _YhEqualsDecoder(_ByteDecoder):
     """``=`` + 8 characters, back to back, no CR LF: ``=`` is the only delimiter.
 
     A frame ends at the next ``=`` (so it is returned when the next one starts) or at a CR/LF
@@ -1049,14 +1056,6 @@ class _YhEqualsDecoder(_Decoder):
     def __init__(self, unit: Unit = "kg") -> None:
         super().__init__()
         self.unit: Unit = unit
-        self._buf = bytearray()
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
-
-    def _clear_buffer(self) -> None:
-        self._buf.clear()
 
     def _split(self, data: bytes) -> list[bytes | FrameError]:
         out: list[bytes | FrameError] = []
@@ -1126,7 +1125,7 @@ SWB_KG: Final = 0x10
 SWC_LIDEN_LB: Final = 0x01
 
 
-class ToledoDecoder(_Decoder):
+class ToledoDecoder(_ByteDecoder):
     """Toledo (MT standard) continuous: ``STX SWA SWB SWC wwwwww tttttt CR [CKS]``, 17/18 bytes.
 
     SWA bits 0-2: decimal position (0-2 no decimals, 3-7 one to five decimals). SWB: bit 0 net,
@@ -1147,14 +1146,9 @@ class ToledoDecoder(_Decoder):
         self.units: ToledoUnits = units
         self.checksum = checksum
         self._configured_checksum = checksum
-        self._buf = bytearray()
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
 
     def _clear_buffer(self) -> None:
-        self._buf.clear()
+        super()._clear_buffer()
         self.checksum = self._configured_checksum
 
     def _split(self, data: bytes) -> list[bytes | FrameError]:
