@@ -1,17 +1,24 @@
 """The ingester: MQTT (QoS 1, persistent session) -> ledger + InfluxDB, each message applied once.
 
-A message is acknowledged to the broker only after its ledger effect is committed and its points
-are written to InfluxDB (paho's manual acknowledgement, under aiomqtt). If the ingester dies before
-that, the broker redelivers the message to the same persistent session; the ledger ignores an
-event it has already applied and InfluxDB keeps one point per (measurement, tags, timestamp), so a
-redelivery changes nothing. A message that cannot be applied is written to the dead-letter table
-(topic, raw bytes, error, time), counted, and acknowledged: it never stops the consumer.
+Messages are taken in batches (by size and age). For a batch: every payload is validated against
+the shared schema and its topic; all its deposits are applied to the ledger in one transaction
+(each exactly once by its event id; rejected ones, like invalid payloads, become dead letters in
+that same transaction); all its points are written to InfluxDB; only then is every message of the
+batch acknowledged to the broker (paho's manual acknowledgement, under aiomqtt). If the ingester
+dies before that, the broker redelivers the batch to the same persistent session; the ledger
+ignores events it has already applied and InfluxDB keeps one point per (measurement, tags, time),
+so a redelivery changes nothing. Work in flight is bounded by the batch size and by the broker's
+in-flight window: an ingester that cannot write makes the broker hold the messages (backpressure)
+instead of growing a queue. A message that cannot be applied never stops the consumer.
+
+Several ingesters can share the load through an MQTT shared subscription (``shared_group``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -41,10 +48,11 @@ from wastebank.mqtt import backoff
 
 log = logging.getLogger("wastebank.ingest")
 
-
 CLOCK_AHEAD_TOLERANCE = timedelta(minutes=2)
 """A device timestamp further in the future than this is a wrong clock (late ones may be a
 backlog delivered after an outage, so only the future is flagged)."""
+MAX_LINES_PER_WRITE = 5000
+"""InfluxDB's advice for one write request; a 413 halves it for that batch."""
 
 
 class IngestSettings(WastebankSettings):
@@ -52,8 +60,13 @@ class IngestSettings(WastebankSettings):
     influx: InfluxSettings = InfluxSettings()
     ledger_url: str = Field(default_factory=default_ledger_url)
     client_id: str = Field(default="wastebank-ingest", pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    batch_size: int = Field(default=500, ge=1, le=50_000)
-    batch_max_age_s: float = Field(default=0.5, gt=0, le=60)
+    shared_group: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="subscribe as $share/<group>/...: ingesters of one group split the stream",
+    )
+    batch_size: int = Field(default=5000, ge=1, le=50_000)
+    batch_max_age_s: float = Field(default=0.2, gt=0, le=60)
 
 
 @dataclass
@@ -63,22 +76,31 @@ class Stats:
     deposits_duplicate: int = 0
     fill_readings: int = 0
     health_reports: int = 0
-    clock_ahead: int = 0
     alerts: int = 0
+    clock_ahead: int = 0
     dead_lettered: int = 0
     points_written: int = 0
     write_retries: int = 0
+    batches: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
 
 
+class Rejected(Exception):
+    """A message that cannot be applied; the text says why (it becomes the dead letter's error)."""
+
+
 @dataclass
-class _Pending:
+class _Item:
+    """One message of a batch on its way through."""
+
     topic: str
     payload: bytes
-    mid: int
-    qos: int
+    mid: int = 0
+    qos: int = 0
+    parsed: DepositEvent | FillReading | GatewayHealth | GatewayAlert | None = None
+    error: str | None = None
     lines: list[str] = field(default_factory=list)
 
 
@@ -91,72 +113,119 @@ class Ingester:
         self.stats = Stats()
         self._clock_warned: set[str] = set()
 
-    # ---- one message --------------------------------------------------------------------------
+    # ---- one message: validation and identity -------------------------------------------------
 
-    async def handle(self, topic: str, payload: bytes) -> list[str]:
-        """Apply one message to the ledger; return its InfluxDB lines ([] if dead-lettered)."""
-        self.stats.received += 1
-        try:
-            return await self._handle(topic, payload)
-        except _Reject as rej:
-            await self.dead_letter(topic, payload, str(rej))
-            return []
-
-    async def _handle(self, topic: str, payload: bytes) -> list[str]:
+    def classify(
+        self, topic: str, payload: bytes
+    ) -> DepositEvent | FillReading | GatewayHealth | GatewayAlert:
+        """The validated message; raises :class:`Rejected` with the reason."""
         parts = self.topics.parse(topic)
         if parts is None:
-            raise _Reject(f"topic not understood: {topic}")
-        if parts.kind == "deposit" and parts.device_type == "gateway":
-            ev = _validate(DepositEvent, payload)
-            if (ev.bank_code, ev.gateway_id) != (parts.site, parts.device_id):
-                raise _Reject(
-                    f"identity mismatch: topic bank={parts.site} gateway={parts.device_id}, "
-                    f"payload bank={ev.bank_code} gateway={ev.gateway_id}"
-                )
-            try:
-                applied = await asyncio.to_thread(self._apply_deposit, ev)
-            except ledger.DepositRejected as exc:
-                raise _Reject(f"deposit rejected: {exc}") from None
-            if applied.outcome is ledger.Outcome.APPLIED:
-                self.stats.deposits_applied += 1
+            raise Rejected(f"topic not understood: {topic}")
+        if parts.device_type == "gateway" and parts.kind in ("deposit", "health", "alert"):
+            msg: DepositEvent | GatewayHealth | GatewayAlert
+            if parts.kind == "deposit":
+                msg = _validate(DepositEvent, payload)
+            elif parts.kind == "health":
+                msg = _validate(GatewayHealth, payload)
             else:
-                self.stats.deposits_duplicate += 1
-            ahead = self._clock_ahead(ev.gateway_id, ev.measured_at)
-            return [
-                deposit_line(
-                    ev,
-                    kecamatan=applied.kecamatan,
-                    amount_idr=applied.amount_idr,
-                    clock_ahead_s=ahead,
-                )
-            ]
-        if parts.kind == "fill" and parts.device_type == "fill_sensor":
-            reading = _validate(FillReading, payload)
-            if (reading.tps_code, reading.sensor_id) != (parts.site, parts.device_id):
-                raise _Reject(
-                    f"identity mismatch: topic tps={parts.site} sensor={parts.device_id}, "
-                    f"payload tps={reading.tps_code} sensor={reading.sensor_id}"
-                )
-            self.stats.fill_readings += 1
-            ahead = self._clock_ahead(reading.sensor_id, reading.measured_at)
-            return [fill_line(reading, clock_ahead_s=ahead)]
-        if parts.device_type == "gateway" and parts.kind in ("health", "alert"):
-            msg: GatewayHealth | GatewayAlert = (
-                _validate(GatewayHealth, payload)
-                if parts.kind == "health"
-                else _validate(GatewayAlert, payload)
-            )
+                msg = _validate(GatewayAlert, payload)
             if (msg.bank_code, msg.gateway_id) != (parts.site, parts.device_id):
-                raise _Reject(
+                raise Rejected(
                     f"identity mismatch: topic bank={parts.site} gateway={parts.device_id}, "
                     f"payload bank={msg.bank_code} gateway={msg.gateway_id}"
                 )
-            if isinstance(msg, GatewayHealth):
-                self.stats.health_reports += 1
-                return health_lines(msg)
-            self.stats.alerts += 1
-            return [alert_line(msg)]
-        raise _Reject(f"no handler for {parts.device_type}/{parts.kind}")
+            return msg
+        if parts.device_type == "fill_sensor" and parts.kind == "fill":
+            reading = _validate(FillReading, payload)
+            if (reading.tps_code, reading.sensor_id) != (parts.site, parts.device_id):
+                raise Rejected(
+                    f"identity mismatch: topic tps={parts.site} sensor={parts.device_id}, "
+                    f"payload tps={reading.tps_code} sensor={reading.sensor_id}"
+                )
+            return reading
+        raise Rejected(f"no handler for {parts.device_type}/{parts.kind}")
+
+    async def process(self, topic: str, payload: bytes) -> list[str]:
+        """Apply one message; return its InfluxDB lines. Raises :class:`Rejected` (nothing is
+        written then). Used for replaying dead letters."""
+        item = _Item(topic, payload)
+        await self._apply([item], dead_letter=False)
+        if item.error is not None:
+            raise Rejected(item.error)
+        return item.lines
+
+    async def handle(self, topic: str, payload: bytes) -> list[str]:
+        """Apply one message; a message that cannot be applied becomes a dead letter ([])."""
+        item = _Item(topic, payload)
+        await self._apply([item], dead_letter=True)
+        return item.lines
+
+    # ---- a batch --------------------------------------------------------------------------------
+
+    async def _apply(self, items: Sequence[_Item], *, dead_letter: bool) -> None:
+        """Validate, apply deposits (one transaction), build lines; failures set ``item.error``."""
+        self.stats.received += len(items)
+        deposits: list[_Item] = []
+        for item in items:
+            try:
+                item.parsed = self.classify(item.topic, item.payload)
+            except Rejected as exc:
+                item.error = str(exc)
+                continue
+            if isinstance(item.parsed, DepositEvent):
+                deposits.append(item)
+            else:
+                item.lines = self._lines(item.parsed)
+        invalid = [i for i in items if i.error is not None]
+        if deposits or (invalid and dead_letter):
+            await asyncio.to_thread(self._ledger_batch, deposits, invalid, dead_letter)
+        for item in items:
+            if item.error is not None and dead_letter:
+                self.stats.dead_lettered += 1
+                log.warning("pesan ditolak / dead letter on %s: %s", item.topic, item.error)
+
+    def _ledger_batch(self, deposits: list[_Item], invalid: list[_Item], dead_letter: bool) -> None:
+        """The batch's deposits in one transaction, then (if ``dead_letter``) one transaction of
+        dead letters for everything rejected: invalid messages and deposits the ledger refused."""
+        failed = list(invalid)
+        with Session(self.engine) as session:
+            events = [i.parsed for i in deposits if isinstance(i.parsed, DepositEvent)]
+            results = ledger.apply_deposits(session, events) if events else []
+            for item, result in zip(deposits, results, strict=True):
+                if isinstance(result, ledger.DepositRejected):
+                    item.error = f"deposit rejected: {result}"
+                    failed.append(item)
+                    continue
+                if result.outcome is ledger.Outcome.APPLIED:
+                    self.stats.deposits_applied += 1
+                else:
+                    self.stats.deposits_duplicate += 1
+                assert isinstance(item.parsed, DepositEvent)
+                ev = item.parsed
+                item.lines = [
+                    deposit_line(
+                        ev,
+                        kecamatan=result.kecamatan,
+                        amount_idr=result.amount_idr,
+                        clock_ahead_s=self._clock_ahead(ev.gateway_id, ev.measured_at),
+                    )
+                ]
+            if failed and dead_letter:
+                ledger.add_dead_letters(
+                    session, [(i.topic, i.payload, i.error or "rejected") for i in failed]
+                )
+
+    def _lines(self, msg: FillReading | GatewayHealth | GatewayAlert) -> list[str]:
+        if isinstance(msg, FillReading):
+            self.stats.fill_readings += 1
+            ahead = self._clock_ahead(msg.sensor_id, msg.measured_at)
+            return [fill_line(msg, clock_ahead_s=ahead)]
+        if isinstance(msg, GatewayHealth):
+            self.stats.health_reports += 1
+            return health_lines(msg)
+        self.stats.alerts += 1
+        return [alert_line(msg)]
 
     def _clock_ahead(self, device: str, measured_at: datetime) -> int | None:
         """Seconds the device's timestamp is in the future, when that is beyond tolerance.
@@ -177,37 +246,48 @@ class Ingester:
             )
         return int(ahead.total_seconds())
 
-    def _apply_deposit(self, ev: DepositEvent) -> ledger.AppliedDeposit:
-        with Session(self.engine) as session:
-            return ledger.apply_deposit(session, ev)
-
     async def dead_letter(self, topic: str, payload: bytes, error: str) -> None:
-        def write() -> int:
+        def write() -> None:
             with Session(self.engine) as session:
-                return ledger.add_dead_letter(session, topic, payload, error)
+                ledger.add_dead_letters(session, [(topic, payload, error)])
 
-        row_id = await asyncio.to_thread(write)
+        await asyncio.to_thread(write)
         self.stats.dead_lettered += 1
-        log.warning("pesan ditolak / dead letter #%d on %s: %s", row_id, topic, error)
+        log.warning("pesan ditolak / dead letter on %s: %s", topic, error)
 
-    # ---- batches ------------------------------------------------------------------------------
+    # ---- InfluxDB ------------------------------------------------------------------------------
 
-    async def write_batch(self, batch: list[_Pending]) -> None:
-        """Write ``batch``; retry what is retryable; dead-letter what InfluxDB refuses."""
-        lines = [line for p in batch for line in p.lines]
+    async def write_items(self, items: Sequence[_Item]) -> None:
+        """Write every item's lines; retry what is retryable (never drop it), split what is too
+        large, and dead-letter a message whose points InfluxDB refuses for good."""
+        lines = [line for i in items for line in i.lines]
         try:
-            await self._write_retrying(lines)
+            await self._write_lines(lines)
         except InfluxError:
-            # Permanent (4xx): find the culprits one message at a time.
-            for p in batch:
+            # Permanent (4xx): find the culprits one message at a time; the rest is written.
+            for item in items:
                 try:
-                    await self._write_retrying(p.lines)
+                    await self._write_lines(item.lines)
                 except InfluxError as exc:
-                    await self.dead_letter(p.topic, p.payload, f"InfluxDB refused: {exc}")
-                    self.stats.points_written -= len(p.lines)
-            self.stats.points_written += len(lines)
-            return
+                    await self.dead_letter(item.topic, item.payload, f"InfluxDB refused: {exc}")
+                    self.stats.points_written -= len(item.lines)
         self.stats.points_written += len(lines)
+
+    async def _write_lines(self, lines: list[str]) -> None:
+        step = MAX_LINES_PER_WRITE
+        start = 0
+        while start < len(lines):
+            chunk = lines[start : start + step]
+            try:
+                await self._write_retrying(chunk)
+            except InfluxError as exc:
+                if getattr(exc, "too_large", False) or exc.status == 413:
+                    if step == 1:
+                        raise
+                    step = max(1, step // 2)  # too large: halve and try again
+                    continue
+                raise
+            start += len(chunk)
 
     async def _write_retrying(self, lines: list[str]) -> None:
         attempt = 0
@@ -224,55 +304,57 @@ class Ingester:
                     log.warning("InfluxDB tidak tersedia / unavailable, retrying: %s", exc)
                 attempt += 1
                 self.stats.write_retries += 1
-                await asyncio.sleep(backoff(attempt))
+                retry_after = getattr(exc, "retry_after_s", None)
+                await asyncio.sleep(retry_after if retry_after else backoff(attempt))
 
-    # ---- the consumer loop --------------------------------------------------------------------
+    # ---- the consumer loop ----------------------------------------------------------------------
 
-    async def consume(self, client: aiomqtt.Client, ready: asyncio.Event | None = None) -> None:
-        await client.subscribe(self.topics.deposit_filter, qos=1)
-        await client.subscribe(self.topics.fill_filter, qos=1)
-        await client.subscribe(self.topics.health_filter, qos=1)
-        await client.subscribe(self.topics.alert_filter, qos=1)
-        log.info(
-            "berlangganan / subscribed to %s, %s",
+    def _filters(self) -> list[str]:
+        filters = [
             self.topics.deposit_filter,
             self.topics.fill_filter,
-        )
+            self.topics.health_filter,
+            self.topics.alert_filter,
+        ]
+        group = self.settings.shared_group
+        return [f"$share/{group}/{f}" for f in filters] if group else filters
+
+    async def consume(self, client: aiomqtt.Client, ready: asyncio.Event | None = None) -> None:
+        for topic_filter in self._filters():
+            await client.subscribe(topic_filter, qos=1)
+        log.info("berlangganan / subscribed to %s", ", ".join(self._filters()))
         if ready is not None:
             ready.set()
         loop = asyncio.get_running_loop()
         messages = aiter(client.messages)
-        batch: list[_Pending] = []
-        deadline = 0.0
+        queue = client._queue  # noqa: SLF001 - drain what is queued without a task per message
+        size, age = self.settings.batch_size, self.settings.batch_max_age_s
         while True:
-            timeout = max(0.0, deadline - loop.time()) if batch else None
-            try:
-                msg = await asyncio.wait_for(anext(messages), timeout)
-            except TimeoutError:
-                await self._flush(client, batch)
-                batch = []
-                continue
-            payload = _payload_bytes(msg.payload)
-            pending = _Pending(topic=str(msg.topic), payload=payload, mid=msg.mid, qos=msg.qos)
-            pending.lines = await self.handle(pending.topic, payload)
-            if not batch:
-                deadline = loop.time() + self.settings.batch_max_age_s
-            batch.append(pending)
-            if sum(len(p.lines) for p in batch) >= self.settings.batch_size:
-                await self._flush(client, batch)
-                batch = []
+            batch = [await anext(messages)]
+            deadline = loop.time() + age
+            while len(batch) < size:
+                try:
+                    batch.append(queue.get_nowait())
+                    continue
+                except asyncio.QueueEmpty:
+                    pass
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(anext(messages), remaining))
+                except TimeoutError:
+                    break
+            await self._batch(client, batch)
 
-    async def _flush(self, client: aiomqtt.Client, batch: list[_Pending]) -> None:
-        if not batch:
-            return
-        await self.write_batch(batch)
-        for p in batch:
-            if p.qos > 0:
-                client._client.ack(p.mid, p.qos)  # noqa: SLF001 - aiomqtt has no ack API
-
-
-class _Reject(Exception):
-    pass
+    async def _batch(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
+        items = [_Item(str(m.topic), _payload_bytes(m.payload), m.mid, m.qos) for m in batch]
+        await self._apply(items, dead_letter=True)
+        await self.write_items(items)
+        self.stats.batches += 1
+        for item in items:
+            if item.qos > 0:
+                client._client.ack(item.mid, item.qos)  # noqa: SLF001 - aiomqtt has no ack API
 
 
 M = TypeVar("M", DepositEvent, FillReading, GatewayHealth, GatewayAlert)
@@ -285,7 +367,7 @@ def _validate(model: type[M], payload: bytes) -> M:
         errors = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in exc.errors()
         )
-        raise _Reject(f"invalid {model.__name__}: {errors}") from None
+        raise Rejected(f"invalid {model.__name__}: {errors}") from None
 
 
 def _payload_bytes(payload: Any) -> bytes:
@@ -322,6 +404,7 @@ async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -
                     attempt, lost = 0, False
                     await ingester.consume(client, ready)
             except aiomqtt.MqttError as exc:
+                # Unacknowledged messages of the batch in hand come again on the next session.
                 if not lost:
                     log.warning("broker terputus / broker connection lost: %s", exc)
                 lost = True

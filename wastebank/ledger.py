@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -32,12 +33,18 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     create_engine,
+    delete,
     event,
     func,
+    inspect,
     select,
+    text,
+    update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.schema import CreateColumn
 
 from wastebank.config import default_ledger_url
 from wastebank.messages import DepositEvent
@@ -169,7 +176,13 @@ class JournalEntry(Base):
 
 
 class DeadLetter(Base):
-    """A message the ingester could not apply, kept byte for byte for inspection and replay."""
+    """A message the ingester could not apply, kept byte for byte for inspection and replay.
+
+    ``error`` is why it was first rejected and never changes; a replay that fails again stores its
+    reason in ``last_error`` and counts the attempt. A replay that succeeds sets ``replayed_at`` and
+    keeps the row (the audit trail of what was rejected and when it was put right) until it is
+    purged.
+    """
 
     __tablename__ = "dead_letter"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -177,6 +190,17 @@ class DeadLetter(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     error: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    # Added after the first release: nullable or with a server default, so that
+    # `_add_missing_columns` can add them to an existing ledger file.
+    replay_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    replayed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    @property
+    def current_error(self) -> str:
+        """The reason it is still (or was last) rejected."""
+        return self.last_error or self.error
 
 
 # ---- engine -----------------------------------------------------------------------------------
@@ -193,7 +217,30 @@ def make_engine(url: str | None = None) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     Base.metadata.create_all(engine)
+    _add_missing_columns(engine)
     return engine
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add columns a newer release declares to tables an older one created (no migrations yet).
+
+    Only columns that are nullable or carry a server default can be added this way, which is how
+    new columns are declared until the ledger gets real migrations. Idempotent; safe when several
+    processes open the same ledger at once (a column another process just added is skipped).
+    """
+    existing = inspect(engine)
+    for table in Base.metadata.sorted_tables:
+        have = {c["name"] for c in existing.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have or not (column.nullable or column.server_default is not None):
+                continue
+            ddl = CreateColumn(column).compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+            except (OperationalError, ProgrammingError):
+                if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                    raise
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -255,95 +302,181 @@ def bank_purchase_account(bank_code: str) -> str:
 
 
 def apply_deposit(session: Session, ev: DepositEvent) -> AppliedDeposit:
-    """Apply ``ev`` once. Commits. A replay of an applied event returns a DUPLICATE outcome."""
-    existing = session.scalar(select(Deposit).where(Deposit.event_id == ev.event_id))
-    if existing is not None:
-        return _describe(existing, Outcome.DUPLICATE)
+    """Apply ``ev`` once. Commits. A replay of an applied event returns a DUPLICATE outcome;
+    a deposit that cannot be applied raises :class:`DepositRejected` and changes nothing."""
+    (result,) = apply_deposits(session, [ev])
+    if isinstance(result, DepositRejected):
+        raise result
+    return result
 
-    bank = session.scalar(select(Bank).where(Bank.code == ev.bank_code))
-    if bank is None:
-        raise DepositRejected(f"unknown bank {ev.bank_code!r}")
-    member = _depositor(session, ev)
-    if member.bank_id != bank.id:
-        who = f"card {ev.card_uid}" if ev.card_uid else f"member {ev.member_no}"
-        raise DepositRejected(f"{who} belongs to member {member.member_no} of another bank")
-    category = session.scalar(select(Category).where(Category.code == ev.category_code))
-    if category is None:
-        raise DepositRejected(f"unknown category {ev.category_code!r}")
-    price = price_in_force(session, bank.id, category.id, ev.measured_at)
-    if price is None:
-        raise DepositRejected(
-            f"bank {bank.code} has no price for {category.code} at {ev.measured_at.isoformat()}"
+
+def apply_deposits(
+    session: Session, events: Sequence[DepositEvent]
+) -> list[AppliedDeposit | DepositRejected]:
+    """Apply a batch in one transaction (one commit), each deposit exactly once by its event id.
+
+    Each deposit gets a savepoint, so one that is rejected (unknown card, no price, ...) leaves
+    the others applied; the result for each event, in order, is its outcome or its rejection.
+    Reference data (banks, cards, members, categories, prices) is read once per batch.
+    """
+    ids = [ev.event_id for ev in events]
+    known: dict[str, Deposit] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        known.update(
+            (d.event_id, d)
+            for d in session.scalars(select(Deposit).where(Deposit.event_id.in_(chunk)))
         )
+    ref = _References(session)
+    out: list[AppliedDeposit | DepositRejected] = []
+    for ev in events:
+        if ev.event_id in known:
+            out.append(ref.describe(known[ev.event_id], Outcome.DUPLICATE))
+            continue
+        try:
+            with session.begin_nested():
+                deposit = ref.deposit(ev)
+        except DepositRejected as rejected:
+            out.append(rejected)
+            continue
+        except IntegrityError:
+            # Another ingester applied the same event between our read and our write.
+            winner = session.scalar(select(Deposit).where(Deposit.event_id == ev.event_id))
+            if winner is None:
+                raise
+            known[ev.event_id] = winner
+            out.append(ref.describe(winner, Outcome.DUPLICATE))
+            continue
+        known[ev.event_id] = deposit
+        out.append(ref.describe(deposit, Outcome.APPLIED))
+    session.commit()
+    return out
 
-    amount = amount_for(ev.net_g, price)
-    deposit = Deposit(
-        event_id=ev.event_id,
-        member_id=member.id,
-        bank_id=bank.id,
-        category_id=category.id,
-        net_g=ev.net_g,
-        tare_g=ev.tare_g,
-        price_per_kg_idr=price,
-        amount_idr=amount,
-        measured_at=ev.measured_at,
-        gateway_id=ev.gateway_id,
-        scale_id=ev.scale_id,
-        protocol=ev.protocol,
-        stable=ev.stable,
-        raw_frames=json.dumps(ev.raw_frames),
-        flow=ev.flow,
-        calibration_version=ev.calibration_version,
-    )
-    txn = f"deposit:{ev.event_id}"
-    memo = f"{category.code} {ev.net_g} g @ Rp{price}/kg"
-    session.add(deposit)
-    session.add(
-        JournalEntry(
-            txn_ref=txn, account=member_account(member.member_no), amount_idr=amount, memo=memo
+
+class _References:
+    """The reference rows one batch needs, each read once."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+        self.banks: dict[str, Bank | None] = {}
+        self.cards: dict[str, Member | None] = {}
+        self.members: dict[str, Member | None] = {}
+        self.categories: dict[str, Category | None] = {}
+        self.prices: dict[tuple[int, int], list[tuple[datetime, int]]] = {}
+        self.member_nos: dict[int, str] = {}
+        self.bank_rows: dict[int, Bank] = {}
+        self.category_codes: dict[int, str] = {}
+
+    def bank(self, code: str) -> Bank | None:
+        if code not in self.banks:
+            self.banks[code] = self.s.scalar(select(Bank).where(Bank.code == code))
+        return self.banks[code]
+
+    def category(self, code: str) -> Category | None:
+        if code not in self.categories:
+            self.categories[code] = self.s.scalar(select(Category).where(Category.code == code))
+        return self.categories[code]
+
+    def depositor(self, ev: DepositEvent) -> Member:
+        if ev.card_uid is not None:
+            if ev.card_uid not in self.cards:
+                card = self.s.get(Card, ev.card_uid)
+                self.cards[ev.card_uid] = card.member if card else None
+            member = self.cards[ev.card_uid]
+            if member is None:
+                raise DepositRejected(f"unknown card {ev.card_uid!r}")
+            return member
+        no = ev.member_no or ""
+        if no not in self.members:
+            self.members[no] = get_member(self.s, no)
+        found = self.members[no]
+        if found is None:
+            raise DepositRejected(f"unknown member {ev.member_no!r}")
+        return found
+
+    def price(self, bank: Bank, category: Category, at: datetime) -> int | None:
+        key = (bank.id, category.id)
+        if key not in self.prices:
+            rows = self.s.execute(
+                select(Price.effective_from, Price.price_per_kg_idr)
+                .where(Price.bank_id == bank.id, Price.category_id == category.id)
+                .order_by(Price.effective_from.desc())
+            ).all()
+            self.prices[key] = [(r[0], int(r[1])) for r in rows]
+        return next((p for since, p in self.prices[key] if since <= at), None)
+
+    def deposit(self, ev: DepositEvent) -> Deposit:
+        bank = self.bank(ev.bank_code)
+        if bank is None:
+            raise DepositRejected(f"unknown bank {ev.bank_code!r}")
+        member = self.depositor(ev)
+        if member.bank_id != bank.id:
+            who = f"card {ev.card_uid}" if ev.card_uid else f"member {ev.member_no}"
+            raise DepositRejected(f"{who} belongs to member {member.member_no} of another bank")
+        category = self.category(ev.category_code)
+        if category is None:
+            raise DepositRejected(f"unknown category {ev.category_code!r}")
+        price = self.price(bank, category, ev.measured_at)
+        if price is None:
+            raise DepositRejected(
+                f"bank {bank.code} has no price for {category.code} at {ev.measured_at.isoformat()}"
+            )
+        amount = amount_for(ev.net_g, price)
+        deposit = Deposit(
+            event_id=ev.event_id,
+            member_id=member.id,
+            bank_id=bank.id,
+            category_id=category.id,
+            net_g=ev.net_g,
+            tare_g=ev.tare_g,
+            price_per_kg_idr=price,
+            amount_idr=amount,
+            measured_at=ev.measured_at,
+            gateway_id=ev.gateway_id,
+            scale_id=ev.scale_id,
+            protocol=ev.protocol,
+            stable=ev.stable,
+            raw_frames=json.dumps(ev.raw_frames),
+            flow=ev.flow,
+            calibration_version=ev.calibration_version,
         )
-    )
-    session.add(
-        JournalEntry(
-            txn_ref=txn, account=bank_purchase_account(bank.code), amount_idr=-amount, memo=memo
+        txn = f"deposit:{ev.event_id}"
+        memo = f"{category.code} {ev.net_g} g @ Rp{price}/kg"
+        self.s.add(deposit)
+        self.s.add(
+            JournalEntry(
+                txn_ref=txn, account=member_account(member.member_no), amount_idr=amount, memo=memo
+            )
         )
-    )
-    try:
-        session.commit()
-    except IntegrityError:
-        # Another ingester applied the same event between our check and our commit.
-        session.rollback()
-        winner = session.scalar(select(Deposit).where(Deposit.event_id == ev.event_id))
-        if winner is None:
-            raise
-        return _describe(winner, Outcome.DUPLICATE)
-    return _describe(deposit, Outcome.APPLIED)
+        self.s.add(
+            JournalEntry(
+                txn_ref=txn, account=bank_purchase_account(bank.code), amount_idr=-amount, memo=memo
+            )
+        )
+        self.s.flush()
+        self.member_nos[member.id] = member.member_no
+        self.bank_rows[bank.id] = bank
+        self.category_codes[category.id] = category.code
+        return deposit
 
-
-def _depositor(session: Session, ev: DepositEvent) -> Member:
-    if ev.card_uid is not None:
-        card = session.get(Card, ev.card_uid)
-        if card is None:
-            raise DepositRejected(f"unknown card {ev.card_uid!r}")
-        return card.member
-    member = get_member(session, ev.member_no or "")
-    if member is None:
-        raise DepositRejected(f"unknown member {ev.member_no!r}")
-    return member
-
-
-def _describe(deposit: Deposit, outcome: Outcome) -> AppliedDeposit:
-    return AppliedDeposit(
-        outcome=outcome,
-        event_id=deposit.event_id,
-        member_no=deposit.member.member_no,
-        bank_code=deposit.bank.code,
-        kecamatan=deposit.bank.kecamatan,
-        category_code=deposit.category.code,
-        net_g=deposit.net_g,
-        amount_idr=deposit.amount_idr,
-        price_per_kg_idr=deposit.price_per_kg_idr,
-    )
+    def describe(self, d: Deposit, outcome: Outcome) -> AppliedDeposit:
+        """Without lazy loads for rows this batch has already seen."""
+        member_no = self.member_nos.get(d.member_id) or d.member.member_no
+        bank = self.bank_rows.get(d.bank_id) or d.bank
+        category = self.category_codes.get(d.category_id) or d.category.code
+        self.member_nos[d.member_id], self.bank_rows[d.bank_id] = member_no, bank
+        self.category_codes[d.category_id] = category
+        return AppliedDeposit(
+            outcome=outcome,
+            event_id=d.event_id,
+            member_no=member_no,
+            bank_code=bank.code,
+            kecamatan=bank.kecamatan,
+            category_code=category,
+            net_g=d.net_g,
+            amount_idr=d.amount_idr,
+            price_per_kg_idr=d.price_per_kg_idr,
+        )
 
 
 # ---- reading ----------------------------------------------------------------------------------
@@ -396,6 +529,12 @@ def journal_is_balanced(session: Session) -> bool:
 # ---- dead letters -----------------------------------------------------------------------------
 
 
+def add_dead_letters(session: Session, rows: Sequence[tuple[str, bytes, str]]) -> None:
+    """Store (topic, raw payload, error) rows in one transaction."""
+    session.add_all(DeadLetter(topic=t, payload=p, error=e[:4000]) for t, p, e in rows)
+    session.commit()
+
+
 def add_dead_letter(session: Session, topic: str, payload: bytes, error: str) -> int:
     row = DeadLetter(topic=topic, payload=payload, error=error[:4000])
     session.add(row)
@@ -403,5 +542,86 @@ def add_dead_letter(session: Session, topic: str, payload: bytes, error: str) ->
     return row.id
 
 
-def dead_letters(session: Session, limit: int = 1000) -> list[DeadLetter]:
-    return list(session.scalars(select(DeadLetter).order_by(DeadLetter.id).limit(limit)))
+def dead_letters(
+    session: Session,
+    limit: int | None = 1000,
+    *,
+    topic_contains: str | None = None,
+    since: datetime | None = None,
+    replayed: bool | None = None,
+    ids: Sequence[int] | None = None,
+) -> list[DeadLetter]:
+    """Dead letters, oldest first, filtered by each criterion that is given."""
+    stmt = select(DeadLetter).order_by(DeadLetter.id)
+    if topic_contains:
+        stmt = stmt.where(DeadLetter.topic.contains(topic_contains, autoescape=True))
+    if since is not None:
+        stmt = stmt.where(DeadLetter.received_at >= since)
+    if replayed is not None:
+        stmt = stmt.where(
+            DeadLetter.replayed_at.is_not(None) if replayed else DeadLetter.replayed_at.is_(None)
+        )
+    if ids is not None:
+        stmt = stmt.where(DeadLetter.id.in_(list(ids)))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(session.scalars(stmt))
+
+
+def get_dead_letter(session: Session, dead_letter_id: int) -> DeadLetter | None:
+    return session.get(DeadLetter, dead_letter_id)
+
+
+def mark_replayed(session: Session, ids: Sequence[int], at: datetime | None = None) -> None:
+    """Record that the dead letters ``ids`` were applied by a replay. Commits."""
+    if not ids:
+        return
+    at = at or utcnow()
+    session.execute(
+        update(DeadLetter)
+        .where(DeadLetter.id.in_(list(ids)))
+        .values(
+            replayed_at=at,
+            last_attempt_at=at,
+            replay_attempts=DeadLetter.replay_attempts + 1,
+        )
+    )
+    session.commit()
+
+
+def record_replay_failure(
+    session: Session, dead_letter_id: int, error: str, at: datetime | None = None
+) -> None:
+    """Record that replaying ``dead_letter_id`` failed again, and why. Commits."""
+    at = at or utcnow()
+    session.execute(
+        update(DeadLetter)
+        .where(DeadLetter.id == dead_letter_id)
+        .values(
+            last_error=error[:4000],
+            last_attempt_at=at,
+            replay_attempts=DeadLetter.replay_attempts + 1,
+        )
+    )
+    session.commit()
+
+
+def purge_dead_letters(
+    session: Session, *, replayed: bool = False, before: datetime | None = None
+) -> int:
+    """Delete replayed dead letters and/or those received before ``before``; return how many.
+
+    With both criteria a row must meet both. With neither, nothing is deleted (ValueError):
+    emptying the table is never a default. Commits.
+    """
+    if not replayed and before is None:
+        raise ValueError("purge needs replayed=True and/or before=")
+    stmt = delete(DeadLetter)
+    if replayed:
+        stmt = stmt.where(DeadLetter.replayed_at.is_not(None))
+    if before is not None:
+        stmt = stmt.where(DeadLetter.received_at < before)
+    result = session.execute(stmt, execution_options={"synchronize_session": False})
+    count = result.rowcount if isinstance(result, CursorResult) else 0
+    session.commit()
+    return count
