@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -38,10 +38,13 @@ from wastebank.config import (
 from wastebank.influx import (
     Influx,
     InfluxError,
+    InfluxWriter,
     alert_line,
     deposit_line,
+    ensure_schema,
     fill_line,
     health_lines,
+    make_writer,
 )
 from wastebank.messages import DepositEvent, FillReading, GatewayAlert, GatewayHealth, Topics
 from wastebank.mqtt import backoff
@@ -81,6 +84,7 @@ class Stats:
     dead_lettered: int = 0
     points_written: int = 0
     write_retries: int = 0
+    points_expired: int = 0
     batches: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -105,10 +109,17 @@ class _Item:
 
 
 class Ingester:
-    def __init__(self, settings: IngestSettings, engine: Engine, influx: Influx) -> None:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        engine: Engine,
+        influx: Influx,
+        writer: InfluxWriter | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.influx = influx
+        self.writer: InfluxWriter | Influx = writer or influx
         self.topics = Topics(settings.mqtt.topic_prefix)
         self.stats = Stats()
         self._clock_warned: set[str] = set()
@@ -293,11 +304,18 @@ class Ingester:
         attempt = 0
         while True:
             try:
-                await self.influx.write(lines)
+                await self.writer.write(lines)
                 if attempt:
                     log.info("InfluxDB menerima lagi / accepting writes again")
                 return
             except InfluxError as exc:
+                if exc.beyond_retention:
+                    # Older than the raw retention policy (a gateway offline for months): InfluxDB
+                    # stored the rest of the batch; these points would expire anyway. The ledger
+                    # has the deposits. Counted, not dead-lettered (a replay could never succeed).
+                    self.stats.points_expired += exc.dropped or 0
+                    log.warning("titik di luar retensi / points beyond retention: %s", exc)
+                    return
                 if not exc.retryable:
                     raise
                 if attempt == 0:
@@ -358,6 +376,7 @@ class Ingester:
 
 
 M = TypeVar("M", DepositEvent, FillReading, GatewayHealth, GatewayAlert)
+T = TypeVar("T")
 
 
 def _validate(model: type[M], payload: bytes) -> M:
@@ -381,9 +400,10 @@ def _payload_bytes(payload: Any) -> bytes:
 async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -> None:
     engine = ledger.make_engine(settings.ledger_url)
     influx = Influx(settings.influx)
-    ingester = Ingester(settings, engine, influx)
+    writer = await _retrying(lambda: make_writer(settings.influx), "InfluxDB")
+    ingester = Ingester(settings, engine, influx, writer)
     try:
-        await _ensure_database(influx)
+        await _retrying(lambda: _ensure_schema(influx, settings.influx), "InfluxDB schema")
         attempt = 0
         lost = False
         while True:
@@ -412,20 +432,28 @@ async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -
                 await asyncio.sleep(backoff(attempt))
     finally:
         log.info("ingest berhenti / stopping: %s", ingester.stats.as_dict())
+        await writer.aclose()
         await influx.aclose()
         engine.dispose()
 
 
-async def _ensure_database(influx: Influx) -> None:
+async def _ensure_schema(influx: Influx, settings: InfluxSettings) -> None:
+    """1.x: database, retention policies and downsampling queries; 2.x/3.x: the database only
+    where the server supports creating it (their retention is set up on the server)."""
+    if not await ensure_schema(influx, settings):
+        log.info("InfluxDB 2.x/3.x: retensi diatur di server / retention is set on the server")
+
+
+async def _retrying(make: Callable[[], Awaitable[T]], what: str) -> T:
+    """Wait for a service at start: retry retryable failures with backoff, logging once."""
     attempt = 0
     while True:
         try:
-            await influx.ensure_database()
-            return
+            return await make()
         except InfluxError as exc:
             if not exc.retryable:
                 raise
             attempt += 1
             if attempt == 1:
-                log.warning("menunggu InfluxDB / waiting for InfluxDB: %s", exc)
+                log.warning("menunggu / waiting for %s: %s", what, exc)
             await asyncio.sleep(backoff(attempt))

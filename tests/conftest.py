@@ -23,6 +23,7 @@ from wastebank.influx import Influx
 from wastebank.messages import DepositEvent
 
 WIT = timezone(timedelta(hours=9))  # the demo city, Ambon (Asia/Jayapura)
+_AN_HOUR_AGO = datetime.now(WIT).replace(microsecond=0) - timedelta(hours=1)
 
 
 def deposit_event(
@@ -35,7 +36,8 @@ def deposit_event(
     gateway: str = "gw-01",
     at: datetime | None = None,
 ) -> DepositEvent:
-    """A valid deposit; by default measured at 09:00 WIT on 23 November 2026 plus ``seq`` s."""
+    """A valid deposit; by default measured an hour ago plus ``seq`` seconds (recent, so it is
+    inside any retention policy whenever the suite runs)."""
     return DepositEvent(
         event_id=f"{gateway}-{seq}",
         gateway_id=gateway,
@@ -47,7 +49,7 @@ def deposit_event(
         net_g=net_g,
         stable=True,
         protocol="gs_nt",
-        measured_at=at or datetime(2026, 11, 23, 9, 0, tzinfo=WIT) + timedelta(seconds=seq),
+        measured_at=at or _AN_HOUR_AGO + timedelta(seconds=seq),
         raw_frames=["ST,GS,+0001.25kg"],
     )
 

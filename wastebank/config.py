@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -39,12 +39,50 @@ class MqttSettings(BaseModel):
     keepalive_s: int = Field(default=30, ge=5, le=3600)
 
 
+INFLUXQL_DURATION = r"^(INF|[1-9][0-9]*[hdw])$"
+
+
 class InfluxSettings(BaseModel):
+    """Where points go and how. See docs/protocol.md, "InfluxDB schema"."""
+
     url: str = f"http://127.0.0.1:{DEFAULT_INFLUX_PORT}"
     database: str = Field(default="wastebank", pattern=r"^[A-Za-z0-9_]+$")
     username: str | None = None
     password: SecretStr | None = None
     timeout_s: float = Field(default=10.0, gt=0)
+    api: Literal["auto", "v1", "v2"] = Field(
+        default="auto",
+        description="write API: v1 /write, v2 /api/v2/write; auto asks /ping for the version",
+    )
+    token: SecretStr | None = Field(
+        default=None, description="2.x/3.x API token (sent as 'Authorization: Token ...')"
+    )
+    org: str | None = Field(default=None, description="2.x organisation (v2 writes); '-' if unset")
+    bucket: str | None = Field(
+        default=None,
+        description="v2 bucket; default: the database (1.8 forward compatibility: 'db/rp')",
+    )
+    gzip: bool | Literal["auto"] = Field(
+        default="auto",
+        description="gzip write bodies of >= gzip_min_bytes: true, false, auto (true off loopback)",
+    )
+    gzip_min_bytes: int = Field(default=16_384, ge=0)
+    max_body_bytes: int = Field(
+        default=10_000_000,
+        gt=0,
+        description="larger batches are refused as too large before sending (3.x: 10 MiB)",
+    )
+    retention_raw: str = Field(
+        default="90d", pattern=INFLUXQL_DURATION, description="1.x RP 'raw' (DEFAULT)"
+    )
+    retention_hourly: str = Field(
+        default="INF", pattern=INFLUXQL_DURATION, description="1.x RP 'hourly' (downsampled)"
+    )
+    downsample_lookback: str = Field(
+        default="2d",
+        pattern=r"^[1-9][0-9]*[hdw]$",
+        description="each hourly CQ recomputes this far back, for late (store-and-forward) data",
+    )
 
 
 def default_ledger_url() -> str:
