@@ -28,6 +28,7 @@ from pydantic import Field, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from ingest.metrics import IngestMetrics, MetricsSettings, serve_metrics
 from wastebank import ledger, mqtt
 from wastebank.config import (
     InfluxSettings,
@@ -68,6 +69,7 @@ class IngestSettings(WastebankSettings):
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="subscribe as $share/<group>/...: ingesters of one group split the stream",
     )
+    metrics: MetricsSettings = MetricsSettings()
     batch_size: int = Field(default=5000, ge=1, le=50_000)
     batch_max_age_s: float = Field(default=0.2, gt=0, le=60)
 
@@ -122,6 +124,7 @@ class Ingester:
         self.writer: InfluxWriter | Influx = writer or influx
         self.topics = Topics(settings.mqtt.topic_prefix)
         self.stats = Stats()
+        self.metrics = IngestMetrics()
         self._clock_warned: set[str] = set()
 
     # ---- one message: validation and identity -------------------------------------------------
@@ -177,6 +180,7 @@ class Ingester:
     async def _apply(self, items: Sequence[_Item], *, dead_letter: bool) -> None:
         """Validate, apply deposits (one transaction), build lines; failures set ``item.error``."""
         self.stats.received += len(items)
+        self.metrics.messages_received(i.topic for i in items)
         deposits: list[_Item] = []
         for item in items:
             try:
@@ -194,6 +198,7 @@ class Ingester:
         for item in items:
             if item.error is not None and dead_letter:
                 self.stats.dead_lettered += 1
+                self.metrics.dead_letter(item.error)
                 log.warning("pesan ditolak / dead letter on %s: %s", item.topic, item.error)
 
     def _ledger_batch(self, deposits: list[_Item], invalid: list[_Item], dead_letter: bool) -> None:
@@ -212,6 +217,7 @@ class Ingester:
                     self.stats.deposits_applied += 1
                 else:
                     self.stats.deposits_duplicate += 1
+                self.metrics.deposit(result.outcome)
                 assert isinstance(item.parsed, DepositEvent)
                 ev = item.parsed
                 item.lines = [
@@ -264,6 +270,7 @@ class Ingester:
 
         await asyncio.to_thread(write)
         self.stats.dead_lettered += 1
+        self.metrics.dead_letter(error)
         log.warning("pesan ditolak / dead letter on %s: %s", topic, error)
 
     # ---- InfluxDB ------------------------------------------------------------------------------
@@ -305,6 +312,7 @@ class Ingester:
         while True:
             try:
                 await self.writer.write(lines)
+                self.metrics.points_written(lines)
                 if attempt:
                     log.info("InfluxDB menerima lagi / accepting writes again")
                 return
@@ -322,6 +330,7 @@ class Ingester:
                     log.warning("InfluxDB tidak tersedia / unavailable, retrying: %s", exc)
                 attempt += 1
                 self.stats.write_retries += 1
+                self.metrics.write_retry()
                 retry_after = getattr(exc, "retry_after_s", None)
                 await asyncio.sleep(retry_after if retry_after else backoff(attempt))
 
@@ -349,7 +358,8 @@ class Ingester:
         size, age = self.settings.batch_size, self.settings.batch_max_age_s
         while True:
             batch = [await anext(messages)]
-            deadline = loop.time() + age
+            first_received = loop.time()
+            deadline = first_received + age
             while len(batch) < size:
                 try:
                     batch.append(queue.get_nowait())
@@ -363,13 +373,19 @@ class Ingester:
                     batch.append(await asyncio.wait_for(anext(messages), remaining))
                 except TimeoutError:
                     break
+            self.metrics.inflight_messages.inc(len(batch))
             await self._batch(client, batch)
+            self.metrics.inflight_messages.dec(len(batch))
+            self.metrics.batch_acked(first_received)
 
     async def _batch(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
         items = [_Item(str(m.topic), _payload_bytes(m.payload), m.mid, m.qos) for m in batch]
         await self._apply(items, dead_letter=True)
         await self.write_items(items)
         self.stats.batches += 1
+        self.metrics.processed(
+            i.parsed.measured_at for i in items if isinstance(i.parsed, DepositEvent | FillReading)
+        )
         for item in items:
             if item.qos > 0:
                 client._client.ack(item.mid, item.qos)  # noqa: SLF001 - aiomqtt has no ack API
@@ -402,6 +418,14 @@ async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -
     influx = Influx(settings.influx)
     writer = await _retrying(lambda: make_writer(settings.influx), "InfluxDB")
     ingester = Ingester(settings, engine, influx, writer)
+    metrics_server = (
+        asyncio.create_task(
+            serve_metrics(ingester.metrics, settings.metrics.host, settings.metrics.port),
+            name="metrics",
+        )
+        if settings.metrics.port is not None
+        else None
+    )
     try:
         await _retrying(lambda: _ensure_schema(influx, settings.influx), "InfluxDB schema")
         attempt = 0
@@ -431,6 +455,8 @@ async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -
                 attempt += 1
                 await asyncio.sleep(backoff(attempt))
     finally:
+        if metrics_server is not None:
+            metrics_server.cancel()
         log.info("ingest berhenti / stopping: %s", ingester.stats.as_dict())
         await writer.aclose()
         await influx.aclose()

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 from api.app import ApiSettings, create_app
 from firmware_sim.tps import TpsSimSettings, run_tps_sensor
 from ingest.main import IngestSettings, run
-from tests.conftest import deposit_event, eventually
+from ingest.metrics import MetricsSettings
+from tests.conftest import deposit_event, eventually, free_port
 from wastebank import ledger
 from wastebank.cli import app
 from wastebank.config import InfluxSettings, MqttSettings
@@ -38,6 +39,7 @@ async def ingester(
         ledger_url=ledger_url,
         client_id=f"ingest-{test_id}",
         batch_max_age_s=0.05,
+        metrics=MetricsSettings(port=free_port()),
     )
     ready = asyncio.Event()
     task = asyncio.create_task(run(settings, ready=ready))
@@ -118,6 +120,15 @@ async def test_deposits_applied_once_and_bad_payloads_dead_lettered(
     assert rows[0].topic == topic
     assert "invalid DepositEvent" in rows[0].error
     assert "identity mismatch" in rows[2].error
+
+    # The same story in Prometheus' terms, from the running ingester's /metrics.
+    port = ingester.metrics.port
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as web:
+        text = (await web.get("/metrics")).text
+    assert 'wastebank_ingest_deposits_total{outcome="applied"} 3.0' in text
+    assert 'wastebank_ingest_deposits_total{outcome="duplicate"} 2.0' in text
+    assert 'wastebank_ingest_dead_lettered_total{reason="invalid_payload"} 2.0' in text
+    assert 'wastebank_ingest_dead_lettered_total{reason="identity_mismatch"} 1.0' in text
 
     listed = CliRunner().invoke(app, ["deadletter", "list", "--ledger-url", ingester.ledger_url])
     assert listed.exit_code == 0

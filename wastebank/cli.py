@@ -9,12 +9,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
 from wastebank.config import ConfigError
+
+if TYPE_CHECKING:
+    from ingest.deadletter import ReplaySummary
+    from wastebank import ledger
 
 app = typer.Typer(
     help="wastebank: bank sampah & waste-to-energy monitoring / pemantauan bank sampah",
@@ -30,19 +36,50 @@ app.add_typer(services_app, name="services")
 app.add_typer(sim_app, name="sim")
 app.add_typer(deadletter_app, name="deadletter")
 
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML settings file (or WASTEBANK_CONFIG)")
 ]
 
 
-def _logging(verbose: bool = False) -> None:
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format", help="text, or json: one JSON object per line (for a log collector)"
+    ),
+]
+
+
+def _logging(
+    verbose: bool = False, *, json: bool = False, stream: TextIO | None = None
+) -> logging.Handler:
+    """Log to stderr (or ``stream``) as text, or as one JSON object per line with ``time``,
+    ``level``, ``logger``, ``message`` and any ``extra=`` fields. Returns the handler."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if json:
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(
+            JsonFormatter(
+                "{levelname}{name}{message}",
+                style="{",
+                rename_fields={"levelname": "level", "name": "logger"},
+                timestamp="time",  # ISO 8601, UTC
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True
     )
     # One line per InfluxDB write or health probe is noise; keep their warnings.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    return handler
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -99,12 +136,14 @@ def services_status(config: ConfigOption = None) -> None:
 
 
 @app.command()
-def gateway(config: ConfigOption = None, verbose: bool = False) -> None:
+def gateway(
+    config: ConfigOption = None, verbose: bool = False, log_format: LogFormatOption = LogFormat.text
+) -> None:
     """Run a waste-bank gateway: serial scale -> outbox -> MQTT."""
     from gateway.main import GatewaySettings, run
     from wastebank.config import load_settings
 
-    _logging(verbose)
+    _logging(verbose, json=log_format is LogFormat.json)
     try:
         settings = load_settings(GatewaySettings, config)
     except ConfigError as exc:
@@ -113,12 +152,14 @@ def gateway(config: ConfigOption = None, verbose: bool = False) -> None:
 
 
 @app.command()
-def ingest(config: ConfigOption = None, verbose: bool = False) -> None:
+def ingest(
+    config: ConfigOption = None, verbose: bool = False, log_format: LogFormatOption = LogFormat.text
+) -> None:
     """Run the ingester: MQTT -> InfluxDB + ledger."""
     from ingest.main import IngestSettings, run
     from wastebank.config import load_settings
 
-    _logging(verbose)
+    _logging(verbose, json=log_format is LogFormat.json)
     try:
         settings = load_settings(IngestSettings, config)
     except ConfigError as exc:
@@ -127,19 +168,30 @@ def ingest(config: ConfigOption = None, verbose: bool = False) -> None:
 
 
 @app.command()
-def api(config: ConfigOption = None, verbose: bool = False) -> None:
+def api(
+    config: ConfigOption = None, verbose: bool = False, log_format: LogFormatOption = LogFormat.text
+) -> None:
     """Run the HTTP API and pages."""
     import uvicorn
 
     from api.app import ApiSettings, create_app
     from wastebank.config import load_settings
 
-    _logging(verbose)
+    _logging(verbose, json=log_format is LogFormat.json)
     try:
         settings = load_settings(ApiSettings, config)
     except ConfigError as exc:
         raise _fail(exc) from None
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    from uvicorn.config import LOGGING_CONFIG
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        # JSON: uvicorn's loggers keep no text handlers of their own and reach ours.
+        log_config=None if log_format is LogFormat.json else LOGGING_CONFIG,
+    )
 
 
 @app.command()
@@ -361,19 +413,226 @@ def sim_tps(
 # ---- dead letters -----------------------------------------------------------------------------
 
 
+LedgerUrlOption = Annotated[
+    str | None,
+    typer.Option(help="SQLAlchemy URL of the ledger (default: the ingester's settings)"),
+]
+WHEN_HELP = "ISO 8601 date or time, e.g. 2026-11-23 or 2026-11-23T09:00+09:00 (no offset: local)"
+
+
+def _when(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"not a date or time: {value!r}", param_hint=option) from None
+    return parsed if parsed.tzinfo else parsed.astimezone()  # naive: this machine's local time
+
+
+def _ledger_url(ledger_url: str | None, config: Path | None) -> str:
+    if ledger_url:
+        return ledger_url
+    from ingest.main import IngestSettings
+    from wastebank.config import load_settings
+
+    try:
+        return load_settings(IngestSettings, config).ledger_url
+    except ConfigError as exc:
+        raise _fail(exc) from None
+
+
+def _replay_state(row: ledger.DeadLetter) -> str:
+    if row.replayed_at is not None:
+        return f"diputar ulang / replayed {row.replayed_at.isoformat(timespec='seconds')}"
+    if row.replay_attempts:
+        n = row.replay_attempts
+        return f"gagal diputar ulang {n}x / replay failed {n}x"
+    return "belum diputar ulang / not replayed"
+
+
 @deadletter_app.command("list")
 def deadletter_list(
-    ledger_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the ledger")] = None,
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+    topic_contains: Annotated[
+        str | None, typer.Option(help="only topics containing this text")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help=f"received at or after: {WHEN_HELP}")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="show at most the newest N")] = 1000,
 ) -> None:
-    """List messages the ingester rejected (topic, error, time)."""
+    """List rejected messages: id, time, replay state, topic, error (the latest, if replayed)."""
     from wastebank import ledger
 
-    engine = ledger.make_engine(ledger_url)
-    with ledger.Session(engine) as session:
-        rows = ledger.dead_letters(session)
+    engine = ledger.make_engine(_ledger_url(ledger_url, config))
+    try:
+        with ledger.Session(engine) as session:
+            rows = ledger.dead_letters(
+                session,
+                limit + 1,
+                topic_contains=topic_contains,
+                since=_when(since, "--since"),
+                newest_first=True,
+            )
+    finally:
+        engine.dispose()
+    more = len(rows) > limit
+    rows = rows[:limit][::-1]
     for row in rows:
-        typer.echo(f"{row.id}\t{row.received_at.isoformat()}\t{row.topic}\t{row.error}")
-    typer.echo(f"{len(rows)} dead letter(s) / pesan ditolak")
+        typer.echo(
+            f"{row.id}\t{row.received_at.isoformat(timespec='seconds')}\t{_replay_state(row)}"
+            f"\t{row.topic}\t{row.current_error}"
+        )
+    typer.echo(f"{len(rows)} pesan ditolak / {len(rows)} dead letter(s)")
+    if more:
+        typer.echo(f"hanya {limit} terbaru / only the newest {limit} shown (--limit)")
+
+
+@deadletter_app.command("show")
+def deadletter_show(
+    dead_letter_id: Annotated[int, typer.Argument(metavar="ID", help="the dead letter's id")],
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """Show one rejected message: topic, times, errors and the raw payload (text or hex)."""
+    from ingest.deadletter import hex_dump, payload_text
+    from wastebank import ledger
+
+    engine = ledger.make_engine(_ledger_url(ledger_url, config))
+    try:
+        with ledger.Session(engine) as session:
+            row = ledger.get_dead_letter(session, dead_letter_id)
+    finally:
+        engine.dispose()
+    if row is None:
+        typer.echo(f"tidak ada / no dead letter #{dead_letter_id}", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"id: {row.id}")
+    typer.echo(f"topik / topic: {row.topic}")
+    typer.echo(f"diterima / received: {row.received_at.isoformat()}")
+    typer.echo(f"galat / error: {row.error}")
+    typer.echo(f"status: {_replay_state(row)}")
+    if row.replay_attempts:
+        typer.echo(f"percobaan ulang / replay attempts: {row.replay_attempts}")
+    if row.last_error:
+        typer.echo(f"galat terakhir / last error: {row.last_error}")
+    if row.last_attempt_at:
+        typer.echo(f"percobaan terakhir / last attempt: {row.last_attempt_at.isoformat()}")
+    text = payload_text(row.payload)
+    if text is not None:
+        typer.echo(f"muatan / payload ({len(row.payload)} bytes, UTF-8):")
+        typer.echo(text)
+    else:
+        typer.echo(f"muatan / payload ({len(row.payload)} bytes, hex):")
+        typer.echo(hex_dump(row.payload))
+
+
+@deadletter_app.command("replay")
+def deadletter_replay(
+    ids: Annotated[list[int] | None, typer.Argument(metavar="[ID]...", show_default=False)] = None,
+    replay_all: Annotated[
+        bool, typer.Option("--all", help="every dead letter not yet replayed")
+    ] = False,
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """Run rejected messages through the ingester again, after a fix; each is applied once.
+
+    Uses the ingester's settings (--config / WASTEBANK_*). A message that still fails keeps its
+    row with the new error and a count of attempts; one that succeeds is marked replayed.
+    Exit status 1 if any message failed again or an ID does not exist.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from ingest.deadletter import ReplayAborted, replay_dead_letters
+    from ingest.main import IngestSettings
+    from wastebank.config import load_settings
+
+    if bool(ids) == replay_all:
+        typer.echo("sebutkan ID atau --all / give IDs or --all (not both)", err=True)
+        raise typer.Exit(code=2)
+    overrides = {"ledger_url": ledger_url} if ledger_url else {}
+    try:
+        settings = load_settings(IngestSettings, config, **overrides)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    console = Console(stderr=True)
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    task = bar.add_task("memutar ulang / replaying", total=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    aborted: str | None = None
+    with bar:
+        try:
+            summary = asyncio.run(replay_dead_letters(settings, ids or None, progress))
+        except ReplayAborted as exc:
+            summary, aborted = exc.summary, str(exc)
+    _report_replay(summary)
+    if aborted is not None:
+        typer.echo(f"dihentikan / stopped: {aborted}", err=True)
+        raise typer.Exit(code=1)
+    if summary.failed or summary.missing:
+        raise typer.Exit(code=1)
+
+
+REPLAY_FAILURES_SHOWN = 20
+
+
+def _report_replay(summary: ReplaySummary) -> None:
+    for row_id, error in list(summary.failed.items())[:REPLAY_FAILURES_SHOWN]:
+        typer.echo(f"#{row_id} gagal / failed: {error}")
+    if len(summary.failed) > REPLAY_FAILURES_SHOWN:
+        more = len(summary.failed) - REPLAY_FAILURES_SHOWN
+        typer.echo(f"... dan {more} lagi / and {more} more: wastebank deadletter list")
+    for row_id in summary.missing:
+        typer.echo(f"#{row_id} tidak ada / not found")
+    typer.echo(
+        f"diputar ulang / replayed: {len(summary.replayed)}, gagal / failed: "
+        f"{len(summary.failed)}, sudah diputar ulang / already replayed: {len(summary.skipped)}"
+    )
+
+
+@deadletter_app.command("purge")
+def deadletter_purge(
+    replayed: Annotated[bool, typer.Option("--replayed", help="rows already replayed")] = False,
+    before: Annotated[str | None, typer.Option(help=f"received before: {WHEN_HELP}")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="really delete")] = False,
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """Delete dead letters: replayed ones and/or those received before a date (both: both)."""
+    from wastebank import ledger
+
+    if not replayed and before is None:
+        typer.echo("perlu --replayed dan/atau --before / need --replayed and/or --before", err=True)
+        raise typer.Exit(code=2)
+    cutoff = _when(before, "--before")
+    engine = ledger.make_engine(_ledger_url(ledger_url, config))
+    try:
+        with ledger.Session(engine) as session:
+            count = ledger.purge_dead_letters(
+                session, replayed=replayed, before=cutoff, dry_run=not yes
+            )
+    finally:
+        engine.dispose()
+    if not yes:
+        typer.echo(
+            f"{count} akan dihapus; ulangi dengan --yes / {count} would be deleted; "
+            "repeat with --yes",
+            err=True,
+        )
+        raise typer.Exit(code=1)
+    typer.echo(f"{count} dihapus / {count} deleted")
 
 
 if __name__ == "__main__":

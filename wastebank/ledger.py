@@ -45,6 +45,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.schema import CreateColumn
+from sqlalchemy.sql.elements import ColumnElement
 
 from wastebank.config import default_ledger_url
 from wastebank.messages import DepositEvent
@@ -550,9 +551,10 @@ def dead_letters(
     since: datetime | None = None,
     replayed: bool | None = None,
     ids: Sequence[int] | None = None,
+    newest_first: bool = False,
 ) -> list[DeadLetter]:
-    """Dead letters, oldest first, filtered by each criterion that is given."""
-    stmt = select(DeadLetter).order_by(DeadLetter.id)
+    """Dead letters, oldest (or newest) first, filtered by each criterion that is given."""
+    stmt = select(DeadLetter).order_by(DeadLetter.id.desc() if newest_first else DeadLetter.id)
     if topic_contains:
         stmt = stmt.where(DeadLetter.topic.contains(topic_contains, autoescape=True))
     if since is not None:
@@ -607,20 +609,28 @@ def record_replay_failure(
 
 
 def purge_dead_letters(
-    session: Session, *, replayed: bool = False, before: datetime | None = None
+    session: Session,
+    *,
+    replayed: bool = False,
+    before: datetime | None = None,
+    dry_run: bool = False,
 ) -> int:
-    """Delete replayed dead letters and/or those received before ``before``; return how many.
+    """Delete replayed dead letters and/or those received before ``before``; return how many
+    (with ``dry_run``: how many would be deleted, deleting nothing).
 
     With both criteria a row must meet both. With neither, nothing is deleted (ValueError):
     emptying the table is never a default. Commits.
     """
     if not replayed and before is None:
         raise ValueError("purge needs replayed=True and/or before=")
-    stmt = delete(DeadLetter)
+    criteria: list[ColumnElement[bool]] = []
     if replayed:
-        stmt = stmt.where(DeadLetter.replayed_at.is_not(None))
+        criteria.append(DeadLetter.replayed_at.is_not(None))
     if before is not None:
-        stmt = stmt.where(DeadLetter.received_at < before)
+        criteria.append(DeadLetter.received_at < before)
+    if dry_run:
+        return session.scalar(select(func.count()).select_from(DeadLetter).where(*criteria)) or 0
+    stmt = delete(DeadLetter).where(*criteria)
     result = session.execute(stmt, execution_options={"synchronize_session": False})
     count = result.rowcount if isinstance(result, CursorResult) else 0
     session.commit()
