@@ -54,7 +54,7 @@ class State(TypedDict):
 def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
-        engine = ledger.make_engine(settings.ledger_url)
+        engine = ledger.make_engine(settings.ledger_url, writer=False)
         influx = Influx(settings.influx)
         try:
             yield {"settings": settings, "engine": engine, "influx": influx}

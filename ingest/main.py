@@ -353,11 +353,14 @@ class Ingester:
         if ready is not None:
             ready.set()
         loop = asyncio.get_running_loop()
-        messages = aiter(client.messages)
-        queue = client._queue  # noqa: SLF001 - drain what is queued without a task per message
+        # aiomqtt's own iterator loses a message when a timeout cancels it just as it got one
+        # (it cancels its inner get): wait on the queue itself, whose cancelled get leaves the
+        # message queued, and watch the connection separately.
+        queue = client._queue  # noqa: SLF001
+        disconnected = client._disconnected  # noqa: SLF001
         size, age = self.settings.batch_size, self.settings.batch_max_age_s
         while True:
-            batch = [await anext(messages)]
+            batch = [await _first(queue, disconnected)]
             first_received = loop.time()
             deadline = first_received + age
             while len(batch) < size:
@@ -367,10 +370,10 @@ class Ingester:
                 except asyncio.QueueEmpty:
                     pass
                 remaining = deadline - loop.time()
-                if remaining <= 0:
+                if remaining <= 0 or disconnected.done():
                     break
                 try:
-                    batch.append(await asyncio.wait_for(anext(messages), remaining))
+                    batch.append(await asyncio.wait_for(queue.get(), remaining))
                 except TimeoutError:
                     break
             self.metrics.inflight_messages.inc(len(batch))
@@ -389,6 +392,27 @@ class Ingester:
         for item in items:
             if item.qos > 0:
                 client._client.ack(item.mid, item.qos)  # noqa: SLF001 - aiomqtt has no ack API
+
+
+async def _first(
+    queue: asyncio.Queue[aiomqtt.Message], disconnected: asyncio.Future[None]
+) -> aiomqtt.Message:
+    """The next message, or MqttError once the connection is gone (then the batch in hand, never
+    acknowledged, comes again on the next session)."""
+    try:
+        return queue.get_nowait()
+    except asyncio.QueueEmpty:
+        pass
+    get = asyncio.ensure_future(queue.get())
+    try:
+        await asyncio.wait((get, disconnected), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not get.done():
+            get.cancel()
+    if get.done() and not get.cancelled():
+        return get.result()
+    cause = disconnected.exception() if disconnected.done() else None
+    raise aiomqtt.MqttError(f"Disconnected during message iteration: {cause}")
 
 
 M = TypeVar("M", DepositEvent, FillReading, GatewayHealth, GatewayAlert)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiomqtt
+import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -243,3 +244,47 @@ async def test_influxdb_down_for_a_minute_loses_nothing(
 
     await assert_exactly_once(influx, ledger_url)
     assert "InfluxDB menerima lagi" in processes.log("ingest")
+
+
+async def test_two_ingesters_share_one_subscription_without_loss_or_duplicates(
+    processes: Processes,
+    mqtt_settings: MqttSettings,
+    influx_settings: InfluxSettings,
+    ledger_url: str,
+    test_id: str,
+) -> None:
+    env = settings_env(mqtt_settings, influx_settings, ledger_url)
+    ports = [free_port(), free_port()]
+    for n, port in enumerate(ports, start=1):
+        processes.start(
+            f"ingest-{n}",
+            ["ingest"],
+            {
+                **env,
+                "WASTEBANK_CLIENT_ID": f"ingest-{test_id}-{n}",
+                "WASTEBANK_SHARED_GROUP": f"g{test_id}",
+                "WASTEBANK_METRICS__PORT": str(port),
+                "WASTEBANK_BATCH_MAX_AGE_S": "0.05",
+            },
+        )
+
+    async def both_subscribed() -> bool:
+        return all("subscribed" in processes.log(f"ingest-{n}") for n in (1, 2))
+
+    await eventually(both_subscribed)
+    await Publisher(mqtt_settings, stream(Topics(mqtt_settings.topic_prefix))).run()
+    await assert_exactly_once(influx_settings, ledger_url)
+
+    received = []
+    for port in ports:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as web:
+            text = (await web.get("/metrics")).text
+        received.append(
+            sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("wastebank_ingest_received_total{")
+            )
+        )
+    assert all(r > 0 for r in received), received  # the group really split the stream
+    assert sum(received) == DEPOSITS + READINGS  # each message went to one of them

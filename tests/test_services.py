@@ -174,7 +174,16 @@ def test_configs_use_our_ports_and_dirs(tmp_path: Path) -> None:
     mconf = services.mosquitto_conf(mosquitto, settings)
     assert "listener 21883 127.0.0.1\n" in mconf
     assert f"persistence_location {tmp_path}/mosquitto/data/\n" in mconf
-    assert "persistent_client_expiration" not in mconf
+    # A persistent session keeps its backlog: never expired, and queue limits far above
+    # Mosquitto's default of 1000 (which silently drops the rest), but bounded; Nagle off.
+    assert "\npersistent_client_expiration" not in mconf
+    lines = [line.partition(" ") for line in mconf.splitlines() if not line.startswith("#")]
+    keys = {key: value for key, _, value in lines}
+    assert int(keys["max_queued_messages"]) >= 1_000_000
+    assert int(keys["max_queued_bytes"]) >= 256 << 20
+    assert int(keys["max_queued_bytes"]) < 2**31  # parsed as a C int by some releases
+    assert int(keys["max_inflight_messages"]) >= 5_000
+    assert keys["set_tcp_nodelay"] == "true"
 
     iconf = tomllib.loads(services.influxdb_conf(influxd, settings))
     assert iconf["bind-address"] == "127.0.0.1:28088"

@@ -207,8 +207,15 @@ class DeadLetter(Base):
 # ---- engine -----------------------------------------------------------------------------------
 
 
-def make_engine(url: str | None = None) -> Engine:
-    """An engine for ``url`` (default: the SQLite file under .run/), with the schema created."""
+def make_engine(url: str | None = None, *, writer: bool = True) -> Engine:
+    """An engine for ``url`` (default: the SQLite file under .run/), with the schema created.
+
+    On SQLite, SQLAlchemy (not the driver) begins transactions, so savepoints work; a ``writer``
+    engine begins them IMMEDIATE: it takes the write lock up front and waits for it (busy
+    timeout) when another process holds it, instead of failing when it upgrades a read
+    snapshot another writer has since changed ("database is locked"). Several ingesters on one
+    SQLite ledger depend on this. Readers (the API) keep deferred transactions.
+    """
     url = url or os.environ.get("WASTEBANK_LEDGER_URL") or default_ledger_url()
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
@@ -217,6 +224,12 @@ def make_engine(url: str | None = None) -> Engine:
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql(begin)
+
     Base.metadata.create_all(engine)
     _add_missing_columns(engine)
     return engine
@@ -245,6 +258,7 @@ def _add_missing_columns(engine: Engine) -> None:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # the driver begins nothing; SQLAlchemy's "begin" does
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
