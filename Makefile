@@ -34,6 +34,7 @@ services-down:
 bench: install services
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/gateway_footprint.py
+	$(BIN)/python bench/ingest.py
 
 lint: install
 	$(BIN)/ruff check .
