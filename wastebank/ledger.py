@@ -154,7 +154,7 @@ class Deposit(Base):
     protocol: Mapped[str] = mapped_column(String(32))
     stable: Mapped[bool] = mapped_column(Boolean)
     raw_frames: Mapped[str] = mapped_column(Text, default="[]", doc="JSON list: the evidence")
-    flow: Mapped[str] = mapped_column(String(16), default="kiosk")
+    flow: Mapped[str] = mapped_column(String(16), default="kiosk", server_default="kiosk")
     calibration_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     member: Mapped[Member] = relationship()
     category: Mapped[Category] = relationship()
