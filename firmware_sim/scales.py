@@ -288,7 +288,7 @@ def toledo_checksum(frame: bytes) -> int:
 def encode_toledo_cont(r: Reading, opts: FrameOptions) -> bytes:
     """``STX SWA SWB SWC dddddd tttttt CR [CKS]`` (§1.5).
 
-    SWA bits 0-2 decimal position (2 = no decimals, 4 = ``XXXX.XX``), bits 3-4 increment
+    SWA bits 0-2 decimal position (2 = no decimals, 4 = ``dddd.dd``), bits 3-4 increment
     (1 = x1, 2 = x2, 3 = x5); SWB bit0 net, bit1 negative, bit2 out of range, bit3 motion,
     bit4 kg; bit 5 always set. Bit 7 (parity) is added on a 7E1 line, not here.
     """
