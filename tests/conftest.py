@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -17,6 +18,9 @@ from pathlib import Path
 import pytest
 import tomli_w
 
+from ingest.main import IngestSettings
+from ingest.main import run as run_ingest
+from ingest.metrics import MetricsSettings
 from wastebank import services
 from wastebank.config import InfluxSettings, MqttSettings, load_settings
 from wastebank.influx import Influx
@@ -248,3 +252,25 @@ def private_mosquitto(tmp_path: Path) -> Iterator[PrivateMosquitto]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+async def ingester(
+    mqtt_settings: MqttSettings, influx_settings: InfluxSettings, ledger_url: str, test_id: str
+) -> AsyncIterator[IngestSettings]:
+    """An ingester running in the test's event loop, already subscribed; its /metrics served."""
+    settings = IngestSettings(
+        mqtt=mqtt_settings,
+        influx=influx_settings,
+        ledger_url=ledger_url,
+        client_id=f"ingest-{test_id}",
+        batch_max_age_s=0.05,
+        metrics=MetricsSettings(port=free_port()),
+    )
+    ready = asyncio.Event()
+    task = asyncio.create_task(run_ingest(settings, ready=ready))
+    await asyncio.wait_for(ready.wait(), 20)
+    yield settings
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

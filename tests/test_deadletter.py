@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
@@ -14,7 +13,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner, Result
 
 from ingest.deadletter import ReplayAborted, hex_dump, payload_text, replay_dead_letters
-from ingest.main import IngestSettings, run
+from ingest.main import IngestSettings
 from tests.conftest import deposit_event, eventually, free_port, settings_env
 from wastebank import ledger
 from wastebank.cli import app
@@ -23,26 +22,6 @@ from wastebank.influx import Influx
 from wastebank.messages import Topics
 
 NEW_CARD = "04FFEE0001"  # not in the demo city until the test issues it to AMB-0001
-
-
-@pytest.fixture
-async def ingester(
-    mqtt_settings: MqttSettings, influx_settings: InfluxSettings, ledger_url: str, test_id: str
-) -> AsyncIterator[IngestSettings]:
-    settings = IngestSettings(
-        mqtt=mqtt_settings,
-        influx=influx_settings,
-        ledger_url=ledger_url,
-        client_id=f"ingest-{test_id}",
-        batch_max_age_s=0.05,
-    )
-    ready = asyncio.Event()
-    task = asyncio.create_task(run(settings, ready=ready))
-    await asyncio.wait_for(ready.wait(), 20)
-    yield settings
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 def rows(url: str) -> list[ledger.DeadLetter]:

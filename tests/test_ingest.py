@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import aiomqtt
@@ -17,9 +15,8 @@ from typer.testing import CliRunner
 
 from api.app import ApiSettings, create_app
 from firmware_sim.tps import TpsSimSettings, run_tps_sensor
-from ingest.main import IngestSettings, run
-from ingest.metrics import MetricsSettings
-from tests.conftest import deposit_event, eventually, free_port
+from ingest.main import IngestSettings
+from tests.conftest import deposit_event, eventually
 from wastebank import ledger
 from wastebank.cli import app
 from wastebank.config import InfluxSettings, MqttSettings
@@ -27,27 +24,6 @@ from wastebank.influx import Influx
 from wastebank.messages import FillReading, Topics
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def ingester(
-    mqtt_settings: MqttSettings, influx_settings: InfluxSettings, ledger_url: str, test_id: str
-) -> AsyncIterator[IngestSettings]:
-    settings = IngestSettings(
-        mqtt=mqtt_settings,
-        influx=influx_settings,
-        ledger_url=ledger_url,
-        client_id=f"ingest-{test_id}",
-        batch_max_age_s=0.05,
-        metrics=MetricsSettings(port=free_port()),
-    )
-    ready = asyncio.Event()
-    task = asyncio.create_task(run(settings, ready=ready))
-    await asyncio.wait_for(ready.wait(), 20)
-    yield settings
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 async def publish(mqtt: MqttSettings, items: list[tuple[str, bytes]]) -> None:
