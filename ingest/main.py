@@ -4,7 +4,7 @@ Messages are taken in batches (by size and age). For a batch: every payload is v
 the shared schema and its topic; all its deposits are applied to the ledger in one transaction
 (each exactly once by its event id; rejected ones, like invalid payloads, become dead letters in
 that same transaction); all its points are written to InfluxDB; only then is every message of the
-batch acknowledged to the broker (paho's manual acknowledgement, under aiomqtt). If the ingester
+batch acknowledged to the broker (paho's manual acknowledgement). If the ingester
 dies before that, the broker redelivers the batch to the same persistent session; the ledger
 ignores events it has already applied and InfluxDB keeps one point per (measurement, tags, time),
 so a redelivery changes nothing. Work in flight is bounded by the batch size and by the broker's
@@ -18,12 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import Field, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -105,6 +112,7 @@ class _Item:
     payload: bytes
     mid: int = 0
     qos: int = 0
+    connection: int = 0
     parsed: DepositEvent | FillReading | GatewayHealth | GatewayAlert | None = None
     error: str | None = None
     lines: list[str] = field(default_factory=list)
@@ -336,7 +344,7 @@ class Ingester:
 
     # ---- the consumer loop ----------------------------------------------------------------------
 
-    def _filters(self) -> list[str]:
+    def filters(self) -> list[str]:
         filters = [
             self.topics.deposit_filter,
             self.topics.fill_filter,
@@ -346,73 +354,120 @@ class Ingester:
         group = self.settings.shared_group
         return [f"$share/{group}/{f}" for f in filters] if group else filters
 
-    async def consume(self, client: aiomqtt.Client, ready: asyncio.Event | None = None) -> None:
-        for topic_filter in self._filters():
-            await client.subscribe(topic_filter, qos=1)
-        log.info("berlangganan / subscribed to %s", ", ".join(self._filters()))
-        if ready is not None:
-            ready.set()
-        loop = asyncio.get_running_loop()
-        # aiomqtt's own iterator loses a message when a timeout cancels it just as it got one
-        # (it cancels its inner get): wait on the queue itself, whose cancelled get leaves the
-        # message queued, and watch the connection separately.
-        queue = client._queue  # noqa: SLF001
-        disconnected = client._disconnected  # noqa: SLF001
+    async def consume(self, inbox: Inbox) -> None:
+        """Take batches from ``inbox`` for ever: apply, write, then acknowledge each batch."""
         size, age = self.settings.batch_size, self.settings.batch_max_age_s
         while True:
-            batch = [await _first(queue, disconnected)]
-            first_received = loop.time()
-            deadline = first_received + age
-            while len(batch) < size:
-                try:
-                    batch.append(queue.get_nowait())
-                    continue
-                except asyncio.QueueEmpty:
-                    pass
-                remaining = deadline - loop.time()
-                if remaining <= 0 or disconnected.done():
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(queue.get(), remaining))
-                except TimeoutError:
-                    break
-            self.metrics.inflight_messages.inc(len(batch))
-            await self._batch(client, batch)
-            self.metrics.inflight_messages.dec(len(batch))
+            batch, first_received = await inbox.take(size, age)
+            self.metrics.inflight_messages.set(len(batch) + inbox.waiting())
+            items = [_Item(m.topic, bytes(m.payload), m.mid, m.qos, conn) for m, conn in batch]
+            await self._apply(items, dead_letter=True)
+            await self.write_items(items)
+            self.stats.batches += 1
+            self.metrics.processed(
+                i.parsed.measured_at
+                for i in items
+                if isinstance(i.parsed, DepositEvent | FillReading)
+            )
+            stale = inbox.ack((i.mid, i.qos, i.connection) for i in items)
+            if stale:
+                log.info(
+                    "%d pesan dari sambungan lama, dikirim ulang broker / "
+                    "from a lost connection, the broker redelivers them",
+                    stale,
+                )
             self.metrics.batch_acked(first_received)
 
-    async def _batch(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
-        items = [_Item(str(m.topic), _payload_bytes(m.payload), m.mid, m.qos) for m in batch]
-        await self._apply(items, dead_letter=True)
-        await self.write_items(items)
-        self.stats.batches += 1
-        self.metrics.processed(
-            i.parsed.measured_at for i in items if isinstance(i.parsed, DepositEvent | FillReading)
-        )
-        for item in items:
-            if item.qos > 0:
-                client._client.ack(item.mid, item.qos)  # noqa: SLF001 - aiomqtt has no ack API
 
+class Inbox:
+    """Messages from paho's network thread to the event loop, taken in batches.
 
-async def _first(
-    queue: asyncio.Queue[aiomqtt.Message], disconnected: asyncio.Future[None]
-) -> aiomqtt.Message:
-    """The next message, or MqttError once the connection is gone (then the batch in hand, never
-    acknowledged, comes again on the next session)."""
-    try:
-        return queue.get_nowait()
-    except asyncio.QueueEmpty:
-        pass
-    get = asyncio.ensure_future(queue.get())
-    try:
-        await asyncio.wait((get, disconnected), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not get.done():
-            get.cancel()
-    if get.done() and not get.cancelled():
-        return get.result()
-    cause = disconnected.exception() if disconnected.done() else None
-    raise aiomqtt.MqttError(f"Disconnected during message iteration: {cause}")
+    paho runs its own thread (``loop_start``): it reads the socket, answers pings, reconnects,
+    and calls ``put`` for each PUBLISH, which only appends to a deque. The event loop is woken
+    (``call_soon_threadsafe``) only when it waits for more messages than there are: once per
+    batch, never once per message — the per-message hop into asyncio is what capped aiomqtt.
+
+    Each message carries the number of the connection it came on. After a disconnect its packet
+    id means nothing (a new session may give that id to another message), so ``ack`` skips it:
+    the broker redelivers it, and the ledger and InfluxDB make the second application a no-op.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._items: deque[tuple[paho.MQTTMessage, int]] = deque()
+        self._event = asyncio.Event()
+        self._want = 0  # wake the loop when this many are queued; 0: it is not waiting
+        self._lock = threading.Lock()  # connection number vs. acks
+        self._connection = 0
+        self.client: paho.Client | None = None
+
+    # paho's thread
+
+    def put(self, message: paho.MQTTMessage) -> None:
+        self._items.append((message, self._connection))
+        want = self._want
+        if want and len(self._items) >= want:
+            self._want = 0
+            self._loop.call_soon_threadsafe(self._event.set)
+
+    def connection_lost(self) -> None:
+        with self._lock:
+            self._connection += 1
+
+    # the event loop
+
+    def waiting(self) -> int:
+        return len(self._items)
+
+    async def take(
+        self, size: int, max_age_s: float
+    ) -> tuple[list[tuple[paho.MQTTMessage, int]], float]:
+        """Up to ``size`` messages: waits for the first, then at most ``max_age_s`` for more.
+        Returns them with the loop time the first one was taken."""
+        await self._until(1, None)
+        first = self._loop.time()
+        deadline = first + max_age_s
+        batch: list[tuple[paho.MQTTMessage, int]] = []
+        while True:
+            items = self._items
+            while items and len(batch) < size:
+                batch.append(items.popleft())
+            remaining = deadline - self._loop.time()
+            if len(batch) >= size or remaining <= 0:
+                return batch, first
+            await self._until(size - len(batch), remaining)
+
+    async def _until(self, count: int, timeout: float | None) -> None:
+        if len(self._items) >= count:
+            return
+        self._event.clear()
+        self._want = count
+        # put() appends before it reads _want: whatever it appended before _want was set is
+        # seen here, whatever it appends after sees _want. No message can slip between.
+        if len(self._items) >= count:
+            self._want = 0
+            return
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._want = 0
+
+    def ack(self, messages: Iterable[tuple[int, int, int]]) -> int:
+        """Acknowledge (mid, qos, connection) messages of the current connection; return how
+        many came on an earlier one (left for the broker to redeliver)."""
+        stale = 0
+        with self._lock:
+            client = self.client
+            for mid, qos, connection in messages:
+                if qos == 0:
+                    continue
+                if connection != self._connection or client is None:
+                    stale += 1
+                    continue
+                client.ack(mid, qos)
+        return stale
 
 
 M = TypeVar("M", DepositEvent, FillReading, GatewayHealth, GatewayAlert)
@@ -429,14 +484,6 @@ def _validate(model: type[M], payload: bytes) -> M:
         raise Rejected(f"invalid {model.__name__}: {errors}") from None
 
 
-def _payload_bytes(payload: Any) -> bytes:
-    if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    if isinstance(payload, str):
-        return payload.encode()
-    return str(payload).encode()
-
-
 async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -> None:
     engine = ledger.make_engine(settings.ledger_url)
     influx = Influx(settings.influx)
@@ -450,41 +497,111 @@ async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -
         if settings.metrics.port is not None
         else None
     )
+    inbox = Inbox(asyncio.get_running_loop())
+    client: paho.Client | None = None
     try:
         await _retrying(lambda: _ensure_schema(influx, settings.influx), "InfluxDB schema")
-        attempt = 0
-        lost = False
-        while True:
-            client = mqtt.client(settings.mqtt, identifier=settings.client_id, persistent=True)
-            # Must be set before CONNECT: a persistent session's queued messages arrive at once.
-            client._client.manual_ack_set(True)  # noqa: SLF001
-            try:
-                async with client:
-                    if lost:
-                        log.info("terhubung kembali / reconnected to the broker")
-                    else:
-                        log.info(
-                            "ingest terhubung / connected to %s:%d as %s",
-                            settings.mqtt.host,
-                            settings.mqtt.port,
-                            settings.client_id,
-                        )
-                    attempt, lost = 0, False
-                    await ingester.consume(client, ready)
-            except aiomqtt.MqttError as exc:
-                # Unacknowledged messages of the batch in hand come again on the next session.
-                if not lost:
-                    log.warning("broker terputus / broker connection lost: %s", exc)
-                lost = True
-                attempt += 1
-                await asyncio.sleep(backoff(attempt))
+        client = _connect(settings, ingester.filters(), inbox, ready)
+        await ingester.consume(inbox)
     finally:
+        if client is not None:
+            # Messages taken and not acknowledged come again on the next session.
+            client.disconnect()
+            await asyncio.to_thread(client.loop_stop)
         if metrics_server is not None:
             metrics_server.cancel()
         log.info("ingest berhenti / stopping: %s", ingester.stats.as_dict())
         await writer.aclose()
         await influx.aclose()
         engine.dispose()
+
+
+SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+
+
+def _connect(
+    settings: IngestSettings,
+    filters: list[str],
+    inbox: Inbox,
+    ready: asyncio.Event | None,
+) -> paho.Client:
+    """A paho client on its own network thread, feeding ``inbox``; it reconnects by itself.
+
+    MQTT 5, persistent session (clean start off, the session never expires), manual
+    acknowledgement, and Receive Maximum = twice the batch: the broker never has more than that
+    unacknowledged with us, which bounds the inbox (backpressure instead of a growing queue).
+    """
+    loop = asyncio.get_running_loop()
+    mqtt_settings = settings.mqtt
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=settings.client_id,
+        protocol=paho.MQTTv5,
+        manual_ack=True,
+    )
+    if mqtt_settings.username:
+        password = mqtt_settings.password.get_secret_value() if mqtt_settings.password else None
+        client.username_pw_set(mqtt_settings.username, password)
+    client.reconnect_delay_set(1, int(mqtt.BACKOFF_CAP_S))
+    state = {"connected_once": False, "lost": False, "refused": False}
+
+    def on_connect(c: paho.Client, _u: object, _f: object, reason: ReasonCode, _p: object) -> None:
+        if reason.is_failure:
+            if not state["refused"]:
+                log.error("broker menolak / broker refused the connection: %s", reason)
+            state["refused"] = True
+            return
+        if state["lost"]:
+            log.info("terhubung kembali / reconnected to the broker")
+        elif not state["connected_once"]:
+            log.info(
+                "ingest terhubung / connected to %s:%d as %s",
+                mqtt_settings.host,
+                mqtt_settings.port,
+                settings.client_id,
+            )
+        state.update(connected_once=True, lost=False, refused=False)
+        c.subscribe([(f, SubscribeOptions(qos=1)) for f in filters])
+
+    def on_subscribe(
+        _c: paho.Client, _u: object, _mid: int, codes: list[ReasonCode], _p: object
+    ) -> None:
+        failed = [str(code) for code in codes if code.is_failure]
+        if failed:
+            log.error("langganan ditolak / subscription refused: %s", ", ".join(failed))
+            return
+        log.info("berlangganan / subscribed to %s", ", ".join(filters))
+        if ready is not None:
+            loop.call_soon_threadsafe(ready.set)
+
+    def on_disconnect(
+        _c: paho.Client, _u: object, _f: object, reason: ReasonCode, _p: object
+    ) -> None:
+        inbox.connection_lost()
+        if not state["lost"] and state["connected_once"]:
+            log.warning("broker terputus / broker connection lost: %s", reason)
+        state["lost"] = True
+
+    def on_message(_c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
+        inbox.put(message)
+
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    client.on_disconnect = on_disconnect
+    client.on_message = on_message
+    inbox.client = client
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+    properties.ReceiveMaximum = min(65535, 2 * settings.batch_size)
+    client.connect_async(
+        mqtt_settings.host,
+        mqtt_settings.port,
+        keepalive=mqtt_settings.keepalive_s,
+        clean_start=False,
+        properties=properties,
+    )
+    client.loop_start()
+    return client
 
 
 async def _ensure_schema(influx: Influx, settings: InfluxSettings) -> None:
