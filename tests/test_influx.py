@@ -10,32 +10,293 @@ import asyncio
 import gzip
 import re
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
 from aiohttp import web
+from hypothesis import example, given
+from hypothesis import strategies as st
+from influxdb_client.client.write.point import Point  # the oracle for line(); tests only
 from pydantic import SecretStr
 
 from tests.conftest import deposit_event
+from wastebank import influx as influx_module
 from wastebank.config import InfluxSettings, WastebankSettings, load_settings
 from wastebank.influx import (
     DOWNSAMPLES,
+    FieldValue,
     Influx,
     InfluxError,
     V1Writer,
     V2Writer,
+    alert_line,
     api_for_version,
     classify,
     deposit_line,
     downsample,
     ensure_schema,
+    fill_line,
     gzip_wanted,
+    health_lines,
+    line,
     make_writer,
     parse_retry_after,
 )
+from wastebank.messages import (
+    DepositEvent,
+    FillReading,
+    GatewayAlert,
+    GatewayHealth,
+    ScaleHealth,
+)
+
+# ---- line protocol (no server) ------------------------------------------------------------------
+
+# Text that exercises every escape: separators, quotes, backslashes, the control characters that
+# keys write as \n \t \r, '#', and non-ASCII text (names are free text: kecamatan, subjects).
+_TRICKY = st.sampled_from([",", "=", " ", '"', "\\", "\n", "\t", "\r", "#", "é", "€", "日", "😀"])
+_TEXT = st.text(st.one_of(_TRICKY, st.characters()), max_size=12)
+_FIELD_VALUES: st.SearchStrategy[FieldValue | None] = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(),  # NaN and infinity included: both encoders leave them out
+    _TEXT,
+)
+
+
+def _point_line(
+    measurement: str,
+    tags: dict[str, str | None],
+    fields: dict[str, FieldValue | None],
+    time_ns: int | None,
+) -> str:
+    """What influxdb-client's Point writes for the same point (its own escaping and sorting)."""
+    point = Point(measurement)
+    for key, tag in tags.items():
+        point.tag(key, tag)
+    for key, value in fields.items():
+        point.field(key, value)
+    if time_ns is not None:
+        point.time(time_ns, "ns")
+    return str(point.to_line_protocol())
+
+
+@given(
+    measurement=_TEXT.filter(lambda m: not m.startswith("#")),
+    tags=st.dictionaries(_TEXT, st.one_of(st.none(), _TEXT), max_size=5),
+    fields=st.dictionaries(_TEXT, _FIELD_VALUES, max_size=6),
+    time_ns=st.one_of(st.none(), st.integers(min_value=-(2**63), max_value=2**63 - 1)),
+)
+@example(
+    measurement="fill level,x",
+    tags={"k=1": "a\\", "": "x", "e": "", "n": None, "b c": 'q"\n'},
+    fields={"f": 1.0, "g": -0.0, "h": float("nan"), "i": True, "j": 'say "hi" \\ \n', "k": 2},
+    time_ns=1795396502345000042,
+)
+@example(measurement="m", tags={}, fields={"x": None, "y": float("inf")}, time_ns=1)  # no field
+def test_line_matches_influxdb_client_point(
+    measurement: str,
+    tags: dict[str, str | None],
+    fields: dict[str, FieldValue | None],
+    time_ns: int | None,
+) -> None:
+    assert line(measurement, tags, fields, time_ns) == _point_line(
+        measurement, tags, fields, time_ns
+    )
+
+
+def test_line_escaping_by_hand() -> None:
+    """The line-protocol reference's rules, spelled out (the property test above uses Point)."""
+    got = line(
+        "fill level,x=1",
+        {"z": "last", "a b": "c,d=e", "t": "ends\\"},
+        {"s": 'he said "hi" \\o/', "f": 1.0, "g": 0.25, "i": -3, "b": False},
+        1795396502345000042,
+    )
+    assert got == (
+        "fill\\ level\\,x=1,a\\ b=c\\,d\\=e,t=ends\\ ,z=last "
+        'b=false,f=1,g=0.25,i=-3i,s="he said \\"hi\\" \\\\o/" 1795396502345000042'
+    )
+    assert line("m", {"k": "v\nw"}, {"x\ty": "a\nb"}) == 'm,k=v\\nw x\\ty="a\nb"'
+
+
+def test_line_refuses_comments_and_unknown_types() -> None:
+    with pytest.raises(ValueError, match="comment"):
+        line("#m", {}, {"x": 1})
+    with pytest.raises(TypeError, match="bytes"):
+        line("m", {}, {"x": b"raw"})  # type: ignore[dict-item]
+    assert line("m", {"t": "a"}, {"x": None}, 1) == ""  # nothing to write, as Point
+
+
+def test_escape_cache_is_bounded() -> None:
+    for i in range(influx_module._ESCAPED_MAX + 10):
+        line("m", {f"tag{i}": f"v{i}"}, {"x": i})
+    assert len(influx_module._escaped) <= influx_module._ESCAPED_MAX
+
+
+# The builders' lines, as the Point-based builders wrote them before line() replaced Point: the
+# same tags, fields and nanosecond timestamps, so replays land on the points already stored.
+WIT = timezone(timedelta(hours=9))
+AT = datetime(2026, 11, 23, 10, 15, 2, 345678, tzinfo=WIT)
+
+
+def test_deposit_line_unchanged() -> None:
+    ev = DepositEvent(
+        event_id="gw-01-7",
+        gateway_id="gw-01",
+        seq=7,
+        bank_code="bs-batu-merah",
+        scale_id="scale-01",
+        card_uid="04A1B2C3D4",
+        category_code="pet",
+        net_g=1250,
+        stable=True,
+        protocol="gs_nt",
+        measured_at=AT,
+    )
+    assert deposit_line(ev, kecamatan="Sirimau", amount_idr=5000) == (
+        "deposit,bank=bs-batu-merah,category=pet,kecamatan=Sirimau,source=scale "
+        'amount_idr=5000i,event_id="gw-01-7",gateway="gw-01",net_g=1250i 1795396502345000007'
+    )
+    assert deposit_line(ev, kecamatan="Teluk Ambon, Baguala=1", amount_idr=0, clock_ahead_s=42) == (
+        "deposit,bank=bs-batu-merah,category=pet,kecamatan=Teluk\\ Ambon\\,\\ Baguala\\=1,"
+        'source=scale amount_idr=0i,clock_ahead_s=42i,event_id="gw-01-7",gateway="gw-01",'
+        "net_g=1250i 1795396502345000007"
+    )
+
+
+def test_fill_line_unchanged() -> None:
+    full = FillReading(
+        reading_id="us-07-42",
+        sensor_id="us-07",
+        tps_code="tps-batu-merah",
+        seq=42,
+        measured_at=AT,
+        distance_mm=2116,
+        fillingLevel=0.175,
+        temperature_c=29.5,
+        battery_pct=92,
+        rssi_dbm=-87,
+        snr_db=7.25,
+        source="em310_udl",
+        level_status="ok",
+        tilt=True,
+        pings=1,
+        raw='01 75 "5C" \\ 03\nff',
+    )
+    assert fill_line(full, clock_ahead_s=3) == (
+        "fill_level,sensor=us-07,tps=tps-batu-merah battery_pct=92i,clock_ahead_s=3i,"
+        'distance_mm=2116i,filling_level=0.175,level_status="ok",pings=1i,'
+        'raw="01 75 \\"5C\\" \\\\ 03\nff",reading_id="us-07-42",rssi_dbm=-87i,snr_db=7.25,'
+        'source="em310_udl",temperature_c=29.5,tilt=true 1795396502345000042'
+    )
+    minimal = FillReading(
+        reading_id="us-01-1",
+        sensor_id="us-01",
+        tps_code="tps-batu-merah",
+        seq=1,
+        measured_at=AT,
+        distance_mm=1000,
+        fillingLevel=1.0,
+        temperature_c=30.0,
+        snr_db=-5,
+    )
+    assert fill_line(minimal) == (
+        "fill_level,sensor=us-01,tps=tps-batu-merah distance_mm=1000i,filling_level=1,"
+        'reading_id="us-01-1",snr_db=-5,temperature_c=30 1795396502345000001'
+    )
+
+
+def test_health_lines_unchanged() -> None:
+    health = GatewayHealth(
+        gateway_id="gw-01",
+        bank_code="bs-batu-merah",
+        at=AT,
+        uptime_s=3600,
+        outbox_depth=2,
+        outbox_oldest_age_s=95,
+        outbox_dropped=0,
+        mqtt_reconnects=1,
+        deposits_stored=40,
+        scales=[
+            ScaleHealth(
+                scale_id="scale-01",
+                protocol="gs_nt",
+                connected=True,
+                frames_parsed=100,
+                frames_rejected=2,
+                reconnects=0,
+                zero_drift_g=-3,
+            ),
+            ScaleHealth(
+                scale_id="scale-02",
+                protocol="auto detect",
+                connected=False,
+                frames_parsed=0,
+                frames_rejected=0,
+                reconnects=5,
+            ),
+        ],
+    )
+    assert health_lines(health) == [
+        "gateway_health,bank=bs-batu-merah,gateway=gw-01 deposits_stored=40i,mqtt_reconnects=1i,"
+        "outbox_depth=2i,outbox_dropped=0i,outbox_oldest_age_s=95i,uptime_s=3600i "
+        "1795396502345000000",
+        "scale_health,bank=bs-batu-merah,gateway=gw-01,scale=scale-01 connected=true,"
+        'frames_parsed=100i,frames_rejected=2i,protocol="gs_nt",reconnects=0i,zero_drift_g=-3i '
+        "1795396502345000000",
+        "scale_health,bank=bs-batu-merah,gateway=gw-01,scale=scale-02 connected=false,"
+        'frames_parsed=0i,frames_rejected=0i,protocol="auto detect",reconnects=5i '
+        "1795396502345000000",
+    ]
+
+
+def test_alert_line_unchanged() -> None:
+    alert = GatewayAlert(
+        alert_id="gw-01-9",
+        gateway_id="gw-01",
+        seq=9,
+        bank_code="bs-batu-merah",
+        code="zero_drift",
+        state="raised",
+        subject="scale-01",
+        value=12.0,
+        threshold=10.5,
+        at=AT,
+        message='Timbangan "scale-01" bergeser 12 g \\ zero drift',
+    )
+    message = 'message="Timbangan \\"scale-01\\" bergeser 12 g \\\\ zero drift"'
+    assert alert_line(alert) == (
+        f'gateway_alert,bank=bs-batu-merah,code=zero_drift,gateway=gw-01 alert_id="gw-01-9",'
+        f'{message},state="raised",subject="scale-01",threshold=10.5,value=12 1795396502345000009'
+    )
+    cleared = alert.model_copy(
+        update={"value": None, "threshold": float("nan"), "state": "cleared"}
+    )
+    assert alert_line(cleared) == (
+        f'gateway_alert,bank=bs-batu-merah,code=zero_drift,gateway=gw-01 alert_id="gw-01-9",'
+        f'{message},state="cleared",subject="scale-01" 1795396502345000009'
+    )
+
+
+def test_importing_the_module_leaves_influxdb_client_unloaded() -> None:
+    """influxdb-client costs ~25 MB; only a V2 writer imports it (a fresh interpreter checks)."""
+    code = (
+        "import sys, wastebank.influx; "
+        "loaded = sorted(m for m in sys.modules if m.startswith('influxdb_client')); "
+        "print(loaded); sys.exit(1 if loaded else 0)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
 
 # ---- classification (no server) ----------------------------------------------------------------
 
@@ -553,9 +814,6 @@ async def test_the_hourly_rollup_downsamples(
     influx: Influx, influx_settings: InfluxSettings
 ) -> None:
     """The CQs' SELECT INTO, run by hand for a past hour (the CQ scheduler is not waited for)."""
-    from wastebank.influx import fill_line
-    from wastebank.messages import FillReading
-
     await ensure_schema(influx, influx_settings)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
     lines = [
