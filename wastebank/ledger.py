@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -26,9 +26,11 @@ from sqlalchemy import (
     Dialect,
     Engine,
     ForeignKey,
+    Insert,
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -36,11 +38,14 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    insert,
     inspect,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql as postgresql_dml
+from sqlalchemy.dialects import sqlite as sqlite_dml
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
@@ -330,42 +335,115 @@ def apply_deposits(
 ) -> list[AppliedDeposit | DepositRejected]:
     """Apply a batch in one transaction (one commit), each deposit exactly once by its event id.
 
-    Each deposit gets a savepoint, so one that is rejected (unknown card, no price, ...) leaves
-    the others applied; the result for each event, in order, is its outcome or its rejection.
-    Reference data (banks, cards, members, categories, prices) is read once per batch.
+    The result for each event, in order, is its outcome or its rejection; one that is rejected
+    (unknown card, no price, ...) leaves the others applied. An event already in the ledger, or
+    one seen earlier in the batch, is a DUPLICATE described as it was applied. Reference data
+    (banks, cards, members, categories, prices) is read once per batch, the event ids already
+    applied in one query per chunk; the deposits and their journal entries are then written with
+    one multi-row INSERT each. A deposit another writer applied between our read and our write
+    (the insert skips it on the unique event id) is reported DUPLICATE and gets no entries.
     """
-    ids = [ev.event_id for ev in events]
-    known: dict[str, Deposit] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        known.update(
-            (d.event_id, d)
-            for d in session.scalars(select(Deposit).where(Deposit.event_id.in_(chunk)))
-        )
     ref = _References(session)
+    known = ref.applied([ev.event_id for ev in events])
     out: list[AppliedDeposit | DepositRejected] = []
+    planned: dict[str, tuple[dict[str, Any], AppliedDeposit]] = {}
     for ev in events:
-        if ev.event_id in known:
-            out.append(ref.describe(known[ev.event_id], Outcome.DUPLICATE))
+        if (done := known.get(ev.event_id)) is not None:
+            out.append(done)
+            continue
+        if (earlier := planned.get(ev.event_id)) is not None:
+            out.append(replace(earlier[1], outcome=Outcome.DUPLICATE))
             continue
         try:
-            with session.begin_nested():
-                deposit = ref.deposit(ev)
+            planned[ev.event_id] = plan = ref.plan(ev)
         except DepositRejected as rejected:
             out.append(rejected)
             continue
-        except IntegrityError:
-            # Another ingester applied the same event between our read and our write.
-            winner = session.scalar(select(Deposit).where(Deposit.event_id == ev.event_id))
-            if winner is None:
-                raise
-            known[ev.event_id] = winner
-            out.append(ref.describe(winner, Outcome.DUPLICATE))
-            continue
-        known[ev.event_id] = deposit
-        out.append(ref.describe(deposit, Outcome.APPLIED))
+        out.append(plan[1])
+    if planned:
+        inserted = _insert_deposits(session, [row for row, _ in planned.values()])
+        entries: list[dict[str, Any]] = []
+        for event_id, (_, applied) in planned.items():
+            if event_id in inserted:
+                entries.extend(_journal_entries(applied))
+        if entries:
+            session.execute(insert(_JOURNAL), entries)
+        lost = [event_id for event_id in planned if event_id not in inserted]
+        if lost:
+            # Another ingester applied these between our read and our write: its rows stand.
+            winners = ref.applied(lost)
+            if missing := [event_id for event_id in lost if event_id not in winners]:
+                raise RuntimeError(f"deposits neither inserted nor found: {missing[:5]}")
+            out = [winners.get(r.event_id, r) if isinstance(r, AppliedDeposit) else r for r in out]
     session.commit()
     return out
+
+
+_DEPOSIT = cast(Table, Deposit.__table__)
+_JOURNAL = cast(Table, JournalEntry.__table__)
+
+# INSERT ... ON CONFLICT (event_id) DO NOTHING ... RETURNING event_id, by dialect. Any other
+# dialect (or an SQLite without RETURNING) inserts row by row, each in a savepoint: correct, slow.
+_ON_CONFLICT_INSERTS: dict[str, Callable[[Table], sqlite_dml.Insert | postgresql_dml.Insert]] = {
+    "sqlite": sqlite_dml.insert,
+    "postgresql": postgresql_dml.insert,
+}
+
+
+def _insert_skipping_applied(dialect: str) -> Insert | None:
+    """``INSERT INTO deposit ... ON CONFLICT (event_id) DO NOTHING RETURNING event_id`` for
+    ``dialect``, or None where it has no such statement."""
+    make_insert = _ON_CONFLICT_INSERTS.get(dialect)
+    if make_insert is None:
+        return None
+    return (
+        make_insert(_DEPOSIT)
+        .on_conflict_do_nothing(index_elements=[_DEPOSIT.c.event_id])
+        .returning(_DEPOSIT.c.event_id)
+    )
+
+
+def _insert_deposits(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert ``rows`` into ``deposit``, skipping each whose event id is already there (a
+    concurrent writer's); return the event ids actually inserted."""
+    dialect = session.get_bind().dialect
+    stmt = _insert_skipping_applied(dialect.name)
+    if stmt is not None and dialect.insert_executemany_returning:  # SQLite >= 3.35
+        return set(session.execute(stmt, rows).scalars())
+    inserted: set[str] = set()
+    for row in rows:
+        try:
+            with session.begin_nested():
+                session.execute(insert(_DEPOSIT), row)
+        except IntegrityError:
+            if session.scalar(select(Deposit.id).where(Deposit.event_id == row["event_id"])):
+                continue  # another writer's: reported as a duplicate by the caller
+            raise
+        inserted.add(row["event_id"])
+    return inserted
+
+
+def _journal_entries(d: AppliedDeposit) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two legs of an applied deposit: the member is credited, the bank's purchases debited."""
+    txn = f"deposit:{d.event_id}"
+    memo = f"{d.category_code} {d.net_g} g @ Rp{d.price_per_kg_idr}/kg"
+    return (
+        {
+            "txn_ref": txn,
+            "account": member_account(d.member_no),
+            "amount_idr": d.amount_idr,
+            "memo": memo,
+        },
+        {
+            "txn_ref": txn,
+            "account": bank_purchase_account(d.bank_code),
+            "amount_idr": -d.amount_idr,
+            "memo": memo,
+        },
+    )
+
+
+_CHUNK = 500  # event ids per IN (...) query
 
 
 class _References:
@@ -378,9 +456,32 @@ class _References:
         self.members: dict[str, Member | None] = {}
         self.categories: dict[str, Category | None] = {}
         self.prices: dict[tuple[int, int], list[tuple[datetime, int]]] = {}
-        self.member_nos: dict[int, str] = {}
-        self.bank_rows: dict[int, Bank] = {}
-        self.category_codes: dict[int, str] = {}
+
+    def applied(self, event_ids: Sequence[str]) -> dict[str, AppliedDeposit]:
+        """The deposits among ``event_ids`` already in the ledger, described as DUPLICATEs."""
+        ids = list(dict.fromkeys(event_ids))
+        found: dict[str, AppliedDeposit] = {}
+        for start in range(0, len(ids), _CHUNK):
+            stmt = (
+                select(
+                    Deposit.event_id,
+                    Member.member_no,
+                    Bank.code,
+                    Bank.kecamatan,
+                    Category.code,
+                    Deposit.net_g,
+                    Deposit.amount_idr,
+                    Deposit.price_per_kg_idr,
+                )
+                .select_from(Deposit)
+                .join(Member, Deposit.member_id == Member.id)
+                .join(Bank, Deposit.bank_id == Bank.id)
+                .join(Category, Deposit.category_id == Category.id)
+                .where(Deposit.event_id.in_(ids[start : start + _CHUNK]))
+            )
+            for row in self.s.execute(stmt):
+                found[row[0]] = AppliedDeposit(Outcome.DUPLICATE, *row)
+        return found
 
     def bank(self, code: str) -> Bank | None:
         if code not in self.banks:
@@ -420,7 +521,8 @@ class _References:
             self.prices[key] = [(r[0], int(r[1])) for r in rows]
         return next((p for since, p in self.prices[key] if since <= at), None)
 
-    def deposit(self, ev: DepositEvent) -> Deposit:
+    def plan(self, ev: DepositEvent) -> tuple[dict[str, Any], AppliedDeposit]:
+        """The ``deposit`` row for ``ev`` and its APPLIED outcome, or :class:`DepositRejected`."""
         bank = self.bank(ev.bank_code)
         if bank is None:
             raise DepositRejected(f"unknown bank {ev.bank_code!r}")
@@ -437,61 +539,36 @@ class _References:
                 f"bank {bank.code} has no price for {category.code} at {ev.measured_at.isoformat()}"
             )
         amount = amount_for(ev.net_g, price)
-        deposit = Deposit(
+        row = {
+            "event_id": ev.event_id,
+            "member_id": member.id,
+            "bank_id": bank.id,
+            "category_id": category.id,
+            "net_g": ev.net_g,
+            "tare_g": ev.tare_g,
+            "price_per_kg_idr": price,
+            "amount_idr": amount,
+            "measured_at": ev.measured_at,
+            "gateway_id": ev.gateway_id,
+            "scale_id": ev.scale_id,
+            "protocol": ev.protocol,
+            "stable": ev.stable,
+            "raw_frames": json.dumps(ev.raw_frames),
+            "flow": ev.flow,
+            "calibration_version": ev.calibration_version,
+        }
+        applied = AppliedDeposit(
+            outcome=Outcome.APPLIED,
             event_id=ev.event_id,
-            member_id=member.id,
-            bank_id=bank.id,
-            category_id=category.id,
-            net_g=ev.net_g,
-            tare_g=ev.tare_g,
-            price_per_kg_idr=price,
-            amount_idr=amount,
-            measured_at=ev.measured_at,
-            gateway_id=ev.gateway_id,
-            scale_id=ev.scale_id,
-            protocol=ev.protocol,
-            stable=ev.stable,
-            raw_frames=json.dumps(ev.raw_frames),
-            flow=ev.flow,
-            calibration_version=ev.calibration_version,
-        )
-        txn = f"deposit:{ev.event_id}"
-        memo = f"{category.code} {ev.net_g} g @ Rp{price}/kg"
-        self.s.add(deposit)
-        self.s.add(
-            JournalEntry(
-                txn_ref=txn, account=member_account(member.member_no), amount_idr=amount, memo=memo
-            )
-        )
-        self.s.add(
-            JournalEntry(
-                txn_ref=txn, account=bank_purchase_account(bank.code), amount_idr=-amount, memo=memo
-            )
-        )
-        self.s.flush()
-        self.member_nos[member.id] = member.member_no
-        self.bank_rows[bank.id] = bank
-        self.category_codes[category.id] = category.code
-        return deposit
-
-    def describe(self, d: Deposit, outcome: Outcome) -> AppliedDeposit:
-        """Without lazy loads for rows this batch has already seen."""
-        member_no = self.member_nos.get(d.member_id) or d.member.member_no
-        bank = self.bank_rows.get(d.bank_id) or d.bank
-        category = self.category_codes.get(d.category_id) or d.category.code
-        self.member_nos[d.member_id], self.bank_rows[d.bank_id] = member_no, bank
-        self.category_codes[d.category_id] = category
-        return AppliedDeposit(
-            outcome=outcome,
-            event_id=d.event_id,
-            member_no=member_no,
+            member_no=member.member_no,
             bank_code=bank.code,
             kecamatan=bank.kecamatan,
-            category_code=category,
-            net_g=d.net_g,
-            amount_idr=d.amount_idr,
-            price_per_kg_idr=d.price_per_kg_idr,
+            category_code=category.code,
+            net_g=ev.net_g,
+            amount_idr=amount,
+            price_per_kg_idr=price,
         )
+        return row, applied
 
 
 # ---- reading ----------------------------------------------------------------------------------
