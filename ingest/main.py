@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -131,6 +132,7 @@ class Ingester:
         self.stats = Stats()
         self.metrics = IngestMetrics()
         self._clock_warned: set[str] = set()
+        self._now = datetime.now(UTC)
 
     # ---- one message: validation and identity -------------------------------------------------
 
@@ -186,6 +188,7 @@ class Ingester:
         """Validate, apply deposits (one transaction), build lines; failures set ``item.error``."""
         self.stats.received += len(items)
         self.metrics.messages_received(i.topic for i in items)
+        self._now = datetime.now(UTC)  # one clock reading per batch (clock-ahead check)
         deposits: list[_Item] = []
         for item in items:
             try:
@@ -255,7 +258,7 @@ class Ingester:
         The point keeps the device's time (a redelivery must land on the same point), carries
         this as a field, is counted, and the device is named in the log once.
         """
-        ahead = measured_at - datetime.now(UTC)
+        ahead = measured_at - self._now
         if ahead <= CLOCK_AHEAD_TOLERANCE:
             return None
         self.stats.clock_ahead += 1
@@ -367,6 +370,7 @@ class Ingester:
                 if isinstance(i.parsed, DepositEvent | FillReading)
             )
             stale = inbox.ack((i.mid, i.qos, i.connection) for i in items)
+            self.metrics.inflight_messages.set(inbox.waiting())
             if stale:
                 log.info(
                     "%d pesan dari sambungan lama, dikirim ulang broker / "
@@ -396,7 +400,8 @@ class Inbox:
         self._want = 0  # wake the loop when this many are queued; 0: it is not waiting
         self._lock = threading.Lock()  # connection number vs. acks
         self._connection = 0
-        self.client: paho.Client | None = None
+        self.client: _Client | None = None
+        self.closing = False
 
     # paho's thread
 
@@ -457,13 +462,18 @@ class Inbox:
         stale = 0
         with self._lock:
             client = self.client
+            mids = []
             for mid, qos, connection in messages:
                 if qos == 0:
                     continue
                 if connection != self._connection or client is None:
                     stale += 1
-                    continue
-                client.ack(mid, qos)
+                elif qos == 1:
+                    mids.append(mid)
+                else:
+                    client.ack(mid, qos)
+            if client is not None:
+                client.ack_many(mids)
         return stale
 
 
@@ -495,7 +505,7 @@ async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -
         else None
     )
     inbox = Inbox(asyncio.get_running_loop())
-    client: paho.Client | None = None
+    client: _Client | None = None
     try:
         await _retrying(lambda: _ensure_schema(influx, settings.influx), "InfluxDB schema")
         client = _connect(settings, ingester.filters(), inbox, ready)
@@ -503,6 +513,7 @@ async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -
     finally:
         if client is not None:
             # Messages taken and not acknowledged come again on the next session.
+            inbox.closing = True
             client.disconnect()
             await asyncio.to_thread(client.loop_stop)
         if metrics_server is not None:
@@ -511,6 +522,9 @@ async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -
         await writer.aclose()
         await influx.aclose()
         engine.dispose()
+
+
+_PUBACK = struct.Struct("!BBH")  # fixed header, remaining length 2, packet id
 
 
 class _Client(paho.Client):
@@ -550,13 +564,23 @@ class _Client(paho.Client):
         self._rbuf, self._rpos = b"", 0  # the next connection starts with none of these bytes
         super()._sock_close()
 
+    def ack_many(self, mids: Sequence[int]) -> None:
+        """PUBACK each of ``mids`` (QoS 1 messages of this connection) in one write.
+
+        paho's ``ack`` queues a packet and wakes its thread through a socket pair per message;
+        a batch of 5,000 is one queued write of 5,000 PUBACKs here.
+        """
+        if mids:
+            blob = b"".join([_PUBACK.pack(paho.PUBACK, 2, mid) for mid in mids])
+            self._packet_queue(paho.PUBACK, blob, 0, 1)
+
 
 def _connect(
     settings: IngestSettings,
     filters: list[str],
     inbox: Inbox,
     ready: asyncio.Event | None,
-) -> paho.Client:
+) -> _Client:
     """A paho client on its own network thread, feeding ``inbox``; it reconnects by itself.
 
     MQTT 3.1.1, persistent session, QoS 1, manual acknowledgement. The broker never has more
@@ -613,7 +637,7 @@ def _connect(
         _c: paho.Client, _u: object, _f: object, reason: ReasonCode, _p: object
     ) -> None:
         inbox.connection_lost()
-        if not state["lost"] and state["connected_once"]:
+        if not state["lost"] and state["connected_once"] and not inbox.closing:
             log.warning("broker terputus / broker connection lost: %s", reason)
         state["lost"] = True
 

@@ -16,7 +16,9 @@ from typer.testing import CliRunner
 from api.app import ApiSettings, create_app
 from firmware_sim.tps import TpsSimSettings, run_tps_sensor
 from ingest.main import IngestSettings
-from tests.conftest import deposit_event, eventually
+from ingest.main import run as run_ingest
+from ingest.metrics import MetricsSettings
+from tests.conftest import deposit_event, eventually, free_port
 from wastebank import ledger
 from wastebank.cli import app
 from wastebank.config import InfluxSettings, MqttSettings
@@ -215,3 +217,70 @@ async def test_a_device_clock_running_ahead_is_flagged_not_dropped(
     assert len(flagged) == 2  # both readings of the fast sensor, and only those
     assert {row[2] for row in flagged} == {"us-09"}
     assert all(3500 <= row[1] <= 3600 for row in flagged)
+
+
+async def test_processed_messages_are_acknowledged_and_never_redelivered(
+    mqtt_settings: MqttSettings, influx_settings: InfluxSettings, ledger_url: str, test_id: str
+) -> None:
+    """After a batch is written the ingester acknowledges it (PUBACKs sent as one write): a
+    client taking over its persistent session gets none of those messages again."""
+    client_id = f"ingest-ack-{test_id}"
+    settings = IngestSettings(
+        mqtt=mqtt_settings,
+        influx=influx_settings,
+        ledger_url=ledger_url,
+        client_id=client_id,
+        batch_max_age_s=0.05,
+        metrics=MetricsSettings(port=free_port()),
+    )
+    topics = Topics(mqtt_settings.topic_prefix)
+    fill_topic = topics.fill("tps-batu-merah", "us-01")
+
+    def reading(i: int) -> bytes:
+        return (
+            FillReading(
+                reading_id=f"us-01-{i}",
+                sensor_id="us-01",
+                seq=i,
+                tps_code="tps-batu-merah",
+                measured_at=datetime.now(UTC) - timedelta(minutes=i),
+                distance_mm=1000,
+                fillingLevel=0.5,
+            )
+            .model_dump_json()
+            .encode()
+        )
+
+    ready = asyncio.Event()
+    task = asyncio.create_task(run_ingest(settings, ready=ready))
+    await asyncio.wait_for(ready.wait(), 20)
+    await publish(mqtt_settings, [(fill_topic, reading(i)) for i in range(1, 301)])
+
+    async def all_written() -> bool:
+        rows = await influx_sum(influx_settings, 'SELECT count("filling_level") FROM "fill_level"')
+        return bool(rows) and rows[0][1] == 300
+
+    async def acknowledged() -> bool:
+        # Set to what is still waiting after each batch's acks are handed to paho.
+        url = f"http://127.0.0.1:{settings.metrics.port}/metrics"
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(url)).text
+        return "\nwastebank_ingest_inflight_messages 0.0\n" in text
+
+    await eventually(all_written)
+    await eventually(acknowledged)
+    # Stopped now, the ingester sends its queued PUBACKs before DISCONNECT. A marker published
+    # after that is queued in the session behind anything left unacknowledged.
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await publish(mqtt_settings, [(fill_topic, reading(999))])
+    async with aiomqtt.Client(
+        mqtt_settings.host, mqtt_settings.port, identifier=client_id, clean_session=False
+    ) as session:
+        seqs = []
+        async for message in session.messages:
+            seqs.append(FillReading.model_validate_json(bytes(message.payload)).seq)
+            if seqs[-1] == 999:
+                break
+    assert seqs == [999]

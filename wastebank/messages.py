@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 TOPIC_ROOT = "wb/v1"
 
@@ -30,13 +29,8 @@ CODE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 Code = Annotated[str, Field(pattern=CODE_PATTERN)]
 
 
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("timestamp must carry a time zone (e.g. 2026-11-23T09:15:00+09:00)")
-    return value
-
-
-AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+# pydantic's own AwareDatetime ("Input should have timezone info"): checked in its Rust core,
+# which matters at tens of thousands of messages a second.
 
 
 class _Message(BaseModel):
