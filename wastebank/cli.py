@@ -21,6 +21,7 @@ from wastebank.config import ConfigError
 if TYPE_CHECKING:
     from ingest.deadletter import ReplaySummary
     from wastebank import ledger
+    from wastebank.services import ServicesSettings
 
 app = typer.Typer(
     help="wastebank: bank sampah & waste-to-energy monitoring / pemantauan bank sampah",
@@ -32,9 +33,18 @@ services_app = typer.Typer(
 )
 sim_app = typer.Typer(help="simulated devices / perangkat simulasi", no_args_is_help=True)
 deadletter_app = typer.Typer(help="rejected messages / pesan yang ditolak", no_args_is_help=True)
+certs_app = typer.Typer(
+    help="sertifikat listener TLS broker / certificates of the broker's TLS listener",
+    no_args_is_help=True,
+)
+device_app = typer.Typer(
+    help="kredensial MQTT per perangkat / per-device MQTT credentials", no_args_is_help=True
+)
 app.add_typer(services_app, name="services")
 app.add_typer(sim_app, name="sim")
 app.add_typer(deadletter_app, name="deadletter")
+app.add_typer(certs_app, name="certs")
+app.add_typer(device_app, name="device")
 
 
 class LogFormat(StrEnum):
@@ -130,6 +140,331 @@ def services_status(config: ConfigOption = None) -> None:
         typer.echo(state.describe())
     if not all(s.healthy for s in states):
         raise typer.Exit(code=1)
+
+
+# ---- certificates and device credentials (the broker's TLS listener) --------------------------
+
+
+def _services_settings(config: Path | None) -> ServicesSettings:
+    from wastebank import services
+    from wastebank.config import load_settings
+
+    try:
+        return load_settings(services.ServicesSettings, config)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+
+
+def _reload_broker(settings: ServicesSettings) -> None:
+    """Tell our running Mosquitto to re-read its password, ACL and certificate files."""
+    from wastebank import services
+
+    pid = services.reload_mosquitto(settings)
+    if pid is None:
+        typer.echo(
+            "mosquitto tidak berjalan; berlaku saat dimulai / mosquitto is not running; "
+            "takes effect when it starts (wastebank services up)"
+        )
+    elif not services.mosquitto_tls_listening(settings):
+        typer.echo(
+            f"broker dimuat ulang / broker reloaded (pid {pid}), tetapi listener TLS belum "
+            "dibuka / but its TLS listener is not open yet: restart it after "
+            "`wastebank certs init` (wastebank services down && wastebank services up)"
+        )
+    else:
+        typer.echo(f"broker dimuat ulang / broker reloaded (pid {pid})")
+
+
+@certs_app.command("init")
+def certs_init(
+    host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--host",
+            help="nama host atau IP broker / a host name or IP address gateways use to reach "
+            "the broker (repeat: --host broker.example.go.id --host 203.0.113.10); default: "
+            "those of the current certificate, or localhost and this machine's name",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="CA baru juga / a new CA too: every gateway then needs the new ca.crt"
+        ),
+    ] = False,
+    name: Annotated[str, typer.Option(help="site name in the CA, e.g. 'Kota Ambon'")] = "wastebank",
+    config: ConfigOption = None,
+) -> None:
+    """Create the site CA and the broker's certificate (idempotent; keeps an existing CA)."""
+    from wastebank import devices, services
+
+    settings = _services_settings(config)
+    files = services.broker_auth_files(settings.run_dir)
+    had_ca = files.ca_cert.is_file()
+    try:
+        report = devices.init_certs(files, host, force=force, site_name=name)
+    except devices.DeviceError as exc:
+        raise _fail(exc) from None
+    ca_state = "dibuat / created" if report.ca_created else "tetap / kept"
+    typer.echo(f"CA {ca_state}: {files.ca_cert}")
+    typer.echo(
+        f"  SHA-256 {report.ca_fingerprint}\n"
+        f"  berlaku sampai / valid until {report.ca_not_after:%Y-%m-%d}"
+    )
+    server_state = "diterbitkan / issued" if report.server_issued else "tetap / kept"
+    typer.echo(
+        f"sertifikat broker / broker certificate {server_state} ({report.reason}): "
+        f"{files.server_cert}"
+    )
+    typer.echo(
+        f"  host: {', '.join(report.hosts)}\n"
+        f"  berlaku sampai / valid until {report.server_not_after:%Y-%m-%d}"
+    )
+    if had_ca and report.ca_created:
+        typer.echo(
+            "CA baru: setiap gateway perlu ca.crt yang baru / new CA: every gateway needs the "
+            "new ca.crt, or it will refuse the broker"
+        )
+    typer.echo(
+        f"salin / copy {files.ca_cert} ke setiap gateway / to every gateway (mqtt.ca_file); "
+        f"kunci privat tetap di sini / private keys stay here (0600)"
+    )
+    if report.server_issued:
+        _reload_broker(settings)
+
+
+@certs_app.command("show")
+def certs_show(config: ConfigOption = None) -> None:
+    """Show the site CA and the broker's certificate: fingerprint, names, validity."""
+    from wastebank import devices, services
+
+    settings = _services_settings(config)
+    files = services.broker_auth_files(settings.run_dir)
+    try:
+        ca, server = devices.cert_info(files.ca_cert), devices.cert_info(files.server_cert)
+    except devices.DeviceError as exc:
+        raise _fail(exc) from None
+    if ca is None or server is None:
+        typer.echo("belum ada sertifikat / no certificates yet: wastebank certs init", err=True)
+        raise typer.Exit(code=1)
+    for label, info in (("CA", ca), ("broker", server)):
+        typer.echo(f"{label}: {info.path}")
+        typer.echo(f"  subjek / subject: {info.subject}")
+        typer.echo(f"  SHA-256 {info.fingerprint}")
+        typer.echo(f"  berlaku / valid {info.not_before:%Y-%m-%d} .. {info.not_after:%Y-%m-%d}")
+        if info.hosts:
+            typer.echo(f"  host: {', '.join(info.hosts)}")
+    typer.echo(
+        f"listener TLS / TLS listener: port {settings.mqtt_tls_port} "
+        f"({settings.mqtt_tls_bind or 'semua antarmuka / every interface'})"
+    )
+
+
+def _site_grants(path: Path) -> tuple[str, str, list[tuple[str, str]], list[str], str]:
+    """From a gateway's site file: its bank and id, the TPS sensors it publishes fill readings
+    for, the uplink topics it subscribes to (LoRaWAN network server, JSON sensors), its prefix."""
+    import tomllib
+
+    from pydantic import ValidationError
+
+    from gateway.main import GatewaySettings, SensorSettings
+
+    try:
+        data = tomllib.loads(path.read_text())
+        sensors = [SensorSettings.model_validate(s) for s in data.get("sensors", [])]
+    except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--site") from None
+    bank = data.get("bank_code")
+    if not isinstance(bank, str):
+        raise typer.BadParameter("the site file has no bank_code", param_hint="--site")
+    gateway = data.get("gateway_id", GatewaySettings.model_fields["gateway_id"].default)
+    prefix = data.get("mqtt", {}).get("topic_prefix", "")
+    serves = [(s.tps_code, s.id) for s in sensors]
+    reads = [s.topic() for s in sensors if s.over_mqtt]
+    return bank, str(gateway), serves, reads, str(prefix)
+
+
+@device_app.command("add")
+def device_add(
+    bank: Annotated[str | None, typer.Option(help="gateway: the waste bank's code")] = None,
+    gateway: Annotated[str | None, typer.Option(help="gateway: its gateway_id")] = None,
+    tps: Annotated[str | None, typer.Option(help="TPS fill sensor: the TPS code")] = None,
+    sensor: Annotated[str | None, typer.Option(help="TPS fill sensor: its sensor id")] = None,
+    site: Annotated[
+        Path | None,
+        typer.Option(
+            help="the gateway's site file: bank, gateway id, and the grants its sensors need"
+        ),
+    ] = None,
+    serves: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--serves", metavar="TPS/SENSOR", help="gateway: also publishes this sensor's fill"
+        ),
+    ] = None,
+    reads: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reads",
+            metavar="FILTER",
+            help="gateway: may subscribe to this topic filter (e.g. LoRaWAN uplinks)",
+        ),
+    ] = None,
+    topic_prefix: Annotated[
+        str, typer.Option(help="topic prefix (tests only; empty in production)")
+    ] = "",
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="a new password for a registered device")
+    ] = False,
+    snippet: Annotated[
+        Path | None,
+        typer.Option(help="also write the site file's mqtt table to this file (mode 0600)"),
+    ] = None,
+    broker_host: Annotated[
+        str | None,
+        typer.Option(help="host in the snippet (default: a name in the broker's certificate)"),
+    ] = None,
+    broker_port: Annotated[
+        int | None, typer.Option(help="port in the snippet (default: the TLS listener's)")
+    ] = None,
+    device_ca_file: Annotated[
+        str, typer.Option(help="where the device keeps the site CA (snippet's ca_file)")
+    ] = "/etc/wastebank/ca.crt",
+    config: ConfigOption = None,
+) -> None:
+    """Issue a device's MQTT password; it may publish only under its own bank/TPS and id.
+
+    Prints the password once. A registered device is refused unless --rotate (a new password;
+    the old one stops working at once).
+    """
+    from wastebank import devices, services
+
+    serves_list, reads_list = list(serves or []), list(reads or [])
+    if site is not None:
+        site_bank, site_gateway, site_serves, site_reads, site_prefix = _site_grants(site)
+        for given, found, option in (
+            (bank, site_bank, "--bank"),
+            (gateway, site_gateway, "--gateway"),
+        ):
+            if given is not None and given != found:
+                raise typer.BadParameter(f"the site file says {found!r}", param_hint=option)
+        bank, gateway = site_bank, site_gateway
+        serves_list += [f"{t}/{s}" for t, s in site_serves]
+        reads_list += site_reads
+        topic_prefix = topic_prefix or site_prefix
+    is_gateway = bank is not None or gateway is not None
+    is_sensor = tps is not None or sensor is not None
+    if is_gateway == is_sensor:
+        typer.echo(
+            "sebutkan --bank dan --gateway, atau --tps dan --sensor / give --bank and --gateway, "
+            "or --tps and --sensor",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+    settings = _services_settings(config)
+    files = services.broker_auth_files(settings.run_dir)
+    try:
+        if is_gateway:
+            if bank is None or gateway is None:
+                raise devices.DeviceError("perlu --bank dan --gateway / need both")
+            device = devices.Device(
+                kind="gateway",
+                site=bank,
+                device_id=gateway,
+                topic_prefix=topic_prefix,
+                serves=devices.parse_serves(serves_list),
+                reads=tuple(dict.fromkeys(reads_list)),
+            )
+        else:
+            if tps is None or sensor is None:
+                raise devices.DeviceError("perlu --tps dan --sensor / need both")
+            if serves_list or reads_list:
+                raise devices.DeviceError("--serves/--reads: hanya gateway / gateways only")
+            device = devices.Device(
+                kind="sensor", site=tps, device_id=sensor, topic_prefix=topic_prefix
+            )
+        issued = devices.Registry(files).add(device, rotate=rotate)
+    except devices.DeviceError as exc:
+        raise _fail(exc) from None
+
+    device = issued.device
+    done = "kata sandi diganti / password rotated" if issued.rotated else "ditambahkan / added"
+    typer.echo(f"perangkat / device {done}: {device.describe()}")
+    typer.echo(f"  username: {device.username}")
+    typer.echo(f"  password: {issued.password}")
+    typer.echo("  (ditampilkan sekali saja / shown only once)")
+    for topic in device.publish_topics:
+        typer.echo(f"  boleh menerbitkan / may publish: {topic}")
+    for topic_filter in device.read_filters:
+        typer.echo(f"  boleh berlangganan / may subscribe: {topic_filter}")
+    if not files.tls_ready:
+        typer.echo(
+            "belum ada sertifikat / no certificates yet: wastebank certs init --host <broker>"
+        )
+    _reload_broker(settings)
+
+    host = broker_host
+    if host is None:
+        server = devices.cert_info(files.server_cert) if files.tls_ready else None
+        names = [h for h in (server.hosts if server else ()) if h not in ("localhost", "::1")]
+        host = names[0] if names else "127.0.0.1"
+    text = devices.site_snippet(
+        issued, host=host, port=broker_port or settings.mqtt_tls_port, ca_file=device_ca_file
+    )
+    if snippet is not None:
+        devices.write_secret(snippet, text)
+        typer.echo(f"potongan site ditulis / site snippet written: {snippet} (0600)")
+    typer.echo("")
+    typer.echo(text, nl=False)
+
+
+@device_app.command("list")
+def device_list(config: ConfigOption = None) -> None:
+    """List the devices allowed on the TLS listener and the topics each may use."""
+    from wastebank import devices, services
+
+    files = services.broker_auth_files(_services_settings(config).run_dir)
+    registry = devices.Registry(files)
+    try:
+        registered = registry.devices()
+    except devices.DeviceError as exc:
+        raise _fail(exc) from None
+    for device in registered:
+        created = f"{device.created_at:%Y-%m-%d}" if device.created_at else "-"
+        rotated = f"{device.rotated_at:%Y-%m-%d}" if device.rotated_at else "-"
+        typer.echo(
+            f"{device.username}\t{device.kind}\t{device.site}\t"
+            f"dibuat / created {created}\tdiganti / rotated {rotated}"
+        )
+        for topic in device.publish_topics:
+            typer.echo(f"    tulis / write  {topic}")
+        for topic_filter in device.read_filters:
+            typer.echo(f"    baca / read    {topic_filter}")
+    unknown = sorted(set(registry.password_users()) - {d.username for d in registered})
+    if unknown:
+        typer.echo(
+            f"di file kata sandi tetapi tidak terdaftar / in the password file but not "
+            f"registered (no ACL: may do nothing): {', '.join(unknown)}"
+        )
+    typer.echo(f"{len(registered)} perangkat / device(s)")
+
+
+@device_app.command("remove")
+def device_remove(
+    username: Annotated[str, typer.Argument(help="as `wastebank device list` shows it")],
+    config: ConfigOption = None,
+) -> None:
+    """Revoke a device: its password and ACL go; the broker drops it at once."""
+    from wastebank import devices, services
+
+    settings = _services_settings(config)
+    registry = devices.Registry(services.broker_auth_files(settings.run_dir))
+    try:
+        device = registry.remove(username)
+    except devices.DeviceError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"dicabut / revoked: {device.describe()}")
+    _reload_broker(settings)
 
 
 # ---- processes --------------------------------------------------------------------------------

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, FilePath, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -37,6 +37,28 @@ class MqttSettings(BaseModel):
         description="empty in production; tests isolate",
     )
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    tls: bool = Field(
+        default=False,
+        description="TLS to the broker (its TLS listener, e.g. port 18883); the broker's "
+        "certificate and host name are always verified",
+    )
+    ca_file: FilePath | None = Field(
+        default=None,
+        description="CA certificate(s) to verify the broker with: the site CA from `wastebank "
+        "certs init` (ca.crt); unset: the system's trusted CAs",
+    )
+    cert_file: FilePath | None = Field(
+        default=None, description="client certificate, for a broker that asks for one"
+    )
+    key_file: FilePath | None = Field(default=None, description="its private key (PEM)")
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> Self:
+        if not self.tls and (self.ca_file or self.cert_file or self.key_file):
+            raise ValueError("ca_file, cert_file and key_file need tls = true")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
 
 
 INFLUXQL_DURATION = r"^(INF|[1-9][0-9]*[hdw])$"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import ssl
 
 import aiomqtt
 
@@ -27,7 +28,19 @@ def client(
     will: aiomqtt.Will | None = None,
     timeout: float | None = None,
 ) -> aiomqtt.Client:
-    """A client for ``settings``; ``persistent`` keeps the session and its queue across connects."""
+    """A client for ``settings``; ``persistent`` keeps the session and its queue across connects.
+
+    With ``settings.tls`` it speaks TLS and verifies the broker's certificate and host name
+    against ``ca_file`` (the site CA) or, without one, the system's trusted CAs.
+    """
+    tls_params = None
+    if settings.tls:
+        tls_params = aiomqtt.TLSParameters(
+            ca_certs=str(settings.ca_file) if settings.ca_file else None,
+            certfile=str(settings.cert_file) if settings.cert_file else None,
+            keyfile=str(settings.key_file) if settings.key_file else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
     client = aiomqtt.Client(
         settings.host,
         settings.port,
@@ -39,6 +52,7 @@ def client(
         will=will,
         timeout=timeout,
         max_inflight_messages=IN_FLIGHT,
+        tls_params=tls_params,
     )
     # aiomqtt warns past 10 pending publishes; a windowed drain has up to IN_FLIGHT on purpose.
     client.pending_calls_threshold = IN_FLIGHT + 10

@@ -5,6 +5,11 @@
 and data dirs, and waits until each one answers. A system mosquitto/influxd that the Debian
 packages may start (ports 1883, 8086, 8088) is never touched: we only stop what our own pid files
 name, and only when that process is the right program running our own config.
+
+Mosquitto has two listeners once the site has certificates (`wastebank certs init`): the loopback
+one, anonymous, for the city server's own processes, and a TLS one for gateways and sensors over
+the internet, where each device logs in with its own password and may publish only its own topics
+(`wastebank device add`, wastebank/devices.py).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ MOSQUITTO_MAX_QUEUED_MESSAGES = 3_000_000
 MOSQUITTO_MAX_QUEUED_BYTES = 1 << 30  # payload bytes queued per client (< 2**31: no overflow)
 MOSQUITTO_MAX_INFLIGHT = 10_000
 MOSQUITTO_AUTOSAVE_S = 5
+DEFAULT_MQTT_TLS_PORT = 18883
 POLL_S = 0.1
 
 # influxd processes this interpreter started; kept so they can be reaped (no zombies, no
@@ -56,6 +62,16 @@ class ServicesSettings(WastebankSettings):
     run_dir: Path = RUN_DIR
     bind: str = "127.0.0.1"
     mqtt_port: int = Field(default=DEFAULT_MQTT_PORT, ge=1, le=65535)
+    mqtt_tls_port: int = Field(
+        default=DEFAULT_MQTT_TLS_PORT,
+        ge=1,
+        le=65535,
+        description="Mosquitto's TLS listener for devices; opened only once certificates exist",
+    )
+    mqtt_tls_bind: str = Field(
+        default="",
+        description="address of the TLS listener; empty: every interface (IPv4 and IPv6)",
+    )
     influx_port: int = Field(default=DEFAULT_INFLUX_PORT, ge=1, le=65535 - INFLUX_RPC_OFFSET)
     install: bool = True
     start_timeout_s: float = Field(default=30.0, gt=0)
@@ -96,6 +112,41 @@ class ServiceState:
         running = "berjalan / running" if self.running else "tidak berjalan / not running"
         answering = "menjawab / answering" if self.answering else "tidak menjawab / not answering"
         return f"{self.name:<9} {pid:<10} {self.host}:{self.port}  {running}, {answering}"
+
+
+@dataclass(frozen=True)
+class BrokerAuthFiles:
+    """The files behind Mosquitto's TLS listener, under ``run_dir``.
+
+    ``certs/``: the site CA and the broker's certificate (`wastebank certs init`); gateways get
+    ``ca.crt`` only. ``mosquitto/passwd`` and ``mosquitto/acl``: each device's password hash
+    (written by ``mosquitto_passwd``) and the topics it may use (`wastebank device add`).
+    """
+
+    ca_cert: Path
+    ca_key: Path
+    server_cert: Path
+    server_key: Path
+    password_file: Path
+    acl_file: Path
+
+    @property
+    def tls_ready(self) -> bool:
+        """The broker has a certificate and key: the TLS listener can be opened."""
+        return self.server_cert.is_file() and self.server_key.is_file()
+
+
+def broker_auth_files(run_dir: Path) -> BrokerAuthFiles:
+    run_dir = run_dir.resolve()
+    certs, mdir = run_dir / "certs", run_dir / "mosquitto"
+    return BrokerAuthFiles(
+        ca_cert=certs / "ca.crt",
+        ca_key=certs / "ca.key",
+        server_cert=certs / "server.crt",
+        server_key=certs / "server.key",
+        password_file=mdir / "passwd",
+        acl_file=mdir / "acl",
+    )
 
 
 # ---- public API -------------------------------------------------------------------------------
@@ -173,6 +224,56 @@ def status(settings: ServicesSettings) -> list[ServiceState]:
     return [_state(svc) for svc in _services(settings)]
 
 
+RELOAD_LOG_LINE = b"Reloading config."
+
+
+def reload_mosquitto(settings: ServicesSettings, timeout_s: float = 5.0) -> int | None:
+    """Make our running Mosquitto re-read its password, ACL and certificate files (SIGHUP).
+
+    Returns its pid, or None when ours is not running (the files are read when it starts).
+    Waits until its log says it is reloading: that happens in its one event loop, so a client
+    that connects after this returns meets the new files. Clients whose password no longer
+    matches are disconnected by the reload (Mosquitto 2.0.11; its manual says otherwise).
+    Listeners are not reloaded: a TLS listener added to the config needs a restart.
+    """
+    mosquitto, _ = _services(settings)
+    pid = _our_pid(mosquitto)
+    if pid is None:
+        return None
+    try:
+        offset = mosquitto.log_file.stat().st_size
+    except FileNotFoundError:
+        offset = 0
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with mosquitto.log_file.open("rb") as fh:
+                fh.seek(offset)
+                if RELOAD_LOG_LINE in fh.read():
+                    return pid
+        except FileNotFoundError:
+            pass
+        time.sleep(POLL_S / 5)
+    log.warning(
+        "mosquitto (pid %s) belum memuat ulang / has not logged a reload within %.0f s",
+        pid,
+        timeout_s,
+    )
+    return pid
+
+
+def mosquitto_tls_listening(settings: ServicesSettings) -> bool:
+    """Whether the config our Mosquitto was started with has the TLS listener."""
+    mosquitto, _ = _services(settings)
+    files = broker_auth_files(settings.run_dir)
+    try:
+        conf = mosquitto.conf.read_text()
+    except FileNotFoundError:
+        return False
+    return f"certfile {files.server_cert}\n" in conf
+
+
 # ---- layout and configs -----------------------------------------------------------------------
 
 
@@ -205,15 +306,27 @@ def _services(settings: ServicesSettings) -> tuple[Service, Service]:
 
 
 def mosquitto_conf(svc: Service, settings: ServicesSettings) -> str:
+    """Our Mosquitto config; with certificates (`wastebank certs init`) it adds a TLS listener
+    on which every client logs in with its own password and may use only its own topics."""
     # Running as root, mosquitto would drop to user "mosquitto", which cannot write our run_dir;
     # naming the current user keeps it as whoever ran `up` (no effect when not root).
     user = _current_user()
+    files = broker_auth_files(settings.run_dir)
+    tls = files.tls_ready
+    per_listener = (
+        """\
+# Each listener has its own authentication and ACL settings: allow_anonymous, password_file and
+# acl_file below apply to the listener line above them. Must come before any of them: a security
+# option above every listener line would open Mosquitto's default listener (port 1883, every
+# interface) with it.
+per_listener_settings true
+"""
+        if tls
+        else ""
+    )
     return f"""\
 # Written by `wastebank services up`; edits are overwritten.
-# Anonymous for now: per-device passwords and ACLs come in a later issue.
-allow_anonymous true
-listener {settings.mqtt_port} {settings.bind}
-user {user}
+{per_listener}user {user}
 pid_file {svc.pid_file}
 persistence true
 persistence_location {svc.dir / "data"}/
@@ -242,6 +355,26 @@ log_type warning
 log_type notice
 log_type information
 log_timestamp_format %Y-%m-%dT%H:%M:%S
+
+# The city server's own processes (ingest, api) and the tests, anonymous. Known gap: anyone who
+# can reach this address may publish as any device (docs/deploy-pi.md, "Broker credentials").
+listener {settings.mqtt_port} {settings.bind}
+allow_anonymous true
+{_tls_listener(settings, files) if tls else ""}"""
+
+
+def _tls_listener(settings: ServicesSettings, files: BrokerAuthFiles) -> str:
+    listener = f"{settings.mqtt_tls_port} {settings.mqtt_tls_bind}".rstrip()
+    return f"""
+# Gateways and sensors over the internet: TLS with the site's certificate, a password per device
+# (`wastebank device add`), and an ACL that lets each publish only under its own ids.
+listener {listener}
+certfile {files.server_cert}
+keyfile {files.server_key}
+tls_version tlsv1.2
+allow_anonymous false
+password_file {files.password_file}
+acl_file {files.acl_file}
 """
 
 
@@ -333,6 +466,31 @@ def _run(cmd: list[str]) -> None:
 
 def _start_mosquitto(svc: Service, settings: ServicesSettings) -> subprocess.Popen[bytes] | None:
     (svc.dir / "data").mkdir(exist_ok=True)
+    files = broker_auth_files(settings.run_dir)
+    if files.tls_ready:
+        tls_host = settings.mqtt_tls_bind or "127.0.0.1"
+        if tls_host in ("0.0.0.0", "::"):  # noqa: S104
+            tls_host = "127.0.0.1"
+        if _port_open(tls_host, settings.mqtt_tls_port):
+            raise ServiceError(
+                f"port TLS {settings.mqtt_tls_port} sudah dipakai proses lain / TLS port already "
+                "in use by another process; set mqtt_tls_port (WASTEBANK_MQTT_TLS_PORT)"
+            )
+        # Mosquitto refuses to start without them; empty files: no device may log in yet.
+        for path in (files.password_file, files.acl_file):
+            if not path.exists():
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.close(fd)
+        log.info(
+            "listener TLS / TLS listener on port %s (%s)",
+            settings.mqtt_tls_port,
+            settings.mqtt_tls_bind or "semua antarmuka / every interface",
+        )
+    else:
+        log.info(
+            "belum ada sertifikat, listener TLS dilewati / no certificates, TLS listener "
+            "skipped (wastebank certs init)"
+        )
     svc.conf.write_text(mosquitto_conf(svc, settings))
     log.info("memulai / starting mosquitto on %s:%s", svc.host, svc.port)
     # -d: mosquitto forks, the child writes pid_file; errors after the fork go to log_file.
