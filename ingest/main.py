@@ -24,17 +24,15 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import Field, ValidationError
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from ingest.metrics import IngestMetrics, MetricsSettings, serve_metrics
-from wastebank import ledger, mqtt
+from wastebank import mqtt
 from wastebank.config import (
     InfluxSettings,
     MqttSettings,
@@ -55,6 +53,9 @@ from wastebank.influx import (
 from wastebank.messages import DepositEvent, FillReading, GatewayAlert, GatewayHealth, Topics
 from wastebank.mqtt import backoff
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
 log = logging.getLogger("wastebank.ingest")
 
 CLOCK_AHEAD_TOLERANCE = timedelta(minutes=2)
@@ -62,6 +63,10 @@ CLOCK_AHEAD_TOLERANCE = timedelta(minutes=2)
 backlog delivered after an outage, so only the future is flagged)."""
 MAX_LINES_PER_WRITE = 5000
 """InfluxDB's advice for one write request; a 413 halves it for that batch."""
+
+
+Kind = Literal["deposit", "fill", "health", "alert"]
+KINDS: tuple[Kind, ...] = ("deposit", "fill", "health", "alert")
 
 
 class IngestSettings(WastebankSettings):
@@ -77,6 +82,12 @@ class IngestSettings(WastebankSettings):
     metrics: MetricsSettings = MetricsSettings()
     batch_size: int = Field(default=5000, ge=1, le=50_000)
     batch_max_age_s: float = Field(default=0.2, gt=0, le=60)
+    kinds: tuple[Kind, ...] = Field(
+        default=KINDS,
+        min_length=1,
+        description="message kinds to subscribe to; without 'deposit' the ledger (SQLAlchemy) "
+        "is loaded only if a dead letter has to be stored",
+    )
 
 
 @dataclass
@@ -120,12 +131,12 @@ class Ingester:
     def __init__(
         self,
         settings: IngestSettings,
-        engine: Engine,
+        engine: Engine | None,
         influx: Influx,
         writer: InfluxWriter | None = None,
     ) -> None:
         self.settings = settings
-        self.engine = engine
+        self._engine = engine
         self.influx = influx
         self.writer: InfluxWriter | Influx = writer or influx
         self.topics = Topics(settings.mqtt.topic_prefix)
@@ -133,6 +144,19 @@ class Ingester:
         self.metrics = IngestMetrics()
         self._clock_warned: set[str] = set()
         self._now = datetime.now(UTC)
+
+    @property
+    def engine(self) -> Engine:
+        """The ledger, opened on first use when the ingester was started without it."""
+        if self._engine is None:
+            from wastebank import ledger
+
+            self._engine = ledger.make_engine(self.settings.ledger_url)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
 
     # ---- one message: validation and identity -------------------------------------------------
 
@@ -212,6 +236,10 @@ class Ingester:
     def _ledger_batch(self, deposits: list[_Item], invalid: list[_Item], dead_letter: bool) -> None:
         """The batch's deposits in one transaction, then (if ``dead_letter``) one transaction of
         dead letters for everything rejected: invalid messages and deposits the ledger refused."""
+        from sqlalchemy.orm import Session
+
+        from wastebank import ledger
+
         failed = list(invalid)
         with Session(self.engine) as session:
             events = [i.parsed for i in deposits if isinstance(i.parsed, DepositEvent)]
@@ -273,6 +301,10 @@ class Ingester:
 
     async def dead_letter(self, topic: str, payload: bytes, error: str) -> None:
         def write() -> None:
+            from sqlalchemy.orm import Session
+
+            from wastebank import ledger
+
             with Session(self.engine) as session:
                 ledger.add_dead_letters(session, [(topic, payload, error)])
 
@@ -345,12 +377,13 @@ class Ingester:
     # ---- the consumer loop ----------------------------------------------------------------------
 
     def filters(self) -> list[str]:
-        filters = [
-            self.topics.deposit_filter,
-            self.topics.fill_filter,
-            self.topics.health_filter,
-            self.topics.alert_filter,
-        ]
+        by_kind = {
+            "deposit": self.topics.deposit_filter,
+            "fill": self.topics.fill_filter,
+            "health": self.topics.health_filter,
+            "alert": self.topics.alert_filter,
+        }
+        filters = [by_kind[k] for k in dict.fromkeys(self.settings.kinds)]
         group = self.settings.shared_group
         return [f"$share/{group}/{f}" for f in filters] if group else filters
 
@@ -492,7 +525,14 @@ def _validate(model: type[M], payload: bytes) -> M:
 
 
 async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -> None:
-    engine = ledger.make_engine(settings.ledger_url)
+    # A telemetry-only ingester never loads SQLAlchemy unless it must store a dead letter: about
+    # a third of its memory (bench/ingest.py). One that takes deposits opens the ledger now, so a
+    # wrong ledger URL stops it at start, not at the first deposit.
+    engine = None
+    if "deposit" in settings.kinds:
+        from wastebank import ledger
+
+        engine = ledger.make_engine(settings.ledger_url)
     influx = Influx(settings.influx)
     writer = await _retrying(lambda: make_writer(settings.influx), "InfluxDB")
     ingester = Ingester(settings, engine, influx, writer)
@@ -521,7 +561,7 @@ async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -
         log.info("ingest berhenti / stopping: %s", ingester.stats.as_dict())
         await writer.aclose()
         await influx.aclose()
-        engine.dispose()
+        ingester.close()
 
 
 _PUBACK = struct.Struct("!BBH")  # fixed header, remaining length 2, packet id

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import aiomqtt
@@ -284,3 +287,63 @@ async def test_processed_messages_are_acknowledged_and_never_redelivered(
             if seqs[-1] == 999:
                 break
     assert seqs == [999]
+
+
+def test_the_ingester_module_does_not_load_sqlalchemy() -> None:
+    """A telemetry-only ingester stays small: SQLAlchemy is loaded with the ledger, on use."""
+    code = "import sys, ingest.main; print(any(m.startswith('sqlalchemy') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+async def test_a_telemetry_ingester_leaves_deposits_and_still_keeps_dead_letters(
+    mqtt_settings: MqttSettings, influx_settings: InfluxSettings, ledger_url: str, test_id: str
+) -> None:
+    settings = IngestSettings(
+        mqtt=mqtt_settings,
+        influx=influx_settings,
+        ledger_url=ledger_url,
+        client_id=f"ingest-telemetry-{test_id}",
+        batch_max_age_s=0.05,
+        kinds=("fill", "health", "alert"),
+    )
+    topics = Topics(mqtt_settings.topic_prefix)
+    ready = asyncio.Event()
+    task = asyncio.create_task(run_ingest(settings, ready=ready))
+    try:
+        await asyncio.wait_for(ready.wait(), 20)
+        good = FillReading(
+            reading_id="us-01-1",
+            sensor_id="us-01",
+            seq=1,
+            tps_code="tps-batu-merah",
+            measured_at=datetime.now(UTC),
+            distance_mm=900,
+            fillingLevel=0.4,
+        )
+        fill_topic = topics.fill("tps-batu-merah", "us-01")
+        await publish(
+            mqtt_settings,
+            [
+                (
+                    topics.deposit("bs-batu-merah", "gw-01"),
+                    deposit_event(1).model_dump_json().encode(),
+                ),
+                (fill_topic, b'{"kind": "fill", "fillingLevel": 7}'),
+                (fill_topic, good.model_dump_json().encode()),
+            ],
+        )
+
+        async def written() -> bool:
+            q = 'SELECT count("filling_level") FROM "fill_level"'
+            rows = await influx_sum(influx_settings, q)
+            return bool(rows) and rows[0][1] == 1
+
+        await eventually(written)
+        # The invalid reading came before the good one in the same stream: already stored.
+        deposits, dead, _ = ledger_counts(ledger_url)
+        assert (deposits, dead) == (0, 1)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
