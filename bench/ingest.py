@@ -9,9 +9,11 @@ c. raw InfluxDB write rate: the same N readings as prebuilt line protocol, 5,000
 d. the ingester end to end (a separate `wastebank ingest` process, QoS 1, validated, durable):
    N fill readings, then M deposits against a seeded SQLite ledger; each timed from the first
    publish until InfluxDB (and, for deposits, the ledger) holds them all;
-e. the ingester's peak RSS over d and f (psutil);
+e. the ingester's peak RSS (psutil), per phase;
 f. backlog drain: ingester stopped, B readings published, ingester started with the same client
-   id; timed from its start until InfluxDB holds all B.
+   id; timed from its start until InfluxDB holds all B;
+g. two telemetry ingesters (`WASTEBANK_KINDS` without deposits) sharing one subscription
+   (`WASTEBANK_SHARED_GROUP`), N readings end to end, and each one's peak RSS.
 
 Rates are from the publisher's first PUBLISH to the last message received / counted, so they
 include the publisher's own ramp (small: it is a raw-socket pipelined publisher, 5,000 in flight).
@@ -368,7 +370,8 @@ class Ingester:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env, self.log = env, log
         self.proc: asyncio.subprocess.Process | None = None
-        self.peak_rss = 0
+        self.peak_rss = 0  # since start or the last take_peak()
+        self.max_rss = 0
         self.idle_rss = 0  # right after it subscribed, before any message
         self.startup_s = 0.0  # process start to "subscribed", last start
         self._sampler: asyncio.Task[None] | None = None
@@ -399,8 +402,14 @@ class Ingester:
     async def _sample(self, proc: psutil.Process) -> None:
         with contextlib.suppress(psutil.Error):
             while True:
-                self.peak_rss = max(self.peak_rss, proc.memory_info().rss)
+                rss = proc.memory_info().rss
+                self.peak_rss, self.max_rss = max(self.peak_rss, rss), max(self.max_rss, rss)
                 await asyncio.sleep(0.1)
+
+    def take_peak(self) -> float:
+        """The peak RSS in MB since the last call (one phase), and start afresh."""
+        peak, self.peak_rss = self.peak_rss, 0
+        return peak / MB
 
     async def stop(self) -> None:
         if self._sampler is not None:
@@ -464,6 +473,9 @@ class Results:
     figures: dict[str, Figure] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
     idle_rss_mb: float = 0.0
+    phase_rss_mb: dict[str, float] = field(default_factory=dict)
+    shared_rss_mb: list[float] = field(default_factory=list)
+    shared_idle_mb: list[float] = field(default_factory=list)
     startup_s: float = 0.0
     dropped_notices: int = 0
 
@@ -493,6 +505,9 @@ async def bench(args: argparse.Namespace) -> Results:
         backlog = write_messages(
             tmp / "backlog.bin", fill_messages(fill_readings(args.backlog, "tps-backlog", base))
         )
+        shared_fills = write_messages(
+            tmp / "shared.bin", fill_messages(fill_readings(args.n, "tps-shared", base))
+        )
         del readings
 
         raw_db, ingest_db = f"bench_{run.run_id}_raw", f"bench_{run.run_id}"
@@ -509,6 +524,19 @@ async def bench(args: argparse.Namespace) -> Results:
             "WASTEBANK_CLIENT_ID": client_id,
         }
         ingester = Ingester(env, tmp / "ingest.log")
+        shared = [
+            Ingester(
+                {
+                    **env,
+                    "WASTEBANK_MQTT__TOPIC_PREFIX": run.prefix("shared"),
+                    "WASTEBANK_CLIENT_ID": f"{client_id}-shared-{i}",
+                    "WASTEBANK_SHARED_GROUP": f"bench-{run.run_id}",
+                    "WASTEBANK_KINDS": '["fill", "health", "alert"]',
+                },
+                tmp / f"ingest-shared-{i}.log",
+            )
+            for i in range(2)
+        ]
         figs = results.figures
         async with httpx.AsyncClient(timeout=120) as http:
             try:
@@ -541,6 +569,7 @@ async def bench(args: argparse.Namespace) -> Results:
                 figs["telemetry"] = Figure(
                     "ingester telemetry end to end", count, end - pub.first, args.n
                 )
+                results.phase_rss_mb["telemetry"] = ingester.take_peak()
                 progress(f"(d) ingester, {args.m:,} deposits end to end (ledger + InfluxDB)")
                 pub = await start_publisher(run.host, run.mqtt_port, run.prefix("ingest"), deposits)
                 count, end = await until("deposits", args.m, deposits_done, run.timeout_s)
@@ -548,6 +577,7 @@ async def bench(args: argparse.Namespace) -> Results:
                 figs["deposits"] = Figure(
                     "ingester deposits end to end (SQLite ledger)", count, end - pub.first, args.m
                 )
+                results.phase_rss_mb["deposits"] = ingester.take_peak()
 
                 progress(f"(f) backlog: ingester stopped, {args.backlog:,} published")
                 await ingester.stop()
@@ -564,15 +594,36 @@ async def bench(args: argparse.Namespace) -> Results:
                     end - started,
                     args.backlog,
                 )
+                results.phase_rss_mb["backlog"] = ingester.take_peak()
+                await ingester.stop()
+
+                progress(f"(g) two telemetry ingesters in a shared group, {args.n:,} readings")
+                for one in shared:
+                    await one.start()
+                    results.shared_idle_mb.append(one.idle_rss / MB)
+                pub = await start_publisher(
+                    run.host, run.mqtt_port, run.prefix("shared"), shared_fills
+                )
+                count, end = await until(
+                    "shared", args.n, lambda: fill_count("tps-shared"), run.timeout_s
+                )
+                await pub.finished()
+                figs["shared"] = Figure(
+                    "2 telemetry ingesters, shared subscription", count, end - pub.first, args.n
+                )
             finally:
                 await ingester.stop()
-                results.peak_rss_mb = ingester.peak_rss / MB
+                for one in shared:
+                    await one.stop()
+                    results.shared_rss_mb.append(one.max_rss / MB)
+                results.peak_rss_mb = ingester.max_rss / MB
                 results.idle_rss_mb = ingester.idle_rss / MB
                 results.startup_s = ingester.startup_s
                 if any(not f.complete for f in figs.values()):
                     progress(f"ingester log tail:\n{ingester.tail()}")
                 progress("cleaning up (databases, broker session)")
-                await forget_session(run, client_id)
+                for cid in (client_id, *(f"{client_id}-shared-{i}" for i in range(2))):
+                    await forget_session(run, cid)
                 for db in (raw_db, ingest_db):
                     with contextlib.suppress(httpx.HTTPError):
                         await influx_post(http, run.influx_url, f'DROP DATABASE "{db}"')
@@ -591,16 +642,31 @@ def report(results: Results, args: argparse.Namespace) -> None:
     print(f"\nIngest benchmark: N={args.n:,} readings, M={args.m:,} deposits", end="")
     print(f", backlog {args.backlog:,}; {time.strftime('%Y-%m-%d %H:%M')}")
     print(f"({os.cpu_count()} cores, Mosquitto and InfluxDB on this machine)\n")
-    for key in ("aiomqtt", "paho", "influx", "telemetry", "deposits", "backlog"):
+    for key in ("aiomqtt", "paho", "influx", "telemetry", "deposits", "backlog", "shared"):
         if key in f:
             print(f[key].line())
     print(
         f"  {'ingester peak RSS':<44} {results.peak_rss_mb:>9.1f} MB"
         f"  (idle, just subscribed: {results.idle_rss_mb:.1f} MB)"
     )
+    for phase, mb in results.phase_rss_mb.items():
+        print(f"  {'  peak during ' + phase:<44} {mb:>9.1f} MB")
+    for i, mb in enumerate(results.shared_rss_mb):
+        idle = results.shared_idle_mb[i] if i < len(results.shared_idle_mb) else 0.0
+        print(
+            f"  {f'telemetry ingester {i + 1} (shared) peak RSS':<44} {mb:>9.1f} MB"
+            f"  (idle: {idle:.1f} MB)"
+        )
     print(f"  {'ingester start to subscribed (in backlog)':<44} {results.startup_s:>9.2f} s")
     print(f"  {'broker drop notices for bench clients':<44} {results.dropped_notices:>9}")
     tele = f.get("telemetry")
+    shared = f.get("shared")
+    if shared is not None and shared.rate:
+        print("\nRatios (two telemetry ingesters sharing a subscription):")
+        if "paho" in f and f["paho"].rate:
+            print(f"  / {'raw paho-mqtt receive':<40} {shared.rate / f['paho'].rate:6.2f}x")
+        ratio = shared.rate / NODE_RED_POINTS_S
+        print(f"  / {'Node-RED reference, 17,600 points/s':<40} {ratio:6.2f}x")
     if tele is not None:
         print("\nRatios (ingester telemetry end to end):")
         for key, label in (("aiomqtt", "raw aiomqtt"), ("paho", "raw paho-mqtt")):
@@ -611,10 +677,26 @@ def report(results: Results, args: argparse.Namespace) -> None:
             "   (figure stated in issue 4 for this machine, not measured here)"
         )
     print("\nGoals (issue 4):")
+    goal = GOAL_TELEMETRY_X * NODE_RED_POINTS_S
     if tele is not None:
-        goal = GOAL_TELEMETRY_X * NODE_RED_POINTS_S
-        print(_goal(f"telemetry >= {goal:,.0f} /s", tele.complete and tele.rate >= goal))
-    print(_goal(f"ingester RSS < {GOAL_RSS_MB} MB", 0 < results.peak_rss_mb < GOAL_RSS_MB))
+        met = tele.complete and tele.rate >= goal
+        print(_goal(f"telemetry >= {goal:,.0f} /s, one ingester", met))
+    if shared is not None:
+        met = shared.complete and shared.rate >= goal
+        print(_goal(f"telemetry >= {goal:,.0f} /s, two sharing a subscription", met))
+    print(
+        _goal(
+            f"ingester (all kinds) RSS < {GOAL_RSS_MB} MB",
+            0 < results.peak_rss_mb < GOAL_RSS_MB,
+        )
+    )
+    if results.shared_rss_mb:
+        print(
+            _goal(
+                f"each telemetry ingester RSS < {GOAL_RSS_MB} MB",
+                all(0 < mb < GOAL_RSS_MB for mb in results.shared_rss_mb),
+            )
+        )
     if "deposits" in f:
         d = f["deposits"]
         print(

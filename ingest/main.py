@@ -426,9 +426,12 @@ class Inbox:
     the broker redelivers it, and the ledger and InfluxDB make the second application a no-op.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int) -> None:
         self._loop = loop
         self._items: deque[tuple[paho.MQTTMessage, int]] = deque()
+        self.limit = limit
+        self.room = threading.Event()  # clear while ``limit`` messages wait: paho stops reading
+        self.room.set()
         self._event = asyncio.Event()
         self._want = 0  # wake the loop when this many are queued; 0: it is not waiting
         self._lock = threading.Lock()  # connection number vs. acks
@@ -440,6 +443,8 @@ class Inbox:
 
     def put(self, message: paho.MQTTMessage) -> None:
         self._items.append((message, self._connection))
+        if len(self._items) >= self.limit:
+            self.room.clear()
         want = self._want
         if want and len(self._items) >= want:
             self._want = 0
@@ -467,6 +472,8 @@ class Inbox:
             items = self._items
             while items and len(batch) < size:
                 batch.append(items.popleft())
+            if len(items) < self.limit:
+                self.room.set()
             remaining = deadline - self._loop.time()
             if len(batch) >= size or remaining <= 0:
                 return batch, first
@@ -544,7 +551,7 @@ async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -
         if settings.metrics.port is not None
         else None
     )
-    inbox = Inbox(asyncio.get_running_loop())
+    inbox = Inbox(asyncio.get_running_loop(), limit=2 * settings.batch_size)
     client: _Client | None = None
     try:
         await _retrying(lambda: _ensure_schema(influx, settings.influx), "InfluxDB schema")
@@ -586,6 +593,8 @@ class _Client(paho.Client):
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._rpos >= len(self._rbuf):
+            if self.room is not None and not self.room.is_set():
+                raise BlockingIOError  # paho: "try again later", a partial packet is kept
             data = super()._sock_recv(max(bufsize, self.READ_SIZE))
             if len(data) <= bufsize:
                 return data
@@ -594,7 +603,18 @@ class _Client(paho.Client):
         self._rpos = min(len(self._rbuf), start + bufsize)
         return self._rbuf[start : self._rpos]
 
+    room: threading.Event | None = None
+    """Set while the consumer can take more; while clear, the socket is left unread."""
+
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        if self._rpos >= len(self._rbuf) and self.room is not None and not self.room.is_set():
+            # The consumer is behind: leave the rest in the socket, so TCP pushes back on the
+            # broker, which keeps it (Mosquitto 2.0 let a consumer's unacknowledged messages
+            # grow past max_inflight_messages: 100,000 in an inbox was measured). Waiting here,
+            # not returning, keeps paho's loop from spinning on a readable socket; it still
+            # sends keepalives between waits.
+            if not self.room.wait(1.0):
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
         rc = super().loop_read(max_packets)
         while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._rpos < len(self._rbuf):
             rc = super().loop_read(max_packets)
@@ -623,11 +643,13 @@ def _connect(
 ) -> _Client:
     """A paho client on its own network thread, feeding ``inbox``; it reconnects by itself.
 
-    MQTT 3.1.1, persistent session, QoS 1, manual acknowledgement. The broker never has more
-    than its in-flight window (``max_inflight_messages``, see wastebank/services.py)
-    unacknowledged with us, which bounds the inbox: backpressure instead of a growing queue.
-    (MQTT 5's Receive Maximum would say the same from the client side, but Mosquitto 2.0
-    delivered a third as fast to a v5 session with a large window: measured with bench/ingest.py.)
+    MQTT 3.1.1, persistent session, QoS 1, manual acknowledgement. The inbox is bounded by
+    the client: past ``2 * batch_size`` waiting messages paho stops reading the socket until the
+    consumer catches up, so TCP pushes back on the broker, which keeps the rest in the session:
+    backpressure instead of a growing queue. (The broker's own window, max_inflight_messages,
+    did not hold under load with Mosquitto 2.0.11; MQTT 5's Receive Maximum says the same from
+    the client side, but Mosquitto delivered a third as fast to such a v5 session: both measured
+    with bench/ingest.py.)
     """
     loop = asyncio.get_running_loop()
     mqtt_settings = settings.mqtt
@@ -688,6 +710,7 @@ def _connect(
     client.on_subscribe = on_subscribe
     client.on_disconnect = on_disconnect
     client.on_message = on_message
+    client.room = inbox.room
     inbox.client = client
     client.connect_async(
         mqtt_settings.host,

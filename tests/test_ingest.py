@@ -7,18 +7,22 @@ import contextlib
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import aiomqtt
 import httpx
+import paho.mqtt.client as paho
 import pytest
 from asgi_lifespan import LifespanManager
+from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+import ingest.main as ingest_main
 from api.app import ApiSettings, create_app
 from firmware_sim.tps import TpsSimSettings, run_tps_sensor
-from ingest.main import IngestSettings
+from ingest.main import Inbox, IngestSettings
 from ingest.main import run as run_ingest
 from ingest.metrics import MetricsSettings
 from tests.conftest import deposit_event, eventually, free_port
@@ -347,3 +351,33 @@ async def test_a_telemetry_ingester_leaves_deposits_and_still_keeps_dead_letters
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_the_inbox_stops_paho_reading_when_the_consumer_is_behind() -> None:
+    """Past its limit the inbox closes ``room``; paho's socket reads then say "try again" (the
+    bytes stay in the socket, TCP pushes back on the broker) until a batch is taken."""
+    inbox = Inbox(asyncio.get_running_loop(), limit=3)
+    client = ingest_main._Client(CallbackAPIVersion.VERSION2, client_id="t", manual_ack=True)
+    client.room = inbox.room
+    reads: list[int] = []
+
+    def sock_recv(bufsize: int) -> bytes:
+        reads.append(bufsize)
+        return b"\x30" * bufsize
+
+    client._sock = object()  # type: ignore[assignment]  # only the room check runs before it
+    with mock.patch.object(paho.Client, "_sock_recv", lambda self, n: sock_recv(n)):
+        for mid in range(1, 4):
+            message = paho.MQTTMessage(mid, b"wb/v1/x")
+            message.qos = 1
+            inbox.put(message)
+        assert not inbox.room.is_set()
+        with pytest.raises(BlockingIOError):
+            client._sock_recv(1)
+        assert reads == []
+        batch, _ = await inbox.take(2, 0.01)
+        assert [m.mid for m, _ in batch] == [1, 2]
+        assert inbox.room.is_set()
+        assert client._sock_recv(1) == b"\x30"
+        assert reads == [ingest_main._Client.READ_SIZE]
+    client._sock = None  # the stand-in is not a socket to close
