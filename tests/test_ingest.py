@@ -368,15 +368,13 @@ async def test_the_inbox_stops_paho_reading_when_the_consumer_is_behind() -> Non
     client._sock = object()  # type: ignore[assignment]  # only the room check runs before it
     with mock.patch.object(paho.Client, "_sock_recv", lambda self, n: sock_recv(n)):
         for mid in range(1, 4):
-            message = paho.MQTTMessage(mid, b"wb/v1/x")
-            message.qos = 1
-            inbox.put(message)
+            inbox.put(b"wb/v1/x", b"{}", mid, 1)
         assert not inbox.room.is_set()
         with pytest.raises(BlockingIOError):
             client._sock_recv(1)
         assert reads == []
         batch, _ = await inbox.take(2, 0.01)
-        assert [m.mid for m, _ in batch] == [1, 2]
+        assert [mid for _, _, mid, _, _ in batch] == [1, 2]
         assert inbox.room.is_set()
         assert client._sock_recv(1) == b"\x30"
         assert reads == [ingest_main._Client.READ_SIZE]
