@@ -875,3 +875,60 @@ async def test_the_hourly_rollup_downsamples(
     assert row["readings"] == 3
     assert row["filling_level_max"] == pytest.approx(0.9)
     assert row["filling_level_mean"] == pytest.approx(0.5)
+
+
+@st.composite
+def fill_readings(draw: st.DrawFn) -> FillReading:
+    seq = draw(st.integers(0, 10**9))
+    optional = st.none() | st.just(True)  # each optional field present or absent
+
+    def maybe(strategy: st.SearchStrategy[object]) -> object:
+        return draw(st.none() | strategy) if draw(optional) else None
+
+    return FillReading(
+        reading_id=f"us-01-{seq}",
+        sensor_id="us-01",
+        seq=seq,
+        tps_code=draw(st.sampled_from(["tps-batu-merah", "t", "tps-0-9"])),
+        measured_at=datetime(2026, 11, 23, tzinfo=UTC)
+        + timedelta(milliseconds=draw(st.integers(0, 10**10))),
+        distance_mm=draw(st.integers(0, 20_000)),
+        fillingLevel=draw(st.floats(0, 1)),
+        temperature_c=maybe(st.floats(-40, 85)),
+        battery_pct=maybe(st.integers(0, 100)),
+        rssi_dbm=maybe(st.integers(-200, 20)),
+        snr_db=maybe(st.floats(-40, 40)),
+        source=maybe(st.sampled_from(["jsn_sr04t", "em310_udl", "json"])),
+        level_status=maybe(st.sampled_from(["ok", "over_full", "below_empty"])),
+        tilt=maybe(st.booleans()),
+        pings=maybe(st.integers(1, 1000)),
+        raw=maybe(st.text(max_size=40)),
+    )
+
+
+@given(fill_readings(), st.none() | st.integers(121, 10**6))
+def test_fill_line_is_what_the_general_encoder_writes(
+    reading: FillReading, clock_ahead_s: int | None
+) -> None:
+    """The hand-ordered fast path equals line() for the same tags and fields."""
+    expected = line(
+        influx_module.FILL,
+        {"tps": reading.tps_code, "sensor": reading.sensor_id},
+        {
+            "filling_level": float(reading.fillingLevel),
+            "distance_mm": reading.distance_mm,
+            "reading_id": reading.reading_id,
+            "temperature_c": reading.temperature_c,
+            "battery_pct": reading.battery_pct,
+            "rssi_dbm": reading.rssi_dbm,
+            "snr_db": reading.snr_db,
+            "source": reading.source,
+            "level_status": reading.level_status,
+            "tilt": reading.tilt,
+            "pings": reading.pings,
+            "raw": reading.raw,
+            "clock_ahead_s": clock_ahead_s,
+        },
+        influx_module.point_time_ns(reading.measured_at, reading.seq),
+    )
+    assert fill_line(reading, clock_ahead_s=clock_ahead_s) == expected

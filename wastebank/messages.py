@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -229,8 +229,9 @@ class Topics:
         return TopicParts(*match.groups())
 
 
-@dataclass(frozen=True)
-class TopicParts:
+class TopicParts(NamedTuple):
+    """A topic's parts (a tuple: built for every message the ingester takes)."""
+
     site: str
     device_type: str
     device_id: str
