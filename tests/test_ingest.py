@@ -15,6 +15,7 @@ import paho.mqtt.client as paho
 import pytest
 from asgi_lifespan import LifespanManager
 from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -30,7 +31,7 @@ from wastebank import ledger
 from wastebank.cli import app
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.influx import Influx
-from wastebank.messages import FillReading, Topics
+from wastebank.messages import SEQ_MAX, DepositEvent, FillReading, Topics
 
 pytestmark = pytest.mark.integration
 
@@ -379,3 +380,17 @@ async def test_the_inbox_stops_paho_reading_when_the_consumer_is_behind() -> Non
         assert client._sock_recv(1) == b"\x30"
         assert reads == [ingest_main._Client.READ_SIZE]
     client._sock = None  # the stand-in is not a socket to close
+
+
+def test_a_sequence_number_too_long_for_the_ledger_is_refused_at_validation() -> None:
+    """event_id = gateway id + '-' + seq must fit the ledger's column (PostgreSQL enforces it):
+    a longer one is an invalid payload (dead letter), not a batch failing for ever."""
+
+    def with_seq(seq: int) -> DepositEvent:
+        fields = deposit_event(1).model_dump()
+        fields.update(seq=seq, gateway_id="g" * 63, event_id=f"{'g' * 63}-{seq}")
+        return DepositEvent.model_validate(fields)
+
+    assert len(with_seq(SEQ_MAX).event_id) <= 100
+    with pytest.raises(ValidationError, match="seq"):
+        with_seq(SEQ_MAX + 1)

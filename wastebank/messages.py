@@ -27,6 +27,10 @@ TOPIC_ROOT = "wb/v1"
 # Codes used in topics: lower-case letters, digits and dashes, so they never contain `/`, `+`, `#`.
 CODE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 Code = Annotated[str, Field(pattern=CODE_PATTERN)]
+SEQ_MAX = 10**15 - 1
+"""Sequence numbers have at most 15 digits: a 63-character id, '-' and the number fit the
+ledger's 100-character event id (PostgreSQL refuses longer; SQLite would not notice). A gateway
+numbering 100 deposits a second would need 300,000 years to reach it."""
 
 
 # pydantic's own AwareDatetime ("Input should have timezone info"): checked in its Rust core,
@@ -43,7 +47,7 @@ class DepositEvent(_Message):
     kind: Literal["deposit"] = "deposit"
     event_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*-\d+$", description="'{gateway_id}-{seq}'")
     gateway_id: Code
-    seq: int = Field(ge=0, description="per-gateway sequence number, survives restarts")
+    seq: int = Field(ge=0, le=SEQ_MAX, description="per-gateway sequence number, survives restarts")
     bank_code: Code
     scale_id: Code
     flow: Literal["kiosk", "attendant"] = Field(
@@ -83,7 +87,7 @@ class FillReading(_Message):
     kind: Literal["fill"] = "fill"
     reading_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*-\d+$", description="'{sensor_id}-{seq}'")
     sensor_id: Code
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=SEQ_MAX)
     tps_code: Code
     measured_at: AwareDatetime
     distance_mm: int = Field(ge=0, le=20_000)
@@ -153,6 +157,9 @@ class GatewayHealth(_Message):
     outbox_depth: int = Field(ge=0)
     outbox_oldest_age_s: int | None = Field(default=None, ge=0)
     outbox_dropped: int = Field(ge=0, description="rows dropped by the size or age bound, ever")
+    outbox_refused: int = Field(
+        default=0, ge=0, description="rows kept because the broker refused them (MQTT 5 PUBACK)"
+    )
     mqtt_reconnects: int = Field(ge=0)
     deposits_stored: int = Field(ge=0)
     scales: list[ScaleHealth] = Field(default_factory=list, max_length=64)
@@ -165,9 +172,9 @@ class GatewayAlert(_Message):
     kind: Literal["alert"] = "alert"
     alert_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*-\d+$", description="'{gateway_id}-{seq}'")
     gateway_id: Code
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=SEQ_MAX)
     bank_code: Code
-    code: Literal["zero_drift", "outbox_dropped", "scale_offline"]
+    code: Literal["zero_drift", "outbox_dropped", "scale_offline", "publish_refused"]
     state: Literal["raised", "cleared"]
     subject: str = Field(max_length=64, description="the scale or sensor concerned")
     value: float | None = None
