@@ -20,6 +20,7 @@ import asyncio
 import logging
 import struct
 import threading
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import Field, ValidationError
 
@@ -581,78 +583,94 @@ _TOPIC_LENGTH = struct.Struct("!H")  # also the packet id
 
 
 class _Client(paho.Client):
-    """paho with buffered socket reads.
+    """paho, with the ingester's read path: whole packets parsed straight from 64 KiB reads.
 
-    paho reads each packet with three or more ``recv`` calls (command byte, length bytes, body)
-    and handles one packet per wake-up of its loop. At tens of thousands of messages a second
-    those system calls cost more than the message, and on a threaded loop each one also hands the
-    GIL back and forth with the thread doing the work. This reads the socket 64 KiB at a time,
-    serves paho's small reads from that buffer and handles every whole packet in it per wake-up.
+    paho reads each packet with three or more ``recv`` calls (command byte, length bytes, body),
+    handles one packet per wake-up of its loop, and builds an MQTTMessage for each PUBLISH (with
+    an MQTTMessageInfo holding a threading.Condition) to match against per-topic callbacks. At
+    tens of thousands of messages a second that was most of the ingester's time (py-spy), and
+    on a threaded loop every system call also hands the GIL back and forth with the thread doing
+    the work. Here, with MQTT 3.1.1 and an inbox, ``loop_read`` reads the socket 64 KiB at a
+    time, puts each QoS 0/1 PUBLISH into the inbox as (topic, payload, packet id, QoS), and
+    hands every other packet (CONNACK, SUBACK, PINGRESP, QoS 2...) to paho's own handler as
+    paho's reader would. Manual acknowledgement is on, so paho would send nothing for a
+    PUBLISH either. Without an inbox, or with MQTT 5, paho reads as usual.
     """
 
     READ_SIZE = 65536
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._rbuf = b""
-        self._rpos = 0
-
-    def _sock_recv(self, bufsize: int) -> bytes:
-        if self._rpos >= len(self._rbuf):
-            if self.room is not None and not self.room.is_set():
-                raise BlockingIOError  # paho: "try again later", a partial packet is kept
-            data = super()._sock_recv(max(bufsize, self.READ_SIZE))
-            if len(data) <= bufsize:
-                return data
-            self._rbuf, self._rpos = data, 0
-        start = self._rpos
-        self._rpos = min(len(self._rbuf), start + bufsize)
-        return self._rbuf[start : self._rpos]
-
     room: threading.Event | None = None
     """Set while the consumer can take more; while clear, the socket is left unread."""
     inbox: Inbox | None = None
-    """Where PUBLISHes go, straight from the packet (see ``_handle_publish``)."""
+    """Where PUBLISHes go, straight from the packet."""
 
-    def _handle_publish(self) -> MQTTErrorCode:
-        """An MQTT 3.1.1 QoS 0/1 PUBLISH, straight into the inbox as (topic, payload, id, QoS).
-
-        paho builds an MQTTMessage for each one, with an MQTTMessageInfo holding a
-        threading.Condition, and matches it against per-topic callbacks: at 25,000 a second
-        that is a third of the ingester's time (py-spy). Manual acknowledgement is on, so paho
-        would send nothing here either. Anything else (QoS 2, MQTT 5) goes through paho.
-        """
-        header = self._in_packet["command"]
-        qos = (header & 0x06) >> 1
-        if self.inbox is None or qos > 1 or self._protocol != paho.MQTTv311:
-            return super()._handle_publish()
-        packet = self._in_packet["packet"]
-        (length,) = _TOPIC_LENGTH.unpack_from(packet)
-        topic = packet[2 : 2 + length]
-        pos = 2 + length
-        mid = 0
-        if qos:
-            (mid,) = _TOPIC_LENGTH.unpack_from(packet, pos)
-            pos += 2
-        self.inbox.put(bytes(topic), bytes(packet[pos:]), mid, qos)
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._partial = b""  # the start of a packet whose rest is still in the socket
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
-        if self._rpos >= len(self._rbuf) and self.room is not None and not self.room.is_set():
+        inbox = self.inbox
+        if inbox is None or self._protocol != paho.MQTTv311:
+            return super().loop_read(max_packets)
+        if self._sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        room = self.room
+        if room is not None and not room.is_set() and not room.wait(1.0):
             # The consumer is behind: leave the rest in the socket, so TCP pushes back on the
-            # broker, which keeps it (Mosquitto 2.0 let a consumer's unacknowledged messages
-            # grow past max_inflight_messages: 100,000 in an inbox was measured). Waiting here,
-            # not returning, keeps paho's loop from spinning on a readable socket; it still
-            # sends keepalives between waits.
-            if not self.room.wait(1.0):
-                return MQTTErrorCode.MQTT_ERR_SUCCESS
-        rc = super().loop_read(max_packets)
-        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._rpos < len(self._rbuf):
-            rc = super().loop_read(max_packets)
-        return rc
+            # broker, which keeps it (Mosquitto 2.0.11 let a slow consumer's unacknowledged
+            # messages grow past max_inflight_messages: 100,000 in an inbox was measured).
+            # Waiting here keeps paho's loop from spinning on a readable socket; it still sends
+            # keepalives between waits.
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        try:
+            data = self._sock_recv(self.READ_SIZE)
+        except BlockingIOError:
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        except OSError as err:
+            self._easy_log(paho.MQTT_LOG_ERR, "failed to receive on socket: %s", err)
+            return self._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
+        if not data:
+            return self._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
+        buf = self._partial + data if self._partial else data
+        end, rc = _parse_packets(self, inbox, buf)
+        self._partial = buf[end:]
+        with self._msgtime_mutex:
+            self._last_bytes_received = time.monotonic()
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return self._loop_rc_handle(rc)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def handle_packet(self, header: int, body: bytes) -> MQTTErrorCode:
+        """A whole packet other than a QoS 0/1 PUBLISH, through paho's own handler."""
+        self._in_packet = {
+            "command": header,
+            "have_remaining": 1,
+            "remaining_count": [],
+            "remaining_mult": 1,
+            "remaining_length": len(body),
+            "packet": bytearray(body),
+            "to_process": 0,
+            "pos": 0,
+        }
+        try:
+            return self._packet_handle()
+        except MalformedPacket as exc:
+            self._easy_log(paho.MQTT_LOG_DEBUG, "Received malformed packet: %s", exc)
+            return MQTTErrorCode.MQTT_ERR_PROTOCOL
+        finally:
+            self._in_packet = {
+                "command": 0,
+                "have_remaining": 0,
+                "remaining_count": [],
+                "remaining_mult": 1,
+                "remaining_length": 0,
+                "packet": bytearray(b""),
+                "to_process": 0,
+                "pos": 0,
+            }
 
     def _sock_close(self) -> None:
-        self._rbuf, self._rpos = b"", 0  # the next connection starts with none of these bytes
+        self._partial = b""  # the next connection starts with none of these bytes
         super()._sock_close()
 
     def ack_many(self, mids: Sequence[int]) -> None:
@@ -664,6 +682,46 @@ class _Client(paho.Client):
         if mids:
             blob = b"".join([_PUBACK.pack(paho.PUBACK, 2, mid) for mid in mids])
             self._packet_queue(paho.PUBACK, blob, 0, 1)
+
+
+def _parse_packets(client: _Client, inbox: Inbox, buf: bytes) -> tuple[int, MQTTErrorCode]:
+    """Handle every whole packet at the start of ``buf``; return where the first incomplete one
+    starts (its bytes wait for the next read) and paho's result code for the first failure."""
+    pos, size = 0, len(buf)
+    put = inbox.put
+    while pos + 2 <= size:
+        header = buf[pos]
+        # Remaining length: 1 to 4 bytes, 7 bits each, least significant first (MQTT 2.2.3).
+        length, shift, at = 0, 0, pos + 1
+        while True:
+            if at >= size:
+                return pos, MQTTErrorCode.MQTT_ERR_SUCCESS
+            byte = buf[at]
+            length |= (byte & 0x7F) << shift
+            at += 1
+            if not byte & 0x80:
+                break
+            shift += 7
+            if shift > 21:
+                return pos, MQTTErrorCode.MQTT_ERR_PROTOCOL
+        end = at + length
+        if end > size:
+            return pos, MQTTErrorCode.MQTT_ERR_SUCCESS
+        qos = (header & 0x06) >> 1
+        if header & 0xF0 == paho.PUBLISH and qos < 2:
+            (topic_length,) = _TOPIC_LENGTH.unpack_from(buf, at)
+            start = at + 2 + topic_length
+            if qos:
+                (mid,) = _TOPIC_LENGTH.unpack_from(buf, start)
+                put(buf[at + 2 : start], buf[start + 2 : end], mid, qos)
+            else:
+                put(buf[at + 2 : start], buf[start:end], 0, 0)
+        else:
+            rc = client.handle_packet(header, buf[at:end])
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return end, rc
+        pos = end
+    return pos, MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
 def _connect(

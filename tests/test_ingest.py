@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -11,21 +12,23 @@ from unittest import mock
 
 import aiomqtt
 import httpx
-import paho.mqtt.client as paho
 import pytest
 from asgi_lifespan import LifespanManager
-from paho.mqtt.enums import CallbackAPIVersion
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 import ingest.main as ingest_main
-from api.app import ApiSettings, create_app
+from api.app import create_app
 from firmware_sim.tps import TpsSimSettings, run_tps_sensor
 from ingest.main import Inbox, IngestSettings
 from ingest.main import run as run_ingest
 from ingest.metrics import MetricsSettings
+from tests.auth_helpers import PASSWORD, add_users, api_settings, login
 from tests.conftest import deposit_event, eventually, free_port
 from wastebank import ledger
 from wastebank.cli import app
@@ -178,14 +181,16 @@ async def test_simulated_tps_sensor_reaches_the_api(
         return bool(rows) and rows[0][1] == 4
 
     await eventually(four_points)
+    add_users(ingester.ledger_url, ("dlh",))
     app = create_app(
-        ApiSettings(mqtt=mqtt_settings, influx=influx_settings, ledger_url=ingester.ledger_url)
+        api_settings(mqtt=mqtt_settings, influx=influx_settings, ledger_url=ingester.ledger_url)
     )
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as c,
     ):
-        (latest,) = (await c.get("/api/tps/latest")).json()
+        dlh = await login(c, "dlh-ambon", PASSWORD)
+        (latest,) = (await c.get("/api/tps/latest", headers=dlh)).json()
     ((_, last_level),) = await influx_sum(
         influx_settings, 'SELECT last("filling_level") FROM "fill_level"'
     )
@@ -354,32 +359,101 @@ async def test_a_telemetry_ingester_leaves_deposits_and_still_keeps_dead_letters
             await task
 
 
-async def test_the_inbox_stops_paho_reading_when_the_consumer_is_behind() -> None:
-    """Past its limit the inbox closes ``room``; paho's socket reads then say "try again" (the
-    bytes stay in the socket, TCP pushes back on the broker) until a batch is taken."""
-    inbox = Inbox(asyncio.get_running_loop(), limit=3)
+class _ChunkedSocket:
+    """Stands in for the broker's socket: each recv gives the next chunk, then "no data"."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    def recv(self, bufsize: int) -> bytes:
+        if not self.chunks:
+            raise BlockingIOError
+        chunk = self.chunks.pop(0)
+        assert len(chunk) <= bufsize
+        return chunk
+
+    def close(self) -> None:
+        pass
+
+
+def _remaining_length(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, digit = divmod(n, 128)
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _publish(topic: bytes, payload: bytes, mid: int, qos: int) -> bytes:
+    body = struct.pack("!H", len(topic)) + topic + (struct.pack("!H", mid) if qos else b"")
+    header = 0x30 | (qos << 1)
+    return bytes([header]) + _remaining_length(len(body) + len(payload)) + body + payload
+
+
+def _client_for(inbox: Inbox, chunks: list[bytes]) -> ingest_main._Client:
     client = ingest_main._Client(CallbackAPIVersion.VERSION2, client_id="t", manual_ack=True)
-    client.room = inbox.room
-    reads: list[int] = []
+    client.inbox, client.room = inbox, inbox.room
+    client._sock = _ChunkedSocket(chunks)  # type: ignore[assignment]
+    return client
 
-    def sock_recv(bufsize: int) -> bytes:
-        reads.append(bufsize)
-        return b"\x30" * bufsize
 
-    client._sock = object()  # type: ignore[assignment]  # only the room check runs before it
-    with mock.patch.object(paho.Client, "_sock_recv", lambda self, n: sock_recv(n)):
+_publishes = st.lists(
+    st.tuples(
+        st.binary(min_size=1, max_size=40),  # topic
+        # payloads of every size class: 1-, 2- and 3-byte remaining lengths
+        st.binary(max_size=100) | st.integers(100, 20_000).map(lambda n: b"\x7b" * n),
+        st.integers(1, 65535),
+        st.sampled_from([0, 1]),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_publishes, st.data())
+async def test_the_read_path_takes_every_publish_whatever_the_chunking(
+    publishes: list[tuple[bytes, bytes, int, int]], data: st.DataObject
+) -> None:
+    """PUBLISHes split anywhere across reads reach the inbox whole and in order; a PINGRESP
+    between them still goes to paho (its ping timer is cleared)."""
+    stream = b"".join(_publish(*p) for p in publishes) + b"\xd0\x00"  # PINGRESP
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(stream) - 1)), max_size=12)))
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    inbox = Inbox(asyncio.get_running_loop(), limit=10**6)
+    client = _client_for(inbox, [c for c in chunks if c])
+    client._ping_t = 1.0
+    try:
+        for _ in range(len(chunks)):
+            assert client.loop_read() == MQTTErrorCode.MQTT_ERR_SUCCESS
+        got = [(t, p, mid, q) for t, p, mid, q, _ in inbox._items]
+        assert got == [(t, p, mid if q else 0, q) for t, p, mid, q in publishes]
+        assert client._ping_t == 0
+    finally:
+        client._sock = None
+
+
+async def test_the_inbox_stops_paho_reading_when_the_consumer_is_behind() -> None:
+    """Past its limit the inbox closes ``room``; the read path then leaves the socket unread
+    (TCP pushes back on the broker) until a batch is taken."""
+    inbox = Inbox(asyncio.get_running_loop(), limit=3)
+    waiting = _publish(b"wb/v1/x", b"{}", 9, 1)
+    client = _client_for(inbox, [waiting])
+    try:
         for mid in range(1, 4):
             inbox.put(b"wb/v1/x", b"{}", mid, 1)
         assert not inbox.room.is_set()
-        with pytest.raises(BlockingIOError):
-            client._sock_recv(1)
-        assert reads == []
+        with mock.patch.object(inbox.room, "wait", return_value=False) as waited:
+            assert client.loop_read() == MQTTErrorCode.MQTT_ERR_SUCCESS
+        waited.assert_called_once()
+        assert inbox.waiting() == 3  # the socket was not read
         batch, _ = await inbox.take(2, 0.01)
         assert [mid for _, _, mid, _, _ in batch] == [1, 2]
         assert inbox.room.is_set()
-        assert client._sock_recv(1) == b"\x30"
-        assert reads == [ingest_main._Client.READ_SIZE]
-    client._sock = None  # the stand-in is not a socket to close
+        assert client.loop_read() == MQTTErrorCode.MQTT_ERR_SUCCESS
+        assert [mid for _, _, mid, _, _ in inbox._items] == [3, 9]
+    finally:
+        client._sock = None
 
 
 def test_a_sequence_number_too_long_for_the_ledger_is_refused_at_validation() -> None:
