@@ -1,10 +1,11 @@
 """The gateway process at a waste bank: scales -> deposit events -> SQLite outbox -> MQTT (QoS 1).
 
 One TaskGroup holds: a reader per scale (its own port, protocol and line settings; reconnects on its
-own when a USB adapter is unplugged and comes back), the MQTT side (retained "online" status with an
-"offline" will; drains the outbox oldest first at a rate limit, deleting a row only once the broker
-acknowledged it), a health loop (retained telemetry, outbox expiry, alerts raised once and cleared
-once) and a small local HTTP endpoint for the attendant-assisted flow and calibration checks.
+own when a USB adapter is unplugged and comes back), the MQTT side (MQTT 5; retained "online" status
+with an "offline" will; drains the outbox oldest first at a rate limit, deleting a row only once
+the broker accepted it, and keeping one it refused), a health loop (retained telemetry, outbox
+expiry, alerts raised once and cleared once) and a small local HTTP endpoint for the
+attendant-assisted flow and calibration checks.
 
 The site is described by one TOML file (``wastebank gateway --config site.toml``), validated at
 start with errors that name the field; see docs/deploy-pi.md.
@@ -25,6 +26,7 @@ from typing import Annotated, Literal, Self
 
 import aiomqtt
 import serial
+from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gateway.fill_sensor import (
@@ -176,6 +178,13 @@ class OutboxSettings(BaseModel):
     max_rows: int = Field(default=100_000, ge=100)
     max_age_days: float = Field(default=30.0, gt=0)
     drain_rate_per_s: float = Field(default=500.0, gt=0, description="after a reconnect")
+    refused_retry_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="a row the broker refused is tried again after this, doubled per refusal "
+        "up to an hour; a restart tries every refused row at once",
+    )
 
 
 class GatewaySettings(WastebankSettings):
@@ -504,6 +513,7 @@ class GatewayStats:
     deposits_stored: int = 0
     deposits_invalid: int = 0
     published: int = 0
+    refusals: int = 0  # PUBACKs with a failure reason code, outbox rows and telemetry alike
     mqtt_reconnects: int = 0
     alerts_raised: int = 0
     uplinks_rejected: int = 0
@@ -525,9 +535,23 @@ class Gateway:
         self.started = time.monotonic()
         self.connected = asyncio.Event()
         self._wake = asyncio.Event()
-        self._client: aiomqtt.Client | None = None
+        self._publisher: mqtt.Publisher | None = None
         self._active_alerts: set[tuple[str, str]] = set()
         self._dropped_reported = self.outbox.dropped
+        self._refusals_logged: set[tuple[int, bool]] = set()
+        # Rows an earlier run kept because the broker refused them: try them now (the site file
+        # or the credentials may have been fixed before this start), and clear the alert that
+        # run raised once they are accepted.
+        refused = sum(self.outbox.refused().values())
+        if refused:
+            self.outbox.release_refused()
+            self._active_alerts.add(("publish_refused", "outbox"))
+            log.warning(
+                "%d pesan yang ditolak broker dicoba lagi / %d rows the broker refused are "
+                "tried again",
+                refused,
+                refused,
+            )
 
     def wake(self) -> None:
         self._wake.set()
@@ -581,7 +605,7 @@ class Gateway:
 
     def alert(
         self,
-        code: Literal["zero_drift", "outbox_dropped", "scale_offline"],
+        code: Literal["zero_drift", "outbox_dropped", "scale_offline", "publish_refused"],
         subject: str,
         active: bool,
         *,
@@ -644,11 +668,16 @@ class Gateway:
         will_payload = GatewayStatus(state="offline", device_id=s.gateway_id).model_dump_json()
         attempt, lost = 0, False
         while True:
+            # MQTT 5: a PUBACK says whether the broker accepted the message (3.1.1 acknowledges
+            # a publish its ACL refused like any other). Not a persistent session: the outbox,
+            # not the broker, holds what is not yet delivered.
             client = mqtt.client(
                 s.mqtt,
                 identifier=f"gateway-{s.gateway_id}",
                 will=aiomqtt.Will(status_topic, will_payload, qos=1, retain=True),
+                protocol=mqtt.V5,
             )
+            publisher = mqtt.Publisher(client)
             try:
                 async with client:
                     log.info(
@@ -661,14 +690,16 @@ class Gateway:
                     if lost:
                         self.stats.mqtt_reconnects += 1
                     attempt, lost = 0, False
-                    await client.publish(status_topic, self._status("online"), qos=1, retain=True)
-                    self._client = client
+                    online = self._status("online")
+                    reason = await publisher.publish(status_topic, online, qos=1, retain=True)
+                    self._telemetry_refused(status_topic, reason)
+                    self._publisher = publisher
                     self.connected.set()
                     try:
-                        await self._publish_health(client)
-                        await self._drain(client)
+                        await self._publish_health(publisher)
+                        await self._drain(publisher)
                     finally:
-                        self._client = None
+                        self._publisher = None
                         self.connected.clear()
                         # A clean stop: say offline ourselves (the will only fires on a lost link).
                         with contextlib.suppress(aiomqtt.MqttError):
@@ -686,10 +717,11 @@ class Gateway:
                 attempt += 1
                 await asyncio.sleep(backoff(attempt))
 
-    async def _drain(self, client: aiomqtt.Client) -> None:
+    async def _drain(self, publisher: mqtt.Publisher) -> None:
         """Publish the outbox oldest first, at most ``drain_rate_per_s``, ``DRAIN_WINDOW`` in
         flight at any time (a continuous pipeline: waiting for whole windows would stall on each
-        window's last PUBACK); rows the broker acknowledged are deleted once per batch."""
+        window's last PUBACK); rows the broker accepted are deleted once per batch, rows it
+        refused are kept, marked and held back (:meth:`_refused`)."""
         loop = asyncio.get_running_loop()
         min_gap = 1.0 / self.settings.outbox.drain_rate_per_s
         next_at = loop.time()
@@ -698,9 +730,10 @@ class Gateway:
             self._wake.clear()
             rows = self.outbox.peek(DRAIN_BATCH)
             if not rows:
-                await self._idle(client)
+                await self._idle(publisher.client)
                 continue
-            acked: list[int] = []
+            acked: list[OutboxRow] = []
+            refused: list[tuple[OutboxRow, ReasonCode]] = []
             try:
                 async with asyncio.TaskGroup() as tg:
                     for row in rows:
@@ -709,7 +742,7 @@ class Gateway:
                         if delay > 0:
                             await asyncio.sleep(delay)
                         next_at = max(next_at, loop.time()) + min_gap
-                        tg.create_task(self._publish_row(client, row, acked, window))
+                        tg.create_task(self._publish_row(publisher, row, acked, refused, window))
             except ExceptionGroup as group:
                 # A lost connection fails every publish in flight: reconnect like any MqttError.
                 mqtt_errors = group.subgroup(aiomqtt.MqttError)
@@ -718,33 +751,122 @@ class Gateway:
                 first = mqtt_errors.exceptions[0]
                 raise aiomqtt.MqttError(str(first)) from group
             finally:
-                # Only what the broker acknowledged goes, in one transaction per batch.
-                self.outbox.remove_many(acked)
+                # Only what the broker accepted goes, in one transaction per batch; what it
+                # refused stays, marked with the reason, in another.
+                self.outbox.remove_many([row.id for row in acked])
                 self.stats.published += len(acked)
+                self._refused(refused)
+                self._accepted_again(acked)
 
     async def _publish_row(
         self,
-        client: aiomqtt.Client,
+        publisher: mqtt.Publisher,
         row: OutboxRow,
-        acked: list[int],
+        acked: list[OutboxRow],
+        refused: list[tuple[OutboxRow, ReasonCode]],
         window: asyncio.Semaphore,
     ) -> None:
         try:
-            await client.publish(row.topic, row.payload, qos=1)
-            acked.append(row.id)
+            reason = await publisher.publish(row.topic, row.payload, qos=1)
+            if mqtt.accepted(reason):
+                acked.append(row)
+            else:
+                refused.append((row, reason))
         finally:
             window.release()
 
+    def _refused(self, refused: list[tuple[OutboxRow, ReasonCode]]) -> None:
+        """Keep the rows the broker refused, each marked with its reason code and held back
+        (``refused_retry_s``, doubled per refusal, at most an hour): not deleted, not resent at
+        once. Each reason is logged once as an error; the ``publish_refused`` alert is raised
+        once (through the outbox: its own topic may be refused too, then it waits with the rest,
+        and the refusal still shows in the log and the health report)."""
+        if not refused:
+            return
+        hold = self.settings.outbox.refused_retry_s
+        self.outbox.mark_refused(((row.id, reason.value) for row, reason in refused), hold_s=hold)
+        self.stats.refusals += len(refused)
+        for row, reason in refused:
+            self._log_refusal(row.topic, reason, kept=True)
+        total = sum(self.outbox.refused().values())
+        row, reason = refused[0]
+        self.alert(
+            "publish_refused",
+            "outbox",
+            True,
+            value=total,
+            message=f"broker menolak pesan / the broker refused {_reason(reason)} on {row.topic}; "
+            f"{total} disimpan di outbox / kept in the outbox",
+        )
+
+    def _accepted_again(self, acked: list[OutboxRow]) -> None:
+        """Rows refused before and accepted now; the alert clears once none is left."""
+        again = sum(1 for row in acked if row.refused_code is not None)
+        if again:
+            log.info(
+                "%d pesan yang sempat ditolak kini diterima / %d rows refused before are accepted",
+                again,
+                again,
+            )
+        self._check_refused()
+
+    def _check_refused(self) -> None:
+        if ("publish_refused", "outbox") not in self._active_alerts:
+            return
+        if self.outbox.refused():
+            return
+        self._refusals_logged.clear()  # a new episode logs its reasons again
+        self.alert(
+            "publish_refused",
+            "outbox",
+            False,
+            value=0,
+            message="tidak ada lagi pesan yang ditolak / no refused rows left in the outbox",
+        )
+
+    def _telemetry_refused(self, topic: str, reason: ReasonCode) -> None:
+        """Status and health are not kept (the next report replaces them): only logged once."""
+        if not mqtt.accepted(reason):
+            self.stats.refusals += 1
+            self._log_refusal(topic, reason, kept=False)
+
+    def _log_refusal(self, topic: str, reason: ReasonCode, *, kept: bool) -> None:
+        key = (reason.value, kept)
+        if key in self._refusals_logged:
+            return
+        self._refusals_logged.add(key)
+        s = self.settings
+        if kept:
+            what = (
+                "disimpan di outbox, dicoba lagi nanti / kept in the outbox, tried again in "
+                f"{s.outbox.refused_retry_s:g} s and at every start"
+            )
+        else:
+            what = "tidak disimpan / not kept: status and health are sent again anyway"
+        log.error(
+            "broker menolak pesan / the broker refused a publish: %s on %s; %s (bank_code %s and "
+            "gateway_id %s must be those the credentials %s were issued for: docs/deploy-pi.md §8)",
+            _reason(reason),
+            topic,
+            what,
+            s.bank_code,
+            s.gateway_id,
+            s.mqtt.username or "(anonymous)",
+        )
+
     async def _idle(self, client: aiomqtt.Client) -> None:
-        """Wait for new rows; raise MqttError if the connection drops meanwhile.
+        """Wait for new rows or the next refused row's retry; raise MqttError if the connection
+        drops meanwhile.
 
         We subscribe to nothing, so the message iterator only ever ends, with MqttError, when the
         connection is lost: watching it notices a dead broker while idle, not at the next deposit.
         """
+        retry_at = self.outbox.next_retry()
+        timeout = None if retry_at is None else max(0.0, retry_at - time.time())
         wake = asyncio.ensure_future(self._wake.wait())
         lost = asyncio.ensure_future(anext(client.messages))
         try:
-            await asyncio.wait((wake, lost), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((wake, lost), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             wake.cancel()
             lost.cancel()
@@ -772,7 +894,9 @@ class Gateway:
         filters = {s.mqtt.topic_prefix + x.cfg.topic() for x in lora.values()} | set(by_topic)
         attempt, lost = 0, False
         while True:
-            client = mqtt.client(s.mqtt, identifier=f"gateway-{s.gateway_id}-lns", persistent=True)
+            client = mqtt.client(
+                s.mqtt, identifier=f"gateway-{s.gateway_id}-lns", persistent=True, protocol=mqtt.V5
+            )
             client._client.manual_ack_set(True)  # noqa: SLF001 - ack after the outbox commit
             try:
                 async with client:
@@ -839,24 +963,27 @@ class Gateway:
             outbox_depth=len(self.outbox),
             outbox_oldest_age_s=int(oldest.total_seconds()) if oldest else None,
             outbox_dropped=self.outbox.dropped,
+            outbox_refused=sum(self.outbox.refused().values()),
             mqtt_reconnects=self.stats.mqtt_reconnects,
             deposits_stored=self.stats.deposits_stored,
             scales=[r.health() for r in self.readers.values()],
             sensors=[r.health() for r in self.sensors.values()],
         )
 
-    async def _publish_health(self, client: aiomqtt.Client) -> None:
+    async def _publish_health(self, publisher: mqtt.Publisher) -> None:
         topic = self.topics.gateway_health(self.settings.bank_code, self.settings.gateway_id)
-        await client.publish(topic, self.health().model_dump_json(), qos=1, retain=True)
+        health = self.health().model_dump_json()
+        reason = await publisher.publish(topic, health, qos=1, retain=True)
+        self._telemetry_refused(topic, reason)
 
     async def health_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.health_interval_s)
             self.check_outbox()
-            client = self._client
-            if client is not None:
+            publisher = self._publisher
+            if publisher is not None:
                 with contextlib.suppress(aiomqtt.MqttError):
-                    await self._publish_health(client)
+                    await self._publish_health(publisher)
 
     def check_outbox(self) -> None:
         """Expire old rows; 'outbox dropping' is raised while rows are being dropped (by size or
@@ -874,6 +1001,7 @@ class Gateway:
             if new
             else f"tidak ada lagi yang dibuang / no more drops; total {dropped}",
         )
+        self._check_refused()  # refused rows the bounds dropped (counted above) are gone too
 
     async def run(self) -> None:
         me = asyncio.current_task()
@@ -904,6 +1032,11 @@ class Gateway:
         from gateway.local_api import serve
 
         await serve(self)
+
+
+def _reason(reason: ReasonCode) -> str:
+    """A PUBACK's reason code for a log line: ``0x87 Not authorized``."""
+    return f"0x{reason.value:02x} {reason.getName()}"
 
 
 async def run(settings: GatewaySettings) -> None:

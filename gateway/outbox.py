@@ -1,9 +1,12 @@
 """Store-and-forward on the gateway: a SQLite outbox that survives SIGKILL and power cuts.
 
 An event is written here (with its sequence number, in one transaction) before anything is
-published; a row is deleted only after the broker acknowledged its PUBLISH (PUBACK, QoS 1). The
-outbox is bounded by size (past ``max_rows`` the oldest rows go) and by age (rows older than
-``max_age`` go); every drop is counted in the database itself so it is reported, never silent.
+published; a row is deleted only after the broker accepted its PUBLISH (PUBACK, QoS 1). A PUBACK
+with a failure reason code (MQTT 5: e.g. 0x87 "Not authorized" by the broker's ACL) keeps the row,
+marked refused with that code, and holds it back from the drain for a while (see
+:meth:`Outbox.mark_refused`). The outbox is bounded by size (past ``max_rows`` the oldest rows go)
+and by age (rows older than ``max_age`` go); every drop is counted in the database itself so it
+is reported, never silent.
 
 The same file keeps the scales' calibration checks (:class:`CalibrationLog`).
 """
@@ -11,7 +14,8 @@ The same file keeps the scales' calibration checks (:class:`CalibrationLog`).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +39,18 @@ CREATE TABLE IF NOT EXISTS calibration_check (
 INSERT OR IGNORE INTO meta (key, value) VALUES ('last_seq', 0), ('dropped', 0);
 """
 
+# Added to the outbox table after release 0.1 (an existing file gets them on open). A row the
+# broker refused: the reason code of its last PUBACK, how many times it was refused, when last,
+# and the wall-clock time (Unix seconds) before which the drain leaves it alone.
+_REFUSAL_COLUMNS = {
+    "refused_code": "INTEGER",
+    "refused_count": "INTEGER NOT NULL DEFAULT 0",
+    "refused_at": "TEXT",
+    "retry_at": "REAL",
+}
+MAX_HOLD_S = 3600.0
+"""The longest a refused row is held back before it is tried again."""
+
 
 @dataclass(frozen=True)
 class OutboxRow:
@@ -42,20 +58,32 @@ class OutboxRow:
     topic: str
     payload: bytes
     created_at: datetime
+    refused_code: int | None = None
+    """The reason code of the PUBACK that last refused it (None: never refused)."""
 
 
 class Outbox:
     def __init__(
-        self, path: Path, *, max_rows: int = 100_000, max_age: timedelta | None = None
+        self,
+        path: Path,
+        *,
+        max_rows: int = 100_000,
+        max_age: timedelta | None = None,
+        max_hold_s: float = MAX_HOLD_S,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.max_rows = max_rows
         self.max_age = max_age
+        self.max_hold_s = max_hold_s
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        have = {str(r[1]) for r in self._db.execute("PRAGMA table_info(outbox)")}
+        for name, decl in _REFUSAL_COLUMNS.items():
+            if name not in have:
+                self._db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {decl}")
 
     def close(self) -> None:
         self._db.close()
@@ -119,13 +147,72 @@ class Outbox:
             )
             self._db.execute("UPDATE meta SET value=value+? WHERE key='dropped'", (excess,))
 
-    def peek(self, limit: int = 100) -> list[OutboxRow]:
+    def peek(self, limit: int = 100, now: float | None = None) -> list[OutboxRow]:
+        """The oldest rows due for publishing: never refused, or refused and due for a retry.
+
+        A ``retry_at`` further ahead than ``max_hold_s`` counts as due: the clock went back
+        (a Pi without a real-time clock before NTP), and no row waits longer than that.
+        """
+        now = time.time() if now is None else now
         rows = self._db.execute(
-            "SELECT id, topic, payload, created_at FROM outbox ORDER BY id LIMIT ?", (limit,)
+            "SELECT id, topic, payload, created_at, refused_code FROM outbox"
+            " WHERE retry_at IS NULL OR retry_at <= ? OR retry_at > ? ORDER BY id LIMIT ?",
+            (now, now + self.max_hold_s, limit),
         ).fetchall()
         return [
-            OutboxRow(int(r[0]), str(r[1]), bytes(r[2]), datetime.fromisoformat(r[3])) for r in rows
+            OutboxRow(
+                int(r[0]),
+                str(r[1]),
+                bytes(r[2]),
+                datetime.fromisoformat(r[3]),
+                None if r[4] is None else int(r[4]),
+            )
+            for r in rows
         ]
+
+    def mark_refused(
+        self, refusals: Iterable[tuple[int, int]], *, hold_s: float, now: float | None = None
+    ) -> None:
+        """Keep rows the broker refused, each with its reason code, ``(row id, code)``: held back
+        from :meth:`peek` for ``hold_s``, doubled for each earlier refusal of the row, at most
+        ``max_hold_s``; in one transaction."""
+        refusals = list(refusals)
+        if not refusals:
+            return
+        now = time.time() if now is None else now
+        at = datetime.fromtimestamp(now, UTC).isoformat()
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "UPDATE outbox SET refused_code=?, refused_at=?,"
+                " retry_at=? + min(?, ? * (1 << min(refused_count, 30))),"
+                " refused_count=refused_count+1 WHERE id=?",
+                [(code, at, now, self.max_hold_s, hold_s, i) for i, code in refusals],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def release_refused(self) -> int:
+        """Make every held-back row due now (a restart: the site file or the credentials may
+        have been fixed); they stay marked refused until accepted. Return how many."""
+        cur = self._db.execute("UPDATE outbox SET retry_at=NULL WHERE retry_at IS NOT NULL")
+        return int(cur.rowcount)
+
+    def refused(self) -> dict[int, int]:
+        """Rows kept because the broker refused them, by the reason code of the last refusal."""
+        rows = self._db.execute(
+            "SELECT refused_code, count(*) FROM outbox WHERE refused_code IS NOT NULL"
+            " GROUP BY refused_code"
+        ).fetchall()
+        return {int(code): int(n) for code, n in rows}
+
+    def next_retry(self) -> float | None:
+        """When the first held-back row is due (wall clock, Unix seconds); None: none is."""
+        (at,) = self._db.execute("SELECT min(retry_at) FROM outbox").fetchone()
+        return None if at is None else float(at)
 
     def remove(self, row_id: int) -> None:
         self._db.execute("DELETE FROM outbox WHERE id=?", (row_id,))
