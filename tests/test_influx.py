@@ -222,6 +222,7 @@ def test_health_lines_unchanged() -> None:
         outbox_depth=2,
         outbox_oldest_age_s=95,
         outbox_dropped=0,
+        outbox_refused=3,
         mqtt_reconnects=1,
         deposits_stored=40,
         scales=[
@@ -246,7 +247,8 @@ def test_health_lines_unchanged() -> None:
     )
     assert health_lines(health) == [
         "gateway_health,bank=bs-batu-merah,gateway=gw-01 deposits_stored=40i,mqtt_reconnects=1i,"
-        "outbox_depth=2i,outbox_dropped=0i,outbox_oldest_age_s=95i,uptime_s=3600i "
+        "outbox_depth=2i,outbox_dropped=0i,outbox_oldest_age_s=95i,outbox_refused=3i,"
+        "uptime_s=3600i "
         "1795396502345000000",
         "scale_health,bank=bs-batu-merah,gateway=gw-01,scale=scale-01 connected=true,"
         'frames_parsed=100i,frames_rejected=2i,protocol="gs_nt",reconnects=0i,zero_drift_g=-3i '

@@ -242,6 +242,7 @@ def health_lines(h: GatewayHealth) -> list[str]:
                 "uptime_s": h.uptime_s,
                 "outbox_depth": h.outbox_depth,
                 "outbox_dropped": h.outbox_dropped,
+                "outbox_refused": h.outbox_refused,
                 "mqtt_reconnects": h.mqtt_reconnects,
                 "deposits_stored": h.deposits_stored,
                 "outbox_oldest_age_s": h.outbox_oldest_age_s,
