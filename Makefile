@@ -1,5 +1,5 @@
 # Developer and CI entry points. `make test` on a fresh Debian machine installs everything it needs
-# (venv, Python packages, Mosquitto and InfluxDB via apt) and runs the whole suite.
+# (venv, Python packages, Mosquitto, InfluxDB and PostgreSQL via apt) and runs the whole suite.
 
 PY ?= python3
 VENV := .venv
@@ -25,8 +25,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e '.[dev]'
 	touch $@
 
+# SERVICES_ARGS: `make test` starts PostgreSQL too (the ledger tests run on SQLite and on it).
 services: install
-	$(BIN)/wastebank services up
+	$(BIN)/wastebank services up $(SERVICES_ARGS)
 
 services-down:
 	@if [ -x $(BIN)/wastebank ]; then $(BIN)/wastebank services down; fi
@@ -41,6 +42,8 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# PYTEST_ARGS='--ledger sqlite' skips the PostgreSQL runs of the ledger tests.
+test: SERVICES_ARGS = --with postgresql
 test: install services lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -1,110 +1,100 @@
-"""The HTTP API and pages. Resources (ledger engine, InfluxDB client) are created in the lifespan.
+"""The HTTP API and pages. Resources (ledger engines, InfluxDB client, the token key, the
+password hasher) are created in the lifespan; each domain's routes are a module of this package.
 
-Routes:
-  GET /health                                  broker, InfluxDB and ledger state
-  GET /api/members/{member_no}/balance         integer Rupiah
-  GET /api/members/{member_no}/transactions    deposits, newest first
-  GET /api/tonnage?start=&end=&group_by=&interval=   diverted grams, days in the city's time zone
-  GET /api/tps/latest                          latest fill reading per TPS sensor
-  GET /nasabah/{member_no}                     the member's balance page (Bahasa Indonesia first)
+Who may call what (see wastebank/access.py for the roles, tests/test_authz_matrix.py for every
+route x role):
+
+  GET  /health                                 public: broker, InfluxDB and ledger state
+  POST /api/token, GET /api/me                 api/auth.py (OAuth2 password flow, JWT)
+  GET|POST /masuk, POST /keluar                api/auth.py (the login page, session cookie)
+  /api/banks/..., /api/members/...             api/members.py, api/bank.py
+  /api/members/{no}/statement, /api/receipts   api/passbook.py (wastebank/passbook.py)
+  GET  /api/tonnage?start=&end=&group_by=&interval=   DLH (their city's banks), admin
+  GET  /api/tps/latest                         DLH, admin: latest fill reading per TPS sensor
+  GET  /nasabah/{member_no}                    the member's balance page (session cookie): the
+                                               member, their bank's attendants, admins
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import aiomqtt
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, Field
-from sqlalchemy import Engine, text
+from pydantic import BaseModel
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from wastebank import __version__, ledger
-from wastebank.config import InfluxSettings, MqttSettings, WastebankSettings, default_ledger_url
+from api import auth, bank, members, passbook
+from api.deps import (
+    PagePrincipalDep,
+    PrincipalDep,
+    SessionDep,
+    State,
+    StateDep,
+    forbidden,
+    integrity_error,
+    ledger_error,
+)
+from api.schemas import Balance, DepositOut
+from api.settings import ApiSettings
+from wastebank import __version__, access, ledger
+from wastebank.config import MqttSettings
 from wastebank.influx import DEPOSIT, FILL, Influx, InfluxError, influxql_time
 from wastebank.mqtt import client as mqtt_client
 
+__all__ = ["ApiSettings", "Balance", "DepositOut", "create_app", "kg", "local_day_bounds", "rupiah"]
+
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-
-
-class ApiSettings(WastebankSettings):
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    public_url: str | None = Field(default=None, description="base URL printed for people")
-    mqtt: MqttSettings = MqttSettings()
-    influx: InfluxSettings = InfluxSettings()
-    ledger_url: str = Field(default_factory=default_ledger_url)
-    default_timezone: str = "Asia/Jakarta"
-
-
-class State(TypedDict):
-    settings: ApiSettings
-    engine: Engine
-    influx: Influx
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
-        engine = ledger.make_engine(settings.ledger_url, writer=False)
+        key = access.signing_key(settings.auth)  # before anything is opened: may refuse
+        engine = ledger.make_engine(settings.ledger_url, writer=False)  # checks the schema
+        try:
+            writer = ledger.make_engine(settings.ledger_url, writer=True, migrate=False)
+        except BaseException:
+            engine.dispose()
+            raise
         influx = Influx(settings.influx)
         try:
-            yield {"settings": settings, "engine": engine, "influx": influx}
+            yield {
+                "settings": settings,
+                "engine": engine,
+                "writer": writer,
+                "influx": influx,
+                "signing_key": key,
+                "hasher": access.password_hasher(settings.auth),
+            }
         finally:
             await influx.aclose()
+            writer.dispose()
             engine.dispose()
 
     app = FastAPI(title="wastebank", version=__version__, lifespan=lifespan)
+    app.add_exception_handler(ledger.LedgerError, ledger_error)
+    app.add_exception_handler(IntegrityError, integrity_error)
+    app.include_router(auth.router)
+    app.include_router(members.router)
+    app.include_router(bank.router)
+    app.include_router(passbook.router)
     app.include_router(_router())
     return app
 
 
-# ---- dependencies -----------------------------------------------------------------------------
-
-
-def _state(request: Request) -> State:
-    return State(
-        settings=request.state.settings, engine=request.state.engine, influx=request.state.influx
-    )
-
-
-def _session(request: Request) -> Iterator[Session]:
-    with Session(request.state.engine) as session:
-        yield session
-
-
-StateDep = Annotated[State, Depends(_state)]
-SessionDep = Annotated[Session, Depends(_session)]
-
-
 # ---- schemas ----------------------------------------------------------------------------------
-
-
-class Balance(BaseModel):
-    member_no: str
-    name: str
-    bank_code: str
-    balance_idr: int
-    deposits: int
-    as_of: datetime
-
-
-class DepositOut(BaseModel):
-    event_id: str
-    measured_at: datetime
-    category_code: str
-    category_name: str
-    net_g: int
-    price_per_kg_idr: int
-    amount_idr: int
 
 
 class TonnageGroup(BaseModel):
@@ -144,9 +134,12 @@ class Health(BaseModel):
 # ---- routes -----------------------------------------------------------------------------------
 
 
-def _router() -> Any:
-    from fastapi import APIRouter
+def _city_staff(p: access.Principal) -> None:
+    if p.role not in (access.Role.DLH, access.Role.ADMIN):
+        raise forbidden("untuk DLH dan admin / for DLH staff and admins")
 
+
+def _router() -> APIRouter:
     router = APIRouter()
 
     @router.get("/health")
@@ -161,32 +154,25 @@ def _router() -> Any:
             status="ok" if ok else "degraded", broker=broker, influxdb=influx, ledger=ledger_state
         )
 
-    @router.get("/api/members/{member_no}/balance")
-    def balance(member_no: str, session: SessionDep) -> Balance:
-        return _balance(session, member_no)
-
-    @router.get("/api/members/{member_no}/transactions")
-    def transactions(
-        member_no: str, session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
-    ) -> list[DepositOut]:
-        _member_or_404(session, member_no)
-        return [_deposit_out(d) for d in ledger.member_deposits(session, member_no, limit)]
-
-    @router.get("/api/tonnage")
+    @router.get("/api/tonnage", tags=["dlh"])
     async def tonnage(
         state: StateDep,
+        p: PrincipalDep,
         start: Annotated[date, Query(description="first local day, e.g. 2026-11-01")],
         end: Annotated[date, Query(description="last local day (inclusive)")],
         group_by: Literal["category", "bank", "kecamatan"] = "category",
         interval: Literal["total", "day"] = "total",
     ) -> Tonnage:
+        """Diverted grams by local day; a DLH user sees their city's banks only."""
+        _city_staff(p)
         if end < start:
             raise HTTPException(422, "end must not be before start / tanggal akhir sebelum awal")
-        tz_name = await asyncio.to_thread(_city_timezone, state)
-        return await _tonnage(state["influx"], tz_name, start, end, group_by, interval)
+        tz_name, banks = await asyncio.to_thread(_city_scope, state, p)
+        return await _tonnage(state["influx"], tz_name, start, end, group_by, interval, banks)
 
-    @router.get("/api/tps/latest")
-    async def tps_latest(state: StateDep) -> list[TpsLatest]:
+    @router.get("/api/tps/latest", tags=["dlh"])
+    async def tps_latest(state: StateDep, p: PrincipalDep) -> list[TpsLatest]:
+        _city_staff(p)
         series = await _query_or_503(
             state["influx"],
             f'SELECT * FROM "{FILL}" GROUP BY "tps", "sensor" ORDER BY time DESC LIMIT 1',  # noqa: S608
@@ -206,21 +192,31 @@ def _router() -> Any:
                 )
         return sorted(out, key=lambda t: (t.tps_code, t.sensor_id))
 
-    @router.get("/nasabah/{member_no}", response_class=HTMLResponse)
-    def member_page(request: Request, member_no: str, session: SessionDep) -> HTMLResponse:
-        bal = _balance(session, member_no)
-        deposits = [_deposit_out(d) for d in ledger.member_deposits(session, member_no, 20)]
-        tz = ZoneInfo(_city_timezone(_state(request)))
+    @router.get("/nasabah/{member_no}", response_class=HTMLResponse, tags=["pages"])
+    def member_page(
+        request: Request, member_no: str, session: SessionDep, who: PagePrincipalDep
+    ) -> Response:
+        """The member's balance page: after login, for the member, their bank's attendants
+        and admins (it shows the name)."""
+        if who is None:
+            return RedirectResponse(f"/masuk?next={quote(request.url.path)}", status_code=303)
+        member = ledger.get_member(session, member_no)
+        if member is None or not access.can_see_personal(who, member):
+            return HTMLResponse(
+                "<!doctype html><html lang=id><meta charset=utf-8><title>404</title>"
+                "<p>Nasabah tidak ditemukan / member not found. <a href=/masuk>Masuk / log in</a>",
+                status_code=404,
+            )
+        bal = members.balance_of(session, who, member)
+        deposits = members.deposits_out(
+            session, ledger.member_deposits(session, member.member_no, 20)
+        )
+        tz = ZoneInfo(member.bank.city.timezone)
         return TEMPLATES.TemplateResponse(
             request,
             "member.html",
-            {
-                "balance": bal,
-                "deposits": deposits,
-                "tz": tz,
-                "rupiah": rupiah,
-                "kg": kg,
-            },
+            {"balance": bal, "deposits": deposits, "tz": tz, "rupiah": rupiah, "kg": kg},
+            headers={"Cache-Control": "private, no-store"},
         )
 
     return router
@@ -240,42 +236,22 @@ def kg(grams: int) -> str:
     return f"{grams / 1000:.2f}".replace(".", ",") + " kg"
 
 
-def _member_or_404(session: Session, member_no: str) -> ledger.Member:
-    member = ledger.get_member(session, member_no)
-    if member is None:
-        raise HTTPException(404, f"nasabah {member_no} tidak ditemukan / member not found")
-    return member
-
-
-def _balance(session: Session, member_no: str) -> Balance:
-    member = _member_or_404(session, member_no)
-    deposits = ledger.member_deposits(session, member_no, limit=1_000_000)
-    return Balance(
-        member_no=member.member_no,
-        name=member.name,
-        bank_code=member.bank.code,
-        balance_idr=ledger.member_balance(session, member_no),
-        deposits=len(deposits),
-        as_of=datetime.now(UTC),
-    )
-
-
-def _deposit_out(d: ledger.Deposit) -> DepositOut:
-    return DepositOut(
-        event_id=d.event_id,
-        measured_at=d.measured_at,
-        category_code=d.category.code,
-        category_name=d.category.name_id,
-        net_g=d.net_g,
-        price_per_kg_idr=d.price_per_kg_idr,
-        amount_idr=d.amount_idr,
-    )
-
-
-def _city_timezone(state: State) -> str:
+def _city_scope(state: State, p: access.Principal) -> tuple[str, list[str] | None]:
+    """The time zone to bucket days in, and the banks whose tonnage ``p`` sees (None: all):
+    a DLH user's city and its banks; for an admin the first city's zone and every bank."""
     with Session(state["engine"]) as session:
-        city = ledger.first_city(session)
-    return city.timezone if city else state["settings"].default_timezone
+        if p.role == access.Role.DLH and p.city_id is not None:
+            city = session.get(ledger.City, p.city_id)
+            codes = session.scalars(
+                select(ledger.Bank.code).where(ledger.Bank.city_id == p.city_id)
+            )
+            return (city.timezone if city else state["settings"].default_timezone), list(codes)
+        first = ledger.first_city(session)
+    return (first.timezone if first else state["settings"].default_timezone), None
+
+
+def _influx_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def local_day_bounds(start: date, end: date, tz_name: str) -> tuple[datetime, datetime]:
@@ -288,18 +264,31 @@ def local_day_bounds(start: date, end: date, tz_name: str) -> tuple[datetime, da
 
 
 async def _tonnage(
-    influx: Influx, tz_name: str, start: date, end: date, group_by: str, interval: str
+    influx: Influx,
+    tz_name: str,
+    start: date,
+    end: date,
+    group_by: str,
+    interval: str,
+    banks: list[str] | None = None,
 ) -> Tonnage:
+    """``banks``: only these banks' deposits (None: all of them)."""
     lo, hi = local_day_bounds(start, end, tz_name)
     where = f"time >= {influxql_time(lo)} AND time < {influxql_time(hi)}"
+    if banks is not None:
+        if not banks:
+            series: list[Any] = []
+        where += " AND (" + " OR ".join(f'"bank" = {_influx_string(b)}' for b in banks) + ")"
     group = f'"{group_by}"'
     if interval == "day":
         group = f"time(1d), {group} fill(none) tz('{tz_name}')"
-    # Built only from constants, Literal-checked tag names, RFC3339 times and a zone name that
-    # ZoneInfo accepted above: nothing from the request reaches it as text.
+    # Built only from constants, Literal-checked tag names, RFC3339 times, a zone name that
+    # ZoneInfo accepted above and the ledger's bank codes as quoted and escaped InfluxQL strings:
+    # nothing from the request reaches it as text.
     select = f'SELECT sum("net_g") AS net_g, count("net_g") AS deposits FROM "{DEPOSIT}"'  # noqa: S608
     q = f"{select} WHERE {where} GROUP BY {group}"  # noqa: S608
-    series = await _query_or_503(influx, q)
+    if banks is None or banks:
+        series = await _query_or_503(influx, q)
     groups: list[TonnageGroup] = []
     for s in series:
         for row in s.rows():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import tomli_w
+from sqlalchemy import make_url
 
 from ingest.main import IngestSettings
 from ingest.main import run as run_ingest
@@ -117,13 +119,180 @@ async def influx_settings(
         await influx.aclose()
 
 
-@pytest.fixture
-def ledger_url(tmp_path: Path) -> str:
-    from wastebank.seed import seed_demo
+# ---- the ledger, on SQLite and on PostgreSQL -------------------------------------------------
+#
+# A test that uses a ledger (``ledger_url``, ``ledger_factory``, or the ``ingester`` fixture) runs
+# once per backend: ``test_x[sqlite]`` and ``test_x[postgresql]``; ``--ledger sqlite`` (or
+# ``postgresql``) runs one only. PostgreSQL is the project's own (`services.up(only=("postgres",))`,
+# started when missing) or the server named by WASTEBANK_TEST_POSTGRESQL_URL (a role that may
+# create databases). Each test gets a database of its own, copied from a template this session
+# made once (migrated, and seeded with the demo city), and dropped after the test; every session
+# names its databases with a random prefix, so several suites can share one server.
 
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    seed_demo(url)
-    return url
+LEDGER_BACKENDS = ("sqlite", "postgresql")
+
+# About the gateway and the broker, where the ledger is only where deposits land, and 20-80 s
+# each: on one backend only (SQLite, unless --ledger postgresql).
+ONE_BACKEND_MODULES = frozenset(
+    {"test_gateway_chaos", "test_broker_backlog", "test_end_to_end", "test_ingest_faults"}
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--ledger",
+        choices=[*LEDGER_BACKENDS, "both"],
+        default="both",
+        help="the database(s) ledger tests run on (default: both)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "ledger_backend" not in metafunc.fixturenames:
+        return
+    chosen = metafunc.config.getoption("--ledger")
+    backends = list(LEDGER_BACKENDS) if chosen == "both" else [chosen]
+    if metafunc.module.__name__.rpartition(".")[2] in ONE_BACKEND_MODULES:
+        backends = backends[:1]
+    metafunc.parametrize("ledger_backend", backends, scope="module")
+
+
+@pytest.fixture(scope="module")
+def ledger_backend() -> str:
+    """``sqlite`` or ``postgresql``: parametrized by ``pytest_generate_tests``."""
+    raise AssertionError("parametrized in pytest_generate_tests")
+
+
+class LedgerFactory:
+    """New ledgers on one backend, each at the migrations' head (``seeded``: with the demo city).
+
+    SQLite: a copy of a template file, in a directory of its own. PostgreSQL: ``CREATE DATABASE
+    ... TEMPLATE`` (a few tens of ms), dropped by :meth:`drop` (``WITH (FORCE)``: connections a
+    test left open do not keep it).
+    """
+
+    def __init__(self, backend: str, tmp: pytest.TempPathFactory, admin_url: str | None) -> None:
+        self.backend = backend
+        self.tmp = tmp
+        self.admin_url = admin_url
+        self.prefix = f"wbt_{uuid.uuid4().hex[:8]}"
+        self.count = 0
+        self.templates: dict[bool, str] = {}
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        assert self.admin_url is not None
+        libpq = make_url(self.admin_url).set(drivername="postgresql")
+        with psycopg.connect(libpq.render_as_string(False), autocommit=True) as conn:
+            conn.execute(sql.encode())
+
+    def _template(self, seeded: bool) -> str:
+        """A migrated (and ``seeded``) SQLite file or PostgreSQL database, made once."""
+        if seeded not in self.templates:
+            from wastebank import ledger
+            from wastebank.seed import load_city, seed
+
+            if self.backend == "sqlite":
+                path = self.tmp.mktemp("ledger-template") / "ledger.db"
+                url = f"sqlite:///{path}"
+                name = str(path)
+            else:
+                name = f"{self.prefix}_{'seeded' if seeded else 'empty'}"
+                self._admin(f'CREATE DATABASE "{name}"')
+                url = self._url(name)
+            engine = ledger.make_engine(url)
+            try:
+                if seeded:
+                    seed(engine, load_city())
+            finally:
+                engine.dispose()
+            self.templates[seeded] = name
+        return self.templates[seeded]
+
+    def _url(self, database: str) -> str:
+        assert self.admin_url is not None
+        return make_url(self.admin_url).set(database=database).render_as_string(False)
+
+    def new(self, *, seeded: bool = True) -> str:
+        """The URL of a new ledger of its own."""
+        template = self._template(seeded)
+        self.count += 1
+        if self.backend == "sqlite":
+            path = self.tmp.mktemp("ledger") / "ledger.db"
+            shutil.copyfile(template, path)
+            return f"sqlite:///{path}"
+        name = f"{self.prefix}_{self.count}"
+        self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return self._url(name)
+
+    def drop(self, url: str) -> None:
+        if self.backend == "postgresql":
+            self._drop(make_url(url).database or "")
+
+    def _drop(self, name: str) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                return
+            except psycopg.errors.InsufficientPrivilege:
+                # An autovacuum worker is in it, which only a superuser may end; it is done in
+                # a moment.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def close(self) -> None:
+        if self.backend == "postgresql":
+            for name in self.templates.values():
+                self._drop(name)
+
+
+@pytest.fixture(scope="session")
+def postgresql_admin_url() -> str:
+    """A PostgreSQL URL whose role may create databases: the project's own server (started
+    when it is not running) or WASTEBANK_TEST_POSTGRESQL_URL."""
+    if url := os.environ.get("WASTEBANK_TEST_POSTGRESQL_URL"):
+        return url
+    settings = load_settings(services.ServicesSettings)
+    services.up(settings, only=("postgres",))
+    return services.postgresql_url(settings)
+
+
+@pytest.fixture(scope="session")
+def ledger_factories() -> Iterator[dict[str, LedgerFactory]]:
+    """A :class:`LedgerFactory` per backend, each made when first needed (so PostgreSQL is
+    started only for a session that runs a test on it)."""
+    factories: dict[str, LedgerFactory] = {}
+    yield factories
+    for made in factories.values():
+        made.close()
+
+
+@pytest.fixture(scope="module")
+def ledger_factory(
+    request: pytest.FixtureRequest,
+    ledger_backend: str,
+    ledger_factories: dict[str, LedgerFactory],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> LedgerFactory:
+    if ledger_backend not in ledger_factories:
+        admin = None
+        if ledger_backend == "postgresql":
+            admin = request.getfixturevalue("postgresql_admin_url")
+        ledger_factories[ledger_backend] = LedgerFactory(ledger_backend, tmp_path_factory, admin)
+    return ledger_factories[ledger_backend]
+
+
+@pytest.fixture
+def ledger_url(ledger_factory: LedgerFactory) -> Iterator[str]:
+    """A ledger of the test's own at the migrations' head, seeded with the demo city."""
+    url = ledger_factory.new()
+    yield url
+    ledger_factory.drop(url)
 
 
 class Processes:

@@ -1,4 +1,5 @@
-"""The API on the real InfluxDB: balances, tonnage by local day, latest TPS fill, health."""
+"""The API on the real InfluxDB: balances, tonnage by local day, latest TPS fill, health; each
+read as the role that may make it (tests/test_authz_matrix.py covers who may not)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy.orm import Session
 
-from api.app import ApiSettings, create_app, kg, local_day_bounds, rupiah
+from api.app import create_app, kg, local_day_bounds, rupiah
+from tests.auth_helpers import PASSWORD, PIN, add_users, api_settings, login
 from tests.conftest import WIT, deposit_event
 from wastebank import ledger
 from wastebank.config import InfluxSettings, MqttSettings
@@ -22,7 +24,10 @@ from wastebank.messages import FillReading
 async def client(
     mqtt_settings: MqttSettings, influx_settings: InfluxSettings, ledger_url: str
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(ApiSettings(mqtt=mqtt_settings, influx=influx_settings, ledger_url=ledger_url))
+    add_users(ledger_url)
+    app = create_app(
+        api_settings(mqtt=mqtt_settings, influx=influx_settings, ledger_url=ledger_url)
+    )
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
@@ -65,7 +70,10 @@ async def test_tonnage_buckets_by_local_day_in_wit(
     await influx.write([deposit_line(e, kecamatan="Sirimau", amount_idr=0) for e in events])
     await influx.aclose()
 
-    resp = await client.get("/api/tonnage", params={"start": "2026-11-01", "end": "2026-11-30"})
+    dlh = await login(client, "dlh-ambon", PASSWORD)
+    resp = await client.get(
+        "/api/tonnage", params={"start": "2026-11-01", "end": "2026-11-30"}, headers=dlh
+    )
     assert resp.status_code == 200
     body = resp.json()
     assert body["timezone"] == "Asia/Jayapura"
@@ -76,12 +84,15 @@ async def test_tonnage_buckets_by_local_day_in_wit(
     resp = await client.get(
         "/api/tonnage",
         params={"start": "2026-11-01", "end": "2026-11-02", "group_by": "bank", "interval": "day"},
+        headers=dlh,
     )
     days = [(g["period_start"][:10], g["net_g"]) for g in resp.json()["groups"]]
     assert days == [("2026-11-01", 2500), ("2026-11-02", 250)]
     assert resp.json()["groups"][0]["period_start"].endswith("+09:00")
 
-    resp = await client.get("/api/tonnage", params={"start": "2026-11-02", "end": "2026-11-01"})
+    resp = await client.get(
+        "/api/tonnage", params={"start": "2026-11-02", "end": "2026-11-01"}, headers=dlh
+    )
     assert resp.status_code == 422
 
 
@@ -98,20 +109,38 @@ async def test_balance_transactions_and_member_page(
         )
     engine.dispose()
 
-    bal = (await client.get("/api/members/AMB-0001/balance")).json()
+    assert (await client.get("/api/members/AMB-0001/balance")).status_code == 401
+    siti = await login(client, "amb-0001", PIN)  # a member number typed in lower case
+    bal = (await client.get("/api/members/AMB-0001/balance", headers=siti)).json()
     assert bal["balance_idr"] == 5000 + 3000  # 1.25 kg x Rp4,000 + 2 kg x Rp1,500
     assert bal["deposits"] == 2
-    txs = (await client.get("/api/members/AMB-0001/transactions")).json()
+    assert bal["name"] == "Siti Latuconsina"
+    txs = (await client.get("/api/members/AMB-0001/transactions", headers=siti)).json()
     assert [t["event_id"] for t in txs] == ["gw-01-2", "gw-01-1"]
     assert txs[0]["measured_at"].endswith("Z") or txs[0]["measured_at"].endswith("+00:00")
 
+    # the page asks for a login first, then shows the balance
+    page = await client.get("/nasabah/AMB-0001")
+    assert page.status_code == 303
+    assert page.headers["location"] == "/masuk?next=/nasabah/AMB-0001"
+    form = {"username": "AMB-0001", "password": PIN, "next": "/nasabah/AMB-0001"}
+    signed_in = await client.post("/masuk", data=form)
+    assert signed_in.status_code == 303
+    assert signed_in.headers["location"] == "/nasabah/AMB-0001"
+    cookie = signed_in.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=lax" in cookie
+    assert "secure" not in cookie  # served over http here; https gets Secure
     page = await client.get("/nasabah/AMB-0001")
     assert page.status_code == 200
     assert "Rp8.000" in page.text
     assert "Saldo" in page.text
     assert "23-11-2026 09.05" in page.text  # shown in WIT
+    assert page.headers["cache-control"] == "private, no-store"
+    client.cookies.clear()
 
-    missing = await client.get("/api/members/NOPE/balance")
+    admin = await login(client, "admin", PASSWORD)
+    missing = await client.get("/api/members/NOPE/balance", headers=admin)
     assert missing.status_code == 404
     assert "tidak ditemukan" in missing.json()["detail"]
 
@@ -140,7 +169,8 @@ async def test_latest_fill_per_sensor(
     await influx.write([fill_line(r) for r in readings])
     await influx.aclose()
 
-    latest = (await client.get("/api/tps/latest")).json()
+    dlh = await login(client, "dlh-ambon", PASSWORD)
+    latest = (await client.get("/api/tps/latest", headers=dlh)).json()
     assert [(t["tps_code"], t["filling_level"]) for t in latest] == [
         ("tps-a", 0.45),
         ("tps-b", 0.9),
@@ -156,7 +186,7 @@ async def test_health_reports_each_part(client: httpx.AsyncClient, ledger_url: s
     assert body["ledger"]["ok"]
 
     broken = create_app(
-        ApiSettings(
+        api_settings(
             mqtt=MqttSettings(port=1),
             influx=InfluxSettings(url="http://127.0.0.1:1"),
             ledger_url=ledger_url,

@@ -18,8 +18,9 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.app import ApiSettings, create_app
+from api.app import create_app
 from firmware_sim.kiosk import KioskSimulator, ScriptedDeposit
+from tests.auth_helpers import PASSWORD, add_users, api_settings, login
 from tests.conftest import Processes, eventually, settings_env, write_site
 from wastebank import ledger
 from wastebank.config import InfluxSettings, MqttSettings
@@ -135,23 +136,31 @@ async def test_scale_bytes_become_a_balance(
         "AMB-0002": ledger.amount_for(2340, 1500),
     }
     today = datetime.now(UTC).astimezone(ZoneInfo("Asia/Jayapura")).date().isoformat()
-    app = create_app(ApiSettings(mqtt=mqtt_settings, influx=influx_settings, ledger_url=ledger_url))
+    add_users(ledger_url, ("admin",))
+    app = create_app(
+        api_settings(mqtt=mqtt_settings, influx=influx_settings, ledger_url=ledger_url)
+    )
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=manager.app), base_url="http://test"
         ) as api,
     ):
+        admin = await login(api, "admin", PASSWORD)
         for member_no, amount in expected.items():
-            body = (await api.get(f"/api/members/{member_no}/balance")).json()
+            body = (await api.get(f"/api/members/{member_no}/balance", headers=admin)).json()
             assert body["balance_idr"] == amount, member_no
 
         async def tonnage_complete() -> bool:
-            body = (await api.get("/api/tonnage", params={"start": today, "end": today})).json()
+            body = (
+                await api.get("/api/tonnage", params={"start": today, "end": today}, headers=admin)
+            ).json()
             return bool(body["total_g"] == 1250 + 2340 + 560 + 1000)
 
         await eventually(tonnage_complete)
-        body = (await api.get("/api/tonnage", params={"start": today, "end": today})).json()
+        body = (
+            await api.get("/api/tonnage", params={"start": today, "end": today}, headers=admin)
+        ).json()
         by_cat = {g["key"]["category"]: g["net_g"] for g in body["groups"]}
         assert by_cat == {"pet": 1250 + 1000, "kardus": 2340, "aluminium": 560}
 

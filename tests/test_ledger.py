@@ -7,7 +7,6 @@ import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -15,16 +14,14 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, create_mock_engine, delete, func, select
 from sqlalchemy.orm import Session
 
-from tests.conftest import WIT, deposit_event
+from tests.conftest import WIT, LedgerFactory, deposit_event
 from wastebank import ledger
 from wastebank.messages import DepositEvent
-from wastebank.seed import load_city, seed
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = ledger.make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
-    seed(eng, load_city())
+def engine(ledger_url: str) -> Iterator[Engine]:
+    eng = ledger.make_engine(ledger_url)
     yield eng
     eng.dispose()
 
@@ -171,11 +168,21 @@ def _amounts_by_member(s: Session) -> dict[str, int]:
 
 
 def _assert_books_agree(s: Session) -> None:
-    """Balanced journal, two legs per deposit, each member's balance = Σ its deposits."""
+    """Balanced journal, two legs per deposit (money and stock), each member's balance = Σ its
+    deposits, each bank's stock = Σ its deposits' weights, and ``verify`` finds nothing."""
     assert ledger.journal_is_balanced(s)
     assert _count(s, ledger.JournalEntry) == 2 * _count(s, ledger.Deposit)
+    assert _count(s, ledger.StockEntry) == 2 * _count(s, ledger.Deposit)
     for member_no, total in _amounts_by_member(s).items():
         assert ledger.member_balance(s, member_no) == total
+    grams = s.execute(
+        select(ledger.Bank.code, ledger.Deposit.category_id, func.sum(ledger.Deposit.net_g))
+        .join(ledger.Bank, ledger.Deposit.bank_id == ledger.Bank.id)
+        .group_by(ledger.Bank.code, ledger.Deposit.category_id)
+    ).all()
+    for bank_code, category_id, total in grams:
+        assert ledger.stock_of(s, bank_code, category_id) == total
+    assert ledger.verify(s) == []
 
 
 def attendant_event(seq: int, member_no: str, **kwargs: object) -> DepositEvent:
@@ -357,10 +364,9 @@ def test_a_deposit_another_writer_applied_first_is_a_duplicate(
         _assert_books_agree(s)
 
 
-def test_two_writers_on_one_file_apply_each_deposit_once(tmp_path: Path) -> None:
+def test_two_writers_on_one_file_apply_each_deposit_once(ledger_url: str) -> None:
     """Two ingesters (own engines, own connections) race on overlapping batches of one ledger."""
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    seed(ledger.make_engine(url), load_city())
+    url = ledger_url
     events = [deposit_event(i, net_g=100 + i) for i in range(1200)]
     orders = [events, events[::-1]]
     results: list[list[ledger.AppliedDeposit | ledger.DepositRejected]] = [[], []]
@@ -418,12 +424,11 @@ MEMBER_NOS = ["AMB-0003", "AMB-0102", "AMB-9999"]
 
 
 @pytest.fixture(scope="module")
-def twin_ledgers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Engine]]:
+def twin_ledgers(ledger_factory: LedgerFactory) -> Iterator[tuple[Engine, Engine]]:
     """Two seeded ledgers with a price change: one for the batch path, one for one at a time."""
     engines = []
-    for name in ("batch", "single"):
-        eng = ledger.make_engine(f"sqlite:///{tmp_path_factory.mktemp(name) / 'ledger.db'}")
-        seed(eng, load_city())
+    for _ in ("batch", "single"):
+        eng = ledger.make_engine(ledger_factory.new())
         with Session(eng) as s:
             bank = s.scalar(select(ledger.Bank).where(ledger.Bank.code == "bs-batu-merah"))
             pet = s.scalar(select(ledger.Category).where(ledger.Category.code == "pet"))
@@ -442,6 +447,7 @@ def twin_ledgers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Eng
     yield engines[0], engines[1]
     for eng in engines:
         eng.dispose()
+        ledger_factory.drop(eng.url.render_as_string(hide_password=False))
 
 
 @st.composite
@@ -526,6 +532,7 @@ def test_batch_path_matches_applying_one_at_a_time(
     for eng in twin_ledgers:
         with Session(eng) as s:
             s.execute(delete(ledger.JournalEntry))
+            s.execute(delete(ledger.StockEntry))
             s.execute(delete(ledger.Deposit))
             s.commit()
     with Session(batch_engine) as s:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,9 +15,10 @@ from pathlib import Path
 import aiomqtt
 import httpx
 import pytest
+from sqlalchemy import text
 
 from tests.conftest import wait_until
-from wastebank import services
+from wastebank import ledger, services
 from wastebank.config import load_settings
 from wastebank.services import ServicesSettings
 
@@ -67,7 +69,8 @@ def main_settings() -> ServicesSettings:
 def test_status_reports_both_healthy(main_settings: ServicesSettings) -> None:
     states = services.status(main_settings)
 
-    assert [s.name for s in states] == ["mosquitto", "influxd"]
+    # and postgres, once `make test` (or a PostgreSQL ledger test) has started it
+    assert [s.name for s in states][:2] == ["mosquitto", "influxd"]
     for state in states:
         assert state.healthy, f"{state.describe()} — run `make services` first"
         assert str(state.pid) in state.describe()
@@ -218,3 +221,40 @@ def test_a_port_held_by_something_else_is_a_clear_error(tmp_path: Path) -> None:
         )
         with pytest.raises(services.ServiceError, match="already in use"):
             services.up(settings, only=("mosquitto",))
+
+
+@pytest.mark.integration
+def test_a_private_postgresql_up_status_down(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    settings = load_settings(
+        ServicesSettings,
+        run_dir=run_dir,
+        mqtt_port=_free_port(),
+        influx_port=_free_port(offset_also_free=services.INFLUX_RPC_OFFSET),
+        postgresql_port=_free_port(),
+    )
+    assert [s.name for s in services.status(settings)] == ["mosquitto", "influxd"]
+    pdir = services.postgres_service(settings).dir
+    if os.geteuid() == 0:  # pytest's tmp dirs are 0700: the postgres user cannot enter them
+        assert pdir.parent == Path("~postgres/wastebank").expanduser()
+    else:
+        assert pdir == run_dir / "postgresql"
+    try:
+        services.up(settings, only=("postgres",))
+        (state,) = [s for s in services.status(settings) if s.name == "postgres"]
+        assert state.healthy, state.describe()
+        conf = (pdir / "postgresql.conf").read_text()
+        assert f"port = {settings.postgresql_port}\n" in conf
+        assert "listen_addresses = '127.0.0.1'\n" in conf
+        services.up(settings, only=("postgres",))  # running: kept, role and database kept
+        assert _pids(settings)["postgres"] == state.pid
+        engine = ledger.make_engine(services.postgresql_url(settings))  # the wastebank role
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT current_user")) == "wastebank"
+        engine.dispose()
+    finally:
+        services.down(settings)
+        shutil.rmtree(pdir, ignore_errors=True)
+    assert state.pid is not None
+    wait_until(lambda: _gone(state.pid or 0), timeout=15)
+    assert [s.name for s in services.status(settings)] == ["mosquitto", "influxd"]

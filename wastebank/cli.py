@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from datetime import datetime
+from collections.abc import Callable
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
@@ -20,7 +21,7 @@ from wastebank.config import ConfigError
 
 if TYPE_CHECKING:
     from ingest.deadletter import ReplaySummary
-    from wastebank import ledger
+    from wastebank import bulk_import, ledger
     from wastebank.services import ServicesSettings
 
 app = typer.Typer(
@@ -45,6 +46,10 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(certs_app, name="certs")
 app.add_typer(device_app, name="device")
+ledger_app = typer.Typer(
+    help="buku besar / the ledger: schema, checks, statements, backup", no_args_is_help=True
+)
+app.add_typer(ledger_app, name="ledger")
 
 
 class LogFormat(StrEnum):
@@ -100,15 +105,29 @@ def _fail(exc: Exception) -> typer.Exit:
 # ---- services ---------------------------------------------------------------------------------
 
 
+class OptionalService(StrEnum):
+    postgresql = "postgresql"
+
+
 @services_app.command("up")
-def services_up(config: ConfigOption = None) -> None:
-    """Install (if missing) and start Mosquitto and InfluxDB on 127.0.0.1."""
+def services_up(
+    config: ConfigOption = None,
+    with_: Annotated[
+        list[OptionalService] | None,
+        typer.Option(
+            "--with",
+            help="also PostgreSQL, for a multi-node ledger (or WASTEBANK_POSTGRESQL=true)",
+        ),
+    ] = None,
+) -> None:
+    """Install (if missing) and start Mosquitto and InfluxDB (and PostgreSQL) on 127.0.0.1."""
     from wastebank import services
     from wastebank.config import load_settings
 
     _logging()
+    overrides = {"postgresql": True} if OptionalService.postgresql in (with_ or []) else {}
     try:
-        services.up(load_settings(services.ServicesSettings, config))
+        services.up(load_settings(services.ServicesSettings, config, **overrides))
     except (ConfigError, services.ServiceError) as exc:
         raise _fail(exc) from None
 
@@ -968,6 +987,623 @@ def deadletter_purge(
         )
         raise typer.Exit(code=1)
     typer.echo(f"{count} dihapus / {count} deleted")
+
+
+# ---- ledger schema ------------------------------------------------------------------------------
+
+
+@ledger_app.command("migrate")
+def ledger_migrate(
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+    revision: Annotated[str, typer.Option(help="the revision to upgrade to")] = "head",
+) -> None:
+    """Upgrade the ledger's schema (a ledger from before migrations is adopted). Writers
+    (ingest, seed) do this on start too; run it first when several start at once."""
+    from wastebank import ledger, migrations
+
+    _logging()
+    engine = ledger.make_engine(_ledger_url(ledger_url, config), migrate=False)
+    try:
+        before = migrations.current(engine)
+        migrations.upgrade(engine, revision)
+        after = migrations.current(engine)
+    except migrations.LedgerSchemaError as exc:
+        raise _fail(exc) from None
+    finally:
+        engine.dispose()
+    if before == after:
+        typer.echo(f"sudah pada revisi / already at revision {after}")
+    else:
+        typer.echo(f"dimigrasi / migrated: {before or '(kosong / empty)'} -> {after}")
+
+
+@ledger_app.command("current")
+def ledger_current(config: ConfigOption = None, ledger_url: LedgerUrlOption = None) -> None:
+    """Show the ledger's revision and this release's head; exit 1 if they differ."""
+    from wastebank import ledger, migrations
+
+    engine = ledger.make_engine(_ledger_url(ledger_url, config), writer=False, migrate=False)
+    try:
+        rev, head = migrations.current(engine), migrations.head()
+    finally:
+        engine.dispose()
+    state = "mutakhir / up to date" if rev == head else "perlu migrasi / needs `ledger migrate`"
+    typer.echo(f"revisi / revision {rev or '(kosong / none)'}, head {head}: {state}")
+    if rev != head:
+        raise typer.Exit(code=1)
+
+
+@ledger_app.command("revision")
+def ledger_revision(
+    message: Annotated[str, typer.Option("--message", "-m", help="what the revision changes")],
+) -> None:
+    """(Developers) write a new revision from the models' changes (autogenerate); review it."""
+    from wastebank import migrations
+
+    path = migrations.new_revision(message)
+    typer.echo(f"ditulis / written: {path}")
+
+
+# ---- ledger books (the ledger's model: wastebank/ledger.py) ----------------------------------
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="problems to print at most")] = 100,
+) -> None:
+    """Check the books: every transaction balanced, journal and stock entries exactly as the
+    deposits, voids, withdrawals and stock movements imply, no negative balance or stock, a valid
+    induk/unit hierarchy. Exit 1 when anything is wrong."""
+    from wastebank import ledger, migrations
+
+    try:
+        engine = ledger.make_engine(_ledger_url(ledger_url, config), writer=False)
+    except migrations.LedgerSchemaError as exc:
+        raise _fail(exc) from None
+    # One snapshot for every query: SQLite's read transaction is one; on PostgreSQL, READ
+    # COMMITTED would let a deposit committed mid-check look like entries without a document.
+    bind = engine
+    if engine.dialect.name == "postgresql":
+        bind = engine.execution_options(isolation_level="REPEATABLE READ")
+    try:
+        with ledger.Session(bind) as session:
+            problems = ledger.verify(session)
+    finally:
+        engine.dispose()
+    for problem in problems[:limit]:
+        typer.echo(str(problem))
+    if problems:
+        typer.echo(f"{len(problems)} masalah / problems", err=True)
+        raise typer.Exit(code=1)
+    typer.echo("pembukuan benar / the books hold")
+
+
+# ---- backups, passbooks, bulk imports (wastebank/backup.py, passbook.py, bulk_import.py) -----
+
+
+@ledger_app.command("backup")
+def ledger_backup(
+    dest: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[FILE]",
+            help="the backup file (default: .run/backups/ledger-<UTC time>.sqlite or .pgdump)",
+            show_default=False,
+        ),
+    ] = None,
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """Back up the ledger while it runs: SQLite's online backup API, or pg_dump (custom format)
+    for PostgreSQL. The file is readable by its owner only: it holds personal data."""
+    from wastebank import backup
+
+    url = _ledger_url(ledger_url, config)
+    try:
+        info = backup.backup(url, dest or backup.default_path(url))
+    except backup.BackupError as exc:
+        raise _fail(exc) from None
+    typer.echo(
+        f"dicadangkan / backed up: {info.path} ({info.size} bytes, {info.backend}, "
+        f"revisi / revision {info.revision or '-'})"
+    )
+
+
+@ledger_app.command("restore")
+def ledger_restore(
+    src: Annotated[
+        Path,
+        typer.Argument(metavar="FILE", exists=True, dir_okay=False, help="a `ledger backup` file"),
+    ],
+    force: Annotated[
+        bool, typer.Option("--force", help="replace whatever the target database holds")
+    ] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="check the restored books (ledger verify)")
+    ] = True,
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """Restore a backup into an empty ledger database (of the same kind: SQLite or PostgreSQL);
+    a database that holds any table is refused unless --force. Stop the writers (ingest) first.
+    Exit 1 when the restored books do not verify."""
+    from wastebank import backup, ledger
+
+    url = _ledger_url(ledger_url, config)
+    try:
+        info = backup.restore(src, url, force=force)
+    except backup.BackupError as exc:
+        raise _fail(exc) from None
+    replaced = f", {info.replaced_tables} tabel diganti / tables replaced" * bool(
+        info.replaced_tables
+    )
+    typer.echo(f"dipulihkan / restored: {src} (revisi / revision {info.revision or '-'}{replaced})")
+    if info.needs_migration:
+        typer.echo(
+            "skema lebih lama dari rilis ini / the schema is older than this release: run "
+            "`wastebank ledger migrate` (writers do it on start)"
+        )
+        return
+    if not verify:
+        return
+    engine = ledger.make_engine(url, writer=False)
+    try:
+        with ledger.Session(engine) as session:
+            problems = ledger.verify(session)
+    finally:
+        engine.dispose()
+    for problem in problems[:100]:
+        typer.echo(str(problem))
+    if problems:
+        typer.echo(f"{len(problems)} masalah / problems", err=True)
+        raise typer.Exit(code=1)
+    typer.echo("pembukuan benar / the books hold")
+
+
+class StatementFormat(StrEnum):
+    text = "text"
+    json = "json"
+    csv = "csv"
+    pdf = "pdf"
+
+
+def _day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"not a date: {value!r} (2026-11-01)", param_hint=option) from None
+
+
+@ledger_app.command("statement")
+def ledger_statement(
+    member_no: Annotated[str, typer.Argument(metavar="MEMBER_NO", help="e.g. AMB-0001")],
+    date_from: Annotated[
+        str | None, typer.Option("--from", help="first day, local to the city: 2026-11-01")
+    ] = None,
+    date_to: Annotated[
+        str | None, typer.Option("--to", help="last day (included), local: 2026-11-30")
+    ] = None,
+    fmt: Annotated[StatementFormat, typer.Option("--format", "-f")] = StatementFormat.text,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="write here (default: standard output; a PDF: buku-tabungan-<member>.pdf)",
+        ),
+    ] = None,
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """A member's passbook (buku tabungan): opening balance, every deposit, reversal and
+    withdrawal with the running balance, closing balance. Days are the city's (WIB/WITA/WIT)."""
+    from wastebank import ledger, migrations, passbook
+
+    start, end = _day(date_from, "--from"), _day(date_to, "--to")
+    try:
+        engine = ledger.make_engine(_ledger_url(ledger_url, config), writer=False)
+    except migrations.LedgerSchemaError as exc:
+        raise _fail(exc) from None
+    try:
+        with ledger.Session(engine) as session:
+            st = passbook.statement(session, member_no, start, end)
+    except (ledger.NotFound, ValueError) as exc:
+        raise _fail(exc) from None
+    finally:
+        engine.dispose()
+    if fmt is StatementFormat.pdf:
+        path = output or Path(f"buku-tabungan-{member_no}.pdf")
+        path.write_bytes(passbook.statement_pdf(st))
+        typer.echo(f"ditulis / written: {path}", err=True)
+        return
+    if fmt is StatementFormat.json:
+        rendered = st.model_dump_json(indent=2) + "\n"
+    elif fmt is StatementFormat.csv:
+        rendered = passbook.statement_csv(st)
+    else:
+        rendered = passbook.statement_text(st)
+    if output is None:
+        typer.echo(rendered, nl=False)
+    else:
+        # A CSV with the BOM Excel looks for, or it misreads names outside ASCII.
+        encoding = "utf-8-sig" if fmt is StatementFormat.csv else "utf-8"
+        output.write_text(rendered, encoding=encoding, newline="")
+        typer.echo(f"ditulis / written: {output}", err=True)
+
+
+ImportFileArgument = Annotated[
+    Path,
+    typer.Argument(metavar="FILE", exists=True, dir_okay=False, help="a .csv or .xlsx list"),
+]
+ValidOnlyOption = Annotated[
+    bool,
+    typer.Option(
+        "--valid-only", help="import the valid rows, refuse the others (default: all or nothing)"
+    ),
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="check every row and report; write nothing")
+]
+ReportOption = Annotated[
+    Path | None, typer.Option("--report", help="also write the report to this .csv or .xlsx")
+]
+SheetOption = Annotated[
+    str | None, typer.Option("--sheet", help="the XLSX sheet (default: the first)")
+]
+
+
+def _run_import(
+    run: Callable[[Callable[[int, int], None]], bulk_import.ImportReport],
+    report_path: Path | None,
+) -> None:
+    """Run an import with a progress bar (on a terminal), print its report, write it to
+    ``report_path``, exit 1 when a row was refused."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from wastebank.bulk_import import ImportFileError
+
+    console = Console(stderr=True)
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    task = bar.add_task("mengimpor / importing", total=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    with bar:
+        try:
+            report = run(progress)
+        except ImportFileError as exc:
+            raise _fail(exc) from None
+    typer.echo(report.text(), nl=False)
+    if report_path is not None:
+        try:
+            report.write(report_path)
+        except ImportFileError as exc:
+            raise _fail(exc) from None
+        typer.echo(f"laporan / report: {report_path}")
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@ledger_app.command("import-members")
+def ledger_import_members(
+    file: ImportFileArgument,
+    valid_only: ValidOnlyOption = False,
+    dry_run: DryRunOption = False,
+    report: ReportOption = None,
+    sheet: SheetOption = None,
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """Register nasabah from a CSV/XLSX list: every row imported or refused with its reasons.
+    Columns: no_nasabah, nama, kode_bank (required); jenis, no_hp, kelurahan, kecamatan, rt,
+    rw, nik, kartu. A NIK needs WASTEBANK_NIK_KEY and is stored only as its keyed hash.
+    Exit 1 when a row was refused."""
+    from wastebank import bulk_import, ledger
+    from wastebank.config import load_settings
+
+    try:
+        privacy = load_settings(ledger.MemberPrivacySettings, config)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    nik_key = privacy.key() if privacy.nik_key is not None else None
+    mode = bulk_import.Mode.VALID_ONLY if valid_only else bulk_import.Mode.ALL_OR_NOTHING
+    engine = ledger.make_engine(_ledger_url(ledger_url, config))
+    try:
+        _run_import(
+            lambda progress: bulk_import.import_members(
+                engine,
+                file,
+                mode=mode,
+                dry_run=dry_run,
+                nik_key=nik_key,
+                sheet=sheet,
+                progress=progress,
+            ),
+            report,
+        )
+    finally:
+        engine.dispose()
+
+
+@ledger_app.command("import-prices")
+def ledger_import_prices(
+    file: ImportFileArgument,
+    author: Annotated[
+        str, typer.Option("--author", help="your staff id: an attendant of each bank (or induk)")
+    ],
+    valid_only: ValidOnlyOption = False,
+    dry_run: DryRunOption = False,
+    report: ReportOption = None,
+    sheet: SheetOption = None,
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """Set prices from a CSV/XLSX list (kode_bank, kategori, harga, berlaku_mulai), each through
+    the ledger's price rule: a price may not reprice deposits already made. A date means 00:00
+    in the bank's city; no date: from now. Exit 1 when a row was refused."""
+    from wastebank import bulk_import, ledger
+
+    mode = bulk_import.Mode.VALID_ONLY if valid_only else bulk_import.Mode.ALL_OR_NOTHING
+    engine = ledger.make_engine(_ledger_url(ledger_url, config))
+    try:
+        _run_import(
+            lambda progress: bulk_import.import_prices(
+                engine,
+                file,
+                author=author,
+                mode=mode,
+                dry_run=dry_run,
+                sheet=sheet,
+                progress=progress,
+            ),
+            report,
+        )
+    finally:
+        engine.dispose()
+
+
+# ---- users: logins for the API and pages (wastebank/access.py) -------------------------------
+
+user_app = typer.Typer(
+    help="pengguna dan peran / users and roles: admin, dlh, attendant, citizen",
+    no_args_is_help=True,
+)
+app.add_typer(user_app, name="user")
+
+
+class UserRole(StrEnum):
+    admin = "admin"
+    dlh = "dlh"
+    attendant = "attendant"
+    citizen = "citizen"
+
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from argon2 import PasswordHasher
+
+    from wastebank.access import AuthSettings
+
+    UserWork = Callable[[ledger.Session, PasswordHasher], object]
+
+
+def _user_settings(config: Path | None, ledger_url: str | None) -> tuple[str, AuthSettings]:
+    """The ledger URL and the API's auth settings (argon2 cost) from the API's settings."""
+    from api.settings import ApiSettings
+    from wastebank.config import load_settings
+
+    try:
+        settings = load_settings(ApiSettings, config)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    return ledger_url or settings.ledger_url, settings.auth
+
+
+def _secret(role: str, pin: str | None, password: str | None) -> tuple[str, bool]:
+    """The PIN or password given; else a citizen gets a generated PIN (shown once) and staff
+    are asked for a password. Returns (secret, generated)."""
+    from wastebank import access
+
+    if pin is not None and password is not None:
+        raise typer.BadParameter("--pin atau --password, bukan keduanya / not both")
+    if role == UserRole.citizen:
+        if password is not None:
+            raise typer.BadParameter(
+                "nasabah memakai PIN / citizens use a PIN", param_hint="--password"
+            )
+        return (pin, False) if pin is not None else (access.generate_pin(), True)
+    if pin is not None:
+        raise typer.BadParameter(
+            "staf memakai kata sandi / staff use a password", param_hint="--pin"
+        )
+    if password is None:
+        password = typer.prompt("Kata sandi / password", hide_input=True, confirmation_prompt=True)
+    return password, False
+
+
+def _with_users(config: Path | None, ledger_url: str | None, work: UserWork) -> object:
+    """Run ``work(session, hasher)`` on the ledger in one transaction (committed if it returns)."""
+    from wastebank import access, ledger
+
+    url, auth = _user_settings(config, ledger_url)
+    engine = ledger.make_engine(url)
+    try:
+        with ledger.Session(engine) as session:
+            try:
+                result = work(session, access.password_hasher(auth))
+            except access.AccessError as exc:
+                session.rollback()
+                raise _fail(exc) from None
+            session.commit()
+            return result
+    finally:
+        engine.dispose()
+
+
+UsernameArg = Annotated[str, typer.Argument(help="staff username, or a member number")]
+PinOption = Annotated[
+    str | None, typer.Option(help="citizen: 6-digit PIN (default: a random one, shown once)")
+]
+PasswordOption = Annotated[
+    str | None, typer.Option(help="staff: password (default: asked for, not echoed)")
+]
+
+
+@user_app.command("add")
+def user_add(
+    role: Annotated[UserRole, typer.Option(help="admin, dlh, attendant or citizen")],
+    username: Annotated[
+        str | None,
+        typer.Option(help="staff: login name (an attendant's is their staff id at their bank)"),
+    ] = None,
+    member: Annotated[
+        str | None, typer.Option(help="citizen: member number (their login name)")
+    ] = None,
+    city: Annotated[str | None, typer.Option(help="dlh: the city's code, e.g. ambon")] = None,
+    name: Annotated[str | None, typer.Option(help="full name (citizen: the member's)")] = None,
+    pin: PinOption = None,
+    password: PasswordOption = None,
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """Add a login: a nasabah (member number + PIN) or staff (username + password)."""
+    from wastebank import access
+
+    secret, generated = _secret(role, pin, password)
+
+    def add(session: ledger.Session, hasher: PasswordHasher) -> str:
+        user = access.add_user(
+            session,
+            role=role.value,
+            username=username,
+            name=name,
+            secret=secret,
+            hasher=hasher,
+            actor=access.cli_actor(),
+            city_code=city,
+            member_no=member,
+        )
+        return user.username
+
+    login = _with_users(config, ledger_url, add)
+    typer.echo(f"ditambahkan / added: {login} ({role.value})")
+    if generated:
+        typer.echo(f"PIN: {secret}  (berikan kepada nasabah / give it to the member; shown once)")
+
+
+@user_app.command("list")
+def user_list(
+    role: Annotated[UserRole | None, typer.Option(help="only this role")] = None,
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """List logins: username, role, name, scope (city, banks or member), active."""
+    from sqlalchemy import select
+
+    from wastebank import access, ledger
+
+    def rows(session: ledger.Session, _hasher: PasswordHasher) -> list[str]:
+        out = []
+        for user in access.users(session):
+            if role is not None and user.role != role.value:
+                continue
+            p = access.principal_of(session, user)
+            if p.role == access.Role.DLH:
+                scope = f"city {user.city.code if user.city else '?'}"
+            elif p.role == access.Role.ATTENDANT:
+                codes = session.scalars(
+                    select(ledger.Bank.code).where(ledger.Bank.id.in_(p.bank_ids))
+                )
+                scope = "banks " + (",".join(sorted(codes)) or "-")
+            elif p.role == access.Role.CITIZEN:
+                scope = f"member {p.member_no}"
+            else:
+                scope = "all"
+            state = "aktif / active" if user.active else "nonaktif / disabled"
+            out.append(
+                f"{user.username:<24} {user.role:<10} {user.name[:30]:<30} {scope:<30} {state}"
+            )
+        return out
+
+    lines = _with_users(config, ledger_url, rows)
+    assert isinstance(lines, list)
+    for line in lines:
+        typer.echo(line)
+    if not lines:
+        typer.echo("(belum ada pengguna / no users yet)")
+
+
+@user_app.command("disable")
+def user_disable(
+    username: UsernameArg, config: ConfigOption = None, ledger_url: LedgerUrlOption = None
+) -> None:
+    """Disable a login; every token and session it holds stops working at once."""
+    from wastebank import access
+
+    _with_users(
+        config,
+        ledger_url,
+        lambda s, _h: access.set_active(s, username, False, access.cli_actor()),
+    )
+    typer.echo(f"dinonaktifkan / disabled: {username}")
+
+
+@user_app.command("enable")
+def user_enable(
+    username: UsernameArg, config: ConfigOption = None, ledger_url: LedgerUrlOption = None
+) -> None:
+    """Enable a disabled login again."""
+    from wastebank import access
+
+    _with_users(
+        config,
+        ledger_url,
+        lambda s, _h: access.set_active(s, username, True, access.cli_actor()),
+    )
+    typer.echo(f"diaktifkan / enabled: {username}")
+
+
+@user_app.command("set-pin")
+def user_set_pin(
+    username: UsernameArg,
+    pin: PinOption = None,
+    password: PasswordOption = None,
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """Set a citizen's PIN (default: a random one, shown once) or a staff user's password;
+    their tokens and sessions stop working."""
+    from wastebank import access
+
+    def role_of(session: ledger.Session, _hasher: PasswordHasher) -> str:
+        return access.get_user(session, username).role
+
+    role = _with_users(config, ledger_url, role_of)
+    assert isinstance(role, str)
+    secret, generated = _secret(role, pin, password)
+    _with_users(
+        config,
+        ledger_url,
+        lambda s, h: access.set_secret(s, username, secret, h, access.cli_actor()),
+    )
+    typer.echo(f"diubah / changed: {username}")
+    if generated:
+        typer.echo(f"PIN: {secret}  (berikan kepada nasabah / give it to the member; shown once)")
 
 
 if __name__ == "__main__":

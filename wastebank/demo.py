@@ -3,7 +3,8 @@
 Starts Mosquitto and InfluxDB (installing them if needed), seeds the demo city, then runs every
 process as its own child, exactly as they would run on separate machines: one simulated kiosk
 scale and one gateway per waste bank, two TPS fill sensors, the ingester and the API. Prints the
-URL of a member's balance page. Ctrl-C (or any child dying) stops everything it started.
+URL of a member's balance page and the member's login (member number and a PIN made for this
+run). Ctrl-C (or any child dying) stops everything it started.
 """
 
 from __future__ import annotations
@@ -66,6 +67,37 @@ async def _stop(children: list[Child]) -> None:
             await child.proc.wait()
 
 
+def demo_login(ledger_url: str, member_no: str) -> str:
+    """Give ``member_no`` a citizen login with a new random PIN (each run makes a new one: a
+    hash cannot be read back); return the PIN."""
+    from sqlalchemy.orm import Session
+
+    from wastebank import access, ledger
+
+    pin = access.generate_pin()
+    hasher = access.password_hasher(access.AuthSettings())
+    actor = access.Actor(name="demo", role="cli", user_agent="wastebank demo")
+    engine = ledger.make_engine(ledger_url)
+    try:
+        with Session(engine) as session:
+            if access.find_login(session, member_no) is None:
+                access.add_user(
+                    session,
+                    role=access.Role.CITIZEN,
+                    member_no=member_no,
+                    secret=pin,
+                    hasher=hasher,
+                    actor=actor,
+                )
+            else:
+                access.set_secret(session, member_no, pin, hasher, actor)
+                access.set_active(session, member_no, True, actor)
+            session.commit()
+    finally:
+        engine.dispose()
+    return pin
+
+
 async def run() -> None:
     # Ctrl-C arrives as SIGINT (asyncio.run cancels us); treat SIGTERM and SIGHUP the same way, so
     # `kill` or a closed terminal also stops every child instead of orphaning them.
@@ -81,6 +113,8 @@ async def run() -> None:
     ledger_url = f"sqlite:///{demo_dir / 'ledger.db'}"
     summary = seed_demo(ledger_url)
     log.info("data contoh / demo data: %s", summary)
+    member_no = next(iter(summary.members))
+    pin = demo_login(ledger_url, member_no)
 
     common = {"WASTEBANK_LEDGER_URL": ledger_url}
     children: list[Child] = []
@@ -146,12 +180,15 @@ async def run() -> None:
                 )
             )
 
-        member_no = next(iter(summary.members))
         base = f"http://127.0.0.1:{API_PORT}"
         print(  # noqa: T201 - the demo's whole point is to print this
             "\n"
             f"  Saldo nasabah / member balance:  {base}/nasabah/{member_no}\n"
-            f"  JSON:                            {base}/api/members/{member_no}/balance\n"
+            f"  Masuk / log in:                  nomor nasabah {member_no}, PIN {pin}\n"
+            f"  JSON:                            curl -d username={member_no} -d password={pin} "
+            f"{base}/api/token\n"
+            f"                                   then {base}/api/members/{member_no}/balance\n"
+            "                                   with 'Authorization: Bearer <access_token>'\n"
             f"  Kesehatan / health:              {base}/health\n"
             f"  Log:                             {logs}\n"
             "  Tekan Ctrl-C untuk berhenti / press Ctrl-C to stop.\n",

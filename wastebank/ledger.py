@@ -7,28 +7,49 @@ A deposit is applied exactly once by its ``event_id`` (unique constraint; a repl
 duplicate, never applied twice) and priced at the bank's price in force at ``measured_at``. Each
 applied deposit writes two journal entries that sum to zero: the member's account is credited and
 the bank's waste-purchase account is debited. Balances are sums of entries, never stored.
+
+Beside the money journal (integer Rupiah) there is a stock journal (integer grams per category):
+a deposit puts its weight into the bank's stock; sales to a pengepul, transfers from a unit to its
+induk, and residue or burned waste take it out. Nothing is edited or deleted: a wrong deposit is
+voided by reversal entries (and, for a correction, replaced by a new deposit). :func:`verify`
+recomputes every entry from the documents (deposits, voids, withdrawals, stock movements) and
+reports any difference, any unbalanced transaction and any negative balance or stock.
+
+Functions that add reference data (``create_*``) flush and leave the commit to the caller;
+operations on money or stock (manual deposits, voids, prices, withdrawals, stock movements)
+commit, because their checks hold only under the locks of their own transaction (see
+:func:`request_withdrawal`), and roll back whatever they wrote when they refuse.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
-from collections.abc import Callable, Sequence
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, cast
 
+from pydantic import Field, SecretStr
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Dialect,
     Engine,
     ForeignKey,
+    Index,
     Insert,
     Integer,
     LargeBinary,
+    MetaData,
     String,
     Table,
     Text,
@@ -37,22 +58,27 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    false,
     func,
     insert,
-    inspect,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql as postgresql_dml
 from sqlalchemy.dialects import sqlite as sqlite_dml
-from sqlalchemy.engine import CursorResult
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
-from sqlalchemy.schema import CreateColumn
+from sqlalchemy.engine import CursorResult, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    joinedload,
+    mapped_column,
+    relationship,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
-from wastebank.config import default_ledger_url
+from wastebank.config import WastebankSettings, default_ledger_url
 from wastebank.messages import DepositEvent
 
 __all__ = ["Session"]
@@ -81,8 +107,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Constraint names as PostgreSQL itself chooses them, on every database: a PostgreSQL ledger
+# from before migrations (unnamed constraints) has these names already, and migrations on SQLite
+# (which copy the table) can name the constraint they change.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "fk": "%(table_name)s_%(column_0_N_name)s_fkey",
+    "pk": "%(table_name)s_pkey",
+}
+
+
 class Base(DeclarativeBase):
-    pass
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class City(Base):
@@ -93,24 +130,129 @@ class City(Base):
     timezone: Mapped[str] = mapped_column(String(64), doc="IANA zone, e.g. Asia/Jayapura (WIT)")
 
 
+class Kecamatan(Base):
+    """A district of a city. Its name is the ``kecamatan`` tag of every InfluxDB deposit point."""
+
+    __tablename__ = "kecamatan"
+    __table_args__ = (UniqueConstraint("city_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    city_id: Mapped[int] = mapped_column(ForeignKey("city.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    code: Mapped[str | None] = mapped_column(String(16), nullable=True, doc="Kemendagri code")
+    city: Mapped[City] = relationship()
+
+
+class AreaKind(StrEnum):
+    KELURAHAN = "kelurahan"  # urban village, headed by a civil servant (lurah)
+    DESA = "desa"  # village (in Maluku often a negeri adat, e.g. Batu Merah), headed by its own
+
+
+class Kelurahan(Base):
+    """A kelurahan or desa (the level below the kecamatan): where banks and members are."""
+
+    __tablename__ = "kelurahan"
+    __table_args__ = (UniqueConstraint("kecamatan_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kecamatan_id: Mapped[int] = mapped_column(ForeignKey("kecamatan.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(
+        String(16), default=AreaKind.KELURAHAN, server_default=AreaKind.KELURAHAN
+    )
+    code: Mapped[str | None] = mapped_column(String(16), nullable=True, doc="Kemendagri code")
+    kecamatan: Mapped[Kecamatan] = relationship()
+
+
+class BankKind(StrEnum):
+    """PermenLHK 14/2021: a bank sampah induk (BSI) buys sorted waste from the units under it and
+    sells it on; a bank sampah unit (BSU) serves nasabah, under an induk or on its own."""
+
+    INDUK = "induk"
+    UNIT = "unit"
+
+
 class Bank(Base):
+    """A waste bank. A unit may sit under an induk (``parent_id``) and may buy at its induk's
+    prices (``use_parent_price``): its deposits are then priced by the induk's list."""
+
     __tablename__ = "bank"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     city_id: Mapped[int] = mapped_column(ForeignKey("city.id"))
-    kecamatan: Mapped[str] = mapped_column(String(100))
-    kelurahan: Mapped[str] = mapped_column(String(100))
+    kelurahan_id: Mapped[int] = mapped_column(ForeignKey("kelurahan.id"))
+    kind: Mapped[str] = mapped_column(
+        String(8), default=BankKind.UNIT, server_default=BankKind.UNIT
+    )
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("bank.id"), nullable=True, index=True)
+    use_parent_price: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    min_withdrawal_idr: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     city: Mapped[City] = relationship()
+    kelurahan: Mapped[Kelurahan] = relationship()
+    parent: Mapped[Bank | None] = relationship(remote_side="Bank.id")
+
+    @property
+    def kecamatan(self) -> str:
+        """The kecamatan's name (the InfluxDB tag). Loads two rows unless they are loaded already:
+        the ingester loads them with the bank (see ``_References.bank``)."""
+        return self.kelurahan.kecamatan.name
+
+    @property
+    def price_bank_id(self) -> int:
+        """The bank whose price list prices this bank's deposits: its induk's, or its own."""
+        if self.use_parent_price and self.parent_id is not None:
+            return self.parent_id
+        return self.id
+
+
+class Attendant(Base):
+    """A petugas who works at a bank: the hook between the ledger and staff accounts.
+
+    ``staff_id`` is the staff user's id in the login system (designed separately; the ledger
+    never authenticates anyone). Every manual entry, void, price change, withdrawal decision and
+    stock movement names its ``author``, and :func:`require_attendant` checks that the author is
+    an active attendant of the bank concerned or of its induk. Attendants are deactivated, never
+    deleted, so the authors of old entries stay known.
+    """
+
+    __tablename__ = "attendant"
+    __table_args__ = (UniqueConstraint("bank_id", "staff_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("bank.id"))
+    staff_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    bank: Mapped[Bank] = relationship()
+
+
+class MemberKind(StrEnum):
+    INDIVIDUAL = "individual"  # perorangan
+    GROUP = "group"  # kelompok: PKK, RT, karang taruna, majelis taklim
+    INSTITUTION = "institution"  # lembaga / badan: school, office, mosque, company
 
 
 class Member(Base):
+    """A nasabah: a person, a group or an institution saving at one bank.
+
+    The NIK (national identity number) is never stored: only ``nik_hash``, a keyed hash (see
+    :func:`hash_nik`), so that the same person can be found when registered twice.
+    """
+
     __tablename__ = "member"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     member_no: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     bank_id: Mapped[int] = mapped_column(ForeignKey("bank.id"))
+    kind: Mapped[str] = mapped_column(
+        String(16), default=MemberKind.INDIVIDUAL, server_default=MemberKind.INDIVIDUAL
+    )
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    kelurahan_id: Mapped[int | None] = mapped_column(ForeignKey("kelurahan.id"), nullable=True)
+    rt: Mapped[str | None] = mapped_column(String(3), nullable=True, doc="rukun tetangga, '002'")
+    rw: Mapped[str | None] = mapped_column(String(3), nullable=True, doc="rukun warga, '005'")
+    nik_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     bank: Mapped[Bank] = relationship()
+    kelurahan: Mapped[Kelurahan | None] = relationship()
 
 
 class Card(Base):
@@ -120,17 +262,77 @@ class Card(Base):
     member: Mapped[Member] = relationship()
 
 
+class Unit(StrEnum):
+    """What a category is counted in. Deposits always carry a weight in grams (stock and tonnage
+    are in grams); a piece or litre category also carries its count (pieces or millilitres),
+    and that is what it is priced by."""
+
+    KG = "kg"
+    PIECE = "piece"
+    LITRE = "litre"
+
+
+class SipsnClass(StrEnum):
+    """The composition classes of SIPSN (KLHK), to roll categories up for DLH reports."""
+
+    SISA_MAKANAN = "sisa_makanan"  # food waste
+    KAYU_RANTING = "kayu_ranting"  # wood, twigs, leaves
+    KERTAS_KARTON = "kertas_karton"  # paper, cardboard
+    PLASTIK = "plastik"
+    LOGAM = "logam"  # metal
+    KAIN = "kain"  # textile
+    KARET_KULIT = "karet_kulit"  # rubber, leather
+    KACA = "kaca"  # glass
+    LAINNYA = "lainnya"  # other
+
+
+class MaterialClass(StrEnum):
+    """The material, as emission and energy factors are given per material (US EPA WARM names
+    for recyclables; IPCC DOC classes for organics). See shared/domain/estimation-methods.md."""
+
+    PET = "pet"
+    HDPE = "hdpe"
+    PP = "pp"
+    LDPE = "ldpe"  # film, kresek
+    MIXED_PLASTIC = "mixed_plastic"
+    CORRUGATED = "corrugated"  # kardus
+    OFFICE_PAPER = "office_paper"  # HVS
+    NEWSPAPER = "newspaper"
+    MIXED_PAPER = "mixed_paper"
+    ALUMINIUM = "aluminium"
+    STEEL = "steel"  # tin cans, besi
+    COPPER = "copper"
+    GLASS = "glass"
+    TEXTILE = "textile"
+    RUBBER_LEATHER = "rubber_leather"
+    WOOD = "wood"
+    FOOD = "food"
+    YARD = "yard"
+    COOKING_OIL = "cooking_oil"  # minyak jelantah (biodiesel feedstock)
+    OTHER = "other"
+
+
 class Category(Base):
     __tablename__ = "category"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name_id: Mapped[str] = mapped_column(String(100), doc="Bahasa Indonesia name")
     name_en: Mapped[str] = mapped_column(String(100))
-    unit: Mapped[str] = mapped_column(String(8), default="kg")
+    unit: Mapped[str] = mapped_column(String(8), default=Unit.KG)
+    sipsn_class: Mapped[str] = mapped_column(
+        String(16), default=SipsnClass.LAINNYA, server_default=SipsnClass.LAINNYA
+    )
+    material_class: Mapped[str] = mapped_column(
+        String(24), default=MaterialClass.OTHER, server_default=MaterialClass.OTHER
+    )
 
 
 class Price(Base):
-    """A bank's buying price for a category, in force from ``effective_from`` until superseded."""
+    """A bank's buying price for a category, in force from ``effective_from`` until superseded.
+
+    ``price_per_kg_idr`` is per the category's unit: per kg, per piece or per litre (the name is
+    kept from when every category was sold by weight; the API and the deposit rows carry it).
+    """
 
     __tablename__ = "price"
     __table_args__ = (UniqueConstraint("bank_id", "category_id", "effective_from"),)
@@ -139,6 +341,8 @@ class Price(Base):
     category_id: Mapped[int] = mapped_column(ForeignKey("category.id"))
     price_per_kg_idr: Mapped[int] = mapped_column(BigInteger)
     effective_from: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Deposit(Base):
@@ -161,6 +365,12 @@ class Deposit(Base):
     raw_frames: Mapped[str] = mapped_column(Text, default="[]", doc="JSON list: the evidence")
     flow: Mapped[str] = mapped_column(String(16), default="kiosk", server_default="kiosk")
     calibration_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # A piece or litre category's count (pieces, millilitres); None for kg (net_g is the count).
+    quantity: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Entered by an attendant (scale down, or a correction), not measured: who and why.
+    manual: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    author: Mapped[str | None] = mapped_column(String(64), nullable=True)
     member: Mapped[Member] = relationship()
     category: Mapped[Category] = relationship()
     bank: Mapped[Bank] = relationship()
@@ -169,7 +379,9 @@ class Deposit(Base):
 class JournalEntry(Base):
     """One leg of a balanced transaction: the amounts of one ``txn_ref`` sum to zero.
 
-    ``amount_idr`` > 0 raises the account's balance (for a member: what the bank owes them).
+    ``amount_idr`` > 0 is a credit, < 0 a debit. A member's account is what the bank owes them
+    (credits raise it); the bank's waste purchases and its funds (cash, bank account) are debit
+    accounts, so their sums are negative: a payout credits funds, a sale's revenue debits them.
     """
 
     __tablename__ = "journal_entry"
@@ -177,6 +389,142 @@ class JournalEntry(Base):
     txn_ref: Mapped[str] = mapped_column(String(120), index=True)
     account: Mapped[str] = mapped_column(String(120), index=True)
     amount_idr: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    memo: Mapped[str] = mapped_column(String(200), default="")
+
+
+class DepositVoid(Base):
+    """The reversal of a deposit, with why and by whom. The deposit row is never changed: its
+    journal and stock entries are reversed by entries of their own (``void:{event_id}``). One
+    void per deposit (unique): a second is refused. A correction names the deposit that replaced
+    the voided one."""
+
+    __tablename__ = "deposit_void"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deposit_id: Mapped[int] = mapped_column(ForeignKey("deposit.id"), unique=True)
+    reason: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(64))
+    voided_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    replacement_id: Mapped[int | None] = mapped_column(ForeignKey("deposit.id"), nullable=True)
+    deposit: Mapped[Deposit] = relationship(foreign_keys=[deposit_id])
+    replacement: Mapped[Deposit | None] = relationship(foreign_keys=[replacement_id])
+
+
+class PayoutMethod(StrEnum):
+    CASH = "cash"
+    BANK_TRANSFER = "bank_transfer"
+    EWALLET = "ewallet"  # DANA, OVO, GoPay, ShopeePay, ...
+
+
+class WithdrawalStatus(StrEnum):
+    """requested -> approved -> paid; requested -> rejected; requested/approved -> cancelled."""
+
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    PAID = "paid"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+OPEN_WITHDRAWALS = (WithdrawalStatus.REQUESTED, WithdrawalStatus.APPROVED)
+
+
+class Withdrawal(Base):
+    """A member's request to take money out (penarikan). Its amount is reserved from the moment
+    it is requested until it is paid (journal entries ``withdrawal:{id}``), rejected or
+    cancelled: a member's available balance is their balance minus their open withdrawals."""
+
+    __tablename__ = "withdrawal"
+    __table_args__ = (
+        CheckConstraint("amount_idr > 0", name="ck_withdrawal_amount_positive"),
+        Index("ix_withdrawal_member_status", "member_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
+    bank_id: Mapped[int] = mapped_column(ForeignKey("bank.id"))
+    amount_idr: Mapped[int] = mapped_column(BigInteger)
+    method: Mapped[str] = mapped_column(String(16))
+    destination: Mapped[str | None] = mapped_column(
+        String(100), nullable=True, doc="account or e-wallet number; None for cash"
+    )
+    status: Mapped[str] = mapped_column(String(16), default=WithdrawalStatus.REQUESTED)
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True, doc="why rejected/cancelled")
+    paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    paid_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    payout_ref: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    member: Mapped[Member] = relationship()
+    bank: Mapped[Bank] = relationship()
+
+
+class Collector(Base):
+    """A pengepul (or a recycler, a BSI of another network) that buys stock from banks."""
+
+    __tablename__ = "collector"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    city_id: Mapped[int | None] = mapped_column(ForeignKey("city.id"), nullable=True)
+
+
+class MovementKind(StrEnum):
+    SALE = "sale"  # sold to a pengepul: weight and revenue
+    TRANSFER = "transfer"  # a unit's stock delivered to its induk
+    RESIDUE = "residue"  # unsellable, sent to the TPS/TPA
+    BURNED = "burned"  # burned (bakar)
+
+
+class StockMovement(Base):
+    """Stock leaving a bank: the document behind the stock entries ``{kind}:{id}``.
+
+    ``grams`` leave the bank's stock. A transfer puts ``received_g`` (re-weighed at the induk;
+    ``grams`` if not re-weighed) into the induk's stock; the difference is shrinkage (susut).
+    """
+
+    __tablename__ = "stock_movement"
+    __table_args__ = (
+        CheckConstraint("grams > 0", name="ck_stock_movement_grams_positive"),
+        CheckConstraint(
+            "revenue_idr IS NULL OR revenue_idr >= 0", name="ck_stock_movement_revenue"
+        ),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    bank_id: Mapped[int] = mapped_column(ForeignKey("bank.id"), index=True)
+    category_id: Mapped[int] = mapped_column(ForeignKey("category.id"))
+    grams: Mapped[int] = mapped_column(BigInteger)
+    to_bank_id: Mapped[int | None] = mapped_column(ForeignKey("bank.id"), nullable=True)
+    received_g: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    collector_id: Mapped[int | None] = mapped_column(ForeignKey("collector.id"), nullable=True)
+    revenue_idr: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    author: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text, default="")
+    bank: Mapped[Bank] = relationship(foreign_keys=[bank_id])
+    to_bank: Mapped[Bank | None] = relationship(foreign_keys=[to_bank_id])
+    category: Mapped[Category] = relationship()
+    collector: Mapped[Collector | None] = relationship()
+
+
+class StockEntry(Base):
+    """One leg of a balanced stock transaction in integer grams: the grams of one ``txn_ref``
+    and category sum to zero. ``stock:{bank}`` is what a bank holds (never negative); the other
+    leg says where the mass came from or went: ``intake:{bank}`` (members' deposits),
+    ``sold:{bank}``, ``residue:{bank}``, ``burned:{bank}``, ``shrinkage:{bank}``, or another
+    bank's stock (a transfer)."""
+
+    __tablename__ = "stock_entry"
+    __table_args__ = (Index("ix_stock_entry_account_category", "account", "category_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    txn_ref: Mapped[str] = mapped_column(String(120), index=True)
+    account: Mapped[str] = mapped_column(String(120))
+    category_id: Mapped[int] = mapped_column(ForeignKey("category.id"))
+    grams: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     memo: Mapped[str] = mapped_column(String(200), default="")
 
@@ -212,8 +560,20 @@ class DeadLetter(Base):
 # ---- engine -----------------------------------------------------------------------------------
 
 
-def make_engine(url: str | None = None, *, writer: bool = True) -> Engine:
-    """An engine for ``url`` (default: the SQLite file under .run/), with the schema created.
+def make_engine(
+    url: str | None = None, *, writer: bool = True, migrate: bool | None = None
+) -> Engine:
+    """An engine for ``url`` (default: the SQLite file under .run/) whose schema is at this
+    release's head.
+
+    ``migrate`` (default: ``writer``): a writer upgrades the ledger to the head first, under the
+    migration lock (:mod:`wastebank.migrations`; a no-op costing one query when it is there
+    already); a reader (``writer=False``, the API) only checks and raises
+    :class:`~wastebank.migrations.LedgerSchemaError` when it is not. ``migrate=False`` does
+    neither (``wastebank ledger migrate`` / ``current``).
+
+    ``postgresql://`` URLs use psycopg 3 (``postgresql+psycopg://``); pooled connections are
+    checked before use, so a restarted server costs no failed batch.
 
     On SQLite, SQLAlchemy (not the driver) begins transactions, so savepoints work; a ``writer``
     engine begins them IMMEDIATE: it takes the write lock up front and waits for it (busy
@@ -221,13 +581,15 @@ def make_engine(url: str | None = None, *, writer: bool = True) -> Engine:
     snapshot another writer has since changed ("database is locked"). Several ingesters on one
     SQLite ledger depend on this. Readers (the API) keep deferred transactions.
     """
-    url = url or os.environ.get("WASTEBANK_LEDGER_URL") or default_ledger_url()
-    if url.startswith("sqlite:///"):
-        path = url.removeprefix("sqlite:///")
-        if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    engine = create_engine(url)
-    if engine.dialect.name == "sqlite":
+    from wastebank import migrations
+
+    parsed = make_url(url or os.environ.get("WASTEBANK_LEDGER_URL") or default_ledger_url())
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+        engine = create_engine(parsed)
         event.listen(engine, "connect", _sqlite_pragmas)
         begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
 
@@ -235,31 +597,17 @@ def make_engine(url: str | None = None, *, writer: bool = True) -> Engine:
         def _begin(conn: Any) -> None:
             conn.exec_driver_sql(begin)
 
-    Base.metadata.create_all(engine)
-    _add_missing_columns(engine)
+    else:
+        engine = create_engine(parsed, pool_pre_ping=True)
+    try:
+        if migrate or (migrate is None and writer):
+            migrations.upgrade(engine)
+        elif migrate is None:
+            migrations.check(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    """Add columns a newer release declares to tables an older one created (no migrations yet).
-
-    Only columns that are nullable or carry a server default can be added this way, which is how
-    new columns are declared until the ledger gets real migrations. Idempotent; safe when several
-    processes open the same ledger at once (a column another process just added is skipped).
-    """
-    existing = inspect(engine)
-    for table in Base.metadata.sorted_tables:
-        have = {c["name"] for c in existing.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in have or not (column.nullable or column.server_default is not None):
-                continue
-            ddl = CreateColumn(column).compile(dialect=engine.dialect)
-            try:
-                with engine.begin() as conn:
-                    conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
-            except (OperationalError, ProgrammingError):
-                if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
-                    raise
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -280,7 +628,43 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
 
 
-class DepositRejected(Exception):
+class LedgerError(Exception):
+    """A request the ledger refuses; whatever it had written in its transaction is rolled back."""
+
+
+class NotFound(LedgerError):
+    pass
+
+
+class NotAllowed(LedgerError):
+    """The author is not an attendant of the bank, or the bank may not do this."""
+
+
+class AlreadyVoided(LedgerError):
+    pass
+
+
+class InsufficientBalance(LedgerError):
+    pass
+
+
+class InsufficientStock(LedgerError):
+    pass
+
+
+class BelowMinimum(LedgerError):
+    pass
+
+
+class InvalidTransition(LedgerError):
+    """A withdrawal asked to move to a state its current state does not lead to."""
+
+
+class PriceHistoryLocked(LedgerError):
+    """A new price would reprice deposits already priced: history is never rewritten."""
+
+
+class DepositRejected(LedgerError):
     """The deposit is well-formed but cannot be applied (unknown card, no price, ...)."""
 
 
@@ -302,10 +686,22 @@ def amount_for(net_g: int, price_per_kg_idr: int) -> int:
     return (net_g * price_per_kg_idr + 500) // 1000
 
 
+def amount_for_quantity(unit: str, quantity: int, price_per_unit_idr: int) -> int:
+    """Integer Rupiah for ``quantity`` of a category counted in ``unit``: grams at a price per kg,
+    millilitres at a price per litre (both rounded half up), or pieces at a price per piece."""
+    if unit == Unit.PIECE:
+        return quantity * price_per_unit_idr
+    return amount_for(quantity, price_per_unit_idr)
+
+
 def price_in_force(session: Session, bank_id: int, category_id: int, at: datetime) -> int | None:
+    """The price of ``category_id`` at ``bank_id`` at ``at``: from its induk's list when the bank
+    uses its induk's prices."""
+    bank = session.get(Bank, bank_id)
+    owner = bank.price_bank_id if bank is not None else bank_id
     stmt = (
         select(Price.price_per_kg_idr)
-        .where(Price.bank_id == bank_id, Price.category_id == category_id)
+        .where(Price.bank_id == owner, Price.category_id == category_id)
         .where(Price.effective_from <= at)
         .order_by(Price.effective_from.desc())
         .limit(1)
@@ -319,6 +715,25 @@ def member_account(member_no: str) -> str:
 
 def bank_purchase_account(bank_code: str) -> str:
     return f"bank:{bank_code}:waste_purchases"
+
+
+def bank_funds_account(bank_code: str, method: str) -> str:
+    """Where a bank's money is: ``cash``, or the account behind transfers and e-wallets."""
+    return f"bank:{bank_code}:funds:{method}"
+
+
+def bank_sales_account(bank_code: str) -> str:
+    return f"bank:{bank_code}:sales"
+
+
+def stock_account(bank_code: str) -> str:
+    return f"stock:{bank_code}"
+
+
+def stock_flow_account(kind: str, bank_code: str) -> str:
+    """The other leg of a stock entry: ``intake``, ``sold``, ``residue``, ``burned``,
+    ``shrinkage``."""
+    return f"{kind}:{bank_code}"
 
 
 def apply_deposit(session: Session, ev: DepositEvent) -> AppliedDeposit:
@@ -339,14 +754,15 @@ def apply_deposits(
     (unknown card, no price, ...) leaves the others applied. An event already in the ledger, or
     one seen earlier in the batch, is a DUPLICATE described as it was applied. Reference data
     (banks, cards, members, categories, prices) is read once per batch, the event ids already
-    applied in one query per chunk; the deposits and their journal entries are then written with
-    one multi-row INSERT each. A deposit another writer applied between our read and our write
-    (the insert skips it on the unique event id) is reported DUPLICATE and gets no entries.
+    applied in one query per chunk; the deposits, their journal entries and their stock entries
+    are then written with one multi-row INSERT each. A deposit another writer applied between
+    our read and our write (the insert skips it on the unique event id) is reported DUPLICATE
+    and gets no entries.
     """
     ref = _References(session)
     known = ref.applied([ev.event_id for ev in events])
     out: list[AppliedDeposit | DepositRejected] = []
-    planned: dict[str, tuple[dict[str, Any], AppliedDeposit]] = {}
+    planned: dict[str, tuple[dict[str, Any], AppliedDeposit]] = {}  # event id -> row, outcome
     for ev in events:
         if (done := known.get(ev.event_id)) is not None:
             out.append(done)
@@ -363,11 +779,14 @@ def apply_deposits(
     if planned:
         inserted = _insert_deposits(session, [row for row, _ in planned.values()])
         entries: list[dict[str, Any]] = []
-        for event_id, (_, applied) in planned.items():
+        stock: list[dict[str, Any]] = []
+        for event_id, (row, applied) in planned.items():
             if event_id in inserted:
                 entries.extend(_journal_entries(applied))
+                stock.extend(_stock_entries(applied, row["category_id"]))
         if entries:
             session.execute(insert(_JOURNAL), entries)
+            session.execute(insert(_STOCK), stock)
         lost = [event_id for event_id in planned if event_id not in inserted]
         if lost:
             # Another ingester applied these between our read and our write: its rows stand.
@@ -381,6 +800,7 @@ def apply_deposits(
 
 _DEPOSIT = cast(Table, Deposit.__table__)
 _JOURNAL = cast(Table, JournalEntry.__table__)
+_STOCK = cast(Table, StockEntry.__table__)
 
 # INSERT ... ON CONFLICT (event_id) DO NOTHING ... RETURNING event_id, by dialect. Any other
 # dialect (or an SQLite without RETURNING) inserts row by row, each in a savepoint: correct, slow.
@@ -443,6 +863,27 @@ def _journal_entries(d: AppliedDeposit) -> tuple[dict[str, Any], dict[str, Any]]
     )
 
 
+def _stock_entries(d: AppliedDeposit, category_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two stock legs of an applied deposit: into the bank's stock, out of members' intake."""
+    txn = f"deposit:{d.event_id}"
+    return (
+        {
+            "txn_ref": txn,
+            "account": stock_account(d.bank_code),
+            "category_id": category_id,
+            "grams": d.net_g,
+            "memo": d.member_no,
+        },
+        {
+            "txn_ref": txn,
+            "account": stock_flow_account("intake", d.bank_code),
+            "category_id": category_id,
+            "grams": -d.net_g,
+            "memo": d.member_no,
+        },
+    )
+
+
 _CHUNK = 500  # event ids per IN (...) query
 
 
@@ -467,7 +908,7 @@ class _References:
                     Deposit.event_id,
                     Member.member_no,
                     Bank.code,
-                    Bank.kecamatan,
+                    Kecamatan.name,
                     Category.code,
                     Deposit.net_g,
                     Deposit.amount_idr,
@@ -476,6 +917,8 @@ class _References:
                 .select_from(Deposit)
                 .join(Member, Deposit.member_id == Member.id)
                 .join(Bank, Deposit.bank_id == Bank.id)
+                .join(Kelurahan, Bank.kelurahan_id == Kelurahan.id)
+                .join(Kecamatan, Kelurahan.kecamatan_id == Kecamatan.id)
                 .join(Category, Deposit.category_id == Category.id)
                 .where(Deposit.event_id.in_(ids[start : start + _CHUNK]))
             )
@@ -484,8 +927,13 @@ class _References:
         return found
 
     def bank(self, code: str) -> Bank | None:
+        """The bank, with its kelurahan and kecamatan (the InfluxDB tag) in the same query."""
         if code not in self.banks:
-            self.banks[code] = self.s.scalar(select(Bank).where(Bank.code == code))
+            self.banks[code] = self.s.scalar(
+                select(Bank)
+                .options(joinedload(Bank.kelurahan).joinedload(Kelurahan.kecamatan))
+                .where(Bank.code == code)
+            )
         return self.banks[code]
 
     def category(self, code: str) -> Category | None:
@@ -511,11 +959,13 @@ class _References:
         return found
 
     def price(self, bank: Bank, category: Category, at: datetime) -> int | None:
-        key = (bank.id, category.id)
+        """The price in force at ``at`` on the list ``bank`` buys at (its induk's, if it uses
+        its induk's prices)."""
+        key = (bank.price_bank_id, category.id)
         if key not in self.prices:
             rows = self.s.execute(
                 select(Price.effective_from, Price.price_per_kg_idr)
-                .where(Price.bank_id == bank.id, Price.category_id == category.id)
+                .where(Price.bank_id == key[0], Price.category_id == category.id)
                 .order_by(Price.effective_from.desc())
             ).all()
             self.prices[key] = [(r[0], int(r[1])) for r in rows]
@@ -533,6 +983,11 @@ class _References:
         category = self.category(ev.category_code)
         if category is None:
             raise DepositRejected(f"unknown category {ev.category_code!r}")
+        if category.unit != Unit.KG:
+            raise DepositRejected(
+                f"category {category.code} is counted per {category.unit}, not weighed: "
+                "an attendant enters it with its count"
+            )
         price = self.price(bank, category, ev.measured_at)
         if price is None:
             raise DepositRejected(
@@ -616,6 +1071,1223 @@ def journal_is_balanced(session: Session) -> bool:
         .limit(1)
     )
     return session.scalar(stmt) is None
+
+
+# ---- reference data: areas, banks, attendants, members ---------------------------------------
+
+
+class MemberPrivacySettings(WastebankSettings):
+    """The secret key of the NIK hash (see :func:`hash_nik`)."""
+
+    nik_key: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="HMAC key for NIK hashes (WASTEBANK_NIK_KEY), at least 32 random characters "
+        "(`python -c 'import secrets; print(secrets.token_urlsafe(32))'`); kept outside the "
+        "ledger database and its backups. Unset: NIKs cannot be recorded.",
+    )
+
+    def key(self) -> bytes:
+        if self.nik_key is None:
+            raise NotAllowed("no NIK key (WASTEBANK_NIK_KEY): a NIK cannot be recorded or found")
+        return self.nik_key.get_secret_value().encode()
+
+
+def hash_nik(nik: str, key: bytes) -> str:
+    """The keyed hash that stands for a NIK in the ledger: HMAC-SHA256 under ``key``, in hex.
+
+    A NIK (16 digits) is mostly predictable: region code, birth date, a short sequence. A plain
+    SHA-256 of it could be reversed by hashing every plausible NIK, so the ledger keeps only an
+    HMAC under a secret key that lives in the settings, never in the database: a stolen ledger
+    or backup gives no NIK, and without the key no one can test a guess against it. The same NIK
+    under the same key always gives the same hash, so a person registered twice (at this bank or
+    another) is found by hashing the NIK they show and looking it up (:func:`members_with_nik`).
+    The NIK itself is never stored, logged or returned. Changing the key orphans every stored
+    hash (they can no longer be matched), so it is rotated only together with re-collected NIKs.
+    """
+    digits = "".join(ch for ch in nik if ch not in " .-")
+    if len(digits) != 16 or not digits.isascii() or not digits.isdigit():
+        raise ValueError("a NIK is 16 digits")
+    return hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()
+
+
+def _hierarchy_problem(kind: str, parent_kind: str | None, use_parent_price: bool) -> str | None:
+    """What is wrong with a bank of ``kind`` under a parent of ``parent_kind`` (None: no parent)."""
+    if kind not in set(BankKind):
+        return f"kind {kind!r} is neither induk nor unit"
+    if kind == BankKind.INDUK and parent_kind is not None:
+        return "an induk has no parent"
+    if parent_kind is not None and parent_kind != BankKind.INDUK:
+        return "a unit's parent must be an induk"
+    if use_parent_price and parent_kind is None:
+        return "uses its induk's prices but has no induk"
+    return None
+
+
+def create_bank(
+    session: Session,
+    *,
+    code: str,
+    name: str,
+    kelurahan: Kelurahan,
+    kind: str = BankKind.UNIT,
+    parent: Bank | None = None,
+    use_parent_price: bool = False,
+    min_withdrawal_idr: int = 0,
+) -> Bank:
+    """Add a bank in ``kelurahan``: an induk, or a unit (under ``parent``, an induk of the same
+    city, or on its own). Flushes; the caller commits."""
+    problem = _hierarchy_problem(kind, parent.kind if parent else None, use_parent_price)
+    city_id = kelurahan.kecamatan.city_id
+    if problem is None and parent is not None and parent.city_id != city_id:
+        problem = "its induk is in another city"
+    if problem is None and min_withdrawal_idr < 0:
+        problem = "a minimum withdrawal is not negative"
+    if problem is not None:
+        raise NotAllowed(f"bank {code}: {problem}")
+    bank = Bank(
+        code=code,
+        name=name,
+        city_id=city_id,
+        kelurahan_id=kelurahan.id,
+        kind=kind,
+        parent_id=parent.id if parent else None,
+        use_parent_price=use_parent_price,
+        min_withdrawal_idr=min_withdrawal_idr,
+    )
+    session.add(bank)
+    session.flush()
+    return bank
+
+
+def bank_units(session: Session, induk_code: str) -> list[Bank]:
+    """The units under an induk, by code."""
+    parent = _bank(session, induk_code)
+    return list(
+        session.scalars(select(Bank).where(Bank.parent_id == parent.id).order_by(Bank.code))
+    )
+
+
+def create_attendant(session: Session, bank: Bank, staff_id: str, name: str) -> Attendant:
+    """Attach staff user ``staff_id`` to ``bank`` as a petugas. Flushes; the caller commits."""
+    if not staff_id.strip():
+        raise NotAllowed("an attendant needs a staff id")
+    row = Attendant(bank_id=bank.id, staff_id=staff_id, name=name, active=True)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def require_attendant(session: Session, bank: Bank, author: str) -> None:
+    """Refuse (:class:`NotAllowed`) unless ``author`` is an active attendant of ``bank`` or of
+    its induk, or an active admin (:mod:`wastebank.access`, whose usernames are the staff ids).
+    The one place where the ledger asks who may do what; the API checks roles before it calls
+    (an admin may set prices and decide withdrawals, not record deposits or sales)."""
+    banks = [bank.id] if bank.parent_id is None else [bank.id, bank.parent_id]
+    found = session.scalar(
+        select(Attendant.id)
+        .where(Attendant.staff_id == author, Attendant.bank_id.in_(banks), Attendant.active)
+        .limit(1)
+    )
+    if not author or (found is None and not _access.is_admin_author(session, author)):
+        raise NotAllowed(f"{author!r} is not an attendant of {bank.code}")
+
+
+def _rt_rw(value: str | int | None, what: str) -> str | None:
+    if value is None:
+        return None
+    digits = str(value).strip()
+    if not digits.isdigit() or not 0 < int(digits) < 1000:
+        raise ValueError(f"{what} is a number from 1 to 999, not {value!r}")
+    return f"{int(digits):03d}"
+
+
+def create_member(
+    session: Session,
+    *,
+    bank: Bank,
+    member_no: str,
+    name: str,
+    kind: str = MemberKind.INDIVIDUAL,
+    phone: str | None = None,
+    kelurahan: Kelurahan | None = None,
+    rt: str | int | None = None,
+    rw: str | int | None = None,
+    nik: str | None = None,
+    nik_key: bytes | None = None,
+    cards: Sequence[str] = (),
+) -> Member:
+    """Register a nasabah with their cards. A ``nik`` is stored only as :func:`hash_nik` under
+    ``nik_key`` (required with it); look for earlier registrations of the same person first with
+    :func:`members_with_nik`. Flushes; the caller commits."""
+    if kind not in set(MemberKind):
+        raise ValueError(f"member kind {kind!r}: individual, group or institution")
+    nik_hash = None
+    if nik is not None:
+        if nik_key is None:
+            raise NotAllowed("a NIK needs the NIK key (WASTEBANK_NIK_KEY)")
+        nik_hash = hash_nik(nik, nik_key)
+    member = Member(
+        member_no=member_no,
+        name=name,
+        bank_id=bank.id,
+        kind=kind,
+        phone=phone,
+        kelurahan_id=kelurahan.id if kelurahan else None,
+        rt=_rt_rw(rt, "RT"),
+        rw=_rt_rw(rw, "RW"),
+        nik_hash=nik_hash,
+    )
+    session.add(member)
+    session.flush()
+    session.add_all(Card(uid=uid, member_id=member.id) for uid in cards)
+    session.flush()
+    return member
+
+
+def members_with_nik(session: Session, nik: str, nik_key: bytes) -> list[Member]:
+    """Members registered with this NIK (at any bank): to find duplicates before registering."""
+    digest = hash_nik(nik, nik_key)
+    return list(session.scalars(select(Member).where(Member.nik_hash == digest)))
+
+
+def create_collector(
+    session: Session, code: str, name: str, phone: str | None = None, city: City | None = None
+) -> Collector:
+    """Add a pengepul that buys stock. Flushes; the caller commits."""
+    row = Collector(code=code, name=name, phone=phone, city_id=city.id if city else None)
+    session.add(row)
+    session.flush()
+    return row
+
+
+# ---- shared by the operations below ----------------------------------------------------------
+
+
+@contextmanager
+def _transaction(session: Session) -> Iterator[None]:
+    """Commit what the block wrote, or roll all of it back (locks included) when it raises."""
+    try:
+        yield
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()
+
+
+def _bank(session: Session, code: str) -> Bank:
+    bank = session.scalar(select(Bank).where(Bank.code == code))
+    if bank is None:
+        raise NotFound(f"unknown bank {code!r}")
+    return bank
+
+
+def _category(session: Session, code: str) -> Category:
+    category = session.scalar(select(Category).where(Category.code == code))
+    if category is None:
+        raise NotFound(f"unknown category {code!r}")
+    return category
+
+
+def _member(session: Session, member_no: str) -> Member:
+    member = get_member(session, member_no)
+    if member is None:
+        raise NotFound(f"unknown member {member_no!r}")
+    return member
+
+
+def _lock_member(session: Session, member_id: int) -> None:
+    """Hold the member's row until the transaction ends: every operation that lowers a member's
+    available balance takes it first, so their check-then-write steps run one at a time.
+    PostgreSQL: ``SELECT ... FOR UPDATE``. SQLite ignores FOR UPDATE, but a writer engine begins
+    every transaction IMMEDIATE (see :func:`make_engine`): one writer at a time, whole ledger."""
+    session.execute(select(Member.id).where(Member.id == member_id).with_for_update())
+
+
+def _lock_bank(session: Session, bank_id: int) -> None:
+    """Hold the bank's row: every operation that lowers its stock (or sets its prices) takes it
+    first. Lock order, to never deadlock: a member before a bank."""
+    session.execute(select(Bank.id).where(Bank.id == bank_id).with_for_update())
+
+
+def _money(txn: str, legs: Sequence[tuple[str, int]], memo: str) -> list[JournalEntry]:
+    return [JournalEntry(txn_ref=txn, account=a, amount_idr=v, memo=memo[:200]) for a, v in legs]
+
+
+def _stock(
+    txn: str, category_id: int, legs: Sequence[tuple[str, int]], memo: str
+) -> list[StockEntry]:
+    return [
+        StockEntry(txn_ref=txn, account=a, category_id=category_id, grams=g, memo=memo[:200])
+        for a, g in legs
+    ]
+
+
+def member_pending(session: Session, member_id: int) -> int:
+    """Rupiah reserved by the member's open (requested or approved) withdrawals."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(Withdrawal.amount_idr), 0)).where(
+            Withdrawal.member_id == member_id, Withdrawal.status.in_(OPEN_WITHDRAWALS)
+        )
+    )
+    return int(total or 0)
+
+
+def member_available(session: Session, member_no: str) -> int:
+    """What the member may still withdraw: balance minus open withdrawals."""
+    member = _member(session, member_no)
+    return member_balance(session, member_no) - member_pending(session, member.id)
+
+
+def _check_available(session: Session, member: Member, what: str) -> None:
+    balance = member_balance(session, member.member_no)
+    available = balance - member_pending(session, member.id)
+    if available < 0:
+        raise InsufficientBalance(
+            f"{what} would leave nasabah {member.member_no} Rp{available} available "
+            f"(balance Rp{balance}, open withdrawals Rp{balance - available})"
+        )
+
+
+def stock_of(session: Session, bank_code: str, category_id: int) -> int:
+    """Grams of a category a bank holds: the sum of its stock entries."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(StockEntry.grams), 0)).where(
+            StockEntry.account == stock_account(bank_code), StockEntry.category_id == category_id
+        )
+    )
+    return int(total or 0)
+
+
+def bank_stock(session: Session, bank_code: str) -> dict[str, int]:
+    """Grams per category code that a bank holds (categories it never held are absent)."""
+    rows = session.execute(
+        select(Category.code, func.sum(StockEntry.grams))
+        .join(Category, StockEntry.category_id == Category.id)
+        .where(StockEntry.account == stock_account(bank_code))
+        .group_by(Category.code)
+        .order_by(Category.code)
+    )
+    return {code: int(grams) for code, grams in rows}
+
+
+def _check_stock(session: Session, bank: Bank, category_id: int, what: str) -> None:
+    held = stock_of(session, bank.code, category_id)
+    if held < 0:
+        code = session.get(Category, category_id)
+        raise InsufficientStock(
+            f"{what} would leave {bank.code} with {held} g of {code.code if code else category_id}"
+        )
+
+
+# ---- manual deposits, voids, corrections -----------------------------------------------------
+
+
+def _count(category: Category, net_g: int, quantity: int | None) -> int:
+    """What the deposit is priced by: grams for kg, else pieces or millilitres."""
+    if net_g <= 0:
+        raise DepositRejected("a deposit weighs more than 0 g")
+    if category.unit == Unit.KG:
+        if quantity is not None and quantity != net_g:
+            raise DepositRejected(f"{category.code} is weighed: no separate quantity")
+        return net_g
+    if quantity is None or quantity <= 0:
+        what = "pieces" if category.unit == Unit.PIECE else "millilitres"
+        raise DepositRejected(f"{category.code} is counted per {category.unit}: give its {what}")
+    return quantity
+
+
+def _manual_plan(
+    ref: _References,
+    *,
+    event_id: str,
+    bank_code: str,
+    member_no: str,
+    category_code: str,
+    net_g: int,
+    quantity: int | None,
+    measured_at: datetime,
+    author: str,
+    reason: str,
+) -> tuple[dict[str, Any], AppliedDeposit]:
+    if measured_at.tzinfo is None:
+        raise ValueError("naive datetime given to the ledger; attach a time zone")
+    if not reason.strip():
+        raise DepositRejected("a manual deposit needs a reason")
+    bank = ref.bank(bank_code)
+    if bank is None:
+        raise DepositRejected(f"unknown bank {bank_code!r}")
+    require_attendant(ref.s, bank, author)
+    member = get_member(ref.s, member_no)
+    if member is None:
+        raise DepositRejected(f"unknown member {member_no!r}")
+    if member.bank_id != bank.id:
+        raise DepositRejected(f"member {member_no} belongs to another bank")
+    category = ref.category(category_code)
+    if category is None:
+        raise DepositRejected(f"unknown category {category_code!r}")
+    count = _count(category, net_g, quantity)
+    price = ref.price(bank, category, measured_at)
+    if price is None:
+        raise DepositRejected(
+            f"bank {bank.code} has no price for {category.code} at {measured_at.isoformat()}"
+        )
+    amount = amount_for_quantity(category.unit, count, price)
+    row = {
+        "event_id": event_id,
+        "member_id": member.id,
+        "bank_id": bank.id,
+        "category_id": category.id,
+        "net_g": net_g,
+        "tare_g": 0,
+        "price_per_kg_idr": price,
+        "amount_idr": amount,
+        "measured_at": measured_at,
+        "gateway_id": "manual",
+        "scale_id": "manual",
+        "protocol": "manual",
+        "stable": False,
+        "raw_frames": "[]",
+        "flow": "manual",
+        "quantity": None if category.unit == Unit.KG else count,
+        "manual": True,
+        "reason": reason,
+        "author": author,
+    }
+    applied = AppliedDeposit(
+        outcome=Outcome.APPLIED,
+        event_id=event_id,
+        member_no=member.member_no,
+        bank_code=bank.code,
+        kecamatan=bank.kecamatan,
+        category_code=category.code,
+        net_g=net_g,
+        amount_idr=amount,
+        price_per_kg_idr=price,
+    )
+    return row, applied
+
+
+def _write_deposit(session: Session, row: dict[str, Any], applied: AppliedDeposit) -> Deposit:
+    deposit = Deposit(**row)
+    session.add(deposit)
+    session.flush()
+    session.execute(insert(_JOURNAL), list(_journal_entries(applied)))
+    session.execute(insert(_STOCK), list(_stock_entries(applied, row["category_id"])))
+    return deposit
+
+
+def record_manual_deposit(
+    session: Session,
+    *,
+    bank_code: str,
+    member_no: str,
+    category_code: str,
+    net_g: int,
+    measured_at: datetime,
+    author: str,
+    reason: str,
+    quantity: int | None = None,
+    event_id: str | None = None,
+) -> AppliedDeposit:
+    """A deposit an attendant enters by hand (the scale is down, a category counted per piece or
+    litre): flagged ``manual``, with ``reason`` and ``author`` (an attendant of the bank), and
+    priced like any other at the price in force at ``measured_at``. A piece or litre category
+    needs ``quantity`` (pieces, millilitres) besides its weight. ``event_id`` (default: a new
+    ``manual-...`` id) makes a retry safe: the same id again is a DUPLICATE. Commits; raises
+    :class:`DepositRejected` (or :class:`NotAllowed`) and writes nothing when it cannot apply."""
+    event_id = event_id or f"manual-{uuid.uuid4().hex}"
+    with _transaction(session):
+        ref = _References(session)
+        if (done := ref.applied([event_id]).get(event_id)) is not None:
+            return done
+        row, applied = _manual_plan(
+            ref,
+            event_id=event_id,
+            bank_code=bank_code,
+            member_no=member_no,
+            category_code=category_code,
+            net_g=net_g,
+            quantity=quantity,
+            measured_at=measured_at,
+            author=author,
+            reason=reason,
+        )
+        _write_deposit(session, row, applied)
+    return applied
+
+
+def _deposit_for_update(session: Session, event_id: str) -> Deposit:
+    """The deposit, with its member's and its bank's rows locked (in that order)."""
+    deposit = session.scalar(select(Deposit).where(Deposit.event_id == event_id))
+    if deposit is None:
+        raise NotFound(f"unknown deposit {event_id!r}")
+    _lock_member(session, deposit.member_id)
+    _lock_bank(session, deposit.bank_id)
+    return deposit
+
+
+def _void(session: Session, deposit: Deposit, author: str, reason: str) -> DepositVoid:
+    require_attendant(session, deposit.bank, author)
+    if not reason.strip():
+        raise NotAllowed("a void needs a reason")
+    if session.scalar(select(DepositVoid.id).where(DepositVoid.deposit_id == deposit.id)):
+        raise AlreadyVoided(f"deposit {deposit.event_id} is already voided")
+    void = DepositVoid(deposit_id=deposit.id, reason=reason, author=author)
+    session.add(void)
+    try:
+        session.flush()
+    except IntegrityError:  # another session voided it first (unique deposit_id)
+        raise AlreadyVoided(f"deposit {deposit.event_id} is already voided") from None
+    txn = f"void:{deposit.event_id}"
+    memo = f"void: {reason}"
+    bank_code = deposit.bank.code
+    session.add_all(
+        _money(
+            txn,
+            [
+                (member_account(deposit.member.member_no), -deposit.amount_idr),
+                (bank_purchase_account(bank_code), deposit.amount_idr),
+            ],
+            memo,
+        )
+    )
+    session.add_all(
+        _stock(
+            txn,
+            deposit.category_id,
+            [
+                (stock_account(bank_code), -deposit.net_g),
+                (stock_flow_account("intake", bank_code), deposit.net_g),
+            ],
+            memo,
+        )
+    )
+    session.flush()
+    return void
+
+
+def void_deposit(session: Session, event_id: str, *, author: str, reason: str) -> DepositVoid:
+    """Reverse deposit ``event_id`` with entries of its own (``void:{event_id}``); the deposit and
+    its entries stay as they were. Refused: a second void of the same deposit
+    (:class:`AlreadyVoided`), and a void that would take the member's available balance or the
+    bank's stock below zero (:class:`InsufficientBalance`, :class:`InsufficientStock`: the money
+    was withdrawn or the waste sold; settle that first). Commits."""
+    with _transaction(session):
+        deposit = _deposit_for_update(session, event_id)
+        void = _void(session, deposit, author, reason)
+        _check_available(session, deposit.member, f"voiding {event_id}")
+        _check_stock(session, deposit.bank, deposit.category_id, f"voiding {event_id}")
+    return void
+
+
+def correct_deposit(
+    session: Session,
+    event_id: str,
+    *,
+    author: str,
+    reason: str,
+    net_g: int | None = None,
+    category_code: str | None = None,
+    member_no: str | None = None,
+    quantity: int | None = None,
+) -> tuple[DepositVoid, AppliedDeposit]:
+    """Void ``event_id`` and record, in the same transaction, the deposit it should have been: a
+    manual deposit at the same bank and time, with what is given changed (weight, category,
+    member, count) and priced at the price in force then. The void names its replacement.
+    The balance and stock checks apply to the net effect. Commits."""
+    with _transaction(session):
+        old = _deposit_for_update(session, event_id)
+        void = _void(session, old, author, reason)
+        category = old.category if category_code is None else _category(session, category_code)
+        if quantity is None and category.id == old.category_id:
+            quantity = old.quantity
+        row, applied = _manual_plan(
+            _References(session),
+            event_id=f"manual-{uuid.uuid4().hex}",
+            bank_code=old.bank.code,
+            member_no=member_no or old.member.member_no,
+            category_code=category.code,
+            net_g=old.net_g if net_g is None else net_g,
+            quantity=quantity,
+            measured_at=old.measured_at,
+            author=author,
+            reason=f"correction of {event_id}: {reason}",
+        )
+        void.replacement_id = _write_deposit(session, row, applied).id
+        session.flush()
+        _check_available(session, old.member, f"correcting {event_id}")
+        _check_stock(session, old.bank, old.category_id, f"correcting {event_id}")
+    return void, applied
+
+
+def is_voided(session: Session, event_id: str) -> bool:
+    return (
+        session.scalar(
+            select(DepositVoid.id)
+            .join(Deposit, DepositVoid.deposit_id == Deposit.id)
+            .where(Deposit.event_id == event_id)
+        )
+        is not None
+    )
+
+
+# ---- prices -----------------------------------------------------------------------------------
+
+
+def set_price(
+    session: Session,
+    bank_code: str,
+    category_code: str,
+    price_idr: int,
+    effective_from: datetime,
+    *,
+    author: str,
+) -> Price:
+    """Set a bank's price for a category (per its unit) from ``effective_from`` until the next
+    later price on its list, if any. Commits.
+
+    Refused (:class:`PriceHistoryLocked`) when a deposit measured in that window was already
+    priced from this list (the bank's own deposits and those of units using its prices): a
+    deposit keeps the price it was made at, so a change may only start after the last deposit it
+    would otherwise reprice. A price set earlier for the same instant is replaced only under the
+    same rule (it priced nothing). A unit that uses its induk's prices has no list of its own.
+    """
+    if effective_from.tzinfo is None:
+        raise ValueError("naive datetime given to the ledger; attach a time zone")
+    if price_idr < 0:
+        raise ValueError("a price is not negative")
+    with _transaction(session):
+        bank = _bank(session, bank_code)
+        category = _category(session, category_code)
+        if bank.use_parent_price:
+            raise NotAllowed(f"{bank.code} buys at its induk's prices: set them there")
+        require_attendant(session, bank, author)
+        _lock_bank(session, bank.id)
+        later = session.scalar(
+            select(func.min(Price.effective_from)).where(
+                Price.bank_id == bank.id,
+                Price.category_id == category.id,
+                Price.effective_from > effective_from,
+            )
+        )
+        users = select(Bank.id).where(
+            (Bank.id == bank.id) | ((Bank.parent_id == bank.id) & Bank.use_parent_price)
+        )
+        priced = (
+            select(Deposit.event_id, Deposit.measured_at)
+            .where(
+                Deposit.bank_id.in_(users),
+                Deposit.category_id == category.id,
+                Deposit.measured_at >= effective_from,
+            )
+            .order_by(Deposit.measured_at.desc())
+            .limit(1)
+        )
+        if later is not None:
+            priced = priced.where(Deposit.measured_at < later)
+        hit = session.execute(priced).first()
+        if hit is not None:
+            raise PriceHistoryLocked(
+                f"deposit {hit[0]} ({hit[1].isoformat()}) was priced from {bank.code}'s list for "
+                f"{category.code}; a new price may start after {hit[1].isoformat()}"
+            )
+        row = session.scalar(
+            select(Price).where(
+                Price.bank_id == bank.id,
+                Price.category_id == category.id,
+                Price.effective_from == effective_from,
+            )
+        )
+        if row is None:
+            row = Price(bank_id=bank.id, category_id=category.id, effective_from=effective_from)
+            session.add(row)
+        row.price_per_kg_idr = price_idr
+        row.created_by = author
+        row.created_at = utcnow()
+        session.flush()
+    return row
+
+
+# ---- withdrawals ------------------------------------------------------------------------------
+
+
+def request_withdrawal(
+    session: Session,
+    member_no: str,
+    amount_idr: int,
+    method: str,
+    *,
+    requested_by: str,
+    destination: str | None = None,
+    at: datetime | None = None,
+) -> Withdrawal:
+    """Ask to withdraw ``amount_idr``; the amount is reserved at once. Commits.
+
+    Refused below the bank's minimum (:class:`BelowMinimum`) and beyond the available balance,
+    balance minus open withdrawals (:class:`InsufficientBalance`), so paying every open
+    withdrawal can never take a balance below zero. The check and the insert are one step
+    under the member's row lock (:func:`_lock_member`): on PostgreSQL concurrent requests for
+    one member queue on ``SELECT ... FOR UPDATE``, and at READ COMMITTED (the default) each
+    sums the journal and the open withdrawals after the one before it committed; at
+    SERIALIZABLE a conflicting request fails with a serialization error, to be retried. On
+    SQLite a writer engine's BEGIN IMMEDIATE runs one writer at a time; a reader engine's
+    deferred transaction fails to upgrade ("database is locked") rather than write on a stale
+    read. Deposits only raise a balance, so they need no lock.
+    """
+    if method not in set(PayoutMethod):
+        raise NotAllowed(f"payout method {method!r}: cash, bank_transfer or ewallet")
+    if method != PayoutMethod.CASH and not destination:
+        raise NotAllowed(f"a {method} payout needs the account or e-wallet number")
+    if not requested_by:
+        raise NotAllowed("a withdrawal request names who asked")
+    with _transaction(session):
+        member = _member(session, member_no)
+        _lock_member(session, member.id)
+        bank = member.bank
+        if amount_idr <= 0 or amount_idr < bank.min_withdrawal_idr:
+            raise BelowMinimum(
+                f"Rp{amount_idr} is below {bank.code}'s minimum withdrawal "
+                f"(Rp{max(bank.min_withdrawal_idr, 1)})"
+            )
+        available = member_balance(session, member_no) - member_pending(session, member.id)
+        if amount_idr > available:
+            raise InsufficientBalance(
+                f"nasabah {member_no} has Rp{available} available, asked Rp{amount_idr}"
+            )
+        withdrawal = Withdrawal(
+            member_id=member.id,
+            bank_id=bank.id,
+            amount_idr=amount_idr,
+            method=method,
+            destination=destination,
+            status=WithdrawalStatus.REQUESTED,
+            requested_at=at or utcnow(),
+            requested_by=requested_by,
+        )
+        session.add(withdrawal)
+        session.flush()
+    return withdrawal
+
+
+_FROM: dict[WithdrawalStatus, tuple[WithdrawalStatus, ...]] = {
+    WithdrawalStatus.APPROVED: (WithdrawalStatus.REQUESTED,),
+    WithdrawalStatus.REJECTED: (WithdrawalStatus.REQUESTED,),
+    WithdrawalStatus.CANCELLED: (WithdrawalStatus.REQUESTED, WithdrawalStatus.APPROVED),
+    WithdrawalStatus.PAID: (WithdrawalStatus.APPROVED,),
+}
+
+
+def _move_withdrawal(
+    session: Session,
+    withdrawal_id: int,
+    to: WithdrawalStatus,
+    *,
+    author: str,
+    values: dict[str, Any],
+    attendant: bool = True,
+) -> Withdrawal:
+    """Move a withdrawal to ``to`` from one of the states that lead there. The move is a
+    conditional UPDATE (``... WHERE status IN (...)``), so of two concurrent moves only one
+    finds the row still in its old state: a withdrawal is never paid twice."""
+    withdrawal = session.get(Withdrawal, withdrawal_id)
+    if withdrawal is None:
+        raise NotFound(f"unknown withdrawal {withdrawal_id}")
+    if attendant:
+        require_attendant(session, withdrawal.bank, author)
+    elif not author:
+        raise NotAllowed("name who does this")
+    result = session.execute(
+        update(Withdrawal)
+        .where(Withdrawal.id == withdrawal_id, Withdrawal.status.in_(_FROM[to]))
+        .values(status=to, **values),
+        execution_options={"synchronize_session": False},
+    )
+    if not isinstance(result, CursorResult) or result.rowcount != 1:
+        session.refresh(withdrawal)
+        raise InvalidTransition(f"withdrawal {withdrawal_id} is {withdrawal.status}, not {to}-able")
+    session.refresh(withdrawal)
+    return withdrawal
+
+
+def approve_withdrawal(session: Session, withdrawal_id: int, *, author: str) -> Withdrawal:
+    """requested -> approved, by an attendant of the member's bank (or its induk). Commits."""
+    with _transaction(session):
+        w = _move_withdrawal(
+            session,
+            withdrawal_id,
+            WithdrawalStatus.APPROVED,
+            author=author,
+            values={"decided_by": author, "decided_at": utcnow()},
+        )
+    return w
+
+
+def reject_withdrawal(
+    session: Session, withdrawal_id: int, *, author: str, reason: str
+) -> Withdrawal:
+    """requested -> rejected, with the reason; the reserved amount is available again."""
+    if not reason.strip():
+        raise NotAllowed("a rejection needs a reason")
+    with _transaction(session):
+        w = _move_withdrawal(
+            session,
+            withdrawal_id,
+            WithdrawalStatus.REJECTED,
+            author=author,
+            values={"decided_by": author, "decided_at": utcnow(), "reason": reason},
+        )
+    return w
+
+
+def cancel_withdrawal(
+    session: Session, withdrawal_id: int, *, author: str, reason: str
+) -> Withdrawal:
+    """requested or approved -> cancelled (by the member or staff, before it is paid)."""
+    with _transaction(session):
+        w = _move_withdrawal(
+            session,
+            withdrawal_id,
+            WithdrawalStatus.CANCELLED,
+            author=author,
+            values={"decided_by": author, "decided_at": utcnow(), "reason": reason},
+            attendant=False,
+        )
+    return w
+
+
+def pay_withdrawal(
+    session: Session, withdrawal_id: int, *, author: str, payout_ref: str | None = None
+) -> Withdrawal:
+    """approved -> paid: the member's account is debited and the bank's funds for the payout
+    method credited (``withdrawal:{id}``). Commits."""
+    with _transaction(session):
+        w = _move_withdrawal(
+            session,
+            withdrawal_id,
+            WithdrawalStatus.PAID,
+            author=author,
+            values={"paid_by": author, "paid_at": utcnow(), "payout_ref": payout_ref},
+        )
+        session.add_all(
+            _money(
+                f"withdrawal:{w.id}",
+                [
+                    (member_account(w.member.member_no), -w.amount_idr),
+                    (bank_funds_account(w.bank.code, w.method), w.amount_idr),
+                ],
+                f"{w.method} {payout_ref or ''}".strip(),
+            )
+        )
+    return w
+
+
+# ---- stock ------------------------------------------------------------------------------------
+
+
+_FLOW_OF_KIND: dict[str, str] = {
+    MovementKind.SALE: "sold",
+    MovementKind.RESIDUE: "residue",
+    MovementKind.BURNED: "burned",
+}
+
+
+def _movement_legs(
+    kind: str, bank_code: str, grams: int, to_code: str | None, received_g: int | None
+) -> list[tuple[str, int]]:
+    """The stock legs of a movement (also what :func:`verify` expects of one)."""
+    legs = [(stock_account(bank_code), -grams)]
+    if kind == MovementKind.TRANSFER:
+        received = grams if received_g is None else received_g
+        legs.append((stock_account(to_code or "?"), received))
+        if grams != received:
+            legs.append((stock_flow_account("shrinkage", bank_code), grams - received))
+    else:
+        legs.append((stock_flow_account(_FLOW_OF_KIND.get(kind, kind), bank_code), grams))
+    return legs
+
+
+def _sale_legs(bank_code: str, revenue_idr: int | None) -> list[tuple[str, int]]:
+    if not revenue_idr:
+        return []
+    return [
+        (bank_funds_account(bank_code, PayoutMethod.CASH), -revenue_idr),
+        (bank_sales_account(bank_code), revenue_idr),
+    ]
+
+
+def _take_out(
+    session: Session,
+    *,
+    kind: MovementKind,
+    bank: Bank,
+    category: Category,
+    grams: int,
+    author: str,
+    at: datetime | None,
+    note: str,
+    to_bank: Bank | None = None,
+    received_g: int | None = None,
+    collector: Collector | None = None,
+    revenue_idr: int | None = None,
+) -> StockMovement:
+    require_attendant(session, bank, author)
+    if grams <= 0 or (received_g is not None and received_g < 0):
+        raise NotAllowed("a movement moves more than 0 g")
+    if revenue_idr is not None and revenue_idr < 0:
+        raise NotAllowed("revenue is not negative")
+    _lock_bank(session, bank.id)
+    movement = StockMovement(
+        kind=kind,
+        bank_id=bank.id,
+        category_id=category.id,
+        grams=grams,
+        to_bank_id=to_bank.id if to_bank else None,
+        received_g=received_g,
+        collector_id=collector.id if collector else None,
+        revenue_idr=revenue_idr,
+        occurred_at=at or utcnow(),
+        author=author,
+        note=note,
+    )
+    session.add(movement)
+    session.flush()
+    txn = f"{kind}:{movement.id}"
+    legs = _movement_legs(kind, bank.code, grams, to_bank.code if to_bank else None, received_g)
+    session.add_all(_stock(txn, category.id, legs, note or kind))
+    session.add_all(_money(txn, _sale_legs(bank.code, revenue_idr), note or kind))
+    session.flush()
+    _check_stock(session, bank, category.id, f"{kind} of {grams} g")
+    return movement
+
+
+def sell_stock(
+    session: Session,
+    bank_code: str,
+    category_code: str,
+    grams: int,
+    *,
+    collector_code: str,
+    revenue_idr: int,
+    author: str,
+    at: datetime | None = None,
+    note: str = "",
+) -> StockMovement:
+    """Sell ``grams`` of a category from a bank's stock to a pengepul for ``revenue_idr`` (paid
+    into the bank's cash). Refused beyond the stock held. Commits."""
+    with _transaction(session):
+        collector = session.scalar(select(Collector).where(Collector.code == collector_code))
+        if collector is None:
+            raise NotFound(f"unknown pengepul {collector_code!r}")
+        movement = _take_out(
+            session,
+            kind=MovementKind.SALE,
+            bank=_bank(session, bank_code),
+            category=_category(session, category_code),
+            grams=grams,
+            author=author,
+            at=at,
+            note=note,
+            collector=collector,
+            revenue_idr=revenue_idr,
+        )
+    return movement
+
+
+def transfer_stock(
+    session: Session,
+    unit_code: str,
+    category_code: str,
+    grams: int,
+    *,
+    author: str,
+    received_g: int | None = None,
+    at: datetime | None = None,
+    note: str = "",
+) -> StockMovement:
+    """Deliver ``grams`` of a unit's stock to its induk. ``received_g`` is what the induk weighed
+    on arrival (default: ``grams``); the difference is recorded as the unit's shrinkage. Refused
+    beyond the unit's stock, and for a bank without an induk. Commits."""
+    with _transaction(session):
+        unit = _bank(session, unit_code)
+        if unit.parent is None:
+            raise NotAllowed(f"{unit.code} has no induk to deliver to")
+        movement = _take_out(
+            session,
+            kind=MovementKind.TRANSFER,
+            bank=unit,
+            category=_category(session, category_code),
+            grams=grams,
+            author=author,
+            at=at,
+            note=note,
+            to_bank=unit.parent,
+            received_g=received_g,
+        )
+    return movement
+
+
+def dispose_stock(
+    session: Session,
+    bank_code: str,
+    category_code: str,
+    grams: int,
+    kind: MovementKind,
+    *,
+    author: str,
+    at: datetime | None = None,
+    note: str = "",
+) -> StockMovement:
+    """Record stock leaving as residue (to the TPS/TPA) or burned, as such. Commits."""
+    if kind not in (MovementKind.RESIDUE, MovementKind.BURNED):
+        raise NotAllowed(f"dispose_stock records residue or burned waste, not {kind}")
+    with _transaction(session):
+        movement = _take_out(
+            session,
+            kind=kind,
+            bank=_bank(session, bank_code),
+            category=_category(session, category_code),
+            grams=grams,
+            author=author,
+            at=at,
+            note=note,
+        )
+    return movement
+
+
+# ---- verify -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something :func:`verify` found wrong: which check, about what, and how."""
+
+    check: str  # unbalanced | entries | negative | amount | hierarchy
+    subject: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.check}: {self.subject}: {self.detail}"
+
+
+def verify(session: Session) -> list[Problem]:
+    """Check the books; an empty list means they hold.
+
+    - every money transaction's legs sum to zero (debits = credits), and every stock
+      transaction's grams per category;
+    - the journal and the stock journal hold exactly the entries the documents imply
+      (deposits, voids, paid withdrawals, stock movements): an entry added, changed or removed
+      behind the ledger's back shows up here, so balances and stock (sums of entries) are what
+      the documents say;
+    - no member balance below zero or below their open withdrawals, no stock below zero;
+    - each deposit's amount is its count at its frozen price;
+    - every bank's place in the induk/unit hierarchy is valid.
+
+    Reads everything once (it is an audit, not a hot path).
+    """
+    problems: list[Problem] = []
+    problems += _unbalanced(session)
+    problems += _entries_match_documents(session)
+    problems += _nothing_negative(session)
+    problems += _deposit_amounts(session)
+    problems += _hierarchy(session)
+    return problems
+
+
+def _unbalanced(session: Session) -> list[Problem]:
+    money = session.execute(
+        select(JournalEntry.txn_ref, func.sum(JournalEntry.amount_idr))
+        .group_by(JournalEntry.txn_ref)
+        .having(func.sum(JournalEntry.amount_idr) != 0)
+    )
+    out = [Problem("unbalanced", f"money {t}", f"legs sum to Rp{int(v)}") for t, v in money]
+    stock = session.execute(
+        select(StockEntry.txn_ref, StockEntry.category_id, func.sum(StockEntry.grams))
+        .group_by(StockEntry.txn_ref, StockEntry.category_id)
+        .having(func.sum(StockEntry.grams) != 0)
+    )
+    out += [
+        Problem("unbalanced", f"stock {t} category {c}", f"legs sum to {int(g)} g")
+        for t, c, g in stock
+    ]
+    return out
+
+
+def _entries_match_documents(session: Session) -> list[Problem]:
+    money: defaultdict[tuple[str, str], int] = defaultdict(int)
+    stock: defaultdict[tuple[str, str, int], int] = defaultdict(int)
+
+    def add(
+        txn: str, category_id: int, legs: list[tuple[str, int]], grams: list[tuple[str, int]]
+    ) -> None:
+        for account, v in legs:
+            money[txn, account] += v
+        for account, g in grams:
+            stock[txn, account, category_id] += g
+
+    deposits = session.execute(
+        select(
+            Deposit.event_id,
+            Member.member_no,
+            Bank.code,
+            Deposit.amount_idr,
+            Deposit.category_id,
+            Deposit.net_g,
+            DepositVoid.id,
+        )
+        .join(Member, Deposit.member_id == Member.id)
+        .join(Bank, Deposit.bank_id == Bank.id)
+        .outerjoin(DepositVoid, DepositVoid.deposit_id == Deposit.id)
+    )
+    for event_id, member_no, bank_code, amount, category_id, net_g, void_id in deposits:
+        sign_txns = [(1, f"deposit:{event_id}")]
+        if void_id is not None:
+            sign_txns.append((-1, f"void:{event_id}"))
+        for sign, txn in sign_txns:
+            add(
+                txn,
+                category_id,
+                [
+                    (member_account(member_no), sign * amount),
+                    (bank_purchase_account(bank_code), -sign * amount),
+                ],
+                [
+                    (stock_account(bank_code), sign * net_g),
+                    (stock_flow_account("intake", bank_code), -sign * net_g),
+                ],
+            )
+    paid = session.execute(
+        select(Withdrawal.id, Member.member_no, Bank.code, Withdrawal.method, Withdrawal.amount_idr)
+        .join(Member, Withdrawal.member_id == Member.id)
+        .join(Bank, Withdrawal.bank_id == Bank.id)
+        .where(Withdrawal.status == WithdrawalStatus.PAID)
+    )
+    for wid, member_no, bank_code, method, amount in paid:
+        legs = [
+            (member_account(member_no), -amount),
+            (bank_funds_account(bank_code, method), amount),
+        ]
+        add(f"withdrawal:{wid}", 0, legs, [])
+    codes: dict[int, str] = {i: c for i, c in session.execute(select(Bank.id, Bank.code))}
+    for m in session.scalars(select(StockMovement)):
+        bank_code = codes[m.bank_id]
+        to_code = codes.get(m.to_bank_id) if m.to_bank_id is not None else None
+        add(
+            f"{m.kind}:{m.id}",
+            m.category_id,
+            _sale_legs(bank_code, m.revenue_idr) if m.kind == MovementKind.SALE else [],
+            _movement_legs(m.kind, bank_code, m.grams, to_code, m.received_g),
+        )
+
+    out: list[Problem] = []
+    found_money = {
+        (t, a): int(v)
+        for t, a, v in session.execute(
+            select(
+                JournalEntry.txn_ref, JournalEntry.account, func.sum(JournalEntry.amount_idr)
+            ).group_by(JournalEntry.txn_ref, JournalEntry.account)
+        )
+    }
+    for key in sorted(set(money) | set(found_money)):
+        want, got = money.get(key, 0), found_money.get(key, 0)
+        if want != got:
+            out.append(
+                Problem("entries", f"money {key[0]} {key[1]}", f"expected Rp{want}, found Rp{got}")
+            )
+    found_stock = {
+        (t, a, c): int(g)
+        for t, a, c, g in session.execute(
+            select(
+                StockEntry.txn_ref,
+                StockEntry.account,
+                StockEntry.category_id,
+                func.sum(StockEntry.grams),
+            ).group_by(StockEntry.txn_ref, StockEntry.account, StockEntry.category_id)
+        )
+    }
+    for skey in sorted(set(stock) | set(found_stock)):
+        want, got = stock.get(skey, 0), found_stock.get(skey, 0)
+        if want != got:
+            out.append(
+                Problem(
+                    "entries",
+                    f"stock {skey[0]} {skey[1]} category {skey[2]}",
+                    f"expected {want} g, found {got} g",
+                )
+            )
+    return out
+
+
+def _nothing_negative(session: Session) -> list[Problem]:
+    out: list[Problem] = []
+    balances: dict[str, int] = {
+        account: int(total)
+        for account, total in session.execute(
+            select(JournalEntry.account, func.sum(JournalEntry.amount_idr))
+            .where(JournalEntry.account.startswith("member:", autoescape=True))
+            .group_by(JournalEntry.account)
+        )
+    }
+    pending = session.execute(
+        select(Member.member_no, func.sum(Withdrawal.amount_idr))
+        .join(Member, Withdrawal.member_id == Member.id)
+        .where(Withdrawal.status.in_(OPEN_WITHDRAWALS))
+        .group_by(Member.member_no)
+    )
+    reserved = {member_account(no): int(v) for no, v in pending}
+    for account in sorted(set(balances) | set(reserved)):
+        balance = int(balances.get(account, 0))
+        if balance < 0 or balance < reserved.get(account, 0):
+            out.append(
+                Problem(
+                    "negative",
+                    account,
+                    f"balance Rp{balance}, open withdrawals Rp{reserved.get(account, 0)}",
+                )
+            )
+    stock = session.execute(
+        select(StockEntry.account, StockEntry.category_id, func.sum(StockEntry.grams))
+        .where(StockEntry.account.startswith("stock:", autoescape=True))
+        .group_by(StockEntry.account, StockEntry.category_id)
+        .having(func.sum(StockEntry.grams) < 0)
+    )
+    out += [Problem("negative", f"{a} category {c}", f"{int(g)} g") for a, c, g in stock]
+    return out
+
+
+def _deposit_amounts(session: Session) -> list[Problem]:
+    rows = session.execute(
+        select(
+            Deposit.event_id,
+            Category.unit,
+            Deposit.net_g,
+            Deposit.quantity,
+            Deposit.price_per_kg_idr,
+            Deposit.amount_idr,
+        ).join(Category, Deposit.category_id == Category.id)
+    )
+    out = []
+    for event_id, unit, net_g, quantity, price, amount in rows:
+        count = net_g if unit == Unit.KG or quantity is None else quantity
+        want = amount_for_quantity(unit, count, price)
+        if amount != want:
+            out.append(
+                Problem(
+                    "amount", f"deposit {event_id}", f"Rp{amount}, its count prices at Rp{want}"
+                )
+            )
+    return out
+
+
+def _hierarchy(session: Session) -> list[Problem]:
+    kinds: dict[int, str] = {i: k for i, k in session.execute(select(Bank.id, Bank.kind))}
+    out = []
+    for bank in session.scalars(select(Bank).order_by(Bank.code)):
+        parent_kind = kinds.get(bank.parent_id) if bank.parent_id is not None else None
+        problem = _hierarchy_problem(bank.kind, parent_kind, bank.use_parent_price)
+        if problem is not None:
+            out.append(Problem("hierarchy", f"bank {bank.code}", problem))
+    return out
 
 
 # ---- dead letters -----------------------------------------------------------------------------
@@ -726,3 +2398,8 @@ def purge_dead_letters(
     count = result.rowcount if isinstance(result, CursorResult) else 0
     session.commit()
     return count
+
+
+# The login system's tables (users, login failures, the audit log) are the ledger's too: on
+# ``Base.metadata`` wherever the ledger is, so migrations and their checks see them.
+from wastebank import access as _access  # noqa: E402

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from wastebank import ledger
+from wastebank.config import load_settings
 
 DEMO_CITY = Path(__file__).parent / "data" / "demo_city.toml"
 
@@ -38,6 +39,8 @@ def load_city(path: Path = DEMO_CITY) -> dict[str, Any]:
 
 
 def seed(engine: Engine, data: dict[str, Any]) -> SeedSummary:
+    """Create what ``data`` describes and is not in the ledger yet (matched by code, name or
+    number); rows already there are kept as they are."""
     with Session(engine) as s:
         c = data["city"]
         city = s.scalar(select(ledger.City).where(ledger.City.code == c["code"]))
@@ -45,30 +48,50 @@ def seed(engine: Engine, data: dict[str, Any]) -> SeedSummary:
             city = ledger.City(code=c["code"], name=c["name"], timezone=c["timezone"])
             s.add(city)
             s.flush()
+        areas = _seed_areas(s, city, data.get("kecamatan", []))
         categories: dict[str, ledger.Category] = {}
         for cat in data["category"]:
             row = s.scalar(select(ledger.Category).where(ledger.Category.code == cat["code"]))
             if row is None:
                 row = ledger.Category(
-                    code=cat["code"], name_id=cat["name_id"], name_en=cat["name_en"]
+                    code=cat["code"],
+                    name_id=cat["name_id"],
+                    name_en=cat["name_en"],
+                    unit=ledger.Unit(cat.get("unit", "kg")),
+                    sipsn_class=ledger.SipsnClass(cat.get("sipsn_class", "lainnya")),
+                    material_class=ledger.MaterialClass(cat.get("material_class", "other")),
                 )
                 s.add(row)
                 s.flush()
             categories[cat["code"]] = row
         banks: dict[str, ledger.Bank] = {}
-        for b in data["bank"]:
+        for b in data["bank"]:  # an induk comes before its units
             bank = s.scalar(select(ledger.Bank).where(ledger.Bank.code == b["code"]))
             if bank is None:
-                bank = ledger.Bank(
+                bank = ledger.create_bank(
+                    s,
                     code=b["code"],
                     name=b["name"],
-                    city_id=city.id,
-                    kecamatan=b["kecamatan"],
-                    kelurahan=b["kelurahan"],
+                    kelurahan=areas[b["kecamatan"], b["kelurahan"]],
+                    kind=ledger.BankKind(b.get("kind", "unit")),
+                    parent=banks[b["parent"]] if "parent" in b else None,
+                    use_parent_price=bool(b.get("use_parent_price", False)),
+                    min_withdrawal_idr=int(b.get("min_withdrawal_idr", 0)),
                 )
-                s.add(bank)
-                s.flush()
             banks[b["code"]] = bank
+            for a in b.get("attendants", []):
+                if (
+                    s.scalar(
+                        select(ledger.Attendant).where(
+                            ledger.Attendant.bank_id == bank.id,
+                            ledger.Attendant.staff_id == a["staff_id"],
+                        )
+                    )
+                    is None
+                ):
+                    ledger.create_attendant(s, bank, a["staff_id"], a["name"])
+            if "prices" not in b:
+                continue
             since = datetime.fromisoformat(b["effective_from"])
             for code, price in b["prices"].items():
                 exists = s.scalar(
@@ -85,18 +108,36 @@ def seed(engine: Engine, data: dict[str, Any]) -> SeedSummary:
                             category_id=categories[code].id,
                             price_per_kg_idr=int(price),
                             effective_from=since,
+                            created_by="seed",
                         )
                     )
+        for col in data.get("collector", []):
+            if s.scalar(select(ledger.Collector).where(ledger.Collector.code == col["code"])):
+                continue
+            ledger.create_collector(s, col["code"], col["name"], col.get("phone"), city)
         members: dict[str, list[str]] = {}
         member_banks: dict[str, str] = {}
+        nik_key: bytes | None = None
         for m in data["member"]:
             member = ledger.get_member(s, m["member_no"])
+            bank = banks[m["bank"]]
             if member is None:
-                member = ledger.Member(
-                    member_no=m["member_no"], name=m["name"], bank_id=banks[m["bank"]].id
+                if "nik" in m and nik_key is None:
+                    nik_key = load_settings(ledger.MemberPrivacySettings).key()
+                kecamatan = m.get("kecamatan") or _kecamatan_of(areas, bank)
+                member = ledger.create_member(
+                    s,
+                    bank=bank,
+                    member_no=m["member_no"],
+                    name=m["name"],
+                    kind=ledger.MemberKind(m.get("kind", "individual")),
+                    phone=m.get("phone"),
+                    kelurahan=areas[kecamatan, m["kelurahan"]] if "kelurahan" in m else None,
+                    rt=m.get("rt"),
+                    rw=m.get("rw"),
+                    nik=m.get("nik"),
+                    nik_key=nik_key,
                 )
-                s.add(member)
-                s.flush()
             for uid in m["cards"]:
                 if s.get(ledger.Card, uid) is None:
                     s.add(ledger.Card(uid=uid, member_id=member.id))
@@ -111,6 +152,41 @@ def seed(engine: Engine, data: dict[str, Any]) -> SeedSummary:
             member_banks=member_banks,
             categories=list(categories),
         )
+
+
+def _seed_areas(
+    s: Session, city: ledger.City, rows: list[dict[str, Any]]
+) -> dict[tuple[str, str], ledger.Kelurahan]:
+    """The city's kecamatan and their kelurahan/desa, by (kecamatan, kelurahan) name."""
+    out: dict[tuple[str, str], ledger.Kelurahan] = {}
+    for k in rows:
+        kecamatan = s.scalar(
+            select(ledger.Kecamatan).where(
+                ledger.Kecamatan.city_id == city.id, ledger.Kecamatan.name == k["name"]
+            )
+        )
+        if kecamatan is None:
+            kecamatan = ledger.Kecamatan(city_id=city.id, name=k["name"])
+            s.add(kecamatan)
+            s.flush()
+        named = [(n, ledger.AreaKind.KELURAHAN) for n in k.get("kelurahan", [])]
+        named += [(n, ledger.AreaKind.DESA) for n in k.get("desa", [])]
+        for name, kind in named:
+            row = s.scalar(
+                select(ledger.Kelurahan).where(
+                    ledger.Kelurahan.kecamatan_id == kecamatan.id, ledger.Kelurahan.name == name
+                )
+            )
+            if row is None:
+                row = ledger.Kelurahan(kecamatan_id=kecamatan.id, name=name, kind=kind)
+                s.add(row)
+                s.flush()
+            out[k["name"], name] = row
+    return out
+
+
+def _kecamatan_of(areas: dict[tuple[str, str], ledger.Kelurahan], bank: ledger.Bank) -> str:
+    return next(kec for (kec, _), kel in areas.items() if kel.id == bank.kelurahan_id)
 
 
 def seed_demo(ledger_url: str | None = None) -> SeedSummary:

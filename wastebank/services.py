@@ -10,10 +10,21 @@ Mosquitto has two listeners once the site has certificates (`wastebank certs ini
 one, anonymous, for the city server's own processes, and a TLS one for gateways and sensors over
 the internet, where each device logs in with its own password and may publish only its own topics
 (`wastebank device add`, wastebank/devices.py).
+
+PostgreSQL (the ledger of a multi-node city; SQLite needs none) starts only when asked: `up
+--with postgresql`, ``postgresql = true`` in the settings (``WASTEBANK_POSTGRESQL=true``), or
+``only=("postgres",)`` (the test suite). Its cluster lives in ``run_dir/postgresql/data``, made
+with Debian's own ``initdb``; the server runs as the ``postgres`` system user when `up` runs as
+root (it refuses root), else as whoever runs `up`, listens on ``bind`` at ``postgresql_port``
+(15432, never the system cluster's 5432) and no Unix socket, and has a role and database
+``wastebank`` (``postgresql_url``). Loopback clients are trusted, like Mosquitto's anonymous
+loopback listener; any other address must log in with ``postgresql_password``.
 """
 
 from __future__ import annotations
 
+import grp
+import hashlib
 import json
 import logging
 import os
@@ -26,12 +37,13 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_IXGRP, S_IXOTH, S_IXUSR
 from typing import Literal
 
 import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from wastebank.config import DEFAULT_INFLUX_PORT, DEFAULT_MQTT_PORT, RUN_DIR, WastebankSettings
 
@@ -40,6 +52,10 @@ log = logging.getLogger(__name__)
 MOSQUITTO_BIN = Path("/usr/sbin/mosquitto")
 INFLUXD_BIN = Path("/usr/bin/influxd")
 PACKAGES = {"mosquitto": MOSQUITTO_BIN, "influxdb": INFLUXD_BIN}
+POSTGRESQL_LIB = Path("/usr/lib/postgresql")  # Debian: <major>/bin/{initdb,postgres}
+DEFAULT_POSTGRESQL_PORT = 15432
+POSTGRESQL_SUPERUSER = "postgres"  # initdb -U; also the OS user it runs as under root
+LEDGER_ROLE = LEDGER_DATABASE = "wastebank"
 INFLUX_RPC_OFFSET = 2  # influx_port + 2, like 8086/8088, so we never clash with a system influxd
 STOP_TIMEOUT_S = 10.0
 MOSQUITTO_MAX_QUEUED_MESSAGES = 3_000_000
@@ -73,6 +89,15 @@ class ServicesSettings(WastebankSettings):
         description="address of the TLS listener; empty: every interface (IPv4 and IPv6)",
     )
     influx_port: int = Field(default=DEFAULT_INFLUX_PORT, ge=1, le=65535 - INFLUX_RPC_OFFSET)
+    postgresql: bool = Field(
+        default=False,
+        description="start PostgreSQL too (a multi-node ledger; `services up --with postgresql`)",
+    )
+    postgresql_port: int = Field(default=DEFAULT_POSTGRESQL_PORT, ge=1, le=65535)
+    postgresql_password: SecretStr | None = Field(
+        default=None,
+        description="password of the wastebank role, needed from any address but loopback",
+    )
     install: bool = True
     start_timeout_s: float = Field(default=30.0, gt=0)
 
@@ -89,6 +114,8 @@ class Service:
     host: str  # address to connect to
     port: int
     answers: Callable[[str, int], bool]
+    # PostgreSQL: SIGINT ("fast" shutdown); its SIGTERM waits until every client has left.
+    stop_signal: signal.Signals = signal.SIGTERM
 
 
 @dataclass(frozen=True)
@@ -152,20 +179,28 @@ def broker_auth_files(run_dir: Path) -> BrokerAuthFiles:
 # ---- public API -------------------------------------------------------------------------------
 
 
-ServiceName = Literal["mosquitto", "influxd"]
+ServiceName = Literal["mosquitto", "influxd", "postgres"]
 
 
-def up(
-    settings: ServicesSettings, only: Collection[ServiceName] = ("mosquitto", "influxd")
-) -> None:
+def up(settings: ServicesSettings, only: Collection[ServiceName] | None = None) -> None:
     """Install what is missing; start each daemon unless ours is already running and answering.
 
-    ``only`` limits which daemons start (tests start a private Mosquitto on its own).
+    ``only`` limits which daemons start (tests start a private Mosquitto on its own); by default
+    Mosquitto and InfluxDB, and PostgreSQL when ``settings.postgresql`` is set.
     """
-    _install_missing(settings)
+    wanted: set[str] = set(only) if only is not None else {"mosquitto", "influxd"}
+    if only is None and settings.postgresql:
+        wanted.add("postgres")
+    _install_missing(settings, wanted)
     mosquitto, influxd = _services(settings)
-    for svc, start in ((mosquitto, _start_mosquitto), (influxd, _start_influxd)):
-        if svc.name not in only:
+    postgres = postgres_service(settings)
+    starters: list[tuple[Service, Callable[[Service, ServicesSettings], Starting]]] = [
+        (mosquitto, _start_mosquitto),
+        (influxd, _start_influxd),
+        (postgres, _start_postgres),
+    ]
+    for svc, start in starters:
+        if svc.name not in wanted:
             continue
         state = _state(svc)
         if state.pid is not None and not state.answering:  # ours: still starting, or hung
@@ -205,11 +240,13 @@ def up(
         child = start(svc, settings)
         pid = _wait_until_answering(svc, settings.start_timeout_s, child)
         log.info("%s berjalan / running on %s:%s (pid %s)", svc.name, svc.host, svc.port, pid)
+    if postgres.name in wanted:
+        _create_ledger_database(postgres, settings)
 
 
 def down(settings: ServicesSettings) -> None:
     """Stop the daemons named by our pid files; leave anything else alone."""
-    for svc in _services(settings):
+    for svc in (*_services(settings), postgres_service(settings)):
         pid = _our_pid(svc)
         if pid is None:
             log.info("%s tidak berjalan / not running", svc.name)
@@ -221,7 +258,12 @@ def down(settings: ServicesSettings) -> None:
 
 
 def status(settings: ServicesSettings) -> list[ServiceState]:
-    return [_state(svc) for svc in _services(settings)]
+    """Mosquitto and InfluxDB; PostgreSQL too when it is asked for or ours is running."""
+    states = [_state(svc) for svc in _services(settings)]
+    postgres = postgres_service(settings)
+    if settings.postgresql or _our_pid(postgres) is not None:
+        states.append(_state(postgres))
+    return states
 
 
 RELOAD_LOG_LINE = b"Reloading config."
@@ -421,8 +463,10 @@ bind-address = {q(rpc)}
 # ---- install ----------------------------------------------------------------------------------
 
 
-def _install_missing(settings: ServicesSettings) -> None:
-    missing = [pkg for pkg, binary in PACKAGES.items() if not binary.exists()]
+def _install_missing(settings: ServicesSettings, services: Collection[str]) -> None:
+    """apt-get install the Debian packages of ``services`` (daemon names) that are missing."""
+    needed = {"mosquitto": "mosquitto", "influxd": "influxdb", "postgres": "postgresql"}
+    missing = [needed[name] for name in needed if name in services and not _installed(needed[name])]
     if not missing:
         return
     names = " ".join(missing)
@@ -448,10 +492,16 @@ def _install_missing(settings: ServicesSettings) -> None:
             *missing,
         ]
     )
-    still_missing = [pkg for pkg in missing if not PACKAGES[pkg].exists()]
+    still_missing = [pkg for pkg in missing if not _installed(pkg)]
     if still_missing:
         raise ServiceError(f"apt-get finished but {' '.join(still_missing)} is still missing")
     log.info("%s terpasang / installed", names)
+
+
+def _installed(package: str) -> bool:
+    if package == "postgresql":
+        return _postgresql_bindir() is not None
+    return PACKAGES[package].exists()
 
 
 def _run(cmd: list[str]) -> None:
@@ -546,7 +596,7 @@ def _wait_until_answering(
 
 
 def _stop(svc: Service, pid: int) -> None:
-    for sig, wait_s in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, 5.0)):
+    for sig, wait_s in ((svc.stop_signal, STOP_TIMEOUT_S), (signal.SIGKILL, 5.0)):
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
@@ -665,3 +715,271 @@ def _log_tail(svc: Service, lines: int = 30) -> str:
 
 def _current_user() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
+
+
+# ---- PostgreSQL (optional: the ledger of a multi-node city) ------------------------------------
+
+Starting = subprocess.Popen[bytes] | None  # what a _start_* returns: our child, or None (forked)
+
+
+def postgres_service(settings: ServicesSettings) -> Service:
+    """Our PostgreSQL: ``run_dir/postgresql`` holds the configs (the directory given with ``-D``,
+    so it names our server on its command line), ``data/`` the cluster.
+
+    Run as root, the server is the ``postgres`` user's, which must be able to enter that
+    directory; when one above it is closed to that user (a 0700 home or temporary directory),
+    the cluster lives in ``~postgres/wastebank/<hash of the run_dir>`` instead.
+    """
+    pdir = settings.run_dir.resolve() / "postgresql"
+    user = _postgres_system_user()
+    if user is not None and not _enterable(pdir, user):
+        digest = hashlib.sha256(os.fsencode(pdir)).hexdigest()[:12]
+        pdir = Path(user.pw_dir) / "wastebank" / digest
+    return Service(
+        name="postgres",
+        dir=pdir,
+        conf=pdir,
+        # external_pid_file: the pid alone (postmaster.pid has more lines)
+        pid_file=pdir / "data" / "postgres.pid",
+        log_file=pdir / "postgres.log",
+        host=_services(settings)[0].host,
+        port=settings.postgresql_port,
+        answers=_postgres_answers,
+        stop_signal=signal.SIGINT,
+    )
+
+
+def postgresql_url(settings: ServicesSettings, database: str = LEDGER_DATABASE) -> str:
+    """The ledger URL of our PostgreSQL (``WASTEBANK_LEDGER_URL``), as the ``wastebank`` role."""
+    svc = postgres_service(settings)
+    host = f"[{svc.host}]" if ":" in svc.host else svc.host
+    return f"postgresql+psycopg://{LEDGER_ROLE}@{host}:{svc.port}/{database}"
+
+
+def postgresql_conf(svc: Service, settings: ServicesSettings) -> str:
+    def q(value: object) -> str:  # a quoted GUC string
+        return "'" + str(value).replace("'", "''") + "'"
+
+    listen = {"": "*", "0.0.0.0": "0.0.0.0", "::": "*"}.get(settings.bind, settings.bind)  # noqa: S104
+    return f"""\
+# Written by `wastebank services up`; edits are overwritten.
+data_directory = {q(svc.dir / "data")}
+hba_file = {q(svc.dir / "pg_hba.conf")}
+ident_file = {q(svc.dir / "pg_ident.conf")}
+external_pid_file = {q(svc.pid_file)}
+listen_addresses = {q(listen)}
+port = {svc.port}
+# TCP only: /var/run/postgresql belongs to the system's cluster.
+unix_socket_directories = ''
+# ingesters, API workers and the test suite's per-test databases, each with a small pool
+max_connections = 200
+timezone = 'UTC'
+log_timezone = 'UTC'
+log_line_prefix = '%m [%p] %q%u@%d '
+log_checkpoints = off
+"""
+
+
+def pg_hba_conf() -> str:
+    return """\
+# Written by `wastebank services up`; edits are overwritten.
+# Loopback is trusted (the city server's own processes and the tests); anything else logs in with
+# a password (postgresql_password, set on the wastebank role).
+host all all 127.0.0.1/32 trust
+host all all ::1/128 trust
+host all all 0.0.0.0/0 scram-sha-256
+host all all ::/0 scram-sha-256
+"""
+
+
+def _postgresql_bindir(major: str | None = None) -> Path | None:
+    """Debian's server binaries: of ``major``, or the newest installed."""
+    found = sorted(
+        (p.parent for p in POSTGRESQL_LIB.glob("*/bin/postgres")),
+        key=lambda bindir: int(bindir.parent.name) if bindir.parent.name.isdigit() else 0,
+    )
+    if major is not None:
+        found = [bindir for bindir in found if bindir.parent.name == major]
+    return found[-1] if found else None
+
+
+def _postgres_system_user() -> pwd.struct_passwd | None:
+    """The ``postgres`` system user when we are root (and it exists), else None."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(POSTGRESQL_SUPERUSER)
+    except KeyError:
+        return None
+
+
+def _postgres_os_user() -> pwd.struct_passwd | None:
+    """Whom the server runs as: the ``postgres`` system user when we are root, else us (None)."""
+    if os.geteuid() != 0:
+        return None
+    user = _postgres_system_user()
+    if user is None:
+        raise ServiceError(
+            "PostgreSQL tidak boleh berjalan sebagai root / refuses to run as root, and there "
+            f"is no {POSTGRESQL_SUPERUSER!r} user to run it as (Debian's postgresql package "
+            "creates it)"
+        )
+    return user
+
+
+def _enterable(path: Path, user: pwd.struct_passwd) -> bool:
+    """Whether ``user`` may enter ``path`` and every directory above it (ones not made yet are
+    made 0755 by us)."""
+    groups = {user.pw_gid, *(g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem)}
+    for directory in (path, *path.parents):
+        try:
+            st = directory.stat()
+        except FileNotFoundError:
+            continue
+        if st.st_uid == user.pw_uid:
+            bit = S_IXUSR
+        elif st.st_gid in groups:
+            bit = S_IXGRP
+        else:
+            bit = S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def _as(user: pwd.struct_passwd | None) -> tuple[int | None, int | None, list[int] | None]:
+    """Popen's user, group and extra_groups to run a child as ``user`` (None: as ourselves)."""
+    return (None, None, None) if user is None else (user.pw_uid, user.pw_gid, [])
+
+
+def _start_postgres(svc: Service, settings: ServicesSettings) -> Starting:
+    data = svc.dir / "data"
+    user = _postgres_os_user()
+    version_file = data / "PG_VERSION"
+    major = version_file.read_text().strip() if version_file.exists() else None
+    bindir = _postgresql_bindir(major)
+    if bindir is None:
+        raise ServiceError(
+            f"PostgreSQL {major or ''} server not found under {POSTGRESQL_LIB} "
+            f"(the cluster in {data} needs it)".replace("  ", " ")
+        )
+    if major is None:
+        _initdb(bindir, data, user)
+    (svc.dir / "postgresql.conf").write_text(postgresql_conf(svc, settings))
+    (svc.dir / "pg_hba.conf").write_text(pg_hba_conf())
+    (svc.dir / "pg_ident.conf").write_text("# Written by `wastebank services up`.\n")
+    log.info("memulai / starting postgres on %s:%s (%s)", svc.host, svc.port, data)
+    uid, gid, groups = _as(user)
+    with svc.log_file.open("ab") as log_fh:
+        proc = subprocess.Popen(
+            [str(bindir / "postgres"), "-D", str(svc.conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=svc.dir,
+            user=uid,
+            group=gid,
+            extra_groups=groups,
+        )
+    _CHILDREN[proc.pid] = proc
+    return proc
+
+
+def _initdb(bindir: Path, data: Path, user: pwd.struct_passwd | None) -> None:
+    data.mkdir(parents=True, exist_ok=True)
+    if user is not None:
+        os.chown(data, user.pw_uid, user.pw_gid)
+    data.chmod(0o700)
+    log.info("membuat klaster / creating the PostgreSQL cluster in %s", data)
+    uid, gid, groups = _as(user)
+    result = subprocess.run(
+        [
+            str(bindir / "initdb"),
+            "--pgdata",
+            str(data),
+            "--username",
+            POSTGRESQL_SUPERUSER,
+            "--auth",
+            "trust",  # pg_hba.conf in the data dir is not used: ours is (svc.dir/pg_hba.conf)
+            "--encoding",
+            "UTF8",
+            "--locale",
+            "C.UTF-8",
+            "--no-instructions",
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=data,
+        user=uid,
+        group=gid,
+        extra_groups=groups,
+    )
+    if result.returncode != 0:
+        hint = f" (the {user.pw_name} user must be able to reach it)" if user is not None else ""
+        raise ServiceError(
+            f"initdb gagal / failed for {data}{hint} (exit {result.returncode}): "
+            f"{(result.stderr or result.stdout).strip()}"
+        )
+
+
+def _postgres_answers(host: str, port: int, timeout_s: float = 3.0) -> bool:
+    """A real login as the superuser, and ``SELECT 1``."""
+    try:
+        import psycopg
+    except ImportError:
+        raise ServiceError(
+            "psycopg tidak terpasang / is not installed: pip install 'wastebank[postgresql]'"
+        ) from None
+    try:
+        with psycopg.connect(
+            host=host,
+            port=port,
+            user=POSTGRESQL_SUPERUSER,
+            dbname="postgres",
+            connect_timeout=max(2, round(timeout_s)),
+        ) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error:
+        return False
+    return True
+
+
+def _create_ledger_database(svc: Service, settings: ServicesSettings) -> None:
+    """The ``wastebank`` role (login, may create databases: the tests make one each) and its
+    database; the role's password when one is set. Idempotent."""
+    import psycopg
+    from psycopg import errors, sql
+
+    role, database = sql.Identifier(LEDGER_ROLE), sql.Identifier(LEDGER_DATABASE)
+    try:
+        with psycopg.connect(
+            host=svc.host,
+            port=svc.port,
+            user=POSTGRESQL_SUPERUSER,
+            dbname="postgres",
+            autocommit=True,
+            connect_timeout=5,
+        ) as conn:
+            roles = "SELECT 1 FROM pg_roles WHERE rolname = %s"
+            if conn.execute(roles, (LEDGER_ROLE,)).fetchone() is None:
+                try:
+                    conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(role))
+                except errors.DuplicateObject:
+                    pass  # another `up` made it meanwhile
+            if settings.postgresql_password is not None:
+                password = sql.Literal(settings.postgresql_password.get_secret_value())
+                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(role, password))
+            exists = "SELECT 1 FROM pg_database WHERE datname = %s"
+            if conn.execute(exists, (LEDGER_DATABASE,)).fetchone() is None:
+                try:
+                    conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(database, role))
+                except errors.DuplicateDatabase:
+                    pass
+    except psycopg.Error as exc:
+        raise ServiceError(
+            f"peran/basis data {LEDGER_ROLE} tidak dapat dibuat / could not create the "
+            f"{LEDGER_ROLE} role and database on {svc.host}:{svc.port}: {exc}"
+        ) from exc

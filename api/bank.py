@@ -1,0 +1,446 @@
+"""A bank's operations: prices, manual deposits and their voids and corrections, withdrawal
+decisions, stock and sales; the bank directory and the audit log.
+
+  GET  /api/banks                               public: the directory of banks
+  GET  /api/banks/{bank}/prices                 public: the price list in force (BSU publish it)
+  PUT  /api/banks/{bank}/prices/{category}      attendant of the bank (or its induk), admin
+  POST /api/banks/{bank}/deposits               attendant: a manual deposit (scale down, pieces)
+  POST /api/deposits/{event_id}/void            attendant of the deposit's bank
+  POST /api/deposits/{event_id}/correct         attendant of the deposit's bank
+  GET  /api/banks/{bank}/withdrawals            attendant, DLH of its city, admin
+  POST /api/withdrawals/{id}/approve|reject|pay attendant of the member's bank, admin
+  POST /api/withdrawals/{id}/cancel             the member (own, not yet paid), attendant, admin
+  GET  /api/banks/{bank}/stock                  attendant, DLH of its city, admin
+  GET  /api/banks/{bank}/sales                  attendant, DLH of its city, admin
+  POST /api/banks/{bank}/sales                  attendant: a sale to a pengepul
+  GET  /api/audit                               admin
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.deps import CtxDep, PrincipalDep, SessionDep, forbidden, not_found
+from api.members import audit_out, bank_or_404, withdrawal_out
+from api.schemas import (
+    AppliedOut,
+    AuditOut,
+    BankOut,
+    CancelIn,
+    CorrectIn,
+    ManualDepositIn,
+    PayIn,
+    PriceIn,
+    PriceList,
+    PriceOut,
+    RejectIn,
+    SaleIn,
+    SaleOut,
+    StockOut,
+    VoidIn,
+    VoidOut,
+    WithdrawalOut,
+)
+from wastebank import access, ledger
+
+router = APIRouter(tags=["banks"])
+
+# A manual deposit may be entered late (the scale was down), never ahead of the clock.
+CLOCK_SLACK = timedelta(minutes=5)
+
+
+def _category(session: Session, code: str) -> ledger.Category:
+    category = session.scalar(select(ledger.Category).where(ledger.Category.code == code))
+    if category is None:
+        raise not_found("jenis sampah / category", code)
+    return category
+
+
+def _not_ahead(at: datetime | None) -> datetime:
+    now = datetime.now(UTC)
+    if at is None:
+        return now
+    if at > now + CLOCK_SLACK:
+        raise HTTPException(422, "waktu di masa depan / a time in the future")
+    return at
+
+
+def _applied(a: ledger.AppliedDeposit) -> AppliedOut:
+    return AppliedOut(
+        outcome=a.outcome,
+        event_id=a.event_id,
+        member_no=a.member_no,
+        bank_code=a.bank_code,
+        category_code=a.category_code,
+        net_g=a.net_g,
+        amount_idr=a.amount_idr,
+        price_per_kg_idr=a.price_per_kg_idr,
+    )
+
+
+# ---- the directory and prices ----------------------------------------------------------------
+
+
+@router.get("/api/banks")
+def banks(session: SessionDep) -> list[BankOut]:
+    out = []
+    for b in session.scalars(select(ledger.Bank).order_by(ledger.Bank.code)):
+        out.append(
+            BankOut(
+                code=b.code,
+                name=b.name,
+                kind=b.kind,
+                parent_code=b.parent.code if b.parent else None,
+                use_parent_price=b.use_parent_price,
+                city=b.city.name,
+                kecamatan=b.kecamatan,
+                kelurahan=b.kelurahan.name,
+                min_withdrawal_idr=b.min_withdrawal_idr,
+            )
+        )
+    return out
+
+
+@router.get("/api/banks/{bank_code}/prices")
+def prices(
+    bank_code: str,
+    session: SessionDep,
+    at: Annotated[datetime | None, Query(description="default: now; with a time zone")] = None,
+) -> PriceList:
+    """The bank's buying prices in force at ``at`` (its induk's list for a unit that uses it)."""
+    if at is not None and at.tzinfo is None:
+        raise HTTPException(422, "waktu perlu zona waktu / give the time with its offset")
+    when = at or datetime.now(UTC)
+    bank = bank_or_404(session, bank_code)
+    owner = session.get(ledger.Bank, bank.price_bank_id)
+    assert owner is not None
+    rows = session.execute(
+        select(ledger.Price, ledger.Category)
+        .join(ledger.Category, ledger.Price.category_id == ledger.Category.id)
+        .where(ledger.Price.bank_id == owner.id, ledger.Price.effective_from <= when)
+        .order_by(ledger.Category.code, ledger.Price.effective_from.desc())
+    )
+    latest: dict[str, PriceOut] = {}
+    for price, category in rows:
+        latest.setdefault(
+            category.code,
+            PriceOut(
+                category_code=category.code,
+                category_name=category.name_id,
+                unit=category.unit,
+                price_idr=price.price_per_kg_idr,
+                effective_from=price.effective_from,
+            ),
+        )
+    return PriceList(
+        bank_code=bank.code, price_bank_code=owner.code, at=when, prices=list(latest.values())
+    )
+
+
+@router.put("/api/banks/{bank_code}/prices/{category_code}")
+def set_price(bank_code: str, category_code: str, body: PriceIn, ctx: CtxDep) -> PriceOut:
+    """Set a price from ``effective_from`` (default now); deposits already priced keep theirs."""
+    with ctx.write() as s:
+        bank = bank_or_404(s, bank_code)
+        if not access.can_act_at(ctx.p, bank):
+            raise forbidden(f"bank {bank.code}")
+        if bank.use_parent_price:
+            raise HTTPException(
+                409, f"{bank.code} memakai harga induknya / buys at its induk's prices"
+            )
+        category = _category(s, category_code)
+        since = body.effective_from or datetime.now(UTC)
+        row = ledger.set_price(
+            s, bank.code, category.code, body.price_idr, since, author=ctx.p.author
+        )
+        ctx.audit(
+            s,
+            "price.set",
+            "price",
+            f"{bank.code}/{category.code}",
+            f"Rp{body.price_idr} per {category.unit} from {since.isoformat()}",
+        )
+        return PriceOut(
+            category_code=category.code,
+            category_name=category.name_id,
+            unit=category.unit,
+            price_idr=row.price_per_kg_idr,
+            effective_from=row.effective_from,
+        )
+
+
+# ---- deposits ---------------------------------------------------------------------------------
+
+
+@router.post("/api/banks/{bank_code}/deposits", status_code=201)
+def manual_deposit(
+    bank_code: str, body: ManualDepositIn, ctx: CtxDep, response: Response
+) -> AppliedOut:
+    """A deposit entered by an attendant of the bank (201; a repeated ``event_id``: 200 and the
+    deposit as first recorded)."""
+    with ctx.write() as s:
+        bank = bank_or_404(s, bank_code)
+        if not access.can_act_at(ctx.p, bank, admin=False):
+            raise forbidden(f"bank {bank.code}")
+        applied = ledger.record_manual_deposit(
+            s,
+            bank_code=bank.code,
+            member_no=body.member_no,
+            category_code=body.category,
+            net_g=body.net_g,
+            quantity=body.quantity,
+            measured_at=_not_ahead(body.measured_at),
+            author=ctx.p.author,
+            reason=body.reason,
+            event_id=body.event_id,
+        )
+        if applied.outcome == ledger.Outcome.DUPLICATE:
+            response.status_code = 200
+        else:
+            ctx.audit(
+                s,
+                "deposit.manual",
+                "deposit",
+                applied.event_id,
+                f"{applied.member_no} {applied.category_code} {applied.net_g} g "
+                f"Rp{applied.amount_idr}: {body.reason}",
+            )
+        return _applied(applied)
+
+
+def _deposit_to_change(s: Session, p: access.Principal, event_id: str) -> ledger.Deposit:
+    deposit = s.scalar(select(ledger.Deposit).where(ledger.Deposit.event_id == event_id))
+    if deposit is None or not (
+        access.can_read_bank(p, deposit.bank) or access.can_read_member(p, deposit.member)
+    ):
+        raise not_found("setoran / deposit", event_id)
+    if not access.can_act_at(p, deposit.bank, admin=False):
+        raise forbidden(f"bank {deposit.bank.code}")
+    return deposit
+
+
+@router.post("/api/deposits/{event_id}/void")
+def void_deposit(event_id: str, body: VoidIn, ctx: CtxDep) -> VoidOut:
+    """Reverse a deposit (it stays, with reversal entries and the reason)."""
+    with ctx.write() as s:
+        _deposit_to_change(s, ctx.p, event_id)
+        void = ledger.void_deposit(s, event_id, author=ctx.p.author, reason=body.reason)
+        ctx.audit(s, "deposit.void", "deposit", event_id, body.reason)
+        return VoidOut(
+            event_id=event_id, voided_at=void.voided_at, reason=void.reason, author=void.author
+        )
+
+
+@router.post("/api/deposits/{event_id}/correct")
+def correct_deposit(event_id: str, body: CorrectIn, ctx: CtxDep) -> VoidOut:
+    """Void a deposit and record what it should have been, in one step."""
+    with ctx.write() as s:
+        _deposit_to_change(s, ctx.p, event_id)
+        void, applied = ledger.correct_deposit(
+            s,
+            event_id,
+            author=ctx.p.author,
+            reason=body.reason,
+            net_g=body.net_g,
+            category_code=body.category,
+            member_no=body.member_no,
+            quantity=body.quantity,
+        )
+        ctx.audit(
+            s, "deposit.correct", "deposit", event_id, f"-> {applied.event_id}: {body.reason}"
+        )
+        return VoidOut(
+            event_id=event_id,
+            voided_at=void.voided_at,
+            reason=void.reason,
+            author=void.author,
+            replacement=_applied(applied),
+        )
+
+
+# ---- withdrawals ------------------------------------------------------------------------------
+
+
+@router.get("/api/banks/{bank_code}/withdrawals")
+def bank_withdrawals(
+    bank_code: str,
+    p: PrincipalDep,
+    session: SessionDep,
+    status: ledger.WithdrawalStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[WithdrawalOut]:
+    bank = bank_or_404(session, bank_code)
+    if not access.can_read_bank(p, bank):
+        raise forbidden(f"bank {bank.code}")
+    stmt = (
+        select(ledger.Withdrawal)
+        .where(ledger.Withdrawal.bank_id == bank.id)
+        .order_by(ledger.Withdrawal.id.desc())
+        .limit(limit)
+    )
+    if status is not None:
+        stmt = stmt.where(ledger.Withdrawal.status == status)
+    return [
+        withdrawal_out(w, personal=access.can_see_personal(p, w.member))
+        for w in session.scalars(stmt)
+    ]
+
+
+def _withdrawal(s: Session, p: access.Principal, withdrawal_id: int) -> ledger.Withdrawal:
+    w = s.get(ledger.Withdrawal, withdrawal_id)
+    if w is None or not access.can_read_member(p, w.member):
+        raise not_found("penarikan / withdrawal", withdrawal_id)
+    return w
+
+
+def _decide(s: Session, p: access.Principal, withdrawal_id: int) -> ledger.Withdrawal:
+    w = _withdrawal(s, p, withdrawal_id)
+    if not access.can_act_at(p, w.bank):
+        raise forbidden("keputusan penarikan / withdrawal decision")
+    return w
+
+
+@router.post("/api/withdrawals/{withdrawal_id}/approve")
+def approve_withdrawal(withdrawal_id: int, ctx: CtxDep) -> WithdrawalOut:
+    with ctx.write() as s:
+        _decide(s, ctx.p, withdrawal_id)
+        w = ledger.approve_withdrawal(s, withdrawal_id, author=ctx.p.author)
+        ctx.audit(s, "withdrawal.approve", "withdrawal", w.id, f"Rp{w.amount_idr}")
+        return withdrawal_out(w, personal=True)
+
+
+@router.post("/api/withdrawals/{withdrawal_id}/reject")
+def reject_withdrawal(withdrawal_id: int, body: RejectIn, ctx: CtxDep) -> WithdrawalOut:
+    with ctx.write() as s:
+        _decide(s, ctx.p, withdrawal_id)
+        w = ledger.reject_withdrawal(s, withdrawal_id, author=ctx.p.author, reason=body.reason)
+        ctx.audit(s, "withdrawal.reject", "withdrawal", w.id, body.reason)
+        return withdrawal_out(w, personal=True)
+
+
+@router.post("/api/withdrawals/{withdrawal_id}/pay")
+def pay_withdrawal(withdrawal_id: int, body: PayIn, ctx: CtxDep) -> WithdrawalOut:
+    with ctx.write() as s:
+        _decide(s, ctx.p, withdrawal_id)
+        w = ledger.pay_withdrawal(s, withdrawal_id, author=ctx.p.author, payout_ref=body.payout_ref)
+        ctx.audit(s, "withdrawal.pay", "withdrawal", w.id, f"Rp{w.amount_idr} {w.method}")
+        return withdrawal_out(w, personal=True)
+
+
+@router.post("/api/withdrawals/{withdrawal_id}/cancel")
+def cancel_withdrawal(withdrawal_id: int, body: CancelIn, ctx: CtxDep) -> WithdrawalOut:
+    """Cancel before it is paid: the member their own, or staff who decide at the bank."""
+    with ctx.write() as s:
+        w = _withdrawal(s, ctx.p, withdrawal_id)
+        own = ctx.p.role == access.Role.CITIZEN and w.member_id == ctx.p.member_id
+        if not own and not access.can_act_at(ctx.p, w.bank):
+            raise forbidden("pembatalan / cancellation")
+        reason = body.reason or "dibatalkan / cancelled"
+        w = ledger.cancel_withdrawal(s, withdrawal_id, author=ctx.p.author, reason=reason)
+        ctx.audit(s, "withdrawal.cancel", "withdrawal", w.id, reason)
+        return withdrawal_out(w, personal=True)
+
+
+# ---- stock and sales --------------------------------------------------------------------------
+
+
+def _readable_bank(session: Session, p: access.Principal, code: str) -> ledger.Bank:
+    bank = bank_or_404(session, code)
+    if not access.can_read_bank(p, bank):
+        raise forbidden(f"bank {bank.code}")
+    return bank
+
+
+@router.get("/api/banks/{bank_code}/stock")
+def stock(bank_code: str, p: PrincipalDep, session: SessionDep) -> StockOut:
+    bank = _readable_bank(session, p, bank_code)
+    held = ledger.bank_stock(session, bank.code)
+    return StockOut(bank_code=bank.code, stock_g=held, total_g=sum(held.values()))
+
+
+def _sale_out(m: ledger.StockMovement) -> SaleOut:
+    return SaleOut(
+        id=m.id,
+        bank_code=m.bank.code,
+        category_code=m.category.code,
+        grams=m.grams,
+        collector_code=m.collector.code if m.collector else None,
+        revenue_idr=m.revenue_idr,
+        occurred_at=m.occurred_at,
+        author=m.author,
+        note=m.note,
+    )
+
+
+@router.get("/api/banks/{bank_code}/sales")
+def sales(
+    bank_code: str,
+    p: PrincipalDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[SaleOut]:
+    bank = _readable_bank(session, p, bank_code)
+    rows = session.scalars(
+        select(ledger.StockMovement)
+        .where(
+            ledger.StockMovement.bank_id == bank.id,
+            ledger.StockMovement.kind == ledger.MovementKind.SALE,
+        )
+        .order_by(ledger.StockMovement.id.desc())
+        .limit(limit)
+    )
+    return [_sale_out(m) for m in rows]
+
+
+@router.post("/api/banks/{bank_code}/sales", status_code=201)
+def sell(bank_code: str, body: SaleIn, ctx: CtxDep) -> SaleOut:
+    """Record a sale of stock to a pengepul (refused beyond the stock held)."""
+    with ctx.write() as s:
+        bank = bank_or_404(s, bank_code)
+        if not access.can_act_at(ctx.p, bank, admin=False):
+            raise forbidden(f"bank {bank.code}")
+        _category(s, body.category)
+        movement = ledger.sell_stock(
+            s,
+            bank.code,
+            body.category,
+            body.grams,
+            collector_code=body.collector,
+            revenue_idr=body.revenue_idr,
+            author=ctx.p.author,
+            at=_not_ahead(body.at),
+            note=body.note,
+        )
+        ctx.audit(
+            s,
+            "stock.sale",
+            "stock_movement",
+            movement.id,
+            f"{body.category} {body.grams} g to {body.collector} Rp{body.revenue_idr}",
+        )
+        return _sale_out(movement)
+
+
+# ---- the audit log ----------------------------------------------------------------------------
+
+
+@router.get("/api/audit", tags=["audit"])
+def audit_log(
+    p: PrincipalDep,
+    session: SessionDep,
+    entity: str | None = None,
+    entity_id: str | None = None,
+    actor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AuditOut]:
+    if p.role != access.Role.ADMIN:
+        raise forbidden("log audit hanya untuk admin / the audit log is for admins")
+    entries = access.audit_entries(
+        session, entity=entity, entity_id=entity_id, actor=actor, limit=limit
+    )
+    return [audit_out(e) for e in entries]

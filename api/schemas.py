@@ -1,0 +1,326 @@
+"""Request and response bodies of the JSON API. Money is integer Rupiah, weights integer grams,
+times aware (UTC in responses). Requests refuse unknown fields."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from wastebank.ledger import MemberKind, PayoutMethod
+from wastebank.passbook import MemberData
+
+MAX_IDR = 10**12  # a trillion Rupiah: far above any real amount, far below BigInteger
+MAX_G = 10**9  # a thousand tonnes
+MEMBER_NO = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
+CODE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=r"\S")]
+Code = Annotated[str, Field(pattern=CODE)]
+MemberNo = Annotated[str, Field(pattern=MEMBER_NO)]
+CardUid = Annotated[str, Field(pattern=r"^[0-9A-F]{4,20}$", description="upper-case hex")]
+Phone = Annotated[str, Field(pattern=r"^\+?[0-9]{8,15}$")]
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# ---- auth -------------------------------------------------------------------------------------
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - OAuth2 token type
+    expires_in: int
+    role: str
+
+
+class Me(BaseModel):
+    user_id: int
+    username: str
+    role: str
+    name: str
+    city_id: int | None = None
+    member_no: str | None = None
+    bank_codes: list[str] = []
+
+
+# ---- members ----------------------------------------------------------------------------------
+
+
+class MemberIn(In):
+    member_no: MemberNo
+    name: str = Field(min_length=1, max_length=200)
+    kind: MemberKind = MemberKind.INDIVIDUAL
+    phone: Phone | None = None
+    kecamatan: str | None = Field(default=None, max_length=100)
+    kelurahan: str | None = Field(default=None, max_length=100, description="or desa")
+    rt: int | None = Field(default=None, ge=1, le=999)
+    rw: int | None = Field(default=None, ge=1, le=999)
+    nik: SecretStr | None = Field(
+        default=None, description="16 digits; kept only as a keyed hash, never returned"
+    )
+    cards: list[CardUid] = Field(default_factory=list, max_length=10)
+
+
+class MemberPatch(In):
+    """Fields to change; a field sent as null is cleared (phone, area, RT, RW)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    kind: MemberKind | None = None
+    phone: Phone | None = None
+    kecamatan: str | None = Field(default=None, max_length=100)
+    kelurahan: str | None = Field(default=None, max_length=100)
+    rt: int | None = Field(default=None, ge=1, le=999)
+    rw: int | None = Field(default=None, ge=1, le=999)
+
+
+class MemberOut(BaseModel):
+    """A member. ``personal`` says whether the personal fields were included: they are for the
+    member, their bank's attendants and admins only (UU 27/2022); DLH sees the number, bank and
+    kind. The NIK itself is never returned, only whether one is on file."""
+
+    member_no: str
+    bank_code: str
+    kind: str
+    personal: bool
+    name: str | None = None
+    phone: str | None = None
+    kecamatan: str | None = None
+    kelurahan: str | None = None
+    rt: str | None = None
+    rw: str | None = None
+    cards: list[str] | None = None
+    nik_on_file: bool | None = None
+    has_login: bool | None = None
+
+
+class MemberListItem(BaseModel):
+    member_no: str
+    kind: str
+    name: str | None = None
+    balance_idr: int
+
+
+class Balance(BaseModel):
+    member_no: str
+    name: str | None
+    bank_code: str
+    balance_idr: int
+    available_idr: int
+    deposits: int
+    as_of: datetime
+
+
+class DepositOut(BaseModel):
+    event_id: str
+    measured_at: datetime
+    category_code: str
+    category_name: str
+    net_g: int
+    quantity: int | None = None
+    price_per_kg_idr: int
+    amount_idr: int
+    manual: bool = False
+    voided: bool = False
+
+
+# ---- deposits ---------------------------------------------------------------------------------
+
+
+class ManualDepositIn(In):
+    member_no: MemberNo
+    category: Code
+    net_g: int = Field(ge=1, le=MAX_G)
+    quantity: int | None = Field(
+        default=None, ge=1, le=MAX_G, description="pieces or millilitres (piece/litre categories)"
+    )
+    measured_at: AwareDatetime | None = Field(default=None, description="default: now")
+    reason: Reason
+    event_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._:-]{1,100}$",
+        description="the same id again is a duplicate, never a second deposit (safe retries)",
+    )
+
+
+class AppliedOut(BaseModel):
+    outcome: str
+    event_id: str
+    member_no: str
+    bank_code: str
+    category_code: str
+    net_g: int
+    amount_idr: int
+    price_per_kg_idr: int
+
+
+class VoidIn(In):
+    reason: Reason
+
+
+class CorrectIn(In):
+    reason: Reason
+    net_g: int | None = Field(default=None, ge=1, le=MAX_G)
+    category: Code | None = None
+    member_no: MemberNo | None = None
+    quantity: int | None = Field(default=None, ge=1, le=MAX_G)
+
+
+class VoidOut(BaseModel):
+    event_id: str
+    voided_at: datetime
+    reason: str
+    author: str
+    replacement: AppliedOut | None = None
+
+
+# ---- prices -----------------------------------------------------------------------------------
+
+
+class PriceIn(In):
+    price_idr: int = Field(ge=0, le=10**9, description="per the category's unit (kg/piece/L)")
+    effective_from: AwareDatetime | None = Field(default=None, description="default: now")
+
+
+class PriceOut(BaseModel):
+    category_code: str
+    category_name: str
+    unit: str
+    price_idr: int
+    effective_from: datetime
+
+
+class PriceList(BaseModel):
+    bank_code: str
+    price_bank_code: str = Field(description="whose list it is: the induk's for such a unit")
+    at: datetime
+    prices: list[PriceOut]
+
+
+# ---- withdrawals ------------------------------------------------------------------------------
+
+
+class WithdrawalIn(In):
+    amount_idr: int = Field(ge=1, le=MAX_IDR)
+    method: PayoutMethod = PayoutMethod.CASH
+    destination: str | None = Field(
+        default=None, min_length=1, max_length=100, description="account or e-wallet number"
+    )
+
+    @model_validator(mode="after")
+    def _destination(self) -> Self:
+        if self.method != PayoutMethod.CASH and not self.destination:
+            raise ValueError(
+                "transfer/e-wallet perlu nomor tujuan / a transfer needs the destination number"
+            )
+        return self
+
+
+class RejectIn(In):
+    reason: Reason
+
+
+class CancelIn(In):
+    reason: str = Field(default="", max_length=500)
+
+
+class PayIn(In):
+    payout_ref: str | None = Field(default=None, max_length=100)
+
+
+class WithdrawalOut(BaseModel):
+    id: int
+    member_no: str
+    bank_code: str
+    amount_idr: int
+    method: str
+    destination: str | None = Field(description="hidden from DLH (personal data)")
+    status: str
+    requested_at: datetime
+    requested_by: str
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    reason: str | None = None
+    paid_at: datetime | None = None
+    paid_by: str | None = None
+    payout_ref: str | None = None
+
+
+# ---- banks, stock, sales ----------------------------------------------------------------------
+
+
+class BankOut(BaseModel):
+    code: str
+    name: str
+    kind: str
+    parent_code: str | None
+    use_parent_price: bool
+    city: str
+    kecamatan: str
+    kelurahan: str
+    min_withdrawal_idr: int
+
+
+class StockOut(BaseModel):
+    bank_code: str
+    stock_g: dict[str, int]
+    total_g: int
+
+
+class SaleIn(In):
+    category: Code
+    grams: int = Field(ge=1, le=MAX_G)
+    collector: Code
+    revenue_idr: int = Field(ge=0, le=MAX_IDR)
+    at: AwareDatetime | None = None
+    note: str = Field(default="", max_length=500)
+
+
+class SaleOut(BaseModel):
+    id: int
+    bank_code: str
+    category_code: str
+    grams: int
+    collector_code: str | None
+    revenue_idr: int | None
+    occurred_at: datetime
+    author: str
+    note: str
+
+
+# ---- audit and export -------------------------------------------------------------------------
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    entity: str
+    entity_id: str
+    summary: str
+    client_ip: str | None
+    user_agent: str | None
+
+
+class LoginOut(BaseModel):
+    username: str
+    role: str
+    active: bool
+    created_at: datetime
+    secret_changed_at: datetime | None
+
+
+class MemberExport(BaseModel):
+    """Everything held about a member (UU 27/2022, the right of access), as JSON: the ledger's
+    data (profile, cards, deposits, withdrawals, the whole passbook), their login, and the
+    audit entries about them and by them."""
+
+    exported_at: datetime
+    data: MemberData
+    login: LoginOut | None
+    audit: list[AuditOut]

@@ -1,0 +1,388 @@
+"""Every route of the app x every role: allowed or refused, never a 5xx.
+
+The roles: anonymous; citizen A (AMB-0001 at bs-batu-merah) and citizen B (AMB-0002, the same
+bank); the attendant of bank 1 (bs-batu-merah, an induk) and of bank 2 (bs-nusaniwe, another
+bank); DLH staff of the city; an admin. Each request targets citizen A or bank 1, so the cells
+include a citizen reading another citizen's account and an attendant writing at another bank.
+
+``MATRIX`` must name every (method, path) of the app: a new route without an entry fails
+:func:`test_every_route_is_in_the_matrix`. A refusal is 401 without a login (the pages: a
+redirect to the login page); with one, 404 when the caller may not even read the member,
+deposit or withdrawal concerned (its existence is not disclosed), else 403. Writes build what
+they change first (a fresh deposit, withdrawal, member number, future price), so every cell
+stands alone on the module's one ledger (per backend).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from api.app import create_app
+from tests.auth_helpers import ApiEnv, api_settings
+from tests.conftest import LedgerFactory
+from wastebank import ledger, services
+from wastebank.config import InfluxSettings, MqttSettings
+from wastebank.influx import Influx
+
+pytestmark = pytest.mark.integration
+
+ROLES = ("anonymous", "citizen_a", "citizen_b", "attendant_1", "attendant_2", "dlh", "admin")
+SIGNED_IN = frozenset(ROLES) - {"anonymous"}
+EVERYONE = frozenset(ROLES)
+A_READERS = frozenset({"citizen_a", "attendant_1", "dlh", "admin"})  # citizen A's account
+PERSONAL_A = A_READERS - {"dlh"}  # what names A: the page, statements, receipts
+BANK1_READERS = frozenset({"attendant_1", "dlh", "admin"})
+BANK1_ACTORS = frozenset({"attendant_1", "admin"})  # prices, members, withdrawal decisions
+BANK1_STAFF = frozenset({"attendant_1"})  # deposits, voids, sales: the bank's own staff
+
+MEMBER_A = "AMB-0001"
+BANK_1 = "bs-batu-merah"
+ATTENDANT_1 = "petugas-bm-01"
+
+
+@dataclass(frozen=True)
+class Req:
+    method: str
+    url: str
+    json: Any = None
+    data: dict[str, str] | None = None
+    params: dict[str, str] | None = None
+
+
+class Env(ApiEnv):
+    """The app and a ledger seeded with citizen A's savings (Rp800,000 of PET at bank 1)."""
+
+    def __init__(self, url: str, settings: Any) -> None:
+        super().__init__(url, settings)
+        self.seq = itertools.count(1)
+        with Session(self.engine) as s:
+            ledger.record_manual_deposit(
+                s,
+                bank_code=BANK_1,
+                member_no=MEMBER_A,
+                category_code="pet",
+                net_g=200_000,
+                measured_at=datetime.now(UTC) - timedelta(hours=1),
+                author=ATTENDANT_1,
+                reason="tabungan awal uji / test savings",
+            )
+
+    def deposit(self) -> str:
+        """A fresh manual deposit of A's at bank 1: its event id."""
+        with Session(self.engine) as s:
+            return ledger.record_manual_deposit(
+                s,
+                bank_code=BANK_1,
+                member_no=MEMBER_A,
+                category_code="pet",
+                net_g=1000,
+                measured_at=datetime.now(UTC) - timedelta(minutes=5),
+                author=ATTENDANT_1,
+                reason="uji / test",
+            ).event_id
+
+    def withdrawal(self, *, approved: bool = False) -> int:
+        """A fresh withdrawal request of A's for Rp10,000 (bank 1's minimum): its id."""
+        with Session(self.engine) as s:
+            w = ledger.request_withdrawal(
+                s, MEMBER_A, 10_000, "cash", requested_by=f"nasabah:{MEMBER_A}"
+            )
+            if approved:
+                ledger.approve_withdrawal(s, w.id, author=ATTENDANT_1)
+            return w.id
+
+
+@dataclass(frozen=True)
+class Case:
+    """Who may make ``build``'s request, and what they get.
+
+    ``readers``: for a route about one member, deposit or withdrawal, the roles that may read
+    it; refusing one of them is 403, refusing anyone else 404. None: every refusal is 403.
+    """
+
+    build: Callable[[Env, str], Req]
+    ok: frozenset[str]
+    status: int = 200
+    readers: frozenset[str] | None = None
+    auth: str = "bearer"  # bearer | cookie (the pages)
+    expect: Callable[[Any], None] | None = field(default=None, compare=False)
+
+
+def get(url: str, **params: str) -> Callable[[Env, str], Req]:
+    return lambda _env, _role: Req("GET", url, params=params or None)
+
+
+def own_credentials(env: Env, role: str) -> dict[str, str]:
+    """The role's own login form (anonymous: citizen A's)."""
+    username, secret = env.creds["citizen_a" if role == "anonymous" else role]
+    return {"username": username, "password": secret}
+
+
+MATRIX: dict[tuple[str, str], Case] = {
+    # ---- public -------------------------------------------------------------------------------
+    ("GET", "/openapi.json"): Case(get("/openapi.json"), EVERYONE),
+    ("GET", "/docs"): Case(get("/docs"), EVERYONE),
+    ("GET", "/docs/oauth2-redirect"): Case(get("/docs/oauth2-redirect"), EVERYONE),
+    ("GET", "/redoc"): Case(get("/redoc"), EVERYONE),
+    ("GET", "/health"): Case(get("/health"), EVERYONE),
+    ("POST", "/api/token"): Case(
+        lambda env, role: Req("POST", "/api/token", data=own_credentials(env, role)), EVERYONE
+    ),
+    ("GET", "/masuk"): Case(get("/masuk"), EVERYONE, auth="cookie"),
+    ("POST", "/masuk"): Case(
+        lambda env, role: Req("POST", "/masuk", data=own_credentials(env, role)),
+        EVERYONE,
+        status=303,
+        auth="cookie",
+    ),
+    ("POST", "/keluar"): Case(
+        lambda _env, _role: Req("POST", "/keluar"), EVERYONE, status=303, auth="cookie"
+    ),
+    ("GET", "/api/banks"): Case(get("/api/banks"), EVERYONE),
+    ("GET", "/api/banks/{bank_code}/prices"): Case(get(f"/api/banks/{BANK_1}/prices"), EVERYONE),
+    # ---- signed in ----------------------------------------------------------------------------
+    ("GET", "/api/me"): Case(get("/api/me"), SIGNED_IN),
+    # ---- citizen A's account ------------------------------------------------------------------
+    ("GET", "/api/members/{member_no}"): Case(
+        get(f"/api/members/{MEMBER_A}"), A_READERS, readers=A_READERS
+    ),
+    ("PATCH", "/api/members/{member_no}"): Case(
+        lambda _env, _role: Req("PATCH", f"/api/members/{MEMBER_A}", json={"rt": 1}),
+        BANK1_ACTORS,
+        readers=A_READERS,
+    ),
+    ("GET", "/api/members/{member_no}/balance"): Case(
+        get(f"/api/members/{MEMBER_A}/balance"), A_READERS, readers=A_READERS
+    ),
+    ("GET", "/api/members/{member_no}/transactions"): Case(
+        get(f"/api/members/{MEMBER_A}/transactions"), A_READERS, readers=A_READERS
+    ),
+    ("GET", "/api/members/{member_no}/withdrawals"): Case(
+        get(f"/api/members/{MEMBER_A}/withdrawals"), A_READERS, readers=A_READERS
+    ),
+    ("POST", "/api/members/{member_no}/withdrawals"): Case(
+        lambda _env, _role: Req(
+            "POST", f"/api/members/{MEMBER_A}/withdrawals", json={"amount_idr": 10_000}
+        ),
+        frozenset({"citizen_a", "attendant_1"}),
+        status=201,
+        readers=A_READERS,
+    ),
+    ("GET", "/api/members/{member_no}/export"): Case(
+        get(f"/api/members/{MEMBER_A}/export"),
+        frozenset({"citizen_a", "admin"}),
+        readers=A_READERS,
+    ),
+    ("GET", "/api/members/{member_no}/statement"): Case(
+        get(f"/api/members/{MEMBER_A}/statement", format="csv"),
+        PERSONAL_A,
+        readers=A_READERS,
+    ),
+    ("GET", "/api/receipts"): Case(
+        lambda env, _role: Req("GET", "/api/receipts", params={"event_id": env.deposit()}),
+        PERSONAL_A,
+        readers=A_READERS,
+    ),
+    ("GET", "/nasabah/{member_no}"): Case(
+        get(f"/nasabah/{MEMBER_A}"),
+        PERSONAL_A,
+        readers=frozenset(),
+        auth="cookie",
+    ),
+    ("POST", "/api/deposits/{event_id}/void"): Case(
+        lambda env, _role: Req(
+            "POST", f"/api/deposits/{env.deposit()}/void", json={"reason": "salah / wrong"}
+        ),
+        BANK1_STAFF,
+        readers=A_READERS,
+    ),
+    ("POST", "/api/deposits/{event_id}/correct"): Case(
+        lambda env, _role: Req(
+            "POST",
+            f"/api/deposits/{env.deposit()}/correct",
+            json={"reason": "salah timbang / misweighed", "net_g": 900},
+        ),
+        BANK1_STAFF,
+        readers=A_READERS,
+    ),
+    ("POST", "/api/withdrawals/{withdrawal_id}/approve"): Case(
+        lambda env, _role: Req("POST", f"/api/withdrawals/{env.withdrawal()}/approve"),
+        BANK1_ACTORS,
+        readers=A_READERS,
+    ),
+    ("POST", "/api/withdrawals/{withdrawal_id}/reject"): Case(
+        lambda env, _role: Req(
+            "POST", f"/api/withdrawals/{env.withdrawal()}/reject", json={"reason": "uji / test"}
+        ),
+        BANK1_ACTORS,
+        readers=A_READERS,
+    ),
+    ("POST", "/api/withdrawals/{withdrawal_id}/pay"): Case(
+        lambda env, _role: Req(
+            "POST", f"/api/withdrawals/{env.withdrawal(approved=True)}/pay", json={}
+        ),
+        BANK1_ACTORS,
+        readers=A_READERS,
+    ),
+    ("POST", "/api/withdrawals/{withdrawal_id}/cancel"): Case(
+        lambda env, _role: Req("POST", f"/api/withdrawals/{env.withdrawal()}/cancel", json={}),
+        BANK1_ACTORS | {"citizen_a"},
+        readers=A_READERS,
+    ),
+    # ---- bank 1 -------------------------------------------------------------------------------
+    ("GET", "/api/banks/{bank_code}/members"): Case(
+        get(f"/api/banks/{BANK_1}/members"), BANK1_READERS
+    ),
+    ("POST", "/api/banks/{bank_code}/members"): Case(
+        lambda env, _role: Req(
+            "POST",
+            f"/api/banks/{BANK_1}/members",
+            json={"member_no": f"MTX-{next(env.seq):04d}", "name": "Uji", "kelurahan": "Rijali"},
+        ),
+        BANK1_ACTORS,
+        status=201,
+    ),
+    ("PUT", "/api/banks/{bank_code}/prices/{category_code}"): Case(
+        lambda env, _role: Req(
+            "PUT",
+            f"/api/banks/{BANK_1}/prices/pet",
+            json={
+                "price_idr": 4100,
+                "effective_from": (
+                    datetime.now(UTC) + timedelta(days=30, minutes=next(env.seq))
+                ).isoformat(),
+            },
+        ),
+        BANK1_ACTORS,
+    ),
+    ("POST", "/api/banks/{bank_code}/deposits"): Case(
+        lambda _env, _role: Req(
+            "POST",
+            f"/api/banks/{BANK_1}/deposits",
+            json={
+                "member_no": MEMBER_A,
+                "category": "pet",
+                "net_g": 1500,
+                "reason": "timbangan rusak / scale down",
+            },
+        ),
+        BANK1_STAFF,
+        status=201,
+    ),
+    ("GET", "/api/banks/{bank_code}/withdrawals"): Case(
+        get(f"/api/banks/{BANK_1}/withdrawals"), BANK1_READERS
+    ),
+    ("GET", "/api/banks/{bank_code}/stock"): Case(get(f"/api/banks/{BANK_1}/stock"), BANK1_READERS),
+    ("GET", "/api/banks/{bank_code}/sales"): Case(get(f"/api/banks/{BANK_1}/sales"), BANK1_READERS),
+    ("POST", "/api/banks/{bank_code}/sales"): Case(
+        lambda _env, _role: Req(
+            "POST",
+            f"/api/banks/{BANK_1}/sales",
+            json={
+                "category": "pet",
+                "grams": 100,
+                "collector": "ud-galala-plastik",
+                "revenue_idr": 900,
+            },
+        ),
+        BANK1_STAFF,
+        status=201,
+    ),
+    # ---- the city and the system --------------------------------------------------------------
+    ("GET", "/api/tonnage"): Case(
+        get("/api/tonnage", start="2026-11-01", end="2026-11-30"), frozenset({"dlh", "admin"})
+    ),
+    ("GET", "/api/tps/latest"): Case(get("/api/tps/latest"), frozenset({"dlh", "admin"})),
+    ("GET", "/api/audit"): Case(get("/api/audit"), frozenset({"admin"})),
+}
+
+
+def app_routes() -> set[tuple[str, str]]:
+    """(method, path) of every route, those of included routers too."""
+    app = create_app(api_settings())
+    routes: Sequence[Any] = app.routes
+    try:  # FastAPI >= 0.16x keeps included routers whole; older ones copy their routes in
+        from fastapi.routing import iter_route_contexts
+    except ImportError:
+        pass
+    else:
+        routes = list(iter_route_contexts(app.routes))
+    return {
+        (method, route.path)
+        for route in routes
+        for method in (getattr(route, "methods", None) or ())
+        if method != "HEAD"
+    }
+
+
+def test_every_route_is_in_the_matrix() -> None:
+    routes = app_routes()
+    assert routes - set(MATRIX) == set(), "routes without a matrix entry: add them to MATRIX"
+    assert set(MATRIX) - routes == set(), "matrix entries for routes the app does not have"
+
+
+@pytest.fixture(scope="module")
+def env(
+    ledger_factory: LedgerFactory, running_services: services.ServicesSettings
+) -> Iterator[Env]:
+    """One ledger (per backend), the app on it, everyone signed in; an InfluxDB database of its
+    own for the DLH reads."""
+    url = ledger_factory.new()
+    influx = InfluxSettings(
+        url=f"http://127.0.0.1:{running_services.influx_port}",
+        database=f"test_matrix_{uuid.uuid4().hex[:10]}",
+    )
+    asyncio.run(_influx(influx, create=True))
+    settings = api_settings(
+        mqtt=MqttSettings(port=running_services.mqtt_port), influx=influx, ledger_url=url
+    )
+    try:
+        with Env(url, settings) as made:
+            yield made
+    finally:
+        asyncio.run(_influx(influx, create=False))
+        ledger_factory.drop(url)
+
+
+async def _influx(settings: InfluxSettings, *, create: bool) -> None:
+    influx = Influx(settings)
+    try:
+        await (influx.ensure_database() if create else influx.drop_database())
+    finally:
+        await influx.aclose()
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("route", sorted(MATRIX), ids=" ".join)
+def test_cell(env: Env, route: tuple[str, str], role: str) -> None:
+    case = MATRIX[route]
+    req = case.build(env, role)
+    headers: dict[str, str] = {"User-Agent": "authz-matrix"}
+    if role != "anonymous":
+        headers |= env.cookie(role) if case.auth == "cookie" else env.bearer(role)
+    resp = env.client.request(
+        req.method, req.url, json=req.json, data=req.data, params=req.params, headers=headers
+    )
+    env.client.cookies.clear()  # a login cell's cookie must not follow into the next cell
+    assert resp.status_code < 500, resp.text
+    if role in case.ok:
+        assert resp.status_code == case.status, f"{role} refused: {resp.status_code} {resp.text}"
+    elif role == "anonymous" and case.auth == "cookie":
+        assert resp.status_code == 303, resp.text
+        assert resp.headers["location"].startswith("/masuk?next=")
+    elif role == "anonymous":
+        assert resp.status_code == 401, resp.text
+        assert resp.headers["www-authenticate"] == "Bearer"
+    else:
+        readers = case.readers
+        want = 403 if readers is None or role in readers else 404
+        assert resp.status_code == want, f"{role}: {resp.status_code} {resp.text}"

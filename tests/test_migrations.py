@@ -1,0 +1,247 @@
+"""The ledger's schema migrations, on SQLite and PostgreSQL: the models and the migrations agree, a
+ledger from before migrations is adopted, concurrent starts migrate once, readers only check."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select, text, update
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from tests.conftest import LedgerFactory, deposit_event
+from wastebank import ledger, migrations
+from wastebank.cli import app
+
+DATA = Path(__file__).parent / "data"
+# The schema release 0.1 made with create_all (no alembic_version): its first commit, before
+# deposit.flow / calibration_version and the dead-letter replay columns, and its last.
+BEFORE_MIGRATIONS = ["9916b88", "9422384"]
+
+
+@pytest.fixture
+def empty_url(ledger_factory: LedgerFactory, ledger_backend: str, tmp_path: Path) -> Iterator[str]:
+    """A database with nothing in it."""
+    if ledger_backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    url = ledger_factory.new(seeded=False)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for table in ("alembic_version", *reversed(ledger.Base.metadata.sorted_tables)):
+            conn.execute(text(f"DROP TABLE IF EXISTS {getattr(table, 'name', table)} CASCADE"))
+    engine.dispose()
+    yield url
+    ledger_factory.drop(url)
+
+
+def test_the_models_and_the_migrations_agree(empty_url: str) -> None:
+    engine = ledger.make_engine(empty_url)
+    try:
+        assert migrations.current(engine) == migrations.head()
+        assert migrations.differences(engine, ledger.Base.metadata) == []
+        assert migrations.upgrade(engine) is False  # at the head: nothing runs
+    finally:
+        engine.dispose()
+
+
+def test_one_head_and_a_linear_history() -> None:
+    script = migrations._script()
+    revisions = list(reversed(list(script.walk_revisions())))
+    assert script.get_heads() == [migrations.head()]
+    # revisions() reads the file names, so that a current ledger is recognised without alembic
+    assert tuple(r.revision for r in revisions) == migrations.revisions()
+    assert migrations.revisions() == tuple(f"{n:04d}" for n in range(1, len(revisions) + 1))
+    for rev, down in zip(revisions, [None, *migrations.revisions()], strict=False):
+        assert Path(rev.path).name.startswith(f"r{rev.revision}_"), rev.path
+        assert rev.down_revision == down, rev.path
+
+
+@pytest.mark.parametrize("commit", BEFORE_MIGRATIONS)
+def test_a_ledger_from_before_migrations_is_adopted(
+    empty_url: str, ledger_backend: str, commit: str
+) -> None:
+    sqlite = ledger_backend == "sqlite"
+    ddl = (DATA / f"ledger-{commit}.{ledger_backend}.sql").read_text()
+    old = create_engine(empty_url)
+    with old.begin() as conn:
+        code = "\n".join(line for line in ddl.splitlines() if not line.startswith("--"))
+        for statement in code.split(";\n"):
+            if statement.strip():
+                conn.exec_driver_sql(statement)
+        ts = "2026-11-01 01:00:00.000000" if sqlite else "2026-11-01 01:00:00+00"
+        rows = {
+            "city (id, code, name, timezone)": "(1, 'ambon', 'Kota Ambon', 'Asia/Jayapura')",
+            "bank (id, code, name, city_id, kecamatan, kelurahan)": (
+                "(1, 'bs-batu-merah', 'Bank Sampah Batu Merah', 1, 'Sirimau', 'Batu Merah')"
+            ),
+            "member (id, member_no, name, bank_id)": "(1, 'AMB-0001', 'Ibu Ana', 1)",
+            "card (uid, member_id)": "('04A1B2C3D4', 1)",
+            "category (id, code, name_id, name_en, unit)": (
+                "(1, 'pet', 'Botol PET', 'PET bottles', 'kg')"
+            ),
+            "price (id, bank_id, category_id, price_per_kg_idr, effective_from)": (
+                f"(1, 1, 1, 4000, '{ts}')"
+            ),
+            "deposit (id, event_id, member_id, bank_id, category_id, net_g, tare_g, "
+            "price_per_kg_idr, amount_idr, measured_at, recorded_at, gateway_id, scale_id, "
+            "protocol, stable, raw_frames)": (
+                f"(1, 'gw-01-1', 1, 1, 1, 1250, 0, 4000, 5000, '{ts}', '{ts}', 'gw-01', "
+                "'scale-01', 'gs_nt', true, '[]')"
+            ),
+            "journal_entry (id, txn_ref, account, amount_idr, created_at, memo)": (
+                f"(1, 'deposit:gw-01-1', 'member:AMB-0001', 5000, '{ts}', 'pet'), "
+                f"(2, 'deposit:gw-01-1', 'bank:bs-batu-merah:waste_purchases', -5000, '{ts}', "
+                "'pet')"
+            ),
+        }
+        for into, values in rows.items():
+            conn.exec_driver_sql(f"INSERT INTO {into} VALUES {values}")  # noqa: S608
+        conn.execute(
+            text(
+                "INSERT INTO dead_letter (id, topic, payload, error, received_at) "
+                "VALUES (1, 't', :p, 'old', :ts)"
+            ),
+            {"p": b"\x00\xff", "ts": ts},
+        )
+        if not sqlite:  # ids were given: move the sequences on, as create_all's rows would have
+            for table in ("city", "bank", "member", "category", "price", "deposit"):
+                conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 1)")
+            conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('journal_entry', 'id'), 2)")
+            conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('dead_letter', 'id'), 1)")
+    old.dispose()
+
+    engine = ledger.make_engine(empty_url)
+    try:
+        assert migrations.current(engine) == migrations.head()
+        assert migrations.differences(engine, ledger.Base.metadata) == []
+        with Session(engine) as s:
+            assert ledger.member_balance(s, "AMB-0001") == 5000
+            (letter,) = ledger.dead_letters(s)
+            assert (letter.payload, letter.replay_attempts, letter.replayed_at) == (
+                b"\x00\xff",
+                0,
+                None,
+            )
+            assert letter.received_at == datetime(2026, 11, 1, 1, tzinfo=UTC)
+            applied = ledger.apply_deposit(s, deposit_event(2, net_g=2000))
+            assert (applied.outcome, applied.amount_idr) == (ledger.Outcome.APPLIED, 8000)
+            assert ledger.member_balance(s, "AMB-0001") == 13000
+            assert s.scalar(select(func.count()).select_from(ledger.Deposit)) == 2
+            assert ledger.journal_is_balanced(s)
+    finally:
+        engine.dispose()
+
+
+_RACER = """
+import sys, time
+from pathlib import Path
+from wastebank import ledger
+url, ready, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+ready.touch()
+while not go.exists():
+    time.sleep(0.001)
+ledger.make_engine(url).dispose()
+"""
+
+
+def test_processes_starting_at_once_migrate_once(empty_url: str, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    ready = [tmp_path / f"ready-{i}" for i in range(3)]
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACER, empty_url, str(r), str(go)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in ready
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not all(r.exists() for r in ready):
+            assert time.monotonic() < deadline, "racers did not start"
+            assert all(p.poll() is None for p in racers), [p.communicate() for p in racers]
+            time.sleep(0.01)
+        go.touch()
+        outcomes = [(p.wait(timeout=60), p.communicate()[1]) for p in racers]
+    finally:
+        for p in racers:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
+    engine = ledger.make_engine(empty_url, writer=False)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+        assert migrations.differences(engine, ledger.Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_a_reader_refuses_a_ledger_its_release_does_not_match(empty_url: str) -> None:
+    with pytest.raises(migrations.LedgerSchemaError, match="ledger migrate"):
+        ledger.make_engine(empty_url, writer=False)  # nothing there yet
+    engine = ledger.make_engine(empty_url, migrate=False)
+    migrations.upgrade(engine, "0001")
+    with pytest.raises(migrations.LedgerSchemaError, match="at 0001"):
+        ledger.make_engine(empty_url, writer=False)
+    assert migrations.upgrade(engine) is True
+    ledger.make_engine(empty_url, writer=False).dispose()  # at the head: fine
+
+    with engine.begin() as conn:  # as a newer release would leave it
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    for writer in (False, True):
+        with pytest.raises(migrations.LedgerSchemaError, match="newer than this release"):
+            ledger.make_engine(empty_url, writer=writer)
+    engine.dispose()
+
+
+def test_foreign_keys_are_checked_again_after_a_migration_on_sqlite(tmp_path: Path) -> None:
+    engine = ledger.make_engine(f"sqlite:///{tmp_path / 'fk.db'}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_cli_current_and_migrate(empty_url: str) -> None:
+    runner = CliRunner()
+    base = ["--ledger-url", empty_url]
+    before = runner.invoke(app, ["ledger", "current", *base])
+    assert before.exit_code == 1
+    assert "(kosong / none)" in before.output
+    first = runner.invoke(app, ["ledger", "migrate", "--revision", "0001", *base])
+    assert first.exit_code == 0, first.output
+    assert "-> 0001" in first.output
+    rest = runner.invoke(app, ["ledger", "migrate", *base])
+    assert f"0001 -> {migrations.head()}" in rest.output
+    again = runner.invoke(app, ["ledger", "migrate", *base])
+    assert f"already at revision {migrations.head()}" in again.output
+    after = runner.invoke(app, ["ledger", "current", *base])
+    assert after.exit_code == 0, after.output
+    assert "up to date" in after.output
+
+
+def test_a_deposit_stamp_survives_the_round_trip_on_both(ledger_url: str) -> None:
+    """Timestamps go in with any zone and come back in UTC, to the microsecond."""
+    engine = ledger.make_engine(ledger_url)
+    at = datetime(2026, 11, 23, 9, 30, 15, 123456, tzinfo=UTC)
+    try:
+        with Session(engine) as s:
+            ledger.apply_deposit(s, deposit_event(1, at=at))
+            s.execute(update(ledger.Deposit).values(net_g=2**40))  # BIGINT, past 32 bits
+            s.commit()
+            deposit = s.scalars(select(ledger.Deposit)).one()
+            assert deposit.measured_at == at
+            assert deposit.measured_at.tzinfo is UTC
+            assert deposit.net_g == 2**40
+    finally:
+        engine.dispose()
