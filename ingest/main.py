@@ -82,7 +82,7 @@ class IngestSettings(WastebankSettings):
         description="subscribe as $share/<group>/...: ingesters of one group split the stream",
     )
     metrics: MetricsSettings = MetricsSettings()
-    batch_size: int = Field(default=5000, ge=1, le=50_000)
+    batch_size: int = Field(default=2000, ge=1, le=50_000)
     batch_max_age_s: float = Field(default=0.2, gt=0, le=60)
     kinds: tuple[Kind, ...] = Field(
         default=KINDS,
