@@ -36,6 +36,7 @@ bench: install services
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/gateway_footprint.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ledger.py
 
 lint: install
 	$(BIN)/ruff check .
