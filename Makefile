@@ -36,7 +36,9 @@ bench: install services
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/gateway_footprint.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/api.py
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/reports.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -32,19 +32,23 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 from sqlalchemy import Engine, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import auth, bank, members, passbook
+from api import auth, bank, dlh, members, passbook, tps
 from api.deps import (
     PagePrincipalDep,
     PrincipalDep,
     SessionDep,
     State,
     StateDep,
+    data_error,
     forbidden,
+    http_error,
     integrity_error,
     ledger_error,
+    refusals,
 )
 from api.schemas import Balance, DepositOut
 from api.settings import ApiSettings
@@ -56,6 +60,10 @@ from wastebank.mqtt import client as mqtt_client
 __all__ = ["ApiSettings", "Balance", "DepositOut", "create_app", "kg", "local_day_bounds", "rupiah"]
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+# InfluxDB's times are int64 nanoseconds since 1970 (1677-09-21 to 2262-04-11): whole local days
+# safely inside; a query beyond them is refused by InfluxDB (and past 9999 by Python).
+INFLUX_FIRST_DAY = date(1678, 1, 1)
+INFLUX_LAST_DAY = date(2261, 12, 31)
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -86,11 +94,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app = FastAPI(title="wastebank", version=__version__, lifespan=lifespan)
     app.add_exception_handler(ledger.LedgerError, ledger_error)
     app.add_exception_handler(IntegrityError, integrity_error)
+    app.add_exception_handler(DataError, data_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.include_router(auth.router)
     app.include_router(members.router)
     app.include_router(bank.router)
     app.include_router(passbook.router)
+    app.include_router(dlh.router)
     app.include_router(_router())
+    app.include_router(tps.router)  # after /api/tps/latest: /api/tps/{code} would take it
     return app
 
 
@@ -154,7 +166,7 @@ def _router() -> APIRouter:
             status="ok" if ok else "degraded", broker=broker, influxdb=influx, ledger=ledger_state
         )
 
-    @router.get("/api/tonnage", tags=["dlh"])
+    @router.get("/api/tonnage", tags=["dlh"], responses=refusals(401, 403, 422, 503))
     async def tonnage(
         state: StateDep,
         p: PrincipalDep,
@@ -167,10 +179,16 @@ def _router() -> APIRouter:
         _city_staff(p)
         if end < start:
             raise HTTPException(422, "end must not be before start / tanggal akhir sebelum awal")
+        if start < INFLUX_FIRST_DAY or end > INFLUX_LAST_DAY:
+            raise HTTPException(
+                422,
+                f"tanggal di luar {INFLUX_FIRST_DAY}..{INFLUX_LAST_DAY} / days outside the range "
+                "InfluxDB keeps",
+            )
         tz_name, banks = await asyncio.to_thread(_city_scope, state, p)
         return await _tonnage(state["influx"], tz_name, start, end, group_by, interval, banks)
 
-    @router.get("/api/tps/latest", tags=["dlh"])
+    @router.get("/api/tps/latest", tags=["dlh"], responses=refusals(401, 403, 503))
     async def tps_latest(state: StateDep, p: PrincipalDep) -> list[TpsLatest]:
         _city_staff(p)
         series = await _query_or_503(
@@ -192,7 +210,15 @@ def _router() -> APIRouter:
                 )
         return sorted(out, key=lambda t: (t.tps_code, t.sensor_id))
 
-    @router.get("/nasabah/{member_no}", response_class=HTMLResponse, tags=["pages"])
+    @router.get(
+        "/nasabah/{member_no}",
+        response_class=HTMLResponse,
+        tags=["pages"],
+        responses={
+            303: {"description": "not signed in: to the login page"},
+            404: {"description": "no such member, or not one the caller may see", **auth.HTML},
+        },
+    )
     def member_page(
         request: Request, member_no: str, session: SessionDep, who: PagePrincipalDep
     ) -> Response:

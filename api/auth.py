@@ -32,11 +32,13 @@ from api.deps import (
     State,
     StateDep,
     client_ip,
+    refusals,
 )
 from api.schemas import Me, Token
 from wastebank import access, ledger
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}  # a page, in `responses`
 
 router = APIRouter()
 
@@ -69,7 +71,7 @@ def login(
         return token, access.principal_of(session, user)
 
 
-@router.post("/api/token", tags=["auth"])
+@router.post("/api/token", tags=["auth"], responses=refusals(401, 422, 429))
 def token(
     request: Request, state: StateDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
 ) -> Token:
@@ -80,7 +82,7 @@ def token(
     return Token(access_token=jwt, expires_in=int(ttl.total_seconds()), role=who.role)
 
 
-@router.get("/api/me", tags=["auth"])
+@router.get("/api/me", tags=["auth"], responses=refusals(401))
 def me(p: PrincipalDep, session: SessionDep) -> Me:
     codes = (
         list(session.scalars(select(ledger.Bank.code).where(ledger.Bank.id.in_(p.bank_ids))))
@@ -137,12 +139,22 @@ def login_page(request: Request, who: PagePrincipalDep, next: str | None = None)
     return _page(request, next_url=safe_next(next), who=who)
 
 
-@router.post("/masuk", response_class=HTMLResponse, tags=["pages"])
+@router.post(
+    "/masuk",
+    response_class=HTMLResponse,
+    tags=["pages"],
+    status_code=303,
+    responses={
+        303: {"description": "signed in: to next, else the member's page"},
+        401: {"description": "wrong username or secret: the login page again", **HTML},
+        429: {"description": "too many failed logins: the login page again", **HTML},
+    },
+)
 def login_form(
     request: Request,
     state: StateDep,
-    username: Annotated[str, Form(max_length=64)],
-    password: Annotated[str, Form(max_length=256)],
+    username: Annotated[str, Form(min_length=1, max_length=64)],
+    password: Annotated[str, Form(min_length=1, max_length=256)],
     next: Annotated[str | None, Form(max_length=500)] = None,  # noqa: A002
 ) -> Response:
     target = safe_next(next)
@@ -172,7 +184,13 @@ def login_form(
     return response
 
 
-@router.post("/keluar", tags=["pages"])
+@router.post(
+    "/keluar",
+    tags=["pages"],
+    response_class=RedirectResponse,
+    status_code=303,
+    responses={303: {"description": "signed out: to the login page"}},
+)
 def logout() -> Response:
     response = RedirectResponse("/masuk", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")

@@ -21,11 +21,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.deps import CtxDep, PrincipalDep, SessionDep, forbidden, not_found
+from api.deps import READ, WRITE, CtxDep, PrincipalDep, SessionDep, forbidden, not_found, refusals
 from api.members import audit_out, bank_or_404, withdrawal_out
 from api.schemas import (
     AppliedOut,
@@ -45,10 +45,15 @@ from api.schemas import (
     VoidIn,
     VoidOut,
     WithdrawalOut,
+    in_utc,
 )
 from wastebank import access, ledger
 
 router = APIRouter(tags=["banks"])
+
+# A withdrawal's id: the ledger's ids are 32-bit (PostgreSQL integer); beyond 64 bits SQLite
+# cannot even compare one.
+WithdrawalId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 # A manual deposit may be entered late (the scale was down), never ahead of the clock.
 CLOCK_SLACK = timedelta(minutes=5)
@@ -106,7 +111,7 @@ def banks(session: SessionDep) -> list[BankOut]:
     return out
 
 
-@router.get("/api/banks/{bank_code}/prices")
+@router.get("/api/banks/{bank_code}/prices", responses=refusals(404, 422))
 def prices(
     bank_code: str,
     session: SessionDep,
@@ -115,7 +120,10 @@ def prices(
     """The bank's buying prices in force at ``at`` (its induk's list for a unit that uses it)."""
     if at is not None and at.tzinfo is None:
         raise HTTPException(422, "waktu perlu zona waktu / give the time with its offset")
-    when = at or datetime.now(UTC)
+    try:
+        when = in_utc(at) if at is not None else datetime.now(UTC)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
     bank = bank_or_404(session, bank_code)
     owner = session.get(ledger.Bank, bank.price_bank_id)
     assert owner is not None
@@ -142,7 +150,7 @@ def prices(
     )
 
 
-@router.put("/api/banks/{bank_code}/prices/{category_code}")
+@router.put("/api/banks/{bank_code}/prices/{category_code}", responses=WRITE)
 def set_price(bank_code: str, category_code: str, body: PriceIn, ctx: CtxDep) -> PriceOut:
     """Set a price from ``effective_from`` (default now); deposits already priced keep theirs."""
     with ctx.write() as s:
@@ -177,7 +185,11 @@ def set_price(bank_code: str, category_code: str, body: PriceIn, ctx: CtxDep) ->
 # ---- deposits ---------------------------------------------------------------------------------
 
 
-@router.post("/api/banks/{bank_code}/deposits", status_code=201)
+@router.post(
+    "/api/banks/{bank_code}/deposits",
+    status_code=201,
+    responses={200: {"model": AppliedOut, "description": "a repeated event_id"}, **WRITE},
+)
 def manual_deposit(
     bank_code: str, body: ManualDepositIn, ctx: CtxDep, response: Response
 ) -> AppliedOut:
@@ -224,7 +236,7 @@ def _deposit_to_change(s: Session, p: access.Principal, event_id: str) -> ledger
     return deposit
 
 
-@router.post("/api/deposits/{event_id}/void")
+@router.post("/api/deposits/{event_id}/void", responses=WRITE)
 def void_deposit(event_id: str, body: VoidIn, ctx: CtxDep) -> VoidOut:
     """Reverse a deposit (it stays, with reversal entries and the reason)."""
     with ctx.write() as s:
@@ -236,7 +248,7 @@ def void_deposit(event_id: str, body: VoidIn, ctx: CtxDep) -> VoidOut:
         )
 
 
-@router.post("/api/deposits/{event_id}/correct")
+@router.post("/api/deposits/{event_id}/correct", responses=WRITE)
 def correct_deposit(event_id: str, body: CorrectIn, ctx: CtxDep) -> VoidOut:
     """Void a deposit and record what it should have been, in one step."""
     with ctx.write() as s:
@@ -266,7 +278,7 @@ def correct_deposit(event_id: str, body: CorrectIn, ctx: CtxDep) -> VoidOut:
 # ---- withdrawals ------------------------------------------------------------------------------
 
 
-@router.get("/api/banks/{bank_code}/withdrawals")
+@router.get("/api/banks/{bank_code}/withdrawals", responses=READ)
 def bank_withdrawals(
     bank_code: str,
     p: PrincipalDep,
@@ -305,8 +317,10 @@ def _decide(s: Session, p: access.Principal, withdrawal_id: int) -> ledger.Withd
     return w
 
 
-@router.post("/api/withdrawals/{withdrawal_id}/approve")
-def approve_withdrawal(withdrawal_id: int, ctx: CtxDep) -> WithdrawalOut:
+@router.post(
+    "/api/withdrawals/{withdrawal_id}/approve", responses=refusals(401, 403, 404, 409, 422)
+)
+def approve_withdrawal(withdrawal_id: WithdrawalId, ctx: CtxDep) -> WithdrawalOut:
     with ctx.write() as s:
         _decide(s, ctx.p, withdrawal_id)
         w = ledger.approve_withdrawal(s, withdrawal_id, author=ctx.p.author)
@@ -314,8 +328,8 @@ def approve_withdrawal(withdrawal_id: int, ctx: CtxDep) -> WithdrawalOut:
         return withdrawal_out(w, personal=True)
 
 
-@router.post("/api/withdrawals/{withdrawal_id}/reject")
-def reject_withdrawal(withdrawal_id: int, body: RejectIn, ctx: CtxDep) -> WithdrawalOut:
+@router.post("/api/withdrawals/{withdrawal_id}/reject", responses=WRITE)
+def reject_withdrawal(withdrawal_id: WithdrawalId, body: RejectIn, ctx: CtxDep) -> WithdrawalOut:
     with ctx.write() as s:
         _decide(s, ctx.p, withdrawal_id)
         w = ledger.reject_withdrawal(s, withdrawal_id, author=ctx.p.author, reason=body.reason)
@@ -323,8 +337,8 @@ def reject_withdrawal(withdrawal_id: int, body: RejectIn, ctx: CtxDep) -> Withdr
         return withdrawal_out(w, personal=True)
 
 
-@router.post("/api/withdrawals/{withdrawal_id}/pay")
-def pay_withdrawal(withdrawal_id: int, body: PayIn, ctx: CtxDep) -> WithdrawalOut:
+@router.post("/api/withdrawals/{withdrawal_id}/pay", responses=WRITE)
+def pay_withdrawal(withdrawal_id: WithdrawalId, body: PayIn, ctx: CtxDep) -> WithdrawalOut:
     with ctx.write() as s:
         _decide(s, ctx.p, withdrawal_id)
         w = ledger.pay_withdrawal(s, withdrawal_id, author=ctx.p.author, payout_ref=body.payout_ref)
@@ -332,8 +346,8 @@ def pay_withdrawal(withdrawal_id: int, body: PayIn, ctx: CtxDep) -> WithdrawalOu
         return withdrawal_out(w, personal=True)
 
 
-@router.post("/api/withdrawals/{withdrawal_id}/cancel")
-def cancel_withdrawal(withdrawal_id: int, body: CancelIn, ctx: CtxDep) -> WithdrawalOut:
+@router.post("/api/withdrawals/{withdrawal_id}/cancel", responses=WRITE)
+def cancel_withdrawal(withdrawal_id: WithdrawalId, body: CancelIn, ctx: CtxDep) -> WithdrawalOut:
     """Cancel before it is paid: the member their own, or staff who decide at the bank."""
     with ctx.write() as s:
         w = _withdrawal(s, ctx.p, withdrawal_id)
@@ -356,7 +370,7 @@ def _readable_bank(session: Session, p: access.Principal, code: str) -> ledger.B
     return bank
 
 
-@router.get("/api/banks/{bank_code}/stock")
+@router.get("/api/banks/{bank_code}/stock", responses=READ)
 def stock(bank_code: str, p: PrincipalDep, session: SessionDep) -> StockOut:
     bank = _readable_bank(session, p, bank_code)
     held = ledger.bank_stock(session, bank.code)
@@ -377,7 +391,7 @@ def _sale_out(m: ledger.StockMovement) -> SaleOut:
     )
 
 
-@router.get("/api/banks/{bank_code}/sales")
+@router.get("/api/banks/{bank_code}/sales", responses=READ)
 def sales(
     bank_code: str,
     p: PrincipalDep,
@@ -397,7 +411,7 @@ def sales(
     return [_sale_out(m) for m in rows]
 
 
-@router.post("/api/banks/{bank_code}/sales", status_code=201)
+@router.post("/api/banks/{bank_code}/sales", status_code=201, responses=WRITE)
 def sell(bank_code: str, body: SaleIn, ctx: CtxDep) -> SaleOut:
     """Record a sale of stock to a pengepul (refused beyond the stock held)."""
     with ctx.write() as s:
@@ -429,7 +443,7 @@ def sell(bank_code: str, body: SaleIn, ctx: CtxDep) -> SaleOut:
 # ---- the audit log ----------------------------------------------------------------------------
 
 
-@router.get("/api/audit", tags=["audit"])
+@router.get("/api/audit", tags=["audit"], responses=refusals(401, 403, 422))
 def audit_log(
     p: PrincipalDep,
     session: SessionDep,

@@ -15,8 +15,19 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from api.deps import PrincipalDep, SessionDep, forbidden, invalid_as_422, not_found
+from api.deps import (
+    READ,
+    PrincipalDep,
+    SessionDep,
+    StateDep,
+    TokenDep,
+    forbidden,
+    invalid_as_422,
+    not_found,
+    read_as,
+)
 from api.members import visible_member
 from wastebank import access, ledger, passbook
 
@@ -37,38 +48,56 @@ def _file(body: bytes | str, media_type: str, filename: str) -> Response:
     )
 
 
-@router.get("/api/members/{member_no}/statement", response_model=passbook.Statement)
-def statement(
+@router.get(
+    "/api/members/{member_no}/statement",
+    response_model=passbook.Statement,
+    responses={200: {"content": {"text/csv": {}, "application/pdf": {}, "text/plain": {}}}, **READ},
+)
+async def statement(
     member_no: str,
-    p: PrincipalDep,
-    session: SessionDep,
+    state: StateDep,
+    token: TokenDep,
     date_from: Annotated[date | None, Query(description="first local day (inclusive)")] = None,
     date_to: Annotated[date | None, Query(description="last local day (inclusive)")] = None,
     format: Literal["json", "csv", "pdf", "text"] = "json",  # noqa: A002
 ) -> passbook.Statement | Response:
     """The member's passbook (buku tabungan) for a period, with running balances."""
-    member = visible_member(session, p, member_no)
-    if not access.can_see_personal(p, member):
-        raise forbidden(PERSONAL)
-    with invalid_as_422():
-        st = passbook.statement(session, member.member_no, date_from, date_to)
-    name = f"buku-tabungan-{member.member_no}"
-    if format == "csv":
-        return _file(passbook.statement_csv(st), "text/csv; charset=utf-8", f"{name}.csv")
-    if format == "pdf":
-        return _file(passbook.statement_pdf(st), "application/pdf", f"{name}.pdf")
-    if format == "text":
-        return _file(passbook.statement_text(st), "text/plain; charset=utf-8", f"{name}.txt")
-    return st
+
+    def work(session: Session, p: access.Principal) -> passbook.Statement | Response:
+        member = visible_member(session, p, member_no)
+        if not access.can_see_personal(p, member):
+            raise forbidden(PERSONAL)
+        with invalid_as_422():
+            st = passbook.statement(session, member.member_no, date_from, date_to)
+        name = f"buku-tabungan-{member.member_no}"
+        if format == "csv":
+            return _file(passbook.statement_csv(st), "text/csv; charset=utf-8", f"{name}.csv")
+        if format == "pdf":
+            return _file(passbook.statement_pdf(st), "application/pdf", f"{name}.pdf")
+        if format == "text":
+            return _file(passbook.statement_text(st), "text/plain; charset=utf-8", f"{name}.txt")
+        return st
+
+    return await read_as(state, token, work)
 
 
-@router.get("/api/receipts", response_model=passbook.Receipt)
+@router.get(
+    "/api/receipts",
+    response_model=passbook.Receipt,
+    responses={200: {"content": {"application/pdf": {}, "text/plain": {}}}, **READ},
+)
 def receipt(
     p: PrincipalDep,
     session: SessionDep,
     event_id: Annotated[list[str], Query(min_length=1, max_length=50)],
     format: Literal["json", "pdf", "text"] = "json",  # noqa: A002
-    width: Annotated[int, Query(description="text: 32 (58 mm paper) or 48 (80 mm)")] = 32,
+    width: Annotated[
+        int,
+        Query(
+            description="text: 32 (58 mm paper) or 48 (80 mm)",
+            json_schema_extra={"enum": list(passbook.RECEIPT_WIDTHS)},
+        ),
+    ] = 32,
 ) -> passbook.Receipt | Response:
     """The kuitansi of one visit: deposits ``event_id`` (one member's, at one bank)."""
     if width not in passbook.RECEIPT_WIDTHS:

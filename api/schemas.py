@@ -3,10 +3,18 @@ times aware (UTC in responses). Requests refuse unknown fields."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
 
 from wastebank.ledger import MemberKind, PayoutMethod
 from wastebank.passbook import MemberData
@@ -21,6 +29,18 @@ Code = Annotated[str, Field(pattern=CODE)]
 MemberNo = Annotated[str, Field(pattern=MEMBER_NO)]
 CardUid = Annotated[str, Field(pattern=r"^[0-9A-F]{4,20}$", description="upper-case hex")]
 Phone = Annotated[str, Field(pattern=r"^\+?[0-9]{8,15}$")]
+
+
+def in_utc(at: datetime) -> datetime:
+    """``at`` in UTC, as the ledger stores it; a time that has no UTC (0001-01-01T00:00+14:00,
+    9999-12-31T23:59-12:00) is invalid, not an overflow deep in the ledger."""
+    try:
+        return at.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("waktu di luar jangkauan / time out of range") from None
+
+
+UtcTime = Annotated[AwareDatetime, AfterValidator(in_utc)]
 
 
 class In(BaseModel):
@@ -137,7 +157,7 @@ class ManualDepositIn(In):
     quantity: int | None = Field(
         default=None, ge=1, le=MAX_G, description="pieces or millilitres (piece/litre categories)"
     )
-    measured_at: AwareDatetime | None = Field(default=None, description="default: now")
+    measured_at: UtcTime | None = Field(default=None, description="default: now")
     reason: Reason
     event_id: str | None = Field(
         default=None,
@@ -182,7 +202,7 @@ class VoidOut(BaseModel):
 
 class PriceIn(In):
     price_idr: int = Field(ge=0, le=10**9, description="per the category's unit (kg/piece/L)")
-    effective_from: AwareDatetime | None = Field(default=None, description="default: now")
+    effective_from: UtcTime | None = Field(default=None, description="default: now")
 
 
 class PriceOut(BaseModel):
@@ -275,7 +295,7 @@ class SaleIn(In):
     grams: int = Field(ge=1, le=MAX_G)
     collector: Code
     revenue_idr: int = Field(ge=0, le=MAX_IDR)
-    at: AwareDatetime | None = None
+    at: UtcTime | None = None
     note: str = Field(default="", max_length=500)
 
 

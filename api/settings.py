@@ -6,6 +6,7 @@ from pydantic import Field, SecretStr
 
 from wastebank.access import AuthSettings
 from wastebank.config import InfluxSettings, MqttSettings, WastebankSettings, default_ledger_url
+from wastebank.reports import ReportSettings
 
 
 class ApiSettings(WastebankSettings):
@@ -17,6 +18,7 @@ class ApiSettings(WastebankSettings):
     ledger_url: str = Field(default_factory=default_ledger_url)
     default_timezone: str = "Asia/Jakarta"
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)  # DLH: generation, targets
     nik_key: SecretStr | None = Field(
         default=None,
         min_length=32,

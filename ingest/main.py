@@ -228,12 +228,37 @@ class Ingester:
                 item.lines = self._lines(item.parsed)
         invalid = [i for i in items if i.error is not None]
         if deposits or (invalid and dead_letter):
-            await asyncio.to_thread(self._ledger_batch, deposits, invalid, dead_letter)
+            await self._ledger_retrying(deposits, invalid, dead_letter)
         for item in items:
             if item.error is not None and dead_letter:
                 self.stats.dead_lettered += 1
                 self.metrics.dead_letter(item.error)
                 log.warning("pesan ditolak / dead letter on %s: %s", item.topic, item.error)
+
+    async def _ledger_retrying(
+        self, deposits: list[_Item], invalid: list[_Item], dead_letter: bool
+    ) -> None:
+        """The batch's ledger transaction, tried again while the database cannot take it (down,
+        locked past the busy timeout, a deadlock or serialization failure): the transaction
+        rolled back, so trying again applies each deposit once. Like an unavailable InfluxDB,
+        this holds the batch unacknowledged (backpressure). Any other error is a bug: raised."""
+        from sqlalchemy.exc import OperationalError
+
+        attempt = 0
+        while True:
+            try:
+                await asyncio.to_thread(self._ledger_batch, deposits, invalid, dead_letter)
+            except OperationalError as exc:
+                attempt += 1
+                if attempt == 1:
+                    log.warning("buku besar tidak tersedia / ledger unavailable, retrying: %s", exc)
+                for item in deposits:  # set again on the next try
+                    item.error, item.lines = None, []
+                await asyncio.sleep(backoff(attempt))
+                continue
+            if attempt:
+                log.info("buku besar menerima lagi / ledger accepting writes again")
+            return
 
     def _ledger_batch(self, deposits: list[_Item], invalid: list[_Item], dead_letter: bool) -> None:
         """The batch's deposits in one transaction, then (if ``dead_letter``) one transaction of

@@ -302,6 +302,19 @@ MATRIX: dict[tuple[str, str], Case] = {
         get("/api/tonnage", start="2026-11-01", end="2026-11-30"), frozenset({"dlh", "admin"})
     ),
     ("GET", "/api/tps/latest"): Case(get("/api/tps/latest"), frozenset({"dlh", "admin"})),
+    ("GET", "/api/dlh/tonnage"): Case(
+        get("/api/dlh/tonnage", group="kelurahan", period="week", **{"from": "2026-11-01"}),
+        frozenset({"dlh", "admin"}),
+    ),
+    ("GET", "/api/dlh/reduction"): Case(
+        get("/api/dlh/reduction", year="2026"), frozenset({"dlh", "admin"})
+    ),
+    ("GET", "/api/dlh/report/monthly"): Case(
+        get("/api/dlh/report/monthly", month="2026-10", format="csv"), frozenset({"dlh", "admin"})
+    ),
+    ("GET", "/api/tps"): Case(get("/api/tps"), frozenset({"dlh", "admin"})),
+    ("GET", "/api/tps/alerts"): Case(get("/api/tps/alerts"), frozenset({"dlh", "admin"})),
+    ("GET", "/api/tps/{code}"): Case(get("/api/tps/tps-batu-merah"), frozenset({"dlh", "admin"})),
     ("GET", "/api/audit"): Case(get("/api/audit"), frozenset({"admin"})),
 }
 

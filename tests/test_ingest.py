@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from pydantic import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -468,3 +469,33 @@ def test_a_sequence_number_too_long_for_the_ledger_is_refused_at_validation() ->
     assert len(with_seq(SEQ_MAX).event_id) <= 100
     with pytest.raises(ValidationError, match="seq"):
         with_seq(SEQ_MAX + 1)
+
+
+async def test_a_ledger_that_cannot_take_a_batch_holds_it_and_applies_it_once_later(
+    ingester: IngestSettings,
+    mqtt_settings: MqttSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A database error of the operational kind (down, locked, deadlock) is retried, not a crash
+    and not a dead letter; the retry applies each deposit once."""
+    real = ledger.apply_deposits
+    failures = {"left": 2}
+
+    def flaky(session: Session, events: list[DepositEvent]) -> list[object]:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("INSERT", {}, Exception("deadlock detected"))
+        return real(session, events)  # type: ignore[return-value]
+
+    monkeypatch.setattr(ledger, "apply_deposits", flaky)
+    topic = Topics(mqtt_settings.topic_prefix).deposit("bs-batu-merah", "gw-01")
+    await publish(mqtt_settings, [(topic, deposit_event(1, net_g=1250).model_dump_json().encode())])
+
+    async def applied() -> bool:
+        return ledger_counts(ingester.ledger_url)[0] == 1
+
+    await eventually(applied)
+    assert failures["left"] == 0
+    assert ledger_counts(ingester.ledger_url) == (1, 0, 5000)
+    assert "ledger unavailable, retrying" in caplog.text

@@ -493,7 +493,7 @@ def _comparable(
     return [f"rejected: {r}" if isinstance(r, ledger.DepositRejected) else r for r in results]
 
 
-def _ledger_rows(s: Session) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+def _ledger_rows(s: Session) -> tuple[list[tuple[object, ...]], ...]:
     d = ledger.Deposit
     deposits = s.execute(
         select(
@@ -517,7 +517,13 @@ def _ledger_rows(s: Session) -> tuple[list[tuple[object, ...]], list[tuple[objec
     ).all()
     j = ledger.JournalEntry
     entries = s.execute(select(j.txn_ref, j.account, j.amount_idr, j.memo).order_by(j.id)).all()
-    return [tuple(r) for r in deposits], [tuple(r) for r in entries]
+    dd = ledger.DepositDay
+    days = s.execute(
+        select(
+            dd.local_date, dd.bank_id, dd.category_id, dd.manual, dd.net_g, dd.deposits
+        ).order_by(dd.local_date, dd.bank_id, dd.category_id, dd.manual)
+    ).all()
+    return [tuple(r) for r in deposits], [tuple(r) for r in entries], [tuple(r) for r in days]
 
 
 @settings(max_examples=60, deadline=None)
@@ -533,6 +539,7 @@ def test_batch_path_matches_applying_one_at_a_time(
         with Session(eng) as s:
             s.execute(delete(ledger.JournalEntry))
             s.execute(delete(ledger.StockEntry))
+            s.execute(delete(ledger.DepositDay))
             s.execute(delete(ledger.Deposit))
             s.commit()
     with Session(batch_engine) as s:

@@ -47,6 +47,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    bindparam,
     delete,
     func,
     select,
@@ -649,24 +650,70 @@ class Principal:
         return f"nasabah:{self.member_no}" if self.role == Role.CITIZEN else self.username
 
 
+# Every API request loads its principal: one statement, built once (a citizen's member number
+# joined in), not the ORM's User and Member loads (several times the Python time of the query).
+_PRINCIPAL = (
+    select(
+        User.id,
+        User.username,
+        User.role,
+        User.name,
+        User.city_id,
+        User.member_id,
+        Member.member_no,
+    )
+    .outerjoin(Member, Member.id == User.member_id)
+    .where(
+        User.id == bindparam("user_id"),
+        User.active,
+        User.token_version == bindparam("token_version"),
+    )
+)
+
+
 def principal(session: Session, user_id: int, token_version: int) -> Principal | None:
     """The principal of a token: None when the user is gone, disabled, or the token is from
     before their secret last changed."""
-    user = session.get(User, user_id)
-    if user is None or not user.active or user.token_version != token_version:
+    # on the session's connection: Core rows, without the ORM's execution path
+    row = (
+        session.connection()
+        .execute(_PRINCIPAL, {"user_id": user_id, "token_version": token_version})
+        .one_or_none()
+    )
+    if row is None:
         return None
-    return principal_of(session, user)
+    user_id, username, role, name, city_id, member_id, member_no = row
+    return _principal(session, user_id, username, Role(role), name, city_id, member_id, member_no)
 
 
 def principal_of(session: Session, user: User) -> Principal:
-    role = Role(user.role)
+    return _principal(
+        session,
+        user.id,
+        user.username,
+        Role(user.role),
+        user.name,
+        user.city_id,
+        user.member_id,
+        user.member.member_no if user.member is not None else None,
+    )
+
+
+def _principal(
+    session: Session,
+    user_id: int,
+    username: str,
+    role: Role,
+    name: str,
+    city_id: int | None,
+    member_id: int | None,
+    member_no: str | None,
+) -> Principal:
     bank_ids: frozenset[int] = frozenset()
     if role == Role.ATTENDANT:
         own = set(
             session.scalars(
-                select(Attendant.bank_id).where(
-                    Attendant.staff_id == user.username, Attendant.active
-                )
+                select(Attendant.bank_id).where(Attendant.staff_id == username, Attendant.active)
             )
         )
         units = (
@@ -674,13 +721,13 @@ def principal_of(session: Session, user: User) -> Principal:
         )
         bank_ids = frozenset(own | units)
     return Principal(
-        user_id=user.id,
-        username=user.username,
+        user_id=user_id,
+        username=username,
         role=role,
-        name=user.name,
-        city_id=user.city_id,
-        member_id=user.member_id,
-        member_no=user.member.member_no if user.member is not None else None,
+        name=name,
+        city_id=city_id,
+        member_id=member_id,
+        member_no=member_no,
         bank_ids=bank_ids,
     )
 
@@ -688,12 +735,17 @@ def principal_of(session: Session, user: User) -> Principal:
 def can_read_bank(p: Principal, bank: Bank) -> bool:
     """Members, stock, sales and withdrawals of ``bank``: admin; DLH of its city; its
     attendants (an induk's also its units')."""
+    return can_read_bank_at(p, bank.id, bank.city_id)
+
+
+def can_read_bank_at(p: Principal, bank_id: int, city_id: int) -> bool:
+    """:func:`can_read_bank` for the bank ``bank_id`` in the city ``city_id``."""
     if p.role == Role.ADMIN:
         return True
     if p.role == Role.DLH:
-        return p.city_id is not None and bank.city_id == p.city_id
+        return p.city_id is not None and city_id == p.city_id
     if p.role == Role.ATTENDANT:
-        return bank.id in p.bank_ids
+        return bank_id in p.bank_ids
     return False
 
 
@@ -713,12 +765,25 @@ def can_read_member(p: Principal, member: Member) -> bool:
     return can_read_bank(p, member.bank)
 
 
+def can_read_member_at(p: Principal, member_id: int, bank_id: int, city_id: int) -> bool:
+    """:func:`can_read_member` for the member ``member_id`` of the bank ``bank_id`` in the
+    city ``city_id`` (a read that has these ids without loading the rows)."""
+    if p.role == Role.CITIZEN:
+        return p.member_id is not None and member_id == p.member_id
+    return can_read_bank_at(p, bank_id, city_id)
+
+
 def can_see_personal(p: Principal, member: Member) -> bool:
     """Name, phone, address, cards, payout accounts (UU 27/2022): the member, their bank's
     attendants and admins; not DLH, who see member numbers and aggregates."""
     if p.role == Role.DLH:
         return False
     return can_read_member(p, member)
+
+
+def can_see_personal_at(p: Principal, member_id: int, bank_id: int, city_id: int) -> bool:
+    """:func:`can_see_personal` by ids (as :func:`can_read_member_at`)."""
+    return p.role != Role.DLH and can_read_member_at(p, member_id, bank_id, city_id)
 
 
 def is_admin_author(session: Session, author: str) -> bool:

@@ -1606,5 +1606,174 @@ def user_set_pin(
         typer.echo(f"PIN: {secret}  (berikan kepada nasabah / give it to the member; shown once)")
 
 
+# ---- report: DLH reports (wastebank/reports.py) -------------------------------------------------
+
+report_app = typer.Typer(help="laporan DLH / DLH reports", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+class ReportFormat(StrEnum):
+    xlsx = "xlsx"
+    csv = "csv"
+    pdf = "pdf"
+
+
+@report_app.command("monthly")
+def report_monthly(
+    month: Annotated[str, typer.Option("--month", help="the month, e.g. 2026-10")],
+    fmt: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.xlsx,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="file to write (default: laporan-dlh-<city>-<month>.<fmt>)"
+        ),
+    ] = None,
+    city: Annotated[str | None, typer.Option(help="city code (default: the first city)")] = None,
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """The monthly DLH report per kecamatan x category: deposits, kg (measured / estimated),
+    reduction share of the estimated generation, CO2e avoided and energy potential. Days are
+    the city's own (WIB/WITA/WIT); voided deposits are left out. Settings: [reports] of the
+    API's settings (WASTEBANK_REPORTS__*)."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from api.settings import ApiSettings
+    from wastebank import ledger, migrations, reports
+    from wastebank.config import load_settings
+
+    try:
+        reports.parse_month(month)
+        settings = load_settings(ApiSettings, config)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--month") from None
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    try:
+        engine = ledger.make_engine(ledger_url or settings.ledger_url, writer=False)
+    except migrations.LedgerSchemaError as exc:
+        raise _fail(exc) from None
+    steps = 5
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    ) as progress:
+        task = progress.add_task(f"laporan / report {month}", total=steps)
+
+        def step(what: str) -> None:
+            progress.update(task, description=what, advance=1)
+
+        try:
+            with ledger.Session(engine) as session:
+                scope = reports.load_scope(session, city_code=city)
+                report = reports.monthly_report(
+                    session,
+                    scope,
+                    month,
+                    settings.reports,
+                    estimator=reports.default_estimator(),
+                    progress=step,
+                )
+        except ledger.NotFound as exc:
+            raise _fail(exc) from None
+        finally:
+            engine.dispose()
+        progress.update(task, description=f"menulis / writing {fmt.value}", advance=1)
+        body = reports.render(report, fmt.value)
+        path = out or Path(reports.filename(report, fmt.value))
+        path.write_bytes(body)
+        progress.update(task, description="selesai / done", completed=steps)
+    typer.echo(
+        f"ditulis / written: {path} ({len(report.rows)} baris / rows, "
+        f"{report.total.deposits} setoran / deposits)",
+        err=True,
+    )
+
+
+# ---- TPS: alerts and bulk density (wastebank/tps.py) ------------------------------------------
+
+tps_app = typer.Typer(
+    help="TPS: pemantau peringatan, kalibrasi berat jenis / TPS alert watcher, density calibration",
+    no_args_is_help=True,
+)
+app.add_typer(tps_app, name="tps")
+
+
+@tps_app.command("watch")
+def tps_watch(
+    config: ConfigOption = None, verbose: bool = False, log_format: LogFormatOption = LogFormat.text
+) -> None:
+    """Watch TPS fill readings (MQTT): fill_high and sensor_offline alerts, published on MQTT
+    (retained state + event) and recorded in the ledger, each raised once and cleared once."""
+    from wastebank.config import load_settings
+    from wastebank.tps import TpsWatchSettings
+    from wastebank.tps import run as run_watch
+
+    _logging(verbose, json=log_format is LogFormat.json)
+    try:
+        settings = load_settings(TpsWatchSettings, config)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    asyncio.run(run_watch(settings))
+
+
+@tps_app.command("calibrate")
+def tps_calibrate(
+    tps: Annotated[str, typer.Option("--tps", help="TPS code")],
+    source: Annotated[str, typer.Option(help="where the figure comes from (study, weighbridge)")],
+    density: Annotated[
+        float | None, typer.Option("--density", help="bulk density, kg/m3 (about 200-300)")
+    ] = None,
+    weighbridge_kg: Annotated[
+        float | None, typer.Option(help="a weighed load's mass, kg (with --fill)")
+    ] = None,
+    fill: Annotated[
+        float | None, typer.Option(help="the container's fill ratio (0..1) of that load")
+    ] = None,
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """Set a TPS's bulk density: given (--density), or from a weighbridge mass
+    (--weighbridge-kg, --fill): density = mass / (container volume x fill)."""
+    from wastebank import ledger
+    from wastebank import tps as tps_mod
+
+    if (density is None) == (weighbridge_kg is None):
+        typer.echo("beri --density atau --weighbridge-kg / give --density or --weighbridge-kg")
+        raise typer.Exit(code=2)
+    if weighbridge_kg is not None and fill is None:
+        raise typer.BadParameter("required with --weighbridge-kg", param_hint="--fill")
+    engine = ledger.make_engine(_ledger_url(ledger_url, config))
+    try:
+        with ledger.Session(engine) as session:
+            row = tps_mod.get_tps(session, tps)
+            if row is None:
+                raise _fail(ledger.NotFound(f"TPS {tps}"))
+            value = density
+            how = source
+            if weighbridge_kg is not None and fill is not None:
+                value = tps_mod.density_from_weighbridge(
+                    weighbridge_kg, row.container_volume_m3, fill
+                )
+                how = (
+                    f"{source} (jembatan timbang / weighbridge {weighbridge_kg:g} kg, "
+                    f"{row.container_volume_m3:g} m3 x {fill:g})"
+                )
+            assert value is not None
+            row = tps_mod.calibrate(session, tps, density_kg_m3=value, source=how)
+            typer.echo(
+                f"{row.code}: berat jenis / density {row.density_kg_m3:.1f} kg/m3 "
+                f"({row.density_source})"
+            )
+    except ValueError as exc:
+        raise _fail(exc) from None
+    finally:
+        engine.dispose()
+
+
 if __name__ == "__main__":
     app()

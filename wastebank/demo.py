@@ -2,9 +2,9 @@
 
 Starts Mosquitto and InfluxDB (installing them if needed), seeds the demo city, then runs every
 process as its own child, exactly as they would run on separate machines: one simulated kiosk
-scale and one gateway per waste bank, two TPS fill sensors, the ingester and the API. Prints the
-URL of a member's balance page and the member's login (member number and a PIN made for this
-run). Ctrl-C (or any child dying) stops everything it started.
+scale and one gateway per waste bank, two TPS fill sensors, the ingester, the TPS alert watcher
+and the API. Prints the URL of a member's balance page and the member's login (member number
+and a PIN made for this run). Ctrl-C (or any child dying) stops everything it started.
 """
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ async def run() -> None:
     children: list[Child] = []
     try:
         children.append(await _spawn("ingest", ["ingest"], common, logs))
+        children.append(await _spawn("tps-watch", ["tps", "watch"], common, logs))
         children.append(
             await _spawn(
                 "api",

@@ -32,18 +32,21 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Dialect,
     Engine,
+    Float,
     ForeignKey,
     Index,
     Insert,
@@ -62,8 +65,11 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
+    true,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql as postgresql_dml
 from sqlalchemy.dialects import sqlite as sqlite_dml
 from sqlalchemy.engine import CursorResult, make_url
@@ -410,6 +416,29 @@ class DepositVoid(Base):
     replacement: Mapped[Deposit | None] = relationship(foreign_keys=[replacement_id])
 
 
+class DepositDay(Base):
+    """The diverted tonnage of one city-local day, bank, category and basis (``manual``: entered
+    by hand, estimated; else weighed): the sum and the count of its non-voided deposits.
+
+    Kept in the same transaction as every change to them: :func:`apply_deposits` adds each
+    batch (one upsert per group), a manual deposit or a correction's replacement adds itself,
+    a void subtracts its deposit (a row whose count reaches 0 is deleted). ``local_date`` is
+    the deposit's ``measured_at`` in its bank's city zone, so any local day, week, month or year
+    is a union of rows and the DLH reports (:mod:`wastebank.reports`) read these instead of
+    every deposit. :func:`verify` recomputes it from the deposits; :func:`rebuild_deposit_days`
+    makes it again (after a city's zone was changed, for one)."""
+
+    __tablename__ = "deposit_day"
+    __table_args__ = (UniqueConstraint("local_date", "bank_id", "category_id", "manual"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    local_date: Mapped[date] = mapped_column(Date)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("bank.id"))
+    category_id: Mapped[int] = mapped_column(ForeignKey("category.id"))
+    manual: Mapped[bool] = mapped_column(Boolean)
+    net_g: Mapped[int] = mapped_column(BigInteger)
+    deposits: Mapped[int] = mapped_column(BigInteger)
+
+
 class PayoutMethod(StrEnum):
     CASH = "cash"
     BANK_TRANSFER = "bank_transfer"
@@ -555,6 +584,85 @@ class DeadLetter(Base):
     def current_error(self) -> str:
         """The reason it is still (or was last) rejected."""
         return self.last_error or self.error
+
+
+# ---- TPS (waste collection points): the registry and its alerts (wastebank/tps.py) -------------
+
+
+class Tps(Base):
+    """A TPS (tempat penampungan sementara): containers a fill sensor looks into.
+
+    ``code`` is the ``tps_code`` of its fill readings. Masses are estimated as container volume x
+    fill ratio x bulk density (shared/domain/estimation-methods.md §6: about 200-300 kg/m3 for
+    loose MSW in TPS containers, never 1,000); ``density_source`` says where the density came
+    from (a default, a study, a weighbridge calibration) and ``density_calibrated_at`` when it
+    was set. Alerts: ``fill_high`` raised at ``alert_raise_fill`` and cleared at
+    ``alert_clear_fill`` (hysteresis), ``sensor_offline`` after ``offline_after_min`` minutes
+    without a reading.
+    """
+
+    __tablename__ = "tps"
+    __table_args__ = (
+        CheckConstraint("container_volume_m3 > 0", name="ck_tps_volume_positive"),
+        CheckConstraint("container_count >= 1", name="ck_tps_container_count"),
+        CheckConstraint("density_kg_m3 > 0", name="ck_tps_density_positive"),
+        CheckConstraint("alert_clear_fill < alert_raise_fill", name="ck_tps_alert_hysteresis"),
+        CheckConstraint("offline_after_min > 0", name="ck_tps_offline_after"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    city_id: Mapped[int] = mapped_column(ForeignKey("city.id"), index=True)
+    kelurahan_id: Mapped[int | None] = mapped_column(ForeignKey("kelurahan.id"), nullable=True)
+    lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    container_volume_m3: Mapped[float] = mapped_column(Float, doc="one container's volume")
+    container_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    density_kg_m3: Mapped[float] = mapped_column(Float)
+    density_source: Mapped[str] = mapped_column(String(300))
+    density_calibrated_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    alert_raise_fill: Mapped[float] = mapped_column(Float, default=0.8, server_default="0.8")
+    alert_clear_fill: Mapped[float] = mapped_column(Float, default=0.6, server_default="0.6")
+    offline_after_min: Mapped[int] = mapped_column(Integer, default=60, server_default="60")
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    city: Mapped[City] = relationship()
+    kelurahan: Mapped[Kelurahan | None] = relationship()
+
+
+class TpsAlert(Base):
+    """One alert of one TPS sensor: raised once, cleared once (``cleared_at`` None: active).
+
+    At most one active alert per (TPS, sensor, code): a partial unique index on PostgreSQL and
+    SQLite alike. ``raised_published`` / ``cleared_published`` say whether the transition's MQTT
+    event was acknowledged by the broker; the watcher publishes what is left on (re)connect.
+    """
+
+    __tablename__ = "tps_alert"
+    __table_args__ = (
+        Index(
+            "uq_tps_alert_active",
+            "tps_id",
+            "sensor_id",
+            "code",
+            unique=True,
+            sqlite_where=text("cleared_at IS NULL"),
+            postgresql_where=text("cleared_at IS NULL"),
+        ),
+        Index("ix_tps_alert_raised_at", "raised_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tps_id: Mapped[int] = mapped_column(ForeignKey("tps.id"), index=True)
+    sensor_id: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(32))
+    raised_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    raised_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cleared_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    cleared_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    message: Mapped[str] = mapped_column(String(300), default="")
+    raised_published: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    cleared_published: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    tps: Mapped[Tps] = relationship()
 
 
 # ---- engine -----------------------------------------------------------------------------------
@@ -757,7 +865,8 @@ def apply_deposits(
     applied in one query per chunk; the deposits, their journal entries and their stock entries
     are then written with one multi-row INSERT each. A deposit another writer applied between
     our read and our write (the insert skips it on the unique event id) is reported DUPLICATE
-    and gets no entries.
+    and gets no entries. The daily summary (:class:`DepositDay`) gets one upsert per local day,
+    bank and category of the batch.
     """
     ref = _References(session)
     known = ref.applied([ev.event_id for ev in events])
@@ -777,16 +886,26 @@ def apply_deposits(
             continue
         out.append(plan[1])
     if planned:
-        inserted = _insert_deposits(session, [row for row, _ in planned.values()])
+        # Rows go in in event-id order: two writers with overlapping batches then wait for each
+        # other's uncommitted ids in one global order and cannot deadlock (PostgreSQL aborted
+        # one of two ingesters given the same deposits in opposite orders).
+        inserted = _insert_deposits(
+            session, sorted((row for row, _ in planned.values()), key=lambda r: r["event_id"])
+        )
         entries: list[dict[str, Any]] = []
         stock: list[dict[str, Any]] = []
+        days: defaultdict[DayKey, list[int]] = defaultdict(lambda: [0, 0])
         for event_id, (row, applied) in planned.items():
             if event_id in inserted:
                 entries.extend(_journal_entries(applied))
                 stock.extend(_stock_entries(applied, row["category_id"]))
+                day = days[ref.day_key(row)]
+                day[0] += row["net_g"]
+                day[1] += 1
         if entries:
             session.execute(insert(_JOURNAL), entries)
             session.execute(insert(_STOCK), stock)
+            _add_to_days(session, days)
         lost = [event_id for event_id in planned if event_id not in inserted]
         if lost:
             # Another ingester applied these between our read and our write: its rows stand.
@@ -801,6 +920,7 @@ def apply_deposits(
 _DEPOSIT = cast(Table, Deposit.__table__)
 _JOURNAL = cast(Table, JournalEntry.__table__)
 _STOCK = cast(Table, StockEntry.__table__)
+_DAY = cast(Table, DepositDay.__table__)
 
 # INSERT ... ON CONFLICT (event_id) DO NOTHING ... RETURNING event_id, by dialect. Any other
 # dialect (or an SQLite without RETURNING) inserts row by row, each in a savepoint: correct, slow.
@@ -884,6 +1004,134 @@ def _stock_entries(d: AppliedDeposit, category_id: int) -> tuple[dict[str, Any],
     )
 
 
+# ---- the daily summary (DepositDay) -------------------------------------------------------------
+
+DayKey = tuple[date, int, int, bool]  # city-local date, bank id, category id, manual
+_DAY_KEY = ("local_date", "bank_id", "category_id", "manual")
+
+
+def _day_key(at: datetime, zone: ZoneInfo, bank_id: int, category_id: int, manual: bool) -> DayKey:
+    return at.astimezone(zone).date(), bank_id, category_id, bool(manual)
+
+
+def _add_to_days(session: Session, days: dict[DayKey, list[int]]) -> None:
+    """Add [grams, deposits] to each group of the daily summary (negative: take them away): one
+    ``INSERT ... ON CONFLICT DO UPDATE`` row per group, in key order, so that concurrent writers
+    lock the rows they share in the same order. A row whose count falls to 0 is deleted."""
+    if not days:
+        return
+    ordered = sorted(days.items())
+    rows = [
+        dict(zip(_DAY_KEY, key, strict=True)) | {"net_g": grams, "deposits": count}
+        for key, (grams, count) in ordered
+    ]
+    make_insert = _ON_CONFLICT_INSERTS.get(session.get_bind().dialect.name)
+    if make_insert is not None:
+        stmt = make_insert(_DAY)
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[_DAY.c[k] for k in _DAY_KEY],
+                set_={
+                    "net_g": _DAY.c.net_g + stmt.excluded.net_g,
+                    "deposits": _DAY.c.deposits + stmt.excluded.deposits,
+                },
+            ),
+            rows,
+        )
+    else:  # any other dialect: update, else insert (one writer at a time)
+        for row in rows:
+            found = session.execute(
+                update(_DAY)
+                .where(*(_DAY.c[k] == row[k] for k in _DAY_KEY))
+                .values(
+                    net_g=_DAY.c.net_g + row["net_g"], deposits=_DAY.c.deposits + row["deposits"]
+                )
+            )
+            if not isinstance(found, CursorResult) or found.rowcount == 0:
+                session.execute(insert(_DAY), row)
+    for row, (_key, (_grams, count)) in zip(rows, ordered, strict=True):
+        if count < 0:
+            session.execute(
+                delete(_DAY).where(*(_DAY.c[k] == row[k] for k in _DAY_KEY), _DAY.c.deposits == 0)
+            )
+
+
+def _zone_of_bank(session: Session, bank_id: int) -> ZoneInfo:
+    bank = session.get(Bank, bank_id)
+    if bank is None:
+        raise NotFound(f"unknown bank id {bank_id}")
+    return ZoneInfo(bank.city.timezone)
+
+
+def _day_totals_query() -> Any:
+    """PostgreSQL: local date, bank, category, manual, grams and count of non-voided deposits."""
+    d = Deposit
+    day = sql_cast(func.timezone(City.timezone, d.measured_at), Date)
+    voided = select(DepositVoid.id).where(DepositVoid.deposit_id == d.id).exists()
+    return (
+        select(day, d.bank_id, d.category_id, d.manual, func.sum(d.net_g), func.count())
+        .join(Bank, d.bank_id == Bank.id)
+        .join(City, Bank.city_id == City.id)
+        .where(~voided)
+        .group_by(day, d.bank_id, d.category_id, d.manual)
+    )
+
+
+def _day_totals(session: Session) -> dict[DayKey, tuple[int, int]]:
+    """(grams, count) of the non-voided deposits per local day, bank, category and basis, from
+    the deposits themselves: in SQL on PostgreSQL (``timezone(zone, measured_at)``), else
+    deposit by deposit here (SQLite has no zones)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return {
+            (day, b, c, bool(m)): (int(g), int(n))
+            for day, b, c, m, g, n in session.execute(_day_totals_query())
+        }
+    d = Deposit
+    voided = select(DepositVoid.id).where(DepositVoid.deposit_id == d.id).exists()
+    rows = session.execute(
+        select(d.measured_at, d.bank_id, d.category_id, d.manual, d.net_g, City.timezone)
+        .join(Bank, d.bank_id == Bank.id)
+        .join(City, Bank.city_id == City.id)
+        .where(~voided)
+    )
+    zones: dict[str, ZoneInfo] = {}
+    totals: defaultdict[DayKey, list[int]] = defaultdict(lambda: [0, 0])
+    for at, bank_id, category_id, manual, net_g, zone in rows:
+        tz = zones.get(zone) or zones.setdefault(zone, ZoneInfo(zone))
+        acc = totals[_day_key(at, tz, bank_id, category_id, manual)]
+        acc[0] += net_g
+        acc[1] += 1
+    return {k: (g, n) for k, (g, n) in totals.items()}
+
+
+def rebuild_deposit_days(session: Session) -> int:
+    """Make the daily summary again from the deposits (voided ones left out); return its rows.
+
+    For a ledger whose deposits were written around :func:`apply_deposits` (a bulk COPY) or
+    whose city changed its zone, or after :func:`verify` found the summary wrong. On
+    PostgreSQL the deposits, voids and the summary are locked against writers meanwhile (they
+    wait, then add to the new rows). Commits."""
+    with _transaction(session):
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(
+                text("LOCK TABLE deposit, deposit_void, deposit_day IN SHARE ROW EXCLUSIVE MODE")
+            )
+            session.execute(delete(DepositDay))
+            session.execute(
+                insert(_DAY).from_select([*_DAY_KEY, "net_g", "deposits"], _day_totals_query())
+            )
+        else:
+            session.execute(delete(DepositDay))
+            rows = [
+                dict(zip(_DAY_KEY, key, strict=True)) | {"net_g": g, "deposits": n}
+                for key, (g, n) in sorted(_day_totals(session).items())
+            ]
+            if rows:
+                session.execute(insert(_DAY), rows)
+        count = session.scalar(select(func.count()).select_from(DepositDay)) or 0
+    return count
+
+
 _CHUNK = 500  # event ids per IN (...) query
 
 
@@ -897,6 +1145,7 @@ class _References:
         self.members: dict[str, Member | None] = {}
         self.categories: dict[str, Category | None] = {}
         self.prices: dict[tuple[int, int], list[tuple[datetime, int]]] = {}
+        self.zones: dict[int, ZoneInfo] = {}  # bank id -> its city's zone
 
     def applied(self, event_ids: Sequence[str]) -> dict[str, AppliedDeposit]:
         """The deposits among ``event_ids`` already in the ledger, described as DUPLICATEs."""
@@ -927,14 +1176,31 @@ class _References:
         return found
 
     def bank(self, code: str) -> Bank | None:
-        """The bank, with its kelurahan and kecamatan (the InfluxDB tag) in the same query."""
+        """The bank, with its kelurahan and kecamatan (the InfluxDB tag) and its city (the zone
+        of its local days) in the same query."""
         if code not in self.banks:
-            self.banks[code] = self.s.scalar(
+            bank = self.s.scalar(
                 select(Bank)
-                .options(joinedload(Bank.kelurahan).joinedload(Kelurahan.kecamatan))
+                .options(
+                    joinedload(Bank.kelurahan).joinedload(Kelurahan.kecamatan),
+                    joinedload(Bank.city),
+                )
                 .where(Bank.code == code)
             )
+            self.banks[code] = bank
+            if bank is not None:
+                self.zones[bank.id] = ZoneInfo(bank.city.timezone)
         return self.banks[code]
+
+    def day_key(self, row: dict[str, Any]) -> DayKey:
+        """The daily-summary group of a planned ``deposit`` row (its bank was planned here)."""
+        return _day_key(
+            row["measured_at"],
+            self.zones[row["bank_id"]],
+            row["bank_id"],
+            row["category_id"],
+            row.get("manual", False),
+        )
 
     def category(self, code: str) -> Category | None:
         if code not in self.categories:
@@ -1474,6 +1740,9 @@ def _write_deposit(session: Session, row: dict[str, Any], applied: AppliedDeposi
     session.flush()
     session.execute(insert(_JOURNAL), list(_journal_entries(applied)))
     session.execute(insert(_STOCK), list(_stock_entries(applied, row["category_id"])))
+    zone = _zone_of_bank(session, row["bank_id"])
+    key = _day_key(row["measured_at"], zone, row["bank_id"], row["category_id"], row["manual"])
+    _add_to_days(session, {key: [row["net_g"], 1]})
     return deposit
 
 
@@ -1564,6 +1833,9 @@ def _void(session: Session, deposit: Deposit, author: str, reason: str) -> Depos
         )
     )
     session.flush()
+    zone = ZoneInfo(deposit.bank.city.timezone)
+    key = _day_key(deposit.measured_at, zone, deposit.bank_id, deposit.category_id, deposit.manual)
+    _add_to_days(session, {key: [-deposit.net_g, -1]})
     return void
 
 
@@ -2062,7 +2334,7 @@ def dispose_stock(
 class Problem:
     """Something :func:`verify` found wrong: which check, about what, and how."""
 
-    check: str  # unbalanced | entries | negative | amount | hierarchy
+    check: str  # unbalanced | entries | negative | amount | hierarchy | summary
     subject: str
     detail: str
 
@@ -2081,7 +2353,9 @@ def verify(session: Session) -> list[Problem]:
       the documents say;
     - no member balance below zero or below their open withdrawals, no stock below zero;
     - each deposit's amount is its count at its frozen price;
-    - every bank's place in the induk/unit hierarchy is valid.
+    - every bank's place in the induk/unit hierarchy is valid;
+    - the daily summary (:class:`DepositDay`) holds, per local day, bank, category and basis,
+      the sum and the count of the non-voided deposits (:func:`rebuild_deposit_days` mends it).
 
     Reads everything once (it is an audit, not a hot path).
     """
@@ -2091,6 +2365,7 @@ def verify(session: Session) -> list[Problem]:
     problems += _nothing_negative(session)
     problems += _deposit_amounts(session)
     problems += _hierarchy(session)
+    problems += _deposit_days(session)
     return problems
 
 
@@ -2287,6 +2562,42 @@ def _hierarchy(session: Session) -> list[Problem]:
         problem = _hierarchy_problem(bank.kind, parent_kind, bank.use_parent_price)
         if problem is not None:
             out.append(Problem("hierarchy", f"bank {bank.code}", problem))
+    return out
+
+
+def _deposit_days(session: Session) -> list[Problem]:
+    want = _day_totals(session)
+    found = {
+        (day, b, c, bool(m)): (int(g), int(n))
+        for day, b, c, m, g, n in session.execute(
+            select(
+                DepositDay.local_date,
+                DepositDay.bank_id,
+                DepositDay.category_id,
+                DepositDay.manual,
+                DepositDay.net_g,
+                DepositDay.deposits,
+            )
+        )
+    }
+    banks: dict[int, str] = {i: c for i, c in session.execute(select(Bank.id, Bank.code))}
+    categories: dict[int, str] = {
+        i: c for i, c in session.execute(select(Category.id, Category.code))
+    }
+    out = []
+    for key in sorted(set(want) | set(found)):
+        (want_g, want_n), (got_g, got_n) = want.get(key, (0, 0)), found.get(key, (0, 0))
+        if (want_g, want_n) != (got_g, got_n):
+            day, bank_id, category_id, manual = key
+            out.append(
+                Problem(
+                    "summary",
+                    f"deposit_day {day.isoformat()} {banks.get(bank_id, bank_id)} "
+                    f"{categories.get(category_id, category_id)} "
+                    f"{'estimated' if manual else 'measured'}",
+                    f"expected {want_g} g in {want_n} deposits, found {got_g} g in {got_n}",
+                )
+            )
     return out
 
 

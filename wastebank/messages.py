@@ -12,6 +12,8 @@ Topics (``prefix`` is empty in production; tests use it to isolate themselves)::
     {prefix}wb/v1/{bank}/gateway/{gateway}/alert       QoS 1, not retained   GatewayAlert
     {prefix}wb/v1/{tps}/fill_sensor/{sensor}/fill      QoS 1, not retained   FillReading
     {prefix}wb/v1/{tps}/fill_sensor/{sensor}/status    QoS 1, retained       GatewayStatus
+    {prefix}wb/v1/{tps}/tps/{sensor}/alert/{code}      QoS 1, retained       TpsAlert (state)
+    {prefix}wb/v1/{tps}/tps/events                     QoS 1, not retained   TpsAlert (events)
 """
 
 from __future__ import annotations
@@ -183,6 +185,27 @@ class GatewayAlert(_Message):
     message: str = Field(max_length=300)
 
 
+class TpsAlert(_Message):
+    """A TPS alert's transition (``wastebank tps watch``): raised once, cleared once.
+
+    The same payload goes, retained, to the alert's state topic (its latest transition) and, not
+    retained, to the TPS's event topic. ``alert_id`` is the ledger's ``tps_alert`` row.
+    """
+
+    kind: Literal["tps_alert"] = "tps_alert"
+    alert_id: int = Field(ge=1)
+    tps_code: Code
+    sensor_id: Code
+    code: Literal["fill_high", "sensor_offline"]
+    state: Literal["raised", "cleared"]
+    value: float | None = Field(default=None, description="fill ratio, or minutes since seen")
+    threshold: float | None = None
+    raised_at: AwareDatetime
+    cleared_at: AwareDatetime | None = None
+    at: AwareDatetime = Field(description="this transition's time")
+    message: str = Field(max_length=300)
+
+
 # ---- topics -----------------------------------------------------------------------------------
 
 
@@ -209,6 +232,12 @@ class Topics:
 
     def sensor_status(self, tps: str, sensor: str) -> str:
         return f"{self.prefix}{TOPIC_ROOT}/{tps}/fill_sensor/{sensor}/status"
+
+    def tps_alert_state(self, tps: str, sensor: str, code: str) -> str:
+        return f"{self.prefix}{TOPIC_ROOT}/{tps}/tps/{sensor}/alert/{code}"
+
+    def tps_alert_event(self, tps: str) -> str:
+        return f"{self.prefix}{TOPIC_ROOT}/{tps}/tps/events"
 
     @property
     def deposit_filter(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,11 +25,12 @@ class SeedSummary:
     members: dict[str, list[str]]  # member_no -> card uids
     member_banks: dict[str, str]  # member_no -> bank code
     categories: list[str]
+    tps: list[str] = field(default_factory=list)  # TPS codes
 
     def __str__(self) -> str:
         return (
             f"{self.city} ({self.timezone}): {len(self.banks)} bank sampah, "
-            f"{len(self.members)} nasabah, {len(self.categories)} jenis sampah"
+            f"{len(self.members)} nasabah, {len(self.categories)} jenis sampah, {len(self.tps)} TPS"
         )
 
 
@@ -115,6 +116,7 @@ def seed(engine: Engine, data: dict[str, Any]) -> SeedSummary:
             if s.scalar(select(ledger.Collector).where(ledger.Collector.code == col["code"])):
                 continue
             ledger.create_collector(s, col["code"], col["name"], col.get("phone"), city)
+        tps = _seed_tps(s, city, areas, data.get("tps", []))
         members: dict[str, list[str]] = {}
         member_banks: dict[str, str] = {}
         nik_key: bytes | None = None
@@ -151,6 +153,7 @@ def seed(engine: Engine, data: dict[str, Any]) -> SeedSummary:
             members=members,
             member_banks=member_banks,
             categories=list(categories),
+            tps=tps,
         )
 
 
@@ -183,6 +186,39 @@ def _seed_areas(
                 s.flush()
             out[k["name"], name] = row
     return out
+
+
+def _seed_tps(
+    s: Session,
+    city: ledger.City,
+    areas: dict[tuple[str, str], ledger.Kelurahan],
+    rows: list[dict[str, Any]],
+) -> list[str]:
+    """The city's TPS (``[[tps]]``), by code; existing ones are kept as they are (a density
+    calibrated since is not overwritten)."""
+    for t in rows:
+        if s.scalar(select(ledger.Tps).where(ledger.Tps.code == t["code"])) is not None:
+            continue
+        kelurahan = areas[t["kecamatan"], t["kelurahan"]] if "kelurahan" in t else None
+        s.add(
+            ledger.Tps(
+                code=t["code"],
+                name=t["name"],
+                city_id=city.id,
+                kelurahan_id=kelurahan.id if kelurahan else None,
+                lat=t.get("lat"),
+                lon=t.get("lon"),
+                container_volume_m3=float(t["container_volume_m3"]),
+                container_count=int(t.get("container_count", 1)),
+                density_kg_m3=float(t["density_kg_m3"]),
+                density_source=t["density_source"],
+                alert_raise_fill=float(t.get("alert_raise_fill", 0.8)),
+                alert_clear_fill=float(t.get("alert_clear_fill", 0.6)),
+                offline_after_min=int(t.get("offline_after_min", 60)),
+            )
+        )
+    s.flush()
+    return [t["code"] for t in rows]
 
 
 def _kecamatan_of(areas: dict[tuple[str, str], ledger.Kelurahan], bank: ledger.Bank) -> str:

@@ -1,0 +1,153 @@
+"""DLH reports (wastebank/reports.py): diverted tonnage, the reduction share against the
+Jakstrada target, the monthly report as a download. DLH staff see their own city; an admin any
+city (``city=``, default: the first).
+
+  GET /api/dlh/tonnage?group=&period=&from=&to=
+  GET /api/dlh/reduction?year=
+  GET /api/dlh/report/monthly?month=2026-10&format=xlsx|csv|pdf
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import Annotated, Literal, TypeVar
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from api.deps import PrincipalDep, State, StateDep, forbidden, refusals
+from wastebank import access, reports
+
+T = TypeVar("T")
+
+router = APIRouter(prefix="/api/dlh", tags=["dlh"])
+
+CityQuery = Annotated[
+    str | None, Query(description="city code (admins; DLH staff always get their own city)")
+]
+
+
+def _scope(state: State, session: Session, p: access.Principal, city: str | None) -> reports.Scope:
+    if p.role == access.Role.DLH:
+        if p.city_id is None:
+            raise forbidden("akun DLH tanpa kota / a DLH login without a city")
+        scope = reports.load_scope(session, city_id=p.city_id)
+        if city is not None and city != scope.city_code:
+            raise forbidden("kota lain / another city")
+        return scope
+    if p.role == access.Role.ADMIN:
+        return reports.load_scope(session, city_code=city)
+    raise forbidden("untuk DLH dan admin / for DLH staff and admins")
+
+
+def _read(
+    state: State,
+    p: access.Principal,
+    city: str | None,
+    work: Callable[[Session, reports.Scope], T],
+) -> T:
+    """``work`` on a read session in the caller's city; its ValueError is a 422."""
+    with Session(state["engine"]) as session:
+        scope = _scope(state, session, p, city)
+        try:
+            return work(session, scope)
+        except ValueError as exc:
+            raise HTTPException(422, f"tidak sah / invalid: {exc}") from None
+
+
+@router.get("/tonnage", responses=refusals(401, 403, 404, 422))
+async def tonnage(
+    state: StateDep,
+    p: PrincipalDep,
+    group: Literal["kecamatan", "kelurahan", "bank", "category", "sipsn_class", "city"] = (
+        "kecamatan"
+    ),
+    period: Literal["day", "week", "month", "year", "total"] = "month",
+    date_from: Annotated[
+        date | None, Query(alias="from", description="first local day (default: 1st of month)")
+    ] = None,
+    date_to: Annotated[
+        date | None, Query(alias="to", description="last local day, included (default: today)")
+    ] = None,
+    city: CityQuery = None,
+) -> reports.Tonnage:
+    """Diverted from the TPA (pengurangan), voids left out, measured and estimated apart, in
+    the city's own days."""
+
+    def work(session: Session, scope: reports.Scope) -> reports.Tonnage:
+        today = datetime.now(scope.tz).date()
+        end = date_to or today
+        start = date_from or end.replace(day=1)
+        if (end - start) > timedelta(days=3660):
+            raise ValueError("at most ten years at once")
+        return reports.tonnage(session, scope, start, end, group, period)
+
+    return await asyncio.to_thread(_read, state, p, city, work)
+
+
+@router.get("/reduction", responses=refusals(401, 403, 404, 409, 422))
+async def reduction(
+    state: StateDep,
+    p: PrincipalDep,
+    year: Annotated[int, Query(ge=2000, le=2100)],
+    city: CityQuery = None,
+) -> reports.Reduction:
+    """The year's pengurangan as a share of the estimated generation, against the target."""
+    settings = state["settings"].reports
+
+    def work(session: Session, scope: reports.Scope) -> reports.Reduction:
+        try:
+            return reports.reduction(session, scope, year, settings)
+        except reports.NoGenerationEstimate as exc:
+            raise HTTPException(409, f"estimasi timbulan belum diatur / {exc}") from None
+
+    return await asyncio.to_thread(_read, state, p, city, work)
+
+
+@router.get(
+    "/report/monthly",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the report file",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in (
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    "text/csv",
+                    "application/pdf",
+                )
+            },
+        },
+        **refusals(401, 403, 404, 422),
+    },
+)
+async def monthly(
+    state: StateDep,
+    p: PrincipalDep,
+    month: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", examples=["2026-10"])],
+    fmt: Annotated[Literal["xlsx", "csv", "pdf"], Query(alias="format")] = "xlsx",
+    city: CityQuery = None,
+) -> Response:
+    """The monthly DLH report per kecamatan x category, as a download."""
+    settings = state["settings"].reports
+
+    def work(session: Session, scope: reports.Scope) -> tuple[bytes, str]:
+        report = reports.monthly_report(
+            session, scope, month, settings, estimator=reports.default_estimator()
+        )
+        return reports.render(report, fmt), reports.filename(report, fmt)
+
+    body, name = await asyncio.to_thread(_read, state, p, city, work)
+    return Response(
+        body,
+        media_type=reports.MEDIA_TYPES[fmt],
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+            "Cache-Control": "private, no-store",
+        },
+    )

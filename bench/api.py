@@ -1,0 +1,787 @@
+"""API read path: balance and statement latency and throughput on a city-sized ledger.
+
+Each figure is measured here, now, against a `wastebank api` process (uvicorn, one worker, as
+that command runs it) on a ledger of N members and M deposits, each deposit with its two journal
+entries (the member credited, the bank's purchases debited): 100,000 members and 1,000,000
+deposits, 2,000,000 journal entries by default. Every member has a citizen login; requests carry
+bearer tokens of a random sample of them (each a citizen reading their own account), so each
+request decodes a JWT and loads its user, as every API request does.
+
+a. the client's own ceiling: the load generator below against a bare asyncio HTTP server in
+   another process answering a fixed 200 (no framework): what this client can drive at most;
+b. uvicorn's ceiling: a bare ASGI app (no FastAPI, no database) under `uvicorn` as the API runs;
+c. GET /api/members/{no}/balance and GET /api/members/{no}/statement, each:
+   - unloaded: one request at a time (service time), p50 / p99;
+   - peak: C concurrent keep-alive connections, closed loop: requests/s (and p50 / p99);
+   - open loop at the goal rate (1,000 requests/s), or at 70 % of the peak when that is lower
+     (beyond the peak the backlog only grows): latency from each request's scheduled time, so
+     a stall counts against every request it delays;
+   and for each, the API process's CPU time per request (psutil), which depends far less than
+   the rates on what else the machine runs;
+d. POST /api/token for a few citizens (argon2id at argon2-cffi's cost, as production runs it):
+   the cost of a login, paid once per token, never per request.
+
+The load generator is a minimal HTTP/1.1 keep-alive client on asyncio streams (the API answers
+with Content-Length), so that it is not the bottleneck: (a) shows its ceiling, and each API
+figure is printed as a ratio of it. Seeding is bulk: SQLAlchemy Core executemany on SQLite,
+COPY on PostgreSQL (then VACUUM ANALYZE); the schema is the migrations' (`ledger.make_engine`),
+the demo city on top; then `sync`, so that the kernel's write-back of the load is not measured.
+Deposits' stock entries and the daily summary are not seeded: neither read measured uses them.
+
+Run after `make services` (add `--with postgresql` for `--ledger postgresql`):
+    .venv/bin/python bench/api.py [--members 100000] [--deposits 1000000] [--ledger sqlite]
+    [--keep DIR]  (SQLite: keep the seeded ledger in DIR and reuse it on the next run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Coroutine, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil  # type: ignore[import-untyped, unused-ignore]
+from sqlalchemy import Engine, create_engine, event, func, make_url, select, text
+from sqlalchemy.orm import Session
+
+from wastebank import access, ledger, services
+from wastebank.config import load_settings
+from wastebank.seed import load_city, seed
+
+GOAL_BALANCE_P99_MS = 10.0
+GOAL_RATE_S = 1_000
+PIN = "246810"
+CHUNK = 50_000
+DEPOSITS_SINCE = timedelta(days=730)  # deposits spread over the last two years
+
+
+def progress(text: str) -> None:
+    print(f"  … {text}", file=sys.stderr, flush=True)
+
+
+# ---- seeding ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seeded:
+    url: str
+    members: int
+    deposits: int
+    entries: int
+    seconds: float
+
+
+def seed_ledger(url: str, n_members: int, n_deposits: int) -> Seeded:
+    """The migrated schema and the demo city, then ``n_members`` members (each with a citizen
+    login), ``n_deposits`` deposits round-robin over them and their journal entries."""
+    t0 = time.monotonic()
+    engine = ledger.make_engine(url)  # migrates to head
+    try:
+        seed(engine, load_city())
+        with Session(engine) as s:
+            banks = list(s.scalars(select(ledger.Bank).order_by(ledger.Bank.id)))
+            now = datetime.now(UTC)
+            priced = []  # (bank, category, price) for each kg category the bank buys
+            for bank in banks:
+                for cat in s.scalars(select(ledger.Category).where(ledger.Category.unit == "kg")):
+                    price = ledger.price_in_force(s, bank.id, cat.id, now)
+                    if price:
+                        priced.append((bank.id, bank.code, cat.id, cat.code, price))
+            hasher = access.password_hasher(access.AuthSettings())
+            pin_hash = hasher.hash(PIN)  # production cost; one hash shared by every login
+    finally:
+        engine.dispose()
+    by_bank: dict[int, list[tuple[int, str, int, str, int]]] = {}
+    for row in priced:
+        by_bank.setdefault(row[0], []).append(row)
+    bank_ids = sorted(by_bank)
+    if not bank_ids:
+        raise SystemExit("the demo city has no bank with a kg price")
+
+    bulk = _bulk_engine(url)
+    try:
+        with bulk.begin() as conn:
+            first_id = (conn.scalar(select(func.max(ledger.Member.id))) or 0) + 1
+        member_bank = [bank_ids[i % len(bank_ids)] for i in range(n_members)]
+        members = (
+            {
+                "id": first_id + i,
+                "member_no": member_no(i),
+                "name": f"Nasabah Uji {i}",
+                "bank_id": member_bank[i],
+                "kind": "individual",
+            }
+            for i in range(n_members)
+        )
+        _insert(bulk, ledger.Member.__table__, members, n_members, "members")
+        users = (
+            {
+                "username": member_no(i),
+                "role": "citizen",
+                "name": f"Nasabah Uji {i}",
+                "secret_hash": pin_hash,
+                "member_id": first_id + i,
+                "active": True,
+                "token_version": 0,
+                "created_at": now,
+            }
+            for i in range(n_members)
+        )
+        _insert(bulk, access.User.__table__, users, n_members, "citizen logins")
+        rng = random.Random(20261130)
+        since = now - DEPOSITS_SINCE
+        step = DEPOSITS_SINCE / max(n_deposits, 1)
+        plan = []  # (member index, bank row, net_g, measured_at) per deposit, in time order
+        for d in range(n_deposits):
+            m = d % n_members
+            _b, bank_code, cat_id, cat_code, price = rng.choice(by_bank[member_bank[m]])
+            plan.append((m, member_bank[m], bank_code, cat_id, cat_code, price, d))
+        with bulk.begin() as conn:
+            first_dep = (conn.scalar(select(func.max(ledger.Deposit.id))) or 0) + 1
+
+        def deposits() -> Iterator[dict[str, Any]]:
+            for m, bank_id, _code, cat_id, _cat, price, d in plan:
+                net_g = 500 + (d * 7919) % 20_000
+                yield {
+                    "id": first_dep + d,
+                    "event_id": f"bench-{d}",
+                    "member_id": first_id + m,
+                    "bank_id": bank_id,
+                    "category_id": cat_id,
+                    "net_g": net_g,
+                    "tare_g": 0,
+                    "price_per_kg_idr": price,
+                    "amount_idr": ledger.amount_for(net_g, price),
+                    "measured_at": since + step * d,
+                    "recorded_at": since + step * d,
+                    "gateway_id": f"gw-bench-{bank_id}",
+                    "scale_id": "scale-01",
+                    "protocol": "gs_nt",
+                    "stable": True,
+                    "raw_frames": "[]",
+                    "flow": "kiosk",
+                    "manual": False,
+                }
+
+        def entries() -> Iterator[dict[str, Any]]:
+            for m, _bank_id, code, _cat, cat_code, price, d in plan:
+                net_g = 500 + (d * 7919) % 20_000
+                amount = ledger.amount_for(net_g, price)
+                txn, memo = f"deposit:bench-{d}", f"{cat_code} {net_g} g @ Rp{price}/kg"
+                at = since + step * d
+                yield {
+                    "txn_ref": txn,
+                    "account": ledger.member_account(member_no(m)),
+                    "amount_idr": amount,
+                    "created_at": at,
+                    "memo": memo,
+                }
+                yield {
+                    "txn_ref": txn,
+                    "account": ledger.bank_purchase_account(code),
+                    "amount_idr": -amount,
+                    "created_at": at,
+                    "memo": memo,
+                }
+
+        _insert(bulk, ledger.Deposit.__table__, deposits(), n_deposits, "deposits")
+        _insert(bulk, ledger.JournalEntry.__table__, entries(), 2 * n_deposits, "journal entries")
+        if bulk.dialect.name == "postgresql":
+            # now, not by autovacuum during the runs (as it would soon after such a load)
+            progress("VACUUM ANALYZE")
+            with bulk.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
+        with bulk.connect() as conn:
+            counted = conn.scalar(select(func.count()).select_from(ledger.JournalEntry.__table__))
+    finally:
+        bulk.dispose()
+    seconds = time.monotonic() - t0
+    # The kernel writes the load's dirty pages back for a minute or so after it; measured then,
+    # the API's figures were a third lower. Wait for them first.
+    progress("sync: the seeded ledger to disk")
+    os.sync()
+    return Seeded(url, n_members, n_deposits, int(counted or 0), seconds)
+
+
+def member_no(i: int) -> str:
+    return f"BX-{i:06d}"
+
+
+def _bulk_engine(url: str) -> Engine:
+    """An engine for loading only: on SQLite without fsync per commit (the API's own engine
+    keeps the ledger's settings)."""
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _fast(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=OFF")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+    return engine
+
+
+def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _insert(
+    engine: Engine, table: Any, rows: Iterable[dict[str, Any]], total: int, what: str
+) -> None:
+    """``rows`` into ``table``: COPY on PostgreSQL, executemany (Core) elsewhere."""
+    t0, done = time.monotonic(), 0
+    for chunk in _chunks(rows, CHUNK):
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                cols = list(chunk[0])
+                cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                names = ", ".join(f'"{c}"' for c in cols)
+                with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+                    for row in chunk:
+                        copy.write_row([row[c] for c in cols])
+            else:
+                conn.execute(table.insert(), chunk)
+        done += len(chunk)
+        if done == total or done % (10 * CHUNK) == 0:
+            rate = done / max(time.monotonic() - t0, 1e-9)
+            progress(f"{what}: {done:,} / {total:,} ({rate:,.0f} rows/s)")
+
+
+# ---- the load generator: HTTP/1.1 keep-alive on asyncio streams -------------------------------
+
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
+
+
+class Conn:
+    """One keep-alive connection; one request at a time."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Conn:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(reader, writer)
+
+    async def request(self, raw: bytes) -> int:
+        """Send the prepared request ``raw``; the response's status (its body read and dropped)."""
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        m = _CONTENT_LENGTH.search(head)
+        if m is None:
+            raise RuntimeError(f"no Content-Length: {head[:200]!r}")
+        await self.reader.readexactly(int(m.group(1)))
+        return int(head[9:12])
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def raw_get(path: str, token: str | None = None) -> bytes:
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n".encode()
+
+
+@dataclass
+class Run:
+    label: str
+    mode: str  # unloaded | peak | rate
+    seconds: float
+    latencies_ms: list[float]
+    errors: int
+    statuses: dict[int, int]
+    server_cpu_s: float = 0.0  # the server process's CPU time (user + system) during the run
+    offered: float = 0.0  # open loop: the rate requests were sent at
+
+    @property
+    def cpu_ms(self) -> float:
+        """The server's CPU per request: what a run costs whatever else the machine runs."""
+        return self.server_cpu_s * 1000 / self.count if self.count else float("nan")
+
+    @property
+    def count(self) -> int:
+        return len(self.latencies_ms)
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        xs = sorted(self.latencies_ms)
+        return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+async def closed_loop(
+    port: int, requests: Sequence[bytes], concurrency: int, seconds: float, label: str, mode: str
+) -> Run:
+    """``concurrency`` connections, each sending the next request as soon as it has its answer."""
+    conns = [await Conn.open(port) for _ in range(concurrency)]
+    lat: list[float] = []
+    statuses: dict[int, int] = {}
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(k: int, conn: Conn) -> None:
+        nonlocal errors
+        i = k * 7919
+        while time.perf_counter() < deadline:
+            raw = requests[i % len(requests)]
+            i += 1
+            t = time.perf_counter()
+            status = await conn.request(raw)
+            lat.append((time.perf_counter() - t) * 1000)
+            statuses[status] = statuses.get(status, 0) + 1
+            if status != 200:
+                errors += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(k, c) for k, c in enumerate(conns)))
+    elapsed = time.perf_counter() - t0
+    for c in conns:
+        c.close()
+    return Run(label, mode, elapsed, lat, errors, statuses)
+
+
+async def open_loop(
+    port: int, requests: Sequence[bytes], rate: float, seconds: float, label: str, pool: int = 64
+) -> Run:
+    """Requests sent at ``rate`` per second whether earlier ones are answered or not (up to
+    ``pool`` at once); each latency is from the request's scheduled time."""
+    idle: asyncio.Queue[Conn] = asyncio.Queue()
+    conns = [await Conn.open(port) for _ in range(pool)]
+    for c in conns:
+        idle.put_nowait(c)
+    lat: list[float] = []
+    statuses: dict[int, int] = {}
+    errors = 0
+    total = int(rate * seconds)
+
+    async def one(raw: bytes, scheduled: float) -> None:
+        nonlocal errors
+        conn = await idle.get()
+        try:
+            status = await conn.request(raw)
+        finally:
+            idle.put_nowait(conn)
+        lat.append((time.perf_counter() - scheduled) * 1000)
+        statuses[status] = statuses.get(status, 0) + 1
+        if status != 200:
+            errors += 1
+
+    tasks = []
+    t0 = time.perf_counter()
+    for i in range(total):
+        scheduled = t0 + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(requests[(i * 7919) % len(requests)], scheduled)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - t0
+    for c in conns:
+        c.close()
+    return Run(label, "rate", elapsed, lat, errors, statuses)
+
+
+# ---- servers ----------------------------------------------------------------------------------
+
+# What the bare servers answer: a balance-sized JSON body, with its length.
+BARE_BODY = json.dumps(
+    {
+        "member_no": "BX-000001",
+        "name": "Nasabah Uji 1",
+        "bank_code": "bs-batu-merah",
+        "balance_idr": 123456,
+        "available_idr": 123456,
+        "deposits": 10,
+        "as_of": "2026-11-30T00:00:00Z",
+    }
+)
+
+BARE_SERVER = """
+import asyncio, sys
+BODY = sys.argv[2].encode()
+HEAD = b"HTTP/1.1 200 OK\\r\\ncontent-type: application/json\\r\\ncontent-length: "
+RESP = HEAD + str(len(BODY)).encode() + b"\\r\\n\\r\\n" + BODY
+async def handle(r, w):
+    try:
+        while True:
+            await r.readuntil(b"\\r\\n\\r\\n")
+            w.write(RESP)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        w.close()
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]))
+    async with server:
+        await server.serve_forever()
+asyncio.run(main())
+"""
+
+BARE_ASGI = """
+import sys, uvicorn
+BODY = sys.argv[2].encode()
+HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": BODY})
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="info")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@contextlib.contextmanager
+def server(
+    args: list[str], port: int, log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process of our own, until it answers on ``port``; stopped (SIGTERM) after."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"{args[:3]} exited {proc.returncode}:\n{log.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{args[:3]} did not listen on {port}") from None
+                time.sleep(0.1)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# ---- the benchmark ----------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    seeded: Seeded
+    backend: str
+    client_ceiling: Run
+    uvicorn_ceiling: Run
+    runs: dict[str, dict[str, Run]]  # endpoint -> mode -> run
+    login_ms: list[float]
+    api_rss_mb: float
+    load_before: tuple[float, float, float]
+
+
+def ledger_url(args: argparse.Namespace, tmp: Path) -> tuple[str, bool]:
+    """The ledger's URL, and whether it still has to be seeded."""
+    if args.ledger == "postgresql":
+        import psycopg
+
+        settings = load_settings(services.ServicesSettings)
+        admin = make_url(services.postgresql_url(settings))
+        name = f"bench_api_{uuid.uuid4().hex[:8]}"
+        libpq = admin.set(drivername="postgresql").render_as_string(False)
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"'.encode())
+        return admin.set(database=name).render_as_string(False), True
+    where = Path(args.keep) if args.keep else tmp
+    where.mkdir(parents=True, exist_ok=True)
+    path = where / f"ledger-{args.members}-{args.deposits}.db"
+    return f"sqlite:///{path}", not path.exists()
+
+
+def drop_postgresql(url: str) -> None:
+    import psycopg
+
+    u = make_url(url)
+    libpq = u.set(drivername="postgresql", database="postgres").render_as_string(False)
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)'.encode())
+
+
+def tokens(url: str, key: bytes, count: int) -> list[tuple[str, str]]:
+    """(member number, bearer token) of ``count`` random citizens, issued as /api/token does."""
+    engine = create_engine(url)
+    try:
+        with Session(engine) as s:
+            users = list(
+                s.scalars(
+                    select(access.User)
+                    .where(access.User.role == "citizen", access.User.username.like("BX-%"))
+                    .order_by(func.random())
+                    .limit(count)
+                )
+            )
+            ttl = timedelta(hours=2)
+            return [(u.username, access.issue_token(u, key, ttl, "access")) for u in users]
+    finally:
+        engine.dispose()
+
+
+async def bench(args: argparse.Namespace) -> Results:
+    tmp = Path(tempfile.mkdtemp(prefix="wastebank-bench-api-"))
+    url, fresh = ledger_url(args, tmp)
+    try:
+        if fresh:
+            progress(
+                f"seeding {args.members:,} members, {args.deposits:,} deposits ({args.ledger})"
+            )
+            seeded = seed_ledger(url, args.members, args.deposits)
+        else:
+            progress(f"reusing {url}")
+            engine = create_engine(url)
+            with engine.connect() as conn:
+                n_m = conn.scalar(select(func.count()).select_from(ledger.Member.__table__))
+                n_d = conn.scalar(select(func.count()).select_from(ledger.Deposit.__table__))
+                n_e = conn.scalar(select(func.count()).select_from(ledger.JournalEntry.__table__))
+            engine.dispose()
+            seeded = Seeded(url, int(n_m or 0), int(n_d or 0), int(n_e or 0), 0.0)
+        return await measure(args, url, seeded, tmp)
+    finally:
+        if args.ledger == "postgresql" and not args.keep_postgresql:
+            drop_postgresql(url)
+        shutil.rmtree(tmp, ignore_errors=True)  # the logs, and the SQLite ledger unless --keep
+
+
+async def measure(args: argparse.Namespace, url: str, seeded: Seeded, tmp: Path) -> Results:
+    load_before = os.getloadavg()
+    secret = secrets.token_urlsafe(48)
+    issued = tokens(url, secret.encode(), args.tokens)
+    services_settings = load_settings(services.ServicesSettings)
+    secs = args.seconds
+
+    progress("client ceiling: the load generator against a bare asyncio server")
+    port = free_port()
+    fixed = [raw_get("/x")]
+    with server([sys.executable, "-c", BARE_SERVER, str(port), BARE_BODY], port, tmp / "bare.log"):
+        client = await closed_loop(port, fixed, args.concurrency, secs, "bare server", "peak")
+
+    progress("uvicorn's ceiling: a bare ASGI app")
+    port = free_port()
+    with server([sys.executable, "-c", BARE_ASGI, str(port), BARE_BODY], port, tmp / "asgi.log"):
+        uv = await closed_loop(port, fixed, args.concurrency, secs, "bare uvicorn", "peak")
+
+    port = free_port()
+    env = {
+        "WASTEBANK_LEDGER_URL": url,
+        "WASTEBANK_PORT": str(port),
+        "WASTEBANK_AUTH__SECRET_KEY": secret,
+        "WASTEBANK_MQTT__PORT": str(services_settings.mqtt_port),
+        "WASTEBANK_INFLUX__URL": f"http://127.0.0.1:{services_settings.influx_port}",
+    }
+    wastebank = Path(sys.executable).parent / "wastebank"
+    runs: dict[str, dict[str, Run]] = {}
+    login_ms: list[float] = []
+    with server([str(wastebank), "api"], port, tmp / "api.log", env) as proc:
+        endpoints = {
+            "balance": [raw_get(f"/api/members/{no}/balance", tok) for no, tok in issued],
+            "statement": [raw_get(f"/api/members/{no}/statement", tok) for no, tok in issued],
+        }
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            first = await http.get(
+                f"/api/members/{issued[0][0]}/balance", headers=_bearer(issued[0][1])
+            )
+            if first.status_code != 200:
+                raise SystemExit(f"balance: {first.status_code} {first.text}")
+            body = first.json()
+            progress(f"a balance: {json.dumps(body)}")
+            # warm up: every token's user once (the first reads of a cold page cache are slow)
+            await closed_loop(port, endpoints["balance"], 8, min(3.0, secs), "warm-up", "peak")
+            for name, reqs in endpoints.items():
+                progress(f"{name}: unloaded, one at a time")
+                unloaded = await timed(proc.pid, closed_loop(port, reqs, 1, secs, name, "unloaded"))
+                progress(f"{name}: peak, {args.concurrency} connections")
+                peak = await timed(
+                    proc.pid, closed_loop(port, reqs, args.concurrency, secs, name, "peak")
+                )
+                # at the goal rate; below the peak (else the backlog only grows): at 70 % of it
+                rate = min(float(args.rate), 0.7 * peak.rate)
+                progress(f"{name}: open loop at {rate:,.0f} requests/s")
+                at_rate = await timed(proc.pid, open_loop(port, reqs, rate, secs, name))
+                at_rate.offered = rate
+                runs[name] = {"unloaded": unloaded, "peak": peak, "rate": at_rate}
+            progress("logins: POST /api/token (argon2id at production cost)")
+            for no, _tok in issued[: args.logins]:
+                t = time.perf_counter()
+                resp = await http.post("/api/token", data={"username": no, "password": PIN})
+                login_ms.append((time.perf_counter() - t) * 1000)
+                if resp.status_code != 200:
+                    raise SystemExit(f"login: {resp.status_code} {resp.text}")
+        rss = _rss_mb(proc.pid)
+    return Results(seeded, args.ledger, client, uv, runs, login_ms, rss, load_before)
+
+
+async def timed(pid: int, run: Coroutine[Any, Any, Run]) -> Run:
+    """``run``, with the CPU time the process ``pid`` spent meanwhile."""
+    proc = psutil.Process(pid)
+    before = proc.cpu_times()
+    result = await run
+    after = proc.cpu_times()
+    result.server_cpu_s = (after.user - before.user) + (after.system - before.system)
+    return result
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _rss_mb(pid: int) -> float:
+    with contextlib.suppress(psutil.Error):
+        return float(psutil.Process(pid).memory_info().rss) / (1024 * 1024)
+    return 0.0
+
+
+# ---- the report -------------------------------------------------------------------------------
+
+
+def report(r: Results, args: argparse.Namespace) -> None:
+    s = r.seeded
+    print(
+        f"\nAPI read benchmark: {s.members:,} members, {s.deposits:,} deposits, "
+        f"{s.entries:,} journal entries, {r.backend} ledger; {time.strftime('%Y-%m-%d %H:%M')}"
+    )
+    print(
+        f"({os.cpu_count()} cores; load average {_load(r.load_before)} before the runs, "
+        f"{_load(os.getloadavg())} after; `wastebank api`, one uvicorn worker; "
+        f"{args.seconds:.0f} s a run)\n"
+    )
+    if s.seconds:
+        print(f"  {'seeding (bulk, schema and demo city included)':<48} {s.seconds:>9.1f} s")
+    print(f"  {'API process RSS after the runs':<48} {r.api_rss_mb:>9.1f} MB\n")
+    print(f"  {'':<38} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU ms/req':>11}")
+    conns = f"{args.concurrency} conns"
+    print(_row(f"client ceiling ({conns})", r.client_ceiling))
+    print(_row(f"bare uvicorn ASGI ({conns})", r.uvicorn_ceiling))
+    for name, modes in r.runs.items():
+        print(_row(f"{name}: unloaded (1 conn)", modes["unloaded"]))
+        print(_row(f"{name}: peak ({conns})", modes["peak"]))
+        print(_row(f"{name}: open loop at {modes['rate'].offered:,.0f}/s", modes["rate"]))
+    if r.login_ms:
+        xs = sorted(r.login_ms)
+        print(
+            f"  {'login: POST /api/token (argon2id)':<38} {'':>8} {xs[len(xs) // 2]:>8.1f} "
+            f"{xs[-1]:>8.1f}   (max of {len(xs)}; once per token, never per request)"
+        )
+    ceiling = r.client_ceiling.rate
+    print("\nRatios (peak requests/s):")
+    for name, modes in r.runs.items():
+        peak = modes["peak"].rate
+        print(f"  {name:<12} / {'client ceiling':<16} {peak / ceiling:6.3f}x")
+        print(f"  {name:<12} / {'bare uvicorn':<16} {peak / r.uvicorn_ceiling.rate:6.3f}x")
+    print(
+        f"  {'bare uvicorn':<12} / {'client ceiling':<16} {r.uvicorn_ceiling.rate / ceiling:6.3f}x"
+        "   (well below 1: the client is not what limits the figures above)"
+    )
+    bal = r.runs["balance"]
+    at_rate = bal["rate"]
+    print("\nGoals (issue 5):")
+    print(
+        _goal(
+            f"balance p99 < {GOAL_BALANCE_P99_MS:.0f} ms at {args.rate:,} requests/s (open "
+            f"loop): {at_rate.pct(0.99):.1f} ms at {at_rate.offered:,.0f}/s",
+            at_rate.offered >= args.rate
+            and at_rate.errors == 0
+            and at_rate.pct(0.99) < GOAL_BALANCE_P99_MS,
+        )
+    )
+    print(
+        _goal(
+            f"balance p99 < {GOAL_BALANCE_P99_MS:.0f} ms, one request at a time: "
+            f"{bal['unloaded'].pct(0.99):.1f} ms",
+            bal["unloaded"].errors == 0 and bal["unloaded"].pct(0.99) < GOAL_BALANCE_P99_MS,
+        )
+    )
+    print(
+        _goal(
+            f"balance >= {GOAL_RATE_S:,} requests/s: {bal['peak'].rate:,.0f}",
+            bal["peak"].errors == 0 and bal["peak"].rate >= GOAL_RATE_S,
+        )
+    )
+    errors = {
+        f"{n} {m}": run.statuses
+        for n, modes in r.runs.items()
+        for m, run in modes.items()
+        if run.errors
+    }
+    if errors:
+        print(f"\nNon-200 answers: {errors}")
+
+
+def _load(avg: tuple[float, float, float]) -> str:
+    return " ".join(f"{x:.2f}" for x in avg)
+
+
+def _row(what: str, run: Run) -> str:
+    cpu = f"{run.cpu_ms:>11.2f}" if run.server_cpu_s else f"{'':>11}"
+    return (
+        f"  {what:<38} {run.rate:>8,.0f} {run.pct(0.5):>8.2f} {run.pct(0.99):>8.2f} "
+        f"{run.errors:>7} {cpu}"
+    )
+
+
+def _goal(text: str, met: bool) -> str:
+    return f"  [{'met' if met else 'NOT met'}] {text}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--deposits", type=int, default=1_000_000, help="two entries each")
+    parser.add_argument("--ledger", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--keep", help="SQLite: keep (and reuse) the seeded ledger in this dir")
+    parser.add_argument("--keep-postgresql", action="store_true", help="do not drop the database")
+    parser.add_argument("--tokens", type=int, default=5_000, help="citizens whose tokens are used")
+    parser.add_argument("--concurrency", type=int, default=32, help="connections for peak runs")
+    parser.add_argument("--rate", type=int, default=GOAL_RATE_S, help="open-loop requests/s")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each run")
+    parser.add_argument("--logins", type=int, default=5, help="POST /api/token, timed")
+    args = parser.parse_args()
+    results = asyncio.run(bench(args))
+    report(results, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,405 @@
+"""DLH reports (wastebank/reports.py): local months in WIT and WIB, voids, measured vs
+estimated, the generation estimate and the reduction share, the CSV / XLSX / PDF renderings and
+``wastebank report monthly``. Every test runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from tests.conftest import deposit_event
+from wastebank import ledger, migrations, reports
+from wastebank.cli import app
+
+WIT = timezone(timedelta(hours=9))
+WIB = timezone(timedelta(hours=7))
+ATTENDANT = "petugas-bm-01"  # bs-batu-merah's
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def session(ledger_url: str) -> Iterator[Session]:
+    engine = ledger.make_engine(ledger_url)
+    with Session(engine) as s:
+        yield s
+    engine.dispose()
+
+
+_seq = iter(range(1, 1_000_000))
+
+
+def scale(
+    s: Session,
+    at: datetime,
+    net_g: int,
+    *,
+    category: str = "pet",
+    card: str = "04A1B2C3D4",
+    bank: str = "bs-batu-merah",
+) -> str:
+    """A measured (scale) deposit; its event id."""
+    ev = deposit_event(next(_seq), net_g=net_g, card=card, bank=bank, category=category, at=at)
+    ledger.apply_deposits(s, [ev])
+    s.commit()
+    return ev.event_id
+
+
+def manual(s: Session, at: datetime, net_g: int, *, category: str = "pet") -> str:
+    """An estimated (manual) deposit at bs-batu-merah; its event id."""
+    return ledger.record_manual_deposit(
+        s,
+        bank_code="bs-batu-merah",
+        member_no="AMB-0001",
+        category_code=category,
+        net_g=net_g,
+        measured_at=at,
+        author=ATTENDANT,
+        reason="timbangan rusak / scale down",
+    ).event_id
+
+
+def months(t: reports.Tonnage) -> dict[date, int]:
+    return {r.period_start: r.net_g for r in t.rows}
+
+
+# ---- local months -------------------------------------------------------------------------------
+
+
+def test_month_boundary_in_wit(session: Session) -> None:
+    scale(session, datetime(2026, 10, 31, 23, 30, tzinfo=WIT), 1000)  # old month
+    scale(session, datetime(2026, 11, 1, 0, 30, tzinfo=WIT), 2000)  # 2026-10-31T15:30Z: new
+    scope = reports.load_scope(session, city_code="ambon")
+    assert scope.timezone == "Asia/Jayapura"
+    t = reports.tonnage(session, scope, date(2026, 10, 1), date(2026, 11, 30), "city", "month")
+    assert months(t) == {date(2026, 10, 1): 1000, date(2026, 11, 1): 2000}
+    assert t.zone == "WIT"
+    days = reports.tonnage(session, scope, date(2026, 10, 31), date(2026, 11, 1), "city", "day")
+    assert months(days) == {date(2026, 10, 31): 1000, date(2026, 11, 1): 2000}
+    october = reports.monthly_report(session, scope, "2026-10", now=NOW)
+    assert october.total.net_g == 1000
+
+
+def test_month_boundary_in_wib(session: Session) -> None:
+    session.execute(update(ledger.City).values(timezone="Asia/Jakarta"))
+    session.commit()
+    scale(session, datetime(2026, 10, 31, 23, 30, tzinfo=WIB), 1000)  # 16:30Z: old month
+    scale(session, datetime(2026, 11, 1, 0, 30, tzinfo=WIB), 2000)  # 2026-10-31T17:30Z: new
+    # 00:30 WIT on the 1st is 22:30 WIB on the 31st: October in a WIB city.
+    scale(session, datetime(2026, 11, 1, 0, 30, tzinfo=WIT), 400)
+    scope = reports.load_scope(session, city_code="ambon")
+    t = reports.tonnage(session, scope, date(2026, 10, 1), date(2026, 11, 30), "city", "month")
+    assert months(t) == {date(2026, 10, 1): 1400, date(2026, 11, 1): 2000}
+    assert t.zone == "WIB"
+    years = reports.tonnage(session, scope, date(2026, 1, 1), date(2026, 12, 31), "city", "year")
+    assert months(years) == {date(2026, 1, 1): 3400}
+
+
+def test_weeks_are_iso_weeks_from_monday(session: Session) -> None:
+    scale(session, datetime(2026, 11, 1, 10, 0, tzinfo=WIT), 100)  # a Sunday
+    scale(session, datetime(2026, 11, 2, 10, 0, tzinfo=WIT), 200)  # the Monday after
+    scope = reports.load_scope(session)
+    t = reports.tonnage(session, scope, date(2026, 10, 26), date(2026, 11, 8), "city", "week")
+    assert months(t) == {date(2026, 10, 26): 100, date(2026, 11, 2): 200}
+
+
+# ---- voids and basis ----------------------------------------------------------------------------
+
+
+def test_voids_are_not_diverted_and_basis_is_stated(session: Session) -> None:
+    at = datetime(2026, 11, 10, 9, 0, tzinfo=WIT)
+    scale(session, at, 1000)
+    voided = scale(session, at + timedelta(minutes=1), 2000)
+    ledger.void_deposit(session, voided, author=ATTENDANT, reason="salah kartu / wrong card")
+    manual(session, at + timedelta(minutes=2), 500)
+    scale(session, at, 3000, category="kardus", card="04B1B2C3D1", bank="bs-nusaniwe")
+    scope = reports.load_scope(session)
+    t = reports.tonnage(session, scope, date(2026, 11, 1), date(2026, 11, 30), "category")
+    rows = {r.key: r for r in t.rows}
+    assert (rows["pet"].measured_g, rows["pet"].estimated_g, rows["pet"].net_g) == (1000, 500, 1500)
+    assert (rows["pet"].measured_deposits, rows["pet"].estimated_deposits) == (1, 1)
+    assert rows["pet"].basis == "mixed"
+    assert (rows["kardus"].net_g, rows["kardus"].basis) == (3000, "measured")
+    assert (t.total_g, t.measured_g, t.estimated_g) == (4500, 4000, 500)
+
+    by = {
+        g: {r.key: r.net_g for r in reports.tonnage(session, scope, t.start, t.end, g).rows}
+        for g in ("kecamatan", "kelurahan", "bank", "sipsn_class", "city")
+    }
+    assert by["kecamatan"] == {"Sirimau": 1500, "Nusaniwe": 3000}
+    assert by["kelurahan"] == {"Sirimau/Batu Merah": 1500, "Nusaniwe/Benteng": 3000}
+    assert by["bank"] == {"bs-batu-merah": 1500, "bs-nusaniwe": 3000}
+    assert by["sipsn_class"] == {"plastik": 1500, "kertas_karton": 3000}
+    assert by["city"] == {"ambon": 4500}
+    only_estimated = reports.tonnage(session, scope, t.start, t.end, "bank")
+    assert {r.key: r.basis for r in only_estimated.rows}["bs-batu-merah"] == "mixed"
+
+
+# ---- the daily summary the reports read (ledger.DepositDay) ------------------------------------
+
+
+def summary(s: Session) -> dict[tuple[date, int, int, bool], tuple[int, int]]:
+    dd = ledger.DepositDay
+    rows = s.execute(
+        select(dd.local_date, dd.bank_id, dd.category_id, dd.manual, dd.net_g, dd.deposits)
+    )
+    return {(day, b, c, bool(m)): (g, n) for day, b, c, m, g, n in rows}
+
+
+def recomputed(s: Session) -> dict[tuple[date, int, int, bool], tuple[int, int]]:
+    """The summary as it should be, from the deposits one by one (voided ones left out)."""
+    voided = set(s.scalars(select(ledger.DepositVoid.deposit_id)))
+    acc: defaultdict[tuple[date, int, int, bool], list[int]] = defaultdict(lambda: [0, 0])
+    for d in s.scalars(select(ledger.Deposit)):
+        if d.id in voided:
+            continue
+        day = d.measured_at.astimezone(ZoneInfo(d.bank.city.timezone)).date()
+        a = acc[day, d.bank_id, d.category_id, d.manual]
+        a[0] += d.net_g
+        a[1] += 1
+    return {k: (g, n) for k, (g, n) in acc.items()}
+
+
+def test_the_summary_follows_batches_duplicates_voids_and_corrections(session: Session) -> None:
+    late = datetime(2026, 10, 31, 23, 59, tzinfo=WIT)  # 14:59 UTC: still October in Ambon
+    early = datetime(2026, 11, 1, 0, 1, tzinfo=WIT)  # 15:01 UTC on 31 October: November
+    events = [
+        deposit_event(9001, net_g=1000, at=late),
+        deposit_event(9002, net_g=2000, at=early),
+        deposit_event(9002, net_g=2000, at=early),  # a duplicate inside the batch
+        deposit_event(9003, net_g=300, at=early, category="kardus"),
+        deposit_event(9004, net_g=4000, at=early, card="04B1B2C3D1", bank="bs-nusaniwe"),
+        deposit_event(9005, net_g=500, at=early),
+    ]
+    ledger.apply_deposits(session, events)
+    again = ledger.apply_deposits(session, [events[0], deposit_event(9006, net_g=60, at=late)])
+    assert [r.outcome for r in again if isinstance(r, ledger.AppliedDeposit)] == [
+        ledger.Outcome.DUPLICATE,
+        ledger.Outcome.APPLIED,
+    ]
+    manual(session, early, 700)
+    ledger.void_deposit(session, events[5].event_id, author=ATTENDANT, reason="salah / wrong")
+    ledger.correct_deposit(
+        session, events[1].event_id, author=ATTENDANT, reason="kardus", category_code="kardus"
+    )
+    # 9002 (corrected) and 9005 (voided) leave Batu Merah's measured PET of 1 November empty:
+    # the row is deleted, not left at 0
+    s = summary(session)
+    assert s == recomputed(session)
+    assert ledger.verify(session) == []
+    pet = session.scalars(select(ledger.Category.id).where(ledger.Category.code == "pet")).one()
+    bm = session.scalars(select(ledger.Bank.id).where(ledger.Bank.code == "bs-batu-merah")).one()
+    assert s[date(2026, 10, 31), bm, pet, False] == (1060, 2)
+    assert s[date(2026, 11, 1), bm, pet, True] == (700, 1)
+    assert (date(2026, 11, 1), bm, pet, False) not in s  # 9002 corrected, 9005 voided
+    scope = reports.load_scope(session)
+    t = reports.tonnage(session, scope, date(2026, 10, 1), date(2026, 11, 30), "category", "month")
+    assert {(r.period_start.month, r.key): (r.measured_g, r.estimated_g) for r in t.rows} == {
+        (10, "pet"): (1060, 0),
+        (11, "pet"): (4000, 700),  # Nusaniwe's weighed, Batu Merah's entered by hand
+        (11, "kardus"): (300, 2000),  # the correction is a manual deposit: estimated
+    }
+
+
+def test_verify_finds_a_tampered_summary_and_a_rebuild_mends_it(session: Session) -> None:
+    at = datetime(2026, 11, 10, 9, 0, tzinfo=WIT)
+    scale(session, at, 1000)
+    scale(session, at, 2000, category="kardus")
+    assert ledger.verify(session) == []
+    dd = ledger.DepositDay
+    kardus = session.scalars(
+        select(ledger.Category.id).where(ledger.Category.code == "kardus")
+    ).one()
+    session.execute(update(dd).where(dd.category_id == kardus).values(net_g=dd.net_g + 1))
+    session.commit()
+    (problem,) = ledger.verify(session)
+    assert problem.check == "summary"
+    assert problem.subject == "deposit_day 2026-11-10 bs-batu-merah kardus measured"
+    assert problem.detail == "expected 2000 g in 1 deposits, found 2001 g in 1"
+    session.execute(delete(dd).where(dd.category_id != kardus))  # the PET row goes
+    session.commit()
+    problems = ledger.verify(session)
+    assert [p.check for p in problems] == ["summary", "summary"]
+    assert "expected 1000 g in 1 deposits, found 0 g in 0" in {p.detail for p in problems}
+    assert ledger.rebuild_deposit_days(session) == 2
+    assert ledger.verify(session) == []
+    assert summary(session) == recomputed(session)
+
+
+def test_the_migration_fills_the_summary_from_existing_deposits(ledger_url: str) -> None:
+    """A ledger at 0004 with deposits (one voided, two around a WIT midnight) gets the summary
+    they imply from migration 0005."""
+    engine = ledger.make_engine(ledger_url)
+    try:
+        with Session(engine) as s:
+            scale(s, datetime(2026, 10, 31, 23, 30, tzinfo=WIT), 1000)
+            scale(s, datetime(2026, 11, 1, 0, 30, tzinfo=WIT), 2000)
+            voided = scale(s, datetime(2026, 11, 1, 0, 40, tzinfo=WIT), 4000)
+            ledger.void_deposit(s, voided, author=ATTENDANT, reason="dobel / duplicate")
+            manual(s, datetime(2026, 11, 1, 8, 0, tzinfo=WIT), 300)
+            want = summary(s)
+            assert want == recomputed(s)
+        with engine.begin() as conn:  # back to 0004: no summary yet
+            conn.execute(text("DROP TABLE deposit_day"))
+            conn.execute(text("UPDATE alembic_version SET version_num = '0004'"))
+        assert migrations.upgrade(engine) is True
+        with Session(engine) as s:
+            assert summary(s) == want
+            assert len(want) == 3
+            assert ledger.verify(s) == []
+    finally:
+        engine.dispose()
+
+
+# ---- generation and reduction share -------------------------------------------------------------
+
+
+def test_generation_estimate_from_the_data_file() -> None:
+    gen = reports.generation_for("ambon")
+    assert (gen.population, gen.kg_per_capita_day, gen.population_year) == (347_288, 0.75, 2020)
+    assert "BPS" in gen.source
+    assert "SNI 19-3983-1995" in gen.source
+    assert gen.grams(31) == 347_288 * 750 * 31  # 0.75 kg = 750 g per person per day
+    with pytest.raises(reports.NoGenerationEstimate):
+        reports.generation_for("kota-lain")
+    other = reports.generation_for(
+        "kota-lain", reports.ReportSettings(population=10, kg_per_capita_day=0.5)
+    )
+    assert (other.grams(2), other.source) == (10_000, "settings")
+
+
+def test_reduction_share_by_hand(session: Session) -> None:
+    scale(session, datetime(2026, 3, 1, 10, tzinfo=WIT), 60_000)
+    manual(session, datetime(2026, 11, 1, 10, tzinfo=WIT), 30_000)
+    scale(session, datetime(2027, 1, 1, 0, 30, tzinfo=WIT), 7_000)  # 2026-12-31 15:30 UTC
+    scope = reports.load_scope(session)
+    settings = reports.ReportSettings(population=2, kg_per_capita_day=0.5, source="uji / test")
+    # 2 people x 500 g x 365 days = 365,000 g; 90,000 g diverted: 24.6575... %
+    whole = reports.reduction(session, scope, 2026, settings, today=date(2027, 1, 5))
+    assert (whole.days, whole.complete, whole.generation_g) == (365, True, 365_000)
+    assert (whole.diverted_g, whole.measured_g, whole.estimated_g) == (90_000, 60_000, 30_000)
+    assert whole.share_pct == round(100 * 90_000 / 365_000, 4) == 24.6575
+    assert (whole.target_pct, whole.target_met) == (30.0, False)
+    # The year in progress: generation to date only (1 Jan - 1 Nov: 305 days = 305,000 g).
+    partial = reports.reduction(session, scope, 2026, settings, today=date(2026, 11, 1))
+    assert (partial.days, partial.complete, partial.generation_g) == (305, False, 305_000)
+    assert partial.share_pct == round(100 * 90_000 / 305_000, 4) == 29.5082
+    later = reports.reduction(session, scope, 2027, settings, today=date(2027, 1, 5))
+    assert (later.diverted_g, later.days, later.generation_g) == (7_000, 5, 5_000)
+    assert (later.share_pct, later.target_met) == (140.0, True)
+
+
+# ---- the monthly report -------------------------------------------------------------------------
+
+
+class FakeEstimator:
+    """2 kg CO2e and 1.5 kWh per kg of PET, nothing for other materials."""
+
+    name = "uji / test factors"
+
+    def co2e_avoided_kg(self, material_class: str, grams: int) -> float | None:
+        return grams / 1000 * 2 if material_class == "pet" else None
+
+    def energy_kwh(self, material_class: str, grams: int) -> float | None:
+        return grams / 1000 * 1.5 if material_class == "pet" else None
+
+
+def small_month(s: Session) -> reports.MonthlyReport:
+    at = datetime(2026, 10, 5, 9, 0, tzinfo=WIT)
+    scale(s, at, 1250)
+    manual(s, at + timedelta(hours=1), 750)
+    scale(s, at, 2000, category="kardus")
+    scale(s, at, 4000, category="kardus", card="04B1B2C3D1", bank="bs-nusaniwe")
+    voided = scale(s, at, 9000, category="kardus", card="04B1B2C3D1", bank="bs-nusaniwe")
+    ledger.void_deposit(s, voided, author="petugas-nsw-01", reason="dobel / duplicate")
+    scope = reports.load_scope(s)
+    settings = reports.ReportSettings(population=1000, kg_per_capita_day=0.5, source="uji")
+    return reports.monthly_report(s, scope, "2026-10", settings, estimator=FakeEstimator(), now=NOW)
+
+
+def test_monthly_csv_exactly(session: Session) -> None:
+    report = small_month(session)
+    # generation: 1000 x 500 g x 31 days = 15,500,000 g
+    assert report.generation_g == 15_500_000
+    header = ",".join(reports.CSV_HEADER)
+    assert reports.monthly_csv(report).split("\r\n") == [
+        header,
+        "2026-10,Nusaniwe,kardus,Kardus / Cardboard,kertas_karton,1,4.000,4.000,0.000,0.0258,,",
+        "2026-10,Sirimau,kardus,Kardus / Cardboard,kertas_karton,1,2.000,2.000,0.000,0.0129,,",
+        "2026-10,Sirimau,pet,Botol PET bersih / Clean PET bottles,plastik,2,2.000,1.250,0.750,"
+        "0.0129,4.000,3.000",
+        "2026-10,Jumlah / Total,,,,4,8.000,7.250,0.750,0.0516,4.000,3.000",
+        "",
+    ]
+    assert reports.render(report, "csv").startswith("\ufeff".encode())
+
+
+def test_monthly_xlsx_cells(session: Session) -> None:
+    from openpyxl import load_workbook
+
+    report = small_month(session)
+    wb = load_workbook(io.BytesIO(reports.monthly_xlsx(report)))
+    assert wb.sheetnames == ["Laporan", "Per kategori"]
+    ws = wb["Laporan"]
+    assert str(ws["A1"].value).startswith("LAPORAN PENGURANGAN SAMPAH")
+    assert ws["B3"].value == "Oktober 2026 (2026-10)"
+    header = next(r for r in range(1, 20) if ws.cell(r, 1).value == "kecamatan / sub-district")
+    assert [c.value for c in ws[header]] == list(reports.CSV_HEADER[1:])
+    first = [c.value for c in ws[header + 1]]
+    assert first[:8] == ["Nusaniwe", "kardus", "Kardus / Cardboard", "kertas_karton", 1, 4, 4, 0]
+    assert first[8] == pytest.approx(4000 / 15_500_000, rel=1e-4)  # share_pct: 6 places
+    assert ws.cell(header + 1, 6).number_format == "#,##0.000"
+    assert ws.cell(header + 1, 9).number_format == "0.0000%"
+    assert ws.cell(header + 1, 5).number_format == "#,##0"
+    total = [c.value for c in ws[header + 4]]
+    assert total[0] == "Jumlah / Total"
+    assert total[4:8] == [4, 8, 7.25, 0.75]
+    assert total[9:] == [4, 3]
+    cats = wb["Per kategori"]
+    assert [tuple(r) for r in cats.iter_rows(values_only=True)] == [
+        ("Kategori / Category", "Berat kg / Weight kg"),
+        ("Botol PET bersih / Clean PET bottles", 2),
+        ("Kardus / Cardboard", 6),
+    ]
+    charts = cats._charts  # noqa: SLF001 - openpyxl keeps loaded charts there
+    assert len(charts) == 1
+
+
+def test_monthly_pdf(session: Session) -> None:
+    report = small_month(session)
+    pdf = reports.monthly_pdf(report)
+    assert pdf.startswith(b"%PDF-")
+    assert reports.pct_id(0.0516, 4) == "0,0516 %"
+    assert reports.number_id(1234567.25, 2) == "1.234.567,25"
+
+
+def test_cli_report_monthly(ledger_url: str, tmp_path: Path) -> None:
+    engine = ledger.make_engine(ledger_url)
+    with Session(engine) as s:
+        scale(s, datetime(2026, 10, 31, 23, 30, tzinfo=WIT), 1000)
+        scale(s, datetime(2026, 11, 1, 0, 30, tzinfo=WIT), 2000)
+    engine.dispose()
+    out = tmp_path / "oktober.csv"
+    runner = CliRunner()
+    args = ["report", "monthly", "--month", "2026-10", "--ledger-url", ledger_url]
+    result = runner.invoke(app, [*args, "--format", "csv", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = out.read_text(encoding="utf-8-sig").splitlines()
+    assert lines[1].startswith("2026-10,Sirimau,pet,")
+    assert lines[-1].startswith("2026-10,Jumlah / Total,,,,1,1.000,1.000,0.000,")
+    xlsx = tmp_path / "oktober.xlsx"
+    result = runner.invoke(app, [*args, "--out", str(xlsx)])
+    assert result.exit_code == 0, result.output
+    assert xlsx.read_bytes().startswith(b"PK")
+    bad = runner.invoke(
+        app, ["report", "monthly", "--month", "2026-13", "--ledger-url", ledger_url]
+    )
+    assert bad.exit_code != 0
