@@ -513,10 +513,14 @@ def _ledger_rows(s: Session) -> tuple[list[tuple[object, ...]], ...]:
             d.raw_frames,
             d.flow,
             d.calibration_version,
-        ).order_by(d.id)
+        ).order_by(d.event_id)  # not by id: a batch inserts in event-id order (no deadlocks)
     ).all()
     j = ledger.JournalEntry
-    entries = s.execute(select(j.txn_ref, j.account, j.amount_idr, j.memo).order_by(j.id)).all()
+    entries = s.execute(
+        select(j.txn_ref, j.account, j.amount_idr, j.memo).order_by(
+            j.txn_ref, j.account, j.amount_idr
+        )
+    ).all()
     dd = ledger.DepositDay
     days = s.execute(
         select(
