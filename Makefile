@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv install services services-down lint test demo clean bench
+.PHONY: venv install services services-down lint test demo clean bench browser screenshots
 
 venv: $(BIN)/python
 
@@ -18,7 +18,22 @@ $(BIN)/python:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q python3-venv && $(PY) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
 
-install: $(STAMP)
+install: $(STAMP) node_modules/.installed
+
+# The pages' front-end libraries (Chart.js, Leaflet) from the npm registry, pinned by
+# package-lock.json; the API serves them from node_modules/ (no CDN at run time).
+node_modules/.installed: package.json package-lock.json
+	command -v npm >/dev/null || { $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends npm; }
+	npm ci --omit=dev --no-audit --no-fund --ignore-scripts
+	touch $@
+
+# Debian's Chromium for the page tests and screenshots (Playwright cannot download a browser here).
+CHROMIUM := /usr/bin/chromium
+browser: $(CHROMIUM)
+$(CHROMIUM):
+	$(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium
 
 # Re-install only when pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml | $(BIN)/python
@@ -47,7 +62,7 @@ lint: install
 
 # PYTEST_ARGS='--ledger sqlite' skips the PostgreSQL runs of the ledger tests.
 test: SERVICES_ARGS = --with postgresql
-test: install services lint
+test: install browser services lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 demo: install services
