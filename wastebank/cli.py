@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
@@ -20,6 +21,8 @@ import typer
 from wastebank.config import ConfigError
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from ingest.deadletter import ReplaySummary
     from wastebank import bulk_import, ledger
     from wastebank.services import ServicesSettings
@@ -523,7 +526,18 @@ def ingest(
 
 @app.command()
 def api(
-    config: ConfigOption = None, verbose: bool = False, log_format: LogFormatOption = LogFormat.text
+    config: ConfigOption = None,
+    verbose: bool = False,
+    log_format: LogFormatOption = LogFormat.text,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="proses / processes serving the port (uvicorn workers); one per core serves "
+            "the most requests",
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP API and pages."""
     import uvicorn
@@ -533,19 +547,52 @@ def api(
 
     _logging(verbose, json=log_format is LogFormat.json)
     try:
-        settings = load_settings(ApiSettings, config)
+        settings = load_settings(ApiSettings, config)  # checked here, once, before any worker
     except ConfigError as exc:
         raise _fail(exc) from None
     from uvicorn.config import LOGGING_CONFIG
 
+    # JSON: uvicorn's loggers keep no text handlers of their own and reach ours.
+    log_config = None if log_format is LogFormat.json else LOGGING_CONFIG
+    if workers == 1:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            log_config=log_config,
+        )
+        return
+    # Several processes share the listening socket; each builds the app from the same settings
+    # (the file through WASTEBANK_CONFIG, the rest from WASTEBANK_* as inherited). They share the
+    # token signing key (its file is created once, see access.signing_key) and the login limits
+    # (kept in the ledger), so any worker accepts any token.
+    if config is not None:
+        os.environ["WASTEBANK_CONFIG"] = str(config.resolve())
+    os.environ[_API_WORKER_LOG] = f"{log_format.value}:{int(verbose)}"
     uvicorn.run(
-        create_app(settings),
+        "wastebank.cli:api_worker_app",
+        factory=True,
+        workers=workers,
         host=settings.host,
         port=settings.port,
         log_level="info",
-        # JSON: uvicorn's loggers keep no text handlers of their own and reach ours.
-        log_config=None if log_format is LogFormat.json else LOGGING_CONFIG,
+        log_config=log_config,
     )
+
+
+_API_WORKER_LOG = "WASTEBANK_API_WORKER_LOG"
+
+
+def api_worker_app() -> FastAPI:
+    """The app of one `wastebank api --workers N` process (uvicorn's zero-argument factory):
+    logging as the parent asked, settings from the environment the parent prepared."""
+    from api.app import ApiSettings, create_app
+    from wastebank.config import load_settings
+
+    fmt, _, verbose = os.environ.get(_API_WORKER_LOG, "text:0").partition(":")
+    _logging(verbose == "1", json=fmt == LogFormat.json.value)
+    return create_app(load_settings(ApiSettings))
 
 
 @app.command()
