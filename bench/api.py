@@ -1,15 +1,16 @@
 """API read path: balance and statement latency and throughput on a city-sized ledger.
 
-Each figure is measured here, now, against a `wastebank api` process (uvicorn, one worker, as
-that command runs it) on a ledger of N members and M deposits, each deposit with its two journal
-entries (the member credited, the bank's purchases debited): 100,000 members and 1,000,000
-deposits, 2,000,000 journal entries by default. Every member has a citizen login; requests carry
+Each figure is measured here, now, against `wastebank api --workers N` (uvicorn; by default one
+worker per core, as a city server runs it; `--workers 1` for a single process) on a ledger of
+N members and M deposits, each deposit with its two journal entries (the member credited, the
+bank's purchases debited): 100,000 members and 1,000,000 deposits, 2,000,000 journal entries by
+default. Every member has a citizen login; requests carry
 bearer tokens of a random sample of them (each a citizen reading their own account), so each
 request decodes a JWT and loads its user, as every API request does.
 
 a. the client's own ceiling: the load generator below against a bare asyncio HTTP server in
    another process answering a fixed 200 (no framework): what this client can drive at most;
-b. uvicorn's ceiling: a bare ASGI app (no FastAPI, no database) under `uvicorn` as the API runs;
+b. uvicorn's ceiling: a bare ASGI app (no FastAPI, no database) under `uvicorn`, same workers;
 c. GET /api/members/{no}/balance and GET /api/members/{no}/statement, each:
    - unloaded: one request at a time (service time), p50 / p99;
    - peak: C concurrent keep-alive connections, closed loop: requests/s (and p50 / p99);
@@ -450,16 +451,25 @@ asyncio.run(main())
 """
 
 BARE_ASGI = """
-import sys, uvicorn
-BODY = sys.argv[2].encode()
+import os
+BODY = os.environ["BARE_BODY"].encode()
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
 async def app(scope, receive, send):
     if scope["type"] != "http":
         return
     await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
     await send({"type": "http.response.body", "body": BODY})
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="info")
 """
+
+
+def bare_asgi(tmp: Path, port: int, workers: int) -> list[str]:
+    """uvicorn serving BARE_ASGI with ``workers`` processes, as `wastebank api` would."""
+    (tmp / "bare_asgi.py").write_text(BARE_ASGI)
+    return [
+        sys.executable, "-m", "uvicorn", "bare_asgi:app", "--app-dir", str(tmp),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--log-level", "info",
+    ]  # fmt: skip
 
 
 def free_port() -> int:
@@ -599,9 +609,10 @@ async def measure(args: argparse.Namespace, url: str, seeded: Seeded, tmp: Path)
     with server([sys.executable, "-c", BARE_SERVER, str(port), BARE_BODY], port, tmp / "bare.log"):
         client = await closed_loop(port, fixed, args.concurrency, secs, "bare server", "peak")
 
-    progress("uvicorn's ceiling: a bare ASGI app")
+    progress(f"uvicorn's ceiling: a bare ASGI app, {args.workers} worker(s)")
     port = free_port()
-    with server([sys.executable, "-c", BARE_ASGI, str(port), BARE_BODY], port, tmp / "asgi.log"):
+    bare = bare_asgi(tmp, port, args.workers)
+    with server(bare, port, tmp / "asgi.log", {"BARE_BODY": BARE_BODY}):
         uv = await closed_loop(port, fixed, args.concurrency, secs, "bare uvicorn", "peak")
 
     port = free_port()
@@ -615,7 +626,8 @@ async def measure(args: argparse.Namespace, url: str, seeded: Seeded, tmp: Path)
     wastebank = Path(sys.executable).parent / "wastebank"
     runs: dict[str, dict[str, Run]] = {}
     login_ms: list[float] = []
-    with server([str(wastebank), "api"], port, tmp / "api.log", env) as proc:
+    api = [str(wastebank), "api", "--workers", str(args.workers)]
+    with server(api, port, tmp / "api.log", env) as proc:
         endpoints = {
             "balance": [raw_get(f"/api/members/{no}/balance", tok) for no, tok in issued],
             "statement": [raw_get(f"/api/members/{no}/statement", tok) for no, tok in issued],
@@ -655,13 +667,26 @@ async def measure(args: argparse.Namespace, url: str, seeded: Seeded, tmp: Path)
 
 
 async def timed(pid: int, run: Coroutine[Any, Any, Run]) -> Run:
-    """``run``, with the CPU time the process ``pid`` spent meanwhile."""
-    proc = psutil.Process(pid)
-    before = proc.cpu_times()
+    """``run``, with the CPU time the process ``pid`` and its workers spent meanwhile."""
+    procs = _tree(pid)
+    before = _cpu_s(procs)
     result = await run
-    after = proc.cpu_times()
-    result.server_cpu_s = (after.user - before.user) + (after.system - before.system)
+    result.server_cpu_s = _cpu_s(procs) - before
     return result
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    proc = psutil.Process(pid)
+    return [proc, *proc.children(recursive=True)]
+
+
+def _cpu_s(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -669,9 +694,13 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 def _rss_mb(pid: int) -> float:
-    with contextlib.suppress(psutil.Error):
-        return float(psutil.Process(pid).memory_info().rss) / (1024 * 1024)
-    return 0.0
+    """The API's resident memory: the process and its workers (multiprocessing's resource
+    tracker included, a few MB)."""
+    total = 0.0
+    for p in _tree(pid):
+        with contextlib.suppress(psutil.Error):
+            total += float(p.memory_info().rss) / (1024 * 1024)
+    return total
 
 
 # ---- the report -------------------------------------------------------------------------------
@@ -685,12 +714,12 @@ def report(r: Results, args: argparse.Namespace) -> None:
     )
     print(
         f"({os.cpu_count()} cores; load average {_load(r.load_before)} before the runs, "
-        f"{_load(os.getloadavg())} after; `wastebank api`, one uvicorn worker; "
+        f"{_load(os.getloadavg())} after; `wastebank api --workers {args.workers}`; "
         f"{args.seconds:.0f} s a run)\n"
     )
     if s.seconds:
         print(f"  {'seeding (bulk, schema and demo city included)':<48} {s.seconds:>9.1f} s")
-    print(f"  {'API process RSS after the runs':<48} {r.api_rss_mb:>9.1f} MB\n")
+    print(f"  {'API processes RSS after the runs (all workers)':<48} {r.api_rss_mb:>9.1f} MB\n")
     print(f"  {'':<38} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU ms/req':>11}")
     conns = f"{args.concurrency} conns"
     print(_row(f"client ceiling ({conns})", r.client_ceiling))
@@ -778,6 +807,12 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=GOAL_RATE_S, help="open-loop requests/s")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each run")
     parser.add_argument("--logins", type=int, default=5, help="POST /api/token, timed")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="`wastebank api --workers` (and the bare uvicorn ceiling's); default one per core",
+    )
     args = parser.parse_args()
     results = asyncio.run(bench(args))
     report(results, args)
