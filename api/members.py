@@ -277,15 +277,27 @@ def list_members(
             .group_by(ledger.JournalEntry.account)
         )
     }
-    return [
-        MemberListItem(
-            member_no=m.member_no,
-            kind=m.kind,
-            name=m.name if access.can_see_personal(p, m) else None,
-            balance_idr=balances.get(account, 0),
+    cards: dict[int, list[str]] = {}
+    if members:
+        for uid, member_id in session.execute(
+            select(ledger.Card.uid, ledger.Card.member_id)
+            .where(ledger.Card.member_id.in_([m.id for m in members]))
+            .order_by(ledger.Card.uid)
+        ):
+            cards.setdefault(member_id, []).append(uid)
+    out = []
+    for account, m in accounts.items():
+        personal = access.can_see_personal(p, m)
+        out.append(
+            MemberListItem(
+                member_no=m.member_no,
+                kind=m.kind,
+                name=m.name if personal else None,
+                balance_idr=balances.get(account, 0),
+                cards=cards.get(m.id, []) if personal else None,
+            )
         )
-        for account, m in accounts.items()
-    ]
+    return out
 
 
 @router.post("/api/banks/{bank_code}/members", status_code=201, responses=WRITE)

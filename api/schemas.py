@@ -122,6 +122,9 @@ class MemberListItem(BaseModel):
     kind: str
     name: str | None = None
     balance_idr: int
+    cards: list[str] | None = Field(
+        default=None, description="card UIDs (personal: as name); the gateway's card lookup"
+    )
 
 
 class Balance(BaseModel):

@@ -8,15 +8,18 @@ async: it shares the outbox connection and the scale sessions with the gateway's
   POST /scales/{id}/cancel
   POST /scales/{id}/calibration         {reference_g, note}: record a check now
   GET  /scales/{id}/calibration         the checks so far
+  /petugas...                           the attendant page (gateway/attendant.py)
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import uvicorn
 from fastapi import FastAPI, HTTPException
@@ -28,14 +31,42 @@ from gateway.outbox import CalibrationCheck
 from wastebank import __version__
 from wastebank.messages import CODE_PATTERN, GatewayHealth
 
+if TYPE_CHECKING:
+    from gateway.attendant import AttendantService
+
 log = logging.getLogger("wastebank.gateway")
 
 
-async def serve(gw: Gateway) -> None:
+SHUTDOWN_TIMEOUT_S = 3.0
+"""At a stop: how long open pages (their live streams end at once) get to close."""
+
+
+async def serve(gw: Gateway, service: AttendantService | None = None) -> None:
+    from gateway.attendant import AttendantService
+
+    service = service or AttendantService(gw)
     config = uvicorn.Config(
-        http_app(gw), host=gw.settings.http_host, port=gw.settings.http_port, log_level="warning"
+        http_app(gw, service),
+        host=gw.settings.http_host,
+        port=gw.settings.http_port,
+        log_level="warning",
     )
-    await _QuietServer(config).serve()
+    server = _QuietServer(config)
+    stopped = False
+    try:
+        async with asyncio.TaskGroup() as tg:
+            sync = tg.create_task(service.run(), name="attendant-sync")
+            await server.serve()
+            stopped = True  # uvicorn stopped on its own (should_exit): nothing left to close
+            sync.cancel()
+    finally:
+        # A stop: end the pages' live streams, so their connections close, then the server.
+        gw.live.stop()
+        if server.started and not stopped:
+            with contextlib.suppress(TimeoutError, OSError, RuntimeError):
+                async with asyncio.timeout(SHUTDOWN_TIMEOUT_S):
+                    await server.shutdown()
+        await service.aclose()
 
 
 class _QuietServer(uvicorn.Server):
@@ -114,9 +145,14 @@ def _reader(gw: Gateway, scale_id: str) -> ScaleReader:
         raise HTTPException(404, f"timbangan {scale_id} tidak ada / no such scale") from None
 
 
-def http_app(gw: Gateway) -> FastAPI:
-    """The gateway's local endpoint (on the bank's LAN): attendant flow, calibration, health."""
+def http_app(gw: Gateway, service: AttendantService | None = None) -> FastAPI:
+    """The gateway's local endpoint (on the bank's LAN): attendant flow, calibration, health;
+    with ``service``, the attendant page too."""
     app = FastAPI(title=f"wastebank gateway {gw.settings.gateway_id}", version=__version__)
+    if service is not None:
+        from gateway.attendant import router
+
+        app.include_router(router(service))
     # Every handler is async: it runs on the gateway's event loop, the one thread that owns the
     # outbox connection and the scale sessions (a sync handler would run in a worker thread).
 

@@ -23,12 +23,22 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiomqtt
 import serial
 from paho.mqtt.reasoncodes import ReasonCode
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from gateway.attendant_store import AttendantDb
 from gateway.fill_sensor import (
     DistanceSample,
     FillConfig,
@@ -187,9 +197,48 @@ class OutboxSettings(BaseModel):
     )
 
 
+class AttendantSettings(BaseModel):
+    """The attendant (petugas) page on the local endpoint: logins, offline cache, time zone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str = Field(
+        default="Asia/Jakarta",
+        description="the bank's zone for 'today' and the times shown (Asia/Jakarta WIB, "
+        "Asia/Makassar WITA, Asia/Jayapura WIT)",
+    )
+    login_cache_days: float = Field(
+        default=14.0, gt=0, le=90, description="an attendant may log in offline this long"
+    )
+    session_hours: float = Field(default=12.0, gt=0, le=168)
+    sync_interval_s: float = Field(
+        default=300.0, gt=0, description="members, prices and queued voids, while online"
+    )
+    api_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    max_login_failures: int = Field(default=5, ge=1, description="per account per 15 minutes")
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19_456, ge=8, description="19 MiB: fine on a Pi")
+    argon2_parallelism: int = Field(default=1, ge=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
 class GatewaySettings(WastebankSettings):
     gateway_id: Code = "gw-01"
     bank_code: Code
+    api_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="the central API (e.g. https://wastebank.ambon.go.id): attendant logins, "
+        "members, prices and voids for the attendant page; unset: the page has no logins",
+    )
+    attendant: AttendantSettings = AttendantSettings()
     mqtt: MqttSettings = MqttSettings()
     outbox: OutboxSettings = OutboxSettings()
     scales: list[ScaleSettings] = Field(default_factory=list)
@@ -213,6 +262,15 @@ class GatewaySettings(WastebankSettings):
 
 
 # ---- one scale --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArmContext:
+    """What the attendant page knew when it armed a scale: kept with the deposit's journal entry."""
+
+    attendant: str
+    member_name: str | None
+    price_per_kg_idr: int | None
 
 
 @dataclass
@@ -335,6 +393,11 @@ class ScaleReader(SerialDevice):
             zero_band_g=cfg.zero_band_g,
         )
         self.status_events = 0
+        self.arm_context: ArmContext | None = None
+        self.last_event_id: str | None = None
+        """The latest deposit stored from this scale (its journal entry)."""
+        self.last_card: tuple[str, float] | None = None
+        """(uid, monotonic time) of the last card tapped on an attendant scale's reader."""
 
     def reset(self) -> None:
         self.decoder.reset()
@@ -342,6 +405,7 @@ class ScaleReader(SerialDevice):
     def feed(self, data: bytes) -> None:
         if self.process(data):
             self.gateway.wake()
+        self.gateway.live.notify()
 
     def process(self, data: bytes, now: float | None = None) -> list[int]:
         """Decode raw bytes from the port; return the seqs of deposits stored in the outbox."""
@@ -373,7 +437,10 @@ class ScaleReader(SerialDevice):
                     candidate = replace(candidate, tare_g=weighing.tare_g)
             elif isinstance(self.session, KioskSession):
                 candidate = self.session.on_frame(item, now)
-            else:  # card/keys frames on a scale configured for the attendant flow
+            elif item.kind == "CARD":  # a card reader next to an attendant scale
+                self.last_card = (item.value, now)
+                continue
+            else:  # keys frames on a scale configured for the attendant flow
                 self.stats.frames_parsed -= 1
                 self._count_reject("kiosk_frame_on_attendant_scale", item.raw)
                 continue
@@ -529,6 +596,8 @@ class Gateway:
             max_age=timedelta(days=settings.outbox.max_age_days),
         )
         self.calibration = CalibrationLog(self.outbox)
+        self.attendant_db = AttendantDb(self.outbox)
+        self.live = Live()
         self.stats = GatewayStats()
         self.readers = {cfg.id: ScaleReader(cfg, self) for cfg in settings.scales}
         self.sensors = {cfg.id: FillSensorReader(cfg, self) for cfg in settings.sensors}
@@ -562,6 +631,35 @@ class Gateway:
         s = self.settings
         measured_at = datetime.now(UTC)
         calibration = reader.calibration_version()
+        context, reader.arm_context = reader.arm_context, None
+        directory = self.attendant_db.directory
+        member = (
+            directory.member(c.member_no)
+            if c.member_no is not None
+            else directory.by_card(c.card_uid)
+            if c.card_uid is not None
+            else None
+        )
+        price = directory.price(c.category_code)
+
+        def journal(seq: int, row_id: int) -> None:
+            # In the outbox's transaction: the journal entry exists if and only if the event does.
+            self.attendant_db.journal.add(
+                event_id=f"{s.gateway_id}-{seq}",
+                outbox_id=row_id,
+                scale_id=reader.cfg.id,
+                member_no=c.member_no or (member.member_no if member else None),
+                member_name=(context.member_name if context else None)
+                or (member.name if member else None),
+                card_uid=c.card_uid,
+                category_code=c.category_code,
+                net_g=c.net_g,
+                price_per_kg_idr=context.price_per_kg_idr
+                if context is not None
+                else (price.price_idr if price else None),
+                attendant=context.attendant if context else None,
+                recorded_at=measured_at,
+            )
 
         def build(seq: int) -> tuple[str, bytes]:
             ev = DepositEvent(
@@ -585,13 +683,15 @@ class Gateway:
             return self.topics.deposit(s.bank_code, s.gateway_id), ev.model_dump_json().encode()
 
         try:
-            seq = self.outbox.add(build)
+            seq = self.outbox.add(build, on_stored=journal)
         except ValidationError as exc:
             # The scale or attendant sent something our schema refuses (e.g. a bad category key).
             self.stats.deposits_invalid += 1
             log.warning("setoran tidak sah / invalid deposit %s: %s", c, exc.errors()[0]["msg"])
             return None
         self.stats.deposits_stored += 1
+        reader.last_event_id = f"{s.gateway_id}-{seq}"
+        self.live.notify()
         who = c.card_uid or c.member_no
         log.info(
             "setoran / deposit %s-%d: %s, %s, %d g",
@@ -695,12 +795,14 @@ class Gateway:
                     self._telemetry_refused(status_topic, reason)
                     self._publisher = publisher
                     self.connected.set()
+                    self.live.notify()
                     try:
                         await self._publish_health(publisher)
                         await self._drain(publisher)
                     finally:
                         self._publisher = None
                         self.connected.clear()
+                        self.live.notify()
                         # A clean stop: say offline ourselves (the will only fires on a lost link).
                         with contextlib.suppress(aiomqtt.MqttError):
                             await client.publish(
@@ -754,6 +856,10 @@ class Gateway:
                 # Only what the broker accepted goes, in one transaction per batch; what it
                 # refused stays, marked with the reason, in another.
                 self.outbox.remove_many([row.id for row in acked])
+                if self.attendant_db.journal.mark_sent(
+                    [row.id for row in acked], datetime.now(UTC)
+                ):
+                    self.live.notify()
                 self.stats.published += len(acked)
                 self._refused(refused)
                 self._accepted_again(acked)
@@ -1032,6 +1138,36 @@ class Gateway:
         from gateway.local_api import serve
 
         await serve(self)
+
+
+class Live:
+    """Wakes whatever streams the gateway's live state (the attendant page's Server-Sent
+    Events) when a reading, a deposit or the broker link changes; :meth:`stop` ends the streams
+    at shutdown."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.version = 0
+        self.stopped = False
+
+    def notify(self) -> None:
+        self.version += 1
+        self._event.set()
+        self._event = asyncio.Event()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.notify()
+
+    async def wait(self, seen: int, timeout: float) -> None:
+        """Until a change after ``version`` ``seen`` (at once if there was one already), a
+        stop, or ``timeout`` seconds."""
+        if self.stopped or self.version != seen:
+            return
+        event = self._event
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await event.wait()
 
 
 def _reason(reason: ReasonCode) -> str:

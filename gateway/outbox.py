@@ -88,11 +88,17 @@ class Outbox:
     def close(self) -> None:
         self._db.close()
 
-    def add(self, build: Callable[[int], tuple[str, bytes]], sequence: str = "deposit") -> int:
+    def add(
+        self,
+        build: Callable[[int], tuple[str, bytes]],
+        sequence: str = "deposit",
+        on_stored: Callable[[int, int], None] | None = None,
+    ) -> int:
         """Allocate the next number of ``sequence``, build (topic, payload) from it, store both.
 
         Each kind of event has its own sequence ("deposit", "alert", ...), so deposit numbers
-        have no gaps an auditor would have to explain.
+        have no gaps an auditor would have to explain. ``on_stored(seq, row_id)`` runs inside
+        the same transaction (e.g. the attendant journal's entry: both or neither are kept).
         """
         key = _seq_key(sequence)
         db = self._db
@@ -103,10 +109,12 @@ class Outbox:
             seq = int(last) + 1
             topic, payload = build(seq)
             db.execute("UPDATE meta SET value=? WHERE key=?", (seq, key))
-            db.execute(
+            cur = db.execute(
                 "INSERT INTO outbox (topic, payload, created_at) VALUES (?, ?, ?)",
                 (topic, payload, datetime.now(UTC).isoformat()),
             )
+            if on_stored is not None:
+                on_stored(seq, int(cur.lastrowid or 0))
             self._enforce_bound()
             db.execute("COMMIT")
         except BaseException:

@@ -134,7 +134,13 @@ LEDGER_BACKENDS = ("sqlite", "postgresql")
 # About the gateway and the broker, where the ledger is only where deposits land, and 20-80 s
 # each: on one backend only (SQLite, unless --ledger postgresql).
 ONE_BACKEND_MODULES = frozenset(
-    {"test_gateway_chaos", "test_broker_backlog", "test_end_to_end", "test_ingest_faults"}
+    {
+        "test_gateway_chaos",
+        "test_broker_backlog",
+        "test_end_to_end",
+        "test_ingest_faults",
+        "test_pages_attendant",
+    }
 )
 
 

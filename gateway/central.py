@@ -1,0 +1,146 @@
+"""The central API as the attendant page uses it: logins, the bank's members and prices, voids.
+
+A thin adapter: each call either returns parsed data, raises :class:`Unreachable` (no network,
+a timeout, a 5xx or 429: try again later, the page works offline meanwhile) or :class:`Refused`
+(the API answered no, for good: a wrong password, not allowed, not found).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gateway.attendant_store import MemberEntry, PriceEntry
+
+if TYPE_CHECKING:
+    import httpx
+
+PAGE = 1000  # GET /api/banks/{bank}/members: its largest page
+
+
+class Unreachable(Exception):
+    """Not reachable now, or not able to answer now: retry later."""
+
+
+class Refused(Exception):
+    """The API answered with a refusal (4xx other than 429); ``detail`` is its message."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Me:
+    username: str
+    role: str
+    name: str
+    bank_codes: tuple[str, ...]
+
+
+class Central:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        import httpx  # ~4 MB: loaded when the attendant page first needs the central API
+
+        self.client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout_s,
+            headers={"User-Agent": "wastebank-gateway"},
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def _call(self, method: str, url: str, **kw: Any) -> Any:
+        import httpx
+
+        try:
+            resp = await self.client.request(method, url, **kw)
+        except httpx.HTTPError as exc:
+            raise Unreachable(f"{type(exc).__name__}: {exc}") from None
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise Unreachable(f"HTTP {resp.status_code}: {_detail(resp)}")
+        if resp.status_code >= 400:
+            raise Refused(resp.status_code, _detail(resp))
+        try:
+            return resp.json()
+        except ValueError:
+            raise Unreachable(f"HTTP {resp.status_code}: not JSON") from None
+
+    async def token(self, username: str, password: str) -> str:
+        body = await self._call(
+            "POST", "/api/token", data={"username": username, "password": password}
+        )
+        return str(body["access_token"])
+
+    async def me(self, token: str) -> Me:
+        body = await self._call("GET", "/api/me", headers=_bearer(token))
+        return Me(
+            username=str(body["username"]),
+            role=str(body["role"]),
+            name=str(body.get("name") or body["username"]),
+            bank_codes=tuple(str(c) for c in body.get("bank_codes") or ()),
+        )
+
+    async def members(self, bank_code: str, token: str) -> list[MemberEntry]:
+        out: list[MemberEntry] = []
+        while True:
+            page = await self._call(
+                "GET",
+                f"/api/banks/{bank_code}/members",
+                params={"limit": PAGE, "offset": len(out)},
+                headers=_bearer(token),
+            )
+            out.extend(
+                MemberEntry(
+                    member_no=str(m["member_no"]),
+                    name=str(m.get("name") or ""),
+                    kind=str(m.get("kind") or ""),
+                    cards=tuple(str(c) for c in m.get("cards") or ()),
+                )
+                for m in page
+            )
+            if len(page) < PAGE:
+                return out
+
+    async def prices(self, bank_code: str) -> list[PriceEntry]:
+        body = await self._call("GET", f"/api/banks/{bank_code}/prices")
+        return [
+            PriceEntry(
+                category_code=str(p["category_code"]),
+                category_name=str(p["category_name"]),
+                unit=str(p["unit"]),
+                price_idr=int(p["price_idr"]),
+            )
+            for p in body["prices"]
+        ]
+
+    async def void(self, event_id: str, reason: str, token: str) -> None:
+        await self._call(
+            "POST",
+            f"/api/deposits/{event_id}/void",
+            json={"reason": reason},
+            headers=_bearer(token),
+        )
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _detail(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:200]
+    if isinstance(body, dict) and isinstance(body.get("detail"), str):
+        return str(body["detail"])
+    return str(body)[:200]
