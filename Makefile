@@ -68,5 +68,10 @@ test: install browser services lint
 demo: install services
 	$(BIN)/wastebank demo
 
+# PNGs of every page into docs/screenshots/: the app on demo data (a temporary SQLite ledger and
+# InfluxDB database), driven by Debian's Chromium (docs/screenshots.py).
+screenshots: install browser services
+	$(BIN)/python docs/screenshots.py
+
 clean: services-down
 	rm -rf .run

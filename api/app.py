@@ -11,8 +11,9 @@ route x role):
   /api/members/{no}/statement, /api/receipts   api/passbook.py (wastebank/passbook.py)
   GET  /api/tonnage?start=&end=&group_by=&interval=   DLH (their city's banks), admin
   GET  /api/tps/latest                         DLH, admin: latest fill reading per TPS sensor
-  GET  /nasabah/{member_no}                    the member's balance page (session cookie): the
-                                               member, their bank's attendants, admins
+  /nasabah/..., /dlh, /admin/...               api/pages.py: the HTML pages (session cookie,
+                                               CSRF-protected forms; api/web.py)
+  /static/...                                  the pages' CSS/JS, Chart.js and Leaflet
 """
 
 from __future__ import annotations
@@ -21,26 +22,20 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import aiomqtt
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi import APIRouter, FastAPI, HTTPException, Query
 from pydantic import BaseModel
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import auth, bank, dlh, members, passbook, tps
+from api import auth, bank, dlh, members, pages, passbook, tps, web
 from api.deps import (
-    PagePrincipalDep,
     PrincipalDep,
-    SessionDep,
     State,
     StateDep,
     data_error,
@@ -59,7 +54,6 @@ from wastebank.mqtt import client as mqtt_client
 
 __all__ = ["ApiSettings", "Balance", "DepositOut", "create_app", "kg", "local_day_bounds", "rupiah"]
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 # InfluxDB's times are int64 nanoseconds since 1970 (1677-09-21 to 2262-04-11): whole local days
 # safely inside; a query beyond them is refused by InfluxDB (and past 9999 by Python).
 INFLUX_FIRST_DAY = date(1678, 1, 1)
@@ -103,6 +97,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(dlh.router)
     app.include_router(_router())
     app.include_router(tps.router)  # after /api/tps/latest: /api/tps/{code} would take it
+    app.include_router(pages.router)
+    app.add_exception_handler(web.CsrfRefused, web.csrf_refused_handler)
+    web.mount_static(app, settings.pages)
     return app
 
 
@@ -209,41 +206,6 @@ def _router() -> APIRouter:
                     )
                 )
         return sorted(out, key=lambda t: (t.tps_code, t.sensor_id))
-
-    @router.get(
-        "/nasabah/{member_no}",
-        response_class=HTMLResponse,
-        tags=["pages"],
-        responses={
-            303: {"description": "not signed in: to the login page"},
-            404: {"description": "no such member, or not one the caller may see", **auth.HTML},
-        },
-    )
-    def member_page(
-        request: Request, member_no: str, session: SessionDep, who: PagePrincipalDep
-    ) -> Response:
-        """The member's balance page: after login, for the member, their bank's attendants
-        and admins (it shows the name)."""
-        if who is None:
-            return RedirectResponse(f"/masuk?next={quote(request.url.path)}", status_code=303)
-        member = ledger.get_member(session, member_no)
-        if member is None or not access.can_see_personal(who, member):
-            return HTMLResponse(
-                "<!doctype html><html lang=id><meta charset=utf-8><title>404</title>"
-                "<p>Nasabah tidak ditemukan / member not found. <a href=/masuk>Masuk / log in</a>",
-                status_code=404,
-            )
-        bal = members.balance_of(session, who, member)
-        deposits = members.deposits_out(
-            session, ledger.member_deposits(session, member.member_no, 20)
-        )
-        tz = ZoneInfo(member.bank.city.timezone)
-        return TEMPLATES.TemplateResponse(
-            request,
-            "member.html",
-            {"balance": bal, "deposits": deposits, "tz": tz, "rupiah": rupiah, "kg": kg},
-            headers={"Cache-Control": "private, no-store"},
-        )
 
     return router
 

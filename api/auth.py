@@ -8,19 +8,20 @@
                     https, a JWT of its own kind) and goes to ``next``
   POST /keluar      clears the cookie
 
+Both forms carry the CSRF token of api/web.py (a login form without it is refused 403: no
+login CSRF).
+
 Both logins share the limits of :func:`wastebank.access.authenticate`: too many failures for
 an account or from an address answer 429 with Retry-After.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import OAuth2PasswordRequestForm
-from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -35,10 +36,8 @@ from api.deps import (
     refusals,
 )
 from api.schemas import Me, Token
+from api.web import HTML, CsrfDep, render
 from wastebank import access, ledger
-
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}  # a page, in `responses`
 
 router = APIRouter()
 
@@ -113,7 +112,13 @@ def safe_next(value: str | None) -> str | None:
 
 
 def _home(p: access.Principal) -> str:
-    return f"/nasabah/{p.member_no}" if p.role == access.Role.CITIZEN else "/masuk"
+    if p.role == access.Role.CITIZEN:
+        return f"/nasabah/{p.member_no}"
+    if p.role == access.Role.DLH:
+        return "/dlh"
+    if p.role == access.Role.ADMIN:
+        return "/admin"
+    return "/masuk"  # attendants: their pages are on the bank's gateway
 
 
 def _page(
@@ -125,11 +130,13 @@ def _page(
     status: int = 200,
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    return TEMPLATES.TemplateResponse(
+    return render(
         request,
+        request.state.signing_key,
+        who,
         "login.html",
-        {"next": next_url or "", "error": error, "who": who},
-        status_code=status,
+        {"next": next_url or "", "error": error},
+        status=status,
         headers=headers,
     )
 
@@ -148,11 +155,13 @@ def login_page(request: Request, who: PagePrincipalDep, next: str | None = None)
         303: {"description": "signed in: to next, else the member's page"},
         401: {"description": "wrong username or secret: the login page again", **HTML},
         429: {"description": "too many failed logins: the login page again", **HTML},
+        403: {"description": "no valid CSRF token: reload the login page", **HTML},
     },
 )
 def login_form(
     request: Request,
     state: StateDep,
+    _csrf: CsrfDep,
     username: Annotated[str, Form(min_length=1, max_length=64)],
     password: Annotated[str, Form(min_length=1, max_length=256)],
     next: Annotated[str | None, Form(max_length=500)] = None,  # noqa: A002
@@ -189,9 +198,12 @@ def login_form(
     tags=["pages"],
     response_class=RedirectResponse,
     status_code=303,
-    responses={303: {"description": "signed out: to the login page"}},
+    responses={
+        303: {"description": "signed out: to the login page"},
+        403: {"description": "no valid CSRF token", **HTML},
+    },
 )
-def logout() -> Response:
+def logout(_csrf: CsrfDep) -> Response:
     response = RedirectResponse("/masuk", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
     return response

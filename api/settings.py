@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
 
 from wastebank.access import AuthSettings
 from wastebank.config import InfluxSettings, MqttSettings, WastebankSettings, default_ledger_url
 from wastebank.reports import ReportSettings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class PagesSettings(BaseModel):
+    """``[pages]`` (environment ``WASTEBANK_PAGES__*``): the HTML pages' front-end files and map."""
+
+    node_modules: Path = Field(
+        default=REPO_ROOT / "node_modules",
+        description="where `npm ci` (make install) put Chart.js and Leaflet; served under "
+        "/static/vendor (no CDN at run time)",
+    )
+    map_tile_url: str | None = Field(
+        default=None,
+        description="a tile server for the DLH map, e.g. https://tiles.example/{z}/{x}/{y}.png; "
+        "unset (the default: sites reach no tile server): markers on a plain background",
+    )
+    map_tile_attribution: str = ""
+    broker_run_dir: Path | None = Field(
+        default=None,
+        description="the run dir of the broker's files (devices.toml, passwd, acl) when they "
+        "are on this machine: the admin's device page lists them (and can add devices)",
+    )
 
 
 class ApiSettings(WastebankSettings):
@@ -19,6 +44,7 @@ class ApiSettings(WastebankSettings):
     default_timezone: str = "Asia/Jakarta"
     auth: AuthSettings = Field(default_factory=AuthSettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)  # DLH: generation, targets
+    pages: PagesSettings = Field(default_factory=PagesSettings)
     nik_key: SecretStr | None = Field(
         default=None,
         min_length=32,

@@ -230,14 +230,20 @@ async def _statuses(influx: Influx, rows: list[ledger.Tps]) -> dict[str, list[tp
 # ---- routes -----------------------------------------------------------------------------------
 
 
-@router.get("/api/tps", responses=refusals(401, 403, 503))
-async def tps_list(state: StateDep, p: PrincipalDep) -> list[TpsOut]:
-    """Every TPS the caller sees, with its containers' state and active alerts."""
-    _city_staff(p)
+async def tps_overview(state: State, p: access.Principal) -> list[TpsOut]:
+    """Every TPS ``p`` sees, with its containers' state and active alerts (GET /api/tps and
+    the DLH dashboard); HTTPException 503 when InfluxDB is unreachable."""
     rows = await asyncio.to_thread(_registry, state, p)
     found = await _statuses(state["influx"], rows)
     active = await asyncio.to_thread(_active, state, [r.id for r in rows])
     return [TpsOut.model_validate(_tps_out(r, found.get(r.code, []), active)) for r in rows]
+
+
+@router.get("/api/tps", responses=refusals(401, 403, 503))
+async def tps_list(state: StateDep, p: PrincipalDep) -> list[TpsOut]:
+    """Every TPS the caller sees, with its containers' state and active alerts."""
+    _city_staff(p)
+    return await tps_overview(state, p)
 
 
 @router.get("/api/tps/alerts", responses=refusals(401, 403, 422))

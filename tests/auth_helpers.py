@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -72,6 +73,25 @@ def add_users(ledger_url: str, names: tuple[str, ...] = tuple(USERS)) -> dict[st
     return out
 
 
+CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token of a page's forms (api/web.py)."""
+    found = CSRF_INPUT.search(html)
+    assert found is not None, "no CSRF token on the page"
+    return found.group(1)
+
+
+async def with_csrf(
+    client: httpx.AsyncClient, data: dict[str, str] | None = None
+) -> dict[str, str]:
+    """``data`` plus the CSRF token of the login page (the client keeps its ``wb_csrf``
+    cookie), for a page form: POST /masuk, /keluar, ..."""
+    page = await client.get("/masuk")
+    return {**(data or {}), "csrf_token": csrf_of(page.text)}
+
+
 def bearer(body: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {body['access_token']}"}
 
@@ -98,6 +118,8 @@ class ApiEnv:
         self.engine = ledger.make_engine(ledger_url)
         self._bearers: dict[str, dict[str, str]] = {}
         self._cookies: dict[str, str] = {}
+        self.csrf_cookie = ""  # a browser's wb_csrf cookie and its forms' token (api/web.py)
+        self.csrf_token = ""
 
     def __enter__(self) -> ApiEnv:
         import threading
@@ -115,6 +137,9 @@ class ApiEnv:
         wait_until(lambda: self.server.started or not self.thread.is_alive(), timeout=30)
         assert self.server.started, "the API did not start"
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        page = self.client.get("/masuk")
+        self.csrf_cookie, self.csrf_token = page.cookies["wb_csrf"], csrf_of(page.text)
+        self.client.cookies.clear()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -132,12 +157,24 @@ class ApiEnv:
             self._bearers[name] = bearer(resp.json())
         return self._bearers[name]
 
-    def cookie(self, name: str) -> dict[str, str]:
-        """A Cookie header with ``name``'s page session (from POST /masuk)."""
+    def cookie(self, name: str | None) -> dict[str, str]:
+        """A Cookie header with ``name``'s page session (from POST /masuk) and the CSRF cookie
+        that :attr:`csrf_token` matches (``name`` None: the CSRF cookie only)."""
+        csrf = f"wb_csrf={self.csrf_cookie}"
+        if name is None:
+            return {"Cookie": csrf}
         if name not in self._cookies:
             username, secret = self.creds[name]
-            resp = self.client.post("/masuk", data={"username": username, "password": secret})
+            resp = self.client.post(
+                "/masuk",
+                data={"username": username, "password": secret, "csrf_token": self.csrf_token},
+                headers={"Cookie": csrf},
+            )
             assert resp.status_code == 303, resp.text
             self._cookies[name] = resp.cookies["wb_sesi"]
             self.client.cookies.clear()
-        return {"Cookie": f"wb_sesi={self._cookies[name]}"}
+        return {"Cookie": f"wb_sesi={self._cookies[name]}; {csrf}"}
+
+    def form(self, **data: str) -> dict[str, str]:
+        """A page form's fields with the CSRF token."""
+        return {**data, "csrf_token": self.csrf_token}

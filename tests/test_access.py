@@ -30,6 +30,7 @@ from tests.auth_helpers import (
     api_settings,
     auth_settings,
     login,
+    with_csrf,
 )
 from wastebank import access, ledger
 from wastebank.cli import app as cli
@@ -192,7 +193,9 @@ async def test_the_api_limits_logins_across_processes(
     async for other in _client(api_settings(ledger_url=ledger_url)):
         resp = await other.post("/api/token", data={"username": "AMB-0001", "password": PIN})
         assert resp.status_code == 429
-        page = await other.post("/masuk", data={"username": "AMB-0001", "password": PIN})
+        page = await other.post(
+            "/masuk", data=await with_csrf(other, {"username": "AMB-0001", "password": PIN})
+        )
         assert page.status_code == 429
         assert "terlalu banyak" in page.text
         assert "retry-after" in page.headers
@@ -230,7 +233,9 @@ async def test_tokens_end_when_a_user_is_disabled_or_their_pin_changes(
     ).status_code == 200
 
     # a page session is no bearer token, and the other way round
-    signed_in = await client.post("/masuk", data={"username": "admin", "password": PASSWORD})
+    signed_in = await client.post(
+        "/masuk", data=await with_csrf(client, {"username": "admin", "password": PASSWORD})
+    )
     session_jwt = signed_in.cookies["wb_sesi"]
     client.cookies.clear()
     resp = await client.get("/api/me", headers={"Authorization": f"Bearer {session_jwt}"})
@@ -500,21 +505,22 @@ async def test_dlh_of_another_city_sees_nothing_here(
 async def test_the_login_page(ledger_url: str) -> None:
     add_users(ledger_url, ("citizen_a",))
     async for client in _client(api_settings(ledger_url=ledger_url), "https://bank.example"):
-        wrong = await client.post("/masuk", data={"username": "AMB-0001", "password": "111111"})
+        wrong = await client.post(
+            "/masuk", data=await with_csrf(client, {"username": "AMB-0001", "password": "111111"})
+        )
         assert wrong.status_code == 401
         assert "salah" in wrong.text
         assert "wb_sesi" not in wrong.headers.get("set-cookie", "")
         # never a redirect to another site
         for target in ("//evil.example/x", "https://evil.example", "/\\evil.example"):
-            resp = await client.post(
-                "/masuk", data={"username": "AMB-0001", "password": PIN, "next": target}
-            )
+            form = {"username": "AMB-0001", "password": PIN, "next": target}
+            resp = await client.post("/masuk", data=await with_csrf(client, form))
             assert resp.status_code == 303
             assert resp.headers["location"] == "/nasabah/AMB-0001"
         assert "secure" in resp.headers["set-cookie"].lower()  # served over https
         page = await client.get("/masuk")
         assert "Siti Latuconsina" in page.text
-        out = await client.post("/keluar")
+        out = await client.post("/keluar", data=await with_csrf(client))
         assert out.status_code == 303
         assert (
             'wb_sesi=""' in out.headers["set-cookie"]

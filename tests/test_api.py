@@ -12,7 +12,7 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy.orm import Session
 
 from api.app import create_app, kg, local_day_bounds, rupiah
-from tests.auth_helpers import PASSWORD, PIN, add_users, api_settings, login
+from tests.auth_helpers import PASSWORD, PIN, add_users, api_settings, login, with_csrf
 from tests.conftest import WIT, deposit_event
 from wastebank import ledger
 from wastebank.config import InfluxSettings, MqttSettings
@@ -124,7 +124,7 @@ async def test_balance_transactions_and_member_page(
     assert page.status_code == 303
     assert page.headers["location"] == "/masuk?next=/nasabah/AMB-0001"
     form = {"username": "AMB-0001", "password": PIN, "next": "/nasabah/AMB-0001"}
-    signed_in = await client.post("/masuk", data=form)
+    signed_in = await client.post("/masuk", data=await with_csrf(client, form))
     assert signed_in.status_code == 303
     assert signed_in.headers["location"] == "/nasabah/AMB-0001"
     cookie = signed_in.headers["set-cookie"].lower()
@@ -135,8 +135,12 @@ async def test_balance_transactions_and_member_page(
     assert page.status_code == 200
     assert "Rp8.000" in page.text
     assert "Saldo" in page.text
-    assert "23-11-2026 09.05" in page.text  # shown in WIT
+    assert "23 Nov 2026 09.05 WIT" in page.text  # shown in WIT
     assert page.headers["cache-control"] == "private, no-store"
+    # a form without the CSRF token is refused
+    csrf_less = await client.post("/keluar")
+    assert csrf_less.status_code == 403
+    assert "CSRF" in csrf_less.text or "Formulir" in csrf_less.text
     client.cookies.clear()
 
     admin = await login(client, "admin", PASSWORD)

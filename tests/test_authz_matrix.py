@@ -22,11 +22,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.orm import Session
 
 from api.app import create_app
+from api.settings import PagesSettings
 from tests.auth_helpers import ApiEnv, api_settings
 from tests.conftest import LedgerFactory
 from wastebank import ledger, services
@@ -44,6 +46,7 @@ BANK1_READERS = frozenset({"attendant_1", "dlh", "admin"})
 BANK1_ACTORS = frozenset({"attendant_1", "admin"})  # prices, members, withdrawal decisions
 BANK1_STAFF = frozenset({"attendant_1"})  # deposits, voids, sales: the bank's own staff
 
+WIT = ZoneInfo("Asia/Jayapura")  # the demo city's zone
 MEMBER_A = "AMB-0001"
 BANK_1 = "bs-batu-merah"
 ATTENDANT_1 = "petugas-bm-01"
@@ -56,6 +59,7 @@ class Req:
     json: Any = None
     data: dict[str, str] | None = None
     params: dict[str, str] | None = None
+    files: dict[str, tuple[str, bytes, str]] | None = None
 
 
 class Env(ApiEnv):
@@ -122,9 +126,18 @@ def get(url: str, **params: str) -> Callable[[Env, str], Req]:
 
 
 def own_credentials(env: Env, role: str) -> dict[str, str]:
-    """The role's own login form (anonymous: citizen A's)."""
+    """The role's own login form (anonymous: citizen A's), with the CSRF token."""
     username, secret = env.creds["citizen_a" if role == "anonymous" else role]
-    return {"username": username, "password": secret}
+    return env.form(username=username, password=secret)
+
+
+def later(env: Env) -> str:
+    """A local time a month ahead, a minute apart per call (a price's effective_from)."""
+    at = datetime.now(UTC) + timedelta(days=30, minutes=next(env.seq))
+    return at.astimezone(WIT).strftime("%Y-%m-%dT%H:%M")
+
+
+IMPORT_CSV = b"no_nasabah,nama,kode_bank,kelurahan\nMTX-IMP-1,Uji Impor,bs-batu-merah,Rijali\n"
 
 
 MATRIX: dict[tuple[str, str], Case] = {
@@ -145,7 +158,10 @@ MATRIX: dict[tuple[str, str], Case] = {
         auth="cookie",
     ),
     ("POST", "/keluar"): Case(
-        lambda _env, _role: Req("POST", "/keluar"), EVERYONE, status=303, auth="cookie"
+        lambda env, _role: Req("POST", "/keluar", data=env.form()),
+        EVERYONE,
+        status=303,
+        auth="cookie",
     ),
     ("GET", "/api/banks"): Case(get("/api/banks"), EVERYONE),
     ("GET", "/api/banks/{bank_code}/prices"): Case(get(f"/api/banks/{BANK_1}/prices"), EVERYONE),
@@ -194,6 +210,21 @@ MATRIX: dict[tuple[str, str], Case] = {
     ),
     ("GET", "/nasabah/{member_no}"): Case(
         get(f"/nasabah/{MEMBER_A}"),
+        PERSONAL_A,
+        readers=frozenset(),
+        auth="cookie",
+    ),
+    ("POST", "/nasabah/{member_no}/penarikan"): Case(
+        lambda env, _role: Req(
+            "POST", f"/nasabah/{MEMBER_A}/penarikan", data=env.form(amount_idr="10000")
+        ),
+        frozenset({"citizen_a", "attendant_1"}),
+        status=303,
+        readers=A_READERS,
+        auth="cookie",
+    ),
+    ("GET", "/nasabah/{member_no}/buku-tabungan"): Case(
+        get(f"/nasabah/{MEMBER_A}/buku-tabungan", format="csv"),
         PERSONAL_A,
         readers=frozenset(),
         auth="cookie",
@@ -316,6 +347,48 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/api/tps/alerts"): Case(get("/api/tps/alerts"), frozenset({"dlh", "admin"})),
     ("GET", "/api/tps/{code}"): Case(get("/api/tps/tps-batu-merah"), frozenset({"dlh", "admin"})),
     ("GET", "/api/audit"): Case(get("/api/audit"), frozenset({"admin"})),
+    # ---- the pages for DLH staff and admins ---------------------------------------------------
+    ("GET", "/dlh"): Case(get("/dlh"), frozenset({"dlh", "admin"}), auth="cookie"),
+    ("GET", "/dlh/laporan"): Case(
+        get("/dlh/laporan", month="2026-10", format="csv"),
+        frozenset({"dlh", "admin"}),
+        auth="cookie",
+    ),
+    ("GET", "/admin"): Case(get("/admin"), frozenset({"admin"}), auth="cookie"),
+    ("GET", "/admin/harga/{bank_code}"): Case(
+        get(f"/admin/harga/{BANK_1}"), frozenset({"admin"}), auth="cookie"
+    ),
+    ("POST", "/admin/harga/{bank_code}"): Case(
+        lambda env, _role: Req(
+            "POST",
+            f"/admin/harga/{BANK_1}",
+            data=env.form(category_code="pet", price_idr="4200", effective_from=later(env)),
+        ),
+        frozenset({"admin"}),
+        status=303,
+        auth="cookie",
+    ),
+    ("GET", "/admin/impor"): Case(get("/admin/impor"), frozenset({"admin"}), auth="cookie"),
+    ("POST", "/admin/impor"): Case(
+        lambda env, _role: Req(
+            "POST",
+            "/admin/impor",
+            data=env.form(dry_run="true"),
+            files={"file": ("anggota.csv", IMPORT_CSV, "text/csv")},
+        ),
+        frozenset({"admin"}),
+        auth="cookie",
+    ),
+    ("GET", "/admin/perangkat"): Case(get("/admin/perangkat"), frozenset({"admin"}), auth="cookie"),
+    ("POST", "/admin/perangkat"): Case(
+        lambda env, _role: Req(
+            "POST",
+            "/admin/perangkat",
+            data=env.form(kind="sensor", site="tps-batu-merah", device_id=f"us-m{next(env.seq)}"),
+        ),
+        frozenset({"admin"}),
+        auth="cookie",
+    ),
 }
 
 
@@ -345,7 +418,9 @@ def test_every_route_is_in_the_matrix() -> None:
 
 @pytest.fixture(scope="module")
 def env(
-    ledger_factory: LedgerFactory, running_services: services.ServicesSettings
+    ledger_factory: LedgerFactory,
+    running_services: services.ServicesSettings,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Env]:
     """One ledger (per backend), the app on it, everyone signed in; an InfluxDB database of its
     own for the DLH reads."""
@@ -356,7 +431,11 @@ def env(
     )
     asyncio.run(_influx(influx, create=True))
     settings = api_settings(
-        mqtt=MqttSettings(port=running_services.mqtt_port), influx=influx, ledger_url=url
+        mqtt=MqttSettings(port=running_services.mqtt_port),
+        influx=influx,
+        ledger_url=url,
+        # the broker's device files of a run dir of the module's own (no broker runs there)
+        pages=PagesSettings(broker_run_dir=tmp_path_factory.mktemp("broker-run")),
     )
     try:
         with Env(url, settings) as made:
@@ -380,10 +459,18 @@ def test_cell(env: Env, route: tuple[str, str], role: str) -> None:
     case = MATRIX[route]
     req = case.build(env, role)
     headers: dict[str, str] = {"User-Agent": "authz-matrix"}
-    if role != "anonymous":
-        headers |= env.cookie(role) if case.auth == "cookie" else env.bearer(role)
+    if case.auth == "cookie":  # the page session, and the CSRF cookie of env.form()'s token
+        headers |= env.cookie(None if role == "anonymous" else role)
+    elif role != "anonymous":
+        headers |= env.bearer(role)
     resp = env.client.request(
-        req.method, req.url, json=req.json, data=req.data, params=req.params, headers=headers
+        req.method,
+        req.url,
+        json=req.json,
+        data=req.data,
+        params=req.params,
+        files=req.files,
+        headers=headers,
     )
     env.client.cookies.clear()  # a login cell's cookie must not follow into the next cell
     assert resp.status_code < 500, resp.text

@@ -1,0 +1,438 @@
+"""What every HTML page shares: the templates, the language (Bahasa Indonesia first, English by
+``?lang=en`` or the ``wb_lang`` cookie), Indonesian number and date formats, CSRF protection of
+forms, the refusal pages, and the static files (own CSS/JS, and Chart.js and Leaflet from
+node_modules: no CDN at run time).
+
+CSRF: a signed double-submit token. Every page sets a random ``wb_csrf`` cookie (HttpOnly,
+SameSite=Lax) when the browser has none, and puts ``HMAC(signing key, cookie)`` in its forms'
+hidden ``csrf_token`` field; a state-changing form is accepted only when the field matches the
+cookie it came with. Another site can neither read the cookie nor compute the token. (We looked
+at starlette-csrf, which checks a header only, so plain HTML forms would need JavaScript, and at
+fastapi-csrf-protect, whose class-level config loader does not fit a settings-per-app factory;
+the HMAC is a dozen lines on the key the app already has.)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.types import Receive, Scope, Send
+
+from api.deps import StateDep
+from api.settings import PagesSettings
+from wastebank import access
+from wastebank.passbook import MONTHS_ID, kg, rupiah, zone_label
+
+log = logging.getLogger("api.pages")
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+STATIC_DIR = Path(__file__).parent / "static"
+CSRF_COOKIE = "wb_csrf"
+CSRF_FIELD = "csrf_token"
+LANG_COOKIE = "wb_lang"
+HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}  # a page, in `responses`
+
+Lang = Literal["id", "en"]
+
+# The vendor files the pages load, under /static/vendor/<package>/ from node_modules/<package>/dist.
+VENDOR = {"chart.js": ("chart.umd.min.js",), "leaflet": ("leaflet.js", "leaflet.css")}
+
+# ---- texts ------------------------------------------------------------------------------------
+
+TEXTS: dict[str, tuple[str, str]] = {
+    "app": ("Bank Sampah", "Waste Bank"),
+    "logout": ("Keluar", "Log out"),
+    "login": ("Masuk", "Log in"),
+    "switch_lang": ("English", "Bahasa Indonesia"),
+    "my_balance": ("Saldo saya", "My balance"),
+    "dlh_dashboard": ("Dasbor DLH", "DLH dashboard"),
+    "admin": ("Admin", "Admin"),
+    "member": ("Nasabah", "Member"),
+    "balance": ("Saldo", "Balance"),
+    "available": ("Dapat ditarik", "Available"),
+    "deposits_count": ("setoran", "deposits"),
+    "deposits": ("Setoran", "Deposits"),
+    "passbook": ("Buku tabungan", "Passbook"),
+    "recent_entries": ("Catatan terakhir", "Recent entries"),
+    "download_pdf": ("Unduh PDF", "Download PDF"),
+    "download_csv": ("Unduh CSV", "Download CSV"),
+    "time": ("Waktu", "Time"),
+    "what": ("Keterangan", "Description"),
+    "amount": ("Jumlah", "Amount"),
+    "no_entries": ("Belum ada catatan", "No entries yet"),
+    "by_category": ("Setoran per jenis", "Deposits by category"),
+    "category": ("Jenis", "Category"),
+    "weight": ("Berat", "Weight"),
+    "my_impact": ("Dampak saya", "My impact"),
+    "kept_from_tpa": ("Sampah tidak ke TPA", "Kept out of the landfill"),
+    "co2e_avoided": ("Emisi CO2e dihindari", "CO2e emissions avoided"),
+    "estimate_note": (
+        "Perkiraan dari faktor emisi baku (IPCC, US EPA WARM) per jenis bahan, bukan pengukuran.",
+        "An estimate from default emission factors (IPCC, US EPA WARM) per material, "
+        "not a measurement.",
+    ),
+    "withdraw": ("Tarik saldo", "Withdraw"),
+    "withdraw_amount": ("Jumlah (Rp)", "Amount (Rp)"),
+    "method": ("Cara", "Method"),
+    "destination": ("Nomor rekening / dompet digital", "Account or e-wallet number"),
+    "send_request": ("Ajukan penarikan", "Request withdrawal"),
+    "my_withdrawals": ("Penarikan saya", "My withdrawals"),
+    "status": ("Status", "Status"),
+    "no_withdrawals": ("Belum ada penarikan", "No withdrawals yet"),
+    "requested_ok": (
+        "Permintaan penarikan terkirim; petugas akan memprosesnya.",
+        "Withdrawal requested; the attendant will process it.",
+    ),
+    "refused": ("Ditolak", "Refused"),
+    "tonnage_month": ("Tonase per bulan dan jenis", "Tonnage by month and category"),
+    "tonnage_kecamatan": ("Tonase per kecamatan", "Tonnage by kecamatan"),
+    "month": ("Bulan", "Month"),
+    "total": ("Jumlah", "Total"),
+    "reduction": ("Pengurangan sampah", "Waste reduction"),
+    "reduction_of_target": ("dari target Jakstrada", "against the Jakstrada target"),
+    "generation_estimate": ("Perkiraan timbulan", "Estimated generation"),
+    "diverted": ("Dikurangi (bank sampah)", "Diverted (waste banks)"),
+    "target_met": ("Target tercapai", "Target met"),
+    "target_not_met": ("Belum mencapai target", "Target not met yet"),
+    "tps_status": ("Status TPS", "TPS status"),
+    "fill": ("Isi", "Fill"),
+    "alerts": ("Peringatan", "Alerts"),
+    "offline": ("Sensor luring", "Sensor offline"),
+    "online": ("daring", "online"),
+    "no_alerts": ("Tidak ada peringatan aktif", "No active alerts"),
+    "map": ("Peta TPS", "TPS map"),
+    "full_in": ("Penuh sekitar", "Full around"),
+    "influx_down": (
+        "Data sensor TPS tidak tersedia (InfluxDB tidak terjangkau).",
+        "TPS sensor data unavailable (InfluxDB unreachable).",
+    ),
+    "estimates": ("Perkiraan energi dan emisi", "Energy and emission estimates"),
+    "energy_kwh": ("Listrik (kWh)", "Electricity (kWh)"),
+    "co2e_kg": ("CO2e (kg)", "CO2e (kg)"),
+    "monthly_report": ("Laporan bulanan", "Monthly report"),
+    "download": ("Unduh", "Download"),
+    "banks": ("Bank sampah", "Waste banks"),
+    "code": ("Kode", "Code"),
+    "name": ("Nama", "Name"),
+    "kind": ("Jenis", "Kind"),
+    "kecamatan": ("Kecamatan", "Kecamatan"),
+    "min_withdrawal": ("Penarikan minimum", "Minimum withdrawal"),
+    "prices": ("Daftar harga", "Price list"),
+    "price": ("Harga", "Price"),
+    "unit": ("Satuan", "Unit"),
+    "effective_from": ("Berlaku mulai", "Effective from"),
+    "set_price": ("Atur harga", "Set price"),
+    "price_saved": ("Harga disimpan.", "Price saved."),
+    "uses_parent_price": ("Memakai harga induk", "Buys at its induk's prices"),
+    "member_import": ("Impor nasabah", "Member import"),
+    "file": ("Berkas CSV/XLSX", "CSV/XLSX file"),
+    "mode": ("Mode", "Mode"),
+    "all_or_nothing": ("Semua atau tidak sama sekali", "All or nothing"),
+    "valid_only": ("Hanya baris sah", "Valid rows only"),
+    "dry_run": ("Uji coba (tidak menulis)", "Dry run (writes nothing)"),
+    "import": ("Impor", "Import"),
+    "row": ("Baris", "Row"),
+    "key": ("Kunci", "Key"),
+    "reasons": ("Alasan", "Reasons"),
+    "devices": ("Perangkat", "Devices"),
+    "username": ("Nama pengguna", "Username"),
+    "site": ("Lokasi", "Site"),
+    "created": ("Dibuat", "Created"),
+    "topics": ("Topik", "Topics"),
+    "no_devices": ("Belum ada perangkat terdaftar", "No devices registered"),
+    "devices_not_local": (
+        "Berkas broker tidak ada di mesin ini (WASTEBANK_PAGES__BROKER_RUN_DIR belum diatur).",
+        "The broker's files are not on this machine (WASTEBANK_PAGES__BROKER_RUN_DIR unset).",
+    ),
+    "add_device": ("Tambah perangkat", "Add device"),
+    "device_added": (
+        "Perangkat ditambahkan. Kata sandi (ditampilkan sekali saja):",
+        "Device added. Password (shown only once):",
+    ),
+    "vendor_missing": (
+        "Pustaka grafik dan peta tidak terpasang (jalankan make install).",
+        "The chart and map libraries are not installed (run make install).",
+    ),
+    "forbidden": ("Tidak diizinkan", "Not allowed"),
+    "not_found": ("Tidak ditemukan", "Not found"),
+    "csrf_refused": (
+        "Formulir kedaluwarsa atau tidak sah; muat ulang halaman dan coba lagi.",
+        "The form expired or is invalid; reload the page and try again.",
+    ),
+    "back_home": ("Kembali ke beranda", "Back to the start page"),
+}
+
+STATUS_TEXTS: dict[str, tuple[str, str]] = {
+    "requested": ("diajukan", "requested"),
+    "approved": ("disetujui", "approved"),
+    "paid": ("dibayar", "paid"),
+    "rejected": ("ditolak", "rejected"),
+    "cancelled": ("dibatalkan", "cancelled"),
+}
+METHOD_TEXTS: dict[str, tuple[str, str]] = {
+    "cash": ("tunai", "cash"),
+    "bank_transfer": ("transfer bank", "bank transfer"),
+    "ewallet": ("dompet digital", "e-wallet"),
+}
+MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def text(key: str, lang: Lang) -> str:
+    pair = TEXTS.get(key)
+    if pair is None:
+        return key
+    return pair[1] if lang == "en" else pair[0]
+
+
+def lang_of(request: Request) -> Lang:
+    """``?lang=`` first (the switch link), then the cookie; Bahasa Indonesia by default."""
+    wanted = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+    return "en" if wanted == "en" else "id"
+
+
+# ---- formats ----------------------------------------------------------------------------------
+
+
+def number(value: float | None, places: int = 1) -> str:
+    """``12.345,6``: dot thousands, comma decimals."""
+    if value is None:
+        return "–"
+    whole = round(value, places)
+    sign = "-" if whole < 0 else ""
+    text_ = f"{abs(whole):.{places}f}"
+    head, _, tail = text_.partition(".")
+    return sign + f"{int(head):,}".replace(",", ".") + ("," + tail if tail else "")
+
+
+def tanggal(day: date, lang: Lang = "id") -> str:
+    months = MONTHS_EN if lang == "en" else MONTHS_ID
+    return f"{day.day} {months[day.month - 1]} {day.year}"
+
+
+def bulan(day: date, lang: Lang = "id") -> str:
+    months = MONTHS_EN if lang == "en" else MONTHS_ID
+    return f"{months[day.month - 1]} {day.year}"
+
+
+def tanggal_waktu(at: datetime, tz: ZoneInfo, lang: Lang = "id") -> str:
+    """``30 Nov 2026 14.05 WIT`` in the city's zone (Indonesian writes 14.05)."""
+    local = at.astimezone(tz)
+    return f"{tanggal(local.date(), lang)} {local:%H.%M} {zone_label(tz, at)}"
+
+
+# ---- CSRF -------------------------------------------------------------------------------------
+
+
+def csrf_token(key: bytes, cookie: str) -> str:
+    mac = hmac.new(key, b"wastebank-csrf:" + cookie.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+class CsrfRefused(Exception):
+    """A state-changing form without a valid token."""
+
+
+def check_csrf(
+    request: Request,
+    state: StateDep,
+    csrf_token_: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
+) -> None:
+    """Dependency of every page form that changes state: the form's token must match the
+    browser's ``wb_csrf`` cookie."""
+    cookie = request.cookies.get(CSRF_COOKIE)
+    if not cookie or not csrf_token_:
+        raise CsrfRefused
+    want = csrf_token(state["signing_key"], cookie)
+    if not hmac.compare_digest(want.encode(), csrf_token_.encode()):
+        raise CsrfRefused
+
+
+CsrfDep = Annotated[None, Depends(check_csrf)]
+
+
+# ---- rendering --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageCtx:
+    """What the base template needs: who is signed in, the language, the CSRF token."""
+
+    who: access.Principal | None
+    lang: Lang
+    csrf: str
+    csrf_cookie: str | None  # a new cookie to set, or None when the browser has one
+    vendor_ok: bool
+
+
+def page_ctx(request: Request, key: bytes, who: access.Principal | None) -> PageCtx:
+    cookie = request.cookies.get(CSRF_COOKIE)
+    new = None
+    if not cookie or len(cookie) > 100:
+        cookie = new = secrets.token_urlsafe(24)
+    return PageCtx(
+        who=who,
+        lang=lang_of(request),
+        csrf=csrf_token(key, cookie),
+        csrf_cookie=new,
+        vendor_ok=bool(getattr(request.app.state, "vendor_ok", False)),
+    )
+
+
+def render(
+    request: Request,
+    key: bytes,
+    who: access.Principal | None,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    """``template`` with the shared context (``t``, formats, ``who``, ``lang``, ``csrf``), the
+    CSRF cookie set if the browser has none, and the language cookie kept if switched."""
+    ctx = page_ctx(request, key, who)
+    lang = ctx.lang
+
+    def t(k: str) -> str:
+        return text(k, lang)
+
+    def status_text(value: str) -> str:
+        pair = STATUS_TEXTS.get(value, (value, value))
+        return pair[1] if lang == "en" else pair[0]
+
+    def method_text(value: str) -> str:
+        pair = METHOD_TEXTS.get(value, (value, value))
+        return pair[1] if lang == "en" else pair[0]
+
+    values: dict[str, Any] = {
+        "who": who,
+        "lang": lang,
+        "csrf": ctx.csrf,
+        "csrf_field": CSRF_FIELD,
+        "vendor_ok": ctx.vendor_ok,
+        "t": t,
+        "status_text": status_text,
+        "method_text": method_text,
+        "rupiah": rupiah,
+        "kg": kg,
+        "number": number,
+        "tanggal": lambda d: tanggal(d, lang),
+        "bulan": lambda d: bulan(d, lang),
+        "tanggal_waktu": lambda at, tz: tanggal_waktu(at, tz, lang),
+        # the language switch's target: this page, or (after a form's POST) the form's page
+        "path": request.url.path if request.method == "GET" else "/masuk",
+        **(context or {}),
+    }
+    response = TEMPLATES.TemplateResponse(
+        request,
+        template,
+        values,
+        status_code=status,
+        headers={"Cache-Control": "private, no-store", **(headers or {})},
+    )
+    secure = request.url.scheme == "https"
+    if ctx.csrf_cookie is not None:
+        response.set_cookie(
+            CSRF_COOKIE, ctx.csrf_cookie, path="/", httponly=True, samesite="lax", secure=secure
+        )
+    wanted = request.query_params.get("lang")
+    if wanted in ("id", "en") and request.cookies.get(LANG_COOKIE) != wanted:
+        response.set_cookie(
+            LANG_COOKIE, wanted, max_age=365 * 86400, path="/", samesite="lax", secure=secure
+        )
+    return response
+
+
+def refusal(
+    request: Request,
+    key: bytes,
+    who: access.Principal | None,
+    status: int,
+    detail: str | None = None,
+) -> HTMLResponse:
+    """The page for a refusal (403, 404), in Bahasa Indonesia and English both."""
+    what = {403: "forbidden", 404: "not_found"}.get(status, "refused")
+    return render(
+        request,
+        key,
+        who,
+        "error.html",
+        {
+            "status": status,
+            "title_id": TEXTS[what][0],
+            "title_en": TEXTS[what][1],
+            "detail": detail,
+        },
+        status=status,
+    )
+
+
+def csrf_refused_handler(request: Request, _exc: Exception) -> Response:
+    key = getattr(request.state, "signing_key", None)
+    if key is None:  # no lifespan (never in service): a plain refusal
+        return PlainTextResponse("CSRF", status_code=403)
+    return render(
+        request,
+        key,
+        None,
+        "error.html",
+        {
+            "status": 403,
+            "title_id": TEXTS["forbidden"][0],
+            "title_en": TEXTS["forbidden"][1],
+            "detail": f"{TEXTS['csrf_refused'][0]} / {TEXTS['csrf_refused'][1]}",
+        },
+        status=403,
+    )
+
+
+# ---- static files -----------------------------------------------------------------------------
+
+
+class _Missing:
+    """Stands in for a vendor directory that is not installed: a 503 that says what to run."""
+
+    def __init__(self, path: Path) -> None:
+        self.message = (
+            f"{path} tidak ada / missing: jalankan / run `make install` (npm ci) to install "
+            "Chart.js and Leaflet from package-lock.json\n"
+        ).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse(self.message.decode(), status_code=503)(scope, receive, send)
+
+
+def mount_static(app: FastAPI, settings: PagesSettings) -> None:
+    """Own CSS/JS at /static, Chart.js and Leaflet at /static/vendor/<package>/ from
+    node_modules (``WASTEBANK_PAGES__NODE_MODULES``); a missing one is logged and answered 503."""
+    ok = True
+    for package, files in VENDOR.items():
+        dist = settings.node_modules / package / "dist"
+        if all((dist / f).is_file() for f in files):
+            app.mount(f"/static/vendor/{package}", StaticFiles(directory=dist), name=package)
+        else:
+            ok = False
+            log.error(
+                "pustaka %s tidak ada di %s / %s not installed in %s: run `make install`",
+                package,
+                dist,
+                package,
+                dist,
+            )
+            app.mount(f"/static/vendor/{package}", _Missing(dist), name=package)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.state.vendor_ok = ok
