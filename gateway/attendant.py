@@ -43,7 +43,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.sse import EventSourceResponse
 from pydantic import BaseModel, Field
 
-from gateway.attendant_store import JournalEntry, MemberEntry
+from gateway.attendant_store import JournalEntry, MemberEntry, amount_for
 from gateway.central import Central, Refused, Unreachable
 from gateway.kiosk import AttendantSession
 from gateway.main import ArmContext, Gateway, ScaleReader
@@ -521,19 +521,31 @@ class AttendantService:
 
     def deposit_view(self, e: JournalEntry) -> DepositView:
         price = self.db.directory.price(e.category_code)
-        amount = e.amount_idr
+        member_no, member_name = e.member_no, e.member_name
+        if member_no is None and e.card_uid:  # a kiosk deposit: the card's holder, if known
+            holder = self.db.directory.by_card(e.card_uid)
+            if holder is not None:
+                member_no, member_name = holder.member_no, holder.name
+        # A kiosk deposit carries no price: the estimate is the cached list's (the ledger prices
+        # it at the price in force at its time, which is almost always the same).
+        per_kg = e.price_per_kg_idr
+        if per_kg is None and price is not None and price.unit == "kg":
+            per_kg = price.price_idr
+        amount = e.amount_idr if e.price_per_kg_idr is not None else None
+        if amount is None and per_kg is not None:
+            amount = amount_for(e.net_g, per_kg)
         return DepositView(
             event_id=e.event_id,
             scale_id=e.scale_id,
-            member_no=e.member_no,
-            member_name=e.member_name,
+            member_no=member_no,
+            member_name=member_name,
             card_uid=e.card_uid,
             category_code=e.category_code,
             category_name=price.category_name if price else e.category_code,
             net_g=e.net_g,
             weight_text=kg(e.net_g),
-            price_per_kg_idr=e.price_per_kg_idr,
-            price_text=None if e.price_per_kg_idr is None else f"{rupiah(e.price_per_kg_idr)}/kg",
+            price_per_kg_idr=per_kg,
+            price_text=None if per_kg is None else f"{rupiah(per_kg)}/kg",
             amount_idr=amount,
             amount_text=None if amount is None else rupiah(amount),
             recorded_at=e.recorded_at,

@@ -1,10 +1,11 @@
 """`wastebank demo`: the whole system on one machine, simulated devices included.
 
 Starts Mosquitto and InfluxDB (installing them if needed), seeds the demo city, then runs every
-process as its own child, exactly as they would run on separate machines: one simulated kiosk
-scale and one gateway per waste bank, two TPS fill sensors, the ingester, the TPS alert watcher
-and the API. Prints the URL of a member's balance page and the member's login (member number
-and a PIN made for this run). Ctrl-C (or any child dying) stops everything it started.
+process as its own child, exactly as they would run on separate machines: per waste bank a
+simulated kiosk scale, a simulated indicator at the attendant's desk and a gateway serving both
+(and the attendant page), two TPS fill sensors, the ingester, the TPS alert watcher and the API.
+Prints the URL of each page (citizen, DLH, admin, each bank's attendant page) with a login made
+for this run. Ctrl-C (or any child dying) stops everything it started.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import sys
 from dataclasses import dataclass
@@ -67,35 +69,95 @@ async def _stop(children: list[Child]) -> None:
             await child.proc.wait()
 
 
-def demo_login(ledger_url: str, member_no: str) -> str:
-    """Give ``member_no`` a citizen login with a new random PIN (each run makes a new one: a
-    hash cannot be read back); return the PIN."""
+@dataclass
+class Login:
+    username: str
+    secret: str  # a PIN (citizen) or a password (staff), new each run
+
+
+def demo_logins(ledger_url: str, member_no: str) -> dict[str, Login]:
+    """Logins for the demo, with new random secrets each run (a hash cannot be read back):
+    ``citizen`` (``member_no``, a PIN), ``admin``, ``dlh`` (of the ledger's first city) and
+    ``attendant:<bank>`` for the active attendants of each bank."""
+    from sqlalchemy import select
     from sqlalchemy.orm import Session
 
     from wastebank import access, ledger
 
-    pin = access.generate_pin()
     hasher = access.password_hasher(access.AuthSettings())
     actor = access.Actor(name="demo", role="cli", user_agent="wastebank demo")
     engine = ledger.make_engine(ledger_url)
+    out: dict[str, Login] = {}
     try:
         with Session(engine) as session:
-            if access.find_login(session, member_no) is None:
-                access.add_user(
-                    session,
-                    role=access.Role.CITIZEN,
-                    member_no=member_no,
-                    secret=pin,
-                    hasher=hasher,
-                    actor=actor,
+            city = ledger.first_city(session)
+            assert city is not None, "seed the demo city first"
+            city_code = city.code
+            wanted: list[tuple[str, str, dict[str, str]]] = [
+                ("citizen", access.Role.CITIZEN, {"member_no": member_no}),
+                ("admin", access.Role.ADMIN, {"username": "admin"}),
+                ("dlh", access.Role.DLH, {"username": f"dlh-{city_code}", "city_code": city_code}),
+            ]
+            for staff_id, bank_code in session.execute(
+                select(ledger.Attendant.staff_id, ledger.Bank.code)
+                .join(ledger.Bank, ledger.Attendant.bank_id == ledger.Bank.id)
+                .where(ledger.Attendant.active)
+                .order_by(ledger.Attendant.id)
+            ):
+                wanted.append(
+                    (f"attendant:{bank_code}", access.Role.ATTENDANT, {"username": staff_id})
                 )
-            else:
-                access.set_secret(session, member_no, pin, hasher, actor)
-                access.set_active(session, member_no, True, actor)
+            for key, role, args in wanted:
+                username = args.get("username") or args["member_no"]
+                secret = (
+                    access.generate_pin()
+                    if role == access.Role.CITIZEN
+                    else secrets.token_urlsafe(9)
+                )
+                if access.find_login(session, username) is None:
+                    access.add_user(
+                        session, role=role, secret=secret, hasher=hasher, actor=actor, **args
+                    )
+                else:
+                    access.set_secret(session, username, secret, hasher, actor)
+                    access.set_active(session, username, True, actor)
+                out[key] = Login(username, secret)
             session.commit()
     finally:
         engine.dispose()
-    return pin
+    return out
+
+
+def _banner(
+    base: str, logins: dict[str, Login], attendant_pages: list[tuple[str, str]], logs: Path
+) -> str:
+    """What the demo prints: each page's URL with the login made for this run."""
+    citizen, dlh, admin = logins["citizen"], logins["dlh"], logins["admin"]
+    lines = [
+        "",
+        f"  Nasabah / citizen:       {base}/nasabah/{citizen.username}",
+        f"      masuk / log in:      nomor nasabah {citizen.username}, PIN {citizen.secret}",
+        f"  DLH:                     {base}/dlh",
+        f"      masuk / log in:      {dlh.username} / {dlh.secret}",
+        f"  Admin:                   {base}/admin",
+        f"      masuk / log in:      {admin.username} / {admin.secret}",
+    ]
+    for bank, url in attendant_pages:
+        login = logins.get(f"attendant:{bank}")
+        lines.append(f"  {'Petugas ' + bank + ':':<25}{url}")
+        if login is not None:
+            lines.append(f"      masuk / log in:      {login.username} / {login.secret}")
+    lines += [
+        f"  JSON:                    curl -d username={citizen.username} "
+        f"-d password={citizen.secret} {base}/api/token",
+        f"                           then {base}/api/members/{citizen.username}/balance",
+        "                           with 'Authorization: Bearer <access_token>'",
+        f"  Kesehatan / health:      {base}/health",
+        f"  Log:                     {logs}",
+        "  Tekan Ctrl-C untuk berhenti / press Ctrl-C to stop.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 async def run() -> None:
@@ -114,10 +176,12 @@ async def run() -> None:
     summary = seed_demo(ledger_url)
     log.info("data contoh / demo data: %s", summary)
     member_no = next(iter(summary.members))
-    pin = demo_login(ledger_url, member_no)
+    logins = demo_logins(ledger_url, member_no)
+    base = f"http://127.0.0.1:{API_PORT}"
 
     common = {"WASTEBANK_LEDGER_URL": ledger_url}
     children: list[Child] = []
+    attendant_pages: list[tuple[str, str]] = []  # (bank, URL of its gateway's attendant page)
     try:
         children.append(await _spawn("ingest", ["ingest"], common, logs))
         children.append(await _spawn("tps-watch", ["tps", "watch"], common, logs))
@@ -130,7 +194,10 @@ async def run() -> None:
             )
         )
         for n, bank in enumerate(summary.banks, start=1):
-            link = demo_dir / f"kiosk-{bank}.tty"
+            # Each bank: a self-service kiosk (card + keys) and a plain indicator at the
+            # attendant's desk, both on one gateway whose attendant page is on port 8080 + n.
+            kiosk_link = demo_dir / f"kiosk-{bank}.tty"
+            desk_link = demo_dir / f"scale-{bank}.tty"
             cards = [
                 uid
                 for member_no, uids in summary.members.items()
@@ -144,7 +211,7 @@ async def run() -> None:
                         "sim",
                         "kiosk",
                         "--link",
-                        str(link),
+                        str(kiosk_link),
                         "--cards",
                         ",".join(cards),
                         "--categories",
@@ -156,21 +223,42 @@ async def run() -> None:
                     logs,
                 )
             )
+            children.append(
+                await _spawn(
+                    f"scale-{bank}",
+                    ["sim", "scale", "--link", str(desk_link), "--model", "a12e_chk"]
+                    + ["--interval", "20"],
+                    {},
+                    logs,
+                )
+            )
+            http_port = 8080 + n
             site = demo_dir / f"site-gw-{n:02d}.toml"
             site.write_text(
                 tomli_w.dumps(
                     {
                         "gateway_id": f"gw-{n:02d}",
                         "bank_code": bank,
-                        "http_port": 8080 + n,
+                        "http_port": http_port,
+                        "api_url": base,
+                        "attendant": {"timezone": summary.timezone},
                         "outbox": {"path": str(demo_dir / f"outbox-gw-{n:02d}.db")},
-                        "scales": [{"id": "kiosk-01", "port": str(link), "flow": "kiosk"}],
+                        "scales": [
+                            {"id": "kiosk-01", "port": str(kiosk_link), "flow": "kiosk"},
+                            {
+                                "id": "meja-01",
+                                "port": str(desk_link),
+                                "flow": "attendant",
+                                "protocol": "a12e_chk",
+                            },
+                        ],
                     }
                 )
             )
             children.append(
                 await _spawn(f"gateway-{bank}", ["gateway", "--config", str(site)], {}, logs)
             )
+            attendant_pages.append((bank, f"http://127.0.0.1:{http_port}/petugas"))
         for tps, sensor in (("tps-batu-merah", "us-01"), ("tps-benteng", "us-02")):
             children.append(
                 await _spawn(
@@ -181,20 +269,7 @@ async def run() -> None:
                 )
             )
 
-        base = f"http://127.0.0.1:{API_PORT}"
-        print(  # noqa: T201 - the demo's whole point is to print this
-            "\n"
-            f"  Saldo nasabah / member balance:  {base}/nasabah/{member_no}\n"
-            f"  Masuk / log in:                  nomor nasabah {member_no}, PIN {pin}\n"
-            f"  JSON:                            curl -d username={member_no} -d password={pin} "
-            f"{base}/api/token\n"
-            f"                                   then {base}/api/members/{member_no}/balance\n"
-            "                                   with 'Authorization: Bearer <access_token>'\n"
-            f"  Kesehatan / health:              {base}/health\n"
-            f"  Log:                             {logs}\n"
-            "  Tekan Ctrl-C untuk berhenti / press Ctrl-C to stop.\n",
-            flush=True,
-        )
+        print(_banner(base, logins, attendant_pages, logs), flush=True)  # noqa: T201
         waits = [asyncio.create_task(c.proc.wait(), name=c.name) for c in children]
         done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
