@@ -1110,10 +1110,18 @@ class Gateway:
         self._check_refused()  # refused rows the bounds dropped (counted above) are gone too
 
     async def run(self) -> None:
+        """Until SIGTERM (systemd's stop: a clean return, exit status 0) or a task fails."""
         me = asyncio.current_task()
         loop = asyncio.get_running_loop()
-        if me is not None:
-            loop.add_signal_handler(signal.SIGTERM, me.cancel)
+        terminated = False
+
+        def terminate() -> None:
+            nonlocal terminated
+            terminated = True
+            if me is not None:
+                me.cancel()
+
+        loop.add_signal_handler(signal.SIGTERM, terminate)
         try:
             async with asyncio.TaskGroup() as tg:
                 for reader in self.readers.values():
@@ -1127,6 +1135,9 @@ class Gateway:
                 tg.create_task(self.health_loop(), name="health")
                 if self.settings.http_port:
                     tg.create_task(self._serve_http(), name="http")
+        except asyncio.CancelledError:
+            if not terminated:
+                raise  # cancelled by our caller (Ctrl-C, a test): theirs to handle
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGTERM)

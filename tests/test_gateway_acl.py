@@ -254,7 +254,9 @@ async def test_refused_deposits_stay_in_the_outbox_until_the_credentials_allow_t
         assert first_run.count(kept) == 2  # once for the kept rows, once for status/health
         assert first_run.count("kept in the outbox, tried again in 60 s") == 1
         assert first_run.count("alert publish_refused raised") == 1
-        processes.kill("gateway-1", signal.SIGTERM)
+        processes.kill("gateway-1", signal.SIGTERM)  # systemd's stop: a clean exit
+        assert processes.procs["gateway-1"].returncode == 0, log("gateway-1")
+        assert "Traceback" not in log("gateway-1")
 
         # The fix: credentials issued from the site file, as the gateway stores its deposits.
         tls_broker.cli("device", "remove", gw)
