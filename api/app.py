@@ -4,7 +4,8 @@ password hasher) are created in the lifespan; each domain's routes are a module 
 Who may call what (see wastebank/access.py for the roles, tests/test_authz_matrix.py for every
 route x role):
 
-  GET  /health                                 public: broker, InfluxDB and ledger state
+  GET  /health                                 public: broker, InfluxDB and ledger ok or not;
+                                               addresses, versions, errors for admins
   POST /api/token, GET /api/me                 api/auth.py (OAuth2 password flow, JWT)
   GET|POST /masuk, POST /keluar                api/auth.py (the login page, session cookie)
   /api/banks/..., /api/members/...             api/members.py, api/bank.py
@@ -38,11 +39,13 @@ from api.deps import (
     PrincipalDep,
     State,
     StateDep,
+    TokenDep,
     data_error,
     forbidden,
     http_error,
     integrity_error,
     ledger_error,
+    principal_from,
     refusals,
 )
 from api.schemas import Balance, DepositOut
@@ -152,13 +155,19 @@ def _router() -> APIRouter:
     router = APIRouter()
 
     @router.get("/health")
-    async def health(state: StateDep) -> Health:
-        broker, influx, ledger_state = await asyncio.gather(
+    async def health(state: StateDep, token: TokenDep) -> Health:
+        """Each part's state for anyone (a monitor, a load balancer); the addresses, versions
+        and errors only for an admin's bearer token."""
+        broker, influx, ledger_state, admin = await asyncio.gather(
             _broker_health(state["settings"].mqtt),
             _influx_health(state["influx"]),
             asyncio.to_thread(_ledger_health, state["engine"]),
+            asyncio.to_thread(_is_admin, state, token),
         )
-        ok = all(part["ok"] for part in (broker, influx, ledger_state))
+        parts = (broker, influx, ledger_state)
+        ok = all(part["ok"] for part in parts)
+        if not admin:
+            broker, influx, ledger_state = ({"ok": part["ok"]} for part in parts)
         return Health(
             status="ok" if ok else "degraded", broker=broker, influxdb=influx, ledger=ledger_state
         )
@@ -330,6 +339,14 @@ async def _influx_health(influx: Influx) -> dict[str, Any]:
     except InfluxError as exc:
         return {"ok": False, "url": influx.settings.url, "error": str(exc)}
     return {"ok": True, "url": influx.settings.url, "version": version}
+
+
+def _is_admin(state: State, token: str | None) -> bool:
+    if not token:
+        return False
+    with Session(state["engine"]) as session:
+        p = principal_from(state, session, token, "access")
+    return p is not None and p.role == access.Role.ADMIN
 
 
 def _ledger_health(engine: Engine) -> dict[str, Any]:

@@ -183,11 +183,24 @@ async def test_latest_fill_per_sensor(
 
 @pytest.mark.integration
 async def test_health_reports_each_part(client: httpx.AsyncClient, ledger_url: str) -> None:
+    # Anyone: each part ok or not, nothing about where the parts are or what they run.
     body = (await client.get("/health")).json()
+    assert body == {
+        "status": "ok",
+        "broker": {"ok": True},
+        "influxdb": {"ok": True},
+        "ledger": {"ok": True},
+    }
+    citizen = await login(client, "AMB-0001", PIN)
+    assert (await client.get("/health", headers=citizen)).json() == body
+    # An admin: the details.
+    admin = await login(client, "admin", PASSWORD)
+    body = (await client.get("/health", headers=admin)).json()
     assert body["status"] == "ok"
     assert body["influxdb"]["version"].startswith("1.")
     assert body["broker"]["ok"]
-    assert body["ledger"]["ok"]
+    assert body["broker"]["address"].startswith("127.0.0.1:")
+    assert body["ledger"] == {"ok": True, "dialect": ledger_url.split(":")[0].split("+")[0]}
 
     broken = create_app(
         api_settings(
@@ -199,8 +212,16 @@ async def test_health_reports_each_part(client: httpx.AsyncClient, ledger_url: s
     async with LifespanManager(broken) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-            body = (await c.get("/health")).json()
+            assert (await c.get("/health")).json() == {
+                "status": "degraded",
+                "broker": {"ok": False},
+                "influxdb": {"ok": False},
+                "ledger": {"ok": True},
+            }
+            admin = await login(c, "admin", PASSWORD)
+            body = (await c.get("/health", headers=admin)).json()
     assert body["status"] == "degraded"
+    assert "error" in body["broker"]
     assert not body["broker"]["ok"]
     assert not body["influxdb"]["ok"]
     assert body["ledger"]["ok"]
