@@ -38,6 +38,12 @@ class ApiSettings(WastebankSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str | None = Field(default=None, description="base URL printed for people")
+    access_log: bool = Field(
+        default=False,
+        description="uvicorn's line per request (WASTEBANK_ACCESS_LOG=true); off: it costs ~8 % "
+        "of a balance's CPU (bench/api.py), and the reverse proxy in front logs requests anyway; "
+        "writes are in the audit log either way",
+    )
     mqtt: MqttSettings = MqttSettings()
     influx: InfluxSettings = InfluxSettings()
     ledger_url: str = Field(default_factory=default_ledger_url)
