@@ -4,6 +4,7 @@ city (``city=``, default: the first).
 
   GET /api/dlh/tonnage?group=&period=&from=&to=
   GET /api/dlh/reduction?year=
+  GET /api/dlh/diversion?from=&to=        diverted / (diverted + TPA-bound from TPS pickups)
   GET /api/dlh/report/monthly?month=2026-10&format=xlsx|csv|pdf
 """
 
@@ -17,10 +18,12 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from api.deps import PrincipalDep, State, StateDep, forbidden, refusals
-from wastebank import access, reports
+from wastebank import access, reports, tps
+from wastebank.influx import Influx, InfluxError
 
 T = TypeVar("T")
 
@@ -31,7 +34,9 @@ CityQuery = Annotated[
 ]
 
 
-def _scope(state: State, session: Session, p: access.Principal, city: str | None) -> reports.Scope:
+def scope_of(
+    state: State, session: Session, p: access.Principal, city: str | None
+) -> reports.Scope:
     if p.role == access.Role.DLH:
         if p.city_id is None:
             raise forbidden("akun DLH tanpa kota / a DLH login without a city")
@@ -44,7 +49,7 @@ def _scope(state: State, session: Session, p: access.Principal, city: str | None
     raise forbidden("untuk DLH dan admin / for DLH staff and admins")
 
 
-def _read(
+def read_in_city(
     state: State,
     p: access.Principal,
     city: str | None,
@@ -52,7 +57,7 @@ def _read(
 ) -> T:
     """``work`` on a read session in the caller's city; its ValueError is a 422."""
     with Session(state["engine"]) as session:
-        scope = _scope(state, session, p, city)
+        scope = scope_of(state, session, p, city)
         try:
             return work(session, scope)
         except ValueError as exc:
@@ -86,7 +91,7 @@ async def tonnage(
             raise ValueError("at most ten years at once")
         return reports.tonnage(session, scope, start, end, group, period)
 
-    return await asyncio.to_thread(_read, state, p, city, work)
+    return await asyncio.to_thread(read_in_city, state, p, city, work)
 
 
 @router.get("/reduction", responses=refusals(401, 403, 404, 409, 422))
@@ -105,7 +110,82 @@ async def reduction(
         except reports.NoGenerationEstimate as exc:
             raise HTTPException(409, f"estimasi timbulan belum diatur / {exc}") from None
 
-    return await asyncio.to_thread(_read, state, p, city, work)
+    return await asyncio.to_thread(read_in_city, state, p, city, work)
+
+
+# Fill readings are kept in InfluxDB (int64 nanoseconds: 1677..2262); sensors began this century.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
+
+
+class Diversion(BaseModel):
+    """The diversion rate of a city over local days ``start``..``end``: what its waste banks
+    took in (the ledger: measured by scale, or estimated) against what its TPS sent to the TPA
+    (estimated: each pickup detected from the fill sensors x container volume x bulk density)."""
+
+    city_code: str
+    timezone: str
+    start: date
+    end: date
+    diverted_t: float
+    diverted_measured_t: float
+    tpa_bound_t: float
+    pickups: int
+    rate: float | None  # diverted / (diverted + TPA-bound); None when both are zero
+    tps_without_sensor_data: list[str]
+    diverted_basis: str = "ledger: deposits measured by scale, and estimated (manual entries)"
+    tpa_bound_basis: Literal["estimated"] = "estimated"
+    tpa_bound_method: str = tps.TPA_METHOD
+
+
+async def diversion_of(
+    session: Session, influx: Influx, scope: reports.Scope, start: date, end: date
+) -> Diversion:
+    """:class:`Diversion` for ``scope``'s city; InfluxError when the readings cannot be read."""
+    diverted = reports.tonnage(session, scope, start, end, "city", "total")
+    lo = datetime.combine(start, datetime.min.time(), scope.tz)
+    hi = datetime.combine(end + timedelta(days=1), datetime.min.time(), scope.tz)
+    tpa = await tps.tpa_bound_tonnes(session, influx, scope.city_code, lo, hi)
+    diverted_t = diverted.total_g / 1_000_000
+    return Diversion(
+        city_code=scope.city_code,
+        timezone=scope.timezone,
+        start=start,
+        end=end,
+        diverted_t=diverted_t,
+        diverted_measured_t=diverted.measured_g / 1_000_000,
+        tpa_bound_t=tpa.tonnes,
+        pickups=tpa.pickups,
+        rate=tps.diversion_rate(diverted_t, tpa.tonnes),
+        tps_without_sensor_data=tpa.tps_without_sensor_data,
+    )
+
+
+@router.get("/diversion", responses=refusals(401, 403, 404, 422, 503))
+async def diversion(
+    state: StateDep,
+    p: PrincipalDep,
+    date_from: Annotated[
+        date | None, Query(alias="from", description="first local day (default: 1st of month)")
+    ] = None,
+    date_to: Annotated[
+        date | None, Query(alias="to", description="last local day, included (default: today)")
+    ] = None,
+    city: CityQuery = None,
+) -> Diversion:
+    """Diverted / (diverted + TPA-bound) over local days (at most a year): the waste banks'
+    tonnage from the ledger against the TPS pickups' estimated mass."""
+    with Session(state["engine"]) as session:
+        scope = scope_of(state, session, p, city)
+        end = date_to or datetime.now(scope.tz).date()
+        start = date_from or end.replace(day=1)
+        if start > end or (end - start) > timedelta(days=366):
+            raise HTTPException(422, "tidak sah / invalid: from..to, at most a year")
+        if start < FIRST_DAY or end > LAST_DAY:
+            raise HTTPException(422, f"tidak sah / invalid: days from {FIRST_DAY} to {LAST_DAY}")
+        try:
+            return await diversion_of(session, state["influx"], scope, start, end)
+        except InfluxError as exc:
+            raise HTTPException(503, f"InfluxDB: {exc}") from None
 
 
 @router.get(
@@ -142,7 +222,7 @@ async def monthly(
         )
         return reports.render(report, fmt), reports.filename(report, fmt)
 
-    body, name = await asyncio.to_thread(_read, state, p, city, work)
+    body, name = await asyncio.to_thread(read_in_city, state, p, city, work)
     return Response(
         body,
         media_type=reports.MEDIA_TYPES[fmt],

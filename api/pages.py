@@ -53,6 +53,7 @@ from api.deps import (
 from api.schemas import PriceIn, WithdrawalIn
 from api.web import HTML, CsrfDep, lang_of, refusal, render, text
 from wastebank import access, bulk_import, ledger, passbook, reports
+from wastebank.influx import InfluxError
 
 router = APIRouter(tags=["pages"])
 
@@ -325,7 +326,7 @@ def _dlh_data(state: State, p: access.Principal) -> dict[str, Any]:
             "reduction_error": reduction_error,
         }
 
-    return dlh_api._read(state, p, None, work)
+    return dlh_api.read_in_city(state, p, None, work)
 
 
 def _dlh_context(
@@ -455,7 +456,22 @@ async def dlh_page(request: Request, state: StateDep, who: PagePrincipalDep) -> 
             raise
         tps_rows = None
     context = _dlh_context(data, tps_rows, state["settings"].pages, lang)
+    context["diversion"] = await _month_diversion(state, who, data["today"])
     return render(request, state["signing_key"], who, "dlh.html", context)
+
+
+async def _month_diversion(
+    state: State, who: access.Principal, today: date
+) -> dlh_api.Diversion | None:
+    """This month's diversion rate so far; None when the fill readings cannot be read."""
+    with Session(state["engine"]) as session:
+        scope = dlh_api.scope_of(state, session, who, None)
+        try:
+            return await dlh_api.diversion_of(
+                session, state["influx"], scope, today.replace(day=1), today
+            )
+        except InfluxError:
+            return None
 
 
 @router.get(

@@ -340,6 +340,10 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/api/dlh/reduction"): Case(
         get("/api/dlh/reduction", year="2026"), frozenset({"dlh", "admin"})
     ),
+    ("GET", "/api/dlh/diversion"): Case(
+        get("/api/dlh/diversion", **{"from": "2026-11-01", "to": "2026-11-02"}),
+        frozenset({"dlh", "admin"}),
+    ),
     ("GET", "/api/dlh/report/monthly"): Case(
         get("/api/dlh/report/monthly", month="2026-10", format="csv"), frozenset({"dlh", "admin"})
     ),

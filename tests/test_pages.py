@@ -247,6 +247,8 @@ def test_the_dlh_dashboard_renders_its_charts_with_data(browser: Browser, site: 
         assert page.locator("#table-kecamatan tbody tr").count() >= 2
         expect(page.locator("#table-kecamatan")).to_contain_text("Sirimau")
         expect(page.locator("#reduction")).to_contain_text("30 %")
+        expect(page.locator("#diversion-rate")).to_contain_text(" %")  # this month's, computed
+        expect(page.locator("#diversion-detail")).to_contain_text("Ke TPA (perkiraan)")
         expect(page.locator("#estimates tfoot")).to_contain_text("kg")
         tps = page.locator("#tps li[data-tps=tps-batu-merah]")
         expect(tps).to_contain_text("TPS Pasar Batu Merah")

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 from api.app import create_app
 from firmware_sim.tps import FillModel, TpsSimSettings
 from gateway.fill_sensor import fill_ratio
-from tests.auth_helpers import add_users, api_settings, login
-from tests.conftest import eventually
+from tests.auth_helpers import PASSWORD, PIN, add_users, api_settings, login
+from tests.conftest import deposit_event, eventually
 from wastebank import ledger, tps
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.influx import Influx, fill_line
@@ -191,6 +191,45 @@ async def test_pickups_on_a_simulated_tps_match_the_simulator(
         assert est.tps_without_sensor_data == ["tps-benteng"]
         assert est.basis == "estimated"
         assert "density" in est.method
+
+        # The diversion rate DLH sees: the banks' deposits in the same local days against it.
+        engine = ledger.make_engine(ledger_url)
+        try:
+            with Session(engine) as session:
+                for seq, grams in ((1, 1250), (2, 2000)):
+                    at = readings[100 * seq].measured_at
+                    ledger.apply_deposit(session, deposit_event(seq, net_g=grams, at=at))
+                session.commit()
+        finally:
+            engine.dispose()
+        add_users(ledger_url, ("dlh", "citizen_a"))
+        app = create_app(api_settings(influx=influx_settings, ledger_url=ledger_url))
+        async with LifespanManager(app) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                dlh = await login(client, "dlh-ambon", PASSWORD)
+                days = {
+                    "from": start.astimezone(WIT).date().isoformat(),
+                    "to": end.astimezone(WIT).date().isoformat(),
+                }
+                resp = await client.get("/api/dlh/diversion", params=days, headers=dlh)
+                assert resp.status_code == 200, resp.text
+                body = resp.json()
+                citizen = await login(client, "AMB-0001", PIN)
+                refused = await client.get("/api/dlh/diversion", params=days, headers=citizen)
+                backwards = {"from": days["to"], "to": days["from"]}
+                if days["from"] != days["to"]:
+                    bad = await client.get("/api/dlh/diversion", params=backwards, headers=dlh)
+                    assert bad.status_code == 422
+        assert refused.status_code == 403
+        diverted_t = (1250 + 2000) / 1_000_000
+        assert body["diverted_t"] == pytest.approx(diverted_t)
+        assert body["diverted_measured_t"] == pytest.approx(diverted_t)
+        assert body["tpa_bound_t"] == pytest.approx(expected)
+        assert body["pickups"] == len(truth)
+        assert body["rate"] == pytest.approx(diverted_t / (diverted_t + expected))
+        assert body["tpa_bound_basis"] == "estimated"
+        assert body["tps_without_sensor_data"] == ["tps-benteng"]
     finally:
         await influx.aclose()
 
