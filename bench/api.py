@@ -581,7 +581,8 @@ async def bench(args: argparse.Namespace) -> Results:
             )
             seeded = seed_ledger(url, args.members, args.deposits)
         else:
-            progress(f"reusing {url}")
+            progress(f"reusing {url} (migrated to this release first)")
+            ledger.make_engine(url).dispose()  # a writer: brings a kept ledger's schema up
             engine = create_engine(url)
             with engine.connect() as conn:
                 n_m = conn.scalar(select(func.count()).select_from(ledger.Member.__table__))
