@@ -144,7 +144,11 @@ def test_hysteresis_rule() -> None:
 def simulated_days(days: int, seed: int) -> tuple[list[FillReading], list[datetime]]:
     """Readings every 10 min from the simulator's container (seeded), and its pickup times."""
     settings = TpsSimSettings()
-    start = (datetime.now(WIT) - timedelta(days=days)).replace(second=0, microsecond=0)
+    # From a local midnight: the simulator's day curve (and so where pickups fall and how full
+    # the container is then) depends on the time of day, which must not depend on when the
+    # suite runs.
+    midnight = datetime.now(WIT).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = midnight - timedelta(days=days)
     model = FillModel(settings, random.Random(seed), start, fill=0.3)
     out: list[FillReading] = []
     picked: list[datetime] = []
