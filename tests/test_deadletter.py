@@ -229,3 +229,58 @@ def test_payload_shown_as_text_or_hex() -> None:
         "00000000  41 42 43 44 45 46 47 48 49 4a 4b 4c 4d 4e 4f 50  |ABCDEFGHIJKLMNOP|\n"
         "00000010  51 52                                            |QR|"
     )
+
+
+def test_a_topic_of_any_mqtt_length_is_kept_whole(ledger_url: str) -> None:
+    """MQTT allows topics of up to 65,535 bytes: each is stored whole (PostgreSQL refused more
+    than 500 characters before migration 0007) and found by the list filter."""
+    topics = [
+        "wastebank/b/gateway/" + "g" * 482 + "/deposit",  # 510 characters
+        "wastebank/b/gateway/" + "x" * (65_535 - 28) + "/deposit",  # 65,535 bytes
+        "wastebank/b/gateway/" + "é" * 32_753 + "/deposit",  # 65,534 bytes, 32,781 characters
+    ]
+    assert [len(t.encode()) for t in topics] == [510, 65_535, 65_534]
+    engine = ledger.make_engine(ledger_url)
+    try:
+        with ledger.Session(engine) as s:
+            ledger.add_dead_letters(s, [(t, b"{}", "invalid") for t in topics[:2]])
+            ledger.add_dead_letter(s, topics[2], b"{}", "invalid")
+            assert [r.topic for r in ledger.dead_letters(s)] == topics
+    finally:
+        engine.dispose()
+    out = CliRunner().invoke(
+        app, ["deadletter", "list", "--topic-contains", "é" * 40, "--ledger-url", ledger_url]
+    )
+    assert "1 pesan ditolak / 1 dead letter(s)" in out.output
+
+
+@pytest.mark.integration
+async def test_a_message_on_a_very_long_topic_is_dead_lettered_and_intake_goes_on(
+    ingester: IngestSettings, mqtt_settings: MqttSettings
+) -> None:
+    """A bad deposit on a topic of 65,535 bytes is kept as a dead letter with its whole topic,
+    and the ingester goes on to apply the next deposit."""
+    topics = Topics(mqtt_settings.topic_prefix)
+    short = topics.deposit("bs-batu-merah", "gw-01")
+    pad = 65_535 - len(topics.deposit("bs-batu-merah", "").encode())
+    long = topics.deposit("bs-batu-merah", "g" * pad)
+    assert len(long.encode()) == 65_535
+    async with aiomqtt.Client(mqtt_settings.host, mqtt_settings.port) as client:
+        await client.publish(long, b'{"kind": "deposit", "net_g": -5}', qos=1)
+        await client.publish(short, deposit_event(8, net_g=1000).model_dump_json().encode(), qos=1)
+
+    def applied() -> int:
+        engine = ledger.make_engine(ingester.ledger_url)
+        try:
+            with ledger.Session(engine) as s:
+                return s.scalar(select(func.count()).select_from(ledger.Deposit)) or 0
+        finally:
+            engine.dispose()
+
+    async def both_handled() -> bool:
+        return len(rows(ingester.ledger_url)) == 1 and applied() == 1
+
+    await eventually(both_handled)
+    (letter,) = rows(ingester.ledger_url)
+    assert letter.topic == long
+    assert "invalid DepositEvent" in letter.error

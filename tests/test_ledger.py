@@ -527,7 +527,18 @@ def _ledger_rows(s: Session) -> tuple[list[tuple[object, ...]], ...]:
             dd.local_date, dd.bank_id, dd.category_id, dd.manual, dd.net_g, dd.deposits
         ).order_by(dd.local_date, dd.bank_id, dd.category_id, dd.manual)
     ).all()
-    return [tuple(r) for r in deposits], [tuple(r) for r in entries], [tuple(r) for r in days]
+    dm = ledger.DepositMonth
+    months = s.execute(
+        select(dm.month, dm.bank_id, dm.category_id, dm.manual, dm.net_g, dm.deposits).order_by(
+            dm.month, dm.bank_id, dm.category_id, dm.manual
+        )
+    ).all()
+    return (
+        [tuple(r) for r in deposits],
+        [tuple(r) for r in entries],
+        [tuple(r) for r in days],
+        [tuple(r) for r in months],
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -544,6 +555,7 @@ def test_batch_path_matches_applying_one_at_a_time(
             s.execute(delete(ledger.JournalEntry))
             s.execute(delete(ledger.StockEntry))
             s.execute(delete(ledger.DepositDay))
+            s.execute(delete(ledger.DepositMonth))
             s.execute(delete(ledger.Deposit))
             s.commit()
     with Session(batch_engine) as s:

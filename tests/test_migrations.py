@@ -7,11 +7,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import create_engine, func, select, text, update
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -142,6 +144,7 @@ def test_a_ledger_from_before_migrations_is_adopted(
 _RACER = """
 import sys, time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 from wastebank import ledger
 url, ready, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 ready.touch()
@@ -243,5 +246,95 @@ def test_a_deposit_stamp_survives_the_round_trip_on_both(ledger_url: str) -> Non
             assert deposit.measured_at == at
             assert deposit.measured_at.tzinfo is UTC
             assert deposit.net_g == 2**40
+    finally:
+        engine.dispose()
+
+
+def test_0006_fills_the_monthly_roll_up_from_the_daily_summary(ledger_url: str) -> None:
+    """A ledger at 0005 with deposits in two WIT months (one across the UTC month boundary, one
+    voided, one entered by hand) gets the roll-up its daily summary implies from 0006."""
+    wit = ZoneInfo("Asia/Jayapura")
+    engine = ledger.make_engine(ledger_url)
+    try:
+        with Session(engine) as s:
+            ledger.apply_deposits(
+                s,
+                [
+                    deposit_event(1, net_g=1000, at=datetime(2026, 10, 31, 23, 30, tzinfo=wit)),
+                    deposit_event(2, net_g=2000, at=datetime(2026, 11, 1, 0, 30, tzinfo=wit)),
+                    deposit_event(3, net_g=4000, at=datetime(2026, 11, 20, 9, 0, tzinfo=wit)),
+                    deposit_event(4, net_g=8000, at=datetime(2026, 11, 21, 9, 0, tzinfo=wit)),
+                ],
+            )
+            ledger.void_deposit(s, "gw-01-4", author="petugas-bm-01", reason="dobel / duplicate")
+            ledger.record_manual_deposit(
+                s,
+                bank_code="bs-batu-merah",
+                member_no="AMB-0001",
+                category_code="pet",
+                net_g=300,
+                measured_at=datetime(2026, 11, 2, 8, 0, tzinfo=wit),
+                author="petugas-bm-01",
+                reason="timbangan rusak / scale down",
+            )
+            dm = ledger.DepositMonth
+            want = set(
+                s.execute(
+                    select(dm.month, dm.bank_id, dm.category_id, dm.manual, dm.net_g, dm.deposits)
+                ).all()
+            )
+        with engine.begin() as conn:  # back to 0005: the daily summary, no roll-up
+            conn.execute(text("DROP TABLE deposit_month"))
+            conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
+        assert migrations.upgrade(engine) is True
+        with Session(engine) as s:
+            got = set(
+                s.execute(
+                    select(dm.month, dm.bank_id, dm.category_id, dm.manual, dm.net_g, dm.deposits)
+                ).all()
+            )
+            assert got == want
+            pet = s.scalars(select(ledger.Category.id).where(ledger.Category.code == "pet")).one()
+            bank = s.scalars(
+                select(ledger.Bank.id).where(ledger.Bank.code == "bs-batu-merah")
+            ).one()
+            assert {
+                (m, manual): (g, n) for m, b, c, manual, g, n in got if (b, c) == (bank, pet)
+            } == {
+                (date(2026, 10, 1), False): (1000, 1),
+                (date(2026, 11, 1), False): (6000, 2),  # 2000 + 4000; 8000 voided
+                (date(2026, 11, 1), True): (300, 1),
+            }
+            assert ledger.verify(s) == []
+    finally:
+        engine.dispose()
+
+
+def test_0007_keeps_dead_letters_and_takes_topics_of_any_length(
+    ledger_url: str, ledger_backend: str
+) -> None:
+    """At 0006 (VARCHAR(500)) PostgreSQL refuses a longer topic, which stopped the ingester;
+    0007 makes the column TEXT and keeps the dead letters already there."""
+    long = "wastebank/b/gateway/" + "g" * 65_000 + "/deposit"
+    engine = ledger.make_engine(ledger_url)
+    try:
+        with Session(engine) as s:
+            first = ledger.add_dead_letter(s, "wastebank/b/gateway/gw-01/deposit", b"\x00", "bad")
+        with engine.begin() as conn:  # back to 0006
+            if ledger_backend == "postgresql":
+                conn.execute(text("ALTER TABLE dead_letter ALTER COLUMN topic TYPE VARCHAR(500)"))
+            conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
+        if ledger_backend == "postgresql":
+            with pytest.raises(DataError, match="too long"), Session(engine) as s:
+                ledger.add_dead_letter(s, long, b"{}", "invalid")
+        assert migrations.upgrade(engine) is True
+        assert migrations.differences(engine, ledger.Base.metadata) == []
+        with Session(engine) as s:
+            second = ledger.add_dead_letter(s, long, b"{}", "invalid")
+            rows = {r.id: (r.topic, r.payload, r.error) for r in ledger.dead_letters(s)}
+        assert rows == {
+            first: ("wastebank/b/gateway/gw-01/deposit", b"\x00", "bad"),
+            second: (long, b"{}", "invalid"),
+        }
     finally:
         engine.dispose()

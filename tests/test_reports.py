@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -248,12 +249,147 @@ def test_the_migration_fills_the_summary_from_existing_deposits(ledger_url: str)
             want = summary(s)
             assert want == recomputed(s)
         with engine.begin() as conn:  # back to 0004: no summary yet
+            conn.execute(text("DROP TABLE deposit_month"))
             conn.execute(text("DROP TABLE deposit_day"))
             conn.execute(text("UPDATE alembic_version SET version_num = '0004'"))
         assert migrations.upgrade(engine) is True
         with Session(engine) as s:
             assert summary(s) == want
             assert len(want) == 3
+            assert ledger.verify(s) == []
+    finally:
+        engine.dispose()
+
+
+def month_summary(s: Session) -> dict[tuple[date, int, int, bool], tuple[int, int]]:
+    dm = ledger.DepositMonth
+    rows = s.execute(select(dm.month, dm.bank_id, dm.category_id, dm.manual, dm.net_g, dm.deposits))
+    return {(month, b, c, bool(m)): (g, n) for month, b, c, m, g, n in rows}
+
+
+def by_month(
+    days: dict[tuple[date, int, int, bool], tuple[int, int]],
+) -> dict[Any, tuple[int, int]]:
+    acc: defaultdict[tuple[date, int, int, bool], list[int]] = defaultdict(lambda: [0, 0])
+    for (day, b, c, m), (g, n) in days.items():
+        a = acc[day.replace(day=1), b, c, m]
+        a[0] += g
+        a[1] += n
+    return {k: (g, n) for k, (g, n) in acc.items()}
+
+
+def test_the_monthly_roll_up_follows_deposits_voids_and_corrections(session: Session) -> None:
+    """deposit_month is deposit_day by local month after every kind of change, and a month
+    emptied by voids loses its row."""
+    late = datetime(2026, 10, 31, 23, 59, tzinfo=WIT)  # October in Ambon
+    early = datetime(2026, 11, 1, 0, 1, tzinfo=WIT)  # November in Ambon, October in UTC
+    only = scale(session, datetime(2026, 9, 15, 10, 0, tzinfo=WIT), 900, category="kardus")
+    ledger.apply_deposits(
+        session,
+        [
+            deposit_event(9101, net_g=1000, at=late),
+            deposit_event(9102, net_g=2000, at=early),
+            deposit_event(9103, net_g=300, at=early, category="kardus"),
+        ],
+    )
+    manual(session, early, 700)
+    ledger.correct_deposit(
+        session, "gw-01-9102", author=ATTENDANT, reason="kardus", category_code="kardus"
+    )
+    ledger.void_deposit(session, only, author=ATTENDANT, reason="salah / wrong")
+    months = month_summary(session)
+    assert months == by_month(recomputed(session)) == by_month(summary(session))
+    assert date(2026, 9, 1) not in {k[0] for k in months}  # its one deposit voided
+    bm = session.scalars(select(ledger.Bank.id).where(ledger.Bank.code == "bs-batu-merah")).one()
+    pet, kardus = (
+        session.scalars(select(ledger.Category.id).where(ledger.Category.code == code)).one()
+        for code in ("pet", "kardus")
+    )
+    assert months == {
+        (date(2026, 10, 1), bm, pet, False): (1000, 1),
+        (date(2026, 11, 1), bm, pet, True): (700, 1),
+        (date(2026, 11, 1), bm, kardus, False): (300, 1),
+        (date(2026, 11, 1), bm, kardus, True): (2000, 1),  # the correction: entered by hand
+    }
+    assert ledger.verify(session) == []
+
+
+@pytest.mark.parametrize("period", ["month", "year", "total"])
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (date(2026, 1, 1), date(2026, 12, 31)),  # whole months only
+        (date(2026, 3, 17), date(2026, 11, 4)),  # days, whole months, days
+        (date(2026, 3, 17), date(2026, 3, 20)),  # inside one month
+        (date(2026, 2, 1), date(2026, 2, 27)),  # a month less its last day
+        (date(2026, 12, 31), date(2027, 1, 31)),  # one day, then a whole month across the year
+    ],
+)
+def test_cells_from_the_roll_up_and_the_days_equal_the_days_alone(
+    session: Session, start: date, end: date, period: str
+) -> None:
+    """Whatever the range, reading whole months from deposit_month and the days around them
+    from deposit_day gives what the days alone give."""
+    events = []
+    for i, d in enumerate(range(0, 400, 3)):  # 2026-01-01 .. 2027-02-04 WIT, near midnight too
+        at = datetime(2026, 1, 1, tzinfo=WIT) + timedelta(days=d, minutes=11 * i)
+        events.append(
+            deposit_event(20_000 + i, net_g=100 + i, at=at, category=("pet", "kardus")[i % 2])
+        )
+    ledger.apply_deposits(session, events)
+    for month in (3, 11, 12):
+        manual(session, datetime(2026, month, 28, 9, 0, tzinfo=WIT), 50 * month)
+    scope = reports.load_scope(session)
+    got = reports.cells(session, scope, start, end, period)
+    days = reports._summed(session, scope, ledger.DepositDay.local_date, start, end, period, start)
+    want: defaultdict[tuple[date, int, int, bool], list[int]] = defaultdict(lambda: [0, 0])
+    for day, b, c, m, g, n in days:
+        want[day, b, c, m][0] += g
+        want[day, b, c, m][1] += n
+    assert {(c.day, c.bank_id, c.category_id, c.manual): [c.net_g, c.deposits] for c in got} == (
+        dict(want)
+    )
+    assert got  # every range holds deposits
+
+
+def test_verify_finds_a_tampered_roll_up_and_a_rebuild_mends_it(session: Session) -> None:
+    scale(session, datetime(2026, 11, 10, 9, 0, tzinfo=WIT), 1000)
+    dm = ledger.DepositMonth
+    session.execute(update(dm).values(deposits=dm.deposits + 1))
+    session.commit()
+    (problem,) = ledger.verify(session)
+    assert problem.check == "summary"
+    assert problem.subject == "deposit_month 2026-11 bs-batu-merah pet measured"
+    assert problem.detail == "expected 1000 g in 1 deposits, found 1000 g in 2"
+    assert ledger.verify_summaries(session) == [problem]
+    ledger.rebuild_deposit_days(session)
+    assert ledger.verify(session) == []
+    assert month_summary(session) == by_month(recomputed(session))
+
+
+def test_cli_rebuild_summary(ledger_url: str) -> None:
+    engine = ledger.make_engine(ledger_url)
+    try:
+        with Session(engine) as s:
+            scale(s, datetime(2026, 10, 31, 23, 30, tzinfo=WIT), 1000)
+            scale(s, datetime(2026, 11, 1, 0, 30, tzinfo=WIT), 2000, category="kardus")
+            want = summary(s), month_summary(s)
+            s.execute(delete(ledger.DepositDay))
+            s.execute(update(ledger.DepositMonth).values(net_g=1))
+            s.commit()
+            assert len(ledger.verify(s)) == 4
+    finally:
+        engine.dispose()
+    result = CliRunner().invoke(app, ["ledger", "rebuild-summary", "--ledger-url", ledger_url])
+    assert result.exit_code == 0, result.output
+    assert "ringkasan dibangun ulang / summary rebuilt: 2 baris harian / daily rows, 2 baris " in (
+        result.output
+    )
+    assert "ringkasan sesuai setoran / the summary matches the deposits" in result.output
+    engine = ledger.make_engine(ledger_url)
+    try:
+        with Session(engine) as s:
+            assert (summary(s), month_summary(s)) == want
             assert ledger.verify(s) == []
     finally:
         engine.dispose()
@@ -266,6 +402,7 @@ def test_generation_estimate_from_the_data_file() -> None:
     gen = reports.generation_for("ambon")
     assert (gen.population, gen.kg_per_capita_day, gen.population_year) == (347_288, 0.75, 2020)
     assert "BPS" in gen.source
+    assert gen.source.startswith("ILUSTRATIF / illustrative population")  # not in the domain notes
     assert "SNI 19-3983-1995" in gen.source
     assert gen.grams(31) == 347_288 * 750 * 31  # 0.75 kg = 750 g per person per day
     with pytest.raises(reports.NoGenerationEstimate):

@@ -29,7 +29,7 @@ import json
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -439,6 +439,28 @@ class DepositDay(Base):
     deposits: Mapped[int] = mapped_column(BigInteger)
 
 
+class DepositMonth(Base):
+    """The monthly roll-up of :class:`DepositDay`: per city-local month (``month``: its first
+    day), bank, category and basis, the sum and the count of the non-voided deposits.
+
+    Kept by the same upsert, in the same transaction, as the daily rows (a void subtracts from
+    both; a row whose count reaches 0 is deleted), so that a year of reports by month reads a
+    few thousand rows instead of every day's (bench/reports.py: 2,000,000 deposits give ~120,000
+    daily rows and ~4,600 monthly ones). A local month is a union of local days, so the two
+    agree exactly: :func:`verify` checks both against the deposits, :func:`rebuild_deposit_days`
+    makes both again."""
+
+    __tablename__ = "deposit_month"
+    __table_args__ = (UniqueConstraint("month", "bank_id", "category_id", "manual"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    month: Mapped[date] = mapped_column(Date)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("bank.id"))
+    category_id: Mapped[int] = mapped_column(ForeignKey("category.id"))
+    manual: Mapped[bool] = mapped_column(Boolean)
+    net_g: Mapped[int] = mapped_column(BigInteger)
+    deposits: Mapped[int] = mapped_column(BigInteger)
+
+
 class PayoutMethod(StrEnum):
     CASH = "cash"
     BANK_TRANSFER = "bank_transfer"
@@ -569,7 +591,9 @@ class DeadLetter(Base):
 
     __tablename__ = "dead_letter"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    topic: Mapped[str] = mapped_column(String(500))
+    # Whole: an MQTT topic can be 65,535 bytes (VARCHAR(500) until migration 0007 made a longer
+    # one a DataError on PostgreSQL, which stopped the ingester).
+    topic: Mapped[str] = mapped_column(Text)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     error: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
@@ -921,6 +945,7 @@ _DEPOSIT = cast(Table, Deposit.__table__)
 _JOURNAL = cast(Table, JournalEntry.__table__)
 _STOCK = cast(Table, StockEntry.__table__)
 _DAY = cast(Table, DepositDay.__table__)
+_MONTH = cast(Table, DepositMonth.__table__)
 
 # INSERT ... ON CONFLICT (event_id) DO NOTHING ... RETURNING event_id, by dialect. Any other
 # dialect (or an SQLite without RETURNING) inserts row by row, each in a savepoint: correct, slow.
@@ -1008,6 +1033,7 @@ def _stock_entries(d: AppliedDeposit, category_id: int) -> tuple[dict[str, Any],
 
 DayKey = tuple[date, int, int, bool]  # city-local date, bank id, category id, manual
 _DAY_KEY = ("local_date", "bank_id", "category_id", "manual")
+_MONTH_KEY = ("month", "bank_id", "category_id", "manual")
 
 
 def _day_key(at: datetime, zone: ZoneInfo, bank_id: int, category_id: int, manual: bool) -> DayKey:
@@ -1015,25 +1041,40 @@ def _day_key(at: datetime, zone: ZoneInfo, bank_id: int, category_id: int, manua
 
 
 def _add_to_days(session: Session, days: dict[DayKey, list[int]]) -> None:
-    """Add [grams, deposits] to each group of the daily summary (negative: take them away): one
-    ``INSERT ... ON CONFLICT DO UPDATE`` row per group, in key order, so that concurrent writers
-    lock the rows they share in the same order. A row whose count falls to 0 is deleted."""
+    """Add [grams, deposits] to each group of the daily summary and of its monthly roll-up
+    (negative: take them away): one ``INSERT ... ON CONFLICT DO UPDATE`` row per group, in key
+    order, so that concurrent writers lock the rows they share in the same order (days first,
+    then months, in every writer). A row whose count falls to 0 is deleted."""
     if not days:
         return
-    ordered = sorted(days.items())
+    months: defaultdict[DayKey, list[int]] = defaultdict(lambda: [0, 0])
+    for (day, bank_id, category_id, manual), (grams, count) in days.items():
+        acc = months[day.replace(day=1), bank_id, category_id, manual]
+        acc[0] += grams
+        acc[1] += count
+    _add_to_summary(session, _DAY, _DAY_KEY, days)
+    _add_to_summary(session, _MONTH, _MONTH_KEY, months)
+
+
+def _add_to_summary(
+    session: Session, table: Table, names: tuple[str, ...], groups: Mapping[DayKey, list[int]]
+) -> None:
+    ordered = sorted((k, v) for k, v in groups.items() if v != [0, 0])
+    if not ordered:
+        return
     rows = [
-        dict(zip(_DAY_KEY, key, strict=True)) | {"net_g": grams, "deposits": count}
+        dict(zip(names, key, strict=True)) | {"net_g": grams, "deposits": count}
         for key, (grams, count) in ordered
     ]
     make_insert = _ON_CONFLICT_INSERTS.get(session.get_bind().dialect.name)
     if make_insert is not None:
-        stmt = make_insert(_DAY)
+        stmt = make_insert(table)
         session.execute(
             stmt.on_conflict_do_update(
-                index_elements=[_DAY.c[k] for k in _DAY_KEY],
+                index_elements=[table.c[k] for k in names],
                 set_={
-                    "net_g": _DAY.c.net_g + stmt.excluded.net_g,
-                    "deposits": _DAY.c.deposits + stmt.excluded.deposits,
+                    "net_g": table.c.net_g + stmt.excluded.net_g,
+                    "deposits": table.c.deposits + stmt.excluded.deposits,
                 },
             ),
             rows,
@@ -1041,18 +1082,19 @@ def _add_to_days(session: Session, days: dict[DayKey, list[int]]) -> None:
     else:  # any other dialect: update, else insert (one writer at a time)
         for row in rows:
             found = session.execute(
-                update(_DAY)
-                .where(*(_DAY.c[k] == row[k] for k in _DAY_KEY))
+                update(table)
+                .where(*(table.c[k] == row[k] for k in names))
                 .values(
-                    net_g=_DAY.c.net_g + row["net_g"], deposits=_DAY.c.deposits + row["deposits"]
+                    net_g=table.c.net_g + row["net_g"],
+                    deposits=table.c.deposits + row["deposits"],
                 )
             )
             if not isinstance(found, CursorResult) or found.rowcount == 0:
-                session.execute(insert(_DAY), row)
+                session.execute(insert(table), row)
     for row, (_key, (_grams, count)) in zip(rows, ordered, strict=True):
-        if count < 0:
+        if count <= 0:
             session.execute(
-                delete(_DAY).where(*(_DAY.c[k] == row[k] for k in _DAY_KEY), _DAY.c.deposits == 0)
+                delete(table).where(*(table.c[k] == row[k] for k in names), table.c.deposits == 0)
             )
 
 
@@ -1104,32 +1146,64 @@ def _day_totals(session: Session) -> dict[DayKey, tuple[int, int]]:
     return {k: (g, n) for k, (g, n) in totals.items()}
 
 
-def rebuild_deposit_days(session: Session) -> int:
-    """Make the daily summary again from the deposits (voided ones left out); return its rows.
+def month_of(day: Any, dialect: str) -> Any:
+    """SQL for the first day of ``day``'s month (a ``Date`` column or expression)."""
+    if dialect == "postgresql":
+        return sql_cast(func.date_trunc("month", sql_cast(day, DateTime)), Date)
+    return func.substr(day, 1, 8).concat("01")  # SQLite keeps a date as its text, 2026-10-31
+
+
+def rebuild_deposit_days(session: Session, *, progress: Callable[[str], None] | None = None) -> int:
+    """Make the daily summary and its monthly roll-up again from the deposits (voided ones left
+    out); return the daily rows. ``progress`` is told each step as it begins.
 
     For a ledger whose deposits were written around :func:`apply_deposits` (a bulk COPY) or
     whose city changed its zone, or after :func:`verify` found the summary wrong. On
-    PostgreSQL the deposits, voids and the summary are locked against writers meanwhile (they
+    PostgreSQL the deposits, voids and the summaries are locked against writers meanwhile (they
     wait, then add to the new rows). Commits."""
+    step = progress or (lambda _what: None)
     with _transaction(session):
-        if session.get_bind().dialect.name == "postgresql":
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            step("mengunci / locking deposits, voids and summaries against writers")
             session.execute(
-                text("LOCK TABLE deposit, deposit_void, deposit_day IN SHARE ROW EXCLUSIVE MODE")
+                text(
+                    "LOCK TABLE deposit, deposit_void, deposit_day, deposit_month "
+                    "IN SHARE ROW EXCLUSIVE MODE"
+                )
             )
             session.execute(delete(DepositDay))
+            step("menjumlahkan setoran per hari lokal / summing the deposits by local day")
             session.execute(
                 insert(_DAY).from_select([*_DAY_KEY, "net_g", "deposits"], _day_totals_query())
             )
         else:
             session.execute(delete(DepositDay))
+            step("menjumlahkan setoran per hari lokal / summing the deposits by local day")
             rows = [
                 dict(zip(_DAY_KEY, key, strict=True)) | {"net_g": g, "deposits": n}
                 for key, (g, n) in sorted(_day_totals(session).items())
             ]
+            step(f"menulis ringkasan harian / writing the daily summary ({len(rows):,} rows)")
             if rows:
                 session.execute(insert(_DAY), rows)
+        step("menulis ringkasan bulanan / writing the monthly roll-up")
+        session.execute(delete(DepositMonth))
+        session.execute(
+            insert(_MONTH).from_select([*_MONTH_KEY, "net_g", "deposits"], _months(dialect))
+        )
         count = session.scalar(select(func.count()).select_from(DepositDay)) or 0
+        step("menyimpan / committing")
     return count
+
+
+def _months(dialect: str) -> Any:
+    """The monthly roll-up of the daily summary, as a query."""
+    dd = DepositDay
+    month = month_of(dd.local_date, dialect)
+    return select(
+        month, dd.bank_id, dd.category_id, dd.manual, func.sum(dd.net_g), func.sum(dd.deposits)
+    ).group_by(month, dd.bank_id, dd.category_id, dd.manual)
 
 
 _CHUNK = 500  # event ids per IN (...) query
@@ -2355,7 +2429,9 @@ def verify(session: Session) -> list[Problem]:
     - each deposit's amount is its count at its frozen price;
     - every bank's place in the induk/unit hierarchy is valid;
     - the daily summary (:class:`DepositDay`) holds, per local day, bank, category and basis,
-      the sum and the count of the non-voided deposits (:func:`rebuild_deposit_days` mends it).
+      the sum and the count of the non-voided deposits, and its monthly roll-up
+      (:class:`DepositMonth`) the same per local month (:func:`rebuild_deposit_days` mends
+      both).
 
     Reads everything once (it is an audit, not a hot path).
     """
@@ -2565,40 +2641,65 @@ def _hierarchy(session: Session) -> list[Problem]:
     return out
 
 
+def verify_summaries(session: Session) -> list[Problem]:
+    """The summary part of :func:`verify` alone: the daily summary and its monthly roll-up
+    against the deposits (what :func:`rebuild_deposit_days` makes)."""
+    return _deposit_days(session)
+
+
 def _deposit_days(session: Session) -> list[Problem]:
     want = _day_totals(session)
-    found = {
-        (day, b, c, bool(m)): (int(g), int(n))
-        for day, b, c, m, g, n in session.execute(
-            select(
-                DepositDay.local_date,
-                DepositDay.bank_id,
-                DepositDay.category_id,
-                DepositDay.manual,
-                DepositDay.net_g,
-                DepositDay.deposits,
-            )
-        )
-    }
+    want_months: defaultdict[DayKey, list[int]] = defaultdict(lambda: [0, 0])
+    for (day, bank_id, category_id, manual), (grams, count) in want.items():
+        acc = want_months[day.replace(day=1), bank_id, category_id, manual]
+        acc[0] += grams
+        acc[1] += count
     banks: dict[int, str] = {i: c for i, c in session.execute(select(Bank.id, Bank.code))}
     categories: dict[int, str] = {
         i: c for i, c in session.execute(select(Category.id, Category.code))
     }
     out = []
-    for key in sorted(set(want) | set(found)):
-        (want_g, want_n), (got_g, got_n) = want.get(key, (0, 0)), found.get(key, (0, 0))
-        if (want_g, want_n) != (got_g, got_n):
-            day, bank_id, category_id, manual = key
-            out.append(
-                Problem(
-                    "summary",
-                    f"deposit_day {day.isoformat()} {banks.get(bank_id, bank_id)} "
-                    f"{categories.get(category_id, category_id)} "
-                    f"{'estimated' if manual else 'measured'}",
-                    f"expected {want_g} g in {want_n} deposits, found {got_g} g in {got_n}",
+    for table, name, wanted, label in (
+        (DepositDay, "local_date", want, date.isoformat),
+        (
+            DepositMonth,
+            "month",
+            {k: (g, n) for k, (g, n) in want_months.items()},
+            lambda d: d.isoformat()[:7],
+        ),
+    ):
+        cols = cast(Table, table.__table__).c
+        found = {
+            (_as_date(day), b, c, bool(m)): (int(g), int(n))
+            for day, b, c, m, g, n in session.execute(
+                select(
+                    cols[name],
+                    cols.bank_id,
+                    cols.category_id,
+                    cols.manual,
+                    cols.net_g,
+                    cols.deposits,
                 )
             )
+        }
+        for key in sorted(set(wanted) | set(found)):
+            (want_g, want_n), (got_g, got_n) = wanted.get(key, (0, 0)), found.get(key, (0, 0))
+            if (want_g, want_n) != (got_g, got_n):
+                day, bank_id, category_id, manual = key
+                out.append(
+                    Problem(
+                        "summary",
+                        f"{table.__tablename__} {label(day)} {banks.get(bank_id, bank_id)} "
+                        f"{categories.get(category_id, category_id)} "
+                        f"{'estimated' if manual else 'measured'}",
+                        f"expected {want_g} g in {want_n} deposits, found {got_g} g in {got_n}",
+                    )
+                )
     return out
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 # ---- dead letters -----------------------------------------------------------------------------

@@ -4,9 +4,10 @@ estimate and its reduction share against the Jakstrada target, and the monthly D
 
 **Source: the ledger.** Tonnage is summed in SQL from the ledger's daily summary
 (``deposit_day``: the grams and count of the non-voided deposits per city-local day, bank,
-category and basis, written in the same transaction as every deposit, void and correction, and
-checked against the deposits by ``wastebank ledger verify``), not from InfluxDB's ``deposit``
-points, because only the ledger knows everything that counts:
+category and basis) and its monthly roll-up (``deposit_month``, the same per local month, read
+for the whole months of a range), both written in the same transaction as every deposit, void
+and correction and checked against the deposits by ``wastebank ledger verify``, not from
+InfluxDB's ``deposit`` points, because only the ledger knows everything that counts:
 
 * manual entries (scale down, piece/litre categories, corrections) are written by the API to the
   ledger only, never to InfluxDB;
@@ -22,7 +23,8 @@ CO2e and energy are estimates by nature and are labelled so.
 WIT): a deposit at 00:30 WIT on the 1st is in the new month. The ledger converts each deposit's
 ``measured_at`` to its city's local date (:mod:`zoneinfo`, exact for any zone) when it writes the
 summary, and every period is a union of local days, so the reports are exact on PostgreSQL and
-SQLite alike. A city whose zone is changed needs ``ledger.rebuild_deposit_days``.
+SQLite alike. A city whose zone is changed needs ``wastebank ledger rebuild-summary``
+(``ledger.rebuild_deposit_days``).
 
 Pure where it can be: :func:`tonnage` and :func:`monthly_report` read the ledger; the renderers
 (:func:`monthly_csv`, :func:`monthly_xlsx`, :func:`monthly_pdf`) only format a report.
@@ -35,7 +37,7 @@ import csv
 import io
 import tomllib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -285,43 +287,81 @@ def cells(
     """Diverted grams and deposit counts per local ``period`` (its first day) x bank x category
     x manual, voided deposits left out; ``start``..``end`` are local days, both included.
 
-    Read from the ledger's daily summary (``ledger.DepositDay``: one row per local day, bank,
-    category and basis, kept with every deposit and void), never from the deposits themselves:
-    every period is a union of local days, so the sums are exact. The database buckets the days
-    by the period, so a year by month is a few thousand rows however many deposits it holds."""
-    if not scope.banks:
+    Read from the ledger's summaries, never from the deposits themselves: by month, year or in
+    total, the whole local months of the range from the monthly roll-up
+    (``ledger.DepositMonth``) and the days before and after them from the daily summary
+    (``ledger.DepositDay``); by day or week, the daily summary. Both are kept with every
+    deposit and void, and every period is a union of local days, so the sums are exact. The
+    database buckets the rows by the period, so a year by month is a few thousand rows however
+    many deposits it holds."""
+    if not scope.banks or end < start:
         return []
-    dd = ledger.DepositDay
+    dd, dm = ledger.DepositDay, ledger.DepositMonth
+    parts: list[tuple[Any, date, date]] = []  # (date column, first, last) of each table read
+    if period in ("day", "week") or date.max.year in (start.year, end.year):
+        parts.append((dd.local_date, start, end))
+    else:
+        # the whole local months of the range: from first_whole up to (not including) past_whole
+        first_whole = start if start.day == 1 else _next_month(start)
+        last_of_month = _next_month(end) - timedelta(days=1)
+        past_whole = _next_month(end) if end == last_of_month else end.replace(day=1)
+        if first_whole >= past_whole:
+            parts.append((dd.local_date, start, end))
+        else:
+            if start < first_whole:
+                parts.append((dd.local_date, start, first_whole - timedelta(days=1)))
+            parts.append((dm.month, first_whole, past_whole - timedelta(days=1)))
+            if past_whole <= end:
+                parts.append((dd.local_date, past_whole, end))
+    acc: dict[tuple[date, int, int, bool], list[int]] = defaultdict(lambda: [0, 0])
+    for column, lo, hi in parts:
+        for day, bank_id, category_id, manual, net_g, count in _summed(
+            session, scope, column, lo, hi, period, start
+        ):
+            a = acc[day, bank_id, category_id, manual]
+            a[0] += net_g
+            a[1] += count
+    return sorted(
+        (Cell(day, b, c, m, g, n) for (day, b, c, m), (g, n) in acc.items() if n),
+        key=lambda c: (c.day, c.bank_id, c.category_id, c.manual),
+    )
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def _summed(
+    session: Session, scope: Scope, column: Any, lo: date, hi: date, period: str, first: date
+) -> Iterator[tuple[date, int, int, bool, int, int]]:
+    """(period start, bank, category, manual, grams, count) from the summary table of
+    ``column`` for ``lo``..``hi``, bucketed by ``period`` in SQL (``total``: all at ``first``)."""
+    table = column.table
     bucket: Any
     if period == "total":
         bucket = None
-    elif period == "day":
-        bucket = dd.local_date
+    elif period == "day" or (period == "month" and column.key == "month"):
+        bucket = column
     elif session.get_bind().dialect.name == "postgresql":
-        bucket = cast(func.date_trunc(period, cast(dd.local_date, DateTime)), Date)  # ISO weeks
+        bucket = cast(func.date_trunc(period, cast(column, DateTime)), Date)  # ISO weeks
     elif period == "week":  # the Monday on or before the day
-        bucket = func.date(dd.local_date, "-6 days", "weekday 1")
+        bucket = func.date(column, "-6 days", "weekday 1")
     elif period == "month":  # SQLite keeps a date as its text, 2026-10-31
-        bucket = func.substr(dd.local_date, 1, 8).concat("01")
+        bucket = func.substr(column, 1, 8).concat("01")
     else:
-        bucket = func.substr(dd.local_date, 1, 5).concat("01-01")
-    keys: list[Any] = [dd.bank_id, dd.category_id, dd.manual]
+        bucket = func.substr(column, 1, 5).concat("01-01")
+    keys: list[Any] = [table.c.bank_id, table.c.category_id, table.c.manual]
     if bucket is not None:
         keys.insert(0, bucket.label("bucket"))
     q = (
-        select(*keys, func.sum(dd.net_g), func.sum(dd.deposits))
-        .where(
-            dd.local_date >= start,
-            dd.local_date <= end,
-            dd.bank_id.in_(sorted(scope.banks)),
-        )
+        select(*keys, func.sum(table.c.net_g), func.sum(table.c.deposits))
+        .where(column >= lo, column <= hi, table.c.bank_id.in_(sorted(scope.banks)))
         .group_by(*keys)
     )
-    out: list[Cell] = []
     for row in session.execute(q):
         values: list[Any] = list(row)
         if bucket is None:
-            day = start
+            day = first
             bank_id, category_id, manual, net_g, count = values
         else:
             when, bank_id, category_id, manual, net_g, count = values
@@ -331,10 +371,7 @@ def cells(
                 day = when
             else:
                 day = date.fromisoformat(str(when))
-        if count:
-            out.append(Cell(day, bank_id, category_id, bool(manual), int(net_g), int(count)))
-    out.sort(key=lambda c: (c.day, c.bank_id, c.category_id, c.manual))
-    return out
+        yield day, bank_id, category_id, bool(manual), int(net_g or 0), int(count or 0)
 
 
 def period_start(day: date, period: str, first: date) -> date:
