@@ -561,6 +561,7 @@ def api(
             port=settings.port,
             log_level="info",
             log_config=log_config,
+            access_log=settings.access_log,
         )
         return
     # Several processes share the listening socket; each builds the app from the same settings
@@ -578,6 +579,7 @@ def api(
         port=settings.port,
         log_level="info",
         log_config=log_config,
+        access_log=settings.access_log,
     )
 
 
@@ -1103,7 +1105,8 @@ def ledger_verify(
 ) -> None:
     """Check the books: every transaction balanced, journal and stock entries exactly as the
     deposits, voids, withdrawals and stock movements imply, no negative balance or stock, a valid
-    induk/unit hierarchy. Exit 1 when anything is wrong."""
+    induk/unit hierarchy, the daily and monthly tonnage summaries as the deposits imply (`ledger
+    rebuild-summary` mends those). Exit 1 when anything is wrong."""
     from wastebank import ledger, migrations
 
     try:
@@ -1126,6 +1129,69 @@ def ledger_verify(
         typer.echo(f"{len(problems)} masalah / problems", err=True)
         raise typer.Exit(code=1)
     typer.echo("pembukuan benar / the books hold")
+
+
+@ledger_app.command("rebuild-summary")
+def ledger_rebuild_summary(
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="problems to print at most")] = 100,
+) -> None:
+    """Make the daily tonnage summary (deposit_day) and its monthly roll-up (deposit_month),
+    which the DLH reports read, again from the deposits, then check them against the deposits.
+    For after a city's time zone was changed, deposits loaded around the ledger (a bulk COPY),
+    or `ledger verify` reporting `summary` problems. In one transaction: the reports see the old
+    summary until it commits; on PostgreSQL deposit writers wait meanwhile. Exit 1 when the
+    check finds anything wrong."""
+    import time
+
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from sqlalchemy import func, select
+
+    from wastebank import ledger, migrations
+
+    _logging()
+    try:
+        engine = ledger.make_engine(_ledger_url(ledger_url, config))
+    except migrations.LedgerSchemaError as exc:
+        raise _fail(exc) from None
+    started = time.monotonic()
+    try:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        ) as progress:
+            task = progress.add_task("membangun ulang ringkasan / rebuilding the summary")
+
+            def step(what: str) -> None:
+                progress.update(task, description=what)
+
+            with ledger.Session(engine) as session:
+                days = ledger.rebuild_deposit_days(session, progress=step)
+                months = session.scalar(select(func.count()).select_from(ledger.DepositMonth))
+            step("memeriksa terhadap setoran / checking against the deposits")
+            bind = engine
+            if engine.dialect.name == "postgresql":  # one snapshot, as `ledger verify`
+                bind = engine.execution_options(isolation_level="REPEATABLE READ")
+            with ledger.Session(bind) as session:
+                problems = ledger.verify_summaries(session)
+            step("selesai / done")
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"ringkasan dibangun ulang / summary rebuilt: {days:,} baris harian / daily rows, "
+        f"{months or 0:,} baris bulanan / monthly rows ({time.monotonic() - started:.1f} s)"
+    )
+    for problem in problems[:limit]:
+        typer.echo(str(problem))
+    if problems:
+        typer.echo(f"{len(problems)} masalah / problems", err=True)
+        raise typer.Exit(code=1)
+    typer.echo("ringkasan sesuai setoran / the summary matches the deposits")
 
 
 # ---- backups, passbooks, bulk imports (wastebank/backup.py, passbook.py, bulk_import.py) -----
