@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv install services services-down lint test demo clean bench browser screenshots
+.PHONY: venv install install-gateway services services-down lint test demo clean bench browser screenshots
 
 venv: $(BIN)/python
 
@@ -19,6 +19,10 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 install: $(STAMP) node_modules/.installed
+
+# A gateway (Raspberry Pi at a bank) needs the Python packages only: its attendant page uses no
+# front-end library, so no npm there.
+install-gateway: $(STAMP)
 
 # The pages' front-end libraries (Chart.js, Leaflet) from the npm registry, pinned by
 # package-lock.json; the API serves them from node_modules/ (no CDN at run time).
