@@ -20,9 +20,12 @@ $(BIN)/python:
 
 install: $(STAMP) node_modules/.installed
 
-# A gateway (Raspberry Pi at a bank) needs the Python packages only: its attendant page uses no
-# front-end library, so no npm there.
-install-gateway: $(STAMP)
+# A gateway (Raspberry Pi at a bank) needs the package alone: no test tools, and no npm (its
+# attendant page uses no front-end library).
+install-gateway: $(VENV)/.installed-gateway
+$(VENV)/.installed-gateway: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e .
+	touch $@
 
 # The pages' front-end libraries (Chart.js, Leaflet) from the npm registry, pinned by
 # package-lock.json; the API serves them from node_modules/ (no CDN at run time).
