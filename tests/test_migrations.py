@@ -12,8 +12,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import create_engine, func, select, text, update
-from sqlalchemy.exc import DataError
+from sqlalchemy import create_engine, func, inspect, select, text, update
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -285,6 +285,7 @@ def test_0006_fills_the_monthly_roll_up_from_the_daily_summary(ledger_url: str) 
             )
         with engine.begin() as conn:  # back to 0005: the daily summary, no roll-up
             conn.execute(text("DROP TABLE deposit_month"))
+            conn.execute(text("DROP TABLE tps_pickup"))  # 0008's
             conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
         assert migrations.upgrade(engine) is True
         with Session(engine) as s:
@@ -321,6 +322,7 @@ def test_0007_keeps_dead_letters_and_takes_topics_of_any_length(
         with Session(engine) as s:
             first = ledger.add_dead_letter(s, "wastebank/b/gateway/gw-01/deposit", b"\x00", "bad")
         with engine.begin() as conn:  # back to 0006
+            conn.execute(text("DROP TABLE tps_pickup"))  # 0008's
             if ledger_backend == "postgresql":
                 conn.execute(text("ALTER TABLE dead_letter ALTER COLUMN topic TYPE VARCHAR(500)"))
             conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
@@ -336,5 +338,53 @@ def test_0007_keeps_dead_letters_and_takes_topics_of_any_length(
             first: ("wastebank/b/gateway/gw-01/deposit", b"\x00", "bad"),
             second: (long, b"{}", "invalid"),
         }
+    finally:
+        engine.dispose()
+
+
+def test_0008_adds_the_pickup_journal_unique_per_sensor_and_time(
+    ledger_url: str, ledger_backend: str
+) -> None:
+    """A ledger at 0007 gets ``tps_pickup`` (empty: the readings are in InfluxDB) with its
+    unique (TPS, sensor, at) and its (TPS, at) index; the TPS and their alerts are kept."""
+    at = datetime(2026, 11, 23, 1, 10, tzinfo=UTC)
+    engine = ledger.make_engine(ledger_url)
+    try:
+        with engine.begin() as conn:  # back to 0007
+            conn.execute(text("DROP TABLE tps_pickup"))
+            conn.execute(text("UPDATE alembic_version SET version_num = '0007'"))
+        assert migrations.upgrade(engine) is True
+        assert migrations.current(engine) == "0008"
+        assert migrations.differences(engine, ledger.Base.metadata) == []
+        with Session(engine) as s:
+            assert s.scalar(select(func.count()).select_from(ledger.TpsPickup)) == 0
+            tps_id = s.scalars(select(ledger.Tps.id).where(ledger.Tps.code == "tps-batu-merah"))
+            row = {
+                "tps_id": tps_id.one(),
+                "sensor_id": "us-01",
+                "at": at,
+                "fill_before": 0.9,
+                "fill_after": 0.03,
+            }
+            s.add(ledger.TpsPickup(**row))
+            s.commit()
+            s.add(ledger.TpsPickup(**{**row, "fill_before": 0.8}))
+            with pytest.raises(IntegrityError):
+                s.commit()
+            s.rollback()
+            s.add(ledger.TpsPickup(**{**row, "sensor_id": "us-02"}))  # another sensor: fine
+            s.commit()
+            got = s.scalars(select(ledger.TpsPickup).order_by(ledger.TpsPickup.sensor_id)).all()
+            assert [(p.sensor_id, p.at, p.fill_before) for p in got] == [
+                ("us-01", at, 0.9),
+                ("us-02", at, 0.9),
+            ]
+            assert got[0].detected_at.tzinfo is UTC
+        indexes = {
+            i["name"]: i["column_names"]
+            for i in inspect(engine).get_indexes("tps_pickup")
+            if i["name"] == "ix_tps_pickup_tps_id_at"
+        }
+        assert indexes == {"ix_tps_pickup_tps_id_at": ["tps_id", "at"]}
     finally:
         engine.dispose()

@@ -249,6 +249,7 @@ def test_the_migration_fills_the_summary_from_existing_deposits(ledger_url: str)
             want = summary(s)
             assert want == recomputed(s)
         with engine.begin() as conn:  # back to 0004: no summary yet
+            conn.execute(text("DROP TABLE tps_pickup"))  # 0008's
             conn.execute(text("DROP TABLE deposit_month"))
             conn.execute(text("DROP TABLE deposit_day"))
             conn.execute(text("UPDATE alembic_version SET version_num = '0004'"))
@@ -449,6 +450,24 @@ class FakeEstimator:
         return grams / 1000 * 1.5 if material_class == "pet" else None
 
 
+def journal_pickups(s: Session) -> None:
+    """TPS pickups in the journal: tps-batu-merah (Sirimau; 8 m³, 214.8 kg/m³) at fill 0.9 on
+    1 October 00:30 WIT, and 1.0 at 00:30 on 1 November (the next month); tps-benteng
+    (Nusaniwe; 6 m³, 214.8 kg/m³) at 0.5 on 31 October 23:30 WIT."""
+    from wastebank import tps
+
+    bm, bt = (tps.get_tps(s, c) for c in ("tps-batu-merah", "tps-benteng"))
+    assert bm is not None
+    assert bt is not None
+    for t, at, fill in (
+        (bm, datetime(2026, 10, 1, 0, 30, tzinfo=WIT), 0.9),
+        (bm, datetime(2026, 11, 1, 0, 30, tzinfo=WIT), 1.0),
+        (bt, datetime(2026, 10, 31, 23, 30, tzinfo=WIT), 0.5),
+    ):
+        tps.record_pickups(s, t.id, "us-01", [tps.Pickup(at=at, fill_before=fill, fill_after=0)])
+    s.commit()
+
+
 def small_month(s: Session) -> reports.MonthlyReport:
     at = datetime(2026, 10, 5, 9, 0, tzinfo=WIT)
     scale(s, at, 1250)
@@ -457,6 +476,7 @@ def small_month(s: Session) -> reports.MonthlyReport:
     scale(s, at, 4000, category="kardus", card="04B1B2C3D1", bank="bs-nusaniwe")
     voided = scale(s, at, 9000, category="kardus", card="04B1B2C3D1", bank="bs-nusaniwe")
     ledger.void_deposit(s, voided, author="petugas-nsw-01", reason="dobel / duplicate")
+    journal_pickups(s)
     scope = reports.load_scope(s)
     settings = reports.ReportSettings(population=1000, kg_per_capita_day=0.5, source="uji")
     return reports.monthly_report(s, scope, "2026-10", settings, estimator=FakeEstimator(), now=NOW)
@@ -484,7 +504,7 @@ def test_monthly_xlsx_cells(session: Session) -> None:
 
     report = small_month(session)
     wb = load_workbook(io.BytesIO(reports.monthly_xlsx(report)))
-    assert wb.sheetnames == ["Laporan", "Per kategori"]
+    assert wb.sheetnames == ["Laporan", "Per kategori", "Pengalihan"]
     ws = wb["Laporan"]
     assert str(ws["A1"].value).startswith("LAPORAN PENGURANGAN SAMPAH")
     assert ws["B3"].value == "Oktober 2026 (2026-10)"
@@ -508,6 +528,54 @@ def test_monthly_xlsx_cells(session: Session) -> None:
     ]
     charts = cats._charts  # noqa: SLF001 - openpyxl keeps loaded charts there
     assert len(charts) == 1
+    note = next(r for r in range(1, 20) if str(ws.cell(r, 1).value).startswith("Ke TPA"))
+    assert str(ws.cell(note, 2).value).startswith("2.191 t, 2 pengangkutan TPS")
+    assert "tingkat pengalihan / diversion rate 0.36 %" in str(ws.cell(note, 2).value)
+    div = [tuple(r) for r in wb["Pengalihan"].iter_rows(values_only=True)]
+    assert div[0] == reports.DIVERSION_HEADER
+    assert [r[:4] for r in div[1:]] == [
+        ("Nusaniwe", 4, pytest.approx(644.4), 1),
+        ("Sirimau", 4, pytest.approx(1546.56), 1),
+        ("Jumlah / Total", 8, pytest.approx(2190.96), 2),
+    ]
+    assert div[-1][4] == pytest.approx(8 / (8 + 2190.96))
+    assert wb["Pengalihan"].cell(2, 5).number_format == "0.00%"
+
+
+def test_monthly_diversion_by_kecamatan_by_hand(session: Session) -> None:
+    """October 2026 (WIT): Sirimau's banks 4 kg (PET 1.25 + 0.75 manual, cardboard 2) against
+    tps-batu-merah's pickup of 8 m³ x 0.9 x 214.8 kg/m³ = 1,546.56 kg (its 1 November pickup
+    is the next month's): 4 / (4 + 1,546.56) = 0.2580 %; Nusaniwe's 4 kg (the voided 9 kg
+    not counted) against tps-benteng's 6 x 0.5 x 214.8 = 644.4 kg: 4 / 648.4 = 0.6169 %; the
+    city 8 / (8 + 2,190.96) = 0.3638 %. A recalibrated density applies to the past month."""
+    report = small_month(session)
+    got = [(d.kecamatan, d.diverted_g, d.tpa_bound_kg, d.pickups) for d in report.diversion]
+    assert got == [
+        ("Nusaniwe", 4000, pytest.approx(644.4), 1),
+        ("Sirimau", 4000, pytest.approx(1546.56), 1),
+    ]
+    assert [d.rate for d in report.diversion] == [
+        pytest.approx(4 / 648.4),
+        pytest.approx(4 / 1550.56),
+    ]
+    total = report.diversion_total
+    assert total is not None
+    assert (total.diverted_g, total.pickups) == (8000, 2)
+    assert total.tpa_bound_kg == pytest.approx(2190.96)
+    assert total.rate == pytest.approx(8 / 2198.96)
+    from wastebank import tps
+
+    tps.calibrate(session, "tps-benteng", density_kg_m3=250.0, source="jembatan timbang")
+    scope = reports.load_scope(session)
+    again = reports.monthly_report(session, scope, "2026-10", now=NOW)
+    assert again.diversion[0].tpa_bound_kg == pytest.approx(6 * 0.5 * 250.0)  # 750 kg
+    november = reports.monthly_report(session, scope, "2026-11", now=NOW)
+    assert [(d.kecamatan, d.diverted_g, d.pickups) for d in november.diversion] == [
+        ("Nusaniwe", 0, 0),
+        ("Sirimau", 0, 1),
+    ]
+    assert november.diversion[1].rate == 0.0
+    assert reports.monthly_pdf(report).startswith(b"%PDF-")
 
 
 def test_monthly_pdf(session: Session) -> None:

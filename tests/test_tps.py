@@ -18,8 +18,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from api.app import create_app
 from firmware_sim.tps import FillModel, TpsSimSettings
@@ -27,6 +28,7 @@ from gateway.fill_sensor import fill_ratio
 from tests.auth_helpers import PASSWORD, PIN, add_users, api_settings, login
 from tests.conftest import deposit_event, eventually
 from wastebank import ledger, tps
+from wastebank.cli import app
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.influx import Influx, fill_line
 from wastebank.messages import FillReading, Topics, TpsAlert
@@ -138,6 +140,76 @@ def test_hysteresis_rule() -> None:
     assert tps.fill_transition(False, 0.79, 0.8, 0.6) is None
 
 
+def replay(window: tps.PickupWindow, readings: list[tps.Reading]) -> dict[datetime, tps.Pickup]:
+    """What the watcher's journal holds after ``readings`` arrive in this order (in memory):
+    each update's span deleted first, then its pickups inserted unless there (by time)."""
+    journal: dict[datetime, tps.Pickup] = {}
+    for r in readings:
+        update = window.update(r)
+        if update is None:
+            continue
+        if update.forget is not None:
+            lo, hi = update.forget
+            journal = {at: p for at, p in journal.items() if not lo <= at <= hi}
+        for p in update.found:
+            journal.setdefault(p.at, p)
+    return journal
+
+
+def as_readings(frs: list[FillReading]) -> list[tps.Reading]:
+    return [tps.Reading(r.measured_at.astimezone(UTC), float(r.fillingLevel)) for r in frs]
+
+
+def test_the_window_finds_what_the_whole_series_gives_in_order_and_late() -> None:
+    readings, truth = simulated_days(3, seed=20261123)
+    series = as_readings(readings)
+    whole = tps.detect_pickups(series)
+    assert [p.at for p in whole] == truth
+    assert len(truth) >= 2
+    in_order = replay(tps.PickupWindow(), series)
+    assert sorted(in_order.values(), key=lambda p: p.at) == whole
+    # a store-and-forward backlog: every reading delayed by 0..5 places (seeded), so lows and
+    # highs around each pickup arrive after later ones
+    rng = random.Random(7)
+    late = [r for _, r in sorted((i + rng.uniform(0, 5), r) for i, r in enumerate(series))]
+    assert late != series
+    assert sorted(replay(tps.PickupWindow(), late).values(), key=lambda p: p.at) == whole
+
+
+def test_late_high_readings_undo_a_pickup_and_the_true_one_is_recorded() -> None:
+    """0.9 0.9 0.9 0.05 [0.9 0.9] 0.05 0.05, the two bracketed readings arriving last: in order
+    of arrival the drop at 03:00 looks like a pickup (two lows after three highs); with them in
+    their place it is not (two highs after the low: more than ``tolerate``), and the pickup is
+    the drop at 06:00 (levels before: 0.05, 0.9, 0.9, median 0.9; after: 0.05, 0.05)."""
+    t0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+    levels = [0.9, 0.9, 0.9, 0.05, 0.9, 0.9, 0.05, 0.05]
+    rs = [tps.Reading(t0 + timedelta(minutes=10 * i), v) for i, v in enumerate(levels)]
+    window = tps.PickupWindow()
+    arrival = [*rs[:4], *rs[6:], rs[4], rs[5]]
+    before = replay(window, arrival[:6])
+    assert [(p.at, p.fill_before) for p in before.values()] == [(rs[3].at, 0.9)]
+    window = tps.PickupWindow()
+    after = replay(window, arrival)
+    assert [(p.at, p.fill_before, p.fill_after) for p in after.values()] == [(rs[6].at, 0.9, 0.05)]
+    assert list(after.values()) == tps.detect_pickups(rs)
+    # older than the window: not used
+    assert window.update(tps.Reading(t0 - tps.WINDOW - timedelta(hours=1), 0.9)) is None
+
+
+def test_a_truncated_window_leaves_out_pickups_it_lacks_the_context_for() -> None:
+    """Primed (older readings may exist): a drop 20 min after the window's first reading is not
+    judged from it (its level before would be one reading); one 3 h later is."""
+    t0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+    levels = [0.9, 0.9, 0.05, 0.05] + [0.05 + 0.05 * i for i in range(1, 17)] + [0.02, 0.02]
+    rs = [tps.Reading(t0 + timedelta(minutes=10 * i), v) for i, v in enumerate(levels)]
+    assert [p.at for p in tps.detect_pickups(rs)] == [rs[2].at, rs[20].at]
+    window = tps.PickupWindow(truncated=True)
+    for r in rs:
+        window.add(r)
+    assert [p.at for p in window.pickups()] == [rs[20].at]  # 200 min after the first reading
+    assert window.settled_since() == t0 + timedelta(hours=3)
+
+
 # ---- a simulated TPS, through InfluxDB --------------------------------------------------------
 
 
@@ -185,6 +257,10 @@ async def test_pickups_on_a_simulated_tps_match_the_simulator(
         engine = ledger.make_engine(ledger_url)
         try:
             with Session(engine) as session:
+                # no watcher ran: the journal is made from the readings, as the CLI does
+                done = await tps.rebuild_pickups(session, influx, start, end)
+                assert (done.tps, done.sensors, done.readings) == (2, 1, len(readings))
+                assert (done.removed, done.inserted) == (0, len(truth))
                 est = await tps.tpa_bound_tonnes(session, influx, "ambon", start, end)
         finally:
             engine.dispose()
@@ -409,6 +485,179 @@ async def test_offline_sensors_raised_and_cleared(
     assert us09.value is not None
     assert us09.value >= 120
     assert us09.threshold == 30
+
+
+def journal_rows(engine: Engine) -> list[tuple[str, str, datetime, float, float]]:
+    with Session(engine) as session:
+        rows = session.execute(
+            select(
+                ledger.Tps.code,
+                ledger.TpsPickup.sensor_id,
+                ledger.TpsPickup.at,
+                ledger.TpsPickup.fill_before,
+                ledger.TpsPickup.fill_after,
+            )
+            .join(ledger.Tps, ledger.Tps.id == ledger.TpsPickup.tps_id)
+            .order_by(ledger.TpsPickup.at)
+        )
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+@pytest.mark.integration
+async def test_the_watcher_journals_the_pickups_across_a_restart_and_rebuild_agrees(
+    watch: Watch,
+    mqtt_settings: MqttSettings,
+    influx_settings: InfluxSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three simulated days over MQTT; the watcher is stopped just after the first low reading
+    of the second pickup and started again (the readings so far in InfluxDB, as the ingester
+    writes them; a few published while it is down, kept in its session): it records exactly
+    what ``detect_pickups`` finds over the whole series, the simulator's pickups, once each.
+    ``wastebank tps rebuild-pickups`` over the same days gives the same rows."""
+    readings, truth = simulated_days(3, seed=20261123)
+    series = as_readings(readings)
+    whole = tps.detect_pickups(series)
+    assert [p.at for p in whole] == truth
+    want = [(TPS, "us-01", p.at, p.fill_before, p.fill_after) for p in whole]
+    cut = next(i for i, r in enumerate(series) if r.at == truth[1]) + 1  # after the first low
+    influx = Influx(influx_settings)
+    try:
+        await influx.ensure_database()
+        w = await watch.start()
+        await publish(mqtt_settings, readings[:cut])
+        await processed(w, cut)
+        assert journal_rows(watch.engine) == want[:1]  # the second is not confirmed yet
+        await watch.stop()
+        await influx.write([fill_line(r) for r in readings[:cut]])
+        await publish(mqtt_settings, readings[cut : cut + 1])  # while it is down
+        w = await watch.start()
+        primed = w.windows[TPS, "us-01"].readings  # from InfluxDB (and perhaps readings[cut])
+        assert series[cut - 4 : cut] == [r for r in primed if r.at < series[cut].at][-4:]
+        await publish(mqtt_settings, readings[cut + 1 :])
+        await processed(w, len(readings) - cut)
+        assert journal_rows(watch.engine) == want
+        assert w.too_late == 0
+        await publish(mqtt_settings, readings[cut - 3 : cut + 3])  # a redelivered backlog
+        await processed(w, len(readings) - cut + 6)
+        assert journal_rows(watch.engine) == want
+
+        # the readings all in InfluxDB: rebuild the days from them
+        await influx.write([fill_line(r) for r in readings[cut:]])
+        await watch.stop()
+        monkeypatch.setenv("WASTEBANK_INFLUX__URL", influx_settings.url)
+        monkeypatch.setenv("WASTEBANK_INFLUX__DATABASE", influx_settings.database)
+        days = [series[0].at.astimezone(WIT).date(), series[-1].at.astimezone(WIT).date()]
+        args = ["tps", "rebuild-pickups", "--from", str(days[0]), "--to", str(days[1])]
+        result = await asyncio.to_thread(
+            CliRunner().invoke, app, [*args, "--ledger-url", watch.settings.ledger_url]
+        )
+        assert result.exit_code == 0, result.output
+        n = len(truth)
+        assert f"dihapus / removed {n}, dicatat / recorded {n}" in result.output
+        assert journal_rows(watch.engine) == want
+        # one TPS, a day with none of them: its rows go, the others stay
+        one_day = ["--from", str(days[1]), "--to", str(days[1]), "--tps", TPS]
+        result = await asyncio.to_thread(
+            CliRunner().invoke,
+            app,
+            ["tps", "rebuild-pickups", *one_day, "--ledger-url", watch.settings.ledger_url],
+        )
+        assert result.exit_code == 0, result.output
+        assert journal_rows(watch.engine) == want
+        missing = await asyncio.to_thread(
+            CliRunner().invoke,
+            app,
+            ["tps", "rebuild-pickups", *one_day[:4], "--tps", "tps-nowhere", "--ledger-url",
+             watch.settings.ledger_url],
+        )  # fmt: skip
+        assert missing.exit_code == 2
+        assert "tps-nowhere" in missing.output
+    finally:
+        await influx.aclose()
+
+
+@pytest.mark.integration
+async def test_late_readings_undo_a_false_pickup_in_the_journal(
+    watch: Watch, mqtt_settings: MqttSettings
+) -> None:
+    """The arrival order of ``test_late_high_readings_undo_a_pickup_and_the_true_one_is_
+    recorded`` over MQTT: the drop at the fourth reading is journaled, then undone by the two
+    late high readings (in the same transaction as theirs), and the true pickup recorded."""
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    levels = [0.9, 0.9, 0.9, 0.05, 0.9, 0.9, 0.05, 0.05]
+    rs = [reading(i, v, t0 + timedelta(minutes=10 * i)) for i, v in enumerate(levels)]
+    w = await watch.start()
+    await publish(mqtt_settings, [*rs[:4], *rs[6:]])
+    await processed(w, 6)
+    assert [(r[2], r[3]) for r in journal_rows(watch.engine)] == [(rs[3].measured_at, 0.9)]
+    await publish(mqtt_settings, rs[4:6])
+    await processed(w, 8)
+    assert [(r[2], r[3], r[4]) for r in journal_rows(watch.engine)] == [
+        (rs[6].measured_at, 0.9, 0.05)
+    ]
+
+
+@pytest.mark.integration
+async def test_tpa_bound_tonnes_from_the_journal_by_hand(
+    influx_settings: InfluxSettings, ledger_url: str
+) -> None:
+    """Journal rows in WIT 23 November 2026 (00:00 WIT = 15:00 UTC the day before):
+
+    * tps-batu-merah (8 m³, 214.8 kg/m³): fill before 0.9 and 1.2 (clamped to 1.0):
+      8 × (0.9 + 1.0) × 214.8 = 3,264.96 kg; one at 23:59 UTC on the 23rd (the 24th in WIT)
+      is outside the day;
+    * tps-benteng (6 m³, 214.8 kg/m³): one of 0.5: 6 × 0.5 × 214.8 = 644.4 kg.
+
+    Total 3.90936 t from 3 pickups. Recalibrated to 250 kg/m³ at tps-benteng, its past pickup
+    weighs 6 × 0.5 × 250 = 750 kg: total 3.26496 + 0.75 = 4.01496 t. A TPS without a pickup is
+    in ``tps_without_sensor_data`` unless InfluxDB has a reading of it in the period."""
+    day = (datetime(2026, 11, 23, tzinfo=WIT), datetime(2026, 11, 24, tzinfo=WIT))
+    utc = datetime(2026, 11, 22, 15, tzinfo=UTC)
+    engine = ledger.make_engine(ledger_url)
+    influx = Influx(influx_settings)
+    try:
+        await influx.ensure_database()
+        with Session(engine) as session:
+            bm, bt = (tps.get_tps(session, c) for c in (TPS, "tps-benteng"))
+            assert bm is not None
+            assert bt is not None
+            rows = [
+                (bm.id, "us-01", utc + timedelta(hours=2), 0.9),
+                (bm.id, "us-02", utc + timedelta(hours=20), 1.2),
+                (bm.id, "us-01", datetime(2026, 11, 23, 23, 59, tzinfo=UTC), 0.95),
+                (bt.id, "us-01", utc, 0.5),  # 00:00 WIT: in the day
+            ]
+            for tps_id, sensor, at, fill in rows:
+                p = tps.Pickup(at=at, fill_before=fill, fill_after=0.02)
+                assert tps.record_pickups(session, tps_id, sensor, [p]) == 1
+                assert tps.record_pickups(session, tps_id, sensor, [p]) == 0  # once
+            session.commit()
+            est = await tps.tpa_bound_tonnes(session, influx, "ambon", *day)
+            assert est.pickups == 3
+            assert est.tonnes == pytest.approx(3.90936)
+            assert est.per_tps_tonnes == pytest.approx({TPS: 3.26496, "tps-benteng": 0.6444})
+            assert est.tps_without_sensor_data == []
+            assert est.basis == "estimated"
+            assert "density" in est.method
+            tps.calibrate(session, "tps-benteng", density_kg_m3=250.0, source="jembatan timbang")
+            est = await tps.tpa_bound_tonnes(session, influx, "ambon", *day)
+            assert est.tonnes == pytest.approx(4.01496)
+            # the next day: only the 23:59 UTC pickup; tps-benteng has no pickup and no reading,
+            # until one reading of it is written
+            nxt = (day[1], day[1] + timedelta(days=1))
+            est = await tps.tpa_bound_tonnes(session, influx, "ambon", *nxt)
+            assert (est.pickups, est.tps_without_sensor_data) == (1, ["tps-benteng"])
+            assert est.tonnes == pytest.approx(8 * 0.95 * 214.8 / 1000)
+            quiet = reading(1, 0.3, day[1] + timedelta(hours=5)).model_copy(
+                update={"tps_code": "tps-benteng"}
+            )
+            await influx.write([fill_line(quiet)])
+            est = await tps.tpa_bound_tonnes(session, influx, "ambon", *nxt)
+            assert est.tps_without_sensor_data == []
+    finally:
+        await influx.aclose()
+        engine.dispose()
 
 
 # ---- the API ----------------------------------------------------------------------------------

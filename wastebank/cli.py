@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
@@ -1807,10 +1807,13 @@ def report_monthly(
     )
 
 
-# ---- TPS: alerts and bulk density (wastebank/tps.py) ------------------------------------------
+# ---- TPS: alerts, pickups and bulk density (wastebank/tps.py) ---------------------------------
 
 tps_app = typer.Typer(
-    help="TPS: pemantau peringatan, kalibrasi berat jenis / TPS alert watcher, density calibration",
+    help=(
+        "TPS: pemantau peringatan dan pengangkutan, kalibrasi berat jenis / TPS alert and pickup "
+        "watcher, density calibration"
+    ),
     no_args_is_help=True,
 )
 app.add_typer(tps_app, name="tps")
@@ -1886,6 +1889,95 @@ def tps_calibrate(
         raise _fail(exc) from None
     finally:
         engine.dispose()
+
+
+@tps_app.command("rebuild-pickups")
+def tps_rebuild_pickups(
+    date_from: Annotated[
+        datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="first local day")
+    ],
+    date_to: Annotated[
+        datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="last local day (included)")
+    ],
+    tps: Annotated[
+        list[str] | None, typer.Option("--tps", help="TPS code (repeat; default: every TPS)")
+    ] = None,
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """Make the pickup journal (tps_pickup) of a range of local days again from the fill
+    readings in InfluxDB: after a change of the pickup rule, a watcher outage longer than the
+    broker kept its session, or readings imported into InfluxDB directly. The range's rows are
+    replaced in one transaction. Uses the watcher's settings (--config / WASTEBANK_*)."""
+    import time
+    from zoneinfo import ZoneInfo
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from wastebank import ledger, migrations
+    from wastebank import tps as tps_mod
+    from wastebank.config import load_settings
+    from wastebank.influx import Influx, InfluxError
+    from wastebank.tps import TpsWatchSettings
+
+    first, last = date_from.date(), date_to.date()
+    if last < first:
+        raise typer.BadParameter("--to sebelum --from / --to before --from", param_hint="--to")
+    overrides = {"ledger_url": ledger_url} if ledger_url else {}
+    try:
+        settings = load_settings(TpsWatchSettings, config, **overrides)
+        engine = ledger.make_engine(settings.ledger_url)
+    except (ConfigError, migrations.LedgerSchemaError) as exc:
+        raise _fail(exc) from None
+    console = Console(stderr=True)
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    task = bar.add_task("membaca bacaan / reading the readings (TPS)", total=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    async def run(session: ledger.Session) -> tps_mod.RebuildSummary:
+        influx = Influx(settings.influx)
+        try:
+            return await tps_mod.rebuild_pickups(
+                session, influx, lo, hi, tps or None, progress=progress
+            )
+        finally:
+            await influx.aclose()
+
+    started = time.monotonic()
+    try:
+        with ledger.Session(engine) as session:
+            # local days in the zone of each city concerned (the widest bounds if they differ)
+            rows = [tps_mod.get_tps(session, c) for c in tps] if tps else tps_mod.city_tps(session)
+            if any(r is None for r in rows):
+                missing = [c for c, r in zip(tps or [], rows, strict=True) if r is None]
+                raise _fail(ledger.NotFound(f"TPS {', '.join(missing)}"))
+            zones = {r.city.timezone for r in rows if r is not None} or {"UTC"}
+            lo = min(datetime.combine(first, datetime.min.time(), ZoneInfo(z)) for z in zones)
+            hi = max(
+                datetime.combine(last + timedelta(days=1), datetime.min.time(), ZoneInfo(z))
+                for z in zones
+            )
+            with bar:
+                summary = asyncio.run(run(session))
+    except (InfluxError, ValueError) as exc:
+        raise _fail(exc) from None
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"pengangkutan / pickups {first}..{last}: {summary.tps} TPS, {summary.sensors} sensor, "
+        f"{summary.readings:,} bacaan / readings; dihapus / removed {summary.removed:,}, "
+        f"dicatat / recorded {summary.inserted:,} ({time.monotonic() - started:.1f} s)"
+    )
 
 
 if __name__ == "__main__":

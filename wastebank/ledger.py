@@ -689,6 +689,32 @@ class TpsAlert(Base):
     tps: Mapped[Tps] = relationship()
 
 
+class TpsPickup(Base):
+    """One pickup (a container emptied) detected from a TPS sensor's fill readings: the journal
+    the TPA-bound tonnage reads (wastebank/tps.py, migration 0008).
+
+    The detection's facts only, never a mass: ``at`` (the first low reading), ``fill_before``
+    (median of the readings just before the drop) and ``fill_after`` (median of the persisting
+    low readings). The mass is computed when read, from the TPS's current container volume and
+    bulk density, so a recalibrated density applies to past pickups too. Unique per (TPS,
+    sensor, time): the watcher inserts with ON CONFLICT DO NOTHING, so a redelivered reading or
+    a restart never counts a pickup twice; ``wastebank tps rebuild-pickups`` replaces a range.
+    """
+
+    __tablename__ = "tps_pickup"
+    __table_args__ = (
+        UniqueConstraint("tps_id", "sensor_id", "at"),
+        Index("ix_tps_pickup_tps_id_at", "tps_id", "at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tps_id: Mapped[int] = mapped_column(ForeignKey("tps.id"))
+    sensor_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    fill_before: Mapped[float] = mapped_column(Float)
+    fill_after: Mapped[float] = mapped_column(Float)
+    detected_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 # ---- engine -----------------------------------------------------------------------------------
 
 

@@ -581,6 +581,20 @@ class MonthlyRow(BaseModel):
     energy_kwh: float | None = Field(description="estimated potential (wastebank.estimates)")
 
 
+class DiversionRow(BaseModel):
+    """Diverted (the waste banks) against TPA-bound (the TPS pickups, estimated) in a kecamatan
+    (a TPS's kecamatan is its kelurahan's) for the month."""
+
+    kecamatan: str
+    diverted_g: int
+    tpa_bound_kg: float = Field(description="estimated: Σ pickups x volume x fill x density")
+    pickups: int
+    rate: float | None = Field(description="diverted / (diverted + TPA-bound), 0..1")
+
+
+NO_KECAMATAN = "(tanpa kecamatan / no kecamatan)"
+
+
 class MonthlyReport(BaseModel):
     city_code: str
     city_name: str
@@ -595,6 +609,8 @@ class MonthlyReport(BaseModel):
     estimator: str | None
     rows: list[MonthlyRow]
     total: MonthlyRow
+    diversion: list[DiversionRow] = Field(default_factory=list)
+    diversion_total: DiversionRow | None = None
 
 
 def parse_month(text: str) -> tuple[date, date]:
@@ -657,6 +673,8 @@ def monthly_report(
         co2e_avoided_kg=_sum_or_none(r.co2e_avoided_kg for r in rows),
         energy_kwh=_sum_or_none(r.energy_kwh for r in rows),
     )
+    step("membaca jurnal pengangkutan TPS / reading the TPS pickup journal")
+    diversion, diversion_total = _diversion(session, scope, first, last, rows)
     return MonthlyReport(
         city_code=scope.city_code,
         city_name=scope.city_name,
@@ -671,7 +689,56 @@ def monthly_report(
         estimator=estimator.name if estimator else None,
         rows=rows,
         total=total,
+        diversion=diversion,
+        diversion_total=diversion_total,
     )
+
+
+def _diversion(
+    session: Session, scope: Scope, first: date, last: date, rows: Sequence[MonthlyRow]
+) -> tuple[list[DiversionRow], DiversionRow]:
+    """Per kecamatan and in all: the month's diverted grams (``rows``) against the TPA-bound
+    kg of its TPS from the pickup journal (:func:`wastebank.tps.journal_totals`: the TPS's
+    current volume and density); local days ``first``..``last``."""
+    from wastebank import tps
+
+    start = datetime.combine(first, time(0), scope.tz)
+    end = datetime.combine(last + timedelta(days=1), time(0), scope.tz)
+    registry = tps.city_tps(session, scope.city_id)
+    kecamatan_of = {
+        t.code: t.kelurahan.kecamatan.name if t.kelurahan is not None else NO_KECAMATAN
+        for t in registry
+    }
+    diverted: dict[str, int] = defaultdict(int)
+    for r in rows:
+        diverted[r.kecamatan] += r.net_g
+    bound: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # kg, pickups
+    for code, found in tps.journal_totals(session, registry, start, end).items():
+        b = bound[kecamatan_of[code]]
+        b[0] += found.mass_kg
+        b[1] += found.pickups
+    keys = sorted(set(diverted) | set(bound) | set(kecamatan_of.values()))
+
+    def row(name: str, grams: int, kg: float, pickups: int) -> DiversionRow:
+        return DiversionRow(
+            kecamatan=name,
+            diverted_g=grams,
+            tpa_bound_kg=kg,
+            pickups=pickups,
+            rate=tps.diversion_rate(grams / 1_000_000, kg / 1000),
+        )
+
+    out = []
+    for k in keys:
+        mass_kg, pickups = bound.get(k, [0.0, 0.0])
+        out.append(row(k, diverted.get(k, 0), mass_kg, int(pickups)))
+    total = row(
+        "Jumlah / Total",
+        sum(r.diverted_g for r in out),
+        sum(r.tpa_bound_kg for r in out),
+        sum(r.pickups for r in out),
+    )
+    return out, total
 
 
 def _share(net_g: int, generation_g: int | None) -> float | None:
@@ -756,7 +823,9 @@ def _csv_row(month: str, r: MonthlyRow) -> list[str]:
 
 
 def monthly_csv(report: MonthlyReport) -> str:
-    """One header line, one line per kecamatan x category, the total; dot decimals, kg exact."""
+    """One header line, one line per kecamatan x category, the total; dot decimals, kg exact.
+    (The TPA-bound and diversion rate by kecamatan, whose rows are not by category, are in the
+    XLSX's ``Pengalihan`` sheet, the PDF and ``/api/dlh/diversion``.)"""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(CSV_HEADER)
@@ -805,7 +874,30 @@ def _notes(report: MonthlyReport) -> list[tuple[str, str]]:
             "Terukur / Measured",
             "ditimbang / weighed on a scale; estimasi / estimated: entri manual / manual entries",
         ),
+        ("Ke TPA (estimasi) / TPA-bound (estimated)", _tpa_text(report)),
     ]
+
+
+def _tpa_text(report: MonthlyReport) -> str:
+    t = report.diversion_total
+    if t is None:
+        return "tidak dihitung / not computed"
+    rate = "-" if t.rate is None else f"{100 * t.rate:.2f} %"
+    return (
+        f"{t.tpa_bound_kg / 1000:.3f} t, {t.pickups} pengangkutan TPS / TPS pickups "
+        "(volume kontainer x tingkat isi x berat jenis / container volume x fill x bulk "
+        f"density); tingkat pengalihan / diversion rate {rate} "
+        "(bank sampah / (bank sampah + TPA) / waste banks / (waste banks + TPA-bound))"
+    )
+
+
+DIVERSION_HEADER = (
+    "kecamatan / sub-district",
+    "bank sampah kg / waste banks kg",
+    "ke TPA kg (estimasi) / TPA-bound kg (estimated)",
+    "pengangkutan TPS / TPS pickups",
+    "tingkat pengalihan / diversion rate",
+)
 
 
 def monthly_xlsx(report: MonthlyReport) -> bytes:
@@ -890,6 +982,21 @@ def monthly_xlsx(report: MonthlyReport) -> bytes:
     chart.set_categories(Reference(cs, min_col=1, min_row=2, max_row=max(n + 1, 2)))
     chart.height, chart.width = 9, 18
     cs.add_chart(chart, "D2")
+
+    ds = wb.create_sheet("Pengalihan")  # diversion: waste banks against TPA-bound, by kecamatan
+    ds.append(list(DIVERSION_HEADER))
+    for col in range(1, len(DIVERSION_HEADER) + 1):
+        ds.cell(row=1, column=col).font = Font(bold=True)
+    total_row = report.diversion_total
+    for d in [*report.diversion, *([total_row] if total_row else [])]:
+        ds.append([d.kecamatan, d.diverted_g / 1000, d.tpa_bound_kg, d.pickups, d.rate])
+        for col, fmt in ((2, "#,##0.000"), (3, "#,##0.0"), (4, "#,##0"), (5, "0.00%")):
+            ds.cell(row=ds.max_row, column=col).number_format = fmt
+        if d is total_row:
+            for col in range(1, 6):
+                ds.cell(row=ds.max_row, column=col).font = Font(bold=True)
+    for letter, width in zip("ABCDE", (30, 20, 26, 18, 20), strict=True):
+        ds.column_dimensions[letter].width = width
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
@@ -998,6 +1105,47 @@ def monthly_pdf(report: MonthlyReport) -> bytes:
             )
     if not report.rows:
         pdf.cell(0, 6, "(tidak ada setoran / no deposits)", new_x="LMARGIN", new_y="NEXT")
+    if report.diversion_total is not None:
+        pdf.ln(3)
+        pdf.set_font("helvetica", "B", 9)
+        pdf.cell(
+            0,
+            5,
+            "Pengalihan dari TPA per kecamatan / Diversion from the TPA by sub-district",
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
+        pdf.set_font("helvetica", size=8)
+        with pdf.table(
+            col_widths=(60, 40, 48, 34, 34),
+            text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT"),
+            borders_layout="HORIZONTAL_LINES",
+            headings_style=FontFace(emphasis="BOLD"),
+            line_height=4.2,
+            width=216,
+            align="LEFT",
+        ) as table:
+            table.row(
+                [
+                    "Kecamatan",
+                    "Bank sampah / Waste banks",
+                    _latin1("Ke TPA (est.) / TPA-bound (est.)"),
+                    "Pengangkutan / Pickups",
+                    "Pengalihan / Diversion",
+                ]
+            )
+            for d in [*report.diversion, report.diversion_total]:
+                style = FontFace(emphasis="BOLD") if d is report.diversion_total else None
+                table.row(
+                    [
+                        _latin1(d.kecamatan),
+                        kg(d.diverted_g),
+                        f"{number_id(d.tpa_bound_kg, 1)} kg",
+                        number_id(d.pickups, 0),
+                        pct_id(None if d.rate is None else 100 * d.rate, 2),
+                    ],
+                    style=style,
+                )
     return bytes(pdf.output())
 
 

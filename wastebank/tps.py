@@ -1,11 +1,20 @@
 """TPS analytics and alerts: fill rate, time to full, pickups, mass estimates, the TPA-bound
-tonnage, and the ``wastebank tps watch`` process.
+tonnage, the pickup journal, and the ``wastebank tps watch`` process.
 
 The fill readings themselves live in InfluxDB (``fill_level``, written by the ingester); the TPS
-registry (container volume, bulk density, alert thresholds) and the alerts live in the ledger
-(``tps``, ``tps_alert``: migration 0004). Everything here is computed on read from the readings,
-so a recalibrated density or a better pickup rule applies to the past too; nothing derived is
-stored but the alerts, whose raise and clear must each happen once.
+registry (container volume, bulk density, alert thresholds), the alerts and the pickup journal
+live in the ledger (``tps``, ``tps_alert``: migration 0004; ``tps_pickup``: migration 0008).
+
+The pickup journal (``tps_pickup``) holds each detected pickup's facts, never its mass: TPS,
+sensor, ``at`` (the first low reading), the fill ratio before and after the drop. The mass is
+computed when read (:func:`tpa_bound_tonnes`: Σ over the period's rows of the TPS's *current*
+container volume x fill before x bulk density), so a recalibrated density still applies to the
+past. A better pickup rule does too, once ``wastebank tps rebuild-pickups`` has run it over the
+readings again (:func:`rebuild_pickups`; also after a watcher outage longer than the broker kept
+its session, or readings imported into InfluxDB directly). A year of DLH figures thus reads one
+row per pickup (~180,000 for 500 TPS) instead of 17.5 M readings (bench/reports.py,
+docs/scaling.md). The alerts' raise and clear must each happen once, and the journal's rows once
+per (TPS, sensor, time) (a unique constraint; inserts are ON CONFLICT DO NOTHING).
 
 Pure functions (no I/O; the tests compute their results by hand):
 
@@ -14,6 +23,8 @@ Pure functions (no I/O; the tests compute their results by hand):
   a pickup) within ``max_gap``, and the low level must persist for ``persist`` (2) readings, so
   one false low echo (a lost echo reads as empty) is never a pickup; ``tolerate`` (1) false high
   reading among them (a wall echo just after the emptying) does not hide the pickup.
+* :class:`PickupWindow`: the same rule run incrementally over a sensor's recent readings (what
+  the watcher keeps per sensor).
 * :func:`fill_rate`: the least-squares slope of the fill ratio against time over the last
   ``window`` hours since the last emptying, with its standard error.
 * :func:`predict_full`: when the fitted line reaches 1.0, with an interval from the slope's 95 %
@@ -32,30 +43,60 @@ MQTT publish: the alert's retained state topic and the TPS's event topic
 (docs/protocol.md "TPS alerts"). A transition whose publish did not complete is published again
 on the next connection (``raised_published`` / ``cleared_published``).
 
+Pickups, in the watcher: it keeps each sensor's readings of the last ``WINDOW`` (12 h) in time
+order (:class:`PickupWindow`), runs :func:`detect_pickups` over them on each reading and inserts
+every pickup found (ON CONFLICT DO NOTHING) in the same transaction as the reading's alert
+effects, before the ack. A pickup is confirmed when its last persisting low reading arrives, and
+readings appended after it cannot change that decision (the rule scans forward), so for readings
+in order the journal gets exactly what :func:`detect_pickups` finds over the whole series.
+
+* Restart: on start each sensor's window is primed from InfluxDB (its readings in the ``WINDOW``
+  before its last reading) and run once, so a pickup confirmed by readings the watcher missed
+  is recorded; one recorded before is not recorded again (the unique constraint). Readings the
+  broker redelivers are already in the window (same time: kept once).
+* Context: a pickup needs the readings before its drop. One within ``max_gap`` (3 h) of the
+  oldest reading of a window that does not start at the sensor's first reading (trimmed, or
+  primed) is not recorded from that window: it was recorded when it was confirmed, with its full
+  context (a truncated one could take a false high echo for the level before).
+* Late readings (a store-and-forward backlog, older than the sensor's newest): put in their
+  place in time order and the rule run again, so a late reading completes a pickup it belongs
+  to (none lost); and since a late reading can also undo one (say, two late high readings
+  between its low ones) or change its level before, the sensor's pickups within ``max_gap`` of
+  it are deleted and what the rule finds there now inserted, in the same transaction (no false
+  pickup, none with stale figures). A reading older than the window is not used for pickups
+  (counted in ``too_late``, logged): ``wastebank tps rebuild-pickups`` over its day puts the
+  journal right, as after an outage longer than the broker kept. (This assumes a sensor reads
+  at least every ``max_gap`` / ``before_n``, 1 h: the readings a pickup's level before is taken
+  from then lie within ``max_gap`` of it.)
+
 Why readings from MQTT and not by polling InfluxDB: an alert follows the reading that caused it
 within a message's delivery, the broker keeps readings for the watcher while it is down (its
-persistent session), and the watcher needs nothing from InfluxDB but the last time each sensor
-was seen when it starts (so a sensor that went quiet while the watcher was down is still found
-offline). A reading older than the alert's last transition (a redelivery, a store-and-forward
-backlog) never flips it back.
+persistent session), and the watcher needs nothing from InfluxDB but each sensor's last time and
+recent readings when it starts (so a sensor that went quiet while the watcher was down is still
+found offline). A reading older than the alert's last transition (a redelivery, a
+store-and-forward backlog) never flips it back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Final, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 import aiomqtt
 from pydantic import Field, ValidationError
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, Table, case, delete, func, or_, select
+from sqlalchemy.dialects import postgresql as postgresql_dml
+from sqlalchemy.dialects import sqlite as sqlite_dml
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -141,6 +182,89 @@ def detect_pickups(readings: Sequence[Reading], rule: PickupRule = PickupRule())
             continue
         i += 1
     return out
+
+
+WINDOW = timedelta(hours=12)
+"""How much of a sensor's recent readings the watcher keeps for pickups (and primes on start)."""
+
+
+@dataclass(frozen=True)
+class PickupUpdate:
+    """What one reading does to the journal: the pickups its window's rule finds (inserted
+    unless there), and for a late reading the span ``[start, end]`` of the sensor's pickups to
+    delete first (those the rule still finds there are inserted again, with their figures as
+    the late reading leaves them)."""
+
+    found: Sequence[Pickup] = ()
+    forget: tuple[datetime, datetime] | None = None
+
+
+@dataclass
+class PickupWindow:
+    """One sensor's readings of the last ``WINDOW``, in time order, and the pickups the rule
+    finds in them with their full context (see the module docstring).
+
+    ``truncated``: older readings of the sensor may exist than the window holds (it was
+    trimmed, or primed from InfluxDB): pickups within ``rule.max_gap`` of its oldest reading
+    are then left out (they lack the readings before their drop)."""
+
+    rule: PickupRule = PickupRule()
+    span: timedelta = WINDOW
+    readings: list[Reading] = field(default_factory=list)
+    truncated: bool = False
+
+    @property
+    def newest(self) -> datetime | None:
+        return self.readings[-1].at if self.readings else None
+
+    def add(self, r: Reading) -> Literal["new", "late", "duplicate", "too_late"]:
+        """Put ``r`` in its place ("late": older than the newest; "too_late": older than the
+        window, not kept; "duplicate": a reading at that time is there already) and trim."""
+        rs = self.readings
+        newest = self.newest
+        if newest is not None and r.at < newest - self.span:
+            return "too_late"
+        k = bisect.bisect_left(rs, r.at, key=lambda x: x.at)
+        if k < len(rs) and rs[k].at == r.at:
+            return "duplicate"
+        rs.insert(k, r)
+        late = k < len(rs) - 1
+        cut = bisect.bisect_left(rs, rs[-1].at - self.span, key=lambda x: x.at)
+        if cut:
+            del rs[:cut]
+            self.truncated = True
+        return "late" if late else "new"
+
+    def pickups(self) -> list[Pickup]:
+        """The rule over the window, without the pickups a truncated window lacks context for."""
+        found = detect_pickups(self.readings, self.rule)
+        if not self.truncated or not self.readings:
+            return found
+        oldest = self.readings[0].at
+        return [p for p in found if p.at - oldest >= self.rule.max_gap]
+
+    def settled_since(self) -> datetime | None:
+        """Pickups at or after this time are judged by :meth:`pickups` (None: all are)."""
+        if not self.truncated or not self.readings:
+            return None
+        return self.readings[0].at + self.rule.max_gap
+
+    def update(self, r: Reading) -> PickupUpdate | None:
+        """Add ``r`` and return what the journal must do (None: ``r`` is older than the window,
+        not used). In order: insert what the rule finds. Late: first delete the sensor's
+        pickups within ``max_gap`` of ``r`` (but not before :meth:`settled_since`): the rule's
+        findings there replace them."""
+        added = self.add(r)
+        if added == "too_late":
+            return None
+        found = self.pickups()
+        if added != "late":
+            return PickupUpdate(found=found)
+        lo = r.at - self.rule.max_gap
+        settled = self.settled_since()
+        if settled is not None:
+            lo = max(lo, settled)
+        return PickupUpdate(found=found, forget=(lo, r.at + self.rule.max_gap))
 
 
 def since_last_emptied(readings: Sequence[Reading], pickups: Sequence[Pickup]) -> list[Reading]:
@@ -386,6 +510,36 @@ async def last_seen(influx: Influx) -> dict[SeriesKey, datetime]:
     return out
 
 
+PRIME_CHUNK = 100  # statements per InfluxDB request
+
+
+async def prime_windows(
+    influx: Influx, last: dict[SeriesKey, datetime], span: timedelta = WINDOW
+) -> dict[SeriesKey, list[Reading]]:
+    """Each sensor's readings in the ``span`` up to its last one (``last``): one statement per
+    sensor, ``PRIME_CHUNK`` a request."""
+    keys = sorted(last)
+    out: dict[SeriesKey, list[Reading]] = {}
+    for k in range(0, len(keys), PRIME_CHUNK):
+        q = ";".join(
+            f'SELECT "filling_level" FROM "{FILL}" WHERE "tps" = {_influx_string(code)} '  # noqa: S608
+            f'AND "sensor" = {_influx_string(sensor)} '
+            f"AND time >= {influxql_time(last[code, sensor] - span)} "
+            f"AND time <= {influxql_time(last[code, sensor] + timedelta(seconds=1))} "
+            'GROUP BY "tps", "sensor"'
+            for code, sensor in keys[k : k + PRIME_CHUNK]
+        )
+        for s in await influx.query(q):
+            key = (s.tags.get("tps", ""), s.tags.get("sensor", ""))
+            rows = out.setdefault(key, [])
+            rows.extend(
+                Reading(datetime.fromtimestamp(t / 1000, UTC), float(v))
+                for t, v in s.values
+                if v is not None
+            )
+    return out
+
+
 # ---- status, pickups, tonnage -----------------------------------------------------------------
 
 
@@ -513,13 +667,217 @@ class TpaEstimate:
     tps_without_sensor_data: list[str] = field(default_factory=list)
 
 
+# ---- the pickup journal (ledger ``tps_pickup``) -----------------------------------------------
+
+_PICKUP = cast(Table, ledger.TpsPickup.__table__)
+_INSERTS: dict[str, Callable[[Table], sqlite_dml.Insert | postgresql_dml.Insert]] = {
+    "sqlite": sqlite_dml.insert,
+    "postgresql": postgresql_dml.insert,
+}
+
+
+def record_pickups(
+    session: Session,
+    tps_id: int,
+    sensor: str,
+    found: Iterable[Pickup],
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Insert ``found`` into the journal, each unless it is there already (ON CONFLICT (TPS,
+    sensor, at) DO NOTHING); returns how many were new. Does not commit."""
+    make = _INSERTS[session.get_bind().dialect.name]
+    stamp = now or datetime.now(UTC)
+    new = 0
+    for p in found:
+        stmt = (
+            make(_PICKUP)
+            .values(
+                tps_id=tps_id,
+                sensor_id=sensor,
+                at=p.at,
+                fill_before=p.fill_before,
+                fill_after=p.fill_after,
+                detected_at=stamp,
+            )
+            .on_conflict_do_nothing(
+                index_elements=[_PICKUP.c.tps_id, _PICKUP.c.sensor_id, _PICKUP.c.at]
+            )
+            .returning(_PICKUP.c.id)
+        )
+        new += len(session.execute(stmt).all())
+    return new
+
+
+def forget_pickups(
+    session: Session, tps_id: int, sensor: str, start: datetime, end: datetime
+) -> int:
+    """Delete the sensor's pickups in ``[start, end]``; does not commit."""
+    p = ledger.TpsPickup
+    q = delete(p).where(p.tps_id == tps_id, p.sensor_id == sensor, p.at >= start, p.at <= end)
+    return max(cast(CursorResult[Any], session.execute(q)).rowcount, 0)
+
+
+def journal(
+    session: Session, tps: Sequence[ledger.Tps], start: datetime, end: datetime
+) -> list[ledger.TpsPickup]:
+    """The journal's pickups at these TPS in ``[start, end)``, by time."""
+    p = ledger.TpsPickup
+    ids = [t.id for t in tps]
+    if not ids:
+        return []
+    q = select(p).where(p.tps_id.in_(ids), p.at >= start, p.at < end)
+    return list(session.scalars(q.order_by(p.at, p.tps_id, p.sensor_id)))
+
+
+@dataclass(frozen=True)
+class JournalTotal:
+    """One TPS's pickups in a period from the journal, with their mass at today's density."""
+
+    tps: ledger.Tps
+    pickups: int
+    mass_kg: float
+
+
+def journal_totals(
+    session: Session, tps: Sequence[ledger.Tps], start: datetime, end: datetime
+) -> dict[str, JournalTotal]:
+    """Per TPS code (only those with a pickup in ``[start, end)``): the count and Σ volume x
+    fill before (clamped to 0..1, as :func:`pickup_mass_kg`) x density, the volume and density
+    the TPS has now. One grouped query on the index (tps_id, at)."""
+    p = ledger.TpsPickup
+    by_id = {t.id: t for t in tps}
+    if not by_id:
+        return {}
+    fill = case((p.fill_before > 1.0, 1.0), (p.fill_before < 0.0, 0.0), else_=p.fill_before)
+    rows = session.execute(
+        select(p.tps_id, func.count(), func.sum(fill))
+        .where(p.tps_id.in_(list(by_id)), p.at >= start, p.at < end)
+        .group_by(p.tps_id)
+    )
+    out: dict[str, JournalTotal] = {}
+    for tps_id, n, fills in rows:
+        t = by_id[tps_id]
+        mass = t.container_volume_m3 * float(fills or 0.0) * t.density_kg_m3
+        out[t.code] = JournalTotal(tps=t, pickups=int(n), mass_kg=mass)
+    return out
+
+
+READINGS_CHECK_CHUNK = 100  # statements per InfluxDB request
+
+
+async def tps_with_readings(
+    influx: Influx, codes: Iterable[str], start: datetime, end: datetime
+) -> set[str]:
+    """Which of these TPS have at least one reading in ``[start, end)``: one ``LIMIT 1``
+    statement per TPS (InfluxDB stops at the first point), ``READINGS_CHECK_CHUNK`` a request."""
+    todo = list(codes)
+    seen: set[str] = set()
+    span = f"time >= {influxql_time(start)} AND time < {influxql_time(end)}"
+    for k in range(0, len(todo), READINGS_CHECK_CHUNK):
+        q = ";".join(
+            f'SELECT "filling_level" FROM "{FILL}" WHERE "tps" = {_influx_string(c)} '  # noqa: S608
+            f'AND {span} GROUP BY "tps" LIMIT 1'
+            for c in todo[k : k + READINGS_CHECK_CHUNK]
+        )
+        for series in await influx.query(q):
+            if series.values:
+                seen.add(series.tags.get("tps", ""))
+    return seen
+
+
+@dataclass(frozen=True)
+class RebuildSummary:
+    tps: int
+    sensors: int
+    readings: int
+    removed: int
+    inserted: int
+
+
+REBUILD_CHUNK = 10  # TPS whose readings are read at once (a year of 2 sensors: ~70,000 points)
+
+
+async def rebuild_pickups(
+    session: Session,
+    influx: Influx,
+    start: datetime,
+    end: datetime,
+    tps_codes: Iterable[str] | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> RebuildSummary:
+    """Run :func:`detect_pickups` over the readings of ``[start, end)`` (with ``PICKUP_MARGIN``
+    either side, as :func:`pickups`) of these TPS (None: every active TPS) and replace the
+    journal's rows of the range with what it finds, in one transaction (committed)."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("start and end must carry a time zone")
+    if tps_codes is None:
+        tps = city_tps(session)
+    else:
+        tps = []
+        for code in tps_codes:
+            t = get_tps(session, code)
+            if t is None:
+                raise ledger.NotFound(f"TPS {code}")
+            tps.append(t)
+    ids_by_code = {t.code: t.id for t in tps}
+    session.rollback()  # no transaction (nor SQLite's write lock) held while InfluxDB is read
+    rows: list[dict[str, Any]] = []
+    sensors = readings = 0
+    now = datetime.now(UTC)
+    codes = sorted(ids_by_code)
+    for k in range(0, len(codes), REBUILD_CHUNK):
+        chunk = codes[k : k + REBUILD_CHUNK]
+        series = await fill_readings(influx, chunk, start - PICKUP_MARGIN, end + PICKUP_MARGIN)
+        for (code, sensor), rs in sorted(series.items()):
+            tps_id = ids_by_code.get(code)
+            if tps_id is None:
+                continue
+            sensors += 1
+            readings += len(rs)
+            rows.extend(
+                {
+                    "tps_id": tps_id,
+                    "sensor_id": sensor,
+                    "at": p.at,
+                    "fill_before": p.fill_before,
+                    "fill_after": p.fill_after,
+                    "detected_at": now,
+                }
+                for p in detect_pickups(rs)
+                if start <= p.at < end
+            )
+        if progress is not None:
+            progress(min(len(codes), k + REBUILD_CHUNK), len(codes))
+    # One short write transaction. A watcher recording the same pickup meanwhile is harmless
+    # (ON CONFLICT DO NOTHING: the row is there once).
+    p = ledger.TpsPickup
+    removed = 0
+    ids = sorted(ids_by_code.values())
+    for k in range(0, len(ids), 500):
+        q = delete(p).where(p.tps_id.in_(ids[k : k + 500]), p.at >= start, p.at < end)
+        removed += max(cast(CursorResult[Any], session.execute(q)).rowcount, 0)
+    make = _INSERTS[session.get_bind().dialect.name]
+    stmt = make(_PICKUP).on_conflict_do_nothing(
+        index_elements=[_PICKUP.c.tps_id, _PICKUP.c.sensor_id, _PICKUP.c.at]
+    )
+    for k in range(0, len(rows), 10_000):
+        session.execute(stmt, rows[k : k + 10_000])
+    session.commit()
+    return RebuildSummary(
+        tps=len(tps), sensors=sensors, readings=readings, removed=removed, inserted=len(rows)
+    )
+
+
 async def tpa_bound_tonnes(
     session: Session, influx: Influx, city: ledger.City | str, start: datetime, end: datetime
 ) -> TpaEstimate:
     """The TPA-bound tonnage of ``city`` (a City or its code) over ``[start, end)`` (aware
-    datetimes, e.g. local day bounds): Σ of the estimated masses of the pickups detected at its
-    TPS. TPS without any reading in the period are listed in ``tps_without_sensor_data`` (their
-    waste is not counted: the estimate is a lower bound for them)."""
+    datetimes, e.g. local day bounds): Σ over the journal's pickups at its TPS of the TPS's
+    current volume x fill before x density. TPS without any reading in the period are listed
+    in ``tps_without_sensor_data`` (their waste is not counted: the estimate is a lower bound
+    for them); only TPS without a pickup in the period are asked for (``LIMIT 1`` each)."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must carry a time zone")
     if isinstance(city, str):
@@ -528,19 +886,18 @@ async def tpa_bound_tonnes(
             raise ledger.NotFound(f"city {city}")
         city = found
     tps = city_tps(session, city.id)
-    found_pickups = await pickups(influx, tps, start, end)
-    seen = {k[0] for k in await fill_readings(influx, [t.code for t in tps], start, end)}
-    per: dict[str, float] = {t.code: 0.0 for t in tps}
-    for p in found_pickups:
-        per[p.tps_code] += p.mass_kg / 1000
+    totals = journal_totals(session, tps, start, end)
+    quiet = [t.code for t in tps if t.code not in totals]
+    seen = await tps_with_readings(influx, quiet, start, end) if quiet else set()
+    per = {t.code: (totals[t.code].mass_kg / 1000 if t.code in totals else 0.0) for t in tps}
     return TpaEstimate(
         city=city.code,
         start=start,
         end=end,
         tonnes=sum(per.values()),
-        pickups=len(found_pickups),
+        pickups=sum(x.pickups for x in totals.values()),
         per_tps_tonnes=per,
-        tps_without_sensor_data=sorted(t.code for t in tps if t.code not in seen),
+        tps_without_sensor_data=sorted(c for c in quiet if c not in seen),
     )
 
 
@@ -634,12 +991,30 @@ def _raise(
     return row
 
 
-def apply_reading(session: Session, reading: FillReading) -> list[TpsAlert]:
-    """The alert transitions one reading causes (committed): ``fill_high`` by hysteresis, and
-    the clearing of ``sensor_offline``. A reading of an unknown TPS changes nothing."""
+def apply_reading(
+    session: Session, reading: FillReading, pickups: PickupUpdate | None = None
+) -> list[TpsAlert]:
+    """The alert transitions one reading causes: ``fill_high`` by hysteresis, and the clearing
+    of ``sensor_offline``; and its ``pickups`` update; committed together. A reading of an
+    unknown TPS changes nothing."""
     tps = get_tps(session, reading.tps_code)
     if tps is None or not tps.active:
         return []
+    if pickups is not None:
+        if pickups.forget is not None:
+            lo, hi = pickups.forget
+            gone = forget_pickups(session, tps.id, reading.sensor_id, lo, hi)
+            back = record_pickups(session, tps.id, reading.sensor_id, pickups.found)
+            if gone > back:
+                log.info(
+                    "pengangkutan dibatalkan oleh bacaan terlambat / pickup undone by a late "
+                    "reading at %s/%s: %d",
+                    tps.code,
+                    reading.sensor_id,
+                    gone - back,
+                )
+        else:
+            record_pickups(session, tps.id, reading.sensor_id, pickups.found)
     at = reading.measured_at.astimezone(UTC)
     level = float(reading.fillingLevel)
     out: list[tuple[ledger.TpsAlert, Literal["raised", "cleared"]]] = []
@@ -762,34 +1137,80 @@ class TpsWatchSettings(WastebankSettings):
 class TpsWatcher:
     """Subscribes to fill readings (persistent session, QoS 1), evaluates alerts per reading
     and offline sensors every ``check_interval_s``, records transitions in the ledger and
-    publishes them. ``processed`` counts acknowledged readings (the tests await it)."""
+    publishes them; keeps a :class:`PickupWindow` per sensor (``windows``, primed from InfluxDB
+    on start) and records the pickups it finds in the journal with the reading's alert effects.
+    ``processed`` counts acknowledged readings (the tests await it)."""
 
     def __init__(self, settings: TpsWatchSettings, engine: Engine) -> None:
         self.settings = settings
         self.engine = engine
         self.topics = Topics(settings.mqtt.topic_prefix)
         self.seen: dict[SeriesKey, datetime] = {}
+        self.windows: dict[SeriesKey, PickupWindow] = {}
         self.processed = 0
         self.published = 0
+        self.too_late = 0  # readings older than their sensor's window: not used for pickups
+        self._unprimed = False  # InfluxDB could not be read on start
         self._client: aiomqtt.Client | None = None
         self._lock = asyncio.Lock()  # one ledger step + publish at a time
 
     async def seed_last_seen(self) -> None:
+        """Each sensor's last time (offline alerts) and its pickup window: the readings of the
+        ``WINDOW`` before it, run through the rule once (pickups confirmed by readings the
+        watcher missed are recorded; those recorded before are not again)."""
         influx = Influx(self.settings.influx)
         try:
-            for key, at in (await last_seen(influx)).items():
+            last = await last_seen(influx)
+            for key, at in last.items():
                 self.seen[key] = max(at, self.seen.get(key, at))
+            primed = await prime_windows(influx, last)
         except InfluxError as exc:
             log.warning("InfluxDB: waktu terakhir sensor tak terbaca / last seen unknown: %s", exc)
+            self._unprimed = True  # every window may miss earlier readings
+            return
         finally:
             await influx.aclose()
+        for key, window in primed.items():
+            mine = self.windows.setdefault(key, PickupWindow(truncated=True))
+            for r in window:
+                mine.add(r)
+        await asyncio.to_thread(self._record_primed)
+
+    def _record_primed(self) -> None:
+        with self._session() as session:
+            registry = {t.code: t for t in city_tps(session)}
+            new = 0
+            for (code, sensor), window in sorted(self.windows.items()):
+                t = registry.get(code)
+                if t is not None:
+                    new += record_pickups(session, t.id, sensor, window.pickups())
+            session.commit()
+        if new:
+            log.info("pengangkutan dari InfluxDB / pickups found on start: %d", new)
+
+    def _pickup_update(self, reading: FillReading) -> PickupUpdate | None:
+        """Put ``reading`` in its sensor's window; the journal update it implies."""
+        key = (reading.tps_code, reading.sensor_id)
+        window = self.windows.setdefault(key, PickupWindow(truncated=self._unprimed))
+        at = reading.measured_at.astimezone(UTC)
+        update = window.update(Reading(at, float(reading.fillingLevel)))
+        if update is None:
+            self.too_late += 1
+            log.warning(
+                "bacaan lebih tua dari jendela / reading older than the window, not used for "
+                "pickups (wastebank tps rebuild-pickups): %s/%s at %s",
+                reading.tps_code,
+                reading.sensor_id,
+                at.isoformat(),
+            )
+        return update
 
     def _session(self) -> Session:
         return Session(self.engine)
 
-    def _apply(self, reading: FillReading) -> list[TpsAlert]:
+    def _apply(self, reading: FillReading, pickups: PickupUpdate | None) -> list[TpsAlert]:
         with self._session() as session:
-            return apply_reading(session, reading)
+            return apply_reading(session, reading, pickups)
 
     def _offline(self, now: datetime) -> list[TpsAlert]:
         with self._session() as session:
@@ -843,7 +1264,8 @@ class TpsWatcher:
             at = reading.measured_at.astimezone(UTC)
             self.seen[key] = max(at, self.seen.get(key, at))
             async with self._lock:
-                made = await asyncio.to_thread(self._apply, reading)
+                update = self._pickup_update(reading)
+                made = await asyncio.to_thread(self._apply, reading, update)
                 await self._publish(client, made)
         if message.qos > 0:
             client._client.ack(message.mid, message.qos)  # noqa: SLF001 - after the commit
