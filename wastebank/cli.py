@@ -1767,7 +1767,7 @@ def report_monthly(
         engine = ledger.make_engine(ledger_url or settings.ledger_url, writer=False)
     except migrations.LedgerSchemaError as exc:
         raise _fail(exc) from None
-    steps = 5
+    steps = 6  # monthly_report's four, writing, done
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
