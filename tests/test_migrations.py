@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -142,36 +141,35 @@ def test_a_ledger_from_before_migrations_is_adopted(
 
 
 _RACER = """
-import sys, time
-from pathlib import Path
+import sys
 from zoneinfo import ZoneInfo
 from wastebank import ledger
-url, ready, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-ready.touch()
-while not go.exists():
-    time.sleep(0.001)
+url = sys.argv[1]
+print("ready", flush=True)  # imports done: only the migration is left
+sys.stdin.readline()  # the start line: every racer is released at once
 ledger.make_engine(url).dispose()
 """
 
 
-def test_processes_starting_at_once_migrate_once(empty_url: str, tmp_path: Path) -> None:
-    go = tmp_path / "go"
-    ready = [tmp_path / f"ready-{i}" for i in range(3)]
+def test_processes_starting_at_once_migrate_once(empty_url: str) -> None:
     racers = [
         subprocess.Popen(
-            [sys.executable, "-c", _RACER, empty_url, str(r), str(go)],
+            [sys.executable, "-c", _RACER, empty_url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for r in ready
+        for _ in range(3)
     ]
     try:
-        deadline = time.monotonic() + 60
-        while not all(r.exists() for r in ready):
-            assert time.monotonic() < deadline, "racers did not start"
-            assert all(p.poll() is None for p in racers), [p.communicate() for p in racers]
-            time.sleep(0.01)
-        go.touch()
+        for p in racers:  # blocks until each has imported everything (or died: "")
+            assert p.stdout is not None
+            assert p.stdout.readline() == "ready\n", p.communicate()
+        for p in racers:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
         outcomes = [(p.wait(timeout=60), p.communicate()[1]) for p in racers]
     finally:
         for p in racers:
