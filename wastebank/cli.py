@@ -21,7 +21,10 @@ import typer
 from wastebank.config import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fastapi import FastAPI
+    from rich.progress import Progress
 
     from ingest.deadletter import ReplaySummary
     from wastebank import bulk_import, ledger
@@ -103,6 +106,30 @@ def _logging(
 def _fail(exc: Exception) -> typer.Exit:
     typer.echo(f"error: {exc}", err=True)
     return typer.Exit(code=2)
+
+
+def _count_progress(description: str) -> tuple[Progress, Callable[[int, int], None]]:
+    """A progress bar of done / total on stderr (off when stderr is not a terminal), and the
+    ``progress(done, total)`` callback long commands pass to the work; use the bar as a
+    context manager around the work."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    task = bar.add_task(description, total=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return bar, progress
 
 
 # ---- services ---------------------------------------------------------------------------------
@@ -945,9 +972,6 @@ def deadletter_replay(
     row with the new error and a count of attempts; one that succeeds is marked replayed.
     Exit status 1 if any message failed again or an ID does not exist.
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from ingest.deadletter import ReplayAborted, replay_dead_letters
     from ingest.main import IngestSettings
     from wastebank.config import load_settings
@@ -960,19 +984,7 @@ def deadletter_replay(
         settings = load_settings(IngestSettings, config, **overrides)
     except ConfigError as exc:
         raise _fail(exc) from None
-    console = Console(stderr=True)
-    bar = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    )
-    task = bar.add_task("memutar ulang / replaying", total=None)
-
-    def progress(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
+    bar, progress = _count_progress("memutar ulang / replaying")
 
     aborted: str | None = None
     with bar:
@@ -1376,24 +1388,9 @@ def _run_import(
 ) -> None:
     """Run an import with a progress bar (on a terminal), print its report, write it to
     ``report_path``, exit 1 when a row was refused."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from wastebank.bulk_import import ImportFileError
 
-    console = Console(stderr=True)
-    bar = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    )
-    task = bar.add_task("mengimpor / importing", total=None)
-
-    def progress(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
+    bar, progress = _count_progress("mengimpor / importing")
 
     with bar:
         try:
@@ -1912,9 +1909,6 @@ def tps_rebuild_pickups(
     import time
     from zoneinfo import ZoneInfo
 
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from wastebank import ledger, migrations
     from wastebank import tps as tps_mod
     from wastebank.config import load_settings
@@ -1930,19 +1924,7 @@ def tps_rebuild_pickups(
         engine = ledger.make_engine(settings.ledger_url)
     except (ConfigError, migrations.LedgerSchemaError) as exc:
         raise _fail(exc) from None
-    console = Console(stderr=True)
-    bar = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    )
-    task = bar.add_task("membaca bacaan / reading the readings (TPS)", total=None)
-
-    def progress(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
+    bar, progress = _count_progress("membaca bacaan / reading the readings (TPS)")
 
     async def run(session: ledger.Session) -> tps_mod.RebuildSummary:
         influx = Influx(settings.influx)
