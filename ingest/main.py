@@ -281,14 +281,18 @@ class Ingester:
                 else:
                     self.stats.deposits_duplicate += 1
                 self.metrics.deposit(result.outcome)
-                assert isinstance(item.parsed, DepositEvent)
-                ev = item.parsed
+                assert result.measured_at is not None
                 item.lines = [
                     deposit_line(
-                        ev,
+                        event_id=result.event_id,
+                        bank=result.bank_code,
                         kecamatan=result.kecamatan,
+                        category=result.category_code,
+                        net_g=result.net_g,
                         amount_idr=result.amount_idr,
-                        clock_ahead_s=self._clock_ahead(ev.gateway_id, ev.measured_at),
+                        gateway=result.gateway_id,
+                        measured_at=result.measured_at,
+                        clock_ahead_s=self._clock_ahead(result.gateway_id, result.measured_at),
                     )
                 ]
             if failed and dead_letter:

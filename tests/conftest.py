@@ -25,7 +25,7 @@ from ingest.main import run as run_ingest
 from ingest.metrics import MetricsSettings
 from wastebank import services
 from wastebank.config import InfluxSettings, MqttSettings, load_settings
-from wastebank.influx import Influx
+from wastebank.influx import Influx, deposit_line
 from wastebank.messages import DepositEvent
 
 WIT = timezone(timedelta(hours=9))  # the demo city, Ambon (Asia/Jayapura)
@@ -57,6 +57,23 @@ def deposit_event(
         protocol="gs_nt",
         measured_at=at or _AN_HOUR_AGO + timedelta(seconds=seq),
         raw_frames=["ST,GS,+0001.25kg"],
+    )
+
+
+def event_line(
+    ev: DepositEvent, *, kecamatan: str, amount_idr: int, clock_ahead_s: int | None = None
+) -> str:
+    """The point the ingester writes for ``ev`` once the ledger applied it as sent."""
+    return deposit_line(
+        event_id=ev.event_id,
+        bank=ev.bank_code,
+        kecamatan=kecamatan,
+        category=ev.category_code,
+        net_g=ev.net_g,
+        amount_idr=amount_idr,
+        gateway=ev.gateway_id,
+        measured_at=ev.measured_at,
+        clock_ahead_s=clock_ahead_s,
     )
 
 

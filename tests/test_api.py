@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from api.app import create_app, kg, local_day_bounds, rupiah
 from tests.auth_helpers import PASSWORD, PIN, add_users, api_settings, login, with_csrf
-from tests.conftest import WIT, deposit_event
+from tests.conftest import WIT, deposit_event, event_line
 from wastebank import ledger
 from wastebank.config import InfluxSettings, MqttSettings
-from wastebank.influx import Influx, deposit_line, fill_line
+from wastebank.influx import Influx, fill_line
 from wastebank.messages import FillReading
 
 
@@ -67,7 +67,7 @@ async def test_tonnage_buckets_by_local_day_in_wit(
     ]
     influx = Influx(influx_settings)
     await influx.ensure_database()
-    await influx.write([deposit_line(e, kecamatan="Sirimau", amount_idr=0) for e in events])
+    await influx.write([event_line(e, kecamatan="Sirimau", amount_idr=0) for e in events])
     await influx.aclose()
 
     dlh = await login(client, "dlh-ambon", PASSWORD)

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from influxdb_client.client.write.point import Point  # the oracle for line(); tests only
 from pydantic import SecretStr
 
-from tests.conftest import deposit_event
+from tests.conftest import deposit_event, event_line
 from wastebank import influx as influx_module
 from wastebank.config import InfluxSettings, WastebankSettings, load_settings
 from wastebank.influx import (
@@ -37,7 +37,6 @@ from wastebank.influx import (
     alert_line,
     api_for_version,
     classify,
-    deposit_line,
     downsample,
     ensure_schema,
     fill_line,
@@ -160,11 +159,11 @@ def test_deposit_line_unchanged() -> None:
         protocol="gs_nt",
         measured_at=AT,
     )
-    assert deposit_line(ev, kecamatan="Sirimau", amount_idr=5000) == (
+    assert event_line(ev, kecamatan="Sirimau", amount_idr=5000) == (
         "deposit,bank=bs-batu-merah,category=pet,kecamatan=Sirimau,source=scale "
         'amount_idr=5000i,event_id="gw-01-7",gateway="gw-01",net_g=1250i 1795396502345000007'
     )
-    assert deposit_line(ev, kecamatan="Teluk Ambon, Baguala=1", amount_idr=0, clock_ahead_s=42) == (
+    assert event_line(ev, kecamatan="Teluk Ambon, Baguala=1", amount_idr=0, clock_ahead_s=42) == (
         "deposit,bank=bs-batu-merah,category=pet,kecamatan=Teluk\\ Ambon\\,\\ Baguala\\=1,"
         'source=scale amount_idr=0i,clock_ahead_s=42i,event_id="gw-01-7",gateway="gw-01",'
         "net_g=1250i 1795396502345000007"
@@ -669,7 +668,7 @@ async def test_detects_v1_and_writes_land(influx: Influx, influx_settings: Influ
         assert writer.api == "v1"
         assert isinstance(writer, V1Writer)
         lines = [
-            deposit_line(deposit_event(i), kecamatan="Sirimau", amount_idr=5000) for i in range(50)
+            event_line(deposit_event(i), kecamatan="Sirimau", amount_idr=5000) for i in range(50)
         ]
         await writer.write(lines)
         await writer.write(lines)  # a replay lands on the same points
@@ -712,7 +711,7 @@ async def test_gzip_bodies_are_accepted(influx: Influx, influx_settings: InfluxS
     writer = V1Writer(settings, client=client)
     try:
         big = [
-            deposit_line(deposit_event(i), kecamatan="Sirimau", amount_idr=5000) for i in range(200)
+            event_line(deposit_event(i), kecamatan="Sirimau", amount_idr=5000) for i in range(200)
         ]
         await writer.write(big)
         await writer.write(big[:1])  # under gzip_min_bytes: sent plain
@@ -803,7 +802,7 @@ async def test_points_older_than_raw_retention_are_refused_permanently(
     writer = V1Writer(influx_settings)
     try:
         with pytest.raises(InfluxError) as info:
-            await writer.write([deposit_line(old, kecamatan="Sirimau", amount_idr=1)])
+            await writer.write([event_line(old, kecamatan="Sirimau", amount_idr=1)])
     finally:
         await writer.aclose()
     assert info.value.status == 400
@@ -819,7 +818,7 @@ async def test_the_hourly_rollup_downsamples(
     await ensure_schema(influx, influx_settings)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
     lines = [
-        deposit_line(
+        event_line(
             deposit_event(
                 i,
                 net_g=1000 + i,
@@ -832,7 +831,7 @@ async def test_the_hourly_rollup_downsamples(
         for i in range(10)
     ]
     lines.append(  # the next hour: a bucket of its own
-        deposit_line(
+        event_line(
             deposit_event(99, at=hour + timedelta(minutes=70)), kecamatan="Sirimau", amount_idr=1
         )
     )

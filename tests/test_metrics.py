@@ -15,8 +15,7 @@ from ingest.metrics import (
     reason_of,
     serve_metrics,
 )
-from tests.conftest import deposit_event
-from wastebank.influx import deposit_line
+from tests.conftest import deposit_event, event_line
 from wastebank.messages import Topics
 
 TOPICS = Topics("")
@@ -37,7 +36,7 @@ def test_counters_count_by_bounded_labels() -> None:
     metrics.dead_letter("deposit rejected: unknown card '04FFEE0001'")
     metrics.dead_letter("something new")
     metrics.write_retry()
-    line = deposit_line(deposit_event(1), kecamatan="Sirimau", amount_idr=5000)
+    line = event_line(deposit_event(1), kecamatan="Sirimau", amount_idr=5000)
     metrics.points_written([line, line, "fill_level,tps=a distance_mm=1i 1"])
 
     assert value(metrics, "wastebank_ingest_received_total", kind="deposit") == 1

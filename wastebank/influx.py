@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import re
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +32,7 @@ from typing import Any, Literal, Protocol, TypeAlias
 import httpx
 
 from wastebank.config import InfluxSettings
-from wastebank.messages import DepositEvent, FillReading, GatewayAlert, GatewayHealth
+from wastebank.messages import FillReading, GatewayAlert, GatewayHealth
 
 log = logging.getLogger(__name__)
 
@@ -152,29 +153,46 @@ def point_time_ns(at: datetime, seq: int) -> int:
     return ms * 1_000_000 + seq % 1_000_000
 
 
+def event_seq(event_id: str) -> int:
+    """The number a deposit's point is kept apart by within its millisecond: the id's trailing
+    sequence number (``gw-01.k7q2m.15`` -> 15, as points were always stamped), or, for an id
+    without one (a server-issued ``M-7KQ2-9XPA``), a CRC of the id. From the id alone, so the
+    ledger can always say where a deposit's point is (``wastebank influx rebuild-deposits``)."""
+    digits = len(event_id) - len(event_id.rstrip("0123456789"))
+    if digits:
+        return int(event_id[-min(digits, 15) :])
+    return zlib.crc32(event_id.encode())
+
+
 def _optional_float(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
 def deposit_line(
-    ev: DepositEvent, *, kecamatan: str, amount_idr: int, clock_ahead_s: int | None = None
+    *,
+    event_id: str,
+    bank: str,
+    kecamatan: str,
+    category: str,
+    net_g: int,
+    amount_idr: int,
+    gateway: str,
+    measured_at: datetime,
+    clock_ahead_s: int | None = None,
 ) -> str:
+    """A deposit's point, from what the ledger applied (never from an incoming payload): a
+    redelivery writes the same point again, a conflicting message none."""
     return line(
         DEPOSIT,
+        {"bank": bank, "kecamatan": kecamatan, "category": category, "source": "scale"},
         {
-            "bank": ev.bank_code,
-            "kecamatan": kecamatan,
-            "category": ev.category_code,
-            "source": "scale",
-        },
-        {
-            "net_g": ev.net_g,
+            "net_g": net_g,
             "amount_idr": amount_idr,
-            "event_id": ev.event_id,
-            "gateway": ev.gateway_id,
+            "event_id": event_id,
+            "gateway": gateway,
             "clock_ahead_s": clock_ahead_s,
         },
-        point_time_ns(ev.measured_at, ev.seq),
+        point_time_ns(measured_at, event_seq(event_id)),
     )
 
 

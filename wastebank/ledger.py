@@ -353,6 +353,7 @@ class Price(Base):
 
 class Deposit(Base):
     __tablename__ = "deposit"
+    __table_args__ = (UniqueConstraint("author", "idempotency_key"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[str] = mapped_column(String(100), unique=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
@@ -377,6 +378,9 @@ class Deposit(Base):
     manual: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     author: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # A manual deposit's retry key, chosen by the client (migration 0009): the id itself is the
+    # server's (``M-...``), so that no client can take an id a device will use.
+    idempotency_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
     member: Mapped[Member] = relationship()
     category: Mapped[Category] = relationship()
     bank: Mapped[Bank] = relationship()
@@ -580,6 +584,16 @@ class StockEntry(Base):
     memo: Mapped[str] = mapped_column(String(200), default="")
 
 
+class DeadLetterReason(StrEnum):
+    """Why a message became a dead letter (``dead_letter.reason``, a metrics label)."""
+
+    INVALID = "invalid"  # not our topic, not the schema, identity mismatch
+    OVERSIZED = "oversized"  # over the payload limit: refused before parsing
+    REJECTED = "rejected"  # well-formed, but the ledger cannot apply it (unknown card, no price)
+    CONFLICT = "conflict"  # a known event id with other content
+    INFLUX_REFUSED = "influx_refused"  # InfluxDB refused its points for good
+
+
 class DeadLetter(Base):
     """A message the ingester could not apply, kept byte for byte for inspection and replay.
 
@@ -603,6 +617,14 @@ class DeadLetter(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     replayed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # Migration 0009: why, as a code a dashboard can count (:class:`DeadLetterReason`); the
+    # deposit's event id when the payload named one; and how an operator settled a row that a
+    # replay cannot settle (a conflict: applied under a new id, or discarded), by whom and why.
+    reason: Mapped[str] = mapped_column(String(32), default="invalid", server_default="invalid")
+    event_id: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    resolution: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     @property
     def current_error(self) -> str:
@@ -837,6 +859,9 @@ class AppliedDeposit:
     net_g: int
     amount_idr: int
     price_per_kg_idr: int
+    measured_at: datetime | None = None
+    gateway_id: str = ""
+    """Where and when, as the ledger keeps them: what the deposit's InfluxDB point is made of."""
 
 
 def amount_for(net_g: int, price_per_kg_idr: int) -> int:
@@ -1262,6 +1287,8 @@ class _References:
                     Deposit.net_g,
                     Deposit.amount_idr,
                     Deposit.price_per_kg_idr,
+                    Deposit.measured_at,
+                    Deposit.gateway_id,
                 )
                 .select_from(Deposit)
                 .join(Member, Deposit.member_id == Member.id)
@@ -1388,6 +1415,8 @@ class _References:
             net_g=ev.net_g,
             amount_idr=amount,
             price_per_kg_idr=price,
+            measured_at=ev.measured_at,
+            gateway_id=ev.gateway_id,
         )
         return row, applied
 
@@ -1830,6 +1859,8 @@ def _manual_plan(
         net_g=net_g,
         amount_idr=amount,
         price_per_kg_idr=price,
+        measured_at=measured_at,
+        gateway_id="manual",
     )
     return row, applied
 
@@ -2841,3 +2872,5 @@ def purge_dead_letters(
 # The login system's tables (users, login failures, the audit log) are the ledger's too: on
 # ``Base.metadata`` wherever the ledger is, so migrations and their checks see them.
 from wastebank import access as _access  # noqa: E402
+from wastebank import alerts as _alerts  # noqa: E402, F401 - system_alert, likewise
+from wastebank import reconcile as _reconcile  # noqa: E402, F401 - reconciliation_run, likewise

@@ -35,6 +35,28 @@ ledger's 100-character event id (PostgreSQL refuses longer; SQLite would not not
 numbering 100 deposits a second would need 300,000 years to reach it."""
 
 
+INSTALL_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+"""Crockford's base 32, lower-case: no i, l, o, u, so an id read over the phone is not misheard."""
+INSTALL_PATTERN = r"^[0-9abcdefghjkmnpqrstvwxyz]{4,12}$"
+Install = Annotated[str, Field(pattern=INSTALL_PATTERN)]
+EVENT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}(\.[0-9a-z]{4,12})?[.-][0-9]{1,15}$"
+
+
+def device_event_id(device_id: str, install: str | None, seq: int) -> str:
+    """The id a device gives its event: ``{device}.{install}.{seq}``, e.g. ``gw-01.k7q2m.15``.
+
+    ``install`` names the store that numbers the events (a gateway's outbox, a sensor's join
+    session, a simulator's run): a new store starts at 1 again under a new install, so no id
+    repeats after an SD card is replaced or an image is cloned. The dots keep these ids apart
+    from every other namespace: codes have no dots, server-issued ids are upper-case
+    (``M-...`` manual, ``R-...`` a resolved conflict), and ids from before installs existed
+    (``{device}-{seq}``, kept as they are) have no dot either.
+    """
+    if install is None:
+        return f"{device_id}-{seq}"
+    return f"{device_id}.{install}.{seq}"
+
+
 # pydantic's own AwareDatetime ("Input should have timezone info"): checked in its Rust core,
 # which matters at tens of thousands of messages a second.
 
@@ -47,9 +69,14 @@ class DepositEvent(_Message):
     """A weighed deposit, produced by a gateway once card + category + stable weight + confirm."""
 
     kind: Literal["deposit"] = "deposit"
-    event_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*-\d+$", description="'{gateway_id}-{seq}'")
+    event_id: str = Field(
+        pattern=EVENT_ID_PATTERN, description="'{gateway_id}.{install}.{seq}' (see device_event_id)"
+    )
     gateway_id: Code
-    seq: int = Field(ge=0, le=SEQ_MAX, description="per-gateway sequence number, survives restarts")
+    install: Install | None = Field(
+        default=None, description="the gateway's outbox identity; None only in pre-0.2 events"
+    )
+    seq: int = Field(ge=0, le=SEQ_MAX, description="the install's sequence number")
     bank_code: Code
     scale_id: Code
     flow: Literal["kiosk", "attendant"] = Field(
@@ -74,8 +101,8 @@ class DepositEvent(_Message):
     )
 
     def model_post_init(self, __context: object) -> None:
-        if self.event_id != f"{self.gateway_id}-{self.seq}":
-            raise ValueError("event_id must be '{gateway_id}-{seq}'")
+        if self.event_id != device_event_id(self.gateway_id, self.install, self.seq):
+            raise ValueError("event_id must be '{gateway_id}.{install}.{seq}'")
         if (self.card_uid is None) == (self.member_no is None):
             raise ValueError("exactly one of card_uid and member_no identifies the member")
 
@@ -87,8 +114,15 @@ class FillReading(_Message):
     """
 
     kind: Literal["fill"] = "fill"
-    reading_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*-\d+$", description="'{sensor_id}-{seq}'")
+    reading_id: str = Field(
+        pattern=EVENT_ID_PATTERN, description="'{sensor_id}.{install}.{seq}' (device_event_id)"
+    )
     sensor_id: Code
+    install: Install | None = Field(
+        default=None,
+        description="who numbers the readings: the gateway's outbox, or the sensor's own run or "
+        "join session; None only in pre-0.2 readings",
+    )
     seq: int = Field(ge=0, le=SEQ_MAX)
     tps_code: Code
     measured_at: AwareDatetime
@@ -112,8 +146,8 @@ class FillReading(_Message):
     raw: str | None = Field(default=None, max_length=256, description="frames, as evidence")
 
     def model_post_init(self, __context: object) -> None:
-        if self.reading_id != f"{self.sensor_id}-{self.seq}":
-            raise ValueError("reading_id must be '{sensor_id}-{seq}'")
+        if self.reading_id != device_event_id(self.sensor_id, self.install, self.seq):
+            raise ValueError("reading_id must be '{sensor_id}.{install}.{seq}'")
 
 
 class GatewayStatus(_Message):
@@ -123,7 +157,9 @@ class GatewayStatus(_Message):
     state: Literal["online", "offline"]
     device_id: Code
     at: AwareDatetime | None = None
-    version: str | None = None
+    version: str | None = Field(default=None, max_length=32)
+    install: Install | None = Field(default=None, description="the device's outbox identity")
+    boot: Install | None = Field(default=None, description="random per process start")
 
 
 class ScaleHealth(_Message):
@@ -154,6 +190,10 @@ class GatewayHealth(_Message):
     kind: Literal["health"] = "health"
     gateway_id: Code
     bank_code: Code
+    install: Install | None = Field(default=None, description="the gateway's outbox identity")
+    boot: Install | None = Field(
+        default=None, description="random per process start: two at once mean two processes"
+    )
     at: AwareDatetime
     uptime_s: int = Field(ge=0)
     outbox_depth: int = Field(ge=0)
@@ -172,8 +212,9 @@ class GatewayAlert(_Message):
     """Raised once when a condition starts and cleared once when it ends (e.g. zero drift)."""
 
     kind: Literal["alert"] = "alert"
-    alert_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*-\d+$", description="'{gateway_id}-{seq}'")
+    alert_id: str = Field(pattern=EVENT_ID_PATTERN, description="'{gateway_id}.{install}.{seq}'")
     gateway_id: Code
+    install: Install | None = None
     seq: int = Field(ge=0, le=SEQ_MAX)
     bank_code: Code
     code: Literal["zero_drift", "outbox_dropped", "scale_offline", "publish_refused"]
@@ -183,6 +224,10 @@ class GatewayAlert(_Message):
     threshold: float | None = None
     at: AwareDatetime
     message: str = Field(max_length=300)
+
+    def model_post_init(self, __context: object) -> None:
+        if self.alert_id != device_event_id(self.gateway_id, self.install, self.seq):
+            raise ValueError("alert_id must be '{gateway_id}.{install}.{seq}'")
 
 
 class TpsAlert(_Message):
