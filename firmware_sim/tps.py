@@ -36,7 +36,6 @@ import math
 import random
 import re
 import statistics
-import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -59,7 +58,14 @@ from gateway.fill_sensor import (
     speed_of_sound,
 )
 from wastebank.config import MqttSettings, WastebankSettings
-from wastebank.messages import CODE_PATTERN, FillReading, GatewayStatus, Topics
+from wastebank.messages import (
+    CODE_PATTERN,
+    FillReading,
+    GatewayStatus,
+    Topics,
+    device_event_id,
+    new_install,
+)
 from wastebank.mqtt import backoff
 from wastebank.mqtt import client as mqtt_client
 
@@ -267,7 +273,9 @@ async def _measure_loop(
 ) -> None:
     settings = model.settings
     topic = Topics(settings.mqtt.topic_prefix).fill(tps_code, sensor_id)
-    seq = time.time_ns() // 1_000_000  # never repeats across restarts
+    # A run of the simulator is a sensor's session: its own install, numbered from 1, so a
+    # restart never repeats an id (as a LoRaWAN sensor's rejoin starts a new frame counter).
+    install, seq = new_install(), 1
     made = 0
     try:
         while count is None or made < count:
@@ -276,8 +284,9 @@ async def _measure_loop(
                 model.advance(interval_s * settings.time_scale)
             distance = model.distance_mm()
             reading = FillReading(
-                reading_id=f"{sensor_id}-{seq}",
+                reading_id=device_event_id(sensor_id, install, seq),
                 sensor_id=sensor_id,
+                install=install,
                 seq=seq,
                 tps_code=tps_code,
                 measured_at=datetime.now(zone) + timedelta(seconds=settings.clock_skew_s),

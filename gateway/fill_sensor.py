@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal, TypeVar
 
-from wastebank.messages import FillReading
+from wastebank.messages import FillReading, device_event_id
 
 FillSource = Literal["jsn_sr04t", "maxbotix", "em310_udl", "json"]
 RejectReason = Literal["checksum", "bad_format", "bad_value", "overflow", "out_of_range", "spike"]
@@ -740,6 +740,7 @@ class FillEstimate:
         sensor_id: str,
         tps_code: str,
         seq: int,
+        install: str | None,
         measured_at: datetime | None = None,
     ) -> FillReading:
         """The message; ``measured_at`` defaults to the network server's ``received_at``."""
@@ -747,8 +748,9 @@ class FillEstimate:
         if when is None:
             raise ValueError("measured_at is required when the sample has no received_at")
         return FillReading(
-            reading_id=f"{sensor_id}-{seq}",
+            reading_id=device_event_id(sensor_id, install, seq),
             sensor_id=sensor_id,
+            install=install,
             seq=seq,
             tps_code=tps_code,
             measured_at=when,

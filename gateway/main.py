@@ -72,6 +72,8 @@ from wastebank.messages import (
     ScaleHealth,
     SensorHealth,
     Topics,
+    device_event_id,
+    new_install,
 )
 from wastebank.mqtt import backoff
 
@@ -549,7 +551,11 @@ class FillSensorReader(SerialDevice):
 
         def build(seq: int) -> tuple[str, bytes]:
             reading = estimate.to_reading(
-                sensor_id=cfg.id, tps_code=cfg.tps_code, seq=seq, measured_at=measured_at
+                sensor_id=cfg.id,
+                tps_code=cfg.tps_code,
+                seq=seq,
+                install=self.gateway.outbox.install,
+                measured_at=measured_at,
             )
             topic = self.gateway.topics.fill(cfg.tps_code, cfg.id)
             return topic, reading.model_dump_json(exclude_none=True).encode()
@@ -595,6 +601,8 @@ class Gateway:
             max_rows=settings.outbox.max_rows,
             max_age=timedelta(days=settings.outbox.max_age_days),
         )
+        self.boot = new_install()
+        """This process's start: two boots of one install at once are a cloned outbox."""
         self.calibration = CalibrationLog(self.outbox)
         self.attendant_db = AttendantDb(self.outbox)
         self.live = Live()
@@ -625,6 +633,11 @@ class Gateway:
     def wake(self) -> None:
         self._wake.set()
 
+    def event_id(self, seq: int) -> str:
+        """The id of this gateway's event number ``seq``: unique for the city's life (see
+        gateway/outbox.py, "Install identity")."""
+        return device_event_id(self.settings.gateway_id, self.outbox.install, seq)
+
     # ---- events into the outbox ---------------------------------------------------------------
 
     def store_deposit(self, reader: ScaleReader, c: DepositCandidate) -> int | None:
@@ -645,7 +658,7 @@ class Gateway:
         def journal(seq: int, row_id: int) -> None:
             # In the outbox's transaction: the journal entry exists if and only if the event does.
             self.attendant_db.journal.add(
-                event_id=f"{s.gateway_id}-{seq}",
+                event_id=self.event_id(seq),
                 outbox_id=row_id,
                 scale_id=reader.cfg.id,
                 member_no=c.member_no or (member.member_no if member else None),
@@ -663,8 +676,9 @@ class Gateway:
 
         def build(seq: int) -> tuple[str, bytes]:
             ev = DepositEvent(
-                event_id=f"{s.gateway_id}-{seq}",
+                event_id=self.event_id(seq),
                 gateway_id=s.gateway_id,
+                install=self.outbox.install,
                 seq=seq,
                 bank_code=s.bank_code,
                 scale_id=reader.cfg.id,
@@ -690,13 +704,12 @@ class Gateway:
             log.warning("setoran tidak sah / invalid deposit %s: %s", c, exc.errors()[0]["msg"])
             return None
         self.stats.deposits_stored += 1
-        reader.last_event_id = f"{s.gateway_id}-{seq}"
+        reader.last_event_id = self.event_id(seq)
         self.live.notify()
         who = c.card_uid or c.member_no
         log.info(
-            "setoran / deposit %s-%d: %s, %s, %d g",
-            s.gateway_id,
-            seq,
+            "setoran / deposit %s: %s, %s, %d g",
+            self.event_id(seq),
             who,
             c.category_code,
             c.net_g,
@@ -726,8 +739,9 @@ class Gateway:
 
         def build(seq: int) -> tuple[str, bytes]:
             alert = GatewayAlert(
-                alert_id=f"{s.gateway_id}-{seq}",
+                alert_id=self.event_id(seq),
                 gateway_id=s.gateway_id,
+                install=self.outbox.install,
                 seq=seq,
                 bank_code=s.bank_code,
                 code=code,
@@ -759,21 +773,27 @@ class Gateway:
             device_id=self.settings.gateway_id,
             at=datetime.now(UTC),
             version=__version__,
+            install=self.outbox.install,
+            boot=self.boot,
         )
         return status.model_dump_json().encode()
 
     async def mqtt_loop(self) -> None:
         s = self.settings
         status_topic = self.topics.gateway_status(s.bank_code, s.gateway_id)
-        will_payload = GatewayStatus(state="offline", device_id=s.gateway_id).model_dump_json()
+        will_payload = GatewayStatus(
+            state="offline", device_id=s.gateway_id, install=self.outbox.install, boot=self.boot
+        ).model_dump_json()
         attempt, lost = 0, False
         while True:
             # MQTT 5: a PUBACK says whether the broker accepted the message (3.1.1 acknowledges
             # a publish its ACL refused like any other). Not a persistent session: the outbox,
             # not the broker, holds what is not yet delivered.
+            # Its own session per process (install and boot in the client id): two gateways
+            # with one gateway id (a clone) no longer take each other's connection in a loop.
             client = mqtt.client(
                 s.mqtt,
-                identifier=f"gateway-{s.gateway_id}",
+                identifier=f"gateway-{s.gateway_id}-{self.outbox.install}-{self.boot}",
                 will=aiomqtt.Will(status_topic, will_payload, qos=1, retain=True),
                 protocol=mqtt.V5,
             )
@@ -1001,7 +1021,10 @@ class Gateway:
         attempt, lost = 0, False
         while True:
             client = mqtt.client(
-                s.mqtt, identifier=f"gateway-{s.gateway_id}-lns", persistent=True, protocol=mqtt.V5
+                s.mqtt,
+                identifier=f"gateway-{s.gateway_id}-{self.outbox.install}-lns",
+                persistent=True,
+                protocol=mqtt.V5,
             )
             client._client.manual_ack_set(True)  # noqa: SLF001 - ack after the outbox commit
             try:
@@ -1064,6 +1087,8 @@ class Gateway:
         return GatewayHealth(
             gateway_id=self.settings.gateway_id,
             bank_code=self.settings.bank_code,
+            install=self.outbox.install,
+            boot=self.boot,
             at=datetime.now(UTC),
             uptime_s=int(time.monotonic() - self.started),
             outbox_depth=len(self.outbox),

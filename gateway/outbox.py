@@ -9,16 +9,33 @@ and by age (rows older than ``max_age`` go); every drop is counted in the databa
 is reported, never silent.
 
 The same file keeps the scales' calibration checks (:class:`CalibrationLog`).
+
+**Install identity.** Sequence numbers start at 1 in a new file, so an event id cannot be the
+sequence number alone: the file also holds an *install* (5 random characters of Crockford's base
+32, drawn when the file is created), and every id this gateway issues is
+``{gateway}.{install}.{seq}`` (``wastebank.messages.device_event_id``). A replaced SD card, a
+reinstalled Pi or a second Pi flashed with the same site file creates a new file and so a new
+install: its ids never meet the old ones, without any network at the moment of the swap. The file
+also records the machine it was created on (``/etc/machine-id``); opened on another machine (the
+card moved to a new Pi, or an image with this file cloned onto one whose machine id was made
+anew) it draws a new install for the events it numbers from then on, and keeps its rows. Two
+Pis cloned *with* this file and the same machine id share an install: the ledger then sees the
+same id with other content and says so (a ``conflict`` dead letter, an alert), never drops one.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from wastebank.messages import new_install
+
+log = logging.getLogger("wastebank.gateway.outbox")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -37,7 +54,22 @@ CREATE TABLE IF NOT EXISTS calibration_check (
     note TEXT NOT NULL DEFAULT ''
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('last_seq', 0), ('dropped', 0);
+CREATE TABLE IF NOT EXISTS identity (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
+
+
+def machine_id(files: Iterable[Path] = MACHINE_ID_FILES) -> str:
+    """This machine's id (systemd's), or "" where there is none (a container, another OS)."""
+    for file in files:
+        try:
+            text = file.read_text().strip()
+        except OSError:
+            continue
+        if text:
+            return text
+    return ""
+
 
 # Added to the outbox table after release 0.1 (an existing file gets them on open). A row the
 # broker refused: the reason code of its last PUBACK, how many times it was refused, when last,
@@ -70,7 +102,9 @@ class Outbox:
         max_rows: int = 100_000,
         max_age: timedelta | None = None,
         max_hold_s: float = MAX_HOLD_S,
+        machine: str | None = None,
     ) -> None:
+        """``machine``: this machine's id (default: :func:`machine_id`)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.max_rows = max_rows
@@ -84,6 +118,40 @@ class Outbox:
         for name, decl in _REFUSAL_COLUMNS.items():
             if name not in have:
                 self._db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {decl}")
+        self.install = self._install(machine_id() if machine is None else machine)
+
+    def _install(self, machine: str) -> str:
+        """The install this file numbers events under: drawn on creation, and again when the
+        file is opened on another machine than the one it was last opened on."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = dict(db.execute("SELECT key, value FROM identity").fetchall())
+            install, known = rows.get("install"), rows.get("machine", "")
+            moved = install is not None and bool(machine) and bool(known) and machine != known
+            if install is None or moved:
+                previous, install = install, new_install()
+                db.execute(
+                    "INSERT OR REPLACE INTO identity (key, value) VALUES ('install', ?)", (install,)
+                )
+                if moved:
+                    log.warning(
+                        "berkas outbox dari mesin lain: install baru %s (sebelumnya %s) / "
+                        "outbox file from another machine: new install %s (was %s)",
+                        install,
+                        previous,
+                        install,
+                        previous,
+                    )
+            if machine and machine != known:
+                db.execute(
+                    "INSERT OR REPLACE INTO identity (key, value) VALUES ('machine', ?)", (machine,)
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return str(install)
 
     def close(self) -> None:
         self._db.close()

@@ -146,11 +146,18 @@ def _select(engine: Engine, ids: Sequence[int] | None, summary: ReplaySummary) -
     """The ids to replay, oldest first; fills in ``skipped`` and ``missing``."""
     dl = ledger.DeadLetter
     with Session(engine) as session:
+        # A row an operator resolved (``deadletter resolve``) is settled like a replayed one.
         if ids is None:
-            pending = select(dl.id).where(dl.replayed_at.is_(None)).order_by(dl.id)
+            pending = (
+                select(dl.id)
+                .where(dl.replayed_at.is_(None), dl.resolved_at.is_(None))
+                .order_by(dl.id)
+            )
             return list(session.scalars(pending))
-        rows = session.execute(select(dl.id, dl.replayed_at).where(dl.id.in_(list(ids))))
-        replayed = {row_id: at is not None for row_id, at in rows}
+        rows = session.execute(
+            select(dl.id, dl.replayed_at, dl.resolved_at).where(dl.id.in_(list(ids)))
+        )
+        replayed = {row_id: at is not None or done is not None for row_id, at, done in rows}
     wanted = list(dict.fromkeys(ids))
     summary.missing = [i for i in wanted if i not in replayed]
     summary.skipped = [i for i in wanted if replayed.get(i)]

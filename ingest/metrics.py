@@ -33,9 +33,11 @@ MEASUREMENTS = (
     influx.SCALE_HEALTH,
     influx.ALERT,
 )
-OUTCOMES = ("applied", "duplicate")
+OUTCOMES = ("applied", "duplicate", "conflict")
 # (prefix of the rejection text, reason label); the texts are those of ingest.main.
 _REASON_PREFIXES = (
+    ("oversized", "oversized"),
+    ("conflict", "conflict"),
     ("invalid ", "invalid_payload"),
     ("identity mismatch", "identity_mismatch"),
     ("deposit rejected", "deposit_rejected"),
@@ -44,6 +46,14 @@ _REASON_PREFIXES = (
     ("InfluxDB refused", "influx_refused"),
 )
 REASONS = (*dict.fromkeys(reason for _, reason in _REASON_PREFIXES), "other")
+# The coarser code the dead letter keeps (``dead_letter.reason``, wastebank.ledger's
+# DeadLetterReason values), by label.
+_STORED = {
+    "oversized": "oversized",
+    "conflict": "conflict",
+    "deposit_rejected": "rejected",
+    "influx_refused": "influx_refused",
+}
 
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -67,6 +77,11 @@ def reason_of(error: str) -> str:
         if error.startswith(prefix):
             return reason
     return "other"
+
+
+def stored_reason_of(error: str) -> str:
+    """The reason code a dead letter with this error text is stored with."""
+    return _STORED.get(reason_of(error), "invalid")
 
 
 def measurement_of(line: str) -> str:

@@ -118,7 +118,11 @@ async def test_scale_bytes_become_a_balance(
 
     # Publishing the same deposit again changes nothing; a malformed payload is dead-lettered
     # and the next good message is still applied.
-    extra = events[0].model_copy(update={"event_id": "gw-e2e-100", "seq": 100, "net_g": 1000})
+    assert len({e.install for e in events}) == 1
+    assert [e.event_id for e in events] == [f"gw-e2e.{events[0].install}.{n}" for n in (1, 2, 3)]
+    extra = events[0].model_copy(
+        update={"event_id": f"gw-e2e.{events[0].install}.100", "seq": 100, "net_g": 1000}
+    )
     async with aiomqtt.Client(mqtt_settings.host, mqtt_settings.port) as pub:
         topic = topics.deposit("bs-batu-merah", "gw-e2e")
         await pub.publish(topic, seen[0], qos=1)

@@ -594,9 +594,11 @@ def test_em310_through_the_processor_to_a_reading() -> None:
         7.25,
         True,
     )
-    reading = estimate.to_reading(sensor_id="us-07", tps_code="tps-batu-merah", seq=42)
+    reading = estimate.to_reading(
+        sensor_id="us-07", tps_code="tps-batu-merah", seq=42, install="k7q2m"
+    )
     assert reading.measured_at == datetime(2026, 11, 23, 1, 15, 0, 123456, tzinfo=UTC)
-    assert reading.reading_id == "us-07-42"
+    assert reading.reading_id == "us-07.k7q2m.42"
     assert (reading.source, reading.level_status, reading.pings) == ("em310_udl", "ok", 1)
     assert reading.raw == "01 75 5C 03 82 44 08 04 00 01"
     again = FillReading.model_validate_json(reading.model_dump_json())
@@ -622,9 +624,11 @@ def test_json_filling_level_only_derives_the_distance() -> None:
     assert estimate is not None
     assert (estimate.distance_mm, estimate.filling_level) == (825, 0.5)  # 1400 - 0.5 * 1150
     with pytest.raises(ValueError, match="measured_at"):
-        estimate.to_reading(sensor_id="us-01", tps_code="tps-a", seq=1)
+        estimate.to_reading(sensor_id="us-01", tps_code="tps-a", seq=1, install=None)
     at = datetime(2026, 11, 23, 9, 0, tzinfo=WIT)
-    reading = estimate.to_reading(sensor_id="us-01", tps_code="tps-a", seq=1, measured_at=at)
+    reading = estimate.to_reading(
+        sensor_id="us-01", tps_code="tps-a", seq=1, install=None, measured_at=at
+    )
     assert reading.raw == '{"fillingLevel": 0.5}'
     assert reading.measured_at == at
 
@@ -643,7 +647,9 @@ def test_raw_evidence_is_bounded() -> None:
     (estimate,) = feed(processor, [1000] * 40)
     assert len(estimate.raw) == 256
     assert estimate.raw.endswith("...")
-    estimate.to_reading(sensor_id="us-01", tps_code="tps-a", seq=1, measured_at=datetime.now(UTC))
+    estimate.to_reading(
+        sensor_id="us-01", tps_code="tps-a", seq=1, install=None, measured_at=datetime.now(UTC)
+    )
 
 
 @pytest.mark.parametrize(

@@ -154,14 +154,16 @@ def point_time_ns(at: datetime, seq: int) -> int:
 
 
 def event_seq(event_id: str) -> int:
-    """The number a deposit's point is kept apart by within its millisecond: the id's trailing
-    sequence number (``gw-01.k7q2m.15`` -> 15, as points were always stamped), or, for an id
-    without one (a server-issued ``M-7KQ2-9XPA``), a CRC of the id. From the id alone, so the
-    ledger can always say where a deposit's point is (``wastebank influx rebuild-deposits``)."""
-    digits = len(event_id) - len(event_id.rstrip("0123456789"))
-    if digits:
-        return int(event_id[-min(digits, 15) :])
+    """What keeps a deposit's point apart from others in its millisecond (the sub-millisecond
+    digits): a CRC of the event id, or, for an id from before installs (``gw-01-15``), its
+    sequence number, as those points were stamped. From the id alone, so the ledger can always
+    say where a deposit's point is (``wastebank influx rebuild-deposits``)."""
+    if _LEGACY_ID(event_id):
+        return int(event_id[event_id.rindex("-") + 1 :])
     return zlib.crc32(event_id.encode())
+
+
+_LEGACY_ID = re.compile(r"^[a-z0-9][a-z0-9-]*-[0-9]{1,15}$").match
 
 
 def _optional_float(value: float | None) -> float | None:
