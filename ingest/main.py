@@ -17,6 +17,7 @@ Several ingesters can share the load through an MQTT shared subscription (``shar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import struct
 import threading
@@ -31,9 +32,10 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.reasoncodes import ReasonCode
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from ingest.metrics import IngestMetrics, MetricsSettings, serve_metrics
+from ingest.clash import Clash, ClashWatch
+from ingest.metrics import IngestMetrics, MetricsSettings, serve_metrics, stored_reason_of
 from wastebank import mqtt
 from wastebank.config import (
     InfluxSettings,
@@ -52,11 +54,22 @@ from wastebank.influx import (
     health_lines,
     make_writer,
 )
-from wastebank.messages import DepositEvent, FillReading, GatewayAlert, GatewayHealth, Topics
+from wastebank.messages import (
+    DepositEvent,
+    FillReading,
+    GatewayAlert,
+    GatewayHealth,
+    PayloadTooLarge,
+    Topics,
+    check_size,
+)
 from wastebank.mqtt import backoff
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+    from wastebank.ledger import DepositConflict
 
 log = logging.getLogger("wastebank.ingest")
 
@@ -69,6 +82,28 @@ MAX_LINES_PER_WRITE = 5000
 
 Kind = Literal["deposit", "fill", "health", "alert"]
 KINDS: tuple[Kind, ...] = ("deposit", "fill", "health", "alert")
+
+
+class ReconcileSettings(BaseModel):
+    """The daily comparison of the ledger with InfluxDB (wastebank/reconcile.py), run by an
+    ingester that takes deposits. ``WASTEBANK_RECONCILE__*``; see docs/operations.md, "Ledger
+    and InfluxDB agree"."""
+
+    interval_s: float = Field(
+        default=86_400, ge=0, description="seconds between runs; 0: no reconciliation here"
+    )
+    days: int = Field(
+        default=2, ge=1, le=366, description="local days compared, today included (2: yesterday)"
+    )
+    first_delay_s: float = Field(
+        default=60, ge=0, description="the first run, this long after the ingester starts"
+    )
+    settle_s: float = Field(
+        default=30,
+        ge=0,
+        description="a drift is compared again after this long (a deposit between its ledger "
+        "commit and its point is not drift)",
+    )
 
 
 class IngestSettings(WastebankSettings):
@@ -90,6 +125,7 @@ class IngestSettings(WastebankSettings):
         description="message kinds to subscribe to; without 'deposit' the ledger (SQLAlchemy) "
         "is loaded only if a dead letter has to be stored",
     )
+    reconcile: ReconcileSettings = ReconcileSettings()
 
 
 @dataclass
@@ -97,6 +133,8 @@ class Stats:
     received: int = 0
     deposits_applied: int = 0
     deposits_duplicate: int = 0
+    deposits_conflict: int = 0
+    gateway_clashes: int = 0
     fill_readings: int = 0
     health_reports: int = 0
     alerts: int = 0
@@ -146,6 +184,8 @@ class Ingester:
         self.metrics = IngestMetrics()
         self._clock_warned: set[str] = set()
         self._now = datetime.now(UTC)
+        self.clashes = ClashWatch()
+        self._clashes_found: list[Clash] = []
 
     @property
     def engine(self) -> Engine:
@@ -229,6 +269,9 @@ class Ingester:
         invalid = [i for i in items if i.error is not None]
         if deposits or (invalid and dead_letter):
             await self._ledger_retrying(deposits, invalid, dead_letter)
+        if self._clashes_found:
+            found, self._clashes_found = self._clashes_found, []
+            await self._say_clashes(found)
         for item in items:
             if item.error is not None and dead_letter:
                 self.stats.dead_lettered += 1
@@ -268,10 +311,18 @@ class Ingester:
         from wastebank import ledger
 
         failed = list(invalid)
+        conflicts: dict[int, ledger.DepositConflict] = {}  # id(item) -> the ledger's finding
         with Session(self.engine) as session:
             events = [i.parsed for i in deposits if isinstance(i.parsed, DepositEvent)]
             results = ledger.apply_deposits(session, events) if events else []
             for item, result in zip(deposits, results, strict=True):
+                if isinstance(result, ledger.DepositConflict):
+                    item.error = f"conflict: {result}"
+                    conflicts[id(item)] = result
+                    failed.append(item)
+                    self.stats.deposits_conflict += 1
+                    self.metrics.deposit("conflict")
+                    continue
                 if isinstance(result, ledger.DepositRejected):
                     item.error = f"deposit rejected: {result}"
                     failed.append(item)
@@ -296,9 +347,96 @@ class Ingester:
                     )
                 ]
             if failed and dead_letter:
-                ledger.add_dead_letters(
-                    session, [(i.topic, i.payload, i.error or "rejected") for i in failed]
+                self._store_dead_letters(session, failed, conflicts)
+
+    def _store_dead_letters(
+        self, session: Session, failed: list[_Item], conflicts: dict[int, DepositConflict]
+    ) -> None:
+        """One transaction: the dead letters of a batch, and for each conflict an alert to the
+        admins (raised once per event id). A conflicting message the broker delivers again,
+        byte for byte, while its first copy waits to be resolved is not stored twice."""
+        from sqlalchemy import select
+
+        from wastebank import alerts, ledger
+
+        pending = (
+            {
+                (d.event_id, bytes(d.payload))
+                for d in session.scalars(
+                    select(ledger.DeadLetter).where(
+                        ledger.DeadLetter.event_id.in_([c.event_id for c in conflicts.values()]),
+                        ledger.DeadLetter.reason == ledger.DeadLetterReason.CONFLICT,
+                        ledger.DeadLetter.resolved_at.is_(None),
+                    )
                 )
+            }
+            if conflicts
+            else set()
+        )
+        rows: list[tuple[_Item, ledger.NewDeadLetter]] = []
+        for item in failed:
+            error = item.error or "rejected"
+            conflict = conflicts.get(id(item))
+            event_id = conflict.event_id if conflict else _event_id_of(item.parsed)
+            if conflict is not None and (event_id, item.payload) in pending:
+                log.info("konflik yang sama dikirim ulang / the same conflict again: %s", event_id)
+                continue
+            pending.add((event_id, item.payload))
+            row = ledger.NewDeadLetter(
+                item.topic, item.payload, error, stored_reason_of(error), event_id
+            )
+            rows.append((item, row))
+        added = ledger.add_dead_letters(session, [r for _, r in rows], commit=False)
+        session.flush()
+        for (item, _), stored in zip(rows, added, strict=True):
+            conflict = conflicts.get(id(item))
+            if conflict is None:
+                continue
+            log.warning(
+                "konflik setoran / deposit conflict %s (dead letter %d): %s",
+                conflict.event_id,
+                stored.id,
+                "; ".join(conflict.differences),
+            )
+            alerts.raise_alert(
+                session,
+                alerts.AlertCode.DEPOSIT_CONFLICT,
+                conflict.event_id,
+                f"Setoran {conflict.event_id} datang lagi dengan isi lain; buku besar tidak "
+                f"berubah. Periksa: wastebank deadletter show {stored.id} / deposit "
+                f"{conflict.event_id} came again with other content; the ledger is unchanged.",
+                {"dead_letter_id": stored.id, "differences": conflict.differences},
+            )
+        session.commit()
+
+    async def _say_clashes(self, found: list[Clash]) -> None:
+        """Log, count and raise (once, in the ledger) each gateway clash found. An alert that
+        cannot be stored now is said again when the clash is heard again."""
+        from sqlalchemy.orm import Session
+
+        from wastebank import alerts
+
+        def store() -> None:
+            with Session(self.engine) as session:
+                for clash in found:
+                    alerts.raise_alert(
+                        session,
+                        alerts.AlertCode.GATEWAY_CLASH,
+                        clash.gateway_id,
+                        clash.message(),
+                        {"bank": clash.bank_code, "kind": clash.kind, "ids": list(clash.ids)},
+                    )
+                session.commit()
+
+        for clash in found:
+            self.stats.gateway_clashes += 1
+            log.warning("gateway ganda / gateway clash: %s", clash.message())
+        try:
+            await asyncio.to_thread(store)
+        except Exception:  # the ledger is down: the stream must go on
+            log.exception("peringatan tidak tersimpan / alert not stored")
+            for clash in found:
+                self.clashes.forget(clash.gateway_id)
 
     def _lines(self, msg: FillReading | GatewayHealth | GatewayAlert) -> list[str]:
         if isinstance(msg, FillReading):
@@ -307,6 +445,13 @@ class Ingester:
             return [fill_line(msg, clock_ahead_s=ahead)]
         if isinstance(msg, GatewayHealth):
             self.stats.health_reports += 1
+            if msg.install is not None:
+                # Health reports, not deposits: they are live (never a backlog from the outbox),
+                # so two installs or boots interleaving in them are two processes at once.
+                found = self.clashes.heard(
+                    msg.gateway_id, msg.bank_code, msg.install, msg.boot, time.monotonic()
+                )
+                self._clashes_found.extend(found)
             return health_lines(msg)
         self.stats.alerts += 1
         return [alert_line(msg)]
@@ -337,7 +482,8 @@ class Ingester:
             from wastebank import ledger
 
             with Session(self.engine) as session:
-                ledger.add_dead_letters(session, [(topic, payload, error)])
+                row = ledger.NewDeadLetter(topic, payload, error, stored_reason_of(error))
+                ledger.add_dead_letters(session, [row])
 
         await asyncio.to_thread(write)
         self.stats.dead_lettered += 1
@@ -557,7 +703,17 @@ M = TypeVar("M", DepositEvent, FillReading, GatewayHealth, GatewayAlert)
 T = TypeVar("T")
 
 
+def _event_id_of(msg: object) -> str | None:
+    return msg.event_id if isinstance(msg, DepositEvent) else None
+
+
 def _validate(model: type[M], payload: bytes) -> M:
+    """The payload as ``model``. Over the payload limit (``messages.MAX_PAYLOAD_BYTES``) it is
+    refused unread (``oversized: ...``); a schema violation is ``invalid <Model>: ...``."""
+    try:
+        check_size(payload)
+    except PayloadTooLarge as exc:
+        raise Rejected(str(exc)) from None
     try:
         return model.model_validate_json(payload)
     except ValidationError as exc:
@@ -589,11 +745,15 @@ async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -
     )
     inbox = Inbox(asyncio.get_running_loop(), limit=2 * settings.batch_size)
     client: _Client | None = None
+    reconciler: asyncio.Task[None] | None = None
     try:
         await _retrying(lambda: _ensure_schema(influx, settings.influx), "InfluxDB schema")
         client = _connect(settings, ingester.filters(), inbox, ready)
+        reconciler = _start_reconciliation(settings, ingester)
         await ingester.consume(inbox)
     finally:
+        if reconciler is not None:
+            reconciler.cancel()
         if client is not None:
             # Messages taken and not acknowledged come again on the next session.
             inbox.closing = True
@@ -601,10 +761,37 @@ async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -
             await asyncio.to_thread(client.loop_stop)
         if metrics_server is not None:
             metrics_server.cancel()
+        if reconciler is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconciler
         log.info("ingest berhenti / stopping: %s", ingester.stats.as_dict())
         await writer.aclose()
         await influx.aclose()
         ingester.close()
+
+
+def _start_reconciliation(
+    settings: IngestSettings, ingester: Ingester
+) -> asyncio.Task[None] | None:
+    """The daily ledger-vs-InfluxDB comparison (wastebank/reconcile.py), in an ingester that
+    takes deposits and whose ``reconcile.interval_s`` is not 0. Imported here: a telemetry-only
+    ingester never loads it (nor SQLAlchemy)."""
+    options = settings.reconcile
+    if "deposit" not in settings.kinds or options.interval_s <= 0:
+        return None
+    from wastebank import reconcile
+
+    return asyncio.create_task(
+        reconcile.run_daily(
+            ingester.engine,
+            ingester.influx,
+            interval_s=options.interval_s,
+            days=options.days,
+            first_delay_s=options.first_delay_s,
+            settle_s=options.settle_s,
+        ),
+        name="reconcile",
+    )
 
 
 _PUBACK = struct.Struct("!BBH")  # fixed header, remaining length 2, packet id
