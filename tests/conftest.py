@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-from sqlalchemy import make_url
+from sqlalchemy import Engine, make_url, text
 
 from ingest.main import IngestSettings
 from ingest.main import run as run_ingest
@@ -466,3 +466,29 @@ async def ingester(
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def undo_0009(engine: Engine) -> None:
+    """Take a ledger at 0009 back to 0008's schema (tests that start from an older release).
+    On SQLite the batch copies `deposit`, which other tables reference: foreign keys are off
+    for it, as they are for the migrations themselves."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
+        if raw is not None:
+            raw.execute("PRAGMA foreign_keys=OFF")  # before BEGIN, as wastebank.migrations does
+        with conn.begin():
+            op = Operations(MigrationContext.configure(conn))
+            conn.execute(text("DROP TABLE system_alert"))
+            conn.execute(text("DROP TABLE reconciliation_run"))
+            with op.batch_alter_table("dead_letter") as batch:
+                batch.drop_index("ix_dead_letter_event_id")
+                for column in ("reason", "event_id", "resolved_at", "resolved_by", "resolution"):
+                    batch.drop_column(column)
+            with op.batch_alter_table("deposit") as batch:
+                batch.drop_constraint("deposit_author_idempotency_key_key", type_="unique")
+                batch.drop_column("idempotency_key")
+        if raw is not None:
+            raw.execute("PRAGMA foreign_keys=ON")

@@ -16,8 +16,8 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from tests.conftest import LedgerFactory, deposit_event
-from wastebank import ledger, migrations
+from tests.conftest import LedgerFactory, deposit_event, undo_0009
+from wastebank import alerts, ledger, migrations
 from wastebank.cli import app
 
 DATA = Path(__file__).parent / "data"
@@ -281,6 +281,7 @@ def test_0006_fills_the_monthly_roll_up_from_the_daily_summary(ledger_url: str) 
                     select(dm.month, dm.bank_id, dm.category_id, dm.manual, dm.net_g, dm.deposits)
                 ).all()
             )
+        undo_0009(engine)
         with engine.begin() as conn:  # back to 0005: the daily summary, no roll-up
             conn.execute(text("DROP TABLE deposit_month"))
             conn.execute(text("DROP TABLE tps_pickup"))  # 0008's
@@ -319,14 +320,21 @@ def test_0007_keeps_dead_letters_and_takes_topics_of_any_length(
     try:
         with Session(engine) as s:
             first = ledger.add_dead_letter(s, "wastebank/b/gateway/gw-01/deposit", b"\x00", "bad")
+        undo_0009(engine)
         with engine.begin() as conn:  # back to 0006
             conn.execute(text("DROP TABLE tps_pickup"))  # 0008's
             if ledger_backend == "postgresql":
                 conn.execute(text("ALTER TABLE dead_letter ALTER COLUMN topic TYPE VARCHAR(500)"))
             conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
         if ledger_backend == "postgresql":
-            with pytest.raises(DataError, match="too long"), Session(engine) as s:
-                ledger.add_dead_letter(s, long, b"{}", "invalid")
+            with pytest.raises(DataError, match="too long"), engine.begin() as conn:
+                conn.execute(  # 0006's columns: the ORM's are 0009's
+                    text(
+                        "INSERT INTO dead_letter (topic, payload, error, received_at,"
+                        " replay_attempts) VALUES (:topic, :payload, 'invalid', now(), 0)"
+                    ),
+                    {"topic": long, "payload": b"{}"},
+                )
         assert migrations.upgrade(engine) is True
         assert migrations.differences(engine, ledger.Base.metadata) == []
         with Session(engine) as s:
@@ -348,11 +356,12 @@ def test_0008_adds_the_pickup_journal_unique_per_sensor_and_time(
     at = datetime(2026, 11, 23, 1, 10, tzinfo=UTC)
     engine = ledger.make_engine(ledger_url)
     try:
+        undo_0009(engine)
         with engine.begin() as conn:  # back to 0007
             conn.execute(text("DROP TABLE tps_pickup"))
             conn.execute(text("UPDATE alembic_version SET version_num = '0007'"))
         assert migrations.upgrade(engine) is True
-        assert migrations.current(engine) == "0008"
+        assert migrations.current(engine) == migrations.head()
         assert migrations.differences(engine, ledger.Base.metadata) == []
         with Session(engine) as s:
             assert s.scalar(select(func.count()).select_from(ledger.TpsPickup)) == 0
@@ -384,5 +393,39 @@ def test_0008_adds_the_pickup_journal_unique_per_sensor_and_time(
             if i["name"] == "ix_tps_pickup_tps_id_at"
         }
         assert indexes == {"ix_tps_pickup_tps_id_at": ["tps_id", "at"]}
+    finally:
+        engine.dispose()
+
+
+def test_0009_keeps_ids_and_gives_old_dead_letters_a_reason(
+    ledger_url: str, ledger_backend: str
+) -> None:
+    """A ledger at 0008 keeps every deposit id as it was (``gw-01-1``, ``manual-<hex>``); its
+    dead letters get a reason from their error text; the new tables start empty."""
+    engine = ledger.make_engine(ledger_url)
+    try:
+        with Session(engine) as s:
+            ledger.apply_deposit(s, deposit_event(1))
+            s.execute(
+                update(ledger.Deposit).values(event_id="gw-01-1")  # as written before 0009
+            )
+            for error in (
+                "invalid DepositEvent: x",
+                "deposit rejected: no price",
+                "InfluxDB refused",
+            ):
+                ledger.add_dead_letter(s, "wb/v1/b/gateway/g/deposit", b"{}", error)
+            s.commit()
+        undo_0009(engine)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0008'"))
+        assert migrations.upgrade(engine) is True
+        assert migrations.differences(engine, ledger.Base.metadata) == []
+        with Session(engine) as s:
+            assert s.scalars(select(ledger.Deposit.event_id)).all() == ["gw-01-1"]
+            reasons = [d.reason for d in ledger.dead_letters(s)]
+            assert reasons == ["invalid", "rejected", "influx_refused"]
+            assert s.scalar(select(func.count()).select_from(alerts.SystemAlert)) == 0
+            assert ledger.verify(s) == []
     finally:
         engine.dispose()

@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from tests.conftest import deposit_event
+from tests.conftest import deposit_event, undo_0009
 from wastebank import ledger, migrations, reports
 from wastebank.cli import app
 
@@ -248,6 +248,7 @@ def test_the_migration_fills_the_summary_from_existing_deposits(ledger_url: str)
             manual(s, datetime(2026, 11, 1, 8, 0, tzinfo=WIT), 300)
             want = summary(s)
             assert want == recomputed(s)
+        undo_0009(engine)
         with engine.begin() as conn:  # back to 0004: no summary yet
             conn.execute(text("DROP TABLE tps_pickup"))  # 0008's
             conn.execute(text("DROP TABLE deposit_month"))

@@ -19,6 +19,7 @@ Topics (``prefix`` is empty in production; tests use it to isolate themselves)::
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from typing import Annotated, Literal, NamedTuple
 
@@ -37,6 +38,15 @@ numbering 100 deposits a second would need 300,000 years to reach it."""
 
 INSTALL_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 """Crockford's base 32, lower-case: no i, l, o, u, so an id read over the phone is not misheard."""
+INSTALL_LENGTH = 5
+"""25 bits: two installs of one device share one with a chance of 1 in 33 million per pair."""
+
+
+def new_install() -> str:
+    """A new install (or boot) identity: :data:`INSTALL_LENGTH` random Crockford characters."""
+    return "".join(secrets.choice(INSTALL_ALPHABET) for _ in range(INSTALL_LENGTH))
+
+
 INSTALL_PATTERN = r"^[0-9abcdefghjkmnpqrstvwxyz]{4,12}$"
 Install = Annotated[str, Field(pattern=INSTALL_PATTERN)]
 EVENT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}(\.[0-9a-z]{4,12})?[.-][0-9]{1,15}$"
@@ -60,9 +70,56 @@ def device_event_id(device_id: str, install: str | None, seq: int) -> str:
 # pydantic's own AwareDatetime ("Input should have timezone info"): checked in its Rust core,
 # which matters at tens of thousands of messages a second.
 
+# ---- limits (docs/protocol.md, "Limits and strictness") ---------------------------------------
+
+MAX_PAYLOAD_BYTES = 65536
+"""The largest payload the ingester parses (64 KiB); a longer one is a dead letter unread. Every
+valid message fits: the largest a model allows (GatewayHealth with every list full and every
+string at its limit) is well under it (tests/test_contract.py builds it)."""
+COUNT_MAX = 10**15 - 1
+"""Counters, ages and row ids: at most 15 digits, exact as a JSON number in any language (IEEE
+doubles hold every integer up to 2**53) and as an InfluxDB integer."""
+NET_G_MAX = 10_000_000
+"""A deposit's net weight and tare: 10 t, beyond any waste-bank scale."""
+SCALE_G_MAX = 10**12
+"""A scale's last weight and zero drift in health reports: beyond anything a decoder accepts
+(10**9 of a frame's own unit, at most 4.6 * 10**11 g in lb), so a health report never fails."""
+FLOAT_ABS_MAX = 1e15
+"""Alert values and thresholds (grams, counts, ratios, minutes): finite and at most this big."""
+RAW_FRAMES_MAX = 16
+"""A deposit's evidence: at most this many frames..."""
+RAW_FRAME_MAX_CHARS = 256
+"""...of at most this many characters each (a serial line is at most 129 bytes)."""
+SCALES_MAX = 32
+"""Scales in one GatewayHealth (a waste bank has one to three)."""
+SENSORS_MAX = 96
+"""Fill sensors in one GatewayHealth (a LoRaWAN gateway may hear a whole district's TPS)."""
+
+RawFrame = Annotated[str, Field(max_length=RAW_FRAME_MAX_CHARS)]
+Count = Annotated[int, Field(ge=0, le=COUNT_MAX)]
+AlertNumber = Annotated[float, Field(ge=-FLOAT_ABS_MAX, le=FLOAT_ABS_MAX)]
+
+
+class PayloadTooLarge(ValueError):
+    """A payload over :data:`MAX_PAYLOAD_BYTES`; the text starts with ``oversized:``."""
+
+
+def check_size(payload: bytes) -> None:
+    """Raise :class:`PayloadTooLarge` when ``payload`` is over the limit: checked before parsing,
+    so a huge payload costs a length check, not a parse."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLarge(
+            f"oversized: payload of {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit"
+        )
+
 
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict: a JSON number never comes from a string, a boolean is not a number, an integer
+    field refuses 1.0, and NaN and Infinity are refused. A float field takes a JSON integer
+    (``"fillingLevel": 1``): JSON has one number type, and JSON Schema's ``number`` includes
+    the integers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class DepositEvent(_Message):
@@ -90,12 +147,16 @@ class DepositEvent(_Message):
         default=None, pattern=r"^[A-Za-z0-9-]{1,32}$", description="member number (attendant flow)"
     )
     category_code: Code
-    net_g: int = Field(gt=0, le=10_000_000, description="net weight in integer grams")
-    tare_g: int = Field(ge=0, default=0)
+    net_g: int = Field(gt=0, le=NET_G_MAX, description="net weight in integer grams")
+    tare_g: int = Field(ge=0, le=NET_G_MAX, default=0)
     stable: bool
     protocol: str = Field(max_length=32, description="scale protocol id, e.g. 'gs_nt'")
     measured_at: AwareDatetime
-    raw_frames: list[str] = Field(default_factory=list, max_length=16)
+    raw_frames: list[RawFrame] = Field(
+        default_factory=list,
+        max_length=RAW_FRAMES_MAX,
+        description="the evidence: the frames as received, without CR LF",
+    )
     calibration_version: str | None = Field(
         default=None, max_length=64, description="the scale's calibration record in force"
     )
@@ -166,12 +227,12 @@ class ScaleHealth(_Message):
     scale_id: Code
     protocol: str = Field(max_length=32, description="configured or auto-detected protocol")
     connected: bool
-    frames_parsed: int = Field(ge=0)
-    frames_rejected: int = Field(ge=0)
-    reconnects: int = Field(ge=0)
-    last_g: int | None = None
+    frames_parsed: Count
+    frames_rejected: Count
+    reconnects: Count
+    last_g: int | None = Field(default=None, ge=-SCALE_G_MAX, le=SCALE_G_MAX)
     stable: bool | None = None
-    zero_drift_g: int | None = None
+    zero_drift_g: int | None = Field(default=None, ge=-SCALE_G_MAX, le=SCALE_G_MAX)
 
 
 class SensorHealth(_Message):
@@ -179,9 +240,9 @@ class SensorHealth(_Message):
     tps_code: Code
     kind: str = Field(max_length=32)
     connected: bool | None = Field(description="serial sensors; None for LoRaWAN ones")
-    samples_accepted: int = Field(ge=0)
-    samples_rejected: int = Field(ge=0, description="bad frames, out of range, spikes")
-    readings: int = Field(ge=0, description="filtered readings stored for publishing")
+    samples_accepted: Count
+    samples_rejected: Count = Field(description="bad frames, out of range, spikes")
+    readings: Count = Field(description="filtered readings stored for publishing")
 
 
 class GatewayHealth(_Message):
@@ -195,17 +256,17 @@ class GatewayHealth(_Message):
         default=None, description="random per process start: two at once mean two processes"
     )
     at: AwareDatetime
-    uptime_s: int = Field(ge=0)
-    outbox_depth: int = Field(ge=0)
-    outbox_oldest_age_s: int | None = Field(default=None, ge=0)
-    outbox_dropped: int = Field(ge=0, description="rows dropped by the size or age bound, ever")
-    outbox_refused: int = Field(
-        default=0, ge=0, description="rows kept because the broker refused them (MQTT 5 PUBACK)"
+    uptime_s: Count
+    outbox_depth: Count
+    outbox_oldest_age_s: Count | None = None
+    outbox_dropped: Count = Field(description="rows dropped by the size or age bound, ever")
+    outbox_refused: Count = Field(
+        default=0, description="rows kept because the broker refused them (MQTT 5 PUBACK)"
     )
-    mqtt_reconnects: int = Field(ge=0)
-    deposits_stored: int = Field(ge=0)
-    scales: list[ScaleHealth] = Field(default_factory=list, max_length=64)
-    sensors: list[SensorHealth] = Field(default_factory=list, max_length=256)
+    mqtt_reconnects: Count
+    deposits_stored: Count
+    scales: list[ScaleHealth] = Field(default_factory=list, max_length=SCALES_MAX)
+    sensors: list[SensorHealth] = Field(default_factory=list, max_length=SENSORS_MAX)
 
 
 class GatewayAlert(_Message):
@@ -220,8 +281,8 @@ class GatewayAlert(_Message):
     code: Literal["zero_drift", "outbox_dropped", "scale_offline", "publish_refused"]
     state: Literal["raised", "cleared"]
     subject: str = Field(max_length=64, description="the scale or sensor concerned")
-    value: float | None = None
-    threshold: float | None = None
+    value: AlertNumber | None = None
+    threshold: AlertNumber | None = None
     at: AwareDatetime
     message: str = Field(max_length=300)
 
@@ -238,13 +299,13 @@ class TpsAlert(_Message):
     """
 
     kind: Literal["tps_alert"] = "tps_alert"
-    alert_id: int = Field(ge=1)
+    alert_id: int = Field(ge=1, le=COUNT_MAX)
     tps_code: Code
     sensor_id: Code
     code: Literal["fill_high", "sensor_offline"]
     state: Literal["raised", "cleared"]
-    value: float | None = Field(default=None, description="fill ratio, or minutes since seen")
-    threshold: float | None = None
+    value: AlertNumber | None = Field(default=None, description="fill ratio, or minutes since seen")
+    threshold: AlertNumber | None = None
     raised_at: AwareDatetime
     cleared_at: AwareDatetime | None = None
     at: AwareDatetime = Field(description="this transition's time")
