@@ -105,4 +105,5 @@ async def test_serial_and_lorawan_sensors_publish_filtered_readings(
     assert "sensor message rejected (bad_format)" in processes.log("gateway")
     for r in serial + lora + wifi:
         assert 0.0 <= r.fillingLevel <= 1.0
-        assert r.reading_id == f"{r.sensor_id}-{r.seq}"
+        assert r.install is not None
+        assert r.reading_id == f"{r.sensor_id}.{r.install}.{r.seq}"

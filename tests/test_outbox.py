@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.outbox import Outbox
+from gateway.outbox import Outbox, machine_id
+from wastebank.messages import INSTALL_PATTERN
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -154,3 +156,48 @@ def test_row_survives_sigkill_right_after_add(path: Path) -> None:
         assert box.add(_event) == 2
     finally:
         box.close()
+
+
+def test_a_new_file_draws_a_new_install_and_keeps_it(tmp_path: Path) -> None:
+    """The install is drawn when the file is created and kept across opens: a restart keeps
+    numbering under it; a new file (a replaced SD card) gets another one."""
+    first = Outbox(tmp_path / "a.db", machine="m-1")
+    install = first.install
+    assert re.fullmatch(INSTALL_PATTERN, install)
+    first.add(_event)
+    first.close()
+    again = Outbox(tmp_path / "a.db", machine="m-1")
+    assert (again.install, again.last_seq) == (install, 1)
+    again.close()
+    other = Outbox(tmp_path / "b.db", machine="m-1")
+    assert other.install != install
+    assert other.last_seq == 0
+    other.close()
+
+
+def test_a_file_opened_on_another_machine_numbers_under_a_new_install(tmp_path: Path) -> None:
+    """An outbox copied to another Pi (a card moved, an image cloned with its outbox) draws a
+    new install and keeps its rows; a machine without an id changes nothing."""
+    box = Outbox(tmp_path / "o.db", machine="m-1")
+    install = box.install
+    box.add(_event)
+    box.close()
+    unknown = Outbox(tmp_path / "o.db", machine="")
+    assert unknown.install == install
+    unknown.close()
+    moved = Outbox(tmp_path / "o.db", machine="m-2")
+    assert moved.install != install
+    assert len(moved) == 1  # the row waiting to be published is kept
+    assert moved.last_seq == 1
+    moved.close()
+    back = Outbox(tmp_path / "o.db", machine="m-2")
+    assert back.install == moved.install
+    back.close()
+
+
+def test_machine_id_reads_the_first_file_with_text(tmp_path: Path) -> None:
+    empty, real = tmp_path / "empty", tmp_path / "real"
+    empty.write_text("\n")
+    real.write_text("0123abcd\n")
+    assert machine_id([tmp_path / "missing", empty, real]) == "0123abcd"
+    assert machine_id([tmp_path / "missing"]) == ""

@@ -103,7 +103,7 @@ from sqlalchemy.orm import Session, joinedload
 from wastebank import ledger, mqtt
 from wastebank.config import InfluxSettings, MqttSettings, WastebankSettings, default_ledger_url
 from wastebank.influx import FILL, Influx, InfluxError, influxql_time
-from wastebank.messages import FillReading, Topics, TpsAlert
+from wastebank.messages import FillReading, PayloadTooLarge, Topics, TpsAlert, check_size
 
 log = logging.getLogger("wastebank.tps")
 
@@ -1255,8 +1255,9 @@ class TpsWatcher:
         payload = message.payload
         raw = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
         try:
+            check_size(raw)
             reading = FillReading.model_validate_json(raw)
-        except ValidationError as exc:
+        except (ValidationError, PayloadTooLarge) as exc:
             log.warning("bacaan ditolak / reading refused on %s: %s", message.topic, exc)
             reading = None
         if reading is not None:
