@@ -1147,6 +1147,13 @@ class Gateway:
                 me.cancel()
 
         loop.add_signal_handler(signal.SIGTERM, terminate)
+        log.info(
+            "gateway %s mulai / starting: install %s, boot %s, id berikut / next id %s",
+            self.settings.gateway_id,
+            self.outbox.install,
+            self.boot,
+            self.event_id(self.outbox.last_seq + 1),
+        )
         try:
             async with asyncio.TaskGroup() as tg:
                 for reader in self.readers.values():
