@@ -4,8 +4,9 @@ password hasher) are created in the lifespan; each domain's routes are a module 
 Who may call what (see wastebank/access.py for the roles, tests/test_authz_matrix.py for every
 route x role):
 
-  GET  /health                                 public: broker, InfluxDB and ledger ok or not;
-                                               addresses, versions, errors for admins
+  GET  /health                                 public: broker, InfluxDB and ledger ok or not,
+                                               the last ledger-InfluxDB reconciliation ok or not;
+                                               addresses, versions, errors, drifts for admins
   POST /api/token, GET /api/me                 api/auth.py (OAuth2 password flow, JWT)
   GET|POST /masuk, POST /keluar                api/auth.py (the login page, session cookie)
   /api/banks/..., /api/members/...             api/members.py, api/bank.py
@@ -34,6 +35,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api import alerts as alerts_api
 from api import auth, bank, dlh, members, pages, passbook, tps, web
 from api.deps import (
     PrincipalDep,
@@ -99,6 +101,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(passbook.router)
     app.include_router(dlh.router)
     app.include_router(_router())
+    app.include_router(alerts_api.router)
     app.include_router(tps.router)  # after /api/tps/latest: /api/tps/{code} would take it
     app.include_router(pages.router)
     app.add_exception_handler(web.CsrfRefused, web.csrf_refused_handler)
@@ -141,6 +144,10 @@ class Health(BaseModel):
     broker: dict[str, Any]
     influxdb: dict[str, Any]
     ledger: dict[str, Any]
+    reconciliation: dict[str, Any] | None = None
+    """The last comparison of the ledger with InfluxDB (wastebank/reconcile.py), None before
+    the first: when it ran and whether they agreed; for an admin also the days, the number of
+    drifts and who ran it. Drift does not make the status degraded (the service still serves)."""
 
 
 # ---- routes -----------------------------------------------------------------------------------
@@ -158,18 +165,25 @@ def _router() -> APIRouter:
     async def health(state: StateDep, token: TokenDep) -> Health:
         """Each part's state for anyone (a monitor, a load balancer); the addresses, versions
         and errors only for an admin's bearer token."""
-        broker, influx, ledger_state, admin = await asyncio.gather(
+        broker, influx, ledger_state, reconciliation, admin = await asyncio.gather(
             _broker_health(state["settings"].mqtt),
             _influx_health(state["influx"]),
             asyncio.to_thread(_ledger_health, state["engine"]),
+            asyncio.to_thread(_reconciliation_health, state["engine"]),
             asyncio.to_thread(_is_admin, state, token),
         )
         parts = (broker, influx, ledger_state)
         ok = all(part["ok"] for part in parts)
         if not admin:
             broker, influx, ledger_state = ({"ok": part["ok"]} for part in parts)
+            if reconciliation is not None:
+                reconciliation = {k: reconciliation[k] for k in ("ok", "ran_at")}
         return Health(
-            status="ok" if ok else "degraded", broker=broker, influxdb=influx, ledger=ledger_state
+            status="ok" if ok else "degraded",
+            broker=broker,
+            influxdb=influx,
+            ledger=ledger_state,
+            reconciliation=reconciliation,
         )
 
     @router.get("/api/tonnage", tags=["dlh"], responses=refusals(401, 403, 422, 503))
@@ -347,6 +361,28 @@ def _is_admin(state: State, token: str | None) -> bool:
     with Session(state["engine"]) as session:
         p = principal_from(state, session, token, "access")
     return p is not None and p.role == access.Role.ADMIN
+
+
+def _reconciliation_health(engine: Engine) -> dict[str, Any] | None:
+    """The last ledger-vs-InfluxDB run; None before the first (or when the ledger cannot say:
+    the ledger's own part reports that)."""
+    from wastebank import reconcile
+
+    try:
+        with Session(engine) as session:
+            run = reconcile.last_run(session)
+    except Exception:  # noqa: BLE001 - the ledger part of /health reports the database's error
+        return None
+    if run is None:
+        return None
+    return {
+        "ok": run.ok,
+        "ran_at": run.ran_at.isoformat(),
+        "date_from": run.date_from.isoformat(),
+        "date_to": run.date_to.isoformat(),
+        "drifts": run.drifts,
+        "ran_by": run.ran_by,
+    }
 
 
 def _ledger_health(engine: Engine) -> dict[str, Any]:

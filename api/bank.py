@@ -188,13 +188,18 @@ def set_price(bank_code: str, category_code: str, body: PriceIn, ctx: CtxDep) ->
 @router.post(
     "/api/banks/{bank_code}/deposits",
     status_code=201,
-    responses={200: {"model": AppliedOut, "description": "a repeated event_id"}, **WRITE},
+    responses={
+        200: {"model": AppliedOut, "description": "a repeated idempotency_key"},
+        **WRITE,
+    },
 )
 def manual_deposit(
     bank_code: str, body: ManualDepositIn, ctx: CtxDep, response: Response
 ) -> AppliedOut:
-    """A deposit entered by an attendant of the bank (201; a repeated ``event_id``: 200 and the
-    deposit as first recorded)."""
+    """A deposit entered by an attendant of the bank (201), under a new id the server issues
+    (``M-XXXX-XXXX``; a client cannot choose it: a body with ``event_id`` is refused, 422).
+    A retry carries the same ``idempotency_key``: 200 and the deposit as first recorded; the
+    same key (same attendant) with another deposit is refused, 409."""
     with ctx.write() as s:
         bank = bank_or_404(s, bank_code)
         if not access.can_act_at(ctx.p, bank, admin=False):
@@ -206,10 +211,10 @@ def manual_deposit(
             category_code=body.category,
             net_g=body.net_g,
             quantity=body.quantity,
-            measured_at=_not_ahead(body.measured_at),
+            measured_at=None if body.measured_at is None else _not_ahead(body.measured_at),
             author=ctx.p.author,
             reason=body.reason,
-            event_id=body.event_id,
+            idempotency_key=body.idempotency_key,
         )
         if applied.outcome == ledger.Outcome.DUPLICATE:
             response.status_code = 200

@@ -276,6 +276,11 @@ LEDGER_ERRORS: tuple[tuple[type[ledger.LedgerError], int, str], ...] = (
     (ledger.InvalidTransition, 409, "status tidak memungkinkan / not possible in this state"),
     (ledger.PriceHistoryLocked, 409, "riwayat harga terkunci / price history is locked"),
     (ledger.DepositRejected, 422, "setoran ditolak / deposit refused"),
+    (
+        ledger.IdempotencyKeyReused,
+        409,
+        "idempotency_key sudah dipakai setoran lain / idempotency_key used for another deposit",
+    ),
 )
 
 

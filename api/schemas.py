@@ -162,11 +162,25 @@ class ManualDepositIn(In):
     )
     measured_at: UtcTime | None = Field(default=None, description="default: now")
     reason: Reason
-    event_id: str | None = Field(
+    idempotency_key: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9._:-]{1,100}$",
-        description="the same id again is a duplicate, never a second deposit (safe retries)",
+        description=(
+            "the client's retry key: the same key again (same attendant) returns the deposit "
+            "first recorded with it, never a second deposit; with another deposit it is refused"
+        ),
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_event_id(cls, data: object) -> object:
+        """The id is the server's (``M-XXXX-XXXX``): a client that still sends one is told why."""
+        if isinstance(data, dict) and "event_id" in data:
+            raise ValueError(
+                "event_id diberikan oleh server; pakai idempotency_key / "
+                "event_id is issued by the server; use idempotency_key"
+            )
+        return data
 
 
 class AppliedOut(BaseModel):

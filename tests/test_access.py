@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import stat
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,7 @@ from tests.auth_helpers import (
     login,
     with_csrf,
 )
+from tests.conftest import deposit_event
 from wastebank import access, ledger
 from wastebank.cli import app as cli
 
@@ -647,14 +649,90 @@ async def test_bad_requests_get_clear_4xx(client: httpx.AsyncClient, ledger_url:
     again = await client.post(void, json={"reason": "salah"}, headers=nurlela)
     assert again.status_code == 409
     assert "sudah dibatalkan" in again.json()["detail"]
-    # the same event id again is the same deposit (a safe retry), answered 200
+    # the same idempotency key again is the same deposit (a safe retry), answered 200
     retry = {"member_no": "AMB-0001", "category": "pet", "net_g": 500, "reason": "r"}
-    retry["event_id"] = "hp-nurlela-0001"
+    retry["idempotency_key"] = "hp-nurlela-0001"
     first = await client.post("/api/banks/bs-batu-merah/deposits", json=retry, headers=nurlela)
     second = await client.post("/api/banks/bs-batu-merah/deposits", json=retry, headers=nurlela)
     assert (first.status_code, second.status_code) == (201, 200)
     assert second.json()["outcome"] == "duplicate"
-    assert len(_audit(ledger_url, "deposit", "hp-nurlela-0001")) == 1
+    assert second.json()["event_id"] == first.json()["event_id"]
+    assert len(_audit(ledger_url, "deposit", first.json()["event_id"])) == 1
+
+
+async def test_manual_deposit_ids_are_the_servers_and_retries_carry_a_key(
+    client: httpx.AsyncClient, ledger_url: str
+) -> None:
+    """A manual deposit's id is issued by the server (``M-XXXX-XXXX``); a client that sends an
+    ``event_id`` is refused and takes nothing, so the scale deposit that later arrives with that
+    id is applied. Retries carry an ``idempotency_key``, the author's own."""
+    engine = ledger.make_engine(ledger_url)
+    with Session(engine) as s:  # Fatma, petugas of the unit bs-rijali
+        access.add_user(
+            s,
+            role="attendant",
+            username="petugas-rjl-01",
+            secret=PASSWORD,
+            hasher=access.password_hasher(auth_settings()),
+            actor=access.Actor("test", "cli"),
+        )
+        s.commit()
+    engine.dispose()
+    nurlela = await login(client, "petugas-bm-01", PASSWORD)
+    fatma = await login(client, "petugas-rjl-01", PASSWORD)
+    url = "/api/banks/bs-batu-merah/deposits"
+    entry = {"member_no": "AMB-0001", "category": "pet", "net_g": 500, "reason": "scale down"}
+
+    made = await client.post(url, json=entry, headers=nurlela)
+    assert made.status_code == 201, made.text
+    assert re.fullmatch(ledger.MANUAL_ID_PATTERN, made.json()["event_id"])
+    # a device's id, taken by a client: refused, and never stored
+    for taken in ("gw-01-77", "gw-01.k3m9q.77", "M-0000-0000"):
+        refused = await client.post(url, json=entry | {"event_id": taken}, headers=nurlela)
+        assert refused.status_code == 422, refused.text
+        assert "event_id is issued by the server; use idempotency_key" in refused.text
+    assert _deposit_ids(ledger_url) == {made.json()["event_id"]}
+    engine = ledger.make_engine(ledger_url)
+    try:
+        with Session(engine) as s:
+            (scale,) = ledger.apply_deposits(s, [deposit_event(77)])
+            s.commit()
+            assert isinstance(scale, ledger.AppliedDeposit), scale
+            assert (scale.event_id, scale.outcome) == ("gw-01-77", ledger.Outcome.APPLIED)
+    finally:
+        engine.dispose()
+
+    # a retry: 200 and the same deposit, nothing new written
+    keyed = entry | {"idempotency_key": "tablet-1:2026-11-23:0001"}
+    first = await client.post(url, json=keyed, headers=nurlela)
+    before = (_count(ledger_url, ledger.Deposit), _count(ledger_url, ledger.JournalEntry))
+    second = await client.post(url, json=keyed | {"reason": "resent"}, headers=nurlela)
+    assert (first.status_code, second.status_code) == (201, 200), second.text
+    assert second.json() == first.json() | {"outcome": "duplicate"}
+    assert (_count(ledger_url, ledger.Deposit), _count(ledger_url, ledger.JournalEntry)) == before
+    # the same key with another deposit: 409, nothing written
+    other = await client.post(url, json=keyed | {"net_g": 600}, headers=nurlela)
+    assert other.status_code == 409, other.text
+    assert "idempotency_key" in other.json()["detail"]
+    assert first.json()["event_id"] in other.json()["detail"]
+    assert (_count(ledger_url, ledger.Deposit), _count(ledger_url, ledger.JournalEntry)) == before
+    # another attendant's same key is their own
+    theirs = await client.post(
+        "/api/banks/bs-rijali/deposits",
+        json=keyed | {"member_no": "AMB-0201"},
+        headers=fatma,
+    )
+    assert theirs.status_code == 201, theirs.text
+    assert theirs.json()["event_id"] != first.json()["event_id"]
+
+
+def _deposit_ids(ledger_url: str) -> set[str]:
+    engine = ledger.make_engine(ledger_url)
+    try:
+        with Session(engine) as s:
+            return set(s.scalars(select(ledger.Deposit.event_id)))
+    finally:
+        engine.dispose()
 
 
 async def test_concurrent_withdrawal_requests_never_overdraw(

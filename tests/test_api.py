@@ -190,6 +190,7 @@ async def test_health_reports_each_part(client: httpx.AsyncClient, ledger_url: s
         "broker": {"ok": True},
         "influxdb": {"ok": True},
         "ledger": {"ok": True},
+        "reconciliation": None,  # no ledger-InfluxDB comparison yet (tests/test_reconcile.py)
     }
     citizen = await login(client, "AMB-0001", PIN)
     assert (await client.get("/health", headers=citizen)).json() == body
@@ -217,6 +218,7 @@ async def test_health_reports_each_part(client: httpx.AsyncClient, ledger_url: s
                 "broker": {"ok": False},
                 "influxdb": {"ok": False},
                 "ledger": {"ok": True},
+                "reconciliation": None,
             }
             admin = await login(c, "admin", PASSWORD)
             body = (await c.get("/health", headers=admin)).json()

@@ -351,6 +351,7 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/api/tps/alerts"): Case(get("/api/tps/alerts"), frozenset({"dlh", "admin"})),
     ("GET", "/api/tps/{code}"): Case(get("/api/tps/tps-batu-merah"), frozenset({"dlh", "admin"})),
     ("GET", "/api/audit"): Case(get("/api/audit"), frozenset({"admin"})),
+    ("GET", "/api/alerts"): Case(get("/api/alerts"), frozenset({"admin"})),
     # ---- the pages for DLH staff and admins ---------------------------------------------------
     ("GET", "/dlh"): Case(get("/dlh"), frozenset({"dlh", "admin"}), auth="cookie"),
     ("GET", "/dlh/laporan"): Case(

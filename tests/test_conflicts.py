@@ -145,9 +145,7 @@ async def test_a_conflicting_duplicate_is_dead_lettered_alerted_once_and_resolve
             ).one()
             assert (new.net_g, new.gateway_id, new.manual) == (9000, "gw-01", False)
             assert s.scalar(select(func.count()).select_from(ledger.Deposit)) == 2
-            assert ledger.member_balance(s, "AMB-0001") == before[2] + ledger.amount_for(
-                9000, 4000
-            )
+            assert ledger.member_balance(s, "AMB-0001") == before[2] + ledger.amount_for(9000, 4000)
             assert ledger.verify(s) == []
             trail = access.audit_entries(s, entity="dead_letter")
             assert sorted(e.entity_id for e in trail) == sorted(str(d.id) for d in dead)

@@ -102,7 +102,8 @@ def assert_deposits(
 ) -> None:
     """Exactly the played deposits, in order, with seq 1..n and one event_id each."""
     assert [e.seq for e in events] == list(range(1, len(played) + 1))
-    assert [e.event_id for e in events] == [f"{gateway_id}-{e.seq}" for e in events]
+    assert len({e.install for e in events}) == 1  # one outbox file, one install
+    assert [e.event_id for e in events] == [f"{gateway_id}.{e.install}.{e.seq}" for e in events]
     assert [(e.card_uid, e.category_code, e.net_g) for e in events] == [
         (d.card_uid, d.category_code, d.displayed_g) for d in played
     ]

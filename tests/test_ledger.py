@@ -202,11 +202,11 @@ def test_batch_duplicates_inside_the_batch_and_against_earlier_ones(engine: Engi
                 deposit_event(2, net_g=2000),
                 deposit_event(1, net_g=1000),  # already in the ledger
                 deposit_event(3, net_g=500),
-                deposit_event(2, net_g=9999),  # again in this batch (a different weight even)
+                deposit_event(2, net_g=2000),  # again in this batch
                 deposit_event(1, net_g=1000),
+                deposit_event(2, net_g=9999),  # again, with another weight: a conflict
             ],
         )
-        assert all(isinstance(r, ledger.AppliedDeposit) for r in out)
         applied = [r for r in out if isinstance(r, ledger.AppliedDeposit)]
         assert [(r.event_id, r.outcome) for r in applied] == [
             ("gw-01-2", ledger.Outcome.APPLIED),
@@ -215,6 +215,9 @@ def test_batch_duplicates_inside_the_batch_and_against_earlier_ones(engine: Engi
             ("gw-01-2", ledger.Outcome.DUPLICATE),
             ("gw-01-1", ledger.Outcome.DUPLICATE),
         ]
+        conflict = out[-1]
+        assert isinstance(conflict, ledger.DepositConflict)
+        assert conflict.differences == ["net_g: 2000 -> 9999"]
         # A duplicate is described as it was applied: the first one's weight, amount, place.
         assert applied[1] == dataclasses.replace(earlier, outcome=ledger.Outcome.DUPLICATE)
         assert applied[3] == dataclasses.replace(applied[0], outcome=ledger.Outcome.DUPLICATE)
@@ -223,6 +226,7 @@ def test_batch_duplicates_inside_the_batch_and_against_earlier_ones(engine: Engi
             8000,
             "Sirimau",
         )
+        assert conflict.existing == applied[3]
         assert _count(s, ledger.Deposit) == 3
         assert ledger.member_balance(s, "AMB-0001") == 4000 + 8000 + 2000
         _assert_books_agree(s)
@@ -328,6 +332,7 @@ def test_a_deposit_another_writer_applied_first_is_a_duplicate(
         monkeypatch.setattr(ledger, "_ON_CONFLICT_INSERTS", {})
     with Session(engine) as s:
         winner = ledger.apply_deposit(s, deposit_event(2, net_g=3000))
+        same = ledger.apply_deposit(s, deposit_event(5, net_g=1000))
     real_applied = ledger._References.applied
     calls = 0
 
@@ -345,16 +350,22 @@ def test_a_deposit_another_writer_applied_first_is_a_duplicate(
                 deposit_event(2, net_g=1000),  # ours weighs 1000; the winner's 3000 stands
                 deposit_event(3, net_g=1000),
                 deposit_event(2, net_g=1000),
+                deposit_event(5, net_g=1000),  # the same as the winner's: a duplicate
             ],
         )
+        assert out[4] == dataclasses.replace(same, outcome=ledger.Outcome.DUPLICATE)
         assert calls == 2
         dup = dataclasses.replace(winner, outcome=ledger.Outcome.DUPLICATE)
-        assert out[1] == out[3] == dup
+        # Ours meant another deposit than the winner's: a conflict, told with what stands.
+        for conflict in (out[1], out[3]):
+            assert isinstance(conflict, ledger.DepositConflict)
+            assert conflict.existing == dup
+            assert conflict.differences == ["net_g: 3000 -> 1000"]
         assert [getattr(r, "outcome", None) for r in (out[0], out[2])] == [
             ledger.Outcome.APPLIED
         ] * 2
-        assert _count(s, ledger.Deposit) == 3
-        assert ledger.member_balance(s, "AMB-0001") == 12000 + 4000 + 4000
+        assert _count(s, ledger.Deposit) == 4
+        assert ledger.member_balance(s, "AMB-0001") == 12000 + 4000 + 4000 + 4000
         entries = s.scalar(
             select(func.count())
             .select_from(ledger.JournalEntry)
@@ -475,22 +486,23 @@ def deposit_events(draw: st.DrawFn) -> DepositEvent:
     return ev.model_copy(update={"card_uid": None, "member_no": member_no, "flow": "attendant"})
 
 
-def _one_at_a_time(
-    s: Session, events: Sequence[DepositEvent]
-) -> list[ledger.AppliedDeposit | ledger.DepositRejected]:
-    out: list[ledger.AppliedDeposit | ledger.DepositRejected] = []
+Outcome = ledger.AppliedDeposit | ledger.DepositRejected | ledger.DepositConflict
+
+
+def _one_at_a_time(s: Session, events: Sequence[DepositEvent]) -> list[Outcome]:
+    out: list[Outcome] = []
     for ev in events:
         try:
             out.append(ledger.apply_deposit(s, ev))
-        except ledger.DepositRejected as rejected:
-            out.append(rejected)
+        except (ledger.DepositRejected, ledger.DepositConflict) as refused:
+            out.append(refused)
     return out
 
 
-def _comparable(
-    results: Sequence[ledger.AppliedDeposit | ledger.DepositRejected],
-) -> list[ledger.AppliedDeposit | str]:
-    return [f"rejected: {r}" if isinstance(r, ledger.DepositRejected) else r for r in results]
+def _comparable(results: Sequence[Outcome]) -> list[ledger.AppliedDeposit | str]:
+    return [
+        r if isinstance(r, ledger.AppliedDeposit) else f"{type(r).__name__}: {r}" for r in results
+    ]
 
 
 def _ledger_rows(s: Session) -> tuple[list[tuple[object, ...]], ...]:

@@ -7,18 +7,22 @@ each database the fixture provides.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tests.conftest import WIT, LedgerFactory, deposit_event
 from wastebank import ledger, migrations
+from wastebank.messages import EVENT_ID_PATTERN
 from wastebank.seed import load_city, seed
 
 BM = "bs-batu-merah"  # induk; petugas-bm-01
@@ -192,15 +196,18 @@ def test_a_manual_deposit_is_flagged_with_its_reason_and_author(engine: Engine) 
             measured_at=at,
             author=STAFF_BM,
             reason="timbangan rusak / scale broken, weighed on the hanging scale",
-            event_id="manual-bm-0001",
+            idempotency_key="hp-nurlela-0001",
         )
         assert (out.outcome, out.price_per_kg_idr, out.amount_idr) == ("applied", 1500, 3750)
-        row = s.scalar(select(ledger.Deposit).where(ledger.Deposit.event_id == "manual-bm-0001"))
+        assert re.fullmatch(ledger.MANUAL_ID_PATTERN, out.event_id), out.event_id
+        row = s.scalar(select(ledger.Deposit).where(ledger.Deposit.event_id == out.event_id))
         assert row is not None
         assert (row.manual, row.flow, row.author, row.measured_at) == (True, "manual", STAFF_BM, at)
+        assert row.idempotency_key == "hp-nurlela-0001"
         assert row.reason is not None
         assert "scale broken" in row.reason
-        # Retrying the same entry (the attendant's app resends it) is a duplicate.
+        # Retrying the same entry (the attendant's app resends it) is a duplicate: the deposit
+        # first recorded, under its id, whatever the reason says this time.
         again = ledger.record_manual_deposit(
             s,
             bank_code=BM,
@@ -210,12 +217,172 @@ def test_a_manual_deposit_is_flagged_with_its_reason_and_author(engine: Engine) 
             measured_at=at,
             author=STAFF_BM,
             reason="resent",
-            event_id="manual-bm-0001",
+            idempotency_key="hp-nurlela-0001",
         )
-        assert again.outcome is ledger.Outcome.DUPLICATE
+        assert (again.outcome, again.event_id) == (ledger.Outcome.DUPLICATE, out.event_id)
+        assert s.scalar(select(func.count()).select_from(ledger.Deposit)) == 1
         assert ledger.member_balance(s, "AMB-0002") == 3750
         assert ledger.bank_stock(s, BM) == {"kardus": 2500}
         _verified(s)
+
+
+def test_manual_ids_are_issued_by_the_server_in_their_own_namespace(engine: Engine) -> None:
+    ids = {ledger.new_manual_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for event_id in ids:
+        assert re.fullmatch(ledger.MANUAL_ID_PATTERN, event_id), event_id
+        # never a device's id, of this release or before 0.2
+        assert not re.fullmatch(EVENT_ID_PATTERN, event_id), event_id
+    used = set("".join(i[2:6] + i[7:] for i in ids))
+    assert used == set(ledger.MANUAL_ID_ALPHABET)  # every one of the 32, no I, L, O or U
+    with Session(engine) as s:
+        _deposit(s, 1, net_g=1250, at=NOV + timedelta(days=2))
+        # A correction's replacement is a manual deposit too.
+        _, fixed = ledger.correct_deposit(s, "gw-01-1", author=STAFF_BM, reason="x", net_g=1200)
+        assert re.fullmatch(ledger.MANUAL_ID_PATTERN, fixed.event_id), fixed.event_id
+        _verified(s)
+
+
+def test_a_manual_id_already_taken_is_drawn_again(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args: dict[str, Any] = {
+        "bank_code": BM,
+        "member_no": "AMB-0001",
+        "category_code": "pet",
+        "net_g": 1000,
+        "measured_at": NOV + timedelta(days=1),
+        "author": STAFF_BM,
+        "reason": "scale down",
+    }
+    with Session(engine) as s:
+        first = ledger.record_manual_deposit(s, **args).event_id
+        _deposit(s, 1, at=NOV + timedelta(days=2))
+        draws = iter([first, "M-0000-0001", first, "M-0000-0002"])
+        monkeypatch.setattr(ledger, "new_manual_id", lambda: next(draws))
+        second = ledger.record_manual_deposit(s, **args)
+        assert (second.outcome, second.event_id) == (ledger.Outcome.APPLIED, "M-0000-0001")
+        _, fixed = ledger.correct_deposit(s, "gw-01-1", author=STAFF_BM, reason="x", net_g=900)
+        assert fixed.event_id == "M-0000-0002"
+        assert ledger.member_balance(s, "AMB-0001") == 2 * 4000 + 3600
+        _verified(s)
+        # Taken every time (not a collision but a fault): refused after a few draws, nothing kept.
+        monkeypatch.setattr(ledger, "new_manual_id", lambda: first)
+        with pytest.raises(IntegrityError):
+            ledger.record_manual_deposit(s, **args)
+        assert s.scalar(select(func.count()).select_from(ledger.Deposit)) == 4
+        _verified(s)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"member_no": "AMB-0002"},
+        {"category_code": "kardus"},
+        {"net_g": 1001},
+        {"quantity": 5},
+        {"measured_at": NOV + timedelta(days=1, microseconds=1)},
+        {"bank_code": RIJALI, "member_no": "AMB-0201"},  # STAFF_BM is the induk's: allowed there
+    ],
+)
+def test_an_idempotency_key_names_one_deposit_of_its_author(
+    engine: Engine, change: dict[str, object]
+) -> None:
+    args: dict[str, Any] = {
+        "bank_code": BM,
+        "member_no": "AMB-0001",
+        "category_code": "pet",
+        "net_g": 1000,
+        "measured_at": NOV + timedelta(days=1),
+        "author": STAFF_BM,
+        "reason": "scale down",
+        "idempotency_key": "tablet-3:0042",
+    }
+    with Session(engine) as s:
+        first = ledger.record_manual_deposit(s, **args)
+        # The same again (another reason, no time: "now" is whenever the first was) is the same.
+        for retry in ({"reason": "resent"}, {"measured_at": None}, {"quantity": 1000}):
+            again = ledger.record_manual_deposit(s, **(args | retry))
+            assert (again.outcome, again.event_id) == (ledger.Outcome.DUPLICATE, first.event_id)
+        # The same key with another deposit: refused, and nothing written.
+        with pytest.raises(ledger.IdempotencyKeyReused, match=first.event_id):
+            ledger.record_manual_deposit(s, **(args | change))
+        assert s.scalar(select(func.count()).select_from(ledger.Deposit)) == 1
+        # The key is the author's own: another attendant's same key is another deposit.
+        other = ledger.record_manual_deposit(
+            s, **(args | {"author": STAFF_RIJALI, "bank_code": RIJALI, "member_no": "AMB-0201"})
+        )
+        assert other.outcome is ledger.Outcome.APPLIED
+        assert other.event_id != first.event_id
+        assert s.scalar(select(func.count()).select_from(ledger.Deposit)) == 2
+        _verified(s)
+
+
+def test_a_scale_deposit_keeps_its_id_whatever_a_manual_entry_tried(engine: Engine) -> None:
+    """A manual deposit cannot take a device's id: the scale deposit that later arrives with it
+    is applied, not dropped as a duplicate."""
+    with Session(engine) as s:
+        manual = ledger.record_manual_deposit(
+            s,
+            bank_code=BM,
+            member_no="AMB-0001",
+            category_code="pet",
+            net_g=1000,
+            measured_at=NOV + timedelta(days=1),
+            author=STAFF_BM,
+            reason="scale down",
+            idempotency_key="gw-01-7",  # a key, however it looks; never an id
+        )
+        assert manual.event_id != "gw-01-7"
+        scale = deposit_event(7, at=NOV + timedelta(days=2))
+        assert scale.event_id == "gw-01-7"
+        (applied,) = ledger.apply_deposits(s, [scale])
+        s.commit()
+        assert isinstance(applied, ledger.AppliedDeposit), applied
+        assert applied.outcome is ledger.Outcome.APPLIED
+        assert ledger.member_balance(s, "AMB-0001") == 4000 + 5000
+        _verified(s)
+
+
+def test_concurrent_retries_with_one_key_record_one_deposit(ledger_url: str) -> None:
+    """Ten sends of one entry at once, from threads with their own connections: one deposit,
+    and every answer names it (the losers of the race find it on their next try)."""
+    setup = ledger.make_engine(ledger_url)
+    engines = [ledger.make_engine(ledger_url) for _ in range(5)]
+    start = threading.Barrier(10)
+    outcomes: list[str] = [""] * 10
+
+    def send(k: int) -> None:
+        with Session(engines[k % len(engines)]) as session:
+            start.wait()
+            try:
+                out = ledger.record_manual_deposit(
+                    session,
+                    bank_code=BM,
+                    member_no="AMB-0001",
+                    category_code="pet",
+                    net_g=1000,
+                    measured_at=NOV + timedelta(days=1),
+                    author=STAFF_BM,
+                    reason="scale down",
+                    idempotency_key="hp-nurlela-0007",
+                )
+                outcomes[k] = f"{out.outcome} {out.event_id}"
+            except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+                outcomes[k] = f"{type(exc).__name__}: {exc}"
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for eng in engines:
+        eng.dispose()
+    with Session(setup) as s:
+        (event_id,) = s.scalars(select(ledger.Deposit.event_id)).all()
+        assert Counter(outcomes) == {f"applied {event_id}": 1, f"duplicate {event_id}": 9}
+        assert ledger.verify(s) == []
+    setup.dispose()
 
 
 @pytest.mark.parametrize(

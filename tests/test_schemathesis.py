@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
 import schemathesis
@@ -45,9 +46,10 @@ MEMBER_A = "AMB-0001"
 BANK_1 = "bs-batu-merah"
 ATTENDANT_1 = "petugas-bm-01"
 
-# What :class:`Env` seeds: deposits with these event ids, and withdrawals that a fresh ledger
-# numbers from 1 (the first two requested, the others approved).
-SEEDED_EVENTS = [f"schemathesis-{i}" for i in range(1, 7)]
+# What :class:`Env` seeds: manual deposits with these ids (the server's, drawn for the seeding
+# from this list instead of at random), and withdrawals that a fresh ledger numbers from 1 (the
+# first two requested, the others approved).
+SEEDED_EVENTS = [f"M-TEST-000{i}" for i in range(1, 7)]
 SEEDED_WITHDRAWALS = [1, 2, 3, 4]
 
 # Real values for parameters, by name, that cases try before arbitrary ones of the declared
@@ -97,18 +99,19 @@ class Env(ApiEnv):
         super().__init__(url, settings)
         now = datetime.now(UTC)
         with Session(self.engine) as s:
-            for i, event_id in enumerate(SEEDED_EVENTS):
-                ledger.record_manual_deposit(
-                    s,
-                    bank_code=BANK_1,
-                    member_no=MEMBER_A,
-                    category_code="pet",
-                    net_g=100_000 if i == 0 else 1000 + i,
-                    measured_at=now - timedelta(hours=2, minutes=i),
-                    author=ATTENDANT_1,
-                    reason="uji schemathesis / schemathesis test",
-                    event_id=event_id,
-                )
+            with mock.patch.object(ledger, "new_manual_id", iter(SEEDED_EVENTS).__next__):
+                for i, event_id in enumerate(SEEDED_EVENTS):
+                    made_id = ledger.record_manual_deposit(
+                        s,
+                        bank_code=BANK_1,
+                        member_no=MEMBER_A,
+                        category_code="pet",
+                        net_g=100_000 if i == 0 else 1000 + i,
+                        measured_at=now - timedelta(hours=2, minutes=i),
+                        author=ATTENDANT_1,
+                        reason="uji schemathesis / schemathesis test",
+                    ).event_id
+                    assert made_id == event_id, made_id
             made = []
             for i in range(len(SEEDED_WITHDRAWALS)):
                 w = ledger.request_withdrawal(

@@ -7,6 +7,7 @@ anything else is configured.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -25,8 +26,10 @@ if TYPE_CHECKING:
 
     from fastapi import FastAPI
     from rich.progress import Progress
+    from sqlalchemy import Engine
 
     from ingest.deadletter import ReplaySummary
+    from ingest.main import IngestSettings
     from wastebank import bulk_import, ledger
     from wastebank.services import ServicesSettings
 
@@ -50,6 +53,10 @@ device_app = typer.Typer(
 app.add_typer(services_app, name="services")
 app.add_typer(sim_app, name="sim")
 app.add_typer(deadletter_app, name="deadletter")
+alert_app = typer.Typer(
+    help="peringatan sistem untuk admin / the system's alerts for admins", no_args_is_help=True
+)
+app.add_typer(alert_app, name="alert")
 app.add_typer(certs_app, name="certs")
 app.add_typer(device_app, name="device")
 ledger_app = typer.Typer(
@@ -873,6 +880,8 @@ def _ledger_url(ledger_url: str | None, config: Path | None) -> str:
 
 
 def _replay_state(row: ledger.DeadLetter) -> str:
+    if row.resolved_at is not None:
+        return f"diselesaikan / resolved {row.resolved_at.isoformat(timespec='seconds')}"
     if row.replayed_at is not None:
         return f"diputar ulang / replayed {row.replayed_at.isoformat(timespec='seconds')}"
     if row.replay_attempts:
@@ -910,8 +919,8 @@ def deadletter_list(
     rows = rows[:limit][::-1]
     for row in rows:
         typer.echo(
-            f"{row.id}\t{row.received_at.isoformat(timespec='seconds')}\t{_replay_state(row)}"
-            f"\t{row.topic}\t{row.current_error}"
+            f"{row.id}\t{row.received_at.isoformat(timespec='seconds')}\t{row.reason}"
+            f"\t{_replay_state(row)}\t{row.topic}\t{row.current_error}"
         )
     typer.echo(f"{len(rows)} pesan ditolak / {len(rows)} dead letter(s)")
     if more:
@@ -924,7 +933,8 @@ def deadletter_show(
     config: ConfigOption = None,
     ledger_url: LedgerUrlOption = None,
 ) -> None:
-    """Show one rejected message: topic, times, errors and the raw payload (text or hex)."""
+    """Show one rejected message: topic, times, reason, errors and the raw payload (text or
+    hex); for a conflict, also the deposit the ledger keeps under that event id."""
     from ingest.deadletter import hex_dump, payload_text
     from wastebank import ledger
 
@@ -932,6 +942,12 @@ def deadletter_show(
     try:
         with ledger.Session(engine) as session:
             row = ledger.get_dead_letter(session, dead_letter_id)
+            kept = (
+                ledger.deposit_by_event_id(session, row.event_id)
+                if row is not None and row.event_id
+                else None
+            )
+            kept_text = _deposit_text(kept) if kept is not None else None
     finally:
         engine.dispose()
     if row is None:
@@ -940,8 +956,17 @@ def deadletter_show(
     typer.echo(f"id: {row.id}")
     typer.echo(f"topik / topic: {row.topic}")
     typer.echo(f"diterima / received: {row.received_at.isoformat()}")
+    typer.echo(f"alasan / reason: {row.reason}")
+    if row.event_id:
+        typer.echo(f"event id: {row.event_id}")
     typer.echo(f"galat / error: {row.error}")
     typer.echo(f"status: {_replay_state(row)}")
+    if row.resolution:
+        typer.echo(f"penyelesaian / resolution: {row.resolution} ({row.resolved_by})")
+    if kept_text is not None:
+        typer.echo("di buku besar / in the ledger (tidak berubah / unchanged):")
+        typer.echo(kept_text)
+        typer.echo("versi yang ditolak / the rejected version:")
     if row.replay_attempts:
         typer.echo(f"percobaan ulang / replay attempts: {row.replay_attempts}")
     if row.last_error:
@@ -955,6 +980,161 @@ def deadletter_show(
     else:
         typer.echo(f"muatan / payload ({len(row.payload)} bytes, hex):")
         typer.echo(hex_dump(row.payload))
+
+
+@alert_app.command("list")
+def alert_list(
+    show_all: Annotated[bool, typer.Option("--all", help="cleared ones too")] = False,
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """The system's alerts (deposit conflicts, gateway clashes, InfluxDB drift), newest first:
+    id, raised, cleared, code, subject, message. Exit status 1 while any is active."""
+    from wastebank import alerts, ledger
+
+    engine = ledger.make_engine(_ledger_url(ledger_url, config))
+    try:
+        with ledger.Session(engine) as session:
+            rows = alerts.alerts(session, active_only=not show_all)
+            lines = [
+                f"{a.id}\t{a.raised_at.isoformat(timespec='seconds')}\t"
+                f"{a.cleared_at.isoformat(timespec='seconds') if a.cleared_at else 'aktif/active'}"
+                f"\t{a.code}\t{a.subject}\t{a.message}"
+                for a in rows
+            ]
+            active = sum(1 for a in rows if a.cleared_at is None)
+    finally:
+        engine.dispose()
+    for text in lines:
+        typer.echo(text)
+    typer.echo(f"{active} aktif / {active} active")
+    if active:
+        raise typer.Exit(code=1)
+
+
+@alert_app.command("clear")
+def alert_clear(
+    alert_id: Annotated[int, typer.Argument(metavar="ID")],
+    note: Annotated[str, typer.Option(help="what was done (kept with the alert)")],
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """Clear an active alert, with a note of what was done (audited)."""
+    from wastebank import access, alerts, ledger
+
+    actor = access.cli_actor()
+    engine = ledger.make_engine(_ledger_url(ledger_url, config))
+    try:
+        with ledger.Session(engine) as session:
+            cleared = alerts.clear_by_id(session, alert_id, by=actor.name, note=note)
+            if cleared is not None:
+                access.audit(session, actor, "alert.clear", "system_alert", alert_id, note)
+            session.commit()
+    finally:
+        engine.dispose()
+    if cleared is None:
+        typer.echo(f"tidak ada peringatan aktif / no active alert #{alert_id}", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"#{alert_id} dibersihkan / cleared")
+
+
+def _deposit_text(d: ledger.Deposit) -> str:
+    """A deposit as ``deadletter show`` prints it beside a conflicting payload."""
+    return json.dumps(
+        {
+            "event_id": d.event_id,
+            "bank_code": d.bank.code,
+            "gateway_id": d.gateway_id,
+            "scale_id": d.scale_id,
+            "member_no": d.member.member_no,
+            "category_code": d.category.code,
+            "net_g": d.net_g,
+            "amount_idr": d.amount_idr,
+            "measured_at": d.measured_at.isoformat(),
+            "recorded_at": d.recorded_at.isoformat(),
+        },
+        indent=2,
+    )
+
+
+@deadletter_app.command("resolve")
+def deadletter_resolve(
+    dead_letter_id: Annotated[int, typer.Argument(metavar="ID", help="the dead letter's id")],
+    reason: Annotated[str, typer.Option(help="why (kept on the dead letter and in the audit)")],
+    apply: Annotated[
+        bool, typer.Option("--apply", help="a conflict: apply it as a new deposit R-<ID>")
+    ] = False,
+    discard: Annotated[bool, typer.Option("--discard", help="keep it, settled, unapplied")] = False,
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """Settle a dead letter a replay cannot settle: --apply a conflict as a deposit of its own
+    (id R-<ID>; the deposit already under its event id is not touched), or --discard it. Once,
+    with a reason, audited. The deposit's InfluxDB point is written with the ingester's
+    settings; if InfluxDB is unreachable, `wastebank influx rebuild-deposits` writes it later.
+    """
+    from ingest.main import IngestSettings
+    from wastebank import access, ledger
+    from wastebank.config import load_settings
+
+    if apply == discard:
+        typer.echo("pilih --apply atau --discard / choose --apply or --discard", err=True)
+        raise typer.Exit(code=2)
+    overrides = {"ledger_url": ledger_url} if ledger_url else {}
+    try:
+        settings = load_settings(IngestSettings, config, **overrides)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    actor = access.cli_actor()
+    engine = ledger.make_engine(settings.ledger_url)
+    try:
+        with ledger.Session(engine) as session:
+            try:
+                row, applied = ledger.resolve_dead_letter(
+                    session, dead_letter_id, apply=apply, reason=reason, author=actor.name
+                )
+            except ledger.LedgerError as exc:
+                typer.echo(f"ditolak / refused: {exc}", err=True)
+                raise typer.Exit(code=1) from None
+            resolution = row.resolution or ""
+            access.audit(session, actor, "deadletter.resolve", "dead_letter", row.id, resolution)
+            session.commit()
+    finally:
+        engine.dispose()
+    typer.echo(f"#{dead_letter_id}: {resolution}")
+    if applied is not None:
+        try:
+            asyncio.run(_write_deposit_point(settings, applied))
+        except Exception as exc:  # noqa: BLE001 - the ledger holds; say how to mend InfluxDB
+            typer.echo(
+                f"titik InfluxDB belum ditulis / InfluxDB point not written ({exc}): "
+                "wastebank influx rebuild-deposits",
+                err=True,
+            )
+
+
+async def _write_deposit_point(settings: IngestSettings, d: ledger.AppliedDeposit) -> None:
+    from wastebank.influx import deposit_line, make_writer
+
+    assert d.measured_at is not None
+    writer = await make_writer(settings.influx)
+    try:
+        await writer.write(
+            [
+                deposit_line(
+                    event_id=d.event_id,
+                    bank=d.bank_code,
+                    kecamatan=d.kecamatan,
+                    category=d.category_code,
+                    net_g=d.net_g,
+                    amount_idr=d.amount_idr,
+                    gateway=d.gateway_id,
+                    measured_at=d.measured_at,
+                )
+            ]
+        )
+    finally:
+        await writer.aclose()
 
 
 @deadletter_app.command("replay")
@@ -1114,13 +1294,46 @@ def ledger_verify(
     config: ConfigOption = None,
     ledger_url: LedgerUrlOption = None,
     limit: Annotated[int, typer.Option(min=1, help="problems to print at most")] = 100,
+    influx: Annotated[
+        bool,
+        typer.Option(
+            "--influx",
+            help="also compare the device deposits with InfluxDB's points, per local day, bank "
+            "and category (count, grams, Rupiah) / bandingkan juga dengan InfluxDB",
+        ),
+    ] = False,
+    date_from: Annotated[
+        datetime | None,
+        typer.Option(
+            "--from", formats=["%Y-%m-%d"], help="--influx: first local day (default: --to - 29)"
+        ),
+    ] = None,
+    date_to: Annotated[
+        datetime | None,
+        typer.Option(
+            "--to", formats=["%Y-%m-%d"], help="--influx: last local day (default: today)"
+        ),
+    ] = None,
+    settle: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="--influx: seconds after which differing days are compared again; only what "
+            "differs both times is drift (a deposit between its ledger commit and its point)",
+        ),
+    ] = 5.0,
 ) -> None:
     """Check the books: every transaction balanced, journal and stock entries exactly as the
     deposits, voids, withdrawals and stock movements imply, no negative balance or stock, a valid
     induk/unit hierarchy, the daily and monthly tonnage summaries as the deposits imply (`ledger
-    rebuild-summary` mends those). Exit 1 when anything is wrong."""
+    rebuild-summary` mends those). With --influx, also that InfluxDB's deposit points agree
+    with the ledger's device deposits (voided ones included) over the local days --from..--to
+    (`influx rebuild-deposits` mends them); the comparison is recorded (reconciliation_run).
+    Exit 1 when anything is wrong, 2 when InfluxDB cannot be asked."""
     from wastebank import ledger, migrations
 
+    if not influx and (date_from or date_to):
+        raise typer.BadParameter("only with --influx / hanya dengan --influx", param_hint="--from")
     try:
         engine = ledger.make_engine(_ledger_url(ledger_url, config), writer=False)
     except migrations.LedgerSchemaError as exc:
@@ -1133,14 +1346,79 @@ def ledger_verify(
     try:
         with ledger.Session(bind) as session:
             problems = ledger.verify(session)
+        for problem in problems[:limit]:
+            typer.echo(str(problem))
+        if problems:
+            typer.echo(f"{len(problems)} masalah / problems", err=True)
+        else:
+            typer.echo("pembukuan benar / the books hold")
+        drifts = 0
+        if influx:
+            first = date_from.date() if date_from else None
+            last = date_to.date() if date_to else None
+            drifts = _verify_influx(engine, config, ledger_url, first, last, settle, limit)
     finally:
         engine.dispose()
-    for problem in problems[:limit]:
-        typer.echo(str(problem))
-    if problems:
-        typer.echo(f"{len(problems)} masalah / problems", err=True)
+    if problems or drifts:
         raise typer.Exit(code=1)
-    typer.echo("pembukuan benar / the books hold")
+
+
+def _verify_influx(
+    engine: Engine,
+    config: Path | None,
+    ledger_url: str | None,
+    first: date | None,
+    last: date | None,
+    settle: float,
+    limit: int,
+) -> int:
+    """`ledger verify --influx`: compare, print each drift, record the run; the drift count."""
+    from ingest.main import IngestSettings
+    from wastebank import access, ledger, reconcile
+    from wastebank.config import load_settings
+    from wastebank.influx import Influx, InfluxError
+
+    overrides = {"ledger_url": ledger_url} if ledger_url else {}
+    try:
+        settings = load_settings(IngestSettings, config, **overrides)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    with ledger.Session(engine) as session:
+        zones = reconcile.city_zones(session)
+    last = last or reconcile.local_today(zones)
+    first = first or last - timedelta(days=29)
+    if last < first:
+        raise typer.BadParameter("--to sebelum --from / --to before --from", param_hint="--to")
+
+    async def run() -> list[reconcile.Drift]:
+        influx = Influx(settings.influx)
+        try:
+            return await reconcile.reconcile(engine, influx, first, last, settle_s=settle)
+        finally:
+            await influx.aclose()
+
+    try:
+        drifts = asyncio.run(run())
+    except InfluxError as exc:
+        raise _fail(exc) from None
+    writer = ledger.make_engine(settings.ledger_url, writer=True, migrate=False)
+    try:
+        with ledger.Session(writer) as session:
+            reconcile.record_run(session, first, last, drifts, access.cli_actor().name)
+            session.commit()
+    finally:
+        writer.dispose()
+    for drift in drifts[:limit]:
+        typer.echo(drift.describe())
+    if drifts:
+        typer.echo(
+            f"{len(drifts)} selisih buku besar-InfluxDB / ledger-InfluxDB drifts {first}..{last} "
+            "(`wastebank influx rebuild-deposits --from D --to D`)",
+            err=True,
+        )
+    else:
+        typer.echo(f"buku besar dan InfluxDB sama / the ledger and InfluxDB agree {first}..{last}")
+    return len(drifts)
 
 
 @ledger_app.command("rebuild-summary")
@@ -1960,6 +2238,113 @@ def tps_rebuild_pickups(
         f"{summary.readings:,} bacaan / readings; dihapus / removed {summary.removed:,}, "
         f"dicatat / recorded {summary.inserted:,} ({time.monotonic() - started:.1f} s)"
     )
+
+
+# ---- schema: the MQTT messages as JSON Schema files (wastebank/wire_schema.py) -----------------
+
+schema_app = typer.Typer(
+    help="skema JSON pesan MQTT / the MQTT messages as JSON Schema files", no_args_is_help=True
+)
+app.add_typer(schema_app, name="schema")
+
+
+@schema_app.command("export")
+def schema_export(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="directory for the files (created if missing)")
+    ] = Path("docs/schema"),
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="write nothing; exit 1 if a file is missing or differs"),
+    ] = False,
+) -> None:
+    """One JSON Schema (2020-12) file per MQTT message: deposit.json, fill.json, status.json,
+    health.json, alert.json, tps_alert.json, from the pydantic models with their limits; for
+    third-party firmware and network-server integrations to validate before publishing."""
+    from wastebank import wire_schema
+
+    if check:
+        stale = wire_schema.stale(out)
+        for name in stale:
+            typer.echo(f"berbeda / out of date: {out / name}", err=True)
+        if stale:
+            raise typer.Exit(code=1)
+        typer.echo(f"mutakhir / up to date: {out}")
+        return
+    for path in wire_schema.export(out):
+        typer.echo(f"ditulis / written: {path}")
+
+
+# ---- InfluxDB: points again from the ledger (wastebank/reconcile.py) ----------------------------
+
+influx_app = typer.Typer(
+    help="InfluxDB: titik dari buku besar / points from the ledger", no_args_is_help=True
+)
+app.add_typer(influx_app, name="influx")
+
+
+@influx_app.command("rebuild-deposits")
+def influx_rebuild_deposits(
+    date_from: Annotated[
+        datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="first local day")
+    ],
+    date_to: Annotated[
+        datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="last local day (included)")
+    ],
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """Make the deposit points of a range of local days again from the ledger: delete them
+    (1.x InfluxQL DELETE, 2.x /api/v2/delete; 3.x cannot) and write one per device deposit
+    (voided ones too), as the ingester does; on 1.x recompute the hourly roll-up (deposit_1h)
+    of those hours. For after `ledger verify --influx` found drift. Running it twice gives the
+    same points. Uses the ingester's settings (--config / WASTEBANK_*)."""
+    import time
+
+    from ingest.main import IngestSettings
+    from wastebank import ledger, migrations, reconcile
+    from wastebank.config import load_settings
+    from wastebank.influx import InfluxError
+
+    first, last = date_from.date(), date_to.date()
+    if last < first:
+        raise typer.BadParameter("--to sebelum --from / --to before --from", param_hint="--to")
+    overrides = {"ledger_url": ledger_url} if ledger_url else {}
+    try:
+        settings = load_settings(IngestSettings, config, **overrides)
+        engine = ledger.make_engine(settings.ledger_url, writer=False)
+    except (ConfigError, migrations.LedgerSchemaError) as exc:
+        raise _fail(exc) from None
+    bar, progress = _count_progress("menulis titik / writing points (deposit)")
+    started = time.monotonic()
+    try:
+        with bar:
+            summary = asyncio.run(
+                reconcile.rebuild_deposits(engine, settings.influx, first, last, progress=progress)
+            )
+    except reconcile.RebuildUnsupported as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    except (InfluxError, ValueError) as exc:
+        raise _fail(exc) from None
+    finally:
+        engine.dispose()
+    span = f"{summary.start.isoformat()}..{summary.end.isoformat()}"
+    typer.echo(
+        f"titik deposit {first}..{last} dibangun ulang / deposit points rebuilt (InfluxDB "
+        f"{summary.server}, {span}): ditulis / written {summary.written:,} "
+        f"({time.monotonic() - started:.1f} s)"
+    )
+    if summary.beyond_retention:
+        typer.echo(
+            f"{summary.beyond_retention:,} titik di luar retensi raw, ditolak / points beyond the "
+            "raw retention, refused (their deposits stay in the ledger)"
+        )
+    if summary.hours is not None:
+        lo, hi = (h.isoformat() for h in summary.hours)
+        typer.echo(f"ringkasan per jam dihitung ulang / hourly roll-up recomputed: {lo}..{hi}")
+    for note in summary.notes:
+        typer.echo(note)
 
 
 if __name__ == "__main__":

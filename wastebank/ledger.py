@@ -27,14 +27,14 @@ import hashlib
 import hmac
 import json
 import os
-import uuid
+import secrets
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, NamedTuple, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr
@@ -848,6 +848,23 @@ class DepositRejected(LedgerError):
     """The deposit is well-formed but cannot be applied (unknown card, no price, ...)."""
 
 
+class IdempotencyKeyReused(LedgerError):
+    """An author's idempotency key came again with another deposit (member, category, weight,
+    count, time or bank): the key names the deposit first recorded with it, so the second is
+    refused, never taken for a retry nor recorded as a new deposit."""
+
+
+class DepositConflict(LedgerError):
+    """A deposit whose event id the ledger knows with other content (bank, gateway, member or
+    card, category, grams, time): never applied, never merged; the ingester dead-letters it."""
+
+    def __init__(self, event_id: str, existing: AppliedDeposit, differences: list[str]) -> None:
+        super().__init__(f"event {event_id} is known with other content: " + "; ".join(differences))
+        self.event_id = event_id
+        self.existing = existing
+        self.differences = differences
+
+
 @dataclass(frozen=True)
 class AppliedDeposit:
     outcome: Outcome
@@ -921,16 +938,17 @@ def stock_flow_account(kind: str, bank_code: str) -> str:
 
 def apply_deposit(session: Session, ev: DepositEvent) -> AppliedDeposit:
     """Apply ``ev`` once. Commits. A replay of an applied event returns a DUPLICATE outcome;
-    a deposit that cannot be applied raises :class:`DepositRejected` and changes nothing."""
+    a deposit that cannot be applied raises :class:`DepositRejected` (:class:`DepositConflict`:
+    its id is known with other content) and changes nothing."""
     (result,) = apply_deposits(session, [ev])
-    if isinstance(result, DepositRejected):
+    if isinstance(result, DepositRejected | DepositConflict):
         raise result
     return result
 
 
 def apply_deposits(
     session: Session, events: Sequence[DepositEvent]
-) -> list[AppliedDeposit | DepositRejected]:
+) -> list[AppliedDeposit | DepositRejected | DepositConflict]:
     """Apply a batch in one transaction (one commit), each deposit exactly once by its event id.
 
     The result for each event, in order, is its outcome or its rejection; one that is rejected
@@ -940,19 +958,22 @@ def apply_deposits(
     applied in one query per chunk; the deposits, their journal entries and their stock entries
     are then written with one multi-row INSERT each. A deposit another writer applied between
     our read and our write (the insert skips it on the unique event id) is reported DUPLICATE
-    and gets no entries. The daily summary (:class:`DepositDay`) gets one upsert per local day,
-    bank and category of the batch.
+    and gets no entries. A known id (in the ledger or earlier in the batch) is a DUPLICATE only
+    when it means the same deposit (:func:`_differences`); with other content it is a
+    :class:`DepositConflict`, and the ledger keeps what it had. The daily summary
+    (:class:`DepositDay`) gets one upsert per local day, bank and category of the batch.
     """
     ref = _References(session)
     known = ref.applied([ev.event_id for ev in events])
-    out: list[AppliedDeposit | DepositRejected] = []
+    out: list[AppliedDeposit | DepositRejected | DepositConflict] = []
     planned: dict[str, tuple[dict[str, Any], AppliedDeposit]] = {}  # event id -> row, outcome
     for ev in events:
-        if (done := known.get(ev.event_id)) is not None:
-            out.append(done)
-            continue
-        if (earlier := planned.get(ev.event_id)) is not None:
-            out.append(replace(earlier[1], outcome=Outcome.DUPLICATE))
+        done = known.get(ev.event_id)
+        if done is None and (earlier := planned.get(ev.event_id)) is not None:
+            done = replace(earlier[1], outcome=Outcome.DUPLICATE)
+        if done is not None:
+            differences = _differences(ref, ev, done)
+            out.append(DepositConflict(ev.event_id, done, differences) if differences else done)
             continue
         try:
             planned[ev.event_id] = plan = ref.plan(ev)
@@ -988,8 +1009,36 @@ def apply_deposits(
             if missing := [event_id for event_id in lost if event_id not in winners]:
                 raise RuntimeError(f"deposits neither inserted nor found: {missing[:5]}")
             out = [winners.get(r.event_id, r) if isinstance(r, AppliedDeposit) else r for r in out]
+            by_id = {ev.event_id: ev for ev in events}
+            for i, r in enumerate(out):
+                if isinstance(r, AppliedDeposit) and r.event_id in lost:
+                    if differences := _differences(ref, by_id[r.event_id], r):
+                        out[i] = DepositConflict(r.event_id, r, differences)
     session.commit()
     return out
+
+
+def _differences(ref: _References, ev: DepositEvent, known: AppliedDeposit) -> list[str]:
+    """How ``ev`` differs from the deposit the ledger knows by its id, in what makes a deposit
+    (bank, gateway, member, category, grams, time); [] when it means the same deposit. A card
+    is compared by the member it belongs to now."""
+    try:
+        member_no = ref.depositor(ev).member_no
+    except DepositRejected:
+        member_no = f"? ({ev.card_uid or ev.member_no}: unknown)"
+    pairs = (
+        ("bank", known.bank_code, ev.bank_code),
+        ("gateway", known.gateway_id, ev.gateway_id),
+        ("member", known.member_no, member_no),
+        ("category", known.category_code, ev.category_code),
+        ("net_g", known.net_g, ev.net_g),
+        ("measured_at", known.measured_at, ev.measured_at),
+    )
+    return [f"{name}: {_shown(was)} -> {_shown(now)}" for name, was, now in pairs if was != now]
+
+
+def _shown(value: object) -> str:
+    return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else str(value)
 
 
 _DEPOSIT = cast(Table, Deposit.__table__)
@@ -1299,7 +1348,9 @@ class _References:
                 .where(Deposit.event_id.in_(ids[start : start + _CHUNK]))
             )
             for row in self.s.execute(stmt):
-                found[row[0]] = AppliedDeposit(Outcome.DUPLICATE, *row)
+                found[row[0]] = AppliedDeposit(
+                    Outcome.DUPLICATE, *row[:8], measured_at=row[8], gateway_id=row[9]
+                )
         return found
 
     def bank(self, code: str) -> Bank | None:
@@ -1877,6 +1928,70 @@ def _write_deposit(session: Session, row: dict[str, Any], applied: AppliedDeposi
     return deposit
 
 
+MANUAL_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+"""Crockford's base 32, upper-case: no I, L, O, U, so an id read over the phone is not misheard."""
+MANUAL_ID_PATTERN = r"^M-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$"
+"""A manual deposit's id, always issued by the server (:func:`new_manual_id`): ``M-XXXX-XXXX``,
+8 random characters of :data:`MANUAL_ID_ALPHABET` (40 bits) grouped 4-4 for reading over the
+phone. Upper-case, it never matches a device's id (``{gateway}.{install}.{seq}`` or pre-0.2
+``{gateway}-{seq}``, lower-case: :data:`wastebank.messages.EVENT_ID_PATTERN`), so no manual
+deposit can take the id of a scale deposit still on its way. The ``manual-<32 hex>`` ids of
+earlier releases stay in the ledger as they are. A client never chooses the id: its retries
+carry an ``idempotency_key`` instead (:func:`record_manual_deposit`)."""
+MANUAL_ID_ATTEMPTS = 5
+"""Draws of a manual id before a unique-constraint refusal is no longer taken for a collision."""
+
+_T = TypeVar("_T")
+
+
+def new_manual_id() -> str:
+    """A new manual deposit id (:data:`MANUAL_ID_PATTERN`), from :mod:`secrets`."""
+    chars = "".join(secrets.choice(MANUAL_ID_ALPHABET) for _ in range(8))
+    return f"M-{chars[:4]}-{chars[4:]}"
+
+
+def _with_manual_id(session: Session, write: Callable[[str], _T]) -> _T:
+    """``write(id)`` in one transaction (committed) with a new manual id; run again from the
+    start with a new id when a unique constraint refuses it: the id was taken (a 1 in 2**40
+    chance per manual deposit in the ledger), or a concurrent retry with the same idempotency
+    key got there first, which the next run finds and answers."""
+    for attempt in range(1, MANUAL_ID_ATTEMPTS + 1):
+        try:
+            with _transaction(session):
+                return write(new_manual_id())
+        except IntegrityError:
+            session.rollback()
+            if attempt == MANUAL_ID_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _manual_differences(
+    done: Deposit,
+    *,
+    bank_code: str,
+    member_no: str,
+    category_code: str,
+    net_g: int,
+    quantity: int | None,
+    measured_at: datetime | None,
+) -> list[str]:
+    """What a request differs in from the manual deposit recorded with its idempotency key
+    (``measured_at`` None, "now": any time)."""
+    checks: list[tuple[str, object, object]] = [
+        ("bank", done.bank.code, bank_code),
+        ("member", done.member.member_no, member_no),
+        ("category", done.category.code, category_code),
+        ("net_g", done.net_g, net_g),
+    ]
+    # A weighed category keeps no quantity (its grams are its count): none given, or its grams.
+    if not (quantity == done.quantity or (done.quantity is None and quantity == net_g)):
+        checks.append(("quantity", done.quantity, quantity))
+    if measured_at is not None:
+        checks.append(("measured_at", done.measured_at, measured_at.astimezone(UTC)))
+    return [f"{what} {old} -> {new}" for what, old, new in checks if old != new]
+
+
 def record_manual_deposit(
     session: Session,
     *,
@@ -1884,23 +1999,52 @@ def record_manual_deposit(
     member_no: str,
     category_code: str,
     net_g: int,
-    measured_at: datetime,
+    measured_at: datetime | None,
     author: str,
     reason: str,
     quantity: int | None = None,
-    event_id: str | None = None,
+    idempotency_key: str | None = None,
 ) -> AppliedDeposit:
     """A deposit an attendant enters by hand (the scale is down, a category counted per piece or
     litre): flagged ``manual``, with ``reason`` and ``author`` (an attendant of the bank), and
-    priced like any other at the price in force at ``measured_at``. A piece or litre category
-    needs ``quantity`` (pieces, millilitres) besides its weight. ``event_id`` (default: a new
-    ``manual-...`` id) makes a retry safe: the same id again is a DUPLICATE. Commits; raises
+    priced like any other at the price in force at ``measured_at`` (None: now). A piece or litre
+    category needs ``quantity`` (pieces, millilitres) besides its weight.
+
+    Its id is the server's, a new one each time (:data:`MANUAL_ID_PATTERN`). ``idempotency_key``
+    (the client's, unique per ``author``) makes a retry safe: the same author and key again
+    return the deposit first recorded with it, as a DUPLICATE, and write nothing; the same key
+    with another deposit (bank, member, category, ``net_g``, ``quantity``, ``measured_at`` if
+    given; not the reason) is refused with :class:`IdempotencyKeyReused`. Commits; raises
     :class:`DepositRejected` (or :class:`NotAllowed`) and writes nothing when it cannot apply."""
-    event_id = event_id or f"manual-{uuid.uuid4().hex}"
-    with _transaction(session):
+    if measured_at is not None and measured_at.tzinfo is None:
+        raise ValueError("naive datetime given to the ledger; attach a time zone")
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= 100:
+        raise DepositRejected("an idempotency key has 1 to 100 characters")
+
+    def write(event_id: str) -> AppliedDeposit:
         ref = _References(session)
-        if (done := ref.applied([event_id]).get(event_id)) is not None:
-            return done
+        if idempotency_key is not None:
+            done = session.scalar(
+                select(Deposit).where(
+                    Deposit.author == author, Deposit.idempotency_key == idempotency_key
+                )
+            )
+            if done is not None:
+                differences = _manual_differences(
+                    done,
+                    bank_code=bank_code,
+                    member_no=member_no,
+                    category_code=category_code,
+                    net_g=net_g,
+                    quantity=quantity,
+                    measured_at=measured_at,
+                )
+                if differences:
+                    raise IdempotencyKeyReused(
+                        f"idempotency key {idempotency_key!r} of {author} names deposit "
+                        f"{done.event_id}, which differs: " + "; ".join(differences)
+                    )
+                return ref.applied([done.event_id])[done.event_id]
         row, applied = _manual_plan(
             ref,
             event_id=event_id,
@@ -1909,12 +2053,15 @@ def record_manual_deposit(
             category_code=category_code,
             net_g=net_g,
             quantity=quantity,
-            measured_at=measured_at,
+            measured_at=utcnow() if measured_at is None else measured_at,
             author=author,
             reason=reason,
         )
+        row["idempotency_key"] = idempotency_key
         _write_deposit(session, row, applied)
-    return applied
+        return applied
+
+    return _with_manual_id(session, write)
 
 
 def _deposit_for_update(session: Session, event_id: str) -> Deposit:
@@ -1998,21 +2145,24 @@ def correct_deposit(
     """Void ``event_id`` and record, in the same transaction, the deposit it should have been: a
     manual deposit at the same bank and time, with what is given changed (weight, category,
     member, count) and priced at the price in force then. The void names its replacement.
+    The replacement gets a new manual id (:data:`MANUAL_ID_PATTERN`).
     The balance and stock checks apply to the net effect. Commits."""
-    with _transaction(session):
+
+    def write(new_id: str) -> tuple[DepositVoid, AppliedDeposit]:
         old = _deposit_for_update(session, event_id)
         void = _void(session, old, author, reason)
         category = old.category if category_code is None else _category(session, category_code)
-        if quantity is None and category.id == old.category_id:
-            quantity = old.quantity
+        fixed_quantity = quantity
+        if fixed_quantity is None and category.id == old.category_id:
+            fixed_quantity = old.quantity
         row, applied = _manual_plan(
             _References(session),
-            event_id=f"manual-{uuid.uuid4().hex}",
+            event_id=new_id,
             bank_code=old.bank.code,
             member_no=member_no or old.member.member_no,
             category_code=category.code,
             net_g=old.net_g if net_g is None else net_g,
-            quantity=quantity,
+            quantity=fixed_quantity,
             measured_at=old.measured_at,
             author=author,
             reason=f"correction of {event_id}: {reason}",
@@ -2021,7 +2171,9 @@ def correct_deposit(
         session.flush()
         _check_available(session, old.member, f"correcting {event_id}")
         _check_stock(session, old.bank, old.category_id, f"correcting {event_id}")
-    return void, applied
+        return void, applied
+
+    return _with_manual_id(session, write)
 
 
 def is_voided(session: Session, event_id: str) -> bool:
@@ -2762,16 +2914,43 @@ def _as_date(value: Any) -> date:
 # ---- dead letters -----------------------------------------------------------------------------
 
 
-def add_dead_letters(session: Session, rows: Sequence[tuple[str, bytes, str]]) -> None:
-    """Store (topic, raw payload, error) rows in one transaction."""
-    session.add_all(DeadLetter(topic=t, payload=p, error=e[:4000]) for t, p, e in rows)
-    session.commit()
+class NewDeadLetter(NamedTuple):
+    topic: str
+    payload: bytes
+    error: str
+    reason: str = DeadLetterReason.INVALID
+    event_id: str | None = None
 
 
-def add_dead_letter(session: Session, topic: str, payload: bytes, error: str) -> int:
-    row = DeadLetter(topic=topic, payload=payload, error=error[:4000])
-    session.add(row)
-    session.commit()
+def add_dead_letters(
+    session: Session, rows: Sequence[NewDeadLetter | tuple[str, bytes, str]], *, commit: bool = True
+) -> list[DeadLetter]:
+    """Store (topic, raw payload, error[, reason, event id]) rows in one transaction."""
+    added = [
+        DeadLetter(
+            topic=r.topic,
+            payload=r.payload,
+            error=r.error[:4000],
+            reason=str(r.reason),
+            event_id=r.event_id[:100] if r.event_id else None,
+        )
+        for r in (NewDeadLetter(*row) for row in rows)
+    ]
+    session.add_all(added)
+    if commit:
+        session.commit()
+    return added
+
+
+def add_dead_letter(
+    session: Session,
+    topic: str,
+    payload: bytes,
+    error: str,
+    reason: str = DeadLetterReason.INVALID,
+    event_id: str | None = None,
+) -> int:
+    (row,) = add_dead_letters(session, [NewDeadLetter(topic, payload, error, reason, event_id)])
     return row.id
 
 
@@ -2804,6 +2983,80 @@ def dead_letters(
 
 def get_dead_letter(session: Session, dead_letter_id: int) -> DeadLetter | None:
     return session.get(DeadLetter, dead_letter_id)
+
+
+RESOLVED_ID_PREFIX = "R-"
+"""A conflict applied as a new deposit gets ``R-{dead letter id}``: issued by the server,
+upper-case, so no device id can be it, and one dead letter can be applied only once."""
+
+
+def deposit_by_event_id(session: Session, event_id: str) -> Deposit | None:
+    return session.scalar(select(Deposit).where(Deposit.event_id == event_id))
+
+
+def resolve_dead_letter(
+    session: Session,
+    dead_letter_id: int,
+    *,
+    apply: bool,
+    reason: str,
+    author: str,
+) -> tuple[DeadLetter, AppliedDeposit | None]:
+    """Settle a dead letter that a replay cannot settle, once, with a reason (``author``, an
+    operator, is recorded on it; the caller adds the audit entry in this transaction).
+
+    ``apply``: a ``conflict`` becomes a deposit of its own, ``R-{id}``, priced like any other at
+    its own time, with the reason on the deposit; otherwise it is discarded (any dead letter).
+    The deposit its event id already named is never touched. The conflict's alert is cleared
+    when no other conflict of that event id waits. Commits; raises :class:`NotFound`,
+    :class:`InvalidTransition` (already settled, or applying what is not a conflict) or
+    :class:`DepositRejected` (it cannot be applied, e.g. its card is unknown now)."""
+    from wastebank import alerts
+
+    if not reason.strip():
+        raise DepositRejected("a resolution needs a reason")
+    with _transaction(session):
+        row = session.get(DeadLetter, dead_letter_id, with_for_update=True)
+        if row is None:
+            raise NotFound(f"no dead letter #{dead_letter_id}")
+        if row.resolved_at is not None or row.replayed_at is not None:
+            raise InvalidTransition(f"dead letter #{dead_letter_id} is settled already")
+        applied: AppliedDeposit | None = None
+        if apply:
+            if row.reason != DeadLetterReason.CONFLICT:
+                raise InvalidTransition(
+                    f"dead letter #{dead_letter_id} is {row.reason}, not a conflict: "
+                    "replay it after a fix, or discard it"
+                )
+            ev = DepositEvent.model_validate_json(row.payload)
+            new_id = f"{RESOLVED_ID_PREFIX}{row.id}"
+            planned, applied = _References(session).plan(ev.model_copy(update={"event_id": new_id}))
+            planned.update(manual=False, reason=f"{ev.event_id}: {reason}", author=author[:64])
+            _write_deposit(session, planned, applied)
+            row.resolution = f"applied as {new_id}: {reason}"
+        else:
+            row.resolution = f"discarded: {reason}"
+        row.resolved_at, row.resolved_by = utcnow(), author[:80]
+        session.flush()
+        if row.event_id and row.reason == DeadLetterReason.CONFLICT:
+            waiting = session.scalar(
+                select(func.count())
+                .select_from(DeadLetter)
+                .where(
+                    DeadLetter.event_id == row.event_id,
+                    DeadLetter.reason == DeadLetterReason.CONFLICT,
+                    DeadLetter.resolved_at.is_(None),
+                )
+            )
+            if not waiting:
+                alerts.clear_alert(
+                    session,
+                    alerts.AlertCode.DEPOSIT_CONFLICT,
+                    row.event_id,
+                    by=author,
+                    note=row.resolution,
+                )
+    return row, applied
 
 
 def mark_replayed(session: Session, ids: Sequence[int], at: datetime | None = None) -> None:
