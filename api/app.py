@@ -21,6 +21,7 @@ route x role):
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, time, timedelta
@@ -148,6 +149,9 @@ class Health(BaseModel):
     """The last comparison of the ledger with InfluxDB (wastebank/reconcile.py), None before
     the first: when it ran and whether they agreed; for an admin also the days, the number of
     drifts and who ran it. Drift does not make the status degraded (the service still serves)."""
+    alerts: dict[str, Any] | None = None
+    """The system's active alerts (wastebank/alerts.py): how many, for anyone; for an admin
+    also how many of each code (the alerts themselves: GET /api/alerts)."""
 
 
 # ---- routes -----------------------------------------------------------------------------------
@@ -165,11 +169,12 @@ def _router() -> APIRouter:
     async def health(state: StateDep, token: TokenDep) -> Health:
         """Each part's state for anyone (a monitor, a load balancer); the addresses, versions
         and errors only for an admin's bearer token."""
-        broker, influx, ledger_state, reconciliation, admin = await asyncio.gather(
+        broker, influx, ledger_state, reconciliation, active, admin = await asyncio.gather(
             _broker_health(state["settings"].mqtt),
             _influx_health(state["influx"]),
             asyncio.to_thread(_ledger_health, state["engine"]),
             asyncio.to_thread(_reconciliation_health, state["engine"]),
+            asyncio.to_thread(_alerts_health, state["engine"]),
             asyncio.to_thread(_is_admin, state, token),
         )
         parts = (broker, influx, ledger_state)
@@ -178,12 +183,15 @@ def _router() -> APIRouter:
             broker, influx, ledger_state = ({"ok": part["ok"]} for part in parts)
             if reconciliation is not None:
                 reconciliation = {k: reconciliation[k] for k in ("ok", "ran_at")}
+            if active is not None:
+                active = {"active": active["active"]}
         return Health(
             status="ok" if ok else "degraded",
             broker=broker,
             influxdb=influx,
             ledger=ledger_state,
             reconciliation=reconciliation,
+            alerts=active,
         )
 
     @router.get("/api/tonnage", tags=["dlh"], responses=refusals(401, 403, 422, 503))
@@ -383,6 +391,19 @@ def _reconciliation_health(engine: Engine) -> dict[str, Any] | None:
         "drifts": run.drifts,
         "ran_by": run.ran_by,
     }
+
+
+def _alerts_health(engine: Engine) -> dict[str, Any] | None:
+    """Active system alerts: the count and the count per code; None when the ledger cannot
+    say (its own part reports why)."""
+    from wastebank import alerts
+
+    try:
+        with Session(engine) as session:
+            codes = [a.code for a in alerts.alerts(session, limit=1000)]
+    except Exception:  # noqa: BLE001 - the ledger part of /health reports the database's error
+        return None
+    return {"active": len(codes), "by_code": dict(Counter(codes))}
 
 
 def _ledger_health(engine: Engine) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from api.app import create_app, kg, local_day_bounds, rupiah
 from tests.auth_helpers import PASSWORD, PIN, add_users, api_settings, login, with_csrf
 from tests.conftest import WIT, deposit_event, event_line
-from wastebank import ledger
+from wastebank import alerts, ledger
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.influx import Influx, fill_line
 from wastebank.messages import FillReading
@@ -182,6 +182,37 @@ async def test_latest_fill_per_sensor(
 
 
 @pytest.mark.integration
+async def test_system_alerts_are_for_admins_and_counted_in_health(
+    client: httpx.AsyncClient, ledger_url: str
+) -> None:
+    engine = ledger.make_engine(ledger_url)
+    try:
+        with Session(engine) as s:
+            raised = alerts.raise_alert(
+                s, alerts.AlertCode.GATEWAY_CLASH, "gw-01", "dua / two", {"ids": ["a", "b"]}
+            )
+            again = alerts.raise_alert(s, alerts.AlertCode.GATEWAY_CLASH, "gw-01", "lagi / again")
+            s.commit()
+    finally:
+        engine.dispose()
+    assert raised is not None
+    assert again is None  # active already: raised once
+    assert (await client.get("/api/alerts")).status_code == 401
+    citizen = await login(client, "AMB-0001", PIN)
+    assert (await client.get("/api/alerts", headers=citizen)).status_code == 403
+    admin = await login(client, "admin", PASSWORD)
+    (one,) = (await client.get("/api/alerts", headers=admin)).json()
+    assert (one["code"], one["subject"], one["detail"]) == (
+        "gateway_clash",
+        "gw-01",
+        {"ids": ["a", "b"]},
+    )
+    assert (await client.get("/health")).json()["alerts"] == {"active": 1}
+    health = (await client.get("/health", headers=admin)).json()
+    assert health["alerts"] == {"active": 1, "by_code": {"gateway_clash": 1}}
+
+
+@pytest.mark.integration
 async def test_health_reports_each_part(client: httpx.AsyncClient, ledger_url: str) -> None:
     # Anyone: each part ok or not, nothing about where the parts are or what they run.
     body = (await client.get("/health")).json()
@@ -191,6 +222,7 @@ async def test_health_reports_each_part(client: httpx.AsyncClient, ledger_url: s
         "influxdb": {"ok": True},
         "ledger": {"ok": True},
         "reconciliation": None,  # no ledger-InfluxDB comparison yet (tests/test_reconcile.py)
+        "alerts": {"active": 0},
     }
     citizen = await login(client, "AMB-0001", PIN)
     assert (await client.get("/health", headers=citizen)).json() == body
@@ -202,6 +234,7 @@ async def test_health_reports_each_part(client: httpx.AsyncClient, ledger_url: s
     assert body["broker"]["ok"]
     assert body["broker"]["address"].startswith("127.0.0.1:")
     assert body["ledger"] == {"ok": True, "dialect": ledger_url.split(":")[0].split("+")[0]}
+    assert body["alerts"] == {"active": 0, "by_code": {}}
 
     broken = create_app(
         api_settings(
@@ -219,6 +252,7 @@ async def test_health_reports_each_part(client: httpx.AsyncClient, ledger_url: s
                 "influxdb": {"ok": False},
                 "ledger": {"ok": True},
                 "reconciliation": None,
+                "alerts": {"active": 0},
             }
             admin = await login(c, "admin", PASSWORD)
             body = (await c.get("/health", headers=admin)).json()
