@@ -360,7 +360,7 @@ async def test_voids_are_queued_while_offline_and_sent_with_the_attendants_token
     reader.arm_context = ArmContext("petugas-bm-01", "Siti", 4000)
     candidate = DepositCandidate(None, "pet", 1250, 0, True, "gs_nt", ("x",), member_no="AMB-0001")
     assert gw.store_deposit(reader, candidate) == 1
-    entry = gw.attendant_db.journal.get(f"{gw.settings.gateway_id}-1")
+    entry = gw.attendant_db.journal.get(gw.event_id(1))
     assert entry is not None
     assert (entry.attendant, entry.member_name, entry.amount_idr) == ("petugas-bm-01", "Siti", 5000)
     view = svc.live_view(reader)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +117,13 @@ def influx(running_services: services.ServicesSettings, test_id: str) -> Iterato
     dropper = threading.Thread(target=asyncio.run, args=(drop(),))
     dropper.start()
     dropper.join(30)
+
+
+def first_id(tmp_path: Path) -> str:
+    """The gateway's first event id: its install is drawn with its outbox."""
+    with closing(sqlite3.connect(tmp_path / "outbox.db")) as db:
+        (install,) = db.execute("SELECT value FROM identity WHERE key='install'").fetchone()
+    return f"gw-petugas.{install}.1"
 
 
 def start_gateway(
@@ -239,7 +248,7 @@ def test_attendant_records_a_deposit_the_member_then_sees(
         expect(receipt).to_be_visible()
         expect(page.locator("#r-weight")).to_have_text("1,25 kg")
         expect(page.locator("#r-amount")).to_have_text("Rp5.000")
-        expect(page.locator("#r-event")).to_have_text("gw-petugas-1")
+        expect(page.locator("#r-event")).to_have_text(first_id(tmp_path))
         expect(page.locator("#r-time")).to_contain_text(re.compile(r"\d{4} \d\d\.\d\d WIT$"))
         expect(page.locator("#r-status")).to_have_text("terkirim / sent")
         page.emulate_media(media="print")  # Cetak / Print: the receipt alone
@@ -249,8 +258,8 @@ def test_attendant_records_a_deposit_the_member_then_sees(
         page.emulate_media(media="screen")
         wa = page.locator("#whatsapp").get_attribute("href") or ""
         assert wa.startswith("https://wa.me/?text=")
-        assert "gw-petugas-1" in wa
-        row = page.locator("#journal tr[data-event='gw-petugas-1']")
+        assert first_id(tmp_path) in wa
+        row = page.locator(f"#journal tr[data-event='{first_id(tmp_path)}']")
         expect(row).to_contain_text("1,25 kg")
         expect(row).to_contain_text("terkirim / sent")
         scale.place_load(0)
@@ -308,10 +317,10 @@ def test_a_deposit_while_the_broker_is_down_is_pending_then_lands(
         page.fill("#member-q", MEMBER)
         page.click(f"#members button[data-member={MEMBER}]")
         record(page, scale, 2000)
-        expect(page.locator("#r-event")).to_have_text("gw-petugas-1")
+        expect(page.locator("#r-event")).to_have_text(first_id(tmp_path))
         expect(page.locator("#r-amount")).to_have_text("Rp8.000")
         expect(page.locator("#r-status")).to_have_text("menunggu / pending")
-        row = page.locator("#journal tr[data-event='gw-petugas-1']")
+        row = page.locator(f"#journal tr[data-event='{first_id(tmp_path)}']")
         expect(row).to_contain_text("menunggu / pending")
         expect(banner).to_contain_text("menunggu dikirim")
         # A void asked for now waits in the gateway too (the ledger has no such deposit yet).
@@ -326,7 +335,7 @@ def test_a_deposit_while_the_broker_is_down_is_pending_then_lands(
         expect(row).to_contain_text("dibatalkan / voided", timeout=60_000)
         assert balance(api) == before
 
-    deposit = _ledger_deposit(ledger_url, "gw-petugas-1")
+    deposit = _ledger_deposit(ledger_url, first_id(tmp_path))
     assert deposit == {"net_g": 2000, "voided": True, "member_no": MEMBER}
 
 
