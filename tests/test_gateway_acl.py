@@ -268,8 +268,7 @@ async def test_refused_deposits_stay_in_the_outbox_until_the_credentials_allow_t
 
     events = [DepositEvent.model_validate_json(p) for p in on(deposit_topic, delivered)]
     assert [(e.event_id, e.bank_code) for e in events] == [
-        (f"{gw}-1", SITE_SAYS),
-        (f"{gw}-2", SITE_SAYS),
+        (f"{gw}.{e.install}.{n}", SITE_SAYS) for n, e in enumerate(events, start=1)
     ]
     assert [(e.card_uid, e.category_code, e.net_g) for e in events] == [
         (d.card_uid, d.category_code, d.displayed_g) for d in DEPOSITS
@@ -354,7 +353,7 @@ async def test_refused_rows_are_retried_with_a_doubling_backoff_and_delivered_on
     events = [
         DepositEvent.model_validate_json(p) for p in on(topics.deposit(SITE_SAYS, gw), delivered)
     ]
-    assert [e.event_id for e in events] == [f"{gw}-1", f"{gw}-2"]
+    assert [e.event_id for e in events] == [f"{gw}-1", f"{gw}-2"]  # as queued above
     alerts = [
         GatewayAlert.model_validate_json(p)
         for p in on(topics.gateway_alert(SITE_SAYS, gw), delivered)

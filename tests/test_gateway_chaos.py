@@ -50,6 +50,15 @@ def last_seq(outbox: Path) -> int:
         db.close()
 
 
+def install_of(outbox: Path) -> str:
+    db = sqlite3.connect(f"{outbox.as_uri()}?mode=ro", uri=True)
+    try:
+        (install,) = db.execute("SELECT value FROM identity WHERE key='install'").fetchone()
+        return str(install)
+    finally:
+        db.close()
+
+
 def ledger_event_ids(url: str) -> list[str]:
     engine = ledger.make_engine(url)
     try:
@@ -115,7 +124,9 @@ async def test_sigkill_and_broker_restarts_lose_and_double_nothing(
         start_gateway()
         await eventually(gateway_reading)
 
-    expected = {f"gw-chaos-{seq}" for seq in range(1, last_seq(outbox) + 1)}
+    # One outbox, one install: every start of the gateway kept the ids of the first.
+    install = install_of(outbox)
+    expected = {f"gw-chaos.{install}.{seq}" for seq in range(1, last_seq(outbox) + 1)}
     assert len(expected) == ROUNDS * DEPOSITS_PER_ROUND
 
     async def all_applied() -> bool:
