@@ -20,7 +20,17 @@ c. GET /api/members/{no}/balance and GET /api/members/{no}/statement, each:
    and for each, the API process's CPU time per request (psutil), which depends far less than
    the rates on what else the machine runs;
 d. POST /api/token for a few citizens (argon2id at argon2-cffi's cost, as production runs it):
-   the cost of a login, paid once per token, never per request.
+   the cost of a login, paid once per token, never per request;
+e. open loops of several kinds at fixed offered rates (issue 13; requests sent on schedule, not
+   after the previous answer; latency from the scheduled time; a request unanswered after
+   --timeout is a timeout), each followed by --after-seconds of GET /health alone:
+   - reads: balances and statements only, at the mix's total rate: the baseline;
+   - mixed: balances, statements, manual deposits (by an attendant of the member's bank),
+     withdrawal requests (by the citizen) and logins at MIX's rates (150/s in all by default);
+   - storm: balances at the mix's rate beside 30 logins a second;
+   each kind's p50 / p99 / max, answers by status (503: refused by the API's admission control,
+   an answer, not a timeout), timeouts, its ratios against the baseline's, and GET /health
+   (each on a new connection, 10 a second, as a monitor probes) during and after.
 
 The load generator is a minimal HTTP/1.1 keep-alive client on asyncio streams (the API answers
 with Content-Length), so that it is not the bottleneck: (a) shows its ceiling, and each API
@@ -32,6 +42,7 @@ Deposits' stock entries and the daily summary are not seeded: neither read measu
 Run after `make services` (add `--with postgresql` for `--ledger postgresql`):
     .venv/bin/python bench/api.py [--members 100000] [--deposits 1000000] [--ledger sqlite]
     [--keep DIR]  (SQLite: keep the seeded ledger in DIR and reuse it on the next run)
+    [--workers 1 --mixed-only]  (issue 13's target: one worker; the open loops (e) only)
 """
 
 from __future__ import annotations
@@ -416,6 +427,303 @@ async def open_loop(
     return Run(label, "rate", elapsed, lat, errors, statuses)
 
 
+# ---- the mixed load (issue 13): open loop, several kinds at fixed rates ------------------------
+
+# Requests per second of each kind in the mixed scenario (150 in all; --mixed-rate scales them).
+# A login costs an argon2id hash (~0.25 s of CPU at production cost on this machine): a few a
+# second is what a city's API sees; a storm of them is the separate `storm` run below.
+MIX: dict[str, float] = {
+    "balance": 70.0,
+    "statement": 30.0,
+    "deposit": 25.0,
+    "withdrawal": 22.0,
+    "login": 3.0,
+}
+READS = ("balance", "statement")
+EXPECTED = {"balance": 200, "statement": 200, "deposit": 201, "withdrawal": 201, "login": 200}
+GOAL_MIXED_RATE = 150
+GOAL_MAX_MS = 2_000.0
+GOAL_HEALTH_P99_MS = 100.0
+HEALTH_RATE = 10.0  # /health probes a second, each on a new connection (a monitor, a balancer)
+WITHDRAWAL_IDR = 25_000  # the largest minimum of the demo city's banks
+
+
+def raw_post(path: str, body: bytes, content_type: str, token: str | None = None) -> bytes:
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def mixed_requests(
+    url: str, key: bytes, issued: Sequence[tuple[str, str]]
+) -> dict[str, list[bytes]]:
+    """The prepared requests of each kind: reads and withdrawals by the sampled citizens
+    themselves, deposits for them by an attendant of their bank (a login of each bank's first
+    attendant is added once, with a token issued as /api/token does), logins with their PIN."""
+    engine = create_engine(url)
+    try:
+        with Session(engine) as s:
+            bank_of: dict[str, str] = {
+                no: code
+                for no, code in s.execute(
+                    select(ledger.Member.member_no, ledger.Bank.code)
+                    .join(ledger.Bank, ledger.Member.bank_id == ledger.Bank.id)
+                    .where(ledger.Member.member_no.in_([no for no, _ in issued]))
+                )
+            }
+            staff: dict[str, str] = {}
+            for code, staff_id in s.execute(
+                select(ledger.Bank.code, ledger.Attendant.staff_id)
+                .join(ledger.Bank, ledger.Attendant.bank_id == ledger.Bank.id)
+                .where(ledger.Attendant.active.is_(True))
+                .order_by(ledger.Attendant.id)
+            ):
+                staff.setdefault(code, staff_id)
+            cheap = access.password_hasher(
+                access.AuthSettings(argon2_time_cost=1, argon2_memory_kib=8, argon2_parallelism=1)
+            )
+            tokens_of: dict[str, str] = {}
+            for code, staff_id in staff.items():
+                user = s.scalar(select(access.User).where(access.User.username == staff_id))
+                if user is None:  # never logs in: its token is issued here
+                    user = access.add_user(
+                        s,
+                        role="attendant",
+                        username=staff_id,
+                        name=staff_id,
+                        secret=secrets.token_urlsafe(16),
+                        hasher=cheap,
+                        actor=access.Actor("bench", "cli"),
+                    )
+                    s.commit()
+                tokens_of[code] = access.issue_token(user, key, timedelta(hours=2), "access")
+    finally:
+        engine.dispose()
+    out: dict[str, list[bytes]] = {
+        "balance": [raw_get(f"/api/members/{no}/balance", tok) for no, tok in issued],
+        "statement": [raw_get(f"/api/members/{no}/statement", tok) for no, tok in issued],
+        "withdrawal": [
+            raw_post(
+                f"/api/members/{no}/withdrawals",
+                json.dumps({"amount_idr": WITHDRAWAL_IDR, "method": "cash"}).encode(),
+                "application/json",
+                tok,
+            )
+            for no, tok in issued
+        ],
+        "login": [
+            raw_post(
+                "/api/token",
+                f"username={no}&password={PIN}".encode(),
+                "application/x-www-form-urlencoded",
+            )
+            for no, _tok in issued
+        ],
+        "deposit": [],
+    }
+    for i, (no, _tok) in enumerate(issued):
+        bank = bank_of.get(no)
+        if bank is None or bank not in tokens_of:
+            continue
+        body = {
+            "member_no": no,
+            "category": "pet",
+            "net_g": 500 + (i * 7919) % 20_000,
+            "reason": "bench: setoran manual / manual deposit",
+        }
+        out["deposit"].append(
+            raw_post(
+                f"/api/banks/{bank}/deposits",
+                json.dumps(body).encode(),
+                "application/json",
+                tokens_of[bank],
+            )
+        )
+    if not out["deposit"]:
+        raise SystemExit("no sampled member's bank has an attendant: no deposits to send")
+    return out
+
+
+@dataclass
+class Mixed:
+    """One open-loop run of several kinds at once, and /health probed during and after it."""
+
+    label: str
+    seconds: float
+    offered: dict[str, float]  # requests/s of each kind
+    runs: dict[str, Run]  # each kind's answered requests (latency from the scheduled time)
+    timeouts: dict[str, int]  # each kind's requests with no answer within the client's timeout
+    health_during: Run
+    health_after: Run
+    health_timeouts: tuple[int, int]  # during, after
+    server_cpu_s: float = 0.0
+    recovered_s: float | None = None  # after the last answer: until /health answered in < 1 s
+
+    def all_latencies(self) -> list[float]:
+        return [x for run in self.runs.values() for x in run.latencies_ms]
+
+    @property
+    def max_ms(self) -> float:
+        return max(self.all_latencies(), default=0.0)
+
+    @property
+    def total_timeouts(self) -> int:
+        return sum(self.timeouts.values())
+
+
+class _Conns:
+    """Keep-alive connections for an open loop: an idle one if there is one, else a new one
+    (up to ``limit`` open at once, then wait for one to come back)."""
+
+    def __init__(self, port: int, limit: int) -> None:
+        self.port, self.limit = port, limit
+        self.idle: list[Conn] = []
+        self.open = 0
+        self.freed = asyncio.Condition()
+
+    async def get(self) -> Conn:
+        async with self.freed:
+            while not self.idle and self.open >= self.limit:
+                await self.freed.wait()
+            if self.idle:
+                return self.idle.pop()
+            self.open += 1
+        try:
+            return await Conn.open(self.port)
+        except BaseException:
+            await self.drop(None)
+            raise
+
+    async def put(self, conn: Conn) -> None:
+        async with self.freed:
+            self.idle.append(conn)
+            self.freed.notify()
+
+    async def drop(self, conn: Conn | None) -> None:
+        """A connection that timed out or broke: closed (its late answer must not be read as the
+        next request's), and room for a new one."""
+        if conn is not None:
+            conn.close()
+        async with self.freed:
+            self.open -= 1
+            self.freed.notify()
+
+    def close(self) -> None:
+        for c in self.idle:
+            c.close()
+
+
+async def open_loop_mixed(
+    port: int,
+    kinds: dict[str, tuple[float, Sequence[bytes]]],
+    seconds: float,
+    label: str,
+    *,
+    timeout_s: float,
+    after_s: float,
+    max_conns: int = 512,
+) -> Mixed:
+    """Each kind's requests sent at its rate (kind -> (rate, requests)), on schedule whether
+    earlier ones are answered or not, for ``seconds``; each latency from its scheduled time.
+    Meanwhile and for ``after_s`` after the last request was sent, GET /health at HEALTH_RATE,
+    each on a new connection. A request unanswered ``timeout_s`` after its scheduled time is a
+    timeout (its connection closed)."""
+    plan = sorted(
+        (i / rate, kind, i)
+        for kind, (rate, reqs) in kinds.items()
+        if rate > 0 and reqs
+        for i in range(int(rate * seconds))
+    )
+    conns = _Conns(port, max_conns)
+    runs = {kind: Run(kind, "mixed", seconds, [], 0, {}) for kind in kinds}
+    timeouts = dict.fromkeys(kinds, 0)
+    loop = asyncio.get_running_loop()
+
+    async def one(kind: str, raw: bytes, scheduled: float) -> None:
+        run = runs[kind]
+        conn: Conn | None = None
+        try:
+            async with asyncio.timeout_at(scheduled + timeout_s):
+                conn = await conns.get()
+                status = await conn.request(raw)
+        except TimeoutError:
+            timeouts[kind] += 1
+            if conn is not None:
+                await conns.drop(conn)
+            return
+        except (OSError, asyncio.IncompleteReadError, RuntimeError):
+            run.errors += 1
+            if conn is not None:
+                await conns.drop(conn)
+            return
+        await conns.put(conn)
+        run.latencies_ms.append((loop.time() - scheduled) * 1000)
+        run.statuses[status] = run.statuses.get(status, 0) + 1
+
+    health = {
+        "during": Run("health", "during", seconds, [], 0, {}),
+        "after": Run("health", "after", after_s, [], 0, {}),
+    }
+    health_timeouts = {"during": 0, "after": 0}
+    health_get = raw_get("/health")
+
+    async def probe(scheduled: float, phase: str) -> None:
+        run = health[phase]
+        conn: Conn | None = None
+        try:
+            async with asyncio.timeout_at(scheduled + timeout_s):
+                conn = await Conn.open(port)
+                status = await conn.request(health_get)
+        except TimeoutError:
+            health_timeouts[phase] += 1
+            return
+        except (OSError, asyncio.IncompleteReadError, RuntimeError):
+            run.errors += 1
+            return
+        finally:
+            if conn is not None:
+                conn.close()
+        run.latencies_ms.append((loop.time() - scheduled) * 1000)
+        run.statuses[status] = run.statuses.get(status, 0) + 1
+
+    tasks: list[asyncio.Task[None]] = []
+    t0 = loop.time() + 0.05
+
+    async def probes() -> None:
+        n = int((seconds + after_s) * HEALTH_RATE)
+        for i in range(n):
+            at = t0 + i / HEALTH_RATE
+            await asyncio.sleep(max(0.0, at - loop.time()))
+            phase = "during" if at - t0 < seconds else "after"
+            tasks.append(asyncio.create_task(probe(at, phase)))
+
+    prober = asyncio.create_task(probes())
+    counters = dict.fromkeys(kinds, 0)
+    for offset, kind, _i in plan:
+        at = t0 + offset
+        await asyncio.sleep(max(0.0, at - loop.time()))
+        reqs = kinds[kind][1]
+        raw = reqs[(counters[kind] * 7919) % len(reqs)]
+        counters[kind] += 1
+        tasks.append(asyncio.create_task(one(kind, raw, at)))
+    await prober
+    await asyncio.gather(*tasks)
+    conns.close()
+    return Mixed(
+        label,
+        seconds,
+        {kind: rate for kind, (rate, _reqs) in kinds.items()},
+        runs,
+        timeouts,
+        health["during"],
+        health["after"],
+        (health_timeouts["during"], health_timeouts["after"]),
+    )
+
+
 # ---- servers ----------------------------------------------------------------------------------
 
 # What the bare servers answer: a balance-sized JSON body, with its length.
@@ -523,6 +831,7 @@ class Results:
     login_ms: list[float]
     api_rss_mb: float
     load_before: tuple[float, float, float]
+    mixed: dict[str, Mixed]  # reads (the baseline), mixed, storm
 
 
 def ledger_url(args: argparse.Namespace, tmp: Path) -> tuple[str, bool]:
@@ -643,7 +952,7 @@ async def measure(args: argparse.Namespace, url: str, seeded: Seeded, tmp: Path)
             progress(f"a balance: {json.dumps(body)}")
             # warm up: every token's user once (the first reads of a cold page cache are slow)
             await closed_loop(port, endpoints["balance"], 8, min(3.0, secs), "warm-up", "peak")
-            for name, reqs in endpoints.items():
+            for name, reqs in ({} if args.mixed_only else endpoints).items():
                 progress(f"{name}: unloaded, one at a time")
                 unloaded = await timed(proc.pid, closed_loop(port, reqs, 1, secs, name, "unloaded"))
                 progress(f"{name}: peak, {args.concurrency} connections")
@@ -663,8 +972,74 @@ async def measure(args: argparse.Namespace, url: str, seeded: Seeded, tmp: Path)
                 login_ms.append((time.perf_counter() - t) * 1000)
                 if resp.status_code != 200:
                     raise SystemExit(f"login: {resp.status_code} {resp.text}")
+        mixed = await mixed_runs(args, port, proc.pid, url, secret.encode(), issued)
         rss = _rss_mb(proc.pid)
-    return Results(seeded, args.ledger, client, uv, runs, login_ms, rss, load_before)
+    return Results(seeded, args.ledger, client, uv, runs, login_ms, rss, load_before, mixed)
+
+
+async def mixed_runs(
+    args: argparse.Namespace,
+    port: int,
+    pid: int,
+    url: str,
+    key: bytes,
+    issued: Sequence[tuple[str, str]],
+) -> dict[str, Mixed]:
+    """The reads-only baseline (balances and statements in the mix's proportion, at the mix's
+    total rate), the mix, and a login storm beside the mix's balance rate; each open loop."""
+    reqs = mixed_requests(url, key, issued)
+    scale = args.mixed_rate / sum(MIX.values())
+    reads = sum(MIX[k] for k in READS)
+    plans = {
+        "reads": {k: args.mixed_rate * MIX[k] / reads for k in READS},
+        "mixed": {k: rate * scale for k, rate in MIX.items()},
+        "storm": {"balance": MIX["balance"] * scale, "login": float(args.storm_logins)},
+    }
+    lengths = {
+        "reads": args.mixed_seconds,
+        "mixed": args.mixed_seconds,
+        "storm": args.storm_seconds,
+    }
+    out: dict[str, Mixed] = {}
+    for name, rates in plans.items():
+        offered = sum(rates.values())
+        progress(
+            f"{name}: open loop, {offered:,.0f} requests/s for {lengths[name]:.0f} s, "
+            f"then /health for {args.after_seconds:.0f} s"
+        )
+        procs = _tree(pid)
+        before = _cpu_s(procs)
+        out[name] = await open_loop_mixed(
+            port,
+            {k: (rate, reqs[k]) for k, rate in rates.items()},
+            lengths[name],
+            name,
+            timeout_s=args.timeout,
+            after_s=args.after_seconds,
+        )
+        out[name].server_cpu_s = _cpu_s(procs) - before
+        out[name].recovered_s = await settle(port, args.settle_seconds)
+    return out
+
+
+async def settle(port: int, limit_s: float) -> float | None:
+    """Seconds until GET /health is answered within 1 s (None: not within ``limit_s``), so that
+    a run does not measure what the one before left behind."""
+    t0 = time.perf_counter()
+    while (waited := time.perf_counter() - t0) < limit_s:
+        conn: Conn | None = None
+        try:
+            async with asyncio.timeout(1.0):
+                conn = await Conn.open(port)
+                if await conn.request(raw_get("/health")) == 200:
+                    return waited
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, RuntimeError):
+            pass
+        finally:
+            if conn is not None:
+                conn.close()
+        await asyncio.sleep(0.5)
+    return None
 
 
 async def timed(pid: int, run: Coroutine[Any, Any, Run]) -> Run:
@@ -745,31 +1120,61 @@ def report(r: Results, args: argparse.Namespace) -> None:
         f"  {'bare uvicorn':<12} / {'client ceiling':<16} {r.uvicorn_ceiling.rate / ceiling:6.3f}x"
         "   (well below 1: the client is not what limits the figures above)"
     )
-    bal = r.runs["balance"]
-    at_rate = bal["rate"]
-    print("\nGoals (issue 5):")
-    print(
-        _goal(
-            f"balance p99 < {GOAL_BALANCE_P99_MS:.0f} ms at {args.rate:,} requests/s (open "
-            f"loop): {at_rate.pct(0.99):.1f} ms at {at_rate.offered:,.0f}/s",
-            at_rate.offered >= args.rate
-            and at_rate.errors == 0
-            and at_rate.pct(0.99) < GOAL_BALANCE_P99_MS,
+    if "balance" in r.runs:
+        bal = r.runs["balance"]
+        at_rate = bal["rate"]
+        print("\nGoals (issue 5):")
+        print(
+            _goal(
+                f"balance p99 < {GOAL_BALANCE_P99_MS:.0f} ms at {args.rate:,} requests/s (open "
+                f"loop): {at_rate.pct(0.99):.1f} ms at {at_rate.offered:,.0f}/s",
+                at_rate.offered >= args.rate
+                and at_rate.errors == 0
+                and at_rate.pct(0.99) < GOAL_BALANCE_P99_MS,
+            )
         )
-    )
-    print(
-        _goal(
-            f"balance p99 < {GOAL_BALANCE_P99_MS:.0f} ms, one request at a time: "
-            f"{bal['unloaded'].pct(0.99):.1f} ms",
-            bal["unloaded"].errors == 0 and bal["unloaded"].pct(0.99) < GOAL_BALANCE_P99_MS,
+        print(
+            _goal(
+                f"balance p99 < {GOAL_BALANCE_P99_MS:.0f} ms, one request at a time: "
+                f"{bal['unloaded'].pct(0.99):.1f} ms",
+                bal["unloaded"].errors == 0 and bal["unloaded"].pct(0.99) < GOAL_BALANCE_P99_MS,
+            )
         )
-    )
-    print(
-        _goal(
-            f"balance >= {GOAL_RATE_S:,} requests/s: {bal['peak'].rate:,.0f}",
-            bal["peak"].errors == 0 and bal["peak"].rate >= GOAL_RATE_S,
+        print(
+            _goal(
+                f"balance >= {GOAL_RATE_S:,} requests/s: {bal['peak'].rate:,.0f}",
+                bal["peak"].errors == 0 and bal["peak"].rate >= GOAL_RATE_S,
+            )
         )
-    )
+    for m in r.mixed.values():
+        report_mixed(m, r.mixed["reads"], args)
+    if r.mixed:
+        mixed = r.mixed["mixed"]
+        print(f"\nGoals (issue 13), `wastebank api --workers {args.workers}`, {r.backend}:")
+        offered = sum(mixed.offered.values())
+        print(
+            _goal(
+                f"{GOAL_MIXED_RATE} requests/s mixed for 60 s (offered {offered:,.0f}/s for "
+                f"{mixed.seconds:.0f} s): no request over {GOAL_MAX_MS:,.0f} ms: max "
+                f"{mixed.max_ms:,.0f} ms",
+                offered >= GOAL_MIXED_RATE
+                and mixed.seconds >= 60
+                and mixed.max_ms <= GOAL_MAX_MS
+                and mixed.total_timeouts == 0,
+            )
+        )
+        print(_goal(f"0 timeouts: {mixed.total_timeouts}", mixed.total_timeouts == 0))
+        for phase, run, lost in (
+            ("during", mixed.health_during, mixed.health_timeouts[0]),
+            ("after", mixed.health_after, mixed.health_timeouts[1]),
+        ):
+            print(
+                _goal(
+                    f"/health p99 < {GOAL_HEALTH_P99_MS:.0f} ms {phase}: {run.pct(0.99):,.1f} ms "
+                    f"({lost} timeouts)",
+                    lost == 0 and run.count > 0 and run.pct(0.99) < GOAL_HEALTH_P99_MS,
+                )
+            )
     errors = {
         f"{n} {m}": run.statuses
         for n, modes in r.runs.items()
@@ -778,6 +1183,59 @@ def report(r: Results, args: argparse.Namespace) -> None:
     }
     if errors:
         print(f"\nNon-200 answers: {errors}")
+
+
+def report_mixed(m: Mixed, base: Mixed, args: argparse.Namespace) -> None:
+    offered = sum(m.offered.values())
+    cpu = m.server_cpu_s * 1000 / max(1, sum(r.count for r in m.runs.values()))
+    print(
+        f"\n{m.label}: open loop, {offered:,.0f} requests/s offered for {m.seconds:.0f} s "
+        f"(client timeout {args.timeout:.0f} s; API CPU {cpu:.2f} ms/request)"
+    )
+    print(
+        f"  {'':<11} {'offered/s':>9} {'answered':>8} {'ok':>6} {'503':>5} {'other':>5} "
+        f"{'timeout':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'>2 s':>5}  vs reads p50/p99"
+    )
+    for kind, run in m.runs.items():
+        ok = run.statuses.get(EXPECTED[kind], 0)
+        shed = run.statuses.get(503, 0)
+        other = run.count - ok - shed + run.errors
+        slow = sum(1 for x in run.latencies_ms if x > GOAL_MAX_MS)
+        ratio = ""
+        b = base.runs.get(kind)
+        if b is not None and m is not base:
+            ratio = (
+                f"  {run.pct(0.5) / b.pct(0.5):6.2f}x {run.pct(0.99) / b.pct(0.99):6.2f}x"
+                if b.count and run.count
+                else "  n/a"
+            )
+        print(
+            f"  {kind:<11} {m.offered[kind]:>9,.1f} {run.count:>8,} {ok:>6,} {shed:>5,} "
+            f"{other:>5,} {m.timeouts[kind]:>7,} {run.pct(0.5):>8.1f} {run.pct(0.99):>8.1f} "
+            f"{max(run.latencies_ms, default=0):>8.1f} {slow:>5,}{ratio}"
+        )
+    for phase, run, lost in (
+        ("during", m.health_during, m.health_timeouts[0]),
+        (f"{args.after_seconds:.0f} s after", m.health_after, m.health_timeouts[1]),
+    ):
+        print(
+            f"  /health {phase:<10} {HEALTH_RATE:>7,.0f}/s {run.count:>8,} "
+            f"{run.statuses.get(200, 0):>6,} {run.statuses.get(503, 0):>5,} "
+            f"{run.count - run.statuses.get(200, 0) - run.statuses.get(503, 0) + run.errors:>5,} "
+            f"{lost:>7,} {run.pct(0.5):>8.1f} {run.pct(0.99):>8.1f} "
+            f"{max(run.latencies_ms, default=0):>8.1f}"
+        )
+    if m.recovered_s is None:
+        print(f"  /health still not answered within 1 s {args.settle_seconds:.0f} s later")
+    else:
+        print(f"  /health answered within 1 s again {m.recovered_s:.1f} s after the last answer")
+    odd = {
+        kind: run.statuses
+        for kind, run in m.runs.items()
+        if set(run.statuses) - {EXPECTED[kind], 503} or run.errors
+    }
+    if odd:
+        print(f"  other answers: {odd}")
 
 
 def _load(avg: tuple[float, float, float]) -> str:
@@ -808,6 +1266,28 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=GOAL_RATE_S, help="open-loop requests/s")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each run")
     parser.add_argument("--logins", type=int, default=5, help="POST /api/token, timed")
+    parser.add_argument(
+        "--mixed-rate", type=float, default=GOAL_MIXED_RATE, help="mixed: requests/s in all"
+    )
+    parser.add_argument("--mixed-seconds", type=float, default=60.0, help="mixed: length")
+    parser.add_argument("--storm-logins", type=float, default=30.0, help="storm: logins/s")
+    parser.add_argument("--storm-seconds", type=float, default=20.0, help="storm: length")
+    parser.add_argument(
+        "--after-seconds", type=float, default=20.0, help="/health probed after each open loop"
+    )
+    parser.add_argument("--timeout", type=float, default=10.0, help="open loops: client timeout")
+    parser.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=300.0,
+        help="after each open loop, wait at most this long for /health to answer again",
+    )
+    parser.add_argument(
+        "--mixed-only",
+        action="store_true",
+        help="skip the read runs (unloaded, peak, open loop at the goal rate): only the "
+        "reads-only baseline, the mix and the storm",
+    )
     parser.add_argument(
         "--workers",
         type=int,
