@@ -35,9 +35,10 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import alerts as alerts_api
-from api import auth, bank, dlh, members, pages, passbook, tps, web
+from api import auth, bank, dlh, limits, members, pages, passbook, tps, web
 from api.deps import (
     PrincipalDep,
     State,
@@ -107,6 +108,20 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(pages.router)
     app.add_exception_handler(web.CsrfRefused, web.csrf_refused_handler)
     web.mount_static(app, settings.pages)
+    # A body over its limit is refused before it is read or parsed and before the route's
+    # dependencies check the caller. Outside it (added last: outermost), the client's address
+    # from a trusted reverse proxy, for the login limits and the logs.
+    app.add_middleware(
+        limits.BodyLimit,
+        max_body_bytes=settings.http.max_body_bytes,
+        max_upload_bytes=settings.http.max_upload_bytes,
+        upload_paths=limits.upload_paths(app.routes),
+    )
+    if settings.http.trusted_proxies:
+        app.add_middleware(
+            ProxyHeadersMiddleware,
+            trusted_hosts=[str(net) for net in settings.http.trusted_proxies],
+        )
     return app
 
 

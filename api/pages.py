@@ -67,6 +67,7 @@ def _html(*codes: int, redirect: str | None = None) -> dict[int | str, dict[str,
         403: "not allowed, or a form without a valid CSRF token",
         404: "not found, or not visible to the caller",
         409: "refused by the ledger: the page again, with the reason",
+        413: "the upload would unpack to too much (a zip bomb?): the page again, with the reason",
         503: "a service the page needs is unreachable",
     }
     for code in codes:
@@ -625,10 +626,7 @@ def admin_import_page(request: Request, state: StateDep, who: PagePrincipalDep) 
     return render(request, state["signing_key"], who, "admin_import.html", {})
 
 
-MAX_IMPORT_BYTES = 5 * 1024 * 1024
-
-
-@router.post("/admin/impor", response_class=Response, responses={200: HTML, **_html(400, 403)})
+@router.post("/admin/impor", response_class=Response, responses={200: HTML, **_html(400, 403, 413)})
 async def admin_import(
     request: Request,
     state: StateDep,
@@ -655,18 +653,10 @@ async def admin_import(
             {"form_error": why, "path": "/admin/impor"},
             status=400,
         )
-    data = await file.read(MAX_IMPORT_BYTES + 1)
-    if len(data) > MAX_IMPORT_BYTES:
-        why = "berkas terlalu besar / file too large (5 MB)"
-        return render(
-            request,
-            key,
-            who,
-            "admin_import.html",
-            {"form_error": why, "path": "/admin/impor"},
-            status=400,
-        )
+    # at most WASTEBANK_HTTP__MAX_UPLOAD_BYTES: the body limit (api/limits.py) refused more
+    data = await file.read()
     nik = state["settings"].nik_key
+    limits = state["settings"].imports
     ctx = _ctx(request, state, who)
 
     def run() -> bulk_import.ImportReport:
@@ -679,6 +669,7 @@ async def admin_import(
                 mode=mode,
                 dry_run=dry_run,
                 nik_key=nik.get_secret_value().encode() if nik else None,
+                limits=limits,
             )
         if report.imported and not dry_run:
             with ctx.write() as s:
@@ -687,6 +678,16 @@ async def admin_import(
 
     try:
         report = await asyncio.to_thread(run)
+    except bulk_import.ArchiveTooLarge as exc:  # a zip bomb, or a list too large for one go
+        why = f"berkas terlalu besar jika dibuka / file too large unpacked: {exc}"
+        return render(
+            request,
+            key,
+            who,
+            "admin_import.html",
+            {"form_error": why, "path": "/admin/impor"},
+            status=413,
+        )
     except bulk_import.ImportFileError as exc:
         why = f"berkas tidak terbaca / unreadable file: {exc}"
         return render(

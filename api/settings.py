@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr
 
 from wastebank.access import AuthSettings
+from wastebank.bulk_import import ImportLimits
 from wastebank.config import InfluxSettings, MqttSettings, WastebankSettings, default_ledger_url
 from wastebank.reports import ReportSettings
 
@@ -34,6 +35,32 @@ class PagesSettings(BaseModel):
     )
 
 
+class HttpSettings(BaseModel):
+    """``[http]`` (environment ``WASTEBANK_HTTP__*``): request size limits and the reverse
+    proxies whose forwarding headers are believed (api/limits.py, docs/operations.md)."""
+
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="the largest request body of a JSON or form route (the largest real one, a "
+        "member with ten cards, is ~2 KB): larger is 413 before it is parsed or the caller is "
+        "checked",
+    )
+    max_upload_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        ge=1024,
+        description="the largest request body of an upload route (the member import: the file "
+        "and its form together)",
+    )
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="addresses or networks (10.0.0.5, 10.0.0.0/24) of the reverse proxies in "
+        "front of the API: only a request from one of them has its X-Forwarded-For (the client "
+        "address the login limits count) and X-Forwarded-Proto (https: Secure cookies) "
+        "believed; empty (the default): never, the connection's own address counts",
+    )
+
+
 class ApiSettings(WastebankSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -51,6 +78,8 @@ class ApiSettings(WastebankSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)  # DLH: generation, targets
     pages: PagesSettings = Field(default_factory=PagesSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    imports: ImportLimits = Field(default_factory=ImportLimits)  # uploads: XLSX archive limits
     nik_key: SecretStr | None = Field(
         default=None,
         min_length=32,

@@ -20,6 +20,15 @@ refused all-or-nothing import is that transaction rolled back, so it reports exa
 import would have done, down to ``set_price``'s refusals. On SQLite the transaction holds the
 ledger's write lock for the import's duration (an ingester waits for it, up to its busy timeout).
 
+An XLSX file is a zip archive, and a small one can unpack to gigabytes (a "zip bomb": 44 KB
+that openpyxl spent 15 s and 745 MB on). Before openpyxl opens it, :func:`check_archive` reads
+the archive's central directory only (nothing is unpacked) and refuses it with
+:class:`ArchiveTooLarge` when it has too many members, unpacks to more than
+``max_uncompressed_bytes`` in all, or has a member compressed more than ``max_ratio`` times
+(:class:`ImportLimits`; the API's ``WASTEBANK_IMPORTS__*``). Python's zipfile never unpacks more
+than a member's declared size (a member that lies fails its CRC), so the declared sizes bound
+what openpyxl can be made to read.
+
 CSV files may be UTF-8 (with or without the BOM Excel writes) and comma or semicolon separated
 (an Indonesian Excel writes ``;``). Headers are matched loosely: ``no_nasabah``, ``Nomor
 Nasabah`` and ``member_no`` are one column, and a bilingual header ``nama / name`` matches too.
@@ -30,6 +39,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +48,7 @@ from enum import StrEnum
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -81,6 +92,64 @@ REPORT_COLUMNS = ("baris / row", "kunci / key", "status", "alasan / reasons")
 
 class ImportFileError(Exception):
     """The file cannot be read as a table (format, sheet, encoding, no header)."""
+
+
+class ArchiveTooLarge(ImportFileError):
+    """An XLSX archive that would unpack to more than :class:`ImportLimits` allow."""
+
+
+class ImportLimits(BaseModel):
+    """What an XLSX file may unpack to (``[imports]``, ``WASTEBANK_IMPORTS__*``). A real member
+    list of 10,000 rows is ~1 MB packed, ~10 MB unpacked, its parts compressed 5-20 times."""
+
+    max_members: int = Field(default=1000, ge=10, description="files inside the archive")
+    max_uncompressed_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024 * 1024, description="all of them unpacked"
+    )
+    max_ratio: int = Field(
+        default=200,
+        ge=10,
+        description="unpacked / packed size of any member larger than 1 MiB unpacked",
+    )
+
+
+RATIO_FLOOR = 1024 * 1024  # smaller members are not judged by their ratio (tiny XML packs well)
+
+
+def _n(value: float) -> str:
+    """12.345 (id-ID)."""
+    return f"{value:,.0f}".replace(",", ".")
+
+
+def check_archive(path: Path, limits: ImportLimits) -> None:
+    """Refuse (:class:`ArchiveTooLarge`) an XLSX archive beyond ``limits`` from its central
+    directory alone; :class:`ImportFileError` when it is no zip archive."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ImportFileError(f"{path.name}: not a readable XLSX file ({exc})") from None
+    if len(members) > limits.max_members:
+        count, most = _n(len(members)), _n(limits.max_members)
+        raise ArchiveTooLarge(
+            f"{path.name}: {count} berkas di dalamnya, paling banyak {most} / {count} files "
+            f"inside, at most {most}"
+        )
+    total = sum(m.file_size for m in members)
+    if total > limits.max_uncompressed_bytes:
+        size, most = _n(total), _n(limits.max_uncompressed_bytes)
+        raise ArchiveTooLarge(
+            f"{path.name}: {size} bita jika dibuka, paling banyak {most} / unpacks to {size} "
+            f"bytes, at most {most}"
+        )
+    for m in members:
+        ratio = m.file_size / max(m.compress_size, 1)
+        if m.file_size > RATIO_FLOOR and ratio > limits.max_ratio:
+            times, most = _n(ratio), _n(limits.max_ratio)
+            raise ArchiveTooLarge(
+                f"{path.name}: {m.filename} dimampatkan {times} kali, paling banyak {most} "
+                f"(bom zip?) / compressed {times} times, at most {most} (a zip bomb?)"
+            )
 
 
 @dataclass
@@ -215,10 +284,17 @@ def _columns_of(
     return mapping, ignored
 
 
-def read_table(path: Path, aliases: Mapping[str, Sequence[str]], sheet: str | None = None) -> Table:
-    """The rows of a CSV or XLSX file (its first sheet, or ``sheet``), blank rows skipped."""
+def read_table(
+    path: Path,
+    aliases: Mapping[str, Sequence[str]],
+    sheet: str | None = None,
+    limits: ImportLimits | None = None,
+) -> Table:
+    """The rows of a CSV or XLSX file (its first sheet, or ``sheet``), blank rows skipped; an
+    XLSX file only within ``limits`` (default :class:`ImportLimits`)."""
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
+        check_archive(path, limits or ImportLimits())
         raw = _xlsx_rows(path, sheet)
     elif suffix in (".csv", ".txt"):
         if sheet is not None:
@@ -650,10 +726,12 @@ def import_members(
     nik_key: bytes | None = None,
     sheet: str | None = None,
     progress: Progress | None = None,
+    limits: ImportLimits | None = None,
 ) -> ImportReport:
     """Register the members listed in ``path`` (see the module's doc). Raises
-    :class:`ImportFileError` when the file cannot be read at all."""
-    table = read_table(path, MEMBER_COLUMNS, sheet)
+    :class:`ImportFileError` when the file cannot be read at all (:class:`ArchiveTooLarge`
+    when it would unpack beyond ``limits``)."""
+    table = read_table(path, MEMBER_COLUMNS, sheet, limits)
     results: list[RowResult] = []
     total = len(table.rows)
     with _import_session(engine) as session:
@@ -717,11 +795,12 @@ def import_prices(
     sheet: str | None = None,
     now: datetime | None = None,
     progress: Progress | None = None,
+    limits: ImportLimits | None = None,
 ) -> ImportReport:
     """Set the prices listed in ``path`` through :func:`wastebank.ledger.set_price`, as
     ``author`` (an attendant of each bank or of its induk). A row without an effective date
     takes effect at ``now`` (the moment of the import). See the module's doc."""
-    table = read_table(path, PRICE_COLUMNS, sheet)
+    table = read_table(path, PRICE_COLUMNS, sheet, limits)
     results: list[RowResult] = []
     total = len(table.rows)
     now = now or ledger.utcnow()

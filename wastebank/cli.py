@@ -588,6 +588,8 @@ def api(
 
     # JSON: uvicorn's loggers keep no text handlers of their own and reach ours.
     log_config = None if log_format is LogFormat.json else LOGGING_CONFIG
+    # uvicorn's own X-Forwarded-* handling off (it believes 127.0.0.1 by default): the app
+    # believes only WASTEBANK_HTTP__TRUSTED_PROXIES (api/app.py)
     if workers == 1:
         uvicorn.run(
             create_app(settings),
@@ -596,6 +598,7 @@ def api(
             log_level="info",
             log_config=log_config,
             access_log=settings.access_log,
+            proxy_headers=False,
         )
         return
     # Several processes share the listening socket; each builds the app from the same settings
@@ -614,6 +617,7 @@ def api(
         log_level="info",
         log_config=log_config,
         access_log=settings.access_log,
+        proxy_headers=False,
     )
 
 
