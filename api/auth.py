@@ -2,11 +2,14 @@
 
   POST /api/token   form ``username`` + ``password`` (staff: username and password; nasabah:
                     member number and PIN) -> a bearer JWT (``WASTEBANK_AUTH__TOKEN_TTL``)
+  POST /api/token/revoke  form ``token``: log out a bearer token (RFC 7009): it stops working
+                    at once, in every API process; 200 whether or not it was valid
   GET  /api/me      who the bearer token belongs to
   GET  /masuk       the login page (``?next=/nasabah/AMB-0001``)
   POST /masuk       the login form: sets the session cookie (HttpOnly, SameSite=Lax, Secure over
                     https, a JWT of its own kind) and goes to ``next``
-  POST /keluar      clears the cookie
+  POST /keluar      revokes the page session (server side: the cookie's token stops working at
+                    once, even if a copy of it is kept) and clears the cookie
 
 Both forms carry the CSRF token of api/web.py (a login form without it is refused 403: no
 login CSRF).
@@ -34,6 +37,7 @@ from api.deps import (
     StateDep,
     client_ip,
     refusals,
+    write_session,
 )
 from api.schemas import Me, Token
 from api.web import HTML, CsrfDep, render
@@ -79,6 +83,52 @@ def token(
     jwt, who = login(request, state, form.username, form.password, "access")
     ttl = state["settings"].auth.token_ttl
     return Token(access_token=jwt, expires_in=int(ttl.total_seconds()), role=who.role)
+
+
+def revoke(request: Request, state: State, token: str, kinds: tuple[access.TokenKind, ...]) -> bool:
+    """Revoke ``token`` if it is one of ours of one of ``kinds``, signed and unexpired (else
+    nothing to do: it is refused anyway); audited as its user's logout."""
+    claims = None
+    for kind in kinds:
+        try:
+            claims = access.read_claims(token, state["signing_key"], kind)
+            break
+        except access.InvalidToken:
+            continue
+    if claims is None:
+        return False
+    with write_session(state["writer"]) as session:
+        user = session.get(access.User, claims.user_id)
+        actor = access.Actor(
+            name=user.username if user else f"user:{claims.user_id}",
+            role=user.role if user else "unknown",
+            user_id=user.id if user else None,
+            client_ip=client_ip(request),
+            user_agent=request.headers.get("user-agent"),
+        )
+        return access.revoke_token(session, claims, actor)
+
+
+@router.post(
+    "/api/token/revoke",
+    tags=["auth"],
+    response_class=Response,
+    responses={
+        200: {"description": "revoked, or it was no valid token (RFC 7009)"},
+        **refusals(422),
+    },
+)
+def revoke_token(
+    request: Request,
+    state: StateDep,
+    token: Annotated[str, Form(min_length=1, max_length=4096)],
+    token_type_hint: Annotated[str | None, Form(max_length=40)] = None,
+) -> Response:
+    """Log out: the bearer token (or a page session's) stops working at once. Whoever holds a
+    token may end it; the answer is the same whether it was valid or not."""
+    del token_type_hint  # both kinds are tried (RFC 7009 allows ignoring the hint)
+    revoke(request, state, token, ("access", "session"))
+    return Response(status_code=200, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/api/me", tags=["auth"], responses=refusals(401))
@@ -203,7 +253,10 @@ def login_form(
         403: {"description": "no valid CSRF token", **HTML},
     },
 )
-def logout(_csrf: CsrfDep) -> Response:
+def logout(request: Request, state: StateDep, _csrf: CsrfDep) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        revoke(request, state, token, ("session",))
     response = RedirectResponse("/masuk", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
     return response

@@ -100,10 +100,10 @@ def principal_from(
     state: State, session: Session, token: str, kind: access.TokenKind
 ) -> access.Principal | None:
     try:
-        user_id, version = access.read_token(token, state["signing_key"], kind)
+        claims = access.read_claims(token, state["signing_key"], kind)
     except access.InvalidToken:
         return None
-    return access.principal(session, user_id, version)
+    return access.principal(session, claims.user_id, claims.version, claims.jti)
 
 
 TokenDep = Annotated[str | None, Depends(bearer)]

@@ -3,13 +3,16 @@
 forms, the refusal pages, and the static files (own CSS/JS, and Chart.js and Leaflet from
 node_modules: no CDN at run time).
 
-CSRF: a signed double-submit token. Every page sets a random ``wb_csrf`` cookie (HttpOnly,
-SameSite=Lax) when the browser has none, and puts ``HMAC(signing key, cookie)`` in its forms'
-hidden ``csrf_token`` field; a state-changing form is accepted only when the field matches the
-cookie it came with. Another site can neither read the cookie nor compute the token. (We looked
-at starlette-csrf, which checks a header only, so plain HTML forms would need JavaScript, and at
-fastapi-csrf-protect, whose class-level config loader does not fit a settings-per-app factory;
-the HMAC is a dozen lines on the key the app already has.)
+CSRF: a signed double-submit token bound to the session. Every page sets a random ``wb_csrf``
+cookie (HttpOnly, SameSite=Lax) when the browser has none, and puts ``HMAC(signing key, page
+session id, cookie)`` in its forms' hidden ``csrf_token`` field; a state-changing form is
+accepted only when the field matches the cookie it came with and the page session it came in
+(the session token's ``jti``; none before signing in, so the login form works without a
+session). Another site can neither read the cookie nor compute the token, and a token taken
+from one session (someone's own, planted with their ``wb_csrf`` cookie) is refused in another.
+(We looked at starlette-csrf, which checks a header only, so plain HTML forms would need
+JavaScript, and at fastapi-csrf-protect, whose class-level config loader does not fit a
+settings-per-app factory; the HMAC is a dozen lines on the key the app already has.)
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
-from api.deps import StateDep
+from api.deps import SESSION_COOKIE, StateDep
 from api.settings import PagesSettings
 from wastebank import access
 from wastebank.passbook import MONTHS_ID, kg, rupiah, zone_label
@@ -245,13 +248,29 @@ def tanggal_waktu(at: datetime, tz: ZoneInfo, lang: Lang = "id") -> str:
 # ---- CSRF -------------------------------------------------------------------------------------
 
 
-def csrf_token(key: bytes, cookie: str) -> str:
-    mac = hmac.new(key, b"wastebank-csrf:" + cookie.encode(), hashlib.sha256).digest()
+def csrf_token(key: bytes, cookie: str, session_id: str = "") -> str:
+    """The forms' token for the browser's ``wb_csrf`` cookie in the page session
+    ``session_id`` (its token's ``jti``; "" before signing in: the login form)."""
+    message = f"wastebank-csrf:{session_id}:{cookie}".encode()
+    mac = hmac.new(key, message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
 
 class CsrfRefused(Exception):
     """A state-changing form without a valid token."""
+
+
+def session_id(request: Request, key: bytes) -> str:
+    """The id of the page session the request's cookie carries ("" for none, or one that is
+    not ours or has expired). Not whether it is revoked: a form's token only has to be the one
+    this session's pages were given."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return ""
+    try:
+        return access.read_claims(token, key, "session").jti
+    except access.InvalidToken:
+        return ""
 
 
 def check_csrf(
@@ -264,7 +283,8 @@ def check_csrf(
     cookie = request.cookies.get(CSRF_COOKIE)
     if not cookie or not csrf_token_:
         raise CsrfRefused
-    want = csrf_token(state["signing_key"], cookie)
+    key = state["signing_key"]
+    want = csrf_token(key, cookie, session_id(request, key))
     if not hmac.compare_digest(want.encode(), csrf_token_.encode()):
         raise CsrfRefused
 
@@ -294,7 +314,7 @@ def page_ctx(request: Request, key: bytes, who: access.Principal | None) -> Page
     return PageCtx(
         who=who,
         lang=lang_of(request),
-        csrf=csrf_token(key, cookie),
+        csrf=csrf_token(key, cookie, session_id(request, key)),
         csrf_cookie=new,
         vendor_ok=bool(getattr(request.app.state, "vendor_ok", False)),
     )

@@ -118,6 +118,7 @@ class ApiEnv:
         self.engine = ledger.make_engine(ledger_url)
         self._bearers: dict[str, dict[str, str]] = {}
         self._cookies: dict[str, str] = {}
+        self._csrf: dict[str, str] = {}  # a Cookie header -> its forms' CSRF token
         self.csrf_cookie = ""  # a browser's wb_csrf cookie and its forms' token (api/web.py)
         self.csrf_token = ""
 
@@ -130,7 +131,10 @@ class ApiEnv:
 
         port = free_port()
         self.server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning")
+            # as `wastebank api` serves it: X-Forwarded-* only from WASTEBANK_HTTP__TRUSTED_PROXIES
+            uvicorn.Config(
+                self.app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False
+            )
         )
         self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
         self.thread.start()
@@ -157,13 +161,15 @@ class ApiEnv:
             self._bearers[name] = bearer(resp.json())
         return self._bearers[name]
 
-    def cookie(self, name: str | None) -> dict[str, str]:
-        """A Cookie header with ``name``'s page session (from POST /masuk) and the CSRF cookie
-        that :attr:`csrf_token` matches (``name`` None: the CSRF cookie only)."""
+    def cookie(self, name: str | None, *, fresh: bool = False) -> dict[str, str]:
+        """A Cookie header with ``name``'s page session (from POST /masuk) and the browser's
+        CSRF cookie (``name`` None: the CSRF cookie only, which :attr:`csrf_token` matches; in
+        a session, the forms' token is :meth:`csrf_for` the header). ``fresh``: a session of
+        its own, not the one shared by the module (a logout ends it)."""
         csrf = f"wb_csrf={self.csrf_cookie}"
         if name is None:
             return {"Cookie": csrf}
-        if name not in self._cookies:
+        if fresh or name not in self._cookies:
             username, secret = self.creds[name]
             resp = self.client.post(
                 "/masuk",
@@ -171,10 +177,23 @@ class ApiEnv:
                 headers={"Cookie": csrf},
             )
             assert resp.status_code == 303, resp.text
-            self._cookies[name] = resp.cookies["wb_sesi"]
             self.client.cookies.clear()
+            if fresh:
+                return {"Cookie": f"wb_sesi={resp.cookies['wb_sesi']}; {csrf}"}
+            self._cookies[name] = resp.cookies["wb_sesi"]
         return {"Cookie": f"wb_sesi={self._cookies[name]}; {csrf}"}
 
+    def csrf_for(self, cookie: dict[str, str]) -> str:
+        """The forms' CSRF token in the session of :meth:`cookie`'s header (api/web.py binds
+        it to the page session), from a page served with that header."""
+        header = cookie["Cookie"]
+        if header not in self._csrf:
+            page = self.client.get("/masuk", headers=cookie)
+            self.client.cookies.clear()
+            self._csrf[header] = csrf_of(page.text)
+        return self._csrf[header]
+
     def form(self, **data: str) -> dict[str, str]:
-        """A page form's fields with the CSRF token."""
+        """A page form's fields with the CSRF token of no session (:meth:`csrf_for` a
+        session's)."""
         return {**data, "csrf_token": self.csrf_token}

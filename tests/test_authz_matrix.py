@@ -16,6 +16,7 @@ stands alone on the module's one ledger (per backend).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -118,6 +119,7 @@ class Case:
     status: int = 200
     readers: frozenset[str] | None = None
     auth: str = "bearer"  # bearer | cookie (the pages)
+    fresh_session: bool = False  # a page session of its own (the request ends it: a logout)
     expect: Callable[[Any], None] | None = field(default=None, compare=False)
 
 
@@ -129,6 +131,17 @@ def own_credentials(env: Env, role: str) -> dict[str, str]:
     """The role's own login form (anonymous: citizen A's), with the CSRF token."""
     username, secret = env.creds["citizen_a" if role == "anonymous" else role]
     return env.form(username=username, password=secret)
+
+
+def fresh_token(env: Env, role: str) -> str:
+    """A bearer token of the role's own, not the module's (revoking it ends it); anonymous:
+    no token of ours."""
+    if role == "anonymous":
+        return "not-a-token"
+    username, secret = env.creds[role]
+    resp = env.client.post("/api/token", data={"username": username, "password": secret})
+    assert resp.status_code == 200, resp.text
+    return str(resp.json()["access_token"])
 
 
 def later(env: Env) -> str:
@@ -162,6 +175,11 @@ MATRIX: dict[tuple[str, str], Case] = {
         EVERYONE,
         status=303,
         auth="cookie",
+        fresh_session=True,
+    ),
+    ("POST", "/api/token/revoke"): Case(
+        lambda env, role: Req("POST", "/api/token/revoke", data={"token": fresh_token(env, role)}),
+        EVERYONE,
     ),
     ("GET", "/api/banks"): Case(get("/api/banks"), EVERYONE),
     ("GET", "/api/banks/{bank_code}/prices"): Case(get(f"/api/banks/{BANK_1}/prices"), EVERYONE),
@@ -464,8 +482,11 @@ def test_cell(env: Env, route: tuple[str, str], role: str) -> None:
     case = MATRIX[route]
     req = case.build(env, role)
     headers: dict[str, str] = {"User-Agent": "authz-matrix"}
-    if case.auth == "cookie":  # the page session, and the CSRF cookie of env.form()'s token
-        headers |= env.cookie(None if role == "anonymous" else role)
+    if case.auth == "cookie":  # the page session and the CSRF cookie; the form's token theirs
+        cookie = env.cookie(None if role == "anonymous" else role, fresh=case.fresh_session)
+        headers |= cookie
+        if req.data and "csrf_token" in req.data and role != "anonymous":
+            req = dataclasses.replace(req, data={**req.data, "csrf_token": env.csrf_for(cookie)})
     elif role != "anonymous":
         headers |= env.bearer(role)
     resp = env.client.request(

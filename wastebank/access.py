@@ -16,8 +16,10 @@ database and its backups: a write and its audit entry commit in one transaction.
 hashed with argon2id (argon2-cffi); tokens are JWTs (HS256) signed with a key from the settings
 or generated once into the run directory (:func:`signing_key`). A token names the user and their
 ``token_version``: disabling a user or changing their secret bumps it and ends every token they
-hold. Login failures are rows too (``login_failure``), so several API processes share the
-limits: per account and per client address, each within a sliding window.
+hold. Each token also has an id of its own (``jti``): a logout revokes that one token (a row
+in ``revoked_token``) and the user's other sessions go on. Login failures are rows too
+(``login_failure``), so several API processes share the limits: per account (its
+:func:`login_key`) and per client address, each within a sliding window.
 
 This module is plain functions on a :class:`~sqlalchemy.orm.Session`, used by the API and by
 ``wastebank user``; it knows nothing of HTTP.
@@ -31,9 +33,10 @@ import logging
 import os
 import re
 import secrets
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -120,6 +123,19 @@ class LoginFailure(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
+class RevokedToken(Base):
+    """A token ended before its expiry (a logout), by its ``jti``. Kept until the token would
+    have expired anyway (then purged at the next revocation): every API process refuses it."""
+
+    __tablename__ = "revoked_token"
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="CASCADE"), nullable=True
+    )
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    revoked_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class AuditEntry(Base):
     """One write: who, what, when (UTC), from where. Added in the write's own transaction."""
 
@@ -164,7 +180,7 @@ class AuthSettings(BaseModel):
     cookie_secure: bool | Literal["auto"] = Field(
         default="auto",
         description="Secure cookies: auto = when the request came over https (behind a proxy: "
-        "uvicorn's --proxy-headers and FORWARDED_ALLOW_IPS)",
+        "its X-Forwarded-Proto, from a proxy in WASTEBANK_HTTP__TRUSTED_PROXIES)",
     )
     login_max_failures: int = Field(default=5, ge=1, description="per account, per window")
     login_max_failures_per_ip: int = Field(default=20, ge=1, description="per client address")
@@ -361,13 +377,23 @@ def audit_entries(
 # ---- users ------------------------------------------------------------------------------------
 
 
+def login_key(login: str) -> str:
+    """What a typed login names, for the login limits and the lookup alike: NFKC (a phone's
+    full-width ``ＡＭＢ－０００１``, the long s of ``ſby-0001``) and case folded, at most 64
+    characters. Usernames are ASCII (staff ids lower case, member numbers as issued), so every
+    spelling that folds to one key is one account."""
+    return unicodedata.normalize("NFKC", login.strip()).casefold()[:64]
+
+
 def find_login(session: Session, login: str) -> User | None:
-    """The user whose username is ``login``: as typed, else upper-cased (a member number typed
-    in lower case on a phone), else lower-cased (a staff id)."""
-    login = login.strip()
-    if not login:
+    """The user whose username is ``login``: as typed (NFKC), else its :func:`login_key`
+    upper-cased (a member number typed in lower case on a phone), else the key itself (a
+    staff id)."""
+    typed = unicodedata.normalize("NFKC", login.strip())[:64]
+    if not typed:
         return None
-    for candidate in dict.fromkeys((login, login.upper(), login.lower())):
+    key = login_key(login)
+    for candidate in dict.fromkeys((typed, key.upper(), key)):
         user = session.scalar(select(User).where(User.username == candidate))
         if user is not None:
             return user
@@ -542,8 +568,7 @@ def authenticate(
     write holds the whole database); the outcome is then written in a short one of its own.
     """
     now = now or utcnow()
-    login = login.strip()[:64]
-    account_key = f"account:{login.lower()}"
+    account_key = f"account:{login_key(login)}"
     ip_key = f"ip:{client_ip or 'unknown'}"
     waits = [
         wait
@@ -594,7 +619,8 @@ def issue_token(
     user: User, key: bytes, ttl: timedelta, kind: TokenKind, now: datetime | None = None
 ) -> str:
     """A signed token for ``user``: an API bearer token (``access``) or a page session
-    (``session``, in a cookie). It names the user and their token version."""
+    (``session``, in a cookie). It names the user, their token version and itself (``jti``,
+    random: what a logout revokes, and what a page's CSRF token is bound to)."""
     import jwt
 
     now = now or utcnow()
@@ -603,15 +629,25 @@ def issue_token(
         "role": user.role,
         "ver": user.token_version,
         "typ": kind,
+        "jti": secrets.token_urlsafe(18),
         "iat": int(now.timestamp()),
         "exp": int((now + ttl).timestamp()),
     }
     return jwt.encode(claims, key, algorithm=JWT_ALGORITHM)
 
 
-def read_token(token: str, key: bytes, kind: TokenKind) -> tuple[int, int]:
-    """(user id, token version) from a token of ``kind`` that is signed with ``key`` and not
-    expired; :class:`InvalidToken` otherwise."""
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: int
+    version: int
+    jti: str
+    expires_at: datetime
+
+
+def read_claims(token: str, key: bytes, kind: TokenKind) -> TokenClaims:
+    """The claims of a token of ``kind`` that is signed with ``key`` and not expired;
+    :class:`InvalidToken` otherwise (a token from before tokens had an id included: it could
+    not be revoked, so it is not taken)."""
     import jwt
 
     try:
@@ -619,13 +655,51 @@ def read_token(token: str, key: bytes, kind: TokenKind) -> tuple[int, int]:
             token,
             key,
             algorithms=[JWT_ALGORITHM],
-            options={"require": ["sub", "exp", "iat", "typ", "ver"]},
+            options={"require": ["sub", "exp", "iat", "typ", "ver", "jti"]},
         )
         if claims["typ"] != kind:
             raise InvalidToken(f"a {claims['typ']} token, not {kind}")
-        return int(claims["sub"]), int(claims["ver"])
-    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not 16 <= len(jti) <= 64:
+            raise InvalidToken("a token id of another shape")
+        return TokenClaims(
+            int(claims["sub"]),
+            int(claims["ver"]),
+            jti,
+            datetime.fromtimestamp(int(claims["exp"]), UTC),
+        )
+    except (jwt.PyJWTError, ValueError, TypeError, OverflowError, OSError) as exc:
         raise InvalidToken(str(exc)) from None
+
+
+def read_token(token: str, key: bytes, kind: TokenKind) -> tuple[int, int]:
+    """(user id, token version) of :func:`read_claims`."""
+    claims = read_claims(token, key, kind)
+    return claims.user_id, claims.version
+
+
+def revoke_token(
+    session: Session, claims: TokenClaims, actor: Actor, now: datetime | None = None
+) -> bool:
+    """End the token ``claims`` describe at once (a logout), in every API process; audited.
+    Flushes; the caller commits. False when it was revoked already. Revocations of tokens
+    that have expired since are purged here (an expired token is refused anyway)."""
+    now = now or utcnow()
+    session.execute(delete(RevokedToken).where(RevokedToken.expires_at <= now))
+    if session.get(RevokedToken, claims.jti) is not None:
+        return False
+    session.add(
+        RevokedToken(
+            jti=claims.jti, user_id=claims.user_id, expires_at=claims.expires_at, revoked_at=now
+        )
+    )
+    session.flush()
+    audit(session, actor, "auth.logout", "user", actor.name)
+    return True
+
+
+def is_revoked(session: Session, jti: str) -> bool:
+    return session.get(RevokedToken, jti) is not None
 
 
 # ---- who is asking, and what they may do ------------------------------------------------------
@@ -667,17 +741,20 @@ _PRINCIPAL = (
         User.id == bindparam("user_id"),
         User.active,
         User.token_version == bindparam("token_version"),
+        ~select(RevokedToken.jti).where(RevokedToken.jti == bindparam("jti")).exists(),
     )
 )
 
 
-def principal(session: Session, user_id: int, token_version: int) -> Principal | None:
-    """The principal of a token: None when the user is gone, disabled, or the token is from
-    before their secret last changed."""
+def principal(
+    session: Session, user_id: int, token_version: int, jti: str | None = None
+) -> Principal | None:
+    """The principal of a token: None when the user is gone, disabled, the token is from
+    before their secret last changed, or it was revoked (``jti``, a logout)."""
     # on the session's connection: Core rows, without the ORM's execution path
     row = (
         session.connection()
-        .execute(_PRINCIPAL, {"user_id": user_id, "token_version": token_version})
+        .execute(_PRINCIPAL, {"user_id": user_id, "token_version": token_version, "jti": jti or ""})
         .one_or_none()
     )
     if row is None:
