@@ -113,8 +113,7 @@ async def reduction(
     return await asyncio.to_thread(read_in_city, state, p, city, work)
 
 
-# Fill readings are kept in InfluxDB (int64 nanoseconds: 1677..2262); sensors began this century.
-FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
+FIRST_DAY, LAST_DAY = reports.FIRST_DAY, reports.LAST_DAY  # the days a report may cover
 
 
 class Diversion(BaseModel):

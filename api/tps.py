@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from api.deps import PrincipalDep, State, StateDep, forbidden, not_found, refusals
-from wastebank import access, ledger, tps
+from wastebank import access, ledger, reports, tps
 from wastebank.influx import Influx, InfluxError
 
 router = APIRouter(tags=["dlh"])
@@ -285,8 +285,14 @@ async def tps_detail(
     t = rows[0]
     zone = ZoneInfo(t.city.timezone)
     today = datetime.now(zone).date()
+    if any(d is not None and not reports.FIRST_DAY <= d <= reports.LAST_DAY for d in (start, end)):
+        raise HTTPException(
+            422,
+            f"tanggal di luar {reports.FIRST_DAY}..{reports.LAST_DAY} / days outside "
+            f"{reports.FIRST_DAY}..{reports.LAST_DAY}",
+        )
     last = end or today
-    first = start or last - timedelta(days=6)
+    first = start or max(last - timedelta(days=6), reports.FIRST_DAY)
     if last < first:
         raise HTTPException(422, "end must not be before start / tanggal akhir sebelum awal")
     lo = datetime.combine(first, time(0), zone)

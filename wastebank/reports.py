@@ -613,8 +613,14 @@ class MonthlyReport(BaseModel):
     diversion_total: DiversionRow | None = None
 
 
+# The days a report may cover: waste banks and their sensors are of this century. Outside it a
+# day is refused (422), not computed: near year 1 or 9999 a day's bounds in the city's zone (or
+# the next month) are past what Python's dates and InfluxDB's times hold.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
+
+
 def parse_month(text: str) -> tuple[date, date]:
-    """``2026-10`` -> (2026-10-01, 2026-10-31)."""
+    """``2026-10`` -> (2026-10-01, 2026-10-31); a month from 2000-01 to 2100-12."""
     try:
         year, month = (int(p) for p in text.split("-"))
         first = date(year, month, 1)
@@ -622,6 +628,11 @@ def parse_month(text: str) -> tuple[date, date]:
         raise ValueError(f"not a month: {text!r} (e.g. 2026-10)") from None
     if len(text) != 7:
         raise ValueError(f"not a month: {text!r} (e.g. 2026-10)")
+    if not FIRST_DAY <= first <= LAST_DAY:
+        raise ValueError(
+            f"bulan di luar {FIRST_DAY:%Y-%m}..{LAST_DAY:%Y-%m} / a month outside "
+            f"{FIRST_DAY:%Y-%m}..{LAST_DAY:%Y-%m}: {text!r}"
+        )
     return first, date(year, month, calendar.monthrange(year, month)[1])
 
 
