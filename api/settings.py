@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr
 from wastebank.access import AuthSettings
 from wastebank.bulk_import import ImportLimits
 from wastebank.config import InfluxSettings, MqttSettings, WastebankSettings, default_ledger_url
+from wastebank.money_rules import MoneyRules
 from wastebank.reports import ReportSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +79,7 @@ class ApiSettings(WastebankSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)  # DLH: generation, targets
     pages: PagesSettings = Field(default_factory=PagesSettings)
+    money: MoneyRules = Field(default_factory=MoneyRules)  # limits, second approval
     http: HttpSettings = Field(default_factory=HttpSettings)
     imports: ImportLimits = Field(default_factory=ImportLimits)  # uploads: XLSX archive limits
     nik_key: SecretStr | None = Field(

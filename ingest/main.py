@@ -63,6 +63,7 @@ from wastebank.messages import (
     Topics,
     check_size,
 )
+from wastebank.money_rules import MoneyRules
 from wastebank.mqtt import backoff
 
 if TYPE_CHECKING:
@@ -126,6 +127,11 @@ class IngestSettings(WastebankSettings):
         "is loaded only if a dead letter has to be stored",
     )
     reconcile: ReconcileSettings = ReconcileSettings()
+    money: MoneyRules = Field(
+        default_factory=MoneyRules,
+        description="the money rules (wastebank/money_rules.py): a scale deposit heavier than "
+        "its scale's limit is an 'over_limit' dead letter, never credited unseen",
+    )
 
 
 @dataclass
@@ -134,6 +140,7 @@ class Stats:
     deposits_applied: int = 0
     deposits_duplicate: int = 0
     deposits_conflict: int = 0
+    deposits_over_limit: int = 0
     gateway_clashes: int = 0
     fill_readings: int = 0
     health_reports: int = 0
@@ -314,7 +321,9 @@ class Ingester:
         conflicts: dict[int, ledger.DepositConflict] = {}  # id(item) -> the ledger's finding
         with Session(self.engine) as session:
             events = [i.parsed for i in deposits if isinstance(i.parsed, DepositEvent)]
-            results = ledger.apply_deposits(session, events) if events else []
+            results = (
+                ledger.apply_deposits(session, events, rules=self.settings.money) if events else []
+            )
             for item, result in zip(deposits, results, strict=True):
                 if isinstance(result, ledger.DepositConflict):
                     item.error = f"conflict: {result}"
@@ -322,6 +331,13 @@ class Ingester:
                     failed.append(item)
                     self.stats.deposits_conflict += 1
                     self.metrics.deposit("conflict")
+                    continue
+                if isinstance(result, ledger.DepositOverLimit):
+                    # Not credited, kept: an operator applies it (`deadletter resolve --apply`)
+                    # or replays it after raising the limit, or discards it.
+                    item.error = f"over limit: {result}"
+                    failed.append(item)
+                    self.stats.deposits_over_limit += 1
                     continue
                 if isinstance(result, ledger.DepositRejected):
                     item.error = f"deposit rejected: {result}"

@@ -38,6 +38,7 @@ OUTCOMES = ("applied", "duplicate", "conflict")
 _REASON_PREFIXES = (
     ("oversized", "oversized"),
     ("conflict", "conflict"),
+    ("over limit", "over_limit"),
     ("invalid ", "invalid_payload"),
     ("identity mismatch", "identity_mismatch"),
     ("deposit rejected", "deposit_rejected"),
@@ -51,6 +52,7 @@ REASONS = (*dict.fromkeys(reason for _, reason in _REASON_PREFIXES), "other")
 _STORED = {
     "oversized": "oversized",
     "conflict": "conflict",
+    "over_limit": "over_limit",
     "deposit_rejected": "rejected",
     "influx_refused": "influx_refused",
 }

@@ -481,6 +481,8 @@ def undo_0009(engine: Engine) -> None:
             raw.execute("PRAGMA foreign_keys=OFF")  # before BEGIN, as wastebank.migrations does
         with conn.begin():
             op = Operations(MigrationContext.configure(conn))
+            with op.batch_alter_table("withdrawal") as batch:  # 0011's, to run again
+                batch.drop_column("dual_control")
             conn.execute(text("DROP TABLE revoked_token"))  # 0010's, to run again
             conn.execute(text("DROP TABLE system_alert"))
             conn.execute(text("DROP TABLE reconciliation_run"))

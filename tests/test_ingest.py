@@ -36,6 +36,7 @@ from wastebank.cli import app
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.influx import Influx
 from wastebank.messages import SEQ_MAX, DepositEvent, FillReading, Topics
+from wastebank.money_rules import MoneyRules
 
 pytestmark = pytest.mark.integration
 
@@ -482,11 +483,11 @@ async def test_a_ledger_that_cannot_take_a_batch_holds_it_and_applies_it_once_la
     real = ledger.apply_deposits
     failures = {"left": 2}
 
-    def flaky(session: Session, events: list[DepositEvent]) -> list[object]:
+    def flaky(session: Session, events: list[DepositEvent], *, rules: MoneyRules) -> list[object]:
         if failures["left"]:
             failures["left"] -= 1
             raise OperationalError("INSERT", {}, Exception("deadlock detected"))
-        return real(session, events)  # type: ignore[return-value]
+        return real(session, events, rules=rules)  # type: ignore[return-value]
 
     monkeypatch.setattr(ledger, "apply_deposits", flaky)
     topic = Topics(mqtt_settings.topic_prefix).deposit("bs-batu-merah", "gw-01")

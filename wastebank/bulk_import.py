@@ -54,6 +54,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wastebank import ledger
+from wastebank.money_rules import DEFAULT_RULES, MoneyRules
 from wastebank.passbook import csv_text
 
 Progress = Callable[[int, int], None]  # (rows done, rows in all)
@@ -796,10 +797,12 @@ def import_prices(
     now: datetime | None = None,
     progress: Progress | None = None,
     limits: ImportLimits | None = None,
+    rules: MoneyRules = DEFAULT_RULES,
 ) -> ImportReport:
     """Set the prices listed in ``path`` through :func:`wastebank.ledger.set_price`, as
-    ``author`` (an attendant of each bank or of its induk). A row without an effective date
-    takes effect at ``now`` (the moment of the import). See the module's doc."""
+    ``author`` (an attendant of each bank or of its induk), each held to the price limits of
+    ``rules`` (a row beyond them is refused with the setting named). A row without an effective
+    date takes effect at ``now`` (the moment of the import). See the module's doc."""
     table = read_table(path, PRICE_COLUMNS, sheet, limits)
     results: list[RowResult] = []
     total = len(table.rows)
@@ -857,7 +860,9 @@ def import_prices(
             result = RowResult(number, key, RowStatus.REFUSED, reasons)
             if not reasons and bank is not None and category is not None and price is not None:
                 try:
-                    ledger.set_price(session, bank.code, category.code, price, when, author=author)
+                    ledger.set_price(
+                        session, bank.code, category.code, price, when, author=author, rules=rules
+                    )
                     result.status = RowStatus.IMPORTED
                 except (ValueError, ledger.LedgerError) as exc:
                     result.reasons.append(f"ditolak buku besar / refused by the ledger: {exc}")

@@ -1066,16 +1066,21 @@ def deadletter_resolve(
     dead_letter_id: Annotated[int, typer.Argument(metavar="ID", help="the dead letter's id")],
     reason: Annotated[str, typer.Option(help="why (kept on the dead letter and in the audit)")],
     apply: Annotated[
-        bool, typer.Option("--apply", help="a conflict: apply it as a new deposit R-<ID>")
+        bool,
+        typer.Option(
+            "--apply",
+            help="a conflict: apply it as a new deposit R-<ID>; over_limit: apply it as sent",
+        ),
     ] = False,
     discard: Annotated[bool, typer.Option("--discard", help="keep it, settled, unapplied")] = False,
     config: ConfigOption = None,
     ledger_url: LedgerUrlOption = None,
 ) -> None:
     """Settle a dead letter a replay cannot settle: --apply a conflict as a deposit of its own
-    (id R-<ID>; the deposit already under its event id is not touched), or --discard it. Once,
-    with a reason, audited. The deposit's InfluxDB point is written with the ingester's
-    settings; if InfluxDB is unreachable, `wastebank influx rebuild-deposits` writes it later.
+    (id R-<ID>; the deposit already under its event id is not touched) or a deposit over its
+    scale's limit under its own id (you vouch for the weight), or --discard it. Once, with a
+    reason, audited. The deposit's InfluxDB point is written with the ingester's settings; if
+    InfluxDB is unreachable, `wastebank influx rebuild-deposits` writes it later.
     """
     from ingest.main import IngestSettings
     from wastebank import access, ledger
@@ -1095,7 +1100,12 @@ def deadletter_resolve(
         with ledger.Session(engine) as session:
             try:
                 row, applied = ledger.resolve_dead_letter(
-                    session, dead_letter_id, apply=apply, reason=reason, author=actor.name
+                    session,
+                    dead_letter_id,
+                    apply=apply,
+                    reason=reason,
+                    author=actor.name,
+                    rules=settings.money,
                 )
             except ledger.LedgerError as exc:
                 typer.echo(f"ditolak / refused: {exc}", err=True)
@@ -1745,10 +1755,17 @@ def ledger_import_prices(
     ledger_url: LedgerUrlOption = None,
 ) -> None:
     """Set prices from a CSV/XLSX list (kode_bank, kategori, harga, berlaku_mulai), each through
-    the ledger's price rule: a price may not reprice deposits already made. A date means 00:00
-    in the bank's city; no date: from now. Exit 1 when a row was refused."""
+    the ledger's price rule: a price may not reprice deposits already made, nor lie outside the
+    money rules' price limits (the API's settings, [money]). A date means 00:00 in the bank's
+    city; no date: from now. Exit 1 when a row was refused."""
+    from api.settings import ApiSettings
     from wastebank import bulk_import, ledger
+    from wastebank.config import load_settings
 
+    try:
+        rules = load_settings(ApiSettings, config).money
+    except ConfigError as exc:
+        raise _fail(exc) from None
     mode = bulk_import.Mode.VALID_ONLY if valid_only else bulk_import.Mode.ALL_OR_NOTHING
     engine = ledger.make_engine(_ledger_url(ledger_url, config))
     try:
@@ -1761,6 +1778,7 @@ def ledger_import_prices(
                 dry_run=dry_run,
                 sheet=sheet,
                 progress=progress,
+                rules=rules,
             ),
             report,
         )

@@ -86,6 +86,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from wastebank.config import WastebankSettings, default_ledger_url
 from wastebank.messages import DepositEvent
+from wastebank.money_rules import DEFAULT_RULES, Breach, CityRules, MoneyRules
 
 __all__ = ["Session"]
 
@@ -511,6 +512,11 @@ class Withdrawal(Base):
     paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     paid_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     payout_ref: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # Migration 0011: above the second-approval amount when it was requested
+    # (money_rules.MoneyRules.second_approval_above_idr), so the one who asked may not approve it
+    # and neither may pay it out. Fixed at the request: a later change of the setting does not
+    # change the rule for a withdrawal already open.
+    dual_control: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     member: Mapped[Member] = relationship()
     bank: Mapped[Bank] = relationship()
 
@@ -591,6 +597,7 @@ class DeadLetterReason(StrEnum):
     OVERSIZED = "oversized"  # over the payload limit: refused before parsing
     REJECTED = "rejected"  # well-formed, but the ledger cannot apply it (unknown card, no price)
     CONFLICT = "conflict"  # a known event id with other content
+    OVER_LIMIT = "over_limit"  # heavier than its scale's limit (wastebank.money_rules)
     INFLUX_REFUSED = "influx_refused"  # InfluxDB refused its points for good
 
 
@@ -854,6 +861,25 @@ class IdempotencyKeyReused(LedgerError):
     refused, never taken for a retry nor recorded as a new deposit."""
 
 
+class OverLimit(LedgerError):
+    """A value beyond a money rule (:mod:`wastebank.money_rules`): a price, a manual deposit's
+    weight or amount. The message, in Bahasa Indonesia then English, names the setting."""
+
+    def __init__(self, breach: Breach) -> None:
+        super().__init__(breach.message)
+        self.breach = breach
+
+
+class DepositOverLimit(OverLimit, DepositRejected):
+    """A deposit beyond a money rule (a scale's or a manual deposit's limit): refused like any
+    rejected deposit; the ingester keeps a scale's as an ``over_limit`` dead letter."""
+
+
+class SecondPersonRequired(NotAllowed):
+    """A withdrawal above the second-approval amount, approved by the one who asked for it, or
+    paid out by the one who asked or approved: someone else must."""
+
+
 class DepositConflict(LedgerError):
     """A deposit whose event id the ledger knows with other content (bank, gateway, member or
     card, category, grams, time): never applied, never merged; the ingester dead-letters it."""
@@ -936,18 +962,21 @@ def stock_flow_account(kind: str, bank_code: str) -> str:
     return f"{kind}:{bank_code}"
 
 
-def apply_deposit(session: Session, ev: DepositEvent) -> AppliedDeposit:
+def apply_deposit(
+    session: Session, ev: DepositEvent, *, rules: MoneyRules = DEFAULT_RULES
+) -> AppliedDeposit:
     """Apply ``ev`` once. Commits. A replay of an applied event returns a DUPLICATE outcome;
     a deposit that cannot be applied raises :class:`DepositRejected` (:class:`DepositConflict`:
-    its id is known with other content) and changes nothing."""
-    (result,) = apply_deposits(session, [ev])
+    its id is known with other content; :class:`DepositOverLimit`: heavier than its scale's
+    limit in ``rules``) and changes nothing."""
+    (result,) = apply_deposits(session, [ev], rules=rules)
     if isinstance(result, DepositRejected | DepositConflict):
         raise result
     return result
 
 
 def apply_deposits(
-    session: Session, events: Sequence[DepositEvent]
+    session: Session, events: Sequence[DepositEvent], *, rules: MoneyRules = DEFAULT_RULES
 ) -> list[AppliedDeposit | DepositRejected | DepositConflict]:
     """Apply a batch in one transaction (one commit), each deposit exactly once by its event id.
 
@@ -960,10 +989,12 @@ def apply_deposits(
     our read and our write (the insert skips it on the unique event id) is reported DUPLICATE
     and gets no entries. A known id (in the ledger or earlier in the batch) is a DUPLICATE only
     when it means the same deposit (:func:`_differences`); with other content it is a
-    :class:`DepositConflict`, and the ledger keeps what it had. The daily summary
-    (:class:`DepositDay`) gets one upsert per local day, bank and category of the batch.
+    :class:`DepositConflict`, and the ledger keeps what it had. A new deposit heavier than its
+    scale's limit in ``rules`` (:mod:`wastebank.money_rules`) is a :class:`DepositOverLimit`
+    (a :class:`DepositRejected`). The daily summary (:class:`DepositDay`) gets one upsert per
+    local day, bank and category of the batch.
     """
-    ref = _References(session)
+    ref = _References(session, rules)
     known = ref.applied([ev.event_id for ev in events])
     out: list[AppliedDeposit | DepositRejected | DepositConflict] = []
     planned: dict[str, tuple[dict[str, Any], AppliedDeposit]] = {}  # event id -> row, outcome
@@ -1310,10 +1341,11 @@ _CHUNK = 500  # event ids per IN (...) query
 
 
 class _References:
-    """The reference rows one batch needs, each read once."""
+    """The reference rows one batch needs, each read once, and the money rules it is held to."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, rules: MoneyRules = DEFAULT_RULES) -> None:
         self.s = session
+        self.rules = rules
         self.banks: dict[str, Bank | None] = {}
         self.cards: dict[str, Member | None] = {}
         self.members: dict[str, Member | None] = {}
@@ -1370,6 +1402,10 @@ class _References:
                 self.zones[bank.id] = ZoneInfo(bank.city.timezone)
         return self.banks[code]
 
+    def limits(self, bank: Bank) -> CityRules:
+        """The money rules in force in ``bank``'s city (its city is loaded with it)."""
+        return self.rules.city(bank.city.code)
+
     def day_key(self, row: dict[str, Any]) -> DayKey:
         """The daily-summary group of a planned ``deposit`` row (its bank was planned here)."""
         return _day_key(
@@ -1415,8 +1451,12 @@ class _References:
             self.prices[key] = [(r[0], int(r[1])) for r in rows]
         return next((p for since, p in self.prices[key] if since <= at), None)
 
-    def plan(self, ev: DepositEvent) -> tuple[dict[str, Any], AppliedDeposit]:
-        """The ``deposit`` row for ``ev`` and its APPLIED outcome, or :class:`DepositRejected`."""
+    def plan(
+        self, ev: DepositEvent, *, check_limits: bool = True
+    ) -> tuple[dict[str, Any], AppliedDeposit]:
+        """The ``deposit`` row for ``ev`` and its APPLIED outcome, or :class:`DepositRejected`
+        (:class:`DepositOverLimit` beyond its scale's limit, unless ``check_limits`` is off: an
+        operator resolving such a dead letter)."""
         bank = self.bank(ev.bank_code)
         if bank is None:
             raise DepositRejected(f"unknown bank {ev.bank_code!r}")
@@ -1437,6 +1477,10 @@ class _References:
             raise DepositRejected(
                 f"bank {bank.code} has no price for {category.code} at {ev.measured_at.isoformat()}"
             )
+        if check_limits and (
+            breach := self.limits(bank).scale_breach(ev.gateway_id, ev.scale_id, ev.net_g)
+        ):
+            raise DepositOverLimit(breach)
         amount = amount_for(ev.net_g, price)
         row = {
             "event_id": ev.event_id,
@@ -1879,6 +1923,8 @@ def _manual_plan(
             f"bank {bank.code} has no price for {category.code} at {measured_at.isoformat()}"
         )
     amount = amount_for_quantity(category.unit, count, price)
+    if breach := ref.limits(bank).manual_breach(net_g, amount):
+        raise DepositOverLimit(breach)
     row = {
         "event_id": event_id,
         "member_id": member.id,
@@ -2004,6 +2050,7 @@ def record_manual_deposit(
     reason: str,
     quantity: int | None = None,
     idempotency_key: str | None = None,
+    rules: MoneyRules = DEFAULT_RULES,
 ) -> AppliedDeposit:
     """A deposit an attendant enters by hand (the scale is down, a category counted per piece or
     litre): flagged ``manual``, with ``reason`` and ``author`` (an attendant of the bank), and
@@ -2015,14 +2062,15 @@ def record_manual_deposit(
     return the deposit first recorded with it, as a DUPLICATE, and write nothing; the same key
     with another deposit (bank, member, category, ``net_g``, ``quantity``, ``measured_at`` if
     given; not the reason) is refused with :class:`IdempotencyKeyReused`. Commits; raises
-    :class:`DepositRejected` (or :class:`NotAllowed`) and writes nothing when it cannot apply."""
+    :class:`DepositRejected` (or :class:`NotAllowed`) and writes nothing when it cannot apply:
+    :class:`DepositOverLimit` beyond the manual weight or amount in ``rules``."""
     if measured_at is not None and measured_at.tzinfo is None:
         raise ValueError("naive datetime given to the ledger; attach a time zone")
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 100:
         raise DepositRejected("an idempotency key has 1 to 100 characters")
 
     def write(event_id: str) -> AppliedDeposit:
-        ref = _References(session)
+        ref = _References(session, rules)
         if idempotency_key is not None:
             done = session.scalar(
                 select(Deposit).where(
@@ -2141,11 +2189,13 @@ def correct_deposit(
     category_code: str | None = None,
     member_no: str | None = None,
     quantity: int | None = None,
+    rules: MoneyRules = DEFAULT_RULES,
 ) -> tuple[DepositVoid, AppliedDeposit]:
     """Void ``event_id`` and record, in the same transaction, the deposit it should have been: a
     manual deposit at the same bank and time, with what is given changed (weight, category,
     member, count) and priced at the price in force then. The void names its replacement.
-    The replacement gets a new manual id (:data:`MANUAL_ID_PATTERN`).
+    The replacement gets a new manual id (:data:`MANUAL_ID_PATTERN`) and is held to the manual
+    limits in ``rules`` like any manual deposit.
     The balance and stock checks apply to the net effect. Commits."""
 
     def write(new_id: str) -> tuple[DepositVoid, AppliedDeposit]:
@@ -2156,7 +2206,7 @@ def correct_deposit(
         if fixed_quantity is None and category.id == old.category_id:
             fixed_quantity = old.quantity
         row, applied = _manual_plan(
-            _References(session),
+            _References(session, rules),
             event_id=new_id,
             bank_code=old.bank.code,
             member_no=member_no or old.member.member_no,
@@ -2198,6 +2248,7 @@ def set_price(
     effective_from: datetime,
     *,
     author: str,
+    rules: MoneyRules = DEFAULT_RULES,
 ) -> Price:
     """Set a bank's price for a category (per its unit) from ``effective_from`` until the next
     later price on its list, if any. Commits.
@@ -2207,6 +2258,8 @@ def set_price(
     deposit keeps the price it was made at, so a change may only start after the last deposit it
     would otherwise reprice. A price set earlier for the same instant is replaced only under the
     same rule (it priced nothing). A unit that uses its induk's prices has no list of its own.
+    A price outside the category's range in ``rules`` (in the bank's city) is refused,
+    :class:`OverLimit`.
     """
     if effective_from.tzinfo is None:
         raise ValueError("naive datetime given to the ledger; attach a time zone")
@@ -2218,6 +2271,10 @@ def set_price(
         if bank.use_parent_price:
             raise NotAllowed(f"{bank.code} buys at its induk's prices: set them there")
         require_attendant(session, bank, author)
+        if breach := rules.city(bank.city.code).price_breach(
+            category.code, category.unit, price_idr
+        ):
+            raise OverLimit(breach)
         _lock_bank(session, bank.id)
         later = session.scalar(
             select(func.min(Price.effective_from)).where(
@@ -2276,8 +2333,13 @@ def request_withdrawal(
     requested_by: str,
     destination: str | None = None,
     at: datetime | None = None,
+    rules: MoneyRules = DEFAULT_RULES,
 ) -> Withdrawal:
     """Ask to withdraw ``amount_idr``; the amount is reserved at once. Commits.
+
+    Above the second-approval amount in ``rules`` (the member's city's) it is marked
+    ``dual_control``: the one who asked may not approve it, and who pays it out is neither the
+    one who asked nor the one who approved (:class:`SecondPersonRequired`).
 
     Refused below the bank's minimum (:class:`BelowMinimum`) and beyond the available balance,
     balance minus open withdrawals (:class:`InsufficientBalance`), so paying every open
@@ -2319,6 +2381,7 @@ def request_withdrawal(
             status=WithdrawalStatus.REQUESTED,
             requested_at=at or utcnow(),
             requested_by=requested_by,
+            dual_control=rules.city(bank.city.code).needs_second_person(amount_idr),
         )
         session.add(withdrawal)
         session.flush()
@@ -2341,10 +2404,15 @@ def _move_withdrawal(
     author: str,
     values: dict[str, Any],
     attendant: bool = True,
+    not_by: Callable[[Withdrawal], Sequence[tuple[str | None, tuple[str, str]]]] | None = None,
 ) -> Withdrawal:
     """Move a withdrawal to ``to`` from one of the states that lead there. The move is a
     conditional UPDATE (``... WHERE status IN (...)``), so of two concurrent moves only one
-    finds the row still in its old state: a withdrawal is never paid twice."""
+    finds the row still in its old state: a withdrawal is never paid twice.
+
+    ``not_by``: for a ``dual_control`` withdrawal, the people (and what they did) who may not
+    make this move; the names it reads (who asked, who approved) never change while the
+    withdrawal can still make it."""
     withdrawal = session.get(Withdrawal, withdrawal_id)
     if withdrawal is None:
         raise NotFound(f"unknown withdrawal {withdrawal_id}")
@@ -2352,6 +2420,18 @@ def _move_withdrawal(
         require_attendant(session, withdrawal.bank, author)
     elif not author:
         raise NotAllowed("name who does this")
+    if not_by is not None and withdrawal.dual_control:
+        for who, did in not_by(withdrawal):
+            if who == author:
+                from wastebank.passbook import rupiah  # lazily: passbook imports the ledger
+
+                amount = rupiah(withdrawal.amount_idr)
+                raise SecondPersonRequired(
+                    f"penarikan {withdrawal_id} ({amount}) perlu tiga orang berbeda (yang "
+                    f"mengajukan, menyetujui, membayar); {author} sudah {did[0]} / withdrawal "
+                    f"{withdrawal_id} ({amount}) needs three different people (who asks, "
+                    f"approves, pays out); {author} {did[1]} it"
+                )
     result = session.execute(
         update(Withdrawal)
         .where(Withdrawal.id == withdrawal_id, Withdrawal.status.in_(_FROM[to]))
@@ -2365,8 +2445,14 @@ def _move_withdrawal(
     return withdrawal
 
 
+_ASKED = ("mengajukannya", "asked for")
+_APPROVED = ("menyetujuinya", "approved")
+
+
 def approve_withdrawal(session: Session, withdrawal_id: int, *, author: str) -> Withdrawal:
-    """requested -> approved, by an attendant of the member's bank (or its induk). Commits."""
+    """requested -> approved, by an attendant of the member's bank (or its induk); for a
+    ``dual_control`` withdrawal, not by the one who asked (:class:`SecondPersonRequired`).
+    Commits."""
     with _transaction(session):
         w = _move_withdrawal(
             session,
@@ -2374,6 +2460,7 @@ def approve_withdrawal(session: Session, withdrawal_id: int, *, author: str) -> 
             WithdrawalStatus.APPROVED,
             author=author,
             values={"decided_by": author, "decided_at": utcnow()},
+            not_by=lambda w: [(w.requested_by, _ASKED)],
         )
     return w
 
@@ -2415,7 +2502,8 @@ def pay_withdrawal(
     session: Session, withdrawal_id: int, *, author: str, payout_ref: str | None = None
 ) -> Withdrawal:
     """approved -> paid: the member's account is debited and the bank's funds for the payout
-    method credited (``withdrawal:{id}``). Commits."""
+    method credited (``withdrawal:{id}``); for a ``dual_control`` withdrawal, by someone who
+    neither asked for it nor approved it (:class:`SecondPersonRequired`). Commits."""
     with _transaction(session):
         w = _move_withdrawal(
             session,
@@ -2423,6 +2511,7 @@ def pay_withdrawal(
             WithdrawalStatus.PAID,
             author=author,
             values={"paid_by": author, "paid_at": utcnow(), "payout_ref": payout_ref},
+            not_by=lambda w: [(w.requested_by, _ASKED), (w.decided_by, _APPROVED)],
         )
         session.add_all(
             _money(
@@ -3001,12 +3090,16 @@ def resolve_dead_letter(
     apply: bool,
     reason: str,
     author: str,
+    rules: MoneyRules = DEFAULT_RULES,
 ) -> tuple[DeadLetter, AppliedDeposit | None]:
     """Settle a dead letter that a replay cannot settle, once, with a reason (``author``, an
     operator, is recorded on it; the caller adds the audit entry in this transaction).
 
     ``apply``: a ``conflict`` becomes a deposit of its own, ``R-{id}``, priced like any other at
-    its own time, with the reason on the deposit; otherwise it is discarded (any dead letter).
+    its own time (and held to its scale's limit in ``rules``), with the reason on the deposit;
+    an ``over_limit`` deposit is applied under its own event id, as the scale sent it: the
+    operator vouches for the weight, so its scale's limit is not checked again. Otherwise it is
+    discarded (any dead letter).
     The deposit its event id already named is never touched. The conflict's alert is cleared
     when no other conflict of that event id waits. Commits; raises :class:`NotFound`,
     :class:`InvalidTransition` (already settled, or applying what is not a conflict) or
@@ -3023,14 +3116,21 @@ def resolve_dead_letter(
             raise InvalidTransition(f"dead letter #{dead_letter_id} is settled already")
         applied: AppliedDeposit | None = None
         if apply:
-            if row.reason != DeadLetterReason.CONFLICT:
+            if row.reason not in (DeadLetterReason.CONFLICT, DeadLetterReason.OVER_LIMIT):
                 raise InvalidTransition(
-                    f"dead letter #{dead_letter_id} is {row.reason}, not a conflict: "
-                    "replay it after a fix, or discard it"
+                    f"dead letter #{dead_letter_id} is {row.reason}, not a conflict nor over a "
+                    "limit: replay it after a fix, or discard it"
                 )
             ev = DepositEvent.model_validate_json(row.payload)
-            new_id = f"{RESOLVED_ID_PREFIX}{row.id}"
-            planned, applied = _References(session).plan(ev.model_copy(update={"event_id": new_id}))
+            ref = _References(session, rules)
+            if row.reason == DeadLetterReason.CONFLICT:
+                new_id = f"{RESOLVED_ID_PREFIX}{row.id}"
+                planned, applied = ref.plan(ev.model_copy(update={"event_id": new_id}))
+            else:
+                new_id = ev.event_id
+                if ref.applied([new_id]):
+                    raise InvalidTransition(f"deposit {new_id} is in the ledger already")
+                planned, applied = ref.plan(ev, check_limits=False)
             planned.update(manual=False, reason=f"{ev.event_id}: {reason}", author=author[:64])
             _write_deposit(session, planned, applied)
             row.resolution = f"applied as {new_id}: {reason}"
