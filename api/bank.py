@@ -4,11 +4,13 @@ decisions, stock and sales; the bank directory and the audit log.
   GET  /api/banks                               public: the directory of banks
   GET  /api/banks/{bank}/prices                 public: the price list in force (BSU publish it)
   PUT  /api/banks/{bank}/prices/{category}      attendant of the bank (or its induk), admin
+  GET  /api/banks/{bank}/limits                 attendant, DLH of its city, admin: money rules
   POST /api/banks/{bank}/deposits               attendant: a manual deposit (scale down, pieces)
   POST /api/deposits/{event_id}/void            attendant of the deposit's bank
   POST /api/deposits/{event_id}/correct         attendant of the deposit's bank
   GET  /api/banks/{bank}/withdrawals            attendant, DLH of its city, admin
-  POST /api/withdrawals/{id}/approve|reject|pay attendant of the member's bank, admin
+  POST /api/withdrawals/{id}/approve|reject|pay attendant of the member's bank, admin (above
+                                                the second-approval amount: three people)
   POST /api/withdrawals/{id}/cancel             the member (own, not yet paid), attendant, admin
   GET  /api/banks/{bank}/stock                  attendant, DLH of its city, admin
   GET  /api/banks/{bank}/sales                  attendant, DLH of its city, admin
@@ -18,6 +20,8 @@ decisions, stock and sales; the bank directory and the audit log.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -25,7 +29,18 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.deps import READ, WRITE, CtxDep, PrincipalDep, SessionDep, forbidden, not_found, refusals
+from api.deps import (
+    READ,
+    WRITE,
+    Ctx,
+    CtxDep,
+    PrincipalDep,
+    SessionDep,
+    StateDep,
+    forbidden,
+    not_found,
+    refusals,
+)
 from api.members import audit_out, bank_or_404, withdrawal_out
 from api.schemas import (
     AppliedOut,
@@ -34,8 +49,10 @@ from api.schemas import (
     CancelIn,
     CorrectIn,
     ManualDepositIn,
+    MoneyLimitsOut,
     PayIn,
     PriceIn,
+    PriceLimitOut,
     PriceList,
     PriceOut,
     RejectIn,
@@ -164,7 +181,13 @@ def set_price(bank_code: str, category_code: str, body: PriceIn, ctx: CtxDep) ->
         category = _category(s, category_code)
         since = body.effective_from or datetime.now(UTC)
         row = ledger.set_price(
-            s, bank.code, category.code, body.price_idr, since, author=ctx.p.author
+            s,
+            bank.code,
+            category.code,
+            body.price_idr,
+            since,
+            author=ctx.p.author,
+            rules=ctx.state["settings"].money,
         )
         ctx.audit(
             s,
@@ -180,6 +203,38 @@ def set_price(bank_code: str, category_code: str, body: PriceIn, ctx: CtxDep) ->
             price_idr=row.price_per_kg_idr,
             effective_from=row.effective_from,
         )
+
+
+@router.get("/api/banks/{bank_code}/limits", responses=READ)
+def limits(bank_code: str, p: PrincipalDep, session: SessionDep, state: StateDep) -> MoneyLimitsOut:
+    """The money rules in force at the bank (settings ``[money]``, its city's values else the
+    defaults): the price range of each category, the largest deposit from a scale and by hand,
+    and the withdrawal amount above which three different people must ask, approve and pay."""
+    bank = _readable_bank(session, p, bank_code)
+    rules = state["settings"].money.city(bank.city.code)
+    prices = []
+    for category in session.scalars(select(ledger.Category).order_by(ledger.Category.code)):
+        (low, low_setting), (high, high_setting) = rules.price_range(category.code)
+        prices.append(
+            PriceLimitOut(
+                category_code=category.code,
+                unit=category.unit,
+                min_idr=low,
+                max_idr=high,
+                min_setting=low_setting,
+                max_setting=high_setting,
+            )
+        )
+    return MoneyLimitsOut(
+        bank_code=bank.code,
+        city_code=bank.city.code,
+        prices=prices,
+        scale_max_g=rules.pick("scale_max_g")[0],
+        scales=rules.own_scales(),
+        manual_max_g=rules.pick("manual_max_g")[0],
+        manual_max_idr=rules.pick("manual_max_idr")[0],
+        second_approval_above_idr=rules.second_approval_above()[0],
+    )
 
 
 # ---- deposits ---------------------------------------------------------------------------------
@@ -215,6 +270,7 @@ def manual_deposit(
             author=ctx.p.author,
             reason=body.reason,
             idempotency_key=body.idempotency_key,
+            rules=ctx.state["settings"].money,
         )
         if applied.outcome == ledger.Outcome.DUPLICATE:
             response.status_code = 200
@@ -267,6 +323,7 @@ def correct_deposit(event_id: str, body: CorrectIn, ctx: CtxDep) -> VoidOut:
             category_code=body.category,
             member_no=body.member_no,
             quantity=body.quantity,
+            rules=ctx.state["settings"].money,
         )
         ctx.audit(
             s, "deposit.correct", "deposit", event_id, f"-> {applied.event_id}: {body.reason}"
@@ -322,14 +379,32 @@ def _decide(s: Session, p: access.Principal, withdrawal_id: int) -> ledger.Withd
     return w
 
 
+@contextmanager
+def _refusals_audited(ctx: Ctx, action: str, withdrawal_id: int) -> Iterator[None]:
+    """A second-person refusal (someone approving what they asked for, or paying out what they
+    asked for or approved) is audited, in a transaction of its own (the refused one rolls back),
+    then answered 403: repeated attempts are each on record."""
+    try:
+        yield
+    except ledger.SecondPersonRequired as exc:
+        with ctx.write() as s:
+            ctx.audit(s, f"{action}.refused", "withdrawal", withdrawal_id, str(exc))
+        raise
+
+
+def _dual(w: ledger.Withdrawal) -> str:
+    return " (dual control)" if w.dual_control else ""
+
+
 @router.post(
     "/api/withdrawals/{withdrawal_id}/approve", responses=refusals(401, 403, 404, 409, 422)
 )
 def approve_withdrawal(withdrawal_id: WithdrawalId, ctx: CtxDep) -> WithdrawalOut:
-    with ctx.write() as s:
+    """requested -> approved; a ``dual_control`` withdrawal not by the one who asked (403)."""
+    with _refusals_audited(ctx, "withdrawal.approve", withdrawal_id), ctx.write() as s:
         _decide(s, ctx.p, withdrawal_id)
         w = ledger.approve_withdrawal(s, withdrawal_id, author=ctx.p.author)
-        ctx.audit(s, "withdrawal.approve", "withdrawal", w.id, f"Rp{w.amount_idr}")
+        ctx.audit(s, "withdrawal.approve", "withdrawal", w.id, f"Rp{w.amount_idr}{_dual(w)}")
         return withdrawal_out(w, personal=True)
 
 
@@ -344,10 +419,12 @@ def reject_withdrawal(withdrawal_id: WithdrawalId, body: RejectIn, ctx: CtxDep) 
 
 @router.post("/api/withdrawals/{withdrawal_id}/pay", responses=WRITE)
 def pay_withdrawal(withdrawal_id: WithdrawalId, body: PayIn, ctx: CtxDep) -> WithdrawalOut:
-    with ctx.write() as s:
+    """approved -> paid; a ``dual_control`` withdrawal by someone who neither asked for it nor
+    approved it (403)."""
+    with _refusals_audited(ctx, "withdrawal.pay", withdrawal_id), ctx.write() as s:
         _decide(s, ctx.p, withdrawal_id)
         w = ledger.pay_withdrawal(s, withdrawal_id, author=ctx.p.author, payout_ref=body.payout_ref)
-        ctx.audit(s, "withdrawal.pay", "withdrawal", w.id, f"Rp{w.amount_idr} {w.method}")
+        ctx.audit(s, "withdrawal.pay", "withdrawal", w.id, f"Rp{w.amount_idr} {w.method}{_dual(w)}")
         return withdrawal_out(w, personal=True)
 
 

@@ -267,6 +267,9 @@ def not_found(what: str, key: object) -> HTTPException:
 
 
 LEDGER_ERRORS: tuple[tuple[type[ledger.LedgerError], int, str], ...] = (
+    # the first that matches: these two before the classes they refine
+    (ledger.SecondPersonRequired, 403, "perlu orang kedua / a second person must do this"),
+    (ledger.OverLimit, 422, "di luar batas wajar / beyond a plausibility limit"),
     (ledger.NotFound, 404, "tidak ditemukan / not found"),
     (ledger.NotAllowed, 403, "tidak diizinkan / not allowed"),
     (ledger.AlreadyVoided, 409, "sudah dibatalkan / already voided"),

@@ -204,6 +204,7 @@ def withdrawal_out(w: ledger.Withdrawal, *, personal: bool) -> WithdrawalOut:
         paid_at=w.paid_at,
         paid_by=w.paid_by,
         payout_ref=w.payout_ref,
+        dual_control=w.dual_control,
     )
 
 
@@ -422,7 +423,9 @@ def member_withdrawals(member_no: str, p: PrincipalDep, session: SessionDep) -> 
 @router.post("/api/members/{member_no}/withdrawals", status_code=201, responses=WRITE)
 def request_withdrawal(member_no: str, body: WithdrawalIn, ctx: CtxDep) -> WithdrawalOut:
     """Ask to withdraw: the member for themself, or an attendant of their bank for them. The
-    amount is reserved at once; an attendant (or admin) approves, then pays."""
+    amount is reserved at once; an attendant (or admin) approves, then pays. Above the
+    second-approval amount (settings ``[money]``) it is ``dual_control``: approved by someone
+    other than who asked, paid out by someone who neither asked nor approved."""
     with ctx.write() as s:
         member = visible_member(s, ctx.p, member_no)
         own = ctx.p.role == access.Role.CITIZEN and member.id == ctx.p.member_id
@@ -435,8 +438,12 @@ def request_withdrawal(member_no: str, body: WithdrawalIn, ctx: CtxDep) -> Withd
             body.method,
             requested_by=ctx.p.author,
             destination=body.destination,
+            rules=ctx.state["settings"].money,
         )
-        ctx.audit(s, "withdrawal.request", "withdrawal", w.id, f"{member_no} Rp{w.amount_idr}")
+        dual = " (dual control)" if w.dual_control else ""
+        ctx.audit(
+            s, "withdrawal.request", "withdrawal", w.id, f"{member_no} Rp{w.amount_idr}{dual}"
+        )
         return withdrawal_out(w, personal=True)
 
 

@@ -284,6 +284,39 @@ class WithdrawalOut(BaseModel):
     paid_at: datetime | None = None
     paid_by: str | None = None
     payout_ref: str | None = None
+    dual_control: bool = Field(
+        default=False,
+        description="above the second-approval amount when requested: who approves is not "
+        "who asked, and who pays out is neither (docs/operations.md, 'Money rules')",
+    )
+
+
+# ---- the money rules in force at a bank -------------------------------------------------------
+
+
+class PriceLimitOut(BaseModel):
+    category_code: str
+    unit: str = Field(description="the price is per kg, piece or litre")
+    min_idr: int
+    max_idr: int
+    min_setting: str = Field(description="the setting the minimum comes from")
+    max_setting: str
+
+
+class MoneyLimitsOut(BaseModel):
+    """The money rules (settings ``[money]``) in force at a bank: its city's, else the
+    defaults; each value beyond them is refused (422) or, from a scale, dead-lettered."""
+
+    bank_code: str
+    city_code: str
+    prices: list[PriceLimitOut]
+    scale_max_g: int = Field(description="a scale deposit's maximum, for scales without their own")
+    scales: dict[str, int] = Field(description="scales with their own maximum, '{gateway}/{scale}'")
+    manual_max_g: int
+    manual_max_idr: int
+    second_approval_above_idr: int = Field(
+        description="a withdrawal above this needs three different people"
+    )
 
 
 # ---- banks, stock, sales ----------------------------------------------------------------------

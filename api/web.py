@@ -96,6 +96,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "my_withdrawals": ("Penarikan saya", "My withdrawals"),
     "status": ("Status", "Status"),
     "no_withdrawals": ("Belum ada penarikan", "No withdrawals yet"),
+    "dual_control": (
+        "Jumlah besar: disetujui dan dibayarkan oleh dua petugas yang berbeda.",
+        "A large amount: approved and paid out by two different staff.",
+    ),
     "requested_ok": (
         "Permintaan penarikan terkirim; petugas akan memprosesnya.",
         "Withdrawal requested; the attendant will process it.",

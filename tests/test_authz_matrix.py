@@ -331,6 +331,9 @@ MATRIX: dict[tuple[str, str], Case] = {
         get(f"/api/banks/{BANK_1}/withdrawals"), BANK1_READERS
     ),
     ("GET", "/api/banks/{bank_code}/stock"): Case(get(f"/api/banks/{BANK_1}/stock"), BANK1_READERS),
+    ("GET", "/api/banks/{bank_code}/limits"): Case(
+        get(f"/api/banks/{BANK_1}/limits"), BANK1_READERS
+    ),
     ("GET", "/api/banks/{bank_code}/sales"): Case(get(f"/api/banks/{BANK_1}/sales"), BANK1_READERS),
     ("POST", "/api/banks/{bank_code}/sales"): Case(
         lambda _env, _role: Req(
