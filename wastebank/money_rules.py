@@ -75,9 +75,9 @@ class CityMoneyRules(BaseModel):
 
 class MoneyRules(BaseModel):
     """``[money]`` (environment ``WASTEBANK_MONEY__*``; the maps as JSON, e.g.
-    ``WASTEBANK_MONEY__SCALES='{"gw-01/scale-01": 150000}'``). The defaults are wide enough for
-    every price and load in shared/domain/waste-banks.md (copper at most Rp50,000/kg) and narrow
-    enough to stop an extra zero or three; docs/operations.md, "Money rules"."""
+    ``WASTEBANK_MONEY__SCALES='{"gw-01/scale-01": 150000}'``). The price defaults are wide
+    enough for every price in shared/domain/waste-banks.md (copper at most Rp50,000/kg) and
+    narrow enough to stop an extra zero or three; docs/operations.md, "Money rules"."""
 
     model_config = ConfigDict(extra="forbid")
 
