@@ -25,7 +25,9 @@ same id with other content and says so (a ``conflict`` dead letter, an alert), n
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -71,6 +73,31 @@ def machine_id(files: Iterable[Path] = MACHINE_ID_FILES) -> str:
     return ""
 
 
+PRIVATE_MODE = 0o600
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def private_file(path: Path) -> None:
+    """Make ``path`` readable and writable by its owner only, before SQLite opens it.
+
+    The gateway's file holds the key that signs attendant sessions, the attendants' cached
+    password hashes and the deposits not yet sent: a new file is created 0600 (no moment at
+    the umask's 0644), an existing one (from an older release) is set to 0600, and so are its
+    WAL, shared-memory and journal files if they are there. SQLite creates those with the mode
+    of the database file, so once it is 0600 they are too. A new directory is 0700; an existing
+    one is left as it is (it may be systemd's StateDirectory, or shared).
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, PRIVATE_MODE)
+    try:
+        os.fchmod(fd, PRIVATE_MODE)  # an existing file keeps its mode through os.open
+    finally:
+        os.close(fd)
+    for suffix in SQLITE_COMPANIONS:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", PRIVATE_MODE)
+
+
 # Added to the outbox table after release 0.1 (an existing file gets them on open). A row the
 # broker refused: the reason code of its last PUBACK, how many times it was refused, when last,
 # and the wall-clock time (Unix seconds) before which the drain leaves it alone.
@@ -105,7 +132,7 @@ class Outbox:
         machine: str | None = None,
     ) -> None:
         """``machine``: this machine's id (default: :func:`machine_id`)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
         self.path = path
         self.max_rows = max_rows
         self.max_age = max_age
