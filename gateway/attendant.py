@@ -12,11 +12,26 @@ central API is used when it can be reached, for:
   offline (or before the deposit has reached the ledger) they wait in the journal and are retried.
 
 Tokens are kept in memory only: after a restart a queued void waits until its attendant logs in
-again while online. The page's session is a signed, HttpOnly cookie (a JWT, HS256) whose key is
-kept in the gateway's SQLite file.
+again while online.
+
+**Sessions.** A login's session is a signed, HttpOnly, SameSite=Strict cookie (``wb_petugas``, a
+JWT, HS256, path ``/``: every route of the local endpoint) whose key is kept in the gateway's
+SQLite file, and a row in that file: the cookie is good only while its row is there. A logout
+deletes the row; so does the sync when the central API no longer lets the account log in here
+(disabled, removed, moved to another bank: see :meth:`AttendantService.sync_logins`), which also
+drops the account's cached login. Every write needs the session's CSRF token (an HMAC of the
+session id) in the ``X-CSRF-Token`` header (the page's script) or the form's ``csrf_token``
+field (the logout button). The login form carries a token bound to a nonce cookie of its own
+(``wb_petugas_masuk``), so no other site can log a tablet in to an account of its choosing.
+
+Every route of the local endpoint needs the session (:class:`SessionGate`, deny by default)
+but those listed in :data:`PUBLIC`: the minimal ``/health``, the page itself (the login form when
+not signed in), its script, and the logins and logout.
 
   GET  /petugas                          the page (the login form when not signed in)
   POST /petugas/masuk, /petugas/keluar   log in (form), log out
+  POST /petugas/api/session              log in (JSON: the CLI, `wastebank attend`)
+  DELETE /petugas/api/session            log out (JSON)
   GET  /petugas/attendant.js             the page's script
   GET  /petugas/api/state                who, the scales, the price list, the directory's age
   GET  /petugas/api/members?q=           search the directory (name, number or card UID)
@@ -29,9 +44,12 @@ kept in the gateway's SQLite file.
 """
 
 import asyncio
+import hashlib
+import hmac
 import logging
+import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -39,12 +57,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.sse import EventSourceResponse
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.attendant_store import JournalEntry, MemberEntry, amount_for
-from gateway.central import Central, Refused, Unreachable
+from gateway.central import Central, RateLimited, Refused, Unreachable
 from gateway.kiosk import AttendantSession
 from gateway.main import ArmContext, Gateway, ScaleReader
 from wastebank.messages import CODE_PATTERN
@@ -58,6 +77,25 @@ log = logging.getLogger("wastebank.gateway")
 HERE = Path(__file__).parent
 SCRIPT = HERE / "static" / "attendant.js"
 COOKIE: Final = "wb_petugas"
+LEGACY_COOKIE_PATH: Final = "/petugas"
+"""Where releases before 0.3 scoped the cookie: cleared at login and logout."""
+LOGIN_COOKIE: Final = "wb_petugas_masuk"
+"""The login form's nonce (double submit: the form's token is an HMAC of it)."""
+CSRF_HEADER: Final = "X-CSRF-Token"
+CSRF_FIELD: Final = "csrf_token"
+NOT_SIGNED_IN: Final = "belum masuk / not signed in"
+BAD_CSRF: Final = "token CSRF tidak sah; muat ulang halaman / invalid CSRF token: reload the page"
+PUBLIC: Final = frozenset(
+    {
+        ("GET", "/health"),
+        ("GET", "/petugas"),
+        ("POST", "/petugas/masuk"),
+        ("POST", "/petugas/keluar"),
+        ("GET", "/petugas/attendant.js"),
+        ("POST", "/petugas/api/session"),
+    }
+)
+"""The only routes of the local endpoint open without a session (HEAD as GET)."""
 ALLOWED_ROLES: Final = ("attendant", "admin")
 LOGIN_WINDOW_S: Final = 900.0
 VOID_RETRY_S: Final = 5.0
@@ -230,11 +268,24 @@ class Who:
     offline: bool
 
 
+@dataclass(frozen=True)
+class SignedIn:
+    """A live session: who, its id (a row in the gateway's file) and its CSRF token."""
+
+    who: Who
+    sid: str
+    csrf: str
+
+
 class LoginRefused(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str] | None:
+        return None if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
 
 
 class AttendantService:
@@ -285,6 +336,10 @@ class AttendantService:
     def wake(self) -> None:
         self._wake.set()
 
+    def _unreachable(self, exc: Unreachable) -> None:
+        """A call failed for now: an outage, unless the API answered 429 (it is there)."""
+        self._online(isinstance(exc, RateLimited), str(exc))
+
     def _online(self, online: bool, detail: str = "") -> None:
         if online == self.central_online:
             return
@@ -321,7 +376,9 @@ class AttendantService:
 
     async def login(self, username: str, password: str) -> Who:
         """Check the credentials with the central API, or with the cache when it cannot be
-        reached; :class:`LoginRefused` (401, 403, 429) otherwise."""
+        reached (no network, a timeout, a 5xx); :class:`LoginRefused` (401, 403, 429)
+        otherwise. A 429 from the central API is its answer, not an outage: refused, never
+        let in from the cache."""
         wrong = "nama pengguna atau kata sandi salah / wrong username or password"
         if self._limited(username):
             raise LoginRefused(429, "terlalu banyak percobaan; tunggu 15 menit / too many tries")
@@ -331,20 +388,28 @@ class AttendantService:
             try:
                 token = await central.token(username, password)
                 me = await central.me(token)
-            except Refused as exc:
+            except RateLimited as exc:
                 self._online(True)
-                if exc.status == 429:
-                    raise LoginRefused(429, exc.detail) from None
+                raise LoginRefused(
+                    429,
+                    "API pusat: terlalu banyak percobaan, coba lagi nanti / the central API "
+                    f"refuses more tries for now: {exc.detail}",
+                    exc.retry_after_s,
+                ) from None
+            except Refused:
+                self._online(True)
                 self._failed(username)
                 cached = self.db.logins.get(username, now)
                 if cached is not None and await self._verify(cached.password_hash, password):
-                    self.db.logins.forget(username)  # changed or disabled centrally
+                    # the password that worked is refused now: changed or disabled centrally
+                    self.end_login(cached.username, "ditolak pusat / refused centrally")
                 raise LoginRefused(401, wrong) from None
             except Unreachable as exc:
                 self._online(False, str(exc))
             else:
                 self._online(True)
                 if not self._allowed(me.role, me.bank_codes):
+                    self.end_login(me.username, "bukan petugas bank ini / not of this bank")
                     bank = self.gw.settings.bank_code
                     raise LoginRefused(403, f"hanya petugas {bank} / only attendants of this bank")
                 password_hash = await asyncio.to_thread(self.hasher.hash, password)
@@ -377,9 +442,27 @@ class AttendantService:
             raise LoginRefused(403, "bukan petugas bank ini / not an attendant of this bank")
         return Who(cached.username, cached.name, cached.role, offline=True)
 
+    def end_login(self, username: str, why: str) -> None:
+        """The account may no longer log in here: its cached login, its sessions (cookies) and
+        its central token go, and open live streams end."""
+        self.db.logins.forget(username)
+        ended = self.db.sessions.end_user(username)
+        self.tokens.pop(username, None)
+        log.warning(
+            "login petugas diakhiri / attendant login ended: %s (%s), %d sesi / sessions",
+            username,
+            why,
+            ended,
+        )
+        self.gw.live.notify()  # open streams check their session again
+
     def session_cookie(self, who: Who) -> str:
+        """Start a session of ``who``: the signed cookie that names it."""
         now = int(time.time())
+        ttl = timedelta(hours=self.settings.session_hours)
+        sid = self.db.sessions.start(who.username, datetime.now(UTC), ttl)
         claims = {
+            "sid": sid,
             "sub": who.username,
             "name": who.name,
             "role": who.role,
@@ -387,28 +470,55 @@ class AttendantService:
             "gw": self.gw.settings.gateway_id,
             "typ": "petugas",
             "iat": now,
-            "exp": now + int(self.settings.session_hours * 3600),
+            "exp": now + int(ttl.total_seconds()),
         }
         import jwt
 
         return jwt.encode(claims, self.key, algorithm="HS256")
 
-    def who(self, cookie: str | None) -> Who | None:
+    def signed_in(self, cookie: str | None) -> SignedIn | None:
+        """The live session the cookie names: signed by this gateway, not expired, and its row
+        still there (not logged out, not ended by the sync)."""
         if not cookie:
             return None
         import jwt
 
         try:
             claims: dict[str, Any] = jwt.decode(
-                cookie, self.key, algorithms=["HS256"], options={"require": ["sub", "exp"]}
+                cookie, self.key, algorithms=["HS256"], options={"require": ["sid", "sub", "exp"]}
             )
         except jwt.PyJWTError:
             return None
         if claims.get("typ") != "petugas" or claims.get("gw") != self.gw.settings.gateway_id:
             return None
-        return Who(
-            str(claims["sub"]), str(claims["name"]), str(claims["role"]), bool(claims["off"])
-        )
+        sid, username = str(claims["sid"]), str(claims["sub"])
+        if not self.db.sessions.alive(sid, username, datetime.now(UTC)):
+            return None
+        who = Who(username, str(claims["name"]), str(claims["role"]), bool(claims["off"]))
+        return SignedIn(who, sid, self.csrf(sid))
+
+    def who(self, cookie: str | None) -> Who | None:
+        signed = self.signed_in(cookie)
+        return None if signed is None else signed.who
+
+    def end_session(self, sid: str) -> None:
+        self.db.sessions.end(sid)
+
+    def _mac(self, purpose: str, value: str) -> str:
+        message = f"wastebank-petugas-{purpose}:{value}".encode()
+        return hmac.new(self.key, message, hashlib.sha256).hexdigest()
+
+    def csrf(self, sid: str) -> str:
+        """The session's CSRF token: bound to it, so one session's token is refused in
+        another."""
+        return self._mac("csrf", sid)
+
+    def login_token(self, nonce: str) -> str:
+        """The login form's token for the nonce in its :data:`LOGIN_COOKIE`."""
+        return self._mac("login", nonce)
+
+    def check(self, expected: str, given: str | None) -> bool:
+        return given is not None and hmac.compare_digest(expected.encode(), given.encode())
 
     # -- sync --
 
@@ -421,7 +531,7 @@ class AttendantService:
             members = await central.members(bank, token)
             prices = await central.prices(bank)
         except Unreachable as exc:
-            self._online(False, str(exc))
+            self._unreachable(exc)
             return False
         except Refused as exc:
             self._online(True)
@@ -446,13 +556,47 @@ class AttendantService:
         try:
             prices = await central.prices(self.gw.settings.bank_code)
         except Unreachable as exc:
-            self._online(False, str(exc))
+            self._unreachable(exc)
             return
         except Refused as exc:
             log.warning("daftar harga ditolak / price list refused: %s", exc)
             return
         self._online(True)
         self.db.directory.replace_prices(prices, datetime.now(UTC))
+
+    async def sync_logins(self, token: str) -> bool:
+        """Ask the central API which of the accounts cached or signed in here may still log in
+        at this bank; end the others' cached logins and sessions (an account disabled, removed
+        or moved to another bank). With ``token``'s user refused at this bank (403), theirs
+        too. False when the API could not answer now (nothing is ended then)."""
+        central = self.api()
+        if central is None:
+            return False
+        now = datetime.now(UTC)
+        logins, sessions = self.db.logins.usernames(), self.db.sessions.usernames(now)
+        known = sorted({*logins, *sessions, *self.tokens})
+        if not known:
+            return True
+        bank = self.gw.settings.bank_code
+        try:
+            allowed = await central.allowed_logins(bank, known, token)
+        except Unreachable as exc:
+            self._unreachable(exc)
+            return False
+        except Refused as exc:
+            self._online(True)
+            owner = next((u for u, t in self.tokens.items() if t == token), None)
+            if exc.status == 401:  # expired or revoked: not used again
+                self.tokens = {u: t for u, t in self.tokens.items() if t != token}
+            elif exc.status == 403 and owner is not None:  # no longer of this bank
+                self.end_login(owner, "bukan petugas bank ini lagi / no longer of this bank")
+            log.warning("daftar login ditolak / login list refused: %s", exc)
+            return False
+        self._online(True)
+        for username in known:
+            if username not in allowed:
+                self.end_login(username, "dinonaktifkan atau dipindah / disabled or moved")
+        return True
 
     async def send_voids(self) -> None:
         central = self.api()
@@ -466,6 +610,11 @@ class AttendantService:
             now = datetime.now(UTC)
             try:
                 await central.void(void.event_id, void.reason, token)
+            except RateLimited as exc:
+                self._online(True)
+                wait = exc.retry_after_s or VOID_RETRY_S
+                journal.void_retry(void.event_id, str(exc), now + timedelta(seconds=wait))
+                return
             except Unreachable as exc:
                 self._online(False, str(exc))
                 return
@@ -500,8 +649,11 @@ class AttendantService:
                     due = time.monotonic() - self._members_at >= self.settings.sync_interval_s
                     if due:
                         await self.sync_members(token)
+                        await self.sync_logins(token)
                     await self.send_voids()
-                self.db.journal.prune(datetime.now(UTC) - timedelta(days=90))
+                now = datetime.now(UTC)
+                self.db.journal.prune(now - timedelta(days=90))
+                self.db.sessions.prune(now)
             except Exception:
                 log.exception("sinkron petugas gagal / attendant sync failed")
             wait = self.settings.sync_interval_s
@@ -590,14 +742,17 @@ class AttendantService:
             pending_voids=self.db.journal.pending_voids(),
         )
 
-    async def live(self, r: ScaleReader) -> AsyncIterator[LiveView]:
-        """The scale's live view whenever it changes, until the gateway stops (the client
-        going away ends it too: FastAPI cancels the stream)."""
+    async def live(
+        self, r: ScaleReader, signed_in: Callable[[], bool] = lambda: True
+    ) -> AsyncIterator[LiveView]:
+        """The scale's live view whenever it changes, until the gateway stops or the session
+        ``signed_in`` checks ends (a logout, an account disabled); the client going away ends
+        it too (FastAPI cancels the stream)."""
         live = self.gw.live
         last: LiveView | None = None
         self.streams += 1
         try:
-            while not live.stopped:
+            while not live.stopped and signed_in():
                 seen = live.version
                 view = self.live_view(r)
                 if view != last:
@@ -627,20 +782,101 @@ def _day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     return start, datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz)
 
 
+# ---- the session gate, and what routes depend on ---------------------------------------------
+
+
+class SessionGate:
+    """Deny by default: a request without a live session to anything but :data:`PUBLIC` (a
+    path that does not exist too: no map of the routes for strangers) is answered 401 here,
+    before routing and before its body is read. The session found is left in the request's
+    state for :func:`session_dependency`."""
+
+    def __init__(self, app: ASGIApp, service: AttendantService) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        signed = self.service.signed_in(Request(scope).cookies.get(COOKIE))
+        method = "GET" if scope["method"] == "HEAD" else scope["method"]
+        path = scope["path"].rstrip("/") or "/"
+        if signed is None and (method, path) not in PUBLIC:
+            response = JSONResponse(
+                {"detail": NOT_SIGNED_IN}, 401, headers={"Cache-Control": "no-store"}
+            )
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["signed_in"] = signed
+        await self.app(scope, receive, send)
+
+
+def session_dependency(service: AttendantService) -> Callable[[Request], SignedIn]:
+    """The request's live session (401 without one)."""
+
+    def signed_in(request: Request) -> SignedIn:
+        kept: object = request.scope.get("state", {}).get("signed_in")
+        found = kept if isinstance(kept, SignedIn) else None
+        if found is None:  # no gate in front (a router used on its own)
+            found = service.signed_in(request.cookies.get(COOKIE))
+        if found is None:
+            raise HTTPException(401, NOT_SIGNED_IN)
+        return found
+
+    return signed_in
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def csrf_dependency(
+    service: AttendantService, session: Callable[[Request], SignedIn]
+) -> Callable[..., Awaitable[SignedIn]]:
+    """For writes: the live session, and its CSRF token in the ``X-CSRF-Token`` header or the
+    form's ``csrf_token`` field (403 otherwise). A cross-site page can neither read the token
+    nor set the header without the gateway's CORS consent (it gives none)."""
+
+    async def checked(request: Request, signed: Annotated[SignedIn, Depends(session)]) -> SignedIn:
+        given: object = request.headers.get(CSRF_HEADER)
+        if given is None and request.headers.get("content-type", "").startswith(FORM_TYPES):
+            given = (await request.form()).get(CSRF_FIELD)
+        if not isinstance(given, str) or not service.check(signed.csrf, given):
+            raise HTTPException(403, BAD_CSRF)
+        return signed
+
+    return checked
+
+
+def _https(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+class LoginIn(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class SessionOut(BaseModel):
+    """A JSON login's answer (the session itself is the ``wb_petugas`` cookie set with it)."""
+
+    username: str
+    name: str
+    role: str
+    offline: bool
+    csrf_token: str = Field(description="send it as X-CSRF-Token with every write")
+    expires_at: datetime
+
+
 # ---- routes -----------------------------------------------------------------------------------
 
 
 def router(service: AttendantService) -> APIRouter:
     gw = service.gw
     r = APIRouter(prefix="/petugas", tags=["attendant"])
-
-    def current(request: Request) -> Who:
-        who = service.who(request.cookies.get(COOKIE))
-        if who is None:
-            raise HTTPException(401, "belum masuk / not signed in")
-        return who
-
-    WhoDep = Annotated[Who, Depends(current)]
+    current = session_dependency(service)
+    SignedInDep = Annotated[SignedIn, Depends(current)]
+    CsrfDep = Annotated[SignedIn, Depends(csrf_dependency(service, current))]
 
     def attendant_reader(scale_id: str) -> ScaleReader:
         reader = gw.readers.get(scale_id)
@@ -649,59 +885,149 @@ def router(service: AttendantService) -> APIRouter:
         return reader
 
     def page(
-        request: Request, who: Who | None, error: str | None = None, status: int = 200
+        request: Request,
+        signed: SignedIn | None,
+        error: str | None = None,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
     ) -> HTMLResponse:
-        return templates().TemplateResponse(
+        context: dict[str, object] = {
+            "who": signed.who if signed else None,
+            "csrf": signed.csrf if signed else None,
+            "csrf_field": CSRF_FIELD,
+            "error": error,
+            "gateway_id": gw.settings.gateway_id,
+            "bank_code": gw.settings.bank_code,
+            "central": gw.settings.api_url is not None,
+        }
+        nonce = None
+        if signed is None:  # the login form: its token, bound to a nonce cookie
+            kept = request.cookies.get(LOGIN_COOKIE, "")
+            nonce = kept if 16 <= len(kept) <= 64 else secrets.token_urlsafe(16)
+            context["login_token"] = service.login_token(nonce)
+        response = templates().TemplateResponse(
             request,
             "attendant.html",
-            {
-                "who": who,
-                "error": error,
-                "gateway_id": gw.settings.gateway_id,
-                "bank_code": gw.settings.bank_code,
-                "central": gw.settings.api_url is not None,
-            },
+            context,
             status_code=status,
-            headers={"Cache-Control": "no-store"},
+            headers={"Cache-Control": "no-store", **(headers or {})},
         )
+        if nonce is not None and nonce != request.cookies.get(LOGIN_COOKIE):
+            response.set_cookie(
+                LOGIN_COOKIE,
+                nonce,
+                path="/petugas",
+                httponly=True,
+                samesite="strict",
+                secure=_https(request),
+            )
+        return response
+
+    def start_session(request: Request, who: Who) -> tuple[str, SignedIn]:
+        """A new session for ``who`` (one the browser had is ended): its cookie and itself."""
+        old = service.signed_in(request.cookies.get(COOKIE))
+        if old is not None:
+            service.end_session(old.sid)
+        cookie = service.session_cookie(who)
+        signed = service.signed_in(cookie)
+        assert signed is not None
+        log.info(
+            "petugas masuk / attendant signed in: %s%s",
+            who.username,
+            " (offline)" if who.offline else "",
+        )
+        return cookie, signed
+
+    def set_session(request: Request, response: Response, cookie: str) -> None:
+        response.delete_cookie(COOKIE, path=LEGACY_COOKIE_PATH, httponly=True, samesite="strict")
+        response.set_cookie(
+            COOKIE,
+            cookie,
+            max_age=int(service.settings.session_hours * 3600),
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=_https(request),
+        )
+
+    def clear_session(response: Response) -> None:
+        for path in ("/", LEGACY_COOKIE_PATH):
+            response.delete_cookie(COOKIE, path=path, httponly=True, samesite="strict")
 
     @r.get("", response_class=HTMLResponse)
     async def attendant_page(request: Request) -> HTMLResponse:
-        return page(request, service.who(request.cookies.get(COOKIE)))
+        return page(request, service.signed_in(request.cookies.get(COOKIE)))
 
     @r.post("/masuk", response_class=HTMLResponse)
     async def login(
         request: Request,
         username: Annotated[str, Form(min_length=1, max_length=64)],
         password: Annotated[str, Form(min_length=1, max_length=256)],
+        csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
     ) -> Response:
+        nonce = request.cookies.get(LOGIN_COOKIE)
+        if not nonce or not service.check(service.login_token(nonce), csrf_token):
+            return page(request, None, BAD_CSRF, 403)
         if gw.settings.api_url is None:
             return page(request, None, "api_url belum diatur / api_url is not set", 503)
         try:
             who = await service.login(username.strip(), password)
         except LoginRefused as exc:
-            return page(request, None, exc.message, exc.status)
-        log.info(
-            "petugas masuk / attendant signed in: %s%s",
-            who.username,
-            " (offline)" if who.offline else "",
-        )
+            return page(request, None, exc.message, exc.status, exc.headers())
         response = RedirectResponse("/petugas", status_code=303)
-        response.set_cookie(
-            COOKIE,
-            service.session_cookie(who),
-            max_age=int(service.settings.session_hours * 3600),
-            path="/petugas",
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-        )
+        cookie, _ = start_session(request, who)
+        set_session(request, response, cookie)
+        response.delete_cookie(LOGIN_COOKIE, path="/petugas", httponly=True, samesite="strict")
         return response
 
     @r.post("/keluar")
-    async def logout() -> Response:
+    async def logout(
+        request: Request,
+        csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
+    ) -> Response:
+        signed = service.signed_in(request.cookies.get(COOKIE))
+        if signed is not None:
+            if not service.check(signed.csrf, csrf_token):
+                raise HTTPException(403, BAD_CSRF)
+            service.end_session(signed.sid)
+            log.info("petugas keluar / attendant signed out: %s", signed.who.username)
         response = RedirectResponse("/petugas", status_code=303)
-        response.delete_cookie(COOKIE, path="/petugas", httponly=True, samesite="strict")
+        clear_session(response)
+        return response
+
+    @r.post("/api/session", status_code=200)
+    async def open_session(request: Request, body: LoginIn) -> JSONResponse:
+        """Log in from a program (`wastebank attend`, `wastebank calibrate`): the session
+        cookie and its CSRF token. JSON only (415 otherwise), so no other site's form can
+        log a browser in."""
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise HTTPException(415, "kirim JSON / send application/json")
+        if gw.settings.api_url is None:
+            raise HTTPException(503, "api_url belum diatur / api_url is not set")
+        try:
+            who = await service.login(body.username.strip(), body.password)
+        except LoginRefused as exc:
+            raise HTTPException(exc.status, exc.message, exc.headers()) from None
+        cookie, signed = start_session(request, who)
+        out = SessionOut(
+            username=who.username,
+            name=who.name,
+            role=who.role,
+            offline=who.offline,
+            csrf_token=signed.csrf,
+            expires_at=datetime.now(UTC) + timedelta(hours=service.settings.session_hours),
+        )
+        response = JSONResponse(out.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
+        set_session(request, response, cookie)
+        return response
+
+    @r.delete("/api/session", status_code=204)
+    async def close_session(signed: CsrfDep) -> Response:
+        service.end_session(signed.sid)
+        log.info("petugas keluar / attendant signed out: %s", signed.who.username)
+        response = Response(status_code=204)
+        clear_session(response)
         return response
 
     @r.get("/attendant.js")
@@ -711,7 +1037,8 @@ def router(service: AttendantService) -> APIRouter:
         )
 
     @r.get("/api/state")
-    async def state(who: WhoDep) -> StateView:
+    async def state(signed: SignedInDep) -> StateView:
+        who = signed.who
         d = service.db.directory
         members_at, prices_at = d.synced_at("members"), d.synced_at("prices")
         return StateView(
@@ -746,18 +1073,19 @@ def router(service: AttendantService) -> APIRouter:
         return MemberView(member_no=m.member_no, name=m.name, kind=m.kind, cards=list(m.cards))
 
     @r.get("/api/members")
-    async def members(who: WhoDep, q: str = "") -> list[MemberView]:
+    async def members(_: SignedInDep, q: str = "") -> list[MemberView]:
         return [member_view(m) for m in service.db.directory.search(q[:64])]
 
     @r.get("/api/cards/{uid}")
-    async def card(uid: str, who: WhoDep) -> MemberView:
+    async def card(uid: str, _: SignedInDep) -> MemberView:
         m = service.db.directory.by_card(uid[:32])
         if m is None:
             raise HTTPException(404, f"kartu {uid} tidak dikenal / unknown card")
         return member_view(m)
 
     @r.post("/api/scales/{scale_id}/record")
-    async def record(scale_id: str, body: RecordIn, who: WhoDep) -> LiveView:
+    async def record(scale_id: str, body: RecordIn, signed: CsrfDep) -> LiveView:
+        who = signed.who
         reader = attendant_reader(scale_id)
         d = service.db.directory
         member = d.member(body.member_no)
@@ -784,7 +1112,7 @@ def router(service: AttendantService) -> APIRouter:
         return service.live_view(reader)
 
     @r.post("/api/scales/{scale_id}/cancel")
-    async def cancel(scale_id: str, who: WhoDep) -> LiveView:
+    async def cancel(scale_id: str, _: CsrfDep) -> LiveView:
         reader = attendant_reader(scale_id)
         assert isinstance(reader.session, AttendantSession)
         reader.session.cancel()
@@ -794,19 +1122,24 @@ def router(service: AttendantService) -> APIRouter:
 
     @r.get("/api/scales/{scale_id}/live", response_class=EventSourceResponse)
     async def live(
-        reader: Annotated[ScaleReader, Depends(attendant_reader)], who: WhoDep
+        request: Request,
+        reader: Annotated[ScaleReader, Depends(attendant_reader)],
+        _: SignedInDep,
     ) -> AsyncIterator[LiveView]:
-        # The scale and the login are checked (dependencies) before the stream starts.
-        async for view in service.live(reader):
+        # The scale and the login are checked (dependencies) before the stream starts; the
+        # stream ends when the session does (a logout, the account disabled).
+        cookie = request.cookies.get(COOKIE)
+        async for view in service.live(reader, lambda: service.signed_in(cookie) is not None):
             yield view
 
     @r.get("/api/deposits")
-    async def deposits(who: WhoDep) -> list[DepositView]:
+    async def deposits(_: SignedInDep) -> list[DepositView]:
         start, end = service.today()
         return [service.deposit_view(e) for e in service.db.journal.between(start, end)]
 
     @r.post("/api/deposits/{event_id}/void")
-    async def void(event_id: str, body: VoidIn, who: WhoDep) -> DepositView:
+    async def void(event_id: str, body: VoidIn, signed: CsrfDep) -> DepositView:
+        who = signed.who
         journal = service.db.journal
         try:
             entry = journal.request_void(event_id, body.reason, who.username, datetime.now(UTC))

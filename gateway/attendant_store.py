@@ -1,6 +1,9 @@
 """What the attendant page keeps in the gateway's SQLite file, so it works while the bank's
-internet is down: cached logins, the member directory and price list, and the journal of the
-deposits recorded here (with voids queued for the central API).
+internet is down: cached logins, the live sessions, the member directory and price list, and the
+journal of the deposits recorded here (with voids queued for the central API).
+
+The file is the outbox's (mode 0600, see :func:`gateway.outbox.private_file`): it holds the key
+that signs sessions and the cached password hashes.
 
 Pure storage on the outbox's connection (one file, one connection, the gateway's event loop):
 no HTTP, no clock of its own (callers pass ``now``), no password hashing (callers hash, off the
@@ -71,6 +74,13 @@ CREATE TABLE IF NOT EXISTS deposit_journal (
 CREATE INDEX IF NOT EXISTS deposit_journal_outbox ON deposit_journal (outbox_id);
 CREATE INDEX IF NOT EXISTS deposit_journal_recorded ON deposit_journal (recorded_at);
 CREATE TABLE IF NOT EXISTS gateway_secret (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS attendant_session (
+    sid TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attendant_session_user ON attendant_session (username);
 """
 
 SendStatus = Literal["pending", "sent", "dropped"]
@@ -90,6 +100,7 @@ class AttendantDb:
         self._db: sqlite3.Connection = outbox._db  # noqa: SLF001 - the same file and connection
         self._db.executescript(_SCHEMA)
         self.logins = LoginCache(self._db)
+        self.sessions = Sessions(self._db)
         self.directory = Directory(self._db)
         self.journal = Journal(self._db)
 
@@ -200,6 +211,65 @@ class LoginCache:
 
     def forget(self, username: str) -> None:
         self._db.execute("DELETE FROM attendant_login WHERE username=?", (username,))
+
+    def usernames(self) -> list[str]:
+        """Every cached login's username, expired or not (the sync asks the central API about
+        each)."""
+        rows = self._db.execute("SELECT username FROM attendant_login ORDER BY username")
+        return [str(r[0]) for r in rows]
+
+
+# ---- sessions ---------------------------------------------------------------------------------
+
+
+class Sessions:
+    """The live sessions of the local endpoint, one row per login (the cookie names its ``sid``):
+    a cookie is good only while its row is here, so a logout, a disabled account or a password
+    changed centrally ends it at once, however long the cookie itself would have lasted."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def start(self, username: str, now: datetime, ttl: timedelta) -> str:
+        """A new session of ``username``: its id (random, 128 bits)."""
+        sid = secrets.token_urlsafe(16)
+        self._db.execute(
+            "INSERT INTO attendant_session (sid, username, started_at, expires_at)"
+            " VALUES (?, ?, ?, ?)",
+            (sid, username, _utc_text(now), _utc_text(now + ttl)),
+        )
+        return sid
+
+    def alive(self, sid: str, username: str, now: datetime) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM attendant_session WHERE sid=? AND username=? AND expires_at > ?",
+            (sid, username, _utc_text(now)),
+        ).fetchone()
+        return row is not None
+
+    def end(self, sid: str) -> bool:
+        cur = self._db.execute("DELETE FROM attendant_session WHERE sid=?", (sid,))
+        return cur.rowcount > 0
+
+    def end_user(self, username: str) -> int:
+        """End every session of ``username``; how many there were."""
+        cur = self._db.execute("DELETE FROM attendant_session WHERE username=?", (username,))
+        return int(cur.rowcount)
+
+    def usernames(self, now: datetime) -> list[str]:
+        """Who has a live session."""
+        rows = self._db.execute(
+            "SELECT DISTINCT username FROM attendant_session WHERE expires_at > ?"
+            " ORDER BY username",
+            (_utc_text(now),),
+        )
+        return [str(r[0]) for r in rows]
+
+    def prune(self, now: datetime) -> int:
+        cur = self._db.execute(
+            "DELETE FROM attendant_session WHERE expires_at <= ?", (_utc_text(now),)
+        )
+        return int(cur.rowcount)
 
 
 # ---- the member directory and the price list -------------------------------------------------

@@ -1,12 +1,15 @@
 """The central API as the attendant page uses it: logins, the bank's members and prices, voids.
 
 A thin adapter: each call either returns parsed data, raises :class:`Unreachable` (no network,
-a timeout, a 5xx or 429: try again later, the page works offline meanwhile) or :class:`Refused`
-(the API answered no, for good: a wrong password, not allowed, not found).
+a timeout, a 5xx: try again later, the page works offline meanwhile), :class:`RateLimited` (a 429:
+the API is there and said "not now"; a retry waits, but it is never taken for an outage, so a
+login it refuses is never let in from the offline cache) or :class:`Refused` (the API answered
+no, for good: a wrong password, not allowed, not found).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,10 +19,21 @@ if TYPE_CHECKING:
     import httpx
 
 PAGE = 1000  # GET /api/banks/{bank}/members: its largest page
+MAX_LOGINS_ASKED = 100  # GET /api/banks/{bank}/gateway-logins: usernames per request
 
 
 class Unreachable(Exception):
     """Not reachable now, or not able to answer now: retry later."""
+
+
+class RateLimited(Unreachable):
+    """HTTP 429: too many tries (e.g. of one account's password). Retry after ``retry_after_s``;
+    a login refused so is refused (the central API is reachable: not a case for the cache)."""
+
+    def __init__(self, detail: str, retry_after_s: int | None) -> None:
+        super().__init__(f"HTTP 429: {detail}")
+        self.detail = detail
+        self.retry_after_s = retry_after_s
 
 
 class Refused(Exception):
@@ -66,7 +80,9 @@ class Central:
             resp = await self.client.request(method, url, **kw)
         except httpx.HTTPError as exc:
             raise Unreachable(f"{type(exc).__name__}: {exc}") from None
-        if resp.status_code >= 500 or resp.status_code == 429:
+        if resp.status_code == 429:
+            raise RateLimited(_detail(resp), _retry_after(resp))
+        if resp.status_code >= 500:
             raise Unreachable(f"HTTP {resp.status_code}: {_detail(resp)}")
         if resp.status_code >= 400:
             raise Refused(resp.status_code, _detail(resp))
@@ -123,6 +139,22 @@ class Central:
             for p in body["prices"]
         ]
 
+    async def allowed_logins(
+        self, bank_code: str, usernames: Sequence[str], token: str
+    ) -> frozenset[str]:
+        """Which of ``usernames`` may log in at this bank's gateway now (active, and an admin or
+        an attendant of the bank): the others were disabled, removed or moved elsewhere."""
+        allowed: set[str] = set()
+        for start in range(0, len(usernames), MAX_LOGINS_ASKED):
+            body = await self._call(
+                "GET",
+                f"/api/banks/{bank_code}/gateway-logins",
+                params=[("username", u) for u in usernames[start : start + MAX_LOGINS_ASKED]],
+                headers=_bearer(token),
+            )
+            allowed.update(str(u) for u in body["allowed"])
+        return frozenset(allowed)
+
     async def void(self, event_id: str, reason: str, token: str) -> None:
         await self._call(
             "POST",
@@ -134,6 +166,12 @@ class Central:
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def _retry_after(resp: httpx.Response) -> int | None:
+    """Retry-After in seconds (the API sends seconds, never a date)."""
+    value = resp.headers.get("retry-after", "")
+    return int(value) if value.isdigit() else None
 
 
 def _detail(resp: httpx.Response) -> str:

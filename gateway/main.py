@@ -33,6 +33,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    FilePath,
     ValidationError,
     field_validator,
     model_validator,
@@ -245,12 +246,26 @@ class GatewaySettings(WastebankSettings):
     outbox: OutboxSettings = OutboxSettings()
     scales: list[ScaleSettings] = Field(default_factory=list)
     sensors: list[SensorSettings] = Field(default_factory=list)
-    http_host: str = "127.0.0.1"
+    http_host: str = Field(
+        default="127.0.0.1",
+        description="where the local endpoint listens: 127.0.0.1 (this Pi only), or the Pi's "
+        "LAN address / 0.0.0.0 for tablets on the bank's Wi-Fi (then with http_tls_cert)",
+    )
     http_port: int = Field(default=8081, ge=0, le=65535, description="0: no local endpoint")
+    http_tls_cert: FilePath | None = Field(
+        default=None,
+        description="HTTPS for the local endpoint: the certificate `wastebank certs gateway` "
+        "issued from the site CA (PEM); with http_tls_key. Unset: plain HTTP",
+    )
+    http_tls_key: FilePath | None = Field(
+        default=None, description="its private key (PEM, mode 0600, the gateway's user only)"
+    )
     health_interval_s: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _unique(self) -> Self:
+        if (self.http_tls_cert is None) != (self.http_tls_key is None):
+            raise ValueError("http_tls_cert and http_tls_key go together: set both or neither")
         if not self.scales and not self.sensors:
             raise ValueError("a site needs at least one entry in scales or sensors")
         ids = [s.id for s in self.scales] + [s.id for s in self.sensors]

@@ -1,7 +1,7 @@
 """The attendant page's offline pieces: the login cache, the deposit journal, the void queue.
 
 The storage on a real SQLite file; the central API behind httpx's MockTransport (a fake at the
-transport seam, the rest of the client real).
+transport seam, the rest of the client real: tests/gateway_helpers.py).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,10 +20,10 @@ import pytest
 from gateway import attendant
 from gateway.attendant import AttendantService, LoginRefused, kg, rupiah, tanggal
 from gateway.attendant_store import AttendantDb, MemberEntry, PriceEntry, amount_for
-from gateway.central import Central
 from gateway.kiosk import DepositCandidate
-from gateway.main import ArmContext, Gateway, GatewaySettings
+from gateway.main import ArmContext
 from gateway.outbox import Outbox
+from tests.gateway_helpers import FakeCentral, attendant_service, gateway_settings
 
 BANK = "bs-batu-merah"
 NOW = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)  # 10.00 WIT
@@ -214,77 +214,12 @@ def test_void_queue_waits_for_the_broker_then_retries(outbox: Outbox) -> None:
 
 # ---- the service: logins and voids against a fake central API ----------------------------------
 
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
-class FakeCentral:
-    """The central API at the transport seam: a password per user, ``down`` to cut the line."""
-
-    def __init__(self) -> None:
-        self.down = False
-        self.users = {"petugas-bm-01": ("kata-sandi", "attendant", [BANK, "bs-rijali"])}
-        self.users["petugas-nsw-01"] = ("kata-sandi", "attendant", ["bs-nusaniwe"])
-        self.voids: list[tuple[str, str]] = []
-        self.void_status = 200
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        if self.down:
-            raise httpx.ConnectError("no route to host", request=request)
-        path = request.url.path
-        if path == "/api/token":
-            form = dict(x.split("=", 1) for x in request.content.decode().split("&"))
-            user = self.users.get(form["username"])
-            if user is None or user[0] != form["password"]:
-                return httpx.Response(401, json={"detail": "wrong"})
-            return httpx.Response(200, json={"access_token": f"tok-{form['username']}"})
-        who = request.headers.get("authorization", "").removeprefix("Bearer tok-")
-        if path == "/api/me":
-            _, role, banks = self.users[who]
-            return httpx.Response(
-                200, json={"username": who, "role": role, "name": who.title(), "bank_codes": banks}
-            )
-        if path == f"/api/banks/{BANK}/members":
-            return httpx.Response(
-                200,
-                json=[{"member_no": "AMB-0001", "name": "Siti", "kind": "individual", "cards": []}],
-            )
-        if path == f"/api/banks/{BANK}/prices":
-            return httpx.Response(
-                200,
-                json={
-                    "prices": [
-                        {
-                            "category_code": "pet",
-                            "category_name": "PET",
-                            "unit": "kg",
-                            "price_idr": 4000,
-                        }
-                    ]
-                },
-            )
-        if path.endswith("/void"):
-            self.voids.append((path.split("/")[3], who))
-            return httpx.Response(self.void_status, json={"detail": "x"})
-        return httpx.Response(404, json={"detail": "not found"})
-
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[tuple[AttendantService, FakeCentral]]:
-    settings = GatewaySettings(
-        bank_code=BANK,
-        api_url="http://central.test",
-        outbox={"path": tmp_path / "outbox.db"},
-        scales=[{"id": "scale-01", "port": tmp_path / "tty", "flow": "attendant"}],
-        attendant={"argon2_time_cost": 1, "argon2_memory_kib": 8, "timezone": "Asia/Jayapura"},
-    )
-    gw = Gateway(settings)
     fake = FakeCentral()
-    svc = AttendantService(gw)
-    assert svc.central is None  # made on first use
-    svc.central = Central("http://central.test", timeout_s=1, transport=httpx.MockTransport(fake))
-    yield svc, fake
-    await svc.aclose()
-    gw.outbox.close()
+    async with attendant_service(gateway_settings(tmp_path), fake) as svc:
+        yield svc, fake
 
 
 async def test_login_online_caches_then_works_offline(

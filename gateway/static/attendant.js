@@ -8,8 +8,13 @@
   const state = { member: null, category: null, scale: null, source: null, shownEvent: undefined,
                   prices: {}, receipt: null, lastStatus: null, queue: undefined };
 
+  // Every write carries the session's CSRF token (gateway/attendant.py), from the page's meta.
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
+
   async function call(method, path, body) {
     const opts = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+    if (method !== "GET") { opts.headers["X-CSRF-Token"] = csrf; }
     if (body !== undefined) {
       opts.headers["Content-Type"] = "application/json";
       opts.body = JSON.stringify(body);
@@ -81,6 +86,10 @@
     state.shownEvent = undefined;
     const source = new EventSource(api + "/scales/" + encodeURIComponent(id) + "/live");
     source.onmessage = (ev) => onLive(JSON.parse(ev.data));
+    // Closed for good (not a reconnect): the session may have ended; /state reloads on a 401.
+    source.onerror = () => {
+      if (source.readyState === EventSource.CLOSED) { call("GET", "/state").catch(() => {}); }
+    };
     state.source = source;
     updateRecordButton();
   }

@@ -1,0 +1,120 @@
+"""The gateway's attendant service against a fake central API, for tests of its local endpoint.
+
+The central API is faked at httpx's transport seam (MockTransport): the gateway's client, its
+error classification and everything above it are the real ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+
+from gateway.attendant import AttendantService
+from gateway.central import Central
+from gateway.main import Gateway, GatewaySettings
+
+BANK = "bs-batu-merah"
+PASSWORD = "kata-sandi"
+
+
+class FakeCentral:
+    """The central API at the transport seam: a password, role and banks per user; ``down`` to
+    cut the line; ``token_status`` (e.g. 429, 503) to make ``POST /api/token`` answer that."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.users: dict[str, tuple[str, str, list[str]]] = {
+            "petugas-bm-01": (PASSWORD, "attendant", [BANK, "bs-rijali"]),
+            "petugas-bm-02": (PASSWORD, "attendant", [BANK]),
+            "petugas-nsw-01": (PASSWORD, "attendant", ["bs-nusaniwe"]),
+            "admin": (PASSWORD, "admin", []),
+        }
+        self.disabled: set[str] = set()
+        self.voids: list[tuple[str, str]] = []
+        self.void_status = 200
+        self.token_status: int | None = None
+        self.logins_asked: list[list[str]] = []
+
+    def may_log_in(self, username: str) -> bool:
+        user = self.users.get(username)
+        if user is None or username in self.disabled:
+            return False
+        return user[1] == "admin" or BANK in user[2]
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("no route to host", request=request)
+        path = request.url.path
+        if path == "/api/token":
+            if self.token_status is not None:
+                return httpx.Response(
+                    self.token_status,
+                    json={"detail": f"status {self.token_status}"},
+                    headers={"Retry-After": "42"} if self.token_status == 429 else {},
+                )
+            form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+            user = self.users.get(form["username"])
+            if user is None or user[0] != form["password"] or form["username"] in self.disabled:
+                return httpx.Response(401, json={"detail": "wrong"})
+            return httpx.Response(200, json={"access_token": f"tok-{form['username']}"})
+        if path == f"/api/banks/{BANK}/prices":  # public
+            price = {"category_code": "pet", "category_name": "PET", "unit": "kg"}
+            return httpx.Response(200, json={"prices": [{**price, "price_idr": 4000}]})
+        who = request.headers.get("authorization", "").removeprefix("Bearer tok-")
+        if who not in self.users or who in self.disabled:
+            return httpx.Response(401, json={"detail": "bad token"})
+        _, role, banks = self.users[who]
+        if path == "/api/me":
+            return httpx.Response(
+                200, json={"username": who, "role": role, "name": who.title(), "bank_codes": banks}
+            )
+        if path == f"/api/banks/{BANK}/gateway-logins":
+            if not self.may_log_in(who):
+                return httpx.Response(403, json={"detail": "not of this bank"})
+            asked = request.url.params.get_list("username")
+            self.logins_asked.append(asked)
+            return httpx.Response(200, json={"allowed": [u for u in asked if self.may_log_in(u)]})
+        if path == f"/api/banks/{BANK}/members":
+            return httpx.Response(
+                200,
+                json=[{"member_no": "AMB-0001", "name": "Siti", "kind": "individual", "cards": []}],
+            )
+        if path.endswith("/void"):
+            self.voids.append((path.split("/")[3], who))
+            return httpx.Response(self.void_status, json={"detail": "x"})
+        return httpx.Response(404, json={"detail": "not found"})
+
+
+def gateway_settings(tmp_path: Path, **values: Any) -> GatewaySettings:
+    """One attendant scale, cheap argon2, the central API at http://central.test."""
+    merged: dict[str, Any] = {
+        "bank_code": BANK,
+        "api_url": "http://central.test",
+        "outbox": {"path": tmp_path / "outbox.db"},
+        "scales": [{"id": "scale-01", "port": tmp_path / "tty", "flow": "attendant"}],
+        "attendant": {"argon2_time_cost": 1, "argon2_memory_kib": 8, "timezone": "Asia/Jayapura"},
+        **values,
+    }
+    return GatewaySettings(**merged)
+
+
+@contextlib.asynccontextmanager
+async def attendant_service(
+    settings: GatewaySettings, fake: FakeCentral
+) -> AsyncIterator[AttendantService]:
+    """The gateway (not running: no scale or broker tasks) and its attendant service, with the
+    fake central API behind the real client."""
+    gw = Gateway(settings)
+    svc = AttendantService(gw)
+    assert svc.central is None  # made on first use
+    svc.central = Central("http://central.test", timeout_s=1, transport=httpx.MockTransport(fake))
+    try:
+        yield svc
+    finally:
+        await svc.aclose()
+        gw.outbox.close()
