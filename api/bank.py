@@ -16,6 +16,10 @@ decisions, stock and sales; the bank directory and the audit log.
   GET  /api/banks/{bank}/sales                  attendant, DLH of its city, admin
   POST /api/banks/{bank}/sales                  attendant: a sale to a pengepul
   GET  /api/audit                               admin
+  GET  /api/banks/{bank}/gateway-logins?username=...  attendant of the bank, admin: which of
+                                                those accounts may still log in at its gateway
+                                                (the gateway drops the others' cached logins
+                                                and sessions)
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from api.schemas import (
     BankOut,
     CancelIn,
     CorrectIn,
+    GatewayLoginsOut,
     ManualDepositIn,
     MoneyLimitsOut,
     PayIn,
@@ -335,6 +340,41 @@ def correct_deposit(event_id: str, body: CorrectIn, ctx: CtxDep) -> VoidOut:
             author=void.author,
             replacement=_applied(applied),
         )
+
+
+# ---- the gateway's login cache -----------------------------------------------------------------
+
+MAX_LOGINS_ASKED = 100
+
+
+@router.get("/api/banks/{bank_code}/gateway-logins", responses=READ)
+def gateway_logins(
+    bank_code: str,
+    p: PrincipalDep,
+    session: SessionDep,
+    username: Annotated[
+        list[str], Query(min_length=1, max_length=MAX_LOGINS_ASKED, description="repeat it")
+    ],
+) -> GatewayLoginsOut:
+    """Which of these accounts may log in at the bank's gateway now: an active admin, or an
+    active attendant of the bank (or of its induk), as ``GET /api/me`` would allow there. The
+    gateway asks about the logins it has cached or signed in, and ends the others'; an account
+    disabled, removed or moved to another bank is simply not in the answer."""
+    bank = bank_or_404(session, bank_code)
+    if not access.can_act_at(p, bank):
+        raise forbidden(f"bank {bank.code}")
+    names = sorted({u[:64] for u in username})
+    users = session.scalars(
+        select(access.User).where(access.User.username.in_(names), access.User.active)
+    ).all()
+    allowed = []
+    for user in users:
+        if user.role == access.Role.ADMIN:
+            allowed.append(user.username)
+        elif user.role == access.Role.ATTENDANT:
+            if bank.id in access.principal_of(session, user).bank_ids:
+                allowed.append(user.username)
+    return GatewayLoginsOut(allowed=sorted(allowed))
 
 
 # ---- withdrawals ------------------------------------------------------------------------------

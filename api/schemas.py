@@ -237,6 +237,13 @@ class PriceList(BaseModel):
     prices: list[PriceOut]
 
 
+class GatewayLoginsOut(BaseModel):
+    allowed: list[str] = Field(
+        description="those of the usernames asked about who may log in at the bank's gateway "
+        "now: active admins and active attendants of the bank (or of its induk)"
+    )
+
+
 # ---- withdrawals ------------------------------------------------------------------------------
 
 

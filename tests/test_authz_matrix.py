@@ -1,4 +1,5 @@
-"""Every route of the app x every role: allowed or refused, never a 5xx.
+"""Every route of the app x every role: allowed or refused, never a 5xx; and every route of a
+gateway's local endpoint x (no session, an attendant's session, a wrong CSRF token).
 
 The roles: anonymous; citizen A (AMB-0001 at bs-batu-merah) and citizen B (AMB-0002, the same
 bank); the attendant of bank 1 (bs-batu-merah, an induk) and of bank 2 (bs-nusaniwe, another
@@ -18,20 +19,29 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from sqlalchemy.orm import Session
 
 from api.app import create_app
 from api.settings import PagesSettings
+from gateway import local_api
+from gateway.attendant import AttendantService
+from gateway.attendant_store import MemberEntry
+from gateway.kiosk import DepositCandidate
+from gateway.main import Gateway
 from tests.auth_helpers import ApiEnv, api_settings
 from tests.conftest import LedgerFactory
+from tests.gateway_helpers import FakeCentral, attendant_service, gateway_settings
 from wastebank import ledger, services
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.influx import Influx
@@ -330,6 +340,9 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/api/banks/{bank_code}/withdrawals"): Case(
         get(f"/api/banks/{BANK_1}/withdrawals"), BANK1_READERS
     ),
+    ("GET", "/api/banks/{bank_code}/gateway-logins"): Case(
+        get(f"/api/banks/{BANK_1}/gateway-logins", username=ATTENDANT_1), BANK1_ACTORS
+    ),
     ("GET", "/api/banks/{bank_code}/stock"): Case(get(f"/api/banks/{BANK_1}/stock"), BANK1_READERS),
     ("GET", "/api/banks/{bank_code}/limits"): Case(
         get(f"/api/banks/{BANK_1}/limits"), BANK1_READERS
@@ -420,7 +433,11 @@ MATRIX: dict[tuple[str, str], Case] = {
 
 def app_routes() -> set[tuple[str, str]]:
     """(method, path) of every route, those of included routers too."""
-    app = create_app(api_settings())
+    return routes_of(create_app(api_settings()))
+
+
+def routes_of(app: Any) -> set[tuple[str, str]]:
+    """(method, path) of every route of ``app``, those of included routers too."""
     routes: Sequence[Any] = app.routes
     try:  # FastAPI >= 0.16x keeps included routers whole; older ones copy their routes in
         from fastapi.routing import iter_route_contexts
@@ -515,3 +532,195 @@ def test_cell(env: Env, route: tuple[str, str], role: str) -> None:
         readers = case.readers
         want = 403 if readers is None or role in readers else 404
         assert resp.status_code == want, f"{role}: {resp.status_code} {resp.text}"
+
+
+# ---- the gateway's local endpoint ---------------------------------------------------------------
+#
+# Every route of `gateway.local_api.http_app` x three callers: no session; an attendant's session
+# with its CSRF token; the same session with a wrong token. ``GATEWAY_MATRIX`` must name every
+# route (:func:`test_every_gateway_route_is_in_the_matrix`).
+
+GW_COLUMNS = ("no_session", "attendant", "wrong_csrf")
+
+
+@dataclass(frozen=True)
+class GwCase:
+    """The request, and the status each column gets."""
+
+    build: Callable[[GwEnv], Req]
+    no_session: int
+    attendant: int
+    wrong_csrf: int
+
+
+def gw_read(url: str, status: int = 200) -> GwCase:
+    """A read: the session is enough (the token does not matter)."""
+    return GwCase(lambda _env: Req("GET", url), 401, status, status)
+
+
+def gw_write(build: Callable[[GwEnv], Req], status: int = 200) -> GwCase:
+    return GwCase(build, 401, status, 403)
+
+
+def gw_public(build: Callable[[GwEnv], Req], status: int = 200) -> GwCase:
+    return GwCase(build, status, status, status)
+
+
+GW_SCALE = "scale-01"
+GW_ARM = {"member_no": MEMBER_A, "category_code": "pet"}
+
+
+class GwEnv:
+    """A gateway (not running: its scales fed by hand) with its attendant service, the central
+    API faked at the transport seam, its local endpoint over httpx's ASGI transport."""
+
+    def __init__(self, svc: AttendantService, client: httpx.AsyncClient) -> None:
+        self.svc = svc
+        self.client = client
+        self.gw = svc.gw
+
+    def stable_load(self) -> None:
+        reader = self.gw.readers[GW_SCALE]
+        for _ in range(2):
+            reader.feed(b"ST,GS,+0010.00kg\r\n")
+
+    def deposit(self) -> str:
+        """A deposit stored by this gateway's attendant scale: its event id."""
+        reader = self.gw.readers[GW_SCALE]
+        candidate = DepositCandidate(
+            None, "pet", 1250, 0, True, "gs_nt", ("x",), member_no=MEMBER_A
+        )
+        seq = self.gw.store_deposit(reader, candidate)
+        return str(self.gw.event_id(seq))
+
+    def card(self) -> str:
+        """A card of member A's in the gateway's directory: its UID."""
+        self.svc.db.directory.replace_members(
+            BANK_1,
+            [MemberEntry(MEMBER_A, "Siti", "individual", ("04A1B2C3D4",))],
+            datetime.now(UTC),
+        )
+        return "04A1B2C3D4"
+
+
+GATEWAY_MATRIX: dict[tuple[str, str], GwCase] = {
+    # ---- open without a session: the minimal health, the page, its script, logins, logout ---
+    ("GET", "/health"): gw_public(lambda _env: Req("GET", "/health")),
+    ("GET", "/petugas"): gw_public(lambda _env: Req("GET", "/petugas")),
+    ("GET", "/petugas/attendant.js"): gw_public(lambda _env: Req("GET", "/petugas/attendant.js")),
+    ("POST", "/petugas/masuk"): GwCase(  # with the token of the login page (see the cell)
+        lambda _env: Req(
+            "POST",
+            "/petugas/masuk",
+            data={"username": "petugas-bm-01", "password": "kata-sandi", "csrf_token": "?"},
+        ),
+        303,
+        303,
+        403,
+    ),
+    ("POST", "/petugas/keluar"): GwCase(
+        lambda _env: Req("POST", "/petugas/keluar", data={"csrf_token": "?"}), 303, 303, 403
+    ),
+    ("POST", "/petugas/api/session"): gw_public(
+        lambda _env: Req(
+            "POST",
+            "/petugas/api/session",
+            json={"username": "petugas-bm-01", "password": "kata-sandi"},
+        )
+    ),
+    # ---- the session ----------------------------------------------------------------------------
+    ("DELETE", "/petugas/api/session"): gw_write(
+        lambda _env: Req("DELETE", "/petugas/api/session"), 204
+    ),
+    ("GET", "/health/full"): gw_read("/health/full"),
+    ("GET", "/scales"): gw_read("/scales"),
+    ("POST", "/scales/{scale_id}/arm"): gw_write(
+        lambda _env: Req("POST", f"/scales/{GW_SCALE}/arm", json=GW_ARM)
+    ),
+    ("POST", "/scales/{scale_id}/cancel"): gw_write(
+        lambda _env: Req("POST", f"/scales/{GW_SCALE}/cancel")
+    ),
+    ("POST", "/scales/{scale_id}/calibration"): gw_write(
+        lambda env: (
+            env.stable_load(),
+            Req("POST", f"/scales/{GW_SCALE}/calibration", json={"reference_g": 10_000}),
+        )[1]
+    ),
+    ("GET", "/scales/{scale_id}/calibration"): gw_read(f"/scales/{GW_SCALE}/calibration"),
+    ("GET", "/petugas/api/state"): gw_read("/petugas/api/state"),
+    ("GET", "/petugas/api/members"): gw_read("/petugas/api/members?q=AMB"),
+    ("GET", "/petugas/api/cards/{uid}"): GwCase(
+        lambda env: Req("GET", f"/petugas/api/cards/{env.card()}"), 401, 200, 200
+    ),
+    ("POST", "/petugas/api/scales/{scale_id}/record"): gw_write(
+        lambda _env: Req("POST", f"/petugas/api/scales/{GW_SCALE}/record", json=GW_ARM)
+    ),
+    ("POST", "/petugas/api/scales/{scale_id}/cancel"): gw_write(
+        lambda _env: Req("POST", f"/petugas/api/scales/{GW_SCALE}/cancel")
+    ),
+    # the stream: the gateway is stopping, so it ends at once (the status is what counts)
+    ("GET", "/petugas/api/scales/{scale_id}/live"): GwCase(
+        lambda env: (env.gw.live.stop(), Req("GET", f"/petugas/api/scales/{GW_SCALE}/live"))[1],
+        401,
+        200,
+        200,
+    ),
+    ("GET", "/petugas/api/deposits"): gw_read("/petugas/api/deposits"),
+    ("POST", "/petugas/api/deposits/{event_id}/void"): gw_write(
+        lambda env: Req(
+            "POST", f"/petugas/api/deposits/{env.deposit()}/void", json={"reason": "salah"}
+        )
+    ),
+}
+
+
+def gateway_routes(tmp_path: Path) -> set[tuple[str, str]]:
+    gw = Gateway(gateway_settings(tmp_path))
+    try:
+        return routes_of(local_api.http_app(gw, AttendantService(gw)))
+    finally:
+        gw.outbox.close()
+
+
+def test_every_gateway_route_is_in_the_matrix(tmp_path: Path) -> None:
+    routes = gateway_routes(tmp_path)
+    assert routes - set(GATEWAY_MATRIX) == set(), "gateway routes without a GATEWAY_MATRIX entry"
+    assert set(GATEWAY_MATRIX) - routes == set(), "GATEWAY_MATRIX entries the gateway lacks"
+
+
+@pytest.mark.parametrize("column", GW_COLUMNS)
+@pytest.mark.parametrize("route", sorted(GATEWAY_MATRIX), ids=" ".join)
+def test_gateway_cell(tmp_path: Path, route: tuple[str, str], column: str) -> None:
+    asyncio.run(_gateway_cell(tmp_path, GATEWAY_MATRIX[route], column))
+
+
+async def _gateway_cell(tmp_path: Path, case: GwCase, column: str) -> None:
+    async with attendant_service(gateway_settings(tmp_path), FakeCentral()) as svc:
+        app = local_api.http_app(svc.gw, svc)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as client:
+            # the login form's token (bound to its nonce cookie), from the page signed out
+            page = await client.get("/petugas")
+            found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            assert found is not None
+            login_token = found[1] if column != "wrong_csrf" else "x" * 64
+            token = ""
+            if column != "no_session":
+                resp = await client.post(
+                    "/petugas/api/session",
+                    json={"username": "petugas-bm-01", "password": "kata-sandi"},
+                )
+                assert resp.status_code == 200, resp.text
+                token = resp.json()["csrf_token"] if column == "attendant" else "x" * 64
+            env = GwEnv(svc, client)
+            req = case.build(env)
+            if req.url == "/petugas/masuk":
+                req = dataclasses.replace(req, data={**(req.data or {}), "csrf_token": login_token})
+            elif req.data is not None and "csrf_token" in req.data:
+                req = dataclasses.replace(req, data={**req.data, "csrf_token": token})
+            headers = {"X-CSRF-Token": token} if token else {}
+            resp = await client.request(
+                req.method, req.url, json=req.json, data=req.data, headers=headers
+            )
+            want = getattr(case, column)
+            assert resp.status_code == want, f"{column}: {resp.status_code} {resp.text[:300]}"
