@@ -166,6 +166,63 @@ def init_certs(
     )
 
 
+PAGE_DAYS = 397
+"""A gateway page's certificate: browsers refuse a server certificate valid for longer than
+398 days (Apple's rule, which Chromium follows for publicly trusted CAs)."""
+
+
+@dataclass(frozen=True)
+class PageCert:
+    """What `issue_page_cert` wrote: a gateway's HTTPS certificate and key, and the CA's."""
+
+    cert: Path
+    key: Path
+    ca_cert: Path
+    hosts: tuple[str, ...]
+    not_after: datetime
+    ca_fingerprint: str
+
+
+def issue_page_cert(
+    files: BrokerAuthFiles,
+    gateway_id: str,
+    hosts: Sequence[str],
+    out_dir: Path,
+    *,
+    now: datetime | None = None,
+) -> PageCert:
+    """A certificate for a gateway's local endpoint (the attendant page over HTTPS on the
+    bank's Wi-Fi), for its ``hosts`` (its LAN address, a local name), signed by the site CA
+    (`init_certs` first): ``{out_dir}/page.crt``, ``page.key`` (0600) and a copy of the CA's
+    ``ca.crt`` (the tablets trust it). A new key each time: run it again before ``not_after``."""
+    _check_code(gateway_id, "gateway id")
+    names = normalize_hosts(hosts)
+    now = now or datetime.now(UTC)
+    ca_cert = _load_cert(files.ca_cert)
+    if ca_cert is None or not files.ca_key.is_file():
+        raise DeviceError(
+            "belum ada CA / no site CA yet: wastebank certs init (on the city server)"
+        )
+    ca_key = serialization.load_pem_private_key(files.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise DeviceError(f"kunci CA tidak didukung / unsupported CA key in {files.ca_key}")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = _build_server(key, ca_cert, ca_key, names, now, days=PAGE_DAYS)
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    out = PageCert(
+        cert=out_dir / "page.crt",
+        key=out_dir / "page.key",
+        ca_cert=out_dir / "ca.crt",
+        hosts=tuple(_cert_hosts(cert)),
+        not_after=cert.not_valid_after_utc,
+        ca_fingerprint=fingerprint(ca_cert),
+    )
+    _write_private(out.key, _key_pem(key))
+    _write_public(out.cert, cert.public_bytes(serialization.Encoding.PEM))
+    _write_public(out.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM))
+    return out
+
+
 @dataclass(frozen=True)
 class CertInfo:
     path: Path
@@ -242,6 +299,7 @@ def _build_server(
     ca_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
     hosts: Sequence[str],
     now: datetime,
+    days: int = SERVER_DAYS,
 ) -> x509.Certificate:
     sans: list[x509.GeneralName] = []
     for host in hosts:
@@ -257,7 +315,7 @@ def _build_server(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - BACKDATE)
-        .not_valid_after(min(now + timedelta(days=SERVER_DAYS), ca_cert.not_valid_after_utc))
+        .not_valid_after(min(now + timedelta(days=days), ca_cert.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(cert_sign=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
