@@ -118,3 +118,18 @@ async def attendant_service(
     finally:
         await svc.aclose()
         gw.outbox.close()
+
+
+async def gateway_login(client: httpx.AsyncClient, username: str, password: str) -> bool:
+    """Log ``client`` in at a gateway's local endpoint (JSON, as `wastebank attend` does) and send
+    the session's CSRF token with its every request from then on; False while the gateway does
+    not answer yet (for ``eventually``)."""
+    try:
+        resp = await client.post(
+            "/petugas/api/session", json={"username": username, "password": password}
+        )
+    except httpx.HTTPError:
+        return False
+    assert resp.status_code == 200, resp.text
+    client.headers["X-CSRF-Token"] = resp.json()["csrf_token"]
+    return True

@@ -32,6 +32,7 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from firmware_sim.kiosk import KioskSimulator, ScriptedDeposit
+from gateway.local_api import PublicHealth
 from gateway.main import Gateway, GatewaySettings, OutboxSettings, ScaleSettings
 from gateway.outbox import Outbox
 from tests.conftest import (
@@ -45,7 +46,7 @@ from tests.conftest import (
 from wastebank import devices, mqtt, services
 from wastebank.cli import app
 from wastebank.config import MqttSettings
-from wastebank.messages import DepositEvent, GatewayAlert, GatewayHealth, Topics
+from wastebank.messages import DepositEvent, GatewayAlert, Topics
 
 pytestmark = pytest.mark.integration
 
@@ -206,9 +207,10 @@ async def test_refused_deposits_stay_in_the_outbox_until_the_credentials_allow_t
     def log(name: str) -> str:
         return processes.log(name)
 
-    async def health() -> GatewayHealth:
+    async def health() -> PublicHealth:
+        """The minimal /health (no session): the outbox's depth and refused rows are in it."""
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
-            return GatewayHealth.model_validate_json((await http.get("/health")).content)
+            return PublicHealth.model_validate_json((await http.get("/health")).content)
 
     async with (
         tls_broker.observer() as observer,

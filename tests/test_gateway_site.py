@@ -7,7 +7,7 @@ and local endpoint, Mosquitto, `wastebank ingest`, the ledger; the attendant use
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -18,7 +18,9 @@ from typer.testing import CliRunner
 
 from firmware_sim.kiosk import KioskSimulator
 from firmware_sim.scales import QUIET, ScaleSimulator
+from tests.auth_helpers import PASSWORD, ApiEnv, api_settings
 from tests.conftest import Processes, eventually, free_port, settings_env, write_site
+from tests.gateway_helpers import gateway_login
 from wastebank import ledger
 from wastebank.cli import app
 from wastebank.config import InfluxSettings, MqttSettings
@@ -30,9 +32,23 @@ BANK, GATEWAY = "bs-batu-merah", "gw-site"
 
 
 def cli(*args: str) -> str:
-    result = CliRunner().invoke(app, list(args))
+    """`wastebank ...`; `attend` and `calibrate` log in as the bank's attendant (the password on
+    their prompt, the first time: then the session kept by ``central_api``'s settings)."""
+    result = CliRunner().invoke(app, list(args), input=f"{PASSWORD}\n")
     assert result.exit_code == 0, result.output
     return result.output
+
+
+@pytest.fixture
+def central_api(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[ApiEnv]:
+    """The central API the gateway forwards the attendant's login to; the CLI's login name and
+    its session file, as an attendant's shell would have them."""
+    with ApiEnv(ledger_url, api_settings(ledger_url=ledger_url)) as api:
+        monkeypatch.setenv("WASTEBANK_GATEWAY_USER", api.creds["attendant_1"][0])
+        monkeypatch.setenv("WASTEBANK_GATEWAY_SESSION_FILE", str(tmp_path / "sessions.json"))
+        yield api
 
 
 async def test_attendant_flow_with_calibration_and_health(
@@ -40,6 +56,7 @@ async def test_attendant_flow_with_calibration_and_health(
     mqtt_settings: MqttSettings,
     influx_settings: InfluxSettings,
     ledger_url: str,
+    central_api: ApiEnv,
     tmp_path: Path,
     test_id: str,
 ) -> None:
@@ -60,6 +77,7 @@ async def test_attendant_flow_with_calibration_and_health(
         gateway_id=GATEWAY,
         link=link,
         outbox=tmp_path / "outbox.db",
+        api_url=str(central_api.client.base_url),
         flow="attendant",
         http_port=port,
         health_interval_s=0.5,
@@ -71,6 +89,8 @@ async def test_attendant_flow_with_calibration_and_health(
     ):
         await observer.subscribe(topics.deposit(BANK, GATEWAY), qos=1)
         processes.start("gateway", ["gateway", "--config", str(site)], env)
+        # every route but /health needs the attendant's session (and writes its CSRF token)
+        await eventually(lambda: gateway_login(gw, *central_api.creds["attendant_1"]))
 
         async def view() -> dict[str, object]:
             try:
@@ -157,7 +177,7 @@ async def _next_payload(client: aiomqtt.Client, timeout: float = 30) -> bytes:
 
 
 async def test_plain_indicator_on_auto_with_computed_stability_and_zero_drift_alert(
-    processes: Processes, mqtt_settings: MqttSettings, tmp_path: Path
+    processes: Processes, mqtt_settings: MqttSettings, central_api: ApiEnv, tmp_path: Path
 ) -> None:
     """A Yaohua XK3190 (no stability flag) on `protocol = "auto"`: the gateway recognises it,
     decides stability from the readings, takes the attendant's deposit, and raises a zero-drift
@@ -171,6 +191,7 @@ async def test_plain_indicator_on_auto_with_computed_stability_and_zero_drift_al
         gateway_id=GATEWAY,
         link=link,
         outbox=tmp_path / "outbox.db",
+        api_url=str(central_api.client.base_url),
         flow="attendant",
         protocol="auto",
         http_port=port,
@@ -185,6 +206,7 @@ async def test_plain_indicator_on_auto_with_computed_stability_and_zero_drift_al
         await observer.subscribe(topics.deposit(BANK, GATEWAY), qos=1)
         await observer.subscribe(topics.gateway_alert(BANK, GATEWAY), qos=1)
         processes.start("gateway", ["gateway", "--config", str(site)], settings_env(mqtt_settings))
+        await eventually(lambda: gateway_login(gw, *central_api.creds["attendant_1"]))
 
         async def shows(**want: object) -> bool:
             try:
