@@ -445,16 +445,19 @@ class AttendantService:
     def end_login(self, username: str, why: str) -> None:
         """The account may no longer log in here: its cached login, its sessions (cookies) and
         its central token go, and open live streams end."""
-        self.db.logins.forget(username)
+        cached = self.db.logins.forget(username)
         ended = self.db.sessions.end_user(username)
-        self.tokens.pop(username, None)
-        log.warning(
-            "login petugas diakhiri / attendant login ended: %s (%s), %d sesi / sessions",
-            username,
-            why,
-            ended,
-        )
-        self.gw.live.notify()  # open streams check their session again
+        token = self.tokens.pop(username, None)
+        if cached or ended or token:
+            log.warning(
+                "login petugas diakhiri / attendant login ended: %s (%s): cache %s, %d sesi / "
+                "sessions",
+                username,
+                why,
+                "dihapus / dropped" if cached else "-",
+                ended,
+            )
+            self.gw.live.notify()  # open streams check their session again
 
     def session_cookie(self, who: Who) -> str:
         """Start a session of ``who``: the signed cookie that names it."""

@@ -209,8 +209,10 @@ class LoginCache:
             return None
         return login
 
-    def forget(self, username: str) -> None:
-        self._db.execute("DELETE FROM attendant_login WHERE username=?", (username,))
+    def forget(self, username: str) -> bool:
+        """Delete the cached login of ``username``; whether there was one."""
+        cur = self._db.execute("DELETE FROM attendant_login WHERE username=?", (username,))
+        return cur.rowcount > 0
 
     def usernames(self) -> list[str]:
         """Every cached login's username, expired or not (the sync asks the central API about

@@ -20,7 +20,6 @@ Plain HTTP by default (on 127.0.0.1); with ``http_tls_cert`` and ``http_tls_key`
 from the site CA, `wastebank certs gateway`) HTTPS, for a page on the bank's Wi-Fi.
 """
 
-
 import asyncio
 import contextlib
 import ipaddress
