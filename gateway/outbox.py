@@ -88,7 +88,8 @@ def private_file(path: Path) -> None:
     one is left as it is (it may be systemd's StateDirectory, or shared).
     """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, PRIVATE_MODE)
+    # (a symlinked file is followed, as SQLite follows it: the outbox may live on a USB SSD)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_MODE)
     try:
         os.fchmod(fd, PRIVATE_MODE)  # an existing file keeps its mode through os.open
     finally:
