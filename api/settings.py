@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr
 
@@ -63,6 +64,7 @@ class HttpSettings(BaseModel):
 
 
 class ApiSettings(WastebankSettings):
+    broker_user: ClassVar[str | None] = "api"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str | None = Field(default=None, description="base URL printed for people")

@@ -41,7 +41,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Literal, Self
+from typing import Any, ClassVar, Final, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiomqtt
@@ -95,6 +95,7 @@ SerialKind = Literal["jsn", "maxbotix"]
 class TpsSimSettings(WastebankSettings):
     """Settings of ``wastebank sim tps``."""
 
+    broker_user: ClassVar[str | None] = "sim"
     mqtt: MqttSettings = MqttSettings()
     empty_distance_mm: int = Field(default=1400, ge=100, le=20_000, description="sensor -> floor")
     full_distance_mm: int = Field(default=250, ge=0, description="distance that counts as full")

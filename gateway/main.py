@@ -234,6 +234,9 @@ class AttendantSettings(BaseModel):
 
 
 class GatewaySettings(WastebankSettings):
+    """A gateway's site file. Its broker identity is its ``gateway_id`` unless the site file's
+    ``[mqtt]`` names another username (`wastebank device add` issues both)."""
+
     gateway_id: Code = "gw-01"
     bank_code: Code
     api_url: AnyHttpUrl | None = Field(
@@ -261,6 +264,9 @@ class GatewaySettings(WastebankSettings):
         default=None, description="its private key (PEM, mode 0600, the gateway's user only)"
     )
     health_interval_s: float = Field(default=30.0, gt=0)
+
+    def default_broker_user(self) -> str | None:
+        return self.gateway_id
 
     @model_validator(mode="after")
     def _unique(self) -> Self:
@@ -808,7 +814,7 @@ class Gateway:
             # with one gateway id (a clone) no longer take each other's connection in a loop.
             client = mqtt.client(
                 s.mqtt,
-                identifier=f"gateway-{s.gateway_id}-{self.outbox.install}-{self.boot}",
+                identifier=f"{s.gateway_id}.{self.outbox.install}.{self.boot}",
                 will=aiomqtt.Will(status_topic, will_payload, qos=1, retain=True),
                 protocol=mqtt.V5,
             )
@@ -1037,7 +1043,7 @@ class Gateway:
         while True:
             client = mqtt.client(
                 s.mqtt,
-                identifier=f"gateway-{s.gateway_id}-{self.outbox.install}-lns",
+                identifier=f"{s.gateway_id}.{self.outbox.install}.lns",
                 persistent=True,
                 protocol=mqtt.V5,
             )

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -108,10 +108,17 @@ class ReconcileSettings(BaseModel):
 
 
 class IngestSettings(WastebankSettings):
+    broker_user: ClassVar[str | None] = "ingest"
     mqtt: MqttSettings = MqttSettings()
     influx: InfluxSettings = InfluxSettings()
     ledger_url: str = Field(default_factory=default_ledger_url)
-    client_id: str = Field(default="wastebank-ingest", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    client_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.@-]{1,64}$",
+        description="this instance's MQTT session: '{username}@{client_id}'; unset: "
+        "'{host}.{n}', n the lowest number no other ingester on this host holds (one "
+        "persistent session per instance, kept across restarts)",
+    )
     shared_group: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
@@ -974,9 +981,12 @@ def _connect(
     """
     loop = asyncio.get_running_loop()
     mqtt_settings = settings.mqtt
+    client_id = mqtt.client_id(
+        mqtt_settings.username, settings.client_id or mqtt.instance_name("ingest")
+    )
     client = _Client(
         CallbackAPIVersion.VERSION2,
-        client_id=settings.client_id,
+        client_id=client_id,
         protocol=paho.MQTTv311,
         clean_session=False,
         manual_ack=True,
@@ -1000,7 +1010,7 @@ def _connect(
                 "ingest terhubung / connected to %s:%d as %s",
                 mqtt_settings.host,
                 mqtt_settings.port,
-                settings.client_id,
+                client_id,
             )
         state.update(connected_once=True, lost=False, refused=False)
         c.subscribe([(f, 1) for f in filters])

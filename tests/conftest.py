@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import tomli_w
@@ -23,10 +24,11 @@ from sqlalchemy import Engine, make_url, text
 from ingest.main import IngestSettings
 from ingest.main import run as run_ingest
 from ingest.metrics import MetricsSettings
-from wastebank import services
+from wastebank import devices, services
 from wastebank.config import InfluxSettings, MqttSettings, load_settings
 from wastebank.influx import Influx, deposit_line
 from wastebank.messages import DepositEvent
+from wastebank.mqtt import client_id
 
 WIT = timezone(timedelta(hours=9))  # the demo city, Ambon (Asia/Jayapura)
 _AN_HOUR_AGO = datetime.now(WIT).replace(microsecond=0) - timedelta(hours=1)
@@ -116,9 +118,22 @@ def test_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
+def broker_settings(
+    broker: services.ServicesSettings, *, user: str = "test", topic_prefix: str = ""
+) -> MqttSettings:
+    """How a test connects to ``broker`` (ours or a private one): as ``user``, a process
+    identity `services up` gave a password (the test's own, "test", by default)."""
+    return MqttSettings(
+        port=broker.mqtt_port,
+        topic_prefix=topic_prefix,
+        username=user,
+        credentials_dir=services.mqtt_secrets_dir(broker.run_dir),
+    ).as_user(None)
+
+
 @pytest.fixture
 def mqtt_settings(running_services: services.ServicesSettings, test_id: str) -> MqttSettings:
-    return MqttSettings(port=running_services.mqtt_port, topic_prefix=f"test-{test_id}/")
+    return broker_settings(running_services, topic_prefix=f"test-{test_id}/")
 
 
 @pytest.fixture
@@ -368,12 +383,18 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
 def settings_env(
     mqtt: MqttSettings, influx: InfluxSettings | None = None, ledger: str | None = None
 ) -> dict[str, str]:
-    """WASTEBANK_* variables that point a child process at this test's broker prefix, DB, ledger."""
+    """WASTEBANK_* variables that point a child process at this test's broker prefix, DB, ledger.
+
+    Not the test's broker identity: each child logs in as its own (ingest, api, tps, sim; a
+    gateway as its gateway id, see :func:`gateway_credentials`), from ``mqtt.credentials_dir``.
+    """
     env = {
         "WASTEBANK_MQTT__HOST": mqtt.host,
         "WASTEBANK_MQTT__PORT": str(mqtt.port),
         "WASTEBANK_MQTT__TOPIC_PREFIX": mqtt.topic_prefix,
     }
+    if mqtt.credentials_dir is not None:
+        env["WASTEBANK_MQTT__CREDENTIALS_DIR"] = str(mqtt.credentials_dir)
     if influx is not None:
         env["WASTEBANK_INFLUX__URL"] = influx.url
         env["WASTEBANK_INFLUX__DATABASE"] = influx.database
@@ -392,9 +413,16 @@ def write_site(
     flow: str = "kiosk",
     protocol: str = "gs_nt",
     http_port: int = 0,
+    credentials: MqttSettings | None = None,
     **extra: object,
 ) -> Path:
-    """A gateway site file with one scale on ``link``, as a waste bank would write it."""
+    """A gateway site file with one scale on ``link``, as a waste bank would write it; with
+    ``credentials`` (a broker's settings), the gateway's own login there too
+    (:func:`gateway_credentials`)."""
+    if credentials is not None:
+        sensors = cast(list[dict[str, str]], extra.get("sensors", []))
+        serves = tuple((s["tps_code"], s["id"]) for s in sensors)
+        gateway_credentials(credentials, gateway_id, bank, serves)
     site = {
         "gateway_id": gateway_id,
         "bank_code": bank,
@@ -405,6 +433,45 @@ def write_site(
     }
     path.write_text(tomli_w.dumps(site))
     return path
+
+
+def mqtt_login(mqtt: MqttSettings, local: str | None = None) -> dict[str, Any]:
+    """The username, password and client id keyword arguments of a raw aiomqtt client that
+    logs in as ``mqtt`` says (``local`` names the connection: see wastebank.mqtt.client_id)."""
+    return {
+        "username": mqtt.username,
+        "password": mqtt.password.get_secret_value() if mqtt.password else None,
+        "identifier": client_id(mqtt.username, local),
+    }
+
+
+def gateway_credentials(
+    mqtt: MqttSettings,
+    gateway_id: str,
+    bank: str = "bs-batu-merah",
+    serves: tuple[tuple[str, str], ...] = (),
+    reads: tuple[str, ...] = (),
+) -> None:
+    """Register ``gateway_id`` as a device of the broker whose passwords are in
+    ``mqtt.credentials_dir`` (as `wastebank device add` does, its topics under the test's
+    prefix) and leave its password where the gateway process looks for it."""
+    assert mqtt.credentials_dir is not None
+    run_dir = mqtt.credentials_dir.parents[1]
+    registry = devices.Registry(services.broker_auth_files(run_dir))
+    device = devices.Device(
+        "gateway", bank, gateway_id, topic_prefix=mqtt.topic_prefix, serves=serves, reads=reads
+    )
+    known = registry.get(gateway_id)
+    secret = mqtt.credentials_dir / gateway_id
+    if known is not None and secret.is_file():
+        same = (known.site, known.topic_prefix, known.serves, known.reads)
+        if same == (device.site, device.topic_prefix, device.serves, device.reads):
+            return  # this test's gateway again (a second process, a restart): same password
+    if known is not None:  # an earlier test's gateway of that id
+        registry.remove(gateway_id)
+    issued = registry.add(device)
+    devices.write_secret(mqtt.credentials_dir / gateway_id, issued.password + "\n")
+    services.reload_mosquitto(services.ServicesSettings(run_dir=run_dir))
 
 
 def free_port() -> int:
@@ -436,6 +503,9 @@ class PrivateMosquitto:
 
     def running(self) -> bool:
         return all(s.healthy for s in services.status(self.settings) if s.name == "mosquitto")
+
+    def mqtt(self, topic_prefix: str = "", user: str = "test") -> MqttSettings:
+        return broker_settings(self.settings, user=user, topic_prefix=topic_prefix)
 
 
 @pytest.fixture

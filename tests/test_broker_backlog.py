@@ -21,7 +21,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from tests.conftest import PrivateMosquitto, Processes, eventually, settings_env
+from tests.conftest import PrivateMosquitto, Processes, eventually, mqtt_login, settings_env
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.influx import Influx
 from wastebank.messages import FillReading, Topics
@@ -78,7 +78,9 @@ def publish_qos1(mqtt: MqttSettings, messages: list[tuple[str, bytes]], client_i
         if acked == len(messages):
             all_acked.set()
 
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    login = mqtt_login(mqtt, client_id)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=login["identifier"])
+    client.username_pw_set(login["username"], login["password"])
     client.max_inflight_messages_set(WINDOW)
     client.on_publish = on_publish
     client.connect(mqtt.host, mqtt.port)
@@ -113,7 +115,7 @@ async def test_an_absent_ingesters_backlog_of_100k_arrives_whole(
     test_id: str,
     record_property: Callable[[str, object], None],
 ) -> None:
-    mqtt = MqttSettings(port=private_mosquitto.port, topic_prefix=f"test-{test_id}/")
+    mqtt = private_mosquitto.mqtt(f"test-{test_id}/")
     env = {
         **settings_env(mqtt, influx_settings, ledger_url),
         "WASTEBANK_CLIENT_ID": f"ingest-{test_id}",

@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 
 from ingest.deadletter import ReplayAborted, hex_dump, payload_text, replay_dead_letters
 from ingest.main import IngestSettings
-from tests.conftest import deposit_event, eventually, free_port, settings_env
+from tests.conftest import deposit_event, eventually, free_port, mqtt_login, settings_env
 from wastebank import ledger
 from wastebank.cli import app
 from wastebank.config import InfluxSettings, MqttSettings
@@ -66,7 +66,9 @@ async def test_dead_letter_shown_replayed_once_after_a_fix_and_purged(
     topic = Topics(mqtt_settings.topic_prefix).deposit("bs-batu-merah", "gw-01")
     malformed = b'{"kind": "deposit", "net_g": -5}'
     unknown_card = deposit_event(7, net_g=2000, card=NEW_CARD)  # PET @ Rp4,000/kg = Rp8,000
-    async with aiomqtt.Client(mqtt_settings.host, mqtt_settings.port) as client:
+    async with aiomqtt.Client(
+        mqtt_settings.host, mqtt_settings.port, **mqtt_login(mqtt_settings)
+    ) as client:
         await client.publish(topic, malformed, qos=1)
         await client.publish(topic, b"\xff\x00{not json", qos=1)
         await client.publish(topic, unknown_card.model_dump_json().encode(), qos=1)
@@ -265,7 +267,9 @@ async def test_a_message_on_a_very_long_topic_is_dead_lettered_and_intake_goes_o
     pad = 65_535 - len(topics.deposit("bs-batu-merah", "").encode())
     long = topics.deposit("bs-batu-merah", "g" * pad)
     assert len(long.encode()) == 65_535
-    async with aiomqtt.Client(mqtt_settings.host, mqtt_settings.port) as client:
+    async with aiomqtt.Client(
+        mqtt_settings.host, mqtt_settings.port, **mqtt_login(mqtt_settings)
+    ) as client:
         await client.publish(long, b'{"kind": "deposit", "net_g": -5}', qos=1)
         await client.publish(short, deposit_event(8, net_g=1000).model_dump_json().encode(), qos=1)
 

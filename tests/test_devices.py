@@ -1,9 +1,9 @@
 """`wastebank certs` and `wastebank device`: the broker's TLS listener and per-device credentials.
 
 The integration tests run a private Mosquitto (the project's own config, from `services.up`) with
-certificates from `wastebank certs init`, so it has both listeners: the loopback one, anonymous,
-where an observer stands in for the ingester, and the TLS one, where each device logs in with the
-password `wastebank device add` issued and may publish only its own topics.
+certificates from `wastebank certs init`, so it has both listeners: the loopback one, where an
+observer logs in as the test (a process identity), and the TLS one, where each device logs in
+with the password `wastebank device add` issued and may publish only its own topics.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from pydantic import SecretStr
 from typer.testing import CliRunner, Result
 
 from gateway.main import GatewaySettings
-from tests.conftest import PrivateMosquitto, free_port
+from tests.conftest import PrivateMosquitto, free_port, mqtt_login
 from wastebank import devices, mqtt, services
 from wastebank.cli import app
 from wastebank.config import ConfigError, MqttSettings, load_settings
 from wastebank.messages import Topics
+from wastebank.mqtt import client_id
 
 NOT_AUTHORIZED = 0x87  # MQTT 5 reason code in the PUBACK of a publish the ACL refuses
 ACCEPTED = (0x00, 0x10)  # success, and "no matching subscribers" (also a success)
@@ -79,8 +80,9 @@ class TlsBroker:
         )
 
     def observer(self, identifier: str | None = None, **kwargs: Any) -> aiomqtt.Client:
-        """An anonymous client on the loopback listener, like the ingester."""
-        return aiomqtt.Client("127.0.0.1", self.plain_port, identifier=identifier, **kwargs)
+        """A client on the loopback listener with the test's own identity."""
+        login = mqtt_login(self.broker.mqtt(), identifier)
+        return aiomqtt.Client("127.0.0.1", self.plain_port, **login, **kwargs)
 
     def v5(self, username: str, password: str) -> tuple[aiomqtt.Client, list[str]]:
         """An MQTT 5 client over TLS, and what each PUBACK it gets says: "ok" or "refused"."""
@@ -89,6 +91,7 @@ class TlsBroker:
             self.tls_port,
             username=username,
             password=password,
+            identifier=client_id(username),
             tls_params=aiomqtt.TLSParameters(ca_certs=str(self.files.ca_cert)),
             protocol=aiomqtt.ProtocolVersion.V5,
             timeout=10,
@@ -348,10 +351,10 @@ async def test_rotate_replaces_the_password_and_remove_revokes_at_once(
 
 
 @pytest.mark.integration
-async def test_a_reload_keeps_loopback_anonymous_and_a_persistent_session_queues(
+async def test_a_reload_keeps_loopback_logins_and_a_persistent_session_queues(
     tls_broker: TlsBroker, test_id: str
 ) -> None:
-    """per_listener_settings must not cost the ingester anything: anonymous on loopback before
+    """per_listener_settings must not cost the ingester anything: logged in on loopback before
     and after a reload, its persistent session queueing what devices send over TLS meanwhile."""
     prefix, bank, gw = f"test-{test_id}/", "bs-batu-merah", f"gw-{test_id}"
     topics = Topics(prefix)
@@ -366,7 +369,7 @@ async def test_a_reload_keeps_loopback_anonymous_and_a_persistent_session_queues
             await gateway.publish(topics.deposit(bank, gw), b"before reload", qos=1)
             tls_broker.add("--bank", bank, "--gateway", f"gw-x{test_id}")  # SIGHUP
             await gateway.publish(topics.deposit(bank, gw), b"after reload", qos=1)
-        # Connected across the reload, still anonymous and still receiving.
+        # Connected across the reload, still logged in and still receiving.
         await watcher.publish(topics.gateway_health(bank, gw), b"{}", qos=1)
         seen = await topics_until(watcher, topics.gateway_health(bank, gw))
         assert seen == [topics.deposit(bank, gw)] * 2 + [topics.gateway_health(bank, gw)]
@@ -473,7 +476,7 @@ def _listener_blocks(conf: str) -> list[list[str]]:
     return blocks
 
 
-def test_the_tls_listener_appears_with_certificates_and_has_its_own_security(
+def test_every_listener_needs_a_login_and_the_tls_one_appears_with_certificates(
     tmp_path: Path,
 ) -> None:
     settings = services.ServicesSettings(
@@ -481,28 +484,32 @@ def test_the_tls_listener_appears_with_certificates_and_has_its_own_security(
     )
     mosquitto, _ = services._services(settings)
     files = services.broker_auth_files(tmp_path)
-    security = ("allow_anonymous", "password_file", "acl_file", "per_listener_settings")
+    security_options = ("allow_anonymous", "password_file", "acl_file", "plugin ")
+    security = [
+        "allow_anonymous false",
+        "allow_zero_length_clientid false",
+        f"plugin {services.clientid_plugin_path(tmp_path)}",
+        f"password_file {files.password_file}",
+        f"acl_file {files.acl_file}",
+    ]
 
     plain = _listener_blocks(services.mosquitto_conf(mosquitto, settings))
     assert [block[0] for block in plain[1:]] == ["listener 21883 127.0.0.1"]
-    assert not any(line.startswith(security) for line in plain[0])
-    assert plain[1][1:] == ["allow_anonymous true"]
+    assert plain[1][1:] == security
 
     devices.init_certs(files, ["127.0.0.1"])
     global_, loopback, tls = _listener_blocks(services.mosquitto_conf(mosquitto, settings))
     # First, before any security option; none in the global part, or Mosquitto would open its
     # default listener (1883, every interface) to carry it.
     assert global_[0] == "per_listener_settings true"
-    assert not any(line.startswith(security) for line in global_[1:])
-    assert loopback == ["listener 21883 127.0.0.1", "allow_anonymous true"]
+    assert not any(line.startswith(security_options) for line in global_[1:])
+    assert loopback == ["listener 21883 127.0.0.1", *security]
     assert tls == [
         "listener 28883",
         f"certfile {files.server_cert}",
         f"keyfile {files.server_key}",
         "tls_version tlsv1.2",
-        "allow_anonymous false",
-        f"password_file {files.password_file}",
-        f"acl_file {files.acl_file}",
+        *security,
     ]
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from api.app import create_app
 from firmware_sim.kiosk import KioskSimulator, ScriptedDeposit
 from tests.auth_helpers import PASSWORD, add_users, api_settings, login
-from tests.conftest import Processes, eventually, settings_env, write_site
+from tests.conftest import Processes, eventually, mqtt_login, settings_env, write_site
 from wastebank import ledger
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.messages import DepositEvent, GatewayStatus, Topics
@@ -72,11 +72,17 @@ async def test_scale_bytes_become_a_balance(
     ]
     link = tmp_path / "kiosk.tty"
     site = write_site(
-        tmp_path / "site.toml", gateway_id="gw-e2e", link=link, outbox=tmp_path / "outbox.db"
+        tmp_path / "site.toml",
+        gateway_id="gw-e2e",
+        link=link,
+        outbox=tmp_path / "outbox.db",
+        credentials=mqtt_settings,
     )
     seen: list[bytes] = []
     async with (
-        aiomqtt.Client(mqtt_settings.host, mqtt_settings.port) as observer,
+        aiomqtt.Client(
+            mqtt_settings.host, mqtt_settings.port, **mqtt_login(mqtt_settings)
+        ) as observer,
         KioskSimulator(link, seed=7, rate_hz=20) as kiosk,
     ):
         await observer.subscribe(topics.deposit("bs-batu-merah", "gw-e2e"), qos=1)
@@ -123,7 +129,9 @@ async def test_scale_bytes_become_a_balance(
     extra = events[0].model_copy(
         update={"event_id": f"gw-e2e.{events[0].install}.100", "seq": 100, "net_g": 1000}
     )
-    async with aiomqtt.Client(mqtt_settings.host, mqtt_settings.port) as pub:
+    async with aiomqtt.Client(
+        mqtt_settings.host, mqtt_settings.port, **mqtt_login(mqtt_settings)
+    ) as pub:
         topic = topics.deposit("bs-batu-merah", "gw-e2e")
         await pub.publish(topic, seen[0], qos=1)
         await pub.publish(topic, b'{"kind":"deposit","net_g":"lots"}', qos=1)

@@ -41,6 +41,7 @@ from tests.conftest import (
     deposit_event,
     eventually,
     free_port,
+    mqtt_login,
     write_site,
 )
 from wastebank import devices, mqtt, services
@@ -94,8 +95,8 @@ class TlsBroker:
         )
 
     def observer(self) -> aiomqtt.Client:
-        """An anonymous client on the loopback listener, like the ingester."""
-        return aiomqtt.Client("127.0.0.1", self.broker.port)
+        """A client on the loopback listener with the test's own identity."""
+        return aiomqtt.Client("127.0.0.1", self.broker.port, **mqtt_login(self.broker.mqtt()))
 
 
 @pytest.fixture(scope="module")
@@ -424,7 +425,9 @@ async def test_an_mqtt5_persistent_session_queues_while_away_and_a_plain_one_sta
 
     async with subscriber(persistent=True) as client:
         await client.subscribe(topic, qos=1)
-    async with aiomqtt.Client(mqtt_settings.host, mqtt_settings.port) as sensor:
+    async with aiomqtt.Client(
+        mqtt_settings.host, mqtt_settings.port, **mqtt_login(mqtt_settings)
+    ) as sensor:
         await sensor.publish(topic, b"while away", qos=1)
     async with subscriber(persistent=True) as client:  # no new subscribe: the session has it
         message = await asyncio.wait_for(anext(aiter(client.messages)), 10)

@@ -26,7 +26,7 @@ from tests.conftest import (
     write_site,
 )
 from wastebank import ledger
-from wastebank.config import InfluxSettings, MqttSettings
+from wastebank.config import InfluxSettings
 from wastebank.influx import Influx
 
 pytestmark = pytest.mark.integration
@@ -77,12 +77,14 @@ async def test_sigkill_and_broker_restarts_lose_and_double_nothing(
     test_id: str,
 ) -> None:
     broker = private_mosquitto
-    mqtt = MqttSettings(port=broker.port, topic_prefix=f"chaos-{test_id}/")
+    mqtt = broker.mqtt(f"chaos-{test_id}/")
     env = settings_env(mqtt, influx_settings, ledger_url)
     processes.start("ingest", ["ingest"], {**env, "WASTEBANK_CLIENT_ID": f"ingest-{test_id}"})
     outbox = tmp_path / "outbox.db"
     link = tmp_path / "kiosk.tty"
-    site = write_site(tmp_path / "site.toml", gateway_id="gw-chaos", link=link, outbox=outbox)
+    site = write_site(
+        tmp_path / "site.toml", gateway_id="gw-chaos", link=link, outbox=outbox, credentials=mqtt
+    )
     rng = random.Random(20261123)
     starts = 0
 

@@ -27,6 +27,7 @@ from tests.conftest import (
     Processes,
     eventually,
     free_port,
+    mqtt_login,
     settings_env,
     write_site,
 )
@@ -79,6 +80,7 @@ def gateway_env(mqtt: MqttSettings, gateway_id: str, link: Path, outbox: Path) -
         link=link,
         outbox=outbox,
         bank=BANK,
+        credentials=mqtt,
     )
     return {**settings_env(mqtt), "WASTEBANK_CONFIG": str(site)}
 
@@ -149,14 +151,14 @@ async def test_broker_outage_loses_nothing(
     private_mosquitto: PrivateMosquitto, processes: Processes, tmp_path: Path, test_id: str
 ) -> None:
     broker = private_mosquitto
-    mqtt = MqttSettings(port=broker.port, topic_prefix=f"test-{test_id}/")
+    mqtt = broker.mqtt(f"test-{test_id}/")
     gateway_id = f"gw-{test_id}"
     topic = Topics(mqtt.topic_prefix).deposit(BANK, gateway_id)
     outbox, link = tmp_path / "outbox.db", tmp_path / "kiosk.tty"
 
     def observer() -> aiomqtt.Client:  # a persistent session: the broker queues while it is away
         return aiomqtt.Client(
-            mqtt.host, mqtt.port, identifier=f"observer-{test_id}", clean_session=False
+            mqtt.host, mqtt.port, clean_session=False, **mqtt_login(mqtt, f"observer-{test_id}")
         )
 
     async with observer() as client:
@@ -201,7 +203,9 @@ async def test_sigkill_with_backlog_then_restart(
     nobody = mqtt_settings.model_copy(update={"port": free_port()})  # nothing listens there
 
     async with (
-        aiomqtt.Client(mqtt_settings.host, mqtt_settings.port) as client,
+        aiomqtt.Client(
+            mqtt_settings.host, mqtt_settings.port, **mqtt_login(mqtt_settings)
+        ) as client,
         KioskSimulator(link, seed=12, speed=SPEED) as kiosk,
     ):
         await client.subscribe(topic, qos=1)
@@ -246,7 +250,9 @@ async def test_serial_unplug_and_replug(
     def log() -> str:
         return processes.log("gateway")
 
-    async with aiomqtt.Client(mqtt_settings.host, mqtt_settings.port) as client:
+    async with aiomqtt.Client(
+        mqtt_settings.host, mqtt_settings.port, **mqtt_login(mqtt_settings)
+    ) as client:
         await client.subscribe(topic, qos=1)
         async with KioskSimulator(link, seed=13, speed=SPEED):
             processes.start(

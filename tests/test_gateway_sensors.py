@@ -12,7 +12,7 @@ import pytest
 import tomli_w
 
 from firmware_sim.tps import SerialFillSensorSim, TpsSimSettings, run_em310_sensor
-from tests.conftest import Processes, eventually, settings_env
+from tests.conftest import Processes, eventually, gateway_credentials, mqtt_login, settings_env
 from wastebank.config import MqttSettings
 from wastebank.messages import FillReading, Topics
 
@@ -46,9 +46,21 @@ async def test_serial_and_lorawan_sensors_publish_filtered_readings(
             }
         )
     )  # fmt: skip
+    gateway_credentials(
+        mqtt_settings,
+        "gw-tps",
+        serves=(
+            ("tps-batu-merah", "us-01"),
+            ("tps-benteng", "lora-01"),
+            ("tps-mardika", "wifi-01"),
+        ),
+        reads=("#",),  # the network server's uplinks and the Wi-Fi bin's state, under the prefix
+    )
     readings: dict[str, list[FillReading]] = {"us-01": [], "lora-01": [], "wifi-01": []}
     async with (
-        aiomqtt.Client(mqtt_settings.host, mqtt_settings.port) as observer,
+        aiomqtt.Client(
+            mqtt_settings.host, mqtt_settings.port, **mqtt_login(mqtt_settings)
+        ) as observer,
         SerialFillSensorSim(link, kind="jsn", seed=5, period_s=0.02) as jsn,
     ):
         await observer.subscribe(topics.fill("tps-batu-merah", "us-01"), qos=1)

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from firmware_sim.kiosk import KioskSimulator
 from firmware_sim.scales import QUIET, ScaleSimulator
 from tests.auth_helpers import PASSWORD, ApiEnv, api_settings
-from tests.conftest import Processes, eventually, free_port, settings_env, write_site
+from tests.conftest import Processes, eventually, free_port, mqtt_login, settings_env, write_site
 from tests.gateway_helpers import gateway_login
 from wastebank import ledger
 from wastebank.cli import app
@@ -81,9 +81,12 @@ async def test_attendant_flow_with_calibration_and_health(
         flow="attendant",
         http_port=port,
         health_interval_s=0.5,
+        credentials=mqtt_settings,
     )
     async with (
-        aiomqtt.Client(mqtt_settings.host, mqtt_settings.port) as observer,
+        aiomqtt.Client(
+            mqtt_settings.host, mqtt_settings.port, **mqtt_login(mqtt_settings)
+        ) as observer,
         KioskSimulator(link, seed=3, speed=4) as scale,
         httpx.AsyncClient(base_url=base, timeout=5) as gw,
     ):
@@ -195,11 +198,14 @@ async def test_plain_indicator_on_auto_with_computed_stability_and_zero_drift_al
         flow="attendant",
         protocol="auto",
         http_port=port,
+        credentials=mqtt_settings,
     )
     deposits: list[DepositEvent] = []
     alerts: list[GatewayAlert] = []
     async with (
-        aiomqtt.Client(mqtt_settings.host, mqtt_settings.port) as observer,
+        aiomqtt.Client(
+            mqtt_settings.host, mqtt_settings.port, **mqtt_login(mqtt_settings)
+        ) as observer,
         ScaleSimulator(link, "yh_stx", seed=4, speed=5, noise=QUIET) as scale,
         httpx.AsyncClient(base_url=base, timeout=5) as gw,
     ):

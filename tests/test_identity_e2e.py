@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from firmware_sim.kiosk import KioskSimulator, ScriptedDeposit
-from tests.conftest import Processes, eventually, settings_env, write_site
+from tests.conftest import Processes, eventually, mqtt_login, settings_env, write_site
 from tests.test_end_to_end import CARDS
 from tests.test_ingest import influx_sum
 from wastebank import alerts, ledger
@@ -66,11 +66,19 @@ async def test_an_sd_card_swap_loses_no_deposit(
     _start_ingest(processes, env, test_id)
     await eventually(lambda: _async(lambda: "subscribed" in processes.log("ingest")))
     link, outbox = tmp_path / "kiosk.tty", tmp_path / "outbox.db"
-    site = write_site(tmp_path / "site.toml", gateway_id="gw-sd", link=link, outbox=outbox)
+    site = write_site(
+        tmp_path / "site.toml",
+        gateway_id="gw-sd",
+        link=link,
+        outbox=outbox,
+        credentials=mqtt_settings,
+    )
     topic = Topics(mqtt_settings.topic_prefix).deposit("bs-batu-merah", "gw-sd")
     grams = [[1100, 1200, 1300], [2100, 2200, 2300]]
     seen: list[DepositEvent] = []
-    async with aiomqtt.Client(mqtt_settings.host, mqtt_settings.port) as observer:
+    async with aiomqtt.Client(
+        mqtt_settings.host, mqtt_settings.port, **mqtt_login(mqtt_settings)
+    ) as observer:
         await observer.subscribe(topic, qos=1)
         messages = aiter(observer.messages)
         for card_life, weights in enumerate(grams):
@@ -135,6 +143,7 @@ async def test_two_gateways_with_one_id_are_both_credited_and_the_clash_is_raise
                 link=link,
                 outbox=tmp_path / f"{name}-outbox.db",
                 health_interval_s=0.5,
+                credentials=mqtt_settings,
             )
             processes.start(f"gateway-{name}", ["gateway", "--config", str(site)], env)
         for name in ("a", "b"):

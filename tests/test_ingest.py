@@ -30,7 +30,7 @@ from ingest.main import Inbox, IngestSettings
 from ingest.main import run as run_ingest
 from ingest.metrics import MetricsSettings
 from tests.auth_helpers import PASSWORD, add_users, api_settings, login
-from tests.conftest import deposit_event, eventually, free_port
+from tests.conftest import deposit_event, eventually, free_port, mqtt_login
 from wastebank import ledger
 from wastebank.cli import app
 from wastebank.config import InfluxSettings, MqttSettings
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.integration
 
 
 async def publish(mqtt: MqttSettings, items: list[tuple[str, bytes]]) -> None:
-    async with aiomqtt.Client(mqtt.host, mqtt.port) as client:
+    async with aiomqtt.Client(mqtt.host, mqtt.port, **mqtt_login(mqtt)) as client:
         for topic, payload in items:
             await client.publish(topic, payload, qos=1)
 
@@ -291,7 +291,10 @@ async def test_processed_messages_are_acknowledged_and_never_redelivered(
         await task
     await publish(mqtt_settings, [(fill_topic, reading(999))])
     async with aiomqtt.Client(
-        mqtt_settings.host, mqtt_settings.port, identifier=client_id, clean_session=False
+        mqtt_settings.host,
+        mqtt_settings.port,
+        clean_session=False,
+        **mqtt_login(mqtt_settings, client_id),
     ) as session:
         seqs = []
         async for message in session.messages:

@@ -26,6 +26,7 @@ from tests.conftest import (
     deposit_event,
     eventually,
     free_port,
+    mqtt_login,
     settings_env,
 )
 from wastebank import ledger, services
@@ -83,7 +84,9 @@ class Publisher:
     async def run(self, pace: float = 0.0) -> None:
         while self.acked < len(self.items):
             try:
-                async with aiomqtt.Client(self.mqtt.host, self.mqtt.port, timeout=5) as client:
+                async with aiomqtt.Client(
+                    self.mqtt.host, self.mqtt.port, timeout=5, **mqtt_login(self.mqtt)
+                ) as client:
                     while self.acked < len(self.items):
                         topic, payload = self.items[self.acked]
                         await client.publish(topic, payload, qos=1)
@@ -149,7 +152,7 @@ async def test_broker_restarts_and_sigkilled_ingester_lose_and_double_nothing(
     test_id: str,
 ) -> None:
     broker = private_mosquitto
-    mqtt = MqttSettings(port=broker.port, topic_prefix=f"faults-{test_id}/")
+    mqtt = broker.mqtt(f"faults-{test_id}/")
     env = {**settings_env(mqtt, influx_settings, ledger_url), **ingest_env}
     starts = 0
 

@@ -150,6 +150,7 @@ def start_gateway(
             "argon2_memory_kib": 8,
             "sync_interval_s": 2,
         },
+        credentials=mqtt,
     )
     processes.start("gateway", ["gateway", "--config", str(site)], settings_env(mqtt))
     base = f"http://127.0.0.1:{port}"
@@ -300,7 +301,7 @@ def test_a_deposit_while_the_broker_is_down_is_pending_then_lands(
     test_id: str,
 ) -> None:
     broker = private_mosquitto
-    mqtt = MqttSettings(port=broker.port, topic_prefix=f"test-{test_id}/")
+    mqtt = broker.mqtt(f"test-{test_id}/")
     env = {**settings_env(mqtt, influx, ledger_url), "WASTEBANK_CLIENT_ID": f"i-{test_id}"}
     start_ingester(processes, env)
     link = tmp_path / "indicator.tty"

@@ -28,7 +28,7 @@ from api.app import create_app
 from ingest.main import IngestSettings, ReconcileSettings
 from ingest.main import run as run_ingest
 from tests.auth_helpers import PASSWORD, add_users, api_settings, login
-from tests.conftest import deposit_event, eventually, free_port
+from tests.conftest import deposit_event, eventually, free_port, mqtt_login
 from wastebank import ledger, reconcile
 from wastebank.alerts import AlertCode, SystemAlert
 from wastebank.cli import app
@@ -293,7 +293,9 @@ async def test_the_ingester_reconciles_and_raises_the_drift_alert_once(
     try:
         await asyncio.wait_for(ready.wait(), 20)
         topic = Topics(mqtt_settings.topic_prefix).deposit("bs-batu-merah", "gw-01")
-        async with aiomqtt.Client(mqtt_settings.host, mqtt_settings.port) as client:
+        async with aiomqtt.Client(
+            mqtt_settings.host, mqtt_settings.port, **mqtt_login(mqtt_settings)
+        ) as client:
             for ev in (deposit_event(1), deposit_event(2, category="kardus")):
                 await client.publish(topic, ev.model_dump_json().encode(), qos=1)
 

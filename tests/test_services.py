@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import wait_until
+from tests.conftest import broker_settings, mqtt_login, wait_until
 from wastebank import ledger, services
 from wastebank.config import load_settings
 from wastebank.services import ServicesSettings
@@ -98,7 +98,7 @@ def test_influxdb_answers_ping_as_1x(main_settings: ServicesSettings) -> None:
 async def test_mosquitto_qos1_round_trip(main_settings: ServicesSettings) -> None:
     topic = f"test/services/{uuid.uuid4().hex}"
     async with aiomqtt.Client(
-        "127.0.0.1", main_settings.mqtt_port, identifier=f"test-{uuid.uuid4().hex[:8]}"
+        "127.0.0.1", main_settings.mqtt_port, **mqtt_login(broker_settings(main_settings))
     ) as client:
         await client.subscribe(topic, qos=1)
         await client.publish(topic, b"halo dari Ambon", qos=1)

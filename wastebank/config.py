@@ -21,16 +21,45 @@ from pydantic_settings import (
 )
 
 RUN_DIR = Path(os.environ.get("WASTEBANK_RUN_DIR", Path.cwd() / ".run"))
+SECRETS_DIR = RUN_DIR / "secrets"
+"""Passwords `wastebank services up` generates for this checkout's processes (0700, files 0600)."""
 
 DEFAULT_MQTT_PORT = 11883
 DEFAULT_INFLUX_PORT = 18086
 
 
+def read_secret(path: Path) -> str:
+    """A password kept in a file: its first line, refused when others may read the file."""
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        raise ValueError(
+            f"{path}: mode {mode & 0o777:o}, boleh dibaca orang lain / readable by others; "
+            f"chmod 600 {path}"
+        )
+    lines = path.read_text().splitlines()
+    if not lines or not lines[0]:
+        raise ValueError(f"{path}: kosong / empty")
+    return lines[0]
+
+
 class MqttSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_MQTT_PORT, ge=1, le=65535)
-    username: str | None = None
+    username: str | None = Field(
+        default=None,
+        description="broker identity; unset: the process's own (ingest, api, tps, sim; a "
+        "gateway's gateway_id). Client ids are '{username}@...' (docs/operations.md)",
+    )
     password: SecretStr | None = None
+    password_file: Path | None = Field(
+        default=None,
+        description="a file (mode 0600) whose first line is the password; instead of password",
+    )
+    credentials_dir: Path | None = Field(
+        default=None,
+        description="where `services up` keeps local passwords, one file per username; "
+        "used when neither password nor password_file is set (default: .run/secrets/mqtt)",
+    )
     topic_prefix: str = Field(
         default="",
         pattern=r"^([A-Za-z0-9_-]+/)*$",
@@ -58,7 +87,22 @@ class MqttSettings(BaseModel):
             raise ValueError("ca_file, cert_file and key_file need tls = true")
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together")
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("password and password_file exclude each other")
         return self
+
+    def as_user(self, default_user: str | None) -> MqttSettings:
+        """These settings with a username (``default_user`` when unset) and its password: given,
+        from ``password_file``, or from the local credentials `services up` wrote, if any."""
+        user = self.username or default_user
+        password = self.password
+        if password is None and self.password_file is not None:
+            password = SecretStr(read_secret(self.password_file))
+        elif password is None and user is not None:
+            local = (self.credentials_dir or SECRETS_DIR / "mqtt") / user
+            if local.is_file():
+                password = SecretStr(read_secret(local))
+        return self.model_copy(update={"username": user, "password": password})
 
 
 INFLUXQL_DURATION = r"^(INF|[1-9][0-9]*[hdw])$"
@@ -122,6 +166,22 @@ class WastebankSettings(BaseSettings):
         env_prefix="WASTEBANK_", env_nested_delimiter="__", extra="forbid"
     )
     config_file: ClassVar[Path | None] = None
+    broker_user: ClassVar[str | None] = None
+    """The broker identity of the process these settings are for, when ``mqtt.username`` is
+    unset (see :meth:`MqttSettings.as_user`)."""
+
+    def default_broker_user(self) -> str | None:
+        return self.broker_user
+
+    @model_validator(mode="after")
+    def _broker_identity(self) -> Self:
+        mqtt = getattr(self, "mqtt", None)
+        if isinstance(mqtt, MqttSettings):
+            try:
+                self.mqtt = mqtt.as_user(self.default_broker_user())
+            except OSError as exc:
+                raise ValueError(f"mqtt password: {exc}") from None
+        return self
 
     @classmethod
     def settings_customise_sources(

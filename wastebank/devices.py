@@ -477,6 +477,50 @@ def _check_filter(topic_filter: str) -> None:
 
 
 @dataclass(frozen=True)
+class Principal:
+    """One of the city server's own processes on the broker: a username, a password that
+    `wastebank services up` (or `wastebank broker credentials`) generates, and what it may use.
+
+    Topic rules hold with and without one level of topic prefix (``+/wb/v1/...``): a second
+    deployment or a test isolates itself with a prefix (docs/protocol.md).
+    """
+
+    name: str
+    purpose: str
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    development: bool = False
+    """Only for development, demos and tests: never create it on a city's broker."""
+
+
+def _prefixed(*filters: str) -> tuple[str, ...]:
+    return tuple(f for x in filters for f in (x, f"+/{x}"))
+
+
+PRINCIPALS: tuple[Principal, ...] = (
+    Principal("ingest", "the deposit and fill-reading ingester: reads every device topic", ("#",)),
+    Principal("api", "the API: connects to report the broker's health, uses no topic"),
+    Principal(
+        "tps",
+        "`wastebank tps watch`: reads fill readings, publishes TPS alerts",
+        ("#",),
+        _prefixed("wb/v1/+/tps/#"),
+    ),
+    Principal(
+        "sim",
+        "device simulators (`wastebank sim ...`): publish as any device",
+        ("#",),
+        ("#",),
+        development=True,
+    ),
+    Principal("test", "the test suite and benchmarks: every topic", ("#",), ("#",), True),
+)
+"""Every process identity but the devices'. A device's username can never take one of these
+names (``Registry.add`` refuses it)."""
+PRINCIPAL_NAMES = frozenset(p.name for p in PRINCIPALS)
+
+
+@dataclass(frozen=True)
 class Issued:
     device: Device
     password: str
@@ -506,6 +550,11 @@ class Registry:
 
     def add(self, device: Device, *, rotate: bool = False) -> Issued:
         """Issue a password for ``device``; refused if it exists, unless ``rotate``."""
+        if device.username in PRINCIPAL_NAMES:
+            raise DeviceError(
+                f"{device.username} adalah identitas proses / is a process identity "
+                f"({', '.join(sorted(PRINCIPAL_NAMES))}); pick another device id"
+            )
         with self._locked():
             devices = self._read()
             existing = devices.get(device.username)
@@ -554,6 +603,30 @@ class Registry:
             self._write(devices)  # the ACL first: even a password left behind grants nothing
             self._delete_password(username)
             return device
+
+    def ensure_principals(self, names: Iterable[str], secrets_dir: Path) -> list[str]:
+        """Give each named process identity a password, kept in ``secrets_dir/<name>`` (0600,
+        the folder 0700) for the process to read: created when missing, else left as it is.
+        Returns the names that got a new password (Mosquitto must re-read its files)."""
+        wanted = {p.name: p for p in PRINCIPALS}
+        unknown = sorted(set(names) - set(wanted))
+        if unknown:
+            raise DeviceError(f"identitas tak dikenal / unknown process identities: {unknown}")
+        secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        secrets_dir.chmod(0o700)
+        issued: list[str] = []
+        with self._locked():
+            users = set(self.password_users())
+            for name in names:
+                secret = secrets_dir / name
+                if secret.is_file() and name in users:
+                    continue
+                password = secrets.token_urlsafe(PASSWORD_BYTES)
+                self._set_password(name, password)
+                _atomic_write(secret, f"{password}\n".encode(), 0o600)
+                issued.append(name)
+            self._write(self._read())
+        return issued
 
     def password_users(self) -> list[str]:
         """Usernames in Mosquitto's password file (to spot ones added by hand)."""
@@ -641,12 +714,16 @@ def acl_text(devices: Iterable[Device]) -> str:
     """
     lines = [
         "# Written by `wastebank device` from devices.toml; edits are overwritten.",
-        "# Used by the TLS listener only; anything not granted here is refused.",
+        "# Used by every listener; anything not granted here is refused.",
     ]
     for device in sorted(devices, key=lambda d: d.username):
         lines += ["", f"# {device.describe()}", f"user {device.username}"]
         lines += [f"topic write {topic}" for topic in device.publish_topics]
         lines += [f"topic read {topic_filter}" for topic_filter in device.read_filters]
+    for principal in PRINCIPALS:
+        lines += ["", f"# {principal.purpose}", f"user {principal.name}"]
+        lines += [f"topic read {topic_filter}" for topic_filter in principal.reads]
+        lines += [f"topic write {topic_filter}" for topic_filter in principal.writes]
     return "\n".join(lines) + "\n"
 
 

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import random
+import re
+import secrets
+import socket
 import ssl
+from pathlib import Path
 from typing import Any, cast
 
 import aiomqtt
@@ -13,7 +19,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from wastebank.config import MqttSettings
+from wastebank.config import RUN_DIR, MqttSettings
 
 BACKOFF_BASE_S = 1.5
 BACKOFF_CAP_S = 30.0
@@ -24,6 +30,50 @@ V5 = aiomqtt.ProtocolVersion.V5
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 """MQTT 5 Session Expiry Interval of a persistent session: kept however long the client is away,
 as a 3.1.1 session with clean session off is (Mosquitto: unless persistent_client_expiration)."""
+
+
+CLIENT_ID_SEPARATOR = "@"
+
+
+def client_id(username: str | None, local: str | None = None) -> str:
+    """The client id of one connection: ``{username}@{local}``.
+
+    Our broker (deploy/mosquitto/wastebank_clientid.c) accepts a client id only when it is the
+    username or starts with ``username@``: nobody can take another's session, while one
+    identity may run several processes side by side (two ingesters, a gateway restarted before
+    its old session ended). ``local`` names the process (random when None); without a username
+    (a broker of someone else's, anonymous) ``local`` is the whole id.
+    """
+    local = local or secrets.token_hex(6)
+    if username is None or local == username or local.startswith(username + CLIENT_ID_SEPARATOR):
+        return local
+    return f"{username}{CLIENT_ID_SEPARATOR}{local}"
+
+
+_INSTANCE_LOCKS: list[int] = []  # held for the life of the process
+
+
+def instance_name(kind: str, run_dir: Path | None = None, most: int = 64) -> str:
+    """``{host}.{n}``: this host's name and the lowest instance number ``n`` that no running
+    process of ``kind`` holds (a lock file under ``run_dir``, released when the process ends).
+
+    A stable default client id for a persistent session: the first ingester on a host is always
+    ``.1`` and finds its queued backlog again after a restart, while a second one started beside
+    it gets ``.2`` instead of taking the first one's session.
+    """
+    host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:40] or "host"
+    folder = (run_dir or RUN_DIR) / "instances"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for n in range(1, most + 1):
+        fd = os.open(folder / f"{kind}.{n}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _INSTANCE_LOCKS.append(fd)
+        return f"{host}.{n}"
+    raise RuntimeError(f"{most} {kind} processes already run here ({folder})")
 
 
 def backoff(attempt: int) -> float:
@@ -74,7 +124,7 @@ def client(
         settings.port,
         username=settings.username,
         password=settings.password.get_secret_value() if settings.password else None,
-        identifier=identifier,
+        identifier=client_id(settings.username, identifier),
         protocol=protocol,
         keepalive=settings.keepalive_s,
         will=will,

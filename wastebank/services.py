@@ -51,7 +51,17 @@ log = logging.getLogger(__name__)
 
 MOSQUITTO_BIN = Path("/usr/sbin/mosquitto")
 INFLUXD_BIN = Path("/usr/bin/influxd")
-PACKAGES = {"mosquitto": MOSQUITTO_BIN, "influxdb": INFLUXD_BIN}
+PACKAGES = {
+    "mosquitto": MOSQUITTO_BIN,
+    "influxdb": INFLUXD_BIN,
+    # To build the broker's client-id plugin (deploy/mosquitto/wastebank_clientid.c).
+    "mosquitto-dev": Path("/usr/include/mosquitto_broker.h"),
+    "libmosquitto-dev": Path("/usr/include/mosquitto.h"),
+    "gcc": Path("/usr/bin/gcc"),
+}
+CLIENTID_PLUGIN_SOURCE = (
+    Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "wastebank_clientid.c"
+)
 POSTGRESQL_LIB = Path("/usr/lib/postgresql")  # Debian: <major>/bin/{initdb,postgres}
 DEFAULT_POSTGRESQL_PORT = 15432
 POSTGRESQL_SUPERUSER = "postgres"  # initdb -U; also the OS user it runs as under root
@@ -97,6 +107,11 @@ class ServicesSettings(WastebankSettings):
     postgresql_password: SecretStr | None = Field(
         default=None,
         description="password of the wastebank role, needed from any address but loopback",
+    )
+    broker_principals: tuple[str, ...] = Field(
+        default=("ingest", "api", "tps", "sim", "test"),
+        description="process identities `up` gives a broker password (in run_dir/secrets/mqtt, "
+        "0600); sim and test are for development and tests only (docs/operations.md)",
     )
     install: bool = True
     start_timeout_s: float = Field(default=30.0, gt=0)
@@ -193,6 +208,7 @@ def up(settings: ServicesSettings, only: Collection[ServiceName] | None = None) 
         wanted.add("postgres")
     _install_missing(settings, wanted)
     mosquitto, influxd = _services(settings)
+    new_passwords = prepare_broker(settings) if mosquitto.name in wanted else []
     postgres = postgres_service(settings)
     starters: list[tuple[Service, Callable[[Service, ServicesSettings], Starting]]] = [
         (mosquitto, _start_mosquitto),
@@ -210,6 +226,14 @@ def up(settings: ServicesSettings, only: Collection[ServiceName] | None = None) 
                 log.warning("%s dimulai ulang / restarting: %s", svc.name, exc)
                 _stop(svc, state.pid)
             state = _state(svc)
+        if state.healthy and svc is mosquitto and _stale_config(svc, settings):
+            # Started from an older config (e.g. before listeners needed passwords): restart.
+            log.warning("mosquitto dimulai ulang / restarting: its config changed")
+            if state.pid is not None:
+                _stop(svc, state.pid)
+            state = _state(svc)
+        elif state.healthy and svc is mosquitto and new_passwords:
+            reload_mosquitto(settings)
         if state.healthy:
             log.info(
                 "%s sudah berjalan / already running on %s:%s (pid %s)",
@@ -305,6 +329,13 @@ def reload_mosquitto(settings: ServicesSettings, timeout_s: float = 5.0) -> int 
     return pid
 
 
+def _stale_config(svc: Service, settings: ServicesSettings) -> bool:
+    try:
+        return svc.conf.read_text() != mosquitto_conf(svc, settings)
+    except FileNotFoundError:
+        return True
+
+
 def mosquitto_tls_listening(settings: ServicesSettings) -> bool:
     """Whether the config our Mosquitto was started with has the TLS listener."""
     mosquitto, _ = _services(settings)
@@ -348,27 +379,21 @@ def _services(settings: ServicesSettings) -> tuple[Service, Service]:
 
 
 def mosquitto_conf(svc: Service, settings: ServicesSettings) -> str:
-    """Our Mosquitto config; with certificates (`wastebank certs init`) it adds a TLS listener
-    on which every client logs in with its own password and may use only its own topics."""
+    """Our Mosquitto config: no anonymous client on any listener; every client logs in with its
+    own password, may use only its own topics (the ACL) and only client ids of its own (the
+    plugin). With certificates (`wastebank certs init`) a TLS listener for devices is added."""
     # Running as root, mosquitto would drop to user "mosquitto", which cannot write our run_dir;
     # naming the current user keeps it as whoever ran `up` (no effect when not root).
     user = _current_user()
     files = broker_auth_files(settings.run_dir)
     tls = files.tls_ready
-    per_listener = (
-        """\
-# Each listener has its own authentication and ACL settings: allow_anonymous, password_file and
-# acl_file below apply to the listener line above them. Must come before any of them: a security
-# option above every listener line would open Mosquitto's default listener (port 1883, every
-# interface) with it.
-per_listener_settings true
-"""
-        if tls
-        else ""
-    )
     return f"""\
 # Written by `wastebank services up`; edits are overwritten.
-{per_listener}user {user}
+# Each listener has its own authentication and ACL settings: the security options below a
+# listener line apply to it. Must come before any of them: a security option above every
+# listener line would open Mosquitto's default listener (port 1883, every interface) with it.
+per_listener_settings true
+user {user}
 pid_file {svc.pid_file}
 persistence true
 persistence_location {svc.dir / "data"}/
@@ -398,11 +423,22 @@ log_type notice
 log_type information
 log_timestamp_format %Y-%m-%dT%H:%M:%S
 
-# The city server's own processes (ingest, api) and the tests, anonymous. Known gap: anyone who
-# can reach this address may publish as any device (docs/deploy-pi.md, "Broker credentials").
+# The city server's own processes (ingest, api, tps watch; simulators and tests in
+# development), each with its own password (run_dir/secrets/mqtt, `up` makes them).
 listener {settings.mqtt_port} {settings.bind}
-allow_anonymous true
-{_tls_listener(settings, files) if tls else ""}"""
+{_security(settings)}{_tls_listener(settings, files) if tls else ""}"""
+
+
+def _security(settings: ServicesSettings) -> str:
+    """What every listener checks, in this order: the client id belongs to the username (the
+    plugin refuses anything else before a session is touched), then the password, then the ACL."""
+    files = broker_auth_files(settings.run_dir)
+    return f"""allow_anonymous false
+allow_zero_length_clientid false
+plugin {clientid_plugin_path(settings.run_dir)}
+password_file {files.password_file}
+acl_file {files.acl_file}
+"""
 
 
 def _tls_listener(settings: ServicesSettings, files: BrokerAuthFiles) -> str:
@@ -414,10 +450,55 @@ listener {listener}
 certfile {files.server_cert}
 keyfile {files.server_key}
 tls_version tlsv1.2
-allow_anonymous false
-password_file {files.password_file}
-acl_file {files.acl_file}
-"""
+{_security(settings)}"""
+
+
+def clientid_plugin_path(run_dir: Path) -> Path:
+    return run_dir.resolve() / "mosquitto" / "wastebank_clientid.so"
+
+
+def build_clientid_plugin(run_dir: Path) -> Path:
+    """Compile deploy/mosquitto/wastebank_clientid.c for this machine's Mosquitto, unless the
+    library there was built from the same source (its SHA-256 is kept beside it)."""
+    out = clientid_plugin_path(run_dir)
+    stamp = out.with_suffix(".sha256")
+    digest = hashlib.sha256(CLIENTID_PLUGIN_SOURCE.read_bytes()).hexdigest()
+    if out.is_file() and stamp.is_file() and stamp.read_text().strip() == digest:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = ["cc", "-shared", "-fPIC", "-O2", "-Wall", "-o", str(out), str(CLIENTID_PLUGIN_SOURCE)]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ServiceError(
+            "plugin client-id Mosquitto gagal dibangun / the broker's client-id plugin failed "
+            f"to build (needs gcc, mosquitto-dev, libmosquitto-dev): {result.stderr.strip()}"
+        )
+    stamp.write_text(digest + "\n")
+    log.info("plugin client-id dibangun / client-id plugin built: %s", out)
+    return out
+
+
+def prepare_broker(settings: ServicesSettings) -> list[str]:
+    """Everything Mosquitto reads besides its config: the plugin, the password and ACL files,
+    and a password for each process identity in ``broker_principals``. Returns the identities
+    that got a new password (a running broker must re-read its files)."""
+    from wastebank.devices import Registry  # devices imports this module
+
+    build_clientid_plugin(settings.run_dir)
+    files = broker_auth_files(settings.run_dir)
+    files.password_file.parent.mkdir(parents=True, exist_ok=True)
+    for path in (files.password_file, files.acl_file):
+        if not path.exists():  # Mosquitto refuses to start without them
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+    return Registry(files).ensure_principals(
+        settings.broker_principals, mqtt_secrets_dir(settings.run_dir)
+    )
+
+
+def mqtt_secrets_dir(run_dir: Path) -> Path:
+    """Where the process identities' broker passwords are (``MqttSettings.credentials_dir``)."""
+    return run_dir.resolve() / "secrets" / "mqtt"
 
 
 def influxdb_conf(svc: Service, settings: ServicesSettings) -> str:
@@ -465,8 +546,14 @@ bind-address = {q(rpc)}
 
 def _install_missing(settings: ServicesSettings, services: Collection[str]) -> None:
     """apt-get install the Debian packages of ``services`` (daemon names) that are missing."""
-    needed = {"mosquitto": "mosquitto", "influxd": "influxdb", "postgres": "postgresql"}
-    missing = [needed[name] for name in needed if name in services and not _installed(needed[name])]
+    needed = {
+        "mosquitto": ("mosquitto", "mosquitto-dev", "libmosquitto-dev", "gcc"),
+        "influxd": ("influxdb",),
+        "postgres": ("postgresql",),
+    }
+    missing = [
+        pkg for name in needed if name in services for pkg in needed[name] if not _installed(pkg)
+    ]
     if not missing:
         return
     names = " ".join(missing)
@@ -526,11 +613,6 @@ def _start_mosquitto(svc: Service, settings: ServicesSettings) -> subprocess.Pop
                 f"port TLS {settings.mqtt_tls_port} sudah dipakai proses lain / TLS port already "
                 "in use by another process; set mqtt_tls_port (WASTEBANK_MQTT_TLS_PORT)"
             )
-        # Mosquitto refuses to start without them; empty files: no device may log in yet.
-        for path in (files.password_file, files.acl_file):
-            if not path.exists():
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                os.close(fd)
         log.info(
             "listener TLS / TLS listener on port %s (%s)",
             settings.mqtt_tls_port,
@@ -673,19 +755,22 @@ def _port_open(host: str, port: int) -> bool:
 
 
 def _mqtt_answers(host: str, port: int, timeout_s: float = 3.0) -> bool:
-    """A real MQTT CONNECT that gets a successful CONNACK."""
+    """A real MQTT CONNECT that gets a CONNACK. Anonymous, so the answer is a refusal ("Not
+    authorized"): a broker that answers, whoever it lets in."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"wastebank-health-{os.getpid()}")
     client.connect_timeout = timeout_s
+    answered: list[bool] = []
+    client.on_connect = lambda *_args: answered.append(True)
     try:
         client.connect(host, port, keepalive=10)
     except OSError:
         return False
     try:
         deadline = time.monotonic() + timeout_s
-        while not client.is_connected() and time.monotonic() < deadline:
+        while not answered and time.monotonic() < deadline:
             if client.loop(timeout=POLL_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                return False
-        return client.is_connected()
+                break
+        return bool(answered)
     finally:
         client.disconnect()
         client.loop(timeout=0.0)

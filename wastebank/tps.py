@@ -88,7 +88,7 @@ import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Final, Literal, NamedTuple, cast
+from typing import Any, ClassVar, Final, Literal, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 import aiomqtt
@@ -1125,10 +1125,15 @@ def mark_published(session: Session, alert_id: int, state: Literal["raised", "cl
 class TpsWatchSettings(WastebankSettings):
     """Settings of ``wastebank tps watch``."""
 
+    broker_user: ClassVar[str | None] = "tps"
     mqtt: MqttSettings = MqttSettings()
     influx: InfluxSettings = InfluxSettings()
     ledger_url: str = Field(default_factory=default_ledger_url)
-    client_id: str = Field(default="wastebank-tps-watch", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    client_id: str = Field(
+        default="tps-watch",
+        pattern=r"^[A-Za-z0-9_.@-]{1,64}$",
+        description="its persistent MQTT session: '{username}@{client_id}'",
+    )
     check_interval_s: float = Field(
         default=60.0, gt=0, le=3600, description="seconds between offline checks"
     )
