@@ -22,7 +22,7 @@ from pathlib import Path
 
 import tomli_w
 
-from wastebank import services
+from wastebank import devices, services
 from wastebank.config import RUN_DIR, load_settings
 from wastebank.seed import seed_demo
 
@@ -160,6 +160,17 @@ def _banner(
     return "\n".join(lines)
 
 
+def _device_login(broker: services.ServicesSettings, bank: str, gateway: str) -> dict[str, str]:
+    """A new password for the demo's ``gateway`` (registered as a device of ``bank``)."""
+    registry = devices.Registry(services.broker_auth_files(broker.run_dir))
+    known = registry.get(gateway)
+    if known is not None and known.site != bank:
+        registry.remove(gateway)
+        known = None
+    issued = registry.add(devices.Device("gateway", bank, gateway), rotate=known is not None)
+    return {"username": gateway, "password": issued.password}
+
+
 async def run() -> None:
     # Ctrl-C arrives as SIGINT (asyncio.run cancels us); treat SIGTERM and SIGHUP the same way, so
     # `kill` or a closed terminal also stops every child instead of orphaning them.
@@ -168,7 +179,8 @@ async def run() -> None:
     assert me is not None
     for sig in (signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, me.cancel)
-    services.up(load_settings(services.ServicesSettings))
+    broker = load_settings(services.ServicesSettings)
+    services.up(broker)
     demo_dir = RUN_DIR / "demo"
     logs = demo_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -234,11 +246,14 @@ async def run() -> None:
             )
             http_port = 8080 + n
             site = demo_dir / f"site-gw-{n:02d}.toml"
-            site.write_text(
+            devices.write_secret(
+                site,
                 tomli_w.dumps(
                     {
                         "gateway_id": f"gw-{n:02d}",
                         "bank_code": bank,
+                        # Its own broker login, as `wastebank device add` issues it.
+                        "mqtt": _device_login(broker, bank, f"gw-{n:02d}"),
                         "http_port": http_port,
                         "api_url": base,
                         "attendant": {"timezone": summary.timezone},
@@ -253,8 +268,9 @@ async def run() -> None:
                             },
                         ],
                     }
-                )
+                ),
             )
+            services.reload_mosquitto(broker)
             children.append(
                 await _spawn(f"gateway-{bank}", ["gateway", "--config", str(site)], {}, logs)
             )
