@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -19,7 +20,7 @@ from sqlalchemy import text
 
 from tests.conftest import broker_settings, mqtt_login, wait_until
 from wastebank import ledger, services
-from wastebank.config import load_settings
+from wastebank.config import BUILTIN_PORTS, load_settings, recorded_ports
 from wastebank.services import ServicesSettings
 
 
@@ -197,18 +198,39 @@ def test_configs_use_our_ports_and_dirs(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_a_port_served_by_another_checkouts_daemon_is_used_not_fought(
+def test_a_second_checkout_chooses_ports_of_its_own_and_never_shares_a_daemon(
     running_services: services.ServicesSettings, tmp_path: Path
 ) -> None:
-    other = services.ServicesSettings(
-        run_dir=tmp_path / "other-checkout",
-        mqtt_port=running_services.mqtt_port,
-        influx_port=running_services.influx_port,
-    )
-    services.up(other)  # no error: both ports answer as Mosquitto / InfluxDB
-    assert all(state.pid is None for state in services.status(other))  # nothing of its own
-    services.down(other)  # and it stops nothing that is not its own
+    squatters = []  # every built-in port held, whether by the main checkout or by us
+    for port in BUILTIN_PORTS.values():
+        sock = socket.socket()
+        with contextlib.suppress(OSError):
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+        squatters.append(sock)
+    try:
+        other = services.ServicesSettings(
+            run_dir=tmp_path / "other-checkout", **{f: BUILTIN_PORTS[n] for n, f in FIELDS}
+        )
+        chosen = services.claim_ports(other)
+        assert all(chosen[n] != BUILTIN_PORTS[n] for n in BUILTIN_PORTS)
+        assert recorded_ports(other.run_dir / "ports.toml") == chosen
+        assert [getattr(other, f) for _, f in FIELDS] == [chosen[n] for n, _ in FIELDS]
+        services.up(other, only=("mosquitto",))
+        try:
+            (state,) = [s for s in services.status(other) if s.name == "mosquitto"]
+            assert state.pid is not None
+            assert state.healthy
+            assert state.port == chosen["mqtt"]
+        finally:
+            services.down(other)
+    finally:
+        for sock in squatters:
+            sock.close()
     assert all(state.healthy for state in services.status(running_services))
+
+
+FIELDS = list(services.PORT_FIELDS.items())
 
 
 def test_a_port_held_by_something_else_is_a_clear_error(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ Values come from (highest first): keyword arguments, ``WASTEBANK_*`` environment
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self, TypeVar
 
@@ -24,8 +25,25 @@ RUN_DIR = Path(os.environ.get("WASTEBANK_RUN_DIR", Path.cwd() / ".run"))
 SECRETS_DIR = RUN_DIR / "secrets"
 """Passwords `wastebank services up` generates for this checkout's processes (0700, files 0600)."""
 
-DEFAULT_MQTT_PORT = 11883
-DEFAULT_INFLUX_PORT = 18086
+PORTS_FILE = RUN_DIR / "ports.toml"
+"""The ports this checkout's services use, chosen by the first `wastebank services up`: the
+built-in ones below unless another program (another checkout's services) already had them."""
+BUILTIN_PORTS = {"mqtt": 11883, "influx": 18086, "postgresql": 15432, "mqtt_tls": 18883}
+
+
+def recorded_ports(path: Path = PORTS_FILE) -> dict[str, int]:
+    try:
+        recorded = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        recorded = {}
+    return {name: int(recorded.get(name, port)) for name, port in BUILTIN_PORTS.items()}
+
+
+_PORTS = recorded_ports()
+DEFAULT_MQTT_PORT = _PORTS["mqtt"]
+DEFAULT_INFLUX_PORT = _PORTS["influx"]
+DEFAULT_POSTGRESQL_PORT = _PORTS["postgresql"]
+DEFAULT_MQTT_TLS_PORT = _PORTS["mqtt_tls"]
 
 
 def read_secret(path: Path) -> str:

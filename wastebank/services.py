@@ -45,7 +45,16 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from pydantic import Field, SecretStr
 
-from wastebank.config import DEFAULT_INFLUX_PORT, DEFAULT_MQTT_PORT, RUN_DIR, WastebankSettings
+from wastebank.config import (
+    BUILTIN_PORTS,
+    DEFAULT_INFLUX_PORT,
+    DEFAULT_MQTT_PORT,
+    DEFAULT_MQTT_TLS_PORT,
+    DEFAULT_POSTGRESQL_PORT,
+    RUN_DIR,
+    WastebankSettings,
+    recorded_ports,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +72,6 @@ CLIENTID_PLUGIN_SOURCE = (
     Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "wastebank_clientid.c"
 )
 POSTGRESQL_LIB = Path("/usr/lib/postgresql")  # Debian: <major>/bin/{initdb,postgres}
-DEFAULT_POSTGRESQL_PORT = 15432
 POSTGRESQL_SUPERUSER = "postgres"  # initdb -U; also the OS user it runs as under root
 LEDGER_ROLE = LEDGER_DATABASE = "wastebank"
 INFLUX_RPC_OFFSET = 2  # influx_port + 2, like 8086/8088, so we never clash with a system influxd
@@ -72,7 +80,6 @@ MOSQUITTO_MAX_QUEUED_MESSAGES = 3_000_000
 MOSQUITTO_MAX_QUEUED_BYTES = 1 << 30  # payload bytes queued per client (< 2**31: no overflow)
 MOSQUITTO_MAX_INFLIGHT = 10_000
 MOSQUITTO_AUTOSAVE_S = 5
-DEFAULT_MQTT_TLS_PORT = 18883
 POLL_S = 0.1
 
 # influxd processes this interpreter started; kept so they can be reaped (no zombies, no
@@ -203,6 +210,7 @@ def up(settings: ServicesSettings, only: Collection[ServiceName] | None = None) 
     ``only`` limits which daemons start (tests start a private Mosquitto on its own); by default
     Mosquitto and InfluxDB, and PostgreSQL when ``settings.postgresql`` is set.
     """
+    claim_ports(settings)
     wanted: set[str] = set(only) if only is not None else {"mosquitto", "influxd"}
     if only is None and settings.postgresql:
         wanted.add("postgres")
@@ -244,21 +252,12 @@ def up(settings: ServicesSettings, only: Collection[ServiceName] | None = None) 
             )
             continue
         _remove_stale_pid_file(svc)
-        if _port_open(svc.host, svc.port) and svc.answers(svc.host, svc.port):
-            # Another checkout's (or a system) daemon already serves this port: use it rather
-            # than fail; `down` will leave it alone (it is not ours by pid file).
-            log.warning(
-                "%s lain sudah melayani %s:%s, dipakai / another %s already serves it; using it",
-                svc.name,
-                svc.host,
-                svc.port,
-                svc.name,
-            )
-            continue
         if _port_open(svc.host, svc.port):
+            # Never another checkout's daemon: its data, passwords and config are not ours.
             raise ServiceError(
-                f"port {svc.host}:{svc.port} sudah dipakai proses lain / "
-                f"already in use by another process; pick another {svc.name} port"
+                f"port {svc.host}:{svc.port} sudah dipakai proses lain / already in use by "
+                f"another process; pick another {svc.name} port, or delete "
+                f"{settings.run_dir / 'ports.toml'} so `up` chooses free ones"
             )
         svc.dir.mkdir(parents=True, exist_ok=True)
         child = start(svc, settings)
@@ -266,6 +265,66 @@ def up(settings: ServicesSettings, only: Collection[ServiceName] | None = None) 
         log.info("%s berjalan / running on %s:%s (pid %s)", svc.name, svc.host, svc.port, pid)
     if postgres.name in wanted:
         _create_ledger_database(postgres, settings)
+
+
+PORT_FIELDS = {
+    "mqtt": "mqtt_port",
+    "influx": "influx_port",
+    "postgresql": "postgresql_port",
+    "mqtt_tls": "mqtt_tls_port",
+}
+
+
+def claim_ports(settings: ServicesSettings) -> dict[str, int]:
+    """This checkout's ports, recorded in ``run_dir/ports.toml`` by its first `up`.
+
+    Each service keeps its built-in port (11883, 18086, 15432, 18883) when that is free or
+    already ours, or when the settings name another port; a built-in port some other program
+    holds (another checkout's services, a system daemon) is replaced by a free one. Every
+    process of the checkout reads the file for its defaults (wastebank/config.py), so two
+    checkouts on one machine never share a daemon. ``settings`` is updated in place.
+    """
+    path = settings.run_dir / "ports.toml"
+    if path.exists():
+        return recorded_ports(path)
+    mosquitto, influxd = _services(settings)
+    ours = {
+        "mqtt": _our_pid(mosquitto),
+        "influx": _our_pid(influxd),
+        "postgresql": _our_pid(postgres_service(settings)),
+        "mqtt_tls": _our_pid(mosquitto),
+    }
+    chosen: dict[str, int] = {}
+    for name, field in PORT_FIELDS.items():
+        port = getattr(settings, field)
+        if port == BUILTIN_PORTS[name] and ours[name] is None and _port_taken(name, port):
+            port = _free_port(name)
+            log.info(
+                "port %s %s dipakai, memakai / taken, using %s", name, BUILTIN_PORTS[name], port
+            )
+            setattr(settings, field, port)
+        chosen[name] = port
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# Written by the first `wastebank services up` of this checkout; delete to choose again."
+    ]
+    lines += [f"{name} = {port}" for name, port in chosen.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return chosen
+
+
+def _port_taken(name: str, port: int) -> bool:
+    ports = (port, port + INFLUX_RPC_OFFSET) if name == "influx" else (port,)
+    return any(_port_open("127.0.0.1", p) for p in ports)
+
+
+def _free_port(name: str) -> int:
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port <= 65535 - INFLUX_RPC_OFFSET and not _port_taken(name, port):
+            return port
 
 
 def down(settings: ServicesSettings) -> None:
