@@ -1,11 +1,15 @@
 """Only the right caller on the broker `wastebank services up` starts: no anonymous client, no
-wrong password, and no client id of someone else's (deploy/mosquitto/wastebank_clientid.c)."""
+wrong password, and no client id of someone else's (deploy/mosquitto/wastebank_clientid.c);
+and a ledger file nobody else can read."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import stat
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -148,7 +152,26 @@ async def test_a_device_password_cannot_take_the_ingesters_session(
     await eventually(all_credited, timeout=30)
 
 
-def test_a_device_cannot_be_named_after_a_process_identity(tmp_path: object) -> None:
-    registry = devices.Registry(services.broker_auth_files(tmp_path))  # type: ignore[arg-type]
+def test_a_device_cannot_be_named_after_a_process_identity(tmp_path: Path) -> None:
+    registry = devices.Registry(services.broker_auth_files(tmp_path))
     with pytest.raises(devices.DeviceError, match="process identity"):
         registry.add(devices.Device("gateway", "bs-batu-merah", "ingest"))
+
+
+def test_a_sqlite_ledger_file_is_private_from_its_first_byte(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        new = tmp_path / "new" / "ledger.db"
+        ledger.make_engine(f"sqlite:///{new}").dispose()
+        assert stat.S_IMODE(new.stat().st_mode) == 0o600
+        for sidecar in (new.with_name("ledger.db-wal"), new.with_name("ledger.db-shm")):
+            if sidecar.exists():
+                assert stat.S_IMODE(sidecar.stat().st_mode) == 0o600
+
+        older = tmp_path / "older.db"
+        older.touch(mode=0o644)
+        older.chmod(0o644)
+        ledger.make_engine(f"sqlite:///{older}").dispose()
+        assert stat.S_IMODE(older.stat().st_mode) == 0o600
+    finally:
+        os.umask(old)

@@ -776,6 +776,7 @@ def make_engine(
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+            _private_file(parsed.database)
         engine = create_engine(parsed)
         event.listen(engine, "connect", _sqlite_pragmas)
         begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
@@ -795,6 +796,19 @@ def make_engine(
         engine.dispose()
         raise
     return engine
+
+
+def _private_file(path: str) -> None:
+    """A ledger file only its owner can read (0600) from its first byte; an older one that others
+    could read is made private. SQLite gives its -wal and -shm files the same mode."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        st = os.stat(path)
+        if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+            os.chmod(path, 0o600)
+    else:
+        os.close(fd)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
