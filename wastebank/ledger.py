@@ -748,7 +748,11 @@ class TpsPickup(Base):
 
 
 def make_engine(
-    url: str | None = None, *, writer: bool = True, migrate: bool | None = None
+    url: str | None = None,
+    *,
+    writer: bool = True,
+    migrate: bool | None = None,
+    pool: dict[str, Any] | None = None,
 ) -> Engine:
     """An engine for ``url`` (default: the SQLite file under .run/) whose schema is at this
     release's head.
@@ -761,6 +765,10 @@ def make_engine(
 
     ``postgresql://`` URLs use psycopg 3 (``postgresql+psycopg://``); pooled connections are
     checked before use, so a restarted server costs no failed batch.
+
+    ``pool``: the connection pool's size (``pool_size``, ``max_overflow``, ``pool_timeout``);
+    default SQLAlchemy's (5 + 10 overflow, 30 s), but the API sizes its pools with its threads
+    (api/capacity.py). Ignored for an in-memory SQLite database (one connection per thread).
 
     On SQLite, SQLAlchemy (not the driver) begins transactions, so savepoints work; a ``writer``
     engine begins them IMMEDIATE: it takes the write lock up front and waits for it (busy
@@ -777,7 +785,9 @@ def make_engine(
         if parsed.database and parsed.database != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
             _private_file(parsed.database)
-        engine = create_engine(parsed)
+            engine = create_engine(parsed, **(pool or {}))
+        else:
+            engine = create_engine(parsed)
         event.listen(engine, "connect", _sqlite_pragmas)
         begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
 
@@ -786,7 +796,7 @@ def make_engine(
             conn.exec_driver_sql(begin)
 
     else:
-        engine = create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True, **(pool or {}))
     try:
         if migrate or (migrate is None and writer):
             migrations.upgrade(engine)

@@ -878,6 +878,27 @@ async def tpa_bound_tonnes(
     current volume x fill before x density. TPS without any reading in the period are listed
     in ``tps_without_sensor_data`` (their waste is not counted: the estimate is a lower bound
     for them); only TPS without a pickup in the period are asked for (``LIMIT 1`` each)."""
+    return await tpa_estimate(influx, tpa_journal(session, city, start, end))
+
+
+@dataclass(frozen=True)
+class TpaJournal:
+    """What the ledger says for :func:`tpa_bound_tonnes`: each TPS's tonnes and pickups from
+    the journal, and the TPS with no pickup (InfluxDB says whether they had readings)."""
+
+    city: str
+    start: datetime
+    end: datetime
+    per_tps_tonnes: dict[str, float]
+    pickups: int
+    quiet: list[str]
+
+
+def tpa_journal(
+    session: Session, city: ledger.City | str, start: datetime, end: datetime
+) -> TpaJournal:
+    """The ledger's half of :func:`tpa_bound_tonnes` (sync: the API runs it in a worker thread,
+    then :func:`tpa_estimate` on its event loop)."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must carry a time zone")
     if isinstance(city, str):
@@ -887,16 +908,29 @@ async def tpa_bound_tonnes(
         city = found
     tps = city_tps(session, city.id)
     totals = journal_totals(session, tps, start, end)
-    quiet = [t.code for t in tps if t.code not in totals]
-    seen = await tps_with_readings(influx, quiet, start, end) if quiet else set()
-    per = {t.code: (totals[t.code].mass_kg / 1000 if t.code in totals else 0.0) for t in tps}
-    return TpaEstimate(
+    return TpaJournal(
         city=city.code,
         start=start,
         end=end,
-        tonnes=sum(per.values()),
+        per_tps_tonnes={
+            t.code: (totals[t.code].mass_kg / 1000 if t.code in totals else 0.0) for t in tps
+        },
         pickups=sum(x.pickups for x in totals.values()),
-        per_tps_tonnes=per,
+        quiet=[t.code for t in tps if t.code not in totals],
+    )
+
+
+async def tpa_estimate(influx: Influx, journal: TpaJournal) -> TpaEstimate:
+    """InfluxDB's half of :func:`tpa_bound_tonnes`: which quiet TPS had readings."""
+    quiet = journal.quiet
+    seen = await tps_with_readings(influx, quiet, journal.start, journal.end) if quiet else set()
+    return TpaEstimate(
+        city=journal.city,
+        start=journal.start,
+        end=journal.end,
+        tonnes=sum(journal.per_tps_tonnes.values()),
+        pickups=journal.pickups,
+        per_tps_tonnes=journal.per_tps_tonnes,
         tps_without_sensor_data=sorted(c for c in quiet if c not in seen),
     )
 
