@@ -22,23 +22,26 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import aiomqtt
+import anyio.to_thread
 from fastapi import APIRouter, FastAPI, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import alerts as alerts_api
 from api import auth, bank, dlh, limits, members, pages, passbook, tps, web
+from api.capacity import HEALTH_POOL, Admission, Capacity, HealthDesk, gated_hasher, pool_timeout
 from api.deps import (
     PrincipalDep,
     State,
@@ -71,13 +74,23 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         key = access.signing_key(settings.auth)  # before anything is opened: may refuse
-        engine = ledger.make_engine(settings.ledger_url, writer=False)  # checks the schema
+        capacity = Capacity(settings.capacity)  # threads and pools sized together
+        capacity.budget.apply_threads()
+        await anyio.to_thread.run_sync(_load_templates)
+        url = settings.ledger_url
+        # checks the schema
+        engine = ledger.make_engine(url, writer=False, pool=capacity.budget.reader_pool())
         try:
-            writer = ledger.make_engine(settings.ledger_url, writer=True, migrate=False)
+            writer = ledger.make_engine(
+                url, writer=True, migrate=False, pool=capacity.budget.writer_pool()
+            )
         except BaseException:
             engine.dispose()
             raise
         influx = Influx(settings.influx)
+        # /health's own: no connection is opened until it probes (migrate=False)
+        probe_engine = ledger.make_engine(url, writer=False, migrate=False, pool=HEALTH_POOL)
+        desk = HealthDesk(probe_engine, settings.capacity.health_ttl_s, _probe(settings, influx))
         try:
             yield {
                 "settings": settings,
@@ -85,10 +98,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 "writer": writer,
                 "influx": influx,
                 "signing_key": key,
-                "hasher": access.password_hasher(settings.auth),
+                "hasher": gated_hasher(settings.auth),
+                "capacity": capacity,
+                "health": desk,
             }
         finally:
             await influx.aclose()
+            desk.close()
             writer.dispose()
             engine.dispose()
 
@@ -96,6 +112,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_exception_handler(ledger.LedgerError, ledger_error)
     app.add_exception_handler(IntegrityError, integrity_error)
     app.add_exception_handler(DataError, data_error)
+    app.add_exception_handler(PoolTimeout, pool_timeout)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.include_router(auth.router)
     app.include_router(members.router)
@@ -108,6 +125,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(pages.router)
     app.add_exception_handler(web.CsrfRefused, web.csrf_refused_handler)
     web.mount_static(app, settings.pages)
+    # Added first, so innermost of the middlewares: what they refuse takes no slot.
+    app.add_middleware(Admission)
     # A body over its limit is refused before it is read or parsed and before the route's
     # dependencies check the caller. Outside it (added last: outermost), the client's address
     # from a trusted reverse proxy, for the login limits and the logs.
@@ -167,6 +186,10 @@ class Health(BaseModel):
     alerts: dict[str, Any] | None = None
     """The system's active alerts (wastebank/alerts.py): how many, for anyone; for an admin
     also how many of each code (the alerts themselves: GET /api/alerts)."""
+    capacity: dict[str, Any] | None = Field(default=None, exclude_if=lambda v: v is None)
+    """For an admin only (absent otherwise): this process's admission (api/capacity.py): per
+    class the limit, requests in flight and waiting, admitted and refused since start; its
+    worker threads; its ledger pools' connections in use."""
 
 
 # ---- routes -----------------------------------------------------------------------------------
@@ -183,14 +206,16 @@ def _router() -> APIRouter:
     @router.get("/health")
     async def health(state: StateDep, token: TokenDep) -> Health:
         """Each part's state for anyone (a monitor, a load balancer); the addresses, versions
-        and errors only for an admin's bearer token."""
-        broker, influx, ledger_state, reconciliation, active, admin = await asyncio.gather(
-            _broker_health(state["settings"].mqtt),
-            _influx_health(state["influx"]),
-            asyncio.to_thread(_ledger_health, state["engine"]),
-            asyncio.to_thread(_reconciliation_health, state["engine"]),
-            asyncio.to_thread(_alerts_health, state["engine"]),
-            asyncio.to_thread(_is_admin, state, token),
+        and errors only for an admin's bearer token.
+
+        Never queued behind other requests, and it waits for none of their threads or
+        connections: the parts are probed once for every caller at a time (and the answer
+        reused for ``capacity.health_ttl_s``), the ledger's on a connection and thread of
+        /health's own (api/capacity.py, HealthDesk)."""
+        desk = state["health"]
+        (broker, influx, ledger_state, reconciliation, active), admin = await asyncio.gather(
+            desk.shared.get(),
+            desk.run(_is_admin, state, desk.engine, token),
         )
         parts = (broker, influx, ledger_state)
         ok = all(part["ok"] for part in parts)
@@ -207,6 +232,7 @@ def _router() -> APIRouter:
             ledger=ledger_state,
             reconciliation=reconciliation,
             alerts=active,
+            capacity=_capacity(state) if admin else None,
         )
 
     @router.get("/api/tonnage", tags=["dlh"], responses=refusals(401, 403, 422, 503))
@@ -228,7 +254,7 @@ def _router() -> APIRouter:
                 f"tanggal di luar {INFLUX_FIRST_DAY}..{INFLUX_LAST_DAY} / days outside the range "
                 "InfluxDB keeps",
             )
-        tz_name, banks = await asyncio.to_thread(_city_scope, state, p)
+        tz_name, banks = await anyio.to_thread.run_sync(_city_scope, state, p)
         return await _tonnage(state["influx"], tz_name, start, end, group_by, interval, banks)
 
     @router.get("/api/tps/latest", tags=["dlh"], responses=refusals(401, 403, 503))
@@ -378,10 +404,56 @@ async def _influx_health(influx: Influx) -> dict[str, Any]:
     return {"ok": True, "url": influx.settings.url, "version": version}
 
 
-def _is_admin(state: State, token: str | None) -> bool:
+def _load_templates() -> None:
+    """Every page template compiled now: not read from disk on the event loop by a page's first
+    request (Jinja keeps them, and reloads one whose file changed)."""
+    env = web.TEMPLATES.env
+    for name in env.list_templates():
+        env.get_template(name)
+
+
+def _probe(settings: ApiSettings, influx: Influx) -> Callable[[HealthDesk], Awaitable[Any]]:
+    """/health's probe of every part: the broker, InfluxDB, and in a health thread the ledger,
+    the last reconciliation and the active alerts (a ledger that does not answer within 5 s is
+    not ok)."""
+
+    def ledger_parts(engine: Engine) -> tuple[Any, ...]:
+        return _ledger_health(engine), _reconciliation_health(engine), _alerts_health(engine)
+
+    async def probe(desk: HealthDesk) -> tuple[Any, ...]:
+        async def ledger_part() -> tuple[Any, ...]:
+            try:
+                async with asyncio.timeout(5):
+                    return await desk.run(ledger_parts, desk.engine)
+            except TimeoutError:
+                name = desk.engine.dialect.name
+                return {"ok": False, "dialect": name, "error": "no answer within 5 s"}, None, None
+
+        broker, influx_state, (ledger_state, reconciliation, active) = await asyncio.gather(
+            _broker_health(settings.mqtt), _influx_health(influx), ledger_part()
+        )
+        return broker, influx_state, ledger_state, reconciliation, active
+
+    return probe
+
+
+def _capacity(state: State) -> dict[str, Any]:
+    def pool(engine: Engine) -> dict[str, Any]:
+        p: Any = engine.pool
+        if not hasattr(p, "checkedout"):  # an in-memory SQLite database: no queue
+            return {}
+        return {"size": p.size(), "in_use": p.checkedout(), "overflow": max(0, p.overflow())}
+
+    return {
+        **state["capacity"].snapshot(),
+        "pools": {"reader": pool(state["engine"]), "writer": pool(state["writer"])},
+    }
+
+
+def _is_admin(state: State, engine: Engine, token: str | None) -> bool:
     if not token:
         return False
-    with Session(state["engine"]) as session:
+    with Session(engine) as session:
         p = principal_from(state, session, token, "access")
     return p is not None and p.role == access.Role.ADMIN
 

@@ -12,6 +12,7 @@ their rollback rolls back to it): the write and its audit entry commit together 
 from __future__ import annotations
 
 import asyncio
+import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +37,8 @@ from wastebank.influx import Influx
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
+    from api.capacity import Capacity, HealthDesk
+
 SESSION_COOKIE = "wb_sesi"
 T = TypeVar("T")
 
@@ -46,7 +49,9 @@ class State(TypedDict):
     writer: Engine  # writes (SQLite: BEGIN IMMEDIATE)
     influx: Influx
     signing_key: bytes
-    hasher: PasswordHasher
+    hasher: PasswordHasher  # api/capacity.py's GatedHasher: hashes in a login slot only
+    capacity: Capacity  # admission: api/capacity.py
+    health: HealthDesk  # /health's own connection, threads and shared probe
 
 
 async def get_state(request: Request) -> State:
@@ -59,6 +64,8 @@ async def get_state(request: Request) -> State:
         influx=s.influx,
         signing_key=s.signing_key,
         hasher=s.hasher,
+        capacity=s.capacity,
+        health=s.health,
     )
 
 
@@ -71,10 +78,29 @@ StateDep = Annotated[State, Depends(get_state)]
 SessionDep = Annotated[Session, Depends(read_session)]
 
 
+_write_turns: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_write_turns_made = threading.Lock()
+
+
+@contextmanager
+def write_turn(engine: Engine) -> Iterator[None]:
+    """On SQLite, this process's writes one at a time, each woken as soon as the one before
+    ends. SQLite lets one writer in and the others retry in its busy handler, which sleeps up
+    to 100 ms between tries and favours nobody: under bench/api.py's mixed load writes waited
+    up to 8.7 s that way, holding their request slots. PostgreSQL locks rows: no turn."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    with _write_turns_made:
+        turn = _write_turns.setdefault(engine, threading.Lock())
+    with turn:
+        yield
+
+
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """One transaction for everything written in the block (see the module's docstring)."""
-    with engine.connect() as conn:
+    with write_turn(engine), engine.connect() as conn:
         outer = conn.begin()
         session = Session(bind=conn, join_transaction_mode="create_savepoint")
         try:
@@ -127,11 +153,7 @@ def current_principal(state: StateDep, session: SessionDep, token: TokenDep) -> 
 
 
 async def read_as(
-    state: State,
-    token: str | None,
-    work: Callable[[Session, access.Principal], T],
-    *,
-    quick: bool = False,
+    state: State, token: str | None, work: Callable[[Session, access.Principal], T]
 ) -> T:
     """``work`` on behalf of the bearer of ``token``, in a read session: the session, the
     principal and the work all in one worker thread. A route with plain-def dependencies
@@ -139,21 +161,19 @@ async def read_as(
     each costing about as much CPU as a balance's SQL); the most frequent reads (a balance, a
     passbook) use this instead, with only async dependencies (StateDep, TokenDep).
 
-    ``quick``: ``work`` is a few indexed lookups (a balance). On SQLite it then runs on the
-    event loop itself: a read in WAL mode never waits for a writer, and its ~0.1 ms costs less
-    than the hand-off to a thread and back (bench/api.py: 20 % of a balance's CPU). PostgreSQL
-    reads wait on the network, so they always go to a thread."""
+    Never on the event loop itself, not even a balance on SQLite (a WAL read never waits for a
+    writer, and ran there until issue 13): a connection checkout can wait, and the loop with
+    it, /health included (docs/scaling.md, "The API under a mixed load")."""
 
     def run() -> T:
         with Session(state["engine"]) as session:
             return work(session, signed_in(state, session, token))
 
-    if quick and state["engine"].dialect.name == "sqlite":
-        return run()
     return await anyio.to_thread.run_sync(run, limiter=_read_limiter())
 
 
-# Reads run in at most this many threads at once (FastAPI's own pool allows 40). Under load 40
+# Reads run in at most this many threads at once (FastAPI's sync routes may use all of
+# capacity.requests + capacity.logins, api/capacity.py; anyio's default is 40). Under load 40
 # threads queue for the GIL, and the hand-offs cost more CPU than the reads: on SQLite a balance
 # took 2.3 ms of CPU with 40 threads, 1.1 ms with 4. PostgreSQL's waits are short (a local
 # network), so a few threads keep a core busy there too.

@@ -10,12 +10,12 @@ city (``city=``, default: the first).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Annotated, Literal, TypeVar
 from urllib.parse import quote
 
+import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import PrincipalDep, State, StateDep, forbidden, refusals
 from wastebank import access, reports, tps
-from wastebank.influx import Influx, InfluxError
+from wastebank.influx import InfluxError
 
 T = TypeVar("T")
 
@@ -91,7 +91,7 @@ async def tonnage(
             raise ValueError("at most ten years at once")
         return reports.tonnage(session, scope, start, end, group, period)
 
-    return await asyncio.to_thread(read_in_city, state, p, city, work)
+    return await anyio.to_thread.run_sync(read_in_city, state, p, city, work)
 
 
 @router.get("/reduction", responses=refusals(401, 403, 404, 409, 422))
@@ -110,7 +110,7 @@ async def reduction(
         except reports.NoGenerationEstimate as exc:
             raise HTTPException(409, f"estimasi timbulan belum diatur / {exc}") from None
 
-    return await asyncio.to_thread(read_in_city, state, p, city, work)
+    return await anyio.to_thread.run_sync(read_in_city, state, p, city, work)
 
 
 FIRST_DAY, LAST_DAY = reports.FIRST_DAY, reports.LAST_DAY  # the days a report may cover
@@ -137,13 +137,28 @@ class Diversion(BaseModel):
 
 
 async def diversion_of(
-    session: Session, influx: Influx, scope: reports.Scope, start: date, end: date
+    state: State,
+    p: access.Principal,
+    city: str | None,
+    days: Callable[[reports.Scope], tuple[date, date]],
 ) -> Diversion:
-    """:class:`Diversion` for ``scope``'s city; InfluxError when the readings cannot be read."""
-    diverted = reports.tonnage(session, scope, start, end, "city", "total")
-    lo = datetime.combine(start, datetime.min.time(), scope.tz)
-    hi = datetime.combine(end + timedelta(days=1), datetime.min.time(), scope.tz)
-    tpa = await tps.tpa_bound_tonnes(session, influx, scope.city_code, lo, hi)
+    """:class:`Diversion` for the caller's city over the local days ``days(scope)`` (which may
+    refuse them: HTTPException): the ledger's half in a worker thread, InfluxDB's on the event
+    loop. InfluxError when the readings cannot be read."""
+
+    def ledger_half(
+        session: Session, scope: reports.Scope
+    ) -> tuple[reports.Scope, date, date, reports.Tonnage, tps.TpaJournal]:
+        start, end = days(scope)
+        lo = datetime.combine(start, datetime.min.time(), scope.tz)
+        hi = datetime.combine(end + timedelta(days=1), datetime.min.time(), scope.tz)
+        diverted = reports.tonnage(session, scope, start, end, "city", "total")
+        return scope, start, end, diverted, tps.tpa_journal(session, scope.city_code, lo, hi)
+
+    scope, start, end, diverted, journal = await anyio.to_thread.run_sync(
+        read_in_city, state, p, city, ledger_half
+    )
+    tpa = await tps.tpa_estimate(state["influx"], journal)
     diverted_t = diverted.total_g / 1_000_000
     return Diversion(
         city_code=scope.city_code,
@@ -173,18 +188,20 @@ async def diversion(
 ) -> Diversion:
     """Diverted / (diverted + TPA-bound) over local days (at most a year): the waste banks'
     tonnage from the ledger against the TPS pickups' estimated mass."""
-    with Session(state["engine"]) as session:
-        scope = scope_of(state, session, p, city)
+
+    def days(scope: reports.Scope) -> tuple[date, date]:
         end = date_to or datetime.now(scope.tz).date()
         start = date_from or end.replace(day=1)
         if start > end or (end - start) > timedelta(days=366):
             raise HTTPException(422, "tidak sah / invalid: from..to, at most a year")
         if start < FIRST_DAY or end > LAST_DAY:
             raise HTTPException(422, f"tidak sah / invalid: days from {FIRST_DAY} to {LAST_DAY}")
-        try:
-            return await diversion_of(session, state["influx"], scope, start, end)
-        except InfluxError as exc:
-            raise HTTPException(503, f"InfluxDB: {exc}") from None
+        return start, end
+
+    try:
+        return await diversion_of(state, p, city, days)
+    except InfluxError as exc:
+        raise HTTPException(503, f"InfluxDB: {exc}") from None
 
 
 @router.get(
@@ -221,7 +238,7 @@ async def monthly(
         )
         return reports.render(report, fmt), reports.filename(report, fmt)
 
-    body, name = await asyncio.to_thread(read_in_city, state, p, city, work)
+    body, name = await anyio.to_thread.run_sync(read_in_city, state, p, city, work)
     return Response(
         body,
         media_type=reports.MEDIA_TYPES[fmt],

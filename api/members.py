@@ -387,9 +387,7 @@ def update_member(member_no: str, body: MemberPatch, ctx: CtxDep) -> MemberOut:
 
 @router.get("/api/members/{member_no}/balance", responses=READ)
 async def balance(member_no: str, state: StateDep, token: TokenDep) -> Balance:
-    return await read_as(
-        state, token, lambda session, p: balance_for(session, p, member_no), quick=True
-    )
+    return await read_as(state, token, lambda session, p: balance_for(session, p, member_no))
 
 
 @router.get("/api/members/{member_no}/transactions", responses=READ)

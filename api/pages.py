@@ -21,7 +21,6 @@ the API has not are here.
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from collections import defaultdict
 from datetime import UTC, date, datetime
@@ -30,6 +29,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+import anyio.to_thread
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
@@ -448,7 +448,7 @@ async def dlh_page(request: Request, state: StateDep, who: PagePrincipalDep) -> 
     if not _city_staff(who):
         return refusal(request, state["signing_key"], who, 403)
     lang = lang_of(request)
-    data = await asyncio.to_thread(_dlh_data, state, who)
+    data = await anyio.to_thread.run_sync(_dlh_data, state, who)
     tps_rows: list[tps_api.TpsOut] | None
     try:
         tps_rows = await tps_api.tps_overview(state, who)
@@ -456,7 +456,10 @@ async def dlh_page(request: Request, state: StateDep, who: PagePrincipalDep) -> 
         if exc.status_code != 503:
             raise
         tps_rows = None
-    context = _dlh_context(data, tps_rows, state["settings"].pages, lang)
+    # in a thread: the estimates read their coefficient files the first time
+    context = await anyio.to_thread.run_sync(
+        _dlh_context, data, tps_rows, state["settings"].pages, lang
+    )
     context["diversion"] = await _month_diversion(state, who, data["today"])
     return render(request, state["signing_key"], who, "dlh.html", context)
 
@@ -465,14 +468,10 @@ async def _month_diversion(
     state: State, who: access.Principal, today: date
 ) -> dlh_api.Diversion | None:
     """This month's diversion rate so far; None when the fill readings cannot be read."""
-    with Session(state["engine"]) as session:
-        scope = dlh_api.scope_of(state, session, who, None)
-        try:
-            return await dlh_api.diversion_of(
-                session, state["influx"], scope, today.replace(day=1), today
-            )
-        except InfluxError:
-            return None
+    try:
+        return await dlh_api.diversion_of(state, who, None, lambda _: (today.replace(day=1), today))
+    except InfluxError:
+        return None
 
 
 @router.get(
@@ -677,7 +676,7 @@ async def admin_import(
         return report
 
     try:
-        report = await asyncio.to_thread(run)
+        report = await anyio.to_thread.run_sync(run)
     except bulk_import.ArchiveTooLarge as exc:  # a zip bomb, or a list too large for one go
         why = f"berkas terlalu besar jika dibuka / file too large unpacked: {exc}"
         return render(
@@ -782,16 +781,17 @@ async def admin_add_device(
     run_dir = state["settings"].pages.broker_run_dir
     ctx = _ctx(request, state, who)
 
-    def add() -> Any:
-        issued = registry.add(devices.Device(kind=kind, site=site, device_id=device_id))
-        services.reload_mosquitto(services.ServicesSettings(run_dir=run_dir))
-        with ctx.write() as s:
-            ctx.audit(s, "device.add", "device", issued.device.username, issued.device.describe())
-        return issued
+    def add() -> Response:  # and the page, which reads the registry's files: off the loop
+        try:
+            issued = registry.add(devices.Device(kind=kind, site=site, device_id=device_id))
+            services.reload_mosquitto(services.ServicesSettings(run_dir=run_dir))
+            with ctx.write() as s:
+                ctx.audit(
+                    s, "device.add", "device", issued.device.username, issued.device.describe()
+                )
+        except devices.DeviceError as exc:
+            status = 409 if "sudah terdaftar" in str(exc) else 400
+            return _devices_page(request, state, who, form_error=str(exc), status=status)
+        return _devices_page(request, state, who, issued=issued)
 
-    try:
-        issued = await asyncio.to_thread(add)
-    except devices.DeviceError as exc:
-        status = 409 if "sudah terdaftar" in str(exc) else 400
-        return _devices_page(request, state, who, form_error=str(exc), status=status)
-    return _devices_page(request, state, who, issued=issued)
+    return await anyio.to_thread.run_sync(add)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -63,6 +64,58 @@ class HttpSettings(BaseModel):
     )
 
 
+def _half_the_cores() -> int:
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+class CapacitySettings(BaseModel):
+    """``[capacity]`` (environment ``WASTEBANK_CAPACITY__*``): how much one API process takes
+    on at once and how it refuses the rest (api/capacity.py; docs/operations.md, "When the API
+    is saturated"). Its worker threads (``requests + logins``) and ledger connections are sized
+    from these; /health, /metrics and static files are never queued or refused."""
+
+    requests: int = Field(
+        default=16,
+        ge=1,
+        le=1000,
+        description="requests served at once (logins apart); more wait (queue, wait_s). On one "
+        "core's worth of Python more do not answer sooner: they share the core, and each holds "
+        "a worker thread and up to two ledger connections",
+    )
+    queue: int = Field(
+        default=64, ge=0, le=100_000, description="requests waiting for a slot; more: 503 at once"
+    )
+    wait_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="the longest a request waits for a slot (or a ledger connection); then 503",
+    )
+    logins: int = Field(
+        default_factory=_half_the_cores,
+        ge=1,
+        le=256,
+        description="password hashes at once (POST /api/token, POST /masuk: argon2id, 64 MiB "
+        "and ~0.25 s of CPU each at production cost); default: half the cores, at least 1",
+    )
+    login_queue: int = Field(
+        default=8, ge=0, le=10_000, description="logins waiting for a slot; more: 503 at once"
+    )
+    login_wait_s: float = Field(
+        default=1.0, gt=0, le=60, description="the longest a login waits for a slot; then 503"
+    )
+    retry_after_s: int = Field(
+        default=2, ge=1, le=3600, description="the Retry-After of a 503 (seconds)"
+    )
+    health_ttl_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="GET /health reuses its last probe of the broker, InfluxDB and the ledger "
+        "for this long (one probe at a time whatever the number of callers)",
+    )
+
+
 class ApiSettings(WastebankSettings):
     broker_user: ClassVar[str | None] = "api"
     host: str = "127.0.0.1"
@@ -81,6 +134,7 @@ class ApiSettings(WastebankSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)  # DLH: generation, targets
     pages: PagesSettings = Field(default_factory=PagesSettings)
+    capacity: CapacitySettings = Field(default_factory=CapacitySettings)  # load: api/capacity.py
     money: MoneyRules = Field(default_factory=MoneyRules)  # limits, second approval
     http: HttpSettings = Field(default_factory=HttpSettings)
     imports: ImportLimits = Field(default_factory=ImportLimits)  # uploads: XLSX archive limits

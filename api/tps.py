@@ -15,11 +15,11 @@ Every timestamp is aware (UTC); ``timezone`` names the city's zone, which the lo
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
+import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -233,9 +233,9 @@ async def _statuses(influx: Influx, rows: list[ledger.Tps]) -> dict[str, list[tp
 async def tps_overview(state: State, p: access.Principal) -> list[TpsOut]:
     """Every TPS ``p`` sees, with its containers' state and active alerts (GET /api/tps and
     the DLH dashboard); HTTPException 503 when InfluxDB is unreachable."""
-    rows = await asyncio.to_thread(_registry, state, p)
+    rows = await anyio.to_thread.run_sync(_registry, state, p)
     found = await _statuses(state["influx"], rows)
-    active = await asyncio.to_thread(_active, state, [r.id for r in rows])
+    active = await anyio.to_thread.run_sync(_active, state, [r.id for r in rows])
     return [TpsOut.model_validate(_tps_out(r, found.get(r.code, []), active)) for r in rows]
 
 
@@ -262,7 +262,7 @@ async def tps_alerts(
             since = datetime.now(UTC) - timedelta(days=days)
             return [_alert_out(a) for a in tps.alerts(session, ids, since)]
 
-    return await asyncio.to_thread(read)
+    return await anyio.to_thread.run_sync(read)
 
 
 @router.get("/api/tps/{code}", responses=refusals(401, 403, 404, 422, 503))
@@ -279,7 +279,7 @@ async def tps_detail(
 ) -> TpsDetail:
     """One TPS: its state, and its pickups in [start, end] (local days) with mass estimates."""
     _city_staff(p)
-    rows = await asyncio.to_thread(_registry, state, p, code)
+    rows = await anyio.to_thread.run_sync(_registry, state, p, code)
     if not rows:
         raise not_found("TPS", code)
     t = rows[0]
@@ -302,7 +302,7 @@ async def tps_detail(
         picked = await tps.pickups(state["influx"], rows, lo, hi)
     except InfluxError as exc:
         raise HTTPException(503, f"InfluxDB: {exc}") from None
-    active = await asyncio.to_thread(_active, state, [t.id])
+    active = await anyio.to_thread.run_sync(_active, state, [t.id])
     return TpsDetail.model_validate(
         {
             **_tps_out(t, found.get(t.code, []), active),
