@@ -63,8 +63,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Coroutine, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -297,6 +298,7 @@ class Conn:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+        self.idle_since = 0.0
 
     @classmethod
     async def open(cls, port: int) -> Conn:
@@ -561,6 +563,7 @@ class Mixed:
     health_timeouts: tuple[int, int]  # during, after
     server_cpu_s: float = 0.0
     recovered_s: float | None = None  # after the last answer: until /health answered in < 1 s
+    error_kinds: dict[str, int] = field(default_factory=dict)  # connection errors by exception
 
     def all_latencies(self) -> list[float]:
         return [x for run in self.runs.values() for x in run.latencies_ms]
@@ -572,6 +575,9 @@ class Mixed:
     @property
     def total_timeouts(self) -> int:
         return sum(self.timeouts.values())
+
+
+KEEP_ALIVE_S = 4.0  # uvicorn closes a connection idle for 5 s (--timeout-keep-alive)
 
 
 class _Conns:
@@ -588,8 +594,12 @@ class _Conns:
         async with self.freed:
             while not self.idle and self.open >= self.limit:
                 await self.freed.wait()
-            if self.idle:
-                return self.idle.pop()
+            while self.idle:
+                conn = self.idle.pop()
+                if time.monotonic() - conn.idle_since < KEEP_ALIVE_S:
+                    return conn
+                conn.close()  # the server may be closing it: a request on it could be lost
+                self.open -= 1
             self.open += 1
         try:
             return await Conn.open(self.port)
@@ -598,6 +608,7 @@ class _Conns:
             raise
 
     async def put(self, conn: Conn) -> None:
+        conn.idle_since = time.monotonic()
         async with self.freed:
             self.idle.append(conn)
             self.freed.notify()
@@ -640,6 +651,7 @@ async def open_loop_mixed(
     conns = _Conns(port, max_conns)
     runs = {kind: Run(kind, "mixed", seconds, [], 0, {}) for kind in kinds}
     timeouts = dict.fromkeys(kinds, 0)
+    error_kinds: Counter[str] = Counter()
     loop = asyncio.get_running_loop()
 
     async def one(kind: str, raw: bytes, scheduled: float) -> None:
@@ -654,8 +666,9 @@ async def open_loop_mixed(
             if conn is not None:
                 await conns.drop(conn)
             return
-        except (OSError, asyncio.IncompleteReadError, RuntimeError):
+        except (OSError, asyncio.IncompleteReadError, RuntimeError) as exc:
             run.errors += 1
+            error_kinds[type(exc).__name__] += 1
             if conn is not None:
                 await conns.drop(conn)
             return
@@ -721,6 +734,7 @@ async def open_loop_mixed(
         health["during"],
         health["after"],
         (health_timeouts["during"], health_timeouts["after"]),
+        error_kinds=dict(error_kinds),
     )
 
 
@@ -930,7 +944,7 @@ async def measure(args: argparse.Namespace, url: str, seeded: Seeded, tmp: Path)
         "WASTEBANK_LEDGER_URL": url,
         "WASTEBANK_PORT": str(port),
         "WASTEBANK_AUTH__SECRET_KEY": secret,
-        "WASTEBANK_MQTT__PORT": str(services_settings.mqtt_port),
+        "WASTEBANK_MQTT__PORT": str(args.mqtt_port or services_settings.mqtt_port),
         "WASTEBANK_INFLUX__URL": f"http://127.0.0.1:{services_settings.influx_port}",
     }
     wastebank = Path(sys.executable).parent / "wastebank"
@@ -1230,12 +1244,12 @@ def report_mixed(m: Mixed, base: Mixed, args: argparse.Namespace) -> None:
     else:
         print(f"  /health answered within 1 s again {m.recovered_s:.1f} s after the last answer")
     odd = {
-        kind: run.statuses
+        kind: {**run.statuses, "connection errors": run.errors}
         for kind, run in m.runs.items()
         if set(run.statuses) - {EXPECTED[kind], 503} or run.errors
     }
     if odd:
-        print(f"  other answers: {odd}")
+        print(f"  other answers: {odd}; connection errors by kind: {m.error_kinds}")
 
 
 def _load(avg: tuple[float, float, float]) -> str:
@@ -1276,6 +1290,13 @@ def main() -> None:
         "--after-seconds", type=float, default=20.0, help="/health probed after each open loop"
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="open loops: client timeout")
+    parser.add_argument(
+        "--mqtt-port",
+        type=int,
+        default=0,
+        help="the broker /health checks (default: `wastebank services up`'s); a closed port "
+        "(1) makes its check fail at once, so that /health's figures are the API's own",
+    )
     parser.add_argument(
         "--settle-seconds",
         type=float,
