@@ -82,7 +82,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         engine = ledger.make_engine(url, writer=False, pool=capacity.budget.reader_pool())
         try:
             writer = ledger.make_engine(
-                url, writer=True, migrate=False, pool=capacity.budget.writer_pool()
+                url, writer=True, migrate=False, pool=capacity.budget.writer_pool(url)
             )
         except BaseException:
             engine.dispose()
@@ -91,6 +91,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         # /health's own: no connection is opened until it probes (migrate=False)
         probe_engine = ledger.make_engine(url, writer=False, migrate=False, pool=HEALTH_POOL)
         desk = HealthDesk(probe_engine, settings.capacity.health_ttl_s, _probe(settings, influx))
+        hasher = gated_hasher(settings.auth, threads=settings.capacity.logins)
         try:
             yield {
                 "settings": settings,
@@ -98,12 +99,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 "writer": writer,
                 "influx": influx,
                 "signing_key": key,
-                "hasher": gated_hasher(settings.auth),
+                "hasher": hasher,
                 "capacity": capacity,
                 "health": desk,
             }
         finally:
             await influx.aclose()
+            hasher.close()
             desk.close()
             writer.dispose()
             engine.dispose()
@@ -215,7 +217,7 @@ def _router() -> APIRouter:
         desk = state["health"]
         (broker, influx, ledger_state, reconciliation, active), admin = await asyncio.gather(
             desk.shared.get(),
-            desk.run(_is_admin, state, desk.engine, token),
+            desk.run(_is_admin, state, desk.engine, token) if token else _no(),
         )
         parts = (broker, influx, ledger_state)
         ok = all(part["ok"] for part in parts)
@@ -448,6 +450,10 @@ def _capacity(state: State) -> dict[str, Any]:
         **state["capacity"].snapshot(),
         "pools": {"reader": pool(state["engine"]), "writer": pool(state["writer"])},
     }
+
+
+async def _no() -> bool:
+    return False
 
 
 def _is_admin(state: State, engine: Engine, token: str | None) -> bool:

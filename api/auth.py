@@ -52,7 +52,9 @@ def login(
     """Check the credentials (HTTPException 401 or 429 if refused); a token of ``kind`` and
     the principal it names."""
     auth = state["settings"].auth
-    with Session(state["engine"]) as session:
+    # the writer: a login writes (its failures, its audit entry), in turn with the other writes
+    # (on SQLite one at a time, api/capacity.py); authenticate hashes outside any transaction
+    with Session(state["writer"]) as session:
         try:
             user = access.authenticate(
                 session,

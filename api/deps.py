@@ -12,7 +12,6 @@ their rollback rolls back to it): the write and its audit entry commit together 
 from __future__ import annotations
 
 import asyncio
-import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -78,29 +77,10 @@ StateDep = Annotated[State, Depends(get_state)]
 SessionDep = Annotated[Session, Depends(read_session)]
 
 
-_write_turns: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
-_write_turns_made = threading.Lock()
-
-
-@contextmanager
-def write_turn(engine: Engine) -> Iterator[None]:
-    """On SQLite, this process's writes one at a time, each woken as soon as the one before
-    ends. SQLite lets one writer in and the others retry in its busy handler, which sleeps up
-    to 100 ms between tries and favours nobody: under bench/api.py's mixed load writes waited
-    up to 8.7 s that way, holding their request slots. PostgreSQL locks rows: no turn."""
-    if engine.dialect.name != "sqlite":
-        yield
-        return
-    with _write_turns_made:
-        turn = _write_turns.setdefault(engine, threading.Lock())
-    with turn:
-        yield
-
-
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """One transaction for everything written in the block (see the module's docstring)."""
-    with write_turn(engine), engine.connect() as conn:
+    with engine.connect() as conn:
         outer = conn.begin()
         session = Session(bind=conn, join_transaction_mode="create_savepoint")
         try:

@@ -86,7 +86,7 @@ class CapacitySettings(BaseModel):
         default=64, ge=0, le=100_000, description="requests waiting for a slot; more: 503 at once"
     )
     wait_s: float = Field(
-        default=1.0,
+        default=0.5,
         gt=0,
         le=60,
         description="the longest a request waits for a slot (or a ledger connection); then 503",
@@ -102,7 +102,7 @@ class CapacitySettings(BaseModel):
         default=8, ge=0, le=10_000, description="logins waiting for a slot; more: 503 at once"
     )
     login_wait_s: float = Field(
-        default=1.0, gt=0, le=60, description="the longest a login waits for a slot; then 503"
+        default=0.5, gt=0, le=60, description="the longest a login waits for a slot; then 503"
     )
     retry_after_s: int = Field(
         default=2, ge=1, le=3600, description="the Retry-After of a 503 (seconds)"

@@ -1002,12 +1002,13 @@ async def mixed_runs(
     """The reads-only baseline (balances and statements in the mix's proportion, at the mix's
     total rate), the mix, and a login storm beside the mix's balance rate; each open loop."""
     reqs = mixed_requests(url, key, issued)
-    scale = args.mixed_rate / sum(MIX.values())
-    reads = sum(MIX[k] for k in READS)
+    mix = args.mix or MIX
+    scale = args.mixed_rate / sum(mix.values())
+    reads = sum(mix.get(k, 0.0) for k in READS)
     plans = {
-        "reads": {k: args.mixed_rate * MIX[k] / reads for k in READS},
-        "mixed": {k: rate * scale for k, rate in MIX.items()},
-        "storm": {"balance": MIX["balance"] * scale, "login": float(args.storm_logins)},
+        "reads": {k: args.mixed_rate * mix.get(k, 0.0) / reads for k in READS},
+        "mixed": {k: rate * scale for k, rate in mix.items()},
+        "storm": {"balance": mix.get("balance", 0.0) * scale, "login": float(args.storm_logins)},
     }
     lengths = {
         "reads": args.mixed_seconds,
@@ -1268,6 +1269,18 @@ def _goal(text: str, met: bool) -> str:
     return f"  [{'met' if met else 'NOT met'}] {text}"
 
 
+def _mix(text: str) -> dict[str, float]:
+    out = {}
+    for part in text.split(","):
+        kind, _, rate = part.partition("=")
+        if kind.strip() not in EXPECTED:
+            raise argparse.ArgumentTypeError(f"{kind!r}: one of {', '.join(EXPECTED)}")
+        out[kind.strip()] = float(rate)
+    if not any(out.get(k) for k in READS):
+        raise argparse.ArgumentTypeError("the mix needs balances or statements (the baseline)")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--members", type=int, default=100_000)
@@ -1284,6 +1297,13 @@ def main() -> None:
         "--mixed-rate", type=float, default=GOAL_MIXED_RATE, help="mixed: requests/s in all"
     )
     parser.add_argument("--mixed-seconds", type=float, default=60.0, help="mixed: length")
+    parser.add_argument(
+        "--mix",
+        type=_mix,
+        default=None,
+        help="the mix's shares, e.g. balance=85,statement=35,deposit=15,withdrawal=12,login=3 "
+        "(scaled to --mixed-rate; default MIX)",
+    )
     parser.add_argument("--storm-logins", type=float, default=30.0, help="storm: logins/s")
     parser.add_argument("--storm-seconds", type=float, default=20.0, help="storm: length")
     parser.add_argument(
