@@ -91,7 +91,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         # /health's own: no connection is opened until it probes (migrate=False)
         probe_engine = ledger.make_engine(url, writer=False, migrate=False, pool=HEALTH_POOL)
         desk = HealthDesk(probe_engine, settings.capacity.health_ttl_s, _probe(settings, influx))
-        hasher = gated_hasher(settings.auth, threads=settings.capacity.logins)
+        hasher = gated_hasher(
+            settings.auth, threads=settings.capacity.logins, nice=settings.capacity.login_nice
+        )
         try:
             yield {
                 "settings": settings,

@@ -20,9 +20,9 @@ warning per class per ten seconds with the counts). Admission is fair: first com
 **The hashing cap is enforced, not only arranged**: the API's password hasher
 (:class:`GatedHasher`) refuses to hash outside a login slot, so a new route that hashes without
 being a login route fails its tests instead of hashing unbounded. It hashes in threads of its
-own, one per login slot, at a lower CPU priority (:data:`HASH_NICE`): argon2id runs its lanes in
-threads of its own (four at production cost), which would otherwise take both cores of a small
-machine from the process that answers balance reads.
+own, one per login slot, at a lower CPU priority (``capacity.login_nice``): argon2id runs its
+lanes in threads of its own (four at production cost), which would otherwise take both cores of
+a small machine from the process that answers balance reads.
 
 **Threads and connections are sized from the same settings** (:class:`Budget`): each admitted
 request does its sync work in at most one worker thread at a time, so ``requests + logins``
@@ -277,15 +277,12 @@ def _require_login_slot() -> None:
         )
 
 
-HASH_NICE = 10
-"""How much less CPU priority a password hash gets (Linux ``nice``; argon2's lane threads
-inherit it): when the cores are busy, a balance read goes first and the hash takes what is left
-(a nice-10 thread gets about a tenth of a core that a normal one also wants)."""
-
-
-def _lower_priority() -> None:
+def _lower_priority(nice: int) -> None:
+    """This thread's CPU priority ``nice`` steps lower (Linux; the threads it starts, argon2's
+    lanes, inherit it): when the cores are busy a balance read goes first, and the hash takes
+    what is left."""
     try:  # on Linux each thread has its nice value; who=0 is this thread
-        os.setpriority(os.PRIO_PROCESS, 0, min(19, os.getpriority(os.PRIO_PROCESS, 0) + HASH_NICE))
+        os.setpriority(os.PRIO_PROCESS, 0, min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
     except (AttributeError, OSError):  # not Linux: the cap alone bounds the hashing
         log.debug("could not lower the hashing threads' priority", exc_info=True)
 
@@ -293,12 +290,12 @@ def _lower_priority() -> None:
 class GatedHasher(PasswordHasher):
     """The API's argon2id hasher. It hashes only inside a login slot (contextvars follow a
     request into its worker threads), and in threads of its own, one per login slot, at a lower
-    CPU priority (:data:`HASH_NICE`): logins cannot take the cores from reads."""
+    CPU priority (``nice``): logins cannot take the cores from reads."""
 
-    def __init__(self, *args: Any, threads: int = 1, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, threads: int = 1, nice: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._threads = ThreadPoolExecutor(
-            threads, thread_name_prefix="api-hash", initializer=_lower_priority
+            threads, thread_name_prefix="api-hash", initializer=_lower_priority, initargs=(nice,)
         )
 
     def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
@@ -313,12 +310,13 @@ class GatedHasher(PasswordHasher):
         self._threads.shutdown(wait=False, cancel_futures=True)
 
 
-def gated_hasher(settings: AuthSettings, threads: int = 1) -> GatedHasher:
+def gated_hasher(settings: AuthSettings, threads: int = 1, nice: int = 0) -> GatedHasher:
     return GatedHasher(
         time_cost=settings.argon2_time_cost,
         memory_cost=settings.argon2_memory_kib,
         parallelism=settings.argon2_parallelism,
         threads=threads,
+        nice=nice,
     )
 
 

@@ -98,6 +98,13 @@ class CapacitySettings(BaseModel):
         description="password hashes at once (POST /api/token, POST /masuk: argon2id, 64 MiB "
         "and ~0.25 s of CPU each at production cost); default: half the cores, at least 1",
     )
+    login_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="how much lower the CPU priority of password hashing is (Linux nice; 0: the "
+        "same as the rest): when the cores are busy, reads go first and hashes take what is left",
+    )
     login_queue: int = Field(
         default=8, ge=0, le=10_000, description="logins waiting for a slot; more: 503 at once"
     )

@@ -260,10 +260,6 @@ def csrf_token(key: bytes, cookie: str, session_id: str = "") -> str:
     return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
 
-class CsrfRefused(Exception):
-    """A state-changing form without a valid token."""
-
-
 def session_id(request: Request, key: bytes) -> str:
     """The id of the page session the request's cookie carries ("" for none, or one that is
     not ours or has expired). Not whether it is revoked: a form's token only has to be the one
@@ -275,6 +271,10 @@ def session_id(request: Request, key: bytes) -> str:
         return access.read_claims(token, key, "session").jti
     except access.InvalidToken:
         return ""
+
+
+class CsrfRefused(Exception):
+    """A state-changing form without a valid token."""
 
 
 def check_csrf(
