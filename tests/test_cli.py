@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
+from pathlib import Path
 
 from wastebank.cli import app
 
@@ -23,3 +26,30 @@ def test_every_command_group_is_reachable_through_python_m() -> None:
     assert "tps" in names
     for name in names:
         assert f" {name} " in out, f"`python -m wastebank.cli {name}` is missing"
+
+
+def test_what_a_command_creates_is_its_users_alone_whatever_the_umask(tmp_path: Path) -> None:
+    """Under the usual umask 022 a plain mkdir or create is world-readable; a ledger, its backup
+    directory and the statement of a member hold personal data and money, so every command
+    runs under umask 077 (the systemd units say ``UMask=0077`` too)."""
+    ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    backup = tmp_path / "backups" / "nightly" / "ledger.sqlite"
+
+    def cli(*args: str) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "wastebank.cli", *args],
+            check=True,
+            capture_output=True,
+            preexec_fn=lambda: os.umask(0o022),  # noqa: PLW1509 (no threads started yet)
+            env={**os.environ, "WASTEBANK_LEDGER_URL": ledger_url},
+        )
+
+    cli("ledger", "migrate", "--ledger-url", ledger_url)
+    cli("ledger", "backup", str(backup), "--ledger-url", ledger_url)
+
+    assert stat.S_IMODE((tmp_path / "ledger.db").stat().st_mode) == 0o600
+    for made in (tmp_path / "backups", backup.parent):
+        assert stat.S_IMODE(made.stat().st_mode) == 0o700, made
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    leftovers = [p for p in tmp_path.rglob("*") if p.stat().st_mode & 0o077]
+    assert leftovers == []

@@ -261,8 +261,10 @@ def test_a_private_postgresql_up_status_down(tmp_path: Path) -> None:
         assert pdir.parent == Path("~postgres/wastebank").expanduser()
     else:
         assert pdir == run_dir / "postgresql"
+    umask = os.umask(0o077)  # the CLI's: what root makes is closed to the postgres user
     try:
         services.up(settings, only=("postgres",))
+        os.umask(umask)
         (state,) = [s for s in services.status(settings) if s.name == "postgres"]
         assert state.healthy, state.describe()
         conf = (pdir / "postgresql.conf").read_text()
@@ -275,6 +277,7 @@ def test_a_private_postgresql_up_status_down(tmp_path: Path) -> None:
             assert conn.scalar(text("SELECT current_user")) == "wastebank"
         engine.dispose()
     finally:
+        os.umask(umask)
         services.down(settings)
         shutil.rmtree(pdir, ignore_errors=True)
     assert state.pid is not None

@@ -57,6 +57,17 @@ app.add_typer(deadletter_app, name="deadletter")
 alert_app = typer.Typer(
     help="peringatan sistem untuk admin / the system's alerts for admins", no_args_is_help=True
 )
+
+
+@app.callback()
+def _private_files() -> None:
+    """Every file and directory a command creates is its user's alone (umask 077): ledgers,
+    outboxes, backups, statements, `.run/` and what the services write there hold members'
+    money, names and passwords. Services started by `services up` inherit it (PostgreSQL,
+    which runs as its own OS user, finds a home it may enter: services.postgres_service)."""
+    os.umask(0o077)
+
+
 app.add_typer(alert_app, name="alert")
 app.add_typer(certs_app, name="certs")
 app.add_typer(device_app, name="device")

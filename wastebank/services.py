@@ -259,7 +259,7 @@ def up(settings: ServicesSettings, only: Collection[ServiceName] | None = None) 
                 f"another process; pick another {svc.name} port, or delete "
                 f"{settings.run_dir / 'ports.toml'} so `up` chooses free ones"
             )
-        svc.dir.mkdir(parents=True, exist_ok=True)
+        _server_home(svc.dir, _postgres_os_user() if svc is postgres else None)
         child = start(svc, settings)
         pid = _wait_until_answering(svc, settings.start_timeout_s, child)
         log.info("%s berjalan / running on %s:%s (pid %s)", svc.name, svc.host, svc.port, pid)
@@ -1009,9 +1009,14 @@ def _start_postgres(svc: Service, settings: ServicesSettings) -> Starting:
         )
     if major is None:
         _initdb(bindir, data, user)
-    (svc.dir / "postgresql.conf").write_text(postgresql_conf(svc, settings))
-    (svc.dir / "pg_hba.conf").write_text(pg_hba_conf())
-    (svc.dir / "pg_ident.conf").write_text("# Written by `wastebank services up`.\n")
+    for name, text in (
+        ("postgresql.conf", postgresql_conf(svc, settings)),
+        ("pg_hba.conf", pg_hba_conf()),
+        ("pg_ident.conf", "# Written by `wastebank services up`.\n"),
+    ):
+        (svc.dir / name).write_text(text)
+        if user is not None:  # 0600 under the CLI's umask: the server's to read
+            os.chown(svc.dir / name, user.pw_uid, user.pw_gid)
     log.info("memulai / starting postgres on %s:%s (%s)", svc.host, svc.port, data)
     uid, gid, groups = _as(user)
     with svc.log_file.open("ab") as log_fh:
@@ -1028,6 +1033,16 @@ def _start_postgres(svc: Service, settings: ServicesSettings) -> Starting:
         )
     _CHILDREN[proc.pid] = proc
     return proc
+
+
+def _server_home(directory: Path, user: pwd.struct_passwd | None) -> None:
+    """Make ``directory`` and the parents it lacks, each the server's user's own: made by root
+    under the CLI's umask 077 they would be closed to it."""
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    for made in reversed(missing):
+        made.mkdir(mode=0o700)
+        if user is not None:
+            os.chown(made, user.pw_uid, user.pw_gid)
 
 
 def _initdb(bindir: Path, data: Path, user: pwd.struct_passwd | None) -> None:
