@@ -12,6 +12,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, FilePath, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -125,14 +126,36 @@ class MqttSettings(BaseModel):
 
 INFLUXQL_DURATION = r"^(INF|[1-9][0-9]*[hdw])$"
 
+INFLUX_ADMIN = "admin"
+"""The InfluxDB 1.x admin `services up` creates: the schema (databases, retention policies),
+users and grants; the test suite's own login."""
+INFLUX_ROLES: dict[str, Literal["ALL", "READ"]] = {"ingest": "ALL", "api": "READ", "tps": "READ"}
+"""The InfluxDB 1.x user of each process (its broker identity) and its privilege on the city's
+database. The ingester writes and also reads (the daily reconciliation, `influx
+rebuild-deposits`' DELETE and roll-ups, the schema check); the API and `tps watch` only read."""
+
 
 class InfluxSettings(BaseModel):
-    """Where points go and how. See docs/protocol.md, "InfluxDB schema"."""
+    """Where points go and how. See docs/protocol.md, "InfluxDB schema", and
+    docs/operations.md, "InfluxDB users"."""
 
     url: str = f"http://127.0.0.1:{DEFAULT_INFLUX_PORT}"
     database: str = Field(default="wastebank", pattern=r"^[A-Za-z0-9_]+$")
-    username: str | None = None
+    username: str | None = Field(
+        default=None,
+        description="1.x user; unset: the process's own (ingest, api, tps) when `services up` "
+        "left its password in credentials_dir, else none (anonymous, or a token)",
+    )
     password: SecretStr | None = None
+    password_file: Path | None = Field(
+        default=None,
+        description="a file (mode 0600) whose first line is the password; instead of password",
+    )
+    credentials_dir: Path | None = Field(
+        default=None,
+        description="where `services up` keeps local passwords, one file per username; used "
+        "when neither password, password_file nor token is set (default: .run/secrets/influxdb)",
+    )
     timeout_s: float = Field(default=10.0, gt=0)
     api: Literal["auto", "v1", "v2"] = Field(
         default="auto",
@@ -168,6 +191,41 @@ class InfluxSettings(BaseModel):
         description="each hourly CQ recomputes this far back, for late (store-and-forward) data",
     )
 
+    @model_validator(mode="after")
+    def _one_password(self) -> Self:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("password and password_file exclude each other")
+        return self
+
+    def as_user(self, default_user: str | None) -> InfluxSettings:
+        """These settings with a 1.x username and password: the ones given (``password`` or
+        ``password_file``), else ``default_user``'s local password from `services up`, if it
+        left one. A token (2.x/3.x) needs none: unchanged. No password found and no username
+        given: no username either (an anonymous client, e.g. of a server without auth)."""
+        if self.token is not None:
+            return self
+        user = self.username or default_user
+        password = self.password
+        if password is None and self.password_file is not None:
+            password = SecretStr(read_secret(self.password_file))
+        elif password is None and user is not None and (folder := self._local_credentials()):
+            local = folder / user
+            if local.is_file():
+                password = SecretStr(read_secret(local))
+        if password is None and self.username is None:
+            user = None
+        return self.model_copy(update={"username": user, "password": password})
+
+    def _local_credentials(self) -> Path | None:
+        """``credentials_dir``; unset, `services up`'s folder, but only for a server on this
+        machine: a URL naming another host is never sent this checkout's passwords."""
+        if self.credentials_dir is not None:
+            return self.credentials_dir
+        host = urlsplit(self.url).hostname or ""
+        if host in ("localhost", "::1") or host.startswith("127."):
+            return SECRETS_DIR / "influxdb"
+        return None
+
 
 def default_ledger_url() -> str:
     return f"sqlite:///{RUN_DIR / 'ledger.db'}"
@@ -190,6 +248,21 @@ class WastebankSettings(BaseSettings):
 
     def default_broker_user(self) -> str | None:
         return self.broker_user
+
+    def default_influx_user(self) -> str | None:
+        """The InfluxDB user of the process these settings are for, when ``influx.username``
+        is unset: its broker identity, if that has an InfluxDB role (``INFLUX_ROLES``)."""
+        return self.broker_user if self.broker_user in INFLUX_ROLES else None
+
+    @model_validator(mode="after")
+    def _influx_identity(self) -> Self:
+        influx = getattr(self, "influx", None)
+        if isinstance(influx, InfluxSettings):
+            try:
+                self.influx = influx.as_user(self.default_influx_user())
+            except OSError as exc:
+                raise ValueError(f"influx password: {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _broker_identity(self) -> Self:

@@ -17,6 +17,7 @@ Queries stay InfluxQL on ``/query`` (``Influx.query``), which every version serv
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import logging
@@ -30,6 +31,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Protocol, TypeAlias
 
 import httpx
+from pydantic import SecretStr
 
 from wastebank.config import InfluxSettings
 from wastebank.messages import FillReading, GatewayAlert, GatewayHealth
@@ -396,9 +398,15 @@ def _server_message(body: bytes | str) -> str:
 
 
 def classify(
-    status: int, body: bytes | str, retry_after: str | None = None, *, what: str = "write"
+    status: int,
+    body: bytes | str,
+    retry_after: str | None = None,
+    *,
+    what: str = "write",
+    who: str | None = None,
 ) -> InfluxError:
-    """The InfluxError for a non-success HTTP answer (see InfluxError for the classes)."""
+    """The InfluxError for a non-success HTTP answer (see InfluxError for the classes); a
+    refused login (401, 403) says ``who`` asked (:func:`login_name`)."""
     msg = _server_message(body)
     text = f"{what} answered {status}: {msg}" if msg else f"{what} answered {status}"
     wait = parse_retry_after(retry_after)
@@ -407,8 +415,9 @@ def classify(
     if status >= 500 or status == 429:
         return InfluxError(text, status=status, retryable=True, retry_after_s=wait)
     if status in _RETRYABLE_4XX:
+        as_who = f" as {who}" if who and status in (401, 403) else ""
         return InfluxError(
-            f"{text} ({_RETRYABLE_4XX[status]}: check the InfluxDB settings; retrying)",
+            f"{text} ({_RETRYABLE_4XX[status]}{as_who}: check the InfluxDB settings; retrying)",
             status=status,
             retryable=True,
             retry_after_s=wait,
@@ -492,7 +501,8 @@ def _transport_error(exc: BaseException, size: int) -> InfluxError:
 class V1Writer:
     """Line protocol to ``/write?db=&precision=ns`` (1.x; 2.x and 3.x v1 compatibility).
 
-    Authenticates with ``u``/``p`` (1.x) or, when ``token`` is set, ``Authorization: Token``.
+    Authenticates with HTTP Basic (1.x username and password) or, when ``token`` is set,
+    ``Authorization: Token``: never in the URL, which clients and proxies may log.
     ``client`` (an httpx client with ``base_url`` = the server) is shared, not closed, if given.
     """
 
@@ -514,8 +524,8 @@ class V1Writer:
         if not lines:
             return
         body, compressed = _prepare(self.settings, lines)
-        params = {"db": self.settings.database, "precision": "ns", **_v1_params(self.settings)}
-        headers = _auth_headers(self.settings)
+        params = {"db": self.settings.database, "precision": "ns"}
+        headers = auth_headers(self.settings)
         if compressed:
             headers["Content-Encoding"] = "gzip"
         try:
@@ -524,7 +534,12 @@ class V1Writer:
             raise _transport_error(exc, len(body)) from exc
         if resp.status_code == 204:
             return
-        raise classify(resp.status_code, resp.content, resp.headers.get("Retry-After"))
+        raise classify(
+            resp.status_code,
+            resp.content,
+            resp.headers.get("Retry-After"),
+            who=login_name(self.settings),
+        )
 
 
 class V2Writer:
@@ -593,7 +608,10 @@ class V2Writer:
         except ApiException as exc:
             headers: Any = exc.headers or {}
             raise classify(
-                int(exc.status or 0), exc.body or exc.reason or "", headers.get("Retry-After")
+                int(exc.status or 0),
+                exc.body or exc.reason or "",
+                headers.get("Retry-After"),
+                who=login_name(self.settings),
             ) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _transport_error(exc, len(body)) from exc
@@ -644,15 +662,25 @@ async def make_writer(settings: InfluxSettings) -> InfluxWriter:
 # ---- queries and administration -----------------------------------------------------------------
 
 
-def _v1_params(settings: InfluxSettings) -> dict[str, str]:
-    if settings.token is None and settings.username and settings.password:
-        return {"u": settings.username, "p": settings.password.get_secret_value()}
-    return {}
+def login_name(settings: InfluxSettings) -> str:
+    """Who these settings log in as, for messages (never the secret itself)."""
+    if settings.token is not None:
+        return "a token"
+    if settings.username and settings.password is not None:
+        return f"user {settings.username!r}"
+    if settings.username:
+        return f"user {settings.username!r} without a password"
+    return "anonymous (no username, password or token set)"
 
 
-def _auth_headers(settings: InfluxSettings) -> dict[str, str]:
+def auth_headers(settings: InfluxSettings) -> dict[str, str]:
+    """A token (2.x/3.x) or a 1.x user's password, as a header (1.x also reads ``u``/``p``
+    query parameters, but a URL is what clients, proxies and servers log)."""
     if settings.token is not None:
         return {"Authorization": f"Token {settings.token.get_secret_value()}"}
+    if settings.username and settings.password is not None:
+        pair = f"{settings.username}:{settings.password.get_secret_value()}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
     return {}
 
 
@@ -684,13 +712,10 @@ class Influx:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def _auth(self) -> dict[str, str]:
-        return _v1_params(self.settings)
-
     async def ping(self) -> str:
         """The server's version (``X-Influxdb-Version``); raises InfluxError when unreachable."""
         try:
-            resp = await self._client.get("/ping", headers=_auth_headers(self.settings))
+            resp = await self._client.get("/ping", headers=auth_headers(self.settings))
         except httpx.HTTPError as exc:
             raise InfluxError(
                 f"InfluxDB unreachable: {exc!r}", status=None, retryable=True
@@ -707,27 +732,33 @@ class Influx:
     async def drop_database(self) -> None:
         await self.execute(f"DROP DATABASE {ident(self.settings.database)}")
 
-    async def execute(self, q: str) -> list[dict[str, Any]]:
+    async def execute(self, q: str, *, secret: bool = False) -> list[dict[str, Any]]:
         """POST one InfluxQL statement (DDL, ``SELECT ... INTO``); raise InfluxError on an error.
 
         A statement's own error (e.g. ``retention policy already exists``) comes back with HTTP
         200 inside the result; it is raised with ``status=200`` and ``retryable=False``.
+        ``secret``: the statement holds a password (1.x user management): sent in the form body
+        rather than the URL, and never quoted in an error.
         """
-        params = {"q": q, "db": self.settings.database, **self._auth()}
+        params = {"q": q, "db": self.settings.database}
+        what = "InfluxQL statement" if secret else repr(q)
         try:
             resp = await self._client.post(
-                "/query", params=params, headers=_auth_headers(self.settings)
+                "/query",
+                params=None if secret else params,
+                data=params if secret else None,
+                headers=auth_headers(self.settings),
             )
         except httpx.HTTPError as exc:
             raise InfluxError(
                 f"InfluxDB unreachable: {exc!r}", status=None, retryable=True
             ) from exc
         if resp.status_code >= 300:
-            raise classify(resp.status_code, resp.content, what=repr(q))
+            raise classify(resp.status_code, resp.content, what=what, who=login_name(self.settings))
         results: list[dict[str, Any]] = resp.json().get("results", [])
         for result in results:
             if "error" in result:
-                raise InfluxError(f"{q!r} failed: {result['error']}", status=200, retryable=False)
+                raise InfluxError(f"{what} failed: {result['error']}", status=200, retryable=False)
         return results
 
     async def write(self, lines: list[str]) -> None:
@@ -736,16 +767,17 @@ class Influx:
 
     async def query(self, q: str) -> list[Series]:
         """Run one InfluxQL statement; timestamps come back as epoch milliseconds."""
-        params = {"db": self.settings.database, "q": q, "epoch": "ms", **self._auth()}
+        params = {"db": self.settings.database, "q": q, "epoch": "ms"}
         try:
             resp = await self._client.get(
-                "/query", params=params, headers=_auth_headers(self.settings)
+                "/query", params=params, headers=auth_headers(self.settings)
             )
         except httpx.HTTPError as exc:
             raise InfluxError(f"query failed: {exc!r}", status=None, retryable=True) from exc
         if resp.status_code != 200:
+            who = f" as {login_name(self.settings)}" if resp.status_code in (401, 403) else ""
             raise InfluxError(
-                f"query answered {resp.status_code}: {resp.text[:300]}",
+                f"query answered {resp.status_code}{who}: {resp.text[:300]}",
                 status=resp.status_code,
                 retryable=resp.status_code >= 500,
             )
@@ -843,6 +875,11 @@ async def ensure_schema(influx: Influx, settings: InfluxSettings | None = None) 
     Idempotent: running it twice, or from several ingesters, is harmless. Returns False (and
     changes nothing) on 2.x/3.x, where retention and downsampling are set up on the server (see
     docs/protocol.md). Raises InfluxError.
+
+    With auth on, creating a database and its retention policies takes a 1.x admin (`services
+    up` or `wastebank influx setup` run them as one). A user who may not (the ingester's own)
+    only checks that they are there (:func:`check_schema`): InfluxSchemaError names what is
+    missing.
     """
     s = settings or influx.settings
     version = await influx.ping()
@@ -854,7 +891,13 @@ async def ensure_schema(influx: Influx, settings: InfluxSettings | None = None) 
         )
         return False
     db = ident(s.database)
-    await influx.execute(f"CREATE DATABASE {db}")
+    try:
+        await influx.execute(f"CREATE DATABASE {db}")
+    except InfluxError as exc:
+        if exc.status != 403:  # 403: a user without admin rights; 401 is a refused login
+            raise
+        await check_schema(influx, s)
+        return True
     for rp, duration, default in (
         (RP_RAW, s.retention_raw, " DEFAULT"),
         (RP_HOURLY, s.retention_hourly, ""),
@@ -880,6 +923,174 @@ async def ensure_schema(influx: Influx, settings: InfluxSettings | None = None) 
             await influx.execute(f"DROP CONTINUOUS QUERY {ident(ds.name)} ON {db}")
             await influx.execute(statement)
     return True
+
+
+class InfluxSchemaError(InfluxError):
+    """A 1.x database lacks parts of the schema and this login may not create them."""
+
+    def __init__(self, database: str, missing: Sequence[str], who: str) -> None:
+        super().__init__(
+            f"skema InfluxDB belum lengkap / InfluxDB schema incomplete in database "
+            f"{database!r}: {'; '.join(missing)}. {who} may not create it (1.x admin only): run "
+            "`wastebank influx setup --database NAME` (this checkout's InfluxDB; `services up` "
+            "does it for the city's), or as another server's admin the statements in "
+            'docs/operations.md, "InfluxDB users"',
+            status=403,
+            retryable=False,
+        )
+        self.database = database
+        self.missing = list(missing)
+
+
+def influxql_duration(spec: str) -> str:
+    """A retention setting (``90d``, ``2w``, ``12h``, ``INF``) as 1.x shows a policy's duration
+    (``2160h0m0s``; ``0s`` for INF)."""
+    if spec == "INF":
+        return "0s"
+    hours = int(spec[:-1]) * {"h": 1, "d": 24, "w": 168}[spec[-1]]
+    return f"{hours}h0m0s"
+
+
+async def check_schema(influx: Influx, settings: InfluxSettings | None = None) -> None:
+    """That the database, its retention policies and continuous queries exist (1.x), as a user
+    who may read it but not create them. A policy whose duration differs from the settings is
+    logged, not refused (an admin may have chosen it); anything missing raises
+    InfluxSchemaError listing every missing part."""
+    s = settings or influx.settings
+    who = login_name(influx.settings)
+    databases = {row[0] for series in await influx.query("SHOW DATABASES") for row in series.values}
+    if s.database not in databases:
+        # 1.x lists only the databases a user may read: missing, or no grant on it.
+        raise InfluxSchemaError(
+            s.database,
+            [f"the database itself (or a grant on it for {who})"],
+            who,
+        )
+    missing: list[str] = []
+    policies = {
+        row["name"]: row
+        for series in await influx.query(f"SHOW RETENTION POLICIES ON {ident(s.database)}")
+        for row in series.rows()
+    }
+    for rp, spec, default in (
+        (RP_RAW, s.retention_raw, True),
+        (RP_HOURLY, s.retention_hourly, False),
+    ):
+        found = policies.get(rp)
+        if found is None:
+            missing.append(f"retention policy {rp!r}" + (" (DEFAULT)" if default else ""))
+            continue
+        if default and not found.get("default"):
+            missing.append(f"retention policy {rp!r} as the DEFAULT one")
+        if found.get("duration") != influxql_duration(spec):
+            log.warning(
+                "InfluxDB %s: kebijakan retensi / retention policy %r is %s, settings say %s",
+                s.database,
+                rp,
+                found.get("duration"),
+                spec,
+            )
+    queries = {
+        row[0]
+        for series in await influx.query("SHOW CONTINUOUS QUERIES")
+        if series.name == s.database
+        for row in series.values
+    }
+    missing += [f"continuous query {ds.name!r}" for ds in DOWNSAMPLES if ds.name not in queries]
+    if missing:
+        raise InfluxSchemaError(s.database, missing, who)
+
+
+# ---- users and grants (1.x) ---------------------------------------------------------------------
+
+
+def influxql_string(text: str) -> str:
+    """An InfluxQL string literal (a password)."""
+    if "\n" in text or "\r" in text:
+        raise ValueError("a line break cannot be part of an InfluxDB password")
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+async def can_log_in(settings: InfluxSettings, client: httpx.AsyncClient | None = None) -> bool:
+    """Whether the server accepts these settings' login (``SHOW DATABASES``: any user may run
+    it); False on 401, InfluxError on anything else but success."""
+    influx = Influx(settings, client)
+    try:
+        await influx.query("SHOW DATABASES")
+    except InfluxError as exc:
+        if exc.status == 401:
+            return False
+        raise
+    finally:
+        if client is None:
+            await influx.aclose()
+    return True
+
+
+NO_ADMIN_YET = "create admin user first"  # 1.x, auth on, no user: every query but one refused
+
+
+async def bootstrap_admin(admin: InfluxSettings) -> bool:
+    """Make ``admin`` (username, password) the server's first admin when it has no user yet
+    (1.x with auth on lets an anonymous client do only that). True when created; False when
+    it already logs in. Raises InfluxError when the server has users and refuses this one."""
+    if admin.username is None or admin.password is None:
+        raise ValueError("bootstrap_admin needs a username and a password")
+    try:
+        if await can_log_in(admin):
+            return False
+    except InfluxError as exc:
+        if NO_ADMIN_YET not in str(exc):
+            raise
+    anonymous = Influx(admin.model_copy(update={"username": None, "password": None}))
+    try:
+        await anonymous.execute(
+            f"CREATE USER {ident(admin.username)} WITH PASSWORD "
+            f"{influxql_string(admin.password.get_secret_value())} WITH ALL PRIVILEGES",
+            secret=True,
+        )
+    except InfluxError as exc:
+        if exc.status != 401:
+            raise
+        raise InfluxError(
+            f"InfluxDB {admin.url} sudah punya pengguna dan menolak / already has users and "
+            f"refuses {admin.username!r} with the password given (docs/operations.md, "
+            '"InfluxDB users": a lost admin password)',
+            status=401,
+            retryable=False,
+        ) from None
+    finally:
+        await anonymous.aclose()
+    return True
+
+
+async def ensure_user(
+    admin: Influx, username: str, password: str
+) -> Literal["created", "reset", "kept"]:
+    """``username`` exists (not an admin) and logs in with ``password``: created, its password
+    set again (a rotated secret file), or kept as it was."""
+    users = {row[0] for series in await admin.query("SHOW USERS") for row in series.values}
+    literal = influxql_string(password)
+    if username not in users:
+        try:
+            await admin.execute(
+                f"CREATE USER {ident(username)} WITH PASSWORD {literal}", secret=True
+            )
+            return "created"
+        except InfluxError as exc:
+            if "user already exists" not in str(exc):  # another `up` made it meanwhile
+                raise
+    user = admin.settings.model_copy(update={"username": username, "password": SecretStr(password)})
+    if await can_log_in(user):
+        return "kept"
+    await admin.execute(f"SET PASSWORD FOR {ident(username)} = {literal}", secret=True)
+    return "reset"
+
+
+async def grant(admin: Influx, database: str, grants: Mapping[str, str]) -> None:
+    """``GRANT`` each user its privilege (ALL, READ, WRITE) on ``database`` (idempotent)."""
+    for username, privilege in grants.items():
+        await admin.execute(f"GRANT {privilege} ON {ident(database)} TO {ident(username)}")
 
 
 async def downsample(
