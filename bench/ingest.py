@@ -538,7 +538,12 @@ async def bench(args: argparse.Namespace) -> Results:
             for i in range(2)
         ]
         figs = results.figures
-        async with httpx.AsyncClient(timeout=120) as http:
+        services.prepare_influxdb(settings, [ingest_db])  # the ingester logs in as ingest
+        admin = services.influx_admin_settings(settings)
+        assert admin.username is not None
+        assert admin.password is not None
+        login = (admin.username, admin.password.get_secret_value())
+        async with httpx.AsyncClient(timeout=120, auth=login) as http:
             try:
                 progress(f"(a) raw aiomqtt subscriber, {args.n:,} messages")
                 figs["aiomqtt"] = await raw_aiomqtt(run, args.n, fills)

@@ -594,11 +594,13 @@ def main() -> int:
     else:
         admin = admin_url()
         name, url = create_ledger(admin)
-    influx = InfluxSettings(
-        url=f"http://127.0.0.1:{services_settings.influx_port}",
-        database=f"bench_reports_{uuid.uuid4().hex[:8]}",
-        retention_raw="INF",
-        timeout_s=120,  # a week's SELECT INTO while other work shares the machine
+    influx = services.influx_admin_settings(
+        services_settings, f"bench_reports_{uuid.uuid4().hex[:8]}"
+    ).model_copy(
+        update={
+            "retention_raw": "INF",
+            "timeout_s": 120,  # a week's SELECT INTO while other work shares the machine
+        }
     )
     met = True
     try:

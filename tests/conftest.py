@@ -25,8 +25,8 @@ from ingest.main import IngestSettings
 from ingest.main import run as run_ingest
 from ingest.metrics import MetricsSettings
 from wastebank import devices, services
-from wastebank.config import InfluxSettings, MqttSettings, load_settings
-from wastebank.influx import Influx, deposit_line
+from wastebank.config import INFLUX_ROLES, InfluxSettings, MqttSettings, load_settings
+from wastebank.influx import Influx, deposit_line, ensure_schema, grant
 from wastebank.messages import DepositEvent
 from wastebank.mqtt import client_id
 
@@ -140,15 +140,37 @@ def mqtt_settings(running_services: services.ServicesSettings, test_id: str) -> 
 async def influx_settings(
     running_services: services.ServicesSettings, test_id: str
 ) -> AsyncIterator[InfluxSettings]:
-    settings = InfluxSettings(
-        url=f"http://127.0.0.1:{running_services.influx_port}", database=f"test_{test_id}"
-    )
+    """The test's own database, ``test_{id}``, on the InfluxDB `services up` started, made as
+    `up` makes the city's: retention policies, continuous queries and each role's grant, so a
+    child process logs in as its own user (ingest, api, tps: :func:`settings_env`). The test
+    itself is the admin (its password from ``.run/secrets/influxdb/admin``)."""
+    settings = services.influx_admin_settings(running_services, f"test_{test_id}")
+    influx = Influx(settings)
+    try:
+        await ensure_schema(influx, settings)
+        await grant(influx, settings.database, INFLUX_ROLES)
+    finally:
+        await influx.aclose()
     yield settings
     influx = Influx(settings)
     try:
         await influx.drop_database()
     finally:
         await influx.aclose()
+
+
+def influx_database(running: services.ServicesSettings, name: str) -> InfluxSettings:
+    """Database ``name`` on ``running``'s InfluxDB, made as `services up` makes the city's
+    (schema, each role's grant), and the admin's login to it: for sync fixtures and modules
+    (``influx_settings`` is async); the caller drops it."""
+    services.prepare_influxdb(running, [name])
+    return services.influx_admin_settings(running, name)
+
+
+def influx_as(influx: InfluxSettings, user: str) -> InfluxSettings:
+    """``influx`` (a test's database) logged in as another InfluxDB user (ingest, api, tps),
+    with the password `services up` gave it."""
+    return influx.model_copy(update={"username": None, "password": None}).as_user(user)
 
 
 # ---- the ledger, on SQLite and on PostgreSQL -------------------------------------------------
@@ -386,7 +408,8 @@ def settings_env(
     """WASTEBANK_* variables that point a child process at this test's broker prefix, DB, ledger.
 
     Not the test's broker identity: each child logs in as its own (ingest, api, tps, sim; a
-    gateway as its gateway id, see :func:`gateway_credentials`), from ``mqtt.credentials_dir``.
+    gateway as its gateway id, see :func:`gateway_credentials`), from ``mqtt.credentials_dir``;
+    and to InfluxDB as its own user (ingest, api, tps), from ``influx.credentials_dir``.
     """
     env = {
         "WASTEBANK_MQTT__HOST": mqtt.host,
@@ -395,9 +418,11 @@ def settings_env(
     }
     if mqtt.credentials_dir is not None:
         env["WASTEBANK_MQTT__CREDENTIALS_DIR"] = str(mqtt.credentials_dir)
-    if influx is not None:
+    if influx is not None:  # not the test's login: each child is its own InfluxDB user
         env["WASTEBANK_INFLUX__URL"] = influx.url
         env["WASTEBANK_INFLUX__DATABASE"] = influx.database
+        if influx.credentials_dir is not None:
+            env["WASTEBANK_INFLUX__CREDENTIALS_DIR"] = str(influx.credentials_dir)
     if ledger is not None:
         env["WASTEBANK_LEDGER_URL"] = ledger
     return env

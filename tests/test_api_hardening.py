@@ -33,7 +33,7 @@ from tests.auth_helpers import (
     with_csrf,
 )
 from wastebank import access, bulk_import, ledger, services
-from wastebank.config import InfluxSettings, MqttSettings
+from wastebank.config import MqttSettings
 from wastebank.influx import Influx
 
 
@@ -632,9 +632,8 @@ async def _sessions(client: httpx.AsyncClient, who: dict[str, tuple[str, str]]) 
 async def test_no_parameter_of_any_route_answers_500(
     ledger_url: str, running_services: services.ServicesSettings
 ) -> None:
-    influx = InfluxSettings(
-        url=f"http://127.0.0.1:{running_services.influx_port}",
-        database=f"test_hardening_{uuid.uuid4().hex[:10]}",
+    influx = services.influx_admin_settings(
+        running_services, f"test_hardening_{uuid.uuid4().hex[:10]}"
     )
     made = Influx(influx)
     await made.ensure_database()

@@ -468,9 +468,8 @@ def env(
     """One ledger (per backend), the app on it, everyone signed in; an InfluxDB database of its
     own for the DLH reads."""
     url = ledger_factory.new()
-    influx = InfluxSettings(
-        url=f"http://127.0.0.1:{running_services.influx_port}",
-        database=f"test_matrix_{uuid.uuid4().hex[:10]}",
+    influx = services.influx_admin_settings(
+        running_services, f"test_matrix_{uuid.uuid4().hex[:10]}"
     )
     asyncio.run(_influx(influx, create=True))
     settings = api_settings(

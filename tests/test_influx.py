@@ -36,6 +36,7 @@ from wastebank.influx import (
     V2Writer,
     alert_line,
     api_for_version,
+    auth_headers,
     classify,
     downsample,
     ensure_schema,
@@ -682,10 +683,11 @@ async def test_field_type_conflict_is_permanent(
     influx: Influx, influx_settings: InfluxSettings
 ) -> None:
     writer = V1Writer(influx_settings)
+    at = influx_module.point_time_ns(datetime.now(UTC), 0)  # inside the raw retention policy
     try:
-        await writer.write(["m,t=a v=1i 1000"])
+        await writer.write([f"m,t=a v=1i {at}"])
         with pytest.raises(InfluxError) as info:
-            await writer.write(['m,t=a v="text" 2000', "m,t=b v=3i 3000"])
+            await writer.write([f'm,t=a v="text" {at + 1}', f"m,t=b v=3i {at + 2}"])
     finally:
         await writer.aclose()
     err = info.value
@@ -733,11 +735,13 @@ async def test_body_over_max_body_size_is_413_too_large(
     writers refuse batches over ``max_body_bytes`` themselves. ``Expect: 100-continue`` makes
     1.6 answer before any body is sent, so its real answer can be read here.
     """
+    login = "".join(f"{k}: {v}" for k, v in auth_headers(influx_settings).items())
     reader, writer = await asyncio.open_connection("127.0.0.1", httpx.URL(influx.settings.url).port)
     try:
         writer.write(
             f"POST /write?db={influx_settings.database}&precision=ns HTTP/1.1\r\n"
-            "Host: influx\r\nContent-Length: 26000000\r\nExpect: 100-continue\r\n\r\n".encode()
+            f"Host: influx\r\n{login}\r\n"  # the login first: else 401, not 413
+            "Content-Length: 26000000\r\nExpect: 100-continue\r\n\r\n".encode()
         )
         await writer.drain()
         head = (await reader.readuntil(b"\r\n\r\n")).decode()

@@ -26,6 +26,7 @@ from tests.conftest import (
     deposit_event,
     eventually,
     free_port,
+    influx_database,
     mqtt_login,
     settings_env,
 )
@@ -201,9 +202,7 @@ def private_influx(tmp_path: Path) -> Iterator[services.ServicesSettings]:
 def private_influx_settings(
     private_influx: services.ServicesSettings, test_id: str
 ) -> InfluxSettings:
-    return InfluxSettings(
-        url=f"http://127.0.0.1:{private_influx.influx_port}", database=f"f_{test_id}"
-    )
+    return influx_database(private_influx, f"f_{test_id}")
 
 
 async def test_influxdb_down_for_a_minute_loses_nothing(

@@ -45,10 +45,7 @@ def site(
         engine.dispose()
     now = datetime.now(UTC)
     deposit_history(url, summary, now=now, months=6, per_member_per_month=3)
-    influx = InfluxSettings(
-        url=f"http://127.0.0.1:{running_services.influx_port}",
-        database=f"test_pages_{uuid.uuid4().hex[:10]}",
-    )
+    influx = services.influx_admin_settings(running_services, f"test_pages_{uuid.uuid4().hex[:10]}")
     asyncio.run(fill_history(influx, ledger_url=url, now=now))
     settings = api_settings(
         mqtt=MqttSettings(port=running_services.mqtt_port),

@@ -28,6 +28,7 @@ from tests.conftest import (
     PrivateMosquitto,
     Processes,
     free_port,
+    influx_database,
     settings_env,
     wait_until,
     write_site,
@@ -102,9 +103,7 @@ def browser() -> Iterator[Browser]:
 def influx(running_services: services.ServicesSettings, test_id: str) -> Iterator[InfluxSettings]:
     """The test's InfluxDB database (conftest's ``influx_settings`` is an async fixture: it
     cannot run beside Playwright's sync API); dropped afterwards, on a thread's event loop."""
-    settings = InfluxSettings(
-        url=f"http://127.0.0.1:{running_services.influx_port}", database=f"test_{test_id}"
-    )
+    settings = influx_database(running_services, f"test_{test_id}")
     yield settings
 
     async def drop() -> None:

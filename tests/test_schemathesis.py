@@ -134,9 +134,8 @@ def env(
     ledger_factory: LedgerFactory, running_services: services.ServicesSettings
 ) -> Iterator[Env]:
     url = ledger_factory.new()
-    influx = InfluxSettings(
-        url=f"http://127.0.0.1:{running_services.influx_port}",
-        database=f"test_schemathesis_{uuid.uuid4().hex[:10]}",
+    influx = services.influx_admin_settings(
+        running_services, f"test_schemathesis_{uuid.uuid4().hex[:10]}"
     )
     asyncio.run(_influx(influx, create=True))
     # Login limits out of the way: the token and login forms get arbitrary credentials, and

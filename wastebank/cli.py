@@ -2471,6 +2471,42 @@ influx_app = typer.Typer(
 app.add_typer(influx_app, name="influx")
 
 
+@influx_app.command("setup")
+def influx_setup(
+    database: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--database",
+            help="also this database (repeatable); the city's ([influx] database) always",
+        ),
+    ] = None,
+    rotate: Annotated[
+        str | None,
+        typer.Option("--rotate", help="give this user (admin, ingest, api, tps) a new password"),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """This checkout's InfluxDB (1.x, started by `services up`): its users, the schema of each
+    database (retention policies, hourly roll-ups) and each role's grant, as `services up`
+    makes them; or, with --rotate, a new password for one user (restart its processes). No
+    password is printed: each is in .run/secrets/influxdb/<user> (0600)."""
+    from wastebank import services
+    from wastebank.config import load_settings
+
+    _logging()
+    try:
+        settings = load_settings(services.ServicesSettings, config)
+        if rotate is not None:
+            path = services.rotate_influx_password(settings, rotate)
+            typer.echo(f"kata sandi baru / new password for {rotate}: {path}")
+            return
+        services.prepare_influxdb(settings, database or [])
+    except (ConfigError, services.ServiceError, OSError, ValueError) as exc:
+        raise _fail(exc) from None
+    for name in [settings.influx.database, *(database or [])]:
+        typer.echo(f"skema & hak akses siap / schema and grants ready: {name}")
+
+
 @influx_app.command("rebuild-deposits")
 def influx_rebuild_deposits(
     date_from: Annotated[

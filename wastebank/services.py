@@ -23,22 +23,26 @@ loopback listener; any other address must log in with ``postgresql_password``.
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import grp
 import hashlib
 import json
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_IXGRP, S_IXOTH, S_IXUSR
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -51,12 +55,17 @@ from wastebank.config import (
     DEFAULT_MQTT_PORT,
     DEFAULT_MQTT_TLS_PORT,
     DEFAULT_POSTGRESQL_PORT,
+    INFLUX_ADMIN,
+    INFLUX_ROLES,
     RUN_DIR,
+    InfluxSettings,
     WastebankSettings,
+    read_secret,
     recorded_ports,
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MOSQUITTO_BIN = Path("/usr/sbin/mosquitto")
 INFLUXD_BIN = Path("/usr/bin/influxd")
@@ -114,6 +123,11 @@ class ServicesSettings(WastebankSettings):
     postgresql_password: SecretStr | None = Field(
         default=None,
         description="password of the wastebank role, needed from any address but loopback",
+    )
+    influx: InfluxSettings = Field(
+        default=InfluxSettings(),
+        description="the city's InfluxDB database and retention settings `up` creates the "
+        "schema with (as the ingester's [influx]); its url is not used: influx_port is",
     )
     broker_principals: tuple[str, ...] = Field(
         default=("ingest", "api", "tps", "sim", "test"),
@@ -242,6 +256,12 @@ def up(settings: ServicesSettings, only: Collection[ServiceName] | None = None) 
             state = _state(svc)
         elif state.healthy and svc is mosquitto and new_passwords:
             reload_mosquitto(settings)
+        if state.healthy and svc is influxd and _influxd_config_changed(svc, settings):
+            # E.g. an older checkout's, with auth off: its data stays, its users come below.
+            log.warning("influxd dimulai ulang / restarting: its config changed")
+            if state.pid is not None:
+                _stop(svc, state.pid)
+            state = _state(svc)
         if state.healthy:
             log.info(
                 "%s sudah berjalan / already running on %s:%s (pid %s)",
@@ -263,6 +283,8 @@ def up(settings: ServicesSettings, only: Collection[ServiceName] | None = None) 
         child = start(svc, settings)
         pid = _wait_until_answering(svc, settings.start_timeout_s, child)
         log.info("%s berjalan / running on %s:%s (pid %s)", svc.name, svc.host, svc.port, pid)
+    if influxd.name in wanted:
+        prepare_influxdb(settings)
     if postgres.name in wanted:
         _create_ledger_database(postgres, settings)
 
@@ -587,8 +609,9 @@ bind-address = {q(rpc)}
 [http]
   enabled = true
   bind-address = {q(f"{settings.bind}:{settings.influx_port}")}
-  # Auth off for now; users and passwords come with the per-device credentials issue.
-  auth-enabled = false
+  # Every client logs in: admin, ingest, api, tps (`up` makes them; docs/operations.md,
+  # "InfluxDB users"). /ping answers without a login (the health checks).
+  auth-enabled = true
   log-enabled = false
 
 [logging]
@@ -598,6 +621,176 @@ bind-address = {q(rpc)}
 [continuous_queries]
   enabled = true
 """
+
+
+def _influxd_config_changed(svc: Service, settings: ServicesSettings) -> bool:
+    try:
+        return svc.conf.read_text() != influxdb_conf(svc, settings)
+    except FileNotFoundError:
+        return True
+
+
+# ---- InfluxDB users, passwords and schema -------------------------------------------------------
+
+
+INFLUX_PASSWORD_BYTES = 24  # token_urlsafe: 32 characters, nothing to escape in InfluxQL
+
+
+def influx_secrets_dir(run_dir: Path) -> Path:
+    """Where the InfluxDB users' passwords are (``InfluxSettings.credentials_dir``)."""
+    return run_dir.resolve() / "secrets" / "influxdb"
+
+
+def influx_users() -> tuple[str, ...]:
+    """Every InfluxDB user `up` keeps: the admin, then one per process role."""
+    return (INFLUX_ADMIN, *INFLUX_ROLES)
+
+
+def influx_admin_settings(
+    settings: ServicesSettings, database: str | None = None
+) -> InfluxSettings:
+    """How to reach our InfluxDB as its admin (the password from its 0600 file)."""
+    svc = _services(settings)[1]
+    host = f"[{svc.host}]" if ":" in svc.host else svc.host
+    return settings.influx.model_copy(
+        update={
+            "url": f"http://{host}:{svc.port}",
+            "database": database or settings.influx.database,
+            "username": INFLUX_ADMIN,
+            "password": SecretStr(read_secret(influx_secrets_dir(settings.run_dir) / INFLUX_ADMIN)),
+            "password_file": None,
+            "credentials_dir": influx_secrets_dir(settings.run_dir),
+            "token": None,
+        }
+    )
+
+
+def _influx_passwords(run_dir: Path) -> dict[str, str]:
+    """Each user's password from ``secrets/influxdb/<user>`` (0600, the folder 0700), a new
+    one written for a user who has none."""
+    directory = influx_secrets_dir(run_dir)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    directory.chmod(0o700)
+    passwords: dict[str, str] = {}
+    for user in influx_users():
+        path = directory / user
+        if not path.is_file():
+            _write_secret_file(path, secrets.token_urlsafe(INFLUX_PASSWORD_BYTES))
+            log.info("kata sandi InfluxDB baru / new InfluxDB password: %s", path)
+        passwords[user] = read_secret(path)
+    return passwords
+
+
+def prepare_influxdb(settings: ServicesSettings, databases: Collection[str] = ()) -> None:
+    """Our InfluxDB's users, schema and grants (it must be answering); idempotent.
+
+    The admin (created as the first user when there is none: a new data dir, or an older one
+    from when auth was off), a user per process role with its password from its file (set
+    again when the file changed: how a password is rotated), the city database's retention
+    policies and continuous queries (``settings.influx``; also each of ``databases``), and
+    each role's grant on them. One `up` at a time per run_dir (a lock file)."""
+    svc = _services(settings)[1]
+    with (svc.dir / "setup.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        passwords = _influx_passwords(settings.run_dir)
+        names = [settings.influx.database, *(d for d in databases if d != settings.influx.database)]
+        _run_async(_setup_influxdb(settings, passwords, names))
+
+
+async def _setup_influxdb(
+    settings: ServicesSettings, passwords: dict[str, str], databases: list[str]
+) -> None:
+    from wastebank.influx import (
+        Influx,
+        InfluxError,
+        bootstrap_admin,
+        ensure_schema,
+        ensure_user,
+        grant,
+    )
+
+    admin = influx_admin_settings(settings)
+    try:
+        if await bootstrap_admin(admin):
+            log.info("admin InfluxDB dibuat / InfluxDB admin created: %s", INFLUX_ADMIN)
+        influx = Influx(admin)
+        try:
+            for user in INFLUX_ROLES:
+                done = await ensure_user(influx, user, passwords[user])
+                if done != "kept":
+                    log.info("pengguna InfluxDB / InfluxDB user %s: %s", user, done)
+            for database in databases:
+                scoped = admin.model_copy(update={"database": database})
+                await ensure_schema(influx, scoped)  # statements name the database
+                await grant(influx, database, INFLUX_ROLES)
+        finally:
+            await influx.aclose()
+    except InfluxError as exc:
+        raise ServiceError(f"InfluxDB: pengguna/skema / users and schema: {exc}") from exc
+
+
+def rotate_influx_password(settings: ServicesSettings, user: str) -> Path:
+    """Give ``user`` (admin, ingest, api, tps) a new password on our InfluxDB and in its file;
+    returns the file. Its processes log in with the new one once restarted. The new password is
+    written beside the file first, so a failure halfway never leaves the server with a
+    password no file holds."""
+    from wastebank.influx import Influx, InfluxError, ident, influxql_string
+
+    if user not in influx_users():
+        raise ServiceError(
+            f"pengguna InfluxDB tak dikenal / unknown InfluxDB user {user!r}; one of "
+            f"{', '.join(influx_users())}"
+        )
+    svc = _services(settings)[1]
+    with (svc.dir / "setup.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _influx_passwords(settings.run_dir)
+        admin = influx_admin_settings(settings)
+        path = influx_secrets_dir(settings.run_dir) / user
+        pending = path.with_name(f".{user}.new")
+        password = secrets.token_urlsafe(INFLUX_PASSWORD_BYTES)
+        _write_secret_file(pending, password)
+
+        async def set_password() -> None:
+            influx = Influx(admin)
+            try:
+                await influx.execute(
+                    f"SET PASSWORD FOR {ident(user)} = {influxql_string(password)}", secret=True
+                )
+            finally:
+                await influx.aclose()
+
+        try:
+            _run_async(set_password())
+        except InfluxError as exc:
+            pending.unlink(missing_ok=True)
+            raise ServiceError(f"InfluxDB: kata sandi / password of {user}: {exc}") from exc
+        pending.replace(path)
+    return path
+
+
+def _write_secret_file(path: Path, password: str) -> None:
+    """``password`` in a new file only its owner may read (0600, whatever the umask)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, f"{password}\n".encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to its end from sync code, also when this thread has a running loop."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is None:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 # ---- install ----------------------------------------------------------------------------------
