@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from wastebank import broker_events
 from wastebank.messages import CODE_PATTERN, Topics
 from wastebank.services import BrokerAuthFiles
 
@@ -720,11 +721,23 @@ def acl_text(devices: Iterable[Device]) -> str:
         lines += ["", f"# {device.describe()}", f"user {device.username}"]
         lines += [f"topic write {topic}" for topic in device.publish_topics]
         lines += [f"topic read {topic_filter}" for topic_filter in device.read_filters]
+        lines += _broker_events_rules(device.username)
     for principal in PRINCIPALS:
         lines += ["", f"# {principal.purpose}", f"user {principal.name}"]
         lines += [f"topic read {topic_filter}" for topic_filter in principal.reads]
         lines += [f"topic write {topic_filter}" for topic_filter in principal.writes]
+        lines += _broker_events_rules(principal.name)
     return "\n".join(lines) + "\n"
+
+
+def _broker_events_rules(username: str) -> list[str]:
+    """The broker's own topics (wastebank/broker_events.py): its readers may read the refusal
+    events, nobody may publish there. A deny beats any grant (Mosquitto checks denials first),
+    so a ``#`` of the test, sim or tps identities, or a device's read filter, reaches none of
+    it, and no client can forge an event."""
+    if username in broker_events.READERS:
+        return [f"topic read {broker_events.REFUSED_TOPIC}"]
+    return [f"topic deny {broker_events.NAMESPACE}#"]
 
 
 def _device_to_toml(device: Device) -> dict[str, Any]:
