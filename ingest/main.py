@@ -12,6 +12,10 @@ in-flight window: an ingester that cannot write makes the broker hold the messag
 instead of growing a queue. A message that cannot be applied never stops the consumer.
 
 Several ingesters can share the load through an MQTT shared subscription (``shared_group``).
+
+An ingester that takes deposits also hears the broker's own refusals (wastebank/broker_events.py:
+a client that tried another identity's client id): it counts them, logs them and raises one
+``session_takeover`` alert per username and client id.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from pydantic import BaseModel, Field, ValidationError
 from ingest.clash import Clash, ClashWatch
 from ingest.metrics import IngestMetrics, MetricsSettings, serve_metrics, stored_reason_of
 from wastebank import mqtt
+from wastebank.broker_events import REFUSED_TOPIC, Refusal
 from wastebank.config import (
     InfluxSettings,
     MqttSettings,
@@ -131,7 +136,8 @@ class IngestSettings(WastebankSettings):
         default=KINDS,
         min_length=1,
         description="message kinds to subscribe to; without 'deposit' the ledger (SQLAlchemy) "
-        "is loaded only if a dead letter has to be stored",
+        "is loaded only if a dead letter has to be stored. With 'deposit' also the broker's "
+        "refusal events (session_takeover alerts in the ledger)",
     )
     reconcile: ReconcileSettings = ReconcileSettings()
     money: MoneyRules = Field(
@@ -149,6 +155,7 @@ class Stats:
     deposits_conflict: int = 0
     deposits_over_limit: int = 0
     gateway_clashes: int = 0
+    broker_refusals: int = 0
     fill_readings: int = 0
     health_reports: int = 0
     alerts: int = 0
@@ -176,7 +183,7 @@ class _Item:
     mid: int = 0
     qos: int = 0
     connection: int = 0
-    parsed: DepositEvent | FillReading | GatewayHealth | GatewayAlert | None = None
+    parsed: DepositEvent | FillReading | GatewayHealth | GatewayAlert | Refusal | None = None
     error: str | None = None
     lines: list[str] = field(default_factory=list)
 
@@ -218,8 +225,10 @@ class Ingester:
 
     def classify(
         self, topic: str, payload: bytes
-    ) -> DepositEvent | FillReading | GatewayHealth | GatewayAlert:
+    ) -> DepositEvent | FillReading | GatewayHealth | GatewayAlert | Refusal:
         """The validated message; raises :class:`Rejected` with the reason."""
+        if topic == REFUSED_TOPIC:  # the broker's own (no prefix: it knows none)
+            return _validate(Refusal, payload)
         parts = self.topics.parse(topic)
         if parts is None:
             raise Rejected(f"topic not understood: {topic}")
@@ -270,6 +279,7 @@ class Ingester:
         self.metrics.messages_received(i.topic for i in items)
         self._now = datetime.now(UTC)  # one clock reading per batch (clock-ahead check)
         deposits: list[_Item] = []
+        refusals: list[Refusal] = []
         for item in items:
             try:
                 item.parsed = self.classify(item.topic, item.payload)
@@ -278,6 +288,8 @@ class Ingester:
                 continue
             if isinstance(item.parsed, DepositEvent):
                 deposits.append(item)
+            elif isinstance(item.parsed, Refusal):
+                refusals.append(item.parsed)  # the ledger only: no point in InfluxDB
             else:
                 item.lines = self._lines(item.parsed)
         invalid = [i for i in items if i.error is not None]
@@ -286,6 +298,8 @@ class Ingester:
         if self._clashes_found:
             found, self._clashes_found = self._clashes_found, []
             await self._say_clashes(found)
+        if refusals:
+            await self._say_refusals(refusals)
         for item in items:
             if item.error is not None and dead_letter:
                 self.stats.dead_lettered += 1
@@ -461,6 +475,52 @@ class Ingester:
             for clash in found:
                 self.clashes.forget(clash.gateway_id)
 
+    async def _say_refusals(self, refusals: list[Refusal]) -> None:
+        """Count, log and raise (once per username and client id while it is active) each
+        refusal the broker reported. An alert that cannot be stored now is raised by the next
+        event of that pair (the plugin sends one every 10 s while the attempts go on)."""
+        from sqlalchemy.orm import Session
+
+        from wastebank import alerts
+
+        for refusal in refusals:
+            self.stats.broker_refusals += refusal.count
+            self.metrics.refused(refusal.reason, refusal.count)
+            if refusal.unreported:
+                self.metrics.refused("unreported", refusal.unreported)
+            log.warning(
+                "broker menolak sesi / broker refused a session: %s%s",
+                refusal.describe(),
+                f" (+{refusal.unreported} lainnya / others)" if refusal.unreported else "",
+            )
+
+        def store() -> None:
+            with Session(self.engine) as session:
+                for r in refusals:
+                    alerts.raise_alert(
+                        session,
+                        alerts.AlertCode.SESSION_TAKEOVER,
+                        f"{r.username} -> {r.client_id}",
+                        f"Broker menolak {r.describe()}. Periksa perangkat atau proses itu dan "
+                        f"kata sandinya (docs/operations.md, Broker identities) / check that "
+                        f"device or process and its password.",
+                        {
+                            "reason": r.reason,
+                            "username": r.username,
+                            "client_id": r.client_id,
+                            "owner": r.owner,
+                            "address": r.address,
+                            "at": r.at.isoformat(),
+                            "count": r.count,
+                        },
+                    )
+                session.commit()
+
+        try:
+            await asyncio.to_thread(store)
+        except Exception:  # the ledger is down: the stream must go on
+            log.exception("peringatan tidak tersimpan / alert not stored")
+
     def _lines(self, msg: FillReading | GatewayHealth | GatewayAlert) -> list[str]:
         if isinstance(msg, FillReading):
             self.stats.fill_readings += 1
@@ -576,16 +636,24 @@ class Ingester:
 
     # ---- the consumer loop ----------------------------------------------------------------------
 
-    def filters(self) -> list[str]:
+    def subscriptions(self) -> list[tuple[str, int]]:
+        """(topic filter, QoS) to subscribe to.
+
+        The broker's refusal events at QoS 0: they are in the broker's log anyway, and a
+        session that is not connected keeps none of them, so the sessions of retired ingesters
+        (a renamed host, every test's) never pile them up; attempts that go on are reported
+        again every 10 s."""
         by_kind = {
             "deposit": self.topics.deposit_filter,
             "fill": self.topics.fill_filter,
             "health": self.topics.health_filter,
             "alert": self.topics.alert_filter,
         }
-        filters = [by_kind[k] for k in dict.fromkeys(self.settings.kinds)]
+        subs = [(by_kind[k], 1) for k in dict.fromkeys(self.settings.kinds)]
+        if "deposit" in self.settings.kinds:
+            subs.append((REFUSED_TOPIC, 0))
         group = self.settings.shared_group
-        return [f"$share/{group}/{f}" for f in filters] if group else filters
+        return [(f"$share/{group}/{f}", qos) for f, qos in subs] if group else subs
 
     async def consume(self, inbox: Inbox) -> None:
         """Take batches from ``inbox`` for ever: apply, write, then acknowledge each batch."""
@@ -722,7 +790,7 @@ class Inbox:
         return stale
 
 
-M = TypeVar("M", DepositEvent, FillReading, GatewayHealth, GatewayAlert)
+M = TypeVar("M", DepositEvent, FillReading, GatewayHealth, GatewayAlert, Refusal)
 T = TypeVar("T")
 
 
@@ -771,7 +839,7 @@ async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -
     reconciler: asyncio.Task[None] | None = None
     try:
         await _retrying(lambda: _ensure_schema(influx, settings.influx), "InfluxDB schema")
-        client = _connect(settings, ingester.filters(), inbox, ready)
+        client = _connect(settings, ingester.subscriptions(), inbox, ready)
         reconciler = _start_reconciliation(settings, ingester)
         await ingester.consume(inbox)
     finally:
@@ -965,7 +1033,7 @@ def _parse_packets(client: _Client, inbox: Inbox, buf: bytes) -> tuple[int, MQTT
 
 def _connect(
     settings: IngestSettings,
-    filters: list[str],
+    subscriptions: list[tuple[str, int]],
     inbox: Inbox,
     ready: asyncio.Event | None,
 ) -> _Client:
@@ -1013,7 +1081,7 @@ def _connect(
                 client_id,
             )
         state.update(connected_once=True, lost=False, refused=False)
-        c.subscribe([(f, 1) for f in filters])
+        c.subscribe(subscriptions)
 
     def on_subscribe(
         _c: paho.Client, _u: object, _mid: int, codes: list[ReasonCode], _p: object
@@ -1022,7 +1090,7 @@ def _connect(
         if failed:
             log.error("langganan ditolak / subscription refused: %s", ", ".join(failed))
             return
-        log.info("berlangganan / subscribed to %s", ", ".join(filters))
+        log.info("berlangganan / subscribed to %s", ", ".join(f for f, _ in subscriptions))
         if ready is not None:
             loop.call_soon_threadsafe(ready.set)
 

@@ -21,11 +21,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import start_http_server
 from pydantic import BaseModel, Field
 
-from wastebank import influx
+from wastebank import broker_events, influx
 
 NAMESPACE = "wastebank_ingest"
 
 KINDS = ("deposit", "fill", "health", "alert")
+BROKER_KIND = "broker"  # the broker's own events (wastebank/broker_events.py)
+REFUSED_REASONS = (*broker_events.REASONS, "unreported")
 MEASUREMENTS = (
     influx.DEPOSIT,
     influx.FILL,
@@ -68,7 +70,9 @@ class MetricsSettings(BaseModel):
 
 
 def kind_of_topic(topic: str) -> str:
-    """The message kind a topic names (its last level), or ``other``."""
+    """The message kind a topic names (its last level), ``broker``, or ``other``."""
+    if topic == broker_events.REFUSED_TOPIC:
+        return BROKER_KIND
     kind = topic.rpartition("/")[2]
     return kind if kind in KINDS else "other"
 
@@ -144,6 +148,14 @@ class IngestMetrics:
             namespace=NAMESPACE,
             registry=r,
         )
+        self.broker_refused = Counter(
+            "broker_refused",
+            "CONNECTs the broker refused for a client id of another identity, by reason "
+            "(unreported: more pairs at once than the broker's plugin reports one by one)",
+            ["reason"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
         self.inflight_messages = Gauge(
             "inflight_messages",
             "Messages received and not yet acknowledged",
@@ -152,12 +164,13 @@ class IngestMetrics:
         )
         # Every known series exists from the start (at 0), so rates and alerts see it at once;
         # the children are kept so the hot path does no label lookup.
-        self._received = {k: self.received.labels(kind=k) for k in (*KINDS, "other")}
+        self._received = {k: self.received.labels(kind=k) for k in (*KINDS, BROKER_KIND, "other")}
         self._written = {
             m: self.written_points.labels(measurement=m) for m in (*MEASUREMENTS, "other")
         }
         self._dead = {reason: self.dead_lettered.labels(reason=reason) for reason in REASONS}
         self._deposits = {o: self.deposits.labels(outcome=o) for o in OUTCOMES}
+        self._refused = {r: self.broker_refused.labels(reason=r) for r in REFUSED_REASONS}
 
     # ---- what the ingest loop calls -------------------------------------------------------------
 
@@ -171,6 +184,10 @@ class IngestMetrics:
     def deposit(self, outcome: str, count: int = 1) -> None:
         """``outcome``: ``applied`` or ``duplicate`` (ledger.Outcome's values)."""
         self._deposits[str(outcome)].inc(count)
+
+    def refused(self, reason: str, count: int = 1) -> None:
+        """``count`` CONNECTs the broker refused (``reason``: one of ``REFUSED_REASONS``)."""
+        self._refused[reason].inc(count)
 
     def dead_letter(self, error: str) -> None:
         self._dead[reason_of(error)].inc()

@@ -3,10 +3,11 @@
 A TPS sensor's alerts live with the TPS (``tps_alert``); a gateway's own alerts travel on MQTT.
 These are the system's: a deposit that came twice with other content (``deposit_conflict``), two
 gateways running with one gateway id (``gateway_clash``), InfluxDB no longer matching the ledger
-(``influx_drift``). Each is raised once per (code, subject) while it is active: a partial unique
-index on both databases, so two ingesters raising the same alert at once store one row, and a
-redelivered conflict does not raise it again. An admin clears it (``wastebank alert clear``),
-or the code that raised it does when the condition ends.
+(``influx_drift``), a client refused another identity's MQTT session (``session_takeover``, one
+per username and client id: wastebank/broker_events.py). Each is raised once per (code, subject)
+while it is active: a partial unique index on both databases, so two ingesters raising the same
+alert at once store one row, and a redelivered conflict does not raise it again. An admin clears
+it (``wastebank alert clear``), or the code that raised it does when the condition ends.
 
 Where they show: ``wastebank alert list``, ``GET /api/admin/alerts``, ``/health`` (the count of
 active ones) and the log (a warning when raised).
@@ -33,6 +34,7 @@ class AlertCode(StrEnum):
     DEPOSIT_CONFLICT = "deposit_conflict"
     GATEWAY_CLASH = "gateway_clash"
     INFLUX_DRIFT = "influx_drift"
+    SESSION_TAKEOVER = "session_takeover"
 
 
 class SystemAlert(Base):
