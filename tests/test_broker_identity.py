@@ -1,25 +1,30 @@
 """Only the right caller on the broker `wastebank services up` starts: no anonymous client, no
-wrong password, and no client id of someone else's (deploy/mosquitto/wastebank_clientid.c);
+wrong password, and no client id of someone else's (deploy/mosquitto/wastebank_clientid.c),
+whose refusal the broker tells the ingester (counted, alerted) on a topic nobody can forge;
 and a ledger file nobody else can read."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ingest.main import IngestSettings
+from ingest.main import Ingester, IngestSettings
 from ingest.main import run as run_ingest
 from ingest.metrics import MetricsSettings
 from tests.conftest import (
+    PrivateMosquitto,
     broker_settings,
     deposit_event,
     eventually,
@@ -27,8 +32,10 @@ from tests.conftest import (
     gateway_credentials,
     mqtt_login,
 )
-from wastebank import devices, ledger, services
+from wastebank import alerts, devices, ledger, mqtt, services
+from wastebank.broker_events import REFUSED_TOPIC, Refusal
 from wastebank.config import InfluxSettings, MqttSettings
+from wastebank.influx import Influx
 from wastebank.messages import Topics
 from wastebank.mqtt import client_id
 
@@ -175,3 +182,207 @@ def test_a_sqlite_ledger_file_is_private_from_its_first_byte(tmp_path: Path) -> 
         assert stat.S_IMODE(older.stat().st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+# ---- a refused takeover is told: the broker's event, the ingester's count and alert ----------
+
+
+def _event(username: str, count: int = 1, unreported: int = 0, **fields: object) -> bytes:
+    """A refusal event as the plugin writes it (checked against the ingester's schema)."""
+    event = {
+        "reason": "foreign_client_id",
+        "username": username,
+        "client_id": "ingest@host.1",
+        "owner": "ingest",
+        "address": "192.0.2.7",
+        "at": "2024-05-01T03:04:05Z",
+        "count": count,
+        "unreported": unreported,
+        "truncated": False,
+        **fields,
+    }
+    payload = json.dumps(event).encode()
+    Refusal.model_validate_json(payload)
+    return payload
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+def _takeover_alerts(ledger_url: str, subject: str | None = None) -> list[alerts.SystemAlert]:
+    engine = ledger.make_engine(ledger_url)
+    try:
+        with Session(engine) as s:
+            found = alerts.alerts(s, code=alerts.AlertCode.SESSION_TAKEOVER)
+            return [a for a in found if subject is None or a.subject == subject]
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+async def ingester_on_a_private_broker(
+    private_mosquitto: PrivateMosquitto,
+    influx_settings: InfluxSettings,
+    ledger_url: str,
+    test_id: str,
+) -> AsyncIterator[IngestSettings]:
+    """An ingester logged in as "ingest" on a broker of the test's own: the plugin built from
+    this checkout's source, and no other test's refusals on its event topic."""
+    settings = IngestSettings(
+        mqtt=private_mosquitto.mqtt(f"test-{test_id}/", user="ingest"),
+        influx=influx_settings,
+        ledger_url=ledger_url,
+        client_id=f"chk-{test_id}",
+        batch_max_age_s=0.05,
+        metrics=MetricsSettings(port=free_port()),
+    )
+    ready = asyncio.Event()
+    task = asyncio.create_task(run_ingest(settings, ready=ready))
+    await asyncio.wait_for(ready.wait(), 20)
+    yield settings
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def test_a_refused_takeover_is_counted_and_alerted_and_cannot_be_forged(
+    ingester_on_a_private_broker: IngestSettings,
+    private_mosquitto: PrivateMosquitto,
+    ledger_url: str,
+    test_id: str,
+) -> None:
+    settings = ingester_on_a_private_broker
+    broker = settings.mqtt
+    gw = f"gw-{test_id}"
+    gateway_credentials(broker.model_copy(update={"username": None, "password": None}), gw)
+    device = broker.model_copy(update={"username": gw, "password": None}).as_user(None)
+    taken = client_id("ingest", f"chk-{test_id}")
+    forged = _event("palsu", address=None)
+
+    # Nobody publishes on the broker's event topic: not a device, not the api, not the
+    # identities whose ACL grants them every other topic ("#"), not its reader.
+    for user in (gw, "api", "test", "sim", "ingest"):
+        login = device if user == gw else private_mosquitto.mqtt(user=user)
+        async with mqtt.client(login, identifier=None, protocol=mqtt.V5) as client:
+            publisher = mqtt.Publisher(client)
+            for payload in (forged, "{"):
+                reason = await publisher.publish(REFUSED_TOPIC, payload, qos=1)
+                assert reason.value == 0x87, (user, str(reason))  # Not authorized
+
+    refusals = 4
+    password = device.password.get_secret_value() if device.password else None
+    for _ in range(refusals):
+        with pytest.raises(aiomqtt.MqttError) as refused:
+            await _connect(device, username=gw, password=password, identifier=taken)
+        assert _refused(refused.value)
+
+    subject = f"{gw} -> {taken}"
+
+    async def alerted() -> bool:
+        return bool(await asyncio.to_thread(_takeover_alerts, ledger_url, subject))
+
+    await eventually(alerted, timeout=30)
+    (alert,) = await asyncio.to_thread(_takeover_alerts, ledger_url, subject)
+    assert alert.cleared_at is None  # open until someone acknowledges it
+    assert gw in alert.message
+    assert taken in alert.message
+    detail = alert.details
+    assert (detail["username"], detail["client_id"], detail["owner"]) == (gw, taken, "ingest")
+    assert detail["reason"] == "foreign_client_id"
+    assert detail["address"] == "127.0.0.1"
+
+    # The first refusal is reported at once, the rest of the burst in the pair's next event
+    # (at most one per 10 s, sent at a CONNECT after the window): each poll connects once.
+    metrics_url = f"http://127.0.0.1:{settings.metrics.port}/metrics"
+    observer = private_mosquitto.mqtt()
+
+    async def all_counted() -> bool:
+        await _connect(observer, **mqtt_login(observer))
+        async with httpx.AsyncClient() as web:
+            text = (await web.get(metrics_url)).text
+        total = "wastebank_ingest_broker_refused_total"
+        return _metric(text, total, reason="foreign_client_id") == refusals
+
+    await eventually(all_counted, timeout=40, interval=0.5)
+    async with httpx.AsyncClient() as web:
+        text = (await web.get(metrics_url)).text
+    assert _metric(text, "wastebank_ingest_received_total", kind="broker") == 2  # two events
+    # One alert for the pair however many refusals; nothing forged arrived, nothing dead.
+    assert [a.subject for a in await asyncio.to_thread(_takeover_alerts, ledger_url)] == [subject]
+    engine = ledger.make_engine(ledger_url)
+    try:
+        with Session(engine) as s:
+            assert ledger.dead_letters(s) == []
+    finally:
+        engine.dispose()
+
+    log = (private_mosquitto.settings.run_dir / "mosquitto" / "mosquitto.log").read_text()
+    assert (
+        f"client id '{taken}' milik 'ingest', bukan pengguna '{gw}' / client id '{taken}' "
+        f"belongs to 'ingest', not to user '{gw}'"
+    ) in log
+
+
+async def test_the_ingester_alerts_once_per_pair_and_dead_letters_a_malformed_event(
+    ledger_url: str,
+) -> None:
+    settings = IngestSettings(
+        mqtt=MqttSettings(topic_prefix=""), influx=InfluxSettings(), ledger_url=ledger_url
+    )
+    influx = Influx(settings.influx)
+    ingester = Ingester(settings, ledger.make_engine(ledger_url), influx)
+    try:
+        assert await ingester.handle(REFUSED_TOPIC, _event("gw-01", 1)) == []
+        assert await ingester.handle(REFUSED_TOPIC, _event("gw-01", 7, unreported=3)) == []
+        assert await ingester.handle(REFUSED_TOPIC, _event("gw-02", 1)) == []
+        for bad in (b"{", b'{"reason": "foreign_client_id"}', _event("gw-01", 1)[:-1] + b',"x":1}'):
+            assert await ingester.handle(REFUSED_TOPIC, bad) == []
+    finally:
+        ingester.close()
+        await influx.aclose()
+
+    subjects = [a.subject for a in _takeover_alerts(ledger_url)]
+    assert sorted(subjects) == ["gw-01 -> ingest@host.1", "gw-02 -> ingest@host.1"]
+    registry = ingester.metrics.registry
+    total = "wastebank_ingest_broker_refused_total"
+    assert registry.get_sample_value(total, {"reason": "foreign_client_id"}) == 9
+    assert registry.get_sample_value(total, {"reason": "unreported"}) == 3
+    assert ingester.stats.broker_refusals == 9
+    engine = ledger.make_engine(ledger_url)
+    try:
+        with Session(engine) as s:
+            dead = ledger.dead_letters(s)
+    finally:
+        engine.dispose()
+    assert len(dead) == 3
+    assert {d.topic for d in dead} == {REFUSED_TOPIC}
+    assert all("invalid Refusal" in d.error for d in dead)
+    assert (
+        registry.get_sample_value(
+            "wastebank_ingest_dead_lettered_total", {"reason": "invalid_payload"}
+        )
+        == 3
+    )
+
+
+def test_only_the_ingester_may_read_the_broker_events_and_nobody_publish() -> None:
+    gw = devices.Device("gateway", "bs-batu-merah", "gw-01", reads=("#",))
+    rules: dict[str, list[str]] = {}
+    user = ""
+    for line in devices.acl_text([gw]).splitlines():
+        if line.startswith("user "):
+            user = line.removeprefix("user ")
+        elif line.startswith("topic "):
+            rules.setdefault(user, []).append(line)
+    assert set(rules) >= {"gw-01", *devices.PRINCIPAL_NAMES}
+    for name, lines in rules.items():
+        if name == "ingest":
+            assert f"topic read {REFUSED_TOPIC}" in lines
+            assert not [x for x in lines if x.startswith("topic write")]
+        else:
+            assert "topic deny wastebank/broker/#" in lines, name
