@@ -30,14 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from firmware_sim.ptydevice import PtyDevice
-from gateway.scale_protocol import (
-    DIVISION_G,
-    MAX_ENCODED_G,
+from firmware_sim import encoders
+from firmware_sim.encoders import (
+    KIOSK_DIVISION_G,
+    KIOSK_MAX_G,
     encode_kiosk,
     encode_weight,
     with_even_parity,
 )
+from firmware_sim.ptydevice import PtyDevice
 from wastebank.messages import CODE_PATTERN
 
 logger = logging.getLogger(__name__)
@@ -59,10 +60,9 @@ _CARD_RE: Final = re.compile(r"[0-9A-F]{8,20}")
 _CODE_RE: Final = re.compile(CODE_PATTERN)
 
 
-def round_to_division(grams: float, division_g: int = DIVISION_G) -> int:
+def round_to_division(grams: float, division_g: int = KIOSK_DIVISION_G) -> int:
     """Round half away from zero to the display division, as the indicator shows it."""
-    divisions = math.floor(abs(grams) / division_g + 0.5)
-    return int(math.copysign(divisions * division_g, grams)) if divisions else 0
+    return encoders.round_to_division(grams, division_g)
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class KioskSimulator(PtyDevice):
         speed: float = 1.0,
         repeat_frames: bool = False,
         max_backlog: int = 1024,
-        division_g: int = DIVISION_G,
+        division_g: int = KIOSK_DIVISION_G,
         capacity_g: int = CAPACITY_G,
     ) -> None:
         """
@@ -152,7 +152,7 @@ class KioskSimulator(PtyDevice):
         super().__init__(link, rate_hz=rate_hz, speed=speed, max_backlog=max_backlog)
         if garbage_every < 0:
             raise ValueError("garbage_every must be >= 0")
-        if not 0 < capacity_g <= MAX_ENCODED_G - 9 * division_g:
+        if not 0 < capacity_g <= KIOSK_MAX_G - 9 * division_g:
             raise ValueError("capacity_g does not fit the weight field")
         self.garbage_every = garbage_every
         self.seven_e1 = seven_e1

@@ -47,16 +47,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import aiomqtt
 from pydantic import Field, field_validator, model_validator
 
+from firmware_sim.encoders import encode_em310_udl, encode_maxbotix, encode_mode2
 from firmware_sim.ptydevice import PtyDevice
-from gateway.fill_sensor import (
-    CALIBRATION_C,
-    EM310_FPORT,
-    encode_em310_udl,
-    encode_maxbotix,
-    encode_mode2,
-    fill_ratio,
-    speed_of_sound,
-)
 from wastebank.config import MqttSettings, WastebankSettings
 from wastebank.messages import (
     CODE_PATTERN,
@@ -86,10 +78,28 @@ CHIRPSTACK_APP_ID: Final = "5f0c2a0e-7d43-4b8e-9a51-2c6b1e3f9d70"
 LORA_FREQUENCIES_HZ: Final = (921_400_000, 921_600_000)
 """AS923-2 default uplink channels (the plan used in Indonesia)."""
 
+CALIBRATION_C: Final = 20.0
+"""The modules convert echo time to distance with the speed of sound at this temperature."""
+EM310_FPORT: Final = 85
+"""Application port Milesight devices use for uplinks (their gateway's forwarded example)."""
+
 _CODE_RE: Final = re.compile(CODE_PATTERN)
 _DEV_EUI_RE: Final = re.compile(r"[0-9a-f]{16}")
 
 SerialKind = Literal["jsn", "maxbotix"]
+
+
+def speed_of_sound(temperature_c: float) -> float:
+    """c = 331.3 + 0.606 * T (m/s, T in degC; good to about +-30 degC, device-protocols.md §2.2)."""
+    return 331.3 + 0.606 * temperature_c
+
+
+def fill_ratio(distance_mm: float, empty_mm: float, full_mm: float) -> float:
+    """FIWARE ``fillingLevel`` as a smart sensor reports it: (empty - d) / (empty - full),
+    clamped to 0..1 (device-protocols.md §2.2)."""
+    if empty_mm <= full_mm:
+        raise ValueError("empty_mm must be greater than full_mm")
+    return min(1.0, max(0.0, (empty_mm - distance_mm) / (empty_mm - full_mm)))
 
 
 class TpsSimSettings(WastebankSettings):
@@ -405,7 +415,7 @@ class SerialFillSensorSim(PtyDevice):
     Every ``period_s`` real seconds it advances the :class:`FillModel` by ``period_s *
     time_scale`` simulated seconds and writes one ping as the module would: the distance it
     *reports* assumes the speed of sound at 20 degC, so in the warm TPS air it reads short by
-    c(20)/c(T) (undo with :func:`gateway.fill_sensor.compensate_distance` and
+    c(20)/c(T) (undo with the gateway's ``compensate_distance`` and
     :attr:`last_temperature_c`). False echoes (``settings.false_echo_p``) are sent as they
     are: the reader's filter has to reject them. Bytes nobody reads are dropped and counted
     (:class:`~firmware_sim.ptydevice.PtyDevice`).

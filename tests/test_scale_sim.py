@@ -22,16 +22,13 @@ import pytest
 import serial
 from typer.testing import CliRunner
 
+from firmware_sim.encoders import FrameOptions, Reading, decimals_for, round_to_division
 from firmware_sim.scales import (
     MODELS,
     QUIET,
-    FrameOptions,
     NoiseSettings,
-    Reading,
     ScaleSimulator,
-    decimals_for,
     encode_frame,
-    round_to_division,
     run_scale_scenario,
 )
 from gateway.scale_protocol import AutoDetector, ScaleStatus, WeightReading, decoder_for
