@@ -113,14 +113,6 @@ def mode2_checksum(high: int, low: int) -> int:
     return (MODE2_HEADER + high + low) & 0xFF
 
 
-def encode_mode2(distance_mm: int) -> bytes:
-    """The 4-byte frame ``FF H L SUM`` for ``distance_mm`` (0..65535): 1500 -> ``FF 05 DC E0``."""
-    if not 0 <= distance_mm <= 0xFFFF:
-        raise ValueError("distance_mm must be in 0..65535")
-    high, low = divmod(distance_mm, 256)
-    return bytes((MODE2_HEADER, high, low, mode2_checksum(high, low)))
-
-
 def decode_mode2_frame(frame: bytes) -> int:
     """Distance in mm from exactly one frame; raises :class:`FillDecodeError`."""
     if len(frame) != MODE2_FRAME_LEN or frame[0] != MODE2_HEADER:
@@ -189,14 +181,6 @@ class Mode2Decoder:
 MM_PER_INCH: Final = 25.4
 MAXBOTIX_MAX_INCHES: Final = 255
 _MAXBOTIX_RE: Final = re.compile(rb"R([0-9]{3,4}) ?")
-
-
-def encode_maxbotix(distance_mm: float, *, digits: Literal[3, 4] = 4) -> bytes:
-    """``R1234\\r`` (4 digits, mm) or ``R048\\r`` (3 digits, inches), clamped to the field."""
-    if digits == 3:
-        inches = max(0, min(MAXBOTIX_MAX_INCHES, round(distance_mm / MM_PER_INCH)))
-        return b"R%03d\r" % inches
-    return b"R%04d\r" % max(0, min(9999, round(distance_mm)))
 
 
 class MaxBotixDecoder:
@@ -280,9 +264,6 @@ def _split_keep_end(data: bytes, sep: bytes) -> list[tuple[bool, bytes]]:
 
 # ---- Milesight EM310-UDL -------------------------------------------------------------------------
 
-EM310_FPORT: Final = 85
-"""Application port Milesight devices use for uplinks (their gateway's forwarded example)."""
-
 # (channel, type) -> data length, for the attribute and downlink-response channels the vendor
 # decoder skips (Milesight-IoT/SensorDecoders EM310-UDL_Decoder.js).
 _EM310_SKIP: Final[dict[tuple[int, int], int]] = {
@@ -317,17 +298,6 @@ class Em310Payload:
     distance_mm: int | None
     tilt: bool | None
     unknown_at: int | None = None
-
-
-def encode_em310_udl(*, battery_pct: int, distance_mm: int, tilt: bool = False) -> bytes:
-    """The periodic uplink: ``01 75 bb  03 82 dd dd  04 00 pp`` (little-endian distance)."""
-    if not 0 <= battery_pct <= 100 or not 0 <= distance_mm <= 0xFFFF:
-        raise ValueError("battery_pct must be 0..100 and distance_mm 0..65535")
-    return (
-        bytes((0x01, 0x75, battery_pct, 0x03, 0x82))
-        + distance_mm.to_bytes(2, "little")
-        + bytes((0x04, 0x00, 1 if tilt else 0))
-    )
 
 
 def decode_em310_udl(payload: bytes | str) -> Em310Payload:

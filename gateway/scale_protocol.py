@@ -17,8 +17,9 @@ partial frame after (re)opening, and turns each frame into
 stream itself. Bytes from a 7E1 device read as 8N1 carry the parity bit in bit 7; every decoder
 checks and strips it.
 
-The first module-level API (:func:`parse_line`, :class:`LineFramer`, :func:`encode_weight`,
-:func:`encode_kiosk`) is the original "ST,GS," + kiosk path; it is kept as it was.
+The first module-level API (:func:`parse_line`, :class:`LineFramer`) is the original
+"ST,GS," + kiosk path. Nothing here encodes: the simulators write their frames with code of their
+own (``firmware_sim.encoders``), so the two sides are checked apart (tests/data/golden/).
 """
 
 from __future__ import annotations
@@ -64,9 +65,7 @@ KIOSK_KINDS: Final[tuple[KioskKind, ...]] = get_args(KioskKind)
 _KIND_BY_NAME: Final[dict[str, KioskKind]] = {kind: kind for kind in KIOSK_KINDS}
 SEQ_MAX: Final = 65535
 DIVISION_G: Final = 10
-"""The simulated indicator's display division (0.01 kg); :func:`encode_weight` rounds to it."""
-MAX_ENCODED_G: Final = 9_999_990
-"""Largest weight :func:`encode_weight` can write in its 7-character kg field (9999.99 kg)."""
+"""The kiosk indicator's display division (0.01 kg, docs/protocol.md §1.2)."""
 MAX_LINE: Final = 128
 """Longest CR LF line a decoder accepts (without the terminator)."""
 MAX_BUFFER: Final = 256
@@ -97,7 +96,6 @@ _HEADER_STATUS: Final[dict[str, WeightStatus]] = {
     "OL": "overload",
 }
 _MODE_CODES: Final[dict[str, WeightMode]] = {"GS": "gross", "NT": "net", "TR": "tare"}
-_MODE_HEADERS: Final[dict[WeightMode, str]] = {v: k for k, v in _MODE_CODES.items()}
 
 _NUM: Final = r"[0-9]{1,9}(?:\.[0-9]{0,6})?|\.[0-9]{1,6}"
 """An unsigned decimal as scales print it: ``12``, ``12.``, ``12.34``, ``.5``."""
@@ -193,15 +191,6 @@ Decoded = WeightReading | ScaleStatus | KioskFrame | FrameError
 
 
 # ---- parity ------------------------------------------------------------------------------------
-
-
-def _parity_odd(byte: int) -> bool:
-    return (byte & 0x7F).bit_count() % 2 == 1
-
-
-def with_even_parity(data: bytes) -> bytes:
-    """Put the even-parity bit of each 7-bit byte into bit 7 (a 7E1 line as 8N1 shows it)."""
-    return bytes((b & 0x7F) | (0x80 if _parity_odd(b) else 0) for b in data)
 
 
 def _seven_bit(
@@ -380,49 +369,6 @@ def _parse_kiosk(text: str, raw: bytes, line: bytes) -> KioskFrame:
     if (problem := _field_problem(seq, kind, value)) is not None:
         raise FrameError(problem[0], line, problem[1])
     return KioskFrame(seq, _KIND_BY_NAME[kind], value, raw)
-
-
-# ---- encoding (simulators, tests) --------------------------------------------------------------
-
-
-def encode_weight(
-    grams: int | None,
-    *,
-    stable: bool,
-    mode: WeightMode = "gross",
-    overload: bool = False,
-) -> bytes:
-    """One "ST,GS," weight line with CR LF, in kg with 2 decimals (10 g division).
-
-    ``encode_weight(12345, stable=True)`` -> ``b"ST,GS,+0012.35kg\\r\\n"``; grams are rounded
-    half away from zero to the division. ``overload=True`` (grams ignored) ->
-    ``b"OL,GS,+       kg\\r\\n"``.
-    """
-    head2 = _MODE_HEADERS[mode]
-    if overload:
-        return f"OL,{head2},+{'':7}kg\r\n".encode("ascii")
-    if grams is None:
-        raise ValueError("grams is required unless overload=True")
-    divisions = _round_half_away(Decimal(grams) / DIVISION_G)
-    if abs(divisions) * DIVISION_G > MAX_ENCODED_G:
-        raise ValueError(f"{grams} g does not fit the 7-character kg field; send overload")
-    sign = "-" if divisions < 0 else "+"
-    kg = f"{abs(divisions) // 100:04d}.{abs(divisions) % 100:02d}"
-    head = "ST" if stable else "US"
-    return f"{head},{head2},{sign}{kg}kg\r\n".encode("ascii")
-
-
-def kiosk_checksum(body: str) -> str:
-    """XOR of the bytes between ``#`` and ``*`` as two upper-case hex digits."""
-    return f"{_xor(body.encode('ascii')):02X}"
-
-
-def encode_kiosk(seq: int, kind: str, value: str = "") -> bytes:
-    """One kiosk frame with CR LF: ``encode_kiosk(19, "OK")`` -> ``b"#K,19,OK*47\\r\\n"``."""
-    if (problem := _field_problem(seq, kind, value)) is not None:
-        raise ValueError(problem[1])
-    body = f"K,{seq},{kind},{value}" if value else f"K,{seq},{kind}"
-    return f"#{body}*{kiosk_checksum(body)}\r\n".encode("ascii")
 
 
 # ---- line framing ------------------------------------------------------------------------------

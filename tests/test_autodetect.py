@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from firmware_sim.encoders import encode_kiosk, with_even_parity
 from gateway.scale_protocol import (
     FRAMES_NEEDED,
     MAX_BUFFER,
@@ -16,8 +17,6 @@ from gateway.scale_protocol import (
     KioskFrame,
     WeightReading,
     decoder_for,
-    encode_kiosk,
-    with_even_parity,
 )
 
 # Four to six frames per format, as the indicator sends them (hand-written from the notes).

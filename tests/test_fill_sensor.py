@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from firmware_sim.encoders import encode_em310_udl, encode_maxbotix, encode_mode2
 from gateway.fill_sensor import (
     DistanceSample,
     FillConfig,
@@ -25,9 +26,6 @@ from gateway.fill_sensor import (
     decode_json_reading,
     decode_mode2_frame,
     distance_for_fill,
-    encode_em310_udl,
-    encode_maxbotix,
-    encode_mode2,
     fill_ratio,
     level_status,
     parse_lorawan_uplink,

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from firmware_sim.encoders import encode_kiosk, encode_weight
 from gateway.kiosk import DepositCandidate, KioskSession
-from gateway.scale_protocol import (
-    KioskFrame,
-    WeightReading,
-    encode_kiosk,
-    encode_weight,
-    parse_line,
-)
+from gateway.scale_protocol import KioskFrame, WeightReading, parse_line
 
 CARD = "04A1B2C3"
 

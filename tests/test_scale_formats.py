@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from firmware_sim.encoders import with_even_parity
 from gateway.scale_protocol import (
     DETECT_ORDER,
     FRAMES_NEEDED,
@@ -25,7 +26,6 @@ from gateway.scale_protocol import (
     WeightReading,
     decoder_for,
     toledo_checksum,
-    with_even_parity,
 )
 
 SYNC = b"\r\n"

@@ -1,5 +1,6 @@
 """gateway.scale_protocol and gateway.weighing: weight lines, kiosk frames, 7E1 parity, framing,
-the decoder interface, stability, tare and zero."""
+the decoder interface, stability, tare and zero; and the kiosk simulator's own encoders
+(firmware_sim.encoders), round-tripped through the gateway's parser."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from firmware_sim.encoders import encode_kiosk, encode_weight, kiosk_checksum, with_even_parity
 from gateway.scale_protocol import (
     PROTOCOLS,
     FrameError,
@@ -17,11 +19,7 @@ from gateway.scale_protocol import (
     ScaleStatus,
     WeightReading,
     decoder_for,
-    encode_kiosk,
-    encode_weight,
-    kiosk_checksum,
     parse_line,
-    with_even_parity,
 )
 from gateway.weighing import StabilityDetector, WeighState
 
