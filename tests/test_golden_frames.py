@@ -9,6 +9,7 @@ its meaning. A framing mistake made on both sides alike would pass a round trip,
 
 from __future__ import annotations
 
+import ast
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -208,3 +209,17 @@ def test_every_golden_frame_cites_its_document() -> None:
     for frame in SCALES + KIOSK + FILL:
         assert "§" in frame["source"], frame
         assert frame.get("simulated", True) or frame.get("why"), frame
+
+
+def test_the_simulators_import_nothing_from_the_gateway() -> None:
+    """Until an import-linter contract says it (issue 14): shared encoders would hide a mistake."""
+    package = Path(__file__).parents[1] / "firmware_sim"
+    imported: list[tuple[str, str]] = []
+    for module in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.append((module.name, node.module))
+            elif isinstance(node, ast.Import):
+                imported.extend((module.name, alias.name) for alias in node.names)
+    assert ("encoders.py", "wastebank.messages") in imported  # the walk does see imports
+    assert [(m, name) for m, name in imported if name.split(".")[0] == "gateway"] == []
