@@ -192,7 +192,7 @@ def test_configs_use_our_ports_and_dirs(tmp_path: Path) -> None:
     iconf = tomllib.loads(services.influxdb_conf(influxd, settings))
     assert iconf["bind-address"] == "127.0.0.1:28088"
     assert iconf["http"]["bind-address"] == "127.0.0.1:28086"
-    assert iconf["http"]["auth-enabled"] is False
+    assert iconf["http"]["auth-enabled"] is True  # users: tests/test_influx_auth.py
     assert iconf["data"]["wal-dir"] == os.fspath(tmp_path / "influxdb/wal")
     assert iconf["monitor"]["store-enabled"] is False
 
