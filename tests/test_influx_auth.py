@@ -261,6 +261,39 @@ def _proc_bytes(pid: int) -> bytes:
     return Path(f"/proc/{pid}/cmdline").read_bytes() + Path(f"/proc/{pid}/environ").read_bytes()
 
 
+@pytest.mark.integration
+async def test_wastebank_ingest_stops_at_start_naming_what_is_missing(
+    processes: Processes,
+    mqtt_settings: MqttSettings,
+    running_services: services.ServicesSettings,
+    tmp_path: Path,
+    test_id: str,
+) -> None:
+    admin = Influx(services.influx_admin_settings(running_services, f"bare_{test_id}"))
+    try:
+        await admin.ensure_database()  # a database alone: no policies, no roll-ups
+        await grant(admin, admin.settings.database, INFLUX_ROLES)
+        env = {
+            **settings_env(mqtt_settings, admin.settings, f"sqlite:///{tmp_path / 'ledger.db'}"),
+            "WASTEBANK_CLIENT_ID": f"ingest-{test_id}",
+        }
+        proc = processes.start("ingest", ["ingest"], env)
+
+        async def exited() -> bool:
+            return proc.poll() is not None
+
+        await eventually(exited, timeout=60)
+        assert proc.returncode == 2
+        log = processes.log("ingest")
+        assert "InfluxDB schema incomplete" in log
+        assert "retention policy 'raw' (DEFAULT)" in log
+        assert "continuous query 'fill_level_1h'" in log
+        assert "Traceback" not in log
+    finally:
+        await admin.drop_database()
+        await admin.aclose()
+
+
 # ---- end to end: the ingester writes as ingest, the API reads as api ---------------------------
 
 

@@ -609,13 +609,17 @@ def ingest(
     """Run the ingester: MQTT -> InfluxDB + ledger."""
     from ingest.main import IngestSettings, run
     from wastebank.config import load_settings
+    from wastebank.influx import InfluxSchemaError
 
     _logging(verbose, json=log_format is LogFormat.json)
     try:
         settings = load_settings(IngestSettings, config)
     except ConfigError as exc:
         raise _fail(exc) from None
-    asyncio.run(run(settings))
+    try:
+        asyncio.run(run(settings))
+    except InfluxSchemaError as exc:  # an admin's step is missing: say which, no traceback
+        raise _fail(exc) from None
 
 
 @app.command()
@@ -2466,7 +2470,9 @@ def schema_export(
 # ---- InfluxDB: points again from the ledger (wastebank/reconcile.py) ----------------------------
 
 influx_app = typer.Typer(
-    help="InfluxDB: titik dari buku besar / points from the ledger", no_args_is_help=True
+    help="InfluxDB: pengguna & skema, titik dari buku besar / users and schema, points from the "
+    "ledger",
+    no_args_is_help=True,
 )
 app.add_typer(influx_app, name="influx")
 
