@@ -386,3 +386,12 @@ def test_only_the_ingester_may_read_the_broker_events_and_nobody_publish() -> No
             assert not [x for x in lines if x.startswith("topic write")]
         else:
             assert "topic deny wastebank/broker/#" in lines, name
+
+
+def test_the_protocol_documents_the_event_the_ingester_accepts() -> None:
+    text = (Path(__file__).parents[1] / "docs" / "protocol.md").read_text(encoding="utf-8")
+    section = text.split("### Broker events (`wastebank/broker/refused`)", 1)[1]
+    example = section.split("```json\n", 1)[1].split("```", 1)[0]
+    event = Refusal.model_validate_json(example)
+    assert (event.username, event.owner, event.count) == ("gw-01", "ingest", 1)
+    assert event.model_fields_set == set(Refusal.model_fields)  # every field shown
