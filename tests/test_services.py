@@ -171,6 +171,22 @@ def test_down_never_signals_a_process_it_did_not_start(tmp_path: Path) -> None:
         stranger.wait(timeout=10)
 
 
+def test_a_new_client_id_plugin_makes_the_brokers_config_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mosquitto loads its plugin once, at start: a release with a changed plugin must restart
+    the broker at `up` (a stale config does), not leave the old library running."""
+    settings = load_settings(ServicesSettings, run_dir=tmp_path, mqtt_port=21883, influx_port=28086)
+    mosquitto, _ = services._services(settings)
+    mosquitto.conf.parent.mkdir(parents=True)
+    mosquitto.conf.write_text(services.mosquitto_conf(mosquitto, settings))
+    assert not services._stale_config(mosquitto, settings)
+    changed = tmp_path / "wastebank_clientid.c"
+    changed.write_bytes(services.CLIENTID_PLUGIN_SOURCE.read_bytes() + b"\n/* next release */\n")
+    monkeypatch.setattr(services, "CLIENTID_PLUGIN_SOURCE", changed)
+    assert services._stale_config(mosquitto, settings)
+
+
 def test_configs_use_our_ports_and_dirs(tmp_path: Path) -> None:
     settings = load_settings(ServicesSettings, run_dir=tmp_path, mqtt_port=21883, influx_port=28086)
     mosquitto, influxd = services._services(settings)

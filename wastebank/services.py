@@ -514,8 +514,12 @@ def _security(settings: ServicesSettings) -> str:
     """What every listener checks, in this order: the client id belongs to the username (the
     plugin refuses anything else before a session is touched), then the password, then the ACL."""
     files = broker_auth_files(settings.run_dir)
+    # The source's digest in the config: a new plugin makes the config stale, so `up` restarts
+    # the broker (Mosquitto loads a plugin once, at start; a reload keeps the old one).
+    source = hashlib.sha256(CLIENTID_PLUGIN_SOURCE.read_bytes()).hexdigest()[:16]
     return f"""allow_anonymous false
 allow_zero_length_clientid false
+# plugin source sha256 {source}
 plugin {clientid_plugin_path(settings.run_dir)}
 password_file {files.password_file}
 acl_file {files.acl_file}
