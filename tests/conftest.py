@@ -181,7 +181,10 @@ def influx_as(influx: InfluxSettings, user: str) -> InfluxSettings:
 # started when missing) or the server named by WASTEBANK_TEST_POSTGRESQL_URL (a role that may
 # create databases). Each test gets a database of its own, copied from a template this session
 # made once (migrated, and seeded with the demo city), and dropped after the test; every session
-# names its databases with a random prefix, so several suites can share one server.
+# names its databases with a random prefix, so several suites can share one server. On the
+# project's own server the suite is the operator: it makes and drops databases as the superuser
+# and gives each to the ledger's role, ``wastebank``, which the test and its processes then use
+# (no superuser, no CREATEDB: as in production).
 
 LEDGER_BACKENDS = ("sqlite", "postgresql")
 
@@ -231,10 +234,19 @@ class LedgerFactory:
     test left open do not keep it).
     """
 
-    def __init__(self, backend: str, tmp: pytest.TempPathFactory, admin_url: str | None) -> None:
+    def __init__(
+        self,
+        backend: str,
+        tmp: pytest.TempPathFactory,
+        admin_url: str | None,
+        owner_url: str | None = None,
+    ) -> None:
+        """``admin_url``: a role that creates and drops databases; ``owner_url`` (default: the
+        same): the role that owns them and that ledger URLs name."""
         self.backend = backend
         self.tmp = tmp
         self.admin_url = admin_url
+        self.owner_url = owner_url or admin_url
         self.prefix = f"wbt_{uuid.uuid4().hex[:8]}"
         self.count = 0
         self.templates: dict[bool, str] = {}
@@ -242,10 +254,25 @@ class LedgerFactory:
     def _admin(self, sql: str) -> None:
         import psycopg
 
+        from wastebank.ledger import postgresql_conninfo
+
         assert self.admin_url is not None
-        libpq = make_url(self.admin_url).set(drivername="postgresql")
-        with psycopg.connect(libpq.render_as_string(False), autocommit=True) as conn:
+        conninfo, password = postgresql_conninfo(self.admin_url)
+        with psycopg.connect(conninfo, password=password, autocommit=True) as conn:
             conn.execute(sql.encode())
+
+    def _create(self, name: str, template: str | None = None) -> str:
+        """A new PostgreSQL database ``name``, owned by the owner's role; its URL."""
+        assert self.owner_url is not None
+        owner = make_url(self.owner_url).username
+        clause = f' TEMPLATE "{template}"' if template else ""
+        self._admin(f'CREATE DATABASE "{name}" OWNER "{owner}"{clause}')
+        return self._url(name)
+
+    def blank(self) -> str:
+        """A PostgreSQL database with nothing in it, not even the schema (dropped by
+        :meth:`drop`); its URL."""
+        return self._create(f"{self.prefix}_blank_{uuid.uuid4().hex[:8]}")
 
     def _template(self, seeded: bool) -> str:
         """A migrated (and ``seeded``) SQLite file or PostgreSQL database, made once."""
@@ -259,8 +286,7 @@ class LedgerFactory:
                 name = str(path)
             else:
                 name = f"{self.prefix}_{'seeded' if seeded else 'empty'}"
-                self._admin(f'CREATE DATABASE "{name}"')
-                url = self._url(name)
+                url = self._create(name)
             engine = ledger.make_engine(url)
             try:
                 if seeded:
@@ -271,8 +297,8 @@ class LedgerFactory:
         return self.templates[seeded]
 
     def _url(self, database: str) -> str:
-        assert self.admin_url is not None
-        return make_url(self.admin_url).set(database=database).render_as_string(False)
+        assert self.owner_url is not None
+        return make_url(self.owner_url).set(database=database).render_as_string(False)
 
     def new(self, *, seeded: bool = True) -> str:
         """The URL of a new ledger of its own."""
@@ -282,9 +308,7 @@ class LedgerFactory:
             path = self.tmp.mktemp("ledger") / "ledger.db"
             shutil.copyfile(template, path)
             return f"sqlite:///{path}"
-        name = f"{self.prefix}_{self.count}"
-        self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        return self._url(name)
+        return self._create(f"{self.prefix}_{self.count}", template)
 
     def drop(self, url: str) -> None:
         if self.backend == "postgresql":
@@ -299,8 +323,8 @@ class LedgerFactory:
                 self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 return
             except psycopg.errors.InsufficientPrivilege:
-                # An autovacuum worker is in it, which only a superuser may end; it is done in
-                # a moment.
+                # An autovacuum worker is in it, which only a superuser may end (an admin of
+                # WASTEBANK_TEST_POSTGRESQL_URL may be none); it is done in a moment.
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
@@ -312,14 +336,20 @@ class LedgerFactory:
 
 
 @pytest.fixture(scope="session")
-def postgresql_admin_url() -> str:
-    """A PostgreSQL URL whose role may create databases: the project's own server (started
-    when it is not running) or WASTEBANK_TEST_POSTGRESQL_URL."""
+def postgresql_urls() -> tuple[str, str]:
+    """Two PostgreSQL URLs, neither with a password in it: the role that creates and drops the
+    tests' databases, and the role that owns them and that the tests' ledgers log in as.
+
+    The project's own server (started when it is not running): its superuser and the ledger's
+    role, ``wastebank``, their passwords from .run/secrets/postgres/ (found by
+    wastebank.ledger's engines from the URL's host and port). WASTEBANK_TEST_POSTGRESQL_URL:
+    one role that may create databases, for both."""
     if url := os.environ.get("WASTEBANK_TEST_POSTGRESQL_URL"):
-        return url
+        return url, url
     settings = load_settings(services.ServicesSettings)
     services.up(settings, only=("postgres",))
-    return services.postgresql_url(settings)
+    admin = services.postgresql_url(settings, "postgres", role=services.POSTGRESQL_SUPERUSER)
+    return admin, services.postgresql_url(settings)
 
 
 @pytest.fixture(scope="session")
@@ -340,10 +370,12 @@ def ledger_factory(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> LedgerFactory:
     if ledger_backend not in ledger_factories:
-        admin = None
+        admin = owner = None
         if ledger_backend == "postgresql":
-            admin = request.getfixturevalue("postgresql_admin_url")
-        ledger_factories[ledger_backend] = LedgerFactory(ledger_backend, tmp_path_factory, admin)
+            admin, owner = request.getfixturevalue("postgresql_urls")
+        ledger_factories[ledger_backend] = LedgerFactory(
+            ledger_backend, tmp_path_factory, admin, owner
+        )
     return ledger_factories[ledger_backend]
 
 

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import stat
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
-from sqlalchemy import Engine, func, make_url, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -40,14 +38,7 @@ def empty_url(ledger_factory: LedgerFactory, tmp_path: Path) -> Iterator[str]:
     if ledger_factory.backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'restored' / 'ledger.db'}"
         return
-    assert ledger_factory.admin_url is not None
-    name = f"{ledger_factory.prefix}_restore_{uuid.uuid4().hex[:8]}"
-    admin = make_url(ledger_factory.admin_url)
-    with psycopg.connect(
-        admin.set(drivername="postgresql").render_as_string(False), autocommit=True
-    ) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"'.encode())
-    url = admin.set(database=name).render_as_string(False)
+    url = ledger_factory.blank()  # the ledger's role's, as a restore target is
     yield url
     ledger_factory.drop(url)
 

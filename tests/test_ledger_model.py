@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, func, select, text, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -937,7 +937,7 @@ def test_migration_moves_banks_into_areas_and_fills_the_stock_journal(
         url = f"sqlite:///{tmp_path / 'old.db'}"
     else:
         url = ledger_factory.new(seeded=False)
-        wipe = create_engine(url)
+        wipe = ledger.plain_engine(url)
         with wipe.begin() as conn:
             conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
         wipe.dispose()

@@ -11,7 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import create_engine, func, inspect, select, text, update
+from sqlalchemy import func, inspect, select, text, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -33,7 +33,7 @@ def empty_url(ledger_factory: LedgerFactory, ledger_backend: str, tmp_path: Path
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
     url = ledger_factory.new(seeded=False)
-    engine = create_engine(url)
+    engine = ledger.plain_engine(url)
     with engine.begin() as conn:
         for table in ("alembic_version", *reversed(ledger.Base.metadata.sorted_tables)):
             conn.execute(text(f"DROP TABLE IF EXISTS {getattr(table, 'name', table)} CASCADE"))
@@ -70,7 +70,7 @@ def test_a_ledger_from_before_migrations_is_adopted(
 ) -> None:
     sqlite = ledger_backend == "sqlite"
     ddl = (DATA / f"ledger-{commit}.{ledger_backend}.sql").read_text()
-    old = create_engine(empty_url)
+    old = ledger.plain_engine(empty_url)
     with old.begin() as conn:
         code = "\n".join(line for line in ddl.splitlines() if not line.startswith("--"))
         for statement in code.split(";\n"):

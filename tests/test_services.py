@@ -16,11 +16,17 @@ from pathlib import Path
 import aiomqtt
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from tests.conftest import broker_settings, mqtt_login, wait_until
 from wastebank import ledger, services
-from wastebank.config import BUILTIN_PORTS, load_settings, recorded_ports
+from wastebank.config import (
+    BUILTIN_PORTS,
+    load_settings,
+    postgresql_secrets_dir,
+    read_secret,
+    recorded_ports,
+)
 from wastebank.services import ServicesSettings
 
 
@@ -288,7 +294,11 @@ def test_a_private_postgresql_up_status_down(tmp_path: Path) -> None:
         assert "listen_addresses = '127.0.0.1'\n" in conf
         services.up(settings, only=("postgres",))  # running: kept, role and database kept
         assert _pids(settings)["postgres"] == state.pid
-        engine = ledger.make_engine(services.postgresql_url(settings))  # the wastebank role
+        # The wastebank role, with its password from up's file (a server of another run dir
+        # than .run: the ledger would not look there; tests/test_postgres_auth.py)
+        password = read_secret(postgresql_secrets_dir(run_dir) / services.LEDGER_ROLE)
+        url = make_url(services.postgresql_url(settings)).set(password=password)
+        engine = ledger.make_engine(url.render_as_string(False))
         with engine.connect() as conn:
             assert conn.scalar(text("SELECT current_user")) == "wastebank"
         engine.dispose()

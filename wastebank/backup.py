@@ -255,11 +255,13 @@ def _restore_sqlite(src: Path, target: Path, *, force: bool) -> int:
 
 
 def _libpq(url: URL) -> tuple[str, dict[str, str]]:
-    """A libpq connection URI without the password, and the environment that carries it."""
+    """A libpq connection URI without the password, and the environment that carries it: the
+    URL's own, or the one `services up` keeps for the role on our own server
+    (:func:`wastebank.ledger.postgresql_conninfo`)."""
     env = dict(os.environ)
-    if url.password is not None:
-        env["PGPASSWORD"] = str(url.password)
-    conninfo = url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    conninfo, password = ledger.postgresql_conninfo(url)
+    if password is not None:
+        env["PGPASSWORD"] = password
     return conninfo, env
 
 

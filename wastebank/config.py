@@ -231,6 +231,33 @@ def default_ledger_url() -> str:
     return f"sqlite:///{RUN_DIR / 'ledger.db'}"
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def postgresql_secrets_dir(run_dir: Path | None = None) -> Path:
+    """Where `services up` keeps the passwords of its PostgreSQL's roles, a file per role (0600,
+    the folder 0700): ``postgres`` (the superuser: `services up` and the test suite only) and
+    ``wastebank`` (the ledger's processes)."""
+    return (run_dir or RUN_DIR).resolve() / "secrets" / "postgres"
+
+
+def local_postgresql_password_file(
+    host: str | None, port: int | None, user: str | None
+) -> Path | None:
+    """The file holding ``user``'s password when ``host:port`` is this checkout's own PostgreSQL
+    (loopback, the port in .run/ports.toml) and `services up` gave that role one; else None.
+
+    Never a file for any other server, so a URL naming another host is never sent a local
+    password: those log in with a password of their own (libpq's ``passfile``, see
+    docs/operations.md, "PostgreSQL roles and passwords")."""
+    if host not in LOOPBACK_HOSTS or not user:
+        return None
+    if port != recorded_ports(PORTS_FILE)["postgresql"]:
+        return None
+    path = postgresql_secrets_dir() / user
+    return path if path.is_file() else None
+
+
 class ConfigError(Exception):
     """Settings failed validation; the message names every bad field."""
 

@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, cast
 from zoneinfo import ZoneInfo
 
@@ -72,7 +73,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql as postgresql_dml
 from sqlalchemy.dialects import sqlite as sqlite_dml
-from sqlalchemy.engine import CursorResult, make_url
+from sqlalchemy.engine import URL, CursorResult, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -84,7 +85,12 @@ from sqlalchemy.orm import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from wastebank.config import WastebankSettings, default_ledger_url
+from wastebank.config import (
+    WastebankSettings,
+    default_ledger_url,
+    local_postgresql_password_file,
+    read_secret,
+)
 from wastebank.messages import DepositEvent
 from wastebank.money_rules import DEFAULT_RULES, Breach, CityRules, MoneyRules
 
@@ -796,7 +802,7 @@ def make_engine(
             conn.exec_driver_sql(begin)
 
     else:
-        engine = create_engine(parsed, pool_pre_ping=True, **(pool or {}))
+        engine = plain_engine(parsed, pool_pre_ping=True, **(pool or {}))
     try:
         if migrate or (migrate is None and writer):
             migrations.upgrade(engine)
@@ -806,6 +812,54 @@ def make_engine(
         engine.dispose()
         raise
     return engine
+
+
+def plain_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """``create_engine(url, **kwargs)`` (``postgresql://``: psycopg 3) that logs in to our own
+    PostgreSQL with its role's password from `services up`'s file
+    (:func:`postgresql_password_file`): a PostgreSQL ledger without :func:`make_engine`'s
+    migrations (tests, benchmarks)."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    engine = create_engine(parsed, **kwargs)
+    secret = postgresql_password_file(parsed)
+    if secret is not None:
+        read_secret(secret)  # a missing or open file fails here, at start, naming it
+
+        @event.listens_for(engine, "do_connect")
+        def _password(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:
+            # Read at each new connection: a password rotated by `services up` is used without
+            # a restart (pooled connections stay logged in).
+            params["password"] = read_secret(secret)
+
+    return engine
+
+
+def postgresql_password_file(url: URL) -> Path | None:
+    """The password file of ``url``'s role on this checkout's own PostgreSQL, when ``url`` has
+    no password and no libpq ``passfile`` of its own (``config.local_postgresql_password_file``).
+
+    The URL itself never carries the password (URLs end up in logs, ``ps`` and error messages);
+    the engine reads it from the file at each new connection."""
+    if url.get_backend_name() != "postgresql" or url.password is not None:
+        return None
+    if "passfile" in url.query:
+        return None
+    return local_postgresql_password_file(url.host, url.port, url.username)
+
+
+def postgresql_conninfo(url: str | URL) -> tuple[str, str | None]:
+    """A libpq connection URI for ``url`` (any driver name), without a password, and the
+    password to log in with: the URL's own, else the local one (:func:`postgresql_password_file`),
+    else None (libpq's ``passfile``/``~/.pgpass``, or a server that asks for none). For tools
+    that talk to PostgreSQL without an engine (``psycopg.connect``, ``pg_dump``)."""
+    parsed = make_url(url)
+    libpq = parsed.set(drivername="postgresql", password=None).render_as_string(False)
+    if parsed.password is not None:
+        return libpq, str(parsed.password)
+    secret = postgresql_password_file(parsed)
+    return libpq, None if secret is None else read_secret(secret)
 
 
 def _private_file(path: str) -> None:
