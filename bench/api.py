@@ -72,7 +72,7 @@ from typing import Any
 
 import httpx
 import psutil  # type: ignore[import-untyped, unused-ignore]
-from sqlalchemy import Engine, create_engine, event, func, make_url, select, text
+from sqlalchemy import Engine, event, func, make_url, select, text
 from sqlalchemy.orm import Session
 
 from wastebank import access, ledger, services
@@ -241,7 +241,7 @@ def member_no(i: int) -> str:
 def _bulk_engine(url: str) -> Engine:
     """An engine for loading only: on SQLite without fsync per commit (the API's own engine
     keeps the ledger's settings)."""
-    engine = create_engine(url)
+    engine = ledger.plain_engine(url)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -465,7 +465,7 @@ def mixed_requests(
     """The prepared requests of each kind: reads and withdrawals by the sampled citizens
     themselves, deposits for them by an attendant of their bank (a login of each bank's first
     attendant is added once, with a token issued as /api/token does), logins with their PIN."""
-    engine = create_engine(url)
+    engine = ledger.plain_engine(url)
     try:
         with Session(engine) as s:
             bank_of: dict[str, str] = {
@@ -851,15 +851,12 @@ class Results:
 def ledger_url(args: argparse.Namespace, tmp: Path) -> tuple[str, bool]:
     """The ledger's URL, and whether it still has to be seeded."""
     if args.ledger == "postgresql":
-        import psycopg
-
         settings = load_settings(services.ServicesSettings)
-        admin = make_url(services.postgresql_url(settings))
         name = f"bench_api_{uuid.uuid4().hex[:8]}"
-        libpq = admin.set(drivername="postgresql").render_as_string(False)
-        with psycopg.connect(libpq, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"'.encode())
-        return admin.set(database=name).render_as_string(False), True
+        # As the superuser (the ledger's role may not create databases), given to that role.
+        with services.connect_postgresql(settings, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" OWNER "{services.LEDGER_ROLE}"'.encode())
+        return services.postgresql_url(settings, name), True
     where = Path(args.keep) if args.keep else tmp
     where.mkdir(parents=True, exist_ok=True)
     path = where / f"ledger-{args.members}-{args.deposits}.db"
@@ -867,17 +864,15 @@ def ledger_url(args: argparse.Namespace, tmp: Path) -> tuple[str, bool]:
 
 
 def drop_postgresql(url: str) -> None:
-    import psycopg
-
-    u = make_url(url)
-    libpq = u.set(drivername="postgresql", database="postgres").render_as_string(False)
-    with psycopg.connect(libpq, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)'.encode())
+    settings = load_settings(services.ServicesSettings)
+    with services.connect_postgresql(settings, autocommit=True) as conn:
+        name = make_url(url).database
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
 
 
 def tokens(url: str, key: bytes, count: int) -> list[tuple[str, str]]:
     """(member number, bearer token) of ``count`` random citizens, issued as /api/token does."""
-    engine = create_engine(url)
+    engine = ledger.plain_engine(url)
     try:
         with Session(engine) as s:
             users = list(
@@ -906,7 +901,7 @@ async def bench(args: argparse.Namespace) -> Results:
         else:
             progress(f"reusing {url} (migrated to this release first)")
             ledger.make_engine(url).dispose()  # a writer: brings a kept ledger's schema up
-            engine = create_engine(url)
+            engine = ledger.plain_engine(url)
             with engine.connect() as conn:
                 n_m = conn.scalar(select(func.count()).select_from(ledger.Member.__table__))
                 n_d = conn.scalar(select(func.count()).select_from(ledger.Deposit.__table__))

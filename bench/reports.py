@@ -61,6 +61,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from sqlalchemy import make_url, select, text
@@ -90,25 +91,30 @@ def progress(label: str, done: int, total: int) -> None:
 
 
 def admin_url() -> str:
+    """Our PostgreSQL's superuser, who makes and drops the benchmark's ledger (the ledger's
+    role may not create databases); its password from `services up`'s file."""
     settings = load_settings(services.ServicesSettings)
-    return services.postgresql_url(settings)
+    return services.postgresql_url(settings, "postgres", role=services.POSTGRESQL_SUPERUSER)
 
 
 def create_ledger(admin: str) -> tuple[str, str]:
+    """A new database owned by the ledger's role, and its URL as that role."""
     name = f"bench_reports_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(_dsn(admin), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
-    return name, url
+    with _connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" OWNER "{services.LEDGER_ROLE}"')
+    owner = make_url(admin).set(username=services.LEDGER_ROLE, database=name)
+    return name, owner.render_as_string(hide_password=False)
 
 
 def drop_ledger(admin: str, name: str) -> None:
-    with psycopg.connect(_dsn(admin), autocommit=True) as conn:
+    with _connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
-def _dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+def _connect(url: str, *, autocommit: bool = False) -> psycopg.Connection[tuple[Any, ...]]:
+    """A psycopg connection for a ledger URL, with the password of our own server's role."""
+    conninfo, password = ledger.postgresql_conninfo(url)
+    return psycopg.connect(conninfo, password=password, autocommit=autocommit)
 
 
 def add_banks(url: str, n: int) -> None:
@@ -198,7 +204,7 @@ def _write_postgresql(
     rows: Iterator[tuple[str, int, int, int, int, datetime, bool]],
     voided: list[str],
 ) -> None:
-    with psycopg.connect(_dsn(url)) as conn:
+    with _connect(url) as conn:
         for base in range(0, n, CHUNK):
             buf = io.StringIO()
             for event_id, member_id, bank_id, cat, net_g, at, manual in itertools.islice(
@@ -367,7 +373,7 @@ def seed_pickups(url: str, days: int, seed: int = 8) -> int:
             )
             conn.commit()
     else:
-        with psycopg.connect(_dsn(url)) as conn:
+        with _connect(url) as conn:
             buf = io.StringIO()
             for i, sn, at, fb, fa in rows:
                 buf.write(f"{i}\t{sn}\t{at.isoformat()}\t{fb}\t{fa}\t{at.isoformat()}\n")
