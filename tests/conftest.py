@@ -578,21 +578,34 @@ async def ingester(
     mqtt_settings: MqttSettings, influx_settings: InfluxSettings, ledger_url: str, test_id: str
 ) -> AsyncIterator[IngestSettings]:
     """An ingester running in the test's event loop, already subscribed; its /metrics served."""
+    async with running_ingester(
+        mqtt_settings, influx_settings, ledger_url, client_id=f"ingest-{test_id}"
+    ) as settings:
+        yield settings
+
+
+@contextlib.asynccontextmanager
+async def running_ingester(
+    mqtt: MqttSettings, influx: InfluxSettings, ledger_url: str, *, client_id: str
+) -> AsyncIterator[IngestSettings]:
+    """Run an ingester in this event loop until the block ends; entered once it has subscribed."""
     settings = IngestSettings(
-        mqtt=mqtt_settings,
-        influx=influx_settings,
+        mqtt=mqtt,
+        influx=influx,
         ledger_url=ledger_url,
-        client_id=f"ingest-{test_id}",
+        client_id=client_id,
         batch_max_age_s=0.05,
         metrics=MetricsSettings(port=free_port()),
     )
     ready = asyncio.Event()
     task = asyncio.create_task(run_ingest(settings, ready=ready))
-    await asyncio.wait_for(ready.wait(), 20)
-    yield settings
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    try:
+        await asyncio.wait_for(ready.wait(), 20)
+        yield settings
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def undo_0009(engine: Engine) -> None:

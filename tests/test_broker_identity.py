@@ -31,6 +31,7 @@ from tests.conftest import (
     free_port,
     gateway_credentials,
     mqtt_login,
+    running_ingester,
 )
 from wastebank import alerts, devices, ledger, mqtt, services
 from wastebank.broker_events import REFUSED_TOPIC, Refusal
@@ -90,21 +91,11 @@ async def ingester_as_itself(
     test_id: str,
 ) -> AsyncIterator[IngestSettings]:
     """An ingester logged in as "ingest", its persistent session named ``ingest@chk-{test_id}``."""
-    settings = IngestSettings(
-        mqtt=broker_settings(running_services, user="ingest", topic_prefix=f"test-{test_id}/"),
-        influx=influx_settings,
-        ledger_url=ledger_url,
-        client_id=f"chk-{test_id}",
-        batch_max_age_s=0.05,
-        metrics=MetricsSettings(port=free_port()),
-    )
-    ready = asyncio.Event()
-    task = asyncio.create_task(run_ingest(settings, ready=ready))
-    await asyncio.wait_for(ready.wait(), 20)
-    yield settings
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    mqtt = broker_settings(running_services, user="ingest", topic_prefix=f"test-{test_id}/")
+    async with running_ingester(
+        mqtt, influx_settings, ledger_url, client_id=f"chk-{test_id}"
+    ) as settings:
+        yield settings
 
 
 async def test_a_device_password_cannot_take_the_ingesters_session(
