@@ -62,11 +62,12 @@ from fastapi.sse import EventSourceResponse
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.attendant_store import JournalEntry, MemberEntry, amount_for
+from gateway.attendant_store import JournalEntry, MemberEntry
 from gateway.central import Central, RateLimited, Refused, Unreachable
 from gateway.kiosk import AttendantSession
 from gateway.main import ArmContext, Gateway, ScaleReader
 from wastebank.messages import CODE_PATTERN
+from wastebank.money_rules import amount_for
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from gateway.outbox import Outbox
+from wastebank.money_rules import amount_for
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS attendant_login (
@@ -85,12 +86,6 @@ CREATE INDEX IF NOT EXISTS attendant_session_user ON attendant_session (username
 
 SendStatus = Literal["pending", "sent", "dropped"]
 VoidState = Literal["pending", "done", "refused"]
-
-
-def amount_for(net_g: int, price_per_kg_idr: int) -> int:
-    """Integer Rupiah, rounded half up: as the ledger prices a deposit (an estimate here: the
-    ledger uses the price in force when the deposit is applied)."""
-    return (net_g * price_per_kg_idr + 500) // 1000
 
 
 class AttendantDb:

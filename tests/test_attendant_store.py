@@ -19,11 +19,12 @@ import pytest
 
 from gateway import attendant
 from gateway.attendant import AttendantService, LoginRefused, kg, rupiah, tanggal
-from gateway.attendant_store import AttendantDb, MemberEntry, PriceEntry, amount_for
+from gateway.attendant_store import AttendantDb, MemberEntry, PriceEntry
 from gateway.kiosk import DepositCandidate
 from gateway.main import ArmContext
 from gateway.outbox import Outbox
 from tests.gateway_helpers import FakeCentral, attendant_service, gateway_settings
+from wastebank.money_rules import amount_for
 
 BANK = "bs-batu-merah"
 NOW = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)  # 10.00 WIT

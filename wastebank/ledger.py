@@ -92,7 +92,7 @@ from wastebank.config import (
     read_secret,
 )
 from wastebank.messages import DepositEvent
-from wastebank.money_rules import DEFAULT_RULES, Breach, CityRules, MoneyRules
+from wastebank.money_rules import DEFAULT_RULES, Breach, CityRules, MoneyRules, amount_for
 
 __all__ = ["Session"]
 
@@ -983,11 +983,6 @@ class AppliedDeposit:
     measured_at: datetime | None = None
     gateway_id: str = ""
     """Where and when, as the ledger keeps them: what the deposit's InfluxDB point is made of."""
-
-
-def amount_for(net_g: int, price_per_kg_idr: int) -> int:
-    """Integer Rupiah for ``net_g`` grams at ``price_per_kg_idr``, rounded half up."""
-    return (net_g * price_per_kg_idr + 500) // 1000
 
 
 def amount_for_quantity(unit: str, quantity: int, price_per_unit_idr: int) -> int:

@@ -272,3 +272,9 @@ class CityRules:
     def needs_second_person(self, amount_idr: int) -> bool:
         """Whether a withdrawal of ``amount_idr`` needs three different people."""
         return amount_idr > self.second_approval_above()[0]
+
+
+def amount_for(net_g: int, price_per_kg_idr: int) -> int:
+    """Integer Rupiah for ``net_g`` grams at ``price_per_kg_idr``, rounded half up: the one
+    pricing rule, used by the ledger and by the gateway's estimate on the attendant's receipt."""
+    return (net_g * price_per_kg_idr + 500) // 1000
