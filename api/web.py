@@ -24,10 +24,8 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
@@ -37,8 +35,8 @@ from starlette.types import Receive, Scope, Send
 
 from api.deps import SESSION_COOKIE, StateDep
 from api.settings import PagesSettings
-from wastebank import access
-from wastebank.passbook import MONTHS_ID, kg, rupiah, zone_label
+from wastebank import access, formats
+from wastebank.formats import kg, rupiah
 
 log = logging.getLogger("api.pages")
 
@@ -203,7 +201,6 @@ METHOD_TEXTS: dict[str, tuple[str, str]] = {
     "bank_transfer": ("transfer bank", "bank transfer"),
     "ewallet": ("dompet digital", "e-wallet"),
 }
-MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def text(key: str, lang: Lang) -> str:
@@ -223,30 +220,8 @@ def lang_of(request: Request) -> Lang:
 
 
 def number(value: float | None, places: int = 1) -> str:
-    """``12.345,6``: dot thousands, comma decimals."""
-    if value is None:
-        return "–"
-    whole = round(value, places)
-    sign = "-" if whole < 0 else ""
-    text_ = f"{abs(whole):.{places}f}"
-    head, _, tail = text_.partition(".")
-    return sign + f"{int(head):,}".replace(",", ".") + ("," + tail if tail else "")
-
-
-def tanggal(day: date, lang: Lang = "id") -> str:
-    months = MONTHS_EN if lang == "en" else MONTHS_ID
-    return f"{day.day} {months[day.month - 1]} {day.year}"
-
-
-def bulan(day: date, lang: Lang = "id") -> str:
-    months = MONTHS_EN if lang == "en" else MONTHS_ID
-    return f"{months[day.month - 1]} {day.year}"
-
-
-def tanggal_waktu(at: datetime, tz: ZoneInfo, lang: Lang = "id") -> str:
-    """``30 Nov 2026 14.05 WIT`` in the city's zone (Indonesian writes 14.05)."""
-    local = at.astimezone(tz)
-    return f"{tanggal(local.date(), lang)} {local:%H.%M} {zone_label(tz, at)}"
+    """``12.345,6`` (:func:`wastebank.formats.number`); an en dash for None."""
+    return formats.number(value, places, missing="–")
 
 
 # ---- CSRF -------------------------------------------------------------------------------------
@@ -362,9 +337,9 @@ def render(
         "rupiah": rupiah,
         "kg": kg,
         "number": number,
-        "tanggal": lambda d: tanggal(d, lang),
-        "bulan": lambda d: bulan(d, lang),
-        "tanggal_waktu": lambda at, tz: tanggal_waktu(at, tz, lang),
+        "tanggal": lambda d: formats.tanggal(d, lang),
+        "bulan": lambda d: formats.bulan(d, lang),
+        "tanggal_waktu": lambda at, tz: formats.tanggal_waktu(at, tz, lang),
         # the language switch's target: this page, or (after a form's POST) the form's page
         "path": request.url.path if request.method == "GET" else "/masuk",
         **(context or {}),

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from tests.conftest import deposit_event, undo_0009
-from wastebank import ledger, migrations, reports
+from wastebank import formats, ledger, migrations, reports
 from wastebank.cli import app
 
 WIT = timezone(timedelta(hours=9))
@@ -583,8 +583,8 @@ def test_monthly_pdf(session: Session) -> None:
     report = small_month(session)
     pdf = reports.monthly_pdf(report)
     assert pdf.startswith(b"%PDF-")
-    assert reports.pct_id(0.0516, 4) == "0,0516 %"
-    assert reports.number_id(1234567.25, 2) == "1.234.567,25"
+    assert formats.percent(0.0516, 4) == "0,0516 %"
+    assert formats.number(1234567.25, 2) == "1.234.567,25"
 
 
 def test_cli_report_monthly(ledger_url: str, tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from sqlalchemy.engine import URL
 
 from wastebank import ledger, migrations
 from wastebank.config import RUN_DIR, default_ledger_url
+from wastebank.errors import BadInput, Conflict, SetupError
 from wastebank.services import POSTGRESQL_LIB
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -45,8 +46,17 @@ BUSY_TIMEOUT_MS = 10_000
 PG_TOOL_TIMEOUT_S = 3600.0
 
 
-class BackupError(Exception):
-    """A backup or restore could not be made or was refused; the message says why."""
+class BackupError(SetupError):
+    """A backup or restore could not be made: a tool, a path or a database the operator must see
+    to first; the message says which."""
+
+
+class UnreadableBackup(BackupError, BadInput):
+    """The file given to restore is not a backup this release can read."""
+
+
+class TargetNotEmpty(BackupError, Conflict):
+    """A restore into a database that holds tables, without ``force``."""
 
 
 class Backend(StrEnum):
@@ -90,14 +100,14 @@ def format_of(path: Path) -> Backend:
         with path.open("rb") as fh:
             head = fh.read(len(SQLITE_MAGIC))
     except OSError as exc:
-        raise BackupError(
+        raise UnreadableBackup(
             f"cadangan tidak terbaca / cannot read the backup {path}: {exc}"
         ) from None
     if head.startswith(SQLITE_MAGIC):
         return Backend.SQLITE
     if head.startswith(PGDUMP_MAGIC):
         return Backend.POSTGRESQL
-    raise BackupError(f"{path} is neither an SQLite ledger nor a pg_dump custom archive")
+    raise UnreadableBackup(f"{path} is neither an SQLite ledger nor a pg_dump custom archive")
 
 
 def default_path(url: str | None, directory: Path | None = None) -> Path:
@@ -162,7 +172,7 @@ def restore(src: Path, url: str | None, *, force: bool = False) -> RestoreInfo:
 
 def _refusal(tables: list[str], counts: Mapping[str, int]) -> BackupError:
     held = ", ".join(f"{name}: {n}" for name, n in counts.items())
-    return BackupError(
+    return TargetNotEmpty(
         f"basis data tujuan tidak kosong / the target database is not empty ({len(tables)} "
         f"tables{'; ' + held if held else ''}): restore into an empty database, or give --force "
         "to replace everything in it"
@@ -199,7 +209,7 @@ def _sqlite_revision(path: Path) -> str | None:
     try:
         return _sqlite_revision_of(conn)
     except sqlite3.DatabaseError as exc:
-        raise BackupError(f"{path} is not a readable SQLite ledger: {exc}") from None
+        raise UnreadableBackup(f"{path} is not a readable SQLite ledger: {exc}") from None
     finally:
         conn.close()
 
@@ -241,7 +251,7 @@ def _restore_sqlite(src: Path, target: Path, *, force: bool) -> int:
             raise _refusal(tables, counts)
         check = source.execute("PRAGMA integrity_check").fetchone()
         if check is None or check[0] != "ok":
-            raise BackupError(f"{src} fails its integrity check: {check}")
+            raise UnreadableBackup(f"{src} fails its integrity check: {check}")
         # Page by page under the target's write lock: other connections see the old ledger or
         # the restored one, never a mix; the file's own -wal and -shm stay consistent.
         source.backup(dst)
@@ -362,7 +372,7 @@ def _pgdump_revision(src: Path, url: str | None) -> str | None:
         cmd, capture_output=True, text=True, check=False, timeout=PG_TOOL_TIMEOUT_S
     )
     if result.returncode != 0:
-        raise BackupError(f"{src}: pg_restore cannot read it: {result.stderr.strip()}")
+        raise UnreadableBackup(f"{src}: pg_restore cannot read it: {result.stderr.strip()}")
     lines = result.stdout.splitlines()
     for i, line in enumerate(lines):
         if line.startswith(f"COPY public.{migrations.VERSION_TABLE} ") and i + 1 < len(lines):

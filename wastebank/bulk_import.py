@@ -53,9 +53,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from wastebank import ledger
+from wastebank import formats, ledger
+from wastebank.formats import csv_text
 from wastebank.money_rules import DEFAULT_RULES, MoneyRules
-from wastebank.passbook import csv_text
 
 Progress = Callable[[int, int], None]  # (rows done, rows in all)
 Cell = str | int | float | date | datetime | None
@@ -117,11 +117,6 @@ class ImportLimits(BaseModel):
 RATIO_FLOOR = 1024 * 1024  # smaller members are not judged by their ratio (tiny XML packs well)
 
 
-def _n(value: float) -> str:
-    """12.345 (id-ID)."""
-    return f"{value:,.0f}".replace(",", ".")
-
-
 def check_archive(path: Path, limits: ImportLimits) -> None:
     """Refuse (:class:`ArchiveTooLarge`) an XLSX archive beyond ``limits`` from its central
     directory alone; :class:`ImportFileError` when it is no zip archive."""
@@ -131,14 +126,14 @@ def check_archive(path: Path, limits: ImportLimits) -> None:
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ImportFileError(f"{path.name}: not a readable XLSX file ({exc})") from None
     if len(members) > limits.max_members:
-        count, most = _n(len(members)), _n(limits.max_members)
+        count, most = formats.number(len(members), 0), formats.number(limits.max_members, 0)
         raise ArchiveTooLarge(
             f"{path.name}: {count} berkas di dalamnya, paling banyak {most} / {count} files "
             f"inside, at most {most}"
         )
     total = sum(m.file_size for m in members)
     if total > limits.max_uncompressed_bytes:
-        size, most = _n(total), _n(limits.max_uncompressed_bytes)
+        size, most = formats.number(total, 0), formats.number(limits.max_uncompressed_bytes, 0)
         raise ArchiveTooLarge(
             f"{path.name}: {size} bita jika dibuka, paling banyak {most} / unpacks to {size} "
             f"bytes, at most {most}"
@@ -146,7 +141,7 @@ def check_archive(path: Path, limits: ImportLimits) -> None:
     for m in members:
         ratio = m.file_size / max(m.compress_size, 1)
         if m.file_size > RATIO_FLOOR and ratio > limits.max_ratio:
-            times, most = _n(ratio), _n(limits.max_ratio)
+            times, most = formats.number(ratio, 0), formats.number(limits.max_ratio, 0)
             raise ArchiveTooLarge(
                 f"{path.name}: {m.filename} dimampatkan {times} kali, paling banyak {most} "
                 f"(bom zip?) / compressed {times} times, at most {most} (a zip bomb?)"

@@ -22,6 +22,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from wastebank.errors import SetupError
+
 RUN_DIR = Path(os.environ.get("WASTEBANK_RUN_DIR", Path.cwd() / ".run"))
 SECRETS_DIR = RUN_DIR / "secrets"
 """Passwords `wastebank services up` generates for this checkout's processes (0700, files 0600)."""
@@ -258,7 +260,7 @@ def local_postgresql_password_file(
     return path if path.is_file() else None
 
 
-class ConfigError(Exception):
+class ConfigError(SetupError):
     """Settings failed validation; the message names every bad field."""
 
 

@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from wastebank import broker_events
+from wastebank.errors import Conflict, NotFound, Refused, SetupError, WastebankError
 from wastebank.messages import CODE_PATTERN, Topics
 from wastebank.services import BrokerAuthFiles
 
@@ -55,8 +56,24 @@ _CODE = re.compile(CODE_PATTERN)
 _DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
-class DeviceError(Exception):
+class DeviceError(WastebankError):
     """A device or certificate operation was refused or failed; the message says why."""
+
+
+class DeviceRefused(DeviceError, Refused):
+    """A host name, code, topic or device the rules do not allow."""
+
+
+class DeviceConflict(DeviceError, Conflict):
+    """The device is registered already (or as something else)."""
+
+
+class DeviceNotFound(DeviceError, NotFound):
+    """No such device in the registry."""
+
+
+class DeviceSetupError(DeviceError, SetupError):
+    """The site's CA, certificates, registry or ``mosquitto_passwd`` need an operator first."""
 
 
 # ---- certificates -----------------------------------------------------------------------------
@@ -93,13 +110,13 @@ def normalize_hosts(hosts: Iterable[str]) -> tuple[str, ...]:
             host = str(ipaddress.ip_address(host.strip("[]")))
         except ValueError:
             if not _valid_dns_name(host):
-                raise DeviceError(
+                raise DeviceRefused(
                     f"bukan nama host atau alamat IP / not a host name or IP address: {raw!r}"
                 ) from None
         if host not in out:
             out.append(host)
     if not out:
-        raise DeviceError("perlu minimal satu --host / need at least one --host")
+        raise DeviceRefused("perlu minimal satu --host / need at least one --host")
     return tuple(out)
 
 
@@ -142,7 +159,9 @@ def init_certs(
         ca_cert = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
         loaded = serialization.load_pem_private_key(files.ca_key.read_bytes(), password=None)
         if not isinstance(loaded, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-            raise DeviceError(f"kunci CA tidak didukung / unsupported CA key in {files.ca_key}")
+            raise DeviceSetupError(
+                f"kunci CA tidak didukung / unsupported CA key in {files.ca_key}"
+            )
         ca_key = loaded
 
     current = _load_cert(files.server_cert) if files.server_key.is_file() else None
@@ -201,12 +220,12 @@ def issue_page_cert(
     now = now or datetime.now(UTC)
     ca_cert = _load_cert(files.ca_cert)
     if ca_cert is None or not files.ca_key.is_file():
-        raise DeviceError(
+        raise DeviceSetupError(
             "belum ada CA / no site CA yet: wastebank certs init (on the city server)"
         )
     ca_key = serialization.load_pem_private_key(files.ca_key.read_bytes(), password=None)
     if not isinstance(ca_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise DeviceError(f"kunci CA tidak didukung / unsupported CA key in {files.ca_key}")
+        raise DeviceSetupError(f"kunci CA tidak didukung / unsupported CA key in {files.ca_key}")
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     cert = _build_server(key, ca_cert, ca_key, names, now, days=PAGE_DAYS)
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -358,7 +377,7 @@ def _load_cert(path: Path) -> x509.Certificate | None:
     except FileNotFoundError:
         return None
     except ValueError as exc:
-        raise DeviceError(f"sertifikat rusak / unreadable certificate {path}: {exc}") from None
+        raise DeviceSetupError(f"sertifikat rusak / unreadable certificate {path}: {exc}") from None
 
 
 def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
@@ -421,9 +440,9 @@ class Device:
             _check_code(tps, "TPS code")
             _check_code(sensor, "sensor id")
         if self.kind == "sensor" and (self.serves or self.reads):
-            raise DeviceError("hanya gateway / only gateways serve sensors or read uplinks")
+            raise DeviceRefused("hanya gateway / only gateways serve sensors or read uplinks")
         if self.topic_prefix and not re.fullmatch(r"([A-Za-z0-9_-]+/)+", self.topic_prefix):
-            raise DeviceError(f"awalan topik tidak sah / bad topic prefix {self.topic_prefix!r}")
+            raise DeviceRefused(f"awalan topik tidak sah / bad topic prefix {self.topic_prefix!r}")
         for topic_filter in self.reads:
             _check_filter(topic_filter)
 
@@ -459,7 +478,7 @@ class Device:
 
 def _check_code(value: str, what: str) -> None:
     if not _CODE.match(value):
-        raise DeviceError(
+        raise DeviceRefused(
             f"{what} tidak sah / invalid {what} {value!r}: lower-case letters, digits and dashes"
         )
 
@@ -474,7 +493,7 @@ def _check_filter(topic_filter: str) -> None:
         and "#" not in levels[:-1]
     )
     if not ok:
-        raise DeviceError(f"filter topik tidak sah / invalid topic filter {topic_filter!r}")
+        raise DeviceRefused(f"filter topik tidak sah / invalid topic filter {topic_filter!r}")
 
 
 @dataclass(frozen=True)
@@ -552,7 +571,7 @@ class Registry:
     def add(self, device: Device, *, rotate: bool = False) -> Issued:
         """Issue a password for ``device``; refused if it exists, unless ``rotate``."""
         if device.username in PRINCIPAL_NAMES:
-            raise DeviceError(
+            raise DeviceRefused(
                 f"{device.username} adalah identitas proses / is a process identity "
                 f"({', '.join(sorted(PRINCIPAL_NAMES))}); pick another device id"
             )
@@ -561,12 +580,12 @@ class Registry:
             existing = devices.get(device.username)
             now = datetime.now(UTC).replace(microsecond=0)
             if existing is not None and not rotate:
-                raise DeviceError(
+                raise DeviceConflict(
                     f"{device.username} sudah terdaftar / already registered as "
                     f"{existing.describe()}; --rotate issues a new password"
                 )
             if existing is None and rotate:
-                raise DeviceError(
+                raise DeviceNotFound(
                     f"{device.username} belum terdaftar / not registered; add it without --rotate"
                 )
             moved = existing is not None and (existing.kind, existing.site) != (
@@ -574,7 +593,7 @@ class Registry:
                 device.site,
             )
             if existing is not None and moved:
-                raise DeviceError(
+                raise DeviceConflict(
                     f"{device.username} terdaftar sebagai / is registered as "
                     f"{existing.describe()}; remove it first to move it"
                 )
@@ -600,7 +619,7 @@ class Registry:
             devices = self._read()
             device = devices.pop(username, None)
             if device is None:
-                raise DeviceError(f"{username} tidak terdaftar / not registered")
+                raise DeviceNotFound(f"{username} tidak terdaftar / not registered")
             self._write(devices)  # the ACL first: even a password left behind grants nothing
             self._delete_password(username)
             return device
@@ -612,7 +631,7 @@ class Registry:
         wanted = {p.name: p for p in PRINCIPALS}
         unknown = sorted(set(names) - set(wanted))
         if unknown:
-            raise DeviceError(f"identitas tak dikenal / unknown process identities: {unknown}")
+            raise DeviceSetupError(f"identitas tak dikenal / unknown process identities: {unknown}")
         secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         secrets_dir.chmod(0o700)
         issued: list[str] = []
@@ -656,12 +675,14 @@ class Registry:
         except FileNotFoundError:
             return {}
         except tomllib.TOMLDecodeError as exc:
-            raise DeviceError(f"registri rusak / unreadable registry {self.path}: {exc}") from None
+            raise DeviceSetupError(
+                f"registri rusak / unreadable registry {self.path}: {exc}"
+            ) from None
         devices: dict[str, Device] = {}
         for username, entry in data.get("devices", {}).items():
             device = _device_from_toml(entry)
             if device.username != username:
-                raise DeviceError(f"{self.path}: entry {username!r} names {device.username!r}")
+                raise DeviceSetupError(f"{self.path}: entry {username!r} names {device.username!r}")
             devices[username] = device
         return devices
 
@@ -688,7 +709,7 @@ class Registry:
 
     def _passwd(self, args: list[str], stdin: str = "") -> None:
         if not self.passwd_bin.exists():
-            raise DeviceError(
+            raise DeviceSetupError(
                 f"{self.passwd_bin} tidak ada / not found: sudo apt-get install mosquitto"
             )
         try:
@@ -701,10 +722,12 @@ class Registry:
                 timeout=30,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise DeviceError(f"mosquitto_passwd gagal / failed: {exc}") from None
+            raise DeviceSetupError(f"mosquitto_passwd gagal / failed: {exc}") from None
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip()
-            raise DeviceError(f"mosquitto_passwd gagal / failed ({result.returncode}): {detail}")
+            raise DeviceSetupError(
+                f"mosquitto_passwd gagal / failed ({result.returncode}): {detail}"
+            )
 
 
 def acl_text(devices: Iterable[Device]) -> str:
@@ -760,7 +783,7 @@ def _device_from_toml(entry: dict[str, Any]) -> Device:
     try:
         kind = entry["kind"]
         if kind not in ("gateway", "sensor"):
-            raise DeviceError(f"unknown device kind {kind!r}")
+            raise DeviceSetupError(f"unknown device kind {kind!r}")
         return Device(
             kind=kind,
             site=entry["site"],
@@ -772,7 +795,7 @@ def _device_from_toml(entry: dict[str, Any]) -> Device:
             rotated_at=entry.get("rotated_at"),
         )
     except (KeyError, ValueError) as exc:
-        raise DeviceError(f"registri rusak / bad registry entry: {exc}") from None
+        raise DeviceSetupError(f"registri rusak / bad registry entry: {exc}") from None
 
 
 def parse_serves(values: Iterable[str]) -> tuple[tuple[str, str], ...]:
@@ -781,7 +804,7 @@ def parse_serves(values: Iterable[str]) -> tuple[tuple[str, str], ...]:
     for value in values:
         tps, sep, sensor = value.partition("/")
         if not sep:
-            raise DeviceError(f"perlu TPS/SENSOR / need TPS/SENSOR, got {value!r}")
+            raise DeviceRefused(f"perlu TPS/SENSOR / need TPS/SENSOR, got {value!r}")
         _check_code(tps, "TPS code")
         _check_code(sensor, "sensor id")
         if (tps, sensor) not in out:

@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 
+from wastebank.errors import BadInput, Refused, Unavailable, WastebankError
+
 COOKIE = "wb_petugas"  # gateway.attendant.COOKIE (not imported: FastAPI is not needed here)
 CSRF_HEADER = "X-CSRF-Token"
 TIMEOUT_S = 10.0
@@ -34,12 +36,25 @@ def default_session_file() -> Path:
     return Path(state) / "wastebank" / "gateway-sessions.json"
 
 
-class GatewayError(Exception):
-    """The gateway could not be reached, or refused; ``status`` is its HTTP status, if any."""
+class GatewayError(WastebankError):
+    """The gateway could not be reached, refused, or its answer or the session file could not
+    be read; the message says which."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+
+class GatewayUnreachable(GatewayError, Unavailable):
+    """No answer from the gateway (down, wrong address, TLS refused)."""
+
+
+class GatewayRefused(GatewayError, Refused):
+    """The gateway answered with an error; ``http_status`` is its HTTP status."""
+
+    def __init__(self, message: str, http_status: int) -> None:
         super().__init__(message)
-        self.status = status
+        self.http_status = http_status
+
+
+class GatewayUnreadable(GatewayError, BadInput):
+    """The gateway's login answer, or the session file, is not what it should be."""
 
 
 class GatewayClient:
@@ -108,7 +123,9 @@ class GatewayClient:
         try:
             return self.http.request(method, path, json=body, headers=headers)
         except httpx.HTTPError as exc:
-            raise GatewayError(f"gateway tidak terjangkau / gateway unreachable: {exc}") from None
+            raise GatewayUnreachable(
+                f"gateway tidak terjangkau / gateway unreachable: {exc}"
+            ) from None
 
     def login(self) -> dict[str, str]:
         """Log in (asking for the username and password) and keep the session."""
@@ -119,11 +136,13 @@ class GatewayClient:
                 "/petugas/api/session", json={"username": username, "password": password}
             )
         except httpx.HTTPError as exc:
-            raise GatewayError(f"gateway tidak terjangkau / gateway unreachable: {exc}") from None
+            raise GatewayUnreachable(
+                f"gateway tidak terjangkau / gateway unreachable: {exc}"
+            ) from None
         body = _answer(resp)
         cookie = next((c.value for c in resp.cookies.jar if c.name == COOKIE and c.value), None)
         if not isinstance(body, dict) or cookie is None:
-            raise GatewayError("jawaban login tidak dikenal / unexpected login answer")
+            raise GatewayUnreadable("jawaban login tidak dikenal / unexpected login answer")
         self.session = {
             "cookie": cookie,
             "csrf": str(body["csrf_token"]),
@@ -156,7 +175,7 @@ class GatewayClient:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise GatewayError(
+            raise GatewayUnreadable(
                 f"berkas sesi rusak / unreadable session file {self.session_file}: {exc}"
             ) from None
         return data if isinstance(data, dict) else {}
@@ -198,7 +217,7 @@ def _answer(resp: httpx.Response) -> Any:
             detail = body.get("detail", body) if isinstance(body, dict) else body
         if isinstance(detail, list):  # a validation error: each field's message
             detail = "; ".join(str(d.get("msg", d)) for d in detail if isinstance(d, dict))
-        raise GatewayError(f"ditolak / refused ({resp.status_code}): {detail}", resp.status_code)
+        raise GatewayRefused(f"ditolak / refused ({resp.status_code}): {detail}", resp.status_code)
     if resp.status_code == 204 or not resp.content:
         return None
     return resp.json()

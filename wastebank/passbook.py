@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import io
 import textwrap
-import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -34,47 +33,70 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from wastebank import ledger
+from wastebank.formats import (
+    MONTHS_ID,
+    ascii_text,
+    csv_text,
+    kg,
+    latin1,
+    litres,
+    rupiah,
+    tanggal,
+    tanggal_waktu,
+    thousands,
+    zone_label,
+)
 
-MONTHS_ID = ("Jan", "Feb", "Mar", "Apr", "Mei", "Jun", "Jul", "Agu", "Sep", "Okt", "Nov", "Des")
-# Indonesia's three zones by their offset from UTC (hours): WIB, WITA, WIT.
-ZONE_LABELS = {7: "WIB", 8: "WITA", 9: "WIT"}
+__all__ = [
+    "CSV_COLUMNS",
+    "CardOut",
+    "DepositOut",
+    "LINE_LABELS",
+    "LineKind",
+    "METHOD_LABELS",
+    "MONTHS_ID",
+    "MemberData",
+    "OpenWithdrawal",
+    "ProfileOut",
+    "RECEIPT_WIDTHS",
+    "Receipt",
+    "ReceiptLine",
+    "Statement",
+    "StatementLine",
+    "UNIT_LABELS",
+    "WithdrawalOut",
+    "city_zone",
+    "csv_text",
+    "kg",
+    "member_data",
+    "period_bounds",
+    "period_text",
+    "quantity_text",
+    "receipt",
+    "receipt_pdf",
+    "receipt_text",
+    "rupiah",
+    "statement",
+    "statement_csv",
+    "statement_pdf",
+    "statement_text",
+    "tanggal",
+    "tanggal_waktu",
+    "unit_price",
+    "zone_label",
+]
+
 UNIT_LABELS = {ledger.Unit.KG: "kg", ledger.Unit.PIECE: "pcs", ledger.Unit.LITRE: "L"}
 RECEIPT_WIDTHS = (32, 48)  # 58 mm and 80 mm thermal paper, in Font A columns
 
 
-# ---- formatting -------------------------------------------------------------------------------
-
-
-def _thousands(n: int) -> str:
-    return f"{n:,}".replace(",", ".")
-
-
-def rupiah(amount: int) -> str:
-    """``Rp12.500``; ``-Rp12.500`` below zero."""
-    sign = "-" if amount < 0 else ""
-    return f"{sign}Rp{_thousands(abs(amount))}"
-
-
-def kg(grams: int) -> str:
-    """``1,25 kg``: comma decimals, dot thousands; two decimals, three when grams need them."""
-    sign = "-" if grams < 0 else ""
-    whole, rest = divmod(abs(grams), 1000)
-    decimals = f"{rest:03d}"
-    if decimals.endswith("0"):
-        decimals = decimals[:2]
-    return f"{sign}{_thousands(whole)},{decimals} kg"
-
-
-def litres(millilitres: int) -> str:
-    """``1,5 L``."""
-    whole, rest = divmod(millilitres, 1000)
-    return f"{_thousands(whole)},{f'{rest:03d}'.rstrip('0') or '0'} L"
+# ---- formatting in a category's unit (the numbers and dates themselves: wastebank.formats) ----
 
 
 def quantity_text(unit: str, net_g: int, quantity: int | None) -> str:
     """What was deposited, in its category's unit: ``1,25 kg``, ``12 pcs``, ``1,5 L``."""
     if unit == ledger.Unit.PIECE and quantity is not None:
-        return f"{_thousands(quantity)} pcs"
+        return f"{thousands(quantity)} pcs"
     if unit == ledger.Unit.LITRE and quantity is not None:
         return litres(quantity)
     return kg(net_g)
@@ -83,26 +105,6 @@ def quantity_text(unit: str, net_g: int, quantity: int | None) -> str:
 def unit_price(price_idr: int, unit: str) -> str:
     """``Rp4.000/kg``."""
     return f"{rupiah(price_idr)}/{UNIT_LABELS.get(ledger.Unit(unit), unit)}"
-
-
-def zone_label(tz: ZoneInfo, at: datetime | None = None) -> str:
-    """WIB, WITA or WIT for an Indonesian zone; the zone's own abbreviation otherwise."""
-    offset = (at or datetime.now(UTC)).astimezone(tz).utcoffset()
-    hours = int(offset.total_seconds() // 3600) if offset is not None else 0
-    if offset is not None and offset.total_seconds() % 3600 == 0 and hours in ZONE_LABELS:
-        return ZONE_LABELS[hours]
-    return (at or datetime.now(UTC)).astimezone(tz).tzname() or tz.key
-
-
-def tanggal(day: date) -> str:
-    """``23 Nov 2026``."""
-    return f"{day.day} {MONTHS_ID[day.month - 1]} {day.year}"
-
-
-def tanggal_waktu(at: datetime, tz: ZoneInfo) -> str:
-    """``23 Nov 2026 09.30 WIT``: the local date and time (Indonesian writes 09.30)."""
-    local = at.astimezone(tz)
-    return f"{tanggal(local.date())} {local:%H.%M} {zone_label(tz, at)}"
 
 
 # ---- statements -------------------------------------------------------------------------------
@@ -391,12 +393,6 @@ CSV_COLUMNS = (
 )
 
 
-def csv_text(value: str) -> str:
-    """Text for a CSV cell that a spreadsheet will not run as a formula (``=``, ``+``, ``-``,
-    ``@`` first: CSV injection); kept as it is otherwise."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def statement_csv(st: Statement) -> str:
     """The statement as CSV: integer Rupiah and grams (no locale to misread), local times
     ``YYYY-MM-DD HH:MM:SS``, an opening row first and a closing row last. Free text (notes) is
@@ -433,14 +429,6 @@ def _csv_summary(day: str, kind: str, balance: int) -> list[object]:
 
 
 # ---- plain text -------------------------------------------------------------------------------
-
-
-def _ascii(text: str) -> str:
-    """What a thermal printer's code page surely has: accents dropped, others as '?'."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(
-        ch if ch.isascii() else "?" for ch in decomposed if not unicodedata.combining(ch)
-    )
 
 
 def statement_text(st: Statement) -> str:
@@ -482,19 +470,6 @@ def statement_text(st: Statement) -> str:
 # ---- PDF --------------------------------------------------------------------------------------
 
 
-def _latin1(text: str) -> str:
-    """The PDF core fonts (Helvetica) cover Latin-1; anything else loses its accent or becomes
-    '?', so no font file needs to ship."""
-    out = []
-    for ch in text:
-        try:
-            ch.encode("latin-1")
-        except UnicodeEncodeError:
-            ch = _ascii(ch) or "?"
-        out.append(ch)
-    return "".join(out)
-
-
 def statement_pdf(st: Statement) -> bytes:
     """A printable A4 statement: header, opening balance, the lines with running balance,
     closing balance, page numbers."""
@@ -511,7 +486,7 @@ def statement_pdf(st: Statement) -> bytes:
             self.cell(
                 0,
                 5,
-                _latin1(
+                latin1(
                     f"{st.member_no} - dicetak / printed {printed} - "
                     f"halaman / page {self.page_no()}/{{nb}}"
                 ),
@@ -522,7 +497,7 @@ def statement_pdf(st: Statement) -> bytes:
     pdf.set_margins(12, 12, 12)
     pdf.set_auto_page_break(auto=True, margin=16)
     pdf.set_creator("wastebank")
-    pdf.set_title(_latin1(f"Buku tabungan {st.member_no}"))
+    pdf.set_title(latin1(f"Buku tabungan {st.member_no}"))
     pdf.add_page()
     pdf.set_font("helvetica", "B", 14)
     pdf.cell(0, 8, "BUKU TABUNGAN / PASSBOOK STATEMENT", new_x="LMARGIN", new_y="NEXT")
@@ -533,8 +508,8 @@ def statement_pdf(st: Statement) -> bytes:
         ("Periode / Period", period_text(st)),
         ("Saldo awal / Opening balance", rupiah(st.opening_balance_idr)),
     ):
-        pdf.cell(55, 5, _latin1(label))
-        pdf.cell(0, 5, _latin1(value), new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(55, 5, latin1(label))
+        pdf.cell(0, 5, latin1(value), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     pdf.set_font("helvetica", size=8)
     headings = (
@@ -554,7 +529,7 @@ def statement_pdf(st: Statement) -> bytes:
         line_height=4.2,
         width=186,
     ) as table:
-        table.row([_latin1(h) for h in headings])
+        table.row([latin1(h) for h in headings])
         for line in st.lines:
             weight = (
                 quantity_text(line.unit or "kg", line.net_g, line.quantity)
@@ -566,7 +541,7 @@ def statement_pdf(st: Statement) -> bytes:
             table.row(
                 [
                     when,
-                    _latin1(_line_what(line)),
+                    latin1(_line_what(line)),
                     weight,
                     price,
                     rupiah(line.debit_idr) if line.debit_idr else "",
@@ -715,20 +690,20 @@ def receipt_text(rc: Receipt, width: int = 32) -> str:
     tz = ZoneInfo(rc.timezone)
     rule = "-" * width
     out = [
-        *(s.center(width).rstrip() for s in textwrap.wrap(_ascii(rc.bank_name), width)),
-        *(s.center(width).rstrip() for s in textwrap.wrap(_ascii(rc.bank_place), width)),
+        *(s.center(width).rstrip() for s in textwrap.wrap(ascii_text(rc.bank_name), width)),
+        *(s.center(width).rstrip() for s in textwrap.wrap(ascii_text(rc.bank_place), width)),
         rule,
         "KUITANSI SETORAN".center(width).rstrip(),
         "DEPOSIT RECEIPT".center(width).rstrip(),
         rule,
         *textwrap.wrap(f"No: {rc.number}", width),
-        *textwrap.wrap(f"Tanggal/Date: {_ascii(tanggal_waktu(rc.at, tz))}", width),
+        *textwrap.wrap(f"Tanggal/Date: {ascii_text(tanggal_waktu(rc.at, tz))}", width),
         *textwrap.wrap(f"Nasabah/Member: {rc.member_no}", width),
-        *textwrap.wrap(_ascii(rc.member_name), width),
+        *textwrap.wrap(ascii_text(rc.member_name), width),
         rule,
     ]
     for line in rc.lines:
-        out += textwrap.wrap(_ascii(line.category_name_id), width)
+        out += textwrap.wrap(ascii_text(line.category_name_id), width)
         count = quantity_text(line.unit, line.net_g, line.quantity)
         out += _pair(
             f"  {count} x {unit_price(line.price_idr, line.unit)}", rupiah(line.amount_idr), width
@@ -744,9 +719,9 @@ def receipt_text(rc: Receipt, width: int = 32) -> str:
         rule,
     ]
     if rc.attendant:
-        out += textwrap.wrap(f"Petugas/Attendant: {_ascii(rc.attendant)}", width)
+        out += textwrap.wrap(f"Petugas/Attendant: {ascii_text(rc.attendant)}", width)
     out += [
-        *textwrap.wrap(f"Dicetak/Printed: {_ascii(tanggal_waktu(rc.printed_at, tz))}", width),
+        *textwrap.wrap(f"Dicetak/Printed: {ascii_text(tanggal_waktu(rc.printed_at, tz))}", width),
         "Terima kasih / Thank you".center(width).rstrip(),
     ]
     return "\n".join(out) + "\n"
@@ -761,18 +736,18 @@ def receipt_pdf(rc: Receipt) -> bytes:
     pdf.set_margins(8, 8, 8)
     pdf.set_auto_page_break(auto=True, margin=8)
     pdf.set_creator("wastebank")
-    pdf.set_title(_latin1(f"Kuitansi {rc.number}"))
+    pdf.set_title(latin1(f"Kuitansi {rc.number}"))
     pdf.add_page()
     w = pdf.epw
 
     def text(value: str, size: float = 8, style: str = "", align: str = "L") -> None:
         pdf.set_font("helvetica", style, size)
-        pdf.multi_cell(w, size * 0.5, _latin1(value), align=align, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(w, size * 0.5, latin1(value), align=align, new_x="LMARGIN", new_y="NEXT")
 
     def pair(left: str, right: str, style: str = "") -> None:
         pdf.set_font("helvetica", style, 8)
-        pdf.cell(w * 0.62, 4.2, _latin1(left))
-        pdf.cell(w * 0.38, 4.2, _latin1(right), align="R", new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(w * 0.62, 4.2, latin1(left))
+        pdf.cell(w * 0.38, 4.2, latin1(right), align="R", new_x="LMARGIN", new_y="NEXT")
 
     def rule() -> None:
         pdf.ln(1)

@@ -49,7 +49,16 @@ from sqlalchemy import Date, DateTime, cast, func, select
 from sqlalchemy.orm import Session
 
 from wastebank import ledger
-from wastebank.passbook import kg, tanggal, tanggal_waktu, zone_label
+from wastebank.formats import (
+    MONTH_NAMES_ID,
+    kg,
+    latin1,
+    number,
+    percent,
+    tanggal,
+    tanggal_waktu,
+    zone_label,
+)
 
 Group = Literal["bank", "kelurahan", "kecamatan", "city", "category", "sipsn_class"]
 Period = Literal["day", "week", "month", "year", "total"]
@@ -846,12 +855,6 @@ def monthly_csv(report: MonthlyReport) -> str:
     return out.getvalue()
 
 
-MONTH_NAMES_ID = (
-    "Januari", "Februari", "Maret", "April", "Mei", "Juni",
-    "Juli", "Agustus", "September", "Oktober", "November", "Desember",
-)  # fmt: skip
-
-
 def _month_title(report: MonthlyReport) -> str:
     return f"{MONTH_NAMES_ID[report.start.month - 1]} {report.start.year}"
 
@@ -1013,26 +1016,10 @@ def monthly_xlsx(report: MonthlyReport) -> bytes:
     return out.getvalue()
 
 
-def pct_id(value: float | None, places: int = 2) -> str:
-    """``12,34 %`` (Indonesian decimal comma)."""
-    if value is None:
-        return "-"
-    return f"{value:,.{places}f}".replace(",", "_").replace(".", ",").replace("_", ".") + " %"
-
-
-def number_id(value: float | None, places: int = 1) -> str:
-    """``1.234,5``."""
-    if value is None:
-        return "-"
-    return f"{value:,.{places}f}".replace(",", "_").replace(".", ",").replace("_", ".")
-
-
 def monthly_pdf(report: MonthlyReport) -> bytes:
     """Printable A4 landscape: notes, the table with Indonesian number formats, the total."""
     from fpdf import FPDF
     from fpdf.fonts import FontFace
-
-    from wastebank.passbook import _latin1
 
     printed = tanggal_waktu(report.generated_at, ZoneInfo(report.timezone))
 
@@ -1043,7 +1030,7 @@ def monthly_pdf(report: MonthlyReport) -> bytes:
             self.cell(
                 0,
                 5,
-                _latin1(
+                latin1(
                     f"{report.city_name} {report.month} - dicetak / printed {printed} - "
                     f"halaman / page {self.page_no()}/{{nb}}"
                 ),
@@ -1054,13 +1041,13 @@ def monthly_pdf(report: MonthlyReport) -> bytes:
     pdf.set_margins(12, 12, 12)
     pdf.set_auto_page_break(auto=True, margin=16)
     pdf.set_creator("wastebank")
-    pdf.set_title(_latin1(f"Laporan bulanan DLH {report.city_name} {report.month}"))
+    pdf.set_title(latin1(f"Laporan bulanan DLH {report.city_name} {report.month}"))
     pdf.add_page()
     pdf.set_font("helvetica", "B", 13)
     pdf.cell(
         0,
         7,
-        _latin1(f"LAPORAN BULANAN PENGURANGAN SAMPAH - {_month_title(report).upper()}"),
+        latin1(f"LAPORAN BULANAN PENGURANGAN SAMPAH - {_month_title(report).upper()}"),
         new_x="LMARGIN",
         new_y="NEXT",
     )
@@ -1071,11 +1058,11 @@ def monthly_pdf(report: MonthlyReport) -> bytes:
         if label.startswith("Timbulan") and report.generation:
             g = report.generation
             value = (
-                f"{number_id(g.population, 0)} jiwa x {number_id(g.kg_per_capita_day, 2)} "
+                f"{number(g.population, 0)} jiwa x {number(g.kg_per_capita_day, 2)} "
                 f"kg/orang/hari = {kg(report.generation_g or 0)}; sumber / source: {g.source}"
             )
-        pdf.cell(70, 4.5, _latin1(label))
-        pdf.multi_cell(0, 4.5, _latin1(value), new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(70, 4.5, latin1(label))
+        pdf.multi_cell(0, 4.5, latin1(value), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
     headings = (
         "Kecamatan",
@@ -1096,21 +1083,21 @@ def monthly_pdf(report: MonthlyReport) -> bytes:
         line_height=4.2,
         width=273,
     ) as table:
-        table.row([_latin1(h) for h in headings])
+        table.row([latin1(h) for h in headings])
         for item in [*report.rows, report.total]:
             name = f"{item.category_name_id} / {item.category_name_en}" if item.category else ""
             style = FontFace(emphasis="BOLD") if item is report.total else None
             table.row(
                 [
-                    _latin1(item.kecamatan),
-                    _latin1(name),
-                    number_id(item.deposits, 0),
+                    latin1(item.kecamatan),
+                    latin1(name),
+                    number(item.deposits, 0),
                     kg(item.net_g),
                     kg(item.measured_g),
                     kg(item.estimated_g),
-                    pct_id(item.share_pct, 4),
-                    number_id(item.co2e_avoided_kg, 1),
-                    number_id(item.energy_kwh, 1),
+                    percent(item.share_pct, 4),
+                    number(item.co2e_avoided_kg, 1),
+                    number(item.energy_kwh, 1),
                 ],
                 style=style,
             )
@@ -1140,7 +1127,7 @@ def monthly_pdf(report: MonthlyReport) -> bytes:
                 [
                     "Kecamatan",
                     "Bank sampah / Waste banks",
-                    _latin1("Ke TPA (est.) / TPA-bound (est.)"),
+                    latin1("Ke TPA (est.) / TPA-bound (est.)"),
                     "Pengangkutan / Pickups",
                     "Pengalihan / Diversion",
                 ]
@@ -1149,11 +1136,11 @@ def monthly_pdf(report: MonthlyReport) -> bytes:
                 style = FontFace(emphasis="BOLD") if d is report.diversion_total else None
                 table.row(
                     [
-                        _latin1(d.kecamatan),
+                        latin1(d.kecamatan),
                         kg(d.diverted_g),
-                        f"{number_id(d.tpa_bound_kg, 1)} kg",
-                        number_id(d.pickups, 0),
-                        pct_id(None if d.rate is None else 100 * d.rate, 2),
+                        f"{number(d.tpa_bound_kg, 1)} kg",
+                        number(d.pickups, 0),
+                        percent(None if d.rate is None else 100 * d.rate, 2),
                     ],
                     style=style,
                 )

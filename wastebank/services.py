@@ -67,6 +67,7 @@ from wastebank.config import (
     read_secret,
     recorded_ports,
 )
+from wastebank.errors import SetupError
 
 if TYPE_CHECKING:
     import psycopg
@@ -103,7 +104,7 @@ POLL_S = 0.1
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
-class ServiceError(Exception):
+class ServiceError(SetupError):
     """A service could not be installed, started or stopped; the message says why."""
 
 
@@ -1449,8 +1450,9 @@ in production."""
 _ROLES_LOCK = 0x7762_726F_6C65  # pg_advisory_lock key ("wbrole"): one `up` at a time
 
 
-class _PasswordRefused(Exception):
-    """The server refused the superuser's password from its file."""
+class _PasswordRefused(ServiceError):
+    """The server refused the superuser's password from its file (`up` then restarts our
+    server, whose start sets it)."""
 
 
 def prepare_postgresql(svc: Service, settings: ServicesSettings) -> None:

@@ -1,0 +1,62 @@
+"""id-ID formats (wastebank.formats): the one place money, weights, numbers and dates are written
+for people, used by the passbook, the reports, the pages and the importer."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from wastebank import formats
+
+
+def test_numbers_have_dot_thousands_and_comma_decimals() -> None:
+    assert [formats.number(v, 1) for v in (12_345.64, -1234.5, 0.04, 7)] == [
+        "12.345,6",
+        "-1.234,5",
+        "0,0",  # rounds to zero: no minus sign
+        "7,0",
+    ]
+    assert formats.number(1_234_567.25, 2) == "1.234.567,25"
+    assert formats.number(999.6, 0) == "1.000"
+    assert formats.number(None) == "-"
+    assert formats.number(None, missing="–") == "–"
+    assert formats.percent(1234.5678, 2) == "1.234,57 %"
+    assert formats.percent(None) == "-"
+
+
+def test_money_weights_and_volumes() -> None:
+    assert formats.rupiah(1_234_567) == "Rp1.234.567"
+    assert formats.rupiah(-500) == "-Rp500"
+    assert formats.kg(1_234_500) == "1.234,50 kg"
+    assert formats.kg(-40) == "-0,04 kg"
+    assert formats.kg(1005) == "1,005 kg"
+    assert formats.litres(1500) == "1,5 L"
+    assert formats.litres(2000) == "2,0 L"
+    assert formats.thousands(10_000_000) == "10.000.000"
+
+
+def test_dates_in_both_languages_and_zones_by_indonesian_name() -> None:
+    day = date(2026, 8, 23)
+    assert formats.tanggal(day) == "23 Agu 2026"
+    assert formats.tanggal(day, "en") == "23 Aug 2026"
+    assert formats.bulan(day) == "Agu 2026"
+    assert formats.bulan(day, "en") == "Aug 2026"
+    at = datetime(2026, 11, 22, 15, 30, tzinfo=UTC)
+    assert formats.tanggal_waktu(at, ZoneInfo("Asia/Jayapura")) == "23 Nov 2026 00.30 WIT"
+    assert formats.tanggal_waktu(at, ZoneInfo("Asia/Makassar"), "en") == "22 Nov 2026 23.30 WITA"
+    # Outside Indonesia, the zone's own abbreviation (summer time included).
+    assert formats.zone_label(ZoneInfo("Europe/Paris"), datetime(2026, 7, 1, tzinfo=UTC)) == "CEST"
+    assert formats.zone_label(ZoneInfo("Asia/Kolkata"), at) == "IST"
+
+
+def test_text_for_printers_pdfs_and_spreadsheets() -> None:
+    assert formats.ascii_text("Ngurah Rai Ç 温") == "Ngurah Rai C ?"
+    assert formats.latin1("Rp 5.000 · Tōmohon → 温") == "Rp 5.000 · Tomohon ? ?"
+    assert [formats.csv_text(v) for v in ("=1+1", "@x", "-2", "\tA", "ok", "")] == [
+        "'=1+1",
+        "'@x",
+        "'-2",
+        "'\tA",
+        "ok",
+        "",
+    ]

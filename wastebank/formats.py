@@ -1,0 +1,158 @@
+"""Money, weights, numbers and local dates as people in Indonesia read them (id-ID), written once.
+
+Money is integer Rupiah and weights integer grams everywhere else; only what a person reads is
+formatted, here: ``Rp12.500``, ``1,25 kg``, ``1.234,5``, ``12,34 %``, ``23 Nov 2026 09.30 WIT``
+(dot thousands, comma decimals, Indonesian writes a time 09.30 and names its three zones WIB,
+WITA and WIT). English pages get English month names, the numbers stay Indonesian.
+
+Also the text a limited output can print: :func:`ascii_text` (a thermal printer's code page),
+:func:`latin1` (the PDF core fonts, so no font file ships) and :func:`csv_text` (a CSV cell a
+spreadsheet will not run as a formula).
+
+Core: no domain module, no SQLAlchemy; the gateway may use it.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, date, datetime
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+__all__ = [
+    "MONTHS_EN",
+    "MONTHS_ID",
+    "MONTH_NAMES_ID",
+    "ZONE_LABELS",
+    "ascii_text",
+    "bulan",
+    "csv_text",
+    "kg",
+    "latin1",
+    "litres",
+    "number",
+    "percent",
+    "rupiah",
+    "tanggal",
+    "tanggal_waktu",
+    "thousands",
+    "zone_label",
+]
+
+Lang = Literal["id", "en"]
+
+MONTHS_ID = ("Jan", "Feb", "Mar", "Apr", "Mei", "Jun", "Jul", "Agu", "Sep", "Okt", "Nov", "Des")
+MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+MONTH_NAMES_ID = (
+    "Januari", "Februari", "Maret", "April", "Mei", "Juni",
+    "Juli", "Agustus", "September", "Oktober", "November", "Desember",
+)  # fmt: skip
+# Indonesia's three zones by their offset from UTC (hours): WIB, WITA, WIT.
+ZONE_LABELS = {7: "WIB", 8: "WITA", 9: "WIT"}
+
+
+# ---- numbers ----------------------------------------------------------------------------------
+
+
+def thousands(n: int) -> str:
+    """``12.345``: dot thousands."""
+    return f"{n:,}".replace(",", ".")
+
+
+def rupiah(amount: int) -> str:
+    """``Rp12.500``; ``-Rp12.500`` below zero."""
+    sign = "-" if amount < 0 else ""
+    return f"{sign}Rp{thousands(abs(amount))}"
+
+
+def kg(grams: int) -> str:
+    """``1,25 kg``: comma decimals, dot thousands; two decimals, three when grams need them."""
+    sign = "-" if grams < 0 else ""
+    whole, rest = divmod(abs(grams), 1000)
+    decimals = f"{rest:03d}"
+    if decimals.endswith("0"):
+        decimals = decimals[:2]
+    return f"{sign}{thousands(whole)},{decimals} kg"
+
+
+def litres(millilitres: int) -> str:
+    """``1,5 L``."""
+    whole, rest = divmod(millilitres, 1000)
+    return f"{thousands(whole)},{f'{rest:03d}'.rstrip('0') or '0'} L"
+
+
+def number(value: float | None, places: int = 1, *, missing: str = "-") -> str:
+    """``12.345,6``: dot thousands, comma decimals, ``places`` decimals; ``missing`` for None
+    (a page shows an en dash, a PDF's core fonts have none)."""
+    if value is None:
+        return missing
+    whole = round(value, places)
+    sign = "-" if whole < 0 else ""
+    head, _, tail = f"{abs(whole):.{places}f}".partition(".")
+    return sign + thousands(int(head)) + ("," + tail if tail else "")
+
+
+def percent(value: float | None, places: int = 2, *, missing: str = "-") -> str:
+    """``12,34 %`` of a value already in percent."""
+    return missing if value is None else f"{number(value, places)} %"
+
+
+# ---- dates ------------------------------------------------------------------------------------
+
+
+def zone_label(tz: ZoneInfo, at: datetime | None = None) -> str:
+    """WIB, WITA or WIT for an Indonesian zone; the zone's own abbreviation otherwise."""
+    local = (at or datetime.now(UTC)).astimezone(tz)
+    offset = local.utcoffset()
+    hours = int(offset.total_seconds() // 3600) if offset is not None else 0
+    if offset is not None and offset.total_seconds() % 3600 == 0 and hours in ZONE_LABELS:
+        return ZONE_LABELS[hours]
+    return local.tzname() or tz.key
+
+
+def tanggal(day: date, lang: Lang = "id") -> str:
+    """``23 Nov 2026`` (``23 Agu 2026``; English month names with ``lang="en"``)."""
+    months = MONTHS_EN if lang == "en" else MONTHS_ID
+    return f"{day.day} {months[day.month - 1]} {day.year}"
+
+
+def bulan(day: date, lang: Lang = "id") -> str:
+    """``Nov 2026``: the month of ``day``."""
+    months = MONTHS_EN if lang == "en" else MONTHS_ID
+    return f"{months[day.month - 1]} {day.year}"
+
+
+def tanggal_waktu(at: datetime, tz: ZoneInfo, lang: Lang = "id") -> str:
+    """``23 Nov 2026 09.30 WIT``: the local date and time in ``tz`` (Indonesian writes 09.30)."""
+    local = at.astimezone(tz)
+    return f"{tanggal(local.date(), lang)} {local:%H.%M} {zone_label(tz, at)}"
+
+
+# ---- text for limited outputs -----------------------------------------------------------------
+
+
+def ascii_text(text: str) -> str:
+    """What a thermal printer's code page surely has: accents dropped, others as '?'."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(
+        ch if ch.isascii() else "?" for ch in decomposed if not unicodedata.combining(ch)
+    )
+
+
+def latin1(text: str) -> str:
+    """The PDF core fonts (Helvetica) cover Latin-1; anything else loses its accent or becomes
+    '?', so no font file needs to ship."""
+    out = []
+    for ch in text:
+        try:
+            ch.encode("latin-1")
+        except UnicodeEncodeError:
+            ch = ascii_text(ch) or "?"
+        out.append(ch)
+    return "".join(out)
+
+
+def csv_text(value: str) -> str:
+    """Text for a CSV cell that a spreadsheet will not run as a formula (``=``, ``+``, ``-``,
+    ``@`` first: CSV injection); unchanged otherwise."""
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
