@@ -599,7 +599,7 @@ class Ingester:
             try:
                 await self._write_retrying(chunk)
             except InfluxError as exc:
-                if getattr(exc, "too_large", False) or exc.status == 413:
+                if getattr(exc, "too_large", False) or exc.server_status == 413:
                     if step == 1:
                         raise
                     step = max(1, step // 2)  # too large: halve and try again

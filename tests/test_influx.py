@@ -27,11 +27,13 @@ from pydantic import SecretStr
 from tests.conftest import deposit_event, event_line
 from wastebank import influx as influx_module
 from wastebank.config import InfluxSettings, WastebankSettings, load_settings
+from wastebank.errors import SetupError, Unavailable
 from wastebank.influx import (
     DOWNSAMPLES,
     FieldValue,
     Influx,
     InfluxError,
+    InfluxSchemaError,
     V1Writer,
     V2Writer,
     alert_line,
@@ -47,6 +49,7 @@ from wastebank.influx import (
     make_writer,
     parse_retry_after,
 )
+from wastebank.influx import lines as influx_lines
 from wastebank.messages import (
     DepositEvent,
     FillReading,
@@ -135,9 +138,9 @@ def test_line_refuses_comments_and_unknown_types() -> None:
 
 
 def test_escape_cache_is_bounded() -> None:
-    for i in range(influx_module._ESCAPED_MAX + 10):
+    for i in range(influx_lines._ESCAPED_MAX + 10):
         line("m", {f"tag{i}": f"v{i}"}, {"x": i})
-    assert len(influx_module._escaped) <= influx_module._ESCAPED_MAX
+    assert len(influx_lines._escaped) <= influx_lines._ESCAPED_MAX
 
 
 # The builders' lines, as the Point-based builders wrote them before line() replaced Point: the
@@ -315,7 +318,7 @@ def test_413_is_too_large_not_retryable() -> None:
     assert not err.retryable
     assert not err.permanent
     assert err.kind == "too_large"
-    assert err.status == 413
+    assert err.server_status == 413
 
 
 @pytest.mark.parametrize(("status", "header", "wait"), [(429, "7", 7.0), (503, "0", 0.0)])
@@ -449,7 +452,7 @@ async def test_v1_unreachable_is_retryable() -> None:
         with pytest.raises(InfluxError) as info:
             await writer.write(["m v=1i 1"])
         assert info.value.retryable
-        assert info.value.status is None
+        assert info.value.server_status is None
     finally:
         await writer.aclose()
 
@@ -607,7 +610,25 @@ async def test_v2_error_classes(
     with pytest.raises(InfluxError) as info:
         await v2_writer().write(LINES)
     err = info.value
-    assert (err.status, err.kind, err.retry_after_s) == (reply[0], kind, retry_after_s)
+    assert (err.server_status, err.kind, err.retry_after_s) == (reply[0], kind, retry_after_s)
+
+
+def test_errors_in_the_project_families() -> None:
+    """An InfluxDB failure is Unavailable (an API answer that needed it is a 503) and keeps the
+    status InfluxDB answered apart; a missing schema is a SetupError (the CLI exits 2) that
+    callers catching InfluxError still catch."""
+    err = classify(400, b'{"error":"unable to parse"}')
+    assert isinstance(err, Unavailable)
+    assert (err.status, err.server_status) == (503, 400)
+    schema = InfluxSchemaError("kota", ["retention policy 'raw'"], "user 'ingest'")
+    assert isinstance(schema, SetupError)
+    assert isinstance(schema, InfluxError)
+    assert (schema.status, schema.server_status, schema.retryable) == (
+        SetupError.status,
+        403,
+        False,
+    )
+    assert "retention policy 'raw'" in str(schema)
 
 
 async def test_v2_unreachable_is_retryable(v2_writer: Callable[..., V2Writer]) -> None:
@@ -615,7 +636,7 @@ async def test_v2_unreachable_is_retryable(v2_writer: Callable[..., V2Writer]) -
     with pytest.raises(InfluxError) as info:
         await writer.write(LINES)
     assert info.value.retryable
-    assert info.value.status is None
+    assert info.value.server_status is None
 
 
 async def test_v2_timeout_is_retryable(
@@ -625,7 +646,7 @@ async def test_v2_timeout_is_retryable(
     with pytest.raises(InfluxError) as info:
         await v2_writer(timeout_s=0.3).write(LINES)
     assert info.value.retryable
-    assert info.value.status is None
+    assert info.value.server_status is None
 
 
 @pytest.mark.parametrize(("version", "api"), [("v2.7.10", "v2"), ("3.0.1", "v2"), ("1.8.10", "v1")])
@@ -691,7 +712,7 @@ async def test_field_type_conflict_is_permanent(
     finally:
         await writer.aclose()
     err = info.value
-    assert err.status == 400
+    assert err.server_status == 400
     assert err.permanent
     assert not err.retryable
     assert err.partial
@@ -809,7 +830,7 @@ async def test_points_older_than_raw_retention_are_refused_permanently(
             await writer.write([event_line(old, kecamatan="Sirimau", amount_idr=1)])
     finally:
         await writer.aclose()
-    assert info.value.status == 400
+    assert info.value.server_status == 400
     assert info.value.permanent
     assert info.value.beyond_retention
 

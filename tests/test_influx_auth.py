@@ -153,7 +153,7 @@ async def test_anonymous_write_and_query_are_refused(
             await writer.write(["m v=1i"])
     finally:
         await writer.aclose()
-    assert info.value.status == 401
+    assert info.value.server_status == 401
     assert info.value.retryable
     assert "anonymous" in str(info.value)
     admin = Influx(influx_settings)
@@ -182,18 +182,18 @@ async def test_api_reads_but_cannot_write_and_a_wrong_password_is_refused(
         assert series.values[0][1] == 1
         with pytest.raises(InfluxError) as refused:
             await reader.write(["m v=2i"])
-        assert refused.value.status == 403
+        assert refused.value.server_status == 403
         assert "user 'api'" in str(refused.value)
         with pytest.raises(InfluxError) as ddl:
             await reader.execute(f"DROP MEASUREMENT {ident('m')}")
-        assert ddl.value.status == 403
+        assert ddl.value.server_status == 403
     finally:
         await reader.aclose()
     wrong = Influx(api.model_copy(update={"password": SecretStr("not-the-password")}))
     try:
         with pytest.raises(InfluxError) as bad:
             await wrong.query('SELECT count("v") FROM "m"')
-        assert bad.value.status == 401
+        assert bad.value.server_status == 401
         assert "not-the-password" not in str(bad.value)
     finally:
         await wrong.aclose()
@@ -201,7 +201,7 @@ async def test_api_reads_but_cannot_write_and_a_wrong_password_is_refused(
     try:
         with pytest.raises(InfluxError) as tps_write:
             await tps.write(["m v=3i"])
-        assert tps_write.value.status == 403
+        assert tps_write.value.server_status == 403
     finally:
         await tps.aclose()
 
