@@ -9,7 +9,7 @@ GET /api/tps/alerts?days=7      active alerts and those raised or cleared in the
 GET /api/tps/{code}?start=&end= one TPS: the above plus its pickups in [start, end] (local days,
                                 default the last 7) with their masses, and totals per local day
 
-(``GET /api/tps/latest``, the latest raw reading per sensor, stays in api/app.py.)
+(``GET /api/tps/latest``, the latest raw reading per sensor: api/measured.py.)
 Every timestamp is aware (UTC); ``timezone`` names the city's zone, which the local days use.
 """
 

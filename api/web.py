@@ -203,6 +203,14 @@ METHOD_TEXTS: dict[str, tuple[str, str]] = {
 }
 
 
+def load_templates() -> None:
+    """Every page template compiled now: not read from disk on the event loop by a page's first
+    request (Jinja keeps them, and reloads one whose file changed)."""
+    env = TEMPLATES.env
+    for name in env.list_templates():
+        env.get_template(name)
+
+
 def text(key: str, lang: Lang) -> str:
     pair = TEXTS.get(key)
     if pair is None:

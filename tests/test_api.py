@@ -11,13 +11,15 @@ import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy.orm import Session
 
-from api.app import create_app, kg, local_day_bounds, rupiah
+from api.app import create_app
+from api.measured import local_day_bounds
 from tests.auth_helpers import PASSWORD, PIN, add_users, api_settings, login, with_csrf
 from tests.conftest import WIT, deposit_event, event_line
 from wastebank import alerts, ledger
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.influx import Influx, fill_line
 from wastebank.messages import FillReading
+from wastebank.passbook import kg, rupiah
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 
-from api.app import rupiah
 from firmware_sim.kiosk import KioskSimulator
 from tests.auth_helpers import ApiEnv, api_settings
 from tests.conftest import (
@@ -37,6 +36,7 @@ from wastebank import services
 from wastebank.browser import TABLET, chromium
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.influx import Influx
+from wastebank.passbook import rupiah
 
 pytest.importorskip("playwright")
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
