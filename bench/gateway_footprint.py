@@ -10,7 +10,7 @@
    Goal: >= 5,000 msg/s.
 
 Run after `make services`:
-    .venv/bin/python bench/gateway_footprint.py [--duration 30] [--rows 20000]
+    .venv/bin/python bench/gateway_footprint.py [--duration 30] [--rows 20000] [--quick]
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ import argparse
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,11 +36,14 @@ import tomli_w
 from firmware_sim.kiosk import KioskSimulator
 from firmware_sim.tps import SerialFillSensorSim
 from gateway.outbox import Outbox
-from wastebank.config import MqttSettings
+from wastebank import devices, services
+from wastebank.config import MqttSettings, load_settings
 from wastebank.messages import DepositEvent, Topics
+from wastebank.mqtt import client_id
 
 SENSORS = 20
 MB = 1024 * 1024
+BENCH_USER = "test"  # the broker identity of tests and benchmarks (docs/operations.md)
 
 
 def progress(text: str) -> None:
@@ -73,6 +77,30 @@ while True:
 
 
 @contextlib.contextmanager
+def registered_gateway(
+    run_dir: Path, gateway_id: str, prefix: str, serves: Iterable[tuple[str, str]] = ()
+) -> Iterator[None]:
+    """``gateway_id`` registered on this checkout's broker, which lets nobody in anonymously (as
+    `wastebank device add` does), its password where the gateway looks; removed afterwards."""
+    registry = devices.Registry(services.broker_auth_files(run_dir))
+    if registry.get(gateway_id) is not None:  # left by an interrupted run
+        registry.remove(gateway_id)
+    device = devices.Device(
+        "gateway", "bs-bench", gateway_id, topic_prefix=prefix, serves=tuple(serves)
+    )
+    secret = services.mqtt_secrets_dir(run_dir) / gateway_id
+    devices.write_secret(secret, registry.add(device).password + "\n")
+    settings = services.ServicesSettings(run_dir=run_dir)
+    services.reload_mosquitto(settings)
+    try:
+        yield
+    finally:
+        registry.remove(gateway_id)
+        secret.unlink(missing_ok=True)
+        services.reload_mosquitto(settings)
+
+
+@contextlib.contextmanager
 def child(args: list[str], env: dict[str, str] | None = None) -> Iterator[psutil.Process]:
     proc = subprocess.Popen(
         args,
@@ -91,7 +119,7 @@ def child(args: list[str], env: dict[str, str] | None = None) -> Iterator[psutil
             proc.wait()
 
 
-async def footprint(work: Path, mqtt: MqttSettings, duration_s: float) -> None:
+async def footprint(work: Path, mqtt: MqttSettings, duration_s: float, run_dir: Path) -> None:
     scale_link = work / "scale.tty"
     links = [work / f"jsn-{i:02d}.tty" for i in range(SENSORS)]
     site = work / "footprint.toml"
@@ -120,6 +148,8 @@ async def footprint(work: Path, mqtt: MqttSettings, duration_s: float) -> None:
         )
     )
     async with contextlib.AsyncExitStack() as stack:
+        serves = [("tps-bench", f"us-{i:02d}") for i in range(SENSORS)]
+        stack.enter_context(registered_gateway(run_dir, "gw-bench", "bench/", serves))
         await stack.enter_async_context(KioskSimulator(scale_link, seed=1))
         for i, link in enumerate(links):
             await stack.enter_async_context(
@@ -175,8 +205,15 @@ def payloads(rows: int, topics: Topics) -> list[tuple[str, bytes]]:
 
 async def raw_publish_rate(mqtt: MqttSettings, items: list[tuple[str, bytes]]) -> float:
     window = asyncio.Semaphore(64)
-
-    client = aiomqtt.Client(mqtt.host, mqtt.port, max_inflight_messages=64)
+    login = mqtt.model_copy(update={"username": BENCH_USER}).as_user(None)
+    client = aiomqtt.Client(
+        mqtt.host,
+        mqtt.port,
+        username=login.username,
+        password=login.password.get_secret_value() if login.password else None,
+        identifier=client_id(login.username, f"bench-raw-{secrets.token_hex(4)}"),
+        max_inflight_messages=64,
+    )
     client.pending_calls_threshold = 100  # 64 in flight on purpose
     async with client:
 
@@ -191,7 +228,7 @@ async def raw_publish_rate(mqtt: MqttSettings, items: list[tuple[str, bytes]]) -
         return len(items) / (time.perf_counter() - t0)
 
 
-async def drain(work: Path, mqtt: MqttSettings, rows: int) -> None:
+async def drain(work: Path, mqtt: MqttSettings, rows: int, run_dir: Path) -> None:
     topics = Topics("bench-drain/")
     items = payloads(rows, topics)
     progress(f"baseline: raw aiomqtt, {rows} QoS 1 publishes, 64 in flight")
@@ -218,7 +255,7 @@ async def drain(work: Path, mqtt: MqttSettings, rows: int) -> None:
     progress(f"gateway: draining {rows} rows")
     gateway = [sys.executable, "-m", "wastebank.cli", "gateway", "--config", str(site)]
     reader = Outbox(path)
-    with child(gateway):
+    with registered_gateway(run_dir, "gw-drain", "bench-drain/"), child(gateway):
         t0 = time.perf_counter()
         first = None
         while (left := len(reader)) > 0:
@@ -240,11 +277,21 @@ async def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--mqtt-port", type=int, default=MqttSettings().port)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="--duration 5 --rows 5000 (options given win): a before/after comparison's short "
+        "mode (bench/before_after.py)",
+    )
     args = parser.parse_args()
-    mqtt = MqttSettings(port=args.mqtt_port)
+    if args.quick:  # as defaults, so that an explicit --duration or --rows still wins
+        parser.set_defaults(duration=5.0, rows=5_000)
+        args = parser.parse_args()
+    run_dir = load_settings(services.ServicesSettings).run_dir
+    mqtt = MqttSettings(port=args.mqtt_port, credentials_dir=services.mqtt_secrets_dir(run_dir))
     with tempfile.TemporaryDirectory(prefix="wb-bench-") as tmp:
-        await footprint(Path(tmp), mqtt, args.duration)
-        await drain(Path(tmp), mqtt, args.rows)
+        await footprint(Path(tmp), mqtt, args.duration, run_dir)
+        await drain(Path(tmp), mqtt, args.rows, run_dir)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ include the publisher's own ramp (small: it is a raw-socket pipelined publisher,
 The Node-RED figure is the one issue 4 states for this machine; it is not measured here.
 
 Run after `make services` (psutil is in the `bench` extra):
-    .venv/bin/python bench/ingest.py [--n 100000] [--m 10000] [--backlog 100000]
+    .venv/bin/python bench/ingest.py [--n 100000] [--m 10000] [--backlog 100000] [--quick]
 """
 
 from __future__ import annotations
@@ -52,9 +52,10 @@ import psutil  # type: ignore[import-untyped, unused-ignore]
 from paho.mqtt.enums import CallbackAPIVersion
 
 from wastebank import services
-from wastebank.config import load_settings
+from wastebank.config import MqttSettings, load_settings
 from wastebank.influx import fill_line
 from wastebank.messages import DepositEvent, FillReading, Topics
+from wastebank.mqtt import client_id as broker_client_id
 from wastebank.seed import seed_demo
 
 NODE_RED_POINTS_S = 17_600  # issue 4: Node-RED on this machine, QoS 1, end to end (not ours)
@@ -69,6 +70,7 @@ GATEWAYS = 10
 MB = 1024 * 1024
 DROPPED_NOTICE = b"Outgoing messages are being dropped"  # Mosquitto 2.0, NOTICE
 STALL_S = 30.0  # no progress for this long: the rest is not coming
+BENCH_USER = "test"  # the broker identity of tests and benchmarks (docs/operations.md)
 
 Message = tuple[str, bytes]  # topic without prefix, payload
 
@@ -162,7 +164,21 @@ def _remaining_length(n: int) -> bytes:
             return bytes(out)
 
 
-def publisher_main(host: str, port: int, prefix: str, path: Path) -> None:
+def broker_login(credentials: Path, user: str = BENCH_USER) -> tuple[str, str]:
+    """``user``'s username and password on this checkout's broker, which lets nobody in
+    anonymously: the password `services up` keeps in ``credentials`` (.run/secrets/mqtt)."""
+    mqtt = MqttSettings(username=user, credentials_dir=credentials).as_user(None)
+    if mqtt.password is None:
+        raise SystemExit(f"no broker password for {user!r} in {credentials}: run `services up`")
+    return user, mqtt.password.get_secret_value()
+
+
+def _string(text: str) -> bytes:
+    data = text.encode()
+    return struct.pack("!H", len(data)) + data
+
+
+def publisher_main(host: str, port: int, prefix: str, path: Path, credentials: Path) -> None:
     """Publish every message in ``path`` at QoS 1, PUBLISH_WINDOW in flight; report on stdout.
 
     Prints ``first <epoch>`` just before the first PUBLISH and ``done <epoch> <acked>`` after
@@ -176,9 +192,11 @@ def publisher_main(host: str, port: int, prefix: str, path: Path) -> None:
         heads.append(b"\x32" + _remaining_length(length) + struct.pack("!H", len(t)) + t)
     sock = socket.create_connection((host, port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    client_id = f"bench-pub-{os.getpid()}".encode()
-    body = b"\x00\x04MQTT\x04\x02" + struct.pack("!H", 60) + struct.pack("!H", len(client_id))
-    body += client_id
+    user, password = broker_login(credentials)
+    # CONNECT flags 0xC2: a username, a password, a clean session.
+    body = b"\x00\x04MQTT\x04\xc2" + struct.pack("!H", 60)
+    body += _string(broker_client_id(user, f"bench-pub-{os.getpid()}"))
+    body += _string(user) + _string(password)
     sock.sendall(b"\x10" + _remaining_length(len(body)) + body)
     connack = sock.recv(4)
     if connack[:1] != b"\x20" or connack[3:4] != b"\x00":
@@ -225,9 +243,10 @@ class Publisher:
         return float(line[1])
 
 
-async def start_publisher(host: str, port: int, prefix: str, path: Path) -> Publisher:
+async def start_publisher(run: Run, prefix: str, path: Path) -> Publisher:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "_publish", host, str(port), prefix, str(path),
+        sys.executable, __file__, "_publish", run.host, str(run.mqtt_port), prefix, str(path),
+        str(run.credentials),
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -269,6 +288,7 @@ class Run:
     host: str
     mqtt_port: int
     influx_url: str
+    credentials: Path  # the broker passwords of `services up` (.run/secrets/mqtt)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     timeout_s: float = 300.0
 
@@ -281,9 +301,16 @@ class Run:
 
 async def raw_aiomqtt(run: Run, n: int, path: Path) -> Figure:
     prefix = run.prefix("aiomqtt")
-    async with aiomqtt.Client(run.host, run.mqtt_port, identifier=f"bench-aio-{run.run_id}") as c:
+    user, password = broker_login(run.credentials)
+    async with aiomqtt.Client(
+        run.host,
+        run.mqtt_port,
+        username=user,
+        password=password,
+        identifier=broker_client_id(user, f"bench-aio-{run.run_id}"),
+    ) as c:
         await c.subscribe(Topics(prefix).fill_filter, qos=1)
-        pub = await start_publisher(run.host, run.mqtt_port, prefix, path)
+        pub = await start_publisher(run, prefix, path)
         count, end = 0, time.time()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(run.timeout_s):
@@ -308,7 +335,11 @@ async def raw_paho(run: Run, n: int, path: Path) -> Figure:
             end = time.time()
             all_in.set()
 
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-paho-{run.run_id}")
+    user, password = broker_login(run.credentials)
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=broker_client_id(user, f"bench-paho-{run.run_id}")
+    )
+    client.username_pw_set(user, password)
     client.on_message = on_message
     client.on_subscribe = lambda *_: subscribed.set()
     client.connect(run.host, run.mqtt_port)
@@ -316,7 +347,7 @@ async def raw_paho(run: Run, n: int, path: Path) -> Figure:
     try:
         client.subscribe(Topics(prefix).fill_filter, qos=1)
         await asyncio.to_thread(subscribed.wait, 10)
-        pub = await start_publisher(run.host, run.mqtt_port, prefix, path)
+        pub = await start_publisher(run, prefix, path)
         if not await asyncio.to_thread(all_in.wait, run.timeout_s):
             end = time.time()
         await pub.finished()
@@ -457,10 +488,17 @@ def ledger_deposits(path: Path) -> int:
 
 
 async def forget_session(run: Run, client_id: str) -> None:
-    """Remove a persistent session from the shared broker (connect with clean session)."""
+    """Remove an ingester's persistent session from the shared broker (connect with clean
+    session): as ``ingest``, the only identity that may use its client id."""
+    user, password = broker_login(run.credentials, "ingest")
     with contextlib.suppress(aiomqtt.MqttError):
         async with aiomqtt.Client(
-            run.host, run.mqtt_port, identifier=client_id, clean_session=True
+            run.host,
+            run.mqtt_port,
+            username=user,
+            password=password,
+            identifier=broker_client_id(user, client_id),
+            clean_session=True,
         ):
             pass
 
@@ -486,7 +524,11 @@ async def bench(args: argparse.Namespace) -> Results:
     services.up(settings)
     host = "127.0.0.1" if settings.bind in ("", "0.0.0.0") else settings.bind  # noqa: S104
     run = Run(
-        host, settings.mqtt_port, f"http://{host}:{settings.influx_port}", timeout_s=args.timeout
+        host,
+        settings.mqtt_port,
+        f"http://{host}:{settings.influx_port}",
+        services.mqtt_secrets_dir(settings.run_dir),
+        timeout_s=args.timeout,
     )
     results = Results()
     broker_log = services._services(settings)[0].log_file  # noqa: SLF001
@@ -566,7 +608,7 @@ async def bench(args: argparse.Namespace) -> Results:
                 progress("(d) starting `wastebank ingest`")
                 await ingester.start()
                 progress(f"(d) ingester, {args.n:,} fill readings end to end")
-                pub = await start_publisher(run.host, run.mqtt_port, run.prefix("ingest"), fills)
+                pub = await start_publisher(run, run.prefix("ingest"), fills)
                 count, end = await until(
                     "telemetry", args.n, lambda: fill_count("tps-bench"), run.timeout_s
                 )
@@ -576,7 +618,7 @@ async def bench(args: argparse.Namespace) -> Results:
                 )
                 results.phase_rss_mb["telemetry"] = ingester.take_peak()
                 progress(f"(d) ingester, {args.m:,} deposits end to end (ledger + InfluxDB)")
-                pub = await start_publisher(run.host, run.mqtt_port, run.prefix("ingest"), deposits)
+                pub = await start_publisher(run, run.prefix("ingest"), deposits)
                 count, end = await until("deposits", args.m, deposits_done, run.timeout_s)
                 await pub.finished()
                 figs["deposits"] = Figure(
@@ -586,7 +628,7 @@ async def bench(args: argparse.Namespace) -> Results:
 
                 progress(f"(f) backlog: ingester stopped, {args.backlog:,} published")
                 await ingester.stop()
-                pub = await start_publisher(run.host, run.mqtt_port, run.prefix("ingest"), backlog)
+                pub = await start_publisher(run, run.prefix("ingest"), backlog)
                 await pub.finished()
                 progress("(f) backlog: ingester started again, draining")
                 started = await ingester.start()
@@ -606,9 +648,7 @@ async def bench(args: argparse.Namespace) -> Results:
                 for one in shared:
                     await one.start()
                     results.shared_idle_mb.append(one.idle_rss / MB)
-                pub = await start_publisher(
-                    run.host, run.mqtt_port, run.prefix("shared"), shared_fills
-                )
+                pub = await start_publisher(run, run.prefix("shared"), shared_fills)
                 count, end = await until(
                     "shared", args.n, lambda: fill_count("tps-shared"), run.timeout_s
                 )
@@ -635,7 +675,7 @@ async def bench(args: argparse.Namespace) -> Results:
     if broker_log.exists():
         with broker_log.open("rb") as fh:
             fh.seek(log_offset)
-            ours = b"for client bench-"
+            ours = b"@bench-"  # our client ids: {username}@bench-...
             results.dropped_notices = sum(
                 1 for line in fh if DROPPED_NOTICE in line and ours in line
             )
@@ -722,15 +762,26 @@ def _goal(text: str, met: bool) -> str:
 
 
 def main() -> None:
-    if len(sys.argv) == 6 and sys.argv[1] == "_publish":
-        publisher_main(sys.argv[2], int(sys.argv[3]), sys.argv[4], Path(sys.argv[5]))
+    if len(sys.argv) == 7 and sys.argv[1] == "_publish":
+        publisher_main(
+            sys.argv[2], int(sys.argv[3]), sys.argv[4], Path(sys.argv[5]), Path(sys.argv[6])
+        )
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--n", type=int, default=100_000, help="fill readings per phase")
     parser.add_argument("--m", type=int, default=10_000, help="deposit events")
     parser.add_argument("--backlog", type=int, default=100_000, help="backlog to drain")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per phase, at most")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="N=30,000, M=3,000, backlog 30,000 (options given win): a before/after comparison's "
+        "short mode (bench/before_after.py)",
+    )
     args = parser.parse_args()
+    if args.quick:  # as defaults, so that an explicit --n etc. still wins
+        parser.set_defaults(n=30_000, m=3_000, backlog=30_000)
+        args = parser.parse_args()
     results = asyncio.run(bench(args))
     report(results, args)
 
