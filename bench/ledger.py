@@ -10,7 +10,7 @@ The baseline is the code apply_deposits had before: one SAVEPOINT and one ORM fl
 (kept below, verbatim but for names). Both paths must return the same outcomes and leave the same
 balances; the script checks that before it prints the figures.
 
-    .venv/bin/python bench/ledger.py [--n 20000] [--batch 5000]
+    .venv/bin/python bench/ledger.py [--n 20000] [--batch 5000] [--quick]
 """
 
 from __future__ import annotations
@@ -238,6 +238,8 @@ class _OldReferences:
             net_g=d.net_g,
             amount_idr=d.amount_idr,
             price_per_kg_idr=d.price_per_kg_idr,
+            measured_at=d.measured_at,
+            gateway_id=d.gateway_id,
         )
 
 
@@ -300,7 +302,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000, help="deposits")
     parser.add_argument("--batch", type=int, default=5_000, help="deposits per transaction")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="--n 5000 --batch 1000 (options given win): a before/after comparison's short mode "
+        "(bench/before_after.py)",
+    )
     args = parser.parse_args()
+    if args.quick:  # as defaults, so that an explicit --n or --batch still wins
+        parser.set_defaults(n=5_000, batch=1_000)
+        args = parser.parse_args()
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
     events = deposit_events(args.n, base)
     with tempfile.TemporaryDirectory(prefix="wastebank-bench-ledger-") as tmp:
