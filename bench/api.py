@@ -43,6 +43,7 @@ Run after `make services` (add `--with postgresql` for `--ledger postgresql`):
     .venv/bin/python bench/api.py [--members 100000] [--deposits 1000000] [--ledger sqlite]
     [--keep DIR]  (SQLite: keep the seeded ledger in DIR and reuse it on the next run)
     [--workers 1 --mixed-only]  (issue 13's target: one worker; the open loops (e) only)
+    [--quick]  (a small ledger and short runs: QUICK below)
 """
 
 from __future__ import annotations
@@ -1276,6 +1277,20 @@ def _mix(text: str) -> dict[str, float]:
     return out
 
 
+# --quick: a small ledger and short runs, every kind of figure still measured.
+QUICK = {
+    "members": 5_000,
+    "deposits": 50_000,
+    "tokens": 1_000,
+    "seconds": 3,
+    "logins": 2,
+    "mixed_seconds": 10,
+    "storm_seconds": 5,
+    "after_seconds": 3,
+    "settle_seconds": 60,
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--members", type=int, default=100_000)
@@ -1330,7 +1345,16 @@ def main() -> None:
         default=os.cpu_count() or 1,
         help="`wastebank api --workers` (and the bare uvicorn ceiling's); default one per core",
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small ledger and short runs (QUICK in this file; options given win): a "
+        "before/after comparison's short mode (bench/before_after.py)",
+    )
     args = parser.parse_args()
+    if args.quick:  # as defaults, so that an explicit option still wins
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args()
     results = asyncio.run(bench(args))
     report(results, args)
 

@@ -37,7 +37,7 @@ untimed run):
 The exit status is the ledger goal's; the fill figures are printed with their own verdicts.
 
     .venv/bin/python bench/reports.py [--deposits 2000000] [--fill-sensors 500] [--runs 5]
-        [--backend postgresql|sqlite] [--no-rebuild]
+        [--backend postgresql|sqlite] [--no-rebuild] [--quick]
 """
 
 from __future__ import annotations
@@ -590,7 +590,16 @@ def main() -> int:
         default="postgresql",
         help="the ledger's database (sqlite: a temporary file)",
     )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="SQLite, 200,000 deposits, 10 banks, 20 TPS with 30 days of readings (options given "
+        "win): a before/after comparison's short mode (bench/before_after.py)",
+    )
     args = ap.parse_args()
+    if args.quick:  # as defaults, so that an explicit option still wins
+        ap.set_defaults(backend="sqlite", deposits=200_000, banks=10, fill_sensors=20, fill_days=30)
+        args = ap.parse_args()
 
     services_settings = load_settings(services.ServicesSettings)
     scratch = tempfile.TemporaryDirectory(prefix="wastebank-bench-reports-")
