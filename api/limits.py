@@ -19,7 +19,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from fastapi import params
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -71,36 +71,14 @@ class BodyLimit:
             self._note(scope, "declared", limit, declared)
             await _refuse(send, limit)
             return
-        received = 0
-        started = refused = False
-
-        async def counted() -> Message:
-            nonlocal received, refused
-            message = await receive()
-            if message["type"] == "http.request" and not refused:
-                received += len(message.get("body", b""))
-                if received > limit:
-                    refused = True
-                    self._note(scope, "streamed", limit, received)
-                    if not started:
-                        await _refuse(send, limit)
-                    # the app sees the client gone: it stops reading, and whatever it answers
-                    # is dropped (the 413 is the answer)
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def guarded(message: Message) -> None:
-            nonlocal started
-            if refused:
-                return
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        stream = _Streamed(
+            limit, receive, send, lambda size: self._note(scope, "streamed", limit, size)
+        )
         try:
-            await self.app(scope, counted, guarded)
+            await self.app(scope, stream.receive, stream.send)
         except Exception:
-            if not refused:  # an error of the app's own; one caused by the cut body is answered
+            # an error of the app's own is raised; one caused by the cut body is answered
+            if not stream.refused:
                 raise
 
     def _note(self, scope: Scope, how: str, limit: int, size: int) -> None:
@@ -116,6 +94,41 @@ class BodyLimit:
             size,
             limit,
         )
+
+
+class _Streamed:
+    """One request's body counted as the app reads it: past the limit, the 413 is sent (unless
+    the app has begun its answer) and the app sees the client gone."""
+
+    def __init__(
+        self, limit: int, receive: Receive, send: Send, on_refused: Callable[[int], None]
+    ) -> None:
+        self._limit, self._receive, self._send = limit, receive, send
+        self._on_refused = on_refused
+        self.received = 0
+        self.started = self.refused = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] != "http.request" or self.refused:
+            return message
+        self.received += len(message.get("body", b""))
+        if self.received <= self._limit:
+            return message
+        self.refused = True
+        self._on_refused(self.received)
+        if not self.started:
+            await _refuse(self._send, self._limit)
+        # the app sees the client gone: it stops reading, and whatever it answers is dropped
+        # (the 413 is the answer)
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        if self.refused:
+            return
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
 
 
 def _content_length(scope: Scope) -> int | None:
