@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import WIT, LedgerFactory, deposit_event
 from wastebank import ledger
+from wastebank.ledger import deposits, summary
 from wastebank.messages import DepositEvent
 
 
@@ -329,19 +330,20 @@ def test_a_deposit_another_writer_applied_first_is_a_duplicate(
     """The other ingester commits between our read of applied ids and our insert: its row
     stands, ours is reported DUPLICATE (as the winner applied it) and writes no entries."""
     if not on_conflict:  # a dialect without INSERT ... ON CONFLICT: one savepoint a row
-        monkeypatch.setattr(ledger, "_ON_CONFLICT_INSERTS", {})
+        for name in list(summary.ON_CONFLICT_INSERTS):
+            monkeypatch.delitem(summary.ON_CONFLICT_INSERTS, name)
     with Session(engine) as s:
         winner = ledger.apply_deposit(s, deposit_event(2, net_g=3000))
         same = ledger.apply_deposit(s, deposit_event(5, net_g=1000))
-    real_applied = ledger._References.applied
+    real_applied = deposits.References.applied
     calls = 0
 
-    def stale_first_read(self: ledger._References, event_ids: Sequence[str]) -> object:
+    def stale_first_read(self: deposits.References, event_ids: Sequence[str]) -> object:
         nonlocal calls
         calls += 1
         return {} if calls == 1 else real_applied(self, event_ids)
 
-    monkeypatch.setattr(ledger._References, "applied", stale_first_read)
+    monkeypatch.setattr(deposits.References, "applied", stale_first_read)
     with Session(engine) as s:
         out = ledger.apply_deposits(
             s,
@@ -417,14 +419,14 @@ def test_two_writers_on_one_file_apply_each_deposit_once(ledger_url: str) -> Non
 
 def test_the_insert_skips_a_conflicting_event_id_on_both_dialects() -> None:
     for name in ("sqlite", "postgresql"):
-        stmt = ledger._insert_skipping_applied(name)
+        stmt = deposits._insert_skipping_applied(name)
         assert stmt is not None
         dialect = create_mock_engine(f"{name}://", lambda *_a, **_k: None).dialect
         sql = " ".join(str(stmt.compile(dialect=dialect)).split())
         assert sql.startswith("INSERT INTO deposit "), name
         assert "ON CONFLICT (event_id) DO NOTHING RETURNING" in sql, name
         assert sql.endswith("event_id"), name
-    assert ledger._insert_skipping_applied("mssql") is None
+    assert deposits._insert_skipping_applied("mssql") is None
 
 
 # ---- the batch path against applying one deposit at a time ----------------------------------

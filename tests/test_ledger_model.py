@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import WIT, LedgerFactory, deposit_event
 from wastebank import ledger, migrations
+from wastebank.ledger import manual, registry
 from wastebank.messages import EVENT_ID_PATTERN
 from wastebank.seed import load_city, seed
 
@@ -259,7 +260,7 @@ def test_a_manual_id_already_taken_is_drawn_again(
         first = ledger.record_manual_deposit(s, **args).event_id
         _deposit(s, 1, at=NOV + timedelta(days=2))
         draws = iter([first, "M-0000-0001", first, "M-0000-0002"])
-        monkeypatch.setattr(ledger, "new_manual_id", lambda: next(draws))
+        monkeypatch.setattr(manual, "new_manual_id", lambda: next(draws))
         second = ledger.record_manual_deposit(s, **args)
         assert (second.outcome, second.event_id) == (ledger.Outcome.APPLIED, "M-0000-0001")
         _, fixed = ledger.correct_deposit(s, "gw-01-1", author=STAFF_BM, reason="x", net_g=900)
@@ -267,7 +268,7 @@ def test_a_manual_id_already_taken_is_drawn_again(
         assert ledger.member_balance(s, "AMB-0001") == 2 * 4000 + 3600
         _verified(s)
         # Taken every time (not a collision but a fault): refused after a few draws, nothing kept.
-        monkeypatch.setattr(ledger, "new_manual_id", lambda: first)
+        monkeypatch.setattr(manual, "new_manual_id", lambda: first)
         with pytest.raises(IntegrityError):
             ledger.record_manual_deposit(s, **args)
         assert s.scalar(select(func.count()).select_from(ledger.Deposit)) == 4
@@ -689,7 +690,7 @@ def test_concurrent_withdrawal_requests_never_overdraw(ledger_url: str) -> None:
         eng.dispose()
     assert Counter(outcomes) == {"requested": 124, "refused": 76}
     with Session(setup) as s:
-        pending = ledger.member_pending(s, ledger._member(s, "AMB-0001").id)
+        pending = ledger.member_pending(s, registry.member_by_no(s, "AMB-0001").id)
         assert pending == 124 * amount <= balance
         assert 0 <= ledger.member_available(s, "AMB-0001") < amount
         assert ledger.verify(s) == []

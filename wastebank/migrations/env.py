@@ -20,7 +20,7 @@ context.configure(
     render_as_batch=True,
     compare_type=True,
     # Inside the caller's transaction; SQLite's DDL is transactional too (the driver begins
-    # nothing of its own: wastebank.ledger._sqlite_pragmas).
+    # nothing of its own: wastebank.ledger.engine._sqlite_pragmas).
     transactional_ddl=True,
 )
 with context.begin_transaction():  # the caller's transaction: this begins nothing

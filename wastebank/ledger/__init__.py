@@ -1,0 +1,312 @@
+"""The ledger: cities, banks, members, cards, categories, prices, deposits, a double-entry journal.
+
+SQLite by default (SQLAlchemy 2), PostgreSQL for multi-node. Money is integer Rupiah, weights are
+integer grams, timestamps are stored in UTC and always returned with a time zone.
+
+A deposit is applied exactly once by its ``event_id`` (unique constraint; a replay is reported as a
+duplicate, never applied twice) and priced at the bank's price in force at ``measured_at``. Each
+applied deposit writes two journal entries that sum to zero: the member's account is credited and
+the bank's waste-purchase account is debited. Balances are sums of entries, never stored.
+
+Beside the money journal (integer Rupiah) there is a stock journal (integer grams per category):
+a deposit puts its weight into the bank's stock; sales to a pengepul, transfers from a unit to its
+induk, and residue or burned waste take it out. Nothing is edited or deleted: a wrong deposit is
+voided by reversal entries (and, for a correction, replaced by a new deposit). :func:`verify`
+recomputes every entry from the documents (deposits, voids, withdrawals, stock movements) and
+reports any difference, any unbalanced transaction and any negative balance or stock.
+
+Functions that add reference data (``create_*``) flush and leave the commit to the caller;
+operations on money or stock (manual deposits, voids, prices, withdrawals, stock movements)
+commit, because their checks hold only under the locks of their own transaction (see
+:func:`request_withdrawal`), and roll back whatever they wrote when they refuse.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from wastebank.ledger.applied import (
+    AppliedDeposit,
+    Outcome,
+)
+from wastebank.ledger.balances import (
+    bank_funds_account,
+    bank_purchase_account,
+    bank_sales_account,
+    bank_stock,
+    journal_is_balanced,
+    member_account,
+    member_available,
+    member_balance,
+    member_pending,
+    stock_account,
+    stock_flow_account,
+    stock_of,
+)
+from wastebank.ledger.deadletters import (
+    RESOLVED_ID_PREFIX,
+    NewDeadLetter,
+    add_dead_letter,
+    add_dead_letters,
+    dead_letters,
+    deposit_by_event_id,
+    get_dead_letter,
+    mark_replayed,
+    purge_dead_letters,
+    record_replay_failure,
+    resolve_dead_letter,
+)
+from wastebank.ledger.deposits import (
+    apply_deposit,
+    apply_deposits,
+    member_deposits,
+)
+from wastebank.ledger.engine import (
+    make_engine,
+    plain_engine,
+    postgresql_conninfo,
+    postgresql_password_file,
+)
+from wastebank.ledger.errors import (
+    AlreadyVoided,
+    BelowMinimum,
+    DepositConflict,
+    DepositOverLimit,
+    DepositRejected,
+    IdempotencyKeyReused,
+    InsufficientBalance,
+    InsufficientStock,
+    InvalidTransition,
+    LedgerError,
+    NotAllowed,
+    NotFound,
+    OverLimit,
+    PriceHistoryLocked,
+    SecondPersonRequired,
+)
+from wastebank.ledger.manual import (
+    MANUAL_ID_ALPHABET,
+    MANUAL_ID_ATTEMPTS,
+    MANUAL_ID_PATTERN,
+    correct_deposit,
+    is_voided,
+    new_manual_id,
+    record_manual_deposit,
+    void_deposit,
+)
+from wastebank.ledger.models import (
+    NAMING_CONVENTION,
+    OPEN_WITHDRAWALS,
+    AreaKind,
+    Attendant,
+    Bank,
+    BankKind,
+    Base,
+    Card,
+    Category,
+    City,
+    Collector,
+    DeadLetter,
+    DeadLetterReason,
+    Deposit,
+    DepositDay,
+    DepositMonth,
+    DepositVoid,
+    JournalEntry,
+    Kecamatan,
+    Kelurahan,
+    MaterialClass,
+    Member,
+    MemberKind,
+    MovementKind,
+    PayoutMethod,
+    Price,
+    SipsnClass,
+    StockEntry,
+    StockMovement,
+    Unit,
+    UtcDateTime,
+    Withdrawal,
+    WithdrawalStatus,
+    utcnow,
+)
+from wastebank.ledger.pricing import (
+    amount_for_quantity,
+    price_in_force,
+    set_price,
+)
+from wastebank.ledger.registry import (
+    MemberPrivacySettings,
+    bank_units,
+    city_of_bank,
+    create_attendant,
+    create_bank,
+    create_collector,
+    create_member,
+    first_city,
+    get_member,
+    hash_nik,
+    members_with_nik,
+    require_attendant,
+)
+from wastebank.ledger.stock import (
+    dispose_stock,
+    sell_stock,
+    transfer_stock,
+)
+from wastebank.ledger.summary import (
+    DayKey,
+    month_of,
+    rebuild_deposit_days,
+)
+from wastebank.ledger.tps_tables import (
+    Tps,
+    TpsAlert,
+    TpsPickup,
+)
+from wastebank.ledger.verify import (
+    Problem,
+    verify,
+    verify_summaries,
+)
+from wastebank.ledger.withdrawals import (
+    approve_withdrawal,
+    cancel_withdrawal,
+    pay_withdrawal,
+    reject_withdrawal,
+    request_withdrawal,
+)
+from wastebank.money_rules import amount_for
+
+__all__ = [
+    "AlreadyVoided",
+    "AppliedDeposit",
+    "AreaKind",
+    "Attendant",
+    "Bank",
+    "BankKind",
+    "Base",
+    "BelowMinimum",
+    "Card",
+    "Category",
+    "City",
+    "Collector",
+    "DayKey",
+    "DeadLetter",
+    "DeadLetterReason",
+    "Deposit",
+    "DepositConflict",
+    "DepositDay",
+    "DepositMonth",
+    "DepositOverLimit",
+    "DepositRejected",
+    "DepositVoid",
+    "IdempotencyKeyReused",
+    "InsufficientBalance",
+    "InsufficientStock",
+    "InvalidTransition",
+    "JournalEntry",
+    "Kecamatan",
+    "Kelurahan",
+    "LedgerError",
+    "MANUAL_ID_ALPHABET",
+    "MANUAL_ID_ATTEMPTS",
+    "MANUAL_ID_PATTERN",
+    "MaterialClass",
+    "Member",
+    "MemberKind",
+    "MemberPrivacySettings",
+    "MovementKind",
+    "NAMING_CONVENTION",
+    "NewDeadLetter",
+    "NotAllowed",
+    "NotFound",
+    "OPEN_WITHDRAWALS",
+    "Outcome",
+    "OverLimit",
+    "PayoutMethod",
+    "Price",
+    "PriceHistoryLocked",
+    "Problem",
+    "RESOLVED_ID_PREFIX",
+    "SecondPersonRequired",
+    "Session",
+    "SipsnClass",
+    "StockEntry",
+    "StockMovement",
+    "Tps",
+    "TpsAlert",
+    "TpsPickup",
+    "Unit",
+    "UtcDateTime",
+    "Withdrawal",
+    "WithdrawalStatus",
+    "add_dead_letter",
+    "add_dead_letters",
+    "amount_for_quantity",
+    "amount_for",
+    "apply_deposit",
+    "apply_deposits",
+    "approve_withdrawal",
+    "bank_funds_account",
+    "bank_purchase_account",
+    "bank_sales_account",
+    "bank_stock",
+    "bank_units",
+    "cancel_withdrawal",
+    "city_of_bank",
+    "correct_deposit",
+    "create_attendant",
+    "create_bank",
+    "create_collector",
+    "create_member",
+    "dead_letters",
+    "deposit_by_event_id",
+    "dispose_stock",
+    "first_city",
+    "get_dead_letter",
+    "get_member",
+    "hash_nik",
+    "is_voided",
+    "journal_is_balanced",
+    "make_engine",
+    "mark_replayed",
+    "member_account",
+    "member_available",
+    "member_balance",
+    "member_deposits",
+    "member_pending",
+    "members_with_nik",
+    "month_of",
+    "new_manual_id",
+    "pay_withdrawal",
+    "plain_engine",
+    "postgresql_conninfo",
+    "postgresql_password_file",
+    "price_in_force",
+    "purge_dead_letters",
+    "rebuild_deposit_days",
+    "record_manual_deposit",
+    "record_replay_failure",
+    "reject_withdrawal",
+    "request_withdrawal",
+    "require_attendant",
+    "resolve_dead_letter",
+    "sell_stock",
+    "set_price",
+    "stock_account",
+    "stock_flow_account",
+    "stock_of",
+    "transfer_stock",
+    "utcnow",
+    "verify",
+    "verify_summaries",
+    "void_deposit",
+]
+
+
+# The login system's tables (users, login failures, the audit log) are the ledger's too: on
+# ``Base.metadata`` wherever the ledger is, so migrations and their checks see them.
+from wastebank import access as _access  # noqa: E402, F401
+from wastebank import alerts as _alerts  # noqa: E402, F401 - system_alert, likewise
+from wastebank import reconcile as _reconcile  # noqa: E402, F401 - reconciliation_run, likewise

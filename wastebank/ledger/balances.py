@@ -1,0 +1,153 @@
+"""Accounts and their balances: the names of the journal's accounts, a member's balance and what
+they may still withdraw, a bank's stock, the entries an operation writes, and the row locks
+under which an operation that lowers a balance or a stock checks it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from wastebank.ledger.errors import InsufficientBalance, InsufficientStock
+from wastebank.ledger.models import (
+    OPEN_WITHDRAWALS,
+    Bank,
+    Category,
+    JournalEntry,
+    Member,
+    StockEntry,
+    Withdrawal,
+)
+from wastebank.ledger.registry import member_by_no
+
+
+def member_account(member_no: str) -> str:
+    return f"member:{member_no}"
+
+
+def bank_purchase_account(bank_code: str) -> str:
+    return f"bank:{bank_code}:waste_purchases"
+
+
+def bank_funds_account(bank_code: str, method: str) -> str:
+    """Where a bank's money is: ``cash``, or the account behind transfers and e-wallets."""
+    return f"bank:{bank_code}:funds:{method}"
+
+
+def bank_sales_account(bank_code: str) -> str:
+    return f"bank:{bank_code}:sales"
+
+
+def stock_account(bank_code: str) -> str:
+    return f"stock:{bank_code}"
+
+
+def stock_flow_account(kind: str, bank_code: str) -> str:
+    """The other leg of a stock entry: ``intake``, ``sold``, ``residue``, ``burned``,
+    ``shrinkage``."""
+    return f"{kind}:{bank_code}"
+
+
+def member_balance(session: Session, member_no: str) -> int:
+    total = session.scalar(
+        select(func.coalesce(func.sum(JournalEntry.amount_idr), 0)).where(
+            JournalEntry.account == member_account(member_no)
+        )
+    )
+    return int(total or 0)
+
+
+def journal_is_balanced(session: Session) -> bool:
+    """Every transaction's legs sum to zero."""
+    stmt = (
+        select(JournalEntry.txn_ref)
+        .group_by(JournalEntry.txn_ref)
+        .having(func.sum(JournalEntry.amount_idr) != 0)
+        .limit(1)
+    )
+    return session.scalar(stmt) is None
+
+
+def lock_member(session: Session, member_id: int) -> None:
+    """Hold the member's row until the transaction ends: every operation that lowers a member's
+    available balance takes it first, so their check-then-write steps run one at a time.
+    PostgreSQL: ``SELECT ... FOR UPDATE``. SQLite ignores FOR UPDATE, but a writer engine begins
+    every transaction IMMEDIATE (see :func:`make_engine`): one writer at a time, whole ledger."""
+    session.execute(select(Member.id).where(Member.id == member_id).with_for_update())
+
+
+def lock_bank(session: Session, bank_id: int) -> None:
+    """Hold the bank's row: every operation that lowers its stock (or sets its prices) takes it
+    first. Lock order, to never deadlock: a member before a bank."""
+    session.execute(select(Bank.id).where(Bank.id == bank_id).with_for_update())
+
+
+def journal_rows(txn: str, legs: Sequence[tuple[str, int]], memo: str) -> list[JournalEntry]:
+    return [JournalEntry(txn_ref=txn, account=a, amount_idr=v, memo=memo[:200]) for a, v in legs]
+
+
+def stock_rows(
+    txn: str, category_id: int, legs: Sequence[tuple[str, int]], memo: str
+) -> list[StockEntry]:
+    return [
+        StockEntry(txn_ref=txn, account=a, category_id=category_id, grams=g, memo=memo[:200])
+        for a, g in legs
+    ]
+
+
+def member_pending(session: Session, member_id: int) -> int:
+    """Rupiah reserved by the member's open (requested or approved) withdrawals."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(Withdrawal.amount_idr), 0)).where(
+            Withdrawal.member_id == member_id, Withdrawal.status.in_(OPEN_WITHDRAWALS)
+        )
+    )
+    return int(total or 0)
+
+
+def member_available(session: Session, member_no: str) -> int:
+    """What the member may still withdraw: balance minus open withdrawals."""
+    member = member_by_no(session, member_no)
+    return member_balance(session, member_no) - member_pending(session, member.id)
+
+
+def check_available(session: Session, member: Member, what: str) -> None:
+    balance = member_balance(session, member.member_no)
+    available = balance - member_pending(session, member.id)
+    if available < 0:
+        raise InsufficientBalance(
+            f"{what} would leave nasabah {member.member_no} Rp{available} available "
+            f"(balance Rp{balance}, open withdrawals Rp{balance - available})"
+        )
+
+
+def stock_of(session: Session, bank_code: str, category_id: int) -> int:
+    """Grams of a category a bank holds: the sum of its stock entries."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(StockEntry.grams), 0)).where(
+            StockEntry.account == stock_account(bank_code), StockEntry.category_id == category_id
+        )
+    )
+    return int(total or 0)
+
+
+def bank_stock(session: Session, bank_code: str) -> dict[str, int]:
+    """Grams per category code that a bank holds (categories it never held are absent)."""
+    rows = session.execute(
+        select(Category.code, func.sum(StockEntry.grams))
+        .join(Category, StockEntry.category_id == Category.id)
+        .where(StockEntry.account == stock_account(bank_code))
+        .group_by(Category.code)
+        .order_by(Category.code)
+    )
+    return {code: int(grams) for code, grams in rows}
+
+
+def check_stock(session: Session, bank: Bank, category_id: int, what: str) -> None:
+    held = stock_of(session, bank.code, category_id)
+    if held < 0:
+        code = session.get(Category, category_id)
+        raise InsufficientStock(
+            f"{what} would leave {bank.code} with {held} g of {code.code if code else category_id}"
+        )

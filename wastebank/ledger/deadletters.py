@@ -1,0 +1,239 @@
+"""Dead letters: messages the ingester could not apply, kept byte for byte; their replays, their
+resolution by an operator, and their purge."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from wastebank.ledger.applied import AppliedDeposit
+from wastebank.ledger.deposits import References, write_deposit
+from wastebank.ledger.errors import DepositRejected, InvalidTransition, NotFound, transaction
+from wastebank.ledger.models import DeadLetter, DeadLetterReason, Deposit, utcnow
+from wastebank.messages import DepositEvent
+from wastebank.money_rules import DEFAULT_RULES, MoneyRules
+
+
+class NewDeadLetter(NamedTuple):
+    topic: str
+    payload: bytes
+    error: str
+    reason: str = DeadLetterReason.INVALID
+    event_id: str | None = None
+
+
+def add_dead_letters(
+    session: Session, rows: Sequence[NewDeadLetter | tuple[str, bytes, str]], *, commit: bool = True
+) -> list[DeadLetter]:
+    """Store (topic, raw payload, error[, reason, event id]) rows in one transaction."""
+    added = [
+        DeadLetter(
+            topic=r.topic,
+            payload=r.payload,
+            error=r.error[:4000],
+            reason=str(r.reason),
+            event_id=r.event_id[:100] if r.event_id else None,
+        )
+        for r in (NewDeadLetter(*row) for row in rows)
+    ]
+    session.add_all(added)
+    if commit:
+        session.commit()
+    return added
+
+
+def add_dead_letter(
+    session: Session,
+    topic: str,
+    payload: bytes,
+    error: str,
+    reason: str = DeadLetterReason.INVALID,
+    event_id: str | None = None,
+) -> int:
+    (row,) = add_dead_letters(session, [NewDeadLetter(topic, payload, error, reason, event_id)])
+    return row.id
+
+
+def dead_letters(
+    session: Session,
+    limit: int | None = 1000,
+    *,
+    topic_contains: str | None = None,
+    since: datetime | None = None,
+    replayed: bool | None = None,
+    ids: Sequence[int] | None = None,
+    newest_first: bool = False,
+) -> list[DeadLetter]:
+    """Dead letters, oldest (or newest) first, filtered by each criterion that is given."""
+    stmt = select(DeadLetter).order_by(DeadLetter.id.desc() if newest_first else DeadLetter.id)
+    if topic_contains:
+        stmt = stmt.where(DeadLetter.topic.contains(topic_contains, autoescape=True))
+    if since is not None:
+        stmt = stmt.where(DeadLetter.received_at >= since)
+    if replayed is not None:
+        stmt = stmt.where(
+            DeadLetter.replayed_at.is_not(None) if replayed else DeadLetter.replayed_at.is_(None)
+        )
+    if ids is not None:
+        stmt = stmt.where(DeadLetter.id.in_(list(ids)))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(session.scalars(stmt))
+
+
+def get_dead_letter(session: Session, dead_letter_id: int) -> DeadLetter | None:
+    return session.get(DeadLetter, dead_letter_id)
+
+
+RESOLVED_ID_PREFIX = "R-"
+"""A conflict applied as a new deposit gets ``R-{dead letter id}``: issued by the server,
+upper-case, so no device id can be it, and one dead letter can be applied only once."""
+
+
+def deposit_by_event_id(session: Session, event_id: str) -> Deposit | None:
+    return session.scalar(select(Deposit).where(Deposit.event_id == event_id))
+
+
+def resolve_dead_letter(
+    session: Session,
+    dead_letter_id: int,
+    *,
+    apply: bool,
+    reason: str,
+    author: str,
+    rules: MoneyRules = DEFAULT_RULES,
+) -> tuple[DeadLetter, AppliedDeposit | None]:
+    """Settle a dead letter that a replay cannot settle, once, with a reason (``author``, an
+    operator, is recorded on it; the caller adds the audit entry in this transaction).
+
+    ``apply``: a ``conflict`` becomes a deposit of its own, ``R-{id}``, priced like any other at
+    its own time (and held to its scale's limit in ``rules``), with the reason on the deposit;
+    an ``over_limit`` deposit is applied under its own event id, as the scale sent it: the
+    operator vouches for the weight, so its scale's limit is not checked again. Otherwise it is
+    discarded (any dead letter).
+    The deposit its event id already named is never touched. The conflict's alert is cleared
+    when no other conflict of that event id waits. Commits; raises :class:`NotFound`,
+    :class:`InvalidTransition` (already settled, or applying what is not a conflict) or
+    :class:`DepositRejected` (it cannot be applied, e.g. its card is unknown now)."""
+    from wastebank import alerts
+
+    if not reason.strip():
+        raise DepositRejected("a resolution needs a reason")
+    with transaction(session):
+        row = session.get(DeadLetter, dead_letter_id, with_for_update=True)
+        if row is None:
+            raise NotFound(f"no dead letter #{dead_letter_id}")
+        if row.resolved_at is not None or row.replayed_at is not None:
+            raise InvalidTransition(f"dead letter #{dead_letter_id} is settled already")
+        applied: AppliedDeposit | None = None
+        if apply:
+            if row.reason not in (DeadLetterReason.CONFLICT, DeadLetterReason.OVER_LIMIT):
+                raise InvalidTransition(
+                    f"dead letter #{dead_letter_id} is {row.reason}, not a conflict nor over a "
+                    "limit: replay it after a fix, or discard it"
+                )
+            ev = DepositEvent.model_validate_json(row.payload)
+            ref = References(session, rules)
+            if row.reason == DeadLetterReason.CONFLICT:
+                new_id = f"{RESOLVED_ID_PREFIX}{row.id}"
+                planned, applied = ref.plan(ev.model_copy(update={"event_id": new_id}))
+            else:
+                new_id = ev.event_id
+                if ref.applied([new_id]):
+                    raise InvalidTransition(f"deposit {new_id} is in the ledger already")
+                planned, applied = ref.plan(ev, check_limits=False)
+            planned.update(manual=False, reason=f"{ev.event_id}: {reason}", author=author[:64])
+            write_deposit(session, planned, applied)
+            row.resolution = f"applied as {new_id}: {reason}"
+        else:
+            row.resolution = f"discarded: {reason}"
+        row.resolved_at, row.resolved_by = utcnow(), author[:80]
+        session.flush()
+        if row.event_id and row.reason == DeadLetterReason.CONFLICT:
+            waiting = session.scalar(
+                select(func.count())
+                .select_from(DeadLetter)
+                .where(
+                    DeadLetter.event_id == row.event_id,
+                    DeadLetter.reason == DeadLetterReason.CONFLICT,
+                    DeadLetter.resolved_at.is_(None),
+                )
+            )
+            if not waiting:
+                alerts.clear_alert(
+                    session,
+                    alerts.AlertCode.DEPOSIT_CONFLICT,
+                    row.event_id,
+                    by=author,
+                    note=row.resolution,
+                )
+    return row, applied
+
+
+def mark_replayed(session: Session, ids: Sequence[int], at: datetime | None = None) -> None:
+    """Record that the dead letters ``ids`` were applied by a replay. Commits."""
+    if not ids:
+        return
+    at = at or utcnow()
+    session.execute(
+        update(DeadLetter)
+        .where(DeadLetter.id.in_(list(ids)))
+        .values(
+            replayed_at=at,
+            last_attempt_at=at,
+            replay_attempts=DeadLetter.replay_attempts + 1,
+        )
+    )
+    session.commit()
+
+
+def record_replay_failure(
+    session: Session, dead_letter_id: int, error: str, at: datetime | None = None
+) -> None:
+    """Record that replaying ``dead_letter_id`` failed again, and why. Commits."""
+    at = at or utcnow()
+    session.execute(
+        update(DeadLetter)
+        .where(DeadLetter.id == dead_letter_id)
+        .values(
+            last_error=error[:4000],
+            last_attempt_at=at,
+            replay_attempts=DeadLetter.replay_attempts + 1,
+        )
+    )
+    session.commit()
+
+
+def purge_dead_letters(
+    session: Session,
+    *,
+    replayed: bool = False,
+    before: datetime | None = None,
+    dry_run: bool = False,
+) -> int:
+    """Delete replayed dead letters and/or those received before ``before``; return how many
+    (with ``dry_run``: how many would be deleted, deleting nothing).
+
+    With both criteria a row must meet both. With neither, nothing is deleted (ValueError):
+    emptying the table is never a default. Commits.
+    """
+    if not replayed and before is None:
+        raise ValueError("purge needs replayed=True and/or before=")
+    criteria: list[ColumnElement[bool]] = []
+    if replayed:
+        criteria.append(DeadLetter.replayed_at.is_not(None))
+    if before is not None:
+        criteria.append(DeadLetter.received_at < before)
+    if dry_run:
+        return session.scalar(select(func.count()).select_from(DeadLetter).where(*criteria)) or 0
+    stmt = delete(DeadLetter).where(*criteria)
+    result = session.execute(stmt, execution_options={"synchronize_session": False})
+    count = result.rowcount if isinstance(result, CursorResult) else 0
+    session.commit()
+    return count

@@ -1,0 +1,101 @@
+"""The ledger's refusals, and the transaction that rolls back whatever a refused operation wrote."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from wastebank.money_rules import Breach
+
+if TYPE_CHECKING:
+    from wastebank.ledger.applied import AppliedDeposit
+
+
+class LedgerError(Exception):
+    """A request the ledger refuses; whatever it had written in its transaction is rolled back."""
+
+
+class NotFound(LedgerError):
+    pass
+
+
+class NotAllowed(LedgerError):
+    """The author is not an attendant of the bank, or the bank may not do this."""
+
+
+class AlreadyVoided(LedgerError):
+    pass
+
+
+class InsufficientBalance(LedgerError):
+    pass
+
+
+class InsufficientStock(LedgerError):
+    pass
+
+
+class BelowMinimum(LedgerError):
+    pass
+
+
+class InvalidTransition(LedgerError):
+    """A withdrawal asked to move to a state its current state does not lead to."""
+
+
+class PriceHistoryLocked(LedgerError):
+    """A new price would reprice deposits already priced: history is never rewritten."""
+
+
+class DepositRejected(LedgerError):
+    """The deposit is well-formed but cannot be applied (unknown card, no price, ...)."""
+
+
+class IdempotencyKeyReused(LedgerError):
+    """An author's idempotency key came again with another deposit (member, category, weight,
+    count, time or bank): the key names the deposit first recorded with it, so the second is
+    refused, never taken for a retry nor recorded as a new deposit."""
+
+
+class OverLimit(LedgerError):
+    """A value beyond a money rule (:mod:`wastebank.money_rules`): a price, a manual deposit's
+    weight or amount. The message, in Bahasa Indonesia then English, names the setting."""
+
+    def __init__(self, breach: Breach) -> None:
+        super().__init__(breach.message)
+        self.breach = breach
+
+
+class DepositOverLimit(OverLimit, DepositRejected):
+    """A deposit beyond a money rule (a scale's or a manual deposit's limit): refused like any
+    rejected deposit; the ingester keeps a scale's as an ``over_limit`` dead letter."""
+
+
+class SecondPersonRequired(NotAllowed):
+    """A withdrawal above the second-approval amount, approved by the one who asked for it, or
+    paid out by the one who asked or approved: someone else must."""
+
+
+class DepositConflict(LedgerError):
+    """A deposit whose event id the ledger knows with other content (bank, gateway, member or
+    card, category, grams, time): never applied, never merged; the ingester dead-letters it."""
+
+    def __init__(self, event_id: str, existing: AppliedDeposit, differences: list[str]) -> None:
+        super().__init__(f"event {event_id} is known with other content: " + "; ".join(differences))
+        self.event_id = event_id
+        self.existing = existing
+        self.differences = differences
+
+
+@contextmanager
+def transaction(session: Session) -> Iterator[None]:
+    """Commit what the block wrote, or roll all of it back (locks included) when it raises."""
+    try:
+        yield
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()

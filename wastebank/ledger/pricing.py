@@ -1,0 +1,119 @@
+"""Prices: what a quantity costs at a price, the price in force on a bank's list at a time, and
+setting a price without rewriting history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from wastebank.ledger.balances import lock_bank
+from wastebank.ledger.errors import NotAllowed, OverLimit, PriceHistoryLocked, transaction
+from wastebank.ledger.models import Bank, Deposit, Price, Unit, utcnow
+from wastebank.ledger.registry import bank_by_code, category_by_code, require_attendant
+from wastebank.money_rules import DEFAULT_RULES, MoneyRules, amount_for
+
+
+def amount_for_quantity(unit: str, quantity: int, price_per_unit_idr: int) -> int:
+    """Integer Rupiah for ``quantity`` of a category counted in ``unit``: grams at a price per kg,
+    millilitres at a price per litre (both rounded half up), or pieces at a price per piece."""
+    if unit == Unit.PIECE:
+        return quantity * price_per_unit_idr
+    return amount_for(quantity, price_per_unit_idr)
+
+
+def price_in_force(session: Session, bank_id: int, category_id: int, at: datetime) -> int | None:
+    """The price of ``category_id`` at ``bank_id`` at ``at``: from its induk's list when the bank
+    uses its induk's prices."""
+    bank = session.get(Bank, bank_id)
+    owner = bank.price_bank_id if bank is not None else bank_id
+    stmt = (
+        select(Price.price_per_kg_idr)
+        .where(Price.bank_id == owner, Price.category_id == category_id)
+        .where(Price.effective_from <= at)
+        .order_by(Price.effective_from.desc())
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
+def set_price(
+    session: Session,
+    bank_code: str,
+    category_code: str,
+    price_idr: int,
+    effective_from: datetime,
+    *,
+    author: str,
+    rules: MoneyRules = DEFAULT_RULES,
+) -> Price:
+    """Set a bank's price for a category (per its unit) from ``effective_from`` until the next
+    later price on its list, if any. Commits.
+
+    Refused (:class:`PriceHistoryLocked`) when a deposit measured in that window was already
+    priced from this list (the bank's own deposits and those of units using its prices): a
+    deposit keeps the price it was made at, so a change may only start after the last deposit it
+    would otherwise reprice. A price set earlier for the same instant is replaced only under the
+    same rule (it priced nothing). A unit that uses its induk's prices has no list of its own.
+    A price outside the category's range in ``rules`` (in the bank's city) is refused,
+    :class:`OverLimit`.
+    """
+    if effective_from.tzinfo is None:
+        raise ValueError("naive datetime given to the ledger; attach a time zone")
+    if price_idr < 0:
+        raise ValueError("a price is not negative")
+    with transaction(session):
+        bank = bank_by_code(session, bank_code)
+        category = category_by_code(session, category_code)
+        if bank.use_parent_price:
+            raise NotAllowed(f"{bank.code} buys at its induk's prices: set them there")
+        require_attendant(session, bank, author)
+        if breach := rules.city(bank.city.code).price_breach(
+            category.code, category.unit, price_idr
+        ):
+            raise OverLimit(breach)
+        lock_bank(session, bank.id)
+        later = session.scalar(
+            select(func.min(Price.effective_from)).where(
+                Price.bank_id == bank.id,
+                Price.category_id == category.id,
+                Price.effective_from > effective_from,
+            )
+        )
+        users = select(Bank.id).where(
+            (Bank.id == bank.id) | ((Bank.parent_id == bank.id) & Bank.use_parent_price)
+        )
+        priced = (
+            select(Deposit.event_id, Deposit.measured_at)
+            .where(
+                Deposit.bank_id.in_(users),
+                Deposit.category_id == category.id,
+                Deposit.measured_at >= effective_from,
+            )
+            .order_by(Deposit.measured_at.desc())
+            .limit(1)
+        )
+        if later is not None:
+            priced = priced.where(Deposit.measured_at < later)
+        hit = session.execute(priced).first()
+        if hit is not None:
+            raise PriceHistoryLocked(
+                f"deposit {hit[0]} ({hit[1].isoformat()}) was priced from {bank.code}'s list for "
+                f"{category.code}; a new price may start after {hit[1].isoformat()}"
+            )
+        row = session.scalar(
+            select(Price).where(
+                Price.bank_id == bank.id,
+                Price.category_id == category.id,
+                Price.effective_from == effective_from,
+            )
+        )
+        if row is None:
+            row = Price(bank_id=bank.id, category_id=category.id, effective_from=effective_from)
+            session.add(row)
+        row.price_per_kg_idr = price_idr
+        row.created_by = author
+        row.created_at = utcnow()
+        session.flush()
+    return row

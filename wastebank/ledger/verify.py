@@ -1,0 +1,339 @@
+"""Checking the books: every entry recomputed from the documents, nothing unbalanced or negative,
+amounts, the bank hierarchy and the summaries."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, cast
+
+from sqlalchemy import Table, func, select
+from sqlalchemy.orm import Session
+
+from wastebank.ledger.balances import (
+    bank_funds_account,
+    bank_purchase_account,
+    member_account,
+    stock_account,
+    stock_flow_account,
+)
+from wastebank.ledger.models import (
+    OPEN_WITHDRAWALS,
+    Bank,
+    Category,
+    Deposit,
+    DepositDay,
+    DepositMonth,
+    DepositVoid,
+    JournalEntry,
+    Member,
+    MovementKind,
+    StockEntry,
+    StockMovement,
+    Unit,
+    Withdrawal,
+    WithdrawalStatus,
+)
+from wastebank.ledger.pricing import amount_for_quantity
+from wastebank.ledger.registry import hierarchy_problem
+from wastebank.ledger.stock import movement_legs, sale_legs
+from wastebank.ledger.summary import DayKey, day_totals
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something :func:`verify` found wrong: which check, about what, and how."""
+
+    check: str  # unbalanced | entries | negative | amount | hierarchy | summary
+    subject: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.check}: {self.subject}: {self.detail}"
+
+
+def verify(session: Session) -> list[Problem]:
+    """Check the books; an empty list means they hold.
+
+    - every money transaction's legs sum to zero (debits = credits), and every stock
+      transaction's grams per category;
+    - the journal and the stock journal hold exactly the entries the documents imply
+      (deposits, voids, paid withdrawals, stock movements): an entry added, changed or removed
+      behind the ledger's back shows up here, so balances and stock (sums of entries) are what
+      the documents say;
+    - no member balance below zero or below their open withdrawals, no stock below zero;
+    - each deposit's amount is its count at its frozen price;
+    - every bank's place in the induk/unit hierarchy is valid;
+    - the daily summary (:class:`DepositDay`) holds, per local day, bank, category and basis,
+      the sum and the count of the non-voided deposits, and its monthly roll-up
+      (:class:`DepositMonth`) the same per local month (:func:`rebuild_deposit_days` mends
+      both).
+
+    Reads everything once (it is an audit, not a hot path).
+    """
+    problems: list[Problem] = []
+    problems += _unbalanced(session)
+    problems += _entries_match_documents(session)
+    problems += _nothing_negative(session)
+    problems += _deposit_amounts(session)
+    problems += _hierarchy(session)
+    problems += _deposit_days(session)
+    return problems
+
+
+def _unbalanced(session: Session) -> list[Problem]:
+    money = session.execute(
+        select(JournalEntry.txn_ref, func.sum(JournalEntry.amount_idr))
+        .group_by(JournalEntry.txn_ref)
+        .having(func.sum(JournalEntry.amount_idr) != 0)
+    )
+    out = [Problem("unbalanced", f"money {t}", f"legs sum to Rp{int(v)}") for t, v in money]
+    stock = session.execute(
+        select(StockEntry.txn_ref, StockEntry.category_id, func.sum(StockEntry.grams))
+        .group_by(StockEntry.txn_ref, StockEntry.category_id)
+        .having(func.sum(StockEntry.grams) != 0)
+    )
+    out += [
+        Problem("unbalanced", f"stock {t} category {c}", f"legs sum to {int(g)} g")
+        for t, c, g in stock
+    ]
+    return out
+
+
+def _entries_match_documents(session: Session) -> list[Problem]:
+    money: defaultdict[tuple[str, str], int] = defaultdict(int)
+    stock: defaultdict[tuple[str, str, int], int] = defaultdict(int)
+
+    def add(
+        txn: str, category_id: int, legs: list[tuple[str, int]], grams: list[tuple[str, int]]
+    ) -> None:
+        for account, v in legs:
+            money[txn, account] += v
+        for account, g in grams:
+            stock[txn, account, category_id] += g
+
+    deposits = session.execute(
+        select(
+            Deposit.event_id,
+            Member.member_no,
+            Bank.code,
+            Deposit.amount_idr,
+            Deposit.category_id,
+            Deposit.net_g,
+            DepositVoid.id,
+        )
+        .join(Member, Deposit.member_id == Member.id)
+        .join(Bank, Deposit.bank_id == Bank.id)
+        .outerjoin(DepositVoid, DepositVoid.deposit_id == Deposit.id)
+    )
+    for event_id, member_no, bank_code, amount, category_id, net_g, void_id in deposits:
+        sign_txns = [(1, f"deposit:{event_id}")]
+        if void_id is not None:
+            sign_txns.append((-1, f"void:{event_id}"))
+        for sign, txn in sign_txns:
+            add(
+                txn,
+                category_id,
+                [
+                    (member_account(member_no), sign * amount),
+                    (bank_purchase_account(bank_code), -sign * amount),
+                ],
+                [
+                    (stock_account(bank_code), sign * net_g),
+                    (stock_flow_account("intake", bank_code), -sign * net_g),
+                ],
+            )
+    paid = session.execute(
+        select(Withdrawal.id, Member.member_no, Bank.code, Withdrawal.method, Withdrawal.amount_idr)
+        .join(Member, Withdrawal.member_id == Member.id)
+        .join(Bank, Withdrawal.bank_id == Bank.id)
+        .where(Withdrawal.status == WithdrawalStatus.PAID)
+    )
+    for wid, member_no, bank_code, method, amount in paid:
+        legs = [
+            (member_account(member_no), -amount),
+            (bank_funds_account(bank_code, method), amount),
+        ]
+        add(f"withdrawal:{wid}", 0, legs, [])
+    codes: dict[int, str] = {i: c for i, c in session.execute(select(Bank.id, Bank.code))}
+    for m in session.scalars(select(StockMovement)):
+        bank_code = codes[m.bank_id]
+        to_code = codes.get(m.to_bank_id) if m.to_bank_id is not None else None
+        add(
+            f"{m.kind}:{m.id}",
+            m.category_id,
+            sale_legs(bank_code, m.revenue_idr) if m.kind == MovementKind.SALE else [],
+            movement_legs(m.kind, bank_code, m.grams, to_code, m.received_g),
+        )
+
+    out: list[Problem] = []
+    found_money = {
+        (t, a): int(v)
+        for t, a, v in session.execute(
+            select(
+                JournalEntry.txn_ref, JournalEntry.account, func.sum(JournalEntry.amount_idr)
+            ).group_by(JournalEntry.txn_ref, JournalEntry.account)
+        )
+    }
+    for key in sorted(set(money) | set(found_money)):
+        want, got = money.get(key, 0), found_money.get(key, 0)
+        if want != got:
+            out.append(
+                Problem("entries", f"money {key[0]} {key[1]}", f"expected Rp{want}, found Rp{got}")
+            )
+    found_stock = {
+        (t, a, c): int(g)
+        for t, a, c, g in session.execute(
+            select(
+                StockEntry.txn_ref,
+                StockEntry.account,
+                StockEntry.category_id,
+                func.sum(StockEntry.grams),
+            ).group_by(StockEntry.txn_ref, StockEntry.account, StockEntry.category_id)
+        )
+    }
+    for skey in sorted(set(stock) | set(found_stock)):
+        want, got = stock.get(skey, 0), found_stock.get(skey, 0)
+        if want != got:
+            out.append(
+                Problem(
+                    "entries",
+                    f"stock {skey[0]} {skey[1]} category {skey[2]}",
+                    f"expected {want} g, found {got} g",
+                )
+            )
+    return out
+
+
+def _nothing_negative(session: Session) -> list[Problem]:
+    out: list[Problem] = []
+    balances: dict[str, int] = {
+        account: int(total)
+        for account, total in session.execute(
+            select(JournalEntry.account, func.sum(JournalEntry.amount_idr))
+            .where(JournalEntry.account.startswith("member:", autoescape=True))
+            .group_by(JournalEntry.account)
+        )
+    }
+    pending = session.execute(
+        select(Member.member_no, func.sum(Withdrawal.amount_idr))
+        .join(Member, Withdrawal.member_id == Member.id)
+        .where(Withdrawal.status.in_(OPEN_WITHDRAWALS))
+        .group_by(Member.member_no)
+    )
+    reserved = {member_account(no): int(v) for no, v in pending}
+    for account in sorted(set(balances) | set(reserved)):
+        balance = int(balances.get(account, 0))
+        if balance < 0 or balance < reserved.get(account, 0):
+            out.append(
+                Problem(
+                    "negative",
+                    account,
+                    f"balance Rp{balance}, open withdrawals Rp{reserved.get(account, 0)}",
+                )
+            )
+    stock = session.execute(
+        select(StockEntry.account, StockEntry.category_id, func.sum(StockEntry.grams))
+        .where(StockEntry.account.startswith("stock:", autoescape=True))
+        .group_by(StockEntry.account, StockEntry.category_id)
+        .having(func.sum(StockEntry.grams) < 0)
+    )
+    out += [Problem("negative", f"{a} category {c}", f"{int(g)} g") for a, c, g in stock]
+    return out
+
+
+def _deposit_amounts(session: Session) -> list[Problem]:
+    rows = session.execute(
+        select(
+            Deposit.event_id,
+            Category.unit,
+            Deposit.net_g,
+            Deposit.quantity,
+            Deposit.price_per_kg_idr,
+            Deposit.amount_idr,
+        ).join(Category, Deposit.category_id == Category.id)
+    )
+    out = []
+    for event_id, unit, net_g, quantity, price, amount in rows:
+        count = net_g if unit == Unit.KG or quantity is None else quantity
+        want = amount_for_quantity(unit, count, price)
+        if amount != want:
+            out.append(
+                Problem(
+                    "amount", f"deposit {event_id}", f"Rp{amount}, its count prices at Rp{want}"
+                )
+            )
+    return out
+
+
+def _hierarchy(session: Session) -> list[Problem]:
+    kinds: dict[int, str] = {i: k for i, k in session.execute(select(Bank.id, Bank.kind))}
+    out = []
+    for bank in session.scalars(select(Bank).order_by(Bank.code)):
+        parent_kind = kinds.get(bank.parent_id) if bank.parent_id is not None else None
+        problem = hierarchy_problem(bank.kind, parent_kind, bank.use_parent_price)
+        if problem is not None:
+            out.append(Problem("hierarchy", f"bank {bank.code}", problem))
+    return out
+
+
+def verify_summaries(session: Session) -> list[Problem]:
+    """The summary part of :func:`verify` alone: the daily summary and its monthly roll-up
+    against the deposits (what :func:`rebuild_deposit_days` makes)."""
+    return _deposit_days(session)
+
+
+def _deposit_days(session: Session) -> list[Problem]:
+    want = day_totals(session)
+    want_months: defaultdict[DayKey, list[int]] = defaultdict(lambda: [0, 0])
+    for (day, bank_id, category_id, manual), (grams, count) in want.items():
+        acc = want_months[day.replace(day=1), bank_id, category_id, manual]
+        acc[0] += grams
+        acc[1] += count
+    banks: dict[int, str] = {i: c for i, c in session.execute(select(Bank.id, Bank.code))}
+    categories: dict[int, str] = {
+        i: c for i, c in session.execute(select(Category.id, Category.code))
+    }
+    out = []
+    for table, name, wanted, label in (
+        (DepositDay, "local_date", want, date.isoformat),
+        (
+            DepositMonth,
+            "month",
+            {k: (g, n) for k, (g, n) in want_months.items()},
+            lambda d: d.isoformat()[:7],
+        ),
+    ):
+        cols = cast(Table, table.__table__).c
+        found = {
+            (_as_date(day), b, c, bool(m)): (int(g), int(n))
+            for day, b, c, m, g, n in session.execute(
+                select(
+                    cols[name],
+                    cols.bank_id,
+                    cols.category_id,
+                    cols.manual,
+                    cols.net_g,
+                    cols.deposits,
+                )
+            )
+        }
+        for key in sorted(set(wanted) | set(found)):
+            (want_g, want_n), (got_g, got_n) = wanted.get(key, (0, 0)), found.get(key, (0, 0))
+            if (want_g, want_n) != (got_g, got_n):
+                day, bank_id, category_id, manual = key
+                out.append(
+                    Problem(
+                        "summary",
+                        f"{table.__tablename__} {label(day)} {banks.get(bank_id, bank_id)} "
+                        f"{categories.get(category_id, category_id)} "
+                        f"{'estimated' if manual else 'measured'}",
+                        f"expected {want_g} g in {want_n} deposits, found {got_g} g in {got_n}",
+                    )
+                )
+    return out
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
