@@ -711,12 +711,12 @@ async def admin_import(
 
 
 def _registry(state: State) -> Any:
-    from wastebank import devices, services
+    from wastebank import devices
 
     run_dir = state["settings"].pages.broker_run_dir
     if run_dir is None:
         return None
-    return devices.Registry(services.broker_auth_files(run_dir))
+    return devices.Registry(devices.broker_auth_files(run_dir))
 
 
 def _devices_page(
@@ -769,7 +769,7 @@ async def admin_add_device(
 ) -> Response:
     """Add a gateway or TPS sensor to the broker's registry (as `wastebank device add`): its
     password is shown once."""
-    from wastebank import devices, services
+    from wastebank import devices
 
     if (refused := _admin_or_refusal(request, state, who)) is not None:
         return refused
@@ -779,12 +779,13 @@ async def admin_add_device(
         why = f"{text('devices_not_local', 'id')} / {text('devices_not_local', 'en')}"
         return _devices_page(request, state, who, form_error=why, status=409)
     run_dir = state["settings"].pages.broker_run_dir
+    assert run_dir is not None  # as the registry is
     ctx = _ctx(request, state, who)
 
     def add() -> Response:  # and the page, which reads the registry's files: off the loop
         try:
             issued = registry.add(devices.Device(kind=kind, site=site, device_id=device_id))
-            services.reload_mosquitto(services.ServicesSettings(run_dir=run_dir))
+            devices.reload_mosquitto(run_dir)
             with ctx.write() as s:
                 ctx.audit(
                     s, "device.add", "device", issued.device.username, issued.device.describe()

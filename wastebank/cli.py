@@ -225,15 +225,15 @@ def _services_settings(config: Path | None) -> ServicesSettings:
 
 def _reload_broker(settings: ServicesSettings) -> None:
     """Tell our running Mosquitto to re-read its password, ACL and certificate files."""
-    from wastebank import services
+    from wastebank import devices
 
-    pid = services.reload_mosquitto(settings)
+    pid = devices.reload_mosquitto(settings.run_dir)
     if pid is None:
         typer.echo(
             "mosquitto tidak berjalan; berlaku saat dimulai / mosquitto is not running; "
             "takes effect when it starts (wastebank services up)"
         )
-    elif not services.mosquitto_tls_listening(settings):
+    elif not devices.mosquitto_tls_listening(settings.run_dir):
         typer.echo(
             f"broker dimuat ulang / broker reloaded (pid {pid}), tetapi listener TLS belum "
             "dibuka / but its TLS listener is not open yet: restart it after "
@@ -264,10 +264,10 @@ def certs_init(
     config: ConfigOption = None,
 ) -> None:
     """Create the site CA and the broker's certificate (idempotent; keeps an existing CA)."""
-    from wastebank import devices, services
+    from wastebank import devices
 
     settings = _services_settings(config)
-    files = services.broker_auth_files(settings.run_dir)
+    files = devices.broker_auth_files(settings.run_dir)
     had_ca = files.ca_cert.is_file()
     try:
         report = devices.init_certs(files, host, force=force, site_name=name)
@@ -304,10 +304,10 @@ def certs_init(
 @certs_app.command("show")
 def certs_show(config: ConfigOption = None) -> None:
     """Show the site CA and the broker's certificate: fingerprint, names, validity."""
-    from wastebank import devices, services
+    from wastebank import devices
 
     settings = _services_settings(config)
-    files = services.broker_auth_files(settings.run_dir)
+    files = devices.broker_auth_files(settings.run_dir)
     try:
         ca, server = devices.cert_info(files.ca_cert), devices.cert_info(files.server_cert)
     except devices.DeviceError as exc:
@@ -349,10 +349,10 @@ def certs_gateway(
     config: ConfigOption = None,
 ) -> None:
     """HTTPS for a gateway's attendant page: a certificate from the site CA (valid 397 days)."""
-    from wastebank import devices, services
+    from wastebank import devices
 
     settings = _services_settings(config)
-    files = services.broker_auth_files(settings.run_dir)
+    files = devices.broker_auth_files(settings.run_dir)
     target = out or files.ca_cert.parent / "gateways" / gateway
     try:
         issued = devices.issue_page_cert(files, gateway, host, target)
@@ -453,7 +453,7 @@ def device_add(
     Prints the password once. A registered device is refused unless --rotate (a new password;
     the old one stops working at once).
     """
-    from wastebank import devices, services
+    from wastebank import devices
 
     serves_list, reads_list = list(serves or []), list(reads or [])
     if site is not None:
@@ -478,7 +478,7 @@ def device_add(
         )
         raise typer.Exit(code=2)
     settings = _services_settings(config)
-    files = services.broker_auth_files(settings.run_dir)
+    files = devices.broker_auth_files(settings.run_dir)
     try:
         if is_gateway:
             if bank is None or gateway is None:
@@ -537,9 +537,9 @@ def device_add(
 @device_app.command("list")
 def device_list(config: ConfigOption = None) -> None:
     """List the devices allowed on the TLS listener and the topics each may use."""
-    from wastebank import devices, services
+    from wastebank import devices
 
-    files = services.broker_auth_files(_services_settings(config).run_dir)
+    files = devices.broker_auth_files(_services_settings(config).run_dir)
     registry = devices.Registry(files)
     try:
         registered = registry.devices()
@@ -571,10 +571,10 @@ def device_remove(
     config: ConfigOption = None,
 ) -> None:
     """Revoke a device: its password and ACL go; the broker drops it at once."""
-    from wastebank import devices, services
+    from wastebank import devices
 
     settings = _services_settings(config)
-    registry = devices.Registry(services.broker_auth_files(settings.run_dir))
+    registry = devices.Registry(devices.broker_auth_files(settings.run_dir))
     try:
         device = registry.remove(username)
     except devices.DeviceError as exc:

@@ -162,7 +162,7 @@ def _banner(
 
 def _device_login(broker: services.ServicesSettings, bank: str, gateway: str) -> dict[str, str]:
     """A new password for the demo's ``gateway`` (registered as a device of ``bank``)."""
-    registry = devices.Registry(services.broker_auth_files(broker.run_dir))
+    registry = devices.Registry(devices.broker_auth_files(broker.run_dir))
     known = registry.get(gateway)
     if known is not None and known.site != bank:
         registry.remove(gateway)
@@ -270,7 +270,7 @@ async def run() -> None:
                     }
                 ),
             )
-            services.reload_mosquitto(broker)
+            devices.reload_mosquitto(broker.run_dir)
             children.append(
                 await _spawn(f"gateway-{bank}", ["gateway", "--config", str(site)], {}, logs)
             )

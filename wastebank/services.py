@@ -52,6 +52,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from pydantic import Field, SecretStr
 
+from wastebank import devices, pidfiles
 from wastebank.config import (
     BUILTIN_PORTS,
     DEFAULT_INFLUX_PORT,
@@ -67,6 +68,8 @@ from wastebank.config import (
     read_secret,
     recorded_ports,
 )
+from wastebank.devices import BrokerAuthFiles as BrokerAuthFiles
+from wastebank.devices import broker_auth_files as broker_auth_files
 from wastebank.errors import SetupError
 
 if TYPE_CHECKING:
@@ -98,10 +101,6 @@ MOSQUITTO_MAX_QUEUED_BYTES = 1 << 30  # payload bytes queued per client (< 2**31
 MOSQUITTO_MAX_INFLIGHT = 10_000
 MOSQUITTO_AUTOSAVE_S = 5
 POLL_S = 0.1
-
-# influxd processes this interpreter started; kept so they can be reaped (no zombies, no
-# "still running" ResourceWarning when a Popen object is garbage-collected).
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 class ServiceError(SetupError):
@@ -179,41 +178,6 @@ class ServiceState:
         running = "berjalan / running" if self.running else "tidak berjalan / not running"
         answering = "menjawab / answering" if self.answering else "tidak menjawab / not answering"
         return f"{self.name:<9} {pid:<10} {self.host}:{self.port}  {running}, {answering}"
-
-
-@dataclass(frozen=True)
-class BrokerAuthFiles:
-    """The files behind Mosquitto's TLS listener, under ``run_dir``.
-
-    ``certs/``: the site CA and the broker's certificate (`wastebank certs init`); gateways get
-    ``ca.crt`` only. ``mosquitto/passwd`` and ``mosquitto/acl``: each device's password hash
-    (written by ``mosquitto_passwd``) and the topics it may use (`wastebank device add`).
-    """
-
-    ca_cert: Path
-    ca_key: Path
-    server_cert: Path
-    server_key: Path
-    password_file: Path
-    acl_file: Path
-
-    @property
-    def tls_ready(self) -> bool:
-        """The broker has a certificate and key: the TLS listener can be opened."""
-        return self.server_cert.is_file() and self.server_key.is_file()
-
-
-def broker_auth_files(run_dir: Path) -> BrokerAuthFiles:
-    run_dir = run_dir.resolve()
-    certs, mdir = run_dir / "certs", run_dir / "mosquitto"
-    return BrokerAuthFiles(
-        ca_cert=certs / "ca.crt",
-        ca_key=certs / "ca.key",
-        server_cert=certs / "server.crt",
-        server_key=certs / "server.key",
-        password_file=mdir / "passwd",
-        acl_file=mdir / "acl",
-    )
 
 
 # ---- public API -------------------------------------------------------------------------------
@@ -382,43 +346,9 @@ def status(settings: ServicesSettings) -> list[ServiceState]:
     return states
 
 
-RELOAD_LOG_LINE = b"Reloading config."
-
-
 def reload_mosquitto(settings: ServicesSettings, timeout_s: float = 5.0) -> int | None:
-    """Make our running Mosquitto re-read its password, ACL and certificate files (SIGHUP).
-
-    Returns its pid, or None when ours is not running (the files are read when it starts).
-    Waits until its log says it is reloading: that happens in its one event loop, so a client
-    that connects after this returns meets the new files. Clients whose password no longer
-    matches are disconnected by the reload (Mosquitto 2.0.11; its manual says otherwise).
-    Listeners are not reloaded: a TLS listener added to the config needs a restart.
-    """
-    mosquitto, _ = _services(settings)
-    pid = _our_pid(mosquitto)
-    if pid is None:
-        return None
-    try:
-        offset = mosquitto.log_file.stat().st_size
-    except FileNotFoundError:
-        offset = 0
-    os.kill(pid, signal.SIGHUP)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with mosquitto.log_file.open("rb") as fh:
-                fh.seek(offset)
-                if RELOAD_LOG_LINE in fh.read():
-                    return pid
-        except FileNotFoundError:
-            pass
-        time.sleep(POLL_S / 5)
-    log.warning(
-        "mosquitto (pid %s) belum memuat ulang / has not logged a reload within %.0f s",
-        pid,
-        timeout_s,
-    )
-    return pid
+    """:func:`wastebank.devices.reload_mosquitto` of these settings' run dir."""
+    return devices.reload_mosquitto(settings.run_dir, timeout_s)
 
 
 def _stale_config(svc: Service, settings: ServicesSettings) -> bool:
@@ -429,14 +359,8 @@ def _stale_config(svc: Service, settings: ServicesSettings) -> bool:
 
 
 def mosquitto_tls_listening(settings: ServicesSettings) -> bool:
-    """Whether the config our Mosquitto was started with has the TLS listener."""
-    mosquitto, _ = _services(settings)
-    files = broker_auth_files(settings.run_dir)
-    try:
-        conf = mosquitto.conf.read_text()
-    except FileNotFoundError:
-        return False
-    return f"certfile {files.server_cert}\n" in conf
+    """:func:`wastebank.devices.mosquitto_tls_listening` of these settings' run dir."""
+    return devices.mosquitto_tls_listening(settings.run_dir)
 
 
 # ---- layout and configs -----------------------------------------------------------------------
@@ -446,13 +370,13 @@ def _services(settings: ServicesSettings) -> tuple[Service, Service]:
     run_dir = settings.run_dir.resolve()
     host = "127.0.0.1" if settings.bind in ("", "0.0.0.0") else settings.bind  # noqa: S104
     host = "::1" if host == "::" else host
-    mdir, idir = run_dir / "mosquitto", run_dir / "influxdb"
+    mfiles, idir = devices.mosquitto_files(run_dir), run_dir / "influxdb"
     mosquitto = Service(
         name="mosquitto",
-        dir=mdir,
-        conf=mdir / "mosquitto.conf",
-        pid_file=mdir / "mosquitto.pid",
-        log_file=mdir / "mosquitto.log",
+        dir=mfiles.dir,
+        conf=mfiles.conf,
+        pid_file=mfiles.pid_file,
+        log_file=mfiles.log_file,
         host=host,
         port=settings.mqtt_port,
         answers=_mqtt_answers,
@@ -578,8 +502,6 @@ def prepare_broker(settings: ServicesSettings) -> list[str]:
     """Everything Mosquitto reads besides its config: the plugin, the password and ACL files,
     and a password for each process identity in ``broker_principals``. Returns the identities
     that got a new password (a running broker must re-read its files)."""
-    from wastebank.devices import Registry  # devices imports this module
-
     build_clientid_plugin(settings.run_dir)
     files = broker_auth_files(settings.run_dir)
     files.password_file.parent.mkdir(parents=True, exist_ok=True)
@@ -587,7 +509,7 @@ def prepare_broker(settings: ServicesSettings) -> list[str]:
         if not path.exists():  # Mosquitto refuses to start without them
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             os.close(fd)
-    return Registry(files).ensure_principals(
+    return devices.Registry(files).ensure_principals(
         settings.broker_principals, mqtt_secrets_dir(settings.run_dir)
     )
 
@@ -921,7 +843,7 @@ def _start_influxd(svc: Service, settings: ServicesSettings) -> subprocess.Popen
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    _CHILDREN[proc.pid] = proc
+    pidfiles.track_child(proc)
     return proc
 
 
@@ -935,7 +857,7 @@ def _wait_until_answering(
         if pid is not None and svc.answers(svc.host, svc.port):
             return pid
         if child is not None and child.poll() is not None:
-            _CHILDREN.pop(child.pid, None)
+            pidfiles.forget_child(child.pid)
             raise ServiceError(f"{svc.name} berhenti / exited while starting\n{_log_tail(svc)}")
         time.sleep(POLL_S)
     raise ServiceError(
@@ -951,14 +873,14 @@ def _stop(svc: Service, pid: int) -> None:
         except ProcessLookupError:
             break
         deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and pidfiles.alive(pid):
             time.sleep(POLL_S)
-        if not _alive(pid):
+        if not pidfiles.alive(pid):
             break
         log.warning("%s (pid %s) tidak berhenti / ignored %s", svc.name, pid, sig.name)
-    if _alive(pid):
+    if pidfiles.alive(pid):
         raise ServiceError(f"{svc.name} (pid {pid}) did not stop, even after SIGKILL")
-    _CHILDREN.pop(pid, None)
+    pidfiles.forget_child(pid)
 
 
 def _remove_stale_pid_file(svc: Service) -> None:
@@ -978,39 +900,7 @@ def _state(svc: Service) -> ServiceState:
 
 def _our_pid(svc: Service) -> int | None:
     """The pid in our pid file, if that process is alive, is `svc.name` and runs our config."""
-    try:
-        pid = int(svc.pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    if not _alive(pid):
-        return None
-    try:
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:  # exited meanwhile, or not ours to read
-        return None
-    if comm != svc.name or os.fsencode(svc.conf) not in argv:
-        return None
-    return pid
-
-
-def _alive(pid: int) -> bool:
-    """Running and not a zombie (a killed daemon stays a zombie until its parent reaps it)."""
-    child = _CHILDREN.get(pid)
-    if child is not None:
-        return child.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by another user
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    # Format "pid (comm) state ..."; comm may contain spaces or parentheses.
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    return pidfiles.our_pid(svc.pid_file, svc.name, svc.conf)
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -1319,7 +1209,7 @@ def _start_postgres(svc: Service, settings: ServicesSettings) -> Starting:
             group=gid,
             extra_groups=groups,
         )
-    _CHILDREN[proc.pid] = proc
+    pidfiles.track_child(proc)
     return proc
 
 
