@@ -534,7 +534,7 @@ async def rebuild(url: str, settings: InfluxSettings) -> tuple[float, tps.Rebuil
 def daily_cells(s: Session, scope: reports.Scope, first: date, last: date) -> list[reports.Cell]:
     """The baseline: the year by month from the daily summary alone (what the reports read
     before the monthly roll-up, migration 0006)."""
-    rows = reports._summed(s, scope, ledger.DepositDay.local_date, first, last, "month", first)
+    rows = reports.summary_rows(s, scope, ledger.DepositDay.local_date, first, last, "month", first)
     return [reports.Cell(*row) for row in rows]
 
 

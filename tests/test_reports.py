@@ -343,7 +343,9 @@ def test_cells_from_the_roll_up_and_the_days_equal_the_days_alone(
         manual(session, datetime(2026, month, 28, 9, 0, tzinfo=WIT), 50 * month)
     scope = reports.load_scope(session)
     got = reports.cells(session, scope, start, end, period)
-    days = reports._summed(session, scope, ledger.DepositDay.local_date, start, end, period, start)
+    days = reports.summary_rows(
+        session, scope, ledger.DepositDay.local_date, start, end, period, start
+    )
     want: defaultdict[tuple[date, int, int, bool], list[int]] = defaultdict(lambda: [0, 0])
     for day, b, c, m, g, n in days:
         want[day, b, c, m][0] += g

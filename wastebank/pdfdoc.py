@@ -66,13 +66,14 @@ def bold() -> FontFace:
 
 @contextmanager
 def table(
-    pdf: FPDF, widths: Sequence[float], align: Sequence[str], **options: Any
+    pdf: FPDF, widths: Sequence[float], text_align: Sequence[str], **options: Any
 ) -> Iterator[Table]:
-    """``pdf.table`` with these column ``widths`` (mm) and text ``align``\\ ments, horizontal
-    rules, bold headings and 4.2 mm lines; ``options`` go to fpdf2 (``width``, ``align``)."""
+    """``pdf.table`` with these column ``widths`` (mm) and ``text_align`` (LEFT, RIGHT),
+    horizontal rules, bold headings and 4.2 mm lines; ``options`` go to fpdf2 (``width``, the
+    table's own ``align``)."""
     with pdf.table(
         col_widths=tuple(widths),
-        text_align=tuple(align),
+        text_align=tuple(text_align),
         borders_layout="HORIZONTAL_LINES",
         headings_style=bold(),
         line_height=4.2,

@@ -1,0 +1,151 @@
+"""The monthly report as an XLSX workbook: sheet ``Laporan`` (notes, the table, the total, with
+number formats), sheet ``Per kategori`` (kg per category and a bar chart of it), sheet
+``Pengalihan`` (waste banks against TPA-bound, by kecamatan)."""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from wastebank.reports.monthly import DiversionRow, MonthlyReport, MonthlyRow
+from wastebank.reports.wording import CSV_HEADER, DIVERSION_HEADER, notes
+
+if TYPE_CHECKING:
+    from openpyxl import Workbook
+    from openpyxl.worksheet.worksheet import Worksheet
+
+# The number format of each column of the ``Laporan`` table (None: text).
+TABLE_FORMATS: tuple[str | None, ...] = (
+    None,
+    None,
+    None,
+    None,
+    "#,##0",
+    "#,##0.000",
+    "#,##0.000",
+    "#,##0.000",
+    "0.0000%",
+    "#,##0.000",
+    "#,##0.000",
+)
+TABLE_WIDTHS = (22, 14, 32, 16, 12, 16, 16, 16, 16, 18, 18)
+DIVERSION_FORMATS = ((2, "#,##0.000"), (3, "#,##0.0"), (4, "#,##0"), (5, "0.00%"))
+DIVERSION_WIDTHS = (30, 20, 26, 18, 20)
+
+
+def monthly_xlsx(report: MonthlyReport) -> bytes:
+    """Sheet ``Laporan`` (notes, the table, the total: number formats), sheet ``Per kategori``
+    (kg per category and a bar chart of it)."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "Laporan"
+    header_row = _notes_rows(ws, report) + 1
+    _table(ws, report, header_row)
+    _by_category(wb, report)
+    _diversion(wb, report)
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def _notes_rows(ws: Worksheet, report: MonthlyReport) -> int:
+    """The title and the notes, from row 1; returns the first row after them."""
+    from openpyxl.styles import Font
+
+    ws["A1"] = "LAPORAN PENGURANGAN SAMPAH BANK SAMPAH / WASTE BANK REDUCTION REPORT"
+    ws["A1"].font = Font(bold=True, size=13)
+    row = 2
+    for label, value in notes(report):
+        ws.cell(row=row, column=1, value=label).font = Font(bold=True)
+        ws.cell(row=row, column=2, value=value)
+        row += 1
+    return row
+
+
+def _table(ws: Worksheet, report: MonthlyReport, header_row: int) -> None:
+    """The headings at ``header_row``, a row per kecamatan x category below, the total (bold)."""
+    from openpyxl.styles import Font
+
+    for col, title in enumerate(CSV_HEADER[1:], start=1):
+        ws.cell(row=header_row, column=col, value=title).font = Font(bold=True)
+    r = header_row
+    for item in [*report.rows, report.total]:
+        r += 1
+        for col, (value, fmt) in enumerate(zip(_values(item), TABLE_FORMATS, strict=True), 1):
+            cell = ws.cell(row=r, column=col, value=value)
+            if fmt:
+                cell.number_format = fmt
+            if item is report.total:
+                cell.font = Font(bold=True)
+    for letter, width in zip("ABCDEFGHIJK", TABLE_WIDTHS, strict=True):
+        ws.column_dimensions[letter].width = width
+    ws.freeze_panes = f"A{header_row + 1}"
+
+
+def _values(item: MonthlyRow) -> list[Any]:
+    """A table row's cells: kg and shares as numbers (the formats show them)."""
+    name = f"{item.category_name_id} / {item.category_name_en}" if item.category else None
+    return [
+        item.kecamatan,
+        item.category or None,
+        name,
+        item.sipsn_class or None,
+        item.deposits,
+        item.net_g / 1000,
+        item.measured_g / 1000,
+        item.estimated_g / 1000,
+        None if item.share_pct is None else item.share_pct / 100,
+        item.co2e_avoided_kg,
+        item.energy_kwh,
+    ]
+
+
+def _by_category(wb: Workbook, report: MonthlyReport) -> None:
+    """Sheet ``Per kategori``: kg per category and a bar chart of it."""
+    from openpyxl.chart import BarChart, Reference
+
+    by_cat: dict[str, int] = defaultdict(int)
+    for item in report.rows:
+        by_cat[f"{item.category_name_id} / {item.category_name_en}"] += item.net_g
+    cs = wb.create_sheet("Per kategori")
+    cs.append(["Kategori / Category", "Berat kg / Weight kg"])
+    for name, grams in sorted(by_cat.items()):
+        cs.append([name, grams / 1000])
+        cs.cell(row=cs.max_row, column=2).number_format = "#,##0.000"
+    cs.column_dimensions["A"].width = 34
+    cs.column_dimensions["B"].width = 16
+    chart = BarChart()
+    chart.type = "bar"
+    chart.title = f"Tonase per kategori / Tonnage by category, {report.month}"
+    chart.y_axis.title = "kg"
+    chart.x_axis.title = "Kategori / Category"
+    n = len(by_cat)
+    chart.add_data(Reference(cs, min_col=2, min_row=1, max_row=n + 1), titles_from_data=True)
+    chart.set_categories(Reference(cs, min_col=1, min_row=2, max_row=max(n + 1, 2)))
+    chart.height, chart.width = 9, 18
+    cs.add_chart(chart, "D2")
+
+
+def _diversion(wb: Workbook, report: MonthlyReport) -> None:
+    """Sheet ``Pengalihan``: diversion, waste banks against TPA-bound, by kecamatan."""
+    from openpyxl.styles import Font
+
+    ds = wb.create_sheet("Pengalihan")
+    ds.append(list(DIVERSION_HEADER))
+    for col in range(1, len(DIVERSION_HEADER) + 1):
+        ds.cell(row=1, column=col).font = Font(bold=True)
+    total_row = report.diversion_total
+    rows: list[DiversionRow] = [*report.diversion, *([total_row] if total_row else [])]
+    for d in rows:
+        ds.append([d.kecamatan, d.diverted_g / 1000, d.tpa_bound_kg, d.pickups, d.rate])
+        for col, fmt in DIVERSION_FORMATS:
+            ds.cell(row=ds.max_row, column=col).number_format = fmt
+        if d is total_row:
+            for col in range(1, 6):
+                ds.cell(row=ds.max_row, column=col).font = Font(bold=True)
+    for letter, width in zip("ABCDE", DIVERSION_WIDTHS, strict=True):
+        ds.column_dimensions[letter].width = width
