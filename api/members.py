@@ -401,7 +401,8 @@ def transactions(
     return deposits_out(session, ledger.member_deposits(session, member.member_no, limit))
 
 
-def _withdrawals(session: Session, member: ledger.Member) -> list[ledger.Withdrawal]:
+def withdrawals_of(session: Session, member: ledger.Member) -> list[ledger.Withdrawal]:
+    """The member's withdrawals, newest first (their API route and their page)."""
     return list(
         session.scalars(
             select(ledger.Withdrawal)
@@ -415,7 +416,7 @@ def _withdrawals(session: Session, member: ledger.Member) -> list[ledger.Withdra
 def member_withdrawals(member_no: str, p: PrincipalDep, session: SessionDep) -> list[WithdrawalOut]:
     member = visible_member(session, p, member_no)
     personal = access.can_see_personal(p, member)
-    return [withdrawal_out(w, personal=personal) for w in _withdrawals(session, member)]
+    return [withdrawal_out(w, personal=personal) for w in withdrawals_of(session, member)]
 
 
 @router.post("/api/members/{member_no}/withdrawals", status_code=201, responses=WRITE)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -51,8 +52,8 @@ from api.deps import (
     refusals,
 )
 from api.schemas import PriceIn, WithdrawalIn
-from api.web import HTML, CsrfDep, lang_of, refusal, render, text
-from wastebank import access, bulk_import, ledger, passbook, reports
+from api.web import HTML, CsrfDep, Lang, lang_of, refusal, render, text
+from wastebank import access, bulk_import, formats, ledger, passbook, reports
 from wastebank.influx import InfluxError
 
 router = APIRouter(tags=["pages"])
@@ -140,7 +141,7 @@ def _member_context(
         value = estimator.co2e_avoided_kg(cat.material_class, grams) if estimator else None
         co2e += value or 0.0
     names = [(c.name_en if lang == "en" else c.name_id) for c, _ in cats]
-    withdrawals = members_api._withdrawals(session, member)
+    withdrawals = members_api.withdrawals_of(session, member)
     return {
         "balance": bal,
         "bank_name": member.bank.name,
@@ -331,61 +332,133 @@ def _dlh_data(state: State, p: access.Principal) -> dict[str, Any]:
 
 
 def _dlh_context(
-    data: dict[str, Any], tps_rows: list[tps_api.TpsOut] | None, settings: Any, lang: str
+    data: dict[str, Any], tps_rows: list[tps_api.TpsOut] | None, settings: Any, lang: Lang
 ) -> dict[str, Any]:
+    """The DLH dashboard's template context: the tables, the estimates, the report months and
+    the charts' data, from :func:`_dlh_data`'s figures and the TPS overview (None: InfluxDB
+    unreachable)."""
     scope: reports.Scope = data["scope"]
     today: date = data["today"]
-    start: date = data["start"]
-    by_month: reports.Tonnage = data["by_month"]
-    by_cat: reports.Tonnage = data["by_cat"]
-    cats_by_code = {c.code: c for c in scope.categories.values()}
+    names = _CategoryNames(scope, lang)
+    months = _MonthTable.of(data["by_month"], data["by_cat"], today, lang)
+    kec_rows = sorted(data["by_kec"].rows, key=lambda r: -r.net_g)
+    estimates = _estimates(data["by_cat"], names)
+    return {
+        "city_name": scope.city_name,
+        "zone": formats.zone_label(scope.tz),
+        "tz": scope.tz,
+        "start": data["start"],
+        "end": today,
+        "year": today.year,
+        "reduction": data["reduction"],
+        "reduction_error": data["reduction_error"],
+        "month_categories": [{"code": c, "name": names(c)} for c in months.codes],
+        "month_table": months.rows(),
+        "kecamatan_rows": kec_rows,
+        "estimates": estimates,
+        "estimates_total": {
+            "net_g": sum(e["net_g"] for e in estimates),
+            "co2e_kg": sum(e["co2e_kg"] or 0.0 for e in estimates),
+            "energy_kwh": sum(e["energy_kwh"] or 0.0 for e in estimates),
+        },
+        "report_months": [
+            {"value": f"{m:%Y-%m}", "label": formats.bulan(m, lang)}
+            for m in [_month_start(today, back) for back in range(0, 12)]
+        ],
+        "tps": tps_rows,
+        "needs_vendor": True,
+        "chart_data": {
+            "locale": "en-GB" if lang == "en" else "id-ID",
+            "months": {"labels": months.labels, "datasets": months.datasets(names)},
+            "kecamatan": {
+                "title": text("tonnage_kecamatan", lang),
+                "labels": [r.name for r in kec_rows],
+                "kg": [round(r.net_g / 1000, 3) for r in kec_rows],
+            },
+            "tps": _tps_points(tps_rows or []),
+            "offlineText": text("offline", lang),
+            "tiles": {"url": settings.map_tile_url, "attribution": settings.map_tile_attribution},
+        },
+    }
 
-    def cat_name(code: str) -> str:
-        c = cats_by_code.get(code)
+
+class _CategoryNames:
+    """A category's name in the page's language, by its code (the code itself if unknown)."""
+
+    def __init__(self, scope: reports.Scope, lang: Lang) -> None:
+        self.by_code = {c.code: c for c in scope.categories.values()}
+        self.lang = lang
+
+    def __call__(self, code: str) -> str:
+        c = self.by_code.get(code)
         if c is None:
             return code
-        return c.name_en if lang == "en" else c.name_id
+        return c.name_en if self.lang == "en" else c.name_id
 
-    months = [_month_start(today, back) for back in range(11, -1, -1)]
-    codes = [r.key for r in sorted(by_cat.rows, key=lambda r: -r.net_g)]
-    grams: dict[tuple[date, str], int] = defaultdict(int)
-    for r in by_month.rows:
-        grams[r.period_start, r.key] += r.net_g
-    months_en = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-    month_names = months_en if lang == "en" else passbook.MONTHS_ID
-    labels = [f"{month_names[m.month - 1]} {m.year}" for m in months]
-    month_table = [
-        {
-            "label": label,
-            "cells": [grams[m, c] for c in codes],
-            "total": sum(grams[m, c] for c in codes),
-        }
-        for m, label in zip(months, labels, strict=True)
-    ]
-    kec_rows = sorted(data["by_kec"].rows, key=lambda r: -r.net_g)
-    estimator = reports.default_estimator()
-    estimates: list[dict[str, Any]] = []
-    for r in sorted(by_cat.rows, key=lambda r: -r.net_g):
-        c = cats_by_code.get(r.key)
-        material = c.material_class if c else "other"
-        estimates.append(
+
+@dataclass(frozen=True)
+class _MonthTable:
+    """The last twelve months' grams per category, the categories by their total, largest
+    first."""
+
+    months: list[date]
+    labels: list[str]
+    codes: list[str]
+    grams: dict[tuple[date, str], int]
+
+    @classmethod
+    def of(
+        cls, by_month: reports.Tonnage, by_cat: reports.Tonnage, today: date, lang: Lang
+    ) -> _MonthTable:
+        months = [_month_start(today, back) for back in range(11, -1, -1)]
+        grams: dict[tuple[date, str], int] = defaultdict(int)
+        for r in by_month.rows:
+            grams[r.period_start, r.key] += r.net_g
+        return cls(
+            months=months,
+            labels=[formats.bulan(m, lang) for m in months],
+            codes=[r.key for r in sorted(by_cat.rows, key=lambda r: -r.net_g)],
+            grams=grams,
+        )
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
             {
-                "name": cat_name(r.key),
+                "label": label,
+                "cells": [self.grams[m, c] for c in self.codes],
+                "total": sum(self.grams[m, c] for c in self.codes),
+            }
+            for m, label in zip(self.months, self.labels, strict=True)
+        ]
+
+    def datasets(self, names: _CategoryNames) -> list[dict[str, Any]]:
+        return [
+            {"label": names(c), "kg": [round(self.grams[m, c] / 1000, 3) for m in self.months]}
+            for c in self.codes
+        ]
+
+
+def _estimates(by_cat: reports.Tonnage, names: _CategoryNames) -> list[dict[str, Any]]:
+    """Energy and CO2e avoided per category, largest first (None where no factor applies)."""
+    estimator = reports.default_estimator()
+    out: list[dict[str, Any]] = []
+    for r in sorted(by_cat.rows, key=lambda r: -r.net_g):
+        c = names.by_code.get(r.key)
+        material = c.material_class if c else "other"
+        out.append(
+            {
+                "name": names(r.key),
                 "net_g": r.net_g,
                 "co2e_kg": estimator.co2e_avoided_kg(material, r.net_g) if estimator else None,
                 "energy_kwh": estimator.energy_kwh(material, r.net_g) if estimator else None,
             }
         )
-    total = {
-        "net_g": sum(e["net_g"] for e in estimates),
-        "co2e_kg": sum(e["co2e_kg"] or 0.0 for e in estimates),
-        "energy_kwh": sum(e["energy_kwh"] or 0.0 for e in estimates),
-    }
-    report_months = [
-        {"value": f"{m:%Y-%m}", "label": f"{month_names[m.month - 1]} {m.year}"}
-        for m in [_month_start(today, back) for back in range(0, 12)]
-    ]
-    tps_points = [
+    return out
+
+
+def _tps_points(tps_rows: list[tps_api.TpsOut]) -> list[dict[str, Any]]:
+    """The map's markers."""
+    return [
         {
             "code": t.code,
             "name": t.name,
@@ -397,45 +470,8 @@ def _dlh_context(
             "alert": bool(t.active_alerts),
             "raise": t.alert_raise_fill,
         }
-        for t in (tps_rows or [])
+        for t in tps_rows
     ]
-    en = lang == "en"
-    return {
-        "city_name": scope.city_name,
-        "zone": passbook.zone_label(scope.tz),
-        "tz": scope.tz,
-        "start": start,
-        "end": today,
-        "year": today.year,
-        "reduction": data["reduction"],
-        "reduction_error": data["reduction_error"],
-        "month_categories": [{"code": c, "name": cat_name(c)} for c in codes],
-        "month_table": month_table,
-        "kecamatan_rows": kec_rows,
-        "estimates": estimates,
-        "estimates_total": total,
-        "report_months": report_months,
-        "tps": tps_rows,
-        "needs_vendor": True,
-        "chart_data": {
-            "locale": "en-GB" if en else "id-ID",
-            "months": {
-                "labels": labels,
-                "datasets": [
-                    {"label": cat_name(c), "kg": [round(grams[m, c] / 1000, 3) for m in months]}
-                    for c in codes
-                ],
-            },
-            "kecamatan": {
-                "title": text("tonnage_kecamatan", "en" if en else "id"),
-                "labels": [r.name for r in kec_rows],
-                "kg": [round(r.net_g / 1000, 3) for r in kec_rows],
-            },
-            "tps": tps_points,
-            "offlineText": text("offline", "en" if en else "id"),
-            "tiles": {"url": settings.map_tile_url, "attribution": settings.map_tile_attribution},
-        },
-    }
 
 
 @router.get("/dlh", response_class=Response, responses={200: HTML, **_html(403)})
@@ -544,7 +580,7 @@ def _prices_page(
         context = {
             "bank": bank,
             "tz": tz,
-            "zone": passbook.zone_label(tz),
+            "zone": formats.zone_label(tz),
             "price_list": bank_api.prices(bank.code, session),
             "categories": list(
                 session.scalars(select(ledger.Category).order_by(ledger.Category.code))
