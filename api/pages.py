@@ -827,7 +827,7 @@ async def admin_add_device(
                     s, "device.add", "device", issued.device.username, issued.device.describe()
                 )
         except devices.DeviceError as exc:
-            status = 409 if "sudah terdaftar" in str(exc) else 400
+            status = 409 if isinstance(exc, devices.DeviceConflict) else 400  # registered already
             return _devices_page(request, state, who, form_error=str(exc), status=status)
         return _devices_page(request, state, who, issued=issued)
 

@@ -340,5 +340,15 @@ def test_admin_sets_a_price_imports_members_and_adds_a_device(
             page.click("#device-form button[type=submit]")
         expect(page.locator("#device-table")).to_contain_text("tps-benteng.us-09")
         assert len(page.locator("#device-password").inner_text()) >= 20
+        # the same device again: refused as a conflict, the registry unchanged
+        page.select_option("#kind", "sensor")
+        page.fill("#site", "tps-benteng")
+        page.fill("#device_id", "us-09")
+        with page.expect_navigation() as again:
+            page.click("#device-form button[type=submit]")
+        assert again.value is not None
+        assert again.value.status == 409
+        expect(page.locator("#form-error")).to_contain_text("sudah terdaftar / already registered")
+        expect(page.locator("#device-password")).to_have_count(0)
     finally:
         context.close()
