@@ -10,6 +10,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from wastebank.errors import SetupError
+
 DEMO_CITY_FILE = Path(__file__).parent.parent / "data" / "demo_city.toml"
 
 
@@ -51,7 +53,7 @@ class Generation(BaseModel):
         return round(self.population * self.kg_per_capita_day * 1000 * days)
 
 
-class NoGenerationEstimate(LookupError):
+class NoGenerationEstimate(SetupError, LookupError):
     """No population / generation rate is configured for the city."""
 
 
