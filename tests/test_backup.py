@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from tests.conftest import WIT, LedgerFactory, deposit_event, wait_until
 from wastebank import backup, ledger, migrations
 from wastebank.cli import app
+from wastebank.migrations import tables
 
 STAFF = "petugas-bm-01"
 NOV = datetime(2026, 11, 2, 9, tzinfo=WIT)
@@ -93,7 +94,7 @@ def _snapshot(url: str) -> dict[str, list[tuple[object, ...]]]:
                     tuple(row)
                     for row in conn.execute(select(table).order_by(*table.primary_key.columns))
                 ]
-                for table in ledger.Base.metadata.sorted_tables
+                for table in tables.metadata().sorted_tables
             }
             out["alembic_version"] = [
                 tuple(r) for r in conn.execute(text("SELECT version_num FROM alembic_version"))

@@ -24,6 +24,7 @@ from tests.conftest import WIT, LedgerFactory, deposit_event
 from wastebank import ledger, migrations
 from wastebank.ledger import manual, registry
 from wastebank.messages import EVENT_ID_PATTERN
+from wastebank.migrations import tables
 from wastebank.seed import load_city, seed
 
 BM = "bs-batu-merah"  # induk; petugas-bm-01
@@ -977,7 +978,7 @@ def test_migration_moves_banks_into_areas_and_fills_the_stock_journal(
                 conn.execute(text(sql), {"ts": ts})
         assert migrations.upgrade(engine) is True
         assert migrations.current(engine) == migrations.head()
-        assert migrations.differences(engine, ledger.Base.metadata) == []
+        assert migrations.differences(engine, tables.metadata()) == []
         with Session(engine) as s:
             banks = {
                 b.code: (b.kind, b.kecamatan, b.kelurahan.name, b.min_withdrawal_idr)

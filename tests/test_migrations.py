@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from tests.conftest import LedgerFactory, deposit_event, undo_0009
 from wastebank import alerts, ledger, migrations
 from wastebank.cli import app
+from wastebank.migrations import tables
 
 DATA = Path(__file__).parent / "data"
 # The schema release 0.1 made with create_all (no alembic_version): its first commit, before
@@ -35,7 +36,7 @@ def empty_url(ledger_factory: LedgerFactory, ledger_backend: str, tmp_path: Path
     url = ledger_factory.new(seeded=False)
     engine = ledger.plain_engine(url)
     with engine.begin() as conn:
-        for table in ("alembic_version", *reversed(ledger.Base.metadata.sorted_tables)):
+        for table in ("alembic_version", *reversed(tables.metadata().sorted_tables)):
             conn.execute(text(f"DROP TABLE IF EXISTS {getattr(table, 'name', table)} CASCADE"))
     engine.dispose()
     yield url
@@ -46,7 +47,7 @@ def test_the_models_and_the_migrations_agree(empty_url: str) -> None:
     engine = ledger.make_engine(empty_url)
     try:
         assert migrations.current(engine) == migrations.head()
-        assert migrations.differences(engine, ledger.Base.metadata) == []
+        assert migrations.differences(engine, tables.metadata()) == []
         assert migrations.upgrade(engine) is False  # at the head: nothing runs
     finally:
         engine.dispose()
@@ -121,7 +122,7 @@ def test_a_ledger_from_before_migrations_is_adopted(
     engine = ledger.make_engine(empty_url)
     try:
         assert migrations.current(engine) == migrations.head()
-        assert migrations.differences(engine, ledger.Base.metadata) == []
+        assert migrations.differences(engine, tables.metadata()) == []
         with Session(engine) as s:
             assert ledger.member_balance(s, "AMB-0001") == 5000
             (letter,) = ledger.dead_letters(s)
@@ -181,7 +182,7 @@ def test_processes_starting_at_once_migrate_once(empty_url: str) -> None:
     try:
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
-        assert migrations.differences(engine, ledger.Base.metadata) == []
+        assert migrations.differences(engine, tables.metadata()) == []
     finally:
         engine.dispose()
 
@@ -336,7 +337,7 @@ def test_0007_keeps_dead_letters_and_takes_topics_of_any_length(
                     {"topic": long, "payload": b"{}"},
                 )
         assert migrations.upgrade(engine) is True
-        assert migrations.differences(engine, ledger.Base.metadata) == []
+        assert migrations.differences(engine, tables.metadata()) == []
         with Session(engine) as s:
             second = ledger.add_dead_letter(s, long, b"{}", "invalid")
             rows = {r.id: (r.topic, r.payload, r.error) for r in ledger.dead_letters(s)}
@@ -362,7 +363,7 @@ def test_0008_adds_the_pickup_journal_unique_per_sensor_and_time(
             conn.execute(text("UPDATE alembic_version SET version_num = '0007'"))
         assert migrations.upgrade(engine) is True
         assert migrations.current(engine) == migrations.head()
-        assert migrations.differences(engine, ledger.Base.metadata) == []
+        assert migrations.differences(engine, tables.metadata()) == []
         with Session(engine) as s:
             assert s.scalar(select(func.count()).select_from(ledger.TpsPickup)) == 0
             tps_id = s.scalars(select(ledger.Tps.id).where(ledger.Tps.code == "tps-batu-merah"))
@@ -420,7 +421,7 @@ def test_0009_keeps_ids_and_gives_old_dead_letters_a_reason(
         with engine.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = '0008'"))
         assert migrations.upgrade(engine) is True
-        assert migrations.differences(engine, ledger.Base.metadata) == []
+        assert migrations.differences(engine, tables.metadata()) == []
         with Session(engine) as s:
             assert s.scalars(select(ledger.Deposit.event_id)).all() == ["gw-01-1"]
             reasons = [d.reason for d in ledger.dead_letters(s)]

@@ -304,9 +304,3 @@ __all__ = [
     "void_deposit",
 ]
 
-
-# The login system's tables (users, login failures, the audit log) are the ledger's too: on
-# ``Base.metadata`` wherever the ledger is, so migrations and their checks see them.
-from wastebank import access as _access  # noqa: E402, F401
-from wastebank import alerts as _alerts  # noqa: E402, F401 - system_alert, likewise
-from wastebank import reconcile as _reconcile  # noqa: E402, F401 - reconciliation_run, likewise

@@ -7,7 +7,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from wastebank.ledger import Base
+from wastebank.migrations.tables import metadata
 
 connection = context.config.attributes.get("connection")
 if not isinstance(connection, Connection) or context.is_offline_mode():
@@ -15,7 +15,7 @@ if not isinstance(connection, Connection) or context.is_offline_mode():
 
 context.configure(
     connection=connection,
-    target_metadata=Base.metadata,
+    target_metadata=metadata(),  # the ledger's tables and those of the packages built on it
     # SQLite alters a table by copying it ("batch" mode); PostgreSQL runs the plain ALTERs.
     render_as_batch=True,
     compare_type=True,
