@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from ingest.main import Ingester, IngestSettings, Rejected
+from ingest.consumer import Ingester
+from ingest.items import Rejected
+from ingest.settings import IngestSettings
 from wastebank import ledger
 from wastebank.influx import Influx, InfluxError, InfluxWriter, ensure_schema, make_writer
 from wastebank.mqtt import backoff

@@ -23,12 +23,12 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-import ingest.main as ingest_main
 from api.app import create_app
 from firmware_sim.tps import TpsSimSettings, run_tps_sensor
 from ingest.main import Inbox, IngestSettings
 from ingest.main import run as run_ingest
 from ingest.metrics import MetricsSettings
+from ingest.paho_inbox import InboxClient
 from tests.auth_helpers import PASSWORD, add_users, api_settings, login
 from tests.conftest import deposit_event, eventually, free_port, mqtt_login
 from wastebank import ledger
@@ -397,8 +397,8 @@ def _publish(topic: bytes, payload: bytes, mid: int, qos: int) -> bytes:
     return bytes([header]) + _remaining_length(len(body) + len(payload)) + body + payload
 
 
-def _client_for(inbox: Inbox, chunks: list[bytes]) -> ingest_main._Client:
-    client = ingest_main._Client(CallbackAPIVersion.VERSION2, client_id="t", manual_ack=True)
+def _client_for(inbox: Inbox, chunks: list[bytes]) -> InboxClient:
+    client = InboxClient(CallbackAPIVersion.VERSION2, client_id="t", manual_ack=True)
     client.inbox, client.room = inbox, inbox.room
     client._sock = _ChunkedSocket(chunks)  # type: ignore[assignment]
     return client

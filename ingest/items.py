@@ -1,0 +1,66 @@
+"""One message of a batch on its way through the ingester, and why one is rejected.
+
+:func:`validate` reads a payload as its model (or says why not, as :class:`Rejected`, whose text
+becomes the dead letter's error); :class:`Item` carries the message, what it was found to be and
+the points it gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from pydantic import ValidationError
+
+from wastebank.broker_events import Refusal
+from wastebank.errors import BadInput
+from wastebank.messages import (
+    DepositEvent,
+    FillReading,
+    GatewayAlert,
+    GatewayHealth,
+    PayloadTooLarge,
+    check_size,
+)
+
+Parsed = DepositEvent | FillReading | GatewayHealth | GatewayAlert | Refusal
+"""What a message can be, once validated."""
+M = TypeVar("M", DepositEvent, FillReading, GatewayHealth, GatewayAlert, Refusal)
+
+
+class Rejected(BadInput):
+    """A message that cannot be applied; the text says why (it becomes the dead letter's error)."""
+
+
+@dataclass
+class Item:
+    """One message of a batch on its way through."""
+
+    topic: str
+    payload: bytes
+    mid: int = 0
+    qos: int = 0
+    connection: int = 0
+    parsed: Parsed | None = None
+    error: str | None = None
+    lines: list[str] = field(default_factory=list)
+
+
+def event_id_of(msg: object) -> str | None:
+    return msg.event_id if isinstance(msg, DepositEvent) else None
+
+
+def validate(model: type[M], payload: bytes) -> M:
+    """The payload as ``model``. Over the payload limit (``messages.MAX_PAYLOAD_BYTES``) it is
+    refused unread (``oversized: ...``); a schema violation is ``invalid <Model>: ...``."""
+    try:
+        check_size(payload)
+    except PayloadTooLarge as exc:
+        raise Rejected(str(exc)) from None
+    try:
+        return model.model_validate_json(payload)
+    except ValidationError as exc:
+        errors = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in exc.errors()
+        )
+        raise Rejected(f"invalid {model.__name__}: {errors}") from None
