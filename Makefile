@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv install install-gateway services services-down lint test demo clean bench browser screenshots
+.PHONY: venv install install-gateway services services-down lint test demo clean bench bench-compare browser screenshots
 
 venv: $(BIN)/python
 
@@ -54,6 +54,8 @@ services: install
 services-down:
 	@if [ -x $(BIN)/wastebank ]; then $(BIN)/wastebank services down; fi
 
+# bench/reports.py's ledger is PostgreSQL by default.
+bench: SERVICES_ARGS = --with postgresql
 bench: install services
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/gateway_footprint.py
@@ -61,6 +63,14 @@ bench: install services
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/reports.py
+
+# The benches against an earlier revision and this tree, interleaved in one run, each side on
+# services of its own (bench/before_after.py; docs/scaling.md, "Before/after a restructuring"):
+#   make bench-compare [BEFORE=<rev>] [QUICK=1] [REPEATS=3] [BENCHES=ingest,api]
+bench-compare: install
+	$(BIN)/python -c 'import psutil' 2>/dev/null || $(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/python bench/before_after.py $(if $(BEFORE),--before $(BEFORE)) $(if $(QUICK),--quick) \
+	  $(if $(REPEATS),--repeats $(REPEATS)) $(if $(BENCHES),--benches $(BENCHES))
 
 lint: install
 	$(BIN)/ruff check .
