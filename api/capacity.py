@@ -1,5 +1,6 @@
-"""Keeping the API answering under load (issue 13): what it takes on at once, how it refuses the
-rest, and a /health that answers whatever the rest of the API is doing.
+"""Keeping the API answering under load: what it takes on at once, how it refuses the rest, and a
+/health that answers whatever the rest of the API is doing (the figures: docs/scaling.md, "The
+API under a mixed load").
 
 **Admission** (:class:`Admission`, a pure ASGI middleware): every request but the free ones
 takes a slot of its class before the app sees it, and gives it back when its answer is sent.
@@ -7,9 +8,10 @@ takes a slot of its class before the app sees it, and gives it back when its ans
   free      GET /health, /metrics, /static/...: no slot. They touch no pooled connection
             (/health probes the ledger on a connection and a thread of its own, see
             :class:`SharedProbe`), so a monitor sees the service even when it is saturated.
-  logins    POST /api/token, POST /masuk: an argon2id hash each (64 MiB, ~0.25 s of CPU at
-            production cost): at most ``capacity.logins`` at once (default: half the cores),
-            so that a burst of logins cannot take the cores from balance reads.
+  logins    POST /api/token, POST /masuk: an argon2id hash each, costly in memory and CPU by
+            design (docs/operations.md, ``[capacity]``): at most ``capacity.logins`` at once
+            (default: half the cores), so that a burst of logins cannot take the cores from
+            balance reads.
   requests  every other request: at most ``capacity.requests`` at once.
 
 Beyond its class's limit a request waits, in the event loop (no thread, no connection), at most
@@ -59,6 +61,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.settings import CapacitySettings
 from wastebank.access import AuthSettings
+from wastebank.errors import SetupError, Unavailable
 
 log = logging.getLogger("api.capacity")
 T = TypeVar("T")
@@ -94,9 +97,9 @@ class Budget:
     def writer_pool(self, url: str) -> dict[str, Any]:
         """On SQLite one connection: SQLite lets one writer in at a time, and the pool's queue
         hands the connection on as soon as it is back, in turn, where SQLite's busy handler
-        would have the others retry after sleeps of up to 100 ms, favouring nobody (under
-        bench/api.py's mixed load writes then waited up to 8.7 s, holding their request
-        slots). PostgreSQL locks rows: a connection per request."""
+        would have the others retry after sleeps of up to 100 ms, favouring nobody: writes
+        then waited seconds, holding their request slots (docs/scaling.md). PostgreSQL locks
+        rows: a connection per request."""
         sqlite = make_url(url).get_backend_name() == "sqlite"
         return {
             "pool_size": 1 if sqlite else self.settings.requests,
@@ -114,8 +117,9 @@ class Budget:
 # ---- admission --------------------------------------------------------------------------------
 
 
-class Saturated(Exception):
-    """No slot within the wait budget (``reason``: ``queue_full`` or ``wait``)."""
+class Saturated(Unavailable):
+    """No slot within the wait budget (``reason``: ``queue_full`` or ``wait``): answered 503
+    with Retry-After by :class:`Admission`."""
 
     def __init__(self, gate: str, reason: str) -> None:
         super().__init__(f"{gate}: {reason}")
@@ -266,8 +270,9 @@ def pool_timeout(request: Request, _exc: Exception) -> JSONResponse:
 # ---- the hashing cap --------------------------------------------------------------------------
 
 
-class HashingOutsideLoginSlot(RuntimeError):
-    """A password hashed by a request that is not a login route (LOGIN_ROUTES)."""
+class HashingOutsideLoginSlot(SetupError, RuntimeError):
+    """A password hashed by a request that is not a login route (LOGIN_ROUTES): the code must
+    be set up first, the route added there."""
 
 
 def _require_login_slot() -> None:

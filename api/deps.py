@@ -137,13 +137,13 @@ async def read_as(
 ) -> T:
     """``work`` on behalf of the bearer of ``token``, in a read session: the session, the
     principal and the work all in one worker thread. A route with plain-def dependencies
-    (SessionDep, PrincipalDep) and body hands each to the thread pool in turn (four hand-offs,
-    each costing about as much CPU as a balance's SQL); the most frequent reads (a balance, a
+    (SessionDep, PrincipalDep) and body hands each to the thread pool in turn, each hand-off
+    costing about as much CPU as a balance's SQL; the most frequent reads (a balance, a
     passbook) use this instead, with only async dependencies (StateDep, TokenDep).
 
-    Never on the event loop itself, not even a balance on SQLite (a WAL read never waits for a
-    writer, and ran there until issue 13): a connection checkout can wait, and the loop with
-    it, /health included (docs/scaling.md, "The API under a mixed load")."""
+    Never on the event loop itself, not even a balance on SQLite (where a WAL read never waits
+    for a writer): a connection checkout can wait, and the loop with it, /health included
+    (docs/scaling.md, "The API under a mixed load")."""
 
     def run() -> T:
         with Session(state["engine"]) as session:
@@ -153,10 +153,10 @@ async def read_as(
 
 
 # Reads run in at most this many threads at once (FastAPI's sync routes may use all of
-# capacity.requests + capacity.logins, api/capacity.py; anyio's default is 40). Under load 40
-# threads queue for the GIL, and the hand-offs cost more CPU than the reads: on SQLite a balance
-# took 2.3 ms of CPU with 40 threads, 1.1 ms with 4. PostgreSQL's waits are short (a local
-# network), so a few threads keep a core busy there too.
+# capacity.requests + capacity.logins, api/capacity.py; anyio's default is 40). Under load many
+# threads queue for the GIL, and the hand-offs cost more CPU than the reads (docs/scaling.md,
+# "The API's read path"). PostgreSQL's waits are short (a local network), so a few threads keep
+# a core busy there too.
 READ_THREADS = 4
 _read_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
     weakref.WeakKeyDictionary()

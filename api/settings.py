@@ -130,9 +130,9 @@ class ApiSettings(WastebankSettings):
     public_url: str | None = Field(default=None, description="base URL printed for people")
     access_log: bool = Field(
         default=False,
-        description="uvicorn's line per request (WASTEBANK_ACCESS_LOG=true); off: it costs ~8 % "
-        "of a balance's CPU (bench/api.py), and the reverse proxy in front logs requests anyway; "
-        "writes are in the audit log either way",
+        description="uvicorn's line per request (WASTEBANK_ACCESS_LOG=true); off: it costs a "
+        "noticeable share of a balance's CPU (docs/scaling.md), and the reverse proxy in front "
+        "logs requests anyway; writes are in the audit log either way",
     )
     mqtt: MqttSettings = MqttSettings()
     influx: InfluxSettings = InfluxSettings()

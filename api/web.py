@@ -36,6 +36,7 @@ from starlette.types import Receive, Scope, Send
 from api.deps import SESSION_COOKIE, StateDep
 from api.settings import PagesSettings
 from wastebank import access, formats
+from wastebank.errors import Forbidden
 from wastebank.formats import kg, rupiah
 
 log = logging.getLogger("api.pages")
@@ -256,8 +257,8 @@ def session_id(request: Request, key: bytes) -> str:
         return ""
 
 
-class CsrfRefused(Exception):
-    """A state-changing form without a valid token."""
+class CsrfRefused(Forbidden):
+    """A state-changing form without a valid token: a 403 page (:func:`csrf_refused_handler`)."""
 
 
 def check_csrf(
