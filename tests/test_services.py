@@ -189,7 +189,7 @@ def test_a_new_client_id_plugin_makes_the_brokers_config_stale(
     assert not services._stale_config(mosquitto, settings)
     changed = tmp_path / "wastebank_clientid.c"
     changed.write_bytes(services.CLIENTID_PLUGIN_SOURCE.read_bytes() + b"\n/* next release */\n")
-    monkeypatch.setattr(services, "CLIENTID_PLUGIN_SOURCE", changed)
+    monkeypatch.setattr(services.mosquitto, "CLIENTID_PLUGIN_SOURCE", changed)
     assert services._stale_config(mosquitto, settings)
 
 

@@ -1,0 +1,169 @@
+"""`up`, `down` and `status`: the development services as one set."""
+
+from __future__ import annotations
+
+import pwd
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+from wastebank.services.core import (
+    Service,
+    ServiceError,
+    ServiceName,
+    ServicesSettings,
+    ServiceState,
+    Starting,
+    log,
+    our_pid,
+    port_open,
+    remove_stale_pid_file,
+    service_state,
+    stop_service,
+    wait_until_answering,
+)
+from wastebank.services.influxdb import (
+    influxd_config_changed,
+    influxd_service,
+    prepare_influxdb,
+    start_influxd,
+)
+from wastebank.services.install import install_missing
+from wastebank.services.mosquitto import (
+    mosquitto_service,
+    prepare_broker,
+    reload_mosquitto,
+    stale_config,
+    start_mosquitto,
+)
+from wastebank.services.ports import claim_ports
+from wastebank.services.postgres import (
+    postgres_config_changed,
+    postgres_os_user,
+    postgres_service,
+    prepare_postgresql,
+    server_home,
+    start_postgres,
+)
+
+
+def default_services(settings: ServicesSettings) -> tuple[Service, Service]:
+    """Mosquitto and InfluxDB: what `up` starts unless told otherwise."""
+    return mosquitto_service(settings), influxd_service(settings)
+
+
+@dataclass(frozen=True)
+class _Daemon:
+    """One daemon as `up` handles it."""
+
+    svc: Service
+    start: Callable[[Service, ServicesSettings], Starting]
+    config_changed: Callable[[Service, ServicesSettings], bool]
+    """Whether ours runs with another config than this release writes (e.g. an older
+    checkout's): then it is restarted, its data kept."""
+    run_as: Callable[[], pwd.struct_passwd | None] = lambda: None
+    """Whom it runs as (None: whoever runs `up`): its directories are made theirs."""
+
+
+def up(settings: ServicesSettings, only: Collection[ServiceName] | None = None) -> None:
+    """Install what is missing; start each daemon unless ours is already running and answering.
+
+    ``only`` limits which daemons start (tests start a private Mosquitto on its own); by default
+    Mosquitto and InfluxDB, and PostgreSQL when ``settings.postgresql`` is set.
+    """
+    claim_ports(settings)
+    wanted: set[str] = set(only) if only is not None else {"mosquitto", "influxd"}
+    if only is None and settings.postgresql:
+        wanted.add("postgres")
+    install_missing(settings, wanted)
+    mosquitto, influxd = default_services(settings)
+    new_passwords = prepare_broker(settings) if mosquitto.name in wanted else []
+    postgres = postgres_service(settings)
+    daemons = (
+        # Mosquitto's config changes e.g. when listeners came to need passwords, or with a new
+        # client-id plugin (its digest is in the config).
+        _Daemon(mosquitto, start_mosquitto, stale_config),
+        # An older checkout's, with auth off: its data stays, its users come below.
+        _Daemon(influxd, start_influxd, influxd_config_changed),
+        # An older checkout's, which trusted loopback: its start sets the superuser's password
+        # first (start_postgres), the roles' come below.
+        _Daemon(postgres, start_postgres, postgres_config_changed, postgres_os_user),
+    )
+    for daemon in daemons:
+        if daemon.svc.name not in wanted:
+            continue
+        state = _current(daemon, settings)
+        if state.healthy and daemon.svc is mosquitto and new_passwords:
+            reload_mosquitto(settings)
+        if state.healthy:
+            log.info(
+                "%s sudah berjalan / already running on %s:%s (pid %s)",
+                daemon.svc.name,
+                daemon.svc.host,
+                daemon.svc.port,
+                state.pid,
+            )
+            continue
+        _start(daemon, settings)
+    if influxd.name in wanted:
+        prepare_influxdb(settings)
+    if postgres.name in wanted:
+        prepare_postgresql(postgres, settings)
+
+
+def _current(daemon: _Daemon, settings: ServicesSettings) -> ServiceState:
+    """The state of ours once settled: one still starting is waited for, one hung or running
+    with another config is stopped (to be started again)."""
+    svc = daemon.svc
+    state = service_state(svc)
+    if state.pid is not None and not state.answering:  # ours: still starting, or hung
+        try:
+            wait_until_answering(svc, settings.start_timeout_s)
+        except ServiceError as exc:
+            log.warning("%s dimulai ulang / restarting: %s", svc.name, exc)
+            stop_service(svc, state.pid)
+        state = service_state(svc)
+    if state.healthy and daemon.config_changed(svc, settings):
+        log.warning("%s dimulai ulang / restarting: its config changed", svc.name)
+        if state.pid is not None:
+            stop_service(svc, state.pid)
+        state = service_state(svc)
+    return state
+
+
+def _start(daemon: _Daemon, settings: ServicesSettings) -> None:
+    """Start ours and wait until it answers; never beside another program on its port."""
+    svc = daemon.svc
+    remove_stale_pid_file(svc)
+    if port_open(svc.host, svc.port):
+        # Never another checkout's daemon: its data, passwords and config are not ours.
+        raise ServiceError(
+            f"port {svc.host}:{svc.port} sudah dipakai proses lain / already in use by "
+            f"another process; pick another {svc.name} port, or delete "
+            f"{settings.run_dir / 'ports.toml'} so `up` chooses free ones"
+        )
+    server_home(svc.dir, daemon.run_as())
+    child = daemon.start(svc, settings)
+    pid = wait_until_answering(svc, settings.start_timeout_s, child)
+    log.info("%s berjalan / running on %s:%s (pid %s)", svc.name, svc.host, svc.port, pid)
+
+
+def down(settings: ServicesSettings) -> None:
+    """Stop the daemons named by our pid files; leave anything else alone."""
+    for svc in (*default_services(settings), postgres_service(settings)):
+        pid = our_pid(svc)
+        if pid is None:
+            log.info("%s tidak berjalan / not running", svc.name)
+        else:
+            log.info("menghentikan / stopping %s (pid %s)", svc.name, pid)
+            stop_service(svc, pid)
+            log.info("%s berhenti / stopped", svc.name)
+        svc.pid_file.unlink(missing_ok=True)
+
+
+def status(settings: ServicesSettings) -> list[ServiceState]:
+    """Mosquitto and InfluxDB; PostgreSQL too when it is asked for or ours is running."""
+    states = [service_state(svc) for svc in default_services(settings)]
+    postgres = postgres_service(settings)
+    if settings.postgresql or our_pid(postgres) is not None:
+        states.append(service_state(postgres))
+    return states
