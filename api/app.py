@@ -40,9 +40,10 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from api import alerts as alerts_api
 from api import auth, bank, dlh, health, limits, measured, members, pages, passbook, tps, web
 from api.capacity import HEALTH_POOL, Admission, Capacity, HealthDesk, gated_hasher, pool_timeout
-from api.deps import State, data_error, http_error, integrity_error, ledger_error
+from api.deps import State, data_error, http_error, integrity_error, wastebank_error
 from api.settings import ApiSettings
 from wastebank import __version__, access, ledger
+from wastebank.errors import WastebankError
 from wastebank.influx import Influx
 
 __all__ = ["ApiSettings", "create_app"]
@@ -50,7 +51,7 @@ __all__ = ["ApiSettings", "create_app"]
 
 def create_app(settings: ApiSettings) -> FastAPI:
     app = FastAPI(title="wastebank", version=__version__, lifespan=_lifespan(settings))
-    app.add_exception_handler(ledger.LedgerError, ledger_error)
+    app.add_exception_handler(WastebankError, wastebank_error)
     app.add_exception_handler(IntegrityError, integrity_error)
     app.add_exception_handler(DataError, data_error)
     app.add_exception_handler(PoolTimeout, pool_timeout)

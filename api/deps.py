@@ -12,6 +12,7 @@ their rollback rolls back to it): the write and its audit entry commit together 
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,13 +31,16 @@ from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.settings import ApiSettings
-from wastebank import access, ledger
+from wastebank import access
+from wastebank.errors import WastebankError
 from wastebank.influx import Influx
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
     from api.capacity import Capacity, HealthDesk
+
+log = logging.getLogger("api.deps")
 
 SESSION_COOKIE = "wb_sesi"
 T = TypeVar("T")
@@ -266,35 +270,18 @@ def not_found(what: str, key: object) -> HTTPException:
     return HTTPException(404, f"{what} {key} tidak ditemukan / not found")
 
 
-LEDGER_ERRORS: tuple[tuple[type[ledger.LedgerError], int, str], ...] = (
-    # the first that matches: these two before the classes they refine
-    (ledger.SecondPersonRequired, 403, "perlu orang kedua / a second person must do this"),
-    (ledger.OverLimit, 422, "di luar batas wajar / beyond a plausibility limit"),
-    (ledger.NotFound, 404, "tidak ditemukan / not found"),
-    (ledger.NotAllowed, 403, "tidak diizinkan / not allowed"),
-    (ledger.AlreadyVoided, 409, "sudah dibatalkan / already voided"),
-    (ledger.InsufficientBalance, 409, "saldo tidak cukup / insufficient balance"),
-    (ledger.InsufficientStock, 409, "stok tidak cukup / insufficient stock"),
-    (ledger.BelowMinimum, 422, "di bawah penarikan minimum / below the minimum withdrawal"),
-    (ledger.InvalidTransition, 409, "status tidak memungkinkan / not possible in this state"),
-    (ledger.PriceHistoryLocked, 409, "riwayat harga terkunci / price history is locked"),
-    (ledger.DepositRejected, 422, "setoran ditolak / deposit refused"),
-    (
-        ledger.IdempotencyKeyReused,
-        409,
-        "idempotency_key sudah dipakai setoran lain / idempotency_key used for another deposit",
-    ),
-)
+def refusal_detail(exc: WastebankError) -> str:
+    """What a refusal answers: its family's bilingual title, then its own reason."""
+    return f"{exc.title}: {exc}"
 
 
-def ledger_error(_request: Request, exc: Exception) -> JSONResponse:
-    """A ledger refusal as a 4xx with the ledger's reason (English) after a bilingual title."""
-    status, title = 400, "permintaan ditolak / request refused"
-    for cls, code, text in LEDGER_ERRORS:
-        if isinstance(exc, cls):
-            status, title = code, text
-            break
-    return JSONResponse({"detail": f"{title}: {exc}"}, status_code=status)
+def wastebank_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Any of our errors (:mod:`wastebank.errors`) as the HTTP status its class carries, with
+    :func:`refusal_detail`. A 5xx is also logged with its traceback: it is ours to mend."""
+    assert isinstance(exc, WastebankError)
+    if exc.status >= 500:
+        log.error("%s", refusal_detail(exc), exc_info=exc)
+    return JSONResponse({"detail": refusal_detail(exc)}, status_code=exc.status)
 
 
 def integrity_error(_request: Request, _exc: Exception) -> JSONResponse:

@@ -43,12 +43,12 @@ from api import dlh as dlh_api
 from api import members as members_api
 from api import tps as tps_api
 from api.deps import (
-    LEDGER_ERRORS,
     Ctx,
     PagePrincipalDep,
     SessionDep,
     State,
     StateDep,
+    refusal_detail,
     refusals,
 )
 from api.schemas import PriceIn, WithdrawalIn
@@ -96,10 +96,7 @@ def _refusal_reason(exc: Exception) -> tuple[int, str]:
     if isinstance(exc, HTTPException):
         return exc.status_code, str(exc.detail)
     if isinstance(exc, ledger.LedgerError):
-        for cls, _code, title in LEDGER_ERRORS:
-            if isinstance(exc, cls):
-                return 409, f"{title}: {exc}"
-        return 409, str(exc)
+        return 409, refusal_detail(exc)
     if isinstance(exc, IntegrityError):
         return 409, "bentrok dengan data yang ada / conflicts with existing data"
     return 400, str(exc)

@@ -1,17 +1,26 @@
-"""Refusals of the login system."""
+"""Refusals of the login system, each in the family (:mod:`wastebank.errors`) that says what the
+caller does about it."""
 
 from __future__ import annotations
 
+from wastebank import errors
 
-class AccessError(Exception):
+
+class AccessError(errors.Invalid):
     """A request about users that is refused; the message says why (Bahasa Indonesia first)."""
 
 
 class LoginRefused(AccessError):
     """Wrong login or secret, or a disabled user (not told apart)."""
 
+    status = 401
+    title = "gagal masuk / login refused"
 
-class TooManyAttempts(AccessError):
+
+class TooManyAttempts(AccessError, errors.TooMany):
+    status = errors.TooMany.status
+    title = errors.TooMany.title
+
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(
             f"terlalu banyak percobaan, coba lagi dalam {retry_after_s} detik / too many failed "
@@ -21,4 +30,5 @@ class TooManyAttempts(AccessError):
 
 
 class InvalidToken(AccessError):
-    pass
+    status = 401
+    title = "token tidak sah atau kedaluwarsa / invalid or expired token"

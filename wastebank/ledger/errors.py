@@ -8,61 +8,75 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from wastebank import errors
 from wastebank.money_rules import Breach
 
 if TYPE_CHECKING:
     from wastebank.ledger.applied import AppliedDeposit
 
 
-class LedgerError(Exception):
-    """A request the ledger refuses; whatever it had written in its transaction is rolled back."""
+class LedgerError(errors.Refused):
+    """A request the ledger refuses; whatever it had written in its transaction is rolled back.
+
+    Each refusal belongs to the family (:mod:`wastebank.errors`) that says what the caller does
+    about it, and carries the HTTP status and the bilingual title an answer starts with."""
 
 
-class NotFound(LedgerError):
+class NotFound(LedgerError, errors.NotFound):
     pass
 
 
-class NotAllowed(LedgerError):
+class NotAllowed(LedgerError, errors.Forbidden):
     """The author is not an attendant of the bank, or the bank may not do this."""
 
 
-class AlreadyVoided(LedgerError):
-    pass
+class AlreadyVoided(LedgerError, errors.Conflict):
+    title = "sudah dibatalkan / already voided"
 
 
-class InsufficientBalance(LedgerError):
-    pass
+class InsufficientBalance(LedgerError, errors.Conflict):
+    title = "saldo tidak cukup / insufficient balance"
 
 
-class InsufficientStock(LedgerError):
-    pass
+class InsufficientStock(LedgerError, errors.Conflict):
+    title = "stok tidak cukup / insufficient stock"
 
 
-class BelowMinimum(LedgerError):
-    pass
+class BelowMinimum(LedgerError, errors.Invalid):
+    title = "di bawah penarikan minimum / below the minimum withdrawal"
 
 
-class InvalidTransition(LedgerError):
+class InvalidTransition(LedgerError, errors.Conflict):
     """A withdrawal asked to move to a state its current state does not lead to."""
 
+    title = "status tidak memungkinkan / not possible in this state"
 
-class PriceHistoryLocked(LedgerError):
+
+class PriceHistoryLocked(LedgerError, errors.Conflict):
     """A new price would reprice deposits already priced: history is never rewritten."""
 
+    title = "riwayat harga terkunci / price history is locked"
 
-class DepositRejected(LedgerError):
+
+class DepositRejected(LedgerError, errors.Invalid):
     """The deposit is well-formed but cannot be applied (unknown card, no price, ...)."""
 
+    title = "setoran ditolak / deposit refused"
 
-class IdempotencyKeyReused(LedgerError):
+
+class IdempotencyKeyReused(LedgerError, errors.Conflict):
     """An author's idempotency key came again with another deposit (member, category, weight,
     count, time or bank): the key names the deposit first recorded with it, so the second is
     refused, never taken for a retry nor recorded as a new deposit."""
 
+    title = "idempotency_key sudah dipakai setoran lain / idempotency_key used for another deposit"
 
-class OverLimit(LedgerError):
+
+class OverLimit(LedgerError, errors.Invalid):
     """A value beyond a money rule (:mod:`wastebank.money_rules`): a price, a manual deposit's
     weight or amount. The message, in Bahasa Indonesia then English, names the setting."""
+
+    title = "di luar batas wajar / beyond a plausibility limit"
 
     def __init__(self, breach: Breach) -> None:
         super().__init__(breach.message)
@@ -71,15 +85,18 @@ class OverLimit(LedgerError):
 
 class DepositOverLimit(OverLimit, DepositRejected):
     """A deposit beyond a money rule (a scale's or a manual deposit's limit): refused like any
-    rejected deposit; the ingester keeps a scale's as an ``over_limit`` dead letter."""
+    rejected deposit; the ingester keeps a scale's as an ``over_limit`` dead letter. Answered
+    as the limit it breaks (:class:`OverLimit`'s title)."""
 
 
 class SecondPersonRequired(NotAllowed):
     """A withdrawal above the second-approval amount, approved by the one who asked for it, or
     paid out by the one who asked or approved: someone else must."""
 
+    title = "perlu orang kedua / a second person must do this"
 
-class DepositConflict(LedgerError):
+
+class DepositConflict(LedgerError, errors.Conflict):
     """A deposit whose event id the ledger knows with other content (bank, gateway, member or
     card, category, grams, time): never applied, never merged; the ingester dead-letters it."""
 
