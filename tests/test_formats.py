@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from wastebank import formats
+from wastebank import formats, ledger
 
 
 def test_numbers_have_dot_thousands_and_comma_decimals() -> None:
@@ -33,6 +33,17 @@ def test_money_weights_and_volumes() -> None:
     assert formats.litres(1500) == "1,5 L"
     assert formats.litres(2000) == "2,0 L"
     assert formats.thousands(10_000_000) == "10.000.000"
+
+
+def test_quantities_and_prices_in_each_unit_the_ledger_knows() -> None:
+    assert set(formats.UNIT_LABELS) == {u.value for u in ledger.Unit}
+    assert formats.quantity_text(ledger.Unit.KG, 1250, None) == "1,25 kg"
+    assert formats.quantity_text(ledger.Unit.PIECE, 600, 1200) == "1.200 pcs"
+    assert formats.quantity_text(ledger.Unit.LITRE, 1400, 1500) == "1,5 L"
+    assert formats.quantity_text(ledger.Unit.PIECE, 600, None) == "0,60 kg"  # no count: weight
+    assert formats.unit_price(4000, ledger.Unit.KG) == "Rp4.000/kg"
+    assert formats.unit_price(500, "piece") == "Rp500/pcs"
+    assert formats.unit_price(3000, "litre") == "Rp3.000/L"
 
 
 def test_dates_in_both_languages_and_zones_by_indonesian_name() -> None:

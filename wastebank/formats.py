@@ -23,6 +23,7 @@ __all__ = [
     "MONTHS_EN",
     "MONTHS_ID",
     "MONTH_NAMES_ID",
+    "UNIT_LABELS",
     "ZONE_LABELS",
     "ascii_text",
     "bulan",
@@ -32,10 +33,12 @@ __all__ = [
     "litres",
     "number",
     "percent",
+    "quantity_text",
     "rupiah",
     "tanggal",
     "tanggal_waktu",
     "thousands",
+    "unit_price",
     "zone_label",
 ]
 
@@ -47,6 +50,8 @@ MONTH_NAMES_ID = (
     "Januari", "Februari", "Maret", "April", "Mei", "Juni",
     "Juli", "Agustus", "September", "Oktober", "November", "Desember",
 )  # fmt: skip
+# A category's unit (the ledger's ``Unit``) as a price or a quantity is written with it.
+UNIT_LABELS = {"kg": "kg", "piece": "pcs", "litre": "L"}
 # Indonesia's three zones by their offset from UTC (hours): WIB, WITA, WIT.
 ZONE_LABELS = {7: "WIB", 8: "WITA", 9: "WIT"}
 
@@ -79,6 +84,21 @@ def litres(millilitres: int) -> str:
     """``1,5 L``."""
     whole, rest = divmod(millilitres, 1000)
     return f"{thousands(whole)},{f'{rest:03d}'.rstrip('0') or '0'} L"
+
+
+def quantity_text(unit: str, net_g: int, quantity: int | None) -> str:
+    """What was deposited, in its category's unit (the ledger's ``kg``, ``piece``, ``litre``):
+    ``1,25 kg``, ``12 pcs``, ``1,5 L``; kg when a count is missing."""
+    if unit == "piece" and quantity is not None:
+        return f"{thousands(quantity)} pcs"
+    if unit == "litre" and quantity is not None:
+        return litres(quantity)
+    return kg(net_g)
+
+
+def unit_price(price_idr: int, unit: str) -> str:
+    """``Rp4.000/kg``, ``Rp500/pcs``, ``Rp3.000/L``."""
+    return f"{rupiah(price_idr)}/{UNIT_LABELS.get(unit, unit)}"
 
 
 def number(value: float | None, places: int = 1, *, missing: str = "-") -> str:

@@ -23,7 +23,18 @@ The modules: :mod:`.statements` (the lines and a statement: the data), :mod:`.re
 """
 
 # The formats live in wastebank.formats; callers that import them from here still may.
-from wastebank.formats import MONTHS_ID, csv_text, kg, rupiah, tanggal, tanggal_waktu, zone_label
+from wastebank.formats import (
+    MONTHS_ID,
+    UNIT_LABELS,
+    csv_text,
+    kg,
+    quantity_text,
+    rupiah,
+    tanggal,
+    tanggal_waktu,
+    unit_price,
+    zone_label,
+)
 from wastebank.passbook.export import (
     CardOut,
     DepositOut,
@@ -53,13 +64,7 @@ from wastebank.passbook.statements import (
     period_bounds,
     statement,
 )
-from wastebank.passbook.wording import (
-    UNIT_LABELS,
-    line_what,
-    period_text,
-    quantity_text,
-    unit_price,
-)
+from wastebank.passbook.wording import line_what, period_text
 
 __all__ = [
     "CSV_COLUMNS",

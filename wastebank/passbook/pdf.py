@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from wastebank.formats import latin1, rupiah, tanggal, tanggal_waktu
+from wastebank.formats import latin1, quantity_text, rupiah, tanggal, tanggal_waktu, unit_price
 from wastebank.passbook.receipts import Receipt
 from wastebank.passbook.statements import Statement, StatementLine
-from wastebank.passbook.wording import line_what, period_text, quantity_text, unit_price
+from wastebank.passbook.wording import line_what, period_text
 from wastebank.pdfdoc import A6, document, table
 
 if TYPE_CHECKING:

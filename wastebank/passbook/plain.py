@@ -8,10 +8,18 @@ import io
 import textwrap
 from zoneinfo import ZoneInfo
 
-from wastebank.formats import ascii_text, csv_text, rupiah, tanggal, tanggal_waktu
+from wastebank.formats import (
+    ascii_text,
+    csv_text,
+    quantity_text,
+    rupiah,
+    tanggal,
+    tanggal_waktu,
+    unit_price,
+)
 from wastebank.passbook.receipts import Receipt
 from wastebank.passbook.statements import Statement
-from wastebank.passbook.wording import line_what, period_text, quantity_text, unit_price
+from wastebank.passbook.wording import line_what, period_text
 
 RECEIPT_WIDTHS = (32, 48)  # 58 mm and 80 mm thermal paper, in Font A columns
 

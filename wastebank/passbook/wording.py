@@ -1,27 +1,11 @@
 """The words a statement or a receipt is written with, in every rendering (text, PDF): a line's
-description, a quantity in its category's unit, a unit price, a period."""
+description and the period (a quantity in its category's unit and a unit price:
+:mod:`wastebank.formats`)."""
 
 from __future__ import annotations
 
-from wastebank import ledger
-from wastebank.formats import kg, litres, rupiah, tanggal, thousands
+from wastebank.formats import tanggal
 from wastebank.passbook.statements import LineKind, Statement, StatementLine
-
-UNIT_LABELS = {ledger.Unit.KG: "kg", ledger.Unit.PIECE: "pcs", ledger.Unit.LITRE: "L"}
-
-
-def quantity_text(unit: str, net_g: int, quantity: int | None) -> str:
-    """What was deposited, in its category's unit: ``1,25 kg``, ``12 pcs``, ``1,5 L``."""
-    if unit == ledger.Unit.PIECE and quantity is not None:
-        return f"{thousands(quantity)} pcs"
-    if unit == ledger.Unit.LITRE and quantity is not None:
-        return litres(quantity)
-    return kg(net_g)
-
-
-def unit_price(price_idr: int, unit: str) -> str:
-    """``Rp4.000/kg``."""
-    return f"{rupiah(price_idr)}/{UNIT_LABELS.get(ledger.Unit(unit), unit)}"
 
 
 def period_text(st: Statement) -> str:
