@@ -22,7 +22,6 @@ from wastebank.messages import CODE_PATTERN
 
 STX: Final = 0x02
 ETX: Final = 0x03
-CR: Final = 0x0D
 CRLF: Final = b"\r\n"
 
 Mode = Literal["gross", "net", "tare"]

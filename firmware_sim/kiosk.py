@@ -165,7 +165,6 @@ class KioskSimulator(PtyDevice):
         self._seq = self._rng.randrange(65536)
 
         self.frames_sent = 0
-        self.lines_sent = 0
         self.garbage_sent = 0
         self.last_status = "stable"
         self.last_grams: int | None = 0
@@ -233,7 +232,6 @@ class KioskSimulator(PtyDevice):
             line = encode_weight(shown, stable=stable)
             self.last_status, self.last_grams = ("stable" if stable else "unstable"), shown
         self._write_line(line)
-        self.lines_sent += 1
 
     def _send_frame(self, kind: str, value: str = "") -> None:
         self._seq = (self._seq + 1) % 65536

@@ -455,8 +455,6 @@ class ScaleSimulator(PtyDevice):
         self.reboots = 0
         self.plug_count = 0
         self.status: Status = "stable"
-        self.last_shown_g = 0
-        """Value in the latest frame (net when tared), flicker included."""
 
     # -- state --
 
@@ -509,10 +507,6 @@ class ScaleSimulator(PtyDevice):
         if self.spec.tare_line and self.plugged and not self.booting:
             tare = Reading(self._tare_g, self.dp, True, mode="tare", division_g=self.division_g)
             self._send_frame(self.spec.encode(tare, self.options))
-        await self._pause(1.0 / self.rate_hz)
-
-    async def clear_tare(self) -> None:
-        self._tare_g = 0
         await self._pause(1.0 / self.rate_hz)
 
     async def unplug(self) -> None:
@@ -576,7 +570,6 @@ class ScaleSimulator(PtyDevice):
         overload = gross > self.capacity_g + OVERLOAD_DIVISIONS * self.division_g
         underload = gross < -UNDERLOAD_DIVISIONS * self.division_g
         shown = gross - self._tare_g
-        self.last_shown_g = shown
         self.status = _status(stable=stable, overload=overload, underload=underload)
         if self.booting or not self.plugged:
             return
