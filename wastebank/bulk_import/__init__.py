@@ -20,8 +20,8 @@ refused all-or-nothing import is that transaction rolled back, so it reports exa
 import would have done, down to ``set_price``'s refusals. On SQLite the transaction holds the
 ledger's write lock for the import's duration (an ingester waits for it, up to its busy timeout).
 
-An XLSX file is a zip archive, and a small one can unpack to gigabytes (a "zip bomb": 44 KB
-that openpyxl spent 15 s and 745 MB on). Before openpyxl opens it, :func:`check_archive` reads
+An XLSX file is a zip archive, and a small one can unpack to gigabytes (a "zip bomb": what one
+cost openpyxl is in docs/scaling.md). Before openpyxl opens it, :func:`check_archive` reads
 the archive's central directory only (nothing is unpacked) and refuses it with
 :class:`ArchiveTooLarge` when it has too many members, unpacks to more than
 ``max_uncompressed_bytes`` in all, or has a member compressed more than ``max_ratio`` times

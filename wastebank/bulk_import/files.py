@@ -33,8 +33,8 @@ class ArchiveTooLarge(ImportFileError):
 
 
 class ImportLimits(BaseModel):
-    """What an XLSX file may unpack to (``[imports]``, ``WASTEBANK_IMPORTS__*``). A real member
-    list of 10,000 rows is ~1 MB packed, ~10 MB unpacked, its parts compressed 5-20 times."""
+    """What an XLSX file may unpack to (``[imports]``, ``WASTEBANK_IMPORTS__*``); the defaults
+    leave room for a real list of 10,000 members (docs/scaling.md)."""
 
     max_members: int = Field(default=1000, ge=10, description="files inside the archive")
     max_uncompressed_bytes: int = Field(
