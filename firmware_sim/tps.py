@@ -20,8 +20,8 @@ daytime) and the truck's pickup show up in minutes. Single pings carry noise, th
   ``{prefix}application/{app_id}/device/{dev_eui}/event/up``.
 
 MQTT messages wait in a bounded outbox while the broker is away (oldest dropped and counted);
-the connection is retried with capped, jittered exponential backoff, logged once on loss and once
-on recovery.
+the connection is retried through stamina, waiting as a gateway does (capped, jittered,
+exponential), logged once on loss and once on recovery.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from typing import Any, ClassVar, Final, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiomqtt
+import stamina
 from pydantic import Field, field_validator, model_validator
 
 from firmware_sim.encoders import encode_em310_udl, encode_maxbotix, encode_mode2
@@ -347,6 +348,41 @@ async def _say_offline(client: aiomqtt.Client, presence: _Presence | None) -> No
             )
 
 
+class _Link:
+    """The simulator's connection to the broker as its log tells it: once when it is lost (or
+    down from the start), once when it is back; and how long to wait before the next try."""
+
+    def __init__(self, where: str, outbox: _Outbox) -> None:
+        self.where, self.outbox = where, outbox
+        self.connected_once = False
+        self.failures = 0
+        """Tries failed since the last connection: the backoff grows with them, and starts over
+        once connected (a sensor that was up for a day waits seconds, not half a minute, after a
+        blip)."""
+
+    def up(self) -> None:
+        if self.failures:
+            logger.info(
+                "MQTT %s tersambung kembali / reconnected (%d bacaan dibuang / dropped)",
+                self.where,
+                self.outbox.dropped,
+            )
+        elif not self.connected_once:
+            logger.info("MQTT %s tersambung / connected", self.where)
+        self.connected_once, self.failures = True, 0
+
+    def retry_after(self, exc: Exception) -> bool | float:
+        """stamina's hook: an MQTT error is tried again after :func:`wastebank.mqtt.backoff`
+        (anything else is not)."""
+        if not isinstance(exc, aiomqtt.MqttError):
+            return False
+        if not self.failures:
+            verb = "terputus / connection lost" if self.connected_once else "tidak tersedia / down"
+            logger.info("MQTT %s %s: %s", self.where, verb, exc)
+        self.failures += 1
+        return backoff(self.failures)
+
+
 async def _publish_loop(
     settings: TpsSimSettings,
     outbox: _Outbox,
@@ -354,41 +390,28 @@ async def _publish_loop(
     presence: _Presence | None,
     qos: Literal[0, 1, 2] = 1,
 ) -> None:
-    where = f"{settings.mqtt.host}:{settings.mqtt.port}"
-    attempt, connected_once, lost = 0, False, False
-    while True:
-        try:
+    """Publish ``outbox`` until it is done, connecting again whenever the broker goes away.
+
+    The tries never end (a sensor keeps trying while it has power; its outbox bounds what waits)
+    and wait as a gateway's do (:func:`wastebank.mqtt.backoff`: capped, jittered, exponential).
+    """
+    link = _Link(f"{settings.mqtt.host}:{settings.mqtt.port}", outbox)
+    # no attempt limit, no deadline; every wait is the hook's (stamina's own backoff unused)
+    tries = stamina.retry_context(on=link.retry_after, attempts=None, timeout=None)
+    async for attempt in tries:
+        with attempt:
             async with _client(settings, identifier, presence) as client:
                 if presence is not None:
                     await client.publish(
-                        presence.topic,
-                        _status("online", presence.device_id),
-                        qos=1,
-                        retain=True,
+                        presence.topic, _status("online", presence.device_id), qos=1, retain=True
                     )
-                if lost:
-                    logger.info(
-                        "MQTT %s tersambung kembali / reconnected (%d bacaan dibuang / dropped)",
-                        where,
-                        outbox.dropped,
-                    )
-                elif not connected_once:
-                    logger.info("MQTT %s tersambung / connected", where)
-                attempt, connected_once, lost = 0, True, False
+                link.up()
                 try:
                     await _drain(client, outbox, qos)
                 except asyncio.CancelledError:
                     await _say_offline(client, presence)
                     raise
                 await _say_offline(client, presence)
-                return
-        except aiomqtt.MqttError as exc:
-            if not lost:
-                verb = "terputus / connection lost" if connected_once else "tidak tersedia / down"
-                logger.info("MQTT %s %s: %s", where, verb, exc)
-                lost = True
-            attempt += 1
-            await asyncio.sleep(backoff(attempt))
 
 
 async def _drain(client: aiomqtt.Client, outbox: _Outbox, qos: Literal[0, 1, 2]) -> None:

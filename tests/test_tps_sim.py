@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import statistics
 import time
@@ -33,6 +34,7 @@ from gateway.fill_sensor import (
     decode_em310_uplink,
     parse_lorawan_uplink,
 )
+from tests.conftest import PrivateMosquitto, eventually
 from wastebank.cli import app
 from wastebank.config import MqttSettings
 from wastebank.mqtt import client as mqtt_client
@@ -236,6 +238,42 @@ async def test_em310_uplinks_through_the_real_broker(mqtt_settings: MqttSettings
         assert -140 < sample.rssi_dbm < 0
         assert sample.snr_db is not None
     assert f_cnts == list(range(f_cnts[0], f_cnts[0] + 3))  # consecutive frame counters
+
+
+async def test_a_sensor_started_before_its_broker_delivers_once_the_broker_is_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The broker is down when the simulator starts: it says so once however often it tries,
+    keeps its readings, and delivers every one (QoS 1: acknowledged) once the broker is up."""
+    broker = PrivateMosquitto(tmp_path / "run")
+    broker.start()  # services up writes the password the settings read
+    settings = TpsSimSettings(mqtt=broker.mqtt())
+    broker.stop()
+
+    async def said_down() -> bool:
+        return "tidak tersedia / down" in caplog.text
+
+    try:
+        with caplog.at_level(logging.INFO, logger="firmware_sim.tps"):
+            sim = asyncio.create_task(
+                run_em310_sensor(
+                    settings,
+                    tps_code="tps-benteng",
+                    sensor_id="us-07",
+                    interval_s=0,
+                    count=3,
+                    seed=3,
+                    qos=1,
+                )
+            )
+            await eventually(said_down)
+            assert not sim.done()
+            await asyncio.to_thread(broker.start)
+            await asyncio.wait_for(sim, DEADLINE_S)  # returns once all three are acknowledged
+    finally:
+        broker.stop()
+    assert caplog.text.count("tidak tersedia / down") == 1
+    assert "tersambung kembali / reconnected (0 bacaan dibuang / dropped)" in caplog.text
 
 
 def test_dev_eui_for_is_stable() -> None:
