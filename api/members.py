@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import (
@@ -103,54 +103,22 @@ def member_out(session: Session, p: access.Principal, member: ledger.Member) -> 
     )
 
 
-# A balance is the most frequent read (a nasabah's phone): the member, their bank and its
-# city, and the figures (as ledger.member_balance and ledger.member_pending compute them, and
-# the member's deposits) in one statement built once, instead of the ORM loads and four queries
-# that cost several times the SQL's own time.
-_JE, _W, _D = ledger.JournalEntry, ledger.Withdrawal, ledger.Deposit
-_BALANCE = (
-    select(
-        ledger.Member.id,
-        ledger.Member.name,
-        ledger.Member.bank_id,
-        ledger.Bank.code,
-        ledger.Bank.city_id,
-        select(func.coalesce(func.sum(_JE.amount_idr), 0))
-        .where(_JE.account == bindparam("account"))
-        .scalar_subquery(),
-        select(func.coalesce(func.sum(_W.amount_idr), 0))
-        .where(_W.member_id == ledger.Member.id, _W.status.in_(ledger.OPEN_WITHDRAWALS))
-        .scalar_subquery(),
-        select(func.count())
-        .select_from(_D)
-        .where(_D.member_id == ledger.Member.id)
-        .scalar_subquery(),
-    )
-    .join(ledger.Bank, ledger.Bank.id == ledger.Member.bank_id)
-    .where(ledger.Member.member_no == bindparam("member_no"))
-)
-
-
 def balance_for(session: Session, p: access.Principal, member_no: str) -> Balance:
-    """The member's balance, if ``p`` may read their account; 404 otherwise (as
-    :func:`visible_member`)."""
-    row = (
-        session.connection()
-        .execute(_BALANCE, {"member_no": member_no, "account": ledger.member_account(member_no)})
-        .one_or_none()
-    )
-    if row is None:
+    """The member's balance (:func:`wastebank.ledger.member_account_summary`, one statement),
+    if ``p`` may read their account; 404 otherwise (as :func:`visible_member`)."""
+    account = ledger.member_account_summary(session, member_no)
+    if account is None or not access.can_read_member_at(
+        p, account.member_id, account.bank_id, account.city_id
+    ):
         raise HTTPException(404, f"nasabah {member_no} tidak ditemukan / member not found")
-    member_id, name, bank_id, bank_code, city_id, balance, pending, deposits = row
-    if not access.can_read_member_at(p, member_id, bank_id, city_id):
-        raise HTTPException(404, f"nasabah {member_no} tidak ditemukan / member not found")
+    personal = access.can_see_personal_at(p, account.member_id, account.bank_id, account.city_id)
     return Balance(
         member_no=member_no,
-        name=name if access.can_see_personal_at(p, member_id, bank_id, city_id) else None,
-        bank_code=bank_code,
-        balance_idr=int(balance),
-        available_idr=int(balance) - int(pending),
-        deposits=int(deposits),
+        name=account.name if personal else None,
+        bank_code=account.bank_code,
+        balance_idr=account.balance_idr,
+        available_idr=account.available_idr,
+        deposits=account.deposits,
         as_of=datetime.now(UTC),
     )
 
@@ -269,15 +237,7 @@ def list_members(
         .limit(limit)
         .offset(offset)
     ).all()
-    accounts = {ledger.member_account(m.member_no): m for m in members}
-    balances: dict[str, int] = {
-        account: int(total)
-        for account, total in session.execute(
-            select(ledger.JournalEntry.account, func.sum(ledger.JournalEntry.amount_idr))
-            .where(ledger.JournalEntry.account.in_(list(accounts)))
-            .group_by(ledger.JournalEntry.account)
-        )
-    }
+    balances = ledger.member_balances(session, [m.member_no for m in members])
     cards: dict[int, list[str]] = {}
     if members:
         for uid, member_id in session.execute(
@@ -287,14 +247,14 @@ def list_members(
         ):
             cards.setdefault(member_id, []).append(uid)
     out = []
-    for account, m in accounts.items():
+    for m in members:
         personal = access.can_see_personal(p, m)
         out.append(
             MemberListItem(
                 member_no=m.member_no,
                 kind=m.kind,
                 name=m.name if personal else None,
-                balance_idr=balances.get(account, 0),
+                balance_idr=balances.get(m.member_no, 0),
                 cards=cards.get(m.id, []) if personal else None,
             )
         )
