@@ -32,10 +32,10 @@ from wastebank.ledger.models import (
     Kecamatan,
     Kelurahan,
     Member,
-    Price,
     StockEntry,
     Unit,
 )
+from wastebank.ledger.pricing import PriceHistory, in_force, price_history
 from wastebank.ledger.registry import get_member
 from wastebank.ledger.summary import (
     ON_CONFLICT_INSERTS,
@@ -250,7 +250,7 @@ class References:
         self.cards: dict[str, Member | None] = {}
         self.members: dict[str, Member | None] = {}
         self.categories: dict[str, Category | None] = {}
-        self.prices: dict[tuple[int, int], list[tuple[datetime, int]]] = {}
+        self.prices: dict[tuple[int, int], PriceHistory] = {}
         self.zones: dict[int, ZoneInfo] = {}  # bank id -> its city's zone
 
     def applied(self, event_ids: Sequence[str]) -> dict[str, AppliedDeposit]:
@@ -343,13 +343,8 @@ class References:
         its induk's prices)."""
         key = (bank.price_bank_id, category.id)
         if key not in self.prices:
-            rows = self.s.execute(
-                select(Price.effective_from, Price.price_per_kg_idr)
-                .where(Price.bank_id == key[0], Price.category_id == category.id)
-                .order_by(Price.effective_from.desc())
-            ).all()
-            self.prices[key] = [(r[0], int(r[1])) for r in rows]
-        return next((p for since, p in self.prices[key] if since <= at), None)
+            self.prices[key] = price_history(self.s, *key)
+        return in_force(self.prices[key], at)
 
     def plan(
         self, ev: DepositEvent, *, check_limits: bool = True

@@ -23,19 +23,34 @@ def amount_for_quantity(unit: str, quantity: int, price_per_unit_idr: int) -> in
     return amount_for(quantity, price_per_unit_idr)
 
 
+PriceHistory = list[tuple[datetime, int]]
+"""One category's prices on one bank's list, newest first: (in force from, price)."""
+
+
+def price_history(session: Session, list_bank_id: int, category_id: int) -> PriceHistory:
+    """The prices of ``category_id`` on the list of ``list_bank_id`` (a bank's own list: see
+    :attr:`~wastebank.ledger.models.Bank.price_bank_id` for the list a bank buys at)."""
+    rows = session.execute(
+        select(Price.effective_from, Price.price_per_kg_idr)
+        .where(Price.bank_id == list_bank_id, Price.category_id == category_id)
+        .order_by(Price.effective_from.desc())
+    ).all()
+    return [(r[0], int(r[1])) for r in rows]
+
+
+def in_force(history: PriceHistory, at: datetime) -> int | None:
+    """The price in force at ``at``: the newest that took effect at or before it; None when
+    none had yet. The one rule for a deposit's price, whether its history is read for one
+    deposit (:func:`price_in_force`) or once for a batch (the ingester's)."""
+    return next((price for since, price in history if since <= at), None)
+
+
 def price_in_force(session: Session, bank_id: int, category_id: int, at: datetime) -> int | None:
     """The price of ``category_id`` at ``bank_id`` at ``at``: from its induk's list when the bank
     uses its induk's prices."""
     bank = session.get(Bank, bank_id)
     owner = bank.price_bank_id if bank is not None else bank_id
-    stmt = (
-        select(Price.price_per_kg_idr)
-        .where(Price.bank_id == owner, Price.category_id == category_id)
-        .where(Price.effective_from <= at)
-        .order_by(Price.effective_from.desc())
-        .limit(1)
-    )
-    return session.scalar(stmt)
+    return in_force(price_history(session, owner, category_id), at)
 
 
 def set_price(
