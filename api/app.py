@@ -20,8 +20,9 @@ route x role):
                                                per TPS sensor
   /api/tps/...                                 api/tps.py: TPS fill, pickups, alerts
   /api/alerts                                  api/alerts.py: the system's alerts, admins
-  /nasabah/..., /dlh, /admin/...               api/pages.py: the HTML pages (session cookie,
-                                               CSRF-protected forms; api/web.py)
+  /nasabah/..., /dlh, /admin/...               the HTML pages (session cookie, CSRF-protected
+                                               forms; api/web.py): api/pages.py (the citizen),
+                                               api/pages_dlh.py, api/pages_admin.py
   /static/...                                  the pages' CSS/JS, Chart.js and Leaflet
 """
 
@@ -38,7 +39,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import alerts as alerts_api
-from api import auth, bank, dlh, health, limits, measured, members, pages, passbook, tps, web
+from api import (
+    auth,
+    bank,
+    dlh,
+    health,
+    limits,
+    measured,
+    members,
+    pages,
+    pages_admin,
+    pages_dlh,
+    passbook,
+    tps,
+    web,
+)
 from api.capacity import HEALTH_POOL, Admission, Capacity, HealthDesk, gated_hasher, pool_timeout
 from api.deps import State, data_error, http_error, integrity_error, wastebank_error
 from api.settings import ApiSettings
@@ -66,6 +81,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(alerts_api.router)
     app.include_router(tps.router)  # after /api/tps/latest: /api/tps/{code} would take it
     app.include_router(pages.router)
+    app.include_router(pages_dlh.router)
+    app.include_router(pages_admin.router)
     app.add_exception_handler(web.CsrfRefused, web.csrf_refused_handler)
     web.mount_static(app, settings.pages)
     # Added first, so innermost of the middlewares: what they refuse takes no slot.

@@ -26,16 +26,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Form, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 from starlette.types import Receive, Scope, Send
 
-from api.deps import SESSION_COOKIE, StateDep
+from api.deps import SESSION_COOKIE, StateDep, refusal_detail
 from api.settings import PagesSettings
-from wastebank import access, formats
+from wastebank import access, formats, ledger
 from wastebank.errors import Forbidden
 from wastebank.formats import kg, rupiah
 
@@ -278,6 +281,49 @@ def check_csrf(
 
 
 CsrfDep = Annotated[None, Depends(check_csrf)]
+
+
+# ---- what the page routes share -------------------------------------------------------------
+
+
+def page_responses(*codes: int, redirect: str | None = None) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` of a page route: the 303 to the login page (or ``redirect``'s
+    description) and the pages for ``codes``."""
+    out: dict[int | str, dict[str, Any]] = {
+        303: {"description": redirect or "not signed in: to the login page"}
+    }
+    descriptions = {
+        400: "the form is invalid: the page again, with the reason",
+        403: "not allowed, or a form without a valid CSRF token",
+        404: "not found, or not visible to the caller",
+        409: "refused by the ledger: the page again, with the reason",
+        413: "the upload would unpack to too much (a zip bomb?): the page again, with the reason",
+        503: "a service the page needs is unreachable",
+    }
+    for code in codes:
+        out[code] = {"description": descriptions[code], **HTML}
+    return out
+
+
+def to_login(request: Request, path: str | None = None) -> RedirectResponse:
+    """Not signed in: to the login page, and back to ``path`` (this page) after it."""
+    return RedirectResponse(f"/masuk?next={quote(path or request.url.path)}", status_code=303)
+
+
+def refusal_reason(exc: Exception) -> tuple[int, str]:
+    """A refusal from the route logic or the ledger as (status, reason) for a page."""
+    if isinstance(exc, HTTPException):
+        return exc.status_code, str(exc.detail)
+    if isinstance(exc, ledger.LedgerError):
+        return 409, refusal_detail(exc)
+    if isinstance(exc, IntegrityError):
+        return 409, "bentrok dengan data yang ada / conflicts with existing data"
+    return 400, str(exc)
+
+
+def validation_text(exc: ValidationError) -> str:
+    """A form's validation errors as one line, without pydantic's prefix."""
+    return "; ".join(str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors())
 
 
 # ---- rendering --------------------------------------------------------------------------------

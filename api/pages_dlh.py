@@ -1,0 +1,277 @@
+"""The DLH dashboard, on the page session cookie (DLH staff of the city, admins).
+
+  GET  /dlh                             tonnage by month, category and kecamatan, the reduction
+                                        share against the Jakstrada target, the diversion rate,
+                                        TPS status and map, energy and emission estimates
+  GET  /dlh/laporan?month=&format=      the monthly report (as /api/dlh/report/monthly)
+
+Its figures come through the functions behind /api/dlh/* and /api/tps (api/dlh.py,
+api/tps.py); what every page shares: api/web.py.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+import anyio.to_thread
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from api import dlh as dlh_api
+from api import tps as tps_api
+from api.deps import PagePrincipalDep, State, StateDep, refusals
+from api.web import HTML, Lang, lang_of, page_responses, refusal, render, text, to_login
+from wastebank import access, formats, reports
+from wastebank.influx import InfluxError
+
+router = APIRouter(tags=["pages"])
+
+
+def _city_staff(who: access.Principal) -> bool:
+    return who.role in (access.Role.DLH, access.Role.ADMIN)
+
+
+def _month_start(day: date, back: int) -> date:
+    """The first day of the month ``back`` months before ``day``'s."""
+    index = day.year * 12 + day.month - 1 - back
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _dlh_data(state: State, p: access.Principal) -> dict[str, Any]:
+    """The dashboard's ledger figures, through the functions behind /api/dlh/*."""
+    settings = state["settings"].reports
+
+    def work(session: Session, scope: reports.Scope) -> dict[str, Any]:
+        today = datetime.now(scope.tz).date()
+        start = _month_start(today, 11)
+        by_month = reports.tonnage(session, scope, start, today, "category", "month")
+        by_kec = reports.tonnage(session, scope, start, today, "kecamatan", "total")
+        by_cat = reports.tonnage(session, scope, start, today, "category", "total")
+        reduction: reports.Reduction | None = None
+        reduction_error = None
+        try:
+            reduction = reports.reduction(session, scope, today.year, settings)
+        except (reports.NoGenerationEstimate, ValueError) as exc:
+            reduction_error = str(exc)
+        return {
+            "scope": scope,
+            "today": today,
+            "start": start,
+            "by_month": by_month,
+            "by_kec": by_kec,
+            "by_cat": by_cat,
+            "reduction": reduction,
+            "reduction_error": reduction_error,
+        }
+
+    return dlh_api.read_in_city(state, p, None, work)
+
+
+def _dlh_context(
+    data: dict[str, Any], tps_rows: list[tps_api.TpsOut] | None, settings: Any, lang: Lang
+) -> dict[str, Any]:
+    """The DLH dashboard's template context: the tables, the estimates, the report months and
+    the charts' data, from :func:`_dlh_data`'s figures and the TPS overview (None: InfluxDB
+    unreachable)."""
+    scope: reports.Scope = data["scope"]
+    today: date = data["today"]
+    names = _CategoryNames(scope, lang)
+    months = _MonthTable.of(data["by_month"], data["by_cat"], today, lang)
+    kec_rows = sorted(data["by_kec"].rows, key=lambda r: -r.net_g)
+    estimates = _estimates(data["by_cat"], names)
+    return {
+        "city_name": scope.city_name,
+        "zone": formats.zone_label(scope.tz),
+        "tz": scope.tz,
+        "start": data["start"],
+        "end": today,
+        "year": today.year,
+        "reduction": data["reduction"],
+        "reduction_error": data["reduction_error"],
+        "month_categories": [{"code": c, "name": names(c)} for c in months.codes],
+        "month_table": months.rows(),
+        "kecamatan_rows": kec_rows,
+        "estimates": estimates,
+        "estimates_total": {
+            "net_g": sum(e["net_g"] for e in estimates),
+            "co2e_kg": sum(e["co2e_kg"] or 0.0 for e in estimates),
+            "energy_kwh": sum(e["energy_kwh"] or 0.0 for e in estimates),
+        },
+        "report_months": [
+            {"value": f"{m:%Y-%m}", "label": formats.bulan(m, lang)}
+            for m in [_month_start(today, back) for back in range(0, 12)]
+        ],
+        "tps": tps_rows,
+        "needs_vendor": True,
+        "chart_data": {
+            "locale": "en-GB" if lang == "en" else "id-ID",
+            "months": {"labels": months.labels, "datasets": months.datasets(names)},
+            "kecamatan": {
+                "title": text("tonnage_kecamatan", lang),
+                "labels": [r.name for r in kec_rows],
+                "kg": [round(r.net_g / 1000, 3) for r in kec_rows],
+            },
+            "tps": _tps_points(tps_rows or []),
+            "offlineText": text("offline", lang),
+            "tiles": {"url": settings.map_tile_url, "attribution": settings.map_tile_attribution},
+        },
+    }
+
+
+class _CategoryNames:
+    """A category's name in the page's language, by its code (the code itself if unknown)."""
+
+    def __init__(self, scope: reports.Scope, lang: Lang) -> None:
+        self.by_code = {c.code: c for c in scope.categories.values()}
+        self.lang = lang
+
+    def __call__(self, code: str) -> str:
+        c = self.by_code.get(code)
+        if c is None:
+            return code
+        return c.name_en if self.lang == "en" else c.name_id
+
+
+@dataclass(frozen=True)
+class _MonthTable:
+    """The last twelve months' grams per category, the categories by their total, largest
+    first."""
+
+    months: list[date]
+    labels: list[str]
+    codes: list[str]
+    grams: dict[tuple[date, str], int]
+
+    @classmethod
+    def of(
+        cls, by_month: reports.Tonnage, by_cat: reports.Tonnage, today: date, lang: Lang
+    ) -> _MonthTable:
+        months = [_month_start(today, back) for back in range(11, -1, -1)]
+        grams: dict[tuple[date, str], int] = defaultdict(int)
+        for r in by_month.rows:
+            grams[r.period_start, r.key] += r.net_g
+        return cls(
+            months=months,
+            labels=[formats.bulan(m, lang) for m in months],
+            codes=[r.key for r in sorted(by_cat.rows, key=lambda r: -r.net_g)],
+            grams=grams,
+        )
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "label": label,
+                "cells": [self.grams[m, c] for c in self.codes],
+                "total": sum(self.grams[m, c] for c in self.codes),
+            }
+            for m, label in zip(self.months, self.labels, strict=True)
+        ]
+
+    def datasets(self, names: _CategoryNames) -> list[dict[str, Any]]:
+        return [
+            {"label": names(c), "kg": [round(self.grams[m, c] / 1000, 3) for m in self.months]}
+            for c in self.codes
+        ]
+
+
+def _estimates(by_cat: reports.Tonnage, names: _CategoryNames) -> list[dict[str, Any]]:
+    """Energy and CO2e avoided per category, largest first (None where no factor applies)."""
+    estimator = reports.default_estimator()
+    out: list[dict[str, Any]] = []
+    for r in sorted(by_cat.rows, key=lambda r: -r.net_g):
+        c = names.by_code.get(r.key)
+        material = c.material_class if c else "other"
+        out.append(
+            {
+                "name": names(r.key),
+                "net_g": r.net_g,
+                "co2e_kg": estimator.co2e_avoided_kg(material, r.net_g) if estimator else None,
+                "energy_kwh": estimator.energy_kwh(material, r.net_g) if estimator else None,
+            }
+        )
+    return out
+
+
+def _tps_points(tps_rows: list[tps_api.TpsOut]) -> list[dict[str, Any]]:
+    """The map's markers."""
+    return [
+        {
+            "code": t.code,
+            "name": t.name,
+            "kecamatan": t.kecamatan,
+            "lat": t.lat,
+            "lon": t.lon,
+            "fill": t.fill,
+            "offline": t.offline,
+            "alert": bool(t.active_alerts),
+            "raise": t.alert_raise_fill,
+        }
+        for t in tps_rows
+    ]
+
+
+@router.get("/dlh", response_class=Response, responses={200: HTML, **page_responses(403)})
+async def dlh_page(request: Request, state: StateDep, who: PagePrincipalDep) -> Response:
+    """The DLH dashboard: tonnage by month, category and kecamatan, the reduction share against
+    the Jakstrada target, TPS status and map, energy and emission estimates, the monthly report.
+    """
+    if who is None:
+        return to_login(request)
+    if not _city_staff(who):
+        return refusal(request, state["signing_key"], who, 403)
+    lang = lang_of(request)
+    data = await anyio.to_thread.run_sync(_dlh_data, state, who)
+    tps_rows: list[tps_api.TpsOut] | None
+    try:
+        tps_rows = await tps_api.tps_overview(state, who)
+    except HTTPException as exc:
+        if exc.status_code != 503:
+            raise
+        tps_rows = None
+    # in a thread: the estimates read their coefficient files the first time
+    context = await anyio.to_thread.run_sync(
+        _dlh_context, data, tps_rows, state["settings"].pages, lang
+    )
+    context["diversion"] = await _month_diversion(state, who, data["today"])
+    return render(request, state["signing_key"], who, "dlh.html", context)
+
+
+async def _month_diversion(
+    state: State, who: access.Principal, today: date
+) -> dlh_api.Diversion | None:
+    """This month's diversion rate so far; None when the fill readings cannot be read."""
+    try:
+        return await dlh_api.diversion_of(state, who, None, lambda _: (today.replace(day=1), today))
+    except InfluxError:
+        return None
+
+
+@router.get(
+    "/dlh/laporan",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the report file",
+            "content": {media: {} for media in reports.MEDIA_TYPES.values()},
+        },
+        **page_responses(403),
+        **refusals(422),
+    },
+)
+async def dlh_report(
+    request: Request,
+    state: StateDep,
+    who: PagePrincipalDep,
+    month: Annotated[str, Query(pattern=r"^(19|20)\d\d-(0[1-9]|1[0-2])$", examples=["2026-10"])],
+    format: Annotated[Literal["xlsx", "csv", "pdf"], Query()] = "xlsx",  # noqa: A002
+) -> Response:
+    """The monthly DLH report from the dashboard (as GET /api/dlh/report/monthly)."""
+    if who is None:
+        return to_login(request)
+    if not _city_staff(who):
+        return refusal(request, state["signing_key"], who, 403)
+    return await dlh_api.monthly(state, who, month, format, None)
