@@ -11,6 +11,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from wastebank.formats import rupiah
 from wastebank.ledger.balances import (
     bank_funds_account,
     journal_rows,
@@ -132,8 +133,6 @@ def _move_withdrawal(
     if not_by is not None and withdrawal.dual_control:
         for who, did in not_by(withdrawal):
             if who == author:
-                from wastebank.passbook import rupiah  # lazily: passbook imports the ledger
-
                 amount = rupiah(withdrawal.amount_idr)
                 raise SecondPersonRequired(
                     f"penarikan {withdrawal_id} ({amount}) perlu tiga orang berbeda (yang "
