@@ -72,48 +72,12 @@ def add_user(
     a DLH user names their city. Audited; flushes, the caller commits."""
     if role not in set(Role):
         raise AccessError(f"peran tidak dikenal / unknown role {role!r}: {', '.join(Role)}")
-    city_id = member_id = None
+    member_id = None
     if role == Role.CITIZEN:
-        if not member_no:
-            raise AccessError("nasabah perlu --member / a citizen login needs a member number")
-        member = session.scalar(select(Member).where(Member.member_no == member_no))
-        if member is None:
-            raise AccessError(f"nasabah {member_no} tidak ada / no member {member_no}")
-        username, name, member_id = member.member_no, name or member.name, member.id
+        username, name, member_id = _citizen(session, member_no, name)
     else:
-        if member_no:
-            raise AccessError("hanya nasabah punya nomor nasabah / only citizens have a member no")
-        if not username or not STAFF_USERNAME.fullmatch(username):
-            raise AccessError(
-                "nama pengguna staf: huruf kecil, angka, . _ - (2-64) / a staff username is 2-64 "
-                f"lower-case letters, digits, '.', '_' or '-': {username!r}"
-            )
-        attends = session.scalar(
-            select(func.count()).select_from(Attendant).where(Attendant.staff_id == username)
-        )
-        if role == Role.ATTENDANT and not attends:
-            raise AccessError(
-                f"{username} bukan petugas di bank mana pun / {username} is no attendant's "
-                "staff id: add them to their bank (attendant table) first"
-            )
-        if role == Role.ATTENDANT and not name:
-            name = session.scalar(
-                select(Attendant.name).where(Attendant.staff_id == username).limit(1)
-            )
-        if role != Role.ATTENDANT and attends:
-            raise AccessError(
-                f"{username} adalah id petugas / {username} is an attendant's staff id"
-            )
-    if role == Role.DLH:
-        if not city_code:
-            raise AccessError("staf DLH perlu --city / a DLH user needs a city")
-        city = session.scalar(select(City).where(City.code == city_code))
-        if city is None:
-            raise AccessError(f"kota {city_code} tidak ada / no city {city_code}")
-        city_id = city.id
-    elif city_code:
-        raise AccessError("hanya staf DLH terikat pada kota / only DLH users have a city")
-    assert username is not None
+        username, name = _staff(session, role, username, name, member_no)
+    city_id = _city_of(session, role, city_code)
     if find_login(session, username) is not None:
         raise AccessError(f"pengguna {username} sudah ada / user {username} exists already")
     check_secret(role, secret, username)
@@ -132,6 +96,57 @@ def add_user(
     session.flush()
     audit(session, actor, "user.add", "user", user.username, f"role {role}")
     return user
+
+
+def _citizen(session: Session, member_no: str | None, name: str | None) -> tuple[str, str, int]:
+    """A citizen login's username, name and member: their member number, the member's name."""
+    if not member_no:
+        raise AccessError("nasabah perlu --member / a citizen login needs a member number")
+    member = session.scalar(select(Member).where(Member.member_no == member_no))
+    if member is None:
+        raise AccessError(f"nasabah {member_no} tidak ada / no member {member_no}")
+    return member.member_no, name or member.name, member.id
+
+
+def _staff(
+    session: Session, role: str, username: str | None, name: str | None, member_no: str | None
+) -> tuple[str, str | None]:
+    """A staff login's username and name: an attendant's is a staff id of the ledger's attendant
+    table (their name the attendant's by default); no other staff's username is one."""
+    if member_no:
+        raise AccessError("hanya nasabah punya nomor nasabah / only citizens have a member no")
+    if not username or not STAFF_USERNAME.fullmatch(username):
+        raise AccessError(
+            "nama pengguna staf: huruf kecil, angka, . _ - (2-64) / a staff username is 2-64 "
+            f"lower-case letters, digits, '.', '_' or '-': {username!r}"
+        )
+    attends = session.scalar(
+        select(func.count()).select_from(Attendant).where(Attendant.staff_id == username)
+    )
+    if role == Role.ATTENDANT and not attends:
+        raise AccessError(
+            f"{username} bukan petugas di bank mana pun / {username} is no attendant's "
+            "staff id: add them to their bank (attendant table) first"
+        )
+    if role == Role.ATTENDANT and not name:
+        name = session.scalar(select(Attendant.name).where(Attendant.staff_id == username).limit(1))
+    if role != Role.ATTENDANT and attends:
+        raise AccessError(f"{username} adalah id petugas / {username} is an attendant's staff id")
+    return username, name
+
+
+def _city_of(session: Session, role: str, city_code: str | None) -> int | None:
+    """A DLH user's city (they need one); no one else has a city."""
+    if role != Role.DLH:
+        if city_code:
+            raise AccessError("hanya staf DLH terikat pada kota / only DLH users have a city")
+        return None
+    if not city_code:
+        raise AccessError("staf DLH perlu --city / a DLH user needs a city")
+    city = session.scalar(select(City).where(City.code == city_code))
+    if city is None:
+        raise AccessError(f"kota {city_code} tidak ada / no city {city_code}")
+    return city.id
 
 
 def set_secret(

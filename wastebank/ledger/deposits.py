@@ -81,9 +81,27 @@ def apply_deposits(
     local day, bank and category of the batch.
     """
     ref = References(session, rules)
+    out, planned = _plan(ref, events)
+    if planned:
+        inserted = _write(session, ref, planned)
+        lost = [event_id for event_id in planned if event_id not in inserted]
+        if lost:
+            out = _as_the_winners_applied(ref, events, out, lost)
+    session.commit()
+    return out
+
+
+Planned = dict[str, tuple[dict[str, Any], AppliedDeposit]]  # event id -> deposit row, outcome
+
+
+def _plan(
+    ref: References, events: Sequence[DepositEvent]
+) -> tuple[list[AppliedDeposit | DepositRejected | DepositConflict], Planned]:
+    """Each event's outcome as if the batch were written now, and the rows of the new ones: a
+    known id is a DUPLICATE (the same deposit) or a conflict; a new one is planned or rejected."""
     known = ref.applied([ev.event_id for ev in events])
     out: list[AppliedDeposit | DepositRejected | DepositConflict] = []
-    planned: dict[str, tuple[dict[str, Any], AppliedDeposit]] = {}  # event id -> row, outcome
+    planned: Planned = {}
     for ev in events:
         done = known.get(ev.event_id)
         if done is None and (earlier := planned.get(ev.event_id)) is not None:
@@ -98,40 +116,53 @@ def apply_deposits(
             out.append(rejected)
             continue
         out.append(plan[1])
-    if planned:
-        # Rows go in in event-id order: two writers with overlapping batches then wait for each
-        # other's uncommitted ids in one global order and cannot deadlock (PostgreSQL aborted
-        # one of two ingesters given the same deposits in opposite orders).
-        inserted = _insert_deposits(
-            session, sorted((row for row, _ in planned.values()), key=lambda r: r["event_id"])
-        )
-        entries: list[dict[str, Any]] = []
-        stock: list[dict[str, Any]] = []
-        days: defaultdict[DayKey, list[int]] = defaultdict(lambda: [0, 0])
-        for event_id, (row, applied) in planned.items():
-            if event_id in inserted:
-                entries.extend(_journal_entries(applied))
-                stock.extend(_stock_entries(applied, row["category_id"]))
-                day = days[ref.day_key(row)]
-                day[0] += row["net_g"]
-                day[1] += 1
-        if entries:
-            session.execute(insert(_JOURNAL), entries)
-            session.execute(insert(_STOCK), stock)
-            add_to_days(session, days)
-        lost = [event_id for event_id in planned if event_id not in inserted]
-        if lost:
-            # Another ingester applied these between our read and our write: its rows stand.
-            winners = ref.applied(lost)
-            if missing := [event_id for event_id in lost if event_id not in winners]:
-                raise RuntimeError(f"deposits neither inserted nor found: {missing[:5]}")
-            out = [winners.get(r.event_id, r) if isinstance(r, AppliedDeposit) else r for r in out]
-            by_id = {ev.event_id: ev for ev in events}
-            for i, r in enumerate(out):
-                if isinstance(r, AppliedDeposit) and r.event_id in lost:
-                    if differences := _differences(ref, by_id[r.event_id], r):
-                        out[i] = DepositConflict(r.event_id, r, differences)
-    session.commit()
+    return out, planned
+
+
+def _write(session: Session, ref: References, planned: Planned) -> set[str]:
+    """Insert the planned deposits (skipping any another writer inserted meanwhile) and the
+    entries and summary rows of those inserted; return the event ids inserted."""
+    # Rows go in in event-id order: two writers with overlapping batches then wait for each
+    # other's uncommitted ids in one global order and cannot deadlock (PostgreSQL aborted
+    # one of two ingesters given the same deposits in opposite orders).
+    inserted = _insert_deposits(
+        session, sorted((row for row, _ in planned.values()), key=lambda r: r["event_id"])
+    )
+    entries: list[dict[str, Any]] = []
+    stock: list[dict[str, Any]] = []
+    days: defaultdict[DayKey, list[int]] = defaultdict(lambda: [0, 0])
+    for event_id, (row, applied) in planned.items():
+        if event_id in inserted:
+            entries.extend(_journal_entries(applied))
+            stock.extend(_stock_entries(applied, row["category_id"]))
+            day = days[ref.day_key(row)]
+            day[0] += row["net_g"]
+            day[1] += 1
+    if entries:
+        session.execute(insert(_JOURNAL), entries)
+        session.execute(insert(_STOCK), stock)
+        add_to_days(session, days)
+    return inserted
+
+
+def _as_the_winners_applied(
+    ref: References,
+    events: Sequence[DepositEvent],
+    out: list[AppliedDeposit | DepositRejected | DepositConflict],
+    lost: list[str],
+) -> list[AppliedDeposit | DepositRejected | DepositConflict]:
+    """``out`` with the deposits in ``lost`` described as the writer who inserted them first
+    applied them: DUPLICATEs, or conflicts where theirs differs from ours."""
+    # Another ingester applied these between our read and our write: its rows stand.
+    winners = ref.applied(lost)
+    if missing := [event_id for event_id in lost if event_id not in winners]:
+        raise RuntimeError(f"deposits neither inserted nor found: {missing[:5]}")
+    out = [winners.get(r.event_id, r) if isinstance(r, AppliedDeposit) else r for r in out]
+    by_id = {ev.event_id: ev for ev in events}
+    for i, r in enumerate(out):
+        if isinstance(r, AppliedDeposit) and r.event_id in lost:
+            if differences := _differences(ref, by_id[r.event_id], r):
+                out[i] = DepositConflict(r.event_id, r, differences)
     return out
 
 

@@ -101,18 +101,33 @@ def _unbalanced(session: Session) -> list[Problem]:
     return out
 
 
-def _entries_match_documents(session: Session) -> list[Problem]:
-    money: defaultdict[tuple[str, str], int] = defaultdict(int)
-    stock: defaultdict[tuple[str, str, int], int] = defaultdict(int)
+class _Expected:
+    """The entries the documents imply: money per (txn, account), grams per (txn, account,
+    category)."""
+
+    def __init__(self) -> None:
+        self.money: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.stock: defaultdict[tuple[str, str, int], int] = defaultdict(int)
 
     def add(
-        txn: str, category_id: int, legs: list[tuple[str, int]], grams: list[tuple[str, int]]
+        self, txn: str, category_id: int, legs: list[tuple[str, int]], grams: list[tuple[str, int]]
     ) -> None:
         for account, v in legs:
-            money[txn, account] += v
+            self.money[txn, account] += v
         for account, g in grams:
-            stock[txn, account, category_id] += g
+            self.stock[txn, account, category_id] += g
 
+
+def _entries_match_documents(session: Session) -> list[Problem]:
+    expected = _Expected()
+    _expect_deposits(session, expected)
+    _expect_withdrawals(session, expected)
+    _expect_movements(session, expected)
+    return _money_differences(session, expected.money) + _stock_differences(session, expected.stock)
+
+
+def _expect_deposits(session: Session, expected: _Expected) -> None:
+    """A deposit's entries (``deposit:{id}``) and, when it was voided, their reversal."""
     deposits = session.execute(
         select(
             Deposit.event_id,
@@ -132,7 +147,7 @@ def _entries_match_documents(session: Session) -> list[Problem]:
         if void_id is not None:
             sign_txns.append((-1, f"void:{event_id}"))
         for sign, txn in sign_txns:
-            add(
+            expected.add(
                 txn,
                 category_id,
                 [
@@ -144,6 +159,10 @@ def _entries_match_documents(session: Session) -> list[Problem]:
                     (stock_flow_account("intake", bank_code), -sign * net_g),
                 ],
             )
+
+
+def _expect_withdrawals(session: Session, expected: _Expected) -> None:
+    """A paid withdrawal's entries; an unpaid one has none."""
     paid = session.execute(
         select(Withdrawal.id, Member.member_no, Bank.code, Withdrawal.method, Withdrawal.amount_idr)
         .join(Member, Withdrawal.member_id == Member.id)
@@ -155,18 +174,24 @@ def _entries_match_documents(session: Session) -> list[Problem]:
             (member_account(member_no), -amount),
             (bank_funds_account(bank_code, method), amount),
         ]
-        add(f"withdrawal:{wid}", 0, legs, [])
+        expected.add(f"withdrawal:{wid}", 0, legs, [])
+
+
+def _expect_movements(session: Session, expected: _Expected) -> None:
+    """A stock movement's stock legs, and a sale's money."""
     codes: dict[int, str] = {i: c for i, c in session.execute(select(Bank.id, Bank.code))}
     for m in session.scalars(select(StockMovement)):
         bank_code = codes[m.bank_id]
         to_code = codes.get(m.to_bank_id) if m.to_bank_id is not None else None
-        add(
+        expected.add(
             f"{m.kind}:{m.id}",
             m.category_id,
             sale_legs(bank_code, m.revenue_idr) if m.kind == MovementKind.SALE else [],
             movement_legs(m.kind, bank_code, m.grams, to_code, m.received_g),
         )
 
+
+def _money_differences(session: Session, money: dict[tuple[str, str], int]) -> list[Problem]:
     out: list[Problem] = []
     found_money = {
         (t, a): int(v)
@@ -182,6 +207,11 @@ def _entries_match_documents(session: Session) -> list[Problem]:
             out.append(
                 Problem("entries", f"money {key[0]} {key[1]}", f"expected Rp{want}, found Rp{got}")
             )
+    return out
+
+
+def _stock_differences(session: Session, stock: dict[tuple[str, str, int], int]) -> list[Problem]:
+    out: list[Problem] = []
     found_stock = {
         (t, a, c): int(g)
         for t, a, c, g in session.execute(
