@@ -36,6 +36,7 @@ from tests.conftest import LedgerFactory
 from wastebank import ledger, services
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.influx import Influx
+from wastebank.ledger import manual
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +100,8 @@ class Env(ApiEnv):
         super().__init__(url, settings)
         now = datetime.now(UTC)
         with Session(self.engine) as s:
-            with mock.patch.object(ledger, "new_manual_id", iter(SEEDED_EVENTS).__next__):
+            # where record_manual_deposit looks it up (the package re-exports it)
+            with mock.patch.object(manual, "new_manual_id", iter(SEEDED_EVENTS).__next__):
                 for i, event_id in enumerate(SEEDED_EVENTS):
                     made_id = ledger.record_manual_deposit(
                         s,
