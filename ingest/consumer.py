@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ingest.clash import Clash, ClashWatch
@@ -34,6 +34,7 @@ from ingest.metrics import IngestMetrics, stored_reason_of
 from ingest.settings import IngestSettings
 from wastebank.broker_events import REFUSED_TOPIC, Refusal
 from wastebank.influx import (
+    CLOCK_AHEAD_TOLERANCE,
     Influx,
     InfluxError,
     InfluxWriter,
@@ -41,6 +42,7 @@ from wastebank.influx import (
     deposit_line,
     fill_line,
     health_lines,
+    retry_wait,
 )
 from wastebank.messages import (
     DepositEvent,
@@ -49,7 +51,7 @@ from wastebank.messages import (
     GatewayHealth,
     Topics,
 )
-from wastebank.mqtt import backoff
+from wastebank.mqtt import retrying
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -58,9 +60,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wastebank.ingest")
 
-CLOCK_AHEAD_TOLERANCE = timedelta(minutes=2)
-"""A device timestamp further in the future than this is a wrong clock (late ones may be a
-backlog delivered after an outage, so only the future is flagged)."""
 MAX_LINES_PER_WRITE = 5000
 """InfluxDB's advice for one write request; a 413 halves it for that batch."""
 
@@ -213,21 +212,22 @@ class Ingester:
         this holds the batch unacknowledged (backpressure). Any other error is a bug: raised."""
         from sqlalchemy.exc import OperationalError
 
-        attempt = 0
-        while True:
-            try:
-                await asyncio.to_thread(self._ledger_batch, deposits, invalid, dead_letter)
-            except OperationalError as exc:
-                attempt += 1
-                if attempt == 1:
-                    log.warning("buku besar tidak tersedia / ledger unavailable, retrying: %s", exc)
-                for item in deposits:  # set again on the next try
-                    item.error, item.lines = None, []
-                await asyncio.sleep(backoff(attempt))
-                continue
-            if attempt:
-                log.info("buku besar menerima lagi / ledger accepting writes again")
-            return
+        # No attempt limit and no deadline: a ledger that is down for an hour holds the stream
+        # for an hour (the broker keeps it), and every held deposit is applied once it is back.
+        async for attempt in retrying(on=OperationalError):
+            with attempt:
+                try:
+                    await asyncio.to_thread(self._ledger_batch, deposits, invalid, dead_letter)
+                except OperationalError as exc:
+                    if attempt.num == 1:
+                        log.warning(
+                            "buku besar tidak tersedia / ledger unavailable, retrying: %s", exc
+                        )
+                    for item in deposits:  # set again on the next try
+                        item.error, item.lines = None, []
+                    raise
+                if attempt.num > 1:
+                    log.info("buku besar menerima lagi / ledger accepting writes again")
 
     def _ledger_batch(self, deposits: list[Item], invalid: list[Item], dead_letter: bool) -> None:
         """The batch's deposits in one transaction, then (if ``dead_letter``) one transaction of
@@ -424,31 +424,38 @@ class Ingester:
             start += len(chunk)
 
     async def _write_retrying(self, lines: list[str]) -> None:
-        attempt = 0
-        while True:
-            try:
-                await self.writer.write(lines)
-                self.metrics.points_written(lines)
-                if attempt:
-                    log.info("InfluxDB menerima lagi / accepting writes again")
-                return
-            except InfluxError as exc:
-                if exc.beyond_retention:
-                    # Older than the raw retention policy (a gateway offline for months): InfluxDB
-                    # stored the rest of the batch; these points would expire anyway. The ledger
-                    # has the deposits. Counted, not dead-lettered (a replay could never succeed).
-                    self.stats.points_expired += exc.dropped or 0
-                    log.warning("titik di luar retensi / points beyond retention: %s", exc)
-                    return
-                if not exc.retryable:
+        """Write ``lines`` until InfluxDB takes them. A retryable failure (no answer, 5xx, 429,
+        a login or database it refuses until an operator fixes it) is tried again with no
+        attempt limit and no deadline: the batch stays unacknowledged and the broker keeps the
+        rest (backpressure), so nothing is dropped however long InfluxDB is away; a server's
+        ``Retry-After`` is the wait when it sends one. Anything else is raised at once."""
+        async for attempt in retrying(on=retry_wait):
+            with attempt:
+                try:
+                    await self.writer.write(lines)
+                except InfluxError as exc:
+                    if exc.beyond_retention:
+                        self._points_expired(exc)
+                        return
+                    if exc.retryable:
+                        self._write_failed(exc, attempt.num)
                     raise
-                if attempt == 0:
-                    log.warning("InfluxDB tidak tersedia / unavailable, retrying: %s", exc)
-                attempt += 1
-                self.stats.write_retries += 1
-                self.metrics.write_retry()
-                retry_after = getattr(exc, "retry_after_s", None)
-                await asyncio.sleep(retry_after if retry_after else backoff(attempt))
+                self.metrics.points_written(lines)
+                if attempt.num > 1:
+                    log.info("InfluxDB menerima lagi / accepting writes again")
+
+    def _points_expired(self, exc: InfluxError) -> None:
+        # Older than the raw retention policy (a gateway offline for months): InfluxDB stored
+        # the rest of the batch; these points would expire anyway. The ledger has the deposits.
+        # Counted, not dead-lettered (a replay could never succeed).
+        self.stats.points_expired += exc.dropped or 0
+        log.warning("titik di luar retensi / points beyond retention: %s", exc)
+
+    def _write_failed(self, exc: InfluxError, attempt: int) -> None:
+        if attempt == 1:
+            log.warning("InfluxDB tidak tersedia / unavailable, retrying: %s", exc)
+        self.stats.write_retries += 1
+        self.metrics.write_retry()
 
     # ---- the consumer loop ----------------------------------------------------------------------
 

@@ -32,8 +32,16 @@ from ingest.consumer import Ingester
 from ingest.items import Rejected
 from ingest.settings import IngestSettings
 from wastebank import ledger
-from wastebank.influx import Influx, InfluxError, InfluxWriter, ensure_schema, make_writer
-from wastebank.mqtt import backoff
+from wastebank.errors import Unavailable
+from wastebank.influx import (
+    Influx,
+    InfluxError,
+    InfluxWriter,
+    ensure_schema,
+    make_writer,
+    retry_wait,
+)
+from wastebank.mqtt import retrying
 
 log = logging.getLogger("wastebank.ingest.deadletter")
 
@@ -57,7 +65,7 @@ class ReplaySummary:
     """Ids asked for that are not in the table."""
 
 
-class ReplayAborted(Exception):
+class ReplayAborted(Unavailable):
     """InfluxDB stayed unavailable; the rows of the unfinished chunk are unchanged."""
 
     def __init__(self, message: str, summary: ReplaySummary) -> None:
@@ -180,24 +188,26 @@ def _record(engine: Engine, done: list[int], failed: dict[int, str]) -> None:
 
 
 async def _write(writer: InfluxWriter, lines: list[str], summary: ReplaySummary) -> None:
-    """Write ``lines``; a retryable failure is retried a few times, then the replay stops."""
-    attempt = 0
-    while lines:
-        try:
-            await writer.write(lines)
-            return
-        except InfluxError as exc:
-            if exc.beyond_retention:
-                # As live ingest: older than the raw retention, InfluxDB kept the rest of the
-                # batch; the ledger has the deposits and these points would expire anyway.
-                log.warning("titik di luar retensi / points beyond retention: %s", exc)
-                return
-            if not exc.retryable:
-                raise
-            attempt += 1
-            if attempt >= REPLAY_WRITE_ATTEMPTS:
-                raise ReplayAborted(_UNAVAILABLE.format(exc), summary) from exc
-            await asyncio.sleep(exc.retry_after_s or backoff(attempt))
+    """Write ``lines``; a retryable failure is tried REPLAY_WRITE_ATTEMPTS times in all, then
+    the replay stops (an operator runs it, and waits for it: a few tries, not live ingest's
+    patience). A refusal is raised at once."""
+    if not lines:
+        return
+    try:
+        async for attempt in retrying(on=retry_wait, attempts=REPLAY_WRITE_ATTEMPTS):
+            with attempt:
+                try:
+                    await writer.write(lines)
+                except InfluxError as exc:
+                    if not exc.beyond_retention:
+                        raise
+                    # As live ingest: older than the raw retention, InfluxDB kept the rest of
+                    # the batch; the ledger has the deposits and these points would expire.
+                    log.warning("titik di luar retensi / points beyond retention: %s", exc)
+    except InfluxError as exc:
+        if exc.retryable:
+            raise ReplayAborted(_UNAVAILABLE.format(exc), summary) from exc
+        raise
 
 
 # ---- showing a payload ------------------------------------------------------------------------

@@ -22,14 +22,21 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from ingest.connection import connect
-from ingest.consumer import CLOCK_AHEAD_TOLERANCE, MAX_LINES_PER_WRITE, Ingester, Stats
+from ingest.consumer import MAX_LINES_PER_WRITE, Ingester, Stats
 from ingest.items import Rejected
 from ingest.metrics import serve_metrics
 from ingest.paho_inbox import Inbox, InboxClient
 from ingest.settings import KINDS, IngestSettings, Kind, ReconcileSettings
 from wastebank.config import InfluxSettings
-from wastebank.influx import Influx, InfluxError, ensure_schema, make_writer
-from wastebank.mqtt import backoff
+from wastebank.influx import (
+    CLOCK_AHEAD_TOLERANCE,
+    Influx,
+    InfluxError,
+    ensure_schema,
+    make_writer,
+    retry_wait,
+)
+from wastebank.mqtt import retrying
 
 __all__ = [
     "CLOCK_AHEAD_TOLERANCE",
@@ -129,15 +136,15 @@ async def _ensure_schema(influx: Influx, settings: InfluxSettings) -> None:
 
 
 async def _retrying(make: Callable[[], Awaitable[T]], what: str) -> T:
-    """Wait for a service at start: retry retryable failures with backoff, logging once."""
-    attempt = 0
-    while True:
-        try:
-            return await make()
-        except InfluxError as exc:
-            if not exc.retryable:
+    """Wait for a service at start, logging once: retryable failures are tried again with no
+    attempt limit and no deadline (an ingester started before InfluxDB, as after a power cut,
+    starts when InfluxDB does); anything else is raised at once."""
+    async for attempt in retrying(on=retry_wait):
+        with attempt:
+            try:
+                return await make()
+            except InfluxError as exc:
+                if exc.retryable and attempt.num == 1:
+                    log.warning("menunggu / waiting for %s: %s", what, exc)
                 raise
-            attempt += 1
-            if attempt == 1:
-                log.warning("menunggu / waiting for %s: %s", what, exc)
-            await asyncio.sleep(backoff(attempt))
+    raise AssertionError("unreachable: retrying() ends by returning or raising")

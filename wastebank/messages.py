@@ -25,6 +25,8 @@ from typing import Annotated, Literal, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from wastebank.errors import BadInput
+
 TOPIC_ROOT = "wb/v1"
 
 # Codes used in topics: lower-case letters, digits and dashes, so they never contain `/`, `+`, `#`.
@@ -100,7 +102,7 @@ Count = Annotated[int, Field(ge=0, le=COUNT_MAX)]
 AlertNumber = Annotated[float, Field(ge=-FLOAT_ABS_MAX, le=FLOAT_ABS_MAX)]
 
 
-class PayloadTooLarge(ValueError):
+class PayloadTooLarge(BadInput, ValueError):
     """A payload over :data:`MAX_PAYLOAD_BYTES`; the text starts with ``oversized:``."""
 
 

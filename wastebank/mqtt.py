@@ -10,8 +10,9 @@ import re
 import secrets
 import socket
 import ssl
+from collections.abc import AsyncIterable, Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -21,8 +22,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from wastebank.config import RUN_DIR, MqttSettings
 
+if TYPE_CHECKING:
+    import stamina
+
 BACKOFF_BASE_S = 1.5
 BACKOFF_CAP_S = 30.0
+BACKOFF_FIRST_S = 1.0
+"""About as long as a restarting service (or a replugged USB adapter) takes to come back."""
 IN_FLIGHT = 64
 """QoS 1 publishes a client keeps in flight (gateway outbox drain window)."""
 V311 = aiomqtt.ProtocolVersion.V311
@@ -79,6 +85,29 @@ def instance_name(kind: str, run_dir: Path | None = None, most: int = 64) -> str
 def backoff(attempt: int) -> float:
     """Seconds to wait before reconnect ``attempt`` (1, 2, ...): capped, jittered, exponential."""
     return min(BACKOFF_CAP_S, random.uniform(0, BACKOFF_BASE_S ** min(10, attempt)))  # noqa: S311
+
+
+def retrying(
+    on: type[Exception] | tuple[type[Exception], ...] | Callable[[Exception], bool | float],
+    *,
+    attempts: int | None = None,
+) -> AsyncIterable[stamina.Attempt]:
+    """stamina's attempts (``async for attempt in retrying(...): with attempt: ...``) with this
+    module's backoff: the first wait about BACKOFF_FIRST_S, each next one BACKOFF_BASE_S times
+    longer, jittered, never over BACKOFF_CAP_S, so a service that is back is found within half a
+    minute. No deadline: ``attempts`` (None: until it succeeds) is the only bound. ``on`` may be
+    stamina's hook: False gives up, a number of seconds is the wait (a server's Retry-After)."""
+    import stamina  # lazily: a gateway's or telemetry ingester's memory
+
+    return stamina.retry_context(
+        on=on,
+        attempts=attempts,
+        timeout=None,
+        wait_initial=BACKOFF_FIRST_S,
+        wait_max=BACKOFF_CAP_S,
+        wait_jitter=BACKOFF_FIRST_S,
+        wait_exp_base=BACKOFF_BASE_S,
+    )
 
 
 def client(

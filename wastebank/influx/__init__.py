@@ -15,9 +15,10 @@ one reason to change:
 
 from wastebank.influx.auth import auth_headers, login_name
 from wastebank.influx.client import Influx, Series, ident, influxql_time
-from wastebank.influx.errors import InfluxError, classify, parse_retry_after
+from wastebank.influx.errors import InfluxError, classify, parse_retry_after, retry_wait
 from wastebank.influx.lines import (
     ALERT,
+    CLOCK_AHEAD_TOLERANCE,
     DEPOSIT,
     FILL,
     GATEWAY_HEALTH,
@@ -63,6 +64,7 @@ from wastebank.influx.writers import (
 
 __all__ = [
     "ALERT",
+    "CLOCK_AHEAD_TOLERANCE",
     "DEPOSIT",
     "DOWNSAMPLES",
     "FILL",
@@ -109,4 +111,5 @@ __all__ = [
     "make_writer",
     "parse_retry_after",
     "point_time_ns",
+    "retry_wait",
 ]

@@ -70,6 +70,15 @@ class InfluxError(Unavailable):
         return "beyond retention" in str(self)
 
 
+def retry_wait(exc: Exception) -> bool | float:
+    """stamina's ``on`` hook for InfluxDB calls: False (raise it) unless ``exc`` is a retryable
+    InfluxError; then the server's ``Retry-After`` in seconds when it sent one, else True (the
+    caller's backoff)."""
+    if not isinstance(exc, InfluxError) or not exc.retryable:
+        return False
+    return exc.retry_after_s or True
+
+
 # Refusals that say nothing about the batch: the same batch succeeds once the server is fixed.
 _RETRYABLE_4XX = {401: "unauthorised", 403: "forbidden", 404: "not found", 408: "timeout"}
 _DROPPED = re.compile(r"dropped=(\d+)")

@@ -15,7 +15,7 @@ import math
 import re
 import zlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeAlias
 
 from wastebank.messages import FillReading, GatewayAlert, GatewayHealth
@@ -25,6 +25,11 @@ FILL = "fill_level"
 GATEWAY_HEALTH = "gateway_health"
 SCALE_HEALTH = "scale_health"
 ALERT = "gateway_alert"
+
+CLOCK_AHEAD_TOLERANCE = timedelta(minutes=2)
+"""A device timestamp further in the future than this is a wrong clock, said in the point's
+``clock_ahead_s`` field (late ones may be a backlog delivered after an outage, so only the
+future is flagged). The ingester and ``wastebank influx rebuild-deposits`` both apply it."""
 
 
 FieldValue: TypeAlias = bool | int | float | str
