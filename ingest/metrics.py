@@ -36,7 +36,8 @@ MEASUREMENTS = (
     influx.ALERT,
 )
 OUTCOMES = ("applied", "duplicate", "conflict")
-# (prefix of the rejection text, reason label); the texts are those of ingest.main.
+# (prefix of the rejection text, reason label); the texts are those of ingest.items and
+# ingest.consumer.
 _REASON_PREFIXES = (
     ("oversized", "oversized"),
     ("conflict", "conflict"),
