@@ -1,0 +1,396 @@
+"""`wastebank`: one command with a subcommand per process.
+
+This is the root: the Typer app (``wastebank = "wastebank.cli:app"``), the umask every command
+runs under, the one place where an error becomes an exit status, and the processes' own commands
+(gateway, ingest, api, the simulators). It is the one module of wastebank/ that imports the
+processes (gateway, ingest, api, firmware_sim), lazily, inside each command; the command modules
+beside it (services, devices, ledger, users, ...) get what they need of the processes through
+:func:`wastebank.cli._common.processes`, which this module gives. Imports of the heavy modules
+happen inside each command, so `wastebank services up` works before anything else is
+configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from wastebank.cli import (
+    alerts,
+    attendant,
+    deadletters,
+    demo,
+    devices,
+    influx,
+    ledger,
+    ledger_data,  # noqa: F401 - adds its commands to ledger's group
+    reports,
+    schema,
+    services,
+    tps,
+    users,
+)
+from wastebank.cli._common import (
+    ConfigOption,
+    IngestSettingsView,
+    LogFormat,
+    LogFormatOption,
+    ReplaySummaryView,
+    SiteGrants,
+    fail,
+    give_processes,
+    setup_logging,
+)
+from wastebank.errors import WastebankError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from api.settings import ApiSettings
+    from ingest.main import IngestSettings
+
+__all__ = ["api_worker_app", "app"]
+
+_logging = setup_logging  # the name tests/test_logging.py imports
+
+
+class _Root(TyperGroup):
+    """The root command: a :class:`~wastebank.errors.WastebankError` a command lets through
+    becomes its message and exit status 2 (``_common.FAILED``), without a traceback, whatever
+    its family: settings, services, a refusal, unreadable input. A command that reports an
+    error its own way (exit 1 with its own words) catches it itself."""
+
+    def invoke(self, ctx: Any) -> Any:  # a Context of the click Typer bundles
+        try:
+            return super().invoke(ctx)
+        except WastebankError as exc:
+            raise fail(exc) from None
+
+
+app = typer.Typer(
+    help="wastebank: bank sampah & waste-to-energy monitoring / pemantauan bank sampah",
+    no_args_is_help=True,
+    add_completion=False,
+    cls=_Root,
+)
+sim_app = typer.Typer(help="simulated devices / perangkat simulasi", no_args_is_help=True)
+
+
+@app.callback()
+def _private_files() -> None:
+    """Every file and directory a command creates is its user's alone (umask 077): ledgers,
+    outboxes, backups, statements, `.run/` and what the services write there hold members'
+    money, names and passwords. Services started by `services up` inherit it (PostgreSQL,
+    which runs as its own OS user, finds a home it may enter: services.postgres_service)."""
+    os.umask(0o077)
+
+
+@app.command()
+def gateway(
+    config: ConfigOption = None, verbose: bool = False, log_format: LogFormatOption = LogFormat.text
+) -> None:
+    """Run a waste-bank gateway: serial scale -> outbox -> MQTT."""
+    from gateway.run import run
+    from gateway.settings import GatewaySettings
+    from wastebank.config import load_settings
+
+    setup_logging(verbose, json=log_format is LogFormat.json)
+    settings = load_settings(GatewaySettings, config)
+    asyncio.run(run(settings))
+
+
+@app.command()
+def ingest(
+    config: ConfigOption = None, verbose: bool = False, log_format: LogFormatOption = LogFormat.text
+) -> None:
+    """Run the ingester: MQTT -> InfluxDB + ledger."""
+    from ingest.main import IngestSettings, run
+    from wastebank.config import load_settings
+
+    setup_logging(verbose, json=log_format is LogFormat.json)
+    settings = load_settings(IngestSettings, config)
+    asyncio.run(run(settings))  # a schema an admin must make first: a SetupError, exit 2
+
+
+@app.command()
+def api(
+    config: ConfigOption = None,
+    verbose: bool = False,
+    log_format: LogFormatOption = LogFormat.text,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="proses / processes serving the port (uvicorn workers); one per core serves "
+            "the most requests",
+        ),
+    ] = 1,
+) -> None:
+    """Run the HTTP API and pages."""
+    import uvicorn
+
+    from api.app import ApiSettings, create_app
+    from wastebank.config import load_settings
+
+    setup_logging(verbose, json=log_format is LogFormat.json)
+    settings = load_settings(ApiSettings, config)  # checked here, once, before any worker
+    from uvicorn.config import LOGGING_CONFIG
+
+    # JSON: uvicorn's loggers keep no text handlers of their own and reach ours.
+    log_config = None if log_format is LogFormat.json else LOGGING_CONFIG
+    # uvicorn's own X-Forwarded-* handling off (it believes 127.0.0.1 by default): the app
+    # believes only WASTEBANK_HTTP__TRUSTED_PROXIES (api/app.py)
+    if workers == 1:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            log_config=log_config,
+            access_log=settings.access_log,
+            proxy_headers=False,
+        )
+        return
+    # Several processes share the listening socket; each builds the app from the same settings
+    # (the file through WASTEBANK_CONFIG, the rest from WASTEBANK_* as inherited). They share the
+    # token signing key (its file is created once, see access.signing_key) and the login limits
+    # (kept in the ledger), so any worker accepts any token.
+    if config is not None:
+        os.environ["WASTEBANK_CONFIG"] = str(config.resolve())
+    os.environ[_API_WORKER_LOG] = f"{log_format.value}:{int(verbose)}"
+    uvicorn.run(
+        "wastebank.cli:api_worker_app",
+        factory=True,
+        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        log_config=log_config,
+        access_log=settings.access_log,
+        proxy_headers=False,
+    )
+
+
+_API_WORKER_LOG = "WASTEBANK_API_WORKER_LOG"
+
+
+def api_worker_app() -> FastAPI:
+    """The app of one `wastebank api --workers N` process (uvicorn's zero-argument factory):
+    logging as the parent asked, settings from the environment the parent prepared."""
+    from api.app import ApiSettings, create_app
+    from wastebank.config import load_settings
+
+    fmt, _, verbose = os.environ.get(_API_WORKER_LOG, "text:0").partition(":")
+    setup_logging(verbose == "1", json=fmt == LogFormat.json.value)
+    return create_app(load_settings(ApiSettings))
+
+
+@sim_app.command("kiosk")
+def sim_kiosk(
+    link: Annotated[Path, typer.Option(help="stable symlink to the pty slave, like /dev/ttyUSB0")],
+    cards: Annotated[str, typer.Option(help="comma-separated member card UIDs")],
+    categories: Annotated[str, typer.Option(help="comma-separated category codes")],
+    interval: Annotated[float, typer.Option(help="seconds between deposits")] = 8.0,
+    seed_value: Annotated[int | None, typer.Option("--seed", help="random seed")] = None,
+) -> None:
+    """Play a kiosk scale over a real pseudo-terminal."""
+    from firmware_sim.kiosk import run_random_kiosk
+
+    setup_logging()
+    asyncio.run(
+        run_random_kiosk(
+            link=link,
+            cards=[c.strip() for c in cards.split(",") if c.strip()],
+            categories=[c.strip() for c in categories.split(",") if c.strip()],
+            interval_s=interval,
+            seed=seed_value,
+        )
+    )
+
+
+@sim_app.command("scale")
+def sim_scale(
+    link: Annotated[Path, typer.Option(help="stable symlink to the pty slave, like /dev/ttyUSB0")],
+    model: Annotated[
+        str, typer.Option(help="protocol id: yh_stx, a12e_chk, and_std, gs_nt, cas22, ...")
+    ] = "a12e_chk",
+    scenario: Annotated[
+        str, typer.Option(help="steady, noisy (garbage + corruption), unplug, reboot, overload")
+    ] = "steady",
+    seed_value: Annotated[int | None, typer.Option("--seed", help="random seed")] = None,
+    rate: Annotated[float, typer.Option(help="A/D conversions (frames) per second")] = 10.0,
+    baud: Annotated[int | None, typer.Option(help="line speed (default: the model's)")] = None,
+    interval: Annotated[float, typer.Option(help="seconds between loads")] = 8.0,
+) -> None:
+    """Play a weighing indicator of any supported model over a real pseudo-terminal."""
+    from firmware_sim.scales import MODELS, SCENARIOS, run_scale_scenario
+
+    if model not in MODELS:
+        raise typer.BadParameter(f"must be one of {', '.join(MODELS)}", param_hint="--model")
+    if scenario not in SCENARIOS:
+        raise typer.BadParameter(f"must be one of {', '.join(SCENARIOS)}", param_hint="--scenario")
+    setup_logging()
+    try:
+        asyncio.run(
+            run_scale_scenario(
+                link=link,
+                model=model,
+                scenario=scenario,  # narrowed by the SCENARIOS check
+                seed=seed_value,
+                rate_hz=rate,
+                baud=baud,
+                interval_s=interval,
+            )
+        )
+    except KeyboardInterrupt:
+        typer.echo("dihentikan / stopped")
+
+
+@sim_app.command("tps")
+def sim_tps(
+    config: ConfigOption = None,
+    tps: Annotated[str, typer.Option(help="TPS code")] = "tps-batu-merah",
+    sensor: Annotated[str, typer.Option(help="sensor id")] = "us-01",
+    interval: Annotated[float, typer.Option(help="seconds between readings / uplinks")] = 5.0,
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="mqtt (smart sensor), jsn (JSN-SR04T mode 2 on a pty), "
+            "maxbotix (R####<CR> on a pty), em310 (EM310-UDL via ChirpStack v4 uplinks)"
+        ),
+    ] = "mqtt",
+    link: Annotated[
+        Path | None, typer.Option(help="jsn/maxbotix: stable symlink to the pty slave")
+    ] = None,
+    dev_eui: Annotated[
+        str | None, typer.Option(help="em310: DevEUI (default derived from --sensor)")
+    ] = None,
+    seed_value: Annotated[int | None, typer.Option("--seed", help="random seed")] = None,
+) -> None:
+    """Play a TPS fill sensor: over MQTT, on a serial pty, or as LoRaWAN uplinks."""
+    from firmware_sim.tps import (
+        TpsSimSettings,
+        run_em310_sensor,
+        run_serial_sensor,
+        run_tps_sensor,
+    )
+    from wastebank.config import load_settings
+
+    kinds = ("mqtt", "jsn", "maxbotix", "em310")
+    if kind not in kinds:
+        raise typer.BadParameter(f"must be one of {', '.join(kinds)}", param_hint="--kind")
+    if kind in ("jsn", "maxbotix") and link is None:
+        raise typer.BadParameter("required for jsn and maxbotix", param_hint="--link")
+    setup_logging()
+    settings = load_settings(TpsSimSettings, config)
+    if kind == "jsn" and link is not None:
+        asyncio.run(run_serial_sensor(settings, kind="jsn", link=link, seed=seed_value))
+    elif kind == "maxbotix" and link is not None:
+        asyncio.run(run_serial_sensor(settings, kind="maxbotix", link=link, seed=seed_value))
+    elif kind == "em310":
+        asyncio.run(
+            run_em310_sensor(
+                settings,
+                tps_code=tps,
+                sensor_id=sensor,
+                interval_s=interval,
+                dev_eui=dev_eui,
+                seed=seed_value,
+            )
+        )
+    else:
+        asyncio.run(run_tps_sensor(settings, tps_code=tps, sensor_id=sensor, interval_s=interval))
+
+
+# ---- what the command modules need of the processes ---------------------------------------------
+
+
+class _Processes:
+    """The processes' code the command modules use, imported here, when first used."""
+
+    def ingest_settings(self, config: Path | None, **overrides: Any) -> IngestSettings:
+        from ingest.main import IngestSettings
+        from wastebank.config import load_settings
+
+        return load_settings(IngestSettings, config, **overrides)
+
+    def api_settings(self, config: Path | None) -> ApiSettings:
+        from api.settings import ApiSettings
+        from wastebank.config import load_settings
+
+        return load_settings(ApiSettings, config)
+
+    def site_grants(self, path: Path) -> SiteGrants:
+        """From a gateway's site file: its bank and id, the TPS sensors it publishes fill
+        readings for, the uplink topics it subscribes to (LoRaWAN network server, JSON sensors),
+        its prefix."""
+        import tomllib
+
+        from pydantic import ValidationError
+
+        from gateway.settings import GatewaySettings, SensorSettings
+
+        try:
+            data = tomllib.loads(path.read_text())
+            sensors = [SensorSettings.model_validate(s) for s in data.get("sensors", [])]
+        except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
+            raise typer.BadParameter(str(exc), param_hint="--site") from None
+        bank = data.get("bank_code")
+        if not isinstance(bank, str):
+            raise typer.BadParameter("the site file has no bank_code", param_hint="--site")
+        gateway = data.get("gateway_id", GatewaySettings.model_fields["gateway_id"].default)
+        prefix = data.get("mqtt", {}).get("topic_prefix", "")
+        serves = [(s.tps_code, s.id) for s in sensors]
+        reads = [s.topic() for s in sensors if s.over_mqtt]
+        return bank, str(gateway), serves, reads, str(prefix)
+
+    def payload_text(self, payload: bytes) -> str | None:
+        from ingest.deadletter import payload_text
+
+        return payload_text(payload)
+
+    def hex_dump(self, payload: bytes) -> str:
+        from ingest.deadletter import hex_dump
+
+        return hex_dump(payload)
+
+    def replay_dead_letters(
+        self,
+        settings: IngestSettingsView,
+        ids: list[int] | None,
+        progress: Callable[[int, int], None],
+    ) -> tuple[ReplaySummaryView, str | None]:
+        from ingest.deadletter import ReplayAborted, replay_dead_letters
+        from ingest.main import IngestSettings
+
+        assert isinstance(settings, IngestSettings)  # as ingest_settings made it
+        try:
+            return asyncio.run(replay_dead_letters(settings, ids, progress)), None
+        except ReplayAborted as exc:
+            return exc.summary, str(exc)
+
+
+give_processes(_Processes())
+
+# `wastebank --help` lists the processes' commands above, then these, in this order.
+app.add_typer(demo.demo_app)
+app.add_typer(attendant.attendant_app)
+app.add_typer(services.services_app, name="services")
+app.add_typer(sim_app, name="sim")
+app.add_typer(deadletters.deadletter_app, name="deadletter")
+app.add_typer(alerts.alert_app, name="alert")
+app.add_typer(devices.certs_app, name="certs")
+app.add_typer(devices.device_app, name="device")
+app.add_typer(ledger.ledger_app, name="ledger")  # with ledger_data's commands
+app.add_typer(users.user_app, name="user")
+app.add_typer(reports.report_app, name="report")
+app.add_typer(tps.tps_app, name="tps")
+app.add_typer(schema.schema_app, name="schema")
+app.add_typer(influx.influx_app, name="influx")
