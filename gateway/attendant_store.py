@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from gateway.outbox import Outbox
+from gateway.outbox import Outbox, write_transaction
 from wastebank.money_rules import amount_for
 
 _SCHEMA = """
@@ -92,7 +92,7 @@ class AttendantDb:
     """The tables on the outbox's connection (like :class:`gateway.outbox.CalibrationLog`)."""
 
     def __init__(self, outbox: Outbox) -> None:
-        self._db: sqlite3.Connection = outbox._db  # noqa: SLF001 - the same file and connection
+        self._db = outbox.connection
         self._db.executescript(_SCHEMA)
         self.logins = LoginCache(self._db)
         self.sessions = Sessions(self._db)
@@ -113,22 +113,6 @@ class AttendantDb:
             "SELECT value FROM gateway_secret WHERE name=?", (name,)
         ).fetchone()
         return bytes(stored)
-
-
-def _in_transaction(db: sqlite3.Connection) -> _Tx:
-    return _Tx(db)
-
-
-class _Tx:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
 
 
 # ---- logins -----------------------------------------------------------------------------------
@@ -297,7 +281,7 @@ class Directory:
 
     def replace_members(self, bank_code: str, members: Iterable[MemberEntry], now: datetime) -> int:
         rows = list(members)
-        with _in_transaction(self._db) as db:
+        with write_transaction(self._db) as db:
             db.execute("DELETE FROM directory_member")
             db.execute("DELETE FROM directory_card")
             db.executemany(
@@ -314,7 +298,7 @@ class Directory:
 
     def replace_prices(self, prices: Iterable[PriceEntry], now: datetime) -> int:
         rows = list(prices)
-        with _in_transaction(self._db) as db:
+        with write_transaction(self._db) as db:
             db.execute("DELETE FROM directory_price")
             db.executemany(
                 "INSERT INTO directory_price (category_code, category_name, unit, price_idr)"
@@ -468,7 +452,7 @@ def _entry(r: sqlite3.Row | tuple[object, ...]) -> JournalEntry:
 
 class Journal:
     """Every deposit this gateway stored, written in the outbox's own transaction (see
-    :meth:`Outbox.add`'s ``on_stored``): "pending" while its row waits in the outbox, "sent"
+    :meth:`Outbox.transaction`): "pending" while its row waits in the outbox, "sent"
     once the broker acknowledged it ("dropped" if the outbox's bounds took it first).
 
     A void asked for here waits in the same row until the central API has taken it.
@@ -516,7 +500,7 @@ class Journal:
         """The broker acknowledged these outbox rows; return how many journal entries they were."""
         if not outbox_ids:
             return 0
-        with _in_transaction(self._db) as db:
+        with write_transaction(self._db) as db:
             cur = db.executemany(
                 "UPDATE deposit_journal SET sent_at=? WHERE outbox_id=? AND sent_at IS NULL",
                 [(now.isoformat(), i) for i in outbox_ids],

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway.attendant_store import MemberEntry, PriceEntry
+from wastebank import errors
 
 if TYPE_CHECKING:
     import httpx
@@ -22,7 +23,7 @@ PAGE = 1000  # GET /api/banks/{bank}/members: its largest page
 MAX_LOGINS_ASKED = 100  # GET /api/banks/{bank}/gateway-logins: usernames per request
 
 
-class Unreachable(Exception):
+class Unreachable(errors.Unavailable):
     """Not reachable now, or not able to answer now: retry later."""
 
 
@@ -30,18 +31,22 @@ class RateLimited(Unreachable):
     """HTTP 429: too many tries (e.g. of one account's password). Retry after ``retry_after_s``;
     a login refused so is refused (the central API is reachable: not a case for the cache)."""
 
+    status = errors.TooMany.status
+    title = errors.TooMany.title
+
     def __init__(self, detail: str, retry_after_s: int | None) -> None:
         super().__init__(f"HTTP 429: {detail}")
         self.detail = detail
         self.retry_after_s = retry_after_s
 
 
-class Refused(Exception):
-    """The API answered with a refusal (4xx other than 429); ``detail`` is its message."""
+class Refused(errors.Refused):
+    """The API answered with a refusal (4xx other than 429): its ``status_code`` and its
+    message, ``detail``."""
 
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(f"{status}: {detail}")
-        self.status = status
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(f"{status_code}: {detail}")
+        self.status_code = status_code
         self.detail = detail
 
 
@@ -61,7 +66,7 @@ class Central:
         timeout_s: float,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        import httpx  # ~4 MB: loaded when the attendant page first needs the central API
+        import httpx  # heavy on a Pi: loaded when the attendant page first needs the central API
 
         self.client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),

@@ -30,7 +30,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -99,9 +99,23 @@ def private_file(path: Path) -> None:
             os.chmod(f"{path}{suffix}", PRIVATE_MODE)
 
 
-# Added to the outbox table after release 0.1 (an existing file gets them on open). A row the
-# broker refused: the reason code of its last PUBACK, how many times it was refused, when last,
-# and the wall-clock time (Unix seconds) before which the drain leaves it alone.
+@contextlib.contextmanager
+def write_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction on the gateway's file (its connection is in autocommit mode):
+    ``BEGIN IMMEDIATE`` takes the write lock at once, so two writers never meet half way;
+    committed when the block ends, rolled back if it raises (anything, a cancellation too)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+# Columns a file made by an older release lacks (it gets them on open). A row the broker refused:
+# the reason code of its last PUBACK, how many times it was refused, when last, and the wall-clock
+# time (Unix seconds) before which the drain leaves it alone.
 _REFUSAL_COLUMNS = {
     "refused_code": "INTEGER",
     "refused_count": "INTEGER NOT NULL DEFAULT 0",
@@ -120,6 +134,30 @@ class OutboxRow:
     created_at: datetime
     refused_code: int | None = None
     """The reason code of the PUBACK that last refused it (None: never refused)."""
+
+
+class OutboxWrite:
+    """Inside :meth:`Outbox.transaction`: numbers and rows, committed together."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def next_seq(self, sequence: str = "deposit") -> int:
+        """The next number of ``sequence`` (kept only if the transaction commits)."""
+        key = _seq_key(sequence)
+        self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, 0)", (key,))
+        (last,) = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        seq = int(last) + 1
+        self._db.execute("UPDATE meta SET value=? WHERE key=?", (seq, key))
+        return seq
+
+    def put(self, topic: str, payload: bytes) -> int:
+        """A row to publish; its id."""
+        cur = self._db.execute(
+            "INSERT INTO outbox (topic, payload, created_at) VALUES (?, ?, ?)",
+            (topic, payload, datetime.now(UTC).isoformat()),
+        )
+        return int(cur.lastrowid or 0)
 
 
 class Outbox:
@@ -151,9 +189,7 @@ class Outbox:
     def _install(self, machine: str) -> str:
         """The install this file numbers events under: drawn on creation, and again when the
         file is opened on another machine than the one it was last opened on."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self._db) as db:
             rows = dict(db.execute("SELECT key, value FROM identity").fetchall())
             install, known = rows.get("install"), rows.get("machine", "")
             moved = install is not None and bool(machine) and bool(known) and machine != known
@@ -175,47 +211,37 @@ class Outbox:
                 db.execute(
                     "INSERT OR REPLACE INTO identity (key, value) VALUES ('machine', ?)", (machine,)
                 )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return str(install)
 
     def close(self) -> None:
         self._db.close()
 
-    def add(
-        self,
-        build: Callable[[int], tuple[str, bytes]],
-        sequence: str = "deposit",
-        on_stored: Callable[[int, int], None] | None = None,
-    ) -> int:
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The connection to the gateway's file, for the tables kept beside the outbox (the
+        calibration checks, the attendant's store): one file, one connection, used on the
+        gateway's event loop only. Write inside :meth:`transaction` to keep a row of theirs
+        with an outbox row, or :func:`write_transaction` on their own."""
+        return self._db
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[OutboxWrite]:
+        """Store events, each with the next number of its sequence, and whatever else is
+        written on :attr:`connection` inside the block: all of it or (the block raised) none,
+        no number used. The bounds (``max_rows``) are enforced before the commit."""
+        with write_transaction(self._db) as db:
+            yield OutboxWrite(db)
+            self._enforce_bound()
+
+    def add(self, build: Callable[[int], tuple[str, bytes]], sequence: str = "deposit") -> int:
         """Allocate the next number of ``sequence``, build (topic, payload) from it, store both.
 
         Each kind of event has its own sequence ("deposit", "alert", ...), so deposit numbers
-        have no gaps an auditor would have to explain. ``on_stored(seq, row_id)`` runs inside
-        the same transaction (e.g. the attendant journal's entry: both or neither are kept).
+        have no gaps an auditor would have to explain.
         """
-        key = _seq_key(sequence)
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, 0)", (key,))
-            (last,) = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-            seq = int(last) + 1
-            topic, payload = build(seq)
-            db.execute("UPDATE meta SET value=? WHERE key=?", (seq, key))
-            cur = db.execute(
-                "INSERT INTO outbox (topic, payload, created_at) VALUES (?, ?, ?)",
-                (topic, payload, datetime.now(UTC).isoformat()),
-            )
-            if on_stored is not None:
-                on_stored(seq, int(cur.lastrowid or 0))
-            self._enforce_bound()
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        with self.transaction() as write:
+            seq = write.next_seq(sequence)
+            write.put(*build(seq))
         return seq
 
     def expire(self, now: datetime | None = None) -> int:
@@ -223,16 +249,10 @@ class Outbox:
         if self.max_age is None:
             return 0
         cutoff = ((now or datetime.now(UTC)) - self.max_age).isoformat()
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self._db) as db:
             gone = db.execute("DELETE FROM outbox WHERE created_at < ?", (cutoff,)).rowcount
             if gone:
                 db.execute("UPDATE meta SET value=value+? WHERE key='dropped'", (gone,))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return int(gone)
 
     def oldest_age(self, now: datetime | None = None) -> timedelta | None:
@@ -285,19 +305,13 @@ class Outbox:
             return
         now = time.time() if now is None else now
         at = datetime.fromtimestamp(now, UTC).isoformat()
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self._db) as db:
             db.executemany(
                 "UPDATE outbox SET refused_code=?, refused_at=?,"
                 " retry_at=? + min(?, ? * (1 << min(refused_count, 30))),"
                 " refused_count=refused_count+1 WHERE id=?",
                 [(code, at, now, self.max_hold_s, hold_s, i) for i, code in refusals],
             )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def release_refused(self) -> int:
         """Make every held-back row due now (a restart: the site file or the credentials may
@@ -325,14 +339,8 @@ class Outbox:
         """Delete acknowledged rows in one transaction (one fsync, not one per row)."""
         if not row_ids:
             return
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self._db) as db:
             db.executemany("DELETE FROM outbox WHERE id=?", [(i,) for i in row_ids])
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def __len__(self) -> int:
         (count,) = self._db.execute("SELECT count(*) FROM outbox").fetchone()
@@ -382,7 +390,7 @@ class CalibrationLog:
     """Calibration checks per scale: a known reference mass, what the scale read, when."""
 
     def __init__(self, outbox: Outbox) -> None:
-        self._db = outbox._db  # noqa: SLF001 - the same gateway file and connection
+        self._db = outbox.connection
 
     def record(
         self, scale_id: str, reference_g: int, reading_g: int, note: str = ""

@@ -14,9 +14,10 @@ from urllib.parse import parse_qs
 
 import httpx
 
-from gateway.attendant import AttendantService
+from gateway.app import Gateway
 from gateway.central import Central
-from gateway.main import Gateway, GatewaySettings
+from gateway.http.attendant import AttendantService
+from gateway.settings import GatewaySettings
 
 BANK = "bs-batu-merah"
 PASSWORD = "kata-sandi"

@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from gateway import attendant
-from gateway.attendant import AttendantService, LoginRefused, kg, rupiah, tanggal
 from gateway.attendant_store import AttendantDb, MemberEntry, PriceEntry
+from gateway.http import attendant
+from gateway.http.attendant import AttendantService, LoginRefused, kg, rupiah, tanggal, views
+from gateway.http.attendant import service as service_module
 from gateway.kiosk import DepositCandidate
-from gateway.main import ArmContext
 from gateway.outbox import Outbox
 from tests.gateway_helpers import FakeCentral, attendant_service, gateway_settings
 from wastebank.money_rules import amount_for
@@ -38,10 +38,9 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
 
 
 def _add(box: Outbox, db: AttendantDb, event: int, at: datetime = NOW) -> int:
-    def build(seq: int) -> tuple[str, bytes]:
-        return "t/deposit", json.dumps({"seq": seq}).encode()
-
-    def journal(seq: int, row_id: int) -> None:
+    with box.transaction() as write:
+        seq = write.next_seq()
+        row_id = write.put("t/deposit", json.dumps({"seq": seq}).encode())
         db.journal.add(
             event_id=f"gw-{seq}",
             outbox_id=row_id,
@@ -55,8 +54,6 @@ def _add(box: Outbox, db: AttendantDb, event: int, at: datetime = NOW) -> int:
             attendant="petugas-bm-01",
             recorded_at=at,
         )
-
-    seq = box.add(build, on_stored=journal)
     assert seq == event
     return seq
 
@@ -169,14 +166,14 @@ def test_journal_pending_until_acknowledged_then_sent(outbox: Outbox) -> None:
 def test_journal_entry_is_in_the_outbox_transaction(outbox: Outbox) -> None:
     AttendantDb(outbox)
 
-    def bad_build(seq: int) -> tuple[str, bytes]:
-        return "t/deposit", b"{}"
-
-    def journal(seq: int, row_id: int) -> None:
-        raise RuntimeError("disk full")
+    def store() -> None:
+        with outbox.transaction() as write:
+            write.next_seq()
+            write.put("t/deposit", b"{}")
+            raise RuntimeError("disk full")  # writing the journal entry failed
 
     with pytest.raises(RuntimeError):
-        outbox.add(bad_build, on_stored=journal)
+        store()
     assert len(outbox) == 0
     assert outbox.last_seq == 0
 
@@ -293,13 +290,13 @@ async def test_voids_are_queued_while_offline_and_sent_with_the_attendants_token
     gw = svc.gw
     await svc.login("petugas-bm-01", "kata-sandi")
     reader = gw.readers["scale-01"]
-    reader.arm_context = ArmContext("petugas-bm-01", "Siti", 4000)
+    gw.recorder.arm(reader, "AMB-0001", "pet", "petugas-bm-01")  # Siti, 4000 a kg: the directory's
     candidate = DepositCandidate(None, "pet", 1250, 0, True, "gs_nt", ("x",), member_no="AMB-0001")
-    assert gw.store_deposit(reader, candidate) == 1
+    assert gw.recorder.store_deposit(reader, candidate) == 1
     entry = gw.attendant_db.journal.get(gw.event_id(1))
     assert entry is not None
     assert (entry.attendant, entry.member_name, entry.amount_idr) == ("petugas-bm-01", "Siti", 5000)
-    view = svc.live_view(reader)
+    view = views.live_view(svc, reader)
     assert view.last_deposit is not None
     assert view.last_deposit.status_text == "menunggu / pending"
 
@@ -315,7 +312,7 @@ async def test_voids_are_queued_while_offline_and_sent_with_the_attendants_token
 
     fake.down = False
     fake.void_status = 404  # the ingester has not applied it yet: tried again later
-    monkeypatch.setattr(attendant, "VOID_RETRY_S", 0.0)
+    monkeypatch.setattr(service_module, "VOID_RETRY_S", 0.0)
     await svc.send_voids()
     assert gw.attendant_db.journal.pending_voids() == 1
     fake.void_status = 200
@@ -324,7 +321,7 @@ async def test_voids_are_queued_while_offline_and_sent_with_the_attendants_token
     done = gw.attendant_db.journal.get(event_id)
     assert done is not None
     assert done.void_state == "done"
-    assert svc.deposit_view(done).void_text == "dibatalkan / voided"
+    assert views.deposit_view(svc, done).void_text == "dibatalkan / voided"
 
 
 async def test_live_stream_ends_when_the_page_goes_and_at_shutdown(
@@ -332,7 +329,7 @@ async def test_live_stream_ends_when_the_page_goes_and_at_shutdown(
 ) -> None:
     """Server-Sent Events over real uvicorn: a reading is pushed at once; the stream's
     generator ends when the client disconnects, and every stream ends when the gateway stops."""
-    from gateway import local_api
+    from gateway.http import local_api
     from tests.conftest import eventually, free_port
 
     svc, _ = service
@@ -371,8 +368,8 @@ async def test_live_stream_ends_when_the_page_goes_and_at_shutdown(
             events = lines(resp)
             first = await anext(events)
             assert first["weight_text"] == "—"
-            reader.feed(b"ST,GS,+0001.25kg\r\n")
-            reader.feed(b"ST,GS,+0001.25kg\r\n")
+            gw.feed(reader, b"ST,GS,+0001.25kg\r\n")
+            gw.feed(reader, b"ST,GS,+0001.25kg\r\n")
             pushed = await anext(events)
             while pushed["grams"] != 1250:
                 pushed = await anext(events)

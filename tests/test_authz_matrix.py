@@ -34,11 +34,11 @@ from sqlalchemy.orm import Session
 
 from api.app import create_app
 from api.settings import PagesSettings
-from gateway import local_api
-from gateway.attendant import AttendantService
+from gateway.app import Gateway
 from gateway.attendant_store import MemberEntry
+from gateway.http import local_api
+from gateway.http.attendant import AttendantService
 from gateway.kiosk import DepositCandidate
-from gateway.main import Gateway
 from tests.auth_helpers import ApiEnv, api_settings
 from tests.conftest import LedgerFactory
 from tests.gateway_helpers import FakeCentral, attendant_service, gateway_settings
@@ -535,9 +535,9 @@ def test_cell(env: Env, route: tuple[str, str], role: str) -> None:
 
 # ---- the gateway's local endpoint ---------------------------------------------------------------
 #
-# Every route of `gateway.local_api.http_app` x three callers: no session; an attendant's session
-# with its CSRF token; the same session with a wrong token. ``GATEWAY_MATRIX`` must name every
-# route (:func:`test_every_gateway_route_is_in_the_matrix`).
+# Every route of `gateway.http.local_api.http_app` x three callers: no session; an attendant's
+# session with its CSRF token; the same session with a wrong token. ``GATEWAY_MATRIX`` must name
+# every route (:func:`test_every_gateway_route_is_in_the_matrix`).
 
 GW_COLUMNS = ("no_session", "attendant", "wrong_csrf")
 
@@ -581,7 +581,7 @@ class GwEnv:
     def stable_load(self) -> None:
         reader = self.gw.readers[GW_SCALE]
         for _ in range(2):
-            reader.feed(b"ST,GS,+0010.00kg\r\n")
+            self.gw.feed(reader, b"ST,GS,+0010.00kg\r\n")
 
     def deposit(self) -> str:
         """A deposit stored by this gateway's attendant scale: its event id."""
@@ -589,7 +589,7 @@ class GwEnv:
         candidate = DepositCandidate(
             None, "pet", 1250, 0, True, "gs_nt", ("x",), member_no=MEMBER_A
         )
-        seq = self.gw.store_deposit(reader, candidate)
+        seq = self.gw.recorder.store_deposit(reader, candidate)
         return str(self.gw.event_id(seq))
 
     def card(self) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gateway.main import GatewaySettings
+from gateway.settings import GatewaySettings
 from ingest.main import IngestSettings
 from wastebank.cli import app
 from wastebank.config import ConfigError, load_settings

@@ -25,7 +25,7 @@ from cryptography import x509
 from pydantic import SecretStr
 from typer.testing import CliRunner, Result
 
-from gateway.main import GatewaySettings
+from gateway.settings import GatewaySettings
 from tests.conftest import PrivateMosquitto, free_port, mqtt_login
 from wastebank import devices, mqtt, services
 from wastebank.cli import app

@@ -32,9 +32,10 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from firmware_sim.kiosk import KioskSimulator, ScriptedDeposit
-from gateway.local_api import PublicHealth
-from gateway.main import Gateway, GatewaySettings, OutboxSettings, ScaleSettings
+from gateway.app import Gateway
+from gateway.http.health import PublicHealth
 from gateway.outbox import Outbox
+from gateway.settings import GatewaySettings, OutboxSettings, ScaleSettings
 from tests.conftest import (
     PrivateMosquitto,
     Processes,
@@ -325,7 +326,7 @@ async def test_refused_rows_are_retried_with_a_doubling_backoff_and_delivered_on
     caplog.set_level(logging.INFO, logger="wastebank.gateway")
     async with tls_broker.observer() as observer:
         await observer.subscribe(f"{prefix}#", qos=1)
-        task = asyncio.create_task(gateway.mqtt_loop())
+        task = asyncio.create_task(gateway.uplink.run())
         try:
             # Each row is tried again after 0.25 s, 0.5 s, 1 s, ...: the gap doubles.
             tried: dict[int, float] = {}

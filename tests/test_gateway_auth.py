@@ -31,9 +31,10 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner, Result
 
-from gateway import local_api, outbox
-from gateway.attendant import COOKIE, LOGIN_COOKIE, AttendantService, LoginRefused
+from gateway import outbox
 from gateway.attendant_store import AttendantDb
+from gateway.http import local_api
+from gateway.http.attendant import COOKIE, LOGIN_COOKIE, AttendantService, LoginRefused
 from gateway.kiosk import AttendantSession
 from gateway.outbox import Outbox
 from tests.conftest import eventually, free_port
@@ -113,8 +114,8 @@ async def test_arm_and_calibration_refuse_without_a_session(gateway: Gw) -> None
     deposit. Now 401 before the body is even read, and nothing is armed or recorded."""
     svc, _, client = gateway
     reader = svc.gw.readers["scale-01"]
-    reader.feed(STABLE)
-    reader.feed(STABLE)
+    svc.gw.feed(reader, STABLE)
+    svc.gw.feed(reader, STABLE)
     assert reader.last is not None
     assert reader.last.status == "stable"
     refused = [
@@ -155,7 +156,7 @@ async def test_writes_need_the_sessions_own_csrf_token(gateway: Gw) -> None:
     resp = await client.post("/scales/scale-01/arm", json=ARM, headers={"X-CSRF-Token": token})
     assert resp.status_code == 200, resp.text
     assert armed(svc) == ("AMB-0001", "pet")
-    context = svc.gw.readers["scale-01"].arm_context
+    context = svc.gw.recorder.armed_by("scale-01")
     assert context is not None
     assert context.attendant == "petugas-bm-01"  # who armed it goes into the journal
     # reads need the session, not the token
@@ -396,8 +397,8 @@ async def test_attend_and_calibrate_log_in_and_keep_the_session_0600(tmp_path: P
 
         # calibrate: the same session; a stable reading on the scale first
         reader = svc.gw.readers["scale-01"]
-        reader.feed(STABLE)
-        reader.feed(STABLE)
+        svc.gw.feed(reader, STABLE)
+        svc.gw.feed(reader, STABLE)
         cal = ["calibrate", *common, "--scale", "scale-01", "--reference-g", "10000"]
         out = await asyncio.to_thread(run_cli, cal)
         assert out.exit_code == 0, out.output
@@ -551,7 +552,7 @@ async def test_a_user_disabled_centrally_is_signed_out_of_the_gateway(
     attendants and admins only, and a user disabled there loses the gateway at its next sync."""
     from sqlalchemy.orm import Session
 
-    from gateway.main import Gateway
+    from gateway.app import Gateway
     from tests.auth_helpers import ApiEnv, api_settings
     from wastebank import access
 

@@ -1,0 +1,94 @@
+"""The attendant (petugas) page on the gateway's local endpoint, and what keeps it working offline.
+
+The page, the live weight and recording a deposit are all on the bank's LAN: a deposit goes into
+the gateway's outbox (see :mod:`gateway.recorder`) whether or not the bank's internet is up. The
+central API is used when it can be reached, for:
+
+* logins: forwarded to ``POST {api_url}/api/token`` and ``GET /api/me``; on success an argon2
+  hash of the password, the role and the banks are cached (``login_cache_days``), so the same
+  attendant can log in while the internet is down;
+* the member directory and price list, fetched with the attendant's token and kept in SQLite;
+* voids: ``POST /api/deposits/{event_id}/void`` with the token of the attendant who asked; while
+  offline (or before the deposit has reached the ledger) they wait in the journal and are retried.
+
+Tokens are kept in memory only: after a restart a queued void waits until its attendant logs in
+again while online.
+
+**Sessions.** A login's session is a signed, HttpOnly, SameSite=Strict cookie (``wb_petugas``, a
+JWT, HS256, path ``/``: every route of the local endpoint) whose key is kept in the gateway's
+SQLite file, and a row in that file: the cookie is good only while its row is there. A logout
+deletes the row; so does the sync when the central API no longer lets the account log in here
+(disabled, removed, moved to another bank: see :meth:`AttendantService.sync_logins`), which also
+drops the account's cached login. Every write needs the session's CSRF token (an HMAC of the
+session id) in the ``X-CSRF-Token`` header (the page's script) or the form's ``csrf_token``
+field (the logout button). The login form carries a token bound to a nonce cookie of its own
+(``wb_petugas_masuk``), so no other site can log a tablet in to an account of its choosing.
+
+Every route of the local endpoint needs the session (:class:`SessionGate`, deny by default)
+but those listed in :data:`PUBLIC`: the minimal ``/health``, the page itself (the login form when
+not signed in), its script, and the logins and logout.
+
+  GET  /petugas                          the page (the login form when not signed in)
+  POST /petugas/masuk, /petugas/keluar   log in (form), log out
+  POST /petugas/api/session              log in (JSON: the CLI, `wastebank attend`)
+  DELETE /petugas/api/session            log out (JSON)
+  GET  /petugas/attendant.js             the page's script
+  GET  /petugas/api/state                who, the scales, the price list, the directory's age
+  GET  /petugas/api/members?q=           search the directory (name, number or card UID)
+  GET  /petugas/api/cards/{uid}          the member holding a card
+  POST /petugas/api/scales/{id}/record   {member_no, category_code}: the next settled load
+  POST /petugas/api/scales/{id}/cancel
+  GET  /petugas/api/scales/{id}/live     Server-Sent Events: weight, stable, armed, last deposit
+  GET  /petugas/api/deposits             today's deposits at this gateway
+  POST /petugas/api/deposits/{id}/void   {reason}
+
+The service (no FastAPI) is :mod:`.service`; the routes are one module per part of the page
+(:mod:`.pages`, :mod:`.session`, :mod:`.directory`, :mod:`.scales`, :mod:`.deposits`), put
+together in :data:`router`; :mod:`.auth` has the gate and the dependencies they share.
+"""
+
+from fastapi import APIRouter
+
+from gateway.http.attendant import deposits, directory, pages, scales, session
+from gateway.http.attendant.auth import (
+    COOKIE,
+    CSRF_FIELD,
+    CSRF_HEADER,
+    LOGIN_COOKIE,
+    PUBLIC,
+    SessionGate,
+)
+from gateway.http.attendant.formats import jam, kg, rupiah, tanggal
+from gateway.http.attendant.service import (
+    AttendantService,
+    LoginForbidden,
+    LoginLimited,
+    LoginRefused,
+    SignedIn,
+    Who,
+)
+
+__all__ = [
+    "COOKIE",
+    "CSRF_FIELD",
+    "CSRF_HEADER",
+    "LOGIN_COOKIE",
+    "PUBLIC",
+    "AttendantService",
+    "LoginForbidden",
+    "LoginLimited",
+    "LoginRefused",
+    "SessionGate",
+    "SignedIn",
+    "Who",
+    "jam",
+    "kg",
+    "router",
+    "rupiah",
+    "tanggal",
+]
+
+router = APIRouter()
+"""Every route of the attendant page (under ``/petugas``)."""
+for _part in (pages, session, directory, scales, deposits):
+    router.include_router(_part.router)

@@ -1,0 +1,104 @@
+"""Who may use the local endpoint: the attendant's session cookie, checked before routing
+(:class:`SessionGate`, deny by default), the dependencies routes take it from, and the CSRF
+token every write carries."""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.http.attendant.service import AttendantService, SignedIn
+
+COOKIE: Final = "wb_petugas"
+LEGACY_COOKIE_PATH: Final = "/petugas"
+"""Where releases before 0.3 scoped the cookie: cleared at login and logout."""
+LOGIN_COOKIE: Final = "wb_petugas_masuk"
+"""The login form's nonce (double submit: the form's token is an HMAC of it)."""
+CSRF_HEADER: Final = "X-CSRF-Token"
+CSRF_FIELD: Final = "csrf_token"
+NOT_SIGNED_IN: Final = "belum masuk / not signed in"
+BAD_CSRF: Final = "token CSRF tidak sah; muat ulang halaman / invalid CSRF token: reload the page"
+PUBLIC: Final = frozenset(
+    {
+        ("GET", "/health"),
+        ("GET", "/petugas"),
+        ("POST", "/petugas/masuk"),
+        ("POST", "/petugas/keluar"),
+        ("GET", "/petugas/attendant.js"),
+        ("POST", "/petugas/api/session"),
+    }
+)
+"""The only routes of the local endpoint open without a session (HEAD as GET)."""
+FORM_TYPES: Final = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class SessionGate:
+    """Deny by default: a request without a live session to anything but :data:`PUBLIC` (a
+    path that does not exist too: no map of the routes for strangers) is answered 401 here,
+    before routing and before its body is read. The session found is left in the request's
+    state for :func:`signed_in`."""
+
+    def __init__(self, app: ASGIApp, service: AttendantService) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        signed = self.service.signed_in(Request(scope).cookies.get(COOKIE))
+        method = "GET" if scope["method"] == "HEAD" else scope["method"]
+        path = scope["path"].rstrip("/") or "/"
+        if signed is None and (method, path) not in PUBLIC:
+            response = JSONResponse(
+                {"detail": NOT_SIGNED_IN}, 401, headers={"Cache-Control": "no-store"}
+            )
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["signed_in"] = signed
+        await self.app(scope, receive, send)
+
+
+def attendant_service(request: Request) -> AttendantService:
+    """The service the endpoint was composed with (``app.state.attendant``)."""
+    service: AttendantService = request.app.state.attendant
+    return service
+
+
+Service = Annotated[AttendantService, Depends(attendant_service)]
+
+
+def signed_in(request: Request, service: Service) -> SignedIn:
+    """The request's live session (401 without one)."""
+    kept: object = request.scope.get("state", {}).get("signed_in")
+    found = kept if isinstance(kept, SignedIn) else None
+    if found is None:  # no gate in front (a router used on its own)
+        found = service.signed_in(request.cookies.get(COOKIE))
+    if found is None:
+        raise HTTPException(401, NOT_SIGNED_IN)
+    return found
+
+
+SignedInDep = Annotated[SignedIn, Depends(signed_in)]
+
+
+async def csrf_checked(request: Request, signed: SignedInDep, service: Service) -> SignedIn:
+    """For writes: the live session, and its CSRF token in the ``X-CSRF-Token`` header or the
+    form's ``csrf_token`` field (403 otherwise). A cross-site page can neither read the token
+    nor set the header without the gateway's CORS consent (it gives none)."""
+    given: object = request.headers.get(CSRF_HEADER)
+    if given is None and request.headers.get("content-type", "").startswith(FORM_TYPES):
+        given = (await request.form()).get(CSRF_FIELD)
+    if not isinstance(given, str) or not service.check(signed.csrf, given):
+        raise HTTPException(403, BAD_CSRF)
+    return signed
+
+
+CsrfDep = Annotated[SignedIn, Depends(csrf_checked)]
+
+
+def https(request: Request) -> bool:
+    return request.url.scheme == "https"

@@ -1,0 +1,72 @@
+"""What the page starts from, and the member directory it searches:
+
+GET  /petugas/api/state                who, the scales, the price list, the directory's age
+GET  /petugas/api/members?q=           search the directory (name, number or card UID)
+GET  /petugas/api/cards/{uid}          the member holding a card
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, HTTPException
+
+from gateway.http.attendant.auth import Service, SignedInDep
+from gateway.http.attendant.formats import rupiah, tanggal
+from gateway.http.attendant.views import (
+    MemberView,
+    PriceView,
+    ScaleChoice,
+    StateView,
+    WhoView,
+    member_view,
+)
+
+router = APIRouter(prefix="/petugas", tags=["attendant"])
+
+
+@router.get("/api/state")
+async def state(signed: SignedInDep, service: Service) -> StateView:
+    who, gw = signed.who, service.gw
+    d = service.db.directory
+    members_at, prices_at = d.synced_at("members"), d.synced_at("prices")
+    return StateView(
+        who=WhoView(username=who.username, name=who.name, role=who.role, offline=who.offline),
+        gateway_id=gw.settings.gateway_id,
+        bank_code=gw.settings.bank_code,
+        timezone=service.settings.timezone,
+        today_text=tanggal(datetime.now(UTC), service.tz).rsplit(" ", 2)[0],
+        scales=[
+            ScaleChoice(scale_id=x.cfg.id, connected=x.connected)
+            for x in gw.readers.values()
+            if x.cfg.flow == "attendant"
+        ],
+        prices=[
+            PriceView(
+                category_code=p.category_code,
+                category_name=p.category_name,
+                unit=p.unit,
+                price_idr=p.price_idr,
+                price_text=f"{rupiah(p.price_idr)}/{p.unit}",
+            )
+            for p in d.prices()
+        ],
+        members=d.count(),
+        members_synced_text=None if members_at is None else tanggal(members_at, service.tz),
+        prices_synced_text=None if prices_at is None else tanggal(prices_at, service.tz),
+        central_configured=gw.settings.api_url is not None,
+        central_online=service.central_online,
+    )
+
+
+@router.get("/api/members")
+async def members(_: SignedInDep, service: Service, q: str = "") -> list[MemberView]:
+    return [member_view(m) for m in service.db.directory.search(q[:64])]
+
+
+@router.get("/api/cards/{uid}")
+async def card(uid: str, _: SignedInDep, service: Service) -> MemberView:
+    m = service.db.directory.by_card(uid[:32])
+    if m is None:
+        raise HTTPException(404, f"kartu {uid} tidak dikenal / unknown card")
+    return member_view(m)

@@ -1,0 +1,111 @@
+"""A session's cookie (set at login, cleared at logout), and the JSON login for programs
+(`wastebank attend`, `wastebank calibrate`):
+
+  POST   /petugas/api/session    log in: the session cookie and its CSRF token
+  DELETE /petugas/api/session    log out
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from gateway.http.attendant.auth import COOKIE, LEGACY_COOKIE_PATH, CsrfDep, Service, https
+from gateway.http.attendant.service import AttendantService, LoginRefused, SignedIn, Who
+
+log = logging.getLogger("wastebank.gateway")
+
+router = APIRouter(prefix="/petugas", tags=["attendant"])
+
+
+class LoginIn(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class SessionOut(BaseModel):
+    """A JSON login's answer (the session itself is the ``wb_petugas`` cookie set with it)."""
+
+    username: str
+    name: str
+    role: str
+    offline: bool
+    csrf_token: str = Field(description="send it as X-CSRF-Token with every write")
+    expires_at: datetime
+
+
+def start_session(service: AttendantService, request: Request, who: Who) -> tuple[str, SignedIn]:
+    """A new session for ``who`` (one the browser had is ended): its cookie and itself."""
+    old = service.signed_in(request.cookies.get(COOKIE))
+    if old is not None:
+        service.end_session(old.sid)
+    cookie = service.session_cookie(who)
+    signed = service.signed_in(cookie)
+    assert signed is not None
+    log.info(
+        "petugas masuk / attendant signed in: %s%s",
+        who.username,
+        " (offline)" if who.offline else "",
+    )
+    return cookie, signed
+
+
+def set_session(
+    service: AttendantService, request: Request, response: Response, cookie: str
+) -> None:
+    response.delete_cookie(COOKIE, path=LEGACY_COOKIE_PATH, httponly=True, samesite="strict")
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=int(service.settings.session_hours * 3600),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=https(request),
+    )
+
+
+def clear_session(response: Response) -> None:
+    for path in ("/", LEGACY_COOKIE_PATH):
+        response.delete_cookie(COOKIE, path=path, httponly=True, samesite="strict")
+
+
+@router.post("/api/session", status_code=200)
+async def open_session(request: Request, body: LoginIn, service: Service) -> JSONResponse:
+    """Log in from a program (`wastebank attend`, `wastebank calibrate`): the session
+    cookie and its CSRF token. JSON only (415 otherwise), so no other site's form can
+    log a browser in."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise HTTPException(415, "kirim JSON / send application/json")
+    if service.gw.settings.api_url is None:
+        raise HTTPException(503, "api_url belum diatur / api_url is not set")
+    try:
+        who = await service.login(body.username.strip(), body.password)
+    except LoginRefused as exc:
+        raise HTTPException(exc.status, exc.message, exc.headers()) from None
+    cookie, signed = start_session(service, request, who)
+    out = SessionOut(
+        username=who.username,
+        name=who.name,
+        role=who.role,
+        offline=who.offline,
+        csrf_token=signed.csrf,
+        expires_at=datetime.now(UTC) + timedelta(hours=service.settings.session_hours),
+    )
+    response = JSONResponse(out.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
+    set_session(service, request, response, cookie)
+    return response
+
+
+@router.delete("/api/session", status_code=204)
+async def close_session(signed: CsrfDep, service: Service) -> Response:
+    service.end_session(signed.sid)
+    log.info("petugas keluar / attendant signed out: %s", signed.who.username)
+    response = Response(status_code=204)
+    clear_session(response)
+    return response

@@ -1,0 +1,244 @@
+"""What the attendant page shows: the JSON views of its routes, and the live stream of a scale
+(Server-Sent Events) that pushes a new view whenever the gateway's live state changes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import Final
+
+from pydantic import BaseModel, Field
+
+from gateway.attendant_store import JournalEntry, MemberEntry
+from gateway.http.attendant.formats import day_bounds, jam, kg, rupiah, tanggal
+from gateway.http.attendant.service import AttendantService
+from gateway.kiosk import AttendantSession
+from gateway.readers import ScaleReader
+from wastebank.messages import CODE_PATTERN
+from wastebank.money_rules import amount_for
+
+CARD_FRESH_S: Final = 60.0
+"""A card tapped on the reader is offered for this long."""
+LIVE_MIN_GAP_S: Final = 0.1
+"""At most ten live updates a second per page."""
+LIVE_REFRESH_S: Final = 10.0
+"""A live update at least this often (outbox depth and send status change without a wake)."""
+
+
+SEND_TEXT = {
+    "pending": "menunggu / pending",
+    "sent": "terkirim / sent",
+    "dropped": "hilang dari outbox / dropped",
+}
+VOID_TEXT = {
+    "pending": "batal menunggu / void pending",
+    "done": "dibatalkan / voided",
+    "refused": "batal ditolak / void refused",
+}
+
+
+class DepositView(BaseModel):
+    event_id: str
+    scale_id: str
+    member_no: str | None
+    member_name: str | None
+    card_uid: str | None
+    category_code: str
+    category_name: str
+    net_g: int
+    weight_text: str
+    price_per_kg_idr: int | None
+    price_text: str | None
+    amount_idr: int | None
+    amount_text: str | None
+    recorded_at: datetime
+    recorded_text: str
+    time_text: str
+    attendant: str | None
+    status: str
+    status_text: str
+    void_state: str | None
+    void_text: str | None
+    void_reason: str | None
+    void_error: str | None
+
+
+class CardView(BaseModel):
+    uid: str
+    member_no: str | None = None
+    member_name: str | None = None
+
+
+class LiveView(BaseModel):
+    scale_id: str
+    connected: bool
+    grams: int | None
+    weight_text: str
+    stable: bool | None
+    armed_member_no: str | None
+    armed_category_code: str | None
+    waiting_for_zero: bool
+    card: CardView | None
+    last_deposit: DepositView | None
+    broker_connected: bool
+    outbox_depth: int
+    central_online: bool | None
+    pending_voids: int
+
+
+class MemberView(BaseModel):
+    member_no: str
+    name: str
+    kind: str
+    cards: list[str]
+
+
+class PriceView(BaseModel):
+    category_code: str
+    category_name: str
+    unit: str
+    price_idr: int
+    price_text: str
+
+
+class ScaleChoice(BaseModel):
+    scale_id: str
+    connected: bool
+
+
+class WhoView(BaseModel):
+    username: str
+    name: str
+    role: str
+    offline: bool
+
+
+class StateView(BaseModel):
+    who: WhoView
+    gateway_id: str
+    bank_code: str
+    timezone: str
+    today_text: str
+    scales: list[ScaleChoice]
+    prices: list[PriceView]
+    members: int
+    members_synced_text: str | None
+    prices_synced_text: str | None
+    central_configured: bool
+    central_online: bool | None
+
+
+class RecordIn(BaseModel):
+    member_no: str = Field(pattern=r"^[A-Za-z0-9-]{1,32}$")
+    category_code: str = Field(pattern=CODE_PATTERN)
+
+
+class VoidIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500, pattern=r"\S")
+
+
+def member_view(m: MemberEntry) -> MemberView:
+    return MemberView(member_no=m.member_no, name=m.name, kind=m.kind, cards=list(m.cards))
+
+
+def today(service: AttendantService) -> tuple[datetime, datetime]:
+    """Today in the bank's zone, from its first moment to the next day's."""
+    return day_bounds(datetime.now(service.tz).date(), service.tz)
+
+
+def deposit_view(service: AttendantService, e: JournalEntry) -> DepositView:
+    price = service.db.directory.price(e.category_code)
+    member_no, member_name = e.member_no, e.member_name
+    if member_no is None and e.card_uid:  # a kiosk deposit: the card's holder, if known
+        holder = service.db.directory.by_card(e.card_uid)
+        if holder is not None:
+            member_no, member_name = holder.member_no, holder.name
+    # A kiosk deposit carries no price: the estimate is the cached list's (the ledger prices
+    # it at the price in force at its time, which is almost always the same).
+    per_kg = e.price_per_kg_idr
+    if per_kg is None and price is not None and price.unit == "kg":
+        per_kg = price.price_idr
+    amount = e.amount_idr if e.price_per_kg_idr is not None else None
+    if amount is None and per_kg is not None:
+        amount = amount_for(e.net_g, per_kg)
+    return DepositView(
+        event_id=e.event_id,
+        scale_id=e.scale_id,
+        member_no=member_no,
+        member_name=member_name,
+        card_uid=e.card_uid,
+        category_code=e.category_code,
+        category_name=price.category_name if price else e.category_code,
+        net_g=e.net_g,
+        weight_text=kg(e.net_g),
+        price_per_kg_idr=per_kg,
+        price_text=None if per_kg is None else f"{rupiah(per_kg)}/kg",
+        amount_idr=amount,
+        amount_text=None if amount is None else rupiah(amount),
+        recorded_at=e.recorded_at,
+        recorded_text=tanggal(e.recorded_at, service.tz),
+        time_text=jam(e.recorded_at, service.tz),
+        attendant=e.attendant,
+        status=e.status,
+        status_text=SEND_TEXT[e.status],
+        void_state=e.void_state,
+        void_text=None if e.void_state is None else VOID_TEXT[e.void_state],
+        void_reason=e.void_reason,
+        void_error=e.void_error,
+    )
+
+
+def live_view(service: AttendantService, r: ScaleReader) -> LiveView:
+    session = r.session
+    armed = session.armed if isinstance(session, AttendantSession) else None
+    last_event_id = service.gw.recorder.last_event_id.get(r.cfg.id)
+    last = service.db.journal.get(last_event_id) if last_event_id else None
+    card = None
+    if r.last_card is not None and time.monotonic() - r.last_card[1] <= CARD_FRESH_S:
+        holder = service.db.directory.by_card(r.last_card[0])
+        card = CardView(
+            uid=r.last_card[0],
+            member_no=holder.member_no if holder else None,
+            member_name=holder.name if holder else None,
+        )
+    grams = r.last.grams if r.last else None
+    return LiveView(
+        scale_id=r.cfg.id,
+        connected=r.connected,
+        grams=grams,
+        weight_text="—" if grams is None else kg(grams),
+        stable=(r.last.status == "stable") if r.last else None,
+        armed_member_no=armed[0] if armed else None,
+        armed_category_code=armed[1] if armed else None,
+        waiting_for_zero=isinstance(session, AttendantSession) and session.waiting_for_zero,
+        card=card,
+        last_deposit=None if last is None else deposit_view(service, last),
+        broker_connected=service.gw.connected.is_set(),
+        outbox_depth=len(service.gw.outbox),
+        central_online=service.central_online,
+        pending_voids=service.db.journal.pending_voids(),
+    )
+
+
+async def live(
+    service: AttendantService, r: ScaleReader, signed_in: Callable[[], bool] = lambda: True
+) -> AsyncIterator[LiveView]:
+    """The scale's live view whenever it changes, until the gateway stops or the session
+    ``signed_in`` checks ends (a logout, an account disabled); the client going away ends
+    it too (FastAPI cancels the stream)."""
+    state = service.gw.live
+    last: LiveView | None = None
+    service.streams += 1
+    try:
+        while not state.stopped and signed_in():
+            seen = state.version
+            view = live_view(service, r)
+            if view != last:
+                yield view
+                last = view
+                await asyncio.sleep(LIVE_MIN_GAP_S)  # a rate limit, not a wait for an outcome
+            await state.wait(seen, LIVE_REFRESH_S)
+    finally:
+        service.streams -= 1

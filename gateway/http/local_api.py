@@ -1,0 +1,144 @@
+"""The gateway's local endpoint on the waste bank's LAN: the attendant-assisted flow, calibration
+checks, live scale state and health. Served inside the gateway's event loop (every handler is
+async: it shares the outbox connection and the scale sessions with the gateway's tasks).
+
+Every route needs an attendant's session (the attendant page's cookie, see
+:mod:`gateway.http.attendant`; `wastebank attend` and `wastebank calibrate` log in for one) and
+every write its CSRF token, but the minimal ``GET /health`` (:class:`PublicHealth`: up, the
+broker link, the outbox's backlog; nothing about members, deposits or money) and the logins.
+The routes: :mod:`gateway.http.health`, :mod:`gateway.http.scales`, and ``/petugas...``, the
+attendant page (:mod:`gateway.http.attendant`).
+
+Plain HTTP by default (on 127.0.0.1); with ``http_tls_cert`` and ``http_tls_key`` (a certificate
+from the site CA, `wastebank certs gateway`) HTTPS, for a page on the bank's Wi-Fi.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from gateway.app import Gateway
+from gateway.http import health, scales
+from gateway.http.attendant import AttendantService, SessionGate
+from gateway.http.attendant import router as attendant_router
+from gateway.http.health import PublicHealth
+from gateway.settings import GatewaySettings
+from wastebank import __version__
+from wastebank.errors import WastebankError
+
+__all__ = ["PublicHealth", "http_app", "serve"]
+
+log = logging.getLogger("wastebank.gateway")
+
+SHUTDOWN_TIMEOUT_S = 3.0
+"""At a stop: how long open pages (their live streams end at once) get to close."""
+
+
+async def serve(gw: Gateway, service: AttendantService | None = None) -> None:
+    service = service or AttendantService(gw)
+    s = gw.settings
+    tls = s.http_tls_cert is not None and s.http_tls_key is not None
+    config = uvicorn.Config(
+        http_app(gw, service),
+        host=s.http_host,
+        port=s.http_port,
+        log_level="warning",
+        ssl_certfile=s.http_tls_cert if tls else None,
+        ssl_keyfile=s.http_tls_key if tls else None,
+    )
+    _announce(s, tls)
+    server = _QuietServer(config)
+    stopped = False
+    try:
+        async with asyncio.TaskGroup() as tg:
+            sync = tg.create_task(service.run(), name="attendant-sync")
+            await server.serve()
+            stopped = True  # uvicorn stopped on its own (should_exit): nothing left to close
+            sync.cancel()
+    finally:
+        # A stop: end the pages' live streams, so their connections close, then the server.
+        gw.live.stop()
+        if server.started and not stopped:
+            with contextlib.suppress(TimeoutError, OSError, RuntimeError):
+                async with asyncio.timeout(SHUTDOWN_TIMEOUT_S):
+                    await server.shutdown()
+        await service.aclose()
+
+
+def _announce(s: GatewaySettings, tls: bool) -> None:
+    """Plain HTTP beyond this machine carries the attendants' central passwords over the bank's
+    Wi-Fi: said once at start (HTTPS is one certificate away, docs/deploy-pi.md)."""
+    scheme = "https" if tls else "http"
+    log.info(
+        "halaman petugas / attendant page: %s://%s:%d/petugas", scheme, s.http_host, s.http_port
+    )
+    if tls and s.http_tls_key is not None and s.http_tls_key.stat().st_mode & 0o077:
+        log.warning(
+            "kunci TLS %s terbaca pengguna lain; chmod 600 / the TLS key %s is readable by "
+            "other users: chmod 600 it",
+            s.http_tls_key,
+            s.http_tls_key,
+        )
+    if tls or _loopback(s.http_host):
+        return
+    log.warning(
+        "halaman petugas tanpa HTTPS di %s: kata sandi lewat Wi-Fi tanpa enkripsi; pasang "
+        "http_tls_cert dan http_tls_key (wastebank certs gateway) / the attendant page is plain "
+        "HTTP on %s: passwords cross the Wi-Fi unencrypted; set http_tls_cert and http_tls_key",
+        s.http_host,
+        s.http_host,
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn inside our TaskGroup: the gateway, not uvicorn, owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def http_app(gw: Gateway, service: AttendantService) -> FastAPI:
+    """The gateway's local endpoint (on the bank's LAN): the attendant page, the attendant flow
+    and calibration for the CLI, health; behind the attendant session (:class:`SessionGate`)."""
+    # No /docs or /openapi.json: nobody browses the gateway's API, and it is one less route.
+    app = FastAPI(
+        title=f"wastebank gateway {gw.settings.gateway_id}",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.attendant = service
+    app.add_middleware(SessionGate, service=service)
+    app.add_exception_handler(WastebankError, _refusal)
+    # Every handler is async: it runs on the gateway's event loop, the one thread that owns the
+    # outbox connection and the scale sessions (a sync handler would run in a worker thread).
+    app.include_router(attendant_router)
+    app.include_router(health.router)
+    app.include_router(scales.router)
+    return app
+
+
+async def _refusal(request: Request, exc: Exception) -> JSONResponse:
+    """A refusal the gateway's own rules raise (an unknown member, a kiosk scale armed): its
+    status and its message, as FastAPI answers an HTTPException."""
+    assert isinstance(exc, WastebankError)
+    return JSONResponse({"detail": str(exc)}, exc.status)

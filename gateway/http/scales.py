@@ -1,0 +1,144 @@
+"""The local API of the attendant flow and of calibration checks (for `wastebank attend` and
+`wastebank calibrate`):
+
+  GET  /scales                          live weight, stability, protocol, what is armed
+  POST /scales/{id}/arm                 {member_no, category_code}: the next settled load
+  POST /scales/{id}/cancel
+  POST /scales/{id}/calibration         {reference_g, note}: record a check now
+  GET  /scales/{id}/calibration         the checks so far
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
+
+from gateway.app import Gateway
+from gateway.http.attendant.auth import CsrfDep, Service, SignedInDep
+from gateway.kiosk import AttendantSession
+from gateway.outbox import CalibrationCheck
+from gateway.readers import ScaleReader
+from wastebank.messages import CODE_PATTERN
+
+log = logging.getLogger("wastebank.gateway")
+
+router = APIRouter()
+
+
+class ArmRequest(BaseModel):
+    member_no: str = Field(pattern=r"^[A-Za-z0-9-]{1,32}$")
+    category_code: str = Field(pattern=CODE_PATTERN)
+
+
+class CalibrationRequest(BaseModel):
+    reference_g: int = Field(gt=0, le=10_000_000)
+    note: str = Field(default="", max_length=200)
+
+
+class ScaleView(BaseModel):
+    scale_id: str
+    flow: str
+    protocol: str
+    connected: bool
+    grams: int | None
+    stable: bool | None
+    armed_member_no: str | None = None
+    armed_category_code: str | None = None
+    waiting_for_zero: bool = False
+    calibration_version: str | None = None
+
+
+class CalibrationView(BaseModel):
+    id: int
+    scale_id: str
+    reference_g: int
+    reading_g: int
+    error_g: int
+    checked_at: datetime
+    version: str
+
+
+def _scale_view(gw: Gateway, r: ScaleReader) -> ScaleView:
+    armed = r.session.armed if isinstance(r.session, AttendantSession) else None
+    return ScaleView(
+        scale_id=r.cfg.id,
+        flow=r.cfg.flow,
+        protocol=r.protocol,
+        connected=r.connected,
+        grams=r.last.grams if r.last else None,
+        stable=(r.last.status == "stable") if r.last else None,
+        armed_member_no=armed[0] if armed else None,
+        armed_category_code=armed[1] if armed else None,
+        waiting_for_zero=isinstance(r.session, AttendantSession) and r.session.waiting_for_zero,
+        calibration_version=gw.recorder.calibration_version(r.cfg),
+    )
+
+
+def _calibration_view(c: CalibrationCheck) -> CalibrationView:
+    return CalibrationView(
+        id=c.id,
+        scale_id=c.scale_id,
+        reference_g=c.reference_g,
+        reading_g=c.reading_g,
+        error_g=c.error_g,
+        checked_at=c.checked_at,
+        version=c.version,
+    )
+
+
+def _reader(gw: Gateway, scale_id: str) -> ScaleReader:
+    try:
+        return gw.readers[scale_id]
+    except KeyError:
+        raise HTTPException(404, f"timbangan {scale_id} tidak ada / no such scale") from None
+
+
+@router.get("/scales")
+async def scales(_: SignedInDep, service: Service) -> list[ScaleView]:
+    gw = service.gw
+    return [_scale_view(gw, r) for r in gw.readers.values()]
+
+
+@router.post("/scales/{scale_id}/arm")
+async def arm(scale_id: str, req: ArmRequest, signed: CsrfDep, service: Service) -> ScaleView:
+    gw = service.gw
+    r = _reader(gw, scale_id)
+    gw.recorder.arm(r, req.member_no, req.category_code, signed.who.username)
+    return _scale_view(gw, r)
+
+
+@router.post("/scales/{scale_id}/cancel")
+async def cancel(scale_id: str, signed: CsrfDep, service: Service) -> ScaleView:
+    gw = service.gw
+    r = _reader(gw, scale_id)
+    gw.recorder.cancel(r, signed.who.username)
+    return _scale_view(gw, r)
+
+
+@router.post("/scales/{scale_id}/calibration")
+async def calibrate(
+    scale_id: str, req: CalibrationRequest, signed: CsrfDep, service: Service
+) -> CalibrationView:
+    gw = service.gw
+    r = _reader(gw, scale_id)
+    if r.last is None or r.last.status != "stable" or r.last.grams is None:
+        raise HTTPException(409, "timbangan belum stabil / the scale is not stable yet")
+    check = gw.calibration.record(scale_id, req.reference_g, r.last.grams, req.note)
+    log.info(
+        "kalibrasi / calibration check %s by %s: ref %d g, read %d g",
+        scale_id,
+        signed.who.username,
+        check.reference_g,
+        check.reading_g,
+    )
+    return _calibration_view(check)
+
+
+@router.get("/scales/{scale_id}/calibration")
+async def calibrations(scale_id: str, _: SignedInDep, service: Service) -> list[CalibrationView]:
+    gw = service.gw
+    _reader(gw, scale_id)
+    return [_calibration_view(c) for c in gw.calibration.checks(scale_id)]

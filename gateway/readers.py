@@ -1,0 +1,354 @@
+"""The gateway's serial devices: a scale, a TPS fill sensor.
+
+Each reads its own port (reopening it when a USB adapter is unplugged and comes back) and turns
+the bytes into candidates: the loads its session confirms (:class:`DepositCandidate`), the
+readings its fill filter gives (:class:`FillCandidate`), and the conditions an alert is about
+(:class:`Condition`). A reader stores nothing and knows nothing of the gateway around it: the app
+(:mod:`gateway.app`) hands what it returns to the recorder (:mod:`gateway.recorder`).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import serial
+
+from gateway.fill_sensor import (
+    DistanceSample,
+    FillEstimate,
+    FillProcessor,
+    MaxBotixDecoder,
+    Mode2Decoder,
+)
+from gateway.kiosk import AttendantSession, DepositCandidate, KioskSession
+from gateway.reconnect import reconnecting
+from gateway.scale_protocol import (
+    AutoDetector,
+    FrameError,
+    KioskFrame,
+    ScaleDecoder,
+    ScaleStatus,
+    WeightReading,
+    decoder_for,
+)
+from gateway.settings import ScaleSettings, SensorSettings
+from gateway.weighing import StabilityDetector, WeighState
+from wastebank.messages import ScaleHealth, SensorHealth
+
+log = logging.getLogger("wastebank.gateway")
+
+AlertCode = Literal["zero_drift", "outbox_dropped", "scale_offline", "publish_refused"]
+PORT_ERRORS = (serial.SerialException, OSError)
+"""A port that went away while open (the adapter unplugged)."""
+OPEN_ERRORS = (*PORT_ERRORS, ValueError)
+"""A port that cannot be opened now (pyserial says ValueError for some bad line settings)."""
+READ_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class Condition:
+    """What an alert is about, as it is now: ``active`` or not. Reported each time it is seen;
+    the recorder raises the alert once when it starts and clears it once when it ends."""
+
+    code: AlertCode
+    subject: str
+    active: bool
+    message: str
+    value: float | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class FillCandidate:
+    """A fill sensor's filtered reading, not yet numbered or stored."""
+
+    estimate: FillEstimate
+    measured_at: datetime
+
+
+@dataclass
+class ScaleStats:
+    bytes_read: int = 0
+    frames_parsed: int = 0
+    frames_rejected: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+class SerialDevice(abc.ABC):
+    """A device on a serial port: opens it, reads it on the event loop, and when the adapter goes
+    away keeps reopening the same (by-id) path; logs once on loss, once on recovery, and reports
+    a ``scale_offline`` condition each time."""
+
+    kind_id, kind_en = "perangkat", "device"  # for log lines: Bahasa Indonesia, then English
+
+    def __init__(self, device_id: str, port: Path, **line: int | str) -> None:
+        self.device_id = device_id
+        self.port = port
+        self.line = line
+        self.connected = False
+        self.reconnects = 0
+
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """Forget any partial frame: the first bytes after (re)opening may be mid-frame."""
+
+    async def stream(self) -> AsyncGenerator[bytes | Condition]:
+        """What the port gives, as it comes, until cancelled: the bytes read, and a
+        ``scale_offline`` condition when the port goes away (active) and when it is back."""
+        id_, en, name = self.kind_id, self.kind_en, self.device_id
+        lost = False
+        while True:
+            try:
+                port = self._open()
+            except OPEN_ERRORS as exc:
+                if not lost:
+                    log.warning("%s tidak terhubung / %s not connected: %s: %s", id_, en, name, exc)
+                    yield self._offline(True, str(exc))
+                    lost = True
+                port = await self._reopen()
+            log.info("%s terhubung / %s connected: %s on %s", id_, en, name, self.port)
+            if lost:
+                self.reconnects += 1
+            yield self._offline(False, "connected")
+            lost = False
+            try:
+                async with contextlib.aclosing(self._read(port)) as chunks:
+                    async for data in chunks:
+                        yield data
+            except PORT_ERRORS as exc:
+                log.warning("%s terputus / %s disconnected: %s: %s", id_, en, name, exc)
+                yield self._offline(True, str(exc))
+                lost = True
+
+    def _open(self) -> serial.Serial:
+        return serial.Serial(str(self.port), timeout=0, **self.line)  # type: ignore[arg-type]
+
+    async def _reopen(self) -> serial.Serial:
+        async for attempt in reconnecting(OPEN_ERRORS):
+            with attempt:
+                return self._open()
+        raise AssertionError("reconnecting() retries until the port opens")
+
+    async def _read(self, port: serial.Serial) -> AsyncGenerator[bytes]:
+        """Read ``port`` when the event loop says it is readable; closed at the end."""
+        loop = asyncio.get_running_loop()
+        readable = asyncio.Event()
+        fd = port.fileno()
+        self.reset()
+        self.connected = True
+        loop.add_reader(fd, readable.set)
+        try:
+            while True:
+                await readable.wait()
+                readable.clear()
+                data = port.read(READ_SIZE)
+                if data:
+                    yield data
+        finally:
+            loop.remove_reader(fd)
+            self.connected = False
+            with contextlib.suppress(OSError, serial.SerialException):
+                port.close()
+
+    def _offline(self, offline: bool, detail: str) -> Condition:
+        state = "tidak tersedia / unavailable" if offline else "tersedia lagi / available again"
+        return Condition(
+            "scale_offline",
+            self.device_id,
+            offline,
+            message=f"{self.kind_id} {self.device_id}: {state} ({detail})",
+        )
+
+
+class ScaleReader(SerialDevice):
+    """Reads one scale's port and turns its frames into deposit candidates."""
+
+    kind_id, kind_en = "timbangan", "scale"
+
+    def __init__(self, cfg: ScaleSettings) -> None:
+        super().__init__(
+            cfg.id,
+            cfg.port,
+            baudrate=cfg.baudrate,
+            bytesize=cfg.bytesize,
+            parity=cfg.parity,
+            stopbits=cfg.stopbits,
+        )
+        self.cfg = cfg
+        self.stats = ScaleStats()
+        self.last: WeightReading | None = None
+        self.bad_frames: list[tuple[str, bytes]] = []  # the latest rejects, for inspection
+        self.session: KioskSession | AttendantSession
+        if cfg.flow == "kiosk":
+            self.session = KioskSession(min_net_g=cfg.min_net_g, zero_band_g=cfg.zero_band_g)
+        else:
+            self.session = AttendantSession(min_net_g=cfg.min_net_g, zero_band_g=cfg.zero_band_g)
+        self.decoder: ScaleDecoder | AutoDetector = decoder_for(cfg.protocol, unit=cfg.unit)
+        self.weigh = WeighState(
+            stability=StabilityDetector(
+                window_s=cfg.stability_window_s, tolerance_g=cfg.stability_tolerance_g
+            ),
+            zero_band_g=cfg.zero_band_g,
+        )
+        self.status_events = 0
+        self.last_card: tuple[str, float] | None = None
+        """(uid, monotonic time) of the last card tapped on an attendant scale's reader."""
+
+    def reset(self) -> None:
+        self.decoder.reset()
+
+    def process(self, data: bytes, now: float | None = None) -> list[DepositCandidate | Condition]:
+        """Decode raw bytes from the port: the deposits its session confirmed and the zero-drift
+        conditions seen, in the order they came."""
+        now = time.monotonic() if now is None else now
+        self.stats.bytes_read += len(data)
+        out: list[DepositCandidate | Condition] = []
+        for item in self.decoder.feed(data):
+            if isinstance(item, FrameError):
+                self._count_reject(item.reason, item.raw)
+                continue
+            self.stats.frames_parsed += 1
+            if isinstance(item, ScaleStatus):
+                candidate = self._status(item, now)
+            elif isinstance(item, WeightReading):
+                candidate = self._weight(item, now, out)
+            else:
+                candidate = self._kiosk_frame(item, now)
+            if candidate is not None:
+                out.append(candidate)
+        return out
+
+    def _status(self, item: ScaleStatus, now: float) -> DepositCandidate | None:
+        # Overload, underload, a device error: no weight, and the last weight is stale (a
+        # confirm now must not use it).
+        self.status_events += 1
+        marker = WeightReading("overload", "gross", None, item.raw, item.protocol)
+        self.last = marker
+        return self.session.on_reading(marker, now)
+
+    def _weight(
+        self, item: WeightReading, now: float, out: list[DepositCandidate | Condition]
+    ) -> DepositCandidate | None:
+        weighing = self.weigh.update(item, now)
+        if weighing is None:  # a tare frame: it set the tare
+            return None
+        reading = replace(weighing.reading, grams=weighing.net_g)
+        self.last = reading
+        zero = self._zero_condition()
+        if zero is not None:
+            out.append(zero)
+        candidate = self.session.on_reading(reading, now)
+        return None if candidate is None else replace(candidate, tare_g=weighing.tare_g)
+
+    def _kiosk_frame(self, item: KioskFrame, now: float) -> DepositCandidate | None:
+        if isinstance(self.session, KioskSession):
+            return self.session.on_frame(item, now)
+        if item.kind == "CARD":  # a card reader next to an attendant scale
+            self.last_card = (item.value, now)
+            return None
+        # keys frames on a scale configured for the attendant flow
+        self.stats.frames_parsed -= 1
+        self._count_reject("kiosk_frame_on_attendant_scale", item.raw)
+        return None
+
+    def _count_reject(self, reason: str, raw: bytes) -> None:
+        self.stats.frames_rejected += 1
+        reasons = self.stats.rejected_by_reason
+        reasons[reason] = reasons.get(reason, 0) + 1
+        self.bad_frames = [*self.bad_frames[-99:], (reason, raw)]
+        log.debug("bingkai rusak / bad frame on %s (%s): %r", self.cfg.id, reason, raw)
+
+    def _zero_condition(self) -> Condition | None:
+        """Active when the idle zero has drifted past the limit; cleared at half of it."""
+        if self.weigh.zero_g is None:
+            return None
+        drift, limit, subject = self.weigh.drift_g, self.cfg.zero_drift_alert_g, self.cfg.id
+        if abs(drift) > limit:
+            message = f"nol timbangan bergeser / zero drift {drift:+d} g on {subject}"
+            return Condition("zero_drift", subject, True, message, drift, limit)
+        if abs(drift) <= limit // 2:
+            message = f"nol timbangan kembali / zero back to {drift:+d} g on {subject}"
+            return Condition("zero_drift", subject, False, message, drift, limit)
+        return None
+
+    @property
+    def protocol(self) -> str:
+        """The protocol in use: the configured one, or what auto-detection decided."""
+        return self.decoder.protocol or self.cfg.protocol
+
+    def health(self) -> ScaleHealth:
+        return ScaleHealth(
+            scale_id=self.cfg.id,
+            protocol=self.protocol,
+            connected=self.connected,
+            frames_parsed=self.stats.frames_parsed,
+            frames_rejected=self.stats.frames_rejected,
+            reconnects=self.reconnects,
+            last_g=self.last.grams if self.last else None,
+            stable=(self.last.status == "stable") if self.last else None,
+            zero_drift_g=self.weigh.drift_g if self.weigh.zero_g is not None else None,
+        )
+
+
+class FillSensorReader(SerialDevice):
+    """A TPS fill sensor: raw distance samples -> filtered readings.
+
+    Serial sensors (JSN-SR04T mode 2, MaxBotix) are read from their port and give one reading
+    per ``report_interval_s``; samples that come over MQTT (EM310-UDL uplinks, sensors' own
+    JSON: :mod:`gateway.lns`) are each a reading.
+    """
+
+    kind_id, kind_en = "sensor TPS", "TPS sensor"
+
+    def __init__(self, cfg: SensorSettings) -> None:
+        super().__init__(cfg.id, cfg.port or Path("/dev/null"), baudrate=cfg.baudrate)
+        self.cfg = cfg
+        self.processor = FillProcessor(cfg.fill_config())
+        self.decoder: Mode2Decoder | MaxBotixDecoder = (
+            Mode2Decoder()
+            if cfg.kind == "jsn_sr04t"
+            else MaxBotixDecoder(four_digit_unit=cfg.maxbotix_unit)
+        )
+        self.readings = 0
+        self._last_report = -float("inf")
+
+    def reset(self) -> None:
+        self.decoder.reset()
+
+    def process(self, data: bytes) -> list[FillCandidate]:
+        """Decode raw bytes from the port: the readings due (one per ``report_interval_s``)."""
+        due = (self.add(sample, throttle=True) for sample in self.decoder.feed(data))
+        return [candidate for candidate in due if candidate is not None]
+
+    def add(self, sample: DistanceSample, *, throttle: bool) -> FillCandidate | None:
+        """One sample into the filter; the reading it completes, if one is due."""
+        estimate = self.processor.add(sample, temperature_c=self.cfg.ambient_c)
+        if estimate is None:
+            return None
+        now = time.monotonic()
+        if throttle and now - self._last_report < self.cfg.report_interval_s:
+            return None
+        self._last_report = now
+        self.readings += 1
+        return FillCandidate(estimate, sample.received_at or datetime.now(UTC))
+
+    def health(self) -> SensorHealth:
+        return SensorHealth(
+            sensor_id=self.cfg.id,
+            tps_code=self.cfg.tps_code,
+            kind=self.cfg.kind,
+            connected=None if self.cfg.over_mqtt else self.connected,
+            samples_accepted=self.processor.accepted,
+            samples_rejected=sum(self.processor.rejects.values())
+            + sum(self.decoder.rejects.values()),
+            readings=self.readings,
+        )
