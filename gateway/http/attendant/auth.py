@@ -14,7 +14,7 @@ from gateway.http.attendant.service import AttendantService, SignedIn
 
 COOKIE: Final = "wb_petugas"
 LEGACY_COOKIE_PATH: Final = "/petugas"
-"""Where releases before 0.3 scoped the cookie: cleared at login and logout."""
+"""Where older gateways scoped the cookie: cleared at login and logout (a browser keeps one)."""
 LOGIN_COOKIE: Final = "wb_petugas_masuk"
 """The login form's nonce (double submit: the form's token is an HMAC of it)."""
 CSRF_HEADER: Final = "X-CSRF-Token"
