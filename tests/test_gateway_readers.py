@@ -1,0 +1,145 @@
+"""The gateway's readers return what they read (deposit candidates, alert conditions, the port's
+comings and goings) with no gateway around them; the recorder stores what they return, and an
+arm from either HTTP surface reaches the deposit's journal entry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tty
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from firmware_sim.encoders import encode_kiosk, encode_weight
+from gateway import reconnect
+from gateway.app import Gateway
+from gateway.http import local_api
+from gateway.kiosk import DepositCandidate
+from gateway.readers import Condition, ScaleReader
+from gateway.settings import GatewaySettings, ScaleSettings
+from tests.gateway_helpers import FakeCentral, attendant_service, gateway_login, gateway_settings
+
+
+def _stable(grams: int) -> bytes:
+    return encode_weight(grams, stable=True)
+
+
+def test_a_kiosk_reader_returns_the_deposit_it_read(tmp_path: Path) -> None:
+    reader = ScaleReader(ScaleSettings(id="scale-01", port=tmp_path / "tty"))
+    now = 100.0
+    assert reader.process(_stable(0), now) == []  # the scale at zero first
+    stream = (
+        encode_kiosk(1, "CARD", "04A1B2C3D4")
+        + encode_kiosk(2, "CAT", "pet")
+        + _stable(1250)
+        + encode_kiosk(3, "OK")
+    )
+    (candidate,) = reader.process(stream, now + 1)
+    assert isinstance(candidate, DepositCandidate)
+    assert (candidate.card_uid, candidate.category_code, candidate.net_g) == (
+        "04A1B2C3D4",
+        "pet",
+        1250,
+    )
+    assert reader.stats.frames_rejected == 0
+
+
+def test_zero_drift_is_returned_as_a_condition_raised_then_cleared(tmp_path: Path) -> None:
+    cfg = ScaleSettings(id="scale-01", port=tmp_path / "tty", flow="attendant")
+    reader = ScaleReader(cfg)
+    conditions: list[Condition] = []
+    for i, grams in enumerate((0, 10, 20, 30, 40, 30, 20, 10)):  # the idle zero creeps, then back
+        out = reader.process(_stable(grams), float(i))
+        conditions += [c for c in out if isinstance(c, Condition)]
+    raised = [c for c in conditions if c.active]
+    assert raised, conditions
+    assert (raised[0].code, raised[0].subject, raised[0].value) == ("zero_drift", "scale-01", 40)
+    assert raised[0].threshold == cfg.zero_drift_alert_g
+    assert not conditions[-1].active  # back within half the limit
+
+
+async def test_a_port_that_comes_and_goes_is_said_in_the_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No port yet: the stream says so (once), keeps trying, and says when it is there; then the
+    bytes; the port gone: said again."""
+    monkeypatch.setattr(reconnect, "FIRST_WAIT_S", 0.01)
+    link = tmp_path / "scale.tty"
+    reader = ScaleReader(ScaleSettings(id="scale-01", port=link))
+    stream = reader.stream()
+    try:
+        gone = await anext(stream)
+        assert isinstance(gone, Condition)
+        assert (gone.code, gone.active) == ("scale_offline", True)
+
+        main, sub = os.openpty()
+        tty.setraw(main)
+        link.symlink_to(os.ttyname(sub))
+        back = await asyncio.wait_for(anext(stream), 10)
+        assert isinstance(back, Condition)
+        assert not back.active
+        assert reader.connected is False  # reading starts with the next item
+        os.write(main, _stable(1250))
+        data = await asyncio.wait_for(anext(stream), 10)
+        assert data == _stable(1250)
+        assert reader.connected
+
+        os.close(main)  # the adapter unplugged: the read fails
+        lost = await asyncio.wait_for(anext(stream), 10)
+        assert isinstance(lost, Condition)
+        assert lost.active
+        assert not reader.connected
+        os.close(sub)
+    finally:
+        await stream.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _endpoint(
+    settings: GatewaySettings,
+) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
+    """The gateway (not running) behind its local endpoint, a client logged in as an attendant."""
+    async with attendant_service(settings, FakeCentral()) as svc:
+        app = local_api.http_app(svc.gw, svc)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as client:
+            assert await gateway_login(client, "petugas-bm-01", "kata-sandi")
+            yield svc.gw, client
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/scales/scale-01/arm", "/petugas/api/scales/scale-01/record"],
+    ids=["local-api", "attendant-page"],
+)
+async def test_either_arm_reaches_the_deposits_journal_entry(tmp_path: Path, path: str) -> None:
+    """`wastebank attend` (the local API) and the attendant page arm through one recorder: who
+    armed the scale, the member's name and the price go into the journal either way."""
+    async with _endpoint(gateway_settings(tmp_path)) as (gw, client):
+        reader = gw.readers["scale-01"]
+        gw.feed(reader, _stable(0))
+        resp = await client.post(path, json={"member_no": "AMB-0001", "category_code": "pet"})
+        assert resp.status_code == 200, resp.text
+        assert gw.feed(reader, _stable(1250)) == [1]
+        entry = gw.attendant_db.journal.get(gw.event_id(1))
+        assert entry is not None
+        assert (entry.attendant, entry.member_name, entry.price_per_kg_idr) == (
+            "petugas-bm-01",
+            "Siti",
+            4000,
+        )
+        assert gw.recorder.armed_by("scale-01") is None  # used once
+
+
+async def test_a_kiosk_scale_cannot_be_armed(tmp_path: Path) -> None:
+    scales = [{"id": "kiosk-01", "port": tmp_path / "tty", "flow": "kiosk"}]
+    async with _endpoint(gateway_settings(tmp_path, scales=scales)) as (gw, client):
+        arm = {"member_no": "AMB-0001", "category_code": "pet"}
+        resp = await client.post("/scales/kiosk-01/arm", json=arm)
+        assert resp.status_code == 409
+        assert resp.json()["detail"] == "kiosk-01 memakai kios / is a kiosk scale (card + keys)"
+        assert gw.recorder.armed_by("kiosk-01") is None
