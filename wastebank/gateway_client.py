@@ -1,6 +1,6 @@
 """The CLI's client of a gateway's local endpoint (`wastebank attend`, `wastebank calibrate`).
 
-Every route there needs an attendant's session (gateway/attendant.py), so the client logs in
+Every route there needs an attendant's session (gateway/http/attendant/), so the client logs in
 with the attendant's central account, as the attendant page does: ``POST /petugas/api/session``
 with the username and a password that is prompted for (hidden) or read from standard input
 (``--password-stdin``), never taken from the command line. The gateway answers with its session
@@ -25,7 +25,7 @@ import httpx
 
 from wastebank.errors import BadInput, Refused, Unavailable, WastebankError
 
-COOKIE = "wb_petugas"  # gateway.attendant.COOKIE (not imported: FastAPI is not needed here)
+COOKIE = "wb_petugas"  # gateway.http.attendant.COOKIE (not imported: FastAPI is not needed here)
 CSRF_HEADER = "X-CSRF-Token"
 TIMEOUT_S = 10.0
 
