@@ -24,7 +24,7 @@ import tomli_w
 
 from wastebank import devices, services
 from wastebank.config import RUN_DIR, load_settings
-from wastebank.seed import seed_demo
+from wastebank.seed import SeedSummary, seed_demo
 
 log = logging.getLogger("wastebank.demo")
 
@@ -206,75 +206,8 @@ async def run() -> None:
             )
         )
         for n, bank in enumerate(summary.banks, start=1):
-            # Each bank: a self-service kiosk (card + keys) and a plain indicator at the
-            # attendant's desk, both on one gateway whose attendant page is on port 8080 + n.
-            kiosk_link = demo_dir / f"kiosk-{bank}.tty"
-            desk_link = demo_dir / f"scale-{bank}.tty"
-            cards = [
-                uid
-                for member_no, uids in summary.members.items()
-                if summary.member_banks[member_no] == bank
-                for uid in uids
-            ]
-            children.append(
-                await _spawn(
-                    f"kiosk-{bank}",
-                    [
-                        "sim",
-                        "kiosk",
-                        "--link",
-                        str(kiosk_link),
-                        "--cards",
-                        ",".join(cards),
-                        "--categories",
-                        ",".join(summary.categories),
-                        "--interval",
-                        "6",
-                    ],
-                    {},
-                    logs,
-                )
-            )
-            children.append(
-                await _spawn(
-                    f"scale-{bank}",
-                    ["sim", "scale", "--link", str(desk_link), "--model", "a12e_chk"]
-                    + ["--interval", "20"],
-                    {},
-                    logs,
-                )
-            )
-            http_port = 8080 + n
-            site = demo_dir / f"site-gw-{n:02d}.toml"
-            devices.write_secret(
-                site,
-                tomli_w.dumps(
-                    {
-                        "gateway_id": f"gw-{n:02d}",
-                        "bank_code": bank,
-                        # Its own broker login, as `wastebank device add` issues it.
-                        "mqtt": _device_login(broker, bank, f"gw-{n:02d}"),
-                        "http_port": http_port,
-                        "api_url": base,
-                        "attendant": {"timezone": summary.timezone},
-                        "outbox": {"path": str(demo_dir / f"outbox-gw-{n:02d}.db")},
-                        "scales": [
-                            {"id": "kiosk-01", "port": str(kiosk_link), "flow": "kiosk"},
-                            {
-                                "id": "meja-01",
-                                "port": str(desk_link),
-                                "flow": "attendant",
-                                "protocol": "a12e_chk",
-                            },
-                        ],
-                    }
-                ),
-            )
-            devices.reload_mosquitto(broker.run_dir)
-            children.append(
-                await _spawn(f"gateway-{bank}", ["gateway", "--config", str(site)], {}, logs)
-            )
-            attendant_pages.append((bank, f"http://127.0.0.1:{http_port}/petugas"))
+            page = await _start_bank(n, bank, summary, broker, base, demo_dir, children)
+            attendant_pages.append((bank, page))
         for tps, sensor in (("tps-batu-merah", "us-01"), ("tps-benteng", "us-02")):
             children.append(
                 await _spawn(
@@ -286,16 +219,102 @@ async def run() -> None:
             )
 
         print(_banner(base, logins, attendant_pages, logs), flush=True)  # noqa: T201
-        waits = [asyncio.create_task(c.proc.wait(), name=c.name) for c in children]
-        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            log.error(
-                "%s berhenti / exited with %s; lihat / see %s",
-                task.get_name(),
-                task.result(),
-                logs / f"{task.get_name()}.log",
-            )
-        for task in waits:
-            task.cancel()
+        await _until_one_exits(children, logs)
     finally:
         await _stop(children)
+
+
+async def _start_bank(
+    n: int,
+    bank: str,
+    summary: SeedSummary,
+    broker: services.ServicesSettings,
+    base: str,
+    demo_dir: Path,
+    children: list[Child],
+) -> str:
+    """A bank's devices and gateway: a self-service kiosk (card + keys) and a plain indicator
+    at the attendant's desk, both on one gateway whose attendant page is on port 8080 + n.
+    Each child started is added to ``children`` at once (to be stopped whatever happens next);
+    returns the URL of the attendant page."""
+    logs = demo_dir / "logs"
+    kiosk_link = demo_dir / f"kiosk-{bank}.tty"
+    desk_link = demo_dir / f"scale-{bank}.tty"
+    cards = [
+        uid
+        for member_no, uids in summary.members.items()
+        if summary.member_banks[member_no] == bank
+        for uid in uids
+    ]
+    children.append(
+        await _spawn(
+            f"kiosk-{bank}",
+            [
+                "sim",
+                "kiosk",
+                "--link",
+                str(kiosk_link),
+                "--cards",
+                ",".join(cards),
+                "--categories",
+                ",".join(summary.categories),
+                "--interval",
+                "6",
+            ],
+            {},
+            logs,
+        )
+    )
+    children.append(
+        await _spawn(
+            f"scale-{bank}",
+            ["sim", "scale", "--link", str(desk_link), "--model", "a12e_chk"]
+            + ["--interval", "20"],
+            {},
+            logs,
+        )
+    )
+    http_port = 8080 + n
+    site = demo_dir / f"site-gw-{n:02d}.toml"
+    devices.write_secret(
+        site,
+        tomli_w.dumps(
+            {
+                "gateway_id": f"gw-{n:02d}",
+                "bank_code": bank,
+                # Its own broker login, as `wastebank device add` issues it.
+                "mqtt": _device_login(broker, bank, f"gw-{n:02d}"),
+                "http_port": http_port,
+                "api_url": base,
+                "attendant": {"timezone": summary.timezone},
+                "outbox": {"path": str(demo_dir / f"outbox-gw-{n:02d}.db")},
+                "scales": [
+                    {"id": "kiosk-01", "port": str(kiosk_link), "flow": "kiosk"},
+                    {
+                        "id": "meja-01",
+                        "port": str(desk_link),
+                        "flow": "attendant",
+                        "protocol": "a12e_chk",
+                    },
+                ],
+            }
+        ),
+    )
+    devices.reload_mosquitto(broker.run_dir)
+    children.append(await _spawn(f"gateway-{bank}", ["gateway", "--config", str(site)], {}, logs))
+    return f"http://127.0.0.1:{http_port}/petugas"
+
+
+async def _until_one_exits(children: list[Child], logs: Path) -> None:
+    """Wait until any child exits (the demo is then stopped) and say which, with its log."""
+    waits = [asyncio.create_task(c.proc.wait(), name=c.name) for c in children]
+    done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in done:
+        log.error(
+            "%s berhenti / exited with %s; lihat / see %s",
+            task.get_name(),
+            task.result(),
+            logs / f"{task.get_name()}.log",
+        )
+    for task in waits:
+        task.cancel()
