@@ -107,7 +107,7 @@ async def run(settings: IngestSettings, *, ready: asyncio.Event | None = None) -
 def _start_reconciliation(
     settings: IngestSettings, ingester: Ingester
 ) -> asyncio.Task[None] | None:
-    """The daily ledger-vs-InfluxDB comparison (wastebank/reconcile.py), in an ingester that
+    """The daily ledger-vs-InfluxDB comparison (wastebank.reconcile), in an ingester that
     takes deposits and whose ``reconcile.interval_s`` is not 0. Imported here: a telemetry-only
     ingester never loads it (nor SQLAlchemy)."""
     options = settings.reconcile
