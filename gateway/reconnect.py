@@ -1,19 +1,18 @@
-"""How the gateway reopens what it keeps open (a serial port, the broker): with stamina, forever,
-waits growing and capped, and no log line per attempt (each caller logs the loss once and the
-recovery once)."""
+"""How the gateway reopens what it keeps open (a serial port, the broker): the project's policy
+(:func:`wastebank.mqtt.retrying`: no attempt limit and no deadline, waits growing and capped at
+half a minute), and no log line per attempt (each caller logs the loss once and the recovery
+once)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING
 
-from wastebank.mqtt import BACKOFF_BASE_S, BACKOFF_CAP_S
+from wastebank.mqtt import retrying
 
 if TYPE_CHECKING:
     import stamina
 
-FIRST_WAIT_S = 1.0
-"""About as long as a USB adapter takes to come back after a replug."""
 _quiet: list[bool] = []
 
 
@@ -21,23 +20,15 @@ def reconnecting(
     on: type[Exception] | tuple[type[Exception], ...],
 ) -> AsyncIterable[stamina.Attempt]:
     """Attempts (``async for attempt in reconnecting(...): with attempt: ...``) until one does
-    not raise ``on``. No attempt limit and no deadline: a gateway waits out an unplugged adapter
-    or a broker outage however long it lasts (the outbox keeps the deposits meanwhile); the wait
-    grows by BACKOFF_BASE_S per attempt, up to BACKOFF_CAP_S, so a port or a broker that is back
-    is found within half a minute."""
-    import stamina  # lazily: only a lost port or broker needs it, and a Pi's memory is small
-
+    not raise ``on``: a gateway waits out an unplugged adapter or a broker outage however long it
+    lasts (the outbox keeps the deposits meanwhile), and finds a port or a broker that is back
+    within half a minute."""
+    attempts = retrying(on)  # imports stamina: only a lost port or broker needs it
     if _quiet:
+        import stamina
+
         stamina.instrumentation.set_on_retry_hooks([])
-    return stamina.retry_context(
-        on=on,
-        attempts=None,
-        timeout=None,
-        wait_initial=FIRST_WAIT_S,
-        wait_max=BACKOFF_CAP_S,
-        wait_jitter=FIRST_WAIT_S,
-        wait_exp_base=BACKOFF_BASE_S,
-    )
+    return attempts
 
 
 def quiet() -> None:

@@ -15,13 +15,13 @@ import httpx
 import pytest
 
 from firmware_sim.encoders import encode_kiosk, encode_weight
-from gateway import reconnect
 from gateway.app import Gateway
 from gateway.http import local_api
 from gateway.kiosk import DepositCandidate
 from gateway.readers import Condition, ScaleReader
 from gateway.settings import GatewaySettings, ScaleSettings
 from tests.gateway_helpers import FakeCentral, attendant_service, gateway_login, gateway_settings
+from wastebank import mqtt
 
 
 def _stable(grams: int) -> bytes:
@@ -67,7 +67,7 @@ async def test_a_port_that_comes_and_goes_is_said_in_the_stream(
 ) -> None:
     """No port yet: the stream says so (once), keeps trying, and says when it is there; then the
     bytes; the port gone: said again."""
-    monkeypatch.setattr(reconnect, "FIRST_WAIT_S", 0.01)
+    monkeypatch.setattr(mqtt, "BACKOFF_FIRST_S", 0.01)
     link = tmp_path / "scale.tty"
     reader = ScaleReader(ScaleSettings(id="scale-01", port=link))
     stream = reader.stream()
