@@ -146,9 +146,6 @@ class Recorder:
         log.info("petugas / attendant %s cancelled %s", attendant, reader.cfg.id)
         self.live.notify()
 
-    def armed_by(self, scale_id: str) -> ArmContext | None:
-        return self._armed.get(scale_id)
-
     # ---- events into the outbox ---------------------------------------------------------------
 
     def store_deposit(self, reader: ScaleReader, c: DepositCandidate) -> int | None:

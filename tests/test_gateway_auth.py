@@ -156,9 +156,12 @@ async def test_writes_need_the_sessions_own_csrf_token(gateway: Gw) -> None:
     resp = await client.post("/scales/scale-01/arm", json=ARM, headers={"X-CSRF-Token": token})
     assert resp.status_code == 200, resp.text
     assert armed(svc) == ("AMB-0001", "pet")
-    context = svc.gw.recorder.armed_by("scale-01")
-    assert context is not None
-    assert context.attendant == "petugas-bm-01"  # who armed it goes into the journal
+    reader = svc.gw.readers["scale-01"]
+    assert svc.gw.feed(reader, STABLE) == []  # the first line after opening: taken as partial
+    assert svc.gw.feed(reader, STABLE) == [1]
+    entry = svc.gw.attendant_db.journal.get(svc.gw.event_id(1))
+    assert entry is not None
+    assert entry.attendant == "petugas-bm-01"  # who armed it goes into the journal
     # reads need the session, not the token
     assert (await client.get("/scales")).status_code == 200
 
