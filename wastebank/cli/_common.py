@@ -226,7 +226,7 @@ _processes: Processes | None = None
 
 
 def give_processes(given: Processes) -> None:
-    global _processes  # noqa: PLW0603 - set once, by the root, at import
+    global _processes  # set once, by the root, as it is imported
     _processes = given
 
 
