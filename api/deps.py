@@ -4,9 +4,8 @@ refusal becomes an HTTP error.
 Reads use ``engine`` (on SQLite: deferred transactions, so readers never take the write lock).
 Writes go through :meth:`Ctx.write`: one database transaction on ``writer`` (on SQLite: BEGIN
 IMMEDIATE, as the ledger's writers need) that holds the ledger operation and its audit entry.
-The ledger's own functions commit; their session here is joined to that outer transaction with
-``join_transaction_mode="create_savepoint"``, so their commit only releases a savepoint (and
-their rollback rolls back to it): the write and its audit entry commit together or not at all.
+The request owns it: the ledger never commits, so the write and its audit entry are committed
+together when the route's block ends, or rolled back together when it raises.
 """
 
 from __future__ import annotations
@@ -83,19 +82,10 @@ SessionDep = Annotated[Session, Depends(read_session)]
 
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
-    """One transaction for everything written in the block (see the module's docstring)."""
-    with engine.connect() as conn:
-        outer = conn.begin()
-        session = Session(bind=conn, join_transaction_mode="create_savepoint")
-        try:
-            yield session
-            session.commit()
-            outer.commit()
-        except BaseException:
-            outer.rollback()
-            raise
-        finally:
-            session.close()
+    """One transaction for everything written in the block, committed when it ends and rolled
+    back when it raises (see the module's docstring)."""
+    with Session(engine) as session, session.begin():
+        yield session
 
 
 # ---- who is asking ----------------------------------------------------------------------------

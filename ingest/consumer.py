@@ -244,6 +244,7 @@ class Ingester:
             results = (
                 ledger.apply_deposits(session, events, rules=self.settings.money) if events else []
             )
+            session.commit()  # the batch's deposits: the ledger commits nothing itself
             for item, result in zip(deposits, results, strict=True):
                 if isinstance(result, ledger.DepositConflict):
                     item.error = f"conflict: {result}"
@@ -383,6 +384,7 @@ class Ingester:
             with Session(self.engine) as session:
                 row = ledger.NewDeadLetter(topic, payload, error, stored_reason_of(error))
                 ledger.add_dead_letters(session, [row])
+                session.commit()
 
         await asyncio.to_thread(write)
         self.stats.dead_lettered += 1

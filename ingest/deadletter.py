@@ -185,6 +185,7 @@ def _record(engine: Engine, done: list[int], failed: dict[int, str]) -> None:
         ledger.mark_replayed(session, done)
         for row_id, error in failed.items():
             ledger.record_replay_failure(session, row_id, error)
+        session.commit()
 
 
 async def _write(writer: InfluxWriter, lines: list[str], summary: ReplaySummary) -> None:

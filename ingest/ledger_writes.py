@@ -54,7 +54,7 @@ def store_dead_letters(
             item.topic, item.payload, error, stored_reason_of(error), event_id
         )
         rows.append((item, row))
-    added = ledger.add_dead_letters(session, [r for _, r in rows], commit=False)
+    added = ledger.add_dead_letters(session, [r for _, r in rows])
     session.flush()
     for (item, _), stored in zip(rows, added, strict=True):
         conflict = conflicts.get(id(item))

@@ -284,6 +284,7 @@ def _seed_savings(ledger_url: str, member_no: str = "AMB-0001", grams: int = 10_
                 author="petugas-bm-01",
                 reason="tabungan / savings",
             )
+            s.commit()
     finally:
         engine.dispose()
 
@@ -317,7 +318,7 @@ async def test_a_write_and_its_audit_entry_commit_together(
     assert _count(ledger_url, access.AuditEntry) == before
     assert _count(ledger_url, ledger.Withdrawal) == 1
 
-    # the audit entry cannot be written: the ledger's own commit (a savepoint) is undone too
+    # the audit entry cannot be written: the request rolls back the ledger's write too
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("audit log unavailable")
 

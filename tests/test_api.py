@@ -109,6 +109,7 @@ async def test_balance_transactions_and_member_page(
         ledger.apply_deposit(
             s, deposit_event(2, at=nine + timedelta(minutes=5), net_g=2000, category="kardus")
         )
+        s.commit()
     engine.dispose()
 
     assert (await client.get("/api/members/AMB-0001/balance")).status_code == 401

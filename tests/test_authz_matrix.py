@@ -90,11 +90,12 @@ class Env(ApiEnv):
                 author=ATTENDANT_1,
                 reason="tabungan awal uji / test savings",
             )
+            s.commit()
 
     def deposit(self) -> str:
         """A fresh manual deposit of A's at bank 1: its event id."""
         with Session(self.engine) as s:
-            return ledger.record_manual_deposit(
+            event_id = ledger.record_manual_deposit(
                 s,
                 bank_code=BANK_1,
                 member_no=MEMBER_A,
@@ -104,6 +105,8 @@ class Env(ApiEnv):
                 author=ATTENDANT_1,
                 reason="uji / test",
             ).event_id
+            s.commit()
+            return event_id
 
     def withdrawal(self, *, approved: bool = False) -> int:
         """A fresh withdrawal request of A's for Rp10,000 (bank 1's minimum): its id."""
@@ -113,6 +116,7 @@ class Env(ApiEnv):
             )
             if approved:
                 ledger.approve_withdrawal(s, w.id, author=ATTENDANT_1)
+            s.commit()
             return w.id
 
 

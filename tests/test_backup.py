@@ -82,6 +82,7 @@ def _populate(engine: Engine) -> None:
             author=STAFF,
         )
         assert ledger.verify(s) == []
+        s.commit()
 
 
 def _snapshot(url: str) -> dict[str, list[tuple[object, ...]]]:
@@ -157,6 +158,7 @@ def test_restore_refuses_a_database_with_tables_unless_forced(
     before = _snapshot(ledger_url)
     with Session(engine) as s:  # after the backup: to be undone by restoring it
         ledger.apply_deposit(s, deposit_event(99, at=NOV + timedelta(days=3)))
+        s.commit()
     with pytest.raises(
         backup.BackupError, match=r"not empty \(\d+ tables; member: 6, deposit: 14\)"
     ):
@@ -190,6 +192,7 @@ def test_a_backup_taken_while_deposits_are_written_is_consistent(
                     if stop.is_set():
                         return
                     ledger.apply_deposit(s, deposit_event(seq, at=NOV + timedelta(seconds=seq)))
+                    s.commit()  # the ingester's batch
                     written.append(seq)
         except BaseException as exc:  # noqa: BLE001 - reported by the test below
             errors.append(exc)

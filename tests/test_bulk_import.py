@@ -297,6 +297,7 @@ def priced(engine: Engine) -> Engine:
     """A PET deposit at bs-batu-merah on 10 Nov, priced from the January list (Rp4,000/kg)."""
     with Session(engine) as s:
         ledger.apply_deposit(s, deposit_event(1, at=datetime(2026, 11, 10, 9, tzinfo=WIT)))
+        s.commit()
     return engine
 
 

@@ -159,6 +159,7 @@ async def test_replay_stops_without_touching_rows_when_influxdb_is_unreachable(
     engine = ledger.make_engine(ledger_url)
     with ledger.Session(engine) as s:
         row_id = ledger.add_dead_letter(s, "wastebank/x/gateway/gw-01/deposit", b"{}", "invalid")
+        s.commit()
     engine.dispose()
     settings = IngestSettings(
         ledger_url=ledger_url, influx=InfluxSettings(url=f"http://127.0.0.1:{free_port()}")
@@ -186,6 +187,7 @@ def test_list_filters_and_purge_before(ledger_url: str) -> None:
     with ledger.Session(engine) as s:
         for i in range(5):
             ledger.add_dead_letter(s, f"wastebank/b{i}/gateway/gw-0{i}/deposit", b"x", "invalid")
+        s.commit()
     engine.dispose()
     runner = CliRunner()
     base = ["--ledger-url", ledger_url]
@@ -248,6 +250,7 @@ def test_a_topic_of_any_mqtt_length_is_kept_whole(ledger_url: str) -> None:
             ledger.add_dead_letters(s, [(t, b"{}", "invalid") for t in topics[:2]])
             ledger.add_dead_letter(s, topics[2], b"{}", "invalid")
             assert [r.topic for r in ledger.dead_letters(s)] == topics
+            s.commit()
     finally:
         engine.dispose()
     out = CliRunner().invoke(

@@ -335,6 +335,7 @@ def test_a_deposit_another_writer_applied_first_is_a_duplicate(
     with Session(engine) as s:
         winner = ledger.apply_deposit(s, deposit_event(2, net_g=3000))
         same = ledger.apply_deposit(s, deposit_event(5, net_g=1000))
+        s.commit()
     real_applied = deposits.References.applied
     calls = 0
 
@@ -390,6 +391,7 @@ def test_two_writers_on_one_file_apply_each_deposit_once(ledger_url: str) -> Non
             for start in range(0, len(events), 200):
                 with Session(engine) as s:
                     results[k].extend(ledger.apply_deposits(s, orders[k][start : start + 200]))
+                    s.commit()  # the ingester's batch
         finally:
             engine.dispose()
 

@@ -369,6 +369,7 @@ def test_concurrent_retries_with_one_key_record_one_deposit(ledger_url: str) -> 
                     reason="scale down",
                     idempotency_key="hp-nurlela-0007",
                 )
+                session.commit()
                 outcomes[k] = f"{out.outcome} {out.event_id}"
             except Exception as exc:  # noqa: BLE001 - reported by the assertion below
                 outcomes[k] = f"{type(exc).__name__}: {exc}"
@@ -662,6 +663,7 @@ def test_concurrent_withdrawal_requests_never_overdraw(ledger_url: str) -> None:
     setup = ledger.make_engine(ledger_url)
     with Session(setup) as s:
         ledger.apply_deposits(s, [deposit_event(i, net_g=10_000 + i) for i in range(31)])
+        s.commit()
         balance = ledger.member_balance(s, "AMB-0001")
     amount = 10_000  # bs-batu-merah's minimum
     assert balance // amount == 124  # the rest of the 200 must be refused
@@ -676,6 +678,7 @@ def test_concurrent_withdrawal_requests_never_overdraw(ledger_url: str) -> None:
                 ledger.request_withdrawal(
                     session, "AMB-0001", amount, "cash", requested_by=f"kiosk-{k}"
                 )
+                session.commit()
                 outcomes[k] = "requested"
             except ledger.InsufficientBalance:
                 outcomes[k] = "refused"
@@ -911,6 +914,7 @@ def test_ledger_verify_command(engine: Engine, ledger_url: str) -> None:
 
     with Session(engine) as s:
         _some_books(s)
+        s.commit()
     runner = CliRunner()
     ok = runner.invoke(app, ["ledger", "verify", "--ledger-url", ledger_url])
     assert (ok.exit_code, ok.stdout.strip()) == (0, "pembukuan benar / the books hold")

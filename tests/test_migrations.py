@@ -276,6 +276,7 @@ def test_0006_fills_the_monthly_roll_up_from_the_daily_summary(ledger_url: str) 
                 author="petugas-bm-01",
                 reason="timbangan rusak / scale down",
             )
+            s.commit()
             dm = ledger.DepositMonth
             want = set(
                 s.execute(
@@ -321,6 +322,7 @@ def test_0007_keeps_dead_letters_and_takes_topics_of_any_length(
     try:
         with Session(engine) as s:
             first = ledger.add_dead_letter(s, "wastebank/b/gateway/gw-01/deposit", b"\x00", "bad")
+            s.commit()
         undo_0009(engine)
         with engine.begin() as conn:  # back to 0006
             conn.execute(text("DROP TABLE tps_pickup"))  # 0008's

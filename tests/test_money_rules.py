@@ -348,6 +348,7 @@ def test_parallel_requests_above_the_amount_never_overdraw(ledger_url: str) -> N
     setup = ledger.make_engine(ledger_url)
     with Session(setup) as s:
         ledger.apply_deposit(s, deposit_event(1, net_g=62_500))  # Rp250,000
+        s.commit()
     engines = [ledger.make_engine(ledger_url) for _ in range(4)]
     start = threading.Barrier(20)
     outcomes = [""] * 20
@@ -359,6 +360,7 @@ def test_parallel_requests_above_the_amount_never_overdraw(ledger_url: str) -> N
                 w = ledger.request_withdrawal(
                     session, MEMBER, 60_000, "cash", requested_by=f"kiosk-{k}", rules=rules
                 )
+                session.commit()
                 outcomes[k] = "dual" if w.dual_control else "single"
             except ledger.InsufficientBalance:
                 outcomes[k] = "refused"

@@ -49,6 +49,7 @@ def apply(url: str, events: list[DepositEvent]) -> list[ledger.AppliedDeposit]:
     try:
         with Session(engine) as session:
             results = ledger.apply_deposits(session, events)
+            session.commit()
     finally:
         engine.dispose()
     applied = [r for r in results if isinstance(r, ledger.AppliedDeposit)]
@@ -167,6 +168,7 @@ async def test_verify_finds_drift_and_rebuild_mends_it(
             ledger.void_deposit(
                 session, "gw-01-4", author="petugas-bm-01", reason="salah kategori / wrong one"
             )
+            session.commit()
     finally:
         engine.dispose()
     days = ["--from", day1.isoformat(), "--to", day2.isoformat()]

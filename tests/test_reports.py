@@ -56,7 +56,7 @@ def scale(
 
 def manual(s: Session, at: datetime, net_g: int, *, category: str = "pet") -> str:
     """An estimated (manual) deposit at bs-batu-merah; its event id."""
-    return ledger.record_manual_deposit(
+    event_id = ledger.record_manual_deposit(
         s,
         bank_code="bs-batu-merah",
         member_no="AMB-0001",
@@ -66,6 +66,8 @@ def manual(s: Session, at: datetime, net_g: int, *, category: str = "pet") -> st
         author=ATTENDANT,
         reason="timbangan rusak / scale down",
     ).event_id
+    s.commit()
+    return event_id
 
 
 def months(t: reports.Tonnage) -> dict[date, int]:

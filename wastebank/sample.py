@@ -83,6 +83,7 @@ def deposit_history(
     try:
         with Session(engine) as session:
             results = ledger.apply_deposits(session, events)
+            session.commit()
     finally:
         engine.dispose()
     applied = [ev for ev, r in zip(events, results, strict=True) if not isinstance(r, Exception)]

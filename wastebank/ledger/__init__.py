@@ -15,10 +15,32 @@ voided by reversal entries (and, for a correction, replaced by a new deposit). :
 recomputes every entry from the documents (deposits, voids, withdrawals, stock movements) and
 reports any difference, any unbalanced transaction and any negative balance or stock.
 
-Functions that add reference data (``create_*``) flush and leave the commit to the caller;
-operations on money or stock (manual deposits, voids, prices, withdrawals, stock movements)
-commit, because their checks hold only under the locks of their own transaction (see
-:func:`request_withdrawal`), and roll back whatever they wrote when they refuse.
+No function here commits: the caller owns the unit of work (the API request, the CLI command,
+the ingester's batch, an import) and commits it or rolls it back. Functions that add reference
+data (``create_*``) flush. Operations on money or stock (manual deposits, voids, prices,
+withdrawals, stock movements) check under row locks that hold until the caller's transaction
+ends (see :func:`request_withdrawal`), and run in a savepoint of it: one that refuses rolls
+back whatever it wrote, and the caller's transaction goes on
+(:func:`wastebank.ledger.errors.atomic`).
+
+The package's modules, one reason to change each (this ``__init__`` exports their public
+names):
+
+- :mod:`~wastebank.ledger.models`, :mod:`~wastebank.ledger.tps_tables`: the tables;
+- :mod:`~wastebank.ledger.engine`: engines, migrations at start, PostgreSQL passwords;
+- :mod:`~wastebank.ledger.errors`: the refusals, and the savepoint that undoes one;
+- :mod:`~wastebank.ledger.registry`: areas, banks, attendants, members, cards, collectors;
+- :mod:`~wastebank.ledger.balances`: account names, balances, stock, the balance rule;
+- :mod:`~wastebank.ledger.pricing`: the price in force, amounts, setting a price;
+- :mod:`~wastebank.ledger.applied`, :mod:`~wastebank.ledger.deposits`: applying deposits;
+- :mod:`~wastebank.ledger.summary`: the daily and monthly summaries of deposits;
+- :mod:`~wastebank.ledger.manual`: manual deposits, voids, corrections;
+- :mod:`~wastebank.ledger.withdrawals`, :mod:`~wastebank.ledger.stock`: money and waste out;
+- :mod:`~wastebank.ledger.verify`: checking the books;
+- :mod:`~wastebank.ledger.deadletters`: what the ingester could not apply.
+
+It imports nothing of the packages built on it (:mod:`wastebank.access`, :mod:`wastebank.alerts`,
+:mod:`wastebank.reconcile`); :func:`wastebank.migrations.tables.metadata` gathers their tables.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from wastebank.ledger.applied import AppliedDeposit
 from wastebank.ledger.deposits import References, write_deposit
-from wastebank.ledger.errors import DepositRejected, InvalidTransition, NotFound, transaction
+from wastebank.ledger.errors import DepositRejected, InvalidTransition, NotFound, atomic
 from wastebank.ledger.models import DeadLetter, DeadLetterReason, Deposit, utcnow
 from wastebank.messages import DepositEvent
 from wastebank.money_rules import DEFAULT_RULES, MoneyRules
@@ -29,9 +29,10 @@ class NewDeadLetter(NamedTuple):
 
 
 def add_dead_letters(
-    session: Session, rows: Sequence[NewDeadLetter | tuple[str, bytes, str]], *, commit: bool = True
+    session: Session, rows: Sequence[NewDeadLetter | tuple[str, bytes, str]]
 ) -> list[DeadLetter]:
-    """Store (topic, raw payload, error[, reason, event id]) rows in one transaction."""
+    """Add (topic, raw payload, error[, reason, event id]) rows to the caller's transaction.
+    Flushes (the rows have their ids); the caller commits."""
     added = [
         DeadLetter(
             topic=r.topic,
@@ -43,8 +44,7 @@ def add_dead_letters(
         for r in (NewDeadLetter(*row) for row in rows)
     ]
     session.add_all(added)
-    if commit:
-        session.commit()
+    session.flush()
     return added
 
 
@@ -110,7 +110,7 @@ def resolve_dead_letter(
     rules: MoneyRules = DEFAULT_RULES,
 ) -> tuple[DeadLetter, AppliedDeposit | None]:
     """Settle a dead letter that a replay cannot settle, once, with a reason (``author``, an
-    operator, is recorded on it; the caller adds the audit entry in this transaction).
+    operator, is recorded on it; the caller adds the audit entry in this atomic).
 
     ``apply``: a ``conflict`` becomes a deposit of its own, ``R-{id}``, priced like any other at
     its own time (and held to its scale's limit in ``rules``), with the reason on the deposit;
@@ -118,14 +118,14 @@ def resolve_dead_letter(
     operator vouches for the weight, so its scale's limit is not checked again. Otherwise it is
     discarded (any dead letter).
     The deposit its event id already named is never touched. The conflict's alert is cleared
-    when no other conflict of that event id waits. Commits; raises :class:`NotFound`,
+    when no other conflict of that event id waits. The caller commits; raises :class:`NotFound`,
     :class:`InvalidTransition` (already settled, or applying what is not a conflict) or
     :class:`DepositRejected` (it cannot be applied, e.g. its card is unknown now)."""
     from wastebank import alerts
 
     if not reason.strip():
         raise DepositRejected("a resolution needs a reason")
-    with transaction(session):
+    with atomic(session):
         row = session.get(DeadLetter, dead_letter_id, with_for_update=True)
         if row is None:
             raise NotFound(f"no dead letter #{dead_letter_id}")
@@ -177,7 +177,7 @@ def resolve_dead_letter(
 
 
 def mark_replayed(session: Session, ids: Sequence[int], at: datetime | None = None) -> None:
-    """Record that the dead letters ``ids`` were applied by a replay. Commits."""
+    """Record that the dead letters ``ids`` were applied by a replay. The caller commits."""
     if not ids:
         return
     at = at or utcnow()
@@ -190,13 +190,12 @@ def mark_replayed(session: Session, ids: Sequence[int], at: datetime | None = No
             replay_attempts=DeadLetter.replay_attempts + 1,
         )
     )
-    session.commit()
 
 
 def record_replay_failure(
     session: Session, dead_letter_id: int, error: str, at: datetime | None = None
 ) -> None:
-    """Record that replaying ``dead_letter_id`` failed again, and why. Commits."""
+    """Record that replaying ``dead_letter_id`` failed again, and why. The caller commits."""
     at = at or utcnow()
     session.execute(
         update(DeadLetter)
@@ -207,7 +206,6 @@ def record_replay_failure(
             replay_attempts=DeadLetter.replay_attempts + 1,
         )
     )
-    session.commit()
 
 
 def purge_dead_letters(
@@ -221,7 +219,7 @@ def purge_dead_letters(
     (with ``dry_run``: how many would be deleted, deleting nothing).
 
     With both criteria a row must meet both. With neither, nothing is deleted (ValueError):
-    emptying the table is never a default. Commits.
+    emptying the table is never a default. The caller commits.
     """
     if not replayed and before is None:
         raise ValueError("purge needs replayed=True and/or before=")
@@ -235,5 +233,4 @@ def purge_dead_letters(
     stmt = delete(DeadLetter).where(*criteria)
     result = session.execute(stmt, execution_options={"synchronize_session": False})
     count = result.rowcount if isinstance(result, CursorResult) else 0
-    session.commit()
     return count

@@ -51,10 +51,10 @@ from wastebank.money_rules import DEFAULT_RULES, CityRules, MoneyRules, amount_f
 def apply_deposit(
     session: Session, ev: DepositEvent, *, rules: MoneyRules = DEFAULT_RULES
 ) -> AppliedDeposit:
-    """Apply ``ev`` once. Commits. A replay of an applied event returns a DUPLICATE outcome;
-    a deposit that cannot be applied raises :class:`DepositRejected` (:class:`DepositConflict`:
-    its id is known with other content; :class:`DepositOverLimit`: heavier than its scale's
-    limit in ``rules``) and changes nothing."""
+    """Apply ``ev`` once; the caller commits. A replay of an applied event returns a DUPLICATE
+    outcome; a deposit that cannot be applied raises :class:`DepositRejected`
+    (:class:`DepositConflict`: its id is known with other content; :class:`DepositOverLimit`:
+    heavier than its scale's limit in ``rules``) and changes nothing."""
     (result,) = apply_deposits(session, [ev], rules=rules)
     if isinstance(result, DepositRejected | DepositConflict):
         raise result
@@ -64,7 +64,7 @@ def apply_deposit(
 def apply_deposits(
     session: Session, events: Sequence[DepositEvent], *, rules: MoneyRules = DEFAULT_RULES
 ) -> list[AppliedDeposit | DepositRejected | DepositConflict]:
-    """Apply a batch in one transaction (one commit), each deposit exactly once by its event id.
+    """Apply a batch in the caller's transaction, each deposit exactly once by its event id.
 
     The result for each event, in order, is its outcome or its rejection; one that is rejected
     (unknown card, no price, ...) leaves the others applied. An event already in the ledger, or
@@ -87,7 +87,6 @@ def apply_deposits(
         lost = [event_id for event_id in planned if event_id not in inserted]
         if lost:
             out = _as_the_winners_applied(ref, events, out, lost)
-    session.commit()
     return out
 
 

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 
 class LedgerError(errors.Refused):
-    """A request the ledger refuses; whatever it had written in its transaction is rolled back.
+    """A request the ledger refuses; whatever it had written for the request is rolled back (a
+    savepoint, :func:`atomic`), and the caller's transaction goes on.
 
     Each refusal belongs to the family (:mod:`wastebank.errors`) that says what the caller does
     about it, and carries the HTTP status and the bilingual title an answer starts with."""
@@ -108,11 +109,12 @@ class DepositConflict(LedgerError, errors.Conflict):
 
 
 @contextmanager
-def transaction(session: Session) -> Iterator[None]:
-    """Commit what the block wrote, or roll all of it back (locks included) when it raises."""
-    try:
+def atomic(session: Session) -> Iterator[None]:
+    """Run the block in a savepoint of the caller's transaction: released when the block
+    succeeds, rolled back when it raises, so a refused operation leaves nothing of what it wrote
+    (on PostgreSQL the row locks it took are released too) and the caller's transaction goes on.
+
+    The ledger never commits: the caller (the API request, the CLI command, the ingester's
+    batch, an import) owns the transaction, commits it, or rolls it back on an error."""
+    with session.begin_nested():
         yield
-    except BaseException:
-        session.rollback()
-        raise
-    session.commit()

@@ -34,7 +34,7 @@ from wastebank.ledger.errors import (
     IdempotencyKeyReused,
     NotAllowed,
     NotFound,
-    transaction,
+    atomic,
 )
 from wastebank.ledger.models import Category, Deposit, DepositVoid, Unit, utcnow
 from wastebank.ledger.pricing import amount_for_quantity
@@ -155,16 +155,16 @@ def new_manual_id() -> str:
 
 
 def _with_manual_id(session: Session, write: Callable[[str], _T]) -> _T:
-    """``write(id)`` in one transaction (committed) with a new manual id; run again from the
+    """``write(id)`` in a savepoint (:func:`atomic`) with a new manual id; run again from the
     start with a new id when a unique constraint refuses it: the id was taken (a 1 in 2**40
     chance per manual deposit in the ledger), or a concurrent retry with the same idempotency
-    key got there first, which the next run finds and answers."""
+    key got there first, which the next run finds and answers (its row is committed: the
+    unique index made us wait for it)."""
     for attempt in range(1, MANUAL_ID_ATTEMPTS + 1):
         try:
-            with transaction(session):
+            with atomic(session):
                 return write(new_manual_id())
         except IntegrityError:
-            session.rollback()
             if attempt == MANUAL_ID_ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
@@ -219,7 +219,8 @@ def record_manual_deposit(
     (the client's, unique per ``author``) makes a retry safe: the same author and key again
     return the deposit first recorded with it, as a DUPLICATE, and write nothing; the same key
     with another deposit (bank, member, category, ``net_g``, ``quantity``, ``measured_at`` if
-    given; not the reason) is refused with :class:`IdempotencyKeyReused`. Commits; raises
+    given; not the reason) is refused with :class:`IdempotencyKeyReused`. The caller commits;
+    raises
     :class:`DepositRejected` (or :class:`NotAllowed`) and writes nothing when it cannot apply:
     :class:`DepositOverLimit` beyond the manual weight or amount in ``rules``."""
     if measured_at is not None and measured_at.tzinfo is None:
@@ -330,8 +331,8 @@ def void_deposit(session: Session, event_id: str, *, author: str, reason: str) -
     its entries stay as they were. Refused: a second void of the same deposit
     (:class:`AlreadyVoided`), and a void that would take the member's available balance or the
     bank's stock below zero (:class:`InsufficientBalance`, :class:`InsufficientStock`: the money
-    was withdrawn or the waste sold; settle that first). Commits."""
-    with transaction(session):
+    was withdrawn or the waste sold; settle that first). The caller commits."""
+    with atomic(session):
         deposit = _deposit_for_update(session, event_id)
         void = _void(session, deposit, author, reason)
         check_available(session, deposit.member, f"voiding {event_id}")
@@ -351,12 +352,12 @@ def correct_deposit(
     quantity: int | None = None,
     rules: MoneyRules = DEFAULT_RULES,
 ) -> tuple[DepositVoid, AppliedDeposit]:
-    """Void ``event_id`` and record, in the same transaction, the deposit it should have been: a
+    """Void ``event_id`` and record, in the same atomic, the deposit it should have been: a
     manual deposit at the same bank and time, with what is given changed (weight, category,
     member, count) and priced at the price in force then. The void names its replacement.
     The replacement gets a new manual id (:data:`MANUAL_ID_PATTERN`) and is held to the manual
     limits in ``rules`` like any manual deposit.
-    The balance and stock checks apply to the net effect. Commits."""
+    The balance and stock checks apply to the net effect. The caller commits."""
 
     def write(new_id: str) -> tuple[DepositVoid, AppliedDeposit]:
         old = _deposit_for_update(session, event_id)

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from wastebank.ledger.balances import lock_bank
-from wastebank.ledger.errors import NotAllowed, OverLimit, PriceHistoryLocked, transaction
+from wastebank.ledger.errors import NotAllowed, OverLimit, PriceHistoryLocked, atomic
 from wastebank.ledger.models import Bank, Deposit, Price, Unit, utcnow
 from wastebank.ledger.registry import bank_by_code, category_by_code, require_attendant
 from wastebank.money_rules import DEFAULT_RULES, MoneyRules, amount_for
@@ -64,7 +64,7 @@ def set_price(
     rules: MoneyRules = DEFAULT_RULES,
 ) -> Price:
     """Set a bank's price for a category (per its unit) from ``effective_from`` until the next
-    later price on its list, if any. Commits.
+    later price on its list, if any. The caller commits.
 
     Refused (:class:`PriceHistoryLocked`) when a deposit measured in that window was already
     priced from this list (the bank's own deposits and those of units using its prices): a
@@ -78,7 +78,7 @@ def set_price(
         raise ValueError("naive datetime given to the ledger; attach a time zone")
     if price_idr < 0:
         raise ValueError("a price is not negative")
-    with transaction(session):
+    with atomic(session):
         bank = bank_by_code(session, bank_code)
         category = category_by_code(session, category_code)
         if bank.use_parent_price:

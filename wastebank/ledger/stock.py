@@ -18,7 +18,7 @@ from wastebank.ledger.balances import (
     stock_flow_account,
     stock_rows,
 )
-from wastebank.ledger.errors import NotAllowed, NotFound, transaction
+from wastebank.ledger.errors import NotAllowed, NotFound, atomic
 from wastebank.ledger.models import (
     Bank,
     Category,
@@ -119,8 +119,8 @@ def sell_stock(
     note: str = "",
 ) -> StockMovement:
     """Sell ``grams`` of a category from a bank's stock to a pengepul for ``revenue_idr`` (paid
-    into the bank's cash). Refused beyond the stock held. Commits."""
-    with transaction(session):
+    into the bank's cash). Refused beyond the stock held. The caller commits."""
+    with atomic(session):
         collector = session.scalar(select(Collector).where(Collector.code == collector_code))
         if collector is None:
             raise NotFound(f"unknown pengepul {collector_code!r}")
@@ -152,8 +152,8 @@ def transfer_stock(
 ) -> StockMovement:
     """Deliver ``grams`` of a unit's stock to its induk. ``received_g`` is what the induk weighed
     on arrival (default: ``grams``); the difference is recorded as the unit's shrinkage. Refused
-    beyond the unit's stock, and for a bank without an induk. Commits."""
-    with transaction(session):
+    beyond the unit's stock, and for a bank without an induk. The caller commits."""
+    with atomic(session):
         unit = bank_by_code(session, unit_code)
         if unit.parent is None:
             raise NotAllowed(f"{unit.code} has no induk to deliver to")
@@ -183,10 +183,11 @@ def dispose_stock(
     at: datetime | None = None,
     note: str = "",
 ) -> StockMovement:
-    """Record stock leaving as residue (to the TPS/TPA) or burned, as such. Commits."""
+    """Record stock leaving as residue (to the TPS/TPA) or burned, as such. The caller
+    commits."""
     if kind not in (MovementKind.RESIDUE, MovementKind.BURNED):
         raise NotAllowed(f"dispose_stock records residue or burned waste, not {kind}")
-    with transaction(session):
+    with atomic(session):
         movement = _take_out(
             session,
             kind=kind,

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dml
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
-from wastebank.ledger.errors import NotFound, transaction
+from wastebank.ledger.errors import NotFound, atomic
 from wastebank.ledger.models import Bank, City, Deposit, DepositDay, DepositMonth, DepositVoid
 
 # INSERT ... ON CONFLICT (event_id) DO NOTHING ... RETURNING event_id, by dialect. Any other
@@ -163,9 +163,9 @@ def rebuild_deposit_days(session: Session, *, progress: Callable[[str], None] | 
     For a ledger whose deposits were written around :func:`apply_deposits` (a bulk COPY) or
     whose city changed its zone, or after :func:`verify` found the summary wrong. On
     PostgreSQL the deposits, voids and the summaries are locked against writers meanwhile (they
-    wait, then add to the new rows). Commits."""
+    wait, then add to the new rows) until the caller commits."""
     step = progress or (lambda _what: None)
-    with transaction(session):
+    with atomic(session):
         dialect = session.get_bind().dialect.name
         if dialect == "postgresql":
             step("mengunci / locking deposits, voids and summaries against writers")
@@ -196,7 +196,6 @@ def rebuild_deposit_days(session: Session, *, progress: Callable[[str], None] | 
             insert(_MONTH).from_select([*_MONTH_KEY, "net_g", "deposits"], _months(dialect))
         )
         count = session.scalar(select(func.count()).select_from(DepositDay)) or 0
-        step("menyimpan / committing")
     return count
 
 

@@ -27,7 +27,7 @@ from wastebank.ledger.errors import (
     NotAllowed,
     NotFound,
     SecondPersonRequired,
-    transaction,
+    atomic,
 )
 from wastebank.ledger.models import PayoutMethod, Withdrawal, WithdrawalStatus, utcnow
 from wastebank.ledger.registry import member_by_no, require_attendant
@@ -45,7 +45,7 @@ def request_withdrawal(
     at: datetime | None = None,
     rules: MoneyRules = DEFAULT_RULES,
 ) -> Withdrawal:
-    """Ask to withdraw ``amount_idr``; the amount is reserved at once. Commits.
+    """Ask to withdraw ``amount_idr``; the amount is reserved at once. The caller commits.
 
     Above the second-approval amount in ``rules`` (the member's city's) it is marked
     ``dual_control``: the one who asked may not approve it, and who pays it out is neither the
@@ -68,7 +68,7 @@ def request_withdrawal(
         raise NotAllowed(f"a {method} payout needs the account or e-wallet number")
     if not requested_by:
         raise NotAllowed("a withdrawal request names who asked")
-    with transaction(session):
+    with atomic(session):
         member = member_by_no(session, member_no)
         lock_member(session, member.id)
         bank = member.bank
@@ -160,8 +160,8 @@ _APPROVED = ("menyetujuinya", "approved")
 def approve_withdrawal(session: Session, withdrawal_id: int, *, author: str) -> Withdrawal:
     """requested -> approved, by an attendant of the member's bank (or its induk); for a
     ``dual_control`` withdrawal, not by the one who asked (:class:`SecondPersonRequired`).
-    Commits."""
-    with transaction(session):
+    The caller commits."""
+    with atomic(session):
         w = _move_withdrawal(
             session,
             withdrawal_id,
@@ -179,7 +179,7 @@ def reject_withdrawal(
     """requested -> rejected, with the reason; the reserved amount is available again."""
     if not reason.strip():
         raise NotAllowed("a rejection needs a reason")
-    with transaction(session):
+    with atomic(session):
         w = _move_withdrawal(
             session,
             withdrawal_id,
@@ -194,7 +194,7 @@ def cancel_withdrawal(
     session: Session, withdrawal_id: int, *, author: str, reason: str
 ) -> Withdrawal:
     """requested or approved -> cancelled (by the member or staff, before it is paid)."""
-    with transaction(session):
+    with atomic(session):
         w = _move_withdrawal(
             session,
             withdrawal_id,
@@ -211,8 +211,9 @@ def pay_withdrawal(
 ) -> Withdrawal:
     """approved -> paid: the member's account is debited and the bank's funds for the payout
     method credited (``withdrawal:{id}``); for a ``dual_control`` withdrawal, by someone who
-    neither asked for it nor approved it (:class:`SecondPersonRequired`). Commits."""
-    with transaction(session):
+    neither asked for it nor approved it (:class:`SecondPersonRequired`). The caller
+    commits."""
+    with atomic(session):
         w = _move_withdrawal(
             session,
             withdrawal_id,
