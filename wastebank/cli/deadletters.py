@@ -169,7 +169,7 @@ def deadletter_resolve(
     reason, audited. The deposit's InfluxDB point is written with the ingester's settings; if
     InfluxDB is unreachable, `wastebank influx rebuild-deposits` writes it later.
     """
-    from wastebank import access, ledger
+    from wastebank import access, alerts, ledger
 
     if apply == discard:
         typer.echo("pilih --apply atau --discard / choose --apply or --discard", err=True)
@@ -193,6 +193,15 @@ def deadletter_resolve(
                 typer.echo(f"ditolak / refused: {exc}", err=True)
                 raise typer.Exit(code=1) from None
             resolution = row.resolution or ""
+            conflict = row.event_id if row.reason == ledger.DeadLetterReason.CONFLICT else None
+            if conflict and not ledger.unsettled_conflicts(session, conflict):
+                alerts.clear_alert(
+                    session,
+                    alerts.AlertCode.DEPOSIT_CONFLICT,
+                    conflict,
+                    by=actor.name,
+                    note=resolution,
+                )
             access.audit(session, actor, "deadletter.resolve", "dead_letter", row.id, resolution)
             session.commit()
     finally:

@@ -80,6 +80,7 @@ from wastebank.ledger.deadletters import (
     purge_dead_letters,
     record_replay_failure,
     resolve_dead_letter,
+    unsettled_conflicts,
 )
 from wastebank.ledger.deposits import (
     apply_deposit,
@@ -326,6 +327,7 @@ __all__ = [
     "stock_flow_account",
     "stock_of",
     "transfer_stock",
+    "unsettled_conflicts",
     "utcnow",
     "verify",
     "verify_summaries",

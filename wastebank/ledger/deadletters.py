@@ -110,19 +110,18 @@ def resolve_dead_letter(
     rules: MoneyRules = DEFAULT_RULES,
 ) -> tuple[DeadLetter, AppliedDeposit | None]:
     """Settle a dead letter that a replay cannot settle, once, with a reason (``author``, an
-    operator, is recorded on it; the caller adds the audit entry in this atomic).
+    operator, is recorded on it; the caller adds the audit entry in the same transaction).
 
     ``apply``: a ``conflict`` becomes a deposit of its own, ``R-{id}``, priced like any other at
     its own time (and held to its scale's limit in ``rules``), with the reason on the deposit;
     an ``over_limit`` deposit is applied under its own event id, as the scale sent it: the
     operator vouches for the weight, so its scale's limit is not checked again. Otherwise it is
     discarded (any dead letter).
-    The deposit its event id already named is never touched. The conflict's alert is cleared
-    when no other conflict of that event id waits. The caller commits; raises :class:`NotFound`,
+    The deposit its event id already named is never touched. The caller commits, and clears the
+    conflict's alert once no other conflict of its event id waits (:func:`unsettled_conflicts`;
+    the alerts are built on the ledger, which imports nothing of them); raises :class:`NotFound`,
     :class:`InvalidTransition` (already settled, or applying what is not a conflict) or
     :class:`DepositRejected` (it cannot be applied, e.g. its card is unknown now)."""
-    from wastebank import alerts
-
     if not reason.strip():
         raise DepositRejected("a resolution needs a reason")
     with atomic(session):
@@ -155,25 +154,22 @@ def resolve_dead_letter(
             row.resolution = f"discarded: {reason}"
         row.resolved_at, row.resolved_by = utcnow(), author[:80]
         session.flush()
-        if row.event_id and row.reason == DeadLetterReason.CONFLICT:
-            waiting = session.scalar(
-                select(func.count())
-                .select_from(DeadLetter)
-                .where(
-                    DeadLetter.event_id == row.event_id,
-                    DeadLetter.reason == DeadLetterReason.CONFLICT,
-                    DeadLetter.resolved_at.is_(None),
-                )
-            )
-            if not waiting:
-                alerts.clear_alert(
-                    session,
-                    alerts.AlertCode.DEPOSIT_CONFLICT,
-                    row.event_id,
-                    by=author,
-                    note=row.resolution,
-                )
     return row, applied
+
+
+def unsettled_conflicts(session: Session, event_id: str) -> int:
+    """How many ``conflict`` dead letters of ``event_id`` wait for an operator: while any does,
+    its ``deposit_conflict`` alert stays."""
+    waiting = session.scalar(
+        select(func.count())
+        .select_from(DeadLetter)
+        .where(
+            DeadLetter.event_id == event_id,
+            DeadLetter.reason == DeadLetterReason.CONFLICT,
+            DeadLetter.resolved_at.is_(None),
+        )
+    )
+    return int(waiting or 0)
 
 
 def mark_replayed(session: Session, ids: Sequence[int], at: datetime | None = None) -> None:

@@ -352,7 +352,7 @@ def correct_deposit(
     quantity: int | None = None,
     rules: MoneyRules = DEFAULT_RULES,
 ) -> tuple[DepositVoid, AppliedDeposit]:
-    """Void ``event_id`` and record, in the same atomic, the deposit it should have been: a
+    """Void ``event_id`` and record, in the same transaction, the deposit it should have been: a
     manual deposit at the same bank and time, with what is given changed (weight, category,
     member, count) and priced at the price in force then. The void names its replacement.
     The replacement gets a new manual id (:data:`MANUAL_ID_PATTERN`) and is held to the manual
