@@ -3,6 +3,7 @@ the login system without importing it."""
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy
 
 from wastebank import access, ledger
@@ -37,3 +38,24 @@ def test_the_admin_role_is_one_the_table_allows() -> None:
         if isinstance(c, sqlalchemy.CheckConstraint)
     ]
     assert any(f"'{registry.ADMIN_ROLE}'" in text for text in checks)
+
+
+def test_the_ledger_imports_nothing_built_on_it_and_no_cycle_joins_them() -> None:
+    """The ledger never imports access (nor the alerts or the reconciliation, whose tables sit
+    on its metadata); among the ledger, access, alerts, reconcile and migrations modules no
+    import leads back to where it started."""
+    grimp = pytest.importorskip("grimp")
+    graph = grimp.build_graph("wastebank")
+    for built_on in ("wastebank.access", "wastebank.alerts", "wastebank.reconcile"):
+        # any module of the ledger package to any module of the other (as packages)
+        assert graph.find_shortest_chains(importer="wastebank.ledger", imported=built_on) == set()
+    ours = {
+        m
+        for m in graph.modules
+        if m.split(".")[:2]
+        in (["wastebank", p] for p in ("ledger", "access", "alerts", "reconcile", "migrations"))
+    }
+    for module in sorted(ours):
+        for imported in graph.find_modules_directly_imported_by(module) & ours:
+            back = graph.find_shortest_chain(importer=imported, imported=module)
+            assert back is None or not set(back) <= ours, (module, back)
