@@ -137,10 +137,10 @@ MANUAL_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 MANUAL_ID_PATTERN = r"^M-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$"
 """A manual deposit's id, always issued by the server (:func:`new_manual_id`): ``M-XXXX-XXXX``,
 8 random characters of :data:`MANUAL_ID_ALPHABET` (40 bits) grouped 4-4 for reading over the
-phone. Upper-case, it never matches a device's id (``{gateway}.{install}.{seq}`` or pre-0.2
+phone. Upper-case, it never matches a device's id (``{gateway}.{install}.{seq}`` or the older
 ``{gateway}-{seq}``, lower-case: :data:`wastebank.messages.EVENT_ID_PATTERN`), so no manual
-deposit can take the id of a scale deposit still on its way. The ``manual-<32 hex>`` ids of
-earlier releases stay in the ledger as they are. A client never chooses the id: its retries
+deposit can take the id of a scale deposit still on its way. Older ``manual-<32 hex>`` ids
+stay in the ledger as they are. A client never chooses the id: its retries
 carry an ``idempotency_key`` instead (:func:`record_manual_deposit`)."""
 MANUAL_ID_ATTEMPTS = 5
 """Draws of a manual id before a unique-constraint refusal is no longer taken for a collision."""

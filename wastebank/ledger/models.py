@@ -276,8 +276,8 @@ class Category(Base):
 class Price(Base):
     """A bank's buying price for a category, in force from ``effective_from`` until superseded.
 
-    ``price_per_kg_idr`` is per the category's unit: per kg, per piece or per litre (the name is
-    kept from when every category was sold by weight; the API and the deposit rows carry it).
+    ``price_per_kg_idr`` is per the category's unit: per kg, per piece or per litre (the API and
+    the deposit rows carry that name, so it stays).
     """
 
     __tablename__ = "price"
@@ -389,10 +389,9 @@ class DepositMonth(Base):
 
     Kept by the same upsert, in the same transaction, as the daily rows (a void subtracts from
     both; a row whose count reaches 0 is deleted), so that a year of reports by month reads a
-    few thousand rows instead of every day's (bench/reports.py: 2,000,000 deposits give ~120,000
-    daily rows and ~4,600 monthly ones). A local month is a union of local days, so the two
-    agree exactly: :func:`verify` checks both against the deposits, :func:`rebuild_deposit_days`
-    makes both again."""
+    few thousand rows instead of every day's (docs/scaling.md, "DLH reports"). A local month
+    is a union of local days, so the two agree exactly: :func:`verify` checks both against the
+    deposits, :func:`rebuild_deposit_days` makes both again."""
 
     __tablename__ = "deposit_month"
     __table_args__ = (UniqueConstraint("month", "bank_id", "category_id", "manual"),)
@@ -551,14 +550,13 @@ class DeadLetter(Base):
 
     __tablename__ = "dead_letter"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # Whole: an MQTT topic can be 65,535 bytes (VARCHAR(500) until migration 0007 made a longer
-    # one a DataError on PostgreSQL, which stopped the ingester).
+    # Whole: an MQTT topic can be 65,535 bytes, and a topic longer than a bounded column would
+    # be a DataError on PostgreSQL that stops the ingester (migration 0007).
     topic: Mapped[str] = mapped_column(Text)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     error: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
-    # Added after the first release: nullable or with a server default, so that
-    # `_add_missing_columns` can add them to an existing ledger file.
+    # Nullable or with a server default: a migration adds them to a ledger that has rows.
     replay_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
