@@ -400,6 +400,10 @@ def run_bench(
     return sample
 
 
+def command(bench: Bench, args: Sequence[str]) -> str:
+    return shlex.join([f"bench/{bench.script}", *args])
+
+
 def bench_args(bench: Bench, quick: bool, extra: dict[str, list[str]]) -> list[str]:
     return (["--quick"] if quick else []) + extra.get(bench.name, [])
 
@@ -586,7 +590,7 @@ def compare(args: argparse.Namespace, sides: tuple[Side, Side], out_dir: Path) -
         def one(side: Side, repeat: int, bench: Bench = bench, bargs: list[str] = bargs) -> Sample:
             nonlocal done
             done += 1
-            say(f"run {done}/{total}: {bench.name} {side.name} #{repeat} ({shlex.join(bargs)})")
+            say(f"run {done}/{total}: {bench.name} {side.name} #{repeat}: {command(bench, bargs)}")
             sample = run_bench(bench, side, repeat, bargs, out_dir, args.timeout)
             missing = [k for k, v in sample.values.items() if v is None]
             say(
@@ -619,7 +623,7 @@ def report(
     status = 0
     for o in outcomes:
         loads = ", ".join(f"{s.load_before:.1f}" for s in o.samples)
-        title = f"{o.bench.name} (bench/{o.bench.script} {shlex.join(o.args)}; load {loads})"
+        title = f"{o.bench.name} ({command(o.bench, o.args)}; load at each run's start {loads})"
         text += ["", title, text_table(o.table)]
         md += ["", f"**{title}**", "", markdown_table(o.table)]
         for s in o.failed:
