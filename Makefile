@@ -76,6 +76,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # PYTEST_ARGS='--ledger sqlite' skips the PostgreSQL runs of the ledger tests.
 test: SERVICES_ARGS = --with postgresql

@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from tests.conftest import WIT, LedgerFactory, deposit_event, wait_until
-from wastebank import backup, ledger, migrations
+from wastebank import backup, ledger, migrations, tables
 from wastebank.cli import app
-from wastebank.migrations import tables
 
 STAFF = "petugas-bm-01"
 NOV = datetime(2026, 11, 2, 9, tzinfo=WIT)

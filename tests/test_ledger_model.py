@@ -21,10 +21,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tests.conftest import WIT, LedgerFactory, deposit_event
-from wastebank import ledger, migrations
+from wastebank import ledger, migrations, tables
 from wastebank.ledger import manual, registry
 from wastebank.messages import EVENT_ID_PATTERN
-from wastebank.migrations import tables
 from wastebank.seed import load_city, seed
 
 BM = "bs-batu-merah"  # induk; petugas-bm-01

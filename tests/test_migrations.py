@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from tests.conftest import LedgerFactory, deposit_event, undo_0009
-from wastebank import alerts, ledger, migrations
+from wastebank import alerts, ledger, migrations, tables
 from wastebank.cli import app
-from wastebank.migrations import tables
 
 DATA = Path(__file__).parent / "data"
 # The schema release 0.1 made with create_all (no alembic_version): its first commit, before

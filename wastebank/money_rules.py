@@ -31,6 +31,8 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from wastebank.formats import kg, rupiah, unit_price
+
 CODE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 SCALE_KEY = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -127,24 +129,6 @@ DEFAULT_RULES = MoneyRules()
 """The built-in defaults, for callers that are given no settings (tests, scripts)."""
 
 
-def _kg(grams: int) -> str:
-    from wastebank.passbook import kg  # lazily: passbook imports the ledger, which imports us
-
-    return kg(grams)
-
-
-def _rupiah(amount: int) -> str:
-    from wastebank.passbook import rupiah
-
-    return rupiah(amount)
-
-
-def _per_unit(amount: int, unit: str) -> str:
-    from wastebank.passbook import unit_price
-
-    return unit_price(amount, unit)
-
-
 @dataclass(frozen=True)
 class Breach:
     """A value beyond a limit: which setting refused it, its limit and the value, and the
@@ -209,9 +193,9 @@ class CityRules:
 
     def price_breach(self, category_code: str, unit: str, price_idr: int) -> Breach | None:
         (low, low_setting), (high, high_setting) = self.price_range(category_code)
-        shown = _per_unit(price_idr, unit)
+        shown = unit_price(price_idr, unit)
         if price_idr > high:
-            limit = _per_unit(high, unit)
+            limit = unit_price(high, unit)
             return Breach(
                 high_setting,
                 high,
@@ -221,7 +205,7 @@ class CityRules:
                 f"({high_setting})",
             )
         if price_idr < low:
-            limit = _per_unit(low, unit)
+            limit = unit_price(low, unit)
             return Breach(
                 low_setting,
                 low,
@@ -241,8 +225,8 @@ class CityRules:
             setting,
             high,
             net_g,
-            f"setoran {_kg(net_g)} dari timbangan {scale} di atas batas {_kg(high)} ({setting}) / "
-            f"a deposit of {_kg(net_g)} from scale {scale} is above the limit {_kg(high)} "
+            f"setoran {kg(net_g)} dari timbangan {scale} di atas batas {kg(high)} ({setting}) / "
+            f"a deposit of {kg(net_g)} from scale {scale} is above the limit {kg(high)} "
             f"({setting})",
         )
 
@@ -253,8 +237,8 @@ class CityRules:
                 setting_g,
                 high_g,
                 net_g,
-                f"setoran manual {_kg(net_g)} di atas batas {_kg(high_g)} ({setting_g}) / "
-                f"a manual deposit of {_kg(net_g)} is above the limit {_kg(high_g)} "
+                f"setoran manual {kg(net_g)} di atas batas {kg(high_g)} ({setting_g}) / "
+                f"a manual deposit of {kg(net_g)} is above the limit {kg(high_g)} "
                 f"({setting_g})",
             )
         high_idr, setting_idr = self.pick("manual_max_idr")
@@ -263,9 +247,9 @@ class CityRules:
                 setting_idr,
                 high_idr,
                 amount_idr,
-                f"setoran manual senilai {_rupiah(amount_idr)} di atas batas {_rupiah(high_idr)} "
-                f"({setting_idr}) / a manual deposit worth {_rupiah(amount_idr)} is above the "
-                f"limit {_rupiah(high_idr)} ({setting_idr})",
+                f"setoran manual senilai {rupiah(amount_idr)} di atas batas {rupiah(high_idr)} "
+                f"({setting_idr}) / a manual deposit worth {rupiah(amount_idr)} is above the "
+                f"limit {rupiah(high_idr)} ({setting_idr})",
             )
         return None
 

@@ -40,7 +40,7 @@ names):
 - :mod:`~wastebank.ledger.deadletters`: what the ingester could not apply.
 
 It imports nothing of the packages built on it (:mod:`wastebank.access`, :mod:`wastebank.alerts`,
-:mod:`wastebank.reconcile`); :func:`wastebank.migrations.tables.metadata` gathers their tables.
+:mod:`wastebank.reconcile`); :func:`wastebank.tables.metadata` gathers their tables.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 the money and stock journals, voids, the daily and monthly summaries, withdrawals, collectors,
 stock movements and dead letters, on one declarative :class:`Base` whose ``metadata`` also holds
 the tables of the modules built on the ledger (TPS, access, alerts, reconciliation; see
-:func:`wastebank.migrations.tables.metadata`)."""
+:func:`wastebank.tables.metadata`)."""
 
 from __future__ import annotations
 

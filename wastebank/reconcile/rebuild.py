@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from wastebank.config import InfluxSettings
 from wastebank.errors import SetupError
 from wastebank.influx import (
+    CLOCK_AHEAD_TOLERANCE,
     DEPOSIT,
     DOWNSAMPLES,
     Influx,
@@ -263,8 +264,6 @@ async def _write_points(
 ) -> None:
     """Every device deposit in the summary's range as its point, ``chunk`` a write, the ledger
     read a page at a time; counted in ``summary`` (written, beyond retention)."""
-    from ingest.main import CLOCK_AHEAD_TOLERANCE
-
     clock_ahead = partial(_clock_ahead, tolerance=CLOCK_AHEAD_TOLERANCE)
     writer = await make_writer(settings)
     try:
