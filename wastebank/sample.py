@@ -8,7 +8,6 @@ Deterministic for a given ``now`` and ``seed``, so screenshots and tests see the
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -29,13 +28,6 @@ TYPICAL_G = {
     "kaleng": (300, 2500),
     "aluminium": (100, 1200),
 }
-
-
-@dataclass(frozen=True)
-class SampleSummary:
-    deposits: int
-    grams: int
-    fill_readings: int
 
 
 def deposit_history(

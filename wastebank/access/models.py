@@ -20,9 +20,6 @@ class Role(StrEnum):
     CITIZEN = "citizen"
 
 
-STAFF_ROLES = (Role.ADMIN, Role.DLH, Role.ATTENDANT)
-
-
 class User(Base):
     """A login: staff (admin, DLH, attendant) with a password, or a nasabah with a PIN."""
 

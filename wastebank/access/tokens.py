@@ -146,7 +146,3 @@ def revoke_token(
     session.flush()
     audit(session, actor, "auth.logout", "user", actor.name)
     return True
-
-
-def is_revoked(session: Session, jti: str) -> bool:
-    return session.get(RevokedToken, jti) is not None

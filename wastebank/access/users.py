@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
@@ -176,11 +175,3 @@ def set_active(session: Session, username: str, active: bool, actor: Actor) -> U
 
 def users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.role, User.username)))
-
-
-def member_logins(session: Session, member_ids: Iterable[int]) -> dict[int, User]:
-    ids = list(member_ids)
-    if not ids:
-        return {}
-    rows: Sequence[User] = session.scalars(select(User).where(User.member_id.in_(ids))).all()
-    return {u.member_id: u for u in rows if u.member_id is not None}

@@ -164,7 +164,6 @@ from wastebank.ledger.pricing import (
 from wastebank.ledger.registry import (
     MemberPrivacySettings,
     bank_units,
-    city_of_bank,
     create_attendant,
     create_bank,
     create_collector,
@@ -281,7 +280,6 @@ __all__ = [
     "bank_stock",
     "bank_units",
     "cancel_withdrawal",
-    "city_of_bank",
     "correct_deposit",
     "create_attendant",
     "create_bank",

@@ -31,11 +31,6 @@ def get_member(session: Session, member_no: str) -> Member | None:
     return session.scalar(select(Member).where(Member.member_no == member_no))
 
 
-def city_of_bank(session: Session, bank_code: str) -> City | None:
-    bank = session.scalar(select(Bank).where(Bank.code == bank_code))
-    return bank.city if bank else None
-
-
 def first_city(session: Session) -> City | None:
     return session.scalar(select(City).order_by(City.id).limit(1))
 
