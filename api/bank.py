@@ -149,27 +149,17 @@ def prices(
     bank = bank_or_404(session, bank_code)
     owner = session.get(ledger.Bank, bank.price_bank_id)
     assert owner is not None
-    rows = session.execute(
-        select(ledger.Price, ledger.Category)
-        .join(ledger.Category, ledger.Price.category_id == ledger.Category.id)
-        .where(ledger.Price.bank_id == owner.id, ledger.Price.effective_from <= when)
-        .order_by(ledger.Category.code, ledger.Price.effective_from.desc())
-    )
-    latest: dict[str, PriceOut] = {}
-    for price, category in rows:
-        latest.setdefault(
-            category.code,
-            PriceOut(
-                category_code=category.code,
-                category_name=category.name_id,
-                unit=category.unit,
-                price_idr=price.price_per_kg_idr,
-                effective_from=price.effective_from,
-            ),
+    latest = [
+        PriceOut(
+            category_code=category.code,
+            category_name=category.name_id,
+            unit=category.unit,
+            price_idr=price.price_per_kg_idr,
+            effective_from=price.effective_from,
         )
-    return PriceList(
-        bank_code=bank.code, price_bank_code=owner.code, at=when, prices=list(latest.values())
-    )
+        for category, price in ledger.list_in_force(session, bank, when)
+    ]
+    return PriceList(bank_code=bank.code, price_bank_code=owner.code, at=when, prices=latest)
 
 
 @router.put("/api/banks/{bank_code}/prices/{category_code}", responses=WRITE)

@@ -158,6 +158,22 @@ def test_a_price_changed_mid_month_prices_each_deposit_at_its_own_time(engine: E
         _verified(s)
 
 
+def test_the_list_in_force_is_each_categorys_price_in_force(engine: Engine) -> None:
+    """The API's price list and a deposit's price follow one rule: the newest price at or
+    before the time, on the induk's list for a unit."""
+    mid = NOV + timedelta(days=14)
+    with Session(engine) as s:
+        ledger.set_price(s, BM, "pet", 4500, mid, author=STAFF_BM)
+        for bank in (_bank(s, BM), _bank(s, RIJALI)):
+            for at in (NOV, mid - timedelta(microseconds=1), mid, NOV + timedelta(days=40)):
+                listed = {c.id: p.price_per_kg_idr for c, p in ledger.list_in_force(s, bank, at)}
+                assert listed
+                for category_id, price in listed.items():
+                    assert price == ledger.price_in_force(s, bank.id, category_id, at)
+        unit_list = ledger.list_in_force(s, _bank(s, RIJALI), mid)
+        assert {c.code: p.price_per_kg_idr for c, p in unit_list}["pet"] == 4500
+
+
 def test_a_price_change_never_reprices_deposits_already_priced(engine: Engine) -> None:
     with Session(engine) as s:
         _deposit(s, 1, net_g=1000, at=NOV + timedelta(days=9))

@@ -158,6 +158,7 @@ from wastebank.ledger.models import (
 )
 from wastebank.ledger.pricing import (
     amount_for_quantity,
+    list_in_force,
     price_in_force,
     set_price,
 )
@@ -310,6 +311,7 @@ __all__ = [
     "plain_engine",
     "postgresql_conninfo",
     "postgresql_password_file",
+    "list_in_force",
     "price_in_force",
     "purge_dead_letters",
     "rebuild_deposit_days",

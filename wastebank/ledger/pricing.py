@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from wastebank.ledger.balances import lock_bank
 from wastebank.ledger.errors import NotAllowed, OverLimit, PriceHistoryLocked, atomic
-from wastebank.ledger.models import Bank, Deposit, Price, Unit, utcnow
+from wastebank.ledger.models import Bank, Category, Deposit, Price, Unit, utcnow
 from wastebank.ledger.registry import bank_by_code, category_by_code, require_attendant
 from wastebank.money_rules import DEFAULT_RULES, MoneyRules, amount_for
 
@@ -43,6 +43,22 @@ def in_force(history: PriceHistory, at: datetime) -> int | None:
     none had yet. The one rule for a deposit's price, whether its history is read for one
     deposit (:func:`price_in_force`) or once for a batch (the ingester's)."""
     return next((price for since, price in history if since <= at), None)
+
+
+def list_in_force(session: Session, bank: Bank, at: datetime) -> list[tuple[Category, Price]]:
+    """Each category's price in force at ``at`` on the list ``bank`` buys at (its induk's for a
+    unit that uses it), by category code: :func:`in_force`'s rule, the newest that took effect
+    at or before ``at``, for the whole list in one query."""
+    rows = session.execute(
+        select(Price, Category)
+        .join(Category, Price.category_id == Category.id)
+        .where(Price.bank_id == bank.price_bank_id, Price.effective_from <= at)
+        .order_by(Category.code, Price.effective_from.desc())
+    )
+    latest: dict[int, tuple[Category, Price]] = {}
+    for price, category in rows:
+        latest.setdefault(category.id, (category, price))
+    return list(latest.values())
 
 
 def price_in_force(session: Session, bank_id: int, category_id: int, at: datetime) -> int | None:
