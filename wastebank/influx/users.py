@@ -77,7 +77,7 @@ async def ensure_user(
     admin: Influx, username: str, password: str
 ) -> Literal["created", "reset", "kept"]:
     """``username`` exists (not an admin) and logs in with ``password``: created, its password
-    set again (a rotated secret file), or kept as it was."""
+    set again (a rotated secret file), or kept unchanged."""
     users = {row[0] for series in await admin.query("SHOW USERS") for row in series.values}
     literal = influxql_string(password)
     if username not in users:

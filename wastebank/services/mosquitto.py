@@ -77,8 +77,8 @@ user {user}
 pid_file {svc.pid_file}
 persistence true
 persistence_location {svc.dir / "data"}/
-# Every autosave_interval s the whole in-memory store is written (measured: a ~0.1 s pause
-# with 100,000 queued messages); a crash loses at most that much of what was acknowledged.
+# Every autosave_interval s the whole in-memory store is written (its pause: docs/scaling.md,
+# "The broker's settings"); a crash loses at most that much of what was acknowledged.
 autosave_interval {MOSQUITTO_AUTOSAVE_S}
 # A persistent session (the ingester's) keeps its QoS 1 backlog while it is away. Past either
 # limit Mosquitto drops further messages for that client, logging one NOTICE "Outgoing messages
@@ -92,7 +92,7 @@ max_queued_bytes {MOSQUITTO_MAX_QUEUED_BYTES}
 # waits for its age limit; bounded so a backlog reaches it as backpressure, not all at once.
 max_inflight_messages {MOSQUITTO_MAX_INFLIGHT}
 # Nagle off: small packets (PUBACKs, small PUBLISHes) go out at once, not held behind an
-# unacknowledged segment (issue 4: a pipelined QoS 1 publisher was capped at ~670 msg/s).
+# unacknowledged segment, which capped a pipelined QoS 1 publisher (docs/scaling.md).
 set_tcp_nodelay true
 # persistent_client_expiration is left unset on purpose: a session is never expired, however
 # long its ingester is away.
