@@ -2,7 +2,7 @@
 client, the token key, the password hasher) are created in the lifespan; each domain's routes are
 a module of this package.
 
-Who may call what (see wastebank/access.py for the roles, tests/test_authz_matrix.py for every
+Who may call what (see wastebank/access/ for the roles, tests/test_authz_matrix.py for every
 route x role):
 
   GET  /health                                 api/health.py; public: broker, InfluxDB and ledger
@@ -12,7 +12,7 @@ route x role):
   POST /api/token, GET /api/me                 api/auth.py (OAuth2 password flow, JWT)
   GET|POST /masuk, POST /keluar                api/auth.py (the login page, session cookie)
   /api/banks/..., /api/members/...             api/members.py, api/bank.py
-  /api/members/{no}/statement, /api/receipts   api/passbook.py (wastebank/passbook.py)
+  /api/members/{no}/statement, /api/receipts   api/passbook.py (wastebank/passbook/)
   /api/dlh/...                                 api/dlh.py: DLH reports from the ledger
   GET  /api/tonnage?start=&end=&group_by=&interval=   api/measured.py; DLH (their city's
                                                banks), admin

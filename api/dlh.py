@@ -1,4 +1,4 @@
-"""DLH reports (wastebank/reports.py): diverted tonnage, the reduction share against the
+"""DLH reports (wastebank/reports/): diverted tonnage, the reduction share against the
 Jakstrada target, the monthly report as a download. DLH staff see their own city; an admin any
 city (``city=``, default: the first).
 

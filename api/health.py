@@ -42,7 +42,7 @@ class Health(BaseModel):
     influxdb: dict[str, Any]
     ledger: dict[str, Any]
     reconciliation: dict[str, Any] | None = None
-    """The last comparison of the ledger with InfluxDB (wastebank/reconcile.py), None before
+    """The last comparison of the ledger with InfluxDB (wastebank/reconcile/), None before
     the first: when it ran and whether they agreed; for an admin also the days, the number of
     drifts and who ran it. Drift does not make the status degraded (the service still serves)."""
     alerts: dict[str, Any] | None = None

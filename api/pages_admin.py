@@ -2,7 +2,7 @@
 
   GET  /admin                           banks
   GET|POST /admin/harga/{bank}          a bank's price list; set a price (as PUT .../prices/...)
-  GET|POST /admin/impor                 member import from CSV/XLSX (wastebank/bulk_import.py)
+  GET|POST /admin/impor                 member import from CSV/XLSX (wastebank/bulk_import/)
   GET|POST /admin/perangkat             the broker's device registry (wastebank/devices/)
 
 What every page shares: api/web.py.

@@ -1,4 +1,4 @@
-"""Passbook statements and deposit receipts (wastebank/passbook.py) over HTTP.
+"""Passbook statements and deposit receipts (wastebank/passbook/) over HTTP.
 
 GET /api/members/{no}/statement?date_from=&date_to=&format=json|csv|pdf|text
     the member, their bank's attendants, admins (it names the member: not DLH)

@@ -1,5 +1,5 @@
 """TPS (waste collection points) for DLH staff and admins: fill, fill rate, time to full, pickups
-and their estimated masses, alerts (wastebank/tps.py).
+and their estimated masses, alerts (wastebank/tps/).
 
 GET /api/tps                    the TPS of the caller's city (admin: every city), each with its
                                 containers' latest fill, fill rate, predicted full time with a

@@ -21,7 +21,7 @@ KINDS: tuple[Kind, ...] = ("deposit", "fill", "health", "alert")
 
 
 class ReconcileSettings(BaseModel):
-    """The daily comparison of the ledger with InfluxDB (wastebank/reconcile.py), run by an
+    """The daily comparison of the ledger with InfluxDB (wastebank/reconcile/), run by an
     ingester that takes deposits. ``WASTEBANK_RECONCILE__*``; see docs/operations.md, "Ledger
     and InfluxDB agree"."""
 

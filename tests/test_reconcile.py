@@ -1,4 +1,4 @@
-"""The ledger against InfluxDB (wastebank/reconcile.py): `ledger verify --influx`, `influx
+"""The ledger against InfluxDB (wastebank/reconcile/): `ledger verify --influx`, `influx
 rebuild-deposits` and the ingester's daily reconciliation, on the real InfluxDB and both ledgers."""
 
 from __future__ import annotations

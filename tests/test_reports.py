@@ -1,4 +1,4 @@
-"""DLH reports (wastebank/reports.py): local months in WIT and WIB, voids, measured vs
+"""DLH reports (wastebank/reports/): local months in WIT and WIB, voids, measured vs
 estimated, the generation estimate and the reduction share, the CSV / XLSX / PDF renderings and
 ``wastebank report monthly``. Every test runs on SQLite and on PostgreSQL."""
 

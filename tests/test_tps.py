@@ -1,4 +1,4 @@
-"""TPS analytics and alerts (wastebank/tps.py, api/tps.py, `wastebank tps watch`).
+"""TPS analytics and alerts (wastebank/tps/, api/tps.py, `wastebank tps watch`).
 
 Pure parts are checked against figures computed by hand; pickups against the simulator's own
 pickups (firmware_sim/tps.py's FillModel, seeded) after a round trip through InfluxDB; the

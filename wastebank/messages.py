@@ -193,7 +193,7 @@ class FillReading(_Message):
     fillingLevel: float = Field(ge=0.0, le=1.0)  # noqa: N815 - FIWARE name
     temperature_c: float | None = Field(default=None, ge=-40, le=85)
     battery_pct: int | None = Field(default=None, ge=0, le=100)
-    # Optional, added for real sensors (gateway/fill_sensor.py); absent from older readings.
+    # Optional, added for real sensors (gateway/fill_sensor/); absent from older readings.
     rssi_dbm: int | None = Field(default=None, ge=-200, le=20, description="LoRaWAN: best RSSI")
     snr_db: float | None = Field(default=None, ge=-40, le=40, description="LoRaWAN: its SNR")
     source: str | None = Field(

@@ -16,13 +16,13 @@
  * password_file and ACL (MOSQ_ERR_PLUGIN_DEFER), so this plugin never lets anyone in by itself.
  *
  * A refusal is logged, and said on EVENT_TOPIC as a small JSON event that only the ingester
- * may read (the ACL, wastebank/devices.py acl_text): it counts it and raises a
+ * may read (the ACL, wastebank/devices/ acl_text): it counts it and raises a
  * "session_takeover" alert. The check runs before the password is (it must: after a password
  * check that passes, Mosquitto takes the old session over at once), so the username in the
  * event is the one the client *gave*. Events are rate-limited so a loop of refused connects
  * cannot flood the ingester: see note_refusal.
  *
- * Built by `wastebank services up` (wastebank/services.py) with the mosquitto-dev headers;
+ * Built by `wastebank services up` (wastebank/services/) with the mosquitto-dev headers;
  * docs/operations.md, "Broker identities"; the event: docs/protocol.md.
  */
 #include <stdbool.h>

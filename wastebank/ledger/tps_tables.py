@@ -102,7 +102,7 @@ class TpsAlert(Base):
 
 class TpsPickup(Base):
     """One pickup (a container emptied) detected from a TPS sensor's fill readings: the journal
-    the TPA-bound tonnage reads (wastebank/tps.py, migration 0008).
+    the TPA-bound tonnage reads (wastebank/tps/, migration 0008).
 
     The detection's facts only, never a mass: ``at`` (the first low reading), ``fill_before``
     (median of the readings just before the drop) and ``fill_after`` (median of the persisting

@@ -84,7 +84,7 @@ def generation_for(city_code: str, settings: ReportSettings | None = None) -> Ge
     )
 
 
-# ---- estimates (CO2e avoided, energy potential): wastebank/estimates.py -------------------------
+# ---- estimates (CO2e avoided, energy potential): wastebank/estimates/ -------------------------
 
 
 class Estimator(Protocol):

@@ -1,4 +1,4 @@
-"""Access: users and roles, login failures, the audit log (wastebank/access.py).
+"""Access: users and roles, login failures, the audit log (wastebank/access/).
 
 Revision ID: 0003
 Revises: 0002

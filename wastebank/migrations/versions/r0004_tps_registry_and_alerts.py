@@ -1,4 +1,4 @@
-"""TPS registry and alerts (wastebank/tps.py).
+"""TPS registry and alerts (wastebank/tps/).
 
 Revision ID: 0004
 Revises: 0003

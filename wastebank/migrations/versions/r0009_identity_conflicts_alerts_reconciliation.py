@@ -14,7 +14,7 @@ Created: 2026-12-05 (written by hand from the models)
   are now issued by the server (``M-XXXX-XXXX``); the ``manual-<hex>`` ids already in the ledger
   stay as they are (no id is ever rewritten).
 - ``system_alert``: the admins' alerts (wastebank/alerts.py), one active row per (code, subject).
-- ``reconciliation_run``: each comparison of the ledger with InfluxDB (wastebank/reconcile.py).
+- ``reconciliation_run``: each comparison of the ledger with InfluxDB (wastebank/reconcile/).
 
 New columns are nullable or have a server default, and new tables are empty: nothing existing
 changes meaning.
