@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.limits import flat_routes
 from api.settings import ApiSettings
 from wastebank import access
 from wastebank.errors import WastebankError
@@ -297,22 +298,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         allowed = {
             method
-            for route in _routes(request)
+            for route in flat_routes(request.app.routes)
             if getattr(route, "methods", None) and route.path_regex.match(request.url.path)
             for method in route.methods
         }
         if allowed:
             exc.headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))}
     return await http_exception_handler(request, exc)
-
-
-def _routes(request: Request) -> list[Any]:
-    routes: list[Any] = request.app.routes
-    try:  # FastAPI >= 0.16x keeps included routers whole; older ones copy their routes in
-        from fastapi.routing import iter_route_contexts
-    except ImportError:
-        return routes
-    return list(iter_route_contexts(routes))
 
 
 @contextmanager

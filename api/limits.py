@@ -20,6 +20,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from fastapi import params
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -158,13 +159,22 @@ async def _refuse(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def flat_routes(routes: list[Any]) -> list[Any]:
+    """Every route of the app, those of included routers too: FastAPI >= 0.16x keeps an included
+    router whole (``fastapi.routing.iter_route_contexts`` walks it); older ones copy its routes
+    into the app's list, which is then already flat."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:
+        return routes
+    return list(iter_route_contexts(routes))
+
+
 def upload_paths(routes: Iterable[object]) -> list[re.Pattern[str]]:
     """The path patterns of the routes that take a file (``File``/``UploadFile`` parameters),
-    from FastAPI's own view of each route's body (``fastapi.routing.iter_route_contexts``)."""
-    from fastapi.routing import iter_route_contexts
-
+    from FastAPI's own view of each route's body."""
     out = []
-    for route in iter_route_contexts(list(routes)):  # type: ignore[arg-type]
+    for route in flat_routes(list(routes)):
         dependant = getattr(route, "dependant", None)
         if dependant is None:
             continue

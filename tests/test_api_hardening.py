@@ -184,6 +184,17 @@ def real_xlsx(path: Path, rows: int = 50) -> Path:
     return path
 
 
+async def test_a_wrong_method_is_answered_405_with_every_method_of_the_path(
+    served: Any, ledger_url: str
+) -> None:
+    """The route list is read whole (included routers too, api.limits.flat_routes): a 405's
+    Allow names GET and POST of /masuk, which two routes serve."""
+    client = await served(api_settings(ledger_url=ledger_url))
+    resp = await client.delete("/masuk")
+    assert resp.status_code == 405
+    assert resp.headers["allow"] == "GET, POST"
+
+
 def test_the_archive_check_reads_the_central_directory_only(tmp_path: Path) -> None:
     bomb = zip_bomb(tmp_path / "bom.xlsx")
     assert bomb.stat().st_size < 60_000  # ~44 KB packed, 48 MiB unpacked
