@@ -6,20 +6,20 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from wastebank.formats import rupiah
+
+__all__ = ["DAYS", "MONTHS", "day_bounds", "jam", "kg", "rupiah", "tanggal"]
+
 MONTHS = (
     "Januari Februari Maret April Mei Juni Juli Agustus September Oktober November Desember"
 ).split()
 DAYS = "Senin Selasa Rabu Kamis Jumat Sabtu Minggu".split()
 
 
-def rupiah(amount: int) -> str:
-    """Rp12.345 (dot as thousands separator)."""
-    sign = "-" if amount < 0 else ""
-    return f"{sign}Rp{abs(amount):,}".replace(",", ".")
-
-
 def kg(grams: int) -> str:
-    """1,25 kg (comma as decimal separator)."""
+    """1,25 kg (comma as decimal separator), two decimals always, as the page shows weights
+    on a phone's narrow columns; receipts and reports write exact grams
+    (:func:`wastebank.formats.kg`)."""
     return f"{grams / 1000:.2f}".replace(".", ",") + " kg"
 
 
