@@ -18,7 +18,7 @@ DAYS = "Senin Selasa Rabu Kamis Jumat Sabtu Minggu".split()
 
 def kg(grams: int) -> str:
     """1,25 kg (comma as decimal separator), two decimals always, as the page shows weights
-    on a phone's narrow columns; receipts and reports write exact grams
+    on a phone's narrow columns; the passbook and the DLH reports write exact grams
     (:func:`wastebank.formats.kg`)."""
     return f"{grams / 1000:.2f}".replace(".", ",") + " kg"
 
