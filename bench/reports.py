@@ -523,6 +523,7 @@ async def rebuild(url: str, settings: InfluxSettings) -> tuple[float, tps.Rebuil
             summary = await tps.rebuild_pickups(
                 s, influx, y0, y1, progress=lambda d, n: progress("rebuild-pickups", d, n)
             )
+            s.commit()
             took = time.perf_counter() - t
     finally:
         await influx.aclose()

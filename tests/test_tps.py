@@ -259,6 +259,7 @@ async def test_pickups_on_a_simulated_tps_match_the_simulator(
             with Session(engine) as session:
                 # no watcher ran: the journal is made from the readings, as the CLI does
                 done = await tps.rebuild_pickups(session, influx, start, end)
+                session.commit()
                 assert (done.tps, done.sensors, done.readings) == (2, 1, len(readings))
                 assert (done.removed, done.inserted) == (0, len(truth))
                 est = await tps.tpa_bound_tonnes(session, influx, "ambon", start, end)
@@ -680,6 +681,7 @@ async def test_api_lists_tps_and_pickups_with_masses(
     try:
         with Session(engine) as session:
             tps.calibrate(session, TPS, density_kg_m3=250.0, source="jembatan timbang uji")
+            session.commit()
     finally:
         engine.dispose()
     add_users(ledger_url, ("dlh",))
@@ -716,3 +718,22 @@ async def test_api_lists_tps_and_pickups_with_masses(
     assert missing.status_code == 404
     assert alerts.status_code == 200
     assert alerts.json() == []
+
+
+def test_calibrate_from_a_weighbridge_keeps_the_density_and_its_source(ledger_url: str) -> None:
+    """`wastebank tps calibrate` commits what it set (the tps functions leave that to it):
+    1,200 kg weighed from tps-benteng's 6 m3 container at a 0.8 fill is 250 kg/m3."""
+    args = ["tps", "calibrate", "--tps", "tps-benteng", "--weighbridge-kg", "1200", "--fill", "0.8"]
+    result = CliRunner().invoke(
+        app, [*args, "--source", "jembatan timbang uji", "--ledger-url", ledger_url]
+    )
+    assert result.exit_code == 0, result.output
+    engine = ledger.make_engine(ledger_url)
+    try:
+        with Session(engine) as session:
+            row = tps.get_tps(session, "tps-benteng")
+            assert row is not None
+            assert row.density_kg_m3 == pytest.approx(250.0)
+            assert row.density_source.startswith("jembatan timbang uji (jembatan timbang")
+    finally:
+        engine.dispose()

@@ -131,6 +131,7 @@ async def fill_history(
             with Session(engine) as session:
                 for r in sorted(readings, key=lambda r: r.measured_at):
                     tps.apply_reading(session, r)
+                    session.commit()  # a reading at a time, as the watcher records them
         finally:
             engine.dispose()
     return len(readings)

@@ -88,6 +88,7 @@ def tps_calibrate(
                 )
             assert value is not None
             row = tps_mod.calibrate(session, tps, density_kg_m3=value, source=how)
+            session.commit()
             typer.echo(
                 f"{row.code}: berat jenis / density {row.density_kg_m3:.1f} kg/m3 "
                 f"({row.density_source})"
@@ -161,6 +162,7 @@ def tps_rebuild_pickups(
             )
             with bar:
                 summary = asyncio.run(run(session))
+            session.commit()
     except ValueError as exc:
         raise fail(exc) from None
     finally:

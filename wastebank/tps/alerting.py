@@ -159,7 +159,7 @@ def apply_reading(
         offline.cleared_at = max(at, offline.raised_at)
         offline.cleared_value = 0.0
         out.append((offline, "cleared"))
-    session.commit()
+    session.flush()  # ids for the messages; the caller commits
     return [alert_message(row, state) for row, state in out]
 
 
@@ -194,7 +194,7 @@ def apply_offline(
         )
         if row is not None:
             out.append(alert_message(row, "raised"))
-    session.commit()
+    session.flush()
     return out
 
 
@@ -228,4 +228,4 @@ def mark_published(session: Session, alert_id: int, state: Literal["raised", "cl
             row.raised_published = True
         else:
             row.cleared_published = True
-        session.commit()
+        session.flush()

@@ -138,8 +138,8 @@ async def rebuild_pickups(
 ) -> RebuildSummary:
     """Run :func:`detect_pickups` over the readings of ``[start, end)`` (with ``PICKUP_MARGIN``
     either side, as :func:`wastebank.tps.pickups`) of these TPS (None: every active TPS) and
-    replace the journal's rows of the range with what it finds, in one transaction
-    (committed)."""
+    replace the journal's rows of the range with what it finds, in one transaction,
+    which the caller commits."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must carry a time zone")
     tps = _rebuild_tps(session, tps_codes)
@@ -149,7 +149,7 @@ async def rebuild_pickups(
     # One short write transaction. A watcher recording the same pickup meanwhile is harmless
     # (ON CONFLICT DO NOTHING: the row is there once).
     removed = _replace(session, sorted(ids_by_code.values()), found.rows, start, end)
-    session.commit()
+    session.flush()
     return RebuildSummary(
         tps=len(tps),
         sensors=found.sensors,

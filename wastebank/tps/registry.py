@@ -49,5 +49,5 @@ def calibrate(
     tps.density_kg_m3 = density_kg_m3
     tps.density_source = source.strip()[:300]
     tps.density_calibrated_at = at or datetime.now(UTC)
-    session.commit()
+    session.flush()
     return tps

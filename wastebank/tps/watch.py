@@ -121,11 +121,11 @@ class TpsWatcher:
         return Session(self.engine)
 
     def _apply(self, reading: FillReading, pickups: PickupUpdate | None) -> list[TpsAlert]:
-        with self._session() as session:
+        with self._session() as session, session.begin():
             return apply_reading(session, reading, pickups)
 
     def _offline(self, now: datetime) -> list[TpsAlert]:
-        with self._session() as session:
+        with self._session() as session, session.begin():
             return apply_offline(session, dict(self.seen), now)
 
     def _unpublished(self) -> list[tuple[TpsAlert, int]]:
@@ -133,7 +133,7 @@ class TpsWatcher:
             return unpublished(session)
 
     def _mark(self, alert_id: int, state: Literal["raised", "cleared"]) -> None:
-        with self._session() as session:
+        with self._session() as session, session.begin():
             mark_published(session, alert_id, state)
 
     async def _publish(self, client: aiomqtt.Client, messages: Sequence[TpsAlert]) -> None:
