@@ -34,6 +34,7 @@ from tests.auth_helpers import (
     with_csrf,
 )
 from tests.conftest import deposit_event
+from tests.ledger_helpers import read_token
 from wastebank import access, ledger
 from wastebank.cli import app as cli
 
@@ -66,22 +67,20 @@ def _user(version: int = 0) -> access.User:
 def test_tokens_are_signed_typed_and_expire() -> None:
     key = b"k" * 8 + os.urandom(32)
     token = access.issue_token(_user(3), key, timedelta(minutes=5), "access")
-    assert access.read_token(token, key, "access") == (7, 3)
+    assert read_token(token, key, "access") == (7, 3)
     with pytest.raises(access.InvalidToken):
-        access.read_token(token, key, "session")  # a bearer token is no page session
+        read_token(token, key, "session")  # a bearer token is no page session
     with pytest.raises(access.InvalidToken):
-        access.read_token(token, os.urandom(40), "access")
+        read_token(token, os.urandom(40), "access")
     with pytest.raises(access.InvalidToken):
-        access.read_token(
-            token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1], key, "access"
-        )
+        read_token(token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1], key, "access")
     old = access.issue_token(
         _user(), key, timedelta(minutes=5), "access", now=datetime.now(UTC) - timedelta(hours=1)
     )
     with pytest.raises(access.InvalidToken):
-        access.read_token(old, key, "access")
+        read_token(old, key, "access")
     with pytest.raises(access.InvalidToken):
-        access.read_token("not-a-token", key, "access")
+        read_token("not-a-token", key, "access")
 
 
 def test_the_signing_key_is_generated_once_into_the_run_dir(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from api.app import create_app
 from api.measured import local_day_bounds
 from tests.auth_helpers import PASSWORD, PIN, add_users, api_settings, login, with_csrf
 from tests.conftest import WIT, deposit_event, event_line
+from tests.ledger_helpers import apply_deposit
 from wastebank import alerts, ledger
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.influx import Influx, fill_line
@@ -105,8 +106,8 @@ async def test_balance_transactions_and_member_page(
     nine = datetime(2026, 11, 23, 9, 0, tzinfo=WIT)
     engine = ledger.make_engine(ledger_url)
     with Session(engine) as s:
-        ledger.apply_deposit(s, deposit_event(1, at=nine, net_g=1250))
-        ledger.apply_deposit(
+        apply_deposit(s, deposit_event(1, at=nine, net_g=1250))
+        apply_deposit(
             s, deposit_event(2, at=nine + timedelta(minutes=5), net_g=2000, category="kardus")
         )
         s.commit()

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from tests.conftest import WIT, LedgerFactory, deposit_event, wait_until
+from tests.ledger_helpers import apply_deposit
 from wastebank import backup, ledger, migrations, tables
 from wastebank.cli import app
 
@@ -50,7 +51,7 @@ def _populate(engine: Engine) -> None:
         cards = ("04A1B2C3D4", "04A1B2C3D5", "04B1B2C3D1")
         banks = ("bs-batu-merah", "bs-batu-merah", "bs-nusaniwe")
         for seq in range(12):
-            ledger.apply_deposit(
+            apply_deposit(
                 s,
                 deposit_event(
                     seq,
@@ -156,7 +157,7 @@ def test_restore_refuses_a_database_with_tables_unless_forced(
     path = backup.backup(ledger_url, tmp_path / "ledger.bak").path
     before = _snapshot(ledger_url)
     with Session(engine) as s:  # after the backup: to be undone by restoring it
-        ledger.apply_deposit(s, deposit_event(99, at=NOV + timedelta(days=3)))
+        apply_deposit(s, deposit_event(99, at=NOV + timedelta(days=3)))
         s.commit()
     with pytest.raises(
         backup.BackupError, match=r"not empty \(\d+ tables; member: 6, deposit: 14\)"
@@ -190,7 +191,7 @@ def test_a_backup_taken_while_deposits_are_written_is_consistent(
                 for seq in range(1000):  # bounded, whatever happens to the test
                     if stop.is_set():
                         return
-                    ledger.apply_deposit(s, deposit_event(seq, at=NOV + timedelta(seconds=seq)))
+                    apply_deposit(s, deposit_event(seq, at=NOV + timedelta(seconds=seq)))
                     s.commit()  # the ingester's batch
                     written.append(seq)
         except BaseException as exc:  # noqa: BLE001 - reported by the test below

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from tests.conftest import WIT, deposit_event
+from tests.ledger_helpers import apply_deposit
 from wastebank import bulk_import, ledger
 from wastebank.bulk_import import Mode, RowStatus
 from wastebank.cli import app
@@ -296,7 +297,7 @@ DEC_1 = datetime(2026, 12, 1, tzinfo=WIT)
 def priced(engine: Engine) -> Engine:
     """A PET deposit at bs-batu-merah on 10 Nov, priced from the January list (Rp4,000/kg)."""
     with Session(engine) as s:
-        ledger.apply_deposit(s, deposit_event(1, at=datetime(2026, 11, 10, 9, tzinfo=WIT)))
+        apply_deposit(s, deposit_event(1, at=datetime(2026, 11, 10, 9, tzinfo=WIT)))
         s.commit()
     return engine
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from ingest.main import IngestSettings
 from tests.conftest import deposit_event, eventually
+from tests.ledger_helpers import apply_deposit
 from tests.test_ingest import influx_sum, ledger_counts, publish
 from wastebank import access, alerts, ledger
 from wastebank.cli import app
@@ -165,7 +166,7 @@ def test_the_ledger_tells_a_duplicate_from_a_conflict(ledger_url: str) -> None:
     try:
         with Session(engine) as s:
             first = _event("k7q2m", 1)
-            ledger.apply_deposit(s, first)
+            apply_deposit(s, first)
             by_member = first.model_copy(update={"card_uid": None, "member_no": "AMB-0001"})
             cases = [
                 first,  # the same

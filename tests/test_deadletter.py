@@ -15,6 +15,7 @@ from typer.testing import CliRunner, Result
 from ingest.deadletter import ReplayAborted, hex_dump, payload_text, replay_dead_letters
 from ingest.main import IngestSettings
 from tests.conftest import deposit_event, eventually, free_port, mqtt_login, settings_env
+from tests.ledger_helpers import add_dead_letter
 from wastebank import ledger
 from wastebank.cli import app
 from wastebank.config import InfluxSettings, MqttSettings
@@ -158,7 +159,7 @@ async def test_replay_stops_without_touching_rows_when_influxdb_is_unreachable(
 ) -> None:
     engine = ledger.make_engine(ledger_url)
     with ledger.Session(engine) as s:
-        row_id = ledger.add_dead_letter(s, "wastebank/x/gateway/gw-01/deposit", b"{}", "invalid")
+        row_id = add_dead_letter(s, "wastebank/x/gateway/gw-01/deposit", b"{}", "invalid")
         s.commit()
     engine.dispose()
     settings = IngestSettings(
@@ -186,7 +187,7 @@ def test_list_filters_and_purge_before(ledger_url: str) -> None:
     engine = ledger.make_engine(ledger_url)
     with ledger.Session(engine) as s:
         for i in range(5):
-            ledger.add_dead_letter(s, f"wastebank/b{i}/gateway/gw-0{i}/deposit", b"x", "invalid")
+            add_dead_letter(s, f"wastebank/b{i}/gateway/gw-0{i}/deposit", b"x", "invalid")
         s.commit()
     engine.dispose()
     runner = CliRunner()
@@ -248,7 +249,7 @@ def test_a_topic_of_any_mqtt_length_is_kept_whole(ledger_url: str) -> None:
     try:
         with ledger.Session(engine) as s:
             ledger.add_dead_letters(s, [(t, b"{}", "invalid") for t in topics[:2]])
-            ledger.add_dead_letter(s, topics[2], b"{}", "invalid")
+            add_dead_letter(s, topics[2], b"{}", "invalid")
             assert [r.topic for r in ledger.dead_letters(s)] == topics
             s.commit()
     finally:

@@ -25,6 +25,7 @@ from tests.conftest import (
     settings_env,
     write_site,
 )
+from tests.ledger_helpers import journal_is_balanced
 from wastebank import ledger
 from wastebank.config import InfluxSettings
 from wastebank.influx import Influx
@@ -139,7 +140,7 @@ async def test_sigkill_and_broker_restarts_lose_and_double_nothing(
     assert len(ids) == len(set(ids)) == len(expected)  # exactly once, by construction and by count
     engine = ledger.make_engine(ledger_url)
     with Session(engine) as s:
-        assert ledger.journal_is_balanced(s)
+        assert journal_is_balanced(s)
         entries = s.scalar(select(func.count()).select_from(ledger.JournalEntry))
         assert entries == 2 * len(expected)
     engine.dispose()

@@ -30,6 +30,7 @@ from tests.conftest import (
     mqtt_login,
     settings_env,
 )
+from tests.ledger_helpers import journal_is_balanced
 from wastebank import ledger, services
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.influx import Influx
@@ -133,7 +134,7 @@ async def assert_exactly_once(influx: InfluxSettings, ledger_url: str) -> None:
     assert counts(ledger_url) == (DEPOSITS, 0)  # nothing dead-lettered, nothing doubled
     engine = ledger.make_engine(ledger_url)
     with Session(engine) as s:
-        assert ledger.journal_is_balanced(s)
+        assert journal_is_balanced(s)
         entries = s.scalar(select(func.count()).select_from(ledger.JournalEntry))
         assert entries == 2 * DEPOSITS
     engine.dispose()

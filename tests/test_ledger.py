@@ -15,6 +15,7 @@ from sqlalchemy import Engine, create_mock_engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from tests.conftest import WIT, LedgerFactory, deposit_event
+from tests.ledger_helpers import add_dead_letter, apply_deposit, journal_is_balanced
 from wastebank import ledger
 from wastebank.ledger import deposits, summary
 from wastebank.messages import DepositEvent
@@ -39,12 +40,12 @@ def test_amount_is_integer_rupiah_rounded_half_up() -> None:
 
 def test_deposit_credits_member_and_balances_journal(engine: Engine) -> None:
     with Session(engine) as s:
-        out = ledger.apply_deposit(s, deposit_event(1, net_g=1250))
+        out = apply_deposit(s, deposit_event(1, net_g=1250))
         assert out.outcome is ledger.Outcome.APPLIED
         assert (out.member_no, out.price_per_kg_idr, out.amount_idr) == ("AMB-0001", 4000, 5000)
         assert ledger.member_balance(s, "AMB-0001") == 5000
         assert ledger.member_balance(s, "AMB-0002") == 0
-        assert ledger.journal_is_balanced(s)
+        assert journal_is_balanced(s)
         bank_total = s.scalar(
             select(func.sum(ledger.JournalEntry.amount_idr)).where(
                 ledger.JournalEntry.account == ledger.bank_purchase_account("bs-batu-merah")
@@ -55,8 +56,8 @@ def test_deposit_credits_member_and_balances_journal(engine: Engine) -> None:
 
 def test_same_event_twice_is_applied_once(engine: Engine) -> None:
     with Session(engine) as s:
-        first = ledger.apply_deposit(s, deposit_event(7, net_g=2000))
-        again = ledger.apply_deposit(s, deposit_event(7, net_g=2000))
+        first = apply_deposit(s, deposit_event(7, net_g=2000))
+        again = apply_deposit(s, deposit_event(7, net_g=2000))
         assert first.outcome is ledger.Outcome.APPLIED
         assert again.outcome is ledger.Outcome.DUPLICATE
         assert again.amount_idr == first.amount_idr == 8000
@@ -77,10 +78,8 @@ def test_price_in_force_at_measurement_time_and_history_kept(engine: Engine) -> 
             )
         )
         s.commit()
-        before = ledger.apply_deposit(
-            s, deposit_event(1, net_g=1000, at=change - timedelta(minutes=1))
-        )
-        after = ledger.apply_deposit(s, deposit_event(2, net_g=1000, at=change))
+        before = apply_deposit(s, deposit_event(1, net_g=1000, at=change - timedelta(minutes=1)))
+        after = apply_deposit(s, deposit_event(2, net_g=1000, at=change))
         assert (before.price_per_kg_idr, before.amount_idr) == (4000, 4000)
         assert (after.price_per_kg_idr, after.amount_idr) == (4500, 4500)
         # The earlier deposit keeps the price it was made at.
@@ -91,7 +90,7 @@ def test_price_in_force_at_measurement_time_and_history_kept(engine: Engine) -> 
 
 def test_each_bank_prices_with_its_own_list(engine: Engine) -> None:
     with Session(engine) as s:
-        out = ledger.apply_deposit(
+        out = apply_deposit(
             s,
             deposit_event(1, card="04B1B2C3D1", bank="bs-nusaniwe", category="kardus", net_g=3000),
         )
@@ -113,7 +112,7 @@ def test_deposits_that_cannot_be_applied_are_rejected_and_change_nothing(
 ) -> None:
     with Session(engine) as s:
         with pytest.raises(ledger.DepositRejected, match=reason):
-            ledger.apply_deposit(s, deposit_event(1, **kwargs))  # type: ignore[arg-type]
+            apply_deposit(s, deposit_event(1, **kwargs))  # type: ignore[arg-type]
         s.rollback()
         assert s.scalar(select(func.count()).select_from(ledger.Deposit)) == 0
         assert s.scalar(select(func.count()).select_from(ledger.JournalEntry)) == 0
@@ -122,7 +121,7 @@ def test_deposits_that_cannot_be_applied_are_rejected_and_change_nothing(
 def test_timestamps_come_back_aware_in_utc(engine: Engine) -> None:
     at = datetime(2026, 11, 1, 0, 30, tzinfo=WIT)  # 00:30 WIT = 15:30 UTC the day before
     with Session(engine) as s:
-        ledger.apply_deposit(s, deposit_event(1, at=at))
+        apply_deposit(s, deposit_event(1, at=at))
         row = s.scalar(select(ledger.Deposit))
         assert row is not None
         assert row.measured_at == at
@@ -146,7 +145,7 @@ def test_naive_datetimes_are_refused(engine: Engine) -> None:
 
 def test_dead_letters_keep_raw_bytes(engine: Engine) -> None:
     with Session(engine) as s:
-        ledger.add_dead_letter(s, "wb/v1/x/gateway/y/deposit", b"\x00\xffnot json", "invalid")
+        add_dead_letter(s, "wb/v1/x/gateway/y/deposit", b"\x00\xffnot json", "invalid")
         (row,) = ledger.dead_letters(s)
         assert row.payload == b"\x00\xffnot json"
         assert row.received_at.tzinfo is not None
@@ -171,7 +170,7 @@ def _amounts_by_member(s: Session) -> dict[str, int]:
 def _assert_books_agree(s: Session) -> None:
     """Balanced journal, two legs per deposit (money and stock), each member's balance = Σ its
     deposits, each bank's stock = Σ its deposits' weights, and ``verify`` finds nothing."""
-    assert ledger.journal_is_balanced(s)
+    assert journal_is_balanced(s)
     assert _count(s, ledger.JournalEntry) == 2 * _count(s, ledger.Deposit)
     assert _count(s, ledger.StockEntry) == 2 * _count(s, ledger.Deposit)
     for member_no, total in _amounts_by_member(s).items():
@@ -196,7 +195,7 @@ def attendant_event(seq: int, member_no: str, **kwargs: object) -> DepositEvent:
 
 def test_batch_duplicates_inside_the_batch_and_against_earlier_ones(engine: Engine) -> None:
     with Session(engine) as s:
-        earlier = ledger.apply_deposit(s, deposit_event(1, net_g=1000))
+        earlier = apply_deposit(s, deposit_event(1, net_g=1000))
         out = ledger.apply_deposits(
             s,
             [
@@ -333,8 +332,8 @@ def test_a_deposit_another_writer_applied_first_is_a_duplicate(
         for name in list(summary.ON_CONFLICT_INSERTS):
             monkeypatch.delitem(summary.ON_CONFLICT_INSERTS, name)
     with Session(engine) as s:
-        winner = ledger.apply_deposit(s, deposit_event(2, net_g=3000))
-        same = ledger.apply_deposit(s, deposit_event(5, net_g=1000))
+        winner = apply_deposit(s, deposit_event(2, net_g=3000))
+        same = apply_deposit(s, deposit_event(5, net_g=1000))
         s.commit()
     real_applied = deposits.References.applied
     calls = 0
@@ -497,7 +496,7 @@ def _one_at_a_time(s: Session, events: Sequence[DepositEvent]) -> list[Outcome]:
     out: list[Outcome] = []
     for ev in events:
         try:
-            out.append(ledger.apply_deposit(s, ev))
+            out.append(apply_deposit(s, ev))
         except (ledger.DepositRejected, ledger.DepositConflict) as refused:
             out.append(refused)
     return out

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tests.conftest import WIT, LedgerFactory, deposit_event
+from tests.ledger_helpers import apply_deposit, bank_units, is_voided, member_available
 from wastebank import ledger, migrations, tables
 from wastebank.ledger import manual, registry
 from wastebank.messages import EVENT_ID_PATTERN
@@ -53,7 +54,7 @@ def _bank(s: Session, code: str) -> ledger.Bank:
 
 
 def _deposit(s: Session, seq: int, **kwargs: object) -> ledger.AppliedDeposit:
-    out = ledger.apply_deposit(s, deposit_event(seq, **kwargs))  # type: ignore[arg-type]
+    out = apply_deposit(s, deposit_event(seq, **kwargs))  # type: ignore[arg-type]
     assert out.outcome is ledger.Outcome.APPLIED
     return out
 
@@ -69,7 +70,7 @@ def test_demo_city_has_areas_an_induk_and_a_unit_using_its_prices(engine: Engine
         assert (unit.kind, unit.parent_id, unit.use_parent_price) == ("unit", induk.id, True)
         assert (unit.kelurahan.name, unit.kecamatan) == ("Rijali", "Sirimau")
         assert (alone.kind, alone.parent_id, alone.kecamatan) == ("unit", None, "Nusaniwe")
-        assert [b.code for b in ledger.bank_units(s, BM)] == [RIJALI]
+        assert [b.code for b in bank_units(s, BM)] == [RIJALI]
         assert (induk.min_withdrawal_idr, alone.min_withdrawal_idr) == (10_000, 25_000)
         member = ledger.get_member(s, "AMB-0003")
         assert member is not None
@@ -489,7 +490,7 @@ def test_litre_and_piece_categories_are_priced_by_their_count(engine: Engine) ->
             )
         # A scale weighs; a litre category cannot come from one.
         with pytest.raises(ledger.DepositRejected, match="counted per litre"):
-            ledger.apply_deposit(s, deposit_event(9, category="jelantah"))
+            apply_deposit(s, deposit_event(9, category="jelantah"))
         assert ledger.bank_stock(s, BM) == {"galon": 2100, "jelantah": 1380}
         _verified(s)
 
@@ -502,8 +503,8 @@ def test_void_reverses_a_deposit_and_a_second_void_is_refused(engine: Engine) ->
         assert (void.author, void.replacement_id) == (STAFF_BM, None)
         assert ledger.member_balance(s, "AMB-0001") == kept.amount_idr
         assert ledger.bank_stock(s, BM) == {"pet": 500}
-        assert ledger.is_voided(s, "gw-01-1")
-        assert not ledger.is_voided(s, "gw-01-2")
+        assert is_voided(s, "gw-01-1")
+        assert not is_voided(s, "gw-01-2")
         # Nothing was edited: the deposit row and its entries are still there.
         assert s.scalar(select(func.count()).select_from(ledger.Deposit)) == 2
         legs = s.execute(
@@ -573,7 +574,7 @@ def test_a_void_may_not_take_back_money_withdrawn_or_waste_sold(engine: Engine) 
         )
         with pytest.raises(ledger.InsufficientStock, match="-4000 g of pet"):
             ledger.void_deposit(s, "gw-01-1", author=STAFF_BM, reason="oops")
-        assert not ledger.is_voided(s, "gw-01-1")
+        assert not is_voided(s, "gw-01-1")
         assert ledger.member_balance(s, "AMB-0001") == 20_000
         _verified(s)
 
@@ -594,7 +595,7 @@ def test_withdrawal_request_approve_pay(engine: Engine) -> None:
         )
         assert w.status == "requested"
         assert ledger.member_balance(s, "AMB-0001") == 50_000  # reserved, not yet paid
-        assert ledger.member_available(s, "AMB-0001") == 20_000
+        assert member_available(s, "AMB-0001") == 20_000
         with pytest.raises(ledger.InvalidTransition, match="is requested"):
             ledger.pay_withdrawal(s, w.id, author=STAFF_BM)
         w = ledger.approve_withdrawal(s, w.id, author=STAFF_BM)
@@ -602,7 +603,7 @@ def test_withdrawal_request_approve_pay(engine: Engine) -> None:
         w = ledger.pay_withdrawal(s, w.id, author=STAFF_BM, payout_ref="DANA-123")
         assert (w.status, w.paid_by, w.payout_ref) == ("paid", STAFF_BM, "DANA-123")
         assert ledger.member_balance(s, "AMB-0001") == 20_000
-        assert ledger.member_available(s, "AMB-0001") == 20_000
+        assert member_available(s, "AMB-0001") == 20_000
         funds = s.scalar(
             select(func.sum(ledger.JournalEntry.amount_idr)).where(
                 ledger.JournalEntry.account == ledger.bank_funds_account(BM, "ewallet")
@@ -633,10 +634,10 @@ def test_rejected_and_cancelled_withdrawals_release_the_reservation(engine: Engi
             ledger.approve_withdrawal(s, a.id, author=STAFF_BM)
         b = ledger.request_withdrawal(s, "AMB-0001", 40_000, "cash", requested_by=STAFF_BM)
         ledger.approve_withdrawal(s, b.id, author=STAFF_BM)
-        assert ledger.member_available(s, "AMB-0001") == 0
+        assert member_available(s, "AMB-0001") == 0
         b = ledger.cancel_withdrawal(s, b.id, author="AMB-0001", reason="will save for Lebaran")
         assert b.status == "cancelled"
-        assert ledger.member_available(s, "AMB-0001") == 40_000
+        assert member_available(s, "AMB-0001") == 40_000
         assert s.scalar(select(func.count()).where(ledger.JournalEntry.txn_ref.like("withd%"))) == 0
         _verified(s)
 
@@ -711,7 +712,7 @@ def test_concurrent_withdrawal_requests_never_overdraw(ledger_url: str) -> None:
     with Session(setup) as s:
         pending = ledger.member_pending(s, registry.member_by_no(s, "AMB-0001").id)
         assert pending == 124 * amount <= balance
-        assert 0 <= ledger.member_available(s, "AMB-0001") < amount
+        assert 0 <= member_available(s, "AMB-0001") < amount
         assert ledger.verify(s) == []
         # Paying every one of them leaves the balance at zero or above.
         for wid in s.scalars(select(ledger.Withdrawal.id).order_by(ledger.Withdrawal.id)).all():

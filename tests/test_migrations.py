@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from tests.conftest import LedgerFactory, deposit_event, undo_0009
+from tests.ledger_helpers import add_dead_letter, apply_deposit, journal_is_balanced
 from wastebank import alerts, ledger, migrations, tables
 from wastebank.cli import app
 
@@ -131,11 +132,11 @@ def test_a_ledger_from_before_migrations_is_adopted(
                 None,
             )
             assert letter.received_at == datetime(2026, 11, 1, 1, tzinfo=UTC)
-            applied = ledger.apply_deposit(s, deposit_event(2, net_g=2000))
+            applied = apply_deposit(s, deposit_event(2, net_g=2000))
             assert (applied.outcome, applied.amount_idr) == (ledger.Outcome.APPLIED, 8000)
             assert ledger.member_balance(s, "AMB-0001") == 13000
             assert s.scalar(select(func.count()).select_from(ledger.Deposit)) == 2
-            assert ledger.journal_is_balanced(s)
+            assert journal_is_balanced(s)
     finally:
         engine.dispose()
 
@@ -237,7 +238,7 @@ def test_a_deposit_stamp_survives_the_round_trip_on_both(ledger_url: str) -> Non
     at = datetime(2026, 11, 23, 9, 30, 15, 123456, tzinfo=UTC)
     try:
         with Session(engine) as s:
-            ledger.apply_deposit(s, deposit_event(1, at=at))
+            apply_deposit(s, deposit_event(1, at=at))
             s.execute(update(ledger.Deposit).values(net_g=2**40))  # BIGINT, past 32 bits
             s.commit()
             deposit = s.scalars(select(ledger.Deposit)).one()
@@ -320,7 +321,7 @@ def test_0007_keeps_dead_letters_and_takes_topics_of_any_length(
     engine = ledger.make_engine(ledger_url)
     try:
         with Session(engine) as s:
-            first = ledger.add_dead_letter(s, "wastebank/b/gateway/gw-01/deposit", b"\x00", "bad")
+            first = add_dead_letter(s, "wastebank/b/gateway/gw-01/deposit", b"\x00", "bad")
             s.commit()
         undo_0009(engine)
         with engine.begin() as conn:  # back to 0006
@@ -340,7 +341,7 @@ def test_0007_keeps_dead_letters_and_takes_topics_of_any_length(
         assert migrations.upgrade(engine) is True
         assert migrations.differences(engine, tables.metadata()) == []
         with Session(engine) as s:
-            second = ledger.add_dead_letter(s, long, b"{}", "invalid")
+            second = add_dead_letter(s, long, b"{}", "invalid")
             rows = {r.id: (r.topic, r.payload, r.error) for r in ledger.dead_letters(s)}
         assert rows == {
             first: ("wastebank/b/gateway/gw-01/deposit", b"\x00", "bad"),
@@ -407,7 +408,7 @@ def test_0009_keeps_ids_and_gives_old_dead_letters_a_reason(
     engine = ledger.make_engine(ledger_url)
     try:
         with Session(engine) as s:
-            ledger.apply_deposit(s, deposit_event(1))
+            apply_deposit(s, deposit_event(1))
             s.execute(
                 update(ledger.Deposit).values(event_id="gw-01-1")  # as written before 0009
             )
@@ -416,7 +417,7 @@ def test_0009_keeps_ids_and_gives_old_dead_letters_a_reason(
                 "deposit rejected: no price",
                 "InfluxDB refused",
             ):
-                ledger.add_dead_letter(s, "wb/v1/b/gateway/g/deposit", b"{}", error)
+                add_dead_letter(s, "wb/v1/b/gateway/g/deposit", b"{}", error)
             s.commit()
         undo_0009(engine)
         with engine.begin() as conn:

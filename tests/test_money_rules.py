@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ingest.main import IngestSettings
 from tests.conftest import deposit_event
+from tests.ledger_helpers import add_dead_letter, apply_deposit, is_voided, member_available
 from wastebank import ledger
 from wastebank.config import ConfigError, load_settings
 from wastebank.money_rules import DEFAULT_RULES, CityMoneyRules, MoneyRules, PriceRange
@@ -203,11 +204,11 @@ def test_a_correction_is_held_to_the_manual_limits(engine: Engine) -> None:
             ledger.correct_deposit(
                 s, original.event_id, author=STAFF, reason="salah", net_g=10_001, rules=rules
             )
-        assert not ledger.is_voided(s, original.event_id)  # the refusal wrote nothing
+        assert not is_voided(s, original.event_id)  # the refusal wrote nothing
         ledger.correct_deposit(
             s, original.event_id, author=STAFF, reason="salah", net_g=10_000, rules=rules
         )
-        assert ledger.is_voided(s, original.event_id)
+        assert is_voided(s, original.event_id)
         assert ledger.verify(s) == []
 
 
@@ -240,11 +241,11 @@ def test_a_scale_deposit_over_its_scales_limit_is_refused_and_can_be_resolved(
         assert ledger.member_balance(s, MEMBER) == ledger.amount_for(130_000, 4000)
         # A refused deposit is a DepositRejected too: apply_deposit raises it.
         with pytest.raises(ledger.DepositRejected):
-            ledger.apply_deposit(s, events[1], rules=rules)
+            apply_deposit(s, events[1], rules=rules)
 
         # Kept as the ingester keeps it; an operator vouches for it: applied under its own id,
         # not held to the limit again, once.
-        dead = ledger.add_dead_letter(
+        dead = add_dead_letter(
             s,
             "wb/bank/bs-batu-merah/gateway/gw-01/deposit",
             events[1].model_dump_json().encode(),
@@ -264,7 +265,7 @@ def test_a_scale_deposit_over_its_scales_limit_is_refused_and_can_be_resolved(
         with pytest.raises(ledger.InvalidTransition, match="settled already"):
             ledger.resolve_dead_letter(s, dead, apply=True, reason="again", author="cli:op")
         # A second dead letter of a deposit the ledger has by now is not applied twice.
-        again = ledger.add_dead_letter(
+        again = add_dead_letter(
             s,
             "wb/bank/bs-batu-merah/gateway/gw-01/deposit",
             events[1].model_dump_json().encode(),
@@ -292,7 +293,7 @@ def test_a_withdrawal_above_the_amount_needs_three_different_people(engine: Engi
     rules = MoneyRules(second_approval_above_idr=50_000)
     with Session(engine) as s:
         _attendants(s, "petugas-bm-02", "petugas-bm-03")
-        ledger.apply_deposit(s, deposit_event(1, net_g=100_000))  # Rp400,000
+        apply_deposit(s, deposit_event(1, net_g=100_000))  # Rp400,000
 
         # At the amount: one attendant may ask, approve and pay.
         at = ledger.request_withdrawal(s, MEMBER, 50_000, "cash", requested_by=STAFF, rules=rules)
@@ -303,7 +304,7 @@ def test_a_withdrawal_above_the_amount_needs_three_different_people(engine: Engi
         # One Rupiah above it: reserved at once, and three people.
         w = ledger.request_withdrawal(s, MEMBER, 50_001, "cash", requested_by=STAFF, rules=rules)
         assert (w.status, w.dual_control) == ("requested", True)
-        assert ledger.member_available(s, MEMBER) == 400_000 - 50_000 - 50_001
+        assert member_available(s, MEMBER) == 400_000 - 50_000 - 50_001
         for _ in range(2):  # the one who asked, twice: refused both times, nothing changes
             with pytest.raises(ledger.SecondPersonRequired, match=f"{STAFF} asked for it"):
                 ledger.approve_withdrawal(s, w.id, author=STAFF)
@@ -347,7 +348,7 @@ def test_parallel_requests_above_the_amount_never_overdraw(ledger_url: str) -> N
     rules = MoneyRules(second_approval_above_idr=50_000)
     setup = ledger.make_engine(ledger_url)
     with Session(setup) as s:
-        ledger.apply_deposit(s, deposit_event(1, net_g=62_500))  # Rp250,000
+        apply_deposit(s, deposit_event(1, net_g=62_500))  # Rp250,000
         s.commit()
     engines = [ledger.make_engine(ledger_url) for _ in range(4)]
     start = threading.Barrier(20)
@@ -377,7 +378,7 @@ def test_parallel_requests_above_the_amount_never_overdraw(ledger_url: str) -> N
     try:
         assert Counter(outcomes) == {"dual": 4, "refused": 16}
         with Session(setup) as s:
-            assert ledger.member_available(s, MEMBER) == 250_000 - 4 * 60_000
+            assert member_available(s, MEMBER) == 250_000 - 4 * 60_000
             assert ledger.verify(s) == []
     finally:
         setup.dispose()

@@ -18,6 +18,7 @@ from api.app import create_app
 from api.settings import ApiSettings
 from tests.auth_helpers import PASSWORD, PIN, add_users, api_settings, login, with_csrf
 from tests.conftest import deposit_event
+from tests.ledger_helpers import apply_deposit
 from wastebank import access, ledger
 from wastebank.money_rules import CityMoneyRules, MoneyRules, PriceRange
 
@@ -48,7 +49,7 @@ async def client(ledger_url: str) -> AsyncIterator[httpx.AsyncClient]:
     engine = ledger.make_engine(ledger_url)
     try:
         with Session(engine) as s:  # Rp400,000 for AMB-0001, and two more petugas at the bank
-            ledger.apply_deposit(s, deposit_event(1, net_g=100_000))
+            apply_deposit(s, deposit_event(1, net_g=100_000))
             bank = s.scalars(select(ledger.Bank).where(ledger.Bank.code == BM)).one()
             hasher = access.password_hasher(api_settings().auth)
             for staff_id in ("petugas-bm-02", "petugas-bm-03"):

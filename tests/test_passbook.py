@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from tests.conftest import WIT, deposit_event
+from tests.ledger_helpers import apply_deposit, member_available
 from wastebank import ledger, passbook
 from wastebank.cli import app
 
@@ -58,9 +59,7 @@ def books(engine: Engine) -> Books:
             (2, "kardus", 2000, _at(6, 0, 30)),
             (3, "pet", 5000, _at(7, 9)),
         ):
-            ledger.apply_deposit(
-                s, deposit_event(seq, card=CARD, category=category, net_g=grams, at=at)
-            )
+            apply_deposit(s, deposit_event(seq, card=CARD, category=category, net_g=grams, at=at))
         void = ledger.void_deposit(s, "gw-01-2", author=STAFF, reason="salah kategori")
         fix, replacement = ledger.correct_deposit(
             s, "gw-01-3", author=STAFF, reason="berat salah", net_g=4500
@@ -68,9 +67,7 @@ def books(engine: Engine) -> Books:
         paid = ledger.request_withdrawal(s, MEMBER, 10_000, "cash", requested_by=MEMBER)
         ledger.approve_withdrawal(s, paid.id, author=STAFF)
         ledger.pay_withdrawal(s, paid.id, author=STAFF)
-        ledger.apply_deposit(
-            s, deposit_event(4, card=CARD, net_g=1000, at=_at(1, 8) + timedelta(30))
-        )
+        apply_deposit(s, deposit_event(4, card=CARD, net_g=1000, at=_at(1, 8) + timedelta(30)))
         pending = ledger.request_withdrawal(s, MEMBER, 10_000, "cash", requested_by=MEMBER)
         for row, stamp in ((void.id, _at(10, 8)), (fix.id, _at(12, 14, 15))):
             s.execute(
@@ -169,7 +166,7 @@ def test_opening_balance_and_open_withdrawals(engine: Engine, books: Books) -> N
         # From 6 Nov (local): the 00:30 WIT deposit (5 Nov in UTC) is inside, 3 Nov's is not.
         st = passbook.statement(s, MEMBER, date(2026, 11, 6))
         balance = ledger.member_balance(s, MEMBER)
-        available = ledger.member_available(s, MEMBER)
+        available = member_available(s, MEMBER)
     assert st.opening_balance_idr == 5_000
     assert [line.reference for line in st.lines][:1] == ["gw-01-2"]
     assert st.lines[-1].reference == "gw-01-4"
@@ -223,9 +220,7 @@ def test_statement_pdf_reads_back_in_both_languages(engine: Engine, books: Books
 def test_a_long_statement_runs_over_pages_with_headings_on_each(engine: Engine) -> None:
     with Session(engine) as s:
         for seq in range(70):
-            ledger.apply_deposit(
-                s, deposit_event(seq, card=CARD, at=_at(1, 8) + timedelta(hours=seq))
-            )
+            apply_deposit(s, deposit_event(seq, card=CARD, at=_at(1, 8) + timedelta(hours=seq)))
         st = passbook.statement(s, MEMBER)
     reader = PdfReader(io.BytesIO(passbook.statement_pdf(st)))
     pages = len(reader.pages)
@@ -290,7 +285,7 @@ def test_receipt_pdf_and_refusals(engine: Engine, books: Books) -> None:
         rc = passbook.receipt(s, [books.replacement])
         with pytest.raises(ledger.NotFound, match="nope"):
             passbook.receipt(s, ["gw-01-1", "nope"])
-        ledger.apply_deposit(s, deposit_event(9, at=_at(4, 9)))  # AMB-0001's
+        apply_deposit(s, deposit_event(9, at=_at(4, 9)))  # AMB-0001's
         with pytest.raises(ValueError, match="one member"):
             passbook.receipt(s, ["gw-01-1", "gw-01-9"])
     assert rc.attendant == STAFF

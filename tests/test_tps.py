@@ -27,6 +27,7 @@ from firmware_sim.tps import FillModel, TpsSimSettings
 from gateway.fill_sensor import fill_ratio
 from tests.auth_helpers import PASSWORD, PIN, add_users, api_settings, login
 from tests.conftest import deposit_event, eventually
+from tests.ledger_helpers import apply_deposit
 from wastebank import ledger, tps
 from wastebank.cli import app
 from wastebank.config import InfluxSettings, MqttSettings
@@ -279,7 +280,7 @@ async def test_pickups_on_a_simulated_tps_match_the_simulator(
             with Session(engine) as session:
                 for seq, grams in ((1, 1250), (2, 2000)):
                     at = readings[100 * seq].measured_at
-                    ledger.apply_deposit(session, deposit_event(seq, net_g=grams, at=at))
+                    apply_deposit(session, deposit_event(seq, net_g=grams, at=at))
                 session.commit()
         finally:
             engine.dispose()

@@ -89,7 +89,6 @@ from wastebank.access.tokens import (
     TokenKind,
     issue_token,
     read_claims,
-    read_token,
     revoke_token,
     signing_key,
 )
@@ -146,7 +145,6 @@ __all__ = [
     "principal",
     "principal_of",
     "read_claims",
-    "read_token",
     "revoke_token",
     "set_active",
     "set_secret",

@@ -122,12 +122,6 @@ def read_claims(token: str, key: bytes, kind: TokenKind) -> TokenClaims:
         raise InvalidToken(str(exc)) from None
 
 
-def read_token(token: str, key: bytes, kind: TokenKind) -> tuple[int, int]:
-    """(user id, token version) of :func:`read_claims`."""
-    claims = read_claims(token, key, kind)
-    return claims.user_id, claims.version
-
-
 def revoke_token(
     session: Session, claims: TokenClaims, actor: Actor, now: datetime | None = None
 ) -> bool:

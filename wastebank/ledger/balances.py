@@ -26,7 +26,6 @@ from wastebank.ledger.models import (
     StockEntry,
     Withdrawal,
 )
-from wastebank.ledger.registry import member_by_no
 
 
 def member_account(member_no: str) -> str:
@@ -146,17 +145,6 @@ def member_account_summary(session: Session, member_no: str) -> MemberAccount | 
     )
 
 
-def journal_is_balanced(session: Session) -> bool:
-    """Every transaction's legs sum to zero."""
-    stmt = (
-        select(JournalEntry.txn_ref)
-        .group_by(JournalEntry.txn_ref)
-        .having(func.sum(JournalEntry.amount_idr) != 0)
-        .limit(1)
-    )
-    return session.scalar(stmt) is None
-
-
 def lock_member(session: Session, member_id: int) -> None:
     """Hold the member's row until the transaction ends: every operation that lowers a member's
     available balance takes it first, so their check-then-write steps run one at a time.
@@ -188,12 +176,6 @@ def member_pending(session: Session, member_id: int) -> int:
     """Rupiah reserved by the member's open (requested or approved) withdrawals."""
     total = session.scalar(_pending(member_id))
     return int(total or 0)
-
-
-def member_available(session: Session, member_no: str) -> int:
-    """What the member may still withdraw: balance minus open withdrawals."""
-    member = member_by_no(session, member_no)
-    return member_balance(session, member_no) - member_pending(session, member.id)
 
 
 def check_available(session: Session, member: Member, what: str) -> None:

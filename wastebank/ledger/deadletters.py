@@ -48,18 +48,6 @@ def add_dead_letters(
     return added
 
 
-def add_dead_letter(
-    session: Session,
-    topic: str,
-    payload: bytes,
-    error: str,
-    reason: str = DeadLetterReason.INVALID,
-    event_id: str | None = None,
-) -> int:
-    (row,) = add_dead_letters(session, [NewDeadLetter(topic, payload, error, reason, event_id)])
-    return row.id
-
-
 def dead_letters(
     session: Session,
     limit: int | None = 1000,

@@ -48,19 +48,6 @@ from wastebank.messages import DepositEvent
 from wastebank.money_rules import DEFAULT_RULES, CityRules, MoneyRules, amount_for
 
 
-def apply_deposit(
-    session: Session, ev: DepositEvent, *, rules: MoneyRules = DEFAULT_RULES
-) -> AppliedDeposit:
-    """Apply ``ev`` once; the caller commits. A replay of an applied event returns a DUPLICATE
-    outcome; a deposit that cannot be applied raises :class:`DepositRejected`
-    (:class:`DepositConflict`: its id is known with other content; :class:`DepositOverLimit`:
-    heavier than its scale's limit in ``rules``) and changes nothing."""
-    (result,) = apply_deposits(session, [ev], rules=rules)
-    if isinstance(result, DepositRejected | DepositConflict):
-        raise result
-    return result
-
-
 def apply_deposits(
     session: Session, events: Sequence[DepositEvent], *, rules: MoneyRules = DEFAULT_RULES
 ) -> list[AppliedDeposit | DepositRejected | DepositConflict]:

@@ -387,14 +387,3 @@ def correct_deposit(
         return void, applied
 
     return _with_manual_id(session, write)
-
-
-def is_voided(session: Session, event_id: str) -> bool:
-    return (
-        session.scalar(
-            select(DepositVoid.id)
-            .join(Deposit, DepositVoid.deposit_id == Deposit.id)
-            .where(Deposit.event_id == event_id)
-        )
-        is not None
-    )

@@ -119,14 +119,6 @@ def create_bank(
     return bank
 
 
-def bank_units(session: Session, induk_code: str) -> list[Bank]:
-    """The units under an induk, by code."""
-    parent = bank_by_code(session, induk_code)
-    return list(
-        session.scalars(select(Bank).where(Bank.parent_id == parent.id).order_by(Bank.code))
-    )
-
-
 def create_attendant(session: Session, bank: Bank, staff_id: str, name: str) -> Attendant:
     """Attach staff user ``staff_id`` to ``bank`` as a petugas. Flushes; the caller commits."""
     if not staff_id.strip():
