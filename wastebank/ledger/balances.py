@@ -178,13 +178,19 @@ def member_pending(session: Session, member_id: int) -> int:
     return int(total or 0)
 
 
+def available(session: Session, member: Member) -> int:
+    """What the member may still withdraw: the balance less the open withdrawals (the rule
+    :attr:`MemberAccount.available_idr` reads in one statement)."""
+    return member_balance(session, member.member_no) - member_pending(session, member.id)
+
+
 def check_available(session: Session, member: Member, what: str) -> None:
-    balance = member_balance(session, member.member_no)
-    available = balance - member_pending(session, member.id)
-    if available < 0:
+    available_idr = available(session, member)
+    if available_idr < 0:
+        balance = member_balance(session, member.member_no)
         raise InsufficientBalance(
-            f"{what} would leave nasabah {member.member_no} Rp{available} available "
-            f"(balance Rp{balance}, open withdrawals Rp{balance - available})"
+            f"{what} would leave nasabah {member.member_no} Rp{available_idr} available "
+            f"(balance Rp{balance}, open withdrawals Rp{balance - available_idr})"
         )
 
 

@@ -13,12 +13,11 @@ from sqlalchemy.orm import Session
 
 from wastebank.formats import rupiah
 from wastebank.ledger.balances import (
+    available,
     bank_funds_account,
     journal_rows,
     lock_member,
     member_account,
-    member_balance,
-    member_pending,
 )
 from wastebank.ledger.errors import (
     BelowMinimum,
@@ -77,10 +76,10 @@ def request_withdrawal(
                 f"Rp{amount_idr} is below {bank.code}'s minimum withdrawal "
                 f"(Rp{max(bank.min_withdrawal_idr, 1)})"
             )
-        available = member_balance(session, member_no) - member_pending(session, member.id)
-        if amount_idr > available:
+        available_idr = available(session, member)
+        if amount_idr > available_idr:
             raise InsufficientBalance(
-                f"nasabah {member_no} has Rp{available} available, asked Rp{amount_idr}"
+                f"nasabah {member_no} has Rp{available_idr} available, asked Rp{amount_idr}"
             )
         withdrawal = Withdrawal(
             member_id=member.id,
