@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, MetaData, create_engine, inspect, text
 
+from wastebank.errors import SetupError
+
 if TYPE_CHECKING:  # alembic itself is imported only to migrate, not to open a current ledger
     from alembic.config import Config
     from alembic.script import ScriptDirectory
@@ -56,7 +58,7 @@ VERSION_TABLE = "alembic_version"
 _IN_PROCESS = threading.Lock()
 
 
-class LedgerSchemaError(Exception):
+class LedgerSchemaError(SetupError):
     """The ledger's schema is not the one this release expects; the message says what to do."""
 
 
