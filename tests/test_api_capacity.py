@@ -42,6 +42,7 @@ from tests.auth_helpers import (
     login,
     with_csrf,
 )
+from tests.conftest import eventually
 from tests.test_authz_matrix import MATRIX, Env
 from tests.test_authz_matrix import env as env  # noqa: F401 - its fixture, for the route audit
 from tests.test_authz_matrix import test_cell as run_cell
@@ -260,8 +261,11 @@ async def test_with_every_worker_thread_busy_requests_get_503_and_health_answers
                 return client.get("/api/members/AMB-0001/transactions", headers=siti)
 
             stuck = [asyncio.create_task(transactions()) for _ in range(2)]
-            while gate.in_flight < 2:
-                await asyncio.sleep(0.01)
+
+            async def both_in_flight() -> bool:
+                return gate.in_flight >= 2
+
+            await eventually(both_in_flight)
             waited = asyncio.create_task(transactions())
             while gate.waiting < 1 and not waited.done():
                 await asyncio.sleep(0)
