@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
+import typer
+
 from wastebank.cli import app
 
 
@@ -21,9 +24,10 @@ def test_every_command_group_is_reachable_through_python_m() -> None:
         check=True,
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
     ).stdout
-    names = [g.name for g in app.registered_groups if g.name]
-    names += [c.name for c in app.registered_commands if c.name]
+    root = typer.main.get_group(app)
+    names = root.list_commands(click.Context(root))
     assert "tps" in names
+    assert {"gateway", "ingest", "api", "attend", "ledger", "sim"} <= set(names)
     for name in names:
         assert f" {name} " in out, f"`python -m wastebank.cli {name}` is missing"
 
@@ -53,3 +57,27 @@ def test_what_a_command_creates_is_its_users_alone_whatever_the_umask(tmp_path: 
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600
     leftovers = [p for p in tmp_path.rglob("*") if p.stat().st_mode & 0o077]
     assert leftovers == []
+
+
+def test_a_process_command_does_not_load_the_admin_commands() -> None:
+    """`wastebank gateway` on a Raspberry Pi should not carry the code of fifteen admin
+    commands: the root imports a command module when its command runs (or `--help` lists it)."""
+    probe = (
+        "import sys; from typer.testing import CliRunner; from wastebank.cli import app; "
+        "r = CliRunner().invoke(app, ['ledger', '--help']); assert r.exit_code == 0, r.output; "
+        "print(sorted(m for m in sys.modules if m.startswith('wastebank.cli.')))"
+    )
+    bare = subprocess.run(
+        [sys.executable, "-c", "import sys, wastebank.cli; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "wastebank.cli.ledger" not in bare
+    assert "wastebank.cli.services" not in bare
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert "wastebank.cli.ledger" in loaded
+    assert "wastebank.cli.ledger_data" in loaded
+    assert "wastebank.cli.services" not in loaded

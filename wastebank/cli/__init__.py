@@ -13,6 +13,7 @@ configured.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -21,21 +22,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from wastebank.cli import (
-    alerts,
-    attendant,
-    deadletters,
-    demo,
-    devices,
-    influx,
-    ledger,
-    ledger_data,  # noqa: F401 - adds its commands to ledger's group
-    reports,
-    schema,
-    services,
-    tps,
-    users,
-)
 from wastebank.cli._common import (
     ConfigOption,
     IngestSettingsView,
@@ -60,17 +46,62 @@ __all__ = ["api_worker_app", "app"]
 _logging = setup_logging  # the name tests/test_logging.py imports
 
 
+# The command modules, imported when their command runs (or `--help` lists them): a process
+# started as `wastebank gateway` does not carry the code of fifteen admin commands
+# (docs/scaling.md, "Gateway footprint"). `wastebank --help` lists the processes' commands
+# defined below, then these, in this order. Name -> (module, its Typer app, whether the app is
+# a group of that name or gives its commands to the root).
+_COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "seed": ("demo", "demo_app", False),
+    "demo": ("demo", "demo_app", False),
+    "attend": ("attendant", "attendant_app", False),
+    "calibrate": ("attendant", "attendant_app", False),
+    "services": ("services", "services_app", True),
+    "sim": ("", "", True),  # sim_app, below
+    "deadletter": ("deadletters", "deadletter_app", True),
+    "alert": ("alerts", "alert_app", True),
+    "certs": ("devices", "certs_app", True),
+    "device": ("devices", "device_app", True),
+    "ledger": ("ledger_data", "ledger_app", True),  # ledger's group with ledger_data's commands
+    "user": ("users", "user_app", True),
+    "report": ("reports", "report_app", True),
+    "tps": ("tps", "tps_app", True),
+    "schema": ("schema", "schema_app", True),
+    "influx": ("influx", "influx_app", True),
+}
+
+
 class _Root(TyperGroup):
     """The root command: a :class:`~wastebank.errors.WastebankError` a command lets through
     becomes its message and exit status 2 (``_common.FAILED``), without a traceback, whatever
     its family: settings, services, a refusal, unreadable input. A command that reports an
-    error its own way (exit 1 with its own words) catches it itself."""
+    error its own way (exit 1 with its own words) catches it itself.
+
+    It also finds the commands of :data:`_COMMANDS`, importing their module on first use
+    (click's lazy group: https://click.palletsprojects.com/en/stable/complex/)."""
 
     def invoke(self, ctx: Any) -> Any:  # a Context of the click Typer bundles
         try:
             return super().invoke(ctx)
         except WastebankError as exc:
             raise fail(exc) from None
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *_COMMANDS]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None or cmd_name not in _COMMANDS:
+            return found
+        module, attr, grouped = _COMMANDS[cmd_name]
+        typer_app = (
+            getattr(importlib.import_module(f"wastebank.cli.{module}"), attr) if module else sim_app
+        )
+        group = typer.main.get_group(typer_app)
+        group.name = cmd_name
+        command = group if grouped else group.commands[cmd_name]
+        self.add_command(command, cmd_name)
+        return command
 
 
 app = typer.Typer(
@@ -378,19 +409,3 @@ class _Processes:
 
 
 give_processes(_Processes())
-
-# `wastebank --help` lists the processes' commands above, then these, in this order.
-app.add_typer(demo.demo_app)
-app.add_typer(attendant.attendant_app)
-app.add_typer(services.services_app, name="services")
-app.add_typer(sim_app, name="sim")
-app.add_typer(deadletters.deadletter_app, name="deadletter")
-app.add_typer(alerts.alert_app, name="alert")
-app.add_typer(devices.certs_app, name="certs")
-app.add_typer(devices.device_app, name="device")
-app.add_typer(ledger.ledger_app, name="ledger")  # with ledger_data's commands
-app.add_typer(users.user_app, name="user")
-app.add_typer(reports.report_app, name="report")
-app.add_typer(tps.tps_app, name="tps")
-app.add_typer(schema.schema_app, name="schema")
-app.add_typer(influx.influx_app, name="influx")
