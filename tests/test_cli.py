@@ -81,3 +81,19 @@ def test_a_process_command_does_not_load_the_admin_commands() -> None:
     assert "wastebank.cli.ledger" in loaded
     assert "wastebank.cli.ledger_data" in loaded
     assert "wastebank.cli.services" not in loaded
+
+
+def test_a_ledger_without_its_schema_is_one_message_and_exit_2(tmp_path: Path) -> None:
+    """The root turns a SetupError into its message and exit status 2, for every command (the
+    commands no longer catch it themselves)."""
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    for args in (["ledger", "verify"], ["report", "monthly", "--month", "2026-11"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "wastebank.cli", *args, "--ledger-url", url],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert "wastebank ledger migrate" in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr

@@ -79,17 +79,14 @@ def influx_rebuild_deposits(
     same points. Uses the ingester's settings (--config / WASTEBANK_*)."""
     import time
 
-    from wastebank import ledger, migrations, reconcile
+    from wastebank import ledger, reconcile
 
     first, last = date_from.date(), date_to.date()
     if last < first:
         raise typer.BadParameter("--to sebelum --from / --to before --from", param_hint="--to")
     overrides = {"ledger_url": ledger_url} if ledger_url else {}
     settings = processes().ingest_settings(config, **overrides)
-    try:
-        engine = ledger.make_engine(settings.ledger_url, writer=False)
-    except migrations.LedgerSchemaError as exc:
-        raise fail(exc) from None
+    engine = ledger.make_engine(settings.ledger_url, writer=False)
     bar, progress = count_progress("menulis titik / writing points (deposit)")
     started = time.monotonic()
     try:

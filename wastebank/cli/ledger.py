@@ -13,7 +13,6 @@ import typer
 from wastebank.cli._common import (
     ConfigOption,
     LedgerUrlOption,
-    fail,
     processes,
     resolve_ledger_url,
     setup_logging,
@@ -43,8 +42,6 @@ def ledger_migrate(
         before = migrations.current(engine)
         migrations.upgrade(engine, revision)
         after = migrations.current(engine)
-    except migrations.LedgerSchemaError as exc:
-        raise fail(exc) from None
     finally:
         engine.dispose()
     if before == after:
@@ -121,14 +118,11 @@ def ledger_verify(
     with the ledger's device deposits (voided ones included) over the local days --from..--to
     (`influx rebuild-deposits` mends them); the comparison is recorded (reconciliation_run).
     Exit 1 when anything is wrong, 2 when InfluxDB cannot be asked."""
-    from wastebank import ledger, migrations
+    from wastebank import ledger
 
     if not influx and (date_from or date_to):
         raise typer.BadParameter("only with --influx / hanya dengan --influx", param_hint="--from")
-    try:
-        engine = ledger.make_engine(resolve_ledger_url(ledger_url, config), writer=False)
-    except migrations.LedgerSchemaError as exc:
-        raise fail(exc) from None
+    engine = ledger.make_engine(resolve_ledger_url(ledger_url, config), writer=False)
     # One snapshot for every query: SQLite's read transaction is one; on PostgreSQL, READ
     # COMMITTED would let a deposit committed mid-check look like entries without a document.
     bind = engine
@@ -222,13 +216,10 @@ def ledger_rebuild_summary(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from sqlalchemy import func, select
 
-    from wastebank import ledger, migrations
+    from wastebank import ledger
 
     setup_logging()
-    try:
-        engine = ledger.make_engine(resolve_ledger_url(ledger_url, config))
-    except migrations.LedgerSchemaError as exc:
-        raise fail(exc) from None
+    engine = ledger.make_engine(resolve_ledger_url(ledger_url, config))
     started = time.monotonic()
     try:
         with Progress(

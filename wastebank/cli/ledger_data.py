@@ -128,13 +128,10 @@ def ledger_statement(
 ) -> None:
     """A member's passbook (buku tabungan): opening balance, every deposit, reversal and
     withdrawal with the running balance, closing balance. Days are the city's (WIB/WITA/WIT)."""
-    from wastebank import ledger, migrations, passbook
+    from wastebank import ledger, passbook
 
     start, end = parse_day(date_from, "--from"), parse_day(date_to, "--to")
-    try:
-        engine = ledger.make_engine(resolve_ledger_url(ledger_url, config), writer=False)
-    except migrations.LedgerSchemaError as exc:
-        raise fail(exc) from None
+    engine = ledger.make_engine(resolve_ledger_url(ledger_url, config), writer=False)
     try:
         with ledger.Session(engine) as session:
             st = passbook.statement(session, member_no, start, end)

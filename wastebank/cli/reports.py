@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from wastebank.cli._common import ConfigOption, LedgerUrlOption, fail, processes
+from wastebank.cli._common import ConfigOption, LedgerUrlOption, processes
 
 report_app = typer.Typer(help="laporan DLH / DLH reports", no_args_is_help=True)
 
@@ -40,17 +40,14 @@ def report_monthly(
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from wastebank import ledger, migrations, reports
+    from wastebank import ledger, reports
 
     try:
         reports.parse_month(month)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--month") from None
     settings = processes().api_settings(config)
-    try:
-        engine = ledger.make_engine(ledger_url or settings.ledger_url, writer=False)
-    except migrations.LedgerSchemaError as exc:
-        raise fail(exc) from None
+    engine = ledger.make_engine(ledger_url or settings.ledger_url, writer=False)
     steps = 6  # monthly_report's four, writing, done
     with Progress(
         SpinnerColumn(),

@@ -120,7 +120,7 @@ def tps_rebuild_pickups(
     import time
     from zoneinfo import ZoneInfo
 
-    from wastebank import ledger, migrations
+    from wastebank import ledger
     from wastebank import tps as tps_mod
     from wastebank.config import load_settings
     from wastebank.influx import Influx
@@ -131,10 +131,7 @@ def tps_rebuild_pickups(
         raise typer.BadParameter("--to sebelum --from / --to before --from", param_hint="--to")
     overrides = {"ledger_url": ledger_url} if ledger_url else {}
     settings = load_settings(TpsWatchSettings, config, **overrides)
-    try:
-        engine = ledger.make_engine(settings.ledger_url)
-    except migrations.LedgerSchemaError as exc:
-        raise fail(exc) from None
+    engine = ledger.make_engine(settings.ledger_url)
     bar, progress = count_progress("membaca bacaan / reading the readings (TPS)")
 
     async def run(session: ledger.Session) -> tps_mod.RebuildSummary:
