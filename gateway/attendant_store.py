@@ -70,7 +70,11 @@ CREATE TABLE IF NOT EXISTS deposit_journal (
     void_attempts INTEGER NOT NULL DEFAULT 0,
     void_retry_at TEXT,
     void_error TEXT,
-    void_done_at TEXT
+    void_done_at TEXT,
+    applied_amount_idr INTEGER,
+    applied_price_idr INTEGER,
+    applied_at TEXT,
+    applied_checked_at TEXT
 );
 CREATE INDEX IF NOT EXISTS deposit_journal_outbox ON deposit_journal (outbox_id);
 CREATE INDEX IF NOT EXISTS deposit_journal_recorded ON deposit_journal (recorded_at);
@@ -402,10 +406,15 @@ class JournalEntry:
     void_reason: str | None
     void_by: str | None
     void_error: str | None
+    applied_amount_idr: int | None = None
+    """What the ledger credited (learnt from the central API once it applied the deposit)."""
+    applied_price_idr: int | None = None
+    """The price per unit the ledger applied (its ``price_in_force`` at the deposit's time)."""
 
     @property
     def amount_idr(self) -> int | None:
-        """The estimate at the price cached when it was recorded."""
+        """The estimate at the price cached when it was recorded (not what a receipt shows:
+        see :func:`gateway.http.attendant.receipts.deposit_figures`)."""
         if self.price_per_kg_idr is None:
             return None
         return amount_for(self.net_g, self.price_per_kg_idr)
@@ -423,7 +432,7 @@ _ENTRY = (
     "SELECT j.event_id, j.scale_id, j.member_no, j.member_name, j.card_uid, j.category_code,"
     " j.net_g, j.price_per_kg_idr, j.attendant, j.recorded_at, j.sent_at,"
     " (SELECT 1 FROM outbox o WHERE o.id = j.outbox_id), j.void_state, j.void_reason, j.void_by,"
-    " j.void_error FROM deposit_journal j"
+    " j.void_error, j.applied_amount_idr, j.applied_price_idr FROM deposit_journal j"
 )
 
 
@@ -447,6 +456,8 @@ def _entry(r: sqlite3.Row | tuple[object, ...]) -> JournalEntry:
         void_reason=None if r[13] is None else str(r[13]),
         void_by=None if r[14] is None else str(r[14]),
         void_error=None if r[15] is None else str(r[15]),
+        applied_amount_idr=None if r[16] is None else int(str(r[16])),
+        applied_price_idr=None if r[17] is None else int(str(r[17])),
     )
 
 
@@ -455,11 +466,26 @@ class Journal:
     :meth:`Outbox.transaction`): "pending" while its row waits in the outbox, "sent"
     once the broker acknowledged it ("dropped" if the outbox's bounds took it first).
 
-    A void asked for here waits in the same row until the central API has taken it.
+    A void asked for here waits in the same row until the central API has taken it. What the
+    ledger credited is kept in the row once the central API says it applied the deposit
+    (:meth:`set_applied`): receipts show that, not the estimate.
     """
+
+    APPLIED_COLUMNS = (
+        ("applied_amount_idr", "INTEGER"),
+        ("applied_price_idr", "INTEGER"),
+        ("applied_at", "TEXT"),
+        ("applied_checked_at", "TEXT"),
+    )
+    """Added to files made before receipts showed the ledger's amount (CREATE TABLE IF NOT
+    EXISTS does not add columns)."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        have = {str(r[1]) for r in db.execute("PRAGMA table_info(deposit_journal)")}
+        for name, kind in self.APPLIED_COLUMNS:
+            if name not in have:
+                db.execute(f"ALTER TABLE deposit_journal ADD COLUMN {name} {kind}")
 
     def add(
         self,
@@ -528,6 +554,39 @@ class Journal:
             (_utc_text(before),),
         )
         return int(cur.rowcount)
+
+    # -- what the ledger applied --
+
+    def unapplied(self, since: datetime, checked_before: datetime, limit: int = 50) -> list[str]:
+        """Event ids of deposits recorded since ``since`` that the broker has taken, not voided,
+        whose ledger amount is not known yet and which were not asked about since
+        ``checked_before``; oldest first."""
+        rows = self._db.execute(
+            "SELECT event_id FROM deposit_journal WHERE recorded_at >= ? AND sent_at IS NOT NULL"
+            " AND applied_amount_idr IS NULL AND (void_state IS NULL OR void_state != 'done')"
+            " AND (applied_checked_at IS NULL OR applied_checked_at < ?)"
+            " ORDER BY recorded_at LIMIT ?",
+            (_utc_text(since), _utc_text(checked_before), limit),
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def set_applied(
+        self, event_id: str, amount_idr: int, price_idr: int | None, applied_at: datetime
+    ) -> bool:
+        """The ledger applied the deposit: its credit and price; whether it changed the row."""
+        cur = self._db.execute(
+            "UPDATE deposit_journal SET applied_amount_idr=?, applied_price_idr=?, applied_at=?"
+            " WHERE event_id=? AND (applied_amount_idr IS NOT ? OR applied_price_idr IS NOT ?)",
+            (amount_idr, price_idr, _utc_text(applied_at), event_id, amount_idr, price_idr),
+        )
+        return cur.rowcount > 0
+
+    def applied_checked(self, event_ids: Sequence[str], now: datetime) -> None:
+        """Asked the central API about these now (not applied yet): asked again later."""
+        self._db.executemany(
+            "UPDATE deposit_journal SET applied_checked_at=? WHERE event_id=?",
+            [(_utc_text(now), e) for e in event_ids],
+        )
 
     # -- voids --
 

@@ -169,6 +169,38 @@ class AttendantSettings(BaseModel):
         return value
 
 
+class PrinterSettings(BaseModel):
+    """The bank's 58 mm (or 80 mm) ESC/POS receipt printer, if any (docs/attendant.md, "Struk /
+    Receipts"). None by default: receipts are printed from the browser (a 58 mm stylesheet)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["none", "usb", "serial", "file"] = Field(
+        default="none",
+        description="usb: by vendor/product id (pyusb, libusb); serial: a Bluetooth SPP "
+        "(/dev/rfcomm0) or USB-serial (/dev/ttyUSB0) port; file: a printer device node written "
+        "directly (the kernel's usblp: /dev/usb/lp0)",
+    )
+    usb_vendor_id: int | None = Field(default=None, ge=0, le=0xFFFF, description="e.g. 0x0416")
+    usb_product_id: int | None = Field(default=None, ge=0, le=0xFFFF, description="e.g. 0x5011")
+    usb_in_ep: int = Field(default=0x82, ge=0, le=0xFF, description="`lsusb -vd VID:PID`")
+    usb_out_ep: int = Field(default=0x01, ge=0, le=0xFF)
+    path: Path | None = Field(default=None, description="serial and file: the device's path")
+    baudrate: int = Field(default=9600, ge=300, le=921_600, description="serial")
+    serial_dsrdtr: bool = Field(default=True, description="serial: DSR/DTR flow control")
+    columns: Literal[32, 48] = Field(default=32, description="Font A: 32 (58 mm), 48 (80 mm)")
+    cut: bool = Field(default=True, description="send a cut (printers without a cutter ignore it)")
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _where(self) -> Self:
+        if self.kind == "usb" and (self.usb_vendor_id is None or self.usb_product_id is None):
+            raise ValueError("a usb printer needs usb_vendor_id and usb_product_id")
+        if self.kind in ("serial", "file") and self.path is None:
+            raise ValueError(f"a {self.kind} printer needs path")
+        return self
+
+
 class GatewaySettings(WastebankSettings):
     """A gateway's site file. Its broker identity is its ``gateway_id`` unless the site file's
     ``[mqtt]`` names another username (`wastebank device add` issues both)."""
@@ -181,6 +213,7 @@ class GatewaySettings(WastebankSettings):
         "members, prices and voids for the attendant page; unset: the page has no logins",
     )
     attendant: AttendantSettings = AttendantSettings()
+    printer: PrinterSettings = PrinterSettings()
     mqtt: MqttSettings = MqttSettings()
     outbox: OutboxSettings = OutboxSettings()
     scales: list[ScaleSettings] = Field(default_factory=list)

@@ -41,6 +41,9 @@ not signed in), its script, and the logins and logout.
   GET  /petugas/api/scales/{id}/live     Server-Sent Events: weight, stable, armed, last deposit
   GET  /petugas/api/deposits             today's deposits at this gateway
   POST /petugas/api/deposits/{id}/void   {reason}
+  GET  /petugas/struk/{kind}/{ref}       a receipt (58 mm print stylesheet): gateway.receipts
+  GET  /petugas/api/struk/{kind}/{ref}   the receipt as JSON
+  POST /petugas/api/struk/{kind}/{ref}/cetak   print it on the ESC/POS printer ([printer])
 
 The service (no FastAPI) is :mod:`.service`; the routes are one module per part of the page
 (:mod:`.pages`, :mod:`.session`, :mod:`.directory`, :mod:`.scales`, :mod:`.deposits`), put
@@ -49,7 +52,7 @@ together in :data:`router`; :mod:`.auth` has the gate and the dependencies they 
 
 from fastapi import APIRouter
 
-from gateway.http.attendant import deposits, directory, pages, scales, session
+from gateway.http.attendant import deposits, directory, pages, receipts, scales, session
 from gateway.http.attendant.auth import (
     COOKIE,
     CSRF_FIELD,
@@ -90,5 +93,5 @@ __all__ = [
 
 router = APIRouter()
 """Every route of the attendant page (under ``/petugas``)."""
-for _part in (pages, session, directory, scales, deposits):
+for _part in (pages, session, directory, scales, deposits, receipts):
     router.include_router(_part.router)
