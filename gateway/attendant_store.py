@@ -322,6 +322,15 @@ class Directory:
         ).fetchone()
         return None if row is None else datetime.fromisoformat(row[0])
 
+    def set_bank_name(self, name: str) -> None:
+        """The bank's name from the central API (kept for the header while offline)."""
+        with write_transaction(self._db) as db:
+            self._set(db, "bank_name", name)
+
+    def bank_name(self) -> str | None:
+        row = self._db.execute("SELECT value FROM directory_meta WHERE key='bank_name'").fetchone()
+        return None if row is None else str(row[0])
+
     def count(self) -> int:
         (n,) = self._db.execute("SELECT count(*) FROM directory_member").fetchone()
         return int(n)

@@ -144,6 +144,15 @@ class Central:
             for p in body["prices"]
         ]
 
+    async def bank_name(self, bank_code: str) -> str | None:
+        """The bank's name (``GET /api/banks``, the city's list): what the attendant's header
+        shows instead of its code; None when the list does not have it."""
+        body = await self._call("GET", "/api/banks")
+        for b in body if isinstance(body, list) else ():
+            if isinstance(b, dict) and b.get("code") == bank_code and b.get("name"):
+                return str(b["name"])
+        return None
+
     async def allowed_logins(
         self, bank_code: str, usernames: Sequence[str], token: str
     ) -> frozenset[str]:

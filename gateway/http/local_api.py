@@ -23,6 +23,7 @@ from collections.abc import Iterator
 
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from gateway.app import Gateway
@@ -30,6 +31,7 @@ from gateway.http import health, scales
 from gateway.http.attendant import AttendantService, SessionGate
 from gateway.http.attendant import router as attendant_router
 from gateway.http.health import PublicHealth
+from gateway.http.validation import validation_refused
 from gateway.settings import GatewaySettings
 from wastebank import __version__
 from wastebank.errors import WastebankError
@@ -129,6 +131,7 @@ def http_app(gw: Gateway, service: AttendantService) -> FastAPI:
     app.state.attendant = service
     app.add_middleware(SessionGate, service=service)
     app.add_exception_handler(WastebankError, _refusal)
+    app.add_exception_handler(RequestValidationError, validation_refused)
     # Every handler is async: it runs on the gateway's event loop, the one thread that owns the
     # outbox connection and the scale sessions (a sync handler would run in a worker thread).
     app.include_router(attendant_router)

@@ -4,6 +4,7 @@
 
 (function () {
   const $ = (id) => document.getElementById(id);
+  document.body.dataset.liveBanner = "1";  // the live stream feeds the frame's banner
   const api = "/petugas/api";
   const state = { member: null, category: null, scale: null, source: null, shownEvent: undefined,
                   prices: {}, receipt: null, lastStatus: null, queue: undefined };

@@ -26,13 +26,15 @@ field (the logout button). The login form carries a token bound to a nonce cooki
 
 Every route of the local endpoint needs the session (:class:`SessionGate`, deny by default)
 but those listed in :data:`PUBLIC`: the minimal ``/health``, the page itself (the login form when
-not signed in), its script, and the logins and logout.
+not signed in), the pages' scripts and styles (``/petugas/static/``), and the logins and logout.
+A browser asking for another page without a session is sent to the login form and back.
 
   GET  /petugas                          the page (the login form when not signed in)
   POST /petugas/masuk, /petugas/keluar   log in (form), log out
   POST /petugas/api/session              log in (JSON: the CLI, `wastebank attend`)
   DELETE /petugas/api/session            log out (JSON)
-  GET  /petugas/attendant.js             the page's script
+  GET  /petugas/static/{name}            the pages' scripts and styles (gateway/static/)
+  GET  /petugas/api/status               the frame's banner: broker, outbox, central API, voids
   GET  /petugas/api/state                who, the scales, the price list, the directory's age
   GET  /petugas/api/members?q=           search the directory (name, number or card UID)
   GET  /petugas/api/cards/{uid}          the member holding a card

@@ -5,9 +5,10 @@ token every write carries."""
 from __future__ import annotations
 
 from typing import Annotated, Final
+from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.http.attendant.service import AttendantService, SignedIn
@@ -27,11 +28,16 @@ PUBLIC: Final = frozenset(
         ("GET", "/petugas"),
         ("POST", "/petugas/masuk"),
         ("POST", "/petugas/keluar"),
-        ("GET", "/petugas/attendant.js"),
         ("POST", "/petugas/api/session"),
     }
 )
-"""The only routes of the local endpoint open without a session (HEAD as GET)."""
+"""The only routes of the local endpoint open without a session (HEAD as GET), with
+:data:`PUBLIC_PREFIXES`."""
+PUBLIC_PREFIXES: Final = (("GET", "/petugas/static/"),)
+"""The pages' scripts and styles: the login form needs them; they hold no data."""
+PAGES: Final = "/petugas"
+"""Under it, a browser asking for a page (not ``/petugas/api/...``) without a session is sent
+to the login form, which brings it back after the login (``?next=``)."""
 FORM_TYPES: Final = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -52,14 +58,36 @@ class SessionGate:
         signed = self.service.signed_in(Request(scope).cookies.get(COOKIE))
         method = "GET" if scope["method"] == "HEAD" else scope["method"]
         path = scope["path"].rstrip("/") or "/"
-        if signed is None and (method, path) not in PUBLIC:
-            response = JSONResponse(
+        if signed is None and not public(method, path):
+            request = Request(scope)
+            response: Response = JSONResponse(
                 {"detail": NOT_SIGNED_IN}, 401, headers={"Cache-Control": "no-store"}
             )
+            if method == "GET" and wants_page(request, path):
+                response = RedirectResponse(
+                    f"{PAGES}?next={quote(path, safe='/')}",
+                    303,
+                    headers={"Cache-Control": "no-store"},
+                )
             await response(scope, receive, send)
             return
         scope.setdefault("state", {})["signed_in"] = signed
         await self.app(scope, receive, send)
+
+
+def public(method: str, path: str) -> bool:
+    return (method, path) in PUBLIC or any(
+        method == m and path.startswith(prefix) for m, prefix in PUBLIC_PREFIXES
+    )
+
+
+def wants_page(request: Request, path: str) -> bool:
+    """A browser's navigation to a page of the attendant's app (its Accept names HTML)."""
+    return (
+        path.startswith(PAGES + "/")
+        and not path.startswith(PAGES + "/api/")
+        and "text/html" in request.headers.get("accept", "")
+    )
 
 
 def attendant_service(request: Request) -> AttendantService:

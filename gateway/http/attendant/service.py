@@ -348,11 +348,22 @@ class AttendantService:
         now = datetime.now(UTC)
         self.db.directory.replace_members(bank, members, now)
         self.db.directory.replace_prices(prices, now)
+        await self._sync_bank_name(central, bank)
         self._members_at = time.monotonic()
         log.info(
             "daftar nasabah / directory synced: %d members, %d prices", len(members), len(prices)
         )
         return True
+
+    async def _sync_bank_name(self, central: Central, bank: str) -> None:
+        """The header's bank name; a failure here keeps the name (or the code) already shown."""
+        try:
+            name = await central.bank_name(bank)
+        except (Unreachable, Refused) as exc:
+            log.info("nama bank tidak diperbarui / bank name not refreshed: %s", exc)
+            return
+        if name:
+            self.db.directory.set_bank_name(name)
 
     async def sync_prices(self) -> None:
         central = self.api()
