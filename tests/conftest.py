@@ -609,7 +609,7 @@ async def running_ingester(
 
 
 def undo_0009(engine: Engine) -> None:
-    """Take a ledger at 0009 back to 0008's schema (tests that start from an older release).
+    """Take a ledger at the head back to 0008's schema (tests that start from an older release).
     On SQLite the batch copies `deposit`, which other tables reference: foreign keys are off
     for it, as they are for the migrations themselves."""
     from alembic.migration import MigrationContext
@@ -621,6 +621,11 @@ def undo_0009(engine: Engine) -> None:
             raw.execute("PRAGMA foreign_keys=OFF")  # before BEGIN, as wastebank.migrations does
         with conn.begin():
             op = Operations(MigrationContext.configure(conn))
+            conn.execute(text("DROP TABLE day_close"))  # 0012's, to run again
+            with op.batch_alter_table("stock_movement") as batch:
+                batch.drop_constraint("stock_movement_author_idempotency_key_key", type_="unique")
+                batch.drop_column("idempotency_key")
+                batch.drop_column("payment_method")
             with op.batch_alter_table("withdrawal") as batch:  # 0011's, to run again
                 batch.drop_column("dual_control")
             conn.execute(text("DROP TABLE revoked_token"))  # 0010's, to run again

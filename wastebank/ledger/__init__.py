@@ -36,6 +36,7 @@ names):
 - :mod:`~wastebank.ledger.summary`: the daily and monthly summaries of deposits;
 - :mod:`~wastebank.ledger.manual`: manual deposits, voids, corrections;
 - :mod:`~wastebank.ledger.withdrawals`, :mod:`~wastebank.ledger.stock`: money and waste out;
+- :mod:`~wastebank.ledger.days`: a bank's day, its totals and its close with the cash counted;
 - :mod:`~wastebank.ledger.verify`: checking the books;
 - :mod:`~wastebank.ledger.deadletters`: what the ingester could not apply.
 
@@ -65,6 +66,24 @@ from wastebank.ledger.balances import (
     stock_account,
     stock_flow_account,
     stock_of,
+)
+from wastebank.ledger.days import (
+    Cash,
+    CategoryTotal,
+    DayAlreadyClosed,
+    DayInvalid,
+    DayNotClosable,
+    DayTotals,
+    MethodTotal,
+    cash_for_close,
+    close_day,
+    closes_of,
+    day_totals,
+    day_window,
+    latest_close,
+    local_day,
+    reopen_day,
+    zone_of,
 )
 from wastebank.ledger.deadletters import (
     RESOLVED_ID_PREFIX,
@@ -127,6 +146,7 @@ from wastebank.ledger.models import (
     Category,
     City,
     Collector,
+    DayClose,
     DeadLetter,
     DeadLetterReason,
     Deposit,
@@ -170,8 +190,12 @@ from wastebank.ledger.registry import (
     require_attendant,
 )
 from wastebank.ledger.stock import (
+    MovementKeyReused,
+    StockLine,
     dispose_stock,
+    movement_by_key,
     sell_stock,
+    stock_lines,
     transfer_stock,
 )
 from wastebank.ledger.summary import (
@@ -208,10 +232,17 @@ __all__ = [
     "Base",
     "BelowMinimum",
     "Card",
+    "Cash",
     "Category",
+    "CategoryTotal",
     "City",
     "Collector",
+    "DayAlreadyClosed",
+    "DayClose",
+    "DayInvalid",
     "DayKey",
+    "DayNotClosable",
+    "DayTotals",
     "DeadLetter",
     "DeadLetterReason",
     "Deposit",
@@ -237,6 +268,8 @@ __all__ = [
     "MemberAccount",
     "MemberKind",
     "MemberPrivacySettings",
+    "MethodTotal",
+    "MovementKeyReused",
     "MovementKind",
     "NAMING_CONVENTION",
     "NewDeadLetter",
@@ -254,6 +287,7 @@ __all__ = [
     "Session",
     "SipsnClass",
     "StockEntry",
+    "StockLine",
     "StockMovement",
     "Tps",
     "TpsAlert",
@@ -272,11 +306,16 @@ __all__ = [
     "bank_sales_account",
     "bank_stock",
     "cancel_withdrawal",
+    "cash_for_close",
+    "close_day",
+    "closes_of",
     "correct_deposit",
     "create_attendant",
     "create_bank",
     "create_collector",
     "create_member",
+    "day_totals",
+    "day_window",
     "dead_letters",
     "deposit_by_event_id",
     "dispose_stock",
@@ -284,6 +323,8 @@ __all__ = [
     "get_dead_letter",
     "get_member",
     "hash_nik",
+    "latest_close",
+    "local_day",
     "make_engine",
     "mark_replayed",
     "member_account",
@@ -294,6 +335,7 @@ __all__ = [
     "member_pending",
     "members_with_nik",
     "month_of",
+    "movement_by_key",
     "new_manual_id",
     "pay_withdrawal",
     "plain_engine",
@@ -306,6 +348,7 @@ __all__ = [
     "record_manual_deposit",
     "record_replay_failure",
     "reject_withdrawal",
+    "reopen_day",
     "request_withdrawal",
     "require_attendant",
     "resolve_dead_letter",
@@ -313,6 +356,7 @@ __all__ = [
     "set_price",
     "stock_account",
     "stock_flow_account",
+    "stock_lines",
     "stock_of",
     "transfer_stock",
     "unsettled_conflicts",
@@ -320,4 +364,5 @@ __all__ = [
     "verify",
     "verify_summaries",
     "void_deposit",
+    "zone_of",
 ]

@@ -490,6 +490,7 @@ class StockMovement(Base):
         CheckConstraint(
             "revenue_idr IS NULL OR revenue_idr >= 0", name="ck_stock_movement_revenue"
         ),
+        UniqueConstraint("author", "idempotency_key"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
@@ -504,6 +505,11 @@ class StockMovement(Base):
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     author: Mapped[str] = mapped_column(String(64))
     note: Mapped[str] = mapped_column(Text, default="")
+    # Migration 0012: how a sale was paid (``cash`` goes into the bank's cash drawer, which a day
+    # close counts; None for other movements), and the client's retry key, unique per author,
+    # so a sale queued offline and sent again is never recorded twice.
+    payment_method: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
     bank: Mapped[Bank] = relationship(foreign_keys=[bank_id])
     to_bank: Mapped[Bank | None] = relationship(foreign_keys=[to_bank_id])
     category: Mapped[Category] = relationship()
@@ -526,6 +532,48 @@ class StockEntry(Base):
     grams: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     memo: Mapped[str] = mapped_column(String(200), default="")
+
+
+class DayClose(Base):
+    """A bank's day closed by an attendant (migration 0012): the cash counted in the drawer
+    against the cash the ledger expects there, and the difference, with who, when and why.
+
+    The cash period runs from ``cash_from`` (the previous close's ``cash_until``; for a bank's
+    first close, the start of the local day) to ``cash_until`` (the moment of the close, or the
+    end of a past local day): expected = opening + cash in - cash out, where opening is the
+    previous close's counted cash (or, at a first close, the float the attendant entered), and
+    cash in and out are the journal's entries on the bank's cash account recorded in the period
+    (sales paid in cash, withdrawals paid in cash). See :mod:`wastebank.ledger.days`.
+
+    One close per bank and local day: ``revision`` 1, unique with them. Only an admin reopens a
+    close (``reopened_*``, the latest close of the bank only); the day may then be closed again,
+    as revision 2, and so on. Nothing is deleted."""
+
+    __tablename__ = "day_close"
+    __table_args__ = (
+        UniqueConstraint("bank_id", "local_date", "revision"),
+        CheckConstraint("counted_cash_idr >= 0", name="ck_day_close_counted"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("bank.id"), index=True)
+    local_date: Mapped[date] = mapped_column(Date, doc="the day in the bank's city's zone")
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    cash_from: Mapped[datetime] = mapped_column(UtcDateTime)
+    cash_until: Mapped[datetime] = mapped_column(UtcDateTime)
+    opening_cash_idr: Mapped[int] = mapped_column(BigInteger)
+    opening_source: Mapped[str] = mapped_column(String(16), doc="previous_close | entered")
+    cash_in_idr: Mapped[int] = mapped_column(BigInteger)
+    cash_out_idr: Mapped[int] = mapped_column(BigInteger)
+    expected_cash_idr: Mapped[int] = mapped_column(BigInteger)
+    counted_cash_idr: Mapped[int] = mapped_column(BigInteger)
+    difference_idr: Mapped[int] = mapped_column(BigInteger, doc="counted - expected")
+    note: Mapped[str] = mapped_column(Text, default="")
+    closed_by: Mapped[str] = mapped_column(String(64))
+    closed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    reopened_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    reopened_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reopen_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    bank: Mapped[Bank] = relationship()
 
 
 class DeadLetterReason(StrEnum):

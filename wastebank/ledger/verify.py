@@ -186,7 +186,9 @@ def _expect_movements(session: Session, expected: _Expected) -> None:
         expected.add(
             f"{m.kind}:{m.id}",
             m.category_id,
-            sale_legs(bank_code, m.revenue_idr) if m.kind == MovementKind.SALE else [],
+            sale_legs(bank_code, m.revenue_idr, m.payment_method)
+            if m.kind == MovementKind.SALE
+            else [],
             movement_legs(m.kind, bank_code, m.grams, to_code, m.received_g),
         )
 
