@@ -12,6 +12,8 @@ route x role):
   POST /api/token, GET /api/me                 api/auth.py (OAuth2 password flow, JWT)
   GET|POST /masuk, POST /keluar                api/auth.py (the login page, session cookie)
   /api/banks/..., /api/members/...             api/members.py, api/bank.py
+  /api/banks/{bank}/transfers|residue|movements|collectors   api/stock_moves.py
+  /api/banks/{bank}/days/{date}[/close|/reopen]   api/day.py: a bank's day, its close
   /api/members/{no}/statement, /api/receipts   api/passbook.py (wastebank/passbook/)
   /api/dlh/...                                 api/dlh.py: DLH reports from the ledger
   GET  /api/tonnage?start=&end=&group_by=&interval=   api/measured.py; DLH (their city's
@@ -51,9 +53,11 @@ from api import (
     pages_admin,
     pages_dlh,
     passbook,
+    stock_moves,
     tps,
     web,
 )
+from api import day as day_api
 from api.capacity import HEALTH_POOL, Admission, Capacity, HealthDesk, gated_hasher, pool_timeout
 from api.deps import State, data_error, http_error, integrity_error, wastebank_error
 from api.settings import ApiSettings
@@ -74,6 +78,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(members.router)
     app.include_router(bank.router)
+    app.include_router(stock_moves.router)  # transfers, residue, pengepul, movements
+    app.include_router(day_api.router)  # a bank's day: totals, close, reopen
     app.include_router(passbook.router)
     app.include_router(dlh.router)
     app.include_router(health.router)

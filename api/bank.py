@@ -63,6 +63,7 @@ from api.schemas import (
     RejectIn,
     SaleIn,
     SaleOut,
+    StockLineOut,
     StockOut,
     VoidIn,
     VoidOut,
@@ -88,7 +89,7 @@ def _category(session: Session, code: str) -> ledger.Category:
     return category
 
 
-def _not_ahead(at: datetime | None) -> datetime:
+def not_ahead(at: datetime | None) -> datetime:
     now = datetime.now(UTC)
     if at is None:
         return now
@@ -261,7 +262,7 @@ def manual_deposit(
             category_code=body.category,
             net_g=body.net_g,
             quantity=body.quantity,
-            measured_at=None if body.measured_at is None else _not_ahead(body.measured_at),
+            measured_at=None if body.measured_at is None else not_ahead(body.measured_at),
             author=ctx.p.author,
             reason=body.reason,
             idempotency_key=body.idempotency_key,
@@ -484,9 +485,17 @@ def _readable_bank(session: Session, p: access.Principal, code: str) -> ledger.B
 
 @router.get("/api/banks/{bank_code}/stock", responses=READ)
 def stock(bank_code: str, p: PrincipalDep, session: SessionDep) -> StockOut:
+    """What the bank holds per category, and why (``lines``: in - sold - transferred -
+    residue - burned), all from the ledger's one stock rule (``ledger.stock_lines``)."""
     bank = _readable_bank(session, p, bank_code)
-    held = ledger.bank_stock(session, bank.code)
-    return StockOut(bank_code=bank.code, stock_g=held, total_g=sum(held.values()))
+    lines = ledger.stock_lines(session, bank.code)
+    held = {line.category_code: line.held_g for line in lines}
+    return StockOut(
+        bank_code=bank.code,
+        stock_g=held,
+        total_g=sum(held.values()),
+        lines=[StockLineOut(**line._asdict()) for line in lines],
+    )
 
 
 def _sale_out(m: ledger.StockMovement) -> SaleOut:
@@ -500,6 +509,9 @@ def _sale_out(m: ledger.StockMovement) -> SaleOut:
         occurred_at=m.occurred_at,
         author=m.author,
         note=m.note,
+        payment_method=m.payment_method,
+        category_name=m.category.name_id,
+        collector_name=m.collector.name if m.collector else None,
     )
 
 
@@ -523,14 +535,23 @@ def sales(
     return [_sale_out(m) for m in rows]
 
 
-@router.post("/api/banks/{bank_code}/sales", status_code=201, responses=WRITE)
-def sell(bank_code: str, body: SaleIn, ctx: CtxDep) -> SaleOut:
-    """Record a sale of stock to a pengepul (refused beyond the stock held)."""
+@router.post(
+    "/api/banks/{bank_code}/sales",
+    status_code=201,
+    responses={200: {"model": SaleOut, "description": "a repeated idempotency_key"}, **WRITE},
+)
+def sell(bank_code: str, body: SaleIn, ctx: CtxDep, response: Response) -> SaleOut:
+    """Record a sale of stock to a pengepul (refused beyond the stock held, 409), paid in cash
+    (the drawer a day close counts) or by ``payment_method``. A retry with the same
+    ``idempotency_key`` answers 200 with the sale first recorded and records nothing."""
     with ctx.write() as s:
         bank = bank_or_404(s, bank_code)
         if not access.can_act_at(ctx.p, bank, admin=False):
             raise forbidden(f"bank {bank.code}")
         _category(s, body.category)
+        repeat = ledger.movement_by_key(s, ctx.p.author, body.idempotency_key) is not None
+        if repeat:
+            response.status_code = 200
         movement = ledger.sell_stock(
             s,
             bank.code,
@@ -539,15 +560,18 @@ def sell(bank_code: str, body: SaleIn, ctx: CtxDep) -> SaleOut:
             collector_code=body.collector,
             revenue_idr=body.revenue_idr,
             author=ctx.p.author,
-            at=_not_ahead(body.at),
+            at=not_ahead(body.at),
             note=body.note,
+            payment_method=body.payment_method,
+            idempotency_key=body.idempotency_key,
         )
         ctx.audit(
             s,
-            "stock.sale",
+            "stock.sale.repeat" if repeat else "stock.sale",
             "stock_movement",
             movement.id,
-            f"{body.category} {body.grams} g to {body.collector} Rp{body.revenue_idr}",
+            f"{body.category} {body.grams} g to {body.collector} Rp{body.revenue_idr} "
+            f"{body.payment_method}",
         )
         return _sale_out(movement)
 

@@ -341,10 +341,36 @@ class BankOut(BaseModel):
     min_withdrawal_idr: int
 
 
+class StockLineOut(BaseModel):
+    """A category's stock and why (wastebank.ledger.stock_lines): ``held_g = deposited_g +
+    received_g - sold_g - transferred_g - residue_g - burned_g``."""
+
+    category_code: str
+    category_name: str
+    deposited_g: int = Field(description="members' deposits, less voids")
+    received_g: int = Field(description="delivered by the bank's units (an induk)")
+    sold_g: int
+    transferred_g: int = Field(description="delivered to the bank's induk (a unit)")
+    residue_g: int = Field(description="sent to the TPS/TPA as residue")
+    burned_g: int
+    held_g: int
+
+
 class StockOut(BaseModel):
     bank_code: str
     stock_g: dict[str, int]
     total_g: int
+    lines: list[StockLineOut] = []
+
+
+IdempotencyKey = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9._:-]{1,100}$",
+        description="the client's own retry key, unique per attendant: the same key again "
+        "answers 200 with what it first recorded and writes nothing; with other content, 409",
+    ),
+]
 
 
 class SaleIn(In):
@@ -354,6 +380,10 @@ class SaleIn(In):
     revenue_idr: int = Field(ge=0, le=MAX_IDR)
     at: UtcTime | None = None
     note: str = Field(default="", max_length=500)
+    payment_method: PayoutMethod = Field(
+        default=PayoutMethod.CASH, description="cash: into the drawer a day close counts"
+    )
+    idempotency_key: IdempotencyKey | None = None
 
 
 class SaleOut(BaseModel):
@@ -366,6 +396,9 @@ class SaleOut(BaseModel):
     occurred_at: datetime
     author: str
     note: str
+    payment_method: str | None = None
+    category_name: str = ""
+    collector_name: str | None = None
 
 
 # ---- audit and export -------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -107,6 +107,36 @@ class Env(ApiEnv):
             ).event_id
             s.commit()
             return event_id
+
+    def rijali_stock(self) -> str:
+        """Bank 1's unit Rijali with 100 g more PET (a deposit of AMB-0201's): its code."""
+        with Session(self.engine) as s:
+            ledger.record_manual_deposit(
+                s,
+                bank_code="bs-rijali",
+                member_no="AMB-0201",
+                category_code="pet",
+                net_g=100,
+                measured_at=datetime.now(UTC) - timedelta(minutes=5),
+                author=ATTENDANT_1,
+                reason="uji / test",
+            )
+            s.commit()
+        return "bs-rijali"
+
+    def day(self) -> str:
+        """A local day of bank 1 later than any closed before, long past: its date."""
+        return (date(2020, 1, 1) + timedelta(days=next(self.seq))).isoformat()
+
+    def closed_day(self) -> str:
+        """:meth:`day`, closed: bank 1's latest close."""
+        day = self.day()
+        with Session(self.engine) as s:
+            ledger.close_day(
+                s, BANK_1, date.fromisoformat(day), counted_cash_idr=0, author=ATTENDANT_1
+            )
+            s.commit()
+        return day
 
     def withdrawal(self, *, approved: bool = False) -> int:
         """A fresh withdrawal request of A's for Rp10,000 (bank 1's minimum): its id."""
@@ -365,6 +395,48 @@ MATRIX: dict[tuple[str, str], Case] = {
         ),
         BANK1_STAFF,
         status=201,
+    ),
+    # ---- stock movements and the day (api/stock_moves.py, api/day.py) --------------------------
+    ("GET", "/api/banks/{bank_code}/collectors"): Case(
+        get(f"/api/banks/{BANK_1}/collectors"), BANK1_READERS
+    ),
+    ("GET", "/api/banks/{bank_code}/movements"): Case(
+        get(f"/api/banks/{BANK_1}/movements"), BANK1_READERS
+    ),
+    # bank 1 is an induk: its unit Rijali delivers, from a deposit of the cell's own
+    ("POST", "/api/banks/{bank_code}/transfers"): Case(
+        lambda env, _role: Req(
+            "POST",
+            f"/api/banks/{env.rijali_stock()}/transfers",
+            json={"category": "pet", "grams": 100},
+        ),
+        BANK1_STAFF,
+        status=201,
+    ),
+    ("POST", "/api/banks/{bank_code}/residue"): Case(
+        lambda _env, _role: Req(
+            "POST", f"/api/banks/{BANK_1}/residue", json={"category": "pet", "grams": 100}
+        ),
+        BANK1_STAFF,
+        status=201,
+    ),
+    ("GET", "/api/banks/{bank_code}/days/{day}"): Case(
+        lambda _env, _role: Req("GET", f"/api/banks/{BANK_1}/days/{datetime.now(WIT).date()}"),
+        BANK1_READERS,
+    ),
+    # each cell closes a day of its own, later than any closed before (one close a day)
+    ("POST", "/api/banks/{bank_code}/days/{day}/close"): Case(
+        lambda env, _role: Req(
+            "POST", f"/api/banks/{BANK_1}/days/{env.day()}/close", json={"counted_cash_idr": 0}
+        ),
+        BANK1_ACTORS,
+        status=201,
+    ),
+    ("POST", "/api/banks/{bank_code}/days/{day}/reopen"): Case(
+        lambda env, _role: Req(
+            "POST", f"/api/banks/{BANK_1}/days/{env.closed_day()}/reopen", json={"reason": "uji"}
+        ),
+        frozenset({"admin"}),
     ),
     # ---- the city and the system --------------------------------------------------------------
     ("GET", "/api/tonnage"): Case(
