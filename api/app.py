@@ -14,6 +14,8 @@ route x role):
   /api/banks/..., /api/members/...             api/members.py, api/bank.py
   /api/banks/{bank}/transfers|residue|movements|collectors   api/stock_moves.py
   /api/banks/{bank}/days/{date}[/close|/reopen]   api/day.py: a bank's day, its close
+  /api/members/{no}/pin|cards, .../next-no     api/member_desk.py: PIN issued/reset, a card
+                                               bound, the next member number (the bank's desk)
   /api/members/{no}/statement, /api/receipts   api/passbook.py (wastebank/passbook/)
   /api/dlh/...                                 api/dlh.py: DLH reports from the ledger
   GET  /api/tonnage?start=&end=&group_by=&interval=   api/measured.py; DLH (their city's
@@ -48,6 +50,7 @@ from api import (
     health,
     limits,
     measured,
+    member_desk,
     members,
     pages,
     pages_admin,
@@ -77,6 +80,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.include_router(auth.router)
     app.include_router(members.router)
+    app.include_router(member_desk.router)
     app.include_router(bank.router)
     app.include_router(stock_moves.router)  # transfers, residue, pengepul, movements
     app.include_router(day_api.router)  # a bank's day: totals, close, reopen

@@ -29,10 +29,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.conditional import conditional
 from api.deps import (
     READ,
     WRITE,
@@ -134,13 +135,9 @@ def banks(session: SessionDep) -> list[BankOut]:
     return out
 
 
-@router.get("/api/banks/{bank_code}/prices", responses=refusals(404, 422))
-def prices(
-    bank_code: str,
-    session: SessionDep,
-    at: Annotated[datetime | None, Query(description="default: now; with a time zone")] = None,
-) -> PriceList:
-    """The bank's buying prices in force at ``at`` (its induk's list for a unit that uses it)."""
+def prices(bank_code: str, session: Session, at: datetime | None = None) -> PriceList:
+    """The bank's buying prices in force at ``at`` (its induk's list for a unit that uses it):
+    its route's answer, and the admin's price page's list."""
     if at is not None and at.tzinfo is None:
         raise HTTPException(422, "waktu perlu zona waktu / give the time with its offset")
     try:
@@ -161,6 +158,22 @@ def prices(
         for category, price in ledger.list_in_force(session, bank, when)
     ]
     return PriceList(bank_code=bank.code, price_bank_code=owner.code, at=when, prices=latest)
+
+
+@router.get("/api/banks/{bank_code}/prices", response_model=PriceList, responses=refusals(404, 422))
+def price_list(
+    bank_code: str,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+    at: Annotated[datetime | None, Query(description="default: now; with a time zone")] = None,
+) -> PriceList | Response:
+    """The bank's buying prices in force at ``at`` (its induk's list for a unit that uses it);
+    ``ETag`` of the list, 304 on ``If-None-Match`` (api/conditional.py: gateways poll it)."""
+    listed = prices(bank_code, session, at)
+    content = [listed.price_bank_code, [p.model_dump() for p in listed.prices]]
+    unchanged = conditional(request, response, content)
+    return listed if unchanged is None else unchanged
 
 
 @router.put("/api/banks/{bank_code}/prices/{category_code}", responses=WRITE)

@@ -8,10 +8,10 @@ takes a slot of its class before the app sees it, and gives it back when its ans
   free      GET /health, /metrics, /static/...: no slot. They touch no pooled connection
             (/health probes the ledger on a connection and a thread of its own, see
             :class:`SharedProbe`), so a monitor sees the service even when it is saturated.
-  logins    POST /api/token, POST /masuk: an argon2id hash each, costly in memory and CPU by
-            design (docs/operations.md, ``[capacity]``): at most ``capacity.logins`` at once
-            (default: half the cores), so that a burst of logins cannot take the cores from
-            balance reads.
+  logins    POST /api/token, POST /masuk, POST /api/members/{no}/pin (a PIN issued): an
+            argon2id hash each, costly in memory and CPU by design (docs/operations.md,
+            ``[capacity]``): at most ``capacity.logins`` at once (default: half the cores), so
+            that a burst of logins cannot take the cores from balance reads.
   requests  every other request: at most ``capacity.requests`` at once.
 
 Beyond its class's limit a request waits, in the event loop (no thread, no connection), at most
@@ -45,6 +45,7 @@ import contextvars
 import json
 import logging
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -69,6 +70,8 @@ T = TypeVar("T")
 FREE_PATHS = ("/health", "/metrics")
 FREE_PREFIXES = ("/static/",)
 LOGIN_ROUTES = frozenset({("POST", "/api/token"), ("POST", "/masuk")})
+# Routes with a path parameter that hash a secret too: a PIN issued at the bank (api/member_desk.py)
+LOGIN_PATTERNS = (("POST", re.compile(r"^/api/members/[^/]+/pin$")),)
 
 BUSY = "server sedang sibuk, coba lagi sebentar lagi / the server is busy, try again shortly"
 
@@ -201,7 +204,9 @@ class Capacity:
     def gate_for(self, method: str, path: str) -> Gate | None:
         if path in FREE_PATHS or path.startswith(FREE_PREFIXES):
             return None
-        if (method, path) in LOGIN_ROUTES:
+        if (method, path) in LOGIN_ROUTES or any(
+            method == m and pattern.match(path) for m, pattern in LOGIN_PATTERNS
+        ):
             return self.logins
         return self.requests
 

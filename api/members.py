@@ -21,10 +21,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.conditional import conditional
 from api.deps import (
     READ,
     WRITE,
@@ -219,14 +220,18 @@ def _area(
 # ---- routes -----------------------------------------------------------------------------------
 
 
-@router.get("/api/banks/{bank_code}/members", responses=READ)
+@router.get("/api/banks/{bank_code}/members", response_model=list[MemberListItem], responses=READ)
 def list_members(
     bank_code: str,
     p: PrincipalDep,
     session: SessionDep,
+    request: Request,
+    response: Response,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-) -> list[MemberListItem]:
+) -> list[MemberListItem] | Response:
+    """A page of the bank's members; ``ETag`` of the page, 304 on ``If-None-Match``
+    (api/conditional.py: gateways poll it)."""
     bank = bank_or_404(session, bank_code)
     if not access.can_read_bank(p, bank):
         raise forbidden(f"bank {bank.code}")
@@ -258,7 +263,8 @@ def list_members(
                 cards=cards.get(m.id, []) if personal else None,
             )
         )
-    return out
+    unchanged = conditional(request, response, [i.model_dump() for i in out], private=True)
+    return out if unchanged is None else unchanged
 
 
 @router.post("/api/banks/{bank_code}/members", status_code=201, responses=WRITE)

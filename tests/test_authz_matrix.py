@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.app import create_app
@@ -107,6 +108,16 @@ class Env(ApiEnv):
             ).event_id
             s.commit()
             return event_id
+
+    def member(self) -> str:
+        """A fresh member of bank 1 with no login and no card: their number."""
+        member_no = f"MTX-D{next(self.seq):04d}"
+        with Session(self.engine) as s:
+            bank = s.scalar(select(ledger.Bank).where(ledger.Bank.code == BANK_1))
+            assert bank is not None
+            ledger.create_member(s, bank=bank, member_no=member_no, name="Uji Meja")
+            s.commit()
+        return member_no
 
     def rijali_stock(self) -> str:
         """Bank 1's unit Rijali with 100 g more PET (a deposit of AMB-0201's): its code."""
@@ -343,6 +354,23 @@ MATRIX: dict[tuple[str, str], Case] = {
         ),
         BANK1_ACTORS,
         status=201,
+    ),
+    ("GET", "/api/banks/{bank_code}/members/next-no"): Case(
+        get(f"/api/banks/{BANK_1}/members/next-no"), BANK1_ACTORS
+    ),
+    # a member of bank 1 of the cell's own, with no login (resetting A's would end A's tokens)
+    ("POST", "/api/members/{member_no}/pin"): Case(
+        lambda env, _role: Req("POST", f"/api/members/{env.member()}/pin", json={}),
+        BANK1_ACTORS,
+        readers=BANK1_READERS,
+    ),
+    ("POST", "/api/members/{member_no}/cards"): Case(
+        lambda env, _role: Req(
+            "POST", f"/api/members/{env.member()}/cards", json={"uid": f"CAFE{next(env.seq):04X}"}
+        ),
+        BANK1_ACTORS,
+        status=201,
+        readers=BANK1_READERS,
     ),
     ("PUT", "/api/banks/{bank_code}/prices/{category_code}"): Case(
         lambda env, _role: Req(

@@ -31,6 +31,7 @@ ledger's cities, members and attendants); the ledger never imports it.
 - :mod:`~wastebank.access.passwords`: hashing and checking passwords and PINs;
 - :mod:`~wastebank.access.audit`: the audit log;
 - :mod:`~wastebank.access.users`: adding and changing users;
+- :mod:`~wastebank.access.pins`: a nasabah's PIN issued or reset at the bank (a page's route);
 - :mod:`~wastebank.access.login`: signing in, with its limits;
 - :mod:`~wastebank.access.tokens`: the signing key, issuing, reading and revoking tokens;
 - :mod:`~wastebank.access.policy`: the principal of a request, and what it may do.
@@ -66,6 +67,15 @@ from wastebank.access.passwords import (
     check_secret,
     generate_pin,
     password_hasher,
+)
+from wastebank.access.pins import (
+    IssuedPin,
+    PinExists,
+    PinLoginDisabled,
+    TooManyPins,
+    issue_pin,
+    new_pin,
+    pin_wait,
 )
 from wastebank.access.policy import (
     Principal,
@@ -109,12 +119,15 @@ __all__ = [
     "AuditEntry",
     "AuthSettings",
     "InvalidToken",
+    "IssuedPin",
     "JWT_ALGORITHM",
     "LoginFailure",
     "LoginRefused",
     "MIN_PASSWORD",
     "PIN",
     "PLACEHOLDER_SECRETS",
+    "PinExists",
+    "PinLoginDisabled",
     "Principal",
     "RevokedToken",
     "Role",
@@ -122,6 +135,7 @@ __all__ = [
     "TokenClaims",
     "TokenKind",
     "TooManyAttempts",
+    "TooManyPins",
     "User",
     "add_user",
     "audit",
@@ -139,9 +153,12 @@ __all__ = [
     "find_login",
     "generate_pin",
     "get_user",
+    "issue_pin",
     "issue_token",
     "login_key",
+    "new_pin",
     "password_hasher",
+    "pin_wait",
     "principal",
     "principal_of",
     "read_claims",
