@@ -16,6 +16,7 @@ route x role):
   /api/banks/{bank}/days/{date}[/close|/reopen]   api/day.py: a bank's day, its close
   /api/members/{no}/pin|cards, .../next-no     api/member_desk.py: PIN issued/reset, a card
                                                bound, the next member number (the bank's desk)
+  GET  /api/banks/{bank}/deposits?event_id=    api/deposits_lookup.py: the ledger's amounts
   /api/members/{no}/statement, /api/receipts   api/passbook.py (wastebank/passbook/)
   /api/dlh/...                                 api/dlh.py: DLH reports from the ledger
   GET  /api/tonnage?start=&end=&group_by=&interval=   api/measured.py; DLH (their city's
@@ -46,6 +47,7 @@ from api import alerts as alerts_api
 from api import (
     auth,
     bank,
+    deposits_lookup,
     dlh,
     health,
     limits,
@@ -82,6 +84,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(members.router)
     app.include_router(member_desk.router)
     app.include_router(bank.router)
+    app.include_router(deposits_lookup.router)  # GET /api/banks/{b}/deposits?event_id=
     app.include_router(stock_moves.router)  # transfers, residue, pengepul, movements
     app.include_router(day_api.router)  # a bank's day: totals, close, reopen
     app.include_router(passbook.router)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.attendant_store import MemberEntry, PriceEntry
@@ -56,6 +57,17 @@ class Me:
     role: str
     name: str
     bank_codes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A deposit as the ledger applied it (``GET /api/banks/{bank}/deposits?event_id=``)."""
+
+    event_id: str
+    amount_idr: int
+    price_idr: int
+    applied_at: datetime
+    voided: bool
 
 
 class Central:
@@ -168,6 +180,28 @@ class Central:
             )
             allowed.update(str(u) for u in body["allowed"])
         return frozenset(allowed)
+
+    async def applied(
+        self, bank_code: str, event_ids: Sequence[str], token: str
+    ) -> dict[str, Applied]:
+        """Which of ``event_ids`` the ledger has applied at the bank, and what it credited (the
+        others are not in the ledger yet). At most 100 ids a call (the API's limit)."""
+        body = await self._call(
+            "GET",
+            f"/api/banks/{bank_code}/deposits",
+            params=[("event_id", e) for e in event_ids],
+            headers=_bearer(token),
+        )
+        return {
+            str(d["event_id"]): Applied(
+                event_id=str(d["event_id"]),
+                amount_idr=int(d["amount_idr"]),
+                price_idr=int(d["price_per_kg_idr"]),
+                applied_at=datetime.fromisoformat(str(d["applied_at"])),
+                voided=bool(d["voided"]),
+            )
+            for d in body["deposits"]
+        }
 
     async def void(self, event_id: str, reason: str, token: str) -> None:
         await self._call(

@@ -20,7 +20,7 @@ The contract for every kind of receipt (deposit, withdrawal, sale, PIN slip, day
 
        def load_withdrawal(service: AttendantService, ref: str) -> receipts.Receipt:
            ...  # raise wastebank.errors.NotFound("... / ...") when there is no such thing
-       receipts.register("penarikan", load_withdrawal)
+       receipts.register("penarikan", load_withdrawal, nav="penarikan")
 
    ``loader(service, ref)`` returns a :class:`Receipt` or an awaitable of one (an ``async def``
    loader may ask the central API through :class:`gateway.central.Central`); it raises
@@ -78,6 +78,7 @@ __all__ = [
     "escpos_bytes",
     "kinds",
     "load",
+    "nav_of",
     "print_receipt",
     "register",
     "text",
@@ -276,16 +277,35 @@ Loader = Callable[[Any, str], "Receipt | Awaitable[Receipt]"]
 """``loader(service, ref)``: ``service`` is the :class:`~gateway.http.attendant.AttendantService`
 (typed ``Any`` here: this module is below the HTTP package, which imports it)."""
 _loaders: dict[str, Loader] = {}
+_nav: dict[str, str] = {}
+NAV_PAGES: Final = {
+    "timbang": "/petugas",
+    "penarikan": "/petugas/penarikan",
+    "nasabah": "/petugas/nasabah",
+    "stok": "/petugas/stok",
+    "hari": "/petugas/hari-ini",
+}
+"""The frame's nav keys and their pages (gateway/templates/petugas_base.html)."""
 
 
-def register(kind: str, loader: Loader) -> None:
-    """Serve ``kind``'s receipts with ``loader(service, ref)``; registering a kind twice with
-    another loader is a mistake (two engineers, one URL) and raises ``ValueError``."""
+def register(kind: str, loader: Loader, *, nav: str = "timbang") -> None:
+    """Serve ``kind``'s receipts with ``loader(service, ref)``; ``nav`` is the frame's tab the
+    receipt page belongs to (its "back" link goes there): ``timbang``, ``penarikan``,
+    ``nasabah``, ``stok`` or ``hari``. Registering a kind twice with another loader is a
+    mistake (two engineers, one URL) and raises ``ValueError``."""
     if not kind.replace("-", "").isalnum() or kind != kind.lower():
         raise ValueError(f"receipt kind {kind!r}: lower-case letters, digits and '-'")
+    if nav not in NAV_PAGES:
+        raise ValueError(f"nav {nav!r} is not one of {', '.join(NAV_PAGES)}")
     if _loaders.get(kind, loader) is not loader:
         raise ValueError(f"receipt kind {kind!r} is registered already")
     _loaders[kind] = loader
+    _nav[kind] = nav
+
+
+def nav_of(kind: str) -> str:
+    """The frame's tab of ``kind``'s receipt page (``timbang`` for an unknown kind)."""
+    return _nav.get(kind, "timbang")
 
 
 def kinds() -> list[str]:

@@ -56,7 +56,8 @@ def test_amounts_right_aligned_and_long_names_wrapped() -> None:
     total = next(s for s in lines if s.startswith("JUMLAH"))
     assert total == "JUMLAH" + " " * (32 - len("JUMLAH") - len("Rp2.250")) + "Rp2.250"
     price = next(s for s in lines if s.startswith("Harga"))
-    assert price.endswith("Rp1.800/kg") and len(price) == 32
+    assert price.endswith("Rp1.800/kg")
+    assert len(price) == 32
     # the member's long name does not fit beside its label: label, then the name wrapped and
     # right-aligned, every word kept
     at = lines.index("Nasabah")
@@ -66,7 +67,8 @@ def test_amounts_right_aligned_and_long_names_wrapped() -> None:
     )
     assert all(len(s) == 32 for s in name_lines)
     # the bank's long name wraps centred
-    assert lines[0].strip() and lines[1].strip()
+    assert lines[0].strip()
+    assert lines[1].strip()
     assert "Bank Sampah Batu Merah" in " ".join(lines[:3])
 
 

@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse
 
 from gateway.app import Gateway
 from gateway.http import health, scales
-from gateway.http.attendant import AttendantService, SessionGate
+from gateway.http.attendant import AttendantService, SessionGate, applied
 from gateway.http.attendant import router as attendant_router
 from gateway.http.health import PublicHealth
 from gateway.http.validation import validation_refused
@@ -62,9 +62,11 @@ async def serve(gw: Gateway, service: AttendantService | None = None) -> None:
     try:
         async with asyncio.TaskGroup() as tg:
             sync = tg.create_task(service.run(), name="attendant-sync")
+            amounts = tg.create_task(applied.run(service), name="ledger-amounts")  # receipts
             await server.serve()
             stopped = True  # uvicorn stopped on its own (should_exit): nothing left to close
             sync.cancel()
+            amounts.cancel()
     finally:
         # A stop: end the pages' live streams, so their connections close, then the server.
         gw.live.stop()

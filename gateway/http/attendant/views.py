@@ -12,12 +12,12 @@ from typing import Final
 from pydantic import BaseModel, Field
 
 from gateway.attendant_store import JournalEntry, MemberEntry
+from gateway.http.attendant import deposit_receipt
 from gateway.http.attendant.formats import day_bounds, jam, kg, rupiah, tanggal
 from gateway.http.attendant.service import AttendantService
 from gateway.kiosk import AttendantSession
 from gateway.readers import ScaleReader
 from wastebank.messages import CODE_PATTERN
-from wastebank.money_rules import amount_for
 
 CARD_FRESH_S: Final = 60.0
 """A card tapped on the reader is offered for this long."""
@@ -39,6 +39,10 @@ VOID_TEXT = {
 }
 
 
+ESTIMATE_LABEL: Final = "Perkiraan / Estimate"
+AMOUNT_LABEL: Final = "Jumlah / Amount"
+
+
 class DepositView(BaseModel):
     event_id: str
     scale_id: str
@@ -53,6 +57,13 @@ class DepositView(BaseModel):
     price_text: str | None
     amount_idr: int | None
     amount_text: str | None
+    estimate: bool = True
+    """Price and amount are the gateway's estimate until the ledger has applied the deposit
+    (then they are the ledger's: :func:`gateway.http.attendant.deposit_receipt.deposit_figures`)."""
+    amount_label: str = ""
+    """"Perkiraan / Estimate" or "Jumlah / Amount": what to call ``amount_text``."""
+    receipt_url: str = ""
+    """The deposit's receipt page (58 mm print, ESC/POS printer)."""
     recorded_at: datetime
     recorded_text: str
     time_text: str
@@ -155,14 +166,9 @@ def deposit_view(service: AttendantService, e: JournalEntry) -> DepositView:
         holder = service.db.directory.by_card(e.card_uid)
         if holder is not None:
             member_no, member_name = holder.member_no, holder.name
-    # A kiosk deposit carries no price: the estimate is the cached list's (the ledger prices
-    # it at the price in force at its time, which is almost always the same).
-    per_kg = e.price_per_kg_idr
-    if per_kg is None and price is not None and price.unit == "kg":
-        per_kg = price.price_idr
-    amount = e.amount_idr if e.price_per_kg_idr is not None else None
-    if amount is None and per_kg is not None:
-        amount = amount_for(e.net_g, per_kg)
+    # The receipts' rule, the one place a deposit's price and amount are decided: the ledger's
+    # once it applied the deposit, else an estimate at the freshest list.
+    per_kg, amount, estimate = deposit_receipt.deposit_figures(service, e)
     return DepositView(
         event_id=e.event_id,
         scale_id=e.scale_id,
@@ -177,6 +183,8 @@ def deposit_view(service: AttendantService, e: JournalEntry) -> DepositView:
         price_text=None if per_kg is None else f"{rupiah(per_kg)}/kg",
         amount_idr=amount,
         amount_text=None if amount is None else rupiah(amount),
+        estimate=estimate,
+        receipt_url=deposit_receipt.receipt_url(e.event_id),
         recorded_at=e.recorded_at,
         recorded_text=tanggal(e.recorded_at, service.tz),
         time_text=jam(e.recorded_at, service.tz),
