@@ -403,10 +403,21 @@ def bank_withdrawals(
     )
     if status is not None:
         stmt = stmt.where(ledger.Withdrawal.status == status)
-    return [
-        withdrawal_out(w, personal=access.can_see_personal(p, w.member))
-        for w in session.scalars(stmt)
-    ]
+    out = []
+    accounts: dict[str, ledger.MemberAccount | None] = {}
+    for w in session.scalars(stmt):
+        personal = access.can_see_personal(p, w.member)
+        row = withdrawal_out(w, personal=personal)
+        if personal:
+            # the attendant's page shows whose request it is and what they may still withdraw
+            no = w.member.member_no
+            if no not in accounts:
+                accounts[no] = ledger.member_account_summary(session, no)
+            account = accounts[no]
+            row.member_name = w.member.name
+            row.available_idr = None if account is None else account.available_idr
+        out.append(row)
+    return out
 
 
 def _withdrawal(s: Session, p: access.Principal, withdrawal_id: int) -> ledger.Withdrawal:
@@ -464,11 +475,17 @@ def reject_withdrawal(withdrawal_id: WithdrawalId, body: RejectIn, ctx: CtxDep) 
 @router.post("/api/withdrawals/{withdrawal_id}/pay", responses=WRITE)
 def pay_withdrawal(withdrawal_id: WithdrawalId, body: PayIn, ctx: CtxDep) -> WithdrawalOut:
     """approved -> paid; a ``dual_control`` withdrawal by someone who neither asked for it nor
-    approved it (403)."""
+    approved it (403). The same pay again (the same attendant and the same non-empty
+    ``payout_ref``: a retry whose answer was lost, the gateway's queue) answers 200 with the
+    payment first recorded and pays nothing (audited ``withdrawal.pay.repeat``); any other pay
+    of a paid withdrawal is 409."""
     with _refusals_audited(ctx, "withdrawal.pay", withdrawal_id), ctx.write() as s:
-        _decide(s, ctx.p, withdrawal_id)
-        w = ledger.pay_withdrawal(s, withdrawal_id, author=ctx.p.author, payout_ref=body.payout_ref)
-        ctx.audit(s, "withdrawal.pay", "withdrawal", w.id, f"Rp{w.amount_idr} {w.method}{_dual(w)}")
+        w = _decide(s, ctx.p, withdrawal_id)
+        author, ref = ctx.p.author, body.payout_ref
+        repeat = ledger.repeats_payment(w, author, ref)
+        w = ledger.pay_withdrawal(s, withdrawal_id, author=author, payout_ref=ref)
+        action = "withdrawal.pay.repeat" if repeat else "withdrawal.pay"
+        ctx.audit(s, action, "withdrawal", w.id, f"Rp{w.amount_idr} {w.method}{_dual(w)}")
         return withdrawal_out(w, personal=True)
 
 

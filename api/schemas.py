@@ -272,7 +272,13 @@ class CancelIn(In):
 
 
 class PayIn(In):
-    payout_ref: str | None = Field(default=None, max_length=100)
+    payout_ref: str | None = Field(
+        default=None,
+        max_length=100,
+        description="the transfer's reference, or a cash payout's receipt number: the same "
+        "attendant paying again with the same reference is the same payment (200, nothing "
+        "paid twice)",
+    )
 
 
 class WithdrawalOut(BaseModel):
@@ -295,6 +301,14 @@ class WithdrawalOut(BaseModel):
         default=False,
         description="above the second-approval amount when requested: who approves is not "
         "who asked, and who pays out is neither (docs/operations.md, 'Money rules')",
+    )
+    member_name: str | None = Field(
+        default=None, description="the bank's list only, for its staff (personal data)"
+    )
+    available_idr: int | None = Field(
+        default=None,
+        description="the bank's list only, for its staff: what the member may still withdraw "
+        "now (balance less open withdrawals, this one included)",
     )
 
 

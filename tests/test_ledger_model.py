@@ -560,7 +560,7 @@ def test_a_void_may_not_take_back_money_withdrawn_or_waste_sold(engine: Engine) 
     with Session(engine) as s:
         _deposit(s, 1, net_g=5000)  # Rp20,000
         w = ledger.request_withdrawal(s, "AMB-0001", 15_000, "cash", requested_by="AMB-0001")
-        with pytest.raises(ledger.InsufficientBalance, match="Rp-15000 available"):
+        with pytest.raises(ledger.InsufficientBalance, match="-Rp15.000 available"):
             ledger.void_deposit(s, "gw-01-1", author=STAFF_BM, reason="oops")
         ledger.cancel_withdrawal(s, w.id, author="AMB-0001", reason="changed my mind")
         ledger.sell_stock(
@@ -622,7 +622,7 @@ def test_rejected_and_cancelled_withdrawals_release_the_reservation(engine: Engi
     with Session(engine) as s:
         _deposit(s, 1, net_g=10_000)  # Rp40,000
         a = ledger.request_withdrawal(s, "AMB-0001", 25_000, "cash", requested_by=STAFF_BM)
-        with pytest.raises(ledger.InsufficientBalance, match="Rp15000 available"):
+        with pytest.raises(ledger.InsufficientBalance, match="Rp15.000 available"):
             ledger.request_withdrawal(s, "AMB-0001", 25_000, "cash", requested_by=STAFF_BM)
         with pytest.raises(ledger.NotAllowed, match="needs a reason"):
             ledger.reject_withdrawal(s, a.id, author=STAFF_BM, reason="")
@@ -646,11 +646,11 @@ def test_rejected_and_cancelled_withdrawals_release_the_reservation(engine: Engi
     ("member_no", "amount", "method", "destination", "error", "match"),
     [
         ("AMB-0001", 9_999, "cash", None, ledger.BelowMinimum, "minimum withdrawal"),
-        ("AMB-0101", 20_000, "cash", None, ledger.BelowMinimum, "Rp25000"),
+        ("AMB-0101", 20_000, "cash", None, ledger.BelowMinimum, "Rp25.000"),
         ("AMB-0001", 0, "cash", None, ledger.BelowMinimum, "minimum"),
         ("AMB-0001", 10_000, "bank_transfer", None, ledger.NotAllowed, "account or e-wallet"),
         ("AMB-0001", 10_000, "gold", None, ledger.NotAllowed, "payout method"),
-        ("AMB-0001", 10_001, "cash", None, ledger.InsufficientBalance, "Rp10000 available"),
+        ("AMB-0001", 10_001, "cash", None, ledger.InsufficientBalance, "Rp10.000 available"),
         ("AMB-9999", 10_000, "cash", None, ledger.NotFound, "unknown member"),
     ],
 )

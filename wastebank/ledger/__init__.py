@@ -218,6 +218,7 @@ from wastebank.ledger.withdrawals import (
     cancel_withdrawal,
     pay_withdrawal,
     reject_withdrawal,
+    repeats_payment,
     request_withdrawal,
 )
 from wastebank.money_rules import amount_for
@@ -349,6 +350,7 @@ __all__ = [
     "record_replay_failure",
     "reject_withdrawal",
     "reopen_day",
+    "repeats_payment",
     "request_withdrawal",
     "require_attendant",
     "resolve_dead_letter",

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from wastebank.formats import rupiah
 from wastebank.ledger.errors import InsufficientBalance, InsufficientStock
 from wastebank.ledger.models import (
     OPEN_WITHDRAWALS,
@@ -184,13 +185,19 @@ def available(session: Session, member: Member) -> int:
     return member_balance(session, member.member_no) - member_pending(session, member.id)
 
 
-def check_available(session: Session, member: Member, what: str) -> None:
+def check_available(session: Session, member: Member, what: tuple[str, str]) -> None:
+    """Refuse (:class:`InsufficientBalance`) when the member's available balance is below zero
+    after ``what`` (its name in Bahasa Indonesia, then English) was written in this
+    transaction."""
     available_idr = available(session, member)
     if available_idr < 0:
         balance = member_balance(session, member.member_no)
+        left, held = rupiah(available_idr), rupiah(balance - available_idr)
         raise InsufficientBalance(
-            f"{what} would leave nasabah {member.member_no} Rp{available_idr} available "
-            f"(balance Rp{balance}, open withdrawals Rp{balance - available_idr})"
+            f"{what[0]} akan menyisakan {left} yang dapat ditarik nasabah {member.member_no} "
+            f"(saldo {rupiah(balance)}, penarikan terbuka {held}) / {what[1]} would leave member "
+            f"{member.member_no} {left} available (balance {rupiah(balance)}, open withdrawals "
+            f"{held})"
         )
 
 

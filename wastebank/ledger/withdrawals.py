@@ -28,7 +28,13 @@ from wastebank.ledger.errors import (
     SecondPersonRequired,
     atomic,
 )
-from wastebank.ledger.models import PayoutMethod, Withdrawal, WithdrawalStatus, utcnow
+from wastebank.ledger.models import (
+    OPEN_WITHDRAWALS,
+    PayoutMethod,
+    Withdrawal,
+    WithdrawalStatus,
+    utcnow,
+)
 from wastebank.ledger.registry import member_by_no, require_attendant
 from wastebank.money_rules import DEFAULT_RULES, MoneyRules
 
@@ -62,24 +68,36 @@ def request_withdrawal(
     read. Deposits only raise a balance, so they need no lock.
     """
     if method not in set(PayoutMethod):
-        raise NotAllowed(f"payout method {method!r}: cash, bank_transfer or ewallet")
+        raise NotAllowed(
+            f"cara pembayaran {method!r} tidak dikenal: tunai, transfer bank atau dompet digital "
+            f"/ payout method {method!r}: cash, bank_transfer or ewallet"
+        )
     if method != PayoutMethod.CASH and not destination:
-        raise NotAllowed(f"a {method} payout needs the account or e-wallet number")
+        raise NotAllowed(
+            f"{METHOD_ID.get(method, method)} perlu nomor rekening atau dompet digital / "
+            f"a {method} payout needs the account or e-wallet number"
+        )
     if not requested_by:
-        raise NotAllowed("a withdrawal request names who asked")
+        raise NotAllowed(
+            "permintaan penarikan harus menyebut yang mengajukan / a withdrawal request names "
+            "who asked"
+        )
     with atomic(session):
         member = member_by_no(session, member_no)
         lock_member(session, member.id)
         bank = member.bank
         if amount_idr <= 0 or amount_idr < bank.min_withdrawal_idr:
+            asked, least = rupiah(amount_idr), rupiah(max(bank.min_withdrawal_idr, 1))
             raise BelowMinimum(
-                f"Rp{amount_idr} is below {bank.code}'s minimum withdrawal "
-                f"(Rp{max(bank.min_withdrawal_idr, 1)})"
+                f"{asked} di bawah penarikan minimum {bank.name} ({least}) / {asked} is below "
+                f"{bank.name}'s minimum withdrawal ({least})"
             )
         available_idr = available(session, member)
         if amount_idr > available_idr:
+            can, asked = rupiah(available_idr), rupiah(amount_idr)
             raise InsufficientBalance(
-                f"nasabah {member_no} has Rp{available_idr} available, asked Rp{amount_idr}"
+                f"nasabah {member_no} dapat menarik {can}, diminta {asked} / member {member_no} "
+                f"has {can} available, asked {asked}"
             )
         withdrawal = Withdrawal(
             member_id=member.id,
@@ -124,11 +142,11 @@ def _move_withdrawal(
     withdrawal can still make it."""
     withdrawal = session.get(Withdrawal, withdrawal_id)
     if withdrawal is None:
-        raise NotFound(f"unknown withdrawal {withdrawal_id}")
+        raise NotFound(f"penarikan {withdrawal_id} tidak ada / unknown withdrawal {withdrawal_id}")
     if attendant:
         require_attendant(session, withdrawal.bank, author)
     elif not author:
-        raise NotAllowed("name who does this")
+        raise NotAllowed("sebutkan siapa yang melakukannya / name who does this")
     if not_by is not None and withdrawal.dual_control:
         for who, did in not_by(withdrawal):
             if who == author:
@@ -147,9 +165,33 @@ def _move_withdrawal(
     )
     if not isinstance(result, CursorResult) or result.rowcount != 1:
         session.refresh(withdrawal)
-        raise InvalidTransition(f"withdrawal {withdrawal_id} is {withdrawal.status}, not {to}-able")
+        raise InvalidTransition(not_movable(withdrawal_id, WithdrawalStatus(withdrawal.status), to))
     session.refresh(withdrawal)
     return withdrawal
+
+
+STATUS_ID: dict[str, str] = {
+    WithdrawalStatus.REQUESTED: "diajukan",
+    WithdrawalStatus.APPROVED: "disetujui",
+    WithdrawalStatus.PAID: "dibayar",
+    WithdrawalStatus.REJECTED: "ditolak",
+    WithdrawalStatus.CANCELLED: "dibatalkan",
+}
+"""A withdrawal's status in Bahasa Indonesia (the pages' words: api/web.py STATUS_TEXTS)."""
+METHOD_ID: dict[str, str] = {
+    PayoutMethod.CASH: "tunai",
+    PayoutMethod.BANK_TRANSFER: "transfer bank",
+    PayoutMethod.EWALLET: "dompet digital",
+}
+
+
+def not_movable(withdrawal_id: int, status: WithdrawalStatus, to: WithdrawalStatus) -> str:
+    """Why a withdrawal in ``status`` cannot be moved ``to`` (Indonesian first)."""
+    still = "masih" if status in OPEN_WITHDRAWALS else "sudah"
+    return (
+        f"penarikan {withdrawal_id} {still} {STATUS_ID[status]}, tidak bisa {STATUS_ID[to]} / "
+        f"withdrawal {withdrawal_id} is {status}: it cannot be {to}"
+    )
 
 
 _ASKED = ("mengajukannya", "asked for")
@@ -177,7 +219,7 @@ def reject_withdrawal(
 ) -> Withdrawal:
     """requested -> rejected, with the reason; the reserved amount is available again."""
     if not reason.strip():
-        raise NotAllowed("a rejection needs a reason")
+        raise NotAllowed("penolakan perlu alasan / a rejection needs a reason")
     with atomic(session):
         w = _move_withdrawal(
             session,
@@ -205,13 +247,47 @@ def cancel_withdrawal(
     return w
 
 
+def repeats_payment(w: Withdrawal, author: str, payout_ref: str | None) -> bool:
+    """Whether paying ``w`` by ``author`` with ``payout_ref`` is the payment already recorded,
+    asked again (a client that lost the answer, the gateway's queue sending once more): paid,
+    by the same person, with the same non-empty reference. The gateway gives a cash payout its
+    own receipt number as the reference, so a retry of one request matches and two requests
+    never do; a transfer's reference is the transfer's own, so a match is that one transfer."""
+    return (
+        w.status == WithdrawalStatus.PAID
+        and bool(payout_ref)
+        and w.paid_by == author
+        and w.payout_ref == payout_ref
+    )
+
+
 def pay_withdrawal(
     session: Session, withdrawal_id: int, *, author: str, payout_ref: str | None = None
 ) -> Withdrawal:
     """approved -> paid: the member's account is debited and the bank's funds for the payout
     method credited (``withdrawal:{id}``); for a ``dual_control`` withdrawal, by someone who
     neither asked for it nor approved it (:class:`SecondPersonRequired`). The caller
-    commits."""
+    commits.
+
+    The same payment asked again (:func:`repeats_payment`: same author, same reference) returns
+    the withdrawal as it was paid and writes nothing: never a second payment; any other pay of
+    a paid withdrawal is :class:`InvalidTransition` (409)."""
+    known = session.get(Withdrawal, withdrawal_id)
+    if known is not None and repeats_payment(known, author, payout_ref):
+        return known
+    try:
+        return _pay(session, withdrawal_id, author=author, payout_ref=payout_ref)
+    except InvalidTransition:
+        # a concurrent copy of this very request paid it between the read above and the move
+        again = session.get(Withdrawal, withdrawal_id)
+        if again is not None and repeats_payment(again, author, payout_ref):
+            return again
+        raise
+
+
+def _pay(
+    session: Session, withdrawal_id: int, *, author: str, payout_ref: str | None
+) -> Withdrawal:
     with atomic(session):
         w = _move_withdrawal(
             session,
