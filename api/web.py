@@ -107,6 +107,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Withdrawal requested; the attendant will process it.",
     ),
     "refused": ("Ditolak", "Refused"),
+    "reason": ("Alasan", "Reason"),
     "tonnage_month": ("Tonase per bulan dan jenis", "Tonnage by month and category"),
     "tonnage_kecamatan": ("Tonase per kecamatan", "Tonnage by kecamatan"),
     "month": ("Bulan", "Month"),

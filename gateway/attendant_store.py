@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from gateway.outbox import Outbox, write_transaction
+from gateway.withdrawal_store import WithdrawalStore
 from wastebank.money_rules import amount_for
 
 _SCHEMA = """
@@ -102,6 +103,7 @@ class AttendantDb:
         self.sessions = Sessions(self._db)
         self.directory = Directory(self._db)
         self.journal = Journal(self._db)
+        self.withdrawals = WithdrawalStore(self._db)
 
     def secret(self, name: str) -> bytes:
         """A random key of 32 bytes kept in the file (made on first use): e.g. the one that

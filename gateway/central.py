@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.attendant_store import MemberEntry, PriceEntry
+from gateway.withdrawal_store import WithdrawalRow
 from wastebank import errors
 
 if TYPE_CHECKING:
@@ -203,6 +204,25 @@ class Central:
             for d in body["deposits"]
         }
 
+    async def withdrawals(self, bank_code: str, token: str) -> list[WithdrawalRow]:
+        """The bank's newest withdrawals (``GET /api/banks/{bank}/withdrawals``), with the
+        member's name and what they may still withdraw."""
+        body = await self._call(
+            "GET", f"/api/banks/{bank_code}/withdrawals", headers=_bearer(token)
+        )
+        now = datetime.now(UTC)
+        return [withdrawal_row(w, now) for w in body]
+
+    async def withdrawal_action(
+        self, withdrawal_id: int, action: str, token: str, body: dict[str, str | None]
+    ) -> WithdrawalRow:
+        """``POST /api/withdrawals/{id}/approve|reject|pay`` with the acting attendant's token;
+        the withdrawal as it is now."""
+        answer = await self._call(
+            "POST", f"/api/withdrawals/{withdrawal_id}/{action}", json=body, headers=_bearer(token)
+        )
+        return withdrawal_row(answer, datetime.now(UTC))
+
     async def void(self, event_id: str, reason: str, token: str) -> None:
         await self._call(
             "POST",
@@ -210,6 +230,42 @@ class Central:
             json={"reason": reason},
             headers=_bearer(token),
         )
+
+
+def withdrawal_row(w: dict[str, Any], now: datetime) -> WithdrawalRow:
+    """A withdrawal as the central API answers it (api/schemas.py ``WithdrawalOut``)."""
+
+    def at(key: str) -> datetime | None:
+        value = w.get(key)
+        return None if value is None else datetime.fromisoformat(str(value))
+
+    def text(key: str) -> str | None:
+        value = w.get(key)
+        return None if value is None else str(value)
+
+    requested_at = at("requested_at")
+    assert requested_at is not None, "a withdrawal has its request time"
+    available = w.get("available_idr")
+    return WithdrawalRow(
+        id=int(w["id"]),
+        member_no=str(w["member_no"]),
+        member_name=text("member_name"),
+        amount_idr=int(w["amount_idr"]),
+        method=str(w["method"]),
+        destination=text("destination"),
+        status=str(w["status"]),
+        requested_at=requested_at,
+        requested_by=str(w["requested_by"]),
+        decided_at=at("decided_at"),
+        decided_by=text("decided_by"),
+        reason=text("reason"),
+        paid_at=at("paid_at"),
+        paid_by=text("paid_by"),
+        payout_ref=text("payout_ref"),
+        dual_control=bool(w.get("dual_control")),
+        available_idr=None if available is None else int(available),
+        synced_at=now,
+    )
 
 
 def _bearer(token: str) -> dict[str, str]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.settings import ApiSettings
@@ -42,10 +43,18 @@ USERS: dict[str, tuple[access.Role, dict[str, str], str]] = {
     "dlh": (access.Role.DLH, {"username": "dlh-ambon", "city_code": "ambon"}, PASSWORD),
     # bs-batu-merah (an induk, with the unit bs-rijali)
     "attendant_1": (access.Role.ATTENDANT, {"username": "petugas-bm-01"}, PASSWORD),
+    # a second attendant of bs-batu-merah (the second-person rule: one approves, another pays)
+    "attendant_1b": (access.Role.ATTENDANT, {"username": "petugas-bm-05"}, PASSWORD),
     # bs-nusaniwe, another bank
     "attendant_2": (access.Role.ATTENDANT, {"username": "petugas-nsw-01"}, PASSWORD),
     "citizen_a": (access.Role.CITIZEN, {"member_no": "AMB-0001"}, PIN),  # at bs-batu-merah
     "citizen_b": (access.Role.CITIZEN, {"member_no": "AMB-0002"}, OTHER_PIN),  # the same bank
+}
+
+
+# staff ids of USERS the demo city has no attendant row for: (bank, name), added with the user
+EXTRA_ATTENDANTS: dict[str, tuple[str, str]] = {
+    "petugas-bm-05": ("bs-batu-merah", "Ona Latumahina"),
 }
 
 
@@ -58,6 +67,9 @@ def add_users(ledger_url: str, names: tuple[str, ...] = tuple(USERS)) -> dict[st
         with Session(engine) as session:
             for name in names:
                 role, args, secret = USERS[name]
+                if (extra := EXTRA_ATTENDANTS.get(args.get("username", ""))) is not None:
+                    bank = session.scalars(select(ledger.Bank).filter_by(code=extra[0])).one()
+                    ledger.create_attendant(session, bank, args["username"], extra[1])
                 user = access.add_user(
                     session,
                     role=role,

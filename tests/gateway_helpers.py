@@ -7,6 +7,7 @@ error classification and everything above it are the real ones.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,24 @@ class FakeCentral:
         self.void_status = 200
         self.token_status: int | None = None
         self.logins_asked: list[list[str]] = []
+        self.withdrawal_rows = {  # api/schemas.py WithdrawalOut, as the bank's list gives them
+            wid: {
+                "id": wid,
+                "member_no": "AMB-0001",
+                "member_name": "Siti",
+                "bank_code": BANK,
+                "amount_idr": 20_000,
+                "method": "cash",
+                "destination": None,
+                "status": status,
+                "requested_at": "2026-12-06T00:30:00+00:00",
+                "requested_by": "AMB-0001",
+                "decided_by": "petugas-bm-02" if status == "approved" else None,
+                "dual_control": False,
+                "available_idr": 80_000,
+            }
+            for wid, status in ((1, "requested"), (2, "approved"))
+        }
 
     def may_log_in(self, username: str) -> bool:
         user = self.users.get(username)
@@ -80,6 +99,9 @@ class FakeCentral:
             asked = request.url.params.get_list("username")
             self.logins_asked.append(asked)
             return httpx.Response(200, json={"allowed": [u for u in asked if self.may_log_in(u)]})
+        withdrawals = self.withdrawals(request, path)
+        if withdrawals is not None:
+            return withdrawals
         if path == f"/api/banks/{BANK}/members":
             return httpx.Response(
                 200,
@@ -89,6 +111,20 @@ class FakeCentral:
             self.voids.append((path.split("/")[3], who))
             return httpx.Response(self.void_status, json={"detail": "x"})
         return httpx.Response(404, json={"detail": "not found"})
+
+    def withdrawals(self, request: httpx.Request, path: str) -> httpx.Response | None:
+        """Withdrawals (api/bank.py): the bank's list, and a decision taken on one."""
+        if path == f"/api/banks/{BANK}/withdrawals":
+            return httpx.Response(200, json=list(self.withdrawal_rows.values()))
+        if request.method != "POST" or not path.startswith("/api/withdrawals/"):
+            return None
+        wid, action = path.split("/")[3:5]
+        row = self.withdrawal_rows.get(int(wid))
+        if row is None:
+            return httpx.Response(404, json={"detail": "not found"})
+        status = {"approve": "approved", "reject": "rejected", "pay": "paid"}[action]
+        row.update(json.loads(request.content or b"{}"), status=status)
+        return httpx.Response(200, json=row)
 
 
 def gateway_settings(tmp_path: Path, **values: Any) -> GatewaySettings:

@@ -37,6 +37,7 @@ from api.app import create_app
 from api.settings import PagesSettings
 from gateway.app import Gateway
 from gateway.attendant_store import MemberEntry
+from gateway.central import withdrawal_row
 from gateway.http import local_api
 from gateway.http.attendant import AttendantService
 from gateway.kiosk import DepositCandidate
@@ -696,6 +697,13 @@ class GwEnv:
         seq = self.gw.recorder.store_deposit(reader, candidate)
         return str(self.gw.event_id(seq))
 
+    def withdrawal(self, wid: int) -> int:
+        """FakeCentral's withdrawals in the gateway's copy (as the page's list leaves them)."""
+        now = datetime.now(UTC)
+        rows = [withdrawal_row(w, now) for w in FakeCentral().withdrawal_rows.values()]
+        self.svc.db.withdrawals.replace(rows, now)
+        return wid
+
     def card(self) -> str:
         """A card of member A's in the gateway's directory: its UID."""
         self.svc.db.directory.replace_members(
@@ -769,6 +777,20 @@ GATEWAY_MATRIX: dict[tuple[str, str], GwCase] = {
         200,
     ),
     ("GET", "/petugas/api/deposits"): gw_read("/petugas/api/deposits"),
+    # withdrawals (FakeCentral.withdrawals: 1 requested, 2 approved)
+    ("GET", "/petugas/penarikan"): gw_read("/petugas/penarikan"),
+    ("GET", "/petugas/api/withdrawals"): gw_read("/petugas/api/withdrawals"),
+    ("POST", "/petugas/api/withdrawals/{withdrawal_id}/approve"): gw_write(
+        lambda env: Req("POST", f"/petugas/api/withdrawals/{env.withdrawal(1)}/approve", json={})
+    ),
+    ("POST", "/petugas/api/withdrawals/{withdrawal_id}/reject"): gw_write(
+        lambda env: Req(
+            "POST", f"/petugas/api/withdrawals/{env.withdrawal(1)}/reject", json={"reason": "x"}
+        )
+    ),
+    ("POST", "/petugas/api/withdrawals/{withdrawal_id}/pay"): gw_write(
+        lambda env: Req("POST", f"/petugas/api/withdrawals/{env.withdrawal(2)}/pay", json={})
+    ),
     ("POST", "/petugas/api/deposits/{event_id}/void"): gw_write(
         lambda env: Req(
             "POST", f"/petugas/api/deposits/{env.deposit()}/void", json={"reason": "salah"}

@@ -46,6 +46,9 @@ A browser asking for another page without a session is sent to the login form an
   GET  /petugas/struk/{kind}/{ref}       a receipt (58 mm print stylesheet): gateway.receipts
   GET  /petugas/api/struk/{kind}/{ref}   the receipt as JSON
   POST /petugas/api/struk/{kind}/{ref}/cetak   print it on the ESC/POS printer ([printer])
+  GET  /petugas/penarikan                withdrawals (:mod:`.withdrawals`, :mod:`.withdrawal_desk`)
+  GET  /petugas/api/withdrawals          the bank's requests, with who must act next
+  POST /petugas/api/withdrawals/{id}/approve|reject|pay   sent, or queued while offline
 
 The service (no FastAPI) is :mod:`.service`; the routes are one module per part of the page
 (:mod:`.pages`, :mod:`.session`, :mod:`.directory`, :mod:`.scales`, :mod:`.deposits`), put
@@ -54,7 +57,15 @@ together in :data:`router`; :mod:`.auth` has the gate and the dependencies they 
 
 from fastapi import APIRouter
 
-from gateway.http.attendant import deposits, directory, pages, receipts, scales, session
+from gateway.http.attendant import (
+    deposits,
+    directory,
+    pages,
+    receipts,
+    scales,
+    session,
+    withdrawals,
+)
 from gateway.http.attendant.auth import (
     COOKIE,
     CSRF_FIELD,
@@ -95,5 +106,5 @@ __all__ = [
 
 router = APIRouter()
 """Every route of the attendant page (under ``/petugas``)."""
-for _part in (pages, session, directory, scales, deposits, receipts):
+for _part in (pages, session, directory, scales, deposits, receipts, withdrawals):
     router.include_router(_part.router)

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -30,6 +31,14 @@ VOID_RETRY_S: Final = 5.0
 """A queued void is tried this soon; a deposit not yet in the ledger (404) doubles it, up to
 ``sync_interval_s``."""
 WRONG: Final = "nama pengguna atau kata sandi salah / wrong username or password"
+
+SyncPart = Callable[[str], Awaitable[bool]]
+"""One round of a page's own sync with the central API (given the newest token); True while it
+has queued work to retry soon."""
+SYNC_PARTS: list[Callable[[AttendantService], SyncPart]] = []
+"""Pages with a copy or a queue of their own (withdrawals: :mod:`.withdrawal_desk`) register a
+factory here at their import; each service makes its parts and runs them in
+:meth:`AttendantService.run`, after the voids."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,7 @@ class AttendantService:
         self._members_at = -float("inf")
         self.streams = 0
         """Live streams open now (pages showing a scale: :func:`views.live`)."""
+        self.parts = [make(self) for make in SYNC_PARTS]
 
     async def aclose(self) -> None:
         if self.central is not None:
@@ -468,6 +478,7 @@ class AttendantService:
         the copy in SQLite serves); never raises."""
         while True:
             self._wake.clear()
+            busy: list[bool] = []
             try:
                 token = next(reversed(self.tokens.values()), None)
                 if token is not None:
@@ -477,13 +488,14 @@ class AttendantService:
                         await self.sync_members(token)
                         await self.sync_logins(token)
                     await self.send_voids()
+                    busy = [await part(token) for part in self.parts]
                 now = datetime.now(UTC)
                 self.db.journal.prune(now - timedelta(days=90))
                 self.db.sessions.prune(now)
             except Exception:
                 log.exception("sinkron petugas gagal / attendant sync failed")
             wait = self.settings.sync_interval_s
-            if self.db.journal.pending_voids():
+            if self.db.journal.pending_voids() or any(busy):
                 wait = min(wait, VOID_RETRY_S)
             try:
                 async with asyncio.timeout(wait):
