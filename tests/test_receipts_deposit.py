@@ -148,6 +148,7 @@ async def test_estimate_at_the_freshest_list_then_the_ledgers_amount(gateway: Gw
     assert body["estimate"] is False
     assert body["total"] == ["JUMLAH", "Rp21.605"]
     assert ["Harga", "Rp1.450/kg"] in body["lines"]
+    assert ["Petugas", "Petugas-Bm-01"] in body["lines"]  # the name of the login, not its code
     assert receipts.ESTIMATE_TEXT not in body["text"]
     assert body["extra"] == {
         "event_id": event_id,

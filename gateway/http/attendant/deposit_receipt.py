@@ -21,6 +21,7 @@ ledger credited its own price (Rp22.350).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Final
 
 from gateway import receipts
@@ -63,6 +64,12 @@ def _member(service: AttendantService, e: JournalEntry) -> tuple[str, str | None
     return f"kartu {e.card_uid}" if e.card_uid else "-", None
 
 
+def _attendant_name(service: AttendantService, username: str) -> str:
+    """The attendant's name as their cached login has it (names, not codes); else the username."""
+    cached = service.db.logins.get(username, datetime.now(UTC))
+    return cached.name if cached is not None and cached.name else username
+
+
 def deposit_receipt(service: AttendantService, e: JournalEntry) -> Receipt:
     price = service.db.directory.price(e.category_code)
     name, member_no = _member(service, e)
@@ -75,7 +82,7 @@ def deposit_receipt(service: AttendantService, e: JournalEntry) -> Receipt:
         Line("Harga", "-" if per_kg is None else unit_price(per_kg, "kg")),
     ]
     if e.attendant:
-        lines.append(Line("Petugas", e.attendant))
+        lines.append(Line("Petugas", _attendant_name(service, e.attendant)))
     if e.void_state == "done":
         lines.append(Line("** DIBATALKAN / VOIDED **"))
     return Receipt(
