@@ -41,6 +41,7 @@ from gateway.central import withdrawal_row
 from gateway.http import local_api
 from gateway.http.attendant import AttendantService
 from gateway.kiosk import DepositCandidate
+from gateway.settings import PrinterSettings
 from tests.auth_helpers import ApiEnv, api_settings
 from tests.conftest import LedgerFactory
 from tests.gateway_helpers import FakeCentral, attendant_service, gateway_settings
@@ -407,6 +408,13 @@ MATRIX: dict[tuple[str, str], Case] = {
         get(f"/api/banks/{BANK_1}/gateway-logins", username=ATTENDANT_1), BANK1_ACTORS
     ),
     ("GET", "/api/banks/{bank_code}/stock"): Case(get(f"/api/banks/{BANK_1}/stock"), BANK1_READERS),
+    # what the ledger made of deposits, by event id (the gateway's receipts)
+    ("GET", "/api/banks/{bank_code}/deposits"): Case(
+        lambda env, _role: Req(
+            "GET", f"/api/banks/{BANK_1}/deposits", params={"event_id": env.deposit()}
+        ),
+        BANK1_READERS,
+    ),
     ("GET", "/api/banks/{bank_code}/limits"): Case(
         get(f"/api/banks/{BANK_1}/limits"), BANK1_READERS
     ),
@@ -704,6 +712,13 @@ class GwEnv:
         self.svc.db.withdrawals.replace(rows, now)
         return wid
 
+    def printer_and_deposit(self) -> str:
+        """A receipt printer (a file beside the outbox) and a deposit to print: its event id."""
+        device = self.gw.settings.outbox.path.parent / "lp0"
+        device.touch()
+        self.gw.settings.printer = PrinterSettings(kind="file", path=device)
+        return self.deposit()
+
     def card(self) -> str:
         """A card of member A's in the gateway's directory: its UID."""
         self.svc.db.directory.replace_members(
@@ -795,6 +810,16 @@ GATEWAY_MATRIX: dict[tuple[str, str], GwCase] = {
         lambda env: Req(
             "POST", f"/petugas/api/deposits/{env.deposit()}/void", json={"reason": "salah"}
         )
+    ),
+    # receipts (gateway/receipts.py): a deposit's, printed on a file printer in the test's dir
+    ("GET", "/petugas/struk/{kind}/{ref}"): GwCase(
+        lambda env: Req("GET", f"/petugas/struk/setoran/{env.deposit()}"), 401, 200, 200
+    ),
+    ("GET", "/petugas/api/struk/{kind}/{ref}"): GwCase(
+        lambda env: Req("GET", f"/petugas/api/struk/setoran/{env.deposit()}"), 401, 200, 200
+    ),
+    ("POST", "/petugas/api/struk/{kind}/{ref}/cetak"): gw_write(
+        lambda env: Req("POST", f"/petugas/api/struk/setoran/{env.printer_and_deposit()}/cetak")
     ),
 }
 
