@@ -182,6 +182,15 @@ def test_a_price_change_never_reprices_deposits_already_priced(engine: Engine) -
         for start in (NOV, NOV + timedelta(days=9), NOV + timedelta(days=15)):
             with pytest.raises(ledger.PriceHistoryLocked, match="may start after"):
                 ledger.set_price(s, BM, "pet", 9000, start, author=STAFF_BM)
+        # Indonesian first, in the city's own time, to the second (Ambon: WIT)
+        last = NOV + timedelta(days=19)  # NOV is in WIT
+        shown = f"{last.day} Nov 2026 {last:%H.%M.%S} WIT"
+        with pytest.raises(ledger.PriceHistoryLocked) as refused:
+            ledger.set_price(s, BM, "pet", 9000, NOV, author=STAFF_BM)
+        assert str(refused.value).startswith(
+            f"setoran gw-01-2 ({shown}) sudah dihargai dengan daftar harga Bank Sampah Batu Merah "
+            f"Bersih untuk Botol PET bersih; harga baru berlaku paling cepat setelah {shown} / "
+        )
         # After the last deposit it would reprice: accepted, and deposits keep their prices.
         ledger.set_price(s, BM, "pet", 4800, NOV + timedelta(days=19, seconds=1), author=STAFF_BM)
         amounts = s.scalars(select(ledger.Deposit.amount_idr).order_by(ledger.Deposit.id)).all()

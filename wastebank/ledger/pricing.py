@@ -4,10 +4,12 @@ setting a price without rewriting history."""
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from wastebank.formats import tanggal, zone_label
 from wastebank.ledger.balances import lock_bank
 from wastebank.ledger.errors import NotAllowed, OverLimit, PriceHistoryLocked, atomic
 from wastebank.ledger.models import Bank, Category, Deposit, Price, Unit, utcnow
@@ -129,9 +131,12 @@ def set_price(
             priced = priced.where(Deposit.measured_at < later)
         hit = session.execute(priced).first()
         if hit is not None:
+            at = _local(hit[1], bank.city.timezone)
             raise PriceHistoryLocked(
-                f"deposit {hit[0]} ({hit[1].isoformat()}) was priced from {bank.code}'s list for "
-                f"{category.code}; a new price may start after {hit[1].isoformat()}"
+                f"setoran {hit[0]} ({at}) sudah dihargai dengan daftar harga {bank.name} untuk "
+                f"{category.name_id}; harga baru berlaku paling cepat setelah {at} / deposit "
+                f"{hit[0]} ({at}) was priced from {bank.code}'s list for {category.code}; a new "
+                f"price may start after {at}"
             )
         row = session.scalar(
             select(Price).where(
@@ -148,3 +153,11 @@ def set_price(
         row.created_at = utcnow()
         session.flush()
     return row
+
+
+def _local(at: datetime, timezone: str) -> str:
+    """``10 Nov 2026 09.30.15 WIT``: a deposit's time in its city's zone, to the second (a new
+    price may start the second after it)."""
+    tz = ZoneInfo(timezone)
+    local = (at if at.tzinfo is not None else at.replace(tzinfo=ZoneInfo("UTC"))).astimezone(tz)
+    return f"{tanggal(local.date())} {local:%H.%M.%S} {zone_label(tz, local)}"
