@@ -253,7 +253,13 @@ def print_receipt(receipt: Receipt, tz: ZoneInfo, settings: PrinterSettings) -> 
             "peramban / no receipt printer: set [printer] in the gateway's site file, or print "
             "from the browser"
         )
-    data = escpos_bytes(receipt, tz, settings.columns, cut=settings.cut)
+    try:
+        data = escpos_bytes(receipt, tz, settings.columns, cut=settings.cut)
+    except ImportError:  # an optional install: a gateway that prints from the browser lacks it
+        raise NoPrinter(
+            "python-escpos belum terpasang di gateway: pip install 'wastebank[printer]' / "
+            "python-escpos is not installed on the gateway"
+        ) from None
     printer = None
     try:
         printer = _open(settings)

@@ -3,6 +3,7 @@ printers), the kind registry, and the printer settings."""
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -161,3 +162,13 @@ async def test_kinds_register_and_load() -> None:
         receipts.register("uji-sinkron", async_loader)
     with pytest.raises(ValueError, match="lower-case"):
         receipts.register("Bad Kind", loader)
+
+
+def test_a_gateway_without_python_escpos_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "escpos.printer", None)  # as if not installed
+    settings = PrinterSettings(kind="file", path=tmp_path / "lp0")
+    with pytest.raises(receipts.NoPrinter, match=r"wastebank\[printer\]"):
+        receipts.print_receipt(receipt(), WIT, settings)
+    assert not (tmp_path / "lp0").exists()
