@@ -190,7 +190,7 @@ def decide(page: Page, wid: int, status: str, action: str) -> None:
 
 
 def test_a_withdrawal_is_approved_and_paid_at_the_bank_and_the_citizen_sees_it(
-    browser: Browser, stack: tuple[Central, str]
+    browser: Browser, stack: tuple[Central, str], tmp_path: Path
 ) -> None:
     central, gateway = stack
     api = central.env
@@ -218,6 +218,7 @@ def test_a_withdrawal_is_approved_and_paid_at_the_bank_and_the_citizen_sees_it(
     expect(row).to_contain_text("Rp20.000")
     expect(row.locator(".available")).to_contain_text(f"Rp{before - 20_000:,}".replace(",", "."))
     fits(page)
+    page.screenshot(path=tmp_path / "penarikan.png", full_page=True)
 
     decide(page, small, "requested", "approve")
     expect(card(page, small, "approved").locator(".status")).to_have_text("disetujui / approved")
@@ -274,6 +275,7 @@ def test_a_withdrawal_is_approved_and_paid_at_the_bank_and_the_citizen_sees_it(
     expect(row.locator(".next-step")).to_contain_text("jangan serahkan uang")
     expect(row.locator("button[data-action=pay]")).to_have_count(0)  # never asked twice
     fits(page)
+    page.screenshot(path=tmp_path / "penarikan-antri.png", full_page=True)
     assert payments(api, offline) == 0
     central.start()
     expect(card(page, offline, "paid").locator(".status")).to_have_text("dibayar / paid")

@@ -55,16 +55,19 @@
         w.refused.action_text + " ditolak / refused: " + w.refused.error));
     }
     const actions = WB.el("div", { class: "actions" });
-    if (w.may.includes("approve")) { actions.append(button("approve", "Setujui / Approve", "primary", w)); }
-    if (w.may.includes("pay")) { actions.append(button("pay", "Bayar / Pay", "primary", w)); }
-    if (w.may.includes("reject")) { actions.append(button("reject", "Tolak / Refuse", "danger", w)); }
-    actions.append(WB.el("a", { class: "button receipt", href: w.receipt_url }, "Struk / Receipt"));
+    if (w.may.includes("approve")) { actions.append(button("approve", "Setujui", "Approve", "primary", w)); }
+    if (w.may.includes("pay")) { actions.append(button("pay", "Bayar", "Pay", "primary", w)); }
+    if (w.may.includes("reject")) { actions.append(button("reject", "Tolak", "Refuse", "danger", w)); }
+    const receipt = WB.el("a", { class: "button receipt", href: w.receipt_url }, "Struk");
+    receipt.append(WB.el("small", { class: "en" }, "Receipt"));
+    actions.append(receipt);
     item.append(actions);
     return item;
   }
 
-  function button(action, text, kind, w) {
-    const b = WB.el("button", { type: "button", class: kind, "data-action": action }, text);
+  function button(action, text, english, kind, w) {
+    const b = WB.el("button", { type: "button", class: kind, "data-action": action, title: english }, text);
+    b.append(WB.el("small", { class: "en" }, english));
     b.addEventListener("click", () => act(action, w));
     return b;
   }
@@ -133,7 +136,12 @@
     const w = answer.withdrawal;
     document.getElementById("wd-result-text").textContent = answer.message;
     let hold = "";
-    if (w.do_not_pay_out) { hold = w.next_step; }
+    if (w.do_not_pay_out) {
+      hold = w.next_step;
+      document.getElementById("wd-result-text").textContent =
+        "Pembayaran dicatat di gateway, dikirim saat API pusat terjangkau / " +
+        "The payment is kept on the gateway and sent when the central API is back.";
+    }
     else if (action === "pay" && w.status === "paid" && w.method === "cash") {
       hold = "";
       document.getElementById("wd-result-text").textContent =
