@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from gateway.outbox import Outbox, write_transaction
+from gateway.stock_store import StockStore
 from gateway.withdrawal_store import WithdrawalStore
 from wastebank.money_rules import amount_for
 
@@ -104,6 +105,7 @@ class AttendantDb:
         self.directory = Directory(self._db)
         self.journal = Journal(self._db)
         self.withdrawals = WithdrawalStore(self._db)
+        self.stock = StockStore(self._db)  # stock moves queued, last stock (gateway/stock_store.py)
 
     def secret(self, name: str) -> bytes:
         """A random key of 32 bytes kept in the file (made on first use): e.g. the one that

@@ -231,6 +231,24 @@ class Central:
             headers=_bearer(token),
         )
 
+    # ---- stock and the day (gateway/http/attendant/stock.py, day.py): the API's JSON as is --
+
+    async def bank_get(
+        self, bank_code: str, path: str, token: str, params: dict[str, Any] | None = None
+    ) -> Any:
+        """``GET /api/banks/{bank}/{path}``: ``stock``, ``collectors``, ``movements``,
+        ``days/{date}``."""
+        return await self._call(
+            "GET", f"/api/banks/{bank_code}/{path}", params=params, headers=_bearer(token)
+        )
+
+    async def bank_post(self, bank_code: str, path: str, body: Any, token: str) -> Any:
+        """``POST /api/banks/{bank}/{path}``: ``sales``, ``transfers``, ``residue``,
+        ``days/{date}/close``."""
+        return await self._call(
+            "POST", f"/api/banks/{bank_code}/{path}", json=body, headers=_bearer(token)
+        )
+
 
 def withdrawal_row(w: dict[str, Any], now: datetime) -> WithdrawalRow:
     """A withdrawal as the central API answers it (api/schemas.py ``WithdrawalOut``)."""

@@ -41,6 +41,7 @@ class FakeCentral:
         self.void_status = 200
         self.token_status: int | None = None
         self.logins_asked: list[list[str]] = []
+        self.stock_moves: list[tuple[str, dict[str, Any]]] = []  # (path, body) posted
         self.withdrawal_rows = {  # api/schemas.py WithdrawalOut, as the bank's list gives them
             wid: {
                 "id": wid,
@@ -102,6 +103,9 @@ class FakeCentral:
         withdrawals = self.withdrawals(request, path)
         if withdrawals is not None:
             return withdrawals
+        stock = self.stock_and_day(request, path)
+        if stock is not None:
+            return stock
         if path == f"/api/banks/{BANK}/members":
             return httpx.Response(
                 200,
@@ -111,6 +115,28 @@ class FakeCentral:
             self.voids.append((path.split("/")[3], who))
             return httpx.Response(self.void_status, json={"detail": "x"})
         return httpx.Response(404, json={"detail": "not found"})
+
+    def stock_and_day(self, request: httpx.Request, path: str) -> httpx.Response | None:
+        """Stock moves and the day (api/stock_moves.py, api/day.py), answered in their shape."""
+        base = f"/api/banks/{BANK}/"
+        if not path.startswith(base):
+            return None
+        rest = path.removeprefix(base)
+        answers: dict[str, Any] = {
+            "stock": {"bank_code": BANK, "stock_g": {}, "total_g": 0, "lines": []},
+            "collectors": [{"code": "ud-galala-plastik", "name": "UD Galala Plastik"}],
+        }
+        if request.method == "GET" and rest in answers:
+            return httpx.Response(200, json=answers[rest])
+        if request.method == "GET" and rest.startswith("days/"):
+            return httpx.Response(200, json={"local_date": rest.removeprefix("days/")})
+        if request.method == "POST" and (rest in ("sales", "transfers", "residue")):
+            sent = json.loads(request.content or b"{}")
+            self.stock_moves.append((rest, sent))
+            return httpx.Response(201, json={"id": len(self.stock_moves), **sent})
+        if request.method == "POST" and rest.startswith("days/"):  # days/{date}/close
+            return httpx.Response(201, json={"id": 1})
+        return None
 
     def withdrawals(self, request: httpx.Request, path: str) -> httpx.Response | None:
         """Withdrawals (api/bank.py): the bank's list, and a decision taken on one."""

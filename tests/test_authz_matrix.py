@@ -806,6 +806,47 @@ GATEWAY_MATRIX: dict[tuple[str, str], GwCase] = {
     ("POST", "/petugas/api/withdrawals/{withdrawal_id}/pay"): gw_write(
         lambda env: Req("POST", f"/petugas/api/withdrawals/{env.withdrawal(2)}/pay", json={})
     ),
+    # stock and the day (FakeCentral.stock_and_day)
+    ("GET", "/petugas/stok"): gw_read("/petugas/stok"),
+    ("GET", "/petugas/api/stock"): gw_read("/petugas/api/stock"),
+    ("POST", "/petugas/api/stock/sales"): gw_write(
+        lambda _env: Req(
+            "POST",
+            "/petugas/api/stock/sales",
+            json={
+                "key": f"k{uuid.uuid4().hex}",
+                "collector": "ud-galala-plastik",
+                "category": "pet",
+                "grams": 1000,
+                "price_per_kg_idr": 4500,
+            },
+        ),
+        201,
+    ),
+    ("POST", "/petugas/api/stock/transfers"): gw_write(
+        lambda _env: Req(
+            "POST",
+            "/petugas/api/stock/transfers",
+            json={"key": f"k{uuid.uuid4().hex}", "category": "pet", "grams": 1000},
+        ),
+        201,
+    ),
+    ("POST", "/petugas/api/stock/residue"): gw_write(
+        lambda _env: Req(
+            "POST",
+            "/petugas/api/stock/residue",
+            json={"key": f"k{uuid.uuid4().hex}", "category": "pet", "grams": 1000},
+        ),
+        201,
+    ),
+    ("GET", "/petugas/hari-ini"): gw_read("/petugas/hari-ini"),
+    ("GET", "/petugas/api/day"): gw_read("/petugas/api/day"),
+    ("POST", "/petugas/api/day/close"): gw_write(
+        lambda _env: Req(
+            "POST", "/petugas/api/day/close", json={"date": "2026-12-06", "counted_cash_idr": 0}
+        ),
+        201,
+    ),
     ("POST", "/petugas/api/deposits/{event_id}/void"): gw_write(
         lambda env: Req(
             "POST", f"/petugas/api/deposits/{env.deposit()}/void", json={"reason": "salah"}

@@ -49,6 +49,12 @@ A browser asking for another page without a session is sent to the login form an
   GET  /petugas/penarikan                withdrawals (:mod:`.withdrawals`, :mod:`.withdrawal_desk`)
   GET  /petugas/api/withdrawals          the bank's requests, with who must act next
   POST /petugas/api/withdrawals/{id}/approve|reject|pay   sent, or queued while offline
+  GET  /petugas/stok                     stock, sales, transfers, residue (:mod:`.stock`)
+  GET  /petugas/api/stock                the stock per category, pengepul, today's movements
+  POST /petugas/api/stock/sales|transfers|residue   {key, ...}: sent, or queued while offline
+  GET  /petugas/hari-ini                 today's totals, its close, the day sheet (:mod:`.day`)
+  GET  /petugas/api/day?date=            the central API's day (online; the last copy offline)
+  POST /petugas/api/day/close            {date, counted_cash_idr, note}: online only
 
 The service (no FastAPI) is :mod:`.service`; the routes are one module per part of the page
 (:mod:`.pages`, :mod:`.session`, :mod:`.directory`, :mod:`.scales`, :mod:`.deposits`), put
@@ -57,6 +63,7 @@ together in :data:`router`; :mod:`.auth` has the gate and the dependencies they 
 
 from fastapi import APIRouter
 
+from gateway.http.attendant import day as day_page
 from gateway.http.attendant import (
     deposits,
     directory,
@@ -64,6 +71,7 @@ from gateway.http.attendant import (
     receipts,
     scales,
     session,
+    stock,
     withdrawals,
 )
 from gateway.http.attendant.auth import (
@@ -107,4 +115,6 @@ __all__ = [
 router = APIRouter()
 """Every route of the attendant page (under ``/petugas``)."""
 for _part in (pages, session, directory, scales, deposits, receipts, withdrawals):
+    router.include_router(_part.router)
+for _part in (stock, day_page):  # sales, transfers, residue, stock; the day and its close
     router.include_router(_part.router)
