@@ -47,7 +47,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e '.[dev]'
 	touch $@
 
-# SERVICES_ARGS: `make test` starts PostgreSQL too (the ledger tests run on SQLite and on it).
+# SERVICES_ARGS: `make test` starts PostgreSQL too (the ledger tests run on SQLite and on it),
+# and Gammu SMSD on a dummy phone in .run/gammu (the SMS tests install it from there and run
+# their own).
 services: install
 	$(BIN)/wastebank services up $(SERVICES_ARGS)
 
@@ -79,7 +81,7 @@ lint: install
 	$(BIN)/lint-imports
 
 # PYTEST_ARGS='--ledger sqlite' skips the PostgreSQL runs of the ledger tests.
-test: SERVICES_ARGS = --with postgresql
+test: SERVICES_ARGS = --with postgresql --with sms
 test: install browser services lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -71,7 +71,7 @@ from api.schemas import (
     WithdrawalOut,
     in_utc,
 )
-from wastebank import access, ledger
+from wastebank import access, ledger, sms
 
 router = APIRouter(tags=["banks"])
 
@@ -292,6 +292,7 @@ def manual_deposit(
                 f"{applied.member_no} {applied.category_code} {applied.net_g} g "
                 f"Rp{applied.amount_idr}: {body.reason}",
             )
+            sms.queue_deposits(s, [applied.event_id])  # its SMS receipt, if the member opted in
         return _applied(applied)
 
 
@@ -486,6 +487,8 @@ def pay_withdrawal(withdrawal_id: WithdrawalId, body: PayIn, ctx: CtxDep) -> Wit
         w = ledger.pay_withdrawal(s, withdrawal_id, author=author, payout_ref=ref)
         action = "withdrawal.pay.repeat" if repeat else "withdrawal.pay"
         ctx.audit(s, action, "withdrawal", w.id, f"Rp{w.amount_idr} {w.method}{_dual(w)}")
+        if not repeat:
+            sms.queue_withdrawal(s, w)  # in the payment's transaction: paid once, one SMS
         return withdrawal_out(w, personal=True)
 
 

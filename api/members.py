@@ -52,9 +52,14 @@ from api.schemas import (
     WithdrawalIn,
     WithdrawalOut,
 )
-from wastebank import access, ledger, passbook
+from wastebank import access, ledger, passbook, sms
 
 router = APIRouter(tags=["members"])
+
+SMS_NEEDS_PHONE = (
+    "SMS perlu nomor HP yang valid (08..., 62... atau +62...) / SMS needs a mobile number "
+    "(08..., 62... or +62...)"
+)
 
 
 # ---- shared with the other routers and the pages ----------------------------------------------
@@ -101,6 +106,7 @@ def member_out(session: Session, p: access.Principal, member: ledger.Member) -> 
         ),
         nik_on_file=member.nik_hash is not None,
         has_login=has_login is not None,
+        sms_opt_in=member.sms_opt_in,
     )
 
 
@@ -261,6 +267,7 @@ def list_members(
                 name=m.name if personal else None,
                 balance_idr=balances.get(m.member_no, 0),
                 cards=cards.get(m.id, []) if personal else None,
+                sms_opt_in=m.sms_opt_in if personal else None,
             )
         )
     unchanged = conditional(request, response, [i.model_dump() for i in out], private=True)
@@ -320,15 +327,25 @@ def get_member(member_no: str, p: PrincipalDep, session: SessionDep) -> MemberOu
     return member_out(session, p, visible_member(session, p, member_no))
 
 
+def _set_sms(member: ledger.Member, opt_in: bool | None) -> None:
+    """SMS on or off (None: as it was); on only with a mobile number, also when the phone of a
+    member who gets SMS is cleared or changed in the same request (422)."""
+    if opt_in is not None:
+        member.sms_opt_in = opt_in
+    if member.sms_opt_in and sms.normalize(member.phone) is None:
+        raise HTTPException(422, SMS_NEEDS_PHONE)
+
+
 @router.patch("/api/members/{member_no}", responses=WRITE)
 def update_member(member_no: str, body: MemberPatch, ctx: CtxDep) -> MemberOut:
-    """Change a member's name, kind, phone or address; their number, bank and NIK stay."""
+    """Change a member's name, kind, phone, address or SMS opt-in (``sms_opt_in``: only with a
+    mobile number); their number, bank and NIK stay."""
     with ctx.write() as s:
         member = visible_member(s, ctx.p, member_no)
         if not access.can_act_at(ctx.p, member.bank):
             raise forbidden(f"bank {member.bank.code}")
         changed = sorted(body.model_fields_set)
-        for required in ("name", "kind"):
+        for required in ("name", "kind", "sms_opt_in"):
             if required in body.model_fields_set and getattr(body, required) is None:
                 raise HTTPException(422, f"{required} tidak boleh kosong / cannot be cleared")
         if body.name is not None:
@@ -344,6 +361,7 @@ def update_member(member_no: str, body: MemberPatch, ctx: CtxDep) -> MemberOut:
             member.rt = None if body.rt is None else f"{body.rt:03d}"
         if "rw" in body.model_fields_set:
             member.rw = None if body.rw is None else f"{body.rw:03d}"
+        _set_sms(member, body.sms_opt_in)
         s.flush()
         s.refresh(member)
         # the fields changed, not their values: the audit log holds no personal data

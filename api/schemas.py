@@ -95,6 +95,11 @@ class MemberPatch(In):
     kelurahan: str | None = Field(default=None, max_length=100)
     rt: int | None = Field(default=None, ge=1, le=999)
     rw: int | None = Field(default=None, ge=1, le=999)
+    sms_opt_in: bool | None = Field(
+        default=None,
+        description="receipts and balance replies by SMS to the phone (needs a mobile number: "
+        "08..., 62... or +62...); each SMS costs the bank (docs/attendant.md, SMS)",
+    )
 
 
 class MemberOut(BaseModel):
@@ -115,6 +120,7 @@ class MemberOut(BaseModel):
     cards: list[str] | None = None
     nik_on_file: bool | None = None
     has_login: bool | None = None
+    sms_opt_in: bool | None = Field(default=None, description="personal: receipts by SMS")
 
 
 class MemberListItem(BaseModel):
@@ -125,6 +131,7 @@ class MemberListItem(BaseModel):
     cards: list[str] | None = Field(
         default=None, description="card UIDs (personal: as name); the gateway's card lookup"
     )
+    sms_opt_in: bool | None = Field(default=None, description="personal: receipts by SMS")
 
 
 class Balance(BaseModel):

@@ -244,6 +244,7 @@ class Ingester:
             results = (
                 ledger.apply_deposits(session, events, rules=self.settings.money) if events else []
             )
+            ledger_writes.queue_sms_receipts(session, results)  # with them, or not at all
             session.commit()  # the batch's deposits: the ledger commits nothing itself
             for item, result in zip(deposits, results, strict=True):
                 if isinstance(result, ledger.DepositConflict):

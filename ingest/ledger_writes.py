@@ -1,4 +1,5 @@
-"""What the ingester writes to the ledger besides deposits: dead letters and system alerts.
+"""What the ingester writes to the ledger besides deposits: dead letters, system alerts, and
+the SMS receipts of the deposits it applied.
 
 Each function works in the caller's session and transaction: the ingester's batch (or the
 alert it raises) is the unit of work, and the ingester commits it.
@@ -14,10 +15,26 @@ from sqlalchemy.orm import Session
 from ingest.clash import Clash
 from ingest.items import Item, event_id_of
 from ingest.metrics import stored_reason_of
-from wastebank import alerts, ledger
+from wastebank import alerts, ledger, sms
 from wastebank.broker_events import Refusal
 
 log = logging.getLogger("wastebank.ingest")
+
+
+def queue_sms_receipts(
+    session: Session,
+    results: list[ledger.AppliedDeposit | ledger.DepositRejected | ledger.DepositConflict],
+) -> None:
+    """An SMS receipt for each deposit of the batch the ledger APPLIED (not a duplicate) whose
+    member opted in, in the batch's own transaction: a deposit delivered again queues nothing,
+    and a batch rolled back takes its receipts with it (wastebank/sms/queue.py)."""
+    applied = [
+        r.event_id
+        for r in results
+        if isinstance(r, ledger.AppliedDeposit) and r.outcome is ledger.Outcome.APPLIED
+    ]
+    if applied:
+        sms.queue_deposits(session, applied)
 
 
 def store_dead_letters(

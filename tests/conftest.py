@@ -621,6 +621,10 @@ def undo_0009(engine: Engine) -> None:
             raw.execute("PRAGMA foreign_keys=OFF")  # before BEGIN, as wastebank.migrations does
         with conn.begin():
             op = Operations(MigrationContext.configure(conn))
+            conn.execute(text("DROP TABLE sms_inbound"))  # 0013's, to run again
+            conn.execute(text("DROP TABLE sms_message"))
+            with op.batch_alter_table("member") as batch:
+                batch.drop_column("sms_opt_in")
             conn.execute(text("DROP TABLE day_close"))  # 0012's, to run again
             with op.batch_alter_table("stock_movement") as batch:
                 batch.drop_constraint("stock_movement_author_idempotency_key_key", type_="unique")

@@ -382,6 +382,7 @@ async def test_personal_data_is_for_the_member_their_bank_and_admins(
         "cards": None,
         "nik_on_file": None,
         "has_login": None,
+        "sms_opt_in": None,
     }
     listed = (await client.get("/api/banks/bs-batu-merah/members", headers=dlh)).json()
     assert {m["member_no"] for m in listed} >= {"AMB-0001", "AMB-0009"}

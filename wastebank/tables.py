@@ -2,9 +2,9 @@
 
 The ledger's own tables are on :class:`wastebank.ledger.Base`; the packages built on the ledger
 add theirs to the same metadata when they are imported: the login system
-(:mod:`wastebank.access.models`), the system alerts (:mod:`wastebank.alerts`) and the
-reconciliation runs (:mod:`wastebank.reconcile`). The ledger imports none of them (they import
-it), so whoever needs the whole schema asks here.
+(:mod:`wastebank.access.models`), the system alerts (:mod:`wastebank.alerts`), the
+reconciliation runs (:mod:`wastebank.reconcile`) and the SMS queue (:mod:`wastebank.sms`). The
+ledger imports none of them (they import it), so whoever needs the whole schema asks here.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 # Imported for their tables: system_alert; reconciliation_run; app_user, login_failure,
-# revoked_token, audit_log.
-from wastebank import alerts, reconcile  # noqa: F401
+# revoked_token, audit_log; sms_message, sms_inbound.
+from wastebank import alerts, reconcile, sms  # noqa: F401
 from wastebank.access import models  # noqa: F401
 from wastebank.ledger import Base
 

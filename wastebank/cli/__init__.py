@@ -68,6 +68,7 @@ _COMMANDS: dict[str, tuple[str, str, bool]] = {
     "tps": ("tps", "tps_app", True),
     "schema": ("schema", "schema_app", True),
     "influx": ("influx", "influx_app", True),
+    "sms": ("sms", "sms_app", True),
 }
 
 

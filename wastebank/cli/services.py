@@ -17,6 +17,7 @@ services_app = typer.Typer(
 
 class OptionalService(StrEnum):
     postgresql = "postgresql"
+    sms = "sms"
 
 
 @services_app.command("up")
@@ -26,7 +27,8 @@ def services_up(
         list[OptionalService] | None,
         typer.Option(
             "--with",
-            help="also PostgreSQL, for a multi-node ledger (or WASTEBANK_POSTGRESQL=true)",
+            help="also PostgreSQL, for a multi-node ledger (or WASTEBANK_POSTGRESQL=true); "
+            "sms: Gammu SMSD on a dummy phone in .run/gammu (or WASTEBANK_GAMMU_SMSD=true)",
         ),
     ] = None,
 ) -> None:
@@ -35,7 +37,8 @@ def services_up(
     from wastebank.config import load_settings
 
     setup_logging()
-    overrides = {"postgresql": True} if OptionalService.postgresql in (with_ or []) else {}
+    fields = {OptionalService.postgresql: "postgresql", OptionalService.sms: "gammu_smsd"}
+    overrides = {fields[name]: True for name in with_ or []}
     services.up(load_settings(services.ServicesSettings, config, **overrides))
 
 

@@ -197,6 +197,9 @@ class Member(Base):
     rt: Mapped[str | None] = mapped_column(String(3), nullable=True, doc="rukun tetangga, '002'")
     rw: Mapped[str | None] = mapped_column(String(3), nullable=True, doc="rukun warga, '005'")
     nik_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # Migration 0013: the member asked for their receipts and balance by SMS to ``phone``
+    # (wastebank/sms/); off unless an attendant or admin turns it on (each SMS costs the bank).
+    sms_opt_in: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     bank: Mapped[Bank] = relationship()
     kelurahan: Mapped[Kelurahan | None] = relationship()
 

@@ -21,6 +21,7 @@ from wastebank.services.core import (
     stop_service,
     wait_until_answering,
 )
+from wastebank.services.gammu_smsd import start_dummy_smsd, stop_dummy_smsd
 from wastebank.services.influxdb import (
     influxd_config_changed,
     influxd_service,
@@ -74,6 +75,8 @@ def up(settings: ServicesSettings, only: Collection[ServiceName] | None = None) 
     wanted: set[str] = set(only) if only is not None else {"mosquitto", "influxd"}
     if only is None and settings.postgresql:
         wanted.add("postgres")
+    if only is None and settings.gammu_smsd:
+        wanted.add("gammu-smsd")
     install_missing(settings, wanted)
     mosquitto, influxd = default_services(settings)
     new_passwords = prepare_broker(settings) if mosquitto.name in wanted else []
@@ -108,6 +111,8 @@ def up(settings: ServicesSettings, only: Collection[ServiceName] | None = None) 
         prepare_influxdb(settings)
     if postgres.name in wanted:
         prepare_postgresql(postgres, settings)
+    if "gammu-smsd" in wanted:
+        start_dummy_smsd(settings)
 
 
 def _current(daemon: _Daemon, settings: ServicesSettings) -> ServiceState:
@@ -158,6 +163,7 @@ def down(settings: ServicesSettings) -> None:
             stop_service(svc, pid)
             log.info("%s berhenti / stopped", svc.name)
         svc.pid_file.unlink(missing_ok=True)
+    stop_dummy_smsd(settings)
 
 
 def status(settings: ServicesSettings) -> list[ServiceState]:

@@ -68,6 +68,10 @@ class ServicesSettings(WastebankSettings):
         description="start PostgreSQL too (a multi-node ledger; `services up --with postgresql`)",
     )
     postgresql_port: int = Field(default=DEFAULT_POSTGRESQL_PORT, ge=1, le=65535)
+    gammu_smsd: bool = Field(
+        default=False,
+        description="Gammu SMSD on a dummy phone in run_dir/gammu too (`services up --with sms`)",
+    )
     influx: InfluxSettings = Field(
         default=InfluxSettings(),
         description="the city's InfluxDB database and retention settings `up` creates the "

@@ -20,6 +20,8 @@ PACKAGES = {
     "mosquitto-dev": Path("/usr/include/mosquitto_broker.h"),
     "libmosquitto-dev": Path("/usr/include/mosquitto.h"),
     "gcc": Path("/usr/bin/gcc"),
+    # SMS to members (wastebank/sms/): `services up --with sms`, the SMS tests.
+    "gammu-smsd": Path("/usr/bin/gammu-smsd"),
 }
 
 
@@ -29,6 +31,7 @@ def install_missing(settings: ServicesSettings, services: Collection[str]) -> No
         "mosquitto": ("mosquitto", "mosquitto-dev", "libmosquitto-dev", "gcc"),
         "influxd": ("influxdb",),
         "postgres": ("postgresql",),
+        "gammu-smsd": ("gammu-smsd",),
     }
     missing = [
         pkg for name in needed if name in services for pkg in needed[name] if not _installed(pkg)

@@ -1,0 +1,217 @@
+"""Gammu SMSD's FILES backend, as `wastebank sms run` uses it: its folders read from the
+SMSD's own config (one source of truth), outbox files written, sent and error folders read
+back, inbox files read and moved aside once recorded.
+
+Why files and not ``gammu-smsd-inject``: the outbox file's name is ours to choose, and we make
+it from the message's id (``OUTC<date>_<time>_00_<number>_wb<id>.txt``, Gammu's third name
+form, whose last field is a note it ignores). A run that dies after writing the file and before
+the ledger knew finds that file (in the outbox, or already in sent/error) on its next pass and
+does not write it again: a receipt is never sent twice. With inject, the name is Gammu's and a
+crash between it and our commit would send the receipt again. The same names tell, later,
+whether Gammu sent a message (it moves the file to SentSMSPath) or gave up (ErrorSMSPath), so
+``sent`` means the network took it. And no process is spawned per message.
+
+A file is written under a name SMSD does not read (``.wb<id>.tmp``) and renamed into place,
+so SMSD never sees half a message. The text is UTF-16 with a byte-order mark (the FILES
+backend's "unicode" form, as inject writes it), which SMSD reads whatever the locale; with
+``TransmitFormat = auto`` a GSM-7 text goes as one 7-bit SMS.
+
+Also here: a config for Gammu's **dummy** phone (``model = dummy``, a directory that plays a
+phone), which tests and `wastebank services up --with sms` run SMSD on, and the start of an
+SMSD process.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from wastebank.errors import SetupError
+
+GAMMU_SMSD = Path("/usr/bin/gammu-smsd")
+INBOX_NAME = re.compile(r"^IN(\d{8})_(\d{6})_(\d{2})_(.+)_(\d{2})\.(txt|bin)$")
+FOLDERS = ("inboxpath", "outboxpath", "sentsmspath", "errorsmspath")
+
+
+class GammuConfigError(SetupError):
+    """The SMSD config cannot be used: the message says which directive and why."""
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One received message as SMSD stored it."""
+
+    name: str  # the file's name: Gammu's id for it
+    path: Path
+    sender: str
+    text: str | None  # None: unreadable (8-bit, or not text)
+
+
+@dataclass(frozen=True)
+class GammuFiles:
+    """SMSD's folders (from its config) and the one we move read inbox files to."""
+
+    config: Path
+    inbox: Path
+    outbox: Path
+    sent: Path
+    error: Path
+    processed: Path
+
+    @classmethod
+    def from_config(cls, config: Path, processed: Path | None = None) -> GammuFiles:
+        """Read ``[smsd]`` of SMSD's config: ``Service = files`` and four distinct folders
+        (sent and error must differ from each other and from the outbox, or what happened to
+        a message could not be told)."""
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            with config.open(encoding="utf-8") as f:
+                parser.read_file(f)
+        except (OSError, configparser.Error, UnicodeDecodeError) as exc:
+            raise GammuConfigError(f"SMSD config {config}: {exc}") from None
+        if not parser.has_section("smsd"):
+            raise GammuConfigError(f"{config}: no [smsd] section")
+        smsd = parser["smsd"]
+        service = smsd.get("service", "").strip().lower()
+        if service != "files":
+            raise GammuConfigError(
+                f"{config}: Service = {service or '(none)'}; `wastebank sms run` needs "
+                "Service = files (docs/attendant.md, SMS)"
+            )
+        paths = {}
+        for key in FOLDERS:
+            value = smsd.get(key, "").strip()
+            if not value:
+                raise GammuConfigError(f"{config}: [smsd] {key} is not set")
+            paths[key] = Path(value)
+        if len({p.resolve() for p in paths.values()}) != len(paths):
+            raise GammuConfigError(
+                f"{config}: InboxPath, OutboxPath, SentSMSPath and ErrorSMSPath must differ"
+            )
+        inbox = paths["inboxpath"]
+        return cls(
+            config,
+            inbox,
+            paths["outboxpath"],
+            paths["sentsmspath"],
+            paths["errorsmspath"],
+            processed or inbox.parent / f"{inbox.name}-processed",
+        )
+
+    # ---- out ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def outbox_name(msg_id: int, phone: str, created_at: datetime) -> str:
+        """Gammu's ``OUT<priority><date>_<time>_<serial>_<recipient>_<note>.txt``: priority C
+        (SMSD sends in name order), our id as the note."""
+        at = created_at.astimezone(UTC)
+        return f"OUTC{at:%Y%m%d_%H%M%S}_00_{phone}_wb{msg_id}.txt"
+
+    def where(self, name: str) -> str | None:
+        """``outbox``, ``sent`` or ``error``: the folder a message file is in; None: nowhere."""
+        for folder, path in (("sent", self.sent), ("error", self.error), ("outbox", self.outbox)):
+            if (path / name).exists():
+                return folder
+        return None
+
+    def sent_at(self, name: str) -> datetime:
+        """When SMSD moved the file to its sent folder (the file's change time)."""
+        return datetime.fromtimestamp((self.sent / name).stat().st_ctime, UTC)
+
+    def hand(self, name: str, text: str) -> None:
+        """Put a message in SMSD's outbox, unless it is there, or was sent or failed, already."""
+        if self.where(name) is not None:
+            return
+        tmp = self.outbox / f".wb-{os.getpid()}-{name}.tmp"
+        tmp.write_bytes(b"\xfe\xff" + text.encode("utf-16-be"))
+        os.replace(tmp, self.outbox / name)
+
+    # ---- in -------------------------------------------------------------------------------------
+
+    def received(self) -> Iterator[Inbound]:
+        """The inbox's messages, oldest first by name; files that are not SMSD's are left."""
+        for path in sorted(self.inbox.iterdir()):
+            found = INBOX_NAME.match(path.name)
+            if found is None or not path.is_file():
+                continue
+            sender, ext = found.group(4), found.group(6)
+            yield Inbound(path.name, path, sender, _text(path) if ext == "txt" else None)
+
+    def set_aside(self, item: Inbound) -> None:
+        """Move a recorded inbox file out of the inbox (kept, for inspection)."""
+        self.processed.mkdir(parents=True, exist_ok=True)
+        os.replace(item.path, self.processed / item.name)
+
+
+def _text(path: Path) -> str | None:
+    """An inbox file's text: UTF-16 with its byte-order mark ("unicode", SMSD's default), or
+    UTF-8 ("standard" on a UTF-8 system); None when it is neither."""
+    data = path.read_bytes()
+    try:
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            return data.decode("utf-16")
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+# ---- a dummy phone, for tests and development ---------------------------------------------------
+
+
+def dummy_config(root: Path, *, log: Path | None = None) -> Path:
+    """Write ``root/smsdrc``: SMSD on Gammu's dummy phone (the directory ``root/phone``, where
+    a test puts received messages as Gammu backup files in ``phone/sms/1``), FILES backend
+    with its folders under ``root``, checking every second. Returns the config's path."""
+    names = ("inbox", "outbox", "sent", "error")
+    folders = {key: root / name for key, name in zip(FOLDERS, names, strict=True)}
+    for path in (root / "phone", *folders.values()):
+        path.mkdir(parents=True, exist_ok=True)
+    config = root / "smsdrc"
+    lines = [
+        "[gammu]",
+        "model = dummy",
+        "connection = none",
+        f"device = {root / 'phone'}",
+        "",
+        "[smsd]",
+        "service = files",
+        f"logfile = {log or root / 'smsd.log'}",
+        "debuglevel = 0",
+        *(f"{key} = {path}/" for key, path in folders.items()),
+        "inboxformat = unicode",
+        "outboxformat = unicode",
+        "transmitformat = auto",
+        # A dummy phone answers at once: look at the outbox and the phone every second.
+        "commtimeout = 1",
+        "receivefrequency = 1",
+        "loopsleep = 1",
+        "statusfrequency = 0",
+        "checksecurity = 0",
+        "checkbattery = 0",
+        "checksignal = 0",
+        "",
+    ]
+    config.write_text("\n".join(lines), encoding="utf-8")
+    return config
+
+
+def start_smsd(config: Path, *, pid_file: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start ``gammu-smsd -c config`` in the foreground as our child (its log: the config's
+    ``logfile``); the caller stops it."""
+    if not GAMMU_SMSD.exists():
+        raise GammuConfigError(
+            f"{GAMMU_SMSD} not found: sudo apt-get install gammu-smsd "
+            "(or `wastebank services up --with sms`)"
+        )
+    args = [str(GAMMU_SMSD), "-c", str(config)]
+    if pid_file is not None:
+        args += ["-p", str(pid_file)]
+    return subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
