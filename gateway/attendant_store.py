@@ -316,6 +316,25 @@ class Directory:
             self._set(db, "prices_synced_at", now.isoformat())
         return len(rows)
 
+    def put_member(self, bank_code: str, member: MemberEntry) -> None:
+        """One member registered (or a card bound) through this gateway: in the directory at
+        once, before the next sync brings the whole list."""
+        with write_transaction(self._db) as db:
+            db.execute(
+                "INSERT OR REPLACE INTO directory_member (member_no, bank_code, name, kind)"
+                " VALUES (?, ?, ?, ?)",
+                (member.member_no, bank_code, member.name, member.kind),
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO directory_card (uid, member_no) VALUES (?, ?)",
+                [(uid.upper(), member.member_no) for uid in member.cards],
+            )
+
+    def mark_synced(self, what: Literal["members", "prices"], now: datetime) -> None:
+        """The central API said the list is unchanged (a 304): it is as fresh as ``now``."""
+        with write_transaction(self._db) as db:
+            self._set(db, f"{what}_synced_at", now.isoformat())
+
     @staticmethod
     def _set(db: sqlite3.Connection, key: str, value: str) -> None:
         db.execute("INSERT OR REPLACE INTO directory_meta (key, value) VALUES (?, ?)", (key, value))

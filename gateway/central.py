@@ -87,27 +87,40 @@ class Central:
             headers={"User-Agent": "wastebank-gateway"},
             transport=transport,
         )
+        self._tags: dict[str, tuple[str, Any]] = {}  # URL -> (ETag, body): _get_tagged
 
     async def aclose(self) -> None:
         await self.client.aclose()
 
     async def _call(self, method: str, url: str, **kw: Any) -> Any:
+        return _parsed(await self._send(method, url, **kw))
+
+    async def _send(self, method: str, url: str, **kw: Any) -> httpx.Response:
         import httpx
 
         try:
-            resp = await self.client.request(method, url, **kw)
+            return await self.client.request(method, url, **kw)
         except httpx.HTTPError as exc:
             raise Unreachable(f"{type(exc).__name__}: {exc}") from None
-        if resp.status_code == 429:
-            raise RateLimited(_detail(resp), _retry_after(resp))
-        if resp.status_code >= 500:
-            raise Unreachable(f"HTTP {resp.status_code}: {_detail(resp)}")
-        if resp.status_code >= 400:
-            raise Refused(resp.status_code, _detail(resp))
-        try:
-            return resp.json()
-        except ValueError:
-            raise Unreachable(f"HTTP {resp.status_code}: not JSON") from None
+
+    async def _get_tagged(self, url: str, **kw: Any) -> tuple[Any, bool]:
+        """A conditional GET (api/conditional.py): the body, and whether it changed since the
+        last answer to the same URL (a 304 answers with the body kept from then). The gateway
+        polls its lists often (docs/attendant.md, "Nasabah di bank"); unchanged, they cost a
+        few bytes and no write to the SD card."""
+        key = url + "?" + "&".join(f"{k}={v}" for k, v in sorted((kw.get("params") or {}).items()))
+        kept = self._tags.get(key)
+        headers = dict(kw.pop("headers", None) or {})
+        if kept is not None:
+            headers["If-None-Match"] = kept[0]
+        resp = await self._send("GET", url, headers=headers, **kw)
+        if resp.status_code == 304 and kept is not None:
+            return kept[1], False
+        body = _parsed(resp)
+        tag = resp.headers.get("etag")
+        if tag:
+            self._tags[key] = (tag, body)
+        return body, True
 
     async def token(self, username: str, password: str) -> str:
         body = await self._call(
@@ -125,14 +138,19 @@ class Central:
         )
 
     async def members(self, bank_code: str, token: str) -> list[MemberEntry]:
+        return (await self.fetch_members(bank_code, token))[0]
+
+    async def fetch_members(self, bank_code: str, token: str) -> tuple[list[MemberEntry], bool]:
+        """The bank's members, and whether any page changed since the last fetch (ETag)."""
         out: list[MemberEntry] = []
+        changed = False
         while True:
-            page = await self._call(
-                "GET",
+            page, fresh = await self._get_tagged(
                 f"/api/banks/{bank_code}/members",
                 params={"limit": PAGE, "offset": len(out)},
                 headers=_bearer(token),
             )
+            changed = changed or fresh
             out.extend(
                 MemberEntry(
                     member_no=str(m["member_no"]),
@@ -143,11 +161,15 @@ class Central:
                 for m in page
             )
             if len(page) < PAGE:
-                return out
+                return out, changed
 
     async def prices(self, bank_code: str) -> list[PriceEntry]:
-        body = await self._call("GET", f"/api/banks/{bank_code}/prices")
-        return [
+        return (await self.fetch_prices(bank_code))[0]
+
+    async def fetch_prices(self, bank_code: str) -> tuple[list[PriceEntry], bool]:
+        """The bank's price list in force, and whether it changed since the last fetch (ETag)."""
+        body, changed = await self._get_tagged(f"/api/banks/{bank_code}/prices")
+        prices = [
             PriceEntry(
                 category_code=str(p["category_code"]),
                 category_name=str(p["category_name"]),
@@ -156,6 +178,32 @@ class Central:
             )
             for p in body["prices"]
         ]
+        return prices, changed
+
+    # -- the bank's desk (gateway/http/attendant/members.py; api/member_desk.py) --
+
+    async def next_member_no(self, bank_code: str, token: str) -> str:
+        body = await self._call(
+            "GET", f"/api/banks/{bank_code}/members/next-no", headers=_bearer(token)
+        )
+        return str(body["member_no"])
+
+    async def register_member(self, bank_code: str, fields: dict[str, Any], token: str) -> Any:
+        """``POST /api/banks/{bank}/members``: the member as registered (``MemberOut``)."""
+        return await self._call(
+            "POST", f"/api/banks/{bank_code}/members", json=fields, headers=_bearer(token)
+        )
+
+    async def add_card(self, member_no: str, uid: str, token: str) -> Any:
+        return await self._call(
+            "POST", f"/api/members/{member_no}/cards", json={"uid": uid}, headers=_bearer(token)
+        )
+
+    async def issue_pin(self, member_no: str, reset: bool, token: str) -> Any:
+        """A PIN issued (or reset): its answer holds the PIN, which nothing here keeps."""
+        return await self._call(
+            "POST", f"/api/members/{member_no}/pin", json={"reset": reset}, headers=_bearer(token)
+        )
 
     async def bank_name(self, bank_code: str) -> str | None:
         """The bank's name (``GET /api/banks``, the city's list): what the attendant's header
@@ -284,6 +332,20 @@ def withdrawal_row(w: dict[str, Any], now: datetime) -> WithdrawalRow:
         available_idr=None if available is None else int(available),
         synced_at=now,
     )
+
+
+def _parsed(resp: httpx.Response) -> Any:
+    """The answer's JSON, or the error it is (see the module's docstring)."""
+    if resp.status_code == 429:
+        raise RateLimited(_detail(resp), _retry_after(resp))
+    if resp.status_code >= 500:
+        raise Unreachable(f"HTTP {resp.status_code}: {_detail(resp)}")
+    if resp.status_code >= 400:
+        raise Refused(resp.status_code, _detail(resp))
+    try:
+        return resp.json()
+    except ValueError:
+        raise Unreachable(f"HTTP {resp.status_code}: not JSON") from None
 
 
 def _bearer(token: str) -> dict[str, str]:

@@ -151,7 +151,14 @@ class AttendantSettings(BaseModel):
     )
     session_hours: float = Field(default=12.0, gt=0, le=168)
     sync_interval_s: float = Field(
-        default=300.0, gt=0, description="members, prices and queued voids, while online"
+        default=300.0, gt=0, description="logins checked and queued voids sent, while online"
+    )
+    directory_poll_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=60,
+        description="members and prices asked for this often while online (a conditional GET: "
+        "an unchanged list costs a 304), so a new member or price is here within 60 s",
     )
     api_timeout_s: float = Field(default=5.0, gt=0, le=60)
     max_login_failures: int = Field(default=5, ge=1, description="per account per 15 minutes")

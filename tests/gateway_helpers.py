@@ -100,6 +100,9 @@ class FakeCentral:
             asked = request.url.params.get_list("username")
             self.logins_asked.append(asked)
             return httpx.Response(200, json={"allowed": [u for u in asked if self.may_log_in(u)]})
+        desk = self.desk(request, path)
+        if desk is not None:
+            return desk
         withdrawals = self.withdrawals(request, path)
         if withdrawals is not None:
             return withdrawals
@@ -115,6 +118,20 @@ class FakeCentral:
             self.voids.append((path.split("/")[3], who))
             return httpx.Response(self.void_status, json={"detail": "x"})
         return httpx.Response(404, json={"detail": "not found"})
+
+    def withdrawals(self, request: httpx.Request, path: str) -> httpx.Response | None:
+        """Withdrawals (api/bank.py): the bank's list, and a decision taken on one."""
+        if path == f"/api/banks/{BANK}/withdrawals":
+            return httpx.Response(200, json=list(self.withdrawal_rows.values()))
+        if request.method != "POST" or not path.startswith("/api/withdrawals/"):
+            return None
+        wid, action = path.split("/")[3:5]
+        row = self.withdrawal_rows.get(int(wid))
+        if row is None:
+            return httpx.Response(404, json={"detail": "not found"})
+        status = {"approve": "approved", "reject": "rejected", "pay": "paid"}[action]
+        row.update(json.loads(request.content or b"{}"), status=status)
+        return httpx.Response(200, json=row)
 
     def stock_and_day(self, request: httpx.Request, path: str) -> httpx.Response | None:
         """Stock moves and the day (api/stock_moves.py, api/day.py), answered in their shape."""
@@ -138,19 +155,24 @@ class FakeCentral:
             return httpx.Response(201, json={"id": 1})
         return None
 
-    def withdrawals(self, request: httpx.Request, path: str) -> httpx.Response | None:
-        """Withdrawals (api/bank.py): the bank's list, and a decision taken on one."""
-        if path == f"/api/banks/{BANK}/withdrawals":
-            return httpx.Response(200, json=list(self.withdrawal_rows.values()))
-        if request.method != "POST" or not path.startswith("/api/withdrawals/"):
+    def desk(self, request: httpx.Request, path: str) -> httpx.Response | None:
+        """The bank's desk (api/member_desk.py): next number, registration, cards, PINs."""
+        if path == f"/api/banks/{BANK}/members/next-no":
+            return httpx.Response(200, json={"member_no": "AMB-0099"})
+        if request.method != "POST":
             return None
-        wid, action = path.split("/")[3:5]
-        row = self.withdrawal_rows.get(int(wid))
-        if row is None:
-            return httpx.Response(404, json={"detail": "not found"})
-        status = {"approve": "approved", "reject": "rejected", "pay": "paid"}[action]
-        row.update(json.loads(request.content or b"{}"), status=status)
-        return httpx.Response(200, json=row)
+        sent = json.loads(request.content or b"{}")
+        member = {"kind": "individual", "name": "Siti", "cards": []}
+        if path == f"/api/banks/{BANK}/members":
+            return httpx.Response(201, json={**member, **sent})
+        no = path.split("/")[3] if path.startswith("/api/members/") else ""
+        if path.endswith("/cards"):
+            return httpx.Response(201, json={**member, "member_no": no, "cards": [sent["uid"]]})
+        if path.endswith("/pin"):
+            issued = {"member_no": no, "name": "Siti", "username": no, "pin": "135792"}
+            at = "2026-12-06T00:30:00+00:00"
+            return httpx.Response(200, json={**issued, "created": True, "issued_at": at})
+        return None
 
 
 def gateway_settings(tmp_path: Path, **values: Any) -> GatewaySettings:

@@ -792,6 +792,22 @@ GATEWAY_MATRIX: dict[tuple[str, str], GwCase] = {
         200,
     ),
     ("GET", "/petugas/api/deposits"): gw_read("/petugas/api/deposits"),
+    # members at the bank (the central API's answers: tests/gateway_helpers.py FakeCentral.desk)
+    ("GET", "/petugas/nasabah"): gw_read("/petugas/nasabah"),
+    ("GET", "/petugas/api/members/next-no"): gw_read("/petugas/api/members/next-no"),
+    ("POST", "/petugas/api/members"): gw_write(
+        lambda _env: Req(
+            "POST", "/petugas/api/members", json={"member_no": "AMB-0099", "name": "U"}
+        ),
+        201,
+    ),
+    ("POST", "/petugas/api/members/{member_no}/cards"): gw_write(
+        lambda _env: Req("POST", "/petugas/api/members/AMB-0099/cards", json={"uid": "0A0B0C0D"})
+    ),
+    ("POST", "/petugas/api/members/{member_no}/pin"): gw_write(
+        lambda _env: Req("POST", "/petugas/api/members/AMB-0099/pin", json={})
+    ),
+    ("POST", "/petugas/api/sync"): gw_write(lambda _env: Req("POST", "/petugas/api/sync")),
     # withdrawals (FakeCentral.withdrawals: 1 requested, 2 approved)
     ("GET", "/petugas/penarikan"): gw_read("/petugas/penarikan"),
     ("GET", "/petugas/api/withdrawals"): gw_read("/petugas/api/withdrawals"),

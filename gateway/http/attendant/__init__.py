@@ -46,6 +46,12 @@ A browser asking for another page without a session is sent to the login form an
   GET  /petugas/struk/{kind}/{ref}       a receipt (58 mm print stylesheet): gateway.receipts
   GET  /petugas/api/struk/{kind}/{ref}   the receipt as JSON
   POST /petugas/api/struk/{kind}/{ref}/cetak   print it on the ESC/POS printer ([printer])
+  GET  /petugas/nasabah                  members at the bank (:mod:`.members`)
+  GET  /petugas/api/members/next-no      the next member number (central API)
+  POST /petugas/api/members              register a walk-in (central API)
+  POST /petugas/api/members/{no}/cards   {uid}: bind a card tapped on the reader (central API)
+  POST /petugas/api/members/{no}/pin     {reset}: issue or reset a PIN; its slip: struk/pin/{ref}
+  POST /petugas/api/sync                 members and prices from the central API now
   GET  /petugas/penarikan                withdrawals (:mod:`.withdrawals`, :mod:`.withdrawal_desk`)
   GET  /petugas/api/withdrawals          the bank's requests, with who must act next
   POST /petugas/api/withdrawals/{id}/approve|reject|pay   sent, or queued while offline
@@ -67,6 +73,7 @@ from gateway.http.attendant import day as day_page
 from gateway.http.attendant import (
     deposits,
     directory,
+    members,
     pages,
     receipts,
     scales,
@@ -114,7 +121,7 @@ __all__ = [
 
 router = APIRouter()
 """Every route of the attendant page (under ``/petugas``)."""
-for _part in (pages, session, directory, scales, deposits, receipts, withdrawals):
+for _part in (pages, session, directory, scales, deposits, receipts, members, withdrawals):
     router.include_router(_part.router)
 for _part in (stock, day_page):  # sales, transfers, residue, stock; the day and its close
     router.include_router(_part.router)

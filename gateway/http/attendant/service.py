@@ -106,6 +106,7 @@ class AttendantService:
         self._failures: dict[str, list[float]] = {}
         self._wake = asyncio.Event()
         self._members_at = -float("inf")
+        self._logins_at = -float("inf")
         self.streams = 0
         """Live streams open now (pages showing a scale: :func:`views.live`)."""
         self.parts = [make(self) for make in SYNC_PARTS]
@@ -343,8 +344,8 @@ class AttendantService:
             return False
         bank = self.gw.settings.bank_code
         try:
-            members = await central.members(bank, token)
-            prices = await central.prices(bank)
+            members, members_changed = await central.fetch_members(bank, token)
+            prices, prices_changed = await central.fetch_prices(bank)
         except Unreachable as exc:
             self._unreachable(exc)
             return False
@@ -356,13 +357,24 @@ class AttendantService:
             return False
         self._online(True)
         now = datetime.now(UTC)
-        self.db.directory.replace_members(bank, members, now)
-        self.db.directory.replace_prices(prices, now)
+        d = self.db.directory
+        # unchanged (304): only the time it was last known fresh (the page shows its age)
+        if members_changed:
+            d.replace_members(bank, members, now)
+        else:
+            d.mark_synced("members", now)
+        if prices_changed:
+            d.replace_prices(prices, now)
+        else:
+            d.mark_synced("prices", now)
         await self._sync_bank_name(central, bank)
         self._members_at = time.monotonic()
-        log.info(
-            "daftar nasabah / directory synced: %d members, %d prices", len(members), len(prices)
-        )
+        if members_changed or prices_changed:
+            log.info(
+                "daftar nasabah / directory synced: %d members, %d prices",
+                len(members),
+                len(prices),
+            )
         return True
 
     async def _sync_bank_name(self, central: Central, bank: str) -> None:
@@ -375,12 +387,20 @@ class AttendantService:
         if name:
             self.db.directory.set_bank_name(name)
 
+    async def refresh(self, token: str | None) -> bool:
+        """Members and prices from the central API now (the page's Segarkan / Refresh):
+        whether the central API answered. Without a token (an offline login) prices only."""
+        if token is None:
+            await self.sync_prices()
+            return self.central_online is True
+        return await self.sync_members(token)
+
     async def sync_prices(self) -> None:
         central = self.api()
         if central is None:
             return
         try:
-            prices = await central.prices(self.gw.settings.bank_code)
+            prices, changed = await central.fetch_prices(self.gw.settings.bank_code)
         except Unreachable as exc:
             self._unreachable(exc)
             return
@@ -388,7 +408,10 @@ class AttendantService:
             log.warning("daftar harga ditolak / price list refused: %s", exc)
             return
         self._online(True)
-        self.db.directory.replace_prices(prices, datetime.now(UTC))
+        if changed:
+            self.db.directory.replace_prices(prices, datetime.now(UTC))
+        else:
+            self.db.directory.mark_synced("prices", datetime.now(UTC))
 
     async def sync_logins(self, token: str) -> bool:
         """Ask the central API which of the accounts cached or signed in here may still log in
@@ -473,19 +496,23 @@ class AttendantService:
             log.warning("pembatalan ditolak / void refused: %s: %s", void.event_id, exc)
 
     async def run(self) -> None:
-        """Sync prices, members and queued voids while online, once an attendant has logged in
-        online since the start (their token is what the member list and voids need; until then
-        the copy in SQLite serves); never raises."""
+        """Sync prices and members (every ``directory_poll_s``), logins (``sync_interval_s``)
+        and queued voids while online, once an attendant has logged in online since the start
+        (their token is what the member list and voids need; until then the copy in SQLite
+        serves); never raises."""
         while True:
             self._wake.clear()
             busy: list[bool] = []
             try:
                 token = next(reversed(self.tokens.values()), None)
                 if token is not None:
-                    await self.sync_prices()
-                    due = time.monotonic() - self._members_at >= self.settings.sync_interval_s
-                    if due:
+                    # members and prices within directory_poll_s (<= 60 s), logins less often
+                    if time.monotonic() - self._members_at >= self.settings.directory_poll_s:
                         await self.sync_members(token)
+                    else:
+                        await self.sync_prices()
+                    if time.monotonic() - self._logins_at >= self.settings.sync_interval_s:
+                        self._logins_at = time.monotonic()
                         await self.sync_logins(token)
                     await self.send_voids()
                     busy = [await part(token) for part in self.parts]
@@ -494,7 +521,7 @@ class AttendantService:
                 self.db.sessions.prune(now)
             except Exception:
                 log.exception("sinkron petugas gagal / attendant sync failed")
-            wait = self.settings.sync_interval_s
+            wait = min(self.settings.sync_interval_s, self.settings.directory_poll_s)
             if self.db.journal.pending_voids() or any(busy):
                 wait = min(wait, VOID_RETRY_S)
             try:

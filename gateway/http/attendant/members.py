@@ -1,0 +1,267 @@
+"""Members at the bank (nasabah di bank): register a walk-in, bind a card tapped on the reader,
+issue or reset a PIN on a printed slip, and refresh the member directory and prices now.
+
+GET  /petugas/nasabah                        the page
+GET  /petugas/api/members/next-no            the number the central API proposes
+POST /petugas/api/members                    {member_no, name, phone?, rt?, rw?, nik?, kelurahan?}
+POST /petugas/api/members/{no}/cards         {uid}: bind a card
+POST /petugas/api/members/{no}/pin           {reset}: a PIN issued (or reset), its slip's ref
+POST /petugas/api/sync                       members and prices from the central API now
+GET  /petugas/struk/pin/{ref}                the PIN slip (receipt kind ``pin``, gateway.receipts)
+
+Registration, cards and PINs are the central API's (api/members.py, api/member_desk.py), asked
+with the signed-in attendant's own token: they need the internet, and an attendant who logged in
+offline logs in again once it is back (503 with a message saying so). What they change is in
+the gateway's directory at once. A PIN is never written to the gateway's disk: its slip is kept
+in memory for :data:`SLIP_TTL_S` (to show and print it), then gone; a lost slip is a reset.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Final, TypeVar
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+
+from gateway import receipts
+from gateway.attendant_store import MemberEntry
+from gateway.central import Central, RateLimited, Refused, Unreachable
+from gateway.http.attendant.auth import COOKIE, CsrfDep, Service, SignedInDep
+from gateway.http.attendant.pages import bank_name, render
+from gateway.http.attendant.service import AttendantService, SignedIn
+from gateway.http.attendant.views import MemberView, member_view
+from gateway.receipts import Line, Receipt
+from wastebank.errors import NotFound
+from wastebank.formats import tanggal_waktu
+
+log = logging.getLogger("wastebank.gateway")
+
+router = APIRouter(prefix="/petugas", tags=["attendant"])
+T = TypeVar("T")
+
+PIN_KIND: Final = "pin"
+SLIP_TTL_S: Final = 600.0
+"""A PIN slip can be shown and printed for ten minutes after its PIN was issued."""
+OFFLINE: Final = (
+    "Server pusat tidak terjangkau: pendaftaran, kartu dan PIN perlu internet; coba lagi nanti "
+    "/ The central API cannot be reached: registration, cards and PINs need the internet"
+)
+RELOGIN: Final = (
+    "Anda masuk tanpa internet: keluar lalu masuk lagi saat internet tersambung / You logged in "
+    "offline: log out and in again while online"
+)
+CARD_PATTERN: Final = r"^[0-9A-Fa-f]{4,20}$"
+
+
+class RegisterIn(BaseModel):
+    member_no: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9]{8,15}$")
+    rt: int | None = Field(default=None, ge=1, le=999)
+    rw: int | None = Field(default=None, ge=1, le=999)
+    nik: str | None = Field(default=None, pattern=r"^[0-9]{16}$")
+    kelurahan: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+class CardIn(BaseModel):
+    uid: str = Field(pattern=CARD_PATTERN)
+
+
+class PinIn(BaseModel):
+    reset: bool = False
+
+
+class PinView(BaseModel):
+    member_no: str
+    name: str
+    username: str
+    pin: str
+    created: bool
+    login_url: str
+    slip_url: str
+    slip_ref: str
+    issued_text: str
+
+
+class SyncView(BaseModel):
+    online: bool
+    members: int
+    members_synced_text: str | None
+    prices_synced_text: str | None
+
+
+# ---- the page ---------------------------------------------------------------------------------
+
+
+@router.get("/nasabah", response_class=HTMLResponse)
+async def members_page(request: Request, service: Service) -> HTMLResponse:
+    signed = service.signed_in(request.cookies.get(COOKIE))
+    return render(service, request, signed, "members.html")
+
+
+# ---- the central API, with the attendant's token ---------------------------------------------
+
+
+async def _ask(
+    service: AttendantService, signed: SignedIn, call: Callable[[Central, str], Awaitable[T]]
+) -> T:
+    """``call`` on the central API with the attendant's token; its refusals as they were given
+    (Indonesian first), an outage or an offline login as a 503 that says what to do."""
+    central = service.api()
+    token = service.tokens.get(signed.who.username)
+    if central is None or token is None:
+        raise HTTPException(503, OFFLINE if central is None else RELOGIN)
+    try:
+        result = await call(central, token)
+    except RateLimited as exc:
+        headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
+        raise HTTPException(429, exc.detail, headers=headers) from None
+    except Unreachable as exc:
+        service._unreachable(exc)
+        raise HTTPException(503, OFFLINE) from None
+    except Refused as exc:
+        service._online(True)
+        if exc.status_code == 401:  # the central token expired or was revoked
+            service.tokens.pop(signed.who.username, None)
+            raise HTTPException(503, RELOGIN) from None
+        raise HTTPException(exc.status_code, exc.detail) from None
+    service._online(True)
+    return result
+
+
+def _entry(body: Any) -> MemberEntry:
+    """A member as the central API answered it (``MemberOut``), for the directory."""
+    return MemberEntry(
+        member_no=str(body["member_no"]),
+        name=str(body.get("name") or ""),
+        kind=str(body.get("kind") or ""),
+        cards=tuple(str(c) for c in body.get("cards") or ()),
+    )
+
+
+@router.get("/api/members/next-no")
+async def next_no(signed: SignedInDep, service: Service) -> dict[str, str]:
+    bank = service.gw.settings.bank_code
+    return {"member_no": await _ask(service, signed, lambda c, t: c.next_member_no(bank, t))}
+
+
+@router.post("/api/members", status_code=201)
+async def register(body: RegisterIn, signed: CsrfDep, service: Service) -> MemberView:
+    bank = service.gw.settings.bank_code
+    fields = body.model_dump(exclude_none=True)
+    made = await _ask(service, signed, lambda c, t: c.register_member(bank, fields, t))
+    entry = _entry(made)
+    service.db.directory.put_member(bank, entry)
+    log.info(
+        "nasabah didaftarkan / member registered: %s by %s", entry.member_no, signed.who.username
+    )
+    service.gw.live.notify()
+    return member_view(entry)
+
+
+@router.post("/api/members/{member_no}/cards")
+async def bind_card(member_no: str, body: CardIn, signed: CsrfDep, service: Service) -> MemberView:
+    uid = body.uid.upper()
+    holder = service.db.directory.by_card(uid)
+    if holder is not None and holder.member_no != member_no:
+        raise HTTPException(
+            409,
+            f"kartu {uid} sudah milik {holder.name} ({holder.member_no}) / the card is "
+            "another member's",
+        )
+    made = await _ask(service, signed, lambda c, t: c.add_card(member_no, uid, t))
+    entry = _entry(made)
+    service.db.directory.put_member(service.gw.settings.bank_code, entry)
+    log.info("kartu diikat / card bound: %s to %s by %s", uid, member_no, signed.who.username)
+    service.gw.live.notify()  # the reader's last tap now names its holder
+    return member_view(entry)
+
+
+@router.post("/api/members/{member_no}/pin")
+async def issue_pin(member_no: str, body: PinIn, signed: CsrfDep, service: Service) -> PinView:
+    issued = await _ask(service, signed, lambda c, t: c.issue_pin(member_no, body.reset, t))
+    at = datetime.fromisoformat(str(issued["issued_at"]))
+    login_url = f"{(service.api_url or '').rstrip('/')}/masuk"
+    ref = secrets.token_urlsafe(12)
+    slip = Receipt(
+        kind=PIN_KIND,
+        title="SLIP PIN NASABAH / MEMBER PIN",
+        reference=str(issued["member_no"]),
+        at=at,
+        bank_name=bank_name(service),
+        lines=(
+            Line("No. nasabah", str(issued["member_no"])),
+            Line("Nama", str(issued["name"])),
+            Line("Nama pengguna", str(issued["username"])),
+            Line("PIN", str(issued["pin"])),
+            Line("Masuk di / Log in at:"),
+            Line(login_url),
+        ),
+        footer=(
+            "Rahasiakan PIN ini / Keep this PIN secret",
+            "PIN hilang? Minta petugas menyetel ulang / Lost it? Ask an attendant to reset it",
+        ),
+    )
+    _keep(ref, slip)
+    what = "direset / reset" if body.reset else "diterbitkan / issued"
+    log.info("PIN %s: %s by %s", what, member_no, signed.who.username)  # never the PIN
+    return PinView(
+        member_no=str(issued["member_no"]),
+        name=str(issued["name"]),
+        username=str(issued["username"]),
+        pin=str(issued["pin"]),
+        created=bool(issued["created"]),
+        login_url=login_url,
+        slip_url=f"/petugas/struk/{PIN_KIND}/{ref}",
+        slip_ref=ref,
+        issued_text=tanggal_waktu(at, service.tz),
+    )
+
+
+@router.post("/api/sync")
+async def refresh(signed: CsrfDep, service: Service) -> SyncView:
+    """Members and prices from the central API now (Segarkan / Refresh)."""
+    online = await service.refresh(service.tokens.get(signed.who.username))
+    return sync_view(service, online)
+
+
+def sync_view(service: AttendantService, online: bool) -> SyncView:
+    d = service.db.directory
+    members_at, prices_at = d.synced_at("members"), d.synced_at("prices")
+    return SyncView(
+        online=online,
+        members=d.count(),
+        members_synced_text=None if members_at is None else tanggal_waktu(members_at, service.tz),
+        prices_synced_text=None if prices_at is None else tanggal_waktu(prices_at, service.tz),
+    )
+
+
+# ---- the PIN slip: a receipt kept in memory only ---------------------------------------------
+
+_slips: dict[str, tuple[float, Receipt]] = {}
+
+
+def _keep(ref: str, slip: Receipt) -> None:
+    now = time.monotonic()
+    for old in [r for r, (at, _) in _slips.items() if now - at > SLIP_TTL_S]:
+        del _slips[old]
+    _slips[ref] = (now, slip)
+
+
+def load_slip(_service: AttendantService, ref: str) -> Receipt:
+    kept = _slips.get(ref)
+    if kept is None or time.monotonic() - kept[0] > SLIP_TTL_S:
+        raise NotFound(
+            "slip PIN tidak tersedia lagi (disimpan 10 menit); setel ulang PIN untuk slip baru "
+            "/ the PIN slip is gone (kept 10 minutes): reset the PIN for a new one"
+        )
+    return kept[1]
+
+
+receipts.register(PIN_KIND, load_slip)
