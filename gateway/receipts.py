@@ -294,10 +294,11 @@ NAV_PAGES: Final = {
 """The frame's nav keys and their pages (gateway/templates/petugas_base.html)."""
 
 
-def register(kind: str, loader: Loader, *, nav: str = "timbang") -> None:
+def register(kind: str, loader: Loader, *, nav: str) -> None:
     """Serve ``kind``'s receipts with ``loader(service, ref)``; ``nav`` is the frame's tab the
-    receipt page belongs to (its "back" link goes there): ``timbang``, ``penarikan``,
-    ``nasabah``, ``stok`` or ``hari``. Registering a kind twice with another loader is a
+    receipt page belongs to (highlighted on it; its "back" link goes there): ``timbang``,
+    ``penarikan``, ``nasabah``, ``stok`` or ``hari``; required, so a new kind cannot land in
+    the weighing tab by default. Registering a kind twice with another loader is a
     mistake (two engineers, one URL) and raises ``ValueError``."""
     if not kind.replace("-", "").isalnum() or kind != kind.lower():
         raise ValueError(f"receipt kind {kind!r}: lower-case letters, digits and '-'")

@@ -148,9 +148,10 @@ async def test_kinds_register_and_load() -> None:
     async def async_loader(service: object, ref: str) -> Receipt:
         return receipt(kind="uji-asinkron", reference=ref)
 
-    receipts.register("uji-sinkron", loader)
-    receipts.register("uji-sinkron", loader)  # the same loader again: harmless (a re-import)
-    receipts.register("uji-asinkron", async_loader)
+    receipts.register("uji-sinkron", loader, nav="timbang")
+    # the same loader again: harmless (a re-import)
+    receipts.register("uji-sinkron", loader, nav="timbang")
+    receipts.register("uji-asinkron", async_loader, nav="stok")
     assert {"uji-sinkron", "uji-asinkron"} <= set(receipts.kinds())
     assert (await receipts.load(None, "uji-sinkron", "dep-0001")).kind == "uji-sinkron"
     assert (await receipts.load(None, "uji-asinkron", "x-1")).reference == "x-1"
@@ -159,9 +160,9 @@ async def test_kinds_register_and_load() -> None:
     with pytest.raises(NotFound, match="tidak dikenal"):
         await receipts.load(None, "no-such-kind", "x")
     with pytest.raises(ValueError, match="registered already"):
-        receipts.register("uji-sinkron", async_loader)
+        receipts.register("uji-sinkron", async_loader, nav="timbang")
     with pytest.raises(ValueError, match="lower-case"):
-        receipts.register("Bad Kind", loader)
+        receipts.register("Bad Kind", loader, nav="timbang")
 
 
 def test_a_gateway_without_python_escpos_says_how_to_install_it(

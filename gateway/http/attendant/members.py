@@ -264,4 +264,4 @@ def load_slip(_service: AttendantService, ref: str) -> Receipt:
     return kept[1]
 
 
-receipts.register(PIN_KIND, load_slip)
+receipts.register(PIN_KIND, load_slip, nav="nasabah")

@@ -369,4 +369,4 @@ def load_receipt(service: AttendantService, ref: str) -> Receipt:
     )
 
 
-receipts.register(KIND, load_receipt)
+receipts.register(KIND, load_receipt, nav="penarikan")
