@@ -197,6 +197,7 @@ ONE_BACKEND_MODULES = frozenset(
         "test_end_to_end",
         "test_ingest_faults",
         "test_pages_attendant",
+        "test_pages_attendant_layout",
     }
 )
 

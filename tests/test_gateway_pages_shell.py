@@ -140,7 +140,9 @@ async def test_bad_input_is_answered_in_words_not_a_422_list(gateway: Gw) -> Non
     assert body["errors"] == [{"field": "amount_idr", "message": body["detail"]}]
     assert REFUSED["/petugas/api/test-amount"] == before + 1
     resp = await client.post(
-        "/petugas/api/test-amount", content=b"{not json", headers={"Content-Type": "application/json"}
+        "/petugas/api/test-amount",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
     )
     assert resp.json()["detail"].startswith("isi permintaan bukan JSON yang sah")
     assert (await client.post("/petugas/api/test-amount", json={})).json()["detail"] == (

@@ -3,8 +3,8 @@
 simulated indicator (real pty) -> `wastebank gateway` with its local endpoint -> Mosquitto ->
 `wastebank ingest` -> the ledger, and the central API (uvicorn on a loopback port) the gateway
 forwards logins to and fetches the member list and prices from. The attendant uses Debian's
-Chromium through Playwright at tablet size (wastebank/browser.py); the member then sees the
-deposit on their own page of the central API.
+Chromium through Playwright on a phone (360 x 740, wastebank/browser.py); the member then sees
+the deposit on their own page of the central API. The page never scrolls sideways.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from tests.conftest import (
     settings_env,
     wait_until,
 )
-from wastebank.browser import TABLET
+from wastebank.browser import PHONE
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.passbook import rupiah
 
 pytest.importorskip("playwright")
-from playwright.sync_api import Browser, expect  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 from tests.attendant_stack import (  # noqa: E402
     CARD,
@@ -44,6 +44,12 @@ from tests.attendant_stack import (  # noqa: E402
 )
 
 pytestmark = pytest.mark.integration
+
+
+def fits(page: Page) -> None:
+    """No sideways scroll on the phone."""
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{width} px wide on a {PHONE['width']} px phone"
 
 
 def test_attendant_records_a_deposit_the_member_then_sees(
@@ -67,7 +73,12 @@ def test_attendant_records_a_deposit_the_member_then_sees(
     ):
         before = balance(api)
         gateway = start_gateway(processes, tmp_path, mqtt_settings, str(api.client.base_url), link)
-        page = attendant_page(browser, gateway, api, TABLET)
+        page = attendant_page(browser, gateway, api)
+        # The header is compact and names the bank (from the central API), not its code.
+        header = page.locator("header").bounding_box()
+        assert header is not None
+        assert header["height"] <= 64, header
+        expect(page.locator("#bank-name")).to_have_text("Bank Sampah Batu Merah Bersih")
 
         # Live weight from the gateway (Server-Sent Events), in Indonesian format.
         expect(page.locator("#weight")).to_have_text("0,00 kg")
@@ -87,6 +98,9 @@ def test_attendant_records_a_deposit_the_member_then_sees(
 
         # Record: the next settled load is the deposit; the page shows it with its estimate.
         record(page, scale, 1250)
+        expect(page.locator("#scale-state")).to_contain_text(
+            "Botol PET bersih untuk Siti Latuconsina"
+        )
         receipt = page.locator("#receipt")
         expect(receipt).to_be_visible()
         expect(page.locator("#r-weight")).to_have_text("1,25 kg")
@@ -94,6 +108,11 @@ def test_attendant_records_a_deposit_the_member_then_sees(
         expect(page.locator("#r-event")).to_have_text(first_id(tmp_path))
         expect(page.locator("#r-time")).to_contain_text(re.compile(r"\d{4} \d\d\.\d\d WIT$"))
         expect(page.locator("#r-status")).to_have_text("terkirim / sent")
+        expect(page.locator("#r-category")).to_have_text("Botol PET bersih")
+        # The next load starts from nothing: member and category cleared, Record disabled.
+        expect(page.locator("#selected-member")).to_have_text("")
+        expect(page.locator("#categories button.chosen")).to_have_count(0)
+        expect(page.locator("#record")).to_be_disabled()
         page.emulate_media(media="print")  # Cetak / Print: the receipt alone
         expect(page.locator("#scale-section")).to_be_hidden()
         expect(page.locator("#journal")).to_be_hidden()
@@ -102,18 +121,20 @@ def test_attendant_records_a_deposit_the_member_then_sees(
         wa = page.locator("#whatsapp").get_attribute("href") or ""
         assert wa.startswith("https://wa.me/?text=")
         assert first_id(tmp_path) in wa
-        row = page.locator(f"#journal tr[data-event='{first_id(tmp_path)}']")
+        row = page.locator(f"#journal [data-event='{first_id(tmp_path)}']")
         expect(row).to_contain_text("1,25 kg")
+        expect(row).to_contain_text("Rp5.000")
         expect(row).to_contain_text("terkirim / sent")
+        row.locator("button.void").scroll_into_view_if_needed()
+        expect(row.locator("button.void")).to_be_in_viewport(ratio=1)  # not cut at the side
         scale.place_load(0)
         expect(page.locator("#weight")).to_have_text("0,00 kg")
-        width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= TABLET["width"], f"{width} px wide on the tablet"
+        fits(page)
         page.screenshot(path=tmp_path / "petugas.png", full_page=True)
 
         # In the ledger, and on the member's own page of the central API.
         wait_until(lambda: balance(api) == before + 5000, timeout=30)
-        member = browser.new_context(viewport=TABLET, base_url=str(api.client.base_url))  # type: ignore[arg-type]
+        member = browser.new_context(viewport=PHONE, base_url=str(api.client.base_url))  # type: ignore[arg-type]
         citizen = member.new_page()
         citizen.goto("/masuk")
         username, pin = api.creds["citizen_a"]
@@ -125,10 +146,23 @@ def test_attendant_records_a_deposit_the_member_then_sees(
         expect(citizen.locator("body")).to_contain_text(rupiah(before + 5000))
         member.close()
 
-        # A void from the page reaches the ledger with the attendant's token.
+        # A void from the page reaches the ledger with the attendant's token. The dialog says
+        # what is voided, its button is the red one, and a blank reason is refused in words.
         row.locator("button.void").click()
-        page.fill("#void-reason", "salah jenis sampah")
-        page.click("#void-confirm")
+        dialog = page.locator("#wb-confirm")
+        for text in ("Siti Latuconsina", "Botol PET bersih", "1,25 kg", "Rp5.000"):
+            expect(dialog.locator("#wb-confirm-rows")).to_contain_text(text)
+        expect(page.locator("#wb-confirm-ok")).to_have_class(re.compile(r"\bdanger\b"))
+        page.fill("#wb-confirm-reason", "   ")
+        page.click("#wb-confirm-ok")
+        expect(page.locator("#wb-confirm-error")).to_have_text(
+            "Alasan wajib diisi / A reason is required"
+        )
+        expect(dialog).to_be_visible()
+        fits(page)
+        page.fill("#wb-confirm-reason", "salah jenis sampah")
+        page.click("#wb-confirm-ok")
+        expect(dialog).to_have_count(0)
         expect(row).to_contain_text("dibatalkan / voided")
         assert balance(api) == before
 
@@ -151,25 +185,28 @@ def test_a_deposit_while_the_broker_is_down_is_pending_then_lands(
         before = balance(api)
         gateway = start_gateway(processes, tmp_path, mqtt, str(api.client.base_url), link)
         wait_until(lambda: "connected to the broker" in processes.log("gateway"), timeout=30)
-        page = attendant_page(browser, gateway, api, TABLET)
+        page = attendant_page(browser, gateway, api)
         expect(page.locator("#weight")).to_have_text("0,00 kg")
 
         broker.stop()
         banner = page.locator("#banner")
         expect(banner).to_contain_text("setoran disimpan di gateway")
-        page.fill("#member-q", MEMBER)
-        page.click(f"#members button[data-member={MEMBER}]")
+        # A number typed loosely, and Enter takes the only member found.
+        page.fill("#member-q", "amb 0001")
+        page.press("#member-q", "Enter")
+        expect(page.locator("#selected-member")).to_contain_text(f"Siti Latuconsina ({MEMBER})")
         record(page, scale, 2000)
         expect(page.locator("#r-event")).to_have_text(first_id(tmp_path))
         expect(page.locator("#r-amount")).to_have_text("Rp8.000")
         expect(page.locator("#r-status")).to_have_text("menunggu / pending")
-        row = page.locator(f"#journal tr[data-event='{first_id(tmp_path)}']")
+        row = page.locator(f"#journal [data-event='{first_id(tmp_path)}']")
         expect(row).to_contain_text("menunggu / pending")
         expect(banner).to_contain_text("menunggu dikirim")
+        fits(page)
         # A void asked for now waits in the gateway too (the ledger has no such deposit yet).
         row.locator("button.void").click()
-        page.fill("#void-reason", "timbangan belum nol")
-        page.click("#void-confirm")
+        page.fill("#wb-confirm-reason", "timbangan belum nol")
+        page.click("#wb-confirm-ok")
         expect(row).to_contain_text("batal menunggu / void pending")
 
         broker.start()
@@ -218,7 +255,7 @@ def test_an_attendant_who_logged_in_online_can_log_in_and_record_offline(
             gateway = start_gateway(
                 processes, tmp_path, mqtt_settings, str(api.client.base_url), link
             )
-            page = attendant_page(browser, gateway, api, TABLET)  # online: cached
+            page = attendant_page(browser, gateway, api)  # online: cached
             with page.expect_navigation():
                 page.click("header button")
         # the central API is gone now

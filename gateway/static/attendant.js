@@ -1,54 +1,27 @@
-// The attendant page (gateway/attendant.py): plain JavaScript, no libraries, everything from the
-// gateway on the bank's LAN. Texts: Bahasa Indonesia first, English second.
+// The weighing page (gateway/templates/attendant.html): scale, member, category, record; the
+// receipt panel; today's deposits and their voids. Plain JavaScript on the shared helpers of
+// petugas.js (window.WB). Texts: Bahasa Indonesia first, English second.
 "use strict";
 
 (function () {
   const $ = (id) => document.getElementById(id);
+  const el = WB.el;
   document.body.dataset.liveBanner = "1";  // the live stream feeds the frame's banner
-  const api = "/petugas/api";
   const state = { member: null, category: null, scale: null, source: null, shownEvent: undefined,
-                  prices: {}, receipt: null, lastStatus: null, queue: undefined };
+                  prices: {}, receipt: null, lastStatus: null, queue: undefined, armed: false,
+                  found: [] };
 
-  // Every write carries the session's CSRF token (gateway/attendant.py), from the page's meta.
-  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
-  const csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
+  const showError = (err) => WB.showError($("error"), err);
 
-  async function call(method, path, body) {
-    const opts = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
-    if (method !== "GET") { opts.headers["X-CSRF-Token"] = csrf; }
-    if (body !== undefined) {
-      opts.headers["Content-Type"] = "application/json";
-      opts.body = JSON.stringify(body);
-    }
-    const resp = await fetch(api + path, opts);
-    if (resp.status === 401) { window.location.reload(); throw new Error("401"); }
-    let data = null;
-    try { data = await resp.json(); } catch (e) { data = null; }
-    if (!resp.ok) {
-      let detail = data && data.detail;
-      if (Array.isArray(detail)) { detail = detail.map((d) => d.msg).join("; "); }
-      throw new Error(detail || ("HTTP " + resp.status));
-    }
-    return data;
-  }
-
-  function el(tag, attrs, text) {
-    const node = document.createElement(tag);
-    Object.entries(attrs || {}).forEach(([k, v]) => node.setAttribute(k, v));
-    if (text !== undefined && text !== null) { node.textContent = text; }
-    return node;
-  }
-
-  function showError(msg) { $("error").textContent = msg || ""; }
-
+  // Record needs a member, a category and a scale, and no load already waiting (armed).
   function updateRecordButton() {
-    $("record").disabled = !(state.member && state.category && state.scale);
+    $("record").disabled = !(state.member && state.category && state.scale) || state.armed;
   }
 
   // ---- state, scales and categories ----
 
   async function loadState() {
-    const s = await call("GET", "/state");
+    const s = await WB.api("GET", "/state");
     $("today").textContent = s.today_text;
     const select = $("scale");
     select.replaceChildren();
@@ -76,6 +49,7 @@
     state.category = code;
     document.querySelectorAll("#categories button").forEach((b) => {
       b.classList.toggle("chosen", b.dataset.category === code);
+      b.setAttribute("aria-pressed", b.dataset.category === code ? "true" : "false");
     });
     updateRecordButton();
   }
@@ -85,36 +59,55 @@
     $("scale").value = id;
     if (state.source) { state.source.close(); }
     state.shownEvent = undefined;
-    const source = new EventSource(api + "/scales/" + encodeURIComponent(id) + "/live");
+    const source = new EventSource("/petugas/api/scales/" + encodeURIComponent(id) + "/live");
     source.onmessage = (ev) => onLive(JSON.parse(ev.data));
-    // Closed for good (not a reconnect): the session may have ended; /state reloads on a 401.
+    // Closed for good (not a reconnect): the session may have ended; WB.api reloads on a 401.
     source.onerror = () => {
-      if (source.readyState === EventSource.CLOSED) { call("GET", "/state").catch(() => {}); }
+      if (source.readyState === EventSource.CLOSED) {
+        WB.api("GET", "/state").catch(() => WB.banner({ unreachable: true }));
+      }
     };
     state.source = source;
     updateRecordButton();
   }
 
+  // After each deposit the next one starts from nothing: the next load must not go to the
+  // last member or category by accident.
+  function clearSelection() {
+    state.member = null;
+    state.category = null;
+    $("selected-member").textContent = "";
+    document.querySelectorAll("#categories button").forEach((b) => {
+      b.classList.remove("chosen");
+      b.setAttribute("aria-pressed", "false");
+    });
+    updateRecordButton();
+  }
+
   // ---- live weight ----
+
+  function scaleText(v) {
+    if (!v.connected) { return "Timbangan tidak terhubung / scale not connected"; }
+    if (v.waiting_for_zero) { return "Angkat beban, tunggu nol / take the load off, wait for zero"; }
+    if (v.armed_member_no) {
+      return "Siap: letakkan " + (v.armed_category_name || v.armed_category_code) + " untuk " +
+        (v.armed_member_name || v.armed_member_no) + " / Ready: put the load on";
+    }
+    if (v.stable === null || v.stable === undefined) { return ""; }
+    // The gateway holds "stabil" until the load has moved for 0,7 s (gateway/stable_mark.py).
+    return v.stable ? "● stabil / stable" : "~ bergerak / moving";
+  }
 
   function onLive(v) {
     const w = $("weight");
-    w.textContent = v.weight_text;
+    w.textContent = v.grams === null ? "—" : WB.kg(v.grams);
     w.className = "weight " + (v.stable ? "stable" : "moving");
-    let text;
-    if (!v.connected) {
-      text = "Timbangan tidak terhubung / scale not connected";
-    } else if (v.waiting_for_zero) {
-      text = "Angkat beban, tunggu nol / take the load off, wait for zero";
-    } else if (v.armed_member_no) {
-      text = "Siap: letakkan sampah " + v.armed_category_code + " untuk " + v.armed_member_no +
-        " / Ready: put the load on";
-    } else {
-      text = v.stable ? "● stabil / stable" : "~ bergerak / moving";
-    }
-    $("scale-state").textContent = text;
+    $("scale-state").textContent = scaleText(v);
     $("scale-state").dataset.armed = v.armed_member_no ? "yes" : "no";
-    banner(v);
+    $("scale-state").dataset.stable = v.stable ? "yes" : "no";
+    state.armed = Boolean(v.armed_member_no);
+    updateRecordButton();
+    WB.banner(v);
     cardTap(v.card);
     const queue = v.outbox_depth + "/" + v.pending_voids;
     if (state.queue !== undefined && queue !== state.queue) { loadJournal(); }
@@ -126,32 +119,16 @@
     } else if (lastId && lastId !== state.shownEvent) {
       state.shownEvent = lastId;
       showReceipt(last);
+      clearSelection();
       loadJournal();
     } else if (last && state.receipt && last.event_id === state.receipt.event_id) {
-      if (last.status !== state.lastStatus) { showReceipt(last); loadJournal(); }
+      // sent, applied by the ledger (its amount, even when equal to the estimate), or repriced
+      if (last.status !== state.lastStatus || last.amount_idr !== state.receipt.amount_idr ||
+          last.estimate !== state.receipt.estimate) {
+        showReceipt(last);
+        loadJournal();
+      }
     }
-  }
-
-  function banner(v) {
-    const parts = [];
-    if (!v.broker_connected) {
-      parts.push("Koneksi ke server terputus: setoran disimpan di gateway dan dikirim nanti / " +
-        "No connection to the server: deposits are kept on the gateway and sent later.");
-    }
-    if (v.outbox_depth > 0) {
-      parts.push(v.outbox_depth + " pesan menunggu dikirim / waiting to be sent.");
-    }
-    if (v.central_online === false) {
-      parts.push("API pusat tidak terjangkau: daftar nasabah dari salinan gateway / " +
-        "Central API unreachable: the member list is the gateway's copy.");
-    }
-    if (v.pending_voids > 0) {
-      parts.push(v.pending_voids + " pembatalan menunggu / voids pending.");
-    }
-    const b = $("banner");
-    b.textContent = parts.join(" ");
-    b.classList.toggle("show", parts.length > 0 && (!v.broker_connected || v.outbox_depth > 0 ||
-      v.central_online === false || v.pending_voids > 0));
   }
 
   function cardTap(card) {
@@ -162,8 +139,7 @@
     }
     box.classList.add("show");
     if (card.member_no) {
-      $("card-text").textContent = "Kartu / Card " + card.uid + ": " + card.member_name +
-        " (" + card.member_no + ")";
+      $("card-text").textContent = "Kartu / Card: " + card.member_name + " (" + card.member_no + ")";
       $("card-use").hidden = false;
       $("card-use").onclick = () => chooseMember({ member_no: card.member_no, name: card.member_name });
     } else {
@@ -175,26 +151,43 @@
   // ---- members ----
 
   let searchTimer = null;
+  let searchSeq = 0;
+
+  async function search() {
+    const q = $("member-q").value.trim();
+    const list = $("members");
+    const seq = ++searchSeq;
+    if (!q) { list.replaceChildren(); state.found = []; return state.found; }
+    const found = await WB.api("GET", "/members?q=" + encodeURIComponent(q));
+    if (seq !== searchSeq) { return null; }  // a newer query is on its way
+    state.found = found;
+    list.replaceChildren();
+    if (!found.length) {
+      list.append(el("p", { class: "muted" }, "Tidak ditemukan / not found"));
+    }
+    found.forEach((m) => {
+      const b = el("button", { type: "button", "data-member": m.member_no });
+      b.append(el("span", {}, m.name), el("span", { class: "muted" }, m.member_no));
+      b.addEventListener("click", () => chooseMember(m));
+      list.append(b);
+    });
+    return found;
+  }
+
   function onSearch() {
     clearTimeout(searchTimer);
-    searchTimer = setTimeout(async () => {
-      const q = $("member-q").value.trim();
-      const list = $("members");
-      if (!q) { list.replaceChildren(); return; }
-      try {
-        const found = await call("GET", "/members?q=" + encodeURIComponent(q));
-        list.replaceChildren();
-        if (!found.length) {
-          list.append(el("p", { class: "muted" }, "Tidak ditemukan / not found"));
-        }
-        found.forEach((m) => {
-          const b = el("button", { type: "button", "data-member": m.member_no });
-          b.append(el("span", {}, m.name), el("span", { class: "muted" }, m.member_no));
-          b.addEventListener("click", () => chooseMember(m));
-          list.append(b);
-        });
-      } catch (e) { showError(e.message); }
-    }, 150);
+    searchTimer = setTimeout(() => search().catch(showError), 150);
+  }
+
+  // Enter: search now, and take the member when there is only one.
+  async function onSearchKey(e) {
+    if (e.key !== "Enter") { return; }
+    e.preventDefault();
+    clearTimeout(searchTimer);
+    try {
+      const found = await search();
+      if (found && found.length === 1) { chooseMember(found[0]); }
+    } catch (err) { showError(err); }
   }
 
   function chooseMember(m) {
@@ -202,36 +195,48 @@
     $("selected-member").textContent = "Nasabah / Member: " + m.name + " (" + m.member_no + ")";
     $("members").replaceChildren();
     $("member-q").value = "";
+    showError(null);
     updateRecordButton();
   }
 
   // ---- record, cancel ----
 
   async function record() {
-    showError("");
+    showError(null);
     try {
-      await call("POST", "/scales/" + encodeURIComponent(state.scale) + "/record",
+      await WB.api("POST", "/scales/" + encodeURIComponent(state.scale) + "/record",
         { member_no: state.member.member_no, category_code: state.category });
-    } catch (e) { showError(e.message); }
+    } catch (e) { showError(e); }  // the selection stays: fix and try again
   }
 
   async function cancel() {
-    showError("");
-    try { await call("POST", "/scales/" + encodeURIComponent(state.scale) + "/cancel"); }
-    catch (e) { showError(e.message); }
+    showError(null);
+    try { await WB.api("POST", "/scales/" + encodeURIComponent(state.scale) + "/cancel"); }
+    catch (e) { showError(e); }
   }
 
-  // ---- the receipt ----
+  // ---- the receipt panel ----
+  // Its figures are the deposit view's (the receipts module's rule: the ledger's amount once
+  // applied, else an estimate); the printable receipt is /petugas/struk/setoran/<id>.
+
+  // "Jumlah / Amount" once the ledger's, "Perkiraan / Estimate" before (the deposit view says).
+  function amountLabel(d) {
+    return d.amount_label || (d.estimate === false ? "Jumlah / Amount" : "Perkiraan / Estimate");
+  }
+
+  function memberText(d) {
+    return (d.member_name || "") + " (" + (d.member_no || d.card_uid || "") + ")";
+  }
 
   function receiptText(d) {
     return [
       "Bank Sampah — bukti setoran / deposit receipt",
-      "Nasabah / Member: " + (d.member_name || "") + " (" + (d.member_no || d.card_uid || "") + ")",
+      "Nasabah / Member: " + memberText(d),
       "Jenis / Category: " + d.category_name,
-      "Berat / Weight: " + d.weight_text,
+      "Berat / Weight: " + WB.kg(d.net_g),
       d.price_text ? "Harga / Price: " + d.price_text : null,
-      d.amount_text ? "Perkiraan / Estimate: " + d.amount_text : null,
-      "Waktu / Time: " + d.recorded_text,
+      d.amount_idr !== null ? amountLabel(d) + ": " + WB.rupiah(d.amount_idr) : null,
+      "Waktu / Time: " + WB.time(d.recorded_at),
       "No. setoran / Deposit id: " + d.event_id,
     ].filter(Boolean).join("\n");
   }
@@ -239,15 +244,20 @@
   function showReceipt(d) {
     state.receipt = d;
     state.lastStatus = d.status;
-    $("r-member").textContent = (d.member_name || "") + " (" + (d.member_no || d.card_uid || "") + ")";
+    const final = d.estimate === false;  // the ledger's amount
+    $("r-member").textContent = memberText(d);
     $("r-category").textContent = d.category_name;
-    $("r-weight").textContent = d.weight_text;
+    $("r-weight").textContent = WB.kg(d.net_g);
     $("r-price").textContent = d.price_text || "—";
-    $("r-amount").textContent = d.amount_text || "—";
-    $("r-time").textContent = d.recorded_text;
+    $("r-amount-label").textContent = amountLabel(d);
+    $("r-amount").textContent = d.amount_idr === null ? "—" : WB.rupiah(d.amount_idr);
+    $("r-time").textContent = WB.time(d.recorded_at);
     $("r-event").textContent = d.event_id;
     $("r-status").textContent = d.status_text;
     $("r-status").className = "st-" + d.status;
+    $("r-note").hidden = final;
+    $("receipt").classList.toggle("estimate", !final);
+    $("receipt-link").href = d.receipt_url || ("/petugas/struk/setoran/" + encodeURIComponent(d.event_id));
     $("whatsapp").href = "https://wa.me/?text=" + encodeURIComponent(receiptText(d));
     $("receipt").classList.add("show");
   }
@@ -263,78 +273,78 @@
     window.open("https://wa.me/?text=" + encodeURIComponent(text), "_blank", "noopener");
   }
 
-  // ---- today's journal and voids ----
+  // ---- today's deposits and voids ----
+
+  function depositItem(d) {
+    const li = el("li", { "data-event": d.event_id });
+    if (d.void_state === "done" || d.void_state === "pending") { li.classList.add("voided"); }
+    const top = el("div", { class: "who" });
+    top.append(el("span", { class: "time" }, WB.clock(d.recorded_at)),
+      document.createTextNode(d.member_name || d.member_no || d.card_uid || "—"));
+    const amount = el("div", { class: "amount" }, d.amount_idr === null ? "—" : WB.rupiah(d.amount_idr));
+    const what = el("div", { class: "what" }, d.category_name + " · " + WB.kg(d.net_g));
+    const status = el("div", { class: "state" });
+    status.append(el("span", { class: "st-" + d.status }, d.status_text));
+    if (d.void_text) {
+      status.append(document.createTextNode(" · "),
+        el("span", { class: "st-" + (d.void_state === "done" ? "sent" : d.void_state) }, d.void_text));
+    }
+    if (d.void_state === "refused" && d.void_error) {
+      status.append(el("br"), el("span", { class: "muted" }, d.void_error));
+    }
+    li.append(top, amount, what, status);
+    if (!d.void_state || d.void_state === "refused") {
+      const act = el("div", { class: "act" });
+      const b = el("button", { type: "button", class: "void small" }, "Batalkan / Void");
+      b.addEventListener("click", () => askVoid(d));
+      act.append(b);
+      li.append(act);
+    }
+    return li;
+  }
 
   async function loadJournal() {
     let rows;
-    try { rows = await call("GET", "/deposits"); } catch (e) { showError(e.message); return; }
-    const body = $("journal");
-    body.replaceChildren();
-    if (!rows.length) {
-      const tr = el("tr");
-      tr.append(el("td", { colspan: "7", class: "muted" }, "Belum ada / none yet"));
-      body.append(tr);
-    }
-    rows.forEach((d) => {
-      const tr = el("tr", { "data-event": d.event_id });
-      if (d.void_state === "done" || d.void_state === "pending") { tr.classList.add("voided"); }
-      tr.append(
-        el("td", {}, d.time_text),
-        el("td", {}, (d.member_name || "") + " " + (d.member_no || d.card_uid || "")),
-        el("td", {}, d.category_name),
-        el("td", { class: "num" }, d.weight_text),
-        el("td", { class: "num" }, d.amount_text || "—"),
-      );
-      const status = el("td", { class: "status" });
-      status.append(el("span", { class: "st-" + d.status }, d.status_text));
-      if (d.void_text) {
-        status.append(el("br"), el("span", { class: "st-" + (d.void_state === "done" ? "sent" : d.void_state) },
-          d.void_text));
-      }
-      if (d.void_state === "refused" && d.void_error) {
-        status.append(el("br"), el("span", { class: "muted" }, d.void_error));
-      }
-      tr.append(status);
-      const act = el("td", { class: "act" });
-      if (!d.void_state || d.void_state === "refused") {
-        const b = el("button", { type: "button", class: "void" }, "Batalkan / Void");
-        b.addEventListener("click", () => askVoid(d.event_id));
-        act.append(b);
-      }
-      tr.append(act);
-      body.append(tr);
+    try { rows = await WB.api("GET", "/deposits"); } catch (e) { showError(e); return; }
+    const list = $("journal");
+    list.replaceChildren();
+    if (!rows.length) { list.append(el("li", { class: "muted" }, "Belum ada / none yet")); }
+    rows.forEach((d) => list.append(depositItem(d)));
+  }
+
+  // The void dialog: what is voided, a red button, a reason that may not be blank.
+  async function askVoid(d) {
+    const done = await WB.confirm({
+      title: "Batalkan setoran? / Void this deposit?",
+      rows: [
+        ["Nasabah / Member", memberText(d)],
+        ["Jenis / Category", d.category_name],
+        ["Berat / Weight", WB.kg(d.net_g)],
+        [amountLabel(d), d.amount_idr === null ? "—" : WB.rupiah(d.amount_idr)],
+        ["Waktu / Time", WB.time(d.recorded_at)],
+        ["No. setoran / Deposit id", d.event_id],
+      ],
+      danger: true,
+      confirmText: "Batalkan setoran / Void deposit",
+      cancelText: "Jangan / Keep it",
+      reasonRequired: true,
+      reasonLabel: "Alasan (wajib) / Reason (required)",
+      action: ({ reason }) => WB.api("POST", "/deposits/" + encodeURIComponent(d.event_id) + "/void",
+        { reason }),
     });
-  }
-
-  function askVoid(eventId) {
-    $("void-event").textContent = eventId;
-    $("void-reason").value = "";
-    $("void-error").textContent = "";
-    $("void-dialog").dataset.event = eventId;
-    $("void-dialog").showModal();
-  }
-
-  async function onVoidClose() {
-    const dlg = $("void-dialog");
-    if (dlg.returnValue !== "confirm") { return; }
-    const reason = $("void-reason").value.trim();
-    if (!reason) { return; }
-    try {
-      await call("POST", "/deposits/" + encodeURIComponent(dlg.dataset.event) + "/void", { reason });
-    } catch (e) { showError(e.message); }
-    loadJournal();
+    if (done) { loadJournal(); }
   }
 
   // ---- wiring ----
 
   $("scale").addEventListener("change", (e) => chooseScale(e.target.value));
   $("member-q").addEventListener("input", onSearch);
+  $("member-q").addEventListener("keydown", onSearchKey);
   $("record").addEventListener("click", record);
   $("cancel").addEventListener("click", cancel);
   $("print").addEventListener("click", () => window.print());
   $("share").addEventListener("click", share);
-  $("void-dialog").addEventListener("close", onVoidClose);
-  loadState().catch((e) => showError(e.message));
+  loadState().catch(showError);
   loadJournal();
   setInterval(loadJournal, 30000);
 })();

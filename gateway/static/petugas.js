@@ -12,12 +12,22 @@
 //   WB.time(iso) / WB.date(iso)   "6 Des 2026 09.30 WIT" / "6 Des 2026", in the bank's zone
 //   WB.clock(iso)                 "09.30"
 //   WB.showError(el, err)         err's message in el (an element or its id); null clears it
-//   WB.validate(form)             our own messages beside each field; true when all pass
+//   WB.validate(form)             our own messages beside each field; true when all pass.
+//                                 required (blank or spaces refused), minlength/maxlength,
+//                                 min/max, pattern (data-pattern-message), and for whole
+//                                 numbers data-kind="rupiah"|"grams"|"int" with data-min/data-max
+//                                 (type="text" inputmode="numeric": "1e5" is refused, "100.000"
+//                                 taken). The field's name: data-label or its <label>.
 //   WB.int(input)                 a whole number typed as "100000" or "100.000"; null otherwise
-//   WB.confirm({title, rows, danger, reasonRequired, reasonLabel, confirmText, cancelText,
-//               action})          a dialog; resolves {reason} (or action's result), null if closed
+//   WB.confirm({title, text, rows, danger, reasonRequired, reasonLabel, confirmText,
+//               cancelText, action})
+//                                 a dialog: rows [[label, value]...]; danger: the red button; a
+//                                 required reason refused when blank, with a message. Resolves
+//                                 {reason} (or what action({reason}) returns: an error it throws
+//                                 is shown in the dialog, which stays open), null when closed.
 //   WB.banner(status)             the frame's offline/backlog banner from a status object
 //   WB.el(tag, attrs, text)       a new element
+//   WB.pending                    API calls under way (tests wait for 0: the page is drawn)
 "use strict";
 
 (function () {
@@ -65,9 +75,12 @@
       opts.body = JSON.stringify(body);
     }
     let resp;
-    try { resp = await fetch(url, opts); } catch (e) { throw new ApiError(0, UNREACHABLE, null); }
     let data = null;
-    try { data = await resp.json(); } catch (e) { data = null; }
+    WB.pending += 1;
+    try {
+      try { resp = await fetch(url, opts); } catch (e) { throw new ApiError(0, UNREACHABLE, null); }
+      try { data = await resp.json(); } catch (e) { data = null; }
+    } finally { WB.pending -= 1; }
     if (resp.status === 401 && csrf) {  // the session ended (logout elsewhere, expired)
       window.location.reload();
       throw new ApiError(401, "Sesi berakhir; silakan masuk lagi / Session over: log in again", data);
@@ -314,8 +327,9 @@
     catch (e) { if (e.status === 0) { banner({ unreachable: true }); } }
   }
 
-  window.WB = { api, ApiError, rupiah, kg, time, date, clock, el, showError, validate, int, confirm,
-                banner, zone, timeZone, csrf };
+  const WB = { api, ApiError, rupiah, kg, time, date, clock, el, showError, validate, int, confirm,
+               banner, zone, timeZone, csrf, pending: 0 };
+  window.WB = WB;
 
   if (csrf && document.getElementById("banner")) {
     document.addEventListener("DOMContentLoaded", () => {

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from wastebank import formats
 from wastebank.formats import rupiah
 
 __all__ = ["DAYS", "MONTHS", "day_bounds", "jam", "kg", "rupiah", "tanggal"]
@@ -17,10 +18,12 @@ DAYS = "Senin Selasa Rabu Kamis Jumat Sabtu Minggu".split()
 
 
 def kg(grams: int) -> str:
-    """1,25 kg (comma as decimal separator), two decimals always, as the page shows weights
-    on a phone's narrow columns; the passbook and the DLH reports write exact grams
-    (:func:`wastebank.formats.kg`)."""
-    return f"{grams / 1000:.2f}".replace(".", ",") + " kg"
+    """The page's weights: ``1,25 kg``, ``0,50 kg``, ``12,00 kg``, and ``1,255 kg`` when the grams
+    need the third decimal: exact (the amount is computed from the grams; a weight rounded to
+    two decimals would not multiply to it), never more than three decimals, comma decimals.
+    The one rule, :func:`wastebank.formats.kg`, which the receipts and the page's script
+    (``WB.kg``) follow too."""
+    return formats.kg(grams)
 
 
 def tanggal(at: datetime, tz: ZoneInfo) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Final
@@ -17,6 +18,7 @@ from gateway.http.attendant.formats import day_bounds, jam, kg, rupiah, tanggal
 from gateway.http.attendant.service import AttendantService
 from gateway.kiosk import AttendantSession
 from gateway.readers import ScaleReader
+from gateway.stable_mark import StableMark
 from wastebank.messages import CODE_PATTERN
 
 CARD_FRESH_S: Final = 60.0
@@ -88,8 +90,11 @@ class LiveView(BaseModel):
     grams: int | None
     weight_text: str
     stable: bool | None
+    """The mark held steady (:mod:`gateway.stable_mark`): "bergerak" only after 0,7 s of motion."""
     armed_member_no: str | None
+    armed_member_name: str | None
     armed_category_code: str | None
+    armed_category_name: str | None
     waiting_for_zero: bool
     card: CardView | None
     last_deposit: DepositView | None
@@ -198,6 +203,17 @@ def deposit_view(service: AttendantService, e: JournalEntry) -> DepositView:
     )
 
 
+_marks: weakref.WeakKeyDictionary[ScaleReader, StableMark] = weakref.WeakKeyDictionary()
+"""Each scale's stable mark, shared by every page watching it."""
+
+
+def stable_mark(r: ScaleReader) -> StableMark:
+    mark = _marks.get(r)
+    if mark is None:
+        mark = _marks[r] = StableMark()
+    return mark
+
+
 def live_view(service: AttendantService, r: ScaleReader) -> LiveView:
     session = r.session
     armed = session.armed if isinstance(session, AttendantSession) else None
@@ -212,14 +228,20 @@ def live_view(service: AttendantService, r: ScaleReader) -> LiveView:
             member_name=holder.name if holder else None,
         )
     grams = r.last.grams if r.last else None
+    raw = (r.last.status == "stable") if r.last and grams is not None else None
+    directory = service.db.directory
+    member = directory.member(armed[0]) if armed else None
+    price = directory.price(armed[1]) if armed else None
     return LiveView(
         scale_id=r.cfg.id,
         connected=r.connected,
         grams=grams,
         weight_text="—" if grams is None else kg(grams),
-        stable=(r.last.status == "stable") if r.last else None,
+        stable=stable_mark(r).update(raw if r.connected else None, time.monotonic()),
         armed_member_no=armed[0] if armed else None,
+        armed_member_name=member.name if member else None,
         armed_category_code=armed[1] if armed else None,
+        armed_category_name=price.category_name if price else None,
         waiting_for_zero=isinstance(session, AttendantSession) and session.waiting_for_zero,
         card=card,
         last_deposit=None if last is None else deposit_view(service, last),
@@ -247,6 +269,8 @@ async def live(
                 yield view
                 last = view
                 await asyncio.sleep(LIVE_MIN_GAP_S)  # a rate limit, not a wait for an outcome
-            await state.wait(seen, LIVE_REFRESH_S)
+            # A held "stabil" turns "bergerak" on time even if no new reading wakes us.
+            due = stable_mark(r).due(time.monotonic())
+            await state.wait(seen, LIVE_REFRESH_S if due is None else min(due, LIVE_REFRESH_S))
     finally:
         service.streams -= 1
