@@ -133,12 +133,14 @@ async def test_bad_input_is_answered_in_words_not_a_422_list(gateway: Gw) -> Non
     _, client = gateway
     await login(client)
     before = REFUSED["/petugas/api/test-amount"]
+    total = (await client.get("/health")).json()["bad_requests"]
     resp = await client.post("/petugas/api/test-amount", json={"amount_idr": "1e5"})
     assert resp.status_code == 422
     body = resp.json()
     assert body["detail"] == "jumlah harus bilangan bulat Rupiah / amount must be whole Rupiah"
     assert body["errors"] == [{"field": "amount_idr", "message": body["detail"]}]
     assert REFUSED["/petugas/api/test-amount"] == before + 1
+    assert (await client.get("/health")).json()["bad_requests"] == total + 1  # the operator's
     resp = await client.post(
         "/petugas/api/test-amount",
         content=b"{not json",

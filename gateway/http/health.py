@@ -13,6 +13,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from gateway.http.attendant.auth import Service, SignedInDep
+from gateway.http.validation import REFUSED
 from wastebank import __version__
 from wastebank.messages import GatewayHealth
 
@@ -32,6 +33,9 @@ class PublicHealth(BaseModel):
     outbox_depth: int
     outbox_refused: int
     outbox_dropped: int
+    bad_requests: int
+    """Requests refused as bad input since the start (gateway.http.validation.REFUSED; each
+    is logged with its route and messages)."""
 
 
 @router.get("/health")
@@ -45,6 +49,7 @@ async def health(service: Service) -> PublicHealth:
         outbox_depth=len(gw.outbox),
         outbox_refused=sum(gw.outbox.refused().values()),
         outbox_dropped=gw.outbox.dropped,
+        bad_requests=sum(REFUSED.values()),
     )
 
 

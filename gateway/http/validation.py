@@ -61,7 +61,9 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
 """A field's name as the attendant reads it: (Indonesian, English)."""
 
 REFUSED: Final[Counter[str]] = Counter()
-"""Requests refused as bad input since the gateway started, per path (for the operator)."""
+"""Requests refused as bad input since the gateway started, per route (its template, e.g.
+``/petugas/api/members/{member_no}/pin``: bounded, whatever paths a client invents), for the
+operator: their sum is ``bad_requests`` in ``/health``."""
 
 _INT_ERRORS: Final = frozenset(
     {"int_parsing", "int_type", "int_from_float", "float_parsing", "float_type", "decimal_type"}
@@ -162,7 +164,8 @@ async def validation_refused(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     found = messages(exc.errors())
     detail = "; ".join(text for _, text in found)
-    REFUSED[request.url.path] += 1
+    route = request.scope.get("route")
+    REFUSED[getattr(route, "path", "(lain / other)")] += 1
     log.info("masukan ditolak / bad input: %s %s: %s", request.method, request.url.path, detail)
     html = "text/html" in request.headers.get("accept", "")
     if html and request.url.path.startswith("/petugas") and "/api/" not in request.url.path:
