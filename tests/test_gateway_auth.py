@@ -100,6 +100,7 @@ async def test_health_without_a_session_is_minimal(gateway: Gw) -> None:
         "outbox_depth",
         "outbox_refused",
         "outbox_dropped",
+        "bad_requests",
     }
     assert (body["status"], body["gateway_id"], body["outbox_depth"]) == ("ok", "gw-01", 0)
     assert (await client.get("/health/full")).status_code == 401
