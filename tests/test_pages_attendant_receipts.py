@@ -107,7 +107,13 @@ def test_an_admins_new_price_is_on_the_next_receipt_and_its_amount_is_the_ledger
         event_id = page.locator("#r-event").inner_text().strip()
         assert event_id
 
+        left_ms = max(1.0, PRICE_S - (time.monotonic() - changed_at)) * 1000
+        amount = rupiah(NET_G * NEW_PRICE // 1000)
+        assert amount == "Rp22.350"
+        # The receipt panel: the new price and the ledger's amount, no longer an estimate.
         price = unit_price(NEW_PRICE, "kg")
+        expect(page.locator("#r-price")).to_have_text(price, timeout=left_ms)
+        expect(page.locator("#r-amount")).to_have_text(amount, timeout=left_ms)
 
         # The ledger: what it credited is what the receipt says.
         wait_until(lambda: credited(api, event_id) is not None, timeout=30)
