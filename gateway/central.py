@@ -199,6 +199,17 @@ class Central:
             "POST", f"/api/members/{member_no}/cards", json={"uid": uid}, headers=_bearer(token)
         )
 
+    async def member(self, member_no: str, token: str) -> Any:
+        """``GET /api/members/{no}``: the member (``MemberOut``; its personal fields, the SMS
+        opt-in among them, for the bank's staff)."""
+        return await self._call("GET", f"/api/members/{member_no}", headers=_bearer(token))
+
+    async def update_member(self, member_no: str, fields: dict[str, Any], token: str) -> Any:
+        """``PATCH /api/members/{no}`` (e.g. ``{"sms_opt_in": true}``): the member as changed."""
+        return await self._call(
+            "PATCH", f"/api/members/{member_no}", json=fields, headers=_bearer(token)
+        )
+
     async def issue_pin(self, member_no: str, reset: bool, token: str) -> Any:
         """A PIN issued (or reset): its answer holds the PIN, which nothing here keeps."""
         return await self._call(

@@ -156,13 +156,22 @@ class FakeCentral:
         return None
 
     def desk(self, request: httpx.Request, path: str) -> httpx.Response | None:
-        """The bank's desk (api/member_desk.py): next number, registration, cards, PINs."""
+        """The bank's desk (api/member_desk.py): next number, registration, cards, PINs; a
+        member read and changed (api/members.py: the SMS opt-in)."""
         if path == f"/api/banks/{BANK}/members/next-no":
             return httpx.Response(200, json={"member_no": "AMB-0099"})
-        if request.method != "POST":
-            return None
         sent = json.loads(request.content or b"{}")
         member = {"kind": "individual", "name": "Siti", "cards": []}
+        if (
+            request.method in ("GET", "PATCH")
+            and path.startswith("/api/members/")
+            and path.count("/") == 3
+        ):
+            no = path.split("/")[3]
+            one = {**member, "member_no": no, "phone": "081200000001", "sms_opt_in": False}
+            return httpx.Response(200, json={**one, **sent})
+        if request.method != "POST":
+            return None
         if path == f"/api/banks/{BANK}/members":
             return httpx.Response(201, json={**member, **sent})
         no = path.split("/")[3] if path.startswith("/api/members/") else ""

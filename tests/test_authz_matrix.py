@@ -733,7 +733,9 @@ GATEWAY_MATRIX: dict[tuple[str, str], GwCase] = {
     # ---- open without a session: the minimal health, the page, its script, logins, logout ---
     ("GET", "/health"): gw_public(lambda _env: Req("GET", "/health")),
     ("GET", "/petugas"): gw_public(lambda _env: Req("GET", "/petugas")),
-    ("GET", "/petugas/attendant.js"): gw_public(lambda _env: Req("GET", "/petugas/attendant.js")),
+    ("GET", "/petugas/static/{name}"): gw_public(
+        lambda _env: Req("GET", "/petugas/static/members.js")
+    ),
     ("POST", "/petugas/masuk"): GwCase(  # with the token of the login page (see the cell)
         lambda _env: Req(
             "POST",
@@ -773,6 +775,7 @@ GATEWAY_MATRIX: dict[tuple[str, str], GwCase] = {
         )[1]
     ),
     ("GET", "/scales/{scale_id}/calibration"): gw_read(f"/scales/{GW_SCALE}/calibration"),
+    ("GET", "/petugas/api/status"): gw_read("/petugas/api/status"),
     ("GET", "/petugas/api/state"): gw_read("/petugas/api/state"),
     ("GET", "/petugas/api/members"): gw_read("/petugas/api/members?q=AMB"),
     ("GET", "/petugas/api/cards/{uid}"): GwCase(
@@ -803,6 +806,10 @@ GATEWAY_MATRIX: dict[tuple[str, str], GwCase] = {
     ),
     ("POST", "/petugas/api/members/{member_no}/cards"): gw_write(
         lambda _env: Req("POST", "/petugas/api/members/AMB-0099/cards", json={"uid": "0A0B0C0D"})
+    ),
+    ("GET", "/petugas/api/members/{member_no}/sms"): gw_read("/petugas/api/members/AMB-0099/sms"),
+    ("PUT", "/petugas/api/members/{member_no}/sms"): gw_write(
+        lambda _env: Req("PUT", "/petugas/api/members/AMB-0099/sms", json={"sms_opt_in": True})
     ),
     ("POST", "/petugas/api/members/{member_no}/pin"): gw_write(
         lambda _env: Req("POST", "/petugas/api/members/AMB-0099/pin", json={})

@@ -173,3 +173,85 @@ async def test_a_member_registered_and_a_card_bound_here_are_in_the_directory_at
         offline = await client.post("/petugas/api/members/AMB-0004/pin", json={"reset": True})
         assert offline.status_code == 503
         assert "masuk lagi saat internet" in offline.json()["detail"]
+
+
+async def test_sms_receipts_are_switched_on_and_off_from_the_members_page(
+    api: ApiEnv, service: AttendantService
+) -> None:
+    """The SMS opt-in through the gateway (docs/attendant.md, "Nasabah di bank"): asked at
+    registration (switched on right after the member is made), read and switched for a chosen
+    member, with the central API's own rule for a mobile number (its 422, in Indonesian)."""
+
+    def central_opt_in(member_no: str) -> bool:
+        resp = api.client.get(f"/api/members/{member_no}", headers=api.bearer("admin"))
+        assert resp.status_code == 200, resp.text
+        return bool(resp.json()["sms_opt_in"])
+
+    transport = httpx.ASGITransport(app=local_api.http_app(service.gw, service))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as client:
+        assert await gateway_login(client, "petugas-bm-01", PASSWORD)
+        # SMS asked without a phone: refused before a member is made
+        no_phone = await client.post(
+            "/petugas/api/members",
+            json={"member_no": "AMB-0004", "name": "Maria", "sms_opt_in": True},
+        )
+        assert no_phone.status_code == 422
+        assert no_phone.json()["detail"].startswith("SMS perlu nomor HP")
+        gone = api.client.get("/api/members/AMB-0004", headers=api.bearer("admin"))
+        assert gone.status_code == 404
+        assert service.db.directory.member("AMB-0004") is None
+
+        made = await client.post(
+            "/petugas/api/members",
+            json={"member_no": "AMB-0004", "name": "Maria", "phone": "081234567890"}
+            | {"sms_opt_in": True},
+        )
+        assert made.status_code == 201, made.text
+        assert (made.json()["sms_opt_in"], made.json()["sms_error"]) == (True, None)
+        assert central_opt_in("AMB-0004") is True
+
+        state = await client.get("/petugas/api/members/AMB-0004/sms")
+        assert state.status_code == 200, state.text
+        assert state.json() == {
+            "member_no": "AMB-0004",
+            "name": "Maria",
+            "phone": "081234567890",
+            "sms_opt_in": True,
+        }
+        off = await client.put("/petugas/api/members/AMB-0004/sms", json={"sms_opt_in": False})
+        assert off.status_code == 200, off.text
+        assert off.json()["sms_opt_in"] is False
+        assert central_opt_in("AMB-0004") is False
+        audit = api.client.get(
+            "/api/audit", params={"entity": "member"}, headers=api.bearer("admin")
+        )
+        assert audit.status_code == 200, audit.text
+        changes = [
+            (a["actor"], a["summary"])
+            for a in audit.json()
+            if (a["action"], a["entity_id"]) == ("member.update", "AMB-0004")
+        ]
+        assert changes == [("petugas-bm-01", "sms_opt_in")] * 2  # on, then off
+
+        # no phone on file (the demo's AMB-0003): the central API's 422, as it words it
+        refused = await client.put("/petugas/api/members/AMB-0003/sms", json={"sms_opt_in": True})
+        assert refused.status_code == 422
+        assert refused.json()["detail"].startswith("SMS perlu nomor HP yang valid")
+        assert central_opt_in("AMB-0003") is False
+
+        # a phone that is not a mobile number: registered all the same, SMS off and why
+        landline = await client.post(
+            "/petugas/api/members",
+            json={"member_no": "AMB-0005", "name": "Toko Sinar", "phone": "12345678"}
+            | {"sms_opt_in": True},
+        )
+        assert landline.status_code == 201, landline.text
+        assert landline.json()["sms_opt_in"] is False
+        assert landline.json()["sms_error"].startswith("SMS perlu nomor HP yang valid")
+        assert service.db.directory.member("AMB-0005") is not None
+        assert central_opt_in("AMB-0005") is False
+
+        service.tokens.clear()  # as after an offline login: nothing to ask the central API with
+        offline = await client.get("/petugas/api/members/AMB-0004/sms")
+        assert offline.status_code == 503
+        assert "masuk lagi saat internet" in offline.json()["detail"]

@@ -1,6 +1,7 @@
 // Members at the bank (gateway/templates/members.html, routes gateway/http/attendant/members.py):
 // register a walk-in, bind a card tapped on the scale's reader (the scale's live stream brings
-// the tap), issue or reset a PIN and print its slip, refresh the directory and prices now.
+// the tap), issue or reset a PIN and print its slip, switch a member's SMS receipts on or off
+// (online only: the central API keeps the opt-in), refresh the directory and prices now.
 // Shared helpers: window.WB (petugas.js). Texts: Bahasa Indonesia first, English second.
 "use strict";
 
@@ -10,6 +11,7 @@
   let card = null;  // {uid, member_no, member_name}: the reader's last tap (fresh for 60 s)
   let online = true;
   const sources = [];
+  const SMS_OFFLINE = "Tanpa internet: status SMS perlu server pusat / Offline: SMS needs the central server";
 
   // ---- the directory's and prices' age, refresh ----
 
@@ -20,10 +22,12 @@
   }
 
   function setOnline(value) {
+    const was = online;
     online = value;
     $("online-note").hidden = online;
     $("reg-submit").disabled = !online;
     updateButtons();
+    if (member && was !== online) { loadSms(); }
   }
 
   async function loadState(first) {
@@ -73,18 +77,83 @@
                        nik: $("reg-nik").value.trim() };
     Object.entries(optional).forEach(([k, v]) => { if (v) { body[k] = v; } });
     ["rt", "rw"].forEach((k) => { const n = WB.int($("reg-" + k)); if (n !== null) { body[k] = n; } });
+    if ($("reg-sms").checked) { body.sms_opt_in = true; }
     $("reg-submit").disabled = true;
     try {
       const m = await WB.api("POST", "/members", body);
       form.reset();
+      phoneForSms();
       choose(m);
       $("sync-msg").textContent = "Terdaftar / Registered: " + m.name + " (" + m.member_no + ")";
+      if (m.sms_error) {  // registered all the same; SMS stays off
+        WB.showError("sms-error", "Terdaftar tanpa SMS / Registered without SMS: " + m.sms_error);
+      }
       proposeNumber();
     } catch (err) {
       WB.showError("reg-error", err);
       if (err.status === 503) { setOnline(false); }
     } finally {
       $("reg-submit").disabled = !online;
+    }
+  }
+
+  // SMS needs a phone: ticking SMS makes the phone required (our own message); whether it is a
+  // mobile number is the central API's rule (its 422 is shown as it words it).
+  function phoneForSms() {
+    $("reg-phone").required = $("reg-sms").checked;
+  }
+
+  // ---- SMS receipts of the chosen member ----
+
+  const smsPath = () => "/members/" + encodeURIComponent(member.member_no) + "/sms";
+  let smsSeq = 0;
+
+  function showSms(s) {
+    const cb = $("sms-opt-in");
+    cb.checked = s.sms_opt_in;
+    cb.disabled = !online;
+    $("sms-box").dataset.sms = s.sms_opt_in ? "on" : "off";
+    $("sms-text").textContent = !s.phone
+      ? "Belum ada nomor HP / No phone number on file"
+      : (s.sms_opt_in ? "Aktif: struk ke / On: receipts to " : "Mati: tanpa SMS ke / Off: no SMS to ") + s.phone;
+  }
+
+  async function loadSms() {
+    const seq = ++smsSeq;
+    const cb = $("sms-opt-in");
+    WB.showError("sms-error", null);
+    $("sms-box").hidden = !member;
+    $("sms-box").dataset.sms = "";
+    cb.disabled = true;
+    if (!member) { return; }
+    if (!online) { $("sms-text").textContent = SMS_OFFLINE; return; }
+    $("sms-text").textContent = "memuat… / loading…";
+    try {
+      const s = await WB.api("GET", smsPath());
+      if (seq === smsSeq) { showSms(s); }
+    } catch (err) {
+      if (seq !== smsSeq) { return; }
+      $("sms-text").textContent = "";
+      WB.showError("sms-error", err);
+      if (err.status === 503) { setOnline(false); }
+    }
+  }
+
+  async function switchSms() {
+    const cb = $("sms-opt-in");
+    const want = cb.checked;
+    const seq = ++smsSeq;
+    cb.disabled = true;
+    WB.showError("sms-error", null);
+    try {
+      const s = await WB.api("PUT", smsPath(), { sms_opt_in: want });
+      if (seq === smsSeq) { showSms(s); }
+    } catch (err) {
+      if (seq !== smsSeq) { return; }
+      cb.checked = !want;  // as the central API still has it
+      cb.disabled = !online;
+      WB.showError("sms-error", err);
+      if (err.status === 503) { setOnline(false); }
     }
   }
 
@@ -100,6 +169,7 @@
     WB.showError("pin-error", null);
     WB.showError("card-error", null);
     showCard();
+    loadSms();
   }
 
   let searchSeq = 0;
@@ -221,6 +291,8 @@
   document.addEventListener("DOMContentLoaded", () => {
     $("sync-refresh").addEventListener("click", refresh);
     $("reg-form").addEventListener("submit", register);
+    $("reg-sms").addEventListener("change", phoneForSms);
+    $("sms-opt-in").addEventListener("change", switchSms);
     $("m-q").addEventListener("input", search);
     $("m-q").addEventListener("keydown", (ev) => {
       if (ev.key !== "Enter") { return; }

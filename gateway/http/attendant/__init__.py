@@ -51,6 +51,7 @@ A browser asking for another page without a session is sent to the login form an
   POST /petugas/api/members              register a walk-in (central API)
   POST /petugas/api/members/{no}/cards   {uid}: bind a card tapped on the reader (central API)
   POST /petugas/api/members/{no}/pin     {reset}: issue or reset a PIN; its slip: struk/pin/{ref}
+  GET|PUT /petugas/api/members/{no}/sms  {sms_opt_in}: SMS receipts on or off (central API)
   POST /petugas/api/sync                 members and prices from the central API now
   GET  /petugas/penarikan                withdrawals (:mod:`.withdrawals`, :mod:`.withdrawal_desk`)
   GET  /petugas/api/withdrawals          the bank's requests, with who must act next

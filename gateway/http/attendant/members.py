@@ -1,19 +1,25 @@
 """Members at the bank (nasabah di bank): register a walk-in, bind a card tapped on the reader,
-issue or reset a PIN on a printed slip, and refresh the member directory and prices now.
+issue or reset a PIN on a printed slip, switch a member's SMS receipts on or off, and refresh
+the member directory and prices now.
 
 GET  /petugas/nasabah                        the page
 GET  /petugas/api/members/next-no            the number the central API proposes
-POST /petugas/api/members                    {member_no, name, phone?, rt?, rw?, nik?, kelurahan?}
+POST /petugas/api/members                    {member_no, name, phone?, rt?, rw?, nik?, kelurahan?,
+                                             sms_opt_in?}: SMS switched on right after creating
+GET  /petugas/api/members/{no}/sms           the member's phone and whether they get SMS
+PUT  /petugas/api/members/{no}/sms           {sms_opt_in}: SMS receipts on or off
 POST /petugas/api/members/{no}/cards         {uid}: bind a card
 POST /petugas/api/members/{no}/pin           {reset}: a PIN issued (or reset), its slip's ref
 POST /petugas/api/sync                       members and prices from the central API now
 GET  /petugas/struk/pin/{ref}                the PIN slip (receipt kind ``pin``, gateway.receipts)
 
-Registration, cards and PINs are the central API's (api/members.py, api/member_desk.py), asked
-with the signed-in attendant's own token: they need the internet, and an attendant who logged in
-offline logs in again once it is back (503 with a message saying so). What they change is in
-the gateway's directory at once. A PIN is never written to the gateway's disk: its slip is kept
-in memory for :data:`SLIP_TTL_S` (to show and print it), then gone; a lost slip is a reset.
+Registration, cards, PINs and the SMS opt-in are the central API's (api/members.py,
+api/member_desk.py), asked with the signed-in attendant's own token: they need the internet,
+and an attendant who logged in offline logs in again once it is back (503 with a message saying
+so). What registration and cards change is in the gateway's directory at once; the opt-in is
+asked of the central API each time (the directory does not keep it). A PIN is never written
+to the gateway's disk: its slip is kept in memory for :data:`SLIP_TTL_S` (to show and print
+it), then gone; a lost slip is a reset.
 """
 
 from __future__ import annotations
@@ -57,6 +63,10 @@ RELOGIN: Final = (
     "offline: log out and in again while online"
 )
 CARD_PATTERN: Final = r"^[0-9A-Fa-f]{4,20}$"
+SMS_NO_PHONE: Final = (
+    "SMS perlu nomor HP: isi nomor HP nasabah / SMS needs a phone number: fill in the member's "
+    "phone"
+)
 
 
 class RegisterIn(BaseModel):
@@ -67,6 +77,27 @@ class RegisterIn(BaseModel):
     rw: int | None = Field(default=None, ge=1, le=999)
     nik: str | None = Field(default=None, pattern=r"^[0-9]{16}$")
     kelurahan: str | None = Field(default=None, min_length=1, max_length=100)
+    sms_opt_in: bool = False
+    """Switched on (``PATCH /api/members/{no}``) once the member is made: the central API's
+    ``POST`` takes no opt-in, and its rule for a mobile number is the PATCH's."""
+
+
+class RegisteredView(MemberView):
+    sms_opt_in: bool | None = None
+    """Whether the member gets SMS receipts (None: not asked for)."""
+    sms_error: str | None = None
+    """Why SMS could not be switched on (the member is registered all the same)."""
+
+
+class SmsIn(BaseModel):
+    sms_opt_in: bool
+
+
+class SmsView(BaseModel):
+    member_no: str
+    name: str
+    phone: str | None
+    sms_opt_in: bool
 
 
 class CardIn(BaseModel):
@@ -152,9 +183,11 @@ async def next_no(signed: SignedInDep, service: Service) -> dict[str, str]:
 
 
 @router.post("/api/members", status_code=201)
-async def register(body: RegisterIn, signed: CsrfDep, service: Service) -> MemberView:
+async def register(body: RegisterIn, signed: CsrfDep, service: Service) -> RegisteredView:
     bank = service.gw.settings.bank_code
-    fields = body.model_dump(exclude_none=True)
+    if body.sms_opt_in and not body.phone:  # refused before a member is made without it
+        raise HTTPException(422, SMS_NO_PHONE)
+    fields = body.model_dump(exclude_none=True, exclude={"sms_opt_in"})
     made = await _ask(service, signed, lambda c, t: c.register_member(bank, fields, t))
     entry = _entry(made)
     service.db.directory.put_member(bank, entry)
@@ -162,7 +195,48 @@ async def register(body: RegisterIn, signed: CsrfDep, service: Service) -> Membe
         "nasabah didaftarkan / member registered: %s by %s", entry.member_no, signed.who.username
     )
     service.gw.live.notify()
-    return member_view(entry)
+    view = RegisteredView(**member_view(entry).model_dump())
+    if body.sms_opt_in:
+        try:
+            view.sms_opt_in = (await _set_sms(service, signed, entry.member_no, True)).sms_opt_in
+        except HTTPException as exc:  # e.g. 422: not a mobile number; the member stays made
+            view.sms_opt_in, view.sms_error = False, str(exc.detail)
+    return view
+
+
+# ---- SMS receipts (wastebank/sms/; docs/attendant.md, "SMS") ------------------------------------
+
+
+def _sms_view(body: Any) -> SmsView:
+    return SmsView(
+        member_no=str(body["member_no"]),
+        name=str(body.get("name") or ""),
+        phone=None if body.get("phone") is None else str(body["phone"]),
+        sms_opt_in=bool(body.get("sms_opt_in")),
+    )
+
+
+async def _set_sms(
+    service: AttendantService, signed: SignedIn, member_no: str, on: bool
+) -> SmsView:
+    fields = {"sms_opt_in": on}
+    changed = _sms_view(
+        await _ask(service, signed, lambda c, t: c.update_member(member_no, fields, t))
+    )
+    what = "aktif / on" if changed.sms_opt_in else "mati / off"
+    log.info("SMS %s: %s by %s", what, member_no, signed.who.username)
+    return changed
+
+
+@router.get("/api/members/{member_no}/sms")
+async def sms_state(member_no: str, signed: SignedInDep, service: Service) -> SmsView:
+    return _sms_view(await _ask(service, signed, lambda c, t: c.member(member_no, t)))
+
+
+@router.put("/api/members/{member_no}/sms")
+async def sms_switch(member_no: str, body: SmsIn, signed: CsrfDep, service: Service) -> SmsView:
+    """SMS receipts on or off (each SMS costs the bank); on needs a mobile number (422)."""
+    return await _set_sms(service, signed, member_no, body.sms_opt_in)
 
 
 @router.post("/api/members/{member_no}/cards")
