@@ -85,8 +85,9 @@ test: SERVICES_ARGS = --with postgresql --with sms
 test: install browser services lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# DEMO_ARGS=--with-sms: SMS to members too (Gammu SMSD on a dummy phone; apt-get the first time).
 demo: install services
-	$(BIN)/wastebank demo
+	$(BIN)/wastebank demo $(DEMO_ARGS)
 
 # PNGs of every page into docs/screenshots/: the app on demo data (a temporary SQLite ledger and
 # InfluxDB database), driven by Debian's Chromium (docs/screenshots.py).

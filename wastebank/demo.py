@@ -3,9 +3,12 @@
 Starts Mosquitto and InfluxDB (installing them if needed), seeds the demo city, then runs every
 process as its own child, exactly as they would run on separate machines: per waste bank a
 simulated kiosk scale, a simulated indicator at the attendant's desk and a gateway serving both
-(and the attendant page), two TPS fill sensors, the ingester, the TPS alert watcher and the API.
-Prints the URL of each page (citizen, DLH, admin, each bank's attendant page) with a login made
-for this run. Ctrl-C (or any child dying) stops everything it started.
+(and the attendant pages), two TPS fill sensors, the ingester, the TPS alert watcher and the API;
+with SMS (``wastebank demo --with-sms``, or ``WASTEBANK_GAMMU_SMSD=true``) also Gammu SMSD on its
+dummy phone (an apt install of ``gammu-smsd`` the first time: why it is not on by default) and
+``wastebank sms run``. Prints the URL of each page (citizen, DLH, admin, each bank's attendant
+pages) with a login made for this run, two attendants per bank. Ctrl-C (or any child dying)
+stops everything it started.
 """
 
 from __future__ import annotations
@@ -24,12 +27,27 @@ import tomli_w
 
 from wastebank import devices, services
 from wastebank.config import RUN_DIR, load_settings
+from wastebank.formats import rupiah
+from wastebank.money_rules import MoneyRules
 from wastebank.seed import SeedSummary, seed_demo
 
 log = logging.getLogger("wastebank.demo")
 
 API_PORT = int(os.environ.get("WASTEBANK_DEMO_PORT", "8000"))
 STOP_TIMEOUT_S = 10.0
+SECOND_PERSON_ENV = "WASTEBANK_MONEY__SECOND_APPROVAL_ABOVE_IDR"
+DEMO_SECOND_PERSON_IDR = 50_000
+"""The demo's second-person limit (the default is Rp1.000.000): simulated deposits reach it in
+minutes, so a withdrawal above it, approved by one attendant and paid by the other, can be
+shown. ``WASTEBANK_MONEY__SECOND_APPROVAL_ABOVE_IDR`` set in the environment wins."""
+ATTENDANT_PAGES = (
+    ("", "timbang / weighing, receipts 58 mm"),
+    ("/penarikan", "withdrawals"),
+    ("/nasabah", "members, cards, PIN, SMS"),
+    ("/stok", "sales, stock"),
+    ("/hari-ini", "today, day close"),
+)
+"""The attendant's pages on each gateway (under /petugas), as the demo lists them."""
 
 
 @dataclass
@@ -78,7 +96,8 @@ class Login:
 def demo_logins(ledger_url: str, member_no: str) -> dict[str, Login]:
     """Logins for the demo, with new random secrets each run (a hash cannot be read back):
     ``citizen`` (``member_no``, a PIN), ``admin``, ``dlh`` (of the ledger's first city) and
-    ``attendant:<bank>`` for the active attendants of each bank."""
+    ``attendant:<bank>:<staff id>`` for each active attendant of each bank (in the order they
+    were made: the bank's first attendant first)."""
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
@@ -105,7 +124,11 @@ def demo_logins(ledger_url: str, member_no: str) -> dict[str, Login]:
                 .order_by(ledger.Attendant.id)
             ):
                 wanted.append(
-                    (f"attendant:{bank_code}", access.Role.ATTENDANT, {"username": staff_id})
+                    (
+                        f"attendant:{bank_code}:{staff_id}",
+                        access.Role.ATTENDANT,
+                        {"username": staff_id},
+                    )
                 )
             for key, role, args in wanted:
                 username = args.get("username") or args["member_no"]
@@ -128,10 +151,33 @@ def demo_logins(ledger_url: str, member_no: str) -> dict[str, Login]:
     return out
 
 
+def attendants_of(logins: dict[str, Login], bank: str) -> list[Login]:
+    """The bank's attendants' logins (:func:`demo_logins`), the first attendant first."""
+    return [login for key, login in logins.items() if key.startswith(f"attendant:{bank}:")]
+
+
+def _attendant_lines(bank: str, url: str, logins: list[Login]) -> list[str]:
+    """A bank's attendant pages on its gateway and its attendants' logins."""
+    lines = [f"  {'Petugas ' + bank + ':':<25}{url}  ({ATTENDANT_PAGES[0][1]})"]
+    for path, what in ATTENDANT_PAGES[1:]:
+        lines.append(f"      {path[1:] + ':':<21}{url}{path}  ({what})")
+    for n, login in enumerate(logins):
+        label = "masuk / log in:" if n == 0 else "petugas kedua / 2nd:"
+        lines.append(f"      {label:<21}{login.username} / {login.secret}")
+    return lines
+
+
 def _banner(
-    base: str, logins: dict[str, Login], attendant_pages: list[tuple[str, str]], logs: Path
+    base: str,
+    logins: dict[str, Login],
+    attendant_pages: list[tuple[str, str]],
+    logs: Path,
+    *,
+    second_person_idr: int | None = None,
+    sms_sent: Path | None = None,
 ) -> str:
-    """What the demo prints: each page's URL with the login made for this run."""
+    """What the demo prints: each page's URL with the login made for this run; the
+    second-person limit in force and, with SMS, where the texts land."""
     citizen, dlh, admin = logins["citizen"], logins["dlh"], logins["admin"]
     lines = [
         "",
@@ -143,10 +189,21 @@ def _banner(
         f"      masuk / log in:      {admin.username} / {admin.secret}",
     ]
     for bank, url in attendant_pages:
-        login = logins.get(f"attendant:{bank}")
-        lines.append(f"  {'Petugas ' + bank + ':':<25}{url}")
-        if login is not None:
-            lines.append(f"      masuk / log in:      {login.username} / {login.secret}")
+        lines += _attendant_lines(bank, url, attendants_of(logins, bank))
+    if second_person_idr is not None:
+        limit, default = rupiah(second_person_idr), rupiah(MoneyRules().second_approval_above_idr)
+        lines += [
+            f"  Dua petugas / two:       penarikan di atas / withdrawals above {limit} "
+            f"(demo; bawaan / default {default}):",
+            "                           satu petugas menyetujui, yang lain membayar / one "
+            "attendant approves, the other pays",
+        ]
+    if sms_sent is not None:
+        lines += [
+            f"  SMS (Gammu dummy):       {sms_sent}  (wastebank sms list)",
+            "                           nyalakan / switch on 'Struk lewat SMS' di / on "
+            "/petugas/nasabah",
+        ]
     lines += [
         f"  JSON:                    curl -d username={citizen.username} "
         f"-d password={citizen.secret} {base}/api/token",
@@ -171,7 +228,13 @@ def _device_login(broker: services.ServicesSettings, bank: str, gateway: str) ->
     return {"username": gateway, "password": issued.password}
 
 
-async def run() -> None:
+def demo_env(ledger_url: str) -> dict[str, str]:
+    """The settings every child shares: the demo's ledger and its second-person limit."""
+    limit = os.environ.get(SECOND_PERSON_ENV, str(DEMO_SECOND_PERSON_IDR))
+    return {"WASTEBANK_LEDGER_URL": ledger_url, SECOND_PERSON_ENV: limit}
+
+
+async def run(*, with_sms: bool = False) -> None:
     # Ctrl-C arrives as SIGINT (asyncio.run cancels us); treat SIGTERM and SIGHUP the same way, so
     # `kill` or a closed terminal also stops every child instead of orphaning them.
     loop = asyncio.get_running_loop()
@@ -179,8 +242,9 @@ async def run() -> None:
     assert me is not None
     for sig in (signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, me.cancel)
-    broker = load_settings(services.ServicesSettings)
-    services.up(broker)
+    overrides = {"gammu_smsd": True} if with_sms else {}
+    broker = load_settings(services.ServicesSettings, None, **overrides)
+    services.up(broker)  # with SMS: gammu-smsd installed (apt) and started on its dummy phone
     demo_dir = RUN_DIR / "demo"
     logs = demo_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -191,7 +255,7 @@ async def run() -> None:
     logins = demo_logins(ledger_url, member_no)
     base = f"http://127.0.0.1:{API_PORT}"
 
-    common = {"WASTEBANK_LEDGER_URL": ledger_url}
+    common = demo_env(ledger_url)
     children: list[Child] = []
     attendant_pages: list[tuple[str, str]] = []  # (bank, URL of its gateway's attendant page)
     try:
@@ -218,7 +282,16 @@ async def run() -> None:
                 )
             )
 
-        print(_banner(base, logins, attendant_pages, logs), flush=True)  # noqa: T201
+        sms_sent = await _start_sms(broker, common, logs, children)
+        banner = _banner(
+            base,
+            logins,
+            attendant_pages,
+            logs,
+            second_person_idr=int(common[SECOND_PERSON_ENV]),
+            sms_sent=sms_sent,
+        )
+        print(banner, flush=True)  # noqa: T201
         await _until_one_exits(children, logs)
     finally:
         await _stop(children)
@@ -303,6 +376,21 @@ async def _start_bank(
     devices.reload_mosquitto(broker.run_dir)
     children.append(await _spawn(f"gateway-{bank}", ["gateway", "--config", str(site)], {}, logs))
     return f"http://127.0.0.1:{http_port}/petugas"
+
+
+async def _start_sms(
+    broker: services.ServicesSettings, common: dict[str, str], logs: Path, children: list[Child]
+) -> Path | None:
+    """With SMS among the services: `wastebank sms run` on the dummy SMSD that `services.up`
+    started; the folder its sent texts land in. None without SMS."""
+    if not broker.gammu_smsd:
+        return None
+    from wastebank.services.gammu_smsd import smsd_dir
+
+    root = smsd_dir(broker)
+    env = {**common, "WASTEBANK_SMS__SMSDRC": str(root / "smsdrc")}
+    children.append(await _spawn("sms", ["sms", "run"], env, logs))
+    return root / "sent"
 
 
 async def _until_one_exits(children: list[Child], logs: Path) -> None:

@@ -27,12 +27,22 @@ def seed(
 
 
 @demo_app.command()
-def demo(config: ConfigOption = None) -> None:
+def demo(
+    config: ConfigOption = None,
+    with_sms: Annotated[
+        bool,
+        typer.Option(
+            "--with-sms",
+            help="also SMS to members: Gammu SMSD on its dummy phone (apt-get install "
+            "gammu-smsd the first time) and `wastebank sms run`; or WASTEBANK_GAMMU_SMSD=true",
+        ),
+    ] = False,
+) -> None:
     """Start services, seed, simulated devices, gateway, ingester and API; Ctrl-C stops all."""
     from wastebank.demo import run as run_demo
 
     setup_logging()
     try:
-        asyncio.run(run_demo())
+        asyncio.run(run_demo(with_sms=with_sms))
     except (KeyboardInterrupt, asyncio.CancelledError):
         typer.echo("dihentikan / stopped")
