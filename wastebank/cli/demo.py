@@ -19,7 +19,7 @@ def seed(
     config: ConfigOption = None,
     ledger_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the ledger")] = None,
 ) -> None:
-    """Create the demo city (Ambon, WIT) with two waste banks, members, cards and prices."""
+    """Create the demo city (Ambon, WIT): three waste banks, members, cards and prices."""
     from wastebank.seed import seed_demo
 
     summary = seed_demo(ledger_url)
