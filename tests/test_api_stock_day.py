@@ -355,6 +355,10 @@ async def test_who_may_read_and_close_a_day(client: httpx.AsyncClient) -> None:
     ):
         resp = await client.post(path, json=body, headers=bm)
         assert resp.status_code == status, (path, body, resp.text)
+    for far in ("0001-01-01", "1999-12-31", "2200-01-01", "9999-12-31"):  # datetime's edges
+        resp = await client.get(f"/api/banks/{BM}/days/{far}", headers=bm)
+        assert resp.status_code == 422, (far, resp.text)
+        assert "tanggal di luar jangkauan" in resp.json()["detail"]
     assert (await client.get(url, headers=bm)).json()["closable"] is True
     admin_close = await client.post(
         f"{url}/close", json={"counted_cash_idr": 0}, headers=await _as(client, "admin")

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Final
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select
@@ -86,9 +87,22 @@ def local_day(at: datetime, zone: ZoneInfo) -> date:
     return at.astimezone(zone).date()
 
 
+FIRST_DAY: Final = date(2000, 1, 1)
+LAST_DAY: Final = date(2199, 12, 31)
+"""The days a bank's day may be asked for: every day a waste bank of ours can have worked, with
+room either side; beyond them the day's bounds in UTC would overflow ``datetime`` (0001-01-01
+east of Greenwich, 9999-12-31)."""
+
+
 def day_window(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
     """The local day ``[00:00, next 00:00)`` in ``zone``, as aware datetimes (the ledger
-    compares them in UTC). Indonesia has no daylight saving; elsewhere a day may be 23 or 25 h."""
+    compares them in UTC). Indonesia has no daylight saving; elsewhere a day may be 23 or 25 h.
+    A day outside ``FIRST_DAY``..``LAST_DAY`` is :class:`DayInvalid` (422)."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise DayInvalid(
+            f"tanggal di luar jangkauan ({FIRST_DAY.isoformat()} s.d. {LAST_DAY.isoformat()}) / "
+            f"date out of range: {day.isoformat()}"
+        )
     start = datetime.combine(day, time(), zone)
     end = datetime.combine(day + timedelta(days=1), time(), zone)
     return start, end
