@@ -255,7 +255,8 @@ def test_batch_rejections_leave_the_others_applied(engine: Engine) -> None:
             "unknown category 'plutonium'",
             "unknown bank 'bs-nowhere'",
             "card 04B1B2C3D1 belongs to member AMB-0101 of another bank",
-            f"bank bs-batu-merah has no price for pet at {no_price.isoformat()}",
+            "Bank Sampah Batu Merah Bersih belum punya harga Botol PET bersih pada 31 Des 2025 "
+            f"23.59.00 WIT / bank bs-batu-merah has no price for pet at {no_price.isoformat()}",
             "unknown member 'AMB-9999'",
             ledger.Outcome.APPLIED,
             ledger.Outcome.APPLIED,

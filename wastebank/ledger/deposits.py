@@ -35,7 +35,7 @@ from wastebank.ledger.models import (
     StockEntry,
     Unit,
 )
-from wastebank.ledger.pricing import PriceHistory, in_force, price_history
+from wastebank.ledger.pricing import PriceHistory, in_force, no_price, price_history
 from wastebank.ledger.registry import get_member
 from wastebank.ledger.summary import (
     ON_CONFLICT_INSERTS,
@@ -386,9 +386,7 @@ class References:
             )
         price = self.price(bank, category, ev.measured_at)
         if price is None:
-            raise DepositRejected(
-                f"bank {bank.code} has no price for {category.code} at {ev.measured_at.isoformat()}"
-            )
+            raise DepositRejected(no_price(bank, category, ev.measured_at))
         if check_limits and (
             breach := self.limits(bank).scale_breach(ev.gateway_id, ev.scale_id, ev.net_g)
         ):

@@ -37,7 +37,7 @@ from wastebank.ledger.errors import (
     atomic,
 )
 from wastebank.ledger.models import Category, Deposit, DepositVoid, Unit, utcnow
-from wastebank.ledger.pricing import amount_for_quantity
+from wastebank.ledger.pricing import amount_for_quantity, no_price
 from wastebank.ledger.registry import category_by_code, get_member, require_attendant
 from wastebank.ledger.summary import add_to_days, local_day_key
 from wastebank.money_rules import DEFAULT_RULES, MoneyRules
@@ -89,9 +89,7 @@ def _manual_plan(
     count = _count(category, net_g, quantity)
     price = ref.price(bank, category, measured_at)
     if price is None:
-        raise DepositRejected(
-            f"bank {bank.code} has no price for {category.code} at {measured_at.isoformat()}"
-        )
+        raise DepositRejected(no_price(bank, category, measured_at))
     amount = amount_for_quantity(category.unit, count, price)
     if breach := ref.limits(bank).manual_breach(net_g, amount):
         raise DepositOverLimit(breach)

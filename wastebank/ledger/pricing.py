@@ -161,3 +161,13 @@ def _local(at: datetime, timezone: str) -> str:
     tz = ZoneInfo(timezone)
     local = (at if at.tzinfo is not None else at.replace(tzinfo=ZoneInfo("UTC"))).astimezone(tz)
     return f"{tanggal(local.date())} {local:%H.%M.%S} {zone_label(tz, local)}"
+
+
+def no_price(bank: Bank, category: Category, at: datetime) -> str:
+    """Why a deposit at ``at`` cannot be priced: for the attendant (names, local time) and the
+    operator (codes, the instant as sent), one sentence for every path that prices a deposit."""
+    return (
+        f"{bank.name} belum punya harga {category.name_id} pada "
+        f"{_local(at, bank.city.timezone)} / bank {bank.code} has no price for "
+        f"{category.code} at {at.isoformat()}"
+    )
