@@ -204,3 +204,17 @@ def record(page: Page, scale: ScaleThread, grams: int) -> None:
     page.click("#record")
     expect(page.locator("#scale-state")).to_have_attribute("data-armed", "yes")
     scale.place_load(grams)
+
+
+def tap(page: Page, scale: ScaleThread, uid: str, shown: str) -> None:
+    """Tap the card on the simulated reader until the page shows ``shown`` (at most five taps).
+    The simulated line drops a write its pty cannot take at that moment, as a real serial line
+    loses bytes (firmware_sim/ptydevice.py); an attendant whose tap is not shown taps again."""
+    for _ in range(5):
+        scale.tap_card(uid)
+        try:
+            expect(page.locator("#card-text")).to_contain_text(shown, timeout=5_000)
+        except AssertionError:
+            continue
+        return
+    expect(page.locator("#card-text")).to_contain_text(shown)

@@ -41,6 +41,7 @@ from tests.attendant_stack import (  # noqa: E402
     record,
     start_gateway,
     start_ingester,
+    tap,
 )
 
 pytestmark = pytest.mark.integration
@@ -90,8 +91,7 @@ def test_attendant_records_a_deposit_the_member_then_sees(
         page.fill("#member-q", "pattiasina")
         page.click("#members button[data-member=AMB-0002]")
         expect(page.locator("#selected-member")).to_contain_text("Yohanes Pattiasina (AMB-0002)")
-        scale.tap_card(CARD)
-        expect(page.locator("#card-text")).to_contain_text(f"Siti Latuconsina ({MEMBER})")
+        tap(page, scale, CARD, f"Siti Latuconsina ({MEMBER})")
         page.click("#card-use")
         expect(page.locator("#selected-member")).to_contain_text(f"Siti Latuconsina ({MEMBER})")
         expect(page.locator("#card-tap")).to_be_hidden()

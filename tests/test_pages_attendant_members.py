@@ -28,26 +28,13 @@ from tests.attendant_stack import (  # noqa: E402
     record,
     start_gateway,
     start_ingester,
+    tap,
 )
 
 pytestmark = pytest.mark.integration
 
 NEW_MEMBER = "AMB-0004"  # the demo's bank 1 has AMB-0001..0003: the page proposes the next
 NEW_CARD = "0A1B2C3D4E"
-
-
-def tap(page: Page, scale: ScaleThread, uid: str, shown: str) -> None:
-    """Tap the card on the simulated reader until the page shows ``shown`` (at most five taps).
-    The simulated line drops a write its pty cannot take at that moment, as a real serial line
-    loses bytes (firmware_sim/ptydevice.py); an attendant whose tap is not shown taps again."""
-    for _ in range(5):
-        scale.tap_card(uid)
-        try:
-            expect(page.locator("#card-text")).to_contain_text(shown, timeout=5_000)
-        except AssertionError:
-            continue
-        return
-    expect(page.locator("#card-text")).to_contain_text(shown)
 
 
 def no_overflow(page: Page) -> None:
