@@ -9,7 +9,9 @@ The contract for every kind of receipt (deposit, withdrawal, sale, PIN slip, day
    value is a text of its own, wrapped over the width), ``total`` (a :class:`Line` or None:
    printed below a rule, value right-aligned), ``footer`` (short texts, centred) and
    ``estimate`` (True while the figures are not the ledger's yet: the receipt says
-   ``PERKIRAAN / estimate`` in its title block and under its total). Format the values with
+   ``PERKIRAAN / estimate`` in its title block and under its total); ``reader`` (the one
+   attendant who may open or print it, e.g. a PIN slip's issuer; default: every attendant
+   signed in at the gateway; anyone else gets 404). Format the values with
    :mod:`wastebank.formats` (``rupiah``, ``kg``, ``unit_price``) before they go in: a receipt
    only lays text out.
 
@@ -117,6 +119,10 @@ class Receipt:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     """Whatever a kind's page script wants besides the text (e.g. the deposit's ``event_id``,
     its ``applied`` flag); shown nowhere by the layout, given in the JSON view."""
+    reader: str | None = field(default=None, compare=False)
+    """The one attendant (username) who may see and print it, e.g. a PIN slip's issuer: the
+    slip's reference may reach others (a shared phone's history, the gateway's access log), the
+    PIN must not. None: every attendant signed in at the bank's gateway."""
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:
@@ -319,13 +325,22 @@ def kinds() -> list[str]:
     return sorted(_loaders)
 
 
-async def load(service: Any, kind: str, ref: str) -> Receipt:
-    """The receipt ``kind``'s loader makes for ``ref``; :class:`NotFound` for a kind nobody
-    registered."""
+NOT_YOURS: Final = (
+    "struk ini hanya untuk petugas yang membuatnya / this receipt is only for the attendant who "
+    "made it"
+)
+
+
+async def load(service: Any, kind: str, ref: str, *, reader: str | None = None) -> Receipt:
+    """The receipt ``kind``'s loader makes for ``ref``, as ``reader`` (the signed-in attendant's
+    username) may see it; :class:`NotFound` for a kind nobody registered, and for a receipt
+    kept for another attendant (:attr:`Receipt.reader`)."""
     loader = _loaders.get(kind)
     if loader is None:
         raise NotFound(f"jenis struk {kind!r} tidak dikenal / no such kind of receipt")
     made = loader(service, ref)
     receipt = await made if inspect.isawaitable(made) else made
     assert isinstance(receipt, Receipt)
+    if receipt.reader is not None and receipt.reader != reader:
+        raise NotFound(NOT_YOURS)
     return receipt

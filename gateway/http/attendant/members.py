@@ -19,7 +19,8 @@ and an attendant who logged in offline logs in again once it is back (503 with a
 so). What registration and cards change is in the gateway's directory at once; the opt-in is
 asked of the central API each time (the directory does not keep it). A PIN is never written
 to the gateway's disk: its slip is kept in memory for :data:`SLIP_TTL_S` (to show and print
-it), then gone; a lost slip is a reset.
+it), for the attendant who issued it alone (another attendant's session gets 404), then gone; a
+lost slip is a reset. The answers that carry the PIN are ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Path, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
@@ -63,6 +64,10 @@ RELOGIN: Final = (
     "offline: log out and in again while online"
 )
 CARD_PATTERN: Final = r"^[0-9A-Fa-f]{4,20}$"
+MEMBER_NO: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
+"""A member number (the central API's rule): checked here before it goes into the central
+API's URL, so a path param cannot name another route there (``..``, ``?``, ``#``)."""
+MemberNo = Annotated[str, Path(pattern=MEMBER_NO)]
 SMS_NO_PHONE: Final = (
     "SMS perlu nomor HP: isi nomor HP nasabah / SMS needs a phone number: fill in the member's "
     "phone"
@@ -70,7 +75,7 @@ SMS_NO_PHONE: Final = (
 
 
 class RegisterIn(BaseModel):
-    member_no: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+    member_no: str = Field(pattern=MEMBER_NO)
     name: str = Field(min_length=1, max_length=200, pattern=r"\S")
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9]{8,15}$")
     rt: int | None = Field(default=None, ge=1, le=999)
@@ -229,18 +234,22 @@ async def _set_sms(
 
 
 @router.get("/api/members/{member_no}/sms")
-async def sms_state(member_no: str, signed: SignedInDep, service: Service) -> SmsView:
+async def sms_state(member_no: MemberNo, signed: SignedInDep, service: Service) -> SmsView:
     return _sms_view(await _ask(service, signed, lambda c, t: c.member(member_no, t)))
 
 
 @router.put("/api/members/{member_no}/sms")
-async def sms_switch(member_no: str, body: SmsIn, signed: CsrfDep, service: Service) -> SmsView:
+async def sms_switch(
+    member_no: MemberNo, body: SmsIn, signed: CsrfDep, service: Service
+) -> SmsView:
     """SMS receipts on or off (each SMS costs the bank); on needs a mobile number (422)."""
     return await _set_sms(service, signed, member_no, body.sms_opt_in)
 
 
 @router.post("/api/members/{member_no}/cards")
-async def bind_card(member_no: str, body: CardIn, signed: CsrfDep, service: Service) -> MemberView:
+async def bind_card(
+    member_no: MemberNo, body: CardIn, signed: CsrfDep, service: Service
+) -> MemberView:
     uid = body.uid.upper()
     holder = service.db.directory.by_card(uid)
     if holder is not None and holder.member_no != member_no:
@@ -258,7 +267,10 @@ async def bind_card(member_no: str, body: CardIn, signed: CsrfDep, service: Serv
 
 
 @router.post("/api/members/{member_no}/pin")
-async def issue_pin(member_no: str, body: PinIn, signed: CsrfDep, service: Service) -> PinView:
+async def issue_pin(
+    member_no: MemberNo, body: PinIn, signed: CsrfDep, service: Service, response: Response
+) -> PinView:
+    response.headers["Cache-Control"] = "no-store"  # the PIN: shown once, kept by no cache
     issued = await _ask(service, signed, lambda c, t: c.issue_pin(member_no, body.reset, t))
     at = datetime.fromisoformat(str(issued["issued_at"]))
     login_url = f"{(service.api_url or '').rstrip('/')}/masuk"
@@ -281,6 +293,7 @@ async def issue_pin(member_no: str, body: PinIn, signed: CsrfDep, service: Servi
             "Rahasiakan PIN ini / Keep this PIN secret",
             "PIN hilang? Minta petugas menyetel ulang / Lost it? Ask an attendant to reset it",
         ),
+        reader=signed.who.username,  # only its issuer opens or prints it
     )
     _keep(ref, slip)
     what = "direset / reset" if body.reset else "diterbitkan / issued"

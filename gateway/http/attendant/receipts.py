@@ -17,14 +17,14 @@ from typing import Final
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from gateway import receipts
 from gateway.http.attendant import deposit_receipt
 from gateway.http.attendant.auth import CsrfDep, Service, SignedInDep
 from gateway.http.attendant.pages import render
-from gateway.http.attendant.service import AttendantService
+from gateway.http.attendant.service import AttendantService, SignedIn
 from gateway.receipts import Receipt
 from wastebank.errors import WastebankError
 from wastebank.formats import tanggal_waktu
@@ -75,9 +75,9 @@ def view(service: AttendantService, r: Receipt) -> ReceiptView:
     )
 
 
-async def _load(service: AttendantService, kind: str, ref: str) -> Receipt:
+async def _load(service: AttendantService, kind: str, ref: str, signed: SignedIn) -> Receipt:
     try:
-        return await receipts.load(service, kind, ref)
+        return await receipts.load(service, kind, ref, reader=signed.who.username)
     except WastebankError as exc:
         raise HTTPException(exc.status, str(exc) or exc.title) from None
 
@@ -90,7 +90,7 @@ async def receipt_page(
     receipt: Receipt | None = None
     error, status = None, 200
     try:
-        receipt = await receipts.load(service, kind, ref)
+        receipt = await receipts.load(service, kind, ref, reader=signed.who.username)
     except WastebankError as exc:
         error, status = str(exc) or exc.title, exc.status
     return render(
@@ -111,8 +111,12 @@ async def receipt_page(
 
 
 @router.get("/api/struk/{kind}/{ref}")
-async def receipt_json(kind: str, ref: str, _: SignedInDep, service: Service) -> ReceiptView:
-    return view(service, await _load(service, kind, ref))
+async def receipt_json(
+    kind: str, ref: str, signed: SignedInDep, service: Service, response: Response
+) -> ReceiptView:
+    # a member's data, a PIN slip's PIN: kept by no cache (the page is no-store too)
+    response.headers["Cache-Control"] = "no-store"
+    return view(service, await _load(service, kind, ref, signed))
 
 
 class Printed(BaseModel):
@@ -123,7 +127,7 @@ class Printed(BaseModel):
 
 @router.post("/api/struk/{kind}/{ref}/cetak")
 async def print_it(kind: str, ref: str, signed: CsrfDep, service: Service) -> Printed:
-    receipt = await _load(service, kind, ref)
+    receipt = await _load(service, kind, ref, signed)
     printer = service.gw.settings.printer
     try:
         sent = await asyncio.to_thread(receipts.print_receipt, receipt, service.tz, printer)

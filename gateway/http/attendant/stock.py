@@ -326,6 +326,13 @@ async def _ask(
 @router.post("/api/stock/sales", response_model=MoveView, status_code=201)
 async def sell(body: SaleIn, signed: CsrfDep, service: Service) -> JSONResponse:
     revenue = amount_for(body.grams, body.price_per_kg_idr)  # the one pricing rule
+    if revenue > MAX_IDR:  # the central API's bound: refused now, not queued to fail later
+        raise HTTPException(
+            422,
+            f"total penjualan {rupiah(revenue)} melebihi {rupiah(MAX_IDR)}; periksa berat dan "
+            f"harga per kg / the sale's total is above {rupiah(MAX_IDR)}: check the weight and "
+            "the price per kg",
+        )
     api = {
         "category": body.category,
         "grams": body.grams,

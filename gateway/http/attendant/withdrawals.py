@@ -342,7 +342,7 @@ def load_receipt(service: AttendantService, ref: str) -> Receipt:
     """The receipt of a withdrawal, as the gateway knows it now: the ledger's status, or
     "BELUM DIBAYAR" while a payment waits here (no cash handed over on it)."""
     missing = NotFound(f"penarikan {ref} tidak ada / no such withdrawal")
-    if not ref.isdigit() or len(ref) > 10:
+    if not (ref.isascii() and ref.isdigit()) or len(ref) > 10:  # "²" is a digit int() refuses
         raise missing
     store = service.db.withdrawals
     w = store.get(int(ref))
