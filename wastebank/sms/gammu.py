@@ -125,11 +125,14 @@ class GammuFiles:
         return datetime.fromtimestamp((self.sent / name).stat().st_ctime, UTC)
 
     def hand(self, name: str, text: str) -> None:
-        """Put a message in SMSD's outbox, unless it is there, or was sent or failed, already."""
+        """Put a message in SMSD's outbox, unless it is there, or was sent or failed, already.
+        The file is its owner's alone (0600, whatever the umask): a receipt's amount and balance
+        and the member's number are personal data (SMSD runs as the same user: docs/attendant.md,
+        SMS)."""
         if self.where(name) is not None:
             return
         tmp = self.outbox / f".wb-{os.getpid()}-{name}.tmp"
-        tmp.write_bytes(b"\xfe\xff" + text.encode("utf-16-be"))
+        _private_write(tmp, b"\xfe\xff" + text.encode("utf-16-be"))
         os.replace(tmp, self.outbox / name)
 
     # ---- in -------------------------------------------------------------------------------------
@@ -145,8 +148,20 @@ class GammuFiles:
 
     def set_aside(self, item: Inbound) -> None:
         """Move a recorded inbox file out of the inbox (kept, for inspection)."""
-        self.processed.mkdir(parents=True, exist_ok=True)
+        self.processed.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.replace(item.path, self.processed / item.name)
+
+
+def _private_write(path: Path, data: bytes) -> None:
+    """``data`` in a new file ``path`` only its owner may read or write (0600 whatever the
+    umask; one left by a crashed run is replaced)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def _text(path: Path) -> str | None:
@@ -167,11 +182,13 @@ def _text(path: Path) -> str | None:
 def dummy_config(root: Path, *, log: Path | None = None) -> Path:
     """Write ``root/smsdrc``: SMSD on Gammu's dummy phone (the directory ``root/phone``, where
     a test puts received messages as Gammu backup files in ``phone/sms/1``), FILES backend
-    with its folders under ``root``, checking every second. Returns the config's path."""
+    with its folders under ``root``, checking every second. Returns the config's path. The
+    config is 0600 and the folders 0700, whatever the umask: the messages are personal data."""
     names = ("inbox", "outbox", "sent", "error")
     folders = {key: root / name for key, name in zip(FOLDERS, names, strict=True)}
     for path in (root / "phone", *folders.values()):
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
     config = root / "smsdrc"
     lines = [
         "[gammu]",
@@ -197,7 +214,7 @@ def dummy_config(root: Path, *, log: Path | None = None) -> Path:
         "checksignal = 0",
         "",
     ]
-    config.write_text("\n".join(lines), encoding="utf-8")
+    _private_write(config, "\n".join(lines).encode("utf-8"))
     return config
 
 

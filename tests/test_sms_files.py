@@ -1,0 +1,64 @@
+"""What `wastebank sms run` leaves on disk is its owner's alone, whatever the process's umask: a
+receipt's amount and balance and the member's number are personal data (wastebank/sms/gammu.py;
+docs/attendant.md, SMS). No SMSD needed: the files are ours."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from wastebank import sms
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """A umask that lets everyone read (a service started without the CLI's 077)."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_outbox_files_config_and_folders_are_private(tmp_path: Path) -> None:
+    config = sms.dummy_config(tmp_path)
+    assert mode(config) == 0o600
+    files = sms.GammuFiles.from_config(config)
+    for folder in (files.inbox, files.outbox, files.sent, files.error, tmp_path / "phone"):
+        assert mode(folder) == 0o700, folder
+
+    name = sms.GammuFiles.outbox_name(7, "+6281200000001", datetime(2026, 12, 6, tzinfo=UTC))
+    files.hand(name, "Bank Sampah Batu Merah: saldo AMB-0001 Rp5.000.")
+    assert mode(files.outbox / name) == 0o600
+    assert (files.outbox / name).read_bytes().startswith(b"\xfe\xff")
+    assert [p.name for p in files.outbox.iterdir()] == [name]  # no temporary file left
+
+    # a received message, once recorded, is set aside in a folder of ours alone
+    received = files.inbox / "IN20261206_103000_00_+6281200000001_00.txt"
+    received.write_bytes(b"\xff\xfe" + "SALDO".encode("utf-16-le"))
+    (item,) = files.received()
+    files.set_aside(item)
+    assert mode(files.processed) == 0o700
+    assert (files.processed / received.name).exists()
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_a_config_rewritten_over_an_open_one_becomes_private(tmp_path: Path) -> None:
+    config = tmp_path / "smsdrc"
+    config.write_text("old")
+    config.chmod(0o644)
+    for folder in ("inbox", "outbox"):  # made before, open
+        (tmp_path / folder).mkdir(mode=0o755)
+    sms.dummy_config(tmp_path)
+    assert mode(config) == 0o600
+    assert mode(tmp_path / "outbox") == 0o700
