@@ -130,7 +130,11 @@ class SerialDevice(abc.ABC):
                 lost = True
 
     def _open(self) -> serial.Serial:
-        return serial.Serial(str(self.port), timeout=0, **self.line)  # type: ignore[arg-type]
+        # exclusive: a second process on the same port (the service started twice, a stale
+        # gateway whose link now points at a reused /dev/pts or ttyUSB number) would take half
+        # the bytes of each, tearing frames apart; locked, the second cannot open it ("Could not
+        # exclusively lock port"), says so (scale_offline) and retries until the first lets go.
+        return serial.Serial(str(self.port), timeout=0, exclusive=True, **self.line)  # type: ignore[arg-type]
 
     async def _reopen(self) -> serial.Serial:
         async for attempt in reconnecting(OPEN_ERRORS):

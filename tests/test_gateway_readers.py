@@ -98,6 +98,37 @@ async def test_a_port_that_comes_and_goes_is_said_in_the_stream(
         await stream.aclose()
 
 
+async def test_a_port_another_process_holds_is_refused_and_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes on one port would each get half the bytes: the port held by another
+    (a gateway started twice, a stale one whose link now points at a reused pty), the reader
+    does not open it, says why, and opens it once the other lets go."""
+    monkeypatch.setattr(mqtt, "BACKOFF_FIRST_S", 0.01)
+    main, sub = os.openpty()
+    tty.setraw(main)
+    link = tmp_path / "scale.tty"
+    link.symlink_to(os.ttyname(sub))
+    other = ScaleReader(ScaleSettings(id="scale-01", port=link))._open()  # the other process
+    reader = ScaleReader(ScaleSettings(id="scale-01", port=link))
+    stream = reader.stream()
+    try:
+        held = await anext(stream)
+        assert isinstance(held, Condition)
+        assert held.active
+        assert "exclusively lock" in held.message
+        other.close()
+        back = await asyncio.wait_for(anext(stream), 10)
+        assert isinstance(back, Condition)
+        assert not back.active
+        os.write(main, _stable(1250))
+        assert await asyncio.wait_for(anext(stream), 10) == _stable(1250)
+    finally:
+        await stream.aclose()
+        os.close(main)
+        os.close(sub)
+
+
 @contextlib.asynccontextmanager
 async def _endpoint(
     settings: GatewaySettings,
