@@ -725,4 +725,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # A SIGTERM (kill, a CI timeout) stops it like Ctrl-C: the processes it started (gateways,
+    # ingesters, each bench's own) are stopped by its handlers instead of left running, where
+    # a stale gateway reopens whatever pty now has its link's number.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     sys.exit(main())
