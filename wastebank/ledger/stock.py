@@ -133,20 +133,18 @@ def _take_out(
         raise NotAllowed("idempotency key: 1-100 karakter / 1 to 100 characters")
     lock_bank(session, bank.id)
     # Under the bank's lock: of two retries at once, the second finds the first.
-    done = _repeat(
-        session,
-        author,
-        idempotency_key,
-        kind=kind,
-        bank_id=bank.id,
-        category_id=category.id,
-        grams=grams,
-        to_bank_id=to_bank.id if to_bank else None,
-        received_g=received_g,
-        collector_id=collector.id if collector else None,
-        revenue_idr=revenue_idr,
-        payment_method=payment_method,
-    )
+    content: dict[str, Any] = {  # what a retry under the same key must repeat
+        "kind": kind,
+        "bank_id": bank.id,
+        "category_id": category.id,
+        "grams": grams,
+        "to_bank_id": to_bank.id if to_bank else None,
+        "received_g": received_g,
+        "collector_id": collector.id if collector else None,
+        "revenue_idr": revenue_idr,
+        "payment_method": payment_method,
+    }
+    done = _repeat(session, author, idempotency_key, **content)
     if done is not None:
         return done
     held = stock_of(session, bank.code, category.id)
@@ -156,15 +154,7 @@ def _take_out(
             f"{bank.name} holds {kg(held)} of {category.name_en}, asked {kg(grams)}"
         )
     movement = StockMovement(
-        kind=kind,
-        bank_id=bank.id,
-        category_id=category.id,
-        grams=grams,
-        to_bank_id=to_bank.id if to_bank else None,
-        received_g=received_g,
-        collector_id=collector.id if collector else None,
-        revenue_idr=revenue_idr,
-        payment_method=payment_method,
+        **content,
         idempotency_key=idempotency_key,
         occurred_at=at or utcnow(),
         author=author,
