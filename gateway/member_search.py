@@ -20,8 +20,9 @@ members, a few thousand at most at one bank.
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Final
+
+from wastebank.formats import unaccented
 
 __all__ = ["EXACT", "card_key", "fold", "number_key", "rank"]
 
@@ -34,8 +35,7 @@ _NOT_ALNUM: Final = re.compile(r"[^0-9a-z]+")
 def fold(text: str) -> str:
     """Lower case, no diacritics, one space between words: "  JOSÉ  Pattiasina" -> "jose
     pattiasina"."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    plain = unaccented(text).casefold()
     return " ".join(re.sub(r"[^\w]+", " ", plain).split())
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "tanggal",
     "tanggal_waktu",
     "thousands",
+    "unaccented",
     "unit_price",
     "zone_label",
 ]
@@ -151,12 +152,16 @@ def tanggal_waktu(at: datetime, tz: ZoneInfo, lang: Lang = "id") -> str:
 # ---- text for limited outputs -----------------------------------------------------------------
 
 
+def unaccented(text: str) -> str:
+    """``text`` without its accents (NFKD, combining marks dropped): "José" -> "Jose"."""
+    return "".join(
+        ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch)
+    )
+
+
 def ascii_text(text: str) -> str:
     """What a thermal printer's code page surely has: accents dropped, others as '?'."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(
-        ch if ch.isascii() else "?" for ch in decomposed if not unicodedata.combining(ch)
-    )
+    return "".join(ch if ch.isascii() else "?" for ch in unaccented(text))
 
 
 def latin1(text: str) -> str:

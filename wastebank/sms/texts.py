@@ -13,12 +13,11 @@ Rupiah, weights and local time are :mod:`wastebank.formats`' (``Rp5.000``, ``1,2
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from wastebank.formats import quantity_text, rupiah, tanggal_waktu
+from wastebank.formats import quantity_text, rupiah, tanggal_waktu, unaccented
 
 MAX_SEPTETS = 160
 """One SMS: 160 septets of GSM-7 (a longer text is sent, and paid, as several)."""
@@ -61,9 +60,7 @@ def gsm7(text: str) -> str:
         if ch in GSM7_BASIC or ch in GSM7_EXTENSION:
             out.append(ch)
             continue
-        plain = "".join(
-            c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)
-        )
+        plain = unaccented(ch)
         out.append(plain if plain and is_gsm7(plain) else "?")
     return "".join(out)
 
