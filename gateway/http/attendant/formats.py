@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from wastebank import formats
-from wastebank.formats import rupiah
+# The page's weights and money are the one rule of wastebank.formats (the receipts and the page's
+# script, WB.kg, follow it too): 1,25 kg, 0,50 kg, 1,255 kg when the grams need it; Rp1.234.
+from wastebank.formats import kg, rupiah
 
 __all__ = ["DAYS", "MONTHS", "day_bounds", "jam", "kg", "rupiah", "tanggal"]
 
@@ -15,15 +16,6 @@ MONTHS = (
     "Januari Februari Maret April Mei Juni Juli Agustus September Oktober November Desember"
 ).split()
 DAYS = "Senin Selasa Rabu Kamis Jumat Sabtu Minggu".split()
-
-
-def kg(grams: int) -> str:
-    """The page's weights: ``1,25 kg``, ``0,50 kg``, ``12,00 kg``, and ``1,255 kg`` when the grams
-    need the third decimal: exact (the amount is computed from the grams; a weight rounded to
-    two decimals would not multiply to it), never more than three decimals, comma decimals.
-    The one rule, :func:`wastebank.formats.kg`, which the receipts and the page's script
-    (``WB.kg``) follow too."""
-    return formats.kg(grams)
 
 
 def tanggal(at: datetime, tz: ZoneInfo) -> str:
