@@ -96,8 +96,9 @@ class AttendantService:
         self.db = gw.attendant_db
         api = gw.settings.api_url
         self.api_url = str(api) if api else None
-        # httpx, argon2 and pyjwt (with cryptography) are heavy on a Pi (docs/scaling.md): loaded
-        # when the page is first used, not at the start of a gateway whose bank never opens it.
+        # httpx, argon2 and pyjwt are heavy on a Pi (docs/scaling.md; gateway.run keeps PyJWT's
+        # cryptography out): loaded when the page is first used, not at the start of a gateway
+        # whose bank never opens it.
         self.central: Central | None = None
         self._hasher: PasswordHasher | None = None
         self.central_online: bool | None = None
