@@ -18,7 +18,6 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 import serial
 
@@ -42,11 +41,10 @@ from gateway.scale_protocol import (
 )
 from gateway.settings import ScaleSettings, SensorSettings
 from gateway.weighing import StabilityDetector, WeighState
-from wastebank.messages import ScaleHealth, SensorHealth
+from wastebank.messages import AlertCode, ScaleHealth, SensorHealth
 
 log = logging.getLogger("wastebank.gateway")
 
-AlertCode = Literal["zero_drift", "outbox_dropped", "scale_offline", "publish_refused"]
 PORT_ERRORS = (serial.SerialException, OSError)
 """A port that went away while open (the adapter unplugged)."""
 OPEN_ERRORS = (*PORT_ERRORS, ValueError)

@@ -27,6 +27,8 @@ from wastebank.cli import app
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.influx import Influx
 from wastebank.messages import (
+    ALERTS_ACTIVE_MAX,
+    CLOCK_OFFSET_MS_MAX,
     COUNT_MAX,
     FLOAT_ABS_MAX,
     MAX_PAYLOAD_BYTES,
@@ -37,6 +39,8 @@ from wastebank.messages import (
     SCALES_MAX,
     SENSORS_MAX,
     SEQ_MAX,
+    ActiveAlert,
+    ClockHealth,
     DepositEvent,
     FillReading,
     GatewayAlert,
@@ -69,6 +73,20 @@ SCALE = {
     "last_g": 0,
     "stable": True,
     "zero_drift_g": 0,
+    "state": "ok",
+    "state_since": "2026-11-23T00:00:05Z",
+}
+CLOCK = {
+    "synchronized": True,
+    "source": "timesyncd",
+    "offset_ms": -3,
+    "synced_at": "2026-11-23T00:00:41Z",
+}
+ACTIVE_ALERT = {
+    "code": "overload",
+    "subject": "gudang-01",
+    "since": "2026-11-23T00:58:00Z",
+    "value": None,
 }
 SENSOR = {
     "sensor_id": "us-01",
@@ -99,6 +117,7 @@ VALID: dict[str, dict[str, Any]] = {
         "measured_at": "2026-11-23T09:15:02.345000+09:00",
         "raw_frames": ["#K,17,CARD,04A1B2C3D4*71", "ST,GS,+0001.25kg", "#K,19,OK*47"],
         "calibration_version": "cal-3",
+        "clock_synced": True,
     },
     "fill": {
         "kind": "fill",
@@ -119,6 +138,7 @@ VALID: dict[str, dict[str, Any]] = {
         "tilt": True,
         "pings": 1,
         "raw": "01 75 5C 03 82 44 08 04 00 01",
+        "clock_synced": False,
     },
     "status": {
         "kind": "status",
@@ -145,6 +165,9 @@ VALID: dict[str, dict[str, Any]] = {
         "deposits_stored": 57,
         "scales": [SCALE],
         "sensors": [SENSOR],
+        "version": "0.1.0",
+        "clock": CLOCK,
+        "alerts_active": [ACTIVE_ALERT],
     },
     "alert": {
         "kind": "alert",
@@ -421,6 +444,7 @@ LIMITS: list[tuple[str, str, Any, Any]] = [
     ("health", "scales", [SCALE] * SCALES_MAX, [SCALE] * (SCALES_MAX + 1)),
     ("health", "sensors", [SENSOR] * SENSORS_MAX, [SENSOR] * (SENSORS_MAX + 1)),
     ("health", "scales", [{**SCALE, "protocol": "p" * 32}], [{**SCALE, "protocol": "p" * 33}]),
+    ("health", "scales", [{**SCALE, "protocol": "a12_ww"}], [{**SCALE, "protocol": "A12"}]),
     (
         "health",
         "scales",
@@ -434,6 +458,26 @@ LIMITS: list[tuple[str, str, Any, Any]] = [
         [{**SCALE, "frames_rejected": COUNT_MAX + 1}],
     ),
     ("health", "sensors", [{**SENSOR, "kind": "k" * 32}], [{**SENSOR, "kind": "k" * 33}]),
+    ("health", "sensors", [{**SENSOR, "kind": "em310_udl"}], [{**SENSOR, "kind": "em310 udl"}]),
+    ("health", "version", "v" * 32, "v" * 33),
+    (
+        "health",
+        "alerts_active",
+        [ACTIVE_ALERT] * ALERTS_ACTIVE_MAX,
+        [ACTIVE_ALERT] * (ALERTS_ACTIVE_MAX + 1),
+    ),
+    (
+        "health",
+        "alerts_active",
+        [{**ACTIVE_ALERT, "subject": _CODE_MAX}],
+        [{**ACTIVE_ALERT, "subject": _CODE_MAX + "a"}],
+    ),
+    (
+        "health",
+        "clock",
+        {**CLOCK, "offset_ms": -CLOCK_OFFSET_MS_MAX},
+        {**CLOCK, "offset_ms": CLOCK_OFFSET_MS_MAX + 1},
+    ),
     (
         "health",
         "sensors",
@@ -497,6 +541,7 @@ def _largest(name: str) -> BaseModel:
             measured_at=at,
             raw_frames=[wide * RAW_FRAME_MAX_CHARS] * RAW_FRAMES_MAX,
             calibration_version=wide * 64,
+            clock_synced=False,
         )
     if name == "fill":
         return FillReading(
@@ -517,6 +562,7 @@ def _largest(name: str) -> BaseModel:
             tilt=False,
             pings=1000,
             raw=wide * 256,
+            clock_synced=False,
         )
     if name == "status":
         return GatewayStatus(
@@ -525,7 +571,7 @@ def _largest(name: str) -> BaseModel:
     if name == "health":
         scale = ScaleHealth(
             scale_id=code,
-            protocol=wide * 32,
+            protocol="p" * 32,
             connected=False,
             frames_parsed=COUNT_MAX,
             frames_rejected=COUNT_MAX,
@@ -533,11 +579,13 @@ def _largest(name: str) -> BaseModel:
             last_g=-SCALE_G_MAX,
             stable=False,
             zero_drift_g=-SCALE_G_MAX,
+            state="indicator_error",
+            state_since=at,
         )
         sensor = SensorHealth(
             sensor_id=code,
             tps_code=code,
-            kind=wide * 32,
+            kind="k" * 32,
             connected=False,
             samples_accepted=COUNT_MAX,
             samples_rejected=COUNT_MAX,
@@ -558,6 +606,22 @@ def _largest(name: str) -> BaseModel:
             deposits_stored=COUNT_MAX,
             scales=[scale] * SCALES_MAX,
             sensors=[sensor] * SENSORS_MAX,
+            version=wide * 32,
+            clock=ClockHealth(
+                synchronized=False,
+                source="timesyncd",
+                offset_ms=-CLOCK_OFFSET_MS_MAX,
+                synced_at=at,
+            ),
+            alerts_active=[
+                ActiveAlert(
+                    code="indicator_error",
+                    subject=code,
+                    since=at,
+                    value=-1.2345678901234567e-300,
+                )
+            ]
+            * ALERTS_ACTIVE_MAX,
         )
     if name == "alert":
         return GatewayAlert(

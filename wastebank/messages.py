@@ -97,7 +97,15 @@ SCALES_MAX = 32
 SENSORS_MAX = 96
 """Fill sensors in one GatewayHealth (a LoRaWAN gateway may hear a whole district's TPS)."""
 
+ALERTS_ACTIVE_MAX = 64
+"""Active alerts in one GatewayHealth (a scale has at most a few at once)."""
+CLOCK_OFFSET_MS_MAX = 10**12
+"""A clock offset in health reports: about 31 years either way, beyond any real clock's."""
+
 RawFrame = Annotated[str, Field(max_length=RAW_FRAME_MAX_CHARS)]
+Name = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+"""A decoder's or protocol's name ('gs_nt', 'em310_udl'): kept to plain ASCII so the health
+report with every list full still fits the payload limit."""
 Count = Annotated[int, Field(ge=0, le=COUNT_MAX)]
 AlertNumber = Annotated[float, Field(ge=-FLOAT_ABS_MAX, le=FLOAT_ABS_MAX)]
 
@@ -122,6 +130,35 @@ class _Message(BaseModel):
     the integers."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+CLOCK_SYNCED = (
+    "false: stamped while the device's clock had not been synchronized since it booted "
+    "(measured_at may be wrong); true: synchronized; absent or null: unknown (older devices)"
+)
+
+AlertCode = Literal[
+    "zero_drift",
+    "outbox_dropped",
+    "scale_offline",
+    "publish_refused",
+    "overload",
+    "underload",
+    "indicator_error",
+]
+"""What a gateway alert is about (docs/operations.md, "Alert codes")."""
+
+ScaleState = Literal[
+    "ok",
+    "unsettled",
+    "overload",
+    "underload",
+    "indicator_error",
+    "disconnected",
+    "zero_drift",
+    "undetected",
+]
+"""A scale's state as the gateway sees it (docs/operations.md, "Scale states")."""
 
 
 class DepositEvent(_Message):
@@ -162,6 +199,7 @@ class DepositEvent(_Message):
     calibration_version: str | None = Field(
         default=None, max_length=64, description="the scale's calibration record in force"
     )
+    clock_synced: bool | None = Field(default=None, description=CLOCK_SYNCED)
 
     def model_post_init(self, __context: object) -> None:
         if self.event_id != device_event_id(self.gateway_id, self.install, self.seq):
@@ -207,6 +245,7 @@ class FillReading(_Message):
     tilt: bool | None = Field(default=None, description="EM310-UDL position channel: tilted")
     pings: int | None = Field(default=None, ge=1, le=1000, description="pings in the median")
     raw: str | None = Field(default=None, max_length=256, description="frames, as evidence")
+    clock_synced: bool | None = Field(default=None, description=CLOCK_SYNCED)
 
     def model_post_init(self, __context: object) -> None:
         if self.reading_id != device_event_id(self.sensor_id, self.install, self.seq):
@@ -227,7 +266,7 @@ class GatewayStatus(_Message):
 
 class ScaleHealth(_Message):
     scale_id: Code
-    protocol: str = Field(max_length=32, description="configured or auto-detected protocol")
+    protocol: Name = Field(description="configured or auto-detected protocol")
     connected: bool
     frames_parsed: Count
     frames_rejected: Count
@@ -235,16 +274,46 @@ class ScaleHealth(_Message):
     last_g: int | None = Field(default=None, ge=-SCALE_G_MAX, le=SCALE_G_MAX)
     stable: bool | None = None
     zero_drift_g: int | None = Field(default=None, ge=-SCALE_G_MAX, le=SCALE_G_MAX)
+    state: ScaleState | None = Field(
+        default=None, description="undetected: protocol 'auto' has not decided yet"
+    )
+    state_since: AwareDatetime | None = Field(default=None, description="when state began")
 
 
 class SensorHealth(_Message):
     sensor_id: Code
     tps_code: Code
-    kind: str = Field(max_length=32)
+    kind: Name
     connected: bool | None = Field(description="serial sensors; None for LoRaWAN ones")
     samples_accepted: Count
     samples_rejected: Count = Field(description="bad frames, out of range, spikes")
     readings: Count = Field(description="filtered readings stored for publishing")
+
+
+class ClockHealth(_Message):
+    """Whether the gateway's clock can be trusted: the events it stamps before the first
+    synchronization since boot carry ``clock_synced=false``."""
+
+    synchronized: bool | None = Field(description="None: the gateway cannot tell")
+    source: Literal["timesyncd", "chrony", "none", "unknown"]
+    offset_ms: int | None = Field(
+        default=None,
+        ge=-CLOCK_OFFSET_MS_MAX,
+        le=CLOCK_OFFSET_MS_MAX,
+        description="the last known offset from the time source",
+    )
+    synced_at: AwareDatetime | None = Field(
+        default=None, description="the first synchronization seen since boot"
+    )
+
+
+class ActiveAlert(_Message):
+    """An alert raised and not yet cleared."""
+
+    code: AlertCode
+    subject: Code = Field(description="the scale or sensor concerned, or 'outbox'")
+    since: AwareDatetime
+    value: AlertNumber | None = None
 
 
 class GatewayHealth(_Message):
@@ -269,6 +338,9 @@ class GatewayHealth(_Message):
     deposits_stored: Count
     scales: list[ScaleHealth] = Field(default_factory=list, max_length=SCALES_MAX)
     sensors: list[SensorHealth] = Field(default_factory=list, max_length=SENSORS_MAX)
+    version: str | None = Field(default=None, max_length=32, description="gateway software")
+    clock: ClockHealth | None = None
+    alerts_active: list[ActiveAlert] = Field(default_factory=list, max_length=ALERTS_ACTIVE_MAX)
 
 
 class GatewayAlert(_Message):
@@ -280,7 +352,7 @@ class GatewayAlert(_Message):
     install: Install | None = None
     seq: int = Field(ge=0, le=SEQ_MAX)
     bank_code: Code
-    code: Literal["zero_drift", "outbox_dropped", "scale_offline", "publish_refused"]
+    code: AlertCode
     state: Literal["raised", "cleared"]
     subject: str = Field(max_length=64, description="the scale or sensor concerned")
     value: AlertNumber | None = None
