@@ -31,6 +31,8 @@ __all__ = [
     "kg",
     "latin1",
     "litres",
+    "mass",
+    "mass_unit",
     "number",
     "percent",
     "quantity_text",
@@ -38,6 +40,7 @@ __all__ = [
     "tanggal",
     "tanggal_waktu",
     "thousands",
+    "TONNES_FROM_G",
     "unaccented",
     "unit_price",
     "zone_label",
@@ -79,6 +82,25 @@ def kg(grams: int) -> str:
     if decimals.endswith("0"):
         decimals = decimals[:2]
     return f"{sign}{thousands(whole)},{decimals} kg"
+
+
+# One rule for kg or t: a mass below 10 t reads in kg (1.234,5 kg), from 10 t in tonnes
+# (88.298,0 t). A figure that people compare in one table or chart takes the unit of its
+# largest value (:func:`mass_unit`), so a column never mixes kg and t.
+TONNES_FROM_G = 10_000_000
+
+
+def mass_unit(largest_g: int) -> Literal["kg", "t"]:
+    """The unit a mass (or a table whose largest mass is ``largest_g``) is written in."""
+    return "t" if abs(largest_g) >= TONNES_FROM_G else "kg"
+
+
+def mass(grams: int, unit: Literal["kg", "t"] | None = None) -> str:
+    """``1.234,5 kg`` below 10 t, ``88.298,0 t`` from 10 t (``unit``: the table's, see
+    :func:`mass_unit`); one decimal, dot thousands, comma decimals."""
+    if (unit or mass_unit(grams)) == "t":
+        return f"{number(grams / 1_000_000, 1)} t"
+    return f"{number(grams / 1000, 1)} kg"
 
 
 def litres(millilitres: int) -> str:

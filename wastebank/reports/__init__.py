@@ -39,14 +39,17 @@ renderings) and :mod:`.output` (a rendering as a file). Their public names are t
 
 from wastebank.reports.csvfile import monthly_csv
 from wastebank.reports.generation import (
+    CITIES_DIR,
     DEMO_CITY_FILE,
     EstimatesAdapter,
     Estimator,
     Generation,
     NoGenerationEstimate,
     ReportSettings,
+    city_data,
     default_estimator,
     generation_for,
+    tps_in_city,
 )
 from wastebank.reports.monthly import (
     FIRST_DAY,
@@ -67,9 +70,12 @@ from wastebank.reports.scope import (
     BankInfo,
     Basis,
     CategoryInfo,
+    Coverage,
+    CoverageRule,
     Group,
     Period,
     Scope,
+    diversion_coverage,
     load_scope,
 )
 from wastebank.reports.summary import Cell, cells, summary_rows
@@ -88,9 +94,12 @@ from wastebank.reports.xlsx import monthly_xlsx
 __all__ = [
     "BankInfo",
     "Basis",
+    "CITIES_DIR",
     "CSV_HEADER",
     "CategoryInfo",
     "Cell",
+    "Coverage",
+    "CoverageRule",
     "DEMO_CITY_FILE",
     "DIVERSION_HEADER",
     "DiversionRow",
@@ -117,7 +126,9 @@ __all__ = [
     "TonnageRow",
     "basis_of",
     "cells",
+    "city_data",
     "default_estimator",
+    "diversion_coverage",
     "filename",
     "generation_for",
     "load_scope",
@@ -131,4 +142,5 @@ __all__ = [
     "render",
     "summary_rows",
     "tonnage",
+    "tps_in_city",
 ]
