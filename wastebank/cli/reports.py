@@ -19,6 +19,25 @@ class ReportFormat(StrEnum):
     pdf = "pdf"
 
 
+class CsvDialect(StrEnum):
+    id = "id"
+    plain = "plain"
+
+
+class Orientation(StrEnum):
+    landscape = "landscape"
+    portrait = "portrait"
+
+
+CsvDialectOption = Annotated[
+    CsvDialect,
+    typer.Option(
+        "--csv-dialect",
+        help="CSV: id = ';' and comma decimals (Excel in Indonesian); plain = ',' and dot decimals",
+    ),
+]
+
+
 @report_app.command("monthly")
 def report_monthly(
     month: Annotated[str, typer.Option("--month", help="the month, e.g. 2026-10")],
@@ -30,6 +49,10 @@ def report_monthly(
         ),
     ] = None,
     city: Annotated[str | None, typer.Option(help="city code (default: the first city)")] = None,
+    csv_dialect: CsvDialectOption = CsvDialect.id,
+    orientation: Annotated[
+        Orientation, typer.Option("--orientation", help="PDF: A4 landscape or portrait")
+    ] = Orientation.landscape,
     config: ConfigOption = None,
     ledger_url: LedgerUrlOption = None,
 ) -> None:
@@ -75,7 +98,9 @@ def report_monthly(
         finally:
             engine.dispose()
         progress.update(task, description=f"menulis / writing {fmt.value}", advance=1)
-        body = reports.render(report, fmt.value)
+        body = reports.render(
+            report, fmt.value, csv_dialect=csv_dialect.value, orientation=orientation.value
+        )
         path = out or Path(reports.filename(report, fmt.value))
         path.write_bytes(body)
         progress.update(task, description="selesai / done", completed=steps)

@@ -1,130 +1,164 @@
-"""The monthly report as a printable A4 landscape PDF: the notes, the table with Indonesian number
-formats and the total, and the diversion from the TPA by kecamatan (:mod:`wastebank.pdfdoc`)."""
+"""The monthly report as a printable A4 PDF, portrait or landscape: the notes; deposits by
+kecamatan and category; the diversion from the TPA by kecamatan; the estimated effects by
+category. Every table's columns are sized from the page's width (:func:`wastebank.pdfdoc.
+fitted_table`), every number is in id-ID format and every mass follows the report's one rule
+(:func:`wastebank.reports.wording.mass_unit`: a column in t or in kg, named in its heading)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections import defaultdict
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
-from wastebank.formats import kg, latin1, number, percent, tanggal_waktu
-from wastebank.pdfdoc import bold, document, table
-from wastebank.reports.monthly import DiversionRow, MonthlyReport, MonthlyRow
-from wastebank.reports.wording import month_title, notes
+from wastebank.formats import latin1, number, percent, tanggal_waktu, thousands
+from wastebank.pdfdoc import document, fitted_table
+from wastebank.reports.monthly import MonthlyReport
+from wastebank.reports.wording import mass_number, mass_unit, month_title, notes
 
 if TYPE_CHECKING:
     from fpdf import FPDF
 
-TABLE_HEADINGS = (
-    "Kecamatan",
-    "Kategori / Category",
-    "Setoran / Deposits",
-    "Berat / Weight",
-    "Terukur / Measured",
-    "Estimasi / Estimated",
-    "% timbulan / % generation",
-    "CO2e terhindar (est.) kg",
-    "Energi (est.) kWh",
-)
-DIVERSION_HEADINGS = (
-    "Kecamatan",
-    "Bank sampah / Waste banks",
-    "Ke TPA (est.) / TPA-bound (est.)",
-    "Pengangkutan / Pickups",
-    "Pengalihan / Diversion",
-)
+Orientation = Literal["portrait", "landscape"]
+ORIENTATIONS: tuple[str, ...] = ("landscape", "portrait")
+NOTE_LABEL_SHARE = 0.3  # of the page's width, for a note's label
 
 
-def monthly_pdf(report: MonthlyReport) -> bytes:
-    """Printable A4 landscape: notes, the table with Indonesian number formats, the total."""
+def monthly_pdf(report: MonthlyReport, orientation: Orientation = "landscape") -> bytes:
+    """Printable A4 (``orientation``): notes, then the tables, numbers in id-ID formats."""
     printed = tanggal_waktu(report.generated_at, ZoneInfo(report.timezone))
     pdf = document(
         f"Laporan bulanan DLH {report.city_name} {report.month}",
         footer=f"{report.city_name} {report.month} - dicetak / printed {printed}",
-        orientation="landscape",
+        orientation=orientation,
     )
     _head(pdf, report)
-    _table(pdf, report)
+    _deposits(pdf, report)
     if report.diversion_total is not None:
-        _diversion(pdf, report.diversion, report.diversion_total)
+        _diversion(pdf, report)
+    _estimates(pdf, report)
     return bytes(pdf.output())
 
 
+def _heading(pdf: FPDF, text: str) -> None:
+    pdf.ln(3)
+    pdf.set_font("helvetica", "B", 9)
+    pdf.multi_cell(0, 5, latin1(text), new_x="LMARGIN", new_y="NEXT")
+
+
 def _head(pdf: FPDF, report: MonthlyReport) -> None:
-    """The title and the notes (the generation estimate in Indonesian number formats)."""
+    """The title and the notes, each label beside its text."""
     pdf.set_font("helvetica", "B", 13)
-    pdf.cell(
-        0,
-        7,
-        latin1(f"LAPORAN BULANAN PENGURANGAN SAMPAH - {month_title(report).upper()}"),
-        new_x="LMARGIN",
-        new_y="NEXT",
-    )
+    title = f"LAPORAN BULANAN PENGURANGAN SAMPAH - {month_title(report).upper()}"
+    pdf.multi_cell(0, 7, latin1(title), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("helvetica", size=9)
-    pdf.cell(0, 5, "Monthly waste reduction report (waste banks)", new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(
+        0, 5, "Monthly waste reduction report (waste banks)", new_x="LMARGIN", new_y="NEXT"
+    )
     pdf.set_font("helvetica", size=8)
+    label_w = pdf.epw * NOTE_LABEL_SHARE
     for label, value in notes(report):
-        if label.startswith("Timbulan") and report.generation:
-            g = report.generation
-            value = (
-                f"{number(g.population, 0)} jiwa x {number(g.kg_per_capita_day, 2)} "
-                f"kg/orang/hari = {kg(report.generation_g or 0)}; sumber / source: {g.source}"
-            )
-        pdf.cell(70, 4.5, latin1(label))
+        top = pdf.get_y()
+        height = pdf.multi_cell(
+            label_w, 4.5, latin1(label), new_x="RIGHT", new_y="TOP", output="HEIGHT"
+        )
         pdf.multi_cell(0, 4.5, latin1(value), new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(2)
+        pdf.set_y(max(pdf.get_y(), top + height))
 
 
-def _table(pdf: FPDF, report: MonthlyReport) -> None:
+def _deposits(pdf: FPDF, report: MonthlyReport) -> None:
     """A row per kecamatan x category, the total in bold."""
-    widths = (34, 56, 20, 28, 28, 28, 26, 26, 27)
-    align = ("LEFT", "LEFT", *("RIGHT",) * 7)
-    with table(pdf, widths, align, width=273) as t:
-        t.row([latin1(h) for h in TABLE_HEADINGS])
-        for item in [*report.rows, report.total]:
-            t.row(_row(item), style=bold() if item is report.total else None)
+    _heading(pdf, "Setoran per kecamatan dan kategori / Deposits by sub-district and category")
+    items = [*report.rows, report.total]
+    unit = mass_unit(*(r.net_g for r in items))
+    rows = [
+        [
+            "Kecamatan",
+            "Kategori / Category",
+            "Setoran / Deposits",
+            f"Berat / Weight ({unit})",
+            f"Terukur / Measured ({unit})",
+            f"Estimasi / Estimated ({unit})",
+            "% timbulan / % of generation",
+        ]
+    ]
+    for item in items:
+        name = f"{item.category_name_id} / {item.category_name_en}" if item.category else ""
+        rows.append(
+            [
+                item.kecamatan,
+                name,
+                thousands(item.deposits),
+                mass_number(item.net_g, unit),
+                mass_number(item.measured_g, unit),
+                mass_number(item.estimated_g, unit),
+                percent(item.share_pct, 4),
+            ]
+        )
+    fitted_table(
+        pdf,
+        rows,
+        weights=(16, 30, 9, 12, 12, 12, 10),
+        text_align=("LEFT", "LEFT", *("RIGHT",) * 5),
+        bold_rows=(len(rows) - 1,),
+    )
     if not report.rows:
         pdf.cell(0, 6, "(tidak ada setoran / no deposits)", new_x="LMARGIN", new_y="NEXT")
 
 
-def _row(item: MonthlyRow) -> list[str]:
-    name = f"{item.category_name_id} / {item.category_name_en}" if item.category else ""
-    return [
-        latin1(item.kecamatan),
-        latin1(name),
-        number(item.deposits, 0),
-        kg(item.net_g),
-        kg(item.measured_g),
-        kg(item.estimated_g),
-        percent(item.share_pct, 4),
-        number(item.co2e_avoided_kg, 1),
-        number(item.energy_kwh, 1),
-    ]
-
-
-def _diversion(pdf: FPDF, rows: list[DiversionRow], total: DiversionRow) -> None:
+def _diversion(pdf: FPDF, report: MonthlyReport) -> None:
     """Per kecamatan: diverted by the waste banks against TPA-bound, the total in bold."""
-    pdf.ln(3)
-    pdf.set_font("helvetica", "B", 9)
-    pdf.cell(
-        0,
-        5,
-        "Pengalihan dari TPA per kecamatan / Diversion from the TPA by sub-district",
-        new_x="LMARGIN",
-        new_y="NEXT",
+    total = report.diversion_total
+    assert total is not None
+    items = [*report.diversion, total]
+    _heading(pdf, "Pengalihan dari TPA per kecamatan / Diversion from the TPA by sub-district")
+    unit = mass_unit(*(d.diverted_g for d in items), *(d.tpa_bound_kg * 1000 for d in items))
+    rows = [
+        [
+            "Kecamatan",
+            f"Bank sampah / Waste banks ({unit})",
+            f"Ke TPA (estimasi) / TPA-bound (estimated) ({unit})",
+            "Pengangkutan TPS / TPS pickups",
+            "Pengalihan / Diversion",
+        ]
+    ]
+    for d in items:
+        rows.append(
+            [
+                d.kecamatan,
+                mass_number(d.diverted_g, unit),
+                mass_number(d.tpa_bound_kg * 1000, unit),
+                thousands(d.pickups),
+                percent(None if d.rate is None else 100 * d.rate, 2),
+            ]
+        )
+    fitted_table(
+        pdf,
+        rows,
+        weights=(24, 16, 20, 12, 12),
+        text_align=("LEFT", *("RIGHT",) * 4),
+        bold_rows=(len(rows) - 1,),
     )
-    pdf.set_font("helvetica", size=8)
-    widths = (60, 40, 48, 34, 34)
-    align = ("LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT")
-    with table(pdf, widths, align, width=216, align="LEFT") as t:
-        t.row([latin1(h) for h in DIVERSION_HEADINGS])
-        for d in [*rows, total]:
-            t.row(
-                [
-                    latin1(d.kecamatan),
-                    kg(d.diverted_g),
-                    f"{number(d.tpa_bound_kg, 1)} kg",
-                    number(d.pickups, 0),
-                    percent(None if d.rate is None else 100 * d.rate, 2),
-                ],
-                style=bold() if d is total else None,
-            )
+
+
+def _estimates(pdf: FPDF, report: MonthlyReport) -> None:
+    """Per category (the whole city): CO2e avoided and the energy potential, estimated."""
+    _heading(pdf, "Estimasi per kategori / Estimates by category")
+    by_cat: dict[str, list[float | None]] = defaultdict(lambda: [0.0, None, None])
+    for r in report.rows:
+        acc = by_cat[f"{r.category_name_id} / {r.category_name_en}"]
+        acc[0] = (acc[0] or 0) + r.net_g
+        for i, v in ((1, r.co2e_avoided_kg), (2, r.energy_kwh)):
+            if v is not None:
+                acc[i] = (acc[i] or 0) + v
+    unit = mass_unit(*(a[0] or 0 for a in by_cat.values()))
+    rows = [
+        [
+            "Kategori / Category",
+            f"Berat / Weight ({unit})",
+            "CO2e terhindar / CO2e avoided (kg, estimasi / estimated)",
+            "Potensi energi / Energy potential (kWh, estimasi / estimated)",
+        ]
+    ]
+    for name, (grams, co2e, kwh) in sorted(by_cat.items()):
+        rows.append([name, mass_number(grams or 0, unit), number(co2e, 1), number(kwh, 1)])
+    fitted_table(pdf, rows, weights=(30, 12, 16, 16), text_align=("LEFT", *("RIGHT",) * 3))

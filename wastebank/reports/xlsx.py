@@ -1,6 +1,7 @@
-"""The monthly report as an XLSX workbook: sheet ``Laporan`` (notes, the table, the total, with
-number formats), sheet ``Per kategori`` (kg per category and a bar chart of it), sheet
-``Pengalihan`` (waste banks against TPA-bound, by kecamatan)."""
+"""The monthly report as an XLSX workbook: sheet ``Laporan`` (notes, the key figures, the table,
+the total), sheet ``Per kategori`` (kg per category and a bar chart of it), sheet ``Pengalihan``
+(waste banks against TPA-bound, by kecamatan). Every figure is a number cell with a number
+format (Excel shows it in the reader's locale: ``1.234,5`` in Indonesian), never a text."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from openpyxl import Workbook
     from openpyxl.worksheet.worksheet import Worksheet
 
+KG_FORMAT = "#,##0.000"
 # The number format of each column of the ``Laporan`` table (None: text).
 TABLE_FORMATS: tuple[str | None, ...] = (
     None,
@@ -22,15 +24,15 @@ TABLE_FORMATS: tuple[str | None, ...] = (
     None,
     None,
     "#,##0",
-    "#,##0.000",
-    "#,##0.000",
-    "#,##0.000",
+    KG_FORMAT,
+    KG_FORMAT,
+    KG_FORMAT,
     "0.0000%",
-    "#,##0.000",
-    "#,##0.000",
+    KG_FORMAT,
+    KG_FORMAT,
 )
 TABLE_WIDTHS = (22, 14, 32, 16, 12, 16, 16, 16, 16, 18, 18)
-DIVERSION_FORMATS = ((2, "#,##0.000"), (3, "#,##0.0"), (4, "#,##0"), (5, "0.00%"))
+DIVERSION_FORMATS = ((2, KG_FORMAT), (3, "#,##0.0"), (4, "#,##0"), (5, "0.00%"))
 DIVERSION_WIDTHS = (30, 20, 26, 18, 20)
 
 
@@ -53,7 +55,8 @@ def monthly_xlsx(report: MonthlyReport) -> bytes:
 
 
 def _notes_rows(ws: Worksheet, report: MonthlyReport) -> int:
-    """The title and the notes, from row 1; returns the first row after them."""
+    """The title, the notes and the key figures (numbers), from row 1; returns the first row
+    after them."""
     from openpyxl.styles import Font
 
     ws["A1"] = "LAPORAN PENGURANGAN SAMPAH BANK SAMPAH / WASTE BANK REDUCTION REPORT"
@@ -63,7 +66,36 @@ def _notes_rows(ws: Worksheet, report: MonthlyReport) -> int:
         ws.cell(row=row, column=1, value=label).font = Font(bold=True)
         ws.cell(row=row, column=2, value=value)
         row += 1
+    for label, number, fmt in key_figures(report):
+        ws.cell(row=row, column=1, value=label).font = Font(bold=True)
+        ws.cell(row=row, column=2, value=number).number_format = fmt
+        row += 1
     return row
+
+
+def key_figures(report: MonthlyReport) -> list[tuple[str, float | None, str]]:
+    """(label, number, number format) of the month's figures a reader compares."""
+    total = report.diversion_total
+    share = report.total.share_pct
+    return [
+        ("Berat / Weight (kg)", report.total.net_g / 1000, KG_FORMAT),
+        (
+            "Timbulan (estimasi) / Generation (estimated) (kg)",
+            None if report.generation_g is None else report.generation_g / 1000,
+            KG_FORMAT,
+        ),
+        ("Pengurangan / Reduction (% timbulan / of generation)", _ratio(share), "0.0000%"),
+        (
+            "Ke TPA (estimasi) / TPA-bound (estimated) (kg)",
+            None if total is None else total.tpa_bound_kg,
+            KG_FORMAT,
+        ),
+        ("Tingkat pengalihan / Diversion rate", None if total is None else total.rate, "0.00%"),
+    ]
+
+
+def _ratio(pct: float | None) -> float | None:
+    return None if pct is None else pct / 100
 
 
 def _table(ws: Worksheet, report: MonthlyReport, header_row: int) -> None:
@@ -98,7 +130,7 @@ def _values(item: MonthlyRow) -> list[Any]:
         item.net_g / 1000,
         item.measured_g / 1000,
         item.estimated_g / 1000,
-        None if item.share_pct is None else item.share_pct / 100,
+        _ratio(item.share_pct),
         item.co2e_avoided_kg,
         item.energy_kwh,
     ]
@@ -115,7 +147,7 @@ def _by_category(wb: Workbook, report: MonthlyReport) -> None:
     cs.append(["Kategori / Category", "Berat kg / Weight kg"])
     for name, grams in sorted(by_cat.items()):
         cs.append([name, grams / 1000])
-        cs.cell(row=cs.max_row, column=2).number_format = "#,##0.000"
+        cs.cell(row=cs.max_row, column=2).number_format = KG_FORMAT
     cs.column_dimensions["A"].width = 34
     cs.column_dimensions["B"].width = 16
     chart = BarChart()
