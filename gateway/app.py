@@ -22,7 +22,9 @@ from datetime import UTC, datetime, timedelta
 
 import aiomqtt
 
+from gateway.alert_store import as_message
 from gateway.attendant_store import AttendantDb
+from gateway.clock import ClockWatch
 from gateway.fill_sensor import DistanceSample
 from gateway.live import Live
 from gateway.lns import SensorUplinks
@@ -31,7 +33,8 @@ from gateway.readers import Condition, FillSensorReader, ScaleReader, SerialDevi
 from gateway.recorder import GatewayStats, Recorder
 from gateway.settings import GatewaySettings
 from gateway.uplink import Uplink
-from wastebank.messages import GatewayHealth, Topics, new_install
+from wastebank import __version__
+from wastebank.messages import ALERTS_ACTIVE_MAX, GatewayHealth, Topics, new_install
 
 log = logging.getLogger("wastebank.gateway")
 
@@ -50,8 +53,15 @@ class Gateway:
         self.attendant_db = AttendantDb(self.outbox)
         self.live = Live()
         self.stats = GatewayStats()
+        self.clock = ClockWatch(settings.clock)
+        self.clock.check()  # before the first event is stamped
         self.recorder = Recorder(
-            settings, self.outbox, self.attendant_db, live=self.live, stats=self.stats
+            settings,
+            self.outbox,
+            self.attendant_db,
+            live=self.live,
+            stats=self.stats,
+            clock=self.clock,
         )
         self.calibration = self.recorder.calibration
         self.readers = {cfg.id: ScaleReader(cfg) for cfg in settings.scales}
@@ -70,6 +80,7 @@ class Gateway:
         self.started = time.monotonic()
         self._dropped_reported = self.outbox.dropped
         self._release_refused()
+        self._clear_unknown_subjects()
 
     def _release_refused(self) -> None:
         """Rows an earlier run kept because the broker refused them: tried now (the site file or
@@ -85,6 +96,17 @@ class Gateway:
                 refused,
                 refused,
             )
+
+    def _clear_unknown_subjects(self) -> None:
+        """An alert an earlier run left raised about a scale or sensor the site file no longer
+        has: nothing will ever end it, so it is cleared now, once."""
+        known = {*self.readers, *self.sensors, "outbox"}
+        for alert in self.recorder.alerts.active():
+            if alert.subject not in known:
+                message = (
+                    f"{alert.subject} tidak ada lagi di berkas situs / no longer in the site file"
+                )
+                self.recorder.report(Condition(alert.code, alert.subject, False, message))
 
     def event_id(self, seq: int) -> str:
         return self.recorder.event_id(seq)
@@ -155,7 +177,22 @@ class Gateway:
             deposits_stored=self.stats.deposits_stored,
             scales=[r.health() for r in self.readers.values()],
             sensors=[r.health() for r in self.sensors.values()],
+            version=__version__,
+            clock=self.clock.health(),
+            alerts_active=[
+                as_message(a) for a in self.recorder.alerts.active()[:ALERTS_ACTIVE_MAX]
+            ],
         )
+
+    async def clock_loop(self) -> None:
+        """Probe the clock every ``check_interval_s`` (chrony's probe, a command, off the loop)."""
+        chrony = self.clock.probe == "chrony"
+        while True:
+            await asyncio.sleep(self.settings.clock.check_interval_s)
+            if chrony:
+                await asyncio.to_thread(self.clock.check)
+            else:
+                self.clock.check()
 
     async def health_loop(self) -> None:
         while True:
@@ -236,6 +273,8 @@ class Gateway:
             tg.create_task(self.sensor_uplinks(), name="lns")
         tg.create_task(self.uplink.run(), name="mqtt")
         tg.create_task(self.health_loop(), name="health")
+        if self.clock.probe != "none":
+            tg.create_task(self.clock_loop(), name="clock")
         for name, task in beside.items():
             tg.create_task(_awaited(task), name=name)
 

@@ -39,9 +39,10 @@ from gateway.scale_protocol import (
     WeightReading,
     decoder_for,
 )
+from gateway.scale_state import FAULT_TEXT, FaultChange, FaultWatch, fault_of
 from gateway.settings import ScaleSettings, SensorSettings
 from gateway.weighing import StabilityDetector, WeighState
-from wastebank.messages import AlertCode, ScaleHealth, SensorHealth
+from wastebank.messages import AlertCode, ScaleHealth, ScaleState, SensorHealth
 
 log = logging.getLogger("wastebank.gateway")
 
@@ -71,6 +72,8 @@ class FillCandidate:
 
     estimate: FillEstimate
     measured_at: datetime
+    stamped_here: bool = True
+    """``measured_at`` is this gateway's clock (not a network server's ``received_at``)."""
 
 
 @dataclass
@@ -98,6 +101,10 @@ class SerialDevice(abc.ABC):
     @abc.abstractmethod
     def reset(self) -> None:
         """Forget any partial frame: the first bytes after (re)opening may be mid-frame."""
+
+    @abc.abstractmethod
+    def note_state(self) -> None:
+        """Called when the device may have changed state (connected or not)."""
 
     async def stream(self) -> AsyncGenerator[bytes | Condition]:
         """What the port gives, as it comes, until cancelled: the bytes read, and a
@@ -147,6 +154,7 @@ class SerialDevice(abc.ABC):
         fd = port.fileno()
         self.reset()
         self.connected = True
+        self.note_state()
         loop.add_reader(fd, readable.set)
         try:
             while True:
@@ -158,6 +166,7 @@ class SerialDevice(abc.ABC):
         finally:
             loop.remove_reader(fd)
             self.connected = False
+            self.note_state()
             with contextlib.suppress(OSError, serial.SerialException):
                 port.close()
 
@@ -202,11 +211,54 @@ class ScaleReader(SerialDevice):
             zero_band_g=cfg.zero_band_g,
         )
         self.status_events = 0
+        self.status_by_kind: dict[str, int] = {}
+        """Status frames by kind (overload, underload, error, busy), counted as parsed frames."""
+        self.faults = FaultWatch()
+        self.zero_drifting = False
         self.last_card: tuple[str, float] | None = None
         """(uid, monotonic time) of the last card tapped on an attendant scale's reader."""
+        self._state: ScaleState = self.state()
+        self.state_since = datetime.now(UTC)
+        """When :attr:`_state` began (wall clock, for health reports)."""
 
     def reset(self) -> None:
         self.decoder.reset()
+
+    # ---- state ------------------------------------------------------------------------------
+
+    def state(self) -> ScaleState:
+        """What the scale is doing now, the most serious first: disconnected; undetected (its
+        protocol is ``auto`` and not decided yet); a fault (overload, underload,
+        indicator_error: debounced, :mod:`gateway.scale_state`); zero_drift (the idle zero moved
+        past ``zero_drift_alert_g``); then ok (a stable weight) or unsettled (moving, a
+        status frame, or no weight yet)."""
+        if not self.connected:
+            return "disconnected"
+        if isinstance(self.decoder, AutoDetector) and self.decoder.protocol is None:
+            return "undetected"
+        fault = self.faults.active()
+        if fault is not None:
+            return fault
+        if self.zero_drifting:
+            return "zero_drift"
+        last = self.last
+        return "ok" if last is not None and last.status == "stable" else "unsettled"
+
+    def note_state(self) -> None:
+        """Keep :attr:`state_since`; log a change, except between ok and unsettled (every load
+        makes those)."""
+        state = self.state()
+        if state == self._state:
+            return
+        was, self._state = self._state, state
+        self.state_since = datetime.now(UTC)
+        if {was, state} != {"ok", "unsettled"}:
+            log.info(
+                "timbangan / scale %s: keadaan / state %s (sebelumnya / was %s)",
+                self.cfg.id,
+                state,
+                was,
+            )
 
     def process(self, data: bytes, now: float | None = None) -> list[DepositCandidate | Condition]:
         """Decode raw bytes from the port: the deposits its session confirmed and the zero-drift
@@ -220,26 +272,45 @@ class ScaleReader(SerialDevice):
                 continue
             self.stats.frames_parsed += 1
             if isinstance(item, ScaleStatus):
-                candidate = self._status(item, now)
+                candidate = self._status(item, now, out)
             elif isinstance(item, WeightReading):
                 candidate = self._weight(item, now, out)
             else:
                 candidate = self._kiosk_frame(item, now)
             if candidate is not None:
                 out.append(candidate)
+        self.note_state()
         return out
 
-    def _status(self, item: ScaleStatus, now: float) -> DepositCandidate | None:
+    def _status(
+        self, item: ScaleStatus, now: float, out: list[DepositCandidate | Condition]
+    ) -> DepositCandidate | None:
         # Overload, underload, a device error: no weight, and the last weight is stale (a
-        # confirm now must not use it).
+        # confirm now must not use it). A flagless scale's stability starts afresh: readings
+        # from before the fault must not make the first one after it "stable".
         self.status_events += 1
+        self.status_by_kind[item.kind] = self.status_by_kind.get(item.kind, 0) + 1
+        out.extend(
+            self._fault_condition(c) for c in self.faults.update(fault_of(item), now, item.code)
+        )
+        self.weigh.stability.reset()
         marker = WeightReading("overload", "gross", None, item.raw, item.protocol)
         self.last = marker
         return self.session.on_reading(marker, now)
 
+    def _fault_condition(self, change: FaultChange) -> Condition:
+        text, subject = FAULT_TEXT[change.fault], self.cfg.id
+        said = f" ({change.code})" if change.code else ""
+        if change.active:
+            message = f"timbangan {subject}: {text}{said}"
+        else:
+            message = f"timbangan {subject}: tidak lagi / no longer {text}"
+        return Condition(change.fault, subject, change.active, message)
+
     def _weight(
         self, item: WeightReading, now: float, out: list[DepositCandidate | Condition]
     ) -> DepositCandidate | None:
+        out.extend(self._fault_condition(c) for c in self.faults.update(None, now))
         weighing = self.weigh.update(item, now)
         if weighing is None:  # a tare frame: it set the tare
             return None
@@ -275,9 +346,11 @@ class ScaleReader(SerialDevice):
             return None
         drift, limit, subject = self.weigh.drift_g, self.cfg.zero_drift_alert_g, self.cfg.id
         if abs(drift) > limit:
+            self.zero_drifting = True
             message = f"nol timbangan bergeser / zero drift {drift:+d} g on {subject}"
             return Condition("zero_drift", subject, True, message, drift, limit)
         if abs(drift) <= limit // 2:
+            self.zero_drifting = False
             message = f"nol timbangan kembali / zero back to {drift:+d} g on {subject}"
             return Condition("zero_drift", subject, False, message, drift, limit)
         return None
@@ -288,6 +361,7 @@ class ScaleReader(SerialDevice):
         return self.decoder.protocol or self.cfg.protocol
 
     def health(self) -> ScaleHealth:
+        self.note_state()
         return ScaleHealth(
             scale_id=self.cfg.id,
             protocol=self.protocol,
@@ -298,6 +372,8 @@ class ScaleReader(SerialDevice):
             last_g=self.last.grams if self.last else None,
             stable=(self.last.status == "stable") if self.last else None,
             zero_drift_g=self.weigh.drift_g if self.weigh.zero_g is not None else None,
+            state=self._state,
+            state_since=self.state_since,
         )
 
 
@@ -326,6 +402,9 @@ class FillSensorReader(SerialDevice):
     def reset(self) -> None:
         self.decoder.reset()
 
+    def note_state(self) -> None:
+        """A sensor's health is its counters: no state to keep."""
+
     def process(self, data: bytes) -> list[FillCandidate]:
         """Decode raw bytes from the port: the readings due (one per ``report_interval_s``)."""
         due = (self.add(sample, throttle=True) for sample in self.decoder.feed(data))
@@ -341,7 +420,9 @@ class FillSensorReader(SerialDevice):
             return None
         self._last_report = now
         self.readings += 1
-        return FillCandidate(estimate, sample.received_at or datetime.now(UTC))
+        if sample.received_at is not None:  # the network server's clock, not ours
+            return FillCandidate(estimate, sample.received_at, stamped_here=False)
+        return FillCandidate(estimate, datetime.now(UTC))
 
     def health(self) -> SensorHealth:
         return SensorHealth(

@@ -21,14 +21,16 @@ from typing import Literal
 
 from pydantic import ValidationError
 
+from gateway.alert_store import AlertStore, Raised
 from gateway.attendant_store import AttendantDb, MemberEntry, PriceEntry
+from gateway.clock import ClockWatch
 from gateway.kiosk import AttendantSession, DepositCandidate
 from gateway.live import Live
-from gateway.outbox import CalibrationLog, Outbox
+from gateway.outbox import CalibrationLog, Outbox, write_transaction
 from gateway.readers import Condition, FillCandidate, FillSensorReader, ScaleReader
 from gateway.settings import GatewaySettings, ScaleSettings
 from wastebank.errors import Conflict, Invalid
-from wastebank.messages import DepositEvent, GatewayAlert, Topics, device_event_id
+from wastebank.messages import AlertCode, DepositEvent, GatewayAlert, Topics, device_event_id
 
 log = logging.getLogger("wastebank.gateway")
 
@@ -79,8 +81,11 @@ class Recorder:
         *,
         live: Live,
         stats: GatewayStats,
+        clock: ClockWatch,
     ) -> None:
         self.settings = settings
+        self.clock = clock
+        """Whether this boot's clock has been synchronized: each event says so."""
         self.topics = Topics(settings.mqtt.topic_prefix)
         self.outbox = outbox
         self.db = db
@@ -92,7 +97,8 @@ class Recorder:
         self.last_event_id: dict[str, str] = {}
         """The latest deposit stored from each scale (its journal entry)."""
         self._armed: dict[str, ArmContext] = {}
-        self._active_alerts: set[tuple[str, str]] = set()
+        self.alerts = AlertStore(outbox.connection)
+        """The alerts raised and not cleared, this run's and earlier runs'."""
 
     def event_id(self, seq: int) -> str:
         """The id of this gateway's event number ``seq``: unique for the city's life (see
@@ -155,6 +161,7 @@ class Recorder:
         calibration = self.calibration_version(reader.cfg)
         context = self._armed.pop(reader.cfg.id, None)
         s = self.settings
+        clock_synced = self.clock.stamp()
         try:
             with self.outbox.transaction() as write:
                 seq = write.next_seq("deposit")
@@ -176,6 +183,7 @@ class Recorder:
                     measured_at=measured_at,
                     raw_frames=list(c.raw_frames),
                     calibration_version=calibration,
+                    clock_synced=clock_synced,
                 )
                 topic = self.topics.deposit(s.bank_code, s.gateway_id)
                 row_id = write.put(topic, event.model_dump_json().encode())
@@ -248,6 +256,8 @@ class Recorder:
                 install=self.outbox.install,
                 measured_at=c.measured_at,
             )
+            if c.stamped_here:
+                reading = reading.model_copy(update={"clock_synced": self.clock.stamp()})
             topic = self.topics.fill(cfg.tps_code, cfg.id)
             write.put(topic, reading.model_dump_json(exclude_none=True).encode())
         self.stored.set()
@@ -257,17 +267,15 @@ class Recorder:
 
     def report(self, condition: Condition) -> None:
         """Raise an alert once when its condition starts, clear it once when it ends; through
-        the outbox."""
+        the outbox, with the alert's state kept beside it (:mod:`gateway.alert_store`), so a
+        restart neither raises a still-active alert again nor forgets to clear one."""
         key = (condition.code, condition.subject)
-        if condition.active == (key in self._active_alerts):
+        if condition.active == (key in self.alerts):
             return
-        if condition.active:
-            self._active_alerts.add(key)
-            self.stats.alerts_raised += 1
-        else:
-            self._active_alerts.discard(key)
         s = self.settings
+        at = datetime.now(UTC)
         state: Literal["raised", "cleared"] = "raised" if condition.active else "cleared"
+        raised = Raised(condition.code, condition.subject, at, condition.value)
         with self.outbox.transaction() as write:
             seq = write.next_seq("alert")
             alert = GatewayAlert(
@@ -281,11 +289,20 @@ class Recorder:
                 subject=condition.subject,
                 value=condition.value,
                 threshold=condition.threshold,
-                at=datetime.now(UTC),
+                at=at,
                 message=condition.message[:300],
             )
             topic = self.topics.gateway_alert(s.bank_code, s.gateway_id)
             write.put(topic, alert.model_dump_json().encode())
+            if condition.active:
+                self.alerts.raised(self.outbox.connection, raised)
+            else:
+                self.alerts.cleared(self.outbox.connection, *key)
+        if condition.active:
+            self.alerts.commit_raised(raised)
+            self.stats.alerts_raised += 1
+        else:
+            self.alerts.commit_cleared(*key)
         log.log(
             logging.WARNING if condition.active else logging.INFO,
             "peringatan / alert %s %s: %s",
@@ -293,11 +310,18 @@ class Recorder:
             state,
             condition.message,
         )
+        self.live.notify()
         self.stored.set()
 
     def alert_active(self, code: str, subject: str) -> bool:
-        return (code, subject) in self._active_alerts
+        return (code, subject) in self.alerts
 
-    def assume_raised(self, code: str, subject: str) -> None:
-        """An alert an earlier run raised and did not clear: cleared once its condition ends."""
-        self._active_alerts.add((code, subject))
+    def assume_raised(self, code: AlertCode, subject: str) -> None:
+        """An alert an earlier run raised and did not clear (a file from before the alerts
+        were kept): cleared once its condition ends."""
+        if (code, subject) in self.alerts:
+            return
+        raised = Raised(code, subject, datetime.now(UTC), None)
+        with write_transaction(self.outbox.connection) as db:
+            self.alerts.raised(db, raised)
+        self.alerts.commit_raised(raised)

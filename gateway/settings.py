@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.clock import ClockSettings
 from gateway.fill_sensor import FillConfig
 from gateway.scale_protocol import PROTOCOLS
 from wastebank.config import RUN_DIR, MqttSettings, WastebankSettings
@@ -240,6 +241,10 @@ class GatewaySettings(WastebankSettings):
         default=None, description="its private key (PEM, mode 0600, the gateway's user only)"
     )
     health_interval_s: float = Field(default=30.0, gt=0)
+    clock: ClockSettings = Field(
+        default_factory=ClockSettings,
+        description="how the gateway tells whether its clock is synchronized (gateway/clock.py)",
+    )
 
     def default_broker_user(self) -> str | None:
         return self.gateway_id
