@@ -55,12 +55,24 @@ from wastebank.estimates.energy import (
     thermal_energy,
     thermal_power,
 )
+from wastebank.estimates.impact import impact
 from wastebank.estimates.landfill import (
     FodMaterial,
     FodResult,
     FodYear,
     methane_avoided,
     methane_avoided_series,
+)
+from wastebank.estimates.ranges import (
+    BOUNDS,
+    FIGURES,
+    IMPACT_FIELDS,
+    Bound,
+    Figure,
+    Impact,
+    Range,
+    Text,
+    sum_impacts,
 )
 from wastebank.estimates.recycling import RecyclingMaterial, RecyclingResult, recycling_credits
 from wastebank.estimates.results import DataRef, Estimate, GwpSet, gwp_set
@@ -73,6 +85,7 @@ from wastebank.estimates.units import (
     G_PER_T,
     GJ_PER_MMBTU,
     KG_PER_T,
+    KWH_PER_GJ,
     MJ_PER_KWH,
     SECONDS_PER_DAY,
     SHORT_TON_T,
@@ -82,6 +95,17 @@ from wastebank.estimates.units import (
 )
 
 __all__ = [
+    "KWH_PER_GJ",
+    "impact",
+    "sum_impacts",
+    "Text",
+    "Range",
+    "Impact",
+    "Figure",
+    "Bound",
+    "IMPACT_FIELDS",
+    "FIGURES",
+    "BOUNDS",
     "BiogasMaterial",
     "BiogasResult",
     "BiologicalProcess",

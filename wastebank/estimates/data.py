@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from wastebank.errors import Invalid, SetupError
+from wastebank.estimates.ranges import Bound
 
 DATA_DIR = Path(__file__).parent.parent / "data" / "estimates"
 
@@ -63,20 +64,55 @@ class Source(_Strict):
     confidence: Confidence  # V verified, S secondary, M memory (see estimation-methods.md)
 
 
+# A coefficient whose file gives no range is taken within +/- this share of its value, by its
+# source's confidence tag (docs/estimates.md, "Uncertainty").
+TAG_SPREAD: Mapping[Confidence, float] = {"V": 0.10, "S": 0.25, "M": 0.50}
+_NON_NEGATIVE = {"fraction", "1/yr", "MJ/kg", "g/kg wet", "MJ/Nm3", "kg/Nm3", "Nm3 CH4/kg VS"}
+
+
+def _check_ends(where: str, value: float, low: float | None, high: float | None) -> None:
+    if low is not None and low > value:
+        raise ValueError(f"{where}: low {low} is above the value {value}")
+    if high is not None and high < value:
+        raise ValueError(f"{where}: high {high} is below the value {value}")
+
+
 class Coefficient(_Strict):
+    """A value and, when its source gives one, the range around it (``low``, ``high``)."""
+
     value: float
     unit: str
     source: str
+    low: float | None = None
+    high: float | None = None
     note: str = ""
+
+    @model_validator(mode="after")
+    def _ends(self) -> Coefficient:
+        _check_ends("coefficient", self.value, self.low, self.high)
+        return self
 
 
 class Table(_Strict):
-    """Values that share a unit and a source, keyed by waste type, material or site type."""
+    """Values that share a unit and a source, keyed by waste type, material or site type, and
+    the ends of their ranges where the source gives them (``low``, ``high``: same keys)."""
 
     unit: str
     source: str
     values: dict[str, float]
+    low: dict[str, float] = {}
+    high: dict[str, float] = {}
     note: str = ""
+
+    @model_validator(mode="after")
+    def _ends(self) -> Table:
+        for name, ends in (("low", self.low), ("high", self.high)):
+            extra = set(ends) - set(self.values)
+            if extra:
+                raise ValueError(f"{name} has keys without a value: {sorted(extra)}")
+        for key, v in self.values.items():
+            _check_ends(key, v, self.low.get(key), self.high.get(key))
+        return self
 
 
 class Meta(_Strict):
@@ -113,11 +149,32 @@ class DataFile(_Strict):
             raise ValueError(f"in both [materials] and [not_modelled]: {sorted(both)}")
         return self
 
-    def coefficient(self, name: str) -> float:
-        return self.coefficients[name].value
+    def coefficient(self, name: str, bound: Bound = "central") -> float:
+        """The coefficient ``name`` at ``bound``: its value, or the low or high end of its range
+        (the file's, else the confidence tag's)."""
+        c = self.coefficients[name]
+        if bound == "central":
+            return c.value
+        return self._end(c.value, c.low if bound == "low" else c.high, c.unit, c.source, bound)
 
-    def table(self, name: str) -> dict[str, float]:
-        return self.tables[name].values
+    def table(self, name: str, bound: Bound = "central") -> dict[str, float]:
+        """The values of table ``name`` at ``bound`` (see :meth:`coefficient`)."""
+        t = self.tables[name]
+        if bound == "central":
+            return t.values
+        given = t.low if bound == "low" else t.high
+        return {k: self._end(v, given.get(k), t.unit, t.source, bound) for k, v in t.values.items()}
+
+    def _end(
+        self, value: float, given: float | None, unit: str, source: str, bound: Bound
+    ) -> float:
+        if given is not None:
+            return given
+        spread = TAG_SPREAD[self.sources[source].confidence] * abs(value)
+        end = value - spread if bound == "low" else value + spread
+        if unit in _NON_NEGATIVE:
+            end = max(end, 0.0)
+        return min(end, 1.0) if unit == "fraction" else end
 
 
 # Expected units: (section, name) -> unit. A file of the kind must have each, in that unit.

@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping
 
 from wastebank.estimates.data import EstimateData, default_data
+from wastebank.estimates.ranges import Bound, flip
 from wastebank.estimates.results import DataRef, Estimate, Result, check_tonnes, data_ref
 from wastebank.estimates.units import (
     CH4_PER_C,
@@ -35,31 +36,39 @@ class ThermalPower(Estimate):
     electric_mw: float
 
 
-def lower_heating_value(material: str, *, data: EstimateData | None = None) -> float:
+def lower_heating_value(
+    material: str, *, bound: Bound = "central", data: EstimateData | None = None
+) -> float:
     """LHV as received, MJ/kg: HHV_ar - L x (w + 8.94 x H_dry x (1 - w)), with HHV as discarded,
-    moisture w, dry-basis hydrogen H and L the latent heat of water (energy.toml)."""
+    moisture w, dry-basis hydrogen H and L the latent heat of water (energy.toml). ``bound``
+    "low": HHV at its low end, moisture and hydrogen at their high ends (and "high" the other
+    way)."""
     d = data or default_data()
     d.check_material(material)
     e = d.energy
     key = e.materials.get(material)
     if key is None:
         raise ValueError(f"no heating value for {material!r}: {e.not_modelled[material]}")
-    w, h = e.table("moisture")[key], e.table("hydrogen_dry")[key]
-    latent = e.coefficient("water_latent_heat")
-    return e.table("hhv_as_discarded")[key] - latent * (w + WATER_PER_HYDROGEN * h * (1.0 - w))
+    against = flip(bound)
+    w, h = e.table("moisture", against)[key], e.table("hydrogen_dry", against)[key]
+    latent = e.coefficient("water_latent_heat", against)
+    hhv = e.table("hhv_as_discarded", bound)[key]
+    return hhv - latent * (w + WATER_PER_HYDROGEN * h * (1.0 - w))
 
 
 def _mix_lhv(
-    material_mix: Mapping[str, float], efficiency: float | None, d: EstimateData
+    material_mix: Mapping[str, float], efficiency: float | None, d: EstimateData, bound: Bound
 ) -> tuple[dict[str, float], float, float, tuple[DataRef, ...]]:
     check_tonnes(material_mix, d)
     total = sum(material_mix.values())
     if total <= 0:
         raise ValueError("material_mix must have a positive total")
     mix = {m: share / total for m, share in sorted(material_mix.items()) if share > 0}
-    lhv = sum(share * lower_heating_value(m, data=d) for m, share in mix.items())
+    lhv = sum(share * lower_heating_value(m, bound=bound, data=d) for m, share in mix.items())
     e = d.energy
-    eta = e.coefficient("wte_net_electrical_efficiency") if efficiency is None else efficiency
+    eta = (
+        e.coefficient("wte_net_electrical_efficiency", bound) if efficiency is None else efficiency
+    )
     if not 0.0 <= eta <= 1.0:
         raise ValueError("efficiency must be within 0..1")
     names = ["hhv_as_discarded", "moisture", "hydrogen_dry"]
@@ -74,6 +83,7 @@ def thermal_energy(
     material_mix: Mapping[str, float],
     *,
     efficiency: float | None = None,
+    bound: Bound = "central",
     data: EstimateData | None = None,
 ) -> ThermalEnergy:
     """Energy in ``tonnes`` (wet t) of residual waste of ``material_mix`` (shares by mass, any
@@ -81,7 +91,7 @@ def thermal_energy(
     d = data or default_data()
     if not (math.isfinite(tonnes) and tonnes >= 0):
         raise ValueError("tonnes must be finite and >= 0")
-    mix, lhv, eta, refs = _mix_lhv(material_mix, efficiency, d)
+    mix, lhv, eta, refs = _mix_lhv(material_mix, efficiency, d, bound)
     thermal_kwh = tonnes * KG_PER_T * lhv / MJ_PER_KWH
     return ThermalEnergy(
         method="LHV (as received) x mass x net electrical efficiency",
@@ -100,13 +110,14 @@ def thermal_power(
     material_mix: Mapping[str, float],
     *,
     efficiency: float | None = None,
+    bound: Bound = "central",
     data: EstimateData | None = None,
 ) -> ThermalPower:
     """Average power of a plant burning ``tonnes_per_day``: MW = t/d x 1000 x LHV / 86,400."""
     d = data or default_data()
     if not (math.isfinite(tonnes_per_day) and tonnes_per_day >= 0):
         raise ValueError("tonnes_per_day must be finite and >= 0")
-    mix, lhv, eta, refs = _mix_lhv(material_mix, efficiency, d)
+    mix, lhv, eta, refs = _mix_lhv(material_mix, efficiency, d, bound)
     thermal_mw = tonnes_per_day * KG_PER_T * lhv / SECONDS_PER_DAY
     return ThermalPower(
         method="LHV (as received) x throughput x net electrical efficiency",
@@ -145,6 +156,7 @@ def biogas_energy(
     tonnes_by_material: Mapping[str, float],
     *,
     electrical_efficiency: float | None = None,
+    bound: Bound = "central",
     data: EstimateData | None = None,
 ) -> BiogasResult:
     """CH4 and energy from digesting ``tonnes_by_material`` (fresh t): the BMP route, capped by
@@ -152,11 +164,12 @@ def biogas_energy(
     d = data or default_data()
     check_tonnes(tonnes_by_material, d)
     e, ipcc = d.energy, d.ipcc
-    ts, vs = e.table("total_solids"), e.table("vs_per_ts")
-    bmp, density = e.coefficient("bmp"), e.coefficient("ch4_density")
-    ceiling_docf, f = e.coefficient("biogas_ceiling_docf"), ipcc.coefficient("f")
+    ts, vs = e.table("total_solids", bound), e.table("vs_per_ts", bound)
+    bmp, density = e.coefficient("bmp", bound), e.coefficient("ch4_density", flip(bound))
+    ceiling_docf, f = e.coefficient("biogas_ceiling_docf", bound), ipcc.coefficient("f", bound)
+    doc_table = ipcc.table("doc", bound)
     eta = (
-        e.coefficient("chp_electrical_efficiency")
+        e.coefficient("chp_electrical_efficiency", bound)
         if electrical_efficiency is None
         else (electrical_efficiency)
     )
@@ -168,7 +181,7 @@ def biogas_energy(
             not_estimated[material] = "no biomethane-potential data for this material"
             continue
         by_bmp = tonnes * KG_PER_T * ts[key] * vs[key] * bmp
-        doc = ipcc.table("doc")[ipcc.materials[material]]
+        doc = doc_table[ipcc.materials[material]]
         ceiling = tonnes * doc * ceiling_docf * f * CH4_PER_C * KG_PER_T / density
         by_material[material] = BiogasMaterial(
             material=material,
@@ -179,7 +192,7 @@ def biogas_energy(
             capped=ceiling < by_bmp,
         )
     nm3 = sum(m.ch4_nm3 for m in by_material.values())
-    energy_kwh = nm3 * e.coefficient("ch4_lhv") / MJ_PER_KWH
+    energy_kwh = nm3 * e.coefficient("ch4_lhv", bound) / MJ_PER_KWH
     sources = [
         e.coefficients[c].source
         for c in (

@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from wastebank.estimates.data import EstimateData, default_data
+from wastebank.estimates.ranges import Bound, flip
 from wastebank.estimates.results import (
     Estimate,
     GwpSet,
@@ -66,10 +67,12 @@ def methane_avoided(
     climate: Climate = DEFAULT_CLIMATE,
     oxidation: str = "default",
     recovery_fraction: float = 0.0,
+    bound: Bound = "central",
     data: EstimateData | None = None,
 ) -> FodResult:
     """Landfill CH4 avoided by diverting ``tonnes_by_material`` (wet t) in one year: the annual
-    series for years 1..``years`` after it and the lifetime figure (IPCC 2006 Vol. 5 Eq 3.1-3.6)."""
+    series for years 1..``years`` after it and the lifetime figure (IPCC 2006 Vol. 5 Eq 3.1-3.6).
+    ``bound``: every coefficient at the end of its range that gives the low (or high) figure."""
     return methane_avoided_series(
         [tonnes_by_material],
         years,
@@ -78,6 +81,7 @@ def methane_avoided(
         climate=climate,
         oxidation=oxidation,
         recovery_fraction=recovery_fraction,
+        bound=bound,
         data=data,
     )
 
@@ -91,6 +95,7 @@ def methane_avoided_series(
     climate: Climate = DEFAULT_CLIMATE,
     oxidation: str = "default",
     recovery_fraction: float = 0.0,
+    bound: Bound = "central",
     data: EstimateData | None = None,
 ) -> FodResult:
     """As :func:`methane_avoided`, for diversions in successive years: ``tonnes_by_year[i]`` is
@@ -103,17 +108,17 @@ def methane_avoided_series(
     if not 0.0 <= recovery_fraction <= 1.0:
         raise ValueError("recovery_fraction must be within 0..1")
     ipcc = d.ipcc
-    mcf_table, ox_table = ipcc.table("mcf"), ipcc.table("ox")
+    mcf_table, ox_table = ipcc.table("mcf", bound), ipcc.table("ox", flip(bound))
     if site not in mcf_table:
         raise ValueError(f"unknown site type {site!r}; known: {', '.join(sorted(mcf_table))}")
     if oxidation not in ox_table:
         raise ValueError(f"unknown oxidation {oxidation!r}; known: {', '.join(sorted(ox_table))}")
-    k_table = ipcc.table(f"k_{climate}")
+    k_table, doc_table = ipcc.table(f"k_{climate}", bound), ipcc.table("doc", bound)
     for year in tonnes_by_year:
         check_tonnes(year, d)
     docf, f, mcf, ox = (
-        ipcc.coefficient("docf"),
-        ipcc.coefficient("f"),
+        ipcc.coefficient("docf", bound),
+        ipcc.coefficient("f", bound),
         mcf_table[site],
         ox_table[oxidation],
     )
@@ -125,7 +130,7 @@ def methane_avoided_series(
     materials = sorted({m for year in tonnes_by_year for m in year})
     for material in materials:
         waste_type = ipcc.materials[material]
-        doc, k = ipcc.table("doc")[waste_type], k_table[waste_type]
+        doc, k = doc_table[waste_type], k_table[waste_type]
         deposited = [year.get(material, 0.0) * doc * docf * mcf for year in tonnes_by_year]
         accumulated = 0.0  # DDOCma at the end of the previous year
         for t in range(years + 1):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from wastebank.estimates.data import EstimateData, default_data
+from wastebank.estimates.ranges import Bound, flip
 from wastebank.estimates.results import Estimate, Result, check_tonnes, data_ref
 from wastebank.estimates.units import GJ_PER_MMBTU, SHORT_TON_T
 
@@ -33,16 +34,20 @@ class RecyclingResult(Estimate):
 
 
 def recycling_credits(
-    tonnes_by_material: Mapping[str, float], *, data: EstimateData | None = None
+    tonnes_by_material: Mapping[str, float],
+    *,
+    bound: Bound = "central",
+    data: EstimateData | None = None,
 ) -> RecyclingResult:
     """Emissions and energy avoided by recycling ``tonnes_by_material`` (metric t). WARM factors
-    are per short ton: short tons = t / 0.90718474."""
+    are per short ton: short tons = t / 0.90718474. ``bound``: the low (or high) credit and
+    energy saved (a factor's low end is its most negative, so the credit's low takes its high)."""
     d = data or default_data()
     check_tonnes(tonnes_by_material, d)
     warm, re = d.warm, d.recycling_energy
-    ghg = warm.table("recycling_ghg")
-    per_short_ton = re.table("energy_saved_per_short_ton")
-    per_kg, yields = re.table("energy_saved_per_kg"), re.table("recycling_yield")
+    ghg = warm.table("recycling_ghg", flip(bound))
+    per_short_ton = re.table("energy_saved_per_short_ton", bound)
+    per_kg, yields = re.table("energy_saved_per_kg", bound), re.table("recycling_yield", bound)
     by_material: dict[str, RecyclingMaterial] = {}
     not_estimated: dict[str, str] = {}
     re_sources: set[str] = set()

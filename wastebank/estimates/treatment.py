@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from wastebank.estimates.data import EstimateData, default_data
+from wastebank.estimates.ranges import Bound
 from wastebank.estimates.results import Estimate, GwpSet, check_tonnes, data_ref, resolve_gwp
 from wastebank.estimates.units import DEFAULT_GWP, KG_PER_T, BiologicalProcess
 
@@ -23,6 +24,7 @@ def composting_emissions(
     gwp: GwpSet | str = DEFAULT_GWP,
     *,
     process: BiologicalProcess = "composting",
+    bound: Bound = "central",
     data: EstimateData | None = None,
 ) -> BiologicalResult:
     """CH4 and N2O emitted by composting (or digesting) ``tonnes_by_material`` (wet t): IPCC 2006
@@ -39,8 +41,8 @@ def composting_emissions(
                 f"biologically treatable; treatable waste types: {', '.join(sorted(treatable))}"
             )
     tonnes = sum(tonnes_by_material.values())
-    ch4 = tonnes * ipcc.table("bio_ch4")[process] / KG_PER_T
-    n2o = tonnes * ipcc.table("bio_n2o")[process] / KG_PER_T
+    ch4 = tonnes * ipcc.table("bio_ch4", bound)[process] / KG_PER_T
+    n2o = tonnes * ipcc.table("bio_n2o", bound)[process] / KG_PER_T
     return BiologicalResult(
         method=f"IPCC 2006 Vol. 5 Ch. 4 Table 4.1 default factors ({process})",
         provenance=(data_ref(ipcc, [ipcc.tables["bio_ch4"].source]), g.ref),

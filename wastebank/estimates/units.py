@@ -8,6 +8,7 @@ from typing import Literal
 SHORT_TON_T = 0.90718474  # 1 short ton = 2000 lb x 0.45359237 kg/lb (NIST Handbook 44, App. C)
 GJ_PER_MMBTU = 1.05505585262  # 1 Btu (International Table) = 1055.05585262 J
 MJ_PER_KWH = 3.6
+KWH_PER_GJ = 1000.0 / MJ_PER_KWH  # kWh-equivalent of a GJ (energy, not electricity)
 KG_PER_T = 1000.0
 G_PER_T = 1_000_000
 SECONDS_PER_DAY = 86_400

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
 from wastebank.errors import SetupError
 from wastebank.reports.scope import CoverageRule
+
+if TYPE_CHECKING:
+    from wastebank.estimates import Impact
 
 DEMO_CITY_FILE = Path(__file__).parent.parent / "data" / "demo_city.toml"
 CITIES_DIR = Path(__file__).parent.parent / "data" / "cities"
@@ -147,12 +150,13 @@ def tps_in_city(city_code: str, settings: ReportSettings | None = None) -> tuple
     return count, source
 
 
-# ---- estimates (CO2e avoided, energy potential): wastebank/estimates/ -------------------------
+# ---- estimates (CO2e avoided, energy): wastebank/estimates/ ----------------------------------
 
 
 class Estimator(Protocol):
     """Per material class (``ledger.MaterialClass``) and diverted grams; None when the material
-    has no factor. ``wastebank.estimates`` provides the real one."""
+    has no factor. Superseded by :class:`ImpactEstimator` (ranges and parts): these two methods
+    stay until the reports and pages use ``impact`` (see docs/estimates.md, "Estimator")."""
 
     name: str
 
@@ -161,50 +165,49 @@ class Estimator(Protocol):
     def energy_kwh(self, material_class: str, grams: int) -> float | None: ...
 
 
-def default_estimator() -> Estimator | None:
+class ImpactEstimator(Estimator, Protocol):
+    """:class:`Estimator` with each figure as a range and CO2e in its parts:
+    ``impact(material_class, grams)`` -> :class:`wastebank.estimates.Impact`;
+    ``wastebank.estimates.sum_impacts`` totals several."""
+
+    def impact(self, material_class: str, grams: int) -> Impact: ...
+
+
+def default_estimator() -> ImpactEstimator | None:
     """The estimator of ``wastebank.estimates`` when that module is installed, else None (the
     report then leaves CO2e and energy blank and says so)."""
     import importlib.util
 
     if importlib.util.find_spec("wastebank.estimates") is None:
         return None
-    return _wire_estimates()
-
-
-def _wire_estimates() -> Estimator | None:
     return EstimatesAdapter()
 
 
 class EstimatesAdapter:
-    """:class:`Estimator` over ``wastebank.estimates``: CO2e avoided = its
-    ``estimate_for_categories`` (lifetime landfill CH4 avoided by IPCC FOD + WARM recycling
-    credit - composting emissions of organics, AR5); energy potential = net electric kWh of the
-    material's lower heating value at the default waste-to-energy efficiency
-    (``thermal_energy``). A material without a factor gives None (left blank)."""
+    """:class:`ImpactEstimator` over ``wastebank.estimates.impact`` (defaults: AR5, uncategorised
+    TPA, tropical wet, organics composted, Indonesian heating values). ``co2e_avoided_kg`` is the
+    net CO2e's central figure, ``energy_kwh`` the waste-to-energy potential's. No diversion
+    (grams <= 0) is worth zero; a material class the data files do not know has no figure."""
 
     name = (
-        "wastebank.estimates: CO2e = CH4 TPA terhindar (IPCC FOD) + kredit daur ulang (US EPA "
-        "WARM, indikatif) / landfill CH4 avoided + recycling credit; energi = listrik bersih dari "
-        "LHV / energy = net electric from LHV"
+        "Estimasi (IPCC 2006, US EPA WARM, nilai kalor sampah Indonesia) / estimated (IPCC 2006, "
+        "US EPA WARM, Indonesian heating values)"
     )
 
-    def co2e_avoided_kg(self, material_class: str, grams: int) -> float | None:
+    def impact(self, material_class: str, grams: int) -> Impact:
         from wastebank import estimates
 
         if grams <= 0:
-            return 0.0
+            return estimates.Impact.zero()
         try:
-            est = estimates.estimate_for_categories({"c": grams}, {"c": material_class}, years=1)
-        except ValueError:
-            return None
-        return est.co2e_avoided_t * 1000
+            return estimates.impact({material_class: grams})
+        except estimates.UnknownMaterialError as exc:
+            return estimates.Impact.unknown(grams, str(exc))
+
+    def co2e_avoided_kg(self, material_class: str, grams: int) -> float | None:
+        r = self.impact(material_class, grams).net_co2e_kg
+        return None if r is None else r.central
 
     def energy_kwh(self, material_class: str, grams: int) -> float | None:
-        from wastebank import estimates
-
-        if grams <= 0:
-            return 0.0
-        try:
-            return estimates.thermal_energy(grams / 1_000_000, {material_class: 1.0}).electric_kwh
-        except ValueError:
-            return None
+        r = self.impact(material_class, grams).wte_potential_kwh
+        return None if r is None else r.central
