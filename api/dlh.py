@@ -4,8 +4,10 @@ city (``city=``, default: the first).
 
   GET /api/dlh/tonnage?group=&period=&from=&to=
   GET /api/dlh/reduction?year=
-  GET /api/dlh/diversion?from=&to=        diverted / (diverted + TPA-bound from TPS pickups)
-  GET /api/dlh/report/monthly?month=2026-10&format=xlsx|csv|pdf
+  GET /api/dlh/diversion?from=&to=        diverted / (diverted + TPA-bound from TPS pickups), with
+                                          its coverage; no rate below [reports.diversion_coverage]
+  GET /api/dlh/report/monthly?month=2026-10&format=xlsx|csv|pdf&csv_dialect=id|plain
+                            &orientation=landscape|portrait
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from urllib.parse import quote
 import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from api.deps import PrincipalDep, State, StateDep, forbidden, refusals
@@ -31,6 +33,13 @@ router = APIRouter(prefix="/api/dlh", tags=["dlh"])
 
 CityQuery = Annotated[
     str | None, Query(description="city code (admins; DLH staff always get their own city)")
+]
+CsvDialectQuery = Annotated[
+    Literal["id", "plain"],
+    Query(
+        description="CSV: id = ';' and comma decimals (Excel in Indonesian), plain = ',' and "
+        "dot decimals"
+    ),
 ]
 
 
@@ -119,7 +128,13 @@ FIRST_DAY, LAST_DAY = reports.FIRST_DAY, reports.LAST_DAY  # the days a report m
 class Diversion(BaseModel):
     """The diversion rate of a city over local days ``start``..``end``: what its waste banks
     took in (the ledger: measured by scale, or estimated) against what its TPS sent to the TPA
-    (estimated: each pickup detected from the fill sensors x container volume x bulk density)."""
+    (estimated: each pickup detected from the fill sensors x container volume x bulk density).
+
+    Not the Jakstrada pengurangan (that is /reduction: the banks' tonnage over the city's
+    estimated generation, the share the 30 % target applies to): this one divides by what the
+    sensor-equipped TPS sent, so it is the city's only when they cover enough of the city's TPS
+    (``coverage``, [reports.diversion_coverage]); below that ``rate`` is None and
+    ``rate_of_covered_tps`` keeps the ratio of the covered TPS alone."""
 
     city_code: str
     timezone: str
@@ -129,7 +144,14 @@ class Diversion(BaseModel):
     diverted_measured_t: float
     tpa_bound_t: float
     pickups: int
-    rate: float | None  # diverted / (diverted + TPA-bound); None when both are zero
+    rate: float | None = Field(
+        description="diverted / (diverted + TPA-bound) as the city's; None when coverage is not "
+        "enough (coverage.reason) or both are zero"
+    )
+    rate_of_covered_tps: float | None = Field(
+        description="the same ratio whatever the coverage: over the sensor-equipped TPS only"
+    )
+    coverage: reports.Coverage
     tps_without_sensor_data: list[str]
     diverted_basis: str = "ledger: deposits measured by scale, and estimated (manual entries)"
     tpa_bound_basis: Literal["estimated"] = "estimated"
@@ -160,6 +182,17 @@ async def diversion_of(
     )
     tpa = await tps.tpa_estimate(state["influx"], journal)
     diverted_t = diverted.total_g / 1_000_000
+    settings = state["settings"].reports
+    in_city = reports.tps_in_city(scope.city_code, settings)
+    coverage = reports.diversion_coverage(
+        tps_with_sensors=len(journal.per_tps_tonnes),
+        tps_reporting=len(journal.per_tps_tonnes) - len(tpa.tps_without_sensor_data),
+        tps_in_city=None if in_city is None else in_city[0],
+        tps_in_city_source=None if in_city is None else in_city[1],
+        pickups=tpa.pickups,
+        rule=settings.diversion_coverage,
+    )
+    rate = tps.diversion_rate(diverted_t, tpa.tonnes)
     return Diversion(
         city_code=scope.city_code,
         timezone=scope.timezone,
@@ -169,7 +202,9 @@ async def diversion_of(
         diverted_measured_t=diverted.measured_g / 1_000_000,
         tpa_bound_t=tpa.tonnes,
         pickups=tpa.pickups,
-        rate=tps.diversion_rate(diverted_t, tpa.tonnes),
+        rate=rate if coverage.enough else None,
+        rate_of_covered_tps=rate,
+        coverage=coverage,
         tps_without_sensor_data=tpa.tps_without_sensor_data,
     )
 
@@ -227,16 +262,21 @@ async def monthly(
     p: PrincipalDep,
     month: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", examples=["2026-10"])],
     fmt: Annotated[Literal["xlsx", "csv", "pdf"], Query(alias="format")] = "xlsx",
+    csv_dialect: CsvDialectQuery = "id",
+    orientation: Annotated[
+        Literal["landscape", "portrait"], Query(description="PDF: A4 landscape or portrait")
+    ] = "landscape",
     city: CityQuery = None,
 ) -> Response:
-    """The monthly DLH report per kecamatan x category, as a download."""
+    """The monthly DLH report per kecamatan x category, as a download (docs/reports.md)."""
     settings = state["settings"].reports
 
     def work(session: Session, scope: reports.Scope) -> tuple[bytes, str]:
         report = reports.monthly_report(
             session, scope, month, settings, estimator=reports.default_estimator()
         )
-        return reports.render(report, fmt), reports.filename(report, fmt)
+        body = reports.render(report, fmt, csv_dialect=csv_dialect, orientation=orientation)
+        return body, reports.filename(report, fmt)
 
     body, name = await anyio.to_thread.run_sync(read_in_city, state, p, city, work)
     return Response(

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from api import dlh as dlh_api
 from api import tps as tps_api
 from api.deps import PagePrincipalDep, State, StateDep, refusals
+from api.settings import PagesSettings
 from api.web import HTML, Lang, lang_of, page_responses, refusal, render, text, to_login
 from wastebank import access, formats, reports
 from wastebank.influx import InfluxError
@@ -83,6 +84,9 @@ def _dlh_context(
     months = _MonthTable.of(data["by_month"], data["by_cat"], today, lang)
     kec_rows = sorted(data["by_kec"].rows, key=lambda r: -r.net_g)
     estimates = _estimates(data["by_cat"], names)
+    # one unit per table and chart (formats.mass_unit): its largest figure's
+    month_unit = formats.mass_unit(max((r["total"] for r in months.rows()), default=0))
+    kec_unit = formats.mass_unit(max((r.net_g for r in kec_rows), default=0))
     return {
         "city_name": scope.city_name,
         "zone": formats.zone_label(scope.tz),
@@ -94,7 +98,9 @@ def _dlh_context(
         "reduction_error": data["reduction_error"],
         "month_categories": [{"code": c, "name": names(c)} for c in months.codes],
         "month_table": months.rows(),
+        "month_unit": month_unit,
         "kecamatan_rows": kec_rows,
+        "kecamatan_unit": kec_unit,
         "estimates": estimates,
         "estimates_total": {
             "net_g": sum(e["net_g"] for e in estimates),
@@ -109,15 +115,24 @@ def _dlh_context(
         "needs_vendor": True,
         "chart_data": {
             "locale": "en-GB" if lang == "en" else "id-ID",
-            "months": {"labels": months.labels, "datasets": months.datasets(names)},
+            "months": {
+                "labels": months.labels,
+                "unit": month_unit,
+                "datasets": months.datasets(names, month_unit),
+            },
             "kecamatan": {
                 "title": text("tonnage_kecamatan", lang),
                 "labels": [r.name for r in kec_rows],
-                "kg": [round(r.net_g / 1000, 3) for r in kec_rows],
+                "unit": kec_unit,
+                "values": [_in(r.net_g, kec_unit) for r in kec_rows],
             },
             "tps": _tps_points(tps_rows or []),
             "offlineText": text("offline", lang),
             "tiles": {"url": settings.map_tile_url, "attribution": settings.map_tile_attribution},
+            "mapText": {
+                "noTiles": text("map_no_tiles", lang),
+                "unreachable": text("map_unreachable", lang),
+            },
         },
     }
 
@@ -171,11 +186,16 @@ class _MonthTable:
             for m, label in zip(self.months, self.labels, strict=True)
         ]
 
-    def datasets(self, names: _CategoryNames) -> list[dict[str, Any]]:
+    def datasets(self, names: _CategoryNames, unit: str) -> list[dict[str, Any]]:
         return [
-            {"label": names(c), "kg": [round(self.grams[m, c] / 1000, 3) for m in self.months]}
+            {"label": names(c), "values": [_in(self.grams[m, c], unit) for m in self.months]}
             for c in self.codes
         ]
+
+
+def _in(grams: int, unit: str) -> float:
+    """``grams`` in ``unit`` (kg or t) for a chart."""
+    return round(grams / (1_000_000 if unit == "t" else 1000), 3)
 
 
 def _estimates(by_cat: reports.Tonnage, names: _CategoryNames) -> list[dict[str, Any]]:
@@ -236,8 +256,52 @@ async def dlh_page(request: Request, state: StateDep, who: PagePrincipalDep) -> 
     context = await anyio.to_thread.run_sync(
         _dlh_context, data, tps_rows, state["settings"].pages, lang
     )
-    context["diversion"] = await _month_diversion(state, who, data["today"])
-    return render(request, state["signing_key"], who, "dlh.html", context)
+    diversion = await _month_diversion(state, who, data["today"])
+    context["diversion"] = diversion
+    if diversion is not None:
+        diverted, tpa = round(diversion.diverted_t * 1e6), round(diversion.tpa_bound_t * 1e6)
+        context["diversion_g"] = {
+            "diverted": diverted,
+            "tpa_bound": tpa,
+            "unit": formats.mass_unit(max(diverted, tpa)),
+        }
+    context["coverage_rule"] = state["settings"].reports.diversion_coverage
+    context["share_text"] = share_text
+    return render(
+        request,
+        state["signing_key"],
+        who,
+        "dlh.html",
+        context,
+        headers={"Content-Security-Policy": content_policy(state["settings"].pages)},
+    )
+
+
+def share_text(pct: float) -> str:
+    """A share in percent with two decimals, ``< 0,01 %`` for a tiny one rather than 0,00."""
+    if 0 < pct < 0.005:
+        return "< 0,01 %"
+    return formats.percent(pct, 2)
+
+
+def content_policy(pages: PagesSettings) -> str:
+    """The dashboard's Content-Security-Policy: everything from this site, and the map's
+    tiles from the configured tile host only (none without one)."""
+    tiles = pages.tile_source()
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "img-src 'self' data:" + (f" {tiles}" if tiles else ""),
+            # the pages' bars and meters set their width in a style attribute
+            "style-src 'self' 'unsafe-inline'",
+            "script-src 'self'",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
 
 
 async def _month_diversion(

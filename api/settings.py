@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator
 
 from wastebank.access import AuthSettings
 from wastebank.bulk_import import ImportLimits
@@ -17,6 +18,12 @@ from wastebank.reports import ReportSettings
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+OSM_ATTRIBUTION = (
+    '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
+)
+
+
 class PagesSettings(BaseModel):
     """``[pages]`` (environment ``WASTEBANK_PAGES__*``): the HTML pages' front-end files and map."""
 
@@ -25,17 +32,45 @@ class PagesSettings(BaseModel):
         description="where `npm ci` (make install) put Chart.js and Leaflet; served under "
         "/static/vendor (no CDN at run time)",
     )
-    map_tile_url: str | None = Field(
-        default=None,
-        description="a tile server for the DLH map, e.g. https://tiles.example/{z}/{x}/{y}.png; "
-        "unset (the default: sites reach no tile server): markers on a plain background",
+    map_tile_url: str = Field(
+        default=OSM_TILES,
+        description="the DLH map's base-map tiles, a URL template with {z}, {x}, {y} (and "
+        "optionally {s}, {r}); default OpenStreetMap's (its tile usage policy applies: "
+        "https://operations.osmfoundation.org/policies/tiles/). The page's Content-Security-Policy "
+        "lets images come from this host only. Empty: no base map, markers on a plain "
+        "background. When the browser cannot reach the host, the page shows the plain map too",
     )
-    map_tile_attribution: str = ""
+    map_tile_attribution: str = Field(
+        default=OSM_ATTRIBUTION,
+        description="the tile provider's attribution, shown on the map (HTML: a link is allowed)",
+    )
     broker_run_dir: Path | None = Field(
         default=None,
         description="the run dir of the broker's files (devices.toml, passwd, acl) when they "
         "are on this machine: the admin's device page lists them (and can add devices)",
     )
+
+    @field_validator("map_tile_url")
+    @classmethod
+    def _tile_template(cls, url: str) -> str:
+        url = url.strip()
+        if not url:
+            return url
+        parts = urlsplit(url.replace("{s}", "a").replace("{r}", ""))
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"map_tile_url {url!r}: not an http(s) URL template")
+        if not all(k in url for k in ("{z}", "{x}", "{y}")):
+            raise ValueError(f"map_tile_url {url!r}: needs {{z}}, {{x}} and {{y}}")
+        return url
+
+    def tile_source(self) -> str | None:
+        """The tile host as a Content-Security-Policy source (``https://tile.example``; a
+        ``{s}`` subdomain as ``*.``); None without a base map."""
+        if not self.map_tile_url:
+            return None
+        parts = urlsplit(self.map_tile_url.replace("{r}", ""))
+        host = parts.netloc.replace("{s}", "*")
+        return f"{parts.scheme}://{host}"
 
 
 class HttpSettings(BaseModel):

@@ -112,16 +112,85 @@ TEXTS: dict[str, tuple[str, str]] = {
     "tonnage_kecamatan": ("Tonase per kecamatan", "Tonnage by kecamatan"),
     "month": ("Bulan", "Month"),
     "total": ("Jumlah", "Total"),
-    "reduction": ("Pengurangan sampah", "Waste reduction"),
-    "diversion": ("Tingkat pengalihan dari TPA", "Diversion from the landfill"),
-    "diversion_note": (
-        "bank sampah (buku besar) / (bank sampah + ke TPA, perkiraan dari pengangkutan TPS)",
-        "waste banks (ledger) / (waste banks + to the TPA, estimated from TPS pickups)",
+    "headlines": ("Capaian pengelolaan sampah", "Waste management results"),
+    "reduction": ("Pengurangan sampah (Jakstrada)", "Waste reduction (Jakstrada)"),
+    "reduction_what": (
+        "dari perkiraan timbulan sampah kota, oleh bank sampah",
+        "of the city's estimated waste generation, by its waste banks",
+    ),
+    "jakstrada_target": ("Target Jakstrada", "Jakstrada target"),
+    "target_applies_here": (
+        "target ini berlaku untuk angka pengurangan",
+        "this target applies to the reduction figure",
+    ),
+    "def_reduction": (
+        "Pengurangan: berat sampah yang disetor ke bank sampah kota sejak 1 Januari (buku "
+        "besar, tanpa setoran batal) dibagi perkiraan timbulan sampah kota pada hari-hari yang "
+        "sama (jumlah penduduk × laju timbulan per orang per hari). Inilah capaian yang "
+        "dibandingkan dengan target pengurangan Jakstrada (30 % pada 2025, Perpres 97/2017).",
+        "Reduction: the weight of waste deposited at the city's waste banks since 1 January "
+        "(the ledger, voided deposits left out) divided by the city's estimated waste "
+        "generation over the same days (population × generation per person per day). This is "
+        "the figure the Jakstrada reduction target (30 % in 2025, Perpres 97/2017) applies to.",
+    ),
+    "diversion": ("Pengalihan dari TPA", "Diversion from the landfill"),
+    "not_enough_data": ("belum cukup data / not enough data", "not enough data / belum cukup data"),
+    "coverage": ("Cakupan", "Coverage"),
+    "coverage_line": (
+        "data sensor dari {n} dari {total} TPS kota ({share})",
+        "sensor data from {n} of the city's {total} TPS ({share})",
+    ),
+    "coverage_need_line": (
+        "≥ {share} TPS kota dan ≥ {pickups} pengangkutan",
+        "≥ {share} of the city's TPS and ≥ {pickups} pickups",
+    ),
+    "tps_reporting": ("TPS bersensor melapor", "sensor-equipped TPS reporting"),
+    "city_tps_unknown": ("jumlah TPS kota belum diisi", "the city's number of TPS not entered"),
+    "pickups_observed": ("pengangkutan teramati", "pickups observed"),
+    "coverage_needed": ("Perlu", "Needed"),
+    "not_the_target": (
+        "Bukan angka target Jakstrada: pembaginya hanya sampah dari TPS bersensor.",
+        "Not the Jakstrada target figure: it divides by the waste of sensor-equipped TPS only.",
+    ),
+    "def_diversion": (
+        "Pengalihan dari TPA: dari sampah yang tercatat bulan ini, bagian yang tidak ke TPA = "
+        "bank sampah / (bank sampah + sampah yang diangkut dari TPS bersensor ke TPA, "
+        "diperkirakan dari sensor isi × volume kontainer × berat jenis). Pembaginya bukan "
+        "timbulan kota, jadi angka ini tidak dibandingkan dengan target Jakstrada.",
+        "Diversion from the landfill: of the waste recorded this month, the share kept from "
+        "the TPA = waste banks / (waste banks + waste taken from sensor-equipped TPS to the TPA, "
+        "estimated from fill sensors × container volume × bulk density). It does not divide by "
+        "the city's generation, so it is not compared with the Jakstrada target.",
+    ),
+    "def_coverage": (
+        "Angkanya ditampilkan hanya bila sensor yang melapor mencakup sedikitnya {share} % TPS "
+        "kota dan sedikitnya {pickups} pengangkutan teramati; di bawah itu: belum cukup data.",
+        "It is shown only when reporting sensors cover at least {share} % of the city's TPS "
+        "and at least {pickups} pickups were observed; below that: not enough data.",
+    ),
+    "what_is_this": ("Apa artinya?", "What is this?"),
+    "days": ("hari", "days"),
+    "people": ("jiwa", "people"),
+    "person_day": ("orang/hari", "person/day"),
+    "population": ("Penduduk", "Population"),
+    "generation_rate": ("Laju timbulan", "Generation rate"),
+    "report_month": ("Bulan laporan", "Report month"),
+    "report_format": ("Format berkas", "File format"),
+    "map_no_tiles": (
+        "Tanpa peta dasar (tidak diatur): penanda TPS di atas latar polos; daftar TPS di atas.",
+        "No base map (none configured): TPS markers on a plain background; the TPS list above.",
+    ),
+    "map_unreachable": (
+        "Peta dasar tidak dapat dimuat: penanda TPS di atas latar polos; daftar TPS di atas.",
+        "The base map could not be loaded: TPS markers on a plain background; the TPS list above.",
+    ),
+    "map_no_library": (
+        "Peta tidak dapat ditampilkan (pustaka peta tidak terpasang); daftar TPS di atas.",
+        "The map cannot be shown (map library not installed); the TPS list above.",
     ),
     "tpa_bound": ("Ke TPA (perkiraan)", "To the TPA (estimated)"),
     "pickups": ("pengangkutan", "pickups"),
     "this_month": ("bulan ini", "this month"),
-    "reduction_of_target": ("dari target Jakstrada", "against the Jakstrada target"),
     "generation_estimate": ("Perkiraan timbulan", "Estimated generation"),
     "diverted": ("Dikurangi (bank sampah)", "Diverted (waste banks)"),
     "target_met": ("Target tercapai", "Target met"),
@@ -392,6 +461,8 @@ def render(
         "method_text": method_text,
         "rupiah": rupiah,
         "kg": kg,
+        "mass": formats.mass,
+        "thousands": formats.thousands,
         "number": number,
         "tanggal": lambda d: formats.tanggal(d, lang),
         "bulan": lambda d: formats.bulan(d, lang),

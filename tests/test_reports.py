@@ -407,10 +407,13 @@ def test_cli_rebuild_summary(ledger_url: str) -> None:
 def test_generation_estimate_from_the_data_file() -> None:
     gen = reports.generation_for("ambon")  # wastebank/data/cities/ambon.toml
     assert (gen.population, gen.kg_per_capita_day, gen.population_year) == (357_289, 0.78, 2024)
-    assert gen.population_source is not None and gen.population_source.startswith("BPS")
+    assert gen.population_source is not None
+    assert gen.population_source.startswith("BPS")
     assert gen.population_url == "https://ambonkota.bps.go.id/"
-    assert gen.rate_url is not None and gen.rate_url.startswith("https://")
-    assert "ILUSTRATIF" not in gen.source and "recalled" not in gen.source
+    assert gen.rate_url is not None
+    assert gen.rate_url.startswith("https://")
+    assert "ILUSTRATIF" not in gen.source
+    assert "recalled" not in gen.source
     assert gen.grams(31) == round(357_289 * 780 * 31)  # 0.78 kg = 780 g per person per day
     with pytest.raises(reports.NoGenerationEstimate):
         reports.generation_for("kota-lain")

@@ -18,7 +18,9 @@
     return new Chart(canvas, config);
   }
 
-  var kgTicks = { callback: function (v) { return kgFormat.format(v) + " kg"; } };
+  function unitTicks(unit) {  // kg or t: the one unit the server chose for the chart
+    return { callback: function (v) { return kgFormat.format(v) + " " + (unit || "kg"); } };
+  }
 
   if (data.categories) {  // the citizen page: deposits by category
     chart("chart-categories", {
@@ -38,10 +40,10 @@
       data: {
         labels: data.months.labels,
         datasets: data.months.datasets.map(function (d, i) {
-          return { label: d.label, data: d.kg, backgroundColor: color(i) };
+          return { label: d.label, data: d.values, backgroundColor: color(i) };
         })
       },
-      options: { scales: { x: { stacked: true }, y: { stacked: true, ticks: kgTicks } },
+      options: { scales: { x: { stacked: true }, y: { stacked: true, ticks: unitTicks(data.months.unit) } },
                  plugins: { legend: { position: "bottom" } } }
     });
   }
@@ -51,17 +53,52 @@
       type: "bar",
       data: {
         labels: data.kecamatan.labels,
-        datasets: [{ label: data.kecamatan.title, data: data.kecamatan.kg, backgroundColor: color(0) }]
+        datasets: [{ label: data.kecamatan.title, data: data.kecamatan.values, backgroundColor: color(0) }]
       },
-      options: { indexAxis: "y", scales: { x: { ticks: kgTicks } }, plugins: { legend: { display: false } } }
+      options: { indexAxis: "y", scales: { x: { ticks: unitTicks(data.kecamatan.unit) } }, plugins: { legend: { display: false } } }
     });
   }
 
+  // A definition opens on tap or keyboard (it is a <details>) and on hover (a mouse over it);
+  // one opened by a tap or key stays open when the mouse leaves.
+  Array.prototype.forEach.call(document.querySelectorAll("details.def"), function (d) {
+    var pinned = false;
+    d.querySelector("summary").addEventListener("click", function () { pinned = !d.open; });
+    d.addEventListener("mouseenter", function () { if (!d.open) { d.open = true; pinned = false; } });
+    d.addEventListener("mouseleave", function () { if (!pinned) d.open = false; });
+  });
+
   var mapEl = document.getElementById("tps-map");
+  var mapNote = document.getElementById("map-note");
+  function plainMap(map, layer, why) {  // markers on a blank background, and say so
+    if (layer && map) map.removeLayer(layer);
+    if (map && map.attributionControl) map.attributionControl.remove();
+    mapEl.classList.add("plain");
+    mapEl.setAttribute("data-base-map", "none");
+    if (mapNote) mapNote.textContent = why || "";
+  }
   if (mapEl && data.tps && typeof L !== "undefined") {
-    var map = L.map(mapEl, { attributionControl: !!(data.tiles && data.tiles.url), zoomSnap: 0.25 });
-    if (data.tiles && data.tiles.url) {
-      L.tileLayer(data.tiles.url, { attribution: data.tiles.attribution || "", maxZoom: 19 }).addTo(map);
+    var tiles = data.tiles || {};
+    var text = data.mapText || {};
+    var map = L.map(mapEl, { attributionControl: !!tiles.url, zoomSnap: 0.25 });
+    if (tiles.url) {
+      // The base map when the browser reaches the tile server; the plain map when no tile of
+      // the first view loads (refused, offline) or none has come within 8 s (a silent network).
+      var layer = L.tileLayer(tiles.url, { attribution: tiles.attribution || "", maxZoom: 19 });
+      var loaded = 0;
+      var settled = false;
+      var settle = function (ok) {
+        if (settled) return;
+        settled = true;
+        if (ok) mapEl.setAttribute("data-base-map", "tiles");
+        else plainMap(map, layer, text.unreachable);
+      };
+      layer.on("tileload", function () { loaded += 1; settle(true); });
+      layer.on("load", function () { settle(loaded > 0); });
+      setTimeout(function () { settle(loaded > 0); }, 8000);
+      layer.addTo(map);
+    } else {
+      plainMap(map, null, text.noTiles);
     }
     var points = [];
     var byKecamatan = {};

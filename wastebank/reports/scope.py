@@ -158,8 +158,8 @@ def diversion_coverage(
         need = f"{round(r.min_tps_share * 100)} %"
         reasons.append(
             (
-                f"sensor hanya di {tps_reporting} dari {total} TPS (perlu {need})",
-                f"sensors at only {tps_reporting} of {total} TPS ({need} needed)",
+                f"data sensor hanya dari {tps_reporting} dari {total} TPS kota (perlu {need})",
+                f"sensor data from only {tps_reporting} of the city's {total} TPS ({need} needed)",
             )
         )
     if pickups < r.min_pickups:
