@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from firmware_sim.encoders import encode_kiosk, with_even_parity
+from firmware_sim.encoders import (
+    FrameOptions,
+    Reading,
+    decimals_for,
+    encode_kiosk,
+    encode_yh_fwd,
+    encode_yh_rev,
+    with_even_parity,
+)
 from gateway.scale_protocol import (
     FRAMES_NEEDED,
     MAX_BUFFER,
@@ -131,33 +141,116 @@ def test_a_reject_restarts_the_count() -> None:
 # ---- ambiguity rules ---------------------------------------------------------------------------
 
 
-def test_yh_zero_frames_stay_undecided() -> None:
+@pytest.mark.parametrize(
+    ("frame", "protocol", "grams"),
+    [
+        (b"=000.3000", "yh_rev", 3_000),  # A26 manual p.11, continuous format 1
+        (b"=0003.000", "yh_fwd", 3_000),  # A26 manual p.11 format 2, A23P manual p.22
+        (b"=000.0000", "yh_rev", 0),  # an idle scale decides too
+        (b"=0000.000", "yh_fwd", 0),
+        (b"=004.3210", "yh_rev", 123_400),  # padded both ways: the point decides, not padding
+        (b"=0003.120", "yh_fwd", 3_120),  # reversed: 21.3000
+        (b"=021.3000", "yh_rev", 3_120),  # forward: 21.3000
+    ],
+)
+def test_yh_a_round_weight_is_decided_by_the_decimal_point(
+    frame: bytes, protocol: str, grams: int
+) -> None:
+    """Both directions read a round weight (``=000.3000``: 3.000 reversed, 0.3000 forward);
+    the structure decides: 3 decimals, not 4, as soon as the streak qualifies."""
     detector = AutoDetector()
-    assert detector.feed(b"=0000.000" * 30) == []  # the same bytes either way round
+    out = detector.feed(frame * (FRAMES_NEEDED + 1))
+    assert detector.protocol == protocol
+    assert detector.decided_by == "decimal point"
+    assert detector.undecided_frames == FRAMES_NEEDED
+    assert [i.grams for i in out if isinstance(i, WeightReading)] == [grams] * FRAMES_NEEDED
+
+
+@given(
+    direction=st.sampled_from(["yh_rev", "yh_fwd"]),
+    division_g=st.sampled_from([1, 2, 5, 10, 20, 50, 100]),
+    loads=st.lists(st.integers(min_value=-20, max_value=6_000), min_size=1, max_size=12),
+)
+def test_yh_any_stream_with_a_point_decides_right(
+    direction: str, division_g: int, loads: list[int]
+) -> None:
+    """Round or not, still or changing, an "=" stream with a decimal point (a kg display of
+    1 g to 100 g division) is read the way the indicator sends it, from its own frames."""
+    encode = encode_yh_rev if direction == "yh_rev" else encode_yh_fwd
+    dp = decimals_for(division_g)
+    shown = [n * division_g for n in loads]
+    frames = [encode(Reading(g, dp, True, division_g=division_g), FrameOptions()) for g in shown]
+    while len(frames) <= FRAMES_NEEDED:
+        frames += frames
+    detector = AutoDetector()
+    out = detector.feed(b"".join(frames) + b"=")
+    assert detector.protocol == direction
+    readings = [i.grams for i in out if isinstance(i, WeightReading)]
+    assert readings == [n * division_g for n in (loads * 8)[: len(frames)]]
+
+
+def test_yh_a_tie_nothing_settles_is_said_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    """No decimal point and padded either way round (1500 kg on a weighbridge, 0 decimals):
+    nothing in the stream tells the directions apart; the detector says so instead of guessing."""
+    detector = AutoDetector(label="timbang-01")
+    with caplog.at_level(logging.WARNING, logger="wastebank.gateway"):
+        assert detector.feed(b"=00001500" * 31) == []
     assert detector.protocol is None
+    assert not detector.decided
+    assert detector.contenders == ("yh_fwd", "yh_rev")
+    assert detector.undecided_frames == 30  # the 31st is not delimited yet
+    assert detector.waiting_for is not None
+    assert "set protocol explicitly" in detector.waiting_for
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2  # at 8 and 16 frames: each doubling, not every frame
+    assert all("timbang-01" in line and "yh_fwd and yh_rev" in line for line in said)
+    detector.feed(b"=00001503=")  # a last digit that is not 0: only yh_fwd reads it
+    assert detector.protocol == "yh_fwd"
+    assert detector.decided
+    assert detector.contenders == ("yh_fwd",)
+    assert detector.waiting_for is None
+
+
+def test_undecided_says_why() -> None:
+    detector = AutoDetector()
+    assert detector.contenders == ()
+    assert detector.waiting_for == "no candidate reads the stream as weights"
+    detector.feed(b"\r\nST,GS,+0012.34kg\r\n")
+    assert detector.contenders == ("gs_nt",)
+    assert detector.waiting_for == "gs_nt: 1 of 4 frames"
 
 
 def test_yh_a_frame_only_one_direction_accepts_decides() -> None:
     detector = AutoDetector()
-    detector.feed(b"=0000.000" * 10 + b"=-0001.00=")
+    detector.feed(b"=00000000" * 10 + b"=-0000100=")
     assert detector.protocol == "yh_fwd"
+    assert detector.decided_by == "streak"
     detector = AutoDetector()
-    detector.feed(b"=0000.000" * 10 + b"=00.1000-=")
+    detector.feed(b"=00000000" * 10 + b"=0010000-=")
     assert detector.protocol == "yh_rev"
+
+
+def test_yh_more_than_four_decimals_is_not_a_reading() -> None:
+    # 12.50 forward (2 decimals) read reversed is 5.21000: no indicator shows 5 decimals
+    detector = AutoDetector()
+    out = detector.feed(b"=00012.50" * (FRAMES_NEEDED + 1))
+    assert detector.protocol == "yh_fwd"
+    assert detector.decided_by == "streak"
+    assert {i.grams for i in out if isinstance(i, WeightReading)} == {12_500}
 
 
 @pytest.mark.parametrize(
     ("frame", "protocol", "grams"),
     [
-        (b"=0003.120", "yh_fwd", 3_120),  # 10 g division: last digit always 0
-        (b"=021.3000", "yh_rev", 3_120),
-        (b"=00012.50", "yh_fwd", 12_500),
+        (b"=00000310", "yh_fwd", 310_000),  # 0 decimals: the true value is padded high
+        (b"=01300000", "yh_rev", 310_000),
     ],
 )
-def test_yh_padding_breaks_the_tie(frame: bytes, protocol: str, grams: int) -> None:
+def test_yh_padding_breaks_a_tie_without_a_point(frame: bytes, protocol: str, grams: int) -> None:
     detector = AutoDetector()
     out = detector.feed(frame * (FRAMES_NEEDED + 1))
     assert detector.protocol == protocol
+    assert detector.decided_by == "padding"
     assert {i.grams for i in out if isinstance(i, WeightReading)} == {grams}
 
 

@@ -176,6 +176,8 @@ def test_yh_equals_clone_capture_from_the_notes_is_not_a_valid_frame() -> None:
         ("yh_fwd", b"=00.1000-="),  # a reversed -1.00 read forward
         ("yh_rev", b"=-0001.00="),  # a forward -1.00 read reversed
         ("yh_rev", b"=0003.125="),  # forward 3.125: reversed, its sign would be "5"
+        ("yh_rev", b"=00012.50="),  # forward 12.50 reversed: 5.21000, no indicator shows 5 places
+        ("yh_fwd", b"=05.21000="),
     ],
 )
 def test_yh_equals_rejects(protocol: str, wire: bytes) -> None:

@@ -1,8 +1,10 @@
 """Choosing a decoder: :func:`decoder_for` by protocol id, or :class:`AutoDetector` working the
-protocol out from the byte stream itself (docs/protocol.md §1.7). Pure."""
+protocol out from the byte stream itself (docs/protocol.md §1.7). Pure (no I/O, no clock); the
+detector logs its decision and a decision that is slow to come."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from typing import Final
@@ -32,6 +34,8 @@ from gateway.scale_protocol.yaohua import (
     YhStxDecoder,
 )
 
+log = logging.getLogger("wastebank.gateway")
+
 FRAMES_NEEDED: Final = 4
 """Consecutive valid weight frames the :class:`AutoDetector` needs before it decides."""
 
@@ -59,16 +63,20 @@ def decoder_for(
     unit: Unit = "kg",
     toledo_units: ToledoUnits = "fairbanks",
     frames_needed: int = FRAMES_NEEDED,
+    label: str = "",
 ) -> ScaleDecoder:
     """A fresh decoder for ``protocol`` (one of :data:`PROTOCOLS`, ``"kiosk"`` or ``"auto"``).
 
     ``"kiosk"`` is the ``gs_nt`` decoder (every CR LF decoder also reads kiosk frames).
     ``unit`` is the unit of formats that do not send one (Yaohua STX and ``=``, bare HX711
     numbers); ``toledo_units`` picks where ``toledo_cont`` keeps its unit bit;
-    ``frames_needed`` is for ``"auto"`` (see :class:`AutoDetector`).
+    ``frames_needed`` and ``label`` (the scale's id, for its log lines) are for ``"auto"`` (see
+    :class:`AutoDetector`).
     """
     if protocol == "auto":
-        return AutoDetector(frames_needed=frames_needed, unit=unit, toledo_units=toledo_units)
+        return AutoDetector(
+            frames_needed=frames_needed, unit=unit, toledo_units=toledo_units, label=label
+        )
     factory = _FACTORIES.get("gs_nt" if protocol == "kiosk" else protocol)
     if factory is None:
         known = ", ".join((*PROTOCOLS, "kiosk", "auto"))
@@ -94,6 +102,9 @@ DETECT_ORDER: Final[tuple[ProtocolId, ...]] = (
 _YH_PAIR: Final = frozenset({"yh_fwd", "yh_rev"})
 DETECT_HISTORY: Final = 64
 """Items each candidate keeps while undecided; the winner's are returned at the decision."""
+_YH_POINT_SIDE: Final[dict[int, str]] = {3: "yh_rev", 4: "yh_fwd"}
+"""Where the point sits among the 8 characters after ``=`` (0-based) -> the direction that reads
+3 decimals there; the other reads 4 (docs/protocol.md §1.7, rule 3b)."""
 
 
 def _zero_padded(value: str) -> bool:
@@ -116,23 +127,45 @@ def _yh_vote(raws: list[bytes], needed: int) -> str | None:
     return None
 
 
+def _yh_point(raws: list[bytes]) -> str | None:
+    """The direction that reads 3 decimals where the other reads 4, when every frame has its
+    point in the same place: a mirror-image frame (``=000.3000``: 3.000 reversed, 0.3000
+    forward) differs between the two readings in nothing but the point."""
+    places = {raw[1:].find(b".") for raw in raws}
+    if len(places) != 1:
+        return None
+    return _YH_POINT_SIDE.get(places.pop())
+
+
 class AutoDetector:
     """Work out a scale's protocol from its byte stream, then hand over to that decoder.
 
     Every candidate decoder (:data:`DETECT_ORDER`) is fed the same bytes, one at a time, so the
     decision does not depend on how reads chunk the stream. A candidate's *streak* is the number
     of weight frames it parsed since its last reject (status and kiosk frames are neutral).
-    Rules, checked after every frame:
+    Rules, checked after every frame (docs/protocol.md §1.7):
 
     1. only candidates with a streak of at least ``frames_needed`` qualify (so garbage, which
        makes every decoder reject, never decides);
     2. the longest streak wins: a rival that rejected a frame the winner accepted is out;
     3. ``yh_fwd`` and ``yh_rev`` read many frames both ways (``=0003.120`` is 3.120 forward,
-       21.3 reversed): a tie between them waits for a frame only one accepts (a negative weight,
-       a last digit that is not 0) or for padding evidence (:func:`_yh_vote`);
+       21.3 reversed). A tie between them is decided by the stream's structure: (a) a frame
+       only one accepts (a negative weight, a last digit that is not 0, more than 4 decimals
+       one way) ends the tie through rule 2; (b) the decimal point: a point after 3 of the 8
+       characters reads 3 decimals reversed and 4 forward, after 4 the other way round (any
+       other place gives one reading 5 or more, which (a) already excluded); when every frame
+       of the streak has it in the same place, the 3-decimal reading wins (:func:`_yh_point`):
+       the A26 manual's round ``=000.3000`` is 3.000 reversed; (c) frames without a point
+       (0 decimals): padding, the true value is zero-padded at its high end
+       (:func:`_yh_vote`);
     4. any other tie goes to the earlier entry of :data:`DETECT_ORDER` (``ohaus`` over
        ``diy_hx711`` for a ``   12.34 g`` line); ``gs_nt``/``and_std`` never tie, they differ
        in the second header.
+
+    While undecided, :attr:`contenders` names the candidates with the longest streak and
+    :attr:`undecided_frames` its length (the frames read without a decision); a tie that lasts
+    ``2 * frames_needed`` frames, and each doubling of that, is logged with the reason
+    (:attr:`waiting_for`). ``label`` names the scale in those lines.
 
     Once decided, ``protocol`` is set and ``decoder`` is the winner: ``feed`` returns the items
     it produced while undecided (the last :data:`DETECT_HISTORY`) and from then on passes bytes
@@ -146,6 +179,7 @@ class AutoDetector:
         candidates: tuple[str, ...] = DETECT_ORDER,
         unit: Unit = "kg",
         toledo_units: ToledoUnits = "fairbanks",
+        label: str = "",
     ) -> None:
         if frames_needed < 1:
             raise ValueError("frames_needed must be >= 1")
@@ -156,12 +190,17 @@ class AutoDetector:
         self.candidates = candidates
         self.unit: Unit = unit
         self.toledo_units: ToledoUnits = toledo_units
+        self.label = label
         self.decoder: ScaleDecoder | None = None
         self.sampled_bytes = 0
+        self.decided_by: str | None = None
+        """Which rule decided (``streak``, ``padding``, ``decimal point``, ``order``)."""
         self._trials: dict[str, Decoder] = {}
         self._streak: dict[str, int] = {}
         self._streak_raws: dict[str, deque[bytes]] = {}
         self._history: dict[str, deque[Decoded]] = {}
+        self._undecided_frames = 0
+        self._next_warning = 2 * frames_needed
         self._start()
 
     def _start(self) -> None:
@@ -169,6 +208,9 @@ class AutoDetector:
         self._streak = dict.fromkeys(self.candidates, 0)
         self._streak_raws = {c: deque(maxlen=DETECT_HISTORY) for c in self.candidates}
         self._history = {c: deque(maxlen=DETECT_HISTORY) for c in self.candidates}
+        self._undecided_frames = 0
+        self._next_warning = 2 * self.frames_needed
+        self.decided_by = None
 
     # -- the ScaleDecoder interface --
 
@@ -197,6 +239,44 @@ class AutoDetector:
         if self.decoder is not None:
             return self.decoder.buffered
         return max(trial.buffered for trial in self._trials.values())
+
+    # -- what the detector is doing, for health reports --
+
+    @property
+    def decided(self) -> bool:
+        return self.decoder is not None
+
+    @property
+    def contenders(self) -> tuple[str, ...]:
+        """The protocol once decided; until then the candidates with the longest streak (in
+        :data:`DETECT_ORDER` order), empty while no candidate reads the stream."""
+        if self.decoder is not None:
+            return (self.decoder.protocol,)
+        best = max(self._streak.values())
+        return tuple(c for c in self.candidates if best and self._streak[c] == best)
+
+    @property
+    def undecided_frames(self) -> int:
+        """Weight frames the leading candidate read in a row without a decision (frozen at the
+        decision: the frames it took)."""
+        return self._undecided_frames
+
+    @property
+    def waiting_for(self) -> str | None:
+        """Why there is no decision yet (English, for logs and health); None once decided."""
+        if self.decoder is not None:
+            return None
+        leading = self.contenders
+        if not leading:
+            return "no candidate reads the stream as weights"
+        if self._undecided_frames < self.frames_needed:
+            return f"{', '.join(leading)}: {self._undecided_frames} of {self.frames_needed} frames"
+        if _YH_PAIR <= set(leading):
+            return (
+                "yh_fwd and yh_rev both read every frame and nothing in them tells which way "
+                "round (docs/protocol.md §1.7): set protocol explicitly"
+            )
+        return f"{', '.join(leading)} tie"
 
     def reset(self) -> None:
         """After reopening the port: the decided decoder resyncs; an undecided search restarts."""
@@ -227,11 +307,34 @@ class AutoDetector:
                 out = list(self._history[choice])
                 self.decoder = decoder
                 self._trials, self._history, self._streak_raws = {}, {}, {}
+                log.info(
+                    "deteksi otomatis / auto-detected%s: %s after %d frames (%s)",
+                    self._for(),
+                    choice,
+                    self._undecided_frames,
+                    self.decided_by,
+                )
                 out.extend(decoder.feed(data[index + 1 :]))
                 return out
+            if emitted:
+                self._say_undecided()
         return []
 
     # -- internals --
+
+    def _for(self) -> str:
+        return f" {self.label}" if self.label else ""
+
+    def _say_undecided(self) -> None:
+        if self._undecided_frames < self._next_warning:
+            return
+        self._next_warning *= 2
+        log.warning(
+            "deteksi otomatis belum memutuskan / auto-detection undecided%s after %d frames: %s",
+            self._for(),
+            self._undecided_frames,
+            self.waiting_for,
+        )
 
     def _record(self, name: str, items: list[Decoded]) -> None:
         self._history[name].extend(items)
@@ -242,6 +345,7 @@ class AutoDetector:
             elif isinstance(item, WeightReading):
                 self._streak[name] += 1
                 self._streak_raws[name].append(item.raw)
+        self._undecided_frames = max(self._streak.values())
 
     def _decide(self) -> str | None:
         qualified = [c for c in self.candidates if self._streak[c] >= self.frames_needed]
@@ -249,10 +353,16 @@ class AutoDetector:
             return None
         best = max(self._streak[c] for c in qualified)
         top = [c for c in qualified if self._streak[c] == best]
+        self.decided_by = "streak" if len(top) == 1 else "order"
         if _YH_PAIR <= set(top):
             raws = list(self._streak_raws["yh_fwd"])
-            vote = _yh_vote(raws, max(1, self.frames_needed // 2))
+            vote = _yh_point(raws)
+            self.decided_by = "decimal point"
             if vote is None:
+                vote = _yh_vote(raws, max(1, self.frames_needed // 2))
+                self.decided_by = "padding"
+            if vote is None:
+                self.decided_by = None
                 return None
             top = [c for c in top if c not in _YH_PAIR or c == vote]
         return top[0]

@@ -195,13 +195,17 @@ class YhStxDecoder(ByteDecoder):
 
 _YH_EQ_LEN: Final = 9
 _YH_EQ_VALUE_RE: Final = re.compile(r" *(?P<num>[0-9]+\.?[0-9]*|\.[0-9]+)")
+YH_MAX_DECIMALS: Final = 4
+"""The indicators' decimal point setting is 0-4 places (A26 manual, continuous format 0: "decimal
+points digits from right to left (0~4)"): an "=" value with more is not one they display."""
 
 
 class _YhEqualsDecoder(ByteDecoder):
     """``=`` + 8 characters, back to back, no CR LF: ``=`` is the only delimiter.
 
     A frame ends at the next ``=`` (so it is returned when the next one starts) or at a CR/LF
-    that some clones append. Sign ``0`` (positive) or ``-``. No stability flag, no unit.
+    that some clones append. Sign ``0`` (positive) or ``-``. No stability flag, no unit. A value
+    with more than :data:`YH_MAX_DECIMALS` decimals is ``bad_format``.
     """
 
     reverse = False
@@ -248,18 +252,23 @@ class _YhEqualsDecoder(ByteDecoder):
         match = _YH_EQ_VALUE_RE.fullmatch(rest)
         if sign not in "0-" or match is None:
             raise FrameError("bad_format", frame)
+        _, point, decimals = match["num"].partition(".")
+        if point and len(decimals) > YH_MAX_DECIMALS:
+            raise FrameError("bad_format", frame, f"{len(decimals)} decimals, at most 4")
         grams = to_grams(signed(sign, match["num"]), self.unit, frame)
         return WeightReading("unknown", "gross", grams, seven, self.protocol)
 
 
 class YhRevDecoder(_YhEqualsDecoder):
-    """Yaohua continuous format 1 (reversed): ``=000.3000`` = 3.000, ``=00.1000-`` = -1.00."""
+    """The reversed stream (A26 "format 1", A23P "format 2"): ``=000.3000`` = 3.000,
+    ``=00.1000-`` = -1.00."""
 
     protocol = "yh_rev"
     reverse = True
 
 
 class YhFwdDecoder(_YhEqualsDecoder):
-    """Yaohua continuous format 2 (forward): ``=0003.000`` = 3.000, ``=-0001.00`` = -1.00."""
+    """The forward stream (A26 "format 2"; docs/protocol.md §1.6.2 for the A23P's numbering):
+    ``=0003.000`` = 3.000, ``=-0001.00`` = -1.00."""
 
     protocol = "yh_fwd"
