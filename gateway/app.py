@@ -34,7 +34,13 @@ from gateway.recorder import GatewayStats, Recorder
 from gateway.settings import GatewaySettings
 from gateway.uplink import Uplink
 from wastebank import __version__
-from wastebank.messages import ALERTS_ACTIVE_MAX, GatewayHealth, Topics, new_install
+from wastebank.messages import (
+    ALERTS_ACTIVE_MAX,
+    ActiveAlert,
+    GatewayHealth,
+    Topics,
+    new_install,
+)
 
 log = logging.getLogger("wastebank.gateway")
 
@@ -179,10 +185,12 @@ class Gateway:
             sensors=[r.health() for r in self.sensors.values()],
             version=__version__,
             clock=self.clock.health(),
-            alerts_active=[
-                as_message(a) for a in self.recorder.alerts.active()[:ALERTS_ACTIVE_MAX]
-            ],
+            alerts_active=self.alerts_active(),
         )
+
+    def alerts_active(self) -> list[ActiveAlert]:
+        """The alerts raised and not cleared, oldest first (at most a health report's worth)."""
+        return [as_message(a) for a in self.recorder.alerts.active()[:ALERTS_ACTIVE_MAX]]
 
     async def clock_loop(self) -> None:
         """Probe the clock every ``check_interval_s`` (chrony's probe, a command, off the loop)."""

@@ -39,7 +39,7 @@ from gateway.scale_protocol import (
     WeightReading,
     decoder_for,
 )
-from gateway.scale_state import FAULT_TEXT, FaultChange, FaultWatch, fault_of
+from gateway.scale_state import STATE_TEXT, FaultChange, FaultWatch, fault_of
 from gateway.settings import ScaleSettings, SensorSettings
 from gateway.weighing import StabilityDetector, WeighState
 from wastebank.messages import AlertCode, ScaleHealth, ScaleState, SensorHealth
@@ -299,12 +299,12 @@ class ScaleReader(SerialDevice):
         return self.session.on_reading(marker, now)
 
     def _fault_condition(self, change: FaultChange) -> Condition:
-        text, subject = FAULT_TEXT[change.fault], self.cfg.id
+        text, subject = STATE_TEXT[change.fault], self.cfg.id
         said = f" ({change.code})" if change.code else ""
         if change.active:
             message = f"timbangan {subject}: {text}{said}"
         else:
-            message = f"timbangan {subject}: tidak lagi / no longer {text}"
+            message = f"timbangan {subject}: selesai / ended: {text}"
         return Condition(change.fault, subject, change.active, message)
 
     def _weight(
@@ -360,8 +360,13 @@ class ScaleReader(SerialDevice):
         """The protocol in use: the configured one, or what auto-detection decided."""
         return self.decoder.protocol or self.cfg.protocol
 
-    def health(self) -> ScaleHealth:
+    def state_now(self) -> tuple[ScaleState, datetime]:
+        """The state and since when (wall clock)."""
         self.note_state()
+        return self._state, self.state_since
+
+    def health(self) -> ScaleHealth:
+        state, since = self.state_now()
         return ScaleHealth(
             scale_id=self.cfg.id,
             protocol=self.protocol,
@@ -372,8 +377,8 @@ class ScaleReader(SerialDevice):
             last_g=self.last.grams if self.last else None,
             stable=(self.last.status == "stable") if self.last else None,
             zero_drift_g=self.weigh.drift_g if self.weigh.zero_g is not None else None,
-            state=self._state,
-            state_since=self.state_since,
+            state=state,
+            state_since=since,
         )
 
 

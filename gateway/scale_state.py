@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from gateway.scale_protocol import ScaleStatus
+from wastebank.messages import ScaleState
 
 FAULT_RAISE_S: Final = 1.0
 """How long an indicator must send only one fault before it counts as started."""
@@ -40,11 +41,17 @@ _FAULT_OF: Final[dict[str, Fault]] = {
 """A decoder's status kind -> the fault it means; ``busy`` (the indicator is taring or
 zeroing) is no fault: the scale is unsettled."""
 
-FAULT_TEXT: Final[dict[Fault, str]] = {
-    "overload": "kelebihan beban / overload",
-    "underload": "beban di bawah nol / underload",
-    "indicator_error": "indikator galat / indicator error",
+STATE_TEXT: Final[dict[ScaleState, str]] = {
+    "ok": "Stabil / Settled",
+    "unsettled": "Belum stabil / Unsettled",
+    "overload": "Kelebihan beban / Overload",
+    "underload": "Di bawah nol / Underload",
+    "indicator_error": "Indikator galat / Indicator error",
+    "disconnected": "Tidak terhubung / Disconnected",
+    "zero_drift": "Nol bergeser / Zero drift",
+    "undetected": "Protokol belum dikenali / Protocol not detected yet",
 }
+"""Each state as people read it (the attendant page, alert messages): Bahasa Indonesia first."""
 
 
 def fault_of(item: ScaleStatus) -> Fault | None:

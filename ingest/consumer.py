@@ -282,6 +282,7 @@ class Ingester:
                         gateway=result.gateway_id,
                         measured_at=result.measured_at,
                         clock_ahead_s=self._clock_ahead(result.gateway_id, result.measured_at),
+                        clock_synced=result.clock_synced,
                     )
                 ]
             if failed and dead_letter:

@@ -76,7 +76,7 @@ def test_an_overload_raises_one_alert_shows_in_health_and_clears_once(
         assert [(a.code, a.state, a.subject) for a in raised] == [
             ("overload", "raised", "scale-01")
         ]
-        assert "kelebihan beban / overload (OL)" in raised[0].message
+        assert "timbangan scale-01: Kelebihan beban / Overload (OL)" in raised[0].message
         health = gw.health()
         (scale,) = health.scales
         assert scale.state == "overload"

@@ -40,6 +40,7 @@ from wastebank.influx import (
     api_for_version,
     auth_headers,
     classify,
+    deposit_line,
     downsample,
     ensure_schema,
     fill_line,
@@ -51,6 +52,7 @@ from wastebank.influx import (
 )
 from wastebank.influx import lines as influx_lines
 from wastebank.messages import (
+    ClockHealth,
     DepositEvent,
     FillReading,
     GatewayAlert,
@@ -172,6 +174,22 @@ def test_deposit_line_unchanged() -> None:
         'source=scale amount_idr=0i,clock_ahead_s=42i,event_id="gw-01-7",gateway="gw-01",'
         "net_g=1250i 1795396502345000007"
     )
+    unsynced = deposit_line(
+        event_id="gw-01-7",
+        bank="bs-batu-merah",
+        kecamatan="Sirimau",
+        category="pet",
+        net_g=1250,
+        amount_idr=5000,
+        gateway="gw-01",
+        measured_at=AT,
+        clock_synced=False,
+    )
+    assert unsynced == (
+        "deposit,bank=bs-batu-merah,category=pet,kecamatan=Sirimau,source=scale "
+        'amount_idr=5000i,clock_synced=false,event_id="gw-01-7",gateway="gw-01",net_g=1250i '
+        "1795396502345000007"
+    )
 
 
 def test_fill_line_unchanged() -> None:
@@ -192,10 +210,11 @@ def test_fill_line_unchanged() -> None:
         tilt=True,
         pings=1,
         raw='01 75 "5C" \\ 03\nff',
+        clock_synced=False,
     )
     assert fill_line(full, clock_ahead_s=3) == (
         "fill_level,sensor=us-07,tps=tps-batu-merah battery_pct=92i,clock_ahead_s=3i,"
-        'distance_mm=2116i,filling_level=0.175,level_status="ok",pings=1i,'
+        'clock_synced=false,distance_mm=2116i,filling_level=0.175,level_status="ok",pings=1i,'
         'raw="01 75 \\"5C\\" \\\\ 03\nff",reading_id="us-07-42",rssi_dbm=-87i,snr_db=7.25,'
         'source="em310_udl",temperature_c=29.5,tilt=true 1795396502345000042'
     )
@@ -237,10 +256,11 @@ def test_health_lines_unchanged() -> None:
                 frames_rejected=2,
                 reconnects=0,
                 zero_drift_g=-3,
+                state="overload",
             ),
             ScaleHealth(
                 scale_id="scale-02",
-                protocol="auto detect",
+                protocol="auto",
                 connected=False,
                 frames_parsed=0,
                 frames_rejected=0,
@@ -254,12 +274,26 @@ def test_health_lines_unchanged() -> None:
         "uptime_s=3600i "
         "1795396502345000000",
         "scale_health,bank=bs-batu-merah,gateway=gw-01,scale=scale-01 connected=true,"
-        'frames_parsed=100i,frames_rejected=2i,protocol="gs_nt",reconnects=0i,zero_drift_g=-3i '
-        "1795396502345000000",
+        'frames_parsed=100i,frames_rejected=2i,protocol="gs_nt",reconnects=0i,'
+        'state="overload",zero_drift_g=-3i 1795396502345000000',
         "scale_health,bank=bs-batu-merah,gateway=gw-01,scale=scale-02 connected=false,"
-        'frames_parsed=0i,frames_rejected=0i,protocol="auto detect",reconnects=5i '
+        'frames_parsed=0i,frames_rejected=0i,protocol="auto",reconnects=5i '
         "1795396502345000000",
     ]
+    # a gateway that reports its clock and alerts (issue 16): those too
+    clocked = health.model_copy(
+        update={
+            "clock": ClockHealth(synchronized=False, source="timesyncd"),
+            "alerts_active": [],
+        }
+    )
+    clocked = GatewayHealth.model_validate_json(clocked.model_dump_json())
+    assert health_lines(clocked)[0] == (
+        "gateway_health,bank=bs-batu-merah,gateway=gw-01 alerts_active=0i,"
+        "clock_synchronized=false,deposits_stored=40i,mqtt_reconnects=1i,"
+        "outbox_depth=2i,outbox_dropped=0i,outbox_oldest_age_s=95i,outbox_refused=3i,"
+        "uptime_s=3600i 1795396502345000000"
+    )
 
 
 def test_alert_line_unchanged() -> None:
@@ -929,6 +963,7 @@ def fill_readings(draw: st.DrawFn) -> FillReading:
         tilt=maybe(st.booleans()),
         pings=maybe(st.integers(1, 1000)),
         raw=maybe(st.text(max_size=40)),
+        clock_synced=maybe(st.booleans()),
     )
 
 
@@ -954,6 +989,7 @@ def test_fill_line_is_what_the_general_encoder_writes(
             "pings": reading.pings,
             "raw": reading.raw,
             "clock_ahead_s": clock_ahead_s,
+            "clock_synced": reading.clock_synced,
         },
         influx_module.point_time_ns(reading.measured_at, reading.seq),
     )

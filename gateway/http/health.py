@@ -7,6 +7,7 @@ GET  /health/full                     the gateway's health report (as published 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter
@@ -15,15 +16,22 @@ from pydantic import BaseModel
 from gateway.http.attendant.auth import Service, SignedInDep
 from gateway.http.validation import REFUSED
 from wastebank import __version__
-from wastebank.messages import GatewayHealth
+from wastebank.messages import ActiveAlert, ClockHealth, GatewayHealth, ScaleState
 
 router = APIRouter()
 
 
+class ScaleStateView(BaseModel):
+    scale_id: str
+    state: ScaleState
+    state_since: datetime
+
+
 class PublicHealth(BaseModel):
     """What anyone on the LAN may ask without a session: that the gateway is up, its link to
-    the broker, and whether deposits are piling up in its outbox. Nothing about members,
-    deposits or money (the full report, with the scales, is ``/health/full``)."""
+    the broker, whether deposits are piling up in its outbox, each scale's state, the clock and
+    the alerts in force. Nothing about members, deposits or money (the full report, with the
+    scales' counters and weights, is ``/health/full``)."""
 
     status: Literal["ok"] = "ok"
     gateway_id: str
@@ -36,6 +44,9 @@ class PublicHealth(BaseModel):
     bad_requests: int
     """Requests refused as bad input since the start (gateway.http.validation.REFUSED; each
     is logged with its route and messages)."""
+    scales: list[ScaleStateView]
+    clock: ClockHealth
+    alerts_active: list[ActiveAlert]
 
 
 @router.get("/health")
@@ -50,6 +61,13 @@ async def health(service: Service) -> PublicHealth:
         outbox_refused=sum(gw.outbox.refused().values()),
         outbox_dropped=gw.outbox.dropped,
         bad_requests=sum(REFUSED.values()),
+        scales=[
+            ScaleStateView(scale_id=r.cfg.id, state=state, state_since=since)
+            for r in gw.readers.values()
+            for state, since in [r.state_now()]
+        ],
+        clock=gw.clock.health(),
+        alerts_active=gw.alerts_active(),
     )
 
 

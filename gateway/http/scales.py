@@ -1,7 +1,7 @@
 """The local API of the attendant flow and of calibration checks (for `wastebank attend` and
 `wastebank calibrate`):
 
-  GET  /scales                          live weight, stability, protocol, what is armed
+  GET  /scales                          live weight, stability, state, protocol, what is armed
   POST /scales/{id}/arm                 {member_no, category_code}: the next settled load
   POST /scales/{id}/cancel
   POST /scales/{id}/calibration         {reference_g, note}: record a check now
@@ -21,7 +21,8 @@ from gateway.http.attendant.auth import CsrfDep, Service, SignedInDep
 from gateway.kiosk import AttendantSession
 from gateway.outbox import CalibrationCheck
 from gateway.readers import ScaleReader
-from wastebank.messages import CODE_PATTERN
+from gateway.scale_state import STATE_TEXT
+from wastebank.messages import CODE_PATTERN, ScaleState
 
 log = logging.getLogger("wastebank.gateway")
 
@@ -45,6 +46,12 @@ class ScaleView(BaseModel):
     connected: bool
     grams: int | None
     stable: bool | None
+    state: ScaleState
+    """ok, unsettled, overload, underload, indicator_error, disconnected, zero_drift, undetected
+    (docs/operations.md, "Scale states and alerts")."""
+    state_text: str
+    """The state in words, Bahasa Indonesia first."""
+    state_since: datetime
     armed_member_no: str | None = None
     armed_category_code: str | None = None
     waiting_for_zero: bool = False
@@ -63,6 +70,7 @@ class CalibrationView(BaseModel):
 
 def _scale_view(gw: Gateway, r: ScaleReader) -> ScaleView:
     armed = r.session.armed if isinstance(r.session, AttendantSession) else None
+    state, since = r.state_now()
     return ScaleView(
         scale_id=r.cfg.id,
         flow=r.cfg.flow,
@@ -70,6 +78,9 @@ def _scale_view(gw: Gateway, r: ScaleReader) -> ScaleView:
         connected=r.connected,
         grams=r.last.grams if r.last else None,
         stable=(r.last.status == "stable") if r.last else None,
+        state=state,
+        state_text=STATE_TEXT[state],
+        state_since=since,
         armed_member_no=armed[0] if armed else None,
         armed_category_code=armed[1] if armed else None,
         waiting_for_zero=isinstance(r.session, AttendantSession) and r.session.waiting_for_zero,

@@ -86,13 +86,19 @@
 
   // ---- live weight ----
 
+  // What the indicator itself reports (gateway/scale_state.py): said before anything else, so
+  // an overloaded scale never reads as one that is merely moving.
+  const FAULTS = ["overload", "underload", "indicator_error", "undetected"];
+
   function scaleText(v) {
     if (!v.connected) { return "Timbangan tidak terhubung / scale not connected"; }
+    if (FAULTS.includes(v.state)) { return "⚠ " + v.state_text; }
     if (v.waiting_for_zero) { return "Angkat beban, tunggu nol / take the load off, wait for zero"; }
     if (v.armed_member_no) {
       return "Siap: letakkan " + (v.armed_category_name || v.armed_category_code) + " untuk " +
         (v.armed_member_name || v.armed_member_no) + " / Ready: put the load on";
     }
+    if (v.state === "zero_drift") { return "⚠ " + v.state_text; }
     if (v.stable === null || v.stable === undefined) { return ""; }
     // The gateway holds "stabil" until the load has moved for 0,7 s (gateway/stable_mark.py).
     return v.stable ? "● stabil / stable" : "~ bergerak / moving";
@@ -103,6 +109,8 @@
     w.textContent = v.grams === null ? "—" : WB.kg(v.grams);
     w.className = "weight " + (v.stable ? "stable" : "moving");
     $("scale-state").textContent = scaleText(v);
+    $("scale-state").dataset.state = v.state;
+    $("scale-state").classList.toggle("fault", FAULTS.includes(v.state));
     $("scale-state").dataset.armed = v.armed_member_no ? "yes" : "no";
     $("scale-state").dataset.stable = v.stable ? "yes" : "no";
     state.armed = Boolean(v.armed_member_no);

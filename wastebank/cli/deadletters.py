@@ -235,6 +235,7 @@ async def _write_deposit_point(settings: IngestSettingsView, d: ledger.AppliedDe
                     amount_idr=d.amount_idr,
                     gateway=d.gateway_id,
                     measured_at=d.measured_at,
+                    clock_synced=d.clock_synced,
                 )
             ]
         )

@@ -179,9 +179,12 @@ def deposit_line(
     gateway: str,
     measured_at: datetime,
     clock_ahead_s: int | None = None,
+    clock_synced: bool | None = None,
 ) -> str:
     """A deposit's point, from what the ledger applied (never from an incoming payload): a
-    redelivery writes the same point again, a conflicting message none."""
+    redelivery writes the same point again, a conflicting message none. ``clock_synced=false``
+    (a field: a tag would split every series) marks a time stamped before the gateway's clock
+    was synchronized; absent when the gateway did not say."""
     return line(
         DEPOSIT,
         {"bank": bank, "kecamatan": kecamatan, "category": category, "source": "scale"},
@@ -191,6 +194,7 @@ def deposit_line(
             "event_id": event_id,
             "gateway": gateway,
             "clock_ahead_s": clock_ahead_s,
+            "clock_synced": clock_synced,
         },
         point_time_ns(measured_at, event_seq(event_id)),
     )
@@ -211,6 +215,8 @@ def fill_line(reading: FillReading, *, clock_ahead_s: int | None = None) -> str:
         parts.append(f"battery_pct={r.battery_pct}i")
     if clock_ahead_s is not None:
         parts.append(f"clock_ahead_s={clock_ahead_s}i")
+    if r.clock_synced is not None:
+        parts.append("clock_synced=true" if r.clock_synced else "clock_synced=false")
     parts.append(f"distance_mm={r.distance_mm}i")
     parts.append(f"filling_level={_float_text(float(r.fillingLevel))}")
     if r.level_status is not None:
@@ -270,6 +276,12 @@ def health_lines(h: GatewayHealth) -> list[str]:
                 "mqtt_reconnects": h.mqtt_reconnects,
                 "deposits_stored": h.deposits_stored,
                 "outbox_oldest_age_s": h.outbox_oldest_age_s,
+                "clock_synchronized": None if h.clock is None else h.clock.synchronized,
+                "clock_offset_ms": None if h.clock is None else h.clock.offset_ms,
+                # an older gateway does not say: no field, rather than a 0 it never reported
+                "alerts_active": len(h.alerts_active)
+                if "alerts_active" in h.model_fields_set
+                else None,
             },
             at,
         )
@@ -286,6 +298,7 @@ def health_lines(h: GatewayHealth) -> list[str]:
                     "frames_rejected": sc.frames_rejected,
                     "reconnects": sc.reconnects,
                     "zero_drift_g": sc.zero_drift_g,
+                    "state": sc.state,
                 },
                 at,
             )

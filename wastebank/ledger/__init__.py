@@ -210,6 +210,7 @@ from wastebank.ledger.tps_tables import (
 )
 from wastebank.ledger.verify import (
     Problem,
+    unsynced_clock_deposits,
     verify,
     verify_summaries,
 )
@@ -363,6 +364,7 @@ __all__ = [
     "transfer_stock",
     "unsettled_conflicts",
     "utcnow",
+    "unsynced_clock_deposits",
     "verify",
     "verify_summaries",
     "void_deposit",

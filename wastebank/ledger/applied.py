@@ -25,4 +25,6 @@ class AppliedDeposit:
     price_per_kg_idr: int
     measured_at: datetime | None = None
     gateway_id: str = ""
-    """Where and when, as the ledger keeps them: what the deposit's InfluxDB point is made of."""
+    clock_synced: bool | None = None
+    """Where and when, as the ledger keeps them, and whether the gateway's clock was
+    synchronized when it stamped the time: what the deposit's InfluxDB point is made of."""

@@ -287,6 +287,7 @@ class References:
                     Deposit.price_per_kg_idr,
                     Deposit.measured_at,
                     Deposit.gateway_id,
+                    Deposit.clock_synced,
                 )
                 .select_from(Deposit)
                 .join(Member, Deposit.member_id == Member.id)
@@ -298,7 +299,11 @@ class References:
             )
             for row in self.s.execute(stmt):
                 found[row[0]] = AppliedDeposit(
-                    Outcome.DUPLICATE, *row[:8], measured_at=row[8], gateway_id=row[9]
+                    Outcome.DUPLICATE,
+                    *row[:8],
+                    measured_at=row[8],
+                    gateway_id=row[9],
+                    clock_synced=row[10],
                 )
         return found
 
@@ -409,6 +414,7 @@ class References:
             "raw_frames": json.dumps(ev.raw_frames),
             "flow": ev.flow,
             "calibration_version": ev.calibration_version,
+            "clock_synced": ev.clock_synced,
         }
         applied = AppliedDeposit(
             outcome=Outcome.APPLIED,
@@ -422,6 +428,7 @@ class References:
             price_per_kg_idr=price,
             measured_at=ev.measured_at,
             gateway_id=ev.gateway_id,
+            clock_synced=ev.clock_synced,
         )
         return row, applied
 

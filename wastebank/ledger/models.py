@@ -324,6 +324,10 @@ class Deposit(Base):
     # A manual deposit's retry key, chosen by the client (migration 0009): the id itself is the
     # server's (``M-...``), so that no client can take an id a device will use.
     idempotency_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # The gateway's word on its clock when it stamped measured_at (migration 0014): False, not
+    # synchronized since the gateway booted (the time may be hours off); None, not said (manual
+    # deposits, older gateways).
+    clock_synced: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     member: Mapped[Member] = relationship()
     category: Mapped[Category] = relationship()
     bank: Mapped[Bank] = relationship()

@@ -162,6 +162,7 @@ def _page(
             d.gateway_id,
             d.measured_at,
             d.recorded_at,
+            d.clock_synced,
         )
         .select_from(d)
         .join(Bank, d.bank_id == Bank.id)
@@ -189,6 +190,7 @@ def _page(
             gateway,
             at,
             rec,
+            synced,
         ) in session.execute(stmt):
             lines.append(
                 deposit_line(
@@ -201,6 +203,7 @@ def _page(
                     gateway=gateway,
                     measured_at=at,
                     clock_ahead_s=clock_ahead(at, rec),
+                    clock_synced=synced,
                 )
             )
             last = (at, row_id)

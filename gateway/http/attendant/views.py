@@ -18,8 +18,9 @@ from gateway.http.attendant.formats import day_bounds, jam, kg, rupiah, tanggal
 from gateway.http.attendant.service import AttendantService
 from gateway.kiosk import AttendantSession
 from gateway.readers import ScaleReader
+from gateway.scale_state import STATE_TEXT
 from gateway.stable_mark import StableMark
-from wastebank.messages import CODE_PATTERN
+from wastebank.messages import CODE_PATTERN, ScaleState
 
 CARD_FRESH_S: Final = 60.0
 """A card tapped on the reader is offered for this long."""
@@ -91,6 +92,9 @@ class LiveView(BaseModel):
     weight_text: str
     stable: bool | None
     """The mark held steady (:mod:`gateway.stable_mark`): "bergerak" only after 0,7 s of motion."""
+    state: ScaleState
+    """The scale's state (overload, indicator_error... : docs/operations.md)."""
+    state_text: str
     armed_member_no: str | None
     armed_member_name: str | None
     armed_category_code: str | None
@@ -232,12 +236,15 @@ def live_view(service: AttendantService, r: ScaleReader) -> LiveView:
     directory = service.db.directory
     member = directory.member(armed[0]) if armed else None
     price = directory.price(armed[1]) if armed else None
+    state, _ = r.state_now()
     return LiveView(
         scale_id=r.cfg.id,
         connected=r.connected,
         grams=grams,
         weight_text="—" if grams is None else kg(grams),
         stable=stable_mark(r).update(raw if r.connected else None, time.monotonic()),
+        state=state,
+        state_text=STATE_TEXT[state],
         armed_member_no=armed[0] if armed else None,
         armed_member_name=member.name if member else None,
         armed_category_code=armed[1] if armed else None,
