@@ -25,8 +25,9 @@ from api import dlh as dlh_api
 from api import tps as tps_api
 from api.deps import PagePrincipalDep, State, StateDep, refusals
 from api.settings import PagesSettings
-from api.web import HTML, Lang, lang_of, page_responses, refusal, render, text, to_login
+from api.web import HTML, Lang, lang_of, number, page_responses, refusal, render, text, to_login
 from wastebank import access, formats, reports
+from wastebank.estimates import FIGURES, Figure, Impact, Range, sum_impacts
 from wastebank.influx import InfluxError
 
 router = APIRouter(tags=["pages"])
@@ -83,7 +84,7 @@ def _dlh_context(
     names = _CategoryNames(scope, lang)
     months = _MonthTable.of(data["by_month"], data["by_cat"], today, lang)
     kec_rows = sorted(data["by_kec"].rows, key=lambda r: -r.net_g)
-    estimates = _estimates(data["by_cat"], names)
+    impacts = _Impacts.of(data["by_cat"], names)
     # one unit per table and chart (formats.mass_unit): its largest figure's
     month_unit = formats.mass_unit(max((r["total"] for r in months.rows()), default=0))
     kec_unit = formats.mass_unit(max((r.net_g for r in kec_rows), default=0))
@@ -101,12 +102,13 @@ def _dlh_context(
         "month_unit": month_unit,
         "kecamatan_rows": kec_rows,
         "kecamatan_unit": kec_unit,
-        "estimates": estimates,
-        "estimates_total": {
-            "net_g": sum(e["net_g"] for e in estimates),
-            "co2e_kg": sum(e["co2e_kg"] or 0.0 for e in estimates),
-            "energy_kwh": sum(e["energy_kwh"] or 0.0 for e in estimates),
-        },
+        "impacts": impacts,
+        "figures": {k: _figure_text(f, lang) for k, f in FIGURES.items()},
+        "co2e_unit": _co2e_unit(impacts),
+        "range_text": range_text,
+        "central_text": central_text,
+        "span_text": span_text,
+        "tonnage_unit": formats.mass_unit(data["by_cat"].total_g),
         "report_months": [
             {"value": f"{m:%Y-%m}", "label": formats.bulan(m, lang)}
             for m in [_month_start(today, back) for back in range(0, 12)]
@@ -126,6 +128,14 @@ def _dlh_context(
                 "unit": kec_unit,
                 "values": [_in(r.net_g, kec_unit) for r in kec_rows],
             },
+            "impactCharts": (
+                [
+                    impacts.chart(f, lang, _co2e_unit(impacts))
+                    for f in ("recycling_energy_saved_gj", "net_co2e_kg")
+                ]
+                if impacts
+                else []
+            ),
             "tps": _tps_points(tps_rows or []),
             "offlineText": text("offline", lang),
             "tiles": {"url": settings.map_tile_url, "attribution": settings.map_tile_attribution},
@@ -198,22 +208,83 @@ def _in(grams: int, unit: str) -> float:
     return round(grams / (1_000_000 if unit == "t" else 1000), 3)
 
 
-def _estimates(by_cat: reports.Tonnage, names: _CategoryNames) -> list[dict[str, Any]]:
-    """Energy and CO2e avoided per category, largest first (None where no factor applies)."""
-    estimator = reports.default_estimator()
-    out: list[dict[str, Any]] = []
-    for r in sorted(by_cat.rows, key=lambda r: -r.net_g):
-        c = names.by_code.get(r.key)
-        material = c.material_class if c else "other"
-        out.append(
-            {
-                "name": names(r.key),
-                "net_g": r.net_g,
-                "co2e_kg": estimator.co2e_avoided_kg(material, r.net_g) if estimator else None,
-                "energy_kwh": estimator.energy_kwh(material, r.net_g) if estimator else None,
-            }
-        )
-    return out
+@dataclass(frozen=True)
+class _Impacts:
+    """The estimated impact of what each category diverted (largest first) and their total,
+    each figure a range (wastebank.estimates); None without the estimates package."""
+
+    rows: list[tuple[str, int, Impact]]  # (category name, grams, impact)
+    total: Impact
+
+    @classmethod
+    def of(cls, by_cat: reports.Tonnage, names: _CategoryNames) -> _Impacts | None:
+        estimator = reports.default_estimator()
+        if estimator is None:
+            return None
+        rows = []
+        for r in sorted(by_cat.rows, key=lambda r: -r.net_g):
+            c = names.by_code.get(r.key)
+            rows.append(
+                (
+                    names(r.key),
+                    r.net_g,
+                    estimator.impact(c.material_class if c else "other", r.net_g),
+                )
+            )
+        return cls(rows, sum_impacts(i for _, _, i in rows))
+
+    def chart(self, field: str, lang: Lang, co2e_unit: str = "kg") -> dict[str, Any]:
+        """A chart of one figure by category: the central value and its low..high range (CO2e
+        in the page's ``co2e_unit``)."""
+        figure = FIGURES[field]
+        unit, scale = figure.unit, 1.0
+        if unit == "kg CO2e" and co2e_unit == "t":
+            unit, scale = "t CO2e", 0.001
+        shown = [(name, getattr(i, field)) for name, _, i in self.rows if getattr(i, field)]
+        return {
+            "title": f"{figure.label.en if lang == 'en' else figure.label.id} ({unit})",
+            "unit": unit,
+            "labels": [name for name, _ in shown],
+            "central": [round(r.central * scale, 3) for _, r in shown],
+            "range": [[round(r.low * scale, 3), round(r.high * scale, 3)] for _, r in shown],
+            "centralLabel": text("central", lang),
+            "rangeLabel": text("range_low_high", lang),
+        }
+
+
+def central_text(r: Range | None, places: int = 1, scale: float = 1.0) -> str:
+    """An estimate's central figure (``scale``: 1/1000 for kg in t); an en dash for a figure
+    that is not estimated."""
+    return "–" if r is None else number(r.central * scale, places)
+
+
+def span_text(r: Range | None, places: int = 1, scale: float = 1.0) -> str:
+    """An estimate's range, ``860,0–1.433,0``."""
+    return "–" if r is None else f"{number(r.low * scale, places)}–{number(r.high * scale, places)}"
+
+
+def range_text(r: Range | None, places: int = 1, scale: float = 1.0) -> str:
+    """``1.146,4 (860,0–1.433,0)``: the central figure first, its range after."""
+    if r is None:
+        return "–"
+    mid, span = central_text(r, places, scale), span_text(r, places, scale)
+    return mid if span == f"{mid}–{mid}" else f"{mid} ({span})"
+
+
+def _figure_text(figure: Figure, lang: Lang) -> dict[str, str]:
+    """A figure's unit, label and basis in the page's language."""
+    if lang == "en":
+        return {"unit": figure.unit, "label": figure.label.en, "basis": figure.basis.en}
+    return {"unit": figure.unit, "label": figure.label.id, "basis": figure.basis.id}
+
+
+def _co2e_unit(impacts: _Impacts | None) -> Literal["kg", "t"]:
+    """kg or t CO2e for the page, by the one mass rule (formats.mass_unit) on the largest
+    figure."""
+    if impacts is None or impacts.total.net_co2e_kg is None:
+        return "kg"
+    r = impacts.total.net_co2e_kg
+    return formats.mass_unit(round(max(abs(r.low), abs(r.high)) * 1000))
 
 
 def _tps_points(tps_rows: list[tps_api.TpsOut]) -> list[dict[str, Any]]:
@@ -338,4 +409,6 @@ async def dlh_report(
         return to_login(request)
     if not _city_staff(who):
         return refusal(request, state["signing_key"], who, 403)
-    return await dlh_api.monthly(state, who, month, format, None)
+    return await dlh_api.monthly(
+        state, who, month, format, csv_dialect="id", orientation="landscape", city=None
+    )

@@ -207,9 +207,32 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Data sensor TPS tidak tersedia (InfluxDB tidak terjangkau).",
         "TPS sensor data unavailable (InfluxDB unreachable).",
     ),
-    "estimates": ("Perkiraan energi dan emisi", "Energy and emission estimates"),
-    "energy_kwh": ("Listrik (kWh)", "Electricity (kWh)"),
-    "co2e_kg": ("CO2e (kg)", "CO2e (kg)"),
+    "estimates": ("Perkiraan dampak", "Estimated impact"),
+    "estimate_how": (
+        "Perkiraan dari faktor baku per jenis bahan (data berkas dengan sumbernya, "
+        "docs/estimates.md), bukan pengukuran: angka tengah dahulu, lalu rentang rendah–tinggi.",
+        "Estimates from default factors per material (data files with their sources, "
+        "docs/estimates.md), not measurements: the central figure first, then the low–high "
+        "range.",
+    ),
+    "range": ("rentang", "range"),
+    "central": ("angka tengah", "central"),
+    "range_low_high": ("rentang rendah–tinggi", "low–high range"),
+    "kwh_eq": (
+        "kWh-setara (energi primer, bukan listrik)",
+        "kWh-eq (primary energy, not electricity)",
+    ),
+    "committed_lifetime": ("seumur timbunan, bukan bulan ini", "over its lifetime, not this month"),
+    "subtracted": ("dikurangkan", "subtracted"),
+    "if_burned": ("jika dibakar", "if burned"),
+    "potential_not_produced": (
+        "potensi, bukan listrik yang dihasilkan",
+        "a potential, not electricity produced",
+    ),
+    "no_estimates": (
+        "Perkiraan tidak tersedia (paket estimasi tidak terpasang).",
+        "Estimates unavailable (the estimates package is not installed).",
+    ),
     "monthly_report": ("Laporan bulanan", "Monthly report"),
     "download": ("Unduh", "Download"),
     "banks": ("Bank sampah", "Waste banks"),

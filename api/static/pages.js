@@ -59,6 +59,24 @@
     });
   }
 
+  // DLH: an estimate by category, its central figure as a bar and its low..high range beside it
+  (data.impactCharts || []).forEach(function (c, n) {
+    chart("chart-impact-" + n, {
+      type: "bar",
+      data: {
+        labels: c.labels,
+        datasets: [
+          // over each other (not side by side): the range a translucent box across the bar's end
+          { label: c.centralLabel, data: c.central, backgroundColor: color(n), grouped: false, order: 1 },
+          { label: c.rangeLabel, data: c.range, backgroundColor: color(n) + "55", borderColor: "#1b2b1b",
+            borderWidth: 1, grouped: false, order: 0 }
+        ]
+      },
+      options: { indexAxis: "y", scales: { x: { ticks: unitTicks(c.unit) } },
+                 plugins: { title: { display: true, text: c.title }, legend: { position: "bottom" } } }
+    });
+  });
+
   // A definition opens on tap or keyboard (it is a <details>) and on hover (a mouse over it);
   // one opened by a tap or key stays open when the mouse leaves.
   Array.prototype.forEach.call(document.querySelectorAll("details.def"), function (d) {
