@@ -18,7 +18,9 @@ route x role):
                                                bound, the next member number (the bank's desk)
   GET  /api/banks/{bank}/deposits?event_id=    api/deposits_lookup.py: the ledger's amounts
   /api/members/{no}/statement, /api/receipts   api/passbook.py (wastebank/passbook/)
-  /api/dlh/...                                 api/dlh.py: DLH reports from the ledger
+  /api/dlh/...                                 api/dlh.py: DLH reports from the ledger;
+                                               api/sipsn.py: the SIPSN export
+  GET  /bank-sampah, /api/public/banks         api/public_banks.py; public: the city's banks
   GET  /api/tonnage?start=&end=&group_by=&interval=   api/measured.py; DLH (their city's
                                                banks), admin
   GET  /api/tps/latest                         api/measured.py; DLH, admin: latest fill reading
@@ -58,6 +60,8 @@ from api import (
     pages_admin,
     pages_dlh,
     passbook,
+    public_banks,
+    sipsn,
     stock_moves,
     tps,
     web,
@@ -89,6 +93,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(day_api.router)  # a bank's day: totals, close, reopen
     app.include_router(passbook.router)
     app.include_router(dlh.router)
+    app.include_router(sipsn.router)  # GET /api/dlh/report/sipsn
+    app.include_router(public_banks.router)  # GET /bank-sampah, /api/public/banks: no login
     app.include_router(health.router)
     app.include_router(measured.router)
     app.include_router(alerts_api.router)

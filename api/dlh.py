@@ -262,11 +262,11 @@ async def monthly(
     p: PrincipalDep,
     month: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", examples=["2026-10"])],
     fmt: Annotated[Literal["xlsx", "csv", "pdf"], Query(alias="format")] = "xlsx",
+    city: CityQuery = None,
     csv_dialect: CsvDialectQuery = "id",
     orientation: Annotated[
         Literal["landscape", "portrait"], Query(description="PDF: A4 landscape or portrait")
     ] = "landscape",
-    city: CityQuery = None,
 ) -> Response:
     """The monthly DLH report per kecamatan x category, as a download (docs/reports.md)."""
     settings = state["settings"].reports

@@ -240,6 +240,8 @@ MATRIX: dict[tuple[str, str], Case] = {
     ),
     ("GET", "/api/banks"): Case(get("/api/banks"), EVERYONE),
     ("GET", "/api/banks/{bank_code}/prices"): Case(get(f"/api/banks/{BANK_1}/prices"), EVERYONE),
+    ("GET", "/api/public/banks"): Case(get("/api/public/banks"), EVERYONE),
+    ("GET", "/bank-sampah"): Case(get("/bank-sampah"), EVERYONE, auth="cookie"),
     # ---- signed in ----------------------------------------------------------------------------
     ("GET", "/api/me"): Case(get("/api/me"), SIGNED_IN),
     # ---- citizen A's account ------------------------------------------------------------------
@@ -493,6 +495,9 @@ MATRIX: dict[tuple[str, str], Case] = {
     ),
     ("GET", "/api/dlh/report/monthly"): Case(
         get("/api/dlh/report/monthly", month="2026-10", format="csv"), frozenset({"dlh", "admin"})
+    ),
+    ("GET", "/api/dlh/report/sipsn"): Case(
+        get("/api/dlh/report/sipsn", period="2026-S2", format="csv"), frozenset({"dlh", "admin"})
     ),
     ("GET", "/api/tps"): Case(get("/api/tps"), frozenset({"dlh", "admin"})),
     ("GET", "/api/tps/alerts"): Case(get("/api/tps/alerts"), frozenset({"dlh", "admin"})),

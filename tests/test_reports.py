@@ -496,7 +496,7 @@ def test_monthly_csv_exactly(session: Session) -> None:
     # generation: 1000 x 500 g x 31 days = 15,500,000 g
     assert report.generation_g == 15_500_000
     header = ",".join(reports.CSV_HEADER)
-    assert reports.monthly_csv(report).split("\r\n") == [
+    assert reports.monthly_csv(report, "plain").split("\r\n") == [
         header,
         "2026-10,Nusaniwe,kardus,Kardus / Cardboard,kertas_karton,1,4.000,4.000,0.000,0.0258,,",
         "2026-10,Sirimau,kardus,Kardus / Cardboard,kertas_karton,1,2.000,2.000,0.000,0.0129,,",
@@ -506,6 +506,12 @@ def test_monthly_csv_exactly(session: Session) -> None:
         "",
     ]
     assert reports.render(report, "csv").startswith("\ufeff".encode())
+    # the default: Excel in Indonesian (';' between fields, comma decimals)
+    assert reports.monthly_csv(report).split("\r\n")[3:5] == [
+        "2026-10;Sirimau;pet;Botol PET bersih / Clean PET bottles;plastik;2;2,000;1,250;0,750;"
+        "0,0129;4,000;3,000",
+        "2026-10;Jumlah / Total;;;;4;8,000;7,250;0,750;0,0516;4,000;3,000",
+    ]
 
 
 def test_monthly_xlsx_cells(session: Session) -> None:
@@ -538,8 +544,8 @@ def test_monthly_xlsx_cells(session: Session) -> None:
     charts = cats._charts  # noqa: SLF001 - openpyxl keeps loaded charts there
     assert len(charts) == 1
     note = next(r for r in range(1, 20) if str(ws.cell(r, 1).value).startswith("Ke TPA"))
-    assert str(ws.cell(note, 2).value).startswith("2.191 t, 2 pengangkutan TPS")
-    assert "tingkat pengalihan / diversion rate 0.36 %" in str(ws.cell(note, 2).value)
+    assert str(ws.cell(note, 2).value).startswith("2.191,0 kg, 2 pengangkutan TPS")
+    assert "tingkat pengalihan / diversion rate 0,36 %" in str(ws.cell(note, 2).value)
     div = [tuple(r) for r in wb["Pengalihan"].iter_rows(values_only=True)]
     assert div[0] == reports.DIVERSION_HEADER
     assert [r[:4] for r in div[1:]] == [
@@ -607,8 +613,27 @@ def test_cli_report_monthly(ledger_url: str, tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--format", "csv", "--out", str(out)])
     assert result.exit_code == 0, result.output
     lines = out.read_text(encoding="utf-8-sig").splitlines()
-    assert lines[1].startswith("2026-10,Sirimau,pet,")
-    assert lines[-1].startswith("2026-10,Jumlah / Total,,,,1,1.000,1.000,0.000,")
+    assert lines[1].startswith("2026-10;Sirimau;pet;")
+    assert lines[-1].startswith("2026-10;Jumlah / Total;;;;1;1,000;1,000;0,000;")
+    plain = tmp_path / "plain.csv"
+    result = runner.invoke(
+        app, [*args, "--format", "csv", "--csv-dialect", "plain", "--out", str(plain)]
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        plain.read_text(encoding="utf-8-sig")
+        .splitlines()[-1]
+        .startswith("2026-10,Jumlah / Total,,,,1,1.000,1.000,0.000,")
+    )
+    portrait = tmp_path / "oktober.pdf"
+    result = runner.invoke(
+        app, [*args, "--format", "pdf", "--orientation", "portrait", "--out", str(portrait)]
+    )
+    assert result.exit_code == 0, result.output
+    from pypdf import PdfReader
+
+    box = PdfReader(portrait).pages[0].mediabox
+    assert float(box.width) < float(box.height)
     xlsx = tmp_path / "oktober.xlsx"
     result = runner.invoke(app, [*args, "--out", str(xlsx)])
     assert result.exit_code == 0, result.output

@@ -109,3 +109,51 @@ def report_monthly(
         f"{report.total.deposits} setoran / deposits)",
         err=True,
     )
+
+
+class SipsnFormat(StrEnum):
+    xlsx = "xlsx"
+    csv = "csv"
+
+
+@report_app.command("sipsn")
+def report_sipsn(
+    period: Annotated[
+        str, typer.Option("--period", help="2026 (a year), 2026-S1 / 2026-S2 (a half), 2026-10")
+    ],
+    fmt: Annotated[SipsnFormat, typer.Option("--format", "-f")] = SipsnFormat.xlsx,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="file to write (default: sipsn-bank-sampah-<city>-<period>.<fmt>)"
+        ),
+    ] = None,
+    city: Annotated[str | None, typer.Option(help="city code (default: the first city)")] = None,
+    csv_dialect: CsvDialectOption = CsvDialect.id,
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """The bank sampah figures for SIPSN: one row per bank and category with the period's
+    totals (kg measured / estimated, deposits, value), the bank's kind (BSI/BSU), units,
+    members and location (docs/reports.md). Days are the city's own; voided deposits are left
+    out. Entries of the city data file that were left out are listed on stderr."""
+    from wastebank import ledger, reports
+
+    try:
+        reports.parse_period(period)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--period") from None
+    settings = processes().api_settings(config)
+    engine = ledger.make_engine(ledger_url or settings.ledger_url, writer=False)
+    try:
+        with ledger.Session(engine) as session:
+            scope = reports.load_scope(session, city_code=city)
+            export = reports.sipsn_export(session, scope, period, settings.reports)
+    finally:
+        engine.dispose()
+    body = reports.sipsn_render(export, fmt.value, csv_dialect=csv_dialect.value)
+    path = out or Path(reports.sipsn_filename(export, fmt.value))
+    path.write_bytes(body)
+    for problem in export.problems:
+        typer.echo(f"dilewati / left out: {problem}", err=True)
+    typer.echo(f"ditulis / written: {path} ({len(export.rows)} baris / rows)", err=True)

@@ -37,7 +37,8 @@ and period, the reduction share), :mod:`.monthly` (the monthly report's figures)
 renderings) and :mod:`.output` (a rendering as a file). Their public names are this package's.
 """
 
-from wastebank.reports.csvfile import monthly_csv
+from wastebank.reports.banks import BankDirectory, BankFacts, PublicBank, bank_directory
+from wastebank.reports.csvfile import CSV_DIALECTS, CsvDialect, monthly_csv
 from wastebank.reports.generation import (
     CITIES_DIR,
     DEMO_CITY_FILE,
@@ -63,7 +64,7 @@ from wastebank.reports.monthly import (
     parse_month,
 )
 from wastebank.reports.output import FORMATS, MEDIA_TYPES, filename, render
-from wastebank.reports.pdf import monthly_pdf
+from wastebank.reports.pdf import ORIENTATIONS, Orientation, monthly_pdf
 from wastebank.reports.scope import (
     GROUPS,
     PERIODS,
@@ -79,6 +80,19 @@ from wastebank.reports.scope import (
     diversion_coverage,
     load_scope,
 )
+from wastebank.reports.sipsn import (
+    SIPSN_FORMATS,
+    SIPSN_HEADER,
+    SIPSN_MEDIA_TYPES,
+    SipsnExport,
+    SipsnRow,
+    parse_period,
+    sipsn_csv,
+    sipsn_export,
+    sipsn_filename,
+    sipsn_render,
+    sipsn_xlsx,
+)
 from wastebank.reports.summary import Cell, cells, summary_rows
 from wastebank.reports.tonnages import (
     Reduction,
@@ -93,6 +107,25 @@ from wastebank.reports.wording import CSV_HEADER, DIVERSION_HEADER
 from wastebank.reports.xlsx import monthly_xlsx
 
 __all__ = [
+    "BankDirectory",
+    "BankFacts",
+    "CSV_DIALECTS",
+    "CsvDialect",
+    "ORIENTATIONS",
+    "Orientation",
+    "PublicBank",
+    "SIPSN_FORMATS",
+    "SIPSN_HEADER",
+    "SIPSN_MEDIA_TYPES",
+    "SipsnExport",
+    "SipsnRow",
+    "bank_directory",
+    "parse_period",
+    "sipsn_csv",
+    "sipsn_export",
+    "sipsn_filename",
+    "sipsn_render",
+    "sipsn_xlsx",
     "BankInfo",
     "Basis",
     "CITIES_DIR",

@@ -7,7 +7,7 @@ fitted_table`), every number is in id-ID format and every mass follows the repor
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 from zoneinfo import ZoneInfo
 
 from wastebank.formats import latin1, number, percent, tanggal_waktu, thousands
@@ -58,8 +58,11 @@ def _head(pdf: FPDF, report: MonthlyReport) -> None:
     label_w = pdf.epw * NOTE_LABEL_SHARE
     for label, value in notes(report):
         top = pdf.get_y()
-        height = pdf.multi_cell(
-            label_w, 4.5, latin1(label), new_x="RIGHT", new_y="TOP", output="HEIGHT"
+        height = cast(
+            float,
+            pdf.multi_cell(
+                label_w, 4.5, latin1(label), new_x="RIGHT", new_y="TOP", output="HEIGHT"
+            ),
         )
         pdf.multi_cell(0, 4.5, latin1(value), new_x="LMARGIN", new_y="NEXT")
         pdf.set_y(max(pdf.get_y(), top + height))
