@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -263,15 +264,20 @@ def test_a_flagless_scale_settles_afresh_after_a_fault(tmp_path: Path) -> None:
 # ---- across restarts --------------------------------------------------------------------------
 
 
-def test_a_restarted_gateway_does_not_raise_a_still_active_alert_again(tmp_path: Path) -> None:
+def _stopped_while_overloaded(tmp_path: Path) -> tuple[GatewayAlert, datetime]:
+    """A gateway that raised an overload and stopped (or lost power) with the scale still
+    overloaded: the alert it raised, and since when its health said it was active."""
     gw, reader = _gateway(tmp_path)
     try:
         _feed_for(gw, reader, OL, 100.0, 3.0)
         (raised,) = _alerts(gw)
-        since = gw.health().alerts_active[0].since
+        return raised, gw.health().alerts_active[0].since
     finally:
-        gw.outbox.close()  # the process stops (or the power goes) with the scale overloaded
+        gw.outbox.close()
 
+
+def test_a_restarted_gateway_does_not_raise_a_still_active_alert_again(tmp_path: Path) -> None:
+    raised, since = _stopped_while_overloaded(tmp_path)
     again, reader = _gateway(tmp_path)
     try:
         (kept,) = again.health().alerts_active  # known before the scale says anything
@@ -284,12 +290,7 @@ def test_a_restarted_gateway_does_not_raise_a_still_active_alert_again(tmp_path:
 
 
 def test_an_alert_that_ended_while_the_gateway_was_down_is_cleared_once(tmp_path: Path) -> None:
-    gw, reader = _gateway(tmp_path)
-    try:
-        _feed_for(gw, reader, OL, 100.0, 3.0)
-    finally:
-        gw.outbox.close()
-
+    _stopped_while_overloaded(tmp_path)
     again, reader = _gateway(tmp_path)
     try:
         _feed_for(again, reader, _stable(0), 10.0, 10.0)
@@ -309,11 +310,7 @@ def test_an_alert_that_ended_while_the_gateway_was_down_is_cleared_once(tmp_path
 
 
 def test_an_alert_about_a_scale_no_longer_configured_is_cleared_at_start(tmp_path: Path) -> None:
-    gw, reader = _gateway(tmp_path)
-    try:
-        _feed_for(gw, reader, OL, 100.0, 3.0)
-    finally:
-        gw.outbox.close()
+    _stopped_while_overloaded(tmp_path)
     moved = [{"id": "scale-02", "port": tmp_path / "tty2", "flow": "attendant"}]
     again = Gateway(gateway_settings(tmp_path, scales=moved))
     try:
