@@ -210,7 +210,6 @@ class ScaleReader(SerialDevice):
             ),
             zero_band_g=cfg.zero_band_g,
         )
-        self.status_events = 0
         self.status_by_kind: dict[str, int] = {}
         """Status frames by kind (overload, underload, error, busy), counted as parsed frames."""
         self.faults = FaultWatch()
@@ -261,8 +260,8 @@ class ScaleReader(SerialDevice):
             )
 
     def process(self, data: bytes, now: float | None = None) -> list[DepositCandidate | Condition]:
-        """Decode raw bytes from the port: the deposits its session confirmed and the zero-drift
-        conditions seen, in the order they came."""
+        """Decode raw bytes from the port: the deposits its session confirmed and the conditions
+        seen (zero drift, a fault starting or ending), in the order they came."""
         now = time.monotonic() if now is None else now
         self.stats.bytes_read += len(data)
         out: list[DepositCandidate | Condition] = []
@@ -288,7 +287,6 @@ class ScaleReader(SerialDevice):
         # Overload, underload, a device error: no weight, and the last weight is stale (a
         # confirm now must not use it). A flagless scale's stability starts afresh: readings
         # from before the fault must not make the first one after it "stable".
-        self.status_events += 1
         self.status_by_kind[item.kind] = self.status_by_kind.get(item.kind, 0) + 1
         out.extend(
             self._fault_condition(c) for c in self.faults.update(fault_of(item), now, item.code)
