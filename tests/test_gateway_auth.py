@@ -90,7 +90,8 @@ async def test_health_without_a_session_is_minimal(gateway: Gw) -> None:
     resp = await client.get("/health")
     assert resp.status_code == 200
     body = resp.json()
-    # Up, the broker link, the outbox's backlog: nothing about members, deposits or money.
+    # Up, the broker link, the outbox's backlog, each scale's state, the clock, the alerts in
+    # force: nothing about members, deposits or money (no weights either).
     assert set(body) == {
         "status",
         "gateway_id",
@@ -101,8 +102,12 @@ async def test_health_without_a_session_is_minimal(gateway: Gw) -> None:
         "outbox_refused",
         "outbox_dropped",
         "bad_requests",
+        "scales",
+        "clock",
+        "alerts_active",
     }
     assert (body["status"], body["gateway_id"], body["outbox_depth"]) == ("ok", "gw-01", 0)
+    assert [set(s) for s in body["scales"]] == [{"scale_id", "state", "state_since"}]
     assert (await client.get("/health/full")).status_code == 401
     await login(client)
     full = (await client.get("/health/full")).json()
