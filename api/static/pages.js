@@ -78,12 +78,26 @@
   });
 
   // A definition opens on tap or keyboard (it is a <details>) and on hover (a mouse over it);
-  // one opened by a tap or key stays open when the mouse leaves.
+  // one opened by a tap, click or key stays open when the mouse leaves. Pointer events, so a
+  // tap's emulated mouse events do not open it just before its click closes it again.
   Array.prototype.forEach.call(document.querySelectorAll("details.def"), function (d) {
     var pinned = false;
-    d.querySelector("summary").addEventListener("click", function () { pinned = !d.open; });
-    d.addEventListener("mouseenter", function () { if (!d.open) { d.open = true; pinned = false; } });
-    d.addEventListener("mouseleave", function () { if (!pinned) d.open = false; });
+    var hovered = false;
+    d.querySelector("summary").addEventListener("click", function (e) {
+      // a click on one the mouse opened keeps it open; a second click closes it
+      if (hovered && d.open && !pinned) { e.preventDefault(); pinned = true; return; }
+      pinned = !d.open;
+    });
+    d.addEventListener("pointerenter", function (e) {
+      if (e.pointerType !== "mouse" || d.open) return;
+      hovered = true;
+      d.open = true;
+    });
+    d.addEventListener("pointerleave", function (e) {
+      if (e.pointerType !== "mouse") return;
+      if (hovered && !pinned) d.open = false;
+      hovered = false;
+    });
   });
 
   var mapEl = document.getElementById("tps-map");
