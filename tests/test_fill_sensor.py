@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +32,9 @@ from gateway.fill_sensor import (
     parse_lorawan_uplink,
     speed_of_sound,
 )
+from gateway.fill_sensor.serial_frames import MODE2_MAX_MM, MaxBotixModel
+from gateway.readers import FillSensorReader
+from gateway.settings import SensorSettings
 from wastebank.influx import fill_line
 from wastebank.messages import FillReading
 
@@ -64,9 +68,10 @@ def test_mode2_doc_frames_byte_for_byte(frame: str, mm: int) -> None:
     assert decode_mode2_frame(raw) == mm
     assert encode_mode2(mm) == raw
     decoder = Mode2Decoder()
-    (sample,) = decoder.feed(raw)
-    assert (sample.distance_mm, sample.source, sample.raw) == (mm, "jsn_sr04t", raw)
-    assert sample.evidence() == frame
+    assert decoder.feed(raw) == []  # one frame alone does not show where frames start
+    samples = decoder.feed(raw * 2)  # the module sends one every 100 ms
+    assert [(s.distance_mm, s.source, s.raw) for s in samples] == [(mm, "jsn_sr04t", raw)] * 3
+    assert samples[0].evidence() == frame
 
 
 @pytest.mark.parametrize(
@@ -79,35 +84,72 @@ def test_mode2_single_frame_errors(frame: str, reason: str) -> None:
     assert info.value.reason == reason
 
 
+@pytest.mark.parametrize("offset", [0, 1, 2, 3])
+def test_mode2_a_port_opened_anywhere_in_511_mm_frames_reads_511(offset: int) -> None:
+    """511 mm is ``FF 01 FF FF``: opened on its checksum byte, the port shows ``FF FF 01 FF``,
+    which checks too (0xFF + 0xFF + 0x01 = 0x1FF) and would read 65,281 mm."""
+    stream = (encode_mode2(511) * 6)[offset:]
+    assert encode_mode2(511) == bytes.fromhex("FF 01 FF FF")
+    for pieces in ([stream], [bytes([b]) for b in stream]):
+        decoder = Mode2Decoder()
+        samples = [s for piece in pieces for s in decoder.feed(piece)]
+        assert [s.distance_mm for s in samples] == [511] * (6 if offset == 0 else 5)
+        assert decoder.locked
+        assert len(stream) == 4 * decoder.frames + decoder.skipped_bytes + decoder.buffered
+
+
 def test_mode2_stream_resyncs_and_counts() -> None:
     # 00 12          two bytes before any header                          -> skipped 2
-    # FF FF 07 A1    a false header: SUM would be (FF+FF+07)&FF = 05 != A1 -> checksum reject 1
-    #    FF 07 A1 A7 the real frame right behind it                       -> 1953
-    # FF 05 DC E1    bad sum (E0 expected)                                -> checksum reject 2
-    #    05 DC E1    its remaining bytes before the next header           -> skipped 3 (total 5)
-    # FF 05 DC E0                                                         -> 1500
-    stream = bytes.fromhex("0012 FFFF07A1A7 FF05DCE1 FF05DCE0")
+    # FF FF 07 A1    a false header: SUM would be (FF+FF+07)&FF = 05 != A1 -> checksum 1, skip 1
+    #    FF 07 A1 A7 FF 07 A1 A7  two frames that check: locked              -> 1953, 1953
+    # FF 05 DC E1    bad sum (E0 expected): unlocked                      -> checksum 2, skip 1
+    #    05 DC E1    its remaining bytes before the next header           -> skipped 3 (total 7)
+    # FF 05 DC E0 FF 05 DC E0    locked again                             -> 1500, 1500
+    stream = bytes.fromhex("0012 FFFF07A1A7 FF07A1A7 FF05DCE1 FF05DCE0 FF05DCE0")
     for pieces in ([stream], [bytes([b]) for b in stream], chunked(stream, [3, 9, 10])):
         decoder = Mode2Decoder()
         samples = [s for piece in pieces for s in decoder.feed(piece)]
-        assert [s.distance_mm for s in samples] == [1953, 1500]
-        assert decoder.rejects["checksum"] == 2
-        assert decoder.skipped_bytes == 5
-        assert decoder.frames == 2
+        assert [s.distance_mm for s in samples] == [1953, 1953, 1500, 1500]
+        assert decoder.rejects == {"checksum": 2}
+        assert decoder.skipped_bytes == 7
+        assert decoder.frames == 4
         assert decoder.buffered == 0
-        # bytes fed = 4 * frames + checksum rejects + skipped + buffered = 8 + 2 + 5 + 0 = 15
-        assert len(stream) == 15
+        assert len(stream) == 4 * 4 + 7  # = 4 * frames + skipped + buffered
+
+
+def test_mode2_beyond_range_is_a_misalignment_not_a_reading() -> None:
+    far = encode_mode2(12_000)  # checks, but no mode-2 module ranges that far
+    decoder = Mode2Decoder()
+    assert decoder.feed(far * 3) == []
+    assert decoder.rejects["out_of_range"] == 3
+    assert not decoder.locked
+    assert [s.distance_mm for s in Mode2Decoder(max_mm=12_000).feed(far * 3)] == [12_000] * 3
 
 
 def test_mode2_partial_frame_waits_for_the_rest() -> None:
     decoder = Mode2Decoder()
     assert decoder.feed(bytes.fromhex("FF07")) == []
     assert decoder.buffered == 2
-    (sample,) = decoder.feed(bytes.fromhex("A1A7"))
-    assert sample.distance_mm == 1953
+    assert decoder.feed(bytes.fromhex("A1A7")) == []  # waits for a second frame to confirm
+    assert [s.distance_mm for s in decoder.feed(bytes.fromhex("FF07A1A7"))] == [1953, 1953]
+    (sample,) = decoder.feed(bytes.fromhex("FF05DCE0"))  # locked: each frame as it completes
+    assert sample.distance_mm == 1500
     decoder.feed(bytes.fromhex("FF05DC"))
     decoder.reset()
     assert decoder.buffered == 0
+    assert not decoder.locked
+
+
+def test_mode2_two_alignments_that_both_check_wait_for_one_to_fail() -> None:
+    """Frames ending in FF whose next frame is 1024 mm nearer (4351, 3327, 2303 mm) also check
+    two bytes off (``FF 0E FF 0C`` = 3839 mm): while both alignments hold, neither is trusted;
+    frames are skipped (counted), never read across two frames."""
+    distances = [0x10FF, 0x0CFF, 0x08FF, 0x04FF, 0x00FF, 1000, 1001]
+    stream = b"".join(encode_mode2(d) for d in distances)
+    assert decode_mode2_frame(stream[2:6]) == 0x0EFF
+    decoder = Mode2Decoder()
+    assert [s.distance_mm for s in decoder.feed(stream)] == distances[3:]
+    assert decoder.skipped_bytes == 12
 
 
 @given(st.binary(max_size=400), st.lists(st.integers(0, 400), max_size=8))
@@ -118,27 +160,32 @@ def test_mode2_random_bytes_never_crash_and_every_byte_is_accounted(
     samples = []
     for piece in chunked(data, cuts):
         samples += decoder.feed(piece)
-        assert decoder.buffered <= 3  # bounded: at most an incomplete frame
+        assert decoder.buffered <= 10  # bounded: two frames and a rival's start, at most
     for sample in samples:
         assert sample.distance_mm is not None
+        assert sample.distance_mm <= MODE2_MAX_MM
         assert encode_mode2(sample.distance_mm) == sample.raw  # only valid frames come out
-    assert len(data) == (
-        4 * decoder.frames + decoder.rejects["checksum"] + decoder.skipped_bytes + decoder.buffered
-    )
+    assert len(data) == 4 * decoder.frames + decoder.skipped_bytes + decoder.buffered
 
 
 @given(
-    st.lists(st.integers(0, 0xFFFF), max_size=40),
-    st.lists(st.integers(0, 200), max_size=8),
+    distances=st.lists(st.integers(0, MODE2_MAX_MM), min_size=3, max_size=40),
+    offset=st.integers(0, 3),
+    cuts=st.lists(st.integers(0, 200), max_size=8),
 )
-def test_mode2_valid_stream_decodes_whatever_the_chunking(
-    distances: list[int], cuts: list[int]
+def test_mode2_any_start_offset_converges_to_the_right_distances(
+    distances: list[int], offset: int, cuts: list[int]
 ) -> None:
-    stream = b"".join(encode_mode2(d) for d in distances)
+    """However the port's first read cuts into the stream, whatever the reads' sizes: the
+    frames that arrive whole are read, each as itself, none across two frames."""
+    stream = b"".join(encode_mode2(d) for d in distances)[offset:]
+    whole = distances[1:] if offset else distances
     decoder = Mode2Decoder()
     got = [s.distance_mm for piece in chunked(stream, cuts) for s in decoder.feed(piece)]
-    assert got == distances
-    assert decoder.rejects["checksum"] == 0
+    if len(whole) >= 3:
+        assert got == whole
+    else:
+        assert got == whole[: len(got)]
 
 
 # ---- MaxBotix -----------------------------------------------------------------------------------
@@ -188,7 +235,63 @@ def test_maxbotix_random_bytes_never_crash(data: bytes, cuts: list[int]) -> None
     assert all(s.distance_mm is not None and 0 <= s.distance_mm <= 9999 for s in samples)
 
 
-@given(st.lists(st.integers(0, 9999), max_size=30), st.lists(st.integers(0, 200), max_size=8))
+@pytest.mark.parametrize(
+    ("model", "frame", "distance", "reason"),
+    [
+        # HRXL-MaxSonar-WR datasheet (PD11500): the maximum reported distance, 5000 on the
+        # 5 m models and 9999 on the 10 m models, is what they send with nothing in range
+        ("hrxl_5m", b"R5000\r", None, "no_target"),
+        ("hrxl_5m", b"R9999\r", None, "bad_value"),  # beyond a 5 m model's range
+        ("hrxl_5m", b"R4999\r", 4999, None),
+        ("hrxl_10m", b"R9999\r", None, "no_target"),
+        ("hrxl_10m", b"R5000\r", 5000, None),  # a real 5 m on a 10 m model
+        (None, b"R5000\r", None, "no_target"),  # the model not named: both codes
+        (None, b"R9999\r", None, "no_target"),
+        (None, b"R5001\r", 5001, None),
+    ],
+)
+def test_maxbotix_no_target_codes_per_model(
+    model: MaxBotixModel | None, frame: bytes, distance: int | None, reason: str | None
+) -> None:
+    decoder = MaxBotixDecoder(model=model)
+    samples = decoder.feed(frame * 3)
+    assert [s.distance_mm for s in samples] == ([distance] * 3 if distance else [])
+    assert decoder.rejects == ({reason: 3} if reason else {})
+    assert decoder.no_target == (3 if reason == "no_target" else 0)
+    assert decoder.frames == len(samples)
+
+
+def test_maxbotix_no_target_is_counted_never_a_reading() -> None:
+    """A lost echo over an empty bin: the sensor's R5000 neither becomes a 5 m reading (an empty
+    container) nor disappears: the gateway's health counts it with the rejects."""
+    cfg = SensorSettings(
+        id="tps-01-s1",
+        tps_code="tps-01",
+        kind="maxbotix",
+        port=Path("/dev/null"),
+        empty_distance_mm=4_900,
+        full_distance_mm=400,
+        window=1,
+        report_interval_s=0.001,
+    )
+    reader = FillSensorReader(cfg)
+    assert reader.process(b"R5000\r" * 4) == []
+    health = reader.health()
+    assert (health.samples_accepted, health.samples_rejected, health.readings) == (0, 4, 0)
+    assert reader.decoder.rejects == {"no_target": 4}
+    (reading,) = reader.process(b"R4800\r")
+    assert reading.estimate.distance_mm == 4800
+
+
+def test_maxbotix_a_model_is_a_mm_model() -> None:
+    with pytest.raises(ValueError, match="reports mm"):
+        MaxBotixDecoder(four_digit_unit="cm", model="hrxl_10m")
+
+
+@given(
+    st.lists(st.integers(0, 9999).filter(lambda d: d not in (5000, 9999)), max_size=30),
+    st.lists(st.integers(0, 200), max_size=8),
+)
 def test_maxbotix_valid_stream_decodes_whatever_the_chunking(
     distances: list[int], cuts: list[int]
 ) -> None:

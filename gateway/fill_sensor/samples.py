@@ -10,7 +10,11 @@ from typing import Final, Literal
 from wastebank.errors import BadInput
 
 FillSource = Literal["jsn_sr04t", "maxbotix", "em310_udl", "json"]
-RejectReason = Literal["checksum", "bad_format", "bad_value", "overflow", "out_of_range", "spike"]
+RejectReason = Literal[
+    "checksum", "bad_format", "bad_value", "overflow", "out_of_range", "spike", "no_target"
+]
+"""Why an input is not a sample. ``no_target`` is a valid frame that says nothing is in range
+(a MaxBotix HRXL's ``R5000`` / ``R9999``): counted with the rejects, never a distance."""
 
 MAX_DISTANCE_MM: Final = 20_000
 """Largest distance a :class:`FillReading` can carry."""
@@ -19,8 +23,8 @@ MAX_DISTANCE_MM: Final = 20_000
 class FillDecodeError(BadInput, ValueError):
     """Input that is not a valid sensor frame or uplink.
 
-    ``reason`` is a short machine id for counting rejects (``checksum``, ``bad_format``,
-    ``bad_value``, ``overflow``); ``raw`` holds (the start of) the offending input.
+    ``reason`` is a short machine id for counting rejects (:data:`RejectReason`); ``raw`` holds
+    (the start of) the offending input.
     """
 
     def __init__(self, reason: RejectReason, raw: bytes, detail: str = "") -> None:
