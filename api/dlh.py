@@ -110,7 +110,9 @@ async def reduction(
     year: Annotated[int, Query(ge=2000, le=2100)],
     city: CityQuery = None,
 ) -> reports.Reduction:
-    """The year's pengurangan as a share of the estimated generation, against the target."""
+    """The year's pengurangan: the waste banks' tonnage as a share of the city's estimated
+    generation (population x rate, from its city data file with their sources, docs/dlh.md),
+    the figure the Jakstrada reduction target applies to; 409 without that file."""
     settings = state["settings"].reports
 
     def work(session: Session, scope: reports.Scope) -> reports.Reduction:

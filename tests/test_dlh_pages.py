@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 
 from api.settings import OSM_TILES, PagesSettings
 from tests.auth_helpers import ApiEnv, api_settings
+from tests.test_pages import _drop as drop_database
 from wastebank import ledger, reports, services
 from wastebank.browser import DESKTOP, PHONE, chromium
-from wastebank.config import InfluxSettings, MqttSettings
-from wastebank.influx import Influx
+from wastebank.config import MqttSettings
 from wastebank.sample import deposit_history, fill_history
 from wastebank.seed import load_city, seed
 
@@ -78,15 +78,7 @@ def site(
         with ApiEnv(url, settings) as env:
             yield env
     finally:
-        asyncio.run(_drop(influx))
-
-
-async def _drop(settings: InfluxSettings) -> None:
-    influx = Influx(settings)
-    try:
-        await influx.drop_database()
-    finally:
-        await influx.aclose()
+        asyncio.run(drop_database(influx))
 
 
 @pytest.fixture(scope="module")
