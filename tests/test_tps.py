@@ -309,7 +309,12 @@ async def test_pickups_on_a_simulated_tps_match_the_simulator(
         assert body["diverted_measured_t"] == pytest.approx(diverted_t)
         assert body["tpa_bound_t"] == pytest.approx(expected)
         assert body["pickups"] == len(truth)
-        assert body["rate"] == pytest.approx(diverted_t / (diverted_t + expected))
+        # the demo city's file counts none of its TPS: not the city's rate (docs/dlh.md)
+        assert body["rate_of_covered_tps"] == pytest.approx(diverted_t / (diverted_t + expected))
+        assert body["rate"] is None
+        cov = body["coverage"]
+        assert (cov["tps_with_sensors"], cov["tps_reporting"], cov["tps_in_city"]) == (2, 1, None)
+        assert (cov["pickups"], cov["enough"]) == (len(truth), False)
         assert body["tpa_bound_basis"] == "estimated"
         assert body["tps_without_sensor_data"] == ["tps-benteng"]
     finally:
