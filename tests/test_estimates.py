@@ -138,26 +138,29 @@ def test_warm_several_materials_and_not_modelled() -> None:
 
 
 def test_thermal_power_100_tonnes_per_day_food() -> None:
-    # Food (energy.toml): HHV 4.65 MJ/kg, moisture 0.70, H 0.064 dry.
-    # LHV = 4.65 - 2.442 x (0.70 + 8.94 x 0.064 x 0.30) = 4.65 - 2.442 x 0.871648 = 2.521436 MJ/kg
-    # 100 t/d x 1000 kg/t x 2.521436 MJ/kg / 86,400 s/d = 2.91833 MW thermal; x 0.20 = 0.58367 MWe
+    # Food (energy.toml v2): HHV 4.65 MJ/kg as discarded at 0.70 moisture (Tchobanoglous), carried
+    # to the Indonesian moisture 0.796 (JICA Mebidang): 4.65 x 0.204 / 0.30 = 3.162 MJ/kg; H 0.064.
+    # LHV = 3.162 - 2.442 x (0.796 + 8.94 x 0.064 x 0.204) = 3.162 - 2.442 x 0.912721
+    #   = 0.933136 MJ/kg (version 1, at US moisture 0.70, gave 2.521436)
+    # 100 t/d x 1000 kg/t x 0.933136 MJ/kg / 86,400 s/d = 1.080019 MW thermal; x 0.20 = 0.216004
     p = est.thermal_power(100, {"food": 1.0})
-    assert p.lhv_mj_per_kg == pytest.approx(2.521436, rel=1e-6)
-    assert p.thermal_mw == pytest.approx(2.91833, rel=1e-5)
+    assert p.lhv_mj_per_kg == pytest.approx(0.933136, rel=1e-6)
+    assert p.thermal_mw == pytest.approx(1.080019, rel=1e-5)
     assert p.efficiency == 0.20
-    assert p.electric_mw == pytest.approx(0.58367, rel=1e-4)
+    assert p.electric_mw == pytest.approx(0.216004, rel=1e-4)
 
 
 def test_thermal_energy_mix_and_kwh() -> None:
-    # Mix 1:1 food and PET (plastics: HHV 32.60, w 0.02, H 0.072):
-    # LHV plastics = 32.60 - 2.442 x (0.02 + 8.94 x 0.072 x 0.98) = 32.60 - 2.442 x 0.650803
-    #   = 31.010739 MJ/kg; mix = (2.521436 + 31.010739) / 2 = 16.766087 MJ/kg.
-    # 2 t: 2000 kg x 16.766087 / 3.6 = 9314.49 kWh thermal; x 0.25 given = 2328.62 kWh e.
+    # Mix 1:1 food and PET (plastics: HHV 32.60 at 0.02, Indonesian moisture 0.445, H 0.072):
+    # HHV_ar = 32.60 x 0.555 / 0.98 = 18.462245; LHV = 18.462245 - 2.442 x (0.445 + 8.94 x 0.072
+    #   x 0.555) = 18.462245 - 2.442 x 0.802242 = 16.503169 MJ/kg;
+    # mix = (0.933136 + 16.503169) / 2 = 8.718153 MJ/kg.
+    # 2 t: 2000 kg x 8.718153 / 3.6 = 4843.418 kWh thermal; x 0.25 given = 1210.855 kWh e.
     r = est.thermal_energy(2.0, {"food": 3.0, "pet": 3.0}, efficiency=0.25)
     assert r.mix == {"food": 0.5, "pet": 0.5}
-    assert r.lhv_mj_per_kg == pytest.approx(16.766087, rel=1e-6)
-    assert r.thermal_kwh == pytest.approx(9314.49, rel=1e-5)
-    assert r.electric_kwh == pytest.approx(2328.62, rel=1e-5)
+    assert r.lhv_mj_per_kg == pytest.approx(8.718153, rel=1e-6)
+    assert r.thermal_kwh == pytest.approx(4843.418, rel=1e-6)
+    assert r.electric_kwh == pytest.approx(1210.855, rel=1e-6)
     with pytest.raises(ValueError, match="cooking_oil"):
         est.thermal_energy(1.0, {"cooking_oil": 1.0})
 
@@ -246,7 +249,7 @@ def test_grams_must_be_integers() -> None:
 def test_data_files_cover_every_material_class() -> None:
     d = est.load_estimate_data()
     assert d.materials == {m.value for m in MaterialClass}
-    for f in (d.ipcc, d.warm, d.recycling_energy, d.energy, d.gwp):
+    for f in (d.ipcc, d.warm, d.recycling_energy, d.energy, d.gwp, d.tariff):
         assert f.meta.version
         assert f.sources
         for source in f.sources.values():
@@ -405,8 +408,13 @@ NOT_COVERED: set[tuple[str, str, str]] = {
     ("energy", "hhv_as_discarded", "glass"),  # only the range, 110-225 kJ/kg
     ("energy", "hhv_as_discarded", "metal"),  # only the ranges, 225-1,100 / 225-1,120 kJ/kg
     ("energy", "hhv_as_discarded", "dirt_ash"),  # only the range, 2,230-11,175 kJ/kg
-    *(("energy", "moisture", c) for c in ENERGY_COMPONENTS),  # Tchobanoglous Table 4-1
+    *(("energy", "moisture_as_discarded", c) for c in ENERGY_COMPONENTS),  # Tchobanoglous 4-1
+    *(("energy", "moisture", c) for c in ENERGY_COMPONENTS),  # JICA Mebidang 2011, BPPT 1994
     *(("energy", "hydrogen_dry", c) for c in ENERGY_COMPONENTS),  # Tchobanoglous Table 4-4
+    ("energy", "coefficients", "wte_operating_hours"),  # World Bank 1999
+    ("energy", "coefficients", "wte_min_lhv"),  # World Bank 1999
+    # the check range: the reference's 4-7 MJ/kg is [M]; this one is BPPT's and Jakarta's
+    ("energy", "coefficients", "mixed_msw_lhv"),
 }
 # Tchobanoglous et al. 1993 ranges as discarded, kJ/kg (reference section 5, tagged [V]).
 HHV_RANGES_KJ = {
@@ -428,7 +436,7 @@ def _flagged_values() -> dict[tuple[str, str, str], float]:
     """Every coefficient of the data files whose source is tagged M or S."""
     d = est.load_estimate_data()
     out: dict[tuple[str, str, str], float] = {}
-    for f in (d.ipcc, d.warm, d.recycling_energy, d.energy, d.gwp):
+    for f in (d.ipcc, d.warm, d.recycling_energy, d.energy, d.gwp, d.tariff):
         flagged = {k for k, s in f.sources.items() if s.confidence in ("M", "S")}
         for name, c in f.coefficients.items():
             if c.source in flagged:
@@ -457,3 +465,254 @@ def test_heating_values_lie_in_the_reference_ranges() -> None:
     assert set(hhv) == set(HHV_RANGES_KJ)
     for component, (low, high) in HHV_RANGES_KJ.items():
         assert low <= hhv[component] * 1000 <= high, component
+
+
+# ---- Indonesian defaults -----------------------------------------------------------------------
+
+
+def _mix_lhv(mix: dict[str, float], bound: est.Bound = "central") -> float:
+    return sum(share * est.component_lhv(c, bound=bound) for c, share in mix.items())
+
+
+def test_sipsn_2023_mix_lhv_is_where_indonesian_sources_put_it() -> None:
+    # energy.toml mixed_msw_lhv: 1,000-2,000 kcal/kg (BPPT 1994) = 4.19-8.37 MJ/kg; docs say 4-7.
+    # Version 1 (US moisture) gave 10.35 MJ/kg and a mix moisture of 0.33.
+    e = est.default_data().energy
+    mix = est.mixes()["sipsn_2023"]
+    lhv = _mix_lhv(mix)
+    cited = e.coefficients["mixed_msw_lhv"]
+    assert cited.low is not None
+    assert cited.high is not None
+    assert (cited.low, cited.high) == (4.19, 8.37)
+    assert cited.low <= lhv <= cited.high
+    assert 4.0 <= lhv <= 7.0
+    assert lhv == pytest.approx(5.7947, abs=5e-4)
+    moisture = sum(share * e.table("moisture")[c] for c, share in mix.items())
+    assert 0.50 <= moisture <= 0.70  # BPPT 1994: Indonesian MSW 50-70 % moisture
+    assert _mix_lhv(est.mixes()["sipsn_2022"]) == pytest.approx(lhv, abs=0.2)
+
+
+def test_sipsn_2023_composition_lies_in_the_domain_reference_ranges() -> None:
+    # shared/domain/estimation-methods.md: SIPSN 2023 snapshots, % (rounded to one decimal there)
+    ranges = {
+        "food": (40.1, 41.8),
+        "plastics": (18.5, 18.75),
+        "yard": (11.6, 12.35),
+        "paper": (10.6, 11.35),
+        "metal": (3.0, 3.05),
+        "textiles": (2.5, 2.55),
+        "glass": (2.45, 2.5),
+        "rubber": (2.15, 2.2),
+        "dirt_ash": (7.25, 7.3),
+    }
+    mix = est.mixes()["sipsn_2023"]
+    assert set(mix) == set(ranges)
+    for c, (low, high) in ranges.items():
+        assert low <= mix[c] * 100 <= high, c
+
+
+def test_food_lhv_low_end_by_hand() -> None:
+    # Low: HHV at its low end 3.35 (Tchobanoglous), moisture at its high end 0.805 (JICA), H at
+    # its high end 0.064 x 1.5 = 0.096 (tag M: +/- 50 %), latent heat a constant:
+    # 3.35 x 0.195 / 0.30 - 2.442 x (0.805 + 8.94 x 0.096 x 0.195) = 2.1775 - 2.442 x 0.972357
+    #   = -0.196995 MJ/kg: the wettest food waste takes more heat to dry than it gives.
+    assert est.component_lhv("food", bound="low") == pytest.approx(-0.196995, rel=1e-5)
+    assert est.component_lhv("food", bound="high") > est.component_lhv("food") > -0.2
+
+
+# ---- uncertainty --------------------------------------------------------------------------------
+
+
+def _files() -> list[est.DataFile]:
+    d = est.default_data()
+    return [d.ipcc, d.warm, d.recycling_energy, d.energy, d.gwp, d.tariff]
+
+
+def test_every_coefficient_has_ordered_ends() -> None:
+    for f in _files():
+        for name in f.coefficients:
+            low, mid, high = (f.coefficient(name, b) for b in ("low", "central", "high"))
+            assert low <= mid <= high, (f.meta.id, name)
+        for name in f.tables:
+            lows, mids, highs = (f.table(name, b) for b in ("low", "central", "high"))
+            for key in mids:
+                assert lows[key] <= mids[key] <= highs[key], (f.meta.id, name, key)
+
+
+def test_a_coefficient_without_a_range_takes_its_tag_share() -> None:
+    d = est.default_data()
+    # WARM PET -1.04 (S: +/- 25 %): -1.30 .. -0.78
+    assert d.warm.table("recycling_ghg", "low")["pet"] == pytest.approx(-1.30)
+    assert d.warm.table("recycling_ghg", "high")["pet"] == pytest.approx(-0.78)
+    # composting CH4 4 g/kg (V: +/- 10 %): 3.6 .. 4.4; MCF 1.0 stays a fraction: 0.9 .. 1.0
+    assert d.ipcc.table("bio_ch4", "low")["composting"] == pytest.approx(3.6)
+    assert d.ipcc.table("mcf", "high")["managed_anaerobic"] == 1.0
+    assert d.ipcc.table("mcf", "low")["managed_anaerobic"] == pytest.approx(0.9)
+    # a range in the file wins: DOC food 0.08 .. 0.20 (Table 2.4)
+    assert (d.ipcc.table("doc", "low")["food"], d.ipcc.table("doc", "high")["food"]) == (0.08, 0.2)
+
+
+def test_a_range_end_on_the_wrong_side_fails(data_copy: Path) -> None:
+    _edit(data_copy / "energy.toml", "low = 0.18, high = 0.30", "low = 0.22, high = 0.30")
+    with pytest.raises(est.EstimateDataError, match="low 0.22 is above the value 0.2"):
+        est.load_estimate_data(data_copy)
+
+
+def test_range_arithmetic() -> None:
+    a = est.Range(central=2.0, low=1.0, high=4.0)
+    b = est.Range(central=1.0, low=0.5, high=1.5)
+    assert a + b == est.Range(central=3.0, low=1.5, high=5.5)
+    assert a - b == est.Range(central=1.0, low=-0.5, high=3.5)  # the low takes b's high
+    assert list(a.model_dump()) == ["central", "low", "high"]
+    with pytest.raises(ValueError, match="low <= central <= high"):
+        est.Range(central=1.0, low=2.0, high=3.0)
+
+
+# ---- impact: every figure as a range, CO2e in its parts -------------------------------------
+
+
+@pytest.mark.parametrize("material", ["pet", "corrugated", "food", "steel", "ldpe", "yard"])
+def test_impact_central_is_the_reference_engine(material: str) -> None:
+    # The central figures are the verified engine's (estimate_for_categories, thermal_energy).
+    grams = 1_234_567
+    i = est.impact({material: grams})
+    ref = est.estimate_for_categories({"c": grams}, {"c": material}, years=1)
+    assert i.net_co2e_kg is not None
+    assert i.landfill_ch4_co2e_kg is not None
+    assert i.net_co2e_kg.central == pytest.approx(ref.co2e_avoided_t * 1000, rel=REL)
+    assert i.landfill_ch4_co2e_kg.central == pytest.approx(
+        ref.methane.lifetime_co2e_t * 1000, rel=REL
+    )
+    wte = est.thermal_energy(grams / 1e6, {material: 1.0}).electric_kwh
+    assert i.wte_potential_kwh is not None
+    assert i.wte_potential_kwh.central == pytest.approx(wte, rel=REL)
+    for name in est.IMPACT_FIELDS:
+        r = getattr(i, name)
+        assert r is None or r.low <= r.central <= r.high, name
+
+
+def test_impact_of_food_by_hand() -> None:
+    # 1 t food, AR5, uncategorised TPA, composted.
+    # Landfill CH4 committed: central 0.15 x 0.5 x 0.6 x 0.5 x 4/3 = 0.03 t CH4 x 28 = 840 kg.
+    #   Low: DOC 0.08, DOCf 0.45, MCF 0.54, F 0.45 (V +/- 10 %): 0.08 x 0.45 x 0.54 x 0.45 x 4/3
+    #   = 0.011664 t x 28 = 326.592 kg. High: 0.20 x 0.55 x 0.66 x 0.55 x 4/3 = 0.05324 t = 1490.72.
+    # Composting (emitted): 175.6 kg central; 158.04 low (x 0.9); 193.16 high.
+    # Net low = 326.592 - 193.16 = 133.432 kg; no recycling credit (not recycled).
+    i = est.impact({"food": 1_000_000})
+    assert i.landfill_ch4_co2e_kg == est.Range(central=840.0, low=326.592, high=1490.72)
+    assert i.composting_co2e_kg is not None
+    assert i.composting_co2e_kg.high == pytest.approx(193.16)
+    assert i.net_co2e_kg is not None
+    assert i.net_co2e_kg.central == pytest.approx(840 - 175.6)
+    assert i.net_co2e_kg.low == pytest.approx(326.592 - 193.16)
+    assert i.recycling_credit_co2e_kg is None
+    assert "food" in i.not_estimated["recycling_credit_co2e_kg"]
+
+
+def test_impact_of_pet_recycling_energy() -> None:
+    # 1 t PET: 62.1042 GJ saved (EPA 2005, S +/- 25 %) = 17,251.17 kWh-equivalent (x 277.78);
+    # credit 1146.404 kg CO2e (WARM -1.04: low -0.78 x 1.1023 = 859.80, high 1433.00).
+    i = est.impact({"pet": 1_000_000})
+    assert i.recycling_energy_saved_gj is not None
+    assert i.recycling_energy_saved_gj.central == pytest.approx(62.1042, rel=1e-5)
+    assert i.recycling_energy_saved_gj.low == pytest.approx(62.1042 * 0.75, rel=1e-5)
+    assert i.recycling_energy_saved_kwh_eq is not None
+    assert i.recycling_energy_saved_kwh_eq.central == pytest.approx(62.1042 * 1000 / 3.6, rel=1e-5)
+    assert i.recycling_credit_co2e_kg is not None
+    assert i.recycling_credit_co2e_kg.low == pytest.approx(0.78 / 0.90718474 * 1000)
+    assert i.landfill_ch4_co2e_kg == est.Range.exact(0.0)  # plastics: DOC 0
+
+
+def test_impacts_add_up_and_say_what_is_missing() -> None:
+    both = est.impact({"pet": 400_000, "cooking_oil": 100_000})
+    pet, oil = est.impact({"pet": 400_000}), est.impact({"cooking_oil": 100_000})
+    assert both == est.sum_impacts([pet, oil])
+    assert both.grams == 500_000
+    assert both.wte_potential_kwh == pet.wte_potential_kwh  # oil has none
+    assert "cooking_oil" in both.not_estimated["wte_potential_kwh"]
+    with pytest.raises(est.UnknownMaterialError):
+        est.impact({"kaca": 1})
+    with pytest.raises(TypeError):
+        est.impact({"pet": 1.5})  # type: ignore[dict-item]
+
+
+def test_every_figure_has_a_label_and_basis_in_both_languages() -> None:
+    assert set(est.FIGURES) == set(est.IMPACT_FIELDS)
+    for f in est.FIGURES.values():
+        assert f.label.id
+        assert f.label.en
+        assert f.basis.id
+        assert f.basis.en
+        assert f.unit
+    assert (
+        "sepanjang umur" in est.FIGURES["landfill_ch4_co2e_kg"].basis.id
+    )  # committed, not this month
+    assert "not electricity" in est.FIGURES["recycling_energy_saved_kwh_eq"].basis.en
+    assert "if burned" in est.FIGURES["wte_potential_kwh"].basis.en
+
+
+# ---- WtE scenario (PLTSa) ---------------------------------------------------------------------
+
+
+def test_wte_scenario_sipsn_mix_central_by_hand() -> None:
+    # 1000 t/d x 1000 kg x 5.794743 MJ/kg / 86,400 = 67.0688 MW thermal; x 0.20 = 13.4138 MW net;
+    # x 8000 h = 107,310 MWh/yr; <= 20 MW: USD 13.35 cents/kWh -> USD 14,325,892 a year.
+    s = est.wte_scenario(1000, idr_per_usd=16_000)
+    lhv = _mix_lhv(est.mixes()["sipsn_2023"])
+    assert s.lhv_mj_per_kg.central == pytest.approx(lhv, rel=REL)
+    assert s.thermal_mw.central == pytest.approx(1000 * 1000 * lhv / 86_400, rel=REL)
+    assert s.net_electric_mw.central == pytest.approx(0.2 * 1000 * 1000 * lhv / 86_400, rel=REL)
+    mwh = s.net_electric_mw.central * 8000
+    assert s.electricity_mwh_per_year.central == pytest.approx(mwh, rel=REL)
+    assert s.tariff.usd_cents_per_kwh.central == 13.35
+    assert "20 MW" in s.tariff.band.id
+    assert s.revenue_usd_per_year.central == pytest.approx(mwh * 1000 * 0.1335, rel=REL)
+    assert s.revenue_idr_per_year is not None
+    assert s.revenue_idr_per_year.central == round(s.revenue_usd_per_year.central * 16_000)
+    assert list(s.model_dump()["lhv_mj_per_kg"]) == ["central", "low", "high"]
+    # 5.8 MJ/kg is below the 6 MJ/kg a grate needs without support fuel, and 35/2018 is revoked
+    assert any("6 MJ/kg" in w.en for w in s.warnings)
+    assert any("revoked" in w.en for w in s.warnings)
+
+
+def test_wte_fossil_co2_eq_5_2_by_hand() -> None:
+    # Plastics only, 100 t/d, 8000 h: 33,333.3 t/yr x dm (1 - 0.445) x CF 0.75 x FCF 1.0 x OF 1.0
+    # x 44/12 = 33,333.3 x 1.52625 = 50,875 t CO2/yr. Food: FCF 0, no fossil CO2.
+    s = est.wte_scenario(100, {"plastics": 1.0})
+    assert s.mix_name is None
+    assert s.fossil_co2_t_per_year.central == pytest.approx(50_875.0, rel=1e-9)
+    # low: dm at the high moisture 0.511, CF 0.675, FCF 0.9, 7500 h
+    low = 100 * 7500 / 24 * (1 - 0.511) * 0.675 * 0.9 * 44 / 12
+    assert s.fossil_co2_t_per_year.low == pytest.approx(low, rel=1e-9)
+    assert est.wte_scenario(100, {"food": 1.0}).fossil_co2_t_per_year == est.Range.exact(0.0)
+
+
+def test_wte_tariff_above_20_mw_is_the_formula() -> None:
+    # Perpres 35/2018 Pasal 11 (1) b: 14.54 - 0.076 x MW sold, above 20 MW.
+    s = est.wte_scenario(3000)
+    mw = s.net_electric_mw.central
+    assert mw > 20
+    assert s.tariff.usd_cents_per_kwh.central == pytest.approx(14.54 - 0.076 * mw, rel=REL)
+    assert "20 MW" in s.tariff.band.en
+    assert "14.54" in s.tariff.band.en
+    p109 = est.wte_scenario(800, regulation="perpres_109_2025")
+    assert p109.tariff.usd_cents_per_kwh == est.Range.exact(20.0)
+    assert any("1.000 t/hari" in w.id for w in p109.warnings)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tonnes_per_day": 0}, "tonnes_per_day must be above 0"),
+        ({"tonnes_per_day": math.nan}, "tonnes_per_day"),
+        ({"tonnes_per_day": 20_001}, "at most 20000"),
+        ({"tonnes_per_day": 10, "mix": "jakarta"}, "unknown mix 'jakarta'; known: sipsn_2022"),
+        ({"tonnes_per_day": 10, "mix": {"kaca": 1.0}}, "unknown components \\['kaca'\\]"),
+        ({"tonnes_per_day": 10, "mix": {"food": 0.0}}, "positive total"),
+        ({"tonnes_per_day": 10, "efficiency": 0.9}, "efficiency must be within"),
+        ({"tonnes_per_day": 10, "idr_per_usd": 5}, "idr_per_usd"),
+    ],
+)
+def test_wte_scenario_refuses_bad_input(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        est.wte_scenario(**kwargs)  # type: ignore[arg-type]

@@ -51,6 +51,7 @@ from wastebank.estimates.energy import (
     ThermalEnergy,
     ThermalPower,
     biogas_energy,
+    component_lhv,
     lower_heating_value,
     thermal_energy,
     thermal_power,
@@ -93,8 +94,29 @@ from wastebank.estimates.units import (
     BiologicalProcess,
     Climate,
 )
+from wastebank.estimates.wte import (
+    DEFAULT_MIX,
+    DEFAULT_REGULATION,
+    MAX_TONNES_PER_DAY,
+    Regulation,
+    RupiahRange,
+    Tariff,
+    WteScenario,
+    mixes,
+    wte_scenario,
+)
 
 __all__ = [
+    "component_lhv",
+    "wte_scenario",
+    "mixes",
+    "WteScenario",
+    "Tariff",
+    "RupiahRange",
+    "Regulation",
+    "MAX_TONNES_PER_DAY",
+    "DEFAULT_REGULATION",
+    "DEFAULT_MIX",
     "KWH_PER_GJ",
     "impact",
     "sum_impacts",

@@ -27,10 +27,12 @@ DEFAULT_FILES: Mapping[str, str] = {
     "recycling_energy": "recycling_energy_2005.toml",
     "energy": "energy.toml",
     "gwp": "gwp.toml",
+    "tariff": "pltsa_tariff.toml",
 }
 
 Confidence = Literal["V", "S", "M"]  # verified, secondary, memory (estimation-methods.md)
-FileKind = Literal["ipcc_waste", "warm", "recycling_energy", "energy", "gwp"]
+FileKind = Literal["ipcc_waste", "warm", "recycling_energy", "energy", "gwp", "tariff"]
+COMPOSITION_PREFIX = "composition_"  # energy tables of mixed-waste compositions: the WtE mixes
 
 
 class EstimateDataError(SetupError, ValueError):
@@ -67,7 +69,18 @@ class Source(_Strict):
 # A coefficient whose file gives no range is taken within +/- this share of its value, by its
 # source's confidence tag (docs/estimates.md, "Uncertainty").
 TAG_SPREAD: Mapping[Confidence, float] = {"V": 0.10, "S": 0.25, "M": 0.50}
-_NON_NEGATIVE = {"fraction", "1/yr", "MJ/kg", "g/kg wet", "MJ/Nm3", "kg/Nm3", "Nm3 CH4/kg VS"}
+_NON_NEGATIVE = {
+    "fraction",
+    "1/yr",
+    "MJ/kg",
+    "g/kg wet",
+    "MJ/Nm3",
+    "kg/Nm3",
+    "Nm3 CH4/kg VS",
+    "h/yr",
+    "MW",
+    "USD cent/kWh",
+}
 
 
 def _check_ends(where: str, value: float, low: float | None, high: float | None) -> None:
@@ -198,6 +211,9 @@ _EXPECTED: Mapping[str, Mapping[tuple[str, str], str]] = {
     },
     "energy": {
         ("coefficients", "wte_net_electrical_efficiency"): "fraction",
+        ("coefficients", "wte_operating_hours"): "h/yr",
+        ("coefficients", "wte_min_lhv"): "MJ/kg",
+        ("coefficients", "oxidation_incineration"): "fraction",
         ("coefficients", "water_latent_heat"): "MJ/kg",
         ("coefficients", "bmp"): "Nm3 CH4/kg VS",
         ("coefficients", "ch4_lhv"): "MJ/Nm3",
@@ -205,12 +221,23 @@ _EXPECTED: Mapping[str, Mapping[tuple[str, str], str]] = {
         ("coefficients", "chp_electrical_efficiency"): "fraction",
         ("coefficients", "biogas_ceiling_docf"): "fraction",
         ("tables", "hhv_as_discarded"): "MJ/kg",
+        ("tables", "moisture_as_discarded"): "fraction",
         ("tables", "moisture"): "fraction",
         ("tables", "hydrogen_dry"): "fraction",
+        ("tables", "carbon_dry"): "fraction",
+        ("tables", "fossil_carbon"): "fraction",
         ("tables", "total_solids"): "fraction",
         ("tables", "vs_per_ts"): "fraction",
     },
     "gwp": {},
+    "tariff": {
+        ("coefficients", "p35_small_max_mw"): "MW",
+        ("coefficients", "p35_small_usd_cents"): "USD cent/kWh",
+        ("coefficients", "p35_large_intercept"): "USD cent/kWh",
+        ("coefficients", "p35_large_slope"): "USD cent/kWh per MW",
+        ("coefficients", "p109_usd_cents"): "USD cent/kWh",
+        ("coefficients", "p109_min_tonnes_per_day"): "t/day",
+    },
 }
 _GWP_UNIT = "t CO2e/t"
 
@@ -265,6 +292,7 @@ class EstimateData:
     recycling_energy: DataFile
     energy: DataFile
     gwp: DataFile
+    tariff: DataFile
 
     @property
     def materials(self) -> frozenset[str]:
@@ -286,7 +314,22 @@ def _check_cross_references(d: EstimateData) -> None:
         (d.energy, ("hhv_as_discarded",)),
     ):
         _check_materials(f, tables, d.ipcc)
-    _check_has(d.energy, d.energy.materials.values(), ("moisture", "hydrogen_dry"))
+    components = d.energy.table("hhv_as_discarded").keys()
+    per_component = ("moisture_as_discarded", "moisture", "hydrogen_dry")
+    _check_has(d.energy, components, (*per_component, "carbon_dry", "fossil_carbon"))
+    _check_compositions(d.energy, set(components))
+
+
+def _check_compositions(e: DataFile, components: set[str]) -> None:
+    """Each mixed-waste composition names known components and sums to 1 (rounding: 1e-3)."""
+    for name, t in e.tables.items():
+        if not name.startswith(COMPOSITION_PREFIX):
+            continue
+        unknown = set(t.values) - components
+        if unknown:
+            raise EstimateDataError(f"{e.meta.id}: tables.{name}: unknown {sorted(unknown)}")
+        if abs(sum(t.values.values()) - 1.0) > 1e-3:
+            raise EstimateDataError(f"{e.meta.id}: tables.{name} does not sum to 1")
 
 
 def _check_has(f: DataFile, keys: Iterable[str], tables: Iterable[str]) -> None:
@@ -333,6 +376,7 @@ def load_estimate_data(
         recycling_energy=loaded["recycling_energy"],
         energy=loaded["energy"],
         gwp=loaded["gwp"],
+        tariff=loaded["tariff"],
     )
     _check_cross_references(d)
     return d

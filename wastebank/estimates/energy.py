@@ -39,21 +39,35 @@ class ThermalPower(Estimate):
 def lower_heating_value(
     material: str, *, bound: Bound = "central", data: EstimateData | None = None
 ) -> float:
-    """LHV as received, MJ/kg: HHV_ar - L x (w + 8.94 x H_dry x (1 - w)), with HHV as discarded,
-    moisture w, dry-basis hydrogen H and L the latent heat of water (energy.toml). ``bound``
-    "low": HHV at its low end, moisture and hydrogen at their high ends (and "high" the other
-    way)."""
+    """LHV as received of a material class, MJ/kg: :func:`component_lhv` of its energy
+    component (energy.toml ``[materials]``)."""
     d = data or default_data()
     d.check_material(material)
     e = d.energy
     key = e.materials.get(material)
     if key is None:
         raise ValueError(f"no heating value for {material!r}: {e.not_modelled[material]}")
+    return component_lhv(key, bound=bound, data=d)
+
+
+def component_lhv(
+    component: str, *, bound: Bound = "central", data: EstimateData | None = None
+) -> float:
+    """LHV as received of an energy component (a key of energy.toml's heating-value tables),
+    MJ/kg: HHV_ar - L x (w + 8.94 x H_dry x (1 - w)), where HHV_ar = HHV_ad x (1 - w) / (1 - w_ad)
+    carries the heating value as discarded (taken at moisture w_ad) to the Indonesian moisture w
+    on a dry basis; H_dry is the dry-basis hydrogen and L the latent heat of water. ``bound``
+    "low": HHV at its low end, moisture and hydrogen at their high ends ("high" the other way)."""
+    e = (data or default_data()).energy
     against = flip(bound)
-    w, h = e.table("moisture", against)[key], e.table("hydrogen_dry", against)[key]
+    w, h = e.table("moisture", against)[component], e.table("hydrogen_dry", against)[component]
     latent = e.coefficient("water_latent_heat", against)
-    hhv = e.table("hhv_as_discarded", bound)[key]
+    w_ad = e.table("moisture_as_discarded", bound)[component]
+    hhv = e.table("hhv_as_discarded", bound)[component] * (1.0 - w) / (1.0 - w_ad)
     return hhv - latent * (w + WATER_PER_HYDROGEN * h * (1.0 - w))
+
+
+LHV_TABLES = ("hhv_as_discarded", "moisture_as_discarded", "moisture", "hydrogen_dry")
 
 
 def _mix_lhv(
@@ -71,8 +85,9 @@ def _mix_lhv(
     )
     if not 0.0 <= eta <= 1.0:
         raise ValueError("efficiency must be within 0..1")
-    names = ["hhv_as_discarded", "moisture", "hydrogen_dry"]
-    sources = [e.tables[n].source for n in names] + [e.coefficients["water_latent_heat"].source]
+    sources = [e.tables[n].source for n in LHV_TABLES] + [
+        e.coefficients["water_latent_heat"].source
+    ]
     if efficiency is None:
         sources.append(e.coefficients["wte_net_electrical_efficiency"].source)
     return mix, lhv, eta, (data_ref(e, sources),)
