@@ -204,7 +204,7 @@ FIGURES: Mapping[str, Figure] = {
                 "listrik."
             ),
             en=(
-                "Energy saved by recycling in GJ × 277.78: kWh-equivalent of primary energy, "
+                "Energy saved by recycling in GJ × 277,78: kWh-equivalent of primary energy, "
                 "not electricity."
             ),
         ),
