@@ -360,7 +360,7 @@ def test_worked_example_in_docs() -> None:
 # ---- coefficients tagged M or S, against the domain reference ----------------------------------
 
 # Each coefficient whose source is tagged M (memory) or S (secondary), with the value given for it
-# in shared/domain/estimation-methods.md (checked 2026-11-30) and the section it is in. Where the
+# in docs/methods.md (checked 2026-11-30) and the section it is in. Where the
 # reference gives a range, the value is the end or middle the data file's citation names.
 REFERENCE: dict[tuple[str, str, str], tuple[float, str]] = {
     ("energy", "coefficients", "wte_net_electrical_efficiency"): (0.20, "5: 20-25 %, low end"),
@@ -493,7 +493,7 @@ def test_sipsn_2023_mix_lhv_is_where_indonesian_sources_put_it() -> None:
 
 
 def test_sipsn_2023_composition_lies_in_the_domain_reference_ranges() -> None:
-    # shared/domain/estimation-methods.md: SIPSN 2023 snapshots, % (rounded to one decimal there)
+    # docs/methods.md: SIPSN 2023 snapshots, % (rounded to one decimal there)
     ranges = {
         "food": (40.1, 41.8),
         "plastics": (18.5, 18.75),

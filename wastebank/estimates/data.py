@@ -30,7 +30,7 @@ DEFAULT_FILES: Mapping[str, str] = {
     "tariff": "pltsa_tariff.toml",
 }
 
-Confidence = Literal["V", "S", "M"]  # verified, secondary, memory (estimation-methods.md)
+Confidence = Literal["V", "S", "M"]  # verified, secondary, memory (docs/methods.md)
 FileKind = Literal["ipcc_waste", "warm", "recycling_energy", "energy", "gwp", "tariff"]
 COMPOSITION_PREFIX = "composition_"  # energy tables of mixed-waste compositions: the WtE mixes
 
@@ -63,7 +63,7 @@ class _Strict(BaseModel):
 
 class Source(_Strict):
     citation: str = Field(min_length=1)
-    confidence: Confidence  # V verified, S secondary, M memory (see estimation-methods.md)
+    confidence: Confidence  # V verified, S secondary, M memory (see docs/methods.md)
 
 
 # A coefficient whose file gives no range is taken within +/- this share of its value, by its

@@ -237,7 +237,7 @@ class SipsnClass(StrEnum):
 
 class MaterialClass(StrEnum):
     """The material, as emission and energy factors are given per material (US EPA WARM names
-    for recyclables; IPCC DOC classes for organics). See shared/domain/estimation-methods.md."""
+    for recyclables; IPCC DOC classes for organics). See docs/methods.md."""
 
     PET = "pet"
     HDPE = "hdpe"

@@ -28,7 +28,7 @@ class Tps(Base):
     """A TPS (tempat penampungan sementara): containers a fill sensor looks into.
 
     ``code`` is the ``tps_code`` of its fill readings. Masses are estimated as container volume x
-    fill ratio x bulk density (shared/domain/estimation-methods.md §6: about 200-300 kg/m3 for
+    fill ratio x bulk density (docs/methods.md §6: about 200-300 kg/m3 for
     loose MSW in TPS containers, never 1,000); ``density_source`` says where the density came
     from (a default, a study, a weighbridge calibration) and ``density_calibrated_at`` when it
     was set. Alerts: ``fill_high`` raised at ``alert_raise_fill`` and cleared at
