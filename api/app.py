@@ -51,6 +51,7 @@ from api import (
     bank,
     deposits_lookup,
     dlh,
+    fleet,
     health,
     limits,
     measured,
@@ -99,6 +100,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(measured.router)
     app.include_router(alerts_api.router)
     app.include_router(tps.router)  # after /api/tps/latest: /api/tps/{code} would take it
+    app.include_router(fleet.router)  # GET /api/fleet and the page /armada
     app.include_router(pages.router)
     app.include_router(pages_dlh.router)
     app.include_router(pages_admin.router)

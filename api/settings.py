@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator
 from wastebank.access import AuthSettings
 from wastebank.bulk_import import ImportLimits
 from wastebank.config import InfluxSettings, MqttSettings, WastebankSettings, default_ledger_url
+from wastebank.fleet.view import FleetSettings
 from wastebank.money_rules import MoneyRules
 from wastebank.reports import ReportSettings
 
@@ -180,6 +181,7 @@ class ApiSettings(WastebankSettings):
     money: MoneyRules = Field(default_factory=MoneyRules)  # limits, second approval
     http: HttpSettings = Field(default_factory=HttpSettings)
     imports: ImportLimits = Field(default_factory=ImportLimits)  # uploads: XLSX archive limits
+    fleet: FleetSettings = Field(default_factory=FleetSettings)  # offline after: docs/fleet.md
     nik_key: SecretStr | None = Field(
         default=None,
         min_length=32,

@@ -13,6 +13,9 @@ instead of growing a queue. A message that cannot be applied never stops the con
 
 Several ingesters can share the load through an MQTT shared subscription (``shared_group``).
 
+An ingester that takes health reports also hears the devices' retained statuses and keeps each
+device's latest health report and status in the ledger (wastebank/fleet/: the fleet page).
+
 An ingester that takes deposits also hears the broker's own refusals (wastebank/broker_events.py:
 a client that tried another identity's client id): it counts them, logs them and raises one
 ``session_takeover`` alert per username and client id.
@@ -49,6 +52,8 @@ from wastebank.messages import (
     FillReading,
     GatewayAlert,
     GatewayHealth,
+    GatewayStatus,
+    TopicParts,
     Topics,
 )
 from wastebank.mqtt import retrying
@@ -75,6 +80,8 @@ class Stats:
     broker_refusals: int = 0
     fill_readings: int = 0
     health_reports: int = 0
+    statuses: int = 0
+    reports_unstored: int = 0
     alerts: int = 0
     clock_ahead: int = 0
     dead_lettered: int = 0
@@ -85,6 +92,29 @@ class Stats:
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
+
+
+_REPORTS = (GatewayHealth, GatewayStatus)
+"""What the ingester keeps the latest of per device, for the fleet (wastebank/fleet/)."""
+
+
+def _own_reading(parts: TopicParts, payload: bytes) -> FillReading:
+    reading = validate(FillReading, payload)
+    if (reading.tps_code, reading.sensor_id) != (parts.site, parts.device_id):
+        raise Rejected(
+            f"identity mismatch: topic tps={parts.site} sensor={parts.device_id}, "
+            f"payload tps={reading.tps_code} sensor={reading.sensor_id}"
+        )
+    return reading
+
+
+def _own_status(parts: TopicParts, payload: bytes) -> GatewayStatus:
+    status = validate(GatewayStatus, payload)
+    if status.device_id != parts.device_id:
+        raise Rejected(
+            f"identity mismatch: topic device={parts.device_id}, payload device={status.device_id}"
+        )
+    return status
 
 
 class Ingester:
@@ -144,13 +174,9 @@ class Ingester:
                 )
             return msg
         if parts.device_type == "fill_sensor" and parts.kind == "fill":
-            reading = validate(FillReading, payload)
-            if (reading.tps_code, reading.sensor_id) != (parts.site, parts.device_id):
-                raise Rejected(
-                    f"identity mismatch: topic tps={parts.site} sensor={parts.device_id}, "
-                    f"payload tps={reading.tps_code} sensor={reading.sensor_id}"
-                )
-            return reading
+            return _own_reading(parts, payload)
+        if parts.kind == "status":
+            return _own_status(parts, payload)
         raise Rejected(f"no handler for {parts.device_type}/{parts.kind}")
 
     async def process(self, topic: str, payload: bytes) -> list[str]:
@@ -197,6 +223,7 @@ class Ingester:
             await self._say_clashes(found)
         if refusals:
             await self._say_refusals(refusals)
+        await self._keep_reports([i for i in items if isinstance(i.parsed, _REPORTS)])
         for item in items:
             if item.error is not None and dead_letter:
                 self.stats.dead_lettered += 1
@@ -340,7 +367,47 @@ class Ingester:
         except Exception:  # the ledger is down: the stream must go on
             log.exception("peringatan tidak tersimpan / alert not stored")
 
-    def _lines(self, msg: FillReading | GatewayHealth | GatewayAlert) -> list[str]:
+    async def _keep_reports(self, items: list[Item]) -> None:
+        """Keep each device's latest health report and status in the ledger (the fleet).
+
+        Not held like a deposit when the ledger cannot take them: the next report (every
+        health interval) replaces them, and a lost "offline" is made up for by the fleet's
+        silence rule; so they are counted and logged, and the stream goes on."""
+        if not items:
+            return
+        from sqlalchemy.orm import Session
+
+        from wastebank import fleet
+
+        heard: list[fleet.Heard] = []
+        for item in items:
+            parts = self.topics.parse(item.topic)
+            assert parts is not None  # classified
+            assert isinstance(item.parsed, GatewayHealth | GatewayStatus)
+            device: fleet.DeviceType = (
+                "gateway" if parts.device_type == "gateway" else "fill_sensor"
+            )
+            heard.append(
+                fleet.Heard(device, parts.site, parts.device_id, item.parsed, item.payload)
+            )
+
+        def store() -> None:
+            with Session(self.engine) as session:
+                fleet.keep_latest(session, heard, self._now)
+                session.commit()
+
+        try:
+            await asyncio.to_thread(store)
+        except Exception:  # the ledger is down: the stream must go on
+            self.stats.reports_unstored += len(heard)
+            log.exception(
+                "laporan perangkat tidak tersimpan / %d device reports not stored", len(heard)
+            )
+
+    def _lines(self, msg: FillReading | GatewayHealth | GatewayStatus | GatewayAlert) -> list[str]:
+        if isinstance(msg, GatewayStatus):
+            self.stats.statuses += 1
+            return []  # presence: kept in the ledger only (_keep_reports)
         if isinstance(msg, FillReading):
             self.stats.fill_readings += 1
             ahead = self._clock_ahead(msg.sensor_id, msg.measured_at)
@@ -477,6 +544,9 @@ class Ingester:
             "alert": self.topics.alert_filter,
         }
         subs = [(by_kind[k], 1) for k in dict.fromkeys(self.settings.kinds)]
+        if "health" in self.settings.kinds:  # presence, for the fleet with the health reports
+            subs.append((self.topics.gateway_status("+", "+"), 1))
+            subs.append((self.topics.sensor_status("+", "+"), 1))
         if "deposit" in self.settings.kinds:
             subs.append((REFUSED_TOPIC, 0))
         group = self.settings.shared_group

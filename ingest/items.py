@@ -19,13 +19,14 @@ from wastebank.messages import (
     FillReading,
     GatewayAlert,
     GatewayHealth,
+    GatewayStatus,
     PayloadTooLarge,
     check_size,
 )
 
-Parsed = DepositEvent | FillReading | GatewayHealth | GatewayAlert | Refusal
+Parsed = DepositEvent | FillReading | GatewayHealth | GatewayStatus | GatewayAlert | Refusal
 """What a message can be, once validated."""
-M = TypeVar("M", DepositEvent, FillReading, GatewayHealth, GatewayAlert, Refusal)
+M = TypeVar("M", DepositEvent, FillReading, GatewayHealth, GatewayStatus, GatewayAlert, Refusal)
 
 
 class Rejected(BadInput):

@@ -60,6 +60,7 @@ _COMMANDS: dict[str, tuple[str, str, bool]] = {
     "sim": ("", "", True),  # sim_app, below
     "deadletter": ("deadletters", "deadletter_app", True),
     "alert": ("alerts", "alert_app", True),
+    "fleet": ("fleet", "fleet_app", False),
     "certs": ("devices", "certs_app", True),
     "device": ("devices", "device_app", True),
     "ledger": ("ledger_data", "ledger_app", True),  # ledger's group with ledger_data's commands

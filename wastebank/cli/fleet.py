@@ -1,0 +1,99 @@
+"""`wastebank fleet`: every gateway and TPS fill sensor, the broken ones first (wastebank/fleet/,
+docs/fleet.md); the same rules as the page /armada and GET /api/fleet."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Protocol, cast
+
+import typer
+
+from wastebank.cli._common import ConfigOption, LedgerUrlOption, processes
+
+if TYPE_CHECKING:
+    from wastebank.config import InfluxSettings
+    from wastebank.fleet import Fleet, FleetSettings
+    from wastebank.fleet.view import Lang
+
+fleet_app = typer.Typer(help="armada perangkat / the device fleet")
+
+
+class _Settings(Protocol):
+    """What this command reads of the API's settings (api.settings.ApiSettings)."""
+
+    @property
+    def ledger_url(self) -> str: ...
+    @property
+    def influx(self) -> InfluxSettings: ...
+    @property
+    def fleet(self) -> FleetSettings: ...
+    @property
+    def default_timezone(self) -> str: ...
+
+
+@fleet_app.command("fleet")
+def fleet_list(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="the fleet as GET /api/fleet gives it")
+    ] = False,
+    english: Annotated[bool, typer.Option("--en", help="words in English")] = False,
+    config: ConfigOption = None,
+    ledger_url: LedgerUrlOption = None,
+) -> None:
+    """Every gateway and TPS fill sensor, the broken ones first (offline, fault, clock not
+    synchronized, ok), each with last seen, version, outbox, clock, scales and active problems.
+    Settings: [fleet] of the API's (WASTEBANK_FLEET__OFFLINE_AFTER_S). Exit status 1 while any
+    device is not ok."""
+    from wastebank import fleet, ledger
+    from wastebank.influx import Influx
+
+    settings = cast(_Settings, processes().api_settings(config))
+    engine = ledger.make_engine(ledger_url or settings.ledger_url, writer=False)
+
+    async def load() -> Fleet:
+        influx = Influx(settings.influx)
+        try:
+            return await fleet.load(
+                engine, influx, settings.fleet, None, default_timezone=settings.default_timezone
+            )
+        finally:
+            await influx.aclose()
+
+    try:
+        found = asyncio.run(load())
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(found.model_dump_json(indent=2))
+    else:
+        _print(found, "en" if english else "id")
+    if any(d.condition != fleet.Condition.OK for d in found.devices):
+        raise typer.Exit(code=1)
+
+
+def _print(found: Fleet, lang: Lang) -> None:
+    """One block per device, the broken ones first."""
+    from wastebank import fleet
+
+    now = datetime.now(UTC)
+    for d in found.devices:
+        w = fleet.describe(d, now, lang)
+        site = f"{d.site} ({d.site_name or fleet.say('not_registered', lang)})"
+        via = f" {fleet.say('via', lang)} {d.via}" if d.via else ""
+        lines = [
+            f"{w.condition}\t{fleet.say(d.kind, lang)} {d.device_id}\t{site}{via}",
+            f"{fleet.say('last_seen', lang)}: {w.last_seen}"
+            + (f"; {fleet.say('why_offline', lang)}: {w.why_offline}" if w.why_offline else ""),
+            f"{fleet.say('version', lang)}: {w.version}"
+            + (f"; {fleet.say('outbox', lang)}: {w.outbox}" if w.outbox is not None else "")
+            + (f"; {fleet.say('clock', lang)}: {w.clock}" if w.clock is not None else ""),
+        ]
+        if w.scales:
+            scales = ", ".join(f"{sc} {state}" for sc, state, _fault in w.scales)
+            lines.append(f"{fleet.say('scales', lang)}: {scales}")
+        if w.problems:
+            lines.append(f"{fleet.say('problems', lang)}: " + "; ".join(w.problems))
+        typer.echo("\n    ".join(lines))
+    counts = ", ".join(f"{fleet.condition_text(c, lang)} {n}" for c, n in found.counts.items())
+    typer.echo(counts)
