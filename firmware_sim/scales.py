@@ -130,7 +130,7 @@ MODELS: Final[dict[str, ModelSpec]] = {
         ),
         ModelSpec(
             id="yh_rev",
-            description="Yaohua XK3190-A26/A23P format 1 (reversed): =000.3000, no line end",
+            description="Yaohua XK3190 reversed (A26 format 1, A23P format 2): =000.3000, no line end",
             baud=9600,
             bytesize=8,
             parity="N",
@@ -143,7 +143,7 @@ MODELS: Final[dict[str, ModelSpec]] = {
         ),
         ModelSpec(
             id="yh_fwd",
-            description="Yaohua XK3190 continuous format 2 (forward): =0003.000, no line end",
+            description="Yaohua XK3190 forward (A26 format 2): =0003.000, no line end",
             baud=9600,
             bytesize=8,
             parity="N",

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import termios
 import time
+import tty
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -868,3 +870,29 @@ async def test_auto_detect_recognises_each_model(
     assert detector.protocol == model
     readings = [i for i in items if isinstance(i, WeightReading)]
     assert Counter(r.grams for r in readings[-8:]).most_common(1)[0][0] == load
+
+
+# ---- what a pty does with a parity setting (docs/protocol.md §1.5) ------------------------------
+
+
+@pytest.mark.parametrize(("bytesize", "parity"), [(7, "E"), (7, "O"), (8, "E"), (7, "N")])
+def test_a_pty_never_applies_parity(bytesize: int, parity: str) -> None:
+    """Whether a pty accepts or refuses a parity or 7-bit setting depends on the kernel and
+    the call (§1.5); it never applies one: the line stays 8 data bits without parity, and a
+    byte with bit 7 set (a 7E1 device's parity bit) arrives as it was written."""
+    main, sub = os.openpty()
+    tty.setraw(main)
+    try:
+        try:
+            port = serial.Serial(os.ttyname(sub), 9600, bytesize=bytesize, parity=parity, timeout=2)
+        except (serial.SerialException, termios.error, OSError):
+            return  # refused: nothing applied either
+        with port:
+            cflag = termios.tcgetattr(port.fd)[2]
+            assert cflag & termios.CSIZE == termios.CS8
+            assert not cflag & termios.PARENB
+            os.write(main, bytes([0xD4, 0x41]))
+            assert port.read(2) == bytes([0xD4, 0x41])
+    finally:
+        os.close(main)
+        os.close(sub)
