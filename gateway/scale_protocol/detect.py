@@ -250,8 +250,8 @@ class AutoDetector:
     def contenders(self) -> tuple[str, ...]:
         """The protocol once decided; until then the candidates with the longest streak (in
         :data:`DETECT_ORDER` order), empty while no candidate reads the stream."""
-        if self.decoder is not None:
-            return (self.decoder.protocol,)
+        if (protocol := self.protocol) is not None:
+            return (protocol,)
         best = max(self._streak.values())
         return tuple(c for c in self.candidates if best and self._streak[c] == best)
 
