@@ -20,6 +20,7 @@ route x role):
   /api/members/{no}/statement, /api/receipts   api/passbook.py (wastebank/passbook/)
   /api/dlh/...                                 api/dlh.py: DLH reports from the ledger;
                                                api/sipsn.py: the SIPSN export
+                                               api/estimates.py: estimates, PLTSa scenario
   GET  /bank-sampah, /api/public/banks         api/public_banks.py; public: the city's banks
   GET  /api/tonnage?start=&end=&group_by=&interval=   api/measured.py; DLH (their city's
                                                banks), admin
@@ -51,6 +52,7 @@ from api import (
     bank,
     deposits_lookup,
     dlh,
+    estimates,
     fleet,
     health,
     limits,
@@ -95,6 +97,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(passbook.router)
     app.include_router(dlh.router)
     app.include_router(sipsn.router)  # GET /api/dlh/report/sipsn
+    app.include_router(estimates.router)  # GET /api/dlh/estimates, /api/dlh/wte-scenario
     app.include_router(public_banks.router)  # GET /bank-sampah, /api/public/banks: no login
     app.include_router(health.router)
     app.include_router(measured.router)

@@ -496,6 +496,12 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/api/dlh/report/monthly"): Case(
         get("/api/dlh/report/monthly", month="2026-10", format="csv"), frozenset({"dlh", "admin"})
     ),
+    ("GET", "/api/dlh/estimates"): Case(
+        get("/api/dlh/estimates", month="2026-10"), frozenset({"dlh", "admin"})
+    ),
+    ("GET", "/api/dlh/wte-scenario"): Case(
+        get("/api/dlh/wte-scenario", tonnes_per_day="500"), frozenset({"dlh", "admin"})
+    ),
     ("GET", "/api/dlh/report/sipsn"): Case(
         get("/api/dlh/report/sipsn", period="2026-S2", format="csv"), frozenset({"dlh", "admin"})
     ),

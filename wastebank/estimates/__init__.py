@@ -76,7 +76,7 @@ from wastebank.estimates.ranges import (
     sum_impacts,
 )
 from wastebank.estimates.recycling import RecyclingMaterial, RecyclingResult, recycling_credits
-from wastebank.estimates.results import DataRef, Estimate, GwpSet, gwp_set
+from wastebank.estimates.results import DataRef, Estimate, GwpSet, data_ref, gwp_set
 from wastebank.estimates.treatment import BiologicalResult, composting_emissions
 from wastebank.estimates.units import (
     CH4_PER_C,
@@ -107,6 +107,7 @@ from wastebank.estimates.wte import (
 )
 
 __all__ = [
+    "data_ref",
     "component_lhv",
     "wte_scenario",
     "mixes",
