@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from tests.conftest import deposit_event, undo_0009
-from wastebank import formats, ledger, migrations, reports
+from wastebank import estimates, formats, ledger, migrations, reports
 from wastebank.cli import app
 
 WIT = timezone(timedelta(hours=9))
@@ -448,15 +448,34 @@ def test_reduction_share_by_hand(session: Session) -> None:
 
 
 class FakeEstimator:
-    """2 kg CO2e and 1.5 kWh per kg of PET, nothing for other materials."""
+    """Per kg of PET: net CO2e 2 kg (1.5 to 2.5), of which a recycling credit of 2 kg; energy
+    saved 0.08 GJ; a WtE potential of 1.5 kWh (1 to 2); nothing for other materials."""
 
     name = "uji / test factors"
 
+    def impact(self, material_class: str, grams: int) -> estimates.Impact:
+        if material_class != "pet":
+            return estimates.Impact.unknown(grams, f"{material_class}: no test factor")
+        kg = grams / 1000
+        r = estimates.Range
+        return estimates.Impact(
+            grams=grams,
+            net_co2e_kg=r(central=2 * kg, low=1.5 * kg, high=2.5 * kg),
+            landfill_ch4_co2e_kg=r.exact(0.0),
+            recycling_credit_co2e_kg=r(central=2 * kg, low=1.5 * kg, high=2.5 * kg),
+            composting_co2e_kg=r.exact(0.0),
+            recycling_energy_saved_gj=r.exact(0.08 * kg),
+            recycling_energy_saved_kwh_eq=r.exact(0.08 * kg * 277.78),
+            wte_potential_kwh=r(central=1.5 * kg, low=1.0 * kg, high=2.0 * kg),
+        )
+
     def co2e_avoided_kg(self, material_class: str, grams: int) -> float | None:
-        return grams / 1000 * 2 if material_class == "pet" else None
+        r = self.impact(material_class, grams).net_co2e_kg
+        return None if r is None else r.central
 
     def energy_kwh(self, material_class: str, grams: int) -> float | None:
-        return grams / 1000 * 1.5 if material_class == "pet" else None
+        r = self.impact(material_class, grams).wte_potential_kwh
+        return None if r is None else r.central
 
 
 def journal_pickups(s: Session) -> None:
@@ -496,30 +515,40 @@ def test_monthly_csv_exactly(session: Session) -> None:
     # generation: 1000 x 500 g x 31 days = 15,500,000 g
     assert report.generation_g == 15_500_000
     header = ",".join(reports.CSV_HEADER)
+    assert not [h for h in reports.CSV_HEADER if "," in h or ";" in h]
+    # each estimate's central, low, high: net CO2e, landfill CH4, recycling credit, composting,
+    # energy saved GJ, its kWh-eq (x 277.78), WtE potential; PET only (FakeEstimator)
+    pet = (
+        "4.000,3.000,5.000,0.000,0.000,0.000,4.000,3.000,5.000,0.000,0.000,0.000,"
+        "0.160,0.160,0.160,44.445,44.445,44.445,3.000,2.000,4.000"
+    )
+    none = "," * 20  # 21 empty cells: no factor for cardboard in the fake
+    cardboard = "kardus,Kardus / Cardboard,kertas_karton,1"
     assert reports.monthly_csv(report, "plain").split("\r\n") == [
         header,
-        "2026-10,Nusaniwe,kardus,Kardus / Cardboard,kertas_karton,1,4.000,4.000,0.000,0.0258,,",
-        "2026-10,Sirimau,kardus,Kardus / Cardboard,kertas_karton,1,2.000,2.000,0.000,0.0129,,",
+        f"2026-10,Nusaniwe,{cardboard},4.000,4.000,0.000,0.0258,{none}",
+        f"2026-10,Sirimau,{cardboard},2.000,2.000,0.000,0.0129,{none}",
         "2026-10,Sirimau,pet,Botol PET bersih / Clean PET bottles,plastik,2,2.000,1.250,0.750,"
-        "0.0129,4.000,3.000",
-        "2026-10,Jumlah / Total,,,,4,8.000,7.250,0.750,0.0516,4.000,3.000",
+        f"0.0129,{pet}",
+        f"2026-10,Jumlah / Total,,,,4,8.000,7.250,0.750,0.0516,{pet}",
         "",
     ]
     assert reports.render(report, "csv").startswith("\ufeff".encode())
     # the default: Excel in Indonesian (';' between fields, comma decimals)
+    pet_id = pet.replace(",", ";").replace(".", ",")
     assert reports.monthly_csv(report).split("\r\n")[3:5] == [
         "2026-10;Sirimau;pet;Botol PET bersih / Clean PET bottles;plastik;2;2,000;1,250;0,750;"
-        "0,0129;4,000;3,000",
-        "2026-10;Jumlah / Total;;;;4;8,000;7,250;0,750;0,0516;4,000;3,000",
+        f"0,0129;{pet_id}",
+        f"2026-10;Jumlah / Total;;;;4;8,000;7,250;0,750;0,0516;{pet_id}",
     ]
 
 
-def test_monthly_xlsx_cells(session: Session) -> None:
+def test_monthly_xlsx_cells(session: Session, tmp_path: Path) -> None:
     from openpyxl import load_workbook
 
     report = small_month(session)
     wb = load_workbook(io.BytesIO(reports.monthly_xlsx(report)))
-    assert wb.sheetnames == ["Laporan", "Per kategori", "Pengalihan"]
+    assert wb.sheetnames == ["Laporan", "Per kategori", "Pengalihan", "Estimasi"]
     ws = wb["Laporan"]
     assert str(ws["A1"].value).startswith("LAPORAN PENGURANGAN SAMPAH")
     assert ws["B3"].value == "Oktober 2026 (2026-10)"
@@ -534,7 +563,9 @@ def test_monthly_xlsx_cells(session: Session) -> None:
     total = [c.value for c in ws[header + 4]]
     assert total[0] == "Jumlah / Total"
     assert total[4:8] == [4, 8, 7.25, 0.75]
-    assert total[9:] == [4, 3]
+    assert total[9:12] == [4, 3, 5]  # net CO2e: central, low, high
+    assert total[-3:] == [3, 2, 4]  # the WtE potential
+    assert ws.cell(header, 10).value.startswith("CO2e terhindar (bersih) kg CO2e estimasi tengah")
     cats = wb["Per kategori"]
     assert [tuple(r) for r in cats.iter_rows(values_only=True)] == [
         ("Kategori / Category", "Berat kg / Weight kg"),
@@ -545,7 +576,8 @@ def test_monthly_xlsx_cells(session: Session) -> None:
     assert len(charts) == 1
     note = next(r for r in range(1, 20) if str(ws.cell(r, 1).value).startswith("Ke TPA"))
     assert str(ws.cell(note, 2).value).startswith("2.191,0 kg, 2 pengangkutan TPS")
-    assert "tingkat pengalihan / diversion rate 0,36 %" in str(ws.cell(note, 2).value)
+    # the demo city file has no count of the city's TPS: no rate is the city's
+    assert "diversion rate belum cukup data / not enough data" in str(ws.cell(note, 2).value)
     div = [tuple(r) for r in wb["Pengalihan"].iter_rows(values_only=True)]
     assert div[0] == reports.DIVERSION_HEADER
     assert [r[:4] for r in div[1:]] == [
@@ -553,8 +585,40 @@ def test_monthly_xlsx_cells(session: Session) -> None:
         ("Sirimau", 4, pytest.approx(1546.56), 1),
         ("Jumlah / Total", 8, pytest.approx(2190.96), 2),
     ]
+    assert div[-1][4] == "belum cukup data / not enough data"
+    est = [tuple(r) for r in wb["Estimasi"].iter_rows(values_only=True)]
+    assert est[1][:5] == ("Botol PET bersih / Clean PET bottles", 2, 4, 3, 5)
+    assert est[2][2:] == (None,) * 21  # cardboard: no factor in the fake
+    assert est[3][:5] == ("Jumlah / Total", 8, 4, 3, 5)
+    words = " ".join(str(c) for r in est for c in r if isinstance(c, str))
+    assert "Primary energy, not electricity" in words  # the basis of each figure
+    assert (
+        "corrugated: no test factor" in words
+    )  # (its material class)  # what was not estimated, and why
+    # a city whose TPS are all covered (the city file's count) shows its rate
+    (tmp_path / "ambon.toml").write_text(
+        '[city]\ncode = "ambon"\n[population]\ncount = 1000\nsource = "uji"\n'
+        '[generation]\nkg_per_capita_day = 0.5\nsource = "uji"\n'
+        '[tps]\ncount = 2\nsource = "uji / test"\n'
+    )
+    covered = reports.ReportSettings(
+        cities_dir=tmp_path, diversion_coverage=reports.CoverageRule(min_pickups=2)
+    )
+    again = reports.monthly_report(
+        session, reports.load_scope(session), "2026-10", covered, estimator=FakeEstimator(), now=NOW
+    )
+    assert again.coverage is not None
+    assert again.coverage.enough
+    wb = load_workbook(io.BytesIO(reports.monthly_xlsx(again)))
+    div = [tuple(r) for r in wb["Pengalihan"].iter_rows(values_only=True)]
     assert div[-1][4] == pytest.approx(8 / (8 + 2190.96))
     assert wb["Pengalihan"].cell(2, 5).number_format == "0.00%"
+    note = next(
+        r
+        for r in wb["Laporan"].iter_rows(values_only=True)
+        if r[0] == "Ke TPA (estimasi) / TPA-bound (estimated)"
+    )
+    assert "diversion rate 0,36 %" in str(note[1])
 
 
 def test_monthly_diversion_by_kecamatan_by_hand(session: Session) -> None:

@@ -16,6 +16,7 @@ import pytest
 from pypdf import PdfReader
 
 from wastebank import reports
+from wastebank.estimates import FIGURES, Impact, Range
 from wastebank.reports import DiversionRow, Generation, MonthlyReport, MonthlyRow
 
 MM = 72 / 25.4  # points per mm
@@ -35,8 +36,24 @@ def row(kecamatan: str, category: str, grams: int, *, name: str = "Botol PET") -
         measured_g=grams - 1_250,
         estimated_g=1_250,
         share_pct=23.271234,
-        co2e_avoided_kg=1_234_567.8,
-        energy_kwh=987_654.3,
+        impact=impact(grams),
+    )
+
+
+def impact(grams: int) -> Impact:
+    """City-sized ranges (the WtE potential's low end below zero, as wet waste can be)."""
+    kg = grams / 1000
+    r = Range
+    return Impact(
+        grams=grams,
+        net_co2e_kg=r(central=1.5 * kg, low=1.1 * kg, high=1.9 * kg),
+        landfill_ch4_co2e_kg=r(central=0.5 * kg, low=0.3 * kg, high=0.8 * kg),
+        recycling_credit_co2e_kg=r(central=1.0 * kg, low=0.8 * kg, high=1.1 * kg),
+        composting_co2e_kg=r.exact(0.0),
+        recycling_energy_saved_gj=r(central=0.05 * kg, low=0.04 * kg, high=0.06 * kg),
+        recycling_energy_saved_kwh_eq=r(central=13.9 * kg, low=11.1 * kg, high=16.7 * kg),
+        wte_potential_kwh=r(central=0.4 * kg, low=-0.1 * kg, high=0.9 * kg),
+        not_estimated={"composting_co2e_kg": "pet: tidak dikomposkan / not composted"},
     )
 
 
@@ -151,7 +168,8 @@ def test_the_pdf_has_no_internal_names_and_only_indonesian_numbers() -> None:
     text = " ".join(r.text for r in runs)
     assert "wastebank." not in text
     assert "WASTEBANK_" not in text
-    without_times = re.sub(r"\b\d{2}\.\d{2} WI", "", text)  # 10.00 WIT is a time
+    # 10.00 WIT is a time; IPCC's "Table 4.1" a section
+    without_times = re.sub(r"\b\d{2}\.\d{2} WI|Tabel \d+\.\d+|Table \d+\.\d+", "", text)
     assert not re.search(r"\d\.\d{1,2}(?!\d)", without_times), "a dot decimal"
     assert not re.search(r"\d,\d{3}\.", without_times), "English thousands"
     assert "23,27 %" in text
@@ -159,14 +177,55 @@ def test_the_pdf_has_no_internal_names_and_only_indonesian_numbers() -> None:
     assert "347.288 jiwa" in text
 
 
+def test_the_pdf_shows_each_estimate_central_first_with_its_range_and_basis() -> None:
+    report = big_report(rows=1)
+    runs, _ = text_runs(reports.monthly_pdf(report, "portrait"))
+    text = " ".join(r.text for r in runs)
+    # 8.074.446 kg of PET: net CO2e 1.5 kg/kg, 1.1 to 1.9
+    assert "12.111.669,0 (8.881.890,6 s.d. 15.341.447,4)" in text
+    # recycling energy saved (GJ) and the WtE potential, whose low end is below zero
+    assert "403.722,30 (322.977,84 s.d. 484.466,76)" in text
+    assert "3.229.778,4 (-807.444,6 s.d. 7.267.001,4)" in text
+    for field in ("landfill_ch4_co2e_kg", "recycling_energy_saved_gj", "wte_potential_kwh"):
+        label = FIGURES[field].label
+        assert label.id in text
+        assert label.en in text
+    assert "Primary energy, not electricity" in text  # the basis of the energy saved
+    assert "committed to the month it was" in text  # landfill methane: lifetime, said so
+    assert "pet: tidak dikomposkan / not composted" in text  # not estimated, and why
+
+
+def test_a_covered_city_prints_its_rate() -> None:
+    covered = reports.diversion_coverage(
+        tps_with_sensors=20, tps_reporting=20, tps_in_city=20, pickups=40
+    )
+    report = big_report(rows=1).model_copy(update={"coverage": covered})
+    text = " ".join(r.text for r in text_runs(reports.monthly_pdf(report))[0])
+    assert "23,27 %" in text
+    assert "20 dari 20 TPS kota" in text
+    thin = reports.diversion_coverage(
+        tps_with_sensors=1, tps_reporting=1, tps_in_city=20, pickups=40
+    )
+    text = " ".join(
+        r.text
+        for r in text_runs(reports.monthly_pdf(report.model_copy(update={"coverage": thin})))[0]
+    )
+    assert "23,27 %" not in text
+    assert "belum cukup data / not enough data" in text
+    assert thin.reason is not None
+    assert thin.reason in text
+
+
 def test_a_report_without_rows_or_estimates_prints() -> None:
     empty = big_report(rows=0).model_copy(
         update={"generation": None, "generation_g": None, "estimator": None}
     )
+    empty.total.impact = None
     runs, _ = text_runs(reports.monthly_pdf(empty, "portrait"))
     text = " ".join(r.text for r in runs)
     assert "tidak ada setoran / no deposits" in text
     assert "belum diatur" in text
+    assert "CO2e & energi / CO2e & energy: belum tersedia / not available" in text
 
 
 def test_the_indonesian_csv_has_semicolons_and_comma_decimals() -> None:

@@ -22,7 +22,7 @@ from typing import Literal
 
 from wastebank.formats import csv_text
 from wastebank.reports.monthly import MonthlyReport, MonthlyRow
-from wastebank.reports.wording import CSV_HEADER
+from wastebank.reports.wording import CSV_HEADER, estimate_values
 
 CsvDialect = Literal["id", "plain"]
 CSV_DIALECTS: tuple[str, ...] = ("id", "plain")
@@ -82,8 +82,7 @@ def _csv_row(month: str, r: MonthlyRow, dialect: CsvDialect) -> list[str | int]:
         kg_exact(r.measured_g, dialect),
         kg_exact(r.estimated_g, dialect),
         decimal(r.share_pct, 4, dialect),
-        decimal(r.co2e_avoided_kg, 3, dialect),
-        decimal(r.energy_kwh, 3, dialect),
+        *(decimal(v, 3, dialect) for v in estimate_values(r.impact)),
     ]
 
 

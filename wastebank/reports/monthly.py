@@ -1,6 +1,8 @@
 """The monthly DLH report's figures: per kecamatan x category, deposits, kg (measured /
-estimated), share of the month's estimated generation, CO2e avoided and energy potential; and per
-kecamatan, diverted against TPA-bound (the TPS pickup journal)."""
+estimated), share of the month's estimated generation and the estimated impact (each figure a
+low/central/high range: CO2e in its parts, the energy recycling saved, the waste-to-energy
+potential; :class:`wastebank.estimates.Impact`); and per kecamatan, diverted against TPA-bound
+(the TPS pickup journal), with the coverage that says whether the city's rate may be shown."""
 
 from __future__ import annotations
 
@@ -12,15 +14,17 @@ from datetime import UTC, date, datetime, time, timedelta
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from wastebank.estimates import Impact, sum_impacts
 from wastebank.formats import zone_label
 from wastebank.reports.generation import (
-    Estimator,
     Generation,
+    ImpactEstimator,
     NoGenerationEstimate,
     ReportSettings,
     generation_for,
+    tps_in_city,
 )
-from wastebank.reports.scope import CategoryInfo, Scope
+from wastebank.reports.scope import CategoryInfo, Coverage, Scope, diversion_coverage
 from wastebank.reports.summary import cells
 
 
@@ -36,8 +40,7 @@ class MonthlyRow(BaseModel):
     measured_g: int
     estimated_g: int
     share_pct: float | None = Field(description="of the month's estimated generation")
-    co2e_avoided_kg: float | None = Field(description="estimated (wastebank.estimates)")
-    energy_kwh: float | None = Field(description="estimated potential (wastebank.estimates)")
+    impact: Impact | None = Field(description="estimated, each figure low/central/high")
 
 
 class DiversionRow(BaseModel):
@@ -70,6 +73,19 @@ class MonthlyReport(BaseModel):
     total: MonthlyRow
     diversion: list[DiversionRow] = Field(default_factory=list)
     diversion_total: DiversionRow | None = None
+    coverage: Coverage | None = Field(
+        default=None, description="whether the diversion rates may be shown as the city's"
+    )
+
+    def by_category(self) -> list[tuple[str, int, Impact | None]]:
+        """(category name, grams, impact) per category over every kecamatan, by name."""
+        acc: dict[str, list[MonthlyRow]] = defaultdict(list)
+        for r in self.rows:
+            acc[f"{r.category_name_id} / {r.category_name_en}"].append(r)
+        return [
+            (name, sum(r.net_g for r in rows), _sum_impacts(r.impact for r in rows))
+            for name, rows in sorted(acc.items())
+        ]
 
 
 # The days a report may cover: waste banks and their sensors are of this century. Outside it a
@@ -101,12 +117,13 @@ def monthly_report(
     month: str,
     settings: ReportSettings | None = None,
     *,
-    estimator: Estimator | None = None,
+    estimator: ImpactEstimator | None = None,
     now: datetime | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> MonthlyReport:
     """Per kecamatan x category: deposits, kg (measured / estimated), share of the month's
-    estimated generation, CO2e avoided and energy potential (estimates)."""
+    estimated generation, the estimated impact (ranges); the diversion by kecamatan and its
+    coverage ([reports] ``diversion_coverage``)."""
     step = progress or (lambda _what: None)
     first, last = parse_month(month)
     step("membaca buku besar / reading the ledger")
@@ -140,11 +157,10 @@ def monthly_report(
         measured_g=sum(r.measured_g for r in rows),
         estimated_g=sum(r.estimated_g for r in rows),
         share_pct=_share(sum(r.net_g for r in rows), generation_g),
-        co2e_avoided_kg=_sum_or_none(r.co2e_avoided_kg for r in rows),
-        energy_kwh=_sum_or_none(r.energy_kwh for r in rows),
+        impact=_sum_impacts(r.impact for r in rows) if estimator else None,
     )
     step("membaca jurnal pengangkutan TPS / reading the TPS pickup journal")
-    diversion, diversion_total = _diversion(session, scope, first, last, rows)
+    diversion, diversion_total, coverage = _diversion(session, scope, first, last, rows, settings)
     return MonthlyReport(
         city_code=scope.city_code,
         city_name=scope.city_name,
@@ -161,15 +177,24 @@ def monthly_report(
         total=total,
         diversion=diversion,
         diversion_total=diversion_total,
+        coverage=coverage,
     )
 
 
 def _diversion(
-    session: Session, scope: Scope, first: date, last: date, rows: Sequence[MonthlyRow]
-) -> tuple[list[DiversionRow], DiversionRow]:
+    session: Session,
+    scope: Scope,
+    first: date,
+    last: date,
+    rows: Sequence[MonthlyRow],
+    settings: ReportSettings | None,
+) -> tuple[list[DiversionRow], DiversionRow, Coverage]:
     """Per kecamatan and in all: the month's diverted grams (``rows``) against the TPA-bound
     kg of its TPS from the pickup journal (:func:`wastebank.tps.journal_totals`: the TPS's
-    current volume and density); local days ``first``..``last``."""
+    current volume and density); local days ``first``..``last``. The coverage counts a TPS as
+    reporting when the journal has a pickup of it in the month (the report reads the ledger
+    only, not the sensors' readings: a TPS whose sensor reported but saw no pickup is not
+    counted, so the coverage is never overstated)."""
     from wastebank import tps
 
     start = datetime.combine(first, time(0), scope.tz)
@@ -183,7 +208,8 @@ def _diversion(
     for r in rows:
         diverted[r.kecamatan] += r.net_g
     bound: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # kg, pickups
-    for code, found in tps.journal_totals(session, registry, start, end).items():
+    journal = tps.journal_totals(session, registry, start, end)
+    for code, found in journal.items():
         b = bound[kecamatan_of[code]]
         b[0] += found.mass_kg
         b[1] += found.pickups
@@ -208,16 +234,25 @@ def _diversion(
         sum(r.tpa_bound_kg for r in out),
         sum(r.pickups for r in out),
     )
-    return out, total
+    in_city = tps_in_city(scope.city_code, settings)
+    coverage = diversion_coverage(
+        tps_with_sensors=len(registry),
+        tps_reporting=len(journal),
+        tps_in_city=in_city[0] if in_city else None,
+        pickups=total.pickups,
+        rule=(settings or ReportSettings()).diversion_coverage,
+        tps_in_city_source=in_city[1] if in_city else None,
+    )
+    return out, total, coverage
 
 
 def _share(net_g: int, generation_g: int | None) -> float | None:
     return round(100.0 * net_g / generation_g, 6) if generation_g else None
 
 
-def _sum_or_none(values: Iterable[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return sum(known) if known else None
+def _sum_impacts(impacts: Iterable[Impact | None]) -> Impact | None:
+    known = [i for i in impacts if i is not None]
+    return sum_impacts(known) if known else None
 
 
 def _monthly_row(
@@ -225,7 +260,7 @@ def _monthly_row(
     cat: CategoryInfo,
     a: list[int],
     generation_g: int | None,
-    estimator: Estimator | None,
+    estimator: ImpactEstimator | None,
 ) -> MonthlyRow:
     net_g = a[0] + a[1]
     return MonthlyRow(
@@ -240,6 +275,5 @@ def _monthly_row(
         measured_g=a[1],
         estimated_g=a[0],
         share_pct=_share(net_g, generation_g),
-        co2e_avoided_kg=estimator.co2e_avoided_kg(cat.material_class, net_g) if estimator else None,
-        energy_kwh=estimator.energy_kwh(cat.material_class, net_g) if estimator else None,
+        impact=estimator.impact(cat.material_class, net_g) if estimator else None,
     )

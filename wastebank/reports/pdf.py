@@ -1,19 +1,33 @@
 """The monthly report as a printable A4 PDF, portrait or landscape: the notes; deposits by
-kecamatan and category; the diversion from the TPA by kecamatan; the estimated effects by
-category. Every table's columns are sized from the page's width (:func:`wastebank.pdfdoc.
-fitted_table`), every number is in id-ID format and every mass follows the report's one rule
+kecamatan and category; the diversion from the TPA by kecamatan, with its coverage; the
+estimates by category (CO2e in its parts, the energy recycling saved, the waste-to-energy
+potential), each central first with its range, and what each is in words.
+
+Every table's columns are sized from the page's width (:func:`wastebank.pdfdoc.fitted_table`),
+every number is in id-ID format and every mass follows the report's one rule
 (:func:`wastebank.reports.wording.mass_unit`: a column in t or in kg, named in its heading)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import TYPE_CHECKING, Literal, cast
 from zoneinfo import ZoneInfo
 
-from wastebank.formats import latin1, number, percent, tanggal_waktu, thousands
+from wastebank.estimates import FIGURES, IMPACT_FIELDS
+from wastebank.formats import latin1, percent, tanggal_waktu, thousands
 from wastebank.pdfdoc import document, fitted_table
 from wastebank.reports.monthly import MonthlyReport
-from wastebank.reports.wording import mass_number, mass_unit, month_title, notes
+from wastebank.reports.wording import (
+    NO_ESTIMATOR,
+    coverage_text,
+    estimate_heading,
+    mass_number,
+    mass_unit,
+    month_title,
+    notes,
+    range_text,
+    rate_text,
+    reasons,
+)
 
 if TYPE_CHECKING:
     from fpdf import FPDF
@@ -39,7 +53,12 @@ def monthly_pdf(report: MonthlyReport, orientation: Orientation = "landscape") -
     return bytes(pdf.output())
 
 
+KEEP_WITH_NEXT_MM = 30  # a table's heading starts a new page when less than this is left
+
+
 def _heading(pdf: FPDF, text: str) -> None:
+    if pdf.get_y() > pdf.page_break_trigger - KEEP_WITH_NEXT_MM:
+        pdf.add_page()
     pdf.ln(3)
     pdf.set_font("helvetica", "B", 9)
     pdf.multi_cell(0, 5, latin1(text), new_x="LMARGIN", new_y="NEXT")
@@ -131,7 +150,7 @@ def _diversion(pdf: FPDF, report: MonthlyReport) -> None:
                 mass_number(d.diverted_g, unit),
                 mass_number(d.tpa_bound_kg * 1000, unit),
                 thousands(d.pickups),
-                percent(None if d.rate is None else 100 * d.rate, 2),
+                rate_text(report, d.rate),
             ]
         )
     fitted_table(
@@ -141,27 +160,60 @@ def _diversion(pdf: FPDF, report: MonthlyReport) -> None:
         text_align=("LEFT", *("RIGHT",) * 4),
         bold_rows=(len(rows) - 1,),
     )
+    _small(pdf, f"Cakupan / Coverage: {coverage_text(report)}")
+
+
+CO2E_FIELDS = (
+    "net_co2e_kg",
+    "landfill_ch4_co2e_kg",
+    "recycling_credit_co2e_kg",
+    "composting_co2e_kg",
+)
+ENERGY_FIELDS = ("recycling_energy_saved_gj", "recycling_energy_saved_kwh_eq", "wte_potential_kwh")
 
 
 def _estimates(pdf: FPDF, report: MonthlyReport) -> None:
-    """Per category (the whole city): CO2e avoided and the energy potential, estimated."""
-    _heading(pdf, "Estimasi per kategori / Estimates by category")
-    by_cat: dict[str, list[float | None]] = defaultdict(lambda: [0.0, None, None])
-    for r in report.rows:
-        acc = by_cat[f"{r.category_name_id} / {r.category_name_en}"]
-        acc[0] = (acc[0] or 0) + r.net_g
-        for i, v in ((1, r.co2e_avoided_kg), (2, r.energy_kwh)):
-            if v is not None:
-                acc[i] = (acc[i] or 0) + v
-    unit = mass_unit(*(a[0] or 0 for a in by_cat.values()))
-    rows = [
-        [
-            "Kategori / Category",
-            f"Berat / Weight ({unit})",
-            "CO2e terhindar / CO2e avoided (kg, estimasi / estimated)",
-            "Potensi energi / Energy potential (kWh, estimasi / estimated)",
-        ]
-    ]
-    for name, (grams, co2e, kwh) in sorted(by_cat.items()):
-        rows.append([name, mass_number(grams or 0, unit), number(co2e, 1), number(kwh, 1)])
-    fitted_table(pdf, rows, weights=(30, 12, 16, 16), text_align=("LEFT", *("RIGHT",) * 3))
+    """Per category (every kecamatan) and in all: CO2e in its parts, then the energy figures,
+    each the central estimate with its range; what each figure is, in words, below."""
+    if report.total.impact is None:
+        _heading(pdf, "Estimasi / Estimates")
+        _small(pdf, f"CO2e & energi / CO2e & energy: {NO_ESTIMATOR}")
+        return
+    items = [*report.by_category(), ("Jumlah / Total", report.total.net_g, report.total.impact)]
+    unit = mass_unit(*(grams for _, grams, _ in items))
+    for title, fields in (
+        ("Estimasi CO2e per kategori / Estimated CO2e by category", CO2E_FIELDS),
+        ("Estimasi energi per kategori / Estimated energy by category", ENERGY_FIELDS),
+    ):
+        _heading(pdf, title)
+        rows = [["Kategori / Category", f"Berat / Weight ({unit})"]]
+        rows[0] += [estimate_heading(f) for f in fields]
+        for name, grams, impact in items:
+            rows.append(
+                [
+                    name,
+                    mass_number(grams, unit),
+                    *(range_text(getattr(impact, f, None), FIGURES[f].unit) for f in fields),
+                ]
+            )
+        fitted_table(
+            pdf,
+            rows,
+            weights=(24, 10, *(16,) * len(fields)),
+            text_align=("LEFT", *("RIGHT",) * (len(fields) + 1)),
+            bold_rows=(len(rows) - 1,),
+        )
+    pdf.ln(1)
+    _small(
+        pdf, "Nilai tengah, lalu rentang rendah s.d. tinggi / the central figure, then its range."
+    )
+    for field in IMPACT_FIELDS:
+        f = FIGURES[field]
+        _small(pdf, f"{estimate_heading(field)}: {f.basis.id} / {f.basis.en}")
+    for field, why in report.total.impact.not_estimated.items():
+        _small(pdf, f"Tidak diestimasi / Not estimated - {estimate_heading(field)}: {reasons(why)}")
+
+
+def _small(pdf: FPDF, text: str) -> None:
+    pdf.set_font("helvetica", size=7)
+    pdf.multi_cell(0, 3.6, latin1(text), new_x="LMARGIN", new_y="NEXT")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from wastebank import formats
+from wastebank.estimates import FIGURES, IMPACT_FIELDS, Range
 from wastebank.formats import MONTH_NAMES_ID, number, percent, tanggal, thousands
 from wastebank.reports.monthly import MonthlyReport
 
@@ -35,6 +36,47 @@ def mass(grams: float) -> str:
     return formats.mass(round(grams))
 
 
+# An estimate's three figures, central first (docs/estimates.md: every coefficient at its
+# central value, then at the ends of its range that lower or raise the figure).
+RANGE_PARTS = (
+    ("central", "tengah", "central"),
+    ("low", "rendah", "low"),
+    ("high", "tinggi", "high"),
+)
+# decimals of an estimate by its unit, as people read it
+PLACES = {"kg CO2e": 1, "GJ": 2, "kWh-eq": 0, "kWh": 1}
+
+
+def range_text(r: Range | None, unit: str) -> str:
+    """``1.146,0 (860,2 s.d. 1.433,1)``: the central figure, its range after; ``-`` for none."""
+    if r is None:
+        return "-"
+    places = PLACES.get(unit, 1)
+    central = number(r.central, places)
+    if r.low == r.high:
+        return central
+    return f"{central} ({number(r.low, places)} s.d. {number(r.high, places)})"
+
+
+def reasons(text: str) -> str:
+    """Why a figure was not estimated, each reason once (a total repeats its parts')."""
+    return "; ".join(dict.fromkeys(part.strip() for part in text.split(";") if part.strip()))
+
+
+def estimate_heading(field: str) -> str:
+    """``CO2e terhindar (bersih) / CO2e avoided (net) (kg CO2e)``."""
+    f = FIGURES[field]
+    return f"{f.label.id} / {f.label.en} ({f.unit})"
+
+
+# no comma or semicolon in a heading: a CSV reader splitting by hand keeps its columns
+ESTIMATE_HEADER = tuple(
+    f"{FIGURES[field].label.id} {FIGURES[field].unit} estimasi {part_id} / "
+    f"{FIGURES[field].label.en} {FIGURES[field].unit} estimated {part_en}"
+    for field in IMPACT_FIELDS
+    for _, part_id, part_en in RANGE_PARTS
+)
+
 CSV_HEADER = (
     "bulan / month",
     "kecamatan / sub-district",
@@ -46,9 +88,17 @@ CSV_HEADER = (
     "terukur kg / measured kg",
     "estimasi kg / estimated kg",
     "pengurangan % timbulan / reduction % of generation",
-    "CO2e terhindar kg (estimasi) / CO2e avoided kg (estimated)",
-    "potensi energi kWh (estimasi) / energy potential kWh (estimated)",
+    *ESTIMATE_HEADER,
 )
+
+
+def estimate_values(impact: object) -> list[float | None]:
+    """The :data:`ESTIMATE_HEADER` columns of an impact (None: no impact, or no figure)."""
+    out: list[float | None] = []
+    for field in IMPACT_FIELDS:
+        r = getattr(impact, field, None) if impact is not None else None
+        out += [None if r is None else getattr(r, part) for part, _, _ in RANGE_PARTS]
+    return out
 
 
 def month_title(report: MonthlyReport) -> str:
@@ -72,11 +122,40 @@ def generation_text(report: MonthlyReport) -> str:
     )
 
 
+NOT_ENOUGH_DATA = "belum cukup data / not enough data"
+
+
+def rate_text(report: MonthlyReport, rate: float | None) -> str:
+    """A diversion rate (0..1) as ``23,27 %``, or :data:`NOT_ENOUGH_DATA` when the report's
+    coverage is below [reports] ``diversion_coverage`` (then no rate is the city's)."""
+    if report.coverage is not None and not report.coverage.enough:
+        return NOT_ENOUGH_DATA
+    return percent(None if rate is None else 100 * rate, 2)
+
+
+def coverage_text(report: MonthlyReport) -> str:
+    cov = report.coverage
+    if cov is None:
+        return "-"
+    if cov.tps_in_city:
+        where = (
+            f"{cov.tps_reporting} dari {cov.tps_in_city} TPS kota dengan pengangkutan teramati / "
+            f"{cov.tps_reporting} of the city's {cov.tps_in_city} TPS with pickups observed"
+        )
+    else:
+        where = (
+            f"{cov.tps_reporting} TPS dengan pengangkutan teramati; jumlah TPS kota belum diisi / "
+            f"{cov.tps_reporting} TPS with pickups observed; the city's number of TPS not entered"
+        )
+    text = f"{where}; {thousands(cov.pickups)} pengangkutan / pickups"
+    return text if cov.enough or not cov.reason else f"{text}. {NOT_ENOUGH_DATA}: {cov.reason}"
+
+
 def tpa_text(report: MonthlyReport) -> str:
     t = report.diversion_total
     if t is None:
         return "tidak dihitung / not computed"
-    rate = percent(None if t.rate is None else 100 * t.rate, 2)
+    rate = rate_text(report, t.rate)
     return (
         f"{mass(t.tpa_bound_kg * 1000)}, {thousands(t.pickups)} pengangkutan TPS / TPS pickups "
         "(volume kontainer x tingkat isi x berat jenis / container volume x fill x bulk "
@@ -106,6 +185,12 @@ def notes(report: MonthlyReport) -> list[tuple[str, str]]:
             "ditimbang / weighed on a scale; estimasi / estimated: entri manual / manual entries",
         ),
         ("Ke TPA (estimasi) / TPA-bound (estimated)", tpa_text(report)),
+        ("Cakupan pengalihan / Diversion coverage", coverage_text(report)),
+        (
+            "Rentang / Ranges",
+            "estimasi: nilai tengah, lalu rentang rendah s.d. tinggi / estimates: the central "
+            "figure, then its low to high range",
+        ),
         ("Satuan / Units", UNITS_NOTE),
     ]
 

@@ -1,7 +1,9 @@
 """The monthly report as an XLSX workbook: sheet ``Laporan`` (notes, the key figures, the table,
-the total), sheet ``Per kategori`` (kg per category and a bar chart of it), sheet ``Pengalihan``
-(waste banks against TPA-bound, by kecamatan). Every figure is a number cell with a number
-format (Excel shows it in the reader's locale: ``1.234,5`` in Indonesian), never a text."""
+the total; each estimate as its central, low and high figures), sheet ``Per kategori`` (kg per
+category and a bar chart of it), sheet ``Pengalihan`` (waste banks against TPA-bound, by
+kecamatan), sheet ``Estimasi`` (the estimates by category and what each is, in words). Every
+figure is a number cell with a number format (Excel shows it in the reader's locale: ``1.234,5``
+in Indonesian), never a text."""
 
 from __future__ import annotations
 
@@ -9,14 +11,26 @@ import io
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+from wastebank.estimates import FIGURES, IMPACT_FIELDS
 from wastebank.reports.monthly import DiversionRow, MonthlyReport, MonthlyRow
-from wastebank.reports.wording import CSV_HEADER, DIVERSION_HEADER, notes
+from wastebank.reports.wording import (
+    CSV_HEADER,
+    DIVERSION_HEADER,
+    ESTIMATE_HEADER,
+    NOT_ENOUGH_DATA,
+    RANGE_PARTS,
+    estimate_heading,
+    estimate_values,
+    notes,
+    reasons,
+)
 
 if TYPE_CHECKING:
     from openpyxl import Workbook
     from openpyxl.worksheet.worksheet import Worksheet
 
 KG_FORMAT = "#,##0.000"
+ESTIMATE_FORMAT = "#,##0.00"
 # The number format of each column of the ``Laporan`` table (None: text).
 TABLE_FORMATS: tuple[str | None, ...] = (
     None,
@@ -28,10 +42,9 @@ TABLE_FORMATS: tuple[str | None, ...] = (
     KG_FORMAT,
     KG_FORMAT,
     "0.0000%",
-    KG_FORMAT,
-    KG_FORMAT,
+    *(ESTIMATE_FORMAT,) * len(ESTIMATE_HEADER),
 )
-TABLE_WIDTHS = (22, 14, 32, 16, 12, 16, 16, 16, 16, 18, 18)
+TABLE_WIDTHS = (22, 14, 32, 16, 12, 16, 16, 16, 16, *(18,) * len(ESTIMATE_HEADER))
 DIVERSION_FORMATS = ((2, KG_FORMAT), (3, "#,##0.0"), (4, "#,##0"), (5, "0.00%"))
 DIVERSION_WIDTHS = (30, 20, 26, 18, 20)
 
@@ -49,6 +62,7 @@ def monthly_xlsx(report: MonthlyReport) -> bytes:
     _table(ws, report, header_row)
     _by_category(wb, report)
     _diversion(wb, report)
+    _estimates(wb, report)
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
@@ -73,7 +87,7 @@ def _notes_rows(ws: Worksheet, report: MonthlyReport) -> int:
     return row
 
 
-def key_figures(report: MonthlyReport) -> list[tuple[str, float | None, str]]:
+def key_figures(report: MonthlyReport) -> list[tuple[str, float | str | None, str]]:
     """(label, number, number format) of the month's figures a reader compares."""
     total = report.diversion_total
     share = report.total.share_pct
@@ -90,7 +104,11 @@ def key_figures(report: MonthlyReport) -> list[tuple[str, float | None, str]]:
             None if total is None else total.tpa_bound_kg,
             KG_FORMAT,
         ),
-        ("Tingkat pengalihan / Diversion rate", None if total is None else total.rate, "0.00%"),
+        (
+            "Tingkat pengalihan / Diversion rate",
+            None if total is None else _rate(report, total),
+            "0.00%",
+        ),
     ]
 
 
@@ -98,9 +116,17 @@ def _ratio(pct: float | None) -> float | None:
     return None if pct is None else pct / 100
 
 
+def _rate(report: MonthlyReport, d: DiversionRow) -> float | str | None:
+    """A diversion rate as a number, or :data:`NOT_ENOUGH_DATA` below the coverage rule."""
+    if report.coverage is not None and not report.coverage.enough:
+        return NOT_ENOUGH_DATA
+    return d.rate
+
+
 def _table(ws: Worksheet, report: MonthlyReport, header_row: int) -> None:
     """The headings at ``header_row``, a row per kecamatan x category below, the total (bold)."""
     from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     for col, title in enumerate(CSV_HEADER[1:], start=1):
         ws.cell(row=header_row, column=col, value=title).font = Font(bold=True)
@@ -113,8 +139,8 @@ def _table(ws: Worksheet, report: MonthlyReport, header_row: int) -> None:
                 cell.number_format = fmt
             if item is report.total:
                 cell.font = Font(bold=True)
-    for letter, width in zip("ABCDEFGHIJK", TABLE_WIDTHS, strict=True):
-        ws.column_dimensions[letter].width = width
+    for col, width in enumerate(TABLE_WIDTHS, start=1):
+        ws.column_dimensions[get_column_letter(col)].width = width
     ws.freeze_panes = f"A{header_row + 1}"
 
 
@@ -131,8 +157,7 @@ def _values(item: MonthlyRow) -> list[Any]:
         item.measured_g / 1000,
         item.estimated_g / 1000,
         _ratio(item.share_pct),
-        item.co2e_avoided_kg,
-        item.energy_kwh,
+        *estimate_values(item.impact),
     ]
 
 
@@ -173,7 +198,7 @@ def _diversion(wb: Workbook, report: MonthlyReport) -> None:
     total_row = report.diversion_total
     rows: list[DiversionRow] = [*report.diversion, *([total_row] if total_row else [])]
     for d in rows:
-        ds.append([d.kecamatan, d.diverted_g / 1000, d.tpa_bound_kg, d.pickups, d.rate])
+        ds.append([d.kecamatan, d.diverted_g / 1000, d.tpa_bound_kg, d.pickups, _rate(report, d)])
         for col, fmt in DIVERSION_FORMATS:
             ds.cell(row=ds.max_row, column=col).number_format = fmt
         if d is total_row:
@@ -181,3 +206,42 @@ def _diversion(wb: Workbook, report: MonthlyReport) -> None:
                 ds.cell(row=ds.max_row, column=col).font = Font(bold=True)
     for letter, width in zip("ABCDE", DIVERSION_WIDTHS, strict=True):
         ds.column_dimensions[letter].width = width
+
+
+def _estimates(wb: Workbook, report: MonthlyReport) -> None:
+    """Sheet ``Estimasi``: per category (every kecamatan) and in all, each estimate's central,
+    low and high figures; below, what each figure is and where it comes from, and what was not
+    estimated and why."""
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+
+    es = wb.create_sheet("Estimasi")
+    es.append(["Kategori / Category", "Berat kg / Weight kg", *ESTIMATE_HEADER])
+    for cell in es[1]:
+        cell.font = Font(bold=True)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    rows = [*report.by_category(), ("Jumlah / Total", report.total.net_g, report.total.impact)]
+    for name, grams, impact in rows:
+        es.append([name, grams / 1000, *estimate_values(impact)])
+        es.cell(row=es.max_row, column=2).number_format = KG_FORMAT
+        for col in range(3, 3 + len(ESTIMATE_HEADER)):
+            es.cell(row=es.max_row, column=col).number_format = ESTIMATE_FORMAT
+    for cell in es[es.max_row]:
+        cell.font = Font(bold=True)
+    es.append([])
+    es.append(["Apa angka ini / What each figure is"])
+    es.cell(row=es.max_row, column=1).font = Font(bold=True)
+    for field in IMPACT_FIELDS:
+        f = FIGURES[field]
+        es.append([estimate_heading(field), f"{f.basis.id} / {f.basis.en}"])
+    es.append(["Rentang / Range", " / ".join(f"{i} = {e}" for _, i, e in RANGE_PARTS)])
+    missing = report.total.impact.not_estimated if report.total.impact else {}
+    for field, why in missing.items():
+        es.append([f"Tidak diestimasi / Not estimated: {estimate_heading(field)}", reasons(why)])
+    if report.total.impact is None:
+        es.append(["CO2e & energi / CO2e & energy", "belum tersedia / not available"])
+    es.column_dimensions["A"].width = 40
+    es.column_dimensions["B"].width = 16
+    for col in range(3, 3 + len(ESTIMATE_HEADER)):
+        es.column_dimensions[get_column_letter(col)].width = 16
+    es.row_dimensions[1].height = 60
