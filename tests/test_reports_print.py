@@ -216,6 +216,15 @@ def test_a_covered_city_prints_its_rate() -> None:
     assert thin.reason in text
 
 
+def test_a_word_longer_than_a_column_is_broken_inside_the_page() -> None:
+    report = big_report(rows=2)
+    report.rows[0].category_name_id = "Botol" + "PET" * 60  # 185 letters, no space
+    runs, sizes = text_runs(reports.monthly_pdf(report, "portrait"))
+    page_w = sizes[0][0]
+    assert all(r.x + r.width <= page_w - MARGIN_MM * MM + 0.5 for r in runs)
+    assert any(r.text.startswith("BotolPETPET") for r in runs)
+
+
 def test_a_report_without_rows_or_estimates_prints() -> None:
     empty = big_report(rows=0).model_copy(
         update={"generation": None, "generation_g": None, "estimator": None}

@@ -137,7 +137,9 @@ def fitted_table(
     """``rows`` (the first one the headings) as a table across the page between its margins
     (:func:`fit_widths`), at font ``size`` or, when its words do not fit, the largest smaller
     size down to :data:`SMALLEST_FONT` that fits; the rows numbered in ``bold_rows`` (counting
-    the headings as 0) in bold. Raises :class:`NotWideEnough` when even that does not fit."""
+    the headings as 0) in bold. When not even that fits (a word longer than a column could
+    be), the columns share the width by ``weights`` and fpdf2 breaks the long word inside its
+    cell: cut, but on the page."""
     family = pdf.font_family or "helvetica"
     while True:
         pdf.set_font(family, "", size)
@@ -146,7 +148,8 @@ def fitted_table(
             break
         except NotWideEnough:
             if size <= SMALLEST_FONT:
-                raise
+                widths = [pdf.epw * w / sum(weights) for w in weights]
+                break
             size = max(SMALLEST_FONT, size - 0.5)
     with table(pdf, widths, text_align, width=sum(widths), padding=(0.6, CELL_PAD_X)) as t:
         for i, row in enumerate(rows):
