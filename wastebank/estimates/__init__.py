@@ -16,11 +16,18 @@ so this package never touches the database.
 Units: masses in metric tonnes (t) unless a name says otherwise; CO2e in t; energy in kWh or GJ;
 power in MW; gas volumes in Nm3 (0 C, 101.325 kPa).
 
+Every coefficient has a range (the source's, else its confidence tag's) and every computation
+takes ``bound="low" | "central" | "high"``; :class:`Range` carries a figure at the three, central
+first (docs/estimates.md, "Uncertainty").
+
 The modules: :mod:`.data` (the coefficient files, loaded and checked), :mod:`.units`,
-:mod:`.results` (what every estimate carries; the GWP sets), and the computations
-:mod:`.landfill` (IPCC first-order decay), :mod:`.recycling` (US EPA WARM), :mod:`.energy`
-(waste-to-energy, biogas), :mod:`.treatment` (composting emissions) and :mod:`.categories` (all
-of them for ledger totals). Their public names are this package's.
+:mod:`.ranges` (:class:`Range`, :class:`Impact` and what each figure is), :mod:`.results` (what
+every estimate carries; the GWP sets), and the computations :mod:`.landfill` (IPCC first-order
+decay), :mod:`.recycling` (US EPA WARM), :mod:`.energy` (heating values, waste-to-energy,
+biogas), :mod:`.treatment` (composting emissions), :mod:`.categories` (all of them for ledger
+totals), :mod:`.impact` (every figure as a range for grams per material class) and :mod:`.wte`
+(a PLTSa scenario: electricity, fossil CO2, tariff and revenue). Their public names are this
+package's.
 """
 
 from wastebank.estimates.categories import (
