@@ -510,8 +510,10 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/api/tps/{code}"): Case(get("/api/tps/tps-batu-merah"), frozenset({"dlh", "admin"})),
     ("GET", "/api/audit"): Case(get("/api/audit"), frozenset({"admin"})),
     ("GET", "/api/alerts"): Case(get("/api/alerts"), frozenset({"admin"})),
+    ("GET", "/api/fleet"): Case(get("/api/fleet"), frozenset({"dlh", "admin"})),
     # ---- the pages for DLH staff and admins ---------------------------------------------------
     ("GET", "/dlh"): Case(get("/dlh"), frozenset({"dlh", "admin"}), auth="cookie"),
+    ("GET", "/armada"): Case(get("/armada"), frozenset({"dlh", "admin"}), auth="cookie"),
     ("GET", "/dlh/laporan"): Case(
         get("/dlh/laporan", month="2026-10", format="csv"),
         frozenset({"dlh", "admin"}),

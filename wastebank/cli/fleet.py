@@ -43,8 +43,8 @@ def fleet_list(
 ) -> None:
     """Every gateway and TPS fill sensor, the broken ones first (offline, fault, clock not
     synchronized, ok), each with last seen, version, outbox, clock, scales and active problems.
-    Settings: [fleet] of the API's (WASTEBANK_FLEET__OFFLINE_AFTER_S). Exit status 1 while any
-    device is not ok."""
+    Settings: the API's (WASTEBANK_FLEET__OFFLINE_AFTER_S: docs/fleet.md). Exit status 1 while
+    any device is not ok."""
     from wastebank import fleet, ledger
     from wastebank.influx import Influx
 

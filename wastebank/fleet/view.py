@@ -270,6 +270,7 @@ class Inputs:
 
 
 def build(inputs: Inputs, now: datetime, settings: FleetSettings) -> Fleet:
+    """The fleet at ``now``, ranked (the module's docstring)."""
     devices = [
         _gateway(r, inputs, now, settings)
         for r in inputs.reports
