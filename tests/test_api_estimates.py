@@ -40,9 +40,11 @@ def _october_2026(s: Session) -> None:
     23:30 WIT on 30 September (14:30 UTC: the month is the city's local one) and a voided one."""
     seq = iter(range(1, 1000))
     at = datetime(2026, 10, 10, 9, 0, tzinfo=WIT)
-    for category, grams in OCTOBER.items():
-        ev = deposit_event(next(seq), net_g=grams, category=category, at=at)
-        ledger.apply_deposits(s, [ev])
+    for category, grams in OCTOBER.items():  # 500 kg a deposit: the heaviest a scale may give
+        for _ in range(grams // 500_000):
+            step = timedelta(seconds=next(seq))
+            ev = deposit_event(next(seq), net_g=500_000, category=category, at=at + step)
+            ledger.apply_deposits(s, [ev])
     before = deposit_event(next(seq), net_g=7_000, at=datetime(2026, 9, 30, 23, 30, tzinfo=WIT))
     voided = deposit_event(next(seq), net_g=9_000, at=at + timedelta(minutes=5))
     ledger.apply_deposits(s, [before, voided])
