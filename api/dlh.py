@@ -281,9 +281,14 @@ async def monthly(
         return body, reports.filename(report, fmt)
 
     body, name = await anyio.to_thread.run_sync(read_in_city, state, p, city, work)
+    return attachment(body, name, reports.MEDIA_TYPES[fmt])
+
+
+def attachment(body: bytes, name: str, media_type: str) -> Response:
+    """A report as a download named ``name`` (UTF-8), kept by no shared cache."""
     return Response(
         body,
-        media_type=reports.MEDIA_TYPES[fmt],
+        media_type=media_type,
         headers={
             "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
             "Cache-Control": "private, no-store",

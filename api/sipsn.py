@@ -7,7 +7,6 @@ own city) and admins (any city, ``city=``); docs/reports.md, "Ekspor SIPSN".
 from __future__ import annotations
 
 from typing import Annotated, Literal
-from urllib.parse import quote
 
 import anyio.to_thread
 from fastapi import APIRouter, Query
@@ -15,7 +14,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from api.deps import PrincipalDep, StateDep, refusals
-from api.dlh import CityQuery, CsvDialectQuery, read_in_city
+from api.dlh import CityQuery, CsvDialectQuery, attachment, read_in_city
 from wastebank import reports
 
 router = APIRouter(prefix="/api/dlh", tags=["dlh"])
@@ -60,11 +59,4 @@ async def sipsn(
         return body, reports.sipsn_filename(export, fmt)
 
     body, name = await anyio.to_thread.run_sync(read_in_city, state, p, city, work)
-    return Response(
-        body,
-        media_type=reports.SIPSN_MEDIA_TYPES[fmt],
-        headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
-            "Cache-Control": "private, no-store",
-        },
-    )
+    return attachment(body, name, reports.SIPSN_MEDIA_TYPES[fmt])

@@ -4,9 +4,13 @@ production code the question, so the rule it checks stays in one place."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from itertools import count
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tests.conftest import deposit_event
 from wastebank import access, ledger
 from wastebank.ledger import (
     AppliedDeposit,
@@ -34,6 +38,27 @@ def apply_deposit(
     if isinstance(result, DepositRejected | DepositConflict):
         raise result
     return result
+
+
+_scale_seq = count(1_000_000)  # above the seqs tests pick by hand
+
+
+def scale(
+    session: Session,
+    at: datetime,
+    net_g: int,
+    *,
+    category: str = "pet",
+    card: str = "04A1B2C3D4",  # AMB-0001 at bs-batu-merah in the demo city
+    bank: str = "bs-batu-merah",
+) -> str:
+    """A deposit weighed on a scale (measured) at ``at``, applied and committed; its event id."""
+    ev = deposit_event(
+        next(_scale_seq), net_g=net_g, card=card, bank=bank, category=category, at=at
+    )
+    ledger.apply_deposits(session, [ev])
+    session.commit()
+    return ev.event_id
 
 
 def journal_is_balanced(session: Session) -> bool:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from tests.conftest import deposit_event, undo_0009
+from tests.ledger_helpers import scale
 from wastebank import estimates, formats, ledger, migrations, reports
 from wastebank.cli import app
 
@@ -33,25 +34,6 @@ def session(ledger_url: str) -> Iterator[Session]:
     with Session(engine) as s:
         yield s
     engine.dispose()
-
-
-_seq = iter(range(1, 1_000_000))
-
-
-def scale(
-    s: Session,
-    at: datetime,
-    net_g: int,
-    *,
-    category: str = "pet",
-    card: str = "04A1B2C3D4",
-    bank: str = "bs-batu-merah",
-) -> str:
-    """A measured (scale) deposit; its event id."""
-    ev = deposit_event(next(_seq), net_g=net_g, card=card, bank=bank, category=category, at=at)
-    ledger.apply_deposits(s, [ev])
-    s.commit()
-    return ev.event_id
 
 
 def manual(s: Session, at: datetime, net_g: int, *, category: str = "pet") -> str:

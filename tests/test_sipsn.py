@@ -18,13 +18,12 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from tests.auth_helpers import ApiEnv, api_settings
-from tests.conftest import deposit_event
+from tests.ledger_helpers import scale
 from wastebank import ledger, reports
 from wastebank.cli import app
 
 WIT = timezone(timedelta(hours=9))
 NOW = datetime(2027, 1, 5, 3, 0, tzinfo=UTC)
-_seq = iter(range(1, 1_000_000))
 
 
 @pytest.fixture
@@ -33,21 +32,6 @@ def session(ledger_url: str) -> Iterator[Session]:
     with Session(engine) as s:
         yield s
     engine.dispose()
-
-
-def scale(
-    s: Session,
-    at: datetime,
-    net_g: int,
-    *,
-    category: str = "pet",
-    card: str = "04A1B2C3D4",
-    bank: str = "bs-batu-merah",
-) -> str:
-    ev = deposit_event(next(_seq), net_g=net_g, card=card, bank=bank, category=category, at=at)
-    ledger.apply_deposits(s, [ev])
-    s.commit()
-    return ev.event_id
 
 
 def second_half_2026(s: Session) -> None:

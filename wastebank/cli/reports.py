@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from wastebank.cli._common import ConfigOption, LedgerUrlOption, processes
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from wastebank.reports import Scope
+
+T = TypeVar("T")
 
 report_app = typer.Typer(help="laporan DLH / DLH reports", no_args_is_help=True)
 
@@ -38,6 +46,27 @@ CsvDialectOption = Annotated[
 ]
 
 
+def _checked(parse: Callable[[str], object], text: str, option: str) -> None:
+    """``parse(text)``'s ValueError as a usage error naming ``option``."""
+    try:
+        parse(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+
+
+def _in_city(url: str, city: str | None, work: Callable[[Session, Scope], T]) -> T:
+    """``work`` on a read-only session of the ledger at ``url``, in ``city`` (default: the
+    first)."""
+    from wastebank import ledger, reports
+
+    engine = ledger.make_engine(url, writer=False)
+    try:
+        with ledger.Session(engine) as session:
+            return work(session, reports.load_scope(session, city_code=city))
+    finally:
+        engine.dispose()
+
+
 @report_app.command("monthly")
 def report_monthly(
     month: Annotated[str, typer.Option("--month", help="the month, e.g. 2026-10")],
@@ -63,14 +92,10 @@ def report_monthly(
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from wastebank import ledger, reports
+    from wastebank import reports
 
-    try:
-        reports.parse_month(month)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--month") from None
+    _checked(reports.parse_month, month, "--month")
     settings = processes().api_settings(config)
-    engine = ledger.make_engine(ledger_url or settings.ledger_url, writer=False)
     steps = 6  # monthly_report's four, writing, done
     with Progress(
         SpinnerColumn(),
@@ -84,19 +109,18 @@ def report_monthly(
         def step(what: str) -> None:
             progress.update(task, description=what, advance=1)
 
-        try:
-            with ledger.Session(engine) as session:
-                scope = reports.load_scope(session, city_code=city)
-                report = reports.monthly_report(
-                    session,
-                    scope,
-                    month,
-                    settings.reports,
-                    estimator=reports.default_estimator(),
-                    progress=step,
-                )
-        finally:
-            engine.dispose()
+        report = _in_city(
+            ledger_url or settings.ledger_url,
+            city,
+            lambda session, scope: reports.monthly_report(
+                session,
+                scope,
+                month,
+                settings.reports,
+                estimator=reports.default_estimator(),
+                progress=step,
+            ),
+        )
         progress.update(task, description=f"menulis / writing {fmt.value}", advance=1)
         body = reports.render(
             report, fmt.value, csv_dialect=csv_dialect.value, orientation=orientation.value
@@ -137,20 +161,15 @@ def report_sipsn(
     totals (kg measured / estimated, deposits, value), the bank's kind (BSI/BSU), units,
     members and location (docs/reports.md). Days are the city's own; voided deposits are left
     out. Entries of the city data file that were left out are listed on stderr."""
-    from wastebank import ledger, reports
+    from wastebank import reports
 
-    try:
-        reports.parse_period(period)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--period") from None
+    _checked(reports.parse_period, period, "--period")
     settings = processes().api_settings(config)
-    engine = ledger.make_engine(ledger_url or settings.ledger_url, writer=False)
-    try:
-        with ledger.Session(engine) as session:
-            scope = reports.load_scope(session, city_code=city)
-            export = reports.sipsn_export(session, scope, period, settings.reports)
-    finally:
-        engine.dispose()
+    export = _in_city(
+        ledger_url or settings.ledger_url,
+        city,
+        lambda session, scope: reports.sipsn_export(session, scope, period, settings.reports),
+    )
     body = reports.sipsn_render(export, fmt.value, csv_dialect=csv_dialect.value)
     path = out or Path(reports.sipsn_filename(export, fmt.value))
     path.write_bytes(body)

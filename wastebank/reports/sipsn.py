@@ -17,8 +17,10 @@ import calendar
 import io
 import re
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
@@ -212,101 +214,63 @@ def _from_deposits(
 
 # ---- renderings -------------------------------------------------------------------------------
 
-SIPSN_HEADER = (
-    "periode / period",
-    "kab/kota / city",
-    "kode bank / bank code",
-    "nama bank sampah / waste bank name",
-    "jenis (BSI/BSU) / type",
-    "BSI induk / parent BSI",
-    "kelurahan/desa",
-    "kecamatan / sub-district",
-    "alamat / address",
-    "lintang / latitude",
-    "bujur / longitude",
-    "jumlah BSU / units",
-    "jumlah nasabah / members",
-    "nasabah aktif / active members",
-    "kode kategori / category code",
-    "kategori / category",
-    "satuan / unit",
-    "komposisi SIPSN / SIPSN class",
-    "setoran / deposits",
-    "sampah terkelola kg / waste managed kg",
-    "terukur kg / measured kg",
-    "estimasi kg / estimated kg",
-    "nilai Rp / value IDR",
+Kind = Literal["text", "count", "grams", "coordinate", "rupiah"]
+
+
+@dataclass(frozen=True)
+class Column:
+    heading: str
+    value: Callable[[SipsnExport, SipsnRow], Any]
+    kind: Kind = "text"
+
+
+COLUMNS = (
+    Column("periode / period", lambda e, r: e.period),
+    Column("kab/kota / city", lambda e, r: e.city_name),
+    Column("kode bank / bank code", lambda e, r: r.bank_code),
+    Column("nama bank sampah / waste bank name", lambda e, r: r.bank_name),
+    Column("jenis (BSI/BSU) / type", lambda e, r: r.bank_type),
+    Column("BSI induk / parent BSI", lambda e, r: r.parent_code),
+    Column("kelurahan/desa", lambda e, r: r.kelurahan),
+    Column("kecamatan / sub-district", lambda e, r: r.kecamatan),
+    Column("alamat / address", lambda e, r: r.address),
+    Column("lintang / latitude", lambda e, r: r.lat, "coordinate"),
+    Column("bujur / longitude", lambda e, r: r.lon, "coordinate"),
+    Column("jumlah BSU / units", lambda e, r: r.units, "count"),
+    Column("jumlah nasabah / members", lambda e, r: r.members, "count"),
+    Column("nasabah aktif / active members", lambda e, r: r.active_members, "count"),
+    Column("kode kategori / category code", lambda e, r: r.category_code),
+    Column("kategori / category", lambda e, r: r.category_name),
+    Column("satuan / unit", lambda e, r: r.unit),
+    Column("komposisi SIPSN / SIPSN class", lambda e, r: r.sipsn_class_name),
+    Column("setoran / deposits", lambda e, r: r.deposits, "count"),
+    Column("sampah terkelola kg / waste managed kg", lambda e, r: r.net_g, "grams"),
+    Column("terukur kg / measured kg", lambda e, r: r.measured_g, "grams"),
+    Column("estimasi kg / estimated kg", lambda e, r: r.estimated_g, "grams"),
+    Column("nilai Rp / value IDR", lambda e, r: r.value_idr, "rupiah"),
 )
+SIPSN_HEADER = tuple(c.heading for c in COLUMNS)
+XLSX_FORMATS: dict[Kind, str] = {
+    "count": "#,##0",
+    "grams": "#,##0.000",  # shown as kg
+    "coordinate": "0.000000",
+    "rupiah": '"Rp"#,##0',
+}
 
 
-def _csv_row(e: SipsnExport, r: SipsnRow, dialect: CsvDialect) -> list[str | int]:
-    return [
-        e.period,
-        e.city_name,
-        r.bank_code,
-        r.bank_name,
-        r.bank_type,
-        r.parent_code or "",
-        r.kelurahan,
-        r.kecamatan,
-        r.address or "",
-        decimal(r.lat, 6, dialect),
-        decimal(r.lon, 6, dialect),
-        "" if r.units is None else r.units,
-        r.members,
-        r.active_members,
-        r.category_code,
-        r.category_name,
-        r.unit,
-        r.sipsn_class_name,
-        r.deposits,
-        kg_exact(r.net_g, dialect),
-        kg_exact(r.measured_g, dialect),
-        kg_exact(r.estimated_g, dialect),
-        r.value_idr,
-    ]
+def _csv_cell(kind: Kind, value: Any, dialect: CsvDialect) -> str | int:
+    if value is None:
+        return ""
+    if kind == "grams":
+        return kg_exact(value, dialect)
+    if kind == "coordinate":
+        return decimal(value, 6, dialect)
+    return value  # type: ignore[no-any-return]
 
 
 def sipsn_csv(export: SipsnExport, dialect: CsvDialect = "id") -> str:
-    return write_csv(SIPSN_HEADER, (_csv_row(export, r, dialect) for r in export.rows), dialect)
-
-
-def _xlsx_values(e: SipsnExport, r: SipsnRow) -> list[Any]:
-    return [
-        e.period,
-        e.city_name,
-        r.bank_code,
-        r.bank_name,
-        r.bank_type,
-        r.parent_code,
-        r.kelurahan,
-        r.kecamatan,
-        r.address,
-        r.lat,
-        r.lon,
-        r.units,
-        r.members,
-        r.active_members,
-        r.category_code,
-        r.category_name,
-        r.unit,
-        r.sipsn_class_name,
-        r.deposits,
-        r.net_g / 1000,
-        r.measured_g / 1000,
-        r.estimated_g / 1000,
-        r.value_idr,
-    ]
-
-
-# number formats by column (1-based) of the SIPSN sheet
-XLSX_FORMATS = {10: "0.000000", 11: "0.000000", 12: "#,##0", 13: "#,##0", 14: "#,##0"} | {
-    19: "#,##0",
-    20: "#,##0.000",
-    21: "#,##0.000",
-    22: "#,##0.000",
-    23: '"Rp"#,##0',
-}
+    rows = ([_csv_cell(c.kind, c.value(export, r), dialect) for c in COLUMNS] for r in export.rows)
+    return write_csv(SIPSN_HEADER, rows, dialect)
 
 
 def sipsn_xlsx(export: SipsnExport) -> bytes:
@@ -323,9 +287,16 @@ def sipsn_xlsx(export: SipsnExport) -> bytes:
     for cell in ws[1]:
         cell.font = Font(bold=True)
     for r in export.rows:
-        ws.append(_xlsx_values(export, r))
-        for col, fmt in XLSX_FORMATS.items():
-            ws.cell(row=ws.max_row, column=col).number_format = fmt
+        values = [c.value(export, r) for c in COLUMNS]
+        ws.append(
+            [
+                v / 1000 if c.kind == "grams" and v is not None else v
+                for c, v in zip(COLUMNS, values, strict=True)
+            ]
+        )
+        for col, c in enumerate(COLUMNS, start=1):
+            if c.kind in XLSX_FORMATS:
+                ws.cell(row=ws.max_row, column=col).number_format = XLSX_FORMATS[c.kind]
     ws.freeze_panes = "A2"
     notes = wb.create_sheet("Catatan")
     for row in _notes(export):
