@@ -56,8 +56,8 @@ def directory(
 ) -> reports.BankDirectory:
     """The city's directory now; entries of the city file left out are logged for operators."""
     scope = reports.load_scope(session, city_code=city)
-    found = reports.bank_directory(session, scope, datetime.now(UTC), settings)
-    for problem in found.problems:
+    found, problems = reports.bank_directory(session, scope, datetime.now(UTC), settings)
+    for problem in problems:
         log.warning("city data file %s: %s", scope.city_code, problem)
     return found
 
@@ -65,7 +65,6 @@ def directory(
 @router.get(
     "/api/public/banks",
     response_model=reports.BankDirectory,
-    response_model_exclude={"problems"},
     responses=refusals(404, 422),
 )
 def public_banks(

@@ -231,8 +231,8 @@ def test_bank_facts_from_the_city_file_and_its_bad_entries(
     assert "lat and lon go together" in problems
     assert "bs-lain: bukan bank kota ini / not a bank of this city" in problems
     assert "bs-rijali" in problems  # a person's name is not a public contact number
-    directory = reports.bank_directory(session, scope, NOW, settings)
-    assert directory.problems == export.problems
+    directory, problems = reports.bank_directory(session, scope, NOW, settings)
+    assert problems == export.problems
     listed = {b.code: b for b in directory.banks}
     assert listed["bs-batu-merah"].opening_hours == "Senin-Sabtu 08.00-12.00 WIT"
     assert listed["bs-batu-merah"].contact == "0911 312345"
@@ -241,7 +241,8 @@ def test_bank_facts_from_the_city_file_and_its_bad_entries(
 
 def test_the_public_directory_has_prices_and_nothing_personal(session: Session) -> None:
     scope = reports.load_scope(session)
-    directory = reports.bank_directory(session, scope, NOW)
+    directory, problems = reports.bank_directory(session, scope, NOW)
+    assert problems == []
     listed = {b.code: b for b in directory.banks}
     assert set(listed) == {"bs-batu-merah", "bs-nusaniwe", "bs-rijali"}
     pet = {p.category_code: p.price_idr for p in listed["bs-batu-merah"].prices}["pet"]

@@ -6,7 +6,7 @@ The facts are the ``[[bank]]`` entries of the city data file (``cities_dir``/<co
 :func:`wastebank.reports.city_data`, beside the city's population and TPS count): facts the DLH
 enters and publishes, changed without a migration or a restart. An entry names its bank by
 ``code``; an entry that is not valid, or names no bank of the city, is left out and said so
-(:attr:`BankDirectory.problems`), never guessed at. Nothing personal is in it or read with it:
+(:func:`bank_facts`' problems), never guessed at. Nothing personal is in it or read with it:
 no member, no attendant, and a contact only as the bank's own number (docs/reports.md).
 """
 
@@ -77,14 +77,13 @@ class PublicBank(BaseModel):
 
 
 class BankDirectory(BaseModel):
+    """The city's banks as anyone may read them, with the prices in force ``at``."""
+
     city_code: str
     city_name: str
     timezone: str
     at: datetime
     banks: list[PublicBank]
-    problems: list[str] = Field(
-        default_factory=list, description="[[bank]] entries left out, and why (for operators)"
-    )
 
 
 def bank_facts(
@@ -127,8 +126,9 @@ def city_banks(session: Session, scope: Scope) -> list[ledger.Bank]:
 
 def bank_directory(
     session: Session, scope: Scope, at: datetime, settings: ReportSettings | None = None
-) -> BankDirectory:
-    """Every bank of the city with its facts and the prices in force at ``at``."""
+) -> tuple[BankDirectory, list[str]]:
+    """Every bank of the city with its facts and the prices in force at ``at``; and the city
+    file's ``[[bank]]`` entries left out, and why (for operators, not the public)."""
     banks = city_banks(session, scope)
     facts, problems = bank_facts(scope.city_code, {b.code for b in banks}, settings)
     by_id = {b.id: b for b in banks}
@@ -165,11 +165,11 @@ def bank_directory(
                 prices=prices,
             )
         )
-    return BankDirectory(
+    directory = BankDirectory(
         city_code=scope.city_code,
         city_name=scope.city_name,
         timezone=scope.timezone,
         at=at,
         banks=out,
-        problems=problems,
     )
+    return directory, problems
