@@ -277,3 +277,30 @@ def test_the_xlsx_figures_are_numbers_with_formats() -> None:
             assert cell.data_type == "n", cell
     texts = [c.value for r in ws.iter_rows() for c in r if isinstance(c.value, str)]
     assert not [t for t in texts if re.search(r"\d\.\d{3} kg", t)]  # no '8074446.000 kg'
+
+
+def test_the_real_estimators_recycling_energy_saved_is_in_every_format() -> None:
+    """wastebank.estimates' own figures for 10 kg of PET, not a fake's: the energy recycling
+    saved (GJ, central first with its range) in the PDF, the CSV and the XLSX."""
+    estimator = reports.default_estimator()
+    assert estimator is not None
+    report = big_report(rows=1)
+    report.rows[0].net_g = report.total.net_g = 10_000
+    report.rows[0].impact = report.total.impact = estimator.impact("pet", 10_000)
+    saved = report.total.impact.recycling_energy_saved_gj
+    assert saved is not None
+    assert saved.low < saved.central < saved.high
+    text = " ".join(r.text for r in text_runs(reports.monthly_pdf(report, "portrait"))[0])
+    assert reports.wording.range_text(saved, "GJ") in text
+    line = reports.monthly_csv(report).split("\r\n")[1].split(";")
+    at = reports.CSV_HEADER.index(
+        "Energi dihemat daur ulang GJ estimasi tengah / "
+        "Energy saved by recycling GJ estimated central"
+    )
+    assert float(line[at].replace(",", ".")) == pytest.approx(saved.central, abs=5e-4)
+    from openpyxl import load_workbook
+
+    wb = load_workbook(io.BytesIO(reports.monthly_xlsx(report)))
+    rows = list(wb["Estimasi"].iter_rows(values_only=True))
+    gj = rows[0].index(reports.CSV_HEADER[at])
+    assert rows[1][gj] == pytest.approx(saved.central)  # PET's row
