@@ -86,9 +86,10 @@ def report_monthly(
     ledger_url: LedgerUrlOption = None,
 ) -> None:
     """The monthly DLH report per kecamatan x category: deposits, kg (measured / estimated),
-    reduction share of the estimated generation, CO2e avoided and energy potential. Days are
-    the city's own (WIB/WITA/WIT); voided deposits are left out. Settings: [reports] of the
-    API's settings (WASTEBANK_REPORTS__*)."""
+    reduction share of the estimated generation; the diversion by kecamatan and its coverage;
+    the estimates (CO2e and its parts, energy saved by recycling, WtE potential), each central
+    first with its range (docs/reports.md). Days are the city's own (WIB/WITA/WIT); voided
+    deposits are left out. Settings: [reports] of the API's settings (WASTEBANK_REPORTS__*)."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
