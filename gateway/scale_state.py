@@ -42,7 +42,7 @@ _FAULT_OF: Final[dict[str, Fault]] = {
 zeroing) is no fault: the scale is unsettled."""
 
 STATE_TEXT: Final[dict[ScaleState, str]] = {
-    "ok": "Stabil / Settled",
+    "ok": "Stabil / Stable",
     "unsettled": "Belum stabil / Unsettled",
     "overload": "Kelebihan beban / Overload",
     "underload": "Di bawah nol / Underload",
