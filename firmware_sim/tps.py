@@ -456,6 +456,7 @@ class SerialFillSensorSim(PtyDevice):
         seed: int | None = None,
         fill: float | None = None,
         maxbotix_digits: Literal[3, 4] = 4,
+        maxbotix_no_target_mm: int | None = None,
         max_backlog: int = 1024,
     ) -> None:
         if kind not in SERIAL_PERIOD_S:
@@ -467,6 +468,12 @@ class SerialFillSensorSim(PtyDevice):
         self.kind: SerialKind = kind
         self.settings = settings or TpsSimSettings()
         self.maxbotix_digits: Literal[3, 4] = maxbotix_digits
+        if maxbotix_no_target_mm is not None and (kind != "maxbotix" or maxbotix_digits != 4):
+            raise ValueError("maxbotix_no_target_mm is for 4-digit maxbotix modules")
+        self.maxbotix_no_target_mm = maxbotix_no_target_mm
+        """An HRXL-MaxSonar's maximum reported distance (5000 on 5 m models, 9999 on 10 m):
+        a lost echo, or anything farther, is sent as it, the module's "no target"."""
+        self.no_targets_sent = 0
         rng = random.Random(seed)
         zone = ZoneInfo(self.settings.timezone)
         start = datetime(2026, 11, 23, 9, 0, tzinfo=zone) if seed is not None else None
@@ -506,7 +513,13 @@ class SerialFillSensorSim(PtyDevice):
         ping, false_echo = model.ping_mm()
         # The module times the echo and converts with c(20 degC): it reads short in warm air.
         reported = ping * speed_of_sound(CALIBRATION_C) / speed_of_sound(self.last_temperature_c)
-        self._write_raw(self.encode(reported))
+        no_target = self.maxbotix_no_target_mm
+        lost = false_echo and ping > self.last_true_mm
+        if no_target is not None and (lost or reported >= no_target):
+            self._write_raw(encode_maxbotix(no_target))
+            self.no_targets_sent += 1
+        else:
+            self._write_raw(self.encode(reported))
         self.false_echoes_sent += false_echo
 
 

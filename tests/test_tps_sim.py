@@ -169,6 +169,34 @@ async def test_maxbotix_over_a_real_pty(link: Path, digits: int, tolerance_mm: i
         assert abs(estimate.distance_mm - truth) <= tolerance_mm
 
 
+async def test_maxbotix_lost_echoes_are_no_target_never_a_distance(link: Path) -> None:
+    """An HRXL 5 m module sends R5000 for an echo lost on tilted cardboard: the decoder counts
+    each as no target, and no 5000 mm sample (an empty container) reaches the filter."""
+    async with SerialFillSensorSim(
+        link,
+        kind="maxbotix",
+        settings=SETTINGS,
+        seed=7,
+        fill=0.5,
+        period_s=0.02,
+        maxbotix_no_target_mm=5000,
+    ) as sim:
+        reader = SerialReader(
+            link, MaxBotixDecoder(model="hrxl_5m"), FillProcessor(config()), lambda: None
+        )
+        try:
+            await reader.read_until(lambda: reader.decoder.rejects["no_target"] >= 3)
+        finally:
+            reader.close()
+        assert sim.no_targets_sent >= reader.decoder.rejects["no_target"]
+
+    assert set(reader.decoder.rejects) <= {"no_target", "bad_format"}  # a partial first line
+    assert reader.decoder.rejects["bad_format"] <= 1
+    assert all(s.distance_mm != 5000 for s in reader.samples)
+    with pytest.raises(ValueError, match="4-digit maxbotix"):
+        SerialFillSensorSim(link, kind="jsn", maxbotix_no_target_mm=5000)
+
+
 async def test_serial_sim_validates_and_cleans_up(link: Path) -> None:
     with pytest.raises(ValueError, match="kind"):
         SerialFillSensorSim(link, kind="lidar")  # type: ignore[arg-type]
