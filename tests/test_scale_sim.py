@@ -888,7 +888,7 @@ def test_a_pty_never_applies_parity(bytesize: int, parity: str) -> None:
         except (serial.SerialException, termios.error, OSError):
             return  # refused: nothing applied either
         with port:
-            cflag = termios.tcgetattr(port.fd)[2]
+            cflag = termios.tcgetattr(port.fileno())[2]
             assert cflag & termios.CSIZE == termios.CS8
             assert not cflag & termios.PARENB
             os.write(main, bytes([0xD4, 0x41]))
