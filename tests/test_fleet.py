@@ -4,6 +4,7 @@ test's own, the ingester's handle() without a broker or InfluxDB)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,10 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from ingest.consumer import Ingester
 from ingest.settings import IngestSettings
 from wastebank import fleet, ledger
+from wastebank.cli import app as cli
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.fleet.view import Inputs, SensorAlert, Site, Stored
 from wastebank.influx import Influx
@@ -373,3 +376,47 @@ def test_the_ingester_subscribes_to_presence_with_the_health_reports() -> None:
     assert "t/wb/v1/+/gateway/+/status" in filters(("health",))
     assert "t/wb/v1/+/fill_sensor/+/status" in filters(("health",))
     assert not any(f.endswith("/status") for f in filters(("fill", "alert")))
+
+
+async def test_wastebank_fleet_prints_the_broken_ones_first_and_exits_1(
+    ingester: Ingester, ledger_url: str
+) -> None:
+    topics = Topics("")
+    now = datetime.now(UTC)
+    overloaded = health(
+        "gw-over",
+        "bs-rijali",
+        at=now,
+        version="0.9.0",
+        scales=[scale("overload", state_since=now)],
+        clock=SYNCED,
+    )
+    await ingester.handle(
+        topics.gateway_health("bs-rijali", "gw-over"), overloaded.model_dump_json().encode()
+    )
+    for gateway, state in (("gw-ok", "online"), ("gw-stop", "offline")):
+        await ingester.handle(
+            topics.gateway_health("bs-batu-merah", gateway),
+            health(gateway, "bs-batu-merah", at=now, clock=SYNCED).model_dump_json().encode(),
+        )
+        await ingester.handle(
+            topics.gateway_status("bs-batu-merah", gateway),
+            status(gateway, state, now + timedelta(seconds=1)).encode(),
+        )
+    # InfluxDB unreachable: the gateways are listed all the same, the readings said unknown
+    env = {"WASTEBANK_INFLUX__URL": "http://127.0.0.1:9"}
+    args = ["fleet", "--ledger-url", ledger_url]
+    text = await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
+    assert text.exit_code == 1, text.output  # not every device is ok
+    firsts = [line.split("\t") for line in text.output.splitlines() if "\t" in line]
+    assert [(f[0], f[1]) for f in firsts] == [
+        ("⛔ LURING", "Gateway gw-stop"),
+        ("⚠ GANGGUAN", "Gateway gw-over"),
+        ("✓ BAIK", "Gateway gw-ok"),
+    ]
+    assert "Timbangan: scale-01 beban berlebih (sejak" in text.output
+    assert "Versi: 0.9.0" in text.output
+    shown = await asyncio.to_thread(CliRunner().invoke, cli, [*args, "--json", "--en"], env=env)
+    found = fleet.Fleet.model_validate_json(shown.output[shown.output.index("{") :])
+    assert [d.device_id for d in found.devices] == ["gw-stop", "gw-over", "gw-ok"]
+    assert not found.readings_known
