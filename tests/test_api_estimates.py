@@ -106,7 +106,11 @@ def test_month_estimates_per_category_and_total(api: ApiEnv) -> None:
     assert body["figures"]["wte_potential_kwh"]["label"]["id"] == "Potensi listrik PLTSa"
     assert body["assumptions"]["id"]
     assert {d["dataset"] for d in body["data"]} >= {"ipcc2006", "warm_v16", "energy"}
-    assert len(ranges) >= 7 * 4  # seven figures, three categories and the total
+    # seven figures for three categories and the total, but cardboard has no energy-savings factor
+    assert len(ranges) == 7 * 4 - 2
+    kardus = body["categories"][1]["impact"]
+    assert kardus["recycling_energy_saved_gj"] is None
+    assert "corrugated" in kardus["not_estimated"]["recycling_energy_saved_gj"]
 
 
 def test_a_month_without_deposits_is_zero(api: ApiEnv) -> None:
