@@ -1,9 +1,15 @@
-"""gateway.scale_protocol.AutoDetector: the protocol from the first bytes, then a clean handover."""
+"""gateway.scale_protocol.AutoDetector: the protocol from the first bytes, then a clean handover;
+and a round-weight Yaohua stream detected by the gateway process over a pty."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Iterator
+from pathlib import Path
 
+import aiomqtt
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,6 +23,7 @@ from firmware_sim.encoders import (
     encode_yh_rev,
     with_even_parity,
 )
+from firmware_sim.scales import QUIET, ScaleSimulator
 from gateway.scale_protocol import (
     FRAMES_NEEDED,
     MAX_BUFFER,
@@ -28,6 +35,19 @@ from gateway.scale_protocol import (
     WeightReading,
     decoder_for,
 )
+from tests.auth_helpers import ApiEnv, api_settings
+from tests.conftest import (
+    LedgerFactory,
+    Processes,
+    eventually,
+    free_port,
+    mqtt_login,
+    settings_env,
+    write_site,
+)
+from tests.gateway_helpers import gateway_login
+from wastebank.config import MqttSettings
+from wastebank.messages import DepositEvent, Topics
 
 # Four to six frames per format, as the indicator sends them (hand-written from the notes).
 STREAMS: dict[str, bytes] = {
@@ -213,10 +233,10 @@ def test_yh_a_tie_nothing_settles_is_said_and_counted(caplog: pytest.LogCaptureF
 
 def test_undecided_says_why() -> None:
     detector = AutoDetector()
-    assert detector.contenders == ()
+    assert not detector.contenders
     assert detector.waiting_for == "no candidate reads the stream as weights"
     detector.feed(b"\r\nST,GS,+0012.34kg\r\n")
-    assert detector.contenders == ("gs_nt",)
+    assert list(detector.contenders) == ["gs_nt"]
     assert detector.waiting_for == "gs_nt: 1 of 4 frames"
 
 
@@ -325,3 +345,93 @@ def test_candidates_and_settings() -> None:
         AutoDetector(candidates=("nope",))
     with pytest.raises(ValueError, match="unknown scale protocol"):
         decoder_for("nope")
+
+
+# ---- over a pty, through the gateway process ----------------------------------------------------
+
+
+@pytest.fixture
+def central(
+    ledger_factories: dict[str, LedgerFactory], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiEnv]:
+    """The central API the gateway forwards the attendant's login to, on a SQLite ledger of its
+    own (the ledger only checks the login here: one backend is enough)."""
+    factory = ledger_factories.get("sqlite")
+    if factory is None:
+        factory = ledger_factories["sqlite"] = LedgerFactory("sqlite", tmp_path_factory, None)
+    url = factory.new()
+    try:
+        with ApiEnv(url, api_settings(ledger_url=url)) as api:
+            yield api
+    finally:
+        factory.drop(url)
+
+
+@pytest.mark.integration
+async def test_gateway_detects_a_round_weight_yaohua_stream_and_takes_a_deposit(
+    processes: Processes, mqtt_settings: MqttSettings, central: ApiEnv, tmp_path: Path
+) -> None:
+    """A Yaohua A26 on "format 1" (reversed) already showing 3.000 kg when the gateway starts
+    on `protocol = "auto"`: every frame is the manual's `=000.3000`, which reads 3.000 reversed
+    and 0.3000 forward. The gateway decides from the frames' structure (the decimal point), says
+    so in its log, and the attendant's deposit of a round 3 kg goes out as yh_rev, 3000 g."""
+    bank, gateway_id = "bs-batu-merah", "gw-yaohua-auto"
+    topics = Topics(mqtt_settings.topic_prefix)
+    port = free_port()
+    link = tmp_path / "yaohua.tty"
+    site = write_site(
+        tmp_path / "site.toml",
+        gateway_id=gateway_id,
+        link=link,
+        outbox=tmp_path / "outbox.db",
+        api_url=str(central.client.base_url),
+        flow="attendant",
+        protocol="auto",
+        http_port=port,
+        credentials=mqtt_settings,
+    )
+    async with (
+        aiomqtt.Client(
+            mqtt_settings.host, mqtt_settings.port, **mqtt_login(mqtt_settings)
+        ) as observer,
+        ScaleSimulator(link, "yh_rev", seed=16, speed=5, noise=QUIET, max_backlog=256) as scale,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as gw,
+    ):
+        assert scale.dp == 3  # a 5 g division: 3.000 kg is sent as =000.3000
+        await scale.place(3_000)  # on the platform before the gateway reads a byte
+        settled = scale.bytes_dropped
+
+        async def only_round_frames_wait() -> bool:
+            # unread bytes are flushed past max_backlog: after one flush since the load
+            # settled, what waits for the gateway is =000.3000 only
+            return scale.bytes_dropped > settled
+
+        await eventually(only_round_frames_wait)
+        await observer.subscribe(topics.deposit(bank, gateway_id), qos=1)
+        processes.start("gateway", ["gateway", "--config", str(site)], settings_env(mqtt_settings))
+        await eventually(lambda: gateway_login(gw, *central.creds["attendant_1"]))
+
+        async def shows(**want: object) -> bool:
+            try:
+                (view,) = (await gw.get("/scales")).json()
+            except httpx.HTTPError:
+                return False
+            return all(view.get(k) == v for k, v in want.items())
+
+        await eventually(lambda: shows(protocol="yh_rev"))
+        log = processes.log("gateway")
+        assert "auto-detected: yh_rev after 4 frames (decimal point)" in log, log
+
+        await scale.place(0)
+        await eventually(lambda: shows(grams=0, stable=True))
+        armed = await gw.post(
+            "/scales/scale-01/arm", json={"member_no": "AMB-0001", "category_code": "pet"}
+        )
+        assert armed.status_code == 200, armed.text
+        await scale.place(3_000)
+        message = await asyncio.wait_for(anext(aiter(observer.messages)), 30)
+        assert isinstance(message.payload, bytes | bytearray)
+        deposit = DepositEvent.model_validate_json(bytes(message.payload))
+
+    assert (deposit.protocol, deposit.net_g, deposit.member_no) == ("yh_rev", 3_000, "AMB-0001")
+    assert deposit.stable  # decided by the gateway: the format has no flag
