@@ -130,7 +130,7 @@ MODELS: Final[dict[str, ModelSpec]] = {
         ),
         ModelSpec(
             id="yh_rev",
-            description="Yaohua XK3190 reversed (A26 format 1, A23P format 2): =000.3000, no line end",
+            description="Yaohua XK3190 reversed (A26 fmt 1, A23P fmt 2): =000.3000, no line end",
             baud=9600,
             bytesize=8,
             parity="N",
