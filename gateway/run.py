@@ -38,4 +38,4 @@ def without_cryptography() -> None:
     TLS, so nothing here needs it. A ``None`` in ``sys.modules`` makes its import raise
     ModuleNotFoundError, which PyJWT takes as "not installed". The process's own, so only here.
     """
-    sys.modules.setdefault("cryptography", None)  # type: ignore[assignment]
+    sys.modules.setdefault("cryptography", None)  # type: ignore[arg-type]
