@@ -88,9 +88,14 @@ def browser(site: ApiEnv) -> Iterator[Browser]:
 
 
 def dlh_page(
-    browser: Browser, site: ApiEnv, viewport: dict[str, int], tiles: bytes | None, **options: bool
+    browser: Browser,
+    site: ApiEnv,
+    viewport: dict[str, int],
+    tiles: bytes | None | list[Route],
+    **options: bool,
 ) -> tuple[BrowserContext, Page]:
-    """The DLH page signed in, its tile server answering ``tiles`` (None: refusing)."""
+    """The DLH page signed in, its tile server answering ``tiles`` (None: refusing; a list:
+    never answering, the requests kept in it)."""
     context = browser.new_context(
         viewport=viewport,  # type: ignore[arg-type]
         base_url=str(site.client.base_url),
@@ -100,6 +105,8 @@ def dlh_page(
     def tile(route: Route) -> None:
         if tiles is None:
             route.abort("connectionrefused")
+        elif isinstance(tiles, list):
+            tiles.append(route)
         else:
             route.fulfill(status=200, content_type="image/png", body=tiles)
 
@@ -196,6 +203,22 @@ def test_the_base_map_when_the_tile_server_answers(browser: Browser, site: ApiEn
         page.mouse.move(0, 0)
         expect(definition.locator("#generation-source")).to_be_hidden()
     finally:
+        context.close()
+
+
+def test_the_plain_map_when_the_tile_server_never_answers(browser: Browser, site: ApiEnv) -> None:
+    """A network that drops the requests (no refusal, no answer): the page gives up on the base
+    map after its 8 s and shows the plain one."""
+    pending: list[Route] = []
+    context, page = dlh_page(browser, site, DESKTOP, pending)
+    try:
+        expect(page.locator("#tps-map")).to_have_attribute("data-base-map", "none", timeout=20_000)
+        assert pending, "the page asked the tile server for tiles"
+        expect(page.locator("#map-note")).to_contain_text("Peta dasar tidak dapat dimuat")
+        expect(page.locator("#tps-map .leaflet-interactive")).to_have_count(1)
+    finally:
+        for route in pending:
+            route.abort()
         context.close()
 
 

@@ -72,7 +72,9 @@
             borderWidth: 1, grouped: false, order: 0 }
         ]
       },
-      options: { indexAxis: "y", scales: { x: { ticks: unitTicks(c.unit) } },
+      // the unit is in the title (long units crowd the ticks); every category labelled
+      options: { indexAxis: "y", scales: { x: { ticks: { callback: function (v) { return kgFormat.format(v); } } },
+                                           y: { ticks: { autoSkip: false } } },
                  plugins: { title: { display: true, text: c.title }, legend: { position: "bottom" } } }
     });
   });
