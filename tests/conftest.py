@@ -622,6 +622,7 @@ def undo_0009(engine: Engine) -> None:
             raw.execute("PRAGMA foreign_keys=OFF")  # before BEGIN, as wastebank.migrations does
         with conn.begin():
             op = Operations(MigrationContext.configure(conn))
+            conn.execute(text("DROP TABLE device_report"))  # 0015's, to run again
             conn.execute(text("DROP TABLE sms_inbound"))  # 0013's, to run again
             conn.execute(text("DROP TABLE sms_message"))
             with op.batch_alter_table("member") as batch:
@@ -641,6 +642,7 @@ def undo_0009(engine: Engine) -> None:
                 for column in ("reason", "event_id", "resolved_at", "resolved_by", "resolution"):
                     batch.drop_column(column)
             with op.batch_alter_table("deposit") as batch:
+                batch.drop_column("clock_synced")  # 0014's, to run again
                 batch.drop_constraint("deposit_author_idempotency_key_key", type_="unique")
                 batch.drop_column("idempotency_key")
         if raw is not None:
