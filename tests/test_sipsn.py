@@ -392,3 +392,34 @@ def test_the_public_bank_list_at_360_px(api: ApiEnv) -> None:
             assert scroll <= PHONE["width"], f"{scroll} px wide at {PHONE['width']} px"
         finally:
             context.close()
+
+
+@pytest.mark.integration
+def test_api_monthly_report_dialects_and_orientation(api: ApiEnv) -> None:
+    from pypdf import PdfReader
+
+    with Session(api.engine) as s:
+        second_half_2026(s)
+    url, dlh = "/api/dlh/report/monthly", api.bearer("dlh")
+    month = {"month": "2026-08", "format": "csv"}
+    id_csv = api.client.get(url, params=month, headers=dlh)
+    assert id_csv.status_code == 200, id_csv.text
+    lines = id_csv.content.decode("utf-8-sig").splitlines()
+    assert lines[-1].startswith("2026-08;Jumlah / Total;;;;2;2,700;")  # 2 kg + 0.7 kg
+    plain = api.client.get(url, params={**month, "csv_dialect": "plain"}, headers=dlh)
+    assert (
+        plain.content.decode("utf-8-sig")
+        .splitlines()[-1]
+        .startswith("2026-08,Jumlah / Total,,,,2,2.700,")
+    )
+    bad = api.client.get(url, params={**month, "csv_dialect": "excel"}, headers=dlh)
+    assert bad.status_code == 422
+    for orientation, tall in (("portrait", True), ("landscape", False)):
+        pdf = api.client.get(
+            url,
+            params={"month": "2026-08", "format": "pdf", "orientation": orientation},
+            headers=dlh,
+        )
+        assert pdf.status_code == 200
+        box = PdfReader(io.BytesIO(pdf.content)).pages[0].mediabox
+        assert (float(box.height) > float(box.width)) is tall
