@@ -54,8 +54,10 @@ def _feed_for(
     return now
 
 
-def _gateway(tmp_path: Path, **values: object) -> tuple[Gateway, ScaleReader]:
-    gw = Gateway(gateway_settings(tmp_path, **values))
+def _gateway(tmp_path: Path, protocol: str = "gs_nt") -> tuple[Gateway, ScaleReader]:
+    """A gateway with one attendant scale speaking ``protocol``."""
+    scale = {"id": "scale-01", "port": tmp_path / "tty", "flow": "attendant", "protocol": protocol}
+    gw = Gateway(gateway_settings(tmp_path, scales=[scale]))
     reader = gw.readers["scale-01"]
     reader.connected = True  # as its port task sets it; the port is not opened here
     return gw, reader
@@ -211,17 +213,7 @@ def test_the_states_in_order_of_seriousness(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("fault", [OL, b"OL,+9999999E+19\r\n"])
 def test_an_armed_scale_never_takes_an_overload_as_a_deposit(tmp_path: Path, fault: bytes) -> None:
-    gw, reader = _gateway(
-        tmp_path,
-        scales=[
-            {
-                "id": "scale-01",
-                "port": tmp_path / "tty",
-                "flow": "attendant",
-                "protocol": "gs_nt" if fault == OL else "and_std",
-            }
-        ],
-    )
+    gw, reader = _gateway(tmp_path, "gs_nt" if fault == OL else "and_std")
     try:
         gw.recorder.arm(reader, "AMB-0001", "pet", "petugas-01")
         _feed_for(gw, reader, fault, 100.0, 10.0)
@@ -237,17 +229,7 @@ def test_a_flagless_scale_settles_afresh_after_a_fault(tmp_path: Path) -> None:
     become a deposit that no settled load ever made)."""
     weight = b"WN004.139kg34\r\n"
     ol = b"         OL23\r\n"
-    gw, reader = _gateway(
-        tmp_path,
-        scales=[
-            {
-                "id": "scale-01",
-                "port": tmp_path / "tty",
-                "flow": "attendant",
-                "protocol": "a12e_chk",
-            }
-        ],
-    )
+    gw, reader = _gateway(tmp_path, "a12e_chk")
     try:
         now = _feed_for(gw, reader, weight, 100.0, 0.9)  # settling, not yet stable
         gw.recorder.arm(reader, "AMB-0001", "pet", "petugas-01")
