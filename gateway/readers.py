@@ -203,7 +203,9 @@ class ScaleReader(SerialDevice):
             self.session = KioskSession(min_net_g=cfg.min_net_g, zero_band_g=cfg.zero_band_g)
         else:
             self.session = AttendantSession(min_net_g=cfg.min_net_g, zero_band_g=cfg.zero_band_g)
-        self.decoder: ScaleDecoder | AutoDetector = decoder_for(cfg.protocol, unit=cfg.unit)
+        self.decoder: ScaleDecoder | AutoDetector = decoder_for(
+            cfg.protocol, unit=cfg.unit, label=cfg.id
+        )
         self.weigh = WeighState(
             stability=StabilityDetector(
                 window_s=cfg.stability_window_s, tolerance_g=cfg.stability_tolerance_g

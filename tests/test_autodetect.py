@@ -420,7 +420,7 @@ async def test_gateway_detects_a_round_weight_yaohua_stream_and_takes_a_deposit(
 
         await eventually(lambda: shows(protocol="yh_rev"))
         log = processes.log("gateway")
-        assert "auto-detected: yh_rev after 4 frames (decimal point)" in log, log
+        assert "auto-detected scale-01: yh_rev after 4 frames (decimal point)" in log, log
 
         await scale.place(0)
         await eventually(lambda: shows(grams=0, stable=True))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import tty
 from collections.abc import AsyncIterator
@@ -60,6 +61,21 @@ def test_zero_drift_is_returned_as_a_condition_raised_then_cleared(tmp_path: Pat
     assert (raised[0].code, raised[0].subject, raised[0].value) == ("zero_drift", "scale-01", 40)
     assert raised[0].threshold == cfg.zero_drift_alert_g
     assert not conditions[-1].active  # back within half the limit
+
+
+def test_an_auto_scale_names_itself_in_the_detectors_log_lines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A site with two scales on `protocol = "auto"`: the detector's lines say which scale is
+    undecided and which decided (the gateway's log, docs/protocol.md §1.7)."""
+    reader = ScaleReader(ScaleSettings(id="timbang-02", port=tmp_path / "tty", protocol="auto"))
+    with caplog.at_level(logging.INFO, logger="wastebank.gateway"):
+        reader.process(b"=00001500" * 9, 1.0)  # padded both ways: undecided at 8 frames
+        reader.process(b"=00001503=", 2.0)  # a last digit only yh_fwd reads
+    said = [r.getMessage() for r in caplog.records]
+    assert any("undecided timbang-02 after 8 frames" in line for line in said), said
+    assert any("auto-detected timbang-02: yh_fwd" in line for line in said), said
+    assert reader.protocol == "yh_fwd"
 
 
 async def test_a_port_that_comes_and_goes_is_said_in_the_stream(
