@@ -399,7 +399,7 @@ class FillSensorReader(SerialDevice):
         self.decoder: Mode2Decoder | MaxBotixDecoder = (
             Mode2Decoder()
             if cfg.kind == "jsn_sr04t"
-            else MaxBotixDecoder(four_digit_unit=cfg.maxbotix_unit)
+            else MaxBotixDecoder(four_digit_unit=cfg.maxbotix_unit, model=cfg.maxbotix_model)
         )
         self.readings = 0
         self._last_report = -float("inf")

@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from gateway.clock import ClockSettings
-from gateway.fill_sensor import FillConfig
+from gateway.fill_sensor import FillConfig, MaxBotixModel
 from gateway.scale_protocol import PROTOCOLS
 from wastebank.config import RUN_DIR, MqttSettings, WastebankSettings
 from wastebank.messages import CODE_PATTERN
@@ -75,6 +75,11 @@ class SensorSettings(BaseModel):
     port: Path | None = Field(default=None, description="serial kinds: the adapter's stable path")
     baudrate: int = Field(default=9600, ge=300, le=921_600)
     maxbotix_unit: Literal["mm", "cm"] = "mm"
+    maxbotix_model: MaxBotixModel | None = Field(
+        default=None,
+        description="maxbotix HRXL (4 digits in mm): hrxl_5m sends R5000 for no target, "
+        "hrxl_10m R9999; unset: both are no target (docs/protocol.md §3.1)",
+    )
     dev_eui: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{16}$", description="em310_udl")
     uplink_topic: str = Field(
         default="application/+/device/{dev_eui}/event/up",
@@ -99,6 +104,14 @@ class SensorSettings(BaseModel):
                 raise ValueError("json sensors need their own uplink_topic (no wildcards)")
         elif self.port is None:
             raise ValueError(f"{self.kind} sensors need port")
+        if self.maxbotix_model is not None:
+            if self.kind != "maxbotix":
+                raise ValueError(f"maxbotix_model is for maxbotix sensors, not {self.kind}")
+            if self.maxbotix_unit != "mm":
+                raise ValueError(
+                    f"maxbotix_model {self.maxbotix_model} reports mm: "
+                    "maxbotix_unit must be mm (or leave maxbotix_model out)"
+                )
         if self.empty_distance_mm - self.full_distance_mm < 50:
             raise ValueError("empty_distance_mm must exceed full_distance_mm by at least 50 mm")
         return self

@@ -34,7 +34,8 @@ from gateway.fill_sensor import (
 )
 from gateway.fill_sensor.serial_frames import MODE2_MAX_MM, MaxBotixModel
 from gateway.readers import FillSensorReader
-from gateway.settings import SensorSettings
+from gateway.settings import GatewaySettings, SensorSettings
+from wastebank.config import ConfigError, load_settings
 from wastebank.influx import fill_line
 from wastebank.messages import FillReading
 
@@ -286,6 +287,56 @@ def test_maxbotix_no_target_is_counted_never_a_reading() -> None:
 def test_maxbotix_a_model_is_a_mm_model() -> None:
     with pytest.raises(ValueError, match="reports mm"):
         MaxBotixDecoder(four_digit_unit="cm", model="hrxl_10m")
+
+
+def _maxbotix_site(tmp_path: Path, extra: str, kind: str = "maxbotix") -> Path:
+    site = tmp_path / "site.toml"
+    site.write_text(
+        'bank_code = "bs-batu-merah"\n'
+        "[[sensors]]\n"
+        'id = "tps-01-s1"\n'
+        'tps_code = "tps-01"\n'
+        f'kind = "{kind}"\n'
+        'port = "/dev/null"\n'
+        "empty_distance_mm = 6000\n"
+        "full_distance_mm = 400\n"
+        "window = 1\n"
+        "report_interval_s = 0.001\n" + extra
+    )
+    return site
+
+
+def test_maxbotix_model_is_a_site_file_setting(tmp_path: Path) -> None:
+    """A 10 m HRXL named in the site file: its surface at exactly 5 m is a reading, R9999 is
+    no target; not named, the same R5000 is no target (both codes)."""
+    named = load_settings(GatewaySettings, _maxbotix_site(tmp_path, 'maxbotix_model = "hrxl_10m"'))
+    (cfg,) = named.sensors
+    reader = FillSensorReader(cfg)
+    (reading,) = reader.process(b"R5000\r")
+    assert reading.estimate.distance_mm == 5000
+    assert reader.process(b"R9999\r" * 2) == []
+    assert reader.decoder.rejects == {"no_target": 2}
+
+    (plain,) = load_settings(GatewaySettings, _maxbotix_site(tmp_path, "")).sensors
+    assert plain.maxbotix_model is None
+    unnamed = FillSensorReader(plain)
+    assert unnamed.process(b"R5000\r") == []
+    assert unnamed.decoder.rejects == {"no_target": 1}
+
+
+@pytest.mark.parametrize(
+    ("extra", "kind", "error"),
+    [
+        ('maxbotix_model = "hrxl_5m"', "jsn_sr04t", "maxbotix_model is for maxbotix sensors"),
+        ('maxbotix_model = "hrxl_5m"\nmaxbotix_unit = "cm"', "maxbotix", "maxbotix_unit must"),
+        ('maxbotix_model = "mb7389"', "maxbotix", r"sensors\.0\.maxbotix_model"),
+    ],
+)
+def test_maxbotix_model_refused_where_it_means_nothing(
+    tmp_path: Path, extra: str, kind: str, error: str
+) -> None:
+    with pytest.raises(ConfigError, match=error):
+        load_settings(GatewaySettings, _maxbotix_site(tmp_path, extra, kind))
 
 
 @given(
