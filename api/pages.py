@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from api import members as members_api
 from api.deps import PagePrincipalDep, SessionDep, State, StateDep, request_ctx
+from api.pages_dlh import central_text, figure_text, span_text
 from api.schemas import WithdrawalIn
 from api.web import (
     HTML,
@@ -43,6 +44,7 @@ from api.web import (
     validation_text,
 )
 from wastebank import access, ledger, passbook, reports
+from wastebank.estimates import FIGURES, sum_impacts
 
 router = APIRouter(tags=["pages"])
 
@@ -71,10 +73,12 @@ def _member_context(
     lines = list(reversed(statement.lines))[:15]
     cats = _member_categories(session, member)
     estimator = reports.default_estimator()
-    co2e = 0.0
-    for cat, grams in cats:
-        value = estimator.co2e_avoided_kg(cat.material_class, grams) if estimator else None
-        co2e += value or 0.0
+    # net CO2e over the member's deposits, central first with its range (None: no estimator)
+    net_co2e = (
+        sum_impacts(estimator.impact(c.material_class, g) for c, g in cats).net_co2e_kg
+        if estimator
+        else None
+    )
     names = [(c.name_en if lang == "en" else c.name_id) for c, _ in cats]
     withdrawals = members_api.withdrawals_of(session, member)
     return {
@@ -83,7 +87,10 @@ def _member_context(
         "tz": tz,
         "lines": lines,
         "categories": [{"name": n, "net_g": g} for n, (_, g) in zip(names, cats, strict=True)],
-        "impact": {"kept_g": sum(g for _, g in cats), "co2e_kg": co2e},
+        "impact": {"kept_g": sum(g for _, g in cats), "net_co2e_kg": net_co2e},
+        "co2e_figure": figure_text(FIGURES["net_co2e_kg"], "en" if lang == "en" else "id"),
+        "central_text": central_text,
+        "span_text": span_text,
         "withdrawals": [members_api.withdrawal_out(w, personal=True) for w in withdrawals[:10]],
         "methods": [m.value for m in ledger.PayoutMethod],
         "min_withdrawal": member.bank.min_withdrawal_idr,

@@ -103,7 +103,7 @@ def _dlh_context(
         "kecamatan_rows": kec_rows,
         "kecamatan_unit": kec_unit,
         "impacts": impacts,
-        "figures": {k: _figure_text(f, lang) for k, f in FIGURES.items()},
+        "figures": {k: figure_text(f, lang) for k, f in FIGURES.items()},
         "co2e_unit": _co2e_unit(impacts),
         "range_text": range_text,
         "central_text": central_text,
@@ -271,7 +271,7 @@ def range_text(r: Range | None, places: int = 1, scale: float = 1.0) -> str:
     return mid if span == f"{mid}–{mid}" else f"{mid} ({span})"
 
 
-def _figure_text(figure: Figure, lang: Lang) -> dict[str, str]:
+def figure_text(figure: Figure, lang: Lang) -> dict[str, str]:
     """A figure's unit, label and basis in the page's language."""
     if lang == "en":
         return {"unit": figure.unit, "label": figure.label.en, "basis": figure.basis.en}

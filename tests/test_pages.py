@@ -9,6 +9,7 @@ Citizens at 360 px (no horizontal scrolling), DLH staff and admins at desktop si
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -103,6 +104,11 @@ def chart_points(page: Page, canvas_id: str) -> list[int]:
     return points
 
 
+def id_number(text: str) -> float:
+    """``1.234,5`` (id-ID) as a number."""
+    return float(text.replace(".", "").replace(",", "."))
+
+
 def no_horizontal_overflow(page: Page, width: int) -> None:
     scroll = page.evaluate("document.documentElement.scrollWidth")
     assert scroll <= width, f"the page is {scroll} px wide at a {width} px viewport"
@@ -139,7 +145,21 @@ def test_the_citizen_page_works_at_360_px(browser: Browser, site: ApiEnv) -> Non
         expect(page.locator("#saldo")).to_contain_text("Rp")
         expect(page.locator("#kept")).to_contain_text("kg")
         expect(page.locator("#impact")).to_contain_text("Perkiraan")  # an estimate, and says so
-        assert page.locator("#co2e").inner_text() != "0,0 kg"
+        # net CO2e avoided, central first, its range and what it is (FIGURES' label and basis)
+        co2e = page.locator("#co2e").inner_text()
+        assert re.fullmatch(r"-?\d[\d.]*,\d kg CO2e", co2e), co2e
+        assert co2e != "0,0 kg CO2e"
+        expect(page.locator("#impact")).to_contain_text("CO2e terhindar (bersih)")
+        span = page.locator("#co2e-range").inner_text()
+        found = re.fullmatch(r"rentang: (-?[\d.]+,\d)–(-?[\d.]+,\d) kg", span)
+        assert found, span
+        low, high = found.groups()
+        central = id_number(co2e.split()[0])
+        assert id_number(low) <= central <= id_number(high)
+        assert id_number(low) < id_number(high)
+        definition = page.locator("#def-co2e")
+        definition.locator("summary").click()
+        expect(definition).to_contain_text("seumur timbunan")
         points = chart_points(page, "chart-categories")
         assert points
         assert points[0] > 0

@@ -451,14 +451,6 @@ class FakeEstimator:
             wte_potential_kwh=r(central=1.5 * kg, low=1.0 * kg, high=2.0 * kg),
         )
 
-    def co2e_avoided_kg(self, material_class: str, grams: int) -> float | None:
-        r = self.impact(material_class, grams).net_co2e_kg
-        return None if r is None else r.central
-
-    def energy_kwh(self, material_class: str, grams: int) -> float | None:
-        r = self.impact(material_class, grams).wte_potential_kwh
-        return None if r is None else r.central
-
 
 def journal_pickups(s: Session) -> None:
     """TPS pickups in the journal: tps-batu-merah (Sirimau; 8 m³, 214.8 kg/m³) at fill 0.9 on

@@ -153,22 +153,12 @@ def tps_in_city(city_code: str, settings: ReportSettings | None = None) -> tuple
 # ---- estimates (CO2e avoided, energy): wastebank/estimates/ ----------------------------------
 
 
-class Estimator(Protocol):
-    """Per material class (``ledger.MaterialClass``) and diverted grams; None when the material
-    has no factor. Superseded by :class:`ImpactEstimator` (ranges and parts): these two methods
-    stay until the reports and pages use ``impact`` (see docs/estimates.md, "Estimator")."""
+class ImpactEstimator(Protocol):
+    """What diverting ``grams`` of a material class (``ledger.MaterialClass``) is estimated to be
+    worth: ``impact(material_class, grams)`` -> :class:`wastebank.estimates.Impact`, each figure
+    a range and CO2e in its parts; ``wastebank.estimates.sum_impacts`` totals several."""
 
     name: str
-
-    def co2e_avoided_kg(self, material_class: str, grams: int) -> float | None: ...
-
-    def energy_kwh(self, material_class: str, grams: int) -> float | None: ...
-
-
-class ImpactEstimator(Estimator, Protocol):
-    """:class:`Estimator` with each figure as a range and CO2e in its parts:
-    ``impact(material_class, grams)`` -> :class:`wastebank.estimates.Impact`;
-    ``wastebank.estimates.sum_impacts`` totals several."""
 
     def impact(self, material_class: str, grams: int) -> Impact: ...
 
@@ -185,8 +175,7 @@ def default_estimator() -> ImpactEstimator | None:
 
 class EstimatesAdapter:
     """:class:`ImpactEstimator` over ``wastebank.estimates.impact`` (defaults: AR5, uncategorised
-    TPA, tropical wet, organics composted, Indonesian heating values). ``co2e_avoided_kg`` is the
-    net CO2e's central figure, ``energy_kwh`` the waste-to-energy potential's. No diversion
+    TPA, tropical wet, organics composted, Indonesian heating values). No diversion
     (grams <= 0) is worth zero; a material class the data files do not know has no figure."""
 
     name = (
@@ -203,11 +192,3 @@ class EstimatesAdapter:
             return estimates.impact({material_class: grams})
         except estimates.UnknownMaterialError as exc:
             return estimates.Impact.unknown(grams, str(exc))
-
-    def co2e_avoided_kg(self, material_class: str, grams: int) -> float | None:
-        r = self.impact(material_class, grams).net_co2e_kg
-        return None if r is None else r.central
-
-    def energy_kwh(self, material_class: str, grams: int) -> float | None:
-        r = self.impact(material_class, grams).wte_potential_kwh
-        return None if r is None else r.central
