@@ -21,6 +21,7 @@ from tests.conftest import deposit_event, undo_0009
 from tests.ledger_helpers import scale
 from wastebank import estimates, formats, ledger, migrations, reports
 from wastebank.cli import app
+from wastebank.reports import wording
 
 WIT = timezone(timedelta(hours=9))
 WIB = timezone(timedelta(hours=7))
@@ -637,6 +638,50 @@ def test_monthly_pdf(session: Session) -> None:
     assert pdf.startswith(b"%PDF-")
     assert formats.percent(0.0516, 4) == "0,0516 %"
     assert formats.number(1234567.25, 2) == "1.234.567,25"
+
+
+def test_the_notes_count_deposits_stamped_before_the_gateway_clock_was_synced(
+    session: Session,
+) -> None:
+    """Issue 16: one October deposit stamped with clock_synced false is counted; a voided one,
+    one of November, one that says nothing (None) and a synced one are not. A month with none
+    has no such note."""
+    quiet = small_month(session)
+    assert quiet.unsynced_clock_deposits == 0
+    assert not [label for label, _ in wording.notes(quiet) if label.startswith("Jam gateway")]
+    oct_5 = datetime(2026, 10, 5, 10, 0, tzinfo=WIT)
+    for seq, at, synced in (
+        (1, oct_5, False),
+        (2, oct_5, False),  # voided below
+        (3, datetime(2026, 11, 1, 0, 30, tzinfo=WIT), False),  # the next month, in WIT
+        (4, oct_5, None),
+        (5, oct_5, True),
+    ):
+        ev = deposit_event(9_000 + seq, at=at).model_copy(update={"clock_synced": synced})
+        ledger.apply_deposits(session, [ev])
+        if seq == 2:
+            ledger.void_deposit(session, ev.event_id, author=ATTENDANT, reason="uji / test")
+    session.commit()
+    report = reports.monthly_report(
+        session, reports.load_scope(session), "2026-10", estimator=FakeEstimator(), now=NOW
+    )
+    assert report.unsynced_clock_deposits == 1
+    line = (
+        "1 setoran dicatat sebelum jam gateway tersinkron / 1 deposits stamped before the "
+        "gateway's clock was synchronized"
+    )
+    assert ("Jam gateway / Gateway clock", line) in wording.notes(report)
+    from openpyxl import load_workbook
+
+    ws = load_workbook(io.BytesIO(reports.monthly_xlsx(report)))["Laporan"]
+    assert ("Jam gateway / Gateway clock", line) in [
+        (r[0], r[1]) for r in ws.iter_rows(values_only=True)
+    ]
+    from pypdf import PdfReader
+
+    pages = PdfReader(io.BytesIO(reports.monthly_pdf(report))).pages
+    pdf = " ".join(p.extract_text() for p in pages)
+    assert "1 setoran dicatat sebelum jam gateway tersinkron" in " ".join(pdf.split())
 
 
 def test_cli_report_monthly(ledger_url: str, tmp_path: Path) -> None:

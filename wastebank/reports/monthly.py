@@ -12,8 +12,10 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 from pydantic import BaseModel, Field
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from wastebank import ledger
 from wastebank.estimates import Impact, sum_impacts
 from wastebank.formats import zone_label
 from wastebank.reports.generation import (
@@ -75,6 +77,11 @@ class MonthlyReport(BaseModel):
     diversion_total: DiversionRow | None = None
     coverage: Coverage | None = Field(
         default=None, description="whether the diversion rates may be shown as the city's"
+    )
+    unsynced_clock_deposits: int = Field(
+        default=0,
+        description="the month's deposits (voids left out) stamped by a gateway whose clock was "
+        "not yet synchronized (deposit.clock_synced false): their times may be hours off",
     )
 
     def by_category(self) -> list[tuple[str, int, Impact | None]]:
@@ -178,7 +185,32 @@ def monthly_report(
         diversion=diversion,
         diversion_total=diversion_total,
         coverage=coverage,
+        unsynced_clock_deposits=_unsynced_clock_deposits(session, scope, first, last),
     )
+
+
+def _unsynced_clock_deposits(session: Session, scope: Scope, first: date, last: date) -> int:
+    """The deposits of the city's banks stamped in local days ``first``..``last`` whose gateway
+    said its clock was not synchronized (``clock_synced`` false; None, not said, is not
+    counted), voided ones left out as everywhere in the report. By the time they carry, as every
+    figure of the report: a stamp hours off may put one in the neighbouring month."""
+    if not scope.banks:
+        return 0
+    start = datetime.combine(first, time(0), scope.tz)
+    end = datetime.combine(last + timedelta(days=1), time(0), scope.tz)
+    d = ledger.Deposit
+    n = session.scalar(
+        select(func.count())
+        .select_from(d)
+        .where(
+            d.bank_id.in_(list(scope.banks)),
+            d.clock_synced.is_(False),
+            d.measured_at >= start,
+            d.measured_at < end,
+            d.id.not_in(select(ledger.DepositVoid.deposit_id)),
+        )
+    )
+    return int(n or 0)
 
 
 def _diversion(

@@ -192,6 +192,21 @@ def notes(report: MonthlyReport) -> list[tuple[str, str]]:
             "figure, then its low to high range",
         ),
         ("Satuan / Units", UNITS_NOTE),
+        *_clock_note(report.unsynced_clock_deposits),
+    ]
+
+
+def _clock_note(n: int) -> list[tuple[str, str]]:
+    """The month's deposits stamped before their gateway's clock was synchronized (issue 16),
+    when there are any."""
+    if n <= 0:
+        return []
+    return [
+        (
+            "Jam gateway / Gateway clock",
+            f"{thousands(n)} setoran dicatat sebelum jam gateway tersinkron / {thousands(n)} "
+            "deposits stamped before the gateway's clock was synchronized",
+        )
     ]
 
 
