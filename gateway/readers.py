@@ -439,4 +439,5 @@ class FillSensorReader(SerialDevice):
             samples_rejected=sum(self.processor.rejects.values())
             + sum(self.decoder.rejects.values()),
             readings=self.readings,
+            no_target=self.decoder.rejects["no_target"],
         )

@@ -284,6 +284,7 @@ COERCIONS = [
     ("health", "outbox_depth", False, None, True),
     ("health", "scales", [{**SCALE, "frames_parsed": "3"}], None, True),
     ("health", "sensors", [{**SENSOR, "connected": "yes"}], None, True),
+    ("health", "sensors", [{**SENSOR, "no_target": "3"}], None, True),
     ("alert", "value", "40", None, True),
     ("alert", "seq", True, None, True),
     ("alert", "threshold", _RAW, "NaN", False),
@@ -315,6 +316,16 @@ def _same_id(name: str) -> dict[str, Any]:
         return {}
     id_field = _ID_FIELDS[name][0]
     return {id_field: VALID[name][id_field]}
+
+
+def test_a_sensor_health_from_an_older_gateway_has_no_no_target() -> None:
+    """``no_target`` came with issue 16: a health report without it is valid and says 0."""
+    assert "no_target" not in SENSOR
+    health = GatewayHealth.model_validate_json(encode(message("health")))
+    assert [s.no_target for s in health.sensors] == [0]
+    assert schema_validator("health").is_valid(message("health"))
+    counted = message("health", sensors=[{**SENSOR, "no_target": 2}])
+    assert GatewayHealth.model_validate_json(encode(counted)).sensors[0].no_target == 2
 
 
 def test_a_float_field_takes_a_json_integer() -> None:
@@ -484,6 +495,12 @@ LIMITS: list[tuple[str, str, Any, Any]] = [
         [{**SENSOR, "readings": COUNT_MAX}],
         [{**SENSOR, "readings": COUNT_MAX + 1}],
     ),
+    (
+        "health",
+        "sensors",
+        [{**SENSOR, "no_target": COUNT_MAX}],
+        [{**SENSOR, "no_target": COUNT_MAX + 1}],
+    ),
     ("alert", "subject", "s" * 64, "s" * 65),
     ("alert", "message", "m" * 300, "m" * 301),
     ("alert", "value", FLOAT_ABS_MAX, FLOAT_ABS_MAX * 1.01),
@@ -590,6 +607,7 @@ def _largest(name: str) -> BaseModel:
             samples_accepted=COUNT_MAX,
             samples_rejected=COUNT_MAX,
             readings=COUNT_MAX,
+            no_target=COUNT_MAX,
         )
         return GatewayHealth(
             gateway_id=code,

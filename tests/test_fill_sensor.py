@@ -279,6 +279,7 @@ def test_maxbotix_no_target_is_counted_never_a_reading() -> None:
     assert reader.process(b"R5000\r" * 4) == []
     health = reader.health()
     assert (health.samples_accepted, health.samples_rejected, health.readings) == (0, 4, 0)
+    assert health.no_target == 4
     assert reader.decoder.rejects == {"no_target": 4}
     (reading,) = reader.process(b"R4800\r")
     assert reading.estimate.distance_mm == 4800

@@ -190,3 +190,25 @@ async def test_a_kiosk_scale_cannot_be_armed(tmp_path: Path) -> None:
         resp = await client.post("/scales/kiosk-01/arm", json=arm)
         assert resp.status_code == 409
         assert resp.json()["detail"] == "kiosk-01 memakai kios / is a kiosk scale (card + keys)"
+
+
+async def test_full_health_counts_a_maxbotix_saying_nothing_is_in_range(tmp_path: Path) -> None:
+    """An HRXL over an empty bin sends R5000 (its no-target code): /health/full counts those
+    frames as no_target, among the sensor's rejects, and no reading comes of them."""
+    sensor = {
+        "id": "us-01",
+        "tps_code": "tps-batu-merah",
+        "kind": "maxbotix",
+        "port": tmp_path / "mb",
+        "maxbotix_model": "hrxl_5m",
+        "empty_distance_mm": 4500,
+        "full_distance_mm": 300,
+    }
+    async with _endpoint(gateway_settings(tmp_path, sensors=[sensor])) as (gw, client):
+        assert gw.sensors["us-01"].process(b"R5000\r" * 3 + b"R4100\r") == []
+        resp = await client.get("/health/full")
+        assert resp.status_code == 200, resp.text
+        (health,) = resp.json()["sensors"]
+    assert health["sensor_id"] == "us-01"
+    assert (health["no_target"], health["samples_rejected"]) == (3, 3)
+    assert health["samples_accepted"] == 1  # R4100: a distance, in the filter's window

@@ -286,8 +286,13 @@ class SensorHealth(_Message):
     kind: Name
     connected: bool | None = Field(description="serial sensors; None for LoRaWAN ones")
     samples_accepted: Count
-    samples_rejected: Count = Field(description="bad frames, out of range, spikes")
+    samples_rejected: Count = Field(description="bad frames, out of range, spikes, no target")
     readings: Count = Field(description="filtered readings stored for publishing")
+    no_target: Count = Field(
+        default=0,
+        description="of samples_rejected: frames saying nothing was in range (a MaxBotix "
+        "HRXL's R5000 or R9999); absent from older gateways",
+    )
 
 
 class ClockHealth(_Message):
