@@ -5,7 +5,8 @@ once it has applied a deposit (never a price the ledger will not use), and ask h
                                                             city, admin (up to 100 ids)
 
 The answer lists the deposits of that bank the ledger has (its amount, its price, when it was
-measured, whether and when it was voided) and, in ``missing``, the ids asked about that it has
+measured and whether the gateway's clock was synchronized when it stamped that time, whether and
+when it was voided) and, in ``missing``, the ids asked about that it has
 not (not applied yet: the ingester is behind or the gateway's outbox still holds it; or a
 deposit of another bank, which is not told apart, so no caller learns another bank's ids).
 """
@@ -37,6 +38,12 @@ class AppliedDepositOut(BaseModel):
     price_per_kg_idr: int = Field(description="the price per the category's unit it was priced at")
     amount_idr: int = Field(description="what the member's account was credited")
     measured_at: datetime
+    clock_synced: bool | None = Field(
+        description="the gateway's word on its clock when it stamped measured_at: false, not "
+        "synchronized since the gateway booted (measured_at may be hours or days off); true, "
+        "synchronized; null, not said (manual deposits, gateways from before issue 16, a "
+        "gateway without a time daemon)"
+    )
     applied_at: datetime
     manual: bool
     voided: bool
@@ -81,6 +88,7 @@ def deposits_by_id(
             price_per_kg_idr=d.price_per_kg_idr,
             amount_idr=d.amount_idr,
             measured_at=d.measured_at,
+            clock_synced=d.clock_synced,
             applied_at=d.recorded_at,
             manual=d.manual,
             voided=void is not None,

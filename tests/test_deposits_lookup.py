@@ -71,6 +71,36 @@ def test_the_ledgers_amount_price_and_void_by_event_id(api: ApiEnv) -> None:
     assert "22350" in tx.text or "22.350" in tx.text
 
 
+def test_whether_the_gateways_clock_was_synchronized_when_it_stamped(api: ApiEnv) -> None:
+    """clock_synced as the gateway said it (false: stamped before its first sync since boot, the
+    time may be off), null where nothing was said (an older gateway, a manual deposit)."""
+    with Session(api.engine) as s:
+        ledger.apply_deposits(
+            s,
+            [
+                deposit_event(921).model_copy(update={"clock_synced": False}),
+                deposit_event(922).model_copy(update={"clock_synced": True}),
+                deposit_event(923),  # a gateway from before issue 16 says nothing
+            ],
+        )
+        manual = ledger.record_manual_deposit(
+            s,
+            bank_code=BANK,
+            member_no="AMB-0001",
+            category_code="pet",
+            net_g=800,
+            measured_at=None,
+            author=api.creds["attendant_1"][0],
+            reason="timbangan rusak",
+        )
+        s.commit()
+    ids = ("gw-01-921", "gw-01-922", "gw-01-923", manual.event_id)
+    status, body = lookup(api, "attendant_1", BANK, *ids)
+    assert status == 200, body
+    said = {d["event_id"]: d["clock_synced"] for d in body["deposits"]}  # type: ignore[union-attr]
+    assert said == dict(zip(ids, (False, True, None, None), strict=True))
+
+
 def test_only_the_banks_readers_and_only_its_deposits(api: ApiEnv) -> None:
     with Session(api.engine) as s:
         ledger.apply_deposits(s, [deposit_event(911)])
