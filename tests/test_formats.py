@@ -63,6 +63,9 @@ def test_dates_in_both_languages_and_zones_by_indonesian_name() -> None:
 def test_text_for_printers_pdfs_and_spreadsheets() -> None:
     assert formats.ascii_text("Ngurah Rai Ç 温") == "Ngurah Rai C ?"
     assert formats.latin1("Rp 5.000 · Tōmohon → 温") == "Rp 5.000 · Tomohon ? ?"
+    # a minus sign or dash keeps its meaning (the CO2e basis: "credit − composting")
+    assert formats.latin1("a − b – c “d” …") == 'a - b - c "d" ...'
+    assert formats.ascii_text("a − b") == "a - b"
     assert [formats.csv_text(v) for v in ("=1+1", "@x", "-2", "\tA", "ok", "")] == [
         "'=1+1",
         "'@x",

@@ -181,9 +181,27 @@ def unaccented(text: str) -> str:
     )
 
 
+# Typographic punctuation has a plain equivalent that keeps the meaning: the estimates' basis
+# writes "credit − composting", which must not print as "credit ? composting".
+_PLAIN_PUNCTUATION = str.maketrans(
+    {
+        "\u2212": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2026": "...",
+    }
+)
+
+
 def ascii_text(text: str) -> str:
-    """What a thermal printer's code page surely has: accents dropped, others as '?'."""
-    return "".join(ch if ch.isascii() else "?" for ch in unaccented(text))
+    """What a thermal printer's code page surely has: accents dropped, typographic dashes and
+    quotes made plain, others as '?'."""
+    plain = unaccented(text).translate(_PLAIN_PUNCTUATION)
+    return "".join(ch if ch.isascii() else "?" for ch in plain)
 
 
 def latin1(text: str) -> str:
