@@ -218,6 +218,7 @@ def test_wte_scenario(api: ApiEnv) -> None:
         ({"tonnes_per_day": "100", "composition": "food:x"}, "not component:share"),
         ({"tonnes_per_day": "100", "composition": "kaca:1"}, "unknown components"),
         ({"tonnes_per_day": "100", "composition": "food:0"}, "positive total"),
+        ({"tonnes_per_day": "100", "composition": "food:1e308,paper:1e308"}, "is finite"),
         ({"tonnes_per_day": "100", "composition": "food:1,food:2"}, "given twice"),
         (
             {"tonnes_per_day": "100", "mix": "sipsn_2023", "composition": "food:1"},

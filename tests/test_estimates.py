@@ -709,6 +709,7 @@ def test_wte_tariff_above_20_mw_is_the_formula() -> None:
         ({"tonnes_per_day": 10, "mix": "jakarta"}, "unknown mix 'jakarta'; known: sipsn_2022"),
         ({"tonnes_per_day": 10, "mix": {"kaca": 1.0}}, "unknown components \\['kaca'\\]"),
         ({"tonnes_per_day": 10, "mix": {"food": 0.0}}, "positive total"),
+        ({"tonnes_per_day": 10, "mix": {"food": 1e308, "paper": 1e308}}, "total that is finite"),
         ({"tonnes_per_day": 10, "efficiency": 0.9}, "efficiency must be within"),
         ({"tonnes_per_day": 10, "idr_per_usd": 5}, "idr_per_usd"),
     ],
@@ -716,3 +717,9 @@ def test_wte_tariff_above_20_mw_is_the_formula() -> None:
 def test_wte_scenario_refuses_bad_input(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         est.wte_scenario(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_mix_whose_shares_sum_past_a_float_is_refused_not_burned_as_nothing() -> None:
+    # 1e308 + 1e308 is inf: every share became nan and the LHV 0 (a 200 with zero power)
+    with pytest.raises(ValueError, match="total that is finite"):
+        est.thermal_energy(1.0, {"food": 1e308, "pet": 1e308})

@@ -75,8 +75,8 @@ def _mix_lhv(
 ) -> tuple[dict[str, float], float, float, tuple[DataRef, ...]]:
     check_tonnes(material_mix, d)
     total = sum(material_mix.values())
-    if total <= 0:
-        raise ValueError("material_mix must have a positive total")
+    if not (math.isfinite(total) and total > 0):  # shares of 1e308 each sum to inf
+        raise ValueError("material_mix must have a positive total that is finite")
     mix = {m: share / total for m, share in sorted(material_mix.items()) if share > 0}
     lhv = sum(share * lower_heating_value(m, bound=bound, data=d) for m, share in mix.items())
     e = d.energy

@@ -100,8 +100,8 @@ def _normalised(mix: Mapping[str, float], components: set[str]) -> dict[str, flo
     if not all(math.isfinite(v) and v >= 0 for v in mix.values()):
         raise ValueError("composition shares must be finite and >= 0")
     total = sum(mix.values())
-    if total <= 0:
-        raise ValueError("the composition must have a positive total")
+    if not (math.isfinite(total) and total > 0):  # shares of 1e308 each sum to inf
+        raise ValueError("the composition must have a positive total that is finite")
     return {k: v / total for k, v in sorted(mix.items()) if v > 0}
 
 
