@@ -723,3 +723,13 @@ def test_a_mix_whose_shares_sum_past_a_float_is_refused_not_burned_as_nothing() 
     # 1e308 + 1e308 is inf: every share became nan and the LHV 0 (a 200 with zero power)
     with pytest.raises(ValueError, match="total that is finite"):
         est.thermal_energy(1.0, {"food": 1e308, "pet": 1e308})
+
+
+def test_every_not_estimated_reason_is_bahasa_first_then_english() -> None:
+    # the reasons are printed as they are in the report and on the DLH page, which put Bahasa first
+    d = est.default_data()
+    for f in (d.warm, d.recycling_energy, d.energy):
+        for material, reason in f.not_modelled.items():
+            bahasa, _, english = reason.partition(" / ")
+            assert bahasa.strip(), (f.meta.id, material, reason)
+            assert english.strip(), (f.meta.id, material, reason)
