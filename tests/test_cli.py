@@ -97,3 +97,13 @@ def test_a_ledger_without_its_schema_is_one_message_and_exit_2(tmp_path: Path) -
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert "wastebank ledger migrate" in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr
+
+
+def test_report_monthly_help_names_its_settings() -> None:
+    # rich took "[reports]" for markup and printed "Settings:  of the API's settings"
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, ["report", "monthly", "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.replace("│", " ").split())
+    assert "Settings: the API's WASTEBANK_REPORTS__* (docs/reports.md)." in text

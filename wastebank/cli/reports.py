@@ -89,7 +89,7 @@ def report_monthly(
     reduction share of the estimated generation; the diversion by kecamatan and its coverage;
     the estimates (CO2e and its parts, energy saved by recycling, WtE potential), each central
     first with its range (docs/reports.md). Days are the city's own (WIB/WITA/WIT); voided
-    deposits are left out. Settings: [reports] of the API's settings (WASTEBANK_REPORTS__*)."""
+    deposits are left out. Settings: the API's WASTEBANK_REPORTS__* (docs/reports.md)."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
