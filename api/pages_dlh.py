@@ -4,6 +4,9 @@
                                         share against the Jakstrada target, the diversion rate,
                                         TPS status and map, energy and emission estimates
   GET  /dlh/laporan?month=&format=      the monthly report (as /api/dlh/report/monthly)
+  GET  /dlh/pltsa?tonnes_per_day=&...   the PLTSa scenario as JSON, for the dashboard's form
+                                        (as /api/dlh/wte-scenario, on the page cookie); the
+                                        same figures render into /dlh?tonnes_per_day=... too
 
 Its figures come through the functions behind /api/dlh/* and /api/tps (api/dlh.py,
 api/tps.py); what every page shares: api/web.py.
@@ -14,20 +17,31 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast, get_args
 
 import anyio.to_thread
-from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from api import dlh as dlh_api
+from api import estimates as estimates_api
 from api import tps as tps_api
 from api.deps import PagePrincipalDep, State, StateDep, refusals
 from api.settings import PagesSettings
 from api.web import HTML, Lang, lang_of, number, page_responses, refusal, render, text, to_login
 from wastebank import access, formats, reports
-from wastebank.estimates import FIGURES, Figure, Impact, Range, sum_impacts
+from wastebank.estimates import (
+    DEFAULT_REGULATION,
+    FIGURES,
+    Figure,
+    Impact,
+    Range,
+    Regulation,
+    WteScenario,
+    sum_impacts,
+)
 from wastebank.influx import InfluxError
 
 router = APIRouter(tags=["pages"])
@@ -305,10 +319,224 @@ def _tps_points(tps_rows: list[tps_api.TpsOut]) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/dlh", response_class=Response, responses={200: HTML, **page_responses(403)})
-async def dlh_page(request: Request, state: StateDep, who: PagePrincipalDep) -> Response:
+# ---- the PLTSa (WtE) scenario form ---------------------------------------------------------------
+
+WTE_FIELDS = ("tonnes_per_day", "efficiency", "idr_per_usd", "regulation")
+WTE_TEXTS: dict[str, tuple[str, str]] = {
+    "title": ("Skenario PLTSa (sampah menjadi listrik)", "Waste-to-energy plant (PLTSa) scenario"),
+    "intro": (
+        "Perkiraan untuk PLTSa yang membakar sampah campuran kota (komposisi SIPSN 2023, kadar "
+        "air sampah Indonesia), bukan pengukuran: angka tengah dahulu, lalu rentang "
+        "rendah–tinggi.",
+        "An estimate for a PLTSa burning the city's mixed waste (SIPSN 2023 composition, "
+        "Indonesian moisture), not a measurement: the central figure first, then the low–high "
+        "range.",
+    ),
+    "tonnes": ("Sampah masuk (ton/hari)", "Waste in (tonnes/day)"),
+    "default_generation": (
+        "Bawaan: perkiraan timbulan kota",
+        "Default: the city's estimated generation",
+    ),
+    "efficiency": (
+        "Efisiensi listrik bersih, pecahan dari LHV (mis. 0,22; kosong: nilai data)",
+        "Net electrical efficiency, a fraction of LHV (e.g. 0.22; empty: the data file's)",
+    ),
+    "idr_per_usd": (
+        "Kurs, Rp per USD (kosong: pendapatan dalam USD saja)",
+        "Exchange rate, Rp per USD (empty: revenue in USD only)",
+    ),
+    "regulation": ("Aturan tarif listrik", "Electricity tariff regulation"),
+    "perpres_35_2018": (
+        "Perpres 35/2018 (per kapasitas)",
+        "Perpres 35/2018 (by capacity)",
+    ),
+    "perpres_109_2025": ("Perpres 109/2025 (USD 0,20/kWh)", "Perpres 109/2025 (USD 0,20/kWh)"),
+    "compute": ("Hitung", "Calculate"),
+    "tonnes_in": ("Sampah masuk", "Waste in"),
+    "mix": ("Komposisi", "Composition"),
+    "moisture": ("Kadar air campuran", "Moisture of the mix"),
+    "lhv": ("Nilai kalor bawah (LHV, saat diterima)", "Lower heating value (LHV, as received)"),
+    "efficiency_row": ("Efisiensi listrik bersih", "Net electrical efficiency"),
+    "net_mw": ("Listrik bersih (kapasitas)", "Net electricity (capacity)"),
+    "mwh": ("Listrik bersih per tahun", "Net electricity a year"),
+    "fossil_co2": (
+        "CO2 fosil per tahun (IPCC 2006 Pers. 5.2)",
+        "Fossil CO2 a year (IPCC 2006 Eq. 5.2)",
+    ),
+    "fossil_co2_per_mwh": ("CO2 fosil per MWh", "Fossil CO2 per MWh"),
+    "tariff_band": ("Golongan tarif", "Tariff band"),
+    "tariff": ("Tarif PT PLN", "PT PLN tariff"),
+    "revenue_usd": ("Pendapatan listrik per tahun", "Electricity revenue a year"),
+    "revenue_idr": ("Pendapatan per tahun (Rupiah)", "Revenue a year (Rupiah)"),
+    "warnings": ("Perhatian", "Note"),
+    "failed": ("Skenario gagal dimuat", "The scenario could not be loaded"),
+}
+
+
+def wte_text(key: str, lang: Lang) -> str:
+    """The PLTSa section's own words, then the pages' (api/web.py)."""
+    pair = WTE_TEXTS.get(key)
+    if pair is None:
+        return text(key, lang)
+    return pair[1] if lang == "en" else pair[0]
+
+
+REGULATIONS: tuple[str, ...] = get_args(Regulation)
+
+
+@dataclass(frozen=True)
+class WteForm:
+    """The PLTSa form as sent: text, checked by :func:`_wte_scenario` (a bad value is a 422
+    naming its field, never a page error). Empty optional fields are the API's defaults."""
+
+    tonnes_per_day: str | None = None
+    efficiency: str | None = None
+    idr_per_usd: str | None = None
+    regulation: str | None = None
+
+
+FormText = Annotated[str | None, Query(max_length=40)]
+
+
+def wte_form(
+    tonnes_per_day: FormText = None,
+    efficiency: FormText = None,
+    idr_per_usd: FormText = None,
+    regulation: FormText = None,
+) -> WteForm:
+    return WteForm(tonnes_per_day, efficiency, idr_per_usd, regulation)
+
+
+WteFormDep = Annotated[WteForm, Depends(wte_form)]
+
+
+class WteRefused(Exception):
+    """A PLTSa form value refused (422): its field (None: the form) and why."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _number(form: WteForm, field: str, kind: type[float] | type[int]) -> Any:
+    raw = (getattr(form, field) or "").strip()
+    if not raw:
+        if field == "tonnes_per_day":
+            raise WteRefused(field, "wajib diisi / required")
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        whole = " (bilangan bulat / a whole number)" if kind is int else ""
+        raise WteRefused(field, f"bukan angka / not a number{whole}: {raw!r}") from None
+
+
+async def _wte_scenario(state: State, who: access.Principal, form: WteForm) -> WteScenario:
+    """The scenario of GET /api/dlh/wte-scenario (its route, its checks and its 422 messages)
+    for the form's values; :class:`WteRefused` naming the field a 422 is about."""
+    regulation = form.regulation or DEFAULT_REGULATION
+    if regulation not in REGULATIONS:
+        raise WteRefused("regulation", f"tidak dikenal / unknown: {regulation!r}")
+    values = {
+        "tonnes_per_day": _number(form, "tonnes_per_day", float),
+        "efficiency": _number(form, "efficiency", float),
+        "idr_per_usd": _number(form, "idr_per_usd", int),
+    }
+    try:
+        return await estimates_api.wte_scenario(
+            state,
+            who,
+            mix=None,
+            composition=None,
+            regulation=cast(Regulation, regulation),  # checked against REGULATIONS above
+            city=None,
+            **values,
+        )
+    except HTTPException as exc:
+        if exc.status_code != 422:
+            raise
+        detail = str(exc.detail)
+        # the API's checks name the parameter they refuse (wastebank/estimates/wte.py)
+        field = next((f for f in WTE_FIELDS if f in detail), None)
+        raise WteRefused(field, detail) from None
+
+
+def wte_shown(w: WteScenario, lang: Lang) -> dict[str, str | list[str]]:
+    """The scenario's figures as the page writes them, central first with its range (id-ID
+    numbers): the same text on the page rendered by the server and filled in by pages.js."""
+    shown: dict[str, str | list[str]] = {
+        "tonnes_per_day": f"{number(w.tonnes_per_day, 1)} t/{'day' if lang == 'en' else 'hari'}",
+        # a named mix as people write it (sipsn_2023: SIPSN 2023), shares given: their list
+        "mix": (w.mix_name or "").replace("_", " ").upper()
+        or ", ".join(f"{k} {number(v * 100, 0)} %" for k, v in w.mix.items()),
+        "moisture": f"{range_text(w.moisture, 0, 100)} %",
+        "lhv": f"{range_text(w.lhv_mj_per_kg, 2)} MJ/kg",
+        "efficiency": f"{range_text(w.efficiency, 1, 100)} %",
+        "net_mw": f"{range_text(w.net_electric_mw, 2)} MW",
+        "mwh": f"{range_text(w.electricity_mwh_per_year, 0)} MWh",
+        "fossil_co2": f"{range_text(w.fossil_co2_t_per_year, 0)} t CO2",
+        "fossil_co2_per_mwh": f"{range_text(w.fossil_co2_kg_per_mwh, 0)} kg CO2/MWh",
+        "tariff_band": w.tariff.band.en if lang == "en" else w.tariff.band.id,
+        "tariff": f"{range_text(w.tariff.usd_cents_per_kwh, 2)} "
+        + ("US cents/kWh" if lang == "en" else "sen USD/kWh"),
+        "revenue_usd": f"USD {range_text(w.revenue_usd_per_year, 0)}",
+        "revenue_idr": "–",
+        "warnings": [t.en if lang == "en" else t.id for t in w.warnings],
+    }
+    r = w.revenue_idr_per_year
+    if r is not None:
+        rp = formats.rupiah
+        span = "" if r.low == r.high else f" ({rp(r.low)}–{rp(r.high)})"
+        shown["revenue_idr"] = f"{rp(r.central)}{span}"
+    return shown
+
+
+async def _wte_view(
+    state: State,
+    who: access.Principal,
+    form: WteForm,
+    lang: Lang,
+    reduction: reports.Reduction | None,
+) -> dict[str, Any]:
+    """The form's values and, when it was sent (``tonnes_per_day`` given), the scenario's
+    figures or the field refused. Tonnes a day default to the city's estimated generation
+    (its data file's population x rate), when the city has one."""
+    default_t = None
+    if reduction is not None:
+        g = reduction.generation
+        default_t = round(g.population * g.kg_per_capita_day / 1000, 1)
+    view: dict[str, Any] = {
+        "t": lambda key: wte_text(key, lang),
+        "default_tonnes": default_t,
+        "values": {f: getattr(form, f) for f in WTE_FIELDS},
+        "regulations": REGULATIONS,
+        "shown": None,
+        "error": None,
+    }
+    if form.tonnes_per_day is None:
+        return view
+    try:
+        view["shown"] = wte_shown(await _wte_scenario(state, who, form), lang)
+    except WteRefused as exc:
+        view["error"] = {"field": exc.field, "message": exc.message}
+    return view
+
+
+@router.get(
+    "/dlh",
+    response_class=Response,
+    responses={200: HTML, **page_responses(403), **refusals(422)},
+)
+async def dlh_page(
+    request: Request,
+    state: StateDep,
+    who: PagePrincipalDep,
+    wte: WteFormDep,
+) -> Response:
     """The DLH dashboard: tonnage by month, category and kecamatan, the reduction share against
-    the Jakstrada target, TPS status and map, energy and emission estimates, the monthly report.
+    the Jakstrada target, TPS status and map, energy and emission estimates, the monthly report;
+    with ``tonnes_per_day`` (the PLTSa form sent without JavaScript), that scenario too.
     """
     if who is None:
         return to_login(request)
@@ -338,6 +566,7 @@ async def dlh_page(request: Request, state: StateDep, who: PagePrincipalDep) -> 
         }
     context["coverage_rule"] = state["settings"].reports.diversion_coverage
     context["share_text"] = share_text
+    context["wte"] = await _wte_view(state, who, wte, lang, data["reduction"])
     return render(
         request,
         state["signing_key"],
@@ -383,6 +612,45 @@ async def _month_diversion(
         return await dlh_api.diversion_of(state, who, None, lambda _: (today.replace(day=1), today))
     except InfluxError:
         return None
+
+
+class WteAnswer(BaseModel):
+    scenario: WteScenario  # as GET /api/dlh/wte-scenario answers
+    shown: dict[str, str | list[str]]  # each figure as the page writes it (:func:`wte_shown`)
+
+
+@router.get(
+    "/dlh/pltsa",
+    responses={
+        200: {"model": WteAnswer, "description": "the scenario and its figures as shown"},
+        **page_responses(403),
+        **refusals(422),
+    },
+)
+async def dlh_wte(
+    request: Request,
+    state: StateDep,
+    who: PagePrincipalDep,
+    form: WteFormDep,
+) -> Response:
+    """The dashboard's PLTSa form, read on the page cookie (a GET: it changes nothing, so no
+    CSRF token): ``{"scenario": <as GET /api/dlh/wte-scenario>, "shown": {figure: text}}``; a
+    refused value is a 422 ``{"detail": why, "field": the form field or null}``."""
+    if who is None:
+        return to_login(request)
+    if not _city_staff(who):
+        return refusal(request, state["signing_key"], who, 403)
+    try:
+        scenario = await _wte_scenario(state, who, form)
+    except WteRefused as exc:
+        return JSONResponse({"detail": exc.message, "field": exc.field}, status_code=422)
+    return JSONResponse(
+        {
+            "scenario": scenario.model_dump(mode="json"),
+            "shown": wte_shown(scenario, lang_of(request)),
+        },
+        headers={"Cache-Control": "private, no-store"},
+    )
 
 
 @router.get(

@@ -514,6 +514,9 @@ MATRIX: dict[tuple[str, str], Case] = {
     # ---- the pages for DLH staff and admins ---------------------------------------------------
     ("GET", "/dlh"): Case(get("/dlh"), frozenset({"dlh", "admin"}), auth="cookie"),
     ("GET", "/armada"): Case(get("/armada"), frozenset({"dlh", "admin"}), auth="cookie"),
+    ("GET", "/dlh/pltsa"): Case(
+        get("/dlh/pltsa", tonnes_per_day="500"), frozenset({"dlh", "admin"}), auth="cookie"
+    ),
     ("GET", "/dlh/laporan"): Case(
         get("/dlh/laporan", month="2026-10", format="csv"),
         frozenset({"dlh", "admin"}),

@@ -15,15 +15,17 @@ import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from api.pages_dlh import range_text
 from api.settings import OSM_TILES, PagesSettings
 from tests.auth_helpers import ApiEnv, api_settings
 from tests.test_pages import _drop as drop_database
-from wastebank import ledger, reports, services
+from wastebank import estimates, formats, ledger, reports, services
 from wastebank.browser import DESKTOP, PHONE, chromium
 from wastebank.config import MqttSettings
 from wastebank.sample import deposit_history, fill_history
@@ -244,3 +246,134 @@ def test_the_reduction_names_the_city_files_sources(site: ApiEnv) -> None:
     resp = site.client.get(f"/api/dlh/reduction?year={year}", headers=site.bearer("dlh"))
     assert resp.status_code == 200, resp.text
     assert resp.json()["generation"]["population_source"] == gen.population_source
+
+
+# ---- the PLTSa (WtE) scenario form ------------------------------------------------------------
+
+
+def api_scenario(site: ApiEnv, **params: object) -> dict[str, Any]:
+    resp = site.client.get("/api/dlh/wte-scenario", params=params, headers=site.bearer("dlh"))
+    assert resp.status_code == 200, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def shown_range(value: dict[str, float], places: int) -> str:
+    """What the page writes for an API range: id-ID, central first, the range after."""
+    return range_text(estimates.Range(**value), places)
+
+
+def test_the_pltsa_form_at_360_px_shows_what_the_api_answers(
+    browser: Browser, site: ApiEnv
+) -> None:
+    context, page = dlh_page(browser, site, PHONE, None, has_touch=True)
+    try:
+        tonnes = page.get_by_label("Sampah masuk (ton/hari)")
+        tonnes.scroll_into_view_if_needed()
+        # by default the city's estimated generation: its data file's population x rate
+        gen = reports.generation_for("ambon")
+        default = round(gen.population * gen.kg_per_capita_day / 1000, 1)
+        expect(tonnes).to_have_value(str(default))
+        expect(page.locator("#wte-tonnes-hint")).to_contain_text(formats.number(default, 1))
+        expect(page.locator("#wte-result")).to_be_hidden()
+        tonnes.fill("750")
+        page.get_by_label("Kurs, Rp per USD").fill("16000")
+        with page.expect_response(lambda r: "/dlh/pltsa?" in r.url) as answer:
+            page.get_by_role("button", name="Hitung").click()
+        assert answer.value.status == 200
+        assert page.url.endswith("/dlh")  # fetched, not the page reloaded
+        api = api_scenario(site, tonnes_per_day=750, idr_per_usd=16000)
+        for cell, figure, places, written in (
+            ("net_mw", "net_electric_mw", 2, "{} MW"),
+            ("mwh", "electricity_mwh_per_year", 0, "{} MWh"),
+            ("revenue_usd", "revenue_usd_per_year", 0, "USD {}"),
+            ("lhv", "lhv_mj_per_kg", 2, "{} MJ/kg"),
+            ("fossil_co2", "fossil_co2_t_per_year", 0, "{} t CO2"),
+        ):
+            expected = written.format(shown_range(api[figure], places))
+            expect(page.locator(f"#wte-{cell}")).to_have_text(expected)
+        idr = api["revenue_idr_per_year"]
+        rp = formats.rupiah
+        expect(page.locator("#wte-revenue_idr")).to_have_text(
+            f"{rp(idr['central'])} ({rp(idr['low'])}–{rp(idr['high'])})"
+        )
+        expect(page.locator("#wte-tariff_band")).to_have_text(api["tariff"]["band"]["id"])
+        expect(page.locator("#wte-mix")).to_have_text("SIPSN 2023")
+        # id-ID: dot thousands, comma decimals, central first, the range in brackets
+        assert re.fullmatch(
+            r"\d{1,3}(\.\d{3})*,\d\d \(\d[\d.]*,\d\d–\d[\d.]*,\d\d\) MW",
+            page.locator("#wte-net_mw").inner_text(),
+        )
+        expect(page.locator("#wte-warnings")).to_contain_text(
+            "Perpres 35/2018 dicabut oleh Perpres 109/2025"
+        )
+        no_overflow(page)
+        # a bad value: the 422's reason next to its field, the figures left as they were
+        tonnes.fill("-5")
+        page.get_by_role("button", name="Hitung").click()
+        refused = site.client.get("/dlh/pltsa?tonnes_per_day=-5", headers=site.cookie("dlh"))
+        assert refused.status_code == 422
+        assert refused.json()["field"] == "tonnes_per_day"
+        error = page.locator("#wte-error-tonnes_per_day")
+        expect(error).to_have_text(refused.json()["detail"])
+        expect(error).to_contain_text("tonnes_per_day must be above 0")
+        expect(tonnes).to_have_attribute("aria-invalid", "true")
+        # the API refuses the same value
+        api_refused = site.client.get(
+            "/api/dlh/wte-scenario?tonnes_per_day=-5", headers=site.bearer("dlh")
+        )
+        assert api_refused.status_code == 422
+        page.get_by_label("Efisiensi listrik bersih").fill("0.9")
+        tonnes.fill("750")
+        page.get_by_role("button", name="Hitung").click()
+        expect(page.locator("#wte-error-efficiency")).to_contain_text("efficiency must be within")
+        expect(error).to_be_hidden()
+        no_overflow(page)
+    finally:
+        context.close()
+
+
+def no_overflow(page: Page) -> None:
+    scroll = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll <= PHONE["width"], f"the page is {scroll} px wide at 360 px"
+
+
+def test_the_pltsa_figures_on_the_page_cookie_and_without_javascript(site: ApiEnv) -> None:
+    api = api_scenario(site, tonnes_per_day=1200, regulation="perpres_109_2025")
+    resp = site.client.get(
+        "/dlh/pltsa?tonnes_per_day=1200&regulation=perpres_109_2025&efficiency=",
+        headers=site.cookie("dlh"),
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["scenario"] == api  # the API's answer, on the page's cookie
+    assert body["shown"]["net_mw"] == f"{shown_range(api['net_electric_mw'], 2)} MW"
+    assert body["shown"]["revenue_idr"] == "–"  # no exchange rate given
+    # the form sent without JavaScript: the dashboard with the same figures
+    page = site.client.get(
+        "/dlh?tonnes_per_day=1200&regulation=perpres_109_2025", headers=site.cookie("dlh")
+    )
+    assert page.status_code == 200
+    assert f'id="wte-net_mw" data-wte="net_mw">{body["shown"]["net_mw"]}<' in page.text
+    refused = site.client.get("/dlh?tonnes_per_day=abc", headers=site.cookie("dlh"))
+    assert 'data-error-for="tonnes_per_day" role="alert">bukan angka / not a number' in (
+        refused.text
+    )
+    for query, field in (
+        ("tonnes_per_day=", "tonnes_per_day"),
+        ("tonnes_per_day=10&idr_per_usd=1.5", "idr_per_usd"),
+        ("tonnes_per_day=10&idr_per_usd=5", "idr_per_usd"),
+        ("tonnes_per_day=10&regulation=perpres_1_1900", "regulation"),
+        ("tonnes_per_day=nan", "tonnes_per_day"),
+    ):
+        r = site.client.get(f"/dlh/pltsa?{query}", headers=site.cookie("dlh"))
+        assert (r.status_code, r.json()["field"]) == (422, field), query
+    # staff of the city only, as the dashboard
+    assert (
+        site.client.get(
+            "/dlh/pltsa?tonnes_per_day=10", headers=site.cookie("citizen_a")
+        ).status_code
+        == 403
+    )
+    no_login = site.client.get("/dlh/pltsa?tonnes_per_day=10", follow_redirects=False)
+    assert no_login.status_code == 303

@@ -2,6 +2,7 @@
 // Data comes from the page itself (<script id="page-data" type="application/json">).
 (function () {
   "use strict";
+  wteForm();
   var el = document.getElementById("page-data");
   if (!el) return;
   var data = JSON.parse(el.textContent || "{}");
@@ -159,5 +160,64 @@
     if (points.length === 1) map.setView(points[0], 14);
     else if (points.length > 1) map.fitBounds(points, { padding: [130, 40] });  // [x, y]: room for the labels
     else map.setView([-2.5, 118], 4);  // Indonesia
+  }
+
+  // DLH: the PLTSa scenario form. A plain GET with the page's session cookie (it changes
+  // nothing: no CSRF token); the server writes every figure (id-ID, central first with its
+  // range), this only puts its text in the table, or a 422's reason next to its field.
+  // Without JavaScript the form reloads /dlh with the same figures.
+  function wteForm() {
+    var form = document.getElementById("wte-form");
+    if (!form || !window.fetch || !window.URLSearchParams) return;
+    var result = document.getElementById("wte-result");
+    var warnings = document.getElementById("wte-warnings");
+    function clearErrors() {
+      Array.prototype.forEach.call(form.querySelectorAll("[data-error-for]"), function (p) { p.textContent = ""; });
+      Array.prototype.forEach.call(form.querySelectorAll("[aria-invalid]"), function (i) { i.removeAttribute("aria-invalid"); });
+    }
+    function refuse(field, message) {
+      var p = form.querySelector('[data-error-for="' + (field || "") + '"]') || document.getElementById("wte-error-form");
+      p.textContent = message;
+      var input = field ? form.elements.namedItem(field) : null;
+      if (input && input.setAttribute) { input.setAttribute("aria-invalid", "true"); input.focus(); }
+    }
+    function show(shown) {
+      Array.prototype.forEach.call(result.querySelectorAll("[data-wte]"), function (cell) {
+        cell.textContent = shown[cell.getAttribute("data-wte")] || "–";
+      });
+      var list = warnings.querySelector("ul");
+      list.textContent = "";
+      (shown.warnings || []).forEach(function (line) {
+        var li = document.createElement("li");
+        li.textContent = line;
+        list.appendChild(li);
+      });
+      warnings.hidden = !(shown.warnings || []).length;
+      result.hidden = false;
+    }
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      clearErrors();
+      var params = new URLSearchParams();
+      Array.prototype.forEach.call(form.elements, function (input) {
+        // the tonnage always (empty: the server says it is required), the others when filled
+        if (input.name && (input.value !== "" || input.name === "tonnes_per_day")) params.append(input.name, input.value);
+      });
+      var lang = document.documentElement.getAttribute("lang");
+      if (lang) params.append("lang", lang);
+      var button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      fetch(form.getAttribute("data-endpoint") + "?" + params.toString(), { headers: { Accept: "application/json" }, credentials: "same-origin" })
+        .then(function (r) {
+          return r.json().then(function (body) { return { status: r.status, body: body }; });
+        })
+        .then(function (answer) {
+          if (answer.status === 200) show(answer.body.shown);
+          else if (answer.status === 422) refuse(answer.body.field, answer.body.detail);
+          else refuse(null, form.getAttribute("data-failed") + " (HTTP " + answer.status + ")");
+        })
+        .catch(function () { refuse(null, form.getAttribute("data-failed")); })
+        .then(function () { button.disabled = false; });
+    });
   }
 })();
