@@ -84,7 +84,6 @@ TEXTS: dict[str, tuple[str, str]] = {
     "weight": ("Berat", "Weight"),
     "my_impact": ("Dampak saya", "My impact"),
     "kept_from_tpa": ("Sampah tidak ke TPA", "Kept out of the landfill"),
-    "co2e_avoided": ("Emisi CO2e dihindari", "CO2e emissions avoided"),
     "estimate_note": (
         "Perkiraan dari faktor emisi baku (IPCC, US EPA WARM) per jenis bahan, bukan pengukuran.",
         "An estimate from default emission factors (IPCC, US EPA WARM) per material, "
