@@ -596,6 +596,32 @@ def test_monthly_xlsx_cells(session: Session, tmp_path: Path) -> None:
     assert "diversion rate 0,36 %" in str(note[1])
 
 
+def test_monthly_xlsx_text_that_looks_like_a_formula_stays_text(session: Session) -> None:
+    """A kecamatan or category named like a formula is a string cell Excel shows as written,
+    on every sheet, never a formula it runs (XLSX formula injection)."""
+    from openpyxl import load_workbook
+
+    hyperlink, one_plus_one = '=HYPERLINK("http://evil","klik")', "=1+1"
+    sirimau = session.scalars(select(ledger.Kecamatan).where(ledger.Kecamatan.name == "Sirimau"))
+    sirimau.one().name = hyperlink
+    pet = session.scalars(select(ledger.Category).where(ledger.Category.code == "pet")).one()
+    pet.name_id = one_plus_one
+    session.commit()
+    wb = load_workbook(io.BytesIO(reports.monthly_xlsx(small_month(session))))
+    found: dict[str, set[str]] = defaultdict(set)
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                assert cell.data_type != "f", (ws.title, cell.coordinate, cell.value)
+                if isinstance(cell.value, str) and cell.value.startswith("="):
+                    assert cell.data_type == "s"
+                    found[ws.title].add(cell.value)
+    pet_name = f"{one_plus_one} / Clean PET bottles"
+    assert found["Laporan"] == {hyperlink, pet_name}
+    assert found["Pengalihan"] == {hyperlink}
+    assert found["Per kategori"] == found["Estimasi"] == {pet_name}
+
+
 def test_monthly_diversion_by_kecamatan_by_hand(session: Session) -> None:
     """October 2026 (WIT): Sirimau's banks 4 kg (PET 1.25 + 0.75 manual, cardboard 2) against
     tps-batu-merah's pickup of 8 m³ x 0.9 x 214.8 kg/m³ = 1,546.56 kg (its 1 November pickup

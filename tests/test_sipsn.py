@@ -178,6 +178,44 @@ def test_the_xlsx_cells_are_numbers(session: Session) -> None:
     assert ws.cell(2, header.index("nilai Rp / value IDR") + 1).number_format == '"Rp"#,##0'
 
 
+FORMULAS = ('=HYPERLINK("http://evil","klik")', "=1+1", "#N/A", "+1", "-1", "@SUM(A1)")
+
+
+def test_the_xlsx_text_that_looks_like_a_formula_stays_text(
+    session: Session, tmp_path: Path
+) -> None:
+    """A bank, kecamatan, category name or city-file address beginning ``=`` is a string cell
+    Excel shows as written, never a formula it runs (nor ``#N/A`` an error)."""
+    from openpyxl import load_workbook
+
+    second_half_2026(session)
+    hyperlink, one_plus_one, error, *_ = FORMULAS
+    bank = session.scalars(select(ledger.Bank).where(ledger.Bank.code == "bs-batu-merah")).one()
+    bank.name = hyperlink
+    bank.kelurahan.kecamatan.name = one_plus_one
+    pet = session.scalars(select(ledger.Category).where(ledger.Category.code == "pet")).one()
+    pet.name_id = error
+    session.commit()
+    (tmp_path / "ambon.toml").write_text(
+        '[city]\ncode = "ambon"\n[[bank]]\ncode = "bs-batu-merah"\naddress = "=1+1"\n'
+    )
+    settings = reports.ReportSettings(cities_dir=tmp_path)
+    export = reports.sipsn_export(
+        session, reports.load_scope(session), "2026-S2", settings, now=NOW
+    )
+    ws = load_workbook(io.BytesIO(reports.sipsn_render(export, "xlsx")))["SIPSN"]
+    header = [c.value for c in ws[1]]
+    seen = set()
+    for row in ws.iter_rows(min_row=2):
+        for cell in row:
+            assert cell.data_type != "f", (header[cell.column - 1], cell.value)
+            if cell.value in FORMULAS or str(cell.value).startswith(error):
+                assert cell.data_type == "s"
+                seen.add(cell.value)
+    assert {hyperlink, one_plus_one} <= seen
+    assert any(str(v).startswith(error) for v in seen)  # the category's name
+
+
 def test_periods() -> None:
     assert reports.parse_period("2026") == (date(2026, 1, 1), date(2026, 12, 31))
     assert reports.parse_period("2026-S1") == (date(2026, 1, 1), date(2026, 6, 30))

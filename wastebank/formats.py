@@ -6,8 +6,8 @@ formatted, here: ``Rp12.500``, ``1,25 kg``, ``1.234,5``, ``12,34 %``, ``23 Nov 2
 WITA and WIT). English pages get English month names, the numbers stay Indonesian.
 
 Also the text a limited output can print: :func:`ascii_text` (a thermal printer's code page),
-:func:`latin1` (the PDF core fonts, so no font file ships) and :func:`csv_text` (a CSV cell a
-spreadsheet will not run as a formula).
+:func:`latin1` (the PDF core fonts, so no font file ships), :func:`csv_text` (a CSV cell a
+spreadsheet will not run as a formula) and :func:`xlsx_text_cells` (the same for an XLSX workbook).
 
 Core: no domain module, no SQLAlchemy; the gateway may use it.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "ascii_text",
     "bulan",
     "csv_text",
+    "xlsx_text_cells",
     "kg",
     "latin1",
     "litres",
@@ -221,3 +222,17 @@ def csv_text(value: str) -> str:
     """Text for a CSV cell that a spreadsheet will not run as a formula (``=``, ``+``, ``-``,
     ``@`` first: CSV injection); unchanged otherwise."""
     return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def xlsx_text_cells(workbook: Any) -> Any:
+    """Every text cell of an openpyxl workbook written as a string, which Excel shows and never
+    evaluates, and returned. openpyxl takes any text beginning ``=`` for a formula (and ``#N/A``
+    and the like for an error): a bank or category named ``=HYPERLINK(...)`` would run when the
+    file is opened (XLSX formula injection). Call it on every workbook the project writes, just
+    before saving; the project writes no formulas of its own."""
+    for sheet in workbook.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"
+    return workbook

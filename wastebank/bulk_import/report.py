@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from wastebank.bulk_import.files import ImportFileError
-from wastebank.formats import csv_text
+from wastebank.formats import csv_text, xlsx_text_cells
 
 Progress = Callable[[int, int], None]  # (rows done, rows in all)
 
@@ -132,12 +132,9 @@ class ImportReport:
                 cell.font = Font(bold=True)
             for row in self.table():
                 ws.append(row)
-                for cell in ws[ws.max_row]:
-                    if cell.data_type == "f":  # the file's text, never a formula
-                        cell.data_type = "s"
             for column, width in zip("ABCD", (12, 24, 16, 100), strict=True):
                 ws.column_dimensions[column].width = width
             ws.freeze_panes = "A2"
-            wb.save(path)
+            xlsx_text_cells(wb).save(path)  # the file's text, never a formula
         else:
             raise ImportFileError(f"a report is .csv or .xlsx, not {path.name}")

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from wastebank import ledger
+from wastebank.formats import xlsx_text_cells
 from wastebank.reports.banks import bank_facts, city_banks
 from wastebank.reports.csvfile import CsvDialect, decimal, kg_exact, write_csv
 from wastebank.reports.generation import ReportSettings
@@ -304,7 +305,7 @@ def sipsn_xlsx(export: SipsnExport) -> bytes:
     notes.column_dimensions["A"].width = 28
     notes.column_dimensions["B"].width = 90
     out = io.BytesIO()
-    wb.save(out)
+    xlsx_text_cells(wb).save(out)
     return out.getvalue()
 
 

@@ -3,7 +3,8 @@ the total; each estimate as its central, low and high figures), sheet ``Per kate
 category and a bar chart of it), sheet ``Pengalihan`` (waste banks against TPA-bound, by
 kecamatan), sheet ``Estimasi`` (the estimates by category and what each is, in words). Every
 figure is a number cell with a number format (Excel shows it in the reader's locale: ``1.234,5``
-in Indonesian), never a text."""
+in Indonesian), never a text; every text a string cell, never a formula
+(:func:`wastebank.formats.xlsx_text_cells`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from wastebank.estimates import FIGURES, IMPACT_FIELDS
+from wastebank.formats import xlsx_text_cells
 from wastebank.reports.monthly import DiversionRow, MonthlyReport, MonthlyRow
 from wastebank.reports.wording import (
     CSV_HEADER,
@@ -64,7 +66,7 @@ def monthly_xlsx(report: MonthlyReport) -> bytes:
     _diversion(wb, report)
     _estimates(wb, report)
     out = io.BytesIO()
-    wb.save(out)
+    xlsx_text_cells(wb).save(out)
     return out.getvalue()
 
 
