@@ -316,7 +316,7 @@ def test_the_pltsa_form_at_360_px_shows_what_the_api_answers(
         assert refused.json()["field"] == "tonnes_per_day"
         error = page.locator("#wte-error-tonnes_per_day")
         expect(error).to_have_text(refused.json()["detail"])
-        expect(error).to_contain_text("tonnes_per_day must be above 0")
+        expect(error).to_contain_text("tonnes_per_day harus di atas 0")
         expect(tonnes).to_have_attribute("aria-invalid", "true")
         # the API refuses the same value
         api_refused = site.client.get(

@@ -75,11 +75,19 @@ def mixes(data: EstimateData | None = None) -> dict[str, dict[str, float]]:
 
 def _check_inputs(tonnes_per_day: float, efficiency: float | None, idr_per_usd: int | None) -> None:
     if not (math.isfinite(tonnes_per_day) and 0 < tonnes_per_day <= MAX_TONNES_PER_DAY):
-        raise ValueError(f"tonnes_per_day must be above 0 and at most {MAX_TONNES_PER_DAY:g}")
+        raise ValueError(
+            f"tonnes_per_day harus di atas 0 dan paling banyak {MAX_TONNES_PER_DAY:g} / "
+            f"tonnes_per_day must be above 0 and at most {MAX_TONNES_PER_DAY:g}"
+        )
     if efficiency is not None and not (math.isfinite(efficiency) and 0.05 <= efficiency <= 0.45):
-        raise ValueError("efficiency must be within 0.05..0.45 (net electrical, of LHV)")
+        raise ValueError(
+            "efficiency harus antara 0,05 dan 0,45 (listrik neto, dari LHV) / "
+            "efficiency must be within 0.05..0.45 (net electrical, of LHV)"
+        )
     if idr_per_usd is not None and not 1_000 <= idr_per_usd <= 100_000:
-        raise ValueError("idr_per_usd must be within 1000..100000")
+        raise ValueError(
+            "idr_per_usd harus antara 1.000 dan 100.000 / idr_per_usd must be within 1000..100000"
+        )
 
 
 def _shares(mix: str | Mapping[str, float], d: EstimateData) -> tuple[str | None, dict[str, float]]:
@@ -89,19 +97,30 @@ def _shares(mix: str | Mapping[str, float], d: EstimateData) -> tuple[str | None
         return None, _normalised(mix, components)
     named = mixes(d)
     if mix not in named:
-        raise ValueError(f"unknown mix {mix!r}; known: {', '.join(sorted(named))}")
+        raise ValueError(
+            f"campuran {mix!r} tidak dikenal / unknown mix {mix!r}; known: "
+            f"{', '.join(sorted(named))}"
+        )
     return mix, _normalised(named[mix], components)
 
 
 def _normalised(mix: Mapping[str, float], components: set[str]) -> dict[str, float]:
     unknown = sorted(set(mix) - components)
     if unknown:
-        raise ValueError(f"unknown components {unknown}; known: {', '.join(sorted(components))}")
+        raise ValueError(
+            f"komponen tidak dikenal / unknown components {unknown}; known: "
+            f"{', '.join(sorted(components))}"
+        )
     if not all(math.isfinite(v) and v >= 0 for v in mix.values()):
-        raise ValueError("composition shares must be finite and >= 0")
+        raise ValueError(
+            "porsi komposisi harus terhingga dan >= 0 / composition shares must be finite and >= 0"
+        )
     total = sum(mix.values())
     if not (math.isfinite(total) and total > 0):  # shares of 1e308 each sum to inf
-        raise ValueError("the composition must have a positive total that is finite")
+        raise ValueError(
+            "jumlah komposisi harus positif dan terhingga / the composition must have a "
+            "positive total that is finite"
+        )
     return {k: v / total for k, v in sorted(mix.items()) if v > 0}
 
 
