@@ -136,7 +136,8 @@ class Diversion(BaseModel):
     estimated generation, the share the 30 % target applies to): this one divides by what the
     sensor-equipped TPS sent, so it is the city's only when they cover enough of the city's TPS
     (``coverage``, [reports.diversion_coverage]); below that ``rate`` is None and
-    ``rate_of_covered_tps`` keeps the ratio of the covered TPS alone."""
+    ``rate_of_covered_tps`` keeps the ratio against the covered TPS alone (None when none
+    reported or they sent nothing to the TPA)."""
 
     city_code: str
     timezone: str
@@ -148,10 +149,12 @@ class Diversion(BaseModel):
     pickups: int
     rate: float | None = Field(
         description="diverted / (diverted + TPA-bound) as the city's; None when coverage is not "
-        "enough (coverage.reason) or both are zero"
+        "enough (coverage.reason) or nothing was seen going to the TPA (tpa_bound_t 0)"
     )
     rate_of_covered_tps: float | None = Field(
-        description="the same ratio whatever the coverage: over the sensor-equipped TPS only"
+        description="diverted_t / (diverted_t + tpa_bound_t) whatever the coverage: every bank "
+        "of the city against the TPA-bound of the TPS whose sensors reported only; None when no "
+        "TPS reported or they sent nothing to the TPA (tpa_bound_t 0: no pickup observed)"
     )
     coverage: reports.Coverage
     tps_without_sensor_data: list[str]
@@ -194,7 +197,7 @@ async def diversion_of(
         pickups=tpa.pickups,
         rule=settings.diversion_coverage,
     )
-    rate = tps.diversion_rate(diverted_t, tpa.tonnes)
+    rate = tps.diversion_rate(diverted_t, tpa.tonnes)  # None: nothing seen going to the TPA
     return Diversion(
         city_code=scope.city_code,
         timezone=scope.timezone,

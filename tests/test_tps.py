@@ -100,6 +100,8 @@ def test_mass_per_pickup_and_diversion_by_hand() -> None:
     assert tps.density_from_weighbridge(1546.56, 8.0, 0.9) == pytest.approx(214.8)
     assert tps.diversion_rate(30.0, 90.0) == pytest.approx(0.25)
     assert tps.diversion_rate(0.0, 0.0) is None
+    assert tps.diversion_rate(3.0, 0.0) is None  # nothing seen going to the TPA: not 100 %
+    assert tps.diversion_rate(0.0, 2.0) == 0.0
     with pytest.raises(ValueError, match="fill"):
         tps.density_from_weighbridge(1000, 8.0, 0.0)
 
@@ -319,6 +321,49 @@ async def test_pickups_on_a_simulated_tps_match_the_simulator(
         assert body["tps_without_sensor_data"] == ["tps-benteng"]
     finally:
         await influx.aclose()
+
+
+@pytest.mark.integration
+async def test_no_rate_of_the_covered_tps_when_none_reported_or_none_sent_to_the_tpa(
+    influx_settings: InfluxSettings, ledger_url: str
+) -> None:
+    """The banks took in 3.25 kg; no TPS sensor reported: ``rate_of_covered_tps`` is null, not
+    1.0 (the banks' tonnage over itself); one TPS reporting but no pickup (nothing sent to the
+    TPA to set the banks against): still null."""
+    engine = ledger.make_engine(ledger_url)
+    try:
+        with Session(engine) as session:
+            for seq, grams in ((1, 1250), (2, 2000)):
+                apply_deposit(session, deposit_event(seq, net_g=grams))
+            session.commit()
+    finally:
+        engine.dispose()
+    add_users(ledger_url, ("dlh",))
+    now = datetime.now(WIT)
+    days = {"from": (now - timedelta(days=1)).date().isoformat(), "to": now.date().isoformat()}
+    app = create_app(api_settings(influx=influx_settings, ledger_url=ledger_url))
+    influx = Influx(influx_settings)
+    try:
+        async with LifespanManager(app) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                dlh = await login(client, "dlh-ambon", PASSWORD)
+                silent = await client.get("/api/dlh/diversion", params=days, headers=dlh)
+                flat = [
+                    reading(i, 0.3, now - timedelta(minutes=10 * i)) for i in range(1, 7)
+                ]  # a TPS reporting, never emptied
+                await influx.write([fill_line(r) for r in flat])
+                quiet = await client.get("/api/dlh/diversion", params=days, headers=dlh)
+    finally:
+        await influx.aclose()
+    for resp, reporting in ((silent, 0), (quiet, 1)):
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["diverted_t"] == pytest.approx(3250 / 1_000_000)
+        assert (body["tpa_bound_t"], body["pickups"]) == (0, 0)
+        assert body["coverage"]["tps_reporting"] == reporting
+        assert body["rate_of_covered_tps"] is None
+        assert body["rate"] is None
 
 
 # ---- the watcher ------------------------------------------------------------------------------

@@ -298,11 +298,12 @@ def density_from_weighbridge(mass_kg: float, volume_m3: float, fill: float) -> f
 
 
 def diversion_rate(diverted_t: float, tpa_bound_t: float) -> float | None:
-    """diverted / (diverted + TPA-bound); None when both are zero (nothing to divide)."""
-    total = diverted_t + tpa_bound_t
-    if total <= 0:
+    """diverted / (diverted + TPA-bound); None when nothing was observed going to the TPA
+    (TPA-bound zero: no TPS reported, or no pickup), where the banks' tonnage over itself
+    would read 100 %."""
+    if tpa_bound_t <= 0:
         return None
-    return diverted_t / total
+    return diverted_t / (diverted_t + tpa_bound_t)
 
 
 def fill_transition(
