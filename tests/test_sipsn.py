@@ -224,6 +224,9 @@ def test_periods() -> None:
     for bad in ("2026-S3", "2026-13", "26", "2026-1", "1999", "2026-10-01", ""):
         with pytest.raises(ValueError, match="period"):
             reports.parse_period(bad)
+    for outside in ("0000", "0000-10", "0000-S1", "1999-12", "2101", "9999-S2"):
+        with pytest.raises(ValueError, match=r"^periode di luar / a period outside 2000\.\.2100"):
+            reports.parse_period(outside)
 
 
 CITY_FILE = """
@@ -323,6 +326,11 @@ def test_cli_report_sipsn(ledger_url: str, tmp_path: Path) -> None:
     bad = runner.invoke(app, ["report", "sipsn", "--period", "2026-S3", "--ledger-url", ledger_url])
     assert bad.exit_code != 0
     assert "period" in bad.output
+    year_0 = runner.invoke(app, ["report", "sipsn", "--period", "0000", "--ledger-url", ledger_url])
+    assert year_0.exit_code == 2  # a usage error naming --period
+    assert "--period" in year_0.output
+    assert "a period outside 2000..2100" in " ".join(year_0.output.split())
+    assert "out of range" not in year_0.output
 
 
 # ---- the API and the public page ----------------------------------------------------------------
@@ -372,6 +380,10 @@ def test_api_sipsn_for_the_citys_dlh_and_admins(api: ApiEnv) -> None:
     assert other.status_code == 403
     bad = api.client.get(url, params={"period": "2026-S3"}, headers=api.bearer("dlh"))
     assert bad.status_code == 422
+    year_0 = api.client.get(url, params={"period": "0000"}, headers=api.bearer("dlh"))
+    assert year_0.status_code == 422
+    assert "periode di luar / a period outside 2000..2100" in year_0.text
+    assert "out of range" not in year_0.text
 
 
 @pytest.mark.integration

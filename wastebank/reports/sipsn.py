@@ -48,6 +48,10 @@ def parse_period(text: str) -> tuple[date, date]:
     if m is None:
         raise ValueError(f"bukan periode / not a period: {text!r} (2026, 2026-S1, 2026-10)")
     year, part = int(m.group(1)), m.group(2)
+    if not FIRST_DAY.year <= year <= LAST_DAY.year:  # before date(): year 0 is no date at all
+        raise ValueError(
+            f"periode di luar / a period outside {FIRST_DAY.year}..{LAST_DAY.year}: {text!r}"
+        )
     if part is None:
         first, last = date(year, 1, 1), date(year, 12, 31)
     elif part == "S1":
@@ -60,8 +64,6 @@ def parse_period(text: str) -> tuple[date, date]:
             raise ValueError(f"bukan periode / not a period: {text!r} (month 01..12)")
         first = date(year, month, 1)
         last = date(year, month, calendar.monthrange(year, month)[1])
-    if first < FIRST_DAY or last > LAST_DAY:
-        raise ValueError(f"periode di luar / a period outside {FIRST_DAY.year}..{LAST_DAY.year}")
     return first, last
 
 
