@@ -29,8 +29,18 @@ from api import dlh as dlh_api
 from api import estimates as estimates_api
 from api import tps as tps_api
 from api.deps import PagePrincipalDep, State, StateDep, refusals
-from api.settings import PagesSettings
-from api.web import HTML, Lang, lang_of, number, page_responses, refusal, render, text, to_login
+from api.web import (
+    HTML,
+    Lang,
+    content_policy,
+    lang_of,
+    number,
+    page_responses,
+    refusal,
+    render,
+    text,
+    to_login,
+)
 from wastebank import access, formats, reports
 from wastebank.estimates import (
     DEFAULT_REGULATION,
@@ -582,26 +592,6 @@ def share_text(pct: float) -> str:
     if 0 < pct < 0.005:
         return "< 0,01 %"
     return formats.percent(pct, 2)
-
-
-def content_policy(pages: PagesSettings) -> str:
-    """The dashboard's Content-Security-Policy: everything from this site, and the map's
-    tiles from the configured tile host only (none without one)."""
-    tiles = pages.tile_source()
-    return "; ".join(
-        [
-            "default-src 'self'",
-            "img-src 'self' data:" + (f" {tiles}" if tiles else ""),
-            # the pages' bars and meters set their width in a style attribute
-            "style-src 'self' 'unsafe-inline'",
-            "script-src 'self'",
-            "connect-src 'self'",
-            "object-src 'none'",
-            "base-uri 'self'",
-            "form-action 'self'",
-            "frame-ancestors 'none'",
-        ]
-    )
 
 
 async def _month_diversion(

@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from api.deps import PagePrincipalDep, SessionDep, StateDep, refusals
-from api.web import HTML, lang_of, page_responses, refusal, render
+from api.web import HTML, content_policy, lang_of, page_responses, refusal, render
 from wastebank import formats, ledger, reports
 
 log = logging.getLogger("api.public_banks")
@@ -105,4 +105,5 @@ def public_banks_page(
             "at": formats.tanggal_waktu(found.at, ZoneInfo(found.timezone), lang),
             "unit_price": formats.unit_price,
         },
+        headers={"Content-Security-Policy": content_policy(state["settings"].pages)},
     )

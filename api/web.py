@@ -446,6 +446,26 @@ def page_ctx(request: Request, key: bytes, who: access.Principal | None) -> Page
     )
 
 
+def content_policy(pages: PagesSettings) -> str:
+    """The pages' Content-Security-Policy (the DLH dashboard, the public bank list): everything
+    from this site, and the map's tiles from the configured tile host only (none without one)."""
+    tiles = pages.tile_source()
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "img-src 'self' data:" + (f" {tiles}" if tiles else ""),
+            # the pages' bars and meters set their width in a style attribute
+            "style-src 'self' 'unsafe-inline'",
+            "script-src 'self'",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
 def render(
     request: Request,
     key: bytes,

@@ -1,7 +1,7 @@
 """The DLH page's rules without a service: kg or t (formats.mass), the diversion rate's
 coverage (reports.diversion_coverage, [reports.diversion_coverage]), a city's data file with its
 sources (reports.generation_for, reports.tps_in_city), the map's tile settings and the page's
-Content-Security-Policy (api/settings.py, api/pages_dlh.py). docs/dlh.md."""
+Content-Security-Policy (api/settings.py, api/web.py). docs/dlh.md."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from api.pages_dlh import content_policy, share_text
+from api.pages_dlh import share_text
 from api.settings import ApiSettings, PagesSettings
+from api.web import content_policy
 from wastebank import formats, reports
 
 # ---- kg or t ----------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from api.settings import PagesSettings
+from api.web import content_policy
 from tests.auth_helpers import ApiEnv, api_settings
 from tests.ledger_helpers import scale
 from wastebank import ledger, reports
@@ -403,6 +405,12 @@ def test_the_public_bank_list_needs_no_login_and_names_no_one(api: ApiEnv) -> No
         assert text in page.text, text
     english = api.client.get("/bank-sampah", params={"lang": "en"})
     assert "Waste banks in Kota Ambon" in english.text
+    # the pages' policy (docs/dlh.md): nothing runs or loads from elsewhere, no framing
+    policy = page.headers["content-security-policy"]
+    assert policy == content_policy(PagesSettings())  # the fixture's default tile host
+    for part in ("default-src 'self'", "script-src 'self'", "frame-ancestors 'none'"):
+        assert part in policy.split("; "), part
+    assert english.headers["content-security-policy"] == policy
     assert "Clean PET bottles" in english.text
     listed = api.client.get("/api/public/banks")
     assert listed.status_code == 200
