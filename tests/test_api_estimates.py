@@ -110,7 +110,10 @@ def test_month_estimates_per_category_and_total(api: ApiEnv) -> None:
     assert len(ranges) == 7 * 4 - 2
     kardus = body["categories"][1]["impact"]
     assert kardus["recycling_energy_saved_gj"] is None
-    assert "corrugated" in kardus["not_estimated"]["recycling_energy_saved_gj"]
+    why = kardus["not_estimated"]["recycling_energy_saved_gj"]
+    assert why.startswith("Kardus: belum ada faktor")
+    assert "/ Corrugated cardboard: " in why
+    assert "corrugated" not in why  # the name, not the material class code
 
 
 def test_a_month_without_deposits_is_zero(api: ApiEnv) -> None:

@@ -606,7 +606,9 @@ def test_impact_of_food_by_hand() -> None:
     assert i.net_co2e_kg.central == pytest.approx(840 - 175.6)
     assert i.net_co2e_kg.low == pytest.approx(326.592 - 193.16)
     assert i.recycling_credit_co2e_kg is None
-    assert "food" in i.not_estimated["recycling_credit_co2e_kg"]
+    assert i.not_estimated["recycling_credit_co2e_kg"].startswith(
+        "Sisa makanan: faktor pengomposan/AD WARM belum terverifikasi"
+    )
 
 
 def test_impact_of_pet_recycling_energy() -> None:
@@ -629,11 +631,45 @@ def test_impacts_add_up_and_say_what_is_missing() -> None:
     assert both == est.sum_impacts([pet, oil])
     assert both.grams == 500_000
     assert both.wte_potential_kwh == pet.wte_potential_kwh  # oil has none
-    assert "cooking_oil" in both.not_estimated["wte_potential_kwh"]
+    assert both.not_estimated["wte_potential_kwh"] == (
+        "Minyak jelantah: minyak jelantah diolah menjadi biodiesel, tidak ke PLTSa / "
+        "Used cooking oil: used cooking oil goes to biodiesel, not to a WtE plant"
+    )
     with pytest.raises(est.UnknownMaterialError):
         est.impact({"kaca": 1})
     with pytest.raises(TypeError):
         est.impact({"pet": 1.5})  # type: ignore[dict-item]
+
+
+def test_what_was_not_estimated_names_the_material_not_its_code() -> None:
+    """Every material's reasons as the report and the DLH page print them: its name in each
+    language (Bahasa first), never the class code (``corrugated``, ``office_paper``)."""
+    d = est.default_data()
+    everything = est.impact(dict.fromkeys(sorted(d.materials), 1000))
+    words = " ".join(everything.not_estimated.values())
+    assert "_" not in words
+    for code in d.materials:
+        assert f"{code}:" not in words, code
+    paper = est.impact({"corrugated": 1000, "office_paper": 1000})
+    assert paper.not_estimated["recycling_energy_saved_gj"] == (
+        "Kardus: belum ada faktor penghematan energi bersumber / "
+        "Corrugated cardboard: no sourced energy-savings factor; "
+        "Kertas HVS: belum ada faktor penghematan energi bersumber / "
+        "Office paper: no sourced energy-savings factor"
+    )
+    assert set(est.MATERIAL_NAMES) == d.materials
+
+
+def test_a_material_without_a_name_or_a_reason_not_in_both_languages_fails(
+    data_copy: Path,
+) -> None:
+    _edit(data_copy / "ipcc2006.toml", 'other = "inert"\n', 'other = "inert"\nslag = "inert"\n')
+    with pytest.raises(est.EstimateDataError, match=r"no name in MATERIAL_NAMES for \['slag'\]"):
+        est.load_estimate_data(data_copy)
+    _edit(data_copy / "ipcc2006.toml", 'slag = "inert"\n', "")
+    _edit(data_copy / "warm_v16.toml", "/ mixed residue is not recycled", "(not recycled)")
+    with pytest.raises(est.EstimateDataError, match="not_modelled.other: not 'Bahasa / English'"):
+        est.load_estimate_data(data_copy)
 
 
 def test_every_figure_has_a_label_and_basis_in_both_languages() -> None:

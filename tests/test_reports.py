@@ -498,23 +498,23 @@ def test_monthly_csv_exactly(session: Session) -> None:
         "0.160,0.160,0.160,44.445,44.445,44.445,3.000,2.000,4.000"
     )
     none = "," * 20  # 21 empty cells: no factor for cardboard in the fake
-    cardboard = "kardus,Kardus / Cardboard,kertas_karton,1"
+    cardboard = 'kardus,Kardus / Cardboard,kertas_karton,"Kertas, karton / Paper, cardboard",1'
     assert reports.monthly_csv(report, "plain").split("\r\n") == [
         header,
         f"2026-10,Nusaniwe,{cardboard},4.000,4.000,0.000,0.0258,{none}",
         f"2026-10,Sirimau,{cardboard},2.000,2.000,0.000,0.0129,{none}",
-        "2026-10,Sirimau,pet,Botol PET bersih / Clean PET bottles,plastik,2,2.000,1.250,0.750,"
-        f"0.0129,{pet}",
-        f"2026-10,Jumlah / Total,,,,4,8.000,7.250,0.750,0.0516,{pet}",
+        "2026-10,Sirimau,pet,Botol PET bersih / Clean PET bottles,plastik,Plastik / Plastic,2,"
+        f"2.000,1.250,0.750,0.0129,{pet}",
+        f"2026-10,Jumlah / Total,,,,,4,8.000,7.250,0.750,0.0516,{pet}",
         "",
     ]
     assert reports.render(report, "csv").startswith("\ufeff".encode())
     # the default: Excel in Indonesian (';' between fields, comma decimals)
     pet_id = pet.replace(",", ";").replace(".", ",")
     assert reports.monthly_csv(report).split("\r\n")[3:5] == [
-        "2026-10;Sirimau;pet;Botol PET bersih / Clean PET bottles;plastik;2;2,000;1,250;0,750;"
-        f"0,0129;{pet_id}",
-        f"2026-10;Jumlah / Total;;;;4;8,000;7,250;0,750;0,0516;{pet_id}",
+        "2026-10;Sirimau;pet;Botol PET bersih / Clean PET bottles;plastik;Plastik / Plastic;2;"
+        f"2,000;1,250;0,750;0,0129;{pet_id}",
+        f"2026-10;Jumlah / Total;;;;;4;8,000;7,250;0,750;0,0516;{pet_id}",
     ]
 
 
@@ -530,17 +530,28 @@ def test_monthly_xlsx_cells(session: Session, tmp_path: Path) -> None:
     header = next(r for r in range(1, 20) if ws.cell(r, 1).value == "kecamatan / sub-district")
     assert [c.value for c in ws[header]] == list(reports.CSV_HEADER[1:])
     first = [c.value for c in ws[header + 1]]
-    assert first[:8] == ["Nusaniwe", "kardus", "Kardus / Cardboard", "kertas_karton", 1, 4, 4, 0]
-    assert first[8] == pytest.approx(4000 / 15_500_000, rel=1e-4)  # share_pct: 6 places
-    assert ws.cell(header + 1, 6).number_format == "#,##0.000"
-    assert ws.cell(header + 1, 9).number_format == "0.0000%"
-    assert ws.cell(header + 1, 5).number_format == "#,##0"
+    # the SIPSN class by its code (for machines) and its name
+    assert first[:9] == [
+        "Nusaniwe",
+        "kardus",
+        "Kardus / Cardboard",
+        "kertas_karton",
+        "Kertas, karton / Paper, cardboard",
+        1,
+        4,
+        4,
+        0,
+    ]
+    assert first[9] == pytest.approx(4000 / 15_500_000, rel=1e-4)  # share_pct: 6 places
+    assert ws.cell(header + 1, 7).number_format == "#,##0.000"
+    assert ws.cell(header + 1, 10).number_format == "0.0000%"
+    assert ws.cell(header + 1, 6).number_format == "#,##0"
     total = [c.value for c in ws[header + 4]]
     assert total[0] == "Jumlah / Total"
-    assert total[4:8] == [4, 8, 7.25, 0.75]
-    assert total[9:12] == [4, 3, 5]  # net CO2e: central, low, high
+    assert total[5:9] == [4, 8, 7.25, 0.75]
+    assert total[10:13] == [4, 3, 5]  # net CO2e: central, low, high
     assert total[-3:] == [3, 2, 4]  # the WtE potential
-    assert ws.cell(header, 10).value.startswith("CO2e terhindar (bersih) kg CO2e estimasi tengah")
+    assert ws.cell(header, 11).value.startswith("CO2e terhindar (bersih) kg CO2e estimasi tengah")
     cats = wb["Per kategori"]
     assert [tuple(r) for r in cats.iter_rows(values_only=True)] == [
         ("Kategori / Category", "Berat kg / Weight kg"),
@@ -723,7 +734,7 @@ def test_cli_report_monthly(ledger_url: str, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = out.read_text(encoding="utf-8-sig").splitlines()
     assert lines[1].startswith("2026-10;Sirimau;pet;")
-    assert lines[-1].startswith("2026-10;Jumlah / Total;;;;1;1,000;1,000;0,000;")
+    assert lines[-1].startswith("2026-10;Jumlah / Total;;;;;1;1,000;1,000;0,000;")
     plain = tmp_path / "plain.csv"
     result = runner.invoke(
         app, [*args, "--format", "csv", "--csv-dialect", "plain", "--out", str(plain)]
@@ -732,7 +743,7 @@ def test_cli_report_monthly(ledger_url: str, tmp_path: Path) -> None:
     assert (
         plain.read_text(encoding="utf-8-sig")
         .splitlines()[-1]
-        .startswith("2026-10,Jumlah / Total,,,,1,1.000,1.000,0.000,")
+        .startswith("2026-10,Jumlah / Total,,,,,1,1.000,1.000,0.000,")
     )
     portrait = tmp_path / "oktober.pdf"
     result = runner.invoke(

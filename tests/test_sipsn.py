@@ -463,12 +463,12 @@ def test_api_monthly_report_dialects_and_orientation(api: ApiEnv) -> None:
     id_csv = api.client.get(url, params=month, headers=dlh)
     assert id_csv.status_code == 200, id_csv.text
     lines = id_csv.content.decode("utf-8-sig").splitlines()
-    assert lines[-1].startswith("2026-08;Jumlah / Total;;;;2;2,700;")  # 2 kg + 0.7 kg
+    assert lines[-1].startswith("2026-08;Jumlah / Total;;;;;2;2,700;")  # 2 kg + 0.7 kg
     plain = api.client.get(url, params={**month, "csv_dialect": "plain"}, headers=dlh)
     assert (
         plain.content.decode("utf-8-sig")
         .splitlines()[-1]
-        .startswith("2026-08,Jumlah / Total,,,,2,2.700,")
+        .startswith("2026-08,Jumlah / Total,,,,,2,2.700,")
     )
     bad = api.client.get(url, params={**month, "csv_dialect": "excel"}, headers=dlh)
     assert bad.status_code == 422

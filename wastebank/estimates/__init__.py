@@ -38,6 +38,7 @@ from wastebank.estimates.categories import (
 from wastebank.estimates.data import (
     DATA_DIR,
     DEFAULT_FILES,
+    MATERIAL_NAMES,
     Coefficient,
     Confidence,
     DataFile,
@@ -51,6 +52,7 @@ from wastebank.estimates.data import (
     default_data,
     load_data_file,
     load_estimate_data,
+    not_modelled_reason,
 )
 from wastebank.estimates.energy import (
     BiogasMaterial,
@@ -127,6 +129,8 @@ __all__ = [
     "DEFAULT_MIX",
     "KWH_PER_GJ",
     "impact",
+    "not_modelled_reason",
+    "MATERIAL_NAMES",
     "sum_impacts",
     "Text",
     "Range",

@@ -34,6 +34,41 @@ Confidence = Literal["V", "S", "M"]  # verified, secondary, memory (docs/methods
 FileKind = Literal["ipcc_waste", "warm", "recycling_energy", "energy", "gwp", "tariff"]
 COMPOSITION_PREFIX = "composition_"  # energy tables of mixed-waste compositions: the WtE mixes
 
+# What a person reads for each material class (Bahasa Indonesia, English): the reports and the
+# DLH page name a material this way, never by its code. Every class the IPCC file maps has one
+# (checked at load).
+MATERIAL_NAMES: Mapping[str, tuple[str, str]] = {
+    "pet": ("Plastik PET", "PET plastic"),
+    "hdpe": ("Plastik HDPE", "HDPE plastic"),
+    "pp": ("Plastik PP", "PP plastic"),
+    "ldpe": ("Plastik LDPE (kresek, film)", "LDPE plastic (bags, film)"),
+    "mixed_plastic": ("Plastik campuran", "Mixed plastics"),
+    "corrugated": ("Kardus", "Corrugated cardboard"),
+    "office_paper": ("Kertas HVS", "Office paper"),
+    "newspaper": ("Koran", "Newspaper"),
+    "mixed_paper": ("Kertas campuran", "Mixed paper"),
+    "aluminium": ("Aluminium", "Aluminium"),
+    "steel": ("Besi, kaleng", "Steel, cans"),
+    "copper": ("Tembaga", "Copper"),
+    "glass": ("Kaca", "Glass"),
+    "textile": ("Tekstil", "Textiles"),
+    "rubber_leather": ("Karet, kulit", "Rubber, leather"),
+    "wood": ("Kayu", "Wood"),
+    "food": ("Sisa makanan", "Food waste"),
+    "yard": ("Sampah kebun", "Yard waste"),
+    "cooking_oil": ("Minyak jelantah", "Used cooking oil"),
+    "other": ("Lainnya", "Other"),
+}
+
+
+def not_modelled_reason(material: str, reason: str) -> str:
+    """Why ``material`` has no figure, as printed: ``reason`` (a data file's ``Bahasa /
+    English``) with the material's name in each language, ``Kardus: belum ada faktor ... /
+    Corrugated cardboard: no sourced ...``."""
+    name_id, name_en = MATERIAL_NAMES[material]
+    reason_id, reason_en = reason.split(" / ")
+    return f"{name_id}: {reason_id} / {name_en}: {reason_en}"
+
 
 class EstimateDataError(SetupError, ValueError):
     """A coefficient file is missing, malformed, unsourced or in an unexpected unit."""
@@ -160,6 +195,9 @@ class DataFile(_Strict):
         both = set(self.materials) & set(self.not_modelled)
         if both:
             raise ValueError(f"in both [materials] and [not_modelled]: {sorted(both)}")
+        for material, why in self.not_modelled.items():
+            if why.count(" / ") != 1:  # printed as is, Bahasa first (not_modelled_reason)
+                raise ValueError(f"not_modelled.{material}: not 'Bahasa / English': {why!r}")
         return self
 
     def coefficient(self, name: str, bound: Bound = "central") -> float:
@@ -308,6 +346,8 @@ def _check_cross_references(d: EstimateData) -> None:
     """The files agree: every material class the IPCC file maps is in each other file (with a
     value, or a reason it has none), and every key they name has its values."""
     _check_ipcc(d.ipcc)
+    if unnamed := sorted(set(d.ipcc.materials) - set(MATERIAL_NAMES)):
+        raise EstimateDataError(f"{d.ipcc.meta.id}: no name in MATERIAL_NAMES for {unnamed}")
     for f, tables in (
         (d.warm, ("recycling_ghg",)),
         (d.recycling_energy, ("energy_saved_per_short_ton", "energy_saved_per_kg")),

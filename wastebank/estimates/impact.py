@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from wastebank.estimates.data import EstimateData, default_data
+from wastebank.estimates.data import EstimateData, default_data, not_modelled_reason
 from wastebank.estimates.energy import thermal_energy
 from wastebank.estimates.landfill import methane_avoided
 from wastebank.estimates.ranges import Bound, Impact, Range, sum_impacts
@@ -80,19 +80,21 @@ def _one(
     if material in d.warm.materials:
         credit = kg(lambda b: recycling_credits(t, bound=b, data=d).co2e_avoided_t)
     else:
-        why["recycling_credit_co2e_kg"] = f"{material}: {d.warm.not_modelled[material]}"
+        why["recycling_credit_co2e_kg"] = not_modelled_reason(
+            material, d.warm.not_modelled[material]
+        )
     if material in d.recycling_energy.materials and material in d.warm.materials:
         saved_gj = Range.of(lambda b: recycling_credits(t, bound=b, data=d).energy_saved_gj)
     else:
         reason = d.recycling_energy.not_modelled.get(material) or d.warm.not_modelled[material]
-        why["recycling_energy_saved_gj"] = f"{material}: {reason}"
+        why["recycling_energy_saved_gj"] = not_modelled_reason(material, reason)
         why["recycling_energy_saved_kwh_eq"] = why["recycling_energy_saved_gj"]
     wte: Range | None = None
     if material in d.energy.materials:
         only = {material: 1.0}
         wte = Range.of(lambda b: thermal_energy(t[material], only, bound=b, data=d).electric_kwh)
     else:
-        why["wte_potential_kwh"] = f"{material}: {d.energy.not_modelled[material]}"
+        why["wte_potential_kwh"] = not_modelled_reason(material, d.energy.not_modelled[material])
     return Impact(
         grams=grams,
         net_co2e_kg=landfill + (credit or Range.exact(0.0)) - composting,

@@ -22,6 +22,7 @@ from typing import Literal
 
 from wastebank.formats import csv_text
 from wastebank.reports.monthly import MonthlyReport, MonthlyRow
+from wastebank.reports.scope import sipsn_name
 from wastebank.reports.wording import CSV_HEADER, estimate_values
 
 CsvDialect = Literal["id", "plain"]
@@ -77,6 +78,7 @@ def _csv_row(month: str, r: MonthlyRow, dialect: CsvDialect) -> list[str | int]:
         r.category,
         name,
         r.sipsn_class,
+        sipsn_name(r.sipsn_class),
         r.deposits,
         kg_exact(r.net_g, dialect),
         kg_exact(r.measured_g, dialect),

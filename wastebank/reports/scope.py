@@ -34,6 +34,13 @@ SIPSN_NAMES: dict[str, tuple[str, str]] = {
 }
 
 
+def sipsn_name(code: str) -> str:
+    """``Kertas, karton / Paper, cardboard``: a SIPSN class as a person reads it (the code
+    itself if it is none of :data:`SIPSN_NAMES`)."""
+    names = SIPSN_NAMES.get(code)
+    return code if names is None else f"{names[0]} / {names[1]}"
+
+
 @dataclass(frozen=True)
 class BankInfo:
     code: str

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from wastebank.formats import zone_label
 from wastebank.reports.generation import Generation, ReportSettings, generation_for
-from wastebank.reports.scope import GROUPS, PERIODS, SIPSN_NAMES, Basis, Scope
+from wastebank.reports.scope import GROUPS, PERIODS, Basis, Scope, sipsn_name
 from wastebank.reports.summary import Cell, cells
 
 
@@ -43,8 +43,7 @@ def _group_key(scope: Scope, cell: Cell, group: str) -> tuple[str, str, str | No
         return scope.city_code, scope.city_name, None
     if group == "category":
         return cat.code, f"{cat.name_id} / {cat.name_en}", cat.sipsn_class
-    sipsn = SIPSN_NAMES.get(cat.sipsn_class, (cat.sipsn_class, cat.sipsn_class))
-    return cat.sipsn_class, f"{sipsn[0]} / {sipsn[1]}", None
+    return cat.sipsn_class, sipsn_name(cat.sipsn_class), None
 
 
 def basis_of(measured_g: int, estimated_g: int) -> Basis:

@@ -83,6 +83,7 @@ CSV_HEADER = (
     "kategori / category",
     "nama kategori / category name",
     "kelas SIPSN / SIPSN class",
+    "nama kelas SIPSN / SIPSN class name",
     "setoran / deposits",
     "berat kg / weight kg",
     "terukur kg / measured kg",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from wastebank.estimates import FIGURES, IMPACT_FIELDS
 from wastebank.formats import xlsx_text_cells
 from wastebank.reports.monthly import DiversionRow, MonthlyReport, MonthlyRow
+from wastebank.reports.scope import sipsn_name
 from wastebank.reports.wording import (
     CSV_HEADER,
     DIVERSION_HEADER,
@@ -39,6 +40,7 @@ TABLE_FORMATS: tuple[str | None, ...] = (
     None,
     None,
     None,
+    None,
     "#,##0",
     KG_FORMAT,
     KG_FORMAT,
@@ -46,7 +48,7 @@ TABLE_FORMATS: tuple[str | None, ...] = (
     "0.0000%",
     *(ESTIMATE_FORMAT,) * len(ESTIMATE_HEADER),
 )
-TABLE_WIDTHS = (22, 14, 32, 16, 12, 16, 16, 16, 16, *(18,) * len(ESTIMATE_HEADER))
+TABLE_WIDTHS = (22, 14, 32, 16, 22, 12, 16, 16, 16, 16, *(18,) * len(ESTIMATE_HEADER))
 DIVERSION_FORMATS = ((2, KG_FORMAT), (3, "#,##0.0"), (4, "#,##0"), (5, "0.00%"))
 DIVERSION_WIDTHS = (30, 20, 26, 18, 20)
 
@@ -154,6 +156,7 @@ def _values(item: MonthlyRow) -> list[Any]:
         item.category or None,
         name,
         item.sipsn_class or None,
+        sipsn_name(item.sipsn_class) or None,
         item.deposits,
         item.net_g / 1000,
         item.measured_g / 1000,
