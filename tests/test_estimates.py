@@ -4,6 +4,7 @@ published equations (IPCC 2006 Vol. 5, US EPA WARM) with the coefficients in the
 from __future__ import annotations
 
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -256,6 +257,26 @@ def test_data_files_cover_every_material_class() -> None:
             assert source.citation
 
 
+def test_the_methods_note_cited_is_in_the_repository() -> None:
+    """Data files, code and docs cite docs/methods.md by section, each section there, and no
+    note outside the repository (the waste-bank facts are in its section 10)."""
+    root = Path(__file__).parent.parent
+    methods = (root / "docs" / "methods.md").read_text()
+    sections = set(re.findall(r"^## (\d+)\. ", methods, re.MULTILINE))
+    files = [
+        *root.glob("docs/*.md"),
+        *root.glob("wastebank/**/*.toml"),
+        *root.glob("wastebank/**/*.py"),
+    ]
+    cited = set()
+    for path in files:
+        text = path.read_text()
+        assert "shared/domain/waste-banks" not in text, path
+        cited |= set(re.findall(r"docs/methods\.md (?:section |§)(\d+)", text))
+    assert "10" in cited
+    assert cited <= sections
+
+
 def test_results_name_their_data_versions() -> None:
     r = est.methane_avoided({"food": 1.0}, 2, "AR6")
     refs = {(ref.dataset, ref.version) for ref in r.provenance}
@@ -291,6 +312,34 @@ def test_a_coefficient_without_a_source_fails(data_copy: Path) -> None:
 def test_an_undeclared_source_fails(data_copy: Path) -> None:
     _edit(data_copy / "warm_v16.toml", 'source = "warm_v16_cpnd"', 'source = "somewhere"')
     with pytest.raises(est.EstimateDataError, match="'somewhere' is not in"):
+        est.load_estimate_data(data_copy)
+
+
+def test_the_moisture_cites_both_studies_where_each_is_used() -> None:
+    """Central and high moisture are JICA's Medan measurements; the low ends below JICA's lowest
+    are BPPT 1994's: the table names both, and every LHV and WtE figure cites both."""
+    d = est.default_data()
+    moisture = d.energy.tables["moisture"]
+    assert moisture.source == "jica_mebidang2011"
+    assert moisture.low_source == dict.fromkeys(
+        ("food", "paper", "cardboard", "plastics", "wood", "rubber"), "bppt1994"
+    )
+    assert moisture.low["food"] == 0.636  # BPPT's 63.6 %
+    assert moisture.sources == ["jica_mebidang2011", "bppt1994"]
+    burned = est.thermal_energy(1.0, {"food": 1.0})
+    scenario = est.wte_scenario(500)
+    for refs in (burned.provenance, scenario.provenance):
+        energy = next(ref for ref in refs if ref.dataset == "energy")
+        assert {"jica_mebidang2011", "bppt1994"} <= set(energy.sources)
+
+
+def test_a_low_end_from_an_undeclared_source_or_of_no_value_fails(data_copy: Path) -> None:
+    path = data_copy / "energy.toml"
+    _edit(path, 'wood = "bppt1994", rubber = "bppt1994" }', 'wood = "bppt", rubber = "bppt1994" }')
+    with pytest.raises(est.EstimateDataError, match=r"tables.moisture: source 'bppt' is not in"):
+        est.load_estimate_data(data_copy)
+    _edit(path, 'wood = "bppt", rubber = "bppt1994" }', 'wood = "bppt1994", glass2 = "bppt1994" }')
+    with pytest.raises(est.EstimateDataError, match=r"low_source has keys without a value"):
         est.load_estimate_data(data_copy)
 
 

@@ -78,7 +78,7 @@ class CityMoneyRules(BaseModel):
 class MoneyRules(BaseModel):
     """``[money]`` (environment ``WASTEBANK_MONEY__*``; the maps as JSON, e.g.
     ``WASTEBANK_MONEY__SCALES='{"gw-01/scale-01": 150000}'``). The price defaults are wide
-    enough for every price in shared/domain/waste-banks.md (copper at most Rp50,000/kg) and
+    enough for every price in docs/methods.md section 10 (copper at most Rp50,000/kg) and
     narrow enough to stop an extra zero or three; docs/operations.md, "Money rules"."""
 
     model_config = ConfigDict(extra="forbid")

@@ -143,24 +143,34 @@ class Coefficient(_Strict):
 
 class Table(_Strict):
     """Values that share a unit and a source, keyed by waste type, material or site type, and
-    the ends of their ranges where the source gives them (``low``, ``high``: same keys)."""
+    the ends of their ranges where the source gives them (``low``, ``high``: same keys).
+    ``low_source`` names, per key, the source of a low end that is not the table's own (a
+    second study measuring lower)."""
 
     unit: str
     source: str
     values: dict[str, float]
     low: dict[str, float] = {}
     high: dict[str, float] = {}
+    low_source: dict[str, str] = {}
     note: str = ""
 
     @model_validator(mode="after")
     def _ends(self) -> Table:
-        for name, ends in (("low", self.low), ("high", self.high)):
+        for name, ends in (("low", self.low), ("high", self.high), ("low_source", self.low_source)):
             extra = set(ends) - set(self.values)
             if extra:
                 raise ValueError(f"{name} has keys without a value: {sorted(extra)}")
+        if unbounded := sorted(set(self.low_source) - set(self.low)):
+            raise ValueError(f"low_source names keys without a low end: {unbounded}")
         for key, v in self.values.items():
             _check_ends(key, v, self.low.get(key), self.high.get(key))
         return self
+
+    @property
+    def sources(self) -> list[str]:
+        """Every source the table's figures come from: its own, then those of its low ends."""
+        return [self.source, *sorted(set(self.low_source.values()) - {self.source})]
 
 
 class Meta(_Strict):
@@ -187,7 +197,7 @@ class DataFile(_Strict):
     @model_validator(mode="after")
     def _sources_known(self) -> DataFile:
         used = [(f"coefficients.{k}", c.source) for k, c in self.coefficients.items()]
-        used += [(f"tables.{k}", t.source) for k, t in self.tables.items()]
+        used += [(f"tables.{k}", source) for k, t in self.tables.items() for source in t.sources]
         used += [(f"sets.{s}.{k}", c.source) for s, cs in self.sets.items() for k, c in cs.items()]
         for where, source in used:
             if source not in self.sources:

@@ -85,7 +85,7 @@ def _mix_lhv(
     )
     if not 0.0 <= eta <= 1.0:
         raise ValueError("efficiency must be within 0..1")
-    sources = [e.tables[n].source for n in LHV_TABLES] + [
+    sources = [source for n in LHV_TABLES for source in e.tables[n].sources] + [
         e.coefficients["water_latent_heat"].source
     ]
     if efficiency is None:

@@ -185,7 +185,11 @@ def wte_scenario(
             data_ref(
                 e,
                 [
-                    *(e.tables[n].source for n in (*LHV_TABLES, "carbon_dry", "fossil_carbon")),
+                    *(
+                        source
+                        for n in (*LHV_TABLES, "carbon_dry", "fossil_carbon")
+                        for source in e.tables[n].sources
+                    ),
                     e.coefficients["water_latent_heat"].source,
                     e.coefficients["wte_net_electrical_efficiency"].source,
                     e.coefficients["wte_operating_hours"].source,
