@@ -173,22 +173,25 @@ async def diversion_of(
     refuse them: HTTPException): the ledger's half in a worker thread, InfluxDB's on the event
     loop. InfluxError when the readings cannot be read."""
 
+    settings = state["settings"].reports
+
     def ledger_half(
         session: Session, scope: reports.Scope
-    ) -> tuple[reports.Scope, date, date, reports.Tonnage, tps.TpaJournal]:
+    ) -> tuple[reports.Scope, date, date, reports.Tonnage, tps.TpaJournal, tuple[int, str] | None]:
         start, end = days(scope)
         lo = datetime.combine(start, datetime.min.time(), scope.tz)
         hi = datetime.combine(end + timedelta(days=1), datetime.min.time(), scope.tz)
         diverted = reports.tonnage(session, scope, start, end, "city", "total")
-        return scope, start, end, diverted, tps.tpa_journal(session, scope.city_code, lo, hi)
+        journal = tps.tpa_journal(session, scope.city_code, lo, hi)
+        # the city's data file is read here, off the event loop (tests/test_api_capacity.py)
+        in_city = reports.tps_in_city(scope.city_code, settings)
+        return scope, start, end, diverted, journal, in_city
 
-    scope, start, end, diverted, journal = await anyio.to_thread.run_sync(
+    scope, start, end, diverted, journal, in_city = await anyio.to_thread.run_sync(
         read_in_city, state, p, city, ledger_half
     )
     tpa = await tps.tpa_estimate(state["influx"], journal)
     diverted_t = diverted.total_g / 1_000_000
-    settings = state["settings"].reports
-    in_city = reports.tps_in_city(scope.city_code, settings)
     coverage = reports.diversion_coverage(
         tps_with_sensors=len(journal.per_tps_tonnes),
         tps_reporting=len(journal.per_tps_tonnes) - len(tpa.tps_without_sensor_data),
