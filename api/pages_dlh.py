@@ -42,6 +42,7 @@ from api.web import (
     to_login,
 )
 from wastebank import access, formats, reports
+from wastebank.errors import Invalid
 from wastebank.estimates import (
     DEFAULT_REGULATION,
     FIGURES,
@@ -420,7 +421,7 @@ def wte_form(
 WteFormDep = Annotated[WteForm, Depends(wte_form)]
 
 
-class WteRefused(Exception):
+class WteRefused(Invalid):
     """A PLTSa form value refused (422): its field (None: the form) and why."""
 
     def __init__(self, field: str | None, message: str) -> None:

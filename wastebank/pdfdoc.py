@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
+from wastebank.errors import BadInput
 from wastebank.formats import latin1
 
 if TYPE_CHECKING:
@@ -29,8 +30,9 @@ CELL_PAD_X = 1.2  # mm of space left and right of a table cell's text
 SMALLEST_FONT = 6.0  # pt: a fitted table's font is not made smaller than this
 
 
-class NotWideEnough(ValueError):
-    """The columns' widest words do not fit side by side in the width given."""
+class NotWideEnough(BadInput, ValueError):
+    """The columns' widest words do not fit side by side in the width given (bad input to
+    :func:`fit_widths`; :func:`fitted_table` catches it and shrinks the font)."""
 
 
 def document(
