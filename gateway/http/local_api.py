@@ -25,12 +25,15 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
 from gateway.app import Gateway
 from gateway.http import health, scales
 from gateway.http.attendant import AttendantService, SessionGate, applied
 from gateway.http.attendant import router as attendant_router
 from gateway.http.health import PublicHealth
+from gateway.http.routing import Refused
 from gateway.http.validation import validation_refused
 from gateway.settings import GatewaySettings
 from wastebank import __version__
@@ -134,12 +137,23 @@ def http_app(gw: Gateway, service: AttendantService) -> FastAPI:
     app.add_middleware(SessionGate, service=service)
     app.add_exception_handler(WastebankError, _refusal)
     app.add_exception_handler(RequestValidationError, validation_refused)
+    app.add_exception_handler(Refused, validation_refused)
+    app.add_exception_handler(HTTPException, _http_refusal)
     # Every handler is async: it runs on the gateway's event loop, the one thread that owns the
     # outbox connection and the scale sessions (a sync handler would run in a worker thread).
     app.include_router(attendant_router)
     app.include_router(health.router)
     app.include_router(scales.router)
     return app
+
+
+async def _http_refusal(request: Request, exc: Exception) -> Response:
+    """An HTTPException (a handler's, or routing's 404 and 405): ``{"detail": ...}`` with its
+    status and headers; no body where the status allows none (FastAPI's answer)."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code < 200 or exc.status_code in (204, 205, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
 
 
 async def _refusal(request: Request, exc: Exception) -> JSONResponse:

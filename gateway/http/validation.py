@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from gateway.http.attendant.pages import error_page
+from gateway.http.routing import Refused
 
 __all__ = ["FIELD_LABELS", "REFUSED", "label", "message", "messages", "validation_refused"]
 
@@ -160,8 +161,9 @@ def messages(errors: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
 
 
 async def validation_refused(request: Request, exc: Exception) -> Response:
-    """The endpoint's handler of :class:`RequestValidationError` (see the module's docstring)."""
-    assert isinstance(exc, RequestValidationError)
+    """The endpoint's handler of :class:`~gateway.http.routing.Refused` (and of FastAPI's
+    ``RequestValidationError``; see the module's docstring)."""
+    assert isinstance(exc, Refused | RequestValidationError)
     found = messages(exc.errors())
     detail = "; ".join(text for _, text in found)
     route = request.scope.get("route")

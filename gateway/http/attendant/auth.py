@@ -7,8 +7,10 @@ from __future__ import annotations
 from typing import Annotated, Final
 from urllib.parse import quote
 
-from fastapi import Depends, HTTPException, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi import Depends
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.http.attendant.service import AttendantService, SignedIn
@@ -90,41 +92,39 @@ def wants_page(request: Request, path: str) -> bool:
     )
 
 
-def attendant_service(request: Request) -> AttendantService:
+def service(request: Request) -> AttendantService:
     """The service the endpoint was composed with (``app.state.attendant``)."""
-    service: AttendantService = request.app.state.attendant
-    return service
+    found: AttendantService = request.app.state.attendant
+    return found
 
 
-Service = Annotated[AttendantService, Depends(attendant_service)]
-
-
-def signed_in(request: Request, service: Service) -> SignedIn:
+def signed_in(request: Request) -> SignedIn:
     """The request's live session (401 without one)."""
     kept: object = request.scope.get("state", {}).get("signed_in")
     found = kept if isinstance(kept, SignedIn) else None
-    if found is None:  # no gate in front (a router used on its own)
-        found = service.signed_in(request.cookies.get(COOKIE))
+    if found is None:  # no gate in front (routes used on their own)
+        found = service(request).signed_in(request.cookies.get(COOKIE))
     if found is None:
         raise HTTPException(401, NOT_SIGNED_IN)
     return found
 
 
-SignedInDep = Annotated[SignedIn, Depends(signed_in)]
-
-
-async def csrf_checked(request: Request, signed: SignedInDep, service: Service) -> SignedIn:
+async def csrf_checked(request: Request) -> SignedIn:
     """For writes: the live session, and its CSRF token in the ``X-CSRF-Token`` header or the
     form's ``csrf_token`` field (403 otherwise). A cross-site page can neither read the token
     nor set the header without the gateway's CORS consent (it gives none)."""
+    signed = signed_in(request)
     given: object = request.headers.get(CSRF_HEADER)
     if given is None and request.headers.get("content-type", "").startswith(FORM_TYPES):
         given = (await request.form()).get(CSRF_FIELD)
-    if not isinstance(given, str) or not service.check(signed.csrf, given):
+    if not isinstance(given, str) or not service(request).check(signed.csrf, given):
         raise HTTPException(403, BAD_CSRF)
     return signed
 
 
+# FastAPI's dependencies of the routes not yet on Starlette alone (gateway.http.routing).
+Service = Annotated[AttendantService, Depends(service)]
+SignedInDep = Annotated[SignedIn, Depends(signed_in)]
 CsrfDep = Annotated[SignedIn, Depends(csrf_checked)]
 
 

@@ -1,0 +1,296 @@
+"""The local endpoint's routes on Starlette alone: what FastAPI did for them, in the few lines
+they need (the gateway on a Pi cannot spare FastAPI's import and its per-route models, see
+docs/scaling.md). A handler takes the request and reads what it needs::
+
+    @routes.post("/api/members", status_code=201)
+    async def register(request: Request) -> Response:
+        signed = await csrf_checked(request)
+        body = await parse_body(request, RegisterIn)
+        ...
+        return json_response(view, status=201)
+
+Bad input raises :class:`Refused` with pydantic's errors, located as FastAPI located them
+(``("body", field)``, ``("path", name)``, ``("query", name)``), so
+:func:`gateway.http.validation.validation_refused` words and counts them as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.message
+import functools
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Annotated, Any, Final, TypeVar, overload
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic_core import PydanticUndefined, to_json, to_jsonable_python
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+__all__ = [
+    "PING_INTERVAL_S",
+    "Refused",
+    "Routes",
+    "event_stream",
+    "json_response",
+    "parse_body",
+    "parse_form",
+    "path_param",
+    "query_param",
+]
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+Handler = Callable[[Request], Awaitable[Any]]
+
+PING_INTERVAL_S: Final = 15.0
+"""An idle event stream sends a ``: ping`` comment this often, so proxies and the browser keep
+the connection (the interval and bytes FastAPI's EventSourceResponse used)."""
+PING: Final = b": ping\n\n"
+
+
+class Refused(Exception):
+    """Bad input: pydantic-style errors (``type``, ``loc``, ``msg``, ``ctx``), answered 422 by
+    :func:`gateway.http.validation.validation_refused` (or the error page, for a browser)."""
+
+    def __init__(self, errors: Sequence[dict[str, Any]]) -> None:
+        super().__init__(errors)
+        self._errors = list(errors)
+
+    def errors(self) -> list[dict[str, Any]]:
+        """The errors, as :meth:`pydantic.ValidationError.errors` lists them."""
+        return self._errors
+
+
+class Routes:
+    """One module's routes, in declaration order: ``routes = Routes()`` (or
+    ``Routes(prefix="/petugas")``); ``@routes.get(path)``, ``.post(path, status_code=...)``,
+    ``.put``, ``.delete``; ``routes.routes`` is the list of :class:`starlette.routing.Route` to
+    mount (a GET route also answers HEAD, as before).
+
+    A handler returns a :class:`Response`, or a value answered by :func:`json_response` with
+    the route's ``status_code``."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.routes: list[Route] = []
+
+    def route(self, method: str, path: str, status_code: int = 200) -> Callable[[Handler], Handler]:
+        """Register the decorated handler for ``method`` on ``prefix + path``."""
+
+        def register(handler: Handler) -> Handler:
+            @functools.wraps(handler)
+            async def endpoint(request: Request) -> Response:
+                answer = await handler(request)
+                if isinstance(answer, Response):
+                    return answer
+                return json_response(answer, status=status_code)
+
+            self.routes.append(
+                Route(self.prefix + path, endpoint, methods=[method], name=handler.__name__)
+            )
+            return handler
+
+        return register
+
+    def get(self, path: str, status_code: int = 200) -> Callable[[Handler], Handler]:
+        """A GET (and HEAD) route."""
+        return self.route("GET", path, status_code)
+
+    def post(self, path: str, status_code: int = 200) -> Callable[[Handler], Handler]:
+        """A POST route."""
+        return self.route("POST", path, status_code)
+
+    def put(self, path: str, status_code: int = 200) -> Callable[[Handler], Handler]:
+        """A PUT route."""
+        return self.route("PUT", path, status_code)
+
+    def delete(self, path: str, status_code: int = 200) -> Callable[[Handler], Handler]:
+        """A DELETE route."""
+        return self.route("DELETE", path, status_code)
+
+
+def _located(exc: ValidationError, prefix: tuple[str | int, ...]) -> list[dict[str, Any]]:
+    """pydantic's errors, each located under ``prefix`` (e.g. ``("body",)``)."""
+    return [
+        {**e, "loc": (*prefix, *e["loc"])}
+        for e in exc.errors(include_url=False, include_context=True)
+    ]
+
+
+def _validated(model: type[M], value: Any, prefix: tuple[str | int, ...]) -> M:
+    """``value`` as ``model`` (pydantic's python mode, from attributes: FastAPI's call)."""
+    try:
+        return model.model_validate(value, from_attributes=True)
+    except ValidationError as exc:
+        raise Refused(_located(exc, prefix)) from None
+
+
+async def parse_body(request: Request, model: type[M]) -> M:
+    """The request's JSON body as ``model``. As FastAPI read it: parsed only when its
+    Content-Type is ``application/json`` (or ``+json``), else validated as the raw bytes (a
+    ``model_attributes_type`` refusal); no body at all is ``missing`` at ``("body",)``;
+    malformed JSON is ``json_invalid`` at ``("body", position)``."""
+    raw = await request.body()
+    if not raw:
+        raise Refused([{"type": "missing", "loc": ("body",), "msg": "Field required"}])
+    value: Any = raw
+    kind = request.headers.get("content-type")
+    if kind:
+        header = email.message.Message()
+        header["content-type"] = kind
+        subtype = header.get_content_subtype()
+        if header.get_content_maintype() == "application" and (
+            subtype == "json" or subtype.endswith("+json")
+        ):
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise Refused(
+                    [
+                        {
+                            "type": "json_invalid",
+                            "loc": ("body", exc.pos),
+                            "msg": "JSON decode error",
+                            "ctx": {"error": exc.msg},
+                        }
+                    ]
+                ) from None
+            except ValueError:  # not UTF-8: FastAPI's answer to a body it could not read
+                raise HTTPException(400, "There was an error parsing the body") from None
+    return _validated(model, value, ("body",))
+
+
+async def parse_form(request: Request, model: type[M]) -> M:
+    """A form post (urlencoded or multipart) as ``model``, its fields named by their aliases;
+    an empty field counts as not sent (its default, or ``missing``), as FastAPI's ``Form()``
+    read it. Errors at ``("body", field)``."""
+    form: FormData = await request.form()
+    sent = {key: value for key, value in form.items() if value != ""}
+    return _validated(model, sent, ("body",))
+
+
+@functools.lru_cache(maxsize=128)
+def _adapter(kind: Any, constraints: tuple[tuple[str, Any], ...]) -> TypeAdapter[Any]:
+    """A validator of ``kind`` under ``constraints`` (pydantic ``Field`` keywords)."""
+    if not constraints:
+        return TypeAdapter(kind)
+    return TypeAdapter(Annotated[kind, Field(**dict(constraints))])
+
+
+def _param(where: str, name: str, raw: str | None, kind: Any, default: Any, **c: Any) -> Any:
+    """One path or query parameter validated as ``kind`` (Refused at ``(where, name)``)."""
+    if raw is None:
+        if default is not PydanticUndefined and default is not ...:
+            return default
+        raise Refused([{"type": "missing", "loc": (where, name), "msg": "Field required"}])
+    try:
+        return _adapter(kind, tuple(sorted(c.items()))).validate_python(raw)
+    except ValidationError as exc:
+        raise Refused(_located(exc, (where, name))) from None
+
+
+@overload
+def path_param(
+    request: Request, name: str, kind: type[T], pattern: str | None = None, **constraints: Any
+) -> T: ...
+@overload
+def path_param(
+    request: Request, name: str, *, pattern: str | None = None, **constraints: Any
+) -> str: ...
+def path_param(
+    request: Request, name: str, kind: Any = str, pattern: str | None = None, **constraints: Any
+) -> Any:
+    """The path parameter ``name`` as ``kind``, checked against ``pattern`` and pydantic
+    ``Field`` constraints (``ge``, ``le``, ``max_length``...). Refused at ``("path", name)``."""
+    if pattern is not None:
+        constraints["pattern"] = pattern
+    return _param("path", name, request.path_params.get(name), kind, ..., **constraints)
+
+
+def query_param(
+    request: Request, name: str, kind: Any = str, default: Any = ..., **constraints: Any
+) -> Any:
+    """The query parameter ``name`` as ``kind`` (``default`` when absent; without one it is
+    required), under pydantic ``Field`` constraints. Refused at ``("query", name)``. An empty
+    value is validated as given (``?date=`` is not a date), as FastAPI did."""
+    return _param("query", name, request.query_params.get(name), kind, default, **constraints)
+
+
+def _has_model(value: Any) -> bool:
+    """Whether ``value`` is a pydantic model or a list, tuple or dict holding one."""
+    if isinstance(value, BaseModel):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_has_model(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_model(v) for v in value.values())
+    return False
+
+
+def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """``value`` as JSON, the bytes FastAPI sent for a route's return model: a pydantic model
+    (or a list or dict of them) by pydantic's JSON serializer (by alias, nothing excluded);
+    another value as ``JSONResponse`` of its JSON-able form."""
+    if _has_model(value):
+        return Response(
+            to_json(value, by_alias=True), status, headers, media_type="application/json"
+        )
+    return JSONResponse(to_jsonable_python(value), status, headers)
+
+
+def sse_event(item: BaseModel) -> bytes:
+    """One Server-Sent Event: ``data: <the model's JSON>`` and the blank line ending it."""
+    data = item.model_dump_json(by_alias=True)
+    lines = data.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "".join(f"data: {line}\n" for line in lines).encode() + b"\n"
+
+
+async def _with_pings(items: AsyncIterator[BaseModel]) -> AsyncIterator[bytes]:
+    """``items`` as events, and a ping whenever none came for :data:`PING_INTERVAL_S` (the
+    pending item is awaited on, never cancelled by the ping: the generator keeps its state)."""
+    iterator = aiter(items)
+    pending: asyncio.Task[BaseModel] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(iterator))
+            done, _ = await asyncio.wait({pending}, timeout=PING_INTERVAL_S)
+            if not done:
+                yield PING
+                continue
+            try:
+                item = pending.result()
+            except StopAsyncIteration:
+                return
+            finally:
+                pending = None
+            yield sse_event(item)
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def event_stream(items: AsyncIterator[BaseModel]) -> StreamingResponse:
+    """A Server-Sent Events response of ``items`` (each a ``data:`` line of its JSON), with
+    keep-alive pings, ``Cache-Control: no-cache`` and ``X-Accel-Buffering: no`` (no proxy
+    buffers it): the bytes and headers FastAPI's EventSourceResponse sent."""
+    response = StreamingResponse(_with_pings(items), media_type="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
+def mount(parts: Iterable[Routes]) -> list[Route]:
+    """The routes of ``parts``, in order (one list to give an app)."""
+    return [route for part in parts for route in part.routes]
