@@ -10,15 +10,16 @@ import time
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter
 from pydantic import BaseModel
+from starlette.requests import Request
 
-from gateway.http.attendant.auth import Service, SignedInDep
+from gateway.http.attendant import auth
+from gateway.http.routing import Routes
 from gateway.http.validation import REFUSED
 from wastebank import __version__
 from wastebank.messages import ActiveAlert, ClockHealth, GatewayHealth, ScaleState
 
-router = APIRouter()
+routes = Routes()
 
 
 class ScaleStateView(BaseModel):
@@ -49,9 +50,9 @@ class PublicHealth(BaseModel):
     alerts_active: list[ActiveAlert]
 
 
-@router.get("/health")
-async def health(service: Service) -> PublicHealth:
-    gw = service.gw
+@routes.get("/health")
+async def health(request: Request) -> PublicHealth:
+    gw = auth.service(request).gw
     return PublicHealth(
         gateway_id=gw.settings.gateway_id,
         version=__version__,
@@ -71,6 +72,7 @@ async def health(service: Service) -> PublicHealth:
     )
 
 
-@router.get("/health/full")
-async def full_health(_: SignedInDep, service: Service) -> GatewayHealth:
-    return service.gw.health()
+@routes.get("/health/full")
+async def full_health(request: Request) -> GatewayHealth:
+    auth.signed_in(request)
+    return auth.service(request).gw.health()

@@ -32,6 +32,7 @@ from gateway.app import Gateway
 from gateway.http import health, scales
 from gateway.http.attendant import AttendantService, SessionGate, applied
 from gateway.http.attendant import router as attendant_router
+from gateway.http.attendant import routes as attendant_routes
 from gateway.http.health import PublicHealth
 from gateway.http.routing import Refused
 from gateway.http.validation import validation_refused
@@ -142,8 +143,7 @@ def http_app(gw: Gateway, service: AttendantService) -> FastAPI:
     # Every handler is async: it runs on the gateway's event loop, the one thread that owns the
     # outbox connection and the scale sessions (a sync handler would run in a worker thread).
     app.include_router(attendant_router)
-    app.include_router(health.router)
-    app.include_router(scales.router)
+    app.router.routes.extend([*attendant_routes, *health.routes.routes, *scales.routes.routes])
     return app
 
 

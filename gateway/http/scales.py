@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 
 from gateway.app import Gateway
-from gateway.http.attendant.auth import CsrfDep, Service, SignedInDep
+from gateway.http.attendant import auth
+from gateway.http.routing import Routes, parse_body, path_param
 from gateway.kiosk import AttendantSession
 from gateway.outbox import CalibrationCheck
 from gateway.readers import ScaleReader
@@ -26,7 +28,7 @@ from wastebank.messages import CODE_PATTERN, ScaleState
 
 log = logging.getLogger("wastebank.gateway")
 
-router = APIRouter()
+routes = Routes()
 
 
 class ArmRequest(BaseModel):
@@ -107,33 +109,39 @@ def _reader(gw: Gateway, scale_id: str) -> ScaleReader:
         raise HTTPException(404, f"timbangan {scale_id} tidak ada / no such scale") from None
 
 
-@router.get("/scales")
-async def scales(_: SignedInDep, service: Service) -> list[ScaleView]:
-    gw = service.gw
+@routes.get("/scales")
+async def scales(request: Request) -> list[ScaleView]:
+    auth.signed_in(request)
+    gw = auth.service(request).gw
     return [_scale_view(gw, r) for r in gw.readers.values()]
 
 
-@router.post("/scales/{scale_id}/arm")
-async def arm(scale_id: str, req: ArmRequest, signed: CsrfDep, service: Service) -> ScaleView:
-    gw = service.gw
+@routes.post("/scales/{scale_id}/arm")
+async def arm(request: Request) -> ScaleView:
+    signed = await auth.csrf_checked(request)
+    scale_id = path_param(request, "scale_id")
+    req = await parse_body(request, ArmRequest)
+    gw = auth.service(request).gw
     r = _reader(gw, scale_id)
     gw.recorder.arm(r, req.member_no, req.category_code, signed.who.username)
     return _scale_view(gw, r)
 
 
-@router.post("/scales/{scale_id}/cancel")
-async def cancel(scale_id: str, signed: CsrfDep, service: Service) -> ScaleView:
-    gw = service.gw
-    r = _reader(gw, scale_id)
+@routes.post("/scales/{scale_id}/cancel")
+async def cancel(request: Request) -> ScaleView:
+    signed = await auth.csrf_checked(request)
+    gw = auth.service(request).gw
+    r = _reader(gw, path_param(request, "scale_id"))
     gw.recorder.cancel(r, signed.who.username)
     return _scale_view(gw, r)
 
 
-@router.post("/scales/{scale_id}/calibration")
-async def calibrate(
-    scale_id: str, req: CalibrationRequest, signed: CsrfDep, service: Service
-) -> CalibrationView:
-    gw = service.gw
+@routes.post("/scales/{scale_id}/calibration")
+async def calibrate(request: Request) -> CalibrationView:
+    signed = await auth.csrf_checked(request)
+    scale_id = path_param(request, "scale_id")
+    req = await parse_body(request, CalibrationRequest)
+    gw = auth.service(request).gw
     r = _reader(gw, scale_id)
     if r.last is None or r.last.status != "stable" or r.last.grams is None:
         raise HTTPException(409, "timbangan belum stabil / the scale is not stable yet")
@@ -148,8 +156,10 @@ async def calibrate(
     return _calibration_view(check)
 
 
-@router.get("/scales/{scale_id}/calibration")
-async def calibrations(scale_id: str, _: SignedInDep, service: Service) -> list[CalibrationView]:
-    gw = service.gw
+@routes.get("/scales/{scale_id}/calibration")
+async def calibrations(request: Request) -> list[CalibrationView]:
+    auth.signed_in(request)
+    scale_id = path_param(request, "scale_id")
+    gw = auth.service(request).gw
     _reader(gw, scale_id)
     return [_calibration_view(c) for c in gw.calibration.checks(scale_id)]

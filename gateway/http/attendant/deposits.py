@@ -9,25 +9,32 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, HTTPException
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 
-from gateway.http.attendant import views
-from gateway.http.attendant.auth import CsrfDep, Service, SignedInDep
+from gateway.http.attendant import auth, views
 from gateway.http.attendant.views import DepositView, VoidIn
+from gateway.http.routing import Routes, parse_body, path_param
 
 log = logging.getLogger("wastebank.gateway")
 
-router = APIRouter(prefix="/petugas", tags=["attendant"])
+routes = Routes(prefix="/petugas")
 
 
-@router.get("/api/deposits")
-async def deposits(_: SignedInDep, service: Service) -> list[DepositView]:
+@routes.get("/api/deposits")
+async def deposits(request: Request) -> list[DepositView]:
+    auth.signed_in(request)
+    service = auth.service(request)
     start, end = views.today(service)
     return [views.deposit_view(service, e) for e in service.db.journal.between(start, end)]
 
 
-@router.post("/api/deposits/{event_id}/void")
-async def void(event_id: str, body: VoidIn, signed: CsrfDep, service: Service) -> DepositView:
+@routes.post("/api/deposits/{event_id}/void")
+async def void(request: Request) -> DepositView:
+    signed = await auth.csrf_checked(request)
+    event_id = path_param(request, "event_id")
+    body = await parse_body(request, VoidIn)
+    service = auth.service(request)
     who = signed.who
     journal = service.db.journal
     try:

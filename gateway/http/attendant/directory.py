@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, HTTPException
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 
-from gateway.http.attendant.auth import Service, SignedInDep
+from gateway.http.attendant import auth
 from gateway.http.attendant.formats import rupiah, tanggal
 from gateway.http.attendant.views import (
     MemberView,
@@ -21,12 +22,14 @@ from gateway.http.attendant.views import (
     WhoView,
     member_view,
 )
+from gateway.http.routing import Routes, path_param, query_param
 
-router = APIRouter(prefix="/petugas", tags=["attendant"])
+routes = Routes(prefix="/petugas")
 
 
-@router.get("/api/state")
-async def state(signed: SignedInDep, service: Service) -> StateView:
+@routes.get("/api/state")
+async def state(request: Request) -> StateView:
+    signed, service = auth.signed_in(request), auth.service(request)
     who, gw = signed.who, service.gw
     d = service.db.directory
     members_at, prices_at = d.synced_at("members"), d.synced_at("prices")
@@ -59,14 +62,18 @@ async def state(signed: SignedInDep, service: Service) -> StateView:
     )
 
 
-@router.get("/api/members")
-async def members(_: SignedInDep, service: Service, q: str = "") -> list[MemberView]:
-    return [member_view(m) for m in service.db.directory.search(q[:64])]
+@routes.get("/api/members")
+async def members(request: Request) -> list[MemberView]:
+    auth.signed_in(request)
+    q: str = query_param(request, "q", default="")
+    return [member_view(m) for m in auth.service(request).db.directory.search(q[:64])]
 
 
-@router.get("/api/cards/{uid}")
-async def card(uid: str, _: SignedInDep, service: Service) -> MemberView:
-    m = service.db.directory.by_card(uid[:32])
+@routes.get("/api/cards/{uid}")
+async def card(request: Request) -> MemberView:
+    auth.signed_in(request)
+    uid = path_param(request, "uid")
+    m = auth.service(request).db.directory.by_card(uid[:32])
     if m is None:
         raise HTTPException(404, f"kartu {uid} tidak dikenal / unknown card")
     return member_view(m)

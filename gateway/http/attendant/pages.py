@@ -20,27 +20,22 @@ import logging
 import re
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Final
+from typing import TYPE_CHECKING, Final
 
-from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from gateway.http.attendant.auth import (
-    BAD_CSRF,
-    COOKIE,
-    CSRF_FIELD,
-    LOGIN_COOKIE,
-    Service,
-    SignedInDep,
-    https,
-)
+from gateway.http.attendant import auth
+from gateway.http.attendant.auth import BAD_CSRF, COOKIE, CSRF_FIELD, LOGIN_COOKIE, https
 from gateway.http.attendant.service import AttendantService, LoginRefused, SignedIn
 from gateway.http.attendant.session import clear_session, set_session, start_session
+from gateway.http.routing import Routes, parse_form, path_param
 from wastebank.formats import zone_label
 
 if TYPE_CHECKING:
-    from fastapi.templating import Jinja2Templates
+    from starlette.templating import Jinja2Templates
 
 log = logging.getLogger("wastebank.gateway")
 
@@ -55,7 +50,7 @@ LOGIN_TEMPLATE: Final = "petugas_login.html"
 NEXT_PATH: Final = re.compile(r"^/petugas(/[A-Za-z0-9_-]+)*$")
 """Where a login may return to: a page of the attendant's app, nothing else (no open redirect)."""
 
-router = APIRouter(prefix="/petugas", tags=["attendant"])
+routes = Routes(prefix="/petugas")
 
 _templates: list[Jinja2Templates] = []
 
@@ -63,7 +58,7 @@ _templates: list[Jinja2Templates] = []
 def templates() -> Jinja2Templates:
     """The pages' Jinja2 environment, made at the first page request."""
     if not _templates:
-        from fastapi.templating import Jinja2Templates
+        from starlette.templating import Jinja2Templates
 
         _templates.append(Jinja2Templates(directory=str(GATEWAY_DIR / "templates")))
     return _templates[0]
@@ -161,29 +156,40 @@ def error_page(request: Request, error: str, status: int) -> HTMLResponse:
     )
 
 
-@router.get("", response_class=HTMLResponse)
-async def attendant_page(request: Request, service: Service) -> HTMLResponse:
+class LoginForm(BaseModel):
+    """The login form's fields (an empty one counts as not sent)."""
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+    csrf_token: str | None = Field(default=None, alias=CSRF_FIELD, max_length=200)
+    next_page: str = Field(default="/petugas", alias="next", max_length=200)
+
+
+class LogoutForm(BaseModel):
+    """The logout button's form: its CSRF token."""
+
+    csrf_token: str | None = Field(default=None, alias=CSRF_FIELD, max_length=200)
+
+
+@routes.get("")
+async def attendant_page(request: Request) -> HTMLResponse:
+    service = auth.service(request)
     return page(service, request, service.signed_in(request.cookies.get(COOKIE)))
 
 
-@router.post("/masuk", response_class=HTMLResponse)
-async def login(
-    request: Request,
-    service: Service,
-    username: Annotated[str, Form(min_length=1, max_length=64)],
-    password: Annotated[str, Form(min_length=1, max_length=256)],
-    csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
-    next_page: Annotated[str, Form(alias="next", max_length=200)] = "/petugas",
-) -> Response:
+@routes.post("/masuk")
+async def login(request: Request) -> Response:
+    form = await parse_form(request, LoginForm)
+    service = auth.service(request)
     nonce = request.cookies.get(LOGIN_COOKIE)
-    back = back_to(next_page)
-    if not nonce or not service.check(service.login_token(nonce), csrf_token):
+    back = back_to(form.next_page)
+    if not nonce or not service.check(service.login_token(nonce), form.csrf_token):
         return render(service, request, None, "", status=403, error=BAD_CSRF, next=back)
     if service.gw.settings.api_url is None:
         unset = "api_url belum diatur / api_url is not set"
         return render(service, request, None, "", status=503, error=unset, next=back)
     try:
-        who = await service.login(username.strip(), password)
+        who = await service.login(form.username.strip(), form.password)
     except LoginRefused as exc:
         return render(
             service,
@@ -202,15 +208,13 @@ async def login(
     return response
 
 
-@router.post("/keluar")
-async def logout(
-    request: Request,
-    service: Service,
-    csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
-) -> Response:
+@routes.post("/keluar")
+async def logout(request: Request) -> Response:
+    form = await parse_form(request, LogoutForm)
+    service = auth.service(request)
     signed = service.signed_in(request.cookies.get(COOKIE))
     if signed is not None:
-        if not service.check(signed.csrf, csrf_token):
+        if not service.check(signed.csrf, form.csrf_token):
             raise HTTPException(403, BAD_CSRF)
         service.end_session(signed.sid)
         log.info("petugas keluar / attendant signed out: %s", signed.who.username)
@@ -219,10 +223,11 @@ async def logout(
     return response
 
 
-@router.get("/static/{name}")
-async def static(name: str) -> FileResponse:
+@routes.get("/static/{name}")
+async def static(request: Request) -> FileResponse:
     """A script or style of the pages. Public (:data:`PUBLIC_PREFIXES`): the login form needs
     them, and they hold no data, only the code every gateway ships."""
+    name = path_param(request, "name")
     path = STATIC_DIR / name
     if not STATIC_NAME.match(name) or not path.is_file():
         raise HTTPException(404, "berkas tidak ada / no such file")
@@ -240,8 +245,10 @@ class StatusView(BaseModel):
     pending_voids: int
 
 
-@router.get("/api/status")
-async def status(_: SignedInDep, service: Service) -> StatusView:
+@routes.get("/api/status")
+async def status(request: Request) -> StatusView:
+    auth.signed_in(request)
+    service = auth.service(request)
     return StatusView(
         broker_connected=service.gw.connected.is_set(),
         outbox_depth=len(service.gw.outbox),

@@ -16,22 +16,23 @@ from datetime import datetime
 from typing import Final
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
 
 from gateway import receipts
-from gateway.http.attendant import deposit_receipt
-from gateway.http.attendant.auth import CsrfDep, Service, SignedInDep
+from gateway.http.attendant import auth, deposit_receipt
 from gateway.http.attendant.pages import render
 from gateway.http.attendant.service import AttendantService, SignedIn
+from gateway.http.routing import Routes, json_response, path_param
 from gateway.receipts import Receipt
 from wastebank.errors import WastebankError
 from wastebank.formats import tanggal_waktu
 
 log = logging.getLogger("wastebank.gateway")
 
-router = APIRouter(prefix="/petugas", tags=["attendant"])
+routes = Routes(prefix="/petugas")
 
 KINDS: Final = (deposit_receipt.DEPOSIT,)
 """Kinds registered by this package's own modules (others register theirs at their import)."""
@@ -82,10 +83,10 @@ async def _load(service: AttendantService, kind: str, ref: str, signed: SignedIn
         raise HTTPException(exc.status, str(exc) or exc.title) from None
 
 
-@router.get("/struk/{kind}/{ref}", response_class=HTMLResponse)
-async def receipt_page(
-    kind: str, ref: str, request: Request, signed: SignedInDep, service: Service
-) -> HTMLResponse:
+@routes.get("/struk/{kind}/{ref}")
+async def receipt_page(request: Request) -> HTMLResponse:
+    signed, service = auth.signed_in(request), auth.service(request)
+    kind, ref = path_param(request, "kind"), path_param(request, "ref")
     nav = receipts.nav_of(kind)
     receipt: Receipt | None = None
     error, status = None, 200
@@ -110,13 +111,13 @@ async def receipt_page(
     )
 
 
-@router.get("/api/struk/{kind}/{ref}")
-async def receipt_json(
-    kind: str, ref: str, signed: SignedInDep, service: Service, response: Response
-) -> ReceiptView:
+@routes.get("/api/struk/{kind}/{ref}")
+async def receipt_json(request: Request) -> Response:
+    signed, service = auth.signed_in(request), auth.service(request)
+    kind, ref = path_param(request, "kind"), path_param(request, "ref")
+    receipt = view(service, await _load(service, kind, ref, signed))
     # a member's data, a PIN slip's PIN: kept by no cache (the page is no-store too)
-    response.headers["Cache-Control"] = "no-store"
-    return view(service, await _load(service, kind, ref, signed))
+    return json_response(receipt, headers={"Cache-Control": "no-store"})
 
 
 class Printed(BaseModel):
@@ -125,8 +126,10 @@ class Printed(BaseModel):
     message: str
 
 
-@router.post("/api/struk/{kind}/{ref}/cetak")
-async def print_it(kind: str, ref: str, signed: CsrfDep, service: Service) -> Printed:
+@routes.post("/api/struk/{kind}/{ref}/cetak")
+async def print_it(request: Request) -> Printed:
+    signed, service = await auth.csrf_checked(request), auth.service(request)
+    kind, ref = path_param(request, "kind"), path_param(request, "ref")
     receipt = await _load(service, kind, ref, signed)
     printer = service.gw.settings.printer
     try:

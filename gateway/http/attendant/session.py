@@ -10,16 +10,19 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 
-from gateway.http.attendant.auth import COOKIE, LEGACY_COOKIE_PATH, CsrfDep, Service, https
+from gateway.http.attendant import auth
+from gateway.http.attendant.auth import COOKIE, LEGACY_COOKIE_PATH, https
 from gateway.http.attendant.service import AttendantService, LoginRefused, SignedIn, Who
+from gateway.http.routing import Routes, json_response, parse_body
 
 log = logging.getLogger("wastebank.gateway")
 
-router = APIRouter(prefix="/petugas", tags=["attendant"])
+routes = Routes(prefix="/petugas")
 
 
 class LoginIn(BaseModel):
@@ -74,11 +77,13 @@ def clear_session(response: Response) -> None:
         response.delete_cookie(COOKIE, path=path, httponly=True, samesite="strict")
 
 
-@router.post("/api/session", status_code=200)
-async def open_session(request: Request, body: LoginIn, service: Service) -> JSONResponse:
+@routes.post("/api/session")
+async def open_session(request: Request) -> Response:
     """Log in from a program (`wastebank attend`, `wastebank calibrate`): the session
     cookie and its CSRF token. JSON only (415 otherwise), so no other site's form can
     log a browser in."""
+    body = await parse_body(request, LoginIn)
+    service = auth.service(request)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/json":
         raise HTTPException(415, "kirim JSON / send application/json")
@@ -97,14 +102,15 @@ async def open_session(request: Request, body: LoginIn, service: Service) -> JSO
         csrf_token=signed.csrf,
         expires_at=datetime.now(UTC) + timedelta(hours=service.settings.session_hours),
     )
-    response = JSONResponse(out.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
+    response = json_response(out, headers={"Cache-Control": "no-store"})
     set_session(service, request, response, cookie)
     return response
 
 
-@router.delete("/api/session", status_code=204)
-async def close_session(signed: CsrfDep, service: Service) -> Response:
-    service.end_session(signed.sid)
+@routes.delete("/api/session", status_code=204)
+async def close_session(request: Request) -> Response:
+    signed = await auth.csrf_checked(request)
+    auth.service(request).end_session(signed.sid)
     log.info("petugas keluar / attendant signed out: %s", signed.who.username)
     response = Response(status_code=204)
     clear_session(response)

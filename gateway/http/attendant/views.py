@@ -264,7 +264,7 @@ async def live(
 ) -> AsyncIterator[LiveView]:
     """The scale's live view whenever it changes, until the gateway stops or the session
     ``signed_in`` checks ends (a logout, an account disabled); the client going away ends
-    it too (FastAPI cancels the stream)."""
+    it too (the response cancels the stream)."""
     state = service.gw.live
     last: LiveView | None = None
     service.streams += 1
