@@ -402,6 +402,7 @@ class FillSensorReader(SerialDevice):
             else MaxBotixDecoder(four_digit_unit=cfg.maxbotix_unit, model=cfg.maxbotix_model)
         )
         self.readings = 0
+        self.no_target_since: datetime | None = None
         self._last_report = -float("inf")
 
     def reset(self) -> None:
@@ -412,8 +413,19 @@ class FillSensorReader(SerialDevice):
 
     def process(self, data: bytes) -> list[FillCandidate]:
         """Decode raw bytes from the port: the readings due (one per ``report_interval_s``)."""
-        due = (self.add(sample, throttle=True) for sample in self.decoder.feed(data))
+        samples = self.decoder.feed(data)
+        self._note_no_target()
+        due = (self.add(sample, throttle=True) for sample in samples)
         return [candidate for candidate in due if candidate is not None]
+
+    def _note_no_target(self) -> None:
+        """When the sensor's unbroken run of no-target frames began (None: its latest frame
+        was a distance): the fleet warns of a sensor that has seen nothing for a while."""
+        run = self.decoder.no_target_run if isinstance(self.decoder, MaxBotixDecoder) else 0
+        if run == 0:
+            self.no_target_since = None
+        elif self.no_target_since is None:
+            self.no_target_since = datetime.now(UTC)
 
     def add(self, sample: DistanceSample, *, throttle: bool) -> FillCandidate | None:
         """One sample into the filter; the reading it completes, if one is due."""
@@ -440,4 +452,5 @@ class FillSensorReader(SerialDevice):
             + sum(self.decoder.rejects.values()),
             readings=self.readings,
             no_target=self.decoder.rejects["no_target"],
+            no_target_since=self.no_target_since,
         )

@@ -608,6 +608,7 @@ def _largest(name: str) -> BaseModel:
             samples_rejected=COUNT_MAX,
             readings=COUNT_MAX,
             no_target=COUNT_MAX,
+            no_target_since=at,
         )
         return GatewayHealth(
             gateway_id=code,

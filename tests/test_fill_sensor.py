@@ -285,6 +285,35 @@ def test_maxbotix_no_target_is_counted_never_a_reading() -> None:
     assert reading.estimate.distance_mm == 4800
 
 
+def test_maxbotix_no_target_since_is_the_start_of_an_unbroken_run() -> None:
+    """The health says since when every frame has said "no target": set by the first one after a
+    distance, kept through more of them and garbled lines, cleared by the next distance."""
+    cfg = SensorSettings(
+        id="tps-01-s1",
+        tps_code="tps-01",
+        kind="maxbotix",
+        port=Path("/dev/null"),
+        empty_distance_mm=4_900,
+        full_distance_mm=400,
+        window=1,
+        report_interval_s=0.001,
+    )
+    reader = FillSensorReader(cfg)
+    reader.process(b"R4800\r")
+    assert reader.health().no_target_since is None
+    before = datetime.now(UTC)
+    reader.process(b"R4700\rR5000\r")  # a distance, then the run begins
+    since = reader.health().no_target_since
+    assert since is not None
+    assert before <= since <= datetime.now(UTC)
+    reader.process(b"R5000\rgarbage\rR5000\r")
+    assert reader.health().no_target_since == since
+    assert reader.decoder.no_target_run == 3
+    reader.process(b"R5000\rR4600\r")  # the run ends with this read's distance
+    assert reader.health().no_target_since is None
+    assert reader.health().no_target == 4
+
+
 def test_maxbotix_a_model_is_a_mm_model() -> None:
     with pytest.raises(ValueError, match="reports mm"):
         MaxBotixDecoder(four_digit_unit="cm", model="hrxl_10m")

@@ -242,6 +242,59 @@ def test_sensors_offline_by_their_tps_limit_and_never_judged_without_readings() 
     assert all(d.offline_reason is None for d in blind.devices if d.kind != "gateway")
 
 
+def _maxbotix(sensor_id: str, no_target: int, since: datetime | None) -> dict[str, Any]:
+    return {
+        "sensor_id": sensor_id,
+        "tps_code": "tps-1",
+        "kind": "maxbotix",
+        "connected": True,
+        "samples_accepted": 10,
+        "samples_rejected": no_target,
+        "readings": 2,
+        "no_target": no_target,
+        "no_target_since": since,
+    }
+
+
+def test_a_sensor_that_has_seen_no_target_for_its_limit_is_a_fault() -> None:
+    """The limit is measured on the gateway's clock (its report's ``at`` against the run's
+    start), so a gateway whose clock is an hour off judges alike."""
+    at = NOW - timedelta(hours=1)  # the gateway's clock, an hour behind
+    limit = timedelta(seconds=SETTINGS.no_target_after_s)
+    sensors = [
+        _maxbotix("s-long", 1234, at - limit),
+        _maxbotix("s-short", 56, at - limit + timedelta(seconds=1)),
+        _maxbotix("s-fine", 7, None),
+    ]
+    gw = stored("gw-a", "bs-a", health("gw-a", "bs-a", at=at, sensors=sensors), NOW)
+    readings = {("tps-1", s["sensor_id"]): NOW - timedelta(minutes=5) for s in sensors}
+    found = fleet.build(Inputs([gw], BANKS, TPS, [], readings), NOW, SETTINGS)
+    by_id = {d.device_id: d for d in found.devices}
+    long_ = by_id["s-long"]
+    assert long_.condition is fleet.Condition.FAULT
+    assert [(p.code, p.subject, p.since) for p in long_.problems] == [
+        ("no_target", "s-long", at - limit)
+    ]
+    assert (long_.no_target, long_.no_target_since) == (1234, at - limit)
+    assert [d.device_id for d in found.devices if d.kind != "gateway"][0] == "s-long"
+    assert by_id["s-short"].condition is fleet.Condition.OK
+    assert by_id["s-fine"].condition is fleet.Condition.OK
+    assert by_id["s-fine"].no_target == 7
+    w = fleet.describe(long_, NOW, "id")
+    assert w.problems == ["tidak ada target: s-long (sejak 6 Des 2026 19.45 WIT)"]
+    assert w.no_target == (
+        "1.234 sejak gateway mulai; semuanya tanpa target sejak 6 Des 2026 19.45 WIT"
+    )
+    assert fleet.describe(by_id["s-fine"], NOW, "en").no_target == "7 since the gateway started"
+    # a longer limit in the settings: not yet a fault
+    patient = fleet.FleetSettings(no_target_after_s=SETTINGS.no_target_after_s + 1)
+    later = fleet.build(Inputs([gw], BANKS, TPS, [], readings), NOW, patient)
+    assert {d.device_id: d.condition for d in later.devices}["s-long"] is fleet.Condition.OK
+    # a sensor no gateway reports: its count is unknown, not 0
+    alone = fleet.build(Inputs([], BANKS, TPS, [], readings), NOW, SETTINGS)
+    assert {d.no_target for d in alone.devices} == {None}
+
+
 def test_devices_of_sites_the_caller_does_not_see_are_left_out() -> None:
     reports = [stored("gw-z", "bs-elsewhere", health("gw-z", "bs-elsewhere"), NOW)]
     assert fleet.build(Inputs(reports, BANKS, TPS), NOW, SETTINGS).devices == []
@@ -394,10 +447,14 @@ async def test_wastebank_fleet_prints_the_broken_ones_first_and_exits_1(
     await ingester.handle(
         topics.gateway_health("bs-rijali", "gw-over"), overloaded.model_dump_json().encode()
     )
+    blind = _maxbotix("s-blind", 4321, now - timedelta(hours=2))  # a sensor seeing nothing
     for gateway, state in (("gw-ok", "online"), ("gw-stop", "offline")):
+        sensors = [blind] if gateway == "gw-ok" else []
         await ingester.handle(
             topics.gateway_health("bs-batu-merah", gateway),
-            health(gateway, "bs-batu-merah", at=now, clock=SYNCED).model_dump_json().encode(),
+            health(gateway, "bs-batu-merah", at=now, clock=SYNCED, sensors=sensors)
+            .model_dump_json()
+            .encode(),
         )
         await ingester.handle(
             topics.gateway_status("bs-batu-merah", gateway),
@@ -412,13 +469,18 @@ async def test_wastebank_fleet_prints_the_broken_ones_first_and_exits_1(
     assert [(f[0], f[1]) for f in firsts] == [
         ("⛔ LURING", "Gateway gw-stop"),
         ("⚠ GANGGUAN", "Gateway gw-over"),
+        ("⚠ GANGGUAN", "Sensor TPS s-blind"),
         ("✓ BAIK", "Gateway gw-ok"),
     ]
     assert "Timbangan: scale-01 beban berlebih (sejak" in text.output
+    assert "Bingkai tanpa target: 4.321 sejak gateway mulai; semuanya tanpa target" in text.output
+    assert "Masalah aktif: tidak ada target: s-blind (sejak" in text.output
     assert "Versi: 0.9.0" in text.output
     shown = await asyncio.to_thread(CliRunner().invoke, cli, [*args, "--json", "--en"], env=env)
     # stdout alone: a retry's warning about the unreachable InfluxDB goes to stderr, and
     # Click's ``output`` interleaves both
     found = fleet.Fleet.model_validate_json(shown.stdout)
-    assert [d.device_id for d in found.devices] == ["gw-stop", "gw-over", "gw-ok"]
+    assert [d.device_id for d in found.devices] == ["gw-stop", "gw-over", "s-blind", "gw-ok"]
+    assert found.devices[2].no_target == 4321
+    assert [p.code for p in found.devices[2].problems] == ["no_target"]
     assert not found.readings_known

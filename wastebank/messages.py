@@ -293,6 +293,11 @@ class SensorHealth(_Message):
         description="of samples_rejected: frames saying nothing was in range (a MaxBotix "
         "HRXL's R5000 or R9999); absent from older gateways",
     )
+    no_target_since: AwareDatetime | None = Field(
+        default=None,
+        description="since when every frame has said nothing was in range (the gateway's "
+        "clock, as 'at'); null while the latest frame is a distance, absent from older gateways",
+    )
 
 
 class ClockHealth(_Message):

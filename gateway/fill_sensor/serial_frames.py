@@ -183,11 +183,12 @@ class MaxBotixDecoder:
     Three digits are inches (converted to mm); four digits are mm, or cm when
     ``four_digit_unit="cm"`` (XL-MaxSonar). In mm, the model's no-target code
     (:data:`MAXBOTIX_NO_TARGET`; ``model`` None: both) is counted in ``no_target`` and
-    ``rejects["no_target"]`` and returns no sample; a value beyond the named model's range is
-    ``bad_value``. A line that does not match (e.g. the partial line seen right after opening
-    the port, or bytes from an inverted RS-232 output read as TTL) is a ``bad_format`` reject;
-    more than ``max_line`` bytes without CR is one ``overflow`` reject and the rest of that line
-    is dropped. LF is ignored.
+    ``rejects["no_target"]`` and returns no sample, and ``no_target_run`` counts such frames
+    since the latest distance (a sensor that sees nothing for a while); a value beyond the
+    named model's range is ``bad_value``. A line that does not match (e.g. the partial line
+    seen right after opening the port, or bytes from an inverted RS-232 output read as TTL) is
+    a ``bad_format`` reject; more than ``max_line`` bytes without CR is one ``overflow``
+    reject and the rest of that line is dropped. LF is ignored.
     """
 
     def __init__(
@@ -207,6 +208,7 @@ class MaxBotixDecoder:
         self.frames = 0
         self.dropped_bytes = 0
         self.rejects: Counter[RejectReason] = Counter()
+        self.no_target_run = 0
         self._buf = bytearray()
         self._discarding = False
 
@@ -263,6 +265,7 @@ class MaxBotixDecoder:
             distance = value * 10
         elif value in MAXBOTIX_NO_TARGET[self.model]:
             self.rejects["no_target"] += 1
+            self.no_target_run += 1
             return None
         elif self.model is not None and value > MAXBOTIX_MAX_MM[self.model]:
             self.rejects["bad_value"] += 1
@@ -270,6 +273,7 @@ class MaxBotixDecoder:
         else:
             distance = value
         self.frames += 1
+        self.no_target_run = 0
         return DistanceSample(distance, "maxbotix", line + b"\r")
 
 

@@ -55,7 +55,11 @@ def fleet_list(
         influx = Influx(settings.influx)
         try:
             return await fleet.load(
-                engine, influx, settings.fleet, None, default_timezone=settings.default_timezone
+                engine,
+                influx,
+                settings.fleet,
+                None,
+                default_timezone=settings.default_timezone,
             )
         finally:
             await influx.aclose()
@@ -92,6 +96,8 @@ def _print(found: Fleet, lang: Lang) -> None:
         if w.scales:
             scales = ", ".join(f"{sc} {state}" for sc, state, _fault in w.scales)
             lines.append(f"{fleet.say('scales', lang)}: {scales}")
+        if w.no_target is not None:
+            lines.append(f"{fleet.say('no_target_count', lang)}: {w.no_target}")
         if w.problems:
             lines.append(f"{fleet.say('problems', lang)}: " + "; ".join(w.problems))
         typer.echo("\n    ".join(lines))

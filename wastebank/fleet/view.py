@@ -12,14 +12,15 @@ The rules live here, once, for the page (/armada), the JSON route (GET /api/flee
   TPS not in the registry);
 * **the ranking** (:data:`RANKING`, :func:`condition_of`): offline, then a fault (an active
   alert, a scale overloaded, under zero, in error, disconnected, drifted or not detected, a
-  sensor disconnected), then a clock not synchronized, then ok. Within one condition: more
+  sensor disconnected, a sensor that has seen no target for ``[fleet] no_target_after_s``),
+  then a clock not synchronized, then ok. Within one condition: more
   problems first, gateways before sensors, then by site and id.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -29,7 +30,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field, ValidationError
 
 from wastebank import formats
-from wastebank.messages import GatewayHealth, GatewayStatus, ScaleState
+from wastebank.messages import GatewayHealth, GatewayStatus, ScaleState, SensorHealth
 
 Lang = Literal["id", "en"]
 DeviceKind = Literal["gateway", "fill_sensor"]
@@ -53,6 +54,14 @@ class FleetSettings(BaseModel):
         le=30 * 86400,
         description="the same for a fill sensor of a TPS not in the registry (a registered "
         "TPS's sensors use its offline_after_min, as the TPS watcher does)",
+    )
+    no_target_after_s: float = Field(
+        default=900.0,
+        gt=0,
+        le=7 * 86400,
+        description="a fill sensor whose every frame has said 'no target' for at least this "
+        "long (its gateway's no_target_since to the report's time) is a fault: mounting, a "
+        "fallen sensor, a bin removed",
     )
 
 
@@ -108,6 +117,16 @@ class FleetDevice(BaseModel):
     timezone: str = Field(description="the site's city's zone (times are shown in it)")
     device_id: str
     via: str | None = Field(default=None, description="the gateway that serves this sensor")
+    no_target: int | None = Field(
+        default=None,
+        description="a sensor's frames saying 'no target' since its gateway started (None: no "
+        "gateway reports the sensor)",
+    )
+    no_target_since: datetime | None = Field(
+        default=None,
+        description="since when every frame of the sensor has said 'no target' (its gateway's "
+        "clock); None while it reads distances",
+    )
     condition: Condition
     rank: int = Field(description="its condition's place in the ranking, 0 first")
     offline_reason: OfflineReason | None = None
@@ -401,11 +420,11 @@ def _sensors(inputs: Inputs, now: datetime, settings: FleetSettings) -> list[Fle
     """Every sensor heard of: by its own status, in a gateway's health report, or by its fill
     readings."""
     own = {(r.site, r.device_id): r for r in inputs.reports if r.device_type == "fill_sensor"}
-    served: dict[tuple[str, str], tuple[str, bool | None]] = {}
+    served: dict[tuple[str, str], tuple[str, SensorHealth, datetime]] = {}
     for r in inputs.reports:
         if r.device_type == "gateway" and r.health is not None:
             for s in r.health.sensors:
-                served.setdefault((s.tps_code, s.sensor_id), (r.device_id, s.connected))
+                served.setdefault((s.tps_code, s.sensor_id), (r.device_id, s, r.health.at))
     readings = inputs.last_readings or {}
     alerts: dict[tuple[str, str], list[Problem]] = {}
     for a in inputs.sensor_alerts:
@@ -418,10 +437,12 @@ def _sensors(inputs: Inputs, now: datetime, settings: FleetSettings) -> list[Fle
         if site is None and not inputs.all_sites:
             continue
         stored = own.get((tps, sensor))
-        via, connected = served.get((tps, sensor), (None, None))
+        via, health, reported_at = served.get((tps, sensor), (None, None, None))
         problems = list(alerts.get((tps, sensor), []))
-        if connected is False:
+        if health is not None and health.connected is False:
             problems.append(Problem(code="disconnected", subject=sensor))
+        if health is not None and _no_target_long(health, reported_at, settings):
+            problems.append(Problem(code="no_target", subject=sensor, since=health.no_target_since))
         out.append(
             _device(
                 "fill_sensor",
@@ -438,9 +459,22 @@ def _sensors(inputs: Inputs, now: datetime, settings: FleetSettings) -> list[Fle
                 judge_silence=inputs.last_readings is not None,
                 problems=problems,
                 via=via,
+                no_target=health.no_target if health else None,
+                no_target_since=health.no_target_since if health else None,
             )
         )
     return out
+
+
+def _no_target_long(
+    health: SensorHealth, reported_at: datetime | None, settings: FleetSettings
+) -> bool:
+    """Every frame has said "no target" for at least ``no_target_after_s``, measured on the
+    gateway's own clock (its report's time), so its offset does not matter."""
+    since = health.no_target_since
+    if since is None or reported_at is None:
+        return False
+    return (reported_at - since).total_seconds() >= settings.no_target_after_s
 
 
 # ---- words --------------------------------------------------------------------------------------
@@ -466,6 +500,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "publish_refused": ("broker menolak kiriman", "broker refused publishes"),
     "fill_high": ("TPS hampir penuh", "TPS nearly full"),
     "sensor_offline": ("sensor tidak terdengar", "sensor silent"),
+    "no_target": ("tidak ada target", "no target"),
     "unreadable_report": ("laporan tersimpan tak terbaca", "stored report unreadable"),
     # scale states that are not problems
     "ok": ("normal", "normal"),
@@ -486,6 +521,9 @@ TEXTS: dict[str, tuple[str, str]] = {
     "outbox": ("Outbox", "Outbox"),
     "clock": ("Jam", "Clock"),
     "scales": ("Timbangan", "Scales"),
+    "no_target_count": ("Bingkai tanpa target", "No-target frames"),
+    "since_gateway_start": ("sejak gateway mulai", "since the gateway started"),
+    "all_no_target_since": ("semuanya tanpa target sejak", "every one since"),
     "problems": ("Masalah aktif", "Active problems"),
     "ago": ("lalu", "ago"),
     "queued": ("antre", "queued"),
@@ -544,6 +582,7 @@ class Described:
     clock: str | None  # gateways only
     scales: list[tuple[str, str, bool]]  # (scale, its state and since, a fault)
     problems: list[str]
+    no_target: str | None = None  # sensors a gateway reports
 
 
 def describe(d: FleetDevice, now: datetime, lang: Lang) -> Described:
@@ -575,7 +614,15 @@ def describe(d: FleetDevice, now: datetime, lang: Lang) -> Described:
             text + since(p.since)
             for text, p in zip(problems_text(d.problems, lang), d.problems, strict=True)
         ],
+        no_target=None if d.no_target is None else _no_target_text(d, when, lang),
     )
+
+
+def _no_target_text(d: FleetDevice, when: Callable[[datetime | None], str], lang: Lang) -> str:
+    text = f"{formats.thousands(d.no_target or 0)} {say('since_gateway_start', lang)}"
+    if d.no_target_since is not None:
+        text += f"; {say('all_no_target_since', lang)} {when(d.no_target_since)}"
+    return text
 
 
 def _faulty(sc: ScaleRow) -> bool:
