@@ -1,0 +1,315 @@
+"""The local endpoint's routing on Starlette alone (gateway.http.routing): bad input located and
+typed as FastAPI located it (so gateway.http.validation words it as before), JSON as FastAPI
+serialized a route's return model, the live weight's Server-Sent Events framing and pings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import BaseModel, Field
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from gateway.http import routing
+from gateway.http.routing import (
+    Refused,
+    Routes,
+    event_stream,
+    json_response,
+    parse_body,
+    parse_form,
+    path_param,
+    query_param,
+)
+from gateway.http.validation import messages
+
+
+class Body(BaseModel):
+    amount_idr: int = Field(ge=0)
+    name: str = Field(min_length=1)
+
+
+class Form(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    next_page: str = Field(default="/petugas", alias="next")
+
+
+class Out(BaseModel):
+    at: datetime
+    label: str = Field(serialization_alias="labelText")
+    pair: tuple[str, str]
+
+
+OUT = Out(at=datetime(2026, 12, 6, 23, 0, tzinfo=UTC), label="é <ok>", pair=("a", "b"))
+
+
+def _request(
+    body: bytes = b"",
+    content_type: str | None = "application/json",
+    path: str = "/x",
+    query: bytes = b"",
+    path_params: dict[str, str] | None = None,
+) -> Request:
+    headers = [] if content_type is None else [(b"content-type", content_type.encode())]
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "query_string": query,
+        "headers": headers,
+        "path_params": path_params or {},
+    }
+    return Request(scope, receive)
+
+
+def _refusal(coro: Any) -> list[tuple[str, tuple[Any, ...]]]:
+    """The (type, loc) of each error ``coro`` (a parse) is refused with."""
+    with pytest.raises(Refused) as caught:
+        asyncio.run(coro)
+    return [(e["type"], tuple(e["loc"])) for e in caught.value.errors()]
+
+
+def test_a_json_body_is_read_as_its_model() -> None:
+    raw = b'{"amount_idr": 1500, "name": "Siti"}'
+    assert asyncio.run(parse_body(_request(raw), Body)) == Body(amount_idr=1500, name="Siti")
+    # a JSON media type with parameters, or a +json one, is JSON too
+    got = asyncio.run(parse_body(_request(raw, "application/vnd.x+json; charset=utf-8"), Body))
+    assert got.amount_idr == 1500
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type", "errors"),
+    [
+        (b"", "application/json", [("missing", ("body",))]),
+        (b'{"amount_idr": 1', "application/json", [("json_invalid", ("body", 16))]),
+        (b"[1]", "application/json", [("model_attributes_type", ("body",))]),
+        (b"null", "application/json", [("model_attributes_type", ("body",))]),
+        # not declared JSON: not parsed as JSON (FastAPI's strict content type)
+        (b'{"amount_idr": 1, "name": "x"}', "text/plain", [("model_attributes_type", ("body",))]),
+        (b'{"amount_idr": 1, "name": "x"}', None, [("model_attributes_type", ("body",))]),
+        (
+            b'{"amount_idr": 1.5, "name": ""}',
+            "application/json",
+            [("int_from_float", ("body", "amount_idr")), ("string_too_short", ("body", "name"))],
+        ),
+    ],
+)
+def test_a_bad_body_is_refused_where_fastapi_located_it(
+    raw: bytes, content_type: str | None, errors: list[tuple[str, tuple[Any, ...]]]
+) -> None:
+    assert _refusal(parse_body(_request(raw, content_type), Body)) == errors
+
+
+def test_the_refusals_are_worded_for_the_attendant() -> None:
+    with pytest.raises(Refused) as caught:
+        asyncio.run(parse_body(_request(b'{"amount_idr": -1, "name": "x"}'), Body))
+    assert messages(caught.value.errors()) == [
+        ("amount_idr", "jumlah minimal 0 / amount at least 0")
+    ]
+    with pytest.raises(Refused) as caught:
+        asyncio.run(parse_body(_request(b"{oops"), Body))
+    assert messages(caught.value.errors()) == [
+        ("", "isi permintaan bukan JSON yang sah / the request body is not valid JSON")
+    ]
+
+
+def test_a_body_not_utf8_is_a_400_as_fastapi_answered() -> None:
+    with pytest.raises(HTTPException) as caught:
+        asyncio.run(parse_body(_request(b'{"name": "\x80"}'), Body))
+    assert (caught.value.status_code, caught.value.detail) == (
+        400,
+        "There was an error parsing the body",
+    )
+
+
+def test_a_form_reads_aliases_and_takes_an_empty_field_as_not_sent() -> None:
+    kind = "application/x-www-form-urlencoded"
+    got = asyncio.run(parse_form(_request(b"username=ani&next=", kind), Form))
+    assert got == Form(username="ani", next="/petugas")
+    got = asyncio.run(parse_form(_request(b"username=ani&next=%2Fpetugas%2Fstok", kind), Form))
+    assert got.next_page == "/petugas/stok"
+    assert _refusal(parse_form(_request(b"username=&next=x", kind), Form)) == [
+        ("missing", ("body", "username"))
+    ]
+
+
+def test_path_and_query_parameters_are_checked_and_located() -> None:
+    request = _request(path_params={"withdrawal_id": "12", "member_no": "A 1"}, query=b"date=")
+    assert path_param(request, "withdrawal_id", int, ge=1) == 12
+    with pytest.raises(Refused) as caught:
+        path_param(request, "member_no", pattern=r"^[A-Z0-9-]+$")
+    assert [(e["type"], e["loc"]) for e in caught.value.errors()] == [
+        ("string_pattern_mismatch", ("path", "member_no"))
+    ]
+    assert query_param(request, "q", default="") == ""
+    # a value given empty is validated as given: "" is not a date
+    with pytest.raises(Refused) as caught:
+        query_param(request, "date", date | None, default=None)
+    assert caught.value.errors()[0]["loc"] == ("query", "date")
+    with pytest.raises(Refused) as caught:
+        query_param(request, "opening_cash_idr", int)
+    assert [(e["type"], e["loc"]) for e in caught.value.errors()] == [
+        ("missing", ("query", "opening_cash_idr"))
+    ]
+
+
+def test_a_model_is_answered_as_pydantic_serializes_it_by_alias() -> None:
+    response = json_response(OUT, status=201, headers={"Cache-Control": "no-store"})
+    assert response.status_code == 201
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["cache-control"] == "no-store"
+    assert bytes(response.body) == OUT.model_dump_json(by_alias=True).encode()
+    assert json.loads(response.body) == {
+        "at": "2026-12-06T23:00:00Z",
+        "labelText": "é <ok>",
+        "pair": ["a", "b"],
+    }
+    listed = json_response([OUT, OUT])
+    assert json.loads(listed.body) == [json.loads(response.body)] * 2
+    assert json.loads(json_response({"n": 1, "at": date(2026, 12, 6)}).body) == {
+        "n": 1,
+        "at": "2026-12-06",
+    }
+
+
+def _app(routes: Routes) -> Starlette:
+    return Starlette(routes=routes.routes)
+
+
+def test_routes_answer_their_methods_head_too_and_return_values_as_json() -> None:
+    routes = Routes(prefix="/petugas")
+
+    @routes.get("/api/thing")
+    async def thing(request: Request) -> Out:
+        return OUT
+
+    @routes.post("/api/thing", status_code=201)
+    async def make(request: Request) -> Out:
+        return OUT
+
+    @routes.delete("/api/thing", status_code=204)
+    async def remove(request: Request) -> Response:
+        return Response(status_code=204)
+
+    @routes.put("/api/plain")
+    async def plain(request: Request) -> Response:
+        return PlainTextResponse("ok", 202)
+
+    assert [(r.path, r.methods) for r in routes.routes] == [
+        ("/petugas/api/thing", {"GET", "HEAD"}),
+        ("/petugas/api/thing", {"POST"}),
+        ("/petugas/api/thing", {"DELETE"}),
+        ("/petugas/api/plain", {"PUT"}),
+    ]
+    assert routes.routes[0].name == "thing"
+
+    async def calls() -> list[tuple[int, bytes]]:
+        transport = httpx.ASGITransport(app=_app(routes))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as client:
+            return [
+                (r.status_code, r.content)
+                for r in [
+                    await client.get("/petugas/api/thing"),
+                    await client.head("/petugas/api/thing"),
+                    await client.post("/petugas/api/thing"),
+                    await client.delete("/petugas/api/thing"),
+                    await client.put("/petugas/api/plain"),
+                ]
+            ]
+
+    body = OUT.model_dump_json(by_alias=True).encode()
+    assert asyncio.run(calls()) == [(200, body), (200, b""), (201, body), (204, b""), (202, b"ok")]
+    assert thing.__name__ == "thing"
+
+
+class Tick(BaseModel):
+    grams: int
+    note: str
+
+
+def _chunks(response: Any) -> AsyncIterator[bytes]:
+    body: AsyncIterator[bytes] = response.body_iterator
+    return body
+
+
+def test_the_event_stream_frames_each_model_and_pings_when_idle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(routing, "PING_INTERVAL_S", 0.001)
+
+    async def run() -> tuple[list[bytes], bool]:
+        go_on = asyncio.Event()
+        closed = False
+
+        async def ticks() -> AsyncIterator[Tick]:
+            nonlocal closed
+            try:
+                yield Tick(grams=1250, note="a\nb")
+                await go_on.wait()  # idle: the stream pings meanwhile
+                yield Tick(grams=1300, note="")
+            finally:
+                closed = True
+
+        response = event_stream(ticks())
+        assert response.media_type == "text/event-stream"
+        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["x-accel-buffering"] == "no"
+        chunks: list[bytes] = []
+        async for chunk in _chunks(response):
+            chunks.append(chunk)
+            if chunk == b": ping\n\n":
+                go_on.set()
+        return chunks, closed
+
+    chunks, closed = asyncio.run(run())
+    pings = [c for c in chunks if c == b": ping\n\n"]
+    events = [c for c in chunks if c != b": ping\n\n"]
+    assert pings, "an idle stream pings"
+    assert events == [
+        b'data: {"grams":1250,"note":"a\\nb"}\n\n',
+        b'data: {"grams":1300,"note":""}\n\n',
+    ]
+    assert closed, "the items' generator is closed when the stream ends"
+
+
+def test_a_stream_closed_early_closes_its_generator() -> None:
+    async def run() -> bool:
+        closed = asyncio.Event()
+
+        async def ticks() -> AsyncIterator[Tick]:
+            try:
+                yield Tick(grams=1, note="")
+                await asyncio.Event().wait()  # never: the stream is closed while waiting
+                yield Tick(grams=2, note="")
+            finally:
+                closed.set()
+
+        body = _chunks(event_stream(ticks()))
+        assert await anext(body) == b'data: {"grams":1,"note":""}\n\n'
+        waiting = asyncio.ensure_future(anext(body))
+        await asyncio.sleep(0)
+        waiting.cancel()  # the client went away
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await body.aclose()  # type: ignore[attr-defined]
+        await closed.wait()
+        return closed.is_set()
+
+    assert asyncio.run(run())
