@@ -64,7 +64,12 @@ def _scope(p: access.Principal) -> int | None:
 
 def _gather(state: State, city_id: int | None) -> fleet.Inputs:
     with Session(state["engine"]) as session:
-        return fleet.gather(session, city_id, default_timezone=state["settings"].default_timezone)
+        return fleet.gather(
+            session,
+            city_id,
+            default_timezone=state["settings"].default_timezone,
+            broker_run_dir=state["settings"].pages.broker_run_dir,
+        )
 
 
 async def fleet_of(state: State, p: access.Principal, now: datetime | None = None) -> fleet.Fleet:

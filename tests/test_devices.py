@@ -586,3 +586,23 @@ def test_mqtt_tls_settings_from_the_environment(
     monkeypatch.setenv("WASTEBANK_MQTT__CERT_FILE", str(ca))
     with pytest.raises(ConfigError, match="cert_file and key_file go together"):
         load_settings(GatewaySettings)
+
+
+def test_a_removed_device_is_kept_as_removed_until_added_again_at_its_site(
+    tmp_path: Path,
+) -> None:
+    """The fleet leaves out what the registry says was removed (docs/fleet.md): a device moved
+    to another bank stays removed at the old one."""
+    registry = devices.Registry(devices.broker_auth_files(tmp_path / "run"))
+    registry.add(devices.Device("gateway", "bs-a", "gw-a"))
+    registry.remove("gw-a")
+    (gone,) = registry.removed()
+    assert (gone.kind, gone.site, gone.device_id) == ("gateway", "bs-a", "gw-a")
+    assert gone.removed_at.tzinfo is not None
+    assert registry.devices() == []
+    registry.add(devices.Device("gateway", "bs-b", "gw-a"))  # moved
+    assert [r.site for r in registry.removed()] == ["bs-a"]
+    registry.remove("gw-a")
+    registry.add(devices.Device("gateway", "bs-a", "gw-a"))  # back where it was
+    assert [r.site for r in registry.removed()] == ["bs-b"]
+    assert "gw-a" in registry.files.acl_file.read_text()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -303,6 +305,29 @@ def test_devices_of_sites_the_caller_does_not_see_are_left_out() -> None:
     assert d.timezone == "Asia/Jakarta"
 
 
+def test_a_removed_device_is_left_out_with_the_sensors_only_its_report_lists() -> None:
+    served = _maxbotix("s-1", 0, None)
+    reports = [
+        stored("gw-a", "bs-a", health("gw-a", "bs-a", sensors=[served]), NOW),
+        stored("gw-b", "bs-b", health("gw-b", "bs-b"), NOW),
+    ]
+    own = Stored.parse("fill_sensor", "tps-1", "s-2", status("s-2", "online"), NOW, None, None)
+    readings = {("tps-1", "s-2"): NOW, ("tps-1", "s-3"): NOW}
+    everything = Inputs([*reports, own], BANKS, TPS, [], readings)
+    listed = {d.device_id for d in fleet.build(everything, NOW, SETTINGS).devices}
+    assert listed == {"gw-a", "gw-b", "s-1", "s-2", "s-3"}
+    gone = replace(
+        everything,
+        removed=frozenset({("gateway", "bs-a", "gw-a"), ("fill_sensor", "tps-1", "s-2")}),
+    )
+    left = fleet.build(gone, NOW, SETTINGS)
+    assert [d.device_id for d in left.devices] == ["gw-b", "s-3"]
+    assert sum(left.counts.values()) == 2
+    # the same gateway id at another bank is another device
+    moved = replace(everything, removed=frozenset({("gateway", "bs-b", "gw-a")}))
+    assert "gw-a" in {d.device_id for d in fleet.build(moved, NOW, SETTINGS).devices}
+
+
 def test_a_stored_report_that_no_longer_reads_is_a_problem_not_a_gap() -> None:
     broken = Stored.parse("gateway", "bs-a", "gw-a", None, None, '{"kind": "health"}', NOW)
     (d,) = fleet.build(Inputs([broken], BANKS, TPS), NOW, SETTINGS).devices
@@ -484,3 +509,57 @@ async def test_wastebank_fleet_prints_the_broken_ones_first_and_exits_1(
     assert found.devices[2].no_target == 4321
     assert [p.code for p in found.devices[2].problems] == ["no_target"]
     assert not found.readings_known
+
+
+async def test_a_device_removed_from_the_registry_leaves_the_fleet_until_added_again(
+    ingester: Ingester, ledger_url: str, tmp_path: Path
+) -> None:
+    """`wastebank device remove` keeps what it removed in the registry; `wastebank fleet` (the
+    API's settings: the broker's run dir) leaves it out, and the sensors only its report
+    lists; `wastebank device add` at the same bank brings it back."""
+    topics = Topics("")
+    now = datetime.now(UTC)
+    run = tmp_path / "run"
+    env = {
+        "WASTEBANK_RUN_DIR": str(run),
+        "WASTEBANK_PAGES__BROKER_RUN_DIR": str(run),
+        "WASTEBANK_INFLUX__URL": "http://127.0.0.1:9",
+    }
+
+    def cli_run(*args: str) -> Any:
+        return CliRunner().invoke(cli, list(args), env=env)
+
+    for gateway in ("gw-gone", "gw-kept"):
+        added = await asyncio.to_thread(
+            cli_run, "device", "add", "--bank", "bs-batu-merah", "--gateway", gateway
+        )
+        assert added.exit_code == 0, added.output
+        sensors = [_maxbotix(f"s-{gateway}", 0, None)]
+        h = health(gateway, "bs-batu-merah", at=now, clock=SYNCED, sensors=sensors)
+        await ingester.handle(
+            topics.gateway_health("bs-batu-merah", gateway), h.model_dump_json().encode()
+        )
+        # the broker's will once the device is dropped: offline, retained
+        await ingester.handle(
+            topics.gateway_status("bs-batu-merah", gateway),
+            status(gateway, "offline", now + timedelta(seconds=1)).encode(),
+        )
+
+    def listed() -> list[str]:
+        shown = cli_run("fleet", "--json", "--ledger-url", ledger_url)
+        return [d.device_id for d in fleet.Fleet.model_validate_json(shown.stdout).devices]
+
+    assert sorted(await asyncio.to_thread(listed)) == [
+        "gw-gone", "gw-kept", "s-gw-gone", "s-gw-kept"
+    ]  # fmt: skip
+    removed = await asyncio.to_thread(cli_run, "device", "remove", "gw-gone")
+    assert removed.exit_code == 0, removed.output
+    assert sorted(await asyncio.to_thread(listed)) == ["gw-kept", "s-gw-kept"]
+    text = await asyncio.to_thread(cli_run, "fleet", "--ledger-url", ledger_url)
+    assert "gw-gone" not in text.stdout
+    assert "⛔ LURING 1" in text.stdout  # gw-kept alone is counted offline
+    again = await asyncio.to_thread(
+        cli_run, "device", "add", "--bank", "bs-batu-merah", "--gateway", "gw-gone"
+    )
+    assert again.exit_code == 0, again.output
+    assert "gw-gone" in await asyncio.to_thread(listed)

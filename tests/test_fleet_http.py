@@ -1,27 +1,35 @@
 """GET /api/fleet and the page /armada on what the ingester stored: a sensor's no-target count
-and its warning (the rules are tested in test_fleet.py; the Playwright walk through the page in
-test_fleet_pages.py)."""
+and its warning, and a device removed from the broker's registry leaving both (the rules are
+tested in test_fleet.py; the Playwright walk through the page in test_fleet_pages.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
 
+from api.settings import PagesSettings
 from tests.auth_helpers import ApiEnv, api_settings
-from wastebank import fleet
+from wastebank import devices, fleet
 from wastebank.config import InfluxSettings
 from wastebank.messages import GatewayHealth, GatewayStatus
 
 
 @pytest.fixture
-def api(ledger_url: str) -> Iterator[ApiEnv]:
+def run_dir(tmp_path: Path) -> Path:
+    return tmp_path / "run"
+
+
+@pytest.fixture
+def api(ledger_url: str, run_dir: Path) -> Iterator[ApiEnv]:
     settings = api_settings(
         ledger_url=ledger_url,
+        pages=PagesSettings(broker_run_dir=run_dir),
         influx=InfluxSettings(url="http://127.0.0.1:9"),  # no readings: sensors judged by reports
     )
     with ApiEnv(ledger_url, settings) as env:
@@ -103,3 +111,21 @@ def test_a_sensors_no_target_count_and_its_warning_on_the_api_and_the_page(
     english = _page(api, "en")
     assert 'No-target frames</dt><dd class="no-target">1.234 since the gateway started' in english
     assert "⚠ no target: us-blind (since" in english
+
+
+def test_a_gateway_removed_from_the_registry_leaves_the_api_and_the_page(
+    api: ApiEnv, run_dir: Path
+) -> None:
+    registry = devices.Registry(devices.broker_auth_files(run_dir))
+    for gateway in ("gw-old", "gw-new"):
+        registry.add(devices.Device("gateway", "bs-batu-merah", gateway))
+        _report(api, gateway, [_sensor(f"us-{gateway}", 0, None)])
+    assert {"gw-old", "gw-new", "us-gw-old", "us-gw-new"} <= set(_devices(api))
+    registry.remove("gw-old")
+    left = _devices(api)
+    assert "gw-new" in left
+    assert "us-gw-new" in left
+    assert not {"gw-old", "us-gw-old"} & set(left)
+    html = _page(api)
+    assert 'data-device="gw-new"' in html
+    assert 'data-device="gw-old"' not in html

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Protocol, cast
 
 import typer
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
 fleet_app = typer.Typer(help="armada perangkat / the device fleet")
 
 
+class _Pages(Protocol):
+    @property
+    def broker_run_dir(self) -> Path | None: ...
+
+
 class _Settings(Protocol):
     """What this command reads of the API's settings (api.settings.ApiSettings)."""
 
@@ -30,6 +36,8 @@ class _Settings(Protocol):
     def fleet(self) -> FleetSettings: ...
     @property
     def default_timezone(self) -> str: ...
+    @property
+    def pages(self) -> _Pages: ...
 
 
 @fleet_app.command("fleet")
@@ -43,8 +51,9 @@ def fleet_list(
 ) -> None:
     """Every gateway and TPS fill sensor, the broken ones first (offline, fault, clock not
     synchronized, ok), each with last seen, version, outbox, clock, scales and active problems.
-    Settings: the API's (WASTEBANK_FLEET__OFFLINE_AFTER_S: docs/fleet.md). Exit status 1 while
-    any device is not ok."""
+    Settings: the API's (WASTEBANK_FLEET__*; WASTEBANK_PAGES__BROKER_RUN_DIR, where the devices
+    removed from the broker's registry are left out: docs/fleet.md). Exit status 1 while any
+    device is not ok."""
     from wastebank import fleet, ledger
     from wastebank.influx import Influx
 
@@ -60,6 +69,7 @@ def fleet_list(
                 settings.fleet,
                 None,
                 default_timezone=settings.default_timezone,
+                broker_run_dir=settings.pages.broker_run_dir,
             )
         finally:
             await influx.aclose()

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import tomli_w
 
@@ -173,6 +173,17 @@ PRINCIPAL_NAMES = frozenset(p.name for p in PRINCIPALS)
 
 
 @dataclass(frozen=True)
+class Removed:
+    """A device taken out of the registry (`wastebank device remove`), kept in ``devices.toml``
+    until it is added again at the same site: the fleet leaves it out (docs/fleet.md)."""
+
+    kind: DeviceKind
+    site: str
+    device_id: str
+    removed_at: datetime
+
+
+@dataclass(frozen=True)
 class Issued:
     device: Device
     password: str
@@ -200,6 +211,10 @@ class Registry:
     def get(self, username: str) -> Device | None:
         return self._read().get(username)
 
+    def removed(self) -> list[Removed]:
+        """The devices removed and not added again at the same site since."""
+        return self._load()[1]
+
     def add(self, device: Device, *, rotate: bool = False) -> Issued:
         """Issue a password for ``device``; refused if it exists, unless ``rotate``."""
         if device.username in PRINCIPAL_NAMES:
@@ -208,7 +223,7 @@ class Registry:
                 f"({', '.join(sorted(PRINCIPAL_NAMES))}); pick another device id"
             )
         with self._locked():
-            devices = self._read()
+            devices, removed = self._load()
             existing = devices.get(device.username)
             now = datetime.now(UTC).replace(microsecond=0)
             if existing is not None and not rotate:
@@ -243,16 +258,20 @@ class Registry:
             password = secrets.token_urlsafe(PASSWORD_BYTES)
             self._set_password(stored.username, password)
             devices[stored.username] = stored
-            self._write(devices)
+            back = (stored.kind, stored.site, stored.device_id)
+            self._write(devices, [r for r in removed if (r.kind, r.site, r.device_id) != back])
             return Issued(stored, password, rotated=existing is not None)
 
     def remove(self, username: str) -> Device:
         with self._locked():
-            devices = self._read()
+            devices, removed = self._load()
             device = devices.pop(username, None)
             if device is None:
                 raise DeviceNotFound(f"{username} tidak terdaftar / not registered")
-            self._write(devices)  # the ACL first: even a password left behind grants nothing
+            now = datetime.now(UTC).replace(microsecond=0)
+            removed.append(Removed(device.kind, device.site, device.device_id, now))
+            # the ACL first: even a password left behind grants nothing
+            self._write(devices, removed)
             self._delete_password(username)
             return device
 
@@ -277,7 +296,7 @@ class Registry:
                 self._set_password(name, password)
                 atomic_write(secret, f"{password}\n".encode(), 0o600)
                 issued.append(name)
-            self._write(self._read())
+            self._write(*self._load())
         return issued
 
     def password_users(self) -> list[str]:
@@ -302,10 +321,13 @@ class Registry:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _read(self) -> dict[str, Device]:
+        return self._load()[0]
+
+    def _load(self) -> tuple[dict[str, Device], list[Removed]]:
         try:
             data = tomllib.loads(self.path.read_text())
         except FileNotFoundError:
-            return {}
+            return {}, []
         except tomllib.TOMLDecodeError as exc:
             raise DeviceSetupError(
                 f"registri rusak / unreadable registry {self.path}: {exc}"
@@ -316,12 +338,23 @@ class Registry:
             if device.username != username:
                 raise DeviceSetupError(f"{self.path}: entry {username!r} names {device.username!r}")
             devices[username] = device
-        return devices
+        removed = [_removed_from_toml(entry) for entry in data.get("removed", [])]
+        return devices, removed
 
-    def _write(self, devices: dict[str, Device]) -> None:
-        registry = {
+    def _write(self, devices: dict[str, Device], removed: list[Removed]) -> None:
+        registry: dict[str, Any] = {
             "devices": {name: _device_to_toml(d) for name, d in sorted(devices.items())},
         }
+        if removed:
+            registry["removed"] = [
+                {
+                    "kind": r.kind,
+                    "site": r.site,
+                    "device_id": r.device_id,
+                    "removed_at": r.removed_at,
+                }
+                for r in removed
+            ]
         header = b"# Written by `wastebank device`; the broker's ACL file is generated from it.\n"
         atomic_write(self.path, header + tomli_w.dumps(registry).encode(), 0o600)
         atomic_write(self.files.acl_file, acl_text(devices.values()).encode(), 0o600)
@@ -413,11 +446,8 @@ def _device_to_toml(device: Device) -> dict[str, Any]:
 
 def _device_from_toml(entry: dict[str, Any]) -> Device:
     try:
-        kind = entry["kind"]
-        if kind not in ("gateway", "sensor"):
-            raise DeviceSetupError(f"unknown device kind {kind!r}")
         return Device(
-            kind=kind,
+            kind=_kind(entry),
             site=entry["site"],
             device_id=entry["device_id"],
             topic_prefix=entry.get("topic_prefix", ""),
@@ -428,6 +458,20 @@ def _device_from_toml(entry: dict[str, Any]) -> Device:
         )
     except (KeyError, ValueError) as exc:
         raise DeviceSetupError(f"registri rusak / bad registry entry: {exc}") from None
+
+
+def _kind(entry: dict[str, Any]) -> DeviceKind:
+    kind = entry["kind"]
+    if kind not in ("gateway", "sensor"):
+        raise DeviceSetupError(f"unknown device kind {kind!r}")
+    return cast(DeviceKind, kind)
+
+
+def _removed_from_toml(entry: dict[str, Any]) -> Removed:
+    try:
+        return Removed(_kind(entry), entry["site"], entry["device_id"], entry["removed_at"])
+    except KeyError as exc:
+        raise DeviceSetupError(f"registri rusak / bad removed entry: {exc}") from None
 
 
 def parse_serves(values: Iterable[str]) -> tuple[tuple[str, str], ...]:

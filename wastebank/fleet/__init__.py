@@ -6,7 +6,7 @@ ingester's side), :mod:`.view` (the offline rule, the ranking, the rows: pure), 
 (the ledger's and InfluxDB's parts, for the API and ``wastebank fleet``).
 """
 
-from wastebank.fleet.read import gather, last_readings, load
+from wastebank.fleet.read import gather, last_readings, load, removed_devices
 from wastebank.fleet.store import DeviceReport, DeviceType, Heard, keep_latest
 from wastebank.fleet.view import (
     CONDITION_TEXTS,
@@ -54,6 +54,7 @@ __all__ = [
     "load",
     "offline_reason",
     "problems_text",
+    "removed_devices",
     "say",
     "silence_limit",
     "sort_key",

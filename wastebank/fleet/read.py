@@ -5,22 +5,40 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from wastebank import ledger, tps
 from wastebank.fleet.store import DeviceReport
-from wastebank.fleet.view import Fleet, FleetSettings, Inputs, SensorAlert, Site, Stored, build
+from wastebank.fleet.view import (
+    DeviceKind,
+    Fleet,
+    FleetSettings,
+    Inputs,
+    SensorAlert,
+    Site,
+    Stored,
+    build,
+    removed_key,
+)
 from wastebank.influx import Influx, InfluxError
 
 log = logging.getLogger("wastebank.fleet")
 
 
-def gather(session: Session, city_id: int | None, *, default_timezone: str) -> Inputs:
+def gather(
+    session: Session,
+    city_id: int | None,
+    *,
+    default_timezone: str,
+    broker_run_dir: Path | None = None,
+) -> Inputs:
     """The ledger's part: every stored report, the banks and TPS of ``city_id`` (None: every
     city, and devices of sites the ledger does not know too: an admin's view), and the TPS's
-    active alerts."""
+    active alerts; with the devices removed from the broker's registry when its files are in
+    ``broker_run_dir``."""
     city = select(ledger.City.code, ledger.City.timezone, ledger.City.id)
     zones = {cid: zone for _code, zone, cid in session.execute(city)}
     bank_query = select(ledger.Bank.code, ledger.Bank.name, ledger.Bank.city_id)
@@ -52,7 +70,24 @@ def gather(session: Session, city_id: int | None, *, default_timezone: str) -> I
         sensor_alerts=alerts,
         all_sites=city_id is None,
         default_timezone=default_timezone,
+        removed=removed_devices(broker_run_dir),
     )
+
+
+def removed_devices(broker_run_dir: Path | None) -> frozenset[tuple[DeviceKind, str, str]]:
+    """The devices `wastebank device remove` took out of the registry (none without the
+    broker's files; an unreadable registry is logged and removes none)."""
+    if broker_run_dir is None:
+        return frozenset()
+    from wastebank import devices  # the broker's files: only where they are (cryptography)
+
+    registry = devices.Registry(devices.broker_auth_files(broker_run_dir))
+    try:
+        gone = registry.removed()
+    except devices.DeviceError as exc:
+        log.warning("registri perangkat tak terbaca / device registry unreadable: %s", exc)
+        return frozenset()
+    return frozenset(removed_key(r.kind, r.site, r.device_id) for r in gone)
 
 
 async def last_readings(influx: Influx) -> dict[tuple[str, str], datetime] | None:
@@ -72,12 +107,15 @@ async def load(
     city_id: int | None,
     *,
     default_timezone: str,
+    broker_run_dir: Path | None = None,
     now: datetime | None = None,
 ) -> Fleet:
     """The whole fleet for a caller (``city_id`` None: an admin). The ledger is read in this
     thread: call it from a worker thread's event loop or the CLI, or use :func:`gather` in a
     thread and :func:`last_readings` on the loop, as the API does."""
     with Session(engine) as session:
-        inputs = gather(session, city_id, default_timezone=default_timezone)
+        inputs = gather(
+            session, city_id, default_timezone=default_timezone, broker_run_dir=broker_run_dir
+        )
     inputs.last_readings = await last_readings(influx)
     return build(inputs, now or datetime.now(UTC), settings)

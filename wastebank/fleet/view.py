@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
@@ -286,10 +286,23 @@ class Inputs:
     all_sites: bool = False
     """True (an admin): devices of sites the ledger does not know are shown too."""
     default_timezone: str = "Asia/Jakarta"
+    removed: frozenset[tuple[DeviceKind, str, str]] = frozenset()
+    """(kind, site, device id) of the devices removed from the broker's registry: left out,
+    with the sensors a removed gateway's report lists."""
+
+
+def removed_key(registry_kind: str, site: str, device_id: str) -> tuple[DeviceKind, str, str]:
+    """A registry entry's device as the fleet names it (the registry says "sensor")."""
+    return ("gateway" if registry_kind == "gateway" else "fill_sensor", site, device_id)
 
 
 def build(inputs: Inputs, now: datetime, settings: FleetSettings) -> Fleet:
     """The fleet at ``now``, ranked (the module's docstring)."""
+    if inputs.removed:
+        kept = [
+            r for r in inputs.reports if (r.device_type, r.site, r.device_id) not in inputs.removed
+        ]
+        inputs = replace(inputs, reports=kept)
     devices = [
         _gateway(r, inputs, now, settings)
         for r in inputs.reports
@@ -434,6 +447,8 @@ def _sensors(inputs: Inputs, now: datetime, settings: FleetSettings) -> list[Fle
     out: list[FleetDevice] = []
     for tps, sensor in sorted(set(own) | set(served) | set(readings) | set(alerts)):
         site = inputs.tps.get(tps)
+        if ("fill_sensor", tps, sensor) in inputs.removed:
+            continue
         if site is None and not inputs.all_sites:
             continue
         stored = own.get((tps, sensor))
