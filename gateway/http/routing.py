@@ -32,6 +32,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from wastebank.errors import BadInput
+
 __all__ = [
     "PING_INTERVAL_S",
     "Refused",
@@ -54,9 +56,11 @@ the connection (the interval and bytes FastAPI's EventSourceResponse used)."""
 PING: Final = b": ping\n\n"
 
 
-class Refused(Exception):
+class Refused(BadInput):
     """Bad input: pydantic-style errors (``type``, ``loc``, ``msg``, ``ctx``), answered 422 by
-    :func:`gateway.http.validation.validation_refused` (or the error page, for a browser)."""
+    :func:`gateway.http.validation.validation_refused` (or the error page, for a browser), which
+    logs and counts it. Input that cannot be read (:class:`~wastebank.errors.BadInput`), not a
+    rule's refusal (:class:`wastebank.errors.Refused`)."""
 
     def __init__(self, errors: Sequence[dict[str, Any]]) -> None:
         super().__init__(errors)
