@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     FilePath,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -94,6 +95,19 @@ class SensorSettings(BaseModel):
     calibrated_at_c: float | None = 20.0
     report_interval_s: float = Field(default=300.0, gt=0, description="serial: one reading per")
 
+    @field_validator("maxbotix_unit", "maxbotix_model")
+    @classmethod
+    def _maxbotix_only(cls, value: object, info: ValidationInfo) -> object:
+        """Set on another kind, a MaxBotix setting would be ignored: refused (run only on a
+        value the site file gives, never on the default)."""
+        kind = info.data.get("kind")
+        if kind is not None and kind != "maxbotix":
+            raise ValueError(
+                f"sensor {info.data.get('id', '?')}: {info.field_name} hanya untuk sensor "
+                f"maxbotix, bukan {kind} / {info.field_name} is for maxbotix sensors, not {kind}"
+            )
+        return value
+
     @model_validator(mode="after")
     def _kind_fields(self) -> Self:
         if self.kind == "em310_udl":
@@ -104,14 +118,13 @@ class SensorSettings(BaseModel):
                 raise ValueError("json sensors need their own uplink_topic (no wildcards)")
         elif self.port is None:
             raise ValueError(f"{self.kind} sensors need port")
-        if self.maxbotix_model is not None:
-            if self.kind != "maxbotix":
-                raise ValueError(f"maxbotix_model is for maxbotix sensors, not {self.kind}")
-            if self.maxbotix_unit != "mm":
-                raise ValueError(
-                    f"maxbotix_model {self.maxbotix_model} reports mm: "
-                    "maxbotix_unit must be mm (or leave maxbotix_model out)"
-                )
+        if self.maxbotix_model is not None and self.maxbotix_unit != "mm":
+            raise ValueError(
+                f"sensor {self.id}: maxbotix_model {self.maxbotix_model} melaporkan mm, "
+                "maxbotix_unit harus mm (atau hapus maxbotix_model) / "
+                f"maxbotix_model {self.maxbotix_model} reports mm: maxbotix_unit must be mm "
+                "(or leave maxbotix_model out)"
+            )
         if self.empty_distance_mm - self.full_distance_mm < 50:
             raise ValueError("empty_distance_mm must exceed full_distance_mm by at least 50 mm")
         return self

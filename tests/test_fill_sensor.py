@@ -369,6 +369,34 @@ def test_maxbotix_model_refused_where_it_means_nothing(
         load_settings(GatewaySettings, _maxbotix_site(tmp_path, extra, kind))
 
 
+@pytest.mark.parametrize(
+    ("extra", "kind"),
+    [
+        ('maxbotix_unit = "cm"', "jsn_sr04t"),
+        ('maxbotix_unit = "mm"', "jsn_sr04t"),  # even the default, said where it means nothing
+        ('maxbotix_model = "hrxl_10m"', "jsn_sr04t"),
+        ('maxbotix_unit = "cm"\ndev_eui = "24e124713b123456"', "em310_udl"),
+    ],
+)
+def test_a_maxbotix_setting_on_another_kind_names_the_sensor_and_the_field(
+    tmp_path: Path, extra: str, kind: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(GatewaySettings, _maxbotix_site(tmp_path, extra, kind))
+    field = extra.split(" ", 1)[0]
+    (line,) = [ln for ln in str(refused.value).splitlines() if ln.startswith("  ")]
+    assert line.startswith(f"  sensors.0.{field} (WASTEBANK_SENSORS__0__{field.upper()}): ")
+    assert line.endswith(
+        f"sensor tps-01-s1: {field} hanya untuk sensor maxbotix, bukan {kind} / "
+        f"{field} is for maxbotix sensors, not {kind}"
+    )
+
+
+def test_a_sensor_without_maxbotix_settings_loads_whatever_its_kind(tmp_path: Path) -> None:
+    (cfg,) = load_settings(GatewaySettings, _maxbotix_site(tmp_path, "", "jsn_sr04t")).sensors
+    assert (cfg.kind, cfg.maxbotix_unit, cfg.maxbotix_model) == ("jsn_sr04t", "mm", None)
+
+
 @given(
     st.lists(st.integers(0, 9999).filter(lambda d: d not in (5000, 9999)), max_size=30),
     st.lists(st.integers(0, 200), max_size=8),
