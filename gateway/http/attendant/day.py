@@ -17,22 +17,26 @@ prints that copy (the page refreshes it first).
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
-from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
 
 from gateway import receipts
 from gateway.central import RateLimited, Refused, Unreachable
-from gateway.http.attendant.auth import CsrfDep, Service, SignedInDep
+from gateway.http.attendant.auth import csrf_checked, signed_in
+from gateway.http.attendant.auth import service as attendant_service
 from gateway.http.attendant.pages import bank_name, render
 from gateway.http.attendant.service import AttendantService, Who
+from gateway.http.routing import Refused as InputRefused
+from gateway.http.routing import Routes, parse_body, query_param
 from gateway.receipts import Line, Receipt
 from wastebank.errors import NotFound
 from wastebank.formats import kg, rupiah, tanggal, tanggal_waktu
 
-router = APIRouter(prefix="/petugas", tags=["attendant"])
+routes = Routes(prefix="/petugas")
 
 KIND: Final = "hari"
 MAX_IDR: Final = 10**12
@@ -109,18 +113,36 @@ def _view(service: AttendantService, day: dict[str, Any], at: datetime, online: 
     )
 
 
-@router.get("/hari-ini", response_class=HTMLResponse)
-async def day_page(request: Request, signed: SignedInDep, service: Service) -> HTMLResponse:
-    return render(service, request, signed, "day.html", today=_today(service).isoformat())
+@routes.get("/hari-ini")
+async def day_page(request: Request) -> HTMLResponse:
+    service = attendant_service(request)
+    today = _today(service).isoformat()
+    return render(service, request, signed_in(request), "day.html", today=today)
 
 
-@router.get("/api/day")
-async def day(
-    signed: SignedInDep,
-    service: Service,
-    on: Annotated[date | None, Query(alias="date")] = None,
-    opening_cash_idr: Annotated[int | None, Query(ge=0, le=MAX_IDR)] = None,
-) -> DayView:
+def _query(request: Request) -> tuple[date | None, int | None]:
+    """``?date=`` and ``?opening_cash_idr=``, both optional; when both are bad, both are
+    refused in one answer (as every field of a body is)."""
+    errors: list[dict[str, Any]] = []
+
+    def read(name: str, kind: Any, **bounds: Any) -> Any:
+        try:
+            return query_param(request, name, kind | None, default=None, **bounds)
+        except InputRefused as exc:
+            errors.extend(exc.errors())
+            return None
+
+    on = read("date", date)
+    opening_cash_idr = read("opening_cash_idr", int, ge=0, le=MAX_IDR)
+    if errors:
+        raise InputRefused(errors)
+    return on, opening_cash_idr
+
+
+@routes.get("/api/day")
+async def day(request: Request) -> DayView:
+    signed, service = signed_in(request), attendant_service(request)
+    on, opening_cash_idr = _query(request)
     when = on or _today(service)
     store = service.db.stock
     try:
@@ -137,8 +159,11 @@ async def day(
     return _view(service, answer, now, online=True)
 
 
-@router.post("/api/day/close", status_code=201)
-async def close(body: CloseIn, signed: CsrfDep, service: Service) -> DayView:
+@routes.post("/api/day/close", status_code=201)
+async def close(request: Request) -> DayView:
+    signed = await csrf_checked(request)
+    body = await parse_body(request, CloseIn)
+    service = attendant_service(request)
     sent: dict[str, Any] = {"counted_cash_idr": body.counted_cash_idr, "note": body.note}
     if body.opening_cash_idr is not None:
         sent["opening_cash_idr"] = body.opening_cash_idr

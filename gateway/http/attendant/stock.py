@@ -26,15 +26,18 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
 
 from gateway import receipts
 from gateway.central import RateLimited, Refused, Unreachable
-from gateway.http.attendant.auth import CsrfDep, Service, SignedInDep
+from gateway.http.attendant.auth import csrf_checked, signed_in
+from gateway.http.attendant.auth import service as attendant_service
 from gateway.http.attendant.pages import bank_name, render
 from gateway.http.attendant.service import SYNC_PARTS, AttendantService, Who
+from gateway.http.routing import Routes, parse_body
 from gateway.receipts import Line, Receipt
 from gateway.stock_store import MoveKind, QueuedMove
 from wastebank.errors import NotFound
@@ -43,7 +46,7 @@ from wastebank.money_rules import amount_for
 
 log = logging.getLogger("wastebank.gateway")
 
-router = APIRouter(prefix="/petugas", tags=["attendant"])
+routes = Routes(prefix="/petugas")
 
 KIND: Final = "penjualan"
 RETRY_S: Final = 5.0
@@ -248,9 +251,9 @@ SYNC_PARTS.append(_part)
 # ---- routes -----------------------------------------------------------------------------------
 
 
-@router.get("/stok", response_class=HTMLResponse)
-async def stock_page(request: Request, signed: SignedInDep, service: Service) -> HTMLResponse:
-    return render(service, request, signed, "stock.html")
+@routes.get("/stok")
+async def stock_page(request: Request) -> HTMLResponse:
+    return render(attendant_service(request), request, signed_in(request), "stock.html")
 
 
 def _today_start(service: AttendantService) -> datetime:
@@ -258,8 +261,9 @@ def _today_start(service: AttendantService) -> datetime:
     return local.astimezone(UTC)
 
 
-@router.get("/api/stock")
-async def stock(signed: SignedInDep, service: Service) -> StockView:
+@routes.get("/api/stock")
+async def stock(request: Request) -> StockView:
+    signed, service = signed_in(request), attendant_service(request)
     await send_due(service)
     store = service.db.stock
     now = datetime.now(UTC)
@@ -323,8 +327,11 @@ async def _ask(
     return JSONResponse(view.model_dump(mode="json"), status_code=status)
 
 
-@router.post("/api/stock/sales", response_model=MoveView, status_code=201)
-async def sell(body: SaleIn, signed: CsrfDep, service: Service) -> JSONResponse:
+@routes.post("/api/stock/sales", status_code=201)
+async def sell(request: Request) -> JSONResponse:
+    signed = await csrf_checked(request)
+    body = await parse_body(request, SaleIn)
+    service = attendant_service(request)
     revenue = amount_for(body.grams, body.price_per_kg_idr)  # the one pricing rule
     if revenue > MAX_IDR:  # the central API's bound: refused now, not queued to fail later
         raise HTTPException(
@@ -350,8 +357,11 @@ async def sell(body: SaleIn, signed: CsrfDep, service: Service) -> JSONResponse:
     return await _ask(service, signed.who, body.key, "sale", {"api": api, "show": show})
 
 
-@router.post("/api/stock/transfers", response_model=MoveView, status_code=201)
-async def transfer(body: TransferIn, signed: CsrfDep, service: Service) -> JSONResponse:
+@routes.post("/api/stock/transfers", status_code=201)
+async def transfer(request: Request) -> JSONResponse:
+    signed = await csrf_checked(request)
+    body = await parse_body(request, TransferIn)
+    service = attendant_service(request)
     api: dict[str, Any] = {"category": body.category, "grams": body.grams, "note": body.note}
     if body.received_g is not None:
         api["received_g"] = body.received_g
@@ -360,8 +370,11 @@ async def transfer(body: TransferIn, signed: CsrfDep, service: Service) -> JSONR
     return await _ask(service, signed.who, body.key, "transfer", {"api": api, "show": show})
 
 
-@router.post("/api/stock/residue", response_model=MoveView, status_code=201)
-async def residue(body: ResidueIn, signed: CsrfDep, service: Service) -> JSONResponse:
+@routes.post("/api/stock/residue", status_code=201)
+async def residue(request: Request) -> JSONResponse:
+    signed = await csrf_checked(request)
+    body = await parse_body(request, ResidueIn)
+    service = attendant_service(request)
     api = {
         "category": body.category,
         "grams": body.grams,
