@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import PagePrincipalDep, PrincipalDep, State, StateDep, forbidden, refusals
 from api.web import HTML, Lang, lang_of, page_responses, refusal, render, to_login
-from wastebank import access, fleet
+from wastebank import access, fleet, formats
 
 router = APIRouter(tags=["fleet"])
 
@@ -106,10 +106,7 @@ _BADGES = {  # the colour beside the words
 
 def _t(key: str, lang: Lang) -> str:
     """The page's own words, then the fleet's (shared with `wastebank fleet`)."""
-    pair = PAGE_TEXTS.get(key)
-    if pair is None:
-        return fleet.say(key, lang)
-    return pair[1] if lang == "en" else pair[0]
+    return formats.bilingual(key, lang, PAGE_TEXTS, fleet.TEXTS)
 
 
 @router.get("/armada", response_class=Response, responses={200: HTML, **page_responses(403)})

@@ -31,6 +31,7 @@ from api import tps as tps_api
 from api.deps import PagePrincipalDep, State, StateDep, refusals
 from api.web import (
     HTML,
+    TEXTS,
     Lang,
     content_policy,
     lang_of,
@@ -386,10 +387,7 @@ WTE_TEXTS: dict[str, tuple[str, str]] = {
 
 def wte_text(key: str, lang: Lang) -> str:
     """The PLTSa section's own words, then the pages' (api/web.py)."""
-    pair = WTE_TEXTS.get(key)
-    if pair is None:
-        return text(key, lang)
-    return pair[1] if lang == "en" else pair[0]
+    return formats.bilingual(key, lang, WTE_TEXTS, TEXTS)
 
 
 REGULATIONS: tuple[str, ...] = get_args(Regulation)

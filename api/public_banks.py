@@ -91,8 +91,7 @@ def public_banks_page(
     lang = lang_of(request)
 
     def tx(key: str) -> str:
-        pair = TEXTS[key]
-        return pair[1] if lang == "en" else pair[0]
+        return formats.in_lang(TEXTS[key], lang)
 
     return render(
         request,

@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
@@ -40,7 +40,7 @@ from api.deps import SESSION_COOKIE, StateDep, refusal_detail
 from api.settings import PagesSettings
 from wastebank import access, formats, ledger
 from wastebank.errors import Forbidden
-from wastebank.formats import kg, rupiah
+from wastebank.formats import bilingual, kg, rupiah
 
 log = logging.getLogger("api.pages")
 
@@ -51,7 +51,7 @@ CSRF_FIELD = "csrf_token"
 LANG_COOKIE = "wb_lang"
 HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}  # a page, in `responses`
 
-Lang = Literal["id", "en"]
+Lang = formats.Lang
 
 # The vendor files the pages load, under /static/vendor/<package>/ from node_modules/<package>/dist.
 VENDOR = {"chart.js": ("chart.umd.min.js",), "leaflet": ("leaflet.js", "leaflet.css")}
@@ -308,10 +308,7 @@ def load_templates() -> None:
 
 
 def text(key: str, lang: Lang) -> str:
-    pair = TEXTS.get(key)
-    if pair is None:
-        return key
-    return pair[1] if lang == "en" else pair[0]
+    return bilingual(key, lang, TEXTS)
 
 
 def lang_of(request: Request) -> Lang:
@@ -485,12 +482,10 @@ def render(
         return text(k, lang)
 
     def status_text(value: str) -> str:
-        pair = STATUS_TEXTS.get(value, (value, value))
-        return pair[1] if lang == "en" else pair[0]
+        return bilingual(value, lang, STATUS_TEXTS)
 
     def method_text(value: str) -> str:
-        pair = METHOD_TEXTS.get(value, (value, value))
-        return pair[1] if lang == "en" else pair[0]
+        return bilingual(value, lang, METHOD_TEXTS)
 
     values: dict[str, Any] = {
         "who": who,

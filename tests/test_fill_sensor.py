@@ -262,20 +262,26 @@ def test_maxbotix_no_target_codes_per_model(
     assert decoder.frames == len(samples)
 
 
+def _maxbotix_reader() -> FillSensorReader:
+    """A MaxBotix on no port, a reading from each sample."""
+    return FillSensorReader(
+        SensorSettings(
+            id="tps-01-s1",
+            tps_code="tps-01",
+            kind="maxbotix",
+            port=Path("/dev/null"),
+            empty_distance_mm=4_900,
+            full_distance_mm=400,
+            window=1,
+            report_interval_s=0.001,
+        )
+    )
+
+
 def test_maxbotix_no_target_is_counted_never_a_reading() -> None:
     """A lost echo over an empty bin: the sensor's R5000 neither becomes a 5 m reading (an empty
     container) nor disappears: the gateway's health counts it with the rejects."""
-    cfg = SensorSettings(
-        id="tps-01-s1",
-        tps_code="tps-01",
-        kind="maxbotix",
-        port=Path("/dev/null"),
-        empty_distance_mm=4_900,
-        full_distance_mm=400,
-        window=1,
-        report_interval_s=0.001,
-    )
-    reader = FillSensorReader(cfg)
+    reader = _maxbotix_reader()
     assert reader.process(b"R5000\r" * 4) == []
     health = reader.health()
     assert (health.samples_accepted, health.samples_rejected, health.readings) == (0, 4, 0)
@@ -288,17 +294,7 @@ def test_maxbotix_no_target_is_counted_never_a_reading() -> None:
 def test_maxbotix_no_target_since_is_the_start_of_an_unbroken_run() -> None:
     """The health says since when every frame has said "no target": set by the first one after a
     distance, kept through more of them and garbled lines, cleared by the next distance."""
-    cfg = SensorSettings(
-        id="tps-01-s1",
-        tps_code="tps-01",
-        kind="maxbotix",
-        port=Path("/dev/null"),
-        empty_distance_mm=4_900,
-        full_distance_mm=400,
-        window=1,
-        report_interval_s=0.001,
-    )
-    reader = FillSensorReader(cfg)
+    reader = _maxbotix_reader()
     reader.process(b"R4800\r")
     assert reader.health().no_target_since is None
     before = datetime.now(UTC)

@@ -74,3 +74,31 @@ def test_text_for_printers_pdfs_and_spreadsheets() -> None:
         "ok",
         "",
     ]
+
+
+def test_a_bilingual_pair_is_indonesian_unless_english_is_asked_for() -> None:
+    pair = ("Armada perangkat", "Device fleet")
+    assert formats.in_lang(pair, "id") == "Armada perangkat"
+    assert formats.in_lang(pair, "en") == "Device fleet"
+    page = {"title": ("Judul halaman", "Page title")}
+    shared = {"title": ("Judul", "Title"), "save": ("Simpan", "Save")}
+    assert formats.bilingual("title", "en", page, shared) == "Page title"  # the first table's
+    assert formats.bilingual("save", "id", page, shared) == "Simpan"  # then the next
+    assert formats.bilingual("missing_key", "en", page, shared) == "missing_key"
+    assert formats.bilingual("save", "en") == "save"
+
+
+def test_every_page_and_the_fleet_pick_their_words_through_the_one_rule() -> None:
+    from api import fleet as fleet_page
+    from api import pages_dlh, web
+    from wastebank import fleet
+
+    assert web.text("logout", "en") == formats.in_lang(web.TEXTS["logout"], "en")
+    assert fleet.say("overload", "en") == "overload"
+    assert fleet.say("overload", "id") == "beban berlebih"
+    assert fleet.say("no-such-code", "id") == "no-such-code"
+    assert fleet_page._t("title", "en") == "Device fleet"  # the page's own
+    assert fleet_page._t("last_seen", "id") == "Terakhir terdengar"  # the fleet's
+    wte = next(iter(pages_dlh.WTE_TEXTS))
+    assert pages_dlh.wte_text(wte, "en") == pages_dlh.WTE_TEXTS[wte][1]
+    assert pages_dlh.wte_text("logout", "id") == web.TEXTS["logout"][0]  # the pages' words

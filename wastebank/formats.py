@@ -5,6 +5,9 @@ formatted, here: ``Rp12.500``, ``1,25 kg``, ``1.234,5``, ``12,34 %``, ``23 Nov 2
 (dot thousands, comma decimals, Indonesian writes a time 09.30 and names its three zones WIB,
 WITA and WIT). English pages get English month names, the numbers stay Indonesian.
 
+Bilingual text: a pair ``(Bahasa Indonesia, English)`` and :func:`in_lang` / :func:`bilingual`
+pick one by the reader's language, Indonesian unless English is asked for.
+
 Also the text a limited output can print: :func:`ascii_text` (a thermal printer's code page),
 :func:`latin1` (the PDF core fonts, so no font file ships), :func:`csv_text` (a CSV cell a
 spreadsheet will not run as a formula) and :func:`xlsx_text_cells` (the same for an XLSX workbook).
@@ -15,6 +18,7 @@ Core: no domain module, no SQLAlchemy; the gateway may use it.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -25,9 +29,13 @@ __all__ = [
     "MONTH_NAMES_ID",
     "UNIT_LABELS",
     "ZONE_LABELS",
+    "Lang",
+    "Pair",
     "ascii_text",
+    "bilingual",
     "bulan",
     "csv_text",
+    "in_lang",
     "xlsx_text_cells",
     "kg",
     "latin1",
@@ -48,6 +56,8 @@ __all__ = [
 ]
 
 Lang = Literal["id", "en"]
+Pair = tuple[str, str]
+"""A text in Bahasa Indonesia and in English, in that order."""
 
 MONTHS_ID = ("Jan", "Feb", "Mar", "Apr", "Mei", "Jun", "Jul", "Agu", "Sep", "Okt", "Nov", "Des")
 MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -59,6 +69,24 @@ MONTH_NAMES_ID = (
 UNIT_LABELS = {"kg": "kg", "piece": "pcs", "litre": "L"}
 # Indonesia's three zones by their offset from UTC (hours): WIB, WITA, WIT.
 ZONE_LABELS = {7: "WIB", 8: "WITA", 9: "WIT"}
+
+
+# ---- bilingual text ----------------------------------------------------------------------------
+
+
+def in_lang(pair: Pair, lang: Lang) -> str:
+    """The pair's English text for ``"en"``, its Indonesian one otherwise."""
+    return pair[1] if lang == "en" else pair[0]
+
+
+def bilingual(key: str, lang: Lang, *tables: Mapping[str, Pair]) -> str:
+    """``key``'s text in ``lang`` from the first of ``tables`` that has it (a page's own words
+    before the shared ones); the key itself when none has it."""
+    for table in tables:
+        pair = table.get(key)
+        if pair is not None:
+            return in_lang(pair, lang)
+    return key
 
 
 # ---- numbers ----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field, ValidationError
 from wastebank import formats
 from wastebank.messages import GatewayHealth, GatewayStatus, ScaleState, SensorHealth
 
-Lang = Literal["id", "en"]
+Lang = formats.Lang
 DeviceKind = Literal["gateway", "fill_sensor"]
 OfflineReason = Literal["status", "silent", "never"]
 
@@ -551,15 +551,12 @@ TEXTS: dict[str, tuple[str, str]] = {
 
 
 def say(code: str, lang: Lang) -> str:
-    pair = TEXTS.get(code)
-    if pair is None:
-        return code
-    return pair[1] if lang == "en" else pair[0]
+    return formats.bilingual(code, lang, TEXTS)
 
 
 def condition_text(c: Condition, lang: Lang) -> str:
     mark, id_, en = CONDITION_TEXTS[c]
-    return f"{mark} {en if lang == 'en' else id_}"
+    return f"{mark} {formats.in_lang((id_, en), lang)}"
 
 
 def duration(seconds: float | None, lang: Lang) -> str:
@@ -571,11 +568,11 @@ def duration(seconds: float | None, lang: Lang) -> str:
     units = (("hari", "d", 86400), ("jam", "h", 3600), ("mnt", "min", 60), ("dtk", "s", 1))
     for i, (id_, en, size) in enumerate(units):
         if s >= size or size == 1:
-            text = f"{s // size} {en if lang == 'en' else id_}"
+            text = f"{s // size} {formats.in_lang((id_, en), lang)}"
             if i + 1 < len(units):
                 next_id, next_en, next_size = units[i + 1]
                 if rest := (s % size) // next_size:
-                    text += f" {rest} {next_en if lang == 'en' else next_id}"
+                    text += f" {rest} {formats.in_lang((next_id, next_en), lang)}"
             return text
     raise AssertionError("unreachable: the last unit is one second")
 
