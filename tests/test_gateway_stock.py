@@ -91,3 +91,18 @@ async def test_closing_a_day_needs_the_central_api(gateway: Gw) -> None:
     )
     assert resp.status_code == 503, resp.text
     assert resp.json()["detail"].startswith("Tutup hari perlu internet")
+
+
+async def test_the_days_bad_query_is_refused_field_by_field(gateway: Gw) -> None:
+    _, _, client, _ = gateway
+    resp = await client.get(
+        "/petugas/api/day", params={"date": "6-12-2026", "opening_cash_idr": -1}
+    )
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["errors"] == [
+        {"field": "date", "message": "tanggal tidak sah / date is not valid"},
+        {"field": "opening_cash_idr", "message": "jumlah minimal 0 / amount at least 0"},
+    ]
+    resp = await client.get("/petugas/api/day", params={"date": "2026-12-06"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["sheet_url"] == "/petugas/struk/hari/2026-12-06"
