@@ -34,6 +34,14 @@ router = APIRouter(prefix="/api/dlh", tags=["dlh"])
 CityQuery = Annotated[
     str | None, Query(description="city code (admins; DLH staff always get their own city)")
 ]
+MonthQuery = Annotated[
+    str,
+    Query(
+        description="YYYY-MM, 2000-01..2100-12; a bad one is a 422 saying what is wrong (the "
+        "shape, the year or the month: reports.parse_month)",
+        examples=["2026-10"],
+    ),
+]
 CsvDialectQuery = Annotated[
     Literal["id", "plain"],
     Query(
@@ -268,7 +276,7 @@ async def diversion(
 async def monthly(
     state: StateDep,
     p: PrincipalDep,
-    month: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", examples=["2026-10"])],
+    month: MonthQuery,
     fmt: Annotated[Literal["xlsx", "csv", "pdf"], Query(alias="format")] = "xlsx",
     city: CityQuery = None,
     csv_dialect: CsvDialectQuery = "id",

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from api.deps import PrincipalDep, StateDep, refusals
-from api.dlh import CityQuery, read_in_city
+from api.dlh import CityQuery, MonthQuery, read_in_city
 from wastebank import estimates, reports
 
 router = APIRouter(prefix="/api/dlh", tags=["dlh"])
@@ -74,7 +74,7 @@ def _data_refs() -> list[estimates.DataRef]:
 async def month_estimates(
     state: StateDep,
     p: PrincipalDep,
-    month: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", examples=["2026-10"])],
+    month: MonthQuery,
     city: CityQuery = None,
 ) -> MonthEstimates:
     """Per category and in total: net CO2e avoided and its parts (landfill methane avoided,

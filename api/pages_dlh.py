@@ -658,7 +658,7 @@ async def dlh_report(
     request: Request,
     state: StateDep,
     who: PagePrincipalDep,
-    month: Annotated[str, Query(pattern=r"^(19|20)\d\d-(0[1-9]|1[0-2])$", examples=["2026-10"])],
+    month: dlh_api.MonthQuery,
     format: Annotated[Literal["xlsx", "csv", "pdf"], Query()] = "xlsx",  # noqa: A002
 ) -> Response:
     """The monthly DLH report from the dashboard (as GET /api/dlh/report/monthly)."""

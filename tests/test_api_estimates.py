@@ -129,9 +129,12 @@ def test_a_month_without_deposits_is_zero(api: ApiEnv) -> None:
 @pytest.mark.parametrize(
     ("params", "status", "says"),
     [
-        ({"month": "2026-13"}, 422, "not a month"),
-        ({"month": "oktober"}, 422, "month"),
+        ({"month": "2026-13"}, 422, "bulan 13 bukan 01..12 / the month 13 is not 01..12"),
+        ({"month": "oktober"}, 422, "bukan bulan / not a month: 'oktober'"),
         ({"month": "1999-12"}, 422, "2000-01"),
+        ({"month": "0000-10"}, 422, "tahun 0000 di luar 2000..2100"),
+        ({"month": "10000-10"}, 422, "the year 10000 is out of range 2000..2100"),
+        ({"month": "-2026-10"}, 422, "the year -2026 is out of range"),
         ({}, 422, "month"),
     ],
 )
@@ -236,3 +239,24 @@ def test_wte_scenario_refuses_bad_input(api: ApiEnv, params: dict[str, str], say
     resp = api.client.get("/api/dlh/wte-scenario", params=params, headers=api.bearer("dlh"))
     assert resp.status_code == 422, resp.text
     assert says in resp.text
+
+
+@pytest.mark.parametrize(
+    ("month", "says"),
+    [
+        ("0000-10", "tahun 0000 di luar 2000..2100 (bulan 2000-01..2100-12) / the year 0000"),
+        ("10000-10", "the year 10000 is out of range 2000..2100"),
+        ("-1-10", "the year -1 is out of range"),
+        ("2026-00", "the month 00 is not 01..12"),
+    ],
+)
+def test_the_monthly_report_says_what_is_wrong_with_a_month(
+    api: ApiEnv, month: str, says: str
+) -> None:
+    resp = api.client.get(
+        "/api/dlh/report/monthly",
+        params={"month": month, "format": "csv"},
+        headers=api.bearer("dlh"),
+    )
+    assert resp.status_code == 422, resp.text
+    assert says in resp.json()["detail"]

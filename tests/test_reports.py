@@ -5,6 +5,7 @@ estimated, the generation estimate and the reduction share, the CSV / XLSX / PDF
 from __future__ import annotations
 
 import io
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -762,3 +763,40 @@ def test_cli_report_monthly(ledger_url: str, tmp_path: Path) -> None:
         app, ["report", "monthly", "--month", "2026-13", "--ledger-url", ledger_url]
     )
     assert bad.exit_code != 0
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("0000-10", "tahun 0000 di luar 2000..2100 (bulan 2000-01..2100-12) / the year 0000 is "
+         "out of range 2000..2100 (months 2000-01..2100-12)"),
+        ("10000-10", "tahun 10000 di luar 2000..2100"),
+        ("-2026-10", "tahun -2026 di luar 2000..2100"),
+        ("1999-12", "tahun 1999 di luar 2000..2100"),
+        ("2101-01", "tahun 2101 di luar 2000..2100"),
+        ("9" * 5000 + "-10", "tahun 999999999999… di luar"),  # no number is made of it
+        ("2026-13", "bulan 13 bukan 01..12 / the month 13 is not 01..12: '2026-13'"),
+        ("2026-1", "bukan bulan / not a month: '2026-1' (YYYY-MM, e.g. 2026-10)"),
+        ("oktober", "bukan bulan / not a month"),
+    ],
+)  # fmt: skip
+def test_a_month_that_cannot_be_says_what_is_wrong(text: str, says: str) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(says)) as refused:
+        reports.parse_month(text)
+    assert "year 0 is out of range" not in str(refused.value)  # Python's own words
+
+
+def test_the_months_at_the_ends_of_the_range() -> None:
+    assert reports.parse_month("2000-01") == (date(2000, 1, 1), date(2000, 1, 31))
+    assert reports.parse_month("2100-12") == (date(2100, 12, 1), date(2100, 12, 31))
+    assert reports.parse_month("2024-02")[1] == date(2024, 2, 29)
+
+
+@pytest.mark.parametrize("month", ["0000-10", "10000-10", "-2026-10"])
+def test_report_monthly_names_the_option_and_the_year(month: str) -> None:
+    result = CliRunner().invoke(app, ["report", "monthly", f"--month={month}"])
+    assert result.exit_code == 2  # a usage error, before any ledger is opened
+    output = " ".join(result.output.split())
+    assert "--month" in output
+    year = month.rsplit("-", 1)[0]
+    assert f"tahun {year} di luar 2000..2100" in output

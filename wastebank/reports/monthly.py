@@ -7,6 +7,7 @@ potential; :class:`wastebank.estimates.Impact`); and per kecamatan, diverted aga
 from __future__ import annotations
 
 import calendar
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -101,20 +102,34 @@ class MonthlyReport(BaseModel):
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
 
 
+_MONTH = re.compile(r"(-?\d+)-(\d{2})")
+
+
 def parse_month(text: str) -> tuple[date, date]:
-    """``2026-10`` -> (2026-10-01, 2026-10-31); a month from 2000-01 to 2100-12."""
-    try:
-        year, month = (int(p) for p in text.split("-"))
-        first = date(year, month, 1)
-    except ValueError:
-        raise ValueError(f"not a month: {text!r} (e.g. 2026-10)") from None
-    if len(text) != 7:
-        raise ValueError(f"not a month: {text!r} (e.g. 2026-10)")
-    if not FIRST_DAY <= first <= LAST_DAY:
+    """``2026-10`` -> (2026-10-01, 2026-10-31); a month from 2000-01 to 2100-12. What is wrong
+    is said: the shape, the year (0000, 10000, a negative one: its digits as given, no date or
+    number is made of them) or the month."""
+    m = _MONTH.fullmatch(text)
+    if m is None:
+        raise ValueError(f"bukan bulan / not a month: {text!r} (YYYY-MM, e.g. 2026-10)")
+    year_text, month_text = m[1], m[2]
+    if not (
+        len(year_text) == 4
+        and year_text.isdigit()
+        and FIRST_DAY.year <= int(year_text) <= LAST_DAY.year
+    ):
+        span, months = f"{FIRST_DAY.year}..{LAST_DAY.year}", f"{FIRST_DAY:%Y-%m}..{LAST_DAY:%Y-%m}"
+        year = year_text if len(year_text) <= 12 else f"{year_text[:12]}…"
         raise ValueError(
-            f"bulan di luar {FIRST_DAY:%Y-%m}..{LAST_DAY:%Y-%m} / a month outside "
-            f"{FIRST_DAY:%Y-%m}..{LAST_DAY:%Y-%m}: {text!r}"
+            f"tahun {year} di luar {span} (bulan {months}) / the year {year} is out of range "
+            f"{span} (months {months})"
         )
+    year, month = int(year_text), int(month_text)
+    if not 1 <= month <= 12:
+        raise ValueError(
+            f"bulan {month_text} bukan 01..12 / the month {month_text} is not 01..12: {text!r}"
+        )
+    first = date(year, month, 1)
     return first, date(year, month, calendar.monthrange(year, month)[1])
 
 
