@@ -130,6 +130,43 @@ async def test_a_member_number_that_is_not_one_never_reaches_the_central_api(
     assert [p for p in fake.asked if p.startswith("/api/members")] == []
 
 
+async def test_a_writes_input_is_refused_in_the_order_it_always_was(gateway: Gw) -> None:
+    # gateway.http.routing.parse_input: the body is read first, then the CSRF token, then the
+    # path and the body's fields, refused together (the order FastAPI checked them in)
+    _, fake, client, _ = gateway
+    fake.asked.clear()
+    bad_json = {"content": b"{", "headers": {"content-type": "application/json"}}
+    forged = {"X-CSRF-Token": "x" * 64}
+    resp = await client.put("/petugas/api/members/AMB-0001/sms", **bad_json)
+    assert resp.status_code == 422
+    assert resp.json()["detail"].startswith("isi permintaan bukan JSON yang sah")
+    # a body that is not JSON is refused as such even with a forged token...
+    resp = await client.post(
+        "/petugas/api/withdrawals/1/reject",
+        content=b"{",
+        headers={"content-type": "application/json", **forged},
+    )
+    assert resp.status_code == 422
+    assert resp.json()["detail"].startswith("isi permintaan bukan JSON yang sah")
+    # ...while a JSON body of bad fields with a forged token is a 403, the fields unread
+    resp = await client.put(
+        "/petugas/api/members/..x/sms", json={"sms_opt_in": "x"}, headers=forged
+    )
+    assert resp.status_code == 403
+    # with the right token, a bad member number and a bad field are named in one answer
+    resp = await client.put("/petugas/api/members/..x/sms", json={"sms_opt_in": "x"})
+    assert resp.status_code == 422
+    assert [e["field"] for e in resp.json()["errors"]] == ["member_no", "sms_opt_in"]
+    resp = await client.post("/petugas/api/withdrawals/0/reject", json={})
+    assert resp.status_code == 422
+    assert [e["field"] for e in resp.json()["errors"]] == ["withdrawal_id", "reason"]
+    assert resp.json()["detail"] == (
+        "withdrawal id minimal 1 / withdrawal id at least 1; "
+        "alasan wajib diisi / reason is required"
+    )
+    assert fake.asked == []
+
+
 async def test_a_sale_beyond_the_ledgers_bound_is_refused_at_once_even_offline(
     gateway: Gw,
 ) -> None:

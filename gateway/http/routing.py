@@ -42,6 +42,7 @@ __all__ = [
     "json_response",
     "parse_body",
     "parse_form",
+    "parse_input",
     "path_param",
     "query_param",
 ]
@@ -168,6 +169,38 @@ async def parse_body(request: Request, model: type[M]) -> M:
             except ValueError:  # not UTF-8: FastAPI's answer to a body it could not read
                 raise HTTPException(400, "There was an error parsing the body") from None
     return _validated(model, value, ("body",))
+
+
+async def parse_input(
+    request: Request,
+    model: type[M],
+    guard: Callable[[Request], Awaitable[T]],
+    *params: Callable[[Request], Any],
+) -> tuple[T, list[Any], M]:
+    """A write's input checked in FastAPI's order: the body read first (malformed JSON, or a
+    body that is not UTF-8, refused before anything else), then ``guard`` (the session and its
+    CSRF token: 401, 403), then ``params`` (each reads a path or query parameter) and the
+    body's fields, refused together in that order. Returns the guard's answer, the params'
+    values and the body."""
+    body: M | None = None
+    body_errors: list[dict[str, Any]] = []
+    try:
+        body = await parse_body(request, model)
+    except Refused as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise
+        body_errors = exc.errors()
+    guarded = await guard(request)
+    values: list[Any] = []
+    errors: list[dict[str, Any]] = []
+    for param in params:
+        try:
+            values.append(param(request))
+        except Refused as exc:
+            errors.extend(exc.errors())
+    if errors or body is None:
+        raise Refused([*errors, *body_errors])
+    return guarded, values, body
 
 
 async def parse_form(request: Request, model: type[M]) -> M:

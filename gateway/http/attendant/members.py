@@ -30,26 +30,29 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response
-from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
 
 from gateway import receipts
 from gateway.attendant_store import MemberEntry
 from gateway.central import Central, RateLimited, Refused, Unreachable
-from gateway.http.attendant.auth import COOKIE, CsrfDep, Service, SignedInDep
+from gateway.http.attendant import auth
+from gateway.http.attendant.auth import COOKIE
 from gateway.http.attendant.pages import bank_name, render
 from gateway.http.attendant.service import AttendantService, SignedIn
 from gateway.http.attendant.views import MemberView, member_view
+from gateway.http.routing import Routes, json_response, parse_input, path_param
 from gateway.receipts import Line, Receipt
 from wastebank.errors import NotFound
 from wastebank.formats import tanggal_waktu
 
 log = logging.getLogger("wastebank.gateway")
 
-router = APIRouter(prefix="/petugas", tags=["attendant"])
+routes = Routes(prefix="/petugas")
 T = TypeVar("T")
 
 PIN_KIND: Final = "pin"
@@ -67,7 +70,6 @@ CARD_PATTERN: Final = r"^[0-9A-Fa-f]{4,20}$"
 MEMBER_NO: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 """A member number (the central API's rule): checked here before it goes into the central
 API's URL, so a path param cannot name another route there (``..``, ``?``, ``#``)."""
-MemberNo = Annotated[str, Path(pattern=MEMBER_NO)]
 SMS_NO_PHONE: Final = (
     "SMS perlu nomor HP: isi nomor HP nasabah / SMS needs a phone number: fill in the member's "
     "phone"
@@ -135,8 +137,9 @@ class SyncView(BaseModel):
 # ---- the page ---------------------------------------------------------------------------------
 
 
-@router.get("/nasabah", response_class=HTMLResponse)
-async def members_page(request: Request, service: Service) -> HTMLResponse:
+@routes.get("/nasabah")
+async def members_page(request: Request) -> HTMLResponse:
+    service = auth.service(request)
     signed = service.signed_in(request.cookies.get(COOKIE))
     return render(service, request, signed, "members.html")
 
@@ -181,14 +184,23 @@ def _entry(body: Any) -> MemberEntry:
     )
 
 
-@router.get("/api/members/next-no")
-async def next_no(signed: SignedInDep, service: Service) -> dict[str, str]:
+def _member_no(request: Request) -> str:
+    """The path's member number, refused unless it is one (:data:`MEMBER_NO`)."""
+    member_no: str = path_param(request, "member_no", pattern=MEMBER_NO)
+    return member_no
+
+
+@routes.get("/api/members/next-no")
+async def next_no(request: Request) -> dict[str, str]:
+    signed, service = auth.signed_in(request), auth.service(request)
     bank = service.gw.settings.bank_code
     return {"member_no": await _ask(service, signed, lambda c, t: c.next_member_no(bank, t))}
 
 
-@router.post("/api/members", status_code=201)
-async def register(body: RegisterIn, signed: CsrfDep, service: Service) -> RegisteredView:
+@routes.post("/api/members", status_code=201)
+async def register(request: Request) -> RegisteredView:
+    signed, _, body = await parse_input(request, RegisterIn, auth.csrf_checked)
+    service = auth.service(request)
     bank = service.gw.settings.bank_code
     if body.sms_opt_in and not body.phone:  # refused before a member is made without it
         raise HTTPException(422, SMS_NO_PHONE)
@@ -233,23 +245,25 @@ async def _set_sms(
     return changed
 
 
-@router.get("/api/members/{member_no}/sms")
-async def sms_state(member_no: MemberNo, signed: SignedInDep, service: Service) -> SmsView:
+@routes.get("/api/members/{member_no}/sms")
+async def sms_state(request: Request) -> SmsView:
+    signed = auth.signed_in(request)
+    member_no = _member_no(request)
+    service = auth.service(request)
     return _sms_view(await _ask(service, signed, lambda c, t: c.member(member_no, t)))
 
 
-@router.put("/api/members/{member_no}/sms")
-async def sms_switch(
-    member_no: MemberNo, body: SmsIn, signed: CsrfDep, service: Service
-) -> SmsView:
+@routes.put("/api/members/{member_no}/sms")
+async def sms_switch(request: Request) -> SmsView:
     """SMS receipts on or off (each SMS costs the bank); on needs a mobile number (422)."""
-    return await _set_sms(service, signed, member_no, body.sms_opt_in)
+    signed, (member_no,), body = await parse_input(request, SmsIn, auth.csrf_checked, _member_no)
+    return await _set_sms(auth.service(request), signed, member_no, body.sms_opt_in)
 
 
-@router.post("/api/members/{member_no}/cards")
-async def bind_card(
-    member_no: MemberNo, body: CardIn, signed: CsrfDep, service: Service
-) -> MemberView:
+@routes.post("/api/members/{member_no}/cards")
+async def bind_card(request: Request) -> MemberView:
+    signed, (member_no,), body = await parse_input(request, CardIn, auth.csrf_checked, _member_no)
+    service = auth.service(request)
     uid = body.uid.upper()
     holder = service.db.directory.by_card(uid)
     if holder is not None and holder.member_no != member_no:
@@ -266,11 +280,10 @@ async def bind_card(
     return member_view(entry)
 
 
-@router.post("/api/members/{member_no}/pin")
-async def issue_pin(
-    member_no: MemberNo, body: PinIn, signed: CsrfDep, service: Service, response: Response
-) -> PinView:
-    response.headers["Cache-Control"] = "no-store"  # the PIN: shown once, kept by no cache
+@routes.post("/api/members/{member_no}/pin")
+async def issue_pin(request: Request) -> Response:
+    signed, (member_no,), body = await parse_input(request, PinIn, auth.csrf_checked, _member_no)
+    service = auth.service(request)
     issued = await _ask(service, signed, lambda c, t: c.issue_pin(member_no, body.reset, t))
     at = datetime.fromisoformat(str(issued["issued_at"]))
     login_url = f"{(service.api_url or '').rstrip('/')}/masuk"
@@ -298,7 +311,7 @@ async def issue_pin(
     _keep(ref, slip)
     what = "direset / reset" if body.reset else "diterbitkan / issued"
     log.info("PIN %s: %s by %s", what, member_no, signed.who.username)  # never the PIN
-    return PinView(
+    view = PinView(
         member_no=str(issued["member_no"]),
         name=str(issued["name"]),
         username=str(issued["username"]),
@@ -309,11 +322,16 @@ async def issue_pin(
         slip_ref=ref,
         issued_text=tanggal_waktu(at, service.tz),
     )
+    answer = json_response(view)
+    answer.headers["Cache-Control"] = "no-store"  # the PIN: shown once, kept by no cache
+    return answer
 
 
-@router.post("/api/sync")
-async def refresh(signed: CsrfDep, service: Service) -> SyncView:
+@routes.post("/api/sync")
+async def refresh(request: Request) -> SyncView:
     """Members and prices from the central API now (Segarkan / Refresh)."""
+    signed = await auth.csrf_checked(request)
+    service = auth.service(request)
     online = await service.refresh(service.tokens.get(signed.who.username))
     return sync_view(service, online)
 

@@ -15,14 +15,15 @@ Indonesian-first ``detail``. The logic is :mod:`.withdrawal_desk`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Final
+from typing import Final
 
-from fastapi import APIRouter, HTTPException, Path, Request
-from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
 
 from gateway import receipts
-from gateway.http.attendant.auth import CsrfDep, Service, SignedInDep
+from gateway.http.attendant import auth
 from gateway.http.attendant.pages import bank_name, render
 from gateway.http.attendant.service import AttendantService, Who
 from gateway.http.attendant.withdrawal_desk import (
@@ -35,15 +36,17 @@ from gateway.http.attendant.withdrawal_desk import (
     desk_of,
     effective_status,
 )
+from gateway.http.routing import Routes, parse_input, path_param
 from gateway.receipts import Line, Receipt
 from gateway.withdrawal_store import ACTIONS, Action, QueuedAction, WithdrawalRow
 from wastebank.errors import NotFound, WastebankError
 from wastebank.formats import rupiah, tanggal_waktu
 
-router = APIRouter(prefix="/petugas", tags=["attendant"])
+routes = Routes(prefix="/petugas")
 
 KIND: Final = "penarikan"
-WithdrawalId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+ID_MAX: Final = 2**31 - 1
+"""A withdrawal's id is the ledger's 32-bit integer: a larger one is refused (422) here."""
 
 
 class ReasonIn(BaseModel):
@@ -235,13 +238,15 @@ def one_view(service: AttendantService, w: WithdrawalRow, who: Who) -> Withdrawa
 # ---- routes -----------------------------------------------------------------------------------
 
 
-@router.get("/penarikan", response_class=HTMLResponse)
-async def withdrawals_page(request: Request, signed: SignedInDep, service: Service) -> HTMLResponse:
-    return render(service, request, signed, "withdrawals.html")
+@routes.get("/penarikan")
+async def withdrawals_page(request: Request) -> HTMLResponse:
+    signed = auth.signed_in(request)
+    return render(auth.service(request), request, signed, "withdrawals.html")
 
 
-@router.get("/api/withdrawals")
-async def withdrawals(signed: SignedInDep, service: Service) -> WithdrawalList:
+@routes.get("/api/withdrawals")
+async def withdrawals(request: Request) -> WithdrawalList:
+    signed, service = auth.signed_in(request), auth.service(request)
     desk = desk_of(service)
     await desk.fresh(signed.who)
     store = service.db.withdrawals
@@ -270,7 +275,7 @@ def _answer(service: AttendantService, outcome: Outcome, who: Who) -> JSONRespon
 
 
 async def _act(
-    service: AttendantService,
+    request: Request,
     who: Who,
     withdrawal_id: int,
     action: Action,
@@ -278,29 +283,39 @@ async def _act(
     reason: str | None = None,
     payout_ref: str | None = None,
 ) -> JSONResponse:
+    service = auth.service(request)
     outcome = await desk_of(service).ask(
         who, withdrawal_id, action, reason=reason, payout_ref=payout_ref
     )
     return _answer(service, outcome, who)
 
 
-@router.post("/api/withdrawals/{withdrawal_id}/approve", response_model=ActionOut)
-async def approve(withdrawal_id: WithdrawalId, signed: CsrfDep, service: Service) -> JSONResponse:
-    return await _act(service, signed.who, withdrawal_id, "approve")
+def _withdrawal_id(request: Request) -> int:
+    """The path's withdrawal id: a whole number from 1 to :data:`ID_MAX` (422 otherwise)."""
+    found: int = path_param(request, "withdrawal_id", int, ge=1, le=ID_MAX)
+    return found
 
 
-@router.post("/api/withdrawals/{withdrawal_id}/reject", response_model=ActionOut)
-async def reject(
-    withdrawal_id: WithdrawalId, body: ReasonIn, signed: CsrfDep, service: Service
-) -> JSONResponse:
-    return await _act(service, signed.who, withdrawal_id, "reject", reason=body.reason)
+@routes.post("/api/withdrawals/{withdrawal_id}/approve")
+async def approve(request: Request) -> JSONResponse:
+    signed = await auth.csrf_checked(request)
+    return await _act(request, signed.who, _withdrawal_id(request), "approve")
 
 
-@router.post("/api/withdrawals/{withdrawal_id}/pay", response_model=ActionOut)
-async def pay(
-    withdrawal_id: WithdrawalId, body: PayIn, signed: CsrfDep, service: Service
-) -> JSONResponse:
-    return await _act(service, signed.who, withdrawal_id, "pay", payout_ref=body.payout_ref)
+@routes.post("/api/withdrawals/{withdrawal_id}/reject")
+async def reject(request: Request) -> JSONResponse:
+    signed, (withdrawal_id,), body = await parse_input(
+        request, ReasonIn, auth.csrf_checked, _withdrawal_id
+    )
+    return await _act(request, signed.who, withdrawal_id, "reject", reason=body.reason)
+
+
+@routes.post("/api/withdrawals/{withdrawal_id}/pay")
+async def pay(request: Request) -> JSONResponse:
+    signed, (withdrawal_id,), body = await parse_input(
+        request, PayIn, auth.csrf_checked, _withdrawal_id
+    )
+    return await _act(request, signed.who, withdrawal_id, "pay", payout_ref=body.payout_ref)
 
 
 # ---- the receipt ------------------------------------------------------------------------------
