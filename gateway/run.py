@@ -24,7 +24,7 @@ async def run(settings: GatewaySettings) -> None:
 
 
 async def _serve_http(gateway: Gateway) -> None:
-    # Imported here: FastAPI and uvicorn are heavy on a Pi (docs/scaling.md), and a site may
+    # Imported here: Starlette and uvicorn are heavy on a Pi (docs/scaling.md), and a site may
     # run without the endpoint.
     from gateway.http.local_api import serve
 

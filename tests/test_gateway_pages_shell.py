@@ -13,9 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import BaseModel
+from starlette.requests import Request
 
 from gateway.http import local_api
 from gateway.http.attendant import AttendantService
+from gateway.http.routing import Routes, parse_body
 from gateway.http.validation import REFUSED, message
 from tests.gateway_helpers import BANK, PASSWORD, FakeCentral, attendant_service, gateway_settings
 
@@ -47,9 +49,14 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gw]:
         app = local_api.http_app(svc.gw, svc)
 
         # A page's write with a whole-Rupiah amount, as the withdrawal and sale routes have.
-        @app.post("/petugas/api/test-amount")
-        async def amount(body: AmountIn) -> dict[str, int]:
+        extra = Routes(prefix="/petugas")
+
+        @extra.post("/api/test-amount")
+        async def amount(request: Request) -> dict[str, int]:
+            body = await parse_body(request, AmountIn)
             return {"amount_idr": body.amount_idr}
+
+        app.router.routes.extend(extra.routes)
 
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://gw.test"

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -313,3 +316,31 @@ def test_a_stream_closed_early_closes_its_generator() -> None:
         return closed.is_set()
 
     assert asyncio.run(run())
+
+
+ENDPOINT_PROBE = """
+import sys, tempfile
+from pathlib import Path
+from gateway.app import Gateway
+from gateway.http import local_api
+from gateway.http.attendant import AttendantService
+from tests.gateway_helpers import gateway_settings
+gw = Gateway(gateway_settings(Path(tempfile.mkdtemp())))
+app = local_api.http_app(gw, AttendantService(gw))
+print(type(app).__name__, len(app.routes), "fastapi" in sys.modules)
+"""
+
+
+def test_the_endpoint_is_built_without_loading_fastapi() -> None:
+    # import-linter forbids gateway importing fastapi; this catches a library importing it
+    out = subprocess.run(
+        [sys.executable, "-c", ENDPOINT_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout.split()
+    assert out[0] == "Starlette"
+    assert int(out[1]) > 40, "every route of the endpoint"
+    assert out[2] == "False"

@@ -22,22 +22,20 @@ import logging
 from collections.abc import Iterator
 
 import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.responses import Response
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from gateway.app import Gateway
 from gateway.http import health, scales
 from gateway.http.attendant import AttendantService, SessionGate, applied
-from gateway.http.attendant import router as attendant_router
 from gateway.http.attendant import routes as attendant_routes
 from gateway.http.health import PublicHealth
-from gateway.http.routing import Refused
+from gateway.http.routing import Refused, mount
 from gateway.http.validation import validation_refused
 from gateway.settings import GatewaySettings
-from wastebank import __version__
 from wastebank.errors import WastebankError
 
 __all__ = ["PublicHealth", "http_app", "serve"]
@@ -123,33 +121,29 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def http_app(gw: Gateway, service: AttendantService) -> FastAPI:
+def http_app(gw: Gateway, service: AttendantService) -> Starlette:
     """The gateway's local endpoint (on the bank's LAN): the attendant page, the attendant flow
-    and calibration for the CLI, health; behind the attendant session (:class:`SessionGate`)."""
-    # No /docs or /openapi.json: nobody browses the gateway's API, and it is one less route.
-    app = FastAPI(
-        title=f"wastebank gateway {gw.settings.gateway_id}",
-        version=__version__,
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-    )
-    app.state.attendant = service
-    app.add_middleware(SessionGate, service=service)
-    app.add_exception_handler(WastebankError, _refusal)
-    app.add_exception_handler(RequestValidationError, validation_refused)
-    app.add_exception_handler(Refused, validation_refused)
-    app.add_exception_handler(HTTPException, _http_refusal)
+    and calibration for the CLI, health; behind the attendant session (:class:`SessionGate`).
+    Starlette alone, no FastAPI: on a Pi its import and per-route models cost ~10 MB
+    (docs/scaling.md); :mod:`gateway.http.routing` does the little of it the routes need."""
     # Every handler is async: it runs on the gateway's event loop, the one thread that owns the
     # outbox connection and the scale sessions (a sync handler would run in a worker thread).
-    app.include_router(attendant_router)
-    app.router.routes.extend([*attendant_routes, *health.routes.routes, *scales.routes.routes])
+    app = Starlette(
+        routes=[*attendant_routes, *mount((health.routes, scales.routes))],
+        middleware=[Middleware(SessionGate, service=service)],
+        exception_handlers={
+            WastebankError: _refusal,
+            Refused: validation_refused,
+            HTTPException: _http_refusal,
+        },
+    )
+    app.state.attendant = service
     return app
 
 
 async def _http_refusal(request: Request, exc: Exception) -> Response:
     """An HTTPException (a handler's, or routing's 404 and 405): ``{"detail": ...}`` with its
-    status and headers; no body where the status allows none (FastAPI's answer)."""
+    status and headers; no body where the status allows none."""
     assert isinstance(exc, HTTPException)
     if exc.status_code < 200 or exc.status_code in (204, 205, 304):
         return Response(status_code=exc.status_code, headers=exc.headers)
@@ -158,6 +152,6 @@ async def _http_refusal(request: Request, exc: Exception) -> Response:
 
 async def _refusal(request: Request, exc: Exception) -> JSONResponse:
     """A refusal the gateway's own rules raise (an unknown member, a kiosk scale armed): its
-    status and its message, as FastAPI answers an HTTPException."""
+    status and its message, as an HTTPException is answered."""
     assert isinstance(exc, WastebankError)
     return JSONResponse({"detail": str(exc)}, exc.status)

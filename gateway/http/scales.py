@@ -19,7 +19,7 @@ from starlette.requests import Request
 
 from gateway.app import Gateway
 from gateway.http.attendant import auth
-from gateway.http.routing import Routes, parse_body, path_param
+from gateway.http.routing import Routes, parse_input, path_param
 from gateway.kiosk import AttendantSession
 from gateway.outbox import CalibrationCheck
 from gateway.readers import ScaleReader
@@ -118,9 +118,8 @@ async def scales(request: Request) -> list[ScaleView]:
 
 @routes.post("/scales/{scale_id}/arm")
 async def arm(request: Request) -> ScaleView:
-    signed = await auth.csrf_checked(request)
+    signed, _, req = await parse_input(request, ArmRequest, auth.csrf_checked)
     scale_id = path_param(request, "scale_id")
-    req = await parse_body(request, ArmRequest)
     gw = auth.service(request).gw
     r = _reader(gw, scale_id)
     gw.recorder.arm(r, req.member_no, req.category_code, signed.who.username)
@@ -138,9 +137,8 @@ async def cancel(request: Request) -> ScaleView:
 
 @routes.post("/scales/{scale_id}/calibration")
 async def calibrate(request: Request) -> CalibrationView:
-    signed = await auth.csrf_checked(request)
+    signed, _, req = await parse_input(request, CalibrationRequest, auth.csrf_checked)
     scale_id = path_param(request, "scale_id")
-    req = await parse_body(request, CalibrationRequest)
     gw = auth.service(request).gw
     r = _reader(gw, scale_id)
     if r.last is None or r.last.status != "stable" or r.last.grams is None:

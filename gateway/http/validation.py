@@ -1,6 +1,6 @@
 """Bad input to the local endpoint, answered in words an attendant reads: Bahasa Indonesia first,
 English second, naming the field ("jumlah harus bilangan bulat Rupiah / amount must be whole
-Rupiah"), never FastAPI's list of pydantic errors.
+Rupiah"), never pydantic's list of errors.
 
 A JSON route answers 422 ``{"detail": "<the messages, joined by '; '>", "errors": [{"field",
 "message"}]}``: ``detail`` is what the pages show (``WB.ApiError.message``), ``errors`` lets a
@@ -21,9 +21,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from fastapi import Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from gateway.http.attendant.pages import error_page
 from gateway.http.routing import Refused
@@ -161,9 +160,9 @@ def messages(errors: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
 
 
 async def validation_refused(request: Request, exc: Exception) -> Response:
-    """The endpoint's handler of :class:`~gateway.http.routing.Refused` (and of FastAPI's
-    ``RequestValidationError``; see the module's docstring)."""
-    assert isinstance(exc, Refused | RequestValidationError)
+    """The endpoint's handler of :class:`~gateway.http.routing.Refused` (see the module's
+    docstring)."""
+    assert isinstance(exc, Refused)
     found = messages(exc.errors())
     detail = "; ".join(text for _, text in found)
     route = request.scope.get("route")

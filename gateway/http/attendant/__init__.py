@@ -71,9 +71,6 @@ gate and what the handlers take the session, its CSRF check and the service from
 
 from typing import Final
 
-from fastapi import APIRouter
-from starlette.routing import BaseRoute
-
 from gateway.http.attendant import day as day_page
 from gateway.http.attendant import (
     deposits,
@@ -103,7 +100,7 @@ from gateway.http.attendant.service import (
     SignedIn,
     Who,
 )
-from gateway.http.routing import Routes
+from gateway.http.routing import mount
 
 __all__ = [
     "COOKIE",
@@ -120,32 +117,24 @@ __all__ = [
     "Who",
     "jam",
     "kg",
-    "router",
     "routes",
     "rupiah",
     "tanggal",
 ]
 
-_PARTS: Final = (
-    pages,
-    session,
-    directory,
-    scales,
-    deposits,
-    receipts,
-    members,
-    withdrawals,
-    stock,  # sales, transfers, residue, stock
-    day_page,  # the day and its close
+routes: Final = mount(
+    part.routes
+    for part in (
+        pages,
+        session,
+        directory,
+        scales,
+        deposits,
+        receipts,
+        members,
+        withdrawals,
+        stock,  # sales, transfers, residue, stock
+        day_page,  # the day and its close
+    )
 )
-
-routes: list[BaseRoute] = []
-"""Every route of the attendant page (under ``/petugas``) on Starlette alone."""
-router = APIRouter()
-"""The parts still on FastAPI (their ``router``), until every part has its ``routes``."""
-for _part in _PARTS:
-    _own = getattr(_part, "routes", None)
-    if isinstance(_own, Routes):
-        routes.extend(_own.routes)
-    else:
-        router.include_router(_part.router)
+"""Every route of the attendant page (under ``/petugas``), in its parts' order."""

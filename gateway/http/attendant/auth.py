@@ -4,10 +4,9 @@ token every write carries."""
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Final
 from urllib.parse import quote
 
-from fastapi import Depends
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -120,12 +119,6 @@ async def csrf_checked(request: Request) -> SignedIn:
     if not isinstance(given, str) or not service(request).check(signed.csrf, given):
         raise HTTPException(403, BAD_CSRF)
     return signed
-
-
-# FastAPI's dependencies of the routes not yet on Starlette alone (gateway.http.routing).
-Service = Annotated[AttendantService, Depends(service)]
-SignedInDep = Annotated[SignedIn, Depends(signed_in)]
-CsrfDep = Annotated[SignedIn, Depends(csrf_checked)]
 
 
 def https(request: Request) -> bool:

@@ -14,7 +14,7 @@ from starlette.requests import Request
 
 from gateway.http.attendant import auth, views
 from gateway.http.attendant.views import DepositView, VoidIn
-from gateway.http.routing import Routes, parse_body, path_param
+from gateway.http.routing import Routes, parse_input, path_param
 
 log = logging.getLogger("wastebank.gateway")
 
@@ -31,9 +31,8 @@ async def deposits(request: Request) -> list[DepositView]:
 
 @routes.post("/api/deposits/{event_id}/void")
 async def void(request: Request) -> DepositView:
-    signed = await auth.csrf_checked(request)
+    signed, _, body = await parse_input(request, VoidIn, auth.csrf_checked)
     event_id = path_param(request, "event_id")
-    body = await parse_body(request, VoidIn)
     service = auth.service(request)
     who = signed.who
     journal = service.db.journal

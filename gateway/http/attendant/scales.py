@@ -15,7 +15,7 @@ from gateway.http.attendant import auth, views
 from gateway.http.attendant.auth import COOKIE
 from gateway.http.attendant.service import AttendantService
 from gateway.http.attendant.views import LiveView, RecordIn
-from gateway.http.routing import Routes, event_stream, parse_body, path_param
+from gateway.http.routing import Routes, event_stream, parse_input, path_param
 from gateway.readers import ScaleReader
 
 routes = Routes(prefix="/petugas")
@@ -33,8 +33,7 @@ def attendant_reader(request: Request, service: AttendantService) -> ScaleReader
 
 @routes.post("/api/scales/{scale_id}/record")
 async def record(request: Request) -> LiveView:
-    signed = await auth.csrf_checked(request)
-    body = await parse_body(request, RecordIn)
+    signed, _, body = await parse_input(request, RecordIn, auth.csrf_checked)
     service = auth.service(request)
     reader = attendant_reader(request, service)
     recorder = service.gw.recorder
