@@ -31,7 +31,7 @@ from gateway.http.attendant.auth import service as attendant_service
 from gateway.http.attendant.pages import bank_name, render
 from gateway.http.attendant.service import AttendantService, Who
 from gateway.http.routing import Refused as InputRefused
-from gateway.http.routing import Routes, parse_body, query_param
+from gateway.http.routing import Routes, parse_input, query_param
 from gateway.receipts import Line, Receipt
 from wastebank.errors import NotFound
 from wastebank.formats import kg, rupiah, tanggal, tanggal_waktu
@@ -161,8 +161,7 @@ async def day(request: Request) -> DayView:
 
 @routes.post("/api/day/close", status_code=201)
 async def close(request: Request) -> DayView:
-    signed = await csrf_checked(request)
-    body = await parse_body(request, CloseIn)
+    signed, _, body = await parse_input(request, CloseIn, csrf_checked)
     service = attendant_service(request)
     sent: dict[str, Any] = {"counted_cash_idr": body.counted_cash_idr, "note": body.note}
     if body.opening_cash_idr is not None:

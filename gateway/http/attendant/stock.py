@@ -37,7 +37,7 @@ from gateway.http.attendant.auth import csrf_checked, signed_in
 from gateway.http.attendant.auth import service as attendant_service
 from gateway.http.attendant.pages import bank_name, render
 from gateway.http.attendant.service import SYNC_PARTS, AttendantService, Who
-from gateway.http.routing import Routes, parse_body
+from gateway.http.routing import Routes, parse_input
 from gateway.receipts import Line, Receipt
 from gateway.stock_store import MoveKind, QueuedMove
 from wastebank.errors import NotFound
@@ -329,8 +329,7 @@ async def _ask(
 
 @routes.post("/api/stock/sales", status_code=201)
 async def sell(request: Request) -> JSONResponse:
-    signed = await csrf_checked(request)
-    body = await parse_body(request, SaleIn)
+    signed, _, body = await parse_input(request, SaleIn, csrf_checked)
     service = attendant_service(request)
     revenue = amount_for(body.grams, body.price_per_kg_idr)  # the one pricing rule
     if revenue > MAX_IDR:  # the central API's bound: refused now, not queued to fail later
@@ -359,8 +358,7 @@ async def sell(request: Request) -> JSONResponse:
 
 @routes.post("/api/stock/transfers", status_code=201)
 async def transfer(request: Request) -> JSONResponse:
-    signed = await csrf_checked(request)
-    body = await parse_body(request, TransferIn)
+    signed, _, body = await parse_input(request, TransferIn, csrf_checked)
     service = attendant_service(request)
     api: dict[str, Any] = {"category": body.category, "grams": body.grams, "note": body.note}
     if body.received_g is not None:
@@ -372,8 +370,7 @@ async def transfer(request: Request) -> JSONResponse:
 
 @routes.post("/api/stock/residue", status_code=201)
 async def residue(request: Request) -> JSONResponse:
-    signed = await csrf_checked(request)
-    body = await parse_body(request, ResidueIn)
+    signed, _, body = await parse_input(request, ResidueIn, csrf_checked)
     service = attendant_service(request)
     api = {
         "category": body.category,
