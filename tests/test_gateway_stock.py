@@ -13,6 +13,7 @@ import pytest
 from gateway.http import local_api
 from gateway.http.attendant import AttendantService
 from gateway.http.attendant.stock import send_due
+from gateway.http.validation import REFUSED
 from tests.gateway_helpers import PASSWORD, FakeCentral, attendant_service, gateway_settings
 
 Gw = tuple[AttendantService, FakeCentral, httpx.AsyncClient, dict[str, str]]
@@ -95,6 +96,7 @@ async def test_closing_a_day_needs_the_central_api(gateway: Gw) -> None:
 
 async def test_the_days_bad_query_is_refused_field_by_field(gateway: Gw) -> None:
     _, _, client, _ = gateway
+    before = REFUSED["/petugas/api/day"]
     resp = await client.get(
         "/petugas/api/day", params={"date": "6-12-2026", "opening_cash_idr": -1}
     )
@@ -103,6 +105,7 @@ async def test_the_days_bad_query_is_refused_field_by_field(gateway: Gw) -> None
         {"field": "date", "message": "tanggal tidak sah / date is not valid"},
         {"field": "opening_cash_idr", "message": "jumlah minimal 0 / amount at least 0"},
     ]
+    assert REFUSED["/petugas/api/day"] == before + 1  # one request, counted under its route
     resp = await client.get("/petugas/api/day", params={"date": "2026-12-06"})
     assert resp.status_code == 200, resp.text
     assert resp.json()["sheet_url"] == "/petugas/struk/hari/2026-12-06"
