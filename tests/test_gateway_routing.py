@@ -27,6 +27,7 @@ from gateway.http.routing import (
     Routes,
     event_stream,
     json_response,
+    params_of,
     parse_body,
     parse_form,
     path_param,
@@ -171,6 +172,47 @@ def test_path_and_query_parameters_are_checked_and_located() -> None:
     assert [(e["type"], e["loc"]) for e in caught.value.errors()] == [
         ("missing", ("query", "opening_cash_idr"))
     ]
+
+
+def test_parameters_read_together_are_refused_together_in_order() -> None:
+    request = _request(path_params={"withdrawal_id": "0"}, query=b"date=x&opening_cash_idr=5")
+    assert params_of(request, lambda r: query_param(r, "opening_cash_idr", int)) == [5]
+    with pytest.raises(Refused) as caught:
+        params_of(
+            request,
+            lambda r: path_param(r, "withdrawal_id", int, ge=1),
+            lambda r: query_param(r, "opening_cash_idr", int),  # good: not in the refusal
+            lambda r: query_param(r, "date", date),
+        )
+    assert [e["loc"] for e in caught.value.errors()] == [
+        ("path", "withdrawal_id"),
+        ("query", "date"),
+    ]
+
+
+def test_a_forms_csrf_check_leaves_the_body_readable() -> None:
+    # csrf_checked reads a form's token; the handler may read the body after it (reading the
+    # form alone would consume the stream: "Stream consumed", a 500).
+    from gateway.http.attendant import auth
+
+    class Service:
+        def signed_in(self, cookie: str | None) -> object:
+            return signed
+
+        def check(self, csrf: str, given: str) -> bool:
+            return given == csrf
+
+    class Signed:
+        csrf = "t0ken"
+
+    signed = Signed()
+    request = _request(b"csrf_token=t0ken&username=ani", "application/x-www-form-urlencoded")
+    request.scope["app"] = Starlette()
+    request.app.state.attendant = Service()
+    request.scope["state"] = {"signed_in": None}
+    assert asyncio.run(auth.csrf_checked(request)) is signed
+    assert asyncio.run(request.body()) == b"csrf_token=t0ken&username=ani"
+    assert asyncio.run(parse_form(request, Form)).username == "ani"
 
 
 def test_a_model_is_answered_as_pydantic_serializes_it_by_alias() -> None:

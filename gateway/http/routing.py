@@ -43,6 +43,7 @@ __all__ = [
     "parse_body",
     "parse_form",
     "parse_input",
+    "params_of",
     "path_param",
     "query_param",
 ]
@@ -191,6 +192,24 @@ async def parse_input(
             raise
         body_errors = exc.errors()
     guarded = await guard(request)
+    values, errors = _collected(request, params)
+    if errors or body is None:
+        raise Refused([*errors, *body_errors])
+    return guarded, values, body
+
+
+def params_of(request: Request, *params: Callable[[Request], Any]) -> list[Any]:
+    """Each of ``params`` (each reads a path or query parameter) read from the request; those
+    refused are refused together, in order, as FastAPI collected a route's parameters."""
+    values, errors = _collected(request, params)
+    if errors:
+        raise Refused(errors)
+    return values
+
+
+def _collected(
+    request: Request, params: Iterable[Callable[[Request], Any]]
+) -> tuple[list[Any], list[dict[str, Any]]]:
     values: list[Any] = []
     errors: list[dict[str, Any]] = []
     for param in params:
@@ -198,9 +217,7 @@ async def parse_input(
             values.append(param(request))
         except Refused as exc:
             errors.extend(exc.errors())
-    if errors or body is None:
-        raise Refused([*errors, *body_errors])
-    return guarded, values, body
+    return values, errors
 
 
 async def parse_form(request: Request, model: type[M]) -> M:

@@ -115,6 +115,10 @@ async def csrf_checked(request: Request) -> SignedIn:
     signed = signed_in(request)
     given: object = request.headers.get(CSRF_HEADER)
     if given is None and request.headers.get("content-type", "").startswith(FORM_TYPES):
+        # The body first: Starlette keeps it, so the form is parsed from the kept bytes and a
+        # handler may still read the body after this check (reading only the form would
+        # consume the stream, and a later read would fail with "Stream consumed": a 500).
+        await request.body()
         given = (await request.form()).get(CSRF_FIELD)
     if not isinstance(given, str) or not service(request).check(signed.csrf, given):
         raise HTTPException(403, BAD_CSRF)

@@ -30,8 +30,7 @@ from gateway.http.attendant.auth import csrf_checked, signed_in
 from gateway.http.attendant.auth import service as attendant_service
 from gateway.http.attendant.pages import bank_name, render
 from gateway.http.attendant.service import AttendantService, Who
-from gateway.http.routing import Refused as InputRefused
-from gateway.http.routing import Routes, parse_input, query_param
+from gateway.http.routing import Routes, params_of, parse_input, query_param
 from gateway.receipts import Line, Receipt
 from wastebank.errors import NotFound
 from wastebank.formats import kg, rupiah, tanggal, tanggal_waktu
@@ -123,19 +122,11 @@ async def day_page(request: Request) -> HTMLResponse:
 def _query(request: Request) -> tuple[date | None, int | None]:
     """``?date=`` and ``?opening_cash_idr=``, both optional; when both are bad, both are
     refused in one answer (as every field of a body is)."""
-    errors: list[dict[str, Any]] = []
-
-    def read(name: str, kind: Any, **bounds: Any) -> Any:
-        try:
-            return query_param(request, name, kind | None, default=None, **bounds)
-        except InputRefused as exc:
-            errors.extend(exc.errors())
-            return None
-
-    on = read("date", date)
-    opening_cash_idr = read("opening_cash_idr", int, ge=0, le=MAX_IDR)
-    if errors:
-        raise InputRefused(errors)
+    on, opening_cash_idr = params_of(
+        request,
+        lambda r: query_param(r, "date", date | None, default=None),
+        lambda r: query_param(r, "opening_cash_idr", int | None, default=None, ge=0, le=MAX_IDR),
+    )
     return on, opening_cash_idr
 
 
