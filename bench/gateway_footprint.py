@@ -4,6 +4,10 @@
    fill sensors (10 Hz each), all simulated on real pseudo-terminals, for DURATION_S; we sample its
    RSS and CPU time with psutil. Baseline: a bare pyserial loop reading the same 21 ports and
    discarding the bytes (what the I/O alone costs). Goals: RSS < 50 MB, CPU < 3 % of a core.
+   Three configurations: the gateway alone; with its local attendant endpoint, unused; with the
+   attendant page in use (signed in from the offline login cache, every page of the day opened,
+   the live weight streaming), and the peak RSS while that login's password was verified
+   (argon2's working memory, the gateway's own parameters, held for the hash's ~0.1 s).
 2. Drain: an outbox pre-filled with N deposit events (as after an outage) is drained by a gateway
    process to the real Mosquitto, each row deleted after its PUBACK. Baseline: raw aiomqtt
    publishing the same N payloads at QoS 1 from this process, 64 in flight (the gateway's window).
@@ -24,6 +28,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -173,7 +178,7 @@ async def footprint(work: Path, mqtt: MqttSettings, duration_s: float, run_dir: 
         env = {"WASTEBANK_HTTP_PORT": "18081", "WASTEBANK_API_URL": UNREACHABLE_API}
         page_gateway = [*gateway[:-1], str(page_site)]
         with child(page_gateway, env) as proc:
-            async with attendant_in("http://127.0.0.1:18081"):
+            async with attendant_in("http://127.0.0.1:18081", proc) as login_peak:
                 page_rss, page_cpu = await asyncio.to_thread(sample, proc, duration_s)
 
     print(f"\nFootprint: 1 indicator at 10 Hz + {SENSORS} JSN-SR04T at 10 Hz, {duration_s:.0f} s")
@@ -182,6 +187,7 @@ async def footprint(work: Path, mqtt: MqttSettings, duration_s: float, run_dir: 
     print(f"  {'wastebank gateway':34} {gw_rss:8.1f} {gw_cpu:11.2f}")
     print(f"  {'  + local attendant endpoint':34} {http_rss:8.1f} {http_cpu:11.2f}")
     print(f"  {'  + attendant page in use':34} {page_rss:8.1f} {page_cpu:11.2f}")
+    print(f"  {'    peak during a login (argon2)':34} {login_peak[0]:8.1f}")
     print(
         f"  ratio gateway / baseline:          {gw_rss / base_rss:8.2f} "
         f"{gw_cpu / max(base_cpu, 0.01):11.2f}"
@@ -203,12 +209,16 @@ def seed_offline_login(outbox_path: Path) -> None:
     from argon2 import PasswordHasher
 
     from gateway.attendant_store import AttendantDb
+    from gateway.settings import AttendantSettings
 
+    # The gateway's own argon2 parameters: a login verifies with those the hash names.
+    a = AttendantSettings()
+    hasher = PasswordHasher(a.argon2_time_cost, a.argon2_memory_kib, a.argon2_parallelism)
     outbox = Outbox(outbox_path)
     try:
         AttendantDb(outbox).logins.put(
             ATTENDANT,
-            PasswordHasher().hash(PASSWORD),
+            hasher.hash(PASSWORD),
             role="attendant",
             name="Petugas Bench",
             bank_codes=["bs-bench"],
@@ -219,19 +229,35 @@ def seed_offline_login(outbox_path: Path) -> None:
         outbox.close()
 
 
+def peak_rss_until(proc: psutil.Process, done: threading.Event) -> float:
+    """The peak RSS (MB) of ``proc`` until ``done``, read every 2 ms: a login's argon2 working
+    memory lives for the ~0.1 s of the hash."""
+    peak = proc.memory_info().rss
+    while not done.wait(0.002):
+        peak = max(peak, proc.memory_info().rss)
+    return max(peak, proc.memory_info().rss) / MB
+
+
 @contextlib.asynccontextmanager
-async def attendant_in(base: str) -> AsyncIterator[None]:
+async def attendant_in(base: str, proc: psutil.Process) -> AsyncIterator[list[float]]:
     """Signed in, every page of the attendant's day opened once, and the scale's live weight
-    streaming (as on the bank's tablet) while the caller samples."""
+    streaming (as on the bank's tablet) while the caller samples. Yields [the peak RSS in MB
+    while the login was verified]."""
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
         for _ in range(100):  # the endpoint listens a moment after the process starts
             with contextlib.suppress(httpx.TransportError):
                 if (await client.get("/health")).status_code == 200:
                     break
             await asyncio.sleep(0.1)
-        login = await client.post(
-            "/petugas/api/session", json={"username": ATTENDANT, "password": PASSWORD}
-        )
+        done = threading.Event()
+        peak = asyncio.create_task(asyncio.to_thread(peak_rss_until, proc, done))
+        try:
+            login = await client.post(
+                "/petugas/api/session", json={"username": ATTENDANT, "password": PASSWORD}
+            )
+        finally:
+            done.set()
+        login_peak = [await peak]
         login.raise_for_status()
         for page in ("/petugas", "/petugas/nasabah", "/petugas/penarikan", "/petugas/stok",
                      "/petugas/hari-ini"):  # fmt: skip
@@ -245,7 +271,7 @@ async def attendant_in(base: str) -> AsyncIterator[None]:
 
         task = asyncio.create_task(watch())
         try:
-            yield
+            yield login_peak
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
