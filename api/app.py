@@ -75,6 +75,7 @@ from api.deps import State, data_error, http_error, integrity_error, wastebank_e
 from api.settings import ApiSettings
 from wastebank import __version__, access, ledger
 from wastebank.errors import WastebankError
+from wastebank.http_limits import BodyLimit
 from wastebank.influx import Influx
 
 __all__ = ["ApiSettings", "create_app"]
@@ -115,10 +116,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # dependencies check the caller. Outside it (added last: outermost), the client's address
     # from a trusted reverse proxy, for the login limits and the logs.
     app.add_middleware(
-        limits.BodyLimit,
+        BodyLimit,
         max_body_bytes=settings.http.max_body_bytes,
         max_upload_bytes=settings.http.max_upload_bytes,
         upload_paths=limits.upload_paths(app.routes),
+        logger=limits.log,
     )
     if settings.http.trusted_proxies:
         app.add_middleware(

@@ -102,6 +102,7 @@ async def test_health_without_a_session_is_minimal(gateway: Gw) -> None:
         "outbox_refused",
         "outbox_dropped",
         "bad_requests",
+        "too_large_requests",
         "scales",
         "clock",
         "alerts_active",

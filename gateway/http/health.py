@@ -43,8 +43,12 @@ class PublicHealth(BaseModel):
     outbox_refused: int
     outbox_dropped: int
     bad_requests: int
-    """Requests refused as bad input since the start (gateway.http.validation.REFUSED; each
-    is logged with its route and messages)."""
+    """Requests refused as bad input since the start: those refused in words (422,
+    gateway.http.validation.REFUSED; each logged with its route and messages) and those too
+    large to read (413, :attr:`too_large_requests`)."""
+    too_large_requests: int
+    """Of :attr:`bad_requests`, those whose body was over ``http_max_body_bytes`` (413, each
+    logged with its path, client and size; wastebank.http_limits)."""
     scales: list[ScaleStateView]
     clock: ClockHealth
     alerts_active: list[ActiveAlert]
@@ -53,6 +57,7 @@ class PublicHealth(BaseModel):
 @routes.get("/health")
 async def health(request: Request) -> PublicHealth:
     gw = auth.service(request).gw
+    too_large = sum(getattr(request.app.state, "too_large", {}).values())
     return PublicHealth(
         gateway_id=gw.settings.gateway_id,
         version=__version__,
@@ -61,7 +66,8 @@ async def health(request: Request) -> PublicHealth:
         outbox_depth=len(gw.outbox),
         outbox_refused=sum(gw.outbox.refused().values()),
         outbox_dropped=gw.outbox.dropped,
-        bad_requests=sum(REFUSED.values()),
+        bad_requests=sum(REFUSED.values()) + too_large,
+        too_large_requests=too_large,
         scales=[
             ScaleStateView(scale_id=r.cfg.id, state=state, state_since=since)
             for r in gw.readers.values()

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+from collections import Counter
 from collections.abc import Iterator
 
 import uvicorn
@@ -37,6 +38,7 @@ from gateway.http.routing import Refused, mount
 from gateway.http.validation import validation_refused
 from gateway.settings import GatewaySettings
 from wastebank.errors import WastebankError
+from wastebank.http_limits import BodyLimit
 
 __all__ = ["PublicHealth", "http_app", "serve"]
 
@@ -128,9 +130,19 @@ def http_app(gw: Gateway, service: AttendantService) -> Starlette:
     (docs/scaling.md); :mod:`gateway.http.routing` does the little of it the routes need."""
     # Every handler is async: it runs on the gateway's event loop, the one thread that owns the
     # outbox connection and the scale sessions (a sync handler would run in a worker thread).
+    too_large: Counter[str] = Counter()
     app = Starlette(
         routes=[*attendant_routes, *mount((health.routes, scales.routes))],
-        middleware=[Middleware(SessionGate, service=service)],
+        middleware=[
+            # a body over the limit is refused unread, before the session is checked
+            Middleware(
+                BodyLimit,
+                max_body_bytes=gw.settings.http_max_body_bytes,
+                refused=too_large,
+                logger=log,
+            ),
+            Middleware(SessionGate, service=service),
+        ],
         exception_handlers={
             WastebankError: _refusal,
             Refused: validation_refused,
@@ -138,6 +150,7 @@ def http_app(gw: Gateway, service: AttendantService) -> Starlette:
         },
     )
     app.state.attendant = service
+    app.state.too_large = too_large  # /health's too_large_requests
     return app
 
 

@@ -63,7 +63,7 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
 REFUSED: Final[Counter[str]] = Counter()
 """Requests refused as bad input since the gateway started, per route (its template, e.g.
 ``/petugas/api/members/{member_no}/pin``: bounded, whatever paths a client invents), for the
-operator: their sum is ``bad_requests`` in ``/health``."""
+operator: their sum, with the 413s, is ``bad_requests`` in ``/health``."""
 
 _INT_ERRORS: Final = frozenset(
     {"int_parsing", "int_type", "int_from_float", "float_parsing", "float_type", "decimal_type"}
