@@ -276,6 +276,13 @@ class GatewaySettings(WastebankSettings):
         "larger is 413 before it is read or the session is checked",
     )
     health_interval_s: float = Field(default=30.0, gt=0)
+    health_min_gap_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="at most one health report per this many seconds: a fault, an alert or the "
+        "link coming back is reported at once, a burst of them in one or two reports",
+    )
     clock: ClockSettings = Field(
         default_factory=ClockSettings,
         description="how the gateway tells whether its clock is synchronized (gateway/clock.py)",
