@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +39,7 @@ from gateway.scale_protocol import (
     WeightReading,
     decoder_for,
 )
-from gateway.scale_state import STATE_TEXT, FaultChange, FaultWatch, fault_of
+from gateway.scale_state import STATE_TEXT, WORKING, FaultChange, FaultWatch, fault_of
 from gateway.settings import ScaleSettings, SensorSettings
 from gateway.weighing import StabilityDetector, WeighState
 from wastebank.messages import AlertCode, ScaleHealth, ScaleState, SensorHealth
@@ -97,6 +97,8 @@ class SerialDevice(abc.ABC):
         self.line = line
         self.connected = False
         self.reconnects = 0
+        self.on_change: Callable[[], None] = lambda: None
+        """Called when the port opens or closes (the gateway reports its health at once)."""
 
     @abc.abstractmethod
     def reset(self) -> None:
@@ -155,6 +157,7 @@ class SerialDevice(abc.ABC):
         self.reset()
         self.connected = True
         self.note_state()
+        self.on_change()
         loop.add_reader(fd, readable.set)
         try:
             while True:
@@ -167,6 +170,7 @@ class SerialDevice(abc.ABC):
             loop.remove_reader(fd)
             self.connected = False
             self.note_state()
+            self.on_change()
             with contextlib.suppress(OSError, serial.SerialException):
                 port.close()
 
@@ -253,7 +257,7 @@ class ScaleReader(SerialDevice):
             return
         was, self._state = self._state, state
         self.state_since = datetime.now(UTC)
-        if {was, state} != {"ok", "unsettled"}:
+        if not {was, state} <= WORKING:
             log.info(
                 "timbangan / scale %s: keadaan / state %s (sebelumnya / was %s)",
                 self.cfg.id,

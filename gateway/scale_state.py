@@ -54,6 +54,11 @@ STATE_TEXT: Final[dict[ScaleState, str]] = {
 """Each state as people read it (the attendant page, alert messages): Bahasa Indonesia first."""
 
 
+WORKING: Final[frozenset[ScaleState]] = frozenset({"ok", "unsettled"})
+"""A working scale's states: every load goes from one to the other, so a change between them is
+neither logged nor news for the fleet (the attendant page shows it live)."""
+
+
 def fault_of(item: ScaleStatus) -> Fault | None:
     """The fault a status frame says, or None (``busy``)."""
     return _FAULT_OF.get(item.kind)
