@@ -12,6 +12,7 @@ release gets it (empty: what such a release had raised is not known, as before).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, cast
@@ -50,12 +51,18 @@ class AlertStore:
             )
             for code, subject, since, value in rows
         }
+        self.on_change: Callable[[], None] = lambda: None
+        """Called once an alert was raised or cleared (the gateway reports its health at once)."""
 
     def __contains__(self, key: tuple[str, str]) -> bool:
         return key in self._active
 
     def __len__(self) -> int:
         return len(self._active)
+
+    def keys(self) -> frozenset[tuple[str, str]]:
+        """The active alerts' (code, subject)."""
+        return frozenset(self._active)
 
     def active(self) -> list[Raised]:
         """Oldest first."""
@@ -75,9 +82,11 @@ class AlertStore:
 
     def commit_raised(self, alert: Raised) -> None:
         self._active[(alert.code, alert.subject)] = alert
+        self.on_change()
 
     def commit_cleared(self, code: str, subject: str) -> None:
         self._active.pop((code, subject), None)
+        self.on_change()
 
 
 def as_message(alert: Raised) -> ActiveAlert:

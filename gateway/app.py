@@ -4,7 +4,9 @@ One TaskGroup holds: a reader per scale and per serial TPS sensor (its own port,
 line settings; it reopens its port on its own when a USB adapter is unplugged and comes back),
 the sensors that arrive over MQTT (:mod:`gateway.lns`), the link to the broker
 (:mod:`gateway.uplink`), and a health loop (retained telemetry, outbox expiry, alerts raised once
-and cleared once). What the readers return goes to the recorder (:mod:`gateway.recorder`).
+and cleared once): the one place that decides when a health report goes out, every
+``health_interval_s`` and at once when something the fleet must see changed (:class:`Faults`).
+What the readers return goes to the recorder (:mod:`gateway.recorder`).
 
 Whatever else runs beside them (the local endpoint: :mod:`gateway.http`) is handed to
 :meth:`Gateway.run` by :mod:`gateway.run`; nothing here imports it.
@@ -15,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import aiomqtt
@@ -31,18 +35,64 @@ from gateway.lns import SensorUplinks
 from gateway.outbox import Outbox
 from gateway.readers import Condition, FillSensorReader, ScaleReader, SerialDevice
 from gateway.recorder import GatewayStats, Recorder
+from gateway.scale_state import WORKING
 from gateway.settings import GatewaySettings
 from gateway.uplink import Uplink
-from wastebank import __version__
+from wastebank import __version__, mqtt
 from wastebank.messages import (
     ALERTS_ACTIVE_MAX,
     ActiveAlert,
+    ClockHealth,
     GatewayHealth,
+    ScaleHealth,
+    ScaleState,
+    SensorHealth,
     Topics,
     new_install,
 )
 
 log = logging.getLogger("wastebank.gateway")
+
+
+@dataclass(frozen=True)
+class Faults:
+    """The part of a health report the fleet must hear of at once when it changes."""
+
+    scales: tuple[tuple[str, ScaleState | None], ...]
+    """Each scale's state, ok and unsettled as one (:data:`gateway.scale_state.WORKING`)."""
+    sensors: tuple[tuple[str, bool | None, datetime | None], ...]
+    """Each sensor's port (open, closed, None: over MQTT) and its no-target run's start."""
+    clock: bool | None
+    alerts: frozenset[tuple[str, str]]
+
+    @classmethod
+    def of(
+        cls,
+        scales: Iterable[ScaleHealth],
+        sensors: Iterable[SensorHealth],
+        clock: ClockHealth,
+        alerts: frozenset[tuple[str, str]],
+    ) -> Faults:
+        return cls(
+            tuple((s.scale_id, "ok" if s.state in WORKING else s.state) for s in scales),
+            tuple((s.sensor_id, s.connected, s.no_target_since) for s in sensors),
+            clock.synchronized,
+            alerts,
+        )
+
+    def news_since(self, told: Faults) -> bool:
+        """Whether a fleet told ``told`` must hear of this at once: a scale's state, an alert
+        raised or cleared, a sensor's port, the clock's synchronization; and the end of a
+        no-target run it was told of (a run's start is not news: only a long one is a fault,
+        and the periodic report shows how long it has lasted)."""
+        if (self.scales, self.clock, self.alerts) != (told.scales, told.clock, told.alerts):
+            return True
+        for (_, port, run), (_, told_port, told_run) in zip(
+            self.sensors, told.sensors, strict=True
+        ):
+            if port != told_port or (told_run is not None and run != told_run):
+                return True
+        return False
 
 
 class Gateway:
@@ -61,6 +111,12 @@ class Gateway:
         self.stats = GatewayStats()
         self.clock = ClockWatch(settings.clock)
         self.clock.check()  # before the first event is stamped
+        self.health_due = asyncio.Event()
+        """Set when the fleet must hear of something at once (:meth:`note_health`) or the link
+        to the broker is back: :meth:`health_loop` publishes a report soon."""
+        self._told: Faults | None = None
+        self._told_via: mqtt.Publisher | None = None
+        """The connection the latest report went out on: a new one gets a report at once."""
         self.recorder = Recorder(
             settings,
             self.outbox,
@@ -80,8 +136,11 @@ class Gateway:
             boot=self.boot,
             live=self.live,
             stats=self.stats,
-            health=self.health,
+            health_due=self.health_due,
         )
+        for device in (*self.readers.values(), *self.sensors.values()):
+            device.on_change = self.note_health
+        self.recorder.alerts.on_change = self.note_health
         self.connected = self.uplink.connected
         self.started = time.monotonic()
         self._dropped_reported = self.outbox.dropped
@@ -129,12 +188,14 @@ class Gateway:
             elif (seq := self.recorder.store_deposit(reader, item)) is not None:
                 stored.append(seq)
         self.live.notify()
+        self.note_health()
         return stored
 
     def feed_sensor(self, sensor: FillSensorReader, data: bytes) -> None:
         """Bytes from a serial fill sensor's port: the readings due, stored."""
         for candidate in sensor.process(data):
             self.recorder.store_fill(sensor, candidate)
+        self.note_health()  # a no-target run may have begun or ended
 
     def sample(self, sensor: FillSensorReader, sample: DistanceSample) -> None:
         """A sample that came over MQTT: each is a reading."""
@@ -201,15 +262,55 @@ class Gateway:
                 await asyncio.to_thread(self.clock.check)
             else:
                 self.clock.check()
+            self.note_health()
+
+    def faults(self, report: GatewayHealth | None = None) -> Faults:
+        """What the fleet must hear of at once, as ``report`` says it, or as it is now."""
+        if report is None:
+            scales = [r.health() for r in self.readers.values()]
+            sensors = [r.health() for r in self.sensors.values()]
+            return Faults.of(scales, sensors, self.clock.health(), self.recorder.alerts.keys())
+        clock = report.clock or self.clock.health()
+        return Faults.of(report.scales, report.sensors, clock, self.recorder.alerts.keys())
+
+    def note_health(self) -> None:
+        """Something may have changed: wake the health loop if the fleet must hear of it."""
+        if self._told is None or self.faults().news_since(self._told):
+            self.health_due.set()
 
     async def health_loop(self) -> None:
+        """Publish the health report (retained) every ``health_interval_s``, with the outbox's
+        expiry, and soon after :attr:`health_due` is set: at once, or once ``health_min_gap_s``
+        has passed since the last report, so a burst of changes is one or two reports. A change
+        undone within the gap is not reported; one while the link is down goes out once it is
+        back (the link's return sets :attr:`health_due`)."""
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        next_tick = loop.time() + s.health_interval_s
+        sent_at = -math.inf
         while True:
-            await asyncio.sleep(self.settings.health_interval_s)
-            self.check_outbox()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(next_tick):
+                    await self.health_due.wait()
+            tick = loop.time() >= next_tick
+            if tick:
+                next_tick = loop.time() + s.health_interval_s
+                self.check_outbox()
+            if (gap := sent_at + s.health_min_gap_s - loop.time()) > 0:
+                await asyncio.sleep(gap)  # what changes meanwhile goes out in this one report
+            self.health_due.clear()
             publisher = self.uplink.publisher
-            if publisher is not None:
-                with contextlib.suppress(aiomqtt.MqttError):
-                    await self.uplink.publish_health(publisher)
+            if publisher is None:
+                continue
+            report = self.health()
+            faults = self.faults(report)
+            told = self._told if publisher is self._told_via else None
+            if not tick and told is not None and not faults.news_since(told):
+                continue  # undone within the gap
+            with contextlib.suppress(aiomqtt.MqttError):
+                await self.uplink.publish_health(publisher, report)
+                self._told, self._told_via = faults, publisher
+                sent_at = loop.time()
 
     def check_outbox(self) -> None:
         """Expire old rows; 'outbox dropping' is raised while rows are being dropped (by size or

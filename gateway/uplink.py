@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -56,7 +55,7 @@ class Uplink:
         boot: str,
         live: Live,
         stats: GatewayStats,
-        health: Callable[[], GatewayHealth],
+        health_due: asyncio.Event,
     ) -> None:
         self.settings = settings
         self.topics = Topics(settings.mqtt.topic_prefix)
@@ -66,8 +65,9 @@ class Uplink:
         self.boot = boot
         self.live = live
         self.stats = stats
-        self.health = health
-        """The health report to publish (the gateway's, with its readers')."""
+        self.health_due = health_due
+        """Set when the link is up again: the gateway's health loop makes the retained report
+        fresh (:meth:`gateway.app.Gateway.health_loop` decides when a report goes out)."""
         self.connected = asyncio.Event()
         self.publisher: mqtt.Publisher | None = None
         """While connected: publishes on the link (the health loop's reports)."""
@@ -148,8 +148,8 @@ class Uplink:
         self.publisher = publisher
         self.connected.set()
         self.live.notify()
+        self.health_due.set()
         try:
-            await self.publish_health(publisher)
             await self._drain(publisher)
         finally:
             self.publisher = None
@@ -165,10 +165,10 @@ class Uplink:
                     timeout=STOP_STATUS_TIMEOUT_S,
                 )
 
-    async def publish_health(self, publisher: mqtt.Publisher) -> None:
+    async def publish_health(self, publisher: mqtt.Publisher, health: GatewayHealth) -> None:
+        """Publish ``health`` retained (the gateway's health loop decides when)."""
         topic = self.topics.gateway_health(self.settings.bank_code, self.settings.gateway_id)
-        health = self.health().model_dump_json()
-        reason = await publisher.publish(topic, health, qos=1, retain=True)
+        reason = await publisher.publish(topic, health.model_dump_json(), qos=1, retain=True)
         self._telemetry_refused(topic, reason)
 
     async def _drain(self, publisher: mqtt.Publisher) -> None:
