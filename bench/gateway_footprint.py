@@ -1,9 +1,10 @@
 """Gateway footprint and outbox drain rate, each against a baseline measured in the same run.
 
 1. Footprint: a real `wastebank gateway` process reads a 10 Hz indicator (gs_nt) and 20 JSN-SR04T
-   fill sensors (10 Hz each), all simulated on real pseudo-terminals, for DURATION_S; we sample its
-   RSS and CPU time with psutil. Baseline: a bare pyserial loop reading the same 21 ports and
-   discarding the bytes (what the I/O alone costs). Goals: RSS < 50 MB, CPU < 3 % of a core.
+   fill sensors (10 Hz each), all simulated on real pseudo-terminals, for DURATION_S; we take its
+   peak RSS (the kernel's VmHWM over the window) and CPU time (psutil). Baseline: a bare pyserial
+   loop reading the same 21 ports and discarding the bytes (what the I/O alone costs). Goals:
+   RSS < 50 MB, CPU < 3 % of a core.
    Three configurations: the gateway alone; with its local attendant endpoint, unused; with the
    attendant page in use (signed in from the offline login cache, every page of the day opened,
    the live weight streaming), and the peak RSS while that login's password was verified
@@ -28,7 +29,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -56,18 +56,31 @@ def progress(text: str) -> None:
     print(f"  … {text}", file=sys.stderr, flush=True)
 
 
+def reset_peak(proc: psutil.Process) -> None:
+    """Start ``proc``'s resident high-water mark (VmHWM) afresh from its current RSS (Linux:
+    ``clear_refs`` 5). The kernel then keeps the true peak, which a poll every so often misses
+    (a login's argon2 memory lives ~0.1 s)."""
+    Path(f"/proc/{proc.pid}/clear_refs").write_text("5")
+
+
+def peak_rss(proc: psutil.Process) -> float:
+    """``proc``'s peak RSS (MB) since :func:`reset_peak`."""
+    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024 / MB
+    raise RuntimeError("no VmHWM in /proc/<pid>/status")
+
+
 def sample(proc: psutil.Process, duration_s: float) -> tuple[float, float]:
     """(peak RSS in MB, CPU % of one core) of ``proc`` over ``duration_s`` (after a warm-up)."""
     time.sleep(3)  # warm-up: imports, port opening, first detection
+    reset_peak(proc)
     cpu0 = proc.cpu_times()
     t0 = time.monotonic()
-    peak = 0
-    while time.monotonic() - t0 < duration_s:
-        peak = max(peak, proc.memory_info().rss)
-        time.sleep(0.5)
+    time.sleep(duration_s)
     cpu1 = proc.cpu_times()
     used = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
-    return peak / MB, 100.0 * used / (time.monotonic() - t0)
+    return peak_rss(proc), 100.0 * used / (time.monotonic() - t0)
 
 
 BASELINE_READER = r"""
@@ -229,15 +242,6 @@ def seed_offline_login(outbox_path: Path) -> None:
         outbox.close()
 
 
-def peak_rss_until(proc: psutil.Process, done: threading.Event) -> float:
-    """The peak RSS (MB) of ``proc`` until ``done``, read every 2 ms: a login's argon2 working
-    memory lives for the ~0.1 s of the hash."""
-    peak = proc.memory_info().rss
-    while not done.wait(0.002):
-        peak = max(peak, proc.memory_info().rss)
-    return max(peak, proc.memory_info().rss) / MB
-
-
 @contextlib.asynccontextmanager
 async def attendant_in(base: str, proc: psutil.Process) -> AsyncIterator[list[float]]:
     """Signed in, every page of the attendant's day opened once, and the scale's live weight
@@ -249,16 +253,12 @@ async def attendant_in(base: str, proc: psutil.Process) -> AsyncIterator[list[fl
                 if (await client.get("/health")).status_code == 200:
                     break
             await asyncio.sleep(0.1)
-        done = threading.Event()
-        peak = asyncio.create_task(asyncio.to_thread(peak_rss_until, proc, done))
-        try:
-            login = await client.post(
-                "/petugas/api/session", json={"username": ATTENDANT, "password": PASSWORD}
-            )
-        finally:
-            done.set()
-        login_peak = [await peak]
+        reset_peak(proc)
+        login = await client.post(
+            "/petugas/api/session", json={"username": ATTENDANT, "password": PASSWORD}
+        )
         login.raise_for_status()
+        login_peak = [peak_rss(proc)]
         for page in ("/petugas", "/petugas/nasabah", "/petugas/penarikan", "/petugas/stok",
                      "/petugas/hari-ini"):  # fmt: skip
             (await client.get(page)).raise_for_status()
