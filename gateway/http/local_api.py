@@ -21,6 +21,7 @@ import ipaddress
 import logging
 from collections import Counter
 from collections.abc import Iterator
+from typing import Final
 
 import uvicorn
 from starlette.applications import Starlette
@@ -48,19 +49,36 @@ SHUTDOWN_TIMEOUT_S = 3.0
 """At a stop: how long open pages (their live streams end at once) get to close."""
 
 
-async def serve(gw: Gateway, service: AttendantService | None = None) -> None:
-    service = service or AttendantService(gw)
+HEAD_MAX_BYTES: Final = 16 * 1024
+"""The most a request's line and headers may take (URL, query string, cookies): more and the
+connection is closed before the app sees it. The page's longest (a search, its two cookies) is
+well under 2 KB."""
+
+
+def server_config(gw: Gateway, app: Starlette) -> uvicorn.Config:
+    """How uvicorn serves the endpoint. Its HTTP parser is h11, which holds a request's line
+    and headers to :data:`HEAD_MAX_BYTES`: httptools (uvicorn's default when installed) gathers
+    a URL or a header of any length in memory, so one client on the Wi-Fi could fill a Pi's
+    RAM before any limit of ours sees the request (docs/attendant.md, "The local endpoint")."""
     s = gw.settings
     tls = s.http_tls_cert is not None and s.http_tls_key is not None
-    config = uvicorn.Config(
-        http_app(gw, service),
+    return uvicorn.Config(
+        app,
         host=s.http_host,
         port=s.http_port,
         log_level="warning",
+        http="h11",
+        h11_max_incomplete_event_size=HEAD_MAX_BYTES,
         ssl_certfile=s.http_tls_cert if tls else None,
         ssl_keyfile=s.http_tls_key if tls else None,
     )
-    _announce(s, tls)
+
+
+async def serve(gw: Gateway, service: AttendantService | None = None) -> None:
+    service = service or AttendantService(gw)
+    s = gw.settings
+    config = server_config(gw, http_app(gw, service))
+    _announce(s, s.http_tls_cert is not None and s.http_tls_key is not None)
     server = _QuietServer(config)
     stopped = False
     try:

@@ -7,6 +7,8 @@ GET  /petugas/api/scales/{id}/live     Server-Sent Events: weight, stable, armed
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
@@ -57,6 +59,33 @@ async def live(request: Request) -> StreamingResponse:
     # session does (a logout, the account disabled).
     service = auth.service(request)
     reader = attendant_reader(request, service)
-    auth.signed_in(request)
+    signed = auth.signed_in(request)
+    if request.method == "HEAD":  # the headers alone: no stream is opened, no slot taken
+        return event_stream(_then(None, _ended()))
     cookie = request.cookies.get(COOKIE)
-    return event_stream(views.live(service, reader, lambda: service.signed_in(cookie) is not None))
+    items = views.live(service, reader, lambda: service.signed_in(cookie) is not None, signed.sid)
+    # Its first step is taken here, so a stream over the limits is this request's 429, and
+    # the slot it takes is freed whenever the stream goes (read to its end or dropped).
+    try:
+        first = await anext(items)
+    except StopAsyncIteration:
+        first = None
+    return event_stream(_then(first, items))
+
+
+async def _then(first: LiveView | None, rest: AsyncIterator[LiveView]) -> AsyncIterator[LiveView]:
+    """``first`` (if any), then ``rest``, which is closed with this stream."""
+    try:
+        if first is not None:
+            yield first
+        async for item in rest:
+            yield item
+    finally:
+        aclose = getattr(rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def _ended() -> AsyncIterator[LiveView]:
+    return
+    yield  # an async generator that ends at once

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -110,6 +111,8 @@ class AttendantService:
         self._logins_at = -float("inf")
         self.streams = 0
         """Live streams open now (pages showing a scale: :func:`views.live`)."""
+        self.live_by_session: Counter[str] = Counter()
+        """Of :attr:`streams`, those of each session (its id)."""
         self.parts = [make(self) for make in SYNC_PARTS]
 
     async def aclose(self) -> None:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Final
 
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 
 from gateway.attendant_store import JournalEntry, MemberEntry
 from gateway.http.attendant import deposit_receipt
@@ -28,6 +29,15 @@ LIVE_MIN_GAP_S: Final = 0.1
 """At most ten live updates a second per page."""
 LIVE_REFRESH_S: Final = 10.0
 """A live update at least this often (outbox depth and send status change without a wake)."""
+LIVE_PER_SESSION: Final = 4
+"""Live views one session may hold open at once (the page in a tab or two, per tablet)."""
+LIVE_MAX: Final = 16
+"""Live views open at once on the gateway, every session together: each holds a connection and
+~40 KB of a Pi's memory, so a session opening them by the hundred is refused, not served."""
+TOO_MANY_LIVE: Final = (
+    "terlalu banyak tampilan langsung terbuka; tutup tab lain / too many live views open: "
+    "close other tabs"
+)
 
 
 SEND_TEXT = {
@@ -260,14 +270,23 @@ def live_view(service: AttendantService, r: ScaleReader) -> LiveView:
 
 
 async def live(
-    service: AttendantService, r: ScaleReader, signed_in: Callable[[], bool] = lambda: True
+    service: AttendantService,
+    r: ScaleReader,
+    signed_in: Callable[[], bool] = lambda: True,
+    sid: str = "",
 ) -> AsyncIterator[LiveView]:
     """The scale's live view whenever it changes, until the gateway stops or the session
     ``signed_in`` checks ends (a logout, an account disabled); the client going away ends
-    it too (the response cancels the stream)."""
+    it too (the response cancels the stream). Its first step refuses (429) a stream over
+    :data:`LIVE_MAX`, or over :data:`LIVE_PER_SESSION` for the session ``sid``."""
+    open_here = service.live_by_session
+    if service.streams >= LIVE_MAX or open_here[sid] >= LIVE_PER_SESSION:
+        retry = {"Retry-After": str(int(LIVE_REFRESH_S))}
+        raise HTTPException(429, TOO_MANY_LIVE, headers=retry)
     state = service.gw.live
     last: LiveView | None = None
     service.streams += 1
+    open_here[sid] += 1
     try:
         while not state.stopped and signed_in():
             seen = state.version
@@ -281,3 +300,6 @@ async def live(
             await state.wait(seen, LIVE_REFRESH_S if due is None else min(due, LIVE_REFRESH_S))
     finally:
         service.streams -= 1
+        open_here[sid] -= 1
+        if not open_here[sid]:
+            del open_here[sid]
