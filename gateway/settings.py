@@ -269,11 +269,11 @@ class GatewaySettings(WastebankSettings):
         default=None, description="its private key (PEM, mode 0600, the gateway's user only)"
     )
     http_max_body_bytes: int = Field(
-        default=16 * 1024,
+        default=32 * 1024,
         ge=1024,
         description="the largest request body the local endpoint takes (the largest the "
-        "attendant page can send, the login form with every field at its longest, is ~7 KB): "
-        "larger is 413 before it is read or the session is checked",
+        "attendant page can send, the login form with every field at its longest in 4-byte "
+        "characters, is 8,677 bytes): larger is 413 before it is read or the session checked",
     )
     health_interval_s: float = Field(default=30.0, gt=0)
     health_min_gap_s: float = Field(

@@ -9,8 +9,13 @@ transport seam (tests/gateway_helpers.py), recording what it was asked."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -191,3 +196,109 @@ async def test_a_sale_beyond_the_ledgers_bound_is_refused_at_once_even_offline(
     resp = await client.post("/petugas/api/stock/sales", json=ok)
     assert resp.status_code == 202, resp.text
     assert svc.db.stock.pending() == 1
+
+
+# ---- the body limit (wastebank.http_limits, http_max_body_bytes) --------------------------------
+
+
+class Body:
+    """A request body sent in chunks as the app asks for them; counts what it handed out."""
+
+    def __init__(self, total: int, chunk: int = 4096) -> None:
+        self.total, self.chunk, self.sent = total, chunk, 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while self.sent < self.total:
+            n = min(self.chunk, self.total - self.sent)
+            self.sent += n
+            yield b"a" * n
+
+
+@contextlib.asynccontextmanager
+async def endpoint(tmp_path: Path, **values: Any) -> AsyncIterator[tuple[AttendantService, Client]]:
+    """The gateway's endpoint with ``values`` in its settings, and a client nobody signed in."""
+    async with attendant_service(gateway_settings(tmp_path, **values), FakeCentral()) as svc:
+        transport = httpx.ASGITransport(app=local_api.http_app(svc.gw, svc))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as client:
+            yield svc, client
+
+
+Client = httpx.AsyncClient
+TOO_LARGE = (
+    "isi permintaan terlalu besar, paling banyak 32.768 bita / request body too large: at most "
+    "32.768 bytes"
+)
+
+
+@pytest.mark.parametrize("path", ["/petugas/masuk", "/petugas/api/session", "/petugas/api/sync"])
+async def test_a_body_declared_over_the_limit_is_refused_unread_before_the_session(
+    tmp_path: Path, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with endpoint(tmp_path) as (_, client):
+        before = (await client.get("/health")).json()["bad_requests"]
+        body = Body(1024 * 1024 * 1024)  # the 1 GB an attacker on the Wi-Fi sends
+        with caplog.at_level(logging.WARNING, "wastebank.gateway"):
+            resp = await client.post(
+                path,
+                content=body,
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "Content-Length": str(body.total),
+                },
+            )
+        # 413, not 401 (nobody is signed in): the size is judged first, as in the API
+        assert resp.status_code == 413, resp.text
+        assert resp.json() == {"detail": TOO_LARGE}
+        assert resp.headers["connection"] == "close"
+        assert body.sent == 0  # not one byte read
+        assert f"request body too large: POST {path} from 127.0.0.1" in caplog.text
+        health = (await client.get("/health")).json()
+        # counted for the operator, with the requests refused in words
+        assert (health["bad_requests"], health["too_large_requests"]) == (before + 1, 1)
+
+
+async def test_a_chunked_body_is_cut_where_it_passes_the_limit(tmp_path: Path) -> None:
+    async with endpoint(tmp_path) as (_, client):
+        body = Body(5 * 1024 * 1024)  # no Content-Length: counted as it arrives
+        resp = await client.post(
+            "/petugas/api/session", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert resp.status_code == 413, resp.text
+        assert resp.json() == {"detail": TOO_LARGE}
+        # read up to the chunk that crossed the limit, then no more
+        assert 32 * 1024 < body.sent <= 32 * 1024 + 4096
+        assert (await client.get("/health")).json()["too_large_requests"] == 1
+
+
+async def test_a_body_at_the_limit_is_read_and_one_byte_more_is_not(tmp_path: Path) -> None:
+    async with endpoint(tmp_path, http_max_body_bytes=2048) as (_, client):
+        login = {"username": "petugas-bm-01", "password": "kata-sandi"}
+        bare = len(json.dumps({**login, "pad": ""}).encode())
+        at_limit = json.dumps({**login, "pad": "x" * (2048 - bare)}).encode()
+        assert len(at_limit) == 2048
+        headers = {"Content-Type": "application/json"}
+        resp = await client.post("/petugas/api/session", content=at_limit, headers=headers)
+        assert resp.status_code == 200, resp.text  # signed in: the whole body was read
+        over = at_limit[:-1] + b" }"
+        resp = await client.post("/petugas/api/session", content=over, headers=headers)
+        assert resp.status_code == 413
+        assert "2.048" in resp.json()["detail"]
+
+
+def test_the_largest_request_the_page_sends_fits_the_default_with_room(tmp_path: Path) -> None:
+    """The measure behind the default: the login form with every field at its longest, in
+    4-byte characters percent-encoded (12 bytes each), is the largest body the page can send
+    (the JSON writes' longest, a 500-character note, is under 3 KB)."""
+    from gateway.http.attendant.pages import LoginForm
+
+    widest = "\U0001f600"
+    form = {
+        info.alias or name: widest * max_length
+        for name, info in LoginForm.model_fields.items()
+        for max_length in [next(m.max_length for m in info.metadata if hasattr(m, "max_length"))]
+    }
+    size = len(urlencode(form))
+    assert size == (64 + 256 + 200 + 200) * 12 + len("username=&password=&csrf_token=&next=")
+    default = gateway_settings(tmp_path).http_max_body_bytes
+    assert size == 8677
+    assert size < default / 3, (size, default)
