@@ -278,10 +278,11 @@ class GatewaySettings(WastebankSettings):
     health_interval_s: float = Field(default=30.0, gt=0)
     health_min_gap_s: float = Field(
         default=2.0,
-        gt=0,
+        ge=1,
         le=60,
         description="at most one health report per this many seconds: a fault, an alert or the "
-        "link coming back is reported at once, a burst of them in one or two reports",
+        "link coming back is reported at once, a burst of them in one or two reports. At least "
+        "1: the fleet orders one run's reports by their whole seconds of uptime",
     )
     clock: ClockSettings = Field(
         default_factory=ClockSettings,
