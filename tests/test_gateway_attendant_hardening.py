@@ -9,6 +9,7 @@ transport seam (tests/gateway_helpers.py), recording what it was asked."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -19,9 +20,12 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+import uvicorn
+from starlette.exceptions import HTTPException
 
 from gateway.http import local_api
-from gateway.http.attendant import AttendantService
+from gateway.http.attendant import AttendantService, views
+from tests.conftest import eventually
 from tests.gateway_helpers import PASSWORD, FakeCentral, attendant_service, gateway_settings
 
 
@@ -302,3 +306,227 @@ def test_the_largest_request_the_page_sends_fits_the_default_with_room(tmp_path:
     default = gateway_settings(tmp_path).http_max_body_bytes
     assert size == 8677
     assert size < default / 3, (size, default)
+
+
+# ---- an attacker on the Wi-Fi: methods, paths, headers, queries, streams ------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/docs"),
+        ("GET", "/openapi.json"),
+        ("GET", "/no-such-route"),
+        ("GET", "/petugas/api/no-such-route"),
+        ("OPTIONS", "/petugas"),
+        ("OPTIONS", "/health"),
+        ("TRACE", "/health"),
+        ("PUT", "/health"),
+        ("HEAD", "/health/full"),
+        ("HEAD", "/petugas/api/scales/scale-01/live"),
+        ("POST", "/petugas"),
+    ],
+)
+async def test_without_a_session_anything_but_the_public_routes_is_401(
+    tmp_path: Path, method: str, path: str
+) -> None:
+    """Unknown paths and methods too: no route map (404 against 401) for a stranger."""
+    async with endpoint(tmp_path) as (_, client):
+        resp = await client.request(method, path)
+        assert resp.status_code == 401, resp.text
+        if method != "HEAD":
+            assert resp.json() == {"detail": "belum masuk / not signed in"}
+
+
+async def test_a_wrong_method_is_405_naming_the_paths_methods(gateway: Gw) -> None:
+    _, _, client, _ = gateway
+    for method, path, allow in [
+        ("OPTIONS", "/petugas/api/state", "GET, HEAD"),
+        ("DELETE", "/health", "GET, HEAD"),
+        ("PATCH", "/petugas/api/members", "GET, HEAD"),
+        ("GET", "/petugas/api/sync", "POST"),
+        ("HEAD", "/petugas/api/sync", "POST"),
+    ]:
+        resp = await client.request(method, path)
+        assert resp.status_code == 405, (method, path, resp.text)
+        assert resp.headers["allow"] == allow
+
+
+async def test_head_answers_the_headers_of_get_and_opens_no_live_stream(gateway: Gw) -> None:
+    svc, _, client, _ = gateway
+    get = await client.get("/petugas/api/state")
+    head = await client.head("/petugas/api/state")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-type"] == get.headers["content-type"]
+    # the live view while the gateway runs: its headers, at once, and no stream held open
+    live = await client.head("/petugas/api/scales/scale-01/live")
+    assert (live.status_code, live.content) == (200, b"")
+    assert live.headers["content-type"].startswith("text/event-stream")
+    assert svc.streams == 0
+
+
+async def test_live_views_are_capped_per_session_and_in_all(gateway: Gw) -> None:
+    svc, _, client, other = gateway
+    reader = svc.gw.readers["scale-01"]
+    session = {"wb_petugas": client.cookies["wb_petugas"]}
+    sid = svc.signed_in(session["wb_petugas"])
+    assert sid is not None
+    held = [views.live(svc, reader, sid=sid.sid) for _ in range(views.LIVE_PER_SESSION)]
+    for stream in held:
+        await anext(stream)
+    assert svc.streams == views.LIVE_PER_SESSION
+    # one more from the same session: refused in words, with when to try again
+    resp = await client.get("/petugas/api/scales/scale-01/live")
+    assert resp.status_code == 429, resp.text
+    assert resp.json()["detail"] == views.TOO_MANY_LIVE
+    assert resp.headers["retry-after"] == "10"
+    assert svc.streams == views.LIVE_PER_SESSION  # the refused one took no slot
+    # the gateway's bound: other sessions fill it, then nobody gets one more
+    others = [
+        views.live(svc, reader, sid=f"s{i}") for i in range(views.LIVE_MAX - views.LIVE_PER_SESSION)
+    ]
+    for stream in others:
+        await anext(stream)
+    with pytest.raises(HTTPException) as refused:
+        await anext(views.live(svc, reader, sid="another"))
+    assert refused.value.status_code == 429
+    # a stream that ends gives its slot back
+    for stream in [*held, *others]:
+        await stream.aclose()
+    assert (svc.streams, dict(svc.live_by_session)) == (0, {})
+    await anext(views.live(svc, reader, sid=sid.sid))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "%2e%2e%2fsettings.py",
+        "..%2f..%2fpyproject.toml",
+        "%2e%2e/%2e%2e/settings.py",
+        "..%5csettings.py",
+        "attendant.js%00.css",
+        ".attendant.js",
+        "attendant.js%2f",
+        "petugas.css%3F",
+        "%252e%252e%252fsettings.py",
+    ],
+)
+async def test_the_static_files_serve_their_names_only(tmp_path: Path, name: str) -> None:
+    async with endpoint(tmp_path) as (_, client):
+        resp = await client.get(httpx.URL(f"http://gw.test/petugas/static/{name}"))
+        # 307: "attendant.js/" to the script itself (Starlette's trailing slash)
+        assert resp.status_code in (307, 401, 404), resp.text[:200]
+        location = resp.headers.get("location")
+        assert location is None or location.endswith("/petugas/static/attendant.js")
+        assert "GatewaySettings" not in resp.text
+        assert "[project]" not in resp.text
+
+
+async def test_headers_and_queries_of_any_bytes_are_refused_in_words(gateway: Gw) -> None:
+    """Bytes that are not UTF-8 in a cookie, a token or a query; a query of 60 KB or 5,000
+    parameters: 401, 403 or 422, never a 500."""
+    _, _, client, _ = gateway
+    anon = httpx.AsyncClient(transport=client._transport, base_url="http://gw.test")
+    async with anon:
+        resp = await anon.get("/petugas/api/state", headers={"cookie": b"wb_petugas=\xff\xfe"})
+        assert resp.status_code == 401
+    resp = await client.post(
+        "/petugas/api/scales/scale-01/cancel", headers={"X-CSRF-Token": b"\xff\xfe\xe9"}
+    )
+    assert resp.status_code == 403
+    resp = await client.get("/petugas/api/members?q=%ff%fe")
+    assert resp.status_code in (200, 422)
+    resp = await client.get("/petugas/api/members", params={"q": "a" * 60_000})
+    assert resp.json() == []
+    many = "&".join(f"q{i}=1" for i in range(5000))
+    resp = await client.get(f"/petugas/api/day?{many}&date=%00")
+    assert resp.status_code == 422
+    assert resp.json()["detail"] == "tanggal tidak sah / date is not valid"
+
+
+async def test_a_content_type_that_lies_is_refused(gateway: Gw) -> None:
+    svc, _, client, _ = gateway
+    token = client.headers.pop("X-CSRF-Token")
+    record = "/petugas/api/scales/scale-01/record"
+    arm = b'{"member_no":"AMB-0001","category_code":"pet"}'
+    # JSON called a form: no token in it (403); a form with the token, to a JSON write: 422
+    resp = await client.post(
+        record, content=arm, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert resp.status_code == 403
+    resp = await client.post(
+        record,
+        content=f"csrf_token={token}&member_no=AMB-0001&category_code=pet".encode(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert resp.status_code == 422
+    assert (
+        resp.json()["detail"] == "isi permintaan harus objek JSON / the body must be a JSON object"
+    )
+    # a multipart form without its boundary, or not multipart at all: 400 in words
+    for kind, body in [
+        ("multipart/form-data", b"--x\r\n"),
+        ("multipart/form-data; boundary=x", b"not multipart"),
+    ]:
+        resp = await client.post(record, content=body, headers={"content-type": kind})
+        assert resp.status_code == 400, resp.text
+        assert "multipart" in resp.json()["detail"]
+    # JSON called text/plain (what a cross-site form can send): not read as JSON, no login
+    resp = await client.post(
+        "/petugas/api/session",
+        content=json.dumps({"username": "petugas-bm-01", "password": PASSWORD}).encode(),
+        headers={"content-type": "text/plain", "X-CSRF-Token": token},
+    )
+    assert resp.status_code == 422
+    assert "set-cookie" not in resp.headers
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/petugas/struk/setoran/<img src=x onerror=alert(1)>",
+        "/petugas/struk/<script>alert(1)</script>/1",
+        "/petugas/hari-ini?date=<script>alert(1)</script>",
+        "/petugas?next=<script>alert(1)</script>",
+    ],
+)
+async def test_error_pages_escape_what_they_echo(gateway: Gw, path: str) -> None:
+    _, _, client, _ = gateway
+    resp = await client.get(path, headers={"accept": "text/html"})
+    assert resp.status_code < 500
+    assert "<script>alert" not in resp.text
+    assert "<img src=x" not in resp.text
+
+
+async def test_the_server_closes_a_request_head_over_its_bound(tmp_path: Path) -> None:
+    """uvicorn serves the endpoint with h11, whose head is bounded (local_api.HEAD_MAX_BYTES):
+    a 4 MB URL is refused and its connection closed, and the gateway answers the next one
+    (httptools, uvicorn's default, kept reading it into memory)."""
+    async with attendant_service(gateway_settings(tmp_path, http_port=0), FakeCentral()) as svc:
+        config = local_api.server_config(svc.gw, local_api.http_app(svc.gw, svc))
+        assert (config.http, config.h11_max_incomplete_event_size) == ("h11", 16 * 1024)
+        config.host = "127.0.0.1"
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        try:
+            await eventually(lambda: _started(server))
+            port = server.servers[0].sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /health?q=")
+            answer = b""
+            with contextlib.suppress(ConnectionError):
+                for _ in range(64):  # 4 MB in 64 KB pieces, until the server stops reading
+                    writer.write(b"a" * 65536)
+                    await writer.drain()
+                answer = await reader.read(200)
+            writer.close()
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 400")
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                assert (await client.get("/health")).status_code == 200
+        finally:
+            server.should_exit = True
+            await task
+
+
+async def _started(server: uvicorn.Server) -> bool:
+    return server.started

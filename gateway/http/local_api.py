@@ -176,9 +176,12 @@ async def _http_refusal(request: Request, exc: Exception) -> Response:
     """An HTTPException (a handler's, or routing's 404 and 405): ``{"detail": ...}`` with its
     status and headers; no body where the status allows none."""
     assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if "Allow" in headers:  # a 405: the path's methods, in one order (Starlette's is a set's)
+        headers["Allow"] = ", ".join(sorted(headers["Allow"].split(", ")))
     if exc.status_code < 200 or exc.status_code in (204, 205, 304):
-        return Response(status_code=exc.status_code, headers=exc.headers)
-    return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+        return Response(status_code=exc.status_code, headers=headers)
+    return JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
 
 
 async def _refusal(request: Request, exc: Exception) -> JSONResponse:
