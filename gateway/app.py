@@ -310,7 +310,9 @@ class Gateway:
             with contextlib.suppress(aiomqtt.MqttError):
                 await self.uplink.publish_health(publisher, report)
                 self._told, self._told_via = faults, publisher
-                sent_at = loop.time()
+            # Even if it failed (it may have arrived): the next report is built a gap of at
+            # least a second later, so its uptime_s is larger (the ingester keeps the larger).
+            sent_at = loop.time()
 
     def check_outbox(self) -> None:
         """Expire old rows; 'outbox dropping' is raised while rows are being dropped (by size or
