@@ -924,7 +924,17 @@ def test_gateway_cell(tmp_path: Path, route: tuple[str, str], column: str) -> No
     asyncio.run(_gateway_cell(tmp_path, GATEWAY_MATRIX[route], column))
 
 
-async def _gateway_cell(tmp_path: Path, case: GwCase, column: str) -> None:
+async def _gateway_cell(
+    tmp_path: Path,
+    case: GwCase,
+    column: str,
+    method: str = "",
+    as_form: bool = False,
+    unread: bool = False,
+) -> None:
+    """The cell's request as ``column``; ``method`` instead of its own (HEAD); ``as_form``:
+    its JSON body sent as a form with the CSRF token in it (422 expected, but where the
+    request has no JSON body or the route leaves it ``unread``)."""
     async with attendant_service(gateway_settings(tmp_path), FakeCentral()) as svc:
         app = local_api.http_app(svc.gw, svc)
         transport = httpx.ASGITransport(app=app)
@@ -949,8 +959,62 @@ async def _gateway_cell(tmp_path: Path, case: GwCase, column: str) -> None:
             elif req.data is not None and "csrf_token" in req.data:
                 req = dataclasses.replace(req, data={**req.data, "csrf_token": token})
             headers = {"X-CSRF-Token": token} if token else {}
-            resp = await client.request(
-                req.method, req.url, json=req.json, data=req.data, headers=headers
-            )
             want = getattr(case, column)
+            if as_form:
+                want = want if req.json is None or unread else 422
+                fields = {k: str(v) for k, v in (req.json or {}).items()}
+                req = dataclasses.replace(
+                    req, json=None, data={**fields, **(req.data or {}), "csrf_token": token}
+                )
+                headers = {}
+            resp = await client.request(
+                method or req.method, req.url, json=req.json, data=req.data, headers=headers
+            )
             assert resp.status_code == want, f"{column}: {resp.status_code} {resp.text[:300]}"
+            if method == "HEAD":
+                assert resp.content == b""
+
+
+GW_NO_TOKEN: dict[tuple[str, str], str] = {
+    ("POST", "/petugas/api/session"): "a login in JSON: a cross-site form cannot send JSON, and "
+    "a text/plain body is not read as JSON (test_gateway_attendant_hardening)",
+}
+"""The gateway's writes that take no session's CSRF token, and why; every other one does."""
+
+
+def test_every_gateway_write_needs_its_csrf_token() -> None:
+    writes = {route for route in GATEWAY_MATRIX if route[0] != "GET"}
+    unguarded = {route for route in writes if GATEWAY_MATRIX[route].wrong_csrf != 403}
+    assert unguarded == set(GW_NO_TOKEN), "a write taken with a wrong CSRF token"
+
+
+@pytest.mark.parametrize("column", ["no_session", "attendant"])
+@pytest.mark.parametrize("route", sorted(r for r in GATEWAY_MATRIX if r[0] == "GET"), ids=" ".join)
+def test_gateway_head(tmp_path: Path, route: tuple[str, str], column: str) -> None:
+    """HEAD on every GET route: GET's status (the session gate applies alike), no body."""
+    asyncio.run(_gateway_cell(tmp_path, GATEWAY_MATRIX[route], column, method="HEAD"))
+
+
+@pytest.mark.parametrize(
+    "route",
+    sorted(
+        r
+        for r, case in GATEWAY_MATRIX.items()
+        if r[0] != "GET" and case.wrong_csrf == 403 and r != ("POST", "/petugas/masuk")
+    ),
+    ids=" ".join,
+)
+def test_gateway_json_write_refuses_a_form(tmp_path: Path, route: tuple[str, str]) -> None:
+    """A write sent as a form post with the session's token in the form: a JSON write refuses
+    it (422, nothing done), a write without a body (or a form's) takes the token from it. (The
+    login form's token is its own: the matrix's cells.)"""
+    unread = route in GW_NO_BODY
+    asyncio.run(
+        _gateway_cell(tmp_path, GATEWAY_MATRIX[route], "attendant", as_form=True, unread=unread)
+    )
+
+
+GW_NO_BODY: frozenset[tuple[str, str]] = frozenset(
+    {("POST", "/petugas/api/withdrawals/{withdrawal_id}/approve")}
+)
+"""Writes whose matrix request carries ``json={}`` that the route never reads."""
