@@ -292,7 +292,7 @@ async def test_a_body_at_the_limit_is_read_and_one_byte_more_is_not(tmp_path: Pa
 def test_the_largest_request_the_page_sends_fits_the_default_with_room(tmp_path: Path) -> None:
     """The measure behind the default: the login form with every field at its longest, in
     4-byte characters percent-encoded (12 bytes each), is the largest body the page can send
-    (the JSON writes' longest, a 500-character note, is under 3 KB)."""
+    (the JSON writes' longest, a 500-character note, about 3 KB)."""
     from gateway.http.attendant.pages import LoginForm
 
     widest = "\U0001f600"

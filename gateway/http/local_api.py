@@ -51,8 +51,7 @@ SHUTDOWN_TIMEOUT_S = 3.0
 
 HEAD_MAX_BYTES: Final = 16 * 1024
 """The most a request's line and headers may take (URL, query string, cookies): more and the
-connection is closed before the app sees it. The page's longest (a search, its two cookies) is
-well under 2 KB."""
+connection is closed before the app sees it."""
 
 
 def server_config(gw: Gateway, app: Starlette) -> uvicorn.Config:
