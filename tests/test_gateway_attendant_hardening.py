@@ -2,7 +2,10 @@
 review): a PIN slip opens only for the attendant who issued it and is kept by no cache; a
 receipt reference or member number that is not one is refused in words, never a 500 nor
 another route of the central API; a sale whose total the ledger cannot take is refused at
-once, not queued to fail later.
+once, not queued to fail later. And the endpoint under an attacker on the bank's Wi-Fi: bodies
+over http_max_body_bytes refused unread before the session, unknown paths and methods, HEAD,
+live views by the hundred, static names, bytes that are not UTF-8, a lying Content-Type, error
+pages that echo, a request head of megabytes, another bank's attendant.
 
 The gateway's app is the real one over httpx's ASGI transport; the central API is faked at the
 transport seam (tests/gateway_helpers.py), recording what it was asked."""
@@ -530,3 +533,20 @@ async def test_the_server_closes_a_request_head_over_its_bound(tmp_path: Path) -
 
 async def _started(server: uvicorn.Server) -> bool:
     return server.started
+
+
+async def test_another_banks_attendant_gets_no_session_here(tmp_path: Path) -> None:
+    """Another bank's attendant is refused at the login, and a session of another gateway
+    (the same bank's: another key) is no session here."""
+    async with endpoint(tmp_path / "here") as (_, client):
+        resp = await client.post(
+            "/petugas/api/session", json={"username": "petugas-nsw-01", "password": PASSWORD}
+        )
+        assert resp.status_code == 403, resp.text
+        assert "wb_petugas" not in client.cookies
+        async with endpoint(tmp_path / "there") as (_, elsewhere):
+            await sign_in(elsewhere, "petugas-bm-01")
+            cookie = elsewhere.cookies["wb_petugas"]
+        client.cookies.set("wb_petugas", cookie)
+        resp = await client.get("/petugas/api/state")
+        assert resp.status_code == 401
