@@ -217,63 +217,65 @@ def _topic(mqtt: MqttSettings) -> str:
     return Topics(mqtt.topic_prefix).gateway_health("bs-batu-merah", "gw-now")
 
 
-async def test_a_fault_and_its_end_are_published_at_once(
-    mqtt_settings: MqttSettings, tmp_path: Path, test_id: str
-) -> None:
-    gw, reader = _gateway(tmp_path, mqtt_settings, health_interval_s=HOUR)
+@contextlib.asynccontextmanager
+async def _observed(
+    tmp_path: Path, mqtt: MqttSettings, observer: str, **values: Any
+) -> AsyncIterator[tuple[Scale, Reports]]:
+    """A running gateway whose scale is settled at 0 g, and its reports from the first one (the
+    link is up: a fresh retained report) on; that first one is read already."""
+    gw, reader = _gateway(tmp_path, mqtt, **values)
     scale = Scale(gw, reader)
     scale.settle()
-    reports = Reports(mqtt_settings, _topic(mqtt_settings), f"observer-{test_id}")
+    reports = Reports(mqtt, _topic(mqtt), observer)
     await reports.connect(subscribe=True)
     try:
         async with _running(gw):
-            first = await reports.next()  # the link is up: a fresh retained report
+            first = await reports.next()
             assert (_state(first), _alerts(first)) == ("ok", set())
-
-            scale.overload()
-            faulty = await reports.next()  # not the hourly one: the change's
-            assert (_state(faulty), _alerts(faulty)) == ("overload", {"overload"})
-
-            scale.settle()
-            back = await reports.next()
-            assert (_state(back), _alerts(back)) == ("ok", set())
-            assert back.boot == first.boot
+            yield scale, reports
     finally:
         await reports.close()
+
+
+async def test_a_fault_and_its_end_are_published_at_once(
+    mqtt_settings: MqttSettings, tmp_path: Path, test_id: str
+) -> None:
+    name = f"observer-{test_id}"
+    async with _observed(tmp_path, mqtt_settings, name, health_interval_s=HOUR) as (scale, reports):
+        scale.overload()
+        faulty = await reports.next()  # not the hourly one: the change's
+        assert (_state(faulty), _alerts(faulty)) == ("overload", {"overload"})
+
+        scale.settle()
+        back = await reports.next()
+        assert (_state(back), _alerts(back)) == ("ok", set())
+        assert back.boot == reports.heard[0].boot
 
 
 async def test_a_burst_of_changes_is_one_or_two_reports(
     mqtt_settings: MqttSettings, tmp_path: Path, test_id: str
 ) -> None:
-    gw, reader = _gateway(tmp_path, mqtt_settings, health_interval_s=HOUR)
-    scale = Scale(gw, reader)
-    scale.settle()
-    reports = Reports(mqtt_settings, _topic(mqtt_settings), f"observer-{test_id}")
-    await reports.connect(subscribe=True)
-    try:
-        async with _running(gw):
-            await reports.next()
-            # Ten changes, the health loop free to run between each: overload raised and
-            # cleared four times and raised again (nine), then the port closes (ten).
-            for _ in range(4):
-                scale.overload()
-                await asyncio.sleep(0)  # a turn of the event loop, not a wait
-                scale.settle()
-                await asyncio.sleep(0)
+    name = f"observer-{test_id}"
+    async with _observed(tmp_path, mqtt_settings, name, health_interval_s=HOUR) as (scale, reports):
+        # Ten changes, the health loop free to run between each: overload raised and cleared
+        # four times and raised again (nine), then the port closes (ten).
+        for _ in range(4):
             scale.overload()
+            await asyncio.sleep(0)  # a turn of the event loop, not a wait
+            scale.settle()
             await asyncio.sleep(0)
-            scale.port(False)
-            last = await reports.next(lambda h: _state(h) == "disconnected")
-            assert _alerts(last) == {"overload"}
-            burst = reports.read - 1
+        scale.overload()
+        await asyncio.sleep(0)
+        scale.port(False)
+        last = await reports.next(lambda h: _state(h) == "disconnected")
+        assert _alerts(last) == {"overload"}
+        burst = reports.read - 1  # the reports after the first, up to this one
 
-            # A last change: its report follows whatever the burst still had pending.
-            scale.port(True)
-            after = await reports.next()
-            assert _state(after) == "overload"  # no report of the burst came after its last
-            assert burst <= 2, [(_state(h), _alerts(h)) for h in reports.heard]
-    finally:
-        await reports.close()
+        # A last change: its report follows whatever the burst still had pending.
+        scale.port(True)
+        after = await reports.next()
+        assert _state(after) == "overload"  # no report of the burst came after its last
+        assert burst <= 2, [(_state(h), _alerts(h)) for h in reports.heard]
 
 
 async def test_a_change_during_a_broker_outage_is_published_once_on_reconnect(
@@ -281,47 +283,32 @@ async def test_a_change_during_a_broker_outage_is_published_once_on_reconnect(
 ) -> None:
     broker = private_mosquitto
     mqtt = broker.mqtt(f"test-{test_id}/")
-    gw, reader = _gateway(tmp_path, mqtt, health_interval_s=HOUR)
-    scale = Scale(gw, reader)
-    scale.settle()
-    reports = Reports(mqtt, _topic(mqtt), f"observer-{test_id}")
-    await reports.connect(subscribe=True)
-    try:
-        async with _running(gw):
-            await reports.next()
-            broker.stop()
-            await eventually(_is(lambda: not gw.connected.is_set()))
-            scale.overload()  # two changes while the link is down: one report when it is back
-            scale.port(False)
+    name = f"observer-{test_id}"
+    async with _observed(tmp_path, mqtt, name, health_interval_s=HOUR) as (scale, reports):
+        broker.stop()
+        await eventually(_is(lambda: not scale.gw.connected.is_set()))
+        scale.overload()  # two changes while the link is down: one report when it is back
+        scale.port(False)
 
-            broker.start()  # same run_dir: the observer's session and its queue come back
-            await reports.connect(subscribe=False)
-            back = await reports.next()
-            assert (_state(back), _alerts(back)) == ("disconnected", {"overload"})
-            scale.port(True)
-            after = await reports.next()
-            assert _state(after) == "overload"
-            assert len(reports.heard) == 3  # the first, the one after the outage, the last
-    finally:
-        await reports.close()
+        broker.start()  # same run_dir: the observer's session and its queue come back
+        await reports.connect(subscribe=False)
+        back = await reports.next()
+        assert (_state(back), _alerts(back)) == ("disconnected", {"overload"})
+        scale.port(True)
+        after = await reports.next()
+        assert _state(after) == "overload"
+        assert len(reports.heard) == 3  # the first, the one after the outage, the last
 
 
 async def test_the_periodic_report_stays(
     mqtt_settings: MqttSettings, tmp_path: Path, test_id: str
 ) -> None:
-    gw, reader = _gateway(tmp_path, mqtt_settings, health_interval_s=1, health_min_gap_s=1)
-    Scale(gw, reader).settle()
-    reports = Reports(mqtt_settings, _topic(mqtt_settings), f"observer-{test_id}")
-    await reports.connect(subscribe=True)
-    try:
-        async with _running(gw):
-            first = await reports.next()
-            later = [await reports.next(), await reports.next()]  # with nothing changed
-            assert [h.at for h in later] == sorted(h.at for h in later)
-            assert first.at < later[0].at
-            assert all(_state(h) == "ok" for h in later)
-    finally:
-        await reports.close()
+    name = f"observer-{test_id}"
+    every = {"health_interval_s": 1, "health_min_gap_s": 1}
+    async with _observed(tmp_path, mqtt_settings, name, **every) as (_scale, reports):
+        later = [await reports.next(), await reports.next()]  # with nothing changed
+        assert reports.heard[0].at < later[0].at < later[1].at
+        assert all(_state(h) == "ok" for h in later)
 
 
 def _is(predicate: Callable[[], bool]) -> Callable[[], Any]:
