@@ -42,11 +42,8 @@ from wastebank import __version__, mqtt
 from wastebank.messages import (
     ALERTS_ACTIVE_MAX,
     ActiveAlert,
-    ClockHealth,
     GatewayHealth,
-    ScaleHealth,
     ScaleState,
-    SensorHealth,
     Topics,
     new_install,
 )
@@ -68,15 +65,17 @@ class Faults:
     @classmethod
     def of(
         cls,
-        scales: Iterable[ScaleHealth],
-        sensors: Iterable[SensorHealth],
-        clock: ClockHealth,
+        scales: Iterable[tuple[str, ScaleState]],
+        sensors: Iterable[tuple[str, bool | None, datetime | None]],
+        clock: bool | None,
         alerts: frozenset[tuple[str, str]],
     ) -> Faults:
+        """From each scale's (id, state), each sensor's (id, port, no-target run's start), the
+        clock's synchronization and the active alerts' (code, subject)."""
         return cls(
-            tuple((s.scale_id, "ok" if s.state in WORKING else s.state) for s in scales),
-            tuple((s.sensor_id, s.connected, s.no_target_since) for s in sensors),
-            clock.synchronized,
+            tuple((scale_id, "ok" if state in WORKING else state) for scale_id, state in scales),
+            tuple(sensors),
+            clock,
             alerts,
         )
 
@@ -188,14 +187,12 @@ class Gateway:
             elif (seq := self.recorder.store_deposit(reader, item)) is not None:
                 stored.append(seq)
         self.live.notify()
-        self.note_health()
         return stored
 
     def feed_sensor(self, sensor: FillSensorReader, data: bytes) -> None:
         """Bytes from a serial fill sensor's port: the readings due, stored."""
         for candidate in sensor.process(data):
             self.recorder.store_fill(sensor, candidate)
-        self.note_health()  # a no-target run may have begun or ended
 
     def sample(self, sensor: FillSensorReader, sample: DistanceSample) -> None:
         """A sample that came over MQTT: each is a reading."""
@@ -264,14 +261,15 @@ class Gateway:
                 self.clock.check()
             self.note_health()
 
-    def faults(self, report: GatewayHealth | None = None) -> Faults:
-        """What the fleet must hear of at once, as ``report`` says it, or as it is now."""
-        if report is None:
-            scales = [r.health() for r in self.readers.values()]
-            sensors = [r.health() for r in self.sensors.values()]
-            return Faults.of(scales, sensors, self.clock.health(), self.recorder.alerts.keys())
-        clock = report.clock or self.clock.health()
-        return Faults.of(report.scales, report.sensors, clock, self.recorder.alerts.keys())
+    def faults(self) -> Faults:
+        """What the fleet must hear of at once, as it is now: from the readers' plain values,
+        not their health models (cheap enough for every change a reader signals)."""
+        return Faults.of(
+            ((r.cfg.id, r.state()) for r in self.readers.values()),
+            ((s.cfg.id, s.port_open, s.no_target_since) for s in self.sensors.values()),
+            self.clock.last.synchronized,
+            self.recorder.alerts.keys(),
+        )
 
     def note_health(self) -> None:
         """Something may have changed: wake the health loop if the fleet must hear of it."""
@@ -303,7 +301,7 @@ class Gateway:
             if publisher is None:
                 continue
             report = self.health()
-            faults = self.faults(report)
+            faults = self.faults()  # the same loop turn as the report: what it says
             told = self._told if publisher is self._told_via else None
             if not tick and told is not None and not faults.news_since(told):
                 continue  # undone within the gap

@@ -98,7 +98,8 @@ class SerialDevice(abc.ABC):
         self.connected = False
         self.reconnects = 0
         self.on_change: Callable[[], None] = lambda: None
-        """Called when the port opens or closes (the gateway reports its health at once)."""
+        """Called when the port opens or closes, a scale's state changes (but between ok and
+        unsettled) or a sensor's no-target run ends: the gateway reports its health at once."""
 
     @abc.abstractmethod
     def reset(self) -> None:
@@ -264,6 +265,7 @@ class ScaleReader(SerialDevice):
                 state,
                 was,
             )
+            self.on_change()
 
     def process(self, data: bytes, now: float | None = None) -> list[DepositCandidate | Condition]:
         """Decode raw bytes from the port: the deposits its session confirmed and the conditions
@@ -426,9 +428,10 @@ class FillSensorReader(SerialDevice):
         """When the sensor's unbroken run of no-target frames began (None: its latest frame
         was a distance): the fleet warns of a sensor that has seen nothing for a while."""
         run = self.decoder.no_target_run if isinstance(self.decoder, MaxBotixDecoder) else 0
-        if run == 0:
+        if run == 0 and self.no_target_since is not None:
             self.no_target_since = None
-        elif self.no_target_since is None:
+            self.on_change()  # the end of a run the fleet may have been told of
+        elif run and self.no_target_since is None:
             self.no_target_since = datetime.now(UTC)
 
     def add(self, sample: DistanceSample, *, throttle: bool) -> FillCandidate | None:
@@ -445,12 +448,17 @@ class FillSensorReader(SerialDevice):
             return FillCandidate(estimate, sample.received_at, stamped_here=False)
         return FillCandidate(estimate, datetime.now(UTC))
 
+    @property
+    def port_open(self) -> bool | None:
+        """Its serial port open or not; None for a sensor that reports over MQTT."""
+        return None if self.cfg.over_mqtt else self.connected
+
     def health(self) -> SensorHealth:
         return SensorHealth(
             sensor_id=self.cfg.id,
             tps_code=self.cfg.tps_code,
             kind=self.cfg.kind,
-            connected=None if self.cfg.over_mqtt else self.connected,
+            connected=self.port_open,
             samples_accepted=self.processor.accepted,
             samples_rejected=sum(self.processor.rejects.values())
             + sum(self.decoder.rejects.values()),

@@ -33,7 +33,7 @@ from tests.conftest import PrivateMosquitto, eventually, mqtt_login
 from tests.gateway_helpers import gateway_settings
 from wastebank import fleet, ledger
 from wastebank.config import MqttSettings
-from wastebank.messages import ClockHealth, GatewayHealth, ScaleHealth, SensorHealth, Topics
+from wastebank.messages import GatewayHealth, ScaleState, Topics
 
 pytestmark = pytest.mark.integration
 
@@ -50,37 +50,14 @@ HOUR = 3600.0
 
 
 def _faults(
-    state: str = "ok",
+    state: ScaleState = "ok",
     *,
     port: bool | None = True,
     run: datetime | None = None,
     clock: bool | None = True,
     alerts: frozenset[tuple[str, str]] = frozenset(),
 ) -> Faults:
-    scale = ScaleHealth.model_validate(
-        {
-            "scale_id": "scale-01",
-            "protocol": "gs_nt",
-            "connected": True,
-            "frames_parsed": 0,
-            "frames_rejected": 0,
-            "reconnects": 0,
-            "last_g": None,
-            "stable": None,
-            "state": state,
-        }
-    )
-    sensor = SensorHealth(
-        sensor_id="tps-01-s1",
-        tps_code="tps-01",
-        kind="maxbotix",
-        connected=port,
-        samples_accepted=0,
-        samples_rejected=0,
-        readings=0,
-        no_target_since=run,
-    )
-    return Faults.of([scale], [sensor], ClockHealth(synchronized=clock, source="chrony"), alerts)
+    return Faults.of([("scale-01", state)], [("tps-01-s1", port, run)], clock, alerts)
 
 
 def test_what_is_news_for_the_fleet() -> None:
