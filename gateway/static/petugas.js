@@ -50,8 +50,8 @@
     }
   }
 
-  // The server's message: FastAPI's {"detail": "..."} (ours), or a list of {msg} (a route
-  // outside our handler); never the raw JSON.
+  // The server's message: {"detail": "..."} (every refusal of the endpoint), or a list of
+  // {message} or {msg}; never the raw JSON.
   function detailOf(status, data) {
     const detail = data && data.detail;
     if (typeof detail === "string" && detail) { return detail; }
