@@ -77,7 +77,7 @@ class Routes:
     """One module's routes, in declaration order: ``routes = Routes()`` (or
     ``Routes(prefix="/petugas")``); ``@routes.get(path)``, ``.post(path, status_code=...)``,
     ``.put``, ``.delete``; ``routes.routes`` is the list of :class:`starlette.routing.Route` to
-    mount (a GET route also answers HEAD, as before).
+    mount (a GET route also answers HEAD, without a body: Starlette's rule, docs/attendant.md).
 
     A handler returns a :class:`Response`, or a value answered by :func:`json_response` with
     the route's ``status_code``."""
