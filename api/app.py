@@ -120,6 +120,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         max_body_bytes=settings.http.max_body_bytes,
         max_upload_bytes=settings.http.max_upload_bytes,
         upload_paths=limits.upload_paths(app.routes),
+        refused=limits.refused,
         logger=limits.log,
     )
     if settings.http.trusted_proxies:

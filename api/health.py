@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from api import limits
 from api.capacity import HealthDesk
 from api.deps import State, StateDep, TokenDep, principal_from
 from api.settings import ApiSettings
@@ -51,7 +52,8 @@ class Health(BaseModel):
     capacity: dict[str, Any] | None = Field(default=None, exclude_if=lambda v: v is None)
     """For an admin only (absent otherwise): this process's admission (api/capacity.py): per
     class the limit, requests in flight and waiting, admitted and refused since start; its
-    worker threads; its ledger pools' connections in use."""
+    worker threads; its ledger pools' connections in use; ``too_large``: its requests refused
+    for size since start (api/limits.py ``refused``)."""
 
 
 @router.get("/health")
@@ -139,6 +141,7 @@ def _capacity(state: State) -> dict[str, Any]:
 
     return {
         **state["capacity"].snapshot(),
+        "too_large": dict(limits.refused),
         "pools": {"reader": pool(state["engine"]), "writer": pool(state["writer"])},
     }
 

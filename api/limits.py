@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +17,11 @@ from fastapi import params
 
 log = logging.getLogger("api.limits")
 """Where the API's body-limit refusals are logged (docs/operations.md)."""
+
+refused: Counter[str] = Counter()
+"""This process's size-limit refusals by kind: ``declared`` and ``streamed`` (a body's 413,
+:class:`~wastebank.http_limits.BodyLimit`), ``head`` (a request head's 431, api/server.py);
+an admin's ``GET /health`` shows them (``capacity.too_large``)."""
 
 
 def flat_routes(routes: list[Any]) -> list[Any]:

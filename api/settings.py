@@ -85,6 +85,15 @@ class HttpSettings(BaseModel):
         "member with ten cards, is ~2 KB): larger is 413 before it is parsed or the caller is "
         "checked",
     )
+    max_head_bytes: int = Field(
+        default=16 * 1024,
+        ge=4096,
+        le=1024 * 1024,
+        description="the largest request head, the request line and headers together (URL, "
+        "query string, cookies, a bearer token; a browser's largest, a page with its session "
+        "cookie, is ~2 KB): larger is 431 and the connection closed before anything is parsed "
+        "further (api/server.py)",
+    )
     max_upload_bytes: int = Field(
         default=5 * 1024 * 1024,
         ge=1024,

@@ -193,6 +193,7 @@ LEDGER_BACKENDS = ("sqlite", "postgresql")
 ONE_BACKEND_MODULES = frozenset(
     {
         "test_gateway_chaos",
+        "test_api_head_limit",
         "test_broker_backlog",
         "test_end_to_end",
         "test_ingest_faults",

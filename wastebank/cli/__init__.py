@@ -170,10 +170,13 @@ def api(
     import uvicorn
 
     from api.app import ApiSettings, create_app
+    from api.server import http_protocol
     from wastebank.config import load_settings
 
     setup_logging(verbose, json=log_format is LogFormat.json)
     settings = load_settings(ApiSettings, config)  # checked here, once, before any worker
+    # httptools with a bound on a request's head (api/server.py); the workers get it too
+    http = http_protocol(settings.http.max_head_bytes)
     from uvicorn.config import LOGGING_CONFIG
 
     # JSON: uvicorn's loggers keep no text handlers of their own and reach ours.
@@ -189,6 +192,7 @@ def api(
             log_config=log_config,
             access_log=settings.access_log,
             proxy_headers=False,
+            http=http,
         )
         return
     # Several processes share the listening socket; each builds the app from the same settings
@@ -208,6 +212,7 @@ def api(
         log_config=log_config,
         access_log=settings.access_log,
         proxy_headers=False,
+        http=http,
     )
 
 
