@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import logging
 import os
 import re
@@ -63,6 +62,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.settings import CapacitySettings
 from wastebank.access import AuthSettings
 from wastebank.errors import SetupError, Unavailable
+from wastebank.http_limits import send_detail
 
 log = logging.getLogger("api.capacity")
 T = TypeVar("T")
@@ -248,19 +248,7 @@ class Admission:
 
 
 async def _busy(send: Send, retry_after_s: int) -> None:
-    body = json.dumps({"detail": BUSY}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(retry_after_s).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_detail(send, 503, BUSY, [(b"retry-after", str(retry_after_s).encode())])
 
 
 def pool_timeout(request: Request, _exc: Exception) -> JSONResponse:

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wastebank.formats import thousands
 
-__all__ = ["BodyLimit", "too_large_detail"]
+__all__ = ["BodyLimit", "send_detail", "too_large_detail"]
 
 
 def too_large_detail(limit: int) -> str:
@@ -148,16 +148,24 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _refuse(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": too_large_detail(limit)}).encode()
+    # the rest of the body is never read: the connection cannot be reused
+    await send_detail(send, 413, too_large_detail(limit), [(b"connection", b"close")])
+
+
+async def send_detail(
+    send: Send, status: int, detail: str, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer ``{"detail": detail}`` with ``status`` from a pure ASGI middleware (before any
+    app or router): the JSON refusal every route answers, with ``headers`` beside it."""
+    body = json.dumps({"detail": detail}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                # the rest of the body is never read: the connection cannot be reused
-                (b"connection", b"close"),
+                *headers,
             ],
         }
     )
