@@ -282,7 +282,7 @@ class GatewaySettings(WastebankSettings):
         le=60,
         description="at most one health report per this many seconds: a fault, an alert or the "
         "link coming back is reported at once, a burst of them in one or two reports. At least "
-        "1: the fleet orders one run's reports by their whole seconds of uptime",
+        "1: more than one report a second would be traffic, not news",
     )
     clock: ClockSettings = Field(
         default_factory=ClockSettings,

@@ -410,6 +410,12 @@ async def test_the_ingester_keeps_the_latest_health_and_status(
     older = health("gw-a", "bs-a", uptime_s=50, at=NOW).model_dump_json().encode()
     await ingester.handle(h_topic, older)
     assert _row(ledger_url).health == first.decode()
+    # the same second of uptime: the later report is the latest, the earlier one late
+    same_second = health("gw-a", "bs-a", uptime_s=100, at=NOW + timedelta(milliseconds=400))
+    await ingester.handle(h_topic, same_second.model_dump_json().encode())
+    assert _row(ledger_url).health == same_second.model_dump_json()
+    await ingester.handle(h_topic, first)  # delivered again, late
+    assert _row(ledger_url).health == same_second.model_dump_json()
     # a new process whose clock is behind (a power cut, no network yet): it is the latest
     reboot = health("gw-a", "bs-a", uptime_s=5, boot="b1111", at=NOW - timedelta(days=300))
     await ingester.handle(h_topic, reboot.model_dump_json().encode())

@@ -123,7 +123,9 @@ def _newer_health(stored: str | None, text: str, new: GatewayHealth) -> bool:
     except ValidationError:
         return True
     if old.boot is not None and old.boot == new.boot:
-        return new.uptime_s > old.uptime_s
+        # uptime orders one run's reports (its wall clock may step); within one whole second
+        # of uptime (a fault's report right after the periodic one), the later `at`
+        return (new.uptime_s, new.at) > (old.uptime_s, old.at)
     if old.boot is None and new.boot is None:
         return new.at > old.at
     return True
