@@ -3,8 +3,10 @@ ledger from before migrations is adopted, concurrent starts migrate once, reader
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -185,6 +187,27 @@ def test_processes_starting_at_once_migrate_once(empty_url: str) -> None:
         assert migrations.differences(engine, tables.metadata()) == []
     finally:
         engine.dispose()
+
+
+def test_a_new_ledger_waits_for_another_writer_before_it_turns_to_wal(tmp_path: Path) -> None:
+    """SQLite switches a file to WAL under an exclusive lock it does not wait for when another
+    connection holds the write lock of a still empty file: a process opening a new ledger while
+    another had begun its first (IMMEDIATE) transaction failed at once with "database is
+    locked" (seen in CI with three processes starting together). It now waits for the writer."""
+    path = tmp_path / "new.db"
+    path.touch()  # as make_engine leaves a new ledger: an empty file, 0600
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    finishing = threading.Timer(0.3, other.commit)
+    finishing.start()
+    try:
+        engine = ledger.make_engine(f"sqlite:///{path}", migrate=False)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        engine.dispose()
+    finally:
+        finishing.join()
+        other.close()
 
 
 def test_a_reader_refuses_a_ledger_its_release_does_not_match(empty_url: str) -> None:

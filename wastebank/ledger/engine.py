@@ -136,11 +136,38 @@ def _private_file(path: str) -> None:
         os.close(fd)
 
 
+# How long a connection waits for another process's lock before "database is locked".
+BUSY_TIMEOUT_S = 10.0
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None  # the driver begins nothing; SQLAlchemy's "begin" does
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+    if cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        _into_wal(cur)
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+def _into_wal(cur: Any) -> None:
+    """Turn a new ledger file into WAL (the mode is kept in the file: once is enough).
+
+    SQLite does not wait (no busy handler) for the lock this needs while another connection
+    holds the write lock of the still empty file: processes opening a new ledger at once (an
+    ingester and `seed`, several ingesters) made one of them fail with "database is locked"
+    at once. So the switch is tried again, within the busy timeout."""
+    import sqlite3
+
+    import stamina
+
+    for attempt in stamina.retry_context(
+        on=lambda exc: isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc),
+        attempts=None,
+        timeout=BUSY_TIMEOUT_S,
+        wait_initial=0.01,
+        wait_max=0.25,
+    ):
+        with attempt:
+            cur.execute("PRAGMA journal_mode=WAL")
