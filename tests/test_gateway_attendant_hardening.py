@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import msgspec
+import msgspec.inspect
 import pytest
 import uvicorn
 from starlette.exceptions import HTTPException
@@ -298,12 +300,18 @@ def test_the_largest_request_the_page_sends_fits_the_default_with_room(tmp_path:
     (the JSON writes' longest, a 500-character note, about 3 KB)."""
     from gateway.http.attendant.pages import LoginForm
 
+    def longest(t: msgspec.inspect.Type) -> int:
+        """A text field's max_length (in ``str | None``, its text's)."""
+        if isinstance(t, msgspec.inspect.UnionType):
+            return next(longest(m) for m in t.types if isinstance(m, msgspec.inspect.StrType))
+        assert isinstance(t, msgspec.inspect.StrType)
+        assert t.max_length is not None
+        return t.max_length
+
     widest = "\U0001f600"
-    form = {
-        info.alias or name: widest * max_length
-        for name, info in LoginForm.model_fields.items()
-        for max_length in [next(m.max_length for m in info.metadata if hasattr(m, "max_length"))]
-    }
+    info = msgspec.inspect.type_info(LoginForm)
+    assert isinstance(info, msgspec.inspect.StructType)
+    form = {f.encode_name: widest * longest(f.type) for f in info.fields}
     size = len(urlencode(form))
     assert size == (64 + 256 + 200 + 200) * 12 + len("username=&password=&csrf_token=&next=")
     default = gateway_settings(tmp_path).http_max_body_bytes

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
-from pydantic import BaseModel
 from starlette.requests import Request
 
 from gateway.http import local_api
@@ -39,7 +39,7 @@ class NamedCentral(FakeCentral):
         return super().__call__(request)
 
 
-class AmountIn(BaseModel):
+class AmountIn(msgspec.Struct, kw_only=True):
     amount_idr: int
 
 

@@ -1,5 +1,6 @@
-"""The local endpoint's routing on Starlette alone (gateway.http.routing): bad input located and
-typed as FastAPI located it (so gateway.http.validation words it as before), JSON as FastAPI
+"""The local endpoint's routing on Starlette alone (gateway.http.routing, gateway.http.fields):
+bodies, forms and parameters as msgspec types, bad input located and typed as FastAPI located it
+(so gateway.http.validation words it as before), every bad field at once; JSON as FastAPI
 serialized a route's return model, the live weight's Server-Sent Events framing and pings."""
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import httpx
+import msgspec
 import pytest
-from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -36,20 +37,21 @@ from gateway.http.routing import (
 from gateway.http.validation import messages
 
 
-class Body(BaseModel):
-    amount_idr: int = Field(ge=0)
-    name: str = Field(min_length=1)
+class Body(msgspec.Struct, kw_only=True):
+    amount_idr: Annotated[int, msgspec.Meta(ge=0)]
+    name: Annotated[str, msgspec.Meta(min_length=1)]
 
 
-class Form(BaseModel):
-    username: str = Field(min_length=1, max_length=64)
-    next_page: str = Field(default="/petugas", alias="next")
+class Form(msgspec.Struct, kw_only=True):
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    next_page: str = msgspec.field(default="/petugas", name="next")
 
 
-class Out(BaseModel):
+class Out(msgspec.Struct, kw_only=True):
     at: datetime
-    label: str = Field(serialization_alias="labelText")
+    label: str = msgspec.field(name="labelText")
     pair: tuple[str, str]
+    note: str | None = None
 
 
 OUT = Out(at=datetime(2026, 12, 6, 23, 0, tzinfo=UTC), label="é <ok>", pair=("a", "b"))
@@ -121,6 +123,89 @@ def test_a_bad_body_is_refused_where_fastapi_located_it(
     assert _refusal(parse_body(_request(raw, content_type), Body)) == errors
 
 
+class Kinds(msgspec.Struct, kw_only=True):
+    grams: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
+    ok: bool = False
+    on: date | None = None
+    method: Literal["cash", "bank_transfer", "ewallet"] = "cash"
+    code: Annotated[str, msgspec.Meta(max_length=4, pattern=r"^[a-z]+$")] = "x"
+
+
+@pytest.mark.parametrize(
+    ("sent", "read"),
+    [
+        # as FastAPI's pydantic read them (lax): numbers and yes/no from strings, a bool as 1
+        ({"grams": "12"}, {"grams": 12}),
+        ({"grams": " 1_000 "}, {"grams": 1000}),
+        ({"grams": 5.0}, {"grams": 5}),
+        ({"grams": "5.00"}, {"grams": 5}),
+        ({"grams": True}, {"grams": 1}),
+        ({"grams": None}, {"grams": None}),
+        ({"ok": "yes"}, {"ok": True}),
+        ({"ok": "0"}, {"ok": False}),
+        ({"ok": 1}, {"ok": True}),
+        ({"on": "2026-12-06"}, {"on": date(2026, 12, 6)}),
+        ({"on": "2026-12-06T00:00:00Z"}, {"on": date(2026, 12, 6)}),
+        ({"on": 86_400}, {"on": date(1970, 1, 2)}),
+        ({"unknown": 1, "method": "ewallet"}, {"method": "ewallet"}),  # ignored, as before
+    ],
+)
+def test_fields_are_read_as_fastapi_read_them(sent: dict[str, Any], read: dict[str, Any]) -> None:
+    got = asyncio.run(parse_body(_request(json.dumps(sent).encode()), Kinds))
+    assert got == Kinds(**read)
+
+
+@pytest.mark.parametrize(
+    ("sent", "error"),
+    [
+        ({"grams": "1e3"}, ("int_parsing", None)),
+        ({"grams": 1.5}, ("int_from_float", None)),
+        ({"grams": [1]}, ("int_type", None)),
+        ({"grams": 0}, ("greater_than_equal", {"ge": 1})),
+        ({"grams": 1001}, ("less_than_equal", {"le": 1000})),
+        ({"ok": "maybe"}, ("bool_parsing", None)),
+        ({"ok": 2}, ("bool_parsing", None)),
+        ({"ok": None}, ("bool_type", None)),
+        ({"on": "2026-02-30"}, ("date_from_datetime_parsing", None)),
+        ({"on": "2026-12-06T12:00:00"}, ("date_from_datetime_inexact", None)),
+        ({"on": 12}, ("date_from_datetime_inexact", None)),
+        # a Literal's values in their declared order (msgspec's type_info sorts them)
+        (
+            {"method": "gold"},
+            ("literal_error", {"expected": "'cash', 'bank_transfer' or 'ewallet'"}),
+        ),
+        ({"code": 7}, ("string_type", None)),
+        ({"code": "abcde"}, ("string_too_long", {"max_length": 4})),
+        ({"code": "AB"}, ("string_pattern_mismatch", {"pattern": "^[a-z]+$"})),
+    ],
+)
+def test_each_refusal_is_typed_from_the_declared_field(
+    sent: dict[str, Any], error: tuple[str, dict[str, Any] | None]
+) -> None:
+    with pytest.raises(Refused) as caught:
+        asyncio.run(parse_body(_request(json.dumps(sent).encode()), Kinds))
+    (found,) = caught.value.errors()
+    assert (found["type"], found.get("ctx")) == error
+    assert found["loc"] == ("body", next(iter(sent)))
+
+
+def test_every_bad_field_is_refused_at_once_in_field_order_and_unknown_ones_if_forbidden() -> None:
+    class Strict(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+        amount_idr: Annotated[int, msgspec.Meta(ge=0)]
+        name: str
+
+    raw = b'{"zz": 1, "name": 5, "amount_idr": -1}'
+    assert _refusal(parse_body(_request(raw), Strict)) == [
+        ("greater_than_equal", ("body", "amount_idr")),
+        ("string_type", ("body", "name")),
+        ("extra_forbidden", ("body", "zz")),
+    ]
+    assert _refusal(parse_body(_request(b"{}"), Strict)) == [
+        ("missing", ("body", "amount_idr")),
+        ("missing", ("body", "name")),
+    ]
+
+
 def test_the_refusals_are_worded_for_the_attendant() -> None:
     with pytest.raises(Refused) as caught:
         asyncio.run(parse_body(_request(b'{"amount_idr": -1, "name": "x"}'), Body))
@@ -146,7 +231,7 @@ def test_a_body_not_utf8_is_a_400_as_fastapi_answered() -> None:
 def test_a_form_reads_aliases_and_takes_an_empty_field_as_not_sent() -> None:
     kind = "application/x-www-form-urlencoded"
     got = asyncio.run(parse_form(_request(b"username=ani&next=", kind), Form))
-    assert got == Form(username="ani", next="/petugas")
+    assert got == Form(username="ani", next_page="/petugas")
     got = asyncio.run(parse_form(_request(b"username=ani&next=%2Fpetugas%2Fstok", kind), Form))
     assert got.next_page == "/petugas/stok"
     assert _refusal(parse_form(_request(b"username=&next=x", kind), Form)) == [
@@ -215,17 +300,14 @@ def test_a_forms_csrf_check_leaves_the_body_readable() -> None:
     assert asyncio.run(parse_form(request, Form)).username == "ani"
 
 
-def test_a_model_is_answered_as_pydantic_serializes_it_by_alias() -> None:
+def test_a_struct_is_answered_by_its_encoded_names_in_order_none_as_null() -> None:
     response = json_response(OUT, status=201, headers={"Cache-Control": "no-store"})
     assert response.status_code == 201
     assert response.headers["content-type"] == "application/json"
     assert response.headers["cache-control"] == "no-store"
-    assert bytes(response.body) == OUT.model_dump_json(by_alias=True).encode()
-    assert json.loads(response.body) == {
-        "at": "2026-12-06T23:00:00Z",
-        "labelText": "é <ok>",
-        "pair": ["a", "b"],
-    }
+    assert bytes(response.body) == (
+        '{"at":"2026-12-06T23:00:00Z","labelText":"é <ok>","pair":["a","b"],"note":null}'.encode()
+    )
     listed = json_response([OUT, OUT])
     assert json.loads(listed.body) == [json.loads(response.body)] * 2
     assert json.loads(json_response({"n": 1, "at": date(2026, 12, 6)}).body) == {
@@ -279,12 +361,12 @@ def test_routes_answer_their_methods_head_too_and_return_values_as_json() -> Non
                 ]
             ]
 
-    body = OUT.model_dump_json(by_alias=True).encode()
+    body = msgspec.json.encode(OUT)
     assert asyncio.run(calls()) == [(200, body), (200, b""), (201, body), (204, b""), (202, b"ok")]
     assert thing.__name__ == "thing"
 
 
-class Tick(BaseModel):
+class Tick(msgspec.Struct, kw_only=True):
     grams: int
     note: str
 

@@ -10,7 +10,7 @@ import time
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+import msgspec
 from starlette.requests import Request
 
 from gateway.http.attendant import auth
@@ -22,13 +22,13 @@ from wastebank.messages import ActiveAlert, ClockHealth, GatewayHealth, ScaleSta
 routes = Routes()
 
 
-class ScaleStateView(BaseModel):
+class ScaleStateView(msgspec.Struct, kw_only=True):
     scale_id: str
     state: ScaleState
     state_since: datetime
 
 
-class PublicHealth(BaseModel):
+class PublicHealth(msgspec.Struct, kw_only=True):
     """What anyone on the LAN may ask without a session: that the gateway is up, its link to
     the broker, whether deposits are piling up in its outbox, each scale's state, the clock and
     the alerts in force. Nothing about members, deposits or money (the full report, with the

@@ -9,8 +9,9 @@ docs/scaling.md). A handler takes the request and reads what it needs::
         ...
         return json_response(view, status=201)
 
-Bad input raises :class:`Refused` with pydantic's errors, located as FastAPI located them
-(``("body", field)``, ``("path", name)``, ``("query", name)``), so
+Bodies, forms and parameters are msgspec types, read by :mod:`gateway.http.fields`. Bad input
+raises :class:`Refused` with every field's error typed as FastAPI's pydantic typed it, located
+as FastAPI located them (``("body", field)``, ``("path", name)``, ``("query", name)``), so
 :func:`gateway.http.validation.validation_refused` words and counts them as before.
 """
 
@@ -21,17 +22,19 @@ import contextlib
 import email.message
 import functools
 import json
+import operator
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import Annotated, Any, Final, TypeVar, overload
+from types import NoneType, UnionType
+from typing import Annotated, Any, Final, TypeVar, Union, get_args, get_origin, overload
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-from pydantic_core import PydanticUndefined, to_json, to_jsonable_python
+import msgspec
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from gateway.http.fields import Error, read
 from wastebank.errors import BadInput
 
 __all__ = [
@@ -48,7 +51,7 @@ __all__ = [
     "query_param",
 ]
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=msgspec.Struct)
 T = TypeVar("T")
 Handler = Callable[[Request], Awaitable[Any]]
 
@@ -59,7 +62,7 @@ PING: Final = b": ping\n\n"
 
 
 class Refused(BadInput):
-    """Bad input: pydantic-style errors (``type``, ``loc``, ``msg``, ``ctx``), answered 422 by
+    """Bad input: FastAPI's errors (``type``, ``loc``, ``msg``, ``ctx``), answered 422 by
     :func:`gateway.http.validation.validation_refused` (or the error page, for a browser), which
     logs and counts it. Input that cannot be read (:class:`~wastebank.errors.BadInput`), not a
     rule's refusal (:class:`wastebank.errors.Refused`)."""
@@ -69,7 +72,7 @@ class Refused(BadInput):
         self._errors = list(errors)
 
     def errors(self) -> list[dict[str, Any]]:
-        """The errors, as :meth:`pydantic.ValidationError.errors` lists them."""
+        """The errors (:data:`gateway.http.fields.Error`), in the order found."""
         return self._errors
 
 
@@ -121,20 +124,13 @@ class Routes:
         return self.route("DELETE", path, status_code)
 
 
-def _located(exc: ValidationError, prefix: tuple[str | int, ...]) -> list[dict[str, Any]]:
-    """pydantic's errors, each located under ``prefix`` (e.g. ``("body",)``)."""
-    return [
-        {**e, "loc": (*prefix, *e["loc"])}
-        for e in exc.errors(include_url=False, include_context=True)
-    ]
-
-
 def _validated(model: type[M], value: Any, prefix: tuple[str | int, ...]) -> M:
-    """``value`` as ``model`` (pydantic's python mode, from attributes: FastAPI's call)."""
-    try:
-        return model.model_validate(value, from_attributes=True)
-    except ValidationError as exc:
-        raise Refused(_located(exc, prefix)) from None
+    """``value`` as ``model``, every field's refusal located under ``prefix``."""
+    built, errors = read(model, value, prefix)
+    if errors:
+        raise Refused(errors)
+    result: M = built
+    return result
 
 
 async def parse_body(request: Request, model: type[M]) -> M:
@@ -184,7 +180,7 @@ async def parse_input(
     body's fields, refused together in that order. Returns the guard's answer, the params'
     values and the body."""
     body: M | None = None
-    body_errors: list[dict[str, Any]] = []
+    body_errors: list[Error] = []
     try:
         body = await parse_body(request, model)
     except Refused as exc:
@@ -230,23 +226,28 @@ async def parse_form(request: Request, model: type[M]) -> M:
 
 
 @functools.lru_cache(maxsize=128)
-def _adapter(kind: Any, constraints: tuple[tuple[str, Any], ...]) -> TypeAdapter[Any]:
-    """A validator of ``kind`` under ``constraints`` (pydantic ``Field`` keywords)."""
+def _constrained(kind: Any, constraints: tuple[tuple[str, Any], ...]) -> Any:
+    """``kind`` under ``constraints`` (:class:`msgspec.Meta` keywords); in ``X | None``, on
+    ``X``."""
     if not constraints:
-        return TypeAdapter(kind)
-    return TypeAdapter(Annotated[kind, Field(**dict(constraints))])
+        return kind
+    meta = msgspec.Meta(**dict(constraints))
+    if get_origin(kind) in (Union, UnionType):
+        members = [Annotated[m, meta] if m is not NoneType else m for m in get_args(kind)]
+        return functools.reduce(operator.or_, members)
+    return Annotated[kind, meta]
 
 
 def _param(where: str, name: str, raw: str | None, kind: Any, default: Any, **c: Any) -> Any:
-    """One path or query parameter validated as ``kind`` (Refused at ``(where, name)``)."""
+    """One path or query parameter read as ``kind`` (Refused at ``(where, name)``)."""
     if raw is None:
-        if default is not PydanticUndefined and default is not ...:
+        if default is not ...:
             return default
         raise Refused([{"type": "missing", "loc": (where, name), "msg": "Field required"}])
-    try:
-        return _adapter(kind, tuple(sorted(c.items()))).validate_python(raw)
-    except ValidationError as exc:
-        raise Refused(_located(exc, (where, name))) from None
+    value, errors = read(_constrained(kind, tuple(sorted(c.items()))), raw, (where, name))
+    if errors:
+        raise Refused(errors)
+    return value
 
 
 @overload
@@ -260,8 +261,9 @@ def path_param(
 def path_param(
     request: Request, name: str, kind: Any = str, pattern: str | None = None, **constraints: Any
 ) -> Any:
-    """The path parameter ``name`` as ``kind``, checked against ``pattern`` and pydantic
-    ``Field`` constraints (``ge``, ``le``, ``max_length``...). Refused at ``("path", name)``."""
+    """The path parameter ``name`` as ``kind``, checked against ``pattern`` and
+    :class:`msgspec.Meta` constraints (``ge``, ``le``, ``max_length``...). Refused at
+    ``("path", name)``."""
     if pattern is not None:
         constraints["pattern"] = pattern
     return _param("path", name, request.path_params.get(name), kind, ..., **constraints)
@@ -271,14 +273,26 @@ def query_param(
     request: Request, name: str, kind: Any = str, default: Any = ..., **constraints: Any
 ) -> Any:
     """The query parameter ``name`` as ``kind`` (``default`` when absent; without one it is
-    required), under pydantic ``Field`` constraints. Refused at ``("query", name)``. An empty
+    required), under :class:`msgspec.Meta` constraints. Refused at ``("query", name)``. An empty
     value is validated as given (``?date=`` is not a date), as FastAPI did."""
     return _param("query", name, request.query_params.get(name), kind, default, **constraints)
 
 
+def _dumped(obj: Any) -> Any:
+    """A model msgspec does not know, as JSON's types: a contract model of
+    :mod:`wastebank.messages` still on pydantic (duck-typed: this module imports no pydantic)."""
+    dump = getattr(obj, "model_dump", None)
+    if dump is None:
+        raise NotImplementedError(f"cannot answer {type(obj).__name__} as JSON")
+    return dump(mode="json", by_alias=True)
+
+
+_ENCODER: Final = msgspec.json.Encoder(enc_hook=_dumped)
+
+
 def _has_model(value: Any) -> bool:
-    """Whether ``value`` is a pydantic model or a list, tuple or dict holding one."""
-    if isinstance(value, BaseModel):
+    """Whether ``value`` is a Struct (or a model) or a list, tuple or dict holding one."""
+    if isinstance(value, msgspec.Struct) or hasattr(value, "model_dump"):
         return True
     if isinstance(value, (list, tuple)):
         return any(_has_model(v) for v in value)
@@ -288,28 +302,27 @@ def _has_model(value: Any) -> bool:
 
 
 def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """``value`` as JSON, the bytes FastAPI sent for a route's return model: a pydantic model
-    (or a list or dict of them) by pydantic's JSON serializer (by alias, nothing excluded);
-    another value as ``JSONResponse`` of its JSON-able form."""
+    """``value`` as JSON, the bytes FastAPI sent for a route's return model: a Struct (or a
+    list or dict of them) by msgspec, its fields in order, ``None`` as ``null``, by their
+    encoded names (the bytes pydantic's serializer gave); another value as ``JSONResponse`` of
+    its JSON-able form."""
     if _has_model(value):
-        return Response(
-            to_json(value, by_alias=True), status, headers, media_type="application/json"
-        )
-    return JSONResponse(to_jsonable_python(value), status, headers)
+        return Response(_ENCODER.encode(value), status, headers, media_type="application/json")
+    return JSONResponse(msgspec.to_builtins(value, enc_hook=_dumped), status, headers)
 
 
-def sse_event(item: BaseModel) -> bytes:
-    """One Server-Sent Event: ``data: <the model's JSON>`` and the blank line ending it."""
-    data = item.model_dump_json(by_alias=True)
+def sse_event(item: Any) -> bytes:
+    """One Server-Sent Event: ``data: <the Struct's JSON>`` and the blank line ending it."""
+    data = _ENCODER.encode(item).decode()
     lines = data.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     return "".join(f"data: {line}\n" for line in lines).encode() + b"\n"
 
 
-async def _with_pings(items: AsyncIterator[BaseModel]) -> AsyncIterator[bytes]:
+async def _with_pings(items: AsyncIterator[Any]) -> AsyncIterator[bytes]:
     """``items`` as events, and a ping whenever none came for :data:`PING_INTERVAL_S` (the
     pending item is awaited on, never cancelled by the ping: the generator keeps its state)."""
     iterator = aiter(items)
-    pending: asyncio.Task[BaseModel] | None = None
+    pending: asyncio.Task[Any] | None = None
     try:
         while True:
             if pending is None:
@@ -335,7 +348,7 @@ async def _with_pings(items: AsyncIterator[BaseModel]) -> AsyncIterator[bytes]:
             await aclose()
 
 
-def event_stream(items: AsyncIterator[BaseModel]) -> StreamingResponse:
+def event_stream(items: AsyncIterator[Any]) -> StreamingResponse:
     """A Server-Sent Events response of ``items`` (each a ``data:`` line of its JSON), with
     keep-alive pings, ``Cache-Control: no-cache`` and ``X-Accel-Buffering: no`` (no proxy
     buffers it): the bytes and headers FastAPI's EventSourceResponse sent."""

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
@@ -31,17 +32,17 @@ log = logging.getLogger("wastebank.gateway")
 routes = Routes()
 
 
-class ArmRequest(BaseModel):
-    member_no: str = Field(pattern=r"^[A-Za-z0-9-]{1,32}$")
-    category_code: str = Field(pattern=CODE_PATTERN)
+class ArmRequest(msgspec.Struct, kw_only=True):
+    member_no: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,32}$")]
+    category_code: Annotated[str, msgspec.Meta(pattern=CODE_PATTERN)]
 
 
-class CalibrationRequest(BaseModel):
-    reference_g: int = Field(gt=0, le=10_000_000)
-    note: str = Field(default="", max_length=200)
+class CalibrationRequest(msgspec.Struct, kw_only=True):
+    reference_g: Annotated[int, msgspec.Meta(gt=0, le=10_000_000)]
+    note: Annotated[str, msgspec.Meta(max_length=200)] = ""
 
 
-class ScaleView(BaseModel):
+class ScaleView(msgspec.Struct, kw_only=True):
     scale_id: str
     flow: str
     protocol: str
@@ -60,7 +61,7 @@ class ScaleView(BaseModel):
     calibration_version: str | None = None
 
 
-class CalibrationView(BaseModel):
+class CalibrationView(msgspec.Struct, kw_only=True):
     id: int
     scale_id: str
     reference_g: int

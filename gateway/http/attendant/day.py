@@ -17,9 +17,9 @@ prints that copy (the page refreshes it first).
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, Field
+import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -50,14 +50,14 @@ RELOGIN: Final = (
 METHOD_TEXT: Final = {"cash": "Tunai", "bank_transfer": "Transfer", "ewallet": "Dompet digital"}
 
 
-class CloseIn(BaseModel):
+class CloseIn(msgspec.Struct, kw_only=True):
     date: date
-    counted_cash_idr: int = Field(ge=0, le=MAX_IDR)
-    note: str = Field(default="", max_length=500)
-    opening_cash_idr: int | None = Field(default=None, ge=0, le=MAX_IDR)
+    counted_cash_idr: Annotated[int, msgspec.Meta(ge=0, le=MAX_IDR)]
+    note: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    opening_cash_idr: Annotated[int, msgspec.Meta(ge=0, le=MAX_IDR)] | None = None
 
 
-class DayView(BaseModel):
+class DayView(msgspec.Struct, kw_only=True):
     online: bool
     fetched_at: datetime
     fetched_text: str

@@ -30,9 +30,9 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
-from pydantic import BaseModel, Field
+import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -76,46 +76,46 @@ SMS_NO_PHONE: Final = (
 )
 
 
-class RegisterIn(BaseModel):
-    member_no: str = Field(pattern=MEMBER_NO)
-    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
-    phone: str | None = Field(default=None, pattern=r"^\+?[0-9]{8,15}$")
-    rt: int | None = Field(default=None, ge=1, le=999)
-    rw: int | None = Field(default=None, ge=1, le=999)
-    nik: str | None = Field(default=None, pattern=r"^[0-9]{16}$")
-    kelurahan: str | None = Field(default=None, min_length=1, max_length=100)
+class RegisterIn(msgspec.Struct, kw_only=True):
+    member_no: Annotated[str, msgspec.Meta(pattern=MEMBER_NO)]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
+    phone: Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9]{8,15}$")] | None = None
+    rt: Annotated[int, msgspec.Meta(ge=1, le=999)] | None = None
+    rw: Annotated[int, msgspec.Meta(ge=1, le=999)] | None = None
+    nik: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{16}$")] | None = None
+    kelurahan: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
     sms_opt_in: bool = False
     """Switched on (``PATCH /api/members/{no}``) once the member is made: the central API's
     ``POST`` takes no opt-in, and its rule for a mobile number is the PATCH's."""
 
 
-class RegisteredView(MemberView):
+class RegisteredView(MemberView, kw_only=True):
     sms_opt_in: bool | None = None
     """Whether the member gets SMS receipts (None: not asked for)."""
     sms_error: str | None = None
     """Why SMS could not be switched on (the member is registered all the same)."""
 
 
-class SmsIn(BaseModel):
+class SmsIn(msgspec.Struct, kw_only=True):
     sms_opt_in: bool
 
 
-class SmsView(BaseModel):
+class SmsView(msgspec.Struct, kw_only=True):
     member_no: str
     name: str
     phone: str | None
     sms_opt_in: bool
 
 
-class CardIn(BaseModel):
-    uid: str = Field(pattern=CARD_PATTERN)
+class CardIn(msgspec.Struct, kw_only=True):
+    uid: Annotated[str, msgspec.Meta(pattern=CARD_PATTERN)]
 
 
-class PinIn(BaseModel):
+class PinIn(msgspec.Struct, kw_only=True):
     reset: bool = False
 
 
-class PinView(BaseModel):
+class PinView(msgspec.Struct, kw_only=True):
     member_no: str
     name: str
     username: str
@@ -127,7 +127,7 @@ class PinView(BaseModel):
     issued_text: str
 
 
-class SyncView(BaseModel):
+class SyncView(msgspec.Struct, kw_only=True):
     online: bool
     members: int
     members_synced_text: str | None
@@ -204,7 +204,8 @@ async def register(request: Request) -> RegisteredView:
     bank = service.gw.settings.bank_code
     if body.sms_opt_in and not body.phone:  # refused before a member is made without it
         raise HTTPException(422, SMS_NO_PHONE)
-    fields = body.model_dump(exclude_none=True, exclude={"sms_opt_in"})
+    sent = msgspec.structs.asdict(body)
+    fields = {k: v for k, v in sent.items() if v is not None and k != "sms_opt_in"}
     made = await _ask(service, signed, lambda c, t: c.register_member(bank, fields, t))
     entry = _entry(made)
     service.db.directory.put_member(bank, entry)
@@ -212,7 +213,7 @@ async def register(request: Request) -> RegisteredView:
         "nasabah didaftarkan / member registered: %s by %s", entry.member_no, signed.who.username
     )
     service.gw.live.notify()
-    view = RegisteredView(**member_view(entry).model_dump())
+    view = RegisteredView(**msgspec.structs.asdict(member_view(entry)))
     if body.sms_opt_in:
         try:
             view.sms_opt_in = (await _set_sms(service, signed, entry.member_no, True)).sms_opt_in

@@ -20,9 +20,9 @@ import logging
 import re
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
-from pydantic import BaseModel, Field
+import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -156,19 +156,25 @@ def error_page(request: Request, error: str, status: int) -> HTMLResponse:
     )
 
 
-class LoginForm(BaseModel):
+class LoginForm(msgspec.Struct, kw_only=True):
     """The login form's fields (an empty one counts as not sent)."""
 
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=256)
-    csrf_token: str | None = Field(default=None, alias=CSRF_FIELD, max_length=200)
-    next_page: str = Field(default="/petugas", alias="next", max_length=200)
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    csrf_token: Annotated[str, msgspec.Meta(max_length=200)] | None = msgspec.field(
+        default=None, name=CSRF_FIELD
+    )
+    next_page: Annotated[str, msgspec.Meta(max_length=200)] = msgspec.field(
+        default="/petugas", name="next"
+    )
 
 
-class LogoutForm(BaseModel):
+class LogoutForm(msgspec.Struct, kw_only=True):
     """The logout button's form: its CSRF token."""
 
-    csrf_token: str | None = Field(default=None, alias=CSRF_FIELD, max_length=200)
+    csrf_token: Annotated[str, msgspec.Meta(max_length=200)] | None = msgspec.field(
+        default=None, name=CSRF_FIELD
+    )
 
 
 @routes.get("")
@@ -236,7 +242,7 @@ async def static(request: Request) -> FileResponse:
     )
 
 
-class StatusView(BaseModel):
+class StatusView(msgspec.Struct, kw_only=True):
     """What the frame's banner says on every page (the weighing page has it in its live view)."""
 
     broker_connected: bool

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Final
 from urllib.parse import quote
 
-from pydantic import BaseModel
+import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -38,7 +38,7 @@ KINDS: Final = (deposit_receipt.DEPOSIT,)
 """Kinds registered by this package's own modules (others register theirs at their import)."""
 
 
-class ReceiptView(BaseModel):
+class ReceiptView(msgspec.Struct, kw_only=True):
     kind: str
     title: str
     reference: str
@@ -120,7 +120,7 @@ async def receipt_json(request: Request) -> Response:
     return json_response(receipt, headers={"Cache-Control": "no-store"})
 
 
-class Printed(BaseModel):
+class Printed(msgspec.Struct, kw_only=True):
     printed: bool
     bytes: int
     message: str

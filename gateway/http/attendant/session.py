@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,19 +26,19 @@ log = logging.getLogger("wastebank.gateway")
 routes = Routes(prefix="/petugas")
 
 
-class LoginIn(BaseModel):
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=256)
+class LoginIn(msgspec.Struct, kw_only=True):
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
 
-class SessionOut(BaseModel):
+class SessionOut(msgspec.Struct, kw_only=True):
     """A JSON login's answer (the session itself is the ``wb_petugas`` cookie set with it)."""
 
     username: str
     name: str
     role: str
     offline: bool
-    csrf_token: str = Field(description="send it as X-CSRF-Token with every write")
+    csrf_token: Annotated[str, msgspec.Meta(description="send it as X-CSRF-Token with every write")]
     expires_at: datetime
 
 

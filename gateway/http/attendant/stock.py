@@ -26,7 +26,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, Field
+import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
@@ -70,37 +70,40 @@ METHOD_TEXT: Final[dict[str, str]] = {
     "bank_transfer": "transfer bank",
     "ewallet": "dompet digital / e-wallet",
 }
-ClientKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,40}$")]
-Note = Annotated[str, Field(default="", max_length=500)]
+ClientKey = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{8,40}$")]
+Note = Annotated[str, msgspec.Meta(max_length=500)]
+Code = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+"""A collector's or a category's code."""
+Grams = Annotated[int, msgspec.Meta(ge=1, le=MAX_G)]
 
 
-class SaleIn(BaseModel):
+class SaleIn(msgspec.Struct, kw_only=True):
     key: ClientKey
-    collector: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-    category: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-    grams: int = Field(ge=1, le=MAX_G)
-    price_per_kg_idr: int = Field(ge=0, le=MAX_IDR)
+    collector: Code
+    category: Code
+    grams: Grams
+    price_per_kg_idr: Annotated[int, msgspec.Meta(ge=0, le=MAX_IDR)]
     payment_method: Literal["cash", "bank_transfer", "ewallet"] = "cash"
     note: Note = ""
 
 
-class TransferIn(BaseModel):
+class TransferIn(msgspec.Struct, kw_only=True):
     key: ClientKey
-    category: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-    grams: int = Field(ge=1, le=MAX_G)
-    received_g: int | None = Field(default=None, ge=0, le=MAX_G)
+    category: Code
+    grams: Grams
+    received_g: Annotated[int, msgspec.Meta(ge=0, le=MAX_G)] | None = None
     note: Note = ""
 
 
-class ResidueIn(BaseModel):
+class ResidueIn(msgspec.Struct, kw_only=True):
     key: ClientKey
-    category: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-    grams: int = Field(ge=1, le=MAX_G)
+    category: Code
+    grams: Grams
     kind: Literal["residue", "burned"] = "residue"
     note: Note = ""
 
 
-class MoveView(BaseModel):
+class MoveView(msgspec.Struct, kw_only=True):
     key: str
     kind: str
     kind_text: str
@@ -122,7 +125,7 @@ class MoveView(BaseModel):
     receipt_url: str | None = None
 
 
-class StockView(BaseModel):
+class StockView(msgspec.Struct, kw_only=True):
     online: bool
     stock: list[dict[str, Any]]
     """The central API's stock lines (api/schemas.py StockLineOut)."""
@@ -324,7 +327,7 @@ async def _ask(
             status, m.error or "ditolak oleh API pusat / refused by the central API"
         )
     status = 201 if m.state == "sent" else 202
-    return JSONResponse(view.model_dump(mode="json"), status_code=status)
+    return JSONResponse(msgspec.to_builtins(view), status_code=status)
 
 
 @routes.post("/api/stock/sales", status_code=201)

@@ -8,9 +8,9 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Final
+from typing import Annotated, Final
 
-from pydantic import BaseModel, Field
+import msgspec
 from starlette.exceptions import HTTPException
 
 from gateway.attendant_store import JournalEntry, MemberEntry
@@ -56,7 +56,7 @@ ESTIMATE_LABEL: Final = "Perkiraan / Estimate"
 AMOUNT_LABEL: Final = "Jumlah / Amount"
 
 
-class DepositView(BaseModel):
+class DepositView(msgspec.Struct, kw_only=True):
     event_id: str
     scale_id: str
     member_no: str | None
@@ -89,13 +89,13 @@ class DepositView(BaseModel):
     void_error: str | None
 
 
-class CardView(BaseModel):
+class CardView(msgspec.Struct, kw_only=True):
     uid: str
     member_no: str | None = None
     member_name: str | None = None
 
 
-class LiveView(BaseModel):
+class LiveView(msgspec.Struct, kw_only=True):
     scale_id: str
     connected: bool
     grams: int | None
@@ -118,14 +118,14 @@ class LiveView(BaseModel):
     pending_voids: int
 
 
-class MemberView(BaseModel):
+class MemberView(msgspec.Struct, kw_only=True):
     member_no: str
     name: str
     kind: str
     cards: list[str]
 
 
-class PriceView(BaseModel):
+class PriceView(msgspec.Struct, kw_only=True):
     category_code: str
     category_name: str
     unit: str
@@ -133,19 +133,19 @@ class PriceView(BaseModel):
     price_text: str
 
 
-class ScaleChoice(BaseModel):
+class ScaleChoice(msgspec.Struct, kw_only=True):
     scale_id: str
     connected: bool
 
 
-class WhoView(BaseModel):
+class WhoView(msgspec.Struct, kw_only=True):
     username: str
     name: str
     role: str
     offline: bool
 
 
-class StateView(BaseModel):
+class StateView(msgspec.Struct, kw_only=True):
     who: WhoView
     gateway_id: str
     bank_code: str
@@ -160,13 +160,13 @@ class StateView(BaseModel):
     central_online: bool | None
 
 
-class RecordIn(BaseModel):
-    member_no: str = Field(pattern=r"^[A-Za-z0-9-]{1,32}$")
-    category_code: str = Field(pattern=CODE_PATTERN)
+class RecordIn(msgspec.Struct, kw_only=True):
+    member_no: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,32}$")]
+    category_code: Annotated[str, msgspec.Meta(pattern=CODE_PATTERN)]
 
 
-class VoidIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=500, pattern=r"\S")
+class VoidIn(msgspec.Struct, kw_only=True):
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=r"\S")]
 
 
 def member_view(m: MemberEntry) -> MemberView:

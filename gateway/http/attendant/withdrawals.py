@@ -15,9 +15,9 @@ Indonesian-first ``detail``. The logic is :mod:`.withdrawal_desk`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Final
+from typing import Annotated, Final
 
-from pydantic import BaseModel, Field
+import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
@@ -49,15 +49,15 @@ ID_MAX: Final = 2**31 - 1
 """A withdrawal's id is the ledger's 32-bit integer: a larger one is refused (422) here."""
 
 
-class ReasonIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=500)
+class ReasonIn(msgspec.Struct, kw_only=True):
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 
 
-class PayIn(BaseModel):
-    payout_ref: str | None = Field(default=None, max_length=60)
+class PayIn(msgspec.Struct, kw_only=True):
+    payout_ref: Annotated[str, msgspec.Meta(max_length=60)] | None = None
 
 
-class ActionView(BaseModel):
+class ActionView(msgspec.Struct, kw_only=True):
     id: int
     action: str
     action_text: str
@@ -68,7 +68,7 @@ class ActionView(BaseModel):
     payout_ref: str | None
 
 
-class WithdrawalView(BaseModel):
+class WithdrawalView(msgspec.Struct, kw_only=True):
     id: int
     member_no: str
     member_name: str
@@ -105,14 +105,14 @@ class WithdrawalView(BaseModel):
     receipt_url: str
 
 
-class WithdrawalList(BaseModel):
+class WithdrawalList(msgspec.Struct, kw_only=True):
     withdrawals: list[WithdrawalView]
     synced_at: datetime | None
     online: bool | None
     queued: int
 
 
-class ActionOut(BaseModel):
+class ActionOut(msgspec.Struct, kw_only=True):
     queued: bool
     message: str
     withdrawal: WithdrawalView
@@ -271,7 +271,7 @@ def _answer(service: AttendantService, outcome: Outcome, who: Who) -> JSONRespon
     if queued:
         message = view.next_step if outcome.action.action == "pay" else f"{what}: {view.next_step}"
     body = ActionOut(queued=queued, message=message, withdrawal=view)
-    return JSONResponse(body.model_dump(mode="json"), status_code=202 if queued else 200)
+    return JSONResponse(msgspec.to_builtins(body), status_code=202 if queued else 200)
 
 
 async def _act(
