@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import msgspec
 import msgspec.inspect as mi
 
+from wastebank.errors import BadInput
 from wastebank.structs import Invalid, Loc, convert
 
 __all__ = ["Error", "read"]
@@ -48,7 +49,9 @@ _MS_FROM = 20_000_000_000
 """A timestamp above this is in milliseconds (pydantic's rule for a number given as a date)."""
 
 
-class _Bad(Exception):
+class _Bad(BadInput):
+    """One field's refusal, inside this module (the caller gets :data:`Error` dicts)."""
+
     def __init__(self, kind: str, msg: str, ctx: dict[str, Any] | None = None) -> None:
         super().__init__(msg)
         self.kind, self.msg, self.ctx = kind, msg, ctx

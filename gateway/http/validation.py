@@ -1,6 +1,6 @@
 """Bad input to the local endpoint, answered in words an attendant reads: Bahasa Indonesia first,
 English second, naming the field ("jumlah harus bilangan bulat Rupiah / amount must be whole
-Rupiah"), never pydantic's list of errors.
+Rupiah"), never FastAPI's list of errors.
 
 A JSON route answers 422 ``{"detail": "<the messages, joined by '; '>", "errors": [{"field",
 "message"}]}``: ``detail`` is what the pages show (``WB.ApiError.message``), ``errors`` lets a
@@ -76,7 +76,7 @@ def label(field: str, indonesian: str, english: str) -> None:
 
 
 def _field(loc: Sequence[Any]) -> str:
-    """The field a pydantic location points at: its last name (not an index, not "body")."""
+    """The field a location points at: its last name (not an index, not "body")."""
     names = [str(part) for part in loc if isinstance(part, str) and part not in ("body", "query")]
     return names[-1] if names else ""
 
@@ -128,7 +128,8 @@ _BODY: Final = {
 
 
 def message(error: Mapping[str, Any]) -> str:
-    """One pydantic error (``type``, ``loc``, ``ctx``) as one Indonesian-first sentence."""
+    """One error (:data:`gateway.http.fields.Error`: ``type``, ``loc``, ``ctx``, typed as
+    pydantic typed it) as one Indonesian-first sentence."""
     kind = str(error.get("type", ""))
     field = _field(error.get("loc") or ())
     idn, eng = _words(field)
