@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING
 
 import httpx
 import tomli_w
-from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,7 +43,7 @@ from api.settings import ApiSettings, PagesSettings  # noqa: E402
 from firmware_sim.kiosk import KioskSimulator  # noqa: E402
 from wastebank import access, ledger, services  # noqa: E402
 from wastebank.browser import DESKTOP, PHONE, TABLET, chromium  # noqa: E402
-from wastebank.config import InfluxSettings, MqttSettings, load_settings  # noqa: E402
+from wastebank.config import InfluxSettings, MqttSettings, SecretStr, load_settings  # noqa: E402
 from wastebank.influx import Influx  # noqa: E402
 from wastebank.sample import deposit_history, fill_history  # noqa: E402
 from wastebank.seed import load_city, seed  # noqa: E402
@@ -338,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("data contoh / demo data: %d setoran / deposits, %d kg", deposits, grams // 1000)
         asyncio.run(fill_history(influx, ledger_url=ledger_url, now=now))
         creds = _users(ledger_url, auth)
-        settings = ApiSettings(
+        settings = load_settings(
+            ApiSettings,
             mqtt=MqttSettings(port=svc.mqtt_port),
             influx=influx,
             ledger_url=ledger_url,

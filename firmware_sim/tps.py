@@ -41,16 +41,17 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Final, Literal, Self
+from typing import Annotated, Any, ClassVar, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiomqtt
+import msgspec
 import stamina
-from pydantic import Field, field_validator, model_validator
+from msgspec import Meta
 
 from firmware_sim.encoders import encode_em310_udl, encode_maxbotix, encode_mode2
 from firmware_sim.ptydevice import PtyDevice
-from wastebank.config import MqttSettings, WastebankSettings
+from wastebank.config import FieldError, MqttSettings, WastebankSettings
 from wastebank.messages import (
     CODE_PATTERN,
     FillReading,
@@ -103,41 +104,35 @@ def fill_ratio(distance_mm: float, empty_mm: float, full_mm: float) -> float:
     return min(1.0, max(0.0, (empty_mm - distance_mm) / (empty_mm - full_mm)))
 
 
-class TpsSimSettings(WastebankSettings):
+class TpsSimSettings(WastebankSettings, kw_only=True):
     """Settings of ``wastebank sim tps``."""
 
     broker_user: ClassVar[str | None] = "sim"
-    mqtt: MqttSettings = MqttSettings()
-    empty_distance_mm: int = Field(default=1400, ge=100, le=20_000, description="sensor -> floor")
-    full_distance_mm: int = Field(default=250, ge=0, description="distance that counts as full")
-    timezone: str = Field(default="Asia/Jayapura", description="local time of the TPS (WIT)")
-    time_scale: float = Field(default=360.0, gt=0, description="simulated s per real s")
-    fill_per_hour_day: float = Field(default=0.06, ge=0, le=1)
-    fill_per_hour_night: float = Field(default=0.01, ge=0, le=1)
-    pickup_fill: float = Field(default=0.85, gt=0, le=1.1, description="truck comes above this")
-    pickup_wait_h: float = Field(default=2.0, gt=0, description="mean wait for the truck")
-    max_pending: int = Field(default=500, ge=1, description="readings kept while offline")
-    false_echo_p: float = Field(
-        default=FALSE_ECHO_P, ge=0, le=1, description="share of pings that are false/lost echoes"
-    )
-    clock_skew_s: float = Field(
-        default=0.0, description="the device clock's error: its readings carry now + this"
-    )
+    mqtt: MqttSettings = msgspec.field(default_factory=MqttSettings)
+    empty_distance_mm: Annotated[int, Meta(ge=100, le=20_000, description="sensor -> floor")] = 1400
+    full_distance_mm: Annotated[int, Meta(ge=0, description="distance that counts as full")] = 250
+    timezone: Annotated[str, Meta(description="local time of the TPS (WIT)")] = "Asia/Jayapura"
+    time_scale: Annotated[float, Meta(gt=0, description="simulated s per real s")] = 360.0
+    fill_per_hour_day: Annotated[float, Meta(ge=0, le=1)] = 0.06
+    fill_per_hour_night: Annotated[float, Meta(ge=0, le=1)] = 0.01
+    pickup_fill: Annotated[float, Meta(gt=0, le=1.1, description="truck comes above this")] = 0.85
+    pickup_wait_h: Annotated[float, Meta(gt=0, description="mean wait for the truck")] = 2.0
+    max_pending: Annotated[int, Meta(ge=1, description="readings kept while offline")] = 500
+    false_echo_p: Annotated[
+        float, Meta(ge=0, le=1, description="share of pings that are false/lost echoes")
+    ] = FALSE_ECHO_P
+    clock_skew_s: Annotated[
+        float, Meta(description="the device clock's error: its readings carry now + this")
+    ] = 0.0
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
+    def __post_init__(self) -> None:
         try:
-            ZoneInfo(value)
+            ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
-
-    @model_validator(mode="after")
-    def _geometry(self) -> Self:
+            raise FieldError("timezone", f"unknown time zone {self.timezone!r}") from None
         if self.empty_distance_mm - self.full_distance_mm < 50:
             raise ValueError("empty_distance_mm must exceed full_distance_mm by at least 50 mm")
-        return self
+        super().__post_init__()
 
 
 @dataclass

@@ -31,10 +31,11 @@ import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from msgspec import Meta, field
 
+from wastebank.config import Settings
 from wastebank.messages import CLOCK_OFFSET_MS_MAX, ClockHealth
 
 log = logging.getLogger("wastebank.gateway")
@@ -47,23 +48,22 @@ PROBE_TIMEOUT_S: Final = 5.0
 Source = Literal["timesyncd", "chrony", "none", "unknown"]
 
 
-class ClockSettings(BaseModel):
+class ClockSettings(Settings, kw_only=True):
     """How the gateway finds out whether its clock is synchronized (the site file's ``[clock]``)."""
 
-    model_config = ConfigDict(extra="forbid")
-
     probe: Literal["auto", "timesyncd", "chrony", "none"] = "auto"
-    sync_file: Path = Field(
-        default=TIMESYNCD_FILE, description="timesyncd: the file it creates at its first sync"
-    )
-    chronyc: list[str] = Field(
-        default=["chronyc", "-c", "tracking"],
-        min_length=1,
-        description="chrony: the command that prints its tracking report as CSV",
-    )
-    check_interval_s: float = Field(
-        default=15.0, gt=0, le=3600, description="how often the probe runs"
-    )
+    sync_file: Annotated[
+        Path, Meta(description="timesyncd: the file it creates at its first sync")
+    ] = TIMESYNCD_FILE
+    chronyc: Annotated[
+        list[str],
+        Meta(
+            min_length=1, description="chrony: the command that prints its tracking report as CSV"
+        ),
+    ] = field(default_factory=lambda: ["chronyc", "-c", "tracking"])
+    check_interval_s: Annotated[
+        float, Meta(gt=0, le=3600, description="how often the probe runs")
+    ] = 15.0
 
 
 @dataclass(frozen=True)

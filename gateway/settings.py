@@ -5,111 +5,120 @@ site.toml``; docs/deploy-pi.md)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import (
-    AnyHttpUrl,
-    BaseModel,
-    ConfigDict,
-    Field,
-    FilePath,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from msgspec import UNSET, Meta, UnsetType, field
 
 from gateway.clock import ClockSettings
 from gateway.fill_sensor import FillConfig, MaxBotixModel
 from gateway.scale_protocol import PROTOCOLS
-from wastebank.config import RUN_DIR, MqttSettings, WastebankSettings
+from wastebank.config import (
+    RUN_DIR,
+    FieldError,
+    FilePath,
+    MqttSettings,
+    Settings,
+    WastebankSettings,
+)
 from wastebank.messages import CODE_PATTERN
 
-Code = Annotated[str, Field(pattern=CODE_PATTERN)]
+Code = Annotated[str, Meta(pattern=CODE_PATTERN)]
+DEFAULT_GATEWAY_ID = "gw-01"
 
 
-class ScaleSettings(BaseModel):
+class ScaleSettings(Settings, kw_only=True):
     """One scale at the site."""
 
-    model_config = ConfigDict(extra="forbid")
-
     id: Code
-    port: Path = Field(description="/dev/serial/by-id/usb-... (stable across replugs)")
-    protocol: str = Field(
-        default="gs_nt", description="scale protocol id (docs/protocol.md §1), 'kiosk' or 'auto'"
-    )
-    unit: Literal["kg", "g", "lb"] = Field(
-        default="kg", description="for formats that do not say (Yaohua, HX711 sketches)"
-    )
+    port: Annotated[Path, Meta(description="/dev/serial/by-id/usb-... (stable across replugs)")]
+    protocol: Annotated[
+        str, Meta(description="scale protocol id (docs/protocol.md §1), 'kiosk' or 'auto'")
+    ] = "gs_nt"
+    unit: Annotated[
+        Literal["kg", "g", "lb"],
+        Meta(description="for formats that do not say (Yaohua, HX711 sketches)"),
+    ] = "kg"
     flow: Literal["kiosk", "attendant"] = "kiosk"
-    baudrate: int = Field(default=9600, ge=300, le=921_600)
+    baudrate: Annotated[int, Meta(ge=300, le=921_600)] = 9600
     bytesize: Literal[7, 8] = 8
     parity: Literal["N", "E", "O"] = "N"
     stopbits: Literal[1, 2] = 1
-    min_net_g: int = Field(default=50, ge=1)
-    zero_band_g: int = Field(default=20, ge=0)
-    zero_drift_alert_g: int = Field(default=30, ge=1, description="alert when idle zero drifts")
-    stability_window_s: float = Field(default=1.0, gt=0, description="flagless formats only")
-    stability_tolerance_g: int = Field(default=10, ge=0, description="flagless formats only")
-    calibration_version: str | None = Field(
-        default=None, max_length=64, description="until a calibration check is recorded here"
-    )
+    min_net_g: Annotated[int, Meta(ge=1)] = 50
+    zero_band_g: Annotated[int, Meta(ge=0)] = 20
+    zero_drift_alert_g: Annotated[int, Meta(ge=1, description="alert when idle zero drifts")] = 30
+    stability_window_s: Annotated[float, Meta(gt=0, description="flagless formats only")] = 1.0
+    stability_tolerance_g: Annotated[int, Meta(ge=0, description="flagless formats only")] = 10
+    calibration_version: (
+        Annotated[
+            str, Meta(max_length=64, description="until a calibration check is recorded here")
+        ]
+        | None
+    ) = None
 
-    @model_validator(mode="after")
-    def _bands(self) -> Self:
+    def __post_init__(self) -> None:
         if self.zero_band_g >= self.min_net_g:
             raise ValueError("zero_band_g must be smaller than min_net_g")
         known = (*PROTOCOLS, "kiosk", "auto")
         if self.protocol not in known:
-            raise ValueError(f"protocol {self.protocol!r} is not one of {', '.join(known)}")
-        return self
+            raise FieldError(
+                "protocol", f"protocol {self.protocol!r} is not one of {', '.join(known)}"
+            )
 
 
-class SensorSettings(BaseModel):
+class SensorSettings(Settings, kw_only=True):
     """One TPS fill sensor served by this gateway (serial, or LoRaWAN through a network server)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     id: Code
     tps_code: Code
     kind: Literal["jsn_sr04t", "maxbotix", "em310_udl", "json"]
-    port: Path | None = Field(default=None, description="serial kinds: the adapter's stable path")
-    baudrate: int = Field(default=9600, ge=300, le=921_600)
-    maxbotix_unit: Literal["mm", "cm"] = "mm"
-    maxbotix_model: MaxBotixModel | None = Field(
-        default=None,
-        description="maxbotix HRXL (4 digits in mm): hrxl_5m sends R5000 for no target, "
-        "hrxl_10m R9999; unset: both are no target (docs/protocol.md §3.1)",
+    port: Annotated[Path | None, Meta(description="serial kinds: the adapter's stable path")] = None
+    baudrate: Annotated[int, Meta(ge=300, le=921_600)] = 9600
+    given_maxbotix_unit: Literal["mm", "cm"] | UnsetType = field(
+        default=UNSET, name="maxbotix_unit"
     )
-    dev_eui: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{16}$", description="em310_udl")
-    uplink_topic: str = Field(
-        default="application/+/device/{dev_eui}/event/up",
-        description="em310_udl: the network server's uplink topic (ChirpStack v4 default); "
-        "json: the topic the sensor publishes its own JSON on",
+    """``maxbotix_unit`` as the site file gives it (read :attr:`maxbotix_unit`): given on
+    another kind, even as the default, it is refused."""
+    maxbotix_model: Annotated[
+        MaxBotixModel | None,
+        Meta(
+            description="maxbotix HRXL (4 digits in mm): hrxl_5m sends R5000 for no target, "
+            "hrxl_10m R9999; unset: both are no target (docs/protocol.md §3.1)"
+        ),
+    ] = None
+    dev_eui: Annotated[str, Meta(pattern=r"^[0-9a-fA-F]{16}$", description="em310_udl")] | None = (
+        None
     )
-    empty_distance_mm: int = Field(ge=100, le=20_000)
-    full_distance_mm: int = Field(ge=0, le=20_000)
-    window: int | None = Field(default=None, ge=1, le=101, description="pings per reading")
-    spike_mm: int | None = Field(default=150, ge=1)
-    ambient_c: float | None = Field(default=None, description="for sound-speed compensation")
+    uplink_topic: Annotated[
+        str,
+        Meta(
+            description="em310_udl: the network server's uplink topic (ChirpStack v4 default); "
+            "json: the topic the sensor publishes its own JSON on"
+        ),
+    ] = "application/+/device/{dev_eui}/event/up"
+    empty_distance_mm: Annotated[int, Meta(ge=100, le=20_000)]
+    full_distance_mm: Annotated[int, Meta(ge=0, le=20_000)]
+    window: Annotated[int, Meta(ge=1, le=101, description="pings per reading")] | None = None
+    spike_mm: Annotated[int, Meta(ge=1)] | None = 150
+    ambient_c: Annotated[float | None, Meta(description="for sound-speed compensation")] = None
     calibrated_at_c: float | None = 20.0
-    report_interval_s: float = Field(default=300.0, gt=0, description="serial: one reading per")
+    report_interval_s: Annotated[float, Meta(gt=0, description="serial: one reading per")] = 300.0
 
-    @field_validator("maxbotix_unit", "maxbotix_model")
-    @classmethod
-    def _maxbotix_only(cls, value: object, info: ValidationInfo) -> object:
-        """Set on another kind, a MaxBotix setting would be ignored: refused (run only on a
-        value the site file gives, never on the default)."""
-        kind = info.data.get("kind")
-        if kind is not None and kind != "maxbotix":
-            raise ValueError(
-                f"sensor {info.data.get('id', '?')}: {info.field_name} hanya untuk sensor "
-                f"maxbotix, bukan {kind} / {info.field_name} is for maxbotix sensors, not {kind}"
-            )
-        return value
+    @property
+    def maxbotix_unit(self) -> Literal["mm", "cm"]:
+        return "mm" if isinstance(self.given_maxbotix_unit, UnsetType) else self.given_maxbotix_unit
 
-    @model_validator(mode="after")
-    def _kind_fields(self) -> Self:
+    def __post_init__(self) -> None:
+        given = {"maxbotix_unit": self.given_maxbotix_unit, "maxbotix_model": self.maxbotix_model}
+        for name, value in given.items():
+            # Set on another kind, a MaxBotix setting would be ignored: refused.
+            if value not in (None, UNSET) and self.kind != "maxbotix":
+                raise FieldError(
+                    name,
+                    f"sensor {self.id}: {name} hanya untuk sensor maxbotix, bukan {self.kind} / "
+                    f"{name} is for maxbotix sensors, not {self.kind}",
+                )
         if self.kind == "em310_udl":
             if self.dev_eui is None:
                 raise ValueError("em310_udl sensors need dev_eui")
@@ -127,7 +136,6 @@ class SensorSettings(BaseModel):
             )
         if self.empty_distance_mm - self.full_distance_mm < 50:
             raise ValueError("empty_distance_mm must exceed full_distance_mm by at least 50 mm")
-        return self
 
     @property
     def over_mqtt(self) -> bool:
@@ -147,153 +155,180 @@ class SensorSettings(BaseModel):
         return self.uplink_topic.replace("{dev_eui}", (self.dev_eui or "").lower())
 
 
-class OutboxSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OutboxSettings(Settings, kw_only=True):
     path: Path = RUN_DIR / "gateway" / "outbox.db"
-    max_rows: int = Field(default=100_000, ge=100)
-    max_age_days: float = Field(default=30.0, gt=0)
-    drain_rate_per_s: float = Field(default=500.0, gt=0, description="after a reconnect")
-    refused_retry_s: float = Field(
-        default=60.0,
-        gt=0,
-        le=3600,
-        description="a row the broker refused is tried again after this, doubled per refusal "
-        "up to an hour; a restart tries every refused row at once",
-    )
+    max_rows: Annotated[int, Meta(ge=100)] = 100_000
+    max_age_days: Annotated[float, Meta(gt=0)] = 30.0
+    drain_rate_per_s: Annotated[float, Meta(gt=0, description="after a reconnect")] = 500.0
+    refused_retry_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=3600,
+            description="a row the broker refused is tried again after this, doubled per "
+            "refusal up to an hour; a restart tries every refused row at once",
+        ),
+    ] = 60.0
 
 
-class AttendantSettings(BaseModel):
+class AttendantSettings(Settings, kw_only=True):
     """The attendant (petugas) page on the local endpoint: logins, offline cache, time zone."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    timezone: str = Field(
-        default="Asia/Jakarta",
-        description="the bank's zone for 'today' and the times shown (Asia/Jakarta WIB, "
-        "Asia/Makassar WITA, Asia/Jayapura WIT)",
-    )
-    login_cache_days: float = Field(
-        default=14.0, gt=0, le=90, description="an attendant may log in offline this long"
-    )
-    session_hours: float = Field(default=12.0, gt=0, le=168)
-    sync_interval_s: float = Field(
-        default=300.0, gt=0, description="logins checked and queued voids sent, while online"
-    )
-    directory_poll_s: float = Field(
-        default=30.0,
-        gt=0,
-        le=60,
-        description="members and prices asked for this often while online (a conditional GET: "
-        "an unchanged list costs a 304), so a new member or price is here within 60 s",
-    )
-    api_timeout_s: float = Field(default=5.0, gt=0, le=60)
-    max_login_failures: int = Field(default=5, ge=1, description="per account per 15 minutes")
+    timezone: Annotated[
+        str,
+        Meta(
+            description="the bank's zone for 'today' and the times shown (Asia/Jakarta WIB, "
+            "Asia/Makassar WITA, Asia/Jayapura WIT)"
+        ),
+    ] = "Asia/Jakarta"
+    login_cache_days: Annotated[
+        float, Meta(gt=0, le=90, description="an attendant may log in offline this long")
+    ] = 14.0
+    session_hours: Annotated[float, Meta(gt=0, le=168)] = 12.0
+    sync_interval_s: Annotated[
+        float, Meta(gt=0, description="logins checked and queued voids sent, while online")
+    ] = 300.0
+    directory_poll_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=60,
+            description="members and prices asked for this often while online (a conditional "
+            "GET: an unchanged list costs a 304), so a new member or price is here within 60 s",
+        ),
+    ] = 30.0
+    api_timeout_s: Annotated[float, Meta(gt=0, le=60)] = 5.0
+    max_login_failures: Annotated[int, Meta(ge=1, description="per account per 15 minutes")] = 5
     # OWASP's Password Storage Cheat Sheet lists argon2id settings of equal strength; of them the
     # least memory (7 MiB, 5 passes) suits a Pi: a login's peak RSS is its memory cost on top.
-    argon2_time_cost: int = Field(default=5, ge=1)
-    argon2_memory_kib: int = Field(default=7_168, ge=8, description="7 MiB, 5 passes (OWASP)")
-    argon2_parallelism: int = Field(default=1, ge=1)
+    argon2_time_cost: Annotated[int, Meta(ge=1)] = 5
+    argon2_memory_kib: Annotated[int, Meta(ge=8, description="7 MiB, 5 passes (OWASP)")] = 7_168
+    argon2_parallelism: Annotated[int, Meta(ge=1)] = 1
 
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
+    def __post_init__(self) -> None:
         try:
-            ZoneInfo(value)
+            ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
+            raise FieldError("timezone", f"unknown time zone {self.timezone!r}") from None
 
 
-class PrinterSettings(BaseModel):
+class PrinterSettings(Settings, kw_only=True):
     """The bank's 58 mm (or 80 mm) ESC/POS receipt printer, if any (docs/attendant.md, "Struk /
     Receipts"). None by default: receipts are printed from the browser (a 58 mm stylesheet)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["none", "usb", "serial", "file"] = Field(
-        default="none",
-        description="usb: by vendor/product id (pyusb, libusb); serial: a Bluetooth SPP "
-        "(/dev/rfcomm0) or USB-serial (/dev/ttyUSB0) port; file: a printer device node written "
-        "directly (the kernel's usblp: /dev/usb/lp0)",
+    kind: Annotated[
+        Literal["none", "usb", "serial", "file"],
+        Meta(
+            description="usb: by vendor/product id (pyusb, libusb); serial: a Bluetooth SPP "
+            "(/dev/rfcomm0) or USB-serial (/dev/ttyUSB0) port; file: a printer device node "
+            "written directly (the kernel's usblp: /dev/usb/lp0)"
+        ),
+    ] = "none"
+    usb_vendor_id: Annotated[int, Meta(ge=0, le=0xFFFF, description="e.g. 0x0416")] | None = None
+    usb_product_id: Annotated[int, Meta(ge=0, le=0xFFFF, description="e.g. 0x5011")] | None = None
+    usb_in_ep: Annotated[int, Meta(ge=0, le=0xFF, description="`lsusb -vd VID:PID`")] = 0x82
+    usb_out_ep: Annotated[int, Meta(ge=0, le=0xFF)] = 0x01
+    path: Annotated[Path | None, Meta(description="serial and file: the device's path")] = None
+    baudrate: Annotated[int, Meta(ge=300, le=921_600, description="serial")] = 9600
+    serial_dsrdtr: Annotated[bool, Meta(description="serial: DSR/DTR flow control")] = True
+    columns: Annotated[Literal[32, 48], Meta(description="Font A: 32 (58 mm), 48 (80 mm)")] = 32
+    cut: Annotated[bool, Meta(description="send a cut (printers without a cutter ignore it)")] = (
+        True
     )
-    usb_vendor_id: int | None = Field(default=None, ge=0, le=0xFFFF, description="e.g. 0x0416")
-    usb_product_id: int | None = Field(default=None, ge=0, le=0xFFFF, description="e.g. 0x5011")
-    usb_in_ep: int = Field(default=0x82, ge=0, le=0xFF, description="`lsusb -vd VID:PID`")
-    usb_out_ep: int = Field(default=0x01, ge=0, le=0xFF)
-    path: Path | None = Field(default=None, description="serial and file: the device's path")
-    baudrate: int = Field(default=9600, ge=300, le=921_600, description="serial")
-    serial_dsrdtr: bool = Field(default=True, description="serial: DSR/DTR flow control")
-    columns: Literal[32, 48] = Field(default=32, description="Font A: 32 (58 mm), 48 (80 mm)")
-    cut: bool = Field(default=True, description="send a cut (printers without a cutter ignore it)")
-    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    timeout_s: Annotated[float, Meta(gt=0, le=60)] = 5.0
 
-    @model_validator(mode="after")
-    def _where(self) -> Self:
+    def __post_init__(self) -> None:
         if self.kind == "usb" and (self.usb_vendor_id is None or self.usb_product_id is None):
             raise ValueError("a usb printer needs usb_vendor_id and usb_product_id")
         if self.kind in ("serial", "file") and self.path is None:
             raise ValueError(f"a {self.kind} printer needs path")
-        return self
 
 
-class GatewaySettings(WastebankSettings):
+def http_url(url: str) -> str:
+    """``url`` if it is an http(s) URL with a host, with ``/`` as its path when it has none."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r}: not an http(s) URL")
+    return url if parts.path else f"{url}/"
+
+
+class GatewaySettings(WastebankSettings, kw_only=True):
     """A gateway's site file. Its broker identity is its ``gateway_id`` unless the site file's
     ``[mqtt]`` names another username (`wastebank device add` issues both)."""
 
-    gateway_id: Code = "gw-01"
+    gateway_id: Code = DEFAULT_GATEWAY_ID
     bank_code: Code
-    api_url: AnyHttpUrl | None = Field(
-        default=None,
-        description="the central API (e.g. https://wastebank.ambon.go.id): attendant logins, "
-        "members, prices and voids for the attendant page; unset: the page has no logins",
-    )
-    attendant: AttendantSettings = AttendantSettings()
-    printer: PrinterSettings = PrinterSettings()
-    mqtt: MqttSettings = MqttSettings()
-    outbox: OutboxSettings = OutboxSettings()
-    scales: list[ScaleSettings] = Field(default_factory=list)
-    sensors: list[SensorSettings] = Field(default_factory=list)
-    http_host: str = Field(
-        default="127.0.0.1",
-        description="where the local endpoint listens: 127.0.0.1 (this Pi only), or the Pi's "
-        "LAN address / 0.0.0.0 for tablets on the bank's Wi-Fi (then with http_tls_cert)",
-    )
-    http_port: int = Field(default=8081, ge=0, le=65535, description="0: no local endpoint")
-    http_tls_cert: FilePath | None = Field(
-        default=None,
-        description="HTTPS for the local endpoint: the certificate `wastebank certs gateway` "
-        "issued from the site CA (PEM); with http_tls_key. Unset: plain HTTP",
-    )
-    http_tls_key: FilePath | None = Field(
-        default=None, description="its private key (PEM, mode 0600, the gateway's user only)"
-    )
-    http_max_body_bytes: int = Field(
-        default=32 * 1024,
-        ge=1024,
-        description="the largest request body the local endpoint takes (the largest the "
-        "attendant page can send, the login form with every field at its longest in 4-byte "
-        "characters, is 8,677 bytes): larger is 413 before it is read or the session checked",
-    )
-    health_interval_s: float = Field(default=30.0, gt=0)
-    health_min_gap_s: float = Field(
-        default=2.0,
-        ge=1,
-        le=60,
-        description="at most one health report per this many seconds: a fault, an alert or the "
-        "link coming back is reported at once, a burst of them in one or two reports. At least "
-        "1: more than one report a second would be traffic, not news",
-    )
-    clock: ClockSettings = Field(
-        default_factory=ClockSettings,
-        description="how the gateway tells whether its clock is synchronized (gateway/clock.py)",
-    )
+    api_url: Annotated[
+        str | None,
+        Meta(
+            description="the central API (e.g. https://wastebank.ambon.go.id): attendant "
+            "logins, members, prices and voids for the attendant page; unset: the page has no "
+            "logins"
+        ),
+    ] = None
+    attendant: AttendantSettings = field(default_factory=AttendantSettings)
+    printer: PrinterSettings = field(default_factory=PrinterSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    scales: list[ScaleSettings] = field(default_factory=list)
+    sensors: list[SensorSettings] = field(default_factory=list)
+    http_host: Annotated[
+        str,
+        Meta(
+            description="where the local endpoint listens: 127.0.0.1 (this Pi only), or the "
+            "Pi's LAN address / 0.0.0.0 for tablets on the bank's Wi-Fi (then with "
+            "http_tls_cert)"
+        ),
+    ] = "127.0.0.1"
+    http_port: Annotated[int, Meta(ge=0, le=65535, description="0: no local endpoint")] = 8081
+    http_tls_cert: Annotated[
+        FilePath | None,
+        Meta(
+            description="HTTPS for the local endpoint: the certificate `wastebank certs "
+            "gateway` issued from the site CA (PEM); with http_tls_key. Unset: plain HTTP"
+        ),
+    ] = None
+    http_tls_key: Annotated[
+        FilePath | None,
+        Meta(description="its private key (PEM, mode 0600, the gateway's user only)"),
+    ] = None
+    http_max_body_bytes: Annotated[
+        int,
+        Meta(
+            ge=1024,
+            description="the largest request body the local endpoint takes (the largest the "
+            "attendant page can send, the login form with every field at its longest in 4-byte "
+            "characters, is 8,677 bytes): larger is 413 before it is read or the session "
+            "checked",
+        ),
+    ] = 32 * 1024
+    health_interval_s: Annotated[float, Meta(gt=0)] = 30.0
+    health_min_gap_s: Annotated[
+        float,
+        Meta(
+            ge=1,
+            le=60,
+            description="at most one health report per this many seconds: a fault, an alert or "
+            "the link coming back is reported at once, a burst of them in one or two reports. "
+            "At least 1: more than one report a second would be traffic, not news",
+        ),
+    ] = 2.0
+    clock: Annotated[
+        ClockSettings,
+        Meta(
+            description="how the gateway tells whether its clock is synchronized (gateway/clock.py)"
+        ),
+    ] = field(default_factory=ClockSettings)
 
     def default_broker_user(self) -> str | None:
         return self.gateway_id
 
-    @model_validator(mode="after")
-    def _unique(self) -> Self:
+    def __post_init__(self) -> None:
+        if self.api_url is not None:
+            try:
+                self.api_url = http_url(self.api_url)
+            except ValueError as exc:
+                raise FieldError("api_url", str(exc)) from None
         if (self.http_tls_cert is None) != (self.http_tls_key is None):
             raise ValueError("http_tls_cert and http_tls_key go together: set both or neither")
         if not self.scales and not self.sensors:
@@ -305,4 +340,4 @@ class GatewaySettings(WastebankSettings):
         ports = [str(d.port) for d in devices if d.port is not None]
         if len(set(ports)) != len(ports):
             raise ValueError(f"each scale and sensor needs its own port: {ports}")
-        return self
+        super().__post_init__()

@@ -16,12 +16,14 @@ import time
 from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Annotated
 
+from msgspec import Meta
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import start_http_server
-from pydantic import BaseModel, Field
 
 from wastebank import broker_events, influx
+from wastebank.config import Settings
 
 NAMESPACE = "wastebank_ingest"
 
@@ -63,11 +65,11 @@ _STORED = {
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
-class MetricsSettings(BaseModel):
+class MetricsSettings(Settings, kw_only=True):
     """Where ``/metrics`` listens (``WASTEBANK_METRICS__PORT``); no port: not served."""
 
     host: str = "127.0.0.1"
-    port: int | None = Field(default=None, ge=0, le=65535)
+    port: Annotated[int, Meta(ge=0, le=65535)] | None = None
 
 
 def kind_of_topic(topic: str) -> str:

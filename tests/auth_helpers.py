@@ -6,12 +6,12 @@ import re
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.settings import ApiSettings
 from wastebank import access, ledger
+from wastebank.config import SecretStr, load_settings
 
 # Never a production key: tests only (a real one is random, from the settings or the run dir).
 TEST_KEY = SecretStr("wastebank-test-signing-key-7f3a9c2e5b18d406")
@@ -34,7 +34,7 @@ def auth_settings(**overrides: Any) -> access.AuthSettings:
 
 def api_settings(**values: Any) -> ApiSettings:
     auth = values.pop("auth", None) or auth_settings()
-    return ApiSettings(auth=auth, **values)
+    return load_settings(ApiSettings, auth=auth, **values)
 
 
 # role name in the tests -> (role, add_user arguments, secret); banks and members of the demo city

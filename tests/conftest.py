@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, cast
 
+import msgspec
 import pytest
 import tomli_w
 from sqlalchemy import Engine, make_url, text
@@ -170,7 +171,7 @@ def influx_database(running: services.ServicesSettings, name: str) -> InfluxSett
 def influx_as(influx: InfluxSettings, user: str) -> InfluxSettings:
     """``influx`` (a test's database) logged in as another InfluxDB user (ingest, api, tps),
     with the password `services up` gave it."""
-    return influx.model_copy(update={"username": None, "password": None}).as_user(user)
+    return msgspec.structs.replace(influx, username=None, password=None).as_user(user)
 
 
 # ---- the ledger, on SQLite and on PostgreSQL -------------------------------------------------
@@ -530,7 +531,7 @@ def gateway_credentials(
         registry.remove(gateway_id)
     issued = registry.add(device)
     devices.write_secret(mqtt.credentials_dir / gateway_id, issued.password + "\n")
-    services.reload_mosquitto(services.ServicesSettings(run_dir=run_dir))
+    services.reload_mosquitto(load_settings(services.ServicesSettings, run_dir=run_dir))
 
 
 def free_port() -> int:
@@ -549,8 +550,11 @@ class PrivateMosquitto:
 
     def __init__(self, run_dir: Path) -> None:
         # influx_port only has to be valid and differ from the shared one: no InfluxDB starts here.
-        self.settings = services.ServicesSettings(
-            run_dir=run_dir, mqtt_port=free_port(), influx_port=min(free_port(), 65000)
+        self.settings = load_settings(
+            services.ServicesSettings,
+            run_dir=run_dir,
+            mqtt_port=free_port(),
+            influx_port=min(free_port(), 65000),
         )
         self.port = self.settings.mqtt_port
 
@@ -591,7 +595,8 @@ async def running_ingester(
     mqtt: MqttSettings, influx: InfluxSettings, ledger_url: str, *, client_id: str
 ) -> AsyncIterator[IngestSettings]:
     """Run an ingester in this event loop until the block ends; entered once it has subscribed."""
-    settings = IngestSettings(
+    settings = load_settings(
+        IngestSettings,
         mqtt=mqtt,
         influx=influx,
         ledger_url=ledger_url,

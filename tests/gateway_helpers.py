@@ -19,6 +19,7 @@ from gateway.app import Gateway
 from gateway.central import Central
 from gateway.http.attendant import AttendantService
 from gateway.settings import GatewaySettings
+from wastebank.config import load_settings
 
 BANK = "bs-batu-merah"
 PASSWORD = "kata-sandi"
@@ -194,7 +195,7 @@ def gateway_settings(tmp_path: Path, **values: Any) -> GatewaySettings:
         "attendant": {"argon2_time_cost": 1, "argon2_memory_kib": 8, "timezone": "Asia/Jayapura"},
         **values,
     }
-    return GatewaySettings(**merged)
+    return load_settings(GatewaySettings, **merged)
 
 
 @contextlib.asynccontextmanager

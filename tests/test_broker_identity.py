@@ -15,6 +15,7 @@ from pathlib import Path
 
 import aiomqtt
 import httpx
+import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
@@ -35,7 +36,7 @@ from tests.conftest import (
 )
 from wastebank import alerts, devices, ledger, mqtt, services
 from wastebank.broker_events import REFUSED_TOPIC, Refusal
-from wastebank.config import InfluxSettings, MqttSettings
+from wastebank.config import InfluxSettings, MqttSettings, load_settings
 from wastebank.influx import Influx
 from wastebank.messages import Topics
 from wastebank.mqtt import client_id
@@ -106,8 +107,8 @@ async def test_a_device_password_cannot_take_the_ingesters_session(
     is touched, and every deposit the gateway publishes meanwhile is credited."""
     mqtt = ingester_as_itself.mqtt
     gw = f"gw-{test_id}"
-    gateway_credentials(mqtt.model_copy(update={"username": None, "password": None}), gw)
-    device = mqtt.model_copy(update={"username": gw, "password": None}).as_user(None)
+    gateway_credentials(msgspec.structs.replace(mqtt, username=None, password=None), gw)
+    device = msgspec.structs.replace(mqtt, username=gw, password=None).as_user(None)
     taken = client_id("ingest", f"chk-{test_id}")
     topics = Topics(mqtt.topic_prefix)
     async with aiomqtt.Client(mqtt.host, mqtt.port, **mqtt_login(device)) as gateway:
@@ -224,7 +225,8 @@ async def ingester_on_a_private_broker(
 ) -> AsyncIterator[IngestSettings]:
     """An ingester logged in as "ingest" on a broker of the test's own: the plugin built from
     this checkout's source, and no other test's refusals on its event topic."""
-    settings = IngestSettings(
+    settings = load_settings(
+        IngestSettings,
         mqtt=private_mosquitto.mqtt(f"test-{test_id}/", user="ingest"),
         influx=influx_settings,
         ledger_url=ledger_url,
@@ -250,8 +252,8 @@ async def test_a_refused_takeover_is_counted_and_alerted_and_cannot_be_forged(
     settings = ingester_on_a_private_broker
     broker = settings.mqtt
     gw = f"gw-{test_id}"
-    gateway_credentials(broker.model_copy(update={"username": None, "password": None}), gw)
-    device = broker.model_copy(update={"username": gw, "password": None}).as_user(None)
+    gateway_credentials(msgspec.structs.replace(broker, username=None, password=None), gw)
+    device = msgspec.structs.replace(broker, username=gw, password=None).as_user(None)
     taken = client_id("ingest", f"chk-{test_id}")
     forged = _event("palsu", address=None)
 
@@ -322,8 +324,11 @@ async def test_a_refused_takeover_is_counted_and_alerted_and_cannot_be_forged(
 async def test_the_ingester_alerts_once_per_pair_and_dead_letters_a_malformed_event(
     ledger_url: str,
 ) -> None:
-    settings = IngestSettings(
-        mqtt=MqttSettings(topic_prefix=""), influx=InfluxSettings(), ledger_url=ledger_url
+    settings = load_settings(
+        IngestSettings,
+        mqtt=MqttSettings(topic_prefix=""),
+        influx=InfluxSettings(),
+        ledger_url=ledger_url,
     )
     influx = Influx(settings.influx)
     ingester = Ingester(settings, ledger.make_engine(ledger_url), influx)

@@ -24,7 +24,7 @@ from ingest.main import Ingester, IngestSettings
 from tests.conftest import deposit_event
 from wastebank import ledger, wire_schema
 from wastebank.cli import app
-from wastebank.config import InfluxSettings, MqttSettings
+from wastebank.config import InfluxSettings, MqttSettings, load_settings
 from wastebank.influx import Influx
 from wastebank.messages import (
     ALERTS_ACTIVE_MAX,
@@ -704,8 +704,11 @@ def _padded(payload: bytes, size: int) -> bytes:
 
 @pytest.fixture
 async def ingester(ledger_url: str) -> AsyncIterator[Ingester]:
-    settings = IngestSettings(
-        mqtt=MqttSettings(topic_prefix=""), influx=InfluxSettings(), ledger_url=ledger_url
+    settings = load_settings(
+        IngestSettings,
+        mqtt=MqttSettings(topic_prefix=""),
+        influx=InfluxSettings(),
+        ledger_url=ledger_url,
     )
     influx = Influx(settings.influx)
     ingester = Ingester(settings, ledger.make_engine(ledger_url), influx)

@@ -18,7 +18,7 @@ from tests.conftest import deposit_event, eventually, free_port, mqtt_login, set
 from tests.ledger_helpers import add_dead_letter
 from wastebank import ledger
 from wastebank.cli import app
-from wastebank.config import InfluxSettings, MqttSettings
+from wastebank.config import InfluxSettings, MqttSettings, load_settings
 from wastebank.influx import Influx
 from wastebank.messages import Topics
 
@@ -162,8 +162,10 @@ async def test_replay_stops_without_touching_rows_when_influxdb_is_unreachable(
         row_id = add_dead_letter(s, "wastebank/x/gateway/gw-01/deposit", b"{}", "invalid")
         s.commit()
     engine.dispose()
-    settings = IngestSettings(
-        ledger_url=ledger_url, influx=InfluxSettings(url=f"http://127.0.0.1:{free_port()}")
+    settings = load_settings(
+        IngestSettings,
+        ledger_url=ledger_url,
+        influx=InfluxSettings(url=f"http://127.0.0.1:{free_port()}"),
     )
     with pytest.raises(ReplayAborted, match="unavailable"):
         await replay_dead_letters(settings, None)

@@ -17,6 +17,7 @@ from tests.conftest import deposit_event, eventually
 from tests.ledger_helpers import apply_deposit
 from wastebank import access, demo, ledger, sms
 from wastebank.access.passwords import verify_secret
+from wastebank.config import load_settings
 from wastebank.seed import seed_demo
 from wastebank.services import ServicesSettings
 from wastebank.sms.gammu import dummy_config
@@ -86,14 +87,14 @@ def test_the_demos_children_have_its_second_person_limit(
     monkeypatch.delenv(demo.SECOND_PERSON_ENV, raising=False)
     for key, value in demo.demo_env(demo_ledger).items():
         monkeypatch.setenv(key, value)
-    assert ApiSettings().money.second_approval_above_idr == 50_000
+    assert load_settings(ApiSettings).money.second_approval_above_idr == 50_000
     monkeypatch.setenv(demo.SECOND_PERSON_ENV, "2000000")  # the operator's own wins
     assert demo.demo_env(demo_ledger)[demo.SECOND_PERSON_ENV] == "2000000"
 
 
 def test_without_sms_no_runner_is_started(tmp_path: Path) -> None:
     children: list[demo.Child] = []
-    broker = ServicesSettings(run_dir=tmp_path, gammu_smsd=False)
+    broker = load_settings(ServicesSettings, run_dir=tmp_path, gammu_smsd=False)
     assert asyncio.run(demo._start_sms(broker, {}, tmp_path, children)) is None
     assert children == []
 
@@ -101,7 +102,7 @@ def test_without_sms_no_runner_is_started(tmp_path: Path) -> None:
 async def test_with_sms_the_runner_hands_an_opted_in_members_receipt_to_smsd(
     demo_ledger: str, tmp_path: Path
 ) -> None:
-    broker = ServicesSettings(run_dir=tmp_path, gammu_smsd=True)
+    broker = load_settings(ServicesSettings, run_dir=tmp_path, gammu_smsd=True)
     root = tmp_path / "gammu"
     dummy_config(root)  # as `services up --with sms` writes it (SMSD itself is not needed here)
     engine = ledger.make_engine(demo_ledger)

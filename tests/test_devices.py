@@ -19,17 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import msgspec
 import pytest
 import tomli_w
 from cryptography import x509
-from pydantic import SecretStr
 from typer.testing import CliRunner, Result
 
 from gateway.settings import GatewaySettings
 from tests.conftest import PrivateMosquitto, free_port, mqtt_login
 from wastebank import devices, mqtt, services
 from wastebank.cli import app
-from wastebank.config import ConfigError, MqttSettings, load_settings
+from wastebank.config import ConfigError, MqttSettings, SecretStr, load_settings
 from wastebank.messages import Topics
 from wastebank.mqtt import client_id
 
@@ -115,8 +115,8 @@ class TlsBroker:
 def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
     run_dir = tmp_path_factory.mktemp("tls") / "run"
     broker = PrivateMosquitto(run_dir)
-    broker.settings = broker.settings.model_copy(
-        update={"mqtt_tls_port": free_port(), "mqtt_tls_bind": "127.0.0.1"}
+    broker.settings = msgspec.structs.replace(
+        broker.settings, mqtt_tls_port=free_port(), mqtt_tls_bind="127.0.0.1"
     )
     env = {
         "WASTEBANK_RUN_DIR": str(run_dir),
@@ -289,9 +289,9 @@ async def test_wrong_password_no_password_and_an_untrusted_ca_are_refused(
     good = tls_broker.device(gw, password)
 
     for settings in (
-        good.model_copy(update={"password": SecretStr(password + "x")}),
-        good.model_copy(update={"username": f"gw-x{test_id}"}),
-        good.model_copy(update={"username": None, "password": None}),
+        msgspec.structs.replace(good, password=SecretStr(password + "x")),
+        msgspec.structs.replace(good, username=f"gw-x{test_id}"),
+        msgspec.structs.replace(good, username=None, password=None),
     ):
         assert await refused(settings) == NOT_AUTHORIZED_AT_CONNECT
 
@@ -299,7 +299,7 @@ async def test_wrong_password_no_password_and_an_untrusted_ca_are_refused(
     other = services.broker_auth_files(tmp_path / "other-site")
     devices.init_certs(other, ["127.0.0.1"])
     for ca_file in (other.ca_cert, None):
-        untrusting = good.model_copy(update={"ca_file": ca_file})
+        untrusting = msgspec.structs.replace(good, ca_file=ca_file)
         assert "CERTIFICATE_VERIFY_FAILED" in str(await refused(untrusting))
 
     async with mqtt.client(good, timeout=10):
@@ -479,8 +479,12 @@ def _listener_blocks(conf: str) -> list[list[str]]:
 def test_every_listener_needs_a_login_and_the_tls_one_appears_with_certificates(
     tmp_path: Path,
 ) -> None:
-    settings = services.ServicesSettings(
-        run_dir=tmp_path, mqtt_port=21883, mqtt_tls_port=28883, influx_port=28086
+    settings = load_settings(
+        services.ServicesSettings,
+        run_dir=tmp_path,
+        mqtt_port=21883,
+        mqtt_tls_port=28883,
+        influx_port=28086,
     )
     mosquitto, _ = services._services(settings)
     files = services.broker_auth_files(tmp_path)

@@ -8,12 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from api.pages_dlh import share_text
 from api.settings import ApiSettings, PagesSettings
 from api.web import content_policy
 from wastebank import formats, reports
+from wastebank.config import load_settings, settings_table
+from wastebank.structs import Invalid
 
 # ---- kg or t ----------------------------------------------------------------------------------
 
@@ -79,14 +80,14 @@ def test_coverage_needs_the_share_and_the_pickups() -> None:
 def test_the_threshold_is_one_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WASTEBANK_REPORTS__DIVERSION_COVERAGE__MIN_TPS_SHARE", "0.05")
     monkeypatch.setenv("WASTEBANK_REPORTS__DIVERSION_COVERAGE__MIN_PICKUPS", "3")
-    rule = ApiSettings().reports.diversion_coverage
+    rule = load_settings(ApiSettings).reports.diversion_coverage
     assert (rule.min_tps_share, rule.min_pickups) == (0.05, 3)
     cov = reports.diversion_coverage(
         tps_with_sensors=1, tps_reporting=1, tps_in_city=20, pickups=5, rule=rule
     )
     assert cov.enough
-    with pytest.raises(ValidationError):
-        reports.CoverageRule(min_tps_share=0)
+    with pytest.raises(Invalid, match=r"Expected `float` > 0\.0"):
+        settings_table({"min_tps_share": 0}, reports.CoverageRule)
 
 
 # ---- a city's data file -----------------------------------------------------------------------
@@ -163,5 +164,5 @@ def test_openstreetmap_by_default_and_the_policy_allows_that_host_only() -> None
     none = PagesSettings(map_tile_url="")
     assert "img-src 'self' data:;" in content_policy(none)
     for bad in ("ftp://x/{z}/{x}/{y}", "https://tiles.example/{z}.png", "tiles/{z}/{x}/{y}"):
-        with pytest.raises(ValidationError):
-            PagesSettings(map_tile_url=bad)
+        with pytest.raises(Invalid, match="map_tile_url"):
+            settings_table({"map_tile_url": bad}, PagesSettings)

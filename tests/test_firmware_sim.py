@@ -19,6 +19,7 @@ from firmware_sim.kiosk import KioskSimulator, ScriptedDeposit, round_to_divisio
 from firmware_sim.tps import FillModel, TpsSimSettings, fill_ratio
 from gateway.kiosk import DepositCandidate, KioskSession
 from gateway.scale_protocol import FrameError, LineFramer, WeightReading, parse_line
+from wastebank.config import load_settings
 
 DEADLINE_S = 20.0
 
@@ -244,7 +245,7 @@ def test_tps_settings_validation() -> None:
 
 
 def test_fill_model_fills_and_gets_picked_up() -> None:
-    settings = TpsSimSettings()
+    settings = load_settings(TpsSimSettings)
     start = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
     model = FillModel(settings, random.Random(5), start, fill=0.05)
     levels = []

@@ -20,7 +20,7 @@ from ingest.consumer import Ingester
 from ingest.settings import IngestSettings
 from wastebank import fleet, ledger
 from wastebank.cli import app as cli
-from wastebank.config import InfluxSettings, MqttSettings
+from wastebank.config import InfluxSettings, MqttSettings, load_settings
 from wastebank.fleet.view import Inputs, SensorAlert, Site, Stored
 from wastebank.influx import Influx
 from wastebank.messages import GatewayHealth, GatewayStatus, Topics
@@ -369,8 +369,11 @@ def test_durations() -> None:
 
 @pytest.fixture
 async def ingester(ledger_url: str) -> AsyncIterator[Ingester]:
-    settings = IngestSettings(
-        mqtt=MqttSettings(topic_prefix=""), influx=InfluxSettings(), ledger_url=ledger_url
+    settings = load_settings(
+        IngestSettings,
+        mqtt=MqttSettings(topic_prefix=""),
+        influx=InfluxSettings(),
+        ledger_url=ledger_url,
     )
     influx = Influx(settings.influx)  # never asked: handle() only builds the points
     ingester = Ingester(settings, ledger.make_engine(ledger_url), influx)
@@ -452,8 +455,11 @@ async def test_a_status_naming_another_device_is_a_dead_letter(
 
 def test_the_ingester_subscribes_to_presence_with_the_health_reports() -> None:
     def filters(kinds: tuple[str, ...]) -> list[str]:
-        settings = IngestSettings(
-            mqtt=MqttSettings(topic_prefix="t/"), influx=InfluxSettings(), kinds=kinds
+        settings = load_settings(
+            IngestSettings,
+            mqtt=MqttSettings(topic_prefix="t/"),
+            influx=InfluxSettings(),
+            kinds=kinds,
         )
         return [f for f, _qos in Ingester(settings, None, None).subscriptions()]  # type: ignore[arg-type]
 

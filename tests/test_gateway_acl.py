@@ -29,7 +29,6 @@ import aiomqtt
 import httpx
 import msgspec
 import pytest
-from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from firmware_sim.kiosk import KioskSimulator, ScriptedDeposit
@@ -47,7 +46,7 @@ from tests.conftest import (
 )
 from wastebank import devices, mqtt, services
 from wastebank.cli import app
-from wastebank.config import MqttSettings
+from wastebank.config import MqttSettings, SecretStr, load_settings
 from wastebank.messages import DepositEvent, GatewayAlert, Topics
 
 pytestmark = pytest.mark.integration
@@ -112,8 +111,8 @@ class TlsBroker:
 def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
     run_dir = tmp_path_factory.mktemp("acl") / "run"
     broker = PrivateMosquitto(run_dir)
-    broker.settings = broker.settings.model_copy(
-        update={"mqtt_tls_port": free_port(), "mqtt_tls_bind": "127.0.0.1"}
+    broker.settings = msgspec.structs.replace(
+        broker.settings, mqtt_tls_port=free_port(), mqtt_tls_bind="127.0.0.1"
     )
     env = {
         "WASTEBANK_RUN_DIR": str(run_dir),
@@ -310,7 +309,8 @@ async def test_refused_rows_are_retried_with_a_doubling_backoff_and_delivered_on
     topics = Topics(prefix)
     password = tls_broker.add("--bank", ISSUED_FOR, "--gateway", gw, "--topic-prefix", prefix)
     retry_s = 0.25
-    settings = GatewaySettings(
+    settings = load_settings(
+        GatewaySettings,
         gateway_id=gw,
         bank_code=SITE_SAYS,
         mqtt=tls_broker.device(gw, password, prefix),

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 from pydantic import ValidationError
 
@@ -111,7 +112,7 @@ async def test_refresh_brings_a_change_at_once_and_an_unchanged_list_is_a_304(
     assert "AMB-0778" not in {m.member_no for m in members}
 
     # the loop is slowed to the bound: only Refresh can bring the member now
-    service.settings = service.settings.model_copy(update={"directory_poll_s": 60.0})
+    service.settings = msgspec.structs.replace(service.settings, directory_poll_s=60.0)
     await service.refresh(token)  # the refresh's own round, so the loop's clock starts now
     resp = api.client.post(
         f"/api/banks/{BANK}/members",
@@ -133,7 +134,7 @@ async def test_refresh_brings_a_change_at_once_and_an_unchanged_list_is_a_304(
 async def test_a_member_registered_and_a_card_bound_here_are_in_the_directory_at_once(
     service: AttendantService,
 ) -> None:
-    service.settings = service.settings.model_copy(update={"directory_poll_s": 60.0})
+    service.settings = msgspec.structs.replace(service.settings, directory_poll_s=60.0)
     await service.refresh(service.tokens["petugas-bm-01"])
     transport = httpx.ASGITransport(app=local_api.http_app(service.gw, service))
     async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as client:

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiomqtt
+import msgspec
 import pytest
 
 from firmware_sim.kiosk import KioskSimulator, ScriptedDeposit
@@ -200,7 +201,7 @@ async def test_sigkill_with_backlog_then_restart(
     gateway_id = f"gw-{test_id}"
     topic = Topics(mqtt_settings.topic_prefix).deposit(BANK, gateway_id)
     outbox, link = tmp_path / "outbox.db", tmp_path / "kiosk.tty"
-    nobody = mqtt_settings.model_copy(update={"port": free_port()})  # nothing listens there
+    nobody = msgspec.structs.replace(mqtt_settings, port=free_port())  # nothing listens there
 
     async with (
         aiomqtt.Client(

@@ -13,7 +13,7 @@ import tomli_w
 
 from firmware_sim.tps import SerialFillSensorSim, TpsSimSettings, run_em310_sensor
 from tests.conftest import Processes, eventually, gateway_credentials, mqtt_login, settings_env
-from wastebank.config import MqttSettings
+from wastebank.config import MqttSettings, load_settings
 from wastebank.messages import FillReading, Topics
 
 pytestmark = pytest.mark.integration
@@ -73,7 +73,7 @@ async def test_serial_and_lorawan_sensors_publish_filtered_readings(
 
         await eventually(lns_subscribed)
         await run_em310_sensor(
-            TpsSimSettings(mqtt=mqtt_settings),
+            load_settings(TpsSimSettings, mqtt=mqtt_settings),
             tps_code="tps-benteng",
             sensor_id="lora-01",
             interval_s=0,

@@ -17,16 +17,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
+import msgspec
 import pytest
 from aiohttp import web
 from hypothesis import example, given
 from hypothesis import strategies as st
 from influxdb_client.client.write.point import Point  # the oracle for line(); tests only
-from pydantic import SecretStr
 
 from tests.conftest import deposit_event, event_line
 from wastebank import influx as influx_module
-from wastebank.config import InfluxSettings, WastebankSettings, load_settings
+from wastebank.config import (
+    ConfigError,
+    InfluxSettings,
+    SecretStr,
+    WastebankSettings,
+    load_settings,
+)
 from wastebank.errors import SetupError, Unavailable
 from wastebank.influx import (
     DOWNSAMPLES,
@@ -431,14 +437,14 @@ def test_gzip_auto_pays_only_off_loopback_and_above_threshold() -> None:
     assert not gzip_wanted(InfluxSettings(url="http://localhost:8086"), 10_000_000)
     assert gzip_wanted(remote, 1000)
     assert not gzip_wanted(remote, 999)
-    assert gzip_wanted(local.model_copy(update={"gzip": True}), 16_384)
-    assert not gzip_wanted(local.model_copy(update={"gzip": True}), 16_383)
-    assert gzip_wanted(local.model_copy(update={"gzip": True, "gzip_min_bytes": 0}), 1)
-    assert not gzip_wanted(remote.model_copy(update={"gzip": False}), 10_000_000)
+    assert gzip_wanted(msgspec.structs.replace(local, gzip=True), 16_384)
+    assert not gzip_wanted(msgspec.structs.replace(local, gzip=True), 16_383)
+    assert gzip_wanted(msgspec.structs.replace(local, gzip=True, gzip_min_bytes=0), 1)
+    assert not gzip_wanted(msgspec.structs.replace(remote, gzip=False), 10_000_000)
 
 
-class _Settings(WastebankSettings):
-    influx: InfluxSettings = InfluxSettings()
+class _Settings(WastebankSettings, kw_only=True):
+    influx: InfluxSettings = msgspec.field(default_factory=InfluxSettings)
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -454,8 +460,8 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.token.get_secret_value() == "s3cret"
     monkeypatch.setenv("WASTEBANK_INFLUX__GZIP", "auto")
     assert load_settings(_Settings).influx.gzip == "auto"
-    with pytest.raises(ValueError, match="pattern"):
-        InfluxSettings(retention_raw="90 days")
+    with pytest.raises(ConfigError, match=r"influx\.retention_raw .*matching regex"):
+        load_settings(_Settings, influx={"retention_raw": "90 days"})
 
 
 async def test_batch_over_max_body_bytes_is_too_large_before_sending() -> None:
@@ -567,9 +573,12 @@ async def v2_writer(
     made: list[V2Writer] = []
 
     def make(**overrides: object) -> V2Writer:
-        settings = InfluxSettings(
-            url=fake_influx.url, database="wb", token=SecretStr("tok-123"), org="kota-ambon"
-        ).model_copy(update=overrides)
+        settings = msgspec.structs.replace(
+            InfluxSettings(
+                url=fake_influx.url, database="wb", token=SecretStr("tok-123"), org="kota-ambon"
+            ),
+            **overrides,
+        )
         writer = V2Writer(settings)
         made.append(writer)
         return writer
@@ -763,7 +772,7 @@ async def test_gzip_bodies_are_accepted(influx: Influx, influx_settings: InfluxS
     async def record(request: httpx.Request) -> None:
         sent.append(request)
 
-    settings = influx_settings.model_copy(update={"gzip": True, "gzip_min_bytes": 1024})
+    settings = msgspec.structs.replace(influx_settings, gzip=True, gzip_min_bytes=1024)
     client = httpx.AsyncClient(base_url=settings.url, event_hooks={"request": [record]})
     writer = V1Writer(settings, client=client)
     try:
@@ -841,8 +850,8 @@ async def test_ensure_schema_is_idempotent(influx: Influx, influx_settings: Infl
     assert "GROUP BY time(1h), tps, sensor" in cqs["fill_level_1h"]
 
     # Changed settings: the policy is altered, the CQ replaced.
-    changed = influx_settings.model_copy(
-        update={"retention_raw": "30d", "downsample_lookback": "3d"}
+    changed = msgspec.structs.replace(
+        influx_settings, retention_raw="30d", downsample_lookback="3d"
     )
     assert await ensure_schema(influx, changed)
     assert (await _rps(influx))["raw"] == ["720h0m0s", True]

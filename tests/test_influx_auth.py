@@ -12,9 +12,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+import msgspec
 import pytest
 from asgi_lifespan import LifespanManager
-from pydantic import SecretStr
 
 from api.app import create_app
 from ingest.main import IngestSettings
@@ -30,7 +30,16 @@ from tests.conftest import (
 )
 from tests.test_ingest import influx_sum, ledger_counts, publish
 from wastebank import services
-from wastebank.config import INFLUX_ADMIN, INFLUX_ROLES, InfluxSettings, MqttSettings, read_secret
+from wastebank.config import (
+    INFLUX_ADMIN,
+    INFLUX_ROLES,
+    InfluxSettings,
+    MqttSettings,
+    SecretStr,
+    load_settings,
+    read_secret,
+    settings_builtins,
+)
 from wastebank.influx import (
     DOWNSAMPLES,
     Influx,
@@ -68,7 +77,11 @@ def test_each_process_is_its_own_influx_user(
 
     from wastebank.tps import TpsWatchSettings
 
-    made = {"ingest": IngestSettings(), "api": api_settings(), "tps": TpsWatchSettings()}
+    made = {
+        "ingest": load_settings(IngestSettings),
+        "api": api_settings(),
+        "tps": load_settings(TpsWatchSettings),
+    }
     for user, settings in made.items():
         influx = settings.influx
         assert influx.username == user
@@ -76,7 +89,7 @@ def test_each_process_is_its_own_influx_user(
         assert influx.password.get_secret_value() == f"pw-of-{user}"
         # never in a repr or a settings dump
         assert f"pw-of-{user}" not in repr(settings)
-        assert f"pw-of-{user}" not in str(settings.model_dump())
+        assert f"pw-of-{user}" not in str(settings_builtins(settings))
     assert set(INFLUX_ROLES) == {"ingest", "api", "tps"}
 
 
@@ -85,14 +98,14 @@ def test_given_login_token_or_nothing(tmp_path: Path) -> None:
     _secret(secrets, "ingest", "local")
     base = InfluxSettings(credentials_dir=secrets)
 
-    named = base.model_copy(update={"username": "ops"}).as_user("ingest")
+    named = msgspec.structs.replace(base, username="ops").as_user("ingest")
     assert (named.username, named.password) == ("ops", None)  # no local file for "ops"
     from_file = InfluxSettings(
         username="ops", password_file=_secret(tmp_path / "other", "ops", "from-file")
     ).as_user("ingest")
     assert from_file.password is not None
     assert from_file.password.get_secret_value() == "from-file"
-    token = InfluxSettings(token="t0ken", credentials_dir=secrets).as_user("ingest")
+    token = InfluxSettings(token=SecretStr("t0ken"), credentials_dir=secrets).as_user("ingest")
     assert (token.username, token.password) == (None, None)  # 2.x/3.x: the token alone
     # This checkout's passwords go only to a server on this machine, unless a folder is named.
     remote = InfluxSettings(url="https://influx.example.id:8086").as_user("ingest")
@@ -111,7 +124,7 @@ def test_a_password_file_others_may_read_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="chmod 600"):
         InfluxSettings(credentials_dir=loose.parent).as_user("ingest")
     with pytest.raises(ValueError, match="exclude each other"):
-        InfluxSettings(password="a", password_file=loose)
+        InfluxSettings(password=SecretStr("a"), password_file=loose)
 
 
 # ---- the InfluxDB `services up` started ------------------------------------------------------
@@ -147,7 +160,7 @@ async def test_anonymous_write_and_query_are_refused(
         read = await http.get("/query", params={"db": db, "q": "SHOW MEASUREMENTS"})
         assert read.status_code == 401, read.text
         # as a client whose settings name no login at all: refused, retryable, saying so
-    writer = V1Writer(influx_settings.model_copy(update={"username": None, "password": None}))
+    writer = V1Writer(msgspec.structs.replace(influx_settings, username=None, password=None))
     try:
         with pytest.raises(InfluxError) as info:
             await writer.write(["m v=1i"])
@@ -189,7 +202,7 @@ async def test_api_reads_but_cannot_write_and_a_wrong_password_is_refused(
         assert ddl.value.server_status == 403
     finally:
         await reader.aclose()
-    wrong = Influx(api.model_copy(update={"password": SecretStr("not-the-password")}))
+    wrong = Influx(msgspec.structs.replace(api, password=SecretStr("not-the-password")))
     try:
         with pytest.raises(InfluxError) as bad:
             await wrong.query('SELECT count("v") FROM "m"')
@@ -415,7 +428,8 @@ def _start_old_influxd(influxd: services.Service) -> subprocess.Popen[bytes]:
 
 @pytest.mark.integration
 def test_an_older_data_dir_with_auth_off_is_migrated_by_up(tmp_path: Path) -> None:
-    settings = services.ServicesSettings(
+    settings = load_settings(
+        services.ServicesSettings,
         run_dir=tmp_path / "run",
         mqtt_port=free_port(),
         influx_port=min(free_port(), 65000),

@@ -34,7 +34,7 @@ from tests.auth_helpers import PASSWORD, add_users, api_settings, login
 from tests.conftest import deposit_event, eventually, free_port, mqtt_login
 from wastebank import ledger
 from wastebank.cli import app
-from wastebank.config import InfluxSettings, MqttSettings
+from wastebank.config import InfluxSettings, MqttSettings, load_settings
 from wastebank.influx import Influx
 from wastebank.messages import SEQ_MAX, DepositEvent, FillReading, Topics
 from wastebank.money_rules import MoneyRules
@@ -175,7 +175,7 @@ async def test_fill_readings_reach_influx(
 async def test_simulated_tps_sensor_reaches_the_api(
     ingester: IngestSettings, mqtt_settings: MqttSettings, influx_settings: InfluxSettings
 ) -> None:
-    sim = TpsSimSettings(mqtt=mqtt_settings)
+    sim = load_settings(TpsSimSettings, mqtt=mqtt_settings)
     await asyncio.wait_for(
         run_tps_sensor(sim, tps_code="tps-benteng", sensor_id="us-02", interval_s=0, count=4), 30
     )
@@ -206,13 +206,15 @@ async def test_simulated_tps_sensor_reaches_the_api(
 async def test_a_device_clock_running_ahead_is_flagged_not_dropped(
     ingester: IngestSettings, mqtt_settings: MqttSettings, influx_settings: InfluxSettings
 ) -> None:
-    sim = TpsSimSettings(mqtt=mqtt_settings, clock_skew_s=3600)  # the sensor's clock is 1 h fast
+    sim = load_settings(
+        TpsSimSettings, mqtt=mqtt_settings, clock_skew_s=3600
+    )  # the sensor's clock is 1 h fast
     await asyncio.wait_for(
         run_tps_sensor(sim, tps_code="tps-benteng", sensor_id="us-09", interval_s=0, count=2), 30
     )
     await asyncio.wait_for(
         run_tps_sensor(
-            TpsSimSettings(mqtt=mqtt_settings),
+            load_settings(TpsSimSettings, mqtt=mqtt_settings),
             tps_code="tps-benteng",
             sensor_id="us-10",
             interval_s=0,
@@ -242,7 +244,8 @@ async def test_processed_messages_are_acknowledged_and_never_redelivered(
     """After a batch is written the ingester acknowledges it (PUBACKs sent as one write): a
     client taking over its persistent session gets none of those messages again."""
     client_id = f"ingest-ack-{test_id}"
-    settings = IngestSettings(
+    settings = load_settings(
+        IngestSettings,
         mqtt=mqtt_settings,
         influx=influx_settings,
         ledger_url=ledger_url,
@@ -316,7 +319,8 @@ def test_the_ingester_module_does_not_load_sqlalchemy() -> None:
 async def test_a_telemetry_ingester_leaves_deposits_and_still_keeps_dead_letters(
     mqtt_settings: MqttSettings, influx_settings: InfluxSettings, ledger_url: str, test_id: str
 ) -> None:
-    settings = IngestSettings(
+    settings = load_settings(
+        IngestSettings,
         mqtt=mqtt_settings,
         influx=influx_settings,
         ledger_url=ledger_url,

@@ -32,7 +32,7 @@ from tests.conftest import (
 )
 from tests.ledger_helpers import journal_is_balanced
 from wastebank import ledger, services
-from wastebank.config import InfluxSettings, MqttSettings
+from wastebank.config import InfluxSettings, MqttSettings, load_settings
 from wastebank.influx import Influx
 from wastebank.messages import FillReading, Topics
 
@@ -191,8 +191,11 @@ async def test_broker_restarts_and_sigkilled_ingester_lose_and_double_nothing(
 
 @pytest.fixture
 def private_influx(tmp_path: Path) -> Iterator[services.ServicesSettings]:
-    settings = services.ServicesSettings(
-        run_dir=tmp_path / "influx-run", mqtt_port=free_port(), influx_port=free_port()
+    settings = load_settings(
+        services.ServicesSettings,
+        run_dir=tmp_path / "influx-run",
+        mqtt_port=free_port(),
+        influx_port=free_port(),
     )
     services.up(settings, only=("influxd",))
     yield settings

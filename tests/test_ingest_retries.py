@@ -18,7 +18,7 @@ from ingest.deadletter import REPLAY_WRITE_ATTEMPTS, ReplayAborted, ReplaySummar
 from ingest.deadletter import _write as replay_write
 from ingest.items import Item, Rejected
 from ingest.settings import IngestSettings
-from wastebank.config import InfluxSettings, MqttSettings
+from wastebank.config import InfluxSettings, MqttSettings, load_settings
 from wastebank.errors import BadInput, Unavailable
 from wastebank.influx import ApiVersion, Influx, InfluxError, classify, retry_wait
 
@@ -59,8 +59,11 @@ async def influx() -> AsyncIterator[Influx]:
 
 
 def ingester_with(influx: Influx, writer: ScriptedWriter) -> Ingester:
-    settings = IngestSettings(
-        mqtt=MqttSettings(topic_prefix=""), influx=InfluxSettings(), ledger_url="sqlite://"
+    settings = load_settings(
+        IngestSettings,
+        mqtt=MqttSettings(topic_prefix=""),
+        influx=InfluxSettings(),
+        ledger_url="sqlite://",
     )
     return Ingester(settings, None, influx, writer)
 

@@ -21,7 +21,7 @@ from tests.conftest import deposit_event, eventually, free_port
 from tests.test_ingest import influx_sum, ledger_counts, publish
 from wastebank import access, ledger
 from wastebank.cli import app
-from wastebank.config import InfluxSettings, MqttSettings
+from wastebank.config import InfluxSettings, MqttSettings, load_settings
 from wastebank.messages import Topics
 from wastebank.money_rules import MoneyRules
 
@@ -35,7 +35,8 @@ async def ingester(
     mqtt_settings: MqttSettings, influx_settings: InfluxSettings, ledger_url: str, test_id: str
 ) -> AsyncIterator[IngestSettings]:
     """As tests.conftest's ingester, with a limit of its own on the scale gw-01/scale-01."""
-    settings = IngestSettings(
+    settings = load_settings(
+        IngestSettings,
         mqtt=mqtt_settings,
         influx=influx_settings,
         ledger_url=ledger_url,

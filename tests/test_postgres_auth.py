@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from tests.conftest import wait_until
 from wastebank import config, ledger, services
-from wastebank.config import read_secret
+from wastebank.config import load_settings, read_secret
 from wastebank.services import LEDGER_DATABASE, LEDGER_ROLE, POSTGRESQL_SUPERUSER
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,8 @@ def _free_port() -> int:
 
 
 def _settings(run_dir: Path) -> services.ServicesSettings:
-    return services.ServicesSettings(
+    return load_settings(
+        services.ServicesSettings,
         run_dir=run_dir,
         mqtt_port=_free_port(),
         influx_port=min(_free_port(), 65000),

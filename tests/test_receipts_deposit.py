@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 
 from gateway import receipts
@@ -229,7 +230,7 @@ async def test_print_to_the_receipt_printer_and_its_errors(gateway: Gw, tmp_path
     assert gone.json()["detail"].startswith("printer struk di ")
 
     # No printer configured: said so, and the page offers the browser's print only.
-    svc.gw.settings.printer = svc.gw.settings.printer.model_copy(update={"kind": "none"})
+    svc.gw.settings.printer = msgspec.structs.replace(svc.gw.settings.printer, kind="none")
     none = await client.post(f"/petugas/api/struk/setoran/{event_id}/cetak")
     assert none.status_code == 503
     assert "belum diatur" in none.json()["detail"]

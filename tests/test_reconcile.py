@@ -32,7 +32,7 @@ from tests.conftest import deposit_event, eventually, free_port, mqtt_login
 from wastebank import ledger, reconcile
 from wastebank.alerts import AlertCode, SystemAlert
 from wastebank.cli import app
-from wastebank.config import InfluxSettings, MqttSettings
+from wastebank.config import InfluxSettings, MqttSettings, SecretStr, load_settings
 from wastebank.influx import Influx, deposit_line, downsample, ensure_schema, influxql_time
 from wastebank.messages import DepositEvent, Topics
 from wastebank.reconcile import ReconciliationRun
@@ -281,7 +281,8 @@ async def _count_points(influx: Influx) -> int:
 async def test_the_ingester_reconciles_and_raises_the_drift_alert_once(
     mqtt_settings: MqttSettings, influx_settings: InfluxSettings, ledger_url: str, test_id: str
 ) -> None:
-    settings = IngestSettings(
+    settings = load_settings(
+        IngestSettings,
         mqtt=mqtt_settings,
         influx=influx_settings,
         ledger_url=ledger_url,
@@ -480,6 +481,6 @@ def test_server_kinds() -> None:
     assert reconcile.server_kind("1.6.7~rc0", settings) == "v1"
     assert reconcile.server_kind("v2.7.10", settings) == "v2"
     assert reconcile.server_kind("unknown", settings) == "v1"
-    assert reconcile.server_kind("unknown", InfluxSettings(token="x")) == "v2"
+    assert reconcile.server_kind("unknown", InfluxSettings(token=SecretStr("x"))) == "v2"
     with pytest.raises(reconcile.RebuildUnsupported):
         reconcile.server_kind("3.0.3", settings)

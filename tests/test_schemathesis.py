@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest import mock
 
+import msgspec
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -142,8 +143,8 @@ def env(
     asyncio.run(_influx(influx, create=True))
     # Login limits out of the way: the token and login forms get arbitrary credentials, and
     # the per-address limit would otherwise answer every later login 429.
-    auth = api_settings().auth.model_copy(
-        update={"login_max_failures": 10**6, "login_max_failures_per_ip": 10**6}
+    auth = msgspec.structs.replace(
+        api_settings().auth, login_max_failures=10**6, login_max_failures_per_ip=10**6
     )
     app_settings = api_settings(
         mqtt=MqttSettings(port=running_services.mqtt_port),

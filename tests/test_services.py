@@ -231,8 +231,10 @@ def test_a_second_checkout_chooses_ports_of_its_own_and_never_shares_a_daemon(
             sock.listen()
         squatters.append(sock)
     try:
-        other = services.ServicesSettings(
-            run_dir=tmp_path / "other-checkout", **{f: BUILTIN_PORTS[n] for n, f in FIELDS}
+        other = load_settings(
+            services.ServicesSettings,
+            run_dir=tmp_path / "other-checkout",
+            **{f: BUILTIN_PORTS[n] for n, f in FIELDS},
         )
         chosen = services.claim_ports(other)
         assert all(chosen[n] != BUILTIN_PORTS[n] for n in BUILTIN_PORTS)
@@ -260,8 +262,12 @@ def test_a_port_held_by_something_else_is_a_clear_error(tmp_path: Path) -> None:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        settings = services.ServicesSettings(
-            run_dir=tmp_path, mqtt_port=port, influx_port=min(port + 1, 65000), start_timeout_s=5
+        settings = load_settings(
+            services.ServicesSettings,
+            run_dir=tmp_path,
+            mqtt_port=port,
+            influx_port=min(port + 1, 65000),
+            start_timeout_s=5,
         )
         with pytest.raises(services.ServiceError, match="already in use"):
             services.up(settings, only=("mosquitto",))

@@ -26,7 +26,7 @@ from ingest.main import IngestSettings
 from tests.auth_helpers import PASSWORD, PIN, add_users, api_settings, login
 from tests.conftest import deposit_event, eventually, mqtt_login
 from wastebank import ledger, services, sms
-from wastebank.config import MqttSettings
+from wastebank.config import MqttSettings, load_settings
 from wastebank.formats import MONTHS_ID
 from wastebank.messages import DepositEvent, Topics
 from wastebank.sms import texts
@@ -211,7 +211,7 @@ def smsd(tmp_path: Path) -> Iterator[sms.GammuFiles]:
     """Gammu SMSD (installed from Debian as `services up --with sms` does, if missing) on a
     dummy phone of the test's own."""
     if not sms.GAMMU_SMSD.exists():
-        services.install.install_missing(services.ServicesSettings(), {"gammu-smsd"})
+        services.install.install_missing(load_settings(services.ServicesSettings), {"gammu-smsd"})
     config = sms.dummy_config(tmp_path / "gammu")
     proc = sms.start_smsd(config)
     try:
@@ -477,7 +477,7 @@ def test_services_run_a_dummy_smsd_that_sms_run_sends_through(
     from wastebank.cli import app
     from wastebank.services import gammu_smsd
 
-    settings = services.ServicesSettings(run_dir=tmp_path / "run", gammu_smsd=True)
+    settings = load_settings(services.ServicesSettings, run_dir=tmp_path / "run", gammu_smsd=True)
     if not sms.GAMMU_SMSD.exists():
         services.install.install_missing(settings, {"gammu-smsd"})
     gammu_smsd.start_dummy_smsd(settings)

@@ -30,7 +30,7 @@ from tests.conftest import deposit_event, eventually
 from tests.ledger_helpers import apply_deposit
 from wastebank import ledger, tps
 from wastebank.cli import app
-from wastebank.config import InfluxSettings, MqttSettings
+from wastebank.config import InfluxSettings, MqttSettings, load_settings
 from wastebank.influx import Influx, fill_line
 from wastebank.messages import FillReading, Topics, TpsAlert
 from wastebank.mqtt import client as mqtt_client
@@ -218,7 +218,7 @@ def test_a_truncated_window_leaves_out_pickups_it_lacks_the_context_for() -> Non
 
 def simulated_days(days: int, seed: int) -> tuple[list[FillReading], list[datetime]]:
     """Readings every 10 min from the simulator's container (seeded), and its pickup times."""
-    settings = TpsSimSettings()
+    settings = load_settings(TpsSimSettings)
     # From a local midnight: the simulator's day curve (and so where pickups fall and how full
     # the container is then) depends on the time of day, which must not depend on when the
     # suite runs.
@@ -398,7 +398,8 @@ async def watch(
     mqtt_settings: MqttSettings, influx_settings: InfluxSettings, ledger_url: str, test_id: str
 ) -> AsyncIterator[Watch]:
     w = Watch(
-        tps.TpsWatchSettings(
+        load_settings(
+            tps.TpsWatchSettings,
             mqtt=mqtt_settings,
             influx=influx_settings,
             ledger_url=ledger_url,

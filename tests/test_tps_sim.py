@@ -36,13 +36,13 @@ from gateway.fill_sensor import (
 )
 from tests.conftest import PrivateMosquitto, eventually
 from wastebank.cli import app
-from wastebank.config import MqttSettings
+from wastebank.config import MqttSettings, load_settings
 from wastebank.mqtt import client as mqtt_client
 
 DEADLINE_S = 20.0
 # Slow simulated time: the true level stays put while a test reads, so distances can be
 # compared with the simulator's truth. A high false-echo rate makes sure spikes are sent.
-SETTINGS = TpsSimSettings(time_scale=1.0, false_echo_p=0.2)
+SETTINGS = load_settings(TpsSimSettings, time_scale=1.0, false_echo_p=0.2)
 
 
 class SerialReader:
@@ -211,7 +211,7 @@ async def test_serial_sim_validates_and_cleans_up(link: Path) -> None:
 
 
 async def test_em310_uplinks_through_the_real_broker(mqtt_settings: MqttSettings) -> None:
-    settings = TpsSimSettings(mqtt=mqtt_settings)
+    settings = load_settings(TpsSimSettings, mqtt=mqtt_settings)
     eui = "24E124136B502217"
     received: list[aiomqtt.Message] = []
     listener = mqtt_client(mqtt_settings, identifier=f"em310-test-{os.getpid()}")
@@ -275,7 +275,7 @@ async def test_a_sensor_started_before_its_broker_delivers_once_the_broker_is_up
     keeps its readings, and delivers every one (QoS 1: acknowledged) once the broker is up."""
     broker = PrivateMosquitto(tmp_path / "run")
     broker.start()  # services up writes the password the settings read
-    settings = TpsSimSettings(mqtt=broker.mqtt())
+    settings = load_settings(TpsSimSettings, mqtt=broker.mqtt())
     broker.stop()
 
     async def said_down() -> bool:

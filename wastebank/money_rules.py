@@ -27,96 +27,100 @@ one as a :class:`Breach`; :mod:`wastebank.ledger` refuses it (``OverLimit``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Self
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import msgspec
+from msgspec import Meta, field
 
 from wastebank.formats import kg, rupiah, unit_price
 
 CODE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 SCALE_KEY = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
-Idr = Annotated[int, Field(ge=0, le=10**12)]
-Grams = Annotated[int, Field(ge=1, le=10**10)]
-CategoryCode = Annotated[str, Field(pattern=CODE)]
-ScaleKey = Annotated[str, Field(pattern=SCALE_KEY)]
-CityCode = Annotated[str, Field(pattern=CODE)]
+Idr = Annotated[int, Meta(ge=0, le=10**12)]
+Grams = Annotated[int, Meta(ge=1, le=10**10)]
+CategoryCode = Annotated[str, Meta(pattern=CODE)]
+ScaleKey = Annotated[str, Meta(pattern=SCALE_KEY)]
+CityCode = Annotated[str, Meta(pattern=CODE)]
 
 
-class PriceRange(BaseModel):
+class Rules(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A table of ``[money]``: unknown keys refused."""
+
+
+class PriceRange(Rules, kw_only=True):
     """A category's own price limits, per its unit (kg, piece, litre); an unset end falls back
     to the less specific value."""
-
-    model_config = ConfigDict(extra="forbid")
 
     min_idr: Idr | None = None
     max_idr: Idr | None = None
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Self:
+    def __post_init__(self) -> None:
         if self.min_idr is not None and self.max_idr is not None and self.min_idr > self.max_idr:
             raise ValueError("min_idr is above max_idr")
-        return self
 
 
-class CityMoneyRules(BaseModel):
+class CityMoneyRules(Rules, kw_only=True):
     """A city's own values (``[money.cities.<city code>]``); a field left out is the default's.
     ``category_prices`` and ``scales`` add to the default's (the city's entry wins)."""
 
-    model_config = ConfigDict(extra="forbid")
-
     price_min_idr: Idr | None = None
     price_max_idr: Idr | None = None
-    category_prices: dict[CategoryCode, PriceRange] = Field(default_factory=dict)
+    category_prices: dict[CategoryCode, PriceRange] = {}
     scale_max_g: Grams | None = None
-    scales: dict[ScaleKey, Grams] = Field(default_factory=dict)
+    scales: dict[ScaleKey, Grams] = {}
     manual_max_g: Grams | None = None
     manual_max_idr: Idr | None = None
     second_approval_above_idr: Idr | None = None
 
 
-class MoneyRules(BaseModel):
+class MoneyRules(Rules, kw_only=True):
     """``[money]`` (environment ``WASTEBANK_MONEY__*``; the maps as JSON, e.g.
     ``WASTEBANK_MONEY__SCALES='{"gw-01/scale-01": 150000}'``). The price defaults are wide
     enough for every price in docs/methods.md section 10 (copper at most Rp50,000/kg) and
     narrow enough to stop an extra zero or three; docs/operations.md, "Money rules"."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    price_min_idr: Idr = Field(
-        default=0, description="the lowest price per kg, piece or litre of any category"
-    )
-    price_max_idr: Idr = Field(
-        default=100_000,
-        description="the highest price per kg, piece or litre of any category (copper, the "
-        "dearest, is bought at Rp30,000-50,000/kg)",
-    )
-    category_prices: dict[CategoryCode, PriceRange] = Field(
-        default_factory=dict,
-        description="a category's own range, by category code: {min_idr, max_idr}",
-    )
-    scale_max_g: Grams = Field(
-        default=500_000,
-        description="the heaviest deposit from any scale, in grams (a 500 kg platform scale)",
-    )
-    scales: dict[ScaleKey, Grams] = Field(
-        default_factory=dict,
-        description="a scale's own maximum in grams (its capacity), by '{gateway_id}/{scale_id}'",
-    )
-    manual_max_g: Grams = Field(
-        default=500_000, description="the heaviest deposit an attendant may enter by hand"
-    )
-    manual_max_idr: Idr = Field(
-        default=5_000_000, description="the largest amount of a deposit entered by hand"
-    )
-    second_approval_above_idr: Idr = Field(
-        default=1_000_000,
-        description="a withdrawal above this needs a second person: the approver is not who "
-        "asked, and who pays out is neither (0: every withdrawal)",
-    )
-    cities: dict[CityCode, CityMoneyRules] = Field(
-        default_factory=dict, description="a city's own values, by city code"
-    )
+    price_min_idr: Annotated[
+        Idr, Meta(description="the lowest price per kg, piece or litre of any category")
+    ] = 0
+    price_max_idr: Annotated[
+        Idr,
+        Meta(
+            description="the highest price per kg, piece or litre of any category (copper, the "
+            "dearest, is bought at Rp30,000-50,000/kg)"
+        ),
+    ] = 100_000
+    category_prices: Annotated[
+        dict[CategoryCode, PriceRange],
+        Meta(description="a category's own range, by category code: {min_idr, max_idr}"),
+    ] = field(default_factory=dict)
+    scale_max_g: Annotated[
+        Grams,
+        Meta(description="the heaviest deposit from any scale, in grams (a 500 kg platform scale)"),
+    ] = 500_000
+    scales: Annotated[
+        dict[ScaleKey, Grams],
+        Meta(
+            description="a scale's own maximum in grams (its capacity), by "
+            "'{gateway_id}/{scale_id}'"
+        ),
+    ] = field(default_factory=dict)
+    manual_max_g: Annotated[
+        Grams, Meta(description="the heaviest deposit an attendant may enter by hand")
+    ] = 500_000
+    manual_max_idr: Annotated[
+        Idr, Meta(description="the largest amount of a deposit entered by hand")
+    ] = 5_000_000
+    second_approval_above_idr: Annotated[
+        Idr,
+        Meta(
+            description="a withdrawal above this needs a second person: the approver is not who "
+            "asked, and who pays out is neither (0: every withdrawal)"
+        ),
+    ] = 1_000_000
+    cities: Annotated[
+        dict[CityCode, CityMoneyRules], Meta(description="a city's own values, by city code")
+    ] = field(default_factory=dict)
 
     def city(self, code: str | None) -> CityRules:
         """The limits in force in the city ``code`` (None, or a city without values of its

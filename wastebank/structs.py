@@ -37,7 +37,7 @@ Loc = tuple[str | int, ...]
 """Where in the input: field names and list indexes from the top (``("items", 0, "net_g")``);
 ``"..."`` stands for a dict's key, which msgspec does not name."""
 
-_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_AT = re.compile(r" - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`$")
 _STEP = re.compile(r"\.(?P<name>[^.\[]+)|\[(?P<index>\d+)\]|\[(?P<key>\.\.\.)\]")
 # The two problems msgspec locates at the object, naming the field in the sentence: the field
 # belongs in the location.
@@ -74,6 +74,8 @@ def problem(exc: msgspec.ValidationError | msgspec.DecodeError) -> tuple[Loc, st
                 loc.append(int(step["index"]))
             else:
                 loc.append("...")
+        if m["key"]:  # a dict's key itself is wrong: located as the key it stands for
+            loc.append("...")
     if named := _NAMED_FIELD.match(text):
         loc.append(named["field"])
     return tuple(loc), text

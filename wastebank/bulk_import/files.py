@@ -12,10 +12,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from msgspec import Meta
 
 from wastebank import formats
+from wastebank.config import Settings
 from wastebank.errors import BadInput
 
 Cell = str | int | float | date | datetime | None
@@ -32,19 +34,18 @@ class ArchiveTooLarge(ImportFileError):
     title = "berkas terlalu besar jika dibuka / file too large unpacked"
 
 
-class ImportLimits(BaseModel):
+class ImportLimits(Settings, kw_only=True):
     """What an XLSX file may unpack to (``[imports]``, ``WASTEBANK_IMPORTS__*``); the defaults
     leave room for a real list of 10,000 members (docs/scaling.md)."""
 
-    max_members: int = Field(default=1000, ge=10, description="files inside the archive")
-    max_uncompressed_bytes: int = Field(
-        default=32 * 1024 * 1024, ge=1024 * 1024, description="all of them unpacked"
-    )
-    max_ratio: int = Field(
-        default=200,
-        ge=10,
-        description="unpacked / packed size of any member larger than 1 MiB unpacked",
-    )
+    max_members: Annotated[int, Meta(ge=10, description="files inside the archive")] = 1000
+    max_uncompressed_bytes: Annotated[
+        int, Meta(ge=1024 * 1024, description="all of them unpacked")
+    ] = 32 * 1024 * 1024
+    max_ratio: Annotated[
+        int,
+        Meta(ge=10, description="unpacked / packed size of any member larger than 1 MiB unpacked"),
+    ] = 200
 
 
 RATIO_FLOOR = 1024 * 1024  # smaller members are not judged by their ratio (tiny XML packs well)

@@ -371,19 +371,19 @@ class _Processes:
         its prefix."""
         import tomllib
 
-        from pydantic import ValidationError
-
-        from gateway.settings import GatewaySettings, SensorSettings
+        from gateway.settings import DEFAULT_GATEWAY_ID, SensorSettings
+        from wastebank.config import settings_table
+        from wastebank.structs import Invalid
 
         try:
             data = tomllib.loads(path.read_text())
-            sensors = [SensorSettings.model_validate(s) for s in data.get("sensors", [])]
-        except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
+            sensors = [settings_table(s, SensorSettings) for s in data.get("sensors", [])]
+        except (OSError, tomllib.TOMLDecodeError, Invalid) as exc:
             raise typer.BadParameter(str(exc), param_hint="--site") from None
         bank = data.get("bank_code")
         if not isinstance(bank, str):
             raise typer.BadParameter("the site file has no bank_code", param_hint="--site")
-        gateway = data.get("gateway_id", GatewaySettings.model_fields["gateway_id"].default)
+        gateway = data.get("gateway_id", DEFAULT_GATEWAY_ID)
         prefix = data.get("mqtt", {}).get("topic_prefix", "")
         serves = [(s.tps_code, s.id) for s in sensors]
         reads = [s.topic() for s in sensors if s.over_mqtt]

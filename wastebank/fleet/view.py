@@ -24,12 +24,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
+from msgspec import Meta
 from pydantic import BaseModel, Field, ValidationError
 
 from wastebank import formats
+from wastebank.config import Settings
 from wastebank.messages import GatewayHealth, GatewayStatus, ScaleState, SensorHealth
 
 Lang = formats.Lang
@@ -37,32 +39,38 @@ DeviceKind = Literal["gateway", "fill_sensor"]
 OfflineReason = Literal["status", "silent", "never"]
 
 
-class FleetSettings(BaseModel):
+class FleetSettings(Settings, kw_only=True):
     """``[fleet]`` (``WASTEBANK_FLEET__*``) of the API's settings, read by the fleet page, GET
     /api/fleet and ``wastebank fleet``."""
 
-    offline_after_s: float = Field(
-        default=90.0,
-        gt=0,
-        le=7 * 86400,
-        description="a gateway heard from no longer than this is offline: keep it at about "
-        "three of its health reports (the gateway's health_interval_s, default 30 s)",
-    )
-    sensor_offline_after_s: float = Field(
-        default=3600.0,
-        gt=0,
-        le=30 * 86400,
-        description="the same for a fill sensor of a TPS not in the registry (a registered "
-        "TPS's sensors use its offline_after_min, as the TPS watcher does)",
-    )
-    no_target_after_s: float = Field(
-        default=900.0,
-        gt=0,
-        le=7 * 86400,
-        description="a fill sensor whose every frame has said 'no target' for at least this "
-        "long (its gateway's no_target_since to the report's time) is a fault: mounting, a "
-        "fallen sensor, a bin removed",
-    )
+    offline_after_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=7 * 86400,
+            description="a gateway heard from no longer than this is offline: keep it at about "
+            "three of its health reports (the gateway's health_interval_s, default 30 s)",
+        ),
+    ] = 90.0
+    sensor_offline_after_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=30 * 86400,
+            description="the same for a fill sensor of a TPS not in the registry (a registered "
+            "TPS's sensors use its offline_after_min, as the TPS watcher does)",
+        ),
+    ] = 3600.0
+    no_target_after_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=7 * 86400,
+            description="a fill sensor whose every frame has said 'no target' for at least this "
+            "long (its gateway's no_target_since to the report's time) is a fault: mounting, a "
+            "fallen sensor, a bin removed",
+        ),
+    ] = 900.0
 
 
 class Condition(StrEnum):

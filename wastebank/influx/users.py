@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from typing import Literal
 
 import httpx
-from pydantic import SecretStr
+import msgspec
 
-from wastebank.config import InfluxSettings
+from wastebank.config import InfluxSettings, SecretStr
 from wastebank.influx.client import Influx, ident
 from wastebank.influx.errors import InfluxError
 
@@ -51,7 +51,7 @@ async def bootstrap_admin(admin: InfluxSettings) -> bool:
     except InfluxError as exc:
         if NO_ADMIN_YET not in str(exc):
             raise
-    anonymous = Influx(admin.model_copy(update={"username": None, "password": None}))
+    anonymous = Influx(msgspec.structs.replace(admin, username=None, password=None))
     try:
         await anonymous.execute(
             f"CREATE USER {ident(admin.username)} WITH PASSWORD "
@@ -89,7 +89,7 @@ async def ensure_user(
         except InfluxError as exc:
             if "user already exists" not in str(exc):  # another `up` made it meanwhile
                 raise
-    user = admin.settings.model_copy(update={"username": username, "password": SecretStr(password)})
+    user = msgspec.structs.replace(admin.settings, username=username, password=SecretStr(password))
     if await can_log_in(user):
         return "kept"
     await admin.execute(f"SET PASSWORD FOR {ident(username)} = {literal}", secret=True)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
+from typing import Annotated
 
-from pydantic import Field, SecretStr
+from msgspec import Meta
 from sqlalchemy import Boolean, Integer, String, column, select, table
 from sqlalchemy.orm import Session
 
-from wastebank.config import WastebankSettings
+from wastebank.config import SecretStr, WastebankSettings, check_key
 from wastebank.ledger.errors import NotAllowed, NotFound
 from wastebank.ledger.models import (
     Attendant,
@@ -35,16 +36,22 @@ def first_city(session: Session) -> City | None:
     return session.scalar(select(City).order_by(City.id).limit(1))
 
 
-class MemberPrivacySettings(WastebankSettings):
+class MemberPrivacySettings(WastebankSettings, kw_only=True):
     """The secret key of the NIK hash (see :func:`hash_nik`)."""
 
-    nik_key: SecretStr | None = Field(
-        default=None,
-        min_length=32,
-        description="HMAC key for NIK hashes (WASTEBANK_NIK_KEY), at least 32 random characters "
-        "(`python -c 'import secrets; print(secrets.token_urlsafe(32))'`); kept outside the "
-        "ledger database and its backups. Unset: NIKs cannot be recorded.",
-    )
+    nik_key: Annotated[
+        SecretStr | None,
+        Meta(
+            description="HMAC key for NIK hashes (WASTEBANK_NIK_KEY), at least 32 random "
+            "characters "
+            "(`python -c 'import secrets; print(secrets.token_urlsafe(32))'`); kept outside the "
+            "ledger database and its backups. Unset: NIKs cannot be recorded."
+        ),
+    ] = None
+
+    def __post_init__(self) -> None:
+        check_key("nik_key", self.nik_key)
+        super().__post_init__()
 
     def key(self) -> bytes:
         if self.nik_key is None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, Field
+from msgspec import Meta, field
+from pydantic import BaseModel
 
+from wastebank.config import Settings
 from wastebank.errors import SetupError
 from wastebank.reports.scope import CoverageRule
 
@@ -23,35 +25,40 @@ CITIES_DIR = Path(__file__).parent.parent / "data" / "cities"
 # ---- settings and the generation estimate -------------------------------------------------------
 
 
-class ReportSettings(BaseModel):
+class ReportSettings(Settings, kw_only=True):
     """``[reports]`` (environment ``WASTEBANK_REPORTS__*``): where each city's population,
     generation rate and TPS count come from, the targets, and when a diversion rate is the
     city's. Unset population/rate: taken from the city's data file (``cities_dir``/<code>.toml,
     or ``generation_file``). docs/dlh.md."""
 
-    population: int | None = Field(default=None, gt=0, description="the city's population")
-    kg_per_capita_day: float | None = Field(
-        default=None, gt=0, le=5, description="waste generation, kg per person per day"
-    )
-    source: str | None = Field(default=None, description="where the two figures come from")
-    cities_dir: Path = Field(
-        default=CITIES_DIR,
-        description="a directory of city data files, <city code>.toml ([city], [population], "
-        "[generation], [tps], each with its source; wastebank/data/cities/ambon.toml's shape)",
-    )
-    generation_file: Path | None = Field(
-        default=None, description="one city data file, used instead of cities_dir/<code>.toml"
-    )
-    reduction_target_pct: float = Field(
-        default=30.0, ge=0, le=100, description="Jakstrada pengurangan target (2025: 30 %)"
-    )
-    handling_target_pct: float = Field(
-        default=70.0, ge=0, le=100, description="Jakstrada penanganan target (2025: 70 %)"
-    )
-    diversion_coverage: CoverageRule = Field(
-        default_factory=CoverageRule,
-        description="when a diversion rate is shown as the city's (wastebank/reports/scope.py)",
-    )
+    population: Annotated[int, Meta(gt=0, description="the city's population")] | None = None
+    kg_per_capita_day: (
+        Annotated[float, Meta(gt=0, le=5, description="waste generation, kg per person per day")]
+        | None
+    ) = None
+    source: Annotated[str | None, Meta(description="where the two figures come from")] = None
+    cities_dir: Annotated[
+        Path,
+        Meta(
+            description="a directory of city data files, <city code>.toml ([city], [population], "
+            "[generation], [tps], each with its source; wastebank/data/cities/ambon.toml's shape)"
+        ),
+    ] = CITIES_DIR
+    generation_file: Annotated[
+        Path | None, Meta(description="one city data file, used instead of cities_dir/<code>.toml")
+    ] = None
+    reduction_target_pct: Annotated[
+        float, Meta(ge=0, le=100, description="Jakstrada pengurangan target (2025: 30 %)")
+    ] = 30.0
+    handling_target_pct: Annotated[
+        float, Meta(ge=0, le=100, description="Jakstrada penanganan target (2025: 70 %)")
+    ] = 70.0
+    diversion_coverage: Annotated[
+        CoverageRule,
+        Meta(
+            description="when a diversion rate is shown as the city's (wastebank/reports/scope.py)"
+        ),
+    ] = field(default_factory=CoverageRule)
 
 
 class Generation(BaseModel):

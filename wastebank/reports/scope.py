@@ -5,14 +5,16 @@ the coverage a diversion rate needs to be shown as the city's (:func:`diversion_
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
+from msgspec import Meta
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from wastebank import ledger
+from wastebank.config import Settings
 
 Group = Literal["bank", "kelurahan", "kecamatan", "city", "category", "sipsn_class"]
 Period = Literal["day", "week", "month", "year", "total"]
@@ -102,7 +104,7 @@ def load_scope(session: Session, city_id: int | None = None, city_code: str | No
 # ---- the diversion rate's coverage --------------------------------------------------------------
 
 
-class CoverageRule(BaseModel):
+class CoverageRule(Settings, kw_only=True):
     """``[reports.diversion_coverage]`` (``WASTEBANK_REPORTS__DIVERSION_COVERAGE__*``): when a
     diversion rate (diverted / (diverted + TPA-bound)) may be shown as the city's.
 
@@ -113,15 +115,17 @@ class CoverageRule(BaseModel):
     ``min_pickups`` one mis-detected drop (a sensor glitch, a half-emptied container) moves the
     TPA-bound tonnage by a tenth or more. docs/dlh.md."""
 
-    min_tps_share: float = Field(
-        default=0.8,
-        gt=0,
-        le=1,
-        description="the least share of the city's TPS whose sensors reported in the period",
-    )
-    min_pickups: int = Field(
-        default=10, ge=0, le=1_000_000, description="the least pickups observed in the period"
-    )
+    min_tps_share: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=1,
+            description="the least share of the city's TPS whose sensors reported in the period",
+        ),
+    ] = 0.8
+    min_pickups: Annotated[
+        int, Meta(ge=0, le=1_000_000, description="the least pickups observed in the period")
+    ] = 10
 
 
 class Coverage(BaseModel):

@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from msgspec import Meta, field
 
 from wastebank import pidfiles
 from wastebank.config import (
@@ -48,42 +48,53 @@ class ServiceError(SetupError):
     """A service could not be installed, started or stopped; the message says why."""
 
 
-class ServicesSettings(WastebankSettings):
+class ServicesSettings(WastebankSettings, kw_only=True):
     run_dir: Path = RUN_DIR
     bind: str = "127.0.0.1"
-    mqtt_port: int = Field(default=DEFAULT_MQTT_PORT, ge=1, le=65535)
-    mqtt_tls_port: int = Field(
-        default=DEFAULT_MQTT_TLS_PORT,
-        ge=1,
-        le=65535,
-        description="Mosquitto's TLS listener for devices; opened only once certificates exist",
-    )
-    mqtt_tls_bind: str = Field(
-        default="",
-        description="address of the TLS listener; empty: every interface (IPv4 and IPv6)",
-    )
-    influx_port: int = Field(default=DEFAULT_INFLUX_PORT, ge=1, le=65535 - INFLUX_RPC_OFFSET)
-    postgresql: bool = Field(
-        default=False,
-        description="start PostgreSQL too (a multi-node ledger; `services up --with postgresql`)",
-    )
-    postgresql_port: int = Field(default=DEFAULT_POSTGRESQL_PORT, ge=1, le=65535)
-    gammu_smsd: bool = Field(
-        default=False,
-        description="Gammu SMSD on a dummy phone in run_dir/gammu too (`services up --with sms`)",
-    )
-    influx: InfluxSettings = Field(
-        default=InfluxSettings(),
-        description="the city's InfluxDB database and retention settings `up` creates the "
-        "schema with (as the ingester's [influx]); its url is not used: influx_port is",
-    )
-    broker_principals: tuple[str, ...] = Field(
-        default=("ingest", "api", "tps", "sim", "test"),
-        description="process identities `up` gives a broker password (in run_dir/secrets/mqtt, "
-        "0600); sim and test are for development and tests only (docs/operations.md)",
-    )
+    mqtt_port: Annotated[int, Meta(ge=1, le=65535)] = DEFAULT_MQTT_PORT
+    mqtt_tls_port: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=65535,
+            description="Mosquitto's TLS listener for devices; opened only once certificates exist",
+        ),
+    ] = DEFAULT_MQTT_TLS_PORT
+    mqtt_tls_bind: Annotated[
+        str, Meta(description="address of the TLS listener; empty: every interface (IPv4 and IPv6)")
+    ] = ""
+    influx_port: Annotated[int, Meta(ge=1, le=65535 - INFLUX_RPC_OFFSET)] = DEFAULT_INFLUX_PORT
+    postgresql: Annotated[
+        bool,
+        Meta(
+            description="start PostgreSQL too (a multi-node ledger; `services up --with "
+            "postgresql`)"
+        ),
+    ] = False
+    postgresql_port: Annotated[int, Meta(ge=1, le=65535)] = DEFAULT_POSTGRESQL_PORT
+    gammu_smsd: Annotated[
+        bool,
+        Meta(
+            description="Gammu SMSD on a dummy phone in run_dir/gammu too (`services up --with "
+            "sms`)"
+        ),
+    ] = False
+    influx: Annotated[
+        InfluxSettings,
+        Meta(
+            description="the city's InfluxDB database and retention settings `up` creates the "
+            "schema with (as the ingester's [influx]); its url is not used: influx_port is"
+        ),
+    ] = field(default_factory=InfluxSettings)
+    broker_principals: Annotated[
+        tuple[str, ...],
+        Meta(
+            description="process identities `up` gives a broker password (in run_dir/secrets/mqtt, "
+            "0600); sim and test are for development and tests only (docs/operations.md)"
+        ),
+    ] = ("ingest", "api", "tps", "sim", "test")
     install: bool = True
-    start_timeout_s: float = Field(default=30.0, gt=0)
+    start_timeout_s: Annotated[float, Meta(gt=0)] = 30.0
 
 
 @dataclass(frozen=True)

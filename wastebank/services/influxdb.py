@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import SecretStr
+import msgspec
 
 from wastebank import pidfiles
-from wastebank.config import INFLUX_ADMIN, INFLUX_ROLES, InfluxSettings, read_secret
+from wastebank.config import INFLUX_ADMIN, INFLUX_ROLES, InfluxSettings, SecretStr, read_secret
 from wastebank.services.core import (
     INFLUX_RPC_OFFSET,
     Service,
@@ -113,16 +113,15 @@ def influx_admin_settings(
     """How to reach our InfluxDB as its admin (the password from its 0600 file)."""
     svc = influxd_service(settings)
     host = f"[{svc.host}]" if ":" in svc.host else svc.host
-    return settings.influx.model_copy(
-        update={
-            "url": f"http://{host}:{svc.port}",
-            "database": database or settings.influx.database,
-            "username": INFLUX_ADMIN,
-            "password": SecretStr(read_secret(influx_secrets_dir(settings.run_dir) / INFLUX_ADMIN)),
-            "password_file": None,
-            "credentials_dir": influx_secrets_dir(settings.run_dir),
-            "token": None,
-        }
+    return msgspec.structs.replace(
+        settings.influx,
+        url=f"http://{host}:{svc.port}",
+        database=database or settings.influx.database,
+        username=INFLUX_ADMIN,
+        password=SecretStr(read_secret(influx_secrets_dir(settings.run_dir) / INFLUX_ADMIN)),
+        password_file=None,
+        credentials_dir=influx_secrets_dir(settings.run_dir),
+        token=None,
     )
 
 
@@ -181,7 +180,7 @@ async def _setup_influxdb(
                 if done != "kept":
                     log.info("pengguna InfluxDB / InfluxDB user %s: %s", user, done)
             for database in databases:
-                scoped = admin.model_copy(update={"database": database})
+                scoped = msgspec.structs.replace(admin, database=database)
                 await ensure_schema(influx, scoped)  # statements name the database
                 await grant(influx, database, INFLUX_ROLES)
         finally:

@@ -9,10 +9,11 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import aiomqtt
-from pydantic import Field, ValidationError
+from msgspec import Meta, field
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -29,21 +30,23 @@ from wastebank.tps.registry import city_tps
 log = logging.getLogger("wastebank.tps")
 
 
-class TpsWatchSettings(WastebankSettings):
+class TpsWatchSettings(WastebankSettings, kw_only=True):
     """Settings of ``wastebank tps watch``."""
 
     broker_user: ClassVar[str | None] = "tps"
-    mqtt: MqttSettings = MqttSettings()
-    influx: InfluxSettings = InfluxSettings()
-    ledger_url: str = Field(default_factory=default_ledger_url)
-    client_id: str = Field(
-        default="tps-watch",
-        pattern=r"^[A-Za-z0-9_.@-]{1,64}$",
-        description="its persistent MQTT session: '{username}@{client_id}'",
-    )
-    check_interval_s: float = Field(
-        default=60.0, gt=0, le=3600, description="seconds between offline checks"
-    )
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    influx: InfluxSettings = field(default_factory=InfluxSettings)
+    ledger_url: str = field(default_factory=default_ledger_url)
+    client_id: Annotated[
+        str,
+        Meta(
+            pattern=r"^[A-Za-z0-9_.@-]{1,64}$",
+            description="its persistent MQTT session: '{username}@{client_id}'",
+        ),
+    ] = "tps-watch"
+    check_interval_s: Annotated[
+        float, Meta(gt=0, le=3600, description="seconds between offline checks")
+    ] = 60.0
 
 
 class TpsWatcher:
