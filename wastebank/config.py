@@ -416,13 +416,13 @@ class WastebankSettings(Settings, kw_only=True):
         if isinstance(influx, InfluxSettings):
             try:
                 self.influx = influx.as_user(self.default_influx_user())
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # a missing file, one others may read
                 raise ValueError(f"influx password: {exc}") from None
         mqtt = getattr(self, "mqtt", None)
         if isinstance(mqtt, MqttSettings):
             try:
                 self.mqtt = mqtt.as_user(self.default_broker_user())
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # a missing file, one others may read
                 raise ValueError(f"mqtt password: {exc}") from None
 
 
