@@ -155,6 +155,12 @@ def check_key(field: str, value: SecretStr | None, min_length: int = 32) -> None
         )
 
 
+PasswordFile = Annotated[
+    Path | None,
+    Meta(description="a file (mode 0600) whose first line is the password; instead of password"),
+]
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Base of every settings table: unknown keys refused, every field given by name."""
 
@@ -170,12 +176,7 @@ class MqttSettings(Settings, kw_only=True):
         ),
     ] = None
     password: SecretStr | None = None
-    password_file: Annotated[
-        Path | None,
-        Meta(
-            description="a file (mode 0600) whose first line is the password; instead of password"
-        ),
-    ] = None
+    password_file: PasswordFile = None
     credentials_dir: Annotated[
         Path | None,
         Meta(
@@ -268,12 +269,7 @@ class InfluxSettings(Settings, kw_only=True):
         ),
     ] = None
     password: SecretStr | None = None
-    password_file: Annotated[
-        Path | None,
-        Meta(
-            description="a file (mode 0600) whose first line is the password; instead of password"
-        ),
-    ] = None
+    password_file: PasswordFile = None
     credentials_dir: Annotated[
         Path | None,
         Meta(
