@@ -28,7 +28,6 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import ValidationError
 from typer.testing import CliRunner, Result
 
 from gateway import outbox
@@ -41,6 +40,7 @@ from tests.conftest import eventually, free_port
 from tests.gateway_helpers import PASSWORD, FakeCentral, attendant_service, gateway_settings
 from wastebank import devices, services
 from wastebank.cli import app as cli_app
+from wastebank.config import ConfigError
 
 Gw = tuple[AttendantService, FakeCentral, httpx.AsyncClient]
 ARM = {"member_no": "AMB-0001", "category_code": "pet"}
@@ -489,7 +489,7 @@ async def test_https_with_a_certificate_from_the_site_ca(tmp_path: Path) -> None
 def test_tls_cert_and_key_go_together(tmp_path: Path) -> None:
     cert = tmp_path / "page.crt"
     cert.write_text("x")
-    with pytest.raises(ValidationError, match="http_tls_cert and http_tls_key go together"):
+    with pytest.raises(ConfigError, match="http_tls_cert and http_tls_key go together"):
         gateway_settings(tmp_path, http_tls_cert=cert)
 
 
