@@ -117,9 +117,7 @@ def _decode(kind: type, value: Any) -> Any:
 
 def _encode(value: Any) -> Any:
     """The reverse of :func:`_decode` for ``msgspec.to_builtins``: a secret stays hidden."""
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, SecretStr):
+    if isinstance(value, Path | SecretStr):
         return str(value)
     raise NotImplementedError
 
