@@ -67,16 +67,17 @@ def read(kind: Any, value: Any, loc: Loc) -> tuple[Any, list[Error]]:
     constraints): the value (a Struct built by msgspec), or the refusals located under ``loc``
     (a Struct's in its fields' order)."""
     t = _info(kind)
-    if not isinstance(t, mi.StructType):
+    if isinstance(t, mi.StructType):
+        value, errors = _struct(t, value, loc)
+        if errors:
+            return None, errors
+    else:
         try:
-            return _read(t, value), []
+            value = _read(t, value)
         except _Bad as bad:
             return None, [_error(bad, loc)]
-    fields, errors = _struct(t, value, loc)
-    if errors:
-        return None, errors
     try:
-        return convert(fields, kind), []
+        return convert(value, kind), []
     except Invalid as exc:  # a type this module does not read: msgspec's location, no reason
         return None, [
             {"type": "value_error", "loc": (*loc, *where), "msg": msg}
@@ -98,7 +99,6 @@ def _struct(t: mi.Type, value: Any, loc: Loc) -> tuple[Any, list[Error]]:
         return None, [_error(bad, loc)]
     out: dict[str, Any] = {}
     errors: list[Error] = []
-    declared = {f.encode_name: f.type for f in msgspec.structs.fields(t.cls)}
     for field in t.fields:
         name = field.encode_name
         if name not in value:
@@ -110,6 +110,7 @@ def _struct(t: mi.Type, value: Any, loc: Loc) -> tuple[Any, list[Error]]:
         except _Bad as bad:
             why = bad
             if bad.kind == "literal_error":  # type_info sorts a Literal's values: as declared
+                declared = {f.encode_name: f.type for f in msgspec.structs.fields(t.cls)}
                 why = _not_one_of(_literal_values(declared[name]) or ())
             errors.append(_error(why, (*loc, name)))
     if t.forbid_unknown_fields:
@@ -140,22 +141,22 @@ def _read(t: mi.Type, v: Any) -> Any:
         return _literal(t, v)
     if isinstance(t, mi.DateType):
         return _date(v)
-    return v  # checked by msgspec when the Struct is built (read_struct)
+    return v  # checked by msgspec when :func:`read` builds the value
 
 
 def _union(t: mi.UnionType, v: Any) -> Any:
     if v is None and any(isinstance(m, mi.NoneType) for m in t.types):
         return None
-    last: _Bad | None = None
+    first: _Bad | None = None
     for member in t.types:
         if isinstance(member, mi.NoneType):
             continue
         try:
             return _read(member, v)
         except _Bad as bad:
-            last = last or bad
-    assert last is not None
-    raise last
+            first = first or bad
+    assert first is not None
+    raise first
 
 
 def _bool(v: Any) -> bool:
