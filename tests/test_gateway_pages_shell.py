@@ -136,6 +136,39 @@ async def test_the_header_names_the_bank_once_synced(gateway: Gw) -> None:
         assert f'href="{href}"' in page.text
 
 
+async def test_every_bad_field_of_a_write_is_answered_at_once_in_the_same_bytes(
+    gateway: Gw,
+) -> None:
+    # Every bad field in the body's order, each once, in one answer counted once: the exact
+    # bytes the pages and `wastebank attend` read (docs/attendant.md, "How a field is read").
+    _, client = gateway
+    await login(client)
+    before = REFUSED["/petugas/api/members"]
+    resp = await client.post("/petugas/api/members", json={"phone": "081234567890"})
+    assert resp.status_code == 422
+    assert resp.headers["cache-control"] == "no-store"
+    no, name = (
+        "nomor nasabah wajib diisi / member number is required",
+        "nama wajib diisi / name is required",
+    )
+    assert (
+        resp.content
+        == (
+            f'{{"detail":"{no}; {name}","errors":[{{"field":"member_no","message":"{no}"}},'
+            f'{{"field":"name","message":"{name}"}}]}}'
+        ).encode()
+    )
+    assert REFUSED["/petugas/api/members"] == before + 1
+    sale = {"key": [1], "collector": "ud-x", "category": "pet", "grams": "12", "note": {"x": 1}}
+    resp = await client.post("/petugas/api/stock/sales", json={**sale, "price_per_kg_idr": 3000})
+    assert resp.status_code == 422
+    assert resp.content == (
+        b'{"detail":"key harus teks / key must be text; note harus teks / note must be text",'
+        b'"errors":[{"field":"key","message":"key harus teks / key must be text"},'
+        b'{"field":"note","message":"note harus teks / note must be text"}]}'
+    )
+
+
 async def test_bad_input_is_answered_in_words_not_a_422_list(gateway: Gw) -> None:
     _, client = gateway
     await login(client)
