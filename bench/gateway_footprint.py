@@ -47,6 +47,7 @@ from wastebank import devices, services
 from wastebank.config import MqttSettings, load_settings
 from wastebank.messages import DepositEvent, Topics
 from wastebank.mqtt import client_id
+from wastebank.structs import encode_json
 
 SENSORS = 20
 MB = 1024 * 1024
@@ -298,7 +299,7 @@ def payloads(rows: int, topics: Topics) -> list[tuple[str, bytes]]:
             measured_at=now,
             raw_frames=["#K,1,CARD,04A1B2C3D4*71", "ST,GS,+0001.25kg", "#K,3,OK*7E"],
         )
-        out.append((topic, ev.model_dump_json().encode()))
+        out.append((topic, encode_json(ev)))
     return out
 
 

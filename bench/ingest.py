@@ -57,6 +57,7 @@ from wastebank.influx import fill_line
 from wastebank.messages import DepositEvent, FillReading, Topics
 from wastebank.mqtt import client_id as broker_client_id
 from wastebank.seed import seed_demo
+from wastebank.structs import encode_json
 
 NODE_RED_POINTS_S = 17_600  # issue 4: Node-RED on this machine, QoS 1, end to end (not ours)
 GOAL_TELEMETRY_X = 1.5
@@ -105,7 +106,7 @@ def fill_readings(n: int, tps: str, base: datetime) -> list[FillReading]:
 
 def fill_messages(readings: list[FillReading]) -> list[Message]:
     topics = Topics("")
-    return [(topics.fill(r.tps_code, r.sensor_id), r.model_dump_json().encode()) for r in readings]
+    return [(topics.fill(r.tps_code, r.sensor_id), encode_json(r)) for r in readings]
 
 
 def deposit_messages(m: int, base: datetime) -> list[Message]:
@@ -130,7 +131,7 @@ def deposit_messages(m: int, base: datetime) -> list[Message]:
             measured_at=base + timedelta(seconds=i),
             raw_frames=["ST,GS,+0001.25kg"],
         )
-        out.append((topics.deposit(ev.bank_code, gateway), ev.model_dump_json().encode()))
+        out.append((topics.deposit(ev.bank_code, gateway), encode_json(ev)))
     return out
 
 

@@ -58,10 +58,12 @@ from wastebank.messages import (
     GatewayStatus,
     Topics,
     device_event_id,
+    encode_set,
     new_install,
 )
 from wastebank.mqtt import backoff
 from wastebank.mqtt import client as mqtt_client
+from wastebank.structs import checked, encode_json
 
 logger = logging.getLogger(__name__)
 
@@ -290,22 +292,24 @@ async def _measure_loop(
                 await asyncio.sleep(interval_s)
                 model.advance(interval_s * settings.time_scale)
             distance = model.distance_mm()
-            reading = FillReading(
-                reading_id=device_event_id(sensor_id, install, seq),
-                sensor_id=sensor_id,
-                install=install,
-                seq=seq,
-                tps_code=tps_code,
-                measured_at=datetime.now(zone) + timedelta(seconds=settings.clock_skew_s),
-                distance_mm=distance,
-                fillingLevel=round(
-                    fill_ratio(distance, settings.empty_distance_mm, settings.full_distance_mm),
-                    3,
-                ),
-                temperature_c=model.temperature_c(),
-                battery_pct=model.battery_pct(),
+            reading = checked(
+                FillReading(
+                    reading_id=device_event_id(sensor_id, install, seq),
+                    sensor_id=sensor_id,
+                    install=install,
+                    seq=seq,
+                    tps_code=tps_code,
+                    measured_at=datetime.now(zone) + timedelta(seconds=settings.clock_skew_s),
+                    distance_mm=distance,
+                    fillingLevel=round(
+                        fill_ratio(distance, settings.empty_distance_mm, settings.full_distance_mm),
+                        3,
+                    ),
+                    temperature_c=model.temperature_c(),
+                    battery_pct=model.battery_pct(),
+                )
             )
-            outbox.add(topic, reading.model_dump_json())
+            outbox.add(topic, encode_json(reading).decode())
             seq += 1
             made += 1
     finally:
@@ -318,18 +322,18 @@ def _client(
 ) -> aiomqtt.Client:
     will = None
     if presence is not None:
-        offline = GatewayStatus(state="offline", device_id=presence.device_id, version=SIM_VERSION)
-        will = aiomqtt.Will(
-            presence.topic, offline.model_dump_json(exclude_none=True), qos=1, retain=True
+        offline = checked(
+            GatewayStatus(state="offline", device_id=presence.device_id, version=SIM_VERSION)
         )
+        will = aiomqtt.Will(presence.topic, encode_set(offline), qos=1, retain=True)
     return mqtt_client(settings.mqtt, identifier=identifier, will=will, timeout=10)
 
 
 def _status(state: Literal["online", "offline"], sensor_id: str) -> str:
-    status = GatewayStatus(
-        state=state, device_id=sensor_id, at=datetime.now(UTC), version=SIM_VERSION
+    status = checked(
+        GatewayStatus(state=state, device_id=sensor_id, at=datetime.now(UTC), version=SIM_VERSION)
     )
-    return status.model_dump_json(exclude_none=True)
+    return encode_set(status).decode()
 
 
 async def _say_offline(client: aiomqtt.Client, presence: _Presence | None) -> None:

@@ -47,6 +47,7 @@ from wastebank.messages import (
     Topics,
     new_install,
 )
+from wastebank.structs import checked
 
 log = logging.getLogger("wastebank.gateway")
 
@@ -226,24 +227,26 @@ class Gateway:
 
     def health(self) -> GatewayHealth:
         oldest = self.outbox.oldest_age()
-        return GatewayHealth(
-            gateway_id=self.settings.gateway_id,
-            bank_code=self.settings.bank_code,
-            install=self.outbox.install,
-            boot=self.boot,
-            at=datetime.now(UTC),
-            uptime_s=int(time.monotonic() - self.started),
-            outbox_depth=len(self.outbox),
-            outbox_oldest_age_s=int(oldest.total_seconds()) if oldest else None,
-            outbox_dropped=self.outbox.dropped,
-            outbox_refused=sum(self.outbox.refused().values()),
-            mqtt_reconnects=self.stats.mqtt_reconnects,
-            deposits_stored=self.stats.deposits_stored,
-            scales=[r.health() for r in self.readers.values()],
-            sensors=[r.health() for r in self.sensors.values()],
-            version=__version__,
-            clock=self.clock.health(),
-            alerts_active=self.alerts_active(),
+        return checked(
+            GatewayHealth(
+                gateway_id=self.settings.gateway_id,
+                bank_code=self.settings.bank_code,
+                install=self.outbox.install,
+                boot=self.boot,
+                at=datetime.now(UTC),
+                uptime_s=int(time.monotonic() - self.started),
+                outbox_depth=len(self.outbox),
+                outbox_oldest_age_s=int(oldest.total_seconds()) if oldest else None,
+                outbox_dropped=self.outbox.dropped,
+                outbox_refused=sum(self.outbox.refused().values()),
+                mqtt_reconnects=self.stats.mqtt_reconnects,
+                deposits_stored=self.stats.deposits_stored,
+                scales=[r.health() for r in self.readers.values()],
+                sensors=[r.health() for r in self.sensors.values()],
+                version=__version__,
+                clock=self.clock.health(),
+                alerts_active=self.alerts_active(),
+            )
         )
 
     def alerts_active(self) -> list[ActiveAlert]:

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import ValidationError
-
 from gateway.alert_store import AlertStore, Raised
 from gateway.attendant_store import AttendantDb, MemberEntry, PriceEntry
 from gateway.clock import ClockWatch
@@ -29,8 +27,17 @@ from gateway.live import Live
 from gateway.outbox import CalibrationLog, Outbox, write_transaction
 from gateway.readers import Condition, FillCandidate, FillSensorReader, ScaleReader
 from gateway.settings import GatewaySettings, ScaleSettings
+from wastebank import structs
 from wastebank.errors import Conflict, Invalid
-from wastebank.messages import AlertCode, DepositEvent, GatewayAlert, Topics, device_event_id
+from wastebank.messages import (
+    AlertCode,
+    DepositEvent,
+    GatewayAlert,
+    Topics,
+    device_event_id,
+    encode_set,
+)
+from wastebank.structs import checked, encode_json, replace
 
 log = logging.getLogger("wastebank.gateway")
 
@@ -165,33 +172,35 @@ class Recorder:
         try:
             with self.outbox.transaction() as write:
                 seq = write.next_seq("deposit")
-                event = DepositEvent(
-                    event_id=self.event_id(seq),
-                    gateway_id=s.gateway_id,
-                    install=self.outbox.install,
-                    seq=seq,
-                    bank_code=s.bank_code,
-                    scale_id=reader.cfg.id,
-                    flow=reader.cfg.flow,
-                    card_uid=c.card_uid,
-                    member_no=c.member_no,
-                    category_code=c.category_code,
-                    net_g=c.net_g,
-                    tare_g=c.tare_g,
-                    stable=c.stable,
-                    protocol=c.protocol,
-                    measured_at=measured_at,
-                    raw_frames=list(c.raw_frames),
-                    calibration_version=calibration,
-                    clock_synced=clock_synced,
+                event = checked(
+                    DepositEvent(
+                        event_id=self.event_id(seq),
+                        gateway_id=s.gateway_id,
+                        install=self.outbox.install,
+                        seq=seq,
+                        bank_code=s.bank_code,
+                        scale_id=reader.cfg.id,
+                        flow=reader.cfg.flow,
+                        card_uid=c.card_uid,
+                        member_no=c.member_no,
+                        category_code=c.category_code,
+                        net_g=c.net_g,
+                        tare_g=c.tare_g,
+                        stable=c.stable,
+                        protocol=c.protocol,
+                        measured_at=measured_at,
+                        raw_frames=list(c.raw_frames),
+                        calibration_version=calibration,
+                        clock_synced=clock_synced,
+                    )
                 )
                 topic = self.topics.deposit(s.bank_code, s.gateway_id)
-                row_id = write.put(topic, event.model_dump_json().encode())
+                row_id = write.put(topic, encode_json(event))
                 self._journal(event, row_id, c, context)
-        except ValidationError as exc:
+        except structs.Invalid as exc:
             # The scale or attendant sent something our schema refuses (e.g. a bad category key).
             self.stats.deposits_invalid += 1
-            log.warning("setoran tidak sah / invalid deposit %s: %s", c, exc.errors()[0]["msg"])
+            log.warning("setoran tidak sah / invalid deposit %s: %s", c, exc)
             return None
         self.stats.deposits_stored += 1
         self.last_event_id[reader.cfg.id] = event.event_id
@@ -257,9 +266,9 @@ class Recorder:
                 measured_at=c.measured_at,
             )
             if c.stamped_here:
-                reading = reading.model_copy(update={"clock_synced": self.clock.stamp()})
+                reading = replace(reading, clock_synced=self.clock.stamp())
             topic = self.topics.fill(cfg.tps_code, cfg.id)
-            write.put(topic, reading.model_dump_json(exclude_none=True).encode())
+            write.put(topic, encode_set(reading))
         self.stored.set()
         return seq
 
@@ -278,22 +287,24 @@ class Recorder:
         raised = Raised(condition.code, condition.subject, at, condition.value)
         with self.outbox.transaction() as write:
             seq = write.next_seq("alert")
-            alert = GatewayAlert(
-                alert_id=self.event_id(seq),
-                gateway_id=s.gateway_id,
-                install=self.outbox.install,
-                seq=seq,
-                bank_code=s.bank_code,
-                code=condition.code,
-                state=state,
-                subject=condition.subject,
-                value=condition.value,
-                threshold=condition.threshold,
-                at=at,
-                message=condition.message[:300],
+            alert = checked(
+                GatewayAlert(
+                    alert_id=self.event_id(seq),
+                    gateway_id=s.gateway_id,
+                    install=self.outbox.install,
+                    seq=seq,
+                    bank_code=s.bank_code,
+                    code=condition.code,
+                    state=state,
+                    subject=condition.subject,
+                    value=condition.value,
+                    threshold=condition.threshold,
+                    at=at,
+                    message=condition.message[:300],
+                )
             )
             topic = self.topics.gateway_alert(s.bank_code, s.gateway_id)
-            write.put(topic, alert.model_dump_json().encode())
+            write.put(topic, encode_json(alert))
             if condition.active:
                 self.alerts.raised(self.outbox.connection, raised)
             else:

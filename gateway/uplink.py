@@ -29,6 +29,7 @@ from gateway.settings import GatewaySettings
 from wastebank import __version__, mqtt
 from wastebank.messages import GatewayHealth, GatewayStatus, Topics
 from wastebank.mqtt import BACKOFF_CAP_S
+from wastebank.structs import checked, encode_json
 
 log = logging.getLogger("wastebank.gateway")
 
@@ -75,21 +76,30 @@ class Uplink:
         self._refusals_logged: set[tuple[int, bool]] = set()
 
     def _status(self, state: Literal["online", "offline"]) -> bytes:
-        status = GatewayStatus(
-            state=state,
-            device_id=self.settings.gateway_id,
-            at=datetime.now(UTC),
-            version=__version__,
-            install=self.outbox.install,
-            boot=self.boot,
+        status = checked(
+            GatewayStatus(
+                state=state,
+                device_id=self.settings.gateway_id,
+                at=datetime.now(UTC),
+                version=__version__,
+                install=self.outbox.install,
+                boot=self.boot,
+            )
         )
-        return status.model_dump_json().encode()
+        return encode_json(status)
 
     def _client(self, status_topic: str) -> aiomqtt.Client:
         s = self.settings
-        will_payload = GatewayStatus(
-            state="offline", device_id=s.gateway_id, install=self.outbox.install, boot=self.boot
-        ).model_dump_json()
+        will_payload = encode_json(
+            checked(
+                GatewayStatus(
+                    state="offline",
+                    device_id=s.gateway_id,
+                    install=self.outbox.install,
+                    boot=self.boot,
+                )
+            )
+        )
         # Not a persistent session: the outbox, not the broker, holds what is not yet delivered.
         # Its own session per process (install and boot in the client id): two gateways with
         # one gateway id (a clone) do not take each other's connection in a loop.
@@ -168,7 +178,7 @@ class Uplink:
     async def publish_health(self, publisher: mqtt.Publisher, health: GatewayHealth) -> None:
         """Publish ``health`` retained (the gateway's health loop decides when)."""
         topic = self.topics.gateway_health(self.settings.bank_code, self.settings.gateway_id)
-        reason = await publisher.publish(topic, health.model_dump_json(), qos=1, retain=True)
+        reason = await publisher.publish(topic, encode_json(health), qos=1, retain=True)
         self._telemetry_refused(topic, reason)
 
     async def _drain(self, publisher: mqtt.Publisher) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from pydantic import ValidationError
-
 from wastebank.broker_events import Refusal
 from wastebank.errors import BadInput
 from wastebank.messages import (
@@ -23,6 +21,7 @@ from wastebank.messages import (
     PayloadTooLarge,
     check_size,
 )
+from wastebank.structs import Invalid, decode_json
 
 Parsed = DepositEvent | FillReading | GatewayHealth | GatewayStatus | GatewayAlert | Refusal
 """What a message can be, once validated."""
@@ -53,15 +52,17 @@ def event_id_of(msg: object) -> str | None:
 
 def validate(model: type[M], payload: bytes) -> M:
     """The payload as ``model``. Over the payload limit (``messages.MAX_PAYLOAD_BYTES``) it is
-    refused unread (``oversized: ...``); a schema violation is ``invalid <Model>: ...``."""
+    refused unread (``oversized: ...``); a schema violation is ``invalid <Model>: <where>: <why>``,
+    ``<where>`` the field's dotted path (``scales.0.frames_parsed``) or ``payload`` for the
+    message as a whole (malformed JSON, NaN, a rule across fields)."""
     try:
         check_size(payload)
     except PayloadTooLarge as exc:
         raise Rejected(str(exc)) from None
     try:
-        return model.model_validate_json(payload)
-    except ValidationError as exc:
+        return decode_json(payload, model)
+    except Invalid as exc:
         errors = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(p) for p in loc) or 'payload'}: {msg}" for loc, msg in exc.problems
         )
         raise Rejected(f"invalid {model.__name__}: {errors}") from None

@@ -48,6 +48,7 @@ from tests.conftest import (
 from tests.gateway_helpers import gateway_login
 from wastebank.config import MqttSettings
 from wastebank.messages import DepositEvent, Topics
+from wastebank.structs import decode_json
 
 # Four to six frames per format, as the indicator sends them (hand-written from the notes).
 STREAMS: dict[str, bytes] = {
@@ -431,7 +432,7 @@ async def test_gateway_detects_a_round_weight_yaohua_stream_and_takes_a_deposit(
         await scale.place(3_000)
         message = await asyncio.wait_for(anext(aiter(observer.messages)), 30)
         assert isinstance(message.payload, bytes | bytearray)
-        deposit = DepositEvent.model_validate_json(bytes(message.payload))
+        deposit = decode_json(bytes(message.payload), DepositEvent)
 
     assert (deposit.protocol, deposit.net_g, deposit.member_no) == ("yh_rev", 3_000, "AMB-0001")
     assert deposit.stable  # decided by the gateway: the format has no flag

@@ -25,6 +25,7 @@ from tests.conftest import PrivateMosquitto, Processes, eventually, mqtt_login, 
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.influx import Influx
 from wastebank.messages import FillReading, Topics
+from wastebank.structs import encode_json
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def readings(n: int) -> list[tuple[str, bytes]]:
             fillingLevel=(i % 101) / 100,
             battery_pct=90,
         )
-        out.append((topics.fill("tps-backlog", sensor), reading.model_dump_json().encode()))
+        out.append((topics.fill("tps-backlog", sensor), encode_json(reading)))
     return out
 
 

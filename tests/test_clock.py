@@ -24,6 +24,7 @@ from tests.gateway_helpers import gateway_settings
 from wastebank import ledger
 from wastebank.cli import app
 from wastebank.messages import DepositEvent, FillReading
+from wastebank.structs import decode_json, replace, to_builtins
 
 # chronyc -c tracking: reference id, name, stratum, reference time, system time (s, + = slow),
 # last offset, RMS offset, frequency, residual freq, skew, root delay, root dispersion, update
@@ -156,10 +157,8 @@ def test_events_stamped_before_the_first_sync_say_so(tmp_path: Path) -> None:
         sample()
 
         rows = gw.outbox.peek(100)
-        deposits = [
-            DepositEvent.model_validate_json(r.payload) for r in rows if "/deposit" in r.topic
-        ]
-        fills = [FillReading.model_validate_json(r.payload) for r in rows if "/fill" in r.topic]
+        deposits = [decode_json(r.payload, DepositEvent) for r in rows if "/deposit" in r.topic]
+        fills = [decode_json(r.payload, FillReading) for r in rows if "/fill" in r.topic]
         assert [d.clock_synced for d in deposits] == [False, True]
         assert [f.clock_synced for f in fills] == [False, None, True]
         assert '"clock_synced":false' in rows[0].payload.decode()
@@ -175,8 +174,8 @@ def test_events_stamped_before_the_first_sync_say_so(tmp_path: Path) -> None:
 
 
 def test_the_ledger_keeps_the_mark_and_verify_counts_it(ledger_url: str) -> None:
-    unsynced = deposit_event(1).model_copy(update={"clock_synced": False})
-    synced = deposit_event(2).model_copy(update={"clock_synced": True})
+    unsynced = replace(deposit_event(1), clock_synced=False)
+    synced = replace(deposit_event(2), clock_synced=True)
     older = deposit_event(3)  # a gateway from before the mark: None
     engine = ledger.make_engine(ledger_url)
     try:
@@ -204,5 +203,6 @@ def test_the_ledger_keeps_the_mark_and_verify_counts_it(ledger_url: str) -> None
 
 def test_a_payload_without_the_mark_is_unknown_not_false() -> None:
     """Older gateways omit it: None, never counted as unsynchronized."""
-    payload = deposit_event(1).model_dump(mode="json", exclude={"clock_synced"})
-    assert DepositEvent.model_validate_json(json.dumps(payload)).clock_synced is None
+    payload = to_builtins(deposit_event(1))
+    del payload["clock_synced"]
+    assert decode_json(json.dumps(payload), DepositEvent).clock_synced is None

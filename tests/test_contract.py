@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -12,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -54,12 +55,13 @@ from wastebank.messages import (
     check_size,
     device_event_id,
 )
+from wastebank.structs import Invalid, Loc, checked, decode_json, encode_json, replace
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_DIR = ROOT / "docs" / "schema"
 PROTOCOL_MD = ROOT / "docs" / "protocol.md"
 
-MODELS: dict[str, type[BaseModel]] = wire_schema.MESSAGES
+MODELS: dict[str, type[msgspec.Struct]] = wire_schema.MESSAGES
 
 # ---- valid messages, as JSON objects -----------------------------------------------------------
 
@@ -227,10 +229,18 @@ def encode(msg: dict[str, Any], raw: str | None = None) -> bytes:
     return text.encode()
 
 
-def refused(name: str, payload: bytes) -> ValidationError:
-    with pytest.raises(ValidationError) as caught:
-        MODELS[name].model_validate_json(payload)
+def refused(name: str, payload: bytes) -> Invalid:
+    with pytest.raises(Invalid) as caught:
+        decode_json(payload, MODELS[name])
     return caught.value
+
+
+def locations(error: Invalid) -> list[Loc]:
+    return [loc for loc, _ in error.problems]
+
+
+_NOT_JSON = ("NaN", "Infinity", "-Infinity")
+"""Not JSON at all: refused as malformed, located at the payload (a parser reads no field)."""
 
 
 def schema_validator(name: str) -> jsonschema.Draft202012Validator:
@@ -242,9 +252,9 @@ def schema_validator(name: str) -> jsonschema.Draft202012Validator:
 
 def test_every_valid_message_parses_as_sent() -> None:
     for name in MODELS:
-        parsed = MODELS[name].model_validate_json(encode(message(name)))
+        parsed = decode_json(encode(message(name)), MODELS[name])
         assert isinstance(parsed, MODELS[name])
-    deposit = DepositEvent.model_validate_json(encode(message("deposit")))
+    deposit = decode_json(encode(message("deposit")), DepositEvent)
     # an aware timestamp from an ISO string, in strict mode, keeps its offset
     assert deposit.measured_at == datetime(
         2026, 11, 23, 9, 15, 2, 345000, tzinfo=timezone(timedelta(hours=9))
@@ -306,7 +316,11 @@ def test_a_coerced_value_is_refused(
     # seq is part of the id: keep the id the valid one, so only the type is wrong
     payload = encode(message(name, **{field: value}, **_same_id(name)), raw)
     error = refused(name, payload)
-    assert any(e["loc"][:1] == (field,) for e in error.errors()), error.errors()
+    if raw in _NOT_JSON:
+        assert locations(error) == [()], error.problems
+        assert error.problems[0][1].startswith("JSON is malformed"), error.problems
+    else:
+        assert any(loc[:1] == (field,) for loc in locations(error)), error.problems
     if schema_too:
         assert not schema_validator(name).is_valid(json.loads(payload))
 
@@ -321,19 +335,19 @@ def _same_id(name: str) -> dict[str, Any]:
 def test_a_sensor_health_from_an_older_gateway_has_no_no_target() -> None:
     """``no_target`` came with issue 16: a health report without it is valid and says 0."""
     assert "no_target" not in SENSOR
-    health = GatewayHealth.model_validate_json(encode(message("health")))
+    health = decode_json(encode(message("health")), GatewayHealth)
     assert [s.no_target for s in health.sensors] == [0]
     assert schema_validator("health").is_valid(message("health"))
     counted = message("health", sensors=[{**SENSOR, "no_target": 2}])
-    assert GatewayHealth.model_validate_json(encode(counted)).sensors[0].no_target == 2
+    assert decode_json(encode(counted), GatewayHealth).sensors[0].no_target == 2
 
 
 def test_a_float_field_takes_a_json_integer() -> None:
     """JSON has one number type: 1 is 1.0 where a float is declared (and JSON Schema agrees)."""
-    reading = FillReading.model_validate_json(encode(message("fill", fillingLevel=1, snr_db=7)))
+    reading = decode_json(encode(message("fill", fillingLevel=1, snr_db=7)), FillReading)
     assert reading.fillingLevel == 1.0
     assert isinstance(reading.fillingLevel, float)
-    alert = GatewayAlert.model_validate_json(encode(message("alert", value=40, threshold=30)))
+    alert = decode_json(encode(message("alert", value=40, threshold=30)), GatewayAlert)
     assert alert.value == 40.0
     assert schema_validator("fill").is_valid(message("fill", fillingLevel=1))
 
@@ -351,10 +365,12 @@ _NOT_AN_INT = st.one_of(
 @settings(max_examples=200, deadline=None)
 @given(_NOT_AN_INT)
 def test_anything_but_an_integer_is_refused_for_net_g(value: object) -> None:
-    """Strings (numeric ones too), booleans, floats (1250.0 as well), lists, null."""
+    """Strings (numeric ones too), booleans, floats (1250.0 as well), lists, null; NaN and
+    Infinity (which Python's json writes) are not JSON: refused as malformed, at the payload."""
     payload = json.dumps(message("deposit", net_g=value)).encode()
     error = refused("deposit", payload)
-    assert [e["loc"] for e in error.errors()] == [("net_g",)]
+    not_json = isinstance(value, float) and not math.isfinite(value)
+    assert locations(error) == [() if not_json else ("net_g",)]
 
 
 @settings(max_examples=200, deadline=None)
@@ -368,7 +384,7 @@ def test_anything_but_an_integer_is_refused_for_net_g(value: object) -> None:
 )
 def test_anything_but_a_number_is_refused_for_filling_level(value: object) -> None:
     error = refused("fill", json.dumps(message("fill", fillingLevel=value)).encode())
-    assert [e["loc"] for e in error.errors()] == [("fillingLevel",)]
+    assert locations(error) == [("fillingLevel",)]
 
 
 @settings(max_examples=100, deadline=None)
@@ -376,7 +392,7 @@ def test_anything_but_a_number_is_refused_for_filling_level(value: object) -> No
 def test_net_g_takes_exactly_the_integers_in_its_range(value: int) -> None:
     payload = json.dumps(message("deposit", net_g=value)).encode()
     if 1 <= value <= NET_G_MAX:
-        assert DepositEvent.model_validate_json(payload).net_g == value
+        assert decode_json(payload, DepositEvent).net_g == value
     else:
         refused("deposit", payload)
 
@@ -390,22 +406,26 @@ def test_python_callers_still_build_messages_from_python_values() -> None:
         ok = "ok"
 
     now = datetime.now(UTC)
-    reading = FillReading(
-        reading_id="us-01.p4x8d.3",
-        sensor_id="us-01",
-        install="p4x8d",
-        seq=3,
-        tps_code="tps-batu-merah",
-        measured_at=now,
-        distance_mm=900,
-        fillingLevel=1,
-        temperature_c=25,
-        level_status=Level.ok,
+    reading = checked(
+        FillReading(
+            reading_id="us-01.p4x8d.3",
+            sensor_id="us-01",
+            install="p4x8d",
+            seq=3,
+            tps_code="tps-batu-merah",
+            measured_at=now,
+            distance_mm=900,
+            fillingLevel=1,
+            temperature_c=25,
+            level_status=Level.ok,
+        )
     )
     assert reading.fillingLevel == 1.0
-    assert FillReading.model_validate_json(reading.model_dump_json()) == reading
-    with pytest.raises(ValidationError):
-        FillReading(**{**reading.model_dump(), "distance_mm": "900"})
+    assert isinstance(reading.fillingLevel, float)
+    assert decode_json(encode_json(reading), FillReading) == reading
+    with pytest.raises(Invalid) as caught:
+        checked(FillReading(**{**msgspec.structs.asdict(reading), "distance_mm": "900"}))
+    assert locations(caught.value) == [("distance_mm",)]
 
 
 # ---- size limits -------------------------------------------------------------------------------
@@ -522,18 +542,18 @@ def test_each_limit_accepts_its_bound_and_refuses_one_past_it(
 ) -> None:
     validator = schema_validator(name)
     accepted = message(name, **{field: at_limit})
-    MODELS[name].model_validate_json(encode(accepted))
+    decode_json(encode(accepted), MODELS[name])
     assert validator.is_valid(accepted), list(validator.iter_errors(accepted))
     # past the limit: the id is left as it was valid, so only the limit is broken
     beyond = message(name, **{field: past_limit})
     if field in ("seq", "gateway_id", "sensor_id", "install"):
         beyond = message(name, **{field: past_limit}, **_same_id(name))
     error = refused(name, encode(beyond))
-    assert any(e["loc"][:1] == (field,) for e in error.errors()), error.errors()
+    assert any(loc[:1] == (field,) for loc in locations(error)), error.problems
     assert not validator.is_valid(beyond)
 
 
-def _largest(name: str) -> BaseModel:
+def _largest(name: str) -> msgspec.Struct:
     """The largest ``name`` message the model allows: every list full, every string at its
     limit and made of a character JSON writes as six bytes (``\\u0000``), every number long."""
     wide = "\x00"
@@ -676,9 +696,9 @@ def _largest(name: str) -> BaseModel:
 @pytest.mark.parametrize("name", list(MODELS))
 def test_the_largest_valid_message_fits_the_payload_limit(name: str) -> None:
     largest = _largest(name)
-    payload = largest.model_dump_json().encode()
+    payload = encode_json(largest)
     assert len(payload) <= MAX_PAYLOAD_BYTES
-    assert type(largest).model_validate_json(payload) == largest
+    assert decode_json(payload, type(largest)) == largest
     if name == "health":  # the one that could come near it: keep a margin for new fields
         assert len(payload) < MAX_PAYLOAD_BYTES - 2048, len(payload)
 
@@ -719,17 +739,15 @@ async def ingester(ledger_url: str) -> AsyncIterator[Ingester]:
 
 def _event(seq: int) -> DepositEvent:
     ev = deposit_event(seq)  # AMB-0001's card at bs-batu-merah, priced in the seeded ledger
-    return DepositEvent.model_validate(
-        {**ev.model_dump(), "install": "k7q2m", "event_id": device_event_id("gw-01", "k7q2m", seq)}
-    )
+    return replace(ev, install="k7q2m", event_id=device_event_id("gw-01", "k7q2m", seq))
 
 
 async def test_a_payload_of_64_kib_is_applied_and_one_byte_more_is_a_dead_letter(
     ingester: Ingester, ledger_url: str
 ) -> None:
     topic = Topics("").deposit("bs-batu-merah", "gw-01")
-    at_limit = _padded(_event(1).model_dump_json().encode(), MAX_PAYLOAD_BYTES)
-    past_limit = _padded(_event(2).model_dump_json().encode(), MAX_PAYLOAD_BYTES + 1)
+    at_limit = _padded(encode_json(_event(1)), MAX_PAYLOAD_BYTES)
+    past_limit = _padded(encode_json(_event(2)), MAX_PAYLOAD_BYTES + 1)
     garbage = b"{" + b"x" * MAX_PAYLOAD_BYTES  # not JSON either: refused for its size, unread
     assert (len(at_limit), len(past_limit)) == (65536, 65537)
 
@@ -763,7 +781,7 @@ async def test_a_coerced_payload_at_the_ingester_is_an_invalid_dead_letter(
     ingester: Ingester, ledger_url: str
 ) -> None:
     topic = Topics("").deposit("bs-batu-merah", "gw-01")
-    payload = json.loads(_event(3).model_dump_json())
+    payload = json.loads(encode_json(_event(3)).decode())
     payload["net_g"] = "1234"
     raw = json.dumps(payload).encode()
     assert await ingester.handle(topic, raw) == []
@@ -776,7 +794,7 @@ async def test_a_coerced_payload_at_the_ingester_is_an_invalid_dead_letter(
         engine.dispose()
     assert "gw-01.k7q2m.3" not in applied
     assert dead.payload == raw
-    assert dead.error == "invalid DepositEvent: net_g: Input should be a valid integer"
+    assert dead.error == "invalid DepositEvent: net_g: Expected `int`, got `str`"
     assert dead.reason == ledger.DeadLetterReason.INVALID
 
 
@@ -861,5 +879,36 @@ def test_a_protocol_example_passes_its_schema_and_its_model(
     payload = json.loads(body)
     errors = list(schema_validator(name).iter_errors(payload))
     assert not errors, f"docs/protocol.md:{line}: {errors[0].message}"
-    MODELS[name].model_validate_json(body)
+    decode_json(body, MODELS[name])
     assert len(body.encode()) <= MAX_PAYLOAD_BYTES
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "value"),
+    [
+        ("deposit", "bank_code", "bs-batu-merah\n"),
+        ("deposit", "card_uid", "04A1B2C3D4\n"),
+        ("deposit", "install", "k7q2m\n"),
+        ("fill", "source", "em310_udl\n"),
+        ("health", "scales", [{**SCALE, "protocol": "gs_nt\n"}]),
+    ],
+    ids=["code", "card_uid", "install", "source", "name"],
+)
+def test_a_pattern_refuses_a_final_newline(name: str, field: str, value: Any) -> None:
+    """Python's ``$`` also matches before a final newline: every pattern is ``whole(...)``."""
+    error = refused(name, encode(message(name, **{field: value}, **_same_id(name))))
+    assert any(loc[:1] == (field,) for loc in locations(error)), error.problems
+    assert not schema_validator(name).is_valid(message(name, **{field: value}))
+
+
+def test_alerts_active_absent_stays_absent() -> None:
+    """An older gateway's report without ``alerts_active`` is not one saying it has none: the
+    field stays unset (InfluxDB gets no count) and is not written back as ``[]``."""
+    older = {k: v for k, v in message("health").items() if k != "alerts_active"}
+    health = decode_json(encode(older), GatewayHealth)
+    assert health.alerts_active is msgspec.UNSET
+    assert health.active == []
+    assert "alerts_active" not in json.loads(encode_json(health))
+    none = decode_json(encode(message("health", alerts_active=[])), GatewayHealth)
+    assert none.alerts_active == []
+    assert json.loads(encode_json(none))["alerts_active"] == []

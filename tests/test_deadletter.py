@@ -21,6 +21,7 @@ from wastebank.cli import app
 from wastebank.config import InfluxSettings, MqttSettings, load_settings
 from wastebank.influx import Influx
 from wastebank.messages import Topics
+from wastebank.structs import encode_json
 
 NEW_CARD = "04FFEE0001"  # not in the demo city until the test issues it to AMB-0001
 
@@ -72,7 +73,7 @@ async def test_dead_letter_shown_replayed_once_after_a_fix_and_purged(
     ) as client:
         await client.publish(topic, malformed, qos=1)
         await client.publish(topic, b"\xff\x00{not json", qos=1)
-        await client.publish(topic, unknown_card.model_dump_json().encode(), qos=1)
+        await client.publish(topic, encode_json(unknown_card), qos=1)
 
     async def three_dead() -> bool:
         return len(rows(url)) == 3
@@ -277,7 +278,7 @@ async def test_a_message_on_a_very_long_topic_is_dead_lettered_and_intake_goes_o
         mqtt_settings.host, mqtt_settings.port, **mqtt_login(mqtt_settings)
     ) as client:
         await client.publish(long, b'{"kind": "deposit", "net_g": -5}', qos=1)
-        await client.publish(short, deposit_event(8, net_g=1000).model_dump_json().encode(), qos=1)
+        await client.publish(short, encode_json(deposit_event(8, net_g=1000)), qos=1)
 
     def applied() -> int:
         engine = ledger.make_engine(ingester.ledger_url)

@@ -13,6 +13,7 @@ from tests.auth_helpers import ApiEnv, api_settings
 from tests.conftest import deposit_event
 from wastebank import ledger
 from wastebank.money_rules import amount_for
+from wastebank.structs import replace
 
 pytestmark = pytest.mark.integration
 
@@ -78,8 +79,8 @@ def test_whether_the_gateways_clock_was_synchronized_when_it_stamped(api: ApiEnv
         ledger.apply_deposits(
             s,
             [
-                deposit_event(921).model_copy(update={"clock_synced": False}),
-                deposit_event(922).model_copy(update={"clock_synced": True}),
+                replace(deposit_event(921), clock_synced=False),
+                replace(deposit_event(922), clock_synced=True),
                 deposit_event(923),  # a gateway from before issue 16 says nothing
             ],
         )

@@ -25,6 +25,7 @@ from tests.conftest import Processes, eventually, mqtt_login, settings_env, writ
 from wastebank import ledger
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.messages import DepositEvent, GatewayStatus, Topics
+from wastebank.structs import decode_json, encode_json, replace
 
 pytestmark = pytest.mark.integration
 
@@ -98,7 +99,7 @@ async def test_scale_bytes_become_a_balance(
         async def next_message() -> aiomqtt.Message:
             return await asyncio.wait_for(anext(messages), 30)
 
-        status = GatewayStatus.model_validate_json(_bytes((await next_message()).payload))
+        status = decode_json(_bytes((await next_message()).payload), GatewayStatus)
         assert status.state == "online"
 
         async def gateway_reading() -> bool:
@@ -110,7 +111,7 @@ async def test_scale_bytes_become_a_balance(
         while len(seen) < len(scripted):
             seen.append(_bytes((await next_message()).payload))
 
-    events = [DepositEvent.model_validate_json(p) for p in seen]
+    events = [decode_json(p, DepositEvent) for p in seen]
     assert [(e.card_uid, e.category_code, e.net_g) for e in events] == [
         (d.card_uid, d.category_code, d.grams) for d in scripted
     ]
@@ -126,16 +127,14 @@ async def test_scale_bytes_become_a_balance(
     # and the next good message is still applied.
     assert len({e.install for e in events}) == 1
     assert [e.event_id for e in events] == [f"gw-e2e.{events[0].install}.{n}" for n in (1, 2, 3)]
-    extra = events[0].model_copy(
-        update={"event_id": f"gw-e2e.{events[0].install}.100", "seq": 100, "net_g": 1000}
-    )
+    extra = replace(events[0], event_id=f"gw-e2e.{events[0].install}.100", seq=100, net_g=1000)
     async with aiomqtt.Client(
         mqtt_settings.host, mqtt_settings.port, **mqtt_login(mqtt_settings)
     ) as pub:
         topic = topics.deposit("bs-batu-merah", "gw-e2e")
         await pub.publish(topic, seen[0], qos=1)
         await pub.publish(topic, b'{"kind":"deposit","net_g":"lots"}', qos=1)
-        await pub.publish(topic, extra.model_dump_json().encode(), qos=1)
+        await pub.publish(topic, encode_json(extra), qos=1)
 
     async def extra_applied() -> bool:
         return counts(ledger_url)[0] == len(scripted) + 1

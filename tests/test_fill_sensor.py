@@ -38,6 +38,7 @@ from gateway.settings import GatewaySettings, SensorSettings
 from wastebank.config import ConfigError, load_settings
 from wastebank.influx import fill_line
 from wastebank.messages import FillReading
+from wastebank.structs import decode_json, encode_json
 
 WIT = timezone(timedelta(hours=9))
 
@@ -807,7 +808,7 @@ def test_em310_through_the_processor_to_a_reading() -> None:
     assert reading.reading_id == "us-07.k7q2m.42"
     assert (reading.source, reading.level_status, reading.pings) == ("em310_udl", "ok", 1)
     assert reading.raw == "01 75 5C 03 82 44 08 04 00 01"
-    again = FillReading.model_validate_json(reading.model_dump_json())
+    again = decode_json(encode_json(reading), FillReading)
     assert again == reading
     line = fill_line(reading)
     assert "rssi_dbm=-87i" in line

@@ -24,6 +24,7 @@ from wastebank.config import InfluxSettings, MqttSettings, load_settings
 from wastebank.fleet.view import Inputs, SensorAlert, Site, Stored
 from wastebank.influx import Influx
 from wastebank.messages import GatewayHealth, GatewayStatus, Topics
+from wastebank.structs import convert, encode_json
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 SETTINGS = fleet.FleetSettings()  # gateways: offline after 90 s
@@ -46,7 +47,7 @@ def health(gateway: str, bank: str, **values: Any) -> GatewayHealth:
         "mqtt_reconnects": 0,
         "deposits_stored": 0,
     }
-    return GatewayHealth.model_validate({**base, **values})
+    return convert({**base, **values}, GatewayHealth)
 
 
 def scale(state: str | None = "ok", **values: Any) -> dict[str, Any]:
@@ -63,9 +64,9 @@ def scale(state: str | None = "ok", **values: Any) -> dict[str, Any]:
 
 
 def status(device: str, state: str, at: datetime | None = None, boot: str = "b0000") -> str:
-    return GatewayStatus.model_validate(
-        {"state": state, "device_id": device, "at": at, "boot": boot}
-    ).model_dump_json()
+    return encode_json(
+        convert({"state": state, "device_id": device, "at": at, "boot": boot}, GatewayStatus)
+    ).decode()
 
 
 def stored(
@@ -82,7 +83,7 @@ def stored(
         gateway,
         status(gateway, state, NOW - timedelta(hours=1)) if state else None,
         status_heard or NOW - timedelta(hours=1),
-        h.model_dump_json() if h else None,
+        encode_json(h).decode() if h else None,
         heard,
     )
 
@@ -399,7 +400,7 @@ async def test_the_ingester_keeps_the_latest_health_and_status(
     topics = Topics("")
     h_topic = topics.gateway_health("bs-a", "gw-a")
     s_topic = topics.gateway_status("bs-a", "gw-a")
-    first = health("gw-a", "bs-a", uptime_s=100).model_dump_json().encode()
+    first = encode_json(health("gw-a", "bs-a", uptime_s=100))
     assert len(await ingester.handle(h_topic, first)) == 1  # its points still go to InfluxDB
     row = _row(ledger_url)
     assert row.health == first.decode()
@@ -410,19 +411,19 @@ async def test_the_ingester_keeps_the_latest_health_and_status(
     await ingester.handle(h_topic, first)
     assert _row(ledger_url).health_received_at == heard
     # an older report of the same process, late: kept out
-    older = health("gw-a", "bs-a", uptime_s=50, at=NOW).model_dump_json().encode()
+    older = encode_json(health("gw-a", "bs-a", uptime_s=50, at=NOW))
     await ingester.handle(h_topic, older)
     assert _row(ledger_url).health == first.decode()
     # the same second of uptime: the later report is the latest, the earlier one late
     same_second = health("gw-a", "bs-a", uptime_s=100, at=NOW + timedelta(milliseconds=400))
-    await ingester.handle(h_topic, same_second.model_dump_json().encode())
-    assert _row(ledger_url).health == same_second.model_dump_json()
+    await ingester.handle(h_topic, encode_json(same_second))
+    assert _row(ledger_url).health == encode_json(same_second).decode()
     await ingester.handle(h_topic, first)  # delivered again, late
-    assert _row(ledger_url).health == same_second.model_dump_json()
+    assert _row(ledger_url).health == encode_json(same_second).decode()
     # a new process whose clock is behind (a power cut, no network yet): it is the latest
     reboot = health("gw-a", "bs-a", uptime_s=5, boot="b1111", at=NOW - timedelta(days=300))
-    await ingester.handle(h_topic, reboot.model_dump_json().encode())
-    assert _row(ledger_url).health == reboot.model_dump_json()
+    await ingester.handle(h_topic, encode_json(reboot))
+    assert _row(ledger_url).health == encode_json(reboot).decode()
 
     online = status("gw-a", "online", NOW, boot="b1111").encode()
     assert await ingester.handle(s_topic, online) == []  # presence: no point
@@ -481,17 +482,13 @@ async def test_wastebank_fleet_prints_the_broken_ones_first_and_exits_1(
         scales=[scale("overload", state_since=now)],
         clock=SYNCED,
     )
-    await ingester.handle(
-        topics.gateway_health("bs-rijali", "gw-over"), overloaded.model_dump_json().encode()
-    )
+    await ingester.handle(topics.gateway_health("bs-rijali", "gw-over"), encode_json(overloaded))
     blind = _maxbotix("s-blind", 4321, now - timedelta(hours=2))  # a sensor seeing nothing
     for gateway, state in (("gw-ok", "online"), ("gw-stop", "offline")):
         sensors = [blind] if gateway == "gw-ok" else []
         await ingester.handle(
             topics.gateway_health("bs-batu-merah", gateway),
-            health(gateway, "bs-batu-merah", at=now, clock=SYNCED, sensors=sensors)
-            .model_dump_json()
-            .encode(),
+            encode_json(health(gateway, "bs-batu-merah", at=now, clock=SYNCED, sensors=sensors)),
         )
         await ingester.handle(
             topics.gateway_status("bs-batu-merah", gateway),
@@ -548,9 +545,7 @@ async def test_a_device_removed_from_the_registry_leaves_the_fleet_until_added_a
         assert added.exit_code == 0, added.output
         sensors = [_maxbotix(f"s-{gateway}", 0, None)]
         h = health(gateway, "bs-batu-merah", at=now, clock=SYNCED, sensors=sensors)
-        await ingester.handle(
-            topics.gateway_health("bs-batu-merah", gateway), h.model_dump_json().encode()
-        )
+        await ingester.handle(topics.gateway_health("bs-batu-merah", gateway), encode_json(h))
         # the broker's will once the device is dropped: offline, retained
         await ingester.handle(
             topics.gateway_status("bs-batu-merah", gateway),

@@ -18,6 +18,7 @@ from tests.auth_helpers import ApiEnv, api_settings
 from wastebank import devices, fleet
 from wastebank.config import InfluxSettings
 from wastebank.messages import GatewayHealth, GatewayStatus
+from wastebank.structs import convert, encode_json
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def api(ledger_url: str, run_dir: Path) -> Iterator[ApiEnv]:
 def _report(api: ApiEnv, gateway: str, sensors: list[dict[str, Any]]) -> None:
     """A gateway's health and online status, as the ingester keeps them."""
     now = datetime.now(UTC)
-    h = GatewayHealth.model_validate(
+    h = convert(
         {
             "gateway_id": gateway,
             "bank_code": "bs-batu-merah",
@@ -52,13 +53,11 @@ def _report(api: ApiEnv, gateway: str, sensors: list[dict[str, Any]]) -> None:
             "deposits_stored": 0,
             "clock": {"synchronized": True, "source": "timesyncd"},
             "sensors": sensors,
-        }
+        },
+        GatewayHealth,
     )
     st = GatewayStatus(state="online", device_id=gateway, at=now, boot="b0000")
-    heard = [
-        fleet.Heard("gateway", "bs-batu-merah", gateway, m, m.model_dump_json().encode())
-        for m in (h, st)
-    ]
+    heard = [fleet.Heard("gateway", "bs-batu-merah", gateway, m, encode_json(m)) for m in (h, st)]
     with Session(api.engine) as session, session.begin():
         fleet.keep_latest(session, heard, now)
 

@@ -44,6 +44,7 @@ from wastebank.fleet import FleetSettings
 from wastebank.messages import GatewayHealth, GatewayStatus, Topics
 from wastebank.mqtt import client_id
 from wastebank.seed import load_city, seed
+from wastebank.structs import convert, encode_json
 
 pytest.importorskip("playwright")
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
@@ -99,7 +100,7 @@ class Kiosk:
 
 def _health(gateway: str, bank: str, state: str, alerts: list[dict[str, Any]]) -> GatewayHealth:
     now = datetime.now(UTC)
-    return GatewayHealth.model_validate(
+    return convert(
         {
             "gateway_id": gateway,
             "bank_code": bank,
@@ -125,7 +126,8 @@ def _health(gateway: str, bank: str, state: str, alerts: list[dict[str, Any]]) -
                 }
             ],
             "alerts_active": alerts,
-        }
+        },
+        GatewayHealth,
     )
 
 
@@ -145,10 +147,10 @@ async def _publish_as_gateway(
         identifier=client_id(gateway, f"{gateway}.test"),
     ) as client:
         await client.publish(
-            topics.gateway_status(bank, gateway), status.model_dump_json(), qos=1, retain=True
+            topics.gateway_status(bank, gateway), encode_json(status).decode(), qos=1, retain=True
         )
         await client.publish(
-            topics.gateway_health(bank, gateway), health.model_dump_json(), qos=1, retain=True
+            topics.gateway_health(bank, gateway), encode_json(health).decode(), qos=1, retain=True
         )
 
 

@@ -48,6 +48,7 @@ from wastebank import devices, mqtt, services
 from wastebank.cli import app
 from wastebank.config import MqttSettings, SecretStr, load_settings
 from wastebank.messages import DepositEvent, GatewayAlert, Topics
+from wastebank.structs import decode_json, encode_json
 
 pytestmark = pytest.mark.integration
 
@@ -242,11 +243,9 @@ async def test_refused_deposits_stay_in_the_outbox_until_the_credentials_allow_t
             ("deposit", NOT_AUTHORIZED),
             ("deposit", NOT_AUTHORIZED),
         ]
-        seqs = [
-            DepositEvent.model_validate_json(p).seq for t, p, _, _ in rows if t == deposit_topic
-        ]
+        seqs = [decode_json(p, DepositEvent).seq for t, p, _, _ in rows if t == deposit_topic]
         assert seqs == [1, 2]
-        (alert_row,) = [GatewayAlert.model_validate_json(p) for t, p, _, _ in rows if "alert" in t]
+        (alert_row,) = [decode_json(p, GatewayAlert) for t, p, _, _ in rows if "alert" in t]
         assert (alert_row.code, alert_row.state) == ("publish_refused", "raised")
         assert "0x87 Not authorized" in alert_row.message
 
@@ -277,7 +276,7 @@ async def test_refused_deposits_stay_in_the_outbox_until_the_credentials_allow_t
         delivered = await until_sentinel(observer, f"{prefix}sentinel")
         report = await health()
 
-    events = [DepositEvent.model_validate_json(p) for p in on(deposit_topic, delivered)]
+    events = [decode_json(p, DepositEvent) for p in on(deposit_topic, delivered)]
     assert [(e.event_id, e.bank_code) for e in events] == [
         (f"{gw}.{e.install}.{n}", SITE_SAYS) for n, e in enumerate(events, start=1)
     ]
@@ -285,8 +284,7 @@ async def test_refused_deposits_stay_in_the_outbox_until_the_credentials_allow_t
         (d.card_uid, d.category_code, d.displayed_g) for d in DEPOSITS
     ]
     alerts = [
-        GatewayAlert.model_validate_json(p)
-        for p in on(topics.gateway_alert(SITE_SAYS, gw), delivered)
+        decode_json(p, GatewayAlert) for p in on(topics.gateway_alert(SITE_SAYS, gw), delivered)
     ]
     assert [(a.code, a.state) for a in alerts] == [
         ("publish_refused", "raised"),
@@ -322,9 +320,7 @@ async def test_refused_rows_are_retried_with_a_doubling_backoff_and_delivered_on
     gateway = Gateway(settings)
     for seq in (1, 2):
         event = deposit_event(seq, bank=SITE_SAYS, gateway=gw)
-        gateway.outbox.add(
-            lambda _s, e=event: (topics.deposit(SITE_SAYS, gw), e.model_dump_json().encode())
-        )
+        gateway.outbox.add(lambda _s, e=event: (topics.deposit(SITE_SAYS, gw), encode_json(e)))
 
     def counts() -> list[int]:
         """How many times each deposit row was refused."""
@@ -362,13 +358,10 @@ async def test_refused_rows_are_retried_with_a_doubling_backoff_and_delivered_on
                 await task
             gateway.outbox.close()
 
-    events = [
-        DepositEvent.model_validate_json(p) for p in on(topics.deposit(SITE_SAYS, gw), delivered)
-    ]
+    events = [decode_json(p, DepositEvent) for p in on(topics.deposit(SITE_SAYS, gw), delivered)]
     assert [e.event_id for e in events] == [f"{gw}-1", f"{gw}-2"]  # as queued above
     alerts = [
-        GatewayAlert.model_validate_json(p)
-        for p in on(topics.gateway_alert(SITE_SAYS, gw), delivered)
+        decode_json(p, GatewayAlert) for p in on(topics.gateway_alert(SITE_SAYS, gw), delivered)
     ]
     assert [(a.code, a.state) for a in alerts] == [
         ("publish_refused", "raised"),

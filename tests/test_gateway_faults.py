@@ -15,11 +15,13 @@ import pytest
 
 from firmware_sim.encoders import encode_weight
 from gateway.app import Gateway
+from gateway.kiosk import DepositCandidate
 from gateway.readers import ScaleReader
 from gateway.scale_state import FAULT_CLEAR_S, FAULT_RAISE_S, Fault, FaultWatch
 from gateway.settings import ScaleSettings
 from tests.gateway_helpers import gateway_settings
-from wastebank.messages import GatewayAlert, GatewayHealth
+from wastebank.messages import NET_G_MAX, GatewayAlert, GatewayHealth
+from wastebank.structs import decode_json, encode_json
 
 OL = b"OL,GS,+       kg\r\n"
 """A GS/NT indicator's overload line (docs/protocol.md)."""
@@ -33,7 +35,7 @@ def _stable(grams: int) -> bytes:
 
 def _alerts(gw: Gateway) -> list[GatewayAlert]:
     return [
-        GatewayAlert.model_validate_json(r.payload)
+        decode_json(r.payload, GatewayAlert)
         for r in gw.outbox.peek(10_000)
         if r.topic.endswith("/alert")
     ]
@@ -85,7 +87,7 @@ def test_an_overload_raises_one_alert_shows_in_health_and_clears_once(
         assert scale.state == "overload"
         assert scale.state_since is not None
         assert [(a.code, a.subject) for a in health.alerts_active] == [("overload", "scale-01")]
-        assert GatewayHealth.model_validate_json(health.model_dump_json()) == health
+        assert decode_json(encode_json(health), GatewayHealth) == health
         assert "state overload" in caplog.text  # the transition is logged
         assert reader.status_by_kind == {"overload": 50}
 
@@ -304,3 +306,31 @@ def test_an_alert_about_a_scale_no_longer_configured_is_cleared_at_start(tmp_pat
         assert again.health().alerts_active == []
     finally:
         again.outbox.close()
+
+
+@pytest.mark.parametrize(
+    ("candidate", "field"),
+    [
+        (
+            DepositCandidate(None, "PET!", 1250, 0, True, "gs_nt", ("x",), "AMB-0001"),
+            "category_code",
+        ),
+        (DepositCandidate(None, "pet", NET_G_MAX + 1, 0, True, "gs_nt", (), "AMB-0001"), "net_g"),
+        (DepositCandidate(None, "pet", 1250, 0, True, "gs_nt", ("x",), "AMB-0001\n"), "member_no"),
+        (DepositCandidate(None, "pet", 1250, 0, True, "gs_nt", ("x",), None), ""),
+    ],
+    ids=["category", "net_g", "member_no-newline", "no-member"],
+)
+def test_a_deposit_the_ingester_would_refuse_is_never_stored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, candidate: DepositCandidate, field: str
+) -> None:
+    """msgspec checks constraints when decoding, not in a Struct's constructor: the recorder
+    checks the event it builds, so the outbox never holds what the ingester would dead-letter."""
+    gw, reader = _gateway(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="wastebank.gateway"):
+        assert gw.recorder.store_deposit(reader, candidate) is None
+    assert _deposits(gw) == []
+    assert gw.recorder.stats.deposits_invalid == 1
+    assert gw.recorder.stats.deposits_stored == 0
+    (warning,) = [r.getMessage() for r in caplog.records if "invalid deposit" in r.getMessage()]
+    assert f"(at {field})" in warning if field else "identifies the member" in warning

@@ -34,6 +34,7 @@ from tests.gateway_helpers import gateway_settings
 from wastebank import fleet, ledger
 from wastebank.config import MqttSettings
 from wastebank.messages import GatewayHealth, ScaleState, Topics
+from wastebank.structs import decode_json
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +106,7 @@ class Reports:
                 with contextlib.suppress(aiomqtt.MqttError):  # the broker stopped
                     async for message in client.messages:
                         assert isinstance(message.payload, bytes)
-                        self.heard.append(GatewayHealth.model_validate_json(message.payload))
+                        self.heard.append(decode_json(message.payload, GatewayHealth))
                         self._new.set()
 
         self._task = asyncio.create_task(listen())
@@ -310,7 +311,7 @@ def _stored(ledger_url: str) -> tuple[GatewayHealth, datetime] | None:
         engine.dispose()
     if row is None or row.health is None or row.health_received_at is None:
         return None
-    return GatewayHealth.model_validate_json(row.health), row.health_received_at
+    return decode_json(row.health, GatewayHealth), row.health_received_at
 
 
 def _stored_state(ledger_url: str) -> str | None:

@@ -34,6 +34,7 @@ from tests.conftest import (
 )
 from wastebank.config import MqttSettings
 from wastebank.messages import DepositEvent, Topics
+from wastebank.structs import decode_json
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +98,7 @@ async def deposits_until_sentinel(
             assert isinstance(message.payload, bytes | bytearray)
             if bytes(message.payload) == SENTINEL:
                 return events
-            events.append(DepositEvent.model_validate_json(message.payload))
+            events.append(decode_json(message.payload, DepositEvent))
     raise AssertionError("message stream ended before the sentinel")
 
 

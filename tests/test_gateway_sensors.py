@@ -15,6 +15,7 @@ from firmware_sim.tps import SerialFillSensorSim, TpsSimSettings, run_em310_sens
 from tests.conftest import Processes, eventually, gateway_credentials, mqtt_login, settings_env
 from wastebank.config import MqttSettings, load_settings
 from wastebank.messages import FillReading, Topics
+from wastebank.structs import decode_json
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +92,7 @@ async def test_serial_and_lorawan_sensors_publish_filtered_readings(
         async with asyncio.timeout(30):
             async for message in observer.messages:
                 assert isinstance(message.payload, bytes | bytearray)
-                r = FillReading.model_validate_json(message.payload)
+                r = decode_json(message.payload, FillReading)
                 readings[r.sensor_id].append(r)
                 if all(
                     len(readings[k]) >= n for k, n in (("us-01", 3), ("lora-01", 3), ("wifi-01", 2))

@@ -25,6 +25,7 @@ from wastebank import ledger
 from wastebank.cli import app
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.messages import DepositEvent, GatewayAlert, GatewayHealth, Topics
+from wastebank.structs import decode_json
 
 pytestmark = pytest.mark.integration
 
@@ -124,7 +125,7 @@ async def test_attendant_flow_with_calibration_and_health(
         cli("attend", "--gateway", base, "--scale", "scale-01", "--member", "AMB-0002",
             "--category", "kardus")  # fmt: skip
         scale.place_load(3450)
-        first = DepositEvent.model_validate_json(await _next_payload(observer))
+        first = decode_json(await _next_payload(observer), DepositEvent)
         assert (first.member_no, first.card_uid, first.flow) == ("AMB-0002", None, "attendant")
         assert (first.category_code, first.net_g, first.seq) == ("kardus", 3450, 1)
         assert first.calibration_version == "cal-1"
@@ -138,7 +139,7 @@ async def test_attendant_flow_with_calibration_and_health(
         scale.place_load(0)
         await eventually(shows(lambda v: v["waiting_for_zero"] is False and v["grams"] == 0))
         scale.place_load(1200)
-        second = DepositEvent.model_validate_json(await _next_payload(observer))
+        second = decode_json(await _next_payload(observer), DepositEvent)
         assert (second.category_code, second.net_g, second.seq) == ("pet", 1200, 2)
 
         # The endpoint refuses what makes no sense, with a reason.
@@ -149,14 +150,14 @@ async def test_attendant_flow_with_calibration_and_health(
 
         # Health is retained: a new subscriber gets the latest report at once.
         await observer.subscribe(topics.gateway_health(BANK, GATEWAY), qos=1)
-        health = GatewayHealth.model_validate_json(await _next_payload(observer))
+        health = decode_json(await _next_payload(observer), GatewayHealth)
         (scale_health,) = health.scales
         assert health.deposits_stored >= 0
         assert scale_health.connected
         assert scale_health.frames_parsed > 0
 
         async def reports_both() -> bool:
-            h = GatewayHealth.model_validate_json(await _next_payload(observer))
+            h = decode_json(await _next_payload(observer), GatewayHealth)
             return h.deposits_stored == 2 and h.outbox_depth == 0
 
         await eventually(reports_both)
@@ -229,14 +230,14 @@ async def test_plain_indicator_on_auto_with_computed_stability_and_zero_drift_al
         cli("attend", "--gateway", base, "--scale", "scale-01", "--member", "AMB-0001",
             "--category", "pet")  # fmt: skip
         await scale.place(2500)
-        deposits.append(DepositEvent.model_validate_json(await _next_payload(observer)))
+        deposits.append(decode_json(await _next_payload(observer), DepositEvent))
         await idle_at(0)
 
         # Slow drift: each step is inside the zero band, so the zero follows it (a load would not).
         for grams in (10, 20, 30, 40, 30, 20, 10):
             await idle_at(grams)
         while len(alerts) < 2:
-            alerts.append(GatewayAlert.model_validate_json(await _next_payload(observer)))
+            alerts.append(decode_json(await _next_payload(observer), GatewayAlert))
 
     (deposit,) = deposits
     assert (deposit.protocol, deposit.net_g, deposit.member_no) == ("yh_stx", 2500, "AMB-0001")

@@ -19,6 +19,7 @@ from tests.test_ingest import influx_sum
 from wastebank import alerts, ledger
 from wastebank.config import InfluxSettings, MqttSettings
 from wastebank.messages import DepositEvent, Topics
+from wastebank.structs import decode_json
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +94,7 @@ async def test_an_sd_card_swap_loses_no_deposit(
                 while len(seen) < 3 * (card_life + 1):
                     message = await anext(messages)
                     assert isinstance(message.payload, bytes)
-                    seen.append(DepositEvent.model_validate_json(message.payload))
+                    seen.append(decode_json(message.payload, DepositEvent))
                 processes.kill(name, signal.SIGTERM)
             _new_card(outbox)
 

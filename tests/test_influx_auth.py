@@ -52,6 +52,7 @@ from wastebank.influx import (
     ident,
 )
 from wastebank.messages import Topics
+from wastebank.structs import encode_json
 
 WIT = ZoneInfo("Asia/Jayapura")
 
@@ -340,7 +341,7 @@ async def test_ingester_writes_as_ingest_and_the_api_reads_as_api(
     await eventually(subscribed)
     events = [deposit_event(n, net_g=1000 + n) for n in (1, 2, 3)]
     topic = Topics(mqtt_settings.topic_prefix).deposit("bs-batu-merah", "gw-01")
-    await publish(mqtt_settings, [(topic, e.model_dump_json().encode()) for e in events])
+    await publish(mqtt_settings, [(topic, encode_json(e)) for e in events])
 
     async def points() -> bool:
         rows = await influx_sum(influx_settings, 'SELECT sum("net_g") FROM "deposit"')

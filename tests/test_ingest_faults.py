@@ -35,6 +35,7 @@ from wastebank import ledger, services
 from wastebank.config import InfluxSettings, MqttSettings, load_settings
 from wastebank.influx import Influx
 from wastebank.messages import FillReading, Topics
+from wastebank.structs import encode_json
 
 pytestmark = pytest.mark.integration
 
@@ -57,9 +58,7 @@ def stream(topics: Topics) -> list[tuple[str, bytes]]:
                 category=("pet", "kardus", "kaleng")[seq % 3],
                 at=base + timedelta(seconds=seq),
             )
-            items.append(
-                (topics.deposit(ev.bank_code, ev.gateway_id), ev.model_dump_json().encode())
-            )
+            items.append((topics.deposit(ev.bank_code, ev.gateway_id), encode_json(ev)))
         reading = FillReading(
             reading_id=f"us-01-{n + 1}",
             sensor_id="us-01",
@@ -69,7 +68,7 @@ def stream(topics: Topics) -> list[tuple[str, bytes]]:
             distance_mm=1400 - n % 1000,
             fillingLevel=round((n % 1000) / 1000, 3),
         )
-        items.append((topics.fill("tps-batu-merah", "us-01"), reading.model_dump_json().encode()))
+        items.append((topics.fill("tps-batu-merah", "us-01"), encode_json(reading)))
     return items
 
 

@@ -19,6 +19,7 @@ from tests.ledger_helpers import add_dead_letter, apply_deposit, journal_is_bala
 from wastebank import ledger
 from wastebank.ledger import deposits, summary
 from wastebank.messages import DepositEvent
+from wastebank.structs import replace
 
 
 @pytest.fixture
@@ -188,9 +189,7 @@ def _assert_books_agree(s: Session) -> None:
 def attendant_event(seq: int, member_no: str, **kwargs: object) -> DepositEvent:
     """A deposit the petugas made for ``member_no`` (no card)."""
     card_ev = deposit_event(seq, **kwargs)  # type: ignore[arg-type]
-    return card_ev.model_copy(
-        update={"card_uid": None, "member_no": member_no, "flow": "attendant"}
-    )
+    return replace(card_ev, card_uid=None, member_no=member_no, flow="attendant")
 
 
 def test_batch_duplicates_inside_the_batch_and_against_earlier_ones(engine: Engine) -> None:
@@ -487,7 +486,7 @@ def deposit_events(draw: st.DrawFn) -> DepositEvent:
     if draw(st.booleans()):
         return ev
     member_no = draw(st.sampled_from(MEMBER_NOS))
-    return ev.model_copy(update={"card_uid": None, "member_no": member_no, "flow": "attendant"})
+    return replace(ev, card_uid=None, member_no=member_no, flow="attendant")
 
 
 Outcome = ledger.AppliedDeposit | ledger.DepositRejected | ledger.DepositConflict

@@ -36,6 +36,7 @@ from wastebank.config import InfluxSettings, MqttSettings, SecretStr, load_setti
 from wastebank.influx import Influx, deposit_line, downsample, ensure_schema, influxql_time
 from wastebank.messages import DepositEvent, Topics
 from wastebank.reconcile import ReconciliationRun
+from wastebank.structs import encode_json
 
 WIT = ZoneInfo("Asia/Jayapura")  # the demo city, Ambon
 
@@ -300,7 +301,7 @@ async def test_the_ingester_reconciles_and_raises_the_drift_alert_once(
             mqtt_settings.host, mqtt_settings.port, **mqtt_login(mqtt_settings)
         ) as client:
             for ev in (deposit_event(1), deposit_event(2, category="kardus")):
-                await client.publish(topic, ev.model_dump_json().encode(), qos=1)
+                await client.publish(topic, encode_json(ev), qos=1)
 
         async def points_written() -> bool:
             return await _count_points(influx) == 2

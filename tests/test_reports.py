@@ -23,6 +23,7 @@ from tests.ledger_helpers import scale
 from wastebank import estimates, formats, ledger, migrations, reports
 from wastebank.cli import app
 from wastebank.reports import wording
+from wastebank.structs import replace
 
 WIT = timezone(timedelta(hours=9))
 WIB = timezone(timedelta(hours=7))
@@ -695,7 +696,7 @@ def test_the_notes_count_deposits_stamped_before_the_gateway_clock_was_synced(
         (4, oct_5, None),
         (5, oct_5, True),
     ):
-        ev = deposit_event(9_000 + seq, at=at).model_copy(update={"clock_synced": synced})
+        ev = replace(deposit_event(9_000 + seq, at=at), clock_synced=synced)
         ledger.apply_deposits(session, [ev])
         if seq == 2:
             ledger.void_deposit(session, ev.event_id, author=ATTENDANT, reason="uji / test")

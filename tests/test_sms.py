@@ -30,6 +30,7 @@ from wastebank.config import MqttSettings, load_settings
 from wastebank.formats import MONTHS_ID
 from wastebank.messages import DepositEvent, Topics
 from wastebank.sms import texts
+from wastebank.structs import encode_json
 
 AMBON = ZoneInfo("Asia/Jayapura")
 AT = datetime(2026, 12, 6, 0, 30, tzinfo=UTC)  # 09.30 WIT
@@ -260,7 +261,7 @@ async def publish(mqtt: MqttSettings, events: list[DepositEvent]) -> None:
     topic = Topics(mqtt.topic_prefix).deposit("bs-batu-merah", "gw-01")
     async with aiomqtt.Client(mqtt.host, mqtt.port, **mqtt_login(mqtt)) as client:
         for ev in events:
-            await client.publish(topic, ev.model_dump_json().encode(), qos=1)
+            await client.publish(topic, encode_json(ev), qos=1)
 
 
 def local(at: datetime) -> str:

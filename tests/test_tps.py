@@ -34,6 +34,7 @@ from wastebank.config import InfluxSettings, MqttSettings, load_settings
 from wastebank.influx import Influx, fill_line
 from wastebank.messages import FillReading, Topics, TpsAlert
 from wastebank.mqtt import client as mqtt_client
+from wastebank.structs import decode_json, encode_json, replace
 
 WIT = ZoneInfo("Asia/Jayapura")
 TPS = "tps-batu-merah"  # demo city: 8 m³, 214.8 kg/m³, raise 0.8, clear 0.6, offline after 30 min
@@ -428,7 +429,7 @@ async def events(mqtt: MqttSettings, topic: str) -> AsyncIterator[Events]:
         async def collect() -> None:
             async for m in c.messages:
                 assert isinstance(m.payload, bytes)
-                seen.got.append(TpsAlert.model_validate_json(m.payload))
+                seen.got.append(decode_json(m.payload, TpsAlert))
 
         task = asyncio.create_task(collect())
         try:
@@ -443,7 +444,7 @@ async def publish(mqtt: MqttSettings, readings: list[FillReading]) -> None:
     topics = Topics(mqtt.topic_prefix)
     async with mqtt_client(mqtt) as c:
         for r in readings:
-            await c.publish(topics.fill(r.tps_code, r.sensor_id), r.model_dump_json(), qos=1)
+            await c.publish(topics.fill(r.tps_code, r.sensor_id), encode_json(r).decode(), qos=1)
 
 
 async def processed(w: tps.TpsWatcher, n: int) -> None:
@@ -497,7 +498,7 @@ async def test_alert_raised_once_and_cleared_once_across_a_restart(
             m = await anext(c.messages)
     assert isinstance(m.payload, bytes)
     assert m.retain
-    assert TpsAlert.model_validate_json(m.payload).state == "cleared"
+    assert decode_json(m.payload, TpsAlert).state == "cleared"
 
 
 @pytest.mark.integration
@@ -702,9 +703,7 @@ async def test_tpa_bound_tonnes_from_the_journal_by_hand(
             est = await tps.tpa_bound_tonnes(session, influx, "ambon", *nxt)
             assert (est.pickups, est.tps_without_sensor_data) == (1, ["tps-benteng"])
             assert est.tonnes == pytest.approx(8 * 0.95 * 214.8 / 1000)
-            quiet = reading(1, 0.3, day[1] + timedelta(hours=5)).model_copy(
-                update={"tps_code": "tps-benteng"}
-            )
+            quiet = replace(reading(1, 0.3, day[1] + timedelta(hours=5)), tps_code="tps-benteng")
             await influx.write([fill_line(quiet)])
             est = await tps.tpa_bound_tonnes(session, influx, "ambon", *nxt)
             assert est.tps_without_sensor_data == []

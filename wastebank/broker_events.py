@@ -9,9 +9,12 @@ docs/protocol.md, "Broker events"; docs/operations.md, "Broker identities".
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+import msgspec
+from msgspec import Meta
+
+from wastebank.messages import AwareDatetime
 
 NAMESPACE = "wastebank/broker/"
 """Topics only the broker publishes on; the ACL denies it to every client but its readers."""
@@ -28,34 +31,43 @@ RefusalReason = Literal["foreign_client_id", "username_with_at"]
 REASONS: tuple[RefusalReason, ...] = ("foreign_client_id", "username_with_at")
 
 
-class Refusal(BaseModel):
+class Refusal(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """A CONNECT the plugin refused; one event may stand for several (``count``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    reason: RefusalReason = Field(
-        description="foreign_client_id: the id is another identity's; username_with_at: the "
-        "username holds '@' (it could claim another's prefix)"
-    )
-    username: str = Field(
-        max_length=FIELD_MAX,
-        description="the username the client gave (checked before its password is)",
-    )
-    client_id: str = Field(max_length=FIELD_MAX)
-    owner: str = Field(
-        max_length=FIELD_MAX, description="whose id it is: the client id up to its first '@'"
-    )
-    address: str | None = Field(max_length=64, description="the client's IP address")
-    at: AwareDatetime = Field(description="the latest refusal this event counts")
-    count: int = Field(
-        ge=1, description="refusals of this (username, client id) since its previous event"
-    )
-    unreported: int = Field(
-        ge=0,
-        description="refusals of other pairs not reported one by one (more pairs than the "
-        "plugin tracks refused within the window)",
-    )
-    truncated: bool = Field(description=f"username or client id cut to {FIELD_MAX} bytes")
+    reason: Annotated[
+        RefusalReason,
+        Meta(
+            description="foreign_client_id: the id is another identity's; username_with_at: the "
+            "username holds '@' (it could claim another's prefix)"
+        ),
+    ]
+    username: Annotated[
+        str,
+        Meta(
+            max_length=FIELD_MAX,
+            description="the username the client gave (checked before its password is)",
+        ),
+    ]
+    client_id: Annotated[str, Meta(max_length=FIELD_MAX)]
+    owner: Annotated[
+        str,
+        Meta(max_length=FIELD_MAX, description="whose id it is: the client id up to its first '@'"),
+    ]
+    address: Annotated[str, Meta(max_length=64, description="the client's IP address")] | None
+    at: Annotated[AwareDatetime, Meta(description="the latest refusal this event counts")]
+    count: Annotated[
+        int,
+        Meta(ge=1, description="refusals of this (username, client id) since its previous event"),
+    ]
+    unreported: Annotated[
+        int,
+        Meta(
+            ge=0,
+            description="refusals of other pairs not reported one by one (more pairs than the "
+            "plugin tracks refused within the window)",
+        ),
+    ]
+    truncated: Annotated[bool, Meta(description=f"username or client id cut to {FIELD_MAX} bytes")]
 
     def describe(self) -> str:
         """One line for the log and the alert, Bahasa Indonesia first."""

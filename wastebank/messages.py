@@ -1,8 +1,10 @@
 """The MQTT messages that gateway, ingest and the simulators share: one definition each.
 
-docs/protocol.md is the human contract; this module is the machine one. Every payload is JSON,
-validated with ``Model.model_validate_json`` at the edge. Weights are integer grams, money is
-integer Rupiah, and every timestamp carries a time zone.
+docs/protocol.md is the human contract; this module is the machine one. Every payload is JSON;
+the messages are msgspec Structs, read with :func:`wastebank.structs.decode_json` at the edge
+and, where our code builds one, checked with :func:`wastebank.structs.checked` before it is
+stored or sent (msgspec checks constraints when it decodes, not in ``__init__``). Weights are
+integer grams, money is integer Rupiah, and every timestamp carries a time zone.
 
 Topics (``prefix`` is empty in production; tests use it to isolate themselves)::
 
@@ -21,17 +23,29 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Literal, NamedTuple
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+import msgspec
+from msgspec import UNSET, Meta, UnsetType, field
 
 from wastebank.errors import BadInput
+from wastebank.structs import Invalid, encode_json
 
 TOPIC_ROOT = "wb/v1"
 
+
+def whole(pattern: str) -> str:
+    """``pattern`` (``^...$``) for a msgspec ``Meta``: Python's ``$`` (msgspec's and jsonschema's
+    ``re.search``) also matches before a final newline, which would let ``"gw-01\n"`` through;
+    ``(?!\n)`` refuses it and means nothing to a JSON Schema (ECMA-262) validator, where ``$``
+    is the end already. (pydantic's Rust regex has no look-ahead, and no need of it.)"""
+    return pattern + r"(?!\n)"
+
+
 # Codes used in topics: lower-case letters, digits and dashes, so they never contain `/`, `+`, `#`.
 CODE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
-Code = Annotated[str, Field(pattern=CODE_PATTERN)]
+Code = Annotated[str, Meta(pattern=whole(CODE_PATTERN))]
 SEQ_MAX = 10**15 - 1
 """Sequence numbers have at most 15 digits: a 63-character id, '-' and the number fit the
 ledger's 100-character event id (PostgreSQL refuses longer; SQLite would not notice). A gateway
@@ -50,7 +64,7 @@ def new_install() -> str:
 
 
 INSTALL_PATTERN = r"^[0-9abcdefghjkmnpqrstvwxyz]{4,12}$"
-Install = Annotated[str, Field(pattern=INSTALL_PATTERN)]
+Install = Annotated[str, Meta(pattern=whole(INSTALL_PATTERN))]
 EVENT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}(\.[0-9a-z]{4,12})?[.-][0-9]{1,15}$"
 
 
@@ -69,8 +83,8 @@ def device_event_id(device_id: str, install: str | None, seq: int) -> str:
     return f"{device_id}.{install}.{seq}"
 
 
-# pydantic's own AwareDatetime ("Input should have timezone info"): checked in its Rust core,
-# which matters at tens of thousands of messages a second.
+AwareDatetime = Annotated[datetime, Meta(tz=True)]
+"""An RFC 3339 date-time with its offset; one without is refused."""
 
 # ---- limits (docs/protocol.md, "Limits and strictness") ---------------------------------------
 
@@ -102,12 +116,13 @@ ALERTS_ACTIVE_MAX = 64
 CLOCK_OFFSET_MS_MAX = 10**12
 """A clock offset in health reports: about 31 years either way, beyond any real clock's."""
 
-RawFrame = Annotated[str, Field(max_length=RAW_FRAME_MAX_CHARS)]
-Name = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+RawFrame = Annotated[str, Meta(max_length=RAW_FRAME_MAX_CHARS)]
+Name = Annotated[str, Meta(pattern=whole(r"^[a-z0-9_]{1,32}$"))]
 """A decoder's or protocol's name ('gs_nt', 'em310_udl'): kept to plain ASCII so the health
 report with every list full still fits the payload limit."""
-Count = Annotated[int, Field(ge=0, le=COUNT_MAX)]
-AlertNumber = Annotated[float, Field(ge=-FLOAT_ABS_MAX, le=FLOAT_ABS_MAX)]
+Count = Annotated[int, Meta(ge=0, le=COUNT_MAX)]
+AlertNumber = Annotated[float, Meta(ge=-FLOAT_ABS_MAX, le=FLOAT_ABS_MAX)]
+Seq = Annotated[int, Meta(ge=0, le=SEQ_MAX)]
 
 
 class PayloadTooLarge(BadInput, ValueError):
@@ -123,13 +138,24 @@ def check_size(payload: bytes) -> None:
         )
 
 
-class _Message(BaseModel):
-    """Strict: a JSON number never comes from a string, a boolean is not a number, an integer
-    field refuses 1.0, and NaN and Infinity are refused. A float field takes a JSON integer
-    (``"fillingLevel": 1``): JSON has one number type, and JSON Schema's ``number`` includes
-    the integers."""
+class _Message(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """Strict (msgspec decodes strictly): a JSON number never comes from a string, a boolean is
+    not a number, an integer field refuses 1.0, and NaN and Infinity are refused (they are not
+    JSON, and 1e400 is out of range). A float field takes a JSON integer (``"fillingLevel": 1``):
+    JSON has one number type, and JSON Schema's ``number`` includes the integers."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+def encode_set(msg: _Message) -> bytes:
+    """``msg`` as JSON without its null fields (a reading or a status from a device that does not
+    know them: the payload stays as short as an older device's)."""
+    fields = msgspec.structs.asdict(msg)
+    return encode_json({k: v for k, v in fields.items() if v is not None})
+
+
+def _across(msg: str) -> Invalid:
+    """A rule across fields broken (``__post_init__``): :class:`Invalid` from the constructor as
+    from :func:`wastebank.structs.checked`, and a located-at-the-message error when decoding."""
+    return Invalid([((), msg)])
 
 
 CLOCK_SYNCED = (
@@ -161,221 +187,296 @@ ScaleState = Literal[
 """A scale's state as the gateway sees it (docs/operations.md, "Scale states")."""
 
 
-class DepositEvent(_Message):
+class DepositEvent(_Message, kw_only=True, frozen=True):
     """A weighed deposit, produced by a gateway once card + category + stable weight + confirm."""
 
     kind: Literal["deposit"] = "deposit"
-    event_id: str = Field(
-        pattern=EVENT_ID_PATTERN, description="'{gateway_id}.{install}.{seq}' (see device_event_id)"
-    )
+    event_id: Annotated[
+        str,
+        Meta(
+            pattern=whole(EVENT_ID_PATTERN),
+            description="'{gateway_id}.{install}.{seq}' (see device_event_id)",
+        ),
+    ]
     gateway_id: Code
-    install: Install | None = Field(
-        default=None, description="the gateway's outbox identity; None only in pre-0.2 events"
-    )
-    seq: int = Field(ge=0, le=SEQ_MAX, description="the install's sequence number")
+    install: (
+        Annotated[
+            Install, Meta(description="the gateway's outbox identity; None only in pre-0.2 events")
+        ]
+        | None
+    ) = None
+    seq: Annotated[Seq, Meta(description="the install's sequence number")]
     bank_code: Code
     scale_id: Code
-    flow: Literal["kiosk", "attendant"] = Field(
-        default="kiosk",
-        description="kiosk: the member tapped a card; attendant: the petugas named the member",
-    )
-    card_uid: str | None = Field(
-        default=None, pattern=r"^[0-9A-F]{8,20}$", description="member card UID, upper-case hex"
-    )
-    member_no: str | None = Field(
-        default=None, pattern=r"^[A-Za-z0-9-]{1,32}$", description="member number (attendant flow)"
-    )
+    flow: Annotated[
+        Literal["kiosk", "attendant"],
+        Meta(
+            description="kiosk: the member tapped a card; attendant: the petugas named the member"
+        ),
+    ] = "kiosk"
+    card_uid: (
+        Annotated[
+            str,
+            Meta(pattern=whole(r"^[0-9A-F]{8,20}$"), description="member card UID, upper-case hex"),
+        ]
+        | None
+    ) = None
+    member_no: (
+        Annotated[
+            str,
+            Meta(
+                pattern=whole(r"^[A-Za-z0-9-]{1,32}$"), description="member number (attendant flow)"
+            ),
+        ]
+        | None
+    ) = None
     category_code: Code
-    net_g: int = Field(gt=0, le=NET_G_MAX, description="net weight in integer grams")
-    tare_g: int = Field(ge=0, le=NET_G_MAX, default=0)
+    net_g: Annotated[int, Meta(gt=0, le=NET_G_MAX, description="net weight in integer grams")]
+    tare_g: Annotated[int, Meta(ge=0, le=NET_G_MAX)] = 0
     stable: bool
-    protocol: str = Field(max_length=32, description="scale protocol id, e.g. 'gs_nt'")
+    protocol: Annotated[str, Meta(max_length=32, description="scale protocol id, e.g. 'gs_nt'")]
     measured_at: AwareDatetime
-    raw_frames: list[RawFrame] = Field(
-        default_factory=list,
-        max_length=RAW_FRAMES_MAX,
-        description="the evidence: the frames as received, without CR LF",
-    )
-    calibration_version: str | None = Field(
-        default=None, max_length=64, description="the scale's calibration record in force"
-    )
-    clock_synced: bool | None = Field(default=None, description=CLOCK_SYNCED)
+    raw_frames: Annotated[
+        list[RawFrame],
+        Meta(
+            max_length=RAW_FRAMES_MAX,
+            description="the evidence: the frames as received, without CR LF",
+        ),
+    ] = field(default_factory=list)
+    calibration_version: (
+        Annotated[str, Meta(max_length=64, description="the scale's calibration record in force")]
+        | None
+    ) = None
+    clock_synced: Annotated[bool | None, Meta(description=CLOCK_SYNCED)] = None
 
-    def model_post_init(self, __context: object) -> None:
+    def __post_init__(self) -> None:
         if self.event_id != device_event_id(self.gateway_id, self.install, self.seq):
-            raise ValueError("event_id must be '{gateway_id}.{install}.{seq}'")
+            raise _across("event_id must be '{gateway_id}.{install}.{seq}'")
         if (self.card_uid is None) == (self.member_no is None):
-            raise ValueError("exactly one of card_uid and member_no identifies the member")
+            raise _across("exactly one of card_uid and member_no identifies the member")
 
 
-class FillReading(_Message):
+class FillReading(_Message, kw_only=True, frozen=True):
     """One (already filtered) reading from a TPS container fill sensor.
 
     Field names follow FIWARE WasteContainer where one exists: ``fillingLevel`` is a 0..1 ratio.
     """
 
     kind: Literal["fill"] = "fill"
-    reading_id: str = Field(
-        pattern=EVENT_ID_PATTERN, description="'{sensor_id}.{install}.{seq}' (device_event_id)"
-    )
+    reading_id: Annotated[
+        str,
+        Meta(
+            pattern=whole(EVENT_ID_PATTERN),
+            description="'{sensor_id}.{install}.{seq}' (device_event_id)",
+        ),
+    ]
     sensor_id: Code
-    install: Install | None = Field(
-        default=None,
-        description="who numbers the readings: the gateway's outbox, or the sensor's own run or "
-        "join session; None only in pre-0.2 readings",
-    )
-    seq: int = Field(ge=0, le=SEQ_MAX)
+    install: (
+        Annotated[
+            Install,
+            Meta(
+                description="who numbers the readings: the gateway's outbox, or the sensor's own "
+                "run or join session; None only in pre-0.2 readings"
+            ),
+        ]
+        | None
+    ) = None
+    seq: Seq
     tps_code: Code
     measured_at: AwareDatetime
-    distance_mm: int = Field(ge=0, le=20_000)
-    fillingLevel: float = Field(ge=0.0, le=1.0)  # noqa: N815 - FIWARE name
-    temperature_c: float | None = Field(default=None, ge=-40, le=85)
-    battery_pct: int | None = Field(default=None, ge=0, le=100)
+    distance_mm: Annotated[int, Meta(ge=0, le=20_000)]
+    fillingLevel: Annotated[float, Meta(ge=0.0, le=1.0)]  # noqa: N815 - FIWARE name
+    temperature_c: Annotated[float, Meta(ge=-40, le=85)] | None = None
+    battery_pct: Annotated[int, Meta(ge=0, le=100)] | None = None
     # Optional, added for real sensors (gateway/fill_sensor/); absent from older readings.
-    rssi_dbm: int | None = Field(default=None, ge=-200, le=20, description="LoRaWAN: best RSSI")
-    snr_db: float | None = Field(default=None, ge=-40, le=40, description="LoRaWAN: its SNR")
-    source: str | None = Field(
-        default=None,
-        pattern=r"^[a-z0-9_]{1,32}$",
-        description="decoder: 'jsn_sr04t', 'maxbotix', 'em310_udl', 'json'",
-    )
-    level_status: Literal["ok", "over_full", "below_empty"] | None = Field(
-        default=None, description="distance nearer than full / beyond empty (ratio clamped)"
-    )
-    tilt: bool | None = Field(default=None, description="EM310-UDL position channel: tilted")
-    pings: int | None = Field(default=None, ge=1, le=1000, description="pings in the median")
-    raw: str | None = Field(default=None, max_length=256, description="frames, as evidence")
-    clock_synced: bool | None = Field(default=None, description=CLOCK_SYNCED)
+    rssi_dbm: Annotated[int, Meta(ge=-200, le=20, description="LoRaWAN: best RSSI")] | None = None
+    snr_db: Annotated[float, Meta(ge=-40, le=40, description="LoRaWAN: its SNR")] | None = None
+    source: (
+        Annotated[
+            str,
+            Meta(
+                pattern=whole(r"^[a-z0-9_]{1,32}$"),
+                description="decoder: 'jsn_sr04t', 'maxbotix', 'em310_udl', 'json'",
+            ),
+        ]
+        | None
+    ) = None
+    level_status: Annotated[
+        Literal["ok", "over_full", "below_empty"] | None,
+        Meta(description="distance nearer than full / beyond empty (ratio clamped)"),
+    ] = None
+    tilt: Annotated[bool | None, Meta(description="EM310-UDL position channel: tilted")] = None
+    pings: Annotated[int, Meta(ge=1, le=1000, description="pings in the median")] | None = None
+    raw: Annotated[str, Meta(max_length=256, description="frames, as evidence")] | None = None
+    clock_synced: Annotated[bool | None, Meta(description=CLOCK_SYNCED)] = None
 
-    def model_post_init(self, __context: object) -> None:
+    def __post_init__(self) -> None:
         if self.reading_id != device_event_id(self.sensor_id, self.install, self.seq):
-            raise ValueError("reading_id must be '{sensor_id}.{install}.{seq}'")
+            raise _across("reading_id must be '{sensor_id}.{install}.{seq}'")
 
 
-class GatewayStatus(_Message):
+class GatewayStatus(_Message, kw_only=True, frozen=True):
     """Retained presence of a gateway or device; the broker publishes the 'offline' will."""
 
     kind: Literal["status"] = "status"
     state: Literal["online", "offline"]
     device_id: Code
     at: AwareDatetime | None = None
-    version: str | None = Field(default=None, max_length=32)
-    install: Install | None = Field(default=None, description="the device's outbox identity")
-    boot: Install | None = Field(default=None, description="random per process start")
+    version: Annotated[str, Meta(max_length=32)] | None = None
+    install: Annotated[Install, Meta(description="the device's outbox identity")] | None = None
+    boot: Annotated[Install, Meta(description="random per process start")] | None = None
 
 
-class ScaleHealth(_Message):
+class ScaleHealth(_Message, kw_only=True, frozen=True):
     scale_id: Code
-    protocol: Name = Field(description="configured or auto-detected protocol")
+    protocol: Annotated[Name, Meta(description="configured or auto-detected protocol")]
     connected: bool
     frames_parsed: Count
     frames_rejected: Count
     reconnects: Count
-    last_g: int | None = Field(default=None, ge=-SCALE_G_MAX, le=SCALE_G_MAX)
+    last_g: Annotated[int, Meta(ge=-SCALE_G_MAX, le=SCALE_G_MAX)] | None = None
     stable: bool | None = None
-    zero_drift_g: int | None = Field(default=None, ge=-SCALE_G_MAX, le=SCALE_G_MAX)
-    state: ScaleState | None = Field(
-        default=None, description="undetected: protocol 'auto' has not decided yet"
-    )
-    state_since: AwareDatetime | None = Field(default=None, description="when state began")
+    zero_drift_g: Annotated[int, Meta(ge=-SCALE_G_MAX, le=SCALE_G_MAX)] | None = None
+    state: Annotated[
+        ScaleState | None, Meta(description="undetected: protocol 'auto' has not decided yet")
+    ] = None
+    state_since: Annotated[AwareDatetime, Meta(description="when state began")] | None = None
 
 
-class SensorHealth(_Message):
+class SensorHealth(_Message, kw_only=True, frozen=True):
     sensor_id: Code
     tps_code: Code
     kind: Name
-    connected: bool | None = Field(description="serial sensors; None for LoRaWAN ones")
+    connected: Annotated[bool | None, Meta(description="serial sensors; None for LoRaWAN ones")]
     samples_accepted: Count
-    samples_rejected: Count = Field(description="bad frames, out of range, spikes, no target")
-    readings: Count = Field(description="filtered readings stored for publishing")
-    no_target: Count = Field(
-        default=0,
-        description="of samples_rejected: frames saying nothing was in range (a MaxBotix "
-        "HRXL's R5000 or R9999); absent from older gateways",
-    )
-    no_target_since: AwareDatetime | None = Field(
-        default=None,
-        description="since when every frame has said nothing was in range (the gateway's "
-        "clock, as 'at'); null while the latest frame is a distance, absent from older gateways",
-    )
+    samples_rejected: Annotated[
+        Count, Meta(description="bad frames, out of range, spikes, no target")
+    ]
+    readings: Annotated[Count, Meta(description="filtered readings stored for publishing")]
+    no_target: Annotated[
+        Count,
+        Meta(
+            description="of samples_rejected: frames saying nothing was in range (a MaxBotix "
+            "HRXL's R5000 or R9999); absent from older gateways"
+        ),
+    ] = 0
+    no_target_since: (
+        Annotated[
+            AwareDatetime,
+            Meta(
+                description="since when every frame has said nothing was in range (the "
+                "gateway's clock, as 'at'); null while the latest frame is a distance, absent "
+                "from older gateways"
+            ),
+        ]
+        | None
+    ) = None
 
 
-class ClockHealth(_Message):
+class ClockHealth(_Message, kw_only=True, frozen=True):
     """Whether the gateway's clock can be trusted: the events it stamps before the first
     synchronization since boot carry ``clock_synced=false``."""
 
-    synchronized: bool | None = Field(description="None: the gateway cannot tell")
+    synchronized: Annotated[bool | None, Meta(description="None: the gateway cannot tell")]
     source: Literal["timesyncd", "chrony", "none", "unknown"]
-    offset_ms: int | None = Field(
-        default=None,
-        ge=-CLOCK_OFFSET_MS_MAX,
-        le=CLOCK_OFFSET_MS_MAX,
-        description="the last known offset from the time source",
-    )
-    synced_at: AwareDatetime | None = Field(
-        default=None, description="the first synchronization seen since boot"
-    )
+    offset_ms: (
+        Annotated[
+            int,
+            Meta(
+                ge=-CLOCK_OFFSET_MS_MAX,
+                le=CLOCK_OFFSET_MS_MAX,
+                description="the last known offset from the time source",
+            ),
+        ]
+        | None
+    ) = None
+    synced_at: (
+        Annotated[AwareDatetime, Meta(description="the first synchronization seen since boot")]
+        | None
+    ) = None
 
 
-class ActiveAlert(_Message):
+class ActiveAlert(_Message, kw_only=True, frozen=True):
     """An alert raised and not yet cleared."""
 
     code: AlertCode
-    subject: Code = Field(description="the scale or sensor concerned, or 'outbox'")
+    subject: Annotated[Code, Meta(description="the scale or sensor concerned, or 'outbox'")]
     since: AwareDatetime
     value: AlertNumber | None = None
 
 
-class GatewayHealth(_Message):
+class GatewayHealth(_Message, kw_only=True, frozen=True):
     """Periodic gateway telemetry (retained): the operator's view of one waste bank's edge."""
 
     kind: Literal["health"] = "health"
     gateway_id: Code
     bank_code: Code
-    install: Install | None = Field(default=None, description="the gateway's outbox identity")
-    boot: Install | None = Field(
-        default=None, description="random per process start: two at once mean two processes"
-    )
+    install: Annotated[Install, Meta(description="the gateway's outbox identity")] | None = None
+    boot: (
+        Annotated[
+            Install, Meta(description="random per process start: two at once mean two processes")
+        ]
+        | None
+    ) = None
     at: AwareDatetime
     uptime_s: Count
     outbox_depth: Count
     outbox_oldest_age_s: Count | None = None
-    outbox_dropped: Count = Field(description="rows dropped by the size or age bound, ever")
-    outbox_refused: Count = Field(
-        default=0, description="rows kept because the broker refused them (MQTT 5 PUBACK)"
-    )
+    outbox_dropped: Annotated[
+        Count, Meta(description="rows dropped by the size or age bound, ever")
+    ]
+    outbox_refused: Annotated[
+        Count, Meta(description="rows kept because the broker refused them (MQTT 5 PUBACK)")
+    ] = 0
     mqtt_reconnects: Count
     deposits_stored: Count
-    scales: list[ScaleHealth] = Field(default_factory=list, max_length=SCALES_MAX)
-    sensors: list[SensorHealth] = Field(default_factory=list, max_length=SENSORS_MAX)
-    version: str | None = Field(default=None, max_length=32, description="gateway software")
+    scales: Annotated[list[ScaleHealth], Meta(max_length=SCALES_MAX)] = field(default_factory=list)
+    sensors: Annotated[list[SensorHealth], Meta(max_length=SENSORS_MAX)] = field(
+        default_factory=list
+    )
+    version: Annotated[str, Meta(max_length=32, description="gateway software")] | None = None
     clock: ClockHealth | None = None
-    alerts_active: list[ActiveAlert] = Field(default_factory=list, max_length=ALERTS_ACTIVE_MAX)
+    alerts_active: (
+        Annotated[
+            list[ActiveAlert],
+            Meta(max_length=ALERTS_ACTIVE_MAX, description="absent from older gateways"),
+        ]
+        | UnsetType
+    ) = UNSET
+    """UNSET when an older gateway did not say (not an empty list: it never reported none);
+    :attr:`active` reads it as a list."""
+
+    @property
+    def active(self) -> list[ActiveAlert]:
+        """:attr:`alerts_active`, empty when an older gateway did not say."""
+        return self.alerts_active or []
 
 
-class GatewayAlert(_Message):
+class GatewayAlert(_Message, kw_only=True, frozen=True):
     """Raised once when a condition starts and cleared once when it ends (e.g. zero drift)."""
 
     kind: Literal["alert"] = "alert"
-    alert_id: str = Field(pattern=EVENT_ID_PATTERN, description="'{gateway_id}.{install}.{seq}'")
+    alert_id: Annotated[
+        str, Meta(pattern=whole(EVENT_ID_PATTERN), description="'{gateway_id}.{install}.{seq}'")
+    ]
     gateway_id: Code
     install: Install | None = None
-    seq: int = Field(ge=0, le=SEQ_MAX)
+    seq: Seq
     bank_code: Code
     code: AlertCode
     state: Literal["raised", "cleared"]
-    subject: str = Field(max_length=64, description="the scale or sensor concerned")
+    subject: Annotated[str, Meta(max_length=64, description="the scale or sensor concerned")]
     value: AlertNumber | None = None
     threshold: AlertNumber | None = None
     at: AwareDatetime
-    message: str = Field(max_length=300)
+    message: Annotated[str, Meta(max_length=300)]
 
-    def model_post_init(self, __context: object) -> None:
+    def __post_init__(self) -> None:
         if self.alert_id != device_event_id(self.gateway_id, self.install, self.seq):
-            raise ValueError("alert_id must be '{gateway_id}.{install}.{seq}'")
+            raise _across("alert_id must be '{gateway_id}.{install}.{seq}'")
 
 
-class TpsAlert(_Message):
+class TpsAlert(_Message, kw_only=True, frozen=True):
     """A TPS alert's transition (``wastebank tps watch``): raised once, cleared once.
 
     The same payload goes, retained, to the alert's state topic (its latest transition) and, not
@@ -383,17 +484,19 @@ class TpsAlert(_Message):
     """
 
     kind: Literal["tps_alert"] = "tps_alert"
-    alert_id: int = Field(ge=1, le=COUNT_MAX)
+    alert_id: Annotated[int, Meta(ge=1, le=COUNT_MAX)]
     tps_code: Code
     sensor_id: Code
     code: Literal["fill_high", "sensor_offline"]
     state: Literal["raised", "cleared"]
-    value: AlertNumber | None = Field(default=None, description="fill ratio, or minutes since seen")
+    value: Annotated[AlertNumber, Meta(description="fill ratio, or minutes since seen")] | None = (
+        None
+    )
     threshold: AlertNumber | None = None
     raised_at: AwareDatetime
     cleared_at: AwareDatetime | None = None
-    at: AwareDatetime = Field(description="this transition's time")
-    message: str = Field(max_length=300)
+    at: Annotated[AwareDatetime, Meta(description="this transition's time")]
+    message: Annotated[str, Meta(max_length=300)]
 
 
 # ---- topics -----------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """The MQTT messages as JSON Schema files (docs/schema/*.json): ``wastebank schema export``.
 
-The schemas are pydantic's (``Model.model_json_schema(mode="validation")``), so the limits of
-``wastebank/messages.py`` (patterns, maxLength, maxItems, minimum/maximum) are in them. What a
-JSON Schema cannot say is added to each file's ``description``: the rules checked after the
-fields (``model_post_init``), the payload's byte limit (checked before parsing) and strict
-typing. Third-party firmware and LoRaWAN network-server integrations can validate a payload
-with any JSON Schema 2020-12 validator before publishing; the ingester's pydantic models remain
-the authority (docs/protocol.md, "Limits and strictness").
+The schemas are msgspec's (``msgspec.json.schema_components``), so the limits of
+``wastebank/messages.py`` (patterns, maxLength, maxItems, minimum/maximum) are in them; every
+object gets ``additionalProperties: false`` (the Structs forbid unknown fields, which msgspec's
+schema does not say). What a JSON Schema cannot say is added to each file's ``description``: the
+rules checked after the fields (``__post_init__``), the payload's byte limit (checked before
+parsing) and strict typing. Third-party firmware and LoRaWAN network-server integrations can
+validate a payload with any JSON Schema 2020-12 validator before publishing; the ingester's
+Structs remain the authority (docs/protocol.md, "Limits and strictness").
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from wastebank.messages import (
     MAX_PAYLOAD_BYTES,
@@ -88,7 +91,12 @@ _COMMON = [
 def json_schema(name: str) -> dict[str, Any]:
     """The JSON Schema of the message written to ``{name}.json``."""
     model = MESSAGES[name]
-    schema: dict[str, Any] = model.model_json_schema(mode="validation")
+    _, components = msgspec.json.schema_components([model], ref_template="#/$defs/{name}")
+    for component in components.values():
+        component["additionalProperties"] = False
+    schema: dict[str, Any] = components.pop(model.__name__)
+    if components:
+        schema["$defs"] = components
     rules = "\n".join(f"- {rule}" for rule in [*_RULES[name], *_COMMON])
     return {
         "$schema": DIALECT,
@@ -96,7 +104,7 @@ def json_schema(name: str) -> dict[str, Any]:
         **schema,
         "title": model.__name__,
         "description": f"{schema['description']}\n\nTopic: {_TOPICS[name]}.\n\n"
-        f"Rules this schema cannot express (wastebank's pydantic models check them):\n{rules}",
+        f"Rules this schema cannot express (wastebank's msgspec Structs check them):\n{rules}",
     }
 
 

@@ -17,6 +17,7 @@ from gateway.fill_sensor.samples import (
     RejectReason,
 )
 from wastebank.messages import FillReading, device_event_id
+from wastebank.structs import checked
 
 LevelStatus = Literal["ok", "over_full", "below_empty"]
 _T = TypeVar("_T")
@@ -156,24 +157,26 @@ class FillEstimate:
         when = measured_at or self.received_at
         if when is None:
             raise ValueError("measured_at is required when the sample has no received_at")
-        return FillReading(
-            reading_id=device_event_id(sensor_id, install, seq),
-            sensor_id=sensor_id,
-            install=install,
-            seq=seq,
-            tps_code=tps_code,
-            measured_at=when,
-            distance_mm=self.distance_mm,
-            fillingLevel=self.filling_level,
-            temperature_c=self.temperature_c,
-            battery_pct=self.battery_pct,
-            rssi_dbm=self.rssi_dbm,
-            snr_db=self.snr_db,
-            source=self.source,
-            level_status=self.level_status,
-            tilt=self.tilt,
-            pings=self.pings,
-            raw=self.raw or None,
+        return checked(
+            FillReading(
+                reading_id=device_event_id(sensor_id, install, seq),
+                sensor_id=sensor_id,
+                install=install,
+                seq=seq,
+                tps_code=tps_code,
+                measured_at=when,
+                distance_mm=self.distance_mm,
+                fillingLevel=self.filling_level,
+                temperature_c=self.temperature_c,
+                battery_pct=self.battery_pct,
+                rssi_dbm=self.rssi_dbm,
+                snr_db=self.snr_db,
+                source=self.source,
+                level_status=self.level_status,
+                tilt=self.tilt,
+                pings=self.pings,
+                raw=self.raw or None,
+            )
         )
 
 

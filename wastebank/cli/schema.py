@@ -23,7 +23,7 @@ def schema_export(
     ] = False,
 ) -> None:
     """One JSON Schema (2020-12) file per MQTT message: deposit.json, fill.json, status.json,
-    health.json, alert.json, tps_alert.json, from the pydantic models with their limits; for
+    health.json, alert.json, tps_alert.json, from the msgspec Structs with their limits; for
     third-party firmware and network-server integrations to validate before publishing."""
     from wastebank import wire_schema
 

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import ValidationError
 from sqlalchemy import Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from wastebank.ledger import Base, UtcDateTime
 from wastebank.messages import GatewayHealth, GatewayStatus
+from wastebank.structs import Invalid, decode_json
 
 log = logging.getLogger("wastebank.fleet")
 
@@ -119,8 +119,8 @@ def _newer_health(stored: str | None, text: str, new: GatewayHealth) -> bool:
     if stored == text:
         return False
     try:
-        old = GatewayHealth.model_validate_json(stored)
-    except ValidationError:
+        old = decode_json(stored, GatewayHealth)
+    except Invalid:
         return True
     if old.boot is not None and old.boot == new.boot:
         # uptime orders one run's reports (its wall clock may step); within one whole second
@@ -137,8 +137,8 @@ def _newer_status(stored: str | None, text: str, new: GatewayStatus) -> bool:
     if stored == text:
         return False
     try:
-        old = GatewayStatus.model_validate_json(stored)
-    except ValidationError:
+        old = decode_json(stored, GatewayStatus)
+    except Invalid:
         return True
     if old.boot is not None and old.boot == new.boot and old.at and new.at:
         return new.at >= old.at

@@ -27,12 +27,14 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
+import msgspec
 from msgspec import Meta
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from wastebank import formats
 from wastebank.config import Settings
 from wastebank.messages import GatewayHealth, GatewayStatus, ScaleState, SensorHealth
+from wastebank.structs import Invalid, decode_json
 
 Lang = formats.Lang
 DeviceKind = Literal["gateway", "fill_sensor"]
@@ -251,12 +253,12 @@ class Stored:
         parsed_status: GatewayStatus | None = None
         parsed_health: GatewayHealth | None = None
         try:
-            parsed_status = GatewayStatus.model_validate_json(status) if status else None
-        except ValidationError:
+            parsed_status = decode_json(status, GatewayStatus) if status else None
+        except Invalid:
             unreadable = True
         try:
-            parsed_health = GatewayHealth.model_validate_json(health) if health else None
-        except ValidationError:
+            parsed_health = decode_json(health, GatewayHealth) if health else None
+        except Invalid:
             unreadable = True
         return cls(
             device_type,
@@ -391,8 +393,7 @@ def _gateway(r: Stored, inputs: Inputs, now: datetime, settings: FleetSettings) 
     problems: list[Problem] = []
     if h is not None:
         problems = [
-            Problem(code=a.code, subject=a.subject, since=a.since, value=a.value)
-            for a in h.alerts_active
+            Problem(code=a.code, subject=a.subject, since=a.since, value=a.value) for a in h.active
         ]
         said = {(p.code, p.subject) for p in problems}
         for sc in h.scales:
@@ -406,7 +407,7 @@ def _gateway(r: Stored, inputs: Inputs, now: datetime, settings: FleetSettings) 
             "uptime_s": h.uptime_s,
             "outbox_depth": h.outbox_depth,
             "outbox_oldest_age_s": h.outbox_oldest_age_s,
-            "clock": ClockRow(**h.clock.model_dump()) if h.clock else None,
+            "clock": ClockRow(**msgspec.structs.asdict(h.clock)) if h.clock else None,
             "scales": [
                 ScaleRow(
                     scale_id=sc.scale_id,

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TypeAlias
 
+from msgspec import UNSET
+
 from wastebank.messages import FillReading, GatewayAlert, GatewayHealth
 
 DEPOSIT = "deposit"
@@ -279,9 +281,7 @@ def health_lines(h: GatewayHealth) -> list[str]:
                 "clock_synchronized": None if h.clock is None else h.clock.synchronized,
                 "clock_offset_ms": None if h.clock is None else h.clock.offset_ms,
                 # an older gateway does not say: no field, rather than a 0 it never reported
-                "alerts_active": len(h.alerts_active)
-                if "alerts_active" in h.model_fields_set
-                else None,
+                "alerts_active": None if h.alerts_active is UNSET else len(h.alerts_active),
             },
             at,
         )

@@ -18,6 +18,7 @@ from wastebank.ledger.errors import DepositRejected, InvalidTransition, NotFound
 from wastebank.ledger.models import DeadLetter, DeadLetterReason, Deposit, utcnow
 from wastebank.messages import DepositEvent
 from wastebank.money_rules import DEFAULT_RULES, MoneyRules
+from wastebank.structs import decode_json
 
 
 class NewDeadLetter(NamedTuple):
@@ -125,11 +126,11 @@ def resolve_dead_letter(
                     f"dead letter #{dead_letter_id} is {row.reason}, not a conflict nor over a "
                     "limit: replay it after a fix, or discard it"
                 )
-            ev = DepositEvent.model_validate_json(row.payload)
+            ev = decode_json(row.payload, DepositEvent)
             ref = References(session, rules)
             if row.reason == DeadLetterReason.CONFLICT:
                 new_id = f"{RESOLVED_ID_PREFIX}{row.id}"
-                planned, applied = ref.plan(ev.model_copy(update={"event_id": new_id}))
+                planned, applied = ref.plan(ev, event_id=new_id)
             else:
                 new_id = ev.event_id
                 if ref.applied([new_id]):

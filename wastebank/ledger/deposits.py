@@ -369,11 +369,13 @@ class References:
         return in_force(self.prices[key], at)
 
     def plan(
-        self, ev: DepositEvent, *, check_limits: bool = True
+        self, ev: DepositEvent, *, check_limits: bool = True, event_id: str | None = None
     ) -> tuple[dict[str, Any], AppliedDeposit]:
         """The ``deposit`` row for ``ev`` and its APPLIED outcome, or :class:`DepositRejected`
         (:class:`DepositOverLimit` beyond its scale's limit, unless ``check_limits`` is off: an
-        operator resolving such a dead letter)."""
+        operator resolving such a dead letter). ``event_id``: the row's id when it is not the
+        event's (a resolved conflict's server-issued ``R-...``, which no device event may carry)."""
+        event_id = ev.event_id if event_id is None else event_id
         bank = self.bank(ev.bank_code)
         if bank is None:
             raise DepositRejected(f"unknown bank {ev.bank_code!r}")
@@ -398,7 +400,7 @@ class References:
             raise DepositOverLimit(breach)
         amount = amount_for(ev.net_g, price)
         row = {
-            "event_id": ev.event_id,
+            "event_id": event_id,
             "member_id": member.id,
             "bank_id": bank.id,
             "category_id": category.id,
@@ -418,7 +420,7 @@ class References:
         }
         applied = AppliedDeposit(
             outcome=Outcome.APPLIED,
-            event_id=ev.event_id,
+            event_id=event_id,
             member_no=member.member_no,
             bank_code=bank.code,
             kecamatan=bank.kecamatan,

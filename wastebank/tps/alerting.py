@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from wastebank import ledger
 from wastebank.messages import FillReading, TpsAlert
+from wastebank.structs import checked
 from wastebank.tps.analytics import PickupUpdate, fill_transition
 from wastebank.tps.pickup_journal import forget_pickups, record_pickups
 from wastebank.tps.readings import SeriesKey
@@ -50,18 +51,20 @@ def alerts(
 def alert_message(row: ledger.TpsAlert, state: Literal["raised", "cleared"]) -> TpsAlert:
     at = row.raised_at if state == "raised" else row.cleared_at
     assert at is not None
-    return TpsAlert(
-        alert_id=row.id,
-        tps_code=row.tps.code,
-        sensor_id=row.sensor_id,
-        code=FILL_HIGH if row.code == FILL_HIGH else SENSOR_OFFLINE,
-        state=state,
-        value=row.raised_value if state == "raised" else row.cleared_value,
-        threshold=row.threshold,
-        raised_at=row.raised_at,
-        cleared_at=row.cleared_at,
-        at=at,
-        message=row.message,
+    return checked(
+        TpsAlert(
+            alert_id=row.id,
+            tps_code=row.tps.code,
+            sensor_id=row.sensor_id,
+            code=FILL_HIGH if row.code == FILL_HIGH else SENSOR_OFFLINE,
+            state=state,
+            value=row.raised_value if state == "raised" else row.cleared_value,
+            threshold=row.threshold,
+            raised_at=row.raised_at,
+            cleared_at=row.cleared_at,
+            at=at,
+            message=row.message,
+        )
     )
 
 

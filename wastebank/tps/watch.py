@@ -13,7 +13,6 @@ from typing import Annotated, ClassVar, Literal
 
 import aiomqtt
 from msgspec import Meta, field
-from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -21,6 +20,7 @@ from wastebank import ledger, mqtt
 from wastebank.config import InfluxSettings, MqttSettings, WastebankSettings, default_ledger_url
 from wastebank.influx import Influx, InfluxError
 from wastebank.messages import FillReading, PayloadTooLarge, Topics, TpsAlert, check_size
+from wastebank.structs import Invalid, decode_json, encode_json
 from wastebank.tps.alerting import apply_offline, apply_reading, mark_published, unpublished
 from wastebank.tps.analytics import PickupUpdate, PickupWindow, Reading
 from wastebank.tps.pickup_journal import record_pickups
@@ -141,7 +141,7 @@ class TpsWatcher:
 
     async def _publish(self, client: aiomqtt.Client, messages: Sequence[TpsAlert]) -> None:
         for m in messages:
-            payload = m.model_dump_json()
+            payload = encode_json(m)
             await client.publish(
                 self.topics.tps_alert_state(m.tps_code, m.sensor_id, m.code),
                 payload,
@@ -171,8 +171,8 @@ class TpsWatcher:
         raw = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
         try:
             check_size(raw)
-            reading = FillReading.model_validate_json(raw)
-        except (ValidationError, PayloadTooLarge) as exc:
+            reading = decode_json(raw, FillReading)
+        except (Invalid, PayloadTooLarge) as exc:
             log.warning("bacaan ditolak / reading refused on %s: %s", message.topic, exc)
             reading = None
         if reading is not None:
