@@ -7,7 +7,11 @@ only when the ledger's paid record is this one)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -17,7 +21,8 @@ from gateway.app import Gateway
 from gateway.central import Central
 from gateway.http.attendant import AttendantService
 from gateway.http.attendant.withdrawal_desk import QUEUED_CASH, SECOND, WithdrawalDesk, desk_of
-from gateway.http.attendant.withdrawals import load_receipt, one_view
+from gateway.http.attendant.withdrawals import load_receipt, next_step, one_view
+from gateway.withdrawal_store import WithdrawalRow
 from tests.auth_helpers import ApiEnv, api_settings
 from tests.conftest import deposit_event, free_port
 from tests.gateway_helpers import gateway_settings
@@ -287,3 +292,31 @@ async def test_a_queued_cash_payment_another_attendant_made_first_is_refused(
     view = one_view(desk.service, row, second)
     assert view.refused is not None
     assert not view.do_not_pay_out
+
+
+@pytest.mark.parametrize(
+    ("status", "by", "paid_at", "step"),
+    [
+        ("paid", None, None, "dibayar / paid"),
+        ("paid", "petugas-bm-01", None, "dibayar oleh petugas-bm-01 / paid"),
+        ("paid", None, datetime(2026, 12, 7, 1, tzinfo=UTC), "dibayar 7 Des 2026 10.00 WIT / paid"),
+        ("rejected", None, None, "ditolak: saldo kurang / refused"),
+        ("rejected", "petugas-bm-02", None, "ditolak oleh petugas-bm-02: saldo kurang / refused"),
+    ],
+)
+def test_a_settled_withdrawal_s_step_leaves_out_what_it_does_not_know(
+    status: str, by: str | None, paid_at: datetime | None, step: str
+) -> None:
+    """A withdrawal settled at the central office may come without its attendant or its time:
+    the step said 'oleh None' and left a double space."""
+    at = datetime(2026, 12, 7, 0, tzinfo=UTC)
+    row = WithdrawalRow(
+        id=7, member_no="AMB-0001", member_name="Siti", amount_idr=20_000, method="cash",
+        destination=None, status=status, requested_at=at, requested_by="petugas-bm-01",
+        decided_at=at, decided_by=by if status == "rejected" else "petugas-bm-01",
+        reason="saldo kurang" if status == "rejected" else None, paid_at=paid_at,
+        paid_by=by if status == "paid" else None, payout_ref=None, dual_control=False,
+        available_idr=None, synced_at=at,
+    )  # fmt: skip
+    service = cast(AttendantService, SimpleNamespace(tz=ZoneInfo("Asia/Jayapura")))
+    assert next_step(service, row, [], "petugas-bm-03") == (step, False)

@@ -168,10 +168,16 @@ def next_step(
             return f"disetujui {approver}; siap Anda bayar (petugas kedua) / ready to pay", False
         return "disetujui; siap dibayar / approved: ready to pay", False
     if w.status == "paid":
-        return f"dibayar {_when(service, w.paid_at)} oleh {w.paid_by} / paid", False
+        return f"{_phrase('dibayar', _when(service, w.paid_at), w.paid_by)} / paid", False
     if w.status == "rejected":
-        return f"ditolak oleh {w.decided_by}: {w.reason} / refused", False
+        return f"{_phrase('ditolak', '', w.decided_by)}: {w.reason or '-'} / refused", False
     return f"dibatalkan: {w.reason or '-'} / cancelled", False
+
+
+def _phrase(done: str, when: str, by: str | None) -> str:
+    """``done`` [``when``] [oleh ``by``]: a withdrawal settled at the central office may come
+    without its time or its attendant; the step leaves out what it does not know."""
+    return " ".join(part for part in (done, when, f"oleh {by}" if by else "") if part)
 
 
 def _may(service: AttendantService, w: WithdrawalRow, me: str) -> list[str]:
