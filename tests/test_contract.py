@@ -10,7 +10,7 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jsonschema
 import msgspec
@@ -30,8 +30,11 @@ from wastebank.influx import Influx
 from wastebank.messages import (
     ALERTS_ACTIVE_MAX,
     CLOCK_OFFSET_MS_MAX,
+    CODE_PATTERN,
     COUNT_MAX,
+    EVENT_ID_PATTERN,
     FLOAT_ABS_MAX,
+    INSTALL_PATTERN,
     MAX_PAYLOAD_BYTES,
     NET_G_MAX,
     RAW_FRAME_MAX_CHARS,
@@ -912,3 +915,18 @@ def test_alerts_active_absent_stays_absent() -> None:
     none = decode_json(encode(message("health", alerts_active=[])), GatewayHealth)
     assert none.alerts_active == []
     assert json.loads(encode_json(none))["alerts_active"] == []
+
+
+def test_the_exported_patterns_are_whole() -> None:
+    """CODE_PATTERN, INSTALL_PATTERN and EVENT_ID_PATTERN serve other modules too (the gateway's
+    settings and endpoint, the device registry, the simulators): a final newline is refused
+    there as well, with ``re.match`` or a msgspec ``Meta``."""
+    for pattern, good in (
+        (CODE_PATTERN, "gw-01"),
+        (INSTALL_PATTERN, "k7q2m"),
+        (EVENT_ID_PATTERN, "gw-01.k7q2m.15"),
+    ):
+        assert re.match(pattern, good)
+        assert not re.match(pattern, good + "\n")
+        with pytest.raises(msgspec.ValidationError):
+            msgspec.convert(good + "\n", Annotated[str, msgspec.Meta(pattern=pattern)])

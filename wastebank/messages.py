@@ -39,13 +39,14 @@ def whole(pattern: str) -> str:
     """``pattern`` (``^...$``) for a msgspec ``Meta``: Python's ``$`` (msgspec's and jsonschema's
     ``re.search``) also matches before a final newline, which would let ``"gw-01\n"`` through;
     ``(?!\n)`` refuses it and means nothing to a JSON Schema (ECMA-262) validator, where ``$``
-    is the end already. (pydantic's Rust regex has no look-ahead, and no need of it.)"""
+    is the end already. Every pattern here is whole, and so is every user's of them (the
+    gateway's settings and endpoint, the device registry)."""
     return pattern + r"(?!\n)"
 
 
 # Codes used in topics: lower-case letters, digits and dashes, so they never contain `/`, `+`, `#`.
-CODE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
-Code = Annotated[str, Meta(pattern=whole(CODE_PATTERN))]
+CODE_PATTERN = whole(r"^[a-z0-9][a-z0-9-]{0,62}$")
+Code = Annotated[str, Meta(pattern=CODE_PATTERN)]
 SEQ_MAX = 10**15 - 1
 """Sequence numbers have at most 15 digits: a 63-character id, '-' and the number fit the
 ledger's 100-character event id (PostgreSQL refuses longer; SQLite would not notice). A gateway
@@ -63,9 +64,9 @@ def new_install() -> str:
     return "".join(secrets.choice(INSTALL_ALPHABET) for _ in range(INSTALL_LENGTH))
 
 
-INSTALL_PATTERN = r"^[0-9abcdefghjkmnpqrstvwxyz]{4,12}$"
-Install = Annotated[str, Meta(pattern=whole(INSTALL_PATTERN))]
-EVENT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}(\.[0-9a-z]{4,12})?[.-][0-9]{1,15}$"
+INSTALL_PATTERN = whole(r"^[0-9abcdefghjkmnpqrstvwxyz]{4,12}$")
+Install = Annotated[str, Meta(pattern=INSTALL_PATTERN)]
+EVENT_ID_PATTERN = whole(r"^[a-z0-9][a-z0-9-]{0,62}(\.[0-9a-z]{4,12})?[.-][0-9]{1,15}$")
 
 
 def device_event_id(device_id: str, install: str | None, seq: int) -> str:
@@ -194,7 +195,7 @@ class DepositEvent(_Message, kw_only=True, frozen=True):
     event_id: Annotated[
         str,
         Meta(
-            pattern=whole(EVENT_ID_PATTERN),
+            pattern=EVENT_ID_PATTERN,
             description="'{gateway_id}.{install}.{seq}' (see device_event_id)",
         ),
     ]
@@ -266,7 +267,7 @@ class FillReading(_Message, kw_only=True, frozen=True):
     reading_id: Annotated[
         str,
         Meta(
-            pattern=whole(EVENT_ID_PATTERN),
+            pattern=EVENT_ID_PATTERN,
             description="'{sensor_id}.{install}.{seq}' (device_event_id)",
         ),
     ]
@@ -457,7 +458,7 @@ class GatewayAlert(_Message, kw_only=True, frozen=True):
 
     kind: Literal["alert"] = "alert"
     alert_id: Annotated[
-        str, Meta(pattern=whole(EVENT_ID_PATTERN), description="'{gateway_id}.{install}.{seq}'")
+        str, Meta(pattern=EVENT_ID_PATTERN, description="'{gateway_id}.{install}.{seq}'")
     ]
     gateway_id: Code
     install: Install | None = None
