@@ -73,6 +73,11 @@ def peak_rss(proc: psutil.Process) -> float:
     raise RuntimeError("no VmHWM in /proc/<pid>/status")
 
 
+def pydantic_mapped(proc: psutil.Process) -> bool:
+    """Whether pydantic's core library is mapped into ``proc`` (it was imported, however)."""
+    return any("pydantic_core" in m.path for m in proc.memory_maps())
+
+
 def sample(proc: psutil.Process, duration_s: float) -> tuple[float, float]:
     """(peak RSS in MB, CPU % of one core) of ``proc`` over ``duration_s`` (after a warm-up)."""
     time.sleep(3)  # warm-up: imports, port opening, first detection
@@ -195,6 +200,7 @@ async def footprint(work: Path, mqtt: MqttSettings, duration_s: float, run_dir: 
         with child(page_gateway, env) as proc:
             async with attendant_in("http://127.0.0.1:18081", proc) as login_peak:
                 page_rss, page_cpu = await asyncio.to_thread(sample, proc, duration_s)
+                pydantic_in = pydantic_mapped(proc)
 
     print(f"\nFootprint: 1 indicator at 10 Hz + {SENSORS} JSN-SR04T at 10 Hz, {duration_s:.0f} s")
     print(f"  {'':34} {'RSS MB':>8} {'CPU % core':>11}")
@@ -203,6 +209,7 @@ async def footprint(work: Path, mqtt: MqttSettings, duration_s: float, run_dir: 
     print(f"  {'  + local attendant endpoint':34} {http_rss:8.1f} {http_cpu:11.2f}")
     print(f"  {'  + attendant page in use':34} {page_rss:8.1f} {page_cpu:11.2f}")
     print(f"  {'    peak during a login (argon2)':34} {login_peak[0]:8.1f}")
+    print(f"  pydantic in the gateway's process: {'yes' if pydantic_in else 'no'}")
     print(
         f"  ratio gateway / baseline:          {gw_rss / base_rss:8.2f} "
         f"{gw_cpu / max(base_cpu, 0.01):11.2f}"

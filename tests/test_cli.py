@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 import typer
+from typer.testing import CliRunner
 
 from wastebank.cli import app
 
@@ -107,3 +109,43 @@ def test_report_monthly_help_names_its_settings() -> None:
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.replace("│", " ").split())
     assert "Settings: the API's WASTEBANK_REPORTS__* (docs/reports.md)." in text
+
+
+def test_the_gateway_command_becomes_a_process_without_typer_or_pydantic(tmp_path: Path) -> None:
+    """`wastebank gateway` execs `python -m gateway` (same pid): Typer reads values through
+    pydantic, which a gateway on a Pi cannot carry for months. Looked at in the running process's
+    memory map, after its settings loaded and its loops started."""
+    site = tmp_path / "site.toml"
+    site.write_text(
+        'bank_code = "bs-batu-merah"\ngateway_id = "gw-probe"\nhttp_port = 0\n'
+        f'[outbox]\npath = "{tmp_path / "outbox.db"}"\n'
+        f'[[scales]]\nid = "scale-01"\nport = "{tmp_path / "no-such-tty"}"\n'
+    )
+    with subprocess.Popen(
+        [sys.executable, "-m", "wastebank.cli", "gateway", "--config", str(site)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "WASTEBANK_MQTT__PORT": "9"},  # nothing there: it keeps trying
+    ) as proc:
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:  # the gateway logs its scale port's first failure
+                if "scale-01" in line:
+                    break
+            else:
+                pytest.fail("the gateway ended before it tried its scale")
+            maps = Path(f"/proc/{proc.pid}/maps").read_text()
+            cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    assert cmdline[1:3] == [b"-m", b"gateway"]  # the same pid, now the gateway's own entry
+    assert "pydantic_core" not in maps
+    assert "msgspec" in maps  # the map is the gateway's: its contract's library is there
+
+
+def test_the_gateway_command_called_from_python_runs_in_the_caller() -> None:
+    """From a CliRunner (not the process's command line) the command must not exec: that would
+    replace the caller (a test run would end there, exit status 0)."""
+    result = CliRunner().invoke(app, ["gateway", "--config", "/nonexistent/site.toml"])
+    assert result.exit_code == 2

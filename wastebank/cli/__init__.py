@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -34,6 +35,7 @@ from wastebank.cli._common import (
     setup_logging,
 )
 from wastebank.errors import WastebankError
+from wastebank.process import private_files
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -121,21 +123,27 @@ def _private_files() -> None:
     outboxes, backups, statements, `.run/` and what the services write there hold members'
     money, names and passwords. Services started by `services up` inherit it (PostgreSQL,
     which runs as its own OS user, finds a home it may enter: services.postgres_service)."""
-    os.umask(0o077)
+    private_files()
 
 
-@app.command()
-def gateway(
-    config: ConfigOption = None, verbose: bool = False, log_format: LogFormatOption = LogFormat.text
-) -> None:
-    """Run a waste-bank gateway: serial scale -> outbox -> MQTT."""
-    from gateway.run import run
-    from gateway.settings import GatewaySettings
-    from wastebank.config import load_settings
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def gateway(ctx: typer.Context) -> None:
+    """Run a waste-bank gateway: serial scale -> outbox -> MQTT (options: `--help`)."""
+    if sys.argv[1:] != [ctx.info_name, *ctx.args]:
+        # Called from Python (a test's CliRunner), not as this process's command line: run
+        # here; an exec would replace the caller.
+        from gateway.__main__ import main
 
-    setup_logging(verbose, json=log_format is LogFormat.json)
-    settings = load_settings(GatewaySettings, config)
-    asyncio.run(run(settings))
+        raise typer.Exit(main(ctx.args))
+    # This process becomes `python -m gateway` (same pid, same arguments, which that module
+    # reads): Typer reads values through pydantic, and a gateway on a Pi cannot carry pydantic
+    # and Typer for its whole life (docs/scaling.md).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "gateway", *ctx.args])  # noqa: S606
 
 
 @app.command()

@@ -8,15 +8,16 @@ No command module imports the processes (gateway, ingest, api, firmware_sim): th
 
 from __future__ import annotations
 
-import logging
-import sys
 from collections.abc import Callable
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
+
+from wastebank.process import FAILED
+from wastebank.process import setup_logging as setup_logging  # the commands import it from here
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -50,39 +51,6 @@ LedgerUrlOption = Annotated[
     typer.Option(help="SQLAlchemy URL of the ledger (default: the ingester's settings)"),
 ]
 WHEN_HELP = "ISO 8601 date or time, e.g. 2026-11-23 or 2026-11-23T09:00+09:00 (no offset: local)"
-
-
-def setup_logging(
-    verbose: bool = False, *, json: bool = False, stream: TextIO | None = None
-) -> logging.Handler:
-    """Log to stderr (or ``stream``) as text, or as one JSON object per line with ``time``,
-    ``level``, ``logger``, ``message`` and any ``extra=`` fields. Returns the handler."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    if json:
-        from pythonjsonlogger.json import JsonFormatter
-
-        handler.setFormatter(
-            JsonFormatter(
-                "{levelname}{name}{message}",
-                style="{",
-                rename_fields={"levelname": "level", "name": "logger"},
-                timestamp="time",  # ISO 8601, UTC
-            )
-        )
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True
-    )
-    # One line per InfluxDB write or health probe is noise; keep their warnings.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    return handler
-
-
-FAILED = 2
-"""The exit status of a command that could not do its work (an error: settings, services, a
-refusal, unreadable input); click's usage errors exit 2 as well. 1 is a command's own
-verdict: it ran and found something wrong (problems in the books, drift, an active alert)."""
 
 
 def fail(exc: Exception) -> typer.Exit:
