@@ -50,6 +50,7 @@ from wastebank.mqtt import client_id
 from wastebank.structs import encode_json
 
 SENSORS = 20
+ROOT = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
 BENCH_USER = "test"  # the broker identity of tests and benchmarks (docs/operations.md)
 
@@ -130,7 +131,9 @@ def registered_gateway(
 def child(args: list[str], env: dict[str, str] | None = None) -> Iterator[psutil.Process]:
     proc = subprocess.Popen(
         args,
-        env={**os.environ, **(env or {})},
+        # this checkout's code (a worktree's too): the gateway's exec'd `python -P -m gateway`
+        # does not look in the working directory
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -139,7 +139,7 @@ def test_the_gateway_command_becomes_a_process_without_typer_or_pydantic(tmp_pat
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    assert cmdline[1:3] == [b"-m", b"gateway"]  # the same pid, now the gateway's own entry
+    assert cmdline[1:4] == [b"-P", b"-m", b"gateway"]  # the same pid, the gateway's own entry
     assert "pydantic_core" not in maps
     assert "msgspec" in maps  # the map is the gateway's: its contract's library is there
 

@@ -140,10 +140,11 @@ def gateway(ctx: typer.Context) -> None:
         raise typer.Exit(main(ctx.args))
     # This process becomes `python -m gateway` (same pid, same arguments, which that module
     # reads): Typer reads values through pydantic, and a gateway on a Pi cannot carry pydantic
-    # and Typer for its whole life (docs/scaling.md).
+    # and Typer for its whole life (docs/scaling.md). -P: the working directory stays off the
+    # import path, as it was for the `wastebank` script.
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "gateway", *ctx.args])  # noqa: S606
+    os.execv(sys.executable, [sys.executable, "-P", "-m", "gateway", *ctx.args])  # noqa: S606
 
 
 @app.command()
