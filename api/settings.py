@@ -186,9 +186,8 @@ class CapacitySettings(Settings, kw_only=True):
             ge=0,
             le=19,
             description="how much lower the CPU priority of password hashing is (Linux nice; 0: "
-            "the "
-            "same as the rest): when the cores are busy, reads go first and hashes take what is "
-            "left",
+            "the same as the rest): when the cores are busy, reads go first and hashes take what "
+            "is left",
         ),
     ] = 10
     login_queue: Annotated[
