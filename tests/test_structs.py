@@ -85,3 +85,12 @@ def test_convert_reads_strings_only_when_asked() -> None:
     assert item.net_g == 5
     assert structs.decode_json(structs.encode_json(item), Item) == item
     assert structs.to_builtins(item)["at"] == "2026-12-07T01:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("word", "value"),
+    [("1", True), ("YES", True), ("on", True), ("t", True), ("0", False), ("No", False)]
+    + [("off", False), ("F", False), ("2", None), ("", None), (" yes", None), ("ya", None)],
+)
+def test_the_yes_no_words_of_forms_and_environment_variables(word: str, value: bool | None) -> None:
+    assert structs.yes_no(word) is value

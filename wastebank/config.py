@@ -24,7 +24,7 @@ import msgspec
 from msgspec import Meta
 
 from wastebank.errors import BadInput, SetupError
-from wastebank.structs import Invalid, Loc, problem
+from wastebank.structs import Invalid, Loc, problem, yes_no
 
 RUN_DIR = Path(os.environ.get("WASTEBANK_RUN_DIR", Path.cwd() / ".run"))
 SECRETS_DIR = RUN_DIR / "secrets"
@@ -424,8 +424,6 @@ S = TypeVar("S", bound=WastebankSettings)
 T = TypeVar("T")
 ENV_PREFIX = "WASTEBANK_"
 NESTING = "__"
-_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
-_FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 
 
 def _env_config_path() -> Path | None:
@@ -601,9 +599,7 @@ def _env_value(kind: Any, raw: str) -> Any:
         except ValueError:
             raise ValueError(f"bukan JSON / not JSON: {raw!r}") from None
     if isinstance(_unwrapped(kind, (inspect.BoolType,)), inspect.BoolType):
-        word = raw.strip().lower()
-        if word in _TRUE:
-            return "true"
-        if word in _FALSE:
-            return "false"
+        word = yes_no(raw.strip())
+        if word is not None:
+            return "true" if word else "false"
     return raw

@@ -30,6 +30,7 @@ __all__ = [
     "problem",
     "replace",
     "to_builtins",
+    "yes_no",
 ]
 
 T = TypeVar("T")
@@ -42,6 +43,17 @@ _STEP = re.compile(r"\.(?P<name>[^.\[]+)|\[(?P<index>\d+)\]|\[(?P<key>\.\.\.)\]"
 # The two problems msgspec locates at the object, naming the field in the sentence: the field
 # belongs in the location.
 _NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<field>[^`]+)`")
+
+
+_YES = frozenset({"1", "on", "t", "true", "y", "yes"})
+_NO = frozenset({"0", "off", "f", "false", "n", "no"})
+
+
+def yes_no(word: str) -> bool | None:
+    """``word`` as a boolean the way forms and environment variables write one (pydantic's
+    words: 1/0, true/false, yes/no, on/off, t/f, y/n, in any case); None when it is neither."""
+    word = word.lower()
+    return True if word in _YES else False if word in _NO else None
 
 
 class Invalid(BadInput, ValueError):

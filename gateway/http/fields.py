@@ -27,7 +27,7 @@ import msgspec
 import msgspec.inspect as mi
 
 from wastebank.errors import BadInput
-from wastebank.structs import Invalid, Loc, convert
+from wastebank.structs import Invalid, Loc, convert, yes_no
 
 __all__ = ["Error", "read"]
 
@@ -36,8 +36,6 @@ Error = dict[str, Any]
 
 _INT = re.compile(r"[+-]?\d+(?:_\d+)*(?:\.0*)?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
-_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
 _BOUNDS: tuple[tuple[str, str, str, Callable[[int, int], bool]], ...] = (
     ("ge", "greater_than_equal", "greater than or equal to", operator.ge),
     ("gt", "greater_than", "greater than", operator.gt),
@@ -164,8 +162,8 @@ def _bool(v: Any) -> bool:
         return v
     if isinstance(v, (int, float)) and v in (0, 1):
         return bool(v)
-    if isinstance(v, str) and v.lower() in _TRUE | _FALSE:
-        return v.lower() in _TRUE
+    if isinstance(v, str) and (word := yes_no(v)) is not None:
+        return word
     if isinstance(v, (str, int, float)):
         raise _Bad("bool_parsing", "Input should be a valid boolean, unable to interpret input")
     raise _Bad("bool_type", "Input should be a valid boolean")
