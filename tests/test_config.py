@@ -181,11 +181,28 @@ def test_every_bad_field_is_named_with_its_variable(monkeypatch: pytest.MonkeyPa
 
 def test_a_variable_naming_no_setting_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     """As pydantic-settings did: WASTEBANK_CONFIG, WASTEBANK_RUN_DIR and other processes'
-    settings share the prefix; a misspelt one is therefore not caught (docs/operations.md)."""
-    monkeypatch.setenv("WASTEBANK_MQTT__PROT", "1999")
+    settings share the prefix (docs/operations.md)."""
     monkeypatch.setenv("WASTEBANK_NOT_A_SETTING", "x")
     monkeypatch.setenv("WASTEBANK_HTTP_PORT", "1")  # the gateway's, not the ingester's
+    monkeypatch.setenv("WASTEBANK_HTTP__MAX_HEAD_BYTES", "1")  # the API's table
     assert load_settings(IngestSettings).mqtt.port == MqttSettings().port
+
+
+def test_a_misspelt_variable_inside_a_table_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside a table the process has, a key naming nothing is a typo (pydantic-settings let
+    WASTEBANK_MQTT__PASWORD pass, and the broker login failed later), refused as in the file."""
+    monkeypatch.setenv("WASTEBANK_MQTT__PASWORD", "rahasia")
+    monkeypatch.setenv("WASTEBANK_MONEY__CITIES__AMBON__SCALE_MAX", "5")
+    monkeypatch.setenv("WASTEBANK_BATCH_SIZE__X", "5")  # under a setting that is no table
+    with pytest.raises(ConfigError) as err:
+        load_settings(IngestSettings)
+    lines = str(err.value).splitlines()
+    assert "  mqtt.pasword (WASTEBANK_MQTT__PASWORD): tidak dikenal / unknown setting" in lines
+    assert (
+        "  money.cities.ambon.scale_max (WASTEBANK_MONEY__CITIES__AMBON__SCALE_MAX): tidak dikenal"
+        " / unknown setting" in lines
+    )
+    assert "  batch_size.x (WASTEBANK_BATCH_SIZE__X): tidak dikenal / unknown setting" in lines
 
 
 def test_unknown_keys_in_a_file_are_refused_at_any_depth(tmp_path: Path) -> None:
@@ -277,3 +294,44 @@ def test_a_check_of_one_field_names_that_field(tmp_path: Path) -> None:
         load_settings(GatewaySettings, conf)
     conf.write_text(conf.read_text().replace("ftp://central.example", "https://central.example"))
     assert load_settings(GatewaySettings, conf).api_url == "https://central.example/"
+
+
+def test_a_table_has_one_type_in_every_process() -> None:
+    """What the refusal above rests on: processes share the environment, so a key inside a
+    table (WASTEBANK_AUTH__...) is a typo for every process only if every process that has the
+    table has the same one."""
+    import importlib
+
+    import msgspec
+    from msgspec import inspect
+
+    classes = {
+        "api.settings": "ApiSettings",
+        "ingest.settings": "IngestSettings",
+        "gateway.settings": "GatewaySettings",
+        "wastebank.sms.settings": "SmsSettings",
+        "wastebank.tps.watch": "TpsWatchSettings",
+        "wastebank.services.core": "ServicesSettings",
+        "wastebank.ledger.registry": "MemberPrivacySettings",
+        "firmware_sim.tps": "TpsSimSettings",
+    }
+
+    def table(kind: object) -> object:
+        t = inspect.type_info(kind)
+        while isinstance(t, inspect.Metadata):
+            t = t.type
+        if isinstance(t, inspect.UnionType):  # `X | None`
+            members = [m for m in t.types if not isinstance(m, inspect.NoneType)]
+            t = members[0] if len(members) == 1 else t
+            while isinstance(t, inspect.Metadata):
+                t = t.type
+        return t.cls if isinstance(t, inspect.StructType) else None
+
+    seen: dict[str, set[object]] = {}
+    for module, name in classes.items():
+        cls = getattr(importlib.import_module(module), name)
+        for f in msgspec.structs.fields(cls):
+            if (kind := table(f.type)) is not None:
+                seen.setdefault(f.name, set()).add(kind)
+    assert "mqtt" in seen
+    assert {name: kinds for name, kinds in seen.items() if len(kinds) > 1} == {}

@@ -517,9 +517,11 @@ def _environment(cls: type[msgspec.Struct], problems: list[tuple[Loc, str]]) -> 
 
     Names are matched without regard to case. A variable naming no setting is not ours to judge
     (``WASTEBANK_CONFIG``, ``WASTEBANK_RUN_DIR``, another process's settings) and is left
-    alone, as pydantic-settings did. A list, table or tuple is JSON; a variable for a table
-    and one for a field inside it (``WASTEBANK_MONEY`` and ``WASTEBANK_MONEY__SCALE_MAX_G``)
-    merge, the field's winning. Booleans: 1/0, true/false, yes/no, on/off, t/f, y/n."""
+    alone, as pydantic-settings did; but one inside a table of ``cls`` naming nothing there
+    (``WASTEBANK_MQTT__PASWORD``) is a problem. A list, table or tuple is JSON; a variable for
+    a table and one for a field inside it (``WASTEBANK_MONEY`` and
+    ``WASTEBANK_MONEY__SCALE_MAX_G``) merge, the field's winning. Booleans: 1/0, true/false,
+    yes/no, on/off, t/f, y/n."""
     from msgspec import inspect
 
     root = inspect.type_info(cls)
@@ -532,6 +534,10 @@ def _environment(cls: type[msgspec.Struct], problems: list[tuple[Loc, str]]) -> 
     for parts, raw in sorted(named, key=lambda item: len(item[0])):
         kind = _walk(root, parts)
         if kind is None:
+            if len(parts) > 1 and _walk(root, parts[:1]) is not None:
+                # Inside a table of this process's (every process that has the table has the
+                # same one): a misspelt key, refused as the file's would be.
+                problems.append((tuple(parts), "tidak dikenal / unknown setting"))
             continue
         try:
             value = _env_value(kind, raw)
