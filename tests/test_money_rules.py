@@ -20,6 +20,7 @@ from tests.ledger_helpers import add_dead_letter, apply_deposit, is_voided, memb
 from wastebank import ledger
 from wastebank.config import ConfigError, load_settings
 from wastebank.money_rules import DEFAULT_RULES, CityMoneyRules, MoneyRules, PriceRange
+from wastebank.structs import encode_json
 
 BM = "bs-batu-merah"  # induk in the demo city (Kota Ambon, code "ambon"); petugas-bm-01
 STAFF = "petugas-bm-01"
@@ -247,7 +248,7 @@ def test_a_scale_deposit_over_its_scales_limit_is_refused_and_can_be_resolved(
         dead = add_dead_letter(
             s,
             "wb/bank/bs-batu-merah/gateway/gw-01/deposit",
-            events[1].model_dump_json().encode(),
+            encode_json(events[1]),
             f"over limit: {results[1]}",
             ledger.DeadLetterReason.OVER_LIMIT,
             events[1].event_id,
@@ -267,7 +268,7 @@ def test_a_scale_deposit_over_its_scales_limit_is_refused_and_can_be_resolved(
         again = add_dead_letter(
             s,
             "wb/bank/bs-batu-merah/gateway/gw-01/deposit",
-            events[1].model_dump_json().encode(),
+            encode_json(events[1]),
             "over limit: ...",
             ledger.DeadLetterReason.OVER_LIMIT,
             events[1].event_id,

@@ -24,6 +24,7 @@ from wastebank.cli import app
 from wastebank.config import InfluxSettings, MqttSettings, load_settings
 from wastebank.messages import Topics
 from wastebank.money_rules import MoneyRules
+from wastebank.structs import encode_json
 
 pytestmark = pytest.mark.integration
 
@@ -73,9 +74,7 @@ async def test_a_deposit_over_its_scales_limit_is_dead_lettered_counted_and_reso
     at_limit = deposit_event(1, net_g=SCALE_MAX_G)
     over = deposit_event(2, net_g=SCALE_MAX_G + 1)
     far_over = deposit_event(3, net_g=10_000_000)  # 10 t: the loopback deposit
-    await publish(
-        mqtt_settings, [(topic, ev.model_dump_json().encode()) for ev in (at_limit, over, far_over)]
-    )
+    await publish(mqtt_settings, [(topic, encode_json(ev)) for ev in (at_limit, over, far_over)])
 
     async def two_kept() -> bool:
         return len(_over_limit(ingester.ledger_url)) == 2
@@ -85,7 +84,7 @@ async def test_a_deposit_over_its_scales_limit_is_dead_lettered_counted_and_reso
     assert [d.event_id for d in dead] == [over.event_id, far_over.event_id]
     assert dead[0].error.startswith("over limit: setoran 20,001 kg dari timbangan gw-01/scale-01")
     assert 'money.scales."gw-01/scale-01"' in dead[0].error
-    assert dead[0].payload == over.model_dump_json().encode()  # byte for byte
+    assert dead[0].payload == encode_json(over)  # byte for byte
     deposits, _, balance = ledger_counts(ingester.ledger_url)
     assert (deposits, balance) == (1, ledger.amount_for(SCALE_MAX_G, 4000))  # only the first
 
