@@ -345,7 +345,9 @@ async def test_rotate_replaces_the_password_and_remove_revokes_at_once(
     finally:
         await connected.__aexit__(None, None, None)
     assert await refused(tls_broker.device(gw, second)) == NOT_AUTHORIZED_AT_CONNECT
-    assert gw not in tls_broker.cli("device", "list").output
+    after = tls_broker.cli("device", "list").output
+    assert not re.search(rf"^{gw}\t", after, re.MULTILINE)  # allowed nothing any more
+    assert re.search(rf"^dihapus / removed\tgateway\t{bank}\t{gw}\t\d{{4}}-", after, re.MULTILINE)
     assert f"\n{gw}:" not in "\n" + tls_broker.files.password_file.read_text()
     assert tls_broker.cli("device", "remove", gw).exit_code == 2
 

@@ -352,6 +352,11 @@ def device_list(config: ConfigOption = None) -> None:
             typer.echo(f"    tulis / write  {topic}")
         for topic_filter in device.read_filters:
             typer.echo(f"    baca / read    {topic_filter}")
+    for gone in registry.removed():  # out of the fleet, kept until added again at its site
+        typer.echo(
+            f"dihapus / removed\t{gone.kind}\t{gone.site}\t{gone.device_id}\t"
+            f"{gone.removed_at:%Y-%m-%d}"
+        )
     unknown = sorted(set(registry.password_users()) - {d.username for d in registered})
     if unknown:
         typer.echo(
