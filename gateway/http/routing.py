@@ -278,21 +278,12 @@ def query_param(
     return _param("query", name, request.query_params.get(name), kind, default, **constraints)
 
 
-def _dumped(obj: Any) -> Any:
-    """A model msgspec does not know, as JSON's types: a contract model of
-    :mod:`wastebank.messages` still on pydantic (duck-typed: this module imports no pydantic)."""
-    dump = getattr(obj, "model_dump", None)
-    if dump is None:
-        raise NotImplementedError(f"cannot answer {type(obj).__name__} as JSON")
-    return dump(mode="json", by_alias=True)
-
-
-_ENCODER: Final = msgspec.json.Encoder(enc_hook=_dumped)
+_ENCODER: Final = msgspec.json.Encoder()
 
 
 def _has_model(value: Any) -> bool:
-    """Whether ``value`` is a Struct (or a model) or a list, tuple or dict holding one."""
-    if isinstance(value, msgspec.Struct) or hasattr(value, "model_dump"):
+    """Whether ``value`` is a Struct or a list, tuple or dict holding one."""
+    if isinstance(value, msgspec.Struct):
         return True
     if isinstance(value, (list, tuple)):
         return any(_has_model(v) for v in value)
@@ -308,7 +299,7 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
     its JSON-able form."""
     if _has_model(value):
         return Response(_ENCODER.encode(value), status, headers, media_type="application/json")
-    return JSONResponse(msgspec.to_builtins(value, enc_hook=_dumped), status, headers)
+    return JSONResponse(msgspec.to_builtins(value), status, headers)
 
 
 def sse_event(item: Any) -> bytes:
