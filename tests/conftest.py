@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -104,6 +105,23 @@ async def eventually(
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)  # poll interval, not a fixed wait for an outcome
+
+
+@pytest.fixture(autouse=True)
+def root_logging_restored() -> Iterator[None]:
+    """Each test ends with the root logger it began with. A command run through CliRunner calls
+    setup_logging, which leaves a handler on the runner's stream: closed once the command ends.
+    The next test's log line then fails, and logging writes the failure to sys.stderr, which a
+    CLI running in a thread at that moment has swapped for its own stream and closes under the
+    writer: the ingester died of it once (ValueError, I/O operation on closed file)."""
+    root = logging.getLogger()
+    before, level = root.handlers[:], root.level
+    yield
+    # Only setup_logging's (plain StreamHandlers): pytest adds and removes its own per phase.
+    for handler in root.handlers[:]:
+        if type(handler) is logging.StreamHandler and handler not in before:
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -93,7 +93,12 @@ def signed_in(
 
 
 def chart_points(page: Page, canvas_id: str) -> list[int]:
-    """The number of data points in each dataset of the Chart.js chart on ``canvas_id``."""
+    """The number of data points in each dataset of the Chart.js chart on ``canvas_id``, once
+    the chart is drawn (after a navigation the heading can show before the scripts ran)."""
+    page.wait_for_function(
+        "(id) => typeof Chart !== 'undefined' && Chart.getChart(document.getElementById(id))",
+        arg=canvas_id,
+    )
     points: list[int] = page.evaluate(
         """(id) => {
             const chart = Chart.getChart(document.getElementById(id));
