@@ -62,7 +62,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.settings import CapacitySettings
 from wastebank.access import AuthSettings
 from wastebank.errors import SetupError, Unavailable
-from wastebank.http_limits import send_detail
+from wastebank.http_limits import BUSY, send_detail
 
 log = logging.getLogger("api.capacity")
 T = TypeVar("T")
@@ -72,8 +72,6 @@ FREE_PREFIXES = ("/static/",)
 LOGIN_ROUTES = frozenset({("POST", "/api/token"), ("POST", "/masuk")})
 # Routes with a path parameter that hash a secret too: a PIN issued at the bank (api/member_desk.py)
 LOGIN_PATTERNS = (("POST", re.compile(r"^/api/members/[^/]+/pin$")),)
-
-BUSY = "server sedang sibuk, coba lagi sebentar lagi / the server is busy, try again shortly"
 
 
 # ---- the budget -------------------------------------------------------------------------------

@@ -302,6 +302,16 @@ class GatewaySettings(WastebankSettings, kw_only=True):
             "checked",
         ),
     ] = 32 * 1024
+    http_max_requests: Annotated[
+        int,
+        Meta(
+            ge=32,
+            le=4096,
+            description="requests the local endpoint serves at once (an open live view is "
+            "one, at most 16 of them); one more is 503 with Retry-After at once. /health is "
+            "always answered",
+        ),
+    ] = 64
     health_interval_s: Annotated[float, Meta(gt=0)] = 30.0
     health_min_gap_s: Annotated[
         float,

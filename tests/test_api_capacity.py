@@ -47,6 +47,7 @@ from tests.test_authz_matrix import MATRIX, Env
 from tests.test_authz_matrix import env as env  # noqa: F401 - its fixture, for the route audit
 from tests.test_authz_matrix import test_cell as run_cell
 from wastebank.config import InfluxSettings, MqttSettings
+from wastebank.http_limits import BUSY
 
 API = Path(__file__).resolve().parent.parent / "api"
 
@@ -193,7 +194,7 @@ def settings_for(
 def assert_busy(resp: httpx.Response, retry_after: int = 2) -> None:
     assert resp.status_code == 503, resp.text
     assert resp.headers["retry-after"] == str(retry_after)
-    assert resp.json()["detail"] == capacity.BUSY
+    assert resp.json()["detail"] == BUSY
 
 
 @pytest.mark.integration

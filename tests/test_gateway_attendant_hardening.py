@@ -32,6 +32,7 @@ from gateway.http import local_api
 from gateway.http.attendant import AttendantService, views
 from tests.conftest import eventually
 from tests.gateway_helpers import PASSWORD, FakeCentral, attendant_service, gateway_settings
+from wastebank.http_limits import BUSY
 
 
 class RecordingCentral(FakeCentral):
@@ -294,6 +295,64 @@ async def test_a_body_at_the_limit_is_read_and_one_byte_more_is_not(tmp_path: Pa
         assert "2.048" in resp.json()["detail"]
 
 
+class HeldBody:
+    """A body that sends its first byte and then waits for ``release``: its request stays in
+    progress. ``started`` counts the requests that reached the app."""
+
+    started = 0
+
+    def __init__(self, release: asyncio.Event) -> None:
+        self.release = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        HeldBody.started += 1
+        yield b"{"
+        await self.release.wait()
+        yield b"}"
+
+
+async def test_a_request_beyond_the_gateways_capacity_is_503_and_health_still_answers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with endpoint(tmp_path, http_max_requests=32) as (_, client):
+        page = (await client.get("/petugas/masuk")).status_code
+        bad = (await client.get("/health")).json()["bad_requests"]
+        release = asyncio.Event()
+        HeldBody.started = 0
+        headers = {"Content-Type": "application/json"}
+        held = [
+            asyncio.create_task(
+                client.post("/petugas/api/session", content=HeldBody(release), headers=headers)
+            )
+            for _ in range(32)
+        ]
+
+        async def all_in_progress() -> bool:
+            return HeldBody.started == 32
+
+        await eventually(all_in_progress)
+        with caplog.at_level(logging.WARNING, "wastebank.gateway"):
+            for _ in range(3):
+                resp = await client.get("/petugas/masuk")
+                assert resp.status_code == 503, resp.text
+                assert resp.json() == {"detail": BUSY}
+                assert (resp.headers["retry-after"], resp.headers["connection"]) == ("5", "close")
+        # logged once for the three, with the count and the last one's path
+        busy_lines = [r for r in caplog.records if "sibuk / busy" in r.getMessage()]
+        assert len(busy_lines) == 1
+        assert busy_lines[0].getMessage() == (
+            "sibuk / busy: 1 ditolak / refused (503), 32 in progress of at most 32; the last: "
+            "GET /petugas/masuk from 127.0.0.1"
+        )
+        health = (await client.get("/health")).json()  # exempt: the operator still sees it
+        assert health["busy_refused"] == 3
+        assert health["bad_requests"] == bad  # busy is not bad input
+        release.set()
+        answers = await asyncio.gather(*held)
+        assert {r.status_code for r in answers} == {422}  # "{}" is no login: read to the end
+        assert (await client.get("/petugas/masuk")).status_code == page  # the slots came back
+
+
 def test_the_largest_request_the_page_sends_fits_the_default_with_room(tmp_path: Path) -> None:
     """The measure behind the default: the login form with every field at its longest, in
     4-byte characters percent-encoded (12 bytes each), is the largest body the page can send
@@ -448,11 +507,24 @@ async def test_headers_and_queries_of_any_bytes_are_refused_in_words(gateway: Gw
     resp = await client.get("/petugas/api/members?q=%ff%fe")
     assert resp.status_code in (200, 422)
     resp = await client.get("/petugas/api/members", params={"q": "a" * 60_000})
-    assert resp.json() == []
+    assert resp.status_code == 422  # refused, never cut to fit
+    assert "q" in resp.text
     many = "&".join(f"q{i}=1" for i in range(5000))
     resp = await client.get(f"/petugas/api/day?{many}&date=%00")
     assert resp.status_code == 422
     assert resp.json()["detail"] == "tanggal tidak sah / date is not valid"
+
+
+async def test_a_search_or_card_longer_than_any_is_refused_not_cut(gateway: Gw) -> None:
+    _, _, client, _ = gateway
+    resp = await client.get("/petugas/api/members", params={"q": "AMB-0001" + " " * 56})
+    assert resp.status_code == 200  # 64 characters: searched
+    resp = await client.get("/petugas/api/members", params={"q": "AMB-0001" + " " * 57})
+    assert resp.status_code == 422, resp.text
+    card = "04A1B2C3D4E5F6A7B8C9D0E1F2A3B4C5"
+    assert (await client.get(f"/petugas/api/cards/{card}")).status_code == 404  # 32: looked up
+    resp = await client.get(f"/petugas/api/cards/{card}0")
+    assert resp.status_code == 422, resp.text
 
 
 async def test_a_content_type_that_lies_is_refused(gateway: Gw) -> None:

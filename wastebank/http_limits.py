@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 
@@ -28,7 +29,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wastebank.formats import thousands
 
-__all__ = ["BodyLimit", "send_detail", "too_large_detail"]
+__all__ = ["BUSY", "BodyLimit", "InFlightLimit", "send_detail", "too_large_detail"]
+
+BUSY = "server sedang sibuk, coba lagi sebentar lagi / the server is busy, try again shortly"
+"""The 503's ``detail`` when a server takes no more requests now (the API's admission,
+api/capacity.py, and the gateway's :class:`InFlightLimit`)."""
 
 
 def too_large_detail(limit: int) -> str:
@@ -135,6 +140,77 @@ class _Streamed:
         if message["type"] == "http.response.start":
             self.started = True
         await self._send(message)
+
+
+class InFlightLimit:
+    """Refuse (503 with ``Retry-After``, ``Connection: close``) a request that arrives while
+    ``max_requests`` are in progress: a bound on the memory and the event loop's work that
+    many clients (or one client's many connections) can take, where a Pi has little of both.
+    A live stream counts while it is open. Paths in ``exempt`` (``/health``) are always
+    answered: they are cheap and say whether the server is up.
+
+    ``refused`` counts the refusals (a counter to share, e.g. with a health report). A flood
+    is logged as its first refusal and then one line a minute with the count since, never one
+    line per request (an SD card is small)."""
+
+    LOG_EVERY_S: float = 60.0
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_requests: int,
+        retry_after_s: int = 5,
+        exempt: Iterable[str] = (),
+        refused: Counter[str] | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.app = app
+        self.max_requests = max_requests
+        self.retry_after_s = retry_after_s
+        self.exempt = frozenset(exempt)
+        self.refused: Counter[str] = refused if refused is not None else Counter()
+        self.log = logger or logging.getLogger(__name__)
+        self.active = 0
+        self._logged_at: float | None = None
+        self._unlogged = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if self.active >= self.max_requests:
+            self.refused["busy"] += 1
+            self._note(scope)
+            headers = [
+                (b"retry-after", str(self.retry_after_s).encode()),
+                (b"connection", b"close"),  # its body (if any) is never read
+            ]
+            await send_detail(send, 503, BUSY, headers)
+            return
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+
+    def _note(self, scope: Scope) -> None:
+        self._unlogged += 1
+        now = time.monotonic()
+        if self._logged_at is not None and now - self._logged_at < self.LOG_EVERY_S:
+            return
+        client = scope.get("client")
+        self.log.warning(
+            "sibuk / busy: %d ditolak / refused (503), %d in progress of at most %d; the "
+            "last: %s %s from %s",
+            self._unlogged,
+            self.active,
+            self.max_requests,
+            scope.get("method"),
+            scope.get("path"),
+            client[0] if client else "?",
+        )
+        self._logged_at, self._unlogged = now, 0
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -49,6 +49,9 @@ class PublicHealth(msgspec.Struct, kw_only=True):
     too_large_requests: int
     """Of :attr:`bad_requests`, those whose body was over ``http_max_body_bytes`` (413, each
     logged with its path, client and size; wastebank.http_limits)."""
+    busy_refused: int
+    """Requests answered 503 since the start because ``http_max_requests`` were in progress
+    (not bad input: the clients may try again; logged once a minute at most)."""
     scales: list[ScaleStateView]
     clock: ClockHealth
     alerts_active: list[ActiveAlert]
@@ -68,6 +71,7 @@ async def health(request: Request) -> PublicHealth:
         outbox_dropped=gw.outbox.dropped,
         bad_requests=sum(REFUSED.values()) + too_large,
         too_large_requests=too_large,
+        busy_refused=sum(getattr(request.app.state, "busy", {}).values()),
         scales=[
             ScaleStateView(scale_id=r.cfg.id, state=state, state_since=since)
             for r in gw.readers.values()

@@ -39,7 +39,7 @@ from gateway.http.routing import Refused, mount
 from gateway.http.validation import validation_refused
 from gateway.settings import GatewaySettings
 from wastebank.errors import WastebankError
-from wastebank.http_limits import BodyLimit
+from wastebank.http_limits import BodyLimit, InFlightLimit
 
 __all__ = ["PublicHealth", "http_app", "serve"]
 
@@ -148,9 +148,18 @@ def http_app(gw: Gateway, service: AttendantService) -> Starlette:
     # Every handler is async: it runs on the gateway's event loop, the one thread that owns the
     # outbox connection and the scale sessions (a sync handler would run in a worker thread).
     too_large: Counter[str] = Counter()
+    busy: Counter[str] = Counter()
     app = Starlette(
         routes=[*attendant_routes, *mount((health.routes, scales.routes))],
         middleware=[
+            # first: a request beyond the gateway's capacity costs nothing more than its 503
+            Middleware(
+                InFlightLimit,
+                max_requests=gw.settings.http_max_requests,
+                exempt=("/health",),
+                refused=busy,
+                logger=log,
+            ),
             # a body over the limit is refused unread, before the session is checked
             Middleware(
                 BodyLimit,
@@ -168,6 +177,7 @@ def http_app(gw: Gateway, service: AttendantService) -> Starlette:
     )
     app.state.attendant = service
     app.state.too_large = too_large  # /health's too_large_requests
+    app.state.busy = busy  # /health's busy_refused
     return app
 
 

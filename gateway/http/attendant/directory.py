@@ -65,15 +65,16 @@ async def state(request: Request) -> StateView:
 @routes.get("/api/members")
 async def members(request: Request) -> list[MemberView]:
     auth.signed_in(request)
-    q: str = query_param(request, "q", default="")
-    return [member_view(m) for m in auth.service(request).db.directory.search(q[:64])]
+    # longer than any number, name or card UID: refused (422), never cut to fit
+    q: str = query_param(request, "q", default="", max_length=64)
+    return [member_view(m) for m in auth.service(request).db.directory.search(q)]
 
 
 @routes.get("/api/cards/{uid}")
 async def card(request: Request) -> MemberView:
     auth.signed_in(request)
-    uid = path_param(request, "uid")
-    m = auth.service(request).db.directory.by_card(uid[:32])
+    uid = path_param(request, "uid", max_length=32)
+    m = auth.service(request).db.directory.by_card(uid)
     if m is None:
         raise HTTPException(404, f"kartu {uid} tidak dikenal / unknown card")
     return member_view(m)
