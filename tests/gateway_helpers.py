@@ -18,6 +18,7 @@ import httpx
 from gateway.app import Gateway
 from gateway.central import Central
 from gateway.http.attendant import AttendantService
+from gateway.kiosk import AttendantSession
 from gateway.settings import GatewaySettings
 from wastebank.config import load_settings
 
@@ -228,3 +229,10 @@ async def gateway_login(client: httpx.AsyncClient, username: str, password: str)
     assert resp.status_code == 200, resp.text
     client.headers["X-CSRF-Token"] = resp.json()["csrf_token"]
     return True
+
+
+def armed(svc: AttendantService, scale_id: str = "scale-01") -> tuple[str, str] | None:
+    """The member and category armed on the scale's attendant session, if any."""
+    session = svc.gw.readers[scale_id].session
+    assert isinstance(session, AttendantSession)
+    return session.armed

@@ -31,7 +31,13 @@ from starlette.exceptions import HTTPException
 from gateway.http import local_api
 from gateway.http.attendant import AttendantService, views
 from tests.conftest import eventually
-from tests.gateway_helpers import PASSWORD, FakeCentral, attendant_service, gateway_settings
+from tests.gateway_helpers import (
+    PASSWORD,
+    FakeCentral,
+    armed,
+    attendant_service,
+    gateway_settings,
+)
 from wastebank.http_limits import BUSY
 
 
@@ -182,6 +188,21 @@ async def test_a_writes_input_is_refused_in_the_order_it_always_was(gateway: Gw)
     assert fake.asked == []
 
 
+async def test_a_field_a_write_does_not_take_is_refused_not_ignored(gateway: Gw) -> None:
+    """A weight or a price sent with an arm is not the scale's: named and refused (as the
+    central API refuses fields it does not know), never silently dropped."""
+    svc, _, client, _ = gateway
+    resp = await client.post(
+        "/petugas/api/scales/scale-01/record",
+        json={"member_no": "AMB-0001", "category_code": "pet", "net_g": 5000},
+    )
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["errors"] == [
+        {"field": "net_g", "message": "isian berat tidak dikenal / unknown field weight"}
+    ]
+    assert armed(svc) is None  # nothing armed
+
+
 async def test_a_sale_beyond_the_ledgers_bound_is_refused_at_once_even_offline(
     gateway: Gw,
 ) -> None:
@@ -283,8 +304,8 @@ async def test_a_chunked_body_is_cut_where_it_passes_the_limit(tmp_path: Path) -
 async def test_a_body_at_the_limit_is_read_and_one_byte_more_is_not(tmp_path: Path) -> None:
     async with endpoint(tmp_path, http_max_body_bytes=2048) as (_, client):
         login = {"username": "petugas-bm-01", "password": "kata-sandi"}
-        bare = len(json.dumps({**login, "pad": ""}).encode())
-        at_limit = json.dumps({**login, "pad": "x" * (2048 - bare)}).encode()
+        bare = json.dumps(login).encode()  # padded with JSON's whitespace (no unknown field)
+        at_limit = bare[:-1] + b" " * (2048 - len(bare)) + b"}"
         assert len(at_limit) == 2048
         headers = {"Content-Type": "application/json"}
         resp = await client.post("/petugas/api/session", content=at_limit, headers=headers)

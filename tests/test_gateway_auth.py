@@ -34,10 +34,15 @@ from gateway import outbox
 from gateway.attendant_store import AttendantDb
 from gateway.http import local_api
 from gateway.http.attendant import COOKIE, LOGIN_COOKIE, AttendantService, LoginRefused
-from gateway.kiosk import AttendantSession
 from gateway.outbox import Outbox
 from tests.conftest import eventually, free_port
-from tests.gateway_helpers import PASSWORD, FakeCentral, attendant_service, gateway_settings
+from tests.gateway_helpers import (
+    PASSWORD,
+    FakeCentral,
+    armed,
+    attendant_service,
+    gateway_settings,
+)
 from wastebank import devices, services
 from wastebank.cli import app as cli_app
 from wastebank.config import ConfigError
@@ -74,12 +79,6 @@ async def login(client: httpx.AsyncClient, username: str = "petugas-bm-01") -> s
     )
     assert resp.status_code == 200, resp.text
     return str(resp.json()["csrf_token"])
-
-
-def armed(svc: AttendantService) -> tuple[str, str] | None:
-    session = svc.gw.readers["scale-01"].session
-    assert isinstance(session, AttendantSession)
-    return session.armed
 
 
 # ---- every route needs the session ----------------------------------------------------------

@@ -50,7 +50,7 @@ RELOGIN: Final = (
 METHOD_TEXT: Final = {"cash": "Tunai", "bank_transfer": "Transfer", "ewallet": "Dompet digital"}
 
 
-class CloseIn(msgspec.Struct, kw_only=True):
+class CloseIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     date: date
     counted_cash_idr: Annotated[int, msgspec.Meta(ge=0, le=MAX_IDR)]
     note: Annotated[str, msgspec.Meta(max_length=500)] = ""

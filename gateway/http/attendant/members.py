@@ -76,7 +76,7 @@ SMS_NO_PHONE: Final = (
 )
 
 
-class RegisterIn(msgspec.Struct, kw_only=True):
+class RegisterIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     member_no: Annotated[str, msgspec.Meta(pattern=MEMBER_NO)]
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
     phone: Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9]{8,15}$")] | None = None
@@ -96,7 +96,7 @@ class RegisteredView(MemberView, kw_only=True):
     """Why SMS could not be switched on (the member is registered all the same)."""
 
 
-class SmsIn(msgspec.Struct, kw_only=True):
+class SmsIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sms_opt_in: bool
 
 
@@ -107,11 +107,11 @@ class SmsView(msgspec.Struct, kw_only=True):
     sms_opt_in: bool
 
 
-class CardIn(msgspec.Struct, kw_only=True):
+class CardIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     uid: Annotated[str, msgspec.Meta(pattern=CARD_PATTERN)]
 
 
-class PinIn(msgspec.Struct, kw_only=True):
+class PinIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     reset: bool = False
 
 

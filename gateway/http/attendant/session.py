@@ -26,7 +26,7 @@ log = logging.getLogger("wastebank.gateway")
 routes = Routes(prefix="/petugas")
 
 
-class LoginIn(msgspec.Struct, kw_only=True):
+class LoginIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 

@@ -77,7 +77,7 @@ Code = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 Grams = Annotated[int, msgspec.Meta(ge=1, le=MAX_G)]
 
 
-class SaleIn(msgspec.Struct, kw_only=True):
+class SaleIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     key: ClientKey
     collector: Code
     category: Code
@@ -87,7 +87,7 @@ class SaleIn(msgspec.Struct, kw_only=True):
     note: Note = ""
 
 
-class TransferIn(msgspec.Struct, kw_only=True):
+class TransferIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     key: ClientKey
     category: Code
     grams: Grams
@@ -95,7 +95,7 @@ class TransferIn(msgspec.Struct, kw_only=True):
     note: Note = ""
 
 
-class ResidueIn(msgspec.Struct, kw_only=True):
+class ResidueIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     key: ClientKey
     category: Code
     grams: Grams

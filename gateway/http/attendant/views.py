@@ -160,12 +160,12 @@ class StateView(msgspec.Struct, kw_only=True):
     central_online: bool | None
 
 
-class RecordIn(msgspec.Struct, kw_only=True):
+class RecordIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     member_no: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,32}$")]
     category_code: Annotated[str, msgspec.Meta(pattern=CODE_PATTERN)]
 
 
-class VoidIn(msgspec.Struct, kw_only=True):
+class VoidIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=r"\S")]
 
 

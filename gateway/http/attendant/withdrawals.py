@@ -49,11 +49,11 @@ ID_MAX: Final = 2**31 - 1
 """A withdrawal's id is the ledger's 32-bit integer: a larger one is refused (422) here."""
 
 
-class ReasonIn(msgspec.Struct, kw_only=True):
+class ReasonIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 
 
-class PayIn(msgspec.Struct, kw_only=True):
+class PayIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     payout_ref: Annotated[str, msgspec.Meta(max_length=60)] | None = None
 
 
