@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ingest.clash import Clash, ClashWatch
-from ingest.items import Item, Parsed, Rejected, validate
+from ingest.items import Cleared, Item, Parsed, Rejected, validate
 from ingest.metrics import IngestMetrics, stored_reason_of
 from ingest.settings import IngestSettings
 from wastebank.broker_events import REFUSED_TOPIC, Refusal
@@ -82,6 +82,7 @@ class Stats:
     health_reports: int = 0
     statuses: int = 0
     reports_unstored: int = 0
+    retained_cleared: int = 0
     alerts: int = 0
     clock_ahead: int = 0
     dead_lettered: int = 0
@@ -159,6 +160,10 @@ class Ingester:
         parts = self.topics.parse(topic)
         if parts is None:
             raise Rejected(f"topic not understood: {topic}")
+        if not payload and (
+            parts.kind == "status" or (parts.device_type == "gateway" and parts.kind == "health")
+        ):
+            return Cleared(topic)
         if parts.device_type == "gateway" and parts.kind in ("deposit", "health", "alert"):
             msg: DepositEvent | GatewayHealth | GatewayAlert
             if parts.kind == "deposit":
@@ -201,20 +206,7 @@ class Ingester:
         self.stats.received += len(items)
         self.metrics.messages_received(i.topic for i in items)
         self._now = datetime.now(UTC)  # one clock reading per batch (clock-ahead check)
-        deposits: list[Item] = []
-        refusals: list[Refusal] = []
-        for item in items:
-            try:
-                item.parsed = self.classify(item.topic, item.payload)
-            except Rejected as exc:
-                item.error = str(exc)
-                continue
-            if isinstance(item.parsed, DepositEvent):
-                deposits.append(item)
-            elif isinstance(item.parsed, Refusal):
-                refusals.append(item.parsed)  # the ledger only: no point in InfluxDB
-            else:
-                item.lines = self._lines(item.parsed)
+        deposits, refusals = self._sort(items)
         invalid = [i for i in items if i.error is not None]
         if deposits or (invalid and dead_letter):
             await self._ledger_retrying(deposits, invalid, dead_letter)
@@ -229,6 +221,30 @@ class Ingester:
                 self.stats.dead_lettered += 1
                 self.metrics.dead_letter(item.error)
                 log.warning("pesan ditolak / dead letter on %s: %s", item.topic, item.error)
+
+    def _sort(self, items: Sequence[Item]) -> tuple[list[Item], list[Refusal]]:
+        """Classify each item: the deposits and the broker's refusals are returned for the
+        ledger; the others get their lines now; the rejected their ``error``."""
+        deposits: list[Item] = []
+        refusals: list[Refusal] = []
+        for item in items:
+            try:
+                item.parsed = self.classify(item.topic, item.payload)
+            except Rejected as exc:
+                item.error = str(exc)
+                continue
+            if isinstance(item.parsed, DepositEvent):
+                deposits.append(item)
+            elif isinstance(item.parsed, Refusal):
+                refusals.append(item.parsed)  # the ledger only: no point in InfluxDB
+            elif isinstance(item.parsed, Cleared):
+                self.stats.retained_cleared += 1
+                log.info(
+                    "laporan tersimpan dihapus di broker / retained report cleared: %s", item.topic
+                )
+            else:
+                item.lines = self._lines(item.parsed)
+        return deposits, refusals
 
     async def _ledger_retrying(
         self, deposits: list[Item], invalid: list[Item], dead_letter: bool

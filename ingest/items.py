@@ -23,7 +23,19 @@ from wastebank.messages import (
 )
 from wastebank.structs import Invalid, decode_json
 
-Parsed = DepositEvent | FillReading | GatewayHealth | GatewayStatus | GatewayAlert | Refusal
+
+@dataclass(frozen=True)
+class Cleared:
+    """An empty message on a retained report's topic (a device's ``health`` or ``status``): MQTT's
+    way of deleting the retained report, which an operator does when a device leaves for good
+    (docs/fleet.md, "Limits"). Counted and logged; not a dead letter, and nothing is stored."""
+
+    topic: str
+
+
+Parsed = (
+    DepositEvent | FillReading | GatewayHealth | GatewayStatus | GatewayAlert | Refusal | Cleared
+)
 """What a message can be, once validated."""
 M = TypeVar("M", DepositEvent, FillReading, GatewayHealth, GatewayStatus, GatewayAlert, Refusal)
 
