@@ -130,6 +130,9 @@ class ClockWatch:
         self.last = Reading("none" if self.probe == "none" else "unknown", None)
         self.synced_at: datetime | None = None
         """The first synchronization seen since boot (from the source, else when seen)."""
+        self.lost_since: datetime | None = None
+        """When a probe after :attr:`synced_at` first said "not synchronized" (None: it has not,
+        or a later probe said synchronized again); events stay marked synchronized meanwhile."""
 
     @staticmethod
     def _choose(s: ClockSettings) -> Literal["timesyncd", "chrony", "none"]:
@@ -153,21 +156,45 @@ class ClockWatch:
         return reading
 
     def update(self, reading: Reading) -> None:
+        """Take a probe's reading; log the first synchronization of this boot, a probe saying
+        "not synchronized" before it (each time it starts saying so), and after it each loss
+        of the time source (once, until a probe says synchronized again) and its return."""
         was = self.last.synchronized
         self.last = reading
-        if reading.synchronized and self.synced_at is None:
-            self.synced_at = reading.synced_at or datetime.now(UTC)
-            log.info(
-                "jam tersinkron / clock synchronized (%s) at %s",
-                reading.source,
-                self.synced_at.isoformat(),
-            )
-        elif reading.synchronized is False and was is not False:
+        if self.synced_at is None:
+            if reading.synchronized:
+                self.synced_at = reading.synced_at or datetime.now(UTC)
+                log.info(
+                    "jam tersinkron / clock synchronized (%s) at %s",
+                    reading.source,
+                    self.synced_at.isoformat(),
+                )
+            elif reading.synchronized is False and was is not False:
+                log.warning(
+                    "jam belum tersinkron / clock not synchronized (%s): events are marked "
+                    "clock_synced=false until it is",
+                    reading.source,
+                )
+        elif reading.synchronized is False and self.lost_since is None:
+            self.lost_since = datetime.now(UTC)
             log.warning(
-                "jam belum tersinkron / clock not synchronized (%s): events are marked "
-                "clock_synced=false until it is",
-                reading.source,
+                "sumber waktu jam hilang sejak %(lost)s (%(source)s); jam tersinkron %(synced)s, "
+                "peristiwa tetap ditandai clock_synced=true selama boot ini / the clock's time "
+                "source lost since %(lost)s (%(source)s); synchronized at %(synced)s, events stay "
+                "marked clock_synced=true this boot",
+                {
+                    "lost": self.lost_since.isoformat(),
+                    "source": reading.source,
+                    "synced": self.synced_at.isoformat(),
+                },
             )
+        elif reading.synchronized and self.lost_since is not None:
+            log.info(
+                "sumber waktu jam kembali (%(source)s), hilang sejak %(lost)s / the clock's time "
+                "source is back (%(source)s), lost since %(lost)s",
+                {"source": reading.source, "lost": self.lost_since.isoformat()},
+            )
+            self.lost_since = None
 
     def stamp(self) -> bool | None:
         """What an event stamped now carries as ``clock_synced``: True once this boot's clock
