@@ -235,9 +235,10 @@ class ScaleReader(SerialDevice):
     def state(self) -> ScaleState:
         """What the scale is doing now, the most serious first: disconnected; undetected (its
         protocol is ``auto`` and not decided yet); a fault (overload, underload,
-        indicator_error: debounced, :mod:`gateway.scale_state`); zero_drift (the idle zero moved
-        past ``zero_drift_alert_g``); then ok (a stable weight) or unsettled (moving, a
-        status frame, or no weight yet)."""
+        indicator_error: debounced, :mod:`gateway.scale_state`, from its alert's raising to its
+        clearing, and no weight is taken meanwhile); zero_drift (the idle zero moved past
+        ``zero_drift_alert_g``); then ok (a stable weight) or unsettled (moving, a status
+        frame, or no weight yet)."""
         if not self.connected:
             return "disconnected"
         if isinstance(self.decoder, AutoDetector) and self.decoder.protocol is None:
@@ -321,10 +322,17 @@ class ScaleReader(SerialDevice):
         if weighing is None:  # a tare frame: it set the tare
             return None
         reading = replace(weighing.reading, grams=weighing.net_g)
-        self.last = reading
         zero = self._zero_condition()
         if zero is not None:
             out.append(zero)
+        fault_line = self.last if self.faults.active() is not None else None
+        if fault_line is not None:
+            # The fault has not ended yet (FAULT_CLEAR_S of other frames): the scale still shows
+            # it, so this weight is neither shown nor weighed; the session sees the fault's line
+            # again (a kiosk's OK now is refused as on it). The flagless stability window keeps
+            # running, so the frame that ends the fault can be the deposit.
+            return self.session.on_reading(fault_line, now)
+        self.last = reading
         candidate = self.session.on_reading(reading, now)
         return None if candidate is None else replace(candidate, tare_g=weighing.tare_g)
 

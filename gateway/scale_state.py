@@ -11,6 +11,9 @@ flickering frame does not raise and clear an alert on every other frame:
 * it **ends** when the indicator has sent no frame of that fault for at least
   :data:`FAULT_CLEAR_S` while sending others (weights).
 
+The scale's state shows a fault from its start to its end, the same verdicts as its alert, and
+the reader weighs nothing in between (:meth:`gateway.readers.ScaleReader.state`).
+
 Until a fault's verdict is known it is *unknown*: a fresh process does not know whether the
 fault an earlier run raised still holds. :meth:`FaultWatch.update` reports each verdict once, when
 it is reached (started, or known absent), so the recorder can raise once, clear once, and clear
