@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from sqlalchemy import select
@@ -134,7 +134,7 @@ class ApiEnv:
         self.csrf_cookie = ""  # a browser's wb_csrf cookie and its forms' token (api/web.py)
         self.csrf_token = ""
 
-    def __enter__(self) -> ApiEnv:
+    def __enter__(self) -> Self:
         import threading
 
         import uvicorn

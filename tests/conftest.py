@@ -196,7 +196,7 @@ def influx_as(influx: InfluxSettings, user: str) -> InfluxSettings:
 #
 # A test that uses a ledger (``ledger_url``, ``ledger_factory``, or the ``ingester`` fixture) runs
 # once per backend: ``test_x[sqlite]`` and ``test_x[postgresql]``; ``--ledger sqlite`` (or
-# ``postgresql``) runs one only. PostgreSQL is the project's own (`services.up(only=("postgres",))`,
+# ``postgresql``) runs one only. PostgreSQL is the project's own (`services.up(only=["postgres"])`,
 # started when missing) or the server named by WASTEBANK_TEST_POSTGRESQL_URL (a role that may
 # create databases). Each test gets a database of its own, copied from a template this session
 # made once (migrated, and seeded with the demo city), and dropped after the test; every session
@@ -368,7 +368,7 @@ def postgresql_urls() -> tuple[str, str]:
     if url := os.environ.get("WASTEBANK_TEST_POSTGRESQL_URL"):
         return url, url
     settings = load_settings(services.ServicesSettings)
-    services.up(settings, only=("postgres",))
+    services.up(settings, only=["postgres"])
     admin = services.postgresql_url(settings, "postgres", role=services.POSTGRESQL_SUPERUSER)
     return admin, services.postgresql_url(settings)
 
@@ -577,7 +577,7 @@ class PrivateMosquitto:
         self.port = self.settings.mqtt_port
 
     def start(self) -> None:
-        services.up(self.settings, only=("mosquitto",))
+        services.up(self.settings, only=["mosquitto"])
 
     def stop(self) -> None:
         services.down(self.settings)

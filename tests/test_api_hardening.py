@@ -440,7 +440,7 @@ def test_tokens_carry_an_id_and_old_ones_without_it_are_refused() -> None:
 
 
 async def test_a_csrf_token_works_only_in_its_own_session(served: Any, ledger_url: str) -> None:
-    client = await served(api_settings(ledger_url=ledger_url))
+    client: httpx.AsyncClient = await served(api_settings(ledger_url=ledger_url))
     login_page = await client.get("/masuk")
     anonymous_token = csrf_of(login_page.text)  # the login form works before any session
     csrf_cookie = client.cookies["wb_csrf"]

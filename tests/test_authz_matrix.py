@@ -719,6 +719,7 @@ class GwEnv:
             None, "pet", 1250, 0, True, "gs_nt", ("x",), member_no=MEMBER_A
         )
         seq = self.gw.recorder.store_deposit(reader, candidate)
+        assert seq is not None  # stored, not refused as an invalid event
         return str(self.gw.event_id(seq))
 
     def withdrawal(self, wid: int) -> int:
@@ -743,6 +744,18 @@ class GwEnv:
             datetime.now(UTC),
         )
         return "04A1B2C3D4"
+
+
+def _calibration(env: GwEnv) -> Req:
+    """A calibration, the scale steady under its 10 kg reference."""
+    env.stable_load()
+    return Req("POST", f"/scales/{GW_SCALE}/calibration", json={"reference_g": 10_000})
+
+
+def _live_of_a_stopping_gateway(env: GwEnv) -> Req:
+    """The stream: the gateway is stopping, so it ends at once (the status is what counts)."""
+    env.gw.live.stop()
+    return Req("GET", f"/petugas/api/scales/{GW_SCALE}/live")
 
 
 GATEWAY_MATRIX: dict[tuple[str, str], GwCase] = {
@@ -784,12 +797,7 @@ GATEWAY_MATRIX: dict[tuple[str, str], GwCase] = {
     ("POST", "/scales/{scale_id}/cancel"): gw_write(
         lambda _env: Req("POST", f"/scales/{GW_SCALE}/cancel")
     ),
-    ("POST", "/scales/{scale_id}/calibration"): gw_write(
-        lambda env: (
-            env.stable_load(),
-            Req("POST", f"/scales/{GW_SCALE}/calibration", json={"reference_g": 10_000}),
-        )[1]
-    ),
+    ("POST", "/scales/{scale_id}/calibration"): gw_write(_calibration),
     ("GET", "/scales/{scale_id}/calibration"): gw_read(f"/scales/{GW_SCALE}/calibration"),
     ("GET", "/petugas/api/status"): gw_read("/petugas/api/status"),
     ("GET", "/petugas/api/state"): gw_read("/petugas/api/state"),
@@ -803,12 +811,8 @@ GATEWAY_MATRIX: dict[tuple[str, str], GwCase] = {
     ("POST", "/petugas/api/scales/{scale_id}/cancel"): gw_write(
         lambda _env: Req("POST", f"/petugas/api/scales/{GW_SCALE}/cancel")
     ),
-    # the stream: the gateway is stopping, so it ends at once (the status is what counts)
     ("GET", "/petugas/api/scales/{scale_id}/live"): GwCase(
-        lambda env: (env.gw.live.stop(), Req("GET", f"/petugas/api/scales/{GW_SCALE}/live"))[1],
-        401,
-        200,
-        200,
+        _live_of_a_stopping_gateway, 401, 200, 200
     ),
     ("GET", "/petugas/api/deposits"): gw_read("/petugas/api/deposits"),
     # members at the bank (the central API's answers: tests/gateway_helpers.py FakeCentral.desk)

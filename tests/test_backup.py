@@ -266,7 +266,7 @@ def test_pg_tools_of_the_servers_major_or_newer(
         tool.parent.mkdir(parents=True)
         tool.write_text("#!/bin/sh\n")
     monkeypatch.setattr(backup, "POSTGRESQL_LIB", tmp_path)
-    monkeypatch.setattr(backup.shutil, "which", lambda _name: None)
+    monkeypatch.setattr("wastebank.backup.shutil.which", lambda _name: None)
     assert backup.pg_tool("pg_dump", 15) == tmp_path / "15" / "bin" / "pg_dump"
     assert backup.pg_tool("pg_dump", 14) == tmp_path / "15" / "bin" / "pg_dump"
     with pytest.raises(backup.BackupError, match="postgresql-client-17"):

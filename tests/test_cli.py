@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -27,7 +26,7 @@ def test_every_command_group_is_reachable_through_python_m() -> None:
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
     ).stdout
     root = typer.main.get_group(app)
-    names = root.list_commands(click.Context(root))
+    names = root.list_commands(typer.Context(root))
     assert "tps" in names
     assert {"gateway", "ingest", "api", "attend", "ledger", "sim"} <= set(names)
     for name in names:

@@ -420,7 +420,7 @@ def test_python_callers_still_build_messages_from_python_values() -> None:
             distance_mm=900,
             fillingLevel=1,
             temperature_c=25,
-            level_status=Level.ok,
+            level_status=Level.ok,  # type: ignore[arg-type]  # what this test tries
         )
     )
     assert reading.fillingLevel == 1.0
@@ -475,7 +475,12 @@ LIMITS: list[tuple[str, str, Any, Any]] = [
     ("health", "uptime_s", COUNT_MAX, COUNT_MAX + 1),
     ("health", "outbox_oldest_age_s", COUNT_MAX, COUNT_MAX + 1),
     ("health", "deposits_stored", COUNT_MAX, COUNT_MAX + 1),
-    ("health", "scales", [SCALE] * SCALES_MAX, [SCALE] * (SCALES_MAX + 1)),
+    (
+        "health",
+        "scales",
+        [{**SCALE, "scale_id": f"scale-{i}"} for i in range(SCALES_MAX)],  # each id once
+        [{**SCALE, "scale_id": f"scale-{i}"} for i in range(SCALES_MAX + 1)],
+    ),
     ("health", "sensors", [SENSOR] * SENSORS_MAX, [SENSOR] * (SENSORS_MAX + 1)),
     ("health", "scales", [{**SCALE, "protocol": "p" * 32}], [{**SCALE, "protocol": "p" * 33}]),
     ("health", "scales", [{**SCALE, "protocol": "a12_ww"}], [{**SCALE, "protocol": "A12"}]),
@@ -646,7 +651,10 @@ def _largest(name: str) -> msgspec.Struct:
             outbox_refused=COUNT_MAX,
             mqtt_reconnects=COUNT_MAX,
             deposits_stored=COUNT_MAX,
-            scales=[scale] * SCALES_MAX,
+            scales=[  # each scale_id once, every one as long
+                msgspec.structs.replace(scale, scale_id=f"{code[:-2]}{i:02d}")
+                for i in range(SCALES_MAX)
+            ],
             sensors=[sensor] * SENSORS_MAX,
             version=wide * 32,
             clock=ClockHealth(

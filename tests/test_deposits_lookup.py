@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
@@ -26,7 +27,7 @@ def api(ledger_url: str) -> Iterator[ApiEnv]:
         yield env
 
 
-def lookup(api: ApiEnv, who: str, bank: str, *ids: str) -> tuple[int, dict[str, object]]:
+def lookup(api: ApiEnv, who: str, bank: str, *ids: str) -> tuple[int, dict[str, Any]]:
     resp = api.client.get(
         f"/api/banks/{bank}/deposits",
         params=[("event_id", e) for e in ids],
@@ -55,7 +56,7 @@ def test_the_ledgers_amount_price_and_void_by_event_id(api: ApiEnv) -> None:
 
     status, body = lookup(api, "attendant_1", BANK, "gw-01-901", "gw-01-902", "gw-01-999")
     assert status == 200, body
-    deposits = {d["event_id"]: d for d in body["deposits"]}  # type: ignore[union-attr]
+    deposits = {d["event_id"]: d for d in body["deposits"]}
     first = deposits["gw-01-901"]
     assert first["price_per_kg_idr"] == 1500
     assert first["amount_idr"] == amount_for(14_900, 1500) == 22_350
@@ -98,7 +99,7 @@ def test_whether_the_gateways_clock_was_synchronized_when_it_stamped(api: ApiEnv
     ids = ("gw-01-921", "gw-01-922", "gw-01-923", manual.event_id)
     status, body = lookup(api, "attendant_1", BANK, *ids)
     assert status == 200, body
-    said = {d["event_id"]: d["clock_synced"] for d in body["deposits"]}  # type: ignore[union-attr]
+    said = {d["event_id"]: d["clock_synced"] for d in body["deposits"]}
     assert said == dict(zip(ids, (False, True, None, None), strict=True))
 
 

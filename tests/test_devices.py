@@ -16,20 +16,21 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiomqtt
 import msgspec
 import pytest
 import tomli_w
 from cryptography import x509
+from paho.mqtt.client import CallbackOnPublish_v2
 from typer.testing import CliRunner, Result
 
 from gateway.settings import GatewaySettings
 from tests.conftest import PrivateMosquitto, free_port, mqtt_login
 from wastebank import devices, mqtt, services
 from wastebank.cli import app
-from wastebank.config import ConfigError, MqttSettings, SecretStr, load_settings
+from wastebank.config import ConfigError, FilePath, MqttSettings, SecretStr, load_settings
 from wastebank.messages import Topics
 from wastebank.mqtt import client_id
 
@@ -73,7 +74,7 @@ class TlsBroker:
             host="127.0.0.1",
             port=self.tls_port,
             tls=True,
-            ca_file=self.files.ca_cert,
+            ca_file=FilePath(self.files.ca_cert),
             username=username,
             password=SecretStr(password),
             topic_prefix=prefix,
@@ -98,7 +99,8 @@ class TlsBroker:
         )
         codes: list[str] = []
         paho = client._client
-        on_publish = paho.on_publish  # aiomqtt's; it drops the reason code
+        # aiomqtt's (on paho's callback API version 2, which it sets); it drops the reason code
+        on_publish = cast(CallbackOnPublish_v2, paho.on_publish)
 
         def record(c: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
             value = reason.value
@@ -361,7 +363,7 @@ async def test_a_reload_keeps_loopback_logins_and_a_persistent_session_queues(
     prefix, bank, gw = f"test-{test_id}/", "bs-batu-merah", f"gw-{test_id}"
     topics = Topics(prefix)
     password = tls_broker.add("--bank", bank, "--gateway", gw, "--topic-prefix", prefix)
-    session = {"identifier": f"ingest-{test_id}", "clean_session": False}
+    session: dict[str, Any] = {"identifier": f"ingest-{test_id}", "clean_session": False}
     async with tls_broker.observer(**session) as ingester:
         await ingester.subscribe(topics.deposit_filter, qos=1)
 

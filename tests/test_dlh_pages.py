@@ -94,14 +94,14 @@ def dlh_page(
     site: ApiEnv,
     viewport: dict[str, int],
     tiles: bytes | None | list[Route],
-    **options: bool,
+    has_touch: bool | None = None,
 ) -> tuple[BrowserContext, Page]:
     """The DLH page signed in, its tile server answering ``tiles`` (None: refusing; a list:
     never answering, the requests kept in it)."""
     context = browser.new_context(
         viewport=viewport,  # type: ignore[arg-type]
         base_url=str(site.client.base_url),
-        **options,
+        has_touch=has_touch,
     )
 
     def tile(route: Route) -> None:
@@ -252,7 +252,7 @@ def test_the_reduction_names_the_city_files_sources(site: ApiEnv) -> None:
 # ---- the PLTSa (WtE) scenario form ------------------------------------------------------------
 
 
-def api_scenario(site: ApiEnv, **params: object) -> dict[str, Any]:
+def api_scenario(site: ApiEnv, **params: str | int | float) -> dict[str, Any]:
     resp = site.client.get("/api/dlh/wte-scenario", params=params, headers=site.bearer("dlh"))
     assert resp.status_code == 200, resp.text
     body: dict[str, Any] = resp.json()

@@ -305,6 +305,7 @@ def test_maxbotix_no_target_since_is_the_start_of_an_unbroken_run() -> None:
     assert before <= since <= datetime.now(UTC)
     reader.process(b"R5000\rgarbage\rR5000\r")
     assert reader.health().no_target_since == since
+    assert isinstance(reader.decoder, MaxBotixDecoder)
     assert reader.decoder.no_target_run == 3
     reader.process(b"R5000\rR4600\r")  # the run ends with this read's distance
     assert reader.health().no_target_since is None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import signal
@@ -46,7 +47,7 @@ from tests.conftest import (
 )
 from wastebank import devices, mqtt, services
 from wastebank.cli import app
-from wastebank.config import MqttSettings, SecretStr, load_settings
+from wastebank.config import FilePath, MqttSettings, SecretStr, load_settings
 from wastebank.messages import DepositEvent, GatewayAlert, Topics
 from wastebank.structs import decode_json, encode_json
 
@@ -97,7 +98,7 @@ class TlsBroker:
             host="127.0.0.1",
             port=self.broker.settings.mqtt_tls_port,
             tls=True,
-            ca_file=self.files.ca_cert,
+            ca_file=FilePath(self.files.ca_cert),
             username=username,
             password=SecretStr(password),
             topic_prefix=prefix,
@@ -130,6 +131,11 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
 
 
 # ---- helpers ----------------------------------------------------------------------------------
+
+
+def _row(topic: str, payload: bytes) -> Callable[[int], tuple[str, bytes]]:
+    """An outbox row's builder: this topic and payload, whatever its number."""
+    return lambda _seq: (topic, payload)
 
 
 def _holds(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
@@ -320,12 +326,15 @@ async def test_refused_rows_are_retried_with_a_doubling_backoff_and_delivered_on
     gateway = Gateway(settings)
     for seq in (1, 2):
         event = deposit_event(seq, bank=SITE_SAYS, gateway=gw)
-        gateway.outbox.add(lambda _s, e=event: (topics.deposit(SITE_SAYS, gw), encode_json(e)))
+        gateway.outbox.add(_row(topics.deposit(SITE_SAYS, gw), encode_json(event)))
 
     def counts() -> list[int]:
         """How many times each deposit row was refused."""
         deposit = topics.deposit(SITE_SAYS, gw)
         return [n for t, _, _, n in outbox_rows(settings.outbox.path) if t == deposit]
+
+    def refused_at_least(n: int) -> bool:
+        return min(counts()) >= n
 
     caplog.set_level(logging.INFO, logger="wastebank.gateway")
     async with tls_broker.observer() as observer:
@@ -335,7 +344,7 @@ async def test_refused_rows_are_retried_with_a_doubling_backoff_and_delivered_on
             # Each row is tried again after 0.25 s, 0.5 s, 1 s, ...: the gap doubles.
             tried: dict[int, float] = {}
             for n in (1, 2, 3, 4):
-                await eventually(_holds(lambda n=n: min(counts()) >= n), timeout=30)
+                await eventually(_holds(functools.partial(refused_at_least, n)), timeout=30)
                 tried[n] = time.monotonic()
             assert tried[4] - tried[3] >= 4 * retry_s * 0.9
             assert max(counts()) <= 5

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -156,7 +156,7 @@ async def test_a_writes_input_is_refused_in_the_order_it_always_was(gateway: Gw)
     # path and the body's fields, refused together (the order FastAPI checked them in)
     _, fake, client, _ = gateway
     fake.asked.clear()
-    bad_json = {"content": b"{", "headers": {"content-type": "application/json"}}
+    bad_json: dict[str, Any] = {"content": b"{", "headers": {"content-type": "application/json"}}
     forged = {"X-CSRF-Token": "x" * 64}
     resp = await client.put("/petugas/api/members/AMB-0001/sms", **bad_json)
     assert resp.status_code == 422
@@ -483,6 +483,7 @@ async def test_live_views_are_capped_per_session_and_in_all(gateway: Gw) -> None
     assert refused.value.status_code == 429
     # a stream that ends gives its slot back
     for stream in [*held, *others]:
+        assert isinstance(stream, AsyncGenerator)  # views.live is an async generator
         await stream.aclose()
     assert (svc.streams, dict(svc.live_by_session)) == (0, {})
     await anext(views.live(svc, reader, sid=sid.sid))
@@ -519,10 +520,10 @@ async def test_headers_and_queries_of_any_bytes_are_refused_in_words(gateway: Gw
     _, _, client, _ = gateway
     anon = httpx.AsyncClient(transport=client._transport, base_url="http://gw.test")
     async with anon:
-        resp = await anon.get("/petugas/api/state", headers={"cookie": b"wb_petugas=\xff\xfe"})
+        resp = await anon.get("/petugas/api/state", headers={b"cookie": b"wb_petugas=\xff\xfe"})
         assert resp.status_code == 401
     resp = await client.post(
-        "/petugas/api/scales/scale-01/cancel", headers={"X-CSRF-Token": b"\xff\xfe\xe9"}
+        "/petugas/api/scales/scale-01/cancel", headers={b"X-CSRF-Token": b"\xff\xfe\xe9"}
     )
     assert resp.status_code == 403
     resp = await client.get("/petugas/api/members?q=%ff%fe")

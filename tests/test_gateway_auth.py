@@ -30,7 +30,6 @@ import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
-from gateway import outbox
 from gateway.attendant_store import AttendantDb
 from gateway.http import local_api
 from gateway.http.attendant import COOKIE, LOGIN_COOKIE, AttendantService, LoginRefused
@@ -516,9 +515,10 @@ def test_a_new_gateway_file_is_0600_from_its_creation(
 
     def watched(database: Any, *args: Any, **kw: Any) -> sqlite3.Connection:
         modes.append(stat.S_IMODE(os.stat(database).st_mode))  # before SQLite writes a byte
-        return connect(database, *args, **kw)
+        connection: sqlite3.Connection = connect(database, *args, **kw)
+        return connection
 
-    monkeypatch.setattr(outbox.sqlite3, "connect", watched)
+    monkeypatch.setattr("gateway.outbox.sqlite3.connect", watched)
     box = Outbox(path)
     try:
         assert modes == [0o600]

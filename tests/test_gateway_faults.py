@@ -20,7 +20,7 @@ from gateway.readers import ScaleReader
 from gateway.scale_state import FAULT_CLEAR_S, FAULT_RAISE_S, Fault, FaultWatch
 from gateway.settings import ScaleSettings
 from tests.gateway_helpers import gateway_settings
-from wastebank.messages import NET_G_MAX, GatewayAlert, GatewayHealth
+from wastebank.messages import NET_G_MAX, ActiveAlert, GatewayAlert, GatewayHealth
 from wastebank.structs import decode_json, encode_json
 
 OL = b"OL,GS,+       kg\r\n"
@@ -86,7 +86,7 @@ def test_an_overload_raises_one_alert_shows_in_health_and_clears_once(
         (scale,) = health.scales
         assert scale.state == "overload"
         assert scale.state_since is not None
-        assert [(a.code, a.subject) for a in health.alerts_active] == [("overload", "scale-01")]
+        assert [(a.code, a.subject) for a in _active(health)] == [("overload", "scale-01")]
         assert decode_json(encode_json(health), GatewayHealth) == health
         assert "state overload" in caplog.text  # the transition is logged
         assert reader.status_by_kind == {"overload": 50}
@@ -248,6 +248,12 @@ def test_a_flagless_scale_settles_afresh_after_a_fault(tmp_path: Path) -> None:
 # ---- across restarts --------------------------------------------------------------------------
 
 
+def _active(health: GatewayHealth) -> list[ActiveAlert]:
+    """The alerts the health says are active: a gateway of this version always says."""
+    assert isinstance(health.alerts_active, list)
+    return health.alerts_active
+
+
 def _stopped_while_overloaded(tmp_path: Path) -> tuple[GatewayAlert, datetime]:
     """A gateway that raised an overload and stopped (or lost power) with the scale still
     overloaded: the alert it raised, and since when its health said it was active."""
@@ -255,7 +261,7 @@ def _stopped_while_overloaded(tmp_path: Path) -> tuple[GatewayAlert, datetime]:
     try:
         _feed_for(gw, reader, OL, 100.0, 3.0)
         (raised,) = _alerts(gw)
-        return raised, gw.health().alerts_active[0].since
+        return raised, _active(gw.health())[0].since
     finally:
         gw.outbox.close()
 
@@ -264,7 +270,7 @@ def test_a_restarted_gateway_does_not_raise_a_still_active_alert_again(tmp_path:
     raised, since = _stopped_while_overloaded(tmp_path)
     again, reader = _gateway(tmp_path)
     try:
-        (kept,) = again.health().alerts_active  # known before the scale says anything
+        (kept,) = _active(again.health())  # known before the scale says anything
         assert (kept.code, kept.subject, kept.since) == ("overload", "scale-01", since)
         _feed_for(again, reader, OL, 10.0, 5.0)  # its monotonic clock starts afresh too
         assert _alerts(again) == [raised]  # the first run's row, nothing new

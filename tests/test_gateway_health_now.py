@@ -136,6 +136,7 @@ def _state(h: GatewayHealth) -> str | None:
 
 
 def _alerts(h: GatewayHealth) -> set[str]:
+    assert isinstance(h.alerts_active, list)  # a gateway of this version always says
     return {a.code for a in h.alerts_active}
 
 

@@ -7,7 +7,7 @@ and local endpoint, Mosquitto, `wastebank ingest`, the ledger; the attendant use
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -104,7 +104,7 @@ async def test_attendant_flow_with_calibration_and_health(
             assert isinstance(only, dict)
             return only
 
-        def shows(pred: Callable[[dict[str, object]], bool]) -> Callable[[], object]:
+        def shows(pred: Callable[[dict[str, object]], bool]) -> Callable[[], Awaitable[bool]]:
             async def check() -> bool:
                 return pred(await view())
 

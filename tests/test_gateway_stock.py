@@ -6,6 +6,7 @@ online only. The central API is the fake at the transport seam (tests/gateway_he
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -27,7 +28,7 @@ SALE = {
 
 
 @pytest.fixture
-async def gateway(tmp_path: object) -> AsyncIterator[Gw]:
+async def gateway(tmp_path: Path) -> AsyncIterator[Gw]:
     fake = FakeCentral()
     async with attendant_service(gateway_settings(tmp_path), fake) as svc:
         app = local_api.http_app(svc.gw, svc)

@@ -30,6 +30,7 @@ from firmware_sim.scales import MODELS, encode_frame
 from gateway.fill_sensor import (
     DistanceSample,
     Em310Payload,
+    FillSource,
     MaxBotixDecoder,
     Mode2Decoder,
     decode_em310_udl,
@@ -137,7 +138,7 @@ def test_gateway_decodes_fill_sensor_frames(frame: Frame) -> None:
         assert decode_em310_udl(wire) == expected
         return
     decoder = Mode2Decoder() if sensor == "mode2" else MaxBotixDecoder()
-    source = "jsn_sr04t" if sensor == "mode2" else "maxbotix"
+    source: FillSource = "jsn_sr04t" if sensor == "mode2" else "maxbotix"
     sample = DistanceSample(frame["distance_mm"], source, wire)
     assert decoder.feed(wire * REPEATS) == [sample] * REPEATS
 

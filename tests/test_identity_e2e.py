@@ -4,6 +4,7 @@ gateways with one gateway id. simulated kiosk (pty) -> `wastebank gateway` -> Mo
 
 from __future__ import annotations
 
+import functools
 import signal
 from pathlib import Path
 
@@ -86,9 +87,7 @@ async def test_an_sd_card_swap_loses_no_deposit(
             name = f"gateway-{card_life}"
             async with KioskSimulator(link, seed=card_life, rate_hz=20) as kiosk:
                 processes.start(name, ["gateway", "--config", str(site)], env)
-                await eventually(
-                    lambda n=name: _async(lambda: "timbangan terhubung" in processes.log(n))
-                )
+                await eventually(functools.partial(_logged, processes, name, "timbangan terhubung"))
                 for g in weights:
                     await kiosk.deposit(ScriptedDeposit(CARDS["AMB-0001"], "pet", g))
                 while len(seen) < 3 * (card_life + 1):
@@ -149,9 +148,7 @@ async def test_two_gateways_with_one_id_are_both_credited_and_the_clash_is_raise
             processes.start(f"gateway-{name}", ["gateway", "--config", str(site)], env)
         for name in ("a", "b"):
             await eventually(
-                lambda n=name: _async(
-                    lambda: "timbangan terhubung" in processes.log(f"gateway-{n}")
-                )
+                functools.partial(_logged, processes, f"gateway-{name}", "timbangan terhubung")
             )
         for g in (1000, 2000, 3000):
             await kiosk_a.deposit(ScriptedDeposit(CARDS["AMB-0001"], "pet", g))
@@ -184,6 +181,10 @@ async def test_two_gateways_with_one_id_are_both_credited_and_the_clash_is_raise
     assert set(alert.details["ids"]) == installs
     assert all(i in alert.message for i in installs)
     assert sorted(g for _, g in _deposits(ledger_url)) == [1000, 1500, 2000, 2500, 3000, 3500]
+
+
+async def _logged(processes: Processes, name: str, text: str) -> bool:
+    return text in processes.log(name)
 
 
 async def _async(check: object) -> bool:

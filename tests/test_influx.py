@@ -15,6 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from typing import TypeVar
 
 import httpx
 import msgspec
@@ -24,6 +25,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from influxdb_client.client.write.point import Point  # the oracle for line(); tests only
 
+from gateway.fill_sensor import LevelStatus
 from tests.conftest import deposit_event, event_line
 from wastebank import influx as influx_module
 from wastebank.config import (
@@ -66,6 +68,8 @@ from wastebank.messages import (
     ScaleHealth,
 )
 from wastebank.structs import decode_json, encode_json, replace
+
+T = TypeVar("T")
 
 # ---- line protocol (no server) ------------------------------------------------------------------
 
@@ -948,8 +952,10 @@ def fill_readings(draw: st.DrawFn) -> FillReading:
     seq = draw(st.integers(0, 10**9))
     optional = st.none() | st.just(True)  # each optional field present or absent
 
-    def maybe(strategy: st.SearchStrategy[object]) -> object:
+    def maybe(strategy: st.SearchStrategy[T]) -> T | None:
         return draw(st.none() | strategy) if draw(optional) else None
+
+    statuses: list[LevelStatus] = ["ok", "over_full", "below_empty"]
 
     return FillReading(
         reading_id=f"us-01-{seq}",
@@ -965,7 +971,7 @@ def fill_readings(draw: st.DrawFn) -> FillReading:
         rssi_dbm=maybe(st.integers(-200, 20)),
         snr_db=maybe(st.floats(-40, 40)),
         source=maybe(st.sampled_from(["jsn_sr04t", "em310_udl", "json"])),
-        level_status=maybe(st.sampled_from(["ok", "over_full", "below_empty"])),
+        level_status=maybe(st.sampled_from(statuses)),
         tilt=maybe(st.booleans()),
         pings=maybe(st.integers(1, 1000)),
         raw=maybe(st.text(max_size=40)),

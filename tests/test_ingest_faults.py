@@ -9,6 +9,7 @@ does not arrive is published again after reconnecting, so the ingester also sees
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -175,11 +176,11 @@ async def test_broker_restarts_and_sigkilled_ingester_lose_and_double_nothing(
         return publisher.acked >= share * len(items)
 
     for share in (0.15, 0.35, 0.55):
-        await eventually(lambda share=share: past(share), timeout=120)
+        await eventually(functools.partial(past, share), timeout=120)
         broker.stop()
         broker.start()
     for share in (0.65, 0.8):
-        await eventually(lambda share=share: past(share), timeout=120)
+        await eventually(functools.partial(past, share), timeout=120)
         processes.kill(f"ingest-{starts}", signal.SIGKILL)
         start_ingester()
     await asyncio.wait_for(publishing, 300)
@@ -196,7 +197,7 @@ def private_influx(tmp_path: Path) -> Iterator[services.ServicesSettings]:
         mqtt_port=free_port(),
         influx_port=free_port(),
     )
-    services.up(settings, only=("influxd",))
+    services.up(settings, only=["influxd"])
     yield settings
     services.down(settings)
 
@@ -244,7 +245,7 @@ async def test_influxdb_down_for_a_minute_loses_nothing(
     # A minute away, measured from the stop: the stream keeps flowing meanwhile.
     while asyncio.get_running_loop().time() - stopped_at < 60:
         await asyncio.sleep(1)  # the outage lasts a minute by design; this is its clock
-    services.up(private_influx, only=("influxd",))
+    services.up(private_influx, only=["influxd"])
     await asyncio.wait_for(publishing, 300)
 
     await assert_exactly_once(influx, ledger_url)

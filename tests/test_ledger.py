@@ -247,7 +247,10 @@ def test_batch_rejections_leave_the_others_applied(engine: Engine) -> None:
     ]
     with Session(engine) as s:
         out = ledger.apply_deposits(s, batch)
-        reasons = [str(r) if isinstance(r, ledger.DepositRejected) else r.outcome for r in out]
+        reasons = [
+            str(r) if isinstance(r, ledger.DepositRejected | ledger.DepositConflict) else r.outcome
+            for r in out
+        ]
         assert reasons == [
             ledger.Outcome.APPLIED,
             "unknown card 'DEADBEEF00'",
@@ -382,7 +385,8 @@ def test_two_writers_on_one_file_apply_each_deposit_once(ledger_url: str) -> Non
     url = ledger_url
     events = [deposit_event(i, net_g=100 + i) for i in range(1200)]
     orders = [events, events[::-1]]
-    results: list[list[ledger.AppliedDeposit | ledger.DepositRejected]] = [[], []]
+    results: list[list[ledger.AppliedDeposit | ledger.DepositRejected | ledger.DepositConflict]]
+    results = [[], []]
 
     def writer(k: int) -> None:
         engine = ledger.make_engine(url)

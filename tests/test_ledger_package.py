@@ -22,20 +22,22 @@ def test_the_ledgers_view_of_the_users_table_matches_the_model() -> None:
     """require_attendant reads app_user by name (the ledger never imports wastebank.access):
     each column it reads is the model's, of the same kind."""
     model = access_models.User.__table__
+    assert isinstance(model, sqlalchemy.Table)
     view = registry._APP_USER
     assert view.name == model.name
     for column in view.columns:
         assert column.name in model.columns, column.name
         want = model.columns[column.name].type._type_affinity
+        assert want is not None, column.name
         assert isinstance(column.type, want), column.name
     assert registry.ADMIN_ROLE == access.Role.ADMIN
 
 
 def test_the_admin_role_is_one_the_table_allows() -> None:
+    users = access_models.User.__table__
+    assert isinstance(users, sqlalchemy.Table)
     checks = [
-        str(c.sqltext)
-        for c in access_models.User.__table__.constraints
-        if isinstance(c, sqlalchemy.CheckConstraint)
+        str(c.sqltext) for c in users.constraints if isinstance(c, sqlalchemy.CheckConstraint)
     ]
     assert any(f"'{registry.ADMIN_ROLE}'" in text for text in checks)
 

@@ -66,7 +66,8 @@ def test_an_overloaded_scale_is_told_apart_from_a_moving_one_and_raises_one_aler
         expect(state).not_to_have_class("muted fault")
 
         def cleared() -> bool:
-            return httpx.get(f"{gateway}/health", timeout=5).json()["alerts_active"] == []
+            active: object = httpx.get(f"{gateway}/health", timeout=5).json()["alerts_active"]
+            return active == []
 
         wait_until(cleared, timeout=30)
         log = processes.log("gateway")

@@ -57,7 +57,7 @@ def _settings(run_dir: Path) -> services.ServicesSettings:
 def _up(settings: services.ServicesSettings) -> None:
     umask = os.umask(0o077)  # the CLI's: what root makes is closed to the postgres user
     try:
-        services.up(settings, only=("postgres",))
+        services.up(settings, only=["postgres"])
     finally:
         os.umask(umask)
 

@@ -19,10 +19,9 @@ import aiomqtt
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from click.testing import Result
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from api.app import create_app
 from ingest.main import IngestSettings, ReconcileSettings

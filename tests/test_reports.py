@@ -553,14 +553,17 @@ def test_monthly_xlsx_cells(session: Session, tmp_path: Path) -> None:
     assert total[5:9] == [4, 8, 7.25, 0.75]
     assert total[10:13] == [4, 3, 5]  # net CO2e: central, low, high
     assert total[-3:] == [3, 2, 4]  # the WtE potential
-    assert ws.cell(header, 11).value.startswith("CO2e terhindar (bersih) kg CO2e estimasi tengah")
+    co2e_heading = ws.cell(header, 11).value
+    assert isinstance(co2e_heading, str)
+    assert co2e_heading.startswith("CO2e terhindar (bersih) kg CO2e estimasi tengah")
     cats = wb["Per kategori"]
     assert [tuple(r) for r in cats.iter_rows(values_only=True)] == [
         ("Kategori / Category", "Berat kg / Weight kg"),
         ("Botol PET bersih / Clean PET bottles", 2),
         ("Kardus / Cardboard", 6),
     ]
-    charts = cats._charts  # noqa: SLF001 - openpyxl keeps loaded charts there
+    # openpyxl keeps loaded charts there: private, and so not in its stubs
+    charts = cats._charts  # type: ignore[attr-defined]
     assert len(charts) == 1
     note = next(r for r in range(1, 20) if str(ws.cell(r, 1).value).startswith("Ke TPA"))
     assert str(ws.cell(note, 2).value).startswith("2.191,0 kg, 2 pengangkutan TPS")
@@ -568,7 +571,8 @@ def test_monthly_xlsx_cells(session: Session, tmp_path: Path) -> None:
     assert "diversion rate belum cukup data / not enough data" in str(ws.cell(note, 2).value)
     div = [tuple(r) for r in wb["Pengalihan"].iter_rows(values_only=True)]
     assert div[0] == reports.DIVERSION_HEADER
-    assert [r[:4] for r in div[1:]] == [
+    rows: list[tuple[object, ...]] = [r[:4] for r in div[1:]]  # object: compared with approx
+    assert rows == [
         ("Nusaniwe", 4, pytest.approx(644.4), 1),
         ("Sirimau", 4, pytest.approx(1546.56), 1),
         ("Jumlah / Total", 8, pytest.approx(2190.96), 2),
@@ -601,12 +605,12 @@ def test_monthly_xlsx_cells(session: Session, tmp_path: Path) -> None:
     div = [tuple(r) for r in wb["Pengalihan"].iter_rows(values_only=True)]
     assert div[-1][4] == pytest.approx(8 / (8 + 2190.96))
     assert wb["Pengalihan"].cell(2, 5).number_format == "0.00%"
-    note = next(
+    note_row = next(
         r
         for r in wb["Laporan"].iter_rows(values_only=True)
         if r[0] == "Ke TPA (estimasi) / TPA-bound (estimated)"
     )
-    assert "diversion rate 0,36 %" in str(note[1])
+    assert "diversion rate 0,36 %" in str(note_row[1])
 
 
 def test_monthly_xlsx_text_that_looks_like_a_formula_stays_text(session: Session) -> None:
@@ -642,7 +646,9 @@ def test_monthly_diversion_by_kecamatan_by_hand(session: Session) -> None:
     not counted) against tps-benteng's 6 x 0.5 x 214.8 = 644.4 kg: 4 / 648.4 = 0.6169 %; the
     city 8 / (8 + 2,190.96) = 0.3638 %. A recalibrated density applies to the past month."""
     report = small_month(session)
-    got = [(d.kecamatan, d.diverted_g, d.tpa_bound_kg, d.pickups) for d in report.diversion]
+    got: list[tuple[object, ...]] = [  # object: compared with approx
+        (d.kecamatan, d.diverted_g, d.tpa_bound_kg, d.pickups) for d in report.diversion
+    ]
     assert got == [
         ("Nusaniwe", 4000, pytest.approx(644.4), 1),
         ("Sirimau", 4000, pytest.approx(1546.56), 1),

@@ -273,6 +273,7 @@ def test_the_xlsx_figures_are_numbers_with_formats() -> None:
     rate = figures["Tingkat pengalihan / Diversion rate"]
     assert (rate.value, rate.number_format) == (0.2327, "0.00%")
     for cell in ws[next(r for r in range(1, 40) if ws.cell(r, 1).value == "Teluk Ambon Baguala")]:
+        assert cell.column is not None  # a cell of a row has its column
         if cell.column >= 6:  # after the SIPSN class name
             assert cell.data_type == "n", cell
     texts = [c.value for r in ws.iter_rows() for c in r if isinstance(c.value, str)]

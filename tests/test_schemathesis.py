@@ -181,7 +181,7 @@ EXCLUDED = [
 ]
 
 
-def roles_for(case: schemathesis.Case) -> tuple[str, ...]:
+def roles_for(case: schemathesis.Case[Any]) -> tuple[str, ...]:
     """Who sends ``case``: every role; but each of the coverage phase's cases (boundary and
     negative values, most of all cases) is sent by one role, picked from the case itself, so
     that every role sees a share of them and the file takes well under a minute per backend."""
@@ -194,7 +194,7 @@ def roles_for(case: schemathesis.Case) -> tuple[str, ...]:
 
 @schema.parametrize()
 @settings(deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-def test_operation(env: Env, case: schemathesis.Case) -> None:
+def test_operation(env: Env, case: schemathesis.Case[Any]) -> None:
     for role in roles_for(case):
         case.call_and_validate(
             base_url=str(env.client.base_url),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import socket
@@ -12,6 +13,7 @@ import sys
 import tomllib
 import uuid
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import httpx
@@ -146,7 +148,7 @@ def test_second_instance_up_status_down(tmp_path: Path, main_settings: ServicesS
 
     for pid in pids.values():
         assert pid is not None
-        wait_until(lambda pid=pid: _gone(pid), timeout=15)
+        wait_until(functools.partial(_gone, pid), timeout=15)
     assert not any(svc.pid_file.exists() for svc in services._services(settings))
     assert not any(s.running or s.answering for s in services.status(settings))
     assert _pids(main_settings) == main_pids  # the shared instance was not touched
@@ -231,16 +233,15 @@ def test_a_second_checkout_chooses_ports_of_its_own_and_never_shares_a_daemon(
             sock.listen()
         squatters.append(sock)
     try:
+        ports: dict[str, Any] = {f: BUILTIN_PORTS[n] for n, f in FIELDS}  # as **overrides
         other = load_settings(
-            services.ServicesSettings,
-            run_dir=tmp_path / "other-checkout",
-            **{f: BUILTIN_PORTS[n] for n, f in FIELDS},
+            services.ServicesSettings, run_dir=tmp_path / "other-checkout", **ports
         )
         chosen = services.claim_ports(other)
         assert all(chosen[n] != BUILTIN_PORTS[n] for n in BUILTIN_PORTS)
         assert recorded_ports(other.run_dir / "ports.toml") == chosen
         assert [getattr(other, f) for _, f in FIELDS] == [chosen[n] for n, _ in FIELDS]
-        services.up(other, only=("mosquitto",))
+        services.up(other, only=["mosquitto"])
         try:
             (state,) = [s for s in services.status(other) if s.name == "mosquitto"]
             assert state.pid is not None
@@ -270,7 +271,7 @@ def test_a_port_held_by_something_else_is_a_clear_error(tmp_path: Path) -> None:
             start_timeout_s=5,
         )
         with pytest.raises(services.ServiceError, match="already in use"):
-            services.up(settings, only=("mosquitto",))
+            services.up(settings, only=["mosquitto"])
 
 
 @pytest.mark.integration
@@ -291,14 +292,14 @@ def test_a_private_postgresql_up_status_down(tmp_path: Path) -> None:
         assert pdir == run_dir / "postgresql"
     umask = os.umask(0o077)  # the CLI's: what root makes is closed to the postgres user
     try:
-        services.up(settings, only=("postgres",))
+        services.up(settings, only=["postgres"])
         os.umask(umask)
         (state,) = [s for s in services.status(settings) if s.name == "postgres"]
         assert state.healthy, state.describe()
         conf = (pdir / "postgresql.conf").read_text()
         assert f"port = {settings.postgresql_port}\n" in conf
         assert "listen_addresses = '127.0.0.1'\n" in conf
-        services.up(settings, only=("postgres",))  # running: kept, role and database kept
+        services.up(settings, only=["postgres"])  # running: kept, role and database kept
         assert _pids(settings)["postgres"] == state.pid
         # The wastebank role, with its password from up's file (a server of another run dir
         # than .run: the ledger would not look there; tests/test_postgres_auth.py)
