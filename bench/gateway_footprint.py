@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -313,6 +313,11 @@ def payloads(rows: int, topics: Topics) -> list[tuple[str, bytes]]:
     return out
 
 
+def fixed_row(topic: str, payload: bytes) -> Callable[[int], tuple[str, bytes]]:
+    """An outbox row's builder: this topic and payload, whatever its number."""
+    return lambda _seq: (topic, payload)
+
+
 async def raw_publish_rate(mqtt: MqttSettings, items: list[tuple[str, bytes]]) -> float:
     window = asyncio.Semaphore(64)
     login = msgspec.structs.replace(mqtt, username=BENCH_USER).as_user(None)
@@ -347,7 +352,7 @@ async def drain(work: Path, mqtt: MqttSettings, rows: int, run_dir: Path) -> Non
     path = work / "drain-outbox.db"
     outbox = Outbox(path, max_rows=rows + 1)
     for topic, payload in items:
-        outbox.add(lambda _seq, t=topic, p=payload: (t, p))
+        outbox.add(fixed_row(topic, payload))
     outbox.close()
     site = work / "drain.toml"
     site.write_text(

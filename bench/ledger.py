@@ -34,6 +34,7 @@ from wastebank.ledger import (
     Card,
     Category,
     Deposit,
+    DepositConflict,
     DepositRejected,
     JournalEntry,
     Member,
@@ -46,7 +47,9 @@ from wastebank.seed import seed_demo
 GATEWAYS = 10
 GOAL_DEPOSITS_S = 2_000  # end to end; the ledger's share must leave room for MQTT and InfluxDB
 
-Apply = Callable[[Session, Sequence[DepositEvent]], list[AppliedDeposit | DepositRejected]]
+Result = AppliedDeposit | DepositRejected | DepositConflict
+# Sequence: the savepoint path's list holds no conflicts, and a list is invariant.
+Apply = Callable[[Session, Sequence[DepositEvent]], Sequence[Result]]
 
 
 def deposit_events(n: int, base: datetime) -> list[DepositEvent]:
@@ -247,9 +250,9 @@ class _OldReferences:
 
 def timed_batches(
     engine: Engine, apply: Apply, events: list[DepositEvent], batch: int
-) -> tuple[float, list[AppliedDeposit | DepositRejected]]:
+) -> tuple[float, list[Result]]:
     """Seconds to apply ``events`` in batches of ``batch`` (a session each), and the results."""
-    results: list[AppliedDeposit | DepositRejected] = []
+    results: list[Result] = []
     elapsed = 0.0
     for start in range(0, len(events), batch):
         chunk = events[start : start + batch]
@@ -279,7 +282,7 @@ def ledger_state(engine: Engine) -> tuple[int, int, int, int, bool]:
 
 def run_path(
     name: str, apply: Apply, events: list[DepositEvent], batch: int, workdir: Path
-) -> tuple[float, float, list[AppliedDeposit | DepositRejected], tuple[int, int, int, int, bool]]:
+) -> tuple[float, float, list[Result], tuple[int, int, int, int, bool]]:
     url = f"sqlite:///{workdir / f'{name}.db'}"
     seed_demo(url)
     engine = ledger.make_engine(url)
