@@ -452,6 +452,12 @@ class GatewayHealth(_Message, kw_only=True, frozen=True):
         """:attr:`alerts_active`, empty when an older gateway did not say."""
         return self.alerts_active or []
 
+    def __post_init__(self) -> None:
+        ids = [sc.scale_id for sc in self.scales]
+        if twice := sorted({i for i in ids if ids.count(i) > 1}):
+            # one scale, two states: which one the fleet shows could not be told
+            raise _across(f"scales: each scale_id once; listed twice: {', '.join(twice)}")
+
 
 class GatewayAlert(_Message, kw_only=True, frozen=True):
     """Raised once when a condition starts and cleared once when it ends (e.g. zero drift)."""
