@@ -4,7 +4,7 @@
 GET /api/fleet          JSON: each device's condition, why offline, last seen, version, outbox,
                         clock, scales, active problems; counts per condition
 GET /armada             the same as a page (session cookie), ``?tampil=masalah``: only the
-                        devices that are not ok
+                        devices that are not ok (another value: the page again, 422, saying so)
 
 An admin sees every device, a DLH login those of its city's banks and TPS.
 """
@@ -12,7 +12,7 @@ An admin sees every device, a DLH login those of its city's banks and TPS.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request
@@ -29,9 +29,9 @@ PAGE_TEXTS: dict[str, tuple[str, str]] = {
     "title": ("Armada perangkat", "Device fleet"),
     "intro": (
         "Setiap gateway dan sensor TPS; yang bermasalah di atas: luring, lalu gangguan, lalu jam "
-        "belum sinkron, lalu baik.",
+        "belum sinkron, lalu tidak diketahui, lalu baik.",
         "Every gateway and TPS sensor, the broken ones first: offline, then faults, then clocks "
-        "not synchronized, then ok.",
+        "not synchronized, then unknown, then ok.",
     ),
     "offline_rule": (
         "Gateway dianggap luring setelah tidak terdengar selama",
@@ -50,7 +50,14 @@ PAGE_TEXTS: dict[str, tuple[str, str]] = {
     "none": ("Belum ada perangkat yang terdengar.", "No device heard yet."),
     "json": ("Data JSON", "JSON data"),
     "list_label": ("Perangkat, yang bermasalah lebih dulu", "Devices, the broken ones first"),
+    "bad_filter": (
+        "Pilihan tampil tidak dikenal: {value} (semua atau masalah); semua perangkat ditampilkan.",
+        "Unknown show option: {value} (semua or masalah); every device is shown.",
+    ),
 }
+
+SHOW = ("semua", "masalah")
+"""``?tampil=``: every device, or only those not ok."""
 
 
 def _scope(p: access.Principal) -> int | None:
@@ -101,6 +108,7 @@ _BADGES = {  # the colour beside the words
     fleet.Condition.OFFLINE: "offline",
     fleet.Condition.FAULT: "alert",
     fleet.Condition.CLOCK: "alert",
+    fleet.Condition.UNKNOWN: "alert",
 }
 
 
@@ -109,12 +117,23 @@ def _t(key: str, lang: Lang) -> str:
     return formats.bilingual(key, lang, PAGE_TEXTS, fleet.TEXTS)
 
 
-@router.get("/armada", response_class=Response, responses={200: HTML, **page_responses(403)})
+@router.get(
+    "/armada",
+    response_class=Response,
+    responses={
+        200: HTML,
+        **page_responses(403),
+        422: {"description": "an unknown ?tampil: the page with every device, saying so", **HTML},
+    },
+)
 async def fleet_page(
     request: Request,
     state: StateDep,
     who: PagePrincipalDep,
-    tampil: Annotated[Literal["semua", "masalah"], Query(description="masalah: not ok")] = "semua",
+    tampil: Annotated[
+        str,
+        Query(description="semua: every device (default); masalah: only those not ok"),
+    ] = "semua",
 ) -> Response:
     """The fleet page: every device the caller sees, the broken ones first."""
     if who is None:
@@ -122,6 +141,11 @@ async def fleet_page(
     if who.role not in (access.Role.ADMIN, access.Role.DLH):
         return refusal(request, state["signing_key"], who, 403)
     lang = lang_of(request)
+    # a bad value is the page, in words (pydantic's 422 would be English JSON)
+    bad_filter = None
+    if tampil not in SHOW:
+        bad_filter = _t("bad_filter", lang).format(value=repr(tampil[:40]))
+        tampil = "semua"
     now = datetime.now(UTC)
     found = await fleet_of(state, who, now)
     shown = [d for d in found.devices if tampil == "semua" or d.condition != fleet.Condition.OK]
@@ -139,6 +163,8 @@ async def fleet_page(
         ],
         "offline_after": fleet.duration(found.offline_after_s, lang),
         "tampil": tampil,
+        "bad_filter": bad_filter,
         "ft": lambda key: _t(key, lang),
     }
-    return render(request, state["signing_key"], who, "fleet.html", context)
+    status = 200 if bad_filter is None else 422
+    return render(request, state["signing_key"], who, "fleet.html", context, status=status)

@@ -254,10 +254,21 @@ async def admin_import(
     return render(request, key, who, "admin_import.html", context)
 
 
+def _run_dir(state: State) -> Path | None:
+    """The broker's run dir from ``[pages] broker_run_dir``, which may name it or its
+    ``mosquitto/`` (one rule: devices.registry_run_dir); as set while it holds no registry."""
+    from wastebank import devices
+
+    configured: Path | None = state["settings"].pages.broker_run_dir
+    if configured is None:
+        return None
+    return devices.registry_run_dir(configured) or configured
+
+
 def _registry(state: State) -> Any:
     from wastebank import devices
 
-    run_dir = state["settings"].pages.broker_run_dir
+    run_dir = _run_dir(state)
     if run_dir is None:
         return None
     return devices.Registry(devices.broker_auth_files(run_dir))
@@ -274,13 +285,12 @@ def _devices_page(
 ) -> Response:
     from wastebank import devices
 
-    registry = _registry(state)
     listed = None
-    if registry is not None:
-        try:
-            listed = registry.devices()
-        except devices.DeviceError as exc:
-            form_error, listed = str(exc), []
+    try:
+        registry = _registry(state)
+        listed = registry.devices() if registry is not None else None
+    except devices.DeviceError as exc:
+        form_error, listed = str(exc), []
     context = {
         "devices": listed,
         "issued": issued,
@@ -322,12 +332,13 @@ async def admin_add_device(
     if (refused := _admin_or_refusal(request, state, who)) is not None:
         return refused
     assert who is not None
-    registry = _registry(state)
-    if registry is None:
+    try:
+        registry, run_dir = _registry(state), _run_dir(state)
+    except devices.DeviceError as exc:
+        return _devices_page(request, state, who, form_error=str(exc), status=409)
+    if registry is None or run_dir is None:
         why = f"{text('devices_not_local', 'id')} / {text('devices_not_local', 'en')}"
         return _devices_page(request, state, who, form_error=why, status=409)
-    run_dir = state["settings"].pages.broker_run_dir
-    assert run_dir is not None  # as the registry is
     ctx = request_ctx(request, state, who)
 
     def add() -> Response:  # and the page, which reads the registry's files: off the loop

@@ -66,8 +66,12 @@ class PagesSettings(Settings, kw_only=True):
     broker_run_dir: Annotated[
         Path | None,
         Meta(
-            description="the run dir of the broker's files (devices.toml, passwd, acl) when they "
-            "are on this machine: the admin's device page lists them (and can add devices)"
+            description="where the broker's device registry is, when it is on this machine: "
+            "the services' run dir (.run, WASTEBANK_RUN_DIR) or the broker's files directory in "
+            "it (.run/mosquitto, holding devices.toml, passwd and acl). The admin's device page "
+            "lists (and adds) devices there; the fleet leaves removed devices out and checks "
+            "which gateway serves which sensor against it (a directory without a registry is "
+            "logged and said on the fleet)"
         ),
     ] = None
 

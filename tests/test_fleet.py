@@ -130,7 +130,7 @@ def test_the_ranking_is_offline_fault_clock_ok() -> None:
     assert fleet.condition_of(False, [], False) is fleet.Condition.CLOCK
     assert fleet.condition_of(False, [], None) is fleet.Condition.OK  # cannot tell: not a fault
     assert fleet.condition_of(False, [], True) is fleet.Condition.OK
-    assert [c.value for c in fleet.RANKING] == ["offline", "fault", "clock", "ok"]
+    assert [c.value for c in fleet.RANKING] == ["offline", "fault", "clock", "unknown", "ok"]
 
 
 def test_the_fleet_lists_the_broken_ones_first() -> None:
@@ -174,11 +174,12 @@ def test_the_fleet_lists_the_broken_ones_first() -> None:
     by_id = {d.device_id: d for d in found.devices}
     assert by_id["gw-c"].offline_reason == "status"
     assert by_id["gw-f"].offline_reason == "silent"
-    assert [d.rank for d in found.devices] == [0, 0, 1, 2, 3, 3]
+    assert [d.rank for d in found.devices] == [0, 0, 1, 2, 4, 4]
     assert found.counts == {
         fleet.Condition.OFFLINE: 2,
         fleet.Condition.FAULT: 1,
         fleet.Condition.CLOCK: 1,
+        fleet.Condition.UNKNOWN: 0,
         fleet.Condition.OK: 2,
     }
     assert by_id["gw-b"].problems == [fleet.Problem(code="overload", subject="scale-01", since=NOW)]
@@ -484,6 +485,7 @@ async def test_wastebank_fleet_prints_the_broken_ones_first_and_exits_1(
     )
     await ingester.handle(topics.gateway_health("bs-rijali", "gw-over"), encode_json(overloaded))
     blind = _maxbotix("s-blind", 4321, now - timedelta(hours=2))  # a sensor seeing nothing
+    blind["tps_code"] = "tps-batu-merah"  # its gateway's bank's city's TPS (docs/fleet.md)
     for gateway, state in (("gw-ok", "online"), ("gw-stop", "offline")):
         sensors = [blind] if gateway == "gw-ok" else []
         await ingester.handle(
@@ -540,8 +542,9 @@ async def test_a_device_removed_from_the_registry_leaves_the_fleet_until_added_a
 
     for gateway in ("gw-gone", "gw-kept"):
         added = await asyncio.to_thread(
-            cli_run, "device", "add", "--bank", "bs-batu-merah", "--gateway", gateway
-        )
+            cli_run, "device", "add", "--bank", "bs-batu-merah", "--gateway", gateway,
+            "--serves", f"tps-1/s-{gateway}",
+        )  # fmt: skip
         assert added.exit_code == 0, added.output
         sensors = [_maxbotix(f"s-{gateway}", 0, None)]
         h = health(gateway, "bs-batu-merah", at=now, clock=SYNCED, sensors=sensors)

@@ -65,7 +65,7 @@ def _report(api: ApiEnv, gateway: str, sensors: list[dict[str, Any]]) -> None:
 def _sensor(sensor_id: str, no_target: int, since: datetime | None) -> dict[str, Any]:
     return {
         "sensor_id": sensor_id,
-        "tps_code": "tps-waiheru",
+        "tps_code": "tps-batu-merah",
         "kind": "maxbotix",
         "connected": True,
         "samples_accepted": 5,
@@ -117,7 +117,8 @@ def test_a_gateway_removed_from_the_registry_leaves_the_api_and_the_page(
 ) -> None:
     registry = devices.Registry(devices.broker_auth_files(run_dir))
     for gateway in ("gw-old", "gw-new"):
-        registry.add(devices.Device("gateway", "bs-batu-merah", gateway))
+        serves = (("tps-batu-merah", f"us-{gateway}"),)
+        registry.add(devices.Device("gateway", "bs-batu-merah", gateway, serves=serves))
         _report(api, gateway, [_sensor(f"us-{gateway}", 0, None)])
     assert {"gw-old", "gw-new", "us-gw-old", "us-gw-new"} <= set(_devices(api))
     registry.remove("gw-old")

@@ -228,6 +228,16 @@ def _device_login(broker: services.ServicesSettings, bank: str, gateway: str) ->
     return {"username": gateway, "password": issued.password}
 
 
+def api_env(common: dict[str, str], broker: services.ServicesSettings) -> dict[str, str]:
+    """The demo API's settings: the children's, its port, and the broker's registry (its run
+    dir: the fleet and /admin/perangkat read the devices there)."""
+    return {
+        **common,
+        "WASTEBANK_PORT": str(API_PORT),
+        "WASTEBANK_PAGES__BROKER_RUN_DIR": str(broker.run_dir),
+    }
+
+
 def demo_env(ledger_url: str) -> dict[str, str]:
     """The settings every child shares: the demo's ledger and its second-person limit."""
     limit = os.environ.get(SECOND_PERSON_ENV, str(DEMO_SECOND_PERSON_IDR))
@@ -261,14 +271,7 @@ async def run(*, with_sms: bool = False) -> None:
     try:
         children.append(await _spawn("ingest", ["ingest"], common, logs))
         children.append(await _spawn("tps-watch", ["tps", "watch"], common, logs))
-        children.append(
-            await _spawn(
-                "api",
-                ["api"],
-                {**common, "WASTEBANK_PORT": str(API_PORT)},
-                logs,
-            )
-        )
+        children.append(await _spawn("api", ["api"], api_env(common, broker), logs))
         for n, bank in enumerate(summary.banks, start=1):
             page = await _start_bank(n, bank, summary, broker, base, demo_dir, children)
             attendant_pages.append((bank, page))

@@ -51,9 +51,9 @@ def fleet_list(
 ) -> None:
     """Every gateway and TPS fill sensor, the broken ones first (offline, fault, clock not
     synchronized, ok), each with last seen, version, outbox, clock, scales and active problems.
-    Settings: the API's (WASTEBANK_FLEET__*; WASTEBANK_PAGES__BROKER_RUN_DIR, where the devices
-    removed from the broker's registry are left out: docs/fleet.md). Exit status 1 while any
-    device is not ok."""
+    Settings: the API's (WASTEBANK_FLEET__*; WASTEBANK_PAGES__BROKER_RUN_DIR, the broker's
+    registry: the devices removed from it are left out, the sensors each gateway serves are
+    checked against it: docs/fleet.md). Exit status 1 while any device is not ok."""
     from wastebank import fleet, ledger
     from wastebank.influx import Influx
 
@@ -98,7 +98,8 @@ def _print(found: Fleet, lang: Lang) -> None:
         lines = [
             f"{w.condition}\t{fleet.say(d.kind, lang)} {d.device_id}\t{site}{via}",
             f"{fleet.say('last_seen', lang)}: {w.last_seen}"
-            + (f"; {fleet.say('why_offline', lang)}: {w.why_offline}" if w.why_offline else ""),
+            + (f"; {fleet.say('why_offline', lang)}: {w.why_offline}" if w.why_offline else "")
+            + (f"; {fleet.say('why_unknown', lang)}: {w.why_unknown}" if w.why_unknown else ""),
             f"{fleet.say('version', lang)}: {w.version}"
             + (f"; {fleet.say('outbox', lang)}: {w.outbox}" if w.outbox is not None else "")
             + (f"; {fleet.say('clock', lang)}: {w.clock}" if w.clock is not None else ""),
@@ -111,5 +112,9 @@ def _print(found: Fleet, lang: Lang) -> None:
         if w.problems:
             lines.append(f"{fleet.say('problems', lang)}: " + "; ".join(w.problems))
         typer.echo("\n    ".join(lines))
+    if found.registry_problem:
+        typer.echo(found.registry_problem)
+    if not found.serving_checked:
+        typer.echo(fleet.say("serving_unchecked", lang))
     counts = ", ".join(f"{fleet.condition_text(c, lang)} {n}" for c, n in found.counts.items())
     typer.echo(counts)

@@ -61,6 +61,7 @@ from wastebank.devices.registry import (
     Removed,
     acl_text,
     parse_serves,
+    registry_run_dir,
     site_snippet,
 )
 
@@ -98,6 +99,7 @@ __all__ = [
     "mosquitto_tls_listening",
     "normalize_hosts",
     "parse_serves",
+    "registry_run_dir",
     "reload_mosquitto",
     "site_snippet",
     "write_secret",

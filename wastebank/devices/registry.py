@@ -35,7 +35,7 @@ from wastebank.devices._errors import (
     DeviceSetupError,
 )
 from wastebank.devices._files import atomic_write
-from wastebank.devices.broker import BrokerAuthFiles
+from wastebank.devices.broker import BrokerAuthFiles, broker_auth_files
 from wastebank.messages import CODE_PATTERN, Topics
 
 MOSQUITTO_PASSWD_BIN = Path("/usr/bin/mosquitto_passwd")
@@ -393,6 +393,25 @@ class Registry:
             raise DeviceSetupError(
                 f"mosquitto_passwd gagal / failed ({result.returncode}): {detail}"
             )
+
+
+def registry_run_dir(path: Path) -> Path | None:
+    """The run dir whose broker files hold the device registry, from either of the two
+    directories an operator may name (``[pages] broker_run_dir``): the run dir itself (``.run``,
+    ``WASTEBANK_RUN_DIR`` of `wastebank services` and `wastebank device`, where
+    ``mosquitto/devices.toml`` is) or the broker's files directory in it (``.run/mosquitto``,
+    holding ``devices.toml``, ``passwd`` and ``acl``). None: neither holds a registry. Both
+    holding one is refused (:class:`DeviceSetupError`): which one is meant cannot be told."""
+    path = path.resolve()
+    found = [
+        run_dir
+        for run_dir in (path, path.parent if path.name == "mosquitto" else None)
+        if run_dir is not None and Registry(broker_auth_files(run_dir)).path.is_file()
+    ]
+    if len(found) > 1:
+        paths = " and ".join(str(Registry(broker_auth_files(d)).path) for d in found)
+        raise DeviceSetupError(f"dua registri perangkat / two device registries: {paths}")
+    return found[0] if found else None
 
 
 def acl_text(devices: Iterable[Device]) -> str:

@@ -2,17 +2,16 @@
 from the retained health and status reports the ingester keeps (docs/fleet.md).
 
 Modules: :mod:`.store` (the ``device_report`` table and which report is the latest: the
-ingester's side), :mod:`.view` (the offline rule, the ranking, the rows: pure), :mod:`.read`
+ingester's side), :mod:`.view` (the offline rule, the ranking, the rows: pure), :mod:`.words`
+(the rows in words, for the page and the CLI), :mod:`.read`
 (the ledger's and InfluxDB's parts, for the API and ``wastebank fleet``).
 """
 
-from wastebank.fleet.read import gather, last_readings, load, removed_devices
+from wastebank.fleet.read import RegistryFacts, gather, last_readings, load, registry_facts
 from wastebank.fleet.store import DeviceReport, DeviceType, Heard, keep_latest
 from wastebank.fleet.view import (
-    CONDITION_TEXTS,
     FAULT_STATES,
     RANKING,
-    TEXTS,
     Condition,
     Fleet,
     FleetDevice,
@@ -21,20 +20,27 @@ from wastebank.fleet.view import (
     Problem,
     build,
     condition_of,
+    offline_reason,
+    silence_limit,
+    sort_key,
+    speaks_for,
+    synced_this_boot,
+)
+from wastebank.fleet.words import (
+    CONDITION_TEXTS,
+    TEXTS,
     condition_text,
     describe,
     duration,
-    offline_reason,
     problems_text,
     say,
-    silence_limit,
-    sort_key,
 )
 
 __all__ = [
     "CONDITION_TEXTS",
     "FAULT_STATES",
     "RANKING",
+    "RegistryFacts",
     "TEXTS",
     "Condition",
     "DeviceReport",
@@ -56,8 +62,10 @@ __all__ = [
     "load",
     "offline_reason",
     "problems_text",
-    "removed_devices",
+    "registry_facts",
     "say",
     "silence_limit",
     "sort_key",
+    "speaks_for",
+    "synced_this_boot",
 ]

@@ -4,6 +4,8 @@ sensor's latest fill reading from InfluxDB, put together by :func:`wastebank.fle
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,16 +39,22 @@ def gather(
 ) -> Inputs:
     """The ledger's part: every stored report, the banks and TPS of ``city_id`` (None: every
     city, and devices of sites the ledger does not know too: an admin's view), and the TPS's
-    active alerts; with the devices removed from the broker's registry when its files are in
-    ``broker_run_dir``."""
+    active alerts; with what the broker's registry says (the devices removed, the sensors each
+    gateway serves) when its files are in ``broker_run_dir``."""
     city = select(ledger.City.code, ledger.City.timezone, ledger.City.id)
-    zones = {cid: zone for _code, zone, cid in session.execute(city)}
+    cities = {cid: (code, zone) for code, zone, cid in session.execute(city)}
     bank_query = select(ledger.Bank.code, ledger.Bank.name, ledger.Bank.city_id)
-    if city_id is not None:
-        bank_query = bank_query.where(ledger.Bank.city_id == city_id)
-    banks = {code: Site(code, name, zones[cid]) for code, name, cid in session.execute(bank_query)}
+    every_bank = {
+        code: (cid, Site(code, name, cities[cid][1], city=cities[cid][0]))
+        for code, name, cid in session.execute(bank_query)
+    }
+    banks = {c: b for c, (cid, b) in every_bank.items() if city_id in (None, cid)}
+    others = {c: b for c, (cid, b) in every_bank.items() if c not in banks}
     tps_rows = tps.city_tps(session, city_id)
-    sites = {t.code: Site(t.code, t.name, t.city.timezone, t.offline_after_min) for t in tps_rows}
+    sites = {
+        t.code: Site(t.code, t.name, t.city.timezone, t.offline_after_min, t.city.code)
+        for t in tps_rows
+    }
     alerts = [
         SensorAlert(a.tps.code, a.sensor_id, a.code, a.raised_at, a.raised_value)
         for a in tps.active_alerts(session, [t.id for t in tps_rows])
@@ -63,6 +71,7 @@ def gather(
         )
         for r in session.scalars(select(DeviceReport).order_by(DeviceReport.id))
     ]
+    known = registry_facts(broker_run_dir)
     return Inputs(
         reports=reports,
         banks=banks,
@@ -70,24 +79,53 @@ def gather(
         sensor_alerts=alerts,
         all_sites=city_id is None,
         default_timezone=default_timezone,
-        removed=removed_devices(broker_run_dir),
+        removed=known.removed,
+        serves=known.serves,
+        other_banks=others,
+        registry_problem=known.problem,
     )
 
 
-def removed_devices(broker_run_dir: Path | None) -> frozenset[tuple[DeviceKind, str, str]]:
-    """The devices `wastebank device remove` took out of the registry (none without the
-    broker's files; an unreadable registry is logged and removes none)."""
+@dataclass(frozen=True)
+class RegistryFacts:
+    """What the fleet takes from the broker's registry (docs/fleet.md)."""
+
+    removed: frozenset[tuple[DeviceKind, str, str]] = frozenset()
+    serves: Mapping[tuple[str, str], frozenset[tuple[str, str]]] | None = None
+    """None: the registry was not read (``problem`` says why)."""
+    problem: str | None = None
+
+
+NOT_SET = "WASTEBANK_PAGES__BROKER_RUN_DIR belum diatur / not set: the device registry is not read"
+
+
+def registry_facts(broker_run_dir: Path | None) -> RegistryFacts:
+    """The devices `wastebank device remove` took out of the registry and the sensors each
+    gateway serves, from the registry :func:`wastebank.devices.registry_run_dir` finds from
+    ``broker_run_dir``. Not set: nothing known; a directory without a registry or an
+    unreadable registry is logged: removes nothing, checks no serving, and says why."""
     if broker_run_dir is None:
-        return frozenset()
+        return RegistryFacts(problem=NOT_SET)
     from wastebank import devices  # the broker's files: only where they are (cryptography)
 
-    registry = devices.Registry(devices.broker_auth_files(broker_run_dir))
     try:
-        gone = registry.removed()
+        run_dir = devices.registry_run_dir(broker_run_dir)
+        if run_dir is None:
+            problem = (
+                f"registri perangkat tidak ditemukan / device registry not found: {broker_run_dir}"
+            )
+            log.warning("%s", problem)
+            return RegistryFacts(problem=problem)
+        registry = devices.Registry(devices.broker_auth_files(run_dir))
+        gone, listed = registry.removed(), registry.devices()
     except devices.DeviceError as exc:
-        log.warning("registri perangkat tak terbaca / device registry unreadable: %s", exc)
-        return frozenset()
-    return frozenset(removed_key(r.kind, r.site, r.device_id) for r in gone)
+        problem = f"registri perangkat tak terbaca / device registry unreadable: {exc}"
+        log.warning("%s", problem)
+        return RegistryFacts(problem=problem)
+    return RegistryFacts(
+        removed=frozenset(removed_key(r.kind, r.site, r.device_id) for r in gone),
+        serves={(d.site, d.device_id): frozenset(d.serves) for d in listed if d.kind == "gateway"},
+    )
 
 
 async def last_readings(influx: Influx) -> dict[tuple[str, str], datetime] | None:

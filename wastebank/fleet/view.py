@@ -13,19 +13,23 @@ The rules live here, once, for the page (/armada), the JSON route (GET /api/flee
 * **the ranking** (:data:`RANKING`, :func:`condition_of`): offline, then a fault (an active
   alert, a scale overloaded, under zero, in error, disconnected, drifted or not detected, a
   sensor disconnected, a sensor that has seen no target for ``[fleet] no_target_after_s``),
-  then a clock not synchronized, then ok. Within one condition: more
-  problems first, gateways before sensors, then by site and id.
+  then a clock not synchronized since boot, then unknown (a sensor whose serving gateway is
+  offline), then ok. Within one condition: more problems first, gateways before sensors, then
+  by site and id;
+* **which gateway speaks for a sensor** (:func:`speaks_for`): the registry's ``serves`` when
+  the fleet has the registry; without it, a gateway of a bank in the ledger, in the TPS's city.
+  A sensor listed by a gateway that does not serve it is a problem of that gateway
+  (``unserved_sensor``), never a sensor of the fleet.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo
 
 import msgspec
 from msgspec import Meta
@@ -39,6 +43,7 @@ from wastebank.structs import Invalid, decode_json
 Lang = formats.Lang
 DeviceKind = Literal["gateway", "fill_sensor"]
 OfflineReason = Literal["status", "silent", "never"]
+UnknownReason = Literal["via_offline"]
 
 
 class FleetSettings(Settings, kw_only=True):
@@ -79,10 +84,17 @@ class Condition(StrEnum):
     OFFLINE = "offline"
     FAULT = "fault"
     CLOCK = "clock"
+    UNKNOWN = "unknown"
     OK = "ok"
 
 
-RANKING: tuple[Condition, ...] = (Condition.OFFLINE, Condition.FAULT, Condition.CLOCK, Condition.OK)
+RANKING: tuple[Condition, ...] = (
+    Condition.OFFLINE,
+    Condition.FAULT,
+    Condition.CLOCK,
+    Condition.UNKNOWN,
+    Condition.OK,
+)
 """The order of the fleet: the broken ones first."""
 
 FAULT_STATES: frozenset[str] = frozenset(
@@ -140,6 +152,11 @@ class FleetDevice(BaseModel):
     condition: Condition
     rank: int = Field(description="its condition's place in the ranking, 0 first")
     offline_reason: OfflineReason | None = None
+    unknown_reason: UnknownReason | None = Field(
+        default=None,
+        description="via_offline: a sensor whose serving gateway is offline (its state is not "
+        "known: that gateway's last report is old news)",
+    )
     offline_after_s: float = Field(description="its silence limit")
     last_seen: datetime | None = Field(description="when something new was last heard of it")
     status: Literal["online", "offline"] | None = None
@@ -159,6 +176,16 @@ class Fleet(BaseModel):
     readings_known: bool = Field(
         description="false: InfluxDB could not be read, so the sensors' last readings are "
         "unknown and a sensor is offline only when its status says so"
+    )
+    serving_checked: bool = Field(
+        description="true: which gateway serves which sensor is the device registry's "
+        "(its serves); false: the registry is not read, a gateway of a bank in the ledger "
+        "speaks for the sensors of its city's TPS"
+    )
+    registry_problem: str | None = Field(
+        default=None,
+        description="admins only: why the device registry was not read (not set, not found at "
+        "the path, unreadable)",
     )
     counts: dict[Condition, int]
     devices: list[FleetDevice]
@@ -186,15 +213,33 @@ def offline_reason(
 
 
 def condition_of(
-    offline: bool, problems: Sequence[Problem], clock_synchronized: bool | None
+    offline: bool,
+    problems: Sequence[Problem],
+    clock_synchronized: bool | None,
+    unknown: bool = False,
 ) -> Condition:
+    """``clock_synchronized``: since boot (:func:`synced_this_boot`); ``unknown``: its state
+    cannot be known (a sensor behind an offline gateway)."""
     if offline:
         return Condition.OFFLINE
     if problems:
         return Condition.FAULT
     if clock_synchronized is False:
         return Condition.CLOCK
+    if unknown:
+        return Condition.UNKNOWN
     return Condition.OK
+
+
+def synced_this_boot(clock: ClockRow | None) -> bool | None:
+    """Whether the gateway's clock has been synchronized since it booted: its events are
+    stamped ``clock_synced=false`` only until then. A clock that synced (``synced_at``) and
+    whose time source is lost later is still synchronized this boot; None: it cannot tell."""
+    if clock is None:
+        return None
+    if clock.synced_at is not None:
+        return True
+    return clock.synchronized
 
 
 def sort_key(d: FleetDevice) -> tuple[int, int, int, str, str]:
@@ -221,6 +266,7 @@ class Site:
     name: str
     timezone: str
     offline_after_min: int | None = None  # a TPS's
+    city: str = ""  # its city's code: a gateway speaks for the sensors of its city's TPS
 
 
 @dataclass(frozen=True)
@@ -299,11 +345,76 @@ class Inputs:
     removed: frozenset[tuple[DeviceKind, str, str]] = frozenset()
     """(kind, site, device id) of the devices removed from the broker's registry: left out,
     with the sensors a removed gateway's report lists."""
+    serves: Mapping[tuple[str, str], frozenset[tuple[str, str]]] | None = None
+    """(bank, gateway) -> the (TPS, sensor) it serves, from the broker's registry; None: the
+    registry is not read (serving unchecked: :func:`speaks_for`)."""
+    other_banks: Mapping[str, Site] = field(default_factory=dict)
+    """The ledger's banks the caller does not see (a DLH login: other cities'): a gateway of
+    one may serve this city's sensor when the registry says so."""
+    registry_problem: str | None = None
+    """Why the registry was not read, for an admin (:attr:`Fleet.registry_problem`)."""
 
 
 def removed_key(registry_kind: str, site: str, device_id: str) -> tuple[DeviceKind, str, str]:
     """A registry entry's device as the fleet names it (the registry says "sensor")."""
     return ("gateway" if registry_kind == "gateway" else "fill_sensor", site, device_id)
+
+
+def speaks_for(inputs: Inputs, bank: str, gateway: str, tps: str, sensor: str) -> bool:
+    """Whether the health report of ``gateway`` (of ``bank``) may say how a sensor is.
+
+    Never a gateway of a bank the ledger does not know (it is hidden from DLH staff, so it names
+    no sensor to them). With the broker's registry, the sensors it ``serves`` (as the broker's
+    ACL lets it publish their fill readings); without it, any sensor of a TPS in its bank's city
+    (not checked against the registry: :attr:`Fleet.serving_checked`)."""
+    bank_site = inputs.banks.get(bank) or inputs.other_banks.get(bank)
+    if bank_site is None:
+        return False
+    if inputs.serves is not None:
+        return (tps, sensor) in inputs.serves.get((bank, gateway), frozenset())
+    tps_site = inputs.tps.get(tps)
+    return tps_site is not None and tps_site.city == bank_site.city
+
+
+@dataclass(frozen=True)
+class _Served:
+    """A sensor as the gateway that serves it last reported it."""
+
+    gateway: Stored
+    health: SensorHealth
+    reported_at: datetime  # the report's own time (the gateway's clock)
+    heard_at: datetime | None  # when the ingester first heard that report (the server's clock)
+
+
+def _served(inputs: Inputs) -> tuple[dict[tuple[str, str], _Served], dict[str, list[Problem]]]:
+    """Each sensor's serving gateway's latest word on it (of two gateways serving one sensor,
+    the report heard last), and per gateway the sensors it lists without serving them."""
+    served: dict[tuple[str, str], _Served] = {}
+    unserved: dict[str, list[Problem]] = {}
+    for r in inputs.reports:
+        if r.device_type != "gateway" or r.health is None:
+            continue
+        for s in r.health.sensors:
+            if not speaks_for(inputs, r.site, r.device_id, s.tps_code, s.sensor_id):
+                unserved.setdefault(_gateway_key(r), []).append(
+                    Problem(code="unserved_sensor", subject=f"{s.tps_code}/{s.sensor_id}")
+                )
+                continue
+            new = _Served(r, s, r.health.at, r.health_received_at)
+            old = served.get((s.tps_code, s.sensor_id))
+            if old is None or _heard_order(new) > _heard_order(old):
+                served[(s.tps_code, s.sensor_id)] = new
+    return served, unserved
+
+
+def _heard_order(s: _Served) -> tuple[datetime, datetime]:
+    """Which of two reports is the latest: heard later by the ingester (one clock for every
+    gateway), then the later report."""
+    return (s.heard_at or datetime.min.replace(tzinfo=s.reported_at.tzinfo), s.reported_at)
+
+
+def _gateway_key(r: Stored) -> str:
+    return f"{r.site}/{r.device_id}"
 
 
 def build(inputs: Inputs, now: datetime, settings: FleetSettings) -> Fleet:
@@ -313,18 +424,26 @@ def build(inputs: Inputs, now: datetime, settings: FleetSettings) -> Fleet:
             r for r in inputs.reports if (r.device_type, r.site, r.device_id) not in inputs.removed
         ]
         inputs = replace(inputs, reports=kept)
+    served, unserved = _served(inputs)
+    gateways = {
+        _gateway_key(r): _gateway(r, inputs, now, settings, unserved.get(_gateway_key(r), []))
+        for r in inputs.reports
+        if r.device_type == "gateway"
+    }
     devices = [
-        _gateway(r, inputs, now, settings)
+        gateways[_gateway_key(r)]
         for r in inputs.reports
         if r.device_type == "gateway" and (inputs.all_sites or r.site in inputs.banks)
     ]
-    devices += _sensors(inputs, now, settings)
+    devices += _sensors(inputs, now, settings, served, gateways)
     devices.sort(key=sort_key)
     counts = Counter(d.condition for d in devices)
     return Fleet(
         generated_at=now,
         offline_after_s=settings.offline_after_s,
         readings_known=inputs.last_readings is not None,
+        serving_checked=inputs.serves is not None,
+        registry_problem=inputs.registry_problem if inputs.all_sites else None,
         counts={c: counts.get(c, 0) for c in RANKING},
         devices=devices,
     )
@@ -347,7 +466,8 @@ def _device(
     last_seen: datetime | None,
     judge_silence: bool,
     problems: list[Problem],
-    **details: object,
+    unknown_reason: UnknownReason | None = None,
+    details: Mapping[str, object],
 ) -> FleetDevice:
     limit = silence_limit(kind, site.offline_after_min if site else None, settings)
     status = stored.status if stored else None
@@ -365,7 +485,10 @@ def _device(
         problems.append(Problem(code="unreadable_report"))
     clock = details.get("clock")
     condition = condition_of(
-        reason is not None, problems, clock.synchronized if isinstance(clock, ClockRow) else None
+        reason is not None,
+        problems,
+        synced_this_boot(clock if isinstance(clock, ClockRow) else None),
+        unknown_reason is not None,
     )
     return FleetDevice.model_validate(
         {
@@ -377,6 +500,7 @@ def _device(
             "condition": condition,
             "rank": RANKING.index(condition),
             "offline_reason": reason,
+            "unknown_reason": unknown_reason if condition is Condition.UNKNOWN else None,
             "offline_after_s": limit,
             "last_seen": last_seen,
             "status": status.state if status else None,
@@ -387,7 +511,13 @@ def _device(
     )
 
 
-def _gateway(r: Stored, inputs: Inputs, now: datetime, settings: FleetSettings) -> FleetDevice:
+def _gateway(
+    r: Stored,
+    inputs: Inputs,
+    now: datetime,
+    settings: FleetSettings,
+    unserved: list[Problem],
+) -> FleetDevice:
     h = r.health
     details: dict[str, object] = {}
     problems: list[Problem] = []
@@ -403,6 +533,7 @@ def _gateway(r: Stored, inputs: Inputs, now: datetime, settings: FleetSettings) 
                 and (_SAME_AS_ALERT.get(state, state), sc.scale_id) not in said
             ):
                 problems.append(Problem(code=state, subject=sc.scale_id, since=sc.state_since))
+        problems += unserved
         details = {
             "uptime_s": h.uptime_s,
             "outbox_depth": h.outbox_depth,
@@ -434,19 +565,20 @@ def _gateway(r: Stored, inputs: Inputs, now: datetime, settings: FleetSettings) 
         last_seen=_latest(r.health_received_at, r.status_received_at),
         judge_silence=True,
         problems=problems,
-        **details,
+        details=details,
     )
 
 
-def _sensors(inputs: Inputs, now: datetime, settings: FleetSettings) -> list[FleetDevice]:
-    """Every sensor heard of: by its own status, in a gateway's health report, or by its fill
-    readings."""
+def _sensors(
+    inputs: Inputs,
+    now: datetime,
+    settings: FleetSettings,
+    served: Mapping[tuple[str, str], _Served],
+    gateways: Mapping[str, FleetDevice],
+) -> list[FleetDevice]:
+    """Every sensor heard of: by its own status, in its serving gateway's health report, or by
+    its fill readings."""
     own = {(r.site, r.device_id): r for r in inputs.reports if r.device_type == "fill_sensor"}
-    served: dict[tuple[str, str], tuple[str, SensorHealth, datetime]] = {}
-    for r in inputs.reports:
-        if r.device_type == "gateway" and r.health is not None:
-            for s in r.health.sensors:
-                served.setdefault((s.tps_code, s.sensor_id), (r.device_id, s, r.health.at))
     readings = inputs.last_readings or {}
     alerts: dict[tuple[str, str], list[Problem]] = {}
     for a in inputs.sensor_alerts:
@@ -461,12 +593,23 @@ def _sensors(inputs: Inputs, now: datetime, settings: FleetSettings) -> list[Fle
         if site is None and not inputs.all_sites:
             continue
         stored = own.get((tps, sensor))
-        via, health, reported_at = served.get((tps, sensor), (None, None, None))
+        by = served.get((tps, sensor))
+        health = by.health if by else None
         problems = list(alerts.get((tps, sensor), []))
-        if health is not None and health.connected is False:
-            problems.append(Problem(code="disconnected", subject=sensor))
-        if health is not None and _no_target_long(health, reported_at, settings):
-            problems.append(Problem(code="no_target", subject=sensor, since=health.no_target_since))
+        seen_via: datetime | None = None
+        unknown: UnknownReason | None = None
+        if by is not None:
+            if by.health.connected is False:
+                # the gateway does not say since when: at least since this report
+                problems.append(Problem(code="disconnected", subject=sensor, since=by.reported_at))
+            if _no_target_long(by.health, by.reported_at, settings):
+                problems.append(
+                    Problem(code="no_target", subject=sensor, since=by.health.no_target_since)
+                )
+            if by.health.connected is True:
+                seen_via = by.heard_at  # its port open, frames coming: heard of at that report
+            if gateways[_gateway_key(by.gateway)].condition is Condition.OFFLINE:
+                unknown = "via_offline"
         out.append(
             _device(
                 "fill_sensor",
@@ -478,13 +621,18 @@ def _sensors(inputs: Inputs, now: datetime, settings: FleetSettings) -> list[Fle
                 settings=settings,
                 stored=stored,
                 last_seen=_latest(
-                    stored.status_received_at if stored else None, readings.get((tps, sensor))
+                    stored.status_received_at if stored else None,
+                    readings.get((tps, sensor)),
+                    seen_via,
                 ),
                 judge_silence=inputs.last_readings is not None,
                 problems=problems,
-                via=via,
-                no_target=health.no_target if health else None,
-                no_target_since=health.no_target_since if health else None,
+                unknown_reason=unknown,
+                details={
+                    "via": by.gateway.device_id if by else None,
+                    "no_target": health.no_target if health else None,
+                    "no_target_since": health.no_target_since if health else None,
+                },
             )
         )
     return out
@@ -499,173 +647,3 @@ def _no_target_long(
     if since is None or reported_at is None:
         return False
     return (reported_at - since).total_seconds() >= settings.no_target_after_s
-
-
-# ---- words --------------------------------------------------------------------------------------
-
-CONDITION_TEXTS: dict[Condition, tuple[str, str, str]] = {
-    Condition.OFFLINE: ("⛔", "LURING", "OFFLINE"),
-    Condition.FAULT: ("⚠", "GANGGUAN", "FAULT"),
-    Condition.CLOCK: ("🕓", "JAM BELUM SINKRON", "CLOCK NOT SYNCED"),
-    Condition.OK: ("✓", "BAIK", "OK"),
-}
-"""A condition's mark and words: the page and the CLI say it in text, never by colour alone."""
-
-TEXTS: dict[str, tuple[str, str]] = {
-    # problems: gateway alert codes (messages.AlertCode), scale states, TPS alert codes
-    "overload": ("beban berlebih", "overload"),
-    "underload": ("di bawah nol", "underload"),
-    "indicator_error": ("galat indikator", "indicator error"),
-    "disconnected": ("terputus", "disconnected"),
-    "zero_drift": ("titik nol bergeser", "zero drift"),
-    "undetected": ("protokol belum dikenali", "protocol not detected yet"),
-    "scale_offline": ("timbangan tidak terhubung", "scale offline"),
-    "outbox_dropped": ("outbox membuang data", "outbox dropped rows"),
-    "publish_refused": ("broker menolak kiriman", "broker refused publishes"),
-    "fill_high": ("TPS hampir penuh", "TPS nearly full"),
-    "sensor_offline": ("sensor tidak terdengar", "sensor silent"),
-    "no_target": ("tidak ada target", "no target"),
-    "unreadable_report": ("laporan tersimpan tak terbaca", "stored report unreadable"),
-    # scale states that are not problems
-    "ok": ("normal", "normal"),
-    "unsettled": ("belum stabil", "unsettled"),
-    # why offline
-    "status": ("status: luring", "status: offline"),
-    "silent": ("tidak terdengar", "silent"),
-    "never": ("belum pernah terdengar", "never heard"),
-    "unknown": ("tidak diketahui", "unknown"),
-    # the words of a device's description
-    "gateway": ("Gateway", "Gateway"),
-    "fill_sensor": ("Sensor TPS", "TPS sensor"),
-    "via": ("lewat", "via"),
-    "not_registered": ("tidak terdaftar", "not registered"),
-    "last_seen": ("Terakhir terdengar", "Last seen"),
-    "why_offline": ("Sebab luring", "Why offline"),
-    "version": ("Versi", "Version"),
-    "outbox": ("Outbox", "Outbox"),
-    "clock": ("Jam", "Clock"),
-    "scales": ("Timbangan", "Scales"),
-    "no_target_count": ("Bingkai tanpa target", "No-target frames"),
-    "since_gateway_start": ("sejak gateway mulai", "since the gateway started"),
-    "all_no_target_since": ("semuanya tanpa target sejak", "every one since"),
-    "problems": ("Masalah aktif", "Active problems"),
-    "ago": ("lalu", "ago"),
-    "queued": ("antre", "queued"),
-    "oldest": ("tertua", "oldest"),
-    "synced": ("tersinkron", "synchronized"),
-    "not_synced": ("belum sinkron", "not synchronized"),
-    "offset": ("selisih", "offset"),
-    "since": ("sejak", "since"),
-}
-
-
-def say(code: str, lang: Lang) -> str:
-    return formats.bilingual(code, lang, TEXTS)
-
-
-def condition_text(c: Condition, lang: Lang) -> str:
-    mark, id_, en = CONDITION_TEXTS[c]
-    return f"{mark} {formats.in_lang((id_, en), lang)}"
-
-
-def duration(seconds: float | None, lang: Lang) -> str:
-    """``45 dtk``, ``12 mnt``, ``3 jam 5 mnt``, ``2 hari 4 jam`` (``45 s``, ``3 h 5 min`` in
-    English); ``tidak diketahui`` / ``unknown`` for None."""
-    if seconds is None:
-        return say("unknown", lang)
-    s = max(0, int(seconds))
-    units = (("hari", "d", 86400), ("jam", "h", 3600), ("mnt", "min", 60), ("dtk", "s", 1))
-    for i, (id_, en, size) in enumerate(units):
-        if s >= size or size == 1:
-            text = f"{s // size} {formats.in_lang((id_, en), lang)}"
-            if i + 1 < len(units):
-                next_id, next_en, next_size = units[i + 1]
-                if rest := (s % size) // next_size:
-                    text += f" {rest} {formats.in_lang((next_id, next_en), lang)}"
-            return text
-    raise AssertionError("unreachable: the last unit is one second")
-
-
-def problems_text(problems: Iterable[Problem], lang: Lang) -> list[str]:
-    """Each problem as one phrase: ``beban berlebih: scale-01``."""
-    return [say(p.code, lang) + (f": {p.subject}" if p.subject else "") for p in problems]
-
-
-@dataclass(frozen=True)
-class Described:
-    """A device in words, for the page and ``wastebank fleet``: times in its site's zone."""
-
-    condition: str
-    last_seen: str
-    why_offline: str | None
-    version: str
-    outbox: str | None  # gateways only
-    clock: str | None  # gateways only
-    scales: list[tuple[str, str, bool]]  # (scale, its state and since, a fault)
-    problems: list[str]
-    no_target: str | None = None  # sensors a gateway reports
-
-
-def describe(d: FleetDevice, now: datetime, lang: Lang) -> Described:
-    tz = ZoneInfo(d.timezone)
-    unknown = say("unknown", lang)
-
-    def when(at: datetime | None) -> str:
-        return unknown if at is None else formats.tanggal_waktu(at, tz, lang)
-
-    def since(at: datetime | None) -> str:
-        return f" ({say('since', lang)} {when(at)})" if at is not None else ""
-
-    last_seen = unknown
-    if d.last_seen is not None:
-        gap = duration((now - d.last_seen).total_seconds(), lang)
-        last_seen = f"{when(d.last_seen)} ({gap} {say('ago', lang)})"
-    return Described(
-        condition=condition_text(d.condition, lang),
-        last_seen=last_seen,
-        why_offline=say(d.offline_reason, lang) if d.offline_reason else None,
-        version=d.version or unknown,
-        outbox=_outbox_text(d, lang) if d.kind == "gateway" else None,
-        clock=_clock_text(d.clock, lang) if d.kind == "gateway" else None,
-        scales=[
-            (sc.scale_id, say(sc.state or "unknown", lang) + since(sc.since), _faulty(sc))
-            for sc in d.scales
-        ],
-        problems=[
-            text + since(p.since)
-            for text, p in zip(problems_text(d.problems, lang), d.problems, strict=True)
-        ],
-        no_target=None if d.no_target is None else _no_target_text(d, when, lang),
-    )
-
-
-def _no_target_text(d: FleetDevice, when: Callable[[datetime | None], str], lang: Lang) -> str:
-    text = f"{formats.thousands(d.no_target or 0)} {say('since_gateway_start', lang)}"
-    if d.no_target_since is not None:
-        text += f"; {say('all_no_target_since', lang)} {when(d.no_target_since)}"
-    return text
-
-
-def _faulty(sc: ScaleRow) -> bool:
-    return (sc.state or ("disconnected" if not sc.connected else "")) in FAULT_STATES
-
-
-def _outbox_text(d: FleetDevice, lang: Lang) -> str:
-    if d.outbox_depth is None:
-        return say("unknown", lang)
-    text = f"{formats.thousands(d.outbox_depth)} {say('queued', lang)}"
-    if d.outbox_oldest_age_s is not None:
-        text += f", {say('oldest', lang)} {duration(d.outbox_oldest_age_s, lang)}"
-    return text
-
-
-def _clock_text(clock: ClockRow | None, lang: Lang) -> str:
-    if clock is None or clock.synchronized is None:
-        text = say("unknown", lang)
-    else:
-        text = say("synced" if clock.synchronized else "not_synced", lang)
-    if clock is not None and clock.source != "unknown":
-        text += f" ({clock.source})"
-    if clock is not None and clock.offset_ms is not None:
-        text += f", {say('offset', lang)} {formats.thousands(clock.offset_ms)} ms"
-    return text
