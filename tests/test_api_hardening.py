@@ -266,6 +266,19 @@ def test_spellings_of_one_name_are_one_account(ledger_url: str) -> None:
                 assert user is not None, typed
                 assert user.username == "petugas-bm-01", typed
             assert access.find_login(s, "ａｍｂ－０００１").username == "AMB-0001"  # type: ignore[union-attr]
+            # a username at the longest (64); one character more names nobody (it was cut to
+            # the 64 that name someone)
+            longest = "admin-" + "x" * 58
+            access.add_user(
+                s,
+                role="admin",
+                username=longest,
+                secret=PASSWORD,
+                hasher=hasher,
+                actor=access.Actor("test", "cli"),
+            )
+            assert access.find_login(s, longest.upper()) is not None
+            assert access.find_login(s, longest + "y") is None
             for typed in ("petugaſ-bm-01", "petugas-bm-01", "PETUGAS-BM-01", "petugaſ-BM-01"):
                 with pytest.raises(access.LoginRefused):
                     access.authenticate(

@@ -35,10 +35,10 @@ def login_key(login: str) -> str:
 def find_login(session: Session, login: str) -> User | None:
     """The user whose username is ``login``: as typed (NFKC), else its :func:`login_key`
     upper-cased (a member number typed in lower case on a phone), else the key itself (a
-    staff id)."""
-    typed = unicodedata.normalize("NFKC", login.strip())[:64]
-    if not typed:
-        return None
+    staff id). A login longer than any username (64) names nobody."""
+    typed = unicodedata.normalize("NFKC", login.strip())
+    if not typed or len(typed) > 64:
+        return None  # no username is longer: never cut to match a real one
     key = login_key(login)
     for candidate in dict.fromkeys((typed, key.upper(), key)):
         user = session.scalar(select(User).where(User.username == candidate))

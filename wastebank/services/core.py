@@ -40,7 +40,7 @@ INFLUX_RPC_OFFSET = 2  # influx_port + 2, like 8086/8088, so we never clash with
 STOP_TIMEOUT_S = 10.0
 POLL_S = 0.1
 
-ServiceName = Literal["mosquitto", "influxd", "postgres"]
+ServiceName = Literal["mosquitto", "influxd", "postgres", "gammu-smsd"]
 Starting = subprocess.Popen[bytes] | None  # what a start_* returns: our child, or None (forked)
 
 
