@@ -240,7 +240,7 @@ def test_a_directory_without_a_registry_is_said_on_the_fleet_to_admins(
         assert "us-01" in {d["device_id"] for d in dlh["devices"]}
         html = unescape(env.client.get("/armada", headers=env.cookie("admin")).text)
         assert said in html
-        assert "Registri perangkat tidak terbaca: sensor yang dilaporkan gateway" in html
+        assert "Registri perangkat tidak dibaca: sensor yang dilaporkan gateway" in html
 
 
 def test_the_demo_gives_its_api_the_brokers_registry(

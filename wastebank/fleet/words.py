@@ -84,7 +84,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "time_source_lost": ("sumber waktu hilang", "time source lost"),
     "over_a_year": ("lebih dari 1 tahun", "over a year"),
     "serving_unchecked": (
-        "Registri perangkat tidak terbaca: sensor yang dilaporkan gateway tidak diperiksa "
+        "Registri perangkat tidak dibaca: sensor yang dilaporkan gateway tidak diperiksa "
         "terhadap registri (hanya gateway bank terdaftar, di kota yang sama dengan TPS-nya).",
         "Device registry not read: the sensors a gateway reports are not checked against the "
         "registry (only a gateway of a registered bank, in its TPS's city).",
