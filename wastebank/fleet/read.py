@@ -99,6 +99,17 @@ class RegistryFacts:
 NOT_SET = "WASTEBANK_PAGES__BROKER_RUN_DIR belum diatur / not set: the device registry is not read"
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(problem: str) -> None:
+    """Log a registry problem once per process: the fleet is built on every page load and
+    the page says it each time (to admins), so the log need not."""
+    if problem not in _warned:
+        _warned.add(problem)
+        log.warning("%s", problem)
+
+
 def registry_facts(broker_run_dir: Path | None) -> RegistryFacts:
     """The devices `wastebank device remove` took out of the registry and the sensors each
     gateway serves, from the registry :func:`wastebank.devices.registry_run_dir` finds from
@@ -114,13 +125,13 @@ def registry_facts(broker_run_dir: Path | None) -> RegistryFacts:
             problem = (
                 f"registri perangkat tidak ditemukan / device registry not found: {broker_run_dir}"
             )
-            log.warning("%s", problem)
+            _warn_once(problem)
             return RegistryFacts(problem=problem)
         registry = devices.Registry(devices.broker_auth_files(run_dir))
         gone, listed = registry.removed(), registry.devices()
     except devices.DeviceError as exc:
         problem = f"registri perangkat tak terbaca / device registry unreadable: {exc}"
-        log.warning("%s", problem)
+        _warn_once(problem)
         return RegistryFacts(problem=problem)
     return RegistryFacts(
         removed=frozenset(removed_key(r.kind, r.site, r.device_id) for r in gone),
