@@ -122,6 +122,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         upload_paths=limits.upload_paths(app.routes),
         refused=limits.refused,
         logger=limits.log,
+        body_timeout_s=settings.http.body_timeout_s,
+        too_slow=limits.too_slow,
     )
     if settings.http.trusted_proxies:
         app.add_middleware(

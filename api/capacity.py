@@ -62,7 +62,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.settings import CapacitySettings
 from wastebank.access import AuthSettings
 from wastebank.errors import SetupError, Unavailable
-from wastebank.http_limits import BUSY, send_detail
+from wastebank.http_limits import BUSY, read_whole, send_detail
 
 log = logging.getLogger("api.capacity")
 T = TypeVar("T")
@@ -232,6 +232,14 @@ class Admission:
         if gate is None:
             await self.app(scope, receive, send)
             return
+        if gate is capacity.logins:
+            # A login's body (a few hundred bytes) is read before it may take one of the few
+            # login slots: a client that sends its head and never its body waits outside
+            # (BodyLimit, outside this, ends the wait at http.body_timeout_s with a 408).
+            whole = await read_whole(receive)
+            if whole is None:
+                return
+            receive = whole
         try:
             await gate.acquire()
         except Saturated:

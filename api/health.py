@@ -53,7 +53,8 @@ class Health(BaseModel):
     """For an admin only (absent otherwise): this process's admission (api/capacity.py): per
     class the limit, requests in flight and waiting, admitted and refused since start; its
     worker threads; its ledger pools' connections in use; ``too_large``: its requests refused
-    for size since start (api/limits.py ``refused``)."""
+    for size since start (api/limits.py ``refused``); ``too_slow``: its 408s, a body not whole
+    within ``http.body_timeout_s`` (``too_slow``)."""
 
 
 @router.get("/health")
@@ -142,6 +143,7 @@ def _capacity(state: State) -> dict[str, Any]:
     return {
         **state["capacity"].snapshot(),
         "too_large": dict(limits.refused),
+        "too_slow": dict(limits.too_slow),
         "pools": {"reader": pool(state["engine"]), "writer": pool(state["writer"])},
     }
 

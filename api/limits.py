@@ -23,6 +23,10 @@ refused: Counter[str] = Counter()
 :class:`~wastebank.http_limits.BodyLimit`), ``head`` (a request head's 431, api/server.py);
 an admin's ``GET /health`` shows them (``capacity.too_large``)."""
 
+too_slow: Counter[str] = Counter()
+"""This process's 408s: a body not whole within ``http.body_timeout_s`` (``body``); an admin's
+``GET /health`` shows them (``capacity.too_slow``)."""
+
 
 def flat_routes(routes: list[Any]) -> list[Any]:
     """Every route of the app, those of included routers too: FastAPI >= 0.16x keeps an included

@@ -108,6 +108,16 @@ class HttpSettings(Settings, kw_only=True):
             "checked",
         ),
     ] = 64 * 1024
+    body_timeout_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=300,
+            description="the longest a request's body may take to arrive, from the first read "
+            "(a slow phone sends a login form in well under a second): longer is 408 and the "
+            "connection closed, so a client that sends a head and never its body holds nothing",
+        ),
+    ] = 10.0
     max_head_bytes: Annotated[
         int,
         Meta(

@@ -312,6 +312,25 @@ class GatewaySettings(WastebankSettings, kw_only=True):
             "always answered",
         ),
     ] = 64
+    http_max_requests_per_client: Annotated[
+        int,
+        Meta(
+            ge=8,
+            le=4096,
+            description="of http_max_requests, the most one client address may have at once "
+            "(an attendant's tablet with its live views uses under 10): one more is 503",
+        ),
+    ] = 16
+    http_body_timeout_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=300,
+            description="the longest a request's body may take to arrive: longer is 408 and the "
+            "connection closed (a client that sends a head and never its body holds its place "
+            "in http_max_requests no longer)",
+        ),
+    ] = 10.0
     health_interval_s: Annotated[float, Meta(gt=0)] = 30.0
     health_min_gap_s: Annotated[
         float,

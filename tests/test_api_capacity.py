@@ -32,7 +32,7 @@ from sqlalchemy.pool import Pool
 from api import capacity
 from api.app import create_app
 from api.capacity import Gate, GatedHasher, HashingOutsideLoginSlot, Saturated
-from api.settings import ApiSettings, CapacitySettings
+from api.settings import ApiSettings, CapacitySettings, HttpSettings
 from tests.auth_helpers import (
     PASSWORD,
     PIN,
@@ -328,6 +328,55 @@ async def test_logins_beyond_the_hashing_cap_get_503_and_reads_go_on(
         assert dict(logins.refused) == {"queue_full": 2}
         assert state["capacity"].requests.refused == {}
         await login(client, "AMB-0002", "975318")  # the slot is free again
+
+
+class NeverBody:
+    """A request body whose first byte comes and the rest never: its request waits."""
+
+    started = 0
+
+    def __init__(self, never: asyncio.Event) -> None:
+        self.never = never
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        NeverBody.started += 1
+        yield b"username="
+        await self.never.wait()
+        yield b"x"
+
+
+@pytest.mark.integration
+async def test_logins_whose_bodies_never_come_take_no_login_slot_and_end_in_408(
+    mqtt_settings: MqttSettings, influx_settings: InfluxSettings, ledger_url: str
+) -> None:
+    """The second review's attack: ten POST /api/token that send their head and never their
+    body held the one login slot and its queue, and every real login got 503."""
+    add_users(ledger_url, ("citizen_a",))
+    settings = api_settings(
+        mqtt=mqtt_settings,
+        influx=influx_settings,
+        ledger_url=ledger_url,
+        capacity=CapacitySettings(logins=1, login_queue=0),
+        http=HttpSettings(body_timeout_s=1.0),
+    )
+    async with served(settings) as (client, state):
+        never = asyncio.Event()
+        NeverBody.started = 0
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        held = [
+            asyncio.create_task(client.post("/api/token", content=NeverBody(never), headers=form))
+            for _ in range(10)
+        ]
+
+        async def all_waiting() -> bool:
+            return NeverBody.started == 10
+
+        await eventually(all_waiting)
+        await login(client, "AMB-0001", PIN)  # the slot is free: they wait outside it
+        answers = await asyncio.gather(*held)
+        assert {r.status_code for r in answers} == {408}
+        assert "tidak utuh dalam 1 detik" in answers[0].json()["detail"]
+        assert state["capacity"].logins.refused == {}
 
 
 # ---- nothing on the event loop ----------------------------------------------------------------

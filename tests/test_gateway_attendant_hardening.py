@@ -335,7 +335,10 @@ class HeldBody:
 async def test_a_request_beyond_the_gateways_capacity_is_503_and_health_still_answers(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with endpoint(tmp_path, http_max_requests=32) as (_, client):
+    async with endpoint(tmp_path, http_max_requests=32, http_max_requests_per_client=32) as (
+        _,
+        client,
+    ):
         page = (await client.get("/petugas/masuk")).status_code
         bad = (await client.get("/health")).json()["bad_requests"]
         release = asyncio.Event()
@@ -362,8 +365,8 @@ async def test_a_request_beyond_the_gateways_capacity_is_503_and_health_still_an
         busy_lines = [r for r in caplog.records if "sibuk / busy" in r.getMessage()]
         assert len(busy_lines) == 1
         assert busy_lines[0].getMessage() == (
-            "sibuk / busy: 1 ditolak / refused (503), 32 in progress of at most 32; the last: "
-            "GET /petugas/masuk from 127.0.0.1"
+            "sibuk / busy: 1 ditolak / refused (503), 32 in progress of at most 32 (32 per "
+            "client); the last: GET /petugas/masuk from 127.0.0.1 with 32 in progress"
         )
         health = (await client.get("/health")).json()  # exempt: the operator still sees it
         assert health["busy_refused"] == 3
@@ -372,6 +375,54 @@ async def test_a_request_beyond_the_gateways_capacity_is_503_and_health_still_an
         answers = await asyncio.gather(*held)
         assert {r.status_code for r in answers} == {422}  # "{}" is no login: read to the end
         assert (await client.get("/petugas/masuk")).status_code == page  # the slots came back
+
+
+async def test_one_client_cannot_take_every_place_and_a_body_that_never_comes_is_408(
+    tmp_path: Path,
+) -> None:
+    """A phone on the Wi-Fi opening requests whose bodies never come (the second review's
+    attack): it holds at most its own share, each until the body timeout, then a 408."""
+    async with endpoint(
+        tmp_path, http_max_requests=32, http_max_requests_per_client=8, http_body_timeout_s=0.5
+    ) as (svc, client):
+        other = httpx.AsyncClient(
+            transport=httpx.ASGITransport(
+                app=client._transport.app,  # type: ignore[attr-defined]
+                client=("192.168.1.24", 40000),
+            ),
+            base_url="http://gw.test",
+        )
+        bad = (await client.get("/health")).json()["bad_requests"]
+        never = asyncio.Event()  # never set: the bodies never come
+        HeldBody.started = 0
+        headers = {"Content-Type": "application/json"}
+        held = [
+            asyncio.create_task(
+                client.post("/petugas/api/session", content=HeldBody(never), headers=headers)
+            )
+            for _ in range(8)
+        ]
+
+        async def all_in_progress() -> bool:
+            return HeldBody.started == 8
+
+        await eventually(all_in_progress)
+        # this client's share is taken; another's is not
+        assert (await client.get("/petugas/masuk")).status_code == 503
+        async with other:
+            assert (await other.get("/petugas/masuk")).status_code != 503
+        # each held body ends at the timeout: 408 in words, the connection closed
+        answers = await asyncio.gather(*held)
+        assert {r.status_code for r in answers} == {408}
+        assert answers[0].json() == {
+            "detail": "isi permintaan tidak utuh dalam 0,5 detik / request body not complete "
+            "within 0,5 s"
+        }
+        assert answers[0].headers["connection"] == "close"
+        health = (await client.get("/health")).json()
+        assert health["too_slow_requests"] == 8
+        assert health["bad_requests"] == bad + 8
+        assert (await client.get("/petugas/masuk")).status_code != 503  # the places came back
 
 
 def test_the_largest_request_the_page_sends_fits_the_default_with_room(tmp_path: Path) -> None:

@@ -101,6 +101,7 @@ async def test_health_without_a_session_is_minimal(gateway: Gw) -> None:
         "outbox_dropped",
         "bad_requests",
         "too_large_requests",
+        "too_slow_requests",
         "busy_refused",
         "scales",
         "clock",

@@ -18,6 +18,7 @@ which a framework turns into a 400 "error parsing the body" instead of a 413.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -27,9 +28,16 @@ from collections.abc import Callable, Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wastebank.formats import thousands
+from wastebank.formats import number, thousands
 
-__all__ = ["BUSY", "BodyLimit", "InFlightLimit", "send_detail", "too_large_detail"]
+__all__ = [
+    "BUSY",
+    "BodyLimit",
+    "InFlightLimit",
+    "read_whole",
+    "send_detail",
+    "too_large_detail",
+]
 
 BUSY = "server sedang sibuk, coba lagi sebentar lagi / the server is busy, try again shortly"
 """The 503's ``detail`` when a server takes no more requests now (the API's admission,
@@ -59,8 +67,12 @@ class BodyLimit:
         upload_paths: Iterable[re.Pattern[str]] = (),
         refused: Counter[str] | None = None,
         logger: logging.Logger | None = None,
+        body_timeout_s: float | None = None,
+        too_slow: Counter[str] | None = None,
     ) -> None:
         self.app = app
+        self.body_timeout_s = body_timeout_s
+        self.too_slow: Counter[str] = too_slow if too_slow is not None else Counter()
         self.max_body_bytes = max_body_bytes
         self.max_upload_bytes = max_upload_bytes if max_upload_bytes is not None else max_body_bytes
         self.upload_paths = tuple(upload_paths)
@@ -83,7 +95,12 @@ class BodyLimit:
             await _refuse(send, limit)
             return
         stream = _Streamed(
-            limit, receive, send, lambda size: self._note(scope, "streamed", limit, size)
+            limit,
+            receive,
+            send,
+            lambda size: self._note(scope, "streamed", limit, size),
+            self.body_timeout_s,
+            lambda: self._note_slow(scope),
         )
         try:
             await self.app(scope, stream.receive, stream.send)
@@ -91,6 +108,18 @@ class BodyLimit:
             # an error of the app's own is raised; one caused by the cut body is answered
             if not stream.refused:
                 raise
+
+    def _note_slow(self, scope: Scope) -> None:
+        self.too_slow["body"] += 1
+        client = scope.get("client")
+        self.log.warning(
+            "isi permintaan terlalu lambat / request body too slow: %s %s from %s, not whole "
+            "within %s s",
+            scope.get("method"),
+            scope.get("path"),
+            client[0] if client else "?",
+            _seconds(self.body_timeout_s or 0),
+        )
 
     def _note(self, scope: Scope, how: str, limit: int, size: int) -> None:
         self.refused[how] += 1
@@ -112,26 +141,54 @@ class _Streamed:
     the app has begun its answer) and the app sees the client gone."""
 
     def __init__(
-        self, limit: int, receive: Receive, send: Send, on_refused: Callable[[int], None]
+        self,
+        limit: int,
+        receive: Receive,
+        send: Send,
+        on_refused: Callable[[int], None],
+        timeout_s: float | None = None,
+        on_slow: Callable[[], None] = lambda: None,
     ) -> None:
         self._limit, self._receive, self._send = limit, receive, send
-        self._on_refused = on_refused
+        self._on_refused, self._on_slow = on_refused, on_slow
+        self._timeout_s = timeout_s
+        self._deadline: float | None = None
         self.received = 0
-        self.started = self.refused = False
+        self.started = self.refused = self.whole = False
 
     async def receive(self) -> Message:
-        message = await self._receive()
+        if self.whole or self.refused or self._timeout_s is None:
+            # the body is in (or none is awaited): a wait now is for the client to go, which
+            # a live stream does for as long as it is open
+            message = await self._receive()
+        else:
+            loop = asyncio.get_running_loop()
+            if self._deadline is None:
+                self._deadline = loop.time() + self._timeout_s
+            try:
+                async with asyncio.timeout_at(self._deadline):
+                    message = await self._receive()
+            except TimeoutError:
+                return await self._cut(408, _too_slow_detail(self._timeout_s), self._on_slow)
         if message["type"] != "http.request" or self.refused:
             return message
+        if not message.get("more_body", False):
+            self.whole = True
         self.received += len(message.get("body", b""))
         if self.received <= self._limit:
             return message
+        return await self._cut(
+            413, too_large_detail(self._limit), lambda: self._on_refused(self.received)
+        )
+
+    async def _cut(self, status: int, detail: str, note: Callable[[], None]) -> Message:
         self.refused = True
-        self._on_refused(self.received)
+        note()
         if not self.started:
-            await _refuse(self._send, self._limit)
+            # the rest of the body is never read: the connection cannot be reused
+            await send_detail(self._send, status, detail, [(b"connection", b"close")])
         # the app sees the client gone: it stops reading, and whatever it answers is dropped
-        # (the 413 is the answer)
+        # (the refusal is the answer)
         return {"type": "http.disconnect"}
 
     async def send(self, message: Message) -> None:
@@ -144,9 +201,11 @@ class _Streamed:
 
 class InFlightLimit:
     """Refuse (503 with ``Retry-After``, ``Connection: close``) a request that arrives while
-    ``max_requests`` are in progress: a bound on the memory and the event loop's work that
-    many clients (or one client's many connections) can take, where a Pi has little of both.
-    A live stream counts while it is open. Paths in ``exempt`` (``/health``) are always
+    ``max_requests`` are in progress, or ``per_client`` of the same client address: a bound on
+    the memory and the event loop's work that many clients (or one client's many connections)
+    can take, where a Pi has little of both, and one client cannot take them all (a request
+    whose body never comes holds its place until :class:`BodyLimit`'s ``body_timeout_s``). A
+    live stream counts while it is open. Paths in ``exempt`` (``/health``) are always
     answered: they are cheap and say whether the server is up.
 
     ``refused`` counts the refusals (a counter to share, e.g. with a health report). A flood
@@ -160,6 +219,7 @@ class InFlightLimit:
         app: ASGIApp,
         *,
         max_requests: int,
+        per_client: int | None = None,
         retry_after_s: int = 5,
         exempt: Iterable[str] = (),
         refused: Counter[str] | None = None,
@@ -167,6 +227,8 @@ class InFlightLimit:
     ) -> None:
         self.app = app
         self.max_requests = max_requests
+        self.per_client = per_client if per_client is not None else max_requests
+        self.by_client: Counter[str] = Counter()
         self.retry_after_s = retry_after_s
         self.exempt = frozenset(exempt)
         self.refused: Counter[str] = refused if refused is not None else Counter()
@@ -179,7 +241,9 @@ class InFlightLimit:
         if scope["type"] != "http" or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
-        if self.active >= self.max_requests:
+        client = scope.get("client")
+        address = client[0] if client else "?"
+        if self.active >= self.max_requests or self.by_client[address] >= self.per_client:
             self.refused["busy"] += 1
             self._note(scope)
             headers = [
@@ -189,10 +253,14 @@ class InFlightLimit:
             await send_detail(send, 503, BUSY, headers)
             return
         self.active += 1
+        self.by_client[address] += 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.active -= 1
+            self.by_client[address] -= 1
+            if not self.by_client[address]:
+                del self.by_client[address]
 
     def _note(self, scope: Scope) -> None:
         self._unlogged += 1
@@ -200,15 +268,18 @@ class InFlightLimit:
         if self._logged_at is not None and now - self._logged_at < self.LOG_EVERY_S:
             return
         client = scope.get("client")
+        address = client[0] if client else "?"
         self.log.warning(
-            "sibuk / busy: %d ditolak / refused (503), %d in progress of at most %d; the "
-            "last: %s %s from %s",
+            "sibuk / busy: %d ditolak / refused (503), %d in progress of at most %d (%d per "
+            "client); the last: %s %s from %s with %d in progress",
             self._unlogged,
             self.active,
             self.max_requests,
+            self.per_client,
             scope.get("method"),
             scope.get("path"),
-            client[0] if client else "?",
+            address,
+            self.by_client[address],
         )
         self._logged_at, self._unlogged = now, 0
 
@@ -221,6 +292,39 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None  # the server refuses a malformed length before we see it
     return None
+
+
+async def read_whole(receive: Receive) -> Receive | None:
+    """Read the request's whole body now and return a ``receive`` that gives it to the app
+    as it came, then waits as ``receive`` does; None when the client left instead (or
+    :class:`BodyLimit`, outside, cut the body and answered). For a gate that should be taken
+    only by a request whose body is in: a client that sends its head and never its body then
+    waits outside the gate, not in it."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        messages.append(message)
+        if not message.get("more_body", False):
+            break
+
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return replay
+
+
+def _too_slow_detail(timeout_s: float) -> str:
+    """The 408's ``detail``: Bahasa Indonesia first."""
+    return (
+        f"isi permintaan tidak utuh dalam {_seconds(timeout_s)} detik / request body not "
+        f"complete within {_seconds(timeout_s)} s"
+    )
+
+
+def _seconds(t: float) -> str:
+    return number(t, 0 if float(t).is_integer() else 1)
 
 
 async def _refuse(send: Send, limit: int) -> None:

@@ -49,6 +49,9 @@ class PublicHealth(msgspec.Struct, kw_only=True):
     too_large_requests: int
     """Of :attr:`bad_requests`, those whose body was over ``http_max_body_bytes`` (413, each
     logged with its path, client and size; wastebank.http_limits)."""
+    too_slow_requests: int
+    """Of :attr:`bad_requests`, those whose body was not whole within ``http_body_timeout_s``
+    (408, each logged with its path and client)."""
     busy_refused: int
     """Requests answered 503 since the start because ``http_max_requests`` were in progress
     (not bad input: the clients may try again; logged once a minute at most)."""
@@ -61,6 +64,7 @@ class PublicHealth(msgspec.Struct, kw_only=True):
 async def health(request: Request) -> PublicHealth:
     gw = auth.service(request).gw
     too_large = sum(getattr(request.app.state, "too_large", {}).values())
+    too_slow = sum(getattr(request.app.state, "too_slow", {}).values())
     return PublicHealth(
         gateway_id=gw.settings.gateway_id,
         version=__version__,
@@ -69,8 +73,9 @@ async def health(request: Request) -> PublicHealth:
         outbox_depth=len(gw.outbox),
         outbox_refused=sum(gw.outbox.refused().values()),
         outbox_dropped=gw.outbox.dropped,
-        bad_requests=sum(REFUSED.values()) + too_large,
+        bad_requests=sum(REFUSED.values()) + too_large + too_slow,
         too_large_requests=too_large,
+        too_slow_requests=too_slow,
         busy_refused=sum(getattr(request.app.state, "busy", {}).values()),
         scales=[
             ScaleStateView(scale_id=r.cfg.id, state=state, state_since=since)

@@ -149,6 +149,7 @@ def http_app(gw: Gateway, service: AttendantService) -> Starlette:
     # outbox connection and the scale sessions (a sync handler would run in a worker thread).
     too_large: Counter[str] = Counter()
     busy: Counter[str] = Counter()
+    too_slow: Counter[str] = Counter()
     app = Starlette(
         routes=[*attendant_routes, *mount((health.routes, scales.routes))],
         middleware=[
@@ -156,6 +157,7 @@ def http_app(gw: Gateway, service: AttendantService) -> Starlette:
             Middleware(
                 InFlightLimit,
                 max_requests=gw.settings.http_max_requests,
+                per_client=gw.settings.http_max_requests_per_client,
                 exempt=("/health",),
                 refused=busy,
                 logger=log,
@@ -166,6 +168,8 @@ def http_app(gw: Gateway, service: AttendantService) -> Starlette:
                 max_body_bytes=gw.settings.http_max_body_bytes,
                 refused=too_large,
                 logger=log,
+                body_timeout_s=gw.settings.http_body_timeout_s,
+                too_slow=too_slow,
             ),
             Middleware(SessionGate, service=service),
         ],
@@ -178,6 +182,7 @@ def http_app(gw: Gateway, service: AttendantService) -> Starlette:
     app.state.attendant = service
     app.state.too_large = too_large  # /health's too_large_requests
     app.state.busy = busy  # /health's busy_refused
+    app.state.too_slow = too_slow  # /health's too_slow_requests
     return app
 
 
