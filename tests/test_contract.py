@@ -481,7 +481,12 @@ LIMITS: list[tuple[str, str, Any, Any]] = [
         [{**SCALE, "scale_id": f"scale-{i}"} for i in range(SCALES_MAX)],  # each id once
         [{**SCALE, "scale_id": f"scale-{i}"} for i in range(SCALES_MAX + 1)],
     ),
-    ("health", "sensors", [SENSOR] * SENSORS_MAX, [SENSOR] * (SENSORS_MAX + 1)),
+    (
+        "health",
+        "sensors",
+        [{**SENSOR, "sensor_id": f"us-{i}"} for i in range(SENSORS_MAX)],  # each sensor once
+        [{**SENSOR, "sensor_id": f"us-{i}"} for i in range(SENSORS_MAX + 1)],
+    ),
     ("health", "scales", [{**SCALE, "protocol": "p" * 32}], [{**SCALE, "protocol": "p" * 33}]),
     ("health", "scales", [{**SCALE, "protocol": "a12_ww"}], [{**SCALE, "protocol": "A12"}]),
     (
@@ -655,7 +660,10 @@ def _largest(name: str) -> msgspec.Struct:
                 msgspec.structs.replace(scale, scale_id=f"{code[:-2]}{i:02d}")
                 for i in range(SCALES_MAX)
             ],
-            sensors=[sensor] * SENSORS_MAX,
+            sensors=[  # each sensor once, every one as long
+                msgspec.structs.replace(sensor, sensor_id=f"{code[:-2]}{i:02d}")
+                for i in range(SENSORS_MAX)
+            ],
             version=wide * 32,
             clock=ClockHealth(
                 synchronized=False,

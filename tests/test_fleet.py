@@ -509,7 +509,7 @@ async def test_wastebank_fleet_prints_the_broken_ones_first_and_exits_1(
         ("⚠ GANGGUAN", "Sensor TPS s-blind"),
         ("✓ BAIK", "Gateway gw-ok"),
     ]
-    assert "Timbangan: scale-01 beban berlebih (sejak" in text.output
+    assert "Timbangan: scale-01 kelebihan beban (sejak" in text.output
     assert "Bingkai tanpa target: 4.321 sejak gateway mulai; semuanya tanpa target" in text.output
     assert "Masalah aktif: tidak ada target: s-blind (sejak" in text.output
     assert "Versi: 0.9.0" in text.output

@@ -284,7 +284,7 @@ def test_a_stopped_gateway_is_offline_and_an_overloaded_scale_comes_first(
         assert _order(page) == [OVERLOADED, STOPPED, HEALTHY]
         over = page.locator(f"#fleet-list > li[data-device='{OVERLOADED}']")
         expect(over.locator(".condition")).to_have_text("⚠ GANGGUAN")
-        expect(over.locator(".problems")).to_contain_text("beban berlebih: scale-01")
+        expect(over.locator(".problems")).to_contain_text("kelebihan beban: scale-01")
         expect(over.locator(".clock")).to_contain_text("tersinkron (timesyncd), selisih 4 ms")
         page.context.close()
         processes.kill("gateway", signal.SIGTERM)  # a clean stop: it says "offline"

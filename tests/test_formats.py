@@ -95,7 +95,7 @@ def test_every_page_and_the_fleet_pick_their_words_through_the_one_rule() -> Non
 
     assert web.text("logout", "en") == formats.in_lang(web.TEXTS["logout"], "en")
     assert fleet.say("overload", "en") == "overload"
-    assert fleet.say("overload", "id") == "beban berlebih"
+    assert fleet.say("overload", "id") == "kelebihan beban"
     assert fleet.say("no-such-code", "id") == "no-such-code"
     assert fleet_page._t("title", "en") == "Device fleet"  # the page's own
     assert fleet_page._t("last_seen", "id") == "Terakhir terdengar"  # the fleet's

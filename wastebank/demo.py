@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import secrets
+import shlex
 import signal
 import sys
 from dataclasses import dataclass
@@ -175,9 +176,11 @@ def _banner(
     *,
     second_person_idr: int | None = None,
     sms_sent: Path | None = None,
+    fleet_cli: str | None = None,
 ) -> str:
     """What the demo prints: each page's URL with the login made for this run; the
-    second-person limit in force and, with SMS, where the texts land."""
+    second-person limit in force, with SMS where the texts land, and how to run
+    `wastebank fleet` on the demo's data (:func:`fleet_command`)."""
     citizen, dlh, admin = logins["citizen"], logins["dlh"], logins["admin"]
     lines = [
         "",
@@ -210,6 +213,13 @@ def _banner(
         f"                           then {base}/api/members/{citizen.username}/balance",
         "                           with 'Authorization: Bearer <access_token>'",
         f"  Kesehatan / health:      {base}/health",
+    ]
+    if fleet_cli is not None:
+        lines += [
+            f"  Armada / fleet:          {base}/armada (admin, DLH); di terminal / in a shell:",
+            f"                           {fleet_cli}",
+        ]
+    lines += [
         f"  Log:                     {logs}",
         "  Tekan Ctrl-C untuk berhenti / press Ctrl-C to stop.",
         "",
@@ -236,6 +246,18 @@ def api_env(common: dict[str, str], broker: services.ServicesSettings) -> dict[s
         "WASTEBANK_PORT": str(API_PORT),
         "WASTEBANK_PAGES__BROKER_RUN_DIR": str(broker.run_dir),
     }
+
+
+FLEET_CLI_ENV = ("WASTEBANK_LEDGER_URL", "WASTEBANK_PAGES__BROKER_RUN_DIR")
+"""What `wastebank fleet` needs of the demo API's settings to read what the page /armada does:
+the demo's ledger (not the default one under .run) and the broker's registry."""
+
+
+def fleet_command(env: dict[str, str]) -> str:
+    """`wastebank fleet` against the demo's data, from the demo API's settings (:func:`api_env`),
+    as a shell line; the command is this environment's (the shell may not have .venv on PATH)."""
+    cli = shlex.quote(str(Path(sys.executable).with_name("wastebank")))
+    return " ".join([*(f"{k}={shlex.quote(env[k])}" for k in FLEET_CLI_ENV), cli, "fleet"])
 
 
 def demo_env(ledger_url: str) -> dict[str, str]:
@@ -271,7 +293,8 @@ async def run(*, with_sms: bool = False) -> None:
     try:
         children.append(await _spawn("ingest", ["ingest"], common, logs))
         children.append(await _spawn("tps-watch", ["tps", "watch"], common, logs))
-        children.append(await _spawn("api", ["api"], api_env(common, broker), logs))
+        api = api_env(common, broker)
+        children.append(await _spawn("api", ["api"], api, logs))
         for n, bank in enumerate(summary.banks, start=1):
             page = await _start_bank(n, bank, summary, broker, base, demo_dir, children)
             attendant_pages.append((bank, page))
@@ -293,6 +316,7 @@ async def run(*, with_sms: bool = False) -> None:
             logs,
             second_person_idr=int(common[SECOND_PERSON_ENV]),
             sms_sent=sms_sent,
+            fleet_cli=fleet_command(api),
         )
         print(banner, flush=True)  # noqa: T201
         await _until_one_exits(children, logs)

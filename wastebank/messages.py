@@ -453,10 +453,18 @@ class GatewayHealth(_Message, kw_only=True, frozen=True):
         return self.alerts_active or []
 
     def __post_init__(self) -> None:
-        ids = [sc.scale_id for sc in self.scales]
-        if twice := sorted({i for i in ids if ids.count(i) > 1}):
-            # one scale, two states: which one the fleet shows could not be told
-            raise _across(f"scales: each scale_id once; listed twice: {', '.join(twice)}")
+        # one device listed twice has two states: which one the fleet shows could not be told
+        scales = [sc.scale_id for sc in self.scales]
+        if twice := _twice(scales):
+            raise _across(f"scales: each scale_id once; listed twice: {twice}")
+        sensors = [f"{s.tps_code}/{s.sensor_id}" for s in self.sensors]
+        if twice := _twice(sensors):
+            raise _across(f"sensors: each (tps_code, sensor_id) once; listed twice: {twice}")
+
+
+def _twice(ids: list[str]) -> str:
+    """The ids listed more than once, sorted and joined ("" when none is)."""
+    return ", ".join(sorted({i for i in ids if ids.count(i) > 1}))
 
 
 class GatewayAlert(_Message, kw_only=True, frozen=True):

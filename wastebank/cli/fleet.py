@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 fleet_app = typer.Typer(help="armada perangkat / the device fleet")
 
+NO_SITES_EXIT = 2
+"""The exit status when the ledger has no bank and no TPS (the wrong ledger?): not 0, so a
+monitoring script pointed at the wrong ledger does not read "all ok"."""
+
 
 class _Pages(Protocol):
     @property
@@ -53,7 +57,8 @@ def fleet_list(
     synchronized, ok), each with last seen, version, outbox, clock, scales and active problems.
     Settings: the API's (WASTEBANK_FLEET__*; WASTEBANK_PAGES__BROKER_RUN_DIR, the broker's
     registry: the devices removed from it are left out, the sensors each gateway serves are
-    checked against it: docs/fleet.md). Exit status 1 while any device is not ok."""
+    checked against it: docs/fleet.md). Exit status 1 while any device is not ok; 2 when the
+    ledger has no bank and no TPS (the wrong ledger?)."""
     from wastebank import fleet, ledger
     from wastebank.influx import Influx
 
@@ -76,12 +81,17 @@ def fleet_list(
 
     try:
         found = asyncio.run(load())
+        has_sites = fleet.ledger_has_sites(engine)
     finally:
         engine.dispose()
+    lang: Lang = "en" if english else "id"
     if as_json:
         typer.echo(found.model_dump_json(indent=2))
     else:
-        _print(found, "en" if english else "id")
+        _print(found, lang)
+    if not has_sites:
+        typer.echo(fleet.say("no_sites", lang), err=True)
+        raise typer.Exit(code=NO_SITES_EXIT)
     if any(d.condition != fleet.Condition.OK for d in found.devices):
         raise typer.Exit(code=1)
 

@@ -7,7 +7,14 @@ ingester's side), :mod:`.view` (the offline rule, the ranking, the rows: pure), 
 (the ledger's and InfluxDB's parts, for the API and ``wastebank fleet``).
 """
 
-from wastebank.fleet.read import RegistryFacts, gather, last_readings, load, registry_facts
+from wastebank.fleet.read import (
+    RegistryFacts,
+    gather,
+    last_readings,
+    ledger_has_sites,
+    load,
+    registry_facts,
+)
 from wastebank.fleet.store import DeviceReport, DeviceType, Heard, keep_latest
 from wastebank.fleet.view import (
     FAULT_STATES,
@@ -59,6 +66,7 @@ __all__ = [
     "gather",
     "keep_latest",
     "last_readings",
+    "ledger_has_sites",
     "load",
     "offline_reason",
     "problems_text",

@@ -86,6 +86,15 @@ def gather(
     )
 
 
+def ledger_has_sites(engine: Engine) -> bool:
+    """Whether the ledger has a bank or a TPS: one with neither is not the city's (another
+    checkout's, or a URL left unset beside the demo), and an empty fleet from it is no "all
+    ok" (``wastebank fleet`` says so, docs/fleet.md)."""
+    with Session(engine) as session:
+        bank = session.scalar(select(ledger.Bank.id).limit(1))
+        return bank is not None or session.scalar(select(ledger.Tps.id).limit(1)) is not None
+
+
 @dataclass(frozen=True)
 class RegistryFacts:
     """What the fleet takes from the broker's registry (docs/fleet.md)."""

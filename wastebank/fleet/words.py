@@ -29,14 +29,24 @@ CONDITION_TEXTS: dict[Condition, tuple[str, str, str]] = {
 }
 """A condition's mark and words: the page and the CLI say it in text, never by colour alone."""
 
-TEXTS: dict[str, tuple[str, str]] = {
-    # problems: gateway alert codes (messages.AlertCode), scale states, TPS alert codes
-    "overload": ("beban berlebih", "overload"),
+SCALE_STATE_TEXTS: dict[str, tuple[str, str]] = {
+    "ok": ("stabil", "stable"),
+    "unsettled": ("belum stabil", "unsettled"),
+    "overload": ("kelebihan beban", "overload"),
     "underload": ("di bawah nol", "underload"),
-    "indicator_error": ("galat indikator", "indicator error"),
-    "disconnected": ("terputus", "disconnected"),
-    "zero_drift": ("titik nol bergeser", "zero drift"),
+    "indicator_error": ("indikator galat", "indicator error"),
+    "disconnected": ("tidak terhubung", "disconnected"),
+    "zero_drift": ("nol bergeser", "zero drift"),
     "undetected": ("protokol belum dikenali", "protocol not detected yet"),
+}
+"""Each scale state (every messages.ScaleState) in the words the gateway's /scales, its attendant
+page and docs/operations.md ("Scale states") use: the gateway's ``STATE_TEXT``, which wastebank/
+may not import (a test holds the two equal), lower case as the fleet's other phrases."""
+
+TEXTS: dict[str, tuple[str, str]] = {
+    # problems: scale states (a sensor's port closed is "disconnected" too), gateway alert codes
+    # (messages.AlertCode), TPS alert codes
+    **SCALE_STATE_TEXTS,
     "scale_offline": ("timbangan tidak terhubung", "scale offline"),
     "outbox_dropped": ("outbox membuang data", "outbox dropped rows"),
     "publish_refused": ("broker menolak kiriman", "broker refused publishes"),
@@ -48,9 +58,6 @@ TEXTS: dict[str, tuple[str, str]] = {
         "melaporkan sensor yang tidak dilayaninya",
         "reports a sensor it does not serve",
     ),
-    # scale states that are not problems
-    "ok": ("normal", "normal"),
-    "unsettled": ("belum stabil", "unsettled"),
     # why offline
     "status": ("status: luring", "status: offline"),
     "silent": ("tidak terdengar", "silent"),
@@ -90,6 +97,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         "registry (only a gateway of a registered bank, in its TPS's city).",
     ),
     "since": ("sejak", "since"),
+    "no_sites": (
+        "Ledger ini tidak berisi bank sampah maupun TPS: ledger yang salah? (WASTEBANK_LEDGER_URL "
+        "atau --ledger-url; untuk demo, perintah yang dicetak wastebank demo)",
+        "This ledger has no waste bank and no TPS: the wrong ledger? (WASTEBANK_LEDGER_URL or "
+        "--ledger-url; for the demo, the command wastebank demo prints)",
+    ),
 }
 
 
@@ -129,7 +142,7 @@ def duration(seconds: float | None, lang: Lang) -> str:
 
 
 def problems_text(problems: Iterable[Problem], lang: Lang) -> list[str]:
-    """Each problem as one phrase: ``beban berlebih: scale-01``."""
+    """Each problem as one phrase: ``kelebihan beban: scale-01``."""
     return [say(p.code, lang) + (f": {p.subject}" if p.subject else "") for p in problems]
 
 
@@ -220,5 +233,18 @@ def _clock_text(clock: ClockRow | None, when: Callable[[datetime | None], str], 
     if clock is not None and clock.source != "unknown":
         text += f" ({clock.source})"
     if clock is not None and clock.offset_ms is not None:
-        text += f", {say('offset', lang)} {formats.thousands(clock.offset_ms)} ms"
+        text += f", {say('offset', lang)} {offset(clock.offset_ms, lang)}"
     return text
+
+
+def offset(ms: int, lang: Lang) -> str:
+    """A clock offset without a thousands or decimal separator, which an English reader would
+    misread in id-ID figures (``-4.321 ms`` reads as about 4 ms): ``-321 ms``, ``-4 dtk 321 ms``
+    (``-4 s 321 ms``), from a minute on as :func:`duration` says it (``-2 mnt 5 dtk``)."""
+    sign, size = ("-" if ms < 0 else ""), abs(ms)
+    if size < 1000:
+        return f"{sign}{size} ms"
+    text = duration(size // 1000, lang)
+    if size < 60_000 and size % 1000:
+        text += f" {size % 1000} ms"
+    return sign + text
