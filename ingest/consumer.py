@@ -239,9 +239,9 @@ class Ingester:
                 refusals.append(item.parsed)  # the ledger only: no point in InfluxDB
             elif isinstance(item.parsed, Cleared):
                 self.stats.retained_cleared += 1
-                log.info(
-                    "laporan tersimpan dihapus di broker / retained report cleared: %s", item.topic
-                )
+                # Retained or not, it cannot be told: the broker passes a delete on to the
+                # subscribers it has as an ordinary empty message.
+                log.info("laporan kosong / empty report (a retained one cleared): %s", item.topic)
             else:
                 item.lines = self._lines(item.parsed)
         return deposits, refusals

@@ -606,7 +606,7 @@ async def test_a_cleared_retained_report_is_counted_not_a_dead_letter(
             assert await ingester.handle(topic, b"") == []
     assert (ingester.stats.retained_cleared, ingester.stats.dead_lettered) == (3, 0)
     assert _counts(ledger_url) == (0, 0)
-    assert f"retained report cleared: {cleared[0]}" in caplog.text
+    assert f"empty report (a retained one cleared): {cleared[0]}" in caplog.text
 
 
 async def test_an_empty_deposit_or_alert_is_still_a_dead_letter(
