@@ -148,6 +148,21 @@ def test_environment_booleans_in_the_words_people_use(
     assert load_settings(ApiSettings).influx.gzip is value
 
 
+def test_an_empty_variable_leaves_a_setting_that_may_be_unset_unset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the second review: an empty WASTEBANK_PAGES__BROKER_RUN_DIR was read as "." (the working
+    # directory) and the fleet looked for the device registry there
+    monkeypatch.setenv("WASTEBANK_PAGES__BROKER_RUN_DIR", "")
+    assert load_settings(ApiSettings).pages.broker_run_dir is None
+    monkeypatch.setenv("WASTEBANK_PAGES__BROKER_RUN_DIR", "  ")
+    assert load_settings(ApiSettings).pages.broker_run_dir is None
+    # a setting that must have a value is still refused when empty
+    monkeypatch.setenv("WASTEBANK_PORT", "")
+    with pytest.raises(ConfigError, match="WASTEBANK_PORT"):
+        load_settings(ApiSettings)
+
+
 def test_environment_lists_and_tables_are_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WASTEBANK_KINDS", '["deposit", "fill"]')
     monkeypatch.setenv("WASTEBANK_MONEY", '{"scale_max_g": 5000, "manual_max_g": 9}')

@@ -585,10 +585,25 @@ def _unwrapped(kind: Any, wanted: tuple[type, ...]) -> Any:
     return kind
 
 
+def _may_be_unset(kind: Any) -> bool:
+    from msgspec import inspect
+
+    while isinstance(kind, inspect.Metadata):
+        kind = kind.type
+    return isinstance(kind, inspect.NoneType) or (
+        isinstance(kind, inspect.UnionType) and any(_may_be_unset(t) for t in kind.types)
+    )
+
+
 def _env_value(kind: Any, raw: str) -> Any:
     """One variable's text as ``kind`` wants it before conversion: JSON for a list or table,
-    a boolean's words as ``true``/``false``; text otherwise (numbers are read from text)."""
+    a boolean's words as ``true``/``false``; text otherwise (numbers are read from text). Empty
+    (or blank) for a setting that may be unset is unset (``WASTEBANK_PAGES__BROKER_RUN_DIR=``
+    is no directory, not the working one)."""
     from msgspec import inspect
+
+    if not raw.strip() and _may_be_unset(kind):
+        return None
 
     complex_kinds = (
         inspect.StructType,
