@@ -317,6 +317,13 @@ def test_a_connected_sensor_is_seen_at_its_gateways_report_and_unknown_behind_an
         assert mb.rank == fleet.RANKING.index(fleet.Condition.UNKNOWN)
         assert fleet.describe(mb, NOW, "id").why_unknown == "lewat gateway yang luring (gw-a)"
         assert fleet.condition_text(mb.condition, "en") == "❔ UNKNOWN"
+    # a sensor also heard on its own (an MQTT sensor's reading a second ago): its readings say
+    # how it is, not the offline gateway's old report (the second review)
+    own = {("tps-1", "mb-01"): NOW - timedelta(seconds=1)}
+    mb = _by_id(fleet.build(replace(inputs, reports=[stopped], last_readings=own), NOW, SETTINGS))[
+        "mb-01"
+    ]
+    assert (mb.condition, mb.unknown_reason) == (fleet.Condition.OK, None)
 
 
 # ---- 6. minors ----------------------------------------------------------------------------------

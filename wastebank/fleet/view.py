@@ -608,7 +608,17 @@ def _sensors(
                 )
             if by.health.connected is True:
                 seen_via = by.heard_at  # its port open, frames coming: heard of at that report
-            if gateways[_gateway_key(by.gateway)].condition is Condition.OFFLINE:
+            own_seen = _latest(
+                stored.status_received_at if stored else None, readings.get((tps, sensor))
+            )
+            limit = silence_limit("fill_sensor", site.offline_after_min if site else None, settings)
+            heard_itself = own_seen is not None and (now - own_seen).total_seconds() <= limit
+            if (
+                gateways[_gateway_key(by.gateway)].condition is Condition.OFFLINE
+                and not heard_itself
+            ):
+                # its state is that gateway's old news, unless it is heard on its own
+                # (an MQTT sensor's readings): then those say how it is
                 unknown = "via_offline"
         out.append(
             _device(
