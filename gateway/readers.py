@@ -103,7 +103,8 @@ class SerialDevice(abc.ABC):
 
     @abc.abstractmethod
     def reset(self) -> None:
-        """Forget any partial frame: the first bytes after (re)opening may be mid-frame."""
+        """Forget any partial frame: the first bytes after (re)opening may be mid-frame.
+        Called when the port opens and when it closes."""
 
     @abc.abstractmethod
     def note_state(self) -> None:
@@ -170,6 +171,7 @@ class SerialDevice(abc.ABC):
         finally:
             loop.remove_reader(fd)
             self.connected = False
+            self.reset()
             self.note_state()
             self.on_change()
             with contextlib.suppress(OSError, serial.SerialException):
@@ -228,7 +230,21 @@ class ScaleReader(SerialDevice):
         """When :attr:`_state` began (wall clock, for health reports)."""
 
     def reset(self) -> None:
+        """Also forget the last reading: what the scale showed before its port went away is not
+        what it weighs now (shown, calibrated against or made settled by later readings)."""
         self.decoder.reset()
+        self.last = None
+        self.weigh.stability.reset()
+
+    def shown(self) -> tuple[int | None, bool | None]:
+        """The weight the scale shows now and whether it is settled, as ``/scales``, the health
+        report and the page say them: no weight and not settled while disconnected; no weight
+        after a status line and while a fault holds the weighing; (None, None) before the first
+        line."""
+        if not self.connected:
+            return None, False
+        last = self.last
+        return (None, None) if last is None else (last.grams, last.status == "stable")
 
     # ---- state ------------------------------------------------------------------------------
 
@@ -325,13 +341,12 @@ class ScaleReader(SerialDevice):
         zero = self._zero_condition()
         if zero is not None:
             out.append(zero)
-        fault_line = self.last if self.faults.active() is not None else None
-        if fault_line is not None:
-            # The fault has not ended yet (FAULT_CLEAR_S of other frames): the scale still shows
-            # it, so this weight is neither shown nor weighed; the session sees the fault's line
-            # again (a kiosk's OK now is refused as on it). The flagless stability window keeps
-            # running, so the frame that ends the fault can be the deposit.
-            return self.session.on_reading(fault_line, now)
+        if self.faults.holds(now):
+            # A fault shows, or a fault line came less than FAULT_CLEAR_S ago: this weight is
+            # neither shown nor weighed; the session sees the fault's line again (a kiosk's OK
+            # now is refused as on it). The flagless stability window keeps running, so the
+            # first line after the hold can be the deposit.
+            return None if self.last is None else self.session.on_reading(self.last, now)
         self.last = reading
         candidate = self.session.on_reading(reading, now)
         return None if candidate is None else replace(candidate, tare_g=weighing.tare_g)
@@ -381,6 +396,7 @@ class ScaleReader(SerialDevice):
 
     def health(self) -> ScaleHealth:
         state, since = self.state_now()
+        grams, stable = self.shown()
         return ScaleHealth(
             scale_id=self.cfg.id,
             protocol=self.protocol,
@@ -388,8 +404,8 @@ class ScaleReader(SerialDevice):
             frames_parsed=self.stats.frames_parsed,
             frames_rejected=self.stats.frames_rejected,
             reconnects=self.reconnects,
-            last_g=self.last.grams if self.last else None,
-            stable=(self.last.status == "stable") if self.last else None,
+            last_g=grams,
+            stable=stable,
             zero_drift_g=self.weigh.drift_g if self.weigh.zero_g is not None else None,
             state=state,
             state_since=since,

@@ -49,6 +49,17 @@ class KioskScale(Conflict):
         super().__init__(f"{scale_id} memakai kios / is a kiosk scale (card + keys)")
 
 
+class ScaleDisconnected(Conflict):
+    """A scale whose port is gone cannot be armed (nor checked): nothing it would weigh can be
+    seen, and the attendant would wait on a load that is never taken."""
+
+    def __init__(self, scale_id: str) -> None:
+        super().__init__(
+            f"timbangan {scale_id} tidak terhubung, periksa kabelnya / scale {scale_id} is not "
+            "connected: check its cable"
+        )
+
+
 class UnknownMember(Invalid):
     def __init__(self, member_no: str) -> None:
         super().__init__(f"nasabah {member_no} tidak dikenal / unknown member")
@@ -130,9 +141,12 @@ class Recorder:
 
     def arm(self, reader: ScaleReader, member_no: str, category_code: str, attendant: str) -> None:
         """The next settled load on ``reader`` is ``member_no``'s deposit of ``category_code``,
-        recorded by ``attendant`` (:class:`KioskScale` on a kiosk scale)."""
+        recorded by ``attendant`` (:class:`KioskScale` on a kiosk scale, :class:`ScaleDisconnected`
+        on one whose port is gone)."""
         if not isinstance(reader.session, AttendantSession):
             raise KioskScale(reader.cfg.id)
+        if not reader.connected:
+            raise ScaleDisconnected(reader.cfg.id)
         reader.session.arm(member_no, category_code, time.monotonic())
         directory = self.db.directory
         member, price = directory.member(member_no), directory.price(category_code)

@@ -12,7 +12,10 @@ flickering frame does not raise and clear an alert on every other frame:
   :data:`FAULT_CLEAR_S` while sending others (weights).
 
 The scale's state shows a fault from its start to its end, the same verdicts as its alert, and
-the reader weighs nothing in between (:meth:`gateway.readers.ScaleReader.state`).
+the reader weighs nothing in between (:meth:`gateway.readers.ScaleReader.state`). A fault frame
+that starts nothing holds the weighing too, for the same :data:`FAULT_CLEAR_S`
+(:meth:`FaultWatch.holds`): an indicator that alternates ``OL`` and weights at its capacity
+raises no alert, and none of those weights is a deposit either.
 
 Until a fault's verdict is known it is *unknown*: a fresh process does not know whether the
 fault an earlier run raised still holds. :meth:`FaultWatch.update` reports each verdict once, when
@@ -99,6 +102,15 @@ class FaultWatch:
     def active(self) -> Fault | None:
         """The fault in force (the first of :data:`FAULTS` if more than one is)."""
         return next((f for f, t in self._tracks.items() if t.active), None)
+
+    def holds(self, now: float) -> bool:
+        """No weight may be taken at ``now``: a fault is in force, or a fault frame came less
+        than ``clear_s`` ago (a glitch too short to start a fault is not a weight to trust
+        either: the line after an ``OL`` may be a load at the capacity)."""
+        return self.active() is not None or any(
+            t.last_seen is not None and now - t.last_seen < self.clear_s
+            for t in self._tracks.values()
+        )
 
     def update(self, fault: Fault | None, now: float, code: str = "") -> list[FaultChange]:
         """One frame: ``fault`` for a fault frame, None for any other (a weight, ``busy``).

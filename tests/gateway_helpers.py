@@ -204,8 +204,11 @@ async def attendant_service(
     settings: GatewaySettings, fake: FakeCentral
 ) -> AsyncIterator[AttendantService]:
     """The gateway (not running: no scale or broker tasks) and its attendant service, with the
-    fake central API behind the real client."""
+    fake central API behind the real client. Its scales count as connected, as their port tasks
+    would set them (a disconnected scale cannot be armed): none is opened here."""
     gw = Gateway(settings)
+    for reader in gw.readers.values():
+        reader.connected = True
     svc = AttendantService(gw)
     assert svc.central is None  # made on first use
     svc.central = Central("http://central.test", timeout_s=1, transport=httpx.MockTransport(fake))

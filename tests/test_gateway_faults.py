@@ -238,7 +238,8 @@ def test_a_flagless_scale_settles_afresh_after_a_fault(tmp_path: Path) -> None:
         gw.feed(reader, ol, now)
         gw.feed(reader, weight, now + 0.2)
         assert _deposits(gw) == []
-        _feed_for(gw, reader, weight, now + 0.3, 1.5)  # a load that settles: one deposit
+        # a load that settles: one deposit, once FAULT_CLEAR_S has passed since the OL line
+        _feed_for(gw, reader, weight, now + 0.3, FAULT_CLEAR_S + 0.5)
         (deposit,) = _deposits(gw)
         assert deposit["net_g"] == 4139
     finally:

@@ -24,6 +24,7 @@ from gateway.http.routing import Routes, parse_input, path_param
 from gateway.kiosk import AttendantSession
 from gateway.outbox import CalibrationCheck
 from gateway.readers import ScaleReader
+from gateway.recorder import ScaleDisconnected
 from gateway.scale_state import STATE_TEXT
 from wastebank.messages import CODE_PATTERN, ScaleState
 
@@ -74,13 +75,14 @@ class CalibrationView(msgspec.Struct, kw_only=True):
 def _scale_view(gw: Gateway, r: ScaleReader) -> ScaleView:
     armed = r.session.armed if isinstance(r.session, AttendantSession) else None
     state, since = r.state_now()
+    grams, stable = r.shown()
     return ScaleView(
         scale_id=r.cfg.id,
         flow=r.cfg.flow,
         protocol=r.protocol,
         connected=r.connected,
-        grams=r.last.grams if r.last else None,
-        stable=(r.last.status == "stable") if r.last else None,
+        grams=grams,
+        stable=stable,
         state=state,
         state_text=STATE_TEXT[state],
         state_since=since,
@@ -142,6 +144,8 @@ async def calibrate(request: Request) -> CalibrationView:
     scale_id = path_param(request, "scale_id")
     gw = auth.service(request).gw
     r = _reader(gw, scale_id)
+    if not r.connected:
+        raise ScaleDisconnected(scale_id)
     if r.last is None or r.last.status != "stable" or r.last.grams is None:
         raise HTTPException(409, "timbangan belum stabil / the scale is not stable yet")
     check = gw.calibration.record(scale_id, req.reference_g, r.last.grams, req.note)

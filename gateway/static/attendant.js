@@ -99,9 +99,26 @@
         (v.armed_member_name || v.armed_member_no) + " / Ready: put the load on";
     }
     if (v.state === "zero_drift") { return "⚠ " + v.state_text; }
-    if (v.stable === null || v.stable === undefined) { return ""; }
-    // The gateway holds "stabil" until the load has moved for 0,7 s (gateway/stable_mark.py).
+    // The gateway holds "stabil" until the load has moved for 0,7 s (gateway/stable_mark.py);
+    // no weight shown (nothing read yet, a status line, a fault starting) is "bergerak" too.
     return v.stable ? "● stabil / stable" : "~ bergerak / moving";
+  }
+
+  // Every scale's state in the list, and a line naming each other scale in trouble (any state
+  // but ok and unsettled): an overload on a scale not shown must not go unseen.
+  const WORKING = ["ok", "unsettled"];
+
+  function markScales(marks) {
+    const troubled = (m) => !WORKING.includes(m.state);
+    const byId = new Map(marks.map((m) => [m.scale_id, m]));
+    Array.from($("scale").options).forEach((o) => {
+      const m = byId.get(o.value);
+      o.textContent = m && troubled(m) ? o.value + " ⚠ " + m.state_text : o.value;
+      o.dataset.state = m ? m.state : "";
+    });
+    const others = marks.filter((m) => m.scale_id !== state.scale && troubled(m));
+    $("other-scales").textContent = others.map((m) => "⚠ " + m.scale_id + ": " + m.state_text)
+      .join(" · ");
   }
 
   function onLive(v) {
@@ -113,6 +130,7 @@
     $("scale-state").classList.toggle("fault", FAULTS.includes(v.state));
     $("scale-state").dataset.armed = v.armed_member_no ? "yes" : "no";
     $("scale-state").dataset.stable = v.stable ? "yes" : "no";
+    markScales(v.scales || []);
     state.armed = Boolean(v.armed_member_no);
     updateRecordButton();
     WB.banner(v);

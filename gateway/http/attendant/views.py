@@ -95,6 +95,14 @@ class CardView(msgspec.Struct, kw_only=True):
     member_name: str | None = None
 
 
+class ScaleMark(msgspec.Struct, kw_only=True):
+    """A scale's state for the page's scale list."""
+
+    scale_id: str
+    state: ScaleState
+    state_text: str
+
+
 class LiveView(msgspec.Struct, kw_only=True):
     scale_id: str
     connected: bool
@@ -116,6 +124,8 @@ class LiveView(msgspec.Struct, kw_only=True):
     outbox_depth: int
     central_online: bool | None
     pending_voids: int
+    scales: list[ScaleMark] = msgspec.field(default_factory=list)
+    """Every attendant scale's state: the page marks one in trouble that is not the one shown."""
 
 
 class MemberView(msgspec.Struct, kw_only=True):
@@ -241,8 +251,7 @@ def live_view(service: AttendantService, r: ScaleReader) -> LiveView:
             member_no=holder.member_no if holder else None,
             member_name=holder.name if holder else None,
         )
-    grams = r.last.grams if r.last else None
-    raw = (r.last.status == "stable") if r.last and grams is not None else None
+    grams, raw = r.shown()
     directory = service.db.directory
     member = directory.member(armed[0]) if armed else None
     price = directory.price(armed[1]) if armed else None
@@ -252,7 +261,7 @@ def live_view(service: AttendantService, r: ScaleReader) -> LiveView:
         connected=r.connected,
         grams=grams,
         weight_text="—" if grams is None else kg(grams),
-        stable=stable_mark(r).update(raw if r.connected else None, time.monotonic()),
+        stable=stable_mark(r).update(None if grams is None else raw, time.monotonic()),
         state=state,
         state_text=STATE_TEXT[state],
         armed_member_no=armed[0] if armed else None,
@@ -266,7 +275,13 @@ def live_view(service: AttendantService, r: ScaleReader) -> LiveView:
         outbox_depth=len(service.gw.outbox),
         central_online=service.central_online,
         pending_voids=service.db.journal.pending_voids(),
+        scales=[scale_mark(x) for x in service.gw.readers.values() if x.cfg.flow == "attendant"],
     )
+
+
+def scale_mark(r: ScaleReader) -> ScaleMark:
+    state, _ = r.state_now()
+    return ScaleMark(scale_id=r.cfg.id, state=state, state_text=STATE_TEXT[state])
 
 
 async def live(
