@@ -122,7 +122,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         upload_paths=limits.upload_paths(app.routes),
         refused=limits.refused,
         logger=limits.log,
-        body_timeout_s=settings.http.body_timeout_s,
+        body_timeout_s=settings.http.read_timeout_s,
         too_slow=limits.too_slow,
     )
     if settings.http.trusted_proxies:

@@ -235,7 +235,7 @@ class Admission:
         if gate is capacity.logins:
             # A login's body (a few hundred bytes) is read before it may take one of the few
             # login slots: a client that sends its head and never its body waits outside
-            # (BodyLimit, outside this, ends the wait at http.body_timeout_s with a 408).
+            # (BodyLimit, outside this, ends the wait at http.read_timeout_s with a 408).
             whole = await read_whole(receive)
             if whole is None:
                 return

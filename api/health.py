@@ -54,7 +54,8 @@ class Health(BaseModel):
     class the limit, requests in flight and waiting, admitted and refused since start; its
     worker threads; its ledger pools' connections in use; ``too_large``: its requests refused
     for size since start (api/limits.py ``refused``); ``too_slow``: its 408s, a body not whole
-    within ``http.body_timeout_s`` (``too_slow``)."""
+    within ``http.read_timeout_s`` (``too_slow``); ``closed``: connections closed for a head
+    not whole in time or one too many (``closed``)."""
 
 
 @router.get("/health")
@@ -144,6 +145,7 @@ def _capacity(state: State) -> dict[str, Any]:
         **state["capacity"].snapshot(),
         "too_large": dict(limits.refused),
         "too_slow": dict(limits.too_slow),
+        "closed": dict(limits.closed),
         "pools": {"reader": pool(state["engine"]), "writer": pool(state["writer"])},
     }
 

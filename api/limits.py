@@ -23,8 +23,14 @@ refused: Counter[str] = Counter()
 :class:`~wastebank.http_limits.BodyLimit`), ``head`` (a request head's 431, api/server.py);
 an admin's ``GET /health`` shows them (``capacity.too_large``)."""
 
+closed: Counter[str] = Counter()
+"""This process's connections closed by :class:`~wastebank.http_limits.ReadDeadline`:
+``head_timeout`` (no whole request head within ``http.read_timeout_s``) and ``connections``
+(beyond ``http.max_connections`` or its per-client share); an admin's ``GET /health`` shows
+them (``capacity.closed``)."""
+
 too_slow: Counter[str] = Counter()
-"""This process's 408s: a body not whole within ``http.body_timeout_s`` (``body``); an admin's
+"""This process's 408s: a body not whole within ``http.read_timeout_s`` (``body``); an admin's
 ``GET /health`` shows them (``capacity.too_slow``)."""
 
 

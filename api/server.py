@@ -31,6 +31,7 @@ from uvicorn.server import ServerState
 
 from api import limits
 from wastebank.formats import thousands
+from wastebank.http_limits import ReadDeadline
 
 __all__ = ["HeadLimitedProtocol", "head_too_large_detail", "http_protocol"]
 
@@ -43,19 +44,32 @@ def head_too_large_detail(limit: int) -> str:
     )
 
 
-def http_protocol(max_head_bytes: int) -> type[asyncio.Protocol]:
-    """uvicorn's ``http=``: :class:`HeadLimitedProtocol` with its bound. A partial, which uvicorn
-    calls like the class and which pickles into `--workers` processes (a class made here would
-    not)."""
+def http_protocol(
+    max_head_bytes: int,
+    read_timeout_s: float = 10.0,
+    max_connections: int = 1024,
+    per_client: int = 64,
+) -> type[asyncio.Protocol]:
+    """uvicorn's ``http=``: :class:`HeadLimitedProtocol` with its bounds. A partial, which
+    uvicorn calls like the class and which pickles into `--workers` processes (a class made
+    here would not)."""
     return cast(
         "type[asyncio.Protocol]",
-        functools.partial(HeadLimitedProtocol, max_head_bytes=max_head_bytes),
+        functools.partial(
+            HeadLimitedProtocol,
+            max_head_bytes=max_head_bytes,
+            head_timeout_s=read_timeout_s,
+            max_connections=max_connections,
+            per_client=per_client,
+        ),
     )
 
 
-class HeadLimitedProtocol(HttpToolsProtocol):
+class HeadLimitedProtocol(ReadDeadline, HttpToolsProtocol):
     """uvicorn's :class:`HttpToolsProtocol`, refusing (431) a request head over
-    ``max_head_bytes``; see the module."""
+    ``max_head_bytes`` (see the module), closing a connection whose head is not whole within
+    ``head_timeout_s`` and one beyond ``max_connections`` (``per_client`` from one address)
+    (:class:`~wastebank.http_limits.ReadDeadline`, counted in :data:`api.limits.closed`)."""
 
     def __init__(
         self,
@@ -65,8 +79,21 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
         *,
         max_head_bytes: int,
+        head_timeout_s: float = 10.0,
+        max_connections: int = 1024,
+        per_client: int = 64,
     ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
+        super().__init__(
+            config,
+            server_state,
+            app_state,
+            _loop,
+            head_timeout_s=head_timeout_s,
+            max_connections=max_connections,
+            per_client=per_client,
+            refused=limits.closed,
+            logger=limits.log,
+        )
         self.max_head_bytes = max_head_bytes
         self._head_open = True  # a request's head may be arriving
         self._head_bytes = 0  # read since it began

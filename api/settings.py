@@ -108,16 +108,35 @@ class HttpSettings(Settings, kw_only=True):
             "checked",
         ),
     ] = 64 * 1024
-    body_timeout_s: Annotated[
+    read_timeout_s: Annotated[
         float,
         Meta(
-            gt=0,
+            ge=1,
             le=300,
-            description="the longest a request's body may take to arrive, from the first read "
-            "(a slow phone sends a login form in well under a second): longer is 408 and the "
-            "connection closed, so a client that sends a head and never its body holds nothing",
+            description="the longest a request's head may take to arrive (from the connection's "
+            "start or the previous answer), and then its body (a slow phone sends a login form "
+            "in well under a second): a head later is the connection closed, a body later is 408 "
+            "and closed, so a client that sends a byte at a time holds nothing for longer",
         ),
     ] = 10.0
+    max_connections: Annotated[
+        int,
+        Meta(
+            ge=32,
+            le=65536,
+            description="connections one API process keeps open at once (idle ones too), of them "
+            "max_connections_per_client from one address: one more is closed as it opens",
+        ),
+    ] = 1024
+    max_connections_per_client: Annotated[
+        int,
+        Meta(
+            ge=8,
+            le=65536,
+            description="of max_connections, from one client address (behind a reverse proxy "
+            "every client is the proxy's: raise it there, the proxy bounds its clients)",
+        ),
+    ] = 64
     max_head_bytes: Annotated[
         int,
         Meta(

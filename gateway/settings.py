@@ -321,16 +321,26 @@ class GatewaySettings(WastebankSettings, kw_only=True):
             "(an attendant's tablet with its live views uses under 10): one more is 503",
         ),
     ] = 16
-    http_body_timeout_s: Annotated[
+    http_read_timeout_s: Annotated[
         float,
         Meta(
-            gt=0,
+            ge=1,
             le=300,
-            description="the longest a request's body may take to arrive: longer is 408 and the "
-            "connection closed (a client that sends a head and never its body holds its place "
-            "in http_max_requests no longer)",
+            description="the longest a request's head may take to arrive (from the connection's "
+            "start or the previous answer), and then its body: a head later is the connection "
+            "closed, a body later is 408 and closed. A client that sends a byte at a time holds "
+            "nothing for longer",
         ),
     ] = 10.0
+    http_max_connections: Annotated[
+        int,
+        Meta(
+            ge=32,
+            le=16384,
+            description="connections open at once (idle ones too), of them "
+            "http_max_requests_per_client from one address: one more is closed as it opens",
+        ),
+    ] = 256
     health_interval_s: Annotated[float, Meta(gt=0)] = 30.0
     health_min_gap_s: Annotated[
         float,

@@ -357,7 +357,7 @@ async def test_logins_whose_bodies_never_come_take_no_login_slot_and_end_in_408(
         influx=influx_settings,
         ledger_url=ledger_url,
         capacity=CapacitySettings(logins=1, login_queue=0),
-        http=HttpSettings(body_timeout_s=1.0),
+        http=HttpSettings(read_timeout_s=1.0),
     )
     async with served(settings) as (client, state):
         never = asyncio.Event()

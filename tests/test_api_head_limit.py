@@ -58,7 +58,9 @@ def api(ledger_factory: LedgerFactory) -> Iterator[Served]:
             port=port,
             log_level="warning",
             proxy_headers=False,
-            http=http_protocol(settings.http.max_head_bytes),
+            http=http_protocol(
+                settings.http.max_head_bytes, read_timeout_s=2, max_connections=64, per_client=48
+            ),
         )
     )
     thread = threading.Thread(target=server.run, name="api", daemon=True)
@@ -233,6 +235,29 @@ def test_a_pipelined_head_past_the_bound_is_refused_after_the_first_answer(api: 
     assert answer.raw.count(b"HTTP/1.1 200 ") == 1
 
 
+def test_a_head_that_never_ends_is_closed_at_its_deadline(api: Served) -> None:
+    """The third review: a head sent and never finished was kept 40 s and more (the fixture's
+    server has a 2 s deadline; `wastebank api` gives it http.read_timeout_s)."""
+    before = dict(limits.closed)
+    answer = exchange(api.port, [b"GET /masuk HTTP/1.1\r\nHost: x\r\nX-Pad: a"])
+    assert (answer.closed, answer.raw) == (True, b"")  # closed, unanswered
+    assert limits.closed["head_timeout"] == before.get("head_timeout", 0) + 1
+    assert served_normally(api.port)
+
+
+def test_connections_beyond_a_clients_share_are_closed_as_they_open(api: Served) -> None:
+    held = [socket.create_connection(("127.0.0.1", api.port), timeout=30) for _ in range(48)]
+    try:
+        for sock in held:
+            sock.sendall(b"GET /masuk HTTP/1.1\r\nHost: x\r\n")  # unfinished: kept open
+        answer = exchange(api.port, [b"GET /masuk HTTP/1.1\r\nHost: x\r\n\r\n"])
+        assert (answer.closed, answer.raw) == (True, b"")
+    finally:
+        for sock in held:
+            sock.close()
+    assert served_normally(api.port)
+
+
 def test_wastebank_api_gives_uvicorn_the_protocol_in_both_paths() -> None:
     from typer.testing import CliRunner
 
@@ -249,7 +274,12 @@ def test_wastebank_api_gives_uvicorn_the_protocol_in_both_paths() -> None:
         # the workers get it pickled (spawn): it must arrive whole
         http = pickle.loads(pickle.dumps(http))  # noqa: S301 (our own bytes)
         assert http.func is HeadLimitedProtocol
-        assert http.keywords == {"max_head_bytes": 5000}
+        assert http.keywords == {
+            "max_head_bytes": 5000,
+            "head_timeout_s": 10.0,
+            "max_connections": 1024,
+            "per_client": 64,
+        }
 
 
 def test_the_workers_refuse_a_head_past_the_bound(

@@ -383,7 +383,7 @@ async def test_one_client_cannot_take_every_place_and_a_body_that_never_comes_is
     """A phone on the Wi-Fi opening requests whose bodies never come (the second review's
     attack): it holds at most its own share, each until the body timeout, then a 408."""
     async with endpoint(
-        tmp_path, http_max_requests=32, http_max_requests_per_client=8, http_body_timeout_s=0.5
+        tmp_path, http_max_requests=32, http_max_requests_per_client=8, http_read_timeout_s=1
     ) as (svc, client):
         other = httpx.AsyncClient(
             transport=httpx.ASGITransport(
@@ -415,8 +415,8 @@ async def test_one_client_cannot_take_every_place_and_a_body_that_never_comes_is
         answers = await asyncio.gather(*held)
         assert {r.status_code for r in answers} == {408}
         assert answers[0].json() == {
-            "detail": "isi permintaan tidak utuh dalam 0,5 detik / request body not complete "
-            "within 0,5 s"
+            "detail": "isi permintaan tidak utuh dalam 1 detik / request body not complete "
+            "within 1 s"
         }
         assert answers[0].headers["connection"] == "close"
         health = (await client.get("/health")).json()
@@ -660,7 +660,7 @@ async def test_the_server_closes_a_request_head_over_its_bound(tmp_path: Path) -
     (httptools, uvicorn's default, kept reading it into memory)."""
     async with attendant_service(gateway_settings(tmp_path, http_port=0), FakeCentral()) as svc:
         config = local_api.server_config(svc.gw, local_api.http_app(svc.gw, svc))
-        assert (config.http, config.h11_max_incomplete_event_size) == ("h11", 16 * 1024)
+        assert config.h11_max_incomplete_event_size == 16 * 1024
         config.host = "127.0.0.1"
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
@@ -679,6 +679,50 @@ async def test_the_server_closes_a_request_head_over_its_bound(tmp_path: Path) -
             assert answer == b"" or answer.startswith(b"HTTP/1.1 400")
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
                 assert (await client.get("/health")).status_code == 200
+        finally:
+            server.should_exit = True
+            await task
+
+
+async def test_a_head_sent_a_byte_at_a_time_and_connections_beyond_the_bound_are_closed(
+    tmp_path: Path,
+) -> None:
+    """The third review's attack: connections whose request head never ends were kept, each
+    with its memory, until the Pi ran out of file descriptors. A head not whole within
+    http_read_timeout_s closes its connection; one connection beyond a client's share is closed
+    as it opens; both counted in /health."""
+    settings = gateway_settings(
+        tmp_path,
+        http_port=0,
+        http_read_timeout_s=1,
+        http_max_connections=32,
+        http_max_requests_per_client=8,
+    )
+    async with attendant_service(settings, FakeCentral()) as svc:
+        config = local_api.server_config(svc.gw, local_api.http_app(svc.gw, svc))
+        config.host = "127.0.0.1"
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        before = sum(local_api.CLOSED.values())
+        try:
+            await eventually(lambda: _started(server))
+            port = server.servers[0].sockets[0].getsockname()[1]
+            held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(8)]
+            for _, writer in held:
+                writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: a")
+                await writer.drain()
+            # the ninth from this address: closed as it opens
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            assert await asyncio.wait_for(reader.read(100), 5) == b""
+            writer.close()
+            # each unfinished head: closed at its deadline, unanswered
+            for reader, writer in held:
+                assert await asyncio.wait_for(reader.read(100), 10) == b""
+                writer.close()
+            assert sum(local_api.CLOSED.values()) - before == 9
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                health = (await client.get("/health")).json()
+            assert health["connections_closed"] >= 9
         finally:
             server.should_exit = True
             await task

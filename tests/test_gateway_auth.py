@@ -102,6 +102,7 @@ async def test_health_without_a_session_is_minimal(gateway: Gw) -> None:
         "bad_requests",
         "too_large_requests",
         "too_slow_requests",
+        "connections_closed",
         "busy_refused",
         "scales",
         "clock",

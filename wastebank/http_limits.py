@@ -25,6 +25,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,6 +35,7 @@ __all__ = [
     "BUSY",
     "BodyLimit",
     "InFlightLimit",
+    "ReadDeadline",
     "read_whole",
     "send_detail",
     "too_large_detail",
@@ -350,3 +352,85 @@ async def send_detail(
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class ReadDeadline:
+    """For a uvicorn HTTP protocol class (mixed in before it: ``class P(ReadDeadline,
+    H11Protocol)``): a connection whose next request head is not whole within
+    ``head_timeout_s`` (from the connection's start, or from the previous answer's end) is
+    closed, as uvicorn closes an idle keep-alive one; and at most ``max_connections`` are open
+    at once, ``per_client`` of them from one address: one more is closed as it opens. uvicorn
+    has neither: a client that opens connections and sends a head one byte at a time kept
+    every one, and its memory, for as long as it liked (a gateway on a Pi ran out of file
+    descriptors). Each close is counted in ``refused`` (``head_timeout``, ``connections``) and
+    logged at most once a minute."""
+
+    LOG_EVERY_S: float = 60.0
+    _logged_at: dict[str, float] = {}
+
+    def __init__(
+        self,
+        *args: Any,
+        head_timeout_s: float,
+        max_connections: int,
+        per_client: int,
+        refused: Counter[str],
+        logger: logging.Logger,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.head_timeout_s = head_timeout_s
+        self.max_connections, self.per_client = max_connections, per_client
+        self.refused, self.log = refused, logger
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        me: Any = self
+        super().connection_made(transport)  # type: ignore[misc]
+        address = me.client[0] if me.client else "?"
+        same = sum(1 for c in me.connections if c.client and c.client[0] == address)
+        if len(me.connections) > self.max_connections or same > self.per_client:
+            self._close("connections", f"{len(me.connections)} open, {same} from {address}")
+            return
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        self._arm()  # the next head's time starts now
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def _arm(self) -> None:
+        me: Any = self
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = me.loop.call_later(self.head_timeout_s, self._expired)
+
+    def _expired(self) -> None:
+        me: Any = self
+        self._deadline = None
+        cycle = me.cycle
+        if cycle is not None and not cycle.response_complete:
+            return  # a request is being served: its body has a timeout of its own (BodyLimit)
+        if me.transport.is_closing():
+            return
+        address = me.client[0] if me.client else "?"
+        self._close("head_timeout", f"no whole request head within the limit from {address}")
+
+    def _close(self, why: str, what: str) -> None:
+        me: Any = self
+        self.refused[why] += 1
+        me.transport.close()
+        now = time.monotonic()
+        last = ReadDeadline._logged_at.get(why)
+        if last is None or now - last >= self.LOG_EVERY_S:
+            ReadDeadline._logged_at[why] = now
+            self.log.warning(
+                "koneksi ditutup / connection closed (%s): %s; %d such since start",
+                why,
+                what,
+                self.refused[why],
+            )

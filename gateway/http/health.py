@@ -50,8 +50,12 @@ class PublicHealth(msgspec.Struct, kw_only=True):
     """Of :attr:`bad_requests`, those whose body was over ``http_max_body_bytes`` (413, each
     logged with its path, client and size; wastebank.http_limits)."""
     too_slow_requests: int
-    """Of :attr:`bad_requests`, those whose body was not whole within ``http_body_timeout_s``
+    """Of :attr:`bad_requests`, those whose body was not whole within ``http_read_timeout_s``
     (408, each logged with its path and client)."""
+    connections_closed: int
+    """Connections closed since the start for a request head not whole within
+    ``http_read_timeout_s`` or one beyond ``http_max_connections`` (or a client's share), each
+    kind logged at most once a minute."""
     busy_refused: int
     """Requests answered 503 since the start because ``http_max_requests`` were in progress
     (not bad input: the clients may try again; logged once a minute at most)."""
@@ -76,6 +80,7 @@ async def health(request: Request) -> PublicHealth:
         bad_requests=sum(REFUSED.values()) + too_large + too_slow,
         too_large_requests=too_large,
         too_slow_requests=too_slow,
+        connections_closed=sum(getattr(request.app.state, "closed", {}).values()),
         busy_refused=sum(getattr(request.app.state, "busy", {}).values()),
         scales=[
             ScaleStateView(scale_id=r.cfg.id, state=state, state_since=since)

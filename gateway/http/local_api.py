@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 from collections import Counter
 from collections.abc import Iterator
-from typing import Final
+from typing import Final, cast
 
 import uvicorn
 from starlette.applications import Starlette
@@ -29,6 +30,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from gateway.app import Gateway
 from gateway.http import health, scales
@@ -39,7 +41,7 @@ from gateway.http.routing import Refused, mount
 from gateway.http.validation import validation_refused
 from gateway.settings import GatewaySettings
 from wastebank.errors import WastebankError
-from wastebank.http_limits import BodyLimit, InFlightLimit
+from wastebank.http_limits import BodyLimit, InFlightLimit, ReadDeadline
 
 __all__ = ["PublicHealth", "http_app", "serve"]
 
@@ -54,6 +56,15 @@ HEAD_MAX_BYTES: Final = 16 * 1024
 connection is closed before the app sees it."""
 
 
+class _Protocol(ReadDeadline, H11Protocol):
+    """uvicorn's h11 protocol with :class:`~wastebank.http_limits.ReadDeadline`."""
+
+
+CLOSED: Counter[str] = Counter()
+"""Connections the endpoint closed (``head_timeout``, ``connections``): /health's
+``connections_closed``."""
+
+
 def server_config(gw: Gateway, app: Starlette) -> uvicorn.Config:
     """How uvicorn serves the endpoint. Its HTTP parser is h11, which holds a request's line
     and headers to :data:`HEAD_MAX_BYTES`: httptools (uvicorn's default when installed) gathers
@@ -61,12 +72,23 @@ def server_config(gw: Gateway, app: Starlette) -> uvicorn.Config:
     RAM before any limit of ours sees the request (docs/attendant.md, "The local endpoint")."""
     s = gw.settings
     tls = s.http_tls_cert is not None and s.http_tls_key is not None
+    # h11 with a deadline for each request head and a bound on connections (ReadDeadline):
+    # neither is uvicorn's, and a phone sending heads a byte at a time kept its connections
+    # (and the Pi's file descriptors) as long as it liked
+    protocol = functools.partial(
+        _Protocol,
+        head_timeout_s=s.http_read_timeout_s,
+        max_connections=s.http_max_connections,
+        per_client=s.http_max_requests_per_client,
+        refused=CLOSED,
+        logger=log,
+    )
     return uvicorn.Config(
         app,
         host=s.http_host,
         port=s.http_port,
         log_level="warning",
-        http="h11",
+        http=cast("type[asyncio.Protocol]", protocol),
         h11_max_incomplete_event_size=HEAD_MAX_BYTES,
         ssl_certfile=s.http_tls_cert if tls else None,
         ssl_keyfile=s.http_tls_key if tls else None,
@@ -168,7 +190,7 @@ def http_app(gw: Gateway, service: AttendantService) -> Starlette:
                 max_body_bytes=gw.settings.http_max_body_bytes,
                 refused=too_large,
                 logger=log,
-                body_timeout_s=gw.settings.http_body_timeout_s,
+                body_timeout_s=gw.settings.http_read_timeout_s,
                 too_slow=too_slow,
             ),
             Middleware(SessionGate, service=service),
@@ -183,6 +205,7 @@ def http_app(gw: Gateway, service: AttendantService) -> Starlette:
     app.state.too_large = too_large  # /health's too_large_requests
     app.state.busy = busy  # /health's busy_refused
     app.state.too_slow = too_slow  # /health's too_slow_requests
+    app.state.closed = CLOSED  # /health's connections_closed (the server's protocol counts them)
     return app
 
 

@@ -185,7 +185,12 @@ def api(
     setup_logging(verbose, json=log_format is LogFormat.json)
     settings = load_settings(ApiSettings, config)  # checked here, once, before any worker
     # httptools with a bound on a request's head (api/server.py); the workers get it too
-    http = http_protocol(settings.http.max_head_bytes)
+    http = http_protocol(
+        settings.http.max_head_bytes,
+        settings.http.read_timeout_s,
+        settings.http.max_connections,
+        settings.http.max_connections_per_client,
+    )
     from uvicorn.config import LOGGING_CONFIG
 
     # JSON: uvicorn's loggers keep no text handlers of their own and reach ours.
