@@ -50,6 +50,7 @@ from api import alerts as alerts_api
 from api import (
     auth,
     bank,
+    capacity,
     deposits_lookup,
     dlh,
     estimates,
@@ -75,7 +76,7 @@ from api.deps import State, data_error, http_error, integrity_error, wastebank_e
 from api.settings import ApiSettings
 from wastebank import __version__, access, ledger
 from wastebank.errors import WastebankError
-from wastebank.http_limits import BodyLimit
+from wastebank.http_limits import BodyLimit, InFlightLimit
 from wastebank.influx import Influx
 
 __all__ = ["ApiSettings", "create_app"]
@@ -112,6 +113,18 @@ def create_app(settings: ApiSettings) -> FastAPI:
     web.mount_static(app, settings.pages)
     # Added first, so innermost of the middlewares: what they refuse takes no slot.
     app.add_middleware(Admission)
+    # One client's share of the slots, before it may wait for one (its address is the proxy's
+    # forwarded one: the proxy middleware is outside).
+    app.add_middleware(
+        InFlightLimit,
+        max_requests=2**31,
+        per_client=settings.capacity.per_client,
+        retry_after_s=settings.capacity.retry_after_s,
+        exempt=capacity.FREE_PATHS,
+        exempt_prefixes=capacity.FREE_PREFIXES,
+        refused=capacity.per_client_refused,
+        logger=limits.log,
+    )
     # A body over its limit is refused before it is read or parsed and before the route's
     # dependencies check the caller. Outside it (added last: outermost), the client's address
     # from a trusted reverse proxy, for the login limits and the logs.

@@ -67,6 +67,10 @@ from wastebank.http_limits import BUSY, read_whole, send_detail
 log = logging.getLogger("api.capacity")
 T = TypeVar("T")
 
+per_client_refused: Counter[str] = Counter()
+"""This process's 503s for a client over ``[capacity] per_client`` (``busy``; api/app.py):
+an admin's ``GET /health`` shows them (``capacity.per_client_refused``)."""
+
 FREE_PATHS = ("/health", "/metrics")
 FREE_PREFIXES = ("/static/",)
 LOGIN_ROUTES = frozenset({("POST", "/api/token"), ("POST", "/masuk")})
@@ -213,6 +217,8 @@ class Capacity:
             "threads": self.budget.threads,
             "requests": self.requests.snapshot(),
             "logins": self.logins.snapshot(),
+            "per_client": self.settings.per_client,
+            "per_client_refused": sum(per_client_refused.values()),
         }
 
 

@@ -196,6 +196,16 @@ class CapacitySettings(Settings, kw_only=True):
     queue: Annotated[
         int, Meta(ge=0, le=100_000, description="requests waiting for a slot; more: 503 at once")
     ] = 64
+    per_client: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=100_000,
+            description="requests one client address may have in progress or waiting at once "
+            "(logins too; /health, /metrics and static files apart): one more is 503 at once, so "
+            "one client cannot take every slot (behind a reverse proxy, the address it forwards)",
+        ),
+    ] = 8
     wait_s: Annotated[
         float,
         Meta(

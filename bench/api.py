@@ -942,6 +942,9 @@ async def measure(args: argparse.Namespace, url: str, seeded: Seeded, tmp: Path)
         "WASTEBANK_AUTH__SECRET_KEY": secret,
         "WASTEBANK_MQTT__PORT": str(args.mqtt_port or services_settings.mqtt_port),
         "WASTEBANK_INFLUX__URL": f"http://127.0.0.1:{services_settings.influx_port}",
+        # every load comes from this one address: the per-client shares would refuse it
+        "WASTEBANK_CAPACITY__PER_CLIENT": "100000",
+        "WASTEBANK_HTTP__MAX_CONNECTIONS_PER_CLIENT": "65536",
     }
     wastebank = Path(sys.executable).parent / "wastebank"
     runs: dict[str, dict[str, Run]] = {}

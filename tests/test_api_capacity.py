@@ -356,7 +356,7 @@ async def test_logins_whose_bodies_never_come_take_no_login_slot_and_end_in_408(
         mqtt=mqtt_settings,
         influx=influx_settings,
         ledger_url=ledger_url,
-        capacity=CapacitySettings(logins=1, login_queue=0),
+        capacity=CapacitySettings(logins=1, login_queue=0, per_client=20),
         http=HttpSettings(read_timeout_s=1.0),
     )
     async with served(settings) as (client, state):
@@ -377,6 +377,46 @@ async def test_logins_whose_bodies_never_come_take_no_login_slot_and_end_in_408(
         assert {r.status_code for r in answers} == {408}
         assert "tidak utuh dalam 1 detik" in answers[0].json()["detail"]
         assert state["capacity"].logins.refused == {}
+
+
+@pytest.mark.integration
+async def test_one_client_cannot_take_every_slot(
+    mqtt_settings: MqttSettings, influx_settings: InfluxSettings, ledger_url: str
+) -> None:
+    """The third review: 90 anonymous requests whose bodies never came held every slot, and
+    every page got 503. One client address has ``[capacity] per_client`` at once."""
+    settings = api_settings(
+        mqtt=mqtt_settings,
+        influx=influx_settings,
+        ledger_url=ledger_url,
+        capacity=CapacitySettings(per_client=2),
+        http=HttpSettings(read_timeout_s=1.0),
+    )
+    async with served(settings) as (client, state):
+        never = asyncio.Event()
+        NeverBody.started = 0
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        held = [
+            asyncio.create_task(client.post("/api/token", content=NeverBody(never), headers=form))
+            for _ in range(2)
+        ]
+
+        async def both_waiting() -> bool:
+            return NeverBody.started == 2
+
+        await eventually(both_waiting)
+        assert_busy(await client.get("/masuk"))  # this address's share is taken
+        assert (await client.get("/health")).status_code == 200  # free paths are not counted
+        transport: Any = client._transport
+        other = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=transport.app, client=("10.0.0.9", 5000)),
+            base_url="http://test",
+        )
+        async with other:
+            assert (await other.get("/masuk")).status_code == 200
+        assert {r.status_code for r in await asyncio.gather(*held)} == {408}
+        assert (await client.get("/masuk")).status_code == 200  # its share came back
+        assert state["capacity"].snapshot()["per_client_refused"] >= 1
 
 
 # ---- nothing on the event loop ----------------------------------------------------------------

@@ -224,10 +224,12 @@ class InFlightLimit:
         per_client: int | None = None,
         retry_after_s: int = 5,
         exempt: Iterable[str] = (),
+        exempt_prefixes: Iterable[str] = (),
         refused: Counter[str] | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         self.app = app
+        self.exempt_prefixes = tuple(exempt_prefixes)
         self.max_requests = max_requests
         self.per_client = per_client if per_client is not None else max_requests
         self.by_client: Counter[str] = Counter()
@@ -240,7 +242,8 @@ class InFlightLimit:
         self._unlogged = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exempt:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in self.exempt or path.startswith(self.exempt_prefixes):
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
