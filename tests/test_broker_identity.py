@@ -368,7 +368,7 @@ async def test_the_ingester_alerts_once_per_pair_and_dead_letters_a_malformed_ev
 
 
 def test_only_the_ingester_may_read_the_broker_events_and_nobody_publish() -> None:
-    gw = devices.Device("gateway", "bs-batu-merah", "gw-01", reads=("#",))
+    gw = devices.Device("gateway", "bs-batu-merah", "gw-01", reads=("application/#",))
     rules: dict[str, list[str]] = {}
     user = ""
     for line in devices.acl_text([gw]).splitlines():

@@ -535,6 +535,18 @@ def test_device_add_needs_one_identity_and_valid_codes(tmp_path: Path) -> None:
     assert add("--tps", "tps-a", "--sensor", "us-01", "--serves", "tps-a/us-02").exit_code == 2
     assert add("--bank", "bs-a", "--gateway", "gw-a", "--serves", "tps-a").exit_code == 2
     assert add("--bank", "bs-a", "--gateway", "gw-a", "--reads", "a/#/b").exit_code == 2
+    # the city's own topics are never a gateway's to read (the third review: `#` read every
+    # bank's deposits), with or without a wildcard first
+    for ours in (
+        "#",
+        "+/v1/#",
+        "wb/v1/+/gateway/+/health",
+        "wb/#",
+        "wb/v1/bs-b/gateway/gw-b/deposit",
+    ):
+        refused = add("--bank", "bs-a", "--gateway", "gw-a", "--reads", ours)
+        assert refused.exit_code == 2, ours
+        assert "wb/v1" in refused.output or "wildcard" in refused.output, refused.output
     assert not (tmp_path / "run/mosquitto/devices.toml").exists()  # nothing half-written
 
     ca = tmp_path / "ca.crt"

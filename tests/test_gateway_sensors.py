@@ -55,7 +55,8 @@ async def test_serial_and_lorawan_sensors_publish_filtered_readings(
             ("tps-benteng", "lora-01"),
             ("tps-mardika", "wifi-01"),
         ),
-        reads=("#",),  # the network server's uplinks and the Wi-Fi bin's state, under the prefix
+        # the network server's uplinks and the Wi-Fi bin's state, under the prefix
+        reads=(f"application/+/device/{EUI}/event/up", "vendor/bins/bin-7/state"),
     )
     readings: dict[str, list[FillReading]] = {"us-01": [], "lora-01": [], "wifi-01": []}
     async with (

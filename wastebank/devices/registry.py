@@ -128,6 +128,36 @@ def _check_filter(topic_filter: str) -> None:
         raise DeviceRefused(f"filter topik tidak sah / invalid topic filter {topic_filter!r}")
 
 
+def _not_ours(topic_filter: str, prefix: str) -> None:
+    """A gateway reads its network server's uplinks and its JSON sensors' topics, never the
+    city's own: a filter that could match a topic of ours (``wb/...``, under the device's
+    prefix or not: a bank's deposits, with member cards; any device's health) or the broker's
+    own (``wastebank/...``) is refused, a leading wildcard too (it matches every topic)."""
+    if topic_filter.split("/", 1)[0] in ("+", "#"):
+        raise DeviceRefused(
+            f"filter {topic_filter!r} diawali wildcard: membaca semua topik / begins with a "
+            "wildcard: it would read every topic, the banks' deposits too"
+        )
+    for ours in {"wb/#", f"{prefix}wb/#", "wastebank/#"}:
+        if _overlap(topic_filter.split("/"), ours.split("/")):
+            raise DeviceRefused(
+                f"filter {topic_filter!r} membaca topik kota sendiri / reads the city's own "
+                "topics (wb/v1/...): a gateway reads only its network server's uplinks and its "
+                "JSON sensors' topics"
+            )
+
+
+def _overlap(a: list[str], b: list[str]) -> bool:
+    """Whether some topic matches both MQTT filters (levels)."""
+    if not a or not b:
+        return not a and not b
+    if "#" in (a[0], b[0]):
+        return True
+    if a[0] != b[0] and "+" not in (a[0], b[0]):
+        return False
+    return _overlap(a[1:], b[1:])
+
+
 @dataclass(frozen=True)
 class Principal:
     """One of the city server's own processes on the broker: a username, a password that
@@ -216,7 +246,11 @@ class Registry:
         return self._load()[1]
 
     def add(self, device: Device, *, rotate: bool = False) -> Issued:
-        """Issue a password for ``device``; refused if it exists, unless ``rotate``."""
+        """Issue a password for ``device``; refused if it exists, unless ``rotate``, or if it
+        would read the city's own topics (checked here, not when the registry is read: an
+        entry from before the rule still loads, and is refused at its next add or rotate)."""
+        for topic_filter in device.reads:
+            _not_ours(topic_filter, device.topic_prefix)
         if device.username in PRINCIPAL_NAMES:
             raise DeviceRefused(
                 f"{device.username} adalah identitas proses / is a process identity "
