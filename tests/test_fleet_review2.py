@@ -103,7 +103,12 @@ def test_the_demo_prints_how_to_run_wastebank_fleet_on_its_own_data(
     assert (Path(command).name, verb) == ("wastebank", "fleet")
     assert Path(command).is_file()  # this environment's, whatever the shell's PATH
     env = dict(a.split("=", 1) for a in assignments)
-    assert set(env) == {"WASTEBANK_LEDGER_URL", "WASTEBANK_PAGES__BROKER_RUN_DIR"}
+    assert set(env) == {
+        "WASTEBANK_RUN_DIR",  # the services' ports and the API's InfluxDB password, from anywhere
+        "WASTEBANK_LEDGER_URL",
+        "WASTEBANK_PAGES__BROKER_RUN_DIR",
+    }
+    assert env["WASTEBANK_RUN_DIR"] == str(broker.run_dir.resolve())
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     settings = load_settings(ApiSettings)

@@ -245,12 +245,15 @@ def api_env(common: dict[str, str], broker: services.ServicesSettings) -> dict[s
         **common,
         "WASTEBANK_PORT": str(API_PORT),
         "WASTEBANK_PAGES__BROKER_RUN_DIR": str(broker.run_dir),
+        "WASTEBANK_RUN_DIR": str(broker.run_dir.resolve()),
     }
 
 
-FLEET_CLI_ENV = ("WASTEBANK_LEDGER_URL", "WASTEBANK_PAGES__BROKER_RUN_DIR")
-"""What `wastebank fleet` needs of the demo API's settings to read what the page /armada does:
-the demo's ledger (not the default one under .run) and the broker's registry."""
+FLEET_CLI_ENV = ("WASTEBANK_RUN_DIR", "WASTEBANK_LEDGER_URL", "WASTEBANK_PAGES__BROKER_RUN_DIR")
+"""What `wastebank fleet` needs of the demo API's settings to read what the page /armada does,
+from any directory: the services' run dir (their ports and the API's InfluxDB password: from
+elsewhere `.run` is another folder, and InfluxDB answered 401 to an anonymous reader), the
+demo's ledger (not the default one under .run) and the broker's registry."""
 
 
 def fleet_command(env: dict[str, str]) -> str:
