@@ -321,13 +321,19 @@ def test_a_removed_device_is_left_out_with_the_sensors_only_its_report_lists() -
     assert listed == {"gw-a", "gw-b", "s-1", "s-2", "s-3"}
     gone = replace(
         everything,
-        removed=frozenset({("gateway", "bs-a", "gw-a"), ("fill_sensor", "tps-1", "s-2")}),
+        removed={("gateway", "bs-a", "gw-a"): NOW, ("fill_sensor", "tps-1", "s-2"): NOW},
     )
     left = fleet.build(gone, NOW, SETTINGS)
     assert [d.device_id for d in left.devices] == ["gw-b", "s-3"]
     assert sum(left.counts.values()) == 2
+    # a removed sensor whose own readings still come after its removal: listed, a fault
+    later = {("tps-1", "s-2"): NOW + timedelta(minutes=5), ("tps-1", "s-3"): NOW}
+    still = fleet.build(replace(gone, last_readings=later), NOW + timedelta(minutes=5), SETTINGS)
+    (s2,) = [d for d in still.devices if d.device_id == "s-2"]
+    assert s2.condition is fleet.Condition.FAULT
+    assert [(p.code, p.since) for p in s2.problems] == [("removed_but_heard", NOW)]
     # the same gateway id at another bank is another device
-    moved = replace(everything, removed=frozenset({("gateway", "bs-b", "gw-a")}))
+    moved = replace(everything, removed={("gateway", "bs-b", "gw-a"): NOW})
     assert "gw-a" in {d.device_id for d in fleet.build(moved, NOW, SETTINGS).devices}
 
 

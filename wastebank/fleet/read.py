@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -99,7 +99,7 @@ def ledger_has_sites(engine: Engine) -> bool:
 class RegistryFacts:
     """What the fleet takes from the broker's registry (docs/fleet.md)."""
 
-    removed: frozenset[tuple[DeviceKind, str, str]] = frozenset()
+    removed: Mapping[tuple[DeviceKind, str, str], datetime] = field(default_factory=dict)
     serves: Mapping[tuple[str, str], frozenset[tuple[str, str]]] | None = None
     """None: the registry was not read (``problem`` says why)."""
     problem: str | None = None
@@ -143,7 +143,7 @@ def registry_facts(broker_run_dir: Path | None) -> RegistryFacts:
         _warn_once(problem)
         return RegistryFacts(problem=problem)
     return RegistryFacts(
-        removed=frozenset(removed_key(r.kind, r.site, r.device_id) for r in gone),
+        removed={removed_key(r.kind, r.site, r.device_id): r.removed_at for r in gone},
         serves={(d.site, d.device_id): frozenset(d.serves) for d in listed if d.kind == "gateway"},
     )
 

@@ -44,6 +44,9 @@ Lang = formats.Lang
 DeviceKind = Literal["gateway", "fill_sensor"]
 OfflineReason = Literal["status", "silent", "never"]
 UnknownReason = Literal["via_offline"]
+REMOVAL_MARGIN = timedelta(minutes=1)
+"""A removed sensor heard this long after its removal is still publishing (a reading's time is
+the sensor's clock, a removal's the server's, to the second): listed, not left out."""
 
 
 class FleetSettings(Settings, kw_only=True):
@@ -342,9 +345,10 @@ class Inputs:
     all_sites: bool = False
     """True (an admin): devices of sites the ledger does not know are shown too."""
     default_timezone: str = "Asia/Jakarta"
-    removed: frozenset[tuple[DeviceKind, str, str]] = frozenset()
-    """(kind, site, device id) of the devices removed from the broker's registry: left out,
-    with the sensors a removed gateway's report lists."""
+    removed: Mapping[tuple[DeviceKind, str, str], datetime] = field(default_factory=dict)
+    """(kind, site, device id) of the devices removed from the broker's registry, and when:
+    left out, with the sensors a removed gateway's report lists; a removed sensor whose own
+    readings or status still come after its removal is listed, with ``removed_but_heard``."""
     serves: Mapping[tuple[str, str], frozenset[tuple[str, str]]] | None = None
     """(bank, gateway) -> the (TPS, sensor) it serves, from the broker's registry; None: the
     registry is not read (serving unchecked: :func:`speaks_for`)."""
@@ -569,6 +573,17 @@ def _gateway(
     )
 
 
+def _served_problems(by: _Served, sensor: str, settings: FleetSettings) -> list[Problem]:
+    """What the serving gateway's last report says is wrong with ``sensor``."""
+    problems = []
+    if by.health.connected is False:
+        # the gateway does not say since when: at least since this report
+        problems.append(Problem(code="disconnected", subject=sensor, since=by.reported_at))
+    if _no_target_long(by.health, by.reported_at, settings):
+        problems.append(Problem(code="no_target", subject=sensor, since=by.health.no_target_since))
+    return problems
+
+
 def _sensors(
     inputs: Inputs,
     now: datetime,
@@ -588,29 +603,28 @@ def _sensors(
     out: list[FleetDevice] = []
     for tps, sensor in sorted(set(own) | set(served) | set(readings) | set(alerts)):
         site = inputs.tps.get(tps)
-        if ("fill_sensor", tps, sensor) in inputs.removed:
-            continue
         if site is None and not inputs.all_sites:
             continue
         stored = own.get((tps, sensor))
+        own_seen = _latest(
+            stored.status_received_at if stored else None, readings.get((tps, sensor))
+        )
+        problems = list(alerts.get((tps, sensor), []))
+        removed_at = inputs.removed.get(("fill_sensor", tps, sensor))
+        if removed_at is not None:
+            if own_seen is None or own_seen <= removed_at + REMOVAL_MARGIN:
+                continue
+            # Removed, yet its own readings or status still come (another identity publishes
+            # them): listed, never silently left out.
+            problems.append(Problem(code="removed_but_heard", subject=sensor, since=removed_at))
         by = served.get((tps, sensor))
         health = by.health if by else None
-        problems = list(alerts.get((tps, sensor), []))
         seen_via: datetime | None = None
         unknown: UnknownReason | None = None
         if by is not None:
-            if by.health.connected is False:
-                # the gateway does not say since when: at least since this report
-                problems.append(Problem(code="disconnected", subject=sensor, since=by.reported_at))
-            if _no_target_long(by.health, by.reported_at, settings):
-                problems.append(
-                    Problem(code="no_target", subject=sensor, since=by.health.no_target_since)
-                )
+            problems += _served_problems(by, sensor, settings)
             if by.health.connected is True:
                 seen_via = by.heard_at  # its port open, frames coming: heard of at that report
-            own_seen = _latest(
-                stored.status_received_at if stored else None, readings.get((tps, sensor))
-            )
             limit = silence_limit("fill_sensor", site.offline_after_min if site else None, settings)
             heard_itself = own_seen is not None and (now - own_seen).total_seconds() <= limit
             if (

@@ -58,6 +58,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "melaporkan sensor yang tidak dilayaninya",
         "reports a sensor it does not serve",
     ),
+    "removed_but_heard": (
+        "dihapus dari registri tetapi masih terdengar",
+        "removed from the registry but still heard",
+    ),
     # why offline
     "status": ("status: luring", "status: offline"),
     "silent": ("tidak terdengar", "silent"),
