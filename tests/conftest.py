@@ -124,6 +124,47 @@ def root_logging_restored() -> Iterator[None]:
     root.setLevel(level)
 
 
+class HeldBody:
+    """A request body whose first bytes come and the rest never (until ``release`` is set):
+    its request stays in progress. ``started`` counts the bodies the app began to read."""
+
+    def __init__(self, release: asyncio.Event, first: bytes, tally: list[int]) -> None:
+        self.release, self.first, self.tally = release, first, tally
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self.tally[0] += 1
+        yield self.first
+        await self.release.wait()
+        yield b"}" if self.first.startswith(b"{") else b"x"
+
+
+async def held_requests(
+    client: Any, path: str, n: int, *, json_body: bool = False
+) -> tuple[list[asyncio.Task[Any]], asyncio.Event]:
+    """``n`` POSTs to ``path`` on ``client`` (an httpx.AsyncClient) whose bodies begin and
+    then wait; returned once the app has begun reading every one, with the event that lets
+    their bodies end (never set: they end by the server's read timeout)."""
+    release, tally = asyncio.Event(), [0]
+    content_type = "application/json" if json_body else "application/x-www-form-urlencoded"
+    first = b"{" if json_body else b"username="
+    tasks = [
+        asyncio.create_task(
+            client.post(
+                path,
+                content=HeldBody(release, first, tally),
+                headers={"Content-Type": content_type},
+            )
+        )
+        for _ in range(n)
+    ]
+
+    async def all_in() -> bool:
+        return tally[0] == n
+
+    await eventually(all_in)
+    return tasks, release
+
+
 @pytest.fixture(scope="session")
 def running_services() -> services.ServicesSettings:
     """Start (or find running) the project's Mosquitto and InfluxDB; never skip."""

@@ -42,7 +42,7 @@ from tests.auth_helpers import (
     login,
     with_csrf,
 )
-from tests.conftest import eventually
+from tests.conftest import eventually, held_requests
 from tests.test_authz_matrix import MATRIX, Env
 from tests.test_authz_matrix import env as env  # noqa: F401 - its fixture, for the route audit
 from tests.test_authz_matrix import test_cell as run_cell
@@ -330,21 +330,6 @@ async def test_logins_beyond_the_hashing_cap_get_503_and_reads_go_on(
         await login(client, "AMB-0002", "975318")  # the slot is free again
 
 
-class NeverBody:
-    """A request body whose first byte comes and the rest never: its request waits."""
-
-    started = 0
-
-    def __init__(self, never: asyncio.Event) -> None:
-        self.never = never
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        NeverBody.started += 1
-        yield b"username="
-        await self.never.wait()
-        yield b"x"
-
-
 @pytest.mark.integration
 async def test_logins_whose_bodies_never_come_take_no_login_slot_and_end_in_408(
     mqtt_settings: MqttSettings, influx_settings: InfluxSettings, ledger_url: str
@@ -360,18 +345,7 @@ async def test_logins_whose_bodies_never_come_take_no_login_slot_and_end_in_408(
         http=HttpSettings(read_timeout_s=1.0),
     )
     async with served(settings) as (client, state):
-        never = asyncio.Event()
-        NeverBody.started = 0
-        form = {"Content-Type": "application/x-www-form-urlencoded"}
-        held = [
-            asyncio.create_task(client.post("/api/token", content=NeverBody(never), headers=form))
-            for _ in range(10)
-        ]
-
-        async def all_waiting() -> bool:
-            return NeverBody.started == 10
-
-        await eventually(all_waiting)
+        held, _ = await held_requests(client, "/api/token", 10)
         await login(client, "AMB-0001", PIN)  # the slot is free: they wait outside it
         answers = await asyncio.gather(*held)
         assert {r.status_code for r in answers} == {408}
@@ -393,18 +367,7 @@ async def test_one_client_cannot_take_every_slot(
         http=HttpSettings(read_timeout_s=1.0),
     )
     async with served(settings) as (client, state):
-        never = asyncio.Event()
-        NeverBody.started = 0
-        form = {"Content-Type": "application/x-www-form-urlencoded"}
-        held = [
-            asyncio.create_task(client.post("/api/token", content=NeverBody(never), headers=form))
-            for _ in range(2)
-        ]
-
-        async def both_waiting() -> bool:
-            return NeverBody.started == 2
-
-        await eventually(both_waiting)
+        held, _ = await held_requests(client, "/api/token", 2)
         assert_busy(await client.get("/masuk"))  # this address's share is taken
         assert (await client.get("/health")).status_code == 200  # free paths are not counted
         transport: Any = client._transport

@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException
 
 from gateway.http import local_api
 from gateway.http.attendant import AttendantService, views
-from tests.conftest import eventually
+from tests.conftest import eventually, held_requests
 from tests.gateway_helpers import (
     PASSWORD,
     FakeCentral,
@@ -316,22 +316,6 @@ async def test_a_body_at_the_limit_is_read_and_one_byte_more_is_not(tmp_path: Pa
         assert "2.048" in resp.json()["detail"]
 
 
-class HeldBody:
-    """A body that sends its first byte and then waits for ``release``: its request stays in
-    progress. ``started`` counts the requests that reached the app."""
-
-    started = 0
-
-    def __init__(self, release: asyncio.Event) -> None:
-        self.release = release
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        HeldBody.started += 1
-        yield b"{"
-        await self.release.wait()
-        yield b"}"
-
-
 async def test_a_request_beyond_the_gateways_capacity_is_503_and_health_still_answers(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -341,20 +325,7 @@ async def test_a_request_beyond_the_gateways_capacity_is_503_and_health_still_an
     ):
         page = (await client.get("/petugas/masuk")).status_code
         bad = (await client.get("/health")).json()["bad_requests"]
-        release = asyncio.Event()
-        HeldBody.started = 0
-        headers = {"Content-Type": "application/json"}
-        held = [
-            asyncio.create_task(
-                client.post("/petugas/api/session", content=HeldBody(release), headers=headers)
-            )
-            for _ in range(32)
-        ]
-
-        async def all_in_progress() -> bool:
-            return HeldBody.started == 32
-
-        await eventually(all_in_progress)
+        held, release = await held_requests(client, "/petugas/api/session", 32, json_body=True)
         with caplog.at_level(logging.WARNING, "wastebank.gateway"):
             for _ in range(3):
                 resp = await client.get("/petugas/masuk")
@@ -393,20 +364,8 @@ async def test_one_client_cannot_take_every_place_and_a_body_that_never_comes_is
             base_url="http://gw.test",
         )
         bad = (await client.get("/health")).json()["bad_requests"]
-        never = asyncio.Event()  # never set: the bodies never come
-        HeldBody.started = 0
-        headers = {"Content-Type": "application/json"}
-        held = [
-            asyncio.create_task(
-                client.post("/petugas/api/session", content=HeldBody(never), headers=headers)
-            )
-            for _ in range(8)
-        ]
-
-        async def all_in_progress() -> bool:
-            return HeldBody.started == 8
-
-        await eventually(all_in_progress)
+        # their bodies never come
+        held, _ = await held_requests(client, "/petugas/api/session", 8, json_body=True)
         # this client's share is taken; another's is not
         assert (await client.get("/petugas/masuk")).status_code == 503
         async with other:
