@@ -107,9 +107,16 @@ def test_a_site_file_names_the_bad_scale_field(tmp_path: Path) -> None:
         load_settings(GatewaySettings, conf)
 
 
-def test_the_example_site_file_is_valid() -> None:
+def test_the_example_site_file_is_valid_once_its_placeholder_password_is_replaced(
+    tmp_path: Path,
+) -> None:
     example = Path(__file__).parent.parent / "deploy" / "site.example.toml"
-    settings = load_settings(GatewaySettings, example)
+    # as shipped, the broker password is the example's: the gateway stops at start, naming it
+    with pytest.raises(ConfigError, match=r"mqtt\.password.*placeholder.*wastebank device add"):
+        load_settings(GatewaySettings, example)
+    site = tmp_path / "site.toml"
+    site.write_text(example.read_text().replace('"change-me"', '"kT9f2Qx7Lm4Rz8Vw"'))
+    settings = load_settings(GatewaySettings, site)
     assert [s.flow for s in settings.scales] == ["kiosk", "attendant"]
     assert settings.outbox.max_age_days == 30
 
@@ -350,3 +357,12 @@ def test_a_table_has_one_type_in_every_process() -> None:
                 seen.setdefault(f.name, set()).add(kind)
     assert "mqtt" in seen
     assert {name: kinds for name, kinds in seen.items() if len(kinds) > 1} == {}
+
+
+@pytest.mark.parametrize("word", ["change-me", "CHANGEME", " secret ", "password", "test", "dev"])
+def test_a_placeholder_broker_or_influx_password_is_refused(word: str) -> None:
+    with pytest.raises(ConfigError, match=r"mqtt\.password.*placeholder"):
+        load_settings(IngestSettings, mqtt={"password": word})
+    with pytest.raises(ConfigError, match=r"influx\.password.*placeholder"):
+        load_settings(IngestSettings, influx={"password": word})
+    assert load_settings(IngestSettings, mqtt={"password": f"{word.strip()}-k8Qz"}).mqtt.password

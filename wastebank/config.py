@@ -143,6 +143,20 @@ def _problem(exc: msgspec.ValidationError) -> tuple[Loc, str]:
     return loc, msg
 
 
+PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "dev", "test"})
+"""Words an example file or a careless hand leaves where a secret belongs: refused as keys and
+as passwords, so a process with one stops at start instead of being refused by the broker."""
+
+
+def check_not_placeholder(field: str, value: SecretStr | None, hint: str) -> None:
+    """A password or key that is one of ``PLACEHOLDER_SECRETS``: refused, with where to get
+    a real one."""
+    if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+        raise FieldError(
+            field, f"sandi contoh, bukan sandi sungguhan / a placeholder, not a password: {hint}"
+        )
+
+
 def check_key(field: str, value: SecretStr | None, min_length: int = 32) -> None:
     """A signing or hashing key: unset, or at least ``min_length`` characters."""
     if value is not None and len(value) < min_length:
@@ -211,6 +225,11 @@ class MqttSettings(Settings, kw_only=True):
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together")
         _one_password(self.password, self.password_file)
+        check_not_placeholder(
+            "password",
+            self.password,
+            "`wastebank device add` issues a device's; `services up` writes the local ones",
+        )
 
     def as_user(self, default_user: str | None) -> MqttSettings:
         """These settings with a username (``default_user`` when unset) and its password: given,
@@ -323,6 +342,9 @@ class InfluxSettings(Settings, kw_only=True):
 
     def __post_init__(self) -> None:
         _one_password(self.password, self.password_file)
+        check_not_placeholder(
+            "password", self.password, "`services up` writes the local ones (docs/operations.md)"
+        )
 
     def as_user(self, default_user: str | None) -> InfluxSettings:
         """These settings with a 1.x username and password: the ones given (``password`` or

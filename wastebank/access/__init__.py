@@ -89,10 +89,7 @@ from wastebank.access.policy import (
     principal,
     principal_of,
 )
-from wastebank.access.settings import (
-    PLACEHOLDER_SECRETS,
-    AuthSettings,
-)
+from wastebank.access.settings import AuthSettings
 from wastebank.access.tokens import (
     JWT_ALGORITHM,
     TokenClaims,
@@ -125,7 +122,6 @@ __all__ = [
     "LoginRefused",
     "MIN_PASSWORD",
     "PIN",
-    "PLACEHOLDER_SECRETS",
     "PinExists",
     "PinLoginDisabled",
     "Principal",

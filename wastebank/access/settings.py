@@ -8,9 +8,14 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, field
 
-from wastebank.config import RUN_DIR, FieldError, SecretStr, Settings, check_key
-
-PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "dev", "test"})
+from wastebank.config import (
+    PLACEHOLDER_SECRETS,
+    RUN_DIR,
+    FieldError,
+    SecretStr,
+    Settings,
+    check_key,
+)
 
 
 class AuthSettings(Settings, kw_only=True):
