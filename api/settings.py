@@ -21,6 +21,7 @@ from wastebank.config import (
     WastebankSettings,
     check_key,
     default_ledger_url,
+    share_within,
 )
 from wastebank.fleet.view import FleetSettings
 from wastebank.money_rules import MoneyRules
@@ -167,6 +168,12 @@ class HttpSettings(Settings, kw_only=True):
     ] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        share_within(
+            "max_connections_per_client",
+            self.max_connections_per_client,
+            "max_connections",
+            self.max_connections,
+        )
         try:
             self.trusted_proxies = [str(ip_network(p)) for p in self.trusted_proxies]
         except ValueError as exc:
@@ -251,6 +258,17 @@ class CapacitySettings(Settings, kw_only=True):
             "for this long (one probe at a time whatever the number of callers)",
         ),
     ] = 1.0
+
+    @property
+    def total(self) -> int:
+        """The most requests in progress or waiting at once: every request slot and its queue,
+        every login slot and its queue."""
+        return self.requests + self.queue + self.logins + self.login_queue
+
+    def __post_init__(self) -> None:
+        share_within(
+            "per_client", self.per_client, "requests + queue + logins + login_queue", self.total
+        )
 
 
 class ApiSettings(WastebankSettings, kw_only=True):

@@ -76,6 +76,7 @@ import psutil  # type: ignore[import-untyped, unused-ignore]
 from sqlalchemy import Engine, event, func, make_url, select, text
 from sqlalchemy.orm import Session
 
+from api.settings import CapacitySettings, HttpSettings
 from wastebank import access, ledger, services
 from wastebank.config import load_settings
 from wastebank.seed import load_city, seed
@@ -942,9 +943,10 @@ async def measure(args: argparse.Namespace, url: str, seeded: Seeded, tmp: Path)
         "WASTEBANK_AUTH__SECRET_KEY": secret,
         "WASTEBANK_MQTT__PORT": str(args.mqtt_port or services_settings.mqtt_port),
         "WASTEBANK_INFLUX__URL": f"http://127.0.0.1:{services_settings.influx_port}",
-        # every load comes from this one address: the per-client shares would refuse it
-        "WASTEBANK_CAPACITY__PER_CLIENT": "100000",
-        "WASTEBANK_HTTP__MAX_CONNECTIONS_PER_CLIENT": "65536",
+        # every load comes from this one address: its shares are the whole (a share may not
+        # be more than its total)
+        "WASTEBANK_CAPACITY__PER_CLIENT": str(CapacitySettings().total),
+        "WASTEBANK_HTTP__MAX_CONNECTIONS_PER_CLIENT": str(HttpSettings().max_connections),
     }
     wastebank = Path(sys.executable).parent / "wastebank"
     runs: dict[str, dict[str, Run]] = {}

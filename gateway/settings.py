@@ -21,11 +21,16 @@ from wastebank.config import (
     MqttSettings,
     Settings,
     WastebankSettings,
+    share_within,
 )
 from wastebank.messages import CODE_PATTERN
 
 Code = Annotated[str, Meta(pattern=CODE_PATTERN)]
 DEFAULT_GATEWAY_ID = "gw-01"
+HEALTH_INTERVAL_MAX_S = 60.0
+"""The longest ``health_interval_s``: under the fleet's default silence limit (``[fleet]
+offline_after_s``, 90 s, docs/fleet.md), so a running gateway is never listed offline between
+two of its reports by the city's default."""
 
 
 class ScaleSettings(Settings, kw_only=True):
@@ -341,7 +346,17 @@ class GatewaySettings(WastebankSettings, kw_only=True):
             "http_max_requests_per_client from one address: one more is closed as it opens",
         ),
     ] = 256
-    health_interval_s: Annotated[float, Meta(gt=0)] = 30.0
+    health_interval_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=HEALTH_INTERVAL_MAX_S,
+            description="a health report at least this often (and at once on a change). At most "
+            "60 s: the fleet lists a gateway offline after [fleet] offline_after_s (90 s by "
+            "default) without a report, so a longer interval has a running gateway listed "
+            "offline between its reports",
+        ),
+    ] = 30.0
     health_min_gap_s: Annotated[
         float,
         Meta(
@@ -370,6 +385,10 @@ class GatewaySettings(WastebankSettings, kw_only=True):
                 raise FieldError("api_url", str(exc)) from None
         if (self.http_tls_cert is None) != (self.http_tls_key is None):
             raise ValueError("http_tls_cert and http_tls_key go together: set both or neither")
+        share = self.http_max_requests_per_client
+        name = "http_max_requests_per_client"
+        share_within(name, share, "http_max_requests", self.http_max_requests)
+        share_within(name, share, "http_max_connections", self.http_max_connections)
         if not self.scales and not self.sensors:
             raise ValueError("a site needs at least one entry in scales or sensors")
         ids = [s.id for s in self.scales] + [s.id for s in self.sensors]

@@ -321,7 +321,7 @@ async def test_refused_rows_are_retried_with_a_doubling_backoff_and_delivered_on
         outbox=OutboxSettings(path=tmp_path / "outbox.db", refused_retry_s=retry_s),
         scales=[ScaleSettings(id="scale-01", port=tmp_path / "no-scale")],  # never opened here
         http_port=0,
-        health_interval_s=3600,
+        health_interval_s=60,  # the longest: never heard in this test
     )
     gateway = Gateway(settings)
     for seq in (1, 2):

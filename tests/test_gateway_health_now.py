@@ -6,7 +6,8 @@ Through the real broker: the gateway's uplink and health loop run in the test's 
 scale fed through ``Gateway.feed`` with the caller's monotonic time (so the fault debounce is
 exercised without waiting for it), and an observer with a persistent session hears the reports
 (what is published while it is away is queued for it). Every wait awaits a report, none sleeps;
-``health_interval_s`` is an hour wherever the periodic report must not be the one heard.
+``health_interval_s`` is its longest, a minute, wherever the periodic report must not be the one
+heard.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from firmware_sim.encoders import encode_weight
 from gateway.app import Faults, Gateway
 from gateway.readers import ScaleReader
 from gateway.scale_state import FAULT_CLEAR_S, FAULT_RAISE_S
+from gateway.settings import HEALTH_INTERVAL_MAX_S
 from ingest.settings import IngestSettings
 from tests.conftest import PrivateMosquitto, eventually, mqtt_login
 from tests.gateway_helpers import gateway_settings
@@ -44,7 +46,7 @@ OL = b"OL,GS,+       kg\r\n"
 """A GS/NT indicator's overload line (docs/protocol.md)."""
 STEP = 0.1
 """A 10 Hz indicator."""
-HOUR = 3600.0
+LONGEST = HEALTH_INTERVAL_MAX_S  # the longest a site file may give
 
 
 # ---- what is news for the fleet (pure) ---------------------------------------------------------
@@ -220,9 +222,12 @@ async def test_a_fault_and_its_end_are_published_at_once(
     mqtt_settings: MqttSettings, tmp_path: Path, test_id: str
 ) -> None:
     name = f"observer-{test_id}"
-    async with _observed(tmp_path, mqtt_settings, name, health_interval_s=HOUR) as (scale, reports):
+    async with _observed(tmp_path, mqtt_settings, name, health_interval_s=LONGEST) as (
+        scale,
+        reports,
+    ):
         scale.overload()
-        faulty = await reports.next()  # not the hourly one: the change's
+        faulty = await reports.next()  # not the periodic one: the change's
         assert (_state(faulty), _alerts(faulty)) == ("overload", {"overload"})
 
         scale.settle()
@@ -235,7 +240,10 @@ async def test_a_burst_of_changes_is_one_or_two_reports(
     mqtt_settings: MqttSettings, tmp_path: Path, test_id: str
 ) -> None:
     name = f"observer-{test_id}"
-    async with _observed(tmp_path, mqtt_settings, name, health_interval_s=HOUR) as (scale, reports):
+    async with _observed(tmp_path, mqtt_settings, name, health_interval_s=LONGEST) as (
+        scale,
+        reports,
+    ):
         # Ten changes, the health loop free to run between each: overload raised and cleared
         # four times and raised again (nine), then the port closes (ten).
         for _ in range(4):
@@ -263,7 +271,7 @@ async def test_a_change_during_a_broker_outage_is_published_once_on_reconnect(
     broker = private_mosquitto
     mqtt = broker.mqtt(f"test-{test_id}/")
     name = f"observer-{test_id}"
-    async with _observed(tmp_path, mqtt, name, health_interval_s=HOUR) as (scale, reports):
+    async with _observed(tmp_path, mqtt, name, health_interval_s=LONGEST) as (scale, reports):
         broker.stop()
         await eventually(_is(lambda: not scale.gw.connected.is_set()))
         scale.overload()  # two changes while the link is down: one report when it is back
@@ -330,7 +338,7 @@ async def test_a_fault_reaches_the_fleets_ledger_at_once(
     """The fault, from the scale's frame to the ingester's ``device_report`` row, with the
     gateway's part (until the report was built) and the broker's and ingester's (until it was
     heard): the figures in docs/fleet.md ("How soon")."""
-    gw, reader = _gateway(tmp_path, mqtt_settings, health_interval_s=HOUR, health_min_gap_s=1)
+    gw, reader = _gateway(tmp_path, mqtt_settings, health_interval_s=LONGEST, health_min_gap_s=1)
     scale = Scale(gw, reader)
     scale.settle()
     async with _running(gw):

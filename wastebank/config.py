@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -164,6 +165,17 @@ def check_key(field: str, value: SecretStr | None, min_length: int = 32) -> None
             field,
             f"kunci paling sedikit {min_length} karakter acak / a key of at least {min_length} "
             "random characters",
+        )
+
+
+def share_within(name: str, share: int, total_name: str, total: int) -> None:
+    """A per-client bound (``name``) above the total it is a share of (``total_name``) bounds
+    nothing: refused, naming both."""
+    if share > total:
+        raise FieldError(
+            name,
+            f"{share} lebih dari {total_name} ({total}): batas per klien tidak berlaku / "
+            f"more than {total_name} ({total}): the per-client bound would bound nothing",
         )
 
 
@@ -496,21 +508,78 @@ def settings_table(value: Any, cls: type[T]) -> T:
     """One table of a settings file (e.g. a site file's ``[[sensors]]`` entry) as ``cls``,
     read as :func:`load_settings` reads it; :class:`~wastebank.structs.Invalid` if it does not
     fit."""
+    from msgspec import inspect
+
+    if endless := _not_finite(inspect.type_info(cls), value, ()):
+        raise Invalid(endless)
     try:
         return msgspec.convert(value, cls, strict=False, dec_hook=_decode)
     except msgspec.ValidationError as exc:
         raise Invalid([_problem(exc)]) from None
 
 
+NOT_FINITE = "harus bilangan terhingga / must be a finite number"
+
+
+def _not_finite(kind: Any, value: Any, loc: Loc) -> list[tuple[Loc, str]]:
+    """Where ``value`` gives a number setting of ``kind`` infinity or NaN (TOML's ``inf`` and
+    ``nan``, ``1e999``, or such text in a variable): refused, whatever the setting's bounds.
+    A bound of ``> 0`` lets infinity through, which msgspec's message for NaN ("Expected
+    `float` > 0.0") does not explain; an endless interval or limit is never meant."""
+    from msgspec import inspect
+
+    if isinstance(value, dict):
+        table = _unwrapped(kind, (inspect.StructType, inspect.DictType))
+        if isinstance(table, inspect.StructType):
+            types = {f.encode_name: f.type for f in table.fields}
+            return [
+                p
+                for key, item in value.items()
+                if key in types
+                for p in _not_finite(types[key], item, (*loc, key))
+            ]
+        if isinstance(table, inspect.DictType):
+            return [
+                p
+                for item in value.values()
+                for p in _not_finite(table.value_type, item, (*loc, "..."))
+            ]
+        return []
+    if isinstance(value, list):
+        items = _unwrapped(kind, (inspect.ListType,))
+        if isinstance(items, inspect.ListType):
+            return [
+                p
+                for i, item in enumerate(value)
+                for p in _not_finite(items.item_type, item, (*loc, i))
+            ]
+        return []
+    if not isinstance(_unwrapped(kind, (inspect.FloatType,)), inspect.FloatType):
+        return []
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return []  # not a number at all: msgspec says so
+    if isinstance(value, float) and not math.isfinite(value):
+        return [(loc, NOT_FINITE)]
+    return []
+
+
 def _field_problems(cls: type[msgspec.Struct], data: dict[str, Any]) -> list[tuple[Loc, str]]:
     """Every top-level field's first problem (msgspec stops at the first of all), and each
     unknown key, so an operator fixes a file in one go rather than a field per start."""
+    from msgspec import inspect
+
     fields = {f.encode_name: f for f in msgspec.structs.fields(cls)}
     out: list[tuple[Loc, str]] = []
     for key, value in data.items():
         found = fields.get(key)
         if found is None:
             out.append(((key,), "tidak dikenal / unknown setting"))
+            continue
+        if endless := _not_finite(inspect.type_info(found.type), value, (key,)):
+            out += endless
             continue
         try:
             msgspec.convert(value, found.type, strict=False, dec_hook=_decode)
