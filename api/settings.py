@@ -77,6 +77,18 @@ class PagesSettings(Settings, kw_only=True):
     ] = None
 
     def __post_init__(self) -> None:
+        run_dir = self.broker_run_dir
+        if run_dir is not None and run_dir.is_file():
+            what = (
+                ("berkas registri", "the registry file")
+                if run_dir.name == "devices.toml"
+                else ("berkas, bukan direktori", "a file, not a directory")
+            )
+            raise FieldError(
+                "broker_run_dir",
+                f"{run_dir}: ini {what[0]}; berikan direktorinya / this is {what[1]}; give its "
+                f"directory: {run_dir.parent}",
+            )
         url = self.map_tile_url = self.map_tile_url.strip()
         if not url:
             return

@@ -121,3 +121,78 @@ def test_the_apis_client_shares_above_their_totals_are_refused(
     settings = load_settings(ApiSettings)
     assert (settings.http.max_connections_per_client, settings.capacity.per_client) == (32, whole)
 
+
+def test_the_registry_file_named_as_the_broker_run_dir_is_refused_naming_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was read as a directory without a registry: "registry not found", beside the file."""
+    registry = tmp_path / "mosquitto" / "devices.toml"
+    registry.parent.mkdir()
+    registry.write_text("")
+    monkeypatch.setenv("WASTEBANK_PAGES__BROKER_RUN_DIR", str(registry))
+    text = _refusal(ApiSettings)
+    assert "pages.broker_run_dir (WASTEBANK_PAGES__BROKER_RUN_DIR)" in text
+    assert f"this is the registry file; give its directory: {registry.parent}" in text
+    monkeypatch.setenv("WASTEBANK_PAGES__BROKER_RUN_DIR", str(registry.parent))
+    assert load_settings(ApiSettings).pages.broker_run_dir == registry.parent
+
+
+# ---- the commands' words (finding 8) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["scale", "--rate", "0"], "--rate: harus > 0 dan <= 1000 / must be > 0 and <= 1000"),
+        (["scale", "--rate", "nan"], "--rate: harus > 0"),
+        (["scale", "--interval", "inf"], "--interval: harus > 0"),
+        (["scale", "--scenario", "storm"], "--scenario: 'storm' tidak dikenal / unknown"),
+        (["scale", "--model", "xk9"], "--model: 'xk9' tidak dikenal / unknown"),
+        (["scale", "--baud", "5"], "--baud: harus 300..921600 / must be 300..921600"),
+        (["kiosk", "--cards", "abc", "--categories", "plastik"], "--cards: 'abc': UID kartu"),
+        (["kiosk", "--cards", ",", "--categories", "plastik"], "--cards: paling sedikit satu"),
+        (["kiosk", "--cards", "ABCDEF12", "--categories", "Kertas"], "--categories: 'Kertas'"),
+        (["tps", "--kind", "radar"], "--kind: 'radar' tidak dikenal / unknown"),
+        (["tps", "--kind", "jsn"], "--link: wajib untuk jsn dan maxbotix / required for jsn"),
+        (["tps", "--interval", "-1"], "--interval: harus > 0"),
+    ],
+)
+def test_a_bad_simulator_option_is_said_in_both_languages_without_a_traceback(
+    tmp_path: Path, args: list[str], said: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from wastebank.cli import app
+
+    command, *rest = args
+    link = [] if command == "tps" else ["--link", str(tmp_path / "tty")]
+    result = CliRunner().invoke(app, ["sim", command, *link, *rest])
+    assert result.exit_code == 2, result.output
+    assert said in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "tty").exists()  # refused before the pty appears
+
+
+@pytest.mark.parametrize(
+    ("command", "indonesian"),
+    [
+        (["device", "add"], "Terbitkan kata sandi MQTT perangkat / Issue"),
+        (["device", "list"], "Daftar perangkat di listener TLS dan topiknya / The devices"),
+        (["device", "remove"], "Cabut perangkat"),
+        (["sim", "scale"], "Indikator timbangan simulasi"),
+        (["sim", "tps"], "Sensor isi TPS simulasi"),
+        (["sim", "kiosk"], "Timbangan kiosk simulasi"),
+        (["ledger", "verify"], "Periksa pembukuan"),
+    ],
+)
+def test_the_commands_help_is_in_bahasa_indonesia_first(
+    command: list[str], indonesian: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from wastebank.cli import app
+
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert indonesian in result.output
+    assert "berkas pengaturan TOML / TOML settings file" in result.output or command[0] == "sim"

@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -35,7 +35,7 @@ from wastebank.cli._common import (
     setup_logging,
 )
 from wastebank.errors import WastebankError
-from wastebank.process import private_files
+from wastebank.process import FAILED, private_files
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -114,7 +114,26 @@ app = typer.Typer(
     add_completion=False,
     cls=_Root,
 )
-sim_app = typer.Typer(help="simulated devices / perangkat simulasi", no_args_is_help=True)
+sim_app = typer.Typer(
+    help="perangkat simulasi / simulated devices (docs/simulators.md)", no_args_is_help=True
+)
+MAX_RATE_HZ = 1000.0  # frames a second: real indicators send 5-100
+DAY_S = 86_400.0
+LINK_HELP = (
+    "symlink tetap ke pty, seperti /dev/ttyUSB0 / stable symlink to the pty, like /dev/ttyUSB0"
+)
+SEED_HELP = "benih acak / random seed"
+
+
+def _refuse(option: str, message: str) -> NoReturn:
+    """A bad simulator option: said in both languages, exit 2 (a usage error), no traceback."""
+    typer.echo(f"error: {option}: {message}", err=True)
+    raise typer.Exit(code=FAILED)
+
+
+def _positive(option: str, value: float, most: float) -> None:
+    if not 0 < value <= most:  # NaN too
+        _refuse(option, f"harus > 0 dan <= {most:g} / must be > 0 and <= {most:g}, not {value:g}")
 
 
 @app.callback()
@@ -246,21 +265,53 @@ def api_worker_app() -> FastAPI:
 
 @sim_app.command("kiosk")
 def sim_kiosk(
-    link: Annotated[Path, typer.Option(help="stable symlink to the pty slave, like /dev/ttyUSB0")],
-    cards: Annotated[str, typer.Option(help="comma-separated member card UIDs")],
-    categories: Annotated[str, typer.Option(help="comma-separated category codes")],
-    interval: Annotated[float, typer.Option(help="seconds between deposits")] = 8.0,
-    seed_value: Annotated[int | None, typer.Option("--seed", help="random seed")] = None,
+    link: Annotated[Path, typer.Option(help=LINK_HELP)],
+    cards: Annotated[
+        str, typer.Option(help="UID kartu anggota, dipisah koma / comma-separated member card UIDs")
+    ],
+    categories: Annotated[
+        str, typer.Option(help="kode kategori, dipisah koma / comma-separated category codes")
+    ],
+    interval: Annotated[
+        float, typer.Option(help="detik antar setoran / seconds between deposits")
+    ] = 8.0,
+    seed_value: Annotated[int | None, typer.Option("--seed", help=SEED_HELP)] = None,
 ) -> None:
-    """Play a kiosk scale over a real pseudo-terminal."""
-    from firmware_sim.kiosk import run_random_kiosk
+    """Timbangan kiosk simulasi di pseudo-terminal / Play a kiosk scale over a real
+    pseudo-terminal: the members take turns depositing a random category and weight."""
+    from firmware_sim.kiosk import CAPACITY_G, ScriptedDeposit, run_random_kiosk
 
+    _positive("--interval", interval, DAY_S)
+    uids = [c.strip() for c in cards.split(",") if c.strip()]
+    codes = [c.strip() for c in categories.split(",") if c.strip()]
+    for option, given, check, rule in (
+        (
+            "--cards",
+            uids,
+            lambda uid: ScriptedDeposit(uid, "x", CAPACITY_G),
+            "UID kartu: 8-20 digit heksadesimal huruf besar / a card UID: 8-20 upper-case hex "
+            "digits",
+        ),
+        (
+            "--categories",
+            codes,
+            lambda code: ScriptedDeposit("0" * 8, code, CAPACITY_G),
+            "kode kategori: a-z, 0-9, - / a category code: a-z, 0-9, -",
+        ),
+    ):
+        if not given:
+            _refuse(option, "paling sedikit satu / at least one")
+        for one in given:
+            try:
+                check(one)
+            except ValueError:
+                _refuse(option, f"{one!r}: {rule}")
     setup_logging()
     asyncio.run(
         run_random_kiosk(
             link=link,
-            cards=[c.strip() for c in cards.split(",") if c.strip()],
-            categories=[c.strip() for c in categories.split(",") if c.strip()],
+            cards=uids,
+            categories=codes,
             interval_s=interval,
             seed=seed_value,
         )
@@ -269,25 +320,51 @@ def sim_kiosk(
 
 @sim_app.command("scale")
 def sim_scale(
-    link: Annotated[Path, typer.Option(help="stable symlink to the pty slave, like /dev/ttyUSB0")],
+    link: Annotated[Path, typer.Option(help=LINK_HELP)],
     model: Annotated[
-        str, typer.Option(help="protocol id: yh_stx, a12e_chk, and_std, gs_nt, cas22, ...")
+        str,
+        typer.Option(
+            help="id protokol / protocol id: yh_stx, a12e_chk, and_std, gs_nt, cas22, ... "
+            "(docs/simulators.md)"
+        ),
     ] = "a12e_chk",
     scenario: Annotated[
-        str, typer.Option(help="steady, noisy (garbage + corruption), unplug, reboot, overload")
+        str,
+        typer.Option(
+            help="steady, noisy (sampah + frame rusak / garbage + corruption), unplug, reboot, "
+            "overload"
+        ),
     ] = "steady",
-    seed_value: Annotated[int | None, typer.Option("--seed", help="random seed")] = None,
-    rate: Annotated[float, typer.Option(help="A/D conversions (frames) per second")] = 10.0,
-    baud: Annotated[int | None, typer.Option(help="line speed (default: the model's)")] = None,
-    interval: Annotated[float, typer.Option(help="seconds between loads")] = 8.0,
+    seed_value: Annotated[int | None, typer.Option("--seed", help=SEED_HELP)] = None,
+    rate: Annotated[
+        float,
+        typer.Option(
+            help=f"konversi A/D (frame) per detik / A/D conversions (frames) per second, "
+            f"> 0, <= {MAX_RATE_HZ:g}"
+        ),
+    ] = 10.0,
+    baud: Annotated[
+        int | None,
+        typer.Option(help="kecepatan jalur (bawaan: model) / line speed (default: the model's)"),
+    ] = None,
+    interval: Annotated[
+        float, typer.Option(help="detik antar beban / seconds between loads")
+    ] = 8.0,
 ) -> None:
-    """Play a weighing indicator of any supported model over a real pseudo-terminal."""
+    """Indikator timbangan simulasi, model apa pun yang didukung, di pseudo-terminal / Play a
+    weighing indicator of any supported model over a real pseudo-terminal."""
     from firmware_sim.scales import MODELS, SCENARIOS, run_scale_scenario
 
-    if model not in MODELS:
-        raise typer.BadParameter(f"must be one of {', '.join(MODELS)}", param_hint="--model")
-    if scenario not in SCENARIOS:
-        raise typer.BadParameter(f"must be one of {', '.join(SCENARIOS)}", param_hint="--scenario")
+    for option, value, known in (("--model", model, MODELS), ("--scenario", scenario, SCENARIOS)):
+        if value not in known:
+            _refuse(
+                option,
+                f"{value!r} tidak dikenal / unknown; salah satu dari / one of: {', '.join(known)}",
+            )
+    _positive("--rate", rate, MAX_RATE_HZ)
+    _positive("--interval", interval, DAY_S)
+    if baud is not None and not 300 <= baud <= 921_600:
+        _refuse("--baud", f"harus 300..921600 / must be 300..921600, not {baud}")
     setup_logging()
     try:
         asyncio.run(
@@ -308,25 +385,28 @@ def sim_scale(
 @sim_app.command("tps")
 def sim_tps(
     config: ConfigOption = None,
-    tps: Annotated[str, typer.Option(help="TPS code")] = "tps-batu-merah",
-    sensor: Annotated[str, typer.Option(help="sensor id")] = "us-01",
-    interval: Annotated[float, typer.Option(help="seconds between readings / uplinks")] = 5.0,
+    tps: Annotated[str, typer.Option(help="kode TPS / TPS code")] = "tps-batu-merah",
+    sensor: Annotated[str, typer.Option(help="id sensor / sensor id")] = "us-01",
+    interval: Annotated[
+        float,
+        typer.Option(help="detik antar pembacaan (uplink) / seconds between readings (uplinks)"),
+    ] = 5.0,
     kind: Annotated[
         str,
         typer.Option(
-            help="mqtt (smart sensor), jsn (JSN-SR04T mode 2 on a pty), "
-            "maxbotix (R####<CR> on a pty), em310 (EM310-UDL via ChirpStack v4 uplinks)"
+            help="mqtt (sensor pintar / smart sensor), jsn (JSN-SR04T mode 2, pty), maxbotix "
+            "(R####<CR>, pty), em310 (EM310-UDL, uplink ChirpStack v4 / ChirpStack v4 uplinks)"
         ),
     ] = "mqtt",
-    link: Annotated[
-        Path | None, typer.Option(help="jsn/maxbotix: stable symlink to the pty slave")
-    ] = None,
+    link: Annotated[Path | None, typer.Option(help=f"jsn/maxbotix: {LINK_HELP}")] = None,
     dev_eui: Annotated[
-        str | None, typer.Option(help="em310: DevEUI (default derived from --sensor)")
+        str | None,
+        typer.Option(help="em310: DevEUI (bawaan: dari --sensor / default: from --sensor)"),
     ] = None,
-    seed_value: Annotated[int | None, typer.Option("--seed", help="random seed")] = None,
+    seed_value: Annotated[int | None, typer.Option("--seed", help=SEED_HELP)] = None,
 ) -> None:
-    """Play a TPS fill sensor: over MQTT, on a serial pty, or as LoRaWAN uplinks."""
+    """Sensor isi TPS simulasi: lewat MQTT, di pty serial, atau sebagai uplink LoRaWAN / Play a
+    TPS fill sensor: over MQTT, on a serial pty, or as LoRaWAN uplinks."""
     from firmware_sim.tps import (
         TpsSimSettings,
         run_em310_sensor,
@@ -337,9 +417,13 @@ def sim_tps(
 
     kinds = ("mqtt", "jsn", "maxbotix", "em310")
     if kind not in kinds:
-        raise typer.BadParameter(f"must be one of {', '.join(kinds)}", param_hint="--kind")
+        _refuse(
+            "--kind",
+            f"{kind!r} tidak dikenal / unknown; salah satu dari / one of: {', '.join(kinds)}",
+        )
     if kind in ("jsn", "maxbotix") and link is None:
-        raise typer.BadParameter("required for jsn and maxbotix", param_hint="--link")
+        _refuse("--link", "wajib untuk jsn dan maxbotix / required for jsn and maxbotix")
+    _positive("--interval", interval, DAY_S)
     setup_logging()
     settings = load_settings(TpsSimSettings, config)
     if kind == "jsn" and link is not None:

@@ -34,7 +34,10 @@ class LogFormat(StrEnum):
 
 
 ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML settings file (or WASTEBANK_CONFIG)")
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="berkas pengaturan TOML / TOML settings file (or WASTEBANK_CONFIG)"
+    ),
 ]
 
 
@@ -48,8 +51,19 @@ LogFormatOption = Annotated[
 
 LedgerUrlOption = Annotated[
     str | None,
-    typer.Option(help="SQLAlchemy URL of the ledger (default: the ingester's settings)"),
+    typer.Option(
+        help="URL SQLAlchemy buku besar (bawaan: pengaturan ingester) / SQLAlchemy URL of the "
+        "ledger (default: the ingester's settings)"
+    ),
 ]
+ApiLedgerUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        help="URL SQLAlchemy buku besar (bawaan: pengaturan API, ledger_url / "
+        "WASTEBANK_LEDGER_URL) / SQLAlchemy URL of the ledger (default: the API's settings)"
+    ),
+]
+"""``--ledger-url`` of a command that reads the API's settings (`wastebank fleet`)."""
 WHEN_HELP = "ISO 8601 date or time, e.g. 2026-11-23 or 2026-11-23T09:00+09:00 (no offset: local)"
 
 

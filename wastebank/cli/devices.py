@@ -176,20 +176,31 @@ def certs_gateway(
 
 @device_app.command("add")
 def device_add(
-    bank: Annotated[str | None, typer.Option(help="gateway: the waste bank's code")] = None,
-    gateway: Annotated[str | None, typer.Option(help="gateway: its gateway_id")] = None,
-    tps: Annotated[str | None, typer.Option(help="TPS fill sensor: the TPS code")] = None,
-    sensor: Annotated[str | None, typer.Option(help="TPS fill sensor: its sensor id")] = None,
+    bank: Annotated[
+        str | None, typer.Option(help="gateway: kode bank sampah / the waste bank's code")
+    ] = None,
+    gateway: Annotated[
+        str | None, typer.Option(help="gateway: gateway_id-nya / its gateway_id")
+    ] = None,
+    tps: Annotated[
+        str | None, typer.Option(help="sensor isi TPS: kode TPS / TPS fill sensor: the TPS code")
+    ] = None,
+    sensor: Annotated[
+        str | None, typer.Option(help="sensor isi TPS: id-nya / TPS fill sensor: its sensor id")
+    ] = None,
     site: Annotated[
         Path | None,
         typer.Option(
-            help="the gateway's site file: bank, gateway id, and the grants its sensors need"
+            help="berkas site gateway: bank, id gateway dan izin yang dibutuhkan sensornya / "
+            "the gateway's site file: bank, gateway id, and the grants its sensors need"
         ),
     ] = None,
     serves: Annotated[
         list[str] | None,
         typer.Option(
-            "--serves", metavar="TPS/SENSOR", help="gateway: also publishes this sensor's fill"
+            "--serves",
+            metavar="TPS/SENSOR",
+            help="gateway: juga menerbitkan isi sensor ini / also publishes this sensor's fill",
         ),
     ] = None,
     reads: Annotated[
@@ -197,35 +208,62 @@ def device_add(
         typer.Option(
             "--reads",
             metavar="FILTER",
-            help="gateway: may subscribe to this topic filter (e.g. LoRaWAN uplinks)",
+            help="gateway: boleh berlangganan filter topik ini (mis. uplink LoRaWAN) / may "
+            "subscribe to this topic filter (e.g. LoRaWAN uplinks)",
         ),
     ] = None,
     topic_prefix: Annotated[
-        str, typer.Option(help="topic prefix (tests only; empty in production)")
+        str,
+        typer.Option(
+            help="awalan topik (hanya uji; kosong di produksi) / topic prefix (tests only; "
+            "empty in production)"
+        ),
     ] = "",
     rotate: Annotated[
-        bool, typer.Option("--rotate", help="a new password for a registered device")
+        bool,
+        typer.Option(
+            "--rotate",
+            help="kata sandi baru untuk perangkat terdaftar / a new password for a registered "
+            "device",
+        ),
     ] = False,
     snippet: Annotated[
         Path | None,
-        typer.Option(help="also write the site file's mqtt table to this file (mode 0600)"),
+        typer.Option(
+            help="tulis juga tabel mqtt berkas site ke berkas ini (mode 0600) / also write the "
+            "site file's mqtt table to this file (mode 0600)"
+        ),
     ] = None,
     broker_host: Annotated[
         str | None,
-        typer.Option(help="host in the snippet (default: a name in the broker's certificate)"),
+        typer.Option(
+            help="host di potongan (bawaan: nama di sertifikat broker) / host in the snippet "
+            "(default: a name in the broker's certificate)"
+        ),
     ] = None,
     broker_port: Annotated[
-        int | None, typer.Option(help="port in the snippet (default: the TLS listener's)")
+        int | None,
+        typer.Option(
+            help="port di potongan (bawaan: listener TLS) / port in the snippet (default: the "
+            "TLS listener's)"
+        ),
     ] = None,
     device_ca_file: Annotated[
-        str, typer.Option(help="where the device keeps the site CA (snippet's ca_file)")
+        str,
+        typer.Option(
+            help="tempat perangkat menyimpan CA situs / where the device keeps the site CA "
+            "(snippet's ca_file)"
+        ),
     ] = "/etc/wastebank/ca.crt",
     config: ConfigOption = None,
 ) -> None:
-    """Issue a device's MQTT password; it may publish only under its own bank/TPS and id.
+    """Terbitkan kata sandi MQTT perangkat / Issue a device's MQTT password.
 
-    Prints the password once. A registered device is refused unless --rotate (a new password;
-    the old one stops working at once).
+    Perangkat hanya boleh menerbitkan di bawah bank/TPS dan id-nya sendiri; kata sandi
+    ditampilkan sekali; perangkat terdaftar ditolak kecuali --rotate (kata sandi baru, yang lama
+    langsung tidak berlaku). / It may publish only under its own bank/TPS and id. Prints the
+    password once. A registered device is refused unless --rotate (a new password; the old one
+    stops working at once).
     """
     from wastebank import devices
 
@@ -335,7 +373,8 @@ def _snippet_host(files: BrokerAuthFiles) -> str:
 
 @device_app.command("list")
 def device_list(config: ConfigOption = None) -> None:
-    """List the devices allowed on the TLS listener and the topics each may use."""
+    """Daftar perangkat di listener TLS dan topiknya / The devices allowed on the TLS listener
+    and the topics each may use; removed ones too."""
     from wastebank import devices
 
     files = devices.broker_auth_files(_services_settings(config).run_dir)
@@ -368,10 +407,16 @@ def device_list(config: ConfigOption = None) -> None:
 
 @device_app.command("remove")
 def device_remove(
-    username: Annotated[str, typer.Argument(help="as `wastebank device list` shows it")],
+    username: Annotated[
+        str,
+        typer.Argument(
+            help="seperti di `wastebank device list` / as `wastebank device list` shows it"
+        ),
+    ],
     config: ConfigOption = None,
 ) -> None:
-    """Revoke a device: its password and ACL go; the broker drops it at once."""
+    """Cabut perangkat: kata sandi dan ACL-nya dihapus, broker langsung memutusnya / Revoke a
+    device: its password and ACL go; the broker drops it at once."""
     from wastebank import devices
 
     settings = _services_settings(config)

@@ -81,43 +81,59 @@ def ledger_revision(
 def ledger_verify(
     config: ConfigOption = None,
     ledger_url: LedgerUrlOption = None,
-    limit: Annotated[int, typer.Option(min=1, help="problems to print at most")] = 100,
+    limit: Annotated[
+        int,
+        typer.Option(min=1, help="masalah yang dicetak paling banyak / problems to print at most"),
+    ] = 100,
     influx: Annotated[
         bool,
         typer.Option(
             "--influx",
-            help="also compare the device deposits with InfluxDB's points, per local day, bank "
-            "and category (count, grams, Rupiah) / bandingkan juga dengan InfluxDB",
+            help="bandingkan juga setoran perangkat dengan titik InfluxDB, per hari lokal, bank "
+            "dan kategori (jumlah, gram, Rupiah) / also compare the device deposits with "
+            "InfluxDB's points, per local day, bank and category (count, grams, Rupiah)",
         ),
     ] = False,
     date_from: Annotated[
         datetime | None,
         typer.Option(
-            "--from", formats=["%Y-%m-%d"], help="--influx: first local day (default: --to - 29)"
+            "--from",
+            formats=["%Y-%m-%d"],
+            help="--influx: hari lokal pertama (bawaan: --to - 29) / first local day (default: "
+            "--to - 29)",
         ),
     ] = None,
     date_to: Annotated[
         datetime | None,
         typer.Option(
-            "--to", formats=["%Y-%m-%d"], help="--influx: last local day (default: today)"
+            "--to",
+            formats=["%Y-%m-%d"],
+            help="--influx: hari lokal terakhir (bawaan: hari ini) / last local day (default: "
+            "today)",
         ),
     ] = None,
     settle: Annotated[
         float,
         typer.Option(
             min=0,
-            help="--influx: seconds after which differing days are compared again; only what "
-            "differs both times is drift (a deposit between its ledger commit and its point)",
+            help="--influx: detik sebelum hari yang berbeda dibandingkan lagi; hanya yang "
+            "berbeda dua kali adalah selisih / seconds after which differing days are compared "
+            "again; only what differs both times is drift (a deposit between its ledger commit "
+            "and its point)",
         ),
     ] = 5.0,
 ) -> None:
-    """Check the books: every transaction balanced, journal and stock entries exactly as the
-    deposits, voids, withdrawals and stock movements imply, no negative balance or stock, a valid
-    induk/unit hierarchy, the daily and monthly tonnage summaries as the deposits imply (`ledger
-    rebuild-summary` mends those). With --influx, also that InfluxDB's deposit points agree
-    with the ledger's device deposits (voided ones included) over the local days --from..--to
-    (`influx rebuild-deposits` mends them); the comparison is recorded (reconciliation_run).
-    Exit 1 when anything is wrong, 2 when InfluxDB cannot be asked."""
+    """Periksa pembukuan: setiap transaksi seimbang, entri jurnal dan stok persis sesuai
+    dokumennya, tidak ada saldo atau stok negatif, hierarki induk/unit sah, ringkasan tonase
+    sesuai setoran; dengan --influx juga titik setoran InfluxDB. Keluar 1 bila ada yang salah, 2
+    bila InfluxDB tak dapat ditanya. / Check the books: every transaction balanced, journal and
+    stock entries exactly as the deposits, voids, withdrawals and stock movements imply, no
+    negative balance or stock, a valid induk/unit hierarchy, the daily and monthly tonnage
+    summaries as the deposits imply (`ledger rebuild-summary` mends those). With --influx, also
+    that InfluxDB's deposit points agree with the ledger's device deposits (voided ones
+    included) over the local days --from..--to (`influx rebuild-deposits` mends them); the
+    comparison is recorded (reconciliation_run). Exit 1 when anything is wrong, 2 when InfluxDB
+    cannot be asked."""
     from wastebank import ledger
 
     if not influx and (date_from or date_to):
@@ -210,7 +226,10 @@ def _verify_influx(
 def ledger_rebuild_summary(
     config: ConfigOption = None,
     ledger_url: LedgerUrlOption = None,
-    limit: Annotated[int, typer.Option(min=1, help="problems to print at most")] = 100,
+    limit: Annotated[
+        int,
+        typer.Option(min=1, help="masalah yang dicetak paling banyak / problems to print at most"),
+    ] = 100,
 ) -> None:
     """Make the daily tonnage summary (deposit_day) and its monthly roll-up (deposit_month),
     which the DLH reports read, again from the deposits, then check them against the deposits.
