@@ -155,6 +155,7 @@ def test_the_registry_file_named_as_the_broker_run_dir_is_refused_naming_its_dir
         (["tps", "--kind", "radar"], "--kind: 'radar' tidak dikenal / unknown"),
         (["tps", "--kind", "jsn"], "--link: wajib untuk jsn dan maxbotix / required for jsn"),
         (["tps", "--interval", "-1"], "--interval: harus > 0"),
+        (["tps", "--tps", "TPS 1"], "--tps: 'TPS 1': huruf kecil, angka dan -"),
     ],
 )
 def test_a_bad_simulator_option_is_said_in_both_languages_without_a_traceback(

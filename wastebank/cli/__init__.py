@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -414,6 +415,7 @@ def sim_tps(
         run_tps_sensor,
     )
     from wastebank.config import load_settings
+    from wastebank.messages import CODE_PATTERN
 
     kinds = ("mqtt", "jsn", "maxbotix", "em310")
     if kind not in kinds:
@@ -424,6 +426,13 @@ def sim_tps(
     if kind in ("jsn", "maxbotix") and link is None:
         _refuse("--link", "wajib untuk jsn dan maxbotix / required for jsn and maxbotix")
     _positive("--interval", interval, DAY_S)
+    for option, code in (("--tps", tps), ("--sensor", sensor)):
+        if re.fullmatch(CODE_PATTERN, code) is None:
+            _refuse(
+                option,
+                f"{code!r}: huruf kecil, angka dan - (1-63, bukan - di depan) / lower-case "
+                "letters, digits and - (1-63, not - first)",
+            )
     setup_logging()
     settings = load_settings(TpsSimSettings, config)
     if kind == "jsn" and link is not None:
