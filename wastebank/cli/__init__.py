@@ -17,7 +17,7 @@ import importlib
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -130,6 +130,12 @@ def _refuse(option: str, message: str) -> NoReturn:
     """A bad simulator option: said in both languages, exit 2 (a usage error), no traceback."""
     typer.echo(f"error: {option}: {message}", err=True)
     raise typer.Exit(code=FAILED)
+
+
+def _unknown(option: str, value: str, known: Iterable[str]) -> NoReturn:
+    _refuse(
+        option, f"{value!r} tidak dikenal / unknown; salah satu dari / one of: {', '.join(known)}"
+    )
 
 
 def _positive(option: str, value: float, most: float) -> None:
@@ -285,26 +291,21 @@ def sim_kiosk(
     _positive("--interval", interval, DAY_S)
     uids = [c.strip() for c in cards.split(",") if c.strip()]
     codes = [c.strip() for c in categories.split(",") if c.strip()]
-    for option, given, check, rule in (
+    for option, given, rule in (
         (
             "--cards",
             uids,
-            lambda uid: ScriptedDeposit(uid, "x", CAPACITY_G),
-            "UID kartu: 8-20 digit heksadesimal huruf besar / a card UID: 8-20 upper-case hex "
-            "digits",
+            "UID kartu: 8-20 digit heksadesimal huruf besar / a card UID: 8-20 "
+            "upper-case hex digits",
         ),
-        (
-            "--categories",
-            codes,
-            lambda code: ScriptedDeposit("0" * 8, code, CAPACITY_G),
-            "kode kategori: a-z, 0-9, - / a category code: a-z, 0-9, -",
-        ),
+        ("--categories", codes, "kode kategori: a-z, 0-9, - / a category code: a-z, 0-9, -"),
     ):
         if not given:
             _refuse(option, "paling sedikit satu / at least one")
         for one in given:
+            card, category = (one, "x") if option == "--cards" else ("0" * 8, one)
             try:
-                check(one)
+                ScriptedDeposit(card, category, CAPACITY_G)  # its own checks, as the run makes
             except ValueError:
                 _refuse(option, f"{one!r}: {rule}")
     setup_logging()
@@ -356,12 +357,10 @@ def sim_scale(
     weighing indicator of any supported model over a real pseudo-terminal."""
     from firmware_sim.scales import MODELS, SCENARIOS, run_scale_scenario
 
-    for option, value, known in (("--model", model, MODELS), ("--scenario", scenario, SCENARIOS)):
-        if value not in known:
-            _refuse(
-                option,
-                f"{value!r} tidak dikenal / unknown; salah satu dari / one of: {', '.join(known)}",
-            )
+    if model not in MODELS:
+        _unknown("--model", model, MODELS)
+    if scenario not in SCENARIOS:
+        _unknown("--scenario", scenario, SCENARIOS)
     _positive("--rate", rate, MAX_RATE_HZ)
     _positive("--interval", interval, DAY_S)
     if baud is not None and not 300 <= baud <= 921_600:
@@ -419,10 +418,7 @@ def sim_tps(
 
     kinds = ("mqtt", "jsn", "maxbotix", "em310")
     if kind not in kinds:
-        _refuse(
-            "--kind",
-            f"{kind!r} tidak dikenal / unknown; salah satu dari / one of: {', '.join(kinds)}",
-        )
+        _unknown("--kind", kind, kinds)
     if kind in ("jsn", "maxbotix") and link is None:
         _refuse("--link", "wajib untuk jsn dan maxbotix / required for jsn and maxbotix")
     _positive("--interval", interval, DAY_S)
