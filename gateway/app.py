@@ -109,7 +109,7 @@ class Gateway:
         self.attendant_db = AttendantDb(self.outbox)
         self.live = Live()
         self.stats = GatewayStats()
-        self.clock = ClockWatch(settings.clock)
+        self.clock = ClockWatch(settings.clock, memory=self.outbox)
         self.clock.check()  # before the first event is stamped
         self.health_due = asyncio.Event()
         """Set when the fleet must hear of something at once (:meth:`note_health`) or the link
@@ -227,6 +227,7 @@ class Gateway:
 
     def health(self) -> GatewayHealth:
         oldest = self.outbox.oldest_age()
+        alerts, left_out = self.alerts_active()
         return checked(
             GatewayHealth(
                 gateway_id=self.settings.gateway_id,
@@ -245,23 +246,23 @@ class Gateway:
                 sensors=[r.health() for r in self.sensors.values()],
                 version=__version__,
                 clock=self.clock.health(),
-                alerts_active=self.alerts_active(),
+                alerts_active=alerts,
+                alerts_left_out=left_out,
             )
         )
 
-    def alerts_active(self) -> list[ActiveAlert]:
-        """The alerts raised and not cleared, oldest first (at most a health report's worth)."""
-        return [as_message(a) for a in self.recorder.alerts.active()[:ALERTS_ACTIVE_MAX]]
+    def alerts_active(self) -> tuple[list[ActiveAlert], int]:
+        """The alerts raised and not cleared, at most a health report's worth, the most urgent
+        first (gateway.alert_store.URGENCY), and how many were left out."""
+        listed, left_out = self.recorder.alerts.most_urgent(ALERTS_ACTIVE_MAX)
+        return [as_message(a) for a in listed], left_out
 
     async def clock_loop(self) -> None:
-        """Probe the clock every ``check_interval_s`` (chrony's probe, a command, off the loop)."""
-        chrony = self.clock.probe == "chrony"
+        """Probe the clock every ``check_interval_s`` (off the loop: chrony's probe is a
+        command); the reading is taken on the loop (it may write the outbox file)."""
         while True:
             await asyncio.sleep(self.settings.clock.check_interval_s)
-            if chrony:
-                await asyncio.to_thread(self.clock.check)
-            else:
-                self.clock.check()
+            self.clock.update(await asyncio.to_thread(self.clock.probe_now))
             self.note_health()
 
     def faults(self) -> Faults:
@@ -297,6 +298,7 @@ class Gateway:
             if tick:
                 next_tick = loop.time() + s.health_interval_s
                 self.check_outbox()
+                self.recorder.release_held()
             if (gap := sent_at + s.health_min_gap_s - loop.time()) > 0:
                 await asyncio.sleep(gap)  # what changes meanwhile goes out in this one report
             self.health_due.clear()
@@ -385,7 +387,7 @@ class Gateway:
             tg.create_task(self.sensor_uplinks(), name="lns")
         tg.create_task(self.uplink.run(), name="mqtt")
         tg.create_task(self.health_loop(), name="health")
-        if self.clock.probe != "none":
+        if self.settings.clock.probe != "none":
             tg.create_task(self.clock_loop(), name="clock")
         for name, task in beside.items():
             tg.create_task(_awaited(task), name=name)

@@ -21,6 +21,15 @@ card moved to a new Pi, or an image with this file cloned onto one whose machine
 anew) it draws a new install for the events it numbers from then on, and keeps its rows. Two
 Pis cloned *with* this file and the same machine id share an install: the ledger then sees the
 same id with other content and says so (a ``conflict`` dead letter, an alert), never drops one.
+
+The install is also written beside the file (``outbox.db.install``, :data:`INSTALL_MARKER`): a
+file that opens as new while that marker names an install (the file was emptied: truncated, its
+WAL lost, or moved aside) is logged as a warning naming the install it replaces, whose unsent
+events are not in the new file.
+
+**A damaged file** (SQLite: "database disk image is malformed", "file is not a database", or
+``PRAGMA quick_check`` not ``ok`` at open) raises :class:`OutboxDamaged`: the gateway stops with
+a message saying what to do (docs/deploy-pi.md §7a), and never starts a new file over it.
 """
 
 from __future__ import annotations
@@ -57,8 +66,30 @@ CREATE TABLE IF NOT EXISTS calibration_check (
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('last_seq', 0), ('dropped', 0);
 CREATE TABLE IF NOT EXISTS identity (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS clock_sync (boot TEXT PRIMARY KEY, synced_at TEXT NOT NULL);
 """
 MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
+INSTALL_MARKER = ".install"
+"""Suffix of the file beside the outbox that names its install."""
+_DAMAGED_CODES = frozenset({11, 26})
+"""SQLITE_CORRUPT, SQLITE_NOTADB (primary codes): the file, not the moment, is at fault."""
+
+
+class OutboxDamaged(Exception):
+    """The gateway's file cannot be read as a database: a person must recover or replace it."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"{path}: {why}")
+        self.path = path
+        self.why = why
+
+
+def is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite's error says the file is damaged (not locked, full or read-only)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _DAMAGED_CODES
+    return type(exc) is sqlite3.DatabaseError  # its subclasses are the other kinds
 
 
 def machine_id(files: Iterable[Path] = MACHINE_ID_FILES) -> str:
@@ -177,14 +208,30 @@ class Outbox:
         self.max_age = max_age
         self.max_hold_s = max_hold_s
         self._db = sqlite3.connect(path, isolation_level=None)
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            if is_damage(exc):
+                raise OutboxDamaged(path, str(exc)) from exc
+            raise
+        except OutboxDamaged:
+            self._db.close()
+            raise
+        self.install = self._install(machine_id() if machine is None else machine)
+
+    def _open(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        # every page read once: damage found now, with a message, not by a task later
+        problems = [str(r[0]) for r in self._db.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise OutboxDamaged(self.path, "; ".join(problems)[:500])
         self._db.executescript(_SCHEMA)
         have = {str(r[1]) for r in self._db.execute("PRAGMA table_info(outbox)")}
         for name, decl in _REFUSAL_COLUMNS.items():
             if name not in have:
                 self._db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {decl}")
-        self.install = self._install(machine_id() if machine is None else machine)
 
     def _install(self, machine: str) -> str:
         """The install this file numbers events under: drawn on creation, and again when the
@@ -192,6 +239,7 @@ class Outbox:
         with write_transaction(self._db) as db:
             rows = dict(db.execute("SELECT key, value FROM identity").fetchall())
             install, known = rows.get("install"), rows.get("machine", "")
+            previous_unknown = install is None
             moved = install is not None and bool(machine) and bool(known) and machine != known
             if install is None or moved:
                 previous, install = install, new_install()
@@ -211,7 +259,46 @@ class Outbox:
                 db.execute(
                     "INSERT OR REPLACE INTO identity (key, value) VALUES ('machine', ?)", (machine,)
                 )
+        self._mark(str(install), created=previous_unknown)
         return str(install)
+
+    def _mark(self, install: str, *, created: bool) -> None:
+        """Write the install beside the file; a file just created where the marker names
+        another install is a warning (what that install had not sent is not in this file)."""
+        marker = Path(f"{self.path}{INSTALL_MARKER}")
+        try:
+            before = marker.read_text().strip()
+        except FileNotFoundError:
+            before = ""
+        if created and before and before != install:
+            log.warning(
+                "berkas outbox %s dibuat baru (install %s) padahal install sebelumnya %s: "
+                "peristiwa yang belum terkirim dari install itu tidak ada di berkas ini "
+                "(docs/deploy-pi.md §7a) / the outbox file was created anew (install %s) where "
+                "install %s was before: the events it had not sent are not in this file",
+                self.path,
+                install,
+                before,
+                install,
+                before,
+            )
+        if before != install:
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_MODE)
+            with os.fdopen(fd, "w") as out:
+                out.write(install + "\n")
+
+    def clock_synced_at(self, boot: str) -> datetime | None:
+        """The first clock synchronization remembered for the boot ``boot`` (gateway.clock)."""
+        row = self._db.execute("SELECT synced_at FROM clock_sync WHERE boot=?", (boot,)).fetchone()
+        return None if row is None else datetime.fromisoformat(str(row[0]))
+
+    def remember_clock_sync(self, boot: str, at: datetime) -> None:
+        """Keep this boot's first clock synchronization (one boot's: an earlier boot's goes)."""
+        with write_transaction(self._db) as db:
+            db.execute("DELETE FROM clock_sync")
+            db.execute(
+                "INSERT INTO clock_sync (boot, synced_at) VALUES (?, ?)", (boot, at.isoformat())
+            )
 
     def close(self) -> None:
         self._db.close()

@@ -16,10 +16,11 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from dataclasses import replace as with_fields
 from datetime import UTC, datetime
 from typing import Literal
 
-from gateway.alert_store import AlertStore, Raised
+from gateway.alert_store import AlertStore, FlapGuard, Raised
 from gateway.attendant_store import AttendantDb, MemberEntry, PriceEntry
 from gateway.clock import ClockWatch
 from gateway.kiosk import AttendantSession, DepositCandidate
@@ -34,6 +35,7 @@ from wastebank.messages import (
     DepositEvent,
     GatewayAlert,
     Topics,
+    alert_event_id,
     device_event_id,
     encode_set,
 )
@@ -117,6 +119,7 @@ class Recorder:
         self._armed: dict[str, ArmContext] = {}
         self.alerts = AlertStore(outbox.connection)
         """The alerts raised and not cleared, this run's and earlier runs'."""
+        self.flaps: FlapGuard[Condition] = FlapGuard()
 
     def event_id(self, seq: int) -> str:
         """The id of this gateway's event number ``seq``: unique for the city's life (see
@@ -288,13 +291,26 @@ class Recorder:
 
     # ---- alerts -------------------------------------------------------------------------------
 
-    def report(self, condition: Condition) -> None:
+    def report(self, condition: Condition, now: float | None = None) -> None:
         """Raise an alert once when its condition starts, clear it once when it ends; through
         the outbox, with the alert's state kept beside it (:mod:`gateway.alert_store`), so a
-        restart neither raises a still-active alert again nor forgets to clear one."""
+        restart neither raises a still-active alert again nor forgets to clear one. A flapping
+        alert's clear is held (:class:`gateway.alert_store.FlapGuard`, :meth:`release_held`).
+        ``now``: monotonic."""
         key = (condition.code, condition.subject)
-        if condition.active == (key in self.alerts):
-            return
+        now = time.monotonic() if now is None else now
+        if self.flaps.admit(key, condition.active, key in self.alerts, now, condition):
+            self._record(condition)
+
+    def release_held(self, now: float | None = None) -> None:
+        """Clear the flapping alerts whose condition has been over long enough, saying how many
+        transitions were held (the health loop calls this at each tick)."""
+        for condition, held in self.flaps.due(time.monotonic() if now is None else now):
+            said = f"{held} perubahan ditahan (berkedip) / {held} transitions held (flapping); "
+            self._record(with_fields(condition, message=said + condition.message))
+
+    def _record(self, condition: Condition) -> None:
+        key = (condition.code, condition.subject)
         s = self.settings
         at = datetime.now(UTC)
         state: Literal["raised", "cleared"] = "raised" if condition.active else "cleared"
@@ -303,7 +319,7 @@ class Recorder:
             seq = write.next_seq("alert")
             alert = checked(
                 GatewayAlert(
-                    alert_id=self.event_id(seq),
+                    alert_id=alert_event_id(s.gateway_id, self.outbox.install, seq),
                     gateway_id=s.gateway_id,
                     install=self.outbox.install,
                     seq=seq,

@@ -6,21 +6,62 @@ The app (:class:`gateway.app.Gateway`) and, when ``http_port`` is set, the local
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import sys
+from pathlib import Path
 from typing import Final
 
 from gateway.app import Gateway
+from gateway.outbox import OutboxDamaged, is_damage
 from gateway.reconnect import quiet
 from gateway.settings import GatewaySettings
 
+OUTBOX_DAMAGED: Final = 3
+"""The exit status when the outbox file is damaged: the unit file's RestartPreventExitStatus
+(no restart every 2 s: a person must recover or replace the file, docs/deploy-pi.md §7a)."""
+
+log = logging.getLogger("wastebank.gateway")
+
 
 async def run(settings: GatewaySettings) -> None:
-    """Until SIGTERM (a clean return) or a task fails."""
+    """Until SIGTERM (a clean return) or a task fails; a damaged outbox file, at start or
+    later, is a message and :data:`OUTBOX_DAMAGED` (SystemExit)."""
     quiet()
     keep_out_unused()
-    gateway = Gateway(settings)
-    beside = {"http": lambda: _serve_http(gateway)} if settings.http_port else {}
-    await gateway.run(beside)
+    try:
+        gateway = Gateway(settings)
+        beside = {"http": lambda: _serve_http(gateway)} if settings.http_port else {}
+        await gateway.run(beside)
+    except Exception as exc:
+        damaged = _damage(exc, settings.outbox.path)
+        if damaged is None:
+            raise
+        log.critical(
+            "berkas outbox rusak, gateway berhenti (status keluar %(status)d, systemd tidak "
+            "memulainya lagi): %(file)s: %(why)s. Jangan hapus berkas itu: setoran yang belum "
+            "terkirim ada di dalamnya. Pulihkan dengan sqlite3 .recover, atau pindahkan ke "
+            "samping untuk mulai install baru; lihat docs/deploy-pi.md §7a. / the outbox file is "
+            "damaged, the gateway stops (exit status %(status)d, systemd does not restart it): "
+            "%(file)s: %(why)s. Do not delete it: the deposits not yet sent are in it. Recover "
+            "it with sqlite3 .recover, or move it aside to start a new install; see "
+            "docs/deploy-pi.md §7a.",
+            {"status": OUTBOX_DAMAGED, "file": damaged.path, "why": damaged.why},
+        )
+        raise SystemExit(OUTBOX_DAMAGED) from None
+
+
+def _damage(exc: BaseException, path: Path) -> OutboxDamaged | None:
+    """The damaged outbox behind ``exc`` (a task's error, in its group), if that is what it is."""
+    if isinstance(exc, OutboxDamaged):
+        return exc
+    if isinstance(exc, sqlite3.DatabaseError) and is_damage(exc):
+        return OutboxDamaged(path, str(exc))
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _damage(inner, path)) is not None:
+                return found
+    return None
 
 
 async def _serve_http(gateway: Gateway) -> None:

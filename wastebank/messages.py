@@ -84,6 +84,14 @@ def device_event_id(device_id: str, install: str | None, seq: int) -> str:
     return f"{device_id}.{install}.{seq}"
 
 
+def alert_event_id(gateway_id: str, install: str, seq: int) -> str:
+    """A gateway alert's id: ``{gateway}.{install}-{seq}``, e.g. ``gw-01.k7q2m-3``. Alerts have
+    their own sequence, so the deposits' form would repeat a deposit's id; the hyphen before
+    the number keeps them apart (a deposit's ``.{seq}``, a pre-0.2 ``{device}-{seq}`` without a
+    dot), within :data:`EVENT_ID_PATTERN`."""
+    return f"{gateway_id}.{install}-{seq}"
+
+
 AwareDatetime = Annotated[datetime, Meta(tz=True)]
 """An RFC 3339 date-time with its offset; one without is refused."""
 
@@ -395,6 +403,13 @@ class ClockHealth(_Message, kw_only=True, frozen=True):
         Annotated[AwareDatetime, Meta(description="the first synchronization seen since boot")]
         | None
     ) = None
+    problem: (
+        Annotated[
+            str,
+            Meta(max_length=200, description="why the probe cannot tell: it could not run"),
+        ]
+        | None
+    ) = None
 
 
 class ActiveAlert(_Message, kw_only=True, frozen=True):
@@ -446,6 +461,10 @@ class GatewayHealth(_Message, kw_only=True, frozen=True):
     ) = UNSET
     """UNSET when an older gateway did not say (not an empty list: it never reported none);
     :attr:`active` reads it as a list."""
+    alerts_left_out: Annotated[
+        Count,
+        Meta(description=f"active alerts beyond the {ALERTS_ACTIVE_MAX} listed (the least urgent)"),
+    ] = 0
 
     @property
     def active(self) -> list[ActiveAlert]:
@@ -472,7 +491,12 @@ class GatewayAlert(_Message, kw_only=True, frozen=True):
 
     kind: Literal["alert"] = "alert"
     alert_id: Annotated[
-        str, Meta(pattern=EVENT_ID_PATTERN, description="'{gateway_id}.{install}.{seq}'")
+        str,
+        Meta(
+            pattern=EVENT_ID_PATTERN,
+            description="'{gateway_id}.{install}-{seq}' (alert_event_id); "
+            "'{gateway_id}.{install}.{seq}' from older gateways",
+        ),
     ]
     gateway_id: Code
     install: Install | None = None
@@ -487,8 +511,11 @@ class GatewayAlert(_Message, kw_only=True, frozen=True):
     message: Annotated[str, Meta(max_length=300)]
 
     def __post_init__(self) -> None:
-        if self.alert_id != device_event_id(self.gateway_id, self.install, self.seq):
-            raise _across("alert_id must be '{gateway_id}.{install}.{seq}'")
+        forms = {device_event_id(self.gateway_id, self.install, self.seq)}
+        if self.install is not None:
+            forms.add(alert_event_id(self.gateway_id, self.install, self.seq))
+        if self.alert_id not in forms:
+            raise _across("alert_id must be '{gateway_id}.{install}-{seq}'")
 
 
 class TpsAlert(_Message, kw_only=True, frozen=True):

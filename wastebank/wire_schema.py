@@ -69,8 +69,9 @@ _RULES = {
     "status": [],
     "health": ["bank_code and gateway_id equal the topic's {bank_code} and {gateway_id}."],
     "alert": [
-        "alert_id is '{gateway_id}.{install}.{seq}', or '{gateway_id}-{seq}' when install is "
-        "absent or null (alerts from before 0.2).",
+        "alert_id is '{gateway_id}.{install}-{seq}' (a hyphen before seq: never a deposit's "
+        "id); '{gateway_id}.{install}.{seq}' from older gateways, '{gateway_id}-{seq}' when "
+        "install is absent or null (alerts from before 0.2).",
         "bank_code and gateway_id equal the topic's {bank_code} and {gateway_id}.",
     ],
     "tps_alert": [],

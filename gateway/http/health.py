@@ -62,6 +62,9 @@ class PublicHealth(msgspec.Struct, kw_only=True):
     scales: list[ScaleStateView]
     clock: ClockHealth
     alerts_active: list[ActiveAlert]
+    """At most wastebank.messages.ALERTS_ACTIVE_MAX, the most urgent first."""
+    alerts_left_out: int
+    """Active alerts beyond those listed (the least urgent), as in the health report."""
 
 
 @routes.get("/health")
@@ -69,6 +72,7 @@ async def health(request: Request) -> PublicHealth:
     gw = auth.service(request).gw
     too_large = sum(getattr(request.app.state, "too_large", {}).values())
     too_slow = sum(getattr(request.app.state, "too_slow", {}).values())
+    alerts, left_out = gw.alerts_active()
     return PublicHealth(
         gateway_id=gw.settings.gateway_id,
         version=__version__,
@@ -88,7 +92,8 @@ async def health(request: Request) -> PublicHealth:
             for state, since in [r.state_now()]
         ],
         clock=gw.clock.health(),
-        alerts_active=gw.alerts_active(),
+        alerts_active=alerts,
+        alerts_left_out=left_out,
     )
 
 

@@ -281,7 +281,10 @@ def health_lines(h: GatewayHealth) -> list[str]:
                 "clock_synchronized": None if h.clock is None else h.clock.synchronized,
                 "clock_offset_ms": None if h.clock is None else h.clock.offset_ms,
                 # an older gateway does not say: no field, rather than a 0 it never reported
-                "alerts_active": None if h.alerts_active is UNSET else len(h.alerts_active),
+                # every active alert, those the report left out too
+                "alerts_active": None
+                if h.alerts_active is UNSET
+                else len(h.alerts_active) + h.alerts_left_out,
             },
             at,
         )
