@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from wastebank.errors import SetupError
 from wastebank.messages import new_install
 
 log = logging.getLogger("wastebank.gateway.outbox")
@@ -75,8 +76,9 @@ _DAMAGED_CODES = frozenset({11, 26})
 """SQLITE_CORRUPT, SQLITE_NOTADB (primary codes): the file, not the moment, is at fault."""
 
 
-class OutboxDamaged(Exception):
-    """The gateway's file cannot be read as a database: a person must recover or replace it."""
+class OutboxDamaged(SetupError):
+    """The gateway's file cannot be read as a database: a person must recover or replace it
+    (gateway.run stops the process with its own exit status)."""
 
     def __init__(self, path: Path, why: str) -> None:
         super().__init__(f"{path}: {why}")
