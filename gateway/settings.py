@@ -204,6 +204,9 @@ class AttendantSettings(Settings, kw_only=True):
     ] = 30.0
     api_timeout_s: Annotated[float, Meta(gt=0, le=60)] = 5.0
     max_login_failures: Annotated[int, Meta(ge=1, description="per account per 15 minutes")] = 5
+    max_login_failures_per_client: Annotated[
+        int, Meta(ge=1, description="per client address per 15 minutes")
+    ] = 20
     # OWASP's Password Storage Cheat Sheet lists argon2id settings of equal strength; of them the
     # least memory (7 MiB, 5 passes) suits a Pi: a login's peak RSS is its memory cost on top.
     argon2_time_cost: Annotated[int, Meta(ge=1)] = 5
@@ -346,6 +349,15 @@ class GatewaySettings(WastebankSettings, kw_only=True):
             "http_max_requests_per_client from one address: one more is closed as it opens",
         ),
     ] = 256
+    http_allowed_hosts: Annotated[
+        list[str],
+        Meta(
+            description="names the local endpoint answers to in a request's Host, besides an IP "
+            "address, a name without a dot (localhost, the Pi's) and the LAN-only names .local, "
+            ".lan, .home.arpa, .internal, .localhost, .test: any other Host is 421, so a page of "
+            "another site that points its own name at the Pi (DNS rebinding) is refused"
+        ),
+    ] = field(default_factory=list)
     health_interval_s: Annotated[
         float,
         Meta(

@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wastebank.formats import number, thousands
@@ -35,11 +36,38 @@ __all__ = [
     "BUSY",
     "BodyLimit",
     "InFlightLimit",
+    "LogEveryMinute",
     "ReadDeadline",
     "read_whole",
     "send_detail",
     "too_large_detail",
 ]
+
+LOG_EVERY_S = 60.0
+"""A flood of one kind of refusal is logged as its first and then one line a minute with the
+count since, never one line per request (an SD card is small)."""
+
+
+class LogEveryMinute:
+    """A flood of refusals logged as its first and then one line a minute per kind with the
+    count since, never one line per request (an SD card is small)."""
+
+    def __init__(self, every_s: float = LOG_EVERY_S) -> None:
+        self.every_s = every_s
+        self._at: dict[str, float] = {}
+        self._unlogged: Counter[str] = Counter()
+
+    def due(self, kind: str) -> int:
+        """Count one of ``kind``: how many to log now (this one and those not logged yet), or
+        0 when a line of it was written within the minute."""
+        self._unlogged[kind] += 1
+        now = time.monotonic()
+        last = self._at.get(kind)
+        if last is not None and now - last < self.every_s:
+            return 0
+        self._at[kind] = now
+        return self._unlogged.pop(kind)
+
 
 BUSY = "server sedang sibuk, coba lagi sebentar lagi / the server is busy, try again shortly"
 """The 503's ``detail`` when a server takes no more requests now (the API's admission,
@@ -58,7 +86,10 @@ class BodyLimit:
     """Refuse (413) a request whose body is larger than its path's limit; see the module.
 
     ``refused`` (a counter to share, e.g. with a health report; a new one by default) counts
-    the refusals by how the size was found: ``declared`` (Content-Length) or ``streamed``."""
+    the refusals by how the size was found: ``declared`` (Content-Length) or ``streamed``.
+    ``too_slow`` counts the bodies that did not come whole: ``body`` (not within
+    ``body_timeout_s``: 408) and ``gone`` (the client left first: nothing to answer, and the
+    app's ClientDisconnect is no error; logged at most once a minute with the count)."""
 
     def __init__(
         self,
@@ -80,6 +111,7 @@ class BodyLimit:
         self.upload_paths = tuple(upload_paths)
         self.refused: Counter[str] = refused if refused is not None else Counter()
         self.log = logger or logging.getLogger(__name__)
+        self._gone = LogEveryMinute()
 
     def limit_for(self, path: str) -> int:
         if any(p.match(path) for p in self.upload_paths):
@@ -106,10 +138,30 @@ class BodyLimit:
         )
         try:
             await self.app(scope, stream.receive, stream.send)
-        except Exception:
+        except Exception as exc:
             # an error of the app's own is raised; one caused by the cut body is answered
-            if not stream.refused:
-                raise
+            if stream.refused:
+                return
+            if isinstance(exc, ClientDisconnect) and stream.gone:
+                # the client left before its body was whole: nobody to answer, nothing wrong
+                self._note_gone(scope)
+                return
+            raise
+
+    def _note_gone(self, scope: Scope) -> None:
+        self.too_slow["gone"] += 1
+        count = self._gone.due("gone")
+        if not count:
+            return
+        client = scope.get("client")
+        self.log.warning(
+            "isi permintaan terputus / request body cut off by the client: %d since the last "
+            "line; the last: %s %s from %s",
+            count,
+            scope.get("method"),
+            scope.get("path"),
+            client[0] if client else "?",
+        )
 
     def _note_slow(self, scope: Scope) -> None:
         self.too_slow["body"] += 1
@@ -156,7 +208,7 @@ class _Streamed:
         self._timeout_s = timeout_s
         self._deadline: float | None = None
         self.received = 0
-        self.started = self.refused = self.whole = False
+        self.started = self.refused = self.whole = self.gone = False
 
     async def receive(self) -> Message:
         if self.whole or self.refused or self._timeout_s is None:
@@ -172,6 +224,8 @@ class _Streamed:
                     message = await self._receive()
             except TimeoutError:
                 return await self._cut(408, _too_slow_detail(self._timeout_s), self._on_slow)
+        if message["type"] == "http.disconnect" and not self.whole:
+            self.gone = True
         if message["type"] != "http.request" or self.refused:
             return message
         if not message.get("more_body", False):
@@ -238,8 +292,7 @@ class InFlightLimit:
         self.refused: Counter[str] = refused if refused is not None else Counter()
         self.log = logger or logging.getLogger(__name__)
         self.active = 0
-        self._logged_at: float | None = None
-        self._unlogged = 0
+        self._logged = LogEveryMinute(self.LOG_EVERY_S)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -268,16 +321,15 @@ class InFlightLimit:
                 del self.by_client[address]
 
     def _note(self, scope: Scope) -> None:
-        self._unlogged += 1
-        now = time.monotonic()
-        if self._logged_at is not None and now - self._logged_at < self.LOG_EVERY_S:
+        count = self._logged.due("busy")
+        if not count:
             return
         client = scope.get("client")
         address = client[0] if client else "?"
         self.log.warning(
             "sibuk / busy: %d ditolak / refused (503), %d in progress of at most %d (%d per "
             "client); the last: %s %s from %s with %d in progress",
-            self._unlogged,
+            count,
             self.active,
             self.max_requests,
             self.per_client,
@@ -286,7 +338,6 @@ class InFlightLimit:
             address,
             self.by_client[address],
         )
-        self._logged_at, self._unlogged = now, 0
 
 
 def _content_length(scope: Scope) -> int | None:

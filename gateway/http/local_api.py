@@ -21,8 +21,9 @@ import functools
 import ipaddress
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Final, cast
+from urllib.parse import urlsplit
 
 import uvicorn
 from starlette.applications import Starlette
@@ -30,6 +31,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from gateway.app import Gateway
@@ -38,10 +40,16 @@ from gateway.http.attendant import AttendantService, SessionGate, applied
 from gateway.http.attendant import routes as attendant_routes
 from gateway.http.health import PublicHealth
 from gateway.http.routing import Refused, mount
-from gateway.http.validation import validation_refused
+from gateway.http.validation import REFUSED, validation_refused
 from gateway.settings import GatewaySettings
 from wastebank.errors import WastebankError
-from wastebank.http_limits import BodyLimit, InFlightLimit, ReadDeadline
+from wastebank.http_limits import (
+    BodyLimit,
+    InFlightLimit,
+    LogEveryMinute,
+    ReadDeadline,
+    send_detail,
+)
 
 __all__ = ["PublicHealth", "http_app", "serve"]
 
@@ -52,8 +60,128 @@ SHUTDOWN_TIMEOUT_S = 3.0
 
 
 HEAD_MAX_BYTES: Final = 16 * 1024
-"""The most a request's line and headers may take (URL, query string, cookies): more and the
-connection is closed before the app sees it."""
+"""The most a request's line and headers may take (URL, query string, cookies). A head that
+arrives in pieces is refused by h11 (400, the connection closed) once its unfinished part passes
+it; one that arrives whole in one read (up to asyncio's 256 KiB) is measured by
+:class:`RequestHead` and answered 431."""
+HEAD_TOO_LARGE: Final = (
+    "baris permintaan dan header terlalu besar, paling banyak 16 KiB / request line and headers "
+    "too large: at most 16 KiB"
+)
+LAN_SUFFIXES: Final = (".local", ".lan", ".home.arpa", ".internal", ".localhost", ".test")
+"""Names no public DNS answers (mDNS, RFC 8375, RFC 6761, ICANN's .internal, and the common
+LAN one): a page of another site cannot point one of them at the gateway."""
+MISDIRECTED: Final = (
+    "gateway ini tidak melayani nama host itu; pakai alamat IP-nya atau tambahkan nama itu ke "
+    "http_allowed_hosts / this gateway does not answer to that host name: use its IP address "
+    "or add the name to http_allowed_hosts"
+)
+
+
+def host_allowed(host: str, names: Iterable[str]) -> bool:
+    """Whether a request's ``Host`` is one the gateway answers to: an IP address, a name
+    without a dot (``localhost``, the Pi's own name), a LAN-only name (:data:`LAN_SUFFIXES`), or
+    one of ``names`` (``http_allowed_hosts``). A DNS rebinding page's Host is a public name of
+    the attacker's, so it is none of these."""
+    if host.startswith("["):  # an IPv6 address, with or without a port
+        return "]" in host
+    name = host.rpartition(":")[0] if ":" in host else host
+    name = name.rstrip(".").lower()
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    else:
+        return True
+    return (
+        "." not in name
+        or name.endswith(LAN_SUFFIXES)
+        or name in {n.rstrip(".").lower() for n in names}
+    )
+
+
+def head_size(scope: Scope) -> int:
+    """A request's line and headers in bytes, as they came (``GET /x?q HTTP/1.1``, each
+    ``name: value`` line, the blank line)."""
+    target = len(scope.get("raw_path") or scope["path"].encode())
+    if scope.get("query_string"):
+        target += 1 + len(scope["query_string"])
+    line = len(scope["method"]) + 1 + target + len(" HTTP/1.1\r\n")
+    return line + sum(len(n) + 2 + len(v) + 2 for n, v in scope["headers"]) + 2
+
+
+class RequestHead:
+    """The request's head, before anything else: over :data:`HEAD_MAX_BYTES` is 431, a
+    ``Host`` the gateway does not answer to (:func:`host_allowed`) is 421; both with
+    ``Connection: close``, counted (``too_large["head"]``, ``REFUSED["(Host)"]``) and logged at
+    most once a minute. A redirect's ``Location`` built from the request's own Host (Starlette's
+    trailing-slash redirect) is sent relative, so no Host is ever echoed back."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        allowed_hosts: Iterable[str],
+        too_large: Counter[str],
+        refused: Counter[str],
+        logger: logging.Logger,
+    ) -> None:
+        self.app = app
+        self.allowed = tuple(allowed_hosts)
+        self.too_large, self.refused, self.log = too_large, refused, logger
+        self._logged = LogEveryMinute()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = next((v.decode("latin-1") for n, v in scope["headers"] if n == b"host"), None)
+        close = [(b"connection", b"close")]
+        if head_size(scope) > HEAD_MAX_BYTES:
+            self.too_large["head"] += 1
+            self._note("head", scope, f"{head_size(scope)} bytes")
+            await send_detail(send, 431, HEAD_TOO_LARGE, close)
+            return
+        if host is not None and not host_allowed(host, self.allowed):
+            self.refused["(Host)"] += 1
+            self._note("host", scope, f"Host {ascii(host)}")
+            await send_detail(send, 421, MISDIRECTED, close)
+            return
+
+        async def relative(message: Message) -> None:
+            if message["type"] == "http.response.start" and host is not None:
+                message["headers"] = [
+                    (n, _relative(v, host) if n.lower() == b"location" else v)
+                    for n, v in message.get("headers", ())
+                ]
+            await send(message)
+
+        await self.app(scope, receive, relative)
+
+    def _note(self, kind: str, scope: Scope, what: str) -> None:
+        count = self._logged.due(kind)
+        if not count:
+            return
+        client = scope.get("client")
+        self.log.warning(
+            "permintaan ditolak / request refused (%s): %d since the last line; the last: %s "
+            "%s from %s, %s",
+            "431 head too large" if kind == "head" else "421 unknown Host",
+            count,
+            scope.get("method"),
+            ascii(scope.get("path", ""))[1:-1],
+            client[0] if client else "?",
+            what,
+        )
+
+
+def _relative(location: bytes, host: str) -> bytes:
+    """``location`` without its scheme and host when they are the request's own."""
+    parts = urlsplit(location.decode("latin-1"))
+    if parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower():
+        path = parts.path or "/"
+        return (path + (f"?{parts.query}" if parts.query else "")).encode("latin-1")
+    return location
 
 
 class _Protocol(ReadDeadline, H11Protocol):
@@ -175,7 +303,15 @@ def http_app(gw: Gateway, service: AttendantService) -> Starlette:
     app = Starlette(
         routes=[*attendant_routes, *mount((health.routes, scales.routes))],
         middleware=[
-            # first: a request beyond the gateway's capacity costs nothing more than its 503
+            # first: a head too large or a Host not ours is answered before anything else
+            Middleware(
+                RequestHead,
+                allowed_hosts=gw.settings.http_allowed_hosts,
+                too_large=too_large,
+                refused=REFUSED,
+                logger=log,
+            ),
+            # then: a request beyond the gateway's capacity costs nothing more than its 503
             Middleware(
                 InFlightLimit,
                 max_requests=gw.settings.http_max_requests,

@@ -127,3 +127,8 @@ async def csrf_checked(request: Request) -> SignedIn:
 
 def https(request: Request) -> bool:
     return request.url.scheme == "https"
+
+
+def client_address(request: Request) -> str | None:
+    """The client's address (the peer of its connection: the gateway is behind no proxy)."""
+    return request.client.host if request.client else None

@@ -28,7 +28,14 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from gateway.http.attendant import auth
-from gateway.http.attendant.auth import BAD_CSRF, COOKIE, CSRF_FIELD, LOGIN_COOKIE, https
+from gateway.http.attendant.auth import (
+    BAD_CSRF,
+    COOKIE,
+    CSRF_FIELD,
+    LOGIN_COOKIE,
+    client_address,
+    https,
+)
 from gateway.http.attendant.service import AttendantService, LoginRefused, SignedIn
 from gateway.http.attendant.session import clear_session, set_session, start_session
 from gateway.http.routing import Routes, parse_form, path_param
@@ -195,7 +202,7 @@ async def login(request: Request) -> Response:
         unset = "api_url belum diatur / api_url is not set"
         return render(service, request, None, "", status=503, error=unset, next=back)
     try:
-        who = await service.login(form.username.strip(), form.password)
+        who = await service.login(form.username.strip(), form.password, client_address(request))
     except LoginRefused as exc:
         return render(
             service,

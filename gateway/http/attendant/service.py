@@ -11,23 +11,31 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from zoneinfo import ZoneInfo
 
 from gateway.app import Gateway
 from gateway.attendant_store import CachedLogin, PendingVoid
 from gateway.central import Central, Me, RateLimited, Refused, Unreachable
-from wastebank.errors import Forbidden, TooMany
+from gateway.http.attendant.login_limit import WINDOW_S as LOGIN_WINDOW_S
+from gateway.http.attendant.login_limit import Locked, LoginLimit
+from wastebank.errors import Forbidden, TooMany, Unavailable
 from wastebank.errors import Refused as RefusedFamily
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
 log = logging.getLogger("wastebank.gateway")
+T = TypeVar("T")
 
-LOGIN_WINDOW_S: Final = 900.0
+HASHES_AT_ONCE: Final = 1
+"""Password hashes (argon2: ``argon2_memory_kib``, 7 MiB, each) run at once, on one thread of
+their own: a flood of logins costs the Pi one hash's memory, not one per login."""
+HASH_WAIT_S: Final = 5
+"""A login waits this long for its turn to hash, then is answered 503 with this Retry-After."""
 VOID_RETRY_S: Final = 5.0
 """A queued void is tried this soon; a deposit not yet in the ledger (404) doubles it, up to
 ``sync_interval_s``."""
@@ -87,6 +95,12 @@ class LoginLimited(LoginRefused, TooMany):
     status = TooMany.status
 
 
+class LoginBusy(LoginRefused, Unavailable):
+    """Every hashing turn taken for :data:`HASH_WAIT_S`: try again shortly."""
+
+    status = Unavailable.status
+
+
 class AttendantService:
     """Logins (online, or from the cache), directory and price sync, and the void queue."""
 
@@ -105,7 +119,16 @@ class AttendantService:
         self.central_online: bool | None = None
         self.key = self.db.secret("attendant-session")
         self.tokens: dict[str, str] = {}  # username -> central API bearer token (memory only)
-        self._failures: dict[str, list[float]] = {}
+        self.limit = LoginLimit(
+            gw.outbox.connection,
+            per_account=self.settings.max_login_failures,
+            per_client=self.settings.max_login_failures_per_client,
+            logger=log,
+        )
+        self._hashing = asyncio.Semaphore(HASHES_AT_ONCE)
+        self._hash_pool: ThreadPoolExecutor | None = None
+        self.hashes = 0
+        """Password hashes and checks run since the start."""
         self._wake = asyncio.Event()
         self._members_at = -float("inf")
         self._logins_at = -float("inf")
@@ -118,6 +141,8 @@ class AttendantService:
     async def aclose(self) -> None:
         if self.central is not None:
             await self.central.aclose()
+        if self._hash_pool is not None:
+            self._hash_pool.shutdown(wait=False)
 
     def api(self) -> Central | None:
         """The central API's client (made on first use); None without ``api_url``."""
@@ -161,30 +186,67 @@ class AttendantService:
             return True
         return role == "attendant" and self.gw.settings.bank_code in bank_codes
 
-    def _limited(self, username: str) -> bool:
-        now = time.monotonic()
-        recent = [t for t in self._failures.get(username, []) if now - t < LOGIN_WINDOW_S]
-        self._failures[username] = recent
-        return len(recent) >= self.settings.max_login_failures
-
-    def _failed(self, username: str) -> None:
-        self._failures.setdefault(username, []).append(time.monotonic())
+    async def _hashed(self, work: Callable[[], T]) -> T:
+        """``work`` (an argon2 hash or check) in its turn: :data:`HASHES_AT_ONCE` at once, on
+        the hashing thread (one thread: glibc keeps a thread's freed 7 MiB for its next hash,
+        so a pool of threads would keep one hash's memory each); :class:`LoginBusy` after
+        :data:`HASH_WAIT_S` without a turn."""
+        try:
+            async with asyncio.timeout(HASH_WAIT_S):
+                await self._hashing.acquire()
+        except TimeoutError:
+            raise LoginBusy(
+                "gateway sedang sibuk memeriksa kata sandi, coba lagi sebentar lagi / the "
+                "gateway is busy checking passwords, try again shortly",
+                HASH_WAIT_S,
+            ) from None
+        try:
+            if self._hash_pool is None:
+                self._hash_pool = ThreadPoolExecutor(1, thread_name_prefix="argon2")
+            self.hashes += 1
+            return await asyncio.get_running_loop().run_in_executor(self._hash_pool, work)
+        finally:
+            self._hashing.release()
 
     async def _verify(self, password_hash: str, password: str) -> bool:
         from argon2.exceptions import InvalidHashError, VerificationError
 
-        try:
-            return await asyncio.to_thread(self.hasher.verify, password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
+        def verify() -> bool:
+            try:
+                return self.hasher.verify(password_hash, password)
+            except (VerificationError, InvalidHashError):
+                return False
 
-    async def login(self, username: str, password: str) -> Who:
+        return await self._hashed(verify)
+
+    async def login(self, username: str, password: str, client: str | None = None) -> Who:
         """Check the credentials with the central API, or with the cache when it cannot be
-        reached (no network, a timeout, a 5xx); :class:`LoginRefused` (401, 403, 429)
+        reached (no network, a timeout, a 5xx); :class:`LoginRefused` (401, 403, 429, 503)
         otherwise. A 429 from the central API is its answer, not an outage: refused, never
-        let in from the cache."""
-        if self._limited(username):
-            raise LoginLimited("terlalu banyak percobaan; tunggu 15 menit / too many tries")
+        let in from the cache. The try is taken from ``username``'s and ``client``'s (the
+        address) before any password is checked (:class:`LoginLimit`): a wrong password
+        (401) uses it up."""
+        try:
+            with self.limit.attempt(username, client) as attempt:
+                try:
+                    return await self._login(username, password)
+                except LoginRefused as exc:
+                    if exc.status == LoginRefused.status:
+                        attempt.failed()
+                    raise
+        except Locked as exc:
+            if exc.busy:
+                raise LoginLimited(
+                    "terlalu banyak percobaan bersamaan, coba lagi sebentar lagi / too many "
+                    "tries at once: try again shortly",
+                    HASH_WAIT_S,
+                ) from None
+            raise LoginLimited(
+                "terlalu banyak percobaan; tunggu 15 menit / too many tries: wait 15 minutes",
+                int(LOGIN_WINDOW_S),
+            ) from None
+
+    async def _login(self, username: str, password: str) -> Who:
         now = datetime.now(UTC)
         central = self.api()
         if central is not None:
@@ -209,7 +271,6 @@ class AttendantService:
             ) from None
         except Refused:
             self._online(True)
-            self._failed(username)
             cached = self.db.logins.get(username, now)
             if cached is not None and await self._verify(cached.password_hash, password):
                 # the password that worked is refused now: changed or disabled centrally
@@ -228,7 +289,7 @@ class AttendantService:
             self.end_login(me.username, "bukan petugas bank ini / not of this bank")
             bank = self.gw.settings.bank_code
             raise LoginForbidden(f"hanya petugas {bank} / only attendants of this bank")
-        password_hash = await asyncio.to_thread(self.hasher.hash, password)
+        password_hash = await self._hashed(lambda: self.hasher.hash(password))
         self.db.logins.put(
             me.username,
             password_hash,
@@ -246,14 +307,12 @@ class AttendantService:
     async def _login_cached(self, username: str, password: str, now: datetime) -> Who:
         cached: CachedLogin | None = self.db.logins.get(username, now)
         if cached is None:
-            self._failed(username)
             raise LoginRefused(
                 f"{WRONG}; tanpa internet hanya petugas yang pernah masuk dalam "
                 f"{self.settings.login_cache_days:g} hari terakhir / offline, only attendants who "
                 "logged in online recently",
             )
         if not await self._verify(cached.password_hash, password):
-            self._failed(username)
             raise LoginRefused(WRONG)
         if not self._allowed(cached.role, cached.bank_codes):
             raise LoginForbidden("bukan petugas bank ini / not an attendant of this bank")

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.http.attendant import auth
-from gateway.http.attendant.auth import COOKIE, LEGACY_COOKIE_PATH, https
+from gateway.http.attendant.auth import COOKIE, LEGACY_COOKIE_PATH, client_address, https
 from gateway.http.attendant.service import AttendantService, LoginRefused, SignedIn, Who
 from gateway.http.routing import Routes, json_response, parse_body
 
@@ -91,7 +91,7 @@ async def open_session(request: Request) -> Response:
     if service.gw.settings.api_url is None:
         raise HTTPException(503, "api_url belum diatur / api_url is not set")
     try:
-        who = await service.login(body.username.strip(), body.password)
+        who = await service.login(body.username.strip(), body.password, client_address(request))
     except LoginRefused as exc:
         raise HTTPException(exc.status, exc.message, exc.headers()) from None
     cookie, signed = start_session(service, request, who)
