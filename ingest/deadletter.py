@@ -127,7 +127,10 @@ async def _replay(
         chunk = await asyncio.to_thread(_load, engine, todo[start : start + chunk_size])
         ok: list[tuple[int, list[str]]] = []
         failed: dict[int, str] = {}
-        for row_id, topic, payload in chunk:
+        for row_id, topic, payload, truncated in chunk:
+            if truncated is not None:
+                failed[row_id] = truncated
+                continue
             try:
                 ok.append((row_id, await ingester.process(topic, payload)))
             except Rejected as exc:
@@ -174,10 +177,19 @@ def _select(engine: Engine, ids: Sequence[int] | None, summary: ReplaySummary) -
     return sorted(i for i in wanted if replayed.get(i) is False)
 
 
-def _load(engine: Engine, ids: Sequence[int]) -> list[tuple[int, str, bytes]]:
+def _load(engine: Engine, ids: Sequence[int]) -> list[tuple[int, str, bytes, str | None]]:
+    """(id, topic, payload, why it cannot be replayed: only its first bytes are kept, or None)."""
     with Session(engine) as session:
         rows = ledger.dead_letters(session, limit=None, ids=ids)
-        return [(row.id, row.topic, bytes(row.payload)) for row in rows]
+        return [
+            (
+                row.id,
+                row.topic,
+                bytes(row.payload),
+                ledger.truncated_text(row) if row.truncated else None,
+            )
+            for row in rows
+        ]
 
 
 def _record(engine: Engine, done: list[int], failed: dict[int, str]) -> None:

@@ -18,6 +18,7 @@ from wastebank.messages import (
     GatewayAlert,
     GatewayHealth,
     GatewayStatus,
+    TEXT_PATTERN,
     PayloadTooLarge,
     check_size,
 )
@@ -62,11 +63,19 @@ def event_id_of(msg: object) -> str | None:
     return msg.event_id if isinstance(msg, DepositEvent) else None
 
 
+_TEXT_WORDS = {
+    f"Expected `str` matching regex {TEXT_PATTERN!r}": "control character refused "
+    "(C0 incl. tab and newline, DEL, C1; docs/protocol.md, Limits and strictness)"
+}
+"""msgspec's sentence for a free-text field with a control character, in words."""
+
+
 def validate(model: type[M], payload: bytes) -> M:
     """The payload as ``model``. Over the payload limit (``messages.MAX_PAYLOAD_BYTES``) it is
     refused unread (``oversized: ...``); a schema violation is ``invalid <Model>: <where>: <why>``,
     ``<where>`` the field's dotted path (``scales.0.frames_parsed``) or ``payload`` for the
-    message as a whole (malformed JSON, NaN, a rule across fields)."""
+    message as a whole (malformed JSON, NaN, a rule across fields). A field name is the
+    sender's text: it is escaped where it is printed (``formats.terminal_text``)."""
     try:
         check_size(payload)
     except PayloadTooLarge as exc:
@@ -75,6 +84,7 @@ def validate(model: type[M], payload: bytes) -> M:
         return decode_json(payload, model)
     except Invalid as exc:
         errors = "; ".join(
-            f"{'.'.join(str(p) for p in loc) or 'payload'}: {msg}" for loc, msg in exc.problems
+            f"{'.'.join(str(p) for p in loc) or 'payload'}: {_TEXT_WORDS.get(msg, msg)}"
+            for loc, msg in exc.problems
         )
         raise Rejected(f"invalid {model.__name__}: {errors}") from None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ingest.clash import Clash
@@ -41,46 +40,30 @@ def store_dead_letters(
     session: Session, failed: list[Item], conflicts: dict[int, ledger.DepositConflict]
 ) -> None:
     """The dead letters of a batch, and for each conflict an alert to the admins (raised once
-    per event id), in ``session``'s transaction (the caller commits). A conflicting message the
-    broker delivers again, byte for byte, while its first copy waits to be resolved is not
-    stored twice."""
-    pending = (
-        {
-            (d.event_id, bytes(d.payload))
-            for d in session.scalars(
-                select(ledger.DeadLetter).where(
-                    ledger.DeadLetter.event_id.in_([c.event_id for c in conflicts.values()]),
-                    ledger.DeadLetter.reason == ledger.DeadLetterReason.CONFLICT,
-                    ledger.DeadLetter.resolved_at.is_(None),
-                )
-            )
-        }
-        if conflicts
-        else set()
-    )
+    per event id), in ``session``'s transaction (the caller commits). A message the broker
+    delivers again, byte for byte, while its first copy waits unsettled is counted on that row,
+    not stored twice (``ledger.add_dead_letters``)."""
     rows: list[tuple[Item, ledger.NewDeadLetter]] = []
     for item in failed:
         error = item.error or "rejected"
         conflict = conflicts.get(id(item))
         event_id = conflict.event_id if conflict else event_id_of(item.parsed)
-        if conflict is not None and (event_id, item.payload) in pending:
-            log.info("konflik yang sama dikirim ulang / the same conflict again: %s", event_id)
-            continue
-        pending.add((event_id, item.payload))
         row = ledger.NewDeadLetter(
             item.topic, item.payload, error, stored_reason_of(error), event_id
         )
         rows.append((item, row))
     added = ledger.add_dead_letters(session, [r for _, r in rows])
-    session.flush()
+    told: set[int] = set()
     for (item, _), stored in zip(rows, added, strict=True):
         conflict = conflicts.get(id(item))
-        if conflict is None:
+        if conflict is None or stored.id in told:
             continue
+        told.add(stored.id)
         log.warning(
-            "konflik setoran / deposit conflict %s (dead letter %d): %s",
+            "konflik setoran / deposit conflict %s (dead letter %d, %dx): %s",
             conflict.event_id,
             stored.id,
+            stored.times_received,
             "; ".join(conflict.differences),
         )
         alerts.raise_alert(

@@ -704,8 +704,12 @@ def undo_0009(engine: Engine) -> None:
             conn.execute(text("DROP TABLE reconciliation_run"))
             with op.batch_alter_table("dead_letter") as batch:
                 batch.drop_index("ix_dead_letter_event_id")
+                batch.drop_index("ix_dead_letter_payload_sha256")  # 0016's, to run again
                 for column in ("reason", "event_id", "resolved_at", "resolved_by", "resolution"):
                     batch.drop_column(column)
+                for column in ("payload_size", "payload_sha256", "times_received"):
+                    batch.drop_column(column)
+                batch.drop_column("last_received_at")
             with op.batch_alter_table("deposit") as batch:
                 batch.drop_column("clock_synced")  # 0014's, to run again
                 batch.drop_constraint("deposit_author_idempotency_key_key", type_="unique")

@@ -568,8 +568,10 @@ def test_each_limit_accepts_its_bound_and_refuses_one_past_it(
 
 def _largest(name: str) -> msgspec.Struct:
     """The largest ``name`` message the model allows: every list full, every string at its
-    limit and made of a character JSON writes as six bytes (``\\u0000``), every number long."""
+    limit and made of its widest character: six bytes (``\\u0000``) in the evidence fields, four
+    (UTF-8) in free text, which refuses control characters; every number long."""
     wide = "\x00"
+    text = "\U0001f600"
     at = datetime(2026, 11, 23, 9, 15, 2, 345678, tzinfo=timezone(-timedelta(hours=23, minutes=59)))
     code = "a" * 63
     install = "z" * 12
@@ -587,10 +589,10 @@ def _largest(name: str) -> msgspec.Struct:
             net_g=NET_G_MAX,
             tare_g=NET_G_MAX,
             stable=False,
-            protocol=wide * 32,
+            protocol=text * 32,
             measured_at=at,
             raw_frames=[wide * RAW_FRAME_MAX_CHARS] * RAW_FRAMES_MAX,
-            calibration_version=wide * 64,
+            calibration_version=text * 64,
             clock_synced=False,
         )
     if name == "fill":
@@ -616,7 +618,7 @@ def _largest(name: str) -> msgspec.Struct:
         )
     if name == "status":
         return GatewayStatus(
-            state="offline", device_id=code, at=at, version=wide * 32, install=install, boot=install
+            state="offline", device_id=code, at=at, version=text * 32, install=install, boot=install
         )
     if name == "health":
         scale = ScaleHealth(
@@ -664,7 +666,7 @@ def _largest(name: str) -> msgspec.Struct:
                 msgspec.structs.replace(sensor, sensor_id=f"{code[:-2]}{i:02d}")
                 for i in range(SENSORS_MAX)
             ],
-            version=wide * 32,
+            version=text * 32,
             clock=ClockHealth(
                 synchronized=False,
                 source="timesyncd",
@@ -690,11 +692,11 @@ def _largest(name: str) -> msgspec.Struct:
             bank_code=code,
             code="publish_refused",
             state="cleared",
-            subject=wide * 64,
+            subject=text * 64,
             value=-1.2345678901234567e-300,
             threshold=-1.2345678901234567e-300,
             at=at,
-            message=wide * 300,
+            message=text * 300,
         )
     assert name == "tps_alert"
     return TpsAlert(
@@ -708,7 +710,7 @@ def _largest(name: str) -> msgspec.Struct:
         raised_at=at,
         cleared_at=at,
         at=at,
-        message=wide * 300,
+        message=text * 300,
     )
 
 
@@ -785,7 +787,10 @@ async def test_a_payload_of_64_kib_is_applied_and_one_byte_more_is_a_dead_letter
         engine.dispose()
     assert "gw-01.k7q2m.1" in applied
     assert "gw-01.k7q2m.2" not in applied
-    assert [d.payload for d in dead] == [past_limit, garbage]  # kept byte for byte, for replay
+    # over the limit: its first bytes, its size and hash (a device cannot fill the disk)
+    kept = ledger.OVERSIZED_KEPT_BYTES
+    assert [d.payload for d in dead] == [past_limit[:kept], garbage[:kept]]
+    assert [(d.payload_size, d.truncated) for d in dead] == [(65537, True), (65537, True)]
     for d in dead:
         assert d.topic == topic
         assert d.error.startswith("oversized: payload of 6553")

@@ -10,7 +10,8 @@ pick one by the reader's language, Indonesian unless English is asked for.
 
 Also the text a limited output can print: :func:`ascii_text` (a thermal printer's code page),
 :func:`latin1` (the PDF core fonts, so no font file ships), :func:`csv_text` (a CSV cell a
-spreadsheet will not run as a formula) and :func:`xlsx_text_cells` (the same for an XLSX workbook).
+spreadsheet will not run as a formula), :func:`xlsx_text_cells` (the same for an XLSX workbook)
+and :func:`terminal_text` (a terminal or a log line: control characters escaped).
 
 Core: no domain module, no SQLAlchemy; the gateway may use it.
 """
@@ -48,6 +49,7 @@ __all__ = [
     "rupiah",
     "tanggal",
     "tanggal_waktu",
+    "terminal_text",
     "thousands",
     "TONNES_FROM_G",
     "unaccented",
@@ -231,6 +233,20 @@ def ascii_text(text: str) -> str:
     quotes made plain, others as '?'."""
     plain = unaccented(text).translate(_PLAIN_PUNCTUATION)
     return "".join(ch if ch.isascii() else "?" for ch in plain)
+
+
+_CONTROL_ESCAPES = {
+    **{c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))},
+    **{ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r"},
+}
+
+
+def terminal_text(text: str) -> str:
+    """``text`` from outside (a device's, a topic, a field name) as a terminal or a log line can
+    show it: every control character (C0, DEL, C1) as its escape (``\\x1b``, ``\\n``), so it
+    can neither send the terminal a command (clear, colours, a window title, the clipboard)
+    nor start a forged line."""
+    return text.translate(_CONTROL_ESCAPES)
 
 
 def latin1(text: str) -> str:

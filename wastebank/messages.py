@@ -92,6 +92,14 @@ def alert_event_id(gateway_id: str, install: str, seq: int) -> str:
     return f"{gateway_id}.{install}-{seq}"
 
 
+TEXT_PATTERN = whole(r"^[^\x00-\x1f\x7f-\x9f]*$")
+"""Free text a device writes (a version, an alert's message, a protocol's or calibration's
+name): no control character, C0 (tab and newline too), DEL or C1, which on a terminal or in a
+log line would be a command or a forged line (docs/protocol.md, "Limits and strictness").
+The evidence fields (``raw_frames``, ``raw``) are exempt: they are the scale's bytes as
+received (a Toledo frame starts with STX), shown escaped (``formats.terminal_text``)."""
+Text = Annotated[str, Meta(pattern=TEXT_PATTERN)]
+
 AwareDatetime = Annotated[datetime, Meta(tz=True)]
 """An RFC 3339 date-time with its offset; one without is refused."""
 
@@ -243,7 +251,7 @@ class DepositEvent(_Message, kw_only=True, frozen=True):
     net_g: Annotated[int, Meta(gt=0, le=NET_G_MAX, description="net weight in integer grams")]
     tare_g: Annotated[int, Meta(ge=0, le=NET_G_MAX)] = 0
     stable: bool
-    protocol: Annotated[str, Meta(max_length=32, description="scale protocol id, e.g. 'gs_nt'")]
+    protocol: Annotated[Text, Meta(max_length=32, description="scale protocol id, e.g. 'gs_nt'")]
     measured_at: AwareDatetime
     raw_frames: Annotated[
         list[RawFrame],
@@ -253,7 +261,7 @@ class DepositEvent(_Message, kw_only=True, frozen=True):
         ),
     ] = field(default_factory=list)
     calibration_version: (
-        Annotated[str, Meta(max_length=64, description="the scale's calibration record in force")]
+        Annotated[Text, Meta(max_length=64, description="the scale's calibration record in force")]
         | None
     ) = None
     clock_synced: Annotated[bool | None, Meta(description=CLOCK_SYNCED)] = None
@@ -331,7 +339,7 @@ class GatewayStatus(_Message, kw_only=True, frozen=True):
     state: Literal["online", "offline"]
     device_id: Code
     at: AwareDatetime | None = None
-    version: Annotated[str, Meta(max_length=32)] | None = None
+    version: Annotated[Text, Meta(max_length=32)] | None = None
     install: Annotated[Install, Meta(description="the device's outbox identity")] | None = None
     boot: Annotated[Install, Meta(description="random per process start")] | None = None
 
@@ -450,7 +458,7 @@ class GatewayHealth(_Message, kw_only=True, frozen=True):
     sensors: Annotated[list[SensorHealth], Meta(max_length=SENSORS_MAX)] = field(
         default_factory=list
     )
-    version: Annotated[str, Meta(max_length=32, description="gateway software")] | None = None
+    version: Annotated[Text, Meta(max_length=32, description="gateway software")] | None = None
     clock: ClockHealth | None = None
     alerts_active: (
         Annotated[
@@ -504,11 +512,11 @@ class GatewayAlert(_Message, kw_only=True, frozen=True):
     bank_code: Code
     code: AlertCode
     state: Literal["raised", "cleared"]
-    subject: Annotated[str, Meta(max_length=64, description="the scale or sensor concerned")]
+    subject: Annotated[Text, Meta(max_length=64, description="the scale or sensor concerned")]
     value: AlertNumber | None = None
     threshold: AlertNumber | None = None
     at: AwareDatetime
-    message: Annotated[str, Meta(max_length=300)]
+    message: Annotated[Text, Meta(max_length=300)]
 
     def __post_init__(self) -> None:
         forms = {device_event_id(self.gateway_id, self.install, self.seq)}
@@ -538,7 +546,7 @@ class TpsAlert(_Message, kw_only=True, frozen=True):
     raised_at: AwareDatetime
     cleared_at: AwareDatetime | None = None
     at: Annotated[AwareDatetime, Meta(description="this transition's time")]
-    message: Annotated[str, Meta(max_length=300)]
+    message: Annotated[Text, Meta(max_length=300)]
 
 
 # ---- topics -----------------------------------------------------------------------------------

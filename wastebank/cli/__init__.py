@@ -36,7 +36,7 @@ from wastebank.cli._common import (
     setup_logging,
 )
 from wastebank.errors import WastebankError
-from wastebank.process import FAILED, private_files
+from wastebank.process import FAILED, private_files, run_until_stopped
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -177,13 +177,14 @@ def gateway(ctx: typer.Context) -> None:
 def ingest(
     config: ConfigOption = None, verbose: bool = False, log_format: LogFormatOption = LogFormat.text
 ) -> None:
-    """Run the ingester: MQTT -> InfluxDB + ledger."""
+    """Run the ingester: MQTT -> InfluxDB + ledger. Ctrl-C or SIGTERM stops it (its stop line
+    with its counts, exit 0)."""
     from ingest.main import IngestSettings, run
     from wastebank.config import load_settings
 
     setup_logging(verbose, json=log_format is LogFormat.json)
     settings = load_settings(IngestSettings, config)
-    asyncio.run(run(settings))  # a schema an admin must make first: a SetupError, exit 2
+    run_until_stopped(run(settings))  # a schema an admin must make first: a SetupError, exit 2
 
 
 @app.command()
@@ -309,7 +310,7 @@ def sim_kiosk(
             except ValueError:
                 _refuse(option, f"{one!r}: {rule}")
     setup_logging()
-    asyncio.run(
+    run_until_stopped(
         run_random_kiosk(
             link=link,
             cards=uids,
@@ -366,20 +367,17 @@ def sim_scale(
     if baud is not None and not 300 <= baud <= 921_600:
         _refuse("--baud", f"harus 300..921600 / must be 300..921600, not {baud}")
     setup_logging()
-    try:
-        asyncio.run(
-            run_scale_scenario(
-                link=link,
-                model=model,
-                scenario=scenario,  # narrowed by the SCENARIOS check
-                seed=seed_value,
-                rate_hz=rate,
-                baud=baud,
-                interval_s=interval,
-            )
+    run_until_stopped(
+        run_scale_scenario(
+            link=link,
+            model=model,
+            scenario=scenario,  # narrowed by the SCENARIOS check
+            seed=seed_value,
+            rate_hz=rate,
+            baud=baud,
+            interval_s=interval,
         )
-    except KeyboardInterrupt:
-        typer.echo("dihentikan / stopped")
+    )
 
 
 @sim_app.command("tps")
@@ -432,11 +430,11 @@ def sim_tps(
     setup_logging()
     settings = load_settings(TpsSimSettings, config)
     if kind == "jsn" and link is not None:
-        asyncio.run(run_serial_sensor(settings, kind="jsn", link=link, seed=seed_value))
+        run_until_stopped(run_serial_sensor(settings, kind="jsn", link=link, seed=seed_value))
     elif kind == "maxbotix" and link is not None:
-        asyncio.run(run_serial_sensor(settings, kind="maxbotix", link=link, seed=seed_value))
+        run_until_stopped(run_serial_sensor(settings, kind="maxbotix", link=link, seed=seed_value))
     elif kind == "em310":
-        asyncio.run(
+        run_until_stopped(
             run_em310_sensor(
                 settings,
                 tps_code=tps,
@@ -447,7 +445,9 @@ def sim_tps(
             )
         )
     else:
-        asyncio.run(run_tps_sensor(settings, tps_code=tps, sensor_id=sensor, interval_s=interval))
+        run_until_stopped(
+            run_tps_sensor(settings, tps_code=tps, sensor_id=sensor, interval_s=interval)
+        )
 
 
 # ---- what the command modules need of the processes ---------------------------------------------

@@ -19,6 +19,7 @@ from wastebank.cli._common import (
     processes,
     resolve_ledger_url,
 )
+from wastebank.formats import terminal_text as _safe
 
 if TYPE_CHECKING:
     from wastebank import ledger
@@ -66,13 +67,24 @@ def deadletter_list(
     more = len(rows) > limit
     rows = rows[:limit][::-1]
     for row in rows:
+        # The topic and the error are the sender's text (a field name it made up): escaped.
         typer.echo(
             f"{row.id}\t{row.received_at.isoformat(timespec='seconds')}\t{row.reason}"
-            f"\t{_replay_state(row)}\t{row.topic}\t{row.current_error}"
+            f"\t{_replay_state(row)}{_repeats(row)}\t{_safe(row.topic)}"
+            f"\t{_safe(row.current_error)}"
         )
     typer.echo(f"{len(rows)} pesan ditolak / {len(rows)} dead letter(s)")
     if more:
         typer.echo(f"hanya {limit} terbaru / only the newest {limit} shown (--limit)")
+
+
+def _repeats(row: ledger.DeadLetter) -> str:
+    n = row.times_received
+    return f", diterima {n}x / received {n}x" if n > 1 else ""
+
+
+SHOWN_BYTES = 4096
+"""``deadletter show`` prints at most this many bytes of a payload unless asked for all."""
 
 
 @deadletter_app.command("show")
@@ -80,9 +92,14 @@ def deadletter_show(
     dead_letter_id: Annotated[int, typer.Argument(metavar="ID", help="the dead letter's id")],
     config: ConfigOption = None,
     ledger_url: LedgerUrlOption = None,
+    full: Annotated[
+        bool,
+        typer.Option("--full", help=f"the whole payload kept, not its first {SHOWN_BYTES} bytes"),
+    ] = False,
 ) -> None:
     """Show one rejected message: topic, times, reason, errors and the raw payload (text or
-    hex); for a conflict, also the deposit the ledger keeps under that event id."""
+    hex, its first 4096 bytes unless --full; control characters escaped); for a conflict, also
+    the deposit the ledger keeps under that event id."""
     from wastebank import ledger
 
     engine = ledger.make_engine(resolve_ledger_url(ledger_url, config))
@@ -101,15 +118,20 @@ def deadletter_show(
         typer.echo(f"tidak ada / no dead letter #{dead_letter_id}", err=True)
         raise typer.Exit(code=1)
     typer.echo(f"id: {row.id}")
-    typer.echo(f"topik / topic: {row.topic}")
+    typer.echo(f"topik / topic: {_safe(row.topic)}")
     typer.echo(f"diterima / received: {row.received_at.isoformat()}")
+    if row.times_received > 1 and row.last_received_at is not None:
+        typer.echo(
+            f"diterima {row.times_received}x, terakhir / received {row.times_received}x, "
+            f"last: {row.last_received_at.isoformat()}"
+        )
     typer.echo(f"alasan / reason: {row.reason}")
     if row.event_id:
-        typer.echo(f"event id: {row.event_id}")
-    typer.echo(f"galat / error: {row.error}")
+        typer.echo(f"event id: {_safe(row.event_id)}")
+    typer.echo(f"galat / error: {_safe(row.error)}")
     typer.echo(f"status: {_replay_state(row)}")
     if row.resolution:
-        typer.echo(f"penyelesaian / resolution: {row.resolution} ({row.resolved_by})")
+        typer.echo(f"penyelesaian / resolution: {_safe(row.resolution)} ({row.resolved_by})")
     if kept_text is not None:
         typer.echo("di buku besar / in the ledger (tidak berubah / unchanged):")
         typer.echo(kept_text)
@@ -117,16 +139,32 @@ def deadletter_show(
     if row.replay_attempts:
         typer.echo(f"percobaan ulang / replay attempts: {row.replay_attempts}")
     if row.last_error:
-        typer.echo(f"galat terakhir / last error: {row.last_error}")
+        typer.echo(f"galat terakhir / last error: {_safe(row.last_error)}")
     if row.last_attempt_at:
         typer.echo(f"percobaan terakhir / last attempt: {row.last_attempt_at.isoformat()}")
-    text = processes().payload_text(row.payload)
+    _show_payload(row, full)
+
+
+def _show_payload(row: ledger.DeadLetter, full: bool) -> None:
+    """The payload kept, as text (UTF-8 without control characters) or a hex dump; its first
+    :data:`SHOWN_BYTES` (characters of a text) unless ``full``; a truncated row says so, with
+    the whole size and hash."""
+    from wastebank import ledger
+
+    payload = bytes(row.payload)
+    if row.truncated:
+        typer.echo(f"terpotong / {ledger.truncated_text(row)}")
+    text = processes().payload_text(payload)
+    limit = len(payload) if full else SHOWN_BYTES
+    typer.echo(f"muatan / payload ({len(payload)} bytes, {'hex' if text is None else 'UTF-8'}):")
     if text is not None:
-        typer.echo(f"muatan / payload ({len(row.payload)} bytes, UTF-8):")
-        typer.echo(text)
+        typer.echo(text[:limit])
+        more = len(text) - limit
     else:
-        typer.echo(f"muatan / payload ({len(row.payload)} bytes, hex):")
-        typer.echo(processes().hex_dump(row.payload))
+        typer.echo(processes().hex_dump(payload[:limit]))
+        more = len(payload) - limit
+    if more > 0:
+        typer.echo(f"... {more} lagi / {more} more (--full)")
 
 
 def _deposit_text(d: ledger.Deposit) -> str:

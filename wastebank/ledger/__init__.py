@@ -86,6 +86,7 @@ from wastebank.ledger.days import (
     zone_of,
 )
 from wastebank.ledger.deadletters import (
+    OVERSIZED_KEPT_BYTES,
     RESOLVED_ID_PREFIX,
     NewDeadLetter,
     add_dead_letters,
@@ -96,6 +97,7 @@ from wastebank.ledger.deadletters import (
     purge_dead_letters,
     record_replay_failure,
     resolve_dead_letter,
+    truncated_text,
     unsettled_conflicts,
 )
 from wastebank.ledger.deposits import (
@@ -275,6 +277,7 @@ __all__ = [
     "MovementKind",
     "NAMING_CONVENTION",
     "NewDeadLetter",
+    "OVERSIZED_KEPT_BYTES",
     "NotAllowed",
     "NotFound",
     "OPEN_WITHDRAWALS",
@@ -355,6 +358,7 @@ __all__ = [
     "request_withdrawal",
     "require_attendant",
     "resolve_dead_letter",
+    "truncated_text",
     "sell_stock",
     "set_price",
     "stock_account",

@@ -1,8 +1,10 @@
-"""Dead letters: messages the ingester could not apply, kept byte for byte; their replays, their
-resolution by an operator, and their purge."""
+"""Dead letters: messages the ingester could not apply, kept byte for byte (one over the payload
+limit: its first bytes, its size and hash); their repeats, their replays, their resolution by an
+operator, and their purge."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
@@ -16,7 +18,7 @@ from wastebank.ledger.applied import AppliedDeposit
 from wastebank.ledger.deposits import References, write_deposit
 from wastebank.ledger.errors import DepositRejected, InvalidTransition, NotFound, atomic
 from wastebank.ledger.models import DeadLetter, DeadLetterReason, Deposit, utcnow
-from wastebank.messages import DepositEvent
+from wastebank.messages import MAX_PAYLOAD_BYTES, DepositEvent
 from wastebank.money_rules import DEFAULT_RULES, MoneyRules
 from wastebank.structs import decode_json
 
@@ -29,24 +31,77 @@ class NewDeadLetter(NamedTuple):
     event_id: str | None = None
 
 
+OVERSIZED_KEPT_BYTES = 4096
+"""Of a message over the payload limit (``messages.MAX_PAYLOAD_BYTES``, refused unread) the
+row keeps this many first bytes, with the whole size and SHA-256: enough to see what it was,
+and a device cannot fill the ledger's disk with one message. A message within the limit is kept
+whole (it can be replayed or applied)."""
+ERROR_MAX_CHARS = 4000
+
+
 def add_dead_letters(
     session: Session, rows: Sequence[NewDeadLetter | tuple[str, bytes, str]]
 ) -> list[DeadLetter]:
-    """Add (topic, raw payload, error[, reason, event id]) rows to the caller's transaction.
+    """Add (topic, raw payload, error[, reason, event id]) rows to the caller's transaction;
+    returns the row of each, in order. The same message again (topic, bytes and error) while
+    its row is neither replayed nor resolved is counted on that row (``times_received``,
+    ``last_received_at``), not stored again: a retained message comes at each ingester start.
     Flushes (the rows have their ids); the caller commits."""
-    added = [
-        DeadLetter(
-            topic=r.topic,
-            payload=r.payload,
-            error=r.error[:4000],
-            reason=str(r.reason),
-            event_id=r.event_id[:100] if r.event_id else None,
-        )
-        for r in (NewDeadLetter(*row) for row in rows)
-    ]
-    session.add_all(added)
+    out: list[DeadLetter] = []
+    added: dict[tuple[str, str, str], DeadLetter] = {}
+    for r in (NewDeadLetter(*row) for row in rows):
+        digest = hashlib.sha256(r.payload).hexdigest()
+        error = r.error[:ERROR_MAX_CHARS]
+        key = (r.topic, digest, error)
+        row = added.get(key) or _unsettled(session, *key)
+        if row is not None:
+            row.times_received += 1
+            row.last_received_at = utcnow()
+        else:
+            kept = (
+                r.payload
+                if len(r.payload) <= MAX_PAYLOAD_BYTES
+                else r.payload[:OVERSIZED_KEPT_BYTES]
+            )
+            row = added[key] = DeadLetter(
+                topic=r.topic,
+                payload=kept,
+                payload_size=len(r.payload),
+                payload_sha256=digest,
+                times_received=1,
+                error=error,
+                reason=str(r.reason),
+                event_id=r.event_id[:100] if r.event_id else None,
+            )
+            session.add(row)
+        out.append(row)
     session.flush()
-    return added
+    return out
+
+
+def _unsettled(session: Session, topic: str, digest: str, error: str) -> DeadLetter | None:
+    """The unsettled row of this message (topic, SHA-256, error), if one is stored."""
+    return session.scalar(
+        select(DeadLetter)
+        .where(
+            DeadLetter.payload_sha256 == digest,
+            DeadLetter.topic == topic,
+            DeadLetter.error == error,
+            DeadLetter.replayed_at.is_(None),
+            DeadLetter.resolved_at.is_(None),
+        )
+        .order_by(DeadLetter.id)
+        .limit(1)
+    )
+
+
+def truncated_text(row: DeadLetter) -> str:
+    """Why a truncated row can be neither replayed nor applied."""
+    return (
+        f"truncated: only the first {len(row.payload)} of its {row.payload_size} bytes are kept "
+        f"(sha256 {row.payload_sha256}); over the {MAX_PAYLOAD_BYTES}-byte payload limit it can "
+        "be neither replayed nor applied: fix the device, then discard it"
+    )
 
 
 def dead_letters(
@@ -120,6 +175,8 @@ def resolve_dead_letter(
         if row.resolved_at is not None or row.replayed_at is not None:
             raise InvalidTransition(f"dead letter #{dead_letter_id} is settled already")
         applied: AppliedDeposit | None = None
+        if apply and row.truncated:
+            raise InvalidTransition(f"dead letter #{dead_letter_id}: {truncated_text(row)}")
         if apply:
             if row.reason not in (DeadLetterReason.CONFLICT, DeadLetterReason.OVER_LIMIT):
                 raise InvalidTransition(
@@ -186,7 +243,7 @@ def record_replay_failure(
         update(DeadLetter)
         .where(DeadLetter.id == dead_letter_id)
         .values(
-            last_error=error[:4000],
+            last_error=error[:ERROR_MAX_CHARS],
             last_attempt_at=at,
             replay_attempts=DeadLetter.replay_attempts + 1,
         )

@@ -624,6 +624,19 @@ class DeadLetter(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     resolved_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
     resolution: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Migration 0016: the message's whole size and SHA-256 (``payload`` keeps only the first
+    # bytes of one over the payload limit: wastebank.ledger.deadletters), and how often the same
+    # message came again while its row was unsettled (a retained one at each ingester start).
+    # Null size and hash: a row from before 0016, whose payload is whole.
+    payload_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    payload_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    times_received: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    last_received_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    @property
+    def truncated(self) -> bool:
+        """Only the first bytes of the message are kept: it can be neither replayed nor applied."""
+        return self.payload_size is not None and self.payload_size > len(self.payload)
 
     @property
     def current_error(self) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import pwd
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from pathlib import Path
 
 from wastebank.services.core import (
     Service,
@@ -70,7 +72,19 @@ def up(settings: ServicesSettings, only: Collection[ServiceName] | None = None) 
 
     ``only`` limits which daemons start (tests start a private Mosquitto on its own); by default
     Mosquitto and InfluxDB, and PostgreSQL when ``settings.postgresql`` is set.
+
+    Under umask 077 whoever calls it (a test, a script), so what it and the daemons it starts
+    create is private; directories of an older run dir are closed (:func:`close_run_dir`).
     """
+    previous = os.umask(0o077)
+    try:
+        _up(settings, only)
+    finally:
+        os.umask(previous)
+
+
+def _up(settings: ServicesSettings, only: Collection[ServiceName] | None) -> None:
+    close_run_dir(settings)
     claim_ports(settings)
     wanted: set[str] = set(only) if only is not None else {"mosquitto", "influxd"}
     if only is None and settings.postgresql:
@@ -113,6 +127,40 @@ def up(settings: ServicesSettings, only: Collection[ServiceName] | None = None) 
         prepare_postgresql(postgres, settings)
     if "gammu-smsd" in wanted:
         start_dummy_smsd(settings)
+
+
+def close_run_dir(settings: ServicesSettings) -> None:
+    """The run dir and the directories of ours in it 0700, ``ports.toml`` 0600, as
+    docs/operations.md ("Izin berkas") says, also when an older release or a caller's umask made
+    them open. One exception: while a PostgreSQL cluster run by the ``postgres`` user lives in
+    ``run_dir/postgresql`` (made by an older release), the run dir is 0711, which lets that
+    user pass through to the cluster's own 0700 directory and nobody list it; a new cluster
+    lives under ``~postgres`` instead (``postgres_service``)."""
+    run = settings.run_dir
+    if not run.is_dir():
+        return
+    mosquitto, influxd = default_services(settings)
+    secrets = run / "secrets"
+    ours: list[Path] = [secrets, mosquitto.dir, mosquitto.dir / "data", influxd.dir]
+    ours += [influxd.dir / sub for sub in ("data", "meta", "wal")]
+    if secrets.is_dir():
+        ours += [d for d in secrets.iterdir() if d.is_dir() and not d.is_symlink()]
+    for directory in ours:
+        if directory.is_dir() and not directory.is_symlink():
+            directory.chmod(0o700)
+    ports = run / "ports.toml"
+    if ports.is_file():
+        ports.chmod(0o600)
+    cluster = postgres_service(settings).dir
+    others = cluster.is_relative_to(run.resolve()) and _owner(cluster) not in (None, os.geteuid())
+    run.chmod(0o711 if others else 0o700)
+
+
+def _owner(path: Path) -> int | None:
+    try:
+        return path.stat().st_uid
+    except FileNotFoundError:
+        return None
 
 
 def _current(daemon: _Daemon, settings: ServicesSettings) -> ServiceState:

@@ -42,6 +42,11 @@ MOSQUITTO_MAX_QUEUED_MESSAGES = 3_000_000
 MOSQUITTO_MAX_QUEUED_BYTES = 1 << 30  # payload bytes queued per client (< 2**31: no overflow)
 MOSQUITTO_MAX_INFLIGHT = 10_000
 MOSQUITTO_AUTOSAVE_S = 5
+MOSQUITTO_MAX_PACKET_BYTES = 256 * 1024
+"""The largest MQTT packet the broker takes from any client (``max_packet_size``): a payload at
+the ingester's limit (``messages.MAX_PAYLOAD_BYTES``, 64 KiB) with the longest topic (64 KiB)
+fits, so an oversized-for-the-ingester message still arrives and is counted as a dead letter;
+a bigger one never reaches a subscriber: the broker disconnects its sender."""
 
 
 def mosquitto_service(settings: ServicesSettings) -> Service:
@@ -94,6 +99,10 @@ max_inflight_messages {MOSQUITTO_MAX_INFLIGHT}
 # Nagle off: small packets (PUBACKs, small PUBLISHes) go out at once, not held behind an
 # unacknowledged segment, which capped a pipelined QoS 1 publisher (docs/scaling.md).
 set_tcp_nodelay true
+# MQTT allows 256 MB; a packet over this is refused and its sender disconnected (MQTT 5
+# clients are told the limit in CONNACK). Above the ingester's payload limit plus a topic, so
+# a payload over that still arrives and becomes a dead letter (docs/operations.md).
+max_packet_size {MOSQUITTO_MAX_PACKET_BYTES}
 # persistent_client_expiration is left unset on purpose: a session is never expired, however
 # long its ingester is away.
 log_dest file {svc.log_file}
