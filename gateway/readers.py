@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -39,9 +40,19 @@ from gateway.scale_protocol import (
     WeightReading,
     decoder_for,
 )
-from gateway.scale_state import STATE_TEXT, WORKING, FaultChange, FaultWatch, fault_of
+from gateway.scale_state import (
+    BAD_FRAMES_KEPT,
+    STALE_REJECTS,
+    STALE_S,
+    STATE_TEXT,
+    WORKING,
+    FaultChange,
+    FaultWatch,
+    fault_of,
+)
 from gateway.settings import ScaleSettings, SensorSettings
 from gateway.weighing import StabilityDetector, WeighState
+from wastebank.errors import Conflict
 from wastebank.messages import AlertCode, ScaleHealth, ScaleState, SensorHealth
 
 log = logging.getLogger("wastebank.gateway")
@@ -74,6 +85,28 @@ class FillCandidate:
     measured_at: datetime
     stamped_here: bool = True
     """``measured_at`` is this gateway's clock (not a network server's ``received_at``)."""
+
+
+class ScaleNotWeighing(Conflict):
+    """A scale that cannot weigh now is not armed: its protocol is not known (``undetected``)
+    or nothing readable came from it lately (``stale``): nothing it would weigh can be trusted,
+    and the attendant would wait on a load that is never taken."""
+
+    def __init__(self, scale_id: str, state: ScaleState) -> None:
+        said_id, said_en = STATE_TEXT[state].split(" / ")
+        super().__init__(
+            f"timbangan {scale_id} belum bisa menimbang: {said_id.lower()} / scale {scale_id} "
+            f"cannot weigh now: {said_en.lower()}"
+        )
+
+
+@dataclass(frozen=True)
+class BadFrame:
+    """A rejected frame kept for inspection: why, when (wall clock), its bytes."""
+
+    reason: str
+    at: datetime
+    raw: bytes
 
 
 @dataclass
@@ -204,7 +237,14 @@ class ScaleReader(SerialDevice):
         self.cfg = cfg
         self.stats = ScaleStats()
         self.last: WeightReading | None = None
-        self.bad_frames: list[tuple[str, bytes]] = []  # the latest rejects, for inspection
+        self.bad_frames: deque[BadFrame] = deque(maxlen=BAD_FRAMES_KEPT)
+        """The latest rejects, for inspection (``GET /scales/{id}/frames``)."""
+        self.parsed_at = time.monotonic()
+        """When the latest frame was parsed (or the port opened): the staleness clock."""
+        self.reject_run = 0
+        """Frames rejected since the latest parsed one."""
+        self._redetections = 0
+        self._undecided_counted = 0
         self.session: KioskSession | AttendantSession
         if cfg.flow == "kiosk":
             self.session = KioskSession(min_net_g=cfg.min_net_g, zero_band_g=cfg.zero_band_g)
@@ -235,22 +275,37 @@ class ScaleReader(SerialDevice):
         self.decoder.reset()
         self.last = None
         self.weigh.stability.reset()
+        self.parsed_at = time.monotonic()
+        self.reject_run = 0
 
     def shown(self) -> tuple[int | None, bool | None]:
         """The weight the scale shows now and whether it is settled, as ``/scales``, the health
         report and the page say them: no weight and not settled while disconnected; no weight
         after a status line and while a fault holds the weighing; (None, None) before the first
         line."""
-        if not self.connected:
+        if not self.connected or self.stale():
             return None, False
         last = self.last
         return (None, None) if last is None else (last.grams, last.status == "stable")
 
     # ---- state ------------------------------------------------------------------------------
 
+    def stale(self) -> bool:
+        """Nothing readable lately: no frame parsed for :data:`STALE_S`, or the latest
+        :data:`STALE_REJECTS` frames all rejected (docs/protocol.md §1.4)."""
+        return self.reject_run >= STALE_REJECTS or time.monotonic() - self.parsed_at > STALE_S
+
+    def require_weighing(self) -> None:
+        """:class:`ScaleNotWeighing` unless the scale can weigh now (arming, a calibration
+        check): its protocol known and its frames fresh."""
+        state = self.state()
+        if state in ("undetected", "stale"):
+            raise ScaleNotWeighing(self.cfg.id, state)
+
     def state(self) -> ScaleState:
         """What the scale is doing now, the most serious first: disconnected; undetected (its
-        protocol is ``auto`` and not decided yet); a fault (overload, underload,
+        protocol is ``auto`` and not decided yet, or a decision no longer fits); stale (nothing
+        readable lately: :meth:`stale`; no weight shown, none armed); a fault (overload, underload,
         indicator_error: debounced, :mod:`gateway.scale_state`, from its alert's raising to its
         clearing, and no weight is taken meanwhile); zero_drift (the idle zero moved past
         ``zero_drift_alert_g``); then ok (a stable weight) or unsettled (moving, a status
@@ -259,6 +314,8 @@ class ScaleReader(SerialDevice):
             return "disconnected"
         if isinstance(self.decoder, AutoDetector) and self.decoder.protocol is None:
             return "undetected"
+        if self.stale():
+            return "stale"
         fault = self.faults.active()
         if fault is not None:
             return fault
@@ -290,10 +347,15 @@ class ScaleReader(SerialDevice):
         now = time.monotonic() if now is None else now
         self.stats.bytes_read += len(data)
         out: list[DepositCandidate | Condition] = []
-        for item in self.decoder.feed(data):
+        items = self.decoder.feed(data)
+        replayed = self._detection()
+        for index, item in enumerate(items):
+            if index < replayed:
+                continue  # read before the decision: counted as undetected, never weighed
             if isinstance(item, FrameError):
                 self._count_reject(item.reason, item.raw)
                 continue
+            self.parsed_at, self.reject_run = time.monotonic(), 0
             self.stats.frames_parsed += 1
             if isinstance(item, ScaleStatus):
                 candidate = self._status(item, now, out)
@@ -305,6 +367,26 @@ class ScaleReader(SerialDevice):
                 out.append(candidate)
         self.note_state()
         return out
+
+    def _detection(self) -> int:
+        """An ``auto`` scale's detector since the last call: frames seen while undecided are
+        counted as rejected (``undetected``); a decision forgotten drops the weight shown. The
+        number of items at the head of the last feed that were read before a decision."""
+        detector = self.decoder
+        if not isinstance(detector, AutoDetector):
+            return 0
+        if (undecided := detector.frames_undecided - self._undecided_counted) > 0:
+            self._undecided_counted = detector.frames_undecided
+            self.stats.frames_rejected += undecided
+            reasons = self.stats.rejected_by_reason
+            reasons["undetected"] = reasons.get("undetected", 0) + undecided
+        if detector.redetections != self._redetections:
+            self._redetections = detector.redetections
+            self.last = None
+            self.weigh.stability.reset()
+        if detector.replayed:  # just decided: the stream reads, freshness starts now
+            self.parsed_at, self.reject_run = time.monotonic(), 0
+        return detector.replayed
 
     def _status(
         self, item: ScaleStatus, now: float, out: list[DepositCandidate | Condition]
@@ -366,7 +448,8 @@ class ScaleReader(SerialDevice):
         self.stats.frames_rejected += 1
         reasons = self.stats.rejected_by_reason
         reasons[reason] = reasons.get(reason, 0) + 1
-        self.bad_frames = [*self.bad_frames[-99:], (reason, raw)]
+        self.reject_run += 1
+        self.bad_frames.append(BadFrame(reason, datetime.now(UTC), raw))
         log.debug("bingkai rusak / bad frame on %s (%s): %r", self.cfg.id, reason, raw)
 
     def _zero_condition(self) -> Condition | None:

@@ -145,11 +145,12 @@ class Recorder:
     def arm(self, reader: ScaleReader, member_no: str, category_code: str, attendant: str) -> None:
         """The next settled load on ``reader`` is ``member_no``'s deposit of ``category_code``,
         recorded by ``attendant`` (:class:`KioskScale` on a kiosk scale, :class:`ScaleDisconnected`
-        on one whose port is gone)."""
+        on one whose port is gone, ``ScaleNotWeighing`` on one undetected or stale)."""
         if not isinstance(reader.session, AttendantSession):
             raise KioskScale(reader.cfg.id)
         if not reader.connected:
             raise ScaleDisconnected(reader.cfg.id)
+        reader.require_weighing()
         reader.session.arm(member_no, category_code, time.monotonic())
         directory = self.db.directory
         member, price = directory.member(member_no), directory.price(category_code)

@@ -36,6 +36,16 @@ FAULT_RAISE_S: Final = 1.0
 FAULT_CLEAR_S: Final = 2.0
 """How long without that fault (other frames coming) before it counts as ended."""
 
+STALE_S: Final = 3.0
+"""A connected scale with no frame parsed for this long is ``stale``: an indicator sends 5–25
+frames a second (docs/protocol.md §1), so 3 s of nothing readable is a cable, a setting or
+another device, not a pause; its last weight is not shown as settled, and it is not armed."""
+STALE_REJECTS: Final = 4
+"""…nor one whose latest this many frames were all rejected (the detector's ``FRAMES_NEEDED``:
+as many bad frames in a row as good ones decide a protocol)."""
+BAD_FRAMES_KEPT: Final = 100
+"""Rejected frames each scale keeps for inspection, the latest (``GET /scales/{id}/frames``)."""
+
 Fault = Literal["overload", "underload", "indicator_error"]
 FAULTS: Final[tuple[Fault, ...]] = ("overload", "underload", "indicator_error")
 
@@ -49,15 +59,18 @@ zeroing) is no fault: the scale is unsettled."""
 
 STATE_TEXT: Final[dict[ScaleState, str]] = {
     "ok": "Stabil / Stable",
-    "unsettled": "Belum stabil / Unsettled",
+    "unsettled": "Bergerak / Moving",
     "overload": "Kelebihan beban / Overload",
     "underload": "Di bawah nol / Underload",
     "indicator_error": "Indikator galat / Indicator error",
     "disconnected": "Tidak terhubung / Disconnected",
     "zero_drift": "Nol bergeser / Zero drift",
     "undetected": "Protokol belum dikenali / Protocol not detected yet",
+    "stale": "Tidak ada bacaan baru / No fresh reading",
 }
-"""Each state as people read it (the attendant page, alert messages): Bahasa Indonesia first."""
+"""Each state as people read it (``/scales``, the attendant page, alert messages, and the fleet's
+copy in wastebank/fleet/words.py): Bahasa Indonesia first. The page's own lines for ``ok`` and
+``unsettled`` ("● stabil / stable", "~ bergerak / moving") are these words (a test holds them)."""
 
 
 WORKING: Final[frozenset[ScaleState]] = frozenset({"ok", "unsettled"})

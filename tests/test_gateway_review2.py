@@ -69,15 +69,18 @@ NOT_CONNECTED = (
 
 @contextlib.asynccontextmanager
 async def _on_a_pty(
-    tmp_path: Path,
+    tmp_path: Path, protocol: str | None = None
 ) -> AsyncIterator[tuple[AttendantService, httpx.AsyncClient, int, asyncio.Task[None]]]:
     """The gateway's scale-01 read from a pty (its port task running), the local endpoint with an
-    attendant logged in; yields the pty's writing end."""
+    attendant logged in; yields the pty's writing end. ``protocol``: the scale's, if not the
+    default."""
     main, sub = os.openpty()
     tty.setraw(main)
     link = tmp_path / "scale.tty"
     link.symlink_to(os.ttyname(sub))
     scales = [{"id": "scale-01", "port": link, "flow": "attendant"}]
+    if protocol is not None:
+        scales[0]["protocol"] = protocol
     async with attendant_service(gateway_settings(tmp_path, scales=scales), FakeCentral()) as svc:
         reader = svc.gw.readers["scale-01"]
         reader.connected = False  # until its port task opens the pty

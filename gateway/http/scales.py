@@ -2,6 +2,8 @@
 `wastebank calibrate`):
 
   GET  /scales                          live weight, stability, state, protocol, what is armed
+  GET  /scales/{id}/frames              what the scale sends: the latest rejected frames, why,
+                                        auto-detection's progress, staleness
   POST /scales/{id}/arm                 {member_no, category_code}: the next settled load
   POST /scales/{id}/cancel
   POST /scales/{id}/calibration         {reference_g, note}: record a check now
@@ -11,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from typing import Annotated
 
@@ -23,8 +26,9 @@ from gateway.http.attendant import auth
 from gateway.http.routing import Routes, parse_input, path_param
 from gateway.kiosk import AttendantSession
 from gateway.outbox import CalibrationCheck
-from gateway.readers import ScaleReader
+from gateway.readers import BadFrame, ScaleReader
 from gateway.recorder import ScaleDisconnected
+from gateway.scale_protocol import AutoDetector
 from gateway.scale_state import STATE_TEXT
 from wastebank.messages import CODE_PATTERN, ScaleState
 
@@ -51,8 +55,8 @@ class ScaleView(msgspec.Struct, kw_only=True):
     grams: int | None
     stable: bool | None
     state: ScaleState
-    """ok, unsettled, overload, underload, indicator_error, disconnected, zero_drift, undetected
-    (docs/operations.md, "Scale states and alerts")."""
+    """ok, unsettled, overload, underload, indicator_error, disconnected, zero_drift, undetected,
+    stale (docs/operations.md, "Scale states and alerts")."""
     state_text: str
     """The state in words, Bahasa Indonesia first."""
     state_since: datetime
@@ -60,6 +64,85 @@ class ScaleView(msgspec.Struct, kw_only=True):
     armed_category_code: str | None = None
     waiting_for_zero: bool = False
     calibration_version: str | None = None
+
+
+class FrameView(msgspec.Struct, kw_only=True):
+    reason: str
+    """A ``FrameError`` reason (docs/protocol.md §1.4), or while undetected what the leading
+    candidate made of the frame (``weight``, ``status``, ``kiosk`` or its reject reason)."""
+    at: datetime | None
+    raw: str
+    """The bytes as received, each control or non-ASCII byte escaped (``\x02``, ``\r``)."""
+
+
+class DetectionView(msgspec.Struct, kw_only=True):
+    decided: bool
+    contenders: list[str]
+    waiting_for: str | None
+    frames_undecided: int
+    """Frames seen while undecided since the start (rejects too)."""
+    redetections: int
+    """Decisions forgotten because the stream no longer fitted them (docs/protocol.md §1.7)."""
+    lost_because: str | None
+    recent: list[FrameView]
+    """The latest frames seen while undecided (at most 16)."""
+
+
+class FramesView(msgspec.Struct, kw_only=True):
+    scale_id: str
+    protocol: str
+    state: ScaleState
+    frames_parsed: int
+    frames_rejected: int
+    rejected_by_reason: dict[str, int]
+    last_parsed_s: float
+    """Seconds since the latest frame parsed (or the port opened); ``stale`` past 3."""
+    reject_run: int
+    """Frames rejected since the latest parsed one; ``stale`` at 4."""
+    detection: DetectionView | None
+    """Only for ``protocol = "auto"``."""
+    bad_frames: list[FrameView]
+    """The latest rejected frames (at most 100), oldest first."""
+
+
+def _frame(reason: str, at: datetime | None, raw: bytes) -> FrameView:
+    # every byte outside printable ASCII as \xNN (\t, \n, \r), a backslash doubled: a
+    # terminal or a page shows the frame, never acts on it
+    return FrameView(
+        reason=reason, at=at, raw=raw.decode("latin-1").encode("unicode_escape").decode()
+    )
+
+
+def _bad(frame: BadFrame) -> FrameView:
+    return _frame(frame.reason, frame.at, frame.raw)
+
+
+def _frames_view(r: ScaleReader) -> FramesView:
+    state, _ = r.state_now()
+    d = r.decoder
+    detection = None
+    if isinstance(d, AutoDetector):
+        detection = DetectionView(
+            decided=d.decided,
+            contenders=list(d.contenders),
+            waiting_for=d.waiting_for,
+            frames_undecided=d.frames_undecided,
+            redetections=d.redetections,
+            lost_because=d.lost_because,
+            recent=[_frame(what, None, raw) for what, raw in d.recent],
+        )
+    return FramesView(
+        scale_id=r.cfg.id,
+        protocol=r.protocol,
+        state=state,
+        frames_parsed=r.stats.frames_parsed,
+        frames_rejected=r.stats.frames_rejected,
+        rejected_by_reason=dict(r.stats.rejected_by_reason),
+        last_parsed_s=round(time.monotonic() - r.parsed_at, 1),
+        reject_run=r.reject_run,
+        detection=detection,
+        bad_frames=[_bad(f) for f in r.bad_frames],
+    )
 
 
 class CalibrationView(msgspec.Struct, kw_only=True):
@@ -119,6 +202,12 @@ async def scales(request: Request) -> list[ScaleView]:
     return [_scale_view(gw, r) for r in gw.readers.values()]
 
 
+@routes.get("/scales/{scale_id}/frames")
+async def frames(request: Request) -> FramesView:
+    auth.signed_in(request)
+    return _frames_view(_reader(auth.service(request).gw, path_param(request, "scale_id")))
+
+
 @routes.post("/scales/{scale_id}/arm")
 async def arm(request: Request) -> ScaleView:
     signed, _, req = await parse_input(request, ArmRequest, auth.csrf_checked)
@@ -146,6 +235,7 @@ async def calibrate(request: Request) -> CalibrationView:
     r = _reader(gw, scale_id)
     if not r.connected:
         raise ScaleDisconnected(scale_id)
+    r.require_weighing()
     if r.last is None or r.last.status != "stable" or r.last.grams is None:
         raise HTTPException(409, "timbangan belum stabil / the scale is not stable yet")
     check = gw.calibration.record(scale_id, req.reference_g, r.last.grams, req.note)

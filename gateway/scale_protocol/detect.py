@@ -17,6 +17,7 @@ from gateway.scale_protocol.frames import (
     FrameError,
     FrameReason,
     ProtocolId,
+    ScaleStatus,
     ToledoUnits,
     Unit,
     WeightReading,
@@ -107,6 +108,18 @@ _YH_POINT_SIDE: Final[dict[int, str]] = {3: "yh_rev", 4: "yh_fwd"}
 3 decimals there; the other reads 4 (docs/protocol.md §1.7, rule 3b)."""
 
 
+RECENT_KEPT: Final = 16
+"""Frames :attr:`AutoDetector.recent` keeps for inspection."""
+
+
+def _what(item: Decoded) -> str:
+    if isinstance(item, FrameError):
+        return item.reason
+    if isinstance(item, WeightReading):
+        return "weight"
+    return "status" if isinstance(item, ScaleStatus) else "kiosk"
+
+
 def _zero_padded(value: str) -> bool:
     return value[:1] == " " or (len(value) > 1 and value[0] == "0" and value[1] != ".")
 
@@ -168,8 +181,16 @@ class AutoDetector:
     (:attr:`waiting_for`). ``label`` names the scale in those lines.
 
     Once decided, ``protocol`` is set and ``decoder`` is the winner: ``feed`` returns the items
-    it produced while undecided (the last :data:`DETECT_HISTORY`) and from then on passes bytes
+    it produced while undecided (the last :data:`DETECT_HISTORY`; :attr:`replayed` says how many
+    lead the list: read before the decision, never to be weighed) and from then on passes bytes
     straight through, so nothing beyond the first partial frame is lost.
+
+    A decision is watched (:meth:`_watch`): a weight frame that does not fit it (an ``=`` frame
+    whose decimal point is elsewhere than in the frames that decided, or, decided by padding,
+    padded the other way round) comes back as ``FrameError("mismatch")``, never as a weight; a
+    run of ``frames_needed`` frames that are rejects or mismatches, with no fitting weight among
+    them, forgets the decision (logged at WARNING, :attr:`redetections`, :attr:`lost_because`)
+    and detection starts again with the next bytes.
     """
 
     def __init__(
@@ -201,6 +222,21 @@ class AutoDetector:
         self._history: dict[str, deque[Decoded]] = {}
         self._undecided_frames = 0
         self._next_warning = 2 * frames_needed
+        self._seen: dict[str, int] = {}
+        self.frames_undecided = 0
+        """Frames delimited while undecided, over the detector's life (each read by the
+        candidate that delimited the most; rejects count too and reset nothing)."""
+        self.recent: deque[tuple[str, bytes]] = deque(maxlen=RECENT_KEPT)
+        """The latest frames seen while undecided: (what the leading candidate made of it:
+        ``weight``, ``status``, ``kiosk`` or its reject reason, the raw bytes)."""
+        self.replayed = 0
+        """How many items at the head of the last :meth:`feed` result were read before the
+        decision (counted, never weighed: docs/protocol.md §1.7)."""
+        self.redetections = 0
+        self.lost_because: str | None = None
+        """Why the last decision was forgotten (English), None if none was."""
+        self._places: frozenset[int] = frozenset()
+        self._misfits = 0
         self._start()
 
     def _start(self) -> None:
@@ -209,7 +245,9 @@ class AutoDetector:
         self._streak_raws = {c: deque(maxlen=DETECT_HISTORY) for c in self.candidates}
         self._history = {c: deque(maxlen=DETECT_HISTORY) for c in self.candidates}
         self._undecided_frames = 0
+        self._seen = dict.fromkeys(self.candidates, 0)
         self._next_warning = 2 * self.frames_needed
+        self._misfits = 0
         self.decided_by = None
 
     # -- the ScaleDecoder interface --
@@ -256,6 +294,12 @@ class AutoDetector:
         return tuple(c for c in self.candidates if best and self._streak[c] == best)
 
     @property
+    def frames_seen(self) -> int:
+        """Frames delimited since this detection began (rejects included); the warnings count
+        these, so a stream that every reject keeps undecided is reported too."""
+        return max(self._seen.values(), default=0)
+
+    @property
     def undecided_frames(self) -> int:
         """Weight frames the leading candidate read in a row without a decision (frozen at the
         decision: the frames it took)."""
@@ -268,9 +312,20 @@ class AutoDetector:
             return None
         leading = self.contenders
         if not leading:
-            return "no candidate reads the stream as weights"
+            seen = self.frames_seen
+            return "no candidate reads the stream as weights" + (
+                f" ({seen} frames seen, the latest rejected)" if seen else ""
+            )
         if self._undecided_frames < self.frames_needed:
-            return f"{', '.join(leading)}: {self._undecided_frames} of {self.frames_needed} frames"
+            broken = (
+                f" ({self.frames_seen} frames seen: rejects break every run)"
+                if self.frames_seen >= 2 * self.frames_needed
+                else ""
+            )
+            return (
+                f"{', '.join(leading)}: {self._undecided_frames} of {self.frames_needed} "
+                f"frames{broken}"
+            )
         if _YH_PAIR <= set(leading):
             return (
                 "yh_fwd and yh_rev both read every frame and nothing in them tells which way "
@@ -291,20 +346,25 @@ class AutoDetector:
         self._start()
 
     def feed(self, data: bytes) -> list[Decoded]:
+        self.replayed = 0
         if self.decoder is not None:
-            return self.decoder.feed(data)
+            return self._watch(self.decoder.feed(data))
         for index in range(len(data)):
             self.sampled_bytes += 1
             byte = data[index : index + 1]
-            emitted = False
+            before, fed = self.frames_seen, {}
             for name, trial in self._trials.items():
-                items = trial.feed(byte)
-                if items:
-                    emitted = True
+                if items := trial.feed(byte):
+                    fed[name] = items
                     self._record(name, items)
+            emitted = bool(fed)
+            if self.frames_seen > before:
+                self._note_seen(fed, self.frames_seen - before)
             if emitted and (choice := self._decide()) is not None:
                 decoder = self._trials[choice]
                 out = list(self._history[choice])
+                self.replayed = len(out)
+                self._places = frozenset(raw[1:].find(b".") for raw in self._streak_raws[choice])
                 self.decoder = decoder
                 self._trials, self._history, self._streak_raws = {}, {}, {}
                 log.info(
@@ -314,7 +374,7 @@ class AutoDetector:
                     self._undecided_frames,
                     self.decided_by,
                 )
-                out.extend(decoder.feed(data[index + 1 :]))
+                out.extend(self._watch(decoder.feed(data[index + 1 :])))
                 return out
             if emitted:
                 self._say_undecided()
@@ -326,18 +386,75 @@ class AutoDetector:
         return f" {self.label}" if self.label else ""
 
     def _say_undecided(self) -> None:
-        if self._undecided_frames < self._next_warning:
+        if self.frames_seen < self._next_warning:
             return
         self._next_warning *= 2
         log.warning(
             "deteksi otomatis belum memutuskan / auto-detection undecided%s after %d frames: %s",
             self._for(),
-            self._undecided_frames,
+            self.frames_seen,
             self.waiting_for,
         )
 
+    def _fits(self, item: WeightReading) -> bool:
+        """Whether a weight frame the decided decoder read fits the decision. Only the ``=``
+        pair reads other frames "fine" with another value; what tells them apart is what
+        decided: the decimal point's place (an indicator's decimals are a setting, fixed) and,
+        for a decision by padding, the padding."""
+        if self.protocol not in _YH_PAIR:
+            return True
+        if self._places and item.raw[1:].find(b".") not in self._places:
+            return False
+        return self.decided_by != "padding" or _yh_vote([item.raw], 1) in (None, self.protocol)
+
+    def _watch(self, items: list[Decoded]) -> list[Decoded]:
+        """The decided decoder's items, checked against the decision (see the class)."""
+        out: list[Decoded] = []
+        for index, item in enumerate(items):
+            if isinstance(item, WeightReading) and not self._fits(item):
+                item = FrameError("mismatch", item.raw, f"does not fit {self.protocol}")
+            if isinstance(item, WeightReading):
+                self._misfits = 0
+            elif isinstance(item, FrameError):
+                self._misfits += 1
+            out.append(item)
+            if self._misfits >= self.frames_needed:
+                assert isinstance(item, FrameError)
+                self._lose(item)
+                out.extend(
+                    FrameError("mismatch", rest.raw, "detecting again")
+                    for rest in items[index + 1 :]
+                )
+                break
+        return out
+
+    def _lose(self, last: FrameError) -> None:
+        was = self.protocol
+        self.lost_because = (
+            f"{self.frames_needed} frames in a row did not fit {was} "
+            f"(the last: {last.reason} {last.raw[:32]!r})"
+        )
+        self.redetections += 1
+        log.warning(
+            "deteksi otomatis: aliran tidak cocok lagi, mendeteksi ulang / auto-detection: the "
+            "stream no longer fits%s, detecting again: %s",
+            self._for(),
+            self.lost_because,
+        )
+        self.decoder = None
+        self._start()
+
+    def _note_seen(self, fed: dict[str, list[Decoded]], new: int) -> None:
+        """Count the frames just seen and keep them as the candidate that read the most of them
+        read them (rather than the first of the rivals that rejected them)."""
+        self.frames_undecided += new
+        leaders = [items for name, items in fed.items() if self._seen[name] == self.frames_seen]
+        best = max(leaders, key=lambda items: sum(not isinstance(i, FrameError) for i in items))
+        self.recent.extend((_what(item), item.raw) for item in best[-new:])
+
     def _record(self, name: str, items: list[Decoded]) -> None:
         self._history[name].extend(items)
+        self._seen[name] += len(items)
         for item in items:
             if isinstance(item, FrameError):
                 self._streak[name] = 0

@@ -22,7 +22,9 @@ WeightStatus = Literal["stable", "unstable", "overload", "unknown"]
 WeightMode = Literal["gross", "net", "tare"]
 StatusKind = Literal["overload", "underload", "error", "busy"]
 KioskKind = Literal["CARD", "CAT", "OK", "CANCEL"]
-FrameReason = Literal["empty", "bad_format", "bad_value", "checksum", "overflow", "parity", "unit"]
+FrameReason = Literal[
+    "empty", "bad_format", "bad_value", "checksum", "overflow", "parity", "unit", "mismatch"
+]
 Unit = Literal["kg", "g", "lb"]
 ToledoUnits = Literal["fairbanks", "liden"]
 ProtocolId = Literal[
@@ -72,8 +74,10 @@ class FrameError(BadInput, ValueError):
     """A frame (or part of the stream) that is not valid.
 
     ``reason`` is a short machine id for counting rejects: ``empty``, ``bad_format``,
-    ``bad_value``, ``checksum``, ``overflow``, ``parity`` or ``unit``. ``raw`` holds the
-    offending bytes as received (at most ``max_line + 1`` bytes for ``overflow``).
+    ``bad_value``, ``checksum``, ``overflow``, ``parity``, ``unit``, or ``mismatch``
+    (auto-detection: a frame the decided decoder reads but the decision does not fit,
+    docs/protocol.md §1.7). ``raw`` holds the offending bytes as received (at most
+    ``max_line + 1`` bytes for ``overflow``).
     """
 
     def __init__(self, reason: FrameReason, raw: bytes, detail: str = "") -> None:

@@ -88,7 +88,7 @@
 
   // What the indicator itself reports (gateway/scale_state.py): said before anything else, so
   // an overloaded scale never reads as one that is merely moving.
-  const FAULTS = ["overload", "underload", "indicator_error", "undetected"];
+  const FAULTS = ["overload", "underload", "indicator_error", "undetected", "stale"];
 
   function scaleText(v) {
     if (!v.connected) { return "Timbangan tidak terhubung / scale not connected"; }
@@ -101,6 +101,7 @@
     if (v.state === "zero_drift") { return "⚠ " + v.state_text; }
     // The gateway holds "stabil" until the load has moved for 0,7 s (gateway/stable_mark.py);
     // no weight shown (nothing read yet, a status line, a fault starting) is "bergerak" too.
+    // The words are gateway/scale_state.py's STATE_TEXT for ok and unsettled, as /scales says.
     return v.stable ? "● stabil / stable" : "~ bergerak / moving";
   }
 

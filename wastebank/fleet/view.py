@@ -101,7 +101,15 @@ RANKING: tuple[Condition, ...] = (
 """The order of the fleet: the broken ones first."""
 
 FAULT_STATES: frozenset[str] = frozenset(
-    {"overload", "underload", "indicator_error", "disconnected", "zero_drift", "undetected"}
+    {
+        "overload",
+        "underload",
+        "indicator_error",
+        "disconnected",
+        "zero_drift",
+        "undetected",
+        "stale",
+    }
 )
 """Scale states that are a fault ("ok" and "unsettled", a load being put on, are not)."""
 

@@ -31,13 +31,14 @@ CONDITION_TEXTS: dict[Condition, tuple[str, str, str]] = {
 
 SCALE_STATE_TEXTS: dict[str, tuple[str, str]] = {
     "ok": ("stabil", "stable"),
-    "unsettled": ("belum stabil", "unsettled"),
+    "unsettled": ("bergerak", "moving"),
     "overload": ("kelebihan beban", "overload"),
     "underload": ("di bawah nol", "underload"),
     "indicator_error": ("indikator galat", "indicator error"),
     "disconnected": ("tidak terhubung", "disconnected"),
     "zero_drift": ("nol bergeser", "zero drift"),
     "undetected": ("protokol belum dikenali", "protocol not detected yet"),
+    "stale": ("tidak ada bacaan baru", "no fresh reading"),
 }
 """Each scale state (every messages.ScaleState) in the words the gateway's /scales, its attendant
 page and docs/operations.md ("Scale states") use: the gateway's ``STATE_TEXT``, which wastebank/
