@@ -23,9 +23,9 @@ Pis cloned *with* this file and the same machine id share an install: the ledger
 same id with other content and says so (a ``conflict`` dead letter, an alert), never drops one.
 
 The install is also written beside the file (``outbox.db.install``, :data:`INSTALL_MARKER`): a
-file that opens as new while that marker names an install (the file was emptied: truncated, its
-WAL lost, or moved aside) is logged as a warning naming the install it replaces, whose unsent
-events are not in the new file.
+file without an install while that marker names one (the file was emptied: truncated, its WAL
+lost, moved aside; or recovered with its install removed, docs/deploy-pi.md §7a) is logged as a
+warning naming the install it replaces, whose unsent events not in the file are lost.
 
 **A damaged file** (SQLite: "database disk image is malformed", "file is not a database", or
 ``PRAGMA quick_check`` not ``ok`` at open) raises :class:`OutboxDamaged`: the gateway stops with
@@ -273,16 +273,15 @@ class Outbox:
         except FileNotFoundError:
             before = ""
         if created and before and before != install:
+            (waiting,) = self._db.execute("SELECT count(*) FROM outbox").fetchone()
             log.warning(
-                "berkas outbox %s dibuat baru (install %s) padahal install sebelumnya %s: "
-                "peristiwa yang belum terkirim dari install itu tidak ada di berkas ini "
-                "(docs/deploy-pi.md §7a) / the outbox file was created anew (install %s) where "
-                "install %s was before: the events it had not sent are not in this file",
-                self.path,
-                install,
-                before,
-                install,
-                before,
+                "berkas outbox %(path)s tanpa install (dibuat baru atau dipulihkan): install baru "
+                "%(new)s, sebelumnya %(old)s; %(rows)d baris menunggu di berkas ini, peristiwa "
+                "%(old)s yang belum terkirim dan tidak ada di sini hilang (docs/deploy-pi.md §7a) "
+                "/ the outbox file %(path)s has no install (created anew or recovered): new "
+                "install %(new)s where %(old)s was before; %(rows)d rows wait in this file, the "
+                "events of %(old)s not sent and not in it are lost",
+                {"path": self.path, "new": install, "old": before, "rows": waiting},
             )
         if before != install:
             fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_MODE)

@@ -107,6 +107,7 @@ async def test_health_without_a_session_is_minimal(gateway: Gw) -> None:
         "scales",
         "clock",
         "alerts_active",
+        "alerts_left_out",
     }
     assert (body["status"], body["gateway_id"], body["outbox_depth"]) == ("ok", "gw-01", 0)
     assert [set(s) for s in body["scales"]] == [{"scale_id", "state", "state_since"}]

@@ -190,7 +190,7 @@ def test_an_outbox_created_anew_where_an_install_was_warns(
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == 1
     assert old.install in warned[0]
-    assert "created anew" in warned[0]
+    assert "created anew or recovered" in warned[0]
     new.close()
 
 
