@@ -712,7 +712,7 @@ def test_the_notes_count_deposits_stamped_before_the_gateway_clock_was_synced(
     )
     assert report.unsynced_clock_deposits == 1
     line = (
-        "1 setoran dicatat sebelum jam gateway tersinkron / 1 deposits stamped before the "
+        "1 setoran dicatat sebelum jam gateway tersinkron / 1 deposit stamped before the "
         "gateway's clock was synchronized"
     )
     assert ("Jam gateway / Gateway clock", line) in wording.notes(report)

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from wastebank.messages import AwareDatetime
+from wastebank.messages import AwareDatetime, check_times
 
 NAMESPACE = "wastebank/broker/"
 """Topics only the broker publishes on; the ACL denies it to every client but its readers."""
@@ -68,6 +68,9 @@ class Refusal(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=T
         ),
     ]
     truncated: Annotated[bool, Meta(description=f"username or client id cut to {FIELD_MAX} bytes")]
+
+    def __post_init__(self) -> None:
+        check_times(self)  # the broker's clock, bounded as every timestamp on the wire
 
     def describe(self) -> str:
         """One line for the log and the alert, Bahasa Indonesia first."""

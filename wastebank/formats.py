@@ -197,9 +197,15 @@ def bulan(day: date, lang: Lang = "id") -> str:
 
 
 def tanggal_waktu(at: datetime, tz: ZoneInfo, lang: Lang = "id") -> str:
-    """``23 Nov 2026 09.30 WIT``: the local date and time in ``tz`` (Indonesian writes 09.30)."""
-    local = at.astimezone(tz)
-    return f"{tanggal(local.date(), lang)} {local:%H.%M} {zone_label(tz, at)}"
+    """``23 Nov 2026 09.30 WIT``: the local date and time in ``tz`` (Indonesian writes 09.30).
+    A time that cannot be moved to ``tz`` (year 1 or 9999 beyond the date line) is shown in
+    its own offset, ``31 Des 9999 23.59 UTC-12:00``, not raised."""
+    try:
+        local = at.astimezone(tz)
+        label = zone_label(tz, at)
+    except OverflowError:
+        local, label = at, "UTC" + at.isoformat(timespec="minutes")[16:]  # '+14:00'
+    return f"{tanggal(local.date(), lang)} {local:%H.%M} {label}"
 
 
 # ---- text for limited outputs -----------------------------------------------------------------

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, NamedTuple
 
 import msgspec
@@ -101,7 +101,37 @@ received (a Toledo frame starts with STX), shown escaped (``formats.terminal_tex
 Text = Annotated[str, Meta(pattern=TEXT_PATTERN)]
 
 AwareDatetime = Annotated[datetime, Meta(tz=True)]
-"""An RFC 3339 date-time with its offset; one without is refused."""
+"""An RFC 3339 date-time with its offset; one without is refused, and so is one outside
+:data:`TIME_MIN`..:data:`TIME_MAX` (every message checks its own, :func:`check_times`)."""
+
+TIME_MIN = datetime(2000, 1, 1, tzinfo=UTC)
+TIME_MAX = datetime(2100, 12, 31, tzinfo=UTC)
+"""Every timestamp on the wire lies within these, both included (docs/protocol.md, "Limits and
+strictness"): the months the reports cover (2000-01..2100-12, in any city's zone) and well inside
+InfluxDB's (1677..2262) and Python's (a year-1 or year-9999 time moved to another zone
+overflows). A message with one outside is invalid as a whole (a dead letter naming the field):
+never applied to the ledger, stored in the fleet or written to InfluxDB."""
+
+
+CLOCK_AHEAD_TOLERANCE = timedelta(minutes=2)
+"""A device timestamp later than its receiver's clock by more than this is a wrong clock (late
+ones may be a backlog delivered after an outage, so only the future is flagged): the InfluxDB
+point says it (``clock_ahead_s``, the ingester and ``wastebank influx rebuild-deposits``), and
+``ledger verify`` and the monthly report count such deposits (``measured_at`` against the
+ledger's ``recorded_at``). Kept as stamped: the money is real."""
+
+
+def check_times(msg: msgspec.Struct) -> None:
+    """Raise :class:`Invalid` naming the first timestamp field of ``msg`` outside
+    :data:`TIME_MIN`..:data:`TIME_MAX` (a nested Struct checks its own)."""
+    for name in msg.__struct_fields__:
+        value = getattr(msg, name)
+        if isinstance(value, datetime) and not TIME_MIN <= value <= TIME_MAX:
+            raise _across(
+                f"{name}: {value.isoformat()} is outside the time range "
+                f"{TIME_MIN:%Y-%m-%dT%H:%M:%SZ}..{TIME_MAX:%Y-%m-%dT%H:%M:%SZ}"
+            )
+
 
 # ---- limits (docs/protocol.md, "Limits and strictness") ---------------------------------------
 
@@ -159,7 +189,12 @@ class _Message(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=
     """Strict (msgspec decodes strictly): a JSON number never comes from a string, a boolean is
     not a number, an integer field refuses 1.0, and NaN and Infinity are refused (they are not
     JSON, and 1e400 is out of range). A float field takes a JSON integer (``"fillingLevel": 1``):
-    JSON has one number type, and JSON Schema's ``number`` includes the integers."""
+    JSON has one number type, and JSON Schema's ``number`` includes the integers. Every
+    timestamp is within :data:`TIME_MIN`..:data:`TIME_MAX`; a subclass's own ``__post_init__``
+    calls this one first."""
+
+    def __post_init__(self) -> None:
+        check_times(self)
 
 
 def encode_set(msg: _Message) -> bytes:
@@ -200,7 +235,6 @@ ScaleState = Literal[
     "disconnected",
     "zero_drift",
     "undetected",
-    "stale",
 ]
 """A scale's state as the gateway sees it (docs/operations.md, "Scale states")."""
 
@@ -268,6 +302,7 @@ class DepositEvent(_Message, kw_only=True, frozen=True):
     clock_synced: Annotated[bool | None, Meta(description=CLOCK_SYNCED)] = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.event_id != device_event_id(self.gateway_id, self.install, self.seq):
             raise _across("event_id must be '{gateway_id}.{install}.{seq}'")
         if (self.card_uid is None) == (self.member_no is None):
@@ -329,6 +364,7 @@ class FillReading(_Message, kw_only=True, frozen=True):
     clock_synced: Annotated[bool | None, Meta(description=CLOCK_SYNCED)] = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.reading_id != device_event_id(self.sensor_id, self.install, self.seq):
             raise _across("reading_id must be '{sensor_id}.{install}.{seq}'")
 
@@ -356,11 +392,7 @@ class ScaleHealth(_Message, kw_only=True, frozen=True):
     stable: bool | None = None
     zero_drift_g: Annotated[int, Meta(ge=-SCALE_G_MAX, le=SCALE_G_MAX)] | None = None
     state: Annotated[
-        ScaleState | None,
-        Meta(
-            description="undetected: protocol 'auto' has not decided yet; "
-            "stale: nothing readable for 3 s"
-        ),
+        ScaleState | None, Meta(description="undetected: protocol 'auto' has not decided yet")
     ] = None
     state_since: Annotated[AwareDatetime, Meta(description="when state began")] | None = None
 
@@ -485,6 +517,7 @@ class GatewayHealth(_Message, kw_only=True, frozen=True):
         return self.alerts_active or []
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         # one device listed twice has two states: which one the fleet shows could not be told
         scales = [sc.scale_id for sc in self.scales]
         if twice := _twice(scales):
@@ -524,6 +557,7 @@ class GatewayAlert(_Message, kw_only=True, frozen=True):
     message: Annotated[Text, Meta(max_length=300)]
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         forms = {device_event_id(self.gateway_id, self.install, self.seq)}
         if self.install is not None:
             forms.add(alert_event_id(self.gateway_id, self.install, self.seq))

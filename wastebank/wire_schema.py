@@ -20,6 +20,8 @@ import msgspec
 
 from wastebank.messages import (
     MAX_PAYLOAD_BYTES,
+    TIME_MAX,
+    TIME_MIN,
     DepositEvent,
     FillReading,
     GatewayAlert,
@@ -84,7 +86,9 @@ _COMMON = [
     "integer field takes no fraction or exponent (1250, not 1250.0 or 1.25e3), which JSON "
     "Schema's 'integer' cannot say; a 'number' field takes an integer too (1 for 1.0); NaN and "
     "Infinity are refused.",
-    "Timestamps are RFC 3339 date-times with a UTC offset ('Z' or '+09:00').",
+    "Timestamps are RFC 3339 date-times with a UTC offset ('Z' or '+09:00'), from "
+    f"{TIME_MIN:%Y-%m-%dT%H:%M:%SZ} to {TIME_MAX:%Y-%m-%dT%H:%M:%SZ} (both included); a message "
+    "with one outside is refused whole (dead letter, naming the field).",
     "Unknown fields are refused.",
 ]
 

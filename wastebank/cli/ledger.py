@@ -148,19 +148,19 @@ def ledger_verify(
         with ledger.Session(bind) as session:
             problems = ledger.verify(session)
             unsynced = ledger.unsynced_clock_deposits(session)
+            ahead = ledger.clock_ahead_deposits(session)
         for problem in problems[:limit]:
             typer.echo(str(problem))
         if problems:
             typer.echo(f"{len(problems)} masalah / problems", err=True)
         else:
             typer.echo("pembukuan benar / the books hold")
-        if unsynced:  # a fact about the times, not a fault of the books: the exit status is kept
-            each = ", ".join(f"{gateway} {n}" for gateway, n in unsynced.items())
-            typer.echo(
-                f"{sum(unsynced.values())} setoran dicatat sebelum jam gateway tersinkron / "
-                f"deposits stamped before their gateway's clock was synchronized ({each}): "
-                "docs/operations.md, Clock honesty"
-            )
+        # facts about the times, not faults of the books: the exit status is kept
+        for is_ahead, counts in ((False, unsynced), (True, ahead)):
+            if counts:
+                each = ", ".join(f"{gateway} {n}" for gateway, n in counts.items())
+                note = ledger.clock_note(sum(counts.values()), ahead=is_ahead)
+                typer.echo(f"{note} ({each}): docs/operations.md, Clock honesty")
         drifts = 0
         if influx:
             first = date_from.date() if date_from else None

@@ -18,7 +18,6 @@ from wastebank.influx.client import Influx, Series, ident, influxql_time
 from wastebank.influx.errors import InfluxError, classify, parse_retry_after, retry_wait
 from wastebank.influx.lines import (
     ALERT,
-    CLOCK_AHEAD_TOLERANCE,
     DEPOSIT,
     FILL,
     GATEWAY_HEALTH,
@@ -61,6 +60,7 @@ from wastebank.influx.writers import (
     encode_body,
     gzip_wanted,
 )
+from wastebank.messages import CLOCK_AHEAD_TOLERANCE  # the core's: the ledger counts by it too
 
 __all__ = [
     "ALERT",

@@ -15,7 +15,7 @@ import math
 import re
 import zlib
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeAlias
 
 from msgspec import UNSET
@@ -27,11 +27,6 @@ FILL = "fill_level"
 GATEWAY_HEALTH = "gateway_health"
 SCALE_HEALTH = "scale_health"
 ALERT = "gateway_alert"
-
-CLOCK_AHEAD_TOLERANCE = timedelta(minutes=2)
-"""A device timestamp further in the future than this is a wrong clock, said in the point's
-``clock_ahead_s`` field (late ones may be a backlog delivered after an outage, so only the
-future is flagged). The ingester and ``wastebank influx rebuild-deposits`` both apply it."""
 
 
 FieldValue: TypeAlias = bool | int | float | str

@@ -212,6 +212,8 @@ from wastebank.ledger.tps_tables import (
 )
 from wastebank.ledger.verify import (
     Problem,
+    clock_ahead_deposits,
+    clock_note,
     unsynced_clock_deposits,
     verify,
     verify_summaries,
@@ -369,6 +371,8 @@ __all__ = [
     "unsettled_conflicts",
     "utcnow",
     "unsynced_clock_deposits",
+    "clock_ahead_deposits",
+    "clock_note",
     "verify",
     "verify_summaries",
     "void_deposit",

@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
+from wastebank.formats import thousands
 from wastebank.ledger.balances import (
     bank_funds_account,
     bank_purchase_account,
@@ -39,6 +40,7 @@ from wastebank.ledger.pricing import amount_for_quantity
 from wastebank.ledger.registry import hierarchy_problem
 from wastebank.ledger.stock import movement_legs, sale_legs
 from wastebank.ledger.summary import DayKey, day_totals
+from wastebank.messages import CLOCK_AHEAD_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,38 @@ def unsynced_clock_deposits(session: Session) -> dict[str, int]:
         .order_by(Deposit.gateway_id)
     )
     return {str(gateway): int(n) for gateway, n in rows}
+
+
+def clock_note(n: int, *, ahead: bool = False) -> str:
+    """``n`` deposits of :func:`unsynced_clock_deposits` or :func:`clock_ahead_deposits` in
+    words, for ``ledger verify`` and the monthly report: ``1 setoran ... / 1 deposit ...``."""
+    deposits = "deposit" if n == 1 else "deposits"
+    if not ahead:
+        return (
+            f"{thousands(n)} setoran dicatat sebelum jam gateway tersinkron / {thousands(n)} "
+            f"{deposits} stamped before the gateway's clock was synchronized"
+        )
+    return (
+        f"{thousands(n)} setoran dicap waktu di depan saat diterima / {thousands(n)} {deposits} "
+        "stamped ahead of when the ledger received them"
+    )
+
+
+def clock_ahead_deposits(session: Session) -> dict[str, int]:
+    """Device deposits stamped later than the ledger received them by more than
+    :data:`~wastebank.messages.CLOCK_AHEAD_TOLERANCE` (``measured_at`` against ``recorded_at``:
+    the gateway's clock was ahead, whatever its ``clock_synced`` said), by gateway; voided ones
+    included. Kept as stamped (the money is real): a fact, as :func:`unsynced_clock_deposits`."""
+    rows = session.execute(
+        select(Deposit.gateway_id, Deposit.measured_at, Deposit.recorded_at)
+        .where(Deposit.measured_at > Deposit.recorded_at)
+        .order_by(Deposit.gateway_id)
+    )
+    counts: dict[str, int] = {}
+    for gateway, measured, recorded in rows:
+        if measured - recorded > CLOCK_AHEAD_TOLERANCE:
+            counts[str(gateway)] = counts.get(str(gateway), 0) + 1
+    return counts
 
 
 def _unbalanced(session: Session) -> list[Problem]:

@@ -13,12 +13,13 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from wastebank import ledger
 from wastebank.estimates import Impact, sum_impacts
 from wastebank.formats import zone_label
+from wastebank.messages import CLOCK_AHEAD_TOLERANCE
 from wastebank.reports.generation import (
     Generation,
     ImpactEstimator,
@@ -83,6 +84,12 @@ class MonthlyReport(BaseModel):
         default=0,
         description="the month's deposits (voids left out) stamped by a gateway whose clock was "
         "not yet synchronized (deposit.clock_synced false): their times may be hours off",
+    )
+    clock_ahead_deposits: int = Field(
+        default=0,
+        description="the month's deposits (voids left out) stamped later than the ledger "
+        "received them by more than the clock-ahead tolerance (2 min): kept as stamped, their "
+        "times (and so their month) may be wrong",
     )
 
     def by_category(self) -> list[tuple[str, int, Impact | None]]:
@@ -200,32 +207,36 @@ def monthly_report(
         diversion=diversion,
         diversion_total=diversion_total,
         coverage=coverage,
-        unsynced_clock_deposits=_unsynced_clock_deposits(session, scope, first, last),
+        **_clock_counts(session, scope, first, last),
     )
 
 
-def _unsynced_clock_deposits(session: Session, scope: Scope, first: date, last: date) -> int:
-    """The deposits of the city's banks stamped in local days ``first``..``last`` whose gateway
+def _clock_counts(session: Session, scope: Scope, first: date, last: date) -> dict[str, int]:
+    """Of the deposits of the city's banks stamped in local days ``first``..``last`` (voided
+    ones left out as everywhere in the report): ``unsynced_clock_deposits``, those whose gateway
     said its clock was not synchronized (``clock_synced`` false; None, not said, is not
-    counted), voided ones left out as everywhere in the report. By the time they carry, as every
-    figure of the report: a stamp hours off may put one in the neighbouring month."""
+    counted), and ``clock_ahead_deposits``, those stamped later than the ledger received them by
+    more than :data:`~wastebank.messages.CLOCK_AHEAD_TOLERANCE`. By the time they carry, as
+    every figure of the report: a stamp hours off may put one in the neighbouring month."""
     if not scope.banks:
-        return 0
+        return {"unsynced_clock_deposits": 0, "clock_ahead_deposits": 0}
     start = datetime.combine(first, time(0), scope.tz)
     end = datetime.combine(last + timedelta(days=1), time(0), scope.tz)
     d = ledger.Deposit
-    n = session.scalar(
-        select(func.count())
-        .select_from(d)
-        .where(
+    rows = session.execute(
+        select(d.clock_synced, d.measured_at, d.recorded_at).where(
             d.bank_id.in_(list(scope.banks)),
-            d.clock_synced.is_(False),
             d.measured_at >= start,
             d.measured_at < end,
+            (d.clock_synced.is_(False)) | (d.measured_at > d.recorded_at),
             d.id.not_in(select(ledger.DepositVoid.deposit_id)),
         )
     )
-    return int(n or 0)
+    unsynced = ahead = 0
+    for synced, measured, recorded in rows:
+        unsynced += synced is False
+        ahead += measured - recorded > CLOCK_AHEAD_TOLERANCE
+    return {"unsynced_clock_deposits": unsynced, "clock_ahead_deposits": ahead}
 
 
 def _diversion(

@@ -12,6 +12,7 @@ from typing import Literal
 from wastebank import formats
 from wastebank.estimates import FIGURES, IMPACT_FIELDS, Range
 from wastebank.formats import MONTH_NAMES_ID, number, percent, tanggal, thousands
+from wastebank.ledger import clock_note
 from wastebank.reports.monthly import MonthlyReport
 
 MassUnit = Literal["kg", "t"]
@@ -193,22 +194,17 @@ def notes(report: MonthlyReport) -> list[tuple[str, str]]:
             "figure, then its low to high range",
         ),
         ("Satuan / Units", UNITS_NOTE),
-        *_clock_note(report.unsynced_clock_deposits),
+        *_clock_note(report),
     ]
 
 
-def _clock_note(n: int) -> list[tuple[str, str]]:
-    """The month's deposits stamped before their gateway's clock was synchronized (issue 16),
-    when there are any."""
-    if n <= 0:
-        return []
-    return [
-        (
-            "Jam gateway / Gateway clock",
-            f"{thousands(n)} setoran dicatat sebelum jam gateway tersinkron / {thousands(n)} "
-            "deposits stamped before the gateway's clock was synchronized",
-        )
-    ]
+def _clock_note(report: MonthlyReport) -> list[tuple[str, str]]:
+    """The month's deposits stamped before their gateway's clock was synchronized, and those
+    stamped ahead of when the ledger received them (docs/operations.md, "Clock honesty"), when
+    there are any."""
+    counts = ((report.unsynced_clock_deposits, False), (report.clock_ahead_deposits, True))
+    said = [clock_note(n, ahead=ahead) for n, ahead in counts if n > 0]
+    return [("Jam gateway / Gateway clock", "; ".join(said))] if said else []
 
 
 UNITS_NOTE = (
