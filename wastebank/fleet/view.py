@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 from msgspec import Meta
@@ -100,18 +100,8 @@ RANKING: tuple[Condition, ...] = (
 )
 """The order of the fleet: the broken ones first."""
 
-FAULT_STATES: frozenset[str] = frozenset(
-    {
-        "overload",
-        "underload",
-        "indicator_error",
-        "disconnected",
-        "zero_drift",
-        "undetected",
-        "stale",
-    }
-)
-"""Scale states that are a fault ("ok" and "unsettled", a load being put on, are not)."""
+FAULT_STATES: frozenset[str] = frozenset(get_args(ScaleState)) - {"ok", "unsettled"}
+"""Scale states that are a fault: every one but "ok" and "unsettled" (a load being put on)."""
 
 _SAME_AS_ALERT = {"disconnected": "scale_offline"}  # a state and the alert that says it too
 
