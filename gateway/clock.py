@@ -48,6 +48,7 @@ from typing import Annotated, Final, Literal, Protocol
 from msgspec import Meta, field
 
 from wastebank.config import Settings
+from wastebank.formats import terminal_text
 from wastebank.messages import CLOCK_OFFSET_MS_MAX, ClockHealth
 
 log = logging.getLogger("wastebank.gateway")
@@ -100,7 +101,8 @@ PROBLEM_MAX = 200
 
 
 def _failed(problem: str) -> Reading:
-    return Reading("unknown", None, problem=problem[:PROBLEM_MAX])
+    # escaped: a command's output or a path may hold a tab; health's text refuses control characters
+    return Reading("unknown", None, problem=terminal_text(problem)[:PROBLEM_MAX])
 
 
 def read_timesyncd(sync_file: Path) -> Reading:

@@ -39,7 +39,7 @@ def _chronyc(tmp_path: Path, output: str, status: int = 0, name: str = "chronyc.
     script = tmp_path / name
     script.write_text(
         f"import sys\nsys.stdout.write({output!r})\nsys.stderr.write('506 Cannot talk to "
-        f"daemon' if {status} else '')\nsys.exit({status})\n"
+        f"daemon\\x1b[2J' if {status} else '')\nsys.exit({status})\n"
     )
     return [sys.executable, str(script)]
 
