@@ -22,6 +22,7 @@ from gateway.outbox import Outbox, OutboxDamaged
 from gateway.readers import Condition
 from gateway.run import OUTBOX_DAMAGED, run
 from tests.gateway_helpers import gateway_settings
+from wastebank.influx.lines import health_lines
 from wastebank.messages import ALERTS_ACTIVE_MAX, EVENT_ID_PATTERN, GatewayAlert
 from wastebank.structs import Invalid, decode_json
 
@@ -214,6 +215,7 @@ def test_a_health_report_lists_the_most_urgent_alerts_and_counts_the_rest(tmp_pa
     assert len(health.active) == ALERTS_ACTIVE_MAX
     assert health.alerts_left_out == 8
     assert health.active[0].code == "overload"  # a fault before the sensors not heard
+    assert " alerts_active=72i," in health_lines(health)[0]  # InfluxDB counts them all
     gw.outbox.close()
 
 
