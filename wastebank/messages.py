@@ -235,6 +235,7 @@ ScaleState = Literal[
     "disconnected",
     "zero_drift",
     "undetected",
+    "stale",
 ]
 """A scale's state as the gateway sees it (docs/operations.md, "Scale states")."""
 
@@ -392,7 +393,11 @@ class ScaleHealth(_Message, kw_only=True, frozen=True):
     stable: bool | None = None
     zero_drift_g: Annotated[int, Meta(ge=-SCALE_G_MAX, le=SCALE_G_MAX)] | None = None
     state: Annotated[
-        ScaleState | None, Meta(description="undetected: protocol 'auto' has not decided yet")
+        ScaleState | None,
+        Meta(
+            description="undetected: protocol 'auto' has not decided yet; "
+            "stale: nothing readable for 3 s"
+        ),
     ] = None
     state_since: Annotated[AwareDatetime, Meta(description="when state began")] | None = None
 
