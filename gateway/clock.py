@@ -241,11 +241,17 @@ class ClockWatch:
             self._problem = None
         elif self._problem is None:
             self._problem = reading.problem
+            marks = (
+                "events carry no clock_synced until it can"
+                if self.synced_at is None
+                else f"events stay clock_synced=true (synchronized at {self.synced_at.isoformat()})"
+            )
             log.warning(
-                "jam tidak dapat diperiksa / the clock probe cannot run (probe = %r): %s; "
-                "events carry no clock_synced until it can (tried again every %g s)",
+                "jam tidak dapat diperiksa / the clock probe cannot run (probe = %r): %s; %s "
+                "(tried again every %g s)",
                 self.settings.probe,
                 reading.problem,
+                marks,
                 self.settings.check_interval_s,
             )
 

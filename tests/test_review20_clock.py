@@ -72,6 +72,13 @@ def test_a_gateway_restarted_within_the_boot_keeps_its_first_sync(tmp_path: Path
     assert again.clock.stamp() is True  # its events stay clock_synced=true
     again.outbox.close()
 
+    # and again with chronyd not answering: the probe cannot tell, the boot's sync still holds
+    broken = _clock(tmp_path, CHRONY_UNSYNCED, "boot-a") | {"chronyc": [str(tmp_path / "gone")]}
+    blind = Gateway(gateway_settings(tmp_path, clock=broken))
+    assert blind.clock.stamp() is True
+    assert blind.clock.health().problem is not None
+    blind.outbox.close()
+
     # a new boot: the Pi's clock is whatever it saved, until a probe says synchronized
     rebooted = Gateway(
         gateway_settings(tmp_path, clock=_clock(tmp_path, CHRONY_UNSYNCED, "boot-b"))
