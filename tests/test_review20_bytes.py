@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from gateway.clock import read_timesyncd
 from ingest.deadletter import replay_dead_letters
 from ingest.main import Ingester, IngestSettings
 from tests.conftest import (
@@ -104,6 +105,17 @@ def test_device_free_text_with_a_control_character_is_refused_naming_the_field(b
             decode_json(encode_json(body), model)
         ((loc, _),) = caught.value.problems
         assert loc == (field,), (model, field)
+
+
+def test_a_clock_problem_is_text_and_the_gateway_escapes_what_a_probe_met() -> None:
+    clock = {"synchronized": None, "source": "unknown", "problem": "chrony: 506\tCannot talk"}
+    with pytest.raises(Invalid) as caught:
+        decode_json(encode_json(_health(clock=clock)), GatewayHealth)
+    assert caught.value.problems[0][0] == ("clock", "problem")
+    reading = read_timesyncd(Path("/nowhere\tat all/synchronized"))
+    assert reading.problem == "timesyncd: no /nowhere\\tat all (timesyncd not running)"
+    ok = {**clock, "problem": reading.problem}
+    assert decode_json(encode_json(_health(clock=ok)), GatewayHealth).clock is not None
 
 
 def test_plain_and_non_ascii_text_and_evidence_with_stx_stay_valid() -> None:

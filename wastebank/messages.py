@@ -455,7 +455,7 @@ class ClockHealth(_Message, kw_only=True, frozen=True):
     ) = None
     problem: (
         Annotated[
-            str,
+            Text,
             Meta(max_length=200, description="why the probe cannot tell: it could not run"),
         ]
         | None
