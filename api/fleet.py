@@ -4,7 +4,8 @@
 GET /api/fleet          JSON: each device's condition, why offline, last seen, version, outbox,
                         clock, scales, active problems; counts per condition
 GET /armada             the same as a page (session cookie), ``?tampil=masalah``: only the
-                        devices that are not ok (another value: the page again, 422, saying so)
+                        devices that are not ok (another value, or two: the page again, 422,
+                        saying so)
 
 An admin sees every device, a DLH login those of its city's banks and TPS.
 """
@@ -53,6 +54,11 @@ PAGE_TEXTS: dict[str, tuple[str, str]] = {
     "bad_filter": (
         "Pilihan tampil tidak dikenal: {value} (semua atau masalah); semua perangkat ditampilkan.",
         "Unknown show option: {value} (semua or masalah); every device is shown.",
+    ),
+    "filter_repeated": (
+        "Pilihan tampil diberikan {n} kali: beri satu (semua atau masalah); semua perangkat "
+        "ditampilkan.",
+        "Show option given {n} times: give one (semua or masalah); every device is shown.",
     ),
 }
 
@@ -123,7 +129,11 @@ def _t(key: str, lang: Lang) -> str:
     responses={
         200: HTML,
         **page_responses(403),
-        422: {"description": "an unknown ?tampil: the page with every device, saying so", **HTML},
+        422: {
+            "description": "an unknown ?tampil, or one given twice: the page with every "
+            "device, saying so",
+            **HTML,
+        },
     },
 )
 async def fleet_page(
@@ -143,7 +153,11 @@ async def fleet_page(
     lang = lang_of(request)
     # a bad value is the page, in words (pydantic's 422 would be English JSON)
     bad_filter = None
-    if tampil not in SHOW:
+    given = request.query_params.getlist("tampil")
+    if len(given) > 1:  # whichever came last would win silently
+        bad_filter = _t("filter_repeated", lang).format(n=len(given))
+        tampil = "semua"
+    elif tampil not in SHOW:
         bad_filter = _t("bad_filter", lang).format(value=repr(tampil[:40]))
         tampil = "semua"
     now = datetime.now(UTC)

@@ -82,6 +82,7 @@ class Stats:
     health_reports: int = 0
     statuses: int = 0
     reports_unstored: int = 0
+    reports_late: int = 0
     retained_cleared: int = 0
     alerts: int = 0
     clock_ahead: int = 0
@@ -407,13 +408,15 @@ class Ingester:
                 fleet.Heard(device, parts.site, parts.device_id, item.parsed, item.payload)
             )
 
-        def store() -> None:
+        def store() -> fleet.Kept:
             with Session(self.engine) as session:
-                fleet.keep_latest(session, heard, self._now)
+                kept = fleet.keep_latest(session, heard, self._now)
                 session.commit()
+            return kept
 
         try:
-            await asyncio.to_thread(store)
+            kept = await asyncio.to_thread(store)
+            self.stats.reports_late += kept.late
         except Exception:  # the ledger is down: the stream must go on
             self.stats.reports_unstored += len(heard)
             log.exception(

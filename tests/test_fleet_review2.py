@@ -139,7 +139,7 @@ async def test_wastebank_fleet_with_the_demos_line_reads_its_ledger_and_registry
     assert fleet.say("serving_unchecked", "id") not in shown.stdout  # the registry was read
 
 
-async def test_wastebank_fleet_on_a_ledger_without_banks_or_tps_says_so_and_exits_2(
+async def test_wastebank_fleet_on_a_ledger_without_banks_or_tps_says_so_and_exits_3(
     ledger_factory: LedgerFactory, ledger_url: str
 ) -> None:
     empty = ledger_factory.new(seeded=False)
@@ -147,7 +147,7 @@ async def test_wastebank_fleet_on_a_ledger_without_banks_or_tps_says_so_and_exit
         for extra in ([], ["--json"], ["--en"]):
             args = ["fleet", "--ledger-url", empty, *extra]
             shown = await asyncio.to_thread(CliRunner().invoke, cli, args, env=NO_INFLUX)
-            assert shown.exit_code == 2, shown.output
+            assert shown.exit_code == 3, shown.output
             lang: Lang = "en" if "--en" in extra else "id"
             assert fleet.say("no_sites", lang) in shown.stderr
             assert fleet.say("no_sites", lang) not in shown.stdout  # JSON stays JSON

@@ -244,6 +244,22 @@ def test_alert_ids_never_repeat_deposit_ids(tmp_path: Path) -> None:
     gw.outbox.close()
 
 
+def test_an_upgraded_outbox_goes_on_with_its_alert_numbers(tmp_path: Path) -> None:
+    """An outbox whose older release sent alerts 1..5 as '{gw}.{install}.{seq}': the next is 6,
+    in the new form, so no id it sent is issued again, in either form."""
+    settings = gateway_settings(tmp_path)
+    old = Outbox(settings.outbox.path)
+    with old.transaction() as write:
+        for _ in range(5):
+            write.next_seq("alert")
+    old.close()
+    gw = Gateway(settings)
+    gw.recorder.report(Condition("zero_drift", "scale-01", True, "nol bergeser"))
+    (alert,) = _alerts(gw)
+    assert alert.alert_id == f"{settings.gateway_id}.{gw.outbox.install}-6"
+    gw.outbox.close()
+
+
 def test_a_flapping_alert_is_damped(tmp_path: Path) -> None:
     gw = Gateway(gateway_settings(tmp_path))
     now = 1000.0

@@ -19,9 +19,12 @@ if TYPE_CHECKING:
 
 fleet_app = typer.Typer(help="armada perangkat / the device fleet")
 
-NO_SITES_EXIT = 2
+NOT_OK_EXIT = 1
+"""The exit status while any device is not ok."""
+NO_SITES_EXIT = 3
 """The exit status when the ledger has no bank and no TPS (the wrong ledger?): not 0, so a
-monitoring script pointed at the wrong ledger does not read "all ok"."""
+monitoring script pointed at the wrong ledger does not read "all ok", and not 2, a bad option or
+setting (every command's usage error), so the script can tell the two apart."""
 
 
 class _Pages(Protocol):
@@ -54,11 +57,12 @@ def fleet_list(
     ledger_url: LedgerUrlOption = None,
 ) -> None:
     """Every gateway and TPS fill sensor, the broken ones first (offline, fault, clock not
-    synchronized, ok), each with last seen, version, outbox, clock, scales and active problems.
-    Settings: the API's (WASTEBANK_FLEET__*; WASTEBANK_PAGES__BROKER_RUN_DIR, the broker's
-    registry: the devices removed from it are left out, the sensors each gateway serves are
-    checked against it: docs/fleet.md). Exit status 1 while any device is not ok; 2 when the
-    ledger has no bank and no TPS (the wrong ledger?)."""
+    synchronized, unknown, ok), each with last seen, version, outbox, clock, scales and active
+    problems. Settings: the API's (WASTEBANK_FLEET__*; WASTEBANK_PAGES__BROKER_RUN_DIR, the
+    broker's registry: the devices removed from it are left out, the sensors each gateway serves
+    are checked against it: docs/fleet.md). Exit status: 0 every device ok (or none heard yet);
+    1 any device not ok; 2 a bad option or setting (the error says which); 3 the ledger has no
+    bank and no TPS (the wrong ledger?)."""
     from wastebank import fleet, ledger
     from wastebank.influx import Influx
 
@@ -93,7 +97,7 @@ def fleet_list(
         typer.echo(fleet.say("no_sites", lang), err=True)
         raise typer.Exit(code=NO_SITES_EXIT)
     if any(d.condition != fleet.Condition.OK for d in found.devices):
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=NOT_OK_EXIT)
 
 
 def _print(found: Fleet, lang: Lang) -> None:

@@ -15,7 +15,7 @@ from wastebank.fleet.read import (
     load,
     registry_facts,
 )
-from wastebank.fleet.store import DeviceReport, DeviceType, Heard, keep_latest
+from wastebank.fleet.store import DeviceReport, DeviceType, Heard, Kept, keep_latest
 from wastebank.fleet.view import (
     FAULT_STATES,
     RANKING,
@@ -57,6 +57,7 @@ __all__ = [
     "FleetSettings",
     "Heard",
     "Inputs",
+    "Kept",
     "Problem",
     "build",
     "condition_of",

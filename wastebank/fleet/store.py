@@ -8,10 +8,14 @@ per (device type, site, device id), the payload as received (it was validated on
 Which report is the latest: the broker sends every retained message again on each subscription
 and QoS 1 may deliver one twice, so a report identical to the stored one changes nothing (its
 ``received_at`` stays the first time it was heard: the fleet's "last seen"). Within one process
-of the device (same ``boot``) a health report is newer when its ``uptime_s`` is larger and a
-status when its ``at`` is not earlier: a clock corrected backwards by its first time sync does
-not freeze the row. A report of another process (another ``boot``) replaces the row as it
-arrives.
+of the device (same ``boot``) a health report is newer when its ``uptime_s`` is larger (its wall
+clock may step, back too, at its first time sync). A status carries nothing monotonic, and one
+device's statuses come in the order it sent them (one topic, one connection at a time): so a
+status saying another state than the stored one wins as it arrives, whatever its ``at`` says (a
+clean ``offline`` stamped after the clock stepped back is not lost), and one saying the same
+state with an earlier ``at`` is a late copy (a QoS 1 redelivery) and kept out. A report of
+another process (another ``boot``) replaces the row as it arrives. A report kept out is logged
+and counted (:class:`Kept`), never silent.
 """
 
 from __future__ import annotations
@@ -65,27 +69,49 @@ class Heard:
         return self.device_type, self.site, self.device_id
 
 
-def keep_latest(session: Session, heard: Sequence[Heard], now: datetime) -> int:
+@dataclass(frozen=True)
+class Kept:
+    """What :func:`keep_latest` did with the reports it was given."""
+
+    changed: int
+    """Reports that replaced a row's (or made a new row)."""
+    late: int
+    """Reports kept out as older than the stored one (logged each; the ingester's
+    ``reports_late``); a report identical to the stored one is neither."""
+
+
+def keep_latest(session: Session, heard: Sequence[Heard], now: datetime) -> Kept:
     """Keep each device's latest report of each kind (in the caller's transaction; nothing is
     committed here). Devices are taken in key order, so two ingesters lock rows in the same
-    order. Returns how many reports changed a row."""
+    order."""
     by_key: dict[tuple[str, str, str], list[Heard]] = {}
     for h in heard:
         by_key.setdefault(h.key, []).append(h)
-    changed = 0
+    changed = late = 0
     for key in sorted(by_key):
         row = _row(session, *key)
         for h in by_key[key]:
             text = h.payload.decode()
             if isinstance(h.message, GatewayHealth):
-                if _newer_health(row.health, text, h.message):
+                newer = _newer_health(row.health, text, h.message)
+                if newer:
                     row.health, row.health_received_at = text, now
-                    changed += 1
-            elif _newer_status(row.status, text, h.message):
-                row.status, row.status_received_at = text, now
+            else:
+                newer = _newer_status(row.status, text, h.message)
+                if newer:
+                    row.status, row.status_received_at = text, now
+            if newer:
                 changed += 1
+            elif newer is None:
+                late += 1
+                log.warning(
+                    "laporan terlambat tidak dipakai / late report kept out: %s %s/%s %s "
+                    "(lebih tua dari yang tersimpan / older than the stored one)",
+                    *key,
+                    h.message.kind,
+                )
     session.flush()
-    return changed
+    return Kept(changed, late)
 
 
 def _row(session: Session, device_type: str, site: str, device_id: str) -> DeviceReport:
@@ -113,7 +139,8 @@ def _row(session: Session, device_type: str, site: str, device_id: str) -> Devic
     return row
 
 
-def _newer_health(stored: str | None, text: str, new: GatewayHealth) -> bool:
+def _newer_health(stored: str | None, text: str, new: GatewayHealth) -> bool | None:
+    """True: ``new`` replaces ``stored``; False: the same report; None: an older one (late)."""
     if stored is None:
         return True
     if stored == text:
@@ -125,13 +152,14 @@ def _newer_health(stored: str | None, text: str, new: GatewayHealth) -> bool:
     if old.boot is not None and old.boot == new.boot:
         # uptime orders one run's reports (its wall clock may step); within one whole second
         # of uptime (a fault's report right after the periodic one), the later `at`
-        return (new.uptime_s, new.at) > (old.uptime_s, old.at)
+        return (new.uptime_s, new.at) > (old.uptime_s, old.at) or None
     if old.boot is None and new.boot is None:
-        return new.at > old.at
+        return new.at > old.at or None
     return True
 
 
-def _newer_status(stored: str | None, text: str, new: GatewayStatus) -> bool:
+def _newer_status(stored: str | None, text: str, new: GatewayStatus) -> bool | None:
+    """As :func:`_newer_health`: True, False (the same status), None (a late copy)."""
     if stored is None:
         return True
     if stored == text:
@@ -140,6 +168,7 @@ def _newer_status(stored: str | None, text: str, new: GatewayStatus) -> bool:
         old = decode_json(stored, GatewayStatus)
     except Invalid:
         return True
-    if old.boot is not None and old.boot == new.boot and old.at and new.at:
-        return new.at >= old.at
+    if old.boot is not None and old.boot == new.boot and old.state == new.state:
+        if old.at is not None and new.at is not None and new.at < old.at:
+            return None
     return True

@@ -95,6 +95,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "synced_at": ("sinkron sejak", "synced at"),
     "time_source_lost": ("sumber waktu hilang", "time source lost"),
     "over_a_year": ("lebih dari 1 tahun", "over a year"),
+    "over_a_year_behind": ("mundur lebih dari 1 tahun", "over a year behind"),
+    "over_a_year_ahead": ("maju lebih dari 1 tahun", "over a year ahead"),
     "serving_unchecked": (
         "Registri perangkat tidak dibaca: sensor yang dilaporkan gateway tidak diperiksa "
         "terhadap registri (hanya gateway bank terdaftar, di kota yang sama dengan TPS-nya).",
@@ -245,8 +247,12 @@ def _clock_text(clock: ClockRow | None, when: Callable[[datetime | None], str], 
 def offset(ms: int, lang: Lang) -> str:
     """A clock offset without a thousands or decimal separator, which an English reader would
     misread in id-ID figures (``-4.321 ms`` reads as about 4 ms): ``-321 ms``, ``-4 dtk 321 ms``
-    (``-4 s 321 ms``), from a minute on as :func:`duration` says it (``-2 mnt 5 dtk``)."""
+    (``-4 s 321 ms``), from a minute on as :func:`duration` says it (``-2 mnt 5 dtk``); past
+    :data:`DURATION_MAX_S` in words that carry the sign (chrony's: negative is slow), ``mundur
+    lebih dari 1 tahun`` / ``over a year behind``, ``maju ...`` / ``... ahead``."""
     sign, size = ("-" if ms < 0 else ""), abs(ms)
+    if size // 1000 > DURATION_MAX_S:
+        return say("over_a_year_behind" if ms < 0 else "over_a_year_ahead", lang)
     if size < 1000:
         return f"{sign}{size} ms"
     text = duration(size // 1000, lang)
