@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from ingest.consumer import Ingester
 from tests.auth_helpers import ApiEnv
 from tests.conftest import deposit_event
-from tests.test_fleet import health, status
+from tests.test_fleet import health, scale, status
 from tests.test_fleet import ingester as ingester  # the fixture: the ingester's handle()
 from tests.test_fleet_review import _api
 from tests.test_reports import FakeEstimator
@@ -64,17 +64,7 @@ SAMPLES: dict[type[Any], dict[str, Any]] = {
                 wire_schema.MESSAGES["health"],
                 {
                     **to_builtins(health("gw-01", "bs-a")),
-                    "scales": [
-                        {
-                            "scale_id": "scale-01",
-                            "protocol": "gs_nt",
-                            "connected": True,
-                            "frames_parsed": 1,
-                            "frames_rejected": 0,
-                            "reconnects": 0,
-                            "state_since": _AT,
-                        }
-                    ],
+                    "scales": [scale(state_since=_AT)],
                     "sensors": [
                         {
                             "sensor_id": "us-01",
