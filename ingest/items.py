@@ -13,12 +13,12 @@ from typing import TypeVar
 from wastebank.broker_events import Refusal
 from wastebank.errors import BadInput
 from wastebank.messages import (
+    TEXT_PATTERN,
     DepositEvent,
     FillReading,
     GatewayAlert,
     GatewayHealth,
     GatewayStatus,
-    TEXT_PATTERN,
     PayloadTooLarge,
     check_size,
 )
