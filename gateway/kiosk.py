@@ -86,7 +86,9 @@ class KioskSession:
         self._last_frame_at: float | None = None
         self._reading: WeightReading | None = None
         self._reading_at = 0.0
-        self._armed = True
+        # Not armed until the platform is seen empty once: a load left on it across a restart
+        # may already be a deposit (the outbox does not know what lies on the scale).
+        self._armed = False
 
     # -- read-only state, for logs and tests --
 
@@ -100,7 +102,7 @@ class KioskSession:
 
     @property
     def armed(self) -> bool:
-        """False from a deposit until the scale settles back inside the zero band."""
+        """False from start and from a deposit until the scale settles inside the zero band."""
         return self._armed
 
     @property
@@ -220,7 +222,8 @@ class AttendantSession:
 
     The petugas names the member and the category on the gateway (``arm``); the next stable
     reading of at least ``min_net_g`` becomes the deposit. Then the scale must settle back inside
-    ``±zero_band_g`` before another deposit can be taken, so one load is never counted twice.
+    ``±zero_band_g`` before another deposit can be taken, so one load is never counted twice;
+    the same holds at start, before the first deposit.
     An arming that sees no load within ``arm_timeout_s`` expires.
     """
 
@@ -237,7 +240,9 @@ class AttendantSession:
         self._member: str | None = None
         self._category: str | None = None
         self._armed_at = 0.0
-        self._needs_zero = False
+        # As the kiosk: a load found on the platform at start may have been weighed before a
+        # restart, and the first zero estimate may sit up to ZERO_CAPTURE_G from true zero.
+        self._needs_zero = True
 
     @property
     def armed(self) -> tuple[str, str] | None:

@@ -49,6 +49,7 @@ from wastebank.config import ConfigError
 Gw = tuple[AttendantService, FakeCentral, httpx.AsyncClient]
 ARM = {"member_no": "AMB-0001", "category_code": "pet"}
 STABLE = b"ST,GS,+0010.00kg\r\n"  # 10,000 g, stable (A&D format)
+EMPTY = b"ST,GS,+0000.00kg\r\n"  # the platform empty, as before the first deposit since start
 
 
 def private(path: Path) -> bool:
@@ -166,7 +167,8 @@ async def test_writes_need_the_sessions_own_csrf_token(gateway: Gw) -> None:
     assert resp.status_code == 200, resp.text
     assert armed(svc) == ("AMB-0001", "pet")
     reader = svc.gw.readers["scale-01"]
-    assert svc.gw.feed(reader, STABLE) == []  # the first line after opening: taken as partial
+    assert svc.gw.feed(reader, EMPTY) == []  # the first line after opening: taken as partial
+    assert svc.gw.feed(reader, EMPTY) == []
     assert svc.gw.feed(reader, STABLE) == [1]
     entry = svc.gw.attendant_db.journal.get(svc.gw.event_id(1))
     assert entry is not None

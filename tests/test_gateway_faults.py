@@ -27,6 +27,8 @@ OL = b"OL,GS,+       kg\r\n"
 """A GS/NT indicator's overload line (docs/protocol.md)."""
 STEP = 0.1
 """A 10 Hz indicator."""
+A12E_ZERO = b"WN000.000kg3B\r\n"
+"""An A12E indicator's empty platform (net 0.000 kg, its XOR checksum)."""
 
 
 def _stable(grams: int) -> bytes:
@@ -233,7 +235,8 @@ def test_a_flagless_scale_settles_afresh_after_a_fault(tmp_path: Path) -> None:
     ol = b"         OL23\r\n"
     gw, reader = _gateway(tmp_path, "a12e_chk")
     try:
-        now = _feed_for(gw, reader, weight, 100.0, 0.9)  # settling, not yet stable
+        now = _feed_for(gw, reader, A12E_ZERO, 97.0, 2.0)  # empty since start, computed stable
+        now = _feed_for(gw, reader, weight, max(now, 100.0), 0.9)  # settling, not yet stable
         gw.recorder.arm(reader, "AMB-0001", "pet", "petugas-01")
         gw.feed(reader, ol, now)
         gw.feed(reader, weight, now + 0.2)

@@ -32,15 +32,16 @@ def _stable(grams: int) -> bytes:
 def test_a_kiosk_reader_returns_the_deposit_it_read(tmp_path: Path) -> None:
     reader = ScaleReader(ScaleSettings(id="scale-01", port=tmp_path / "tty"))
     now = 100.0
-    assert reader.process(_stable(0), now) == []  # the scale at zero first
+    # the platform empty first (no deposit before it since start); the first line read may be
+    # partial (the port opened mid-line), so two
+    assert not [c for c in reader.process(_stable(0) * 2, now) if isinstance(c, DepositCandidate)]
     stream = (
         encode_kiosk(1, "CARD", "04A1B2C3D4")
         + encode_kiosk(2, "CAT", "pet")
         + _stable(1250)
         + encode_kiosk(3, "OK")
     )
-    (candidate,) = reader.process(stream, now + 1)
-    assert isinstance(candidate, DepositCandidate)
+    (candidate,) = [c for c in reader.process(stream, now + 1) if isinstance(c, DepositCandidate)]
     assert (candidate.card_uid, candidate.category_code, candidate.net_g) == (
         "04A1B2C3D4",
         "pet",
@@ -168,7 +169,7 @@ async def test_either_arm_reaches_the_deposits_journal_entry(tmp_path: Path, pat
     armed the scale, the member's name and the price go into the journal either way."""
     async with _endpoint(gateway_settings(tmp_path)) as (gw, client):
         reader = gw.readers["scale-01"]
-        gw.feed(reader, _stable(0))
+        gw.feed(reader, _stable(0) * 2)  # the platform empty since start (first line may be cut)
         resp = await client.post(path, json={"member_no": "AMB-0001", "category_code": "pet"})
         assert resp.status_code == 200, resp.text
         assert gw.feed(reader, _stable(1250)) == [1]

@@ -95,6 +95,7 @@ def test_chrony_not_synchronised_after_a_sync_is_a_lost_source(
 AND_OL = b"OL,+9999999E+19\r\n"
 """An A&D standard-format indicator's overload line (docs/protocol.md §1.6.6)."""
 AND_12340 = b"ST,+00012.34 kg\r\n"
+AND_ZERO = b"ST,+00000.00 kg\r\n"
 
 
 def test_no_deposit_while_the_scale_shows_an_overload(tmp_path: Path) -> None:
@@ -103,7 +104,8 @@ def test_no_deposit_while_the_scale_shows_an_overload(tmp_path: Path) -> None:
     never while it still says overload; the alert is raised once and cleared once."""
     gw, reader = _gateway(tmp_path, "and_std")
     try:
-        now = _feed_for(gw, reader, AND_OL, 100.0, 7.0)
+        now = _feed_for(gw, reader, AND_ZERO, 99.0, 1.0)  # empty since start: deposits may come
+        now = _feed_for(gw, reader, AND_OL, now, 7.0)
         assert reader.state_now()[0] == "overload"
         gw.recorder.arm(reader, "AMB-0001", "pet", "petugas-01")
         seen: list[tuple[str, int | None, bool]] = []  # (state, grams shown, a deposit stored)
@@ -160,8 +162,9 @@ def test_a_kiosk_ok_is_refused_while_the_scale_still_shows_an_overload(tmp_path:
         reader.connected = True
         session = reader.session
         assert isinstance(session, KioskSession)
-        gw.feed(reader, encode_kiosk(1, "CARD", "04A1B2C3D4") + encode_kiosk(2, "CAT", "pet"))
-        now = _feed_for(gw, reader, OL, 100.0, 2.0)
+        now = _feed_for(gw, reader, _stable(0), 98.0, 1.0)  # empty since start
+        gw.feed(reader, encode_kiosk(1, "CARD", "04A1B2C3D4") + encode_kiosk(2, "CAT", "pet"), now)
+        now = _feed_for(gw, reader, OL, max(now, 100.0), 2.0)
         now = _feed_for(gw, reader, _stable(1250), now, 1.0)
         assert reader.state_now()[0] == "overload"
         assert gw.feed(reader, encode_kiosk(3, "OK"), now) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from firmware_sim.encoders import encode_kiosk, encode_weight
-from gateway.kiosk import DepositCandidate, KioskSession
+from gateway.kiosk import AttendantSession, DepositCandidate, KioskSession
 from gateway.scale_protocol import KioskFrame, WeightReading, parse_line
 
 CARD = "04A1B2C3"
@@ -27,11 +27,13 @@ def weight(grams: int | None, *, stable: bool = True, mode: str = "gross") -> We
 class Kiosk:
     """A session plus a clock and a seq counter, so tests read like the event sequence."""
 
-    def __init__(self, **kwargs: float) -> None:
+    def __init__(self, *, seen_empty: bool = True, **kwargs: float) -> None:
         self.session = KioskSession(**kwargs)  # type: ignore[arg-type]
         self.now = 1000.0
         self.seq = 100
         self.deposits: list[DepositCandidate] = []
+        if seen_empty:  # the platform empty once since start, as at a bank's opening
+            self.scale(0)
 
     def send(self, kind: str, value: str = "", *, seq: int | None = None) -> None:
         if seq is None:
@@ -312,3 +314,33 @@ def test_net_mode_and_tare_lines() -> None:
 def test_rejects_bad_settings(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - several messages
         KioskSession(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_load_found_on_the_platform_at_start_waits_for_an_empty_platform() -> None:
+    # A gateway restarted with a weighed load still on the scale (review 4, docs review): the
+    # load may be a deposit already, so nothing is taken until the platform is seen empty once.
+    k = Kiosk(seen_empty=False)
+    assert not k.session.armed
+    k.send("CARD", CARD)
+    k.send("CAT", "kardus")
+    k.scale(12340)
+    k.send("OK")
+    assert k.deposits == []
+    k.scale(0)
+    k.send("CAT", "kardus")
+    k.scale(12340)
+    k.send("OK")
+    assert [d.net_g for d in k.deposits] == [12340]
+
+
+def test_the_attendant_flow_waits_for_an_empty_platform_at_start() -> None:
+    session = AttendantSession()
+    assert session.waiting_for_zero
+    session.arm("AMB-0002", "kardus", 1000.0)
+    assert session.on_reading(weight(12340), 1001.0) is None  # the load left from before
+    assert session.on_reading(weight(100), 1002.0) is None  # a zero 100 g off is not empty
+    assert session.waiting_for_zero
+    assert session.on_reading(weight(0), 1003.0) is None
+    assert not session.waiting_for_zero
+    taken = session.on_reading(weight(2000), 1004.0)
+    assert taken is not None and (taken.member_no, taken.net_g) == ("AMB-0002", 2000)
