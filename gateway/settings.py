@@ -23,7 +23,7 @@ from wastebank.config import (
     WastebankSettings,
     share_within,
 )
-from wastebank.messages import CODE_PATTERN
+from wastebank.messages import CODE_PATTERN, Text
 
 Code = Annotated[str, Meta(pattern=CODE_PATTERN)]
 DEFAULT_GATEWAY_ID = "gw-01"
@@ -57,7 +57,7 @@ class ScaleSettings(Settings, kw_only=True):
     stability_tolerance_g: Annotated[int, Meta(ge=0, description="flagless formats only")] = 10
     calibration_version: (
         Annotated[
-            str, Meta(max_length=64, description="until a calibration check is recorded here")
+            Text, Meta(max_length=64, description="until a calibration check is recorded here")
         ]
         | None
     ) = None

@@ -44,14 +44,17 @@ class PublicHealth(msgspec.Struct, kw_only=True):
     outbox_dropped: int
     bad_requests: int
     """Requests refused as bad input since the start: those refused in words (422,
-    gateway.http.validation.REFUSED; each logged with its route and messages) and those too
-    large to read (413, :attr:`too_large_requests`)."""
+    gateway.http.validation.REFUSED; each logged with its route and messages), a ``Host`` the
+    gateway does not answer to (421), and those too large or too slow to read
+    (:attr:`too_large_requests`, :attr:`too_slow_requests`)."""
     too_large_requests: int
     """Of :attr:`bad_requests`, those whose body was over ``http_max_body_bytes`` (413, each
-    logged with its path, client and size; wastebank.http_limits)."""
+    logged with its path, client and size; wastebank.http_limits) or whose head arrived whole
+    over 16 KiB (431)."""
     too_slow_requests: int
     """Of :attr:`bad_requests`, those whose body was not whole within ``http_read_timeout_s``
-    (408, each logged with its path and client)."""
+    (408, each logged with its path and client) or was cut off by the client closing the
+    connection (logged at most once a minute)."""
     connections_closed: int
     """Connections closed since the start for a request head not whole within
     ``http_read_timeout_s`` or one beyond ``http_max_connections`` (or a client's share), each

@@ -36,12 +36,13 @@ def tps_watch(
     """Watch TPS fill readings (MQTT): fill_high and sensor_offline alerts, published on MQTT
     (retained state + event) and recorded in the ledger, each raised once and cleared once."""
     from wastebank.config import load_settings
+    from wastebank.process import run_until_stopped
     from wastebank.tps import TpsWatchSettings
     from wastebank.tps import run as run_watch
 
     setup_logging(verbose, json=log_format is LogFormat.json)
     settings = load_settings(TpsWatchSettings, config)
-    asyncio.run(run_watch(settings))
+    run_until_stopped(run_watch(settings))  # SIGTERM (systemd) as Ctrl-C: stop line, exit 0
 
 
 @tps_app.command("calibrate")
