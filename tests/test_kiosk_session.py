@@ -343,4 +343,5 @@ def test_the_attendant_flow_waits_for_an_empty_platform_at_start() -> None:
     assert session.on_reading(weight(0), 1003.0) is None
     assert not session.waiting_for_zero
     taken = session.on_reading(weight(2000), 1004.0)
-    assert taken is not None and (taken.member_no, taken.net_g) == ("AMB-0002", 2000)
+    assert taken is not None
+    assert (taken.member_no, taken.net_g) == ("AMB-0002", 2000)
