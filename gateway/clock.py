@@ -15,6 +15,9 @@ Probes (``[clock] probe`` in the site file):
   timesyncd is not running, the probe cannot tell.
 * ``chrony``: ``chronyc -c tracking`` (CSV); its leap status ``Not synchronised``, or the
   local reference (``7F7F0101``), is not synchronized; the system time field is the offset.
+  An offset beyond :data:`SYNCED_OFFSET_MAX_MS` is not synchronized either: chrony only slews
+  a clock once it is past its first updates (Debian's ``makestep 1 3``), about 0.5 ms a second
+  at most, so a clock a day off stamps a day off for months while its leap status says Normal.
 * ``auto`` (the default): timesyncd if its directory exists, else chrony if ``chronyc`` is on
   the PATH; if neither is there yet (timesyncd may start after the gateway), the choice is made
   again at every check until one is.
@@ -38,6 +41,7 @@ them elsewhere (a file it creates, a script printing chronyc's CSV).
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -98,6 +102,9 @@ class Reading:
 
 
 PROBLEM_MAX = 200
+SYNCED_OFFSET_MAX_MS: Final = 10_000
+"""A clock further than this from its time source is not synchronized, whatever the source's
+leap status says: its stamps could put a deposit on another day (docs/operations.md)."""
 
 
 def _failed(problem: str) -> Reading:
@@ -126,14 +133,17 @@ def parse_chrony_tracking(csv_line: str) -> Reading:
         return _failed(f"chrony: not a tracking report: {csv_line.strip()[:80]!r}")
     ref_id, leap = fields[0].upper(), fields[13].strip()
     try:
-        slow_s = float(fields[4])
+        slow_s: float | None = float(fields[4])
     except ValueError:
         slow_s = None
+    if slow_s is not None and not math.isfinite(slow_s):
+        return _failed(f"chrony: system time is not a number: {fields[4].strip()[:20]!r}")
     synchronized = leap != "Not synchronised" and ref_id not in ("00000000", CHRONY_LOCAL_REF)
     offset_ms = None
     if synchronized and slow_s is not None:
         # clock minus NTP time, in ms: positive when the clock is ahead
         offset_ms = max(-CLOCK_OFFSET_MS_MAX, min(CLOCK_OFFSET_MS_MAX, round(-slow_s * 1000)))
+        synchronized = abs(offset_ms) <= SYNCED_OFFSET_MAX_MS
     return Reading("chrony", synchronized, offset_ms)
 
 
