@@ -7,14 +7,31 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from gateway.clock import parse_chrony_tracking
 from gateway.settings import GatewaySettings
 from tests.conftest import Processes, eventually, settings_env
+from tests.test_fleet import (
+    BANKS,
+    NOW,
+    SETTINGS,
+    TPS,
+    _maxbotix,
+    health,
+    scale,
+    stored,
+)
+from wastebank import fleet, ledger
+from wastebank.cli import app as cli
 from wastebank.config import ConfigError, InfluxSettings, MqttSettings, load_settings
+from wastebank.fleet import Inputs
+from wastebank.structs import to_builtins
 
 
 async def test_tps_watch_stops_on_sigterm_with_exit_0(
@@ -76,3 +93,55 @@ def test_a_chrony_system_time_that_is_no_number_is_a_probe_that_cannot_tell(valu
     assert reading.synchronized is None
     assert reading.problem is not None
     assert "not a number" in reading.problem
+
+
+def test_wastebank_fleet_escapes_device_text_stored_before_the_contract_refused_it(
+    ledger_url: str,
+) -> None:
+    """A version with terminal commands (clear screen, window title) stored before the contract
+    refused control characters never reaches the operator's terminal: the stored report is
+    read as unreadable (it fails today's contract), and what is printed is escaped."""
+    version = "\x1b[2J\x1b]0;pwn\x07"
+    h = to_builtins(health("gw-esc", "bs-batu-merah"))
+    h["version"] = version
+    engine = ledger.make_engine(ledger_url)
+    with Session(engine) as session, session.begin():
+        session.add(
+            fleet.DeviceReport(
+                device_type="gateway",
+                site="bs-batu-merah",
+                device_id="gw-esc",
+                health=json.dumps(h),
+                health_received_at=datetime.now(UTC),
+            )
+        )
+    engine.dispose()
+    env = {"WASTEBANK_INFLUX__URL": "http://127.0.0.1:9"}
+    shown = CliRunner().invoke(cli, ["fleet", "--ledger-url", ledger_url], env=env)
+    assert "gw-esc" in shown.stdout, shown.output
+    assert "laporan tersimpan tak terbaca" in shown.stdout
+    assert "\x1b" not in shown.stdout
+    assert "\x07" not in shown.stdout
+
+
+def test_a_lost_sensor_port_is_disconnected_in_the_fleet_not_a_scale_offline() -> None:
+    """The gateway raises scale_offline for any serial port it lost; on a TPS sensor's port the
+    fleet said "timbangan tidak terhubung / scale offline" (docs review finding 7)."""
+    sensor = {**_maxbotix("us-07", 0, None), "connected": False}
+    alert = {"code": "scale_offline", "subject": "us-07", "since": NOW}
+    h = health(
+        "gw-a",
+        "bs-a",
+        scales=[scale("disconnected")],
+        sensors=[sensor],
+        alerts_active=[alert, {**alert, "subject": "scale-01"}],
+    )
+    built = fleet.build(Inputs([stored("gw-a", "bs-a", h, NOW)], BANKS, TPS), NOW, SETTINGS)
+    (gateway,) = [d for d in built.devices if d.kind == "gateway"]
+    assert sorted((p.code, p.subject) for p in gateway.problems) == [
+        ("disconnected", "us-07"),
+        ("scale_offline", "scale-01"),
+    ]
+    said = " | ".join(fleet.describe(gateway, NOW, "en").problems)
+    assert "scale offline: us-07" not in said
+    assert "disconnected: us-07" in said

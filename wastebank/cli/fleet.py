@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Protocol, cast
 
 import typer
 
-from wastebank.cli._common import ConfigOption, LedgerUrlOption, processes
+from wastebank.cli._common import ApiLedgerUrlOption, ConfigOption, processes
 
 if TYPE_CHECKING:
     from wastebank.config import InfluxSettings
@@ -50,13 +50,20 @@ class _Settings(Protocol):
 @fleet_app.command("fleet")
 def fleet_list(
     as_json: Annotated[
-        bool, typer.Option("--json", help="the fleet as GET /api/fleet gives it")
+        bool,
+        typer.Option(
+            "--json", help="daftar seperti GET /api/fleet / the fleet as GET /api/fleet gives it"
+        ),
     ] = False,
-    english: Annotated[bool, typer.Option("--en", help="words in English")] = False,
+    english: Annotated[
+        bool, typer.Option("--en", help="kata-kata dalam bahasa Inggris / words in English")
+    ] = False,
     config: ConfigOption = None,
-    ledger_url: LedgerUrlOption = None,
+    ledger_url: ApiLedgerUrlOption = None,
 ) -> None:
-    """Every gateway and TPS fill sensor, the broken ones first (offline, fault, clock not
+    """Setiap gateway dan sensor isi TPS, yang rusak lebih dulu (luring, gangguan, jam belum
+    sinkron, tak diketahui, baik); keluar 1 selama ada yang tidak baik, 3 bila ledger tanpa bank
+    dan TPS / Every gateway and TPS fill sensor, the broken ones first (offline, fault, clock not
     synchronized, unknown, ok), each with last seen, version, outbox, clock, scales and active
     problems. Settings: the API's (WASTEBANK_FLEET__*; WASTEBANK_PAGES__BROKER_RUN_DIR, the
     broker's registry: the devices removed from it are left out, the sensors each gateway serves
@@ -103,6 +110,7 @@ def fleet_list(
 def _print(found: Fleet, lang: Lang) -> None:
     """One block per device, the broken ones first."""
     from wastebank import fleet
+    from wastebank.formats import terminal_text
 
     now = datetime.now(UTC)
     for d in found.devices:
@@ -125,7 +133,9 @@ def _print(found: Fleet, lang: Lang) -> None:
             lines.append(f"{fleet.say('no_target_count', lang)}: {w.no_target}")
         if w.problems:
             lines.append(f"{fleet.say('problems', lang)}: " + "; ".join(w.problems))
-        typer.echo("\n    ".join(lines))
+        # device text stored before the contract refused control characters is escaped here;
+        # the tabs are ours (the columns)
+        typer.echo("\n    ".join("\t".join(map(terminal_text, x.split("\t"))) for x in lines))
     if found.registry_problem:
         typer.echo(found.registry_problem)
     if not found.serving_checked:

@@ -56,10 +56,11 @@ class FleetSettings(Settings, kw_only=True):
     offline_after_s: Annotated[
         float,
         Meta(
-            gt=0,
+            ge=10,
             le=7 * 86400,
-            description="a gateway heard from no longer than this is offline: keep it at about "
-            "three of its health reports (the gateway's health_interval_s, default 30 s)",
+            description="a gateway heard from no longer than this is offline (at least 10 s): "
+            "keep it at about three of its health reports (the gateway's health_interval_s, "
+            "default 30 s, at most 60)",
         ),
     ] = 90.0
     sensor_offline_after_s: Annotated[
@@ -524,8 +525,19 @@ def _gateway(
     details: dict[str, object] = {}
     problems: list[Problem] = []
     if h is not None:
+        # The gateway says scale_offline for any serial port it lost, a TPS sensor's too: for a
+        # sensor that is the sensor's "disconnected", not a scale.
+        sensors = {s.sensor_id for s in h.sensors}
         problems = [
-            Problem(code=a.code, subject=a.subject, since=a.since, value=a.value) for a in h.active
+            Problem(
+                code="disconnected"
+                if a.code == "scale_offline" and a.subject in sensors
+                else a.code,
+                subject=a.subject,
+                since=a.since,
+                value=a.value,
+            )
+            for a in h.active
         ]
         said = {(p.code, p.subject) for p in problems}
         for sc in h.scales:
