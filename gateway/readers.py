@@ -43,7 +43,6 @@ from gateway.scale_protocol import (
 from gateway.scale_state import (
     BAD_FRAMES_KEPT,
     STALE_REJECTS,
-    STALE_S,
     STATE_TEXT,
     WORKING,
     FaultChange,
@@ -291,9 +290,12 @@ class ScaleReader(SerialDevice):
     # ---- state ------------------------------------------------------------------------------
 
     def stale(self) -> bool:
-        """Nothing readable lately: no frame parsed for :data:`STALE_S`, or the latest
-        :data:`STALE_REJECTS` frames all rejected (docs/protocol.md §1.4)."""
-        return self.reject_run >= STALE_REJECTS or time.monotonic() - self.parsed_at > STALE_S
+        """Nothing readable lately: no frame parsed for the scale's ``stale_after_s``
+        (:data:`STALE_S`; 0: never by silence), or the latest :data:`STALE_REJECTS` frames all
+        rejected (docs/protocol.md §1.8)."""
+        after = self.cfg.stale_after_s
+        silent = after > 0 and time.monotonic() - self.parsed_at > after
+        return silent or self.reject_run >= STALE_REJECTS
 
     def require_weighing(self) -> None:
         """:class:`ScaleNotWeighing` unless the scale can weigh now (arming, a calibration

@@ -14,6 +14,7 @@ from msgspec import UNSET, Meta, UnsetType, field
 from gateway.clock import ClockSettings
 from gateway.fill_sensor import FillConfig, MaxBotixModel
 from gateway.scale_protocol import PROTOCOLS
+from gateway.scale_state import STALE_S
 from wastebank.config import (
     RUN_DIR,
     FieldError,
@@ -54,6 +55,16 @@ class ScaleSettings(Settings, kw_only=True):
     zero_band_g: Annotated[int, Meta(ge=0)] = 20
     zero_drift_alert_g: Annotated[int, Meta(ge=1, description="alert when idle zero drifts")] = 30
     stability_window_s: Annotated[float, Meta(gt=0, description="flagless formats only")] = 1.0
+    stale_after_s: Annotated[
+        float,
+        Meta(
+            ge=0,
+            le=3600,
+            description="no frame parsed for this long: the scale is stale (no weight shown, not "
+            "armed); 0: never by silence, for an indicator that sends only when its print key is "
+            "pressed",
+        ),
+    ] = STALE_S
     stability_tolerance_g: Annotated[int, Meta(ge=0, description="flagless formats only")] = 10
     calibration_version: (
         Annotated[

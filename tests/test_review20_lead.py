@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,8 +15,12 @@ import pytest
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from firmware_sim.encoders import encode_weight
 from gateway.clock import parse_chrony_tracking
-from gateway.settings import GatewaySettings
+from gateway.kiosk import AttendantSession, DepositCandidate
+from gateway.readers import ScaleNotWeighing, ScaleReader
+from gateway.scale_state import STALE_S
+from gateway.settings import GatewaySettings, ScaleSettings
 from tests.conftest import Processes, eventually, settings_env
 from tests.test_fleet import (
     BANKS,
@@ -31,7 +36,7 @@ from wastebank import fleet, ledger
 from wastebank.cli import app as cli
 from wastebank.config import ConfigError, InfluxSettings, MqttSettings, load_settings
 from wastebank.fleet import Inputs
-from wastebank.structs import to_builtins
+from wastebank.structs import Invalid, convert, to_builtins
 
 
 async def test_tps_watch_stops_on_sigterm_with_exit_0(
@@ -145,3 +150,48 @@ def test_a_lost_sensor_port_is_disconnected_in_the_fleet_not_a_scale_offline() -
     said = " | ".join(fleet.describe(gateway, NOW, "en").problems)
     assert "scale offline: us-07" not in said
     assert "disconnected: us-07" in said
+
+
+def _silent_scale(tmp_path: Path, stale_after_s: float = STALE_S) -> ScaleReader:
+    """A connected attendant scale that sent two empty-platform lines a minute ago, then nothing."""
+    cfg = ScaleSettings(
+        id="scale-01", port=tmp_path / "tty", flow="attendant", stale_after_s=stale_after_s
+    )
+    reader = ScaleReader(cfg)
+    reader.connected = True
+    reader.process(encode_weight(0, stable=True) * 2, 100.0)
+    reader.parsed_at = time.monotonic() - 60
+    return reader
+
+
+def test_a_print_on_demand_scale_with_stale_after_0_is_never_stale_by_silence(
+    tmp_path: Path,
+) -> None:
+    """An indicator that sends only when its print key is pressed (docs/deploy-pi.md §4): with
+    the default it is stale between prints and cannot be armed; with stale_after_s = 0 it can,
+    and the printed line is the deposit."""
+    streaming = _silent_scale(tmp_path)
+    assert streaming.state() == "stale"
+    with pytest.raises(ScaleNotWeighing):
+        streaming.require_weighing()
+    printing = _silent_scale(tmp_path, stale_after_s=0)
+    assert printing.state() == "ok"
+    printing.require_weighing()
+    assert isinstance(printing.session, AttendantSession)
+    printing.session.arm("AMB-0001", "kardus", 200.0)
+    (taken,) = [
+        c
+        for c in printing.process(encode_weight(2500, stable=True), 201.0)
+        if isinstance(c, DepositCandidate)
+    ]
+    assert taken.net_g == 2500
+
+
+@pytest.mark.parametrize("bad", [-1, 3601, float("nan")])
+def test_stale_after_s_is_bounded(tmp_path: Path, bad: float) -> None:
+    with pytest.raises(Invalid):
+        convert(
+            {"id": "scale-01", "port": str(tmp_path / "t"), "stale_after_s": bad},
+            ScaleSettings,
+            strict=False,
+        )
