@@ -188,7 +188,10 @@ class Scale:
         assert self.reader.health().state == "ok"
 
     def port(self, connected: bool) -> None:
-        """The port closes or opens again, as the reader's port task does it."""
+        """The port closes or opens again, as the reader's port task does it (an opened port
+        starts afresh: no last weight, and its staleness clock from now)."""
+        if connected:
+            self.reader.reset()
         self.reader.connected = connected
         self.reader.note_state()
         self.reader.on_change()
