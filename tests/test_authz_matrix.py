@@ -791,6 +791,7 @@ GATEWAY_MATRIX: dict[tuple[str, str], GwCase] = {
     ),
     ("GET", "/health/full"): gw_read("/health/full"),
     ("GET", "/scales"): gw_read("/scales"),
+    ("GET", "/scales/{scale_id}/frames"): gw_read(f"/scales/{GW_SCALE}/frames"),
     ("POST", "/scales/{scale_id}/arm"): gw_write(
         lambda _env: Req("POST", f"/scales/{GW_SCALE}/arm", json=GW_ARM)
     ),
