@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PosixPath
+from typing import ClassVar
 
 import pytest
 
@@ -62,3 +64,44 @@ def test_a_config_rewritten_over_an_open_one_becomes_private(tmp_path: Path) -> 
     sms.dummy_config(tmp_path)
     assert mode(config) == 0o600
     assert mode(tmp_path / "outbox") == 0o700
+
+
+class _Watched(PosixPath):
+    """A folder path whose every existence check is told to ``on_look`` first."""
+
+    on_look: ClassVar[list[Callable[[], None]]] = []
+
+    def exists(self) -> bool:
+        for hook in self.on_look:
+            hook()
+        return super().exists()
+
+
+@pytest.mark.parametrize("moved_after", range(3))
+@pytest.mark.parametrize("to", ["sent", "error"])
+def test_a_file_smsd_moves_while_it_is_looked_for_is_never_found_nowhere(
+    tmp_path: Path, moved_after: int, to: str
+) -> None:
+    """SMSD moves a handed file to its sent (or error) folder at any moment: between any two of
+    ``where``'s looks, the file is in one folder or the other, never "vanished"."""
+    files = sms.GammuFiles.from_config(sms.dummy_config(tmp_path))
+    name = sms.GammuFiles.outbox_name(7, "+6281200000001", datetime(2026, 12, 6, tzinfo=UTC))
+    files.hand(name, "Bank Sampah Batu Merah: saldo AMB-0001 Rp5.000.")
+    looks, moved = 0, False
+
+    def smsd_moves_it() -> None:  # before look number `moved_after` (0: before the first)
+        nonlocal looks, moved
+        if looks == moved_after:
+            os.rename(files.outbox / name, getattr(files, to) / name)
+            moved = True
+        looks += 1
+
+    watched = replace(
+        files, outbox=_Watched(files.outbox), sent=_Watched(files.sent), error=_Watched(files.error)
+    )
+    _Watched.on_look = [smsd_moves_it]
+    try:
+        found = watched.where(name)
+    finally:
+        _Watched.on_look = []
+    assert found == (to if moved else "outbox")

@@ -114,8 +114,12 @@ class GammuFiles:
         return f"OUTC{at:%Y%m%d_%H%M%S}_00_{phone}_wb{msg_id}.txt"
 
     def where(self, name: str) -> str | None:
-        """``outbox``, ``sent`` or ``error``: the folder a message file is in; None: nowhere."""
-        for folder, path in (("sent", self.sent), ("error", self.error), ("outbox", self.outbox)):
+        """``outbox``, ``sent`` or ``error``: the folder a message file is in; None: nowhere.
+        The outbox is looked at first: SMSD moves a file out of it (a rename, or a copy then a
+        remove) while we look, and only in this order does a file moved between two looks
+        still turn up. Sent first, a move between the sent and the outbox look found it
+        nowhere, and a sent receipt was marked vanished (CI at 5acb063)."""
+        for folder, path in (("outbox", self.outbox), ("sent", self.sent), ("error", self.error)):
             if (path / name).exists():
                 return folder
         return None
