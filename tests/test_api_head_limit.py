@@ -13,6 +13,8 @@ import pickle
 import socket
 import subprocess
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from api.server import HeadLimitedProtocol, http_protocol
 from api.settings import HttpSettings
 from tests.auth_helpers import add_users, api_settings
 from tests.conftest import LedgerFactory, Processes, free_port, wait_until
+from wastebank.http_limits import LogEveryMinute, ReadDeadline
 
 HEAD_LIMIT = 16 * 1024  # the default
 MB = 1024 * 1024
@@ -315,3 +318,37 @@ def served_or_gone(port: int, proc: subprocess.Popen[bytes]) -> bool:
         return served_normally(port)
     except httpx.TransportError:
         return False
+
+
+def test_closes_are_logged_once_a_minute_per_kind_whatever_the_connection(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A flood of closed connections is one log line a minute per kind, with the count since
+    start (a protocol object is one connection: the once-a-minute is the class's)."""
+    monkeypatch.setattr(ReadDeadline, "_logged", LogEveryMinute())
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    refused: Counter[str] = Counter()
+    log = logging.getLogger("tests.read_deadline")
+
+    def close(why: str) -> None:  # one connection each, as uvicorn makes them
+        conn = ReadDeadline.__new__(ReadDeadline)
+        conn.refused, conn.log = refused, log
+        conn.transport = mock.Mock()  # type: ignore[attr-defined]
+        conn._close(why, "from 127.0.0.1")
+        conn.transport.close.assert_called_once_with()  # type: ignore[attr-defined]
+
+    with caplog.at_level(logging.WARNING, log.name):
+        for _ in range(5):
+            close("head_timeout")
+        close("connections")
+        clock[0] += 59.0
+        close("head_timeout")
+        clock[0] += 1.0
+        close("head_timeout")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "koneksi ditutup / connection closed (head_timeout): from 127.0.0.1; 1 such since start",
+        "koneksi ditutup / connection closed (connections): from 127.0.0.1; 1 such since start",
+        "koneksi ditutup / connection closed (head_timeout): from 127.0.0.1; 7 such since start",
+    ]

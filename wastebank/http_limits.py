@@ -25,7 +25,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -419,8 +419,8 @@ class ReadDeadline:
     descriptors). Each close is counted in ``refused`` (``head_timeout``, ``connections``) and
     logged at most once a minute."""
 
-    LOG_EVERY_S: float = 60.0
-    _logged_at: dict[str, float] = {}
+    # one per class, not per connection: a protocol object lives as long as its connection
+    _logged: ClassVar[LogEveryMinute] = LogEveryMinute()
 
     def __init__(
         self,
@@ -478,10 +478,7 @@ class ReadDeadline:
         me: Any = self
         self.refused[why] += 1
         me.transport.close()
-        now = time.monotonic()
-        last = ReadDeadline._logged_at.get(why)
-        if last is None or now - last >= self.LOG_EVERY_S:
-            ReadDeadline._logged_at[why] = now
+        if ReadDeadline._logged.due(why):
             self.log.warning(
                 "koneksi ditutup / connection closed (%s): %s; %d such since start",
                 why,
