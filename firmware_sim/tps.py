@@ -370,7 +370,7 @@ class _Link:
             logger.info("MQTT %s tersambung / connected", self.where)
         self.connected_once, self.failures = True, 0
 
-    def retry_after(self, exc: Exception) -> bool | float:
+    def retry_after(self, exc: BaseException) -> bool | float:
         """stamina's hook: an MQTT error is tried again after :func:`wastebank.mqtt.backoff`
         (anything else is not)."""
         if not isinstance(exc, aiomqtt.MqttError):

@@ -88,7 +88,9 @@ def backoff(attempt: int) -> float:
 
 
 def retrying(
-    on: type[Exception] | tuple[type[Exception], ...] | Callable[[Exception], bool | float],
+    on: type[BaseException]
+    | tuple[type[BaseException], ...]
+    | Callable[[BaseException], bool | float],
     *,
     attempts: int | None = None,
 ) -> AsyncIterable[stamina.Attempt]:

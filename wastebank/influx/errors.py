@@ -70,7 +70,7 @@ class InfluxError(Unavailable):
         return "beyond retention" in str(self)
 
 
-def retry_wait(exc: Exception) -> bool | float:
+def retry_wait(exc: BaseException) -> bool | float:
     """stamina's ``on`` hook for InfluxDB calls: False (raise it) unless ``exc`` is a retryable
     InfluxError; then the server's ``Retry-After`` in seconds when it sent one, else True (the
     caller's backoff)."""
