@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv install install-gateway services services-down lint test demo clean bench bench-compare browser screenshots
+.PHONY: venv install install-gateway lock services services-down lint test demo clean bench bench-compare browser screenshots
 
 venv: $(BIN)/python
 
@@ -23,8 +23,8 @@ install: $(STAMP) node_modules/.installed
 # A gateway (Raspberry Pi at a bank) needs the package alone: no test tools, and no npm (its
 # attendant page uses no front-end library).
 install-gateway: $(VENV)/.installed-gateway
-$(VENV)/.installed-gateway: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -e .
+$(VENV)/.installed-gateway: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -c constraints.txt -e .
 	touch $@
 
 # The pages' front-end libraries (Chart.js, Leaflet) from the npm registry, pinned by
@@ -42,9 +42,11 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium
 
-# Re-install only when pyproject.toml changed since the last install.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -e '.[dev]'
+# Re-install only when pyproject.toml or the pinned versions changed since the last install.
+# Every package at the version constraints.txt names: a release between two clean clones does
+# not change what CI runs on (stamina 26.2.0 once failed mypy between two runs an hour apart).
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -c constraints.txt -e '.[dev]'
 	touch $@
 
 # SERVICES_ARGS: `make test` starts PostgreSQL too (the ledger tests run on SQLite and on it),
@@ -59,7 +61,7 @@ services-down:
 # bench/reports.py's ledger is PostgreSQL by default.
 bench: SERVICES_ARGS = --with postgresql
 bench: install services
-	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python bench/gateway_footprint.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/api.py
@@ -70,9 +72,19 @@ bench: install services
 # services of its own (bench/before_after.py; docs/scaling.md, "Before/after a restructuring"):
 #   make bench-compare [BEFORE=<rev>] [QUICK=1] [REPEATS=3] [BENCHES=ingest,api]
 bench-compare: install
-	$(BIN)/python -c 'import psutil' 2>/dev/null || $(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/python -c 'import psutil' 2>/dev/null || $(BIN)/pip install -q -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python bench/before_after.py $(if $(BEFORE),--before $(BEFORE)) $(if $(QUICK),--quick) \
 	  $(if $(REPEATS),--repeats $(REPEATS)) $(if $(BENCHES),--benches $(BENCHES))
+
+# constraints.txt again from the registry's newest releases that pyproject.toml allows, in a
+# venv of its own (then `make test`, and commit both if it passes).
+LOCK_VENV := .lock-venv
+lock:
+	rm -rf $(LOCK_VENV) && $(PY) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/pip install -q -e '.[dev,bench,printer]'
+	{ sed -n '/^#/p' constraints.txt; $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -v '^#'; } \
+	  > constraints.txt.new && mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)
 
 lint: install
 	$(BIN)/ruff check .
