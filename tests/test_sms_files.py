@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -105,3 +106,27 @@ def test_a_file_smsd_moves_while_it_is_looked_for_is_never_found_nowhere(
     finally:
         _Watched.on_look = []
     assert found == (to if moved else "outbox")
+
+
+def test_an_empty_inbox_file_is_read_only_once_smsd_can_no_longer_be_writing_it(
+    tmp_path: Path,
+) -> None:
+    """SMSD opens an inbox file and writes the text as it closes it: an empty file seen between
+    the two is left for a later pass, not recorded as an empty message (its SALDO lost); an
+    empty file older than INBOX_SETTLE_S is an empty message, read as one."""
+    files = sms.GammuFiles.from_config(sms.dummy_config(tmp_path))
+    opened = files.inbox / "IN20261206_103000_00_+6281200000001_00.txt"
+    opened.touch()
+    assert list(files.received()) == []
+
+    opened.write_bytes(b"\xff\xfe" + "SALDO".encode("utf-16-le"))  # SMSD closes it
+    (item,) = files.received()
+    assert item.text == "SALDO"
+
+    files.set_aside(item)
+    empty = files.inbox / "IN20261206_103500_00_+6281200000001_00.txt"
+    empty.touch()
+    old = time.time() - sms.gammu.INBOX_SETTLE_S - 1
+    os.utime(empty, (old, old))
+    (item,) = files.received()
+    assert (item.name, item.text) == (empty.name, "")

@@ -27,6 +27,7 @@ import configparser
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +38,8 @@ from wastebank.errors import SetupError
 GAMMU_SMSD = Path("/usr/bin/gammu-smsd")
 INBOX_NAME = re.compile(r"^IN(\d{8})_(\d{6})_(\d{2})_(.+)_(\d{2})\.(txt|bin)$")
 FOLDERS = ("inboxpath", "outboxpath", "sentsmspath", "errorsmspath")
+INBOX_SETTLE_S = 10.0
+"""An empty inbox file younger than this is one SMSD is still writing (:meth:`received`)."""
 
 
 class GammuConfigError(SetupError):
@@ -142,10 +145,13 @@ class GammuFiles:
     # ---- in -------------------------------------------------------------------------------------
 
     def received(self) -> Iterator[Inbound]:
-        """The inbox's messages, oldest first by name; files that are not SMSD's are left."""
+        """The inbox's messages, oldest first by name; files that are not SMSD's are left, and
+        so is an empty one younger than :data:`INBOX_SETTLE_S`: SMSD writes an inbox file in
+        place (open, then one write at close), so a message read between the two was empty,
+        recorded as such and moved aside while SMSD wrote its text into it: a SALDO lost."""
         for path in sorted(self.inbox.iterdir()):
             found = INBOX_NAME.match(path.name)
-            if found is None or not path.is_file():
+            if found is None or not path.is_file() or _being_written(path):
                 continue
             sender, ext = found.group(4), found.group(6)
             yield Inbound(path.name, path, sender, _text(path) if ext == "txt" else None)
@@ -154,6 +160,13 @@ class GammuFiles:
         """Move a recorded inbox file out of the inbox (kept, for inspection)."""
         self.processed.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.replace(item.path, self.processed / item.name)
+
+
+def _being_written(path: Path) -> bool:
+    """Empty and changed within :data:`INBOX_SETTLE_S`: SMSD has it open (an empty message's
+    file stays empty, and is read on a pass after that)."""
+    st = path.stat()
+    return st.st_size == 0 and time.time() - st.st_mtime < INBOX_SETTLE_S
 
 
 def _private_write(path: Path, data: bytes) -> None:
