@@ -206,6 +206,8 @@ GATEWAY = (
     lower("gateway CPU", rf"^\s*wastebank gateway\s+[\d.]+\s+{NUMBER}", "% core"),
     lower("+ attendant endpoint RSS", rf"local attendant endpoint\s+{NUMBER}", "MB"),
     lower("+ attendant endpoint CPU", rf"attendant endpoint\s+[\d.]+\s+{NUMBER}", "% core"),
+    lower("+ attendant page in use RSS", rf"attendant page in use\s+{NUMBER}", "MB"),
+    lower("+ attendant page in use CPU", rf"attendant page in use\s+[\d.]+\s+{NUMBER}", "% core"),
     higher("raw aiomqtt publish", rf"raw aiomqtt publish\s+{NUMBER} msg/s", "/s", True),
     higher("outbox drain", rf"gateway outbox drain\s+{NUMBER} msg/s", "/s"),
 )
