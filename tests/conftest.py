@@ -253,6 +253,8 @@ LEDGER_BACKENDS = ("sqlite", "postgresql")
 ONE_BACKEND_MODULES = frozenset(
     {
         "test_gateway_chaos",
+        "test_gateway_site",
+        "test_identity_e2e",
         "test_api_head_limit",
         "test_broker_backlog",
         "test_end_to_end",
