@@ -312,9 +312,15 @@ def text(key: str, lang: Lang) -> str:
 
 
 def lang_of(request: Request) -> Lang:
-    """``?lang=`` first (the switch link), then the cookie; Bahasa Indonesia by default."""
-    wanted = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
-    return "en" if wanted == "en" else "id"
+    """``?lang=`` first (the switch link), then the cookie; Bahasa Indonesia by default. A value
+    that is neither ``id`` nor ``en`` is passed over, as if absent: ``?lang=fr`` on a link did
+    put an English reader's page in Indonesian."""
+    for wanted in (request.query_params.get("lang"), request.cookies.get(LANG_COOKIE)):
+        if wanted == "en":
+            return "en"
+        if wanted == "id":
+            return "id"
+    return "id"
 
 
 # ---- formats ----------------------------------------------------------------------------------

@@ -84,3 +84,27 @@ async def test_the_dashboard_without_influxdb_and_devices_without_broker_files(
                 ),
             )
             assert added.status_code == 409
+
+
+@pytest.mark.integration
+async def test_an_unknown_language_is_passed_over_for_the_readers_own(ledger_url: str) -> None:
+    """``?lang=`` other than id or en neither changes the language nor is kept: an English
+    reader (by the cookie) following a link with ``?lang=fr`` reads English still."""
+    async with (
+        LifespanManager(create_app(api_settings(ledger_url=ledger_url))) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://test"
+        ) as client,
+    ):
+
+        async def lang(params: dict[str, str]) -> tuple[str, str | None]:
+            page = await client.get("/masuk", params=params)
+            assert page.status_code == 200
+            return page.text.split('<html lang="')[1][:2], page.cookies.get("wb_lang")
+
+        assert await lang({"lang": "fr"}) == ("id", None)  # no cookie yet: Indonesian, nothing kept
+        assert await lang({"lang": "en"}) == ("en", "en")
+        assert await lang({"lang": "fr"}) == ("en", None)  # the cookie's, unchanged
+        assert await lang({"lang": "EN"}) == ("en", None)
+        assert await lang({}) == ("en", None)
+        assert await lang({"lang": "id"}) == ("id", "id")
