@@ -41,6 +41,7 @@ class FakeCentral:
         self.disabled: set[str] = set()
         self.voids: list[tuple[str, str]] = []
         self.void_status = 200
+        self.void_detail = "x"
         self.token_status: int | None = None
         self.logins_asked: list[list[str]] = []
         self.stock_moves: list[tuple[str, dict[str, Any]]] = []  # (path, body) posted
@@ -118,7 +119,7 @@ class FakeCentral:
             )
         if path.endswith("/void"):
             self.voids.append((path.split("/")[3], who))
-            return httpx.Response(self.void_status, json={"detail": "x"})
+            return httpx.Response(self.void_status, json={"detail": self.void_detail})
         return httpx.Response(404, json={"detail": "not found"})
 
     def withdrawals(self, request: httpx.Request, path: str) -> httpx.Response | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "ALREADY_VOIDED",
     "BadInput",
     "Conflict",
     "Forbidden",
@@ -69,6 +70,12 @@ class Conflict(Refused):
 
     status = 409
     title = "bentrok dengan data yang ada / conflicts with existing data"
+
+
+ALREADY_VOIDED = "sudah dibatalkan / already voided"
+"""The title of the 409 a second void of a deposit gets (``wastebank.ledger.AlreadyVoided``): a
+gateway resending a void whose answer it lost tells by it that the void is done, from any other
+409 (the money withdrawn, the waste sold), which is a refusal it must show."""
 
 
 class Invalid(Refused):

@@ -32,7 +32,7 @@ class NotAllowed(LedgerError, errors.Forbidden):
 
 
 class AlreadyVoided(LedgerError, errors.Conflict):
-    title = "sudah dibatalkan / already voided"
+    title = errors.ALREADY_VOIDED
 
 
 class InsufficientBalance(LedgerError, errors.Conflict):

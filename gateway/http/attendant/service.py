@@ -22,7 +22,7 @@ from gateway.attendant_store import CachedLogin, PendingVoid
 from gateway.central import Central, Me, RateLimited, Refused, Unreachable
 from gateway.http.attendant.login_limit import WINDOW_S as LOGIN_WINDOW_S
 from gateway.http.attendant.login_limit import Locked, LoginLimit
-from wastebank.errors import Forbidden, TooMany, Unavailable
+from wastebank.errors import ALREADY_VOIDED, Forbidden, TooMany, Unavailable
 from wastebank.errors import Refused as RefusedFamily
 
 if TYPE_CHECKING:
@@ -547,7 +547,9 @@ class AttendantService:
 
     def _void_refused(self, void: PendingVoid, exc: Refused, now: datetime) -> None:
         journal = self.db.journal
-        if exc.status_code == 409:  # already voided there (e.g. an earlier try's answer lost)
+        if exc.status_code == 409 and exc.detail.startswith(ALREADY_VOIDED):
+            # voided there already (an earlier try's answer lost); any other 409 (the money
+            # withdrawn, the waste sold) is a refusal the attendant must see, not a done void
             journal.void_done(void.event_id, now)
         elif exc.status_code == 404:  # not in the ledger yet: the ingester is behind
             delay = min(self.settings.sync_interval_s, VOID_RETRY_S * 2**void.attempts)
