@@ -581,8 +581,14 @@ def test_a_void_may_not_take_back_money_withdrawn_or_waste_sold(engine: Engine) 
             revenue_idr=36_000,
             author=STAFF_BM,
         )
-        with pytest.raises(ledger.InsufficientStock, match="-4000 g of pet"):
+        with pytest.raises(ledger.InsufficientStock) as refused:
             ledger.void_deposit(s, "gw-01-1", author=STAFF_BM, reason="oops")
+        # the fifth review: it was English only, in grams ("-4000 g of pet")
+        assert str(refused.value) == (
+            "pembatalan gw-01-1 akan menyisakan stok Botol PET bersih di Bank Sampah Batu Merah "
+            "Bersih -4,00 kg / voiding gw-01-1 would leave Bank Sampah Batu Merah Bersih with "
+            "-4,00 kg of Clean PET bottles"
+        )
         assert not is_voided(s, "gw-01-1")
         assert ledger.member_balance(s, "AMB-0001") == 20_000
         _verified(s)
@@ -1025,3 +1031,13 @@ def test_migration_moves_banks_into_areas_and_fills_the_stock_journal(
     finally:
         engine.dispose()
         ledger_factory.drop(url)
+
+
+def test_an_unknown_pengepul_is_named_in_both_languages(engine: Engine) -> None:
+    """The fifth review: "tidak ditemukan / not found: unknown pengepul 'nope'" named it in
+    English only."""
+    with Session(engine) as s, pytest.raises(ledger.NotFound) as refused:
+        ledger.sell_stock(
+            s, BM, "pet", 1000, collector_code="nope", revenue_idr=9_000, author=STAFF_BM
+        )
+    assert str(refused.value) == "pengepul 'nope' tidak dikenal / unknown pengepul 'nope'"

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from wastebank.formats import rupiah
+from wastebank.formats import kg, rupiah
 from wastebank.ledger.errors import InsufficientBalance, InsufficientStock
 from wastebank.ledger.models import (
     OPEN_WITHDRAWALS,
@@ -223,10 +223,16 @@ def bank_stock(session: Session, bank_code: str) -> dict[str, int]:
     return {code: int(grams) for code, grams in rows}
 
 
-def check_stock(session: Session, bank: Bank, category_id: int, what: str) -> None:
+def check_stock(session: Session, bank: Bank, category_id: int, what: tuple[str, str]) -> None:
+    """Refuse what was written in this transaction if it left ``bank`` holding less than
+    nothing of the category: ``what`` names it in Bahasa Indonesia, then English."""
     held = stock_of(session, bank.code, category_id)
     if held < 0:
-        code = session.get(Category, category_id)
+        category = session.get(Category, category_id)
+        id_name, en_name = (
+            (category.name_id, category.name_en) if category else (category_id, category_id)
+        )
         raise InsufficientStock(
-            f"{what} would leave {bank.code} with {held} g of {code.code if code else category_id}"
+            f"{what[0]} akan menyisakan stok {id_name} di {bank.name} {kg(held)} / {what[1]} "
+            f"would leave {bank.name} with {kg(held)} of {en_name}"
         )

@@ -334,7 +334,12 @@ def void_deposit(session: Session, event_id: str, *, author: str, reason: str) -
         deposit = _deposit_for_update(session, event_id)
         void = _void(session, deposit, author, reason)
         check_available(session, deposit.member, (f"pembatalan {event_id}", f"voiding {event_id}"))
-        check_stock(session, deposit.bank, deposit.category_id, f"voiding {event_id}")
+        check_stock(
+            session,
+            deposit.bank,
+            deposit.category_id,
+            (f"pembatalan {event_id}", f"voiding {event_id}"),
+        )
     return void
 
 
@@ -381,7 +386,9 @@ def correct_deposit(
         void.replacement_id = write_deposit(session, row, applied).id
         session.flush()
         check_available(session, old.member, (f"koreksi {event_id}", f"correcting {event_id}"))
-        check_stock(session, old.bank, old.category_id, f"correcting {event_id}")
+        check_stock(
+            session, old.bank, old.category_id, (f"koreksi {event_id}", f"correcting {event_id}")
+        )
         return void, applied
 
     return _with_manual_id(session, write)

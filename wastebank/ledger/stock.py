@@ -107,6 +107,15 @@ def _repeat(session: Session, author: str, key: str | None, **wanted: Any) -> St
     return done
 
 
+MOVEMENT_ID = {
+    MovementKind.SALE: "penjualan",
+    MovementKind.TRANSFER: "pengiriman ke induk",
+    MovementKind.RESIDUE: "residu",
+    MovementKind.BURNED: "pembakaran",
+}
+"""A movement's kind in Bahasa Indonesia, for the words of a refusal."""
+
+
 def _take_out(
     session: Session,
     *,
@@ -168,7 +177,9 @@ def _take_out(
     money = sale_legs(bank.code, revenue_idr, payment_method)
     session.add_all(journal_rows(txn, money, note or kind))
     session.flush()
-    check_stock(session, bank, category.id, f"{kind} of {grams} g")
+    check_stock(
+        session, bank, category.id, (f"{MOVEMENT_ID[kind]} {kg(grams)}", f"{kind} of {kg(grams)}")
+    )
     return movement
 
 
@@ -198,7 +209,9 @@ def sell_stock(
     with atomic(session):
         collector = session.scalar(select(Collector).where(Collector.code == collector_code))
         if collector is None:
-            raise NotFound(f"unknown pengepul {collector_code!r}")
+            raise NotFound(
+                f"pengepul {collector_code!r} tidak dikenal / unknown pengepul {collector_code!r}"
+            )
         movement = _take_out(
             session,
             kind=MovementKind.SALE,
