@@ -311,6 +311,8 @@ async def test_the_day_totals_and_its_close_are_the_ledgers(
         f"/api/banks/{BM}/days/{yesterday}/reopen", json={"reason": "salah"}, headers=admin
     )
     assert old.status_code == 409, old.text
+    # the fifth review: it said "the day cannot be closed" about a reopen
+    assert old.json()["detail"].startswith("hari tidak dapat dibuka kembali / the day cannot be")
     reopened = await client.post(
         f"/api/banks/{BM}/days/{today}/reopen", json={"reason": "uang di laci kedua"}, headers=admin
     )
@@ -357,6 +359,12 @@ async def test_who_may_read_and_close_a_day(client: httpx.AsyncClient) -> None:
         assert resp.status_code == status, (path, body, resp.text)
     for far in ("0001-01-01", "1999-12-31", "2200-01-01", "9999-12-31"):  # datetime's edges
         resp = await client.get(f"/api/banks/{BM}/days/{far}", headers=bm)
+        assert resp.status_code == 422, (far, resp.text)
+        assert "tanggal di luar jangkauan" in resp.json()["detail"]
+        # a close too: beyond 2199 it said "belum tiba / still to come" (the fifth review)
+        resp = await client.post(
+            f"/api/banks/{BM}/days/{far}/close", json={"counted_cash_idr": 0}, headers=bm
+        )
         assert resp.status_code == 422, (far, resp.text)
         assert "tanggal di luar jangkauan" in resp.json()["detail"]
     assert (await client.get(url, headers=bm)).json()["closable"] is True

@@ -68,9 +68,15 @@ class DayAlreadyClosed(LedgerError, errors.Conflict):
 
 
 class DayNotClosable(LedgerError, errors.Conflict):
-    """A day before the bank's latest close, or a reopen of a close that is not the latest."""
+    """A day before the bank's latest close."""
 
     title = "hari tidak dapat ditutup / the day cannot be closed"
+
+
+class DayNotReopenable(LedgerError, errors.Conflict):
+    """A reopen of a close that is not the bank's latest."""
+
+    title = "hari tidak dapat dibuka kembali / the day cannot be reopened"
 
 
 class DayInvalid(LedgerError, errors.Invalid):
@@ -357,11 +363,11 @@ def cash_for_close(
     closed: :class:`DayInvalid`, :class:`DayAlreadyClosed`, :class:`DayNotClosable`."""
     zone = zone_of(bank)
     now = now or utcnow()
+    start, end = day_window(day, zone)  # first: a day out of range is said so (not "to come")
     if day > local_day(now, zone):
         raise DayInvalid(f"{tanggal(day)} belum tiba / {tanggal(day, 'en')} is still to come")
     if opening_cash_idr is not None and opening_cash_idr < 0:
         raise DayInvalid("saldo awal tidak boleh negatif / the opening float is not negative")
-    start, end = day_window(day, zone)
     previous = latest_close(session, bank)
     if previous is not None and previous.local_date == day:
         raise DayAlreadyClosed(
@@ -467,7 +473,7 @@ def reopen_day(
         latest = latest_close(session, bank)
         if latest is None or latest.local_date != day:
             last = latest.local_date if latest is not None else None
-            raise DayNotClosable(
+            raise DayNotReopenable(
                 f"hanya tutup hari terakhir {bank.name} yang dapat dibuka kembali "
                 f"({tanggal(last) if last else 'belum ada'}) / only {bank.name}'s latest close "
                 f"can be reopened ({tanggal(last, 'en') if last else 'none yet'})"
