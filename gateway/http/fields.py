@@ -5,10 +5,16 @@ FastAPI's pydantic typed it (``missing``, ``int_parsing``, ``less_than_equal``,
 
 msgspec stops at the first problem and says it in one English sentence; an attendant's form
 marks every bad field, so the reasons come from the declared structure checked against the
-value, never from msgspec's prose. The reading is the one the endpoint always had (pydantic's
-lax mode): a whole number from a string (``"12"``), a bool or a float without a fraction; a
-yes/no from ``"true"``, ``"0"``, ``"yes"``...; a date from ``"2026-12-06"``. Fields a Struct does
-not declare are ignored, unless it forbids them (``forbid_unknown_fields``).
+value, never from msgspec's prose. A yes/no is read from ``"true"``, ``"0"``, ``"yes"``...; a
+date from ``"2026-12-06"``. Fields a Struct does not declare are ignored, unless it forbids them
+(``forbid_unknown_fields``).
+
+A whole number (money in Rupiah, weights in grams) is never guessed at. In a JSON body it is a
+JSON integer only: a string, a bool or a float is refused (``"100.000"`` was read as 100 and
+``true`` as 1, a sale recorded at Rp1/kg). Where every value is text (a path or query
+parameter, a :class:`Form`) it is digits, with an optional sign and ``_`` between groups: a dot
+is refused, never read as a fraction (in id-ID ``"100.000"`` is a hundred thousand, in English
+a hundred: either reading could be the wrong one, so neither is taken).
 """
 
 from __future__ import annotations
@@ -29,12 +35,12 @@ import msgspec.inspect as mi
 from wastebank.errors import BadInput
 from wastebank.structs import Invalid, Loc, convert, yes_no
 
-__all__ = ["Error", "read"]
+__all__ = ["Error", "Form", "read"]
 
 Error = dict[str, Any]
 """One refusal: ``type``, ``loc``, ``msg`` and, for a constraint, ``ctx`` (e.g. ``{"le": 999}``)."""
 
-_INT = re.compile(r"[+-]?\d+(?:_\d+)*(?:\.0*)?")
+_DIGITS = re.compile(r"[+-]?\d+(?:_\d+)*")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _BOUNDS: tuple[tuple[str, str, str, Callable[[int, int], bool]], ...] = (
     ("ge", "greater_than_equal", "greater than or equal to", operator.ge),
@@ -45,6 +51,12 @@ _BOUNDS: tuple[tuple[str, str, str, Callable[[int, int], bool]], ...] = (
 _DAY_S = 86_400
 _MS_FROM = 20_000_000_000
 """A timestamp above this is in milliseconds (pydantic's rule for a number given as a date)."""
+
+
+class Form(msgspec.Struct):
+    """A form post's Struct (:func:`gateway.http.routing.parse_form`): its values are text, so a
+    whole number is read from digits, as a path or query parameter's is. Any other Struct is a
+    JSON body, whose whole numbers are JSON integers (see the module's docstring)."""
 
 
 class _Bad(BadInput):
@@ -66,12 +78,12 @@ def read(kind: Any, value: Any, loc: Loc) -> tuple[Any, list[Error]]:
     (a Struct's in its fields' order)."""
     t = _info(kind)
     if isinstance(t, mi.StructType):
-        value, errors = _struct(t, value, loc)
+        value, errors = _struct(t, value, loc, text=issubclass(t.cls, Form))
         if errors:
             return None, errors
-    else:
+    else:  # a path or query parameter: text
         try:
-            value = _read(t, value)
+            value = _read(t, value, text=True)
         except _Bad as bad:
             return None, [_error(bad, loc)]
     try:
@@ -90,7 +102,7 @@ def _error(bad: _Bad, loc: Loc) -> Error:
     return error
 
 
-def _struct(t: mi.Type, value: Any, loc: Loc) -> tuple[Any, list[Error]]:
+def _struct(t: mi.Type, value: Any, loc: Loc, *, text: bool) -> tuple[Any, list[Error]]:
     assert isinstance(t, mi.StructType)
     if not isinstance(value, dict):
         bad = _Bad("model_attributes_type", "Input should be a valid dictionary or object")
@@ -104,7 +116,7 @@ def _struct(t: mi.Type, value: Any, loc: Loc) -> tuple[Any, list[Error]]:
                 errors.append({"type": "missing", "loc": (*loc, name), "msg": "Field required"})
             continue
         try:
-            out[name] = _read(field.type, value[name])
+            out[name] = _read(field.type, value[name], text=text)
         except _Bad as bad:
             why = bad
             if bad.kind == "literal_error":  # type_info sorts a Literal's values: as declared
@@ -120,9 +132,11 @@ def _struct(t: mi.Type, value: Any, loc: Loc) -> tuple[Any, list[Error]]:
     return out, errors
 
 
-def _read(t: mi.Type, v: Any) -> Any:
+def _read(t: mi.Type, v: Any, *, text: bool) -> Any:
+    """``v`` read as ``t``; ``text``: the value came as text (a parameter, a form's field), not
+    as a JSON body's typed value."""
     if isinstance(t, mi.UnionType):
-        return _union(t, v)
+        return _union(t, v, text=text)
     if isinstance(t, mi.AnyType):
         return v
     if isinstance(t, mi.NoneType):
@@ -132,7 +146,7 @@ def _read(t: mi.Type, v: Any) -> Any:
     if isinstance(t, mi.BoolType):
         return _bool(v)
     if isinstance(t, mi.IntType):
-        return _bounded(t, _int(v))
+        return _bounded(t, _int(v, text=text))
     if isinstance(t, mi.StrType):
         return _str(t, v)
     if isinstance(t, mi.LiteralType):
@@ -142,7 +156,7 @@ def _read(t: mi.Type, v: Any) -> Any:
     return v  # checked by msgspec when :func:`read` builds the value
 
 
-def _union(t: mi.UnionType, v: Any) -> Any:
+def _union(t: mi.UnionType, v: Any, *, text: bool) -> Any:
     if v is None and any(isinstance(m, mi.NoneType) for m in t.types):
         return None
     first: _Bad | None = None
@@ -150,7 +164,7 @@ def _union(t: mi.UnionType, v: Any) -> Any:
         if isinstance(member, mi.NoneType):
             continue
         try:
-            return _read(member, v)
+            return _read(member, v, text=text)
         except _Bad as bad:
             first = first or bad
     assert first is not None
@@ -169,22 +183,21 @@ def _bool(v: Any) -> bool:
     raise _Bad("bool_type", "Input should be a valid boolean")
 
 
-def _int(v: Any) -> int:
-    if isinstance(v, int):  # a bool too: True is 1
-        return int(v)
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            raise _Bad("finite_number", "Input should be a finite number")
-        if not v.is_integer():
+def _int(v: Any, *, text: bool) -> int:
+    if isinstance(v, bool):  # an int to Python, never a number to the attendant: true is not 1
+        raise _Bad("int_type", "Input should be a valid integer")
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):  # 12.0 too: a JSON integer has no point
+        if math.isfinite(v) and not v.is_integer():
             raise _Bad(
                 "int_from_float",
                 "Input should be a valid integer, got a number with a fractional part",
             )
-        return int(v)
-    if isinstance(v, str):
-        text = v.strip()
-        if _INT.fullmatch(text):
-            return int(text.split(".")[0])
+        raise _Bad("int_type", "Input should be a valid integer")
+    if isinstance(v, str) and text:
+        if _DIGITS.fullmatch(v.strip()):
+            return int(v.strip())
         raise _Bad(
             "int_parsing", "Input should be a valid integer, unable to parse string as an integer"
         )

@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.http.attendant.pages import error_page
 from gateway.http.routing import Refused
+from wastebank.formats import thousands
 
 __all__ = ["FIELD_LABELS", "REFUSED", "label", "message", "messages", "validation_refused"]
 
@@ -34,11 +35,14 @@ log = logging.getLogger("wastebank.gateway")
 FIELD_LABELS: dict[str, tuple[str, str]] = {
     "amount_idr": ("jumlah", "amount"),
     "counted_idr": ("uang terhitung", "counted cash"),
+    "counted_cash_idr": ("uang tunai dihitung", "cash counted"),
+    "opening_cash_idr": ("saldo awal", "opening cash"),
     "price_idr": ("harga", "price"),
     "price_per_kg_idr": ("harga per kg", "price per kg"),
     "net_g": ("berat", "weight"),
     "weight_g": ("berat", "weight"),
     "grams": ("berat", "weight"),
+    "received_g": ("berat diterima", "weight received"),
     "reason": ("alasan", "reason"),
     "member_no": ("nomor nasabah", "member number"),
     "category_code": ("jenis sampah", "category"),
@@ -51,6 +55,10 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "reference": ("referensi", "reference"),
     "method": ("cara bayar", "payment method"),
     "buyer": ("pembeli", "buyer"),
+    "collector": ("pengepul", "buyer"),
+    "category": ("jenis sampah", "category"),
+    "payment_method": ("cara bayar", "payment method"),
+    "kind": ("jenis", "kind"),
     "username": ("nama pengguna", "username"),
     "password": ("kata sandi", "password"),
     "q": ("pencarian", "search"),
@@ -114,8 +122,8 @@ _PLAIN: Final = {
     "string_type": "{i} harus teks / {e} must be text",
     "string_unicode": "{i} harus teks / {e} must be text",
     "extra_forbidden": "isian {i} tidak dikenal / unknown field {e}",
-    "literal_error": "{i} harus salah satu dari {expected} / {e} must be one of {expected}",
-    "enum": "{i} harus salah satu dari {expected} / {e} must be one of {expected}",
+    "literal_error": "{i} harus salah satu dari {atau} / {e} must be one of {expected}",
+    "enum": "{i} harus salah satu dari {atau} / {e} must be one of {expected}",
     "string_too_long": "{i} maksimal {max_length} karakter / {e} takes at most {max_length} "
     "characters",
 }
@@ -140,7 +148,8 @@ def message(error: Mapping[str, Any]) -> str:
         return _whole(field, idn, eng)
     if kind in _BOUNDS:
         i, e, key = _BOUNDS[kind]
-        return f"{idn} {i} {ctx.get(key)} / {eng} {e} {ctx.get(key)}"
+        n = _number(ctx.get(key))
+        return f"{idn} {i} {n} / {eng} {e} {n}"
     if kind == "string_too_short":
         n = ctx.get("min_length")
         if n == 1:
@@ -149,7 +158,18 @@ def message(error: Mapping[str, Any]) -> str:
     if kind == "string_pattern_mismatch" and ctx.get("pattern") == r"\S":  # not blank
         return f"{idn} wajib diisi / {eng} is required"
     template = _PLAIN.get(kind, "{i} tidak sah / {e} is not valid")
-    return template.format_map({"i": idn, "e": eng, "expected": "", "max_length": "", **ctx})
+    expected = str(ctx.get("expected", ""))
+    # the list's last "or" (fields.py words it in English) is "atau" in the Indonesian half
+    head, _, last = expected.rpartition(" or ")
+    atau = f"{head} atau {last}" if head else expected
+    return template.format_map(
+        {"i": idn, "e": eng, "max_length": "", **ctx, "expected": expected, "atau": atau}
+    )
+
+
+def _number(n: Any) -> Any:
+    """A bound as the attendant reads numbers (id-ID: ``1.000.000.000.000``)."""
+    return thousands(n) if isinstance(n, int) and not isinstance(n, bool) else n
 
 
 def messages(errors: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:

@@ -38,6 +38,7 @@ from gateway.http.attendant.auth import (
 )
 from gateway.http.attendant.service import AttendantService, LoginRefused, SignedIn
 from gateway.http.attendant.session import clear_session, set_session, start_session
+from gateway.http.fields import Form
 from gateway.http.routing import Routes, parse_form, path_param
 from wastebank.formats import zone_label
 
@@ -163,7 +164,7 @@ def error_page(request: Request, error: str, status: int) -> HTMLResponse:
     )
 
 
-class LoginForm(msgspec.Struct, kw_only=True):
+class LoginForm(Form, kw_only=True):
     """The login form's fields (an empty one counts as not sent)."""
 
     username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -176,7 +177,7 @@ class LoginForm(msgspec.Struct, kw_only=True):
     )
 
 
-class LogoutForm(msgspec.Struct, kw_only=True):
+class LogoutForm(Form, kw_only=True):
     """The logout button's form: its CSRF token."""
 
     csrf_token: Annotated[str, msgspec.Meta(max_length=200)] | None = msgspec.field(
