@@ -310,6 +310,20 @@ def _collector_name(service: AttendantService, code: str) -> str:
     return code
 
 
+KEY_REUSED: Final = (
+    "kunci ini sudah dipakai untuk isi lain; catat lagi dengan kunci baru / this key was used "
+    "for another content: record it again with a new key"
+)
+
+
+def _asked(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """What the page asked, as kept: its kind, the central API's body but the time the gateway
+    gave it (every field the page sent, or derived from them), and a sale's price per kg (two
+    prices may round to one total)."""
+    api = {k: v for k, v in body["api"].items() if k != "at"}
+    return {"kind": kind, "api": api, "per_kg": body.get("show", {}).get("price_per_kg_idr")}
+
+
 async def _ask(
     service: AttendantService, who: Who, key: str, kind: MoveKind, body: dict[str, Any]
 ) -> JSONResponse:
@@ -317,6 +331,10 @@ async def _ask(
     m, new = store.add(key, kind, who.username, body, datetime.now(UTC))
     if not new and m.by != who.username:
         raise HTTPException(409, "kunci sudah dipakai petugas lain / key used by another attendant")
+    if not new and _asked(m.kind, m.body) != _asked(kind, body):
+        # Answering the first movement would tell the page this one was recorded: it never was
+        # (the central API's rule for its idempotency keys, docs/attendant.md "Sales").
+        raise HTTPException(409, KEY_REUSED)
     if m.state == "pending":
         await send(service, m)
         m = store.get(key) or m
