@@ -51,8 +51,10 @@
     if (w.do_not_pay_out) { stepClass += " hold"; }
     item.append(WB.el("p", { class: stepClass }, w.next_step));
     if (w.refused) {
+      // "persetujuan / approval": each name in its own language's half of the sentence
+      const [named, english] = w.refused.action_text.split(" / ");
       item.append(WB.el("p", { class: "error refused" },
-        w.refused.action_text + " ditolak / refused: " + w.refused.error));
+        named + " ditolak / " + (english || named) + " refused: " + w.refused.error));
     }
     const actions = WB.el("div", { class: "actions" });
     if (w.may.includes("approve")) { actions.append(button("approve", "Setujui", "Approve", "primary", w)); }

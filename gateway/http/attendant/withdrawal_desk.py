@@ -59,11 +59,14 @@ METHOD_TEXT: Final = {
     "bank_transfer": "transfer bank / bank transfer",
     "ewallet": "dompet digital / e-wallet",
 }
-ACTION_TEXT: Final = {
-    "approve": "persetujuan / approval",
-    "reject": "penolakan / refusal",
-    "pay": "pembayaran / payment",
+ACTION_WORDS: Final = {
+    "approve": ("persetujuan", "approval"),
+    "reject": ("penolakan", "refusal"),
+    "pay": ("pembayaran", "payment"),
 }
+"""An action's name (Indonesian, English): a sentence about it puts each in its own half."""
+ACTION_TEXT: Final = {action: f"{i} / {e}" for action, (i, e) in ACTION_WORDS.items()}
+"""An action's name standing alone (a label): "persetujuan / approval"."""
 ACTION_VERB: Final = {"approve": "disetujui", "reject": "ditolak", "pay": "dibayar"}
 ACTION_EN: Final = {"approve": "approved", "reject": "refused", "pay": "paid"}
 SECOND: Final = "perlu petugas kedua / needs a second attendant"
@@ -207,7 +210,10 @@ class WithdrawalDesk:
         waiting = [a for a in self.store.of([w.id]).get(w.id, []) if a.state == "pending"]
         status = effective_status(w, waiting)
         if any(a.action == action for a in waiting):
-            raise Conflict(f"{ACTION_TEXT[action]} penarikan {w.id} sudah antri / already queued")
+            i, e = ACTION_WORDS[action]
+            raise Conflict(
+                f"{i} penarikan {w.id} sudah antri / already queued: the {e} of withdrawal {w.id}"
+            )
         needed = {"approve": "requested", "reject": "requested", "pay": "approved"}[action]
         if status != needed:
             now_id = STATUS_TEXT.get(status, status).split(" / ")[0]

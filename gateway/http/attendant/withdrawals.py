@@ -28,6 +28,7 @@ from gateway.http.attendant.pages import bank_name, render
 from gateway.http.attendant.service import AttendantService, Who
 from gateway.http.attendant.withdrawal_desk import (
     ACTION_TEXT,
+    ACTION_WORDS,
     METHOD_TEXT,
     QUEUED_CASH,
     SECOND,
@@ -205,7 +206,8 @@ def withdrawal_view(
     shown = "queued" if waiting else w.status
     status_text = STATUS_TEXT.get(w.status, w.status)
     if waiting:
-        status_text = f"antri: {ACTION_TEXT[waiting[-1].action]} / queued"
+        i, e = ACTION_WORDS[waiting[-1].action]
+        status_text = f"antri: {i} / queued: {e}"
     return WithdrawalView(
         id=w.id,
         member_no=w.member_no,
@@ -272,10 +274,13 @@ def _answer(service: AttendantService, outcome: Outcome, who: Who) -> JSONRespon
         raise HTTPException(outcome.refused_status, outcome.action.error or "ditolak / refused")
     view = one_view(service, outcome.withdrawal, who)
     queued = outcome.action.state == "pending"
-    what = ACTION_TEXT[outcome.action.action]
-    message = f"{what} tercatat / recorded"
-    if queued:
-        message = view.next_step if outcome.action.action == "pay" else f"{what}: {view.next_step}"
+    i, e = ACTION_WORDS[outcome.action.action]
+    message = f"{i} tercatat / {e} recorded"  # each language's sentence whole
+    if queued and outcome.action.action == "pay":
+        message = view.next_step  # its own sentence: cash must not be handed over yet
+    elif queued:  # "antri — ... / queued: ...": the action named in each half
+        step_i, _, step_e = view.next_step.partition(" / ")
+        message = f"{i} {step_i} / {e} {step_e}" if step_e else f"{i}: {view.next_step}"
     body = ActionOut(queued=queued, message=message, withdrawal=view)
     return JSONResponse(msgspec.to_builtins(body), status_code=202 if queued else 200)
 
