@@ -159,7 +159,7 @@ async def test_every_bad_field_of_a_write_is_answered_at_once_in_the_same_bytes(
         ).encode()
     )
     assert REFUSED["/petugas/api/members"] == before + 1
-    sale = {"key": [1], "collector": "ud-x", "category": "pet", "grams": "12", "note": {"x": 1}}
+    sale = {"key": [1], "collector": "ud-x", "category": "pet", "grams": 12, "note": {"x": 1}}
     resp = await client.post("/petugas/api/stock/sales", json={**sale, "price_per_kg_idr": 3000})
     assert resp.status_code == 422
     assert resp.content == (

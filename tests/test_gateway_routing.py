@@ -134,16 +134,12 @@ class Kinds(msgspec.Struct, kw_only=True):
 @pytest.mark.parametrize(
     ("sent", "read"),
     [
-        # as FastAPI's pydantic read them (lax): numbers and yes/no from strings, a bool as 1
-        ({"grams": "12"}, {"grams": 12}),
-        ({"grams": " 1_000 "}, {"grams": 1000}),
-        ({"grams": 5.0}, {"grams": 5}),
-        ({"grams": "5.00"}, {"grams": 5}),
-        ({"grams": True}, {"grams": 1}),
+        # a JSON body's whole number is a JSON integer and its yes/no true or false (review
+        # 27: "100.000" was read as 100, true as 1, "yes" as true)
+        ({"grams": 12}, {"grams": 12}),
         ({"grams": None}, {"grams": None}),
-        ({"ok": "yes"}, {"ok": True}),
-        ({"ok": "0"}, {"ok": False}),
-        ({"ok": 1}, {"ok": True}),
+        ({"ok": True}, {"ok": True}),
+        ({"ok": False}, {"ok": False}),
         ({"on": "2026-12-06"}, {"on": date(2026, 12, 6)}),
         ({"on": "2026-12-06T00:00:00Z"}, {"on": date(2026, 12, 6)}),
         ({"on": 86_400}, {"on": date(1970, 1, 2)}),
@@ -158,13 +154,20 @@ def test_fields_are_read_as_fastapi_read_them(sent: dict[str, Any], read: dict[s
 @pytest.mark.parametrize(
     ("sent", "error"),
     [
-        ({"grams": "1e3"}, ("int_parsing", None)),
+        ({"grams": "1e3"}, ("int_type", None)),
+        ({"grams": "12"}, ("int_type", None)),
+        ({"grams": "100.000"}, ("int_type", None)),
+        ({"grams": 5.0}, ("int_type", None)),
+        ({"grams": True}, ("int_type", None)),
+        ({"ok": "yes"}, ("bool_type", None)),
+        ({"ok": "0"}, ("bool_type", None)),
+        ({"ok": 1}, ("bool_type", None)),
         ({"grams": 1.5}, ("int_from_float", None)),
         ({"grams": [1]}, ("int_type", None)),
         ({"grams": 0}, ("greater_than_equal", {"ge": 1})),
         ({"grams": 1001}, ("less_than_equal", {"le": 1000})),
-        ({"ok": "maybe"}, ("bool_parsing", None)),
-        ({"ok": 2}, ("bool_parsing", None)),
+        ({"ok": "maybe"}, ("bool_type", None)),
+        ({"ok": 2}, ("bool_type", None)),
         ({"ok": None}, ("bool_type", None)),
         ({"on": "2026-02-30"}, ("date_from_datetime_parsing", None)),
         ({"on": "2026-12-06T12:00:00"}, ("date_from_datetime_inexact", None)),

@@ -104,7 +104,10 @@ async def test_the_days_bad_query_is_refused_field_by_field(gateway: Gw) -> None
     assert resp.status_code == 422, resp.text
     assert resp.json()["errors"] == [
         {"field": "date", "message": "tanggal tidak sah / date is not valid"},
-        {"field": "opening_cash_idr", "message": "jumlah minimal 0 / amount at least 0"},
+        {
+            "field": "opening_cash_idr",
+            "message": "saldo awal minimal 0 / opening cash at least 0",
+        },
     ]
     assert REFUSED["/petugas/api/day"] == before + 1  # one request, counted under its route
     resp = await client.get("/petugas/api/day", params={"date": "2026-12-06"})

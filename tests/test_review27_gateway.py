@@ -326,3 +326,15 @@ async def test_a_client_cannot_give_a_movement_its_time(gateway: Gw, kind: str, 
     assert ok.status_code == 201, ok.text
     ((_, sent),) = fake.stock_moves
     assert before <= datetime.fromisoformat(sent["at"]) <= datetime.now(UTC)  # the gateway's
+
+
+@pytest.mark.parametrize("sent", ["yes", "true", 1, 0, "0"])
+async def test_a_yes_no_in_a_json_body_is_true_or_false_only(gateway: Gw, sent: Any) -> None:
+    """The SMS review: `PUT /petugas/api/members/{no}/sms {"sms_opt_in": "yes"}` switched SMS
+    on; a JSON yes/no is now true or false, anything else 422 in words."""
+    _, _, client, csrf = gateway
+    resp = await client.put(
+        "/petugas/api/members/AMB-0004/sms", json={"sms_opt_in": sent}, headers=csrf
+    )
+    assert resp.status_code == 422, resp.text
+    assert " harus ya atau tidak / " in resp.json()["detail"]

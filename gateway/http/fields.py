@@ -5,8 +5,9 @@ FastAPI's pydantic typed it (``missing``, ``int_parsing``, ``less_than_equal``,
 
 msgspec stops at the first problem and says it in one English sentence; an attendant's form
 marks every bad field, so the reasons come from the declared structure checked against the
-value, never from msgspec's prose. A yes/no is read from ``"true"``, ``"0"``, ``"yes"``...; a
-date from ``"2026-12-06"``. Fields a Struct does not declare are ignored, unless it forbids them
+value, never from msgspec's prose. A yes/no is ``true``/``false`` in a JSON
+body, read from ``"true"``, ``"0"``, ``"yes"``... only where every value is text; a date from
+``"2026-12-06"``. Fields a Struct does not declare are ignored, unless it forbids them
 (``forbid_unknown_fields``).
 
 A whole number (money in Rupiah, weights in grams) is never guessed at. In a JSON body it is a
@@ -144,7 +145,7 @@ def _read(t: mi.Type, v: Any, *, text: bool) -> Any:
             return None
         raise _Bad("none_required", "Input should be None")
     if isinstance(t, mi.BoolType):
-        return _bool(v)
+        return _bool(v, text=text)
     if isinstance(t, mi.IntType):
         return _bounded(t, _int(v, text=text))
     if isinstance(t, mi.StrType):
@@ -171,11 +172,11 @@ def _union(t: mi.UnionType, v: Any, *, text: bool) -> Any:
     raise first
 
 
-def _bool(v: Any) -> bool:
+def _bool(v: Any, *, text: bool) -> bool:
     if isinstance(v, bool):
         return v
-    if isinstance(v, (int, float)) and v in (0, 1):
-        return bool(v)
+    if not text:  # a JSON body's yes/no is true or false: "yes" and 1 were taken (review 27)
+        raise _Bad("bool_type", "Input should be a valid boolean")
     if isinstance(v, str) and (word := yes_no(v)) is not None:
         return word
     if isinstance(v, (str, int, float)):
