@@ -41,6 +41,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -68,6 +69,7 @@ from api import (
     sipsn,
     stock_moves,
     tps,
+    validation,
     web,
 )
 from api import day as day_api
@@ -89,6 +91,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_exception_handler(DataError, data_error)
     app.add_exception_handler(PoolTimeout, pool_timeout)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    # 422s in words, Indonesian first, naming the field (pydantic's English before)
+    app.add_exception_handler(RequestValidationError, validation.request_refused)
     app.include_router(auth.router)
     app.include_router(members.router)
     app.include_router(member_desk.router)

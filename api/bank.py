@@ -72,6 +72,7 @@ from api.schemas import (
     in_utc,
 )
 from wastebank import access, ledger, sms
+from wastebank.ledger.days import FIRST_DAY, LAST_DAY
 
 router = APIRouter(tags=["banks"])
 
@@ -96,6 +97,25 @@ def not_ahead(at: datetime | None) -> datetime:
         return now
     if at > now + CLOCK_SLACK:
         raise HTTPException(422, "waktu di masa depan / a time in the future")
+    return at
+
+
+OUT_OF_RANGE = (
+    f"waktu di luar jangkauan ({FIRST_DAY} s.d. {LAST_DAY}) / time out of range "
+    f"({FIRST_DAY} to {LAST_DAY})"
+)
+
+
+def on_a_day(at: datetime | None, bank: ledger.Bank) -> datetime | None:
+    """A time a client gave to a stock movement or a manual deposit (None: the ledger's now):
+    not ahead of the clock, and on a local day of the bank that a day close can cover (the
+    closes' own range, ``FIRST_DAY``..``LAST_DAY``). A sale of 0001-01-01 sat on a day no close
+    covers and sorted first among the movements (422)."""
+    if at is None:
+        return None
+    at = not_ahead(at)
+    if not FIRST_DAY <= ledger.local_day(at, ledger.zone_of(bank)) <= LAST_DAY:
+        raise HTTPException(422, f"{OUT_OF_RANGE}: {at.isoformat()}")
     return at
 
 
@@ -275,7 +295,7 @@ def manual_deposit(
             category_code=body.category,
             net_g=body.net_g,
             quantity=body.quantity,
-            measured_at=None if body.measured_at is None else not_ahead(body.measured_at),
+            measured_at=on_a_day(body.measured_at, bank),
             author=ctx.p.author,
             reason=body.reason,
             idempotency_key=body.idempotency_key,
@@ -473,16 +493,23 @@ def reject_withdrawal(withdrawal_id: WithdrawalId, body: RejectIn, ctx: CtxDep) 
         return withdrawal_out(w, personal=True)
 
 
+NO_REFERENCE = "nomor referensi transfer wajib diisi / the transfer's reference is required"
+
+
 @router.post("/api/withdrawals/{withdrawal_id}/pay", responses=WRITE)
 def pay_withdrawal(withdrawal_id: WithdrawalId, body: PayIn, ctx: CtxDep) -> WithdrawalOut:
     """approved -> paid; a ``dual_control`` withdrawal by someone who neither asked for it nor
-    approved it (403). The same pay again (the same attendant and the same non-empty
-    ``payout_ref``: a retry whose answer was lost, the gateway's queue) answers 200 with the
-    payment first recorded and pays nothing (audited ``withdrawal.pay.repeat``); any other pay
-    of a paid withdrawal is 409."""
+    approved it (403); a transfer or an e-wallet with its ``payout_ref`` (422 without). The
+    same pay again (the same attendant and the same non-empty ``payout_ref``: a retry whose
+    answer was lost, the gateway's queue) answers 200 with the payment first recorded and pays
+    nothing (audited ``withdrawal.pay.repeat``); any other pay of a paid withdrawal is 409."""
     with _refusals_audited(ctx, "withdrawal.pay", withdrawal_id), ctx.write() as s:
         w = _decide(s, ctx.p, withdrawal_id)
         author, ref = ctx.p.author, body.payout_ref
+        if w.method != ledger.PayoutMethod.CASH and not ref:
+            # docs/attendant.md: a transfer or an e-wallet is paid with its reference, as the
+            # gateway asks for it; without one the payment cannot be traced or told apart
+            raise HTTPException(422, NO_REFERENCE)
         repeat = ledger.repeats_payment(w, author, ref)
         w = ledger.pay_withdrawal(s, withdrawal_id, author=author, payout_ref=ref)
         action = "withdrawal.pay.repeat" if repeat else "withdrawal.pay"
@@ -548,6 +575,12 @@ def _sale_out(m: ledger.StockMovement) -> SaleOut:
     )
 
 
+def _collector(session: Session, code: str) -> None:
+    """404 for a pengepul not on record, named in both languages (as a category is)."""
+    if session.scalar(select(ledger.Collector.id).where(ledger.Collector.code == code)) is None:
+        raise HTTPException(404, f"pengepul {code} tidak ditemukan / pengepul {code} not found")
+
+
 @router.get("/api/banks/{bank_code}/sales", responses=READ)
 def sales(
     bank_code: str,
@@ -582,6 +615,7 @@ def sell(bank_code: str, body: SaleIn, ctx: CtxDep, response: Response) -> SaleO
         if not access.can_act_at(ctx.p, bank, admin=False):
             raise forbidden(f"bank {bank.code}")
         _category(s, body.category)
+        _collector(s, body.collector)
         repeat = ledger.movement_by_key(s, ctx.p.author, body.idempotency_key) is not None
         if repeat:
             response.status_code = 200
@@ -593,7 +627,7 @@ def sell(bank_code: str, body: SaleIn, ctx: CtxDep, response: Response) -> SaleO
             collector_code=body.collector,
             revenue_idr=body.revenue_idr,
             author=ctx.p.author,
-            at=not_ahead(body.at),
+            at=not_ahead(on_a_day(body.at, bank)),
             note=body.note,
             payment_method=body.payment_method,
             idempotency_key=body.idempotency_key,

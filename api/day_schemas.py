@@ -8,7 +8,17 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from api.schemas import MAX_G, MAX_IDR, Code, IdempotencyKey, In, Reason, StockLineOut, UtcTime
+from api.schemas import (
+    MAX_G,
+    MAX_IDR,
+    Code,
+    IdempotencyKey,
+    In,
+    Reason,
+    StockLineOut,
+    UtcTime,
+    Whole,
+)
 
 # ---- stock movements --------------------------------------------------------------------------
 
@@ -23,8 +33,8 @@ class TransferIn(In):
     """A unit's stock delivered to its induk."""
 
     category: Code
-    grams: int = Field(ge=1, le=MAX_G, description="what left the unit")
-    received_g: int | None = Field(
+    grams: Whole = Field(ge=1, le=MAX_G, description="what left the unit")
+    received_g: Whole | None = Field(
         default=None,
         ge=0,
         le=MAX_G,
@@ -39,7 +49,7 @@ class ResidueIn(In):
     """Stock leaving as residue to the TPS/TPA (or burned)."""
 
     category: Code
-    grams: int = Field(ge=1, le=MAX_G)
+    grams: Whole = Field(ge=1, le=MAX_G)
     kind: Literal["residue", "burned"] = "residue"
     at: UtcTime | None = None
     note: str = Field(default="", max_length=500)
@@ -152,9 +162,9 @@ class DayOut(BaseModel):
 
 
 class CloseIn(In):
-    counted_cash_idr: int = Field(ge=0, le=MAX_IDR, description="the cash counted in the drawer")
+    counted_cash_idr: Whole = Field(ge=0, le=MAX_IDR, description="the cash counted in the drawer")
     note: str = Field(default="", max_length=500)
-    opening_cash_idr: int | None = Field(
+    opening_cash_idr: Whole | None = Field(
         default=None,
         ge=0,
         le=MAX_IDR,

@@ -226,7 +226,8 @@ CtxDep = Annotated[Ctx, Depends(request_ctx)]
 
 class Refusal(BaseModel):
     """The body of every refusal: why, in Bahasa Indonesia then English; for a request that
-    does not fit the schema, FastAPI's list of validation errors."""
+    does not fit the schema, FastAPI's list of validation errors (``loc``, ``msg``, ``type``),
+    each ``msg`` in those words too (api/validation.py)."""
 
     detail: str | list[dict[str, Any]]
 

@@ -31,6 +31,7 @@ from api import members as members_api
 from api.deps import PagePrincipalDep, SessionDep, State, StateDep, request_ctx
 from api.pages_dlh import central_text, figure_text, span_text
 from api.schemas import WithdrawalIn
+from api.validation import form_rupiah, words
 from api.web import (
     HTML,
     CsrfDep,
@@ -41,7 +42,6 @@ from api.web import (
     render,
     text,
     to_login,
-    validation_text,
 )
 from wastebank import access, ledger, passbook, reports
 from wastebank.estimates import FIGURES, sum_impacts
@@ -161,19 +161,28 @@ def member_withdrawal(
     state: StateDep,
     who: PagePrincipalDep,
     _csrf: CsrfDep,
-    amount_idr: Annotated[int, Form(ge=1, le=10**12)],
-    method: Annotated[ledger.PayoutMethod, Form()] = ledger.PayoutMethod.CASH,
+    amount_idr: Annotated[
+        str, Form(max_length=40, description="id-ID digits: 15.000 or 15000")
+    ] = "",
+    method: Annotated[str, Form(max_length=40)] = ledger.PayoutMethod.CASH.value,
     destination: Annotated[str | None, Form(max_length=100)] = None,
 ) -> Response:
     """Request a withdrawal from the member's page: the member for themself, an attendant of
-    their bank for them (the logic of POST /api/members/{no}/withdrawals)."""
+    their bank for them (the logic of POST /api/members/{no}/withdrawals). The amount is read as
+    people type it, id-ID digits (``15.000`` is Rp15.000, not Rp15); what does not fit comes
+    back on the page in words."""
     if who is None:
         return to_login(request, f"/nasabah/{member_no}")
     try:
-        body = WithdrawalIn(amount_idr=amount_idr, method=method, destination=destination or None)
+        amount = form_rupiah(amount_idr)
+        body = WithdrawalIn.model_validate(
+            {"amount_idr": amount, "method": method, "destination": destination or None}
+        )
+    except ValueError as exc:  # a ValidationError is one too
+        why = words(exc) if isinstance(exc, ValidationError) else str(exc)
+        return _again(request, state, who, member_no, 400, why)
+    try:
         members_api.request_withdrawal(member_no, body, request_ctx(request, state, who))
-    except ValidationError as exc:
-        return _again(request, state, who, member_no, 400, validation_text(exc))
     except (HTTPException, ledger.LedgerError, IntegrityError) as exc:
         status, reason = refusal_reason(exc)
         if status == 404:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from api import bank as bank_api
 from api.deps import PagePrincipalDep, SessionDep, State, StateDep, request_ctx
 from api.schemas import PriceIn
+from api.validation import form_rupiah, words
 from api.web import (
     HTML,
     CsrfDep,
@@ -37,7 +38,6 @@ from api.web import (
     render,
     text,
     to_login,
-    validation_text,
 )
 from wastebank import access, bulk_import, formats, ledger
 
@@ -128,7 +128,7 @@ def admin_set_price(
     who: PagePrincipalDep,
     _csrf: CsrfDep,
     category_code: Annotated[str, Form(max_length=64)],
-    price_idr: Annotated[int, Form(ge=0, le=10**9)],
+    price_idr: Annotated[str, Form(max_length=40, description="id-ID digits: 4.500 or 4500")],
     effective_from: Annotated[
         str | None, Form(max_length=40, description="local time, e.g. 2026-12-01T08:00")
     ] = None,
@@ -145,10 +145,10 @@ def admin_set_price(
                 zone = ZoneInfo(bank.city.timezone if bank else state["settings"].default_timezone)
             since = datetime.fromisoformat(effective_from)
             since = (since if since.tzinfo else since.replace(tzinfo=zone)).astimezone(UTC)
-        body = PriceIn(price_idr=price_idr, effective_from=since)
+        body = PriceIn(price_idr=form_rupiah(price_idr, "price_idr"), effective_from=since)
         bank_api.set_price(bank_code, category_code, body, request_ctx(request, state, who))
     except (ValueError, OverflowError) as exc:
-        why = validation_text(exc) if isinstance(exc, ValidationError) else str(exc)
+        why = words(exc) if isinstance(exc, ValidationError) else str(exc)
         return _prices_page(request, state, who, bank_code, form_error=why, status=400)
     except (HTTPException, ledger.LedgerError, IntegrityError) as exc:
         status, reason = refusal_reason(exc)

@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    StrictInt,
     model_validator,
 )
 
@@ -23,6 +24,11 @@ MAX_IDR = 10**12  # a trillion Rupiah: far above any real amount, far below BigI
 MAX_G = 10**9  # a thousand tonnes
 MEMBER_NO = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 CODE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+# Every integer a request body takes (money, weights, counts) is this: a JSON integer, never a
+# string, a bool or a float. Pydantic's lax mode read "150.000" as 150.0 and so Rp150, and
+# true as 1; a misread amount is money paid wrong (422 in words instead, api/validation.py).
+Whole = StrictInt
 
 Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=r"\S")]
 Code = Annotated[str, Field(pattern=CODE)]
@@ -77,8 +83,8 @@ class MemberIn(In):
     phone: Phone | None = None
     kecamatan: str | None = Field(default=None, max_length=100)
     kelurahan: str | None = Field(default=None, max_length=100, description="or desa")
-    rt: int | None = Field(default=None, ge=1, le=999)
-    rw: int | None = Field(default=None, ge=1, le=999)
+    rt: Whole | None = Field(default=None, ge=1, le=999)
+    rw: Whole | None = Field(default=None, ge=1, le=999)
     nik: SecretStr | None = Field(
         default=None, description="16 digits; kept only as a keyed hash, never returned"
     )
@@ -93,8 +99,8 @@ class MemberPatch(In):
     phone: Phone | None = None
     kecamatan: str | None = Field(default=None, max_length=100)
     kelurahan: str | None = Field(default=None, max_length=100)
-    rt: int | None = Field(default=None, ge=1, le=999)
-    rw: int | None = Field(default=None, ge=1, le=999)
+    rt: Whole | None = Field(default=None, ge=1, le=999)
+    rw: Whole | None = Field(default=None, ge=1, le=999)
     sms_opt_in: bool | None = Field(
         default=None,
         description="receipts and balance replies by SMS to the phone (needs a mobile number: "
@@ -163,8 +169,8 @@ class DepositOut(BaseModel):
 class ManualDepositIn(In):
     member_no: MemberNo
     category: Code
-    net_g: int = Field(ge=1, le=MAX_G)
-    quantity: int | None = Field(
+    net_g: Whole = Field(ge=1, le=MAX_G)
+    quantity: Whole | None = Field(
         default=None, ge=1, le=MAX_G, description="pieces or millilitres (piece/litre categories)"
     )
     measured_at: UtcTime | None = Field(default=None, description="default: now")
@@ -207,10 +213,10 @@ class VoidIn(In):
 
 class CorrectIn(In):
     reason: Reason
-    net_g: int | None = Field(default=None, ge=1, le=MAX_G)
+    net_g: Whole | None = Field(default=None, ge=1, le=MAX_G)
     category: Code | None = None
     member_no: MemberNo | None = None
-    quantity: int | None = Field(default=None, ge=1, le=MAX_G)
+    quantity: Whole | None = Field(default=None, ge=1, le=MAX_G)
 
 
 class VoidOut(BaseModel):
@@ -225,7 +231,7 @@ class VoidOut(BaseModel):
 
 
 class PriceIn(In):
-    price_idr: int = Field(ge=0, le=10**9, description="per the category's unit (kg/piece/L)")
+    price_idr: Whole = Field(ge=0, le=10**9, description="per the category's unit (kg/piece/L)")
     effective_from: UtcTime | None = Field(default=None, description="default: now")
 
 
@@ -255,7 +261,7 @@ class GatewayLoginsOut(BaseModel):
 
 
 class WithdrawalIn(In):
-    amount_idr: int = Field(ge=1, le=MAX_IDR)
+    amount_idr: Whole = Field(ge=1, le=MAX_IDR)
     method: PayoutMethod = PayoutMethod.CASH
     destination: str | None = Field(
         default=None, min_length=1, max_length=100, description="account or e-wallet number"
@@ -282,9 +288,9 @@ class PayIn(In):
     payout_ref: str | None = Field(
         default=None,
         max_length=100,
-        description="the transfer's reference, or a cash payout's receipt number: the same "
-        "attendant paying again with the same reference is the same payment (200, nothing "
-        "paid twice)",
+        description="the transfer's reference (required for a transfer or an e-wallet: 422 "
+        "without it), or a cash payout's receipt number: the same attendant paying again with "
+        "the same reference is the same payment (200, nothing paid twice)",
     )
 
 
@@ -396,9 +402,9 @@ IdempotencyKey = Annotated[
 
 class SaleIn(In):
     category: Code
-    grams: int = Field(ge=1, le=MAX_G)
+    grams: Whole = Field(ge=1, le=MAX_G)
     collector: Code
-    revenue_idr: int = Field(ge=0, le=MAX_IDR)
+    revenue_idr: Whole = Field(ge=0, le=MAX_IDR)
     at: UtcTime | None = None
     note: str = Field(default="", max_length=500)
     payment_method: PayoutMethod = Field(

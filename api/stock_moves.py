@@ -24,7 +24,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response
 from sqlalchemy import or_, select
 
-from api.bank import not_ahead
+from api.bank import on_a_day
 from api.day_schemas import CollectorOut, MovementOut, ResidueIn, TransferIn
 from api.deps import READ, WRITE, CtxDep, PrincipalDep, SessionDep, forbidden
 from api.members import bank_or_404
@@ -130,7 +130,7 @@ def transfer(bank_code: str, body: TransferIn, ctx: CtxDep, response: Response) 
             body.grams,
             author=ctx.p.author,
             received_g=body.received_g,
-            at=None if body.at is None else not_ahead(body.at),
+            at=on_a_day(body.at, bank),
             note=body.note,
             idempotency_key=body.idempotency_key,
         )
@@ -161,7 +161,7 @@ def residue(bank_code: str, body: ResidueIn, ctx: CtxDep, response: Response) ->
             body.grams,
             Kind(body.kind),
             author=ctx.p.author,
-            at=None if body.at is None else not_ahead(body.at),
+            at=on_a_day(body.at, bank),
             note=body.note,
             idempotency_key=body.idempotency_key,
         )
