@@ -2,7 +2,7 @@
 through Gammu SMSD (a USB modem at the bank or the city office; Gammu's dummy phone in tests).
 
 - :mod:`~wastebank.sms.texts`: every text, GSM-7 only and one SMS long (the limits, tested);
-- :mod:`~wastebank.sms.numbers`: phone numbers in one form, ``+62...``;
+- :mod:`~wastebank.sms.numbers`: phone numbers in one form, ``+62...``, and which are mobile;
 - :mod:`~wastebank.sms.models`: ``sms_message`` and ``sms_inbound`` (ledger database, 0013);
 - :mod:`~wastebank.sms.queue`: queueing a receipt in the transaction that moves the money;
 - :mod:`~wastebank.sms.gammu`: SMSD's FILES backend (outbox, sent, error, inbox), its dummy
@@ -17,7 +17,7 @@ the CLI (`wastebank sms run`). Only members with ``member.sms_opt_in`` get messa
 
 from __future__ import annotations
 
-from wastebank.sms.delivery import Delivery, RunnerBusy, RunStats, answer, exclusive
+from wastebank.sms.delivery import Delivery, RunnerBusy, RunStats, UnknownBank, answer, exclusive
 from wastebank.sms.gammu import (
     GAMMU_SMSD,
     GammuConfigError,
@@ -33,7 +33,7 @@ from wastebank.sms.models import (
     SmsMessage,
     SmsStatus,
 )
-from wastebank.sms.numbers import normalize
+from wastebank.sms.numbers import mobile, normalize
 from wastebank.sms.queue import opted_in_with, queue_deposits, queue_withdrawal
 from wastebank.sms.settings import SmsOptions, SmsSettings
 from wastebank.sms.texts import (
@@ -63,6 +63,7 @@ __all__ = [
     "SmsOptions",
     "SmsSettings",
     "SmsStatus",
+    "UnknownBank",
     "answer",
     "balance_text",
     "deposit_text",
@@ -71,6 +72,7 @@ __all__ = [
     "gsm7",
     "is_balance_request",
     "is_gsm7",
+    "mobile",
     "normalize",
     "opted_in_with",
     "queue_deposits",

@@ -28,7 +28,7 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +38,9 @@ from wastebank.errors import SetupError
 GAMMU_SMSD = Path("/usr/bin/gammu-smsd")
 INBOX_NAME = re.compile(r"^IN(\d{8})_(\d{6})_(\d{2})_(.+)_(\d{2})\.(txt|bin)$")
 FOLDERS = ("inboxpath", "outboxpath", "sentsmspath", "errorsmspath")
+TAKEN = ".wb-taken-"
+"""The prefix of an outbox file taken back from SMSD (:meth:`GammuFiles.take_back`): SMSD skips
+hidden files, so it never sends one."""
 INBOX_SETTLE_S = 10.0
 """An empty inbox file younger than this is one SMSD is still writing (:meth:`received`)."""
 
@@ -76,26 +79,37 @@ class GammuFiles:
         try:
             with config.open(encoding="utf-8") as f:
                 parser.read_file(f)
-        except (OSError, configparser.Error, UnicodeDecodeError) as exc:
-            raise GammuConfigError(f"SMSD config {config}: {exc}") from None
+        except OSError as exc:  # its words (Permission denied), not "[Errno 13] ..."
+            raise GammuConfigError(
+                f"konfigurasi SMSD {config} tidak terbaca / SMSD config {config} cannot be read: "
+                f"{exc.strerror or exc}"
+            ) from None
+        except (configparser.Error, UnicodeDecodeError) as exc:
+            raise GammuConfigError(
+                f"konfigurasi SMSD {config} tidak terbaca / SMSD config {config} cannot be read: "
+                f"{exc}"
+            ) from None
         if not parser.has_section("smsd"):
-            raise GammuConfigError(f"{config}: no [smsd] section")
+            raise GammuConfigError(f"{config}: tidak ada bagian [smsd] / no [smsd] section")
         smsd = parser["smsd"]
         service = smsd.get("service", "").strip().lower()
         if service != "files":
             raise GammuConfigError(
-                f"{config}: Service = {service or '(none)'}; `wastebank sms run` needs "
-                "Service = files (docs/attendant.md, SMS)"
+                f"{config}: Service = {service or '(kosong / none)'}; `wastebank sms run` perlu "
+                "Service = files / needs Service = files (docs/attendant.md, SMS)"
             )
         paths = {}
         for key in FOLDERS:
             value = smsd.get(key, "").strip()
             if not value:
-                raise GammuConfigError(f"{config}: [smsd] {key} is not set")
+                raise GammuConfigError(
+                    f"{config}: [smsd] {key} belum diisi / [smsd] {key} is not set"
+                )
             paths[key] = Path(value)
         if len({p.resolve() for p in paths.values()}) != len(paths):
             raise GammuConfigError(
-                f"{config}: InboxPath, OutboxPath, SentSMSPath and ErrorSMSPath must differ"
+                f"{config}: InboxPath, OutboxPath, SentSMSPath dan ErrorSMSPath harus berbeda / "
+                "InboxPath, OutboxPath, SentSMSPath and ErrorSMSPath must differ"
             )
         inbox = paths["inboxpath"]
         return cls(
@@ -106,6 +120,40 @@ class GammuFiles:
             paths["errorsmspath"],
             processed or inbox.parent / f"{inbox.name}-processed",
         )
+
+    def check(self) -> None:
+        """At start: each of SMSD's folders exists and is a folder, the ones we write (the
+        inbox, whose files we move out; the outbox) writable, and the processed folder made if
+        missing; else a :class:`GammuConfigError` naming it. Without this a missing inbox was a
+        traceback, a missing outbox one at the lock file, and a missing sent folder made every
+        message SMSD sent "vanished"."""
+        folders = (
+            ("inboxpath", self.inbox, True),
+            ("outboxpath", self.outbox, True),
+            ("sentsmspath", self.sent, False),
+            ("errorsmspath", self.error, False),
+        )
+        for key, path, written in folders:
+            _check_folder(f"{self.config}: [smsd] {key}", path, written=written)
+        if not self.processed.exists():
+            try:
+                self.processed.mkdir(mode=0o700, parents=True)
+            except OSError as exc:
+                raise GammuConfigError(
+                    f"folder SMSD / SMSD folder: [sms] processed_path = {self.processed}: "
+                    f"tidak bisa dibuat / cannot be made ({exc.strerror or exc})"
+                ) from None
+        _check_folder("[sms] processed_path", self.processed, written=True)
+
+    def _require_folders(self) -> None:
+        """A message file found nowhere is "vanished" only while SMSD's folders are there: a
+        folder gone (unmounted, removed) is an error of the pass, and its messages wait."""
+        for key, path in (
+            ("outboxpath", self.outbox),
+            ("sentsmspath", self.sent),
+            ("errorsmspath", self.error),
+        ):
+            _check_folder(f"{self.config}: [smsd] {key}", path, written=False)
 
     # ---- out ------------------------------------------------------------------------------------
 
@@ -125,7 +173,28 @@ class GammuFiles:
         for folder, path in (("outbox", self.outbox), ("sent", self.sent), ("error", self.error)):
             if (path / name).exists():
                 return folder
+        self._require_folders()
         return None
+
+    def take_back(self, name: str) -> bool:
+        """Take a message file out of SMSD's outbox before it is sent: True when it is ours
+        again (SMSD will not send it), False when SMSD moved it first (to sent or error: the
+        pass settles it as usual). The file is renamed, in the outbox, to a hidden name
+        (:data:`TAKEN`), which SMSD's FILES backend skips: a rename is atomic, so either SMSD's
+        own rename to sent/error or ours wins, never both; a remove after a look would race it.
+        A file found taken already (a run that died before recording it) is taken too. What
+        SMSD cannot tell us: a file it has read and is transmitting at this very moment; it
+        still goes out (SMSD then logs that it cannot move it), the window of one send."""
+        taken = self.outbox / f"{TAKEN}{name}"
+        try:
+            os.rename(self.outbox / name, taken)
+        except FileNotFoundError:
+            return taken.exists()
+        return True
+
+    def drop_taken(self, name: str) -> None:
+        """Remove a file :meth:`take_back` took, once the ledger has recorded it."""
+        (self.outbox / f"{TAKEN}{name}").unlink(missing_ok=True)
 
     def sent_at(self, name: str) -> datetime:
         """When SMSD moved the file to its sent folder (the file's change time)."""
@@ -144,22 +213,51 @@ class GammuFiles:
 
     # ---- in -------------------------------------------------------------------------------------
 
-    def received(self) -> Iterator[Inbound]:
+    def received(self, on_error: Callable[[str, OSError], None] | None = None) -> Iterator[Inbound]:
         """The inbox's messages, oldest first by name; files that are not SMSD's are left, and
         so is an empty one younger than :data:`INBOX_SETTLE_S`: SMSD writes an inbox file in
         place (open, then one write at close), so a message read between the two was empty,
-        recorded as such and moved aside while SMSD wrote its text into it: a SALDO lost."""
+        recorded as such and moved aside while SMSD wrote its text into it: a SALDO lost.
+        A file that cannot be read (an OSError) is left too, told to ``on_error`` (raised
+        without one): one such file must not keep the others from being read."""
         for path in sorted(self.inbox.iterdir()):
             found = INBOX_NAME.match(path.name)
-            if found is None or not path.is_file() or _being_written(path):
+            if found is None:
                 continue
-            sender, ext = found.group(4), found.group(6)
-            yield Inbound(path.name, path, sender, _text(path) if ext == "txt" else None)
+            try:
+                if not path.is_file() or _being_written(path):
+                    continue
+                sender, ext = found.group(4), found.group(6)
+                text = _text(path) if ext == "txt" else None
+            except FileNotFoundError:
+                continue  # gone since the listing (another hand tidied the inbox)
+            except OSError as exc:
+                if on_error is None:
+                    raise
+                on_error(path.name, exc)
+                continue
+            yield Inbound(path.name, path, sender, text)
 
     def set_aside(self, item: Inbound) -> None:
         """Move a recorded inbox file out of the inbox (kept, for inspection)."""
         self.processed.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.replace(item.path, self.processed / item.name)
+
+
+def _check_folder(what: str, path: Path, *, written: bool) -> None:
+    """``path`` is a folder we may look into (and write into, when ``written``); else a
+    :class:`GammuConfigError` naming ``what``."""
+    if not path.exists():
+        problem = "tidak ada / does not exist"
+    elif not path.is_dir():
+        problem = "bukan folder / is not a folder"
+    elif written and not os.access(path, os.W_OK | os.X_OK):
+        problem = "tidak boleh ditulis / is not writable"
+    elif not os.access(path, os.X_OK):
+        problem = "tidak boleh dibuka / cannot be opened"
+    else:
+        return
+    raise GammuConfigError(f"folder SMSD / SMSD folder: {what} = {path}: {problem}")
 
 
 def _being_written(path: Path) -> bool:
@@ -240,8 +338,8 @@ def start_smsd(config: Path, *, pid_file: Path | None = None) -> subprocess.Pope
     ``logfile``); the caller stops it."""
     if not GAMMU_SMSD.exists():
         raise GammuConfigError(
-            f"{GAMMU_SMSD} not found: sudo apt-get install gammu-smsd "
-            "(or `wastebank services up --with sms`)"
+            f"{GAMMU_SMSD} tidak ada / not found: sudo apt-get install gammu-smsd "
+            "(atau / or `wastebank services up --with sms`)"
         )
     args = [str(GAMMU_SMSD), "-c", str(config)]
     if pid_file is not None:

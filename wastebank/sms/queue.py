@@ -3,9 +3,10 @@ moves (the ingester's batch that applies deposits, the API request that pays a w
 the receipt is kept exactly when the deposit or the payment is, and a deposit delivered again
 (a duplicate to the ledger) queues nothing. Nothing here commits.
 
-Only members with ``sms_opt_in`` get one. A member who opted in with a phone that cannot take
-an SMS (:func:`wastebank.sms.numbers.normalize` finds no ``+62`` number in it) gets a row marked
-``failed`` with the reason: kept for the attendant to see, never silently dropped.
+Only members with ``sms_opt_in`` get one, and only on an Indonesian mobile number
+(:func:`wastebank.sms.numbers.mobile`). A member who opted in with a phone that cannot take an
+SMS (none, a landline, a foreign number) gets a row marked ``failed`` with the reason: kept for
+the attendant to see, never silently dropped, never sent.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from wastebank.sms import numbers, texts
 from wastebank.sms.models import SmsKind, SmsMessage, SmsStatus
 
 CHUNK = 500  # event ids per query: far below any database's limit on bound parameters
-NO_NUMBER = "nomor telepon tidak bisa dipakai untuk SMS / the phone number cannot take an SMS"
+NO_NUMBER = (
+    "bukan nomor HP Indonesia (08..., 62... atau +62...): tidak dikirim / "
+    "not an Indonesian mobile number: not sent"
+)
 
 
 def zone_of(bank: ledger.Bank) -> ZoneInfo:
@@ -33,9 +37,9 @@ def zone_of(bank: ledger.Bank) -> ZoneInfo:
 def add_message(
     session: Session, member: ledger.Member, kind: SmsKind, reference: str, text: str
 ) -> SmsMessage:
-    """One message for ``member`` (queued, or failed at once when their phone cannot take
-    one), added to the session and flushed (its id is known)."""
-    phone = numbers.normalize(member.phone)
+    """One message for ``member`` (queued, or failed at once when their phone is not a
+    mobile number), added to the session and flushed (its id is known)."""
+    phone = numbers.mobile(member.phone)
     msg = SmsMessage(
         member_id=member.id,
         kind=kind,
