@@ -332,7 +332,7 @@ def _set_sms(member: ledger.Member, opt_in: bool | None) -> None:
     member who gets SMS is cleared or changed in the same request (422)."""
     if opt_in is not None:
         member.sms_opt_in = opt_in
-    if member.sms_opt_in and sms.normalize(member.phone) is None:
+    if member.sms_opt_in and sms.mobile(member.phone) is None:
         raise HTTPException(422, SMS_NEEDS_PHONE)
 
 

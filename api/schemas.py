@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    StrictBool,
     StrictInt,
     model_validator,
 )
@@ -29,6 +30,7 @@ CODE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 # string, a bool or a float. Pydantic's lax mode read "150.000" as 150.0 and so Rp150, and
 # true as 1; a misread amount is money paid wrong (422 in words instead, api/validation.py).
 Whole = StrictInt
+YesNo = StrictBool  # true or false: "yes", "on" and 1 switched SMS on (the SMS review)
 
 Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=r"\S")]
 Code = Annotated[str, Field(pattern=CODE)]
@@ -101,10 +103,10 @@ class MemberPatch(In):
     kelurahan: str | None = Field(default=None, max_length=100)
     rt: Whole | None = Field(default=None, ge=1, le=999)
     rw: Whole | None = Field(default=None, ge=1, le=999)
-    sms_opt_in: bool | None = Field(
+    sms_opt_in: YesNo | None = Field(
         default=None,
-        description="receipts and balance replies by SMS to the phone (needs a mobile number: "
-        "08..., 62... or +62...); each SMS costs the bank (docs/attendant.md, SMS)",
+        description="receipts and balance replies by SMS to the phone (needs an Indonesian "
+        "mobile number: 08..., 62... or +62...); each SMS costs the bank (docs/attendant.md, SMS)",
     )
 
 

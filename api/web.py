@@ -32,7 +32,6 @@ from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from starlette.types import Receive, Scope, Send
 
@@ -414,11 +413,6 @@ def refusal_reason(exc: Exception) -> tuple[int, str]:
     if isinstance(exc, IntegrityError):
         return 409, "bentrok dengan data yang ada / conflicts with existing data"
     return 400, str(exc)
-
-
-def validation_text(exc: ValidationError) -> str:
-    """A form's validation errors as one line, without pydantic's prefix."""
-    return "; ".join(str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors())
 
 
 # ---- rendering --------------------------------------------------------------------------------

@@ -376,4 +376,8 @@ def _detail(resp: httpx.Response) -> str:
         return resp.text[:200]
     if isinstance(body, dict) and isinstance(body.get("detail"), str):
         return str(body["detail"])
+    if isinstance(body, dict) and isinstance(body.get("detail"), list):  # the API's 422
+        said = [e.get("msg") for e in body["detail"] if isinstance(e, dict)]
+        if said and all(isinstance(m, str) for m in said):
+            return "; ".join(str(m) for m in said)[:500]
     return str(body)[:200]

@@ -324,3 +324,32 @@ async def test_a_refused_reopen_speaks_of_reopening(client: httpx.AsyncClient) -
     assert "tidak dapat ditutup" not in detail
     assert "cannot be closed" not in detail
     assert detail.startswith("hari tidak dapat dibuka kembali / the day cannot be reopened")
+
+
+@pytest.mark.parametrize("phone", ["+15551234567", "0211234567", "6221555123", "08001234567"])
+async def test_sms_is_switched_on_for_an_indonesian_mobile_number_only(
+    client: httpx.AsyncClient, phone: str
+) -> None:
+    """The SMS review: a landline or a foreign number took SMS receipts (with balances)."""
+    petugas = await _attendant(client)
+    url = "/api/members/AMB-0001"
+    assert (await client.patch(url, json={"phone": phone}, headers=petugas)).status_code == 200
+    refused = await client.patch(url, json={"sms_opt_in": True}, headers=petugas)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"].startswith("SMS perlu nomor HP yang valid")
+    assert (await client.patch(url, json={"phone": "081234567890"}, headers=petugas)).is_success
+    on = await client.patch(url, json={"sms_opt_in": True}, headers=petugas)
+    assert on.status_code == 200, on.text
+    moved = await client.patch(url, json={"phone": phone}, headers=petugas)  # on, then a landline
+    assert moved.status_code == 422, moved.text
+
+
+@pytest.mark.parametrize("sent", ["yes", "on", 1, 1.0, "0", 0])
+async def test_sms_opt_in_is_true_or_false_only(client: httpx.AsyncClient, sent: Any) -> None:
+    """The SMS review: "yes", "on", 1 switched SMS on; "no", 0 off."""
+    petugas = await _attendant(client)
+    resp = await client.patch("/api/members/AMB-0001", json={"sms_opt_in": sent}, headers=petugas)
+    assert resp.status_code == 422, resp.text
+    assert (
+        _messages(resp) == "SMS harus ya atau tidak (true/false) / SMS opt-in must be true or false"
+    )

@@ -338,3 +338,20 @@ async def test_a_yes_no_in_a_json_body_is_true_or_false_only(gateway: Gw, sent: 
     )
     assert resp.status_code == 422, resp.text
     assert " harus ya atau tidak / " in resp.json()["detail"]
+
+
+def test_the_central_apis_422_reaches_the_attendant_in_its_words() -> None:
+    """The central API's 422 keeps FastAPI's list shape, each message in words (api/validation.py):
+    the gateway shows the messages, not the list's repr."""
+    from gateway.central import _detail
+
+    body = {
+        "detail": [
+            {"loc": ["body", "amount_idr"], "msg": "jumlah minimal Rp1 / amount at least Rp1"},
+            {"loc": ["body", "reason"], "msg": "alasan wajib diisi / reason is required"},
+        ]
+    }
+    assert _detail(httpx.Response(422, json=body)) == (
+        "jumlah minimal Rp1 / amount at least Rp1; alasan wajib diisi / reason is required"
+    )
+    assert _detail(httpx.Response(409, json={"detail": "x"})) == "x"
