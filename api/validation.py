@@ -112,8 +112,8 @@ _PLAIN: Final[dict[str, str]] = {
     "string_unicode": "{i} harus teks / {e} must be text",
     "list_type": "{i} harus daftar / {e} must be a list",
     "extra_forbidden": "isian {i} tidak dikenal / unknown field {e}",
-    "literal_error": "{i} harus salah satu dari {expected} / {e} must be one of {expected}",
-    "enum": "{i} harus salah satu dari {expected} / {e} must be one of {expected}",
+    "literal_error": "{i} harus salah satu dari {atau} / {e} must be one of {expected}",
+    "enum": "{i} harus salah satu dari {atau} / {e} must be one of {expected}",
     "string_too_long": "{i} maksimal {max_length} karakter / {e} takes at most {max_length} "
     "characters",
     "too_long": "{i} maksimal {max_length} / {e} takes at most {max_length}",
@@ -225,8 +225,12 @@ def message(error: Mapping[str, Any]) -> str:
     if blank and kind in ("string_too_short", "string_pattern_mismatch"):
         return f"{idn} wajib diisi / {eng} is required"
     template = _PLAIN.get(kind, "{i} tidak sah / {e} is not valid")
+    expected = str(ctx.get("expected", ""))
+    head, _, last = expected.rpartition(" or ")  # pydantic's list in English: "atau" in Indonesian
+    atau = f"{head} atau {last}" if head else expected
     return template.format_map(
-        {"i": idn, "e": eng, "expected": "", "max_length": "", "min_length": "", **ctx}
+        {"i": idn, "e": eng, "max_length": "", "min_length": "", **ctx, "atau": atau}
+        | {"expected": expected}
     )
 
 

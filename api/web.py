@@ -408,8 +408,8 @@ def refusal_reason(exc: Exception) -> tuple[int, str]:
     """A refusal from the route logic or the ledger as (status, reason) for a page."""
     if isinstance(exc, HTTPException):
         return exc.status_code, str(exc.detail)
-    if isinstance(exc, ledger.LedgerError):
-        return 409, refusal_detail(exc)
+    if isinstance(exc, ledger.LedgerError):  # its family's status: a price beyond a bound is 422
+        return exc.status, refusal_detail(exc)
     if isinstance(exc, IntegrityError):
         return 409, "bentrok dengan data yang ada / conflicts with existing data"
     return 400, str(exc)

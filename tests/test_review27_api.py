@@ -194,6 +194,10 @@ async def test_the_member_page_reads_an_amount_as_id_id_digits(
     client: httpx.AsyncClient, ledger_url: str
 ) -> None:
     token = await _member_page(client)
+    # the browser leaves the amount to the server (no pattern): a pattern stopped "10_000" with
+    # the browser's English tooltip, and the words below never reached the member (the re-check)
+    amount_input = (await client.get(f"/nasabah/{MEMBER}")).text.split('id="amount_idr"')[1]
+    assert "pattern=" not in amount_input.split(">")[0]
     url = f"/nasabah/{MEMBER}/penarikan"
     for typed in ("15.000", "15000", "20.000"):
         ok = await client.post(url, data={"amount_idr": typed, "csrf_token": token})
@@ -353,3 +357,34 @@ async def test_sms_opt_in_is_true_or_false_only(client: httpx.AsyncClient, sent:
     assert (
         _messages(resp) == "SMS harus ya atau tidak (true/false) / SMS opt-in must be true or false"
     )
+
+
+async def test_a_list_of_values_says_atau_in_the_indonesian_half(
+    client: httpx.AsyncClient,
+) -> None:
+    """The re-check of the fifth review: "cara bayar harus salah satu dari 'cash',
+    'bank_transfer' or 'ewallet'" had the English "or" in the Indonesian half."""
+    resp = await client.post(
+        "/api/members/AMB-0001/withdrawals",
+        json={"amount_idr": 10_000, "method": "cheque"},
+        headers=await _attendant(client),
+    )
+    said = _messages(resp)
+    assert " dari 'cash', 'bank_transfer' atau 'ewallet' / " in said, said
+    assert said.endswith(" must be one of 'cash', 'bank_transfer' or 'ewallet'"), said
+
+
+async def test_the_admin_price_page_refuses_a_price_beyond_its_bound_as_a_bad_form(
+    client: httpx.AsyncClient,
+) -> None:
+    """The re-check: the page answered 409 (a conflict) for a price beyond its bound, which
+    `PUT /api/banks/{bank}/prices/{category}` answers 422: the page answers its form again with
+    the reason, 400, as for every bad field of a page's form (docs/operations.md, Money rules)."""
+    from tests.auth_helpers import with_csrf
+
+    form = await with_csrf(client, {"username": "admin", "password": PASSWORD})
+    assert (await client.post("/masuk", data=form)).status_code == 303
+    form = await with_csrf(client, {"category_code": "kaleng", "price_idr": "1.000.000"})
+    page = await client.post("/admin/harga/bs-batu-merah", data=form)
+    assert page.status_code == 400, page.text[-1500:]
+    assert "di luar batas wajar" in page.text

@@ -337,7 +337,7 @@ async def test_a_yes_no_in_a_json_body_is_true_or_false_only(gateway: Gw, sent: 
         "/petugas/api/members/AMB-0004/sms", json={"sms_opt_in": sent}, headers=csrf
     )
     assert resp.status_code == 422, resp.text
-    assert " harus ya atau tidak / " in resp.json()["detail"]
+    assert resp.json()["detail"] == "SMS harus ya atau tidak / SMS opt-in must be yes or no"
 
 
 def test_the_central_apis_422_reaches_the_attendant_in_its_words() -> None:

@@ -486,9 +486,13 @@ def load_settings(cls: type[S], config_file: Path | None = None, **overrides: An
         try:
             data = tomllib.loads(path.read_text())
         except FileNotFoundError:
-            raise ConfigError(f"configuration file not found: {path}") from None
+            raise ConfigError(
+                f"berkas pengaturan tidak ada / configuration file not found: {path}"
+            ) from None
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"configuration file {path}: {exc}") from None
+            raise ConfigError(
+                f"berkas pengaturan {path} tidak terbaca / configuration file {path}: {exc}"
+            ) from None
     problems: list[tuple[Loc, str]] = []
     _merge(data, _environment(cls, problems))
     data.update(overrides)

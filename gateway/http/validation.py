@@ -48,6 +48,7 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "category_code": ("jenis sampah", "category"),
     "name": ("nama", "name"),
     "phone": ("nomor HP", "phone number"),
+    "sms_opt_in": ("SMS", "SMS opt-in"),
     "nik": ("NIK", "NIK"),
     "rt": ("RT", "RT"),
     "rw": ("RW", "RW"),
