@@ -8,7 +8,8 @@ and no ``input`` echoed (it may be a password or a PIN). A page's form post that
 (a browser's, its Accept naming HTML, on a page path) gets the error page with the messages.
 
 The wording follows the gateway's (gateway/http/validation.py; the API may not import the
-gateway): a field's words from :data:`FIELD_LABELS`, a field ending in ``_idr`` is money (whole
+gateway, so the fields both take and their reading are :mod:`wastebank.field_words`): a field's
+words from :data:`FIELD_LABELS`, a field ending in ``_idr`` is money (whole
 Rupiah, bounds as Rp1.000), in ``_g`` (or ``grams``) a weight (whole grams).
 
 A page's money field is typed by people, so it is read here as id-ID digits
@@ -30,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 
 from api.deps import SESSION_COOKIE
 from api.web import refusal
-from wastebank import access
+from wastebank import access, field_words
 from wastebank.formats import rupiah, thousands
 
 __all__ = ["FIELD_LABELS", "form_rupiah", "message", "messages", "request_refused", "words"]
@@ -38,46 +39,23 @@ __all__ = ["FIELD_LABELS", "form_rupiah", "message", "messages", "request_refuse
 log = logging.getLogger("api.validation")
 
 FIELD_LABELS: Final[dict[str, tuple[str, str]]] = {
-    "amount_idr": ("jumlah", "amount"),
+    **field_words.LABELS,
     "counted_cash_idr": ("uang terhitung", "counted cash"),
     "opening_cash_idr": ("saldo awal", "opening float"),
     "revenue_idr": ("pendapatan", "revenue"),
-    "price_idr": ("harga", "price"),
-    "net_g": ("berat", "weight"),
-    "grams": ("berat", "weight"),
-    "received_g": ("berat diterima", "weight received"),
     "quantity": ("jumlah satuan", "quantity"),
-    "reason": ("alasan", "reason"),
     "note": ("catatan", "note"),
-    "member_no": ("nomor nasabah", "member number"),
-    "category": ("jenis sampah", "category"),
-    "category_code": ("jenis sampah", "category"),
     "collector": ("pengepul", "collector"),
-    "method": ("cara bayar", "payment method"),
-    "payment_method": ("cara bayar", "payment method"),
     "destination": ("nomor tujuan", "destination number"),
     "payout_ref": ("referensi", "reference"),
-    "name": ("nama", "name"),
-    "phone": ("nomor HP", "phone number"),
-    "nik": ("NIK", "NIK"),
-    "rt": ("RT", "RT"),
-    "rw": ("RW", "RW"),
     "kelurahan": ("kelurahan/desa", "kelurahan"),
     "cards": ("kartu", "cards"),
-    "uid": ("UID kartu", "card UID"),
-    "kind": ("jenis", "kind"),
     "at": ("waktu", "time"),
     "measured_at": ("waktu timbang", "time weighed"),
     "effective_from": ("berlaku sejak", "effective from"),
-    "day": ("tanggal", "date"),
-    "date": ("tanggal", "date"),
     "start": ("tanggal awal", "start"),
     "end": ("tanggal akhir", "end"),
     "month": ("bulan", "month"),
-    "sms_opt_in": ("SMS", "SMS opt-in"),
-    "pin": ("PIN", "PIN"),
-    "username": ("nama pengguna", "username"),
-    "password": ("kata sandi", "password"),
     "limit": ("batas", "limit"),
     "csrf_token": ("token formulir", "form token"),
     "bank_code": ("kode bank", "bank code"),
@@ -144,20 +122,11 @@ _BODY: Final = {
 
 
 def _field(loc: Sequence[Any]) -> str:
-    """The field a location points at: its last name (not an index, not "body" or "path")."""
-    names = [str(part) for part in loc if isinstance(part, str) and part not in _SKIP]
-    return names[-1] if names else ""
+    return field_words.field_of(loc, _SKIP)
 
 
 def _words(field: str) -> tuple[str, str]:
-    if field in FIELD_LABELS:
-        return FIELD_LABELS[field]
-    if field.endswith("_idr"):
-        return ("jumlah", "amount")
-    if field.endswith("_g"):
-        return ("berat", "weight")
-    plain = field.replace("_", " ")
-    return (plain or "isian", plain or "the input")
+    return field_words.field_words(field, FIELD_LABELS)
 
 
 def _money(field: str) -> bool:
@@ -226,11 +195,9 @@ def message(error: Mapping[str, Any]) -> str:
         return f"{idn} wajib diisi / {eng} is required"
     template = _PLAIN.get(kind, "{i} tidak sah / {e} is not valid")
     expected = str(ctx.get("expected", ""))
-    head, _, last = expected.rpartition(" or ")  # pydantic's list in English: "atau" in Indonesian
-    atau = f"{head} atau {last}" if head else expected
     return template.format_map(
-        {"i": idn, "e": eng, "max_length": "", "min_length": "", **ctx, "atau": atau}
-        | {"expected": expected}
+        {"i": idn, "e": eng, "max_length": "", "min_length": "", **ctx}
+        | {"expected": expected, "atau": field_words.atau(expected)}
     )
 
 

@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.http.attendant.pages import error_page
 from gateway.http.routing import Refused
+from wastebank import field_words
 from wastebank.formats import thousands
 
 __all__ = ["FIELD_LABELS", "REFUSED", "label", "message", "messages", "validation_refused"]
@@ -33,39 +34,16 @@ __all__ = ["FIELD_LABELS", "REFUSED", "label", "message", "messages", "validatio
 log = logging.getLogger("wastebank.gateway")
 
 FIELD_LABELS: dict[str, tuple[str, str]] = {
-    "amount_idr": ("jumlah", "amount"),
+    **field_words.LABELS,
     "counted_idr": ("uang terhitung", "counted cash"),
     "counted_cash_idr": ("uang tunai dihitung", "cash counted"),
     "opening_cash_idr": ("saldo awal", "opening cash"),
-    "price_idr": ("harga", "price"),
     "price_per_kg_idr": ("harga per kg", "price per kg"),
-    "net_g": ("berat", "weight"),
     "weight_g": ("berat", "weight"),
-    "grams": ("berat", "weight"),
-    "received_g": ("berat diterima", "weight received"),
-    "reason": ("alasan", "reason"),
-    "member_no": ("nomor nasabah", "member number"),
-    "category_code": ("jenis sampah", "category"),
-    "name": ("nama", "name"),
-    "phone": ("nomor HP", "phone number"),
-    "sms_opt_in": ("SMS", "SMS opt-in"),
-    "nik": ("NIK", "NIK"),
-    "rt": ("RT", "RT"),
-    "rw": ("RW", "RW"),
-    "pin": ("PIN", "PIN"),
     "reference": ("referensi", "reference"),
-    "method": ("cara bayar", "payment method"),
     "buyer": ("pembeli", "buyer"),
     "collector": ("pengepul", "buyer"),
-    "category": ("jenis sampah", "category"),
-    "payment_method": ("cara bayar", "payment method"),
-    "kind": ("jenis", "kind"),
-    "username": ("nama pengguna", "username"),
-    "password": ("kata sandi", "password"),
     "q": ("pencarian", "search"),
-    "uid": ("UID kartu", "card UID"),
-    "day": ("tanggal", "date"),
-    "date": ("tanggal", "date"),
 }
 """A field's name as the attendant reads it: (Indonesian, English)."""
 
@@ -85,20 +63,11 @@ def label(field: str, indonesian: str, english: str) -> None:
 
 
 def _field(loc: Sequence[Any]) -> str:
-    """The field a location points at: its last name (not an index, not "body")."""
-    names = [str(part) for part in loc if isinstance(part, str) and part not in ("body", "query")]
-    return names[-1] if names else ""
+    return field_words.field_of(loc, ("body", "query"))
 
 
 def _words(field: str) -> tuple[str, str]:
-    if field in FIELD_LABELS:
-        return FIELD_LABELS[field]
-    if field.endswith("_idr"):
-        return ("jumlah", "amount")
-    if field.endswith("_g"):
-        return ("berat", "weight")
-    plain = field.replace("_", " ") or "isian"
-    return (plain, field.replace("_", " ") or "the input")
+    return field_words.field_words(field, FIELD_LABELS)
 
 
 def _whole(field: str, idn: str, eng: str) -> str:
@@ -159,12 +128,10 @@ def message(error: Mapping[str, Any]) -> str:
     if kind == "string_pattern_mismatch" and ctx.get("pattern") == r"\S":  # not blank
         return f"{idn} wajib diisi / {eng} is required"
     template = _PLAIN.get(kind, "{i} tidak sah / {e} is not valid")
-    expected = str(ctx.get("expected", ""))
-    # the list's last "or" (fields.py words it in English) is "atau" in the Indonesian half
-    head, _, last = expected.rpartition(" or ")
-    atau = f"{head} atau {last}" if head else expected
+    expected = str(ctx.get("expected", ""))  # fields.py words the list in English
     return template.format_map(
-        {"i": idn, "e": eng, "max_length": "", **ctx, "expected": expected, "atau": atau}
+        {"i": idn, "e": eng, "max_length": "", **ctx}
+        | {"expected": expected, "atau": field_words.atau(expected)}
     )
 
 
