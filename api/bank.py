@@ -627,7 +627,7 @@ def sell(bank_code: str, body: SaleIn, ctx: CtxDep, response: Response) -> SaleO
             collector_code=body.collector,
             revenue_idr=body.revenue_idr,
             author=ctx.p.author,
-            at=not_ahead(on_a_day(body.at, bank)),
+            at=on_a_day(body.at, bank),
             note=body.note,
             payment_method=body.payment_method,
             idempotency_key=body.idempotency_key,
